@@ -1,0 +1,5 @@
+"""Allow ``python -m k8sbridge``."""
+
+from k8sbridge import cli
+
+raise SystemExit(cli.main())

@@ -1,0 +1,1 @@
+"""devkube: a local Kubernetes control plane (API server + controllers) for dev and CI."""

@@ -1,0 +1,1 @@
+"""The Kubernetes API seam: the only package that imports kopf, kubernetes or pykube."""

@@ -1,0 +1,1 @@
+"""The virtual kubelet: nodes, leases, pod status, and the kubelet HTTPS API."""

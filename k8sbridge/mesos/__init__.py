@@ -1,0 +1,1 @@
+"""The Mesos v1 HTTP API: wire model, RecordIO, and the async scheduler client."""

@@ -1,0 +1,1 @@
+"""Pods to offers: pure placement (feasible, rank, select, stack, plan) plus the async loop."""

@@ -1,0 +1,25 @@
+"""Suite-wide test settings: e2e tests run last; helpers for free loopback ports."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # e2e tests are the slowest and depend on everything else: run them last.
+    items.sort(key=lambda item: 1 if item.get_closest_marker("e2e") else 0)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host`` (loopback only)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def unused_port() -> int:
+    return free_port()
