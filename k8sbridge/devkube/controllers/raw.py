@@ -1,0 +1,68 @@
+"""Wire JSON of the Kubernetes API as the controllers see it (``Raw*`` = exactly as sent).
+
+Objects stay plain dicts: the controllers read a handful of fields and write whole objects
+back, so a full typed model would be mostly ceremony. The few shapes that the code builds or
+branches on are spelled out as ``TypedDict``s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NewType, TypedDict
+
+RawObject = dict[str, Any]
+"""Any Kubernetes object (pod, replicaset, ...) as JSON."""
+
+ObjectKey = NewType("ObjectKey", str)
+"""``"namespace/name"`` (or ``"name"`` for cluster-scoped objects): the work-queue item."""
+
+ObjectUid = NewType("ObjectUid", str)
+
+WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
+
+
+class RawOwnerReference(TypedDict, total=False):
+    apiVersion: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool
+    blockOwnerDeletion: bool
+
+
+class RawWatchEvent(TypedDict):
+    type: WatchEventType
+    object: RawObject
+
+
+def key_of(obj: RawObject) -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    name = str(meta.get("name", ""))
+    return ObjectKey(f"{ns}/{name}" if ns else name)
+
+
+def split_key(key: ObjectKey) -> tuple[str | None, str]:
+    ns, sep, name = key.partition("/")
+    return (ns, name) if sep else (None, ns)
+
+
+def uid_of(obj: RawObject) -> ObjectUid:
+    return ObjectUid(str((obj.get("metadata") or {}).get("uid", "")))
+
+
+def meta(obj: RawObject) -> dict[str, Any]:
+    """The object's metadata (created empty if absent, so callers may write into it)."""
+    m: dict[str, Any] = obj.setdefault("metadata", {})
+    return m
+
+
+def owner_refs(obj: RawObject) -> list[RawOwnerReference]:
+    refs: list[RawOwnerReference] = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return refs
+
+
+def controller_ref(obj: RawObject) -> RawOwnerReference | None:
+    for ref in owner_refs(obj):
+        if ref.get("controller"):
+            return ref
+    return None
