@@ -1,0 +1,360 @@
+"""Writes (and the few direct reads) to the Kubernetes API through the official client.
+
+Why raw JSON over the official client's transport: the generated model classes drop fields they
+do not know, are slow to build, and famously fail to decode a Binding reply. We keep the official
+client for what it is good at (kubeconfig and in-cluster loading, TLS, tokens, exec plugins,
+retries) and exchange plain ``dict`` bodies exactly as the wire has them.
+
+The official client is synchronous; every call runs in a bounded thread pool
+(``KubeSettings.client_threads``) so the event loop never blocks and a slow API server cannot
+spawn unbounded threads. Errors come out as ``k8sbridge.kube.errors`` classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import urllib3
+
+from k8sbridge.kube import errors
+
+__all__ = ["Connection", "KubeClient", "RawObject", "now_rfc3339", "now_micro"]
+
+log = logging.getLogger(__name__)
+
+RawObject = dict[str, Any]
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+def now_rfc3339() -> str:
+    """Kubernetes ``Time``: RFC 3339 in UTC with second precision."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro() -> str:
+    """Kubernetes ``MicroTime``: RFC 3339 with 6 fractional digits (leases, eventTime)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Connection:
+    """What another client (kopf, aiohttp for logs) needs to reach the same API server."""
+
+    server: str
+    token: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+    username: str | None = None
+    password: str | None = None
+    namespace: str | None = None
+
+
+class KubeClient:
+    """A small raw-JSON client; one instance per process, shared by all components."""
+
+    def __init__(
+        self,
+        *,
+        configuration: Any,  # kubernetes.client.Configuration
+        threads: int = 8,
+        timeout: float = 30.0,
+    ) -> None:
+        self._configuration = configuration
+        self._api = kubernetes.client.ApiClient(configuration)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="kube-client"
+        )
+        self._timeout = timeout
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_kubeconfig(
+        cls, *, path: Path | None, context: str | None = None, threads: int = 8
+    ) -> KubeClient:
+        """Load ``path`` (or in-cluster config when ``path`` is None and we run in a pod,
+        else ``$KUBECONFIG``/``~/.kube/config``)."""
+        configuration = kubernetes.client.Configuration()
+        try:
+            if path is None and _in_cluster():
+                kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            else:
+                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=str(path) if path is not None else None,
+                    context=context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as e:
+            raise errors.ConfigError(f"cannot load Kubernetes credentials: {e}") from e
+        return cls(configuration=configuration, threads=threads)
+
+    def connection(self) -> Connection:
+        c = self._configuration
+        token: str | None = None
+        auth = (c.api_key or {}).get("authorization") or (c.api_key or {}).get("BearerToken")
+        if auth:
+            token = str(auth).removeprefix("Bearer ").strip()
+        return Connection(
+            server=str(c.host),
+            token=token,
+            ca_file=c.ssl_ca_cert,
+            cert_file=c.cert_file,
+            key_file=c.key_file,
+            insecure=not c.verify_ssl,
+            username=c.username or None,
+            password=c.password or None,
+        )
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._api.close)
+
+    # -- the one raw call ----------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+    ) -> RawObject:
+        """One API call; returns the decoded JSON reply (``{}`` for an empty body)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, self._request_sync, method, path, query, body, content_type
+        )
+
+    def _request_sync(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]] | Mapping[str, str] | None,
+        body: Any,
+        content_type: str,
+    ) -> RawObject:
+        headers = {"Accept": JSON}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        params = list(query.items()) if isinstance(query, Mapping) else list(query or [])
+        what = f"{method} {path}"
+        try:
+            serialized = self._api.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._api.call_api(*serialized, _request_timeout=self._timeout)
+            data = response.read()  # type: ignore[no-untyped-call]
+        except urllib3.exceptions.HTTPError as e:
+            raise errors.TransportError(f"{what}: {e}") from e
+        except kubernetes.client.exceptions.ApiException as e:
+            if e.status:
+                raise errors.api_error(status=e.status, body=e.body, what=what) from e
+            raise errors.TransportError(f"{what}: {e}") from e
+        if not 200 <= response.status <= 299:
+            raise errors.api_error(status=response.status, body=data, what=what)
+        if not data:
+            return {}
+        try:
+            decoded = json.loads(data)
+        except ValueError as e:
+            raise errors.ApiError(
+                f"{what}: reply is not JSON", status=response.status, body=data[:200]
+            ) from e
+        return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+    # -- generic verbs -------------------------------------------------------------------
+
+    async def get(self, path: str, **query: str) -> RawObject:
+        return await self.request("GET", path, query=query)
+
+    async def create(self, path: str, body: RawObject) -> RawObject:
+        return await self.request("POST", path, body=body)
+
+    async def replace(self, path: str, body: RawObject) -> RawObject:
+        return await self.request("PUT", path, body=body)
+
+    async def patch(self, path: str, body: Any, *, content_type: str = MERGE_PATCH) -> RawObject:
+        return await self.request("PATCH", path, body=body, content_type=content_type)
+
+    async def delete(
+        self,
+        path: str,
+        *,
+        grace_period_seconds: int | None = None,
+        uid: str | None = None,
+    ) -> RawObject:
+        body: RawObject = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
+        return await self.request("DELETE", path, body=body)
+
+    # -- pods ----------------------------------------------------------------------------
+
+    async def list_pods(self, *, field_selector: str | None = None) -> list[RawObject]:
+        query = {"fieldSelector": field_selector} if field_selector else {}
+        reply = await self.request("GET", "/api/v1/pods", query=query)
+        return list(reply.get("items") or [])
+
+    async def get_pod(self, namespace: str, name: str) -> RawObject:
+        return await self.get(pod_path(namespace, name))
+
+    async def bind_pod(self, *, namespace: str, name: str, uid: str | None, node: str) -> None:
+        """``POST pods/NAME/binding``; 409 when already bound (the caller re-reads)."""
+        body: RawObject = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "namespace": namespace},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        if uid:
+            body["metadata"]["uid"] = uid
+        await self.create(pod_path(namespace, name) + "/binding", body)
+
+    async def patch_pod_status(
+        self, *, namespace: str, name: str, uid: str | None, status: RawObject
+    ) -> RawObject:
+        """Merge-patch ``pods/NAME/status`` with a UID precondition (409 if recreated)."""
+        body: RawObject = {"status": status}
+        if uid:
+            body["metadata"] = {"uid": uid}
+        return await self.patch(pod_path(namespace, name) + "/status", body)
+
+    async def delete_pod_now(self, *, namespace: str, name: str, uid: str | None) -> None:
+        """The kubelet's final DELETE: grace 0, UID precondition; gone or recreated is fine."""
+        try:
+            await self.delete(pod_path(namespace, name), grace_period_seconds=0, uid=uid)
+        except (errors.NotFound, errors.Conflict):
+            return
+
+    # -- config reads for env valueFrom ----------------------------------------------------
+
+    async def get_config_map(self, namespace: str, name: str) -> RawObject:
+        return await self.get(f"/api/v1/namespaces/{_q(namespace)}/configmaps/{_q(name)}")
+
+    async def get_secret(self, namespace: str, name: str) -> RawObject:
+        return await self.get(f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}")
+
+    async def upsert_config_map(
+        self, *, namespace: str, name: str, data: Mapping[str, str]
+    ) -> None:
+        """Create or update a ConfigMap's data (merge: other keys are kept)."""
+        path = f"/api/v1/namespaces/{_q(namespace)}/configmaps/{_q(name)}"
+        try:
+            await self.patch(path, {"data": dict(data)})
+        except errors.NotFound:
+            await self.ensure_namespace(namespace)
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace},
+                "data": dict(data),
+            }
+            try:
+                await self.create(f"/api/v1/namespaces/{_q(namespace)}/configmaps", body)
+            except errors.Conflict:
+                await self.patch(path, {"data": dict(data)})
+
+    async def ensure_namespace(self, namespace: str) -> None:
+        try:
+            await self.create(
+                "/api/v1/namespaces",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            )
+        except errors.Conflict:
+            return
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def post_event(
+        self,
+        *,
+        involved: RawObject,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = "k8sbridge",
+        host: str | None = None,
+    ) -> None:
+        """Post a core/v1 Event about ``involved`` (a pod or node); failures are logged only."""
+        meta = involved.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        now = now_rfc3339()
+        source: RawObject = {"component": component}
+        if host:
+            source["host"] = host
+        body: RawObject = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion", "v1"),
+                "kind": involved.get("kind", "Pod"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": source,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": host or component,
+        }
+        try:
+            await self.create(f"/api/v1/namespaces/{_q(namespace)}/events", body)
+        except errors.KubeError as e:
+            log.warning("could not post event %s for %s: %s", reason, meta.get("name"), e)
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def pod_path(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}"
+
+
+def node_path(name: str) -> str:
+    return f"/api/v1/nodes/{_q(name)}"
+
+
+def lease_path(name: str, namespace: str = "kube-node-lease") -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{_q(namespace)}/leases/{_q(name)}"
+
+
+def _in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and Path(
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    ).exists()

@@ -1,0 +1,127 @@
+"""Watching Kubernetes objects with an embedded kopf operator that only feeds our queues.
+
+Why kopf, and why only ``@kopf.on.event``: kopf gives us a robust list+watch loop (relist on
+410, bookmarks, reconnects, back-off) without us writing one. Its change handlers, however, write
+progress annotations and finalizers onto the objects; the bridge must not touch pods that way
+(the kubelet is the sole writer of ``pod.status``, and annotations would make every pod look
+changed). Event handlers are read-only: each one hands the raw object to a callback that puts a
+key on one of the bridge's level-triggered queues and returns at once.
+
+The operator runs with its own registry (no globals), ``standalone`` (no peering objects),
+clusterwide, with event posting disabled; ``ready`` is set once kopf reports it is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+
+from k8sbridge.kube import client as kube_client
+
+__all__ = ["WatchCallback", "run"]
+
+log = logging.getLogger(__name__)
+
+# (event type: "ADDED" | "MODIFIED" | "DELETED" | None for the initial listing, raw object)
+WatchCallback = Callable[[str | None, dict[str, Any]], None]
+
+
+def _build_registry(
+    *,
+    connection: kube_client.Connection,
+    on_pod: WatchCallback | None,
+    on_node: WatchCallback | None,
+) -> Any:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def _login(**_: Any) -> Any:
+        return kopf.ConnectionInfo(
+            server=connection.server,
+            token=connection.token,
+            scheme="Bearer" if connection.token else None,
+            ca_path=connection.ca_file,
+            certificate_path=connection.cert_file,
+            private_key_path=connection.key_file,
+            insecure=connection.insecure or None,
+            username=connection.username,
+            password=connection.password,
+        )
+
+    if on_pod is not None:
+        pod_callback = on_pod
+
+        @kopf.on.event("", "v1", "pods", registry=registry)
+        def _pod_event(event: Any, **_: Any) -> None:
+            _deliver(pod_callback, event)
+
+    if on_node is not None:
+        node_callback = on_node
+
+        @kopf.on.event("", "v1", "nodes", registry=registry)
+        def _node_event(event: Any, **_: Any) -> None:
+            _deliver(node_callback, event)
+
+    return registry
+
+
+def _deliver(callback: WatchCallback, event: Any) -> None:
+    raw = event.get("object")
+    if not isinstance(raw, dict):
+        return
+    etype = event.get("type")
+    try:
+        callback(etype, raw)
+    except Exception:  # a bad callback must not kill the watch stream; it is a bug: log it
+        log.exception("watch callback failed for %s", (raw.get("metadata") or {}).get("name"))
+
+
+def _settings() -> Any:
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False  # no kopf events on our pods
+    settings.watching.inactivity_timeout = 70.0
+    settings.watching.reconnect_backoff = 0.5
+    settings.networking.error_backoffs = [0.5, 1, 2, 5]
+    settings.scanning.disabled = True  # no CRD/namespace scanning: we are clusterwide on v1
+    return settings
+
+
+async def run(
+    *,
+    connection: kube_client.Connection,
+    on_pod: WatchCallback | None = None,
+    on_node: WatchCallback | None = None,
+    stop: asyncio.Event,
+    ready: asyncio.Event,
+) -> None:
+    """Watch pods (and optionally nodes) until ``stop`` is set."""
+    registry = _build_registry(connection=connection, on_pod=on_pod, on_node=on_node)
+    stop_flag: asyncio.Event = asyncio.Event()
+    ready_flag: asyncio.Event = asyncio.Event()
+
+    async def relay_stop() -> None:
+        await stop.wait()
+        stop_flag.set()
+
+    async def relay_ready() -> None:
+        await ready_flag.wait()
+        ready.set()
+
+    relays = [asyncio.create_task(relay_stop()), asyncio.create_task(relay_ready())]
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=_settings(),
+            standalone=True,
+            clusterwide=True,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)

@@ -1,0 +1,272 @@
+"""The bridge's settings: nested frozen dataclasses under one ``BridgeSettings``.
+
+Why one tree: every component receives only its own section (``settings.mesos``,
+``settings.kubelet`` ...), so a component's knobs are visible in one place and tests can build a
+settings value with ``dataclasses.replace`` instead of patching globals.
+
+Precedence (highest first): command-line flags > environment ``K8SBRIDGE_<SECTION>_<FIELD>``
+(e.g. ``K8SBRIDGE_MESOS_MASTERS=http://m1:5050,http://m2:5050``) > an optional YAML file
+(``{mesos: {masters: [...]}, kubelet: {port: 10250}}``) > the defaults below. Unknown keys in
+the file or the environment are errors, not silently ignored: a misspelt setting would otherwise
+look like it took effect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "BridgeSettings",
+    "EmbeddedSettings",
+    "KubeSettings",
+    "KubeletSettings",
+    "MesosSettings",
+    "SchedulerSettings",
+    "SettingsError",
+    "load",
+]
+
+ENV_PREFIX = "K8SBRIDGE_"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used (the message names the key and the source)."""
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "root"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MesosSettings:
+    """The framework side: how to reach the master and how to behave towards it."""
+
+    masters: tuple[str, ...] = ("http://127.0.0.1:5050",)
+    roles: tuple[str, ...] = ("kubernetes",)
+    framework_name: str = "k8sbridge"
+    user: str = dataclasses.field(default_factory=_default_user)
+    principal: str | None = None
+    secret_file: Path | None = None  # HTTP basic auth secret, read at start (never logged)
+    ca_file: Path | None = None
+    failover_timeout_seconds: float = 7 * 24 * 3600.0
+    refuse_seconds: float = 30.0  # decline filter for offers we cannot use
+    revive_min_interval_seconds: float = 1.0  # REVIVE at most this often
+    offer_hold_seconds: float = 5.0  # never keep an offer longer than this
+    reconcile_interval_seconds: float = 900.0
+    agent_poll_seconds: float = 2.0  # operator API GET_AGENTS period (nodes)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KubeSettings:
+    """The Kubernetes side: credentials and where the bridge keeps its own state."""
+
+    kubeconfig: Path | None = None  # None: in-cluster config, else ~/.kube/config
+    context: str | None = None
+    namespace: str = "k8sbridge"  # the bridge's namespace (state ConfigMap, events)
+    state_configmap: str = "k8sbridge-state"
+    client_threads: int = 8  # the official client is synchronous: bounded thread pool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    """Which pods the bridge schedules, and how pods become Mesos task groups."""
+
+    scheduler_names: tuple[str, ...] = ("k8sbridge",)
+    ranking: str = "spread"  # or "binpack"
+    seed: int | None = None
+    executor_cpus: float = 0.1  # the DEFAULT executor's own resources, once per pod
+    executor_mem: float = 32.0
+    image_mode: str = "mesos"  # "mesos": container.mesos.image; "none": run on the host
+    tolerate_own_taint: bool = True
+    cycle_seconds: float = 0.2  # batching window before a placement pass
+    # Pods without requests get these (documented in docs/operations.md).
+    default_cpus: float = 0.1
+    default_mem: float = 64.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KubeletSettings:
+    """The virtual kubelet: nodes, leases and the HTTPS API on 10250."""
+
+    host: str = "0.0.0.0"
+    port: int = 10250
+    advertise_address: str = "127.0.0.1"  # what the apiserver uses to reach us (InternalIP)
+    cert_file: Path | None = None  # None: a generated self-signed certificate
+    key_file: Path | None = None
+    client_ca_file: Path | None = None  # verify client certificates with this CA
+    anonymous: bool = True  # allow requests without a client certificate
+    node_taint: str = "virtual-kubelet.io/provider=mesos:NoSchedule"  # "" disables
+    lease_duration_seconds: int = 40
+    lease_renew_seconds: float = 10.0
+    status_report_seconds: float = 60.0
+    max_pods: int = 110
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EmbeddedSettings:
+    """``k8sbridge run`` without --master/--kubeconfig: kernel + devkube + bridge."""
+
+    data_dir: Path = Path(".k8sbridge")
+    kernel_port: int = 5050
+    api_port: int = 6443
+    agents: int = 3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    mesos: MesosSettings = dataclasses.field(default_factory=MesosSettings)
+    kube: KubeSettings = dataclasses.field(default_factory=KubeSettings)
+    scheduler: SchedulerSettings = dataclasses.field(default_factory=SchedulerSettings)
+    kubelet: KubeletSettings = dataclasses.field(default_factory=KubeletSettings)
+    embedded: EmbeddedSettings = dataclasses.field(default_factory=EmbeddedSettings)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _coerce(value: Any, hint: Any, *, where: str) -> Any:
+    """Convert a YAML or environment value to the field's declared type."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        return _coerce(value, args[0], where=where)
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+        elif isinstance(value, list | tuple):
+            parts = list(value)
+        else:
+            raise SettingsError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(p, item, where=where) for p in parts)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if hint is Path:
+            return Path(str(value)).expanduser()
+        if hint is str:
+            if isinstance(value, dict | list):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError) as e:
+        raise SettingsError(f"{where}: {value!r} is not a valid {hint.__name__}") from e
+    raise SettingsError(f"{where}: unsupported setting type {hint!r}")
+
+
+def _section_types() -> dict[str, type[Any]]:
+    hints = typing.get_type_hints(BridgeSettings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(BridgeSettings)}
+
+
+def _apply(
+    base: BridgeSettings, values: Mapping[str, Mapping[str, Any]], *, source: str
+) -> BridgeSettings:
+    sections = _section_types()
+    replaced: dict[str, Any] = {}
+    for section, fields in values.items():
+        if section not in sections:
+            raise SettingsError(f"{source}: unknown section {section!r}")
+        if not isinstance(fields, Mapping):
+            raise SettingsError(f"{source}: section {section!r} must be a mapping")
+        cls = sections[section]
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        changes: dict[str, Any] = {}
+        for key, raw in fields.items():
+            if key not in names:
+                raise SettingsError(f"{source}: unknown setting {section}.{key}")
+            changes[key] = _coerce(raw, hints[key], where=f"{source}: {section}.{key}")
+        replaced[section] = dataclasses.replace(getattr(base, section), **changes)
+    return dataclasses.replace(base, **replaced)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    sections = _section_types()
+    out: dict[str, dict[str, str]] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        rest = key[len(ENV_PREFIX) :].lower()
+        section, _, field = rest.partition("_")
+        if section not in sections or not field:
+            continue  # other K8SBRIDGE_* variables (e.g. the e2e target) are not settings
+        names = {f.name for f in dataclasses.fields(sections[section])}
+        if field not in names:
+            raise SettingsError(f"environment: {key} is not a known setting")
+        out.setdefault(section, {})[field] = value
+    return out
+
+
+def load(
+    *,
+    flags: Mapping[str, Mapping[str, Any]] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> BridgeSettings:
+    """Build the settings: defaults < YAML file < environment < flags (None values skipped)."""
+    env = os.environ if env is None else env
+    settings = BridgeSettings()
+    if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(env[ENV_PREFIX + "CONFIG"])
+    if config_file is not None:
+        try:
+            data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise SettingsError(f"config file {config_file}: {e}") from e
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"config file {config_file}: the top level must be a mapping")
+        settings = _apply(settings, data, source=f"config file {config_file}")
+    settings = _apply(settings, _from_env(env), source="environment")
+    if flags:
+        given = {
+            section: {k: v for k, v in fields.items() if v is not None}
+            for section, fields in flags.items()
+        }
+        settings = _apply(settings, given, source="flags")
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: BridgeSettings) -> None:
+    if not settings.mesos.masters:
+        raise SettingsError("mesos.masters: at least one master URL is needed")
+    if not settings.mesos.roles:
+        raise SettingsError("mesos.roles: at least one role is needed")
+    if settings.scheduler.ranking not in ("spread", "binpack"):
+        raise SettingsError("scheduler.ranking: must be 'spread' or 'binpack'")
+    if settings.scheduler.image_mode not in ("mesos", "none"):
+        raise SettingsError("scheduler.image_mode: must be 'mesos' or 'none'")
+    if not settings.scheduler.scheduler_names:
+        raise SettingsError("scheduler.scheduler_names: at least one name is needed")
+    if settings.kube.client_threads < 1:
+        raise SettingsError("kube.client_threads: must be at least 1")
