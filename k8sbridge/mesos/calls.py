@@ -1,0 +1,296 @@
+"""Builders for scheduler calls (``mesos.v1.scheduler.Call``): typed arguments in, wire JSON out.
+
+Why pure functions: the client only POSTs what these return, so the exact wire shape of every
+call (``roles`` not ``role`` in REVIVE, ``request.requests``, both framework ids on re-subscribe,
+``{"value": ...}`` wrappers, base64) is tested here without a network, and the embedded kernel's
+tests can build calls the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from k8sbridge.mesos import raw as wire
+from k8sbridge.mesos import types
+from k8sbridge.model import resources as res
+from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId
+
+__all__ = [
+    "accept",
+    "acknowledge",
+    "acknowledge_operation_status",
+    "decline",
+    "kill",
+    "launch",
+    "launch_group",
+    "message",
+    "reconcile",
+    "reconcile_operations",
+    "request",
+    "reserve",
+    "revive",
+    "shutdown",
+    "subscribe",
+    "suppress",
+    "teardown",
+    "unreserve",
+    "update_framework",
+]
+
+
+def _id(value: str) -> wire.RawId:
+    return {"value": value}
+
+
+def _filters(refuse_seconds: float | None) -> wire.RawFilters | None:
+    return None if refuse_seconds is None else {"refuse_seconds": float(refuse_seconds)}
+
+
+def subscribe(
+        *,
+        framework_info: types.FrameworkInfo,
+        suppressed_roles: Sequence[str] = (),
+        offer_constraints: wire.RawOfferConstraints | None = None,
+) -> wire.RawCall:
+    """SUBSCRIBE. With ``framework_info.id`` set, both ``framework_id`` fields are filled."""
+    body: wire.RawSubscribe = {"framework_info": framework_info.to_raw()}
+    if suppressed_roles:
+        body["suppressed_roles"] = list(suppressed_roles)
+    if offer_constraints:
+        body["offer_constraints"] = offer_constraints
+    call: wire.RawCall = {"type": "SUBSCRIBE", "subscribe": body}
+    if framework_info.id is not None:
+        call["framework_id"] = _id(framework_info.id)
+    return call
+
+
+def update_framework(
+        *,
+        framework_info: types.FrameworkInfo,
+        suppressed_roles: Sequence[str] = (),
+        offer_constraints: wire.RawOfferConstraints | None = None,
+) -> wire.RawCall:
+    if framework_info.id is None:
+        raise ValueError("UPDATE_FRAMEWORK needs framework_info.id")
+    body: wire.RawUpdateFramework = {"framework_info": framework_info.to_raw()}
+    if suppressed_roles:
+        body["suppressed_roles"] = list(suppressed_roles)
+    if offer_constraints:
+        body["offer_constraints"] = offer_constraints
+    return {
+        "type": "UPDATE_FRAMEWORK",
+        "framework_id": _id(framework_info.id),
+        "update_framework": body,
+    }
+
+
+def teardown(*, framework_id: FrameworkId) -> wire.RawCall:
+    return {"type": "TEARDOWN", "framework_id": _id(framework_id)}
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+def launch(tasks: Iterable[types.TaskInfo]) -> wire.RawOperation:
+    """LAUNCH with the command executor (executor id = task id on the agent)."""
+    return {"type": "LAUNCH", "launch": {"task_infos": [t.to_raw() for t in tasks]}}
+
+
+def launch_group(
+        *, executor: types.ExecutorInfo, tasks: Iterable[types.TaskInfo]
+) -> wire.RawOperation:
+    """LAUNCH_GROUP: one DEFAULT executor with its own resources and ``framework_id`` set."""
+    if executor.framework_id is None:
+        raise ValueError("LAUNCH_GROUP needs executor.framework_id (the master does not fill it)")
+    if executor.type != "DEFAULT":
+        raise ValueError("LAUNCH_GROUP needs a DEFAULT executor")
+    return {
+        "type": "LAUNCH_GROUP",
+        "launch_group": {
+            "executor": executor.to_raw(),
+            "task_group": {"tasks": [t.to_raw() for t in tasks]},
+        },
+    }
+
+
+def reserve(
+        resources: res.Resources, *, source: res.Resources | None = None
+) -> wire.RawOperation:
+    """RESERVE: ``resources`` in their target (reserved) form; ``source`` optionally."""
+    body: wire.RawReserve = {"resources": cast(list[wire.RawResource], resources.to_raw())}
+    if source is not None:
+        body["source"] = cast(list[wire.RawResource], source.to_raw())
+    return {"type": "RESERVE", "reserve": body}
+
+
+def unreserve(resources: res.Resources) -> wire.RawOperation:
+    return {
+        "type": "UNRESERVE",
+        "unreserve": {"resources": cast(list[wire.RawResource], resources.to_raw())},
+    }
+
+
+def accept(
+        *,
+        framework_id: FrameworkId,
+        offer_ids: Sequence[OfferId],
+        operations: Sequence[wire.RawOperation],
+        refuse_seconds: float | None = None,
+) -> wire.RawCall:
+    if not offer_ids:
+        raise ValueError("ACCEPT needs at least one offer id")
+    body: wire.RawAccept = {
+        "offer_ids": [_id(o) for o in offer_ids],
+        "operations": list(operations),
+    }
+    if (flt := _filters(refuse_seconds)) is not None:
+        body["filters"] = flt
+    return {"type": "ACCEPT", "framework_id": _id(framework_id), "accept": body}
+
+
+def decline(
+        *,
+        framework_id: FrameworkId,
+        offer_ids: Sequence[OfferId],
+        refuse_seconds: float | None = None,
+) -> wire.RawCall:
+    body: wire.RawDecline = {"offer_ids": [_id(o) for o in offer_ids]}
+    if (flt := _filters(refuse_seconds)) is not None:
+        body["filters"] = flt
+    return {"type": "DECLINE", "framework_id": _id(framework_id), "decline": body}
+
+
+def revive(*, framework_id: FrameworkId, roles: Sequence[str] | None = None) -> wire.RawCall:
+    """REVIVE ``roles`` (None = every role of the framework)."""
+    body: wire.RawRoles = {} if roles is None else {"roles": list(roles)}
+    return {"type": "REVIVE", "framework_id": _id(framework_id), "revive": body}
+
+
+def suppress(*, framework_id: FrameworkId, roles: Sequence[str] | None = None) -> wire.RawCall:
+    body: wire.RawRoles = {} if roles is None else {"roles": list(roles)}
+    return {"type": "SUPPRESS", "framework_id": _id(framework_id), "suppress": body}
+
+
+def kill(
+        *,
+        framework_id: FrameworkId,
+        task_id: TaskId,
+        agent_id: AgentId | None = None,
+        grace_period_seconds: float | None = None,
+) -> wire.RawCall:
+    body: wire.RawKill = {"task_id": _id(task_id)}
+    if agent_id is not None:
+        body["agent_id"] = _id(agent_id)
+    if grace_period_seconds is not None:
+        body["kill_policy"] = types.KillPolicy(grace_period_seconds).to_raw()
+    return {"type": "KILL", "framework_id": _id(framework_id), "kill": body}
+
+
+def shutdown(
+        *, framework_id: FrameworkId, executor_id: ExecutorId, agent_id: AgentId
+) -> wire.RawCall:
+    return {
+        "type": "SHUTDOWN",
+        "framework_id": _id(framework_id),
+        "shutdown": {"executor_id": _id(executor_id), "agent_id": _id(agent_id)},
+    }
+
+
+def acknowledge(*, framework_id: FrameworkId, status: types.TaskStatus) -> wire.RawCall:
+    """ACKNOWLEDGE an update; refused for updates without a uuid (those must not be acked)."""
+    if not status.uuid:
+        raise ValueError(f"status of {status.task_id} has no uuid: it must not be acknowledged")
+    if status.agent_id is None:
+        raise ValueError(f"status of {status.task_id} has no agent_id to acknowledge with")
+    return {
+        "type": "ACKNOWLEDGE",
+        "framework_id": _id(framework_id),
+        "acknowledge": {
+            "agent_id": _id(status.agent_id),
+            "task_id": _id(status.task_id),
+            "uuid": status.uuid,
+        },
+    }
+
+
+def acknowledge_operation_status(
+        *,
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        operation_id: str,
+        uuid: str,
+        resource_provider_id: str | None = None,
+) -> wire.RawCall:
+    body: wire.RawAcknowledgeOperationStatus = {
+        "agent_id": _id(agent_id),
+        "uuid": uuid,
+        "operation_id": _id(operation_id),
+    }
+    if resource_provider_id is not None:
+        body["resource_provider_id"] = _id(resource_provider_id)
+    return {
+        "type": "ACKNOWLEDGE_OPERATION_STATUS",
+        "framework_id": _id(framework_id),
+        "acknowledge_operation_status": body,
+    }
+
+
+def reconcile(
+        *, framework_id: FrameworkId, tasks: Mapping[TaskId, AgentId | None] | None = None
+) -> wire.RawCall:
+    """RECONCILE: explicit for ``tasks``, implicit (every task the master knows) when empty."""
+    items: list[wire.RawReconcileTask] = []
+    for task_id, agent_id in (tasks or {}).items():
+        item: wire.RawReconcileTask = {"task_id": _id(task_id)}
+        if agent_id is not None:
+            item["agent_id"] = _id(agent_id)
+        items.append(item)
+    return {"type": "RECONCILE", "framework_id": _id(framework_id), "reconcile": {"tasks": items}}
+
+
+def reconcile_operations(
+        *, framework_id: FrameworkId, operations: Mapping[str, AgentId | None] | None = None
+) -> wire.RawCall:
+    items: list[wire.RawReconcileOperation] = []
+    for operation_id, agent_id in (operations or {}).items():
+        item: wire.RawReconcileOperation = {"operation_id": _id(operation_id)}
+        if agent_id is not None:
+            item["agent_id"] = _id(agent_id)
+        items.append(item)
+    return {
+        "type": "RECONCILE_OPERATIONS",
+        "framework_id": _id(framework_id),
+        "reconcile_operations": {"operations": items},
+    }
+
+
+def message(
+        *, framework_id: FrameworkId, agent_id: AgentId, executor_id: ExecutorId, data: bytes
+) -> wire.RawCall:
+    return {
+        "type": "MESSAGE",
+        "framework_id": _id(framework_id),
+        "message": {
+            "agent_id": _id(agent_id),
+            "executor_id": _id(executor_id),
+            "data": types.encode_bytes(data),
+        },
+    }
+
+
+def request(
+        *, framework_id: FrameworkId, requests: Sequence[tuple[AgentId | None, res.Resources]]
+) -> wire.RawCall:
+    """REQUEST (ignored by the built-in allocator); ``requests`` nests under ``request``."""
+    items: list[wire.RawRequest] = []
+    for agent_id, resources in requests:
+        item: wire.RawRequest = {"resources": cast(list[wire.RawResource], resources.to_raw())}
+        if agent_id is not None:
+            item["agent_id"] = _id(agent_id)
+        items.append(item)
+    return {"type": "REQUEST", "framework_id": _id(framework_id), "request": {"requests": items}}
+
+
+def call_type(call: Mapping[str, Any]) -> str:
+    return str(call.get("type", "UNKNOWN"))
