@@ -1,12 +1,29 @@
 """Runs devkube's controllers against an API server, like kube-controller-manager.
 
-The API server hooks ``run`` into ``devkube.main``; the controllers only talk to it over HTTP.
+The API server hooks ``run`` into ``devkube.main``; the controllers only talk to it over HTTP
+(any conformant server would do). One shared informer per resource feeds every controller;
+each controller is one task draining its own keyed queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from pathlib import Path
+from typing import Protocol
+
+from k8sbridge.devkube.controllers import client as api
+from k8sbridge.devkube.controllers.deployment import DeploymentController
+from k8sbridge.devkube.controllers.gc import GarbageCollector
+from k8sbridge.devkube.controllers.informer import Informer
+from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLifecycleController
+from k8sbridge.devkube.controllers.replicaset import ReplicaSetController
+from k8sbridge.devkube.controllers.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NODE_GRACE_SECONDS = 50.0
 
 
 async def run(
@@ -14,14 +31,71 @@ async def run(
         url: str,
         token: str | None,
         ca_file: Path | None,
-        node_grace_seconds: float = 50.0,
+        node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS,
         stop: asyncio.Event,
         ready: asyncio.Event,
 ) -> None:
-    """Run all controllers until ``stop`` is set; ``ready`` once their caches are synced.
+    """Run all controllers until ``stop`` is set; ``ready`` once every cache has synced.
 
-    First version: the signature only (controllers land in the next commits).
+    If the server is unreachable the informers keep retrying with back-off (``ready`` then
+    stays unset); ``stop`` always ends the run promptly.
     """
-    del url, token, ca_file, node_grace_seconds
-    ready.set()
-    await stop.wait()
+    if node_grace_seconds <= 0:
+        raise ValueError(f"node_grace_seconds must be positive, not {node_grace_seconds}")
+    async with api.ApiClient(url=url, token=token, ca_file=ca_file) as client:
+        pods = Informer(client=client, resource=api.PODS)
+        replicasets = Informer(client=client, resource=api.REPLICASETS)
+        deployments = Informer(client=client, resource=api.DEPLOYMENTS)
+        nodes = Informer(client=client, resource=api.NODES)
+        leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
+        informers = [pods, replicasets, deployments, nodes, leases]
+        controllers: list[_Controller] = [
+            ReplicaSetController(client=client, pods=pods, replicasets=replicasets),
+            DeploymentController(client=client, deployments=deployments,
+                                 replicasets=replicasets, pods=pods),
+            NodeLifecycleController(client=client, nodes=nodes, leases=leases, pods=pods,
+                                    grace_seconds=node_grace_seconds),
+            GarbageCollector(client=client, informers=[pods, replicasets, deployments, nodes,
+                                                       leases]),
+        ]
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")
+            for inf in informers]
+        tasks += [asyncio.create_task(c.run(stop=stop), name=f"controller-{c.queue.name}")
+                  for c in controllers]
+        stopper: asyncio.Task[None] = asyncio.create_task(_wait(stop))
+        synced: asyncio.Task[None] = asyncio.create_task(_all_synced(informers))
+        try:
+            done, _ = await asyncio.wait({stopper, synced, *tasks},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if synced in done:
+                log.info("devkube controllers running against %s", url)
+                ready.set()
+                done, _ = await asyncio.wait({stopper, *tasks},
+                                             return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task is not synced:
+                    failure = task.exception()
+                    if failure is not None:
+                        raise failure
+        finally:
+            for task in [*tasks, stopper, synced]:
+                task.cancel()
+            for task in [*tasks, stopper, synced]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+class _Controller(Protocol):
+    queue: WorkQueue
+
+    async def run(self, *, stop: asyncio.Event) -> None: ...
+
+
+async def _wait(event: asyncio.Event) -> None:
+    await event.wait()
+
+
+async def _all_synced(informers: list[Informer]) -> None:
+    for inf in informers:
+        await inf.synced.wait()

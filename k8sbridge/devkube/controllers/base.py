@@ -1,0 +1,83 @@
+"""What every controller shares: the worker loop over its queue and conflict-safe updates.
+
+A sync handler gets a key, re-reads the cache and converges; it may ask to be called again
+after some seconds (time-based conditions such as minReadySeconds). Failures are retried with
+back-off up to the queue's bound, then logged and dropped until the next change of that key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Awaitable, Callable
+
+from k8sbridge.devkube.controllers import client as api
+from k8sbridge.devkube.controllers import errors
+from k8sbridge.devkube.controllers.informer import Informer
+from k8sbridge.devkube.controllers.raw import ObjectKey, RawObject
+from k8sbridge.devkube.controllers.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+SyncFn = Callable[[ObjectKey], Awaitable[float | None]]
+MAX_CONFLICT_ATTEMPTS = 5
+
+
+async def work(*, queue: WorkQueue, sync: SyncFn, stop: asyncio.Event) -> None:
+    """Drain ``queue`` with ``sync`` until ``stop``; one key at a time (single owner)."""
+    while not stop.is_set():
+        key = await queue.get()
+        try:
+            again = await sync(key)
+        except errors.ControllerError as e:
+            if not queue.retry(key):
+                log.warning("%s: giving up on %s after repeated failures: %s", queue.name, key, e)
+            else:
+                log.debug("%s: %s failed (%s); retrying", queue.name, key, e)
+        except Exception:  # a bug in one sync must not stop the controller
+            log.exception("%s: sync of %s crashed", queue.name, key)
+            if not queue.retry(key):
+                log.warning("%s: giving up on %s", queue.name, key)
+        else:
+            queue.forget(key)
+            if again is not None:
+                queue.add_after(key, again)
+
+
+async def update(
+        *, client: api.ApiClient, resource: api.Resource, informer: Informer | None,
+        current: RawObject, mutate: Callable[[RawObject], bool],
+        subresource: str | None = None) -> RawObject | None:
+    """PUT ``mutate(copy of current)``; on 409 re-read and retry (bounded).
+
+    ``mutate`` edits the object in place and returns False when nothing needs to change.
+    Returns the server's reply (also written into ``informer``), or ``None`` if no write was
+    needed. ``errors.NotFound`` propagates: the object is gone.
+    """
+    obj = copy.deepcopy(current)
+    for attempt in range(MAX_CONFLICT_ATTEMPTS):
+        if not mutate(obj):
+            return None
+        try:
+            reply = await client.replace(resource, obj, subresource=subresource)
+        except errors.Conflict:
+            if attempt + 1 >= MAX_CONFLICT_ATTEMPTS:
+                raise
+            m = current.get("metadata") or {}
+            obj = await client.get(resource, namespace=m.get("namespace"), name=str(m["name"]))
+            obj.setdefault("kind", resource.kind)
+            obj.setdefault("apiVersion", resource.group_version)
+            if informer is not None:
+                informer.upsert(copy.deepcopy(obj))
+            continue
+        if informer is not None:
+            informer.upsert(copy.deepcopy(reply))
+        return reply
+    return None
+
+
+def owner_reference(owner: RawObject, *, api_version: str, kind: str) -> dict[str, object]:
+    m = owner.get("metadata") or {}
+    return {"apiVersion": api_version, "kind": kind, "name": m.get("name"), "uid": m.get("uid"),
+            "controller": True, "blockOwnerDeletion": True}

@@ -1,0 +1,256 @@
+"""The ReplicaSet controller: keep ``spec.replicas`` active pods matching the template.
+
+Pods are created from the template with ``generateName: <rs>-`` and a controller
+ownerReference; surplus pods are deleted cheapest-first (``pods.rank_for_deletion``); finished
+(Succeeded/Failed) and terminating pods no longer count, so they get replacements. Orphan pods
+that match the selector are adopted, owned pods that stop matching are released. The status
+counters are written through the status subresource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import logging
+from typing import Any
+
+from k8sbridge.devkube.controllers import base, errors, selectors
+from k8sbridge.devkube.controllers import client as api
+from k8sbridge.devkube.controllers import pods as podfacts
+from k8sbridge.devkube.controllers.informer import Informer
+from k8sbridge.devkube.controllers.raw import (
+    ObjectKey,
+    RawObject,
+    controller_ref,
+    key_of,
+    owner_refs,
+    split_key,
+    uid_of,
+)
+from k8sbridge.devkube.controllers.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+BURST = 500  # at most this many creations/deletions per sync, like the real controller
+STATUS_FIELDS = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas",
+                 "observedGeneration")
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class ReplicaSetController:
+    def __init__(self, *, client: api.ApiClient, pods: Informer,
+                 replicasets: Informer) -> None:
+        self.client = client
+        self.pods = pods
+        self.replicasets = replicasets
+        self.queue = WorkQueue(name="replicaset")
+        pods.add_handler(self._on_pod)
+        replicasets.add_handler(self._on_replicaset)
+
+    # -- event handlers: map changes to keys ---------------------------------------------
+
+    def _on_replicaset(self, old: RawObject | None, new: RawObject | None) -> None:
+        obj = new if new is not None else old
+        if obj is not None:
+            self.queue.add(key_of(obj))
+
+    def _on_pod(self, old: RawObject | None, new: RawObject | None) -> None:
+        for obj in (old, new):
+            if obj is None:
+                continue
+            ref = controller_ref(obj)
+            ns = (obj.get("metadata") or {}).get("namespace") or ""
+            if ref is not None:
+                if ref.get("kind") == "ReplicaSet":
+                    self.queue.add(ObjectKey(f"{ns}/{ref.get('name')}"))
+            elif obj is new and not podfacts.is_terminating(obj):
+                labels = (obj.get("metadata") or {}).get("labels") or {}
+                for rs in self.replicasets.items(ns):
+                    try:
+                        sel = selectors.parse_selector((rs.get("spec") or {}).get("selector"))
+                    except selectors.SelectorError:
+                        continue
+                    if sel.matches(labels):
+                        self.queue.add(key_of(rs))
+
+    async def run(self, *, stop: asyncio.Event) -> None:
+        try:
+            await base.work(queue=self.queue, sync=self.sync, stop=stop)
+        finally:
+            self.queue.close()
+
+    # -- the sync ------------------------------------------------------------------------
+
+    async def sync(self, key: ObjectKey) -> float | None:
+        rs = self.replicasets.get(key)
+        if rs is None:
+            return None
+        ns, name = split_key(key)
+        spec = rs.get("spec") or {}
+        try:
+            selector = selectors.parse_selector(spec.get("selector"))
+        except selectors.SelectorError as e:
+            log.warning("replicaset %s has an invalid selector: %s", key, e)
+            return None
+        uid = uid_of(rs)
+        owned = await self._claim(rs, selector)
+        active = [p for p in owned if podfacts.is_active(p)]
+        replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        if not podfacts.is_terminating(rs):
+            diff = len(active) - replicas
+            if diff < 0:
+                await self._create(rs, min(-diff, BURST))
+            elif diff > 0:
+                related = [p for p in self.pods.items(ns) if p not in active
+                           and podfacts.is_active(p)
+                           and (controller_ref(p) or {}).get("uid") == uid]
+                for pod in podfacts.pods_to_delete(active, min(diff, BURST), related=related):
+                    await self._delete(pod)
+        return await self._update_status(rs, name)
+
+    async def _claim(self, rs: RawObject, selector: selectors.LabelSelector) -> list[RawObject]:
+        """Pods this set controls after adopting matching orphans and releasing mismatches."""
+        uid = uid_of(rs)
+        ns = (rs.get("metadata") or {}).get("namespace") or ""
+        owned: list[RawObject] = []
+        for pod in self.pods.items(ns):
+            ref = controller_ref(pod)
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if ref is not None and ref.get("uid") == uid:
+                if selector.matches(labels) or podfacts.is_terminating(pod):
+                    owned.append(pod)
+                else:
+                    await self._set_owner(pod, rs, adopt=False)
+            elif (ref is None and selector.matches(labels) and not podfacts.is_terminating(pod)
+                  and not podfacts.is_terminating(rs)):
+                adopted = await self._set_owner(pod, rs, adopt=True)
+                if adopted is not None:
+                    owned.append(adopted)
+        return owned
+
+    async def _set_owner(self, pod: RawObject, rs: RawObject, *, adopt: bool) -> RawObject | None:
+        refs = [dict(r) for r in owner_refs(pod) if r.get("uid") != uid_of(rs)]
+        if adopt:
+            refs.append(base.owner_reference(rs, api_version="apps/v1", kind="ReplicaSet"))
+        m = pod.get("metadata") or {}
+        patch = {"metadata": {"ownerReferences": refs, "uid": m.get("uid"),
+                              "resourceVersion": m.get("resourceVersion")}}
+        try:
+            reply = await self.client.patch(api.PODS, namespace=m.get("namespace"),
+                                            name=str(m.get("name")), body=patch)
+        except (errors.NotFound, errors.Conflict):
+            self.queue.add(key_of(rs))  # re-evaluate with fresh state
+            return None
+        self.pods.upsert(reply)
+        log.info("replicaset %s %s pod %s", key_of(rs), "adopted" if adopt else "released",
+                 m.get("name"))
+        return reply
+
+    def _pod_from_template(self, rs: RawObject) -> RawObject:
+        m = rs.get("metadata") or {}
+        template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+        tmeta = template.get("metadata") or {}
+        meta: dict[str, Any] = {
+            "generateName": f"{m.get('name')}-",
+            "namespace": m.get("namespace"),
+            "ownerReferences": [base.owner_reference(rs, api_version="apps/v1",
+                                                     kind="ReplicaSet")],
+        }
+        for field in ("labels", "annotations", "finalizers"):
+            if tmeta.get(field):
+                meta[field] = tmeta[field]
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+                "spec": template.get("spec") or {}}
+
+    async def _create(self, rs: RawObject, count: int) -> None:
+        """Create ``count`` pods in slow-start batches (1, 2, 4, ...) that stop on errors."""
+        ns = (rs.get("metadata") or {}).get("namespace")
+        batch = 1
+        remaining = count
+        while remaining > 0:
+            size = min(batch, remaining)
+            results = await asyncio.gather(
+                *(self.client.create(api.PODS, self._pod_from_template(rs), namespace=ns)
+                  for _ in range(size)), return_exceptions=True)
+            failure: BaseException | None = None
+            for result in results:
+                if isinstance(result, BaseException):
+                    failure = failure or result
+                else:
+                    result.setdefault("kind", "Pod")
+                    result.setdefault("apiVersion", "v1")
+                    self.pods.upsert(result)
+            if failure is not None:
+                if isinstance(failure, errors.ControllerError):
+                    raise failure
+                raise errors.ControllerError(f"creating pods: {failure!r}") from failure
+            remaining -= size
+            batch *= 2
+
+    async def _delete(self, pod: RawObject) -> None:
+        m = pod.get("metadata") or {}
+        try:
+            reply = await self.client.delete(api.PODS, namespace=m.get("namespace"),
+                                             name=str(m.get("name")), uid=str(m.get("uid")))
+        except errors.NotFound:
+            self.pods.remove(pod)
+            return
+        except errors.Conflict:  # UID precondition: the pod was replaced meanwhile
+            return
+        if reply is not None:
+            self.pods.upsert(reply)
+        else:
+            self.pods.remove(pod)
+
+    async def _update_status(self, rs: RawObject, name: str) -> float | None:
+        """Write the counters; return seconds until a pod becomes available, if one will."""
+        spec = rs.get("spec") or {}
+        min_ready = float(spec.get("minReadySeconds") or 0)
+        now = _now()
+        selector_ok = True
+        try:
+            selector = selectors.parse_selector(spec.get("selector"))
+        except selectors.SelectorError:
+            selector_ok = False
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        uid = uid_of(rs)
+        ns = (rs.get("metadata") or {}).get("namespace") or ""
+        active = [p for p in self.pods.items(ns) if podfacts.is_active(p)
+                  and (controller_ref(p) or {}).get("uid") == uid
+                  and (not selector_ok or selector.matches(
+                      (p.get("metadata") or {}).get("labels") or {}))]
+        ready = available = fully_labeled = 0
+        wait: float | None = None
+        for pod in active:
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if all(labels.get(k) == v for k, v in template_labels.items()):
+                fully_labeled += 1
+            if podfacts.is_ready(pod):
+                ready += 1
+            left = podfacts.available_in(pod, min_ready_seconds=min_ready, now=now)
+            if left == 0.0:
+                available += 1
+            elif left is not None:
+                wait = left if wait is None else min(wait, left)
+        wanted = {"replicas": len(active), "fullyLabeledReplicas": fully_labeled,
+                  "readyReplicas": ready, "availableReplicas": available,
+                  "observedGeneration": int((rs.get("metadata") or {}).get("generation") or 0)}
+
+        def mutate(obj: RawObject) -> bool:
+            status = obj.setdefault("status", {})
+            if all(int(status.get(k) or 0) == v for k, v in wanted.items()):
+                return False
+            status.update(wanted)
+            return True
+
+        try:
+            await base.update(client=self.client, resource=api.REPLICASETS,
+                              informer=self.replicasets, current=rs, mutate=mutate,
+                              subresource="status")
+        except errors.NotFound:
+            log.debug("replicaset %s vanished before its status update", name)
+        return None if wait is None else wait + 0.05
