@@ -1,0 +1,354 @@
+"""Ordering policy of the allocator: which role, then which framework, gets an agent first.
+
+Why a separate module: Mesos keeps the *policy* (a ``Sorter``: DRF or random) apart from the
+*bookkeeping* (what each agent has left, owned by the allocator). A sorter knows only client
+names, weights, the pool's scalar totals and how much each client holds; it never sees agents.
+That keeps the fairness rules small enough to unit-test on their own (as Mesos'
+``sorter_tests.cpp`` does) and lets the allocator be generic over the policy.
+
+Clients are paths: a role ``a/b`` nests under ``a``. Hierarchical roles aggregate into their
+parents as in Mesos' ``DRFSorter``: siblings are ordered by the share of their whole subtree
+divided by their own weight, and the order is flattened depth-first. A client that also has
+children (role ``a`` next to ``a/b``) competes with its children through a virtual ``.`` leaf
+carrying its own allocation, exactly as Mesos does. Framework sorters use the same code with
+flat names (framework ids contain no ``/``).
+
+Pure and synchronous: no I/O, no clock; the random sorter takes a seeded ``random.Random``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Protocol
+
+__all__ = [
+    "DEFAULT_WEIGHT",
+    "DrfSorter",
+    "RandomSorter",
+    "Sorter",
+    "SorterError",
+    "make_sorter",
+]
+
+DEFAULT_WEIGHT = 1.0
+
+
+class SorterError(ValueError):
+    """A sorter was asked about a client it does not know, or an unknown kind was requested."""
+
+
+class Sorter(Protocol):
+    """The ordering policy the allocator consults (Mesos' ``sorter.hpp``, minus bookkeeping).
+
+    ``allocated``/``unallocated`` carry scalar *quantities* (name -> amount, reservations and
+    allocation roles already dropped); the sorter keeps only what it needs to order.
+    """
+
+    def add(self, client: str) -> None:
+        """Add an inactive client (activate it to have it sorted)."""
+
+    def remove(self, client: str) -> None: ...
+
+    def contains(self, client: str) -> bool: ...
+
+    def activate(self, client: str) -> None: ...
+
+    def deactivate(self, client: str) -> None: ...
+
+    def is_active(self, client: str) -> bool: ...
+
+    def update_weights(self, weights: Mapping[str, float]) -> None:
+        """Replace all weights (path -> weight); paths not named weigh ``DEFAULT_WEIGHT``."""
+
+    def update_total(self, total: Mapping[str, float]) -> None:
+        """The pool's scalar totals, the denominators of every share."""
+
+    def allocated(self, client: str, quantities: Mapping[str, float]) -> None: ...
+
+    def unallocated(self, client: str, quantities: Mapping[str, float]) -> None: ...
+
+    def allocation(self, client: str) -> dict[str, float]:
+        """What the client itself holds (not its sub-clients)."""
+
+    def share(self, client: str) -> float:
+        """The client's own dominant share divided by its weight."""
+
+    def clients(self) -> list[str]: ...
+
+    def sort(self) -> list[str]:
+        """Active clients, most deserving first."""
+
+
+class _Node:
+    """One path element. ``is_client`` nodes hold their own allocation (Mesos' ``.`` leaf)."""
+
+    __slots__ = (
+        "name",
+        "path",
+        "parent",
+        "children",
+        "is_client",
+        "active",
+        "own",
+        "own_count",
+        "subtree",
+        "subtree_count",
+        "active_below",
+    )
+
+    def __init__(self, *, name: str, path: str, parent: _Node | None) -> None:
+        self.name = name
+        self.path = path
+        self.parent = parent
+        self.children: dict[str, _Node] = {}
+        self.is_client = False
+        self.active = False
+        self.own: dict[str, float] = {}
+        self.own_count = 0
+        self.subtree: dict[str, float] = {}
+        self.subtree_count = 0
+        self.active_below = 0  # active clients in this subtree, self included
+
+
+def _add_into(target: dict[str, float], quantities: Mapping[str, float], sign: float) -> None:
+    for name, value in quantities.items():
+        new = round((target.get(name, 0.0) + sign * value) * 1000) / 1000
+        if new > 0:
+            target[name] = new
+        else:
+            target.pop(name, None)
+
+
+class _TreeSorter:
+    """Client tree and bookkeeping shared by both policies; subclasses define ``_order``."""
+
+    def __init__(self) -> None:
+        self._root = _Node(name="", path="", parent=None)
+        self._clients: dict[str, _Node] = {}
+        self._weights: dict[str, float] = {}
+        self._total: dict[str, float] = {}
+        self._cache: list[str] | None = None
+
+    # -- clients ------------------------------------------------------------------------------
+
+    def _node(self, client: str) -> _Node:
+        node = self._clients.get(client)
+        if node is None:
+            raise SorterError(f"unknown sorter client {client!r}")
+        return node
+
+    def add(self, client: str) -> None:
+        if not client:
+            raise SorterError("sorter client name must not be empty")
+        if client in self._clients:
+            raise SorterError(f"sorter client {client!r} already added")
+        node = self._root
+        path = ""
+        for part in client.split("/"):
+            path = f"{path}/{part}" if path else part
+            child = node.children.get(part)
+            if child is None:
+                child = _Node(name=part, path=path, parent=node)
+                node.children[part] = child
+            node = child
+        node.is_client = True
+        self._clients[client] = node
+        self._cache = None
+
+    def remove(self, client: str) -> None:
+        node = self._node(client)
+        self.deactivate(client)
+        if node.own:
+            self._propagate(node, node.own, -1.0, -node.own_count)
+        node.own = {}
+        node.own_count = 0
+        node.is_client = False
+        del self._clients[client]
+        # Prune internal nodes that hold no client any more.
+        while node.parent is not None and not node.is_client and not node.children:
+            del node.parent.children[node.name]
+            node = node.parent
+        self._cache = None
+
+    def contains(self, client: str) -> bool:
+        return client in self._clients
+
+    def clients(self) -> list[str]:
+        return list(self._clients)
+
+    def activate(self, client: str) -> None:
+        node = self._node(client)
+        if not node.active:
+            node.active = True
+            self._bump_active(node, +1)
+
+    def deactivate(self, client: str) -> None:
+        node = self._node(client)
+        if node.active:
+            node.active = False
+            self._bump_active(node, -1)
+
+    def is_active(self, client: str) -> bool:
+        return self._node(client).active
+
+    def _bump_active(self, node: _Node, delta: int) -> None:
+        cur: _Node | None = node
+        while cur is not None:
+            cur.active_below += delta
+            cur = cur.parent
+        self._cache = None
+
+    # -- quantities ---------------------------------------------------------------------------
+
+    def update_weights(self, weights: Mapping[str, float]) -> None:
+        for role, weight in weights.items():
+            if not weight > 0:
+                raise SorterError(f"weight of {role!r} must be positive, got {weight}")
+        self._weights = dict(weights)
+        self._cache = None
+
+    def update_total(self, total: Mapping[str, float]) -> None:
+        self._total = {name: value for name, value in total.items() if value > 0}
+        self._cache = None
+
+    def allocated(self, client: str, quantities: Mapping[str, float]) -> None:
+        node = self._node(client)
+        _add_into(node.own, quantities, +1.0)
+        node.own_count += 1
+        self._propagate(node, quantities, +1.0, +1)
+
+    def unallocated(self, client: str, quantities: Mapping[str, float]) -> None:
+        node = self._node(client)
+        _add_into(node.own, quantities, -1.0)
+        delta = -1 if node.own_count > 0 else 0
+        node.own_count += delta
+        self._propagate(node, quantities, -1.0, delta)
+
+    def _propagate(
+        self, node: _Node, quantities: Mapping[str, float], sign: float, count: int
+    ) -> None:
+        cur: _Node | None = node
+        while cur is not None and cur is not self._root:
+            _add_into(cur.subtree, quantities, sign)
+            cur.subtree_count = max(0, cur.subtree_count + count)
+            cur = cur.parent
+        self._cache = None
+
+    def allocation(self, client: str) -> dict[str, float]:
+        return dict(self._node(client).own)
+
+    def subtree_allocation(self, path: str) -> dict[str, float]:
+        """What a path holds including every client below it (e.g. a parent role)."""
+        node = self._root
+        for part in path.split("/"):
+            child = node.children.get(part)
+            if child is None:
+                return {}
+            node = child
+        return dict(node.subtree)
+
+    def weight(self, path: str) -> float:
+        return self._weights.get(path, DEFAULT_WEIGHT)
+
+    def _dominant(self, held: Mapping[str, float]) -> float:
+        share = 0.0
+        total = self._total
+        for name, value in held.items():
+            denominator = total.get(name)
+            if denominator:
+                ratio = value / denominator
+                if ratio > share:
+                    share = ratio
+        return share
+
+    def share(self, client: str) -> float:
+        node = self._node(client)
+        return self._dominant(node.own) / self.weight(client)
+
+    # -- ordering -----------------------------------------------------------------------------
+
+    def sort(self) -> list[str]:
+        if self._cache is None:
+            out: list[str] = []
+            self._flatten(self._root, out)
+            self._cache = out
+        return list(self._cache)
+
+    def _flatten(self, node: _Node, out: list[str]) -> None:
+        # Entries: (is_self, node). The node's own allocation competes as a virtual leaf.
+        entries: list[tuple[bool, _Node]] = [
+            (False, child) for child in node.children.values() if child.active_below > 0
+        ]
+        if node.is_client and node.active and node is not self._root:
+            entries.append((True, node))
+        if not entries:
+            return
+        for is_self, child in self._order(entries):
+            if is_self:
+                out.append(child.path)
+            else:
+                self._flatten(child, out)
+
+    def _order(self, entries: list[tuple[bool, _Node]]) -> list[tuple[bool, _Node]]:
+        raise NotImplementedError
+
+
+class DrfSorter(_TreeSorter):
+    """Weighted Dominant Resource Fairness (Mesos' ``DRFSorter``).
+
+    Siblings are ordered by (dominant share / weight, number of grants held, path).
+    """
+
+    def _order(self, entries: list[tuple[bool, _Node]]) -> list[tuple[bool, _Node]]:
+        if len(entries) == 1:
+            return entries
+
+        def key(entry: tuple[bool, _Node]) -> tuple[float, int, str]:
+            is_self, node = entry
+            if is_self:
+                return (
+                    self._dominant(node.own) / self.weight(node.path),
+                    node.own_count,
+                    node.path + "/.",
+                )
+            return (
+                self._dominant(node.subtree) / self.weight(node.path),
+                node.subtree_count,
+                node.path,
+            )
+
+        return sorted(entries, key=key)
+
+
+class RandomSorter(_TreeSorter):
+    """Weighted random order at every level of the tree (Mesos' ``RandomSorter``).
+
+    Uses Efraimidis-Spirakis keys (``u ** (1 / weight)``, largest first), so a client with
+    twice the weight is twice as likely to come first among two.
+    """
+
+    def __init__(self, *, rng: random.Random) -> None:
+        super().__init__()
+        self._rng = rng
+
+    def sort(self) -> list[str]:
+        self._cache = None  # a fresh draw on every call
+        return super().sort()
+
+    def _order(self, entries: list[tuple[bool, _Node]]) -> list[tuple[bool, _Node]]:
+        keyed = [
+            (self._rng.random() ** (1.0 / self.weight(node.path)), index)
+            for index, (_, node) in enumerate(entries)
+        ]
+        keyed.sort(reverse=True)
+        return [entries[index] for _, index in keyed]
+
+
+def make_sorter(kind: str, *, rng: random.Random) -> DrfSorter | RandomSorter:
+    """``drf`` or ``random`` (Mesos' ``--role_sorter`` / ``--framework_sorter`` values)."""
+    if kind == "drf":
+        return DrfSorter()
+    if kind == "random":
+        return RandomSorter(rng=rng)
+    raise SorterError(f"unknown sorter {kind!r} (want 'drf' or 'random')")
