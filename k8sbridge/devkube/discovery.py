@@ -1,0 +1,165 @@
+"""Discovery documents (/version, /api, /apis, resource lists) and the OpenAPI v3 documents.
+
+Why: kubectl, kopf and the official client learn kinds, verbs, short names and subresources from
+discovery; kubectl's default ``--validate=strict`` needs ``/openapi/v3`` to show that each kind's
+PATCH accepts the ``fieldValidation`` parameter (then validation happens server-side and kubectl
+needs no extra flags). We answer aggregated-discovery requests with plain JSON, which makes
+clients fall back to these legacy documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from k8sbridge.devkube import kinds
+
+Obj = dict[str, Any]
+
+KUBE_MAJOR = "1"
+KUBE_MINOR = "37"
+GIT_VERSION = "v1.37.0-devkube"
+
+_SUB_VERBS = {
+    "status": ["get", "patch", "update"],
+    "scale": ["get", "patch", "update"],
+    "binding": ["create"],
+    "log": ["get"],
+    "exec": ["create", "get"],
+}
+
+
+def version() -> Obj:
+    return {
+        "major": KUBE_MAJOR, "minor": KUBE_MINOR, "gitVersion": GIT_VERSION,
+        "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25", "compiler": "gc",
+        "platform": "linux/amd64",
+    }
+
+
+def api_versions(*, server_address: str) -> Obj:
+    return {
+        "kind": "APIVersions", "versions": ["v1"],
+        "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+        ],
+    }
+
+
+def _group(name: str) -> Obj:
+    versions = sorted({k.version for k in kinds.KINDS if k.group == name})
+    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": entries, "preferredVersion": entries[0]}
+
+
+def api_group_list() -> Obj:
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g) for g in kinds.GROUPS]}
+
+
+def api_group(name: str) -> Obj | None:
+    if name not in kinds.GROUPS:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name)}
+
+
+def _subresource_entry(kind: kinds.Kind, sub: str) -> Obj:
+    entry: Obj = {"name": f"{kind.plural}/{sub}", "singularName": "",
+                  "namespaced": kind.namespaced, "kind": kind.kind, "verbs": _SUB_VERBS[sub]}
+    if sub == "scale":
+        entry.update(group="autoscaling", version="v1", kind="Scale")
+    elif sub == "binding":
+        entry["kind"] = "Binding"
+    elif sub == "exec":
+        entry["kind"] = "PodExecOptions"
+    return entry
+
+
+def resource_list(group_version: str) -> Obj | None:
+    table = kinds.BY_GROUP_VERSION.get(group_version)
+    if table is None:
+        return None
+    resources: list[Obj] = []
+    for kind in table.values():
+        entry: Obj = {
+            "name": kind.plural, "singularName": kind.singular, "namespaced": kind.namespaced,
+            "kind": kind.kind, "verbs": list(kinds.ALL_VERBS),
+            "storageVersionHash": hashlib.sha256(kind.key.encode()).hexdigest()[:11],
+        }
+        if kind.short_names:
+            entry["shortNames"] = list(kind.short_names)
+        if kind.categories:
+            entry["categories"] = list(kind.categories)
+        resources.append(entry)
+        resources.extend(_subresource_entry(kind, sub) for sub in kind.subresources)
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+            "resources": resources}
+
+
+# --- OpenAPI v3 ------------------------------------------------------------------------------
+
+def _gv_path(group_version: str) -> str:
+    return f"api/{group_version}" if "/" not in group_version else f"apis/{group_version}"
+
+
+def openapi_document(group_version: str) -> Obj | None:
+    """A minimal OpenAPI v3 document: one path per kind, with the operations kubectl inspects."""
+    table = kinds.BY_GROUP_VERSION.get(group_version)
+    if table is None:
+        return None
+    paths: Obj = {}
+    schemas: Obj = {}
+    query = [
+        {"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
+        for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+    ]
+    for kind in table.values():
+        gvk = {"group": kind.group, "version": kind.version, "kind": kind.kind}
+        base = f"/{_gv_path(group_version)}"
+        if kind.namespaced:
+            base += "/namespaces/{namespace}"
+        item_path = f"{base}/{kind.plural}/{{name}}"
+        ref = {"$ref": f"#/components/schemas/{_schema_name(kind)}"}
+        response = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+        op = {"x-kubernetes-group-version-kind": gvk, "responses": response}
+        paths[item_path] = {
+            "get": {**op, "operationId": f"read{kind.kind}", "x-kubernetes-action": "get"},
+            "put": {**op, "operationId": f"replace{kind.kind}", "parameters": query,
+                    "x-kubernetes-action": "put"},
+            "patch": {**op, "operationId": f"patch{kind.kind}", "parameters": query,
+                      "x-kubernetes-action": "patch"},
+            "delete": {**op, "operationId": f"delete{kind.kind}",
+                       "x-kubernetes-action": "delete"},
+        }
+        paths[f"{base}/{kind.plural}"] = {
+            "post": {**op, "operationId": f"create{kind.kind}", "parameters": query,
+                     "x-kubernetes-action": "post"},
+        }
+        schemas[_schema_name(kind)] = {
+            "type": "object",
+            "description": f"{kind.kind} (devkube: free-form, validated by the server)",
+            # No GVK extension here: kubectl then builds strategic merge patches from its
+            # compiled-in types instead of this free-form schema.
+            "x-kubernetes-preserve-unknown-fields": True,
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (devkube)", "version": GIT_VERSION},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def _schema_name(kind: kinds.Kind) -> str:
+    group = kind.group or "core"
+    return f"io.k8s.devkube.{group}.{kind.version}.{kind.kind}"
+
+
+def openapi_index() -> Obj:
+    paths: Obj = {}
+    for gv in kinds.BY_GROUP_VERSION:
+        doc = json.dumps(openapi_document(gv), sort_keys=True).encode()
+        digest = hashlib.sha512(doc).hexdigest()[:64].upper()
+        paths[_gv_path(gv)] = {"serverRelativeURL": f"/openapi/v3/{_gv_path(gv)}?hash={digest}"}
+    return {"paths": paths}

@@ -1,0 +1,73 @@
+"""Events are stored once (core/v1 shape) and shown through two APIs: core/v1 and events.k8s.io/v1.
+
+Why: the kubelet, kopf and kubectl describe use core/v1 events while kube-scheduler-style
+components write events.k8s.io/v1; on a real cluster both are the same stored object, so a
+kubectl describe shows either. The field mapping follows the reference (§3 "Events").
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from typing import Any
+
+Obj = dict[str, Any]
+
+_RENAMES = (  # events.k8s.io/v1 field -> core/v1 field
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+)
+_SHARED = ("metadata", "eventTime", "series", "action", "related", "reason", "type",
+           "reportingInstance")
+
+
+def _micro_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_core(obj: Obj) -> Obj:
+    """An events.k8s.io/v1 Event as the stored core/v1 Event."""
+    core: Obj = {"apiVersion": "v1", "kind": "Event"}
+    for field in _SHARED:
+        if field in obj:
+            core[field] = copy.deepcopy(obj[field])
+    for new, old in _RENAMES:
+        if new in obj:
+            core[old] = copy.deepcopy(obj[new])
+    series = obj.get("series")
+    if isinstance(series, dict):
+        core["series"] = {"count": series.get("count"),
+                          "lastObservedTime": series.get("lastObservedTime")}
+    return core
+
+
+def to_events_v1(obj: Obj) -> Obj:
+    """The stored core/v1 Event as an events.k8s.io/v1 Event."""
+    view: Obj = {"apiVersion": "events.k8s.io/v1", "kind": "Event"}
+    for field in _SHARED:
+        if field in obj:
+            view[field] = copy.deepcopy(obj[field])
+    for new, old in _RENAMES:
+        if old in obj:
+            view[new] = copy.deepcopy(obj[old])
+    if not view.get("eventTime"):
+        view["eventTime"] = obj.get("lastTimestamp") or obj.get("firstTimestamp")
+    return view
+
+
+def default_core(obj: Obj) -> None:
+    """Fill the core/v1 fields kubectl describe and kopf expect on a new event."""
+    involved = obj.get("involvedObject") or {}
+    meta = obj.setdefault("metadata", {})
+    if not meta.get("namespace") and involved.get("namespace"):
+        meta["namespace"] = involved["namespace"]
+    if obj.get("eventTime") is None and not obj.get("firstTimestamp"):
+        obj["eventTime"] = _micro_now()
+    obj.setdefault("type", "Normal")
+    obj.setdefault("reportingComponent", (obj.get("source") or {}).get("component", ""))
+    obj.setdefault("reportingInstance", "")

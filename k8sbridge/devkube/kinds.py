@@ -1,0 +1,126 @@
+"""The resource kinds devkube serves: one table drives discovery, routing, OpenAPI and storage.
+
+Why: kubectl, kopf and the official client learn everything (plural, kind, verbs, short names,
+subresources, scope) from discovery, so the server must answer exactly what it advertises. Keeping
+the kinds in one table makes "advertised but not served" impossible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NewType
+
+ResourceKey = NewType("ResourceKey", str)  # "<group>/<plural>", "" group for core
+
+ALL_VERBS = (
+    "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+)
+
+# Field selectors every kind supports.
+COMMON_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # "status", "scale", "binding", "log", "exec"
+    fields: frozenset[str] = COMMON_FIELDS
+    storage: str = ""  # another Kind's key when this is a second view of one store (events)
+    has_spec: bool = True
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(f"{self.group}/{self.plural}")
+
+    @property
+    def store_key(self) -> ResourceKey:
+        return ResourceKey(self.storage) if self.storage else self.key
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+
+POD_FIELDS = COMMON_FIELDS | {
+    "spec.nodeName", "spec.host", "spec.restartPolicy", "spec.schedulerName",
+    "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP",
+    "status.podIPs", "status.nominatedNodeName",
+}
+NODE_FIELDS = COMMON_FIELDS | {"spec.unschedulable"}
+EVENT_FIELDS = COMMON_FIELDS | {
+    "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+    "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+    "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type",
+}
+NEW_EVENT_FIELDS = COMMON_FIELDS | {
+    "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
+    "regarding.apiVersion", "regarding.resourceVersion", "regarding.fieldPath", "reason",
+    "reportingController", "type",
+}
+NAMESPACE_FIELDS = COMMON_FIELDS | {"status.phase"}
+SECRET_FIELDS = COMMON_FIELDS | {"type"}
+RS_FIELDS = COMMON_FIELDS | {"status.replicas"}
+
+KINDS: tuple[Kind, ...] = (
+    Kind(group="", version="v1", plural="namespaces", singular="namespace", kind="Namespace",
+         namespaced=False, short_names=("ns",), subresources=("status",),
+         fields=NAMESPACE_FIELDS),
+    Kind(group="", version="v1", plural="pods", singular="pod", kind="Pod", namespaced=True,
+         short_names=("po",), categories=("all",),
+         subresources=("status", "binding", "log", "exec"), fields=POD_FIELDS),
+    Kind(group="", version="v1", plural="nodes", singular="node", kind="Node", namespaced=False,
+         short_names=("no",), subresources=("status",), fields=NODE_FIELDS),
+    Kind(group="", version="v1", plural="events", singular="event", kind="Event",
+         namespaced=True, short_names=("ev",), fields=EVENT_FIELDS, has_spec=False),
+    Kind(group="", version="v1", plural="configmaps", singular="configmap", kind="ConfigMap",
+         namespaced=True, short_names=("cm",), has_spec=False),
+    Kind(group="", version="v1", plural="secrets", singular="secret", kind="Secret",
+         namespaced=True, fields=SECRET_FIELDS, has_spec=False),
+    Kind(group="", version="v1", plural="services", singular="service", kind="Service",
+         namespaced=True, short_names=("svc",), categories=("all",), subresources=("status",)),
+    Kind(group="", version="v1", plural="serviceaccounts", singular="serviceaccount",
+         kind="ServiceAccount", namespaced=True, short_names=("sa",), has_spec=False),
+    Kind(group="", version="v1", plural="endpoints", singular="endpoints", kind="Endpoints",
+         namespaced=True, short_names=("ep",), has_spec=False),
+    Kind(group="apps", version="v1", plural="deployments", singular="deployment",
+         kind="Deployment", namespaced=True, short_names=("deploy",), categories=("all",),
+         subresources=("status", "scale")),
+    Kind(group="apps", version="v1", plural="replicasets", singular="replicaset",
+         kind="ReplicaSet", namespaced=True, short_names=("rs",), categories=("all",),
+         subresources=("status", "scale"), fields=RS_FIELDS),
+    Kind(group="coordination.k8s.io", version="v1", plural="leases", singular="lease",
+         kind="Lease", namespaced=True),
+    Kind(group="events.k8s.io", version="v1", plural="events", singular="event", kind="Event",
+         namespaced=True, short_names=("ev",), fields=NEW_EVENT_FIELDS, storage="/events",
+         has_spec=False),
+)
+
+BY_KEY: dict[ResourceKey, Kind] = {k.key: k for k in KINDS}
+BY_GROUP_VERSION: dict[str, dict[str, Kind]] = {}
+for _k in KINDS:
+    BY_GROUP_VERSION.setdefault(_k.group_version, {})[_k.plural] = _k
+
+GROUPS: tuple[str, ...] = tuple(sorted({k.group for k in KINDS if k.group}))
+STORED: tuple[Kind, ...] = tuple(k for k in KINDS if not k.storage)
+
+
+def lookup(*, group_version: str, plural: str) -> Kind | None:
+    return BY_GROUP_VERSION.get(group_version, {}).get(plural)
+
+
+def by_kind(*, api_version: str, kind: str) -> Kind | None:
+    for k in KINDS:
+        if k.api_version == api_version and k.kind == kind:
+            return k
+    return None

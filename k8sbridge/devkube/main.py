@@ -1,0 +1,193 @@
+"""Starting devkube: store (+ optional SQLite), HTTPS or loopback HTTP, kubeconfig, controllers.
+
+Why: tests, the bridge's integration suite and ``k8sbridge devkube`` all start the control plane
+the same way, through ``running(config)`` (an async context manager yielding where and how to
+connect) or ``run(config=..., stop=..., ready=...)`` (the component shape used by app.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import socket
+import ssl
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from k8sbridge.devkube import certs, persistence, registry, server, store
+
+log = logging.getLogger(__name__)
+
+CONTROLLERS_MODULE = "k8sbridge.devkube.controllers.manager"
+CONTROLLERS_READY_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DevkubeConfig:
+    host: str = "127.0.0.1"
+    port: int = 6443  # 0 = a free port
+    data_dir: Path | None = None
+    kubeconfig: Path | None = None
+    insecure_http: bool = False
+    node_grace_seconds: float = 50.0
+    controllers: bool = True
+    history_size: int = 10_000  # watch history kept for resuming; older RVs get 410
+    bookmark_interval: float = server.BOOKMARK_INTERVAL
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Devkube:
+    url: str
+    token: str | None
+    ca_file: Path | None
+    kubeconfig: Path
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def write_kubeconfig(*, path: Path, url: str, token: str | None, ca_file: Path | None) -> None:
+    cluster: dict[str, Any] = {"server": url}
+    if ca_file is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_file.read_bytes()).decode()
+    user: dict[str, Any] = {"token": token} if token else {}
+    doc = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "devkube", "cluster": cluster}],
+        "users": [{"name": "devkube", "user": user}],
+        "contexts": [{"name": "devkube", "context": {"cluster": "devkube", "user": "devkube",
+                                                      "namespace": "default"}}],
+        "current-context": "devkube", "preferences": {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+@contextlib.asynccontextmanager
+async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
+    """Serve devkube until the block exits; yields how to connect to it."""
+    with contextlib.ExitStack() as cleanup:
+        if config.data_dir is not None:
+            state_dir = config.data_dir
+            state_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            state_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="devkube-")))
+        database: persistence.Database | None = None
+        persist = None
+        if config.data_dir is not None:
+            database = persistence.Database(path=state_dir / "devkube.db")
+            cleanup.callback(database.close)
+            persist = database.write
+        st = store.Store(history_size=config.history_size, persist=persist)
+        if database is not None:
+            rv, objects = database.load()
+            st.load(rv=rv, objects=objects)
+        reg = registry.Registry(store=st)
+        reg.bootstrap()
+
+        sock = _bind(config.host, config.port)
+        cleanup.callback(sock.close)
+        port = sock.getsockname()[1]
+        url_host = _url_host(config.host)
+        ssl_context: ssl.SSLContext | None = None
+        token: str | None = None
+        ca_file: Path | None = None
+        if config.insecure_http:
+            url = f"http://{url_host}:{port}"
+        else:
+            creds = certs.ensure(directory=state_dir / "pki", hosts=[config.host])
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(creds.cert_file, creds.key_file)
+            token, ca_file = creds.token, creds.ca_file
+            url = f"https://{url_host}:{port}"
+        kubeconfig = config.kubeconfig or state_dir / "kubeconfig"
+        write_kubeconfig(path=kubeconfig, url=url, token=token, ca_file=ca_file)
+
+        stop = asyncio.Event()
+        api = server.ApiServer(reg=reg, token=token, server_address=f"{url_host}:{port}",
+                               stop=stop, bookmark_interval=config.bookmark_interval)
+        runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+        await site.start()
+        log.info("devkube serving %s (kubeconfig %s)", url, kubeconfig)
+        controllers: asyncio.Task[None] | None = None
+        controllers_stop = asyncio.Event()
+        try:
+            if config.controllers:
+                controllers = await _start_controllers(
+                    url=url, token=token, ca_file=ca_file,
+                    node_grace_seconds=config.node_grace_seconds, stop=controllers_stop,
+                )
+            yield Devkube(url=url, token=token, ca_file=ca_file, kubeconfig=kubeconfig)
+        finally:
+            controllers_stop.set()
+            if controllers is not None:
+                try:
+                    await asyncio.wait_for(controllers, timeout=10)
+                except (TimeoutError, asyncio.CancelledError):
+                    log.warning("devkube controllers did not stop in time")
+                except Exception:
+                    log.exception("devkube controllers failed")
+            stop.set()
+            await runner.cleanup()
+
+
+async def _start_controllers(
+    *, url: str, token: str | None, ca_file: Path | None, node_grace_seconds: float,
+    stop: asyncio.Event,
+) -> asyncio.Task[None] | None:
+    if importlib.util.find_spec(CONTROLLERS_MODULE) is None:
+        log.warning("devkube controllers are not available (%s missing)", CONTROLLERS_MODULE)
+        return None
+    manager = importlib.import_module(CONTROLLERS_MODULE)
+    ready = asyncio.Event()
+    task: asyncio.Task[None] = asyncio.create_task(manager.run(
+        url=url, token=token, ca_file=ca_file, node_grace_seconds=node_grace_seconds,
+        stop=stop, ready=ready,
+    ), name="devkube-controllers")
+    ready_wait = asyncio.ensure_future(ready.wait())
+    done, _ = await asyncio.wait({task, ready_wait}, timeout=CONTROLLERS_READY_TIMEOUT,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    ready_wait.cancel()
+    if task in done:
+        task.result()  # raises if it failed
+        return None
+    if not done:
+        log.warning("devkube controllers not ready after %.0f s", CONTROLLERS_READY_TIMEOUT)
+    return task
+
+
+async def run(*, config: DevkubeConfig, stop: asyncio.Event, ready: asyncio.Event) -> None:
+    async with running(config):
+        ready.set()
+        await stop.wait()

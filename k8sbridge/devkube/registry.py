@@ -1,0 +1,573 @@
+"""Object semantics of the API: create/update/patch/delete rules per kind, on top of the store.
+
+Why: this is the apiserver's "strategy" layer — metadata ownership (uid, creationTimestamp,
+resourceVersion, generation, generateName), optimistic concurrency, status-subresource rules both
+ways, pod graceful deletion, finalizers, binding and scale. It does no I/O: the HTTP layer parses a
+request, calls one method here (synchronously, hence atomically), and renders the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import random
+import uuid
+from typing import Any
+
+from k8sbridge.devkube import errors, events, kinds, patch, store, validation
+
+Obj = dict[str, Any]
+
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default request limit (1.5 MiB)
+
+NS_KIND = kinds.BY_KEY[kinds.ResourceKey("/namespaces")]
+SA_KIND = kinds.BY_KEY[kinds.ResourceKey("/serviceaccounts")]
+POD_KIND = kinds.BY_KEY[kinds.ResourceKey("/pods")]
+
+# Spec fields of a pod that may change after creation (everything else is immutable).
+_POD_MUTABLE_CONTAINER = frozenset({"image"})
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _meta(obj: Obj) -> Obj:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+        obj["metadata"] = meta
+    return meta
+
+
+def _is_pod_finished(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+class Registry:
+    """The API semantics over one Store (single owner: the event loop)."""
+
+    def __init__(self, *, store: store.Store) -> None:
+        self.store = store
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def bootstrap(self) -> None:
+        """Create the default namespaces (and their default ServiceAccounts) if missing."""
+        for name in DEFAULT_NAMESPACES:
+            if self.store.peek(NS_KIND.store_key, "", name) is None:
+                self.create(
+                    kind=NS_KIND, namespace="",
+                    body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                )
+
+    def current(self, kind: kinds.Kind, namespace: str, name: str) -> Obj:
+        obj = self.store.get(kind.store_key, namespace, name)
+        if obj is None:
+            raise errors.not_found(plural=kind.plural, group=kind.group, name=name)
+        return obj
+
+    def view(self, kind: kinds.Kind, obj: Obj) -> Obj:
+        """The object as ``kind``'s API version shows it (events have two views)."""
+        if kind.group == "events.k8s.io":
+            return events.to_events_v1(obj)
+        return obj
+
+    def _check_type(self, kind: kinds.Kind, body: Any) -> Obj:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the request body must be a JSON object")
+        api_version = body.get("apiVersion")
+        body_kind = body.get("kind")
+        if api_version is not None and api_version != kind.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({kind.api_version})"
+            )
+        if body_kind is not None and body_kind != kind.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({body_kind}) does not match the expected kind "
+                f"({kind.kind})"
+            )
+        body["apiVersion"] = kind.api_version
+        body["kind"] = kind.kind
+        meta = body.get("metadata")
+        if meta is not None and not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        return body
+
+    def _storage_form(self, kind: kinds.Kind, body: Obj) -> Obj:
+        if kind.group == "events.k8s.io":
+            return events.to_core(body)
+        return body
+
+    def _check_namespace(self, kind: kinds.Kind, namespace: str, meta: Obj) -> None:
+        if not kind.namespaced:
+            meta.pop("namespace", None)
+            return
+        given = meta.get("namespace")
+        if given and given != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the "
+                "request"
+            )
+        meta["namespace"] = namespace
+        ns = self.store.peek(NS_KIND.store_key, "", namespace)
+        if ns is None:
+            raise errors.not_found(plural="namespaces", group="", name=namespace)
+        if ns.obj["metadata"].get("deletionTimestamp"):
+            raise errors.ApiError(
+                code=403, reason="Forbidden",
+                message=f'{kind.plural} "{meta.get("name", "")}" is forbidden: unable to create '
+                f"new content in namespace {namespace} because it is being terminated",
+            )
+
+    def _check_size(self, obj: Obj) -> None:
+        size = len(json.dumps(obj, separators=(",", ":")))
+        if size > MAX_OBJECT_BYTES:
+            raise errors.too_large(
+                f"object is too large: {size} bytes (limit {MAX_OBJECT_BYTES} bytes)"
+            )
+
+    # --- create --------------------------------------------------------------------------
+
+    def create(self, *, kind: kinds.Kind, namespace: str, body: Any, dry_run: bool = False) -> Obj:
+        body = self._check_type(kind, body)
+        obj = self._storage_form(kind, body)
+        meta = _meta(obj)
+        self._check_namespace(kind, namespace, meta)
+        if meta.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        if not meta.get("name") and meta.get("generateName"):
+            base = str(meta["generateName"])[:58]
+            for _ in range(16):
+                candidate = base + "".join(random.choices(_NAME_ALPHABET, k=5))
+                if self.store.peek(kind.store_key, meta.get("namespace", ""), candidate) is None:
+                    meta["name"] = candidate
+                    break
+        for field in ("uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink",
+                      "managedFields"):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = rfc3339(now())
+        if kind.has_spec:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        if "status" in kind.subresources and kind.plural not in ("nodes", "namespaces"):
+            obj.pop("status", None)
+        if kind.plural == "events":
+            events.default_core(obj)
+        validation.apply_defaults(kind, obj, create=True)
+        validation.validate(kind, obj)
+        self._check_size(obj)
+        name = meta["name"]
+        if self.store.peek(kind.store_key, meta.get("namespace", ""), name) is not None:
+            raise errors.already_exists(plural=kind.plural, group=kind.group, name=name)
+        if dry_run:
+            return self.view(kind, obj)
+        stored = self.store.create(kind.store_key, obj)
+        if kind.plural == "namespaces":
+            self._ensure_service_account(name)
+        return self.view(kind, json.loads(stored.data))
+
+    def _ensure_service_account(self, namespace: str) -> None:
+        if self.store.peek(SA_KIND.store_key, namespace, "default") is None:
+            self.create(
+                kind=SA_KIND, namespace=namespace,
+                body={"apiVersion": "v1", "kind": "ServiceAccount",
+                      "metadata": {"name": "default", "namespace": namespace}},
+            )
+
+    # --- update --------------------------------------------------------------------------
+
+    def update(
+        self, *, kind: kinds.Kind, namespace: str, name: str, body: Any,
+        subresource: str | None = None, dry_run: bool = False,
+    ) -> Obj:
+        body = self._check_type(kind, body)
+        new = self._storage_form(kind, body)
+        meta = _meta(new)
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL "
+                f"({name})"
+            )
+        if kind.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the "
+                "request"
+            )
+        old = self.current(kind, namespace, name)
+        return self._replace(
+            kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run
+        )
+
+    def _preconditions(self, kind: kinds.Kind, old: Obj, meta: Obj) -> None:
+        name = old["metadata"]["name"]
+        rv = meta.get("resourceVersion")
+        if rv and str(rv) != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(plural=kind.plural, group=kind.group, name=name,
+                                  why=errors.STALE)
+        uid = meta.get("uid")
+        if uid and uid != old["metadata"]["uid"]:
+            raise errors.conflict(
+                plural=kind.plural, group=kind.group, name=name,
+                why=f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                f"{old['metadata']['uid']}",
+            )
+
+    def _replace(
+        self, *, kind: kinds.Kind, old: Obj, new: Obj, subresource: str | None, dry_run: bool,
+    ) -> Obj:
+        meta = _meta(new)
+        self._preconditions(kind, old, meta)
+        old_meta = old["metadata"]
+        if subresource == "status":
+            result = copy.deepcopy(old)
+            if "status" in new:
+                result["status"] = new["status"]
+            # Status writers (kubelets, kopf) may change labels and annotations too.
+            for field in ("labels", "annotations"):
+                if field in meta:
+                    result["metadata"][field] = meta[field]
+                else:
+                    result["metadata"].pop(field, None)
+            new = result
+        else:
+            for field in ("uid", "creationTimestamp", "deletionTimestamp",
+                          "deletionGracePeriodSeconds", "namespace", "name", "generation"):
+                if field in old_meta:
+                    meta[field] = old_meta[field]
+                else:
+                    meta.pop(field, None)
+            meta.pop("selfLink", None)
+            if "status" in kind.subresources:
+                if "status" in old:
+                    new["status"] = old["status"]
+                else:
+                    new.pop("status", None)
+            if kind.plural == "pods":
+                self._check_pod_update(old, new)
+            validation.apply_defaults(kind, new, create=False)
+            if kind.has_spec and new.get("spec") != old.get("spec"):
+                meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if old_meta.get("deletionTimestamp"):
+            added = set(new["metadata"].get("finalizers") or []) - set(
+                old_meta.get("finalizers") or []
+            )
+            if added:
+                raise errors.invalid(
+                    kind=kind.kind, group=kind.group, name=old_meta["name"],
+                    causes=[("FieldValueForbidden", "metadata.finalizers",
+                             "Forbidden: no new finalizers can be added if the object is being "
+                             "deleted")],
+                )
+        validation.validate(kind, new)
+        self._check_size(new)
+        if dry_run:
+            return self.view(kind, new)
+        stored, _ = self.store.update(kind.store_key, new)
+        final = self._finish_if_released(kind, stored.obj)
+        return self.view(kind, final)
+
+    def _check_pod_update(self, old: Obj, new: Obj) -> None:
+        old_spec = old.get("spec") or {}
+        new_spec = new.get("spec") or {}
+        if old_spec.get("nodeName") and new_spec.get("nodeName") != old_spec.get("nodeName"):
+            raise errors.invalid(
+                kind="Pod", group="", name=old["metadata"]["name"],
+                causes=[("FieldValueInvalid", "spec.nodeName", "Invalid value: field is "
+                         "immutable")],
+            )
+
+        def masked(spec: Obj) -> Obj:
+            spec = copy.deepcopy(spec)
+            for group in ("containers", "initContainers"):
+                for c in spec.get(group) or []:
+                    if isinstance(c, dict):
+                        for field in _POD_MUTABLE_CONTAINER:
+                            c.pop(field, None)
+            for field in ("activeDeadlineSeconds", "tolerations", "nodeName",
+                          "schedulingGates", "terminationGracePeriodSeconds"):
+                spec.pop(field, None)
+            return spec
+
+        if isinstance(new_spec, dict):
+            validation.default_pod_spec(new_spec, template=False)
+        if masked(old_spec) != masked(new_spec):
+            raise errors.invalid(
+                kind="Pod", group="", name=old["metadata"]["name"],
+                causes=[("FieldValueForbidden", "spec",
+                         "Forbidden: pod updates may not change fields other than "
+                         "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                         "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
+                         "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it "
+                         "to be set to 1 if it was previously negative)")],
+            )
+
+    def _finish_if_released(self, kind: kinds.Kind, obj: Obj) -> Obj:
+        """Remove an object being deleted once nothing holds it (finalizers, pod grace)."""
+        meta = obj["metadata"]
+        if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+            return obj
+        if kind.plural == "pods" and meta.get("deletionGracePeriodSeconds", 0) > 0:
+            return obj
+        stored = self.store.delete(kind.store_key, meta.get("namespace", ""), meta["name"])
+        self._cascade_if_namespace(kind, meta["name"])
+        return stored.obj
+
+    # --- patch ---------------------------------------------------------------------------
+
+    def patch(
+        self, *, kind: kinds.Kind, namespace: str, name: str, content_type: str, body: Any,
+        subresource: str | None = None, dry_run: bool = False,
+    ) -> Obj:
+        if content_type == "application/apply-patch+yaml":
+            existing = self.store.peek(kind.store_key, namespace, name)
+            if existing is None:
+                if not isinstance(body, dict):
+                    raise errors.bad_request("an apply patch must be an object")
+                _meta(body).setdefault("name", name)
+                return self.create(kind=kind, namespace=namespace, body=body, dry_run=dry_run)
+        old = self.current(kind, namespace, name)
+        old_view = self.view(kind, copy.deepcopy(old))
+        try:
+            if content_type == "application/json-patch+json":
+                patched = patch.json_patch(old_view, body)
+            elif content_type == "application/merge-patch+json":
+                patched = patch.merge_patch(old_view, body)
+            elif content_type == "application/strategic-merge-patch+json":
+                patched = patch.strategic_merge(old_view, body)
+            elif content_type == "application/apply-patch+yaml":
+                patched = patch.merge_patch(old_view, _apply_to_merge(body))
+            else:
+                raise errors.unsupported_media_type(content_type)
+        except patch.PatchTestFailed as e:
+            raise errors.unprocessable(str(e)) from e
+        except patch.PatchError as e:
+            raise errors.unprocessable(f"the server rejected our request due to an error in our "
+                                       f"request: {e}") from e
+        if not isinstance(patched, dict):
+            raise errors.bad_request("the patched object is not a JSON object")
+        meta = _meta(patched)
+        if meta.get("name") != name:
+            raise errors.bad_request("the name of the object cannot be changed by a patch")
+        new = self._check_type(kind, patched)
+        new = self._storage_form(kind, new)
+        return self._replace(
+            kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run
+        )
+
+    # --- delete --------------------------------------------------------------------------
+
+    def delete(
+        self, *, kind: kinds.Kind, namespace: str, name: str, options: Obj,
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Returns (object or Status body, whether the object itself is returned)."""
+        old = self.current(kind, namespace, name)
+        meta = old["metadata"]
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != meta["uid"]:
+            raise errors.conflict(
+                plural=kind.plural, group=kind.group, name=name,
+                why=f"Precondition failed: UID in precondition: {pre['uid']}, UID in object "
+                f"meta: {meta['uid']}",
+            )
+        if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
+            raise errors.conflict(
+                plural=kind.plural, group=kind.group, name=name,
+                why=f"Precondition failed: ResourceVersion in precondition: "
+                f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                f"{meta['resourceVersion']}",
+            )
+        if kind.plural == "namespaces" and name in PROTECTED_NAMESPACES:
+            raise errors.ApiError(
+                code=403, reason="Forbidden",
+                message=f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+            )
+        if dry_run:
+            return self.view(kind, old), True
+        if options.get("propagationPolicy") == "Orphan":
+            self._orphan_dependents(meta["uid"], namespace)
+        grace = 0
+        if kind.plural == "pods":
+            requested = options.get("gracePeriodSeconds")
+            if requested is None:
+                requested = (old.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+            grace = int(requested)
+            if grace < 0:
+                grace = 1
+            if not (old.get("spec") or {}).get("nodeName") or _is_pod_finished(old):
+                grace = 0
+        if grace > 0 or meta.get("finalizers"):
+            deadline = now() + datetime.timedelta(seconds=grace)
+            existing = meta.get("deletionTimestamp")
+            if existing and _parse_time(existing) <= deadline:
+                if meta.get("deletionGracePeriodSeconds", 0) <= grace:
+                    return self.view(kind, old), True
+            else:
+                meta["deletionTimestamp"] = rfc3339(deadline)
+            meta["deletionGracePeriodSeconds"] = grace
+            if not existing:
+                meta["generation"] = int(meta.get("generation", 0) or 0) + 1
+                if not kind.has_spec and "generation" not in old["metadata"]:
+                    meta.pop("generation", None)
+            stored, _ = self.store.update(kind.store_key, old)
+            final = self._finish_if_released(kind, stored.obj)
+            return self.view(kind, final), True
+        stored = self.store.delete(kind.store_key, namespace if kind.namespaced else "", name)
+        self._cascade_if_namespace(kind, name)
+        if kind.plural == "pods":
+            return self.view(kind, stored.obj), True
+        return {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": name, "group": kind.group, "kind": kind.plural,
+                        "uid": meta["uid"]},
+        }, False
+
+    def _cascade_if_namespace(self, kind: kinds.Kind, name: str) -> None:
+        if kind.plural != "namespaces":
+            return
+        for k in kinds.STORED:
+            if not k.namespaced:
+                continue
+            for stored in list(self.store.items(k.store_key, name)):
+                m = stored.obj["metadata"]
+                self.store.delete(k.store_key, name, m["name"])
+
+    def _orphan_dependents(self, uid: str, namespace: str) -> None:
+        for k in kinds.STORED:
+            for stored in list(self.store.items(k.store_key, namespace or None)):
+                refs = stored.obj["metadata"].get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs):
+                    obj: Obj = json.loads(stored.data)
+                    remaining = [r for r in refs if r.get("uid") != uid]
+                    if remaining:
+                        obj["metadata"]["ownerReferences"] = remaining
+                    else:
+                        obj["metadata"].pop("ownerReferences", None)
+                    self.store.update(k.store_key, obj)
+
+    # --- pods/binding --------------------------------------------------------------------
+
+    def bind(self, *, namespace: str, name: str, body: Any) -> Obj:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the request body must be a JSON object")
+        meta = body.get("metadata") or {}
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request("the name of the binding does not match the pod name")
+        target = body.get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise errors.invalid(kind="Binding", group="", name=name, causes=[
+                ("FieldValueRequired", "target.name", "Required value")])
+        pod = self.current(POD_KIND, namespace, name)
+        pmeta = pod["metadata"]
+        if meta.get("uid") and meta["uid"] != pmeta["uid"]:
+            raise errors.conflict(plural="pods", group="", name=name, why=(
+                f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
+                f"{pmeta['uid']}"))
+        if meta.get("resourceVersion") and meta["resourceVersion"] != pmeta["resourceVersion"]:
+            raise errors.conflict(plural="pods", group="", name=name, why=errors.STALE)
+        spec = pod.setdefault("spec", {})
+        if pmeta.get("deletionTimestamp"):
+            raise errors.conflict(plural="pods/binding", group="", name=name,
+                                  why=f"pod {name} is being deleted, cannot be assigned to a host")
+        if spec.get("nodeName"):
+            raise errors.conflict(plural="pods/binding", group="", name=name,
+                                  why=f'pod {name} is already assigned to node '
+                                  f'"{spec["nodeName"]}"')
+        if spec.get("schedulingGates"):
+            raise errors.conflict(plural="pods/binding", group="", name=name,
+                                  why=f"pod {name} has non-empty .spec.schedulingGates")
+        spec["nodeName"] = node
+        status = pod.setdefault("status", {})
+        status.pop("nominatedNodeName", None)
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": rfc3339(now())})
+        status["conditions"] = conditions
+        if meta.get("annotations"):
+            pmeta.setdefault("annotations", {}).update(meta["annotations"])
+        self.store.update(POD_KIND.store_key, pod)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}
+
+    # --- scale ---------------------------------------------------------------------------
+
+    def scale_of(self, kind: kinds.Kind, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        return {
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                               "creationTimestamp") if k in meta},
+            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in
+                                            sorted((selector.get("matchLabels") or {}).items()))},
+        }
+
+    def update_scale(
+        self, *, kind: kinds.Kind, namespace: str, name: str, scale: Any, dry_run: bool = False,
+    ) -> Obj:
+        if not isinstance(scale, dict):
+            raise errors.bad_request("the request body must be a Scale object")
+        old = self.current(kind, namespace, name)
+        smeta = scale.get("metadata") or {}
+        if smeta.get("resourceVersion") and smeta["resourceVersion"] != old["metadata"][
+            "resourceVersion"
+        ]:
+            raise errors.conflict(plural=f"{kind.plural}.{kind.group}", group="", name=name,
+                                  why=errors.STALE)
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise errors.invalid(kind="Scale", group="autoscaling", name=name, causes=[
+                ("FieldValueInvalid", "spec.replicas",
+                 f"Invalid value: {replicas}: must be greater than or equal to 0")])
+        new = copy.deepcopy(old)
+        new["spec"]["replicas"] = replicas
+        result = self._replace(kind=kind, old=old, new=new, subresource=None, dry_run=dry_run)
+        return self.scale_of(kind, result)
+
+    def patch_scale(
+        self, *, kind: kinds.Kind, namespace: str, name: str, content_type: str, body: Any,
+        dry_run: bool = False,
+    ) -> Obj:
+        old = self.current(kind, namespace, name)
+        current = self.scale_of(kind, old)
+        try:
+            if content_type == "application/json-patch+json":
+                patched = patch.json_patch(current, body)
+            elif content_type in ("application/merge-patch+json", "application/apply-patch+yaml"):
+                patched = patch.merge_patch(current, body)
+            elif content_type == "application/strategic-merge-patch+json":
+                patched = patch.strategic_merge(current, body)
+            else:
+                raise errors.unsupported_media_type(content_type)
+        except patch.PatchTestFailed as e:
+            raise errors.unprocessable(str(e)) from e
+        except patch.PatchError as e:
+            raise errors.unprocessable(str(e)) from e
+        return self.update_scale(kind=kind, namespace=namespace, name=name, scale=patched,
+                                 dry_run=dry_run)
+
+
+def _apply_to_merge(body: Any) -> Any:
+    """Server-side apply approximated as a merge patch that never deletes fields."""
+    if isinstance(body, dict):
+        return {k: _apply_to_merge(v) for k, v in body.items() if v is not None}
+    return body

@@ -1,0 +1,173 @@
+"""The object store: current objects, a global resourceVersion, change history and watch fan-out.
+
+Why: list/watch consistency is the heart of every Kubernetes client. All mutations happen in
+synchronous methods (no ``await`` inside), so on the single event loop thread each one is atomic
+and the store needs no locks: it is owned by the loop, the same way a single task owns its state.
+Every change gets the next global resourceVersion (no-op writes get none), is appended to a bounded
+history (so watches can resume from an RV; older RVs are "too old", answered with an in-stream
+410), is handed to the persistence hook, and is offered to every open watcher of its kind.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from k8sbridge.devkube import watch
+
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
+Persist = Callable[[watch.Change], None]
+
+
+class TooOld(Exception):
+    """The requested resourceVersion is older than the retained history."""
+
+    def __init__(self, *, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class Stored:
+    """A stored object together with its JSON encoding (never mutated once stored)."""
+
+    __slots__ = ("obj", "data")
+
+    def __init__(self, obj: dict[str, Any], data: bytes) -> None:
+        self.obj = obj
+        self.data = data
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class Store:
+    def __init__(self, *, history_size: int = 10_000, persist: Persist | None = None) -> None:
+        self._rv = 0
+        self._objects: dict[str, dict[Key, Stored]] = collections.defaultdict(dict)
+        self._history: collections.deque[watch.Change] = collections.deque()
+        self._history_size = history_size
+        self._compacted = 0  # every change with rv > _compacted is in _history
+        self._watchers: dict[str, set[watch.Watcher]] = collections.defaultdict(set)
+        self._persist = persist
+
+    @property
+    def rv(self) -> int:
+        return self._rv
+
+    def load(self, *, rv: int, objects: list[tuple[str, dict[str, Any]]]) -> None:
+        """Restore persisted state (at startup, before serving)."""
+        self._rv = max(self._rv, rv)
+        for store_key, obj in objects:
+            meta = obj["metadata"]
+            self._objects[store_key][(meta.get("namespace", ""), meta["name"])] = Stored(
+                obj, encode(obj)
+            )
+        self._compacted = self._rv
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def peek(self, store_key: str, namespace: str, name: str) -> Stored | None:
+        return self._objects[store_key].get((namespace, name))
+
+    def get(self, store_key: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A private, mutable copy of the object."""
+        stored = self._objects[store_key].get((namespace, name))
+        if stored is None:
+            return None
+        copy: dict[str, Any] = json.loads(stored.data)
+        return copy
+
+    def items(self, store_key: str, namespace: str | None = None) -> Iterator[Stored]:
+        """Objects in (namespace, name) order."""
+        objects = self._objects[store_key]
+        for key in sorted(objects):
+            if namespace is None or key[0] == namespace:
+                yield objects[key]
+
+    def count(self, store_key: str) -> int:
+        return len(self._objects[store_key])
+
+    def namespaced_keys(self) -> list[str]:
+        return list(self._objects)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _commit(
+        self, *, store_key: str, event: watch.EventType, obj: dict[str, Any],
+        old: dict[str, Any] | None,
+    ) -> Stored:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        data = encode(obj)
+        stored = Stored(obj, data)
+        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if event == "DELETED":
+            self._objects[store_key].pop(key, None)
+        else:
+            self._objects[store_key][key] = stored
+        change = watch.Change(
+            rv=self._rv, store_key=store_key, type=event, obj=obj, data=data, old=old
+        )
+        self._history.append(change)
+        while len(self._history) > self._history_size:
+            self._compacted = self._history.popleft().rv
+        if self._persist is not None:
+            self._persist(change)
+        for watcher in list(self._watchers.get(store_key, ())):
+            watcher.offer(change)
+        return stored
+
+    def create(self, store_key: str, obj: dict[str, Any]) -> Stored:
+        """Store a new object (the caller checked it does not exist)."""
+        return self._commit(store_key=store_key, event="ADDED", obj=obj, old=None)
+
+    def update(self, store_key: str, obj: dict[str, Any]) -> tuple[Stored, bool]:
+        """Replace an existing object; returns (stored, changed). No-op writes keep the RV."""
+        meta = obj["metadata"]
+        current = self._objects[store_key][(meta.get("namespace", ""), meta["name"])]
+        meta["resourceVersion"] = current.obj["metadata"]["resourceVersion"]
+        if obj == current.obj:
+            return current, False
+        return self._commit(store_key=store_key, event="MODIFIED", obj=obj, old=current.obj), True
+
+    def delete(self, store_key: str, namespace: str, name: str) -> Stored:
+        current = self._objects[store_key][(namespace, name)]
+        obj: dict[str, Any] = json.loads(current.data)
+        return self._commit(store_key=store_key, event="DELETED", obj=obj, old=current.obj)
+
+    # --- watch ---------------------------------------------------------------------------
+
+    def subscribe(self, watcher: watch.Watcher, *, since: int | None) -> None:
+        """Register ``watcher``; ``since`` None means "send every current object as ADDED".
+
+        Raises TooOld when changes after ``since`` have left the history.
+        """
+        if since is None:
+            objects = self._objects[watcher.store_key]
+            snapshot = [objects[k] for k in sorted(objects)]
+            watcher.initial = (
+                watch.line("ADDED", watcher.encoder(s.obj, s.data))
+                for s in snapshot
+                if watcher.matches(s.obj)
+            )
+        else:
+            if since < self._compacted:
+                raise TooOld(requested=since, oldest=self._compacted + 1)
+            replay: list[bytes] = []
+            for change in self._history:
+                if change.rv > since and change.store_key == watcher.store_key:
+                    rendered = watcher.render(change)
+                    if rendered is not None:
+                        replay.append(rendered)
+            watcher.initial = replay
+        self._watchers[watcher.store_key].add(watcher)
+
+    def unsubscribe(self, watcher: watch.Watcher) -> None:
+        self._watchers[watcher.store_key].discard(watcher)
+
+    def watcher_count(self) -> int:
+        return sum(len(w) for w in self._watchers.values())

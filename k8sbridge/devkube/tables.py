@@ -1,0 +1,379 @@
+"""Server-side ``Table`` rendering so that ``kubectl get`` prints the usual columns.
+
+Why: kubectl asks for ``as=Table`` and, for a plain list, prints only NAME and AGE; the real
+columns (READY, STATUS, RESTARTS, NODE, ...) are computed by the server. These are the printers of
+the apiserver (pkg/printers/internalversion) for the kinds devkube serves, as pure functions.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable
+from typing import Any
+
+Obj = dict[str, Any]
+Column = tuple[str, str, int, str]  # name, type, priority, format
+Row = list[Any]
+
+
+def human_duration(seconds: float) -> str:
+    """Go's ``duration.HumanDuration`` (the AGE column)."""
+    s = int(seconds)
+    if s < 0:
+        s = 0
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = hours // 24
+        return f"{days // 365}y{days % 365}d"
+    return f"{hours // (24 * 365)}y"
+
+
+def _since(stamp: str | None) -> str:
+    if not stamp:
+        return "<unknown>"
+    try:
+        moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return "<unknown>"
+    return human_duration((datetime.datetime.now(datetime.UTC) - moment).total_seconds())
+
+
+def _age(obj: Obj) -> str:
+    return _since((obj.get("metadata") or {}).get("creationTimestamp"))
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _none(value: Any) -> Any:
+    return "<none>" if value in (None, "", []) else value
+
+
+def _selector(raw: Obj | None) -> str:
+    if not raw:
+        return "<none>"
+    parts = [f"{k}={v}" for k, v in sorted((raw.get("matchLabels") or {}).items())]
+    for expr in raw.get("matchExpressions") or []:
+        op = expr.get("operator")
+        values = ",".join(expr.get("values") or [])
+        if op == "In":
+            parts.append(f"{expr.get('key')} in ({values})")
+        elif op == "NotIn":
+            parts.append(f"{expr.get('key')} notin ({values})")
+        elif op == "Exists":
+            parts.append(str(expr.get("key")))
+        else:
+            parts.append(f"!{expr.get('key')}")
+    return ",".join(parts) or "<none>"
+
+
+def _template_containers(obj: Obj) -> tuple[str, str]:
+    containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "containers"
+    ) or []
+    names = ",".join(str(c.get("name", "")) for c in containers)
+    images = ",".join(str(c.get("image", "")) for c in containers)
+    return names, images
+
+
+# --- pods ------------------------------------------------------------------------------------
+
+def pod_status_reason(pod: Obj) -> str:
+    status = pod.get("status") or {}
+    reason = status.get("reason") or status.get("phase") or "Unknown"
+    init_statuses = status.get("initContainerStatuses") or []
+    init_count = len((pod.get("spec") or {}).get("initContainers") or [])
+    initializing = False
+    for i, cs in enumerate(init_statuses):
+        state = cs.get("state") or {}
+        term = state.get("terminated")
+        waiting = state.get("waiting")
+        if term and term.get("exitCode") == 0:
+            continue
+        if term:
+            reason = "Init:" + (term.get("reason") or (
+                f"Signal:{term['signal']}" if term.get("signal")
+                else f"ExitCode:{term.get('exitCode')}"))
+        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{i}/{init_count}"
+        initializing = True
+        break
+    if not initializing:
+        has_running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            state = cs.get("state") or {}
+            if (state.get("waiting") or {}).get("reason"):
+                reason = state["waiting"]["reason"]
+            elif (state.get("terminated") or {}).get("reason"):
+                reason = state["terminated"]["reason"]
+            elif state.get("terminated"):
+                term = state["terminated"]
+                reason = (f"Signal:{term['signal']}" if term.get("signal")
+                          else f"ExitCode:{term.get('exitCode')}")
+            elif state.get("running") and cs.get("ready"):
+                has_running = True
+        if reason == "Completed" and has_running:
+            reason = "Running"
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    return str(reason)
+
+
+def _pod_row(pod: Obj) -> Row:
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    total = len(spec.get("containers") or [])
+    statuses = status.get("containerStatuses") or []
+    ready = sum(1 for cs in statuses if cs.get("ready"))
+    restarts = sum(int(cs.get("restartCount", 0)) for cs in statuses)
+    gates = spec.get("readinessGates") or []
+    return [
+        _name(pod), f"{ready}/{total}", pod_status_reason(pod), str(restarts), _age(pod),
+        _none(status.get("podIP")), _none(spec.get("nodeName")),
+        _none(status.get("nominatedNodeName")),
+        "<none>" if not gates else f"0/{len(gates)}",
+    ]
+
+
+POD_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Ready", "string", 0, ""), ("Status", "string", 0, ""),
+    ("Restarts", "string", 0, ""), ("Age", "string", 0, ""), ("IP", "string", 1, ""),
+    ("Node", "string", 1, ""), ("Nominated Node", "string", 1, ""),
+    ("Readiness Gates", "string", 1, ""),
+]
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+def _node_row(node: Obj) -> Row:
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    state = "Unknown"
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Ready":
+            state = {"True": "Ready", "False": "NotReady"}.get(cond.get("status"), "Unknown")
+    if spec.get("unschedulable"):
+        state += ",SchedulingDisabled"
+    roles = sorted(
+        k.split("/", 1)[1]
+        for k in ((node.get("metadata") or {}).get("labels") or {})
+        if k.startswith("node-role.kubernetes.io/") and "/" in k
+    )
+    legacy = ((node.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/role")
+    if legacy:
+        roles.append(legacy)
+    addresses = status.get("addresses") or []
+
+    def address(kind: str) -> str:
+        return next((a.get("address", "") for a in addresses if a.get("type") == kind), "<none>")
+
+    info = status.get("nodeInfo") or {}
+    return [
+        _name(node), state, ",".join(roles) or "<none>", _age(node),
+        info.get("kubeletVersion", ""), address("InternalIP"), address("ExternalIP"),
+        _none(info.get("osImage")), _none(info.get("kernelVersion")),
+        _none(info.get("containerRuntimeVersion")),
+    ]
+
+
+NODE_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Status", "string", 0, ""), ("Roles", "string", 0, ""),
+    ("Age", "string", 0, ""), ("Version", "string", 0, ""), ("Internal-IP", "string", 1, ""),
+    ("External-IP", "string", 1, ""), ("OS-Image", "string", 1, ""),
+    ("Kernel-Version", "string", 1, ""), ("Container-Runtime", "string", 1, ""),
+]
+
+
+# --- workloads -------------------------------------------------------------------------------
+
+def _deployment_row(obj: Obj) -> Row:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _template_containers(obj)
+    return [
+        _name(obj), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+        status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _age(obj),
+        names, images, _selector(spec.get("selector")),
+    ]
+
+
+DEPLOYMENT_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Ready", "string", 0, ""),
+    ("Up-to-date", "integer", 0, ""), ("Available", "integer", 0, ""), ("Age", "string", 0, ""),
+    ("Containers", "string", 1, ""), ("Images", "string", 1, ""), ("Selector", "string", 1, ""),
+]
+
+
+def _replicaset_row(obj: Obj) -> Row:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    names, images = _template_containers(obj)
+    return [
+        _name(obj), spec.get("replicas", 0), status.get("replicas", 0),
+        status.get("readyReplicas", 0), _age(obj), names, images,
+        _selector(spec.get("selector")),
+    ]
+
+
+REPLICASET_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Desired", "integer", 0, ""), ("Current", "integer", 0, ""),
+    ("Ready", "integer", 0, ""), ("Age", "string", 0, ""), ("Containers", "string", 1, ""),
+    ("Images", "string", 1, ""), ("Selector", "string", 1, ""),
+]
+
+
+# --- others ----------------------------------------------------------------------------------
+
+def _event_row(ev: Obj) -> Row:
+    involved = ev.get("involvedObject") or ev.get("regarding") or {}
+    last = (ev.get("lastTimestamp") or ev.get("deprecatedLastTimestamp") or ev.get("eventTime")
+            or (ev.get("series") or {}).get("lastObservedTime"))
+    first = ev.get("firstTimestamp") or ev.get("deprecatedFirstTimestamp") or ev.get("eventTime")
+    source = ev.get("source") or ev.get("deprecatedSource") or {}
+    return [
+        _since(last), ev.get("type", ""), ev.get("reason", ""),
+        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
+        involved.get("fieldPath", ""),
+        ", ".join(v for v in (source.get("component"), source.get("host")) if v)
+        or ev.get("reportingComponent", "") or ev.get("reportingController", ""),
+        str(ev.get("message", ev.get("note", ""))).strip(), _since(first),
+        ev.get("count", ev.get("deprecatedCount", 1)) or 1, _name(ev),
+    ]
+
+
+EVENT_COLUMNS: list[Column] = [
+    ("Last Seen", "string", 0, ""), ("Type", "string", 0, ""), ("Reason", "string", 0, ""),
+    ("Object", "string", 0, ""), ("Subobject", "string", 1, ""), ("Source", "string", 1, ""),
+    ("Message", "string", 0, ""), ("First Seen", "string", 1, ""), ("Count", "string", 1, ""),
+    ("Name", "string", 1, "name"),
+]
+
+
+def _lease_row(obj: Obj) -> Row:
+    return [_name(obj), _none((obj.get("spec") or {}).get("holderIdentity")), _age(obj)]
+
+
+LEASE_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Holder", "string", 0, ""), ("Age", "string", 0, ""),
+]
+
+
+def _namespace_row(obj: Obj) -> Row:
+    phase = (obj.get("status") or {}).get("phase", "Active")
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        phase = "Terminating"
+    return [_name(obj), phase, _age(obj)]
+
+
+NAMESPACE_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Status", "string", 0, ""), ("Age", "string", 0, ""),
+]
+
+
+def _service_row(obj: Obj) -> Row:
+    spec = obj.get("spec") or {}
+    ports = ",".join(
+        f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/"
+        f"{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports") or []
+    )
+    external = ",".join(spec.get("externalIPs") or []) or "<none>"
+    return [
+        _name(obj), spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>", external,
+        ports or "<none>", _age(obj), _selector({"matchLabels": spec.get("selector")}),
+    ]
+
+
+SERVICE_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Type", "string", 0, ""), ("Cluster-IP", "string", 0, ""),
+    ("External-IP", "string", 0, ""), ("Port(s)", "string", 0, ""), ("Age", "string", 0, ""),
+    ("Selector", "string", 1, ""),
+]
+
+
+def _data_row(obj: Obj) -> Row:
+    return [_name(obj), len(obj.get("data") or {}) + len(obj.get("binaryData") or {}), _age(obj)]
+
+
+CONFIGMAP_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Data", "integer", 0, ""), ("Age", "string", 0, ""),
+]
+
+
+def _secret_row(obj: Obj) -> Row:
+    return [_name(obj), obj.get("type", "Opaque"), len(obj.get("data") or {}), _age(obj)]
+
+
+SECRET_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Type", "string", 0, ""), ("Data", "integer", 0, ""),
+    ("Age", "string", 0, ""),
+]
+
+
+def _default_row(obj: Obj) -> Row:
+    return [_name(obj), _age(obj)]
+
+
+DEFAULT_COLUMNS: list[Column] = [("Name", "string", 0, "name"), ("Age", "string", 0, "")]
+
+PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
+    "pods": (POD_COLUMNS, _pod_row),
+    "nodes": (NODE_COLUMNS, _node_row),
+    "deployments": (DEPLOYMENT_COLUMNS, _deployment_row),
+    "replicasets": (REPLICASET_COLUMNS, _replicaset_row),
+    "events": (EVENT_COLUMNS, _event_row),
+    "leases": (LEASE_COLUMNS, _lease_row),
+    "namespaces": (NAMESPACE_COLUMNS, _namespace_row),
+    "services": (SERVICE_COLUMNS, _service_row),
+    "configmaps": (CONFIGMAP_COLUMNS, _data_row),
+    "secrets": (SECRET_COLUMNS, _secret_row),
+}
+
+
+def columns(plural: str) -> list[Obj]:
+    cols, _ = PRINTERS.get(plural, (DEFAULT_COLUMNS, _default_row))
+    return [
+        {"name": name, "type": typ, "format": fmt, "description": name, "priority": prio}
+        for name, typ, prio, fmt in cols
+    ]
+
+
+def table(
+    *, plural: str, objects: Iterable[Obj], include_object: str, resource_version: str,
+    continue_token: str | None = None, headers: bool = True,
+) -> Obj:
+    _, printer = PRINTERS.get(plural, (DEFAULT_COLUMNS, _default_row))
+    rows: list[Obj] = []
+    for obj in objects:
+        row: Obj = {"cells": printer(obj)}
+        if include_object == "Object":
+            row["object"] = obj
+        elif include_object == "Metadata":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": obj.get("metadata") or {}}
+        rows.append(row)
+    meta: Obj = {"resourceVersion": resource_version}
+    if continue_token:
+        meta["continue"] = continue_token
+    return {
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+        "columnDefinitions": columns(plural) if headers else [], "rows": rows,
+    }

@@ -1,0 +1,300 @@
+"""Defaulting and validation of incoming objects (the part of the apiserver's strategies we need).
+
+Why: clients rely on server defaults (a pod's restartPolicy, schedulerName, qosClass, phase,
+default tolerations; a Deployment's strategy) and on 422 ``Invalid`` answers with causes for bad
+names, missing fields and a selector that does not match the template. Pure functions over dicts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from k8sbridge.devkube import errors, kinds, selectors
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+Cause = tuple[str, str, str]
+
+_LABEL_NAME_KINDS = frozenset({"namespaces", "services"})
+
+
+def _name_causes(kind: kinds.Kind, name: str) -> list[Cause]:
+    if kind.plural in _LABEL_NAME_KINDS:
+        if len(name) > 63 or not _DNS_LABEL.match(name):
+            return [(
+                "FieldValueInvalid", "metadata.name",
+                f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case '
+                "alphanumeric characters or '-', and must start and end with an alphanumeric "
+                "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+                "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            )]
+        return []
+    if kind.plural == "events" and name:
+        return []
+    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+        return [(
+            "FieldValueInvalid", "metadata.name",
+            f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
+            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+            "character (e.g. 'example.com', regex used for validation is "
+            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        )]
+    return []
+
+
+def _label_causes(field: str, labels: Any) -> list[Cause]:
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        return [("FieldValueInvalid", field, "Invalid value: must be a map of strings")]
+    causes: list[Cause] = []
+    for key, value in labels.items():
+        prefix, _, name = str(key).rpartition("/")
+        if (prefix and not _DNS_SUBDOMAIN.match(prefix)) or len(name) > 63 or not _LABEL_NAME.match(
+            name
+        ):
+            causes.append(("FieldValueInvalid", field, f'Invalid value: "{key}": name part must '
+                           "consist of alphanumeric characters, '-', '_' or '.'"))
+        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+            causes.append(("FieldValueInvalid", f"{field}", f'Invalid value: "{value}": a valid '
+                           "label must be an empty string or consist of alphanumeric characters, "
+                           "'-', '_' or '.', and must start and end with an alphanumeric "
+                           "character"))
+    return causes
+
+
+def _pod_spec_causes(spec: Any, field: str, *, in_template: bool) -> list[Cause]:
+    if not isinstance(spec, dict):
+        return [("FieldValueRequired", field, "Required value")]
+    causes: list[Cause] = []
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        causes.append(("FieldValueRequired", f"{field}.containers", "Required value"))
+        containers = []
+    seen: set[str] = set()
+    for group in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(group) or []):
+            where = f"{field}.{group}[{i}]"
+            if not isinstance(c, dict):
+                causes.append(("FieldValueInvalid", where, "Invalid value: must be an object"))
+                continue
+            name = c.get("name")
+            if not name:
+                causes.append(("FieldValueRequired", f"{where}.name", "Required value"))
+            elif not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.match(name):
+                causes.append(("FieldValueInvalid", f"{where}.name",
+                               f'Invalid value: "{name}": must be a lowercase RFC 1123 label'))
+            elif name in seen:
+                causes.append(("FieldValueDuplicate", f"{where}.name",
+                               f'Duplicate value: "{name}"'))
+            else:
+                seen.add(name)
+            if not c.get("image") and not in_template:
+                causes.append(("FieldValueRequired", f"{where}.image", "Required value"))
+            elif not c.get("image"):
+                causes.append(("FieldValueRequired", f"{where}.image", "Required value"))
+    policy = spec.get("restartPolicy")
+    if policy is not None and policy not in ("Always", "OnFailure", "Never"):
+        causes.append(("FieldValueNotSupported", f"{field}.restartPolicy",
+                       f'Unsupported value: "{policy}": supported values: "Always", '
+                       '"OnFailure", "Never"'))
+    return causes
+
+
+def _workload_causes(obj: dict[str, Any]) -> list[Cause]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("FieldValueRequired", "spec", "Required value")]
+    causes: list[Cause] = []
+    replicas = spec.get("replicas")
+    if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
+        causes.append(("FieldValueInvalid", "spec.replicas",
+                       f"Invalid value: {replicas}: must be greater than or equal to 0"))
+    raw_selector = spec.get("selector")
+    if not isinstance(raw_selector, dict):
+        raw_selector = {}
+    raw_template = spec.get("template")
+    template: dict[str, Any] = raw_template if isinstance(raw_template, dict) else {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if not raw_selector or not (
+        raw_selector.get("matchLabels") or raw_selector.get("matchExpressions")
+    ):
+        causes.append(("FieldValueRequired", "spec.selector", "Required value"))
+    else:
+        try:
+            selector = selectors.from_label_selector_object(raw_selector)
+        except ValueError as e:
+            causes.append(("FieldValueInvalid", "spec.selector", f"Invalid value: {e}"))
+        else:
+            if not selector.matches(labels):
+                causes.append((
+                    "FieldValueInvalid", "spec.template.metadata.labels",
+                    f"Invalid value: {_go_map(labels)}: `selector` does not match template "
+                    "`labels`",
+                ))
+    causes += _label_causes("spec.template.metadata.labels", labels)
+    causes += _pod_spec_causes(template.get("spec"), "spec.template.spec", in_template=True)
+    policy = (template.get("spec") or {}).get("restartPolicy") if template else None
+    if policy not in (None, "Always"):
+        causes.append(("FieldValueNotSupported", "spec.template.spec.restartPolicy",
+                       f'Unsupported value: "{policy}": supported values: "Always"'))
+    return causes
+
+
+def _go_map(labels: dict[str, Any]) -> str:
+    return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in labels.items()) + "}"
+
+
+def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
+    """Raise a 422 Invalid ApiError listing every problem found in ``obj``."""
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    causes: list[Cause] = []
+    if not name:
+        causes.append(("FieldValueRequired", "metadata.name", "Required value: name or "
+                       "generateName is required"))
+    else:
+        causes += _name_causes(kind, name)
+    causes += _label_causes("metadata.labels", meta.get("labels"))
+    annotations = meta.get("annotations")
+    if annotations is not None and (
+        not isinstance(annotations, dict)
+        or not all(isinstance(v, str) for v in annotations.values())
+    ):
+        causes.append(("FieldValueInvalid", "metadata.annotations",
+                       "Invalid value: must be a map of strings"))
+    if kind.plural == "pods":
+        causes += _pod_spec_causes(obj.get("spec"), "spec", in_template=False)
+    elif kind.plural in ("deployments", "replicasets"):
+        causes += _workload_causes(obj)
+    elif kind.plural == "events" and not obj.get("involvedObject") and not obj.get("regarding"):
+        causes.append(("FieldValueRequired", "involvedObject", "Required value"))
+    if causes:
+        raise errors.invalid(kind=kind.kind, group=kind.group, name=name, causes=causes)
+
+
+# --- defaults ------------------------------------------------------------------------------
+
+_DEFAULT_TOLERATIONS = (
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 300},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 300},
+)
+
+
+def _default_container(c: dict[str, Any]) -> None:
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    image = str(c.get("image", ""))
+    tag = image.rsplit("/", 1)[-1]
+    if "imagePullPolicy" not in c:
+        latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
+        c["imagePullPolicy"] = "Always" if latest else "IfNotPresent"
+    c.setdefault("resources", {})
+    for port in c.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+
+
+def default_pod_spec(spec: dict[str, Any], *, template: bool) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    if not template:
+        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        spec.setdefault("priority", 0)
+        tolerations = spec.setdefault("tolerations", [])
+        for t in _DEFAULT_TOLERATIONS:
+            if not any(isinstance(x, dict) and x.get("key") == t["key"] for x in tolerations):
+                tolerations.append(dict(t))
+    for group in ("initContainers", "containers"):
+        for c in spec.get(group) or []:
+            if isinstance(c, dict):
+                _default_container(c)
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    containers = [
+        c
+        for g in ("initContainers", "containers")
+        for c in spec.get(g) or []
+        if isinstance(c, dict)
+    ]
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        requests = res.get("requests") or {}
+        limits = res.get("limits") or {}
+        if requests or limits:
+            any_set = True
+        for name in ("cpu", "memory"):
+            if name not in limits:
+                guaranteed = False
+            elif name in requests and str(requests[name]) != str(limits[name]):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed and containers else "Burstable"
+
+
+def _default_workload(obj: dict[str, Any], *, deployment: bool) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    if deployment:
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        strategy = spec.setdefault("strategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxSurge", "25%")
+            rolling.setdefault("maxUnavailable", "25%")
+    template = spec.get("template")
+    if isinstance(template, dict):
+        template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+        tspec = template.get("spec")
+        if isinstance(tspec, dict):
+            default_pod_spec(tspec, template=True)
+
+
+def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> None:
+    if kind.plural == "pods":
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            default_pod_spec(spec, template=False)
+            if create:
+                obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
+    elif kind.plural == "deployments":
+        _default_workload(obj, deployment=True)
+    elif kind.plural == "replicasets":
+        _default_workload(obj, deployment=False)
+    elif kind.plural == "namespaces":
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj.setdefault("status", {}).setdefault("phase", "Active")
+        obj.setdefault("metadata", {}).setdefault("labels", {})[
+            "kubernetes.io/metadata.name"
+        ] = obj.get("metadata", {}).get("name", "")
+    elif kind.plural == "services":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+        obj.setdefault("status", {}).setdefault("loadBalancer", {})
+    elif kind.plural == "secrets":
+        obj.setdefault("type", "Opaque")
+    elif kind.plural == "nodes" and create:
+        obj.setdefault("spec", {})
