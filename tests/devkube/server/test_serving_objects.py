@@ -45,7 +45,8 @@ async def test_create_get_update_delete_a_pod(api: Api) -> None:
     status, deleted = await api.request("DELETE", "/api/v1/namespaces/default/pods/a")
     assert status == 200 and deleted["kind"] == "Pod"
     status, body = await api.request("GET", "/api/v1/namespaces/default/pods/a")
-    assert status == 404 and body["reason"] == "NotFound" and body["message"] == 'pods "a" not found'
+    assert status == 404 and body["reason"] == "NotFound"
+    assert body["message"] == 'pods "a" not found'
 
 
 async def test_already_exists_and_missing_namespace(api: Api) -> None:
