@@ -1,0 +1,177 @@
+"""cgroup limits for containers (memory limit, cpu shares), v1 or v2, whichever is writable.
+
+Why optional: the agent must still run tasks on machines without writable cgroups (containers,
+laptops); it then logs one warning and runs unconfined. Where cgroups work, a container's tasks
+join ``<controller>/k8sbridge/<containerId>`` before they exec, so the kernel enforces the
+memory limit and counts OOM kills, which the executor turns into REASON_CONTAINER_LIMITATION_MEMORY.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+__all__ = ["CgroupSet", "Cgroups", "detect"]
+
+log = logging.getLogger(__name__)
+
+_ROOT = Path("/sys/fs/cgroup")
+_PARENT = "k8sbridge"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CgroupSet:
+    """The cgroup directories of one container (JSON-friendly: passed to the executor)."""
+
+    version: int  # 1 or 2
+    memory: str | None  # directory (v1 memory controller, or the v2 unified dir)
+    cpu: str | None
+
+    def to_raw(self) -> dict[str, object]:
+        return {"version": self.version, "memory": self.memory, "cpu": self.cpu}
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, object] | None) -> CgroupSet | None:
+        if not raw:
+            return None
+        mem, cpu = raw.get("memory"), raw.get("cpu")
+        return cls(
+            version=int(str(raw.get("version", 1))),
+            memory=mem if isinstance(mem, str) else None,
+            cpu=cpu if isinstance(cpu, str) else None,
+        )
+
+    def dirs(self) -> list[str]:
+        return sorted({d for d in (self.memory, self.cpu) if d})
+
+    def join_self(self) -> None:
+        """Move the calling process into every cgroup of the set (run in the child pre-exec)."""
+        for d in self.dirs():
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write("0")
+
+    def pids(self) -> set[int]:
+        out: set[int] = set()
+        for d in self.dirs():
+            with contextlib.suppress(OSError):
+                for line in Path(d, "cgroup.procs").read_text().split():
+                    out.add(int(line))
+        return out
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel OOM-killed in this container's memory cgroup."""
+        if self.memory is None:
+            return 0
+        name = "memory.oom_control" if self.version == 1 else "memory.events"
+        try:
+            text = Path(self.memory, name).read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def remove(self) -> None:
+        for d in self.dirs():
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+
+
+class Cgroups:
+    """The writable hierarchy found on this machine (or none): creates per-container sets."""
+
+    def __init__(self, *, version: int | None, memory_root: Path | None,
+                 cpu_root: Path | None) -> None:
+        self.version = version
+        self.memory_root = memory_root
+        self.cpu_root = cpu_root
+
+    @property
+    def available(self) -> bool:
+        return self.version is not None and self.memory_root is not None
+
+    def create(self, *, container_id: str, mem_mb: float | None,
+               cpus: float | None) -> CgroupSet | None:
+        """Make the container's cgroups with the limits; None when cgroups are unusable."""
+        if not self.available or self.memory_root is None:
+            return None
+        try:
+            mem_dir = self.memory_root / container_id
+            mem_dir.mkdir(exist_ok=True)
+            cpu_dir: Path | None = None
+            if self.version == 1:
+                if mem_mb:
+                    limit = int(mem_mb * 1024 * 1024)
+                    (mem_dir / "memory.limit_in_bytes").write_text(str(limit))
+                    with contextlib.suppress(OSError):  # no swap accounting on many hosts
+                        (mem_dir / "memory.memsw.limit_in_bytes").write_text(str(limit))
+                if self.cpu_root is not None:
+                    cpu_dir = self.cpu_root / container_id
+                    cpu_dir.mkdir(exist_ok=True)
+                    if cpus:
+                        shares = max(2, int(cpus * 1024))
+                        (cpu_dir / "cpu.shares").write_text(str(shares))
+            else:
+                if mem_mb:
+                    (mem_dir / "memory.max").write_text(str(int(mem_mb * 1024 * 1024)))
+                    with contextlib.suppress(OSError):
+                        (mem_dir / "memory.swap.max").write_text("0")
+                if cpus:
+                    weight = max(1, min(10000, int(cpus * 100)))
+                    with contextlib.suppress(OSError):
+                        (mem_dir / "cpu.weight").write_text(str(weight))
+            return CgroupSet(
+                version=self.version or 1,
+                memory=str(mem_dir),
+                cpu=str(cpu_dir) if cpu_dir is not None else None,
+            )
+        except OSError as e:
+            log.warning("cgroups for container %s could not be set up (%s); running unconfined",
+                        container_id, e)
+            return None
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(exist_ok=True)
+        probe = path / f"probe-{os.getpid()}"
+        probe.mkdir(exist_ok=True)
+        probe.rmdir()
+        return True
+    except OSError:
+        return False
+
+
+_warned = False
+
+
+def detect(*, root: Path = _ROOT) -> Cgroups:
+    """Find a writable cgroup hierarchy (v1 memory+cpu, else v2); warn once when there is none."""
+    global _warned
+    v1_mem = root / "memory"
+    if (v1_mem / "memory.limit_in_bytes").exists() or (v1_mem / "cgroup.procs").exists():
+        mem_parent = v1_mem / _PARENT
+        if _writable_dir(mem_parent):
+            cpu_parent: Path | None = root / "cpu" / _PARENT
+            if cpu_parent is not None and not (
+                (root / "cpu" / "cpu.shares").exists() and _writable_dir(cpu_parent)
+            ):
+                cpu_parent = None
+            return Cgroups(version=1, memory_root=mem_parent, cpu_root=cpu_parent)
+    if (root / "cgroup.controllers").exists():
+        parent = root / _PARENT
+        if _writable_dir(parent):
+            with contextlib.suppress(OSError):
+                (parent / "cgroup.subtree_control").write_text("+memory +cpu")
+            if "memory" in (parent / "cgroup.subtree_control").read_text():
+                return Cgroups(version=2, memory_root=parent, cpu_root=None)
+    if not _warned:
+        _warned = True
+        log.warning("no writable cgroup hierarchy under %s: tasks run without memory or cpu "
+                    "limits", root)
+    return Cgroups(version=None, memory_root=None, cpu_root=None)

@@ -1,0 +1,203 @@
+"""Health checks (``health_check`` -> ``healthy``) and checks (``check`` -> ``check_status``).
+
+Why in the agent rather than in the executor process: both only need the task's sandbox,
+environment and ports, and running them here keeps the supervisor process tiny. Timing follows
+Mesos: wait ``delay_seconds``, probe every ``interval_seconds`` with ``timeout_seconds``; a health
+failure inside ``grace_period_seconds`` before the first success is ignored, and
+``consecutive_failures`` failures in a row ask for the task to be killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+__all__ = ["CheckResult", "HealthVerdict", "probe", "run_check", "run_health_check"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One probe: ``ok`` for health; the raw ``check_status`` body for checks."""
+
+    ok: bool
+    check_status: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HealthVerdict:
+    healthy: bool
+    kill: bool
+    consecutive_failures: int
+
+
+def _seconds(raw: Mapping[str, Any], name: str, default: float) -> float:
+    value = raw.get(name, default)
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def _command_argv(command: Mapping[str, Any]) -> tuple[list[str], str | None]:
+    value = str(command.get("value", ""))
+    if command.get("shell", True):
+        return ["/bin/sh", "-c", value], None
+    args = [str(a) for a in command.get("arguments", [])] or [value]
+    return args, value
+
+
+async def _probe_command(command: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
+                         timeout: float) -> tuple[bool, int | None]:
+    argv, executable = _command_argv(command)
+    check_env = dict(env)
+    for var in (command.get("environment") or {}).get("variables", []):
+        if isinstance(var, dict) and "name" in var:
+            check_env[str(var["name"])] = str(var.get("value", ""))
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, executable=executable, cwd=cwd, env=check_env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+        )
+    except OSError as e:
+        log.info("check command could not start: %s", e)
+        return False, None
+    try:
+        code = await asyncio.wait_for(proc.wait(), timeout=timeout or None)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        return False, None
+    return code == 0, code
+
+
+async def _probe_http(http: Mapping[str, Any], *, timeout: float, health: bool
+                      ) -> tuple[bool, int | None]:
+    port = int(http.get("port", 0))
+    path = str(http.get("path", "/") or "/")
+    if not path.startswith("/"):
+        path = "/" + path
+    scheme = str(http.get("scheme", "http") or "http")
+    url = f"{scheme}://127.0.0.1:{port}{path}"
+    statuses = [int(s) for s in http.get("statuses", [])] if health else []
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout or None)
+        ) as session, session.get(url, ssl=False) as response:
+            code = response.status
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False, None
+    ok = code in statuses if statuses else 200 <= code < 400
+    return ok, code
+
+
+async def _probe_tcp(tcp: Mapping[str, Any], *, timeout: float) -> bool:
+    port = int(tcp.get("port", 0))
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), timeout=timeout or None
+        )
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def probe(spec: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
+                health: bool) -> CheckResult:
+    """Run one probe of a HealthCheck (``health``) or CheckInfo."""
+    kind = str(spec.get("type", ""))
+    timeout = _seconds(spec, "timeout_seconds", 20.0)
+    if kind == "COMMAND":
+        command = spec.get("command") or {}
+        if not health:
+            command = command.get("command") or {}  # CheckInfo.Command wraps CommandInfo
+        ok, code = await _probe_command(command, cwd=cwd, env=env, timeout=timeout)
+        body: dict[str, Any] = {"exit_code": code} if code is not None else {}
+        return CheckResult(ok=ok, check_status={"type": "COMMAND", "command": body})
+    if kind == "HTTP":
+        ok, status = await _probe_http(spec.get("http") or {}, timeout=timeout, health=health)
+        body = {"status_code": status} if status is not None else {}
+        return CheckResult(ok=ok, check_status={"type": "HTTP", "http": body})
+    if kind == "TCP":
+        ok = await _probe_tcp(spec.get("tcp") or {}, timeout=timeout)
+        return CheckResult(ok=ok, check_status={"type": "TCP", "tcp": {"succeeded": ok}})
+    return CheckResult(ok=False, check_status={"type": kind or "UNKNOWN"})
+
+
+def validate(spec: Mapping[str, Any]) -> str | None:
+    """Why a HealthCheck/CheckInfo cannot run, or None."""
+    kind = spec.get("type")
+    if kind not in ("COMMAND", "HTTP", "TCP"):
+        return f"unsupported check type {kind!r}"
+    if kind in ("HTTP", "TCP"):
+        sub = spec.get(kind.lower()) or {}
+        try:
+            port = int(sub.get("port", 0))
+        except (TypeError, ValueError):
+            port = 0
+        if not 0 < port < 65536:
+            return f"{kind} check needs a valid port"
+    return None
+
+
+async def run_health_check(spec: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
+                           report: Callable[[HealthVerdict], Awaitable[None]]) -> None:
+    """Probe forever (until cancelled); ``report`` every change of health and every kill verdict."""
+    delay = _seconds(spec, "delay_seconds", 15.0)
+    interval = _seconds(spec, "interval_seconds", 10.0)
+    grace = _seconds(spec, "grace_period_seconds", 10.0)
+    max_failures = max(1, int(spec.get("consecutive_failures", 3)))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.sleep(delay)
+    healthy: bool | None = None
+    failures = 0
+    while True:
+        result = await probe(spec, cwd=cwd, env=env, health=True)
+        if result.ok:
+            failures = 0
+            if healthy is not True:
+                healthy = True
+                await report(HealthVerdict(healthy=True, kill=False, consecutive_failures=0))
+        elif healthy is None and loop.time() - started < grace:
+            pass  # still starting up: failures in the grace period do not count
+        else:
+            failures += 1
+            kill = failures >= max_failures
+            if healthy is not False or kill:
+                healthy = False
+                await report(
+                    HealthVerdict(healthy=False, kill=kill, consecutive_failures=failures)
+                )
+            if kill:
+                return
+        await asyncio.sleep(interval)
+
+
+async def run_check(spec: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
+                    report: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """Probe forever (until cancelled); ``report`` the ``check_status`` whenever it changes."""
+    delay = _seconds(spec, "delay_seconds", 15.0)
+    interval = _seconds(spec, "interval_seconds", 10.0)
+    await asyncio.sleep(delay)
+    last: dict[str, Any] | None = None
+    while True:
+        result = await probe(spec, cwd=cwd, env=env, health=False)
+        if result.check_status != last:
+            last = result.check_status
+            await report(result.check_status)
+        await asyncio.sleep(interval)

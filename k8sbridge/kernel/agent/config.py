@@ -1,0 +1,28 @@
+"""Agent settings: the Mesos agent flags the embedded agent honours.
+
+Why a frozen dataclass: an agent's flags are fixed for its lifetime, and in-process agents are
+built by the master's wiring and the CLI alike, so one plain value keeps both honest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+__all__ = ["AgentConfig"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentConfig:
+    master: str  # master HTTP address "host:port"
+    work_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0  # agent HTTP API port; 0 = a free one
+    hostname: str | None = None  # default: host
+    resources: str = ""  # Mesos --resources syntax; names left out auto-detected like Mesos
+    attributes: str = ""  # Mesos --attributes syntax
+    region: str | None = None
+    zone: str | None = None
+    status_retry_seconds: float = 10.0
+    executor_shutdown_grace_seconds: float = 5.0
+    registration_backoff_max_seconds: float = 60.0

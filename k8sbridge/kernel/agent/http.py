@@ -1,0 +1,527 @@
+"""The agent HTTP API (Mesos agent :5051): files, legacy ``/state``, ``/containers``, ``/api/v1``.
+
+Why these shapes: tools that read sandboxes (the bridge's ``kubectl logs``, Marathon UIs, the
+Mesos CLI) use ``/files/*`` with virtual paths and the legacy ``/state`` JSON, or v1
+``READ_FILE``/``LIST_FILES``; they must not notice that this agent is not ``mesos-agent``.
+Behaviour follows ``src/files/files.cpp`` and ``src/slave/http.cpp``: at most 16 pages per read,
+``offset=-1`` gives the size, 400 without ``path``, 404 for a missing path.
+"""
+
+from __future__ import annotations
+
+import base64
+import grp
+import json
+import os
+import pwd
+import stat
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from k8sbridge.model import resources as mres
+
+if TYPE_CHECKING:
+    from k8sbridge.kernel.agent.agent import Agent, _Container, _Task
+
+__all__ = ["make_app", "MAX_READ"]
+
+MAX_READ = 16 * os.sysconf("SC_PAGE_SIZE")  # files.cpp caps a read at 16 pages
+_AGENT_KEY = web.AppKey("agent", object)
+
+
+class _PathError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def make_app(agent: Agent) -> web.Application:
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app[_AGENT_KEY] = agent
+    for prefix in ("", "/slave(1)"):
+        app.router.add_get(prefix + "/state", _state)
+        app.router.add_get(prefix + "/state.json", _gone_json)
+        app.router.add_get(prefix + "/health", _health)
+        app.router.add_get(prefix + "/flags", _flags)
+    app.router.add_get("/containers", _containers)
+    app.router.add_get("/version", _version)
+    app.router.add_get("/files/browse", _browse)
+    app.router.add_get("/files/read", _read)
+    app.router.add_get("/files/download", _download)
+    app.router.add_get("/files/debug", _debug)
+    app.router.add_post("/api/v1", _api_v1)
+    return app
+
+
+def _agent(request: web.Request) -> Agent:
+    return request.app[_AGENT_KEY]  # type: ignore[return-value]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message, content_type="text/plain")
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def _virtual_roots(agent: Agent) -> dict[str, Path]:
+    """Virtual path -> real directory, like the agent's ``files->attach`` calls."""
+    roots: dict[str, Path] = {}
+    for container, _live in agent.all_containers():
+        base = f"/frameworks/{container.framework_id}/executors/{container.executor_id}/runs"
+        roots[f"{base}/{container.container_id}"] = container.directory
+        roots.setdefault(f"{base}/latest", container.directory)
+    # live containers win "latest"
+    for container in agent.live_containers():
+        base = f"/frameworks/{container.framework_id}/executors/{container.executor_id}/runs"
+        roots[f"{base}/latest"] = container.directory
+    return roots
+
+
+def _resolve(agent: Agent, raw: str | None) -> Path:
+    if raw is None or raw == "":
+        raise _PathError(400, "Expecting 'path' query parameter")
+    path = "/" + raw.strip("/") if raw != "/" else "/"
+    sandbox_root = agent.sandbox_root().resolve()
+    real: Path | None = None
+    for virtual, directory in sorted(_virtual_roots(agent).items(), key=lambda kv: -len(kv[0])):
+        if path == virtual or path.startswith(virtual + "/"):
+            real = directory / path[len(virtual):].lstrip("/")
+            break
+    if real is None:
+        candidate = Path(path)
+        if candidate.is_absolute() and _within(candidate, sandbox_root):
+            real = candidate
+    if real is None:
+        raise _PathError(404, f"No file or directory found at path '{raw}'")
+    try:
+        resolved = real.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError) as e:
+        raise _PathError(404, f"No file or directory found at path '{raw}'") from e
+    if not _within(resolved, sandbox_root):
+        raise _PathError(404, f"No file or directory found at path '{raw}'")
+    return resolved
+
+
+def _within(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def _file_info(virtual: str, st: os.stat_result) -> dict[str, Any]:
+    try:
+        user = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        user = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return {"path": virtual, "nlink": st.st_nlink, "size": st.st_size, "mtime": st.st_mtime,
+            "mode": stat.filemode(st.st_mode), "uid": user, "gid": group}
+
+
+def _list(agent: Agent, raw: str | None) -> list[dict[str, Any]]:
+    real = _resolve(agent, raw)
+    assert raw is not None
+    if real.is_dir():
+        out = []
+        for entry in sorted(os.scandir(real), key=lambda e: e.name):
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except OSError:
+                continue
+            out.append(_file_info(raw.rstrip("/") + "/" + entry.name, st))
+        return out
+    return [_file_info(raw, real.stat())]
+
+
+async def _browse(request: web.Request) -> web.Response:
+    try:
+        infos = _list(_agent(request), request.query.get("path"))
+    except _PathError as e:
+        return _error(e.status, e.message)
+    return web.json_response(infos)
+
+
+def _parse_int(value: str | None, what: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError as e:
+        raise _PathError(400, f"Failed to parse {what}: {value!r}") from e
+
+
+def _read_file(agent: Agent, raw: str | None, offset: int | None, length: int | None
+               ) -> tuple[int, bytes, int]:
+    """(offset, data, size) for a read request, with files.cpp's rules."""
+    if offset is None:
+        offset = -1
+    if offset < -1:
+        raise _PathError(400, f"Negative offset provided: {offset}")
+    if length is not None and length < -1:
+        raise _PathError(400, f"Negative length provided: {length}")
+    real = _resolve(agent, raw)
+    if real.is_dir():
+        raise _PathError(400, "Cannot read a directory")
+    size = real.stat().st_size
+    if offset == -1:
+        return size, b"", size
+    if length is None or length == -1:
+        length = MAX_READ
+    length = min(length, MAX_READ)
+    if offset >= size:
+        return size, b"", size
+    with open(real, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    return offset, data, size
+
+
+async def _read(request: web.Request) -> web.Response:
+    try:
+        offset, data, _size = _read_file(
+            _agent(request), request.query.get("path"),
+            _parse_int(request.query.get("offset"), "offset"),
+            _parse_int(request.query.get("length"), "length"),
+        )
+    except _PathError as e:
+        return _error(e.status, e.message)
+    return web.json_response({"data": data.decode("utf-8", errors="replace"), "offset": offset})
+
+
+async def _download(request: web.Request) -> web.StreamResponse:
+    try:
+        raw = request.query.get("path")
+        real = _resolve(_agent(request), raw)
+    except _PathError as e:
+        return _error(e.status, e.message)
+    if real.is_dir():
+        return _error(400, "Cannot download a directory")
+    return web.FileResponse(real, headers={
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": f'attachment; filename="{real.name}"',
+    })
+
+
+async def _debug(request: web.Request) -> web.Response:
+    roots = _virtual_roots(_agent(request))
+    return web.json_response({k: str(v) for k, v in sorted(roots.items())})
+
+
+# --------------------------------------------------------------------------------------------
+# Legacy state
+
+
+def _legacy_task(agent: Agent, task: _Task) -> dict[str, Any]:
+    info = task.info
+    out: dict[str, Any] = {
+        "id": task.task_id,
+        "name": info.get("name", ""),
+        "framework_id": task.framework_id,
+        "executor_id": task.executor_id,
+        "slave_id": agent.agent_id or "",
+        "state": task.state,
+        "resources": mres.Resources.parse(info.get("resources")).to_legacy(),
+        "statuses": [
+            {k: v for k, v in s.items()
+             if k in ("state", "timestamp", "container_status", "healthy", "check_status")}
+            for s in task.statuses
+        ],
+    }
+    if info.get("labels"):
+        out["labels"] = (info["labels"] or {}).get("labels", [])
+    for key in ("container", "discovery", "health_check"):
+        if key in info:
+            out[key] = info[key]
+    return out
+
+
+def _legacy_executor(agent: Agent, container: _Container) -> dict[str, Any]:
+    tasks = [t for t in container.tasks.values()]
+    live = [_legacy_task(agent, t) for t in tasks if not t.terminal]
+    done = [_legacy_task(agent, t) for t in tasks if t.terminal]
+    resources = mres.Resources()
+    for t in tasks:
+        resources = resources + mres.Resources.parse(t.info.get("resources"))
+    return {
+        "id": container.executor_id,
+        "name": container.executor.get("name", ""),
+        "source": container.executor.get("source", ""),
+        "container": container.container_id,
+        "directory": str(container.directory),
+        "resources": resources.to_legacy(),
+        "type": "DEFAULT",
+        "tasks": live,
+        "queued_tasks": [],
+        "completed_tasks": done,
+    }
+
+
+def _legacy_framework(agent: Agent, framework: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": (framework.get("id") or {}).get("value", ""),
+        "name": framework.get("name", ""),
+        "user": framework.get("user", ""),
+        "hostname": framework.get("hostname", ""),
+        "role": framework.get("role", "*"),
+        "roles": framework.get("roles", []),
+        "principal": framework.get("principal", ""),
+        "checkpoint": bool(framework.get("checkpoint", False)),
+        "failover_timeout": float(framework.get("failover_timeout", 0.0)),
+        "capabilities": [c.get("type") for c in framework.get("capabilities") or []
+                         if isinstance(c, dict)],
+        "executors": [],
+        "completed_executors": [],
+    }
+
+
+async def _state(request: web.Request) -> web.Response:
+    agent = _agent(request)
+    frameworks: dict[str, dict[str, Any]] = {}
+    infos = agent.framework_infos()
+    for container, live in agent.all_containers():
+        fw = frameworks.get(container.framework_id)
+        if fw is None:
+            fw = _legacy_framework(agent, infos.get(container.framework_id, container.framework))
+            frameworks[container.framework_id] = fw
+        key = "executors" if live else "completed_executors"
+        fw[key].append(_legacy_executor(agent, container))
+    config = agent.config
+    body = {
+        **_version_info(),
+        "start_time": agent.start_time,
+        "id": agent.agent_id or "",
+        "pid": f"slave(1)@{agent.http_address}",
+        "hostname": config.hostname or config.host,
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
+                         "TASK_GROUPS_CHILDREN"],
+        "resources": agent.resources.to_legacy(),
+        "reserved_resources": {},
+        "unreserved_resources": agent.resources.unreserved().to_legacy(),
+        "attributes": {a.name: a.legacy_value() for a in agent.attributes},
+        "master_hostname": config.master.rsplit(":", 1)[0],
+        "log_dir": "",
+        "flags": _flag_values(agent),
+        "frameworks": [fw for fw in frameworks.values() if fw["executors"]],
+        "completed_frameworks": [fw for fw in frameworks.values() if not fw["executors"]],
+    }
+    domain = agent.domain()
+    if domain is not None:
+        body["domain"] = domain
+    return web.json_response(body)
+
+
+def _flag_values(agent: Agent) -> dict[str, str]:
+    config = agent.config
+    return {
+        "master": config.master,
+        "work_dir": str(agent.work_dir),
+        "port": str(agent.http_address.rsplit(":", 1)[1]),
+        "ip": config.host,
+        "hostname": config.hostname or config.host,
+        "resources": config.resources,
+        "attributes": config.attributes,
+        "executor_shutdown_grace_period": f"{config.executor_shutdown_grace_seconds:g}secs",
+        "containerizers": "mesos",
+        "default_role": "*",
+    }
+
+
+async def _gone_json(request: web.Request) -> web.Response:
+    return _error(404, "The .json endpoints were removed in Mesos 0.26; use /state")
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+async def _flags(request: web.Request) -> web.Response:
+    return web.json_response({"flags": _flag_values(_agent(request))})
+
+
+def _version_info() -> dict[str, Any]:
+    from k8sbridge.kernel.agent.agent import VERSION
+
+    return {"version": VERSION, "build_date": "2024-08-01 00:00:00", "build_time": 1722470400.0,
+            "build_user": "k8sbridge"}
+
+
+async def _version(request: web.Request) -> web.Response:
+    return web.json_response(_version_info())
+
+
+def _container_entries(agent: Agent) -> list[dict[str, Any]]:
+    out = []
+    for container in agent.live_containers():
+        if not container.launched:
+            continue
+        stats: dict[str, Any] = {"timestamp": time.time()}
+        if container.mem_limit_mb:
+            stats["mem_limit_bytes"] = int(container.mem_limit_mb * 1024 * 1024)
+        if container.cpus_limit:
+            stats["cpus_limit"] = container.cpus_limit
+        out.append({
+            "container": container,
+            "framework_id": container.framework_id,
+            "executor_id": container.executor_id,
+            "executor_name": container.executor.get("name", ""),
+            "source": container.executor.get("source", ""),
+            "statistics": stats,
+            "status": agent.container_status(container),
+        })
+    return out
+
+
+async def _containers(request: web.Request) -> web.Response:
+    entries = _container_entries(_agent(request))
+    body = [{
+        "framework_id": e["framework_id"],
+        "executor_id": e["executor_id"],
+        "executor_name": e["executor_name"],
+        "source": e["source"],
+        "container_id": e["container"].container_id,
+        "status": e["status"],
+        "statistics": e["statistics"],
+    } for e in entries]
+    return web.json_response(body)
+
+
+# --------------------------------------------------------------------------------------------
+# v1 API
+
+
+async def _api_v1(request: web.Request) -> web.Response:
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+    if not content_type:
+        return _error(400, "Expecting 'Content-Type' to be present")
+    if content_type == "application/x-protobuf":
+        return _error(415, "This agent speaks JSON only: use 'Content-Type: application/json'")
+    if content_type != "application/json":
+        return _error(415, f"Expecting 'Content-Type' of application/json or "
+                      f"application/x-protobuf, got '{content_type}'")
+    accept = request.headers.get("Accept", "application/json")
+    if not any(a.split(";")[0].strip() in ("application/json", "*/*", "application/*")
+               for a in accept.split(",")):
+        return _error(406, "Expecting 'Accept' to allow application/json")
+    try:
+        call = json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return _error(400, f"Failed to parse body into JSON: {e}")
+    if not isinstance(call, dict):
+        return _error(400, "Failed to convert JSON into Call protobuf: not an object")
+    kind = call.get("type")
+    agent = _agent(request)
+    try:
+        if kind == "GET_HEALTH":
+            return _v1(kind, {"healthy": True})
+        if kind == "GET_VERSION":
+            return _v1(kind, {"version_info": _version_info()})
+        if kind == "GET_STATE":
+            return _v1(kind, _get_state(agent))
+        if kind == "GET_CONTAINERS":
+            return _v1(kind, {"containers": _v1_containers(agent)})
+        if kind == "GET_FRAMEWORKS":
+            return _v1(kind, _get_state(agent)["get_frameworks"])
+        if kind == "GET_EXECUTORS":
+            return _v1(kind, _get_state(agent)["get_executors"])
+        if kind == "GET_TASKS":
+            return _v1(kind, _get_state(agent)["get_tasks"])
+        if kind == "GET_FLAGS":
+            flags = [{"name": k, "value": v} for k, v in _flag_values(agent).items()]
+            return _v1(kind, {"flags": flags})
+        if kind == "GET_AGENT":
+            return _v1(kind, {"agent_info": _agent_info(agent)})
+        if kind == "LIST_FILES":
+            path = (call.get("list_files") or {}).get("path")
+            infos = _list(agent, path)
+            for info in infos:
+                info["mtime"] = {"nanoseconds": int(info["mtime"] * 1e9)}
+            return _v1(kind, {"file_infos": infos})
+        if kind == "READ_FILE":
+            body = call.get("read_file")
+            if not isinstance(body, dict) or "path" not in body or "offset" not in body:
+                return _error(400, "Expecting 'read_file.path' and 'read_file.offset'")
+            offset = int(body["offset"])
+            if offset < 0:
+                return _error(400, "Negative offset provided")
+            length = body.get("length")
+            _, data, size = _read_file(
+                agent, str(body["path"]), offset, int(length) if length is not None else None
+            )
+            return _v1(kind, {"size": size, "data": base64.b64encode(data).decode("ascii")})
+    except _PathError as e:
+        return _error(e.status, e.message)
+    except (TypeError, ValueError) as e:
+        return _error(400, f"Failed to validate agent::Call: {e}")
+    if kind is None:
+        return _error(400, "Expecting 'type' to be present")
+    if not isinstance(kind, str) or kind == "UNKNOWN":
+        return _error(400, f"Failed to validate agent::Call: unknown type {kind!r}")
+    return _error(501, f"Unsupported call type {kind} on this agent")
+
+
+def _v1(kind: str, body: dict[str, Any]) -> web.Response:
+    return web.json_response({"type": kind, kind.lower(): body})
+
+
+def _agent_info(agent: Agent) -> dict[str, Any]:
+    config = agent.config
+    info: dict[str, Any] = {
+        "hostname": config.hostname or config.host,
+        "port": int(agent.http_address.rsplit(":", 1)[1]),
+        "resources": agent.resources.to_raw(),
+        "attributes": [a.to_raw() for a in agent.attributes],
+    }
+    if agent.agent_id:
+        info["id"] = {"value": agent.agent_id}
+    domain = agent.domain()
+    if domain is not None:
+        info["domain"] = domain
+    return info
+
+
+def _get_state(agent: Agent) -> dict[str, Any]:
+    launched: list[dict[str, Any]] = []
+    terminated: list[dict[str, Any]] = []
+    executors: list[dict[str, Any]] = []
+    completed_executors: list[dict[str, Any]] = []
+    fids: set[str] = set()
+    for container, live in agent.all_containers():
+        fids.add(container.framework_id)
+        for task in container.tasks.values():
+            (terminated if task.terminal else launched).append(agent.task_json(task))
+        entry = {"executor_info": container.executor}
+        (executors if live else completed_executors).append(entry)
+    infos = agent.framework_infos()
+    live_fids = {c.framework_id for c in agent.live_containers()}
+    return {
+        "get_tasks": {"launched_tasks": launched, "queued_tasks": [],
+                      "terminated_tasks": terminated, "completed_tasks": []},
+        "get_executors": {"executors": executors, "completed_executors": completed_executors},
+        "get_frameworks": {
+            "frameworks": [{"framework_info": infos[f]} for f in sorted(live_fids) if f in infos],
+            "completed_frameworks": [{"framework_info": infos[f]}
+                                     for f in sorted(fids - live_fids) if f in infos],
+        },
+    }
+
+
+def _v1_containers(agent: Agent) -> list[dict[str, Any]]:
+    return [{
+        "framework_id": {"value": e["framework_id"]},
+        "executor_id": {"value": e["executor_id"]},
+        "executor_name": e["executor_name"],
+        "container_id": {"value": e["container"].container_id},
+        "container_status": e["status"],
+        "resource_statistics": e["statistics"],
+    } for e in _container_entries(agent)]

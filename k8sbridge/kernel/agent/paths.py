@@ -1,0 +1,84 @@
+"""Mesos' on-disk layout: sandboxes under ``slaves/`` and checkpoints under ``meta/``.
+
+Why copy Mesos exactly: operators and tools locate sandboxes by these paths
+(``<work_dir>/slaves/<agentId>/frameworks/<fid>/executors/<eid>/runs/<containerId>``, with a
+``runs/latest`` symlink), and the files API exposes the same tree under the virtual path
+``/frameworks/<fid>/executors/<eid>/runs/latest``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "atomic_write_json",
+    "container_meta_dir",
+    "executor_sandbox",
+    "latest_agent_id",
+    "link_latest",
+    "read_json",
+    "save_agent_id",
+    "task_sandbox",
+]
+
+
+def executor_sandbox(*, work_dir: Path, agent_id: str, framework_id: str, executor_id: str,
+                     container_id: str) -> Path:
+    return (work_dir / "slaves" / agent_id / "frameworks" / framework_id / "executors"
+            / executor_id / "runs" / container_id)
+
+
+def task_sandbox(*, executor_dir: Path, task_id: str) -> Path:
+    """Default-executor tasks keep their own files under ``tasks/<taskId>/``."""
+    return executor_dir / "tasks" / task_id
+
+
+def container_meta_dir(*, work_dir: Path, agent_id: str, framework_id: str, executor_id: str,
+                       container_id: str) -> Path:
+    return (work_dir / "meta" / "slaves" / agent_id / "frameworks" / framework_id / "executors"
+            / executor_id / "runs" / container_id)
+
+
+def link_latest(run_dir: Path) -> None:
+    """Point ``runs/latest`` at ``run_dir`` (atomically replacing an older link)."""
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, latest)
+
+
+def save_agent_id(*, work_dir: Path, agent_id: str) -> None:
+    path = work_dir / "meta" / "slaves" / "latest"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".latest.tmp")
+    tmp.write_text(agent_id)
+    os.replace(tmp, path)
+
+
+def latest_agent_id(*, work_dir: Path) -> str | None:
+    try:
+        text = (work_dir / "meta" / "slaves" / "latest").read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return text or None
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing or unreadable (a torn checkpoint)."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,112 @@
+"""Reliable status updates: one FIFO per task, only the head in flight, retried until ACKed.
+
+Why a separate pure-ish component: this is the rule frameworks depend on most ("no ACK for
+TASK_RUNNING means you never see TASK_FINISHED"), and it is easiest to get right with time passed
+in. The agent feeds it statuses and acknowledgements and sends whatever it returns.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import time
+from collections import deque
+from typing import Any
+
+__all__ = ["StatusUpdates", "new_uuid", "update_message"]
+
+MAX_RETRY_SECONDS = 600.0  # Mesos backs off to 10 minutes
+
+
+def new_uuid() -> str:
+    """16 random bytes, base64 (the wire form of ``TaskStatus.uuid``)."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+def update_message(*, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "STATUS_UPDATE", "framework_id": {"value": framework_id}, "status": status}
+
+
+@dataclasses.dataclass(slots=True)
+class _Stream:
+    queue: deque[dict[str, Any]]
+    next_retry: float = 0.0
+    interval: float = 0.0
+    sent: bool = False
+
+
+class StatusUpdates:
+    """Per-task FIFOs keyed by (framework id, task id)."""
+
+    def __init__(self, *, retry_seconds: float) -> None:
+        self._retry = max(0.05, retry_seconds)
+        self._streams: dict[tuple[str, str], _Stream] = {}
+
+    def add(self, *, framework_id: str, status: dict[str, Any], now: float | None = None,
+            connected: bool = True) -> list[dict[str, Any]]:
+        """Queue ``status``; returns the messages to send now (the head, if it just became one)."""
+        now = time.monotonic() if now is None else now
+        key = (framework_id, status["task_id"]["value"])
+        stream = self._streams.setdefault(key, _Stream(queue=deque()))
+        stream.queue.append(status)
+        if len(stream.queue) == 1 and connected:
+            return [self._send_head(key, stream, now)]
+        return []
+
+    def acknowledge(self, *, framework_id: str, task_id: str, uuid: str,
+                    now: float | None = None, connected: bool = True
+                    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """Pop the head when ``uuid`` matches: (the acked status or None, messages to send)."""
+        now = time.monotonic() if now is None else now
+        key = (framework_id, task_id)
+        stream = self._streams.get(key)
+        if stream is None or not stream.queue or stream.queue[0].get("uuid") != uuid:
+            return None, []
+        acked = stream.queue.popleft()
+        if not stream.queue:
+            del self._streams[key]
+            return acked, []
+        stream.sent = False
+        return acked, [self._send_head(key, stream, now)] if connected else []
+
+    def due(self, *, now: float | None = None) -> list[dict[str, Any]]:
+        """Heads whose retry time has come (call periodically while connected)."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for key, stream in self._streams.items():
+            if not stream.sent or now >= stream.next_retry:
+                if stream.sent:
+                    stream.interval = min(stream.interval * 2, MAX_RETRY_SECONDS)
+                    stream.next_retry = now + stream.interval
+                    out.append(update_message(framework_id=key[0], status=stream.queue[0]))
+                else:
+                    out.append(self._send_head(key, stream, now))
+        return out
+
+    def resend_all(self, *, now: float | None = None) -> list[dict[str, Any]]:
+        """Every head, with its retry timer reset (after a (re-)registration)."""
+        now = time.monotonic() if now is None else now
+        return [self._send_head(key, stream, now) for key, stream in self._streams.items()]
+
+    def pending(self, *, framework_id: str, task_id: str) -> list[dict[str, Any]]:
+        stream = self._streams.get((framework_id, task_id))
+        return list(stream.queue) if stream else []
+
+    def restore(self, *, framework_id: str, task_id: str, statuses: list[dict[str, Any]]) -> None:
+        """Re-create a task's FIFO from a checkpoint (sent again on registration)."""
+        if statuses:
+            self._streams[(framework_id, task_id)] = _Stream(queue=deque(statuses))
+
+    def drop_framework(self, framework_id: str) -> None:
+        for key in [k for k in self._streams if k[0] == framework_id]:
+            del self._streams[key]
+
+    def __len__(self) -> int:
+        return sum(len(s.queue) for s in self._streams.values())
+
+    def _send_head(self, key: tuple[str, str], stream: _Stream, now: float) -> dict[str, Any]:
+        stream.sent = True
+        stream.interval = self._retry
+        stream.next_retry = now + self._retry
+        return update_message(framework_id=key[0], status=stream.queue[0])
