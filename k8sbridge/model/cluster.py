@@ -1,0 +1,214 @@
+"""A read-only view of the cluster as placement sees it: agents, their offers, their pods.
+
+Why here: placement must be a pure function of (pending pods, cluster view) so that it can be
+tested from static inputs and benchmarked without a master. The Mesos client, the offer book
+and the node controller fill this view; nothing in it performs I/O.
+
+Node labels are derived here (``node_labels``) so that the Node objects the kubelet publishes and
+the labels placement matches against can never disagree: agent attributes (TEXT and SCALAR ones
+that are valid label values), ``kubernetes.io/hostname``, ``type=virtual-kubelet`` and the fault
+domain as ``topology.kubernetes.io/region`` / ``topology.kubernetes.io/zone``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from k8sbridge.model import ids, pods
+from k8sbridge.model import resources as res
+
+__all__ = [
+    "PROVIDER_TAINT",
+    "AgentView",
+    "ClusterView",
+    "OfferView",
+    "PlacedPod",
+    "Taint",
+    "is_label_key",
+    "is_label_value",
+    "node_labels",
+]
+
+LABEL_HOSTNAME = "kubernetes.io/hostname"
+LABEL_REGION = "topology.kubernetes.io/region"
+LABEL_ZONE = "topology.kubernetes.io/zone"
+LABEL_TYPE = "type"
+
+_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= 63 and _NAME.match(value) is not None
+
+
+def is_label_key(key: str) -> bool:
+    prefix, sep, name = key.rpartition("/")
+    if sep and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return bool(name) and is_label_value(name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+    def __str__(self) -> str:
+        return f"{{{self.key}: {self.value}}}"
+
+
+#: The taint every k8sbridge Node carries unless configured otherwise.
+PROVIDER_TAINT = Taint(key="virtual-kubelet.io/provider", value="mesos", effect="NoSchedule")
+
+
+def node_labels(
+    *,
+    hostname: str,
+    attributes: Iterable[res.Attribute] = (),
+    region: str | None = None,
+    zone: str | None = None,
+) -> dict[str, str]:
+    """The labels of the Node that represents a Mesos agent.
+
+    Attributes whose name is not a valid label key, or whose value is not a valid label value
+    (RANGES and SET attributes, long texts), are left out rather than mangled.
+    """
+    labels: dict[str, str] = {}
+    for attr in attributes:
+        if attr.type not in ("TEXT", "SCALAR"):
+            continue
+        value = attr.value_str
+        if is_label_key(attr.name) and is_label_value(value):
+            labels[attr.name] = value
+    if is_label_value(hostname):
+        labels[LABEL_HOSTNAME] = hostname
+    labels[LABEL_TYPE] = "virtual-kubelet"
+    if region and is_label_value(region):
+        labels[LABEL_REGION] = region
+    if zone and is_label_value(zone):
+        labels[LABEL_ZONE] = zone
+    return labels
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OfferView:
+    """One outstanding offer: its id, its resources and the role it was allocated to."""
+
+    id: ids.OfferId
+    agent_id: ids.AgentId
+    resources: res.Resources
+    allocation_role: str | None = None
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> OfferView:
+        """From Mesos v1 ``Offer`` JSON (only id, agent_id, resources, allocation_info)."""
+        try:
+            offer_id = raw["id"]["value"]
+            agent_id = raw["agent_id"]["value"]
+        except (KeyError, TypeError) as e:
+            raise res.ResourceError(f"offer without id or agent_id: {e}") from e
+        role = (raw.get("allocation_info") or {}).get("role")
+        return cls(
+            id=ids.OfferId(str(offer_id)),
+            agent_id=ids.AgentId(str(agent_id)),
+            resources=res.Resources.parse(raw.get("resources") or []),
+            allocation_role=role,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlacedPod:
+    """A pod already running (or launching) on an agent, as far as placement cares."""
+
+    key: ids.PodKey
+    namespace: str
+    labels: tuple[tuple[str, str], ...] = ()
+    host_ports: tuple[tuple[int, str], ...] = ()  # (port, protocol)
+    # the pod's own required anti-affinity terms, for the symmetric check
+    anti_affinity: tuple[pods.PodAffinityTerm, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentView:
+    """One agent: identity, derived node labels, taints, current offers, placed pods."""
+
+    agent_id: ids.AgentId
+    hostname: str
+    node_name: str
+    labels: Mapping[str, str]
+    taints: tuple[Taint, ...] = ()
+    offers: tuple[OfferView, ...] = ()
+    pods: tuple[PlacedPod, ...] = ()
+    #: The agent's total resources when known (spread scores normalise by it), else None.
+    total: res.Resources | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        agent_id: str,
+        hostname: str,
+        node_name: str | None = None,
+        attributes: Iterable[res.Attribute] = (),
+        region: str | None = None,
+        zone: str | None = None,
+        taints: Sequence[Taint] = (PROVIDER_TAINT,),
+        offers: Sequence[OfferView] = (),
+        pods: Sequence[PlacedPod] = (),
+        total: res.Resources | None = None,
+    ) -> AgentView:
+        return cls(
+            agent_id=ids.AgentId(agent_id),
+            hostname=hostname,
+            node_name=node_name or hostname,
+            labels=node_labels(hostname=hostname, attributes=attributes, region=region, zone=zone),
+            taints=tuple(taints),
+            offers=tuple(offers),
+            pods=tuple(pods),
+            total=total,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClusterView:
+    agents: tuple[AgentView, ...]
+
+    @classmethod
+    def from_raw_offers(
+        cls,
+        raw_offers: Iterable[Mapping[str, Any]],
+        *,
+        taints: Sequence[Taint] = (PROVIDER_TAINT,),
+        pods: Mapping[str, Sequence[PlacedPod]] | None = None,
+        node_names: Mapping[str, str] | None = None,
+    ) -> ClusterView:
+        """Group Mesos v1 ``Offer`` JSON by agent (hostname, attributes, domain from the offer)."""
+        by_agent: dict[str, list[Mapping[str, Any]]] = {}
+        for raw in raw_offers:
+            agent = (raw.get("agent_id") or {}).get("value")
+            if not agent:
+                raise res.ResourceError("offer without agent_id")
+            by_agent.setdefault(str(agent), []).append(raw)
+        agents: list[AgentView] = []
+        for agent_id, offers in by_agent.items():
+            first = offers[0]
+            domain = ((first.get("domain") or {}).get("fault_domain")) or {}
+            agents.append(
+                AgentView.build(
+                    agent_id=agent_id,
+                    hostname=str(first.get("hostname") or agent_id),
+                    node_name=(node_names or {}).get(agent_id),
+                    attributes=[res.Attribute.parse(a) for a in first.get("attributes") or []],
+                    region=(domain.get("region") or {}).get("name"),
+                    zone=(domain.get("zone") or {}).get("name"),
+                    taints=taints,
+                    offers=[OfferView.from_raw(o) for o in offers],
+                    pods=(pods or {}).get(agent_id, ()),
+                )
+            )
+        return cls(agents=tuple(agents))

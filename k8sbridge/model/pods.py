@@ -1,0 +1,731 @@
+"""What a pending pod asks of the cluster, parsed once from the raw pod JSON.
+
+Why here: placement (feasible/rank/select), the launcher and the status map all need the same
+reading of a pod spec (which quantities, which host ports, which constraints). Parsing it once
+into frozen values keeps the hot placement path free of dict walking and gives malformed specs a
+single, clear error (``PodSpecError``) instead of a crash deep inside the scheduler.
+
+Units follow Mesos: cpu in cores, memory and ephemeral storage in MiB, ``nvidia.com/gpu`` as the
+``gpus`` scalar. Containers without a request get a documented default (``ContainerDefaults``):
+Kubernetes would schedule them as 0, but a Mesos task must hold some resources. As in the API
+server's defaulting, a container with a limit but no request requests its limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeAlias
+
+from k8sbridge.model import ids
+
+__all__ = [
+    "DEFAULT_CONTAINER_DEFAULTS",
+    "ContainerDefaults",
+    "ContainerRequest",
+    "HostPort",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "NodeSelectorRequirement",
+    "NodeSelectorTerm",
+    "PodAffinityTerm",
+    "PodRequest",
+    "PodSpecError",
+    "QuantityError",
+    "Toleration",
+    "parse_cpu",
+    "parse_memory_mib",
+    "parse_pod",
+    "parse_quantity",
+]
+
+RawPod: TypeAlias = Mapping[str, Any]
+RestartPolicy: TypeAlias = Literal["Always", "OnFailure", "Never"]
+QosClass: TypeAlias = Literal["Guaranteed", "Burstable", "BestEffort"]
+
+#: The resource names placement understands, as Mesos scalars.
+SCALAR_NAMES: tuple[str, ...] = ("cpus", "mem", "disk", "gpus")
+_K8S_TO_MESOS = {
+    "cpu": "cpus",
+    "memory": "mem",
+    "ephemeral-storage": "disk",
+    "nvidia.com/gpu": "gpus",
+}
+
+
+class PodSpecError(ValueError):
+    """The pod spec cannot be scheduled as written (the message names the field)."""
+
+
+class QuantityError(PodSpecError):
+    """A resource quantity that is not a valid Kubernetes quantity."""
+
+
+# --------------------------------------------------------------------------------------------
+# Quantities
+
+_QUANTITY = re.compile(
+    r"^(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))(?P<suffix>[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$"
+)
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": decimal.Decimal("1e-9"),
+    "u": decimal.Decimal("1e-6"),
+    "m": decimal.Decimal("1e-3"),
+    "": decimal.Decimal(1),
+    "k": decimal.Decimal("1e3"),
+    "M": decimal.Decimal("1e6"),
+    "G": decimal.Decimal("1e9"),
+    "T": decimal.Decimal("1e12"),
+    "P": decimal.Decimal("1e15"),
+    "E": decimal.Decimal("1e18"),
+}
+
+
+def parse_quantity(value: object, *, what: str = "quantity") -> decimal.Decimal:
+    """Parse a Kubernetes quantity (``"500m"``, ``"1.5Gi"``, ``"2e3"``, ``4``) exactly."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise QuantityError(f"{what}: {value!r} is not a quantity")
+    text = str(value).strip() if not isinstance(value, float) else repr(value)
+    m = _QUANTITY.match(text)
+    if m is None:
+        raise QuantityError(f"{what}: {value!r} is not a valid quantity")
+    try:
+        number = decimal.Decimal(m.group("num"))
+    except decimal.InvalidOperation as e:  # pragma: no cover - the regex admits only numbers
+        raise QuantityError(f"{what}: {value!r} is not a valid quantity") from e
+    suffix = m.group("suffix") or ""
+    if suffix in _BINARY:
+        number *= _BINARY[suffix]
+    elif suffix in _DECIMAL:
+        number *= _DECIMAL[suffix]
+    else:  # exponent
+        number = number.scaleb(int(suffix[1:]))
+    if number < 0:
+        raise QuantityError(f"{what}: {value!r} is negative")
+    return number
+
+
+def _ceil_milli(number: decimal.Decimal) -> float:
+    """Round up to Mesos' three decimals (a request is never silently shrunk)."""
+    return math.ceil(number * 1000) / 1000
+
+
+def parse_cpu(value: object, *, what: str = "cpu") -> float:
+    """cpu quantity → cores (``"250m"`` → 0.25), rounded up to a millicore."""
+    return _ceil_milli(parse_quantity(value, what=what))
+
+
+def parse_memory_mib(value: object, *, what: str = "memory") -> float:
+    """byte quantity → MiB (``"1Gi"`` → 1024.0), rounded up to a thousandth of a MiB."""
+    return _ceil_milli(parse_quantity(value, what=what) / (2**20))
+
+
+def _parse_whole(value: object, *, what: str) -> float:
+    number = parse_quantity(value, what=what)
+    if number != number.to_integral_value():
+        raise QuantityError(f"{what}: {value!r} must be a whole number")
+    return float(number)
+
+
+def _to_mesos(name: str, value: object, *, what: str) -> float:
+    if name == "cpus":
+        return parse_cpu(value, what=what)
+    if name in ("mem", "disk"):
+        return parse_memory_mib(value, what=what)
+    return _parse_whole(value, what=what)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsed values
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ContainerDefaults:
+    """Requests given to a container that states none (and has no limit to copy).
+
+    Documented defaults: 0.1 cpu and 64 MiB, the floor earlier Mesos bridges used; disk and gpus
+    default to nothing. Set them from the bridge's settings.
+    """
+
+    cpus: float = 0.1
+    mem: float = 64.0
+
+
+DEFAULT_CONTAINER_DEFAULTS = ContainerDefaults()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostPort:
+    container_port: int
+    host_port: int
+    protocol: str = "TCP"
+    name: str = ""
+    host_ip: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ContainerRequest:
+    """One container: Mesos scalars it requests, the limits it carries, its host ports."""
+
+    name: str
+    image: str
+    requests: tuple[tuple[str, float], ...]  # (mesos name, value), cpus and mem always present
+    limits: tuple[tuple[str, float], ...]  # only those the spec states
+    host_ports: tuple[HostPort, ...] = ()
+    init: bool = False
+    sidecar: bool = False  # an init container with restartPolicy Always
+    explicit_requests: bool = False  # False when defaults were used (qosClass BestEffort)
+
+    def request(self, name: str) -> float:
+        for key, value in self.requests:
+            if key == name:
+                return value
+        return 0.0
+
+    @property
+    def requests_dict(self) -> dict[str, float]:
+        return dict(self.requests)
+
+    @property
+    def limits_dict(self) -> dict[str, float]:
+        return dict(self.limits)
+
+
+SelectorOperator: TypeAlias = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeSelectorRequirement:
+    key: str
+    operator: SelectorOperator
+    values: tuple[str, ...] = ()
+    field: bool = False  # a matchFields entry (only metadata.name exists)
+
+    def matches(self, labels: Mapping[str, str], *, node_name: str) -> bool:
+        if self.field:
+            present, value = True, node_name
+        else:
+            present = self.key in labels
+            value = labels.get(self.key, "")
+        op = self.operator
+        if op == "In":
+            return present and value in self.values
+        if op == "NotIn":
+            return not present or value not in self.values
+        if op == "Exists":
+            return present
+        if op == "DoesNotExist":
+            return not present
+        if not present:
+            return False
+        try:
+            number = int(value)
+        except ValueError:
+            return False
+        bound = int(self.values[0])
+        return number > bound if op == "Gt" else number < bound
+
+    def __str__(self) -> str:
+        if self.operator in ("Exists", "DoesNotExist"):
+            return f"{self.key} {self.operator}"
+        return f"{self.key} {self.operator} [{','.join(self.values)}]"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeSelectorTerm:
+    """Expressions AND-ed; the terms of a node selector are OR-ed."""
+
+    requirements: tuple[NodeSelectorRequirement, ...]
+
+    def matches(self, labels: Mapping[str, str], *, node_name: str) -> bool:
+        # An empty term matches no node (Kubernetes' rule for nodeSelectorTerms).
+        return bool(self.requirements) and all(
+            r.matches(labels, node_name=node_name) for r in self.requirements
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str = ""
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str = ""
+    effect: str = ""  # "" = every effect
+    toleration_seconds: int | None = None
+
+    def tolerates(self, *, key: str, value: str, effect: str) -> bool:
+        if self.effect and self.effect != effect:
+            return False
+        if self.operator == "Exists":
+            return not self.key or self.key == key
+        return self.key == key and self.value == value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LabelSelectorRequirement:
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LabelSelector:
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        for key, value in self.match_labels:
+            if labels.get(key) != value:
+                return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator == "In" and not (present and labels[req.key] in req.values):
+                return False
+            if req.operator == "NotIn" and present and labels[req.key] in req.values:
+                return False
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodAffinityTerm:
+    selector: LabelSelector
+    topology_key: str
+    namespaces: tuple[str, ...]  # resolved: the pod's own namespace when the spec names none
+    all_namespaces: bool = False  # an empty namespaceSelector ({}) selects every namespace
+
+    def selects(self, *, namespace: str, labels: Mapping[str, str]) -> bool:
+        if not self.all_namespaces and namespace not in self.namespaces:
+            return False
+        return self.selector.matches(labels)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodRequest:
+    """Everything placement and launch need to know about one pod, parsed and validated."""
+
+    key: ids.PodKey
+    uid: ids.PodUid
+    namespace: str
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    containers: tuple[ContainerRequest, ...]
+    init_containers: tuple[ContainerRequest, ...]
+    scheduler_name: str
+    node_name: str  # "" while unbound
+    restart_policy: RestartPolicy
+    termination_grace_period_seconds: int
+    node_selector: tuple[tuple[str, str], ...]
+    required_node_affinity: tuple[NodeSelectorTerm, ...]  # () = no constraint
+    tolerations: tuple[Toleration, ...]
+    anti_affinity: tuple[PodAffinityTerm, ...]  # required, during scheduling
+    required_pod_affinity: int  # count of required podAffinity terms (not supported)
+    priority: int
+    qos_class: QosClass
+    #: The pod's effective request per Mesos scalar (Kubernetes' rule: max(sum of app
+    #: containers (+ sidecars), any init container)); executor overhead not included.
+    scalars: tuple[tuple[str, float], ...]
+    host_ports: tuple[HostPort, ...]
+
+    @property
+    def labels_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    def scalar(self, name: str) -> float:
+        for key, value in self.scalars:
+            if key == name:
+                return value
+        return 0.0
+
+    #: Pods with equal signatures are interchangeable for feasibility and fit (computed once,
+    #: placement groups pods by it). Labels and namespace count only when the pod has
+    #: anti-affinity terms of its own; the other direction (existing pods' terms selecting
+    #: this pod) is the placement's business.
+    placement_signature: tuple[Any, ...] = dataclasses.field(
+        default=(), init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        ident: tuple[Any, ...] = (self.namespace, self.labels) if self.anti_affinity else ()
+        signature = (
+            self.scalars,
+            tuple((p.host_port, p.protocol) for p in self.host_ports),
+            self.node_name,
+            self.node_selector,
+            self.required_node_affinity,
+            self.tolerations,
+            self.anti_affinity,
+            self.required_pod_affinity,
+            ident,
+            # the carve is per container, so containers are part of it (a Deployment's pods
+            # still share one signature)
+            tuple((c.name, c.requests, c.limits) for c in self.containers),
+            tuple((c.name, c.requests, c.limits, c.sidecar) for c in self.init_containers),
+        )
+        object.__setattr__(self, "placement_signature", signature)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _mapping(value: Any, *, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise PodSpecError(f"{what} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, *, what: str) -> Sequence[Any]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise PodSpecError(f"{what} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _str_pairs(value: Any, *, what: str) -> tuple[tuple[str, str], ...]:
+    raw = _mapping(value, what=what)
+    return tuple(sorted((str(k), str(v)) for k, v in raw.items()))
+
+
+def _parse_resources(
+    raw: Any, *, what: str
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k8s_name, value in _mapping(raw, what=what).items():
+        mesos_name = _K8S_TO_MESOS.get(str(k8s_name))
+        if mesos_name is None:
+            continue  # hugepages, extended resources: not offered by Mesos agents
+        out[mesos_name] = _to_mesos(mesos_name, value, what=f"{what}.{k8s_name}")
+    return out
+
+
+def _parse_container(
+    raw: Any, *, index: int, init: bool, defaults: ContainerDefaults
+) -> ContainerRequest:
+    kind = "initContainers" if init else "containers"
+    c = _mapping(raw, what=f"spec.{kind}[{index}]")
+    name = c.get("name")
+    if not isinstance(name, str) or not name:
+        raise PodSpecError(f"spec.{kind}[{index}].name is required")
+    where = f"spec.{kind}[{name}]"
+    res = _mapping(c.get("resources"), what=f"{where}.resources")
+    requests = _parse_resources(res.get("requests"), what=f"{where}.resources.requests")
+    limits = _parse_resources(res.get("limits"), what=f"{where}.resources.limits")
+    explicit = bool(requests or limits)
+    effective = dict(limits)  # the API server's defaulting: no request → request = limit
+    effective.update(requests)
+    for name_, limit in limits.items():
+        if effective[name_] > limit:
+            raise PodSpecError(
+                f"{where}.resources: {name_} request {effective[name_]:g} exceeds its limit "
+                f"{limit:g}"
+            )
+    if "gpus" in limits and "gpus" in requests and requests["gpus"] != limits["gpus"]:
+        raise PodSpecError(f"{where}.resources: nvidia.com/gpu request must equal its limit")
+    if effective.get("cpus", 0.0) <= 0:
+        effective["cpus"] = defaults.cpus
+    if effective.get("mem", 0.0) <= 0:
+        effective["mem"] = defaults.mem
+    ports: list[HostPort] = []
+    for i, rp in enumerate(_list(c.get("ports"), what=f"{where}.ports")):
+        p = _mapping(rp, what=f"{where}.ports[{i}]")
+        host_port = p.get("hostPort", 0) or 0
+        container_port = p.get("containerPort")
+        if not isinstance(container_port, int) or isinstance(container_port, bool):
+            raise PodSpecError(f"{where}.ports[{i}].containerPort must be an integer")
+        if not isinstance(host_port, int) or isinstance(host_port, bool):
+            raise PodSpecError(f"{where}.ports[{i}].hostPort must be an integer")
+        if not 0 <= host_port <= 65535 or not 0 < container_port <= 65535:
+            raise PodSpecError(f"{where}.ports[{i}]: port out of range")
+        if host_port:
+            ports.append(
+                HostPort(
+                    container_port=container_port,
+                    host_port=host_port,
+                    protocol=str(p.get("protocol") or "TCP"),
+                    name=str(p.get("name") or ""),
+                    host_ip=str(p.get("hostIP") or ""),
+                )
+            )
+    image = c.get("image") or ""
+    if not isinstance(image, str):
+        raise PodSpecError(f"{where}.image must be a string")
+    return ContainerRequest(
+        name=name,
+        image=image,
+        requests=tuple(sorted(effective.items())),
+        limits=tuple(sorted(limits.items())),
+        host_ports=tuple(ports),
+        init=init,
+        sidecar=init and c.get("restartPolicy") == "Always",
+        explicit_requests=explicit,
+    )
+
+
+def _effective_scalars(
+    containers: Sequence[ContainerRequest], init_containers: Sequence[ContainerRequest]
+) -> dict[str, float]:
+    """Kubernetes' effective pod request, sidecars included (KEP-753)."""
+    names = {n for c in (*containers, *init_containers) for n, _ in c.requests}
+    out: dict[str, float] = {}
+    for name in names:
+        app = sum(c.request(name) for c in containers)
+        sidecars = 0.0
+        init_peak = 0.0
+        for c in init_containers:
+            if c.sidecar:
+                sidecars += c.request(name)
+                init_peak = max(init_peak, sidecars)
+            else:
+                init_peak = max(init_peak, sidecars + c.request(name))
+        out[name] = round(max(app + sidecars, init_peak), 3)
+    return out
+
+
+def _qos_class(raw_containers: Sequence[Any]) -> QosClass:
+    any_set = False
+    guaranteed = True
+    for raw in raw_containers:
+        res = raw.get("resources") or {}
+        requests = res.get("requests") or {}
+        limits = res.get("limits") or {}
+        if requests or limits:
+            any_set = True
+        for name in ("cpu", "memory"):
+            if name not in limits:
+                guaranteed = False
+            elif name in requests and parse_quantity(requests[name]) != parse_quantity(
+                limits[name]
+            ):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+
+
+def _parse_node_requirement(
+    raw: Any, *, what: str, field: bool
+) -> NodeSelectorRequirement:
+    r = _mapping(raw, what=what)
+    key = r.get("key")
+    op = r.get("operator")
+    values = tuple(str(v) for v in _list(r.get("values"), what=f"{what}.values"))
+    if not isinstance(key, str) or not key:
+        raise PodSpecError(f"{what}.key is required")
+    if op not in _OPERATORS:
+        raise PodSpecError(f"{what}.operator {op!r} is not one of {', '.join(_OPERATORS)}")
+    if op in ("In", "NotIn") and not values:
+        raise PodSpecError(f"{what}: operator {op} needs values")
+    if op in ("Exists", "DoesNotExist") and values:
+        raise PodSpecError(f"{what}: operator {op} takes no values")
+    if op in ("Gt", "Lt"):
+        if len(values) != 1:
+            raise PodSpecError(f"{what}: operator {op} needs exactly one value")
+        try:
+            int(values[0])
+        except ValueError as e:
+            raise PodSpecError(f"{what}: operator {op} needs an integer value") from e
+    if field and (key != "metadata.name" or op not in ("In", "NotIn")):
+        raise PodSpecError(f"{what}: matchFields supports only metadata.name with In/NotIn")
+    return NodeSelectorRequirement(key=key, operator=op, values=values, field=field)
+
+
+def _parse_node_affinity(raw_affinity: Mapping[str, Any]) -> tuple[NodeSelectorTerm, ...]:
+    node_aff = _mapping(raw_affinity.get("nodeAffinity"), what="spec.affinity.nodeAffinity")
+    required = _mapping(
+        node_aff.get("requiredDuringSchedulingIgnoredDuringExecution"),
+        what="spec.affinity.nodeAffinity.required",
+    )
+    if not required:
+        return ()
+    where = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    terms_raw = _list(required.get("nodeSelectorTerms"), what=f"{where}.nodeSelectorTerms")
+    if not terms_raw:
+        raise PodSpecError(f"{where}.nodeSelectorTerms must not be empty")
+    terms: list[NodeSelectorTerm] = []
+    for i, t in enumerate(terms_raw):
+        term = _mapping(t, what=f"{where}.nodeSelectorTerms[{i}]")
+        reqs = [
+            _parse_node_requirement(r, what=f"{where}.nodeSelectorTerms[{i}].matchExpressions[{j}]",
+                                    field=False)
+            for j, r in enumerate(_list(term.get("matchExpressions"), what="matchExpressions"))
+        ]
+        reqs += [
+            _parse_node_requirement(r, what=f"{where}.nodeSelectorTerms[{i}].matchFields[{j}]",
+                                    field=True)
+            for j, r in enumerate(_list(term.get("matchFields"), what="matchFields"))
+        ]
+        terms.append(NodeSelectorTerm(requirements=tuple(reqs)))
+    return tuple(terms)
+
+
+def _parse_label_selector(raw: Any, *, what: str) -> LabelSelector:
+    sel = _mapping(raw, what=what)
+    exprs: list[LabelSelectorRequirement] = []
+    for i, e in enumerate(_list(sel.get("matchExpressions"), what=f"{what}.matchExpressions")):
+        r = _mapping(e, what=f"{what}.matchExpressions[{i}]")
+        op = r.get("operator")
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            raise PodSpecError(f"{what}.matchExpressions[{i}].operator {op!r} is not valid")
+        key = r.get("key")
+        if not isinstance(key, str) or not key:
+            raise PodSpecError(f"{what}.matchExpressions[{i}].key is required")
+        exprs.append(
+            LabelSelectorRequirement(
+                key=key, operator=op, values=tuple(str(v) for v in r.get("values") or ())
+            )
+        )
+    return LabelSelector(
+        match_labels=_str_pairs(sel.get("matchLabels"), what=f"{what}.matchLabels"),
+        match_expressions=tuple(exprs),
+    )
+
+
+def _parse_pod_terms(
+    raw_affinity: Mapping[str, Any], *, kind: str, namespace: str
+) -> tuple[PodAffinityTerm, ...]:
+    section = _mapping(raw_affinity.get(kind), what=f"spec.affinity.{kind}")
+    where = f"spec.affinity.{kind}.requiredDuringSchedulingIgnoredDuringExecution"
+    out: list[PodAffinityTerm] = []
+    for i, t in enumerate(
+        _list(section.get("requiredDuringSchedulingIgnoredDuringExecution"), what=where)
+    ):
+        term = _mapping(t, what=f"{where}[{i}]")
+        topology_key = term.get("topologyKey")
+        if not isinstance(topology_key, str) or not topology_key:
+            raise PodSpecError(f"{where}[{i}].topologyKey is required")
+        namespaces = tuple(str(n) for n in _list(term.get("namespaces"), what="namespaces"))
+        ns_selector = term.get("namespaceSelector")
+        all_namespaces = isinstance(ns_selector, Mapping) and not ns_selector
+        out.append(
+            PodAffinityTerm(
+                selector=_parse_label_selector(
+                    term.get("labelSelector"), what=f"{where}[{i}].labelSelector"
+                ),
+                topology_key=topology_key,
+                namespaces=namespaces or (namespace,),
+                all_namespaces=all_namespaces,
+            )
+        )
+    return tuple(out)
+
+
+def _parse_tolerations(raw: Any) -> tuple[Toleration, ...]:
+    out: list[Toleration] = []
+    for i, t in enumerate(_list(raw, what="spec.tolerations")):
+        tol = _mapping(t, what=f"spec.tolerations[{i}]")
+        raw_op = tol.get("operator") or "Equal"
+        if raw_op == "Equal":
+            op: Literal["Equal", "Exists"] = "Equal"
+        elif raw_op == "Exists":
+            op = "Exists"
+        else:
+            raise PodSpecError(f"spec.tolerations[{i}].operator {raw_op!r} is not Equal or Exists")
+        seconds = tol.get("tolerationSeconds")
+        out.append(
+            Toleration(
+                key=str(tol.get("key") or ""),
+                operator=op,
+                value=str(tol.get("value") or ""),
+                effect=str(tol.get("effect") or ""),
+                toleration_seconds=int(seconds) if seconds is not None else None,
+            )
+        )
+    return tuple(out)
+
+
+def parse_pod(
+    raw: RawPod, *, defaults: ContainerDefaults = DEFAULT_CONTAINER_DEFAULTS
+) -> PodRequest:
+    """Parse a raw pod (as the Kubernetes API returns it) into a ``PodRequest``.
+
+    Raises ``PodSpecError`` (or its ``QuantityError``) naming the offending field.
+    """
+    if not isinstance(raw, Mapping):
+        raise PodSpecError("a pod must be a JSON object")
+    meta = _mapping(raw.get("metadata"), what="metadata")
+    spec = _mapping(raw.get("spec"), what="spec")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise PodSpecError("metadata.name is required")
+    namespace = str(meta.get("namespace") or "default")
+    raw_containers = _list(spec.get("containers"), what="spec.containers")
+    if not raw_containers:
+        raise PodSpecError("spec.containers must name at least one container")
+    raw_inits = _list(spec.get("initContainers"), what="spec.initContainers")
+    containers = tuple(
+        _parse_container(c, index=i, init=False, defaults=defaults)
+        for i, c in enumerate(raw_containers)
+    )
+    inits = tuple(
+        _parse_container(c, index=i, init=True, defaults=defaults)
+        for i, c in enumerate(raw_inits)
+    )
+    seen: set[str] = set()
+    for c in (*containers, *inits):
+        if c.name in seen:
+            raise PodSpecError(f"container name {c.name!r} is used twice")
+        seen.add(c.name)
+    ports: list[HostPort] = []
+    taken: set[tuple[int, str]] = set()
+    for c in (*containers, *(i for i in inits if i.sidecar)):
+        for p in c.host_ports:
+            if (p.host_port, p.protocol) in taken:
+                raise PodSpecError(f"hostPort {p.host_port}/{p.protocol} is used twice")
+            taken.add((p.host_port, p.protocol))
+            ports.append(p)
+    raw_policy = spec.get("restartPolicy") or "Always"
+    policies: dict[str, RestartPolicy] = {
+        "Always": "Always",
+        "OnFailure": "OnFailure",
+        "Never": "Never",
+    }
+    if raw_policy not in policies:
+        raise PodSpecError(f"spec.restartPolicy {raw_policy!r} is not valid")
+    restart_policy = policies[raw_policy]
+    grace = spec.get("terminationGracePeriodSeconds", 30)
+    if grace is None:
+        grace = 30
+    if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+        raise PodSpecError("spec.terminationGracePeriodSeconds must be a non-negative integer")
+    affinity = _mapping(spec.get("affinity"), what="spec.affinity")
+    priority = spec.get("priority") or 0
+    if not isinstance(priority, int):
+        raise PodSpecError("spec.priority must be an integer")
+    scalars = _effective_scalars(containers, inits)
+    return PodRequest(
+        key=ids.PodKey(f"{namespace}/{name}"),
+        uid=ids.PodUid(str(meta.get("uid") or "")),
+        namespace=namespace,
+        name=name,
+        labels=_str_pairs(meta.get("labels"), what="metadata.labels"),
+        containers=containers,
+        init_containers=inits,
+        scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
+        node_name=str(spec.get("nodeName") or ""),
+        restart_policy=restart_policy,
+        termination_grace_period_seconds=grace,
+        node_selector=_str_pairs(spec.get("nodeSelector"), what="spec.nodeSelector"),
+        required_node_affinity=_parse_node_affinity(affinity),
+        tolerations=_parse_tolerations(spec.get("tolerations")),
+        anti_affinity=_parse_pod_terms(affinity, kind="podAntiAffinity", namespace=namespace),
+        required_pod_affinity=len(
+            _parse_pod_terms(affinity, kind="podAffinity", namespace=namespace)
+        ),
+        priority=priority,
+        qos_class=_qos_class([*raw_containers, *raw_inits]),
+        scalars=tuple(sorted((n, v) for n, v in scalars.items() if v > 0)),
+        host_ports=tuple(ports),
+    )

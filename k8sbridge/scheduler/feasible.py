@@ -1,0 +1,346 @@
+"""Feasibility: can this pod go to this agent at all? Checkers answer a constant reason or None.
+
+Why constants: every rejection must reach the user ("why is my pod Pending?" is the first pain
+point of every Mesos bridge before this one). Reasons are counted per pass and rendered by
+``plan.Explanation``; their wording is the ``REASON_*`` string itself, so they read as a
+sentence after a count ("2 insufficient cpu", "1 did not match nodeSelector rack=r9").
+
+Two kinds of checkers, as in Nomad's feasible/fit split:
+
+* static ones depend only on the pod and the agent's labels, taints and name; ``stack`` runs
+  them once per group of identical pods and agent;
+* dynamic ones (resources, host ports, pod anti-affinity) depend on what this pass already
+  placed. They are monotonic: once an agent fails one for a pod group it stays failed for the
+  rest of the pass (placements only take resources away), which lets ``select`` drop it.
+
+``AgentState``/``Pool`` are the mutable working state of one pass (owned by ``stack.place``),
+with scalars in integer thousandths so arithmetic is exact and fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from k8sbridge.model import cluster, pods
+from k8sbridge.model import resources as res
+
+__all__ = [
+    "REASON_ANTI_AFFINITY",
+    "REASON_HOST_PORT_NOT_OFFERED",
+    "REASON_HOST_PORT_TAKEN",
+    "REASON_INSUFFICIENT",
+    "REASON_NODE_AFFINITY",
+    "REASON_NODE_NAME",
+    "REASON_NODE_SELECTOR",
+    "REASON_NO_OFFER",
+    "REASON_POD_AFFINITY_UNSUPPORTED",
+    "REASON_TAINT",
+    "REASON_TOPOLOGY_UNSUPPORTED",
+    "AgentState",
+    "Pool",
+    "Rejection",
+]
+
+REASON_INSUFFICIENT = {
+    "cpus": "insufficient cpu",
+    "mem": "insufficient memory",
+    "disk": "insufficient ephemeral-storage",
+    "gpus": "insufficient nvidia.com/gpu",
+}
+REASON_NO_OFFER = "had no offer"
+REASON_HOST_PORT_NOT_OFFERED = "did not offer host port"
+REASON_HOST_PORT_TAKEN = "had host port already taken"
+REASON_NODE_NAME = "did not match spec.nodeName"
+REASON_NODE_SELECTOR = "did not match nodeSelector"
+REASON_NODE_AFFINITY = "did not match required node affinity"
+REASON_TAINT = "had untolerated taint"
+REASON_ANTI_AFFINITY = "did not satisfy pod anti-affinity"
+REASON_TOPOLOGY_UNSUPPORTED = "cannot check pod anti-affinity topologyKey"
+REASON_POD_AFFINITY_UNSUPPORTED = "cannot check required pod affinity (not supported)"
+
+SCALAR_ORDER = ("cpus", "mem", "disk", "gpus")
+MILLI = 1000
+
+
+def to_milli(value: float) -> int:
+    return round(value * MILLI)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Working state of one pass
+
+
+class ScalarEntry:
+    """Part of a pool's scalar: a template ``Resource`` (reservation, role) and what is left."""
+
+    __slots__ = ("template", "left", "pieces")
+
+    def __init__(self, template: res.Resource, left: int) -> None:
+        self.template = template
+        self.left = left
+        # carved pieces by size: identical pods take identical pieces, and Resource values
+        # are immutable, so one object serves them all (the hot path of a large pass)
+        self.pieces: dict[int, res.Resource] = {}
+
+    def piece(self, milli: int) -> res.Resource:
+        found = self.pieces.get(milli)
+        if found is None:
+            tmpl = self.template
+            found = self.pieces[milli] = res.Resource(
+                tmpl.name,
+                "SCALAR",
+                milli / MILLI,
+                (),
+                frozenset(),
+                tmpl.reservations,
+                tmpl.allocation_role,
+                tmpl.extra,
+            )
+        return found
+
+
+class PortsEntry:
+    __slots__ = ("template", "ranges")
+
+    def __init__(self, template: res.Resource, ranges: tuple[res.Range, ...]) -> None:
+        self.template = template
+        self.ranges = ranges
+
+
+class Pool:
+    """The resources of one agent's offers that share an allocation role (one ACCEPT unit).
+
+    ``scalars`` keeps, per name, its entries with reserved ones first (a framework should
+    spend its reservations before the shared pool); ``free`` is the per-name total for quick
+    fit checks.
+    """
+
+    __slots__ = ("role", "offer_ids", "scalars", "free", "ports", "used", "simple")
+
+    def __init__(self, *, role: str | None, offers: Sequence[cluster.OfferView]) -> None:
+        self.role = role
+        self.offer_ids = tuple(o.id for o in offers)
+        self.scalars: dict[str, list[ScalarEntry]] = {}
+        self.ports: list[PortsEntry] = []
+        self.used = False
+        items = [r for o in offers for r in o.resources]
+        items.sort(key=lambda r: 0 if r.reservations else 1)
+        for r in items:
+            if r.type == "SCALAR":
+                self.scalars.setdefault(r.name, []).append(ScalarEntry(r, to_milli(r.scalar)))
+            elif r.type == "RANGES" and r.name == "ports":
+                self.ports.append(PortsEntry(r, r.ranges))
+        self.free = {
+            name: sum(e.left for e in entries) for name, entries in self.scalars.items()
+        }
+        # one entry per scalar: a carve of a given size always yields the same pieces
+        self.simple = all(len(entries) == 1 for entries in self.scalars.values())
+
+    def has_port(self, port: int) -> bool:
+        for entry in self.ports:
+            for begin, end in entry.ranges:
+                if begin <= port <= end:
+                    return True
+        return False
+
+    def carve_scalar(self, name: str, milli: int) -> list[res.Resource]:
+        """Take ``milli`` of ``name`` (the caller checked ``free``); one Resource per entry."""
+        self.free[name] -= milli
+        entries = self.scalars[name]
+        first = entries[0]
+        if first.left >= milli:  # the common case: one entry has it all
+            first.left -= milli
+            return [first.piece(milli)]
+        out: list[res.Resource] = []
+        for entry in entries:
+            if milli <= 0:
+                break
+            if entry.left <= 0:
+                continue
+            take = min(entry.left, milli)
+            entry.left -= take
+            milli -= take
+            out.append(entry.piece(take))
+        return out
+
+    def carve_port(self, port: int) -> res.Resource:
+        for entry in self.ports:
+            if any(b <= port <= e for b, e in entry.ranges):
+                entry.ranges = res.subtract_ranges(entry.ranges, ((port, port),))
+                return dataclasses.replace(entry.template, ranges=((port, port),))
+        raise LookupError(f"port {port} not in pool")  # the caller checked has_port
+
+
+class AgentState:
+    """One agent during a pass: static facts from the view plus what this pass placed."""
+
+    __slots__ = (
+        "view",
+        "index",
+        "pools",
+        "taken_ports",
+        "pods",
+        "capacity",
+        "version",
+        "placed",
+        "score",
+    )
+
+    def __init__(self, *, view: cluster.AgentView, index: int) -> None:
+        self.view = view
+        self.index = index
+        by_role: dict[str | None, list[cluster.OfferView]] = {}
+        for offer in view.offers:
+            by_role.setdefault(offer.allocation_role, []).append(offer)
+        self.pools = [Pool(role=role, offers=offers) for role, offers in by_role.items()]
+        self.taken_ports: set[tuple[int, str]] = {p for pod in view.pods for p in pod.host_ports}
+        # (namespace, labels, own anti-affinity terms) of every pod on the agent
+        self.pods: list[
+            tuple[str, dict[str, str], tuple[pods.PodAffinityTerm, ...]]
+        ] = [(p.namespace, dict(p.labels), p.anti_affinity) for p in view.pods]
+        if view.total is not None:
+            totals = view.total.scalars()
+            self.capacity = {n: to_milli(v) for n, v in totals.items()}
+        else:
+            self.capacity = {}
+            for pool in self.pools:
+                for name, free in pool.free.items():
+                    self.capacity[name] = self.capacity.get(name, 0) + free
+        self.version = 0  # bumped on every placement (select's stale-entry check)
+        self.placed = 0
+        self.score = 0.0  # rank's score at ``version``, kept by stack
+
+    def free(self, name: str) -> int:
+        if len(self.pools) == 1:
+            return self.pools[0].free.get(name, 0)
+        return sum(p.free.get(name, 0) for p in self.pools)
+
+    def largest_pool_free(self, name: str) -> int:
+        return max((p.free.get(name, 0) for p in self.pools), default=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Static checkers (pod, agent) -> Rejection | None
+
+
+def check_node_name(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+    if pod.node_name and pod.node_name != agent.view.node_name:
+        return Rejection(REASON_NODE_NAME, pod.node_name)
+    return None
+
+
+def check_taints(
+    pod: pods.PodRequest,
+    agent: AgentState,
+    *,
+    implicit: Sequence[pods.Toleration],
+) -> Rejection | None:
+    if pod.node_name:
+        return None  # bound by another scheduler: taints were its call
+    for taint in agent.view.taints:
+        if taint.effect not in ("NoSchedule", "NoExecute"):
+            continue
+        if any(
+            t.tolerates(key=taint.key, value=taint.value, effect=taint.effect)
+            for t in (*pod.tolerations, *implicit)
+        ):
+            continue
+        return Rejection(REASON_TAINT, str(taint))
+    return None
+
+
+def check_node_selector(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+    labels = agent.view.labels
+    for key, value in pod.node_selector:
+        if labels.get(key) != value:
+            return Rejection(REASON_NODE_SELECTOR, f"{key}={value}")
+    return None
+
+
+def check_node_affinity(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+    if not pod.required_node_affinity:
+        return None
+    labels = agent.view.labels
+    node_name = agent.view.node_name
+    if any(t.matches(labels, node_name=node_name) for t in pod.required_node_affinity):
+        return None
+    return Rejection(REASON_NODE_AFFINITY)
+
+
+def check_supported(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+    """Constraints placement cannot evaluate are reported, never silently ignored."""
+    if pod.required_pod_affinity:
+        return Rejection(REASON_POD_AFFINITY_UNSUPPORTED)
+    for term in pod.anti_affinity:
+        if term.topology_key != cluster.LABEL_HOSTNAME:
+            return Rejection(REASON_TOPOLOGY_UNSUPPORTED, term.topology_key)
+    return None
+
+
+def check_has_offer(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+    return None if agent.pools else Rejection(REASON_NO_OFFER)
+
+
+# --------------------------------------------------------------------------------------------
+# Dynamic checkers
+
+
+def fit_pool(
+    need: Sequence[tuple[str, int]],
+    ports: Sequence[tuple[int, str]],
+    agent: AgentState,
+) -> Pool | Rejection:
+    """The first pool with room for ``need`` (thousandths) and ``ports``, or why none has."""
+    first: Rejection | None = None
+    for pool in agent.pools:
+        free = pool.free
+        short = None
+        for name, amount in need:
+            if free.get(name, 0) < amount:
+                short = name
+                break
+        if short is not None:
+            first = first or Rejection(REASON_INSUFFICIENT[short])
+            continue
+        missing = next((p for p, _ in ports if not pool.has_port(p)), None)
+        if missing is not None:
+            first = first or Rejection(REASON_HOST_PORT_NOT_OFFERED, str(missing))
+            continue
+        return pool
+    return first or Rejection(REASON_NO_OFFER)
+
+
+def check_ports_taken(
+    ports: Sequence[tuple[int, str]], agent: AgentState
+) -> Rejection | None:
+    for port, proto in ports:
+        if (port, proto) in agent.taken_ports:
+            return Rejection(REASON_HOST_PORT_TAKEN, f"{port}/{proto}")
+    return None
+
+
+def check_anti_affinity(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+    """Required anti-affinity on kubernetes.io/hostname, both directions (as kube-scheduler)."""
+    if not agent.pods:
+        return None
+    labels: dict[str, str] | None = None
+    for namespace, other_labels, other_terms in agent.pods:
+        for term in pod.anti_affinity:
+            if term.selects(namespace=namespace, labels=other_labels):
+                return Rejection(REASON_ANTI_AFFINITY)
+        if other_terms:
+            if labels is None:
+                labels = pod.labels_dict
+            for term in other_terms:
+                if term.topology_key == cluster.LABEL_HOSTNAME and term.selects(
+                    namespace=pod.namespace, labels=labels
+                ):
+                    return Rejection(REASON_ANTI_AFFINITY)
+    return None

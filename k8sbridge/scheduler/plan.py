@@ -1,0 +1,143 @@
+"""The output of one placement pass: assignments to commit and explanations for the rest.
+
+Why a value: placement is pure and optimistic (Nomad's plan/commit split). The loop commits a
+``Plan`` (ACCEPT with LAUNCH_GROUP per agent, bind, decline the unused offers) and turns every
+``Unplaced`` into ``PodScheduled=False`` / ``Unschedulable`` plus a ``FailedScheduling`` event
+whose message is ``Explanation.message``:
+
+    0/3 agents fit: 2 insufficient cpu (requested 4.1, largest offer 2), 1 did not match
+    nodeSelector rack=r9
+
+Requested figures include the executor overhead the pod brings with it (what has to fit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from k8sbridge.model import ids
+from k8sbridge.model import resources as res
+
+__all__ = [
+    "Assignment",
+    "ContainerAllocation",
+    "Explanation",
+    "HostPortChoice",
+    "Plan",
+    "ReasonCount",
+    "Unplaced",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostPortChoice:
+    container: str
+    container_port: int
+    host_port: int
+    protocol: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ContainerAllocation:
+    """One container's task resources (carved from the offers, reservations kept)."""
+
+    name: str
+    resources: res.Resources
+    limits: tuple[tuple[str, float], ...] = ()  # for TaskInfo.limits (cpus, mem)
+    init: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Assignment:
+    """Pod → agent. ``offer_ids`` are every offer of the agent's pool that the plan uses;
+    accept them together in one ACCEPT (one LAUNCH_GROUP per assigned pod).
+
+    ``containers`` are the app containers; ``init_containers`` the init containers in spec
+    order (sidecars hold their own resources; the others are carved from the app containers'
+    resources plus ``reserve``, since they run before them).
+    """
+
+    pod_key: ids.PodKey
+    pod_uid: ids.PodUid
+    agent_id: ids.AgentId
+    hostname: str
+    node_name: str
+    offer_ids: tuple[ids.OfferId, ...]
+    allocation_role: str | None
+    executor: res.Resources
+    containers: tuple[ContainerAllocation, ...]
+    init_containers: tuple[ContainerAllocation, ...]
+    host_ports: tuple[HostPortChoice, ...]
+    #: what the pod holds beyond executor + containers so its largest init container fits
+    #: (init containers run before the app containers, inside these same resources)
+    reserve: res.Resources = res.Resources()
+
+    @property
+    def total(self) -> res.Resources:
+        """Everything held for the pod: executor + max(app containers, any init container)."""
+        return res.Resources.of(
+            [*self.executor, *(r for c in self.containers for r in c.resources), *self.reserve]
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReasonCount:
+    reason: str  # one of feasible.REASON_* (a constant)
+    detail: str  # e.g. "rack=r9" or "(requested 4, largest offer 2)"; "" when none
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.reason}" + (f" {self.detail}" if self.detail else "")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Explanation:
+    agents: int
+    fit: int
+    reasons: tuple[ReasonCount, ...]
+
+    @property
+    def message(self) -> str:
+        head = f"{self.fit}/{self.agents} agents fit"
+        if not self.reasons:
+            return head + ": no agent known" if not self.agents else head
+        return head + ": " + ", ".join(str(r) for r in self.reasons)
+
+    def count(self, reason: str) -> int:
+        return sum(r.count for r in self.reasons if r.reason == reason)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unplaced:
+    pod_key: ids.PodKey
+    pod_uid: ids.PodUid
+    explanation: Explanation
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plan:
+    assignments: tuple[Assignment, ...]
+    unplaced: tuple[Unplaced, ...]
+    #: offers no assignment uses: decline them (with a refuse filter)
+    unused_offer_ids: tuple[ids.OfferId, ...]
+
+    def by_agent(self) -> Iterator[tuple[ids.AgentId, tuple[ids.OfferId, ...], list[Assignment]]]:
+        """Assignments grouped per (agent, offers): one ACCEPT call each."""
+        groups: dict[tuple[ids.AgentId, tuple[ids.OfferId, ...]], list[Assignment]] = {}
+        for a in self.assignments:
+            groups.setdefault((a.agent_id, a.offer_ids), []).append(a)
+        for (agent, offers), items in groups.items():
+            yield agent, offers, items
+
+    def assignment(self, pod_key: str) -> Assignment | None:
+        for a in self.assignments:
+            if a.pod_key == pod_key:
+                return a
+        return None
+
+    def explanation(self, pod_key: str) -> Explanation | None:
+        for u in self.unplaced:
+            if u.pod_key == pod_key:
+                return u.explanation
+        return None

@@ -1,0 +1,380 @@
+"""The placement stack: pending pods × cluster view → ``Plan``, pure and deterministic.
+
+Why this order (Nomad's feasible → rank → select, composed in one place):
+
+1. pods are taken by priority, then in the order given (the queue's FIFO order);
+2. pods with equal ``placement_signature`` form a group; the group's *static* checks run once
+   per agent, cheapest and most user-relevant first: constraints we cannot evaluate (reported,
+   never ignored) → ``spec.nodeName`` → taints → nodeSelector → node affinity → has an offer;
+3. the agents that pass go into the group's ``select.CandidateQueue`` ranked by ``rank``;
+4. for each pod the best candidate gets the *dynamic* checks, resources first (the question
+   users ask most), then host ports already taken, then pod anti-affinity; an agent failing one
+   is dropped for the group, the next candidate is tried;
+5. a placement carves the pod's resources out of the agent's pool (executor overhead once per
+   pod), so many pods share an offer and later pods see what is left;
+6. when a group has no candidate left, its pods are unplaced with one ``Explanation``.
+
+Ties are broken by a permutation of the agents drawn from ``StackSettings.seed``: the same
+inputs and seed always give the same plan.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import random
+from collections.abc import Sequence
+
+from k8sbridge.model import cluster, ids, pods
+from k8sbridge.model import resources as res
+from k8sbridge.scheduler import feasible, plan, rank, select
+
+__all__ = ["DEFAULT_SETTINGS", "StackSettings", "place"]
+
+_PROVIDER_TOLERATION = pods.Toleration(
+    key=cluster.PROVIDER_TAINT.key,
+    operator="Equal",
+    value=cluster.PROVIDER_TAINT.value,
+    effect=cluster.PROVIDER_TAINT.effect,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StackSettings:
+    strategy: rank.Strategy = "spread"
+    #: the DEFAULT executor's own resources, accounted once per pod (Marathon uses the same)
+    executor_overhead: tuple[tuple[str, float], ...] = (("cpus", 0.1), ("mem", 32.0))
+    #: tolerations every pod the bridge places gets for free: the bridge's own Node taint
+    implicit_tolerations: tuple[pods.Toleration, ...] = (_PROVIDER_TOLERATION,)
+    seed: int = 0
+
+
+DEFAULT_SETTINGS = StackSettings()
+
+
+class _Group:
+    """Pods with one placement signature: their candidates and precomputed carve lists."""
+
+    __slots__ = ("queue", "static", "need", "ports", "explanation", "overhead", "steady",
+                 "reserve", "inits", "bags", "allocations", "fast")
+
+    def __init__(self) -> None:
+        self.queue: select.CandidateQueue | None = None
+        self.static: list[feasible.Rejection] = []
+        self.need: list[tuple[str, int]] = []  # executor + pod, thousandths
+        self.ports: list[tuple[int, str]] = []
+        self.explanation: plan.Explanation | None = None
+        self.overhead: list[tuple[str, int]] = []
+        # per steady container (app containers and sidecars): its scalar needs
+        self.steady: list[list[tuple[str, int]]] = []
+        self.reserve: list[tuple[str, int]] = []  # what the init containers need on top
+        self.inits: list[list[tuple[str, int]]] = []  # regular init containers
+        # Identical pods carved from the same entries get identical pieces (feasible caches
+        # them), so the Resources and allocations built from them are shared, not rebuilt.
+        self.bags: dict[tuple[int, ...], res.Resources] = {}
+        self.allocations: dict[tuple[object, ...], plan.ContainerAllocation] = {}
+        # For a ``simple`` pool and a pod without host ports the whole carve is the same every
+        # time: remember it per pool (keyed by id; pools live for the pass) and replay it.
+        self.fast: dict[int, plan.Assignment] = {}
+
+
+def _fmt(milli: int) -> str:
+    return f"{milli / feasible.MILLI:.3f}".rstrip("0").rstrip(".")
+
+
+_UNITS = {"cpus": "", "mem": " MiB", "disk": " MiB", "gpus": ""}
+_RESOURCE_REASONS = {reason: name for name, reason in feasible.REASON_INSUFFICIENT.items()}
+
+
+def _explain(group: _Group, agents: list[feasible.AgentState]) -> plan.Explanation:
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    rejected: dict[str, list[int]] = {}  # reason -> agents rejected for it
+    for rej in group.static:
+        counts[(rej.reason, rej.detail)] += 1
+    if group.queue is not None:
+        for index, rej in group.queue.rejections:
+            counts[(rej.reason, rej.detail)] += 1
+            rejected.setdefault(rej.reason, []).append(index)
+    need = dict(group.need)
+    reasons: list[plan.ReasonCount] = []
+    for (reason, detail), count in counts.items():
+        name = _RESOURCE_REASONS.get(reason)
+        if name is not None:
+            # the largest offer among the agents that were short of it
+            largest = max(
+                (agents[i].largest_pool_free(name) for i in rejected.get(reason, ())), default=0
+            )
+            unit = _UNITS[name]
+            detail = (
+                f"(requested {_fmt(need.get(name, 0))}{unit}, largest offer {_fmt(largest)}{unit})"
+            )
+        reasons.append(plan.ReasonCount(reason=reason, detail=detail, count=count))
+    reasons.sort(key=lambda r: (-r.count, r.reason, r.detail))
+    return plan.Explanation(agents=len(agents), fit=0, reasons=tuple(reasons))
+
+
+def _static_rejection(
+    pod: pods.PodRequest, agent: feasible.AgentState, settings: StackSettings
+) -> feasible.Rejection | None:
+    return (
+        feasible.check_supported(pod, agent)
+        or feasible.check_node_name(pod, agent)
+        or feasible.check_taints(pod, agent, implicit=settings.implicit_tolerations)
+        or feasible.check_node_selector(pod, agent)
+        or feasible.check_node_affinity(pod, agent)
+        or feasible.check_has_offer(pod, agent)
+    )
+
+
+def _new_group(
+    pod: pods.PodRequest,
+    agents: list[feasible.AgentState],
+    settings: StackSettings,
+    tiebreak: list[int],
+) -> _Group:
+    group = _Group()
+    need = {n: feasible.to_milli(v) for n, v in pod.scalars}
+    for name, value in settings.executor_overhead:
+        need[name] = need.get(name, 0) + feasible.to_milli(value)
+    group.need = [(n, need[n]) for n in feasible.SCALAR_ORDER if need.get(n)]
+    group.need += sorted((n, v) for n, v in need.items() if n not in feasible.SCALAR_ORDER and v)
+    group.ports = [(p.host_port, p.protocol) for p in pod.host_ports]
+    group.overhead = [
+        (n, feasible.to_milli(v)) for n, v in settings.executor_overhead if feasible.to_milli(v)
+    ]
+    left = dict(group.need)
+    for name, milli in group.overhead:
+        left[name] -= milli
+    for container in _steady(pod):
+        container_need = _container_need(container)
+        group.steady.append(container_need)
+        for name, milli in container_need:
+            left[name] -= milli
+    group.reserve = [(n, v) for n, v in left.items() if v > 0]
+    group.inits = [_container_need(c) for c in pod.init_containers if not c.sidecar]
+    candidates: list[feasible.AgentState] = []
+    for agent in agents:
+        rejection = _static_rejection(pod, agent, settings)
+        if rejection is None:
+            candidates.append(agent)
+        else:
+            group.static.append(rejection)
+    group.queue = select.CandidateQueue(agents=candidates, tiebreak=tiebreak)
+    return group
+
+
+class _Carver:
+    """Splits resources already carved for a pod among its init containers."""
+
+    def __init__(self, items: Sequence[res.Resource]) -> None:
+        self._pool = feasible.Pool(
+            role=None,
+            offers=[
+                cluster.OfferView(
+                    id=ids.OfferId(""), agent_id=ids.AgentId(""), resources=res.Resources.of(items)
+                )
+            ],
+        )
+
+    def take(self, need: Sequence[tuple[str, int]]) -> res.Resources:
+        out: list[res.Resource] = []
+        for name, milli in need:
+            milli = min(milli, self._pool.free.get(name, 0))
+            if milli > 0:
+                out.extend(self._pool.carve_scalar(name, milli))
+        return res.Resources(tuple(out))
+
+
+def _container_need(container: pods.ContainerRequest) -> list[tuple[str, int]]:
+    return [(n, feasible.to_milli(v)) for n, v in container.requests if v > 0]
+
+
+def _steady(pod: pods.PodRequest) -> list[pods.ContainerRequest]:
+    """Containers that hold resources while the pod runs: app containers and sidecars."""
+    return [*pod.containers, *(c for c in pod.init_containers if c.sidecar)]
+
+
+def _carve(pool: feasible.Pool, need: Sequence[tuple[str, int]]) -> list[res.Resource]:
+    items: list[res.Resource] = []
+    for name, milli in need:
+        items.extend(pool.carve_scalar(name, milli))
+    return items
+
+
+def _bag(group: _Group, items: list[res.Resource]) -> res.Resources:
+    # the pieces are kept alive by their pool entries, so their ids are stable for the pass
+    key = tuple(map(id, items))
+    bag = group.bags.get(key)
+    if bag is None:
+        bag = group.bags[key] = res.Resources(tuple(items))
+    return bag
+
+
+def _assign(
+    pod: pods.PodRequest,
+    agent: feasible.AgentState,
+    pool: feasible.Pool,
+    group: _Group,
+) -> plan.Assignment:
+    if pool.simple and not group.ports:
+        template = group.fast.get(id(pool))
+        if template is not None:
+            free = pool.free
+            scalars = pool.scalars
+            for name, milli in group.need:  # fit_pool checked free: one entry holds it
+                free[name] -= milli
+                scalars[name][0].left -= milli
+            if template.pod_key == pod.key:
+                return template
+            return dataclasses.replace(template, pod_key=pod.key, pod_uid=pod.uid)
+        assignment = group.fast[id(pool)] = _carve_assignment(pod, agent, pool, group)
+        return assignment
+    return _carve_assignment(pod, agent, pool, group)
+
+
+def _carve_assignment(
+    pod: pods.PodRequest,
+    agent: feasible.AgentState,
+    pool: feasible.Pool,
+    group: _Group,
+) -> plan.Assignment:
+    pool.used = True
+    executor = _bag(group, _carve(pool, group.overhead))
+    allocations: list[plan.ContainerAllocation] = []
+    choices: list[plan.HostPortChoice] = []
+    for container, need in zip(_steady(pod), group.steady, strict=True):
+        items = _carve(pool, need)
+        if not container.host_ports:
+            bag = _bag(group, items)
+            key = (id(bag), container.name, container.limits, container.init)
+            allocation = group.allocations.get(key)
+            if allocation is None:
+                allocation = group.allocations[key] = plan.ContainerAllocation(
+                    name=container.name,
+                    resources=bag,
+                    limits=container.limits,
+                    init=container.init,
+                )
+            allocations.append(allocation)
+            continue
+        for hp in container.host_ports:
+            items.append(pool.carve_port(hp.host_port))
+            choices.append(
+                plan.HostPortChoice(
+                    container=container.name,
+                    container_port=hp.container_port,
+                    host_port=hp.host_port,
+                    protocol=hp.protocol,
+                )
+            )
+        allocations.append(
+            plan.ContainerAllocation(
+                name=container.name,
+                resources=res.Resources(tuple(items)),
+                limits=container.limits,
+                init=container.init,
+            )
+        )
+    reserve = _carve(pool, group.reserve) if group.reserve else []
+    inits: list[plan.ContainerAllocation] = []
+    if group.inits:
+        held = [r for a in allocations for r in a.resources if r.type == "SCALAR"] + reserve
+        regular = [c for c in pod.init_containers if not c.sidecar]
+        for container, need in zip(regular, group.inits, strict=True):
+            inits.append(
+                plan.ContainerAllocation(
+                    name=container.name,
+                    resources=_Carver(held).take(need),
+                    limits=container.limits,
+                    init=True,
+                )
+            )
+    view = agent.view
+    return plan.Assignment(
+        pod_key=pod.key,
+        pod_uid=pod.uid,
+        agent_id=view.agent_id,
+        hostname=view.hostname,
+        node_name=view.node_name,
+        offer_ids=pool.offer_ids,
+        allocation_role=pool.role,
+        executor=executor,
+        containers=tuple(a for a in allocations if not a.init),
+        init_containers=tuple(a for a in allocations if a.init) + tuple(inits),
+        host_ports=tuple(choices),
+        reserve=_bag(group, reserve),
+    )
+
+
+def place(
+    *,
+    pending: Sequence[pods.PodRequest],
+    view: cluster.ClusterView,
+    settings: StackSettings = DEFAULT_SETTINGS,
+) -> plan.Plan:
+    """Place as many ``pending`` pods as the view's offers allow; explain the others."""
+    scorer = rank.STRATEGIES[settings.strategy]
+    agents = [feasible.AgentState(view=a, index=i) for i, a in enumerate(view.agents)]
+    for state in agents:
+        state.score = scorer(state)
+    tiebreak = list(range(len(agents)))
+    random.Random(settings.seed).shuffle(tiebreak)
+    notify_others = settings.strategy == "binpack"
+    any_anti = any(p.anti_affinity for p in pending) or any(
+        pod.anti_affinity for a in view.agents for pod in a.pods
+    )
+    order = sorted(range(len(pending)), key=lambda i: -pending[i].priority)
+    groups: dict[tuple[object, ...], _Group] = {}
+    assignments: list[plan.Assignment] = []
+    unplaced: list[plan.Unplaced] = []
+    for i in order:
+        pod = pending[i]
+        sig = pod.placement_signature
+        if any_anti:
+            sig += (pod.namespace, pod.labels)
+        group = groups.get(sig)
+        if group is None:
+            group = groups[sig] = _new_group(pod, agents, settings, tiebreak)
+        queue = group.queue
+        assert queue is not None
+        placed = False
+        while group.explanation is None:
+            agent = queue.best(agents)
+            if agent is None:
+                group.explanation = _explain(group, agents)
+                break
+            fit = feasible.fit_pool(group.need, group.ports, agent)
+            if isinstance(fit, feasible.Rejection):
+                queue.drop(agent, fit)
+                continue
+            rejection = (group.ports and feasible.check_ports_taken(group.ports, agent)) or (
+                any_anti and feasible.check_anti_affinity(pod, agent)
+            )
+            if rejection:
+                queue.drop(agent, rejection)
+                continue
+            assignments.append(_assign(pod, agent, fit, group))
+            agent.version += 1
+            agent.placed += 1
+            agent.score = scorer(agent)
+            if group.ports:
+                agent.taken_ports.update(group.ports)
+            if any_anti:
+                agent.pods.append((pod.namespace, pod.labels_dict, pod.anti_affinity))
+            if notify_others:
+                for other in groups.values():
+                    if other.queue is not None and other.queue is not queue:
+                        other.queue.offer(agent)
+            placed = True
+            break
+        if not placed:
+            assert group.explanation is not None
+            unplaced.append(
+                plan.Unplaced(pod_key=pod.key, pod_uid=pod.uid, explanation=group.explanation)
+            )
+    unused = tuple(
+        offer_id for a in agents for pool in a.pools if not pool.used for offer_id in pool.offer_ids
+    )
+    return plan.Plan(
+        assignments=tuple(assignments), unplaced=tuple(unplaced), unused_offer_ids=unused
+    )
