@@ -1,0 +1,1 @@
+"""The embedded Mesos-compatible master: scheduler API, operator API, registry, agent link."""

@@ -1,0 +1,30 @@
+"""Configuration of the embedded master (contract D of the kernel).
+
+Why a frozen dataclass: the CLI, ``running_kernel`` and tests all build one value and hand it
+over; nothing mutates it afterwards. The defaults are Mesos' own (port 5050, 15 s heartbeats,
+1 s allocation interval, agent pings every 15 s with 5 misses allowed, 5 s refuse filters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MasterConfig:
+    host: str = "127.0.0.1"
+    port: int = 5050
+    link_port: int = 0
+    work_dir: Path | None = None  # registry persistence (SQLite); None = memory only
+    heartbeat_interval: float = 15.0
+    allocation_interval: float = 1.0
+    agent_ping_interval: float = 15.0
+    max_missed_pings: int = 5
+    offer_timeout: float | None = None
+    refuse_seconds_default: float = 5.0
+    # Extensions (compatible additions to contract D):
+    hostname: str | None = None  # advertised in master_info; default: host
+    agent_reregister_timeout: float = 600.0  # after a restart, recovered agents get this long
+    max_completed_frameworks: int = 50
+    max_completed_tasks_per_framework: int = 1000

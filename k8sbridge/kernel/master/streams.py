@@ -1,0 +1,78 @@
+"""RecordIO event streams to schedulers and operator subscribers.
+
+Why a queue per stream: the master decides what to send synchronously, inside its own state
+changes, and must never wait on a slow client. Each stream queues framed records; the HTTP
+handler that opened the stream drains the queue into the response and adds a HEARTBEAT every
+interval, so a stalled client never blocks the master and a gone one is noticed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from k8sbridge.mesos import recordio
+
+log = logging.getLogger(__name__)
+
+_HEARTBEAT = recordio.encode(b'{"type":"HEARTBEAT"}')
+_CLOSE = b""
+
+
+def frame(event: dict[str, Any]) -> bytes:
+    return recordio.encode(json.dumps(event, separators=(",", ":")).encode())
+
+
+class EventStream:
+    """One open event stream (a scheduler subscription or an operator SUBSCRIBE)."""
+
+    def __init__(self, *, heartbeat_interval: float) -> None:
+        self.stream_id = str(uuid.uuid4())
+        self.heartbeat_interval = heartbeat_interval
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.closed = False
+        self.gone = asyncio.Event()  # set once the client can no longer be written to
+
+    def send(self, event: dict[str, Any]) -> None:
+        if not self.closed:
+            self._queue.put_nowait(frame(event))
+
+    def heartbeat(self) -> None:
+        if not self.closed:
+            self._queue.put_nowait(_HEARTBEAT)
+
+    def close(self) -> None:
+        """Flush what is queued, then end the response (e.g. after ERROR)."""
+        if not self.closed:
+            self.closed = True
+            self._queue.put_nowait(_CLOSE)
+
+    async def pump(self, response: web.StreamResponse) -> None:
+        """Write queued records and heartbeats until closed or the client goes away."""
+        next_beat = time.monotonic() + self.heartbeat_interval
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= next_beat:
+                    await response.write(_HEARTBEAT)
+                    next_beat = now + self.heartbeat_interval
+                try:
+                    data = await asyncio.wait_for(
+                        self._queue.get(), timeout=max(0.0, next_beat - time.monotonic())
+                    )
+                except TimeoutError:
+                    continue
+                if data == _CLOSE:
+                    return
+                await response.write(data)
+        except (ConnectionError, RuntimeError) as e:
+            log.info("event stream %s: client went away (%s)", self.stream_id, e)
+        finally:
+            self.closed = True
+            self.gone.set()
