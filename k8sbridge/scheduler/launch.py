@@ -1,0 +1,433 @@
+"""Turn one placed pod into one Mesos LAUNCH_GROUP operation (DEFAULT executor, one task each).
+
+Why a separate module: the mapping from a Kubernetes container to a Mesos TaskInfo is where
+predecessors silently lost behaviour (string-built shells, dropped env sources, no kill policy).
+Keeping it pure (raw pod + offer resources in, wire JSON out) makes each rule testable alone.
+
+Rules:
+
+* task ids are derived from the pod uid (``<uid>.<attempt>.<container>``), so a bridge that
+  crashes between ACCEPT and the next status update finds its own tasks again by id, and a
+  retried launch of the same attempt can never create a second copy next to the first;
+* ``command`` + ``args`` become an argv (``shell: false``); a ``workingDir`` is entered by a
+  constant ``/bin/sh`` script that receives the directory and the argv as positional
+  parameters: user strings are never spliced into a shell line;
+* env values are resolved before launch (``resolve_env``: ``value``, ``configMapKeyRef``,
+  ``secretKeyRef``, ``fieldRef``, ``resourceFieldRef``); a missing required key is a
+  ``LaunchError`` with reason ``CreateContainerConfigError`` (the pod shows it, nothing runs);
+* the image becomes ``container.mesos.image`` (docker) when ``image_mode`` is ``"mesos"``; with
+  ``"none"`` the command runs on the agent host (the embedded kernel has no image support);
+* resources are carved out of the accepted offers (reserved-for-role first, then unreserved),
+  so what we launch is always a subset of what we were offered; ``cpus``/``mem`` limits go to
+  ``TaskInfo.limits``; host ports come from the offered ``ports`` ranges;
+* labels carry the pod's namespace, name and uid; the kill policy's grace period is the pod's
+  ``terminationGracePeriodSeconds``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from k8sbridge.model import pods as model_pods
+from k8sbridge.model.resources import Resource, Resources
+
+__all__ = [
+    "LABEL_NAME",
+    "LABEL_NAMESPACE",
+    "LABEL_UID",
+    "LaunchError",
+    "LaunchGroup",
+    "build_launch_group",
+    "carve",
+    "executor_id_for",
+    "parse_task_id",
+    "resolve_env",
+    "task_id_for",
+]
+
+LABEL_NAMESPACE = "k8sbridge.io/namespace"
+LABEL_NAME = "k8sbridge.io/name"
+LABEL_UID = "k8sbridge.io/uid"
+LABEL_CONTAINER = "k8sbridge.io/container"
+
+WORKDIR_SCRIPT = 'cd "$1" || exit 126; shift; exec "$@"'
+
+RawPod = Mapping[str, Any]
+Json = dict[str, Any]
+
+
+class LaunchError(Exception):
+    """A pod that cannot be launched as written; ``reason`` is the container waiting reason."""
+
+    def __init__(self, message: str, *, reason: str = "CreateContainerConfigError") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def task_id_for(*, uid: str, attempt: int, container: str) -> str:
+    return f"{uid}.{attempt}.{container}"
+
+
+def executor_id_for(*, uid: str, attempt: int) -> str:
+    return f"k8sbridge.{uid}.{attempt}"
+
+
+def parse_task_id(task_id: str) -> tuple[str, int, str] | None:
+    """``(uid, attempt, container)`` of one of our task ids, else None."""
+    parts = task_id.split(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1]), parts[2]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LaunchGroup:
+    executor_id: str
+    task_ids: tuple[str, ...]  # in container order
+    operation: Json  # Offer.Operation {"type": "LAUNCH_GROUP", "launch_group": {...}}
+    used: Resources  # everything the operation consumes (executor + tasks)
+
+
+# --------------------------------------------------------------------------------------------
+# Resources
+
+
+def carve(
+    available: Resources, *, scalars: Mapping[str, float], ports: Sequence[int], role: str
+) -> Resources:
+    """Take ``scalars`` and ``ports`` from ``available`` (reserved for ``role`` first).
+
+    Raises ``LaunchError`` (reason ``OutOfResources``) when the offer does not hold them; the
+    result keeps the offered reservation and allocation info, as Mesos requires.
+    """
+    taken: list[Resource] = []
+    pool = list(available.items)
+    # Reserved resources first: they are ours alone, unreserved ones may serve other pods.
+    pool.sort(key=lambda r: 0 if r.reservations else 1)
+    for name, want in scalars.items():
+        need = round(want, 3)
+        for res in pool:
+            if need <= 0:
+                break
+            if res.name != name or res.type != "SCALAR" or res.scalar <= 0:
+                continue
+            amount = round(min(need, res.scalar), 3)
+            taken.append(dataclasses.replace(res, scalar=amount))
+            need = round(need - amount, 3)
+        if need > 0.0005:
+            raise LaunchError(
+                f"the offer lacks {name} {want:g} (has {available.scalar(name):g})",
+                reason="OutOfResources",
+            )
+    for port in ports:
+        for res in pool:
+            if res.name == "ports" and res.type == "RANGES" and any(
+                b <= port <= e for b, e in res.ranges
+            ):
+                taken.append(dataclasses.replace(res, ranges=((port, port),)))
+                break
+        else:
+            raise LaunchError(f"the offer lacks host port {port}", reason="OutOfResources")
+        available = available - Resources.of(taken)
+        pool = list(available.items)
+        pool.sort(key=lambda r: 0 if r.reservations else 1)
+    result = Resources.of(taken)
+    if not _allocated(result, role):
+        result = result.allocated_to(role)
+    return result
+
+
+def _allocated(resources: Resources, role: str) -> bool:
+    return all(r.allocation_role == role for r in resources.items)
+
+
+# --------------------------------------------------------------------------------------------
+# Environment
+
+
+ConfigLookup = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
+
+
+async def resolve_env(
+    *,
+    pod: RawPod,
+    container: Mapping[str, Any],
+    node_name: str,
+    host_ip: str,
+    config_map: ConfigLookup,
+    secret: ConfigLookup,
+) -> list[tuple[str, str]]:
+    """The container's environment as (name, value) pairs, in the order Kubernetes applies.
+
+    ``envFrom`` first (later sources win), then ``env`` (later entries win, ``$(VAR)``
+    references to earlier ones expanded as the kubelet does).
+    """
+    meta = pod.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "default")
+    cname = str(container.get("name", ""))
+    out: dict[str, str] = {}
+
+    for source in container.get("envFrom") or []:
+        prefix = str(source.get("prefix") or "")
+        if "configMapRef" in source:
+            ref = source["configMapRef"] or {}
+            obj = await config_map(namespace, str(ref.get("name", "")))
+            if obj is None:
+                if ref.get("optional"):
+                    continue
+                raise LaunchError(f'configmap "{ref.get("name")}" not found')
+            for key, value in sorted((obj.get("data") or {}).items()):
+                out[prefix + key] = str(value)
+        elif "secretRef" in source:
+            ref = source["secretRef"] or {}
+            obj = await secret(namespace, str(ref.get("name", "")))
+            if obj is None:
+                if ref.get("optional"):
+                    continue
+                raise LaunchError(f'secret "{ref.get("name")}" not found')
+            for key, value in sorted((obj.get("data") or {}).items()):
+                out[prefix + key] = _b64(value)
+
+    for var in container.get("env") or []:
+        name = str(var.get("name", ""))
+        if not name:
+            continue
+        if "valueFrom" not in var or var.get("valueFrom") is None:
+            out[name] = _expand(str(var.get("value", "")), out)
+            continue
+        vf = var["valueFrom"]
+        resolved: str | None
+        if "configMapKeyRef" in vf:
+            resolved = await _key_ref(vf["configMapKeyRef"], namespace, config_map, "configmap")
+        elif "secretKeyRef" in vf:
+            raw = await _key_ref(vf["secretKeyRef"], namespace, secret, "secret")
+            resolved = None if raw is None else _b64(raw)
+        elif "fieldRef" in vf:
+            path = str((vf["fieldRef"] or {}).get("fieldPath", ""))
+            resolved = _field_ref(path, pod, node_name, host_ip)
+        elif "resourceFieldRef" in vf:
+            resolved = _resource_ref(vf["resourceFieldRef"] or {}, container, cname)
+        else:
+            raise LaunchError(f"env {name}: unsupported valueFrom {sorted(vf)}")
+        if resolved is not None:
+            out[name] = resolved
+    return list(out.items())
+
+
+def _b64(value: Any) -> str:
+    try:
+        return base64.b64decode(str(value)).decode("utf-8", "replace")
+    except ValueError as e:
+        raise LaunchError(f"secret value is not base64: {e}") from e
+
+
+async def _key_ref(
+    ref: Mapping[str, Any], namespace: str, lookup: ConfigLookup, kind: str
+) -> str | None:
+    name = str(ref.get("name", ""))
+    key = str(ref.get("key", ""))
+    obj = await lookup(namespace, name)
+    data = None if obj is None else (obj.get("data") or {})
+    if data is None or key not in data:
+        if ref.get("optional"):
+            return None
+        if data is None:
+            raise LaunchError(f'{kind} "{name}" not found')
+        raise LaunchError(f'couldn\'t find key {key} in {kind.capitalize()} {namespace}/{name}')
+    return str(data[key])
+
+
+def _field_ref(path: str, pod: RawPod, node_name: str, host_ip: str) -> str:
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    simple = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace") or "default",
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": node_name,
+        "spec.serviceAccountName": spec.get("serviceAccountName") or "default",
+        "status.hostIP": host_ip,
+        "status.hostIPs": host_ip,
+        "status.podIP": status.get("podIP") or host_ip,
+        "status.podIPs": status.get("podIP") or host_ip,
+    }
+    if path in simple:
+        return str(simple[path] or "")
+    for prefix, field in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
+        if path.startswith(prefix + "['") and path.endswith("']"):
+            return str((meta.get(field) or {}).get(path[len(prefix) + 2 : -2], ""))
+    raise LaunchError(f"unsupported fieldRef {path!r}")
+
+
+def _resource_ref(ref: Mapping[str, Any], container: Mapping[str, Any], cname: str) -> str:
+    resource = str(ref.get("resource", ""))
+    section, _, name = resource.partition(".")
+    values = ((container.get("resources") or {}).get(section) or {}) if section else {}
+    raw = values.get(name)
+    if raw is None:
+        return "0"
+    divisor = ref.get("divisor") or "1"
+    try:
+        number = model_pods.parse_quantity(raw, what=f"{cname} {resource}")
+        div = model_pods.parse_quantity(divisor, what=f"{cname} divisor")
+    except model_pods.PodSpecError as e:
+        raise LaunchError(str(e)) from e
+    if div == 0:
+        raise LaunchError(f"{cname} {resource}: divisor is zero")
+    quotient = number / div
+    whole = int(quotient) if quotient == int(quotient) else int(quotient) + 1  # ceil, as kubelet
+    return str(whole)
+
+
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    """Kubernetes ``$(VAR)`` expansion; ``$$`` escapes; unknown references stay as written."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif value.startswith("$(", i) and ")" in value[i + 2 :]:
+            end = value.index(")", i + 2)
+            ref = value[i + 2 : end]
+            out.append(env[ref] if ref in env else value[i : end + 1])
+            i = end + 1
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# The operation
+
+
+def _labels(pairs: Mapping[str, str]) -> Json:
+    return {"labels": [{"key": k, "value": v} for k, v in pairs.items()]}
+
+
+def _argv(container: Mapping[str, Any], env: Sequence[tuple[str, str]]) -> list[str]:
+    env_map = dict(env)
+    command = [_expand(str(a), env_map) for a in container.get("command") or []]
+    args = [_expand(str(a), env_map) for a in container.get("args") or []]
+    return command + args
+
+
+def _command_info(
+    container: Mapping[str, Any], env: Sequence[tuple[str, str]], *, image_mode: str
+) -> Json:
+    argv = _argv(container, env)
+    name = str(container.get("name", ""))
+    if not argv and image_mode != "mesos":
+        raise LaunchError(
+            f"container {name!r} has no command: image entrypoints need an image-capable "
+            "agent (scheduler.image_mode=mesos)",
+            reason="CreateContainerError",
+        )
+    working_dir = container.get("workingDir")
+    if working_dir and argv:
+        argv = ["/bin/sh", "-c", WORKDIR_SCRIPT, "sh", str(working_dir), *argv]
+    info: Json = {
+        "shell": False,
+        "environment": {
+            "variables": [{"name": k, "value": v, "type": "VALUE"} for k, v in env]
+        },
+    }
+    if argv:
+        info["value"] = argv[0]
+        info["arguments"] = argv
+    return info
+
+
+def build_launch_group(
+    *,
+    pod: RawPod,
+    request: model_pods.PodRequest,
+    framework_id: str,
+    agent_id: str,
+    role: str,
+    offered: Resources,
+    executor_scalars: Mapping[str, float],
+    env: Mapping[str, Sequence[tuple[str, str]]],
+    image_mode: str = "mesos",
+    attempt: int = 0,
+) -> LaunchGroup:
+    """Build the LAUNCH_GROUP for ``pod`` from the resources ``offered`` on one agent."""
+    uid = str(request.uid)
+    spec = pod.get("spec") or {}
+    raw_containers = {str(c.get("name")): c for c in spec.get("containers") or []}
+    grace = request.termination_grace_period_seconds
+    pod_labels = {
+        LABEL_NAMESPACE: request.namespace,
+        LABEL_NAME: request.name,
+        LABEL_UID: uid,
+    }
+    remaining = offered
+    exec_res = carve(remaining, scalars=executor_scalars, ports=(), role=role)
+    remaining = remaining - exec_res
+    used = exec_res
+    exec_id = executor_id_for(uid=uid, attempt=attempt)
+    executor: Json = {
+        "type": "DEFAULT",
+        "executor_id": {"value": exec_id},
+        "framework_id": {"value": framework_id},
+        "name": f"pod {request.namespace}/{request.name}",
+        "resources": exec_res.to_raw(),
+        "labels": _labels(pod_labels),
+        "shutdown_grace_period": {"nanoseconds": int((grace + 5) * 1e9)},
+    }
+    tasks: list[Json] = []
+    task_ids: list[str] = []
+    for creq in request.containers:
+        container = raw_containers.get(creq.name, {"name": creq.name})
+        scalars = {k: v for k, v in creq.requests if v > 0}
+        ports = [p.host_port for p in creq.host_ports if p.host_port]
+        res = carve(remaining, scalars=scalars, ports=ports, role=role)
+        remaining = remaining - res
+        used = used + res
+        tid = task_id_for(uid=uid, attempt=attempt, container=creq.name)
+        task_ids.append(tid)
+        task: Json = {
+            "name": f"{request.namespace}/{request.name}/{creq.name}",
+            "task_id": {"value": tid},
+            "agent_id": {"value": agent_id},
+            "resources": res.to_raw(),
+            "command": _command_info(container, env.get(creq.name, ()), image_mode=image_mode),
+            "labels": _labels({**pod_labels, LABEL_CONTAINER: creq.name}),
+            "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
+        }
+        limits = {k: {"value": v} for k, v in creq.limits if k in ("cpus", "mem")}
+        if limits:
+            task["limits"] = limits
+        if image_mode == "mesos" and creq.image:
+            task["container"] = {
+                "type": "MESOS",
+                "mesos": {"image": {"type": "DOCKER", "docker": {"name": creq.image}}},
+            }
+        if creq.host_ports:
+            task["discovery"] = {
+                "visibility": "FRAMEWORK",
+                "name": f"{request.namespace}.{request.name}",
+                "ports": {
+                    "ports": [
+                        {
+                            "number": p.host_port,
+                            "name": p.name or f"port{p.container_port}",
+                            "protocol": p.protocol.lower(),
+                        }
+                        for p in creq.host_ports
+                    ]
+                },
+            }
+        tasks.append(task)
+    operation: Json = {
+        "type": "LAUNCH_GROUP",
+        "launch_group": {"executor": executor, "task_group": {"tasks": tasks}},
+    }
+    return LaunchGroup(
+        executor_id=exec_id, task_ids=tuple(task_ids), operation=operation, used=used
+    )

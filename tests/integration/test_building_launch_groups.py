@@ -1,0 +1,183 @@
+"""Pod → LAUNCH_GROUP: argv (no string-built shell), env sources, resources carved from offers."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k8sbridge.model import pods as model_pods
+from k8sbridge.model.resources import Resources, parse_resources_flag
+from k8sbridge.scheduler import launch
+
+
+def _pod(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "main",
+                "image": "busybox:1.36",
+                "command": ["echo"],
+                "args": ["hello $(WHO)", "; rm -rf /"],
+                "env": [{"name": "WHO", "value": "world"}],
+                "resources": {"requests": {"cpu": "250m", "memory": "64Mi"},
+                              "limits": {"cpu": "500m", "memory": "128Mi"}},
+                "ports": [{"containerPort": 8080, "hostPort": 31005}],
+            }
+        ],
+        "terminationGracePeriodSeconds": 7,
+    }
+    base.update(spec)
+    return {
+        "metadata": {"name": "web", "namespace": "shop", "uid": "u-123",
+                     "labels": {"app": "web"}},
+        "spec": base,
+    }
+
+
+OFFER = parse_resources_flag("cpus:2;mem:1024;disk:100;ports:[31000-32000]").allocated_to(
+    "kubernetes"
+)
+
+
+def _build(pod: dict[str, Any], *, image_mode: str = "mesos", env: Any = None) -> Any:
+    request = model_pods.parse_pod(pod)
+    return launch.build_launch_group(
+        pod=pod,
+        request=request,
+        framework_id="fw-1",
+        agent_id="ag-1",
+        role="kubernetes",
+        offered=OFFER,
+        executor_scalars={"cpus": 0.1, "mem": 32},
+        env=env or {"main": [("WHO", "world")]},
+        image_mode=image_mode,
+    )
+
+
+def test_launch_group_has_deterministic_ids_labels_kill_policy_and_limits() -> None:
+    group = _build(_pod())
+    op = group.operation
+    assert op["type"] == "LAUNCH_GROUP"
+    executor = op["launch_group"]["executor"]
+    assert executor["type"] == "DEFAULT"
+    assert executor["framework_id"] == {"value": "fw-1"}
+    assert group.executor_id == "k8sbridge.u-123.0"
+    (task,) = op["launch_group"]["task_group"]["tasks"]
+    assert task["task_id"] == {"value": "u-123.0.main"}
+    assert launch.parse_task_id("u-123.0.main") == ("u-123", 0, "main")
+    assert launch.parse_task_id("someone-elses-task") is None
+    labels = {lbl["key"]: lbl["value"] for lbl in task["labels"]["labels"]}
+    assert labels[launch.LABEL_NAMESPACE] == "shop"
+    assert labels[launch.LABEL_NAME] == "web"
+    assert labels[launch.LABEL_UID] == "u-123"
+    assert task["kill_policy"] == {"grace_period": {"nanoseconds": 7_000_000_000}}
+    assert task["limits"] == {"cpus": {"value": 0.5}, "mem": {"value": 128.0}}
+    assert task["container"]["mesos"]["image"]["docker"]["name"] == "busybox:1.36"
+    res = Resources.parse(task["resources"])
+    assert res.scalar("cpus") == 0.25 and res.scalar("mem") == 64
+    assert res.ranges("ports") == ((31005, 31005),)
+    assert all(r.allocation_role == "kubernetes" for r in res)
+    assert OFFER.contains(group.used)
+
+
+def test_argv_is_never_a_shell_line_and_env_is_expanded() -> None:
+    group = _build(_pod())
+    (task,) = group.operation["launch_group"]["task_group"]["tasks"]
+    command = task["command"]
+    assert command["shell"] is False
+    assert command["arguments"] == ["echo", "hello world", "; rm -rf /"]
+    assert command["value"] == "echo"
+    assert {"name": "WHO", "value": "world", "type": "VALUE"} in command["environment"][
+        "variables"
+    ]
+
+
+def test_working_dir_uses_a_constant_script_with_positional_arguments(tmp_path: Path) -> None:
+    weird = tmp_path / "dir with 'quotes' and $(x)"
+    weird.mkdir()
+    pod = _pod()
+    pod["spec"]["containers"][0].update(
+        {"workingDir": str(weird), "command": ["pwd"], "args": []}
+    )
+    group = _build(pod, image_mode="none")
+    (task,) = group.operation["launch_group"]["task_group"]["tasks"]
+    argv = task["command"]["arguments"]
+    assert argv[:3] == ["/bin/sh", "-c", launch.WORKDIR_SCRIPT]
+    assert "container" not in task  # image_mode none: runs on the host
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=10)
+    assert out.stdout.strip() == str(weird)
+
+
+def test_no_command_without_images_is_a_clear_error() -> None:
+    pod = _pod()
+    del pod["spec"]["containers"][0]["command"]
+    del pod["spec"]["containers"][0]["args"]
+    with pytest.raises(launch.LaunchError, match="no command"):
+        _build(pod, image_mode="none")
+
+
+def test_offer_too_small_is_a_launch_error() -> None:
+    pod = _pod()
+    pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "3"
+    pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "3"
+    with pytest.raises(launch.LaunchError) as err:
+        _build(pod)
+    assert err.value.reason == "OutOfResources"
+
+
+def test_carve_prefers_reserved_resources() -> None:
+    offer = parse_resources_flag("cpus(kubernetes):1;cpus:4;mem:512").allocated_to("kubernetes")
+    taken = launch.carve(offer, scalars={"cpus": 1.5, "mem": 100}, ports=(), role="kubernetes")
+    assert taken.reserved("kubernetes").scalar("cpus") == 1.0
+    assert taken.unreserved().scalar("cpus") == 0.5
+
+
+async def test_env_sources_are_resolved_in_kubernetes_order() -> None:
+    pod = _pod()
+    container = {
+        "name": "main",
+        "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}],
+        "env": [
+            {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "a"}}},
+            {"name": "S", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "pw"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "LIM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                               "divisor": "1Mi"}}},
+            {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "zz",
+                                                              "optional": True}}},
+            {"name": "BOTH", "value": "$(A)-$(POD)-$$(A)"},
+        ],
+        "resources": {"limits": {"memory": "128Mi"}},
+    }
+
+    async def config_map(ns: str, name: str) -> dict[str, Any] | None:
+        assert ns == "shop"
+        return {"data": {"a": "1", "b": "2"}} if name == "cm" else None
+
+    async def secret(ns: str, name: str) -> dict[str, Any] | None:
+        return {"data": {"pw": base64.b64encode(b"s3cret").decode()}} if name == "sec" else None
+
+    env = dict(
+        await launch.resolve_env(
+            pod=pod, container=container, node_name="agent-1", host_ip="10.0.0.1",
+            config_map=config_map, secret=secret,
+        )
+    )
+    assert env == {
+        "CM_a": "1", "CM_b": "2", "A": "1", "S": "s3cret", "POD": "web", "APP": "web",
+        "NODE": "agent-1", "LIM": "128", "BOTH": "1-web-$(A)",
+    }
+    container["env"] = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm",
+                                                                        "key": "nope"}}}]
+    with pytest.raises(launch.LaunchError, match="couldn't find key nope") as err:
+        await launch.resolve_env(
+            pod=pod, container=container, node_name="n", host_ip="h",
+            config_map=config_map, secret=secret,
+        )
+    assert err.value.reason == "CreateContainerConfigError"
