@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         steady.append(time.perf_counter() - start)
 
     print(f"machine: {platform.machine()} {platform.processor() or ''}".rstrip())
-    print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}  load average: {load}")
     print(
         f"shape: {args.agents} agents x {args.frameworks} frameworks in {args.roles} roles, "
         f"{args.runs} runs, {grants} grants per pass"

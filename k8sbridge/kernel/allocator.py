@@ -363,6 +363,16 @@ def _ancestors(role: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
 
 
+def _allocated_to(resources: Resources, role: str) -> Resources:
+    """``Resources.allocated_to`` for unallocated input, without re-merging (hot path)."""
+    return Resources(
+        tuple(
+            Resource(r.name, r.type, r.scalar, r.ranges, r.items, r.reservations, role, r.extra)
+            for r in resources.items
+        )
+    )
+
+
 def _by_allocation_role(resources: Resources) -> dict[str, Resources]:
     groups: dict[str, list[Resource]] = {}
     for res in resources.items:
@@ -826,13 +836,23 @@ class Allocator:
     def _track(self, agent: _Agent, fw: _Framework, resources: Resources) -> None:
         """Charge ``resources`` (with allocation roles) to ``fw`` in the sorters and quota."""
         for role, part in _by_allocation_role(resources).items():
-            self._ensure_role_member(fw, role)
             quantities = _scalars(part)
-            self._role_sorter.allocated(role, quantities)
-            self._framework_sorters[role].allocated(fw.id, quantities)
-            unreserved = _scalars(part.unreserved())
-            if unreserved:
-                _add_q(self._unreserved_allocated.setdefault(role, {}), unreserved)
+            reserved = any(r.reservations for r in part.items)
+            unreserved = _scalars(part.unreserved()) if reserved else quantities
+            self._charge(fw, role, quantities, unreserved)
+
+    def _charge(
+        self,
+        fw: _Framework,
+        role: str,
+        quantities: dict[str, float],
+        unreserved: dict[str, float],
+    ) -> None:
+        self._ensure_role_member(fw, role)
+        self._role_sorter.allocated(role, quantities)
+        self._framework_sorters[role].allocated(fw.id, quantities)
+        if unreserved:
+            _add_q(self._unreserved_allocated.setdefault(role, {}), unreserved)
 
     def _untrack(self, agent: _Agent, fw: _Framework, resources: Resources) -> None:
         for role, part in _by_allocation_role(resources).items():
@@ -965,10 +985,16 @@ class Allocator:
             agent.set_available(Resources())
         else:
             agent.set_available(agent.available - to_offer)
-        granted = to_offer.allocated_to(role)
+        granted = _allocated_to(to_offer, role)
         before = agent.allocated.get(fw.id)
         self._set_held(agent, fw, granted if before is None else before + granted)
-        self._track(agent, fw, granted)
+        quantities = _scalars(to_offer)
+        self._charge(
+            fw,
+            role,
+            quantities,
+            _scalars(to_offer.unreserved()) if agent.has_reserved else quantities,
+        )
         return OfferGrant(framework_id=fw.id, agent_id=agent.id, role=role, resources=granted)
 
     def _strip_incapable(self, resources: Resources, capabilities: frozenset[str]) -> Resources:

@@ -95,6 +95,8 @@ class _Node:
         "subtree",
         "subtree_count",
         "active_below",
+        "own_share",
+        "subtree_share",
     )
 
     def __init__(self, *, name: str, path: str, parent: _Node | None) -> None:
@@ -109,6 +111,9 @@ class _Node:
         self.subtree: dict[str, float] = {}
         self.subtree_count = 0
         self.active_below = 0  # active clients in this subtree, self included
+        # cached dominant shares divided by the node's weight (own / whole subtree)
+        self.own_share = 0.0
+        self.subtree_share = 0.0
 
 
 def _add_into(target: dict[str, float], quantities: Mapping[str, float], sign: float) -> None:
@@ -160,9 +165,10 @@ class _TreeSorter:
         node = self._node(client)
         self.deactivate(client)
         if node.own:
-            self._propagate(node, node.own, -1.0, -node.own_count)
+            self._propagate(node, dict(node.own), -1.0, -node.own_count)
         node.own = {}
         node.own_count = 0
+        node.own_share = 0.0
         node.is_client = False
         del self._clients[client]
         # Prune internal nodes that hold no client any more.
@@ -206,10 +212,23 @@ class _TreeSorter:
             if not weight > 0:
                 raise SorterError(f"weight of {role!r} must be positive, got {weight}")
         self._weights = dict(weights)
-        self._cache = None
+        self._refresh_all()
 
     def update_total(self, total: Mapping[str, float]) -> None:
         self._total = {name: value for name, value in total.items() if value > 0}
+        self._refresh_all()
+
+    def _refresh(self, node: _Node) -> None:
+        weight = self._weights.get(node.path, DEFAULT_WEIGHT)
+        node.own_share = self._dominant(node.own) / weight
+        node.subtree_share = self._dominant(node.subtree) / weight
+
+    def _refresh_all(self) -> None:
+        stack = list(self._root.children.values())
+        while stack:
+            node = stack.pop()
+            self._refresh(node)
+            stack.extend(node.children.values())
         self._cache = None
 
     def allocated(self, client: str, quantities: Mapping[str, float]) -> None:
@@ -232,6 +251,7 @@ class _TreeSorter:
         while cur is not None and cur is not self._root:
             _add_into(cur.subtree, quantities, sign)
             cur.subtree_count = max(0, cur.subtree_count + count)
+            self._refresh(cur)
             cur = cur.parent
         self._cache = None
 
@@ -263,8 +283,7 @@ class _TreeSorter:
         return share
 
     def share(self, client: str) -> float:
-        node = self._node(client)
-        return self._dominant(node.own) / self.weight(client)
+        return self._node(client).own_share
 
     # -- ordering -----------------------------------------------------------------------------
 
@@ -285,8 +304,8 @@ class _TreeSorter:
         if not entries:
             return
         for is_self, child in self._order(entries):
-            if is_self:
-                out.append(child.path)
+            if is_self or not child.children:
+                out.append(child.path)  # a client (plain leaves need no recursion)
             else:
                 self._flatten(child, out)
 
@@ -304,21 +323,14 @@ class DrfSorter(_TreeSorter):
         if len(entries) == 1:
             return entries
 
-        def key(entry: tuple[bool, _Node]) -> tuple[float, int, str]:
-            is_self, node = entry
-            if is_self:
-                return (
-                    self._dominant(node.own) / self.weight(node.path),
-                    node.own_count,
-                    node.path + "/.",
-                )
-            return (
-                self._dominant(node.subtree) / self.weight(node.path),
-                node.subtree_count,
-                node.path,
-            )
+        return sorted(entries, key=_drf_key)
 
-        return sorted(entries, key=key)
+
+def _drf_key(entry: tuple[bool, _Node]) -> tuple[float, int, str]:
+    is_self, node = entry
+    if is_self:  # Mesos' virtual "." leaf: the node's own allocation next to its children
+        return (node.own_share, node.own_count, node.path + "/.")
+    return (node.subtree_share, node.subtree_count, node.path)
 
 
 class RandomSorter(_TreeSorter):
