@@ -173,7 +173,9 @@ class _Supervisor:
         self.emit({"type": "LAUNCHED", "task_id": task_id, "pid": proc.pid})
         returncode = await proc.wait()
         _killpg(proc.pid, signal.SIGKILL)  # leftovers of the task's process group
-        oom = self.cgroup is not None and self.cgroup.oom_kills() > 0 and returncode == -9
+        # The kernel killed something in the container for memory: the container is over its
+        # limit (the killed process may be a child of the task's shell, hence no rc check).
+        oom = returncode != 0 and self.cgroup is not None and self.cgroup.oom_kills() > 0
         self.emit({"type": "EXITED", "task_id": task_id, "status": wait_status(returncode),
                    "error": None, "oom": oom, "killed": bool(self.killing.get(task_id))})
         self.exited[task_id].set()

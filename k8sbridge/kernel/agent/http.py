@@ -89,9 +89,11 @@ def _resolve(agent: Agent, raw: str | None) -> Path:
     path = "/" + raw.strip("/") if raw != "/" else "/"
     sandbox_root = agent.sandbox_root().resolve()
     real: Path | None = None
+    boundary = sandbox_root  # a path may never leave what it was attached under
     for virtual, directory in sorted(_virtual_roots(agent).items(), key=lambda kv: -len(kv[0])):
         if path == virtual or path.startswith(virtual + "/"):
             real = directory / path[len(virtual):].lstrip("/")
+            boundary = directory.resolve()
             break
     if real is None:
         candidate = Path(path)
@@ -103,7 +105,7 @@ def _resolve(agent: Agent, raw: str | None) -> Path:
         resolved = real.resolve(strict=True)
     except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError) as e:
         raise _PathError(404, f"No file or directory found at path '{raw}'") from e
-    if not _within(resolved, sandbox_root):
+    if not _within(resolved, boundary):
         raise _PathError(404, f"No file or directory found at path '{raw}'")
     return resolved
 
