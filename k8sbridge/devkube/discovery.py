@@ -163,3 +163,37 @@ def openapi_index() -> Obj:
         digest = hashlib.sha512(doc).hexdigest()[:64].upper()
         paths[_gv_path(gv)] = {"serverRelativeURL": f"/openapi/v3/{_gv_path(gv)}?hash={digest}"}
     return {"paths": paths}
+
+
+# --- OpenAPI v2 (protobuf) -------------------------------------------------------------------
+
+OPENAPI_V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def _pb_string(field: int, value: str) -> bytes:
+    raw = value.encode()
+    return _pb_bytes(field, raw)
+
+
+def _pb_bytes(field: int, raw: bytes) -> bytes:
+    length = len(raw)
+    varint = bytearray()
+    while True:
+        byte = length & 0x7F
+        length >>= 7
+        varint.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return bytes([(field << 3) | 2]) + bytes(varint) + raw
+
+
+def openapi_v2_protobuf() -> bytes:
+    """An empty but valid gnostic ``openapi_v2.Document`` (swagger, info; no definitions).
+
+    kubectl falls back to client-side validation with this document for kinds whose OpenAPI v3
+    PATCH operation it cannot find (a ``v1 List``, kinds devkube does not serve). With no
+    definitions it skips validating them, so the server's own answers reach the user (e.g.
+    ``no matches for kind "Widget"``) instead of "failed to download openapi".
+    """
+    info = _pb_string(1, "Kubernetes (devkube)") + _pb_string(2, GIT_VERSION)
+    return _pb_string(1, "2.0") + _pb_bytes(2, info)

@@ -159,6 +159,9 @@ class ApiServer:
             return _json(discovery.api_group_list())
         if parts[:2] == ["openapi", "v3"]:
             return self._openapi(parts[2:])
+        if parts == ["openapi", "v2"]:
+            return web.Response(body=discovery.openapi_v2_protobuf(),
+                                content_type=discovery.OPENAPI_V2_CONTENT_TYPE)
         if parts and parts[0] == "openapi":
             raise errors.ApiError(code=404, reason="NotFound",
                                   message="the server could not find the requested resource")
