@@ -168,7 +168,7 @@ class ApiClient:
     async def delete(self, res: Resource, *, namespace: str | None, name: str,
                      uid: str | None = None, propagation: str | None = None,
                      grace_seconds: int | None = None) -> RawObject | None:
-        """DELETE; returns the object if it still exists (graceful), else ``None``."""
+        """DELETE; returns the object if it still exists (graceful/finalizers), else ``None``."""
         options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if uid:
             options["preconditions"] = {"uid": uid}
@@ -179,7 +179,12 @@ class ApiClient:
         reply = await self.request("DELETE", res.path(namespace=namespace, name=name),
                                    body=options)
         if isinstance(reply, dict) and reply.get("kind") not in (None, "Status"):
-            return cast(RawObject, reply)
+            m = reply.get("metadata") or {}
+            # Pods echo the deleted object: it still exists only while terminating gracefully
+            # or held by finalizers.
+            if m.get("deletionTimestamp") and (
+                    int(m.get("deletionGracePeriodSeconds") or 0) > 0 or m.get("finalizers")):
+                return cast(RawObject, reply)
         return None
 
     async def watch(self, res: Resource, *, resource_version: str,
