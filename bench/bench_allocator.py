@@ -7,8 +7,9 @@ x 50 frameworks in 5 roles (Mesos' C++ allocator: ~1 s for 10,000 agents x 1,000
 Run: ``python bench/bench_allocator.py [--agents 1000] [--frameworks 50] [--roles 5] [--runs 7]``.
 Each run builds a fresh allocator (not timed), then times one ``allocate()`` over all agents.
 A second figure times a steady-state pass: every grant is declined (refuse_seconds=0) and the
-next pass re-offers everything, the common case in a busy cluster. Prints medians and the
-machine's core count. Bounded: a few seconds in total.
+next pass re-offers everything, the common case in a busy cluster. A third times a first pass
+with quota on every role, static reservations and offer constraints. Prints medians, the
+machine's core count and load. Bounded: a few seconds in total.
 """
 
 from __future__ import annotations
@@ -27,18 +28,48 @@ from k8sbridge.kernel import allocator as alloc
 from k8sbridge.model.ids import AgentId, FrameworkId
 from k8sbridge.model.resources import parse_attributes_flag, parse_resources_flag
 
+PLAIN = "cpus:16;mem:65536;disk:409600;ports:[31000-32000]"
+RESERVED = "cpus(role-0):4;mem(role-0):8192;cpus:12;mem:57344;disk:409600;ports:[31000-32000]"
 
-def build(*, agents: int, frameworks: int, roles: int, seed: int) -> alloc.Allocator:
+
+def build(
+    *, agents: int, frameworks: int, roles: int, seed: int, rich: bool = False
+) -> alloc.Allocator:
+    """The plain shape, or ``rich``: quota on every role, static reservations on every fifth
+    agent and a rack constraint on every tenth framework."""
     allocator = alloc.Allocator(seed=seed)
     for i in range(agents):
         allocator.add_agent(
             AgentId(f"agent-{i}"),
-            total=parse_resources_flag("cpus:16;mem:65536;disk:409600;ports:[31000-32000]"),
+            total=parse_resources_flag(RESERVED if rich and i % 5 == 0 else PLAIN),
             attributes=parse_attributes_flag(f"rack:r{i % 20}"),
             hostname=f"host-{i}",
         )
     for j in range(frameworks):
-        allocator.add_framework(FrameworkId(f"fw-{j}"), roles=[f"role-{j % roles}"])
+        constraints = None
+        if rich and j % 10 == 0:
+            constraints = {
+                "role_constraints": {
+                    f"role-{j % roles}": {
+                        "groups": [
+                            {
+                                "attribute_constraints": [
+                                    {
+                                        "selector": {"attribute_name": "rack"},
+                                        "predicate": {"text_matches": {"regex": "r1[0-9]"}},
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                }
+            }
+        allocator.add_framework(
+            FrameworkId(f"fw-{j}"), roles=[f"role-{j % roles}"], offer_constraints=constraints
+        )
+    if rich:
+        for r in range(roles):
+            allocator.update_quota(f"role-{r}", {"cpus": 16.0 * agents / roles * 0.9})
     return allocator
 
 
@@ -52,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
 
     first: list[float] = []
     steady: list[float] = []
+    rich: list[float] = []
     grants = 0
+    rich_grants = 0
     for run in range(args.runs):
         allocator = build(
             agents=args.agents, frameworks=args.frameworks, roles=args.roles, seed=run
@@ -72,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         allocator.allocate(now=1.0)
         steady.append(time.perf_counter() - start)
+        allocator = build(
+            agents=args.agents, frameworks=args.frameworks, roles=args.roles, seed=run, rich=True
+        )
+        start = time.perf_counter()
+        rich_grants = len(allocator.allocate(now=0.0))
+        rich.append(time.perf_counter() - start)
 
     print(f"machine: {platform.machine()} {platform.processor() or ''}".rstrip())
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -84,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(min {min(first) * 1000:.1f}, max {max(first) * 1000:.1f})")
     print(f"steady pass  median: {statistics.median(steady) * 1000:.1f} ms "
           f"(min {min(steady) * 1000:.1f}, max {max(steady) * 1000:.1f})")
+    print(f"rich pass    median: {statistics.median(rich) * 1000:.1f} ms "
+          f"(min {min(rich) * 1000:.1f}, max {max(rich) * 1000:.1f}; quota on every role, "
+          f"reservations on 1/5 agents, constraints on 1/10 frameworks, {rich_grants} grants)")
     return 0
 
 

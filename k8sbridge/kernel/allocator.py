@@ -550,6 +550,8 @@ class Allocator:
         # quota consumption parts, per exact role
         self._reserved: dict[str, dict[str, float]] = {}
         self._unreserved_allocated: dict[str, dict[str, float]] = {}
+        # role -> what it may still consume; cleared whenever consumption or limits change
+        self._quota_cache: dict[str, dict[str, float] | None] = {}
 
     # ---------------------------------------------------------------------------------------
     # frameworks
@@ -775,13 +777,22 @@ class Allocator:
                 self._track(agent, fw, held)
         agent.recompute_available()
 
-    def _with_allocation_role(self, framework_id: FrameworkId, resources: Resources) -> Resources:
-        """Resources without ``allocation_info`` belong to the framework's only role, else to
-        their reservation role (``*`` when unreserved), as the master does for old agents."""
+    def _with_allocation_role(
+        self, framework_id: FrameworkId, resources: Resources, *, held: Resources | None = None
+    ) -> Resources:
+        """Give resources without ``allocation_info`` an allocation role: the only role the
+        framework holds on the agent (``held``), else its only subscribed role, else their
+        reservation role (``*`` when unreserved), as the master does for old agents."""
         if all(r.allocation_role is not None for r in resources.items):
             return resources
-        fw = self._frameworks.get(framework_id)
-        only = next(iter(fw.roles)) if fw is not None and len(fw.roles) == 1 else None
+        held_roles = {r.allocation_role for r in held.items} if held is not None else set()
+        only: str | None = None
+        if len(held_roles) == 1:
+            only = held_roles.pop()
+        else:
+            fw = self._frameworks.get(framework_id)
+            if fw is not None and len(fw.roles) == 1:
+                only = next(iter(fw.roles))
         return Resources.of(
             r
             if r.allocation_role is not None
@@ -790,6 +801,7 @@ class Allocator:
         )
 
     def _account_total(self, agent: _Agent, sign: float) -> None:
+        self._quota_cache.clear()
         _add_q(self._total, agent.total_scalars, sign)
         for role, quantities in agent.reserved_q.items():
             _add_q(self._reserved.setdefault(role, {}), quantities, sign)
@@ -849,6 +861,7 @@ class Allocator:
         unreserved: dict[str, float],
     ) -> None:
         self._ensure_role_member(fw, role)
+        self._quota_cache.clear()
         self._role_sorter.allocated(role, quantities)
         self._framework_sorters[role].allocated(fw.id, quantities)
         if unreserved:
@@ -860,6 +873,7 @@ class Allocator:
             if fsorter is None or not fsorter.contains(fw.id):
                 continue
             quantities = _scalars(part)
+            self._quota_cache.clear()
             self._role_sorter.unallocated(role, quantities)
             fsorter.unallocated(fw.id, quantities)
             unreserved = _scalars(part.unreserved())
@@ -1043,6 +1057,8 @@ class Allocator:
 
     def _quota_remaining(self, role: str) -> dict[str, float] | None:
         """Name -> what ``role`` may still consume under its own and its ancestors' limits."""
+        if role in self._quota_cache:
+            return self._quota_cache[role]
         remaining: dict[str, float] | None = None
         for limited in [role, *_ancestors(role)]:
             limits = self._quotas.get(limited)
@@ -1054,6 +1070,7 @@ class Allocator:
             for name, limit in limits.items():
                 left = limit - consumed.get(name, 0.0)
                 remaining[name] = min(remaining.get(name, left), left)
+        self._quota_cache[role] = remaining
         return remaining
 
     # ---------------------------------------------------------------------------------------
@@ -1076,7 +1093,7 @@ class Allocator:
         held = agent.allocated.get(framework_id)
         if not held or not resources.items:
             return
-        wanted = self._with_allocation_role(framework_id, resources)
+        wanted = self._with_allocation_role(framework_id, resources, held=held)
         remaining = held - wanted
         returned = held - remaining
         if not returned.items:
@@ -1168,6 +1185,7 @@ class Allocator:
         """Set (or with ``None`` remove) ``role``'s quota limits on scalar resources."""
         if not role or role == "*":
             raise AllocatorError(f"cannot set quota on role {role!r}")
+        self._quota_cache.clear()
         if limits is None:
             self._quotas.pop(role, None)
             return

@@ -703,3 +703,71 @@ def test_unknown_ids_raise_allocator_errors() -> None:
         a.add_framework(F2, roles=["bad//role"])
     with pytest.raises(alloc.AllocatorError):
         alloc.Allocator(role_sorter="fifo")
+
+
+# -- more edges -----------------------------------------------------------------------------
+
+
+def test_recover_without_allocation_info_uses_the_role_held_on_the_agent() -> None:
+    a = new()
+    a.add_agent(A1, total=res("cpus:4;mem:1024"))
+    a.add_framework(F1, roles=["a", "b"])
+    [g] = a.allocate(now=0.0)
+    a.recover(agent_id=A1, framework_id=F1, resources=res("cpus:4;mem:1024"), now=0.0)
+    assert a.available(A1) == res("cpus:4;mem:1024")
+    assert a.role_summary()[g.role].allocated.is_empty()
+
+
+def test_random_sorters_spread_offers_over_frameworks() -> None:
+    a = alloc.Allocator(seed=3, role_sorter="random", framework_sorter="random")
+    add_agents(a, 40)
+    a.add_framework(F1, roles=["a"])
+    a.add_framework(F2, roles=["b"])
+    counts = by_framework(a.allocate(now=0.0))
+    assert sum(counts.values()) == 40
+    assert counts[F1] > 5 and counts[F2] > 5
+
+
+def test_deactivating_a_framework_clears_its_filters() -> None:
+    a = new()
+    a.add_agent(A1, total=res("cpus:4;mem:1024"))
+    a.add_framework(F1, roles=["r"])
+    [g] = a.allocate(now=0.0)
+    decline(a, g, now=0.0, refuse=3600.0)
+    a.deactivate_framework(F1)
+    a.activate_framework(F1)  # failed over: starts without filters, as in Mesos
+    assert len(a.allocate(now=1.0)) == 1
+
+
+def test_update_framework_replaces_suppression_and_constraints() -> None:
+    a = constrained_cluster()
+    a.add_framework(F1, roles=["r"], suppressed_roles=["r"])
+    assert a.allocate(now=0.0) == []
+    rack_r2 = constraint({"attribute_name": "rack"}, {"text_equals": {"value": "r2"}})
+    a.update_framework(F1, roles=["r"], offer_constraints=only("r", [rack_r2]))
+    assert [g.agent_id for g in a.allocate(now=0.0)] == [A2]
+    bad = only("r", [constraint({"attribute_name": "rack"}, {"text_matches": {"regex": "["}})])
+    with pytest.raises(alloc.AllocatorError):
+        a.update_framework(F1, roles=["x"], offer_constraints=bad)
+    assert a.role_summary()["r"].frameworks == (F1,)  # all-or-nothing: nothing changed
+
+
+def test_reservations_of_subroles_count_towards_the_parent_quota() -> None:
+    a = new(min_allocatable=[{"cpus": 0.01}])
+    a.add_agent(A1, total=res("cpus(eng/db):2;cpus:8;mem:1024"))
+    a.add_framework(F1, roles=["eng/web"])
+    a.update_quota("eng", {"cpus": 5.0})
+    [g] = a.allocate(now=0.0)
+    assert g.resources.scalar("cpus") == 3.0  # 5 - the 2 reserved for eng/db
+    assert a.consumed_quota("eng")["cpus"] == 5.0
+
+
+def test_an_agent_without_offerable_resources_for_any_role_is_skipped() -> None:
+    a = new()
+    a.add_agent(A1, total=res("cpus(db):4;mem(db):1024"))
+    a.add_agent(A2, total=res("cpus:1;mem:128"))
+    a.add_framework(F1, roles=["web"])
+    a.add_framework(F2, roles=["web"])
+    grants = a.allocate(now=0.0)
+    assert [g.agent_id for g in grants] == [A2]
+    assert a.available(A1) == res("cpus(db):4;mem(db):1024")
