@@ -18,6 +18,7 @@ driver above it only sees "a stream of events" and "a call that succeeded or rai
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
@@ -192,12 +193,8 @@ class MesosClient:
         ssl_ctx: ssl.SSLContext | bool = True
         if self._config.ca_file is not None:
             ssl_ctx = ssl.create_default_context(cafile=self._config.ca_file)
-        auth = None
-        if self._config.principal is not None and self._config.secret is not None:
-            auth = aiohttp.BasicAuth(self._config.principal, self._config.secret)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ssl_ctx),
-            auth=auth,
             timeout=aiohttp.ClientTimeout(
                 total=None, connect=self._config.connect_timeout, sock_read=None
             ),
@@ -207,6 +204,14 @@ class MesosClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    def _headers(self, **extra: str) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **extra}
+        if self._config.principal is not None and self._config.secret is not None:
+            # HTTP basic authentication (Mesos' --authenticate_http_frameworks).
+            token = f"{self._config.principal}:{self._config.secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
+        return headers
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -238,7 +243,7 @@ class MesosClient:
                     response = await session.post(
                         url,
                         data=body,
-                        headers={"Content-Type": "application/json", "Accept": "application/json"},
+                        headers=self._headers(),
                         allow_redirects=False,
                         timeout=aiohttp.ClientTimeout(
                             total=None,
@@ -312,11 +317,7 @@ class MesosClient:
             async with session.post(
                 url,
                 data=json.dumps(call).encode(),
-                headers={
-                    "Content-Type": "application/json",
-                    "Accept": "application/json",
-                    STREAM_ID_HEADER: self._stream_id,
-                },
+                headers=self._headers(**{STREAM_ID_HEADER: self._stream_id}),
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self._config.call_timeout),
             ) as response:
