@@ -159,6 +159,15 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
                 except Exception:
                     log.exception("devkube controllers failed")
             stop.set()
+            await site.stop()  # no new connections
+            await asyncio.sleep(0.05)  # let open watches write their end
+            http = runner.server
+            if http is not None:
+                # Idle keep-alive and half-closed TLS connections would otherwise linger until
+                # their peers go away; a stopping server drops them.
+                for conn in list(http.connections):
+                    if conn.transport is not None:
+                        conn.transport.abort()
             await runner.cleanup()
 
 
