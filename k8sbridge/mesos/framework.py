@@ -167,6 +167,7 @@ class Framework:
             maxsize=settings.queue_size
         )
         self._generation = 0  # bumped per subscription; stale updates are not acknowledged
+        self._generation_changed = asyncio.Event()
         self._update_listeners: list[Callable[[types.TaskStatus], None]] = []
         self.master: types.MasterInfo | None = None
         self.heartbeat_interval: float = events.DEFAULT_HEARTBEAT_INTERVAL
@@ -195,6 +196,17 @@ class Framework:
         await asyncio.wait_for(self._subscribed.wait(), timeout)
         assert self._framework_id is not None
         return self._framework_id
+
+    @property
+    def subscription(self) -> int:
+        """How many SUBSCRIBED events this instance got (0 = never subscribed)."""
+        return self._generation
+
+    async def wait_for_subscription(self, *, after: int) -> int:
+        """Wait until a subscription newer than ``after`` is live; returns its number."""
+        while self._generation <= after or not self._subscribed.is_set():
+            await self._generation_changed.wait()
+        return self._generation
 
     def add_update_listener(self, listener: Callable[[types.TaskStatus], None]) -> None:
         """Call ``listener`` (synchronously, before the handler) for every task status."""
@@ -299,6 +311,8 @@ class Framework:
                 first.heartbeat_interval_seconds,
             )
             self._subscribed.set()
+            changed, self._generation_changed = self._generation_changed, asyncio.Event()
+            changed.set()
             ready.set()
             await self._queue.put((generation, first))
             await self._pump(stream, generation)
