@@ -40,6 +40,7 @@ __all__ = [
     "parse_memory_mib",
     "parse_pod",
     "parse_quantity",
+    "qos_class",
 ]
 
 RawPod: TypeAlias = Mapping[str, Any]
@@ -491,7 +492,8 @@ def _effective_scalars(
     return out
 
 
-def _qos_class(raw_containers: Sequence[Any]) -> QosClass:
+def qos_class(raw_containers: Sequence[Any]) -> QosClass:
+    """Kubernetes' qosClass from raw containers (app and init), cpu and memory only."""
     any_set = False
     guaranteed = True
     for raw in raw_containers:
@@ -725,7 +727,7 @@ def parse_pod(
             _parse_pod_terms(affinity, kind="podAffinity", namespace=namespace)
         ),
         priority=priority,
-        qos_class=_qos_class([*raw_containers, *raw_inits]),
+        qos_class=qos_class([*raw_containers, *raw_inits]),
         scalars=tuple(sorted((n, v) for n, v in scalars.items() if v > 0)),
         host_ports=tuple(ports),
     )
