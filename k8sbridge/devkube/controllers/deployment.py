@@ -19,6 +19,7 @@ from typing import Any
 from k8sbridge.devkube.controllers import base, errors, hashing, rollout, selectors
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers import pods as podfacts
+from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.raw import (
     ObjectKey,
@@ -75,8 +76,10 @@ def _counts(rs: RawObject) -> rollout.ReplicaSetCounts:
 
 class DeploymentController:
     def __init__(self, *, client: api.ApiClient, deployments: Informer,
-                 replicasets: Informer, pods: Informer) -> None:
+                 replicasets: Informer, pods: Informer,
+                 recorder: EventRecorder | None = None) -> None:  # None: no events
         self.client = client
+        self.recorder = recorder
         self.deployments = deployments
         self.replicasets = replicasets
         self.pods = pods
@@ -357,6 +360,7 @@ class DeploymentController:
         created.setdefault("apiVersion", "apps/v1")
         self.replicasets.upsert(created)
         log.info("deployment %s created replicaset %s (%d replicas)", key_of(d), name, replicas)
+        self._event(d, f"Scaled up replica set {name} from 0 to {replicas}")
         self._progress_note[uid_of(d)] = ("NewReplicaSetCreated",
                                           f'Created new replica set "{name}"')
         return created
@@ -401,9 +405,18 @@ class DeploymentController:
         if reply is None:
             return rs
         if before != replicas:
-            log.info("deployment %s scaled replicaset %s %d -> %d", key_of(d),
-                     (rs.get("metadata") or {}).get("name"), before, replicas)
+            rs_name = (rs.get("metadata") or {}).get("name")
+            log.info("deployment %s scaled replicaset %s %d -> %d", key_of(d), rs_name, before,
+                     replicas)
+            self._event(d, f"Scaled {'up' if replicas > before else 'down'} replica set "
+                           f"{rs_name} from {before} to {replicas}")
         return reply
+
+    def _event(self, d: RawObject, message: str) -> None:
+        if self.recorder is not None:
+            d.setdefault("kind", "Deployment")
+            d.setdefault("apiVersion", "apps/v1")
+            self.recorder.record(d, reason="ScalingReplicaSet", message=message)
 
     async def _cleanup(self, d: RawObject, old_rs: list[RawObject]) -> None:
         """Delete the oldest fully scaled-down sets beyond revisionHistoryLimit."""

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers.deployment import DeploymentController
+from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.gc import GarbageCollector
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLifecycleController
@@ -49,12 +50,14 @@ async def run(
         nodes = Informer(client=client, resource=api.NODES)
         leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
         informers = [pods, replicasets, deployments, nodes, leases]
+        recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
-            ReplicaSetController(client=client, pods=pods, replicasets=replicasets),
+            ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
+                                 recorder=recorder),
             DeploymentController(client=client, deployments=deployments,
-                                 replicasets=replicasets, pods=pods),
+                                 replicasets=replicasets, pods=pods, recorder=recorder),
             NodeLifecycleController(client=client, nodes=nodes, leases=leases, pods=pods,
-                                    grace_seconds=node_grace_seconds),
+                                    grace_seconds=node_grace_seconds, recorder=recorder),
             GarbageCollector(client=client, informers=[pods, replicasets, deployments, nodes,
                                                        leases]),
         ]
@@ -63,6 +66,7 @@ async def run(
             for inf in informers]
         tasks += [asyncio.create_task(c.run(stop=stop), name=f"controller-{c.queue.name}")
                   for c in controllers]
+        tasks.append(asyncio.create_task(recorder.run(stop=stop), name="event-recorder"))
         stopper: asyncio.Task[None] = asyncio.create_task(_wait(stop))
         synced: asyncio.Task[None] = asyncio.create_task(_all_synced(informers))
         try:

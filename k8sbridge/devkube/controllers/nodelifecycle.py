@@ -20,6 +20,7 @@ from collections.abc import Callable
 from k8sbridge.devkube.controllers import base, errors, taints
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers import pods as podfacts
+from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.raw import ObjectKey, RawObject
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
@@ -44,8 +45,10 @@ def _ready_heartbeat(node: RawObject) -> str | None:
 class NodeLifecycleController:
     def __init__(self, *, client: api.ApiClient, nodes: Informer, leases: Informer,
                  pods: Informer, grace_seconds: float,
-                 clock: Callable[[], float] | None = None) -> None:  # None: the loop's clock
+                 clock: Callable[[], float] | None = None,  # None: the loop's clock
+                 recorder: EventRecorder | None = None) -> None:  # None: no events
         self.client = client
+        self.recorder = recorder
         self.nodes = nodes
         self.leases = leases
         self.pods = pods
@@ -148,6 +151,11 @@ class NodeLifecycleController:
         if reply is None:
             return node
         log.info("node %s stopped renewing its lease: conditions set to Unknown", name)
+        if self.recorder is not None:
+            reply.setdefault("kind", "Node")
+            reply.setdefault("apiVersion", "v1")
+            self.recorder.record(reply, reason="NodeNotReady",
+                                 message=f"Node {name} status is now: NodeNotReady")
         for pod in self.pods:
             if podfacts.node_name(pod) == name and podfacts.is_active(pod):
                 await self._mark_pod_not_ready(pod, wall)
@@ -216,6 +224,12 @@ class NodeLifecycleController:
             m = pod.get("metadata") or {}
             log.info("evicting pod %s/%s from node %s (NoExecute taint not tolerated)",
                      m.get("namespace"), m.get("name"), name)
+            if self.recorder is not None:
+                pod.setdefault("kind", "Pod")
+                pod.setdefault("apiVersion", "v1")
+                self.recorder.record(pod, reason="TaintManagerEviction",
+                                     message=f"Marking for deletion Pod "
+                                             f"{m.get('namespace')}/{m.get('name')}")
             try:
                 reply = await self.client.delete(api.PODS, namespace=m.get("namespace"),
                                                  name=str(m.get("name")), uid=str(m.get("uid")))

@@ -18,6 +18,7 @@ from typing import Any
 from k8sbridge.devkube.controllers import base, errors, selectors
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers import pods as podfacts
+from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.raw import (
     ObjectKey,
@@ -42,9 +43,10 @@ def _now() -> datetime.datetime:
 
 
 class ReplicaSetController:
-    def __init__(self, *, client: api.ApiClient, pods: Informer,
-                 replicasets: Informer) -> None:
+    def __init__(self, *, client: api.ApiClient, pods: Informer, replicasets: Informer,
+                 recorder: EventRecorder | None = None) -> None:  # None: no events
         self.client = client
+        self.recorder = recorder
         self.pods = pods
         self.replicasets = replicasets
         self.queue = WorkQueue(name="replicaset")
@@ -184,7 +186,10 @@ class ReplicaSetController:
                     result.setdefault("kind", "Pod")
                     result.setdefault("apiVersion", "v1")
                     self.pods.upsert(result)
+                    self._event(rs, "SuccessfulCreate",
+                                f"Created pod: {result['metadata'].get('name')}")
             if failure is not None:
+                self._event(rs, "FailedCreate", f"Error creating: {failure}", warning=True)
                 if isinstance(failure, errors.ControllerError):
                     raise failure
                 raise errors.ControllerError(f"creating pods: {failure!r}") from failure
@@ -201,10 +206,22 @@ class ReplicaSetController:
             return
         except errors.Conflict:  # UID precondition: the pod was replaced meanwhile
             return
+        owner = self.replicasets.get(ObjectKey(
+            f"{m.get('namespace')}/{(controller_ref(pod) or {}).get('name')}"))
+        if owner is not None:
+            self._event(owner, "SuccessfulDelete", f"Deleted pod: {m.get('name')}")
         if reply is not None:
             self.pods.upsert(reply)
         else:
             self.pods.remove(pod)
+
+    def _event(self, rs: RawObject, reason: str, message: str, *,
+               warning: bool = False) -> None:
+        if self.recorder is not None:
+            rs.setdefault("kind", "ReplicaSet")
+            rs.setdefault("apiVersion", "apps/v1")
+            self.recorder.record(rs, reason=reason, message=message,
+                                 type_="Warning" if warning else "Normal")
 
     async def _update_status(self, rs: RawObject, name: str) -> float | None:
         """Write the counters; return seconds until a pod becomes available, if one will."""

@@ -94,6 +94,15 @@ async def test_deployment_creates_replicaset_and_pods(cluster: Cluster, tmp_path
     table = await cluster.kubectl("get", "deployment", "web")
     assert "3/3" in table
 
+    # what happened is told as Events, as kubectl describe shows them
+    async def described() -> bool:
+        d_out = await cluster.kubectl("describe", "deployment", "web")
+        rs_out = await cluster.kubectl("describe", "rs", rs["metadata"]["name"])
+        return f"Scaled up replica set {rs['metadata']['name']} from 0 to 3" in d_out and \
+            "ScalingReplicaSet" in d_out and "SuccessfulCreate" in rs_out
+
+    await eventually(described, what="events in kubectl describe")
+
 
 async def test_scaling_up_and_down_with_kubectl(cluster: Cluster, tmp_path: Path) -> None:
     await apply(cluster, tmp_path, deployment(replicas=3))
