@@ -53,6 +53,7 @@ TERMINAL_STATES = frozenset({
 DEFAULT_KILL_GRACE = 3.0
 MAX_COMPLETED_CONTAINERS = 200
 _REGISTER_TIMEOUT = 10.0
+_CHECKPOINT_COALESCE_SECONDS = 0.05
 
 
 class AgentError(Exception):
@@ -163,6 +164,9 @@ class Agent:
         self._registered = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._cgroups: cgroups.Cgroups | None = None
+        self._zygote = containers.Zygote()
+        self._dirty: set[str] = set()
+        self._flush_handle: asyncio.TimerHandle | None = None
         self._start_time = time.time()
         self._master_info: str = config.master
 
@@ -517,14 +521,14 @@ class Agent:
                                                    else "executor.log")),
         }
         try:
-            await client.launch(spec)
+            await client.launch(spec, zygote=self._zygote)
         except containers.ContainerError as e:
             if container.cgroup is not None:
                 container.cgroup.remove()
             self._fail_launch(container, str(e))
             return
         container.launched = True
-        self._persist(container)
+        self._persist(container, now=True)
         pending = _pending_kill(container)  # a KILL may have arrived while we were starting
         if pending is not None:
             await client.shutdown(grace=pending)
@@ -870,7 +874,33 @@ class Agent:
 
     # -- checkpoints and recovery --------------------------------------------------------------
 
-    def _persist(self, container: _Container) -> None:
+    def _persist(self, container: _Container, *, now: bool = False) -> None:
+        """Checkpoint ``container``: soon (writes are coalesced), or ``now``.
+
+        Non-checkpointing frameworks' containers are written only when they start and end:
+        enough for a restarted agent to find and kill them, without per-update disk writes.
+        """
+        if now:
+            self._dirty.discard(container.container_id)
+            self._write_checkpoint(container)
+            return
+        if not container.checkpoint and container.launched and not container.terminated:
+            return
+        self._dirty.add(container.container_id)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(
+                _CHECKPOINT_COALESCE_SECONDS, self._flush_checkpoints)
+
+    def _flush_checkpoints(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, set()
+        by_id = {c.container_id: c for c, _ in self.all_containers()}
+        for container_id in dirty:
+            container = by_id.get(container_id)
+            if container is not None:
+                self._write_checkpoint(container)
+
+    def _write_checkpoint(self, container: _Container) -> None:
         pending = {
             tid: self._updates.pending(framework_id=container.framework_id, task_id=tid)
             for tid in container.tasks
@@ -998,8 +1028,11 @@ class Agent:
                 deadline = self._config.executor_shutdown_grace_seconds + 5.0
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.gather(*waits), timeout=deadline)
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush_checkpoints()
         for container in self._containers.values():
-            self._persist(container)
+            self._persist(container, now=True)
         for container in live:
             assert container.client is not None
             await container.client.detach()
@@ -1007,6 +1040,7 @@ class Agent:
             task.cancel()
         if self._background:
             await asyncio.wait(set(self._background), timeout=5.0)
+        await self._zygote.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)

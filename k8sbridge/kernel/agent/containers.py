@@ -19,7 +19,7 @@ from typing import Any
 
 from k8sbridge.kernel.agent import executor as executor_mod
 
-__all__ = ["ContainerError", "ExecutorClient"]
+__all__ = ["ContainerError", "ExecutorClient", "Zygote"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,98 @@ class ContainerError(Exception):
 
 
 EventSink = Callable[[dict[str, Any]], None]
+
+
+class Zygote:
+    """A warmed-up ``executor --zygote`` process that forks supervisors on request.
+
+    Requests are served one at a time by a single worker task (the zygote answers in order).
+    """
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._queue: asyncio.Queue[tuple[Path, asyncio.Future[int]]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _REPO_ROOT + (
+            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+        )
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "k8sbridge.kernel.agent.executor", "--zygote",
+                env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise ContainerError(f"cannot start the executor zygote: {e}") from e
+
+    async def spawn(self, spec_path: Path) -> int:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="executor-zygote")
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._queue.put((spec_path, done))
+        return await done
+
+    async def _work(self) -> None:
+        while True:
+            spec_path, done = await self._queue.get()
+            try:
+                done.set_result(await self._request(spec_path))
+            except ContainerError as e:
+                if not done.done():
+                    done.set_exception(e)
+
+    async def _request(self, spec_path: Path) -> int:
+        for attempt in (1, 2):  # a dead zygote is replaced once
+            proc = self._proc
+            if proc is None or proc.returncode is not None:
+                proc = self._proc = await self._start()
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(str(spec_path).encode() + b"\n")
+                await proc.stdin.drain()
+                line = await asyncio.wait_for(proc.stdout.readline(), timeout=30.0)
+            except (ConnectionError, TimeoutError) as e:
+                await self._kill(proc)
+                if attempt == 2:
+                    raise ContainerError(f"the executor zygote failed: {e}") from e
+                continue
+            if not line:
+                await self._kill(proc)
+                if attempt == 2:
+                    raise ContainerError("the executor zygote exited")
+                continue
+            text = line.decode(errors="replace").strip()
+            if text.startswith("ok "):
+                return int(text[3:])
+            raise ContainerError(f"the executor did not start: {text.removeprefix('error ')}")
+        raise ContainerError("the executor zygote failed")
+
+    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        if self._proc is proc:
+            self._proc = None
+
+    async def close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=5.0)
+        except TimeoutError:
+            await self._kill(proc)
 
 
 class ExecutorClient:
@@ -61,26 +153,11 @@ class ExecutorClient:
             "pid_path": str(self.meta_dir / "executor.pid"),
         }
 
-    async def launch(self, spec: dict[str, Any]) -> None:
-        """Write the spec, start the supervisor (it detaches) and attach to it."""
+    async def launch(self, spec: dict[str, Any], *, zygote: Zygote) -> None:
+        """Write the spec, have the zygote start the supervisor (detached) and attach to it."""
         self.meta_dir.mkdir(parents=True, exist_ok=True)
         self.spec_path.write_text(json.dumps({**spec, **self.spec_base()}))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = _REPO_ROOT + (
-            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-        )
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "k8sbridge.kernel.agent.executor", str(self.spec_path),
-                env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True,
-            )
-            _, err = await asyncio.wait_for(proc.communicate(), timeout=30.0)
-        except (OSError, TimeoutError) as e:
-            raise ContainerError(f"cannot start the executor: {e}") from e
-        if proc.returncode != 0:
-            text = err.decode(errors="replace").strip()[-500:]
-            raise ContainerError(f"the executor did not start ({proc.returncode}): {text}")
+        await zygote.spawn(self.spec_path)
         if not await self.attach():
             if not self.events_path.exists():
                 raise ContainerError("the executor started but cannot be reached")

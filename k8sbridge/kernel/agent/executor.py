@@ -239,19 +239,8 @@ async def _serve(spec: dict[str, Any], ready_fd: int | None) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    """``executor SPEC_PATH``: detach, tell the launcher we are listening, supervise, exit."""
-    if len(argv) != 2:
-        print("usage: python -m k8sbridge.kernel.agent.executor SPEC_PATH", file=sys.stderr)
-        return 2
-    spec = json.loads(Path(argv[1]).read_text())
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid > 0:  # the launcher: report whether the supervisor came up, then go away
-        os.close(write_fd)
-        ok = os.read(read_fd, 1) == b"1"
-        return 0 if ok else 1
-    os.close(read_fd)
+def _become_supervisor(spec: dict[str, Any], ready_fd: int) -> None:
+    """In a freshly forked child: detach, point stdio at the log, supervise, never return."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the agent's terminal is not ours
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -260,11 +249,80 @@ def main(argv: list[str]) -> int:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     try:
-        code = asyncio.run(_serve(spec, write_fd))
+        code = asyncio.run(_serve(spec, ready_fd))
     except BaseException as e:  # the supervisor's log is the only place left to tell
         print(f"executor failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         code = 1
     os._exit(code)
+
+
+def spawn_detached(spec_path: str) -> int:
+    """Double-fork a supervisor for ``spec_path``; returns its pid once it listens.
+
+    The intermediate child exits at once, so the supervisor is nobody's child here (it is
+    re-parented to init and outlives us); raises ``OSError`` when it does not come up.
+    """
+    spec = json.loads(Path(spec_path).read_text())
+    read_fd, write_fd = os.pipe()
+    pid_r, pid_w = os.pipe()
+    first = os.fork()
+    if first == 0:  # intermediate
+        os.close(read_fd)
+        os.close(pid_r)
+        second = os.fork()
+        if second == 0:
+            os.close(pid_w)
+            _become_supervisor(spec, write_fd)
+        os.write(pid_w, str(second).encode())
+        os._exit(0)
+    os.close(write_fd)
+    os.close(pid_w)
+    os.waitpid(first, 0)
+    try:
+        pid = int(os.read(pid_r, 32) or b"0")
+        ok = os.read(read_fd, 1) == b"1"
+    finally:
+        os.close(pid_r)
+        os.close(read_fd)
+    if not ok:
+        raise OSError(f"the supervisor for {spec_path} did not come up (see its log)")
+    return pid
+
+
+def zygote() -> int:
+    """Serve spawn requests: one spec path per stdin line -> ``ok PID`` or ``error TEXT``.
+
+    Why: a new Python process per container costs ~100 ms of interpreter start and imports;
+    forking this warmed-up process costs a few milliseconds. The agent keeps one zygote.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for line in sys.stdin:
+        path = line.strip()
+        if not path:
+            continue
+        try:
+            reply = f"ok {spawn_detached(path)}"
+        except (OSError, ValueError, KeyError) as e:
+            reply = "error " + f"{type(e).__name__}: {e}".replace("\n", " ")
+        sys.stdout.write(reply + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``executor --zygote`` (spawn server) or ``executor SPEC_PATH`` (one supervisor)."""
+    if len(argv) == 2 and argv[1] == "--zygote":
+        return zygote()
+    if len(argv) != 2:
+        print("usage: python -m k8sbridge.kernel.agent.executor (--zygote | SPEC_PATH)",
+              file=sys.stderr)
+        return 2
+    try:
+        spawn_detached(argv[1])
+    except (OSError, ValueError, KeyError) as e:
+        print(f"executor: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -69,11 +69,13 @@ async def test_connect_to_nothing_raises_link_error() -> None:
 
 async def test_peer_process_killed_mid_stream_ends_master_iteration() -> None:
     ended = asyncio.Event()
+    got_one = asyncio.Event()
     received: list[link.Message] = []
 
     async def handler(stream: link.AgentStream) -> None:
         async for message in stream:
             received.append(message)
+            got_one.set()
         ended.set()
         with pytest.raises(link.LinkError):
             await stream.send({"type": "PING"})
@@ -84,7 +86,7 @@ async def test_peer_process_killed_mid_stream_ends_master_iteration() -> None:
         import asyncio, sys
         from k8sbridge.kernel import link
         async def main():
-            s = await link.connect("127.0.0.1:{port}")
+            s = await link.connect("127.0.0.1:{port}", timeout=60)
             await s.send({{"type": "REGISTER"}})
             print("sent", flush=True)
             await asyncio.sleep(60)
@@ -96,8 +98,9 @@ async def test_peer_process_killed_mid_stream_ends_master_iteration() -> None:
     )
     try:
         assert proc.stdout is not None
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(60):
             assert (await proc.stdout.readline()).strip() == b"sent"
+            await got_one.wait()
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         async with asyncio.timeout(15):
