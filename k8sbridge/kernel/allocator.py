@@ -550,8 +550,9 @@ class Allocator:
         # quota consumption parts, per exact role
         self._reserved: dict[str, dict[str, float]] = {}
         self._unreserved_allocated: dict[str, dict[str, float]] = {}
-        # role -> what it may still consume; cleared whenever consumption or limits change
-        self._quota_cache: dict[str, dict[str, float] | None] = {}
+        # consumption of every role that has quota, kept up to date incrementally
+        self._quota_consumed: dict[str, dict[str, float]] = {}
+        self._chains: dict[str, tuple[str, ...]] = {}
 
     # ---------------------------------------------------------------------------------------
     # frameworks
@@ -801,9 +802,9 @@ class Allocator:
         )
 
     def _account_total(self, agent: _Agent, sign: float) -> None:
-        self._quota_cache.clear()
         _add_q(self._total, agent.total_scalars, sign)
         for role, quantities in agent.reserved_q.items():
+            self._consume(role, quantities, sign)
             _add_q(self._reserved.setdefault(role, {}), quantities, sign)
             if not self._reserved[role]:
                 del self._reserved[role]
@@ -861,10 +862,10 @@ class Allocator:
         unreserved: dict[str, float],
     ) -> None:
         self._ensure_role_member(fw, role)
-        self._quota_cache.clear()
         self._role_sorter.allocated(role, quantities)
         self._framework_sorters[role].allocated(fw.id, quantities)
         if unreserved:
+            self._consume(role, unreserved, +1.0)
             _add_q(self._unreserved_allocated.setdefault(role, {}), unreserved)
 
     def _untrack(self, agent: _Agent, fw: _Framework, resources: Resources) -> None:
@@ -873,11 +874,11 @@ class Allocator:
             if fsorter is None or not fsorter.contains(fw.id):
                 continue
             quantities = _scalars(part)
-            self._quota_cache.clear()
             self._role_sorter.unallocated(role, quantities)
             fsorter.unallocated(fw.id, quantities)
             unreserved = _scalars(part.unreserved())
             if unreserved and role in self._unreserved_allocated:
+                self._consume(role, unreserved, -1.0)
                 _add_q(self._unreserved_allocated[role], unreserved, -1.0)
                 if not self._unreserved_allocated[role]:
                     del self._unreserved_allocated[role]
@@ -1055,22 +1056,35 @@ class Allocator:
                     _add_q(out, quantities)
         return out
 
+    def _chain(self, role: str) -> tuple[str, ...]:
+        """``role`` and its ancestors, nearest first (``a/b/c``, ``a/b``, ``a``)."""
+        chain = self._chains.get(role)
+        if chain is None:
+            chain = self._chains[role] = (role, *_ancestors(role))
+        return chain
+
+    def _consume(self, role: str, quantities: Mapping[str, float], sign: float) -> None:
+        """Charge a change of ``role``'s consumption to every limited role above it."""
+        if not self._quota_consumed:
+            return
+        for limited in self._chain(role):
+            consumed = self._quota_consumed.get(limited)
+            if consumed is not None:
+                _add_q(consumed, quantities, sign)
+
     def _quota_remaining(self, role: str) -> dict[str, float] | None:
         """Name -> what ``role`` may still consume under its own and its ancestors' limits."""
-        if role in self._quota_cache:
-            return self._quota_cache[role]
         remaining: dict[str, float] | None = None
-        for limited in [role, *_ancestors(role)]:
+        for limited in self._chain(role):
             limits = self._quotas.get(limited)
             if not limits:
                 continue
-            consumed = self._consumed(limited)
+            consumed = self._quota_consumed[limited]
             if remaining is None:
                 remaining = {}
             for name, limit in limits.items():
                 left = limit - consumed.get(name, 0.0)
                 remaining[name] = min(remaining.get(name, left), left)
-        self._quota_cache[role] = remaining
         return remaining
 
     # ---------------------------------------------------------------------------------------
@@ -1185,9 +1199,9 @@ class Allocator:
         """Set (or with ``None`` remove) ``role``'s quota limits on scalar resources."""
         if not role or role == "*":
             raise AllocatorError(f"cannot set quota on role {role!r}")
-        self._quota_cache.clear()
         if limits is None:
             self._quotas.pop(role, None)
+            self._quota_consumed.pop(role, None)
             return
         parsed: dict[str, float] = {}
         for name, value in limits.items():
@@ -1204,8 +1218,10 @@ class Allocator:
             parsed[name] = amount
         if parsed:
             self._quotas[role] = parsed
+            self._quota_consumed[role] = self._consumed(role)
         else:
             self._quotas.pop(role, None)
+            self._quota_consumed.pop(role, None)
 
     # ---------------------------------------------------------------------------------------
     # read-only views
@@ -1247,6 +1263,34 @@ class Allocator:
             )
         return out
 
+    def _check_invariants(self) -> None:
+        """Test hook: recompute all bookkeeping from scratch and compare (AssertionError)."""
+        by_role: dict[str, dict[str, float]] = {}
+        by_framework_role: dict[tuple[FrameworkId, str], dict[str, float]] = {}
+        for agent in self._agents.values():
+            used = Resources()
+            for framework_id, held in agent.allocated.items():
+                used = used + held.unallocated()
+                if framework_id not in self._frameworks:
+                    continue
+                for role, part in _by_allocation_role(held).items():
+                    _add_q(by_role.setdefault(role, {}), _scalars(part))
+                    _add_q(by_framework_role.setdefault((framework_id, role), {}), _scalars(part))
+            assert _same(agent.available + used, agent.total), f"agent {agent.id} books"
+            assert agent.available_q == _quantities(agent.available), f"agent {agent.id} cache"
+        for role in self._role_sorter.clients():
+            assert self._role_sorter.allocation(role) == by_role.get(role, {}), f"role {role}"
+        for role, fsorter in self._framework_sorters.items():
+            for client in fsorter.clients():
+                expected = by_framework_role.get((FrameworkId(client), role), {})
+                assert fsorter.allocation(client) == expected, f"framework {client} in {role}"
+        for (framework_id, role), quantities in by_framework_role.items():
+            if quantities:
+                tracked = self._framework_sorters.get(role)
+                assert tracked is not None and tracked.contains(framework_id), "untracked"
+        for role, consumed in self._quota_consumed.items():
+            assert consumed == self._consumed(role), f"quota consumption of {role}"
+
     def framework_share(self, framework_id: FrameworkId, role: str) -> float:
         """The framework's dominant share within ``role`` (0.0 when it holds nothing there)."""
         fsorter = self._framework_sorters.get(role)
@@ -1259,6 +1303,10 @@ class Allocator:
         if not self._role_sorter.contains(role):
             return 0.0
         return self._role_sorter.share(role)
+
+
+def _same(left: Resources, right: Resources) -> bool:
+    return left.contains(right) and right.contains(left)
 
 
 def all_groups_match(groups: Sequence[Sequence[AttributeConstraint]], agent: _Agent) -> bool:
