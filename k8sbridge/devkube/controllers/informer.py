@@ -64,6 +64,7 @@ class Informer:
         self._tombstones: dict[ObjectKey, tuple[ObjectUid, float]] = {}
         self._handlers: list[Handler] = []
         self._rv = ""
+        self.relists = 0  # how many full LISTs were needed (1 + one per expired watch)
         self._watch_timeout = watch_timeout
 
     # -- reading ------------------------------------------------------------------------
@@ -172,6 +173,7 @@ class Informer:
 
     async def _relist(self) -> None:
         reply = await self.client.list(self.resource, namespace=self.namespace)
+        self.relists += 1
         self._rv = str((reply.get("metadata") or {}).get("resourceVersion") or "")
         fresh: dict[ObjectKey, RawObject] = {}
         for item in reply.get("items") or []:

@@ -1,0 +1,126 @@
+"""Garbage collection through ownerReferences against a real devkube: background cascade,
+dangling references, and the orphan / foregroundDeletion finalizers a server may set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from k8sbridge.devkube.controllers import client as api
+from k8sbridge.devkube.controllers import errors
+from k8sbridge.devkube.controllers.raw import RawObject
+
+from .conftest import Cluster, devkube_cluster, eventually
+
+
+async def _exists(cluster: Cluster, res: api.Resource, ns: str | None, name: str) -> bool:
+    try:
+        await cluster.client.get(res, namespace=ns, name=name)
+    except errors.NotFound:
+        return False
+    return True
+
+
+def _ref(owner: RawObject, *, kind: str, api_version: str,
+         block: bool = True) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "blockOwnerDeletion": block}
+
+
+def _pod(name: str, refs: list[dict[str, Any]], labels: dict[str, str] | None = None,
+         ) -> RawObject:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "ownerReferences": refs,
+                         "labels": labels or {"app": "gc"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+
+
+def _rs(name: str, *, replicas: int, finalizers: list[str] | None = None) -> RawObject:
+    meta: dict[str, Any] = {"name": name, "namespace": "default"}
+    if finalizers:
+        meta["finalizers"] = finalizers
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta,
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+
+
+async def test_deleting_a_node_collects_its_lease(tmp_path: Path) -> None:
+    async with devkube_cluster(tmp_path, kubelet=False) as (cluster, _):
+        node = await cluster.client.create(api.NODES, {"apiVersion": "v1", "kind": "Node",
+                                                       "metadata": {"name": "n1"}})
+        await cluster.client.create(api.LEASES, {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "n1", "namespace": "kube-node-lease",
+                         "ownerReferences": [_ref(node, kind="Node", api_version="v1")]},
+            "spec": {"holderIdentity": "n1"}}, namespace="kube-node-lease")
+        await cluster.kubectl("delete", "node", "n1")
+
+        async def lease_gone() -> bool:
+            return not await _exists(cluster, api.LEASES, "kube-node-lease", "n1")
+
+        await eventually(lease_gone, what="lease of deleted node collected")
+
+
+async def test_dangling_reference_is_dropped_and_last_owner_decides(tmp_path: Path) -> None:
+    async with devkube_cluster(tmp_path, kubelet=False) as (cluster, _):
+        a = await cluster.client.create(api.REPLICASETS, _rs("a", replicas=0),
+                                        namespace="default")
+        b = await cluster.client.create(api.REPLICASETS, _rs("b", replicas=0),
+                                        namespace="default")
+        await cluster.client.create(api.PODS, _pod("shared", [
+            _ref(a, kind="ReplicaSet", api_version="apps/v1"),
+            _ref(b, kind="ReplicaSet", api_version="apps/v1")]), namespace="default")
+        # one of two owners goes: its reference is removed, the pod stays
+        await cluster.client.delete(api.REPLICASETS, namespace="default", name="a")
+
+        async def one_ref_left() -> bool:
+            pod = await cluster.client.get(api.PODS, namespace="default", name="shared")
+            return [r["name"] for r in pod["metadata"].get("ownerReferences") or []] == ["b"]
+
+        await eventually(one_ref_left, what="dangling reference removed")
+        await cluster.client.delete(api.REPLICASETS, namespace="default", name="b")
+
+        async def pod_gone() -> bool:
+            return not await _exists(cluster, api.PODS, "default", "shared")
+
+        await eventually(pod_gone, what="pod collected after its last owner")
+
+
+async def test_orphan_finalizer_strips_references_then_releases_owner(tmp_path: Path) -> None:
+    async with devkube_cluster(tmp_path, kubelet=False) as (cluster, _):
+        await cluster.client.create(api.REPLICASETS, _rs("keep", replicas=2,
+                                                         finalizers=["orphan"]),
+                                    namespace="default")
+
+        async def two_pods() -> bool:
+            return len(await cluster.pods(selector="app=keep")) == 2
+
+        await eventually(two_pods, what="2 pods")
+        await cluster.client.delete(api.REPLICASETS, namespace="default", name="keep")
+
+        async def owner_gone_pods_kept() -> bool:
+            pods = await cluster.pods(selector="app=keep")
+            return not await _exists(cluster, api.REPLICASETS, "default", "keep") and \
+                len(pods) == 2 and all(not p["metadata"].get("ownerReferences") for p in pods)
+
+        await eventually(owner_gone_pods_kept, what="pods orphaned, owner released")
+
+
+async def test_foreground_finalizer_deletes_dependents_first(tmp_path: Path) -> None:
+    async with devkube_cluster(tmp_path, kubelet=False) as (cluster, _):
+        await cluster.client.create(api.REPLICASETS, _rs("fg", replicas=2,
+                                                         finalizers=["foregroundDeletion"]),
+                                    namespace="default")
+
+        async def two_pods() -> bool:
+            return len(await cluster.pods(selector="app=fg")) == 2
+
+        await eventually(two_pods, what="2 pods")
+        await cluster.client.delete(api.REPLICASETS, namespace="default", name="fg")
+
+        async def all_gone() -> bool:
+            return not await cluster.pods(selector="app=fg") and \
+                not await _exists(cluster, api.REPLICASETS, "default", "fg")
+
+        await eventually(all_gone, what="dependents, then owner, deleted")
