@@ -93,6 +93,14 @@ def _status(
     return status
 
 
+def _transition(task: state.Task, status: RawJson) -> None:
+    """Record a master-generated status on the task (it carries no uuid to acknowledge)."""
+    task.state = str(status["state"])
+    task.statuses.append(status)
+    task.status_update_state = task.state
+    task.status_update_uuid = None
+
+
 def _error_event(message: str) -> RawJson:
     return {"type": "ERROR", "error": {"message": message}}
 
@@ -502,8 +510,7 @@ class Master:
                     message=f"Framework {fid} removed", reason="REASON_FRAMEWORK_REMOVED",
                     agent_id=task.agent_id, executor_id=task.executor_id,
                 )
-                task.state = "TASK_KILLED"
-                task.statuses.append(status)
+                _transition(task, status)
             self._remove_task(task, recover=False)
         fw.unreachable_tasks.clear()
         for agent in self.agents.values():
@@ -1066,13 +1073,15 @@ class Master:
             else:
                 log.info("ignoring status update for unknown framework %s", fid)
             return
-        task = fw.tasks.get(tid) or fw.unreachable_tasks.get(tid)
-        if task is not None:
-            if tid in fw.unreachable_tasks:
-                fw.unreachable_tasks.pop(tid)
+        task = fw.tasks.get(tid)
+        if task is None and tid in fw.unreachable_tasks:
+            # Back from a partition: partition-aware tasks resume; LOST ones stay lost.
+            if fw.unreachable_tasks[tid].state == "TASK_UNREACHABLE":
+                task = fw.unreachable_tasks.pop(tid)
                 fw.tasks[tid] = task
                 agent.tasks[(fid, tid)] = task
                 task.unreachable_time = None
+        if task is not None:
             if not task.terminal or new_state in calls.TERMINAL_STATES:
                 task.state = new_state
             stored = {k: v for k, v in status.items() if k != "data"}
@@ -1217,8 +1226,13 @@ class Master:
                     task = self._task_from_report(fw, agent, raw)
                 else:
                     task.unreachable_time = None
+                    task.resources_released = False  # held again once the agent is admitted
                     if raw.get("state") in calls.TASK_STATES:
-                        task.state = raw["state"]
+                        task.state = str(raw["state"])
+                        task.status_update_state = str(
+                            raw.get("status_update_state") or raw["state"]
+                        )
+                        task.status_update_uuid = raw.get("status_update_uuid")
                 fw.tasks[tid] = task
                 agent.tasks[(fid, tid)] = task
                 if task.terminal:
@@ -1236,8 +1250,7 @@ class Master:
                     reason="REASON_RECONCILIATION", agent_id=agent.agent_id,
                     executor_id=task.executor_id,
                 )
-                task.state = status["state"]
-                task.statuses.append(status)
+                _transition(task, status)
                 task.resources_released = True  # not yet re-added to the allocator
                 self._remove_task(task, recover=False)
                 self._forward_status(fw_, status)
@@ -1336,8 +1349,7 @@ class Master:
                 reason="REASON_AGENT_DISCONNECTED", agent_id=agent.agent_id,
                 executor_id=task.executor_id,
             )
-            task.state = "TASK_LOST"
-            task.statuses.append(status)
+            _transition(task, status)
             agent.kill_on_return.add((fid, task.task_id))
             self._remove_task(task)
             self._forward_status(fw, status)
@@ -1386,9 +1398,8 @@ class Master:
                 task_id=tid, state_=new_state, message=message, reason="REASON_AGENT_REMOVED",
                 agent_id=agent.agent_id, executor_id=task.executor_id, unreachable_time=now,
             )
-            task.state = new_state
             task.unreachable_time = now
-            task.statuses.append(status)
+            _transition(task, status)
             fw.unreachable_tasks[tid] = task
             self._forward_status(fw, status)
         agent.executors.clear()

@@ -119,3 +119,26 @@ def command_task(task_id: str, agent_id: str, command: str, *, cpus: float = 0.1
         "command": {"value": command},
         **extra,
     }
+
+
+async def ack(stream: Stream, status: dict[str, Any]) -> None:
+    code, text = await stream.call({"type": "ACKNOWLEDGE", "acknowledge": {
+        "agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}})
+    assert code == 202, text
+
+
+async def until_state(stream: Stream, task_id: str, until: str, *, timeout: float = 20.0
+                      ) -> list[dict[str, Any]]:
+    """Read (and acknowledge) the task's updates until it reaches ``until``."""
+    seen = []
+    while True:
+        event = await stream.wait_for(
+            "UPDATE", timeout=timeout,
+            where=lambda e: e["update"]["status"]["task_id"]["value"] == task_id,
+        )
+        status = event["update"]["status"]
+        seen.append(status)
+        if "uuid" in status:
+            await ack(stream, status)
+        if status["state"] == until:
+            return seen
