@@ -245,6 +245,20 @@ def _terminated(c: ContainerRuntime, st: tasks.TaskStatusView) -> Terminated:
     return make(code, "Completed" if code == 0 else "Error", message=st.message, signum=signum)
 
 
+def _late_running(c: ContainerRuntime, st: tasks.TaskStatusView) -> ContainerRuntime:
+    """A stale update changes nothing, except that a late RUNNING may tell when the container
+    really started (the earliest RUNNING of the task), e.g. after KILLING, a terminal state or a
+    later check update overtook it."""
+    if st.state != "TASK_RUNNING" or (c.started_at is not None and c.started_at <= st.timestamp):
+        return c
+    terminated = c.terminated
+    if terminated is not None and (
+        terminated.started_at is None or terminated.started_at > st.timestamp
+    ):
+        terminated = dataclasses.replace(terminated, started_at=st.timestamp)
+    return dataclasses.replace(c, started_at=st.timestamp, terminated=terminated)
+
+
 def apply_status(c: ContainerRuntime, st: tasks.TaskStatusView) -> ContainerRuntime:
     """Fold one task status in; stale, duplicate and foreign updates leave ``c`` unchanged."""
     if c.task_id is None or st.task_id != c.task_id:
@@ -253,13 +267,13 @@ def apply_status(c: ContainerRuntime, st: tasks.TaskStatusView) -> ContainerRunt
     if old in tasks.TERMINAL_STATES:
         # terminal is final, except that a partition-era LOST may heal back to RUNNING
         if not (old == "TASK_LOST" and st.state == "TASK_RUNNING" and st.timestamp > c.timestamp):
-            return c
+            return _late_running(c, st)
         c = dataclasses.replace(c, terminated=None)
     else:
         new_rank = tasks.state_rank(st.state)
         old_rank = tasks.state_rank(old) if old is not None else -1
         if new_rank < old_rank or (new_rank == old_rank and st.timestamp < c.timestamp):
-            return c
+            return _late_running(c, st)
     changes: dict[str, Any] = {"task_state": st.state, "timestamp": max(st.timestamp, c.timestamp)}
     if st.ip_addresses:
         changes["ip_addresses"] = st.ip_addresses
@@ -276,7 +290,7 @@ def apply_status(c: ContainerRuntime, st: tasks.TaskStatusView) -> ContainerRunt
         changes["waiting_reason"] = "ContainerCreating"
     elif state == "TASK_RUNNING":
         changes["unreachable"] = False
-        if c.started_at is None:
+        if c.started_at is None or st.timestamp < c.started_at:
             changes["started_at"] = st.timestamp
     elif state in ("TASK_UNREACHABLE", "TASK_UNKNOWN"):
         changes["unreachable"] = True

@@ -344,31 +344,38 @@ class PodRequest:
                 return value
         return 0.0
 
-    #: Pods with equal signatures are interchangeable for feasibility and fit (computed once,
-    #: placement groups pods by it). Labels and namespace count only when the pod has
-    #: anti-affinity terms of its own; the other direction (existing pods' terms selecting
-    #: this pod) is the placement's business.
+    #: Pods with equal static signatures pass the same agents' static checks (node name,
+    #: selectors, affinity, taints); computed once, placement caches those checks by it.
+    static_signature: tuple[Any, ...] = dataclasses.field(
+        default=(), init=False, repr=False, compare=False
+    )
+    #: Pods with equal placement signatures are interchangeable for placement altogether:
+    #: static signature, requests, host ports and containers (a Deployment's replicas share
+    #: one). Labels and namespace count only when the pod has anti-affinity terms of its own;
+    #: the other direction (existing pods' terms selecting this pod) is placement's business.
     placement_signature: tuple[Any, ...] = dataclasses.field(
         default=(), init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
-        ident: tuple[Any, ...] = (self.namespace, self.labels) if self.anti_affinity else ()
-        signature = (
-            self.scalars,
-            tuple((p.host_port, p.protocol) for p in self.host_ports),
+        static = (
             self.node_name,
             self.node_selector,
             self.required_node_affinity,
             self.tolerations,
             self.anti_affinity,
             self.required_pod_affinity,
+        )
+        ident: tuple[Any, ...] = (self.namespace, self.labels) if self.anti_affinity else ()
+        signature = (
+            static,
+            self.scalars,
+            tuple((p.host_port, p.protocol) for p in self.host_ports),
             ident,
-            # the carve is per container, so containers are part of it (a Deployment's pods
-            # still share one signature)
             tuple((c.name, c.requests, c.limits) for c in self.containers),
             tuple((c.name, c.requests, c.limits, c.sidecar) for c in self.init_containers),
         )
+        object.__setattr__(self, "static_signature", static)
         object.__setattr__(self, "placement_signature", signature)
 
 

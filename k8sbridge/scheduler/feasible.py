@@ -307,7 +307,9 @@ def fit_pool(
                 short = name
                 break
         if short is not None:
-            first = first or Rejection(REASON_INSUFFICIENT[short])
+            first = first or Rejection(
+                REASON_INSUFFICIENT.get(short) or f"insufficient {short}"
+            )
             continue
         missing = next((p for p, _ in ports if not pool.has_port(p)), None)
         if missing is not None:

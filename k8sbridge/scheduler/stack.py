@@ -3,9 +3,10 @@
 Why this order (Nomad's feasible → rank → select, composed in one place):
 
 1. pods are taken by priority, then in the order given (the queue's FIFO order);
-2. pods with equal ``placement_signature`` form a group; the group's *static* checks run once
-   per agent, cheapest and most user-relevant first: constraints we cannot evaluate (reported,
-   never ignored) → ``spec.nodeName`` → taints → nodeSelector → node affinity → has an offer;
+2. pods with equal ``placement_signature`` form a group; *static* checks run once per agent
+   and ``static_signature`` (so also once for many groups), cheapest and most user-relevant
+   first: constraints we cannot evaluate (reported, never ignored) → ``spec.nodeName`` →
+   taints → nodeSelector → node affinity → has an offer;
 3. the agents that pass go into the group's ``select.CandidateQueue`` ranked by ``rank``;
 4. for each pod the best candidate gets the *dynamic* checks, resources first (the question
    users ask most), then host ports already taken, then pod anti-affinity; an agent failing one
@@ -126,9 +127,26 @@ def _static_rejection(
     )
 
 
+_StaticResult = tuple[list[feasible.AgentState], list[feasible.Rejection]]
+
+
+def _static(
+    pod: pods.PodRequest, agents: list[feasible.AgentState], settings: StackSettings
+) -> _StaticResult:
+    candidates: list[feasible.AgentState] = []
+    rejections: list[feasible.Rejection] = []
+    for agent in agents:
+        rejection = _static_rejection(pod, agent, settings)
+        if rejection is None:
+            candidates.append(agent)
+        else:
+            rejections.append(rejection)
+    return candidates, rejections
+
+
 def _new_group(
     pod: pods.PodRequest,
-    agents: list[feasible.AgentState],
+    static: _StaticResult,
     settings: StackSettings,
     tiebreak: list[int],
 ) -> _Group:
@@ -152,13 +170,7 @@ def _new_group(
             left[name] -= milli
     group.reserve = [(n, v) for n, v in left.items() if v > 0]
     group.inits = [_container_need(c) for c in pod.init_containers if not c.sidecar]
-    candidates: list[feasible.AgentState] = []
-    for agent in agents:
-        rejection = _static_rejection(pod, agent, settings)
-        if rejection is None:
-            candidates.append(agent)
-        else:
-            group.static.append(rejection)
+    candidates, group.static = static
     group.queue = select.CandidateQueue(agents=candidates, tiebreak=tiebreak)
     return group
 
@@ -226,7 +238,21 @@ def _assign(
                 scalars[name][0].left -= milli
             if template.pod_key == pod.key:
                 return template
-            return dataclasses.replace(template, pod_key=pod.key, pod_uid=pod.uid)
+            t = template  # dataclasses.replace is several times slower on this hot path
+            return plan.Assignment(
+                pod.key,
+                pod.uid,
+                t.agent_id,
+                t.hostname,
+                t.node_name,
+                t.offer_ids,
+                t.allocation_role,
+                t.executor,
+                t.containers,
+                t.init_containers,
+                t.host_ports,
+                t.reserve,
+            )
         assignment = group.fast[id(pool)] = _carve_assignment(pod, agent, pool, group)
         return assignment
     return _carve_assignment(pod, agent, pool, group)
@@ -325,6 +351,7 @@ def place(
     )
     order = sorted(range(len(pending)), key=lambda i: -pending[i].priority)
     groups: dict[tuple[object, ...], _Group] = {}
+    statics: dict[tuple[object, ...], _StaticResult] = {}
     assignments: list[plan.Assignment] = []
     unplaced: list[plan.Unplaced] = []
     for i in order:
@@ -334,7 +361,10 @@ def place(
             sig += (pod.namespace, pod.labels)
         group = groups.get(sig)
         if group is None:
-            group = groups[sig] = _new_group(pod, agents, settings, tiebreak)
+            static = statics.get(pod.static_signature)
+            if static is None:
+                static = statics[pod.static_signature] = _static(pod, agents, settings)
+            group = groups[sig] = _new_group(pod, static, settings, tiebreak)
         queue = group.queue
         assert queue is not None
         placed = False

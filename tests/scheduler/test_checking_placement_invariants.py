@@ -1,0 +1,97 @@
+"""Properties of any placement pass: nothing over-committed, nothing lost, nothing left behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from k8sbridge.model import cluster, ids, pods
+from k8sbridge.model import resources as res
+from k8sbridge.scheduler import stack
+
+RACKS = ["r1", "r2", "r3"]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[cluster.ClusterView, list[pods.PodRequest], str]:
+    agents = []
+    for n in range(draw(st.integers(1, 6))):
+        cpus = draw(st.sampled_from([0.5, 1, 2, 3.5, 8]))
+        mem = draw(st.sampled_from([256, 1024, 4096]))
+        reserved = draw(st.sampled_from([0, 0.5, 1]))
+        spec = f"cpus:{cpus};mem:{mem};ports:[31000-31003]"
+        if reserved:
+            spec += f";cpus(kubernetes):{reserved}"
+        bag = res.parse_resources_flag(spec).allocated_to("kubernetes")
+        agents.append(cluster.AgentView.build(
+            agent_id=f"a{n}", hostname=f"h{n}",
+            attributes=res.parse_attributes_flag(f"rack:{draw(st.sampled_from(RACKS))}"),
+            offers=[cluster.OfferView(id=ids.OfferId(f"o{n}"), agent_id=ids.AgentId(f"a{n}"),
+                                      resources=bag, allocation_role="kubernetes")],
+        ))
+    pending = []
+    for i in range(draw(st.integers(1, 25))):
+        container: dict[str, Any] = {"name": "c", "resources": {"requests": {
+            "cpu": draw(st.sampled_from(["100m", "250m", "1", "2"])),
+            "memory": draw(st.sampled_from(["32Mi", "128Mi", "1Gi"]))}}}
+        port = draw(st.sampled_from([None, None, 31001, 31002, 9999]))
+        if port:
+            container["ports"] = [{"containerPort": 80, "hostPort": port}]
+        spec: dict[str, Any] = {"containers": [container]}
+        if draw(st.booleans()):
+            spec["nodeSelector"] = {"rack": draw(st.sampled_from(RACKS))}
+        pending.append(pods.parse_pod({"metadata": {"name": f"p{i}", "uid": f"u{i}"},
+                                       "spec": spec}))
+    strategy = draw(st.sampled_from(["spread", "binpack"]))
+    return cluster.ClusterView(agents=tuple(agents)), pending, strategy
+
+
+@settings(max_examples=80, deadline=None)
+@given(scenarios(), st.integers(0, 3))
+def test_any_pass_is_consistent(
+    scenario: tuple[cluster.ClusterView, list[pods.PodRequest], str], seed: int
+) -> None:
+    view, pending, strategy = scenario
+    config = stack.StackSettings(strategy=strategy, seed=seed)  # type: ignore[arg-type]
+    result = stack.place(pending=pending, view=view, settings=config)
+
+    # every pod exactly once, and the same result for the same seed
+    keys = [a.pod_key for a in result.assignments] + [u.pod_key for u in result.unplaced]
+    assert sorted(keys) == sorted(p.key for p in pending)
+    assert result == stack.place(pending=pending, view=view, settings=config)
+
+    agents = {a.agent_id: a for a in view.agents}
+    by_key = {p.key: p for p in pending}
+    used: dict[str, res.Resources] = {}
+    for a in result.assignments:
+        used[a.agent_id] = used.get(a.agent_id, res.Resources()) + a.total
+        pod = by_key[a.pod_key]
+        # constraints hold and the carve matches the request plus executor overhead
+        for key, value in pod.node_selector:
+            assert agents[a.agent_id].labels.get(key) == value
+        assert a.total.scalar("cpus") == round(pod.scalar("cpus") + 0.1, 3)
+        assert a.total.scalar("mem") == round(pod.scalar("mem") + 32, 3)
+    for agent_id, total in used.items():
+        offered = agents[agent_id].offers[0].resources
+        assert offered.contains(total), (agent_id, str(total), str(offered))  # no overcommit
+    for a in result.assignments:
+        assert a.offer_ids == (f"o{a.agent_id[1:]}",)
+    assert set(result.unused_offer_ids) == {
+        o.id for ag in view.agents for o in ag.offers if ag.agent_id not in used
+    }
+
+    # nothing left behind: an unplaced pod fits on no agent with what remains
+    for u in result.unplaced:
+        pod = by_key[u.pod_key]
+        assert sum(r.count for r in u.explanation.reasons) == len(view.agents)
+        for ag in view.agents:
+            if any(ag.labels.get(k) != v for k, v in pod.node_selector):
+                continue
+            left = ag.offers[0].resources - used.get(ag.agent_id, res.Resources())
+            fits = (left.scalar("cpus") >= round(pod.scalar("cpus") + 0.1, 3)
+                    and left.scalar("mem") >= round(pod.scalar("mem") + 32, 3)
+                    and all(res.ranges_contain(left.ranges("ports"), ((p.host_port,) * 2,))
+                            for p in pod.host_ports))
+            assert not fits, (u.pod_key, ag.agent_id, str(left), u.explanation.message)
