@@ -35,7 +35,7 @@ import math
 import random
 import re
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from k8sbridge.kernel import sorter as sorting
 from k8sbridge.model.ids import AgentId, FrameworkId
@@ -451,6 +451,13 @@ class _Agent:
         for held in self.allocated.values():
             used = used + held.unallocated()
         self.set_available(self.total - used)
+
+
+class _RoleView(NamedTuple):
+    available: Resources  # allocatable to the role
+    available_q: dict[str, float]
+    offer: Resources  # ... and within its quota headroom
+    offer_q: dict[str, float]
 
 
 class _Framework:
@@ -935,64 +942,65 @@ class Allocator:
             for role in role_sorter.sort():
                 if not agent.available.items:
                     break
-                fsorter = self._framework_sorters[role]
-                order = fsorter.sort()
+                order = self._framework_sorters[role].sort()
                 if not order:
                     continue
-                limits = self._quota_remaining(role) if has_quota else None
+                view = self._role_view(agent, role, has_quota)
+                if view is None:
+                    continue  # nothing this role may take from this agent
                 for framework_id in order:
                     fw = self._frameworks[FrameworkId(framework_id)]
-                    grant = self._try_offer(agent, fw, role, limits, now)
+                    grant = self._try_offer(agent, fw, role, view, now)
                     if grant is None:
-                        if not self._has_allocatable(agent, role):
-                            break  # nothing left on this agent for this role
                         continue
                     grants.append(grant)
-                    if has_quota:
-                        limits = self._quota_remaining(role)
+                    view = self._role_view(agent, role, has_quota)
+                    if view is None:
+                        break
         return grants
 
-    def _has_allocatable(self, agent: _Agent, role: str) -> bool:
-        if not agent.has_reserved:
-            return bool(agent.available.items)
-        return bool(agent.available.allocatable_to(role).items)
+    def _role_view(self, agent: _Agent, role: str, has_quota: bool) -> _RoleView | None:
+        """What ``role`` could be offered on ``agent`` before framework-specific checks: the
+        resources allocatable to it, and those chopped down to its quota headroom."""
+        if agent.has_reserved:
+            available = agent.available.allocatable_to(role)
+            if not available.items:
+                return None
+            quantities = _quantities(available)
+        else:
+            available = agent.available
+            quantities = agent.available_q
+        offer, offer_q = available, quantities
+        if has_quota:
+            limits = self._quota_remaining(role)
+            if limits is not None:
+                offer = _shrink(available, limits)
+                if not offer.items:
+                    return None
+                if offer is not available:
+                    offer_q = _quantities(offer)
+        return _RoleView(available, quantities, offer, offer_q)
 
     def _try_offer(
-        self,
-        agent: _Agent,
-        fw: _Framework,
-        role: str,
-        limits: dict[str, float] | None,
-        now: float,
+        self, agent: _Agent, fw: _Framework, role: str, view: _RoleView, now: float
     ) -> OfferGrant | None:
         if fw.constraints:
             groups = fw.constraints.get(role)
             if groups is not None and not all_groups_match(groups, agent):
                 return None
-        if agent.has_reserved:
-            available = agent.available.allocatable_to(role)
-            quantities = _quantities(available)
-        else:
-            available = agent.available
-            quantities = agent.available_q
-        if not available.items:
-            return None
         mins = fw.min_allocatable.get(role, self._min_allocatable)
-        if not _meets(quantities, mins):
-            return None
+        if not _meets(view.available_q, mins):
+            return None  # Mesos' early check, on what is allocatable before quota
         if self._filter_gpu and agent.has_gpu and GPU_RESOURCES not in fw.capabilities:
             return None
-        to_offer = available
+        to_offer = view.offer
         if agent.has_special:
             to_offer = self._strip_incapable(to_offer, fw.capabilities)
-        if limits is not None:
-            to_offer = _shrink(to_offer, limits)
-        if to_offer is not available:
             if not to_offer.items:
                 return None
-            quantities = _quantities(to_offer)
-            if not _meets(quantities, mins):
-                return None
+        quantities = view.offer_q if to_offer is view.offer else _quantities(to_offer)
+        if to_offer is not view.available and not _meets(quantities, mins):
+            return None
         if fw.filters and self._is_filtered(fw, role, agent.id, to_offer, now):
             return None
         # Grant.
@@ -1003,12 +1011,12 @@ class Allocator:
         granted = _allocated_to(to_offer, role)
         before = agent.allocated.get(fw.id)
         self._set_held(agent, fw, granted if before is None else before + granted)
-        quantities = _scalars(to_offer)
+        scalars = _scalars(to_offer)
         self._charge(
             fw,
             role,
-            quantities,
-            _scalars(to_offer.unreserved()) if agent.has_reserved else quantities,
+            scalars,
+            _scalars(to_offer.unreserved()) if agent.has_reserved else scalars,
         )
         return OfferGrant(framework_id=fw.id, agent_id=agent.id, role=role, resources=granted)
 
