@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -29,7 +30,11 @@ class Api:
         self, method: str, path: str, *, body: Any = None, content_type: str = "application/json",
         params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body))
+        data: Any = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            if len(data) > 512 * 1024:
+                data = io.BytesIO(data)  # aiohttp warns about large raw byte bodies
         hdrs = {**self.headers, "Content-Type": content_type, **(headers or {})}
         async with self.session.request(
             method, self.devkube.url + path, data=data, params=params, headers=hdrs, ssl=self.ssl

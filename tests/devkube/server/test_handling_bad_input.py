@@ -1,0 +1,109 @@
+"""Bad input gets a clear Kubernetes Status error and never hurts the server."""
+
+from __future__ import annotations
+
+import json
+
+from tests.devkube.server.conftest import Api, pod
+
+PODS = "/api/v1/namespaces/default/pods"
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+def _deployment(name: str, *, selector: dict[str, str], labels: dict[str, str],
+                restart: str | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"containers": [{"name": "c", "image": "nginx"}]}
+    if restart:
+        spec["restartPolicy"] = restart
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": selector},
+                 "template": {"metadata": {"labels": labels}, "spec": spec}},
+    }
+
+
+async def test_malformed_json_and_yaml(api: Api) -> None:
+    status, body = await api.request("POST", PODS, body=b"{not json")
+    assert status == 400 and body["kind"] == "Status" and "error decoding" in body["message"]
+    status, body = await api.request("POST", PODS, body=b"metadata: [oops",
+                                     content_type="application/yaml")
+    assert status == 400
+    status, body = await api.request("POST", PODS, body=b"[1, 2]")
+    assert status == 400 and body["reason"] == "BadRequest"
+    status, body = await api.request("PATCH", f"{PODS}/x", body=b"{}", content_type="text/plain")
+    assert status == 415
+
+
+async def test_unknown_kinds_and_paths(api: Api) -> None:
+    status, body = await api.request("GET", "/api/v1/namespaces/default/widgets")
+    assert status == 404 and body["kind"] == "Status"
+    status, _ = await api.request("GET", "/apis/example.com/v1")
+    assert status == 404
+    wrong = pod("w")
+    wrong["kind"] = "Service"
+    status, body = await api.request("POST", PODS, body=wrong)
+    assert status == 400 and "does not match the expected kind" in body["message"]
+
+
+async def test_invalid_names_and_missing_fields(api: Api) -> None:
+    status, body = await api.request("POST", PODS, body=pod("Bad_Name"))
+    assert status == 422 and body["reason"] == "Invalid"
+    assert body["details"]["causes"][0]["field"] == "metadata.name"
+    no_containers = pod("empty")
+    no_containers["spec"] = {"containers": []}
+    status, body = await api.request("POST", PODS, body=no_containers)
+    assert status == 422
+    assert {c["field"] for c in body["details"]["causes"]} == {"spec.containers"}
+    status, body = await api.request("POST", "/api/v1/namespaces", body={
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "has.dot"}})
+    assert status == 422
+
+
+async def test_selector_template_mismatch_and_restart_policy(api: Api) -> None:
+    status, body = await api.request("POST", DEPLOYS, body=_deployment(
+        "d", selector={"app": "a"}, labels={"app": "b"}))
+    assert status == 422
+    assert "`selector` does not match template `labels`" in body["message"]
+    assert body["details"]["causes"][0]["field"] == "spec.template.metadata.labels"
+    status, body = await api.request("POST", DEPLOYS, body=_deployment(
+        "d", selector={"app": "a"}, labels={"app": "a"}, restart="Never"))
+    assert status == 422
+    assert body["details"]["causes"][0]["field"] == "spec.template.spec.restartPolicy"
+    status, created = await api.request("POST", DEPLOYS, body=_deployment(
+        "d", selector={"app": "a"}, labels={"app": "a"}))
+    assert status == 201
+    strategy = created["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate",
+                        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+
+
+async def test_huge_objects_are_refused(api: Api) -> None:
+    big = pod("big")
+    big["metadata"]["annotations"] = {"blob": "x" * (4 * 1024 * 1024)}
+    status, body = await api.request("POST", PODS, body=big)
+    assert status == 413 and body["reason"] == "RequestEntityTooLarge"
+    big["metadata"]["annotations"] = {"blob": "x" * (2 * 1024 * 1024)}  # under the request limit
+    status, body = await api.request("POST", PODS, body=big)
+    assert status == 413
+    status, _ = await api.request("POST", PODS, body=pod("small"))
+    assert status == 201
+
+
+async def test_failed_json_patch_test_is_422(api: Api) -> None:
+    await api.request("POST", PODS, body=pod("t"))
+    ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
+           {"op": "add", "path": "/metadata/labels/x", "value": "y"}]
+    status, body = await api.request("PATCH", f"{PODS}/t", body=ops,
+                                     content_type="application/json-patch+json")
+    assert status == 422 and body["kind"] == "Status"
+    status, body = await api.request("PATCH", f"{PODS}/t", body={"metadata": {
+        "resourceVersion": "1", "labels": {"x": "y"}}}, content_type="application/merge-patch+json")
+    assert status == 409
+
+
+async def test_the_server_survives(api: Api) -> None:
+    for raw in (b"", b"\x00\xff", json.dumps({"metadata": "nope"}).encode(), b"null"):
+        status, _ = await api.request("POST", PODS, body=raw)
+        assert 400 <= status < 500
+    status, _ = await api.request("GET", "/version")
+    assert status == 200

@@ -1,0 +1,105 @@
+"""pods/log is proxied (streaming) over TLS to the node's kubelet endpoint; pods/exec is refused
+clearly. The fake kubelet has a self-signed certificate that devkube does not verify, like a
+kube-apiserver started without --kubelet-certificate-authority."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from k8sbridge.devkube import certs
+from tests.conftest import free_port
+from tests.devkube.server.conftest import Api, pod
+
+PODS = "/api/v1/namespaces/default/pods"
+
+
+@pytest.fixture
+async def kubelet(tmp_path: Path) -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
+    seen: list[dict[str, Any]] = []
+
+    async def logs(request: web.Request) -> web.StreamResponse:
+        seen.append({"path": request.path, "query": dict(request.query)})
+        response = web.StreamResponse()
+        response.content_type = "text/plain"
+        await response.prepare(request)
+        await response.write(b"line 1\n")
+        if request.query.get("follow") == "true":
+            for i in range(2, 4):
+                await asyncio.sleep(0.3)
+                await response.write(f"line {i}\n".encode())
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/containerLogs/{ns}/{pod}/{ctr}", logs)
+    creds = certs.ensure(directory=tmp_path / "kubelet-pki", hosts=["127.0.0.1"])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(creds.cert_file, creds.key_file)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=context)
+    await site.start()
+    try:
+        yield port, seen
+    finally:
+        await runner.cleanup()
+
+
+async def _node_and_pod(api: Api, port: int) -> None:
+    status, _ = await api.request("POST", "/api/v1/nodes", body={
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}})
+    assert status == 201
+    await api.request("POST", PODS, body=pod("p"))
+    await api.request("POST", f"{PODS}/p/binding", body={
+        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+        "target": {"kind": "Node", "name": "n1"}})
+
+
+async def test_logs_are_streamed_from_the_kubelet(
+    api: Api, kubelet: tuple[int, list[dict[str, Any]]]
+) -> None:
+    port, seen = kubelet
+    await _node_and_pod(api, port)
+    status, text = await api.request("GET", f"{PODS}/p/log", params={"tailLines": "10"})
+    assert status == 200 and text == "line 1\n"
+    assert seen[-1] == {"path": "/containerLogs/default/p/app", "query": {"tailLines": "10"}}
+    # follow: the first line arrives before the kubelet finished writing
+    async with api.session.get(f"{api.devkube.url}{PODS}/p/log", params={"follow": "true"},
+                               headers=api.headers, ssl=api.ssl) as resp:
+        assert resp.status == 200 and resp.content_type == "text/plain"
+        first = await asyncio.wait_for(resp.content.readline(), timeout=5)
+        assert first == b"line 1\n"
+        rest = await resp.content.read()
+    assert rest == b"line 2\nline 3\n"
+
+
+async def test_log_errors(api: Api, kubelet: tuple[int, list[dict[str, Any]]]) -> None:
+    await api.request("POST", PODS, body=pod("unbound"))
+    status, body = await api.request("GET", f"{PODS}/unbound/log")
+    assert status == 400 and body["message"] == "pod unbound does not have a host assigned"
+    await _node_and_pod(api, kubelet[0])
+    status, body = await api.request("GET", f"{PODS}/p/log", params={"container": "nope"})
+    assert status == 400 and body["message"] == "container nope is not valid for pod p"
+
+
+async def test_unreachable_kubelet_is_an_error_not_a_crash(api: Api) -> None:
+    await _node_and_pod(api, free_port())
+    status, body = await api.request("GET", f"{PODS}/p/log")
+    assert status == 500 and body["reason"] == "InternalError"
+
+
+async def test_exec_is_refused_clearly(api: Api) -> None:
+    await api.request("POST", PODS, body=pod("e"))
+    for method in ("GET", "POST"):
+        status, body = await api.request(method, f"{PODS}/e/exec", params={"command": "ls"})
+        assert status == 400 and "not supported by devkube yet" in body["message"]
