@@ -36,7 +36,7 @@ import aiohttp
 from aiohttp import web
 
 from k8sbridge.kernel import link
-from k8sbridge.kernel.agent import cgroups, checks, containers, detect, paths, updates
+from k8sbridge.kernel.agent import cgroups, checks, containers, detect, fetcher, paths, updates
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.model import resources as mres
 
@@ -75,6 +75,7 @@ class _Task:
     pid: int | None = None
     healthy: bool | None = None
     killed_by_health: bool = False
+    deadline_reached: bool = False
     check_status: dict[str, Any] | None = None
     cwd: str = ""
     env: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -500,6 +501,14 @@ class Agent:
         except OSError as e:
             self._fail_launch(container, f"cannot create the sandbox: {e}")
             return
+        try:
+            for task, spec in zip(container.tasks.values(), specs, strict=True):
+                uris = (task.info.get("command") or {}).get("uris") or []
+                if uris:
+                    await fetcher.fetch_all(uris, sandbox=Path(spec["cwd"]))
+        except fetcher.FetchError as e:
+            self._fail_launch(container, f"Failed to fetch all URIs for container: {e}")
+            return
         mem, cpus = self._limits(container)
         container.mem_limit_mb, container.cpus_limit = mem, cpus
         assert self._cgroups is not None
@@ -723,6 +732,7 @@ class Agent:
                     check_status=_empty_check_status(check) if isinstance(check, dict) else None,
                 )
                 self._start_probes(container, task)
+                self._start_deadline(container, task)
         elif kind == "EXITED":
             if task.terminal:
                 return
@@ -750,6 +760,10 @@ class Agent:
                     mres.Resource.scalar_of("mem", limit).to_raw()
                 ]},
             )
+        elif task.deadline_reached:
+            self._update(container, task, "TASK_FAILED",
+                         reason="REASON_MAX_COMPLETION_TIME_REACHED",
+                         message="Task exceeded its max_completion_time")
         elif task.killed_by_health:
             self._update(container, task, "TASK_KILLED", message=text, healthy=False,
                          reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
@@ -867,6 +881,21 @@ class Agent:
             else:
                 log.warning("agent: task %s check ignored: %s", task.task_id, problem)
 
+    def _start_deadline(self, container: _Container, task: _Task) -> None:
+        raw = task.info.get("max_completion_time")
+        nanos = raw.get("nanoseconds") if isinstance(raw, dict) else None
+        if not isinstance(nanos, int | float) or nanos < 0:
+            return
+        started = float(task.statuses[0]["timestamp"]) if task.statuses else time.time()
+
+        async def expire() -> None:
+            await asyncio.sleep(max(0.0, started + nanos / 1e9 - time.time()))
+            if not task.terminal:
+                task.deadline_reached = True
+                self._kill_container(container, grace=0.0)
+
+        task.probes.append(self._spawn(expire()))
+
     def _stop_probes(self, task: _Task) -> None:
         for probe in task.probes:
             probe.cancel()
@@ -965,6 +994,11 @@ class Agent:
                 self._fail_launch(container, "the agent restarted while launching the task")
             elif not await client.attach():
                 client.replay_log()
+            else:
+                for task in container.tasks.values():
+                    if task.state in ("TASK_RUNNING", "TASK_KILLING") and task.cwd:
+                        self._start_probes(container, task)
+                        self._start_deadline(container, task)
             log.info("agent: recovered container %s (%d tasks)", container.container_id,
                      len(container.tasks))
 
