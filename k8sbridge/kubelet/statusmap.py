@@ -17,7 +17,9 @@ The model, one ``ContainerRuntime`` per container of a pod:
   is immediate, then 10 s doubling to 5 min, reset once a container ran for 10 min;
   ``enter_back_off`` shows ``CrashLoopBackOff`` until the restart;
 * ``pod_status`` renders ``status`` (phase, conditions, container statuses, IPs, startTime,
-  qosClass), keeping a condition's ``lastTransitionTime`` while its status is unchanged.
+  qosClass), keeping a condition's ``lastTransitionTime`` while its status is unchanged;
+* ``container_events`` names the kubelet events one transition deserves (Pulled, Created,
+  Started, Killing, BackOff, Unhealthy, Failed).
 
 Probe mapping (the launcher's side of the contract): a readinessProbe becomes a Mesos *check*
 (``check_status`` results drive ``ready``); livenessProbe becomes a Mesos *health check* (the
@@ -42,10 +44,12 @@ __all__ = [
     "INITIAL_BACKOFF",
     "MAX_BACKOFF",
     "ContainerRuntime",
+    "PodEvent",
     "RestartDecision",
     "Terminated",
     "apply_status",
     "config_error",
+    "container_events",
     "container_id",
     "decide_restart",
     "display_status",
@@ -657,6 +661,60 @@ def pod_status(
 def _placeholder(raw: Mapping[str, Any], *, init: bool) -> ContainerRuntime:
     return ContainerRuntime(name=str(raw.get("name")), image=str(raw.get("image") or ""),
                             init=init)
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodEvent:
+    reason: str
+    message: str
+    type: Literal["Normal", "Warning"] = "Normal"
+    field_path: str = ""  # involvedObject.fieldPath, e.g. spec.containers{app}
+
+
+def container_events(
+    before: ContainerRuntime, after: ContainerRuntime, *, pod_name: str, namespace: str, uid: str
+) -> list[PodEvent]:
+    """The events a kubelet records for the change ``before`` → ``after`` of one container
+    (the same change twice gives nothing the second time: compare, then emit)."""
+    path = f"spec.{'initContainers' if after.init else 'containers'}{{{after.name}}}"
+    out: list[PodEvent] = []
+    if after.waiting_reason == "CreateContainerConfigError" and (
+        before.waiting_reason,
+        before.waiting_message,
+    ) != (after.waiting_reason, after.waiting_message):
+        out.append(PodEvent("Failed", f"Error: {after.waiting_message}", "Warning", path))
+    if after.started_at is not None and before.started_at is None:
+        image = after.image or "image"
+        out += [
+            PodEvent("Pulled", f'Container image "{image}" already present on machine',
+                     "Normal", path),
+            PodEvent("Created", f"Created container: {after.name}", "Normal", path),
+            PodEvent("Started", f"Started container {after.name}", "Normal", path),
+        ]
+    if after.task_state == "TASK_KILLING" and before.task_state != "TASK_KILLING":
+        out.append(PodEvent("Killing", f"Stopping container {after.name}", "Normal", path))
+    if after.healthy is False and before.healthy is not False:
+        out.append(PodEvent("Unhealthy", "Liveness probe failed", "Warning", path))
+    if after.check_passed is False and before.check_passed is not False:
+        out.append(PodEvent("Unhealthy", "Readiness probe failed", "Warning", path))
+    t = after.terminated
+    fresh = before.terminated is None or before.task_id != after.task_id
+    if t is not None and fresh and t.reason == "StartError":
+        out.append(PodEvent("Failed", f"Error: {t.message or 'the container could not start'}",
+                            "Warning", path))
+    if after.restart_at is not None and after.restart_at != before.restart_at:
+        out.append(PodEvent(
+            "BackOff",
+            f"Back-off restarting failed container {after.name} in pod "
+            f"{pod_name}_{namespace}({uid})",
+            "Warning",
+            path,
+        ))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

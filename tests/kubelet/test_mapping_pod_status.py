@@ -473,3 +473,40 @@ def test_unknown_containers_render_as_waiting_and_deleting_pods_show_terminating
 )
 def test_image_references_are_normalised(image: str, normal: str) -> None:
     assert sm.normalize_image(image) == normal
+
+
+def events(before: sm.ContainerRuntime, after: sm.ContainerRuntime) -> list[tuple[str, str]]:
+    return [(e.reason, e.type) for e in
+            sm.container_events(before, after, pod_name="web", namespace="ns", uid="uid-1")]
+
+
+def test_transitions_name_the_kubelet_events_once() -> None:
+    created = sm.start_attempt(sm.ContainerRuntime(name="app", image="nginx"), task_id="t1")
+    running = sm.apply_status(created, st("t1", "RUNNING", 1))
+    assert events(created, running) == [("Pulled", "Normal"), ("Created", "Normal"),
+                                        ("Started", "Normal")]
+    started = sm.container_events(created, running, pod_name="web", namespace="ns", uid="u")
+    assert started[2].message == "Started container app"
+    assert started[2].field_path == "spec.containers{app}"
+    assert events(running, running) == []
+    sick = sm.apply_status(running, st("t1", "RUNNING", 2, healthy=False,
+                                       check=tasks.CheckResult(type="TCP", tcp_succeeded=False)))
+    assert events(running, sick) == [("Unhealthy", "Warning"), ("Unhealthy", "Warning")]
+    killing = sm.apply_status(sick, st("t1", "KILLING", 3))
+    assert events(sick, killing) == [("Killing", "Normal")]
+    dead = sm.apply_status(killing, st("t1", "KILLED", 4))
+    looping = sm.enter_back_off(dead, decision=sm.RestartDecision(True, 10, 20),
+                                pod_name="web", namespace="ns", uid="uid-1")
+    (backoff,) = sm.container_events(dead, looping, pod_name="web", namespace="ns", uid="uid-1")
+    assert backoff.reason == "BackOff"
+    assert backoff.message == "Back-off restarting failed container app in pod web_ns(uid-1)"
+    bad = sm.apply_status(sm.start_attempt(looping, task_id="t2"),
+                          st("t2", "FAILED", 5, reason="REASON_CONTAINER_LAUNCH_FAILED",
+                             message="exec: nosuchcmd: not found"))
+    assert [(e.reason, e.message) for e in sm.container_events(
+        looping, bad, pod_name="web", namespace="ns", uid="uid-1")] == [
+        ("Failed", "Error: exec: nosuchcmd: not found")]
+    config = sm.config_error(sm.ContainerRuntime(name="app", init=True), message="no key k")
+    assert [(e.reason, e.field_path) for e in sm.container_events(
+        sm.ContainerRuntime(name="app", init=True), config, pod_name="web", namespace="ns",
+        uid="u")] == [("Failed", "spec.initContainers{app}")]
