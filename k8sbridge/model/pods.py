@@ -133,6 +133,20 @@ def _parse_whole(value: object, *, what: str) -> float:
 
 
 def _to_mesos(name: str, value: object, *, what: str) -> float:
+    if type(value) is str:  # manifests repeat a few quantities: parse each once
+        cached = _PARSED.get((name, value))
+        if cached is None:
+            cached = _convert(name, value, what=what)
+            if len(_PARSED) < 4096:
+                _PARSED[(name, value)] = cached
+        return cached
+    return _convert(name, value, what=what)
+
+
+_PARSED: dict[tuple[str, str], float] = {}
+
+
+def _convert(name: str, value: object, *, what: str) -> float:
     if name == "cpus":
         return parse_cpu(value, what=what)
     if name in ("mem", "disk"):
@@ -384,6 +398,8 @@ class PodRequest:
 
 
 def _mapping(value: Any, *, what: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # the common case, without the ABC check
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -392,6 +408,8 @@ def _mapping(value: Any, *, what: str) -> Mapping[str, Any]:
 
 
 def _list(value: Any, *, what: str) -> Sequence[Any]:
+    if type(value) is list:
+        return value
     if value is None:
         return ()
     if not isinstance(value, list | tuple):
