@@ -88,6 +88,7 @@ class SchedulerSettings:
     seed: int | None = None
     executor_cpus: float = 0.1  # the DEFAULT executor's own resources, once per pod
     executor_mem: float = 32.0
+    executor_disk: float = 10.0  # Mesos refuses an executor without disk
     image_mode: str = "mesos"  # "mesos": container.mesos.image; "none": run on the host
     tolerate_own_taint: bool = True
     cycle_seconds: float = 0.2  # batching window before a placement pass

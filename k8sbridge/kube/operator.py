@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import kopf
 
 from k8sbridge.kube import client as kube_client
+from k8sbridge.kube import errors as kube_errors
 
 __all__ = ["WatchCallback", "run"]
 
@@ -98,30 +100,72 @@ async def run(
     stop: asyncio.Event,
     ready: asyncio.Event,
 ) -> None:
-    """Watch pods (and optionally nodes) until ``stop`` is set."""
-    registry = _build_registry(connection=connection, on_pod=on_pod, on_node=on_node)
-    stop_flag: asyncio.Event = asyncio.Event()
-    ready_flag: asyncio.Event = asyncio.Event()
+    """Watch pods (and optionally nodes) until ``stop`` is set.
 
-    async def relay_stop() -> None:
-        await stop.wait()
-        stop_flag.set()
+    kopf runs in its own thread with its own event loop: on shutdown kopf cancels every task
+    of its loop that it did not see at start, and it installs SIGINT/SIGTERM handlers in the
+    main thread. Isolated in a thread it can do neither to the bridge. Callbacks are delivered
+    on the caller's loop (``call_soon_threadsafe``), so they keep the single-owner rule.
+    """
+    loop = asyncio.get_running_loop()
 
-    async def relay_ready() -> None:
-        await ready_flag.wait()
-        ready.set()
+    def relay(callback: WatchCallback | None) -> WatchCallback | None:
+        if callback is None:
+            return None
+        target = callback
 
-    relays = [asyncio.create_task(relay_stop()), asyncio.create_task(relay_ready())]
+        def deliver(etype: str | None, raw: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(_call_logged, target, etype, raw)
+
+        return deliver
+
+    registry = _build_registry(
+        connection=connection, on_pod=relay(on_pod), on_node=relay(on_node)
+    )
+    stop_flag = threading.Event()
+    ready_flag = threading.Event()
+    failure: list[BaseException] = []
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=registry,
+                    settings=_settings(),
+                    standalone=True,
+                    clusterwide=True,
+                    stop_flag=stop_flag,
+                    ready_flag=ready_flag,
+                )
+            )
+        except BaseException as e:  # handed to the owning task below
+            failure.append(e)
+
+    thread = threading.Thread(target=thread_main, name="kopf-watch", daemon=True)
+    thread.start()
     try:
-        await kopf.operator(
-            registry=registry,
-            settings=_settings(),
-            standalone=True,
-            clusterwide=True,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-        )
+        while not stop.is_set():
+            if not thread.is_alive():
+                if failure:
+                    raise kube_errors.TransportError(f"the watch stopped: {failure[0]!r}") from (
+                        failure[0]
+                    )
+                raise kube_errors.TransportError("the watch stopped unexpectedly")
+            if ready_flag.is_set() and not ready.is_set():
+                ready.set()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.1 if not ready.is_set() else 1.0)
+            except TimeoutError:
+                pass
     finally:
-        for task in relays:
-            task.cancel()
-        await asyncio.gather(*relays, return_exceptions=True)
+        stop_flag.set()
+        await asyncio.to_thread(thread.join, 30.0)
+        if thread.is_alive():
+            log.error("the kopf watch thread did not stop within 30 s")
+
+
+def _call_logged(callback: WatchCallback, etype: str | None, raw: dict[str, Any]) -> None:
+    try:
+        callback(etype, raw)
+    except Exception:  # a bad callback must not break the delivery of later events
+        log.exception("watch callback failed for %s", (raw.get("metadata") or {}).get("name"))

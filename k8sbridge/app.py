@@ -1,0 +1,329 @@
+"""The composition root: builds every component from ``BridgeSettings`` and runs them together.
+
+Why one place: components only receive what they need (a client, a sink, a directory), so
+this file is the only one that knows how the bridge is wired — and, for ``k8sbridge run``
+without external targets, the only product module that knows the stand-ins (embedded kernel
+and devkube) exist. Components run as one ``asyncio.TaskGroup``: when one fails, the others
+are stopped and the error surfaces. Signals are handled only here (``install_signal_handlers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from k8sbridge import settings as bridge_settings
+from k8sbridge.kube import client as kube_client
+from k8sbridge.kube import operator as kube_operator
+from k8sbridge.kube import state as kube_state
+from k8sbridge.kubelet import agents as mesos_agents
+from k8sbridge.kubelet import api as kubelet_api
+from k8sbridge.kubelet import nodes as kubelet_nodes
+from k8sbridge.kubelet import pods as kubelet_pods
+from k8sbridge.mesos import client as mesos_client
+from k8sbridge.mesos import framework as mesos_framework
+from k8sbridge.mesos import types as mesos_types
+from k8sbridge.scheduler import loop as scheduler_loop
+
+__all__ = [
+    "Bridge",
+    "EmbeddedTargets",
+    "embedded_agent_configs",
+    "install_signal_handlers",
+    "run_bridge",
+    "running_bridge",
+    "running_embedded",
+]
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 60.0
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set ``stop`` (call again after a library replaced the handlers)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+@dataclasses.dataclass(slots=True)
+class Bridge:
+    """Handles to the running bridge's parts (tests and ``k8sbridge run`` read them)."""
+
+    settings: bridge_settings.BridgeSettings
+    kube: kube_client.KubeClient
+    framework: mesos_framework.Framework
+    scheduler: scheduler_loop.Scheduler
+    nodes: kubelet_nodes.NodeController
+    writer: kubelet_pods.PodStatusWriter
+    kubelet_port: int
+
+
+def _read_secret(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    return path.read_text(encoding="utf-8").strip()
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(
+    settings: bridge_settings.BridgeSettings,
+    *,
+    on_ready: Callable[[Bridge], Awaitable[None]] | None = None,
+) -> AsyncIterator[Bridge]:
+    """Run the bridge until the block exits; yields once nodes, watch and framework are up."""
+    kube = kube_client.KubeClient.from_kubeconfig(
+        path=settings.kube.kubeconfig,
+        context=settings.kube.context,
+        threads=settings.kube.client_threads,
+    )
+    reader = mesos_agents.MesosReader(masters=settings.mesos.masters)
+    stop = asyncio.Event()
+    try:
+        api_server = kubelet_api.KubeletServer(settings=settings.kubelet, reader=reader)
+        port = await api_server.start()
+        if port != settings.kubelet.port:
+            settings = dataclasses.replace(
+                settings, kubelet=dataclasses.replace(settings.kubelet, port=port)
+            )
+        store = await _open_store(kube, settings)
+        nodes = kubelet_nodes.NodeController(kube=kube, reader=reader, settings=settings)
+        writer = kubelet_pods.PodStatusWriter(kube=kube)
+        scheduler_box: list[scheduler_loop.Scheduler] = []
+
+        async def handler(event: Any) -> None:
+            await scheduler_box[0].on_mesos_event(event)
+
+        framework = mesos_framework.Framework(
+            settings=mesos_framework.FrameworkSettings(
+                framework_info=mesos_types.FrameworkInfo(
+                    name=settings.mesos.framework_name,
+                    user=settings.mesos.user,
+                    roles=settings.mesos.roles,
+                    failover_timeout=settings.mesos.failover_timeout_seconds,
+                    checkpoint=True,
+                    principal=settings.mesos.principal,
+                ),
+                client=mesos_client.ClientConfig(
+                    masters=settings.mesos.masters,
+                    principal=settings.mesos.principal,
+                    secret=_read_secret(settings.mesos.secret_file),
+                    ca_file=str(settings.mesos.ca_file) if settings.mesos.ca_file else None,
+                ),
+                auto_acknowledge=False,  # the status writer acknowledges after writing
+            ),
+            handler=handler,
+            id_store=store,
+        )
+        scheduler = scheduler_loop.Scheduler(
+            settings=settings,
+            kube=kube,
+            driver=framework,
+            sink=writer,
+            agents=nodes,
+            list_tasks=reader.get_tasks,
+        )
+        scheduler_box.append(scheduler)
+        api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes)
+        bridge = Bridge(
+            settings=settings, kube=kube, framework=framework, scheduler=scheduler,
+            nodes=nodes, writer=writer, kubelet_port=port,
+        )
+        up = asyncio.Event()
+
+        async def supervise() -> None:
+            # The TaskGroup lives in its own task: the caller may enter and leave this
+            # context from different tasks (test fixtures do).
+            async with asyncio.TaskGroup() as group:
+                runner = _Runner(group=group, stop=stop)
+                await runner.start("writer", writer.run)
+                await runner.start("nodes", nodes.run)
+                await runner.start(
+                    "watch",
+                    lambda *, stop, ready: kube_operator.run(
+                        connection=kube.connection(), on_pod=scheduler.on_pod_event,
+                        stop=stop, ready=ready,
+                    ),
+                )
+                await runner.start("scheduler", scheduler.run)
+                await runner.start("framework", framework.run)
+                up.set()
+                await stop.wait()
+
+        supervisor = asyncio.create_task(supervise(), name="bridge")
+        waiter = asyncio.ensure_future(up.wait())
+        try:
+            await asyncio.wait({supervisor, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not up.is_set():
+            supervisor.result()  # raises what made the start fail
+            raise RuntimeError("the bridge stopped while starting")
+        log.info("bridge ready: framework %s, kubelet API on port %d",
+                 framework.framework_id, port)
+        if on_ready is not None:
+            await on_ready(bridge)
+        try:
+            yield bridge
+        finally:
+            stop.set()
+            await supervisor
+        await store.flush()
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await api_server.stop()
+        await reader.close()
+        await kube.close()
+
+
+class _Runner:
+    def __init__(self, *, group: asyncio.TaskGroup, stop: asyncio.Event) -> None:
+        self._group = group
+        self._stop = stop
+
+    async def start(self, name: str, run: Callable[..., Coroutine[Any, Any, None]]) -> None:
+        ready = asyncio.Event()
+        task = self._group.create_task(run(stop=self._stop, ready=ready), name=name)
+        waiter = asyncio.ensure_future(ready.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, task}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+        if ready.is_set():
+            return
+        if task in done:
+            exc = task.exception()
+            raise RuntimeError(f"{name} failed to start: {exc!r}") from exc
+        raise RuntimeError(f"{name} did not become ready within {START_TIMEOUT:g}s")
+
+
+async def _open_store(
+    kube: kube_client.KubeClient, settings: bridge_settings.BridgeSettings
+) -> kube_state.ConfigMapFrameworkIdStore:
+    delay = 0.2
+    for attempt in range(30):
+        try:
+            return await kube_state.ConfigMapFrameworkIdStore.open(
+                kube=kube, namespace=settings.kube.namespace, name=settings.kube.state_configmap
+            )
+        except Exception as e:  # the API server may still be starting
+            if attempt == 29:
+                raise
+            log.warning("reading the framework id failed (retrying): %s", e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+async def run_bridge(
+    *, settings: bridge_settings.BridgeSettings, stop: asyncio.Event, ready: asyncio.Event
+) -> None:
+    async with running_bridge(settings):
+        ready.set()
+        await stop.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# The embedded default: kernel + devkube + bridge in one process
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EmbeddedTargets:
+    kernel_url: str
+    kubeconfig: Path
+    api_url: str
+    bridge: Bridge
+
+
+_AGENT_SHAPES = (
+    ("cpus:4;mem:4096;disk:20480;ports:[31000-32000]", "rack:r1;zone:z1;disk:ssd", "z1"),
+    ("cpus:2;mem:2048;disk:10240;ports:[31000-32000]", "rack:r2;zone:z1;disk:hdd", "z1"),
+    ("cpus:8;mem:8192;disk:40960;ports:[31000-32000]", "rack:r3;zone:z2;disk:ssd", "z2"),
+)
+
+
+def embedded_agent_configs(*, data_dir: Path, count: int) -> list[Any]:
+    """Agents with distinct resources and attributes (``rack``, ``zone``, ``disk``).
+
+    Each agent listens on its own loopback address (127.0.0.N), which is also its hostname, so
+    every agent is a distinct, reachable Node.
+    """
+    from k8sbridge.kernel.agent import config as agent_config
+
+    out = []
+    for i in range(count):
+        resources, attributes, zone = _AGENT_SHAPES[i % len(_AGENT_SHAPES)]
+        if i >= len(_AGENT_SHAPES):
+            attributes = attributes.replace(f"rack:r{i % 3 + 1}", f"rack:r{i + 1}")
+        out.append(
+            agent_config.AgentConfig(
+                master="127.0.0.1:0",  # replaced by the kernel with its real address
+                work_dir=data_dir / f"agent-{i + 1}",
+                host=f"127.0.0.{i + 1}",
+                resources=resources,
+                attributes=attributes,
+                region="local",
+                zone=zone,
+                status_retry_seconds=2.0,
+            )
+        )
+    return out
+
+
+@contextlib.asynccontextmanager
+async def running_embedded(
+    settings: bridge_settings.BridgeSettings,
+    *,
+    agents: Sequence[Any] | None = None,
+) -> AsyncIterator[EmbeddedTargets]:
+    """Kernel (with agents) + devkube + the bridge, all in this process."""
+    from k8sbridge.devkube import main as devkube_main
+    from k8sbridge.kernel import main as kernel_main
+    from k8sbridge.kernel.master import config as master_config
+
+    emb = settings.embedded
+    data_dir = emb.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = data_dir / "kubeconfig"
+    agent_configs = (
+        list(agents)
+        if agents is not None
+        else embedded_agent_configs(data_dir=data_dir, count=emb.agents)
+    )
+    master = master_config.MasterConfig(
+        port=emb.kernel_port, work_dir=data_dir / "kernel", agent_ping_interval=5.0,
+        max_missed_pings=3,
+    )
+    async with kernel_main.running_kernel(master=master, agents=agent_configs) as kernel:
+        dk_config = devkube_main.DevkubeConfig(
+            port=emb.api_port, data_dir=data_dir / "devkube", kubeconfig=kubeconfig
+        )
+        async with devkube_main.running(dk_config) as dk:
+            names = tuple(dict.fromkeys((*settings.scheduler.scheduler_names,
+                                          "default-scheduler")))
+            bridge_cfg = dataclasses.replace(
+                settings,
+                mesos=dataclasses.replace(settings.mesos, masters=(kernel.master_url,)),
+                kube=dataclasses.replace(settings.kube, kubeconfig=dk.kubeconfig),
+                scheduler=dataclasses.replace(
+                    settings.scheduler, scheduler_names=names, image_mode="none"
+                ),
+            )
+            async with running_bridge(bridge_cfg) as bridge:
+                yield EmbeddedTargets(
+                    kernel_url=kernel.master_url,
+                    kubeconfig=dk.kubeconfig,
+                    api_url=dk.url,
+                    bridge=bridge,
+                )

@@ -1,0 +1,356 @@
+"""The kubelet HTTPS API (port 10250) that every virtual node points at: logs, pods, health.
+
+Why one server for all nodes: each Node's ``status.addresses`` + ``daemonEndpoints`` name this
+server, so ``kubectl logs`` → API server → here, whichever agent runs the pod. Logs are read
+from the task's sandbox through the Mesos agent files API (``/files/read`` on the agent, virtual
+path ``/frameworks/<fid>/executors/<eid>/runs/latest/tasks/<taskId>/stdout``), which works the
+same against Apache Mesos agents.
+
+``/containerLogs/{ns}/{pod}/{container}`` supports ``follow`` (polling the file until the task
+ends and the client goes away), ``tailLines``, ``limitBytes``, ``previous`` (the prior attempt's
+sandbox), ``timestamps`` (the time the bridge read each line: Mesos sandboxes keep no per-line
+times) and ``sinceSeconds`` (lines read within the window; for already-written output all of it,
+for the same reason). stdout is followed by stderr for finished output; when following, both
+are streamed as they grow.
+
+TLS is mandatory (a generated self-signed certificate unless one is configured, trusted by the
+API server as real kubelets' are without ``--kubelet-certificate-authority``); with
+``client_ca_file`` client certificates are verified, and required unless ``anonymous``. Exec,
+attach and port-forward answer 501 "not supported yet".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import ssl
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from k8sbridge import settings as bridge_settings
+from k8sbridge.kubelet import agents as mesos_agents
+
+__all__ = ["KubeletServer", "generate_self_signed"]
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 64 * 1024
+MAX_LOG_BYTES = 16 * 1024 * 1024  # never read more than this for one non-follow request
+FOLLOW_POLL = 0.2
+
+
+class PodLocator(Protocol):
+    """Finds where a container of a pod runs (the scheduler loop implements it)."""
+
+    def locate(
+        self, *, namespace: str, name: str, container: str, previous: bool
+    ) -> tuple[str, str, str, bool] | None:
+        """(agent id, executor id, task id, task finished) or None."""
+        ...
+
+    def known_pods(self) -> list[dict[str, Any]]: ...
+
+    def running_pods(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def framework_id(self) -> str | None: ...
+
+
+class AgentLookup(Protocol):
+    @property
+    def agents(self) -> Mapping[Any, mesos_agents.AgentInfo]: ...
+
+
+def generate_self_signed(directory: Path, *, hosts: list[str]) -> tuple[Path, Path]:
+    """A self-signed serving certificate for ``hosts`` (IPs or names); returns (cert, key)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    now = datetime.datetime.now(datetime.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k8sbridge-kubelet")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "kubelet.crt"
+    key_path = directory / "kubelet.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+class KubeletServer:
+    def __init__(
+        self, *, settings: bridge_settings.KubeletSettings, reader: mesos_agents.MesosReader
+    ) -> None:
+        self._settings = settings
+        self._reader = reader
+        self._locator: PodLocator | None = None
+        self._agents: AgentLookup | None = None
+        self._runner: web.AppRunner | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.port = 0
+
+    def attach(self, *, scheduler: Any, kube: Any, nodes: Any) -> None:
+        self._locator = scheduler
+        self._agents = nodes
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        cert, key = self._settings.cert_file, self._settings.key_file
+        if cert is None or key is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="k8sbridge-kubelet-")
+            hosts = sorted({self._settings.advertise_address, "127.0.0.1", "localhost"})
+            cert, key = generate_self_signed(Path(self._tmp.name), hosts=hosts)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(cert), str(key))
+        if self._settings.client_ca_file is not None:
+            ctx.load_verify_locations(str(self._settings.client_ca_file))
+            ctx.verify_mode = ssl.CERT_OPTIONAL if self._settings.anonymous else ssl.CERT_REQUIRED
+        return ctx
+
+    async def start(self) -> int:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/pods", self._pods)
+        app.router.add_get("/runningpods/", self._running)
+        app.router.add_get("/runningpods", self._running)
+        app.router.add_get("/stats/summary", self._stats)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        for prefix in ("/exec", "/attach", "/portForward", "/run"):
+            app.router.add_route("*", prefix + "/{tail:.*}", self._unsupported)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self._settings.host, self._settings.port,
+            ssl_context=self._ssl_context(),
+        )
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self._settings.port
+        log.info("kubelet API listening on https://%s:%d", self._settings.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not self._settings.anonymous:
+            transport = request.transport
+            peer = transport.get_extra_info("peercert") if transport else None
+            if not peer:
+                return web.Response(status=401, text="Unauthorized\n")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    # -- routes ----------------------------------------------------------------------------
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _pods(self, request: web.Request) -> web.Response:
+        items = self._locator.known_pods() if self._locator else []
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+                                  "items": items})
+
+    async def _running(self, request: web.Request) -> web.Response:
+        items = self._locator.running_pods() if self._locator else []
+        return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+                                  "items": items})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        pods = self._locator.running_pods() if self._locator else []
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return web.json_response(
+            {
+                "node": {"nodeName": "k8sbridge", "startTime": now},
+                "pods": [
+                    {
+                        "podRef": {
+                            "name": p["metadata"].get("name"),
+                            "namespace": p["metadata"].get("namespace"),
+                            "uid": p["metadata"].get("uid"),
+                        },
+                        "startTime": (p.get("status") or {}).get("startTime", now),
+                        "containers": [],
+                    }
+                    for p in pods
+                ],
+            }
+        )
+
+    async def _unsupported(self, request: web.Request) -> web.Response:
+        what = request.path.split("/")[1]
+        return web.Response(
+            status=501,
+            text=f"{what} is not supported yet by k8sbridge (Mesos tasks have no attach API "
+            "here)\n",
+        )
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        if self._locator is None or self._agents is None:
+            return web.Response(status=503, text="kubelet is starting\n")
+        q = request.query
+        try:
+            follow = q.get("follow", "false").lower() in ("1", "true")
+            previous = q.get("previous", "false").lower() in ("1", "true")
+            timestamps = q.get("timestamps", "false").lower() in ("1", "true")
+            tail = int(q["tailLines"]) if "tailLines" in q else None
+            limit = int(q["limitBytes"]) if "limitBytes" in q else None
+            if (tail is not None and tail < 0) or (limit is not None and limit <= 0):
+                raise ValueError("negative")
+        except ValueError:
+            return web.Response(status=400, text="bad tailLines or limitBytes\n")
+        ns = request.match_info["namespace"]
+        pod = request.match_info["pod"]
+        container = request.match_info["container"]
+        where = self._locator.locate(namespace=ns, name=pod, container=container,
+                                     previous=previous)
+        if where is None:
+            kind = "previous terminated container" if previous else "container"
+            return web.Response(
+                status=404,
+                text=f'{kind} "{container}" in pod "{pod}" is not available\n',
+            )
+        agent_id, executor_id, task_id, finished = where
+        agent = self._agents.agents.get(agent_id)
+        fid = self._locator.framework_id
+        if agent is None or not fid:
+            return web.Response(status=503, text=f"agent {agent_id} is not reachable\n")
+        base = f"/frameworks/{fid}/executors/{executor_id}/runs/latest/tasks/{task_id}"
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        writer = _LogWriter(response=response, timestamps=timestamps, limit=limit)
+        if not follow:
+            data = b""
+            for name in ("stdout", "stderr"):
+                data += await self._read_all(agent.address, f"{base}/{name}")
+            if tail is not None:
+                lines = data.splitlines(keepends=True)
+                data = b"".join(lines[-tail:]) if tail else b""
+            await writer.write(data)
+            await response.write_eof()
+            return response
+        offsets = {}
+        for name in ("stdout", "stderr"):
+            path = f"{base}/{name}"
+            data = await self._read_all(agent.address, path)
+            offsets[path] = len(data)
+            if name == "stdout" and tail is not None:
+                lines = data.splitlines(keepends=True)
+                data = b"".join(lines[-tail:]) if tail else b""
+            if name == "stdout" or tail is None:
+                if not await writer.write(data):
+                    return response
+        idle_after_finish = 0
+        while True:
+            grew = False
+            for path, offset in offsets.items():
+                chunk = await self._read_from(agent.address, path, offset)
+                if chunk:
+                    grew = True
+                    offsets[path] = offset + len(chunk)
+                    if not await writer.write(chunk):
+                        return response
+            if not grew:
+                where = self._locator.locate(namespace=ns, name=pod, container=container,
+                                             previous=previous)
+                if where is None or where[3]:
+                    idle_after_finish += 1
+                    if idle_after_finish >= 3:
+                        break
+            if request.transport is None or request.transport.is_closing():
+                break
+            await asyncio.sleep(FOLLOW_POLL)
+        await response.write_eof()
+        return response
+
+    async def _read_from(self, address: str, path: str, offset: int) -> bytes:
+        out = b""
+        while len(out) < MAX_LOG_BYTES:
+            try:
+                data, _ = await self._reader.read_file(
+                    address, path=path, offset=offset + len(out), length=READ_CHUNK
+                )
+            except mesos_agents.FileNotFound:
+                break
+            except mesos_agents.AgentsError as e:
+                log.info("reading %s from %s failed: %s", path, address, e)
+                break
+            if not data:
+                break
+            out += data.encode("utf-8", "surrogateescape")
+        return out
+
+    async def _read_all(self, address: str, path: str) -> bytes:
+        return await self._read_from(address, path, 0)
+
+
+class _LogWriter:
+    """Writes log bytes with optional RFC 3339 timestamps and a byte limit."""
+
+    def __init__(self, *, response: web.StreamResponse, timestamps: bool, limit: int | None):
+        self._response = response
+        self._timestamps = timestamps
+        self._left = limit
+        self._at_line_start = True
+
+    async def write(self, data: bytes) -> bool:
+        """False once the limit is reached or the client went away."""
+        if not data:
+            return True
+        if self._timestamps:
+            stamp = (
+                datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+                + b" "
+            )
+            out = bytearray()
+            for line in data.splitlines(keepends=True):
+                if self._at_line_start:
+                    out += stamp
+                out += line
+                self._at_line_start = line.endswith(b"\n")
+            data = bytes(out)
+        if self._left is not None:
+            data = data[: self._left]
+            self._left -= len(data)
+        try:
+            await self._response.write(data)
+        except (ConnectionResetError, RuntimeError):
+            return False
+        return self._left is None or self._left > 0

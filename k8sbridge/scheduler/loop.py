@@ -1,0 +1,855 @@
+"""The framework loop: pending pods + held offers → pure placement → commit (bind, then ACCEPT).
+
+Why one task: every decision here reads and writes the same state (held offers, pending pods,
+launched task groups, suppression). ``Scheduler.run`` is the single owner of that state; pod
+watch events, Mesos events and timers all arrive as items on one inbox queue, so there are no
+locks and no interleaving surprises. Kubernetes writes and Mesos calls are awaited from here
+(bounded by the kube client's thread pool), status writes are handed to the kubelet's writer.
+
+Crash-safe commit order — **bind first, then ACCEPT**, with task ids derived from the pod uid
+(``<uid>.<attempt>.<container>``):
+
+* killed before the bind: the pod is still unbound, nothing runs; it is placed again.
+* killed after the bind, before the ACCEPT: the pod is bound to node N and no task exists.
+  After the restart the loop first *reconciles* (``GET_TASKS`` on the master, then an implicit
+  RECONCILE) and only then launches: it finds no task for the pod's uid and launches it on N's
+  agent (a pod bound to one of our nodes without a task is launched there, which is also how
+  pods bound by another scheduler run). Nothing runs twice, nothing is lost.
+* killed after the ACCEPT: the task exists under its deterministic id; reconciliation adopts
+  it and the pod is never launched again for that attempt. Even a racing second launch of the
+  same attempt would carry the same task ids, which the master refuses while the first lives.
+
+The opposite order (ACCEPT first) would leave a running task for an unbound pod after a crash;
+recognising it is possible with the deterministic ids, but bind-first keeps the Kubernetes
+object as the single record of intent, which is what other controllers read.
+
+Good citizenship: offers not used by the plan are declined at once with a refuse filter;
+offers are never held longer than ``offer_hold_seconds``; SUPPRESS when nothing is pending;
+REVIVE (at most every ``revive_min_interval_seconds``) when something becomes pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from k8sbridge import settings as bridge_settings
+from k8sbridge.kube import client as kube_client
+from k8sbridge.kube import errors as kube_errors
+from k8sbridge.mesos import errors as mesos_errors
+from k8sbridge.mesos import events as mesos_events
+from k8sbridge.mesos import types as mesos_types
+from k8sbridge.model import cluster, ids
+from k8sbridge.model import pods as model_pods
+from k8sbridge.model.resources import Resources
+from k8sbridge.scheduler import feasible, launch, offers, plan, stack
+
+__all__ = ["Driver", "PodSink", "Scheduler", "TaskRecord"]
+
+log = logging.getLogger(__name__)
+
+RawPod = dict[str, Any]
+
+
+class Driver(Protocol):
+    """The Mesos calls the loop makes (``k8sbridge.mesos.framework.Framework`` has them)."""
+
+    @property
+    def framework_id(self) -> ids.FrameworkId | None: ...
+
+    async def accept(
+        self,
+        offer_ids: Sequence[ids.OfferId],
+        operations: Sequence[Any],
+        *,
+        refuse_seconds: float | None = None,
+    ) -> None: ...
+
+    async def decline(
+        self, offer_ids: Sequence[ids.OfferId], *, refuse_seconds: float | None = None
+    ) -> None: ...
+
+    async def revive(self, roles: Sequence[str] | None = None) -> None: ...
+
+    async def suppress(self, roles: Sequence[str] | None = None) -> None: ...
+
+    async def kill(
+        self,
+        task_id: ids.TaskId,
+        *,
+        agent_id: ids.AgentId | None = None,
+        grace_period_seconds: float | None = None,
+    ) -> None: ...
+
+    async def acknowledge(self, status: mesos_types.TaskStatus) -> None: ...
+
+    async def reconcile(
+        self, tasks: Mapping[ids.TaskId, ids.AgentId | None] | None = None
+    ) -> None: ...
+
+
+class PodSink(Protocol):
+    """Where pod-facing outcomes go (the kubelet's status writer implements it)."""
+
+    def task_status(
+        self, *, pod: RawPod, status: mesos_types.TaskStatus, container: str,
+        agent: AgentRef | None, ack: Callable[[], Awaitable[None]] | None,
+    ) -> None: ...
+
+    def unschedulable(self, *, pod: RawPod, message: str) -> None: ...
+
+    def scheduled(self, *, pod: RawPod, node_name: str) -> None: ...
+
+    def launch_failed(self, *, pod: RawPod, reason: str, message: str) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentRef:
+    agent_id: ids.AgentId
+    hostname: str
+    node_name: str
+    host_ip: str
+
+
+class AgentDirectory(Protocol):
+    """What the node controller knows about agents (read-only)."""
+
+    @property
+    def agents(self) -> Mapping[ids.AgentId, Any]: ...
+
+    def node_for_agent(self, agent_id: ids.AgentId) -> str | None: ...
+
+
+@dataclasses.dataclass(slots=True)
+class TaskRecord:
+    task_id: ids.TaskId
+    pod_uid: str
+    attempt: int
+    container: str
+    agent_id: ids.AgentId | None
+    state: str = "TASK_STAGING"
+    killing: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in mesos_types.TERMINAL_STATES
+
+
+@dataclasses.dataclass(slots=True)
+class PodLaunch:
+    """One launched attempt of a pod (one task group)."""
+
+    uid: str
+    attempt: int
+    agent_id: ids.AgentId
+    node_name: str
+    task_ids: tuple[ids.TaskId, ...]
+
+
+class Scheduler:
+    """The bridge's framework loop (a component: ``run(stop=, ready=)``)."""
+
+    def __init__(
+        self,
+        *,
+        settings: bridge_settings.BridgeSettings,
+        kube: kube_client.KubeClient,
+        driver: Driver,
+        sink: PodSink,
+        agents: AgentDirectory,
+        list_tasks: Callable[[], Awaitable[list[dict[str, Any]]]],
+        _clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._kube = kube
+        self._driver = driver
+        self._sink = sink
+        self._agents = agents
+        self._list_tasks = list_tasks
+        self._clock = _clock
+        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._book = offers.OfferBook(hold_seconds=settings.mesos.offer_hold_seconds)
+        self._pods: dict[str, RawPod] = {}  # uid -> latest raw pod we care about
+        self._pending: dict[str, None] = {}  # uids, insertion-ordered
+        self._tasks: dict[ids.TaskId, TaskRecord] = {}
+        self._launches: dict[str, PodLaunch] = {}  # uid -> current attempt
+        self._unschedulable: dict[str, str] = {}  # uid -> last message written
+        self._deleting: set[str] = set()
+        self._subscribed = False
+        self._reconciled = False
+        self._pods_synced = False
+        self._suppressed = False
+        self._last_revive = -1e9
+        self._pass_due: float | None = None
+        self._names = set(settings.scheduler.scheduler_names)
+        self._stack_settings = stack.StackSettings(
+            strategy="binpack" if settings.scheduler.ranking == "binpack" else "spread",
+            executor_overhead=(
+                ("cpus", settings.scheduler.executor_cpus),
+                ("mem", settings.scheduler.executor_mem),
+                ("disk", settings.scheduler.executor_disk),
+            ),
+            seed=settings.scheduler.seed or 0,
+            implicit_tolerations=_implicit_tolerations(settings),
+        )
+        self._defaults = model_pods.ContainerDefaults(
+            cpus=settings.scheduler.default_cpus, mem=settings.scheduler.default_mem
+        )
+
+    # -- inputs (called from other tasks; they only enqueue) --------------------------------
+
+    def on_pod_event(self, etype: str | None, raw: RawPod) -> None:
+        self._inbox.put_nowait(("pod", (etype, raw)))
+
+    async def on_mesos_event(self, event: Any) -> None:
+        self._inbox.put_nowait(("mesos", event))
+
+    # -- views for tests and the kubelet API -----------------------------------------------
+
+    @property
+    def launches(self) -> Mapping[str, PodLaunch]:
+        return self._launches
+
+    @property
+    def tasks(self) -> Mapping[ids.TaskId, TaskRecord]:
+        return self._tasks
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        return tuple(self._pending)
+
+    @property
+    def suppressed(self) -> bool:
+        return self._suppressed
+
+    # -- the kubelet API's view (PodLocator) ------------------------------------------------
+
+    @property
+    def framework_id(self) -> str | None:
+        return self._driver.framework_id
+
+    def locate(
+        self, *, namespace: str, name: str, container: str, previous: bool
+    ) -> tuple[str, str, str, bool] | None:
+        """(agent id, executor id, task id, finished) of a container's current/previous run."""
+        for uid, pod in self._pods.items():
+            meta = pod.get("metadata") or {}
+            if meta.get("name") != name or (meta.get("namespace") or "default") != namespace:
+                continue
+            runs = sorted(
+                (r for r in self._tasks.values() if r.pod_uid == uid and r.container == container),
+                key=lambda r: r.attempt,
+            )
+            if previous:
+                runs = runs[:-1]
+            if not runs:
+                return None
+            rec = runs[-1]
+            if rec.agent_id is None:
+                return None
+            executor = launch.executor_id_for(uid=uid, attempt=rec.attempt)
+            return str(rec.agent_id), executor, str(rec.task_id), rec.terminal
+        return None
+
+    def known_pods(self) -> list[dict[str, Any]]:
+        return list(self._pods.values())
+
+    def running_pods(self) -> list[dict[str, Any]]:
+        return [p for uid, p in self._pods.items() if uid in self._launches]
+
+    # -- the component -----------------------------------------------------------------------
+
+    async def run(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
+        await self._initial_pod_list()
+        ready.set()
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                timeout = self._next_timeout()
+                getter = asyncio.ensure_future(self._inbox.get())
+                done, _ = await asyncio.wait(
+                    {getter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter in done:
+                    kind, item = getter.result()
+                    await self._handle(kind, item)
+                    while not self._inbox.empty():  # drain what is there before a pass
+                        kind, item = self._inbox.get_nowait()
+                        await self._handle(kind, item)
+                else:
+                    getter.cancel()
+                await self._tick()
+        finally:
+            stopper.cancel()
+
+    def _next_timeout(self) -> float:
+        now = self._clock()
+        waits = [self._settings.mesos.offer_hold_seconds]
+        if self._pass_due is not None:
+            waits.append(max(0.0, self._pass_due - now))
+        return max(0.01, min(waits))
+
+    async def _initial_pod_list(self) -> None:
+        for attempt in range(30):
+            try:
+                for raw in await self._kube.list_pods():
+                    self._observe_pod(None, raw)
+                self._pods_synced = True
+                return
+            except kube_errors.KubeError as e:
+                log.warning("listing pods failed (attempt %d): %s", attempt + 1, e)
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+        raise kube_errors.TransportError("could not list pods at start")
+
+    async def _handle(self, kind: str, item: Any) -> None:
+        try:
+            if kind == "pod":
+                etype, raw = item
+                self._observe_pod(etype, raw)
+                await self._act_on_pod(str((raw.get("metadata") or {}).get("uid") or ""))
+            elif kind == "mesos":
+                await self._on_mesos(item)
+        except (kube_errors.KubeError, mesos_errors.MesosError) as e:
+            log.warning("handling %s failed (will retry on the next event): %s", kind, e)
+
+    # -- pods ----------------------------------------------------------------------------
+
+    def _is_ours(self, raw: RawPod) -> bool:
+        spec = raw.get("spec") or {}
+        node = spec.get("nodeName")
+        if node:
+            return node in self._our_nodes()
+        return spec.get("schedulerName", "default-scheduler") in self._names
+
+    def _our_nodes(self) -> set[str]:
+        out = set()
+        for agent_id in self._agents.agents:
+            name = self._agents.node_for_agent(agent_id)
+            if name:
+                out.add(name)
+        for launch_ in self._launches.values():
+            out.add(launch_.node_name)
+        return out
+
+    def _observe_pod(self, etype: str | None, raw: RawPod) -> None:
+        meta = raw.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid:
+            return
+        if etype == "DELETED":
+            self._pods.pop(uid, None)
+            self._pending.pop(uid, None)
+            self._unschedulable.pop(uid, None)
+            if any(t.pod_uid == uid and not t.terminal for t in self._tasks.values()):
+                self._deleting.add(uid)  # force-deleted: kill at once (no grace)
+            return
+        if not self._is_ours(raw) and uid not in self._launches:
+            self._pods.pop(uid, None)
+            self._pending.pop(uid, None)
+            return
+        self._pods[uid] = raw
+        phase = (raw.get("status") or {}).get("phase")
+        spec = raw.get("spec") or {}
+        if meta.get("deletionTimestamp"):
+            self._pending.pop(uid, None)
+            self._deleting.add(uid)
+            return
+        if phase in ("Succeeded", "Failed"):
+            self._pending.pop(uid, None)
+            return
+        if uid in self._launches:
+            return
+        if spec.get("nodeName") and not self._reconciled:
+            return  # bound pods wait for reconciliation: their task may exist already
+        if uid not in self._pending:
+            self._pending[uid] = None
+            self._want_pass()
+
+    async def _act_on_pod(self, uid: str) -> None:
+        if uid in self._deleting:
+            await self._progress_deletion(uid)
+        if self._pending and self._suppressed:
+            await self._maybe_revive()
+
+    async def _progress_deletion(self, uid: str) -> None:
+        """deletionTimestamp → KILL (grace) → all terminal → DELETE grace 0 with uid."""
+        pod = self._pods.get(uid)
+        live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal]
+        if live:
+            grace: float | None = None
+            if pod is not None:
+                meta = pod.get("metadata") or {}
+                spec = pod.get("spec") or {}
+                raw_grace = meta.get("deletionGracePeriodSeconds")
+                if raw_grace is None:
+                    raw_grace = spec.get("terminationGracePeriodSeconds", 30)
+                grace = float(raw_grace if raw_grace is not None else 30)
+            else:
+                grace = 0.0  # the pod object is gone (force delete): kill at once
+            for task in live:
+                if task.killing:
+                    continue
+                task.killing = True
+                await self._driver.kill(
+                    task.task_id, agent_id=task.agent_id, grace_period_seconds=grace
+                )
+            return
+        self._deleting.discard(uid)
+        self._launches.pop(uid, None)
+        if pod is not None:
+            meta = pod.get("metadata") or {}
+            await self._kube.delete_pod_now(
+                namespace=str(meta.get("namespace") or "default"),
+                name=str(meta.get("name")),
+                uid=uid,
+            )
+        self._pods.pop(uid, None)
+        for tid in [t for t, rec in self._tasks.items() if rec.pod_uid == uid and rec.terminal]:
+            self._tasks.pop(tid, None)
+
+    # -- Mesos events ----------------------------------------------------------------------
+
+    async def _on_mesos(self, event: Any) -> None:
+        if isinstance(event, mesos_events.Subscribed):
+            await self._on_subscribed()
+        elif isinstance(event, mesos_events.Offers):
+            now = self._clock()
+            for offer in event.offers:
+                self._book.add(_held(offer, now=now))
+            self._want_pass(immediate=not self._pending)
+        elif isinstance(event, mesos_events.Rescind):
+            self._book.rescind(event.offer_id)
+        elif isinstance(event, mesos_events.Update):
+            await self._on_update(event.status)
+        elif isinstance(event, mesos_events.Failure):
+            log.info("Mesos failure event: agent %s executor %s status %s",
+                     event.agent_id, event.executor_id, event.status)
+        elif isinstance(event, mesos_events.Error):
+            log.error("Mesos error event: %s", event.message)
+
+    async def _on_subscribed(self) -> None:
+        self._subscribed = True
+        self._book.clear()  # offers from an earlier subscription are void
+        self._suppressed = False
+        await self._reconcile_tasks()
+        self._reconciled = True
+        # Pods bound to our nodes without a task become pending now.
+        for uid, pod in list(self._pods.items()):
+            self._observe_pod(None, pod)
+            if uid in self._deleting:
+                await self._progress_deletion(uid)
+        await self._driver.reconcile({})  # implicit: fresh statuses for every task we have
+        self._want_pass(immediate=True)
+
+    async def _reconcile_tasks(self) -> None:
+        """Learn every task the master knows for us before launching anything."""
+        fid = self._driver.framework_id
+        tasks = await self._list_tasks()
+        for raw in tasks:
+            if fid and (raw.get("framework_id") or {}).get("value") != fid:
+                continue
+            tid = ids.TaskId(str((raw.get("task_id") or {}).get("value", "")))
+            parsed = launch.parse_task_id(tid)
+            if parsed is None:
+                continue
+            uid, attempt, container = parsed
+            agent = (raw.get("agent_id") or {}).get("value")
+            rec = TaskRecord(
+                task_id=tid, pod_uid=uid, attempt=attempt, container=container,
+                agent_id=ids.AgentId(agent) if agent else None,
+                state=str(raw.get("state") or "TASK_STAGING"),
+            )
+            known = self._tasks.get(tid)
+            if known is None or not known.terminal:
+                self._tasks[tid] = rec
+            current = self._launches.get(uid)
+            if not rec.terminal and (current is None or current.attempt <= attempt) and agent:
+                node = self._agents.node_for_agent(ids.AgentId(agent)) or ""
+                task_ids = tuple(t for t, r in self._tasks.items()
+                                 if r.pod_uid == uid and r.attempt == attempt)
+                self._launches[uid] = PodLaunch(
+                    uid=uid, attempt=attempt, agent_id=ids.AgentId(agent), node_name=node,
+                    task_ids=task_ids,
+                )
+                self._pending.pop(uid, None)
+        log.info("reconciled: %d tasks known, %d pods launched", len(self._tasks),
+                 len(self._launches))
+
+    async def _on_update(self, status: mesos_types.TaskStatus) -> None:
+        parsed = launch.parse_task_id(status.task_id)
+        ack = None
+        if status.needs_ack:
+            def ack_fn(s: mesos_types.TaskStatus = status) -> Awaitable[None]:
+                return self._driver.acknowledge(s)
+            ack = ack_fn
+        if parsed is None:
+            log.warning("update for a task that is not ours: %s", status.task_id)
+            if ack is not None:
+                await ack()
+            return
+        uid, attempt, container = parsed
+        rec = self._tasks.get(status.task_id)
+        if rec is None:
+            rec = TaskRecord(task_id=status.task_id, pod_uid=uid, attempt=attempt,
+                             container=container, agent_id=status.agent_id)
+            self._tasks[status.task_id] = rec
+        rec.state = status.state
+        if status.agent_id:
+            rec.agent_id = status.agent_id
+        pod = self._pods.get(uid)
+        if pod is None:
+            if self._pods_synced and not rec.terminal and self._reconciled:
+                log.info("killing orphan task %s (no pod with uid %s)", status.task_id, uid)
+                rec.killing = True
+                await self._driver.kill(status.task_id, agent_id=rec.agent_id,
+                                        grace_period_seconds=0)
+            if ack is not None:
+                await ack()
+            return
+        agent_ref = None
+        if rec.agent_id:
+            node = self._agents.node_for_agent(rec.agent_id) or ""
+            info = self._agents.agents.get(rec.agent_id)
+            address = str(getattr(info, "address", "") or "")
+            agent_ref = AgentRef(
+                agent_id=rec.agent_id,
+                hostname=str(getattr(info, "hostname", node)),
+                node_name=node,
+                host_ip=address.rsplit(":", 1)[0] if address else "",
+            )
+        current = self._launches.get(uid)
+        if current is not None and attempt < current.attempt:
+            if ack is not None:
+                await ack()  # an older attempt's late update: nothing to show
+            return
+        self._sink.task_status(
+            pod=pod, status=status, container=container, agent=agent_ref, ack=ack
+        )
+        if uid in self._deleting:
+            await self._progress_deletion(uid)
+        elif rec.terminal and status.state in ("TASK_DROPPED", "TASK_LOST", "TASK_ERROR") and (
+            status.reason == "REASON_INVALID_OFFERS"
+        ):
+            # The launch never happened (offer rescinded): launch the next attempt.
+            self._launches.pop(uid, None)
+            self._pending[uid] = None
+            self._want_pass()
+
+    # -- passes --------------------------------------------------------------------------
+
+    def _want_pass(self, *, immediate: bool = False) -> None:
+        due = self._clock() + (0.0 if immediate else self._settings.scheduler.cycle_seconds)
+        if self._pass_due is None or due < self._pass_due:
+            self._pass_due = due
+
+    async def _tick(self) -> None:
+        now = self._clock()
+        try:
+            expired = self._book.expired(now=now)
+            if expired and self._subscribed:
+                self._book.take(expired)
+                await self._driver.decline(expired, refuse_seconds=1.0)
+            if self._pass_due is not None and now >= self._pass_due:
+                self._pass_due = None
+                await self._pass()
+        except (kube_errors.KubeError, mesos_errors.MesosError) as e:
+            log.warning("placement pass failed (will retry): %s", e)
+            self._want_pass()
+
+    async def _maybe_revive(self) -> None:
+        if not self._subscribed:
+            return
+        now = self._clock()
+        if now - self._last_revive < self._settings.mesos.revive_min_interval_seconds:
+            self._want_pass()  # try again after the rate limit
+            return
+        self._last_revive = now
+        await self._driver.revive(list(self._settings.mesos.roles))
+        self._suppressed = False
+
+    async def _pass(self) -> None:
+        if not self._subscribed or not self._reconciled:
+            return
+        for uid in list(self._deleting):
+            await self._progress_deletion(uid)
+        pending = self._pending_requests()
+        if not pending:
+            held = self._book.take_all()
+            if held:
+                await self._driver.decline(
+                    [o.offer_id for o in held], refuse_seconds=self._settings.mesos.refuse_seconds
+                )
+            if not self._suppressed:
+                await self._driver.suppress(list(self._settings.mesos.roles))
+                self._suppressed = True
+            return
+        if self._suppressed:
+            await self._maybe_revive()
+        if not len(self._book):
+            return
+        view = self._view()
+        result = stack.place(pending=pending, view=view, settings=self._stack_settings)
+        await self._commit(result)
+
+    def _pending_requests(self) -> list[model_pods.PodRequest]:
+        out = []
+        for uid in list(self._pending):
+            pod = self._pods.get(uid)
+            if pod is None:
+                self._pending.pop(uid, None)
+                continue
+            try:
+                out.append(model_pods.parse_pod(pod, defaults=self._defaults))
+            except model_pods.PodSpecError as e:
+                self._pending.pop(uid, None)
+                self._sink.launch_failed(pod=pod, reason="InvalidPodSpec", message=str(e))
+        return out
+
+    def _view(self) -> cluster.ClusterView:
+        by_agent: dict[ids.AgentId, list[offers.HeldOffer]] = {}
+        for offer in self._book:
+            by_agent.setdefault(offer.agent_id, []).append(offer)
+        taints = _taints(self._settings.kubelet.node_taint)
+        placed = self._placed_pods()
+        agents: list[cluster.AgentView] = []
+        known = dict(self._agents.agents)
+        for agent_id in set(known) | set(by_agent):
+            held = by_agent.get(agent_id, [])
+            info = known.get(agent_id)
+            first = held[0] if held else None
+            hostname = str(getattr(info, "hostname", "") or (first.hostname if first else ""))
+            agents.append(
+                cluster.AgentView.build(
+                    agent_id=agent_id,
+                    hostname=hostname,
+                    node_name=self._agents.node_for_agent(agent_id) or _node_name(hostname),
+                    attributes=(first.attributes if first else getattr(info, "attributes", ())),
+                    region=first.region if first else getattr(info, "region", None),
+                    zone=first.zone if first else getattr(info, "zone", None),
+                    taints=taints,
+                    offers=[
+                        cluster.OfferView(
+                            id=o.offer_id, agent_id=o.agent_id, resources=o.resources,
+                            allocation_role=o.role,
+                        )
+                        for o in held
+                    ],
+                    pods=placed.get(agent_id, ()),
+                    total=getattr(info, "total", None),
+                )
+            )
+        agents.sort(key=lambda a: a.agent_id)
+        return cluster.ClusterView(agents=tuple(agents))
+
+    def _placed_pods(self) -> dict[ids.AgentId, list[cluster.PlacedPod]]:
+        out: dict[ids.AgentId, list[cluster.PlacedPod]] = {}
+        for uid, launched in self._launches.items():
+            pod = self._pods.get(uid)
+            if pod is None:
+                continue
+            meta = pod.get("metadata") or {}
+            try:
+                req = model_pods.parse_pod(pod, defaults=self._defaults)
+            except model_pods.PodSpecError:
+                continue
+            out.setdefault(launched.agent_id, []).append(
+                cluster.PlacedPod(
+                    key=req.key,
+                    namespace=str(meta.get("namespace") or "default"),
+                    labels=req.labels,
+                    host_ports=tuple((p.host_port, p.protocol) for p in req.host_ports),
+                    anti_affinity=req.anti_affinity,
+                )
+            )
+        return out
+
+    async def _commit(self, result: plan.Plan) -> None:
+        # Explanations for what did not fit (only when they say something new).
+        for unplaced in result.unplaced:
+            uid = str(unplaced.pod_uid)
+            pod = self._pods.get(uid)
+            message = unplaced.explanation.message
+            if pod is None or self._unschedulable.get(uid) == message:
+                continue
+            if uid in self._unschedulable and all(
+                r.reason == feasible.REASON_NO_OFFER for r in unplaced.explanation.reasons
+            ):
+                continue  # "no current offer" says less than the message already shown
+            self._unschedulable[uid] = message
+            self._sink.unschedulable(pod=pod, message=message)
+        used: set[ids.OfferId] = set()
+        for agent_id, offer_ids, assignments in result.by_agent():
+            await self._commit_agent(agent_id, offer_ids, assignments)
+            used.update(offer_ids)
+        unused = [o.offer_id for o in self._book.take_all() if o.offer_id not in used]
+        if unused:
+            await self._driver.decline(unused, refuse_seconds=self._settings.mesos.refuse_seconds)
+
+    async def _commit_agent(
+        self,
+        agent_id: ids.AgentId,
+        offer_ids: Sequence[ids.OfferId],
+        assignments: Iterable[plan.Assignment],
+    ) -> None:
+        held = self._book.take(offer_ids)
+        if not held:
+            return  # rescinded meanwhile
+        role = held[0].role
+        remaining = Resources()
+        for offer in held:
+            remaining = remaining + offer.resources
+        node_name = self._agents.node_for_agent(agent_id) or _node_name(held[0].hostname)
+        fid = self._driver.framework_id or ""
+        operations: list[dict[str, Any]] = []
+        bound: list[tuple[str, launch.LaunchGroup]] = []
+        for assignment in assignments:
+            uid = str(assignment.pod_uid)
+            pod = self._pods.get(uid)
+            if pod is None or uid in self._deleting:
+                continue
+            try:
+                request = model_pods.parse_pod(pod, defaults=self._defaults)
+                env = await self._resolve_env(pod, node_name=node_name, host_ip=held[0].hostname)
+                attempt = self._next_attempt(uid)
+                group = launch.build_launch_group(
+                    pod=pod,
+                    request=request,
+                    framework_id=fid,
+                    agent_id=agent_id,
+                    role=role,
+                    offered=remaining,
+                    executor_scalars={
+                        "cpus": self._settings.scheduler.executor_cpus,
+                        "mem": self._settings.scheduler.executor_mem,
+                        "disk": self._settings.scheduler.executor_disk,
+                    },
+                    env=env,
+                    image_mode=self._settings.scheduler.image_mode,
+                    attempt=attempt,
+                )
+            except launch.LaunchError as e:
+                if e.reason == "OutOfResources":
+                    continue  # the next pass retries with fresh offers
+                self._pending.pop(uid, None)
+                self._sink.launch_failed(pod=pod, reason=e.reason, message=str(e))
+                continue
+            except model_pods.PodSpecError as e:
+                self._pending.pop(uid, None)
+                self._sink.launch_failed(pod=pod, reason="InvalidPodSpec", message=str(e))
+                continue
+            # Bind first (see the module docstring), unless already bound to this node.
+            spec = pod.get("spec") or {}
+            meta = pod.get("metadata") or {}
+            if not spec.get("nodeName"):
+                try:
+                    await self._kube.bind_pod(
+                        namespace=str(meta.get("namespace") or "default"),
+                        name=str(meta.get("name")),
+                        uid=uid,
+                        node=node_name,
+                    )
+                except (kube_errors.Conflict, kube_errors.NotFound) as e:
+                    log.info("not launching %s: binding failed: %s", meta.get("name"), e)
+                    self._pending.pop(uid, None)
+                    continue
+                self._sink.scheduled(pod=pod, node_name=node_name)
+            elif spec.get("nodeName") != node_name:
+                continue
+            remaining = remaining - group.used
+            operations.append(group.operation)
+            bound.append((uid, group))
+        if not operations:
+            await self._driver.decline(
+                [o.offer_id for o in held], refuse_seconds=1.0
+            )
+            return
+        for uid, group in bound:
+            self._pending.pop(uid, None)
+            self._unschedulable.pop(uid, None)
+            first = launch.parse_task_id(group.task_ids[0])
+            self._launches[uid] = PodLaunch(
+                uid=uid, attempt=first[1] if first else 0, agent_id=agent_id,
+                node_name=node_name, task_ids=tuple(ids.TaskId(t) for t in group.task_ids),
+            )
+            for tid in group.task_ids:
+                parsed = launch.parse_task_id(tid)
+                assert parsed is not None
+                self._tasks[ids.TaskId(tid)] = TaskRecord(
+                    task_id=ids.TaskId(tid), pod_uid=uid, attempt=parsed[1],
+                    container=parsed[2], agent_id=agent_id,
+                )
+        await self._driver.accept(
+            [o.offer_id for o in held], operations, refuse_seconds=1.0
+        )
+        log.info("launched %d pod(s) on %s", len(operations), node_name)
+
+    def _next_attempt(self, uid: str) -> int:
+        attempts = [r.attempt for r in self._tasks.values() if r.pod_uid == uid]
+        return max(attempts) + 1 if attempts else 0
+
+    async def _resolve_env(
+        self, pod: RawPod, *, node_name: str, host_ip: str
+    ) -> dict[str, list[tuple[str, str]]]:
+        async def config_map(ns: str, name: str) -> Mapping[str, Any] | None:
+            try:
+                return await self._kube.get_config_map(ns, name)
+            except kube_errors.NotFound:
+                return None
+
+        async def secret(ns: str, name: str) -> Mapping[str, Any] | None:
+            try:
+                return await self._kube.get_secret(ns, name)
+            except kube_errors.NotFound:
+                return None
+
+        out: dict[str, list[tuple[str, str]]] = {}
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            out[str(container.get("name"))] = await launch.resolve_env(
+                pod=pod, container=container, node_name=node_name, host_ip=host_ip,
+                config_map=config_map, secret=secret,
+            )
+        return out
+
+
+def _held(offer: mesos_types.Offer, *, now: float) -> offers.HeldOffer:
+    return offers.HeldOffer(
+        offer_id=offer.id,
+        agent_id=offer.agent_id,
+        hostname=offer.hostname,
+        role=offer.allocation_role or "*",
+        resources=offer.resources,
+        attributes=offer.attributes,
+        region=offer.region,
+        zone=offer.zone,
+        received=now,
+    )
+
+
+def _taints(spec: str) -> tuple[cluster.Taint, ...]:
+    if not spec:
+        return ()
+    keyval, _, effect = spec.rpartition(":")
+    key, _, value = keyval.partition("=")
+    return (cluster.Taint(key=key, value=value, effect=effect),)
+
+
+def _implicit_tolerations(
+    settings: bridge_settings.BridgeSettings,
+) -> tuple[model_pods.Toleration, ...]:
+    """Pods we place ourselves tolerate our own node taint (when configured so)."""
+    if not settings.scheduler.tolerate_own_taint:
+        return ()
+    return tuple(
+        model_pods.Toleration(key=t.key, operator="Equal", value=t.value, effect=t.effect)
+        for t in _taints(settings.kubelet.node_taint)
+    )
+
+
+def _node_name(hostname: str) -> str:
+    name = re.sub(r"[^a-z0-9.-]", "-", hostname.lower()).strip("-.")
+    return name or "mesos-agent"
