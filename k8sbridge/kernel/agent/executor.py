@@ -60,6 +60,10 @@ class _Supervisor:
         self.killing: dict[str, bool] = {}
         self.launched = asyncio.Event()
         self.attached = asyncio.Event()  # the agent connected once: no event can be missed
+        self.connected = asyncio.Event()  # an agent is connected right now
+        self.checkpoint = bool(spec.get("checkpoint", False))
+        self.recovery_timeout = float(spec.get("recovery_timeout", 900.0))
+        self.orphan_task: asyncio.Task[None] | None = None
         self.kill_tasks: set[asyncio.Task[None]] = set()
         self.default_grace = float(spec.get("kill_grace", 3.0))
 
@@ -82,6 +86,7 @@ class _Supervisor:
             writer.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
         self.clients.add(writer)
         self.attached.set()
+        self.connected.set()
         try:
             while True:
                 line = await reader.readline()
@@ -100,6 +105,23 @@ class _Supervisor:
             self.clients.discard(writer)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 writer.close()
+            if not self.clients:
+                self.connected.clear()
+                if self.orphan_task is None or self.orphan_task.done():
+                    self.orphan_task = asyncio.create_task(self.orphaned())
+
+    async def orphaned(self) -> None:
+        """The agent went away. As Mesos' executors: without checkpointing the tasks go at once;
+        with it, they wait ``recovery_timeout`` for a restarted agent to reconnect."""
+        timeout = self.recovery_timeout if self.checkpoint else 0.0
+        try:
+            await asyncio.wait_for(self.connected.wait(), timeout=timeout)
+        except TimeoutError:
+            if not self.clients:
+                self.log(f"agent gone ({'checkpointed, ' if self.checkpoint else ''}waited "
+                         f"{timeout:g}s): shutting the tasks down")
+                for t in self.tasks:
+                    self.spawn_kill(t["task_id"], self.default_grace)
 
     def command(self, command: dict[str, Any]) -> None:
         kind = command.get("type")
@@ -199,6 +221,8 @@ class _Supervisor:
         await asyncio.gather(*runners)
         if self.kill_tasks:
             await asyncio.gather(*self.kill_tasks)
+        if self.orphan_task is not None:
+            self.orphan_task.cancel()
         if self.cgroup is not None:
             for pid in self.cgroup.pids():
                 with contextlib.suppress(OSError):

@@ -70,44 +70,44 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _virtual_roots(agent: Agent) -> dict[str, Path]:
-    """Virtual path -> real directory, like the agent's ``files->attach`` calls."""
+    """Attached name -> real directory, like the agent's ``files->attach`` calls: each sandbox
+    under its virtual path (``.../runs/<containerId>`` and ``.../runs/latest``) and its real path.
+    """
     roots: dict[str, Path] = {}
     for container, _live in agent.all_containers():
         base = f"/frameworks/{container.framework_id}/executors/{container.executor_id}/runs"
         roots[f"{base}/{container.container_id}"] = container.directory
         roots.setdefault(f"{base}/latest", container.directory)
-    # live containers win "latest"
-    for container in agent.live_containers():
+        roots[str(container.directory)] = container.directory
+    for container in agent.live_containers():  # live containers win "latest"
         base = f"/frameworks/{container.framework_id}/executors/{container.executor_id}/runs"
         roots[f"{base}/latest"] = container.directory
     return roots
 
 
 def _resolve(agent: Agent, raw: str | None) -> Path:
+    """files.cpp ``resolve``: the longest attached prefix, then the rest below it; a path that
+    leaves the attached directory is inaccessible (400), a missing one is not found (404)."""
     if raw is None or raw == "":
-        raise _PathError(400, "Expecting 'path' query parameter")
-    path = "/" + raw.strip("/") if raw != "/" else "/"
-    sandbox_root = agent.sandbox_root().resolve()
-    real: Path | None = None
-    boundary = sandbox_root  # a path may never leave what it was attached under
-    for virtual, directory in sorted(_virtual_roots(agent).items(), key=lambda kv: -len(kv[0])):
-        if path == virtual or path.startswith(virtual + "/"):
-            real = directory / path[len(virtual):].lstrip("/")
-            boundary = directory.resolve()
-            break
-    if real is None:
-        candidate = Path(path)
-        if candidate.is_absolute() and _within(candidate, sandbox_root):
-            real = candidate
-    if real is None:
-        raise _PathError(404, f"No file or directory found at path '{raw}'")
-    try:
-        resolved = real.resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError) as e:
-        raise _PathError(404, f"No file or directory found at path '{raw}'") from e
-    if not _within(resolved, boundary):
-        raise _PathError(404, f"No file or directory found at path '{raw}'")
-    return resolved
+        raise _PathError(400, "Expecting 'path=value' in query.\n")
+    roots = _virtual_roots(agent)
+    tokens = raw.rstrip("/").split("/")
+    suffix: list[str] = []
+    while tokens:
+        prefix = "/".join(tokens) or "/"
+        directory = roots.get(prefix)
+        if directory is None:
+            suffix.insert(0, tokens.pop())
+            continue
+        try:
+            base = directory.resolve(strict=True)
+            resolved = (directory / "/".join(suffix)).resolve(strict=True)
+        except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError) as e:
+            raise _PathError(404, "") from e
+        if not _within(resolved, base):
+            raise _PathError(400, f"'{raw}' is inaccessible.\n")
+        return resolved
+    raise _PathError(404, "")
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -134,23 +134,24 @@ def _file_info(virtual: str, st: os.stat_result) -> dict[str, Any]:
 def _list(agent: Agent, raw: str | None) -> list[dict[str, Any]]:
     real = _resolve(agent, raw)
     assert raw is not None
-    if real.is_dir():
-        out = []
+    out = []
+    if real.is_dir():  # browsing a file lists nothing, as os::ls fails on it
         for entry in sorted(os.scandir(real), key=lambda e: e.name):
             try:
                 st = entry.stat(follow_symlinks=True)
             except OSError:
                 continue
             out.append(_file_info(raw.rstrip("/") + "/" + entry.name, st))
-        return out
-    return [_file_info(raw, real.stat())]
+    return out
 
 
 async def _browse(request: web.Request) -> web.Response:
     try:
         infos = _list(_agent(request), request.query.get("path"))
     except _PathError as e:
-        return _error(e.status, e.message)
+        # files.cpp answers an inaccessible path with 500 here (400 on read and download).
+        return _error(500 if e.status == 400 and "inaccessible" in e.message else e.status,
+                      e.message)
     return web.json_response(infos)
 
 
@@ -160,7 +161,7 @@ def _parse_int(value: str | None, what: str) -> int | None:
     try:
         return int(value)
     except ValueError as e:
-        raise _PathError(400, f"Failed to parse {what}: {value!r}") from e
+        raise _PathError(400, f"Failed to parse {what}: {value!r}.\n") from e
 
 
 def _read_file(agent: Agent, raw: str | None, offset: int | None, length: int | None
@@ -174,7 +175,7 @@ def _read_file(agent: Agent, raw: str | None, offset: int | None, length: int | 
         raise _PathError(400, f"Negative length provided: {length}")
     real = _resolve(agent, raw)
     if real.is_dir():
-        raise _PathError(400, "Cannot read a directory")
+        raise _PathError(400, "Cannot read a directory.\n")
     size = real.stat().st_size
     if offset == -1:
         return size, b"", size
@@ -208,10 +209,10 @@ async def _download(request: web.Request) -> web.StreamResponse:
     except _PathError as e:
         return _error(e.status, e.message)
     if real.is_dir():
-        return _error(400, "Cannot download a directory")
+        return _error(400, "Cannot download a directory.\n")
     return web.FileResponse(real, headers={
         "Content-Type": "application/octet-stream",
-        "Content-Disposition": f'attachment; filename="{real.name}"',
+        "Content-Disposition": f"attachment; filename={real.name}",
     })
 
 

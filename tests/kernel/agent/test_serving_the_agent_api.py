@@ -60,7 +60,13 @@ async def test_files_read_browse_download_with_mesos_rules(tmp_path: Path) -> No
         assert (await _get(s, f"{base}/files/read", path=vpath + "/stdout",
                            offset="abc"))[0] == 400
         assert (await _get(s, f"{base}/files/browse", path="/etc"))[0] == 404
-        assert (await _get(s, f"{base}/files/browse", path=vpath + "/../../../../.."))[0] == 404
+        escape = vpath + "/../../../../.."
+        assert (await _get(s, f"{base}/files/read", path=escape + "/x", offset=0))[0] == 404
+        assert (await _get(s, f"{base}/files/read", path=escape, offset=0))[0] == 400
+        assert (await _get(s, f"{base}/files/browse", path=escape))[0] == 500  # as files.cpp
+        assert await _get(s, f"{base}/files/browse", path=vpath + "/stdout") == (200, [])
+        status, tail2 = await _get(s, f"{base}/files/read", path=vpath + "/stdout")
+        assert tail2 == {"data": "", "offset": len(content)}  # no offset means -1
 
         async with s.get(f"{base}/files/download", params={"path": vpath + "/stdout"}) as r:
             assert r.status == 200
