@@ -168,6 +168,7 @@ class Agent:
         self._cgroups: cgroups.Cgroups | None = None
         self._zygote = containers.Zygote()
         self._dirty: set[str] = set()
+        self._removed_frameworks: set[str] = set()  # SHUTDOWN_FRAMEWORK: updates go nowhere
         self._flush_handle: asyncio.TimerHandle | None = None
         self._start_time = time.time()
         self._master_info: str = config.master
@@ -425,6 +426,7 @@ class Agent:
             tasks[task_id] = _Task(info=info, framework_id=framework_id,
                                    executor_id=executor_id, container_id=container_id)
         self._frameworks[framework_id] = framework
+        self._removed_frameworks.discard(framework_id)
         return _Container(
             container_id=container_id,
             framework_id=framework_id,
@@ -690,6 +692,7 @@ class Agent:
                 self._kill_container(container, grace=self._config.executor_shutdown_grace_seconds)
 
     def _shutdown_framework(self, framework_id: str) -> None:
+        self._removed_frameworks.add(framework_id)
         for container in list(self._containers.values()):
             if container.framework_id == framework_id:
                 self._kill_container(container, grace=self._kill_grace(container, None))
@@ -834,6 +837,9 @@ class Agent:
         task.state = state
         task.statuses.append(status)
         del task.statuses[:-50]
+        if container.framework_id in self._removed_frameworks:
+            self._persist(container)
+            return
         for out in self._updates.add(framework_id=container.framework_id, status=status,
                                      connected=self._stream is not None):
             self._post(out)

@@ -90,3 +90,20 @@ async def test_agent_stop_kills_its_tasks(tmp_path: Path) -> None:
         await asyncio.sleep(0.05)
     assert not _alive(pid)
     assert os.getpid() != pid
+
+
+async def test_shutdown_executor_and_framework_kill_everything(tmp_path: Path) -> None:
+    async with fm.running_agent(tmp_path, executor_shutdown_grace_seconds=1.0) as run:
+        for tid in ("s1", "s2", "s3"):
+            await run.master.send(fm.run_task(fm.command_task(tid, "sleep 300")))
+            await run.master.wait_state(tid, "TASK_RUNNING")
+        await run.master.send({"type": "SHUTDOWN_EXECUTOR",
+                               "framework_id": {"value": fm.FRAMEWORK_ID},
+                               "executor_id": {"value": "s1"}})
+        await run.master.wait_state("s1", "TASK_KILLED")
+        await run.master.send({"type": "SHUTDOWN_FRAMEWORK",
+                               "framework_id": {"value": fm.FRAMEWORK_ID}})
+        await run.master.wait_for(lambda: not run.agent.live_containers())
+        # The framework is gone: its last updates are not sent (nobody would acknowledge them).
+        assert "TASK_KILLED" not in run.master.states("s2") + run.master.states("s3")
+        assert len(run.agent._updates) == 0
