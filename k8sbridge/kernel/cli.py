@@ -1,15 +1,181 @@
-"""Command-line entry for `k8sbridge kernel` (arguments owned by this package)."""
+"""Command-line entry for ``k8sbridge kernel`` (arguments owned by this package).
+
+``k8sbridge kernel`` runs a master with N in-process agents; ``k8sbridge kernel master`` and
+``k8sbridge kernel agent --master HOST:PORT`` run the parts alone (e.g. one agent per machine).
+Why the signal handling lives here: this is the process' top for these commands; SIGINT and
+SIGTERM set the stop event, and stopping kills the agents' tasks before the master goes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
+
+from k8sbridge.kernel import main
+from k8sbridge.kernel.agent.agent import Agent
+from k8sbridge.kernel.agent.config import AgentConfig
+from k8sbridge.kernel.master.config import MasterConfig
+from k8sbridge.kernel.master.master import Master
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("kernel", help="(being built)")
-    parser.set_defaults(func=_run)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "kernel",
+        help="run the embedded Mesos-compatible kernel (master + agents)",
+        description="Run the embedded offer-based kernel: a Mesos-compatible master (v1 "
+        "scheduler and operator APIs on --port) and N in-process agents that run tasks as "
+        "processes on this host.",
+    )
+    _master_args(parser)
+    parser.add_argument("--agents", type=int, default=1, metavar="N",
+                        help="number of in-process agents (default 1)")
+    parser.add_argument("--agent-resources", default="", metavar="SPEC",
+                        help="Mesos --resources for each agent; {i} is the agent index "
+                        "(default: auto-detected like Mesos)")
+    parser.add_argument("--agent-attributes", default="", metavar="SPEC",
+                        help="Mesos --attributes for each agent, e.g. 'rack:r{i}'")
+    parser.set_defaults(func=_run_kernel)
+    parts = parser.add_subparsers(dest="kernel_part", metavar="PART")
+
+    master = parts.add_parser("master", help="run the master alone")
+    _master_args(master)
+    master.set_defaults(func=_run_master)
+
+    agent = parts.add_parser("agent", help="run one agent linked to a master")
+    agent.add_argument("--master", required=True, metavar="HOST:PORT",
+                       help="the master's HTTP address")
+    agent.add_argument("--host", default="127.0.0.1", help="address to serve the agent API on")
+    agent.add_argument("--port", type=int, default=0,
+                       help="agent HTTP API port (default: a free one; Mesos uses 5051)")
+    agent.add_argument("--hostname", default=None, help="hostname advertised to the master")
+    agent.add_argument("--work-dir", type=Path, default=None,
+                       help="sandboxes and checkpoints (default: a new temporary directory)")
+    agent.add_argument("--resources", default="", help="Mesos --resources syntax")
+    agent.add_argument("--attributes", default="", help="Mesos --attributes syntax")
+    agent.add_argument("--region", default=None, help="fault domain region")
+    agent.add_argument("--zone", default=None, help="fault domain zone")
+    agent.set_defaults(func=_run_agent)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("k8sbridge kernel: not built yet")
+def _master_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=5050, help="HTTP port (default 5050)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="keep the registry (and agent sandboxes) here; default: memory "
+                        "only for the master and a temporary directory for agents")
+
+
+def _master_config(args: argparse.Namespace) -> MasterConfig:
+    work_dir = args.work_dir / "master" if args.work_dir is not None else None
+    return MasterConfig(host=args.host, port=args.port, work_dir=work_dir)
+
+
+def _agent_configs(args: argparse.Namespace, base: Path) -> list[AgentConfig]:
+    out = []
+    for i in range(args.agents):
+        out.append(AgentConfig(
+            master=f"{args.host}:{args.port}",
+            work_dir=base / f"agent-{i}",
+            host=args.host,
+            resources=args.agent_resources.replace("{i}", str(i)),
+            attributes=args.agent_attributes.replace("{i}", str(i)),
+        ))
+    return out
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def _run_kernel(args: argparse.Namespace) -> int:
+    if args.agents < 0:
+        raise SystemExit("k8sbridge kernel: --agents must be >= 0")
+    return asyncio.run(_kernel(args))
+
+
+async def _kernel(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    _install_signals(stop)
+    with contextlib.ExitStack() as stack:
+        if args.work_dir is not None:
+            base = Path(args.work_dir)
+        else:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="k8sbridge-")))
+        try:
+            async with main.running_kernel(
+                master=_master_config(args), agents=_agent_configs(args, base)
+            ) as kernel:
+                print(f"master: {kernel.master_url}  (scheduler API {kernel.master_url}"
+                      "/api/v1/scheduler, operator API /api/v1, legacy /state)", flush=True)
+                for i, agent in enumerate(kernel.agents):
+                    print(f"agent {i}: http://{agent.http_address}  id {agent.agent_id}",
+                          flush=True)
+                await stop.wait()
+                print("stopping: killing tasks and shutting down", flush=True)
+        except (main.KernelError, OSError) as e:
+            print(f"k8sbridge kernel: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _run_master(args: argparse.Namespace) -> int:
+    return asyncio.run(_master(args))
+
+
+async def _master(args: argparse.Namespace) -> int:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    _install_signals(stop)
+    master = Master(config=_master_config(args))
+    task = asyncio.create_task(master.run(stop=stop, ready=ready))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.is_set():
+        waiter.cancel()
+        try:
+            await task
+        except OSError as e:
+            print(f"k8sbridge kernel master: {e}", file=sys.stderr)
+        return 1
+    print(f"master: {master.url}  (agents link via {master.url}/kernel/link)", flush=True)
+    await task
+    return 0
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    return asyncio.run(_agent(args))
+
+
+async def _agent(args: argparse.Namespace) -> int:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    _install_signals(stop)
+    with contextlib.ExitStack() as stack:
+        work_dir = args.work_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="k8sbridge-agent-"))
+        )
+        agent = Agent(config=AgentConfig(
+            master=args.master, work_dir=work_dir, host=args.host, port=args.port,
+            hostname=args.hostname, resources=args.resources, attributes=args.attributes,
+            region=args.region, zone=args.zone,
+        ))
+        task = asyncio.create_task(agent.run(stop=stop, ready=ready))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            print(f"agent: http://{agent.http_address}  id {agent.agent_id}  master "
+                  f"{args.master}", flush=True)
+        else:
+            waiter.cancel()
+        try:
+            await task
+        except Exception as e:
+            print(f"k8sbridge kernel agent: {e}", file=sys.stderr)
+            return 1
+    return 0

@@ -1,0 +1,82 @@
+"""``k8sbridge kernel`` as a user runs it: a real process, real signals, real tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import free_port
+from tests.kernel.master import wire
+
+
+def _sleepers(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and b"sleep" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+async def test_kernel_command_runs_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel",
+        "--port", str(port), "--agents", "2", "--work-dir", str(tmp_path),
+        "--agent-resources", "cpus:1;mem:512;disk:512;ports:[3{i}000-3{i}099]",
+        "--agent-attributes", "rack:r{i}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    marker = "417.25"
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while len(lines) < 3:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+            assert line, "the kernel exited early"
+            lines.append(line.decode())
+        assert lines[0].startswith(f"master: http://127.0.0.1:{port}")
+        assert lines[1].startswith("agent 0: http://127.0.0.1:")
+        assert lines[2].startswith("agent 1: http://127.0.0.1:")
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/state") as resp:
+                state = await resp.json()
+            racks = sorted(s["attributes"]["rack"] for s in state["slaves"])
+            assert racks == ["r0", "r1"]
+            ports = sorted(s["resources"]["ports"] for s in state["slaves"])
+            assert ports == ["[30000-30099]", "[31000-31099]"]
+            st = wire.Stream(session, url)
+            await st.subscribe(wire.framework_info(failover_timeout=600))
+            offer = (await st.wait_for("OFFERS"))["offers"]["offers"][0]
+            await st.call({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]],
+                           "operations": [{"type": "LAUNCH", "launch": {"task_infos": [
+                               wire.command_task("cli-task", offer["agent_id"]["value"],
+                                                 f"sleep {marker}")]}}]}})
+            await wire.until_state(st, "cli-task", "TASK_RUNNING")
+            assert _sleepers(marker)
+            await st.close()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), timeout=30)
+        assert code == 0
+        for _ in range(50):
+            if not _sleepers(marker):
+                break
+            await asyncio.sleep(0.1)
+        assert _sleepers(marker) == [], "SIGTERM left the task running"
+        registry = tmp_path / "master" / "registry.sqlite3"
+        assert registry.exists()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
