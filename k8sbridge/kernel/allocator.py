@@ -398,6 +398,7 @@ class _Agent:
         "has_special",
         "total_scalars",
         "reserved_q",
+        "overcommitted",
     )
 
     def __init__(
@@ -426,6 +427,7 @@ class _Agent:
         self.has_special = False
         self.total_scalars: dict[str, float] = {}
         self.reserved_q: dict[str, dict[str, float]] = {}
+        self.overcommitted = False  # holds more than its total (the total shrank)
         self.set_total(total)
 
     def set_total(self, total: Resources) -> None:
@@ -446,10 +448,15 @@ class _Agent:
         self.available = available
         self.available_q = _quantities(available)
 
-    def recompute_available(self) -> None:
+    def used(self) -> Resources:
         used = Resources()
         for held in self.allocated.values():
             used = used + held.unallocated()
+        return used
+
+    def recompute_available(self) -> None:
+        used = self.used()
+        self.overcommitted = not self.total.contains(used)
         self.set_available(self.total - used)
 
 
@@ -1122,7 +1129,10 @@ class Allocator:
             return
         self._set_held(agent, fw, remaining)
         self._untrack(agent, fw, returned)
-        agent.set_available(agent.available + returned.unallocated())
+        if agent.overcommitted:
+            agent.recompute_available()  # never offer more than the (shrunk) total
+        else:
+            agent.set_available(agent.available + returned.unallocated())
         if refuse_seconds is None:
             return
         timeout = refuse_timeout(refuse_seconds, allocation_interval=self._allocation_interval)
@@ -1276,15 +1286,15 @@ class Allocator:
         by_role: dict[str, dict[str, float]] = {}
         by_framework_role: dict[tuple[FrameworkId, str], dict[str, float]] = {}
         for agent in self._agents.values():
-            used = Resources()
             for framework_id, held in agent.allocated.items():
-                used = used + held.unallocated()
                 if framework_id not in self._frameworks:
                     continue
                 for role, part in _by_allocation_role(held).items():
                     _add_q(by_role.setdefault(role, {}), _scalars(part))
                     _add_q(by_framework_role.setdefault((framework_id, role), {}), _scalars(part))
-            assert _same(agent.available + used, agent.total), f"agent {agent.id} books"
+            used = agent.used()
+            assert _same(agent.available, agent.total - used), f"agent {agent.id} books"
+            assert agent.overcommitted or _same(agent.available + used, agent.total)
             assert agent.available_q == _quantities(agent.available), f"agent {agent.id} cache"
         for role in self._role_sorter.clients():
             assert self._role_sorter.allocation(role) == by_role.get(role, {}), f"role {role}"

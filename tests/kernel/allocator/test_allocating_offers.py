@@ -771,3 +771,15 @@ def test_an_agent_without_offerable_resources_for_any_role_is_skipped() -> None:
     grants = a.allocate(now=0.0)
     assert [g.agent_id for g in grants] == [A2]
     assert a.available(A1) == res("cpus(db):4;mem(db):1024")
+
+
+def test_a_shrunk_total_is_never_over_offered() -> None:
+    a = new()
+    a.add_agent(A1, total=res("cpus:4;mem:1024"))
+    a.add_framework(F1, roles=["r"])
+    [g] = a.allocate(now=0.0)
+    a.update_agent_total(A1, res("cpus:2;mem:512"))  # re-registered smaller
+    assert a.available(A1).is_empty()
+    decline(a, g, now=0.0, refuse=None)
+    assert a.available(A1) == res("cpus:2;mem:512")
+    a._check_invariants()

@@ -36,6 +36,11 @@ operation = st.one_of(
     st.tuples(st.just("suppress"), st.integers(0, 3)),
     st.tuples(st.just("revive"), st.integers(0, 3)),
     st.tuples(st.just("deactivate"), st.integers(0, 3)),
+    st.tuples(st.just("update_total"), st.integers(0, 3), st.integers(0, 2)),
+    st.tuples(st.just("operator_reserve"), st.integers(0, 3), st.sampled_from(ROLES)),
+    st.tuples(st.just("operator_unreserve"), st.integers(0, 3)),
+    st.tuples(st.just("update_framework"), st.integers(0, 3), st.sampled_from(ROLES)),
+    st.tuples(st.just("weight"), st.sampled_from(["eng", "web", "eng/y"]), st.integers(1, 4)),
 )
 
 
@@ -129,6 +134,41 @@ def test_books_stay_consistent(ops: list[tuple[object, ...]], seed: int) -> None
         elif kind == "quota":
             limit = int(op[2])  # type: ignore[call-overload]
             a.update_quota(str(op[1]), {"cpus": float(limit)} if limit else None)
+        elif kind == "update_total":
+            agent_id = AGENTS[int(op[1])]  # type: ignore[call-overload]
+            if _known(a, agent_id):
+                a.update_agent_total(agent_id, parse_resources_flag(SPECS[int(op[2])]))  # type: ignore[call-overload]
+        elif kind == "operator_reserve":
+            agent_id = AGENTS[int(op[1])]  # type: ignore[call-overload]
+            if _known(a, agent_id):
+                one = a.available(agent_id).unreserved().filter(lambda r: r.name == "cpus")
+                if one:
+                    reservation = Reservation(type="DYNAMIC", role=str(op[2]), principal="op")
+                    a.convert(
+                        agent_id=agent_id,
+                        framework_id=None,
+                        consumed=one,
+                        converted=one.reserve(reservation),
+                    )
+        elif kind == "operator_unreserve":
+            agent_id = AGENTS[int(op[1])]  # type: ignore[call-overload]
+            if _known(a, agent_id):
+                dynamic = a.available(agent_id).filter(
+                    lambda r: bool(r.reservations) and r.reservations[-1].type == "DYNAMIC"
+                )
+                if dynamic:
+                    a.convert(
+                        agent_id=agent_id,
+                        framework_id=None,
+                        consumed=dynamic,
+                        converted=dynamic.pop_reservation(),
+                    )
+        elif kind == "update_framework":
+            fid = FRAMEWORKS[int(op[1])]  # type: ignore[call-overload]
+            if fid in frameworks:
+                a.update_framework(fid, roles=[str(op[2])])
+        elif kind == "weight":
+            a.update_weights({str(op[1]): float(op[2])})  # type: ignore[arg-type]
         elif kind in ("suppress", "revive", "deactivate"):
             fid = FRAMEWORKS[int(op[1])]  # type: ignore[call-overload]
             if fid in frameworks:
@@ -140,3 +180,11 @@ def test_books_stay_consistent(ops: list[tuple[object, ...]], seed: int) -> None
                 else:
                     a.deactivate_framework(fid)
         a._check_invariants()
+
+
+def _known(a: alloc.Allocator, agent_id: AgentId) -> bool:
+    try:
+        a.available(agent_id)
+    except alloc.AllocatorError:
+        return False
+    return True
