@@ -22,7 +22,6 @@ Obj = dict[str, Any]
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
-MAX_OBJECT_BYTES = 1536 * 1024  # etcd's default request limit (1.5 MiB)
 
 NS_KIND = kinds.BY_KEY[kinds.ResourceKey("/namespaces")]
 SA_KIND = kinds.BY_KEY[kinds.ResourceKey("/serviceaccounts")]
@@ -133,13 +132,6 @@ class Registry:
                 f"new content in namespace {namespace} because it is being terminated",
             )
 
-    def _check_size(self, obj: Obj) -> None:
-        size = len(json.dumps(obj, separators=(",", ":")))
-        if size > MAX_OBJECT_BYTES:
-            raise errors.too_large(
-                f"object is too large: {size} bytes (limit {MAX_OBJECT_BYTES} bytes)"
-            )
-
     # --- create --------------------------------------------------------------------------
 
     def create(self, *, kind: kinds.Kind, namespace: str, body: Any, dry_run: bool = False) -> Obj:
@@ -171,7 +163,6 @@ class Registry:
             events.default_core(obj)
         validation.apply_defaults(kind, obj, create=True)
         validation.validate(kind, obj)
-        self._check_size(obj)
         name = meta["name"]
         if self.store.peek(kind.store_key, meta.get("namespace", ""), name) is not None:
             raise errors.already_exists(plural=kind.plural, group=kind.group, name=name)
@@ -180,7 +171,7 @@ class Registry:
         stored = self.store.create(kind.store_key, obj)
         if kind.plural == "namespaces":
             self._ensure_service_account(name)
-        return self.view(kind, json.loads(stored.data))
+        return self.view(kind, stored.obj)  # stored objects are never mutated: no copy
 
     def _ensure_service_account(self, namespace: str) -> None:
         if self.store.peek(SA_KIND.store_key, namespace, "default") is None:
@@ -275,7 +266,6 @@ class Registry:
                              "deleted")],
                 )
         validation.validate(kind, new)
-        self._check_size(new)
         if dry_run:
             return self.view(kind, new)
         stored, _ = self.store.update(kind.store_key, new)

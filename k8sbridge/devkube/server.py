@@ -40,6 +40,7 @@ Obj = dict[str, Any]
 MAX_REQUEST_BYTES = 3 * 1024 * 1024  # the apiserver's request body limit
 BOOKMARK_INTERVAL = 60.0
 DEFAULT_WATCH_TIMEOUT = 1800.0
+LARGE_BODY = 256 * 1024  # responses above this are written in slices of this size
 WATCH_BATCH = 256  # lines per socket write while replaying initial events
 ANONYMOUS_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 PATCH_TYPES = frozenset({
@@ -127,6 +128,8 @@ class ApiServer:
             return await self._dispatch(request)
         except errors.ApiError as e:
             return _error(e)
+        except store.TooLarge as e:
+            return _error(errors.too_large(str(e)))
         except web.HTTPRequestEntityTooLarge as e:
             return _error(errors.too_large(f"the request is too large: {e.text}"))
         except (ConnectionResetError, asyncio.CancelledError):
@@ -239,7 +242,7 @@ class ApiServer:
             if method == "GET":
                 if _bool(query.get("watch")):
                     return await self._watch(request, kind, namespace)
-                return self._list(request, kind, namespace)
+                return await self._list(request, kind, namespace)
             if method == "POST":
                 if kind.namespaced and namespace is None:
                     raise errors.method_not_allowed(
@@ -340,7 +343,9 @@ class ApiServer:
             ns = fields.exact("metadata.namespace") if kind.namespaced else None
         return self.store.items(kind.store_key, ns), labels, fields
 
-    def _list(self, request: web.Request, kind: kinds.Kind, namespace: str | None) -> web.Response:
+    async def _list(
+        self, request: web.Request, kind: kinds.Kind, namespace: str | None
+    ) -> web.StreamResponse:
         query = request.query
         if query.get("resourceVersionMatch") and not query.get("resourceVersion"):
             raise errors.bad_request(
@@ -383,7 +388,20 @@ class ApiServer:
             meta_out["continue"] = next_token
         head = json.dumps({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
                            "metadata": meta_out}, separators=(",", ":")).encode()
-        return _raw_json(head[:-1] + b',"items":[' + b",".join(datas) + b"]}")
+        body = head[:-1] + b',"items":[' + b",".join(datas) + b"]}"
+        if len(body) <= LARGE_BODY:
+            return _raw_json(body)
+        # Large lists go out in slices: asyncio's TLS transport encrypts a single multi-megabyte
+        # write far more slowly than a stream of moderate ones.
+        response = web.StreamResponse(status=200)
+        response.content_type = "application/json"
+        response.content_length = len(body)
+        await response.prepare(request)
+        view = memoryview(body)
+        for offset in range(0, len(body), LARGE_BODY):
+            await response.write(view[offset:offset + LARGE_BODY])
+        await response.write_eof()
+        return response
 
     async def _delete_collection(
         self, request: web.Request, kind: kinds.Kind, namespace: str | None

@@ -30,6 +30,15 @@ class TooOld(Exception):
         self.oldest = oldest
 
 
+class TooLarge(Exception):
+    """The encoded object exceeds the store's per-object size limit."""
+
+    def __init__(self, *, size: int, limit: int) -> None:
+        super().__init__(f"object is too large: {size} bytes (limit {limit} bytes)")
+        self.size = size
+        self.limit = limit
+
+
 class Stored:
     """A stored object together with its JSON encoding (never mutated once stored)."""
 
@@ -45,8 +54,13 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 class Store:
-    def __init__(self, *, history_size: int = 10_000, persist: Persist | None = None) -> None:
+    def __init__(
+        self, *, history_size: int = 10_000, persist: Persist | None = None,
+        max_object_bytes: int = 1536 * 1024,
+    ) -> None:
         self._rv = 0
+        self._max_object_bytes = max_object_bytes
+        self._sorted: dict[str, list[Key]] = {}  # cached key order per kind (None = stale)
         self._objects: dict[str, dict[Key, Stored]] = collections.defaultdict(dict)
         self._history: collections.deque[watch.Change] = collections.deque()
         self._history_size = history_size
@@ -66,6 +80,7 @@ class Store:
             self._objects[store_key][(meta.get("namespace", ""), meta["name"])] = Stored(
                 obj, encode(obj)
             )
+        self._sorted.clear()
         self._compacted = self._rv
 
     # --- reads ---------------------------------------------------------------------------
@@ -84,9 +99,14 @@ class Store:
     def items(self, store_key: str, namespace: str | None = None) -> Iterator[Stored]:
         """Objects in (namespace, name) order."""
         objects = self._objects[store_key]
-        for key in sorted(objects):
+        keys = self._sorted.get(store_key)
+        if keys is None:
+            keys = self._sorted[store_key] = sorted(objects)
+        for key in keys:
             if namespace is None or key[0] == namespace:
-                yield objects[key]
+                stored = objects.get(key)
+                if stored is not None:  # deleted while the caller iterates
+                    yield stored
 
     def count(self, store_key: str) -> int:
         return len(self._objects[store_key])
@@ -100,15 +120,21 @@ class Store:
         self, *, store_key: str, event: watch.EventType, obj: dict[str, Any],
         old: dict[str, Any] | None,
     ) -> Stored:
-        self._rv += 1
-        obj["metadata"]["resourceVersion"] = str(self._rv)
+        obj["metadata"]["resourceVersion"] = str(self._rv + 1)
         data = encode(obj)
+        if event != "DELETED" and len(data) > self._max_object_bytes:
+            raise TooLarge(size=len(data), limit=self._max_object_bytes)
+        self._rv += 1
         stored = Stored(obj, data)
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        objects = self._objects[store_key]
         if event == "DELETED":
-            self._objects[store_key].pop(key, None)
+            objects.pop(key, None)
+            self._sorted.pop(store_key, None)
         else:
-            self._objects[store_key][key] = stored
+            if key not in objects:
+                self._sorted.pop(store_key, None)
+            objects[key] = stored
         change = watch.Change(
             rv=self._rv, store_key=store_key, type=event, obj=obj, data=data, old=old
         )
