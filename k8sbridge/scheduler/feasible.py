@@ -188,7 +188,6 @@ class AgentState:
         "taken_ports",
         "pods",
         "capacity",
-        "version",
         "placed",
         "score",
     )
@@ -213,9 +212,8 @@ class AgentState:
             for pool in self.pools:
                 for name, free in pool.free.items():
                     self.capacity[name] = self.capacity.get(name, 0) + free
-        self.version = 0  # bumped on every placement (select's stale-entry check)
         self.placed = 0
-        self.score = 0.0  # rank's score at ``version``, kept by stack
+        self.score = 0.0  # rank's score for the current state, kept by stack
 
     def free(self, name: str) -> int:
         if len(self.pools) == 1:
@@ -311,10 +309,11 @@ def fit_pool(
                 REASON_INSUFFICIENT.get(short) or f"insufficient {short}"
             )
             continue
-        missing = next((p for p, _ in ports if not pool.has_port(p)), None)
-        if missing is not None:
-            first = first or Rejection(REASON_HOST_PORT_NOT_OFFERED, str(missing))
-            continue
+        if ports:
+            missing = next((p for p, _ in ports if not pool.has_port(p)), None)
+            if missing is not None:
+                first = first or Rejection(REASON_HOST_PORT_NOT_OFFERED, str(missing))
+                continue
         return pool
     return first or Rejection(REASON_NO_OFFER)
 

@@ -1,10 +1,11 @@
 """Ranking: how good is a feasible agent? Scores depend on the agent's state only.
 
-Why agent-only scores: a score that does not depend on the pod can be kept in a priority queue
-per group of identical pods and updated lazily (see ``select``), which is what makes 10,000 pods
-against 500 offers cheap. Both strategies use the free share of cpu and memory, normalised by
-the agent's capacity (its total when the view knows it, else what it offered at the start of
-the pass), the same quantity kube-scheduler's LeastAllocated/MostAllocated use:
+Why agent-only scores: a score that does not depend on the pod gives one order of all agents
+for the whole pass, updated for just the agent a placement changed (see ``select``), which is
+what makes 10,000 pods against 500 offers cheap. Both strategies use the free share of cpu and
+memory, normalised by the agent's capacity (its total when the view knows it, else what it
+offered at the start of the pass), the quantity kube-scheduler's LeastAllocated and
+MostAllocated use:
 
 * ``spread`` (default): prefer the agent with the largest free share → pods fan out;
 * ``binpack``: prefer the agent with the smallest free share → agents fill up one by one,

@@ -1,65 +1,77 @@
-"""Selection: the best feasible agent for the next pod of a group, found in O(log n).
+"""Selection: the best feasible agent for the next pod of a group, exactly, without re-scoring.
 
-Why a lazy priority queue instead of Nomad's limit iterator: we can afford the exact best. One
-``CandidateQueue`` per group of identical pods holds (score, tiebreak, version, agent) entries.
-An agent's ``version`` changes whenever the pass places something on it; a popped entry whose
-version is stale is re-scored and pushed back, so only agents that are actually popped are ever
-re-scored. With ``spread`` a placement only lowers an agent's score, which makes the lazy queue
-exact. With ``binpack`` a placement raises it, so the placing queue pushes the fresh entry and
-``stack`` also notifies the other live queues (``offer``).
+Why not Nomad's limit iterator: we can afford the exact best. Scores depend on the agent only
+(see ``rank``), so one ``Ranking`` keeps every agent in score order for the whole pass, and a
+placement moves just the agent it changed (one bisect, one insert). A group of identical pods
+keeps only its ``members``: the agents that passed its static checks and have not failed a
+dynamic one. Its best agent is the first member in ranking order, found by walking the ranking
+(short, since most groups can use most agents) or, for groups with few members, by taking the
+minimum over the members directly.
 
-Agents that fail a dynamic check are dropped from the group's queue for the rest of the pass
-(the checks are monotonic, see ``feasible``), and their rejection is kept for the explanation.
+Agents that fail a dynamic check leave the group for the rest of the pass (the checks are
+monotonic, see ``feasible``), and their rejection is kept for the explanation.
 """
 
 from __future__ import annotations
 
-import heapq
+import bisect
 
 from k8sbridge.scheduler import feasible
 
-__all__ = ["CandidateQueue"]
+__all__ = ["CandidateQueue", "Ranking"]
+
+#: Below this many members a group looks at its members instead of walking the ranking.
+SMALL_GROUP = 32
+
+_Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is best
 
 
-class CandidateQueue:
-    """Candidates of one pod group; scores are read from ``AgentState.score``, which ``stack``
-    refreshes (with a ``rank`` scorer) whenever it bumps the agent's ``version``."""
+class Ranking:
+    """Every agent of the pass, best first; ``update`` after an agent's score changed."""
 
-    __slots__ = ("_heap", "_tiebreak", "members", "rejections")
+    __slots__ = ("order", "keys", "_tiebreak")
 
     def __init__(self, *, agents: list[feasible.AgentState], tiebreak: list[int]) -> None:
         self._tiebreak = tiebreak
+        self.keys: list[_Key] = [(-a.score, tiebreak[a.index], a.index) for a in agents]
+        self.order: list[_Key] = sorted(self.keys)
+
+    def update(self, agent: feasible.AgentState) -> None:
+        old = self.keys[agent.index]
+        new = (-agent.score, self._tiebreak[agent.index], agent.index)
+        if new == old:
+            return
+        del self.order[bisect.bisect_left(self.order, old)]
+        bisect.insort(self.order, new)
+        self.keys[agent.index] = new
+
+
+class CandidateQueue:
+    """The candidates of one pod group, read through the shared ``Ranking``."""
+
+    __slots__ = ("_ranking", "members", "rejections")
+
+    def __init__(self, *, agents: list[feasible.AgentState], ranking: Ranking) -> None:
+        self._ranking = ranking
         self.members = {a.index for a in agents}
         self.rejections: list[tuple[int, feasible.Rejection]] = []  # (agent index, why)
-        self._heap = [(-a.score, tiebreak[a.index], a.version, a.index) for a in agents]
-        heapq.heapify(self._heap)
 
     def __len__(self) -> int:
         return len(self.members)
 
     def best(self, agents: list[feasible.AgentState]) -> feasible.AgentState | None:
-        """The highest-scoring live member (it stays in the queue until ``drop``/``replace``)."""
-        heap = self._heap
-        while heap:
-            _, tb, version, index = heap[0]
-            if index not in self.members:
-                heapq.heappop(heap)
-                continue
-            agent = agents[index]
-            if version != agent.version:
-                heapq.heapreplace(heap, (-agent.score, tb, agent.version, index))
-                continue
-            return agent
-        return None
+        """The highest-ranked member (it stays a member until ``drop``)."""
+        members = self.members
+        if not members:
+            return None
+        if len(members) <= SMALL_GROUP:
+            keys = self._ranking.keys
+            return agents[min(keys[i] for i in members)[2]]
+        for _, _, index in self._ranking.order:
+            if index in members:
+                return agents[index]
+        return None  # pragma: no cover - members are always in the ranking
 
     def drop(self, agent: feasible.AgentState, rejection: feasible.Rejection) -> None:
         self.members.discard(agent.index)
         self.rejections.append((agent.index, rejection))
-
-    def offer(self, agent: feasible.AgentState) -> None:
-        """Push a fresh entry for a member whose state changed (used after a placement)."""
-        if agent.index in self.members:
-            heapq.heappush(
-                self._heap,
-                (-agent.score, self._tiebreak[agent.index], agent.version, agent.index),
-            )

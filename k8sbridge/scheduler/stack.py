@@ -7,7 +7,8 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
    and ``static_signature`` (so also once for many groups), cheapest and most user-relevant
    first: constraints we cannot evaluate (reported, never ignored) → ``spec.nodeName`` →
    taints → nodeSelector → node affinity → has an offer;
-3. the agents that pass go into the group's ``select.CandidateQueue`` ranked by ``rank``;
+3. the agents that pass become the group's ``select.CandidateQueue``, read in the order of
+   one ``select.Ranking`` of all agents by ``rank`` score, updated after each placement;
 4. for each pod the best candidate gets the *dynamic* checks, resources first (the question
    users ask most), then host ports already taken, then pod anti-affinity; an agent failing one
    is dropped for the group, the next candidate is tried;
@@ -148,7 +149,7 @@ def _new_group(
     pod: pods.PodRequest,
     static: _StaticResult,
     settings: StackSettings,
-    tiebreak: list[int],
+    ranking: select.Ranking,
 ) -> _Group:
     group = _Group()
     need = {n: feasible.to_milli(v) for n, v in pod.scalars}
@@ -171,7 +172,7 @@ def _new_group(
     group.reserve = [(n, v) for n, v in left.items() if v > 0]
     group.inits = [_container_need(c) for c in pod.init_containers if not c.sidecar]
     candidates, group.static = static
-    group.queue = select.CandidateQueue(agents=candidates, tiebreak=tiebreak)
+    group.queue = select.CandidateQueue(agents=candidates, ranking=ranking)
     return group
 
 
@@ -345,7 +346,7 @@ def place(
         state.score = scorer(state)
     tiebreak = list(range(len(agents)))
     random.Random(settings.seed).shuffle(tiebreak)
-    notify_others = settings.strategy == "binpack"
+    ranking = select.Ranking(agents=agents, tiebreak=tiebreak)
     any_anti = any(p.anti_affinity for p in pending) or any(
         pod.anti_affinity for a in view.agents for pod in a.pods
     )
@@ -364,7 +365,7 @@ def place(
             static = statics.get(pod.static_signature)
             if static is None:
                 static = statics[pod.static_signature] = _static(pod, agents, settings)
-            group = groups[sig] = _new_group(pod, static, settings, tiebreak)
+            group = groups[sig] = _new_group(pod, static, settings, ranking)
         queue = group.queue
         assert queue is not None
         placed = False
@@ -384,17 +385,13 @@ def place(
                 queue.drop(agent, rejection)
                 continue
             assignments.append(_assign(pod, agent, fit, group))
-            agent.version += 1
             agent.placed += 1
             agent.score = scorer(agent)
+            ranking.update(agent)
             if group.ports:
                 agent.taken_ports.update(group.ports)
             if any_anti:
                 agent.pods.append((pod.namespace, pod.labels_dict, pod.anti_affinity))
-            if notify_others:
-                for other in groups.values():
-                    if other.queue is not None and other.queue is not queue:
-                        other.queue.offer(agent)
             placed = True
             break
         if not placed:
