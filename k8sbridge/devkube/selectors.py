@@ -172,6 +172,7 @@ class FieldSelector:
 
 
 _ALIASES = {"spec.host": "spec.nodeName"}
+_BOOLEAN_FIELDS = frozenset({"spec.unschedulable", "spec.hostNetwork"})
 
 
 def parse_fields(text: str | None, *, supported: frozenset[str]) -> FieldSelector:
@@ -210,7 +211,7 @@ def field_value(obj: Mapping[str, Any], field: str) -> str:
             return ""
         current = current.get(part)
     if current is None:
-        return ""
+        return "false" if field in _BOOLEAN_FIELDS else ""
     if isinstance(current, bool):
         return "true" if current else "false"
     return str(current)
