@@ -42,7 +42,14 @@ def scenarios(draw: st.DrawFn) -> tuple[cluster.ClusterView, list[pods.PodReques
         spec: dict[str, Any] = {"containers": [container]}
         if draw(st.booleans()):
             spec["nodeSelector"] = {"rack": draw(st.sampled_from(RACKS))}
-        pending.append(pods.parse_pod({"metadata": {"name": f"p{i}", "uid": f"u{i}"},
+        app = draw(st.sampled_from(["db", "web", "cache"]))
+        if app == "db":  # one db per agent
+            spec["affinity"] = {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "db"}},
+                    "topologyKey": "kubernetes.io/hostname"}]}}
+        pending.append(pods.parse_pod({"metadata": {"name": f"p{i}", "uid": f"u{i}",
+                                                    "labels": {"app": app}},
                                        "spec": spec}))
     strategy = draw(st.sampled_from(["spread", "binpack"]))
     return cluster.ClusterView(agents=tuple(agents)), pending, strategy
@@ -73,6 +80,8 @@ def test_any_pass_is_consistent(
             assert agents[a.agent_id].labels.get(key) == value
         assert a.total.scalar("cpus") == round(pod.scalar("cpus") + 0.1, 3)
         assert a.total.scalar("mem") == round(pod.scalar("mem") + 32, 3)
+    dbs = [a.agent_id for a in result.assignments if by_key[a.pod_key].anti_affinity]
+    assert len(dbs) == len(set(dbs))  # anti-affinity on hostname holds
     for agent_id, total in used.items():
         offered = agents[agent_id].offers[0].resources
         assert offered.contains(total), (agent_id, str(total), str(offered))  # no overcommit
@@ -88,6 +97,8 @@ def test_any_pass_is_consistent(
         assert sum(r.count for r in u.explanation.reasons) == len(view.agents)
         for ag in view.agents:
             if any(ag.labels.get(k) != v for k, v in pod.node_selector):
+                continue
+            if pod.anti_affinity and ag.agent_id in dbs:
                 continue
             left = ag.offers[0].resources - used.get(ag.agent_id, res.Resources())
             fits = (left.scalar("cpus") >= round(pod.scalar("cpus") + 0.1, 3)
