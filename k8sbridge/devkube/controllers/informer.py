@@ -21,6 +21,7 @@ from k8sbridge.devkube.controllers.raw import (
     ObjectKey,
     ObjectUid,
     RawObject,
+    controller_ref,
     key_of,
     owner_refs,
     uid_of,
@@ -61,6 +62,7 @@ class Informer:
         self._cache: dict[ObjectKey, RawObject] = {}
         self._by_namespace: dict[str, dict[ObjectKey, RawObject]] = {}
         self._by_owner: dict[ObjectUid, set[ObjectKey]] = {}
+        self._uncontrolled: dict[str, set[ObjectKey]] = {}  # namespace → keys w/o controller
         self._tombstones: dict[ObjectKey, tuple[ObjectUid, float]] = {}
         self._handlers: list[Handler] = []
         self._rv = ""
@@ -80,6 +82,15 @@ class Informer:
     def owned_by(self, uid: ObjectUid) -> list[RawObject]:
         """Objects with an ownerReference (controller or not) to ``uid``."""
         return [self._cache[k] for k in self._by_owner.get(uid, ()) if k in self._cache]
+
+    def controlled_by(self, uid: ObjectUid) -> list[RawObject]:
+        """Objects whose controller ownerReference points to ``uid``."""
+        return [o for o in self.owned_by(uid) if (controller_ref(o) or {}).get("uid") == uid]
+
+    def uncontrolled(self, namespace: str) -> list[RawObject]:
+        """Objects in ``namespace`` without a controller (candidates for adoption)."""
+        return [self._cache[k] for k in self._uncontrolled.get(namespace, ())
+                if k in self._cache]
 
     def __iter__(self) -> Iterator[RawObject]:
         return iter(list(self._cache.values()))
@@ -124,6 +135,8 @@ class Informer:
         self._by_namespace.setdefault(ns, {})[key] = obj
         for ref in owner_refs(obj):
             self._by_owner.setdefault(ObjectUid(str(ref.get("uid", ""))), set()).add(key)
+        if controller_ref(obj) is None:
+            self._uncontrolled.setdefault(ns, set()).add(key)
 
     def _unindex(self, key: ObjectKey, old: RawObject) -> None:
         ns = (old.get("metadata") or {}).get("namespace") or ""
@@ -132,6 +145,11 @@ class Informer:
             bucket.pop(key, None)
             if not bucket:
                 del self._by_namespace[ns]
+        free = self._uncontrolled.get(ns)
+        if free is not None:
+            free.discard(key)
+            if not free:
+                del self._uncontrolled[ns]
         for ref in owner_refs(old):
             uid = ObjectUid(str(ref.get("uid", "")))
             keys = self._by_owner.get(uid)

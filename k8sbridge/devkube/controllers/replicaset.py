@@ -98,7 +98,6 @@ class ReplicaSetController:
         except selectors.SelectorError as e:
             log.warning("replicaset %s has an invalid selector: %s", key, e)
             return None
-        uid = uid_of(rs)
         owned = await self._claim(rs, selector)
         active = [p for p in owned if podfacts.is_active(p)]
         replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
@@ -107,10 +106,7 @@ class ReplicaSetController:
             if diff < 0:
                 await self._create(rs, min(-diff, BURST))
             elif diff > 0:
-                related = [p for p in self.pods.items(ns) if p not in active
-                           and podfacts.is_active(p)
-                           and (controller_ref(p) or {}).get("uid") == uid]
-                for pod in podfacts.pods_to_delete(active, min(diff, BURST), related=related):
+                for pod in podfacts.pods_to_delete(active, min(diff, BURST)):
                     await self._delete(pod)
         return await self._update_status(rs, name)
 
@@ -119,16 +115,17 @@ class ReplicaSetController:
         uid = uid_of(rs)
         ns = (rs.get("metadata") or {}).get("namespace") or ""
         owned: list[RawObject] = []
-        for pod in self.pods.items(ns):
-            ref = controller_ref(pod)
+        for pod in self.pods.controlled_by(uid):
             labels = (pod.get("metadata") or {}).get("labels") or {}
-            if ref is not None and ref.get("uid") == uid:
-                if selector.matches(labels) or podfacts.is_terminating(pod):
-                    owned.append(pod)
-                else:
-                    await self._set_owner(pod, rs, adopt=False)
-            elif (ref is None and selector.matches(labels) and not podfacts.is_terminating(pod)
-                  and not podfacts.is_terminating(rs)):
+            if selector.matches(labels) or podfacts.is_terminating(pod):
+                owned.append(pod)
+            else:
+                await self._set_owner(pod, rs, adopt=False)
+        if podfacts.is_terminating(rs):
+            return owned
+        for pod in self.pods.uncontrolled(ns):
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if selector.matches(labels) and not podfacts.is_terminating(pod):
                 adopted = await self._set_owner(pod, rs, adopt=True)
                 if adopted is not None:
                     owned.append(adopted)
@@ -234,10 +231,7 @@ class ReplicaSetController:
         except selectors.SelectorError:
             selector_ok = False
         template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-        uid = uid_of(rs)
-        ns = (rs.get("metadata") or {}).get("namespace") or ""
-        active = [p for p in self.pods.items(ns) if podfacts.is_active(p)
-                  and (controller_ref(p) or {}).get("uid") == uid
+        active = [p for p in self.pods.controlled_by(uid_of(rs)) if podfacts.is_active(p)
                   and (not selector_ok or selector.matches(
                       (p.get("metadata") or {}).get("labels") or {}))]
         ready = available = fully_labeled = 0
