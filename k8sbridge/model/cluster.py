@@ -4,10 +4,11 @@ Why here: placement must be a pure function of (pending pods, cluster view) so t
 tested from static inputs and benchmarked without a master. The Mesos client, the offer book
 and the node controller fill this view; nothing in it performs I/O.
 
-Node labels are derived here (``node_labels``) so that the Node objects the kubelet publishes and
-the labels placement matches against can never disagree: agent attributes (TEXT and SCALAR ones
-that are valid label values), ``kubernetes.io/hostname``, ``type=virtual-kubelet`` and the fault
-domain as ``topology.kubernetes.io/region`` / ``topology.kubernetes.io/zone``.
+Node labels are derived here (``node_labels``, ``node_name_for``) so that the Node objects the
+kubelet publishes and the labels placement matches against never disagree: agent attributes
+that are valid label names and values, ``kubernetes.io/hostname`` (the node name),
+``type=virtual-kubelet``, ``kubernetes.io/os=linux``, ``kubernetes.io/role=agent`` and the
+fault domain as ``topology.kubernetes.io/region`` / ``topology.kubernetes.io/zone``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "is_label_key",
     "is_label_value",
     "node_labels",
+    "node_name_for",
 ]
 
 LABEL_HOSTNAME = "kubernetes.io/hostname"
@@ -66,6 +68,13 @@ class Taint:
 PROVIDER_TAINT = Taint(key="virtual-kubelet.io/provider", value="mesos", effect="NoSchedule")
 
 
+def node_name_for(hostname: str) -> str:
+    """The Node name of an agent: its hostname as a DNS-1123 subdomain (lowercased, invalid
+    characters → ``-``)."""
+    name = re.sub(r"[^a-z0-9.-]", "-", hostname.lower()).strip("-.")
+    return name[:253] or "mesos-agent"
+
+
 def node_labels(
     *,
     hostname: str,
@@ -73,21 +82,26 @@ def node_labels(
     region: str | None = None,
     zone: str | None = None,
 ) -> dict[str, str]:
-    """The labels of the Node that represents a Mesos agent.
+    """The labels of the Node that represents a Mesos agent (as ``kubelet.nodes`` publishes).
 
-    Attributes whose name is not a valid label key, or whose value is not a valid label value
-    (RANGES and SET attributes, long texts), are left out rather than mangled.
+    Attributes whose name or value is not a valid label name/value (RANGES and SET
+    attributes, long texts, prefixed names) are left out rather than mangled.
     """
     labels: dict[str, str] = {}
     for attr in attributes:
-        if attr.type not in ("TEXT", "SCALAR"):
-            continue
         value = attr.value_str
-        if is_label_key(attr.name) and is_label_value(value):
+        if attr.name and is_label_value(attr.name) and is_label_value(value):
             labels[attr.name] = value
-    if is_label_value(hostname):
-        labels[LABEL_HOSTNAME] = hostname
-    labels[LABEL_TYPE] = "virtual-kubelet"
+    name = node_name_for(hostname)
+    labels.update(
+        {
+            LABEL_TYPE: "virtual-kubelet",
+            "kubernetes.io/role": "agent",
+            LABEL_HOSTNAME: name if len(name) <= 63 else name[:63].rstrip("-."),
+            "kubernetes.io/os": "linux",
+            "node.kubernetes.io/exclude-from-external-load-balancers": "true",
+        }
+    )
     if region and is_label_value(region):
         labels[LABEL_REGION] = region
     if zone and is_label_value(zone):
@@ -165,7 +179,7 @@ class AgentView:
         return cls(
             agent_id=ids.AgentId(agent_id),
             hostname=hostname,
-            node_name=node_name or hostname,
+            node_name=node_name or node_name_for(hostname),
             labels=node_labels(hostname=hostname, attributes=attributes, region=region, zone=zone),
             taints=tuple(taints),
             offers=tuple(offers),

@@ -9,9 +9,9 @@ from k8sbridge.scheduler import stack
 
 def test_labels_from_attributes_hostname_and_fault_domain() -> None:
     labels = cluster.node_labels(
-        hostname="agent-1.example",
+        hostname="Agent_1.Example",
         attributes=res.parse_attributes_flag("rack:r1;level:10;keys:[1000-1500];bad key:x;"
-                                             "tags:{a,b}"),
+                                             "tags:{a,b};example.com/x:y"),
         region="eu-west",
         zone="eu-west-1a",
     )
@@ -19,10 +19,15 @@ def test_labels_from_attributes_hostname_and_fault_domain() -> None:
         "rack": "r1",
         "level": "10",
         "kubernetes.io/hostname": "agent-1.example",
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/role": "agent",
+        "node.kubernetes.io/exclude-from-external-load-balancers": "true",
         "type": "virtual-kubelet",
         "topology.kubernetes.io/region": "eu-west",
         "topology.kubernetes.io/zone": "eu-west-1a",
     }
+    assert cluster.node_name_for("Agent_1.Example") == "agent-1.example"
+    assert cluster.node_name_for("--") == "mesos-agent"
 
 
 def test_label_key_and_value_validation() -> None:
