@@ -30,6 +30,7 @@ from k8sbridge.devkube import (
     selectors,
     store,
     tables,
+    validation,
     watch,
 )
 
@@ -62,6 +63,13 @@ def _raw_json(data: bytes, *, status: int = 200) -> web.Response:
 
 def _error(e: errors.ApiError) -> web.Response:
     return web.Response(body=e.body(), status=e.code, content_type="application/json")
+
+
+def _with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
+    for text in warnings:
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{escaped}"')
+    return response
 
 
 def _bool(value: str | None) -> bool:
@@ -249,8 +257,9 @@ class ApiServer:
                         f"POST is not supported on cluster-wide {kind.plural}"
                     )
                 body = await self._body(request)
+                warnings = self._field_validation(request, kind, body)
                 obj = self.reg.create(kind=kind, namespace=ns, body=body, dry_run=dry_run)
-                return _json(obj, status=201)
+                return _with_warnings(_json(obj, status=201), warnings)
             if method == "DELETE":
                 return await self._delete_collection(request, kind, namespace)
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
@@ -280,23 +289,45 @@ class ApiServer:
             return _json(obj)
         if method == "PUT":
             body = await self._body(request)
+            warnings = self._field_validation(request, kind, body)
             obj = self.reg.update(kind=kind, namespace=ns, name=name, body=body, subresource=sub,
                                   dry_run=dry_run)
-            return _json(obj)
+            return _with_warnings(_json(obj), warnings)
         if method == "PATCH":
             content_type = request.content_type
             if content_type not in PATCH_TYPES:
                 raise errors.unsupported_media_type(content_type)
             body = await self._body(request, patch=content_type)
+            warnings = []
+            if content_type != "application/json-patch+json":
+                warnings = self._field_validation(request, kind, body)
             obj = self.reg.patch(kind=kind, namespace=ns, name=name, content_type=content_type,
                                  body=body, subresource=sub, dry_run=dry_run)
-            return _json(obj)
+            return _with_warnings(_json(obj), warnings)
         if method == "DELETE":
             options = await self._delete_options(request)
             result, _ = self.reg.delete(kind=kind, namespace=ns, name=name, options=options,
                                         dry_run=dry_run)
             return _json(result)
         raise errors.method_not_allowed(f"{method} is not supported")
+
+    def _field_validation(self, request: web.Request, kind: kinds.Kind, body: Any) -> list[str]:
+        """fieldValidation: Strict -> 400 on unknown fields, Warn (default) -> warnings."""
+        mode = request.query.get("fieldValidation", "Warn")
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(
+                f"fieldValidation must be one of Ignore, Warn or Strict, got {mode!r}"
+            )
+        if mode == "Ignore":
+            return []
+        unknown = validation.unknown_fields(kind, body)
+        if unknown and mode == "Strict":
+            raise errors.bad_request(
+                f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
+                "strict decoding error: "
+                + ", ".join(f'unknown field "{field}"' for field in unknown)
+            )
+        return [f'unknown field "{field}"' for field in unknown]
 
     async def _body(self, request: web.Request, *, patch: str | None = None) -> Any:
         raw = await request.read()
@@ -305,6 +336,9 @@ class ApiServer:
         if not raw:
             raise errors.bad_request("the request body is empty")
         content_type = request.content_type
+        if "protobuf" in content_type or "cbor" in content_type:
+            # client-go falls back to JSON after a 415 for a binary encoding.
+            raise errors.unsupported_media_type(content_type)
         try:
             if "yaml" in content_type:
                 return yaml.safe_load(raw)

@@ -7,6 +7,7 @@ names, missing fields and a selector that does not match the template. Pure func
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -171,6 +172,9 @@ def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
         causes += _pod_spec_causes(obj.get("spec"), "spec", in_template=False)
     elif kind.plural in ("deployments", "replicasets"):
         causes += _workload_causes(obj)
+    elif kind.plural == "secrets" and "stringData" in obj:
+        causes.append(("FieldValueInvalid", "stringData",
+                       "Invalid value: must be a map of string keys to string values"))
     elif kind.plural == "events" and not obj.get("involvedObject") and not obj.get("regarding"):
         causes.append(("FieldValueRequired", "involvedObject", "Required value"))
     if causes:
@@ -296,5 +300,111 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
         obj.setdefault("status", {}).setdefault("loadBalancer", {})
     elif kind.plural == "secrets":
         obj.setdefault("type", "Opaque")
+        string_data = obj.get("stringData")
+        if isinstance(string_data, dict) and all(isinstance(v, str) for v in string_data.values()):
+            # stringData is write-only: merged into data (base64), as the apiserver does.
+            del obj["stringData"]
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(value.encode()).decode()
     elif kind.plural == "nodes" and create:
         obj.setdefault("spec", {})
+
+
+# --- unknown fields (fieldValidation=Strict|Warn) -------------------------------------------
+
+_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields",
+})
+_POD_SPEC_FIELDS = frozenset({
+    "volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy",
+    "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector",
+    "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "nodeName",
+    "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "securityContext",
+    "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
+    "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
+    "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
+    "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates",
+    "resourceClaims", "resources", "hostnameOverride",
+})
+_CONTAINER_FIELDS = frozenset({
+    "name", "image", "command", "args", "workingDir", "ports", "envFrom", "env", "resources",
+    "resizePolicy", "restartPolicy", "restartPolicyRules", "volumeMounts", "volumeDevices",
+    "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "terminationMessagePath",
+    "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce", "tty",
+    "targetContainerName",
+})
+_WORKLOAD_SPEC_FIELDS = {
+    "deployments": frozenset({"replicas", "selector", "template", "strategy", "minReadySeconds",
+                              "revisionHistoryLimit", "paused", "progressDeadlineSeconds"}),
+    "replicasets": frozenset({"replicas", "minReadySeconds", "selector", "template"}),
+}
+_TOP_FIELDS: dict[str, frozenset[str]] = {
+    "pods": frozenset({"spec", "status"}),
+    "nodes": frozenset({"spec", "status"}),
+    "namespaces": frozenset({"spec", "status"}),
+    "services": frozenset({"spec", "status"}),
+    "deployments": frozenset({"spec", "status"}),
+    "replicasets": frozenset({"spec", "status"}),
+    "leases": frozenset({"spec"}),
+    "configmaps": frozenset({"data", "binaryData", "immutable"}),
+    "secrets": frozenset({"data", "stringData", "type", "immutable"}),
+    "serviceaccounts": frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"}),
+    "endpoints": frozenset({"subsets"}),
+}
+_CORE_EVENT_FIELDS = frozenset({
+    "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
+    "type", "eventTime", "series", "action", "related", "reportingComponent",
+    "reportingInstance",
+})
+_NEW_EVENT_FIELDS = frozenset({
+    "eventTime", "series", "reportingController", "reportingInstance", "action", "reason",
+    "regarding", "related", "note", "type", "deprecatedSource", "deprecatedFirstTimestamp",
+    "deprecatedLastTimestamp", "deprecatedCount",
+})
+
+
+def _unknown(obj: Any, allowed: frozenset[str], prefix: str, out: list[str]) -> None:
+    if not isinstance(obj, dict):
+        return
+    for key in obj:
+        if not str(key).startswith("$") and key not in allowed:
+            out.append(f"{prefix}{key}")
+
+
+def _unknown_pod_spec(spec: Any, prefix: str, out: list[str]) -> None:
+    _unknown(spec, _POD_SPEC_FIELDS, prefix, out)
+    if not isinstance(spec, dict):
+        return
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        items = spec.get(group)
+        if isinstance(items, list):
+            for i, c in enumerate(items):
+                _unknown(c, _CONTAINER_FIELDS, f"{prefix}{group}[{i}].", out)
+
+
+def unknown_fields(kind: kinds.Kind, obj: Any) -> list[str]:
+    """Field paths in ``obj`` that the kind's schema does not have (the checked parts only:
+    top level, metadata, pod specs and containers, workload specs)."""
+    out: list[str] = []
+    if not isinstance(obj, dict):
+        return out
+    if kind.plural == "events":
+        top = _NEW_EVENT_FIELDS if kind.group == "events.k8s.io" else _CORE_EVENT_FIELDS
+    else:
+        top = _TOP_FIELDS.get(kind.plural, frozenset())
+    _unknown(obj, top | {"apiVersion", "kind", "metadata"}, "", out)
+    _unknown(obj.get("metadata"), _META_FIELDS, "metadata.", out)
+    spec = obj.get("spec")
+    if kind.plural == "pods":
+        _unknown_pod_spec(spec, "spec.", out)
+    elif kind.plural in _WORKLOAD_SPEC_FIELDS and isinstance(spec, dict):
+        _unknown(spec, _WORKLOAD_SPEC_FIELDS[kind.plural], "spec.", out)
+        template = spec.get("template")
+        if isinstance(template, dict):
+            _unknown(template, frozenset({"metadata", "spec"}), "spec.template.", out)
+            _unknown(template.get("metadata"), _META_FIELDS, "spec.template.metadata.", out)
+            _unknown_pod_spec(template.get("spec"), "spec.template.spec.", out)
+    return out

@@ -107,3 +107,38 @@ async def test_the_server_survives(api: Api) -> None:
         assert 400 <= status < 500
     status, _ = await api.request("GET", "/version")
     assert status == 200
+
+
+async def test_field_validation_strict_and_warn(api: Api) -> None:
+    typo = pod("typo")
+    typo["spec"]["containers"][0]["imagePolicy"] = "Always"
+    typo["spek"] = {}
+    status, body = await api.request("POST", PODS, body=typo, params={"fieldValidation": "Strict"})
+    assert status == 400 and "strict decoding error" in body["message"]
+    assert 'unknown field "spec.containers[0].imagePolicy"' in body["message"]
+    assert 'unknown field "spek"' in body["message"]
+    async with api.session.post(f"{api.devkube.url}{PODS}", data=json.dumps(typo),
+                                headers={**api.headers, "Content-Type": "application/json"},
+                                ssl=api.ssl) as resp:
+        assert resp.status == 201
+        assert '299 - "unknown field \\"spek\\""' in resp.headers.getall("Warning")
+
+
+async def test_binary_encodings_are_415(api: Api) -> None:
+    status, body = await api.request("POST", PODS, body=b"k8s\x00\n",
+                                     content_type="application/cbor")
+    assert status == 415 and body["reason"] == "UnsupportedMediaType"
+
+
+async def test_secret_string_data(api: Api) -> None:
+    secrets = "/api/v1/namespaces/default/secrets"
+    status, created = await api.request("POST", secrets, body={
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "stringData": {"user": "admin"}, "data": {"other": "eA=="}})
+    assert status == 201 and "stringData" not in created
+    assert created["data"] == {"other": "eA==", "user": "YWRtaW4="}
+    assert created["type"] == "Opaque"
+    status, _ = await api.request("POST", secrets, body={
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad"},
+        "stringData": {"flag": True}})
+    assert status == 422
