@@ -306,3 +306,51 @@ async def test_replicaset_adopts_and_releases_pods(cluster: Cluster) -> None:
     await eventually(released, what="stray released and replaced")
     out = json.loads(await cluster.kubectl("get", "rs", "rs", "-o", "json"))
     assert out["status"]["replicas"] == 2
+
+
+async def test_rollout_undo_pause_and_resume(cluster: Cluster, tmp_path: Path) -> None:
+    await apply(cluster, tmp_path, deployment(replicas=2))
+    await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+    await cluster.kubectl("set", "image", "deployment/web", "app=nginx:1.28")
+    await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+    await cluster.kubectl("rollout", "undo", "deployment/web")
+    await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+    d = await cluster.client.get(api.DEPLOYMENTS, namespace="default", name="web")
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    sets = await cluster.replicasets()
+    assert len(sets) == 2  # the first set was reused, not duplicated
+    active = [rs for rs in sets if rs["spec"]["replicas"] > 0]
+    assert len(active) == 1
+    assert active[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+
+    # paused: template changes do not roll; resuming rolls them out
+    await cluster.kubectl("rollout", "pause", "deployment/web")
+    await cluster.kubectl("set", "image", "deployment/web", "app=nginx:1.29")
+    await asyncio.sleep(0.5)
+    assert len(await cluster.replicasets()) == 2
+    await cluster.kubectl("rollout", "resume", "deployment/web")
+    await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+    pods = live(await cluster.pods(selector="app=web"))
+    assert [p["spec"]["containers"][0]["image"] for p in pods] == ["nginx:1.29"] * 2
+
+
+async def test_stuck_rollout_reports_progress_deadline(tmp_path: Path) -> None:
+    async with devkube_cluster(tmp_path, kubelet=False) as (cluster, _):
+        manifest = deployment(replicas=1)
+        manifest["spec"]["progressDeadlineSeconds"] = 1
+        await apply(cluster, tmp_path, manifest)  # no kubelet: the pod never becomes ready
+
+        async def exceeded() -> bool:
+            d = await cluster.client.get(api.DEPLOYMENTS, namespace="default", name="web")
+            conds = {c["type"]: c for c in (d.get("status") or {}).get("conditions") or []}
+            p = conds.get("Progressing") or {}
+            return (p.get("status"), p.get("reason")) == ("False", "ProgressDeadlineExceeded")
+
+        await eventually(exceeded, timeout=10, what="ProgressDeadlineExceeded")
+        try:
+            await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=10s")
+        except AssertionError as e:
+            assert "exceeded its progress deadline" in str(e)
+        else:
+            raise AssertionError("rollout status should fail on a stuck rollout")
