@@ -166,7 +166,9 @@ class Agent:
         self._registered = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._cgroups: cgroups.Cgroups | None = None
-        self._zygote = containers.Zygote()
+        self._daemon = containers.Daemon(
+            work_dir=self._work_dir, log_path=self._work_dir / "meta" / "containers.log"
+        )
         self._dirty: set[str] = set()
         self._removed_frameworks: set[str] = set()  # SHUTDOWN_FRAMEWORK: updates go nowhere
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -209,6 +211,7 @@ class Agent:
             raise AgentError(f"cannot use work dir {self._work_dir}: {e}") from e
         self._cgroups = cgroups.detect()
         await self._recover()
+        self._spawn(self._daemon.warm_up())
         app = agent_http.make_app(self)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -535,7 +538,7 @@ class Agent:
                                                    else "executor.log")),
         }
         try:
-            await client.launch(spec, zygote=self._zygote)
+            await client.launch(spec, daemon=self._daemon)
         except containers.ContainerError as e:
             if container.cgroup is not None:
                 container.cgroup.remove()
@@ -1083,7 +1086,7 @@ class Agent:
             task.cancel()
         if self._background:
             await asyncio.wait(set(self._background), timeout=5.0)
-        await self._zygote.close()
+        await self._daemon.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)

@@ -1,9 +1,10 @@
 """cgroup limits for containers (memory limit, cpu shares), v1 or v2, whichever is writable.
 
 Why optional: the agent must still run tasks on machines without writable cgroups (containers,
-laptops); it then logs one warning and runs unconfined. Where cgroups work, a container's tasks
-join ``<controller>/k8sbridge/<containerId>`` before they exec, so the kernel enforces the
-memory limit and counts OOM kills, which the executor turns into REASON_CONTAINER_LIMITATION_MEMORY.
+laptops); it then logs one warning and runs unconfined. Where cgroups work, each task process
+joins ``<controller>/k8sbridge/<containerId>`` before it execs (so nothing it starts escapes),
+the kernel enforces the memory limit and counts OOM kills, which the executor turns into
+REASON_CONTAINER_LIMITATION_MEMORY.
 """
 
 from __future__ import annotations
@@ -48,10 +49,17 @@ class CgroupSet:
         return sorted({d for d in (self.memory, self.cpu) if d})
 
     def join_self(self) -> None:
-        """Move the calling process into every cgroup of the set (run in the child pre-exec)."""
+        """Move the calling process into every cgroup of the set (a child, before it execs)."""
         for d in self.dirs():
             with open(os.path.join(d, "cgroup.procs"), "w") as f:
                 f.write("0")
+
+    def add(self, pid: int) -> None:
+        """Move ``pid`` into every cgroup of the set (its later children follow it)."""
+        for d in self.dirs():
+            with contextlib.suppress(OSError):  # it may already be gone
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
 
     def pids(self) -> set[int]:
         out: set[int] = set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -19,11 +20,12 @@ from typing import Any
 
 from k8sbridge.kernel.agent import executor as executor_mod
 
-__all__ = ["ContainerError", "ExecutorClient", "Zygote"]
+__all__ = ["ContainerError", "Daemon", "ExecutorClient"]
 
 log = logging.getLogger(__name__)
 
 _REPO_ROOT = str(Path(__file__).resolve().parents[3])
+_BOOT_TIMEOUT = 30.0  # a forked supervisor must listen within this (generous under load)
 
 
 class ContainerError(Exception):
@@ -33,96 +35,136 @@ class ContainerError(Exception):
 EventSink = Callable[[dict[str, Any]], None]
 
 
-class Zygote:
-    """A warmed-up ``executor --zygote`` process that forks supervisors on request.
+class Daemon:
+    """The agent's connection to its container daemon (``executor.py``), started on demand.
 
-    Requests are served one at a time by a single worker task (the zygote answers in order).
+    Spawn requests are served one at a time by a single worker task (the daemon answers in
+    order). The daemon outlives the agent (it is nobody's child here) and a restarted agent
+    with the same work dir finds it again by name.
     """
 
-    def __init__(self) -> None:
-        self._proc: asyncio.subprocess.Process | None = None
-        self._queue: asyncio.Queue[tuple[Path, asyncio.Future[int]]] = asyncio.Queue()
+    def __init__(self, *, work_dir: Path, log_path: Path) -> None:
+        digest = hashlib.sha1(str(work_dir).encode()).hexdigest()[:16]
+        self.name = f"k8sbridge-containers-{digest}"
+        self._log_path = log_path
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._queue: asyncio.Queue[tuple[Path, asyncio.Future[None]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
-    async def _start(self) -> asyncio.subprocess.Process:
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        try:
+            return await asyncio.open_unix_connection(executor_mod.socket_address(self.name))
+        except OSError:
+            return None
+
+    async def _ensure(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._conn is not None:
+            return self._conn
+        conn = await self._connect()
+        if conn is None:
+            await self._launch()
+            conn = await self._connect()
+        if conn is None:
+            raise ContainerError("the container daemon started but cannot be reached")
+        self._conn = conn
+        return conn
+
+    async def _launch(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = _REPO_ROOT + (
             os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
         )
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "k8sbridge.kernel.agent.executor", "--zygote",
-                env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "k8sbridge.kernel.agent.executor", "--daemon", self.name,
+                str(self._log_path), env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
             )
         except OSError as e:
-            raise ContainerError(f"cannot start the executor zygote: {e}") from e
+            raise ContainerError(f"cannot start the container daemon: {e}") from e
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), timeout=60.0)
+        except (TimeoutError, asyncio.CancelledError) as e:
+            # Never leave the launcher behind un-reaped (it only forks and exits).
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            raise ContainerError(f"cannot start the container daemon: {e}") from e
+        if proc.returncode != 0:
+            text = err.decode(errors="replace").strip()[-500:]
+            raise ContainerError(f"the container daemon did not start ({proc.returncode}); "
+                                 f"see {self._log_path}: {text}")
 
-    async def spawn(self, spec_path: Path) -> int:
+    async def warm_up(self) -> None:
+        """Start (or find) the daemon now, so the first launch does not pay for it."""
+        with contextlib.suppress(ContainerError):
+            await self.spawn(None)
+
+    async def spawn(self, spec_path: Path | None) -> None:
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._work(), name="executor-zygote")
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await self._queue.put((spec_path, done))
-        return await done
+            self._worker = asyncio.create_task(self._work(), name="container-daemon")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((spec_path or Path(), done))
+        await done
 
     async def _work(self) -> None:
         while True:
             spec_path, done = await self._queue.get()
             try:
-                done.set_result(await self._request(spec_path))
+                await self._request(spec_path)
             except ContainerError as e:
                 if not done.done():
                     done.set_exception(e)
+            else:
+                if not done.done():
+                    done.set_result(None)
 
-    async def _request(self, spec_path: Path) -> int:
-        for attempt in (1, 2):  # a dead zygote is replaced once
-            proc = self._proc
-            if proc is None or proc.returncode is not None:
-                proc = self._proc = await self._start()
-            assert proc.stdin is not None and proc.stdout is not None
+    async def _request(self, spec_path: Path) -> None:
+        for attempt in (1, 2):  # a vanished daemon is replaced once
+            reader, writer = await self._ensure()
+            if spec_path == Path():
+                return  # warm-up only
             try:
-                proc.stdin.write(str(spec_path).encode() + b"\n")
-                await proc.stdin.drain()
-                line = await asyncio.wait_for(proc.stdout.readline(), timeout=30.0)
+                writer.write(str(spec_path).encode() + b"\n")
+                await writer.drain()
+                line = await asyncio.wait_for(reader.readline(), timeout=30.0)
             except (ConnectionError, TimeoutError) as e:
-                await self._kill(proc)
+                self._drop()
                 if attempt == 2:
-                    raise ContainerError(f"the executor zygote failed: {e}") from e
+                    raise ContainerError(f"the container daemon failed: {e}") from e
                 continue
             if not line:
-                await self._kill(proc)
+                self._drop()
                 if attempt == 2:
-                    raise ContainerError("the executor zygote exited")
+                    raise ContainerError("the container daemon went away")
                 continue
             text = line.decode(errors="replace").strip()
-            if text.startswith("ok "):
-                return int(text[3:])
+            if text == "ok":
+                return
             raise ContainerError(f"the executor did not start: {text.removeprefix('error ')}")
-        raise ContainerError("the executor zygote failed")
 
-    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        if self._proc is proc:
-            self._proc = None
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                conn[1].close()
 
     async def close(self) -> None:
+        """Drop the control connection; the daemon exits once its containers are done."""
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=5.0)
-        except TimeoutError:
-            await self._kill(proc)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn[1].close()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await conn[1].wait_closed()
 
 
 class ExecutorClient:
@@ -153,24 +195,33 @@ class ExecutorClient:
             "pid_path": str(self.meta_dir / "executor.pid"),
         }
 
-    async def launch(self, spec: dict[str, Any], *, zygote: Zygote) -> None:
-        """Write the spec, have the zygote start the supervisor (detached) and attach to it."""
+    async def launch(self, spec: dict[str, Any], *, daemon: Daemon) -> None:
+        """Write the spec, have the daemon start a supervisor for it and attach to it."""
         self.meta_dir.mkdir(parents=True, exist_ok=True)
         self.spec_path.write_text(json.dumps({**spec, **self.spec_base()}))
-        await zygote.spawn(self.spec_path)
-        if not await self.attach():
+        await daemon.spawn(self.spec_path)
+        if not await self.attach(wait=_BOOT_TIMEOUT):
             if not self.events_path.exists():
                 raise ContainerError("the executor started but cannot be reached")
             self.replay_log()  # it already ran and left (should not happen: it waits for us)
 
-    async def attach(self) -> bool:
-        """Connect to a running supervisor; False when it is not there (anymore)."""
-        try:
-            reader, writer = await asyncio.open_unix_connection(
-                executor_mod.socket_address(self.socket_name)
-            )
-        except OSError:
-            return False
+    async def attach(self, *, wait: float = 0.0) -> bool:
+        """Connect to a supervisor; False when it is not there (retrying for ``wait`` seconds
+        while a just-forked one is still booting)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        delay = 0.002
+        while True:
+            try:
+                reader, writer = await asyncio.open_unix_connection(
+                    executor_mod.socket_address(self.socket_name)
+                )
+                break
+            except OSError:
+                if loop.time() >= deadline:
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
         self._writer = writer
         self._reader_task = asyncio.create_task(
             self._follow(reader), name=f"executor {self.container_id}"

@@ -1,27 +1,33 @@
-"""The per-container supervisor process: starts a container's tasks, reaps them, kills trees.
+"""The container daemon: one process per agent that supervises every container's tasks.
 
-Why a separate process (as Mesos runs an executor per container): tasks of checkpointing
+Why a separate process (as Mesos runs executors apart from the agent): tasks of checkpointing
 frameworks must outlive an agent restart. The agent starts ``python -m
-k8sbridge.kernel.agent.executor SPEC`` which detaches into its own session and owns the task
-processes; the agent talks to it over an abstract Unix socket (newline-delimited JSON) and a new
-agent process reconnects to it after a restart. Every event is also appended to
-``events.jsonl`` in the container's meta directory, so a container that finished while no agent
-was listening is still accounted for.
+k8sbridge.kernel.agent.executor --daemon NAME LOG`` once; it detaches into its own session and
+serves spawn requests on the abstract Unix socket ``NAME`` (one spec path per line -> ``ok`` or
+``error TEXT``). Each container gets a supervisor inside the daemon with its own abstract socket
+(newline-delimited JSON) that the agent -- or a restarted agent -- attaches to. Every event is also
+appended to ``events.jsonl`` in the container's meta directory, so a container that finished while
+no agent was listening is still accounted for. Why one daemon and not a process per container:
+forking a Python process per task costs ~10 ms and megabytes; spawning a task from the daemon
+costs what ``fork+exec`` of the command costs.
 
-Events (executor -> agent): ``LAUNCHED{task_id,pid}``, ``EXITED{task_id,status,error,oom,killed}``
+Events (supervisor -> agent): ``LAUNCHED{task_id,pid}``, ``EXITED{task_id,status,error,oom,killed}``
 (``status`` is a wait status: ``code << 8`` or the signal number), ``TERMINATED{}``.
-Commands (agent -> executor): ``KILL{task_id,grace}``, ``SHUTDOWN{grace}``.
+Commands (agent -> supervisor): ``KILL{task_id,grace}``, ``SHUTDOWN{grace}``.
 
 Semantics: tasks of a group start together; in a group, a task that fails or is killed takes the
 others down with it (Mesos' DEFAULT executor). A kill sends SIGTERM to the task's process group,
 then SIGKILL after the grace; when a task's main process exits, whatever is left of its process
-group is killed, and when the container ends, whatever is left in its cgroup.
+group is killed, and when the container ends, whatever is left in its cgroup. A supervisor whose
+agent went away shuts its tasks down at once without checkpointing, or after ``recovery_timeout``
+with it. The daemon exits once it has no container and no agent connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -65,6 +71,7 @@ class _Supervisor:
         self.recovery_timeout = float(spec.get("recovery_timeout", 900.0))
         self.orphan_task: asyncio.Task[None] | None = None
         self.kill_tasks: set[asyncio.Task[None]] = set()
+        self.server: asyncio.AbstractServer | None = None
         self.default_grace = float(spec.get("kill_grace", 3.0))
 
     # -- events --------------------------------------------------------------------------------
@@ -140,7 +147,11 @@ class _Supervisor:
 
     def log(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{stamp} executor: {text}", file=sys.stderr, flush=True)
+        try:
+            with open(self.spec["log_path"], "a", encoding="utf-8") as f:
+                f.write(f"{stamp} executor: {text}\n")
+        except OSError:
+            print(f"{stamp} executor {self.spec.get('container_id')}: {text}", file=sys.stderr)
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -183,6 +194,8 @@ class _Supervisor:
                     stdout=out,
                     stderr=err,
                     start_new_session=True,
+                    # Join before exec: a shell's children must not escape the limit. (This
+                    # costs vfork; without cgroups the spawn takes the fast path.)
                     preexec_fn=self.cgroup.join_self if self.cgroup else None,
                 )
         except (OSError, ValueError, subprocess.SubprocessError) as e:
@@ -235,118 +248,153 @@ class _Supervisor:
         self.emit({"type": "TERMINATED"})
 
 
+    async def start(self) -> None:
+        self.server = await asyncio.start_unix_server(
+            self.client, path=socket_address(self.spec["socket"])
+        )
+        Path(self.spec["pid_path"]).write_text(str(os.getpid()))
+
+    async def serve(self) -> None:
+        try:
+            await self.run()
+            # Let a connected agent read the last events before the socket goes away.
+            for writer in list(self.clients):
+                with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+                    await asyncio.wait_for(writer.drain(), timeout=2.0)
+            if self.clients:
+                await asyncio.sleep(0.2)
+        finally:
+            if self.server is not None:
+                self.server.close()
+            for writer in list(self.clients):
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    writer.close()
+            self.events_file.close()
+
+
 def _killpg(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-async def _serve(spec: dict[str, Any], ready_fd: int | None) -> int:
-    supervisor = _Supervisor(spec)
-    server = await asyncio.start_unix_server(
-        supervisor.client, path=socket_address(spec["socket"])
-    )
-    Path(spec["pid_path"]).write_text(str(os.getpid()))
-    if ready_fd is not None:
+class _Daemon:
+    """Hosts the supervisors; exits when none is left and no agent is connected."""
+
+    def __init__(self) -> None:
+        self.supervisors: set[asyncio.Task[None]] = set()
+        self.controls = 0
+        self.changed = asyncio.Event()
+
+    async def control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.controls += 1
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                writer.write((await self.spawn(line.decode(errors="replace").strip())).encode())
+                await writer.drain()
+        except ConnectionError:
+            return
+        finally:
+            self.controls -= 1
+            self.changed.set()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.close()
+
+    async def spawn(self, spec_path: str) -> str:
+        try:
+            spec = json.loads(Path(spec_path).read_text())
+            supervisor = _Supervisor(spec)
+            await supervisor.start()
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return "error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n"
+        task = asyncio.create_task(supervisor.serve())
+        self.supervisors.add(task)
+        task.add_done_callback(self._done)
+        return "ok\n"
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.supervisors.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            print(f"supervisor failed: {task.exception()!r}", file=sys.stderr, flush=True)
+        self.changed.set()
+
+    async def run(self, name: str, ready_fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        watcher = asyncio.PidfdChildWatcher()  # no thread per task process
+        asyncio.set_child_watcher(watcher)
+        watcher.attach_loop(loop)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        server = await asyncio.start_unix_server(self.control, path=socket_address(name))
         os.write(ready_fd, b"1")
         os.close(ready_fd)
-    try:
-        await supervisor.run()
-        # Let a connected agent read the last events before the socket goes away.
-        for writer in list(supervisor.clients):
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await asyncio.wait_for(writer.drain(), timeout=2.0)
-        if supervisor.clients:
-            await asyncio.sleep(0.2)
-    finally:
+        idle_since = loop.time()
+        while not stop.is_set():
+            self.changed.clear()
+            if self.controls or self.supervisors:
+                idle_since = loop.time()
+            elif loop.time() - idle_since > _IDLE_EXIT_SECONDS:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=1.0)
         server.close()
-        supervisor.events_file.close()
-    return 0
+        if stop.is_set():  # SIGTERM: take every container down, as an agent shutdown would
+            for task in list(self.supervisors):
+                task.cancel()
+        if self.supervisors:
+            await asyncio.gather(*self.supervisors, return_exceptions=True)
 
 
-def _become_supervisor(spec: dict[str, Any], ready_fd: int) -> None:
-    """In a freshly forked child: detach, point stdio at the log, supervise, never return."""
-    os.setsid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the agent's terminal is not ours
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    log_fd = os.open(spec["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    try:
-        code = asyncio.run(_serve(spec, ready_fd))
-    except BaseException as e:  # the supervisor's log is the only place left to tell
-        print(f"executor failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        code = 1
-    os._exit(code)
+_IDLE_EXIT_SECONDS = 2.0
 
 
-def spawn_detached(spec_path: str) -> int:
-    """Double-fork a supervisor for ``spec_path``; returns its pid once it listens.
-
-    The intermediate child exits at once, so the supervisor is nobody's child here (it is
-    re-parented to init and outlives us); raises ``OSError`` when it does not come up.
-    """
-    spec = json.loads(Path(spec_path).read_text())
+def _daemonize(name: str, log_path: str) -> int:
+    """Double-fork the daemon; returns 0 once it listens (or one already listens on ``name``)."""
     read_fd, write_fd = os.pipe()
-    pid_r, pid_w = os.pipe()
     first = os.fork()
-    if first == 0:  # intermediate
+    if first == 0:
         os.close(read_fd)
-        os.close(pid_r)
-        second = os.fork()
-        if second == 0:
-            os.close(pid_w)
-            _become_supervisor(spec, write_fd)
-        os.write(pid_w, str(second).encode())
-        os._exit(0)
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the agent's terminal
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        code = 0
+        try:
+            asyncio.run(_Daemon().run(name, write_fd))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:  # another daemon serves this agent already
+                os.write(write_fd, b"1")
+            else:
+                print(f"container daemon failed: {e}", file=sys.stderr, flush=True)
+                code = 1
+        except BaseException as e:  # its log is the only place left to tell
+            print(f"container daemon failed: {type(e).__name__}: {e}", file=sys.stderr,
+                  flush=True)
+            code = 1
+        os._exit(code)
     os.close(write_fd)
-    os.close(pid_w)
     os.waitpid(first, 0)
     try:
-        pid = int(os.read(pid_r, 32) or b"0")
         ok = os.read(read_fd, 1) == b"1"
     finally:
-        os.close(pid_r)
         os.close(read_fd)
-    if not ok:
-        raise OSError(f"the supervisor for {spec_path} did not come up (see its log)")
-    return pid
-
-
-def zygote() -> int:
-    """Serve spawn requests: one spec path per stdin line -> ``ok PID`` or ``error TEXT``.
-
-    Why: a new Python process per container costs ~100 ms of interpreter start and imports;
-    forking this warmed-up process costs a few milliseconds. The agent keeps one zygote.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for line in sys.stdin:
-        path = line.strip()
-        if not path:
-            continue
-        try:
-            reply = f"ok {spawn_detached(path)}"
-        except (OSError, ValueError, KeyError) as e:
-            reply = "error " + f"{type(e).__name__}: {e}".replace("\n", " ")
-        sys.stdout.write(reply + "\n")
-        sys.stdout.flush()
-    return 0
+    return 0 if ok else 1
 
 
 def main(argv: list[str]) -> int:
-    """``executor --zygote`` (spawn server) or ``executor SPEC_PATH`` (one supervisor)."""
-    if len(argv) == 2 and argv[1] == "--zygote":
-        return zygote()
-    if len(argv) != 2:
-        print("usage: python -m k8sbridge.kernel.agent.executor (--zygote | SPEC_PATH)",
+    """``executor --daemon NAME LOG_PATH``: start (or find) the container daemon and return."""
+    if len(argv) != 4 or argv[1] != "--daemon":
+        print("usage: python -m k8sbridge.kernel.agent.executor --daemon NAME LOG_PATH",
               file=sys.stderr)
         return 2
-    try:
-        spawn_detached(argv[1])
-    except (OSError, ValueError, KeyError) as e:
-        print(f"executor: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return _daemonize(argv[2], argv[3])
 
 
 if __name__ == "__main__":
