@@ -246,6 +246,12 @@ class Informer:
                 await _sleep_or_stop(stop, delay)
                 delay = min(delay * 2, 5.0)
                 need_list = need_list or not self._rv
+            except Exception:  # unexpected data must not end the informer: start over
+                log.exception("%s informer failed; relisting in %.2fs", self.resource.plural,
+                              delay)
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, 5.0)
+                need_list = True
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

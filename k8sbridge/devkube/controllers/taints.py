@@ -110,7 +110,9 @@ def reconcile_taints(
     kept = [t for t in current
             if t.get("key") not in MANAGED_TAINT_KEYS or (t.get("key"), t.get("effect")) in wanted]
     have = {(t.get("key"), t.get("effect")) for t in kept}
-    added = [{"key": k, "effect": e, "timeAdded": podfacts.format_time(now)}
+    # like the real controllers, only NoExecute taints carry timeAdded (evictions count from it)
+    added = [{"key": k, "effect": e, **({"timeAdded": podfacts.format_time(now)}
+                                        if e == "NoExecute" else {})}
              for k, e in wanted if (k, e) not in have]
     if not added and len(kept) == len(current):
         return None
