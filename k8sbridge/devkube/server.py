@@ -26,6 +26,7 @@ from k8sbridge.devkube import (
     discovery,
     errors,
     kinds,
+    protobuf,
     registry,
     selectors,
     store,
@@ -336,8 +337,13 @@ class ApiServer:
         if not raw:
             raise errors.bad_request("the request body is empty")
         content_type = request.content_type
+        if content_type == protobuf.CONTENT_TYPE:
+            try:
+                return protobuf.decode(raw)
+            except protobuf.ProtobufError as e:
+                raise errors.bad_request(f"error decoding protobuf body: {e}") from e
         if "protobuf" in content_type or "cbor" in content_type:
-            # client-go falls back to JSON after a 415 for a binary encoding.
+            # client-go falls back to JSON after a 415 for CBOR.
             raise errors.unsupported_media_type(content_type)
         try:
             if "yaml" in content_type:

@@ -232,3 +232,24 @@ def test_bad_input_is_rejected_clearly(kubectl: Kubectl, tmp_path: Path) -> None
     result = kubectl.run("apply", "-f", str(mismatch), check=False)
     assert result.returncode != 0
     assert "`selector` does not match template `labels`" in result.stderr
+
+
+def test_create_generators_send_protobuf(kubectl: Kubectl) -> None:
+    # client-go typed clients write these as application/vnd.kubernetes.protobuf
+    kubectl.run("create", "namespace", "gen")
+    kubectl.run("-n", "gen", "create", "configmap", "cfg", "--from-literal=k=v")
+    kubectl.run("-n", "gen", "create", "secret", "generic", "sec", "--from-literal=k=v")
+    kubectl.run("-n", "gen", "create", "deployment", "dep", "--image=nginx:1.27",
+                "--replicas=0", "--port=80", "--", "sleep", "10")
+    kubectl.run("-n", "gen", "create", "service", "clusterip", "svc", "--tcp=80:8080")
+    assert kubectl.json("-n", "gen", "get", "configmap", "cfg")["data"] == {"k": "v"}
+    assert kubectl.json("-n", "gen", "get", "secret", "sec")["data"] == {"k": "dg=="}
+    dep = kubectl.json("-n", "gen", "get", "deployment", "dep")
+    assert dep["spec"]["replicas"] == 0  # a meaningful zero survives
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["sleep", "10"]
+    assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    assert "hostPort" not in container["ports"][0]  # Go zero values are omitted, as in JSON
+    svc = kubectl.json("-n", "gen", "get", "service", "svc")
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080
+    kubectl.run("delete", "namespace", "gen")
