@@ -19,6 +19,7 @@ from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.gc import GarbageCollector
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLifecycleController
+from k8sbridge.devkube.controllers.podgc import PodGarbageCollector
 from k8sbridge.devkube.controllers.replicaset import ReplicaSetController
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
 
@@ -60,6 +61,7 @@ async def run(
                                     grace_seconds=node_grace_seconds, recorder=recorder),
             GarbageCollector(client=client, informers=[pods, replicasets, deployments, nodes,
                                                        leases]),
+            PodGarbageCollector(client=client, pods=pods, nodes=nodes),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")

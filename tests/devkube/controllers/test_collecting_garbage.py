@@ -3,11 +3,15 @@ dangling references, and the orphan / foregroundDeletion finalizers a server may
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+from k8sbridge.devkube import main
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers import errors
+from k8sbridge.devkube.controllers.informer import Informer
+from k8sbridge.devkube.controllers.podgc import PodGarbageCollector
 from k8sbridge.devkube.controllers.raw import RawObject
 
 from .conftest import Cluster, devkube_cluster, eventually
@@ -124,3 +128,46 @@ async def test_foreground_finalizer_deletes_dependents_first(tmp_path: Path) -> 
                 not await _exists(cluster, api.REPLICASETS, "default", "fg")
 
         await eventually(all_gone, what="dependents, then owner, deleted")
+
+
+async def test_pods_of_a_deleted_node_are_force_deleted_after_quarantine(
+        tmp_path: Path) -> None:
+    config = main.DevkubeConfig(port=0, controllers=False, kubeconfig=tmp_path / "kubeconfig")
+    async with main.running(config) as kube, api.ApiClient(
+            url=kube.url, token=kube.token, ca_file=kube.ca_file) as client:
+        pods = Informer(client=client, resource=api.PODS)
+        nodes = Informer(client=client, resource=api.NODES)
+        podgc = PodGarbageCollector(client=client, pods=pods, nodes=nodes,
+                                    quarantine_seconds=0.5)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(t.run(stop=stop)) for t in (pods, nodes, podgc)]
+        try:
+            for name in ("gone", "stays"):
+                await client.create(api.NODES, {"apiVersion": "v1", "kind": "Node",
+                                                 "metadata": {"name": name}})
+                await client.create(api.PODS, _pod(f"on-{name}", []), namespace="default")
+                await client.request("POST", api.PODS.path(
+                    namespace="default", name=f"on-{name}", subresource="binding"), body={
+                    "apiVersion": "v1", "kind": "Binding", "metadata": {"name": f"on-{name}"},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": name}})
+            # graceful deletion leaves it Terminating: nobody on the node will finish it
+            await client.delete(api.PODS, namespace="default", name="on-gone")
+            await client.delete(api.NODES, namespace=None, name="gone")
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+
+            async def collected() -> bool:
+                try:
+                    await client.get(api.PODS, namespace="default", name="on-gone")
+                except errors.NotFound:
+                    return True
+                return False
+
+            await eventually(collected, timeout=10, what="orphaned pod force-deleted")
+            assert loop.time() - start >= 0.45  # not before the quarantine
+            assert (await client.get(api.PODS, namespace="default", name="on-stays"))
+        finally:
+            stop.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
