@@ -5,6 +5,7 @@ kube-apiserver started without --kubelet-certificate-authority."""
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -103,3 +104,18 @@ async def test_exec_is_refused_clearly(api: Api) -> None:
     for method in ("GET", "POST"):
         status, body = await api.request(method, f"{PODS}/e/exec", params={"command": "ls"})
         assert status == 400 and "not supported by devkube yet" in body["message"]
+
+
+async def test_kubectl_logs_follow(
+    api: Api, kubelet: tuple[int, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    await _node_and_pod(api, kubelet[0])
+    env = {**os.environ, "KUBECONFIG": str(api.devkube.kubeconfig),
+           "KUBECACHEDIR": str(tmp_path / "cache")}
+    proc = await asyncio.create_subprocess_exec(
+        "kubectl", "logs", "-f", "p", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, err
+    assert out == b"line 1\nline 2\nline 3\n"
+    assert kubelet[1][-1]["query"] == {"follow": "true"}
