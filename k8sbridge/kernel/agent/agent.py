@@ -17,13 +17,11 @@ test hook for an agent process restart: checkpointed tasks survive and are re-ad
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import functools
 import logging
 import os
-import shutil
 import signal
 import socket
 import time
@@ -171,6 +169,7 @@ class Agent:
         )
         self._dirty: set[str] = set()
         self._removed_frameworks: set[str] = set()  # SHUTDOWN_FRAMEWORK: updates go nowhere
+        self._task_index: dict[tuple[str, str], str] = {}  # (framework, task) -> container id
         self._flush_handle: asyncio.TimerHandle | None = None
         self._start_time = time.time()
         self._master_info: str = config.master
@@ -408,13 +407,22 @@ class Agent:
             log.warning("agent: ignored an unknown link message type %r", kind)
 
     def _find_task(self, framework_id: str, task_id: str) -> tuple[_Container, _Task] | None:
-        for container in self._containers.values():
-            if container.framework_id == framework_id and task_id in container.tasks:
-                return container, container.tasks[task_id]
-        return None
+        container = self._containers.get(self._task_index.get((framework_id, task_id), ""))
+        if container is None or task_id not in container.tasks:
+            return None
+        return container, container.tasks[task_id]
 
-    def _live_task_ids(self) -> set[tuple[str, str]]:
-        return {(c.framework_id, tid) for c in self._containers.values() for tid in c.tasks}
+    def _add_container(self, container: _Container) -> None:
+        self._containers[container.container_id] = container
+        for task_id in container.tasks:
+            self._task_index[(container.framework_id, task_id)] = container.container_id
+
+    def _remove_container(self, container: _Container) -> None:
+        self._containers.pop(container.container_id, None)
+        for task_id in container.tasks:
+            key = (container.framework_id, task_id)
+            if self._task_index.get(key) == container.container_id:
+                del self._task_index[key]
 
     def _new_container(self, *, framework: dict[str, Any], executor: dict[str, Any], kind: str,
                        task_infos: list[dict[str, Any]]) -> _Container:
@@ -472,17 +480,17 @@ class Agent:
         self._start(container)
 
     def _start(self, container: _Container) -> None:
-        live = self._live_task_ids()
-        dupes = [t for t in container.tasks if (container.framework_id, t) in live]
-        self._containers[container.container_id] = container
+        dupes = [t for t in container.tasks if (container.framework_id, t) in self._task_index]
         if dupes:
             why = f"task id {dupes[0]!r} is already in use on this agent"
             # Keep the running tasks untouched: the new ones fail under a throwaway container.
             for task in container.tasks.values():
                 self._update(container, task, "TASK_FAILED", source="SOURCE_AGENT",
                              reason="REASON_TASK_INVALID", message=why)
+            self._containers[container.container_id] = container  # not indexed: ids clash
             self._finish_container(container, notify_master=False)
             return
+        self._add_container(container)
         self._persist(container)
         self._spawn(self._launch(container))
 
@@ -713,6 +721,11 @@ class Agent:
         found = self._find_task(framework_id, task_id)
         if found is not None:
             self._persist(found[0])
+            return
+        for container in reversed(self._completed):  # a terminal update's ACK
+            if container.framework_id == framework_id and task_id in container.tasks:
+                self._persist(container)
+                return
 
     # -- executor events -----------------------------------------------------------------------
 
@@ -796,7 +809,8 @@ class Agent:
                 "executor_id": {"value": container.executor_id},
                 "status": 0,
             })
-        self._containers.pop(container.container_id, None)
+        if self._containers.get(container.container_id) is container:
+            self._remove_container(container)
         self._completed.append(container)
         del self._completed[:-MAX_COMPLETED_CONTAINERS]
         self._persist(container)
@@ -995,7 +1009,7 @@ class Agent:
             if not container.checkpoint:
                 await self._kill_orphan(container)
                 continue
-            self._containers[container.container_id] = container
+            self._add_container(container)
             self._frameworks[container.framework_id] = container.framework
             client = containers.ExecutorClient(
                 container_id=container.container_id, meta_dir=container.meta_dir,
@@ -1147,12 +1161,6 @@ class Agent:
     def sandbox_root(self) -> Path:
         return self._work_dir / "slaves"
 
-    def cleanup_sandboxes(self) -> None:
-        """Remove completed sandboxes (tests and operators; Mesos GCs them after --gc_delay)."""
-        for container in self._completed:
-            shutil.rmtree(container.directory, ignore_errors=True)
-
-
 def _pending_kill(container: _Container) -> float | None:
     return container.pending_kill
 
@@ -1193,7 +1201,3 @@ def _ip_of(host: str) -> str:
         return socket.gethostbyname(host)
     except OSError:
         return "127.0.0.1"
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -75,6 +75,12 @@ async def test_task_finishing_while_agent_is_down_is_reported_after_restart(
         async with fm.running_agent(tmp_path, master=master):
             failed = await master.wait_state("quick", "TASK_FAILED")
             assert failed["message"] == "Command exited with status 4"
+            await asyncio.sleep(0.3)  # the ACK reaches the agent and is checkpointed
+        count = len(master.updates)
+        async with fm.running_agent(tmp_path, master=master):
+            await asyncio.sleep(0.5)
+            assert len(master.updates) == count  # acknowledged updates are never resent
+            assert master.registrations[-1]["tasks"] == []
     finally:
         await master.stop()
 
