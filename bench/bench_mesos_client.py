@@ -1,0 +1,238 @@
+"""Benchmark: the Mesos scheduler client's hot paths.
+
+Why: a busy cluster sends OFFERS with hundreds of offers every allocation interval, and the
+bridge launches whole pods as one ACCEPT; both must stay cheap on a 2-core box. Targets (issue 3):
+
+1. decode and parse OFFERS events of 100 offers each (10 resources, 5 attributes per offer):
+   10,000 offers in <= 0.5 s (RecordIO framing, JSON, typed values with resource parsing);
+2. one ACCEPT of a 100-task LAUNCH_GROUP built (typed TaskInfos -> wire JSON) and sent over
+   HTTP to a master in <= 5 ms of client CPU. The "master" is a tiny aiohttp server in a child
+   process (so its CPU is not counted); the client is the real ``MesosClient`` after SUBSCRIBE.
+
+Run: ``python bench/bench_mesos_client.py [--runs 7] [--accepts 50]``. Bounded (a few seconds).
+Prints medians and the machine's core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from k8sbridge.mesos import calls, events, recordio, types  # noqa: E402
+from k8sbridge.mesos.client import ClientConfig, MesosClient  # noqa: E402
+from k8sbridge.model import resources as res  # noqa: E402
+from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId  # noqa: E402
+
+OFFERS_PER_EVENT = 100
+TOTAL_OFFERS = 10_000
+
+
+def raw_offer(n: int) -> dict[str, Any]:
+    role = "k8s"
+    alloc = {"allocation_info": {"role": role}}
+    scalars = ["cpus", "mem", "disk", "gpus", "net_bw", "custom_a", "custom_b"]
+    resources: list[dict[str, Any]] = [
+        {"name": s, "type": "SCALAR", "scalar": {"value": 10.0 + i}, **alloc}
+        for i, s in enumerate(scalars)
+    ]
+    resources.append(
+        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2.0},
+         "reservations": [{"type": "STATIC", "role": role}], **alloc}
+    )
+    resources.append(
+        {"name": "ports", "type": "RANGES",
+         "ranges": {"range": [{"begin": 31000, "end": 31500}, {"begin": 32000, "end": 32999}]},
+         **alloc}
+    )
+    resources.append({"name": "zones", "type": "SET", "set": {"item": ["a", "b", "c"]}, **alloc})
+    return {
+        "id": {"value": f"m-O{n}"},
+        "framework_id": {"value": "m-0000"},
+        "agent_id": {"value": f"m-S{n % 1000}"},
+        "hostname": f"agent-{n}.example.com",
+        "url": {"scheme": "http", "address": {"hostname": f"agent-{n}", "ip": "10.0.0.1",
+                                              "port": 5051}, "path": "/slave(1)"},
+        "domain": {"fault_domain": {"region": {"name": "r1"}, "zone": {"name": "z1"}}},
+        "allocation_info": {"role": role},
+        "resources": resources,
+        "attributes": [
+            {"name": "rack", "type": "TEXT", "text": {"value": f"r{n % 40}"}},
+            {"name": "level", "type": "SCALAR", "scalar": {"value": 10.0}},
+            {"name": "keys", "type": "RANGES", "ranges": {"range": [{"begin": 1, "end": 9}]}},
+            {"name": "os", "type": "TEXT", "text": {"value": "linux"}},
+            {"name": "gen", "type": "SCALAR", "scalar": {"value": 3.0}},
+        ],
+        "executor_ids": [],
+    }
+
+
+def offers_stream() -> bytes:
+    chunks = []
+    for e in range(TOTAL_OFFERS // OFFERS_PER_EVENT):
+        offers = [raw_offer(e * OFFERS_PER_EVENT + i) for i in range(OFFERS_PER_EVENT)]
+        event = {"type": "OFFERS", "offers": {"offers": offers}}
+        chunks.append(recordio.encode(json.dumps(event).encode()))
+    return b"".join(chunks)
+
+
+def decode_all(stream: bytes, chunk: int = 64 * 1024) -> int:
+    decoder = recordio.Decoder()
+    count = 0
+    for i in range(0, len(stream), chunk):
+        for record in decoder.feed(stream[i : i + chunk]):
+            event = events.decode(record)
+            assert isinstance(event, events.Offers)
+            count += len(event.offers)
+    return count
+
+
+SERVER = r"""
+import asyncio, sys
+from aiohttp import web
+
+async def scheduler(request):
+    body = await request.json()
+    if body["type"] != "SUBSCRIBE":
+        return web.Response(status=202)
+    resp = web.StreamResponse(status=200, headers={
+        "Content-Type": "application/json", "Mesos-Stream-Id": "bench-stream"})
+    await resp.prepare(request)
+    ev = b'{"type":"SUBSCRIBED","subscribed":{"framework_id":{"value":"m-0000"},' \
+         b'"heartbeat_interval_seconds":15.0}}'
+    await resp.write(str(len(ev)).encode() + b"\n" + ev)
+    while True:
+        await asyncio.sleep(3600)
+
+app = web.Application()
+app.router.add_post("/api/v1/scheduler", scheduler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *a: None)
+"""
+
+
+def build_accept(framework_id: FrameworkId, agent: AgentId, n_tasks: int) -> dict[str, Any]:
+    per_task = res.Resources.from_scalars({"cpus": 0.1, "mem": 64, "disk": 10}).allocated_to("k8s")
+    executor = types.ExecutorInfo(
+        executor_id=ExecutorId("pod-x"),
+        framework_id=framework_id,
+        resources=res.Resources.from_scalars({"cpus": 0.1, "mem": 32, "disk": 10}).allocated_to(
+            "k8s"
+        ),
+    )
+    tasks = [
+        types.TaskInfo(
+            name=f"c{i}",
+            task_id=TaskId(f"pod-x.c{i}"),
+            agent_id=agent,
+            resources=per_task,
+            command=types.CommandInfo(value="exec my-server --port 8080",
+                                      environment=(("POD", "x"), ("I", str(i)))),
+            container=types.ContainerInfo(image="registry.example.com/app:1.2.3"),
+            kill_policy=types.KillPolicy(30.0),
+            labels=(("k8sbridge.io/pod", "default/x"),),
+        )
+        for i in range(n_tasks)
+    ]
+    return calls.accept(
+        framework_id=framework_id,
+        offer_ids=[OfferId("m-O1")],
+        operations=[calls.launch_group(executor=executor, tasks=tasks)],
+        refuse_seconds=5,
+    )
+
+
+async def accept_cpu(accepts: int) -> list[float]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    try:
+        config = ClientConfig(masters=(f"127.0.0.1:{port}",), connect_timeout=1.0)
+        async with MesosClient(config=config) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    stream = await client.subscribe({"type": "SUBSCRIBE", "subscribe": {}})
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+            try:
+                await stream.next_event(timeout=5)
+                samples = []
+                for i in range(accepts + 5):
+                    start = time.process_time()
+                    call = build_accept(FrameworkId("m-0000"), AgentId("m-S0"), 100)
+                    await client.call(call)
+                    if i >= 5:  # warm-up excluded
+                        samples.append(time.process_time() - start)
+                return samples
+            finally:
+                await stream.close()
+    finally:
+        server.kill()  # it holds a stream open: no graceful shutdown wanted
+        server.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--accepts", type=int, default=50)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
+          f"python {sys.version.split()[0]}")
+
+    stream = offers_stream()
+    decode_all(stream)  # warm-up
+    wall = []
+    cpu = []
+    for _ in range(args.runs):
+        w, c = time.perf_counter(), time.process_time()
+        count = decode_all(stream)
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    assert count == TOTAL_OFFERS
+    # Where the time goes: framing, stdlib JSON, and building typed values.
+    records = recordio.Decoder().feed(stream)
+    framing, decoding, typing_ = [], [], []
+    for _ in range(args.runs):
+        c = time.process_time()
+        recordio.Decoder().feed(stream)
+        framing.append(time.process_time() - c)
+        c = time.process_time()
+        raws = [json.loads(r) for r in records]
+        decoding.append(time.process_time() - c)
+        c = time.process_time()
+        for raw in raws:
+            events.parse(raw)
+        typing_.append(time.process_time() - c)
+    print(f"OFFERS decode+parse: {TOTAL_OFFERS} offers in {TOTAL_OFFERS // OFFERS_PER_EVENT} "
+          f"events ({len(stream) / 1e6:.1f} MB): median {statistics.median(wall) * 1000:.0f} ms "
+          f"wall, {statistics.median(cpu) * 1000:.0f} ms CPU over {args.runs} runs "
+          f"(target <= 500 ms)")
+    print(f"  of which (CPU medians): RecordIO framing {statistics.median(framing) * 1000:.0f} ms, "
+          f"json.loads {statistics.median(decoding) * 1000:.0f} ms, typed values "
+          f"{statistics.median(typing_) * 1000:.0f} ms")
+
+    samples = asyncio.run(accept_cpu(args.accepts))
+    body = json.dumps(build_accept(FrameworkId("m-0000"), AgentId("m-S0"), 100)).encode()
+    print(f"ACCEPT with a 100-task LAUNCH_GROUP ({len(body) / 1e3:.0f} kB), built and sent: "
+          f"median {statistics.median(samples) * 1000:.2f} ms CPU, "
+          f"p90 {sorted(samples)[int(len(samples) * 0.9)] * 1000:.2f} ms over {len(samples)} "
+          f"calls (target <= 5 ms)")
+
+
+if __name__ == "__main__":
+    main()
