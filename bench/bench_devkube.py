@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -55,9 +56,15 @@ def _rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-async def _bench(*, url: str, token: str, ca: str, pid: int, args: argparse.Namespace) -> None:
-    context = ssl.create_default_context(cafile=ca)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+async def _bench(
+    *, url: str, token: str | None, ca: Path | None, pid: int, args: argparse.Namespace
+) -> None:
+    context: ssl.SSLContext | bool = True
+    if ca is not None:
+        context = ssl.create_default_context(cafile=str(ca))
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     connector = aiohttp.TCPConnector(ssl=context, limit=64)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         async with session.get(url + PODS) as resp:
@@ -135,13 +142,17 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--creates", type=int, default=1_000)
     parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--insecure-http", action="store_true",
+                        help="plain HTTP on loopback instead of HTTPS + token")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, load average {load}, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
         proc = subprocess.Popen(
             [sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "devkube", "--port",
-             "0", "--no-controllers", "--kubeconfig", str(kubeconfig)],
+             "0", "--no-controllers", "--kubeconfig", str(kubeconfig),
+             *(["--insecure-http"] if args.insecure_http else [])],
             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
         )
         try:
@@ -150,15 +161,15 @@ def main() -> None:
             if "devkube serving" not in line:
                 raise SystemExit(f"devkube did not start: {line!r}")
             doc = yaml.safe_load(kubeconfig.read_text())
-            url = doc["clusters"][0]["cluster"]["server"]
-            ca = Path(tmp) / "ca.crt"
-            import base64
-
-            ca.write_bytes(base64.b64decode(doc["clusters"][0]["cluster"][
-                "certificate-authority-data"]))
-            token = doc["users"][0]["user"]["token"]
+            cluster = doc["clusters"][0]["cluster"]
+            url = cluster["server"]
+            ca: Path | None = None
+            if "certificate-authority-data" in cluster:
+                ca = Path(tmp) / "ca.crt"
+                ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+            token = doc["users"][0]["user"].get("token")
             print(f"idle server RSS: {_rss_mb(proc.pid):.0f} MB")
-            asyncio.run(_bench(url=url, token=token, ca=str(ca), pid=proc.pid, args=args))
+            asyncio.run(_bench(url=url, token=token, ca=ca, pid=proc.pid, args=args))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)

@@ -413,22 +413,24 @@ class ApiServer:
                                               name=last["name"])
                 break
             selected.append(stored)
+        if kind.storage:
+            views = [self.reg.view(kind, s.obj) for s in selected]
+            pairs = [(v, watch.encode_json(v)) for v in views]
+        else:
+            pairs = [(s.obj, s.data) for s in selected]
         if _wants_table(request):
-            return _json(tables.table(
-                plural=kind.plural, objects=(self.reg.view(kind, s.obj) for s in selected),
+            body = tables.encode_table(
+                plural=kind.plural, objects=pairs,
                 include_object=query.get("includeObject", "Object"), resource_version=str(rv),
                 continue_token=next_token,
-            ))
-        if kind.storage:
-            datas = [watch.encode_json(self.reg.view(kind, s.obj)) for s in selected]
+            )
         else:
-            datas = [s.data for s in selected]
-        meta_out: Obj = {"resourceVersion": str(rv)}
-        if next_token:
-            meta_out["continue"] = next_token
-        head = json.dumps({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
-                           "metadata": meta_out}, separators=(",", ":")).encode()
-        body = head[:-1] + b',"items":[' + b",".join(datas) + b"]}"
+            meta_out: Obj = {"resourceVersion": str(rv)}
+            if next_token:
+                meta_out["continue"] = next_token
+            head = json.dumps({"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
+                               "metadata": meta_out}, separators=(",", ":")).encode()
+            body = head[:-1] + b',"items":[' + b",".join(data for _, data in pairs) + b"]}"
         if len(body) <= LARGE_BODY:
             return _raw_json(body)
         # Large lists go out in slices: asyncio's TLS transport encrypts a single multi-megabyte
