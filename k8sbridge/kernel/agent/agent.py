@@ -107,6 +107,7 @@ class _Container:
     cgroup: cgroups.CgroupSet | None = None
     mem_limit_mb: float | None = None
     cpus_limit: float | None = None
+    executor_pid: int | None = None  # the container daemon's pid (read once)
     started: float = dataclasses.field(default_factory=time.time)
 
     @property
@@ -867,9 +868,11 @@ class Agent:
             "container_id": {"value": container.container_id},
             "network_infos": [{"ip_addresses": [{"protocol": "IPv4", "ip_address": self._ip}]}],
         }
-        pid = paths.read_json(container.meta_dir / "executor.pid")
-        if isinstance(pid, int):
-            out["executor_pid"] = pid
+        if container.executor_pid is None and container.launched:
+            pid = paths.read_json(container.meta_dir / "executor.pid")
+            container.executor_pid = pid if isinstance(pid, int) else 0
+        if container.executor_pid:
+            out["executor_pid"] = container.executor_pid
         return out
 
     # -- checks --------------------------------------------------------------------------------
@@ -932,14 +935,14 @@ class Agent:
     def _persist(self, container: _Container, *, now: bool = False) -> None:
         """Checkpoint ``container``: soon (writes are coalesced), or ``now``.
 
-        Non-checkpointing frameworks' containers are written only when they start and end:
-        enough for a restarted agent to find and kill them, without per-update disk writes.
+        Containers of non-checkpointing frameworks are not written at all: like Mesos, their
+        executors shut their tasks down when the agent goes, and a new agent knows nothing of them.
         """
+        if not container.checkpoint:
+            return  # nothing of it survives an agent restart (its executor stops with the agent)
         if now:
             self._dirty.discard(container.container_id)
             self._write_checkpoint(container)
-            return
-        if not container.checkpoint and container.launched and not container.terminated:
             return
         self._dirty.add(container.container_id)
         if self._flush_handle is None:

@@ -98,6 +98,7 @@ class Cgroups:
         self.version = version
         self.memory_root = memory_root
         self.cpu_root = cpu_root
+        self._memsw: bool | None = None  # learnt on first use
 
     @property
     def available(self) -> bool:
@@ -116,8 +117,12 @@ class Cgroups:
                 if mem_mb:
                     limit = int(mem_mb * 1024 * 1024)
                     (mem_dir / "memory.limit_in_bytes").write_text(str(limit))
-                    with contextlib.suppress(OSError):  # no swap accounting on many hosts
-                        (mem_dir / "memory.memsw.limit_in_bytes").write_text(str(limit))
+                    if self._memsw is not False:  # swap accounting is off on many hosts
+                        try:
+                            (mem_dir / "memory.memsw.limit_in_bytes").write_text(str(limit))
+                            self._memsw = True
+                        except OSError:
+                            self._memsw = False
                 if self.cpu_root is not None:
                     cpu_dir = self.cpu_root / container_id
                     cpu_dir.mkdir(exist_ok=True)

@@ -8,7 +8,6 @@ Why copy Mesos exactly: operators and tools locate sandboxes by these paths
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -46,10 +45,12 @@ def container_meta_dir(*, work_dir: Path, agent_id: str, framework_id: str, exec
 def link_latest(run_dir: Path) -> None:
     """Point ``runs/latest`` at ``run_dir`` (atomically replacing an older link)."""
     latest = run_dir.parent / "latest"
-    tmp = run_dir.parent / f".latest.{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
+    tmp = run_dir.parent / f".latest.{run_dir.name}"  # unique per run: nothing to clear first
+    try:
+        tmp.symlink_to(run_dir.name)
+    except FileExistsError:
         tmp.unlink()
-    tmp.symlink_to(run_dir.name)
+        tmp.symlink_to(run_dir.name)
     os.replace(tmp, latest)
 
 
@@ -70,9 +71,13 @@ def latest_agent_id(*, work_dir: Path) -> str | None:
 
 
 def atomic_write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, separators=(",", ":")))
+    text = json.dumps(value, separators=(",", ":"))
+    try:
+        tmp.write_text(text)
+    except FileNotFoundError:  # first write: create the directory (rarely needed, so not always)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
     os.replace(tmp, path)
 
 
