@@ -169,6 +169,7 @@ class Framework:
         self._generation = 0  # bumped per subscription; stale updates are not acknowledged
         self._generation_changed = asyncio.Event()
         self._update_listeners: list[Callable[[types.TaskStatus], None]] = []
+        self._torn_down = False
         self.master: types.MasterInfo | None = None
         self.heartbeat_interval: float = events.DEFAULT_HEARTBEAT_INTERVAL
 
@@ -231,8 +232,8 @@ class Framework:
                 done, _ = await asyncio.wait(
                     {reader, dispatcher, stopper}, return_when=asyncio.FIRST_COMPLETED
                 )
-                if reader in done and reader.exception() is not None:
-                    # Deliver what was read before the failure (e.g. the ERROR event) first.
+                if reader in done:
+                    # Deliver what was read before the end (e.g. the ERROR event) first.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._queue.join(), timeout=5.0)
                 for task in done:
@@ -258,6 +259,9 @@ class Framework:
                 errors.ProtocolError,
             ) as e:
                 self._subscribed.clear()
+                if self._torn_down:
+                    log.info("framework %s torn down: stream closed", self._framework_id)
+                    return
                 log.warning("Mesos subscription lost: %s", e)
             self._subscribed.clear()
             self.metrics.inc("reconnects")
@@ -517,5 +521,14 @@ class Framework:
         self._offer_constraints = constraints
 
     async def teardown(self) -> None:
-        """TEARDOWN: the master kills every task of this framework and forgets it."""
-        await self._call(calls.teardown(framework_id=self._fid()))
+        """TEARDOWN: the master kills every task of this framework and forgets it.
+
+        ``run`` then returns (instead of re-subscribing) once the master closes the stream.
+        """
+        call = calls.teardown(framework_id=self._fid())
+        self._torn_down = True
+        try:
+            await self._call(call)
+        except BaseException:
+            self._torn_down = False
+            raise

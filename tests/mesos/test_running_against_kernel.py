@@ -12,6 +12,7 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from k8sbridge.kernel import main
@@ -19,7 +20,7 @@ from k8sbridge.kernel.agent.agent import Agent
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
 from k8sbridge.kernel.master.master import Master
-from k8sbridge.mesos import events, framework, reconcile, types
+from k8sbridge.mesos import errors, events, framework, reconcile, types
 from k8sbridge.mesos.client import ClientConfig
 from k8sbridge.model import resources as res
 from k8sbridge.model.ids import AgentId, ExecutorId, TaskId
@@ -324,3 +325,45 @@ async def test_a_master_restart_during_the_stream_is_survived(tmp_path: Path) ->
     finally:
         await agent_run.halt()
         await master.halt()
+
+
+async def test_update_framework_moves_offers_to_a_new_role_and_teardown_ends_run(
+        kernel: main.Kernel,
+) -> None:
+    fw, rec = make(kernel.master_address)
+    async with running(fw) as run:
+        await run.ready()
+        offer = await next_offer(rec)
+        assert offer.allocation_role == ROLE
+        executor, tasks = group(fw, offer, {"doomed": "sleep 60"})
+        await fw.launch_group(offer, executor=executor, tasks=tasks)
+        await wait_state(rec, "doomed", "TASK_RUNNING")
+        seen = offers_count(rec)
+        await fw.update_framework(
+            framework_info=dataclasses.replace(INFO, roles=(ROLE, "batch")),
+            suppressed_roles=[ROLE],
+        )
+        assert fw.framework_info.roles == (ROLE, "batch")
+        moved = await next_offer(rec, after=seen, timeout=10)
+        assert moved.allocation_role == "batch"
+        with pytest.raises(errors.BadRequest):  # changing the user is refused (400)
+            await fw.update_framework(framework_info=dataclasses.replace(INFO, user="other"))
+        await fw.teardown()
+        await run.result(timeout=10)  # the master closed the stream: run() returned
+    # The framework is gone, so its task's end is only visible to the operator API.
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            async with session.post(
+                kernel.master_url + "/api/v1",
+                json={"type": "GET_TASKS"},
+                headers={"Accept": "application/json"},
+            ) as response:
+                tasks = (await response.json())["get_tasks"]
+            done = {t["task_id"]["value"]: t["state"] for t in tasks.get("completed_tasks", [])}
+            if done.get("doomed") == "TASK_KILLED":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"task not killed after TEARDOWN: {tasks}")
+    assert fw.metrics.get("calls/UPDATE_FRAMEWORK/ok") == 1
+    assert fw.metrics.get("calls/TEARDOWN/ok") == 1
