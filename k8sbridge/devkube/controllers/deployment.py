@@ -182,7 +182,9 @@ class DeploymentController:
             if new_rs is not None and _replicas(new_rs) != replicas and not any(
                     _replicas(rs) for rs in old_rs):
                 new_rs = await self._scale(d, new_rs, replicas, surge)
-            return await self._sync_status(d, [*old_rs, *([new_rs] if new_rs else [])], new_rs)
+            return await self._sync_status(
+                d, [*old_rs, *([new_rs] if new_rs else [])], new_rs,
+                max_unavailable=0 if kind == "Recreate" else unavailable)
 
         if kind == "Recreate":
             new_rs, old_rs = await self._recreate(d, new_rs, old_rs, replicas)
@@ -200,12 +202,9 @@ class DeploymentController:
         for rs in old_rs:
             scaled.append(await self._scale(d, rs, 0, 0) if _replicas(rs) else rs)
         old_rs = scaled
-        old_uids = {uid_of(rs) for rs in old_rs}
-        ns = (d.get("metadata") or {}).get("namespace") or ""
         old_running = any(
             podfacts.phase(p) not in ("Succeeded", "Failed")
-            for p in self.pods.items(ns)
-            if (controller_ref(p) or {}).get("uid") in old_uids)
+            for rs in old_rs for p in self.pods.controlled_by(uid_of(rs)))
         if old_running:
             return new_rs, old_rs
         if new_rs is None:
@@ -430,11 +429,14 @@ class DeploymentController:
         for rs in sorted(idle, key=lambda r: (_revision(r), _created(r)))[:surplus]:
             m = rs.get("metadata") or {}
             try:
-                await self.client.delete(api.REPLICASETS, namespace=m.get("namespace"),
-                                         name=str(m.get("name")), uid=str(m.get("uid")))
+                reply = await self.client.delete(api.REPLICASETS, namespace=m.get("namespace"),
+                                                 name=str(m.get("name")), uid=str(m.get("uid")))
             except (errors.NotFound, errors.Conflict):
-                pass  # already gone or replaced: nothing to clean up
-            self.replicasets.remove(rs)
+                reply = None  # already gone or replaced: nothing to clean up
+            if reply is not None:
+                self.replicasets.upsert(reply)  # held by finalizers for now
+            else:
+                self.replicasets.remove(rs)
 
     # -- status --------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[RawObject | None, RawObject | None], None]
 """Called with (old, new): new is None on deletion, old is None on creation."""
 
-TOMBSTONE_SECONDS = 60.0
+GONE_SECONDS = 120.0  # how long a deleted UID is remembered to drop late, stale updates
 
 
 def _rv(obj: RawObject) -> int | None:
@@ -63,7 +63,7 @@ class Informer:
         self._by_namespace: dict[str, dict[ObjectKey, RawObject]] = {}
         self._by_owner: dict[ObjectUid, set[ObjectKey]] = {}
         self._uncontrolled: dict[str, set[ObjectKey]] = {}  # namespace → keys w/o controller
-        self._tombstones: dict[ObjectKey, tuple[ObjectUid, float]] = {}
+        self._gone: dict[ObjectUid, float] = {}  # deleted UIDs → when (monotonic)
         self._handlers: list[Handler] = []
         self._rv = ""
         self.relists = 0  # how many full LISTs were needed (1 + one per expired watch)
@@ -108,21 +108,18 @@ class Informer:
         old = self._cache.get(key)
         if old is not None and is_older(obj, old):
             return
-        stone = self._tombstones.get(key)
-        if stone is not None:
-            if stone[0] == uid_of(obj):
-                return
-            del self._tombstones[key]
+        if uid_of(obj) in self._gone:
+            return  # a reply or event that raced with the object's deletion
         self._store(key, obj, old)
         self._notify(old, obj)
 
     def remove(self, obj: RawObject) -> None:
-        """Forget ``obj`` (it was deleted); late events about the same UID are then ignored."""
+        """Forget ``obj`` (it was deleted); late updates about the same UID are then ignored."""
         key = key_of(obj)
+        self._mark_gone(uid_of(obj))
         old = self._cache.get(key)
         if old is not None and uid_of(old) != uid_of(obj):
             return  # a newer object of the same name is cached
-        self._tombstones[key] = (uid_of(obj), time.monotonic())
         if old is not None:
             self._drop(key, old)
             self._notify(old, None)
@@ -174,18 +171,19 @@ class Informer:
             self.upsert(obj)
         elif kind == "DELETED":
             key = key_of(obj)
-            stone = self._tombstones.get(key)
-            if stone is not None and stone[0] == uid_of(obj):
-                del self._tombstones[key]
+            self._mark_gone(uid_of(obj))
             old = self._cache.get(key)
             if old is not None and uid_of(old) == uid_of(obj):
                 self._drop(key, old)
                 self._notify(old, None)
 
-    def _expire_tombstones(self) -> None:
-        limit = time.monotonic() - TOMBSTONE_SECONDS
-        for key in [k for k, (_, t) in self._tombstones.items() if t < limit]:
-            del self._tombstones[key]
+    def _mark_gone(self, uid: ObjectUid) -> None:
+        now = time.monotonic()
+        self._gone[uid] = now
+        if len(self._gone) > 4096:  # bounded: forget the old ones
+            limit = now - GONE_SECONDS
+            for old_uid in [u for u, t in self._gone.items() if t < limit]:
+                del self._gone[old_uid]
 
     # -- the list/watch loop ------------------------------------------------------------
 
@@ -199,7 +197,6 @@ class Informer:
                 item.setdefault("kind", self.resource.kind)
                 item.setdefault("apiVersion", self.resource.group_version)
                 fresh[key_of(item)] = item
-        self._tombstones.clear()
         for key, gone in list(self._cache.items()):
             if key not in fresh:
                 self._drop(key, gone)
@@ -237,7 +234,6 @@ class Informer:
                     if kind != "BOOKMARK":
                         self._apply_event(kind, obj)
                     delay = 0.05
-                self._expire_tombstones()
             except errors.Gone:
                 need_list = True
             except errors.ControllerError as e:
