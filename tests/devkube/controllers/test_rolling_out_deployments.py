@@ -354,3 +354,28 @@ async def test_stuck_rollout_reports_progress_deadline(tmp_path: Path) -> None:
             assert "exceeded its progress deadline" in str(e)
         else:
             raise AssertionError("rollout status should fail on a stuck rollout")
+
+
+async def test_min_ready_seconds_delays_availability(cluster: Cluster, tmp_path: Path) -> None:
+    manifest = deployment(replicas=2)
+    manifest["spec"]["minReadySeconds"] = 2
+    await apply(cluster, tmp_path, manifest)
+
+    async def ready_but_not_available() -> bool:
+        d = await cluster.client.get(api.DEPLOYMENTS, namespace="default", name="web")
+        st = d.get("status") or {}
+        return st.get("readyReplicas") == 2 and not st.get("availableReplicas")
+
+    await eventually(ready_but_not_available, what="2 ready, 0 available")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    async def available() -> bool:
+        d = await cluster.client.get(api.DEPLOYMENTS, namespace="default", name="web")
+        return (d.get("status") or {}).get("availableReplicas") == 2
+
+    await eventually(available, timeout=10, what="available after minReadySeconds")
+    # readiness timestamps have one-second resolution: allow for the truncation
+    assert loop.time() - start >= 0.8
+    [rs] = await cluster.replicasets()
+    assert rs["spec"]["minReadySeconds"] == 2
