@@ -1127,8 +1127,8 @@ class Allocator:
         returned = held - remaining
         if not returned.items:
             return
+        self._untrack(agent, fw, returned)  # before _set_held may drop an unsubscribed role
         self._set_held(agent, fw, remaining)
-        self._untrack(agent, fw, returned)
         if agent.overcommitted:
             agent.recompute_available()  # never offer more than the (shrunk) total
         else:

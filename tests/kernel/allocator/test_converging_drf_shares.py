@@ -104,12 +104,16 @@ def test_shares_stay_within_one_task_with_event_driven_passes(
         idle = 0 if launched else idle + 1
         assert abs(share(F1) - share(F2)) <= one_task + 1e-9
 
-    # unbounded demand was served: no agent has room for the lower framework's task left
-    lower = min((F1, F2), key=share)
-    cpus, mem = tasks[lower]
-    for agent_id in ids:
-        left = a.available(agent_id)
-        assert not (left.scalar("cpus") >= cpus and left.scalar("mem") >= mem)
+    # Unbounded demand was served: a framework strictly below the other is offered every
+    # agent first, so none has room for its task left. (On an exact tie the sorter may offer
+    # an agent to the framework that cannot use it; with refuse_seconds=0 it keeps doing so,
+    # as Mesos does: that is what decline filters are for.)
+    if abs(share(F1) - share(F2)) > 1e-9:
+        lower = min((F1, F2), key=share)
+        cpus, mem = tasks[lower]
+        for agent_id in ids:
+            left = a.available(agent_id)
+            assert not (left.scalar("cpus") >= cpus and left.scalar("mem") >= mem)
 
 
 @settings(max_examples=60, deadline=None)
