@@ -18,9 +18,11 @@ from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskI
 
 __all__ = [
     "accept",
+    "accept_inverse_offers",
     "acknowledge",
     "acknowledge_operation_status",
     "decline",
+    "decline_inverse_offers",
     "kill",
     "launch",
     "launch_group",
@@ -159,6 +161,39 @@ def decline(
     if (flt := _filters(refuse_seconds)) is not None:
         body["filters"] = flt
     return {"type": "DECLINE", "framework_id": _id(framework_id), "decline": body}
+
+
+def accept_inverse_offers(
+        *,
+        framework_id: FrameworkId,
+        inverse_offer_ids: Sequence[str],
+        refuse_seconds: float | None = None,
+) -> wire.RawCall:
+    """ACCEPT_INVERSE_OFFERS: agree to a maintenance window (no resources change hands)."""
+    body: wire.RawAcceptInverseOffers = {"inverse_offer_ids": [_id(i) for i in inverse_offer_ids]}
+    if (flt := _filters(refuse_seconds)) is not None:
+        body["filters"] = flt
+    return {
+        "type": "ACCEPT_INVERSE_OFFERS",
+        "framework_id": _id(framework_id),
+        "accept_inverse_offers": body,
+    }
+
+
+def decline_inverse_offers(
+        *,
+        framework_id: FrameworkId,
+        inverse_offer_ids: Sequence[str],
+        refuse_seconds: float | None = None,
+) -> wire.RawCall:
+    body: wire.RawAcceptInverseOffers = {"inverse_offer_ids": [_id(i) for i in inverse_offer_ids]}
+    if (flt := _filters(refuse_seconds)) is not None:
+        body["filters"] = flt
+    return {
+        "type": "DECLINE_INVERSE_OFFERS",
+        "framework_id": _id(framework_id),
+        "decline_inverse_offers": body,
+    }
 
 
 def revive(*, framework_id: FrameworkId, roles: Sequence[str] | None = None) -> wire.RawCall:

@@ -426,6 +426,28 @@ class Framework:
             )
         )
 
+    async def accept_inverse_offers(
+            self, inverse_offer_ids: Sequence[str], *, refuse_seconds: float | None = None
+    ) -> None:
+        await self._call(
+            calls.accept_inverse_offers(
+                framework_id=self._fid(),
+                inverse_offer_ids=inverse_offer_ids,
+                refuse_seconds=refuse_seconds,
+            )
+        )
+
+    async def decline_inverse_offers(
+            self, inverse_offer_ids: Sequence[str], *, refuse_seconds: float | None = None
+    ) -> None:
+        await self._call(
+            calls.decline_inverse_offers(
+                framework_id=self._fid(),
+                inverse_offer_ids=inverse_offer_ids,
+                refuse_seconds=refuse_seconds,
+            )
+        )
+
     async def revive(self, roles: Sequence[str] | None = None) -> None:
         await self._call(calls.revive(framework_id=self._fid(), roles=roles))
         if roles is None:

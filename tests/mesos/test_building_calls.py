@@ -198,3 +198,14 @@ def test_reconcile_request_message_shutdown_teardown_update_framework() -> None:
         framework_id=FID, agent_id=AgentId("a"), operation_id="op", uuid=fx.UUID_B64
     )
     assert ack["acknowledge_operation_status"]["operation_id"] == {"value": "op"}
+
+
+def test_inverse_offer_answers() -> None:
+    acc = calls.accept_inverse_offers(framework_id=FID, inverse_offer_ids=["i1"], refuse_seconds=1)
+    assert acc["accept_inverse_offers"] == {
+        "inverse_offer_ids": [{"value": "i1"}],
+        "filters": {"refuse_seconds": 1.0},
+    }
+    dec = calls.decline_inverse_offers(framework_id=FID, inverse_offer_ids=["i1"])
+    assert dec["type"] == "DECLINE_INVERSE_OFFERS"
+    assert dec["decline_inverse_offers"] == {"inverse_offer_ids": [{"value": "i1"}]}

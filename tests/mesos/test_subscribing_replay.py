@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import random
 import ssl
@@ -14,7 +15,8 @@ import pytest
 
 from k8sbridge.mesos import calls, errors, events, framework, types
 from k8sbridge.mesos.client import ClientConfig, MesosClient
-from k8sbridge.model.ids import AgentId, FrameworkId, OfferId, TaskId
+from k8sbridge.model import resources as res
+from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId
 from tests.mesos import fixtures as fx
 from tests.mesos.helpers import Recorder, make_tls, running
 from tests.mesos.replay import ReplayMaster, Script
@@ -310,9 +312,7 @@ async def test_call_failures_raise_typed_errors(master: ReplayMaster) -> None:
     assert fw.metrics.get("calls/KILL/Forbidden") == 1
 
 
-def fx_exec() -> types.ExecutorId:  # type: ignore[name-defined]
-    from k8sbridge.model.ids import ExecutorId
-
+def fx_exec() -> ExecutorId:
     return ExecutorId("e")
 
 
@@ -481,3 +481,55 @@ def test_the_file_store_persists_the_framework_id(tmp_path: Path) -> None:
     store.save(FrameworkId("abc-0001"))
     assert store.load() == "abc-0001"
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["framework-id"]
+
+
+async def test_every_driver_call_reaches_the_master_with_framework_id_and_stream_id(
+        master: ReplayMaster,
+) -> None:
+    master.scripts.append(Script(chunks=[subscribed(), fx.frame(fx.UPDATE_OPERATION_STATUS)]))
+    master.call_status = {"UPDATE_FRAMEWORK": (200, "")}
+    fw, rec = make(master.address)
+    async with running(fw) as run:
+        await run.ready()
+        op = await rec.wait_for(lambda e: isinstance(e, events.UpdateOperationStatus))
+        await fw.acknowledge_operation_status(op[0])  # type: ignore[arg-type]
+        await fw.accept_inverse_offers(["i1"])
+        await fw.decline_inverse_offers(["i1"], refuse_seconds=60)
+        await fw.shutdown(executor_id=fx_exec(), agent_id=AgentId(fx.AGENT_ID))
+        await fw.message(agent_id=AgentId(fx.AGENT_ID), executor_id=fx_exec(), data=b"ping")
+        await fw.request([(None, fx_resources())])
+        await fw.reconcile({TaskId("t"): None})
+        await fw.suppress()
+        await fw.update_framework(
+            framework_info=dataclasses.replace(INFO, roles=("k8s", "batch")),
+            offer_constraints={"role_constraints": {"k8s": {"groups": []}}},
+        )
+        await fw.revive()
+        await fw.teardown()
+    kinds = [c.type for c in master.calls]
+    assert kinds == [
+        "ACKNOWLEDGE_OPERATION_STATUS",
+        "ACCEPT_INVERSE_OFFERS",
+        "DECLINE_INVERSE_OFFERS",
+        "SHUTDOWN",
+        "MESSAGE",
+        "REQUEST",
+        "RECONCILE",
+        "SUPPRESS",
+        "UPDATE_FRAMEWORK",
+        "REVIVE",
+        "TEARDOWN",
+    ]
+    for call in master.calls:
+        assert call.body["framework_id"] == {"value": fx.FRAMEWORK_ID}
+        assert call.headers["Mesos-Stream-Id"] == "stream-1"
+    update = master.calls_of("UPDATE_FRAMEWORK")[0].body["update_framework"]
+    assert update["framework_info"]["id"] == {"value": fx.FRAMEWORK_ID}
+    assert update["framework_info"]["roles"] == ["k8s", "batch"]
+    assert update["suppressed_roles"] == ["k8s"]  # the earlier SUPPRESS is remembered
+    ack = master.calls_of("ACKNOWLEDGE_OPERATION_STATUS")[0].body["acknowledge_operation_status"]
+    assert ack["uuid"] == fx.UUID_B64 and ack["operation_id"] == {"value": "op-1"}
+
+
+def fx_resources() -> res.Resources:
+    return res.Resources.from_scalars({"cpus": 1})
