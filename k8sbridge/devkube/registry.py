@@ -26,6 +26,7 @@ PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 NS_KIND = kinds.BY_KEY[kinds.ResourceKey("/namespaces")]
 SA_KIND = kinds.BY_KEY[kinds.ResourceKey("/serviceaccounts")]
 POD_KIND = kinds.BY_KEY[kinds.ResourceKey("/pods")]
+SVC_KIND = kinds.BY_KEY[kinds.ResourceKey("/services")]
 
 # Spec fields of a pod that may change after creation (everything else is immutable).
 _POD_MUTABLE_CONTAINER = frozenset({"image"})
@@ -71,6 +72,14 @@ class Registry:
                     kind=NS_KIND, namespace="",
                     body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
                 )
+        if self.store.peek(SVC_KIND.store_key, "default", "kubernetes") is None:
+            self.create(kind=SVC_KIND, namespace="default", body={
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "labels": {
+                    "component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": "10.96.0.1", "ports": [
+                    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+            })
 
     def current(self, kind: kinds.Kind, namespace: str, name: str) -> Obj:
         obj = self.store.get(kind.store_key, namespace, name)
@@ -161,6 +170,8 @@ class Registry:
             obj.pop("status", None)
         if kind.plural == "events":
             events.default_core(obj)
+        if kind.plural == "services":
+            self._allocate_cluster_ip(obj)
         validation.apply_defaults(kind, obj, create=True)
         validation.validate(kind, obj)
         name = meta["name"]
@@ -172,6 +183,28 @@ class Registry:
         if kind.plural == "namespaces":
             self._ensure_service_account(name)
         return self.view(kind, stored.obj)  # stored objects are never mutated: no copy
+
+    def _allocate_cluster_ip(self, obj: Obj) -> None:
+        """Give a Service a virtual IP from 10.96.0.0/16 (nothing routes it: display only)."""
+        spec = obj.get("spec")
+        if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+            return
+        if spec.get("clusterIP"):
+            if spec["clusterIP"] != "None":
+                spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            return
+        used = {
+            (s.obj.get("spec") or {}).get("clusterIP")
+            for s in self.store.items(SVC_KIND.store_key)
+        }
+        for n in range(2, 65534):
+            ip = f"10.96.{n // 256}.{n % 256}"
+            if n % 256 not in (0, 255) and ip not in used:
+                spec["clusterIP"] = ip
+                spec["clusterIPs"] = [ip]
+                spec.setdefault("ipFamilies", ["IPv4"])
+                spec.setdefault("ipFamilyPolicy", "SingleStack")
+                return
 
     def _ensure_service_account(self, namespace: str) -> None:
         if self.store.peek(SA_KIND.store_key, namespace, "default") is None:
@@ -251,6 +284,11 @@ class Registry:
                     new.pop("status", None)
             if kind.plural == "pods":
                 self._check_pod_update(old, new)
+            if kind.plural == "services" and isinstance(new.get("spec"), dict):
+                for field in ("clusterIP", "clusterIPs"):  # allocated once, kept on update
+                    old_value = (old.get("spec") or {}).get(field)
+                    if old_value and not new["spec"].get(field):
+                        new["spec"][field] = old_value
             validation.apply_defaults(kind, new, create=False)
             if kind.has_spec and new.get("spec") != old.get("spec"):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1

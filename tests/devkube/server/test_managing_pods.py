@@ -185,3 +185,23 @@ async def test_events_have_two_views(api: Api) -> None:
         "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"},
         "reason": "Logging", "message": "hi", "type": "Normal"})
     assert status == 201
+
+
+async def test_services_get_a_cluster_ip(api: Api) -> None:
+    svcs = "/api/v1/namespaces/default/services"
+    _, default = await api.request("GET", f"{svcs}/kubernetes")
+    assert default["spec"]["clusterIP"] == "10.96.0.1"
+    status, svc = await api.request("POST", svcs, body={
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    assert status == 201
+    ip = svc["spec"]["clusterIP"]
+    assert ip.startswith("10.96.") and ip != "10.96.0.1" and svc["spec"]["clusterIPs"] == [ip]
+    assert svc["spec"]["ports"][0]["targetPort"] == 80
+    del svc["spec"]["clusterIP"], svc["spec"]["clusterIPs"]
+    _, updated = await api.request("PUT", f"{svcs}/web", body=svc)
+    assert updated["spec"]["clusterIP"] == ip
+    _, headless = await api.request("POST", svcs, body={
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "hl"},
+        "spec": {"clusterIP": "None", "ports": [{"port": 80}]}})
+    assert headless["spec"]["clusterIP"] == "None"
