@@ -355,8 +355,12 @@ def place(
     statics: dict[tuple[object, ...], _StaticResult] = {}
     assignments: list[plan.Assignment] = []
     unplaced: list[plan.Unplaced] = []
+    seen: set[str] = set()
     for i in order:
         pod = pending[i]
+        if pod.key in seen:
+            continue  # the same pod twice in the queue is placed once
+        seen.add(pod.key)
         sig = pod.placement_signature
         if any_anti:
             sig += (pod.namespace, pod.labels)

@@ -413,3 +413,9 @@ def test_large_pass_places_every_pod_that_fits() -> None:
         per_agent[a.agent_id] = per_agent.get(a.agent_id, 0) + 1
     assert set(per_agent.values()) == {10}
     assert len({a.pod_key for a in result.assignments}) == 500
+
+
+def test_a_pod_queued_twice_is_placed_once() -> None:
+    p = pod("p")
+    result = stack.place(pending=[p, p], view=view(agent(1)))
+    assert [a.pod_key for a in result.assignments] == ["default/p"] and not result.unplaced
