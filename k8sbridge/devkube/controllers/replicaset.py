@@ -101,14 +101,21 @@ class ReplicaSetController:
         owned = await self._claim(rs, selector)
         active = [p for p in owned if podfacts.is_active(p)]
         replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        failure: errors.ControllerError | None = None
         if not podfacts.is_terminating(rs):
             diff = len(active) - replicas
             if diff < 0:
-                await self._create(rs, min(-diff, BURST))
+                try:
+                    await self._create(rs, min(-diff, BURST))
+                except errors.ControllerError as e:
+                    failure = e  # reported in status (ReplicaFailure), then retried
             elif diff > 0:
                 for pod in podfacts.pods_to_delete(active, min(diff, BURST)):
                     await self._delete(pod)
-        return await self._update_status(rs, name)
+        again = await self._update_status(rs, name, failure=failure)
+        if failure is not None:
+            raise failure
+        return again
 
     async def _claim(self, rs: RawObject, selector: selectors.LabelSelector) -> list[RawObject]:
         """Pods this set controls after adopting matching orphans and releasing mismatches."""
@@ -220,7 +227,8 @@ class ReplicaSetController:
             self.recorder.record(rs, reason=reason, message=message,
                                  type_="Warning" if warning else "Normal")
 
-    async def _update_status(self, rs: RawObject, name: str) -> float | None:
+    async def _update_status(self, rs: RawObject, name: str, *,
+                             failure: errors.ControllerError | None) -> float | None:
         """Write the counters; return seconds until a pod becomes available, if one will."""
         spec = rs.get("spec") or {}
         min_ready = float(spec.get("minReadySeconds") or 0)
@@ -253,9 +261,15 @@ class ReplicaSetController:
 
         def mutate(obj: RawObject) -> bool:
             status = obj.setdefault("status", {})
-            if all(int(status.get(k) or 0) == v for k, v in wanted.items()):
+            conditions = _with_failure(status.get("conditions") or [], failure, now=now)
+            if all(int(status.get(k) or 0) == v for k, v in wanted.items()) and \
+                    conditions == (status.get("conditions") or []):
                 return False
             status.update(wanted)
+            if conditions:
+                status["conditions"] = conditions
+            else:
+                status.pop("conditions", None)
             return True
 
         try:
@@ -265,3 +279,19 @@ class ReplicaSetController:
         except errors.NotFound:
             log.debug("replicaset %s vanished before its status update", name)
         return None if wait is None else wait + 0.05
+
+
+def _with_failure(conditions: list[Any], failure: errors.ControllerError | None, *,
+                  now: datetime.datetime) -> list[Any]:
+    """``conditions`` with ReplicaFailure set (pod creation failed) or removed (it worked)."""
+    others = [c for c in conditions if isinstance(c, dict) and c.get("type") != "ReplicaFailure"]
+    if failure is None:
+        return others
+    message = failure.message if isinstance(failure, errors.ApiError) else str(failure)
+    previous = next((c for c in conditions if isinstance(c, dict)
+                     and c.get("type") == "ReplicaFailure"), None)
+    if previous is not None and previous.get("message") == message:
+        return [*others, previous]
+    return [*others, {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                      "message": message[:1024],
+                      "lastTransitionTime": podfacts.format_time(now)}]
