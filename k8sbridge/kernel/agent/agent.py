@@ -210,8 +210,6 @@ class Agent:
         except OSError as e:
             raise AgentError(f"cannot use work dir {self._work_dir}: {e}") from e
         self._cgroups = cgroups.detect()
-        await self._recover()
-        self._spawn(self._daemon.warm_up())
         app = agent_http.make_app(self)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -227,6 +225,13 @@ class Agent:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self._http_port = int(sockets[0].getsockname()[1]) if sockets else self._config.port
+        try:
+            await self._recover()
+        except BaseException:
+            await self._shutdown(keep_tasks=True)
+            await runner.cleanup()
+            raise
+        self._spawn(self._daemon.warm_up())
         log.info("agent API on http://%s", self.http_address)
         link_task = asyncio.create_task(self._link_loop(stop=stop, ready=ready), name="agent-link")
         retry_task = asyncio.create_task(self._retry_loop(stop=stop), name="agent-retries")
@@ -735,6 +740,14 @@ class Agent:
         if kind == "GONE":
             for task in container.tasks.values():
                 if not task.terminal:
+                    # Its supervisor died without reporting the task: destroy what is left.
+                    if task.pid:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(task.pid, signal.SIGKILL)
+                    if container.cgroup is not None:
+                        for stray in container.cgroup.pids():
+                            with contextlib.suppress(ProcessLookupError, PermissionError):
+                                os.kill(stray, signal.SIGKILL)
                     self._update(container, task, "TASK_FAILED", source="SOURCE_AGENT",
                                  reason="REASON_EXECUTOR_TERMINATED",
                                  message="Executor terminated")
@@ -1079,7 +1092,8 @@ class Agent:
                  container.container_id)
 
     async def _shutdown(self, *, keep_tasks: bool) -> None:
-        live = [c for c in self._containers.values() if c.client is not None]
+        live = [c for c in self._containers.values()
+                if c.client is not None and c.client.attached]
         if not keep_tasks:
             for container in live:
                 assert container.client is not None

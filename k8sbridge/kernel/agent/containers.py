@@ -270,6 +270,10 @@ class ExecutorClient:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 writer.close()
 
+    @property
+    def attached(self) -> bool:
+        return self._writer is not None
+
     async def send(self, command: dict[str, Any]) -> bool:
         writer = self._writer
         if writer is None:

@@ -42,6 +42,9 @@ from k8sbridge.kernel.agent import cgroups
 __all__ = ["main", "socket_address", "wait_status"]
 
 
+_ATTACH_TIMEOUT_SECONDS = 30.0
+
+
 def socket_address(name: str) -> str:
     """The abstract-namespace address (no file, no path-length limit) for ``name``."""
     return "\0" + name
@@ -223,8 +226,20 @@ class _Supervisor:
                 self.spawn_kill(other["task_id"], self.default_grace)
 
     async def run(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.attached.wait(), timeout=30.0)
+        try:
+            await asyncio.wait_for(self.attached.wait(), timeout=_ATTACH_TIMEOUT_SECONDS)
+        except TimeoutError:
+            # The agent died or gave up while launching: nobody would ever control these tasks.
+            self.log("no agent attached: the tasks are not started")
+            for t in self.tasks:
+                self.emit({"type": "EXITED", "task_id": t["task_id"], "status": None,
+                           "error": "the agent never attached to the executor", "oom": False,
+                           "killed": False})
+                self.exited[t["task_id"]].set()
+            if self.cgroup is not None:
+                self.cgroup.remove()
+            self.emit({"type": "TERMINATED"})
+            return
         runners = [asyncio.create_task(self.run_task(t)) for t in self.tasks]
         # Every task has been spawned (or failed to) before any kill is acted upon.
         while not all(t["task_id"] in self.procs or self.exited[t["task_id"]].is_set()

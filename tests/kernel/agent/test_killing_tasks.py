@@ -107,3 +107,23 @@ async def test_shutdown_executor_and_framework_kill_everything(tmp_path: Path) -
         # The framework is gone: its last updates are not sent (nobody would acknowledge them).
         assert "TASK_KILLED" not in run.master.states("s2") + run.master.states("s3")
         assert len(run.agent._updates) == 0
+
+
+async def test_a_dead_container_daemon_fails_and_destroys_its_tasks(tmp_path: Path) -> None:
+    import signal
+
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(fm.run_task(fm.command_task("orph", "echo $$ > pid; exec sleep 300")))
+        running = await run.master.wait_state("orph", "TASK_RUNNING")
+        pid = int(await _wait_file(_sandbox(tmp_path, "orph") / "pid"))
+        daemon_pid = running["container_status"]["executor_pid"]
+        os.kill(daemon_pid, signal.SIGKILL)
+        failed = await run.master.wait_state("orph", "TASK_FAILED")
+        assert failed["reason"] == "REASON_EXECUTOR_TERMINATED"
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not _alive(pid)
+        # A new task gets a new daemon.
+        await run.master.send(fm.run_task(fm.command_task("after", "true")))
+        await run.master.wait_state("after", "TASK_FINISHED")
