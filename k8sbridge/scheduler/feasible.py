@@ -36,8 +36,8 @@ __all__ = [
     "REASON_NO_OFFER",
     "REASON_POD_AFFINITY_UNSUPPORTED",
     "REASON_TAINT",
-    "REASON_TOPOLOGY_UNSUPPORTED",
     "AgentState",
+    "Domains",
     "Pool",
     "Rejection",
 ]
@@ -56,7 +56,6 @@ REASON_NODE_SELECTOR = "did not match nodeSelector"
 REASON_NODE_AFFINITY = "did not match required node affinity"
 REASON_TAINT = "had untolerated taint"
 REASON_ANTI_AFFINITY = "did not satisfy pod anti-affinity"
-REASON_TOPOLOGY_UNSUPPORTED = "cannot check pod anti-affinity topologyKey"
 REASON_POD_AFFINITY_UNSUPPORTED = "cannot check required pod affinity (not supported)"
 
 SCALAR_ORDER = ("cpus", "mem", "disk", "gpus")
@@ -186,7 +185,6 @@ class AgentState:
         "index",
         "pools",
         "taken_ports",
-        "pods",
         "capacity",
         "placed",
         "score",
@@ -200,10 +198,6 @@ class AgentState:
             by_role.setdefault(offer.allocation_role, []).append(offer)
         self.pools = [Pool(role=role, offers=offers) for role, offers in by_role.items()]
         self.taken_ports: set[tuple[int, str]] = {p for pod in view.pods for p in pod.host_ports}
-        # (namespace, labels, own anti-affinity terms) of every pod on the agent
-        self.pods: list[
-            tuple[str, dict[str, str], tuple[pods.PodAffinityTerm, ...]]
-        ] = [(p.namespace, dict(p.labels), p.anti_affinity) for p in view.pods]
         if view.total is not None:
             totals = view.total.scalars()
             self.capacity = {n: to_milli(v) for n, v in totals.items()}
@@ -276,9 +270,6 @@ def check_supported(pod: pods.PodRequest, agent: AgentState) -> Rejection | None
     """Constraints placement cannot evaluate are reported, never silently ignored."""
     if pod.required_pod_affinity:
         return Rejection(REASON_POD_AFFINITY_UNSUPPORTED)
-    for term in pod.anti_affinity:
-        if term.topology_key != cluster.LABEL_HOSTNAME:
-            return Rejection(REASON_TOPOLOGY_UNSUPPORTED, term.topology_key)
     return None
 
 
@@ -327,21 +318,57 @@ def check_ports_taken(
     return None
 
 
-def check_anti_affinity(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
-    """Required anti-affinity on kubernetes.io/hostname, both directions (as kube-scheduler)."""
-    if not agent.pods:
-        return None
-    labels: dict[str, str] | None = None
-    for namespace, other_labels, other_terms in agent.pods:
-        for term in pod.anti_affinity:
-            if term.selects(namespace=namespace, labels=other_labels):
-                return Rejection(REASON_ANTI_AFFINITY)
-        if other_terms:
-            if labels is None:
-                labels = pod.labels_dict
-            for term in other_terms:
-                if term.topology_key == cluster.LABEL_HOSTNAME and term.selects(
-                    namespace=pod.namespace, labels=labels
+PodEntry = tuple[str, dict[str, str], tuple[pods.PodAffinityTerm, ...]]
+
+
+class Domains:
+    """Pods per topology domain ((topologyKey, label value) → pods), for pod anti-affinity.
+
+    Only the topology keys some term uses are indexed. ``kubernetes.io/hostname`` is one agent
+    per domain; ``topology.kubernetes.io/zone`` spans every agent of the zone.
+    """
+
+    __slots__ = ("keys", "pods")
+
+    def __init__(self, *, keys: set[str]) -> None:
+        self.keys = keys
+        self.pods: dict[tuple[str, str], list[PodEntry]] = {}
+
+    def add(self, agent: AgentState, entry: PodEntry) -> None:
+        labels = agent.view.labels
+        for key in self.keys:
+            value = labels.get(key)
+            if value is not None:
+                self.pods.setdefault((key, value), []).append(entry)
+
+
+def check_anti_affinity(
+    pod: pods.PodRequest, agent: AgentState, domains: Domains
+) -> Rejection | None:
+    """Required pod anti-affinity, both directions, as kube-scheduler: the pod's terms must
+    select no pod in the agent's domain, and no pod there may have a term selecting it. An
+    agent without the topology label is outside every domain of that key."""
+    labels = agent.view.labels
+    own: dict[str, str] | None = None
+    for key in domains.keys:
+        value = labels.get(key)
+        if value is None:
+            continue
+        for namespace, other_labels, other_terms in domains.pods.get((key, value), ()):
+            for term in pod.anti_affinity:
+                if term.topology_key == key and term.selects(
+                    namespace=namespace, labels=other_labels
                 ):
-                    return Rejection(REASON_ANTI_AFFINITY)
+                    return Rejection(REASON_ANTI_AFFINITY, _topology(key))
+            for term in other_terms:
+                if term.topology_key != key:
+                    continue
+                if own is None:
+                    own = pod.labels_dict
+                if term.selects(namespace=pod.namespace, labels=own):
+                    return Rejection(REASON_ANTI_AFFINITY, _topology(key))
     return None
+
+
+def _topology(key: str) -> str:
+    return "" if key == cluster.LABEL_HOSTNAME else f"({key})"

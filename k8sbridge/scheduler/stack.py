@@ -10,8 +10,9 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
 3. the agents that pass become the group's ``select.CandidateQueue``, read in the order of
    one ``select.Ranking`` of all agents by ``rank`` score, updated after each placement;
 4. for each pod the best candidate gets the *dynamic* checks, resources first (the question
-   users ask most), then host ports already taken, then pod anti-affinity; an agent failing one
-   is dropped for the group, the next candidate is tried;
+   users ask most), then host ports already taken, then pod anti-affinity (any topologyKey:
+   hostname, zone, ...); an agent failing one is dropped for the group, the next candidate is
+   tried;
 5. a placement carves the pod's resources out of the agent's pool (executor overhead once per
    pod), so many pods share an offer and later pods see what is left;
 6. when a group has no candidate left, its pods are unplaced with one ``Explanation``.
@@ -347,9 +348,16 @@ def place(
     tiebreak = list(range(len(agents)))
     random.Random(settings.seed).shuffle(tiebreak)
     ranking = select.Ranking(agents=agents, tiebreak=tiebreak)
-    any_anti = any(p.anti_affinity for p in pending) or any(
-        pod.anti_affinity for a in view.agents for pod in a.pods
-    )
+    topology_keys = {t.topology_key for p in pending for t in p.anti_affinity} | {
+        t.topology_key for a in view.agents for pod in a.pods for t in pod.anti_affinity
+    }
+    any_anti = bool(topology_keys)
+    domains = feasible.Domains(keys=topology_keys)
+    if any_anti:
+        for state in agents:
+            for placed_pod in state.view.pods:
+                entry = (placed_pod.namespace, dict(placed_pod.labels), placed_pod.anti_affinity)
+                domains.add(state, entry)
     order = sorted(range(len(pending)), key=lambda i: -pending[i].priority)
     groups: dict[tuple[object, ...], _Group] = {}
     statics: dict[tuple[object, ...], _StaticResult] = {}
@@ -383,7 +391,7 @@ def place(
                 queue.drop(agent, fit)
                 continue
             rejection = (group.ports and feasible.check_ports_taken(group.ports, agent)) or (
-                any_anti and feasible.check_anti_affinity(pod, agent)
+                any_anti and feasible.check_anti_affinity(pod, agent, domains)
             )
             if rejection:
                 queue.drop(agent, rejection)
@@ -395,7 +403,7 @@ def place(
             if group.ports:
                 agent.taken_ports.update(group.ports)
             if any_anti:
-                agent.pods.append((pod.namespace, pod.labels_dict, pod.anti_affinity))
+                domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
             placed = True
             break
         if not placed:

@@ -336,13 +336,31 @@ def test_anti_affinity_is_symmetric_with_existing_pods() -> None:
     assert where(result)["new"] == "a2"
 
 
-def test_unsupported_constraints_are_reported_not_ignored() -> None:
+def test_anti_affinity_on_zones_keeps_one_replica_per_zone() -> None:
     zone_anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-        {"labelSelector": {"matchLabels": {"app": "x"}},
+        {"labelSelector": {"matchLabels": {"app": "zk"}},
          "topologyKey": "topology.kubernetes.io/zone"}]}}
-    result = stack.place(pending=[pod("p", affinity=zone_anti)], view=view(agent(1)))
+    cl = view(agent(1, zone="z1"), agent(2, zone="z1"), agent(3, zone="z2"))
+    replicas = [pod(f"zk{i}", labels={"app": "zk"}, affinity=zone_anti) for i in range(4)]
+    result = stack.place(pending=replicas, view=cl)
+    zones = [cl.agents[int(a[1:]) - 1].labels["topology.kubernetes.io/zone"]
+             for a in where(result).values()]
+    assert sorted(zones) == ["z1", "z2"]
     assert result.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 cannot check pod anti-affinity topologyKey topology.kubernetes.io/zone"
+        "0/3 agents fit: 3 did not satisfy pod anti-affinity (topology.kubernetes.io/zone)"
+    )
+    # an agent without the topology label is in no zone: the term does not apply there
+    unzoned = stack.place(pending=replicas, view=view(agent(4)))
+    assert len(unzoned.assignments) == 3  # three fit the agent's 4 cpus
+
+
+def test_required_pod_affinity_is_reported_not_ignored() -> None:
+    affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "x"}}, "topologyKey": "kubernetes.io/hostname"}
+    ]}}
+    result = stack.place(pending=[pod("p", affinity=affinity)], view=view(agent(1)))
+    assert result.unplaced[0].explanation.message == (
+        "0/1 agents fit: 1 cannot check required pod affinity (not supported)"
     )
 
 
