@@ -179,10 +179,13 @@ def detect(*, root: Path = _ROOT) -> Cgroups:
     if (root / "cgroup.controllers").exists():
         parent = root / _PARENT
         if _writable_dir(parent):
+            # v2: a controller reaches a child only if every ancestor delegates it.
+            for directory in (root, parent):
+                with contextlib.suppress(OSError):
+                    (directory / "cgroup.subtree_control").write_text("+memory +cpu")
             with contextlib.suppress(OSError):
-                (parent / "cgroup.subtree_control").write_text("+memory +cpu")
-            if "memory" in (parent / "cgroup.subtree_control").read_text():
-                return Cgroups(version=2, memory_root=parent, cpu_root=None)
+                if "memory" in (parent / "cgroup.subtree_control").read_text():
+                    return Cgroups(version=2, memory_root=parent, cpu_root=None)
     if not _warned:
         _warned = True
         log.warning("no writable cgroup hierarchy under %s: tasks run without memory or cpu "

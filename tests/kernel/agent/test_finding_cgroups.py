@@ -1,0 +1,51 @@
+"""Which cgroup hierarchy the agent uses (v1, v2, none) and what it writes, on fake roots."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from k8sbridge.kernel.agent import cgroups
+
+
+def test_v1_memory_and_cpu(tmp_path: Path) -> None:
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("max")
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.shares").write_text("1024")
+    found = cgroups.detect(root=tmp_path)
+    assert found.version == 1 and found.available
+    cg = found.create(container_id="c1", mem_mb=64, cpus=0.25)
+    assert cg is not None
+    assert (tmp_path / "memory/k8sbridge/c1/memory.limit_in_bytes").read_text() == str(64 << 20)
+    assert (tmp_path / "cpu/k8sbridge/c1/cpu.shares").read_text() == "256"
+    (tmp_path / "memory/k8sbridge/c1/memory.oom_control").write_text(
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert cg.oom_kills() == 2
+    assert cgroups.CgroupSet.from_raw(cg.to_raw()) == cg
+
+
+def test_v2_unified(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids")
+    found = cgroups.detect(root=tmp_path)
+    assert found.version == 2
+    cg = found.create(container_id="c2", mem_mb=32, cpus=2)
+    assert cg is not None and cg.cpu is None
+    assert (tmp_path / "k8sbridge/c2/memory.max").read_text() == str(32 << 20)
+    assert (tmp_path / "k8sbridge/c2/cpu.weight").read_text() == "200"
+    events = tmp_path / "k8sbridge/c2/memory.events"
+    events.write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert cg.oom_kills() == 1
+
+
+def test_no_writable_hierarchy_warns_once(tmp_path: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    cgroups._warned = False
+    with caplog.at_level(logging.WARNING, logger="k8sbridge.kernel.agent.cgroups"):
+        first = cgroups.detect(root=tmp_path)
+        second = cgroups.detect(root=tmp_path)
+    assert not first.available and not second.available
+    assert first.create(container_id="x", mem_mb=10, cpus=1) is None
+    assert len([r for r in caplog.records if "no writable cgroup" in r.message]) == 1
