@@ -448,6 +448,7 @@ def _phase(
     app: Sequence[tuple[Mapping[str, Any], ContainerRuntime | None]],
     init_pending: bool,
     init_failed: bool,
+    deleting: bool,
 ) -> Phase:
     policy = spec.get("restartPolicy") or "Always"
     if init_failed:
@@ -477,6 +478,8 @@ def _phase(
     if running > 0 and unknown == 0:
         return "Running"
     if running == 0 and stopped > 0 and unknown == 0:
+        if deleting:  # stopped for good: the kubelet reports a terminal phase
+            return "Succeeded" if stopped == succeeded else "Failed"
         if policy == "Always":
             return "Running"
         if stopped == succeeded:
@@ -560,7 +563,8 @@ def pod_status(
         for raw, c in inits
     )
     initializing = bool(incomplete)
-    phase = _phase(spec, apps, initializing, init_failed)
+    deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    phase = _phase(spec, apps, initializing, init_failed, deleting)
     if previous.get("phase") in ("Succeeded", "Failed"):
         phase = previous["phase"]  # terminal phases are final (the API server enforces it)
     terminal = phase in ("Succeeded", "Failed")

@@ -510,3 +510,15 @@ def test_transitions_name_the_kubelet_events_once() -> None:
     assert [(e.reason, e.field_path) for e in sm.container_events(
         sm.ContainerRuntime(name="app", init=True), config, pod_name="web", namespace="ns",
         uid="u")] == [("Failed", "spec.initContainers{app}")]
+
+
+@pytest.mark.parametrize(("state", "phase"), [("KILLED", "Failed"), ("FINISHED", "Succeeded")])
+def test_a_deleted_pod_whose_containers_stopped_ends_in_a_terminal_phase(
+    state: str, phase: str
+) -> None:
+    pod = raw_pod()  # restartPolicy Always
+    pod["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:30Z"
+    c = fold("app", "t1", [st("t1", "RUNNING", 1), st("t1", "KILLING", 2), st("t1", state, 3)])
+    assert render(pod, c)["phase"] == phase
+    alive = fold("app", "t1", [st("t1", "RUNNING", 1), st("t1", "KILLING", 2)])
+    assert render(pod, alive)["phase"] == "Running"
