@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 from pathlib import Path
 from typing import Any
 
 from k8sbridge.devkube import main
+
+GC_THRESHOLD_GEN0 = 50_000
+GC_THRESHOLD_GEN1 = 50
+GC_THRESHOLD_GEN2 = 1_000
 
 
 def register(sub: Any) -> None:
@@ -37,6 +42,10 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.insecure_http and args.host not in ("127.0.0.1", "::1", "localhost"):
         raise SystemExit("k8sbridge devkube: --insecure-http is only allowed on loopback")
+    # Stored objects are acyclic JSON trees: cyclic-GC passes over hundreds of thousands of them
+    # only add latency spikes, so this process (which owns its interpreter) runs the collector
+    # rarely.
+    gc.set_threshold(GC_THRESHOLD_GEN0, GC_THRESHOLD_GEN1, GC_THRESHOLD_GEN2)
     config = main.DevkubeConfig(
         host=args.host, port=args.port, data_dir=args.data_dir, kubeconfig=args.kubeconfig,
         insecure_http=args.insecure_http, node_grace_seconds=args.node_grace_seconds,
