@@ -798,11 +798,9 @@ class Agent:
             )
         elif task.deadline_reached:
             self._update(container, task, "TASK_FAILED",
-                         reason="REASON_MAX_COMPLETION_TIME_REACHED",
-                         message="Task exceeded its max_completion_time")
-        elif task.killed_by_health:
-            self._update(container, task, "TASK_KILLED", message=text, healthy=False,
-                         reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED")
+                         reason="REASON_MAX_COMPLETION_TIME_REACHED", message=text)
+        elif task.killed_by_health:  # as Mesos' executors: healthy=false, no reason
+            self._update(container, task, "TASK_KILLED", message=text, healthy=False)
         elif event.get("killed"):
             self._update(container, task, "TASK_KILLED", message=text)
         elif status == 0:
