@@ -21,12 +21,14 @@ __all__ = [
     "accept_inverse_offers",
     "acknowledge",
     "acknowledge_operation_status",
+    "attribute_constraint",
     "decline",
     "decline_inverse_offers",
     "kill",
     "launch",
     "launch_group",
     "message",
+    "offer_constraints",
     "reconcile",
     "reconcile_operations",
     "request",
@@ -84,6 +86,59 @@ def update_framework(
         "type": "UPDATE_FRAMEWORK",
         "framework_id": _id(framework_info.id),
         "update_framework": body,
+    }
+
+
+_PREDICATES = {
+    "exists": False,
+    "not_exists": False,
+    "text_equals": True,
+    "text_not_equals": True,
+    "text_matches": True,
+    "text_not_matches": True,
+}
+
+
+def attribute_constraint(
+        *,
+        predicate: str,
+        attribute: str | None = None,
+        pseudo: str | None = None,
+        value: str | None = None,
+) -> wire.RawAttributeConstraint:
+    """One offer constraint: ``attribute`` (or ``pseudo``: HOSTNAME/REGION/ZONE) ``predicate``.
+
+    ``text_equals``/``text_not_equals`` take the text, ``text_matches``/``text_not_matches`` a
+    regular expression; ``exists``/``not_exists`` take none.
+    """
+    if (attribute is None) == (pseudo is None):
+        raise ValueError("give exactly one of attribute= or pseudo=")
+    if pseudo is not None and pseudo not in ("HOSTNAME", "REGION", "ZONE"):
+        raise ValueError(f"unknown pseudoattribute {pseudo!r}")
+    if predicate not in _PREDICATES:
+        raise ValueError(f"unknown predicate {predicate!r}; one of {sorted(_PREDICATES)}")
+    if _PREDICATES[predicate] != (value is not None):
+        wants = "needs a" if _PREDICATES[predicate] else "takes no"
+        raise ValueError(f"predicate {predicate} {wants} value")
+    selector: wire.RawAttributeSelector = (
+        {"attribute_name": attribute} if attribute is not None
+        else {"pseudoattribute_type": pseudo}  # type: ignore[typeddict-item]
+    )
+    body: dict[str, Any] = {} if value is None else (
+        {"regex": value} if predicate.endswith("matches") else {"value": value}
+    )
+    return {"selector": selector, "predicate": {predicate: body}}
+
+
+def offer_constraints(
+        groups_by_role: Mapping[str, Sequence[Sequence[wire.RawAttributeConstraint]]],
+) -> wire.RawOfferConstraints:
+    """``{role: [group, ...]}``: groups are OR-ed, the constraints inside a group AND-ed."""
+    return {
+        "role_constraints": {
+            role: {"groups": [{"attribute_constraints": list(group)} for group in groups]}
+            for role, groups in groups_by_role.items()
+        }
     }
 
 

@@ -233,7 +233,7 @@ class MesosClient:
         ``ConnectionLost`` when none is reachable, and the typed ``ApiError`` of a 4xx.
         """
         session = self._require_session()
-        body = json.dumps(call).encode()
+        body = json.dumps(call, separators=(",", ":")).encode()
         problems: list[str] = []
         saw_no_leader = False
         for master in self._candidates():
@@ -316,7 +316,7 @@ class MesosClient:
         try:
             async with session.post(
                 url,
-                data=json.dumps(call).encode(),
+                data=json.dumps(call, separators=(",", ":")).encode(),
                 headers=self._headers(**{STREAM_ID_HEADER: self._stream_id}),
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self._config.call_timeout),

@@ -209,3 +209,40 @@ def test_inverse_offer_answers() -> None:
     dec = calls.decline_inverse_offers(framework_id=FID, inverse_offer_ids=["i1"])
     assert dec["type"] == "DECLINE_INVERSE_OFFERS"
     assert dec["decline_inverse_offers"] == {"inverse_offer_ids": [{"value": "i1"}]}
+
+
+def test_offer_constraints_render_the_proto_shape() -> None:
+    rack = calls.attribute_constraint(attribute="rack", predicate="text_equals", value="r1")
+    zone = calls.attribute_constraint(pseudo="ZONE", predicate="text_matches", value="eu-.*")
+    gpu = calls.attribute_constraint(attribute="gpu", predicate="not_exists")
+    assert calls.offer_constraints({"k8s": [[rack, zone], [gpu]]}) == {
+        "role_constraints": {
+            "k8s": {
+                "groups": [
+                    {
+                        "attribute_constraints": [
+                            {
+                                "selector": {"attribute_name": "rack"},
+                                "predicate": {"text_equals": {"value": "r1"}},
+                            },
+                            {
+                                "selector": {"pseudoattribute_type": "ZONE"},
+                                "predicate": {"text_matches": {"regex": "eu-.*"}},
+                            },
+                        ]
+                    },
+                    {
+                        "attribute_constraints": [
+                            {"selector": {"attribute_name": "gpu"}, "predicate": {"not_exists": {}}}
+                        ]
+                    },
+                ]
+            }
+        }
+    }
+    with pytest.raises(ValueError):
+        calls.attribute_constraint(attribute="rack", predicate="text_equals")
+    with pytest.raises(ValueError):
+        calls.attribute_constraint(attribute="rack", pseudo="ZONE", predicate="exists")
+    with pytest.raises(ValueError):
+        calls.attribute_constraint(attribute="rack", predicate="bigger_than", value="1")

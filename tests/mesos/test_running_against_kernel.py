@@ -20,7 +20,7 @@ from k8sbridge.kernel.agent.agent import Agent
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
 from k8sbridge.kernel.master.master import Master
-from k8sbridge.mesos import errors, events, framework, reconcile, types
+from k8sbridge.mesos import calls, errors, events, framework, reconcile, types
 from k8sbridge.mesos.client import ClientConfig
 from k8sbridge.model import resources as res
 from k8sbridge.model.ids import AgentId, ExecutorId, TaskId
@@ -62,7 +62,10 @@ async def kernel(tmp_path: Path) -> AsyncIterator[main.Kernel]:
 
 
 def make(
-        master: str, *, store: framework.FrameworkIdStore | None = None
+        master: str,
+        *,
+        store: framework.FrameworkIdStore | None = None,
+        offer_constraints: dict[str, object] | None = None,
 ) -> tuple[framework.Framework, Recorder]:
     recorder = Recorder()
     fw = framework.Framework(
@@ -71,6 +74,7 @@ def make(
             client=ClientConfig(masters=(master,), call_timeout=10, connect_timeout=2),
             backoff_initial=0.1,
             backoff_max=0.5,
+            offer_constraints=offer_constraints,  # type: ignore[arg-type]
         ),
         handler=recorder,
         id_store=store,
@@ -367,3 +371,24 @@ async def test_update_framework_moves_offers_to_a_new_role_and_teardown_ends_run
             raise AssertionError(f"task not killed after TEARDOWN: {tasks}")
     assert fw.metrics.get("calls/UPDATE_FRAMEWORK/ok") == 1
     assert fw.metrics.get("calls/TEARDOWN/ok") == 1
+
+
+async def test_offer_constraints_filter_offers_and_update_framework_changes_them(
+        kernel: main.Kernel,
+) -> None:
+    elsewhere = calls.offer_constraints(
+        {ROLE: [[calls.attribute_constraint(attribute="rack", predicate="text_equals",
+                                            value="r9")]]}
+    )
+    here = calls.offer_constraints(
+        {ROLE: [[calls.attribute_constraint(attribute="rack", predicate="text_matches",
+                                            value="r[0-9]")]]}
+    )
+    fw, rec = make(kernel.master_address, offer_constraints=elsewhere)
+    async with running(fw) as run:
+        await run.ready()
+        await asyncio.sleep(1.0)  # ten allocation passes: the only agent is on rack r1
+        assert offers_count(rec) == 0
+        await fw.update_framework(offer_constraints=here)
+        offer = await next_offer(rec, timeout=10)
+        assert {a.name: a.value_str for a in offer.attributes} == {"rack": "r1"}
