@@ -160,6 +160,8 @@ class AgentView:
     pods: tuple[PlacedPod, ...] = ()
     #: The agent's total resources when known (spread scores normalise by it), else None.
     total: res.Resources | None = None
+    #: The Node's ``capacity.pods`` when enforced (counting ``pods``), else None.
+    max_pods: int | None = None
 
     @classmethod
     def build(
@@ -175,6 +177,7 @@ class AgentView:
         offers: Sequence[OfferView] = (),
         pods: Sequence[PlacedPod] = (),
         total: res.Resources | None = None,
+        max_pods: int | None = None,
     ) -> AgentView:
         return cls(
             agent_id=ids.AgentId(agent_id),
@@ -185,6 +188,7 @@ class AgentView:
             offers=tuple(offers),
             pods=tuple(pods),
             total=total,
+            max_pods=max_pods,
         )
 
 

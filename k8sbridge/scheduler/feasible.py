@@ -36,6 +36,7 @@ __all__ = [
     "REASON_NO_OFFER",
     "REASON_POD_AFFINITY_UNSUPPORTED",
     "REASON_TAINT",
+    "REASON_TOO_MANY_PODS",
     "AgentState",
     "Domains",
     "Pool",
@@ -56,6 +57,7 @@ REASON_NODE_SELECTOR = "did not match nodeSelector"
 REASON_NODE_AFFINITY = "did not match required node affinity"
 REASON_TAINT = "had untolerated taint"
 REASON_ANTI_AFFINITY = "did not satisfy pod anti-affinity"
+REASON_TOO_MANY_PODS = "had too many pods"
 REASON_POD_AFFINITY_UNSUPPORTED = "cannot check required pod affinity (not supported)"
 
 SCALAR_ORDER = ("cpus", "mem", "disk", "gpus")
@@ -279,6 +281,13 @@ def check_has_offer(pod: pods.PodRequest, agent: AgentState) -> Rejection | None
 
 # --------------------------------------------------------------------------------------------
 # Dynamic checkers
+
+
+def check_pod_count(agent: AgentState) -> Rejection | None:
+    limit = agent.view.max_pods
+    if limit is not None and len(agent.view.pods) + agent.placed >= limit:
+        return Rejection(REASON_TOO_MANY_PODS, f"(max {limit})")
+    return None
 
 
 def fit_pool(

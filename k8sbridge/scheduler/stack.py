@@ -9,8 +9,8 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
    taints → nodeSelector → node affinity → has an offer;
 3. the agents that pass become the group's ``select.CandidateQueue``, read in the order of
    one ``select.Ranking`` of all agents by ``rank`` score, updated after each placement;
-4. for each pod the best candidate gets the *dynamic* checks, resources first (the question
-   users ask most), then host ports already taken, then pod anti-affinity (any topologyKey:
+4. for each pod the best candidate gets the *dynamic* checks: the Node's pod count, resources
+   (the question users ask most), host ports already taken, then pod anti-affinity (any topologyKey:
    hostname, zone, ...); an agent failing one is dropped for the group, the next candidate is
    tried;
 5. a placement carves the pod's resources out of the agent's pool (executor overhead once per
@@ -386,7 +386,9 @@ def place(
             if agent is None:
                 group.explanation = _explain(group, agents)
                 break
-            fit = feasible.fit_pool(group.need, group.ports, agent)
+            fit = feasible.check_pod_count(agent) or feasible.fit_pool(
+                group.need, group.ports, agent
+            )
             if isinstance(fit, feasible.Rejection):
                 queue.drop(agent, fit)
                 continue

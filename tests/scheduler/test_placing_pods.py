@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -437,3 +438,11 @@ def test_a_pod_queued_twice_is_placed_once() -> None:
     p = pod("p")
     result = stack.place(pending=[p, p], view=view(agent(1)))
     assert [a.pod_key for a in result.assignments] == ["default/p"] and not result.unplaced
+
+
+def test_the_nodes_pod_capacity_is_respected() -> None:
+    old = cluster.PlacedPod(key=ids.PodKey("default/old"), namespace="default")
+    a1 = dataclasses.replace(agent(1, "cpus:64;mem:65536", placed=(old,)), max_pods=3)
+    result = stack.place(pending=[pod(f"p{i}", cpu="100m") for i in range(4)], view=view(a1))
+    assert len(result.assignments) == 2
+    assert result.unplaced[0].explanation.message == "0/1 agents fit: 1 had too many pods (max 3)"
