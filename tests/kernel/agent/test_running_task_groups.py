@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from k8sbridge.kernel.agent import cgroups
@@ -40,6 +41,12 @@ async def test_group_tasks_start_together_with_their_own_sandboxes(tmp_path: Pat
         assert (sandbox / "tasks" / "a" / "stdout").read_text() == "from-a\n"
         assert (sandbox / "tasks" / "a" / "stderr").read_text() == "err-a\n"
         assert (sandbox / "tasks" / "b" / "stdout").read_text() == "from-b\n"
+        vpath = f"/frameworks/{fm.FRAMEWORK_ID}/executors/ex1/runs/latest/tasks/a/stdout"
+        async with aiohttp.ClientSession() as session, session.get(
+            f"http://{run.agent.http_address}/files/read",
+            params={"path": vpath, "offset": "0"},
+        ) as response:
+            assert await response.json() == {"data": "from-a\n", "offset": 0}
 
 
 async def test_one_failing_task_kills_the_group(tmp_path: Path) -> None:
