@@ -371,6 +371,14 @@ async def test_update_framework_moves_offers_to_a_new_role_and_teardown_ends_run
             raise AssertionError(f"task not killed after TEARDOWN: {tasks}")
     assert fw.metrics.get("calls/UPDATE_FRAMEWORK/ok") == 1
     assert fw.metrics.get("calls/TEARDOWN/ok") == 1
+    # A new instance started from the torn-down id gets a clear error, not a new registration.
+    assert fw.framework_id is not None
+    store = framework.MemoryFrameworkIdStore(fw.framework_id)
+    again, _ = make(kernel.master_address, store=store)
+    async with running(again) as run:
+        with pytest.raises(errors.FrameworkUnknown, match="removed"):
+            await run.result(timeout=10)
+    assert store.framework_id == fw.framework_id
 
 
 async def test_offer_constraints_filter_offers_and_update_framework_changes_them(
