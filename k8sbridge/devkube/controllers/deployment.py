@@ -68,6 +68,22 @@ def _created(obj: RawObject) -> float:
     return when.timestamp() if when else 0.0
 
 
+def _annotation_int(rs: RawObject, name: str) -> int | None:
+    raw = ((rs.get("metadata") or {}).get("annotations") or {}).get(name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _scale_info(rs: RawObject) -> rollout.ScaleInfo:
+    return rollout.ScaleInfo(
+        name=str((rs.get("metadata") or {}).get("name")), replicas=_replicas(rs),
+        available=_status_int(rs, "availableReplicas"), created=_created(rs),
+        desired_annotation=_annotation_int(rs, DESIRED_REPLICAS),
+        max_annotation=_annotation_int(rs, MAX_REPLICAS))
+
+
 def _counts(rs: RawObject) -> rollout.ReplicaSetCounts:
     return rollout.ReplicaSetCounts(
         name=str((rs.get("metadata") or {}).get("name")), replicas=_replicas(rs),
@@ -178,10 +194,12 @@ class DeploymentController:
         new_rs = self._find_new(d, all_rs)
         old_rs = [rs for rs in all_rs if rs is not new_rs]
 
-        if spec.get("paused"):
-            if new_rs is not None and _replicas(new_rs) != replicas and not any(
-                    _replicas(rs) for rs in old_rs):
-                new_rs = await self._scale(d, new_rs, replicas, surge)
+        if spec.get("paused") or rollout.is_scaling_event(
+                replicas=replicas, sets=[_scale_info(rs) for rs in all_rs]):
+            # only sizes change: proportional scaling, no rollout step (the controller's sync)
+            new_rs, old_rs = await self._proportional(d, new_rs, old_rs, replicas, surge,
+                                                      rolling=kind != "Recreate")
+            await self._cleanup(d, old_rs)
             return await self._sync_status(
                 d, [*old_rs, *([new_rs] if new_rs else [])], new_rs,
                 max_unavailable=0 if kind == "Recreate" else unavailable)
@@ -194,6 +212,27 @@ class DeploymentController:
         all_now = [*old_rs, *([new_rs] if new_rs is not None else [])]
         return await self._sync_status(d, all_now, new_rs,
                                        max_unavailable=0 if kind == "Recreate" else unavailable)
+
+    async def _proportional(
+            self, d: RawObject, new_rs: RawObject | None, old_rs: list[RawObject],
+            replicas: int, surge: int, *,
+            rolling: bool) -> tuple[RawObject | None, list[RawObject]]:
+        sizes = rollout.scale(
+            replicas=replicas, max_surge=surge, rolling=rolling,
+            new_rs=_scale_info(new_rs) if new_rs is not None else None,
+            old_rs=[_scale_info(rs) for rs in old_rs],
+            current_total=_status_int(d, "replicas"))
+
+        async def resize(rs: RawObject) -> RawObject:
+            name = str((rs.get("metadata") or {}).get("name"))
+            size = sizes.get(name, _replicas(rs))
+            if name not in sizes and size == 0:
+                return rs
+            # also refreshes desired/max-replicas, which ends the scaling event
+            return await self._scale(d, rs, size, surge)
+
+        new_after = await resize(new_rs) if new_rs is not None else None
+        return new_after, [await resize(rs) for rs in old_rs]
 
     async def _recreate(
             self, d: RawObject, new_rs: RawObject | None, old_rs: list[RawObject],

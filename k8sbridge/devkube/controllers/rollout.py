@@ -145,3 +145,81 @@ def is_complete(
 
 def minimum_available(*, replicas: int, max_unavailable: int, available: int) -> bool:
     return available >= replicas - max_unavailable
+
+
+# -- scaling events (spec.replicas changed while several sets are active) --------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScaleInfo:
+    """A replica set as seen by proportional scaling."""
+
+    name: str
+    replicas: int  # spec.replicas
+    available: int = 0
+    created: float = 0.0
+    desired_annotation: int | None = None  # deployment.kubernetes.io/desired-replicas
+    max_annotation: int | None = None  # deployment.kubernetes.io/max-replicas
+
+
+def is_scaling_event(*, replicas: int, sets: Sequence[ScaleInfo]) -> bool:
+    """An active set was sized for another ``spec.replicas`` (``isScalingEvent``)."""
+    return any(rs.desired_annotation is not None and rs.desired_annotation != replicas
+               for rs in sets if rs.replicas > 0)
+
+
+def _is_saturated(replicas: int, rs: ScaleInfo | None) -> bool:
+    return rs is not None and rs.desired_annotation == replicas and \
+        rs.replicas == replicas and rs.available == replicas
+
+
+def scale(*, replicas: int, max_surge: int, rolling: bool, new_rs: ScaleInfo | None,
+          old_rs: Sequence[ScaleInfo], current_total: int) -> dict[str, int]:
+    """New sizes for the sets after ``spec.replicas`` changed (the controller's ``scale``).
+
+    One active set (or none: the newest) takes the whole count; a saturated new set means the
+    old ones go to zero; otherwise a rolling deployment spreads the difference over the active
+    sets in proportion to their share of the previous ``max-replicas`` (larger sets first,
+    leftovers to the largest). ``current_total`` stands in for a missing annotation.
+    """
+    if new_rs is None and not old_rs:
+        return {}
+    active = [rs for rs in [*old_rs, *([new_rs] if new_rs else [])] if rs.replicas > 0]
+    if len(active) <= 1:
+        if active:
+            target = active[0]
+        elif new_rs is not None:
+            target = new_rs
+        else:
+            target = max(old_rs, key=lambda rs: (rs.created, rs.name))
+        return {} if target.replicas == replicas else {target.name: replicas}
+    if _is_saturated(replicas, new_rs):
+        return {rs.name: 0 for rs in old_rs if rs.replicas > 0}
+    if not rolling:
+        return {}
+    allowed = replicas + max_surge if replicas > 0 else 0
+    to_add = allowed - sum(rs.replicas for rs in active)
+    if to_add == 0:
+        return {}
+    if to_add > 0:  # larger first; among equals, newer first
+        ordered = sorted(active, key=lambda rs: (-rs.replicas, -rs.created, rs.name))
+    else:  # larger first; among equals, older first
+        ordered = sorted(active, key=lambda rs: (-rs.replicas, rs.created, rs.name))
+    added = 0
+    sizes: dict[str, int] = {}
+    for rs in ordered:
+        proportion = 0
+        if to_add != added:
+            if replicas == 0:
+                fraction = -rs.replicas
+            else:
+                before = rs.max_annotation or current_total or 1
+                fraction = round(rs.replicas * allowed / before) - rs.replicas
+            left = to_add - added
+            proportion = min(fraction, left) if to_add > 0 else max(fraction, left)
+        sizes[rs.name] = rs.replicas + proportion
+        added += proportion
+    largest = ordered[0].name
+    sizes[largest] = max(0, sizes[largest] + to_add - added)
+    return {name: size for name, size in sizes.items()
+            if size != next(rs.replicas for rs in active if rs.name == name)}

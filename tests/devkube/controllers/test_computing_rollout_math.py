@@ -285,3 +285,63 @@ def test_node_taints_follow_health() -> None:
     assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")
     node["status"]["conditions"] = conds
     assert taints.mark_unknown(node, now=NOW) is None
+
+
+# -- proportional scaling ----------------------------------------------------------------
+
+Info = rollout.ScaleInfo
+
+
+def test_scaling_event_detection() -> None:
+    sets = [Info(name="a", replicas=3, desired_annotation=3), Info(name="b", replicas=0,
+                                                                    desired_annotation=5)]
+    assert not rollout.is_scaling_event(replicas=3, sets=sets)
+    assert rollout.is_scaling_event(replicas=4, sets=sets)
+    assert not rollout.is_scaling_event(replicas=4, sets=[Info(name="x", replicas=2)])
+
+
+def test_single_active_set_takes_everything() -> None:
+    only = Info(name="a", replicas=3, desired_annotation=3)
+    assert rollout.scale(replicas=10, max_surge=3, rolling=True, new_rs=only, old_rs=[],
+                         current_total=3) == {"a": 10}
+    idle_new = Info(name="new", replicas=0)
+    old = Info(name="old", replicas=4)
+    assert rollout.scale(replicas=2, max_surge=1, rolling=True, new_rs=idle_new, old_rs=[old],
+                         current_total=4) == {"old": 2}
+    # nothing active: the new set (else the newest old one) is sized
+    assert rollout.scale(replicas=2, max_surge=1, rolling=True, new_rs=idle_new,
+                         old_rs=[Info(name="o", replicas=0)], current_total=0) == {"new": 2}
+    assert rollout.scale(replicas=2, max_surge=1, rolling=True, new_rs=None,
+                         old_rs=[Info(name="o1", replicas=0, created=1),
+                                 Info(name="o2", replicas=0, created=2)],
+                         current_total=0) == {"o2": 2}
+
+
+def test_saturated_new_set_zeroes_the_old_ones() -> None:
+    new = Info(name="new", replicas=5, available=5, desired_annotation=5)
+    old = Info(name="old", replicas=2)
+    assert rollout.scale(replicas=5, max_surge=1, rolling=True, new_rs=new, old_rs=[old],
+                         current_total=7) == {"old": 0}
+
+
+def test_proportional_scaling_mid_rollout() -> None:
+    # 10 replicas, surge 3 (max 13): new has 5, old has 8; scale to 20 (surge 5, max 25)
+    new = Info(name="new", replicas=5, created=2, desired_annotation=10, max_annotation=13)
+    old = Info(name="old", replicas=8, created=1, desired_annotation=10, max_annotation=13)
+    got = rollout.scale(replicas=20, max_surge=5, rolling=True, new_rs=new, old_rs=[old],
+                        current_total=13)
+    assert sum(got.values()) == 25
+    assert got == {"old": 15, "new": 10}  # 8/13 and 5/13 of 25, rounded; leftovers to largest
+    # and back down to 10 (max 13)
+    new2 = Info(name="new", replicas=10, created=2, desired_annotation=20, max_annotation=25)
+    old2 = Info(name="old", replicas=15, created=1, desired_annotation=20, max_annotation=25)
+    down = rollout.scale(replicas=10, max_surge=3, rolling=True, new_rs=new2, old_rs=[old2],
+                         current_total=25)
+    assert sum(down.values()) == 13 and down == {"old": 8, "new": 5}
+    # to zero: everything goes
+    zero = rollout.scale(replicas=0, max_surge=0, rolling=True, new_rs=new2, old_rs=[old2],
+                         current_total=25)
+    assert zero == {"old": 0, "new": 0}
+    # Recreate never scales proportionally
+    assert rollout.scale(replicas=20, max_surge=0, rolling=False, new_rs=new, old_rs=[old],
+                         current_total=13) == {}

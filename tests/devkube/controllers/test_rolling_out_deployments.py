@@ -379,3 +379,33 @@ async def test_min_ready_seconds_delays_availability(cluster: Cluster, tmp_path:
     assert loop.time() - start >= 0.8
     [rs] = await cluster.replicasets()
     assert rs["spec"]["minReadySeconds"] == 2
+
+
+async def test_scaling_mid_rollout_is_proportional(tmp_path: Path) -> None:
+    async with devkube_cluster(tmp_path) as (cluster, kubelet):
+        assert kubelet is not None
+        strategy = {"type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+        await apply(cluster, tmp_path, deployment(replicas=10, strategy=strategy))
+        await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+        kubelet.paused = True  # new pods never become ready: the rollout stalls at the surge
+        await cluster.kubectl("set", "image", "deployment/web", "app=nginx:1.28")
+
+        async def stalled() -> bool:
+            sizes = sorted(rs["spec"]["replicas"] for rs in await cluster.replicasets())
+            return sizes == [3, 10]
+
+        await eventually(stalled, what="rollout stalled at 10 old + 3 new")
+        await cluster.kubectl("scale", "deployment/web", "--replicas=20")
+
+        async def scaled() -> bool:
+            sizes = {rs["spec"]["template"]["spec"]["containers"][0]["image"]:
+                     rs["spec"]["replicas"] for rs in await cluster.replicasets()}
+            return sizes == {"nginx:1.27": 19, "nginx:1.28": 6}  # 10:3 of 20 + 5 surge
+
+        await eventually(scaled, what="both sets scaled in proportion")
+        kubelet.paused = False
+        await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+        pods = live(await cluster.pods(selector="app=web"))
+        assert len(pods) == 20
+        assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.28"}
