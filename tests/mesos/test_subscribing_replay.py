@@ -387,15 +387,17 @@ async def test_a_slow_handler_back_pressures_without_reconnect_storms(
     n = 40
     master.scripts.append(
         Script(
-            chunks=[subscribed(interval=0.1)]
-            + [fx.frame(fx.update(f"t{i}", with_uuid=False)) for i in range(n)]
+            chunks=[
+                subscribed(interval=0.2)
+                + b"".join(fx.frame(fx.update(f"t{i}", with_uuid=False)) for i in range(n))
+            ]
         )
     )
     fw, rec = make(master.address, queue_size=2)
     rec.gate = asyncio.Event()
     async with running(fw) as run:
         await run.ready()
-        await asyncio.sleep(1.0)  # twice the watchdog, with the reader blocked on a full queue
+        await asyncio.sleep(1.5)  # > the 1 s watchdog, with the reader blocked on a full queue
         assert len(master.subscribes) == 1
         rec.gate.set()
         got = await rec.wait_for(lambda e: isinstance(e, events.Update), count=n)
