@@ -240,17 +240,22 @@ class MesosClient:
             url = master.join(yarl.URL(SCHEDULER_PATH))
             for _hop in range(self._config.max_redirects + 1):
                 try:
-                    response = await session.post(
-                        url,
-                        data=body,
-                        headers=self._headers(),
-                        allow_redirects=False,
-                        timeout=aiohttp.ClientTimeout(
-                            total=None,
-                            connect=self._config.connect_timeout,
-                            sock_connect=self._config.connect_timeout,
-                            sock_read=None,
+                    # Bounded wait for the response head (a hung master must not hang us);
+                    # the body is the endless event stream, read under the watchdog.
+                    response = await asyncio.wait_for(
+                        session.post(
+                            url,
+                            data=body,
+                            headers=self._headers(),
+                            allow_redirects=False,
+                            timeout=aiohttp.ClientTimeout(
+                                total=None,
+                                connect=self._config.connect_timeout,
+                                sock_connect=self._config.connect_timeout,
+                                sock_read=None,
+                            ),
                         ),
+                        self._config.call_timeout,
                     )
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
                     problems.append(f"{_origin(url)}: {e!r}")

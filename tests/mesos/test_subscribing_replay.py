@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import json
 import random
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,7 +34,8 @@ def make(
         **settings: object,
 ) -> tuple[framework.Framework, Recorder]:
     recorder = handler or Recorder()
-    cfg = ClientConfig(masters=masters, call_timeout=5, connect_timeout=2, **client or {})  # type: ignore[arg-type]
+    options: dict[str, object] = {"call_timeout": 5, "connect_timeout": 2, **(client or {})}
+    cfg = ClientConfig(masters=masters, **options)  # type: ignore[arg-type]
     fw = framework.Framework(
         settings=framework.FrameworkSettings(
             framework_info=INFO,
@@ -535,3 +537,20 @@ async def test_every_driver_call_reaches_the_master_with_framework_id_and_stream
 
 def fx_resources() -> res.Resources:
     return res.Resources.from_scalars({"cpus": 1})
+
+
+async def test_a_master_that_never_answers_subscribe_is_skipped(
+        master: ReplayMaster, second_master: ReplayMaster
+) -> None:
+    hung = socket.socket()  # accepts connections (backlog) but never answers
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)
+    try:
+        second_master.scripts.append(Script(chunks=[subscribed()]))
+        hung_address = f"127.0.0.1:{hung.getsockname()[1]}"
+        fw, rec = make(hung_address, second_master.address, client={"call_timeout": 0.5})
+        async with running(fw) as run:
+            await run.ready()
+            assert fw.leader == second_master.url
+    finally:
+        hung.close()
