@@ -525,6 +525,16 @@ class DeploymentController:
             set_condition("Available", "False", "MinimumReplicasUnavailable",
                           "Deployment does not have minimum availability.", touch=False)
 
+        # a set that cannot create its pods makes the deployment report it too
+        failure = next((c for rs in all_rs for c in (rs.get("status") or {}).get("conditions")
+                        or [] if isinstance(c, dict) and c.get("type") == "ReplicaFailure"
+                        and c.get("status") == "True"), None)
+        if failure is not None:
+            set_condition("ReplicaFailure", "True", str(failure.get("reason") or "FailedCreate"),
+                          str(failure.get("message") or ""), touch=False)
+        else:
+            conditions[:] = [c for c in conditions if c.get("type") != "ReplicaFailure"]
+
         requeue: float | None = None
         deadline = (d.get("spec") or {}).get("progressDeadlineSeconds")
         deadline_s = DEFAULT_PROGRESS_DEADLINE if deadline is None else int(deadline)

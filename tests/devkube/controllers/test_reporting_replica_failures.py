@@ -53,3 +53,20 @@ async def test_failed_pod_creation_is_reported_and_recovers(cluster: Cluster) ->
             c.get("type") == "ReplicaFailure" for c in st.get("conditions") or [])
 
     await eventually(recovered, what="pods created, condition cleared")
+
+
+async def test_deployment_surfaces_its_replica_failure(cluster: Cluster) -> None:
+    d = {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "bad", "namespace": "default"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bad"}},
+                  "template": {"metadata": {"labels": {"app": "bad"},
+                                            "annotations": {"n": 1}},
+                               "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}}}
+    await cluster.client.create(api.DEPLOYMENTS, d, namespace="default")
+
+    async def reported() -> bool:
+        got = await cluster.client.get(api.DEPLOYMENTS, namespace="default", name="bad")
+        conds = {c["type"]: c for c in (got.get("status") or {}).get("conditions") or []}
+        return (conds.get("ReplicaFailure") or {}).get("reason") == "FailedCreate"
+
+    await eventually(reported, what="ReplicaFailure on the deployment")
