@@ -488,13 +488,10 @@ class Agent:
     def _start(self, container: _Container) -> None:
         dupes = [t for t in container.tasks if (container.framework_id, t) in self._task_index]
         if dupes:
-            why = f"task id {dupes[0]!r} is already in use on this agent"
-            # Keep the running tasks untouched: the new ones fail under a throwaway container.
-            for task in container.tasks.values():
-                self._update(container, task, "TASK_FAILED", source="SOURCE_AGENT",
-                             reason="REASON_TASK_INVALID", message=why)
-            self._containers[container.container_id] = container  # not indexed: ids clash
-            self._finish_container(container, notify_master=False)
+            # The master rejects duplicate task ids (TASK_ERROR); one reaching us must not
+            # touch the running task of that id, nor its status stream.
+            log.warning("agent: dropped a launch of task %r of framework %s: that task id is "
+                        "already running here", dupes[0], container.framework_id)
             return
         self._add_container(container)
         self._persist(container)

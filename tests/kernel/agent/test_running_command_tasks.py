@@ -121,3 +121,29 @@ async def test_malformed_messages_do_not_crash_the_agent(tmp_path: Path) -> None
         await run.master.send(fm.run_task(fm.command_task("ok", "true")))
         await run.master.wait_state("ok", "TASK_FINISHED")
         assert not run.task.done()
+
+
+async def test_custom_executor_and_duplicate_ids_fail_clearly(tmp_path: Path) -> None:
+    custom = fm.command_task("c1", "true", executor={
+        "executor_id": {"value": "mine"}, "command": {"value": "./my-executor"}})
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(fm.run_task(custom))
+        failed = await run.master.wait_state("c1", "TASK_FAILED")
+        assert "custom executors are not supported" in failed["message"]
+        await run.master.send(fm.run_task(fm.command_task("dup", "sleep 300")))
+        await run.master.wait_state("dup", "TASK_RUNNING")
+        await run.master.send(fm.run_task(fm.command_task("dup", "echo second")))
+        # A duplicate (the master rejects those) is dropped: the first one is untouched.
+        await run.master.send(fm.kill_task("dup", grace=0.5))
+        await run.master.wait_state("dup", "TASK_KILLED")
+        assert run.master.states("dup") == ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLED"]
+
+
+async def test_environment_secrets_are_refused(tmp_path: Path) -> None:
+    task = fm.command_task("sec", "true")
+    task["command"]["environment"] = {"variables": [
+        {"name": "TOKEN", "type": "SECRET", "secret": {"type": "REFERENCE"}}]}
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(fm.run_task(task))
+        failed = await run.master.wait_state("sec", "TASK_FAILED")
+        assert "TOKEN" in failed["message"]
