@@ -50,12 +50,6 @@ def uid_of(obj: RawObject) -> ObjectUid:
     return ObjectUid(str((obj.get("metadata") or {}).get("uid", "")))
 
 
-def meta(obj: RawObject) -> dict[str, Any]:
-    """The object's metadata (created empty if absent, so callers may write into it)."""
-    m: dict[str, Any] = obj.setdefault("metadata", {})
-    return m
-
-
 def owner_refs(obj: RawObject) -> list[RawOwnerReference]:
     refs: list[RawOwnerReference] = (obj.get("metadata") or {}).get("ownerReferences") or []
     return refs
