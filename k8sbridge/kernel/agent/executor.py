@@ -30,6 +30,7 @@ import contextlib
 import errno
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -342,6 +343,9 @@ class _Daemon:
         watcher.attach_loop(loop)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+        with contextlib.suppress(ValueError, OSError):  # ~4 descriptors per container
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         server = await asyncio.start_unix_server(self.control, path=socket_address(name))
         os.write(ready_fd, b"1")
         os.close(ready_fd)
