@@ -347,7 +347,9 @@ def place(
         state.score = scorer(state)
     tiebreak = list(range(len(agents)))
     random.Random(settings.seed).shuffle(tiebreak)
-    ranking = select.Ranking(agents=agents, tiebreak=tiebreak)
+    ranking = select.Ranking(
+        agents=agents, tiebreak=tiebreak, improving=settings.strategy == "binpack"
+    )
     topology_keys = {t.topology_key for p in pending for t in p.anti_affinity} | {
         t.topology_key for a in view.agents for pod in a.pods for t in pod.anti_affinity
     }

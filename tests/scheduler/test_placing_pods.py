@@ -9,7 +9,7 @@ import pytest
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import feasible, stack
+from k8sbridge.scheduler import feasible, select, stack
 
 NO_OVERHEAD = stack.StackSettings(executor_overhead=())
 BINPACK = stack.StackSettings(strategy="binpack")
@@ -446,3 +446,18 @@ def test_the_nodes_pod_capacity_is_respected() -> None:
     result = stack.place(pending=[pod(f"p{i}", cpu="100m") for i in range(4)], view=view(a1))
     assert len(result.assignments) == 2
     assert result.unplaced[0].explanation.message == "0/1 agents fit: 1 had too many pods (max 3)"
+
+
+@pytest.mark.parametrize("walk", [0, 16])
+def test_binpack_follows_an_agent_that_another_group_filled(
+    walk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group h sees agent a1 become the fullest through other groups' placements."""
+    monkeypatch.setattr(select, "WALK", walk)
+    total = res.parse_resources_flag("cpus:10;mem:8192")
+    a1 = dataclasses.replace(agent(1, "cpus:8;mem:8192"), total=total)
+    a2 = dataclasses.replace(agent(2, "cpus:6;mem:8192"), total=total)
+    pending = [pod("h0", cpu="500m", labels={"app": "h"}), pod("g0", cpu="4"),
+               pod("k0", cpu="7"), pod("h1", cpu="500m", labels={"app": "h"})]
+    result = stack.place(pending=pending, view=view(a1, a2), settings=BINPACK)
+    assert where(result) == {"h0": "a2", "g0": "a2", "k0": "a1", "h1": "a1"}
