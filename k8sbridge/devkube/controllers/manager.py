@@ -50,7 +50,10 @@ async def run(
         deployments = Informer(client=client, resource=api.DEPLOYMENTS)
         nodes = Informer(client=client, resource=api.NODES)
         leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
-        informers = [pods, replicasets, deployments, nodes, leases]
+        # watched only so that their ownerReferences are honoured by the garbage collector
+        extra = [Informer(client=client, resource=res)
+                 for res in (api.CONFIGMAPS, api.SECRETS, api.SERVICES)]
+        informers = [pods, replicasets, deployments, nodes, leases, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -59,8 +62,7 @@ async def run(
                                  replicasets=replicasets, pods=pods, recorder=recorder),
             NodeLifecycleController(client=client, nodes=nodes, leases=leases, pods=pods,
                                     grace_seconds=node_grace_seconds, recorder=recorder),
-            GarbageCollector(client=client, informers=[pods, replicasets, deployments, nodes,
-                                                       leases]),
+            GarbageCollector(client=client, informers=informers),
             PodGarbageCollector(client=client, pods=pods, nodes=nodes),
         ]
         tasks: list[asyncio.Task[None]] = [

@@ -171,3 +171,25 @@ async def test_pods_of_a_deleted_node_are_force_deleted_after_quarantine(
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_other_kinds_follow_their_owners(tmp_path: Path) -> None:
+    async with devkube_cluster(tmp_path, kubelet=False) as (cluster, _):
+        owner = await cluster.client.create(api.REPLICASETS, _rs("owner", replicas=0),
+                                            namespace="default")
+        ref = _ref(owner, kind="ReplicaSet", api_version="apps/v1")
+        for res, body in (
+                (api.CONFIGMAPS, {"data": {"k": "v"}}),
+                (api.SECRETS, {"stringData": {"k": "v"}, "type": "Opaque"}),
+                (api.SERVICES, {"spec": {"ports": [{"port": 80}]}})):
+            await cluster.client.create(res, {
+                "apiVersion": "v1", "kind": res.kind,
+                "metadata": {"name": "dep", "namespace": "default", "ownerReferences": [ref]},
+                **body}, namespace="default")
+        await cluster.kubectl("delete", "rs", "owner")
+
+        async def all_gone() -> bool:
+            return not any([await _exists(cluster, res, "default", "dep")
+                            for res in (api.CONFIGMAPS, api.SECRETS, api.SERVICES)])
+
+        await eventually(all_gone, what="configmap, secret and service collected")
