@@ -31,6 +31,7 @@ removal in Mesos (``recover`` for a removed framework or agent, removing twice) 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import re
@@ -946,16 +947,17 @@ class Allocator:
         has_quota = bool(self._quotas)
         role_sorter = self._role_sorter
         for agent in candidates:
-            for role in role_sorter.sort():
+            for role in role_sorter.iterate():
                 if not agent.available.items:
                     break
-                order = self._framework_sorters[role].sort()
-                if not order:
-                    continue
+                frameworks = self._framework_sorters[role].iterate()
+                first = next(frameworks, None)
+                if first is None:
+                    continue  # every framework of the role is suppressed or inactive
                 view = self._role_view(agent, role, has_quota)
                 if view is None:
                     continue  # nothing this role may take from this agent
-                for framework_id in order:
+                for framework_id in itertools.chain((first,), frameworks):
                     fw = self._frameworks[FrameworkId(framework_id)]
                     grant = self._try_offer(agent, fw, role, view, now)
                     if grant is None:
@@ -976,6 +978,8 @@ class Allocator:
             quantities = _quantities(available)
         else:
             available = agent.available
+            if not available.items:
+                return None
             quantities = agent.available_q
         offer, offer_q = available, quantities
         if has_quota:

@@ -18,8 +18,9 @@ Pure and synchronous: no I/O, no clock; the random sorter takes a seeded ``rando
 
 from __future__ import annotations
 
+import bisect
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 __all__ = [
@@ -79,6 +80,15 @@ class Sorter(Protocol):
     def sort(self) -> list[str]:
         """Active clients, most deserving first."""
 
+    def iterate(self) -> Iterator[str]:
+        """``sort()`` computed lazily, for callers that usually stop after a few clients.
+
+        Each level's order is taken when the iteration reaches it; changing the allocation of
+        the client just yielded moves keys only inside its own subtree, so the rest of the
+        iteration is what ``sort()`` would have returned before the change (Mesos takes one
+        ``sort()`` per agent).
+        """
+
 
 class _Node:
     """One path element. ``is_client`` nodes hold their own allocation (Mesos' ``.`` leaf)."""
@@ -97,6 +107,10 @@ class _Node:
         "active_below",
         "own_share",
         "subtree_share",
+        "order",
+        "entries",
+        "key",
+        "self_key",
     )
 
     def __init__(self, *, name: str, path: str, parent: _Node | None) -> None:
@@ -114,6 +128,12 @@ class _Node:
         # cached dominant shares divided by the node's weight (own / whole subtree)
         self.own_share = 0.0
         self.subtree_share = 0.0
+        # DRF only: the sorted keys of this node's active entries (None = rebuild), the entry
+        # of each key's path, this node's key in its parent's order and its own "." key.
+        self.order: list[tuple[float, int, str]] | None = None
+        self.entries: dict[str, tuple[bool, _Node]] = {}
+        self.key: tuple[float, int, str] | None = None
+        self.self_key: tuple[float, int, str] | None = None
 
 
 def _add_into(target: dict[str, float], quantities: Mapping[str, float], sign: float) -> None:
@@ -159,7 +179,7 @@ class _TreeSorter:
             node = child
         node.is_client = True
         self._clients[client] = node
-        self._cache = None
+        self._invalidate(node)
 
     def remove(self, client: str) -> None:
         node = self._node(client)
@@ -175,7 +195,7 @@ class _TreeSorter:
         while node.parent is not None and not node.is_client and not node.children:
             del node.parent.children[node.name]
             node = node.parent
-        self._cache = None
+        self._invalidate(node)
 
     def contains(self, client: str) -> bool:
         return client in self._clients
@@ -203,6 +223,14 @@ class _TreeSorter:
         while cur is not None:
             cur.active_below += delta
             cur = cur.parent
+        self._invalidate(node)
+
+    def _invalidate(self, node: _Node) -> None:
+        """The entries below ``node``'s ancestors changed: rebuild their orders lazily."""
+        cur: _Node | None = node
+        while cur is not None:
+            cur.order = None
+            cur = cur.parent
         self._cache = None
 
     # -- quantities ---------------------------------------------------------------------------
@@ -225,9 +253,11 @@ class _TreeSorter:
 
     def _refresh_all(self) -> None:
         stack = list(self._root.children.values())
+        self._root.order = None
         while stack:
             node = stack.pop()
             self._refresh(node)
+            node.order = None
             stack.extend(node.children.values())
         self._cache = None
 
@@ -252,8 +282,12 @@ class _TreeSorter:
             _add_into(cur.subtree, quantities, sign)
             cur.subtree_count = max(0, cur.subtree_count + count)
             self._refresh(cur)
+            self._rekey(cur, own_changed=cur is node)
             cur = cur.parent
         self._cache = None
+
+    def _rekey(self, node: _Node, *, own_changed: bool) -> None:
+        """``node``'s shares or counts changed (a hook for incremental orders)."""
 
     def allocation(self, client: str) -> dict[str, float]:
         return dict(self._node(client).own)
@@ -312,18 +346,98 @@ class _TreeSorter:
     def _order(self, entries: list[tuple[bool, _Node]]) -> list[tuple[bool, _Node]]:
         raise NotImplementedError
 
+    def _sort_from_scratch(self) -> list[str]:
+        """Test hook: the order computed without any incremental state."""
+        out: list[str] = []
+        _TreeSorter._flatten(self, self._root, out)
+        return out
+
 
 class DrfSorter(_TreeSorter):
     """Weighted Dominant Resource Fairness (Mesos' ``DRFSorter``).
 
-    Siblings are ordered by (dominant share / weight, number of grants held, path).
+    Siblings are ordered by (dominant share / weight, number of grants held, path). The order
+    is kept incrementally: every node keeps its entries' keys sorted, and a change of one
+    client's allocation moves only its path's keys (bisect), so a pass over thousands of agents
+    does not re-sort every role and framework after each grant.
     """
+
+    def _rekey(self, node: _Node, *, own_changed: bool) -> None:
+        parent = node.parent
+        if parent is not None and parent.order is not None and node.key is not None:
+            new = (node.subtree_share, node.subtree_count, node.path)
+            if new != node.key:
+                if not _move(parent.order, node.key, new):
+                    parent.order = None  # out of step: rebuild at the next sort
+                node.key = new
+        if own_changed and node.order is not None and node.self_key is not None:
+            new = (node.own_share, node.own_count, node.path + "/.")
+            if new != node.self_key:
+                if not _move(node.order, node.self_key, new):
+                    node.order = None
+                node.self_key = new
+
+    def _rebuild(self, node: _Node) -> list[tuple[float, int, str]]:
+        keys: list[tuple[float, int, str]] = []
+        entries: dict[str, tuple[bool, _Node]] = {}
+        for child in node.children.values():
+            if child.active_below > 0:
+                child.key = (child.subtree_share, child.subtree_count, child.path)
+                keys.append(child.key)
+                entries[child.path] = (False, child)
+            else:
+                child.key = None
+        if node.is_client and node.active and node is not self._root:
+            node.self_key = (node.own_share, node.own_count, node.path + "/.")
+            keys.append(node.self_key)
+            entries[node.self_key[2]] = (True, node)
+        else:
+            node.self_key = None
+        keys.sort()
+        node.order = keys
+        node.entries = entries
+        return keys
+
+    def iterate(self) -> Iterator[str]:
+        return self._iterate(self._root)
+
+    def _iterate(self, node: _Node) -> Iterator[str]:
+        order = node.order if node.order is not None else self._rebuild(node)
+        entries = node.entries
+        for key in order[:]:  # a snapshot: grants below move keys while we iterate
+            is_self, child = entries[key[2]]
+            if is_self or not child.children:
+                yield child.path
+            else:
+                yield from self._iterate(child)
+
+    def _flatten(self, node: _Node, out: list[str]) -> None:
+        order = node.order if node.order is not None else self._rebuild(node)
+        entries = node.entries
+        for key in order:
+            is_self, child = entries[key[2]]
+            if is_self or not child.children:
+                out.append(child.path)
+            else:
+                self._flatten(child, out)
 
     def _order(self, entries: list[tuple[bool, _Node]]) -> list[tuple[bool, _Node]]:
         if len(entries) == 1:
             return entries
 
         return sorted(entries, key=_drf_key)
+
+
+def _move(
+    order: list[tuple[float, int, str]], old: tuple[float, int, str], new: tuple[float, int, str]
+) -> bool:
+    """Replace ``old`` by ``new`` keeping ``order`` sorted; False if ``old`` is not there."""
+    index = bisect.bisect_left(order, old)
+    if index >= len(order) or order[index] != old:
+        return False
+    del order[index]
+    bisect.insort(order, new)
+    return True
 
 
 def _drf_key(entry: tuple[bool, _Node]) -> tuple[float, int, str]:
@@ -347,6 +461,9 @@ class RandomSorter(_TreeSorter):
     def sort(self) -> list[str]:
         self._cache = None  # a fresh draw on every call
         return super().sort()
+
+    def iterate(self) -> Iterator[str]:
+        return iter(self.sort())
 
     def _order(self, entries: list[tuple[bool, _Node]]) -> list[tuple[bool, _Node]]:
         keyed = [

@@ -6,6 +6,8 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from k8sbridge.kernel import sorter as sorting
 
@@ -157,3 +159,45 @@ def test_random_sorter_skips_inactive_and_keeps_hierarchy_contiguous() -> None:
         i = order.index("eng/x")
         j = order.index("eng/y")
         assert abs(i - j) == 1  # a subtree is flattened as one block
+
+
+# -- the incremental DRF order equals a from-scratch sort -----------------------------------
+
+PATHS = ["a", "b", "a/x", "a/y", "a/x/deep", "c/z"]
+sorter_op = st.one_of(
+    st.tuples(st.just("add"), st.sampled_from(PATHS)),
+    st.tuples(st.just("remove"), st.sampled_from(PATHS)),
+    st.tuples(st.just("activate"), st.sampled_from(PATHS)),
+    st.tuples(st.just("deactivate"), st.sampled_from(PATHS)),
+    st.tuples(st.just("allocated"), st.sampled_from(PATHS), st.integers(1, 40)),
+    st.tuples(st.just("unallocated"), st.sampled_from(PATHS), st.integers(1, 40)),
+    st.tuples(st.just("weights"), st.sampled_from(PATHS + ["c"]), st.integers(1, 4)),
+    st.tuples(st.just("total"), st.integers(50, 200)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(sorter_op, max_size=60))
+def test_incremental_drf_order_matches_a_full_sort(ops: list[tuple[object, ...]]) -> None:
+    s = sorting.DrfSorter()
+    s.update_total(TOTAL)
+    for op in ops:
+        kind, path = op[0], str(op[1])
+        known = s.contains(path)
+        if kind == "add" and not known:
+            s.add(path)
+        elif kind == "remove" and known:
+            s.remove(path)
+        elif kind == "activate" and known:
+            s.activate(path)
+        elif kind == "deactivate" and known:
+            s.deactivate(path)
+        elif kind == "allocated" and known:
+            s.allocated(path, {"cpus": float(op[2]) / 4, "mem": float(op[2])})  # type: ignore[arg-type]
+        elif kind == "unallocated" and known:
+            s.unallocated(path, {"cpus": float(op[2]) / 2})  # type: ignore[arg-type]
+        elif kind == "weights":
+            s.update_weights({path: float(op[2])})  # type: ignore[arg-type]
+        elif kind == "total":
+            s.update_total({"cpus": float(op[1]), "mem": 1000.0})  # type: ignore[arg-type]
+        assert s.sort() == s._sort_from_scratch() == list(s.iterate())
