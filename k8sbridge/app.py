@@ -44,6 +44,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
+STOP_GRACE = 10.0  # a component gets this long to stop before it is cancelled
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
@@ -186,13 +187,15 @@ async def running_bridge(
 
 
 class _Runner:
+    """Starts components in a TaskGroup, waits for each to be ready, bounds their shutdown."""
+
     def __init__(self, *, group: asyncio.TaskGroup, stop: asyncio.Event) -> None:
         self._group = group
         self._stop = stop
 
     async def start(self, name: str, run: Callable[..., Coroutine[Any, Any, None]]) -> None:
         ready = asyncio.Event()
-        task = self._group.create_task(run(stop=self._stop, ready=ready), name=name)
+        task = self._group.create_task(self._bounded(name, run, ready), name=name)
         waiter = asyncio.ensure_future(ready.wait())
         try:
             done, _ = await asyncio.wait(
@@ -206,6 +209,28 @@ class _Runner:
             exc = task.exception()
             raise RuntimeError(f"{name} failed to start: {exc!r}") from exc
         raise RuntimeError(f"{name} did not become ready within {START_TIMEOUT:g}s")
+
+    async def _bounded(
+        self, name: str, run: Callable[..., Coroutine[Any, Any, None]], ready: asyncio.Event
+    ) -> None:
+        """Run one component; once ``stop`` is set it gets STOP_GRACE seconds, then cancel."""
+        inner = asyncio.create_task(run(stop=self._stop, ready=ready), name=f"{name}-run")
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({inner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not inner.done():
+                await asyncio.wait({inner}, timeout=STOP_GRACE)
+            if not inner.done():
+                log.warning("%s did not stop within %gs; cancelling it", name, STOP_GRACE)
+                inner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await inner
+                return
+            inner.result()
+        finally:
+            stopper.cancel()
+            if not inner.done():
+                inner.cancel()
 
 
 async def _open_store(

@@ -108,6 +108,11 @@ async def run(
     on the caller's loop (``call_soon_threadsafe``), so they keep the single-owner rule.
     """
     loop = asyncio.get_running_loop()
+    # kopf logs every handled event at INFO; ours are read-only relays: keep that quiet unless
+    # the operator of the bridge configured kopf's loggers explicitly.
+    objects_log = logging.getLogger("kopf.objects")
+    if objects_log.level == logging.NOTSET:
+        objects_log.setLevel(logging.WARNING)
 
     def relay(callback: WatchCallback | None) -> WatchCallback | None:
         if callback is None:

@@ -53,6 +53,9 @@ __all__ = ["Driver", "PodSink", "Scheduler", "TaskRecord"]
 
 log = logging.getLogger(__name__)
 
+EXPLAIN_GRACE = 3.0  # seconds an explanation missing some agents' offers is held back
+GATHER_SECONDS = 1.5  # how long offers are held waiting for the other agents' offers
+
 RawPod = dict[str, Any]
 
 
@@ -179,6 +182,7 @@ class Scheduler:
         self._tasks: dict[ids.TaskId, TaskRecord] = {}
         self._launches: dict[str, PodLaunch] = {}  # uid -> current attempt
         self._unschedulable: dict[str, str] = {}  # uid -> last message written
+        self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
         self._deleting: set[str] = set()
         self._subscribed = False
         self._reconciled = False
@@ -345,6 +349,7 @@ class Scheduler:
             self._pods.pop(uid, None)
             self._pending.pop(uid, None)
             self._unschedulable.pop(uid, None)
+            self._pending_since.pop(uid, None)
             if any(t.pod_uid == uid and not t.terminal for t in self._tasks.values()):
                 self._deleting.add(uid)  # force-deleted: kill at once (no grace)
             return
@@ -542,8 +547,10 @@ class Scheduler:
 
     # -- passes --------------------------------------------------------------------------
 
-    def _want_pass(self, *, immediate: bool = False) -> None:
-        due = self._clock() + (0.0 if immediate else self._settings.scheduler.cycle_seconds)
+    def _want_pass(self, *, immediate: bool = False, delay: float | None = None) -> None:
+        if delay is None:
+            delay = 0.0 if immediate else self._settings.scheduler.cycle_seconds
+        due = self._clock() + delay
         if self._pass_due is None or due < self._pass_due:
             self._pass_due = due
 
@@ -594,7 +601,18 @@ class Scheduler:
             return
         view = self._view()
         result = stack.place(pending=pending, view=view, settings=self._stack_settings)
-        await self._commit(result)
+        # Some pods did not fit, but not every known agent has an offer in the book yet (the
+        # allocator may still be sending them): launch what fits, keep the other offers for a
+        # short, bounded gathering window, then explain with every agent's offer in view.
+        offered_agents = {o.agent_id for o in self._book}
+        missing = [a for a, info in self._agents.agents.items()
+                   if a not in offered_agents and getattr(info, "active", True)]
+        oldest = min((o.received for o in self._book), default=self._clock())
+        window = min(GATHER_SECONDS, self._settings.mesos.offer_hold_seconds)
+        gathering = bool(result.unplaced and missing) and self._clock() - oldest < window
+        await self._commit(result, final=not gathering)
+        if gathering:
+            self._want_pass(delay=max(0.05, oldest + window - self._clock()))
 
     def _pending_requests(self) -> list[model_pods.PodRequest]:
         out = []
@@ -668,27 +686,41 @@ class Scheduler:
             )
         return out
 
-    async def _commit(self, result: plan.Plan) -> None:
-        # Explanations for what did not fit (only when they say something new).
+    async def _commit(self, result: plan.Plan, *, final: bool = True) -> None:
+        used: set[ids.OfferId] = set()
+        for agent_id, offer_ids, assignments in result.by_agent():
+            await self._commit_agent(agent_id, offer_ids, assignments)
+            used.update(offer_ids)
+        if not final:
+            return
+        unused = [o.offer_id for o in self._book.take_all() if o.offer_id not in used]
+        if unused:
+            await self._driver.decline(unused, refuse_seconds=self._settings.mesos.refuse_seconds)
+        # Explanations for what did not fit (only when they say something new). An agent that
+        # "had no offer" may simply be filtered or busy: REVIVE (rate-limited) to see every
+        # agent, and hold such a partial explanation back for EXPLAIN_GRACE seconds.
+        now = self._clock()
+        want_revive = False
         for unplaced in result.unplaced:
             uid = str(unplaced.pod_uid)
             pod = self._pods.get(uid)
             message = unplaced.explanation.message
             if pod is None or self._unschedulable.get(uid) == message:
                 continue
-            if uid in self._unschedulable and all(
+            partial = any(
                 r.reason == feasible.REASON_NO_OFFER for r in unplaced.explanation.reasons
-            ):
-                continue  # "no current offer" says less than the message already shown
+            )
+            first = self._pending_since.setdefault(uid, now)
+            if partial and (uid in self._unschedulable or now - first < EXPLAIN_GRACE):
+                want_revive = True
+                continue
             self._unschedulable[uid] = message
             self._sink.unschedulable(pod=pod, message=message)
-        used: set[ids.OfferId] = set()
-        for agent_id, offer_ids, assignments in result.by_agent():
-            await self._commit_agent(agent_id, offer_ids, assignments)
-            used.update(offer_ids)
-        unused = [o.offer_id for o in self._book.take_all() if o.offer_id not in used]
-        if unused:
-            await self._driver.decline(unused, refuse_seconds=self._settings.mesos.refuse_seconds)
+        if want_revive and now - self._last_revive >= EXPLAIN_GRACE / 2:
+            self._last_revive = now
+            await self._driver.revive(list(self._settings.mesos.roles))
+            self._suppressed = False
+            self._want_pass(delay=EXPLAIN_GRACE / 2)
 
     async def _commit_agent(
         self,
@@ -771,6 +803,7 @@ class Scheduler:
         for uid, group in bound:
             self._pending.pop(uid, None)
             self._unschedulable.pop(uid, None)
+            self._pending_since.pop(uid, None)
             first = launch.parse_task_id(group.task_ids[0])
             self._launches[uid] = PodLaunch(
                 uid=uid, attempt=first[1] if first else 0, agent_id=agent_id,

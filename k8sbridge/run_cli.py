@@ -1,0 +1,124 @@
+"""``k8sbridge run``: the bridge, either against real systems or as the embedded default.
+
+Why a subcommand of its own: with no target flags it is the newcomer's one command (kernel with
+agents + devkube + bridge, a kubeconfig written to DATA_DIR/kubeconfig); with ``--master`` and
+``--kubeconfig`` (or in-cluster credentials) it is the production entry point. Either way the
+settings come from flags > ``K8SBRIDGE_*`` environment > ``--config FILE`` (see settings.py),
+and Ctrl-C / SIGTERM stop everything cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from k8sbridge import app
+from k8sbridge import settings as bridge_settings
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "run",
+        help="run the bridge (embedded kernel + devkube when no --master/--kubeconfig)",
+        description=(
+            "Run k8sbridge. Without --master/--kubeconfig: the embedded default (a kernel with "
+            "--agents agents, devkube and the bridge; writes DATA_DIR/kubeconfig). With them: "
+            "the bridge alone against a Mesos master and a Kubernetes cluster. Every setting "
+            "can also come from the environment (K8SBRIDGE_<SECTION>_<FIELD>, e.g. "
+            "K8SBRIDGE_MESOS_ROLES=a,b) or a YAML file (--config)."
+        ),
+    )
+    parser.add_argument("--config", type=Path, default=None, help="YAML settings file")
+    emb = parser.add_argument_group("embedded default")
+    emb.add_argument("--data-dir", type=Path, default=None,
+                     help="state directory (default ./.k8sbridge)")
+    emb.add_argument("--kernel-port", type=int, default=None, help="kernel master port (5050)")
+    emb.add_argument("--api-port", type=int, default=None, help="devkube API port (6443)")
+    emb.add_argument("--agents", type=int, default=None, help="number of agents (3)")
+    ext = parser.add_argument_group("external targets")
+    ext.add_argument("--master", default=None,
+                     help="Mesos master URL(s), comma-separated (http://host:5050)")
+    ext.add_argument("--kubeconfig", type=Path, default=None,
+                     help="kubeconfig (default: in-cluster credentials)")
+    ext.add_argument("--context", default=None, help="kubeconfig context")
+    br = parser.add_argument_group("bridge")
+    br.add_argument("--role", action="append", default=None,
+                    help="Mesos role (repeatable; default kubernetes)")
+    br.add_argument("--scheduler-name", action="append", default=None,
+                    help="schedulerName(s) served (repeatable; default k8sbridge)")
+    br.add_argument("--namespace", default=None, help="the bridge's own namespace")
+    br.add_argument("--kubelet-port", type=int, default=None,
+                    help="kubelet HTTPS API port (10250; 0 = any free port)")
+    br.add_argument("--kubelet-address", default=None,
+                    help="address the API server uses to reach the kubelet API")
+    br.add_argument("--ranking", choices=["spread", "binpack"], default=None)
+    parser.set_defaults(func=_run)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    return {
+        "mesos": {
+            "masters": args.master,
+            "roles": tuple(args.role) if args.role else None,
+        },
+        "kube": {
+            "kubeconfig": args.kubeconfig,
+            "context": args.context,
+            "namespace": args.namespace,
+        },
+        "scheduler": {
+            "scheduler_names": tuple(args.scheduler_name) if args.scheduler_name else None,
+            "ranking": args.ranking,
+        },
+        "kubelet": {"port": args.kubelet_port, "advertise_address": args.kubelet_address},
+        "embedded": {
+            "data_dir": args.data_dir,
+            "kernel_port": args.kernel_port,
+            "api_port": args.api_port,
+            "agents": args.agents,
+        },
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        settings = bridge_settings.load(flags=_flags(args), config_file=args.config)
+    except bridge_settings.SettingsError as e:
+        print(f"k8sbridge run: {e}", file=sys.stderr)
+        return 2
+    external = args.master is not None or args.kubeconfig is not None
+    try:
+        return asyncio.run(_external(settings) if external else _embedded(settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _embedded(settings: bridge_settings.BridgeSettings) -> int:
+    stop = asyncio.Event()
+    app.install_signal_handlers(stop)
+    async with app.running_embedded(settings) as targets:
+        print(f"kernel (Mesos v1 API): {targets.kernel_url}  (state: {targets.kernel_url}/state)")
+        print(f"kubernetes API (devkube): {targets.api_url}")
+        print(f"kubectl --kubeconfig {targets.kubeconfig} get nodes,pods -o wide")
+        print("k8sbridge is ready; Ctrl-C stops everything", flush=True)
+        await stop.wait()
+        print("stopping ...", flush=True)
+    return 0
+
+
+async def _external(settings: bridge_settings.BridgeSettings) -> int:
+    stop = asyncio.Event()
+    app.install_signal_handlers(stop)
+    async with app.running_bridge(settings) as bridge:
+        print(f"k8sbridge is ready: framework {bridge.framework.framework_id}, "
+              f"kubelet API on port {bridge.kubelet_port}", flush=True)
+        await stop.wait()
+    return 0

@@ -1,0 +1,126 @@
+"""The e2e target: `k8sbridge run` (embedded default) as a real subprocess, or an external one.
+
+With ``K8SBRIDGE_E2E_KUBECONFIG`` and ``K8SBRIDGE_E2E_MASTER`` set, the same tests run against
+those (a real cluster and a Mesos master running the bridge); otherwise the fixture starts
+``python -m k8sbridge run`` on free ports and stops it with SIGINT at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "manifests" / "examples"
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Target:
+    kubeconfig: Path
+    master: str
+    process: subprocess.Popen[str] | None
+    output: list[str]
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
+        argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{argv} failed ({done.returncode}): {done.stderr}{done.stdout}")
+        return done.stdout
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json"))
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.master + "/state", timeout=10) as reply:
+            data: dict[str, Any] = json.loads(reply.read())
+            return data
+
+    def bridge_tasks(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for fw in self.state().get("frameworks") or []:
+            if fw.get("name") == "k8sbridge":
+                out.extend(fw.get("tasks") or [])
+        return out
+
+
+def eventually(probe: Callable[[], T | None], *, timeout: float = 60, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except AssertionError as e:
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
+
+
+@pytest.fixture(scope="session")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    ext_kubeconfig = os.environ.get("K8SBRIDGE_E2E_KUBECONFIG")
+    ext_master = os.environ.get("K8SBRIDGE_E2E_MASTER")
+    if ext_kubeconfig and ext_master:
+        yield Target(kubeconfig=Path(ext_kubeconfig), master=ext_master.rstrip("/"),
+                     process=None, output=[])
+        return
+    data_dir = tmp_path_factory.mktemp("k8sbridge-run")
+    kernel_port, api_port = free_port(), free_port()
+    argv = [
+        sys.executable, "-m", "k8sbridge", "--log-level", "INFO", "run",
+        "--data-dir", str(data_dir), "--kernel-port", str(kernel_port),
+        "--api-port", str(api_port), "--kubelet-port", "0",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K8SBRIDGE_")}
+    env["K8SBRIDGE_MESOS_AGENT_POLL_SECONDS"] = "1"
+    env["K8SBRIDGE_MESOS_REFUSE_SECONDS"] = "3"
+    env["K8SBRIDGE_SCHEDULER_CYCLE_SECONDS"] = "0.05"
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            if "k8sbridge is ready" in line:
+                ready.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        if not ready.wait(90) or proc.poll() is not None:
+            raise AssertionError("k8sbridge run did not start:\n" + "".join(output[-60:]))
+        yield Target(kubeconfig=data_dir / "kubeconfig",
+                     master=f"http://127.0.0.1:{kernel_port}", process=proc, output=output)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        reader.join(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
