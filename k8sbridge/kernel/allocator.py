@@ -997,7 +997,7 @@ class Allocator:
     ) -> OfferGrant | None:
         if fw.constraints:
             groups = fw.constraints.get(role)
-            if groups is not None and not all_groups_match(groups, agent):
+            if groups is not None and not _agent_satisfies(groups, agent):
                 return None
         mins = fw.min_allocatable.get(role, self._min_allocatable)
         if not _meets(view.available_q, mins):
@@ -1331,7 +1331,7 @@ def _same(left: Resources, right: Resources) -> bool:
     return left.contains(right) and right.contains(left)
 
 
-def all_groups_match(groups: Sequence[Sequence[AttributeConstraint]], agent: _Agent) -> bool:
+def _agent_satisfies(groups: Sequence[Sequence[AttributeConstraint]], agent: _Agent) -> bool:
     return any(
         all(
             _constraint_holds(

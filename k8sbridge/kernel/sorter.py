@@ -422,9 +422,7 @@ class DrfSorter(_TreeSorter):
                 self._flatten(child, out)
 
     def _order(self, entries: list[tuple[bool, _Node]]) -> list[tuple[bool, _Node]]:
-        if len(entries) == 1:
-            return entries
-
+        # Only the from-scratch reference order uses this (``_sort_from_scratch``).
         return sorted(entries, key=_drf_key)
 
 
