@@ -461,3 +461,23 @@ def test_binpack_follows_an_agent_that_another_group_filled(
                pod("k0", cpu="7"), pod("h1", cpu="500m", labels={"app": "h"})]
     result = stack.place(pending=pending, view=view(a1, a2), settings=BINPACK)
     assert where(result) == {"h0": "a2", "g0": "a2", "k0": "a1", "h1": "a1"}
+
+
+def test_offers_allocated_to_different_roles_are_not_mixed_in_one_pod() -> None:
+    def offer(oid: str, role: str) -> cluster.OfferView:
+        bag = res.parse_resources_flag("cpus:2;mem:2048").allocated_to(role)
+        return cluster.OfferView(id=ids.OfferId(oid), agent_id=ids.AgentId("a1"), resources=bag,
+                                 allocation_role=role)
+
+    a1 = cluster.AgentView.build(agent_id="a1", hostname="h1",
+                                 offers=[offer("oa", "kubernetes"), offer("ob", "batch")])
+    big = stack.place(pending=[pod("big", cpu="3")], view=view(a1), settings=NO_OVERHEAD)
+    assert big.unplaced[0].explanation.message == (
+        "0/1 agents fit: 1 insufficient cpu (requested 3, largest offer 2)"
+    )
+    two = stack.place(pending=[pod("p", cpu="1500m"), pod("q", cpu="1500m")], view=view(a1),
+                      settings=NO_OVERHEAD)
+    used = {(a.offer_ids, a.allocation_role) for a in two.assignments}
+    assert used == {(("oa",), "kubernetes"), (("ob",), "batch")}
+    for a in two.assignments:
+        assert {r.allocation_role for r in a.total} == {a.allocation_role}
