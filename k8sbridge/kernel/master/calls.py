@@ -584,7 +584,8 @@ def parse_resources(raw: Any, *, role: str, what: str) -> res.Resources:
 
 
 def _task_common(
-    task: Any, *, agent_id: str, known_task_ids: Collection[str], role: str
+    task: Any, *, agent_id: str, known_task_ids: Collection[str], role: str,
+    also_known: Collection[str] = (),
 ) -> tuple[str, res.Resources]:
     if not isinstance(task, dict):
         raise TaskInvalid("TaskInfo must be a JSON object")
@@ -596,7 +597,7 @@ def _task_common(
     err = validate_id(tid)
     if err is not None:
         raise TaskInvalid(f"Task ID is invalid: {err}")
-    if tid in known_task_ids:
+    if tid in known_task_ids or tid in also_known:
         raise TaskInvalid(f"Task has duplicate ID: {tid}")
     tagent = id_value(task.get("agent_id"))
     if tagent is None:
@@ -747,7 +748,8 @@ def validate_task_group(
     for task in tasks:
         try:
             tid, resources = _task_common(
-                task, agent_id=agent_id, known_task_ids=set(known_task_ids) | seen, role=role
+                task, agent_id=agent_id, known_task_ids=known_task_ids, role=role,
+                also_known=seen,
             )
         except TaskInvalid as e:
             tid_text = id_value(task.get("task_id")) if isinstance(task, dict) else None

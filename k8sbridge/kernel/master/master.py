@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -91,6 +91,27 @@ def _status(
     if unreachable_time is not None:
         status["unreachable_time"] = state.nanos(unreachable_time)
     return status
+
+
+class _KnownIds:
+    """``tid in known`` over a framework's live and unreachable tasks, without copying."""
+
+    def __init__(self, fw: state.Framework) -> None:
+        self._fw = fw
+
+    def __contains__(self, tid: object) -> bool:
+        return tid in self._fw.tasks or tid in self._fw.unreachable_tasks
+
+    def __len__(self) -> int:
+        return len(self._fw.tasks) + len(self._fw.unreachable_tasks)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._fw.tasks
+        yield from self._fw.unreachable_tasks
+
+
+_STORED_INFO_KEYS = ("name", "task_id", "agent_id", "labels", "discovery", "container",
+                     "health_check", "check", "kill_policy", "limits", "user")
 
 
 def _transition(task: state.Task, status: RawJson) -> None:
@@ -754,7 +775,7 @@ class Master:
             try:
                 tid, task_res, eid, exec_res = calls.validate_launch_task(
                     task, framework_id=fw.framework_id, agent_id=agent.agent_id, role=role,
-                    known_task_ids=fw.tasks.keys() | fw.unreachable_tasks.keys(),
+                    known_task_ids=_KnownIds(fw),
                     known_executors=self._known_executors(fw, agent),
                     offered=remaining,
                 )
@@ -792,7 +813,7 @@ class Master:
         try:
             eid, parsed, exec_res = calls.validate_task_group(
                 executor, task_list, framework_id=fw.framework_id, agent_id=agent.agent_id,
-                role=role, known_task_ids=fw.tasks.keys() | fw.unreachable_tasks.keys(),
+                role=role, known_task_ids=_KnownIds(fw),
                 known_executors=self._known_executors(fw, agent), offered=remaining,
             )
         except TaskInvalid as e:
@@ -823,8 +844,9 @@ class Master:
 
     def _add_task(self, fw: state.Framework, agent: state.Agent, tid: str, info: RawJson,
                   task_res: res.Resources, role: str, eid: str | None) -> state.Task:
+        stored = {k: info[k] for k in _STORED_INFO_KEYS if k in info}
         task = state.Task(
-            framework_id=fw.framework_id, agent_id=agent.agent_id, task_id=tid, info=info,
+            framework_id=fw.framework_id, agent_id=agent.agent_id, task_id=tid, info=stored,
             resources=task_res, role=role, executor_id=eid,
         )
         fw.tasks[tid] = task

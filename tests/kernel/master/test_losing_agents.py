@@ -17,7 +17,8 @@ async def _launch(st: wire.Stream, task_id: str) -> str:
     agent_id: str = offer["agent_id"]["value"]
     await st.call({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
         {"type": "LAUNCH", "launch": {"task_infos": [
-            wire.command_task(task_id, agent_id, "sleep 120")]}}]}})
+            wire.command_task(task_id, agent_id, "sleep 120")]}}],
+        "filters": {"refuse_seconds": 3600}}})  # leave the rest to the other framework
     await wire.until_state(st, task_id, "TASK_RUNNING")
     return agent_id
 
