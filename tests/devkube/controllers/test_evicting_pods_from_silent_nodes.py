@@ -139,6 +139,13 @@ async def test_silent_node_goes_unknown_gets_tainted_and_evicts(tmp_path: Path) 
         assert any(t.get("key") == UNREACHABLE and t.get("tolerationSeconds") == 300
                    for t in defaults), defaults
 
+        # and it is told as events
+        async def events_told() -> bool:
+            out = await cluster.kubectl("get", "events", "-A")
+            return "TaintManagerEviction" in out and "NodeNotReady" in out
+
+        await eventually(events_told, timeout=5, what="eviction and NodeNotReady events")
+
         # the lease renews again: the unreachable taints are removed
         renewer = asyncio.create_task(_renew_forever(cluster, "node-a", 0.2))
         try:
