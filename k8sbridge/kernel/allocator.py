@@ -31,6 +31,7 @@ removal in Mesos (``recover`` for a removed framework or agent, removing twice) 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import itertools
 import math
 import random
@@ -568,6 +569,9 @@ class Allocator:
         # consumption of every role that has quota, kept up to date incrementally
         self._quota_consumed: dict[str, dict[str, float]] = {}
         self._chains: dict[str, tuple[str, ...]] = {}
+        # (expires_at, tie-breaker, framework, (role, agent)) of every filter installed
+        self._filter_expiry: list[tuple[float, int, FrameworkId, tuple[str, AgentId]]] = []
+        self._filter_count = 0
 
     # ---------------------------------------------------------------------------------------
     # frameworks
@@ -1053,15 +1057,22 @@ class Allocator:
         return any(f.expires_at > now and f.resources.contains(resources) for f in filters)
 
     def _expire_filters(self, now: float) -> None:
-        for fw in self._frameworks.values():
-            if not fw.filters:
+        """Drop filters whose time is up (a heap of expiry times; entries whose filters were
+        cleared meanwhile by revive/deactivate/removal are skipped)."""
+        heap = self._filter_expiry
+        while heap and heap[0][0] <= now:
+            _, _, framework_id, key = heapq.heappop(heap)
+            fw = self._frameworks.get(framework_id)
+            if fw is None:
                 continue
-            for key in list(fw.filters):
-                alive = [f for f in fw.filters[key] if f.expires_at > now]
-                if alive:
-                    fw.filters[key] = alive
-                else:
-                    del fw.filters[key]
+            filters = fw.filters.get(key)
+            if not filters:
+                continue
+            alive = [f for f in filters if f.expires_at > now]
+            if alive:
+                fw.filters[key] = alive
+            else:
+                del fw.filters[key]
 
     # ---------------------------------------------------------------------------------------
     # quota
@@ -1143,9 +1154,34 @@ class Allocator:
         if timeout <= 0:
             return
         for role, part in _by_allocation_role(returned).items():
+            expires_at = now + timeout
             fw.filters.setdefault((role, agent_id), []).append(
-                _OfferFilter(resources=part.unallocated(), expires_at=now + timeout)
+                _OfferFilter(resources=part.unallocated(), expires_at=expires_at)
             )
+            self._filter_count += 1
+            heapq.heappush(
+                self._filter_expiry,
+                (expires_at, self._filter_count, framework_id, (role, agent_id)),
+            )
+            if self._filter_count % 4096 == 0:
+                self._compact_filter_expiry()
+
+    def _compact_filter_expiry(self) -> None:
+        """Rebuild the expiry heap from live filters when cleared ones dominate it."""
+        live = [
+            (f.expires_at, framework_id, key)
+            for framework_id, fw in self._frameworks.items()
+            for key, filters in fw.filters.items()
+            for f in filters
+        ]
+        if len(self._filter_expiry) <= 2 * len(live):
+            return
+        heap = []
+        for expires_at, framework_id, key in live:
+            self._filter_count += 1
+            heap.append((expires_at, self._filter_count, framework_id, key))
+        heapq.heapify(heap)
+        self._filter_expiry = heap
 
     def convert(
         self,

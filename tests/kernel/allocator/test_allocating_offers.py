@@ -783,3 +783,18 @@ def test_a_shrunk_total_is_never_over_offered() -> None:
     decline(a, g, now=0.0, refuse=None)
     assert a.available(A1) == res("cpus:2;mem:512")
     a._check_invariants()
+
+
+def test_cleared_filters_do_not_pile_up_in_the_expiry_heap() -> None:
+    a = new()
+    a.add_agent(A1, total=res("cpus:4;mem:1024"))
+    a.add_framework(F1, roles=["r"])
+    for i in range(10_000):  # decline with a long filter, then revive: a REVIVE-happy framework
+        [g] = a.allocate(now=float(i))
+        decline(a, g, now=float(i), refuse=3600.0)
+        a.revive(F1)
+    assert len(a._filter_expiry) < 4096 * 2
+    [g] = a.allocate(now=10_000.0)
+    decline(a, g, now=10_000.0, refuse=10.0)
+    assert a.allocate(now=10_005.0) == []
+    assert len(a.allocate(now=10_010.0)) == 1
