@@ -171,7 +171,13 @@ class FieldSelector:
         return None
 
 
-_ALIASES = {"spec.host": "spec.nodeName"}
+_ALIASES = {
+    "spec.host": "spec.nodeName",
+    # events.k8s.io/v1 names of the stored core/v1 event fields
+    "reportingController": "reportingComponent",
+    **{f"regarding.{f}": f"involvedObject.{f}" for f in (
+        "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
+}
 _BOOLEAN_FIELDS = frozenset({"spec.unschedulable", "spec.hostNetwork"})
 
 

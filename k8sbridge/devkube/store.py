@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from k8sbridge.devkube import watch
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
 Persist = Callable[[watch.Change], None]
@@ -124,6 +127,11 @@ class Store:
         data = encode(obj)
         if event != "DELETED" and len(data) > self._max_object_bytes:
             raise TooLarge(size=len(data), limit=self._max_object_bytes)
+        change = watch.Change(
+            rv=self._rv + 1, store_key=store_key, type=event, obj=obj, data=data, old=old
+        )
+        if self._persist is not None:
+            self._persist(change)  # first: if the disk write fails, nothing has changed
         self._rv += 1
         stored = Stored(obj, data)
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
@@ -135,16 +143,15 @@ class Store:
             if key not in objects:
                 self._sorted.pop(store_key, None)
             objects[key] = stored
-        change = watch.Change(
-            rv=self._rv, store_key=store_key, type=event, obj=obj, data=data, old=old
-        )
         self._history.append(change)
         while len(self._history) > self._history_size:
             self._compacted = self._history.popleft().rv
-        if self._persist is not None:
-            self._persist(change)
         for watcher in list(self._watchers.get(store_key, ())):
-            watcher.offer(change)
+            try:
+                watcher.offer(change)
+            except Exception:  # one broken watcher must not break the commit or the others
+                log.exception("dropping a watcher of %s that failed to render a change", store_key)
+                watcher.drop()
         return stored
 
     def create(self, store_key: str, obj: dict[str, Any]) -> Stored:

@@ -113,9 +113,14 @@ class Watcher:
         self.queued_bytes += len(data)
         if len(self.queue) > self.max_events or self.queued_bytes > self.max_bytes:
             # The client does not keep up: forget it rather than buffer without bound.
-            self.dropped = True
-            self.queue.clear()
-            self.queued_bytes = 0
+            self.drop()
+        self.wakeup.set()
+
+    def drop(self) -> None:
+        """Stop delivering: the stream is closed by its writer."""
+        self.dropped = True
+        self.queue.clear()
+        self.queued_bytes = 0
         self.wakeup.set()
 
     def take(self) -> list[bytes]:

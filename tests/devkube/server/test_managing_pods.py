@@ -205,3 +205,22 @@ async def test_services_get_a_cluster_ip(api: Api) -> None:
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "hl"},
         "spec": {"clusterIP": "None", "ports": [{"port": 80}]}})
     assert headless["spec"]["clusterIP"] == "None"
+
+
+async def test_events_v1_field_selectors_and_watch(api: Api) -> None:
+    base = "/apis/events.k8s.io/v1/namespaces/default/events"
+    _, listed = await api.request("GET", base)
+    rv = listed["metadata"]["resourceVersion"]
+    await api.request("POST", base, body={
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e2"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reason": "Started", "type": "Normal",
+        "action": "Start", "reportingController": "kubelet", "reportingInstance": "n1",
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "x"}})
+    _, listed = await api.request("GET", base, params={
+        "fieldSelector": "regarding.name=x,reportingController=kubelet"})
+    assert [e["metadata"]["name"] for e in listed["items"]] == ["e2"]
+    assert listed["items"][0]["regarding"]["name"] == "x"
+    events = await api.watch(base, params={"resourceVersion": rv,
+                                           "fieldSelector": "regarding.name=x"}, stop_on=1)
+    assert events[0]["object"]["apiVersion"] == "events.k8s.io/v1"
+    assert events[0]["object"]["regarding"]["name"] == "x"

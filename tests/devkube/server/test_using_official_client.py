@@ -53,11 +53,14 @@ async def test_list_then_watch_and_resume(small_history: main.Devkube) -> None:
 
         def first_event(since: str) -> tuple[str, str, str]:
             w = watch.Watch()
-            for event in w.stream(core.list_namespaced_pod, "default", resource_version=since,
-                                  timeout_seconds=5):
-                w.stop()
-                return (event["type"], event["object"].metadata.name,
-                        event["object"].metadata.resource_version)
+            stream = w.stream(core.list_namespaced_pod, "default", resource_version=since,
+                              timeout_seconds=5)
+            try:
+                for event in stream:
+                    return (event["type"], event["object"].metadata.name,
+                            event["object"].metadata.resource_version)
+            finally:
+                stream.close()  # releases the HTTP connection now, not at garbage collection
             raise AssertionError("no event")
 
         kind, name, next_rv = await _in_thread(first_event, rv)
@@ -127,6 +130,8 @@ async def test_binding_and_its_reply(small_history: main.Devkube) -> None:
         response = await _in_thread(core.create_namespaced_pod_binding, "b2", "default",
                                     binding("b2"), _preload_content=False)
         assert response.status == 201
+        assert b'"status":"Success"' in response.data  # reading it returns the connection
+        response.release_conn()
         for name in ("b1", "b2"):
             pod = await _in_thread(core.read_namespaced_pod, name, "default")
             assert pod.spec.node_name == "n1"
