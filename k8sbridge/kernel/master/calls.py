@@ -227,9 +227,70 @@ def normalize_call(call: RawJson) -> RawJson:
             for i, o in enumerate(_list(body.get("offer_ids"), f"{key}.offer_ids")):
                 if id_value(o) is None:
                     missing.append(f"{key}.offer_ids[{i}].value")
+    accept = call.get("accept")
+    if isinstance(accept, dict):
+        for i, op in enumerate(_list(accept.get("operations"), "accept.operations")):
+            _check_operation(_obj(op, f"accept.operations[{i}]"), f"accept.operations[{i}].",
+                             missing)
     if missing:
         raise _missing(missing)
     return call
+
+
+_RESOURCE_TYPES = ("SCALAR", "RANGES", "SET")
+
+
+def _check_resources(raw: Any, path: str, missing: list[str]) -> None:
+    for i, r in enumerate(_list(raw, path.rstrip("."))):
+        r = _obj(r, f"{path.rstrip('.')}[{i}]")
+        here = f"{path.rstrip('.')}[{i}]."
+        _require_str(r, "name", here, missing)
+        if r.get("type") not in _RESOURCE_TYPES:  # required enum: unknown value = missing
+            missing.append(f"{here}type")
+        if r.get("type") == "SCALAR" and not isinstance(
+            (r.get("scalar") or {}).get("value"), int | float | str
+        ):
+            missing.append(f"{here}scalar.value")
+
+
+def _check_task(task: Any, path: str, missing: list[str]) -> None:
+    task = _obj(task, path.rstrip("."))
+    _require_str(task, "name", path, missing)
+    _require_id(task, "task_id", path, missing)
+    _require_id(task, "agent_id", path, missing)
+    _check_resources(task.get("resources"), f"{path}resources", missing)
+    if task.get("executor") is not None:
+        _check_executor(task["executor"], f"{path}executor.", missing)
+
+
+def _check_executor(executor: Any, path: str, missing: list[str]) -> None:
+    executor = _obj(executor, path.rstrip("."))
+    _require_id(executor, "executor_id", path, missing)
+    _check_resources(executor.get("resources"), f"{path}resources", missing)
+
+
+def _check_operation(op: RawJson, path: str, missing: list[str]) -> None:
+    """Required fields inside an Offer.Operation (its own ``type`` is an optional enum)."""
+    launch = op.get("launch")
+    if isinstance(launch, dict):
+        for j, task in enumerate(_list(launch.get("task_infos"), f"{path}launch.task_infos")):
+            _check_task(task, f"{path}launch.task_infos[{j}].", missing)
+    group = op.get("launch_group")
+    if isinstance(group, dict):
+        if "executor" not in group:
+            missing.append(f"{path}launch_group.executor")
+        else:
+            _check_executor(group["executor"], f"{path}launch_group.executor.", missing)
+        tg = group.get("task_group")
+        if not isinstance(tg, dict):
+            missing.append(f"{path}launch_group.task_group")
+        else:
+            for j, task in enumerate(_list(tg.get("tasks"), f"{path}launch_group.task_group")):
+                _check_task(task, f"{path}launch_group.task_group.tasks[{j}].", missing)
+    for key in ("reserve", "unreserve"):
+        body = op.get(key)
+        if isinstance(body, dict):
+            _check_resources(body.get("resources"), f"{path}{key}.resources", missing)
 
 
 def _check_framework_info(info: RawJson, path: str, missing: list[str]) -> None:
