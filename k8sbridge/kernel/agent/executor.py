@@ -31,6 +31,7 @@ import errno
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,22 @@ __all__ = ["main", "socket_address", "wait_status"]
 
 
 _ATTACH_TIMEOUT_SECONDS = 30.0
+
+# argv: k8sbridge-cgroup-join DIR... -- COMMAND...; exit 126 (as a shell's "cannot execute")
+# when a cgroup cannot be joined.
+_JOIN_SCRIPT = (
+    'while [ "$1" != "--" ]; do echo $$ > "$1/cgroup.procs" || exit 126; shift; done; '
+    'shift; exec "$@"'
+)
+
+
+def _check_executable(program: str, search_path: str) -> None:
+    """Raise ``FileNotFoundError`` as ``exec`` would, before the wrapper hides it in a 127."""
+    if "/" in program:
+        if not os.access(program, os.X_OK) or os.path.isdir(program):
+            raise FileNotFoundError(f"No such file or executable: {program!r}")
+    elif shutil.which(program, path=search_path) is None:
+        raise FileNotFoundError(f"No such file or directory: {program!r}")
 
 
 def socket_address(name: str) -> str:
@@ -187,7 +204,20 @@ class _Supervisor:
         Path(task["stdout"]).parent.mkdir(parents=True, exist_ok=True)
         argv: list[str] = list(task["argv"])
         executable = task.get("executable")
+        preexec: Any = None
         try:
+            if self.cgroup is not None:
+                # The task must join its cgroups before it execs (a shell's children must not
+                # escape the limit). A pre-exec hook would make every spawn a full fork of
+                # this daemon, whose cost grows with the number of containers; a tiny sh
+                # wrapper joins and then execs the command, and the spawn stays a vfork.
+                if executable is not None and executable != argv[0]:
+                    preexec = self.cgroup.join_self  # a custom argv[0] needs the hook
+                else:
+                    _check_executable(argv[0], task["env"].get("PATH", os.defpath))
+                    argv = ["/bin/sh", "-c", _JOIN_SCRIPT, "k8sbridge-cgroup-join",
+                            *self.cgroup.dirs(), "--", *argv]
+                    executable = None
             with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
                 proc = await asyncio.create_subprocess_exec(
                     *argv,
@@ -198,9 +228,7 @@ class _Supervisor:
                     stdout=out,
                     stderr=err,
                     start_new_session=True,
-                    # Join before exec: a shell's children must not escape the limit. (This
-                    # costs vfork; without cgroups the spawn takes the fast path.)
-                    preexec_fn=self.cgroup.join_self if self.cgroup else None,
+                    preexec_fn=preexec,
                 )
         except (OSError, ValueError, subprocess.SubprocessError) as e:
             self.emit({"type": "EXITED", "task_id": task_id, "status": None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,10 @@ async def test_v1_calls_and_their_errors(tmp_path: Path) -> None:
         status, files = await _v1(s, base, {"type": "LIST_FILES", "list_files": {"path": vpath}})
         names = {f["path"].rsplit("/", 1)[1] for f in files["list_files"]["file_infos"]}
         assert {"stdout", "stderr"} <= names
-        status, read = await _v1(s, base, {"type": "READ_FILE",
-                                           "read_file": {"path": vpath + "/stdout", "offset": 0}})
+        call = {"type": "READ_FILE", "read_file": {"path": vpath + "/stdout", "offset": 0}}
+        async with asyncio.timeout(10):  # RUNNING means started, not that it printed yet
+            while not (read := (await _v1(s, base, call))[1])["read_file"]["size"]:
+                await asyncio.sleep(0.05)
         assert base64.b64decode(read["read_file"]["data"]) == b"v1-data\n"
         assert read["read_file"]["size"] == 8
         # errors
