@@ -97,8 +97,10 @@ async def running_bridge(
             )
         store = await _open_store(kube, settings)
         nodes = kubelet_nodes.NodeController(kube=kube, reader=reader, settings=settings)
-        writer = kubelet_pods.PodStatusWriter(kube=kube)
         scheduler_box: list[scheduler_loop.Scheduler] = []
+        writer = kubelet_pods.PodStatusWriter(
+            kube=kube, relaunch=lambda uid, delay: scheduler_box[0].request_relaunch(uid, delay)
+        )
 
         async def handler(event: Any) -> None:
             await scheduler_box[0].on_mesos_event(event)

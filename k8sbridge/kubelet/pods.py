@@ -6,241 +6,97 @@ level-triggered: a pod queued twice is written once, from its latest state), wri
 concurrent workers, and **acknowledged to Mesos only after the write succeeded** — an update
 that was never shown to Kubernetes is re-sent by the agent.
 
-Status mapping here is deliberately the minimum of issue 5 (phase, containerStatuses
-waiting/running/terminated with exit codes, podIP/hostIP, startTime, the standard conditions);
-the full kubelet mapping (restart counts, back-off, probes, init containers) is the pure
-``kubelet/statusmap.py`` of issue 6 and replaces ``map_status`` once it is wired in.
-Events (Scheduled, FailedScheduling, Started, Failed) are posted alongside.
+The mapping is the pure ``kubelet/statusmap.py`` (phase, conditions, containerStatuses with
+lastState/restartCount, CrashLoopBackOff, IPs, qosClass); this module folds each task update
+into the container's ``ContainerRuntime``, renders the status, posts the kubelet's events, and
+applies restartPolicy: when every container of a launched attempt has terminated and the policy
+says restart, it asks the scheduler (``relaunch(uid, delay)``) for the next attempt after the
+crash back-off. Scheduling outcomes (``PodScheduled=False`` with the explanation, Scheduled and
+FailedScheduling events) are written here too, so there is one writer per pod.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import logging
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
+from k8sbridge.kubelet import statusmap
+from k8sbridge.model import ids
+from k8sbridge.model import pods as model_pods
 from k8sbridge.model import tasks as model_tasks
 
-__all__ = ["PodStatusWriter", "map_status"]
+__all__ = ["PodStatusWriter", "view_of"]
 
 log = logging.getLogger(__name__)
 
 RawPod = dict[str, Any]
 Ack = Callable[[], Awaitable[None]]
+Relaunch = Callable[[str, float], None]
 
-_EXIT = re.compile(r"(?:exit(?:ed)?(?: with)?(?: status| code)?|status)[ =:]*(-?\d+)", re.I)
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ContainerUpdate:
-    state: str
-    timestamp: float
-    reason: str | None
-    message: str
-    healthy: bool | None
-    ip_addresses: tuple[str, ...]
-    task_id: str
+def view_of(status: Any) -> model_tasks.TaskStatusView:
+    """A ``TaskStatusView`` from the Mesos client's parsed ``TaskStatus``."""
+    check = None
+    raw_check = status.check_status
+    if isinstance(raw_check, dict) and raw_check.get("type"):
+        check = model_tasks.CheckResult(
+            type=str(raw_check["type"]),
+            exit_code=(raw_check.get("command") or {}).get("exit_code"),
+            http_status=(raw_check.get("http") or {}).get("status_code"),
+            tcp_succeeded=(raw_check.get("tcp") or {}).get("succeeded"),
+        )
+    return model_tasks.TaskStatusView(
+        task_id=ids.TaskId(str(status.task_id)),
+        state=str(status.state),
+        timestamp=float(status.timestamp or 0.0) or time.time(),
+        reason=status.reason,
+        message=str(status.message or ""),
+        source=status.source,
+        healthy=status.healthy,
+        check=check,
+        uuid=status.uuid,
+        agent_id=status.agent_id,
+        executor_id=status.executor_id,
+        container_id=ids.ContainerId(status.container_id) if status.container_id else None,
+        ip_addresses=tuple(status.ip_addresses or ()),
+    )
 
 
 @dataclasses.dataclass(slots=True)
 class _PodState:
     pod: RawPod
-    containers: dict[str, list[ContainerUpdate]] = dataclasses.field(default_factory=dict)
+    runtimes: dict[str, statusmap.ContainerRuntime] = dataclasses.field(default_factory=dict)
+    attempt: int = -1
+    relaunch_requested: int = -1  # the attempt whose restart was already requested
     acks: list[Ack] = dataclasses.field(default_factory=list)
     host_ip: str = ""
+    pod_ips: tuple[str, ...] = ()
     node_name: str = ""
     unschedulable: str | None = None
     failure: tuple[str, str] | None = None  # (reason, message) when the launch was refused
-    start_time: str | None = None
+    start_time: float | None = None
     written: Any = None
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
-    started_seen: set[str] = dataclasses.field(default_factory=set)
-
-
-def _iso(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _exit_code(update: ContainerUpdate) -> int:
-    if update.state == "TASK_FINISHED":
-        return 0
-    m = _EXIT.search(update.message or "")
-    if m:
-        return int(m.group(1))
-    if update.state == "TASK_KILLED":
-        return 137
-    return 1 if update.state == "TASK_FAILED" else 128
-
-
-def _latest(history: Sequence[ContainerUpdate]) -> ContainerUpdate | None:
-    """The most advanced update (a stale, lower-ranked one never moves a container back)."""
-    best: ContainerUpdate | None = None
-    for upd in history:
-        if best is None or model_tasks.state_rank(upd.state) >= model_tasks.state_rank(
-            best.state
-        ):
-            best = upd
-    return best
-
-
-def map_status(
-    *,
-    pod: Mapping[str, Any],
-    containers: Mapping[str, Sequence[ContainerUpdate]],
-    host_ip: str,
-    start_time: str,
-    now: str,
-    unschedulable: str | None = None,
-    failure: tuple[str, str] | None = None,
-    previous: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The pod status a kubelet would report for these task histories (minimal mapping)."""
-    spec = pod.get("spec") or {}
-    prev_conditions = {
-        c.get("type"): c for c in (previous or {}).get("conditions") or [] if isinstance(c, dict)
-    }
-
-    def condition(ctype: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:
-        status = "True" if ok else "False"
-        prev = prev_conditions.get(ctype)
-        transition = (
-            prev.get("lastTransitionTime") if prev and prev.get("status") == status else now
-        )
-        out: dict[str, Any] = {
-            "type": ctype, "status": status, "lastProbeTime": None,
-            "lastTransitionTime": transition,
-        }
-        if reason:
-            out["reason"] = reason
-        if message:
-            out["message"] = message
-        return out
-
-    if unschedulable is not None and not containers and failure is None:
-        return {
-            "phase": "Pending",
-            "conditions": [condition("PodScheduled", False, "Unschedulable", unschedulable)],
-        }
-
-    statuses: list[dict[str, Any]] = []
-    pod_ip = ""
-    running = terminated = succeeded = 0
-    unready: list[str] = []
-    names = [str(c.get("name")) for c in spec.get("containers") or []]
-    images = {str(c.get("name")): str(c.get("image", "")) for c in spec.get("containers") or []}
-    for name in names:
-        latest = _latest(containers.get(name, ()))
-        cs: dict[str, Any] = {
-            "name": name, "image": images.get(name, ""), "imageID": "",
-            "restartCount": 0, "ready": False, "started": False,
-        }
-        if latest is None:
-            if failure is not None:
-                cs["state"] = {"waiting": {"reason": failure[0], "message": failure[1]}}
-            else:
-                cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
-            unready.append(name)
-        else:
-            cs["containerID"] = f"mesos://{latest.task_id}"
-            pod_ip = pod_ip or (latest.ip_addresses[0] if latest.ip_addresses else "")
-            first_run = min(
-                (u.timestamp for u in containers[name] if u.state == "TASK_RUNNING"),
-                default=None,
-            )
-            if latest.state in ("TASK_STAGING", "TASK_STARTING"):
-                cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
-                unready.append(name)
-            elif latest.state in ("TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE",
-                                  "TASK_UNKNOWN"):
-                running += 1
-                cs["state"] = {"running": {"startedAt": _iso(first_run or latest.timestamp)}}
-                cs["started"] = True
-                ready = latest.state == "TASK_RUNNING" and latest.healthy is not False
-                cs["ready"] = ready
-                if not ready:
-                    unready.append(name)
-            else:
-                terminated += 1
-                code = _exit_code(latest)
-                if code == 0:
-                    succeeded += 1
-                reason = "Completed" if code == 0 else "Error"
-                if latest.reason == "REASON_CONTAINER_LIMITATION_MEMORY":
-                    reason = "OOMKilled"
-                elif latest.state in ("TASK_LOST", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
-                                      "TASK_DROPPED"):
-                    reason = "ContainerStatusUnknown"
-                term: dict[str, Any] = {
-                    "exitCode": code,
-                    "reason": reason,
-                    "startedAt": _iso(first_run) if first_run else None,
-                    "finishedAt": _iso(latest.timestamp),
-                    "containerID": f"mesos://{latest.task_id}",
-                }
-                if latest.message:
-                    term["message"] = latest.message
-                cs["state"] = {"terminated": term}
-                unready.append(name)
-        statuses.append(cs)
-
-    total = len(names)
-    if failure is not None and not running and not terminated:
-        phase = "Failed" if spec.get("restartPolicy") == "Never" else "Pending"
-    elif terminated == total and total:
-        phase = "Succeeded" if succeeded == total else "Failed"
-    elif running or terminated:
-        phase = "Running"
-    else:
-        phase = "Pending"
-    all_ready = not unready and phase == "Running"
-    not_ready_msg = f"containers with unready status: [{' '.join(unready)}]" if unready else ""
-    finished = phase in ("Succeeded", "Failed")
-    conditions = [
-        condition("PodReadyToStartContainers", bool(running or terminated)),
-        condition("Initialized", True),
-        condition(
-            "Ready", all_ready,
-            "PodCompleted" if finished else ("" if all_ready else "ContainersNotReady"),
-            "" if all_ready or finished else not_ready_msg,
-        ),
-        condition(
-            "ContainersReady", all_ready,
-            "PodCompleted" if finished else ("" if all_ready else "ContainersNotReady"),
-            "" if all_ready or finished else not_ready_msg,
-        ),
-        condition("PodScheduled", True),
-    ]
-    status: dict[str, Any] = {
-        "phase": phase,
-        "conditions": conditions,
-        "containerStatuses": statuses,
-        "startTime": start_time,
-        "qosClass": (previous or {}).get("qosClass") or (pod.get("status") or {}).get(
-            "qosClass", "BestEffort"
-        ),
-    }
-    if host_ip:
-        status["hostIP"] = host_ip
-        status["hostIPs"] = [{"ip": host_ip}]
-        ip = pod_ip or host_ip
-        status["podIP"] = ip
-        status["podIPs"] = [{"ip": ip}]
-    if failure is not None and phase == "Failed":
-        status["reason"], status["message"] = failure
-    return status
 
 
 class PodStatusWriter:
     """Implements the scheduler loop's ``PodSink``; a component (``run(stop=, ready=)``)."""
 
-    def __init__(self, *, kube: kube_client.KubeClient, workers: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        kube: kube_client.KubeClient,
+        workers: int = 8,
+        relaunch: Relaunch | None = None,
+    ) -> None:
         self._kube = kube
+        self._relaunch = relaunch
         self._workers = workers
         self._state: dict[str, _PodState] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -263,34 +119,95 @@ class PodStatusWriter:
             self._queue.put_nowait(uid)
 
     def task_status(
-        self, *, pod: RawPod, status: Any, container: str, agent: Any, ack: Ack | None
+        self, *, pod: RawPod, status: Any, container: str, attempt: int, agent: Any,
+        ack: Ack | None,
     ) -> None:
         uid, state = self._entry(pod)
-        update = ContainerUpdate(
-            state=str(status.state),
-            timestamp=float(status.timestamp or 0.0) or _now_ts(),
-            reason=status.reason,
-            message=str(status.message or ""),
-            healthy=status.healthy,
-            ip_addresses=tuple(status.ip_addresses or ()),
-            task_id=str(status.task_id),
-        )
-        history = state.containers.setdefault(container, [])
-        history.append(update)
-        del history[:-20]  # bounded memory per container
+        meta = pod.get("metadata") or {}
+        view = view_of(status)
+        if attempt > state.attempt:
+            self._start_attempt(state, attempt=attempt, task_id=str(status.task_id),
+                                container=container)
+        if attempt == state.attempt:
+            before = state.runtimes.get(container) or self._fresh(state, container)
+            if before.task_id != view.task_id:
+                before = statusmap.start_attempt(before, task_id=str(view.task_id))
+            after = statusmap.apply_status(before, view)
+            for ev in statusmap.container_events(
+                before, after, pod_name=str(meta.get("name")),
+                namespace=str(meta.get("namespace") or "default"), uid=uid,
+            ):
+                state.events.append((ev.type, ev.reason, ev.message))
+            state.runtimes[container] = after
+            if view.ip_addresses:
+                state.pod_ips = view.ip_addresses
+            self._maybe_restart(uid, state)
         if agent is not None:
             state.host_ip = getattr(agent, "host_ip", "") or state.host_ip
             state.node_name = getattr(agent, "node_name", "") or state.node_name
-        if update.state == "TASK_RUNNING" and container not in state.started_seen:
-            state.started_seen.add(container)
-            state.events.append(("Normal", "Started", f"Started container {container}"))
-        elif update.state == "TASK_FAILED":
-            state.events.append(
-                ("Warning", "Failed", f"Container {container} failed: {update.message}")
-            )
         if ack is not None:
             state.acks.append(ack)
         self._enqueue(uid)
+
+    def _fresh(self, state: _PodState, container: str) -> statusmap.ContainerRuntime:
+        spec = state.pod.get("spec") or {}
+        images = {
+            str(c.get("name")): str(c.get("image") or "")
+            for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
+        }
+        inits = {str(c.get("name")) for c in spec.get("initContainers") or []}
+        return statusmap.ContainerRuntime(
+            name=container, image=images.get(container, ""), init=container in inits
+        )
+
+    def _start_attempt(
+        self, state: _PodState, *, attempt: int, task_id: str, container: str
+    ) -> None:
+        """A new attempt (first launch or restart): every container starts a new task."""
+        state.attempt = attempt
+        state.failure = None
+        prefix = task_id[: -len(container)] if task_id.endswith(container) else ""
+        spec = state.pod.get("spec") or {}
+        for raw in spec.get("containers") or []:
+            name = str(raw.get("name"))
+            current = state.runtimes.get(name) or self._fresh(state, name)
+            state.runtimes[name] = statusmap.start_attempt(current, task_id=prefix + name)
+
+    def _maybe_restart(self, uid: str, state: _PodState) -> None:
+        spec = state.pod.get("spec") or {}
+        if (state.pod.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        names = [str(c.get("name")) for c in spec.get("containers") or []]
+        runtimes = [state.runtimes.get(n) for n in names]
+        if not runtimes or any(r is None or r.terminated is None for r in runtimes):
+            return
+        if state.relaunch_requested >= state.attempt:
+            return
+        raw_policy = spec.get("restartPolicy") or "Always"
+        policy: model_pods.RestartPolicy = (
+            "Never" if raw_policy == "Never" else "OnFailure" if raw_policy == "OnFailure"
+            else "Always"
+        )
+        meta = state.pod.get("metadata") or {}
+        delay = -1.0
+        for name in names:
+            rt = state.runtimes[name]
+            decision = statusmap.decide_restart(rt, policy=policy)
+            if not decision.restart:
+                continue
+            state.runtimes[name] = statusmap.enter_back_off(
+                rt, decision=decision, pod_name=str(meta.get("name")),
+                namespace=str(meta.get("namespace") or "default"), uid=uid,
+            )
+            if decision.delay > 0:
+                state.events.append(
+                    ("Warning", "BackOff",
+                     f"Back-off restarting failed container {name} in pod {meta.get('name')}")
+                )
+            delay = max(delay, decision.delay)
+        if delay >= 0 and self._relaunch is not None:
+            state.relaunch_requested = state.attempt
+            self._relaunch(uid, delay)
 
     def unschedulable(self, *, pod: RawPod, message: str) -> None:
         uid, state = self._entry(pod)
@@ -316,8 +233,31 @@ class PodStatusWriter:
     def launch_failed(self, *, pod: RawPod, reason: str, message: str) -> None:
         uid, state = self._entry(pod)
         state.failure = (reason, message)
+        for raw in (pod.get("spec") or {}).get("containers") or []:
+            name = str(raw.get("name"))
+            current = state.runtimes.get(name) or self._fresh(state, name)
+            state.runtimes[name] = dataclasses.replace(
+                statusmap.config_error(current, message=message), waiting_reason=reason
+            )
         state.events.append(("Warning", "Failed", f"Error: {message}"))
         self._enqueue(uid)
+
+    def _render(self, state: _PodState, *, now: float) -> dict[str, Any]:
+        previous = state.written or state.pod.get("status") or {}
+        if state.unschedulable is not None and not state.runtimes:
+            return _render_pending(state.unschedulable, previous, now)
+        pod = dict(state.pod)
+        pod["status"] = previous
+        return dict(
+            statusmap.pod_status(
+                pod=pod,
+                containers=state.runtimes,
+                now=now,
+                host_ip=state.host_ip or None,
+                start_time=state.start_time,
+                pod_ips=state.pod_ips or ((state.host_ip,) if state.host_ip else ()),
+            )
+        )
 
     def forget(self, uid: str) -> None:
         self._state.pop(uid, None)
@@ -355,19 +295,10 @@ class PodStatusWriter:
         events, state.events = state.events, []
         pod = state.pod
         meta = pod.get("metadata") or {}
-        now = kube_client.now_rfc3339()
-        if state.start_time is None and (state.containers or state.failure):
-            state.start_time = (pod.get("status") or {}).get("startTime") or now
-        status = map_status(
-            pod=pod,
-            containers=state.containers,
-            host_ip=state.host_ip,
-            start_time=state.start_time or now,
-            now=now,
-            unschedulable=state.unschedulable,
-            failure=state.failure,
-            previous=state.written or pod.get("status"),
-        )
+        now = time.time()
+        if state.start_time is None and (state.runtimes or state.failure):
+            state.start_time = now
+        status = self._render(state, now=now)
         signature = _signature(status)
         try:
             if signature != _signature(state.written):
@@ -403,6 +334,32 @@ class PodStatusWriter:
             )
 
 
+def _render_pending(message: str, previous: Any, now: float) -> dict[str, Any]:
+    prev = next(
+        (c for c in (previous or {}).get("conditions") or []
+         if isinstance(c, dict) and c.get("type") == "PodScheduled"),
+        None,
+    )
+    transition = (
+        prev.get("lastTransitionTime")
+        if prev and prev.get("status") == "False"
+        else statusmap.rfc3339(now)
+    )
+    return {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+                "lastProbeTime": None,
+                "lastTransitionTime": transition,
+            }
+        ],
+    }
+
+
 def _signature(status: Any) -> Any:
     if not status:
         return None
@@ -413,6 +370,3 @@ def _signature(status: Any) -> Any:
     return (status.get("phase"), conds, repr(status.get("containerStatuses")),
             status.get("podIP"), status.get("reason"))
 
-
-def _now_ts() -> float:
-    return datetime.datetime.now(datetime.UTC).timestamp()

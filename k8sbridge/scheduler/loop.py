@@ -100,7 +100,7 @@ class PodSink(Protocol):
     """Where pod-facing outcomes go (the kubelet's status writer implements it)."""
 
     def task_status(
-        self, *, pod: RawPod, status: mesos_types.TaskStatus, container: str,
+        self, *, pod: RawPod, status: mesos_types.TaskStatus, container: str, attempt: int,
         agent: AgentRef | None, ack: Callable[[], Awaitable[None]] | None,
     ) -> None: ...
 
@@ -183,6 +183,7 @@ class Scheduler:
         self._launches: dict[str, PodLaunch] = {}  # uid -> current attempt
         self._unschedulable: dict[str, str] = {}  # uid -> last message written
         self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
+        self._relaunch_at: dict[str, float] = {}  # uid -> when its next attempt may launch
         self._deleting: set[str] = set()
         self._subscribed = False
         self._reconciled = False
@@ -212,6 +213,10 @@ class Scheduler:
 
     async def on_mesos_event(self, event: Any) -> None:
         self._inbox.put_nowait(("mesos", event))
+
+    def request_relaunch(self, uid: str, delay: float) -> None:
+        """The kubelet decided a restart (restartPolicy, crash back-off): relaunch later."""
+        self._inbox.put_nowait(("relaunch", (uid, self._clock() + max(0.0, delay))))
 
     # -- views for tests and the kubelet API -----------------------------------------------
 
@@ -294,6 +299,7 @@ class Scheduler:
     def _next_timeout(self) -> float:
         now = self._clock()
         waits = [self._settings.mesos.offer_hold_seconds]
+        waits.extend(due - now for due in self._relaunch_at.values())
         if self._pass_due is not None:
             waits.append(max(0.0, self._pass_due - now))
         return max(0.01, min(waits))
@@ -318,6 +324,9 @@ class Scheduler:
                 await self._act_on_pod(str((raw.get("metadata") or {}).get("uid") or ""))
             elif kind == "mesos":
                 await self._on_mesos(item)
+            elif kind == "relaunch":
+                uid, due = item
+                self._relaunch_at[uid] = due
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:
             log.warning("handling %s failed (will retry on the next event): %s", kind, e)
 
@@ -533,7 +542,8 @@ class Scheduler:
                 await ack()  # an older attempt's late update: nothing to show
             return
         self._sink.task_status(
-            pod=pod, status=status, container=container, agent=agent_ref, ack=ack
+            pod=pod, status=status, container=container, attempt=attempt, agent=agent_ref,
+            ack=ack,
         )
         if uid in self._deleting:
             await self._progress_deletion(uid)
@@ -557,6 +567,7 @@ class Scheduler:
     async def _tick(self) -> None:
         now = self._clock()
         try:
+            await self._due_relaunches(now)
             expired = self._book.expired(now=now)
             if expired and self._subscribed:
                 self._book.take(expired)
@@ -567,6 +578,23 @@ class Scheduler:
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:
             log.warning("placement pass failed (will retry): %s", e)
             self._want_pass()
+
+    async def _due_relaunches(self, now: float) -> None:
+        for uid, due in list(self._relaunch_at.items()):
+            if due > now:
+                continue
+            del self._relaunch_at[uid]
+            pod = self._pods.get(uid)
+            if pod is None or uid in self._deleting:
+                continue
+            live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal]
+            if live:
+                continue  # the attempt is still running (a stale request)
+            self._launches.pop(uid, None)
+            self._pending[uid] = None
+            self._want_pass(immediate=True)
+            if self._suppressed:
+                await self._maybe_revive()
 
     async def _maybe_revive(self) -> None:
         if not self._subscribed:
