@@ -173,14 +173,11 @@ def _node_row(node: Obj) -> Row:
             state = {"True": "Ready", "False": "NotReady"}.get(cond.get("status"), "Unknown")
     if spec.get("unschedulable"):
         state += ",SchedulingDisabled"
-    roles = sorted(
-        k.split("/", 1)[1]
-        for k in ((node.get("metadata") or {}).get("labels") or {})
-        if k.startswith("node-role.kubernetes.io/") and "/" in k
-    )
-    legacy = ((node.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/role")
-    if legacy:
-        roles.append(legacy)
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    found = {k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")}
+    if labels.get("kubernetes.io/role"):
+        found.add(labels["kubernetes.io/role"])
+    roles = sorted(r for r in found if r)
     addresses = status.get("addresses") or []
 
     def address(kind: str) -> str:
