@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import urllib.request
 from typing import Any
 
@@ -131,17 +129,3 @@ def test_deployment_scales_3_10_2_with_tasks_following(target: Target) -> None:
                timeout=60)
     target.kubectl("delete", "-f", str(EXAMPLES / "deployment.yaml"), "--wait=true",
                    timeout=90)
-
-
-def test_ctrl_c_stops_everything_cleanly(target: Target) -> None:
-    if target.process is None:
-        pytest.skip("external target: the bridge is not ours to stop")  # never in CI default
-    target.process.send_signal(signal.SIGINT)
-    try:
-        code = target.process.wait(60)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError("k8sbridge run did not stop on SIGINT:\n"
-                             + "".join(target.output[-40:])) from e
-    assert code == 0, "".join(target.output[-40:])
-    log = "".join(target.output)
-    assert "did not stop within" not in log, log[-4000:]
