@@ -75,7 +75,7 @@ async def test_health_check_flips_and_kills_after_consecutive_failures(tmp_path:
     health = {"type": "COMMAND", "command": {"value": "test -f healthy"},
               "delay_seconds": 0, "interval_seconds": 0.2, "timeout_seconds": 2,
               "grace_period_seconds": 0, "consecutive_failures": 3}
-    task = fm.command_task("h", "touch healthy; sleep 1.5; rm healthy; sleep 300",
+    task = fm.command_task("h", "touch healthy; sleep 3; rm healthy; sleep 300",
                            health_check=health)
     async with fm.running_agent(tmp_path) as run:
         await run.master.send(fm.run_task(task))
