@@ -327,5 +327,8 @@ async def metrics_snapshot(request: web.Request) -> web.Response:
 
 async def kernel_link(request: web.Request) -> web.Response:
     master = request.app[MASTER_KEY]
-    return _json({"address": f"{master.config.host}:{master.link_port}", "version": VERSION,
+    host = master.config.host
+    if host in ("0.0.0.0", "::", ""):  # bound to every interface: the one the agent used
+        host = request.url.host or "127.0.0.1"
+    return _json({"address": f"{host}:{master.link_port}", "version": VERSION,
                   "time": time.time()})

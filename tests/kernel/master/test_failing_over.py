@@ -46,6 +46,27 @@ async def test_failover_moves_the_stream(kernel: main.Kernel,
     await second.close()
 
 
+async def test_unknown_id_is_recovered_under_that_id(
+    kernel: main.Kernel, session: aiohttp.ClientSession
+) -> None:
+    # Mesos (Master::_subscribe -> recoverFramework): an id this master never saw is taken as
+    # a framework from before a master failover, and keeps its id; never a fresh one.
+    fid = "a-framework-from-before"
+    st = wire.Stream(session, kernel.master_url)
+    info = wire.framework_info(id={"value": fid}, failover_timeout=60)
+    event = await st.open({"type": "SUBSCRIBE", "framework_id": {"value": fid},
+                           "subscribe": {"framework_info": info}})
+    assert event["subscribed"]["framework_id"] == {"value": fid}
+    assert (await st.call({"type": "MESSAGE", "message": {
+        "agent_id": {"value": kernel.agents[0].agent_id}, "executor_id": {"value": "none"},
+        "data": "aGk="}}))[0] == 202
+    assert (await st.call({"type": "SHUTDOWN", "shutdown": {
+        "agent_id": {"value": kernel.agents[0].agent_id},
+        "executor_id": {"value": "none"}}}))[0] == 202
+    await st.call({"type": "TEARDOWN"})
+    await st.close()
+
+
 async def test_failover_timeout_kills_only_when_it_expires(
     kernel: main.Kernel, session: aiohttp.ClientSession
 ) -> None:
@@ -92,11 +113,18 @@ async def test_master_restart_keeps_registry_and_tasks(
             {"type": "LAUNCH", "launch": {"task_infos": [
                 wire.command_task("durable", agent_id, "sleep 120")]}}]}})
         await wire.until_state(st, "durable", "TASK_RUNNING")
-        async with session.post(f"{kernel.master_url}/api/v1", json={
-            "type": "UPDATE_WEIGHTS",
-            "update_weights": {"weight_infos": [{"role": "web", "weight": 2.5}]},
-        }) as resp:
-            assert resp.status == 200
+        for body in (
+            {"type": "UPDATE_WEIGHTS",
+             "update_weights": {"weight_infos": [{"role": "web", "weight": 2.5}]}},
+            {"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
+                {"role": "web", "limits": {"cpus": {"value": 1.5}}}]}},
+            {"type": "RESERVE_RESOURCES", "reserve_resources": {
+                "agent_id": {"value": agent_id}, "resources": [
+                    {"name": "mem", "type": "SCALAR", "scalar": {"value": 64},
+                     "reservations": [{"type": "DYNAMIC", "role": "web"}]}]}},
+        ):
+            async with session.post(f"{kernel.master_url}/api/v1", json=body) as resp:
+                assert resp.status in (200, 202), await resp.text()
         await st.close()
     finally:
         # Stop the master only; the agent keeps its tasks and keeps retrying the link.
@@ -115,6 +143,8 @@ async def test_master_restart_keeps_registry_and_tasks(
             await asyncio.sleep(0.1)
         assert restarted.agents[agent_id].connected, "the agent did not re-register"
         assert restarted.allocator.weights().get("web") == 2.5
+        assert restarted.allocator.quotas() == {"web": {"cpus": 1.5}}
+        assert restarted.agents[agent_id].total.reserved("web").scalar("mem") == 64
         st = wire.Stream(session, restarted.url)
         info = wire.framework_info(failover_timeout=3600, checkpoint=True, id={"value": fid},
                                    capabilities=[{"type": "PARTITION_AWARE"}])
