@@ -841,7 +841,7 @@ class Agent:
             "executor_id": {"value": container.executor_id},
             "timestamp": time.time(),
             "uuid": updates.new_uuid(),
-            "container_status": self.container_status(container),
+            "container_status": self.container_status(container, task),
         }
         if reason is not None:
             status["reason"] = reason
@@ -871,9 +871,16 @@ class Agent:
             self._post(out)
         self._persist(container)
 
-    def container_status(self, container: _Container) -> dict[str, Any]:
+    def container_status(self, container: _Container, task: _Task | None = None
+                         ) -> dict[str, Any]:
+        """``ContainerStatus``; a task-group task has a nested id under the executor's, as
+        Mesos' DEFAULT executor runs each task in a child container."""
+        container_id: dict[str, Any] = {"value": container.container_id}
+        if task is not None and container.kind == "DEFAULT":
+            container_id = {"value": nested_container_id(container.container_id, task.task_id),
+                            "parent": container_id}
         out: dict[str, Any] = {
-            "container_id": {"value": container.container_id},
+            "container_id": container_id,
             "network_infos": [{"ip_addresses": [{"protocol": "IPv4", "ip_address": self._ip}]}],
         }
         if container.executor_pid is None and container.launched:
@@ -1172,6 +1179,11 @@ class Agent:
 
     def sandbox_root(self) -> Path:
         return self._work_dir / "slaves"
+
+def nested_container_id(container_id: str, task_id: str) -> str:
+    """A stable child-container id for a task of a task group."""
+    return str(uuid_mod.uuid5(uuid_mod.UUID(container_id), task_id))
+
 
 def _pending_kill(container: _Container) -> float | None:
     return container.pending_kill

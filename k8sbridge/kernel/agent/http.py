@@ -432,7 +432,8 @@ async def _api_v1(request: web.Request) -> web.Response:
         if kind == "GET_STATE":
             return _v1(kind, _get_state(agent))
         if kind == "GET_CONTAINERS":
-            return _v1(kind, {"containers": _v1_containers(agent)})
+            nested = bool((call.get("get_containers") or {}).get("show_nested", False))
+            return _v1(kind, {"containers": _v1_containers(agent, show_nested=nested)})
         if kind == "GET_FRAMEWORKS":
             return _v1(kind, _get_state(agent)["get_frameworks"])
         if kind == "GET_EXECUTORS":
@@ -519,12 +520,20 @@ def _get_state(agent: Agent) -> dict[str, Any]:
     }
 
 
-def _v1_containers(agent: Agent) -> list[dict[str, Any]]:
-    return [{
-        "framework_id": {"value": e["framework_id"]},
-        "executor_id": {"value": e["executor_id"]},
-        "executor_name": e["executor_name"],
-        "container_id": {"value": e["container"].container_id},
-        "container_status": e["status"],
-        "resource_statistics": e["statistics"],
-    } for e in _container_entries(agent)]
+def _v1_containers(agent: Agent, *, show_nested: bool) -> list[dict[str, Any]]:
+    out = []
+    for e in _container_entries(agent):
+        base = {
+            "framework_id": {"value": e["framework_id"]},
+            "executor_id": {"value": e["executor_id"]},
+            "executor_name": e["executor_name"],
+        }
+        container = e["container"]
+        out.append({**base, "container_id": {"value": container.container_id},
+                    "container_status": e["status"], "resource_statistics": e["statistics"]})
+        if show_nested and container.kind == "DEFAULT":
+            for task in container.tasks.values():
+                status = agent.container_status(container, task)
+                out.append({**base, "container_id": status["container_id"],
+                            "container_status": status})
+    return out

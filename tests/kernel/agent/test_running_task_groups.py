@@ -33,9 +33,14 @@ async def test_group_tasks_start_together_with_their_own_sandboxes(tmp_path: Pat
             fm.command_task("a", "echo from-a; echo err-a >&2"),
             fm.command_task("b", "echo from-b; sleep 0.3"),
         ))
+        nested = set()
         for tid in ("a", "b"):
             done = await run.master.wait_state(tid, "TASK_FINISHED")
             assert done["executor_id"] == {"value": "ex1"}
+            cid = done["container_status"]["container_id"]
+            assert cid["parent"]["value"]  # a child container of the executor's
+            nested.add(cid["value"])
+        assert len(nested) == 2
         assert run.master.states("a") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
         sandbox = next((tmp_path / "slaves").glob("*/frameworks/*/executors/ex1/runs/latest"))
         assert (sandbox / "tasks" / "a" / "stdout").read_text() == "from-a\n"
