@@ -137,15 +137,16 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
 async def _subscribe(request: web.Request, master: Master, sub: RawJson) -> web.StreamResponse:
     stream = streams.EventStream(heartbeat_interval=master.config.heartbeat_interval)
     master.subscribe(sub, stream)
+    framework_id = _framework_of(master, stream)
     response = web.StreamResponse(
         status=200,
         headers={"Content-Type": "application/json", "Mesos-Stream-Id": stream.stream_id,
                  "Cache-Control": "no-cache"},
     )
     response.enable_chunked_encoding()
-    await response.prepare(request)
-    framework_id = _framework_of(master, stream)
     try:
+        # Inside the try: a client gone before the headers went out still disconnects.
+        await response.prepare(request)
         await stream.pump(response)
     finally:
         stream.closed = True
@@ -272,8 +273,8 @@ async def _operator_subscribe(request: web.Request, master: Master) -> web.Strea
     master.subscribers.add(stream)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
-    await response.prepare(request)
     try:
+        await response.prepare(request)
         await stream.pump(response)
     finally:
         master.subscribers.discard(stream)
