@@ -154,6 +154,7 @@ class _TreeSorter:
         self._weights: dict[str, float] = {}
         self._total: dict[str, float] = {}
         self._cache: list[str] | None = None
+        self._stale = False  # totals or weights changed since shares were computed
 
     # -- clients ------------------------------------------------------------------------------
 
@@ -182,6 +183,7 @@ class _TreeSorter:
         self._invalidate(node)
 
     def remove(self, client: str) -> None:
+        self._fresh()
         node = self._node(client)
         self.deactivate(client)
         if node.own:
@@ -240,11 +242,18 @@ class _TreeSorter:
             if not weight > 0:
                 raise SorterError(f"weight of {role!r} must be positive, got {weight}")
         self._weights = dict(weights)
-        self._refresh_all()
+        self._stale = True
+        self._cache = None
 
     def update_total(self, total: Mapping[str, float]) -> None:
         self._total = {name: value for name, value in total.items() if value > 0}
-        self._refresh_all()
+        self._stale = True  # refreshed once before shares are next used (agents come in bulk)
+        self._cache = None
+
+    def _fresh(self) -> None:
+        if self._stale:
+            self._stale = False
+            self._refresh_all()
 
     def _refresh(self, node: _Node) -> None:
         weight = self._weights.get(node.path, DEFAULT_WEIGHT)
@@ -262,12 +271,14 @@ class _TreeSorter:
         self._cache = None
 
     def allocated(self, client: str, quantities: Mapping[str, float]) -> None:
+        self._fresh()
         node = self._node(client)
         _add_into(node.own, quantities, +1.0)
         node.own_count += 1
         self._propagate(node, quantities, +1.0, +1)
 
     def unallocated(self, client: str, quantities: Mapping[str, float]) -> None:
+        self._fresh()
         node = self._node(client)
         _add_into(node.own, quantities, -1.0)
         delta = -1 if node.own_count > 0 else 0
@@ -317,11 +328,13 @@ class _TreeSorter:
         return share
 
     def share(self, client: str) -> float:
+        self._fresh()
         return self._node(client).own_share
 
     # -- ordering -----------------------------------------------------------------------------
 
     def sort(self) -> list[str]:
+        self._fresh()
         if self._cache is None:
             out: list[str] = []
             self._flatten(self._root, out)
@@ -348,6 +361,7 @@ class _TreeSorter:
 
     def _sort_from_scratch(self) -> list[str]:
         """Test hook: the order computed without any incremental state."""
+        self._fresh()
         out: list[str] = []
         _TreeSorter._flatten(self, self._root, out)
         return out
@@ -399,6 +413,7 @@ class DrfSorter(_TreeSorter):
         return keys
 
     def iterate(self) -> Iterator[str]:
+        self._fresh()
         return self._iterate(self._root)
 
     def _iterate(self, node: _Node) -> Iterator[str]:
