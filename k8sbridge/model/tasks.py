@@ -19,6 +19,7 @@ __all__ = [
     "CheckResult",
     "TaskStatusError",
     "TaskStatusView",
+    "parse_check",
     "state_rank",
 ]
 
@@ -93,6 +94,18 @@ class CheckResult:
         return None
 
 
+def parse_check(raw: Any) -> CheckResult | None:
+    """A v1 ``CheckStatusInfo`` (``TaskStatus.check_status``) as a ``CheckResult``."""
+    if not isinstance(raw, Mapping) or not raw.get("type"):
+        return None
+    return CheckResult(
+        type=str(raw["type"]),
+        exit_code=(raw.get("command") or {}).get("exit_code"),
+        http_status=(raw.get("http") or {}).get("status_code"),
+        tcp_succeeded=(raw.get("tcp") or {}).get("succeeded"),
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TaskStatusView:
     task_id: ids.TaskId
@@ -122,15 +135,7 @@ class TaskStatusView:
             raise TaskStatusError(f"TaskStatus without task_id or state: {e}") from e
         if state not in STATES:
             raise TaskStatusError(f"unknown task state {state!r}")
-        check = None
-        raw_check = raw.get("check_status")
-        if isinstance(raw_check, Mapping) and raw_check.get("type"):
-            check = CheckResult(
-                type=str(raw_check["type"]),
-                exit_code=(raw_check.get("command") or {}).get("exit_code"),
-                http_status=(raw_check.get("http") or {}).get("status_code"),
-                tcp_succeeded=(raw_check.get("tcp") or {}).get("succeeded"),
-            )
+        check = parse_check(raw.get("check_status"))
         cstatus = raw.get("container_status") or {}
         ips = tuple(
             str(ip["ip_address"])

@@ -45,8 +45,13 @@ _PROVIDER_TOLERATION = pods.Toleration(
 @dataclasses.dataclass(frozen=True, slots=True)
 class StackSettings:
     strategy: rank.Strategy = "spread"
-    #: the DEFAULT executor's own resources, accounted once per pod (Marathon uses the same)
-    executor_overhead: tuple[tuple[str, float], ...] = (("cpus", 0.1), ("mem", 32.0))
+    #: the DEFAULT executor's own resources, accounted once per pod (Marathon's pod executor
+    #: uses the same; Mesos refuses an executor without disk)
+    executor_overhead: tuple[tuple[str, float], ...] = (
+        ("cpus", 0.1),
+        ("mem", 32.0),
+        ("disk", 10.0),
+    )
     #: tolerations every pod the bridge places gets for free: the bridge's own Node taint
     implicit_tolerations: tuple[pods.Toleration, ...] = (_PROVIDER_TOLERATION,)
     seed: int = 0

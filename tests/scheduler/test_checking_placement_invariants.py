@@ -21,7 +21,8 @@ def scenarios(draw: st.DrawFn) -> tuple[cluster.ClusterView, list[pods.PodReques
         cpus = draw(st.sampled_from([0.5, 1, 2, 3.5, 8]))
         mem = draw(st.sampled_from([256, 1024, 4096]))
         reserved = draw(st.sampled_from([0, 0.5, 1]))
-        spec = f"cpus:{cpus};mem:{mem};ports:[31000-31003]"
+        disk = draw(st.sampled_from([0, 15, 1000]))  # 0 and 15: no room for a 2nd executor
+        spec = f"cpus:{cpus};mem:{mem};disk:{disk};ports:[31000-31003]"
         if reserved:
             spec += f";cpus(kubernetes):{reserved}"
         bag = res.parse_resources_flag(spec).allocated_to("kubernetes")
@@ -103,6 +104,7 @@ def test_any_pass_is_consistent(
             left = ag.offers[0].resources - used.get(ag.agent_id, res.Resources())
             fits = (left.scalar("cpus") >= round(pod.scalar("cpus") + 0.1, 3)
                     and left.scalar("mem") >= round(pod.scalar("mem") + 32, 3)
+                    and left.scalar("disk") >= 10
                     and all(res.ranges_contain(left.ranges("ports"), ((p.host_port,) * 2,))
                             for p in pod.host_ports))
             assert not fits, (u.pod_key, ag.agent_id, str(left), u.explanation.message)

@@ -52,6 +52,8 @@ RAW_OFFER = {
          "allocation_info": {"role": "kubernetes"}},
         {"name": "mem", "type": "SCALAR", "scalar": {"value": 1024},
          "allocation_info": {"role": "kubernetes"}},
+        {"name": "disk", "type": "SCALAR", "scalar": {"value": 1024},
+         "allocation_info": {"role": "kubernetes"}},
     ],
 }
 

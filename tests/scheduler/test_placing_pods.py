@@ -26,6 +26,8 @@ def agent(
     placed: tuple[cluster.PlacedPod, ...] = (),
     offers: int = 1,
 ) -> cluster.AgentView:
+    if resources and "disk" not in resources:
+        resources += ";disk:100000"  # plenty, unless a test says otherwise
     bag = res.parse_resources_flag(resources).allocated_to(role)
     return cluster.AgentView.build(
         agent_id=f"a{n}",
@@ -96,9 +98,9 @@ def test_many_pods_share_one_offer_and_it_shrinks() -> None:
 def test_executor_overhead_is_carved_once_per_pod_with_the_offer_role() -> None:
     result = stack.place(pending=[pod("p", cpu="500m", mem="256Mi")], view=view(agent(1)))
     a = result.assignments[0]
-    assert a.executor.scalars() == {"cpus": 0.1, "mem": 32.0}
+    assert a.executor.scalars() == {"cpus": 0.1, "mem": 32.0, "disk": 10.0}
     assert a.containers[0].resources.scalars() == {"cpus": 0.5, "mem": 256.0}
-    assert a.total.scalars() == {"cpus": 0.6, "mem": 288.0}
+    assert a.total.scalars() == {"cpus": 0.6, "mem": 288.0, "disk": 10.0}
     assert a.allocation_role == "kubernetes"
     assert all(r.allocation_role == "kubernetes" for r in a.total)
 
