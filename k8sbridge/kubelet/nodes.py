@@ -7,9 +7,9 @@ agent and writes only what changed (status at least every ``status_report_second
 Lease in ``kube-node-lease`` is renewed every ``lease_renew_seconds`` with optimistic concurrency
 (a 409 re-reads and retries).
 
-Node shape: labels ``type=virtual-kubelet``, ``kubernetes.io/hostname``, ``kubernetes.io/os``,
-``kubernetes.io/role=agent``, agent attributes (when they are valid label values) and
-``topology.kubernetes.io/region|zone`` from the fault domain; the configurable taint
+Node shape: exactly the labels placement matches against (``model.cluster.node_labels``:
+agent attributes that are valid label values, ``kubernetes.io/hostname``, ``type``,
+``kubernetes.io/os|role``, ``topology.kubernetes.io/region|zone``); the configurable taint
 ``virtual-kubelet.io/provider=mesos:NoSchedule``; capacity from the agent's total resources,
 allocatable without what is reserved for roles other than ours; ``addresses`` point at the
 bridge's kubelet API (the one serving every virtual node) and name the agent's hostname;
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -32,7 +31,7 @@ from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
 from k8sbridge.kubelet import agents as mesos_agents
-from k8sbridge.model import ids
+from k8sbridge.model import cluster, ids
 from k8sbridge.model.resources import Resources
 
 __all__ = [
@@ -49,39 +48,19 @@ log = logging.getLogger(__name__)
 
 AGENT_ID_ANNOTATION = "k8sbridge.io/agent-id"
 KUBELET_VERSION = f"v{__version__}-k8sbridge"
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
 
 def node_name_for(hostname: str) -> str:
-    """A DNS-1123 subdomain from an agent hostname (lowercased, invalid characters → ``-``)."""
-    name = re.sub(r"[^a-z0-9.-]", "-", hostname.lower()).strip("-.")
-    return name[:253] or "mesos-agent"
+    """A DNS-1123 subdomain from an agent hostname (the one rule, in ``model.cluster``)."""
+    return cluster.node_name_for(hostname)
 
 
 def node_labels(agent: mesos_agents.AgentInfo) -> dict[str, str]:
-    name = node_name_for(agent.hostname)
-    labels: dict[str, str] = {}
-    for attr in agent.attributes:
-        value = attr.value_str
-        if _LABEL_NAME.match(attr.name) and len(attr.name) <= 63 and (
-            len(value) <= 63 and _LABEL_VALUE.match(value)
-        ):
-            labels[attr.name] = value
-    labels.update(
-        {
-            "type": "virtual-kubelet",
-            "kubernetes.io/role": "agent",
-            "kubernetes.io/hostname": name if len(name) <= 63 else name[:63].rstrip("-."),
-            "kubernetes.io/os": "linux",
-            "node.kubernetes.io/exclude-from-external-load-balancers": "true",
-        }
+    """Exactly the labels placement matches nodeSelector against (``model.cluster``)."""
+    return cluster.node_labels(
+        hostname=agent.hostname, attributes=agent.attributes, region=agent.region,
+        zone=agent.zone,
     )
-    if agent.region:
-        labels["topology.kubernetes.io/region"] = agent.region
-    if agent.zone:
-        labels["topology.kubernetes.io/zone"] = agent.zone
-    return labels
 
 
 def _cpu(value: float) -> str:

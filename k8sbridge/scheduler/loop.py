@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -912,5 +911,4 @@ def _implicit_tolerations(
 
 
 def _node_name(hostname: str) -> str:
-    name = re.sub(r"[^a-z0-9.-]", "-", hostname.lower()).strip("-.")
-    return name or "mesos-agent"
+    return cluster.node_name_for(hostname)

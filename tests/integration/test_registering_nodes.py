@@ -1,0 +1,112 @@
+"""One Node per agent (labels, taint, capacity, addresses, lease), NotReady when it goes away."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from k8sbridge import app
+from k8sbridge import settings as bridge_settings
+from k8sbridge.devkube import main as devkube_main
+from k8sbridge.kernel import main as kernel_main
+from k8sbridge.kernel.master import config as master_config
+from k8sbridge.kubelet import agents as mesos_agents
+from k8sbridge.kubelet import nodes
+from k8sbridge.model import ids
+from k8sbridge.model.resources import parse_attributes_flag, parse_resources_flag
+from tests.integration.conftest import eventually, fast_settings
+
+
+def test_rendering_a_node_from_an_agent() -> None:
+    agent = mesos_agents.AgentInfo(
+        agent_id=ids.AgentId("M-S1"),
+        hostname="Agent_7.example.com",
+        address="10.0.0.7:5051",
+        active=True,
+        total=parse_resources_flag(
+            "cpus:3.5;mem:2048;disk:1000;gpus:1;ports:[31000-32000];cpus(marathon):2"
+        ),
+        attributes=parse_attributes_flag("rack:r1;level:10;keys:[1-5]"),
+        region="eu",
+        zone="eu-1",
+    )
+    settings = bridge_settings.load(env={})
+    node = nodes.render_node(agent, settings=settings, now="2026-01-01T00:00:00Z")
+    assert node["metadata"]["name"] == "agent-7.example.com"
+    labels = node["metadata"]["labels"]
+    assert labels["rack"] == "r1" and labels["level"] == "10" and "keys" not in labels
+    assert labels["type"] == "virtual-kubelet"
+    assert labels["kubernetes.io/hostname"] == "agent-7.example.com"
+    assert labels["topology.kubernetes.io/region"] == "eu"
+    assert labels["topology.kubernetes.io/zone"] == "eu-1"
+    assert node["spec"]["taints"] == [
+        {"key": "virtual-kubelet.io/provider", "value": "mesos", "effect": "NoSchedule"}
+    ]
+    status = node["status"]
+    assert status["capacity"] == {"cpu": "5500m", "memory": "2048Mi", "pods": "110",
+                                  "ephemeral-storage": "1000Mi", "nvidia.com/gpu": "1"}
+    # cpus reserved for another role (marathon) are not allocatable to us.
+    assert status["allocatable"]["cpu"] == "3500m"
+    assert status["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
+    assert {"type": "Hostname", "address": "Agent_7.example.com"} in status["addresses"]
+    assert status["nodeInfo"]["kubeletVersion"].startswith("v")
+    ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+    assert ready["status"] == "True" and ready["reason"] == "KubeletReady"
+    later = nodes.render_node(
+        dataclasses.replace(agent, active=False), settings=settings,
+        now="2026-01-01T00:01:00Z", previous_conditions={"Ready": ready},
+    )
+    down = {c["type"]: c for c in later["status"]["conditions"]}["Ready"]
+    assert down["status"] == "False" and "Mesos" in down["message"]
+    assert down["lastTransitionTime"] == "2026-01-01T00:01:00Z"
+
+
+async def test_nodes_and_leases_follow_the_agents(tmp_path: Path) -> None:
+    base = fast_settings(tmp_path / "run")
+    agents = app.embedded_agent_configs(data_dir=tmp_path / "run", count=2)
+    async with kernel_main.running_kernel(
+        master=master_config.MasterConfig(port=0), agents=agents
+    ) as kernel, devkube_main.running(
+        devkube_main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kubeconfig")
+    ) as dk:
+        settings = dataclasses.replace(
+            base,
+            mesos=dataclasses.replace(base.mesos, masters=(kernel.master_url,)),
+            kube=dataclasses.replace(base.kube, kubeconfig=dk.kubeconfig),
+        )
+        async with app.running_bridge(settings) as bridge:
+            kube = bridge.kube
+
+            async def node_list() -> list[dict[str, Any]]:
+                reply = await kube.get("/api/v1/nodes")
+                items: list[dict[str, Any]] = reply.get("items") or []
+                return items if len(items) == 2 else []
+
+            items = await eventually(node_list, what="2 nodes")
+            by_name = {n["metadata"]["name"]: n for n in items}
+            assert set(by_name) == {"127.0.0.1", "127.0.0.2"}
+            assert by_name["127.0.0.1"]["metadata"]["labels"]["rack"] == "r1"
+            assert by_name["127.0.0.2"]["status"]["capacity"]["cpu"] == "2"
+            port = by_name["127.0.0.1"]["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+            assert port == bridge.kubelet_port
+            lease = await kube.get(
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/127.0.0.1"
+            )
+            assert lease["spec"]["holderIdentity"] == "127.0.0.1"
+            assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node"
+
+            await kernel.stop_agent(1)
+
+            async def not_ready() -> dict[str, Any] | None:
+                node = await kube.get("/api/v1/nodes/127.0.0.2")
+                for c in node["status"]["conditions"]:
+                    if c["type"] == "Ready" and c["status"] != "True":
+                        return dict(c)
+                return None
+
+            cond = await eventually(not_ready, what="node 127.0.0.2 NotReady")
+            assert cond["reason"] == "MesosAgentUnreachable"
+            healthy = await kube.get("/api/v1/nodes/127.0.0.1")
+            ready = {c["type"]: c["status"] for c in healthy["status"]["conditions"]}
+            assert ready["Ready"] == "True"
