@@ -409,3 +409,20 @@ async def test_scaling_mid_rollout_is_proportional(tmp_path: Path) -> None:
         pods = live(await cluster.pods(selector="app=web"))
         assert len(pods) == 20
         assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.28"}
+
+
+async def test_revision_history_limit_prunes_old_sets(cluster: Cluster, tmp_path: Path) -> None:
+    manifest = deployment(replicas=1)
+    manifest["spec"]["revisionHistoryLimit"] = 1
+    await apply(cluster, tmp_path, manifest)
+    await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+    for tag in ("1.28", "1.29", "1.30"):
+        await cluster.kubectl("set", "image", "deployment/web", f"app=nginx:{tag}")
+        await cluster.kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+
+    async def pruned() -> bool:
+        images = sorted(rs["spec"]["template"]["spec"]["containers"][0]["image"]
+                        for rs in await cluster.replicasets())
+        return images == ["nginx:1.29", "nginx:1.30"]  # current + one old revision
+
+    await eventually(pruned, what="history pruned to one old set")
