@@ -146,6 +146,7 @@ class Registry:
     def create(self, *, kind: kinds.Kind, namespace: str, body: Any, dry_run: bool = False) -> Obj:
         body = self._check_type(kind, body)
         obj = self._storage_form(kind, body)
+        validation.check_shapes(kind, obj)
         meta = _meta(obj)
         self._check_namespace(kind, namespace, meta)
         if meta.get("resourceVersion"):
@@ -255,6 +256,7 @@ class Registry:
     def _replace(
         self, *, kind: kinds.Kind, old: Obj, new: Obj, subresource: str | None, dry_run: bool,
     ) -> Obj:
+        validation.check_shapes(kind, new)
         meta = _meta(new)
         self._preconditions(kind, old, meta)
         old_meta = old["metadata"]

@@ -408,3 +408,138 @@ def unknown_fields(kind: kinds.Kind, obj: Any) -> list[str]:
             _unknown(template.get("metadata"), _META_FIELDS, "spec.template.metadata.", out)
             _unknown_pod_spec(template.get("spec"), "spec.template.spec.", out)
     return out
+
+
+# --- shapes (checked before defaulting, so bad input can never crash the server) -------------
+
+Shape = tuple[tuple[str, ...], type | tuple[type, ...]]
+
+_META_SHAPES: list[Shape] = [
+    (("metadata",), dict),
+    (("metadata", "name"), str), (("metadata", "generateName"), str),
+    (("metadata", "namespace"), str), (("metadata", "uid"), str),
+    (("metadata", "resourceVersion"), str), (("metadata", "labels"), dict),
+    (("metadata", "annotations"), dict), (("metadata", "finalizers"), list),
+    (("metadata", "finalizers", "*"), str), (("metadata", "ownerReferences"), list),
+    (("metadata", "ownerReferences", "*"), dict),
+    (("metadata", "ownerReferences", "*", "uid"), str),
+    (("metadata", "ownerReferences", "*", "name"), str),
+    (("metadata", "ownerReferences", "*", "kind"), str),
+]
+
+
+def _pod_spec_shapes(prefix: tuple[str, ...]) -> list[Shape]:
+    shapes: list[Shape] = [
+        (prefix, dict), ((*prefix, "nodeName"), str), ((*prefix, "schedulerName"), str),
+        ((*prefix, "restartPolicy"), str), ((*prefix, "serviceAccountName"), str),
+        ((*prefix, "serviceAccount"), str), ((*prefix, "priority"), int),
+        ((*prefix, "terminationGracePeriodSeconds"), int),
+        ((*prefix, "activeDeadlineSeconds"), int), ((*prefix, "hostNetwork"), bool),
+        ((*prefix, "nodeSelector"), dict), ((*prefix, "securityContext"), dict),
+        ((*prefix, "readinessGates"), list), ((*prefix, "readinessGates", "*"), dict),
+    ]
+    for group in ("tolerations", "volumes", "schedulingGates", "imagePullSecrets"):
+        shapes += [((*prefix, group), list), ((*prefix, group, "*"), dict)]
+    for group in ("containers", "initContainers", "ephemeralContainers"):
+        item = (*prefix, group, "*")
+        shapes += [
+            ((*prefix, group), list), (item, dict), ((*item, "name"), str),
+            ((*item, "image"), str), ((*item, "ports"), list), ((*item, "ports", "*"), dict),
+            ((*item, "env"), list), ((*item, "env", "*"), dict),
+            ((*item, "resources"), dict), ((*item, "resources", "requests"), dict),
+            ((*item, "resources", "limits"), dict), ((*item, "command"), list),
+            ((*item, "args"), list), ((*item, "volumeMounts"), list),
+            ((*item, "volumeMounts", "*"), dict),
+        ]
+    return shapes
+
+
+_STATUS_SHAPES: list[Shape] = [
+    (("status",), dict), (("status", "phase"), str), (("status", "reason"), str),
+    (("status", "conditions"), list), (("status", "conditions", "*"), dict),
+    (("status", "addresses"), list), (("status", "addresses", "*"), dict),
+    (("status", "nodeInfo"), dict), (("status", "daemonEndpoints"), dict),
+    (("status", "daemonEndpoints", "kubeletEndpoint"), dict),
+    (("status", "podIPs"), list), (("status", "podIPs", "*"), dict),
+]
+for _group in ("containerStatuses", "initContainerStatuses"):
+    _STATUS_SHAPES += [
+        (("status", _group), list), (("status", _group, "*"), dict),
+        (("status", _group, "*", "state"), dict), (("status", _group, "*", "lastState"), dict),
+        (("status", _group, "*", "restartCount"), int),
+    ]
+for _state in ("waiting", "running", "terminated"):
+    for _group in ("containerStatuses", "initContainerStatuses"):
+        _STATUS_SHAPES.append((("status", _group, "*", "state", _state), dict))
+
+_WORKLOAD_SHAPES: list[Shape] = [
+    (("spec", "replicas"), int), (("spec", "selector"), dict),
+    (("spec", "selector", "matchLabels"), dict), (("spec", "selector", "matchExpressions"), list),
+    (("spec", "selector", "matchExpressions", "*"), dict),
+    (("spec", "selector", "matchExpressions", "*", "values"), list),
+    (("spec", "template"), dict), (("spec", "template", "metadata"), dict),
+    (("spec", "template", "metadata", "labels"), dict), (("spec", "strategy"), dict),
+    (("spec", "strategy", "rollingUpdate"), dict),
+]
+
+_SHAPES: dict[str, list[Shape]] = {
+    "pods": _META_SHAPES + _pod_spec_shapes(("spec",)) + _STATUS_SHAPES,
+    "deployments": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
+    + _pod_spec_shapes(("spec", "template", "spec")) + [(("status",), dict)],
+    "replicasets": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
+    + _pod_spec_shapes(("spec", "template", "spec")) + [(("status",), dict)],
+    "nodes": _META_SHAPES + [(("spec",), dict), (("spec", "taints"), list),
+                             (("spec", "taints", "*"), dict)] + _STATUS_SHAPES,
+    "services": _META_SHAPES + [(("spec",), dict), (("spec", "ports"), list),
+                                (("spec", "ports", "*"), dict), (("spec", "selector"), dict),
+                                (("status",), dict)],
+    "configmaps": _META_SHAPES + [(("data",), dict), (("binaryData",), dict)],
+    "secrets": _META_SHAPES + [(("data",), dict), (("stringData",), dict), (("type",), str)],
+    "namespaces": _META_SHAPES + [(("spec",), dict), (("status",), dict)],
+    "events": _META_SHAPES + [(("involvedObject",), dict), (("regarding",), dict),
+                              (("source",), dict), (("series",), dict)],
+    "leases": _META_SHAPES + [(("spec",), dict)],
+}
+
+_TYPE_NAMES = {dict: "object", list: "array", str: "string", int: "integer", bool: "boolean"}
+
+
+def _values(obj: Any, path: tuple[str, ...], where: str) -> list[tuple[str, Any]]:
+    if not path:
+        return [(where, obj)]
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if not isinstance(obj, list):
+            return []
+        out: list[tuple[str, Any]] = []
+        for i, item in enumerate(obj):
+            out += _values(item, rest, f"{where}[{i}]")
+        return out
+    if not isinstance(obj, dict) or head not in obj or obj[head] is None:
+        return []
+    return _values(obj[head], rest, f"{where}.{head}" if where else head)
+
+
+def shape_causes(kind: kinds.Kind, obj: dict[str, Any]) -> list[Cause]:
+    """Type errors at the paths the server reads (wrong JSON types become 422, not crashes)."""
+    causes: list[Cause] = []
+    for path, expected in _SHAPES.get(kind.plural, _META_SHAPES):
+        for where, value in _values(obj, path, ""):
+            types = expected if isinstance(expected, tuple) else (expected,)
+            ok = isinstance(value, types) and not (
+                isinstance(value, bool) and bool not in types
+            )
+            if not ok:
+                names = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+                causes.append(("FieldValueTypeInvalid", where,
+                               f"Invalid value: {type(value).__name__}: expected {names}"))
+    return causes
+
+
+def check_shapes(kind: kinds.Kind, obj: dict[str, Any]) -> None:
+    causes = shape_causes(kind, obj)
+    if causes:
+        name = (obj.get("metadata") or {}).get("name") if isinstance(
+            obj.get("metadata"), dict) else ""
+        raise errors.invalid(kind=kind.kind, group=kind.group, name=str(name or ""),
+                             causes=causes)
