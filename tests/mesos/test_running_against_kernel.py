@@ -176,6 +176,8 @@ async def test_kill_with_a_grace_period(kernel: main.Kernel) -> None:
         executor, tasks = group(fw, offer, {"stubborn": stubborn, "sibling": "sleep 60"})
         await fw.launch_group(offer, executor=executor, tasks=tasks)
         await wait_state(rec, "stubborn", "TASK_RUNNING")
+        # RUNNING means "spawned": give the shell time to install its trap first.
+        await asyncio.sleep(1.0)
         started = loop.time()
         await fw.kill(TaskId("stubborn"), agent_id=offer.agent_id, grace_period_seconds=1.0)
         await wait_state(rec, "stubborn", "TASK_KILLED")
