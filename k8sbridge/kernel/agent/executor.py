@@ -48,10 +48,38 @@ _ATTACH_TIMEOUT_SECONDS = 30.0
 
 # argv: k8sbridge-cgroup-join DIR... -- COMMAND...; exit 126 (as a shell's "cannot execute")
 # when a cgroup cannot be joined.
+# Its stdin is the write end of a pipe: replacing it with /dev/null right before the final
+# exec tells the daemon "the command is about to run" (EOF), as Popen returning does otherwise.
 _JOIN_SCRIPT = (
     'while [ "$1" != "--" ]; do echo $$ > "$1/cgroup.procs" || exit 126; shift; done; '
-    'shift; exec "$@"'
+    'shift; exec 0</dev/null; exec "$@"'
 )
+
+
+async def _until_eof(fd: int, *, timeout: float = 10.0) -> None:
+    """Wait until every writer of pipe ``fd`` is gone, then close it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data and not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(done, timeout=timeout)
+    except TimeoutError:
+        pass  # a wrapper that hangs is reported by the task's own exit, not here
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _check_executable(program: str, search_path: str) -> None:
@@ -205,6 +233,8 @@ class _Supervisor:
         argv: list[str] = list(task["argv"])
         executable = task.get("executable")
         preexec: Any = None
+        stdin: int = asyncio.subprocess.DEVNULL
+        started_r: int | None = None
         try:
             if self.cgroup is not None:
                 # The task must join its cgroups before it execs (a shell's children must not
@@ -218,19 +248,29 @@ class _Supervisor:
                     argv = ["/bin/sh", "-c", _JOIN_SCRIPT, "k8sbridge-cgroup-join",
                             *self.cgroup.dirs(), "--", *argv]
                     executable = None
-            with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    executable=executable,
-                    env=task["env"],
-                    cwd=task["cwd"],
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                    preexec_fn=preexec,
-                )
+                    started_r, stdin = os.pipe()
+            try:
+                with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
+                    proc = await asyncio.create_subprocess_exec(
+                        *argv,
+                        executable=executable,
+                        env=task["env"],
+                        cwd=task["cwd"],
+                        stdin=stdin,
+                        stdout=out,
+                        stderr=err,
+                        start_new_session=True,
+                        preexec_fn=preexec,
+                    )
+            finally:
+                if started_r is not None:
+                    os.close(stdin)
+            if started_r is not None:
+                fd, started_r = started_r, None  # _until_eof closes it
+                await _until_eof(fd)
         except (OSError, ValueError, subprocess.SubprocessError) as e:
+            if started_r is not None:  # the spawn failed before the wait took it over
+                os.close(started_r)
             self.emit({"type": "EXITED", "task_id": task_id, "status": None,
                        "error": f"Failed to launch the command: {e}", "oom": False,
                        "killed": False})
