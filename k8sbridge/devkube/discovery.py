@@ -25,6 +25,7 @@ _SUB_VERBS = {
     "status": ["get", "patch", "update"],
     "scale": ["get", "patch", "update"],
     "binding": ["create"],
+    "eviction": ["create"],
     "log": ["get"],
     "exec": ["create", "get"],
 }
@@ -71,6 +72,8 @@ def _subresource_entry(kind: kinds.Kind, sub: str) -> Obj:
         entry.update(group="autoscaling", version="v1", kind="Scale")
     elif sub == "binding":
         entry["kind"] = "Binding"
+    elif sub == "eviction":
+        entry.update(group="policy", version="v1", kind="Eviction")
     elif sub == "exec":
         entry["kind"] = "PodExecOptions"
     return entry

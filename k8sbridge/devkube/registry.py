@@ -536,6 +536,22 @@ class Registry:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "code": 201}
 
+    # --- pods/eviction -------------------------------------------------------------------
+
+    def evict(self, *, namespace: str, name: str, body: Any) -> Obj:
+        """policy/v1 Eviction: a graceful delete (devkube has no PodDisruptionBudgets)."""
+        if not isinstance(body, dict) or body.get("kind") not in (None, "Eviction"):
+            raise errors.bad_request("the request body must be a policy/v1 Eviction")
+        meta = body.get("metadata") or {}
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request("the name of the eviction does not match the pod name")
+        options = body.get("deleteOptions") or {}
+        if not isinstance(options, dict):
+            raise errors.bad_request("deleteOptions must be an object")
+        self.delete(kind=POD_KIND, namespace=namespace, name=name, options=options)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}
+
     # --- scale ---------------------------------------------------------------------------
 
     def scale_of(self, kind: kinds.Kind, obj: Obj) -> Obj:

@@ -277,6 +277,11 @@ class ApiServer:
                 raise errors.method_not_allowed("pods/binding only supports POST")
             body = await self._body(request)
             return _json(self.reg.bind(namespace=ns, name=name, body=body), status=201)
+        if sub == "eviction":
+            if method != "POST":
+                raise errors.method_not_allowed("pods/eviction only supports POST")
+            body = await self._body(request)
+            return _json(self.reg.evict(namespace=ns, name=name, body=body), status=201)
         if sub == "scale":
             return await self._scale(request, kind, ns, name, dry_run=dry_run)
         if method == "GET":

@@ -20,6 +20,8 @@ _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 Cause = tuple[str, str, str]
 
+MAX_ANNOTATIONS = 256 * 1024  # total size of keys and values, as on the real apiserver
+
 _LABEL_NAME_KINDS = frozenset({"namespaces", "services"})
 
 
@@ -168,6 +170,9 @@ def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
     ):
         causes.append(("FieldValueInvalid", "metadata.annotations",
                        "Invalid value: must be a map of strings"))
+    elif annotations and sum(len(k) + len(v) for k, v in annotations.items()) > MAX_ANNOTATIONS:
+        causes.append(("FieldValueTooLong", "metadata.annotations",
+                       f"Too long: must have at most {MAX_ANNOTATIONS} bytes"))
     if kind.plural == "pods":
         causes += _pod_spec_causes(obj.get("spec"), "spec", in_template=False)
     elif kind.plural in ("deployments", "replicasets"):

@@ -224,3 +224,22 @@ async def test_events_v1_field_selectors_and_watch(api: Api) -> None:
                                            "fieldSelector": "regarding.name=x"}, stop_on=1)
     assert events[0]["object"]["apiVersion"] == "events.k8s.io/v1"
     assert events[0]["object"]["regarding"]["name"] == "x"
+
+
+async def test_eviction_is_a_graceful_delete(api: Api) -> None:
+    await _scheduled_pod(api, "ev")
+    status, body = await api.request("POST", f"{PODS}/ev/eviction", body={
+        "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "ev"}})
+    assert status == 201 and body["status"] == "Success"
+    _, live = await api.request("GET", f"{PODS}/ev")
+    assert live["metadata"]["deletionTimestamp"]
+    _, resources = await api.request("GET", "/api/v1")
+    entry = next(r for r in resources["resources"] if r["name"] == "pods/eviction")
+    assert (entry["group"], entry["version"], entry["kind"]) == ("policy", "v1", "Eviction")
+
+
+async def test_annotations_are_limited_to_256_kib(api: Api) -> None:
+    big = pod("ann")
+    big["metadata"]["annotations"] = {"a": "x" * (256 * 1024)}
+    status, body = await api.request("POST", PODS, body=big)
+    assert status == 422 and "Too long" in body["message"]
