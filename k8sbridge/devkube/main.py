@@ -193,7 +193,17 @@ async def _start_controllers(
         return None
     if not done:
         log.warning("devkube controllers not ready after %.0f s", CONTROLLERS_READY_TIMEOUT)
+    task.add_done_callback(_report_controllers_exit)
     return task
+
+
+def _report_controllers_exit(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("devkube controllers stopped with an error (the API server keeps serving)",
+                  exc_info=error)
 
 
 async def run(*, config: DevkubeConfig, stop: asyncio.Event, ready: asyncio.Event) -> None:
