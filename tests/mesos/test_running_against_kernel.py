@@ -402,3 +402,34 @@ async def test_offer_constraints_filter_offers_and_update_framework_changes_them
         await fw.update_framework(offer_constraints=here)
         offer = await next_offer(rec, timeout=10)
         assert {a.name: a.value_str for a in offer.attributes} == {"rack": "r1"}
+
+
+async def test_a_lost_agent_gives_failure_and_unreachable_then_reconciliation(
+        tmp_path: Path,
+) -> None:
+    config = master_config(tmp_path, agent_ping_interval=0.2, max_missed_pings=2)
+    async with main.running_kernel(master=config) as kernel:
+        await kernel.add_agent(agent_config(tmp_path), _keep_tasks=True)
+        fw, rec = make(kernel.master_address)
+        async with running(fw) as run:
+            await run.ready()
+            offer = await next_offer(rec)
+            executor, tasks = group(fw, offer, {"orphan": "sleep 3"})
+            await fw.launch_group(offer, executor=executor, tasks=tasks)
+            await wait_state(rec, "orphan", "TASK_RUNNING")
+            await kernel.stop_agent(0)  # the agent process goes away, its task keeps running
+            status = await wait_state(rec, "orphan", "TASK_UNREACHABLE")
+            failure = await rec.wait_for(lambda e: isinstance(e, events.Failure))
+            assert failure[0] == events.Failure(agent_id=offer.agent_id)  # no executor: agent lost
+            assert not status.is_terminal and status.uuid is None
+            assert status.unreachable_time is not None
+            assert status.reason == "REASON_AGENT_REMOVED"
+            seen = len(states(rec, "orphan"))
+            await fw.reconcile({TaskId("orphan"): offer.agent_id})
+            replies = await rec.wait_for(
+                lambda e: isinstance(e, events.Update) and e.status.task_id == "orphan",
+                count=seen + 1,
+            )
+            reply = replies[-1]
+            assert isinstance(reply, events.Update)
+            assert reply.status.state == "TASK_UNREACHABLE" and reply.status.uuid is None
