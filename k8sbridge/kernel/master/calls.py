@@ -173,6 +173,10 @@ def normalize_call(call: RawJson) -> RawJson:
     ctype = call.get("type")
     if ctype is not None and ctype not in CALL_TYPES:
         call = {k: v for k, v in call.items() if k != "type"}
+    call = {k: v for k, v in call.items() if v is not None}  # JSON null = field not set
+    for field in (*_CALL_FIELDS.values(), "subscribe", "revive", "suppress"):
+        if field in call:
+            _obj(call[field], field)
     missing: list[str] = []
     if "framework_id" in call and id_value(call["framework_id"]) is None:
         missing.append("framework_id.value")
@@ -478,7 +482,7 @@ def min_allocatable_of(
         if mar is None:
             continue
         alternatives: list[dict[str, float]] = []
-        for q in _as_list(mar.get("quantities") if isinstance(mar, dict) else None):
+        for q in as_list(mar.get("quantities") if isinstance(mar, dict) else None):
             quantities = q.get("quantities") if isinstance(q, dict) else None
             if not isinstance(quantities, dict):
                 raise ValueError("Invalid min_allocatable_resources: expecting 'quantities'")
@@ -500,12 +504,13 @@ def min_allocatable_of(
     return out
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """A repeated field, leniently: a single value is a one-element list, null is empty."""
     if value is None:
         return []
-    if isinstance(value, dict):
-        return [value]
-    return list(value) if isinstance(value, list) else []
+    if isinstance(value, list):
+        return value
+    return [value]
 
 
 def validate_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
@@ -529,7 +534,7 @@ def validate_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | Non
 def validate_suppressed_and_constraints(
     roles: Collection[str], suppressed: Any, constraints: Any
 ) -> str | None:
-    suppressed_list = _as_list(suppressed)
+    suppressed_list = as_list(suppressed)
     bad = sorted({str(r) for r in suppressed_list} - set(roles))
     if bad:
         return "Suppressed roles { " + ", ".join(bad) + " } are not contained in the set of roles"
@@ -555,7 +560,7 @@ def with_framework_defaults(info: Mapping[str, Any]) -> RawJson:
     out.setdefault("checkpoint", False)
     if "capabilities" in out:
         out["capabilities"] = [
-            c for c in _as_list(out["capabilities"])
+            c for c in as_list(out["capabilities"])
             if isinstance(c, dict) and c.get("type") in CAPABILITIES
         ]
     return out

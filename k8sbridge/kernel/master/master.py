@@ -652,8 +652,8 @@ class Master:
     # ACCEPT
 
     def accept(self, fw: state.Framework, body: RawJson) -> None:
-        offer_ids = [id_value(o) or "" for o in calls._as_list(body.get("offer_ids"))]
-        operations = [op for op in calls._as_list(body.get("operations")) if isinstance(op, dict)]
+        offer_ids = [id_value(o) or "" for o in calls.as_list(body.get("offer_ids"))]
+        operations = [op for op in calls.as_list(body.get("operations")) if isinstance(op, dict)]
         seconds = calls.refuse_seconds(body.get("filters"),
                                        default=self.config.refuse_seconds_default)
         book = {
@@ -709,9 +709,9 @@ class Master:
         for op in operations:
             optype = op.get("type")
             if optype == "LAUNCH":
-                tasks = calls._as_list((op.get("launch") or {}).get("task_infos"))
+                tasks = calls.as_list((op.get("launch") or {}).get("task_infos"))
             elif optype == "LAUNCH_GROUP":
-                tasks = calls._as_list(
+                tasks = calls.as_list(
                     ((op.get("launch_group") or {}).get("task_group") or {}).get("tasks")
                 )
             else:
@@ -764,7 +764,7 @@ class Master:
 
     def _launch(self, fw: state.Framework, agent: state.Agent, role: str, op: RawJson,
                 remaining: res.Resources) -> res.Resources:
-        tasks = calls._as_list((op.get("launch") or {}).get("task_infos"))
+        tasks = calls.as_list((op.get("launch") or {}).get("task_infos"))
         if op.get("id") is not None:
             self._task_error(fw, tasks, "REASON_TASK_INVALID",
                              "The `id` field cannot be set on LAUNCH operations")
@@ -805,7 +805,7 @@ class Master:
         body = op.get("launch_group") or {}
         executor = body.get("executor")
         tasks = (body.get("task_group") or {}).get("tasks")
-        task_list = calls._as_list(tasks)
+        task_list = calls.as_list(tasks)
         if op.get("id") is not None:
             self._task_error(fw, task_list, "REASON_TASK_GROUP_INVALID",
                              "The `id` field cannot be set on LAUNCH_GROUP operations")
@@ -910,16 +910,18 @@ class Master:
     # Other scheduler calls
 
     def revive(self, fw: state.Framework, body: RawJson | None) -> None:
-        roles = [str(r) for r in (body or {}).get("roles") or [] if r in fw.roles] or None
-        if (body or {}).get("roles") and roles is None:
+        asked = calls.as_list((body or {}).get("roles"))
+        roles = [str(r) for r in asked if isinstance(r, str) and r in fw.roles] or None
+        if asked and roles is None:
             return
         self.allocator.revive(FrameworkId(fw.framework_id), roles)
         fw.suppressed_roles -= set(roles or fw.roles)
         self.trigger_allocation()
 
     def suppress(self, fw: state.Framework, body: RawJson | None) -> None:
-        roles = [str(r) for r in (body or {}).get("roles") or [] if r in fw.roles] or None
-        if (body or {}).get("roles") and roles is None:
+        asked = calls.as_list((body or {}).get("roles"))
+        roles = [str(r) for r in asked if isinstance(r, str) and r in fw.roles] or None
+        if asked and roles is None:
             return
         self.allocator.suppress(FrameworkId(fw.framework_id), roles)
         fw.suppressed_roles |= set(roles or fw.roles)
@@ -984,7 +986,7 @@ class Master:
             self._remove_task(task)
 
     def reconcile(self, fw: state.Framework, body: RawJson) -> None:
-        entries = [e for e in calls._as_list(body.get("tasks")) if isinstance(e, dict)]
+        entries = [e for e in calls.as_list(body.get("tasks")) if isinstance(e, dict)]
         if not entries:
             for known in list(fw.tasks.values()):
                 self._send(fw, {"type": "UPDATE", "update": {"status": self._latest(known)}})
@@ -1038,7 +1040,7 @@ class Master:
         return status
 
     def reconcile_operations(self, fw: state.Framework, body: RawJson) -> None:
-        for entry in calls._as_list(body.get("operations")):
+        for entry in calls.as_list(body.get("operations")):
             if not isinstance(entry, dict) or id_value(entry.get("operation_id")) is None:
                 continue
             status: RawJson = {
@@ -1218,12 +1220,12 @@ class Master:
         agent.active = True
         kills: list[tuple[str, str]] = []
         shutdown: set[str] = set()
-        for fi in calls._as_list(message.get("frameworks")):
+        for fi in calls.as_list(message.get("frameworks")):
             fid = id_value(fi.get("id")) if isinstance(fi, dict) else None
             if fid and fid not in self.frameworks and fid not in self.completed_ids:
                 self._recover_framework(fi)
         reported: set[tuple[str, str]] = set()
-        for raw in calls._as_list(message.get("tasks")):
+        for raw in calls.as_list(message.get("tasks")):
             if not isinstance(raw, dict):
                 continue
             fid = id_value(raw.get("framework_id")) or ""
@@ -1276,7 +1278,7 @@ class Master:
                 task.resources_released = True  # not yet re-added to the allocator
                 self._remove_task(task, recover=False)
                 self._forward_status(fw_, status)
-        for ex_raw in calls._as_list(message.get("executors")):
+        for ex_raw in calls.as_list(message.get("executors")):
             if not isinstance(ex_raw, dict):
                 continue
             fid = id_value(ex_raw.get("framework_id")) or ""
@@ -1329,7 +1331,7 @@ class Master:
         }
         info["task_id"] = raw.get("task_id")
         info["agent_id"] = idv(agent.agent_id)
-        statuses = [s for s in calls._as_list(raw.get("statuses")) if isinstance(s, dict)]
+        statuses = [s for s in calls.as_list(raw.get("statuses")) if isinstance(s, dict)]
         task = state.Task(
             framework_id=fw.framework_id, agent_id=agent.agent_id,
             task_id=id_value(raw.get("task_id")) or "", info=info, resources=task_res,
