@@ -529,12 +529,16 @@ class ApiServer:
             await response.write(watch.line("ERROR", watch.encode_json(status)))
             await response.write_eof()
             return response
+        snapshot_rv = self.store.rv  # the initial events reflect exactly this version
         transport = request.transport
         watcher_ref = watcher
 
         def abort() -> None:
             if transport is not None:
                 transport.abort()
+
+        # A client that stops reading blocks our writes; dropping it must also unblock them.
+        watcher.on_drop = abort
 
         try:
             await response.prepare(request)
@@ -548,7 +552,7 @@ class ApiServer:
                 await response.write(b"".join(batch))
             watcher_ref.initial = ()
             if since is None and _bool(send_initial) and bookmarks:
-                await response.write(self._bookmark(kind, initial_end=True))
+                await response.write(self._bookmark(kind, initial_end=True, rv=snapshot_rv))
             last_bookmark = time.monotonic()
             pre_deadline_sent = False
             stop_wait = asyncio.ensure_future(self.stop.wait())
@@ -593,8 +597,10 @@ class ApiServer:
             self.store.unsubscribe(watcher)
         return response
 
-    def _bookmark(self, kind: kinds.Kind, *, initial_end: bool = False) -> bytes:
-        meta: Obj = {"resourceVersion": str(self.store.rv)}
+    def _bookmark(
+        self, kind: kinds.Kind, *, initial_end: bool = False, rv: int | None = None
+    ) -> bytes:
+        meta: Obj = {"resourceVersion": str(self.store.rv if rv is None else rv)}
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         return watch.line("BOOKMARK", watch.encode_json(

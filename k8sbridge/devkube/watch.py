@@ -77,6 +77,7 @@ class Watcher:
         self.queued_bytes = 0
         self.dropped = False
         self.wakeup = asyncio.Event()
+        self.on_drop: Callable[[], None] | None = None  # e.g. abort the connection
 
     def matches(self, obj: dict[str, Any]) -> bool:
         meta = obj.get("metadata") or {}
@@ -122,6 +123,8 @@ class Watcher:
         self.queue.clear()
         self.queued_bytes = 0
         self.wakeup.set()
+        if self.on_drop is not None:
+            self.on_drop()
 
     def take(self) -> list[bytes]:
         items = list(self.queue)

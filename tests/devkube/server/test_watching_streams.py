@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from k8sbridge.devkube import main
 from tests.devkube.server.conftest import Api, pod
@@ -142,7 +143,15 @@ async def test_initial_events_end_bookmark(api: Api) -> None:
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
 
-async def test_a_watcher_that_never_reads_is_dropped(api: Api, devkube: main.Devkube) -> None:
+@pytest.mark.parametrize("backlog", [0, 300], ids=["live", "during-initial-events"])
+async def test_a_watcher_that_never_reads_is_dropped(
+    api: Api, devkube: main.Devkube, backlog: int
+) -> None:
+    blob = "x" * 100_000
+    for i in range(backlog):  # objects the watch replays first (its writes block early)
+        body = pod(f"old{i}")
+        body["metadata"]["annotations"] = {"blob": blob}
+        assert (await api.request("POST", PODS, body=body))[0] == 201
     host, port = devkube.url.removeprefix("https://").rsplit(":", 1)
     assert devkube.ca_file is not None
     context = ssl.create_default_context(cafile=str(devkube.ca_file))
@@ -152,7 +161,6 @@ async def test_a_watcher_that_never_reads_is_dropped(api: Api, devkube: main.Dev
         f"Authorization: Bearer {devkube.token}\r\n\r\n".encode())
     await writer.drain()
     await asyncio.sleep(0.2)
-    blob = "x" * 100_000
     produced = 0
     for i in range(300):
         body = pod(f"big{i}")
