@@ -74,10 +74,13 @@ async def _probe_command(command: Mapping[str, Any], *, cwd: str, env: Mapping[s
         return False, None
     try:
         code = await asyncio.wait_for(proc.wait(), timeout=timeout or None)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
+    except (TimeoutError, asyncio.CancelledError) as e:
+        # Never leave a probe behind (nor its un-reaped process): kill it and wait for it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        await asyncio.shield(proc.wait())
+        if isinstance(e, asyncio.CancelledError):
+            raise
         return False, None
     return code == 0, code
 

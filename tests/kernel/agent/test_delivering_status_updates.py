@@ -110,3 +110,14 @@ async def test_tcp_and_http_checks_report_check_status(tmp_path: Path) -> None:
         assert ok[0]["reason"] == "REASON_TASK_CHECK_STATUS_UPDATED"
         await run.master.wait_for(lambda: [
             u for u in run.master.updates if u.get("healthy") is True])
+
+
+async def test_stopping_mid_probe_leaves_no_process_behind(tmp_path: Path) -> None:
+    check = {"type": "COMMAND", "command": {"command": {"value": "sleep 30"}},
+             "delay_seconds": 0, "interval_seconds": 1, "timeout_seconds": 60}
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(fm.run_task(fm.command_task("p", "sleep 300", check=check)))
+        await run.master.wait_state("p", "TASK_RUNNING")
+        await asyncio.sleep(0.5)  # the probe's `sleep 30` is running now
+    # Leaving the block stopped the agent: had the probe's process been abandoned, its
+    # un-closed transport would fail this test with a ResourceWarning.
