@@ -37,7 +37,7 @@ def outcome(fn: Any, raw: dict[str, Any]) -> Any:
         return type(e)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(raw=raws)
 def test_fast_path_equals_the_general_parser(raw: dict[str, Any]) -> None:
     assert outcome(res.Resource.parse, raw) == outcome(res.Resource._parse_general, raw)
