@@ -89,6 +89,7 @@ class Reconciler:
     async def explicit(self) -> tuple[int, tuple[TaskId, ...]]:
         """Phase 1: ask for each known task until each has answered; (rounds, unanswered)."""
         start = self._clock()
+        self._last_update.clear()  # only updates after ``start`` count (and memory stays bounded)
         remaining = dict(self._known_tasks())
         delay = self._initial_backoff
         rounds = 0
