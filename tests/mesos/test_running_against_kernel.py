@@ -433,3 +433,21 @@ async def test_a_lost_agent_gives_failure_and_unreachable_then_reconciliation(
             reply = replies[-1]
             assert isinstance(reply, events.Update)
             assert reply.status.state == "TASK_UNREACHABLE" and reply.status.uuid is None
+
+
+async def test_a_second_instance_takes_over_and_the_first_stops_without_fighting(
+        kernel: main.Kernel,
+) -> None:
+    store = framework.MemoryFrameworkIdStore()
+    first, rec1 = make(kernel.master_address, store=store)
+    second, rec2 = make(kernel.master_address, store=store)
+    async with running(first) as run1:
+        await run1.ready()
+        async with running(second) as run2:
+            await run2.ready()
+            assert second.framework_id == first.framework_id
+            with pytest.raises(errors.SubscriptionFailed, match="failed over"):
+                await run1.result(timeout=10)
+            assert rec1.events[-1] == events.Error("Framework failed over")
+            await next_offer(rec2, timeout=10)  # the new instance gets the offers
+            assert second.subscribed
