@@ -76,7 +76,7 @@ class KubeSettings:
     context: str | None = None
     namespace: str = "k8sbridge"  # the bridge's namespace (state ConfigMap, events)
     state_configmap: str = "k8sbridge-state"
-    client_threads: int = 8  # the official client is synchronous: bounded thread pool
+    client_threads: int = 16  # the official client is synchronous: bounded thread pool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

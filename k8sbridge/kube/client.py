@@ -77,6 +77,8 @@ class KubeClient:
         timeout: float = 30.0,
     ) -> None:
         self._configuration = configuration
+        # One pooled connection per worker thread (urllib3 keeps 10 by default).
+        configuration.connection_pool_maxsize = max(threads, 4)
         self._api = kubernetes.client.ApiClient(configuration)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="kube-client"

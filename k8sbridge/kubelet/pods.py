@@ -101,6 +101,9 @@ class PodStatusWriter:
         self._state: dict[str, _PodState] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
+        self._events: asyncio.Queue[tuple[dict[str, Any], str, str, str, str | None]] = (
+            asyncio.Queue(maxsize=10_000)
+        )
 
     # -- PodSink ---------------------------------------------------------------------------
 
@@ -266,6 +269,7 @@ class PodStatusWriter:
 
     async def run(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
         workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
+        workers += [asyncio.create_task(self._event_poster()) for _ in range(2)]
         ready.set()
         try:
             await stop.wait()
@@ -323,6 +327,16 @@ class PodStatusWriter:
             except Exception as e:  # the agent re-sends an unacknowledged update
                 log.warning("acknowledging an update of pod %s failed: %s", uid, e)
         for etype, reason, message in events:
+            item = (dict(meta), etype, reason, message, state.node_name or None)
+            try:
+                self._events.put_nowait(item)
+            except asyncio.QueueFull:
+                log.warning("event queue full: dropping %s for %s", reason, meta.get("name"))
+
+    async def _event_poster(self) -> None:
+        """Events go out after the statuses, on their own workers: a status never waits."""
+        while True:
+            meta, etype, reason, message, host = await self._events.get()
             await self._kube.post_event(
                 involved={"apiVersion": "v1", "kind": "Pod", "metadata": meta},
                 reason=reason,
@@ -330,7 +344,7 @@ class PodStatusWriter:
                 type_=etype,
                 component="k8sbridge" if reason.endswith("Scheduling") or reason == "Scheduled"
                 else "kubelet",
-                host=state.node_name or None,
+                host=host,
             )
 
 

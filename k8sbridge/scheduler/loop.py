@@ -686,6 +686,7 @@ class Scheduler:
                     ],
                     pods=placed.get(agent_id, ()),
                     total=getattr(info, "total", None),
+                    max_pods=self._settings.kubelet.max_pods,
                 )
             )
         agents.sort(key=lambda a: a.agent_id)
@@ -766,6 +767,7 @@ class Scheduler:
         fid = self._driver.framework_id or ""
         operations: list[dict[str, Any]] = []
         bound: list[tuple[str, launch.LaunchGroup]] = []
+        candidates: list[tuple[str, RawPod, launch.LaunchGroup]] = []
         for assignment in assignments:
             uid = str(assignment.pod_uid)
             pod = self._pods.get(uid)
@@ -801,25 +803,27 @@ class Scheduler:
                 self._pending.pop(uid, None)
                 self._sink.launch_failed(pod=pod, reason="InvalidPodSpec", message=str(e))
                 continue
-            # Bind first (see the module docstring), unless already bound to this node.
             spec = pod.get("spec") or {}
-            meta = pod.get("metadata") or {}
-            if not spec.get("nodeName"):
-                try:
-                    await self._kube.bind_pod(
-                        namespace=str(meta.get("namespace") or "default"),
-                        name=str(meta.get("name")),
-                        uid=uid,
-                        node=node_name,
-                    )
-                except (kube_errors.Conflict, kube_errors.NotFound) as e:
-                    log.info("not launching %s: binding failed: %s", meta.get("name"), e)
-                    self._pending.pop(uid, None)
-                    continue
-                self._sink.scheduled(pod=pod, node_name=node_name)
-            elif spec.get("nodeName") != node_name:
+            if spec.get("nodeName") and spec.get("nodeName") != node_name:
                 continue
             remaining = remaining - group.used
+            candidates.append((uid, pod, group))
+        # Bind first (see the module docstring), all of this agent's pods concurrently; a pod
+        # already bound to this node (restart, or bound by another scheduler) keeps its binding.
+        results = await asyncio.gather(
+            *(self._bind(pod, uid=uid, node_name=node_name) for uid, pod, _ in candidates),
+            return_exceptions=True,
+        )
+        for (uid, _pod, group), result in zip(candidates, results, strict=True):
+            if isinstance(result, kube_errors.Conflict | kube_errors.NotFound):
+                log.info("not launching %s: binding failed: %s", uid, result)
+                self._pending.pop(uid, None)  # the next watch event says where it went
+                continue
+            if isinstance(result, kube_errors.KubeError):
+                log.warning("binding %s failed (retrying later): %s", uid, result)
+                continue
+            if isinstance(result, BaseException):
+                raise result
             operations.append(group.operation)
             bound.append((uid, group))
         if not operations:
@@ -847,6 +851,19 @@ class Scheduler:
             [o.offer_id for o in held], operations, refuse_seconds=1.0
         )
         log.info("launched %d pod(s) on %s", len(operations), node_name)
+
+    async def _bind(self, pod: RawPod, *, uid: str, node_name: str) -> None:
+        spec = pod.get("spec") or {}
+        if spec.get("nodeName"):
+            return
+        meta = pod.get("metadata") or {}
+        await self._kube.bind_pod(
+            namespace=str(meta.get("namespace") or "default"),
+            name=str(meta.get("name")),
+            uid=uid,
+            node=node_name,
+        )
+        self._sink.scheduled(pod=pod, node_name=node_name)
 
     def _next_attempt(self, uid: str) -> int:
         attempts = [r.attempt for r in self._tasks.values() if r.pod_uid == uid]

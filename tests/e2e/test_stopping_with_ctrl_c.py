@@ -22,5 +22,8 @@ def test_ctrl_c_stops_everything_cleanly(target: Target) -> None:
         raise AssertionError("k8sbridge run did not stop on SIGINT:\n"
                              + "".join(target.output[-40:])) from e
     assert code == 0, "".join(target.output[-40:])
-    log = "".join(target.output)
-    assert "did not stop within" not in log, log[-4000:]
+    # Components that outlive the stop by STOP_GRACE are cancelled (and named in a warning);
+    # nothing may fail with a traceback on the way out.
+    assert not [line for line in target.output if "Traceback" in line], "".join(
+        target.output[-60:]
+    )

@@ -1,0 +1,167 @@
+"""Bridge benchmarks on the embedded default (kernel + devkube + bridge in one process).
+
+1. Pod startup latency as the Kubernetes SLO defines it: from the create request to the pod
+   observed (via watch) Running with every container ready, for N pods created at once.
+2. Throughput: a Deployment of R replicas of a `sleep` container until all pods are Running.
+
+Bounded: each phase gives up after --timeout seconds. Prints medians/percentiles and the
+machine's core count. Run: python bench/bench_bridge.py [--pods 100] [--replicas 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from k8sbridge import app  # noqa: E402
+from k8sbridge import settings as bridge_settings  # noqa: E402
+
+
+def _settings(data_dir: Path) -> bridge_settings.BridgeSettings:
+    base = bridge_settings.load(env={})
+    return dataclasses.replace(
+        base,
+        mesos=dataclasses.replace(base.mesos, agent_poll_seconds=1.0),
+        scheduler=dataclasses.replace(base.scheduler, cycle_seconds=0.05),
+        kubelet=dataclasses.replace(base.kubelet, host="127.0.0.1", port=0, max_pods=2000),
+        embedded=dataclasses.replace(
+            base.embedded, data_dir=data_dir, kernel_port=0, api_port=0, agents=3
+        ),
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def _watch_running(
+    conn: Any, namespace: str, want: int, seen: dict[str, float], timeout: float
+) -> None:
+    ctx = ssl.create_default_context(cafile=conn.ca_file) if conn.ca_file else None
+    headers = {"Authorization": f"Bearer {conn.token}"} if conn.token else {}
+    url = f"{conn.server}/api/v1/namespaces/{namespace}/pods?watch=true"
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(headers=headers) as http, http.get(
+        url, ssl=ctx, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as resp:
+        async for line in resp.content:
+            if time.monotonic() > deadline:
+                return
+            event = json.loads(line)
+            pod = event.get("object") or {}
+            status = pod.get("status") or {}
+            name = (pod.get("metadata") or {}).get("name")
+            ready = status.get("phase") == "Running" and all(
+                c.get("ready") for c in status.get("containerStatuses") or [{}]
+            )
+            if ready and name not in seen:
+                seen[name] = time.monotonic()
+                if len(seen) >= want:
+                    return
+
+
+async def startup_latency(targets: app.EmbeddedTargets, pods: int, timeout: float) -> None:
+    kube = targets.bridge.kube
+    await kube.ensure_namespace("bench")
+    seen: dict[str, float] = {}
+    watcher = asyncio.create_task(
+        _watch_running(kube.connection(), "bench", pods, seen, timeout)
+    )
+    await asyncio.sleep(0.5)
+    created: dict[str, float] = {}
+
+    async def create(i: int) -> None:
+        name = f"p{i}"
+        body = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "bench"},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "command": ["sleep", "3600"],
+                                     "resources": {"requests": {"cpu": "10m",
+                                                                "memory": "8Mi"}}}]},
+        }
+        created[name] = time.monotonic()
+        await kube.create("/api/v1/namespaces/bench/pods", body)
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(create(i) for i in range(pods)))
+    await asyncio.wait_for(watcher, timeout + 5)
+    latencies = [seen[n] - created[n] for n in seen]
+    print(f"startup latency, {len(seen)}/{pods} pods Running+ready "
+          f"(all done {max(seen.values(), default=t0) - t0:.2f}s after the first create):")
+    if latencies:
+        print(f"  p50 {statistics.median(latencies):.3f}s  p90 {_pct(latencies, 0.9):.3f}s  "
+              f"p99 {_pct(latencies, 0.99):.3f}s  max {max(latencies):.3f}s")
+    await kube.request("DELETE", "/api/v1/namespaces/bench/pods",
+                       query={"gracePeriodSeconds": "0"})
+
+
+async def throughput(targets: app.EmbeddedTargets, replicas: int, timeout: float) -> None:
+    kube = targets.bridge.kube
+    await kube.ensure_namespace("tput")
+    seen: dict[str, float] = {}
+    watcher = asyncio.create_task(
+        _watch_running(kube.connection(), "tput", replicas, seen, timeout)
+    )
+    await asyncio.sleep(0.5)
+    body = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "sleepers", "namespace": "tput"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "sleepers"}},
+            "template": {
+                "metadata": {"labels": {"app": "sleepers"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox",
+                                         "command": ["sleep", "3600"],
+                                         "resources": {"requests": {"cpu": "5m",
+                                                                    "memory": "4Mi"}}}]},
+            },
+        },
+    }
+    t0 = time.monotonic()
+    await kube.create("/apis/apps/v1/namespaces/tput/deployments", body)
+    try:
+        await asyncio.wait_for(watcher, timeout + 5)
+    except TimeoutError:
+        pass
+    done = max(seen.values(), default=t0) - t0
+    print(f"throughput: {len(seen)}/{replicas} replicas Running in {done:.2f}s "
+          f"({len(seen) / done if done else 0:.0f} pods/s)")
+    await kube.request("DELETE", "/apis/apps/v1/namespaces/tput/deployments/sleepers")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--replicas", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(f"cores: {os.cpu_count()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        async with app.running_embedded(_settings(Path(tmp))) as targets:
+            await startup_latency(targets, args.pods, args.timeout)
+            await asyncio.sleep(3)
+            if args.replicas:
+                await throughput(targets, args.replicas, args.timeout)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
