@@ -1108,10 +1108,12 @@ class Master:
         if task is not None:
             if not task.terminal or new_state in calls.TERMINAL_STATES:
                 task.state = new_state
-            stored = {k: v for k, v in status.items() if k != "data"}
-            task.statuses.append(stored)
-            if len(task.statuses) > 16:
-                del task.statuses[1:-15]
+            last = task.statuses[-1] if task.statuses else None
+            if last is None or not status.get("uuid") or last.get("uuid") != status["uuid"]:
+                # A retried update (same uuid) is forwarded again but recorded once.
+                task.statuses.append({k: v for k, v in status.items() if k != "data"})
+                if len(task.statuses) > 16:
+                    del task.statuses[1:-15]
             task.status_update_state = new_state
             task.status_update_uuid = status.get("uuid")
             if new_state in calls.TERMINAL_STATES:
@@ -1275,8 +1277,7 @@ class Master:
                     executor_id=task.executor_id,
                 )
                 _transition(task, status)
-                task.resources_released = True  # not yet re-added to the allocator
-                self._remove_task(task, recover=False)
+                self._remove_task(task)  # gives its resources back if the agent is allocated
                 self._forward_status(fw_, status)
         for ex_raw in calls.as_list(message.get("executors")):
             if not isinstance(ex_raw, dict):
