@@ -36,6 +36,7 @@ from aiohttp import web
 from k8sbridge.kernel import link
 from k8sbridge.kernel.agent import cgroups, checks, containers, detect, fetcher, paths, updates
 from k8sbridge.kernel.agent.config import AgentConfig
+from k8sbridge.kernel.agent.errors import AgentError, ContainerError, FetchError
 from k8sbridge.model import resources as mres
 
 __all__ = ["Agent", "AgentError", "VERSION"]
@@ -53,10 +54,6 @@ RECOVERY_TIMEOUT_SECONDS = 15 * 60.0  # Mesos --recovery_timeout: how long execu
 MAX_COMPLETED_CONTAINERS = 200
 _REGISTER_TIMEOUT = 10.0
 _CHECKPOINT_COALESCE_SECONDS = 0.05
-
-
-class AgentError(Exception):
-    """The agent cannot start: bad flags or an unusable work directory."""
 
 
 class _LaunchError(Exception):
@@ -523,7 +520,7 @@ class Agent:
                 uris = (task.info.get("command") or {}).get("uris") or []
                 if uris:
                     await fetcher.fetch_all(uris, sandbox=Path(spec["cwd"]))
-        except fetcher.FetchError as e:
+        except FetchError as e:
             self._fail_launch(container, f"Failed to fetch all URIs for container: {e}")
             return
         mem, cpus = self._limits(container)
@@ -550,7 +547,7 @@ class Agent:
         }
         try:
             await client.launch(spec, daemon=self._daemon)
-        except containers.ContainerError as e:
+        except ContainerError as e:
             if container.cgroup is not None:
                 container.cgroup.remove()
             self._fail_launch(container, str(e))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from k8sbridge.kernel.agent import executor as executor_mod
+from k8sbridge.kernel.agent.errors import ContainerError
 
 __all__ = ["ContainerError", "Daemon", "ExecutorClient"]
 
@@ -26,10 +27,6 @@ log = logging.getLogger(__name__)
 
 _REPO_ROOT = str(Path(__file__).resolve().parents[3])
 _BOOT_TIMEOUT = 30.0  # a forked supervisor must listen within this (generous under load)
-
-
-class ContainerError(Exception):
-    """The executor supervisor could not be started or reached."""
 
 
 EventSink = Callable[[dict[str, Any]], None]

@@ -20,14 +20,12 @@ from urllib.parse import unquote, urlparse
 
 import aiohttp
 
+from k8sbridge.kernel.agent.errors import FetchError
+
 __all__ = ["FetchError", "fetch_all"]
 
 _ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 _MAX_BYTES = 1024 * 1024 * 1024
-
-
-class FetchError(Exception):
-    """A URI could not be fetched (the message names it)."""
 
 
 def _target_name(uri: Mapping[str, Any], parsed_path: str) -> str:
