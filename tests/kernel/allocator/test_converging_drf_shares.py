@@ -148,3 +148,56 @@ def test_every_grant_of_a_batch_pass_goes_to_the_lowest_share(
             if take_one_task(a, grant, task, now=float(now)):
                 for name, value in (("cpus", task[0]), ("mem", task[1])):
                     held[grant.framework_id][name] = held[grant.framework_id].get(name, 0) + value
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(
+        st.tuples(st.sampled_from([1.0, 2.0, 4.0, 8.0]), st.sampled_from([512.0, 4096.0])),
+        min_size=2,
+        max_size=12,
+    ),
+    task=task_sizes,
+    eng_weight=st.sampled_from([1.0, 2.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_batch_grants_follow_drf_at_every_level_of_the_role_tree(
+    sizes: list[tuple[float, float]], task: tuple[float, float], eng_weight: float, seed: int
+) -> None:
+    a = alloc.Allocator(seed=seed)
+    for i, (cpus, mem) in enumerate(sizes):
+        a.add_agent(AgentId(f"agent-{i}"), total=Resources.from_scalars({"cpus": cpus, "mem": mem}))
+    roles = {FrameworkId("fa"): "eng/a", FrameworkId("fb"): "eng/b", FrameworkId("fo"): "ops"}
+    for fid, role in roles.items():
+        a.add_framework(fid, roles=[role])
+    a.update_weights({"eng": eng_weight})
+    total = {"cpus": sum(c for c, _ in sizes), "mem": sum(m for _, m in sizes)}
+    held: dict[str, dict[str, float]] = {role: {} for role in roles.values()}
+
+    def group(role: str) -> str:
+        return role.split("/")[0]
+
+    def weight(name: str) -> float:
+        return eng_weight if name == "eng" else 1.0
+
+    for now in range(6):
+        in_pass = {role: dict(q) for role, q in held.items()}
+        grants = a.allocate(now=float(now))
+        for grant in grants:
+            tops: dict[str, dict[str, float]] = {}
+            for role, q in in_pass.items():
+                for name, value in q.items():
+                    tops.setdefault(group(role), {})
+                    tops[group(role)][name] = tops[group(role)].get(name, 0.0) + value
+            top_share = {g: dominant(tops.get(g, {}), total) / weight(g) for g in ("eng", "ops")}
+            mine = group(grant.role)
+            assert top_share[mine] <= min(top_share.values()) + 1e-9
+            if mine == "eng":
+                inner = {r: dominant(in_pass[r], total) for r in ("eng/a", "eng/b")}
+                assert inner[grant.role] <= min(inner.values()) + 1e-9
+            for name, value in grant.resources.scalars().items():
+                in_pass[grant.role][name] = in_pass[grant.role].get(name, 0.0) + value
+        for grant in grants:
+            if take_one_task(a, grant, task, now=float(now)):
+                for name, value in (("cpus", task[0]), ("mem", task[1])):
+                    held[grant.role][name] = held[grant.role].get(name, 0.0) + value
