@@ -44,6 +44,7 @@ __all__ = [
     "carve",
     "executor_id_for",
     "parse_task_id",
+    "probes",
     "resolve_env",
     "task_id_for",
 ]
@@ -303,6 +304,87 @@ def _expand(value: str, env: Mapping[str, str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Probes → Mesos checks and health checks
+#
+# readinessProbe → ``TaskInfo.check`` (its results arrive as ``check_status`` and drive the
+# container's ``ready``); livenessProbe → ``TaskInfo.health_check`` (the executor kills the task
+# after ``failureThreshold`` consecutive failures, then restartPolicy applies); a startupProbe
+# becomes the health check's grace period (failures during ``failureThreshold × periodSeconds``
+# do not count). gRPC probes are not mapped (Mesos has no gRPC check).
+
+
+def _probe_port(value: Any, container: Mapping[str, Any]) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    for port in container.get("ports") or []:
+        if port.get("name") == value:
+            return int(port.get("hostPort") or port.get("containerPort"))
+    raise LaunchError(f"probe port {value!r} names no container port")
+
+
+def _probe_action(probe: Mapping[str, Any], container: Mapping[str, Any]) -> Json | None:
+    if "exec" in probe:
+        argv = [str(a) for a in (probe["exec"] or {}).get("command") or []]
+        if not argv:
+            raise LaunchError("exec probe without a command")
+        return {"type": "COMMAND", "command": {"shell": False, "value": argv[0],
+                                               "arguments": argv}}
+    if "httpGet" in probe:
+        get = probe["httpGet"] or {}
+        return {"type": "HTTP", "http": {"port": _probe_port(get.get("port"), container),
+                                         "path": str(get.get("path") or "/"),
+                                         "scheme": str(get.get("scheme") or "HTTP").lower()}}
+    if "tcpSocket" in probe:
+        return {"type": "TCP",
+                "tcp": {"port": _probe_port((probe["tcpSocket"] or {}).get("port"), container)}}
+    return None  # grpc: not supported by Mesos checks
+
+
+def probes(container: Mapping[str, Any]) -> Json:
+    """``check`` / ``health_check`` TaskInfo fields for the container's probes."""
+    out: Json = {}
+    readiness = container.get("readinessProbe")
+    if readiness:
+        action = _probe_action(readiness, container)
+        if action is not None:
+            check: Json = {
+                "type": action["type"],
+                "delay_seconds": float(readiness.get("initialDelaySeconds", 0)),
+                "interval_seconds": float(readiness.get("periodSeconds", 10)),
+                "timeout_seconds": float(readiness.get("timeoutSeconds", 1)),
+            }
+            if action["type"] == "COMMAND":
+                check["command"] = {"command": action["command"]}
+            elif action["type"] == "HTTP":
+                check["http"] = {"port": action["http"]["port"], "path": action["http"]["path"]}
+            else:
+                check["tcp"] = action["tcp"]
+            out["check"] = check
+    liveness = container.get("livenessProbe")
+    if liveness:
+        action = _probe_action(liveness, container)
+        if action is not None:
+            startup = container.get("startupProbe") or {}
+            grace = float(liveness.get("initialDelaySeconds", 0))
+            if startup:
+                grace += float(startup.get("failureThreshold", 3)) * float(
+                    startup.get("periodSeconds", 10)
+                )
+            health: Json = {
+                **action,
+                "delay_seconds": float(liveness.get("initialDelaySeconds", 0)),
+                "interval_seconds": float(liveness.get("periodSeconds", 10)),
+                "timeout_seconds": float(liveness.get("timeoutSeconds", 1)),
+                "consecutive_failures": int(liveness.get("failureThreshold", 3)),
+                "grace_period_seconds": grace,
+            }
+            out["health_check"] = health
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # The operation
 
 
@@ -400,6 +482,7 @@ def build_launch_group(
             "labels": _labels({**pod_labels, LABEL_CONTAINER: creq.name}),
             "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
         }
+        task.update(probes(container))
         limits = {k: {"value": v} for k, v in creq.limits if k in ("cpus", "mem")}
         if limits:
             task["limits"] = limits

@@ -181,3 +181,29 @@ async def test_env_sources_are_resolved_in_kubernetes_order() -> None:
             config_map=config_map, secret=secret,
         )
     assert err.value.reason == "CreateContainerConfigError"
+
+
+def test_probes_become_mesos_checks_and_health_checks() -> None:
+    container = {
+        "name": "web",
+        "ports": [{"name": "http", "containerPort": 8080, "hostPort": 31080}],
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"},
+                           "periodSeconds": 2, "initialDelaySeconds": 1},
+        "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/alive"]},
+                          "failureThreshold": 2, "periodSeconds": 3},
+        "startupProbe": {"tcpSocket": {"port": 31080}, "failureThreshold": 5,
+                         "periodSeconds": 2},
+    }
+    out = launch.probes(container)
+    assert out["check"] == {
+        "type": "HTTP", "delay_seconds": 1.0, "interval_seconds": 2.0,
+        "timeout_seconds": 1.0, "http": {"port": 31080, "path": "/ready"},
+    }
+    health = out["health_check"]
+    assert health["type"] == "COMMAND"
+    assert health["command"]["arguments"] == ["test", "-f", "/tmp/alive"]
+    assert health["consecutive_failures"] == 2 and health["interval_seconds"] == 3.0
+    assert health["grace_period_seconds"] == 10.0  # the startup probe's budget
+    with pytest.raises(launch.LaunchError, match="names no container port"):
+        launch.probes({"readinessProbe": {"tcpSocket": {"port": "nope"}}})
+    assert launch.probes({"readinessProbe": {"grpc": {"port": 9000}}}) == {}

@@ -1,0 +1,64 @@
+"""Readiness probes (Mesos checks) drive `ready` and the pod's Ready condition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from k8sbridge import app
+from tests.integration.conftest import eventually
+
+
+async def test_a_readiness_probe_flips_ready(
+    embedded: app.EmbeddedTargets, tmp_path: Path
+) -> None:
+    kube = embedded.bridge.kube
+    flag = tmp_path / "ready"
+    await kube.create(
+        "/api/v1/namespaces/default/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "probed", "namespace": "default"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "busybox",
+                        "command": ["sleep", "300"],
+                        "readinessProbe": {
+                            "exec": {"command": ["test", "-f", str(flag)]},
+                            "periodSeconds": 1,
+                        },
+                    }
+                ],
+            },
+        },
+    )
+
+    async def container() -> dict[str, Any]:
+        pod = await kube.get_pod("default", "probed")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+        return dict(statuses[0])
+
+    async def running_not_ready() -> bool:
+        cs = await container()
+        return "running" in (cs.get("state") or {}) and cs.get("ready") is False
+
+    await eventually(running_not_ready, what="running but not ready")
+    flag.write_text("ok")
+
+    async def ready() -> bool:
+        pod = await kube.get_pod("default", "probed")
+        conds = {c["type"]: c["status"] for c in pod["status"].get("conditions") or []}
+        return conds.get("Ready") == "True" and (await container()).get("ready") is True
+
+    await eventually(ready, what="Ready after the probe passes")
+    flag.unlink()
+
+    async def unready_again() -> bool:
+        return (await container()).get("ready") is False
+
+    await eventually(unready_again, what="not ready once the probe fails")
+    await kube.delete("/api/v1/namespaces/default/pods/probed", grace_period_seconds=0)
