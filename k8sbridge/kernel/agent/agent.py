@@ -510,10 +510,11 @@ class Agent:
         try:
             container.directory.mkdir(parents=True, exist_ok=True)
             paths.link_latest(container.directory)
-            for spec in specs:
+            for task, spec in zip(container.tasks.values(), specs, strict=True):
                 Path(spec["cwd"]).mkdir(parents=True, exist_ok=True)
+                self._setup_volumes(container, task, Path(spec["cwd"]))
         except OSError as e:
-            self._fail_launch(container, f"cannot create the sandbox: {e}")
+            self._fail_launch(container, f"cannot create the sandbox or its volumes: {e}")
             return
         try:
             for task, spec in zip(container.tasks.values(), specs, strict=True):
@@ -649,6 +650,40 @@ class Agent:
         for net in raw.get("network_infos") or []:
             if isinstance(net, dict) and net.get("name"):
                 raise _LaunchError(f"CNI network {net['name']!r} is not available on this agent")
+        for volume in raw.get("volumes") or []:
+            path = volume.get("container_path") if isinstance(volume, dict) else None
+            if not isinstance(path, str) or not path:
+                raise _LaunchError("a volume without a container_path")
+            if path.startswith("/"):
+                raise _LaunchError(
+                    f"volume at absolute container path {path!r} needs a container root file "
+                    "system (mount namespace), which this agent does not create; use a path "
+                    "relative to the sandbox")
+            if ".." in Path(path).parts:
+                raise _LaunchError(f"volume container path {path!r} leaves the sandbox")
+
+    def _setup_volumes(self, container: _Container, task: _Task, sandbox: Path) -> None:
+        """Relative-path volumes as the posix filesystem isolator makes them: host paths and
+        the parent's sandbox are linked into the task's sandbox, other volumes are directories.
+        """
+        raw = task.info.get("container") or {}
+        for volume in raw.get("volumes") or []:
+            target = sandbox / volume["container_path"]
+            source = volume.get("source") or {}
+            sandbox_path = source.get("sandbox_path") or {}
+            if volume.get("host_path"):
+                link_to: Path | None = Path(str(volume["host_path"]))
+            elif source.get("type") == "SANDBOX_PATH" and sandbox_path.get("path"):
+                base = container.directory if sandbox_path.get("type") == "PARENT" else sandbox
+                link_to = base / str(sandbox_path["path"])
+                link_to.mkdir(parents=True, exist_ok=True)
+            else:
+                link_to = None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if link_to is None:
+                target.mkdir(exist_ok=True)
+            elif not target.exists():
+                target.symlink_to(link_to)
 
     def _task_env(self, container: _Container, task: _Task, command: dict[str, Any], *,
                   sandbox: Path) -> dict[str, str]:

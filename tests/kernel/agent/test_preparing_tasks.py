@@ -120,3 +120,32 @@ async def test_container_gets_memory_limit_and_cpu_shares(tmp_path: Path) -> Non
         await run.master.send(fm.kill_task("cg", grace=0.5))
         await run.master.wait_state("cg", "TASK_KILLED")
         await run.master.wait_for(lambda: not mem_dir.exists(), timeout=10)
+
+
+async def test_relative_volumes_are_made_in_the_sandbox_and_absolute_ones_refused(
+        tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "hello.txt").write_text("from the host\n")
+    task = fm.command_task("vol", "cat data/hello.txt; echo x > scratch/f; cat scratch/f",
+                           container={"type": "MESOS", "volumes": [
+                               {"container_path": "data", "host_path": str(shared),
+                                "mode": "RO"},
+                               {"container_path": "scratch", "mode": "RW",
+                                "source": {"type": "SANDBOX_PATH",
+                                           "sandbox_path": {"type": "SELF", "path": "tmp"}}},
+                           ]})
+    absolute = fm.command_task("abs", "true", container={
+        "type": "MESOS", "volumes": [{"container_path": "/data", "host_path": str(shared),
+                                      "mode": "RW"}]})
+    async with fm.running_agent(tmp_path / "work") as run:
+        await run.master.send(fm.run_task(task))
+        await run.master.wait_state("vol", "TASK_FINISHED")
+        slaves = tmp_path / "work" / "slaves"
+        sandbox = next(slaves.glob("*/frameworks/*/executors/vol/runs/latest"))
+        assert (sandbox / "stdout").read_text() == "from the host\nx\n"
+        assert (sandbox / "tmp" / "f").read_text() == "x\n"
+        await run.master.send(fm.run_task(absolute))
+        failed = await run.master.wait_state("abs", "TASK_FAILED")
+        assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+        assert "/data" in failed["message"]
