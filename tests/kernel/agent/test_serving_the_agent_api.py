@@ -131,6 +131,18 @@ async def test_v1_calls_and_their_errors(tmp_path: Path) -> None:
                 await asyncio.sleep(0.05)
         assert base64.b64decode(read["read_file"]["data"]) == b"v1-data\n"
         assert read["read_file"]["size"] == 8
+        status, tasks = await _v1(s, base, {"type": "GET_TASKS"})
+        assert tasks["get_tasks"]["launched_tasks"][0]["state"] == "TASK_RUNNING"
+        status, fws = await _v1(s, base, {"type": "GET_FRAMEWORKS"})
+        assert fws["get_frameworks"]["frameworks"][0]["framework_info"]["id"] == {
+            "value": fm.FRAMEWORK_ID}
+        status, exs = await _v1(s, base, {"type": "GET_EXECUTORS"})
+        assert exs["get_executors"]["executors"][0]["executor_info"]["executor_id"] == {
+            "value": "v"}
+        status, agent = await _v1(s, base, {"type": "GET_AGENT"})
+        assert agent["get_agent"]["agent_info"]["id"] == {"value": run.agent.agent_id}
+        status, flags = await _v1(s, base, {"type": "GET_FLAGS"})
+        assert {"name": "containerizers", "value": "mesos"} in flags["get_flags"]["flags"]
         # errors
         assert (await _v1(s, base, {"type": "READ_FILE", "read_file": {"path": "/x"}}))[0] == 400
         assert (await _v1(s, base, {"type": "LIST_FILES",
