@@ -2,9 +2,9 @@
 
 Why one component with a single owner of all state: registration, launches, kills, executor
 events, health checks and status retries all mutate the same task table; doing all of it on one
-event loop without awaits inside a mutation keeps it free of locks and races. Slow work (starting
-a supervisor process, probing a check) runs in background tasks that report back through plain
-method calls on this object.
+event loop without awaits inside a mutation keeps it free of locks and races. Slow work (asking
+the container daemon for a supervisor, fetching URIs, probing a check) runs in background tasks
+that report back through plain method calls on this object.
 
 Lifecycle: ``run(stop, ready)`` recovers checkpointed containers from ``work_dir/meta``, serves
 the agent HTTP API, then loops: discover the link (``GET /kernel/link`` on the master), REGISTER
@@ -12,6 +12,13 @@ the agent HTTP API, then loops: discover the link (``GET /kernel/link`` on the m
 on losing the master it backs off (1 s doubling to ``registration_backoff_max_seconds``) and
 registers again, keeping its tasks. Stopping kills every task unless ``_keep_tasks`` is set (the
 test hook for an agent process restart: checkpointed tasks survive and are re-adopted).
+
+Containers: no image registry is reachable and there is no Docker engine, so a task's image
+(``container.mesos.image`` or ``container.docker.image``) is recorded -- it shows in ``/state`` and
+the master's task -- but the command runs on the host, in the sandbox, on the host network.
+What cannot be honoured that way fails the task with REASON_CONTAINER_LAUNCH_FAILED and a
+message saying why (DOCKER bridge networking and port mappings, CNI networks, volumes at absolute
+paths, secret environment variables, custom executors); it never silently "succeeds".
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ __all__ = ["ContainerError", "Daemon", "ExecutorClient"]
 log = logging.getLogger(__name__)
 
 _REPO_ROOT = str(Path(__file__).resolve().parents[3])
-_BOOT_TIMEOUT = 30.0  # a forked supervisor must listen within this (generous under load)
+_BOOT_TIMEOUT = 30.0  # a new supervisor must listen within this (generous under load)
 
 
 EventSink = Callable[[dict[str, Any]], None]
