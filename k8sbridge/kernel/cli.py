@@ -21,6 +21,7 @@ from k8sbridge.kernel import main
 from k8sbridge.kernel.agent.agent import Agent
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
+from k8sbridge.kernel.master.errors import MasterError
 from k8sbridge.kernel.master.master import Master
 
 
@@ -120,7 +121,7 @@ async def _kernel(args: argparse.Namespace) -> int:
                           flush=True)
                 await stop.wait()
                 print("stopping: killing tasks and shutting down", flush=True)
-        except (main.KernelError, OSError) as e:
+        except (main.KernelError, MasterError, OSError) as e:
             print(f"k8sbridge kernel: {e}", file=sys.stderr)
             return 1
     return 0
@@ -133,7 +134,11 @@ def _run_master(args: argparse.Namespace) -> int:
 async def _master(args: argparse.Namespace) -> int:
     stop, ready = asyncio.Event(), asyncio.Event()
     _install_signals(stop)
-    master = Master(config=_master_config(args))
+    try:
+        master = Master(config=_master_config(args))
+    except MasterError as e:
+        print(f"k8sbridge kernel master: {e}", file=sys.stderr)
+        return 1
     task = asyncio.create_task(master.run(stop=stop, ready=ready))
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
