@@ -80,3 +80,44 @@ async def test_kernel_command_runs_and_stops_cleanly(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def _line(proc: asyncio.subprocess.Process) -> str:
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+    assert line, "the process exited early"
+    return line.decode()
+
+
+async def test_master_and_agent_as_separate_processes(tmp_path: Path) -> None:
+    port = free_port()
+    master = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "master",
+        "--port", str(port), "--work-dir", str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    agent = None
+    try:
+        assert (await _line(master)).startswith(f"master: http://127.0.0.1:{port}")
+        agent = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "agent",
+            "--master", f"127.0.0.1:{port}", "--work-dir", str(tmp_path / "agent"),
+            "--resources", "cpus:1;mem:256;disk:256", "--attributes", "zone:z9",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )
+        line = await _line(agent)
+        assert line.startswith("agent: http://127.0.0.1:") and f"127.0.0.1:{port}" in line
+        async with aiohttp.ClientSession() as session:
+            agents = await wire.operator(session, f"http://127.0.0.1:{port}",
+                                         {"type": "GET_AGENTS"})
+        [info] = [a["agent_info"] for a in agents["get_agents"]["agents"]]
+        assert info["attributes"] == [{"name": "zone", "type": "TEXT", "text": {"value": "z9"}}]
+        agent.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(agent.wait(), timeout=30) == 0
+        master.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(master.wait(), timeout=30) == 0
+    finally:
+        for proc in (agent, master):
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
