@@ -230,7 +230,9 @@ def main() -> None:
           f"{typed * 1000:.0f} ms ({typed / TOTAL_OFFERS * 1e6:.0f} us per offer)")
 
     samples = asyncio.run(accept_cpu(args.accepts))
-    body = json.dumps(build_accept(FrameworkId("m-0000"), AgentId("m-S0"), 100)).encode()
+    body = json.dumps(
+        build_accept(FrameworkId("m-0000"), AgentId("m-S0"), 100), separators=(",", ":")
+    ).encode()
     print(f"ACCEPT with a 100-task LAUNCH_GROUP ({len(body) / 1e3:.0f} kB), built and sent: "
           f"median {statistics.median(samples) * 1000:.2f} ms CPU, "
           f"p90 {sorted(samples)[int(len(samples) * 0.9)] * 1000:.2f} ms over {len(samples)} "
