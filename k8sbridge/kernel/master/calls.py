@@ -78,10 +78,14 @@ MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
 
 
 def check_content_type(content_type: str | None) -> None:
-    """Mesos: missing -> 400, protobuf -> (we do not speak it) 415, anything else -> 415."""
+    """Mesos: missing -> 400, protobuf -> (we do not speak it) 415, anything else -> 415.
+
+    The comparison is exact, as in ``src/master/http.cpp`` (``application/json; charset=utf-8``
+    is refused by Mesos too).
+    """
     if content_type is None:
         raise CallError(400, "Expecting 'Content-Type' to be present")
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = content_type
     if media == APPLICATION_PROTOBUF:
         raise CallError(
             415,

@@ -23,7 +23,7 @@ UUID = base64.b64encode(uuid.uuid4().bytes).decode()
         ("application/x-protobuf", 415),
         ("text/plain", 415),
         ("application/json", None),
-        ("application/json; charset=utf-8", None),
+        ("application/json; charset=utf-8", 415),  # exact match, as Mesos
     ],
 )
 def test_content_type(content_type: str | None, status: int | None) -> None:
