@@ -611,7 +611,11 @@ def _parse_label_selector(raw: Any, *, what: str) -> LabelSelector:
             raise PodSpecError(f"{what}.matchExpressions[{i}].key is required")
         exprs.append(
             LabelSelectorRequirement(
-                key=key, operator=op, values=tuple(str(v) for v in r.get("values") or ())
+                key=key,
+                operator=op,
+                values=tuple(
+                    str(v) for v in _list(r.get("values"), what=f"{what}.matchExpressions[{i}]")
+                ),
             )
         )
     return LabelSelector(
@@ -661,6 +665,8 @@ def _parse_tolerations(raw: Any) -> tuple[Toleration, ...]:
         else:
             raise PodSpecError(f"spec.tolerations[{i}].operator {raw_op!r} is not Equal or Exists")
         seconds = tol.get("tolerationSeconds")
+        if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool)):
+            raise PodSpecError(f"spec.tolerations[{i}].tolerationSeconds must be an integer")
         out.append(
             Toleration(
                 key=str(tol.get("key") or ""),
@@ -714,6 +720,8 @@ def parse_pod(
             taken.add((p.host_port, p.protocol))
             ports.append(p)
     raw_policy = spec.get("restartPolicy") or "Always"
+    if not isinstance(raw_policy, str):
+        raise PodSpecError("spec.restartPolicy must be a string")
     policies: dict[str, RestartPolicy] = {
         "Always": "Always",
         "OnFailure": "OnFailure",

@@ -65,6 +65,9 @@ _RANK = {
 }
 
 
+_YEAR_10000 = 253402300800.0  # epoch seconds: beyond this no calendar time can render
+
+
 def state_rank(state: str) -> int:
     return _RANK.get(state, 4)
 
@@ -98,12 +101,20 @@ def parse_check(raw: Any) -> CheckResult | None:
     """A v1 ``CheckStatusInfo`` (``TaskStatus.check_status``) as a ``CheckResult``."""
     if not isinstance(raw, Mapping) or not raw.get("type"):
         return None
+    exit_code = _field(raw, "command", "exit_code")
+    status_code = _field(raw, "http", "status_code")
+    succeeded = _field(raw, "tcp", "succeeded")
     return CheckResult(
         type=str(raw["type"]),
-        exit_code=(raw.get("command") or {}).get("exit_code"),
-        http_status=(raw.get("http") or {}).get("status_code"),
-        tcp_succeeded=(raw.get("tcp") or {}).get("succeeded"),
+        exit_code=exit_code if type(exit_code) is int else None,
+        http_status=status_code if type(status_code) is int else None,
+        tcp_succeeded=succeeded if isinstance(succeeded, bool) else None,
     )
+
+
+def _field(raw: Mapping[str, Any], section: str, name: str) -> Any:
+    inner = raw.get(section)
+    return inner.get(name) if isinstance(inner, Mapping) else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -128,12 +139,22 @@ class TaskStatusView:
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any]) -> TaskStatusView:
+        """Parse v1 ``TaskStatus`` JSON; anything malformed raises ``TaskStatusError``."""
+        try:
+            return cls._from_raw(raw)
+        except TaskStatusError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise TaskStatusError(f"malformed TaskStatus: {e!r}") from e
+
+    @classmethod
+    def _from_raw(cls, raw: Mapping[str, Any]) -> TaskStatusView:
         try:
             task_id = raw["task_id"]["value"]
             state = raw["state"]
         except (KeyError, TypeError) as e:
             raise TaskStatusError(f"TaskStatus without task_id or state: {e}") from e
-        if state not in STATES:
+        if not isinstance(state, str) or state not in STATES:
             raise TaskStatusError(f"unknown task state {state!r}")
         check = parse_check(raw.get("check_status"))
         cstatus = raw.get("container_status") or {}
@@ -147,16 +168,22 @@ class TaskStatusView:
         agent = (raw.get("agent_id") or {}).get("value")
         executor = (raw.get("executor_id") or {}).get("value")
         healthy = raw.get("healthy")
+        reason = raw.get("reason")
+        source = raw.get("source")
+        uuid = raw.get("uuid")
+        timestamp = float(raw.get("timestamp") or 0.0)
+        if not 0.0 <= timestamp < _YEAR_10000:  # also rejects NaN and infinities
+            raise TaskStatusError(f"TaskStatus timestamp {timestamp!r} is out of range")
         return cls(
             task_id=ids.TaskId(str(task_id)),
-            state=str(state),
-            timestamp=float(raw.get("timestamp") or 0.0),
-            reason=raw.get("reason"),
+            state=state,
+            timestamp=timestamp,
+            reason=reason if isinstance(reason, str) else None,
             message=str(raw.get("message") or ""),
-            source=raw.get("source"),
+            source=source if isinstance(source, str) else None,
             healthy=healthy if isinstance(healthy, bool) else None,
             check=check,
-            uuid=raw.get("uuid"),
+            uuid=uuid if isinstance(uuid, str) else None,
             agent_id=ids.AgentId(str(agent)) if agent else None,
             executor_id=ids.ExecutorId(str(executor)) if executor else None,
             container_id=ids.ContainerId(str(container)) if container else None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from k8sbridge.kubelet import statusmap as sm
 from k8sbridge.model import tasks
@@ -53,8 +55,40 @@ def test_an_empty_check_result_has_no_verdict() -> None:
 @pytest.mark.parametrize(
     "raw",
     [{}, {"task_id": {"value": "t"}}, {"state": "TASK_RUNNING"},
+     {"task_id": {"value": "t"}, "state": "TASK_RUNNING", "timestamp": float("nan")},
+     {"task_id": {"value": "t"}, "state": "TASK_RUNNING", "timestamp": 1e300},
+     {"task_id": {"value": "t"}, "state": "TASK_RUNNING", "timestamp": "soon"},
      {"task_id": {"value": "t"}, "state": "TASK_SLEEPING"}, {"task_id": "t", "state": "x"}],
 )
 def test_malformed_statuses_raise(raw: dict[str, object]) -> None:
     with pytest.raises(tasks.TaskStatusError):
         tasks.TaskStatusView.from_raw(raw)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["value", "type", "exit_code", "status_code", "succeeded",
+                                       "ip_address", "ip_addresses", "network_infos",
+                                       "container_id", "command", "http", "tcp"]),
+                      children, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.fixed_dictionaries(
+    {"task_id": st.just({"value": "t"}) | json_values,
+     "state": st.sampled_from(["TASK_RUNNING", "TASK_FAILED"]) | json_values},
+    optional={k: json_values for k in ("timestamp", "check_status", "container_status",
+                                       "agent_id", "executor_id", "healthy", "reason",
+                                       "message", "uuid", "source")},
+))
+def test_any_json_parses_or_raises_task_status_error(raw: dict[str, object]) -> None:
+    try:
+        view = tasks.TaskStatusView.from_raw(raw)
+    except tasks.TaskStatusError:
+        return
+    c = sm.start_attempt(sm.ContainerRuntime(name="app"), task_id=view.task_id)
+    sm.pod_status(pod={"spec": {"nodeName": "n", "containers": [{"name": "app"}]}},
+                  containers={"app": sm.apply_status(c, view)}, now=0)
