@@ -275,6 +275,7 @@ def _carve_assignment(
     executor = _bag(group, _carve(pool, group.overhead))
     allocations: list[plan.ContainerAllocation] = []
     choices: list[plan.HostPortChoice] = []
+    carved_ports: set[int] = set()  # Mesos ports have no protocol: 53/TCP and 53/UDP are one
     for container, need in zip(_steady(pod), group.steady, strict=True):
         items = _carve(pool, need)
         if not container.host_ports:
@@ -291,7 +292,9 @@ def _carve_assignment(
             allocations.append(allocation)
             continue
         for hp in container.host_ports:
-            items.append(pool.carve_port(hp.host_port))
+            if hp.host_port not in carved_ports:
+                carved_ports.add(hp.host_port)
+                items.append(pool.carve_port(hp.host_port))
             choices.append(
                 plan.HostPortChoice(
                     container=container.name,

@@ -483,3 +483,17 @@ def test_offers_allocated_to_different_roles_are_not_mixed_in_one_pod() -> None:
     assert used == {(("oa",), "kubernetes"), (("ob",), "batch")}
     for a in two.assignments:
         assert {r.allocation_role for r in a.total} == {a.allocation_role}
+
+
+def test_one_host_port_for_tcp_and_udp_is_carved_once() -> None:
+    raw = {
+        "metadata": {"name": "dns", "uid": "u"},
+        "spec": {"containers": [{"name": "c", "ports": [
+            {"containerPort": 53, "hostPort": 31003, "protocol": "UDP"},
+            {"containerPort": 53, "hostPort": 31003, "protocol": "TCP"}]}]},
+    }
+    result = stack.place(pending=[pods.parse_pod(raw)], view=view(agent(1)))
+    a = result.assignments[0]
+    assert [(c.host_port, c.protocol) for c in a.host_ports] == [(31003, "UDP"), (31003, "TCP")]
+    assert [r.ranges for r in a.containers[0].resources if r.name == "ports"] == [
+        ((31003, 31003),)]
