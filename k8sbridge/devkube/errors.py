@@ -12,7 +12,30 @@ it; nothing else turns into an HTTP error body.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
+
+
+class RawStatusDetails(TypedDict, total=False):
+    """``metav1.StatusDetails`` as sent on the wire."""
+
+    name: str
+    group: str
+    kind: str
+    uid: str
+    causes: list[dict[str, str]]
+
+
+class RawStatus(TypedDict, total=False):
+    """``metav1.Status`` as sent on the wire (the body of every error)."""
+
+    kind: str
+    apiVersion: str
+    metadata: dict[str, Any]
+    status: str
+    message: str
+    reason: str
+    code: int
+    details: RawStatusDetails
 
 
 class ApiError(Exception):
@@ -24,7 +47,7 @@ class ApiError(Exception):
         code: int,
         reason: str,
         message: str,
-        details: dict[str, Any] | None = None,
+        details: RawStatusDetails | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -32,8 +55,8 @@ class ApiError(Exception):
         self.message = message
         self.details = details
 
-    def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def status(self) -> RawStatus:
+        body: RawStatus = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -50,8 +73,8 @@ class ApiError(Exception):
         return json.dumps(self.status()).encode()
 
 
-def _details(*, name: str, group: str, kind: str) -> dict[str, Any]:
-    details: dict[str, Any] = {"kind": kind}
+def _details(*, name: str, group: str, kind: str) -> RawStatusDetails:
+    details: RawStatusDetails = {"kind": kind}
     if name:
         details["name"] = name
     if group:
