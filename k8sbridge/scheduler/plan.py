@@ -46,6 +46,7 @@ class ContainerAllocation:
     resources: res.Resources
     limits: tuple[tuple[str, float], ...] = ()  # for TaskInfo.limits (cpus, mem)
     init: bool = False
+    sidecar: bool = False  # an init container that keeps running (holds its own resources)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,8 +77,9 @@ class Assignment:
     @property
     def total(self) -> res.Resources:
         """Everything held for the pod: executor + max(app containers, any init container)."""
+        held = [*self.containers, *(c for c in self.init_containers if c.sidecar)]
         return res.Resources.of(
-            [*self.executor, *(r for c in self.containers for r in c.resources), *self.reserve]
+            [*self.executor, *(r for c in held for r in c.resources), *self.reserve]
         )
 
 

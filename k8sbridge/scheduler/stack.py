@@ -288,6 +288,7 @@ def _carve_assignment(
                     resources=bag,
                     limits=container.limits,
                     init=container.init,
+                    sidecar=container.sidecar,
                 )
             allocations.append(allocation)
             continue
@@ -309,11 +310,14 @@ def _carve_assignment(
                 resources=res.Resources(tuple(items)),
                 limits=container.limits,
                 init=container.init,
+                sidecar=container.sidecar,
             )
         )
     reserve = _carve(pool, group.reserve) if group.reserve else []
     inits: list[plan.ContainerAllocation] = []
     if group.inits:
+        # they run before the app containers, inside what the pod holds (sidecars included:
+        # max(app + sidecars, init peak) always covers any one init container's request)
         held = [r for a in allocations for r in a.resources if r.type == "SCALAR"] + reserve
         regular = [c for c in pod.init_containers if not c.sidecar]
         for container, need in zip(regular, group.inits, strict=True):
@@ -336,10 +340,19 @@ def _carve_assignment(
         allocation_role=pool.role,
         executor=executor,
         containers=tuple(a for a in allocations if not a.init),
-        init_containers=tuple(a for a in allocations if a.init) + tuple(inits),
+        init_containers=_in_spec_order(pod, [*(a for a in allocations if a.init), *inits]),
         host_ports=tuple(choices),
         reserve=_bag(group, reserve),
     )
+
+
+def _in_spec_order(
+    pod: pods.PodRequest, allocations: list[plan.ContainerAllocation]
+) -> tuple[plan.ContainerAllocation, ...]:
+    if len(allocations) < 2:
+        return tuple(allocations)
+    by_name = {a.name: a for a in allocations}
+    return tuple(by_name[c.name] for c in pod.init_containers)
 
 
 def place(

@@ -128,3 +128,86 @@ def test_selection_is_exact_whichever_path_finds_the_best(
     finally:
         select.WALK = saved
     assert heaps == reference
+
+
+@st.composite
+def rich_scenarios(draw: st.DrawFn) -> tuple[cluster.ClusterView, list[pods.PodRequest]]:
+    """Several offers and roles per agent, reservations, init containers, sidecars, ports."""
+    agents = []
+    for n in range(draw(st.integers(1, 4))):
+        offers = []
+        for k, role in enumerate(draw(st.lists(st.sampled_from(["kubernetes", "batch"]),
+                                               min_size=0, max_size=3))):
+            spec = draw(st.sampled_from([
+                "cpus:1;mem:512;disk:100", "cpus(kubernetes):1;cpus:0.5;mem:256;disk:50",
+                "cpus:4;mem:4096;disk:1000;ports:[31000-31001]", "gpus:1;cpus:2;mem:1024;disk:20",
+            ]))
+            bag = res.parse_resources_flag(spec).allocated_to(role)
+            offers.append(cluster.OfferView(id=ids.OfferId(f"o{n}.{k}"),
+                                            agent_id=ids.AgentId(f"a{n}"), resources=bag,
+                                            allocation_role=role))
+        agents.append(cluster.AgentView.build(
+            agent_id=f"a{n}", hostname=f"h{n}", zone=draw(st.sampled_from([None, "z1", "z2"])),
+            offers=offers, max_pods=draw(st.sampled_from([None, 1, 3])),
+        ))
+    pending = []
+    for i in range(draw(st.integers(1, 12))):
+        def container(name: str) -> dict[str, Any]:
+            c: dict[str, Any] = {"name": name, "resources": {"requests": {
+                "cpu": draw(st.sampled_from(["100m", "700m", "2"])),
+                "memory": draw(st.sampled_from(["16Mi", "300Mi"]))}}}
+            if draw(st.booleans()):
+                c["resources"]["limits"] = {"nvidia.com/gpu": 1}
+            if draw(st.integers(0, 3)) == 0:
+                c["ports"] = [{"containerPort": 1, "hostPort": 31001, "protocol": proto}
+                              for proto in draw(st.sampled_from([["TCP"], ["TCP", "UDP"]]))]
+            return c
+        spec: dict[str, Any] = {"containers": [container("app")]}
+        if draw(st.booleans()):
+            init = container("init")
+            init.pop("ports", None)
+            spec["initContainers"] = [init]
+            if draw(st.booleans()):
+                sidecar = container("side")
+                sidecar.pop("ports", None)
+                spec["initContainers"].append({**sidecar, "restartPolicy": "Always"})
+        if draw(st.booleans()):
+            spec["affinity"] = {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "x"}},
+                    "topologyKey": draw(st.sampled_from(["kubernetes.io/hostname",
+                                                         "topology.kubernetes.io/zone"]))}]}}
+        pending.append(pods.parse_pod({"metadata": {"name": f"p{i}", "uid": f"u{i}",
+                                                    "labels": {"app": "x"}}, "spec": spec}))
+    return cluster.ClusterView(agents=tuple(agents)), pending
+
+
+@settings(max_examples=80, deadline=None)
+@given(rich_scenarios(), st.sampled_from(["spread", "binpack"]))
+def test_rich_inputs_never_overcommit_a_pool(
+    scenario: tuple[cluster.ClusterView, list[pods.PodRequest]], strategy: str
+) -> None:
+    view, pending = scenario
+    result = stack.place(pending=pending, view=view,
+                         settings=stack.StackSettings(strategy=strategy))  # type: ignore[arg-type]
+    assert len(result.assignments) + len(result.unplaced) == len(pending)
+    held: dict[tuple[str, str | None], res.Resources] = {}
+    for a in result.assignments:
+        key = (a.agent_id, a.allocation_role)
+        held[key] = held.get(key, res.Resources()) + a.total
+        pod = next(p for p in pending if p.key == a.pod_key)
+        requests = {c.name: {n: v for n, v in c.requests if v} for c in pod.init_containers}
+        for c in a.init_containers:  # init containers run inside what the pod holds
+            assert (a.total - a.executor).flatten().contains(c.resources.flatten())
+            assert c.resources.scalars() == requests[c.name]  # and get their full request
+        assert [c.name for c in a.init_containers] == [c.name for c in pod.init_containers]
+    for (agent_id, role), total in held.items():
+        offered = res.Resources()
+        for ag in view.agents:
+            for o in ag.offers:
+                if ag.agent_id == agent_id and o.allocation_role == role:
+                    offered = offered + o.resources
+        assert offered.contains(total), (agent_id, role, str(total), str(offered))
+    for ag in view.agents:
+        if ag.max_pods is not None:
+            assert sum(a.agent_id == ag.agent_id for a in result.assignments) <= ag.max_pods
