@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kernel.master import calls, legacy, streams
+from k8sbridge.kernel.master import calls, legacy, state, streams
 from k8sbridge.kernel.master.errors import CallError
 from k8sbridge.kernel.master.master import VERSION, Master
 
@@ -49,10 +49,16 @@ def _text(status: int, message: str) -> web.Response:
 
 
 def _json(body: Any, *, status: int = 200) -> web.Response:
+    """A legacy (v0) JSON body: written as is."""
     return web.Response(
         status=status, body=json.dumps(body, separators=(",", ":")),
         content_type="application/json",
     )
+
+
+def _v1(body: Any) -> web.Response:
+    """A v1 operator API body: empty repeated fields left out, as Mesos prints protobuf."""
+    return _json(state.compact(body))
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,28 +221,28 @@ def _sub(call: RawJson, field: str) -> RawJson:
 async def _operator_call(request: web.Request, master: Master, ctype: str, call: RawJson
                          ) -> web.StreamResponse:
     if ctype == "GET_HEALTH":
-        return _json({"type": ctype, "get_health": {"healthy": True}})
+        return _v1({"type": ctype, "get_health": {"healthy": True}})
     if ctype == "GET_VERSION":
-        return _json({"type": ctype, "get_version": {"version_info": legacy.version_info()}})
+        return _v1({"type": ctype, "get_version": {"version_info": legacy.version_info()}})
     if ctype == "GET_MASTER":
-        return _json({"type": ctype, "get_master": {
+        return _v1({"type": ctype, "get_master": {
             "master_info": master.master_info(),
             "start_time": master.start_time,
             "elected_time": master.start_time,
         }})
     if ctype == "GET_FLAGS":
-        return _json({"type": ctype, "get_flags": {"flags": [
+        return _v1({"type": ctype, "get_flags": {"flags": [
             {"name": k, "value": str(v)} for k, v in sorted(legacy.flags(master).items())
         ]}})
     if ctype == "GET_METRICS":
-        return _json({"type": ctype, "get_metrics": {"metrics": [
+        return _v1({"type": ctype, "get_metrics": {"metrics": [
             {"name": k, "value": v} for k, v in sorted(legacy.metrics(master).items())
         ]}})
     if ctype in _OPERATOR_READS:
         key = _OPERATOR_READS[ctype]
-        return _json({"type": ctype, key: getattr(master, key)()})
+        return _v1({"type": ctype, key: getattr(master, key)()})
     if ctype == "GET_WEIGHTS":
-        return _json({"type": ctype, "get_weights": {"weight_infos": [
+        return _v1({"type": ctype, "get_weights": {"weight_infos": [
             {"role": r, "weight": w} for r, w in sorted(master.allocator.weights().items())
         ]}})
     if ctype == "UPDATE_WEIGHTS":
@@ -248,7 +254,7 @@ async def _operator_call(request: web.Request, master: Master, ctype: str, call:
             {"role": r, "limits": {k: {"value": v} for k, v in limits.items()}}
             for r, limits in sorted(master.allocator.quotas().items())
         ]
-        return _json({"type": ctype, "get_quota": {"status": {"configs": configs}}})
+        return _v1({"type": ctype, "get_quota": {"status": {"configs": configs}}})
     if ctype == "UPDATE_QUOTA":
         configs = _sub(call, "update_quota").get("quota_configs") or []
         master.update_quota(calls.as_list(configs))

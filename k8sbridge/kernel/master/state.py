@@ -23,6 +23,21 @@ if TYPE_CHECKING:
 RawJson = dict[str, Any]
 
 
+def compact(value: Any) -> Any:
+    """v1 JSON as Mesos prints it: repeated fields with no members are left out.
+
+    (stout's protobuf-to-JSON writes a repeated field only when it has members; clients of
+    real Mesos must cope with ``"tasks"`` missing rather than ``[]``.)
+    """
+    if isinstance(value, dict):
+        return {
+            k: compact(v) for k, v in value.items() if not (isinstance(v, list) and not v)
+        }
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
 def idv(value: str) -> RawJson:
     return {"value": value}
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from k8sbridge.kernel.master import state
 from k8sbridge.mesos import recordio
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ _CLOSE = b""
 
 
 def frame(event: dict[str, Any]) -> bytes:
-    return recordio.encode(json.dumps(event, separators=(",", ":")).encode())
+    return recordio.encode(json.dumps(state.compact(event), separators=(",", ":")).encode())
 
 
 class EventStream:

@@ -107,6 +107,6 @@ async def test_disconnect_loses_non_checkpointing_tasks(
         await kernel.add_agent(agent_config(tmp_path))
         await asyncio.sleep(1.0)
         tasks = await wire.operator(session, kernel.master_url, {"type": "GET_TASKS"})
-        assert [t["task_id"]["value"] for t in tasks["get_tasks"]["tasks"]] == []
+        assert "tasks" not in tasks["get_tasks"]
         await st.call({"type": "TEARDOWN"})
         await st.close()

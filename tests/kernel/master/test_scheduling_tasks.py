@@ -105,7 +105,7 @@ async def test_launch_command_task_to_finished(kernel: main.Kernel,
     done = tasks["get_tasks"]
     assert [t["task_id"]["value"] for t in done["completed_tasks"]] == ["hello"]
     assert done["completed_tasks"][0]["state"] == "TASK_FINISHED"
-    assert done["tasks"] == []
+    assert "tasks" not in done  # an empty repeated field is left out, as Mesos prints it
     await st.close()
 
 
@@ -226,7 +226,7 @@ async def test_teardown_kills_tasks(kernel: main.Kernel, session: aiohttp.Client
     with_end = await _read_to_end(st)
     assert with_end  # the stream is closed by the master
     frameworks = await wire.operator(session, kernel.master_url, {"type": "GET_FRAMEWORKS"})
-    assert frameworks["get_frameworks"]["frameworks"] == []
+    assert "frameworks" not in frameworks["get_frameworks"]
     completed = frameworks["get_frameworks"]["completed_frameworks"]
     assert [f["framework_info"]["id"]["value"] for f in completed] == [st.framework_id]
     agent_state = await _agent_tasks(session, kernel)
