@@ -145,6 +145,7 @@ class ContainerRuntime:
     name: str
     image: str = ""
     init: bool = False
+    sidecar: bool = False  # an init container with restartPolicy Always
     task_id: ids.TaskId | None = None  # the attempt running now (None before the first)
     restart_count: int = 0
     task_state: str | None = None  # the last Mesos state applied for task_id
@@ -327,15 +328,17 @@ def decide_restart(
 ) -> RestartDecision:
     """Whether and when a terminated container starts again (the kubelet's rules).
 
-    Init containers restart only on failure (unless the pod's policy is Never); app
-    containers per restartPolicy. The crash back-off starts at 0 (the first restart is
-    immediate), then 10 s, doubling to 5 min; it resets when the container had run for 10 min.
+    Init containers restart only on failure (unless the pod's policy is Never); sidecars
+    always restart, whatever the pod's policy; app containers per restartPolicy. The crash
+    back-off starts at 0 (the first restart is immediate), then 10 s, doubling to 5 min; it
+    resets when the container had run for 10 min.
     """
     t = c.terminated
     if t is None:
         return RestartDecision(restart=False, next_back_off=c.back_off)
     succeeded = t.exit_code == 0
-    if policy == "Never" or (succeeded and (policy == "OnFailure" or c.init)):
+    done = policy == "Never" or (succeeded and (policy == "OnFailure" or c.init))
+    if done and not c.sidecar:
         return RestartDecision(restart=False, next_back_off=c.back_off)
     back_off = c.back_off
     if t.started_at is not None and t.finished_at - t.started_at >= BACKOFF_RESET_AFTER:

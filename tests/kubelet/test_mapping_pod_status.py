@@ -267,6 +267,9 @@ def test_back_off_resets_after_ten_minutes_of_running() -> None:
     ],
 )
 def test_restart_policy_decisions(policy: str, state: str, init: bool, restart: bool) -> None:
+    sidecar = sm.ContainerRuntime(name="proxy", init=True, sidecar=True)
+    sidecar = fold("proxy", "t1", [st("t1", "RUNNING", 0), st("t1", state, 5)], base=sidecar)
+    assert sm.decide_restart(sidecar, policy=policy).restart is True  # type: ignore[arg-type]
     c = fold("c", "t1", [st("t1", "RUNNING", 0), st("t1", state, 5)], init=init)
     assert sm.decide_restart(c, policy=policy).restart is restart  # type: ignore[arg-type]
     running = fold("c", "t1", [st("t1", "RUNNING", 0)])
