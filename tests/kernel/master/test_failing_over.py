@@ -166,3 +166,40 @@ async def test_master_restart_keeps_registry_and_tasks(
         stop.set()
         await task
     del agent
+
+
+async def test_recovered_agents_that_never_return(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    work = tmp_path / "master"
+    async with main.running_kernel(master=master_config(work_dir=work),
+                                   agents=[agent_config(tmp_path)]) as kernel:
+        agent_id = kernel.agents[0].agent_id
+        assert agent_id is not None
+    # The agent is gone for good; the new master knows it only from the registry.
+    async with main.running_kernel(master=master_config(
+        work_dir=work, agent_ping_interval=0.2, agent_reregister_timeout=1.5,
+    )) as kernel:
+        st = wire.Stream(session, kernel.master_url)
+        await st.subscribe(wire.framework_info(capabilities=[{"type": "PARTITION_AWARE"}]))
+        agents = await wire.operator(session, kernel.master_url, {"type": "GET_AGENTS"})
+        recovered = agents["get_agents"]["recovered_agents"]
+        assert [a["id"]["value"] for a in recovered] == [agent_id]
+        body = {"type": "RECONCILE", "reconcile": {"tasks": [
+            {"task_id": {"value": "t"}, "agent_id": {"value": agent_id}}]}}
+        await st.call(body)
+        try:
+            await st.wait_for("UPDATE", timeout=0.5)
+            raise AssertionError("a task on a recovered agent must get no answer yet")
+        except TimeoutError:
+            pass
+        for _ in range(40):
+            if kernel.master.agents[agent_id].unreachable_time is not None:
+                break
+            await asyncio.sleep(0.1)
+        await st.call(body)
+        status = (await st.wait_for("UPDATE"))["update"]["status"]
+        assert status["state"] == "TASK_UNREACHABLE"
+        assert status["message"] == "Reconciliation: Task is unreachable"
+        assert "unreachable_time" in status
+        await st.close()
