@@ -267,6 +267,9 @@ class Master:
     # ------------------------------------------------------------------------------------------
     # Ids and small helpers
 
+    def _completed_deque(self) -> collections.deque[state.Task]:
+        return collections.deque(maxlen=self.config.max_completed_tasks_per_framework)
+
     def _new_framework_id(self) -> str:
         fid = f"{self.master_id}-{self._next_framework:04d}"
         self._next_framework += 1
@@ -338,6 +341,7 @@ class Master:
         fw = state.Framework(
             framework_id=fid, info=calls.with_framework_defaults(info),
             registered_time=time.time(), recovered=True, active=False,
+            completed_tasks=self._completed_deque(),
         )
         self.frameworks[fid] = fw
         self.allocator.add_framework(
@@ -375,7 +379,8 @@ class Master:
             fid = self._new_framework_id()
             info["id"] = idv(fid)
             fw = state.Framework(
-                framework_id=fid, info=calls.with_framework_defaults(info), registered_time=now
+                framework_id=fid, info=calls.with_framework_defaults(info), registered_time=now,
+                completed_tasks=self._completed_deque(),
             )
             try:
                 self.allocator.add_framework(
@@ -588,7 +593,6 @@ class Master:
             batches.setdefault(fw.framework_id, []).append(self.offer_raw(offer, fw=fw))
         for fid, offers in batches.items():
             self._send(self.frameworks[fid], {"type": "OFFERS", "offers": {"offers": offers}})
-            self.metrics["outstanding_offers"] = len(self.offers)
 
     def offer_raw(self, offer: state.Offer, *, fw: state.Framework) -> RawJson:
         agent = self.agents[offer.agent_id]
