@@ -82,3 +82,19 @@ async def test_reserve_and_unreserve_through_accept(
     cpus = sum(r["scalar"]["value"] for r in offer["resources"] if r["name"] == "cpus")
     assert cpus == 2.0
     await st.close()
+
+
+async def test_suppress_one_role_of_two(kernel: main.Kernel,
+                                        session: aiohttp.ClientSession) -> None:
+    st = wire.Stream(session, kernel.master_url)
+    await st.subscribe(wire.framework_info(capabilities=MULTI, roles=["a", "b"]),
+                       suppressed_roles=["a"])
+    offer = (await st.wait_for("OFFERS"))["offers"]["offers"][0]
+    assert offer["allocation_info"] == {"role": "b"}  # "a" was suppressed at SUBSCRIBE
+    await st.call({"type": "SUPPRESS", "suppress": {"roles": ["b"]}})
+    await st.call({"type": "REVIVE", "revive": {"roles": ["a"]}})
+    await st.call({"type": "DECLINE", "decline": {"offer_ids": [offer["id"]],
+                                                  "filters": {"refuse_seconds": 0}}})
+    offer = (await st.wait_for("OFFERS", timeout=5))["offers"]["offers"][0]
+    assert offer["allocation_info"] == {"role": "a"}
+    await st.close()
