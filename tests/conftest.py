@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -23,3 +25,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 @pytest.fixture
 def unused_port() -> int:
     return free_port()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect cycles at each test's teardown, so a leaked socket or transport fails the test
+    that leaked it (warnings are errors) instead of whichever test the collector runs in next."""
+    yield
+    gc.collect()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
@@ -134,13 +134,15 @@ async def run(
     def thread_main() -> None:
         try:
             asyncio.run(
-                kopf.operator(
-                    registry=registry,
-                    settings=_settings(),
-                    standalone=True,
-                    clusterwide=True,
-                    stop_flag=stop_flag,
-                    ready_flag=ready_flag,
+                _operate_then_drain(
+                    kopf.operator(
+                        registry=registry,
+                        settings=_settings(),
+                        standalone=True,
+                        clusterwide=True,
+                        stop_flag=stop_flag,
+                        ready_flag=ready_flag,
+                    )
                 )
             )
         except BaseException as e:  # handed to the owning task below
@@ -167,6 +169,15 @@ async def run(
         await asyncio.to_thread(thread.join, 30.0)
         if thread.is_alive():
             log.error("the kopf watch thread did not stop within 30 s")
+
+
+async def _operate_then_drain(operation: Coroutine[Any, Any, None]) -> None:
+    """Run kopf, then give its loop a moment before ``asyncio.run`` closes it: aiohttp closes
+    TLS transports asynchronously, and a loop closed at once leaks them (ResourceWarning)."""
+    try:
+        await operation
+    finally:
+        await asyncio.sleep(0.2)
 
 
 def _call_logged(callback: WatchCallback, etype: str | None, raw: dict[str, Any]) -> None:
