@@ -1382,6 +1382,15 @@ class Master:
             agent.kill_on_return.add((fid, task.task_id))
             self._remove_task(task)
             self._forward_status(fw, status)
+        for (fid, eid), ex in list(agent.executors.items()):
+            fw = self.frameworks.get(fid)
+            if fw is not None and not fw.checkpoint:
+                del agent.executors[(fid, eid)]  # Mesos: removeFramework(slave, framework)
+                if agent.agent_id in self._in_allocator:
+                    self.allocator.recover(
+                        agent_id=AgentId(agent.agent_id), framework_id=FrameworkId(fid),
+                        resources=ex.resources, now=time.monotonic(),
+                    )
 
     def ping_round(self) -> None:
         mono = time.monotonic()
