@@ -50,30 +50,46 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def _is_ready(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" and all(
+        c.get("ready") for c in status.get("containerStatuses") or [{}]
+    )
+
+
 async def _watch_running(
     conn: Any, namespace: str, want: int, seen: dict[str, float], timeout: float
 ) -> None:
+    """Record when each pod is first seen Running+ready; a dropped watch (devkube drops
+    watchers that fall behind, and this one shares the process) is resumed by a relist."""
     ctx = ssl.create_default_context(cafile=conn.ca_file) if conn.ca_file else None
     headers = {"Authorization": f"Bearer {conn.token}"} if conn.token else {}
-    url = f"{conn.server}/api/v1/namespaces/{namespace}/pods?watch=true"
+    base = f"{conn.server}/api/v1/namespaces/{namespace}/pods"
     deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(headers=headers) as http, http.get(
-        url, ssl=ctx, timeout=aiohttp.ClientTimeout(total=timeout)
-    ) as resp:
-        async for line in resp.content:
-            if time.monotonic() > deadline:
-                return
-            event = json.loads(line)
-            pod = event.get("object") or {}
-            status = pod.get("status") or {}
-            name = (pod.get("metadata") or {}).get("name")
-            ready = status.get("phase") == "Running" and all(
-                c.get("ready") for c in status.get("containerStatuses") or [{}]
-            )
-            if ready and name not in seen:
-                seen[name] = time.monotonic()
-                if len(seen) >= want:
-                    return
+    async with aiohttp.ClientSession(headers=headers) as http:
+        while time.monotonic() < deadline and len(seen) < want:
+            async with http.get(base, ssl=ctx) as resp:
+                listing = await resp.json()
+            for pod in listing.get("items") or []:
+                name = pod["metadata"]["name"]
+                if _is_ready(pod) and name not in seen:
+                    seen[name] = time.monotonic()
+            rv = listing["metadata"]["resourceVersion"]
+            left = max(1.0, deadline - time.monotonic())
+            try:
+                async with http.get(
+                    f"{base}?watch=true&resourceVersion={rv}", ssl=ctx,
+                    timeout=aiohttp.ClientTimeout(total=left),
+                ) as resp:
+                    async for line in resp.content:
+                        pod = json.loads(line).get("object") or {}
+                        name = (pod.get("metadata") or {}).get("name")
+                        if name and _is_ready(pod) and name not in seen:
+                            seen[name] = time.monotonic()
+                            if len(seen) >= want:
+                                return
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                continue
 
 
 async def startup_latency(targets: app.EmbeddedTargets, pods: int, timeout: float) -> None:
@@ -152,13 +168,23 @@ async def main() -> None:
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--replicas", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument(
+        "--agent-resources", default="cpus:64;mem:131072;disk:100000;ports:[31000-32000]",
+        help="declared resources of each of the 3 agents (room for 1000 pods + executors)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
-        async with app.running_embedded(_settings(Path(tmp))) as targets:
-            await startup_latency(targets, args.pods, args.timeout)
-            await asyncio.sleep(3)
+        agents = [
+            dataclasses.replace(a, resources=args.agent_resources)
+            for a in app.embedded_agent_configs(data_dir=Path(tmp), count=3)
+        ]
+        async with app.running_embedded(_settings(Path(tmp)), agents=agents) as targets:
+            if args.pods:
+                await startup_latency(targets, args.pods, args.timeout)
+            if args.pods:
+                await asyncio.sleep(3)
             if args.replicas:
                 await throughput(targets, args.replicas, args.timeout)
 

@@ -328,10 +328,7 @@ async def running_embedded(
         if agents is not None
         else embedded_agent_configs(data_dir=data_dir, count=emb.agents)
     )
-    master = master_config.MasterConfig(
-        port=emb.kernel_port, work_dir=data_dir / "kernel", agent_ping_interval=5.0,
-        max_missed_pings=3,
-    )
+    master = master_config.MasterConfig(port=emb.kernel_port, work_dir=data_dir / "kernel")
     async with kernel_main.running_kernel(master=master, agents=agent_configs) as kernel:
         dk_config = devkube_main.DevkubeConfig(
             port=emb.api_port, data_dir=data_dir / "devkube", kubeconfig=kubeconfig

@@ -53,6 +53,7 @@ __all__ = ["Driver", "PodSink", "Scheduler", "TaskRecord"]
 log = logging.getLogger(__name__)
 
 EXPLAIN_GRACE = 3.0  # seconds an explanation missing some agents' offers is held back
+EXPLAIN_MIN_INTERVAL = 10.0  # an explanation is rewritten at most this often per pod
 GATHER_SECONDS = 1.5  # how long offers are held waiting for the other agents' offers
 
 RawPod = dict[str, Any]
@@ -183,6 +184,7 @@ class Scheduler:
         self._unschedulable: dict[str, str] = {}  # uid -> last message written
         self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
         self._relaunch_at: dict[str, float] = {}  # uid -> when its next attempt may launch
+        self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written
         self._deleting: set[str] = set()
         self._subscribed = False
         self._reconciled = False
@@ -358,6 +360,7 @@ class Scheduler:
             self._pending.pop(uid, None)
             self._unschedulable.pop(uid, None)
             self._pending_since.pop(uid, None)
+            self._explained_at.pop(uid, None)
             if any(t.pod_uid == uid and not t.terminal for t in self._tasks.values()):
                 self._deleting.add(uid)  # force-deleted: kill at once (no grace)
             return
@@ -742,6 +745,9 @@ class Scheduler:
             if partial and (uid in self._unschedulable or now - first < EXPLAIN_GRACE):
                 want_revive = True
                 continue
+            if now - self._explained_at.get(uid, -1e9) < EXPLAIN_MIN_INTERVAL:
+                continue  # a changed number in the message is not worth a write per pass
+            self._explained_at[uid] = now
             self._unschedulable[uid] = message
             self._sink.unschedulable(pod=pod, message=message)
         if want_revive and now - self._last_revive >= EXPLAIN_GRACE / 2:
@@ -835,6 +841,7 @@ class Scheduler:
             self._pending.pop(uid, None)
             self._unschedulable.pop(uid, None)
             self._pending_since.pop(uid, None)
+            self._explained_at.pop(uid, None)
             first = launch.parse_task_id(group.task_ids[0])
             self._launches[uid] = PodLaunch(
                 uid=uid, attempt=first[1] if first else 0, agent_id=agent_id,
