@@ -1,0 +1,43 @@
+"""The kubelet HTTPS API: health, pods, clear errors, exec/attach/port-forward not supported."""
+
+from __future__ import annotations
+
+import ssl
+
+import aiohttp
+
+from k8sbridge import app
+
+
+async def test_kubelet_api_answers_over_tls(embedded: app.EmbeddedTargets) -> None:
+    port = embedded.bridge.kubelet_port
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # self-signed, as the API server treats kubelets
+    base = f"https://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base + "/healthz", ssl=ctx) as r:
+            assert r.status == 200 and await r.text() == "ok"
+        async with http.get(base + "/pods", ssl=ctx) as r:
+            body = await r.json()
+            assert body["kind"] == "PodList"
+        async with http.get(base + "/runningpods/", ssl=ctx) as r:
+            assert (await r.json())["kind"] == "PodList"
+        async with http.get(base + "/stats/summary", ssl=ctx) as r:
+            assert "pods" in await r.json()
+        async with http.get(base + "/containerLogs/default/nope/main", ssl=ctx) as r:
+            assert r.status == 404 and "not available" in await r.text()
+        async with http.get(base + "/containerLogs/default/nope/main?tailLines=-3",
+                            ssl=ctx) as r:
+            assert r.status == 400
+        for path in ("/exec/default/p/c?command=ls", "/attach/default/p/c",
+                     "/portForward/default/p"):
+            async with http.post(base + path, ssl=ctx) as r:
+                assert r.status == 501 and "not supported yet" in await r.text()
+        async with http.get(base + "/no/such/path", ssl=ctx) as r:
+            assert r.status == 404
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz"):
+            raise AssertionError("plain HTTP must not be served")
+    except aiohttp.ClientError:
+        pass
