@@ -169,12 +169,19 @@ async def main() -> None:
     parser.add_argument("--replicas", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument(
+        "--separate-kernel", action="store_true",
+        help="run the kernel (one big agent) as its own process; devkube + bridge in-process",
+    )
+    parser.add_argument(
         "--agent-resources", default="cpus:64;mem:131072;disk:100000;ports:[31000-32000]",
         help="declared resources of each of the 3 agents (room for 1000 pods + executors)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"cores: {os.cpu_count()}")
+    if args.separate_kernel:
+        await _separate(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         agents = [
             dataclasses.replace(a, resources=args.agent_resources)
@@ -187,6 +194,57 @@ async def main() -> None:
                 await asyncio.sleep(3)
             if args.replicas:
                 await throughput(targets, args.replicas, args.timeout)
+
+
+async def _separate(args: argparse.Namespace) -> None:
+    """Kernel in a child process (``k8sbridge kernel``), devkube + bridge here."""
+    import socket
+    import subprocess
+
+    from k8sbridge.devkube import main as devkube_main
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        big = args.agent_resources.replace("cpus:64", "cpus:192").replace(
+            "mem:131072", "mem:393216")
+        kernel = subprocess.Popen(
+            [sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "--port",
+             str(port), "--work-dir", str(Path(tmp) / "kernel"), "--agents", "1",
+             "--agent-resources", big],
+        )
+        try:
+            master = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    async with aiohttp.ClientSession() as http, http.get(master + "/health"):
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.2)
+            dk_cfg = devkube_main.DevkubeConfig(port=0, kubeconfig=Path(tmp) / "kubeconfig")
+            async with devkube_main.running(dk_cfg) as dk:
+                base = _settings(Path(tmp))
+                settings = dataclasses.replace(
+                    base,
+                    mesos=dataclasses.replace(base.mesos, masters=(master,)),
+                    kube=dataclasses.replace(base.kube, kubeconfig=dk.kubeconfig),
+                    scheduler=dataclasses.replace(
+                        base.scheduler, scheduler_names=("default-scheduler",),
+                        image_mode="none",
+                    ),
+                )
+                async with app.running_bridge(settings) as bridge:
+                    targets = app.EmbeddedTargets(kernel_url=master, kubeconfig=dk.kubeconfig,
+                                                  api_url=dk.url, bridge=bridge)
+                    if args.pods:
+                        await startup_latency(targets, args.pods, args.timeout)
+                        await asyncio.sleep(3)
+                    if args.replicas:
+                        await throughput(targets, args.replicas, args.timeout)
+        finally:
+            kernel.terminate()
+            kernel.wait(30)
 
 
 if __name__ == "__main__":
