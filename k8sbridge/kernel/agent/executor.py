@@ -387,11 +387,14 @@ class _Daemon:
                 writer.close()
 
     async def spawn(self, spec_path: str) -> str:
+        supervisor: _Supervisor | None = None
         try:
             spec = json.loads(Path(spec_path).read_text())
             supervisor = _Supervisor(spec)
             await supervisor.start()
         except (OSError, ValueError, KeyError, TypeError) as e:
+            if supervisor is not None:
+                supervisor.events_file.close()
             return "error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n"
         task = asyncio.create_task(supervisor.serve())
         self.supervisors.add(task)
