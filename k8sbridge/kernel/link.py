@@ -126,6 +126,19 @@ class AgentStream:
         done.cancel()
         raise LinkError(f"link to {self.peer} went away before the message was sent")
 
+    def post(self, message: Message) -> bool:
+        """Queue ``message`` without waiting (order with ``send`` is kept); False when the
+        stream is already gone. For fire-and-forget traffic whose loss is handled elsewhere
+        (status updates are retried, PONGs are periodic)."""
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise LinkError("a link message must be a JSON object with a string 'type'")
+        if self._gone.is_set():
+            return False
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)
+        self._outbox.put_nowait((message, done))
+        return True
+
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
 
@@ -204,6 +217,11 @@ class AgentStream:
                 return
             if not fut.done():
                 fut.set_result(None)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # looked at: a lost fire-and-forget message is not an error here
 
 
 def _describe(e: BaseException) -> str:

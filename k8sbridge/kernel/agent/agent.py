@@ -327,16 +327,10 @@ class Agent:
         log.info("agent registered as %s", agent_id)
 
     def _post(self, message: dict[str, Any]) -> None:
+        """Send without waiting; if the link is down, retries and re-registration cover it."""
         stream = self._stream
-        if stream is None:
-            return
-        self._spawn(self._send(stream, message))
-
-    async def _send(self, stream: link.AgentStream, message: dict[str, Any]) -> None:
-        try:
-            await stream.send(message)
-        except link.LinkError as e:
-            log.info("agent: could not send %s: %s", message.get("type"), e)
+        if stream is not None and not stream.post(message):
+            log.info("agent: link down, %s not sent", message.get("type"))
 
     async def _retry_loop(self, *, stop: asyncio.Event) -> None:
         tick = min(1.0, max(0.05, self._config.status_retry_seconds / 4))

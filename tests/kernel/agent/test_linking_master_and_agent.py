@@ -200,3 +200,24 @@ async def test_port_in_use_raises_link_error() -> None:
             await other.start()
     finally:
         await server.stop()
+
+
+async def test_post_keeps_order_with_send_and_reports_a_gone_stream() -> None:
+    server = link.LinkServer(host="127.0.0.1", port=0, handler=_echo)
+    port = await server.start()
+    try:
+        stream = await link.connect(f"127.0.0.1:{port}")
+        for i in range(20):
+            assert stream.post({"type": "P", "n": i})
+        await stream.send({"type": "P", "n": 20})
+        got = []
+        async with asyncio.timeout(10):
+            async for message in stream:
+                got.append(message["got"]["n"])
+                if len(got) == 21:
+                    break
+        assert got == list(range(21))
+        await stream.close()
+        assert stream.post({"type": "P"}) is False
+    finally:
+        await server.stop()
