@@ -72,8 +72,10 @@ def task_id_for(*, uid: str, attempt: int, container: str) -> str:
     return f"{uid}.{attempt}.{container}"
 
 
-def executor_id_for(*, uid: str, attempt: int) -> str:
-    return f"k8sbridge.{uid}.{attempt}"
+def executor_id_for(*, uid: str, attempt: int, init: str | None = None) -> str:
+    """One executor per attempt; init containers run first, each in its own executor."""
+    base = f"k8sbridge.{uid}.{attempt}"
+    return f"{base}.init.{init}" if init else base
 
 
 def parse_task_id(task_id: str) -> tuple[str, int, str] | None:
@@ -437,11 +439,24 @@ def build_launch_group(
     env: Mapping[str, Sequence[tuple[str, str]]],
     image_mode: str = "mesos",
     attempt: int = 0,
+    init_phase: int | None = None,
 ) -> LaunchGroup:
-    """Build the LAUNCH_GROUP for ``pod`` from the resources ``offered`` on one agent."""
+    """Build the LAUNCH_GROUP for ``pod`` from the resources ``offered`` on one agent.
+
+    With ``init_phase`` = k the group runs only the pod's k-th init container (init
+    containers run one at a time, each to completion, before the app containers' group).
+    """
     uid = str(request.uid)
     spec = pod.get("spec") or {}
-    raw_containers = {str(c.get("name")): c for c in spec.get("containers") or []}
+    raw_containers = {
+        str(c.get("name")): c
+        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    }
+    init_name: str | None = None
+    if init_phase is not None:
+        init = request.init_containers[init_phase]
+        init_name = init.name
+        request = dataclasses.replace(request, containers=(init,))
     grace = request.termination_grace_period_seconds
     pod_labels = {
         LABEL_NAMESPACE: request.namespace,
@@ -452,7 +467,7 @@ def build_launch_group(
     exec_res = carve(remaining, scalars=executor_scalars, ports=(), role=role)
     remaining = remaining - exec_res
     used = exec_res
-    exec_id = executor_id_for(uid=uid, attempt=attempt)
+    exec_id = executor_id_for(uid=uid, attempt=attempt, init=init_name)
     executor: Json = {
         "type": "DEFAULT",
         "executor_id": {"value": exec_id},

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 EXPLAIN_GRACE = 3.0  # seconds an explanation missing some agents' offers is held back
 EXPLAIN_MIN_INTERVAL = 10.0  # an explanation is rewritten at most this often per pod
 GATHER_SECONDS = 1.5  # how long offers are held waiting for the other agents' offers
+INIT_RETRY_SECONDS = 10.0  # a failed init container is retried after this long
 
 RawPod = dict[str, Any]
 
@@ -137,6 +138,7 @@ class TaskRecord:
     agent_id: ids.AgentId | None
     state: str = "TASK_STAGING"
     killing: bool = False
+    executor_id: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -185,6 +187,7 @@ class Scheduler:
         self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
         self._relaunch_at: dict[str, float] = {}  # uid -> when its next attempt may launch
         self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written
+        self._phase_attempt: dict[str, int] = {}  # uid -> attempt whose init phases run
         self._deleting: set[str] = set()
         self._subscribed = False
         self._reconciled = False
@@ -262,7 +265,7 @@ class Scheduler:
             rec = runs[-1]
             if rec.agent_id is None:
                 return None
-            executor = launch.executor_id_for(uid=uid, attempt=rec.attempt)
+            executor = rec.executor_id or launch.executor_id_for(uid=uid, attempt=rec.attempt)
             return str(rec.agent_id), executor, str(rec.task_id), rec.terminal
         return None
 
@@ -479,6 +482,7 @@ class Scheduler:
                 task_id=tid, pod_uid=uid, attempt=attempt, container=container,
                 agent_id=ids.AgentId(agent) if agent else None,
                 state=str(raw.get("state") or "TASK_STAGING"),
+                executor_id=str((raw.get("executor_id") or {}).get("value") or ""),
             )
             known = self._tasks.get(tid)
             if known is None or not known.terminal:
@@ -517,6 +521,8 @@ class Scheduler:
         rec.state = status.state
         if status.agent_id:
             rec.agent_id = status.agent_id
+        if status.executor_id and not rec.executor_id:
+            rec.executor_id = str(status.executor_id)
         pod = self._pods.get(uid)
         if pod is None:
             if self._pods_synced and not rec.terminal and self._reconciled:
@@ -547,6 +553,20 @@ class Scheduler:
             pod=pod, status=status, container=container, attempt=attempt, agent=agent_ref,
             ack=ack,
         )
+        inits = [str(c.get("name")) for c in (pod.get("spec") or {}).get("initContainers") or []]
+        if container in inits and rec.terminal and uid not in self._deleting:
+            # Init containers run one at a time: the next phase (or the app group) follows
+            # a success; a failure is retried after a back-off unless restartPolicy is Never.
+            self._launches.pop(uid, None)
+            if status.state == "TASK_FINISHED":
+                self._pending[uid] = None
+                self._want_pass()
+                if self._suppressed:
+                    await self._maybe_revive()
+            elif (pod.get("spec") or {}).get("restartPolicy") != "Never":
+                self._phase_attempt.pop(uid, None)
+                self._relaunch_at[uid] = self._clock() + INIT_RETRY_SECONDS
+            return
         if uid in self._deleting:
             await self._progress_deletion(uid)
         elif rec.terminal and status.state in ("TASK_DROPPED", "TASK_LOST", "TASK_ERROR") and (
@@ -782,7 +802,15 @@ class Scheduler:
             try:
                 request = model_pods.parse_pod(pod, defaults=self._defaults)
                 env = await self._resolve_env(pod, node_name=node_name, host_ip=held[0].hostname)
-                attempt = self._next_attempt(uid)
+                phase = self._init_phase(uid, request)
+                if phase is not None and uid in self._phase_attempt:
+                    attempt = self._phase_attempt[uid]
+                else:
+                    attempt = self._next_attempt(uid)
+                if phase is not None:
+                    self._phase_attempt[uid] = attempt
+                else:
+                    self._phase_attempt.pop(uid, None)
                 group = launch.build_launch_group(
                     pod=pod,
                     request=request,
@@ -798,6 +826,7 @@ class Scheduler:
                     env=env,
                     image_mode=self._settings.scheduler.image_mode,
                     attempt=attempt,
+                    init_phase=phase,
                 )
             except launch.LaunchError as e:
                 if e.reason == "OutOfResources":
@@ -852,7 +881,7 @@ class Scheduler:
                 assert parsed is not None
                 self._tasks[ids.TaskId(tid)] = TaskRecord(
                     task_id=ids.TaskId(tid), pod_uid=uid, attempt=parsed[1],
-                    container=parsed[2], agent_id=agent_id,
+                    container=parsed[2], agent_id=agent_id, executor_id=group.executor_id,
                 )
         await self._driver.accept(
             [o.offer_id for o in held], operations, refuse_seconds=1.0
@@ -871,6 +900,17 @@ class Scheduler:
             node=node_name,
         )
         self._sink.scheduled(pod=pod, node_name=node_name)
+
+    def _init_phase(self, uid: str, request: model_pods.PodRequest) -> int | None:
+        """Index of the first init container that has not finished yet (None: app group)."""
+        finished = {
+            r.container for r in self._tasks.values()
+            if r.pod_uid == uid and r.state == "TASK_FINISHED"
+        }
+        for index, init in enumerate(request.init_containers):
+            if init.name not in finished:
+                return index
+        return None
 
     def _next_attempt(self, uid: str) -> int:
         attempts = [r.attempt for r in self._tasks.values() if r.pod_uid == uid]
@@ -892,7 +932,8 @@ class Scheduler:
                 return None
 
         out: dict[str, list[tuple[str, str]]] = {}
-        for container in (pod.get("spec") or {}).get("containers") or []:
+        spec = pod.get("spec") or {}
+        for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
             out[str(container.get("name"))] = await launch.resolve_env(
                 pod=pod, container=container, node_name=node_name, host_ip=host_ip,
                 config_map=config_map, secret=secret,
