@@ -51,6 +51,7 @@ class AgentInfo:
     region: str | None
     zone: str | None
     version: str = ""
+    removed: bool = False  # the master no longer lists the agent
 
 
 _PID = re.compile(r"^[^@]+@(?P<addr>[^:]+:\d+)$")

@@ -21,6 +21,7 @@ The rendering functions are pure; ``NodeController`` is the single task owning n
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 AGENT_ID_ANNOTATION = "k8sbridge.io/agent-id"
 KUBELET_VERSION = f"v{__version__}-k8sbridge"
+NODE_GONE_SECONDS = 60.0  # a Node whose agent the master forgot is deleted after this long
 
 
 def node_name_for(hostname: str) -> str:
@@ -116,6 +118,12 @@ def _conditions(
 ) -> list[dict[str, Any]]:
     if agent.active:
         ready = ("True", "KubeletReady", f"Mesos agent {agent.agent_id} is active")
+    elif agent.removed:
+        ready = (
+            "False",
+            "MesosAgentRemoved",
+            f"the Mesos master no longer knows agent {agent.agent_id}",
+        )
     else:
         ready = (
             "False",
@@ -234,6 +242,7 @@ class NodeController:
         self._last_status: dict[str, float] = {}
         self._last_lease: dict[str, float] = {}
         self._labels: dict[str, Any] = {}
+        self._gone_since: dict[ids.AgentId, float] = {}
 
     @property
     def agents(self) -> Mapping[ids.AgentId, mesos_agents.AgentInfo]:
@@ -258,11 +267,40 @@ class NodeController:
 
     async def sync_once(self) -> None:
         agents = await self._reader.get_agents()
-        self._agents = {a.agent_id: a for a in agents}
+        now = self._clock()
+        current = {a.agent_id for a in agents}
+        for agent_id, known in list(self._agents.items()):
+            if agent_id in current:
+                continue
+            # The master forgot the agent (removed / GC'd): NotReady first, then, after
+            # NODE_GONE_SECONDS, the Node and its Lease are deleted (pods on it are then
+            # garbage-collected by the control plane, as for any deleted Node).
+            since = self._gone_since.setdefault(agent_id, now)
+            gone = dataclasses.replace(known, active=False, removed=True)
+            if now - since >= NODE_GONE_SECONDS:
+                await self._delete_node(node_name_for(known.hostname))
+                del self._agents[agent_id]
+                self._gone_since.pop(agent_id, None)
+            else:
+                await self._sync_agent(gone)
+        for agent in agents:
+            self._gone_since.pop(agent.agent_id, None)
+            self._agents[agent.agent_id] = agent
         if self._on_agents is not None:
             self._on_agents(agents)
         for agent in agents:
             await self._sync_agent(agent)
+
+    async def _delete_node(self, name: str) -> None:
+        for path in (kube_client.lease_path(name), kube_client.node_path(name)):
+            try:
+                await self._kube.delete(path)
+            except kube_errors.NotFound:
+                pass
+        for cache in (self._node_uid, self._signature, self._conditions, self._last_status,
+                      self._last_lease, self._labels):
+            cache.pop(name, None)
+        log.info("node %s deleted: its Mesos agent is gone", name)
 
     async def _sync_agent(self, agent: mesos_agents.AgentInfo) -> None:
         now = kube_client.now_rfc3339()

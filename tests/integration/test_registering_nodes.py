@@ -110,3 +110,59 @@ async def test_nodes_and_leases_follow_the_agents(tmp_path: Path) -> None:
             healthy = await kube.get("/api/v1/nodes/127.0.0.1")
             ready = {c["type"]: c["status"] for c in healthy["status"]["conditions"]}
             assert ready["Ready"] == "True"
+
+
+class _Agents:
+    """What GET_AGENTS returns, set by the test (the kernel cannot forget an agent)."""
+
+    def __init__(self, agents: list[mesos_agents.AgentInfo]) -> None:
+        self.agents = agents
+
+    async def get_agents(self) -> list[mesos_agents.AgentInfo]:
+        return list(self.agents)
+
+
+async def test_a_forgotten_agent_goes_not_ready_then_its_node_is_deleted(
+    tmp_path: Path,
+) -> None:
+    from k8sbridge.kube import client as kube_client
+    from k8sbridge.kube import errors as kube_errors
+
+    agent = mesos_agents.AgentInfo(
+        agent_id=ids.AgentId("M-S9"), hostname="gone-agent", address="127.0.0.9:5051",
+        active=True, total=parse_resources_flag("cpus:1;mem:512"), attributes=(),
+        region=None, zone=None,
+    )
+    reader = _Agents([agent])
+    now = [1000.0]
+    async with devkube_main.running(
+        devkube_main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kc", controllers=False)
+    ) as dk:
+        kube = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig)
+        try:
+            controller = nodes.NodeController(
+                kube=kube, reader=reader,  # type: ignore[arg-type]
+                settings=bridge_settings.load(env={}), _clock=lambda: now[0],
+            )
+            await controller.sync_once()
+            node = await kube.get("/api/v1/nodes/gone-agent")
+            assert {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"] == (
+                "True"
+            )
+            reader.agents = []
+            now[0] += 1
+            await controller.sync_once()
+            node = await kube.get("/api/v1/nodes/gone-agent")
+            ready = {c["type"]: c for c in node["status"]["conditions"]}["Ready"]
+            assert ready["status"] == "False" and ready["reason"] == "MesosAgentRemoved"
+            now[0] += nodes.NODE_GONE_SECONDS
+            await controller.sync_once()
+            try:
+                await kube.get("/api/v1/nodes/gone-agent")
+            except kube_errors.NotFound:
+                pass
+            else:
+                raise AssertionError("the Node of a forgotten agent was not deleted")
+            assert controller.node_for_agent(ids.AgentId("M-S9")) is None
+        finally:
+            await kube.close()
