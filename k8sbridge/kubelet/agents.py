@@ -177,6 +177,11 @@ class MesosReader:
         reply = await self._agent_json(address, "/state", {})
         return reply if isinstance(reply, dict) else {}
 
+    async def containers(self, address: str) -> list[dict[str, Any]]:
+        """The agent's ``/containers`` (executor ids with ResourceStatistics)."""
+        reply = await self._agent_json(address, "/containers", {})
+        return [c for c in reply if isinstance(c, dict)] if isinstance(reply, list) else []
+
     async def read_file(
         self, address: str, *, path: str, offset: int, length: int | None = None
     ) -> tuple[str, int]:

@@ -194,24 +194,45 @@ class KubeletServer:
                                   "items": items})
 
     async def _stats(self, request: web.Request) -> web.Response:
+        """stats/v1alpha1 Summary: per pod cpu and memory from the agents' ``/containers``
+        ResourceStatistics (a pod = its attempt's executor container)."""
         pods = self._locator.running_pods() if self._locator else []
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return web.json_response(
-            {
-                "node": {"nodeName": "k8sbridge", "startTime": now},
-                "pods": [
-                    {
-                        "podRef": {
-                            "name": p["metadata"].get("name"),
-                            "namespace": p["metadata"].get("namespace"),
-                            "uid": p["metadata"].get("uid"),
-                        },
-                        "startTime": (p.get("status") or {}).get("startTime", now),
-                        "containers": [],
-                    }
-                    for p in pods
-                ],
+        stats_by_executor: dict[str, dict[str, Any]] = {}
+        agents = self._agents.agents if self._agents is not None else {}
+        for agent in list(agents.values()):
+            try:
+                entries = await self._reader.containers(agent.address)
+            except mesos_agents.AgentsError as e:
+                log.info("no statistics from %s: %s", agent.address, e)
+                continue
+            for container in entries:
+                eid = str(container.get("executor_id") or "")
+                if eid:
+                    stats_by_executor[eid] = dict(container.get("statistics") or {})
+        out = []
+        for p in pods:
+            meta = p.get("metadata") or {}
+            uid = str(meta.get("uid") or "")
+            usage = [v for k, v in stats_by_executor.items() if k.startswith(f"k8sbridge.{uid}.")]
+            cpu_seconds = sum(
+                float(s.get("cpus_user_time_secs", 0)) + float(s.get("cpus_system_time_secs", 0))
+                for s in usage
+            )
+            rss = sum(int(s.get("mem_rss_bytes", 0) or 0) for s in usage)
+            entry: dict[str, Any] = {
+                "podRef": {"name": meta.get("name"), "namespace": meta.get("namespace"),
+                           "uid": uid},
+                "startTime": (p.get("status") or {}).get("startTime", now),
+                "containers": [],
             }
+            if any("cpus_user_time_secs" in u for u in usage):
+                entry["cpu"] = {"time": now, "usageCoreNanoSeconds": int(cpu_seconds * 1e9)}
+            if any("mem_rss_bytes" in u for u in usage):
+                entry["memory"] = {"time": now, "workingSetBytes": rss, "rssBytes": rss}
+            out.append(entry)
+        return web.json_response(
+            {"node": {"nodeName": "k8sbridge", "startTime": now}, "pods": out}
         )
 
     async def _unsupported(self, request: web.Request) -> web.Response:

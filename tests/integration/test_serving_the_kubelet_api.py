@@ -3,10 +3,41 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import aiohttp
 
 from k8sbridge import app
+from tests.integration.conftest import eventually
+
+
+async def test_stats_summary_lists_running_pods(embedded: app.EmbeddedTargets) -> None:
+    kube = embedded.bridge.kube
+    await kube.create("/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "busy", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "main", "image": "busybox", "command": ["sleep", "300"]}]},
+    })
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    url = f"https://127.0.0.1:{embedded.bridge.kubelet_port}/stats/summary"
+
+    async def listed() -> dict[str, Any] | None:
+        async with aiohttp.ClientSession() as http, http.get(url, ssl=ctx) as r:
+            body = await r.json()
+        for pod in body["pods"]:
+            if pod["podRef"]["name"] == "busy":
+                return dict(pod)
+        return None
+
+    pod = await eventually(listed, what="the pod in the summary")
+    assert pod["podRef"]["namespace"] == "default" and pod["startTime"]
+    # The embedded agent's /containers statistics carry limits only (no usage counters), so
+    # cpu/memory appear only against agents that report Mesos ResourceStatistics usage.
+    assert "memory" not in pod or pod["memory"]["rssBytes"] >= 0
+    await kube.delete("/api/v1/namespaces/default/pods/busy", grace_period_seconds=0)
 
 
 async def test_kubelet_api_answers_over_tls(embedded: app.EmbeddedTargets) -> None:
