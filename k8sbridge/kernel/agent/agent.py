@@ -57,7 +57,6 @@ TERMINAL_STATES = frozenset({
     "TASK_GONE", "TASK_GONE_BY_OPERATOR",
 })
 DEFAULT_KILL_GRACE = 3.0
-RECOVERY_TIMEOUT_SECONDS = 15 * 60.0  # Mesos --recovery_timeout: how long executors wait
 MAX_COMPLETED_CONTAINERS = 200
 _REGISTER_TIMEOUT = 10.0
 _CHECKPOINT_COALESCE_SECONDS = 0.05
@@ -543,7 +542,7 @@ class Agent:
             "cgroups": container.cgroup.to_raw() if container.cgroup else None,
             "kill_grace": self._kill_grace(container, None),
             "checkpoint": container.checkpoint,
-            "recovery_timeout": RECOVERY_TIMEOUT_SECONDS,
+            "recovery_timeout": self._config.recovery_timeout_seconds,
             "log_path": str(container.directory / ("stderr" if container.kind == "COMMAND"
                                                    else "executor.log")),
         }

@@ -26,3 +26,6 @@ class AgentConfig:
     status_retry_seconds: float = 10.0
     executor_shutdown_grace_seconds: float = 5.0
     registration_backoff_max_seconds: float = 60.0
+    # Compatible extension: how long executors of checkpointing frameworks wait for a
+    # restarted agent before they shut their tasks down (Mesos --recovery_timeout, 15 min).
+    recovery_timeout_seconds: float = 900.0

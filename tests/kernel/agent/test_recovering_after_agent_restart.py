@@ -103,3 +103,21 @@ async def test_non_checkpointed_task_dies_with_its_agent_process(tmp_path: Path)
             assert master.registrations[-1]["tasks"] == []
     finally:
         await master.stop()
+
+
+async def test_checkpointed_task_stops_when_no_agent_returns_in_time(tmp_path: Path) -> None:
+    master = fm.FakeMaster()
+    await master.start()
+    try:
+        async with fm.running_agent(tmp_path, master=master, keep_tasks=True,
+                                    recovery_timeout_seconds=1.0):
+            await master.send(fm.run_task(
+                fm.command_task("lonely", "echo $$ > pid; exec sleep 300"), checkpoint=True))
+            await master.wait_state("lonely", "TASK_RUNNING")
+            sandbox = next(
+                (tmp_path / "slaves").glob("*/frameworks/*/executors/lonely/runs/latest"))
+            pid = int(await _wait_file(sandbox / "pid"))
+        assert _alive(pid)  # the agent is gone, the task waits for it...
+        assert await _dead_soon(pid, timeout=10)  # ...for recovery_timeout only
+    finally:
+        await master.stop()
