@@ -111,6 +111,8 @@ class PodSink(Protocol):
 
     def launch_failed(self, *, pod: RawPod, reason: str, message: str) -> None: ...
 
+    def forget(self, uid: str) -> None: ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentRef:
@@ -366,6 +368,9 @@ class Scheduler:
             self._explained_at.pop(uid, None)
             if any(t.pod_uid == uid and not t.terminal for t in self._tasks.values()):
                 self._deleting.add(uid)  # force-deleted: kill at once (no grace)
+            else:
+                self._launches.pop(uid, None)
+                self._sink.forget(uid)
             return
         if not self._is_ours(raw) and uid not in self._launches:
             self._pods.pop(uid, None)
@@ -428,6 +433,7 @@ class Scheduler:
                 uid=uid,
             )
         self._pods.pop(uid, None)
+        self._sink.forget(uid)
         for tid in [t for t, rec in self._tasks.items() if rec.pod_uid == uid and rec.terminal]:
             self._tasks.pop(tid, None)
 
