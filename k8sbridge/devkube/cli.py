@@ -51,7 +51,10 @@ def _run(args: argparse.Namespace) -> int:
         insecure_http=args.insecure_http, node_grace_seconds=args.node_grace_seconds,
         controllers=not args.no_controllers,
     )
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config))
+    except OSError as e:  # e.g. the port is taken: say so, without a traceback
+        raise SystemExit(f"k8sbridge devkube: cannot serve on {args.host}:{args.port}: {e}") from e
     return 0
 
 
