@@ -62,3 +62,57 @@ async def test_a_readiness_probe_flips_ready(
 
     await eventually(unready_again, what="not ready once the probe fails")
     await kube.delete("/api/v1/namespaces/default/pods/probed", grace_period_seconds=0)
+
+
+async def test_a_failing_liveness_probe_restarts_the_container(
+    embedded: app.EmbeddedTargets, tmp_path: Path
+) -> None:
+    kube = embedded.bridge.kube
+    alive = tmp_path / "alive"
+    alive.write_text("yes")
+    await kube.create(
+        "/api/v1/namespaces/default/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "liveness", "namespace": "default"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "busybox",
+                        "command": ["sleep", "300"],
+                        "livenessProbe": {
+                            "exec": {"command": ["test", "-f", str(alive)]},
+                            "periodSeconds": 1,
+                            "failureThreshold": 2,
+                        },
+                    }
+                ],
+            },
+        },
+    )
+
+    async def status() -> dict[str, Any]:
+        pod = await kube.get_pod("default", "liveness")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+        return dict(statuses[0])
+
+    async def running() -> bool:
+        return "running" in ((await status()).get("state") or {})
+
+    await eventually(running, what="running")
+    alive.unlink()
+
+    async def restarted() -> dict[str, Any] | None:
+        cs = await status()
+        return cs if cs.get("restartCount", 0) >= 1 else None
+
+    cs = await eventually(restarted, timeout=40, what="a restart after the liveness failures")
+    assert "terminated" in cs["lastState"]
+    events = await kube.get("/api/v1/namespaces/default/events")
+    reasons = {e["reason"] for e in events["items"]
+               if e["involvedObject"]["name"] == "liveness"}
+    assert "Unhealthy" in reasons
+    await kube.delete("/api/v1/namespaces/default/pods/liveness", grace_period_seconds=0)

@@ -74,6 +74,13 @@ async def test_a_pod_runs_is_deleted_and_its_task_is_killed(
     assert [t["state"] for t in tasks] == ["TASK_RUNNING"]
     assert tasks[0]["id"].startswith(pod["metadata"]["uid"])
 
+    async def quiet() -> bool:  # nothing pending: SUPPRESSed, no offer held
+        state = await _state(embedded)
+        ours = [fw for fw in state["frameworks"] if fw["name"] == "k8sbridge"]
+        return embedded.bridge.scheduler.suppressed and not ours[0].get("offers")
+
+    await eventually(quiet, what="suppressed with no offers held")
+
     await kube.delete("/api/v1/namespaces/default/pods/sleeper", grace_period_seconds=1)
 
     async def gone() -> bool:
