@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 import random
 import uuid
 from typing import Any
@@ -22,6 +21,8 @@ Obj = dict[str, Any]
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
 
 NS_KIND = kinds.BY_KEY[kinds.ResourceKey("/namespaces")]
 SA_KIND = kinds.BY_KEY[kinds.ResourceKey("/serviceaccounts")]
@@ -430,8 +431,17 @@ class Registry:
             )
         if dry_run:
             return self.view(kind, old), True
-        if options.get("propagationPolicy") == "Orphan":
-            self._orphan_dependents(meta["uid"], namespace)
+        policy = options.get("propagationPolicy")
+        if options.get("orphanDependents") is True and policy is None:
+            policy = "Orphan"
+        if policy not in (None, "Background", "Foreground", "Orphan"):
+            raise errors.unprocessable(f"Unsupported propagationPolicy: {policy!r}")
+        gc_finalizer = {"Orphan": ORPHAN_FINALIZER, "Foreground": FOREGROUND_FINALIZER}.get(
+            str(policy))
+        if gc_finalizer and gc_finalizer not in (meta.get("finalizers") or []):
+            # As the apiserver does: the garbage collector (controllers) orphans or deletes the
+            # dependents, then removes this finalizer, which releases the object.
+            meta["finalizers"] = [*(meta.get("finalizers") or []), gc_finalizer]
         grace = 0
         if kind.plural == "pods":
             requested = options.get("gracePeriodSeconds")
@@ -477,19 +487,6 @@ class Registry:
             for stored in list(self.store.items(k.store_key, name)):
                 m = stored.obj["metadata"]
                 self.store.delete(k.store_key, name, m["name"])
-
-    def _orphan_dependents(self, uid: str, namespace: str) -> None:
-        for k in kinds.STORED:
-            for stored in list(self.store.items(k.store_key, namespace or None)):
-                refs = stored.obj["metadata"].get("ownerReferences") or []
-                if any(r.get("uid") == uid for r in refs):
-                    obj: Obj = json.loads(stored.data)
-                    remaining = [r for r in refs if r.get("uid") != uid]
-                    if remaining:
-                        obj["metadata"]["ownerReferences"] = remaining
-                    else:
-                        obj["metadata"].pop("ownerReferences", None)
-                    self.store.update(k.store_key, obj)
 
     # --- pods/binding --------------------------------------------------------------------
 
