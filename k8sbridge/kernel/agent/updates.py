@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import os
 import time
+import uuid
 from collections import deque
 from typing import Any
 
@@ -20,8 +20,9 @@ MAX_RETRY_SECONDS = 600.0  # Mesos backs off to 10 minutes
 
 
 def new_uuid() -> str:
-    """16 random bytes, base64 (the wire form of ``TaskStatus.uuid``)."""
-    return base64.b64encode(os.urandom(16)).decode("ascii")
+    """A version-4 UUID's 16 bytes, base64 (the wire form of ``TaskStatus.uuid``): Mesos'
+    master rejects acknowledgements whose bytes carry no known UUID version."""
+    return base64.b64encode(uuid.uuid4().bytes).decode("ascii")
 
 
 def update_message(*, framework_id: str, status: dict[str, Any]) -> dict[str, Any]:

@@ -351,8 +351,7 @@ def validate_call(call: RawJson) -> None:
 def decode_uuid(text: Any) -> bytes:
     """A status uuid as sent (base64 of exactly 16 bytes), else ValueError.
 
-    Mesos (``id::UUID::fromBytes``) also rejects bytes whose version nibble is unknown; its own
-    uuids are always version 4, so only the length check matters for well-behaved clients.
+    Like Mesos (``id::UUID::fromBytes``), bytes whose version nibble is not 1-5 are rejected.
     """
     if not isinstance(text, str):
         raise ValueError("Not a valid UUID")
@@ -360,7 +359,7 @@ def decode_uuid(text: Any) -> bytes:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as e:
         raise ValueError("Not a valid UUID") from e
-    if len(raw) != 16:
+    if len(raw) != 16 or not 1 <= raw[6] >> 4 <= 5:
         raise ValueError("Not a valid UUID")
     return raw
 

@@ -248,7 +248,9 @@ def test_task_group(executor: dict[str, Any], tasks: list[Any], error: str | Non
 
 def test_uuid_rules() -> None:
     assert calls.decode_uuid(UUID) == base64.b64decode(UUID)
-    for bad in ("", "AAAA", "not base64!", 5):
+    no_version = base64.b64encode(bytes(16)).decode()  # 16 bytes, version nibble 0
+    assert len(base64.b64decode(no_version)) == 16
+    for bad in ("", "AAAA", "not base64!", 5, no_version):
         with pytest.raises(ValueError, match="Not a valid UUID"):
             calls.decode_uuid(bad)
 
