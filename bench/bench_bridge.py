@@ -50,6 +50,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+WALL: dict[str, float] = {}  # pod name -> wall-clock time it was seen Running+ready
+
+
 def _is_ready(pod: dict[str, Any]) -> bool:
     status = pod.get("status") or {}
     return status.get("phase") == "Running" and all(
@@ -74,6 +77,7 @@ async def _watch_running(
                 name = pod["metadata"]["name"]
                 if _is_ready(pod) and name not in seen:
                     seen[name] = time.monotonic()
+                    WALL[name] = time.time()
             rv = listing["metadata"]["resourceVersion"]
             left = max(1.0, deadline - time.monotonic())
             try:
@@ -86,6 +90,7 @@ async def _watch_running(
                         name = (pod.get("metadata") or {}).get("name")
                         if name and _is_ready(pod) and name not in seen:
                             seen[name] = time.monotonic()
+                            WALL[name] = time.time()
                             if len(seen) >= want:
                                 return
             except (aiohttp.ClientError, TimeoutError, ValueError):
@@ -124,8 +129,59 @@ async def startup_latency(targets: app.EmbeddedTargets, pods: int, timeout: floa
     if latencies:
         print(f"  p50 {statistics.median(latencies):.3f}s  p90 {_pct(latencies, 0.9):.3f}s  "
               f"p99 {_pct(latencies, 0.99):.3f}s  max {max(latencies):.3f}s")
+    await _propagation(targets, seen)
+    await _logs_first_byte(targets)
     await kube.request("DELETE", "/api/v1/namespaces/bench/pods",
                        query={"gracePeriodSeconds": "0"})
+
+
+async def _propagation(targets: app.EmbeddedTargets, seen: dict[str, float]) -> None:
+    """Task RUNNING (the agent's status timestamp) → pod Running+ready seen via watch."""
+    kube = targets.bridge.kube
+    pods = (await kube.get("/api/v1/namespaces/bench/pods"))["items"]
+    uid_to_name = {p["metadata"]["uid"]: p["metadata"]["name"] for p in pods}
+    async with aiohttp.ClientSession() as http, http.get(targets.kernel_url + "/state") as r:
+        state = await r.json(content_type=None)
+    delays = []
+    for fw in state["frameworks"]:
+        for task in fw.get("tasks") or []:
+            name = uid_to_name.get(task["id"].split(".")[0])
+            running = [st["timestamp"] for st in task.get("statuses") or []
+                       if st.get("state") == "TASK_RUNNING"]
+            if name in WALL and running:
+                delays.append(WALL[name] - min(running))
+    if delays:
+        print(f"status propagation (task RUNNING -> pod Running via watch), {len(delays)} pods:"
+              f"  p50 {statistics.median(delays) * 1000:.0f} ms"
+              f"  p99 {_pct(delays, 0.99) * 1000:.0f} ms")
+
+
+async def _logs_first_byte(targets: app.EmbeddedTargets, runs: int = 5) -> None:
+    """`kubectl logs -f` path: API server log proxy → kubelet API → agent files API."""
+    kube = targets.bridge.kube
+    await kube.create("/api/v1/namespaces/bench/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker", "namespace": "bench"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": [
+            "sh", "-c", "while true; do echo tick; sleep 0.05; done"]}]},
+    })
+    for _ in range(300):
+        pod = await kube.get_pod("bench", "talker")
+        if _is_ready(pod):
+            break
+        await asyncio.sleep(0.1)
+    conn = kube.connection()
+    ctx = ssl.create_default_context(cafile=conn.ca_file) if conn.ca_file else None
+    headers = {"Authorization": f"Bearer {conn.token}"} if conn.token else {}
+    url = f"{conn.server}/api/v1/namespaces/bench/pods/talker/log?follow=true&tailLines=1"
+    times = []
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for _ in range(runs):
+            t0 = time.monotonic()
+            async with http.get(url, ssl=ctx, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                await resp.content.readany()  # the headers came; wait for the first byte
+                times.append(time.monotonic() - t0)
+    print(f"logs -f first byte ({runs} runs): median {statistics.median(times) * 1000:.0f} ms"
+          f"  max {max(times) * 1000:.0f} ms")
 
 
 async def throughput(targets: app.EmbeddedTargets, replicas: int, timeout: float) -> None:

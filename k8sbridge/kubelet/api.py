@@ -285,7 +285,7 @@ class KubeletServer:
                 lines = data.splitlines(keepends=True)
                 data = b"".join(lines[-tail:]) if tail else b""
             await writer.write(data)
-            await response.write_eof()
+            await _finish(response)
             return response
         offsets = {}
         for name in ("stdout", "stderr"):
@@ -318,7 +318,7 @@ class KubeletServer:
             if request.transport is None or request.transport.is_closing():
                 break
             await asyncio.sleep(FOLLOW_POLL)
-        await response.write_eof()
+        await _finish(response)
         return response
 
     async def _read_from(self, address: str, path: str, offset: int) -> bytes:
@@ -340,6 +340,14 @@ class KubeletServer:
 
     async def _read_all(self, address: str, path: str) -> bytes:
         return await self._read_from(address, path, 0)
+
+
+async def _finish(response: web.StreamResponse) -> None:
+    """End a streamed reply; a client that already went away is normal for ``-f``."""
+    try:
+        await response.write_eof()
+    except ConnectionResetError:
+        log.debug("log client went away before the end of the stream")
 
 
 class _LogWriter:
