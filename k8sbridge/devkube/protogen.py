@@ -1,0 +1,178 @@
+"""Regenerates protoschema.py from checkouts of kubernetes/api and kubernetes/apimachinery.
+
+Why: the protobuf field tables must match the Go types exactly; they are derived from the
+``generated.proto`` files (field numbers, JSON names, types) and ``types.go`` (which zero values
+are meaningful: pointers and fields without ``omitempty``), never written by hand.
+
+    python -m k8sbridge.devkube.protogen --api ~/src/api --apimachinery ~/src/apimachinery \\
+        > k8sbridge/devkube/protoschema.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import pprint
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+API_GROUPS = ("core/v1", "apps/v1", "coordination/v1", "events/v1", "autoscaling/v1")
+MACHINERY = ("pkg/apis/meta/v1", "pkg/api/resource", "pkg/util/intstr", "pkg/runtime",
+             "pkg/runtime/schema")
+ROOTS = (
+    *(f"k8s.io.api.core.v1.{k}" for k in (
+        "Pod", "Node", "Namespace", "Event", "ConfigMap", "Secret", "Service", "ServiceAccount",
+        "Endpoints", "Binding")),
+    "k8s.io.api.apps.v1.Deployment", "k8s.io.api.apps.v1.ReplicaSet",
+    "k8s.io.api.coordination.v1.Lease", "k8s.io.api.events.v1.Event",
+    "k8s.io.api.autoscaling.v1.Scale", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+    "k8s.io.apimachinery.pkg.runtime.Unknown",
+)
+# Decoded specially by protobuf.py (not walked into).
+SPECIAL = frozenset({
+    "k8s.io.apimachinery.pkg.apis.meta.v1.Time", "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
+    "k8s.io.apimachinery.pkg.api.resource.Quantity",
+    "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
+    "k8s.io.apimachinery.pkg.runtime.RawExtension",
+    "k8s.io.apimachinery.pkg.apis.meta.v1.Duration",
+    "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1",
+})
+SCALARS = frozenset({"string", "bytes", "bool", "int32", "int64", "double", "float", "uint32",
+                     "uint64"})
+Field = tuple[int, str, str, str]  # number, name, label, type
+
+
+def _parse_protos(texts: list[str]) -> dict[str, tuple[str, list[Field]]]:
+    messages: dict[str, tuple[str, list[Field]]] = {}
+    for text in texts:
+        match = re.search(r"^package ([\w.]+);", text, re.M)
+        if match is None:
+            continue
+        package = match.group(1)
+        text = re.sub(r"//.*", "", text)
+        for m in re.finditer(r"^message (\w+) \{(.*?)^\}", text, re.M | re.S):
+            fields: list[Field] = []
+            for f in re.finditer(
+                r"^\s*(optional|repeated)?\s*(map<\s*(\w+)\s*,\s*([\w.]+)\s*>|[\w.]+)\s+(\w+)"
+                r"\s*=\s*(\d+)", m.group(2), re.M,
+            ):
+                label, typ, _, map_value, name, number = f.groups()
+                fields.append((int(number), name, label or "optional",
+                               f"map:{map_value}" if map_value else typ))
+            messages[f"{package}.{m.group(1)}"] = (package, fields)
+    return messages
+
+
+def _short(name: str) -> str:
+    return (name.replace("k8s.io.apimachinery.pkg.apis.meta.v1.", "meta.")
+            .replace("k8s.io.apimachinery.pkg.", "").replace("k8s.io.api.", ""))
+
+
+def _resolve(messages: dict[str, tuple[str, list[Field]]], package: str, typ: str) -> str:
+    if typ in SCALARS:
+        return typ
+    if typ.startswith("."):
+        return typ[1:]
+    if f"{package}.{typ}" in messages:
+        return f"{package}.{typ}"
+    raise KeyError(f"cannot resolve {typ} in {package}")
+
+
+Table = dict[str, dict[int, tuple[str, str, str]]]
+
+
+def tables(messages: dict[str, tuple[str, list[Field]]]) -> Table:
+    out: Table = {}
+    todo = list(ROOTS)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        package, fields = messages[name]
+        entry: dict[int, tuple[str, str, str]] = {}
+        for number, field, label, typ in fields:
+            kind = "map" if typ.startswith("map:") else (
+                "repeated" if label == "repeated" else "single")
+            target = _resolve(messages, package, typ.removeprefix("map:"))
+            entry[number] = (field, kind, target)
+            if target not in SCALARS and target not in SPECIAL and target not in out:
+                todo.append(target)
+        out[name] = entry
+    return {_short(k): {n: (f, lbl, _short(t)) for n, (f, lbl, t) in sorted(v.items())}
+            for k, v in sorted(out.items())}
+
+
+def keep_zero(types_go: dict[str, str]) -> list[tuple[str, str]]:
+    """(message, field) whose zero value is meaningful: Go pointers and non-omitempty fields."""
+    keep: set[tuple[str, str]] = set()
+    for package, text in types_go.items():
+        for m in re.finditer(r"^type (\w+) struct \{(.*?)^\}", text, re.M | re.S):
+            for f in re.finditer(r"^\s*\w+\s+(\S+)\s+`([^`]*)`", m.group(2), re.M):
+                typ, tags = f.groups()
+                json_tag = re.search(r'json:"([^"]*)"', tags)
+                proto_tag = re.search(r'protobuf:"(\w+),(\d+),', tags)
+                if not json_tag or not proto_tag:
+                    continue
+                name, *options = json_tag.group(1).split(",")
+                wire = proto_tag.group(1)
+                if wire not in ("varint", "fixed64", "fixed32", "bytes"):
+                    continue
+                if wire == "bytes" and not typ.lstrip("*").startswith("string"):
+                    continue
+                if typ.startswith("*") or "omitempty" not in options:
+                    keep.add((f"{package}.{m.group(1)}", name))
+    return sorted(keep)
+
+
+def _show(repo: Path, path: str) -> str:
+    result = subprocess.run(["git", "-C", str(repo), "show", f"HEAD:{path}"],
+                            capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def _head(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--api", type=Path, required=True, help="kubernetes/api git checkout")
+    parser.add_argument("--apimachinery", type=Path, required=True,
+                        help="kubernetes/apimachinery git checkout")
+    args = parser.parse_args()
+    protos = [_show(args.api, f"{g}/generated.proto") for g in API_GROUPS]
+    protos += [_show(args.apimachinery, f"{p}/generated.proto") for p in MACHINERY]
+    types_go = {g.replace("/", "."): _show(args.api, f"{g}/types.go") for g in API_GROUPS}
+    types_go["meta"] = _show(args.apimachinery, "pkg/apis/meta/v1/types.go")
+    messages = tables(_parse_protos(protos))
+    keep = keep_zero(types_go)
+    title = "Protobuf field tables of the Kubernetes types devkube accepts in binary form"
+    sys.stdout.write(f'''"""{title} (generated data).
+
+Why: client-go's typed clients (e.g. `kubectl create deployment|configmap|secret|namespace`) send
+request bodies as `application/vnd.kubernetes.protobuf` and do not fall back to JSON. These
+tables map field numbers to JSON names so k8sbridge.devkube.protobuf can decode such bodies.
+
+Generated by k8sbridge.devkube.protogen from kubernetes/api @{_head(args.api)[:12]} and
+kubernetes/apimachinery @{_head(args.apimachinery)[:12]}: message -> {{field number: (JSON name,
+"single" | "repeated" | "map", type)}}; a map's type is its value type; type is a scalar or
+another message of this table. KEEP_ZERO lists the fields whose zero value is meaningful (Go
+pointers and fields without ``omitempty`` in types.go); other zero values are dropped.
+Regenerate rather than edit by hand.
+"""
+
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {pprint.pformat(messages, width=98)}
+
+KEEP_ZERO: frozenset[tuple[str, str]] = frozenset({pprint.pformat(keep, width=98)})
+''')
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
