@@ -23,9 +23,18 @@ The opposite order (ACCEPT first) would leave a running task for an unbound pod 
 recognising it is possible with the deterministic ids, but bind-first keeps the Kubernetes
 object as the single record of intent, which is what other controllers read.
 
+Attempts: one attempt of a pod is one task group on one agent. When the kubelet's status
+writer decides a restart (restartPolicy, crash back-off) it asks for a relaunch; the pod becomes
+pending again, bound to its node, and the next attempt's ids are ``attempt + 1``. Init
+containers run before the app group as task groups of their own within the same attempt, one
+at a time, each on the pod's node; the phase is derived from which init tasks have finished,
+so it survives a bridge restart.
+
 Good citizenship: offers not used by the plan are declined at once with a refuse filter;
-offers are never held longer than ``offer_hold_seconds``; SUPPRESS when nothing is pending;
-REVIVE (at most every ``revive_min_interval_seconds``) when something becomes pending.
+offers are never held longer than ``offer_hold_seconds`` (while some pods do not fit, offers
+are kept at most ``GATHER_SECONDS`` so the explanation sees every agent); SUPPRESS when nothing
+is pending; REVIVE (at most every ``revive_min_interval_seconds``) when something becomes
+pending.
 """
 
 from __future__ import annotations
