@@ -159,8 +159,16 @@ class PodStatusWriter:
             for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
         }
         inits = {str(c.get("name")) for c in spec.get("initContainers") or []}
+        # After a bridge restart the counters live only in the pod's last status: carry them.
+        status = state.pod.get("status") or {}
+        restarts = 0
+        for cs in [*(status.get("containerStatuses") or []),
+                   *(status.get("initContainerStatuses") or [])]:
+            if isinstance(cs, dict) and cs.get("name") == container:
+                restarts = int(cs.get("restartCount") or 0)
         return statusmap.ContainerRuntime(
-            name=container, image=images.get(container, ""), init=container in inits
+            name=container, image=images.get(container, ""), init=container in inits,
+            restart_count=restarts,
         )
 
     def _start_attempt(
