@@ -705,9 +705,12 @@ class ApiServer:
                         if not chunk:
                             break
                         await response.write(chunk)
+                    await response.write_eof()
+                except ConnectionResetError:
+                    # The log reader hung up (Ctrl-C on `kubectl logs -f`): normal, not an error.
+                    log.debug("pods/log client for %s/%s went away", ns, name)
                 finally:
                     stop_wait.cancel()
-                await response.write_eof()
                 return response
             finally:
                 upstream.release()

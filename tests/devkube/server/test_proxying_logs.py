@@ -31,11 +31,14 @@ async def kubelet(tmp_path: Path) -> AsyncIterator[tuple[int, list[dict[str, Any
         response.content_type = "text/plain"
         await response.prepare(request)
         await response.write(b"line 1\n")
-        if request.query.get("follow") == "true":
-            for i in range(2, 4):
-                await asyncio.sleep(0.3)
-                await response.write(f"line {i}\n".encode())
-        await response.write_eof()
+        try:
+            if request.query.get("follow") == "true":
+                for i in range(2, 4):
+                    await asyncio.sleep(0.3)
+                    await response.write(f"line {i}\n".encode())
+            await response.write_eof()
+        except ConnectionResetError:
+            seen.append({"hung_up": request.path})  # devkube closed: its reader went away
         return response
 
     app = web.Application()
@@ -119,3 +122,18 @@ async def test_kubectl_logs_follow(
     assert proc.returncode == 0, err
     assert out == b"line 1\nline 2\nline 3\n"
     assert kubelet[1][-1]["query"] == {"follow": "true"}
+
+
+async def test_a_log_reader_hanging_up_is_not_an_error(
+    api: Api, kubelet: tuple[int, list[dict[str, Any]]], caplog: pytest.LogCaptureFixture
+) -> None:
+    await _node_and_pod(api, kubelet[0])
+    async with api.session.get(f"{api.devkube.url}{PODS}/p/log", params={"follow": "true"},
+                               headers=api.headers, ssl=api.ssl) as resp:
+        assert await asyncio.wait_for(resp.content.readline(), timeout=5) == b"line 1\n"
+        resp.close()  # hang up while the kubelet is still writing
+    await asyncio.sleep(1.0)  # the kubelet writes lines 2 and 3 into the closed stream
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    assert {"hung_up": "/containerLogs/default/p/app"} in kubelet[1]  # hang-up passed upstream
+    status, text = await api.request("GET", f"{PODS}/p/log")
+    assert status == 200 and text == "line 1\n"
