@@ -15,7 +15,7 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["CgroupSet", "Cgroups", "detect"]
+__all__ = ["CgroupSet", "Cgroups", "detect", "join_dirs"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,50 @@ class CgroupSet:
         for d in self.dirs():
             with contextlib.suppress(OSError):
                 os.rmdir(d)
+
+    def homes_of_self(self) -> list[tuple[str, str]]:
+        """``(container dir, the caller's own cgroup dir in that hierarchy)`` for every dir.
+
+        Raises ``OSError`` when a hierarchy's mount or the caller's place in it is unknown.
+        """
+        return [(d, _home_in(d, version=self.version)) for d in self.dirs()]
+
+
+def join_dirs(dirs: list[str]) -> None:
+    """Move the calling process into each cgroup directory of ``dirs``."""
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write("0")
+
+
+_homes: dict[str, str] = {}  # hierarchy mount -> this process's cgroup dir there
+
+
+def _home_in(cgroup_dir: str, *, version: int) -> str:
+    """The calling process's own cgroup directory in the hierarchy that holds ``cgroup_dir``
+    (read once per hierarchy from ``/proc/self/cgroup``)."""
+    mount = cgroup_dir
+    while not os.path.ismount(mount):
+        parent = os.path.dirname(mount)
+        if parent == mount:
+            raise OSError(f"{cgroup_dir} is not on a mounted cgroup hierarchy")
+        mount = parent
+    found = _homes.get(mount)
+    if found is not None:
+        return found
+    controllers = set(os.path.basename(os.path.realpath(mount)).split(","))
+    with open("/proc/self/cgroup", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        _, names, path = line.split(":", 2)
+        if (version == 2 and names == "") or (version == 1 and controllers & set(
+                names.split(","))):
+            found = os.path.join(mount, path.lstrip("/"))
+            break
+    if found is None:
+        raise OSError(f"this process has no cgroup in the hierarchy at {mount}")
+    _homes[mount] = found
+    return found
 
 
 class Cgroups:

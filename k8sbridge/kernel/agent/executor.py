@@ -9,7 +9,9 @@ serves spawn requests on the abstract Unix socket ``NAME`` (one spec path per li
 appended to ``events.jsonl`` in the container's meta directory, so a container that finished while
 no agent was listening is still accounted for. Why one daemon and not a process per container:
 forking a Python process per task costs ~10 ms and megabytes; spawning a task from the daemon
-costs what ``fork+exec`` of the command costs.
+costs what ``vfork+exec`` of the command costs (the daemon steps into the container's cgroups
+around the spawn, so the command is born confined; see ``_spawn``), and its exit is awaited on
+a pidfd.
 
 Events (supervisor -> agent): ``LAUNCHED{task_id,pid}``, ``EXITED{task_id,status,error,oom,killed}``
 (``status`` is a wait status: ``code << 8`` or the signal number), ``TERMINATED{}``.
@@ -31,7 +33,6 @@ import errno
 import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -46,49 +47,71 @@ __all__ = ["main", "socket_address", "wait_status"]
 
 _ATTACH_TIMEOUT_SECONDS = 30.0
 
-# argv: k8sbridge-cgroup-join DIR... -- COMMAND...; exit 126 (as a shell's "cannot execute")
-# when a cgroup cannot be joined.
-# Its stdin is the write end of a pipe: replacing it with /dev/null right before the final
-# exec tells the daemon "the command is about to run" (EOF), as Popen returning does otherwise.
-_JOIN_SCRIPT = (
-    'while [ "$1" != "--" ]; do echo $$ > "$1/cgroup.procs" || exit 126; shift; done; '
-    'shift; exec 0</dev/null; exec "$@"'
-)
 
+def _spawn(argv: list[str], *, executable: str | None, env: dict[str, str], cwd: str,
+           stdout: int, stderr: int, cgroup: cgroups.CgroupSet | None) -> subprocess.Popen[bytes]:
+    """Start a task's command in its own session, already inside the container's cgroups.
 
-async def _until_eof(fd: int, *, timeout: float = 10.0) -> None:
-    """Wait until every writer of pipe ``fd`` is gone, then close it."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    os.set_blocking(fd, False)
-
-    def readable() -> None:
+    Why the daemon steps into the container's cgroups around the spawn: a child is born in its
+    parent's cgroups, so the command starts confined (nothing it runs can escape the limits)
+    with neither a pre-exec hook (which turns every spawn into a full fork of this growing
+    daemon instead of a vfork) nor a wrapper shell (an extra exec per task). Nothing here
+    awaits, so no other container's spawn can interleave; the daemon goes back to its own
+    cgroups before returning. Where the daemon's own cgroups cannot be found (a hierarchy that
+    is not a mount), the pre-exec hook is used instead.
+    """
+    homes: list[tuple[str, str]] = []
+    preexec: Any = None
+    if cgroup is not None:
         try:
-            data = os.read(fd, 64)
-        except BlockingIOError:
-            return
+            homes = cgroup.homes_of_self()
         except OSError:
-            data = b""
-        if not data and not done.done():
+            preexec = cgroup.join_self
+    joined: list[str] = []
+    try:
+        for target, home in homes:
+            cgroups.join_dirs([target])
+            joined.append(home)
+        return subprocess.Popen(
+            argv, executable=executable, env=env, cwd=cwd, stdin=_devnull(), stdout=stdout,
+            stderr=stderr, start_new_session=True, preexec_fn=preexec,
+        )
+    finally:
+        for home in joined:
+            try:
+                cgroups.join_dirs([home])
+            except OSError as e:  # the next spawn retries; the container's rmdir would fail
+                print(f"container daemon: cannot go back to cgroup {home}: {e}",
+                      file=sys.stderr, flush=True)
+
+
+_DEVNULL: list[int] = []
+
+
+def _devnull() -> int:
+    """One ``/dev/null`` descriptor for every task's stdin (not an open and close per spawn)."""
+    if not _DEVNULL:
+        _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    return _DEVNULL[0]
+
+
+async def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for ``proc`` without a thread or a SIGCHLD handler: its pidfd becomes readable."""
+    loop = asyncio.get_running_loop()
+    fd = os.pidfd_open(proc.pid)
+    done: asyncio.Future[None] = loop.create_future()
+
+    def exited() -> None:
+        if not done.done():
             done.set_result(None)
 
-    loop.add_reader(fd, readable)
+    loop.add_reader(fd, exited)
     try:
-        await asyncio.wait_for(done, timeout=timeout)
-    except TimeoutError:
-        pass  # a wrapper that hangs is reported by the task's own exit, not here
+        await done
     finally:
         loop.remove_reader(fd)
         os.close(fd)
-
-
-def _check_executable(program: str, search_path: str) -> None:
-    """Raise ``FileNotFoundError`` as ``exec`` would, before the wrapper hides it in a 127."""
-    if "/" in program:
-        if not os.access(program, os.X_OK) or os.path.isdir(program):
-            raise FileNotFoundError(f"No such file or executable: {program!r}")
-    elif shutil.which(program, path=search_path) is None:
-        raise FileNotFoundError(f"No such file or directory: {program!r}")
+    return proc.wait()
 
 
 def socket_address(name: str) -> str:
@@ -110,7 +133,7 @@ class _Supervisor:
         self.events: list[dict[str, Any]] = []
         self.events_file = open(spec["events_path"], "a", encoding="utf-8")  # noqa: SIM115
         self.clients: set[asyncio.StreamWriter] = set()
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.exited: dict[str, asyncio.Event] = {t["task_id"]: asyncio.Event() for t in self.tasks}
         self.killing: dict[str, bool] = {}
         self.launched = asyncio.Event()
@@ -230,47 +253,12 @@ class _Supervisor:
     async def run_task(self, task: dict[str, Any]) -> None:
         task_id = task["task_id"]
         Path(task["stdout"]).parent.mkdir(parents=True, exist_ok=True)
-        argv: list[str] = list(task["argv"])
-        executable = task.get("executable")
-        preexec: Any = None
-        stdin: int = asyncio.subprocess.DEVNULL
-        started_r: int | None = None
         try:
-            if self.cgroup is not None:
-                # The task must join its cgroups before it execs (a shell's children must not
-                # escape the limit). A pre-exec hook would make every spawn a full fork of
-                # this daemon, whose cost grows with the number of containers; a tiny sh
-                # wrapper joins and then execs the command, and the spawn stays a vfork.
-                if executable is not None and executable != argv[0]:
-                    preexec = self.cgroup.join_self  # a custom argv[0] needs the hook
-                else:
-                    _check_executable(argv[0], task["env"].get("PATH", os.defpath))
-                    argv = ["/bin/sh", "-c", _JOIN_SCRIPT, "k8sbridge-cgroup-join",
-                            *self.cgroup.dirs(), "--", *argv]
-                    executable = None
-                    started_r, stdin = os.pipe()
-            try:
-                with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
-                    proc = await asyncio.create_subprocess_exec(
-                        *argv,
-                        executable=executable,
-                        env=task["env"],
-                        cwd=task["cwd"],
-                        stdin=stdin,
-                        stdout=out,
-                        stderr=err,
-                        start_new_session=True,
-                        preexec_fn=preexec,
-                    )
-            finally:
-                if started_r is not None:
-                    os.close(stdin)
-            if started_r is not None:
-                fd, started_r = started_r, None  # _until_eof closes it
-                await _until_eof(fd)
+            with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
+                proc = _spawn(list(task["argv"]), executable=task.get("executable"),
+                              env=task["env"], cwd=task["cwd"], stdout=out.fileno(),
+                              stderr=err.fileno(), cgroup=self.cgroup)
         except (OSError, ValueError, subprocess.SubprocessError) as e:
-            if started_r is not None:  # the spawn failed before the wait took it over
-                os.close(started_r)
             self.emit({"type": "EXITED", "task_id": task_id, "status": None,
                        "error": f"Failed to launch the command: {e}", "oom": False,
                        "killed": False})
@@ -278,7 +266,7 @@ class _Supervisor:
             return
         self.procs[task_id] = proc
         self.emit({"type": "LAUNCHED", "task_id": task_id, "pid": proc.pid})
-        returncode = await proc.wait()
+        returncode = await _wait(proc)
         _killpg(proc.pid, signal.SIGKILL)  # leftovers of the task's process group
         # The kernel killed something in the container for memory: the container is over its
         # limit (the killed process may be a child of the task's shell, hence no rc check).
@@ -409,9 +397,6 @@ class _Daemon:
 
     async def run(self, name: str, ready_fd: int) -> None:
         loop = asyncio.get_running_loop()
-        watcher = asyncio.PidfdChildWatcher()  # no thread per task process
-        asyncio.set_child_watcher(watcher)
-        watcher.attach_loop(loop)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         with contextlib.suppress(ValueError, OSError):  # ~4 descriptors per container
