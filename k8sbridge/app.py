@@ -68,6 +68,25 @@ class Bridge:
     kubelet_port: int
 
 
+def _route_to(server: str) -> str:
+    """The local address this host uses to reach ``server`` (what the API server can dial
+    back); no packet is sent (a UDP socket's connect only picks the route)."""
+    import socket
+    import urllib.parse
+
+    parsed = urllib.parse.urlsplit(server)
+    host = parsed.hostname or "127.0.0.1"
+    try:
+        infos = socket.getaddrinfo(host, parsed.port or 443, type=socket.SOCK_DGRAM)
+        family, _, _, _, sockaddr = infos[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(sockaddr)
+            return str(probe.getsockname()[0])
+    except OSError as e:
+        log.warning("cannot find the route to %s (%s); advertising 127.0.0.1", server, e)
+        return "127.0.0.1"
+
+
 def _read_secret(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -88,6 +107,13 @@ async def running_bridge(
     )
     reader = mesos_agents.MesosReader(masters=settings.mesos.masters)
     stop = asyncio.Event()
+    if not settings.kubelet.advertise_address:
+        address = _route_to(kube.connection().server)
+        settings = dataclasses.replace(
+            settings, kubelet=dataclasses.replace(settings.kubelet, advertise_address=address)
+        )
+        log.info("kubelet API advertised as %s (the local address routing to the API server)",
+                 address)
     try:
         api_server = kubelet_api.KubeletServer(settings=settings.kubelet, reader=reader)
         port = await api_server.start()

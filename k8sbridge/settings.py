@@ -103,7 +103,7 @@ class KubeletSettings:
 
     host: str = "0.0.0.0"
     port: int = 10250
-    advertise_address: str = "127.0.0.1"  # what the apiserver uses to reach us (InternalIP)
+    advertise_address: str = ""  # InternalIP the API server dials; "": the route to it
     cert_file: Path | None = None  # None: a generated self-signed certificate
     key_file: Path | None = None
     client_ca_file: Path | None = None  # verify client certificates with this CA

@@ -129,7 +129,9 @@ class KubeletServer:
         cert, key = self._settings.cert_file, self._settings.key_file
         if cert is None or key is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="k8sbridge-kubelet-")
-            hosts = sorted({self._settings.advertise_address, "127.0.0.1", "localhost"})
+            hosts = sorted(
+                {self._settings.advertise_address or "127.0.0.1", "127.0.0.1", "localhost"}
+            )
             cert, key = generate_self_signed(Path(self._tmp.name), hosts=hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
