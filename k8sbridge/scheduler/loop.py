@@ -344,6 +344,8 @@ class Scheduler:
                 self._relaunch_at[uid] = due
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:
             log.warning("handling %s failed (will retry on the next event): %s", kind, e)
+        except Exception:  # one bad event must not stop the loop for every other pod
+            log.exception("handling a %s event failed (bug): the loop continues", kind)
 
     # -- pods ----------------------------------------------------------------------------
 
@@ -615,6 +617,9 @@ class Scheduler:
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:
             log.warning("placement pass failed (will retry): %s", e)
             self._want_pass()
+        except Exception:  # a bug in one pass: log it loudly, retry later, keep serving
+            log.exception("placement pass failed (bug); retrying in a second")
+            self._want_pass(delay=1.0)
 
     async def _due_relaunches(self, now: float) -> None:
         for uid, due in list(self._relaunch_at.items()):
