@@ -260,6 +260,8 @@ class NodeController:
                 ready.set()
             except (mesos_agents.AgentsError, kube_errors.KubeError) as e:
                 log.warning("node sync failed (will retry): %s", e)
+            except Exception:  # a bug must not stop the heartbeats of every other node
+                log.exception("node sync failed (bug); retrying")
             try:
                 await asyncio.wait_for(stop.wait(), timeout=period)
             except TimeoutError:
