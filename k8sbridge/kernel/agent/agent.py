@@ -110,7 +110,7 @@ class _Container:
     cgroup: cgroups.CgroupSet | None = None
     mem_limit_mb: float | None = None
     cpus_limit: float | None = None
-    executor_pid: int | None = None  # the container daemon's pid (read once)
+    executor_pid: int | None = None  # the container daemon's pid (from its answer, or read once)
     started: float = dataclasses.field(default_factory=time.time)
 
     @property
@@ -511,8 +511,10 @@ class Agent:
             container.directory.mkdir(parents=True, exist_ok=True)
             paths.link_latest(container.directory)
             for task, spec in zip(container.tasks.values(), specs, strict=True):
-                Path(spec["cwd"]).mkdir(parents=True, exist_ok=True)
-                self._setup_volumes(container, task, Path(spec["cwd"]))
+                cwd = Path(spec["cwd"])
+                if cwd != container.directory:
+                    cwd.mkdir(parents=True, exist_ok=True)
+                self._setup_volumes(container, task, cwd)
         except OSError as e:
             self._fail_launch(container, f"cannot create the sandbox or its volumes: {e}")
             return
@@ -547,12 +549,15 @@ class Agent:
                                                    else "executor.log")),
         }
         try:
-            await client.launch(spec, daemon=self._daemon)
+            daemon_pid = await client.launch(spec, daemon=self._daemon,
+                                             checkpoint=container.checkpoint)
         except ContainerError as e:
             if container.cgroup is not None:
                 container.cgroup.remove()
             self._fail_launch(container, str(e))
             return
+        if daemon_pid:
+            container.executor_pid = daemon_pid
         container.launched = True
         self._persist(container, now=True)
         pending = _pending_kill(container)  # a KILL may have arrived while we were starting

@@ -104,20 +104,25 @@ def join_dirs(dirs: list[str]) -> None:
             f.write("0")
 
 
-_homes: dict[str, str] = {}  # hierarchy mount -> this process's cgroup dir there
+_homes: dict[str, str] = {}  # hierarchy mount, or a container's parent dir -> own cgroup dir
 
 
 def _home_in(cgroup_dir: str, *, version: int) -> str:
     """The calling process's own cgroup directory in the hierarchy that holds ``cgroup_dir``
     (read once per hierarchy from ``/proc/self/cgroup``)."""
+    parent = os.path.dirname(cgroup_dir)
+    known = _homes.get(parent)
+    if known is not None:
+        return known
     mount = cgroup_dir
     while not os.path.ismount(mount):
-        parent = os.path.dirname(mount)
-        if parent == mount:
+        up = os.path.dirname(mount)
+        if up == mount:
             raise OSError(f"{cgroup_dir} is not on a mounted cgroup hierarchy")
-        mount = parent
+        mount = up
     found = _homes.get(mount)
     if found is not None:
+        _homes[parent] = found
         return found
     controllers = set(os.path.basename(os.path.realpath(mount)).split(","))
     with open("/proc/self/cgroup", encoding="utf-8") as f:
@@ -130,7 +135,7 @@ def _home_in(cgroup_dir: str, *, version: int) -> str:
             break
     if found is None:
         raise OSError(f"this process has no cgroup in the hierarchy at {mount}")
-    _homes[mount] = found
+    _homes[mount] = _homes[parent] = found
     return found
 
 

@@ -35,9 +35,9 @@ EventSink = Callable[[dict[str, Any]], None]
 class Daemon:
     """The agent's connection to its container daemon (``executor.py``), started on demand.
 
-    Spawn requests are served one at a time by a single worker task (the daemon answers in
-    order). The daemon outlives the agent (it is nobody's child here) and a restarted agent
-    with the same work dir finds it again by name.
+    Spawn requests are sent by a single worker task, pipelined: whatever is queued goes out in
+    one write and the daemon answers in order. The daemon outlives the agent (it is nobody's
+    child here) and a restarted agent with the same work dir finds it again by name.
     """
 
     def __init__(self, *, work_dir: Path, log_path: Path) -> None:
@@ -45,7 +45,7 @@ class Daemon:
         self.name = f"k8sbridge-containers-{digest}"
         self._log_path = log_path
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._queue: asyncio.Queue[tuple[Path, asyncio.Future[None]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[int | None]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -101,48 +101,57 @@ class Daemon:
         with contextlib.suppress(ContainerError):
             await self.spawn(None)
 
-    async def spawn(self, spec_path: Path | None) -> None:
+    async def spawn(self, spec: dict[str, Any] | None) -> int | None:
+        """Have the daemon start a supervisor for ``spec``; the daemon's pid (None: warm-up)."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="container-daemon")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((spec_path or Path(), done))
-        await done
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        line = b"" if spec is None else json.dumps(spec, separators=(",", ":")).encode() + b"\n"
+        await self._queue.put((line, done))
+        return await done
 
     async def _work(self) -> None:
         while True:
-            spec_path, done = await self._queue.get()
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                await self._request(spec_path)
+                pids = await self._request([line for line, _ in batch])
             except ContainerError as e:
-                if not done.done():
-                    done.set_exception(e)
-            else:
-                if not done.done():
-                    done.set_result(None)
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            for (_, done), outcome in zip(batch, pids, strict=True):
+                if done.done():
+                    continue
+                if isinstance(outcome, ContainerError):
+                    done.set_exception(outcome)
+                else:
+                    done.set_result(outcome)
 
-    async def _request(self, spec_path: Path) -> None:
+    async def _request(self, lines: list[bytes]) -> list[int | None | ContainerError]:
+        """Send the requests in one write and read the answers (in order); empty lines are
+        warm-ups that only make sure the daemon runs."""
+        out: list[int | None | ContainerError] = [None] * len(lines)
+        todo = [i for i, line in enumerate(lines) if line]
         for attempt in (1, 2):  # a vanished daemon is replaced once
             reader, writer = await self._ensure()
-            if spec_path == Path():
-                return  # warm-up only
+            if not todo:
+                return out
             try:
-                writer.write(str(spec_path).encode() + b"\n")
+                writer.write(b"".join(lines[i] for i in todo))
                 await writer.drain()
-                line = await asyncio.wait_for(reader.readline(), timeout=30.0)
+                while todo:
+                    answer = await asyncio.wait_for(reader.readline(), timeout=30.0)
+                    if not answer:
+                        raise ConnectionError("the container daemon went away")
+                    out[todo.pop(0)] = _outcome(answer)
             except (ConnectionError, TimeoutError) as e:
                 self._drop()
                 if attempt == 2:
                     raise ContainerError(f"the container daemon failed: {e}") from e
-                continue
-            if not line:
-                self._drop()
-                if attempt == 2:
-                    raise ContainerError("the container daemon went away")
-                continue
-            text = line.decode(errors="replace").strip()
-            if text == "ok":
-                return
-            raise ContainerError(f"the executor did not start: {text.removeprefix('error ')}")
+        return out
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -178,29 +187,27 @@ class ExecutorClient:
         self.gone = asyncio.Event()
 
     @property
-    def spec_path(self) -> Path:
-        return self.meta_dir / "spec.json"
-
-    @property
     def events_path(self) -> Path:
         return self.meta_dir / "events.jsonl"
 
-    def spec_base(self) -> dict[str, Any]:
-        return {
-            "socket": self.socket_name,
-            "events_path": str(self.events_path),
-            "pid_path": str(self.meta_dir / "executor.pid"),
-        }
+    async def launch(self, spec: dict[str, Any], *, daemon: Daemon, checkpoint: bool
+                     ) -> int | None:
+        """Have the daemon start a supervisor for ``spec`` and attach to it; the daemon's pid.
 
-    async def launch(self, spec: dict[str, Any], *, daemon: Daemon) -> None:
-        """Write the spec, have the daemon start a supervisor for it and attach to it."""
-        self.meta_dir.mkdir(parents=True, exist_ok=True)
-        self.spec_path.write_text(json.dumps({**spec, **self.spec_base()}))
-        await daemon.spawn(self.spec_path)
+        Only a checkpointed container gets files in its meta directory (event log, pid): no
+        other container outlives this agent, as in Mesos.
+        """
+        spec = {**spec, "socket": self.socket_name}
+        if checkpoint:
+            self.meta_dir.mkdir(parents=True, exist_ok=True)
+            spec["events_path"] = str(self.events_path)
+            spec["pid_path"] = str(self.meta_dir / "executor.pid")
+        pid = await daemon.spawn(spec)
         if not await self.attach(wait=_BOOT_TIMEOUT):
             if not self.events_path.exists():
                 raise ContainerError("the executor started but cannot be reached")
             self.replay_log()  # it already ran and left (should not happen: it waits for us)
+        return pid
 
     async def attach(self, *, wait: float = 0.0) -> bool:
         """Connect to a supervisor; False when it is not there (retrying for ``wait`` seconds
@@ -298,6 +305,15 @@ class ExecutorClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _outcome(answer: bytes) -> int | None | ContainerError:
+    """The daemon's answer to one spawn request: ``ok PID`` (``ok`` from older daemons)."""
+    text = answer.decode(errors="replace").strip()
+    if text == "ok" or text.startswith("ok "):
+        pid = text[3:].strip()
+        return int(pid) if pid.isdigit() else None
+    return ContainerError(f"the executor did not start: {text.removeprefix('error ')}")
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:

@@ -3,15 +3,16 @@
 Why a separate process (as Mesos runs executors apart from the agent): tasks of checkpointing
 frameworks must outlive an agent restart. The agent starts ``python -m
 k8sbridge.kernel.agent.executor --daemon NAME LOG`` once; it detaches into its own session and
-serves spawn requests on the abstract Unix socket ``NAME`` (one spec path per line -> ``ok`` or
-``error TEXT``). Each container gets a supervisor inside the daemon with its own abstract socket
-(newline-delimited JSON) that the agent -- or a restarted agent -- attaches to. Every event is also
-appended to ``events.jsonl`` in the container's meta directory, so a container that finished while
-no agent was listening is still accounted for. Why one daemon and not a process per container:
-forking a Python process per task costs ~10 ms and megabytes; spawning a task from the daemon
-costs what ``vfork+exec`` of the command costs (the daemon steps into the container's cgroups
-around the spawn, so the command is born confined; see ``_spawn``), and its exit is awaited on
-a pidfd.
+serves spawn requests on the abstract Unix socket ``NAME`` (one container spec per line, as JSON
+or as the path of a JSON file -> ``ok DAEMON_PID`` or ``error TEXT``). Each container gets a
+supervisor inside the daemon with its own abstract socket (newline-delimited JSON) that the
+agent -- or a restarted agent -- attaches to. Every event of a checkpointed container is also
+appended to ``events.jsonl`` in its meta directory, so a container that finished while no agent
+was listening is still accounted for (other containers do not outlive their agent, so they keep
+no files outside the sandbox). Why one daemon and not a process per container: forking a Python
+process per task costs ~10 ms and megabytes; spawning a task from the daemon costs what
+``vfork+exec`` of the command costs (the daemon steps into the container's cgroups around the
+spawns, so the command is born confined; see ``_inside``), and its exit is awaited on a pidfd.
 
 Events (supervisor -> agent): ``LAUNCHED{task_id,pid}``, ``EXITED{task_id,status,error,oom,killed}``
 (``status`` is a wait status: ``code << 8`` or the signal number), ``TERMINATED{}``.
@@ -37,6 +38,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +50,18 @@ __all__ = ["main", "socket_address", "wait_status"]
 _ATTACH_TIMEOUT_SECONDS = 30.0
 
 
-def _spawn(argv: list[str], *, executable: str | None, env: dict[str, str], cwd: str,
-           stdout: int, stderr: int, cgroup: cgroups.CgroupSet | None) -> subprocess.Popen[bytes]:
-    """Start a task's command in its own session, already inside the container's cgroups.
+@contextlib.contextmanager
+def _inside(cgroup: cgroups.CgroupSet | None) -> Iterator[Any]:
+    """Run the block with this daemon inside the container's cgroups; yields the pre-exec hook
+    that spawns in the block must use (None normally).
 
-    Why the daemon steps into the container's cgroups around the spawn: a child is born in its
+    Why the daemon steps into the container's cgroups around its spawns: a child is born in its
     parent's cgroups, so the command starts confined (nothing it runs can escape the limits)
     with neither a pre-exec hook (which turns every spawn into a full fork of this growing
-    daemon instead of a vfork) nor a wrapper shell (an extra exec per task). Nothing here
-    awaits, so no other container's spawn can interleave; the daemon goes back to its own
-    cgroups before returning. Where the daemon's own cgroups cannot be found (a hierarchy that
-    is not a mount), the pre-exec hook is used instead.
+    daemon instead of a vfork) nor a wrapper shell (an extra exec per task). The block must not
+    await, so no other container's spawn can interleave; the daemon goes back to its own
+    cgroups when it ends. Where the daemon's own cgroups cannot be found (a hierarchy that is
+    not a mount), the block gets the pre-exec hook instead. Joining fails with ``OSError``.
     """
     homes: list[tuple[str, str]] = []
     preexec: Any = None
@@ -72,10 +75,7 @@ def _spawn(argv: list[str], *, executable: str | None, env: dict[str, str], cwd:
         for target, home in homes:
             cgroups.join_dirs([target])
             joined.append(home)
-        return subprocess.Popen(
-            argv, executable=executable, env=env, cwd=cwd, stdin=_devnull(), stdout=stdout,
-            stderr=stderr, start_new_session=True, preexec_fn=preexec,
-        )
+        yield preexec
     finally:
         for home in joined:
             try:
@@ -83,6 +83,16 @@ def _spawn(argv: list[str], *, executable: str | None, env: dict[str, str], cwd:
             except OSError as e:  # the next spawn retries; the container's rmdir would fail
                 print(f"container daemon: cannot go back to cgroup {home}: {e}",
                       file=sys.stderr, flush=True)
+
+
+def _popen(task: dict[str, Any], *, preexec: Any) -> subprocess.Popen[bytes]:
+    """Start one task's command in its own session, output appended to its sandbox files."""
+    with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
+        return subprocess.Popen(
+            list(task["argv"]), executable=task.get("executable"), env=task["env"],
+            cwd=task["cwd"], stdin=_devnull(), stdout=out, stderr=err, start_new_session=True,
+            preexec_fn=preexec,
+        )
 
 
 _DEVNULL: list[int] = []
@@ -131,7 +141,11 @@ class _Supervisor:
         self.tasks: list[dict[str, Any]] = list(spec["tasks"])
         self.cgroup = cgroups.CgroupSet.from_raw(spec.get("cgroups"))
         self.events: list[dict[str, Any]] = []
-        self.events_file = open(spec["events_path"], "a", encoding="utf-8")  # noqa: SIM115
+        # The event log on disk lets a restarted agent replay what it missed: only checkpointed
+        # containers outlive their agent, so only they keep one (and a pid file).
+        events_path = spec.get("events_path")
+        self.events_file = (open(events_path, "a", encoding="utf-8")  # noqa: SIM115
+                            if events_path else None)
         self.clients: set[asyncio.StreamWriter] = set()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.exited: dict[str, asyncio.Event] = {t["task_id"]: asyncio.Event() for t in self.tasks}
@@ -152,8 +166,9 @@ class _Supervisor:
         event = {**event, "time": time.time()}
         self.events.append(event)
         line = json.dumps(event, separators=(",", ":"))
-        self.events_file.write(line + "\n")
-        self.events_file.flush()
+        if self.events_file is not None:
+            self.events_file.write(line + "\n")
+            self.events_file.flush()
         for writer in list(self.clients):
             try:
                 writer.write(line.encode() + b"\n")
@@ -250,22 +265,34 @@ class _Supervisor:
             self.log(f"task {task_id} still running after {grace}s: SIGKILL")
             _killpg(proc.pid, signal.SIGKILL)
 
-    async def run_task(self, task: dict[str, Any]) -> None:
-        task_id = task["task_id"]
-        Path(task["stdout"]).parent.mkdir(parents=True, exist_ok=True)
+    def spawn_all(self) -> dict[str, subprocess.Popen[bytes]]:
+        """Start every task in one step (a group's tasks start together), inside the cgroups.
+
+        A task that cannot be started is reported EXITED with the error; the others run.
+        """
+        started: dict[str, subprocess.Popen[bytes]] = {}
+        failed: dict[str, str] = {}
         try:
-            with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
-                proc = _spawn(list(task["argv"]), executable=task.get("executable"),
-                              env=task["env"], cwd=task["cwd"], stdout=out.fileno(),
-                              stderr=err.fileno(), cgroup=self.cgroup)
-        except (OSError, ValueError, subprocess.SubprocessError) as e:
+            with _inside(self.cgroup) as preexec:
+                for task in self.tasks:
+                    try:
+                        started[task["task_id"]] = _popen(task, preexec=preexec)
+                    except (OSError, ValueError, subprocess.SubprocessError) as e:
+                        failed[task["task_id"]] = str(e)
+        except OSError as e:  # the container's cgroups cannot be joined
+            failed.update({t["task_id"]: f"cannot join the container's cgroups: {e}"
+                           for t in self.tasks if t["task_id"] not in started})
+        for task_id, why in failed.items():
             self.emit({"type": "EXITED", "task_id": task_id, "status": None,
-                       "error": f"Failed to launch the command: {e}", "oom": False,
+                       "error": f"Failed to launch the command: {why}", "oom": False,
                        "killed": False})
             self.exited[task_id].set()
-            return
-        self.procs[task_id] = proc
-        self.emit({"type": "LAUNCHED", "task_id": task_id, "pid": proc.pid})
+        for task_id, proc in started.items():
+            self.procs[task_id] = proc
+            self.emit({"type": "LAUNCHED", "task_id": task_id, "pid": proc.pid})
+        return started
+
+    async def watch(self, task_id: str, proc: subprocess.Popen[bytes]) -> None:
         returncode = await _wait(proc)
         _killpg(proc.pid, signal.SIGKILL)  # leftovers of the task's process group
         # The kernel killed something in the container for memory: the container is over its
@@ -297,11 +324,9 @@ class _Supervisor:
                 self.cgroup.remove()
             self.emit({"type": "TERMINATED"})
             return
-        runners = [asyncio.create_task(self.run_task(t)) for t in self.tasks]
         # Every task has been spawned (or failed to) before any kill is acted upon.
-        while not all(t["task_id"] in self.procs or self.exited[t["task_id"]].is_set()
-                      for t in self.tasks):
-            await asyncio.sleep(0.005)
+        runners = [asyncio.create_task(self.watch(task_id, proc))
+                   for task_id, proc in self.spawn_all().items()]
         self.launched.set()
         await asyncio.gather(*runners)
         if self.kill_tasks:
@@ -324,7 +349,8 @@ class _Supervisor:
         self.server = await asyncio.start_unix_server(
             self.client, path=socket_address(self.spec["socket"])
         )
-        Path(self.spec["pid_path"]).write_text(str(os.getpid()))
+        if self.spec.get("pid_path"):
+            Path(self.spec["pid_path"]).write_text(str(os.getpid()))
 
     async def serve(self) -> None:
         try:
@@ -341,7 +367,8 @@ class _Supervisor:
             for writer in list(self.clients):
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     writer.close()
-            self.events_file.close()
+            if self.events_file is not None:
+                self.events_file.close()
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -361,7 +388,12 @@ class _Daemon:
         self.controls += 1
         try:
             while True:
-                line = await reader.readline()
+                try:
+                    line = await reader.readline()
+                except ValueError as e:  # over the limit: that request is dropped, not the rest
+                    writer.write(f"error the request is too large: {e}\n".encode())
+                    await writer.drain()
+                    continue
                 if not line:
                     return
                 writer.write((await self.spawn(line.decode(errors="replace").strip())).encode())
@@ -374,20 +406,21 @@ class _Daemon:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 writer.close()
 
-    async def spawn(self, spec_path: str) -> str:
+    async def spawn(self, request: str) -> str:
+        """``request`` is the spec as one JSON line, or the path of a file holding it."""
         supervisor: _Supervisor | None = None
         try:
-            spec = json.loads(Path(spec_path).read_text())
+            spec = json.loads(request if request.startswith("{") else Path(request).read_text())
             supervisor = _Supervisor(spec)
             await supervisor.start()
         except (OSError, ValueError, KeyError, TypeError) as e:
-            if supervisor is not None:
+            if supervisor is not None and supervisor.events_file is not None:
                 supervisor.events_file.close()
             return "error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n"
         task = asyncio.create_task(supervisor.serve())
         self.supervisors.add(task)
         task.add_done_callback(self._done)
-        return "ok\n"
+        return f"ok {os.getpid()}\n"
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.supervisors.discard(task)
@@ -402,7 +435,8 @@ class _Daemon:
         with contextlib.suppress(ValueError, OSError):  # ~4 descriptors per container
             _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        server = await asyncio.start_unix_server(self.control, path=socket_address(name))
+        server = await asyncio.start_unix_server(self.control, path=socket_address(name),
+                                                 limit=_MAX_SPEC_BYTES)
         os.write(ready_fd, b"1")
         os.close(ready_fd)
         idle_since = loop.time()
@@ -423,6 +457,7 @@ class _Daemon:
 
 
 _IDLE_EXIT_SECONDS = 2.0
+_MAX_SPEC_BYTES = 256 * 1024 * 1024  # one spawn request (a whole task group's spec) per line
 
 
 def _daemonize(name: str, log_path: str) -> int:

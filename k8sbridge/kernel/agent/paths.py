@@ -45,6 +45,11 @@ def container_meta_dir(*, work_dir: Path, agent_id: str, framework_id: str, exec
 def link_latest(run_dir: Path) -> None:
     """Point ``runs/latest`` at ``run_dir`` (atomically replacing an older link)."""
     latest = run_dir.parent / "latest"
+    try:  # the executor's first run: no link to replace (one file-system call, not two)
+        latest.symlink_to(run_dir.name)
+        return
+    except FileExistsError:
+        pass
     tmp = run_dir.parent / f".latest.{run_dir.name}"  # unique per run: nothing to clear first
     try:
         tmp.symlink_to(run_dir.name)

@@ -4,6 +4,7 @@ container daemon that spawned it stays in its own cgroups."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,68 @@ async def test_missing_program_fails_the_launch_with_the_reason(tmp_path: Path) 
         failed = await run.master.wait_state("nope", "TASK_FAILED")
         assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
         assert "/no/such/program" in failed["message"]
+
+
+def _group(executor_id: str, tasks: list[dict[str, Any]], *, checkpoint: bool = False
+           ) -> dict[str, Any]:
+    return {
+        "type": "RUN_TASK_GROUP",
+        "framework": fm.framework(checkpoint=checkpoint),
+        "executor": {
+            "type": "DEFAULT", "executor_id": {"value": executor_id},
+            "framework_id": {"value": fm.FRAMEWORK_ID},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+        },
+        "task_group": {"tasks": tasks},
+    }
+
+
+async def test_a_large_group_and_many_launches_at_once_all_run(tmp_path: Path) -> None:
+    # One group whose spec is far above asyncio's 64 KiB line limit, and 30 command tasks sent
+    # back to back (their spawn requests reach the container daemon pipelined).
+    padding = {"variables": [{"name": "PAD", "value": "x" * 4096}]}
+    group = [fm.command_task(f"g{i}", 'test ${#PAD} -eq 4096 && exec sleep 300',
+                             mem=8, cpus=0.01)
+             | {"command": {"value": 'test ${#PAD} -eq 4096 && exec sleep 300',
+                            "environment": padding}}
+             for i in range(40)]
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(_group("big", group))
+        for i in range(30):
+            await run.master.send(fm.run_task(fm.command_task(f"c{i}", "exec sleep 300",
+                                                              mem=8, cpus=0.01)))
+        for i in range(40):
+            await run.master.wait_state(f"g{i}", "TASK_RUNNING", timeout=60)
+        for i in range(30):
+            await run.master.wait_state(f"c{i}", "TASK_RUNNING", timeout=60)
+        await run.master.send(fm.kill_task("g0", grace=0.5))
+        for i in range(40):
+            await run.master.wait_state(f"g{i}", "TASK_KILLED", timeout=30)
+
+
+async def test_only_checkpointed_containers_keep_meta_files(tmp_path: Path) -> None:
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(_group("plain", [fm.command_task("p", "exec sleep 300")]))
+        await run.master.send(_group("kept", [fm.command_task("k", "exec sleep 300")],
+                                     checkpoint=True))
+        plain = await run.master.wait_state("p", "TASK_RUNNING")
+        kept = await run.master.wait_state("k", "TASK_RUNNING")
+        # Both report the container daemon as their executor process.
+        assert plain["container_status"]["executor_pid"] > 0
+        assert kept["container_status"]["executor_pid"] == \
+            plain["container_status"]["executor_pid"]
+        meta = tmp_path / "meta" / "slaves"
+        assert not list(meta.glob("*/frameworks/*/executors/plain"))
+        [kept_meta] = list(meta.glob("*/frameworks/*/executors/kept/runs/*"))
+        assert (kept_meta / "events.jsonl").exists()
+        assert (kept_meta / "executor.pid").read_text() == \
+            str(kept["container_status"]["executor_pid"])
+        sandboxes = tmp_path / "slaves"
+        for eid in ("plain", "kept"):
+            [latest] = list(sandboxes.glob(f"*/frameworks/*/executors/{eid}/runs/latest"))
+            assert latest.is_symlink() and latest.resolve().is_dir()
+        await run.master.send(fm.kill_task("p", grace=0.5))
+        await run.master.send(fm.kill_task("k", grace=0.5))
+        await run.master.wait_state("p", "TASK_KILLED")
+        await run.master.wait_state("k", "TASK_KILLED")
