@@ -566,6 +566,20 @@ class Scheduler:
             if ack is not None:
                 await ack()  # an older attempt's late update: nothing to show
             return
+        if (
+            rec.terminal
+            and status.state in ("TASK_DROPPED", "TASK_LOST", "TASK_ERROR")
+            and status.reason == "REASON_INVALID_OFFERS"
+            and uid not in self._deleting
+        ):
+            # The launch never happened (the offer was rescinded or had gone): nothing ran,
+            # so nothing is shown; the next attempt is launched.
+            self._launches.pop(uid, None)
+            self._pending[uid] = None
+            self._want_pass()
+            if ack is not None:
+                await ack()
+            return
         self._sink.task_status(
             pod=pod, status=status, container=container, attempt=attempt, agent=agent_ref,
             ack=ack,
@@ -586,13 +600,6 @@ class Scheduler:
             return
         if uid in self._deleting:
             await self._progress_deletion(uid)
-        elif rec.terminal and status.state in ("TASK_DROPPED", "TASK_LOST", "TASK_ERROR") and (
-            status.reason == "REASON_INVALID_OFFERS"
-        ):
-            # The launch never happened (offer rescinded): launch the next attempt.
-            self._launches.pop(uid, None)
-            self._pending[uid] = None
-            self._want_pass()
 
     # -- passes --------------------------------------------------------------------------
 
