@@ -6,9 +6,10 @@ a clean notion of "the peer went away" -- which HTTP/2 streams give us. Payloads
 v1 JSON shapes the rest of the kernel already speaks, so nothing is translated twice.
 
 Both ends see the same ``AgentStream``: ``send`` (raises ``LinkError`` once the stream is gone),
-async iteration (ends when the peer goes away) and ``close``. Reads and writes are pumped by small
-tasks so that one slow reader never blocks writers and concurrent ``send`` calls are serialised
-(gRPC allows only one write in flight per call).
+``post`` (queue without waiting), async iteration (ends when the peer goes away) and ``close``.
+Reads and writes are pumped by small tasks so that one slow reader never blocks writers and
+concurrent ``send`` calls are serialised (gRPC allows only one write in flight per call); what
+queues up behind a write goes out as one ``BATCH`` frame that the other end unpacks in order.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-__all__ = ["AgentStream", "LinkError", "LinkServer", "Message", "SERVICE", "connect"]
+__all__ = ["BATCH", "AgentStream", "LinkError", "LinkServer", "Message", "SERVICE", "connect"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,18 @@ class LinkError(Exception):
     """The link cannot be used: peer unreachable, stream gone, or a malformed message."""
 
 
-def _serialize(message: Message) -> bytes:
+def _serialize(message: Message | bytes) -> bytes:
+    if isinstance(message, bytes):  # a frame the writer already encoded (a batch)
+        return message
     return json.dumps(message, separators=(",", ":")).encode("utf-8")
+
+
+# Messages queued while a write is in flight go out as one frame
+# ``{"type": "BATCH", "messages": [...]}`` that the reading end unpacks in order, so a burst
+# (a thousand RUN_TASKs, a storm of status updates) costs a few gRPC writes, not one each.
+BATCH = "BATCH"
+_BATCH_MAX_BYTES = 1024 * 1024
+_BATCH_MAX_MESSAGES = 512
 
 
 def _deserialize(data: bytes) -> Any:
@@ -79,7 +90,7 @@ class _Malformed:
 _END = object()
 
 ReadFn = Callable[[], Awaitable[Any]]
-WriteFn = Callable[[Message], Awaitable[None]]
+WriteFn = Callable[[Message | bytes], Awaitable[None]]
 
 
 class AgentStream:
@@ -184,10 +195,11 @@ class AgentStream:
                     reason = item.reason if isinstance(item, _Malformed) else "not an object"
                     log.warning("link %s: dropped a malformed message (%s)", self.peer, reason)
                     continue
-                if not isinstance(item.get("type"), str):
-                    log.warning("link %s: dropped a message without a string 'type'", self.peer)
+                if item.get("type") == BATCH and isinstance(item.get("messages"), list):
+                    for message in item["messages"]:
+                        self._accept(message)
                     continue
-                self._inbox.put_nowait(item)
+                self._accept(item)
         except asyncio.CancelledError:
             raise
         except (grpc.aio.AioRpcError, grpc.RpcError, asyncio.InvalidStateError) as e:
@@ -197,26 +209,66 @@ class AgentStream:
         finally:
             self._mark_gone()
 
-    async def _write_loop(self) -> None:
-        while True:
-            message, fut = await self._outbox.get()
-            if fut.done():
-                continue
-            try:
-                await self._write(message)
-            except asyncio.CancelledError:
-                if not fut.done():
-                    fut.set_exception(LinkError(f"link to {self.peer} closed"))
-                raise
-            except Exception as e:
-                if not fut.done():
-                    err = LinkError(f"link to {self.peer}: send failed: {_describe(e)}")
+    def _accept(self, item: Any) -> None:
+        if not isinstance(item, dict):
+            log.warning("link %s: dropped a malformed message (not an object)", self.peer)
+        elif not isinstance(item.get("type"), str):
+            log.warning("link %s: dropped a message without a string 'type'", self.peer)
+        else:
+            self._inbox.put_nowait(item)
+
+    def _next_frame(self, first: tuple[Message, asyncio.Future[None]]
+                    ) -> tuple[bytes | None, list[asyncio.Future[None]]]:
+        """``first`` alone, or with whatever else is queued as one BATCH frame (bounded). A
+        message that cannot be encoded fails its own future and is left out."""
+        parts: list[bytes] = []
+        futures: list[asyncio.Future[None]] = []
+        size = 0
+        item: tuple[Message, asyncio.Future[None]] | None = first
+        while item is not None:
+            message, fut = item
+            if not fut.done():
+                try:
+                    data = _serialize(message)
+                except (TypeError, ValueError) as e:
+                    err = LinkError(f"link to {self.peer}: cannot encode a message: {e}")
                     err.__cause__ = e
                     fut.set_exception(err)
+                else:
+                    parts.append(data)
+                    futures.append(fut)
+                    size += len(data)
+            if (self._outbox.empty() or size >= _BATCH_MAX_BYTES
+                    or len(parts) >= _BATCH_MAX_MESSAGES):
+                break
+            item = self._outbox.get_nowait()
+        if len(parts) <= 1:
+            return (parts[0] if parts else None), futures
+        return b'{"type":"BATCH","messages":[' + b",".join(parts) + b"]}", futures
+
+    async def _write_loop(self) -> None:
+        while True:
+            frame, futures = self._next_frame(await self._outbox.get())
+            if frame is None:
+                continue
+            try:
+                await self._write(frame)
+            except asyncio.CancelledError:
+                for fut in futures:
+                    if not fut.done():
+                        fut.set_exception(LinkError(f"link to {self.peer} closed"))
+                raise
+            except Exception as e:
+                for fut in futures:
+                    if not fut.done():
+                        err = LinkError(f"link to {self.peer}: send failed: {_describe(e)}")
+                        err.__cause__ = e
+                        fut.set_exception(err)
                 self._mark_gone()
                 return
-            if not fut.done():
-                fut.set_result(None)
+            for fut in futures:
+                if not fut.done():
+                    fut.set_result(None)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

@@ -52,15 +52,25 @@ class AgentConn:
         self._queue.put_nowait(None)
 
     async def _pump(self) -> None:
+        # Whatever queued up is handed to the link at once (it leaves as one BATCH frame); the
+        # pump waits only for the last of them, so order and back-pressure are kept.
         while True:
-            message = await self._queue.get()
-            if message is None:
-                await self.stream.close()
-                return
+            burst = [await self._queue.get()]
+            while not self._queue.empty():
+                burst.append(self._queue.get_nowait())
+            closing = None in burst
+            messages = burst[:burst.index(None)] if closing else burst
             try:
-                await self.stream.send(message)
+                for message in messages[:-1]:
+                    if message is not None and not self.stream.post(message):
+                        raise link.LinkError(f"link to {self.stream.peer} is gone")
+                if messages and messages[-1] is not None:
+                    await self.stream.send(messages[-1])
             except link.LinkError as e:
                 log.info("link to %s is gone: %s", self.stream.peer, e)
+                return
+            if closing:
+                await self.stream.close()
                 return
 
 
