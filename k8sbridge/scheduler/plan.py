@@ -5,10 +5,12 @@ Why a value: placement is pure and optimistic (Nomad's plan/commit split). The l
 ``Unplaced`` into ``PodScheduled=False`` / ``Unschedulable`` plus a ``FailedScheduling`` event
 whose message is ``Explanation.message``:
 
-    0/3 agents fit: 2 insufficient cpu (requested 4.1, largest offer 2), 1 did not match
+    0/3 agents fit: 2 insufficient cpu (requested 4, largest offer 2), 1 did not match
     nodeSelector rack=r9
 
-Requested figures include the executor overhead the pod brings with it (what has to fit).
+Requested figures are the pod's own requests, as the user wrote them; the default executor's
+overhead (accounted in placement) is named separately only when it is what does not fit
+("requested 1 + 0.1 for the executor, largest offer 1").
 """
 
 from __future__ import annotations

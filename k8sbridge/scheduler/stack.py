@@ -94,6 +94,17 @@ _UNITS = {"cpus": "", "mem": " MiB", "disk": " MiB", "gpus": ""}
 _RESOURCE_REASONS = {reason: name for name, reason in feasible.REASON_INSUFFICIENT.items()}
 
 
+def _shortage(name: str, *, own: int, executor: int, largest: int) -> str:
+    """"(requested 1000, largest offer 8)": the pod's own request, as the user wrote it. The
+    executor's overhead is named only when it is what tips the balance (the pod alone would
+    fit the largest offer): "(requested 1 + 0.1 for the executor, largest offer 1)"."""
+    unit = _UNITS.get(name, "")
+    requested = f"{_fmt(own)}{unit}"
+    if executor and own <= largest:
+        requested += f" + {_fmt(executor)}{unit} for the executor"
+    return f"(requested {requested}, largest offer {_fmt(largest)}{unit})"
+
+
 def _explain(group: _Group, agents: list[feasible.AgentState]) -> plan.Explanation:
     counts: collections.Counter[tuple[str, str]] = collections.Counter()
     rejected: dict[str, list[int]] = {}  # reason -> agents rejected for it
@@ -104,6 +115,7 @@ def _explain(group: _Group, agents: list[feasible.AgentState]) -> plan.Explanati
             counts[(rej.reason, rej.detail)] += 1
             rejected.setdefault(rej.reason, []).append(index)
     need = dict(group.need)
+    overhead = dict(group.overhead)
     reasons: list[plan.ReasonCount] = []
     for (reason, detail), count in counts.items():
         name = _RESOURCE_REASONS.get(reason)
@@ -112,9 +124,9 @@ def _explain(group: _Group, agents: list[feasible.AgentState]) -> plan.Explanati
             largest = max(
                 (agents[i].largest_pool_free(name) for i in rejected.get(reason, ())), default=0
             )
-            unit = _UNITS[name]
-            detail = (
-                f"(requested {_fmt(need.get(name, 0))}{unit}, largest offer {_fmt(largest)}{unit})"
+            detail = _shortage(
+                name, own=need.get(name, 0) - overhead.get(name, 0),
+                executor=overhead.get(name, 0), largest=largest,
             )
         reasons.append(plan.ReasonCount(reason=reason, detail=detail, count=count))
     reasons.sort(key=lambda r: (-r.count, r.reason, r.detail))

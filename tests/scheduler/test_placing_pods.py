@@ -89,7 +89,7 @@ def test_many_pods_share_one_offer_and_it_shrinks() -> None:
     assert len(result.assignments) == 3
     assert [u.pod_key for u in result.unplaced] == ["default/p3", "default/p4"]
     assert result.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 insufficient cpu (requested 1.1, largest offer 0.7)"
+        "0/1 agents fit: 1 insufficient cpu (requested 1, largest offer 0.7)"
     )
     assert result.unused_offer_ids == ()
     assert {a.offer_ids for a in result.assignments} == {("o1",)}
@@ -295,7 +295,7 @@ def test_taints_tolerations_and_the_implicit_provider_toleration() -> None:
     assert where(result) == {"p": "a2"}
     assert result.explanation("default/q").message == (  # type: ignore[union-attr]
         "0/2 agents fit: 1 had untolerated taint {dedicated: gpu}, "
-        "1 insufficient cpu (requested 3.6, largest offer 2.9)"
+        "1 insufficient cpu (requested 3.5, largest offer 2.9)"
     )
     tolerant = pod("t", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "gpu",
                                       "effect": "NoSchedule"}], cpu="3")
@@ -497,3 +497,23 @@ def test_one_host_port_for_tcp_and_udp_is_carved_once() -> None:
     assert [(c.host_port, c.protocol) for c in a.host_ports] == [(31003, "UDP"), (31003, "TCP")]
     assert [r.ranges for r in a.containers[0].resources if r.name == "ports"] == [
         ((31003, 31003),)]
+
+
+def test_explanation_reports_the_pods_own_request_not_the_executor_overhead() -> None:
+    # cpu: 1000 used to read "requested 1000.1": the executor's 0.1 leaked into the figure
+    impossible = stack.place(pending=[pod("impossible", cpu="1000")],
+                             view=view(agent(1, "cpus:8;mem:4096"), agent(2)))
+    assert impossible.unplaced[0].explanation.message == (
+        "0/2 agents fit: 2 insufficient cpu (requested 1000, largest offer 8)"
+    )
+    # the overhead is named when it is what tips the balance: the pod alone would fit
+    tipped = stack.place(pending=[pod("exact", cpu="4", mem="64Mi")], view=view(agent(1)))
+    assert tipped.unplaced[0].explanation.message == (
+        "0/1 agents fit: 1 insufficient cpu (requested 4 + 0.1 for the executor, "
+        "largest offer 4)"
+    )
+    memory = stack.place(pending=[pod("m", cpu="100m", mem="4096Mi")], view=view(agent(1)))
+    assert memory.unplaced[0].explanation.message == (
+        "0/1 agents fit: 1 insufficient memory (requested 4096 MiB + 32 MiB for the executor, "
+        "largest offer 4096 MiB)"
+    )
