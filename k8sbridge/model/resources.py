@@ -62,8 +62,21 @@ def _fix(value: float) -> float:
 
 def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
     """Sort and coalesce overlapping or adjacent ranges: [1-3],[4-5] -> [1-5]."""
+    given = ranges if type(ranges) is tuple or type(ranges) is list else list(ranges)
+    # Fast path: input that is already merged (sorted, disjoint, not adjacent, begin <= end)
+    # -- what Mesos sends and what this module produces -- is returned as is, without sorting.
+    last: int | None = None
+    for rng in given:
+        if type(rng) is not tuple or len(rng) != 2:
+            break
+        begin, end = rng
+        if begin > end or (last is not None and begin <= last + 1):
+            break
+        last = end
+    else:
+        return given if type(given) is tuple else tuple(given)
     out: list[list[int]] = []
-    for begin, end in sorted(ranges):
+    for begin, end in sorted(given):
         if begin > end:
             raise ResourceError(f"range [{begin}-{end}] has begin > end")
         if out and begin <= out[-1][1] + 1:
@@ -123,6 +136,8 @@ class Reservation:
         rtype = raw.get("type", "DYNAMIC" if raw.get("principal") else "STATIC")
         if rtype not in ("STATIC", "DYNAMIC"):
             raise ResourceError(f"unknown reservation type {rtype!r}")
+        if cls is Reservation and raw.get("principal") is None and not raw.get("labels"):
+            return _simple_reservation(rtype, role)
         return cls(
             type=rtype,
             role=role,
@@ -178,9 +193,7 @@ class Resource:
         return not self.items
 
     def with_value_of(self, other: Resource) -> Resource:
-        return dataclasses.replace(
-            self, scalar=other.scalar, ranges=other.ranges, items=other.items
-        )
+        return _replace(self, scalar=other.scalar, ranges=other.ranges, items=other.items)
 
     @classmethod
     def scalar_of(cls, name: str, value: float, *, role: str = "*") -> Resource:
@@ -222,17 +235,19 @@ class Resource:
                     raise ResourceError(f"resource {name!r} has a negative value")
             elif rtype == "RANGES":
                 ranges = merge_ranges(
-                    (int(r["begin"]), int(r["end"]))
-                    for r in (raw.get("ranges") or {}).get("range", [])
+                    [
+                        (int(r["begin"]), int(r["end"]))
+                        for r in (raw.get("ranges") or {}).get("range", [])
+                    ]
                 )
             else:
-                items = frozenset(str(i) for i in (raw.get("set") or {}).get("item", []))
+                items = frozenset([str(i) for i in (raw.get("set") or {}).get("item", [])])
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, ResourceError):
                 raise
             raise ResourceError(f"resource {name!r} has a malformed value: {e}") from e
         if raw.get("reservations"):
-            reservations = tuple(Reservation.parse(r) for r in raw["reservations"])
+            reservations = tuple([Reservation.parse(r) for r in raw["reservations"]])
         else:
             role = raw.get("role", "*") or "*"
             if role == "*":
@@ -248,19 +263,15 @@ class Resource:
                     ),
                 )
             else:
-                reservations = (Reservation(type="STATIC", role=role),)
+                reservations = (_simple_reservation("STATIC", role),)
         alloc = (raw.get("allocation_info") or {}).get("role")
-        extras = {k: raw[k] for k in ("disk", "revocable", "shared", "provider_id") if k in raw}
-        return cls(
-            name=name,
-            type=rtype,
-            scalar=scalar,
-            ranges=ranges,
-            items=items,
-            reservations=reservations,
-            allocation_role=alloc,
-            extra=json.dumps(extras, sort_keys=True) if extras else "",
-        )
+        extra = ""
+        if not _EXTRA_KEYS.isdisjoint(raw):
+            extras = {k: raw[k] for k in ("disk", "revocable", "shared", "provider_id") if k in raw}
+            extra = json.dumps(extras, sort_keys=True)
+        if cls is not Resource:
+            return cls(name, rtype, scalar, ranges, items, reservations, alloc, extra)
+        return _resource(name, rtype, scalar, ranges, items, reservations, alloc, extra)
 
     def to_raw(self, *, refined: bool = True) -> RawResource:
         """Render wire JSON; ``refined=False`` gives the pre-refinement ``role`` form."""
@@ -299,7 +310,78 @@ class Resource:
         return "{" + ", ".join(sorted(self.items)) + "}"
 
 
+# --------------------------------------------------------------------------------------------
+# Fast constructors
+#
+# A frozen dataclass' ``__init__`` sets each field through ``object.__setattr__`` (about 1 us for
+# a ``Resource``); an OFFERS event builds tens of thousands of these values. The helpers below
+# build the very same instances (no ``__post_init__`` or validation is skipped: there is none)
+# by calling the slot descriptors directly, about twice as fast. They are private: everything
+# public still goes through the dataclasses.
+
+_new = object.__new__
+
+
+def _slot_setter(cls: type, name: str) -> Any:
+    return cls.__dict__[name].__set__
+
+
+_R_NAME = _slot_setter(Resource, "name")
+_R_TYPE = _slot_setter(Resource, "type")
+_R_SCALAR = _slot_setter(Resource, "scalar")
+_R_RANGES = _slot_setter(Resource, "ranges")
+_R_ITEMS = _slot_setter(Resource, "items")
+_R_RESERVATIONS = _slot_setter(Resource, "reservations")
+_R_ALLOC = _slot_setter(Resource, "allocation_role")
+_R_EXTRA = _slot_setter(Resource, "extra")
+_EMPTY_SET: frozenset[str] = frozenset()
+
+
+def _resource(
+    name: str,
+    rtype: ValueType,
+    scalar: float,
+    ranges: tuple[Range, ...],
+    items: frozenset[str],
+    reservations: tuple[Reservation, ...],
+    alloc: str | None,
+    extra: str,
+) -> Resource:
+    """``Resource(...)`` with all fields given positionally, without the dataclass' init."""
+    obj: Resource = _new(Resource)
+    _R_NAME(obj, name)
+    _R_TYPE(obj, rtype)
+    _R_SCALAR(obj, scalar)
+    _R_RANGES(obj, ranges)
+    _R_ITEMS(obj, items)
+    _R_RESERVATIONS(obj, reservations)
+    _R_ALLOC(obj, alloc)
+    _R_EXTRA(obj, extra)
+    return obj
+
+
+def _replace(
+    r: Resource,
+    *,
+    scalar: float | None = None,
+    ranges: tuple[Range, ...] | None = None,
+    items: frozenset[str] | None = None,
+) -> Resource:
+    """``dataclasses.replace`` of a value field, for the arithmetic's hot paths."""
+    return _resource(
+        r.name,
+        r.type,
+        r.scalar if scalar is None else scalar,
+        r.ranges if ranges is None else ranges,
+        r.items if items is None else items,
+        r.reservations,
+        r.allocation_role,
+        r.extra,
+    )
+
+
 _PLAIN_SCALAR_KEYS = frozenset({"name", "type", "scalar", "allocation_info"})
+_EXTRA_KEYS = frozenset({"disk", "revocable", "shared", "provider_id"})
 
 
 def _parse_plain_scalar(raw: Mapping[str, Any]) -> Resource | None:
@@ -317,7 +399,11 @@ def _parse_plain_scalar(raw: Mapping[str, Any]) -> Resource | None:
     if type(name) is not str or not name or type(scalar) is not dict:
         return None
     value = scalar.get("value", 0.0)
-    if (type(value) is not float and type(value) is not int) or not 0 <= value < math.inf:
+    if type(value) is not float:
+        if type(value) is not int:
+            return None
+        value = float(value)  # first, as the general parser does (10**20 -> 1e20, then fixed)
+    if not 0 <= value < math.inf:
         return None
     info = raw.get("allocation_info")
     if info is None:
@@ -326,27 +412,62 @@ def _parse_plain_scalar(raw: Mapping[str, Any]) -> Resource | None:
         alloc = info.get("role")
     else:
         return None
-    return Resource(name, "SCALAR", _fix(value), (), frozenset(), (), alloc, "")
+    if alloc is not None and type(alloc) is not str or not value:
+        # Not cached: an odd role (possibly unhashable), or a zero (0.0 and -0.0 compare
+        # equal but render differently).
+        return _resource(name, "SCALAR", _fix(value), (), _EMPTY_SET, (), alloc, "")
+    # Agents offer the same quantities again and again: the values are immutable, so equal
+    # input shares one instance.
+    key = (name, value, alloc)
+    made = _PLAIN_SCALARS.get(key)
+    if made is None:
+        made = _resource(name, "SCALAR", _fix(value), (), _EMPTY_SET, (), alloc, "")
+        if len(_PLAIN_SCALARS) >= _CACHE_SIZE:
+            _PLAIN_SCALARS.clear()
+        _PLAIN_SCALARS[key] = made
+    return made
+
+
+# Bounded interning caches of parsed values (cleared when full; values are immutable, so a
+# shared instance is indistinguishable from a fresh one except by ``is``).
+_CACHE_SIZE = 8192
+_PLAIN_SCALARS: dict[tuple[str, float, str | None], Resource] = {}
+_RESERVATIONS: dict[tuple[str, str], Reservation] = {}
+_ATTRIBUTES: dict[tuple[str, str, Any, bool], Attribute] = {}
+
+
+def _simple_reservation(rtype: ReservationType, role: str) -> Reservation:
+    """A reservation without principal or labels, interned (offers repeat the same few)."""
+    if type(role) is not str:  # garbage from the wire: kept as before, but not hashed
+        return Reservation(type=rtype, role=role)
+    key = (rtype, role)
+    made = _RESERVATIONS.get(key)
+    if made is None:
+        made = Reservation(type=rtype, role=role)
+        if len(_RESERVATIONS) >= _CACHE_SIZE:
+            _RESERVATIONS.clear()
+        _RESERVATIONS[key] = made
+    return made
 
 
 def _static(role: str) -> tuple[Reservation, ...]:
-    return () if role == "*" else (Reservation(type="STATIC", role=role),)
+    return () if role == "*" else (_simple_reservation("STATIC", role),)
 
 
 def _add(a: Resource, b: Resource) -> Resource:
     if a.type == "SCALAR":
-        return dataclasses.replace(a, scalar=_fix(a.scalar + b.scalar))
+        return _replace(a, scalar=_fix(a.scalar + b.scalar))
     if a.type == "RANGES":
-        return dataclasses.replace(a, ranges=merge_ranges(a.ranges + b.ranges))
-    return dataclasses.replace(a, items=a.items | b.items)
+        return _replace(a, ranges=merge_ranges(a.ranges + b.ranges))
+    return _replace(a, items=a.items | b.items)
 
 
 def _sub(a: Resource, b: Resource) -> Resource:
     if a.type == "SCALAR":
-        return dataclasses.replace(a, scalar=max(0.0, _fix(a.scalar - b.scalar)))
+        return _replace(a, scalar=max(0.0, _fix(a.scalar - b.scalar)))
     if a.type == "RANGES":
-        return dataclasses.replace(a, ranges=subtract_ranges(a.ranges, b.ranges))
-    return dataclasses.replace(a, items=a.items - b.items)
+        return _replace(a, ranges=subtract_ranges(a.ranges, b.ranges))
+    return _replace(a, items=a.items - b.items)
 
 
 def _contains(a: Resource, b: Resource) -> bool:
@@ -369,8 +490,29 @@ class Resources:
 
     @classmethod
     def of(cls, resources: Iterable[Resource]) -> Resources:
+        given = resources if type(resources) is tuple else tuple(resources)
+        # Fast path: already normalised input (no empties, no two with the same key) -- what
+        # the master sends in an offer -- is kept as is, in the same order.
+        seen: set[tuple[Any, ...]] = set()
+        for res in given:
+            key = (res.name, res.type, res.reservations, res.allocation_role, res.extra)
+            if key in seen:
+                break
+            rtype = res.type  # ``res.is_empty()``, inlined
+            if rtype == "SCALAR":
+                if res.scalar <= 0:
+                    break
+            elif not (res.ranges if rtype == "RANGES" else res.items):
+                break
+            seen.add(key)
+        else:
+            if cls is Resources:
+                made: Resources = _new(Resources)
+                _RS_ITEMS(made, given)
+                return made
+            return cls(given)
         merged: dict[tuple[Any, ...], Resource] = {}
-        for res in resources:
+        for res in given:
             if res.is_empty():
                 continue
             prev = merged.get(res.key)
@@ -383,7 +525,10 @@ class Resources:
             return cls()
         if isinstance(raw, Mapping):  # a single object where a list is expected: Mesos accepts
             raw = [raw]
-        return cls.of(Resource.parse(r) for r in raw)
+        # ``Resource.parse`` inlined (this is the OFFERS hot loop): fast path, else general.
+        plain = _parse_plain_scalar
+        general = Resource._parse_general
+        return cls.of(tuple([p if (p := plain(r)) is not None else general(r) for r in raw]))
 
     @classmethod
     def from_scalars(cls, scalars: Mapping[str, float], *, role: str = "*") -> Resources:
@@ -470,15 +615,21 @@ class Resources:
 
     def allocated_to(self, role: str) -> Resources:
         """The same resources with ``allocation_info.role`` set (as offered to ``role``)."""
-        return Resources.of(dataclasses.replace(r, allocation_role=role) for r in self.items)
+        return Resources.of(
+            _resource(r.name, r.type, r.scalar, r.ranges, r.items, r.reservations, role, r.extra)
+            for r in self.items
+        )
 
     def unallocated(self) -> Resources:
-        return Resources.of(dataclasses.replace(r, allocation_role=None) for r in self.items)
+        return Resources.of(
+            _resource(r.name, r.type, r.scalar, r.ranges, r.items, r.reservations, None, r.extra)
+            for r in self.items
+        )
 
     def flatten(self) -> Resources:
         """Drop reservations and allocation info: quantities only (totals, DRF shares)."""
         return Resources.of(
-            dataclasses.replace(r, reservations=(), allocation_role=None, extra="")
+            _resource(r.name, r.type, r.scalar, r.ranges, r.items, (), None, "")
             for r in self.items
         )
 
@@ -502,6 +653,9 @@ class Resources:
             alloc = f"{{{r.allocation_role}}}" if r.allocation_role else ""
             parts.append(f"{r.name}{role}{alloc}:{r.legacy_value()}")
         return ";".join(parts)
+
+
+_RS_ITEMS = _slot_setter(Resources, "items")
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,6 +759,27 @@ class Attribute:
         atype = raw.get("type")
         if not isinstance(name, str) or not name:
             raise ResourceError("attribute without a name")
+        if cls is Attribute and type(raw) is dict and (atype == "TEXT" or atype == "SCALAR"):
+            # Fast path: agents send the same attributes in every offer; intern them (not
+            # zeros and empty text: 0.0 and -0.0 are equal keys that render differently).
+            body = raw.get(atype.lower())
+            value = body.get("value") if type(body) is dict else None
+            if value and (type(value) is str or type(value) is float or type(value) is int):
+                key = (name, atype, value, type(value) is int)
+                made = _ATTRIBUTES.get(key)
+                if made is None:
+                    if atype == "TEXT":
+                        made = _attribute(name, "TEXT", str(value), 0.0, (), _EMPTY_SET)
+                    else:
+                        made = _attribute(name, "SCALAR", "", float(value), (), _EMPTY_SET)
+                    if len(_ATTRIBUTES) >= _CACHE_SIZE:
+                        _ATTRIBUTES.clear()
+                    _ATTRIBUTES[key] = made
+                return made
+        return cls._parse_general(name, atype, raw)
+
+    @classmethod
+    def _parse_general(cls, name: str, atype: Any, raw: Mapping[str, Any]) -> Attribute:
         if atype == "TEXT":
             return cls(name=name, type="TEXT", text=str((raw.get("text") or {}).get("value", "")))
         if atype == "SCALAR":
@@ -635,6 +810,33 @@ class Attribute:
 
     def legacy_value(self) -> float | str:
         return self.scalar if self.type == "SCALAR" else self.value_str
+
+
+_A_NAME = _slot_setter(Attribute, "name")
+_A_TYPE = _slot_setter(Attribute, "type")
+_A_TEXT = _slot_setter(Attribute, "text")
+_A_SCALAR = _slot_setter(Attribute, "scalar")
+_A_RANGES = _slot_setter(Attribute, "ranges")
+_A_ITEMS = _slot_setter(Attribute, "items")
+
+
+def _attribute(
+    name: str,
+    atype: Literal["TEXT", "SCALAR", "RANGES", "SET"],
+    text: str,
+    scalar: float,
+    ranges: tuple[Range, ...],
+    items: frozenset[str],
+) -> Attribute:
+    """``Attribute(...)`` with all fields given positionally, without the dataclass' init."""
+    obj: Attribute = _new(Attribute)
+    _A_NAME(obj, name)
+    _A_TYPE(obj, atype)
+    _A_TEXT(obj, text)
+    _A_SCALAR(obj, scalar)
+    _A_RANGES(obj, ranges)
+    _A_ITEMS(obj, items)
+    return obj
 
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")

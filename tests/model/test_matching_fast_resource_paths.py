@@ -1,0 +1,206 @@
+"""The performance paths of ``model.resources`` give exactly what the straightforward code gives.
+
+Why: OFFERS decoding (issue 3 benchmark) got fast paths -- already-merged ranges kept as is,
+already-normalised bags kept as is, slot-level constructors, interning of repeated scalars,
+reservations and attributes. Each is compared here with a reference written the plain way (the
+code as it was before), over generated input including the awkward cases (unsorted, adjacent and
+inverted ranges, duplicates, empties, ints vs floats, -0.0, NaN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from k8sbridge.model import resources as r
+
+
+def reference_merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    out: list[list[int]] = []
+    for begin, end in sorted(ranges):
+        if begin > end:
+            raise r.ResourceError("begin > end")
+        if out and begin <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([begin, end])
+    return tuple((b, e) for b, e in out)
+
+
+def outcome(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - the exception type is the outcome compared
+        return type(e)
+
+
+ranges = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ranges)
+def test_merge_ranges_equals_sorting_and_coalescing(given_ranges: list[tuple[int, int]]) -> None:
+    expected = outcome(reference_merge, given_ranges)
+    assert outcome(r.merge_ranges, given_ranges) == expected
+    assert outcome(r.merge_ranges, tuple(given_ranges)) == expected
+    assert outcome(r.merge_ranges, iter(given_ranges)) == expected
+
+
+def test_merge_ranges_normalises_odd_input_like_before() -> None:
+    assert r.merge_ranges([[1, 2], [4, 5]]) == ((1, 2), (4, 5))  # type: ignore[list-item]
+    assert r.merge_ranges([(5, 6), (1, 2)]) == ((1, 2), (5, 6))
+    assert r.merge_ranges([(1, 2), (3, 4)]) == ((1, 4),)  # adjacent
+    with pytest.raises(r.ResourceError):
+        r.merge_ranges([(1, 2), (7, 3)])
+    with pytest.raises(ValueError):
+        r.merge_ranges([(1, 2, 3)])  # type: ignore[list-item]
+
+
+roles = st.sampled_from(["*", "k8s", "eng"])
+
+
+@st.composite
+def resource(draw: st.DrawFn) -> r.Resource:
+    kind = draw(st.sampled_from(["SCALAR", "RANGES", "SET"]))
+    name = draw(st.sampled_from(["cpus", "mem", "ports"]))
+    reservations = () if (role := draw(roles)) == "*" else (r.Reservation("STATIC", role),)
+    return r.Resource(
+        name=name,
+        type=kind,
+        scalar=draw(st.sampled_from([0.0, 0.5, 1.0, 2.25])) if kind == "SCALAR" else 0.0,
+        ranges=reference_merge(draw(st.lists(st.tuples(st.integers(0, 9), st.integers(9, 12)),
+                                             max_size=2))) if kind == "RANGES" else (),
+        items=frozenset(draw(st.sets(st.sampled_from("ab")))) if kind == "SET" else frozenset(),
+        reservations=reservations,
+        allocation_role=draw(st.sampled_from([None, "k8s"])),
+    )
+
+
+def reference_of(items: list[r.Resource]) -> tuple[r.Resource, ...]:
+    merged: dict[tuple[Any, ...], r.Resource] = {}
+    for res in items:
+        if res.is_empty():
+            continue
+        prev = merged.get(res.key)
+        if prev is None:
+            merged[res.key] = res
+        elif res.type == "SCALAR":
+            merged[res.key] = dataclasses.replace(prev, scalar=r._fix(prev.scalar + res.scalar))
+        elif res.type == "RANGES":
+            merged[res.key] = dataclasses.replace(
+                prev, ranges=reference_merge(list(prev.ranges + res.ranges))
+            )
+        else:
+            merged[res.key] = dataclasses.replace(prev, items=prev.items | res.items)
+    return tuple(merged.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(resource(), max_size=7))
+def test_resources_of_equals_merging_by_key(items: list[r.Resource]) -> None:
+    expected = reference_of(items)
+    bag = r.Resources.of(items)
+    assert type(bag) is r.Resources and bag.items == expected
+    assert r.Resources.of(iter(items)).items == expected
+    assert r.Resources.parse([x.to_raw() for x in items]).items == expected
+
+
+def test_fast_constructors_build_ordinary_dataclass_values() -> None:
+    made = r._resource("ports", "RANGES", 0.0, ((1, 2),), frozenset(), (), "k8s", "")
+    plain = r.Resource(name="ports", type="RANGES", ranges=((1, 2),), allocation_role="k8s")
+    assert made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
+    assert dataclasses.replace(made, allocation_role=None).allocation_role is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.name = "x"  # type: ignore[misc]
+    attr = r._attribute("rack", "TEXT", "r1", 0.0, (), frozenset())
+    assert attr == r.Attribute(name="rack", type="TEXT", text="r1") and hash(attr) == hash(
+        r.Attribute(name="rack", type="TEXT", text="r1")
+    )
+    assert [f.name for f in dataclasses.fields(r.Resource)] == [
+        "name", "type", "scalar", "ranges", "items", "reservations", "allocation_role", "extra"
+    ]
+    assert [f.name for f in dataclasses.fields(r.Attribute)] == [
+        "name", "type", "text", "scalar", "ranges", "items"
+    ]
+
+
+def test_interned_scalars_keep_int_float_and_signed_zero_apart() -> None:
+    for first, second in [(10**20, 1e20), (1e20, 10**20), (0.0, -0.0), (-0.0, 0.0), (3, 3.0)]:
+        for value in (first, second):
+            raw = {"name": "cpus", "type": "SCALAR", "scalar": {"value": value}}
+            got = r.Resource.parse(raw)
+            want = r.Resource._parse_general(raw)
+            assert repr(got) == repr(want), (first, second)
+
+
+def test_interned_scalars_are_shared_and_the_cache_is_bounded() -> None:
+    raw = {"name": "mem", "type": "SCALAR", "scalar": {"value": 4096.5},
+           "allocation_info": {"role": "k8s"}}
+    assert r.Resource.parse(raw) is r.Resource.parse(dict(raw))
+    for i in range(r._CACHE_SIZE + 10):
+        r.Resource.parse({"name": "mem", "type": "SCALAR", "scalar": {"value": 1.0 + i}})
+    assert 0 < len(r._PLAIN_SCALARS) <= r._CACHE_SIZE
+    odd = {"name": "mem", "type": "SCALAR", "scalar": {"value": 1.0}, "allocation_info":
+           {"role": ["not", "hashable"]}}
+    assert r.Resource.parse(odd) == r.Resource._parse_general(odd)
+
+
+attribute_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-5, 10**21),
+    st.sampled_from(["", "r1", "linux", "0"]),
+    st.booleans(),
+    st.none(),
+    st.just([1]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["rack", "level"]),
+    atype=st.sampled_from(["TEXT", "SCALAR", "RANGES", "SET", "BOGUS"]),
+    body=st.sampled_from(["text", "scalar", "ranges"]),
+    value=attribute_values,
+)
+def test_attribute_parse_equals_the_plain_parser(
+    name: str, atype: str, body: str, value: Any
+) -> None:
+    raw = {"name": name, "type": atype, body: {"value": value}}
+    for _ in range(2):  # the second parse may come from the interning cache
+        got = outcome(r.Attribute.parse, raw)
+        want = outcome(r.Attribute._parse_general, name, atype, raw)
+        assert repr(got) == repr(want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    role=st.one_of(st.sampled_from(["k8s", "eng", ""]), st.integers(0, 3)),
+    rtype=st.sampled_from(["STATIC", "DYNAMIC", None]),
+    principal=st.sampled_from([None, "ops"]),
+)
+def test_reservations_parse_as_plain_dataclasses(role: Any, rtype: Any, principal: Any) -> None:
+    raw: dict[str, Any] = {"role": role}
+    if rtype is not None:
+        raw["type"] = rtype
+    if principal is not None:
+        raw["principal"] = principal
+    expected: Any
+    if not isinstance(role, str) or not role:
+        expected = r.ResourceError
+    else:
+        expected = r.Reservation(
+            type=rtype or ("DYNAMIC" if principal else "STATIC"), role=role, principal=principal
+        )
+    assert outcome(r.Reservation.parse, raw) == expected
+    legacy = {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}, "role": role}
+    parsed = outcome(r.Resource.parse, legacy)
+    if not role:  # a falsy role is "*"
+        assert parsed.reservations == ()
+    else:
+        assert parsed.reservations == (r.Reservation(type="STATIC", role=role),)
+    assert not math.isnan(parsed.scalar)
