@@ -9,6 +9,7 @@ the client, never fatal): newer masters may add types.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 from collections.abc import Mapping
 from typing import Any, TypeAlias
@@ -276,8 +277,30 @@ def parse(raw: Any) -> Event:
     return UnknownEvent(type=kind, raw=raw)
 
 
+# Records at least this big are decoded with the cyclic garbage collector paused (see decode).
+GC_PAUSE_MIN_BYTES = 16 * 1024
+
+
 def decode(record: bytes) -> Event:
-    """One RecordIO record (JSON bytes) → a typed event; ``ProtocolError`` on bad input."""
+    """One RecordIO record (JSON bytes) → a typed event; ``ProtocolError`` on bad input.
+
+    A big record (an OFFERS event of 100 offers is ~190 kB and ~8,000 containers) is decoded
+    with the cyclic garbage collector paused: ``json.loads`` and the typed values build only
+    acyclic objects that stay alive until the call returns, so every collection the allocations
+    would trigger meanwhile (about one per 700) traverses them and frees nothing -- measured at
+    ~25% of the decoding CPU. The collector is re-enabled right after (if it was enabled), and
+    the postponed young generation is collected once at the next allocation.
+    """
+    if len(record) < GC_PAUSE_MIN_BYTES or not gc.isenabled():
+        return _decode(record)
+    gc.disable()
+    try:
+        return _decode(record)
+    finally:
+        gc.enable()
+
+
+def _decode(record: bytes) -> Event:
     try:
         raw = json.loads(record)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -286,5 +309,6 @@ def decode(record: bytes) -> Event:
         return parse(raw)
     except ProtocolError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        # OverflowError: a JSON integer too big for a float (``float(10**400)``).
         raise ProtocolError(f"malformed {raw.get('type', '?')} event: {e!r}") from e
