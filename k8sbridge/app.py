@@ -66,6 +66,7 @@ class Bridge:
     nodes: kubelet_nodes.NodeController
     writer: kubelet_pods.PodStatusWriter
     kubelet_port: int
+    kubelet_api: kubelet_api.KubeletServer | None = None
 
 
 def _route_to(server: str) -> str:
@@ -114,6 +115,10 @@ async def running_bridge(
         )
         log.info("kubelet API advertised as %s (the local address routing to the API server)",
                  address)
+    bind = settings.kubelet.host
+    if bind and bind not in ("0.0.0.0", "::", settings.kubelet.advertise_address):
+        log.warning("the kubelet API binds %s but is advertised as %s: the API server may "
+                    "not reach it (kubectl logs fails)", bind, settings.kubelet.advertise_address)
     try:
         api_server = kubelet_api.KubeletServer(settings=settings.kubelet, reader=reader)
         port = await api_server.start()
@@ -164,7 +169,7 @@ async def running_bridge(
         api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes)
         bridge = Bridge(
             settings=settings, kube=kube, framework=framework, scheduler=scheduler,
-            nodes=nodes, writer=writer, kubelet_port=port,
+            nodes=nodes, writer=writer, kubelet_port=port, kubelet_api=api_server,
         )
         up = asyncio.Event()
 
@@ -297,6 +302,8 @@ class EmbeddedTargets:
     kubeconfig: Path
     api_url: str
     bridge: Bridge
+    api_token: str | None = None  # devkube's bearer token (the kubeconfig's user)
+    api_ca_file: Path | None = None  # devkube's CA (also the kubelet API's client CA)
 
 
 _AGENT_SHAPES = (
@@ -362,6 +369,14 @@ async def running_embedded(
         async with devkube_main.running(dk_config) as dk:
             names = tuple(dict.fromkeys((*settings.scheduler.scheduler_names,
                                           "default-scheduler")))
+            # devkube runs in this process: the kubelet API listens on loopback unless told
+            # otherwise, and trusts devkube's CA, which signed the client certificate devkube
+            # presents when it proxies pods/log (kubectl logs works with anonymous off).
+            kubelet = settings.kubelet
+            if not kubelet.host:
+                kubelet = dataclasses.replace(kubelet, host="127.0.0.1")
+            if kubelet.client_ca_file is None and dk.ca_file is not None:
+                kubelet = dataclasses.replace(kubelet, client_ca_file=dk.ca_file)
             bridge_cfg = dataclasses.replace(
                 settings,
                 mesos=dataclasses.replace(settings.mesos, masters=(kernel.master_url,)),
@@ -369,6 +384,7 @@ async def running_embedded(
                 scheduler=dataclasses.replace(
                     settings.scheduler, scheduler_names=names, image_mode="none"
                 ),
+                kubelet=kubelet,
             )
             async with running_bridge(bridge_cfg) as bridge:
                 yield EmbeddedTargets(
@@ -376,4 +392,6 @@ async def running_embedded(
                     kubeconfig=dk.kubeconfig,
                     api_url=dk.url,
                     bridge=bridge,
+                    api_token=dk.token,
+                    api_ca_file=dk.ca_file,
                 )

@@ -59,6 +59,14 @@ def register(sub: Any) -> None:
                     help="kubelet HTTPS API port (10250; 0 = any free port)")
     br.add_argument("--kubelet-address", default=None,
                     help="address the API server uses to reach the kubelet API")
+    br.add_argument("--kubelet-bind", default=None,
+                    help="address the kubelet API listens on (default: 127.0.0.1 in the "
+                    "embedded default, 0.0.0.0 with --master/--kubeconfig)")
+    br.add_argument("--kubelet-client-ca", type=Path, default=None,
+                    help="CA that signs the API server's kubelet client certificate "
+                    "(embedded default: devkube's CA)")
+    br.add_argument("--kubelet-anonymous", action="store_true", default=None,
+                    help="serve unauthenticated kubelet API requests (off by default)")
     br.add_argument("--ranking", choices=["spread", "binpack"], default=None)
     parser.set_defaults(func=_run)
 
@@ -78,7 +86,13 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "scheduler_names": tuple(args.scheduler_name) if args.scheduler_name else None,
             "ranking": args.ranking,
         },
-        "kubelet": {"port": args.kubelet_port, "advertise_address": args.kubelet_address},
+        "kubelet": {
+            "port": args.kubelet_port,
+            "advertise_address": args.kubelet_address,
+            "host": args.kubelet_bind,
+            "client_ca_file": args.kubelet_client_ca,
+            "anonymous": args.kubelet_anonymous,
+        },
         "embedded": {
             "data_dir": args.data_dir,
             "kernel_port": args.kernel_port,

@@ -101,13 +101,22 @@ class SchedulerSettings:
 class KubeletSettings:
     """The virtual kubelet: nodes, leases and the HTTPS API on 10250."""
 
-    host: str = "0.0.0.0"
+    # Bind address of the HTTPS API. "": loopback (127.0.0.1) in the embedded default, where
+    # the API server runs in the same process; all interfaces (0.0.0.0) with external targets,
+    # where a remote API server must reach it. Set it explicitly to narrow that down.
+    host: str = ""
     port: int = 10250
     advertise_address: str = ""  # InternalIP the API server dials; "": the route to it
     cert_file: Path | None = None  # None: a generated self-signed certificate
     key_file: Path | None = None
-    client_ca_file: Path | None = None  # verify client certificates with this CA
-    anonymous: bool = True  # allow requests without a client certificate
+    # Authentication, as a kubelet's: a client certificate signed by this CA (the API server's
+    # --kubelet-client-certificate), or a bearer token the API server accepts in a TokenReview.
+    # The embedded default fills client_ca_file with devkube's CA when it is left unset.
+    client_ca_file: Path | None = None
+    token_review: bool = True  # check bearer tokens with authentication.k8s.io/v1 TokenReview
+    token_cache_ttl_seconds: float = 120.0  # a kubelet's --authentication-token-webhook-cache-ttl
+    token_cache_failure_ttl_seconds: float = 10.0  # rejected tokens are remembered this long
+    anonymous: bool = False  # serve unauthenticated requests (as system:anonymous)
     node_taint: str = "virtual-kubelet.io/provider=mesos:NoSchedule"  # "" disables
     lease_duration_seconds: int = 40
     lease_renew_seconds: float = 10.0
@@ -271,3 +280,9 @@ def _validate(settings: BridgeSettings) -> None:
         raise SettingsError("scheduler.scheduler_names: at least one name is needed")
     if settings.kube.client_threads < 1:
         raise SettingsError("kube.client_threads: must be at least 1")
+    if settings.kubelet.token_cache_ttl_seconds < 0:
+        raise SettingsError("kubelet.token_cache_ttl_seconds: must not be negative")
+    if settings.kubelet.token_cache_failure_ttl_seconds < 0:
+        raise SettingsError("kubelet.token_cache_failure_ttl_seconds: must not be negative")
+    if not 0 <= settings.kubelet.port < 65536:
+        raise SettingsError("kubelet.port: must be 0..65535")

@@ -2,7 +2,11 @@
 
 Why: kubectl must work with no extra flags (no --insecure-skip-tls-verify), so devkube writes a
 kubeconfig that carries its own CA; the files live in the data dir so a restarted devkube keeps
-the same identity and existing kubeconfigs stay valid.
+the same identity and existing kubeconfigs stay valid. Like kube-apiserver's
+``--kubelet-client-certificate``, devkube also holds a client certificate signed by the same CA
+(CN ``kube-apiserver-kubelet-client``, O ``system:masters``) that it presents to kubelet APIs
+when it proxies ``pods/log``; a kubelet that trusts the CA (``kubelet.client_ca_file``)
+authenticates it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ class Credentials:
     cert_file: Path
     key_file: Path
     token: str
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
+
+
+KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
+KUBELET_CLIENT_ORG = "system:masters"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -64,8 +74,10 @@ def ensure(*, directory: Path, hosts: list[str]) -> Credentials:
         have = {str(n.value) for n in cert.extensions.get_extension_for_class(
             x509.SubjectAlternativeName).value}
         if wanted <= have:
+            client_cert, client_key = _ensure_kubelet_client(directory)
             return Credentials(ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-                               token=token)
+                               token=token, kubelet_client_cert=client_cert,
+                               kubelet_client_key=client_key)
     now = datetime.datetime.now(datetime.UTC)
     ca_key_file = directory / "ca.key"
     if ca_file.exists() and ca_key_file.exists():
@@ -115,4 +127,44 @@ def ensure(*, directory: Path, hosts: list[str]) -> Credentials:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return Credentials(ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token)
+    client_cert, client_key = _ensure_kubelet_client(directory)
+    return Credentials(ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token,
+                       kubelet_client_cert=client_cert, kubelet_client_key=client_key)
+
+
+def _ensure_kubelet_client(directory: Path) -> tuple[Path, Path]:
+    """The kubelet client certificate (made once, signed by the CA in ``directory``)."""
+    cert_file = directory / "apiserver-kubelet-client.crt"
+    key_file = directory / "apiserver-kubelet-client.key"
+    ca_cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    if cert_file.exists() and key_file.exists():
+        existing = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        if existing.issuer == ca_cert.subject:
+            return cert_file, key_file
+    loaded = serialization.load_pem_private_key((directory / "ca.key").read_bytes(),
+                                                password=None)
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{directory / 'ca.key'} is not an EC key")
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, KUBELET_CLIENT_ORG),
+            x509.NameAttribute(NameOID.COMMON_NAME, KUBELET_CLIENT_CN),
+        ]))
+        .issuer_name(ca_cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=825))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(loaded.public_key()),
+                       critical=False)
+        .sign(loaded, hashes.SHA256())
+    )
+    _write_private(key_file, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_file, key_file

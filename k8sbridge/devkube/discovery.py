@@ -49,18 +49,36 @@ def api_versions(*, server_address: str) -> Obj:
     }
 
 
+# Create-only review APIs (not stored, so not Kinds): group -> (version, resource entries).
+REVIEW_GROUPS: dict[str, tuple[str, tuple[Obj, ...]]] = {
+    "authentication.k8s.io": ("v1", (
+        {"name": "tokenreviews", "singularName": "tokenreview", "namespaced": False,
+         "kind": "TokenReview", "verbs": ["create"]},
+    )),
+}
+
+
+def _all_groups() -> list[str]:
+    return sorted({*kinds.GROUPS, *REVIEW_GROUPS})
+
+
 def _group(name: str) -> Obj:
+    if name in REVIEW_GROUPS:
+        version = REVIEW_GROUPS[name][0]
+        entry = {"groupVersion": f"{name}/{version}", "version": version}
+        return {"name": name, "versions": [entry], "preferredVersion": entry}
     versions = sorted({k.version for k in kinds.KINDS if k.group == name})
     entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
     return {"name": name, "versions": entries, "preferredVersion": entries[0]}
 
 
 def api_group_list() -> Obj:
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g) for g in kinds.GROUPS]}
+    return {"kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [_group(g) for g in _all_groups()]}
 
 
 def api_group(name: str) -> Obj | None:
-    if name not in kinds.GROUPS:
+    if name not in kinds.GROUPS and name not in REVIEW_GROUPS:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(name)}
 
@@ -80,6 +98,10 @@ def _subresource_entry(kind: kinds.Kind, sub: str) -> Obj:
 
 
 def resource_list(group_version: str) -> Obj | None:
+    group, _, version = group_version.partition("/")
+    if group in REVIEW_GROUPS and REVIEW_GROUPS[group][0] == version:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": [dict(r) for r in REVIEW_GROUPS[group][1]]}
     table = kinds.BY_GROUP_VERSION.get(group_version)
     if table is None:
         return None

@@ -120,6 +120,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         ssl_context: ssl.SSLContext | None = None
         token: str | None = None
         ca_file: Path | None = None
+        kubelet_client: tuple[str, str] | None = None
         if config.insecure_http:
             url = f"http://{url_host}:{port}"
         else:
@@ -127,13 +128,15 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(creds.cert_file, creds.key_file)
             token, ca_file = creds.token, creds.ca_file
+            kubelet_client = (str(creds.kubelet_client_cert), str(creds.kubelet_client_key))
             url = f"https://{url_host}:{port}"
         kubeconfig = config.kubeconfig or state_dir / "kubeconfig"
         write_kubeconfig(path=kubeconfig, url=url, token=token, ca_file=ca_file)
 
         stop = asyncio.Event()
         api = server.ApiServer(reg=reg, token=token, server_address=f"{url_host}:{port}",
-                               stop=stop, bookmark_interval=config.bookmark_interval)
+                               stop=stop, bookmark_interval=config.bookmark_interval,
+                               kubelet_client_cert=kubelet_client)
         runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
         await runner.setup()

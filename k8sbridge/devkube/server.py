@@ -3,6 +3,11 @@
 Why: this module turns HTTP requests into calls on the Registry (the semantics) and renders the
 answers the way real clients expect (Status bodies, Tables, chunked watch streams with in-stream
 errors and bookmarks). It owns no object state itself.
+
+Like kube-apiserver towards kubelets, it answers ``TokenReview``
+(``POST /apis/authentication.k8s.io/v1/tokenreviews``) for its own bearer token, so a kubelet
+API with webhook token authentication can check the tokens it is shown, and it presents its
+kubelet client certificate (``--kubelet-client-certificate``) when it proxies ``pods/log``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ DEFAULT_WATCH_TIMEOUT = 1800.0
 LARGE_BODY = 256 * 1024  # responses above this are written in slices of this size
 WATCH_BATCH = 256  # lines per socket write while replaying initial events
 ANONYMOUS_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+TOKEN_REVIEW_PATH = ("apis", "authentication.k8s.io", "v1", "tokenreviews")
+ADMIN_USER = "devkube-admin"  # who devkube's own bearer token authenticates as
+ADMIN_GROUPS = ("system:masters", "system:authenticated")
 PATCH_TYPES = frozenset({
     "application/json-patch+json", "application/merge-patch+json",
     "application/strategic-merge-patch+json", "application/apply-patch+yaml",
@@ -111,6 +119,7 @@ class ApiServer:
     def __init__(
         self, *, reg: registry.Registry, token: str | None, server_address: str,
         stop: asyncio.Event, bookmark_interval: float = BOOKMARK_INTERVAL,
+        kubelet_client_cert: tuple[str, str] | None = None,  # (cert, key) shown to kubelets
     ) -> None:
         self.reg = reg
         self.store = reg.store
@@ -123,6 +132,8 @@ class ApiServer:
         # certificates are self-signed, so they are not verified (the connection is still TLS).
         self._kubelet_ssl.check_hostname = False
         self._kubelet_ssl.verify_mode = ssl.CERT_NONE
+        if kubelet_client_cert is not None:
+            self._kubelet_ssl.load_cert_chain(*kubelet_client_cert)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
@@ -169,6 +180,8 @@ class ApiServer:
             return _json(discovery.api_versions(server_address=self.server_address))
         if path == "/apis":
             return _json(discovery.api_group_list())
+        if tuple(parts) == TOKEN_REVIEW_PATH:
+            return await self._token_review(request)
         if parts[:2] == ["openapi", "v3"]:
             return self._openapi(parts[2:])
         if parts == ["openapi", "v2"]:
@@ -197,6 +210,36 @@ class ApiServer:
                                       message="the server could not find the requested resource")
             return _json(doc)
         return await self._resource(request, group_version, rest)
+
+    async def _token_review(self, request: web.Request) -> web.Response:
+        """authentication.k8s.io/v1 TokenReview: is this one of devkube's tokens?"""
+        if request.method != "POST":
+            raise errors.method_not_allowed(
+                f"{request.method} is not supported on tokenreviews (create only)")
+        body = await self._body(request)
+        if not isinstance(body, dict) or body.get("kind") not in (None, "TokenReview"):
+            raise errors.bad_request("the body must be a TokenReview")
+        spec = body.get("spec")
+        token = spec.get("token") if isinstance(spec, dict) else None
+        if not isinstance(token, str) or not token:
+            raise errors.ApiError(
+                code=422, reason="Invalid",
+                message='TokenReview.authentication.k8s.io "" is invalid: spec.token: '
+                "Required value",
+            )
+        audiences = spec.get("audiences") if isinstance(spec, dict) else None
+        status: Obj
+        if self.token is not None and hmac.compare_digest(token.encode(), self.token.encode()):
+            status = {"authenticated": True,
+                      "user": {"username": ADMIN_USER, "groups": list(ADMIN_GROUPS)}}
+            if isinstance(audiences, list) and audiences:
+                status["audiences"] = [str(a) for a in audiences]
+        else:
+            status = {"user": {}, "error": "invalid bearer token"}
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        return _json({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                      "metadata": {k: v for k, v in (meta or {}).items() if k == "name"},
+                      "spec": spec, "status": status}, status=201)
 
     def _openapi(self, rest: list[str]) -> web.Response:
         if not rest:

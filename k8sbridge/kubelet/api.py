@@ -9,20 +9,36 @@ same against Apache Mesos agents.
 ``/containerLogs/{ns}/{pod}/{container}`` supports ``follow`` (polling the file until the task
 ends and the client goes away), ``tailLines``, ``limitBytes``, ``previous`` (the prior attempt's
 sandbox), ``timestamps`` (the time the bridge read each line: Mesos sandboxes keep no per-line
-times) and ``sinceSeconds`` (lines read within the window; for already-written output all of it,
-for the same reason). stdout is followed by stderr for finished output; when following, both
-are streamed as they grow.
+times) and ``sinceSeconds``. stdout is followed by stderr for finished output; when following,
+both are streamed as they grow.
 
-TLS is mandatory (a generated self-signed certificate unless one is configured, trusted by the
-API server as real kubelets' are without ``--kubelet-certificate-authority``); with
-``client_ca_file`` client certificates are verified, and required unless ``anonymous``. Exec,
+``sinceSeconds`` without per-line times: a file whose modification time (agent
+``/files/browse``) is older than the window contributes nothing; otherwise the output starts at
+the first line after the largest size the bridge itself observed for that file at or before
+the window's start (every log request and every ``-f`` poll records (time, size) per file, a
+bounded history); with no such observation all of the file is sent (more, never less, than a
+kubelet would). Lines that arrive while following are inside the window by construction.
+
+Authentication is a kubelet's (``--anonymous-auth=false``, ``--client-ca-file``,
+``--authentication-token-webhook``): TLS is mandatory (a generated self-signed certificate
+unless one is configured); a client certificate verified against ``client_ca_file`` (as the API
+server presents with ``--kubelet-client-certificate``) authenticates its CN; a bearer token is
+checked with a ``TokenReview`` (``authentication.k8s.io/v1``) against the API server, the answer
+cached (``cachetools.TTLCache``, keyed by the token's SHA-256, never by the token itself) for
+``token_cache_ttl_seconds`` (rejections for ``token_cache_failure_ttl_seconds``); a request
+with neither is served as ``system:anonymous`` only when ``anonymous`` is on, else 401. An
+invalid token is 401 even with anonymous on, as in Kubernetes. Authenticated users are not
+further authorized (no SubjectAccessReview: like ``--authorization-mode=AlwaysAllow``). Exec,
 attach and port-forward answer 501 "not supported yet".
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import datetime
+import hashlib
 import logging
 import ssl
 import tempfile
@@ -30,18 +46,43 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import cachetools
 from aiohttp import web
 
 from k8sbridge import settings as bridge_settings
+from k8sbridge.kube import errors as kube_errors
 from k8sbridge.kubelet import agents as mesos_agents
 
-__all__ = ["KubeletServer", "generate_self_signed"]
+__all__ = ["KubeletServer", "TokenReviewer", "UserInfo", "generate_self_signed"]
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
 MAX_LOG_BYTES = 16 * 1024 * 1024  # never read more than this for one non-follow request
 FOLLOW_POLL = 0.2
+TOKEN_REVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+TOKEN_CACHE_SIZE = 4096
+SIZE_HISTORY = 64  # (time, size) observations kept per log file for sinceSeconds
+SIZE_FILES = 4096  # log files with a size history (least recently touched dropped first)
+ANONYMOUS = "system:anonymous"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UserInfo:
+    """Who a request authenticated as, and how (``x509``, ``token`` or ``anonymous``)."""
+
+    username: str
+    groups: tuple[str, ...]
+    method: str
+
+
+USER = web.RequestKey("user", UserInfo)  # the authenticated user of a request
+
+
+class TokenReviewer(Protocol):
+    """What the token check needs from the Kubernetes client (``KubeClient`` has it)."""
+
+    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class PodLocator(Protocol):
@@ -119,11 +160,20 @@ class KubeletServer:
         self._agents: AgentLookup | None = None
         self._runner: web.AppRunner | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._reviewer: TokenReviewer | None = None
+        self._tokens_ok: cachetools.TTLCache[str, UserInfo] = cachetools.TTLCache(
+            maxsize=TOKEN_CACHE_SIZE, ttl=max(settings.token_cache_ttl_seconds, 1e-6))
+        self._tokens_bad: cachetools.TTLCache[str, bool] = cachetools.TTLCache(
+            maxsize=TOKEN_CACHE_SIZE, ttl=max(settings.token_cache_failure_ttl_seconds, 1e-6))
+        self._sizes: collections.OrderedDict[tuple[str, str], list[tuple[float, int]]] = (
+            collections.OrderedDict())
+        self.token_reviews = 0  # TokenReviews sent (observable by tests)
         self.port = 0
 
-    def attach(self, *, scheduler: Any, kube: Any, nodes: Any) -> None:
+    def attach(self, *, scheduler: Any, kube: TokenReviewer | None, nodes: Any) -> None:
         self._locator = scheduler
         self._agents = nodes
+        self._reviewer = kube
 
     def _ssl_context(self) -> ssl.SSLContext:
         cert, key = self._settings.cert_file, self._settings.key_file
@@ -137,8 +187,10 @@ class KubeletServer:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(cert), str(key))
         if self._settings.client_ca_file is not None:
+            # Optional at the TLS level: bearer-token clients present no certificate; one that
+            # is presented must verify, else the handshake fails.
             ctx.load_verify_locations(str(self._settings.client_ca_file))
-            ctx.verify_mode = ssl.CERT_OPTIONAL if self._settings.anonymous else ssl.CERT_REQUIRED
+            ctx.verify_mode = ssl.CERT_OPTIONAL
         return ctx
 
     async def start(self) -> int:
@@ -153,15 +205,18 @@ class KubeletServer:
             app.router.add_route("*", prefix + "/{tail:.*}", self._unsupported)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
+        host = self._settings.host or "0.0.0.0"
         site = web.TCPSite(
-            self._runner, self._settings.host, self._settings.port,
-            ssl_context=self._ssl_context(),
+            self._runner, host, self._settings.port, ssl_context=self._ssl_context(),
         )
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else self._settings.port
-        log.info("kubelet API listening on https://%s:%d", self._settings.host, self.port)
+        log.info("kubelet API listening on https://%s:%d (client CA: %s, token review: %s, "
+                 "anonymous: %s)", host, self.port, self._settings.client_ca_file or "none",
+                 "on" if self._settings.token_review else "off",
+                 "on" if self._settings.anonymous else "off")
         return self.port
 
     async def stop(self) -> None:
@@ -172,13 +227,61 @@ class KubeletServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if not self._settings.anonymous:
-            transport = request.transport
-            peer = transport.get_extra_info("peercert") if transport else None
-            if not peer:
-                return web.Response(status=401, text="Unauthorized\n")
+        user = await self.authenticate(request)
+        if user is None:
+            return web.Response(status=401, text="Unauthorized\n")
+        request[USER] = user
         response: web.StreamResponse = await handler(request)
         return response
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        """The request's user, or None (401): certificate, then bearer token, then anonymous."""
+        transport = request.transport
+        peer = transport.get_extra_info("peercert") if transport is not None else None
+        if peer:  # only set when the certificate verified against client_ca_file
+            return _user_from_cert(peer)
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                return None
+            return await self._review(token)
+        if self._settings.anonymous:
+            return UserInfo(username=ANONYMOUS, groups=("system:unauthenticated",),
+                            method="anonymous")
+        return None
+
+    async def _review(self, token: str) -> UserInfo | None:
+        if not self._settings.token_review or self._reviewer is None:
+            return None
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._tokens_ok.get(key)
+        if cached is not None:
+            return cached
+        if key in self._tokens_bad:
+            return None
+        self.token_reviews += 1
+        try:
+            reply = await self._reviewer.create(TOKEN_REVIEW_PATH, {
+                "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": token},
+            })
+        except kube_errors.KubeError as e:  # not cached: the next request asks again
+            log.warning("TokenReview failed, request refused: %s", e)
+            return None
+        status = reply.get("status") or {}
+        user = status.get("user") or {}
+        if status.get("authenticated") is not True or not user.get("username"):
+            if self._settings.token_cache_failure_ttl_seconds > 0:
+                self._tokens_bad[key] = True
+            return None
+        info = UserInfo(username=str(user["username"]),
+                        groups=tuple(str(g) for g in user.get("groups") or ()),
+                        method="token")
+        if self._settings.token_cache_ttl_seconds > 0:
+            self._tokens_ok[key] = info
+        return info
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -342,6 +445,19 @@ class KubeletServer:
 
     async def _read_all(self, address: str, path: str) -> bytes:
         return await self._read_from(address, path, 0)
+
+
+def _user_from_cert(peer: Any) -> UserInfo:
+    """A verified client certificate: the CN is the user, each O a group (as Kubernetes)."""
+    username = ""
+    groups: list[str] = []
+    for rdn in peer.get("subject", ()):
+        for attr, value in rdn:
+            if attr == "commonName":
+                username = str(value)
+            elif attr == "organizationName":
+                groups.append(str(value))
+    return UserInfo(username=username, groups=(*groups, "system:authenticated"), method="x509")
 
 
 async def _finish(response: web.StreamResponse) -> None:

@@ -22,6 +22,7 @@ async def test_stats_summary_lists_running_pods(embedded: app.EmbeddedTargets) -
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    _as_api_server(ctx, embedded)  # anonymous is off: authenticate as devkube does
     url = f"https://127.0.0.1:{embedded.bridge.kubelet_port}/stats/summary"
 
     async def listed() -> dict[str, Any] | None:
@@ -45,6 +46,7 @@ async def test_kubelet_api_answers_over_tls(embedded: app.EmbeddedTargets) -> No
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # self-signed, as the API server treats kubelets
+    _as_api_server(ctx, embedded)  # anonymous is off: authenticate as devkube does
     base = f"https://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as http:
         async with http.get(base + "/healthz", ssl=ctx) as r:
@@ -72,3 +74,10 @@ async def test_kubelet_api_answers_over_tls(embedded: app.EmbeddedTargets) -> No
             raise AssertionError("plain HTTP must not be served")
     except aiohttp.ClientError:
         pass
+
+
+def _as_api_server(ctx: ssl.SSLContext, embedded: app.EmbeddedTargets) -> None:
+    """Present devkube's kubelet client certificate (signed by the CA the kubelet trusts)."""
+    assert embedded.api_ca_file is not None
+    pki = embedded.api_ca_file.parent
+    ctx.load_cert_chain(pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key")

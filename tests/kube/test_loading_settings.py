@@ -16,6 +16,11 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.scheduler.scheduler_names == ("k8sbridge",)
     assert s.kubelet.port == 10250
     assert s.kubelet.node_taint == "virtual-kubelet.io/provider=mesos:NoSchedule"
+    # The kubelet API: anonymous off, tokens checked with TokenReview, bind decided by the mode.
+    assert s.kubelet.anonymous is False
+    assert s.kubelet.token_review is True
+    assert s.kubelet.token_cache_ttl_seconds == 120.0
+    assert s.kubelet.host == ""
 
 
 def test_file_then_env_then_flags_override_in_order(tmp_path: Path) -> None:
@@ -36,7 +41,7 @@ def test_file_then_env_then_flags_override_in_order(tmp_path: Path) -> None:
     assert s.mesos.masters == ("http://m1:5050", "http://m2:5050")
     assert s.mesos.roles == ("b", "c")
     assert s.kubelet.port == 13000
-    assert s.kubelet.host == "0.0.0.0"  # a None flag does not override
+    assert s.kubelet.host == ""  # a None flag does not override
     assert s.kubelet.anonymous is False
     assert s.scheduler.scheduler_names == ("x", "y")
 
@@ -57,6 +62,8 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         pytest.param({"K8SBRIDGE_MESOS_ROLEZ": "a"}, "K8SBRIDGE_MESOS_ROLEZ", id="unknown-key"),
         pytest.param({"K8SBRIDGE_SCHEDULER_RANKING": "random"}, "ranking", id="bad-choice"),
         pytest.param({"K8SBRIDGE_MESOS_ROLES": ""}, "mesos.roles", id="empty-roles"),
+        pytest.param({"K8SBRIDGE_KUBELET_TOKEN_CACHE_TTL_SECONDS": "-1"},
+                     "kubelet.token_cache_ttl_seconds", id="negative-ttl"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], fragment: str) -> None:
