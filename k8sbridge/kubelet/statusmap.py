@@ -713,6 +713,9 @@ def container_events(
     if t is not None and fresh and t.reason == "StartError":
         out.append(PodEvent("Failed", f"Error: {t.message or 'the container could not start'}",
                             "Warning", path))
+    if t is not None and fresh and t.reason == "ContainerStatusUnknown":
+        out.append(PodEvent("Failed", f"Error: {t.message or 'the container was lost'}",
+                            "Warning", path))
     if after.restart_at is not None and after.restart_at != before.restart_at:
         out.append(PodEvent(
             "BackOff",

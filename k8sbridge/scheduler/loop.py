@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -200,10 +201,16 @@ class Scheduler:
         self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written
         self._phase_attempt: dict[str, int] = {}  # uid -> attempt whose init phases run
         self._deleting: set[str] = set()
+        # the last status the master keeps for each of our terminal tasks (GET_TASKS)
+        self._final_status: dict[ids.TaskId, mesos_types.TaskStatus] = {}
         self._subscribed = False
         self._reconciled = False
         self._pods_synced = False
         self._suppressed = False
+        # A pod became pending (or a relaunch fell due, or resources came back) since the
+        # last REVIVE: revive even when not suppressed, since REVIVE is what clears the
+        # refuse filters of earlier declines (see ``_maybe_revive``).
+        self._revive_wanted = False
         self._last_revive = -1e9
         self._pass_due: float | None = None
         self._names = set(settings.scheduler.scheduler_names)
@@ -403,12 +410,13 @@ class Scheduler:
             return  # bound pods wait for reconciliation: their task may exist already
         if uid not in self._pending:
             self._pending[uid] = None
+            self._revive_wanted = True
             self._want_pass()
 
     async def _act_on_pod(self, uid: str) -> None:
         if uid in self._deleting:
             await self._progress_deletion(uid)
-        if self._pending and self._suppressed:
+        if self._pending and (self._suppressed or self._revive_wanted):
             await self._maybe_revive()
 
     async def _progress_deletion(self, uid: str) -> None:
@@ -474,8 +482,11 @@ class Scheduler:
         self._suppressed = False
         await self._reconcile_tasks()
         self._reconciled = True
-        # Pods bound to our nodes without a task become pending now.
+        # Pods bound to our nodes without a task become pending now, unless their status
+        # shows that a task of theirs ran: that attempt ended while we were away (see
+        # ``_end_attempt_ended_while_away``) and restartPolicy decides what follows.
         for uid, pod in list(self._pods.items()):
+            self._end_attempt_ended_while_away(uid, pod)
             self._observe_pod(None, pod)
             if uid in self._deleting:
                 await self._progress_deletion(uid)
@@ -504,6 +515,10 @@ class Scheduler:
             known = self._tasks.get(tid)
             if known is None or not known.terminal:
                 self._tasks[tid] = rec
+            if rec.terminal:
+                last = _last_status(raw)
+                if last is not None:
+                    self._final_status[tid] = last
             current = self._launches.get(uid)
             if not rec.terminal and (current is None or current.attempt <= attempt) and agent:
                 node = self._agents.node_for_agent(ids.AgentId(agent)) or ""
@@ -550,17 +565,7 @@ class Scheduler:
             if ack is not None:
                 await ack()
             return
-        agent_ref = None
-        if rec.agent_id:
-            node = self._agents.node_for_agent(rec.agent_id) or ""
-            info = self._agents.agents.get(rec.agent_id)
-            address = str(getattr(info, "address", "") or "")
-            agent_ref = AgentRef(
-                agent_id=rec.agent_id,
-                hostname=str(getattr(info, "hostname", node)),
-                node_name=node,
-                host_ip=address.rsplit(":", 1)[0] if address else "",
-            )
+        agent_ref = self._agent_ref(rec.agent_id) if rec.agent_id else None
         current = self._launches.get(uid)
         if current is not None and attempt < current.attempt:
             if ack is not None:
@@ -576,6 +581,7 @@ class Scheduler:
             # so nothing is shown; the next attempt is launched.
             self._launches.pop(uid, None)
             self._pending[uid] = None
+            self._revive_wanted = True
             self._want_pass()
             if ack is not None:
                 await ack()
@@ -584,6 +590,11 @@ class Scheduler:
             pod=pod, status=status, container=container, attempt=attempt, agent=agent_ref,
             ack=ack,
         )
+        if rec.terminal and self._pending:
+            # Its resources go back to the agent, whose offers our earlier declines filter:
+            # a pod that did not fit may fit now.
+            self._revive_wanted = True
+            self._want_pass()
         inits = [str(c.get("name")) for c in (pod.get("spec") or {}).get("initContainers") or []]
         if container in inits and rec.terminal and uid not in self._deleting:
             # Init containers run one at a time: the next phase (or the app group) follows
@@ -591,15 +602,101 @@ class Scheduler:
             self._launches.pop(uid, None)
             if status.state == "TASK_FINISHED":
                 self._pending[uid] = None
+                self._revive_wanted = True
                 self._want_pass()
-                if self._suppressed:
-                    await self._maybe_revive()
+                await self._maybe_revive()
             elif (pod.get("spec") or {}).get("restartPolicy") != "Never":
                 self._phase_attempt.pop(uid, None)
                 self._relaunch_at[uid] = self._clock() + INIT_RETRY_SECONDS
             return
         if uid in self._deleting:
             await self._progress_deletion(uid)
+
+    def _agent_ref(self, agent_id: ids.AgentId) -> AgentRef:
+        node = self._agents.node_for_agent(agent_id) or ""
+        info = self._agents.agents.get(agent_id)
+        address = str(getattr(info, "address", "") or "")
+        return AgentRef(
+            agent_id=agent_id,
+            hostname=str(getattr(info, "hostname", node)),
+            node_name=node,
+            host_ip=address.rsplit(":", 1)[0] if address else "",
+        )
+
+    def _agent_of_node(self, node_name: str) -> ids.AgentId | None:
+        for agent_id in self._agents.agents:
+            if self._agents.node_for_agent(agent_id) == node_name:
+                return agent_id
+        return None
+
+    def _end_attempt_ended_while_away(self, uid: str, pod: RawPod) -> None:
+        """A pod bound to our node whose app containers ran (its status says so) but which
+        has no live task after reconciliation: its attempt ended while the bridge was away.
+
+        Launching it again unconditionally would run a ``restartPolicy: Never`` pod twice.
+        Instead each app container of that attempt gets its final status — the one the
+        master still keeps for a completed task, else the terminated state already written,
+        else ``TASK_GONE`` (the task vanished: the master no longer knows it) — folded in by
+        the status writer like any update, so restartPolicy decides: Never → the pod fails
+        (``ContainerStatusUnknown``, exit 137, with a Failed event), OnFailure/Always → the
+        writer asks for a relaunch, and restartCount/lastState carry over.
+
+        A pod whose app containers never started (a crash between bind and ACCEPT, or bound
+        by another scheduler, or still in its init phase) is not touched: it is launched.
+        """
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        status = pod.get("status") or {}
+        node = spec.get("nodeName")
+        if (
+            not node or uid in self._launches or uid in self._deleting
+            or meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed")
+            or node not in self._our_nodes()
+        ):
+            return
+        found = _previous_attempt(uid, pod)
+        if found is None:
+            return
+        attempt, written = found
+        if any(r.pod_uid == uid and r.attempt >= attempt and not r.terminal
+               for r in self._tasks.values()):
+            return  # a live task of it exists after all
+        names = [str(c.get("name")) for c in spec.get("containers") or []]
+        agent_id: ids.AgentId | None = None
+        for name in names:
+            rec = self._tasks.get(ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt,
+                                                                container=name)))
+            if rec is not None and rec.agent_id:
+                agent_id = rec.agent_id
+        agent_id = agent_id or self._agent_of_node(str(node))
+        task_ids: list[ids.TaskId] = []
+        now = time.time()
+        for name in names:
+            tid = ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt, container=name))
+            task_ids.append(tid)
+            final = self._final_status.get(tid)
+            if final is None:
+                final = _status_from_written(tid, written.get(name), agent_id=agent_id, now=now)
+            else:
+                final = dataclasses.replace(final, uuid=None)  # nothing to acknowledge
+            log.info("pod %s/%s: task %s ended while the bridge was away (%s)",
+                     meta.get("namespace"), meta.get("name"), tid, final.state)
+            rec = self._tasks.get(tid)
+            if rec is None:
+                rec = self._tasks[tid] = TaskRecord(
+                    task_id=tid, pod_uid=uid, attempt=attempt, container=name,
+                    agent_id=agent_id,
+                )
+            rec.state = final.state
+            self._sink.task_status(
+                pod=pod, status=final, container=name, attempt=attempt,
+                agent=self._agent_ref(agent_id) if agent_id else None, ack=None,
+            )
+        self._pending.pop(uid, None)
+        self._launches[uid] = PodLaunch(
+            uid=uid, attempt=attempt, agent_id=agent_id or ids.AgentId(""),
+            node_name=str(node), task_ids=tuple(task_ids),
+        )
 
     # -- passes --------------------------------------------------------------------------
 
@@ -641,18 +738,25 @@ class Scheduler:
                 continue  # the attempt is still running (a stale request)
             self._launches.pop(uid, None)
             self._pending[uid] = None
+            self._revive_wanted = True
             self._want_pass(immediate=True)
-            if self._suppressed:
-                await self._maybe_revive()
+            await self._maybe_revive()
 
     async def _maybe_revive(self) -> None:
-        if not self._subscribed:
+        """REVIVE (at most every ``revive_min_interval_seconds``) when suppressed or when new
+        work appeared. Not only when suppressed: unused offers are declined with a refuse
+        filter of ``refuse_seconds``, so while an unschedulable pod keeps the framework
+        unsuppressed, a new pod would otherwise wait for those filters to expire (REVIVE
+        clears them, in Mesos and in the embedded kernel alike)."""
+        if not self._subscribed or not (self._suppressed or self._revive_wanted):
             return
         now = self._clock()
-        if now - self._last_revive < self._settings.mesos.revive_min_interval_seconds:
-            self._want_pass()  # try again after the rate limit
+        interval = self._settings.mesos.revive_min_interval_seconds
+        if now - self._last_revive < interval:
+            self._want_pass(delay=self._last_revive + interval - now)  # after the rate limit
             return
         self._last_revive = now
+        self._revive_wanted = False
         await self._driver.revive(list(self._settings.mesos.roles))
         self._suppressed = False
 
@@ -668,12 +772,12 @@ class Scheduler:
                 await self._driver.decline(
                     [o.offer_id for o in held], refuse_seconds=self._settings.mesos.refuse_seconds
                 )
+            self._revive_wanted = False
             if not self._suppressed:
                 await self._driver.suppress(list(self._settings.mesos.roles))
                 self._suppressed = True
             return
-        if self._suppressed:
-            await self._maybe_revive()
+        await self._maybe_revive()
         if not len(self._book):
             return
         view = self._view()
@@ -799,6 +903,7 @@ class Scheduler:
             self._sink.unschedulable(pod=pod, message=message)
         if want_revive and now - self._last_revive >= EXPLAIN_GRACE / 2:
             self._last_revive = now
+            self._revive_wanted = False
             await self._driver.revive(list(self._settings.mesos.roles))
             self._suppressed = False
             self._want_pass(delay=EXPLAIN_GRACE / 2)
@@ -980,6 +1085,95 @@ def _held(offer: mesos_types.Offer, *, now: float) -> offers.HeldOffer:
         zone=offer.zone,
         received=now,
     )
+
+
+VANISHED_MESSAGE = (
+    "The container could not be located: its Mesos task {task} vanished while the bridge was "
+    "away (the master no longer knows it)"
+)
+
+
+def _last_status(raw_task: Mapping[str, Any]) -> mesos_types.TaskStatus | None:
+    statuses = raw_task.get("statuses") or []
+    if not statuses:
+        return None
+    try:
+        return mesos_types.TaskStatus.parse(statuses[-1])
+    except mesos_errors.MesosError as e:
+        log.warning("ignoring a malformed status of task %s: %s",
+                    (raw_task.get("task_id") or {}).get("value"), e)
+        return None
+
+
+def _previous_attempt(
+    uid: str, pod: RawPod
+) -> tuple[int, dict[str, Mapping[str, Any]]] | None:
+    """The latest attempt whose app containers ran, per the pod's written status, with each
+    container's written status; None when no app container of ours ever started."""
+    spec = pod.get("spec") or {}
+    names = {str(c.get("name")) for c in spec.get("containers") or []}
+    best: int | None = None
+    by_attempt: dict[int, dict[str, Mapping[str, Any]]] = {}
+    started: set[int] = set()
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if not isinstance(cs, dict):
+            continue
+        cid = str(cs.get("containerID") or "")
+        if not cid.startswith("mesos://"):
+            continue
+        parsed = launch.parse_task_id(cid[len("mesos://"):])
+        if parsed is None or parsed[0] != uid or parsed[2] not in names:
+            continue
+        attempt = parsed[1]
+        by_attempt.setdefault(attempt, {})[parsed[2]] = cs
+        state = cs.get("state") or {}
+        if state.get("running") or state.get("terminated"):
+            started.add(attempt)
+    if started:
+        best = max(started)
+    if best is None or best < max(by_attempt, default=-1):
+        return None  # a later attempt was launched and has not started yet: launch it
+    return best, by_attempt[best]
+
+
+def _status_from_written(
+    task_id: ids.TaskId,
+    written: Mapping[str, Any] | None,
+    *,
+    agent_id: ids.AgentId | None,
+    now: float,
+) -> mesos_types.TaskStatus:
+    """The final status of a task the master no longer knows: what the pod's status already
+    says if the container had terminated, else the task vanished (``TASK_GONE``)."""
+    term = ((written or {}).get("state") or {}).get("terminated") or {}
+    if term:
+        code = int(term.get("exitCode") or 0)
+        return mesos_types.TaskStatus(
+            task_id=task_id,
+            state="TASK_FINISHED" if code == 0 else "TASK_FAILED",
+            message=str(term.get("message") or f"Command exited with status {code}"),
+            source="SOURCE_EXECUTOR",
+            agent_id=agent_id,
+            timestamp=_epoch(term.get("finishedAt")) or now,
+        )
+    return mesos_types.TaskStatus(
+        task_id=task_id,
+        state="TASK_GONE",
+        message=VANISHED_MESSAGE.format(task=task_id),
+        source="SOURCE_MASTER",
+        reason="REASON_RECONCILIATION",
+        agent_id=agent_id,
+        timestamp=now,
+    )
+
+
+def _epoch(stamp: Any) -> float | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _taints(spec: str) -> tuple[cluster.Taint, ...]:
