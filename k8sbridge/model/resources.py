@@ -787,12 +787,15 @@ class Attribute:
                 name=name, type="SCALAR", scalar=float((raw.get("scalar") or {}).get("value", 0))
             )
         if atype == "RANGES":
-            rngs = merge_ranges(
-                (int(r["begin"]), int(r["end"])) for r in (raw.get("ranges") or {}).get("range", [])
-            )
+            spans = (raw.get("ranges") or {}).get("range", [])
+            rngs = merge_ranges([(int(r["begin"]), int(r["end"])) for r in spans])
+            if cls is Attribute:
+                return _attribute(name, "RANGES", "", 0.0, rngs, _EMPTY_SET)
             return cls(name=name, type="RANGES", ranges=rngs)
         if atype == "SET":
-            members = frozenset(str(i) for i in (raw.get("set") or {}).get("item", []))
+            members = frozenset([str(i) for i in (raw.get("set") or {}).get("item", [])])
+            if cls is Attribute:
+                return _attribute(name, "SET", "", 0.0, (), members)
             return cls(name=name, type="SET", items=members)
         raise ResourceError(f"attribute {name!r} has unknown type {atype!r}")
 
