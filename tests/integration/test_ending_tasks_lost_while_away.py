@@ -132,3 +132,52 @@ async def test_never_fails_and_always_relaunches_with_its_counters(tmp_path: Pat
             assert not [t for t in tasks if t["id"].startswith(uids["lost-never"])]
             always_tasks = [t for t in tasks if t["id"].startswith(uids["lost-always"])]
             assert [t["id"] for t in always_tasks] == [f"{uids['lost-always']}.1.main"]
+
+
+async def test_a_never_pod_that_finished_while_away_succeeds_and_is_not_run_again(
+    tmp_path: Path,
+) -> None:
+    """The real sequence: the task runs under a first bridge, ends while no bridge runs (the
+    master keeps it as completed, its terminal update unacknowledged), a second bridge comes."""
+    base = fast_settings(tmp_path / "run")
+    agents = app.embedded_agent_configs(data_dir=tmp_path / "run", count=3)
+    async with kernel_main.running_kernel(
+        master=master_config.MasterConfig(port=0), agents=agents
+    ) as kernel, devkube_main.running(
+        devkube_main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kubeconfig")
+    ) as dk:
+        settings = dataclasses.replace(
+            base,
+            mesos=dataclasses.replace(base.mesos, masters=(kernel.master_url,)),
+            kube=dataclasses.replace(base.kube, kubeconfig=dk.kubeconfig),
+            scheduler=dataclasses.replace(
+                base.scheduler, scheduler_names=("default-scheduler",), image_mode="none"
+            ),
+        )
+        pod = _pod("short", "Never")
+        pod["spec"]["containers"][0]["command"] = ["sleep", "3"]
+        async with app.running_bridge(settings) as first:
+            created = await first.kube.create("/api/v1/namespaces/default/pods", pod)
+            uid = created["metadata"]["uid"]
+
+            async def running() -> bool:
+                got = await first.kube.get_pod("default", "short")
+                return (got.get("status") or {}).get("phase") == "Running"
+
+            await eventually(running, what="short Running")
+
+        async def finished() -> bool:
+            return any(t["id"] == f"{uid}.0.main" and t["state"] == "TASK_FINISHED"
+                       for t in await _tasks(kernel.master_url))
+
+        await eventually(finished, what="the task finished while no bridge ran")
+        async with app.running_bridge(settings) as second:
+            async def succeeded() -> dict[str, Any] | None:
+                got = await second.kube.get_pod("default", "short")
+                return got if (got.get("status") or {}).get("phase") == "Succeeded" else None
+
+            done = await eventually(succeeded, what="short Succeeded")
+            term = done["status"]["containerStatuses"][0]["state"]["terminated"]
+            assert term["exitCode"] == 0 and term["reason"] == "Completed"
+            ids_ = [t["id"] for t in await _tasks(kernel.master_url) if t["id"].startswith(uid)]
+            assert ids_ == [f"{uid}.0.main"]  # never launched a second time
