@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from k8sbridge import grpc_probe
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resource, Resources
 
@@ -55,6 +57,14 @@ LABEL_UID = "k8sbridge.io/uid"
 LABEL_CONTAINER = "k8sbridge.io/container"
 
 WORKDIR_SCRIPT = 'cd "$1" || exit 126; shift; exec "$@"'
+
+# A grpc probe runs this program (this interpreter, the module's file; -P: no import path).
+# It must exist at the same path where the check runs: true on the embedded kernel (commands run
+# on the host); with container images on Apache Mesos it must be present in the image.
+GRPC_PROBE_ARGV: tuple[str, ...] = (sys.executable, "-P", str(grpc_probe.__file__))
+# The Mesos check's timeout adds this to the probe's timeoutSeconds: the program first has to
+# start an interpreter and import grpcio (the RPC itself is bounded by timeoutSeconds).
+GRPC_PROBE_STARTUP_SECONDS = 5.0
 
 RawPod = Mapping[str, Any]
 Json = dict[str, Any]
@@ -312,7 +322,9 @@ def _expand(value: str, env: Mapping[str, str]) -> str:
 # container's ``ready``); livenessProbe → ``TaskInfo.health_check`` (the executor kills the task
 # after ``failureThreshold`` consecutive failures, then restartPolicy applies); a startupProbe
 # becomes the health check's grace period (failures during ``failureThreshold × periodSeconds``
-# do not count). gRPC probes are not mapped (Mesos has no gRPC check).
+# do not count). A grpc probe (Mesos has no gRPC check) becomes a COMMAND running
+# ``grpc_probe.py --address 127.0.0.1:<port> --service <service> --timeout <timeoutSeconds>``
+# (argv, no shell), which calls grpc.health.v1.Health/Check and exits 0 only on SERVING.
 
 
 def _probe_port(value: Any, container: Mapping[str, Any]) -> int:
@@ -341,7 +353,34 @@ def _probe_action(probe: Mapping[str, Any], container: Mapping[str, Any]) -> Jso
     if "tcpSocket" in probe:
         return {"type": "TCP",
                 "tcp": {"port": _probe_port((probe["tcpSocket"] or {}).get("port"), container)}}
-    return None  # grpc: not supported by Mesos checks
+    if "grpc" in probe:
+        grpc = probe["grpc"] or {}
+        port = grpc.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise LaunchError(f"grpc probe port must be a number in 1..65535, not {port!r}")
+        service = grpc.get("service") or ""
+        if not isinstance(service, str):
+            raise LaunchError(f"grpc probe service must be a string, not {service!r}")
+        timeout = _probe_seconds(probe, "timeoutSeconds", 1)
+        argv = [*GRPC_PROBE_ARGV, "--address", f"127.0.0.1:{port}", "--service", service,
+                "--timeout", f"{max(timeout, 1.0):g}"]
+        return {"type": "COMMAND", "command": {"shell": False, "value": argv[0],
+                                               "arguments": argv}}
+    return None  # no handler: nothing to check (the API server rejects such probes)
+
+
+def _probe_seconds(probe: Mapping[str, Any], name: str, default: float) -> float:
+    value = probe.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise LaunchError(f"probe {name} must be a non-negative number, not {value!r}")
+    return float(value)
+
+
+def _probe_timeout(probe: Mapping[str, Any]) -> float:
+    timeout = _probe_seconds(probe, "timeoutSeconds", 1)
+    if "grpc" in probe and not any(k in probe for k in ("exec", "httpGet", "tcpSocket")):
+        timeout = max(timeout, 1.0) + GRPC_PROBE_STARTUP_SECONDS
+    return timeout
 
 
 def probes(container: Mapping[str, Any]) -> Json:
@@ -355,7 +394,7 @@ def probes(container: Mapping[str, Any]) -> Json:
                 "type": action["type"],
                 "delay_seconds": float(readiness.get("initialDelaySeconds", 0)),
                 "interval_seconds": float(readiness.get("periodSeconds", 10)),
-                "timeout_seconds": float(readiness.get("timeoutSeconds", 1)),
+                "timeout_seconds": _probe_timeout(readiness),
             }
             if action["type"] == "COMMAND":
                 check["command"] = {"command": action["command"]}
@@ -378,7 +417,7 @@ def probes(container: Mapping[str, Any]) -> Json:
                 **action,
                 "delay_seconds": float(liveness.get("initialDelaySeconds", 0)),
                 "interval_seconds": float(liveness.get("periodSeconds", 10)),
-                "timeout_seconds": float(liveness.get("timeoutSeconds", 1)),
+                "timeout_seconds": _probe_timeout(liveness),
                 "consecutive_failures": int(liveness.get("failureThreshold", 3)),
                 "grace_period_seconds": grace,
             }

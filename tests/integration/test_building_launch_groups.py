@@ -206,4 +206,6 @@ def test_probes_become_mesos_checks_and_health_checks() -> None:
     assert health["grace_period_seconds"] == 10.0  # the startup probe's budget
     with pytest.raises(launch.LaunchError, match="names no container port"):
         launch.probes({"readinessProbe": {"tcpSocket": {"port": "nope"}}})
-    assert launch.probes({"readinessProbe": {"grpc": {"port": 9000}}}) == {}
+    # grpc probes run grpc_probe.py as a COMMAND check (tests/integration/test_probing_grpc_*)
+    grpc = launch.probes({"readinessProbe": {"grpc": {"port": 9000}}})
+    assert grpc["check"]["type"] == "COMMAND"
