@@ -507,37 +507,48 @@ class Agent:
                              message="Task killed before it was launched")
             self._finish_container(container, notify_master=False)
             return
-        try:
-            container.directory.mkdir(parents=True, exist_ok=True)
-            paths.link_latest(container.directory)
-            for task, spec in zip(container.tasks.values(), specs, strict=True):
-                cwd = Path(spec["cwd"])
-                if cwd != container.directory:
-                    cwd.mkdir(parents=True, exist_ok=True)
-                self._setup_volumes(container, task, cwd)
-        except OSError as e:
-            self._fail_launch(container, f"cannot create the sandbox or its volumes: {e}")
-            return
-        try:
-            for task, spec in zip(container.tasks.values(), specs, strict=True):
-                uris = (task.info.get("command") or {}).get("uris") or []
-                if uris:
-                    await fetcher.fetch_all(uris, sandbox=Path(spec["cwd"]))
-        except FetchError as e:
-            self._fail_launch(container, f"Failed to fetch all URIs for container: {e}")
-            return
         mem, cpus = self._limits(container)
         container.mem_limit_mb, container.cpus_limit = mem, cpus
         assert self._cgroups is not None
-        container.cgroup = self._cgroups.create(
-            container_id=container.container_id, mem_mb=mem, cpus=cpus
-        )
+        prepare: dict[str, Any] | None = None
+        if any(_needs_local_preparation(t.info) for t in container.tasks.values()):
+            # Volumes and URIs are made here, in order (the sandbox first, then its contents).
+            try:
+                container.directory.mkdir(parents=True, exist_ok=True)
+                paths.link_latest(container.directory)
+                for task, task_spec in zip(container.tasks.values(), specs, strict=True):
+                    cwd = Path(task_spec["cwd"])
+                    cwd.mkdir(parents=True, exist_ok=True)
+                    self._setup_volumes(container, task, cwd)
+            except OSError as e:
+                self._fail_launch(container, f"cannot create the sandbox or its volumes: {e}")
+                return
+            try:
+                for task, task_spec in zip(container.tasks.values(), specs, strict=True):
+                    uris = (task.info.get("command") or {}).get("uris") or []
+                    if uris:
+                        await fetcher.fetch_all(uris, sandbox=Path(task_spec["cwd"]))
+            except FetchError as e:
+                self._fail_launch(container, f"Failed to fetch all URIs for container: {e}")
+                return
+            container.cgroup = self._cgroups.create(
+                container_id=container.container_id, mem_mb=mem, cpus=cpus
+            )
+        else:
+            # The container daemon makes the sandbox and the cgroups: it is a process of its
+            # own, while this agent shares one Python process with the master and other agents.
+            prepare = {
+                "sandbox": str(container.directory),
+                "dirs": [s["cwd"] for s in specs if s["cwd"] != str(container.directory)],
+                "cgroups": {"hierarchy": self._cgroups.to_raw(), "mem_mb": mem, "cpus": cpus}
+                if self._cgroups.available else None,
+            }
         client = containers.ExecutorClient(
             container_id=container.container_id, meta_dir=container.meta_dir,
             on_event=lambda event: self._on_executor_event(container, event),
         )
         container.client = client
-        spec = {
+        spec: dict[str, Any] = {
             "container_id": container.container_id,
             "group": container.kind == "DEFAULT",
             "tasks": specs,
@@ -548,16 +559,20 @@ class Agent:
             "log_path": str(container.directory / ("stderr" if container.kind == "COMMAND"
                                                    else "executor.log")),
         }
+        if prepare is not None:
+            spec["prepare"] = prepare
         try:
-            daemon_pid = await client.launch(spec, daemon=self._daemon,
-                                             checkpoint=container.checkpoint)
+            spawned = await client.launch(spec, daemon=self._daemon,
+                                          checkpoint=container.checkpoint)
         except ContainerError as e:
             if container.cgroup is not None:
                 container.cgroup.remove()
             self._fail_launch(container, str(e))
             return
-        if daemon_pid:
-            container.executor_pid = daemon_pid
+        if spawned is not None:
+            container.executor_pid = spawned.pid or container.executor_pid
+            if prepare is not None:
+                container.cgroup = cgroups.CgroupSet.from_raw(spawned.cgroups)
         container.launched = True
         self._persist(container, now=True)
         pending = _pending_kill(container)  # a KILL may have arrived while we were starting
@@ -1220,6 +1235,13 @@ class Agent:
 def nested_container_id(container_id: str, task_id: str) -> str:
     """A stable child-container id for a task of a task group."""
     return str(uuid_mod.uuid5(uuid_mod.UUID(container_id), task_id))
+
+
+def _needs_local_preparation(info: dict[str, Any]) -> bool:
+    """Volumes and URIs are set up by the agent itself (the daemon makes plain sandboxes)."""
+    container = info.get("container")
+    return bool((info.get("command") or {}).get("uris")
+                or (isinstance(container, dict) and container.get("volumes")))
 
 
 def _pending_kill(container: _Container) -> float | None:

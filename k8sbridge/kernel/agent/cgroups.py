@@ -153,6 +153,19 @@ class Cgroups:
     def available(self) -> bool:
         return self.version is not None and self.memory_root is not None
 
+    def to_raw(self) -> dict[str, object]:
+        """The hierarchy as JSON (the container daemon creates cgroups from it)."""
+        return {"version": self.version,
+                "memory_root": str(self.memory_root) if self.memory_root else None,
+                "cpu_root": str(self.cpu_root) if self.cpu_root else None}
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, object]) -> Cgroups:
+        version, mem, cpu = raw.get("version"), raw.get("memory_root"), raw.get("cpu_root")
+        return cls(version=version if version in (1, 2) else None,
+                   memory_root=Path(mem) if isinstance(mem, str) else None,
+                   cpu_root=Path(cpu) if isinstance(cpu, str) else None)
+
     def create(self, *, container_id: str, mem_mb: float | None,
                cpus: float | None) -> CgroupSet | None:
         """Make the container's cgroups with the limits; None when cgroups are unusable."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ from typing import Any
 from k8sbridge.kernel.agent import executor as executor_mod
 from k8sbridge.kernel.agent.errors import ContainerError
 
-__all__ = ["ContainerError", "Daemon", "ExecutorClient"]
+__all__ = ["ContainerError", "Daemon", "ExecutorClient", "Spawned"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,14 @@ _BOOT_TIMEOUT = 30.0  # a new supervisor must listen within this (generous under
 
 
 EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Spawned:
+    """The daemon's answer to a spawn request: its pid and the cgroups it made (if asked to)."""
+
+    pid: int | None
+    cgroups: dict[str, object] | None
 
 
 class Daemon:
@@ -45,7 +54,8 @@ class Daemon:
         self.name = f"k8sbridge-containers-{digest}"
         self._log_path = log_path
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[int | None]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[Spawned | None]]] = \
+            asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -101,11 +111,11 @@ class Daemon:
         with contextlib.suppress(ContainerError):
             await self.spawn(None)
 
-    async def spawn(self, spec: dict[str, Any] | None) -> int | None:
-        """Have the daemon start a supervisor for ``spec``; the daemon's pid (None: warm-up)."""
+    async def spawn(self, spec: dict[str, Any] | None) -> Spawned | None:
+        """Have the daemon start a supervisor for ``spec`` (None: only make sure it runs)."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="container-daemon")
-        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Spawned | None] = asyncio.get_running_loop().create_future()
         line = b"" if spec is None else json.dumps(spec, separators=(",", ":")).encode() + b"\n"
         await self._queue.put((line, done))
         return await done
@@ -130,10 +140,10 @@ class Daemon:
                 else:
                     done.set_result(outcome)
 
-    async def _request(self, lines: list[bytes]) -> list[int | None | ContainerError]:
+    async def _request(self, lines: list[bytes]) -> list[Spawned | None | ContainerError]:
         """Send the requests in one write and read the answers (in order); empty lines are
         warm-ups that only make sure the daemon runs."""
-        out: list[int | None | ContainerError] = [None] * len(lines)
+        out: list[Spawned | None | ContainerError] = [None] * len(lines)
         todo = [i for i, line in enumerate(lines) if line]
         for attempt in (1, 2):  # a vanished daemon is replaced once
             reader, writer = await self._ensure()
@@ -191,8 +201,8 @@ class ExecutorClient:
         return self.meta_dir / "events.jsonl"
 
     async def launch(self, spec: dict[str, Any], *, daemon: Daemon, checkpoint: bool
-                     ) -> int | None:
-        """Have the daemon start a supervisor for ``spec`` and attach to it; the daemon's pid.
+                     ) -> Spawned | None:
+        """Have the daemon start a supervisor for ``spec`` and attach to it.
 
         Only a checkpointed container gets files in its meta directory (event log, pid): no
         other container outlives this agent, as in Mesos.
@@ -202,12 +212,12 @@ class ExecutorClient:
             self.meta_dir.mkdir(parents=True, exist_ok=True)
             spec["events_path"] = str(self.events_path)
             spec["pid_path"] = str(self.meta_dir / "executor.pid")
-        pid = await daemon.spawn(spec)
+        spawned = await daemon.spawn(spec)
         if not await self.attach(wait=_BOOT_TIMEOUT):
             if not self.events_path.exists():
                 raise ContainerError("the executor started but cannot be reached")
             self.replay_log()  # it already ran and left (should not happen: it waits for us)
-        return pid
+        return spawned
 
     async def attach(self, *, wait: float = 0.0) -> bool:
         """Connect to a supervisor; False when it is not there (retrying for ``wait`` seconds
@@ -307,13 +317,18 @@ class ExecutorClient:
                 await task
 
 
-def _outcome(answer: bytes) -> int | None | ContainerError:
-    """The daemon's answer to one spawn request: ``ok PID`` (``ok`` from older daemons)."""
+def _outcome(answer: bytes) -> Spawned | ContainerError:
+    """The daemon's answer to one spawn request: ``ok PID CGROUPS`` (older: ``ok``)."""
     text = answer.decode(errors="replace").strip()
-    if text == "ok" or text.startswith("ok "):
-        pid = text[3:].strip()
-        return int(pid) if pid.isdigit() else None
-    return ContainerError(f"the executor did not start: {text.removeprefix('error ')}")
+    if text != "ok" and not text.startswith("ok "):
+        return ContainerError(f"the executor did not start: {text.removeprefix('error ')}")
+    parts = text.split(" ", 2)
+    pid = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    made: Any = None
+    if len(parts) > 2:
+        with contextlib.suppress(json.JSONDecodeError):
+            made = json.loads(parts[2])
+    return Spawned(pid=pid, cgroups=made if isinstance(made, dict) else None)
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:
