@@ -121,3 +121,26 @@ async def test_only_checkpointed_containers_keep_meta_files(tmp_path: Path) -> N
         await run.master.send(fm.kill_task("k", grace=0.5))
         await run.master.wait_state("p", "TASK_KILLED")
         await run.master.wait_state("k", "TASK_KILLED")
+
+
+async def test_a_sandbox_that_cannot_be_made_fails_the_launch_and_leaves_no_cgroup(
+        tmp_path: Path) -> None:
+    async with fm.running_agent(tmp_path) as run:
+        assert run.agent.agent_id is not None
+        executors = (tmp_path / "slaves" / run.agent.agent_id / "frameworks" / fm.FRAMEWORK_ID
+                     / "executors")
+        executors.mkdir(parents=True)
+        (executors / "blocked").write_text("a file where the executor's directory goes\n")
+        await run.master.send(fm.run_task(fm.command_task("blocked", "exec sleep 300")))
+        failed = await run.master.wait_state("blocked", "TASK_FAILED")
+        assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+        assert "cannot create the sandbox" in failed["message"]
+        cid = failed["container_status"]["container_id"]["value"]
+        found = cgroups.detect()
+        if found.memory_root is not None:
+            assert not (found.memory_root / cid).exists()
+        # The agent goes on launching other tasks.
+        await run.master.send(fm.run_task(fm.command_task("fine", "exec sleep 300")))
+        await run.master.wait_state("fine", "TASK_RUNNING")
+        await run.master.send(fm.kill_task("fine", grace=0.5))
+        await run.master.wait_state("fine", "TASK_KILLED")
