@@ -42,6 +42,7 @@ import hashlib
 import logging
 import ssl
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -362,6 +363,10 @@ class KubeletServer:
                 raise ValueError("negative")
         except ValueError:
             return web.Response(status=400, text="bad tailLines or limitBytes\n")
+        try:
+            cutoff = _since_cutoff(q, now=time.time())
+        except ValueError as e:
+            return web.Response(status=400, text=f"{e}\n")
         ns = request.match_info["namespace"]
         pod = request.match_info["pod"]
         container = request.match_info["container"]
@@ -379,13 +384,18 @@ class KubeletServer:
         if agent is None or not fid:
             return web.Response(status=503, text=f"agent {agent_id} is not reachable\n")
         base = f"/frameworks/{fid}/executors/{executor_id}/runs/latest/tasks/{task_id}"
+        mtimes = await self._mtimes(agent.address, base) if cutoff is not None else {}
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
         writer = _LogWriter(response=response, timestamps=timestamps, limit=limit)
         if not follow:
             data = b""
             for name in ("stdout", "stderr"):
-                data += await self._read_all(agent.address, f"{base}/{name}")
+                path = f"{base}/{name}"
+                whole = await self._read_all(agent.address, path)
+                data += whole[self._since_offset(agent.address, path, whole, cutoff,
+                                                 mtimes.get(name)):]
+                self._observe(agent.address, path, len(whole))
             if tail is not None:
                 lines = data.splitlines(keepends=True)
                 data = b"".join(lines[-tail:]) if tail else b""
@@ -397,6 +407,9 @@ class KubeletServer:
             path = f"{base}/{name}"
             data = await self._read_all(agent.address, path)
             offsets[path] = len(data)
+            start = self._since_offset(agent.address, path, data, cutoff, mtimes.get(name))
+            self._observe(agent.address, path, len(data))
+            data = data[start:]
             if name == "stdout" and tail is not None:
                 lines = data.splitlines(keepends=True)
                 data = b"".join(lines[-tail:]) if tail else b""
@@ -411,6 +424,7 @@ class KubeletServer:
                 if chunk:
                     grew = True
                     offsets[path] = offset + len(chunk)
+                    self._observe(agent.address, path, offsets[path])
                     if not await writer.write(chunk):
                         return response
             if not grew:
@@ -425,6 +439,56 @@ class KubeletServer:
             await asyncio.sleep(FOLLOW_POLL)
         await _finish(response)
         return response
+
+    # -- sinceSeconds ----------------------------------------------------------------------
+
+    def _observe(self, address: str, path: str, size: int) -> None:
+        """Remember that ``path`` held ``size`` bytes now (bounded per file and in files)."""
+        key = (address, path)
+        history = self._sizes.get(key)
+        if history is None:
+            history = self._sizes[key] = []
+            while len(self._sizes) > SIZE_FILES:
+                self._sizes.popitem(last=False)
+        else:
+            self._sizes.move_to_end(key)
+        if history and history[-1][1] == size:
+            return  # unchanged: the earlier observation is the stronger fact
+        history.append((time.time(), size))
+        if len(history) > SIZE_HISTORY:
+            del history[: len(history) - SIZE_HISTORY]
+
+    def _since_offset(
+        self, address: str, path: str, data: bytes, cutoff: float | None, mtime: float | None
+    ) -> int:
+        """Where the output written at or after ``cutoff`` begins in ``data`` (see module doc)."""
+        if cutoff is None or not data:
+            return 0
+        if mtime is not None and mtime + 1 <= cutoff:  # mtime may be whole seconds
+            return len(data)
+        start = 0
+        for seen, size in self._sizes.get((address, path), ()):
+            if seen > cutoff:
+                break
+            start = size if size <= len(data) else 0  # a shorter file was rewritten
+        if 0 < start < len(data) and data[start - 1 : start] != b"\n":
+            newline = data.find(b"\n", start)
+            start = len(data) if newline < 0 else newline + 1
+        return min(start, len(data))
+
+    async def _mtimes(self, address: str, base: str) -> dict[str, float]:
+        """stdout/stderr modification times from the agent's ``/files/browse``."""
+        try:
+            # MesosReader has no browse call of its own; the files API is the same one.
+            entries = await self._reader._agent_json(address, "/files/browse", {"path": base})
+        except mesos_agents.AgentsError as e:
+            log.info("no file times from %s for %s: %s", address, base, e)
+            return {}
+        out: dict[str, float] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("mtime"), int | float):
+                out[str(entry.get("path", "")).rsplit("/", 1)[-1]] = float(entry["mtime"])
+        return out
 
     async def _read_from(self, address: str, path: str, offset: int) -> bytes:
         out = b""
@@ -445,6 +509,30 @@ class KubeletServer:
 
     async def _read_all(self, address: str, path: str) -> bytes:
         return await self._read_from(address, path, 0)
+
+
+def _since_cutoff(query: Mapping[str, str], *, now: float) -> float | None:
+    """The epoch time ``sinceSeconds`` (or ``sinceTime``, RFC 3339) asks for, or None."""
+    if "sinceSeconds" in query and "sinceTime" in query:
+        raise ValueError("at most one of sinceTime or sinceSeconds may be specified")
+    if "sinceSeconds" in query:
+        try:
+            seconds = int(query["sinceSeconds"])
+        except ValueError as e:
+            raise ValueError(f"bad sinceSeconds {query['sinceSeconds']!r}") from e
+        if seconds < 1:
+            raise ValueError("sinceSeconds must be a positive integer")
+        return now - seconds
+    if "sinceTime" in query:
+        raw = query["sinceTime"]
+        try:
+            when = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise ValueError(f"bad sinceTime {raw!r} (RFC 3339 expected)") from e
+        if when.tzinfo is None:
+            raise ValueError(f"bad sinceTime {raw!r} (no time zone)")
+        return when.timestamp()
+    return None
 
 
 def _user_from_cert(peer: Any) -> UserInfo:
