@@ -248,7 +248,12 @@ class AgentStream:
 
     async def _write_loop(self) -> None:
         while True:
-            frame, futures = self._next_frame(await self._outbox.get())
+            first = await self._outbox.get()
+            # One turn of the event loop lets the rest of a burst (the other updates of the
+            # same executor event, the RUN_TASKs of the same ACCEPT) join this frame: a gRPC
+            # write costs far more than the few microseconds of the turn.
+            await asyncio.sleep(0)
+            frame, futures = self._next_frame(first)
             if frame is None:
                 continue
             try:

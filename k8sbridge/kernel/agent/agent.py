@@ -707,7 +707,7 @@ class Agent:
 
     def _task_env(self, container: _Container, task: _Task, command: dict[str, Any], *,
                   sandbox: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         env.update({
             "MESOS_SANDBOX": str(sandbox),
