@@ -160,19 +160,21 @@ async def kernel_launch_rate(n: int, agents: int, mode: str, work: Path) -> floa
                                                         "operations": [op]}})
         running: set[str] = set()
         acks = []
-        while len(running) < n:
-            event = await asyncio.wait_for(fw.event(), timeout=300)
-            if event["type"] != "UPDATE":
-                continue
-            status = event["update"]["status"]
-            if status["state"] == "TASK_RUNNING":
-                running.add(status["task_id"]["value"])
-            elif status["state"] not in ("TASK_STARTING", "TASK_STAGING"):
-                raise RuntimeError(f"task failed: {status}")
-            if "uuid" in status:
-                acks.append(asyncio.create_task(fw.call({"type": "ACKNOWLEDGE", "acknowledge": {
-                    "agent_id": status["agent_id"], "task_id": status["task_id"],
-                    "uuid": status["uuid"]}})))
+        async with asyncio.timeout(300):  # one deadline for the run, not a timer per event
+            while len(running) < n:
+                event = await fw.event()
+                if event["type"] != "UPDATE":
+                    continue
+                status = event["update"]["status"]
+                if status["state"] == "TASK_RUNNING":
+                    running.add(status["task_id"]["value"])
+                elif status["state"] not in ("TASK_STARTING", "TASK_STAGING"):
+                    raise RuntimeError(f"task failed: {status}")
+                if "uuid" in status:
+                    acks.append(asyncio.create_task(fw.call({
+                        "type": "ACKNOWLEDGE", "acknowledge": {
+                            "agent_id": status["agent_id"], "task_id": status["task_id"],
+                            "uuid": status["uuid"]}})))
         elapsed = time.perf_counter() - start
         await asyncio.gather(*acks)
         await fw.call({"type": "TEARDOWN"})

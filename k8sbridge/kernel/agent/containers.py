@@ -153,7 +153,8 @@ class Daemon:
                 writer.write(b"".join(lines[i] for i in todo))
                 await writer.drain()
                 while todo:
-                    answer = await asyncio.wait_for(reader.readline(), timeout=30.0)
+                    async with asyncio.timeout(30.0):  # per answer
+                        answer = await reader.readline()
                     if not answer:
                         raise ConnectionError("the container daemon went away")
                     out[todo.pop(0)] = _outcome(answer)
