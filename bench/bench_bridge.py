@@ -3,6 +3,12 @@
 1. Pod startup latency as the Kubernetes SLO defines it: from the create request to the pod
    observed (via watch) Running with every container ready, for N pods created at once.
 2. Throughput: a Deployment of R replicas of a `sleep` container until all pods are Running.
+3. Status propagation: the agent's TASK_RUNNING timestamp to the pod seen Running via watch,
+   for the startup pods and for every replica of the throughput run.
+
+``--processes`` runs kernel, devkube and the bridge as three separate processes (the bridge
+as ``k8sbridge run --master --kubeconfig``, as in production), so the bridge's own RSS can
+be sampled from /proc while the R replicas run (issue 6: RSS with 5,000 running pods).
 
 Bounded: each phase gives up after --timeout seconds. Prints medians/percentiles and the
 machine's core count. Run: python bench/bench_bridge.py [--pods 100] [--replicas 1000]
@@ -50,6 +56,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+SLEEP = ["3600"]  # the pods' sleep; bounded in --processes mode so nothing outlives the run
 WALL: dict[str, float] = {}  # pod name -> wall-clock time it was seen Running+ready
 
 
@@ -97,7 +104,9 @@ async def _watch_running(
                 continue
 
 
-async def startup_latency(targets: app.EmbeddedTargets, pods: int, timeout: float) -> None:
+async def startup_latency(
+    targets: app.EmbeddedTargets | Targets, pods: int, timeout: float
+) -> None:
     kube = targets.bridge.kube
     await kube.ensure_namespace("bench")
     seen: dict[str, float] = {}
@@ -113,7 +122,7 @@ async def startup_latency(targets: app.EmbeddedTargets, pods: int, timeout: floa
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "bench"},
             "spec": {"containers": [{"name": "c", "image": "busybox",
-                                     "command": ["sleep", "3600"],
+                                     "command": ["sleep", SLEEP[0]],
                                      "resources": {"requests": {"cpu": "10m",
                                                                 "memory": "8Mi"}}}]},
         }
@@ -129,16 +138,16 @@ async def startup_latency(targets: app.EmbeddedTargets, pods: int, timeout: floa
     if latencies:
         print(f"  p50 {statistics.median(latencies):.3f}s  p90 {_pct(latencies, 0.9):.3f}s  "
               f"p99 {_pct(latencies, 0.99):.3f}s  max {max(latencies):.3f}s")
-    await _propagation(targets, seen)
+    await _propagation(targets, "bench")
     await _logs_first_byte(targets)
     await kube.request("DELETE", "/api/v1/namespaces/bench/pods",
                        query={"gracePeriodSeconds": "0"})
 
 
-async def _propagation(targets: app.EmbeddedTargets, seen: dict[str, float]) -> None:
+async def _propagation(targets: app.EmbeddedTargets | Targets, namespace: str) -> None:
     """Task RUNNING (the agent's status timestamp) → pod Running+ready seen via watch."""
     kube = targets.bridge.kube
-    pods = (await kube.get("/api/v1/namespaces/bench/pods"))["items"]
+    pods = (await kube.get(f"/api/v1/namespaces/{namespace}/pods"))["items"]
     uid_to_name = {p["metadata"]["uid"]: p["metadata"]["name"] for p in pods}
     async with aiohttp.ClientSession() as http, http.get(targets.kernel_url + "/state") as r:
         state = await r.json(content_type=None)
@@ -153,10 +162,11 @@ async def _propagation(targets: app.EmbeddedTargets, seen: dict[str, float]) -> 
     if delays:
         print(f"status propagation (task RUNNING -> pod Running via watch), {len(delays)} pods:"
               f"  p50 {statistics.median(delays) * 1000:.0f} ms"
-              f"  p99 {_pct(delays, 0.99) * 1000:.0f} ms")
+              f"  p90 {_pct(delays, 0.9) * 1000:.0f} ms"
+              f"  p99 {_pct(delays, 0.99) * 1000:.0f} ms  max {max(delays) * 1000:.0f} ms")
 
 
-async def _logs_first_byte(targets: app.EmbeddedTargets, runs: int = 5) -> None:
+async def _logs_first_byte(targets: app.EmbeddedTargets | Targets, runs: int = 5) -> None:
     """`kubectl logs -f` path: API server log proxy → kubelet API → agent files API."""
     kube = targets.bridge.kube
     await kube.create("/api/v1/namespaces/bench/pods", {
@@ -184,7 +194,10 @@ async def _logs_first_byte(targets: app.EmbeddedTargets, runs: int = 5) -> None:
           f"  max {max(times) * 1000:.0f} ms")
 
 
-async def throughput(targets: app.EmbeddedTargets, replicas: int, timeout: float) -> None:
+async def throughput(
+    targets: app.EmbeddedTargets | Targets, replicas: int, timeout: float,
+    *, rss_pid: int | None = None, keep: bool = False,
+) -> None:
     kube = targets.bridge.kube
     await kube.ensure_namespace("tput")
     seen: dict[str, float] = {}
@@ -201,7 +214,7 @@ async def throughput(targets: app.EmbeddedTargets, replicas: int, timeout: float
             "template": {
                 "metadata": {"labels": {"app": "sleepers"}},
                 "spec": {"containers": [{"name": "c", "image": "busybox",
-                                         "command": ["sleep", "3600"],
+                                         "command": ["sleep", SLEEP[0]],
                                          "resources": {"requests": {"cpu": "5m",
                                                                     "memory": "4Mi"}}}]},
             },
@@ -216,7 +229,117 @@ async def throughput(targets: app.EmbeddedTargets, replicas: int, timeout: float
     done = max(seen.values(), default=t0) - t0
     print(f"throughput: {len(seen)}/{replicas} replicas Running in {done:.2f}s "
           f"({len(seen) / done if done else 0:.0f} pods/s)")
-    await kube.request("DELETE", "/apis/apps/v1/namespaces/tput/deployments/sleepers")
+    await _propagation(targets, "tput")
+    if rss_pid is not None:
+        await asyncio.sleep(5)  # let the status writer and the event posters drain
+        rss, peak = _rss_mib(rss_pid)
+        print(f"bridge RSS with {len(seen)} pods Running: {rss:.1f} MiB (peak {peak:.1f} MiB)")
+    if not keep:
+        await kube.request("DELETE", "/apis/apps/v1/namespaces/tput/deployments/sleepers")
+
+
+@dataclasses.dataclass
+class _BridgeHandle:
+    kube: Any
+
+
+@dataclasses.dataclass
+class Targets:
+    """What the phases need when the bridge runs in another process."""
+
+    kernel_url: str
+    bridge: _BridgeHandle
+
+
+def _rss_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MiB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+async def _processes(args: argparse.Namespace) -> None:
+    """Kernel, devkube and the bridge each in its own process; the bridge's RSS is sampled."""
+    import socket
+    import subprocess
+
+    from k8sbridge.kube import client as kube_client
+
+    def port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    kport, dport = port(), port()
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        big = (f"cpus:{args.replicas + 200};mem:{(args.replicas + 200) * 64};"
+               f"disk:{(args.replicas + 200) * 20};ports:[31000-32000]")
+        py = [sys.executable, "-m", "k8sbridge", "--log-level", "WARNING"]
+        try:
+            procs.append(subprocess.Popen(
+                [*py, "kernel", "--port", str(kport), "--work-dir", str(Path(tmp) / "kernel"),
+                 "--agents", "1", "--agent-resources", big]))
+            kubeconfig = Path(tmp) / "kubeconfig"
+            procs.append(subprocess.Popen(
+                [*py, "devkube", "--port", str(dport), "--data-dir", str(Path(tmp) / "dk"),
+                 "--kubeconfig", str(kubeconfig)]))
+            master = f"http://127.0.0.1:{kport}"
+            for _ in range(150):
+                try:
+                    async with aiohttp.ClientSession() as http, http.get(master + "/health"):
+                        if kubeconfig.exists():
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+            env = dict(os.environ)
+            env.update({
+                "K8SBRIDGE_SCHEDULER_IMAGE_MODE": "none",
+                "K8SBRIDGE_SCHEDULER_CYCLE_SECONDS": "0.05",
+                "K8SBRIDGE_KUBELET_MAX_PODS": str(args.replicas + args.pods + 100),
+                "K8SBRIDGE_MESOS_AGENT_POLL_SECONDS": "1",
+            })
+            profile = (["-m", "cProfile", "-o", args.profile_bridge]
+                       if args.profile_bridge else [])
+            bridge = subprocess.Popen(
+                [sys.executable, *profile, *py[1:], "run", "--master", master,
+                 "--kubeconfig", str(kubeconfig),
+                 "--scheduler-name", "default-scheduler", "--kubelet-port", "0",
+                 "--kubelet-bind", "127.0.0.1"], env=env)
+            procs.append(bridge)
+            kube = kube_client.KubeClient.from_kubeconfig(path=kubeconfig)
+            try:
+                for _ in range(300):
+                    try:
+                        nodes = (await kube.get("/api/v1/nodes"))["items"]
+                    except Exception:  # the API server may still be starting
+                        nodes = []
+                    if nodes:
+                        break
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(2)
+                rss, _ = _rss_mib(bridge.pid)
+                print(f"bridge RSS idle (one node, no pods): {rss:.1f} MiB")
+                targets = Targets(kernel_url=master, bridge=_BridgeHandle(kube=kube))
+                if args.pods:
+                    await startup_latency(targets, args.pods, args.timeout)
+                    await asyncio.sleep(3)
+                if args.replicas:
+                    await throughput(targets, args.replicas, args.timeout, rss_pid=bridge.pid,
+                                     keep=True)
+            finally:
+                await kube.close()
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in reversed(procs):
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 async def main() -> None:
@@ -224,6 +347,15 @@ async def main() -> None:
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--replicas", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument(
+        "--processes", action="store_true",
+        help="kernel (one agent), devkube and the bridge as three processes; samples the "
+             "bridge's RSS with --replicas pods running",
+    )
+    parser.add_argument(
+        "--profile-bridge", metavar="FILE", default="",
+        help="with --processes: run the bridge under cProfile, writing FILE on exit",
+    )
     parser.add_argument(
         "--separate-kernel", action="store_true",
         help="run the kernel (one big agent) as its own process; devkube + bridge in-process",
@@ -235,6 +367,10 @@ async def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"cores: {os.cpu_count()}")
+    if args.processes:
+        SLEEP[0] = str(int(args.timeout * 2 + 300))
+        await _processes(args)
+        return
     if args.separate_kernel:
         await _separate(args)
         return

@@ -35,6 +35,8 @@ __all__ = ["PodStatusWriter", "view_of"]
 
 log = logging.getLogger(__name__)
 
+EVENT_YIELD_SECONDS = 2.0  # the longest an event waits for queued status writes
+
 RawPod = dict[str, Any]
 Ack = Callable[[], Awaitable[None]]
 Relaunch = Callable[[str, float], None]
@@ -104,6 +106,7 @@ class PodStatusWriter:
         self._events: asyncio.Queue[tuple[dict[str, Any], str, str, str, str | None]] = (
             asyncio.Queue(maxsize=10_000)
         )
+        self._acking: set[asyncio.Task[None]] = set()  # acknowledgements on their way
 
     # -- PodSink ---------------------------------------------------------------------------
 
@@ -285,6 +288,10 @@ class PodStatusWriter:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if self._acking:  # written statuses: let their acknowledgements go out
+                await asyncio.wait(set(self._acking), timeout=2.0)
+            for t in list(self._acking):
+                t.cancel()
 
     async def _worker(self) -> None:
         while True:
@@ -329,11 +336,13 @@ class PodStatusWriter:
             state.acks[:0] = acks  # not written: keep the acks for the retry
             state.events[:0] = events
             raise
-        for ack in acks:
-            try:
-                await ack()
-            except Exception as e:  # the agent re-sends an unacknowledged update
-                log.warning("acknowledging an update of pod %s failed: %s", uid, e)
+        if acks:
+            # The status is written: acknowledge in the background, so this worker goes on
+            # to the next pod instead of waiting a master round trip per update (a burst of
+            # 1,000 RUNNING updates would otherwise queue behind those round trips).
+            task = asyncio.create_task(self._acknowledge(uid, acks))
+            self._acking.add(task)
+            task.add_done_callback(self._acking.discard)
         for etype, reason, message in events:
             item = (dict(meta), etype, reason, message, state.node_name or None)
             try:
@@ -341,10 +350,26 @@ class PodStatusWriter:
             except asyncio.QueueFull:
                 log.warning("event queue full: dropping %s for %s", reason, meta.get("name"))
 
+    async def _acknowledge(self, uid: str, acks: list[Ack]) -> None:
+        for ack in acks:
+            try:
+                await ack()
+            except Exception as e:  # the agent re-sends an unacknowledged update
+                log.warning("acknowledging an update of pod %s failed: %s", uid, e)
+
     async def _event_poster(self) -> None:
-        """Events go out after the statuses, on their own workers: a status never waits."""
+        """Events go out after the statuses, on their own workers: a status never waits.
+
+        They share the API client's connections (and the API server) with the status
+        writes; while status writes are queued an event yields to them, for at most
+        ``EVENT_YIELD_SECONDS`` (so events are late in a burst, never lost or starved).
+        """
         while True:
             meta, etype, reason, message, host = await self._events.get()
+            waited = 0.0
+            while self._queue.qsize() and waited < EVENT_YIELD_SECONDS:
+                await asyncio.sleep(0.05)
+                waited += 0.05
             await self._kube.post_event(
                 involved={"apiVersion": "v1", "kind": "Pod", "metadata": meta},
                 reason=reason,

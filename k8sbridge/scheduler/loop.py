@@ -201,6 +201,7 @@ class Scheduler:
         self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written
         self._phase_attempt: dict[str, int] = {}  # uid -> attempt whose init phases run
         self._deleting: set[str] = set()
+        self._parsed: dict[str, tuple[str, model_pods.PodRequest]] = {}  # uid -> (rv, request)
         # the last status the master keeps for each of our terminal tasks (GET_TASKS)
         self._final_status: dict[ids.TaskId, mesos_types.TaskStatus] = {}
         self._subscribed = False
@@ -360,18 +361,26 @@ class Scheduler:
         spec = raw.get("spec") or {}
         node = spec.get("nodeName")
         if node:
-            return node in self._our_nodes()
+            return self._is_our_node(str(node))
         return spec.get("schedulerName", "default-scheduler") in self._names
 
-    def _our_nodes(self) -> set[str]:
-        out = set()
+    def _is_our_node(self, node: str) -> bool:
+        """One of our agents' Nodes, or one a launched pod runs on (hot: every pod event)."""
         for agent_id in self._agents.agents:
-            name = self._agents.node_for_agent(agent_id)
-            if name:
-                out.add(name)
-        for launch_ in self._launches.values():
-            out.add(launch_.node_name)
-        return out
+            if self._agents.node_for_agent(agent_id) == node:
+                return True
+        return any(launch_.node_name == node for launch_ in self._launches.values())
+
+    def _request(self, uid: str, pod: RawPod) -> model_pods.PodRequest:
+        """``parse_pod`` once per resourceVersion (passes would otherwise re-parse every
+        pending and every placed pod each time; raises ``PodSpecError``)."""
+        rv = str((pod.get("metadata") or {}).get("resourceVersion") or "")
+        cached = self._parsed.get(uid)
+        if cached is not None and cached[0] == rv and rv:
+            return cached[1]
+        request = model_pods.parse_pod(pod, defaults=self._defaults)
+        self._parsed[uid] = (rv, request)
+        return request
 
     def _observe_pod(self, etype: str | None, raw: RawPod) -> None:
         meta = raw.get("metadata") or {}
@@ -380,6 +389,7 @@ class Scheduler:
             return
         if etype == "DELETED":
             self._pods.pop(uid, None)
+            self._parsed.pop(uid, None)
             self._pending.pop(uid, None)
             self._unschedulable.pop(uid, None)
             self._pending_since.pop(uid, None)
@@ -392,6 +402,7 @@ class Scheduler:
             return
         if not self._is_ours(raw) and uid not in self._launches:
             self._pods.pop(uid, None)
+            self._parsed.pop(uid, None)
             self._pending.pop(uid, None)
             return
         self._pods[uid] = raw
@@ -452,6 +463,7 @@ class Scheduler:
                 uid=uid,
             )
         self._pods.pop(uid, None)
+        self._parsed.pop(uid, None)
         self._sink.forget(uid)
         for tid in [t for t, rec in self._tasks.items() if rec.pod_uid == uid and rec.terminal]:
             self._tasks.pop(tid, None)
@@ -651,7 +663,7 @@ class Scheduler:
         if (
             not node or uid in self._launches or uid in self._deleting
             or meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed")
-            or node not in self._our_nodes()
+            or not self._is_our_node(str(node))
         ):
             return
         found = _previous_attempt(uid, pod)
@@ -803,7 +815,7 @@ class Scheduler:
                 self._pending.pop(uid, None)
                 continue
             try:
-                out.append(model_pods.parse_pod(pod, defaults=self._defaults))
+                out.append(self._request(uid, pod))
             except model_pods.PodSpecError as e:
                 self._pending.pop(uid, None)
                 self._sink.launch_failed(pod=pod, reason="InvalidPodSpec", message=str(e))
@@ -854,7 +866,7 @@ class Scheduler:
                 continue
             meta = pod.get("metadata") or {}
             try:
-                req = model_pods.parse_pod(pod, defaults=self._defaults)
+                req = self._request(uid, pod)
             except model_pods.PodSpecError:
                 continue
             out.setdefault(launched.agent_id, []).append(
@@ -932,7 +944,7 @@ class Scheduler:
             if pod is None or uid in self._deleting:
                 continue
             try:
-                request = model_pods.parse_pod(pod, defaults=self._defaults)
+                request = self._request(uid, pod)
                 env = await self._resolve_env(pod, node_name=node_name, host_ip=held[0].hostname)
                 phase = self._init_phase(uid, request)
                 if phase is not None and uid in self._phase_attempt:
@@ -1035,6 +1047,8 @@ class Scheduler:
 
     def _init_phase(self, uid: str, request: model_pods.PodRequest) -> int | None:
         """Index of the first init container that has not finished yet (None: app group)."""
+        if not request.init_containers:
+            return None
         finished = {
             r.container for r in self._tasks.values()
             if r.pod_uid == uid and r.state == "TASK_FINISHED"
