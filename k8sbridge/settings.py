@@ -117,6 +117,10 @@ class KubeletSettings:
     token_cache_ttl_seconds: float = 120.0  # a kubelet's --authentication-token-webhook-cache-ttl
     token_cache_failure_ttl_seconds: float = 10.0  # rejected tokens are remembered this long
     anonymous: bool = False  # serve unauthenticated requests (as system:anonymous)
+    # sinceSeconds precision: every this many seconds record the size of each running
+    # container's stdout/stderr (one agent /files/browse call per container); 0: only the sizes
+    # seen while serving log requests are recorded.
+    log_sample_seconds: float = 0.0
     node_taint: str = "virtual-kubelet.io/provider=mesos:NoSchedule"  # "" disables
     lease_duration_seconds: int = 40
     lease_renew_seconds: float = 10.0
@@ -284,5 +288,7 @@ def _validate(settings: BridgeSettings) -> None:
         raise SettingsError("kubelet.token_cache_ttl_seconds: must not be negative")
     if settings.kubelet.token_cache_failure_ttl_seconds < 0:
         raise SettingsError("kubelet.token_cache_failure_ttl_seconds: must not be negative")
+    if settings.kubelet.log_sample_seconds < 0:
+        raise SettingsError("kubelet.log_sample_seconds: must not be negative")
     if not 0 <= settings.kubelet.port < 65536:
         raise SettingsError("kubelet.port: must be 0..65535")

@@ -16,8 +16,9 @@ both are streamed as they grow.
 ``/files/browse``) is older than the window contributes nothing; otherwise the output starts at
 the first line after the largest size the bridge itself observed for that file at or before
 the window's start (every log request and every ``-f`` poll records (time, size) per file, a
-bounded history); with no such observation all of the file is sent (more, never less, than a
-kubelet would). Lines that arrive while following are inside the window by construction.
+bounded history, and with ``log_sample_seconds`` a sampler records every running container's
+sizes periodically); with no such observation all of the file is sent (more, never less, than
+a kubelet would). Lines that arrive while following are inside the window by construction.
 
 Authentication is a kubelet's (``--anonymous-auth=false``, ``--client-ca-file``,
 ``--authentication-token-webhook``): TLS is mandatory (a generated self-signed certificate
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -169,6 +171,7 @@ class KubeletServer:
         self._sizes: collections.OrderedDict[tuple[str, str], list[tuple[float, int]]] = (
             collections.OrderedDict())
         self.token_reviews = 0  # TokenReviews sent (observable by tests)
+        self._sampler: asyncio.Task[None] | None = None
         self.port = 0
 
     def attach(self, *, scheduler: Any, kube: TokenReviewer | None, nodes: Any) -> None:
@@ -218,9 +221,15 @@ class KubeletServer:
                  "anonymous: %s)", host, self.port, self._settings.client_ca_file or "none",
                  "on" if self._settings.token_review else "off",
                  "on" if self._settings.anonymous else "off")
+        if self._settings.log_sample_seconds > 0:
+            self._sampler = asyncio.create_task(self._sample_sizes(), name="kubelet-log-sizes")
         return self.port
 
     async def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
         if self._runner is not None:
             await self._runner.cleanup()
         if self._tmp is not None:
@@ -476,19 +485,55 @@ class KubeletServer:
             start = len(data) if newline < 0 else newline + 1
         return min(start, len(data))
 
-    async def _mtimes(self, address: str, base: str) -> dict[str, float]:
-        """stdout/stderr modification times from the agent's ``/files/browse``."""
+    async def _browse(self, address: str, base: str) -> list[dict[str, Any]]:
+        """The agent's ``/files/browse`` of a task sandbox ([] when it cannot be read)."""
         try:
             # MesosReader has no browse call of its own; the files API is the same one.
             entries = await self._reader._agent_json(address, "/files/browse", {"path": base})
         except mesos_agents.AgentsError as e:
-            log.info("no file times from %s for %s: %s", address, base, e)
-            return {}
+            log.info("cannot browse %s on %s: %s", base, address, e)
+            return []
+        return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+    async def _mtimes(self, address: str, base: str) -> dict[str, float]:
+        """stdout/stderr modification times from the agent's ``/files/browse``."""
         out: dict[str, float] = {}
-        for entry in entries if isinstance(entries, list) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("mtime"), int | float):
+        for entry in await self._browse(address, base):
+            if isinstance(entry.get("mtime"), int | float):
                 out[str(entry.get("path", "")).rsplit("/", 1)[-1]] = float(entry["mtime"])
         return out
+
+    async def _sample_sizes(self) -> None:
+        """Every ``log_sample_seconds``: record the log sizes of every running container."""
+        period = self._settings.log_sample_seconds
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._sample_once()
+            except Exception:  # one bad pass must not end sampling; the next one retries
+                log.exception("sampling log sizes failed")
+
+    async def _sample_once(self) -> None:
+        locator, agents = self._locator, self._agents
+        if locator is None or agents is None or not locator.framework_id:
+            return
+        fid = locator.framework_id
+        for pod in locator.running_pods():
+            meta = pod.get("metadata") or {}
+            ns, name = str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                where = locator.locate(namespace=ns, name=name,
+                                       container=str(container.get("name")), previous=False)
+                if where is None or where[3]:
+                    continue
+                agent = agents.agents.get(where[0])
+                if agent is None:
+                    continue
+                base = f"/frameworks/{fid}/executors/{where[1]}/runs/latest/tasks/{where[2]}"
+                for entry in await self._browse(agent.address, base):
+                    leaf = str(entry.get("path", "")).rsplit("/", 1)[-1]
+                    if leaf in ("stdout", "stderr") and isinstance(entry.get("size"), int):
+                        self._observe(agent.address, f"{base}/{leaf}", int(entry["size"]))
 
     async def _read_from(self, address: str, path: str, offset: int) -> bytes:
         out = b""

@@ -9,16 +9,19 @@ directly (authenticated with devkube's kubelet client certificate) for the error
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import ssl
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from k8sbridge import app
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, fast_settings
 
 
 def _run_logs(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,4 +91,47 @@ async def test_since_skips_output_written_before_the_window(
                        {"sinceSeconds": "5", "sinceTime": "2026-01-01T00:00:00Z"}):
             async with http.get(base, params=params, ssl=_client_ctx(embedded)) as r:
                 assert r.status == 400, params
+    await kube.delete("/api/v1/namespaces/default/pods/writer", grace_period_seconds=0)
+
+
+@pytest.fixture
+async def sampling(tmp_path: Path) -> AsyncIterator[app.EmbeddedTargets]:
+    settings = fast_settings(tmp_path / "run")
+    settings = dataclasses.replace(
+        settings, kubelet=dataclasses.replace(settings.kubelet, log_sample_seconds=0.5)
+    )
+    async with app.running_embedded(settings) as targets:
+        yield targets
+
+
+async def test_the_sampler_knows_old_output_nobody_asked_for(
+    sampling: app.EmbeddedTargets, tmp_path: Path
+) -> None:
+    kube = sampling.bridge.kube
+    flag, ready = tmp_path / "go", tmp_path / "ready"
+    script = f'echo old line; touch "{ready}"; while [ ! -f "{flag}" ]; do sleep 0.1; done; ' \
+             "echo new line; sleep 300"
+    await kube.create("/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "writer", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "main", "image": "busybox", "command": ["sh", "-c", script]}]},
+    })
+
+    async def started() -> bool:
+        return ready.exists()
+
+    await eventually(started, timeout=40, what="the first line written")
+    await asyncio.sleep(6)  # only the sampler looks at the log meanwhile
+    flag.write_text("go")
+    written = time.time()
+
+    async def shows_new() -> bool:
+        done = await asyncio.to_thread(_run_logs, sampling.kubeconfig, "--since=4s")
+        return done.returncode == 0 and "new line" in done.stdout
+
+    await eventually(shows_new, timeout=20, what="the second line")
+    assert time.time() - written < 4, "too slow to test a 4 s window"
+    recent = await asyncio.to_thread(_kubectl_logs, sampling.kubeconfig, "--since=4s")
+    assert "old line" not in recent
     await kube.delete("/api/v1/namespaces/default/pods/writer", grace_period_seconds=0)

@@ -64,6 +64,8 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         pytest.param({"K8SBRIDGE_MESOS_ROLES": ""}, "mesos.roles", id="empty-roles"),
         pytest.param({"K8SBRIDGE_KUBELET_TOKEN_CACHE_TTL_SECONDS": "-1"},
                      "kubelet.token_cache_ttl_seconds", id="negative-ttl"),
+        pytest.param({"K8SBRIDGE_KUBELET_LOG_SAMPLE_SECONDS": "-2"},
+                     "kubelet.log_sample_seconds", id="negative-sampling"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], fragment: str) -> None:
