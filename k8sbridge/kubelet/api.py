@@ -221,6 +221,10 @@ class KubeletServer:
                  "anonymous: %s)", host, self.port, self._settings.client_ca_file or "none",
                  "on" if self._settings.token_review else "off",
                  "on" if self._settings.anonymous else "off")
+        if self._settings.client_ca_file is None and not self._settings.anonymous:
+            log.warning("kubelet API: no kubelet.client_ca_file, so the API server's kubelet "
+                        "client certificate cannot be verified and `kubectl logs` gets 401; "
+                        "set it to the CA that signed --kubelet-client-certificate")
         if self._settings.log_sample_seconds > 0:
             self._sampler = asyncio.create_task(self._sample_sizes(), name="kubelet-log-sizes")
         return self.port

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import dataclasses
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -107,3 +109,15 @@ async def test_an_unreachable_api_server_refuses_and_is_not_cached(tmp_path: Pat
             assert server.token_reviews == 2
     finally:
         await client.close()
+
+
+def test_run_documents_the_kubelet_flags() -> None:
+    done = subprocess.run([sys.executable, "-m", "k8sbridge", "run", "--help"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    for flag in ("--kubelet-bind", "--kubelet-client-ca", "--kubelet-anonymous"):
+        assert flag in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "k8sbridge", "run", "--master", "http://x:1",
+                          "--kubelet-port", "70000"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 2 and "kubelet.port" in bad.stderr
