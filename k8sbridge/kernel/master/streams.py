@@ -2,8 +2,9 @@
 
 Why a queue per stream: the master decides what to send synchronously, inside its own state
 changes, and must never wait on a slow client. Each stream queues framed records; the HTTP
-handler that opened the stream drains the queue into the response and adds a HEARTBEAT every
-interval, so a stalled client never blocks the master and a gone one is noticed at once.
+handler that opened the stream drains the queue into the response (whatever queued up in one
+write) and adds a HEARTBEAT every interval, so a stalled client never blocks the master and a
+gone one is noticed at once.
 """
 
 from __future__ import annotations
@@ -63,15 +64,25 @@ class EventStream:
                 if now >= next_beat:
                     await response.write(_HEARTBEAT)
                     next_beat = now + self.heartbeat_interval
-                try:
-                    data = await asyncio.wait_for(
-                        self._queue.get(), timeout=max(0.0, next_beat - time.monotonic())
-                    )
-                except TimeoutError:
-                    continue
-                if data == _CLOSE:
+                if self._queue.empty():
+                    try:
+                        async with asyncio.timeout(max(0.0, next_beat - time.monotonic())):
+                            first = await self._queue.get()
+                    except TimeoutError:
+                        continue
+                else:
+                    first = self._queue.get_nowait()
+                # Everything queued goes out as one write (records stay in order).
+                records = [first]
+                while not self._queue.empty():
+                    records.append(self._queue.get_nowait())
+                closing = _CLOSE in records
+                if closing:
+                    records = records[:records.index(_CLOSE)]
+                if records:
+                    await response.write(b"".join(records))
+                if closing:
                     return
-                await response.write(data)
         except (ConnectionError, RuntimeError) as e:
             log.info("event stream %s: client went away (%s)", self.stream_id, e)
         finally:
