@@ -230,6 +230,12 @@ async def throughput(
     print(f"throughput: {len(seen)}/{replicas} replicas Running in {done:.2f}s "
           f"({len(seen) / done if done else 0:.0f} pods/s)")
     await _propagation(targets, "tput")
+    scheduler = getattr(targets.bridge, "scheduler", None)
+    delays = list(getattr(scheduler, "running_update_delays", ()))[-replicas:]
+    if delays:
+        print(f"  of which Mesos (TASK_RUNNING timestamp -> update received by the bridge):"
+              f"  p50 {statistics.median(delays) * 1000:.0f} ms"
+              f"  p99 {_pct(delays, 0.99) * 1000:.0f} ms  max {max(delays) * 1000:.0f} ms")
     if rss_pid is not None:
         await asyncio.sleep(5)  # let the status writer and the event posters drain
         rss, peak = _rss_mib(rss_pid)

@@ -101,8 +101,10 @@ class PodStatusWriter:
         self._relaunch = relaunch
         self._workers = workers
         self._state: dict[str, _PodState] = {}
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
+        # (priority, sequence, uid): 0 = the write carries Mesos acknowledgements
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        self._queued: dict[str, int] = {}  # uid -> the best priority it is queued with
+        self._seq = 0
         self._events: asyncio.Queue[tuple[dict[str, Any], str, str, str, str | None]] = (
             asyncio.Queue(maxsize=10_000)
         )
@@ -120,9 +122,21 @@ class PodStatusWriter:
         return uid, state
 
     def _enqueue(self, uid: str) -> None:
-        if uid not in self._queued:
-            self._queued.add(uid)
-            self._queue.put_nowait(uid)
+        """Queue a write of the pod's latest state (once, however often it is asked for).
+
+        Writes that carry acknowledgements go first. Mesos sends a task's next update only
+        once the previous one is acknowledged, and we acknowledge only after the write: a
+        STARTING write stuck behind a thousand Scheduled writes holds back that task's
+        RUNNING update. A pod queued as ordinary and then given an ack moves up.
+        """
+        state = self._state.get(uid)
+        priority = 0 if state is not None and state.acks else 1
+        current = self._queued.get(uid)
+        if current is not None and current <= priority:
+            return
+        self._queued[uid] = priority
+        self._seq += 1
+        self._queue.put_nowait((priority, self._seq, uid))
 
     def task_status(
         self, *, pod: RawPod, status: Any, container: str, attempt: int, agent: Any,
@@ -295,8 +309,10 @@ class PodStatusWriter:
 
     async def _worker(self) -> None:
         while True:
-            uid = await self._queue.get()
-            self._queued.discard(uid)
+            priority, _, uid = await self._queue.get()
+            if self._queued.get(uid) != priority:
+                continue  # superseded by an entry with a better priority
+            del self._queued[uid]
             try:
                 await self._write(uid)
             except kube_errors.KubeError as e:

@@ -40,6 +40,7 @@ pending.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import logging
@@ -202,6 +203,9 @@ class Scheduler:
         self._phase_attempt: dict[str, int] = {}  # uid -> attempt whose init phases run
         self._deleting: set[str] = set()
         self._parsed: dict[str, tuple[str, model_pods.PodRequest]] = {}  # uid -> (rv, request)
+        # seconds from a TASK_RUNNING's timestamp (set where the task started) to its arrival
+        # here: the Mesos side's share of status propagation (benchmarks read it)
+        self._running_delays: collections.deque[float] = collections.deque(maxlen=20_000)
         # the last status the master keeps for each of our terminal tasks (GET_TASKS)
         self._final_status: dict[ids.TaskId, mesos_types.TaskStatus] = {}
         self._subscribed = False
@@ -258,6 +262,10 @@ class Scheduler:
     @property
     def suppressed(self) -> bool:
         return self._suppressed
+
+    @property
+    def running_update_delays(self) -> Sequence[float]:
+        return tuple(self._running_delays)
 
     # -- the kubelet API's view (PodLocator) ------------------------------------------------
 
@@ -557,6 +565,8 @@ class Scheduler:
                 await ack()
             return
         uid, attempt, container = parsed
+        if status.state == "TASK_RUNNING" and status.timestamp:
+            self._running_delays.append(time.time() - status.timestamp)
         rec = self._tasks.get(status.task_id)
         if rec is None:
             rec = TaskRecord(task_id=status.task_id, pod_uid=uid, attempt=attempt,
