@@ -276,6 +276,11 @@ class PodStatusWriter:
             return _render_pending(state.unschedulable, previous, now)
         pod = dict(state.pod)
         pod["status"] = previous
+        spec = pod.get("spec") or {}
+        if state.node_name and not spec.get("nodeName"):
+            # bound by us, but the watch has not brought the bound pod yet: it is scheduled
+            # (rendering it unbound would flap PodScheduled False -> True)
+            pod["spec"] = {**spec, "nodeName": state.node_name}
         return dict(
             statusmap.pod_status(
                 pod=pod,
