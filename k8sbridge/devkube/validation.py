@@ -222,8 +222,10 @@ def default_pod_spec(spec: dict[str, Any], *, template: bool) -> None:
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         spec.setdefault("priority", 0)
-        tolerations = spec.setdefault("tolerations", [])
-        for t in _DEFAULT_TOLERATIONS:
+        if spec.get("tolerations") is None:
+            spec["tolerations"] = []
+        tolerations = spec["tolerations"]
+        for t in _DEFAULT_TOLERATIONS if isinstance(tolerations, list) else ():
             if not any(isinstance(x, dict) and x.get("key") == t["key"] for x in tolerations):
                 tolerations.append(dict(t))
     for group in ("initContainers", "containers"):
@@ -258,20 +260,25 @@ def qos_class(spec: dict[str, Any]) -> str:
 
 
 def _default_workload(obj: dict[str, Any], *, deployment: bool) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = _section(obj, "spec")
+    if spec is None:
+        return
     spec.setdefault("replicas", 1)
     if deployment:
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
-        strategy = spec.setdefault("strategy", {})
-        strategy.setdefault("type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            rolling = strategy.setdefault("rollingUpdate", {})
-            rolling.setdefault("maxSurge", "25%")
-            rolling.setdefault("maxUnavailable", "25%")
+        strategy = _section(spec, "strategy")
+        if strategy is not None:
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                rolling = _section(strategy, "rollingUpdate")
+                if rolling is not None:
+                    rolling.setdefault("maxSurge", "25%")
+                    rolling.setdefault("maxUnavailable", "25%")
     template = spec.get("template")
     if isinstance(template, dict):
-        template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+        if (tmeta := _section(template, "metadata")) is not None:
+            tmeta.setdefault("creationTimestamp", None)
         tspec = template.get("spec")
         if isinstance(tspec, dict):
             default_pod_spec(tspec, template=True)
@@ -289,31 +296,45 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
     elif kind.plural == "replicasets":
         _default_workload(obj, deployment=False)
     elif kind.plural == "namespaces":
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj.setdefault("status", {}).setdefault("phase", "Active")
-        obj.setdefault("metadata", {}).setdefault("labels", {})[
-            "kubernetes.io/metadata.name"
-        ] = obj.get("metadata", {}).get("name", "")
+        if (spec := _section(obj, "spec")) is not None:
+            spec.setdefault("finalizers", ["kubernetes"])
+        if (status := _section(obj, "status")) is not None:
+            status.setdefault("phase", "Active")
+        meta = _section(obj, "metadata")
+        labels = _section(meta, "labels") if meta is not None else None
+        if meta is not None and labels is not None:
+            labels["kubernetes.io/metadata.name"] = meta.get("name", "")
     elif kind.plural == "services":
-        spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
-        for port in spec.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
-        obj.setdefault("status", {}).setdefault("loadBalancer", {})
+        if (spec := _section(obj, "spec")) is not None:
+            spec.setdefault("type", "ClusterIP")
+            spec.setdefault("sessionAffinity", "None")
+            for port in spec.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+                    port.setdefault("targetPort", port.get("port"))
+        if (status := _section(obj, "status")) is not None:
+            status.setdefault("loadBalancer", {})
     elif kind.plural == "secrets":
         obj.setdefault("type", "Opaque")
         string_data = obj.get("stringData")
-        if isinstance(string_data, dict) and all(isinstance(v, str) for v in string_data.values()):
+        data = _section(obj, "data")
+        if (data is not None and isinstance(string_data, dict)
+                and all(isinstance(v, str) for v in string_data.values())):
             # stringData is write-only: merged into data (base64), as the apiserver does.
             del obj["stringData"]
-            data = obj.setdefault("data", {})
             for key, value in string_data.items():
                 data[key] = base64.b64encode(value.encode()).decode()
     elif kind.plural == "nodes" and create:
-        obj.setdefault("spec", {})
+        _section(obj, "spec")
+
+
+def _section(obj: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``obj[key]`` as a dict to default into: null becomes {} (as the apiserver decodes it);
+    another non-object is left for validation to report and gets no defaults."""
+    value = obj.get(key)
+    if value is None:
+        value = obj[key] = {}
+    return value if isinstance(value, dict) else None
 
 
 # --- unknown fields (fieldValidation=Strict|Warn) -------------------------------------------
