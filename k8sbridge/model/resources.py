@@ -412,28 +412,17 @@ def _parse_plain_scalar(raw: Mapping[str, Any]) -> Resource | None:
         alloc = info.get("role")
     else:
         return None
-    if alloc is not None and type(alloc) is not str or not value:
-        # Not cached: an odd role (possibly unhashable), or a zero (0.0 and -0.0 compare
-        # equal but render differently).
-        return _resource(name, "SCALAR", _fix(value), (), _EMPTY_SET, (), alloc, "")
-    # Agents offer the same quantities again and again: the values are immutable, so equal
-    # input shares one instance.
-    key = (name, value, alloc)
-    made = _PLAIN_SCALARS.get(key)
-    if made is None:
-        made = _resource(name, "SCALAR", _fix(value), (), _EMPTY_SET, (), alloc, "")
-        if len(_PLAIN_SCALARS) >= _CACHE_SIZE:
-            _PLAIN_SCALARS.clear()
-        _PLAIN_SCALARS[key] = made
-    return made
+    # Not interned (a cache of parsed values was tried): with values that change from offer to
+    # offer, the misses and the long-lived cached objects cost the collector more than the hits
+    # saved (docs/bench/mesos-client.md).
+    return _resource(name, "SCALAR", _fix(value), (), _EMPTY_SET, (), alloc, "")
 
 
-# Bounded interning caches of parsed values (cleared when full; values are immutable, so a
-# shared instance is indistinguishable from a fresh one except by ``is``).
-_CACHE_SIZE = 8192
-_PLAIN_SCALARS: dict[tuple[str, float, str | None], Resource] = {}
+# Reservations are interned: a cluster has a handful of (type, role) pairs, so this stays small
+# (bounded anyway: cleared when full). Values are immutable, so a shared instance is
+# indistinguishable from a fresh one except by ``is``.
+_CACHE_SIZE = 1024
 _RESERVATIONS: dict[tuple[str, str], Reservation] = {}
-_ATTRIBUTES: dict[tuple[str, str, Any, bool], Attribute] = {}
 
 
 def _simple_reservation(rtype: ReservationType, role: str) -> Reservation:
@@ -759,23 +748,18 @@ class Attribute:
         atype = raw.get("type")
         if not isinstance(name, str) or not name:
             raise ResourceError("attribute without a name")
-        if cls is Attribute and type(raw) is dict and (atype == "TEXT" or atype == "SCALAR"):
-            # Fast path: agents send the same attributes in every offer; intern them (not
-            # zeros and empty text: 0.0 and -0.0 are equal keys that render differently).
-            body = raw.get(atype.lower())
-            value = body.get("value") if type(body) is dict else None
-            if value and (type(value) is str or type(value) is float or type(value) is int):
-                key = (name, atype, value, type(value) is int)
-                made = _ATTRIBUTES.get(key)
-                if made is None:
-                    if atype == "TEXT":
-                        made = _attribute(name, "TEXT", str(value), 0.0, (), _EMPTY_SET)
-                    else:
-                        made = _attribute(name, "SCALAR", "", float(value), (), _EMPTY_SET)
-                    if len(_ATTRIBUTES) >= _CACHE_SIZE:
-                        _ATTRIBUTES.clear()
-                    _ATTRIBUTES[key] = made
-                return made
+        if cls is Attribute and type(raw) is dict:
+            # Fast path for the common well-formed TEXT and SCALAR attributes.
+            if atype == "TEXT":
+                body = raw.get("text")
+                value = body.get("value") if type(body) is dict else None
+                if type(value) is str:
+                    return _attribute(name, "TEXT", value, 0.0, (), _EMPTY_SET)
+            elif atype == "SCALAR":
+                body = raw.get("scalar")
+                value = body.get("value") if type(body) is dict else None
+                if type(value) is float or type(value) is int:
+                    return _attribute(name, "SCALAR", "", float(value), (), _EMPTY_SET)
         return cls._parse_general(name, atype, raw)
 
     @classmethod
