@@ -57,8 +57,10 @@ async def agent_launch_rate(n: int) -> float:
                 await stream.send({"type": "REGISTERED", "agent_id": {"value": "bench-S0"}})
             elif message["type"] == "STATUS_UPDATE":
                 status = message["status"]
-                await stream.send({"type": "ACKNOWLEDGE", "framework_id": message["framework_id"],
-                                   "task_id": status["task_id"], "uuid": status["uuid"]})
+                # Queued without waiting for the write, as the real master's agent pump does
+                # (what queues up leaves in one link frame).
+                stream.post({"type": "ACKNOWLEDGE", "framework_id": message["framework_id"],
+                             "task_id": status["task_id"], "uuid": status["uuid"]})
                 if status["state"] == "TASK_RUNNING":
                     running.add(status["task_id"]["value"])
                     if len(running) == n:
@@ -87,8 +89,8 @@ async def agent_launch_rate(n: int) -> float:
             framework: dict[str, Any] = {"id": {"value": "bench-fw"}, "user": "root",
                                          "name": "bench"}
             start = time.perf_counter()
-            for i in range(n):
-                await streams[0].send({"type": "RUN_TASK", "framework": framework, "task": {
+            for i in range(n):  # as the master forwards one ACCEPT's launches: queued at once
+                streams[0].post({"type": "RUN_TASK", "framework": framework, "task": {
                     "name": f"t{i}", "task_id": {"value": f"t{i}"},
                     "agent_id": {"value": "bench-S0"},
                     "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.01}},
