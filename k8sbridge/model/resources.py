@@ -213,6 +213,8 @@ class Resource:
     def parse(cls, raw: Mapping[str, Any]) -> Resource:
         """Parse wire JSON in either reservation form (pre- or post-refinement)."""
         plain = _parse_plain_scalar(raw)
+        if plain is None:
+            plain = _parse_plain_ranges_or_set(raw)
         if plain is not None:
             return plain
         return cls._parse_general(raw)
@@ -418,6 +420,69 @@ def _parse_plain_scalar(raw: Mapping[str, Any]) -> Resource | None:
     return _resource(name, "SCALAR", _fix(value), (), _EMPTY_SET, (), alloc, "")
 
 
+_PLAIN_RANGES_KEYS = frozenset({"name", "type", "ranges", "allocation_info"})
+_PLAIN_SET_KEYS = frozenset({"name", "type", "set", "allocation_info"})
+
+
+def _parse_plain_ranges_or_set(raw: Mapping[str, Any]) -> Resource | None:
+    """Fast path for unreserved RANGES (``ports``) and SET resources, as in every offer.
+
+    Same contract as ``_parse_plain_scalar``: anything unusual (another key, a reservation, a
+    non-integer bound, a non-string item) returns None and takes the general path, so the result
+    is always identical to ``Resource._parse_general``.
+    """
+    if type(raw) is not dict:
+        return None
+    name = raw.get("name")
+    if type(name) is not str or not name:
+        return None
+    rtype = raw.get("type")
+    if rtype == "RANGES":
+        if not raw.keys() <= _PLAIN_RANGES_KEYS:
+            return None
+        body = raw.get("ranges")
+        if type(body) is not dict:
+            return None
+        spans = body.get("range", [])
+        if type(spans) is not list:
+            return None
+        bounds: list[Range] = []
+        for span in spans:
+            if type(span) is not dict:
+                return None
+            begin = span.get("begin")
+            end = span.get("end")
+            if type(begin) is not int or type(end) is not int:
+                return None
+            bounds.append((begin, end))
+        ranges = merge_ranges(bounds)  # raises ResourceError as the general path does
+        items = _EMPTY_SET
+    elif rtype == "SET":
+        if not raw.keys() <= _PLAIN_SET_KEYS:
+            return None
+        body = raw.get("set")
+        if type(body) is not dict:
+            return None
+        members = body.get("item", [])
+        if type(members) is not list:
+            return None
+        for member in members:
+            if type(member) is not str:
+                return None
+        ranges = ()
+        items = frozenset(members)
+    else:
+        return None
+    info = raw.get("allocation_info")
+    if info is None:
+        alloc = None
+    elif type(info) is dict:
+        alloc = info.get("role")
+    else:
+        return None
+    return _resource(name, rtype, 0.0, ranges, items, (), alloc, "")
+
+
 # Reservations are interned: a cluster has a handful of (type, role) pairs, so this stays small
 # (bounded anyway: cleared when full). Values are immutable, so a shared instance is
 # indistinguishable from a fresh one except by ``is``.
@@ -514,10 +579,19 @@ class Resources:
             return cls()
         if isinstance(raw, Mapping):  # a single object where a list is expected: Mesos accepts
             raw = [raw]
-        # ``Resource.parse`` inlined (this is the OFFERS hot loop): fast path, else general.
+        # ``Resource.parse`` inlined (this is the OFFERS hot loop): fast paths, else general.
         plain = _parse_plain_scalar
+        other = _parse_plain_ranges_or_set
         general = Resource._parse_general
-        return cls.of(tuple([p if (p := plain(r)) is not None else general(r) for r in raw]))
+        parsed = []
+        for r in raw:
+            made = plain(r)
+            if made is None:
+                made = other(r)
+                if made is None:
+                    made = general(r)
+            parsed.append(made)
+        return cls.of(tuple(parsed))
 
     @classmethod
     def from_scalars(cls, scalars: Mapping[str, float], *, role: str = "*") -> Resources:

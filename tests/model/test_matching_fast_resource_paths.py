@@ -203,3 +203,54 @@ def test_reservations_parse_as_plain_dataclasses(role: Any, rtype: Any, principa
     else:
         assert parsed.reservations == (r.Reservation(type="STATIC", role=role),)
     assert not math.isnan(parsed.scalar)
+
+
+bounds = st.one_of(st.integers(-2, 40), st.booleans(), st.just(1.5), st.just("7"), st.none())
+spans = st.fixed_dictionaries({}, optional={"begin": bounds, "end": bounds})
+members = st.one_of(st.sampled_from(["a", "b", ""]), st.integers(0, 2), st.none())
+other_raws = st.fixed_dictionaries(
+    {"name": st.sampled_from(["ports", "zones", ""]), "type": st.sampled_from(["RANGES", "SET"])},
+    optional={
+        "ranges": st.one_of(
+            st.fixed_dictionaries({}, optional={"range": st.one_of(
+                st.lists(st.one_of(spans, st.just([1, 2])), max_size=4), st.just({}))}),
+            st.none(),
+        ),
+        "set": st.one_of(
+            st.fixed_dictionaries({}, optional={"item": st.one_of(
+                st.lists(members, max_size=4), st.just("ab"))}),
+            st.none(),
+        ),
+        "allocation_info": st.one_of(
+            st.fixed_dictionaries({}, optional={"role": st.sampled_from(["k8s", "a/b"])}),
+            st.none(),
+            st.just("k8s"),
+        ),
+        "role": st.sampled_from(["*", "k8s"]),
+        "disk": st.just({"persistence": {"id": "v"}}),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=other_raws)
+def test_the_ranges_and_set_fast_path_equals_the_general_parser(raw: dict[str, Any]) -> None:
+    want = outcome(r.Resource._parse_general, raw)
+    assert outcome(r.Resource.parse, raw) == want
+    bag = outcome(r.Resources.parse, [raw])
+    if isinstance(want, r.Resource):
+        assert bag == r.Resources.of([want])
+    else:
+        assert bag == want
+
+
+def test_plain_ports_and_sets_take_the_fast_path() -> None:
+    ports = {"name": "ports", "type": "RANGES", "allocation_info": {"role": "k8s"},
+             "ranges": {"range": [{"begin": 31000, "end": 31005}, {"begin": 31006, "end": 31010}]}}
+    fast = r._parse_plain_ranges_or_set(ports)
+    assert fast is not None and fast == r.Resource._parse_general(ports)
+    assert fast.ranges == ((31000, 31010),) and fast.allocation_role == "k8s"
+    zones = {"name": "zones", "type": "SET", "set": {"item": ["b", "a", "b"]}}
+    fast = r._parse_plain_ranges_or_set(zones)
+    assert fast is not None and fast.items == frozenset({"a", "b"})
+    assert r._parse_plain_ranges_or_set({**zones, "role": "k8s"}) is None  # reserved: general
