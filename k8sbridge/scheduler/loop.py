@@ -665,6 +665,7 @@ class Scheduler:
 
         A pod whose app containers never started (a crash between bind and ACCEPT, or bound
         by another scheduler, or still in its init phase) is not touched: it is launched.
+        Nor is a pod whose Node's agent is not registered and active at the master.
         """
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
@@ -675,6 +676,13 @@ class Scheduler:
             or meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed")
             or not self._is_our_node(str(node))
         ):
+            return
+        # Only an agent the master reports registered and active answers for its tasks: after
+        # a master failover an agent may not have re-registered yet, and its tasks are then
+        # absent from GET_TASKS without having vanished (they are left alone until it is back).
+        node_agent = self._agent_of_node(str(node))
+        info = self._agents.agents.get(node_agent) if node_agent is not None else None
+        if info is None or not getattr(info, "active", True):
             return
         found = _previous_attempt(uid, pod)
         if found is None:
