@@ -144,3 +144,28 @@ async def test_a_sandbox_that_cannot_be_made_fails_the_launch_and_leaves_no_cgro
         await run.master.wait_state("fine", "TASK_RUNNING")
         await run.master.send(fm.kill_task("fine", grace=0.5))
         await run.master.wait_state("fine", "TASK_KILLED")
+
+
+async def test_the_task_process_starts_like_popen_would_start_it(tmp_path: Path) -> None:
+    # In its sandbox, stdin from /dev/null, SIGPIPE not ignored (Python ignores it; the child
+    # must not inherit that), a bare program name found on the task's PATH.
+    probe = ("pwd; readlink /proc/self/fd/0; grep SigIgn /proc/self/status; "
+             "echo to-stderr >&2")
+    bare = fm.command_task("bare", "ignored")
+    bare["command"] = {"shell": False, "value": "printenv",
+                       "arguments": ["printenv", "MESOS_TASK_ID"]}
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(fm.run_task(fm.command_task("probe", probe)))
+        await run.master.send(fm.run_task(bare))
+        await run.master.wait_state("probe", "TASK_FINISHED")
+        await run.master.wait_state("bare", "TASK_FINISHED")
+        assert run.agent.agent_id is not None
+        executors = (tmp_path / "slaves" / run.agent.agent_id / "frameworks" / fm.FRAMEWORK_ID
+                     / "executors")
+        sandbox = (executors / "probe" / "runs" / "latest").resolve()
+        cwd, stdin, sig_ign = (sandbox / "stdout").read_text().splitlines()
+        assert cwd == str(sandbox)
+        assert stdin == "/dev/null"
+        assert int(sig_ign.split()[1], 16) & (1 << 12) == 0  # bit of SIGPIPE (13)
+        assert (sandbox / "stderr").read_text().endswith("to-stderr\n")
+        assert (executors / "bare" / "runs" / "latest" / "stdout").read_text() == "bare\n"
