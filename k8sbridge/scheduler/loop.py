@@ -1159,7 +1159,7 @@ def _previous_attempt(
         attempt = parsed[1]
         by_attempt.setdefault(attempt, {})[parsed[2]] = cs
         state = cs.get("state") or {}
-        if state.get("running") or state.get("terminated"):
+        if isinstance(state, dict) and ("running" in state or "terminated" in state):
             started.add(attempt)
     if started:
         best = max(started)
@@ -1177,8 +1177,8 @@ def _status_from_written(
 ) -> mesos_types.TaskStatus:
     """The final status of a task the master no longer knows: what the pod's status already
     says if the container had terminated, else the task vanished (``TASK_GONE``)."""
-    term = ((written or {}).get("state") or {}).get("terminated") or {}
-    if term:
+    term = ((written or {}).get("state") or {}).get("terminated")
+    if isinstance(term, dict):
         code = int(term.get("exitCode") or 0)
         return mesos_types.TaskStatus(
             task_id=task_id,
