@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from k8sbridge.kernel.agent import stats
 from k8sbridge.model import resources as mres
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ def make_app(agent: Agent) -> web.Application:
         app.router.add_get(prefix + "/health", _health)
         app.router.add_get(prefix + "/flags", _flags)
     app.router.add_get("/containers", _containers)
+    app.router.add_get("/monitor/statistics", _monitor_statistics)
+    app.router.add_get("/monitor/statistics.json", _monitor_statistics)
     app.router.add_get("/version", _version)
     app.router.add_get("/files/browse", _browse)
     app.router.add_get("/files/read", _read)
@@ -368,19 +371,22 @@ def _container_entries(agent: Agent) -> list[dict[str, Any]]:
     for container in agent.live_containers():
         if not container.launched:
             continue
-        stats: dict[str, Any] = {"timestamp": time.time()}
-        if container.mem_limit_mb:
-            stats["mem_limit_bytes"] = int(container.mem_limit_mb * 1024 * 1024)
-        if container.cpus_limit:
-            stats["cpus_limit"] = container.cpus_limit
+        status = agent.container_status(container)  # also learns the executor's pid
+        pids = {t.pid for t in container.tasks.values() if t.pid and not t.terminal}
+        if container.executor_pid:
+            pids.add(container.executor_pid)
+        statistics = stats.sample(
+            cgroup=container.cgroup, pids=pids, timestamp=time.time(),
+            cpus_limit=container.cpus_limit, mem_limit_mb=container.mem_limit_mb,
+        )
         out.append({
             "container": container,
             "framework_id": container.framework_id,
             "executor_id": container.executor_id,
             "executor_name": container.executor.get("name", ""),
             "source": container.executor.get("source", ""),
-            "statistics": stats,
-            "status": agent.container_status(container),
+            "statistics": statistics,
+            "status": status,
         })
     return out
 
@@ -394,6 +400,19 @@ async def _containers(request: web.Request) -> web.Response:
         "source": e["source"],
         "container_id": e["container"].container_id,
         "status": e["status"],
+        "statistics": e["statistics"],
+    } for e in entries]
+    return web.json_response(body)
+
+
+async def _monitor_statistics(request: web.Request) -> web.Response:
+    """Mesos' ``/monitor/statistics``: one entry per running executor with its usage."""
+    entries = _container_entries(_agent(request))
+    body = [{
+        "framework_id": e["framework_id"],
+        "executor_id": e["executor_id"],
+        "executor_name": e["executor_name"],
+        "source": e["source"],
         "statistics": e["statistics"],
     } for e in entries]
     return web.json_response(body)
