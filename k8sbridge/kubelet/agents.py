@@ -182,6 +182,29 @@ class MesosReader:
         reply = await self._agent_json(address, "/containers", {})
         return [c for c in reply if isinstance(c, dict)] if isinstance(reply, list) else []
 
+    async def get_containers(self, address: str, *, show_nested: bool = True
+                             ) -> list[dict[str, Any]]:
+        """The agent's v1 GET_CONTAINERS: containers (nested ones too) with
+        ``resource_statistics``."""
+        base = address if "://" in address else "http://" + address
+        call = {"type": "GET_CONTAINERS", "get_containers": {"show_nested": show_nested}}
+        try:
+            async with self._http().post(base + "/api/v1", json=call,
+                                         headers={"Accept": "application/json"}) as resp:
+                if resp.status != 200:
+                    raise AgentsError(f"{address}/api/v1 GET_CONTAINERS: {resp.status}")
+                reply = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            raise AgentsError(f"{address}/api/v1 GET_CONTAINERS: {e}") from e
+        found = (reply.get("get_containers") or {}).get("containers") if isinstance(
+            reply, dict) else None
+        return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+
+    async def browse(self, address: str, *, path: str) -> list[dict[str, Any]]:
+        """``/files/browse`` of a sandbox directory: its entries (path, size, mtime, mode...)."""
+        reply = await self._agent_json(address, "/files/browse", {"path": path})
+        return [e for e in reply if isinstance(e, dict)] if isinstance(reply, list) else []
+
     async def read_file(
         self, address: str, *, path: str, offset: int, length: int | None = None
     ) -> tuple[str, int]:

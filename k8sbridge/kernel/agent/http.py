@@ -553,6 +553,9 @@ def _v1_containers(agent: Agent, *, show_nested: bool) -> list[dict[str, Any]]:
         if show_nested and container.kind == "DEFAULT":
             for task in container.tasks.values():
                 status = agent.container_status(container, task)
+                pids = {task.pid} if task.pid and not task.terminal else set()
+                usage = stats.sample(cgroup=None, pids=pids, timestamp=time.time(),
+                                     cpus_limit=None, mem_limit_mb=None)
                 out.append({**base, "container_id": status["container_id"],
-                            "container_status": status})
+                            "container_status": status, "resource_statistics": usage})
     return out
