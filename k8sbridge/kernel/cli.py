@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import sys
 import tempfile
@@ -41,6 +42,13 @@ def register(sub: Any) -> None:
                         "(default: auto-detected like Mesos)")
     parser.add_argument("--agent-attributes", default="", metavar="SPEC",
                         help="Mesos --attributes for each agent, e.g. 'rack:r{i}'")
+    parser.add_argument("--agent-host", default=None, metavar="ADDR",
+                        help="address each agent serves its API on; {i} is the agent index, "
+                        "{n} the index + 1 (default: 127.0.0.{n} when --host is a loopback "
+                        "address, so every agent is a distinct host and Node; else --host)")
+    parser.add_argument("--agent-hostname", default=None, metavar="NAME",
+                        help="hostname each agent advertises; {i}/{n} as for --agent-host "
+                        "(default: the agent's address)")
     parser.set_defaults(func=_run_kernel)
     parts = parser.add_subparsers(dest="kernel_part", metavar="PART")
 
@@ -77,13 +85,37 @@ def _master_config(args: argparse.Namespace) -> MasterConfig:
     return MasterConfig(host=args.host, port=args.port, work_dir=work_dir)
 
 
+def agent_host(*, index: int, host: str, spec: str | None) -> str:
+    """The address of in-process agent ``index``: ``spec`` with {i}/{n} filled in, else a
+    loopback address of its own (127.0.0.{index + 1}, carrying into the next octets past 255)
+    when the master's ``host`` is loopback, else ``host`` itself."""
+    if spec:
+        return _fill(spec, index)
+    try:
+        parsed = ipaddress.ip_address(host)
+        loopback = parsed.is_loopback and parsed.version == 4
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        return host
+    n = index + 1
+    if n >= 1 << 24:
+        raise ValueError(f"no loopback address for agent {index}")
+    return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+def _fill(spec: str, index: int) -> str:
+    return spec.replace("{i}", str(index)).replace("{n}", str(index + 1))
+
+
 def _agent_configs(args: argparse.Namespace, base: Path) -> list[AgentConfig]:
     out = []
     for i in range(args.agents):
         out.append(AgentConfig(
             master=f"{args.host}:{args.port}",
             work_dir=base / f"agent-{i}",
-            host=args.host,
+            host=agent_host(index=i, host=args.host, spec=args.agent_host),
+            hostname=_fill(args.agent_hostname, i) if args.agent_hostname else None,
             resources=args.agent_resources.replace("{i}", str(i)),
             attributes=args.agent_attributes.replace("{i}", str(i)),
         ))
@@ -99,6 +131,9 @@ def _install_signals(stop: asyncio.Event) -> None:
 def _run_kernel(args: argparse.Namespace) -> int:
     if args.agents < 0:
         raise SystemExit("k8sbridge kernel: --agents must be >= 0")
+    if args.agents >= 1 << 24 and not args.agent_host:
+        raise SystemExit("k8sbridge kernel: --agents is too large for distinct loopback "
+                         "addresses; give --agent-host")
     return asyncio.run(_kernel(args))
 
 

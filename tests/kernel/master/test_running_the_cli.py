@@ -47,7 +47,7 @@ async def test_kernel_command_runs_and_stops_cleanly(tmp_path: Path) -> None:
             lines.append(line.decode())
         assert lines[0].startswith(f"master: http://127.0.0.1:{port}")
         assert lines[1].startswith("agent 0: http://127.0.0.1:")
-        assert lines[2].startswith("agent 1: http://127.0.0.1:")
+        assert lines[2].startswith("agent 1: http://127.0.0.2:")  # a host of its own
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{url}/state") as resp:
