@@ -66,9 +66,9 @@ class _LaunchError(Exception):
     """A task cannot be run as asked (the message goes into TASK_FAILED)."""
 
 
-# Terminal failure states that must carry a reason and a message (TASK_KILLED after a kill
-# request and TASK_FINISHED say enough with their message, as in Mesos).
-_NEEDS_REASON = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
+# Terminal failure states that must say why in a message. The reason stays what Mesos would
+# send (its command executor sends "Command exited with status N" and no reason).
+_NEEDS_MESSAGE = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
 
 
 @dataclasses.dataclass(slots=True)
@@ -836,11 +836,10 @@ class Agent:
                          reason="REASON_CONTAINER_LAUNCH_FAILED", message=str(event["error"]))
             return
         if not isinstance(status, int):
-            # The supervisor could not reap the task (no wait status): never a success.
-            self._update(container, task, "TASK_FAILED", source="SOURCE_AGENT",
-                         reason="REASON_EXECUTOR_TERMINATED",
-                         message="Command exited without a wait status (its supervisor could "
-                         "not reap it)")
+            # The supervisor could not reap the task (no wait status): never a success. Mesos'
+            # command executor says exactly this, with no reason.
+            self._update(container, task, "TASK_FAILED",
+                         message="Failed to get exit status for Command")
             return
         signaled = 0 < status < 128 and (status & 0x7F) == status
         text = (f"Command terminated with signal {_signal_name(status)}" if signaled
@@ -865,8 +864,7 @@ class Agent:
         elif status == 0:
             self._update(container, task, "TASK_FINISHED", message=text)
         else:
-            self._update(container, task, "TASK_FAILED",
-                         reason="REASON_COMMAND_EXECUTOR_FAILED", message=text)
+            self._update(container, task, "TASK_FAILED", message=text)
 
     def _finish_container(self, container: _Container, *, notify_master: bool) -> None:
         if container.terminated:
@@ -896,13 +894,12 @@ class Agent:
                 limitation: dict[str, Any] | None = None) -> None:
         if task.terminal:
             return
-        if state in _NEEDS_REASON and (reason is None or not message):
-            # Every failure says why: a path that forgot gets a generic reason and message
-            # (and a warning naming the task) rather than a bare TASK_FAILED.
-            log.warning("agent: %s of task %s had no %s; filling it in", state, task.task_id,
-                        "reason" if reason is None else "message")
-            reason = reason or "REASON_EXECUTOR_TERMINATED"
-            message = message or f"{state} reported without details ({reason})"
+        if state in _NEEDS_MESSAGE and not message:
+            # Every failure says why: a path that forgot gets a generic message (and a warning
+            # naming the task) rather than a bare TASK_FAILED.
+            log.warning("agent: %s of task %s had no message; filling it in", state,
+                        task.task_id)
+            message = f"{state} reported by the agent without details"
         status: dict[str, Any] = {
             "task_id": {"value": task.task_id},
             "state": state,
