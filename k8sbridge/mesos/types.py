@@ -536,7 +536,7 @@ assert _OFFER_FIELDS == (
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CommandInfo:
-    """A command: ``shell=True`` runs ``/bin/sh -c value``; else ``value`` with ``arguments``."""
+    """A command: with ``shell`` true, ``/bin/sh -c value``; else ``value`` with ``arguments``."""
 
     value: str | None = None
     shell: bool = True
