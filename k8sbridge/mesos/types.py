@@ -22,6 +22,7 @@ from typing import Any, cast
 from k8sbridge.mesos import raw as wire
 from k8sbridge.mesos.errors import ProtocolError
 from k8sbridge.model import resources as res
+from k8sbridge.model import tasks as model_tasks
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId
 
 __all__ = [
@@ -57,18 +58,7 @@ CAPABILITIES = frozenset(
     }
 )
 
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
+TERMINAL_STATES = model_tasks.TERMINAL_STATES  # Mesos' isTerminalState, defined once in model
 
 ONE_WEEK_SECONDS = 7 * 24 * 3600.0
 NANOS = 1_000_000_000

@@ -45,6 +45,7 @@ from k8sbridge.kernel.agent import cgroups, checks, containers, detect, fetcher,
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.agent.errors import AgentError, ContainerError, FetchError
 from k8sbridge.model import resources as mres
+from k8sbridge.model import tasks as model_tasks
 
 __all__ = ["Agent", "AgentError", "VERSION"]
 
@@ -52,10 +53,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "1.12.0"
 
-TERMINAL_STATES = frozenset({
-    "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
-    "TASK_GONE", "TASK_GONE_BY_OPERATOR",
-})
+TERMINAL_STATES = model_tasks.TERMINAL_STATES
 DEFAULT_KILL_GRACE = 3.0
 MAX_COMPLETED_CONTAINERS = 200
 _REGISTER_TIMEOUT = 10.0

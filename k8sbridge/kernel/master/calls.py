@@ -17,6 +17,7 @@ from typing import Any
 
 from k8sbridge.kernel.master.errors import CallError, TaskInvalid
 from k8sbridge.model import resources as res
+from k8sbridge.model import tasks as model_tasks
 
 RawJson = dict[str, Any]
 
@@ -56,17 +57,8 @@ CAPABILITIES = frozenset(
     }
 )  # fmt: skip
 
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
-        "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
-    }
-)  # fmt: skip
-
-TASK_STATES = TERMINAL_STATES | {
-    "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE",
-    "TASK_UNKNOWN",
-}  # fmt: skip
+TERMINAL_STATES = model_tasks.TERMINAL_STATES
+TASK_STATES = frozenset(model_tasks.STATES)
 
 MIN_CPUS = 0.01
 MIN_MEM = 32.0
