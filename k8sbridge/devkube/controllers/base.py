@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from k8sbridge.devkube.controllers import client as api
-from k8sbridge.devkube.controllers import errors
+from k8sbridge.devkube.controllers import errors, raw
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.raw import ObjectKey, RawObject
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
@@ -81,3 +81,16 @@ def owner_reference(owner: RawObject, *, api_version: str, kind: str) -> dict[st
     m = owner.get("metadata") or {}
     return {"apiVersion": api_version, "kind": kind, "name": m.get("name"), "uid": m.get("uid"),
             "controller": True, "blockOwnerDeletion": True}
+
+
+def adoption_patch(dependent: RawObject, owner: RawObject, *, adopt: bool,
+                   kind: str) -> dict[str, object]:
+    """The merge patch that adopts ``dependent`` for ``owner`` (or releases it), guarded by the
+    dependent's uid and resourceVersion, as kube-controller-manager's ControllerRefManager."""
+    refs: list[object] = [dict(r) for r in raw.owner_refs(dependent)
+                          if r.get("uid") != raw.uid_of(owner)]
+    if adopt:
+        refs.append(owner_reference(owner, api_version="apps/v1", kind=kind))
+    m = dependent.get("metadata") or {}
+    return {"metadata": {"ownerReferences": refs, "uid": m.get("uid"),
+                         "resourceVersion": m.get("resourceVersion")}}

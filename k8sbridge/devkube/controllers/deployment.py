@@ -26,7 +26,6 @@ from k8sbridge.devkube.controllers.raw import (
     RawObject,
     controller_ref,
     key_of,
-    owner_refs,
     uid_of,
 )
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
@@ -303,12 +302,8 @@ class DeploymentController:
         return owned
 
     async def _set_owner(self, rs: RawObject, d: RawObject, *, adopt: bool) -> RawObject | None:
-        refs = [dict(r) for r in owner_refs(rs) if r.get("uid") != uid_of(d)]
-        if adopt:
-            refs.append(base.owner_reference(d, api_version="apps/v1", kind="Deployment"))
         m = rs.get("metadata") or {}
-        patch = {"metadata": {"ownerReferences": refs, "uid": m.get("uid"),
-                              "resourceVersion": m.get("resourceVersion")}}
+        patch = base.adoption_patch(rs, d, adopt=adopt, kind="Deployment")
         try:
             reply = await self.client.patch(api.REPLICASETS, namespace=m.get("namespace"),
                                             name=str(m.get("name")), body=patch)

@@ -25,7 +25,6 @@ from k8sbridge.devkube.controllers.raw import (
     RawObject,
     controller_ref,
     key_of,
-    owner_refs,
     split_key,
     uid_of,
 )
@@ -139,12 +138,8 @@ class ReplicaSetController:
         return owned
 
     async def _set_owner(self, pod: RawObject, rs: RawObject, *, adopt: bool) -> RawObject | None:
-        refs = [dict(r) for r in owner_refs(pod) if r.get("uid") != uid_of(rs)]
-        if adopt:
-            refs.append(base.owner_reference(rs, api_version="apps/v1", kind="ReplicaSet"))
         m = pod.get("metadata") or {}
-        patch = {"metadata": {"ownerReferences": refs, "uid": m.get("uid"),
-                              "resourceVersion": m.get("resourceVersion")}}
+        patch = base.adoption_patch(pod, rs, adopt=adopt, kind="ReplicaSet")
         try:
             reply = await self.client.patch(api.PODS, namespace=m.get("namespace"),
                                             name=str(m.get("name")), body=patch)
