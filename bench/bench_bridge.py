@@ -257,6 +257,28 @@ class Targets:
     bridge: _BridgeHandle
 
 
+def _cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a process and all its live descendants, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(children.get(pid, ()))
+    return total
+
+
 def _rss_mib(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of a process in MiB, from /proc."""
     fields = {}
@@ -289,9 +311,11 @@ async def _processes(args: argparse.Namespace) -> None:
                 [*py, "kernel", "--port", str(kport), "--work-dir", str(Path(tmp) / "kernel"),
                  "--agents", "1", "--agent-resources", big]))
             kubeconfig = Path(tmp) / "kubeconfig"
+            dk_profile = (["-m", "cProfile", "-o", args.profile_devkube]
+                          if args.profile_devkube else [])
             procs.append(subprocess.Popen(
-                [*py, "devkube", "--port", str(dport), "--data-dir", str(Path(tmp) / "dk"),
-                 "--kubeconfig", str(kubeconfig)]))
+                [sys.executable, *dk_profile, *py[1:], "devkube", "--port", str(dport),
+                 "--data-dir", str(Path(tmp) / "dk"), "--kubeconfig", str(kubeconfig)]))
             master = f"http://127.0.0.1:{kport}"
             for _ in range(150):
                 try:
@@ -338,6 +362,10 @@ async def _processes(args: argparse.Namespace) -> None:
                                      keep=True)
             finally:
                 await kube.close()
+                names = ("kernel (master, agent, container daemon)", "devkube", "bridge")
+                for name, proc in zip(names, procs, strict=False):
+                    print(f"CPU seconds, {name}: {_cpu_seconds(proc.pid):.1f}")
+                print(f"CPU seconds, this bench process: {sum(os.times()[:2]):.1f}")
         finally:
             for proc in reversed(procs):
                 proc.terminate()
@@ -361,6 +389,10 @@ async def main() -> None:
     parser.add_argument(
         "--profile-bridge", metavar="FILE", default="",
         help="with --processes: run the bridge under cProfile, writing FILE on exit",
+    )
+    parser.add_argument(
+        "--profile-devkube", metavar="FILE", default="",
+        help="with --processes: run devkube under cProfile, writing FILE on exit",
     )
     parser.add_argument(
         "--separate-kernel", action="store_true",
