@@ -37,11 +37,23 @@ def register(sub: Any) -> None:
     _master_args(parser)
     parser.add_argument("--agents", type=int, default=1, metavar="N",
                         help="number of in-process agents (default 1)")
-    parser.add_argument("--agent-resources", default="", metavar="SPEC",
-                        help="Mesos --resources for each agent; {i} is the agent index "
-                        "(default: auto-detected like Mesos)")
-    parser.add_argument("--agent-attributes", default="", metavar="SPEC",
-                        help="Mesos --attributes for each agent, e.g. 'rack:r{i}'")
+    parser.add_argument("--agent-resources", action="append", default=None, metavar="SPEC",
+                        help="Mesos --resources of the agents; {i} is the agent index. Given "
+                        "once it applies to every agent; given once per agent (N times) the "
+                        "k-th applies to agent k (default: auto-detected like Mesos)")
+    parser.add_argument("--agent-attributes", action="append", default=None, metavar="SPEC",
+                        help="Mesos --attributes of the agents, e.g. 'rack:r{i}'; once for "
+                        "every agent or once per agent, as --agent-resources")
+    parser.add_argument("--agent-region", action="append", default=None, metavar="NAME",
+                        help="fault domain region of the agents; once for every agent or once "
+                        "per agent (default: none)")
+    parser.add_argument("--agent-zone", action="append", default=None, metavar="NAME",
+                        help="fault domain zone of the agents, e.g. 'z{i}'; once for every "
+                        "agent or once per agent (default: none; a zone needs a region)")
+    parser.add_argument("--agent-status-retry-seconds", type=float, default=None,
+                        metavar="SECONDS",
+                        help="how long an agent waits for a status update's acknowledgement "
+                        "before it resends it (default 10, as Mesos)")
     parser.add_argument("--agent-host", default=None, metavar="ADDR",
                         help="address each agent serves its API on; {i} is the agent index, "
                         "{n} the index + 1 (default: 127.0.0.{n} when --host is a loopback "
@@ -108,16 +120,50 @@ def _fill(spec: str, index: int) -> str:
     return spec.replace("{i}", str(index)).replace("{n}", str(index + 1))
 
 
+class AgentFlagError(ValueError):
+    """A per-agent flag given a number of times that fits neither "once" nor "once per agent"."""
+
+
+def per_agent(values: list[str] | None, *, flag: str, agents: int) -> list[str | None]:
+    """The value of a repeatable per-agent flag for each of ``agents`` agents, {i}/{n} filled.
+
+    Not given: None for every agent. Given once: that value for every agent (the historical
+    form, with {i} as the agent index). Given once per agent: the k-th value for agent k.
+    """
+    if not values:
+        return [None] * agents
+    if len(values) == 1:
+        return [_fill(values[0], i) for i in range(agents)]
+    if len(values) != agents:
+        raise AgentFlagError(f"{flag} is given {len(values)} times for {agents} agents: give it "
+                             "once (for every agent) or once per agent")
+    return [_fill(v, i) for i, v in enumerate(values)]
+
+
 def _agent_configs(args: argparse.Namespace, base: Path) -> list[AgentConfig]:
+    n = args.agents
+    resources = per_agent(args.agent_resources, flag="--agent-resources", agents=n)
+    attributes = per_agent(args.agent_attributes, flag="--agent-attributes", agents=n)
+    regions = per_agent(args.agent_region, flag="--agent-region", agents=n)
+    zones = per_agent(args.agent_zone, flag="--agent-zone", agents=n)
+    extra: dict[str, Any] = {}
+    if args.agent_status_retry_seconds is not None:
+        extra["status_retry_seconds"] = args.agent_status_retry_seconds
     out = []
-    for i in range(args.agents):
+    for i in range(n):
+        if zones[i] and not regions[i]:
+            raise AgentFlagError(f"agent {i} has a zone ({zones[i]}) but no region: give "
+                                 "--agent-region too")
         out.append(AgentConfig(
             master=f"{args.host}:{args.port}",
             work_dir=base / f"agent-{i}",
             host=agent_host(index=i, host=args.host, spec=args.agent_host),
             hostname=_fill(args.agent_hostname, i) if args.agent_hostname else None,
-            resources=args.agent_resources.replace("{i}", str(i)),
-            attributes=args.agent_attributes.replace("{i}", str(i)),
+            resources=resources[i] or "",
+            attributes=attributes[i] or "",
+            region=regions[i],
+            zone=zones[i],
+            **extra,
         ))
     return out
 
@@ -134,6 +180,12 @@ def _run_kernel(args: argparse.Namespace) -> int:
     if args.agents >= 1 << 24 and not args.agent_host:
         raise SystemExit("k8sbridge kernel: --agents is too large for distinct loopback "
                          "addresses; give --agent-host")
+    if args.agent_status_retry_seconds is not None and args.agent_status_retry_seconds <= 0:
+        raise SystemExit("k8sbridge kernel: --agent-status-retry-seconds must be > 0")
+    try:
+        _agent_configs(args, Path("."))  # check the per-agent flags before starting anything
+    except AgentFlagError as e:
+        raise SystemExit(f"k8sbridge kernel: {e}") from e
     return asyncio.run(_kernel(args))
 
 
