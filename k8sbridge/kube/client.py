@@ -267,22 +267,32 @@ class KubeClient:
     async def upsert_config_map(
         self, *, namespace: str, name: str, data: Mapping[str, str]
     ) -> None:
-        """Create or update a ConfigMap's data (merge: other keys are kept)."""
+        """Create or update a ConfigMap's data (merge: other keys are kept).
+
+        The namespace is created only when it is missing: in a cluster the bridge runs in its
+        own namespace and its RBAC (manifests/deploy/rbac.yaml) grants no namespace creation.
+        """
         path = f"/api/v1/namespaces/{_q(namespace)}/configmaps/{_q(name)}"
         try:
             await self.patch(path, {"data": dict(data)})
+            return
         except errors.NotFound:
-            await self.ensure_namespace(namespace)
-            body = {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": namespace},
-                "data": dict(data),
-            }
+            pass
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": dict(data),
+        }
+        collection = f"/api/v1/namespaces/{_q(namespace)}/configmaps"
+        try:
             try:
-                await self.create(f"/api/v1/namespaces/{_q(namespace)}/configmaps", body)
-            except errors.Conflict:
-                await self.patch(path, {"data": dict(data)})
+                await self.create(collection, body)
+            except errors.NotFound:  # the namespace itself is missing
+                await self.ensure_namespace(namespace)
+                await self.create(collection, body)
+        except errors.Conflict:
+            await self.patch(path, {"data": dict(data)})
 
     async def ensure_namespace(self, namespace: str) -> None:
         try:
