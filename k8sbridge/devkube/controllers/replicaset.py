@@ -5,12 +5,20 @@ ownerReference; surplus pods are deleted cheapest-first (``pods.rank_for_deletio
 (Succeeded/Failed) and terminating pods no longer count, so they get replacements. Orphan pods
 that match the selector are adopted, owned pods that stop matching are released. The status
 counters are written through the status subresource.
+
+Syncs come once per burst of pod changes, and a set may own thousands of pods, so the
+controller keeps, per controlling set, a count of its pods by the few facts a sync reads
+(active, terminating, ready, labels) — updated from the informer's notifications. A sync then
+costs O(distinct fact combinations) instead of O(pods); only scale-down, releasing pods that
+stopped matching, and ``minReadySeconds`` (time-dependent availability) walk the pods.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
+import dataclasses
 import datetime
 import logging
 from typing import Any
@@ -22,6 +30,7 @@ from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.raw import (
     ObjectKey,
+    ObjectUid,
     RawObject,
     controller_ref,
     key_of,
@@ -41,6 +50,58 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodFacts:
+    """What a ReplicaSet sync reads of one pod (equal facts are counted, not stored, per set)."""
+
+    active: bool
+    terminating: bool
+    ready: bool
+    labels: tuple[tuple[str, str], ...]
+
+    @staticmethod
+    def of(pod: RawObject) -> PodFacts:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        return PodFacts(active=podfacts.is_active(pod), terminating=podfacts.is_terminating(pod),
+                        ready=podfacts.is_ready(pod), labels=tuple(sorted(labels.items())))
+
+
+class PodIndex:
+    """Per controller uid: how many of its pods share each ``PodFacts`` (fed by notifications)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[ObjectKey, tuple[ObjectUid, PodFacts]] = {}
+        self._counts: dict[ObjectUid, collections.Counter[PodFacts]] = {}
+
+    def update(self, old: RawObject | None, new: RawObject | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        key = key_of(obj)
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            uid, facts = previous
+            counts = self._counts[uid]
+            counts[facts] -= 1
+            if counts[facts] <= 0:
+                del counts[facts]
+                if not counts:
+                    del self._counts[uid]
+        if new is None:
+            return
+        ref = controller_ref(new)
+        if ref is None:
+            return
+        uid = ObjectUid(str(ref.get("uid", "")))
+        facts = PodFacts.of(new)
+        self._entries[key] = (uid, facts)
+        self._counts.setdefault(uid, collections.Counter())[facts] += 1
+
+    def counts(self, uid: ObjectUid) -> list[tuple[PodFacts, int]]:
+        """(facts, number of pods) of the pods whose controller is ``uid``."""
+        return list(self._counts.get(uid, {}).items())
+
+
 class ReplicaSetController:
     def __init__(self, *, client: api.ApiClient, pods: Informer, replicasets: Informer,
                  recorder: EventRecorder | None = None) -> None:  # None: no events
@@ -49,6 +110,8 @@ class ReplicaSetController:
         self.pods = pods
         self.replicasets = replicasets
         self.queue = WorkQueue(name="replicaset")
+        self.index = PodIndex()
+        pods.add_handler(self.index.update)  # before _on_pod: syncs must see the new counts
         pods.add_handler(self._on_pod)
         replicasets.add_handler(self._on_replicaset)
 
@@ -97,18 +160,22 @@ class ReplicaSetController:
         except selectors.SelectorError as e:
             log.warning("replicaset %s has an invalid selector: %s", key, e)
             return None
-        owned = await self._claim(rs, selector)
-        active = [p for p in owned if podfacts.is_active(p)]
+        await self._claim(rs, selector)
+        uid = uid_of(rs)
+        active_count = sum(n for facts, n in self.index.counts(uid)
+                           if facts.active and selector.matches(dict(facts.labels)))
         replicas = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
         failure: errors.ControllerError | None = None
         if not podfacts.is_terminating(rs):
-            diff = len(active) - replicas
+            diff = active_count - replicas
             if diff < 0:
                 try:
                     await self._create(rs, min(-diff, BURST))
                 except errors.ControllerError as e:
                     failure = e  # reported in status (ReplicaFailure), then retried
             elif diff > 0:
+                active = [p for p in self.pods.controlled_by(uid) if podfacts.is_active(p)
+                          and selector.matches((p.get("metadata") or {}).get("labels") or {})]
                 for pod in podfacts.pods_to_delete(active, min(diff, BURST)):
                     await self._delete(pod)
         again = await self._update_status(rs, name, failure=failure)
@@ -116,26 +183,22 @@ class ReplicaSetController:
             raise failure
         return again
 
-    async def _claim(self, rs: RawObject, selector: selectors.LabelSelector) -> list[RawObject]:
-        """Pods this set controls after adopting matching orphans and releasing mismatches."""
+    async def _claim(self, rs: RawObject, selector: selectors.LabelSelector) -> None:
+        """Adopt matching orphans and release controlled pods that stopped matching."""
         uid = uid_of(rs)
         ns = (rs.get("metadata") or {}).get("namespace") or ""
-        owned: list[RawObject] = []
-        for pod in self.pods.controlled_by(uid):
-            labels = (pod.get("metadata") or {}).get("labels") or {}
-            if selector.matches(labels) or podfacts.is_terminating(pod):
-                owned.append(pod)
-            else:
-                await self._set_owner(pod, rs, adopt=False)
+        if any(not facts.terminating and not selector.matches(dict(facts.labels))
+               for facts, _ in self.index.counts(uid)):
+            for pod in self.pods.controlled_by(uid):
+                labels = (pod.get("metadata") or {}).get("labels") or {}
+                if not selector.matches(labels) and not podfacts.is_terminating(pod):
+                    await self._set_owner(pod, rs, adopt=False)
         if podfacts.is_terminating(rs):
-            return owned
+            return
         for pod in self.pods.uncontrolled(ns):
             labels = (pod.get("metadata") or {}).get("labels") or {}
             if selector.matches(labels) and not podfacts.is_terminating(pod):
-                adopted = await self._set_owner(pod, rs, adopt=True)
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
+                await self._set_owner(pod, rs, adopt=True)
 
     async def _set_owner(self, pod: RawObject, rs: RawObject, *, adopt: bool) -> RawObject | None:
         m = pod.get("metadata") or {}
@@ -234,23 +297,36 @@ class ReplicaSetController:
         except selectors.SelectorError:
             selector_ok = False
         template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-        active = [p for p in self.pods.controlled_by(uid_of(rs)) if podfacts.is_active(p)
-                  and (not selector_ok or selector.matches(
-                      (p.get("metadata") or {}).get("labels") or {}))]
-        ready = available = fully_labeled = 0
+        replicas = ready = available = fully_labeled = 0
         wait: float | None = None
-        for pod in active:
-            labels = (pod.get("metadata") or {}).get("labels") or {}
-            if all(labels.get(k) == v for k, v in template_labels.items()):
-                fully_labeled += 1
-            if podfacts.is_ready(pod):
-                ready += 1
-            left = podfacts.available_in(pod, min_ready_seconds=min_ready, now=now)
-            if left == 0.0:
-                available += 1
-            elif left is not None:
-                wait = left if wait is None else min(wait, left)
-        wanted = {"replicas": len(active), "fullyLabeledReplicas": fully_labeled,
+        if min_ready <= 0:  # availability is readiness: count the facts, not the pods
+            for facts, n in self.index.counts(uid_of(rs)):
+                labels = dict(facts.labels)
+                if not facts.active or (selector_ok and not selector.matches(labels)):
+                    continue
+                replicas += n
+                if all(labels.get(k) == v for k, v in template_labels.items()):
+                    fully_labeled += n
+                if facts.ready:
+                    ready += n
+                    available += n
+        else:
+            active = [p for p in self.pods.controlled_by(uid_of(rs)) if podfacts.is_active(p)
+                      and (not selector_ok or selector.matches(
+                          (p.get("metadata") or {}).get("labels") or {}))]
+            replicas = len(active)
+            for pod in active:
+                labels = (pod.get("metadata") or {}).get("labels") or {}
+                if all(labels.get(k) == v for k, v in template_labels.items()):
+                    fully_labeled += 1
+                if podfacts.is_ready(pod):
+                    ready += 1
+                left = podfacts.available_in(pod, min_ready_seconds=min_ready, now=now)
+                if left == 0.0:
+                    available += 1
+                elif left is not None:
+                    wait = left if wait is None else min(wait, left)
+        wanted = {"replicas": replicas, "fullyLabeledReplicas": fully_labeled,
                   "readyReplicas": ready, "availableReplicas": available,
                   "observedGeneration": int((rs.get("metadata") or {}).get("generation") or 0)}
 
