@@ -5,6 +5,11 @@ agents + devkube + bridge, a kubeconfig written to DATA_DIR/kubeconfig); with ``
 ``--kubeconfig`` (or in-cluster credentials) it is the production entry point. Either way the
 settings come from flags > ``K8SBRIDGE_*`` environment > ``--config FILE`` (see settings.py),
 and Ctrl-C / SIGTERM stop everything cleanly.
+
+The embedded default is a supervisor: it runs ``k8sbridge kernel``, ``k8sbridge devkube`` and
+the bridge (this command with ``--master``/``--kubeconfig``) as child processes
+(``app.running_processes``), so this module imports the bridge's modules only when it runs the
+bridge itself (the children that run a stand-in do not load them).
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from k8sbridge import app
 from k8sbridge import settings as bridge_settings
 
 __all__ = ["register"]
@@ -30,8 +34,11 @@ def register(sub: Any) -> None:
         help="run the bridge (embedded kernel + devkube when no --master/--kubeconfig)",
         description=(
             "Run k8sbridge. Without --master/--kubeconfig: the embedded default (a kernel with "
-            "--agents agents, devkube and the bridge; writes DATA_DIR/kubeconfig). With them: "
-            "the bridge alone against a Mesos master and a Kubernetes cluster. Every setting "
+            "--agents agents, devkube and the bridge, as three child processes whose output "
+            "is shown labelled and kept in DATA_DIR/logs/{kernel,devkube,bridge}.log; writes "
+            "DATA_DIR/kubeconfig; a child that dies stops the rest and fails the command). "
+            "With them: the bridge alone against a Mesos master and a Kubernetes cluster. "
+            "Every setting "
             "can also come from the environment (K8SBRIDGE_<SECTION>_<FIELD>, e.g. "
             "K8SBRIDGE_MESOS_ROLES=a,b) or a YAML file (--config)."
         ),
@@ -43,6 +50,9 @@ def register(sub: Any) -> None:
     emb.add_argument("--kernel-port", type=int, default=None, help="kernel master port (5050)")
     emb.add_argument("--api-port", type=int, default=None, help="devkube API port (6443)")
     emb.add_argument("--agents", type=int, default=None, help="number of agents (3)")
+    emb.add_argument("--agent-resources", default=None, metavar="SPEC",
+                     help="Mesos --resources of every agent (default: three built-in shapes "
+                     "of 4, 2 and 8 cpus)")
     ext = parser.add_argument_group("external targets")
     ext.add_argument("--master", default=None,
                      help="Mesos master URL(s), comma-separated (http://host:5050)")
@@ -98,6 +108,7 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "kernel_port": args.kernel_port,
             "api_port": args.api_port,
             "agents": args.agents,
+            "agent_resources": args.agent_resources,
         },
     }
 
@@ -110,25 +121,58 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     external = args.master is not None or args.kubeconfig is not None
     try:
-        return asyncio.run(_external(settings) if external else _embedded(settings))
+        if external:
+            return asyncio.run(_external(settings))
+        return asyncio.run(_embedded(settings, log_level=args.log_level))
     except KeyboardInterrupt:
         return 130
 
 
-async def _embedded(settings: bridge_settings.BridgeSettings) -> int:
+async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str) -> int:
+    from k8sbridge import app, supervise
+
     stop = asyncio.Event()
     app.install_signal_handlers(stop)
-    async with app.running_embedded(settings) as targets:
-        print(f"kernel (Mesos v1 API): {targets.kernel_url}  (state: {targets.kernel_url}/state)")
-        print(f"kubernetes API (devkube): {targets.api_url}")
-        print(f"kubectl --kubeconfig {targets.kubeconfig} get nodes,pods -o wide")
-        print("k8sbridge is ready; Ctrl-C stops everything", flush=True)
-        await stop.wait()
-        print("stopping ...", flush=True)
+    died: supervise.Child | None = None
+    try:
+        async with app.running_processes(
+            settings, log_level=log_level, stop=stop, echo=sys.stderr.buffer
+        ) as emb:
+            pids = ", ".join(f"{c.spec.name} pid {c.pid}" for c in emb.group.children)
+            print(f"kernel (Mesos v1 API): {emb.kernel_url}  (state: {emb.kernel_url}/state)")
+            print(f"kubernetes API (devkube): {emb.api_url}")
+            print(f"processes: {pids}; logs in {emb.logs_dir}/")
+            print(f"kubectl --kubeconfig {emb.kubeconfig} get nodes,pods -o wide")
+            print("k8sbridge is ready; Ctrl-C stops everything", flush=True)
+            exited = asyncio.ensure_future(emb.group.first_exit())
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+                exited.cancel()
+            if exited.done() and not exited.cancelled():
+                died = exited.result()
+                print(f"k8sbridge run: {supervise.ChildExited(died)}\nstopping the others ...",
+                      file=sys.stderr, flush=True)
+            else:
+                print("stopping (bridge, then devkube, then the kernel) ...", flush=True)
+    except supervise.Interrupted as e:
+        print(f"k8sbridge run: {e}", file=sys.stderr)
+        return 130
+    except supervise.ChildError as e:
+        print(f"k8sbridge run: {e}", file=sys.stderr)
+        return 1
+    if died is not None:
+        print(f"k8sbridge run: failed: {died.spec.name} exited "
+              f"({supervise.describe_exit(died.returncode)})", file=sys.stderr)
+        return 1
     return 0
 
 
 async def _external(settings: bridge_settings.BridgeSettings) -> int:
+    from k8sbridge import app
+
     stop = asyncio.Event()
     app.install_signal_handlers(stop)
     async with app.running_bridge(settings) as bridge:

@@ -32,6 +32,7 @@ __all__ = [
     "MesosSettings",
     "SchedulerSettings",
     "SettingsError",
+    "dump",
     "load",
 ]
 
@@ -136,6 +137,9 @@ class EmbeddedSettings:
     kernel_port: int = 5050
     api_port: int = 6443
     agents: int = 3
+    # Mesos --resources of every embedded agent; "": the built-in shapes (4, 2 and 8 cpus ...).
+    # Larger agents let the embedded default hold more pods (bench/bench_embedded.py).
+    agent_resources: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -271,6 +275,25 @@ def load(
     return settings
 
 
+def dump(settings: BridgeSettings) -> dict[str, dict[str, Any]]:
+    """The settings as plain YAML/JSON values, section by section; ``load(config_file=...)`` of
+    that document gives back an equal value (``k8sbridge run`` hands the embedded bridge its
+    settings this way). Secrets are never in the settings, only the paths of their files."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in dataclasses.fields(BridgeSettings):
+        value = getattr(settings, section.name)
+        fields: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if isinstance(item, Path):
+                item = str(item)
+            elif isinstance(item, tuple):
+                item = [str(x) if isinstance(x, Path) else x for x in item]
+            fields[f.name] = item
+        out[section.name] = fields
+    return out
+
+
 def _validate(settings: BridgeSettings) -> None:
     if not settings.mesos.masters:
         raise SettingsError("mesos.masters: at least one master URL is needed")
@@ -290,5 +313,7 @@ def _validate(settings: BridgeSettings) -> None:
         raise SettingsError("kubelet.token_cache_failure_ttl_seconds: must not be negative")
     if settings.kubelet.log_sample_seconds < 0:
         raise SettingsError("kubelet.log_sample_seconds: must not be negative")
+    if settings.embedded.agents < 1:
+        raise SettingsError("embedded.agents: at least one agent is needed")
     if not 0 <= settings.kubelet.port < 65536:
         raise SettingsError("kubelet.port: must be 0..65535")

@@ -1,11 +1,22 @@
-"""`k8sbridge run`: documented flags, and bad settings are a clear error (exit 2), not a trace."""
+"""`k8sbridge run`: documented flags, bad settings are a clear error (exit 2), and the embedded
+default as a user runs it: three child processes (kernel, devkube, bridge) supervised by the
+command — Ctrl-C stops them in order, a restart on the same data dir resumes, a child that dies
+fails the command loudly, and a SIGKILLed `k8sbridge run` leaves no process behind.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,9 +32,11 @@ def test_help_documents_both_modes() -> None:
     done = _run("--help")
     assert done.returncode == 0
     for flag in ("--data-dir", "--kernel-port", "--api-port", "--agents", "--master",
-                 "--kubeconfig", "--config", "--role", "--scheduler-name", "--kubelet-port"):
+                 "--kubeconfig", "--config", "--role", "--scheduler-name", "--kubelet-port",
+                 "--agent-resources"):
         assert flag in done.stdout
     assert "K8SBRIDGE_" in done.stdout
+    assert "logs/" in done.stdout  # where the children's logs go
 
 
 def test_bad_settings_exit_2_with_the_setting_named(tmp_path: Path) -> None:
@@ -34,3 +47,223 @@ def test_bad_settings_exit_2_with_the_setting_named(tmp_path: Path) -> None:
     cfg.write_text("mesos:\n  rolez: [a]\n")
     done = _run("--config", str(cfg))
     assert done.returncode == 2 and "mesos.rolez" in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The embedded default as processes
+
+
+class Running:
+    """``k8sbridge run --data-dir DIR`` on free ports, its output collected line by line."""
+
+    def __init__(self, data_dir: Path, *, kernel_port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.kernel_port = kernel_port or free_port()
+        self.api_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("K8SBRIDGE_")}
+        env["K8SBRIDGE_MESOS_AGENT_POLL_SECONDS"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "k8sbridge", "run", "--data-dir", str(data_dir),
+             "--kernel-port", str(self.kernel_port), "--api-port", str(self.api_port),
+             "--kubelet-port", "0"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, *, timeout: float = 90) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output, re.MULTILINE)
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                match = re.search(pattern, self.output, re.MULTILINE)
+                if match:
+                    return match
+                raise AssertionError(f"k8sbridge run exited ({self.proc.returncode}) before "
+                                     f"{pattern!r}:\n{self.output[-4000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} within {timeout}s:\n{self.output[-4000:]}")
+
+    def ready(self) -> dict[str, int]:
+        """Wait until ready; the children's pids from the 'processes:' line."""
+        self.wait_for(r"^k8sbridge is ready; Ctrl-C stops everything")
+        line = self.wait_for(r"^processes: (.*); logs in (.*)/$")
+        pids = {name: int(pid) for name, pid in re.findall(r"(\w+) pid (\d+)", line[1])}
+        assert set(pids) == {"kernel", "devkube", "bridge"}, line[0]
+        assert Path(line[2]) == self.data_dir / "logs"
+        return pids
+
+    def exit_code(self, timeout: float = 90) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"k8sbridge run did not exit:\n{self.output[-4000:]}") from e
+        self._reader.join(10)
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    """A process that still runs (a zombie waiting for its reaper has stopped running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Running processes whose command line or working directory mentions ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not _alive(int(entry.name)):
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if text in cmdline or text in cwd:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def _wait_gone(pids: list[int], *, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    return [p for p in pids if _alive(p)]
+
+
+def _kubectl(data_dir: Path, *args: str) -> str:
+    done = subprocess.run(["kubectl", "--kubeconfig", str(data_dir / "kubeconfig"), *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_three_processes_ctrl_c_stops_them_in_order_and_a_restart_resumes(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "run"
+    run = Running(data_dir)
+    try:
+        pids = run.ready()
+        for name, pid in pids.items():  # children of the command, one per part
+            assert _parent(pid) == run.proc.pid, name
+        assert "kernel" in Path(f"/proc/{pids['kernel']}/cmdline").read_text()
+        assert "devkube" in Path(f"/proc/{pids['devkube']}/cmdline").read_text()
+        framework = run.wait_for(r"^\[bridge\] k8sbridge is ready: framework (\S+),")[1]
+        assert f"kubectl --kubeconfig {data_dir / 'kubeconfig'} get nodes" in run.output
+        assert run.wait_for(r"^kernel \(Mesos v1 API\): (\S+)")[1] == \
+            f"http://127.0.0.1:{run.kernel_port}"
+        for name in ("kernel", "devkube", "bridge"):  # labelled on the terminal, and in files
+            assert f"[{name}] " in run.output
+            assert (data_dir / "logs" / f"{name}.log").stat().st_size > 0
+        nodes = _kubectl(data_dir, "get", "nodes", "-L", "topology.kubernetes.io/zone,rack")
+        assert len(nodes.splitlines()) == 4, nodes  # three distinct agents, three Nodes
+        assert "z2" in nodes and "r3" in nodes
+
+        run.proc.send_signal(signal.SIGINT)
+        assert run.exit_code() == 0, run.output[-4000:]
+        order = [m[1] for m in re.finditer(r"k8sbridge\.supervise: (\w+) stopped \(exit code 0\)",
+                                           run.output)]
+        assert order == ["bridge", "devkube", "kernel"], run.output[-4000:]
+        assert _wait_gone(list(pids.values()), timeout=10) == []
+        assert "Traceback" not in run.output
+    finally:
+        run.close()
+
+    again = Running(data_dir)
+    try:
+        again.ready()
+        # Same framework (its id is kept in devkube's SQLite, the kernel's registry knows it).
+        assert again.wait_for(r"^\[bridge\] k8sbridge is ready: framework (\S+),")[1] == framework
+        again.proc.send_signal(signal.SIGTERM)
+        assert again.exit_code() == 0, again.output[-4000:]
+    finally:
+        again.close()
+    assert (data_dir / "logs" / "kernel.log").read_text().count("==== ") == 2  # appended
+
+
+def test_a_child_that_dies_fails_the_command_and_stops_the_rest(tmp_path: Path) -> None:
+    run = Running(tmp_path / "run")
+    try:
+        pids = run.ready()
+        os.kill(pids["devkube"], signal.SIGKILL)
+        assert run.exit_code() == 1, run.output[-4000:]
+        assert re.search(r"k8sbridge run: devkube \(pid \d+\) exited unexpectedly with signal "
+                         r"SIGKILL; its log: .*devkube\.log", run.output), run.output[-4000:]
+        assert "k8sbridge run: failed: devkube exited (signal SIGKILL)" in run.output
+        assert _wait_gone([pids["kernel"], pids["bridge"]], timeout=10) == []
+    finally:
+        run.close()
+
+
+def test_a_child_that_cannot_start_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        run = Running(tmp_path / "run", kernel_port=taken.getsockname()[1])
+        try:
+            assert run.exit_code() == 1, run.output[-4000:]
+            assert re.search(r"k8sbridge run: kernel \(pid \d+\) exited unexpectedly with exit "
+                             r"code 1; its log: .*kernel\.log", run.output), run.output[-4000:]
+        finally:
+            run.close()
+    assert "Traceback" not in run.output
+
+
+def test_sigkill_of_the_command_leaves_no_process_behind(tmp_path: Path) -> None:
+    data_dir = tmp_path / "run"
+    run = Running(data_dir)
+    try:
+        pids = run.ready()
+        _kubectl(data_dir, "apply", "-f", str(REPO / "manifests" / "examples" / "pod.yaml"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the pod's task runs in the agent's sandbox
+            if "Running" in _kubectl(data_dir, "get", "pod", "hello"):
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("pod hello did not reach Running")
+        assert len(_processes_mentioning(str(data_dir))) >= 4  # 3 children, daemon, task
+        run.proc.kill()
+        assert run.exit_code() == -signal.SIGKILL
+        assert _wait_gone(list(pids.values()), timeout=30) == [], run.output[-3000:]
+        deadline = time.monotonic() + 30  # the kernel killed its task; its daemon then exits
+        while time.monotonic() < deadline and _processes_mentioning(str(data_dir)):
+            time.sleep(0.3)
+        assert _processes_mentioning(str(data_dir)) == []
+        # The children kept logging after their parent was gone: the kernel's stop is there.
+        assert "stopping: killing tasks" in (data_dir / "logs" / "kernel.log").read_text()
+    finally:
+        run.close()

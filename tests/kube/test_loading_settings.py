@@ -81,3 +81,23 @@ def test_bad_file_is_a_clear_error(tmp_path: Path) -> None:
     cfg.write_text("nosuchsection:\n  a: 1\n")
     with pytest.raises(bridge_settings.SettingsError, match="unknown section"):
         bridge_settings.load(env={}, config_file=cfg)
+
+
+def test_dump_then_load_gives_the_same_settings(tmp_path: Path) -> None:
+    import dataclasses
+
+    import yaml
+
+    base = bridge_settings.load(env={
+        "K8SBRIDGE_MESOS_ROLES": "a,b",
+        "K8SBRIDGE_MESOS_PRINCIPAL": "p",
+        "K8SBRIDGE_KUBE_KUBECONFIG": str(tmp_path / "kc"),
+        "K8SBRIDGE_SCHEDULER_SEED": "7",
+        "K8SBRIDGE_EMBEDDED_AGENT_RESOURCES": "cpus:64;mem:65536",
+    })
+    settings = dataclasses.replace(
+        base, kubelet=dataclasses.replace(base.kubelet, client_ca_file=tmp_path / "ca.crt"))
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(bridge_settings.dump(settings)))
+    assert bridge_settings.load(env={}, config_file=path) == settings
+    assert bridge_settings.load(env={}).embedded.agent_resources == ""
