@@ -7,9 +7,10 @@ kubectl describe shows either. The field mapping follows the reference (§3 "Eve
 
 from __future__ import annotations
 
-import copy
 import datetime
 from typing import Any
+
+from k8sbridge.devkube import patch
 
 Obj = dict[str, Any]
 
@@ -35,10 +36,10 @@ def to_core(obj: Obj) -> Obj:
     core: Obj = {"apiVersion": "v1", "kind": "Event"}
     for field in _SHARED:
         if field in obj:
-            core[field] = copy.deepcopy(obj[field])
+            core[field] = patch.copy_json(obj[field])
     for new, old in _RENAMES:
         if new in obj:
-            core[old] = copy.deepcopy(obj[new])
+            core[old] = patch.copy_json(obj[new])
     series = obj.get("series")
     if isinstance(series, dict):
         core["series"] = {"count": series.get("count"),
@@ -51,10 +52,10 @@ def to_events_v1(obj: Obj) -> Obj:
     view: Obj = {"apiVersion": "events.k8s.io/v1", "kind": "Event"}
     for field in _SHARED:
         if field in obj:
-            view[field] = copy.deepcopy(obj[field])
+            view[field] = patch.copy_json(obj[field])
     for new, old in _RENAMES:
         if old in obj:
-            view[new] = copy.deepcopy(obj[old])
+            view[new] = patch.copy_json(obj[old])
     if not view.get("eventTime"):
         view["eventTime"] = obj.get("lastTimestamp") or obj.get("firstTimestamp")
     return view

@@ -10,7 +10,6 @@ many operators send merge patches. Pure functions are easy to test against the r
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 
@@ -20,6 +19,18 @@ class PatchError(Exception):
 
 class PatchTestFailed(PatchError):
     """A JSON-patch ``test`` operation failed."""
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts and lists are copied; everything else is immutable).
+
+    Several times faster than ``copy.deepcopy``, which the API server paid on every write.
+    """
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    return value
 
 
 # --- RFC 6902 JSON patch -------------------------------------------------------------------
@@ -105,14 +116,14 @@ def _remove(doc: Any, tokens: list[str]) -> tuple[Any, Any]:
 def json_patch(doc: Any, operations: Any) -> Any:
     if not isinstance(operations, list):
         raise PatchError("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = copy_json(doc)
     for op in operations:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"invalid JSON patch operation {op!r}")
         kind = op["op"]
         tokens = _pointer(str(op["path"]))
         if kind == "add":
-            doc = _add(doc, tokens, copy.deepcopy(op.get("value")))
+            doc = _add(doc, tokens, copy_json(op.get("value")))
         elif kind == "remove":
             doc, _ = _remove(doc, tokens)
         elif kind == "replace":
@@ -120,18 +131,18 @@ def json_patch(doc: Any, operations: Any) -> Any:
             if tokens:
                 parent = _parent(doc, tokens)
                 if isinstance(parent, dict):
-                    parent[tokens[-1]] = copy.deepcopy(op.get("value"))
+                    parent[tokens[-1]] = copy_json(op.get("value"))
                 else:
                     idx = _index(parent, tokens[-1], insert=False)
-                    parent[idx] = copy.deepcopy(op.get("value"))
+                    parent[idx] = copy_json(op.get("value"))
             else:
-                doc = copy.deepcopy(op.get("value"))
+                doc = copy_json(op.get("value"))
         elif kind in ("move", "copy"):
             source = _pointer(str(op.get("from", "")))
             if kind == "move":
                 doc, value = _remove(doc, source)
             else:
-                value = copy.deepcopy(_get(doc, source))
+                value = copy_json(_get(doc, source))
             doc = _add(doc, tokens, value)
         elif kind == "test":
             try:
@@ -150,13 +161,20 @@ def json_patch(doc: Any, operations: Any) -> Any:
 
 def merge_patch(doc: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(doc) if isinstance(doc, dict) else {}
+        return copy_json(patch)
+    return _merge_into(copy_json(doc) if isinstance(doc, dict) else {}, patch)
+
+
+def _merge_into(result: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``patch`` to ``result``, a private copy (copied once, not at every level)."""
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
+        elif isinstance(value, dict):
+            current = result.get(key)
+            result[key] = _merge_into(current if isinstance(current, dict) else {}, value)
         else:
-            result[key] = merge_patch(result.get(key), value)
+            result[key] = copy_json(value)
     return result
 
 
@@ -205,13 +223,13 @@ def _merge_key(field: str, items: list[Any]) -> str | None:
 def strategic_merge(doc: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         raise PatchError("a strategic merge patch must be a JSON object")
-    return _smp_map(copy.deepcopy(doc) if isinstance(doc, dict) else {}, patch)
+    return _smp_map(copy_json(doc) if isinstance(doc, dict) else {}, patch)
 
 
 def _smp_map(original: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     directive = patch.get("$patch")
     if directive == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: copy_json(v) for k, v in patch.items() if k != "$patch"}
     if directive == "delete":
         return {}
     retain = patch.get("$retainKeys")
@@ -233,7 +251,7 @@ def _smp_map(original: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, list):
             result[key] = _smp_list(key, current if isinstance(current, list) else [], value)
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = copy_json(value)
     for key, value in patch.items():
         if key.startswith("$deleteFromPrimitiveList/"):
             field = key.split("/", 1)[1]
@@ -280,11 +298,11 @@ def _smp_list(field: str, original: list[Any], patch: list[Any]) -> list[Any]:
     key = _merge_key(field, original + patch)
     if key is None or not all(isinstance(i, dict) for i in patch):
         if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
-            return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
-        return copy.deepcopy(patch)
+            return [copy_json(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
+        return [copy_json(i) for i in patch]
     if any(i.get("$patch") == "replace" for i in patch):
-        return [copy.deepcopy(i) for i in patch if "$patch" not in i]
-    result = [copy.deepcopy(i) for i in original]
+        return [copy_json(i) for i in patch if "$patch" not in i]
+    result = [copy_json(i) for i in original]
     for item in patch:
         if key not in item:
             raise PatchError(f"map in list {field!r} has no merge key {key!r}")

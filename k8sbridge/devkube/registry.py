@@ -8,7 +8,6 @@ request, calls one method here (synchronously, hence atomically), and renders th
 
 from __future__ import annotations
 
-import copy
 import datetime
 import random
 import uuid
@@ -87,6 +86,13 @@ class Registry:
         if obj is None:
             raise errors.not_found(plural=kind.plural, group=kind.group, name=name)
         return obj
+
+    def stored(self, kind: kinds.Kind, namespace: str, name: str) -> store.Stored:
+        """The stored object itself (never to be mutated), or a 404."""
+        found = self.store.peek(kind.store_key, namespace, name)
+        if found is None:
+            raise errors.not_found(plural=kind.plural, group=kind.group, name=name)
+        return found
 
     def view(self, kind: kinds.Kind, obj: Obj) -> Obj:
         """The object as ``kind``'s API version shows it (events have two views)."""
@@ -262,7 +268,7 @@ class Registry:
         self._preconditions(kind, old, meta)
         old_meta = old["metadata"]
         if subresource == "status":
-            result = copy.deepcopy(old)
+            result = patch.copy_json(old)
             if "status" in new:
                 result["status"] = new["status"]
             # Status writers (kubelets, kopf) may change labels and annotations too.
@@ -324,7 +330,7 @@ class Registry:
             )
 
         def masked(spec: Obj) -> Obj:
-            spec = copy.deepcopy(spec)
+            spec = patch.copy_json(spec)
             for group in ("containers", "initContainers"):
                 for c in spec.get(group) or []:
                     if isinstance(c, dict):
@@ -373,7 +379,7 @@ class Registry:
                 _meta(body).setdefault("name", name)
                 return self.create(kind=kind, namespace=namespace, body=body, dry_run=dry_run)
         old = self.current(kind, namespace, name)
-        old_view = self.view(kind, copy.deepcopy(old))
+        old_view = self.view(kind, old)  # the patch functions copy; old stays intact
         try:
             if content_type == "application/json-patch+json":
                 patched = patch.json_patch(old_view, body)
@@ -581,7 +587,7 @@ class Registry:
             raise errors.invalid(kind="Scale", group="autoscaling", name=name, causes=[
                 ("FieldValueInvalid", "spec.replicas",
                  f"Invalid value: {replicas}: must be greater than or equal to 0")])
-        new = copy.deepcopy(old)
+        new = patch.copy_json(old)
         new["spec"]["replicas"] = replicas
         result = self._replace(kind=kind, old=old, new=new, subresource=None, dry_run=dry_run)
         return self.scale_of(kind, result)

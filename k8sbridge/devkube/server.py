@@ -303,7 +303,7 @@ class ApiServer:
                 body = await self._body(request)
                 warnings = self._field_validation(request, kind, body)
                 obj = self.reg.create(kind=kind, namespace=ns, body=body, dry_run=dry_run)
-                return _with_warnings(_json(obj, status=201), warnings)
+                return _with_warnings(self._object(kind, obj, status=201), warnings)
             if method == "DELETE":
                 return await self._delete_collection(request, kind, namespace)
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
@@ -328,20 +328,20 @@ class ApiServer:
         if sub == "scale":
             return await self._scale(request, kind, ns, name, dry_run=dry_run)
         if method == "GET":
+            if not _wants_table(request):
+                return self._object(kind, self.reg.view(kind, self.reg.stored(kind, ns, name).obj))
             obj = self.reg.view(kind, self.reg.current(kind, ns, name))
-            if _wants_table(request):
-                return _json(tables.table(
-                    plural=kind.plural, objects=[obj],
-                    include_object=query.get("includeObject", "Object"),
-                    resource_version=str(self.store.rv),
-                ))
-            return _json(obj)
+            return _json(tables.table(
+                plural=kind.plural, objects=[obj],
+                include_object=query.get("includeObject", "Object"),
+                resource_version=str(self.store.rv),
+            ))
         if method == "PUT":
             body = await self._body(request)
             warnings = self._field_validation(request, kind, body)
             obj = self.reg.update(kind=kind, namespace=ns, name=name, body=body, subresource=sub,
                                   dry_run=dry_run)
-            return _with_warnings(_json(obj), warnings)
+            return _with_warnings(self._object(kind, obj), warnings)
         if method == "PATCH":
             content_type = request.content_type
             if content_type not in PATCH_TYPES:
@@ -352,13 +352,23 @@ class ApiServer:
                 warnings = self._field_validation(request, kind, body)
             obj = self.reg.patch(kind=kind, namespace=ns, name=name, content_type=content_type,
                                  body=body, subresource=sub, dry_run=dry_run)
-            return _with_warnings(_json(obj), warnings)
+            return _with_warnings(self._object(kind, obj), warnings)
         if method == "DELETE":
             options = await self._delete_options(request)
             result, _ = self.reg.delete(kind=kind, namespace=ns, name=name, options=options,
                                         dry_run=dry_run)
-            return _json(result)
+            return self._object(kind, result)
         raise errors.method_not_allowed(f"{method} is not supported")
+
+    def _object(self, kind: kinds.Kind, obj: Obj, *, status: int = 200) -> web.Response:
+        """``obj`` as JSON; a stored object's bytes are reused (encoded once, at commit)."""
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            stored = self.store.peek(kind.store_key, meta.get("namespace", ""),
+                                     str(meta.get("name", "")))
+            if stored is not None and stored.obj is obj:
+                return _raw_json(stored.data, status=status)
+        return _json(obj, status=status)
 
     def _field_validation(self, request: web.Request, kind: kinds.Kind, body: Any) -> list[str]:
         """fieldValidation: Strict -> 400 on unknown fields, Warn (default) -> warnings."""

@@ -8,7 +8,6 @@ back-off up to the queue's bound, then logged and dropped until the next change 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -55,7 +54,7 @@ async def update(
     Returns the server's reply (also written into ``informer``), or ``None`` if no write was
     needed. ``errors.NotFound`` propagates: the object is gone.
     """
-    obj = copy.deepcopy(current)
+    obj = raw.copy_json(current)
     for attempt in range(MAX_CONFLICT_ATTEMPTS):
         if not mutate(obj):
             return None
@@ -69,10 +68,10 @@ async def update(
             obj.setdefault("kind", resource.kind)
             obj.setdefault("apiVersion", resource.group_version)
             if informer is not None:
-                informer.upsert(copy.deepcopy(obj))
+                informer.upsert(raw.copy_json(obj))
             continue
         if informer is not None:
-            informer.upsert(copy.deepcopy(reply))
+            informer.upsert(raw.copy_json(reply))
         return reply
     return None
 

@@ -11,7 +11,6 @@ waits for. The arithmetic lives in ``rollout``; this module only reads caches an
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
 import logging
 from typing import Any
@@ -25,6 +24,7 @@ from k8sbridge.devkube.controllers.raw import (
     ObjectKey,
     RawObject,
     controller_ref,
+    copy_json,
     key_of,
     uid_of,
 )
@@ -354,10 +354,10 @@ class DeploymentController:
         m = d.get("metadata") or {}
         spec = d.get("spec") or {}
         h = self._template_hash(d)
-        template = copy.deepcopy(spec.get("template") or {})
+        template = copy_json(spec.get("template") or {})
         tmeta = template.setdefault("metadata", {})
         tmeta["labels"] = {**(tmeta.get("labels") or {}), hashing.TEMPLATE_HASH_LABEL: h}
-        selector = copy.deepcopy(spec.get("selector") or {})
+        selector = copy_json(spec.get("selector") or {})
         selector["matchLabels"] = {**(selector.get("matchLabels") or {}),
                                    hashing.TEMPLATE_HASH_LABEL: h}
         name = f"{m.get('name')}-{h}"

@@ -60,3 +60,13 @@ def controller_ref(obj: RawObject) -> RawOwnerReference | None:
         if ref.get("controller"):
             return ref
     return None
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value, several times faster than ``copy.deepcopy`` (the
+    controllers copy cached objects before every write; they share no code with the server)."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    return value

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import dataclasses
 import datetime
 import logging
@@ -33,6 +32,7 @@ from k8sbridge.devkube.controllers.raw import (
     ObjectUid,
     RawObject,
     controller_ref,
+    copy_json,
     key_of,
     split_key,
     uid_of,
@@ -216,7 +216,7 @@ class ReplicaSetController:
 
     def _pod_from_template(self, rs: RawObject) -> RawObject:
         m = rs.get("metadata") or {}
-        template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+        template = copy_json((rs.get("spec") or {}).get("template") or {})
         tmeta = template.get("metadata") or {}
         meta: dict[str, Any] = {
             "generateName": f"{m.get('name')}-",
