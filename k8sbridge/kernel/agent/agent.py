@@ -569,7 +569,8 @@ class Agent:
                                           checkpoint=container.checkpoint)
         except ContainerError as e:
             if container.cgroup is not None:
-                container.cgroup.remove()
+                for d, err in container.cgroup.remove().items():
+                    log.warning("cannot remove cgroup %s of a failed launch: %s", d, err)
             self._fail_launch(container, str(e))
             return
         if spawned is not None:

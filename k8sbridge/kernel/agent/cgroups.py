@@ -84,10 +84,20 @@ class CgroupSet:
                 return int(value)
         return 0
 
-    def remove(self) -> None:
+    def remove(self) -> dict[str, OSError]:
+        """Remove the directories; returns those that could not be (already gone is fine).
+
+        A cgroup with a process still in it (a killed one still exiting) refuses with EBUSY:
+        the caller retries once it is empty."""
+        failed: dict[str, OSError] = {}
         for d in self.dirs():
-            with contextlib.suppress(OSError):
+            try:
                 os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                failed[d] = e
+        return failed
 
     def homes_of_self(self) -> list[tuple[str, str]]:
         """``(container dir, the caller's own cgroup dir in that hierarchy)`` for every dir.

@@ -49,6 +49,7 @@ __all__ = ["main", "socket_address", "wait_status"]
 
 
 _ATTACH_TIMEOUT_SECONDS = 30.0
+_CGROUP_REMOVE_SECONDS = 60.0  # a killed task's exit must complete before its cgroup can go
 
 
 @contextlib.contextmanager
@@ -375,7 +376,7 @@ class _Supervisor:
                            "killed": False})
                 self.exited[t["task_id"]].set()
             if self.cgroup is not None:
-                self.cgroup.remove()
+                await self.remove_cgroups(self.cgroup)
             self.emit({"type": "TERMINATED"})
             return
         # Every task has been spawned (or failed to) before any kill is acted upon.
@@ -388,15 +389,36 @@ class _Supervisor:
         if self.orphan_task is not None:
             self.orphan_task.cancel()
         if self.cgroup is not None:
-            for pid in self.cgroup.pids():
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            for _ in range(50):
-                if not self.cgroup.pids():
-                    break
-                await asyncio.sleep(0.02)
-            self.cgroup.remove()
+            await self.remove_cgroups(self.cgroup)
         self.emit({"type": "TERMINATED"})
+
+    async def remove_cgroups(self, cgroup: cgroups.CgroupSet) -> None:
+        """Kill what is left in the container's cgroups and remove them once empty.
+
+        Why a retrying loop with a generous bound: a killed process leaves its cgroup only when
+        its exit completes, which on a loaded machine can take seconds; rmdir of a cgroup that
+        still holds one fails with EBUSY. This used to give up after one second and ignore the
+        rmdir error, which leaked the cgroup for good.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CGROUP_REMOVE_SECONDS
+        delay = 0.01
+        while True:
+            left = cgroup.pids()
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            failed = {} if left else cgroup.remove()
+            if not left and not failed:
+                return
+            if loop.time() >= deadline:
+                why = "; ".join(f"{d}: {e}" for d, e in failed.items()) or \
+                    f"processes {sorted(left)} are still in them"
+                self.log(f"cannot remove the container's cgroups after "
+                         f"{_CGROUP_REMOVE_SECONDS:g}s: {why}")
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
     async def start(self) -> None:
@@ -485,7 +507,9 @@ class _Daemon:
             if supervisor is not None and supervisor.events_file is not None:
                 supervisor.events_file.close()
             if made is not None:
-                made.remove()
+                for d, err in made.remove().items():
+                    print(f"container daemon: cannot remove cgroup {d}: {err}",
+                          file=sys.stderr, flush=True)
             return "error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n"
         task = asyncio.create_task(supervisor.serve())
         self.supervisors.add(task)

@@ -20,9 +20,13 @@ def _cgroup_lines(pid: int) -> set[str]:
 async def test_task_runs_inside_its_cgroups_and_the_daemon_does_not(tmp_path: Path) -> None:
     found = cgroups.detect()
     assert found.memory_root is not None
+    # The task runs its program without a shell: a shell command (`exec sleep 300`) reports
+    # TASK_RUNNING once the shell runs, and on a loaded machine the shell may not have exec'd
+    # `sleep` yet when the container's processes are read.
+    task = fm.command_task("a", "ignored", mem=64, cpus=0.25)
+    task["command"] = {"shell": False, "value": "sleep", "arguments": ["sleep", "300"]}
     async with fm.running_agent(tmp_path) as run:
-        await run.master.send(fm.run_task(fm.command_task(
-            "a", "exec sleep 300", mem=64, cpus=0.25)))
+        await run.master.send(fm.run_task(task))
         await run.master.send(fm.run_task(fm.command_task(
             "b", "exec sleep 301", mem=64, cpus=0.25)))
         first = await run.master.wait_state("a", "TASK_RUNNING")

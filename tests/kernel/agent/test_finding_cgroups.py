@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,24 @@ def test_no_writable_hierarchy_warns_once(tmp_path: Path,
     assert not first.available and not second.available
     assert first.create(container_id="x", mem_mb=10, cpus=1) is None
     assert len([r for r in caplog.records if "no writable cgroup" in r.message]) == 1
+
+
+@pytest.mark.skipif(not cgroups.detect().available, reason="needs writable cgroups")
+def test_removing_a_busy_cgroup_reports_it_and_succeeds_once_empty() -> None:
+    # The container daemon retries on what remove() reports (a killed task still exiting keeps
+    # its cgroup busy); before, rmdir errors were ignored and such a cgroup leaked.
+    cg = cgroups.detect().create(container_id=f"test-remove-{uuid.uuid4().hex[:8]}",
+                                 mem_mb=32, cpus=0.1)
+    assert cg is not None
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        cg.add(proc.pid)
+        failed = cg.remove()
+        assert set(failed) == set(cg.dirs())
+        assert all(e.errno == errno.EBUSY for e in failed.values())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert cg.remove() == {}
+    assert not any(os.path.exists(d) for d in cg.dirs())
+    assert cg.remove() == {}  # already gone is not a failure
