@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,9 @@ async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str)
 
     stop = asyncio.Event()
     app.install_signal_handlers(stop)
+    # A closed terminal stops the children in order too (without this, SIGHUP would end this
+    # process and the children would all get SIGTERM at once from PR_SET_PDEATHSIG).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, stop.set)
     died: supervise.Child | None = None
     try:
         async with app.running_processes(

@@ -103,7 +103,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         assert proc.stdout is not None
         for line in proc.stdout:
             output.append(line)
-            if "k8sbridge is ready" in line:
+            # the command's own line (after its children's, e.g. "[bridge] k8sbridge is ready")
+            if line.startswith("k8sbridge is ready; Ctrl-C"):
                 ready.set()
 
     reader = threading.Thread(target=pump, daemon=True)
