@@ -8,8 +8,8 @@ and Ctrl-C / SIGTERM stop everything cleanly.
 
 The embedded default is a supervisor: it runs ``k8sbridge kernel``, ``k8sbridge devkube`` and
 the bridge (this command with ``--master``/``--kubeconfig``) as child processes
-(``app.running_processes``), so this module imports the bridge's modules only when it runs the
-bridge itself (the children that run a stand-in do not load them).
+(``embedded.running_processes``), so this module imports the bridge's modules (app.py) only
+when it runs the bridge itself: neither the supervisor nor the stand-in children load them.
 """
 
 from __future__ import annotations
@@ -130,16 +130,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str) -> int:
-    from k8sbridge import app, supervise
+    from k8sbridge import embedded, supervise
 
     stop = asyncio.Event()
-    app.install_signal_handlers(stop)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     # A closed terminal stops the children in order too (without this, SIGHUP would end this
     # process and the children would all get SIGTERM at once from PR_SET_PDEATHSIG).
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, stop.set)
     died: supervise.Child | None = None
     try:
-        async with app.running_processes(
+        async with embedded.running_processes(
             settings, log_level=log_level, stop=stop, echo=sys.stderr.buffer
         ) as emb:
             pids = ", ".join(f"{c.spec.name} pid {c.pid}" for c in emb.group.children)

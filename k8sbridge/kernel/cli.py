@@ -18,12 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel import main
-from k8sbridge.kernel.agent.agent import Agent
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
-from k8sbridge.kernel.master.errors import MasterError
-from k8sbridge.kernel.master.master import Master
+
+# The master and the agent are imported when a kernel command runs, not when the ``k8sbridge``
+# parser is built: the other commands' processes (``k8sbridge run`` and its bridge and devkube
+# children) then do not load them.
 
 
 def register(sub: Any) -> None:
@@ -190,6 +190,9 @@ def _run_kernel(args: argparse.Namespace) -> int:
 
 
 async def _kernel(args: argparse.Namespace) -> int:
+    from k8sbridge.kernel import main
+    from k8sbridge.kernel.master.errors import MasterError
+
     stop = asyncio.Event()
     _install_signals(stop)
     with contextlib.ExitStack() as stack:
@@ -219,6 +222,9 @@ def _run_master(args: argparse.Namespace) -> int:
 
 
 async def _master(args: argparse.Namespace) -> int:
+    from k8sbridge.kernel.master.errors import MasterError
+    from k8sbridge.kernel.master.master import Master
+
     stop, ready = asyncio.Event(), asyncio.Event()
     _install_signals(stop)
     try:
@@ -246,6 +252,8 @@ def _run_agent(args: argparse.Namespace) -> int:
 
 
 async def _agent(args: argparse.Namespace) -> int:
+    from k8sbridge.kernel.agent.agent import Agent
+
     stop, ready = asyncio.Event(), asyncio.Event()
     _install_signals(stop)
     with contextlib.ExitStack() as stack:
