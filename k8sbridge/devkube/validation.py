@@ -562,8 +562,62 @@ def shape_causes(kind: kinds.Kind, obj: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+class _ShapeNode:
+    """One path segment of a kind's shape table, merged into a tree walked once per object."""
+
+    __slots__ = ("checks", "children", "each")
+
+    def __init__(self) -> None:
+        self.checks: list[tuple[tuple[type, ...], bool]] = []  # (types, bool is allowed)
+        self.children: dict[str, _ShapeNode] = {}
+        self.each: _ShapeNode | None = None  # the "*" child: every item of a list
+
+
+def _shape_tree(shapes: list[Shape]) -> _ShapeNode:
+    root = _ShapeNode()
+    for path, expected in shapes:
+        node = root
+        for head in path:
+            if head == "*":
+                if node.each is None:
+                    node.each = _ShapeNode()
+                node = node.each
+            else:
+                node = node.children.setdefault(head, _ShapeNode())
+        types = expected if isinstance(expected, tuple) else (expected,)
+        node.checks.append((types, bool in types))
+    return root
+
+
+def _well_shaped(node: _ShapeNode, value: Any) -> bool:
+    """True if no check of ``node``'s subtree fails for ``value`` (what ``shape_causes`` walks,
+    in one pass over the object instead of one walk from the root per path)."""
+    for types, bool_ok in node.checks:
+        if not isinstance(value, types) or (not bool_ok and isinstance(value, bool)):
+            return False
+    if node.children and isinstance(value, dict):
+        for key, child in node.children.items():
+            item = value.get(key)
+            if item is not None and not _well_shaped(child, item):
+                return False
+    if node.each is not None and isinstance(value, list):
+        each = node.each
+        for item in value:
+            if not _well_shaped(each, item):
+                return False
+    return True
+
+
+_SHAPE_TREES: dict[str, _ShapeNode] = {}
+
+
 def check_shapes(kind: kinds.Kind, obj: dict[str, Any]) -> None:
-    causes = shape_causes(kind, obj)
+    tree = _SHAPE_TREES.get(kind.plural)
+    if tree is None:
+        tree = _SHAPE_TREES[kind.plural] = _shape_tree(_SHAPES.get(kind.plural, _META_SHAPES))
+    if _well_shaped(tree, obj):
+        return
+    causes = shape_causes(kind, obj)  # the slow walk names every bad path, in table order
     if causes:
         name = (obj.get("metadata") or {}).get("name") if isinstance(
             obj.get("metadata"), dict) else ""
