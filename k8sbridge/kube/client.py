@@ -8,6 +8,10 @@ retries) and exchange plain ``dict`` bodies exactly as the wire has them.
 The official client is synchronous; every call runs in a bounded thread pool
 (``KubeSettings.client_threads``) so the event loop never blocks and a slow API server cannot
 spawn unbounded threads. Errors come out as ``k8sbridge.kube.errors`` classes.
+
+Calls have a priority (``URGENT``, ``NORMAL``, ``BACKGROUND``): when every thread is busy, the
+next free one goes to the most urgent waiting call (FIFO within a priority), so a status write
+that Mesos waits for never queues behind a burst of bindings or events.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import datetime
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -29,7 +35,16 @@ import urllib3
 
 from k8sbridge.kube import errors
 
-__all__ = ["Connection", "KubeClient", "RawObject", "now_rfc3339", "now_micro"]
+__all__ = [
+    "BACKGROUND",
+    "NORMAL",
+    "URGENT",
+    "Connection",
+    "KubeClient",
+    "RawObject",
+    "now_micro",
+    "now_rfc3339",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +54,10 @@ JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+
+URGENT = 0  # someone waits for this write (e.g. a status that carries Mesos acknowledgements)
+NORMAL = 1
+BACKGROUND = 2  # best-effort (events, cosmetic status writes)
 
 
 def now_rfc3339() -> str:
@@ -84,6 +103,11 @@ class KubeClient:
             max_workers=threads, thread_name_prefix="kube-client"
         )
         self._timeout = timeout
+        # the threads as slots handed out by priority (see the module docstring); invariant:
+        # free slots > 0 only while no live call waits
+        self._free = threads
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
 
     # -- construction ----------------------------------------------------------------------
 
@@ -141,12 +165,40 @@ class KubeClient:
         query: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = JSON,
+        priority: int = NORMAL,
+        decode: bool = True,
     ) -> RawObject:
-        """One API call; returns the decoded JSON reply (``{}`` for an empty body)."""
+        """One API call; returns the decoded JSON reply (``{}`` for an empty body, or when
+        ``decode`` is false: the caller does not need the reply)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, self._request_sync, method, path, query, body, content_type
-        )
+        await self._acquire(priority)
+        try:
+            return await loop.run_in_executor(
+                self._pool, self._request_sync, method, path, query, body, content_type, decode
+            )
+        finally:
+            self._release()
+
+    async def _acquire(self, priority: int) -> None:
+        if self._free > 0:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # a slot was handed over just as we were cancelled
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, waiter = heapq.heappop(self._waiting)
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes to the most urgent waiting call
+                return
+        self._free += 1
 
     def _request_sync(
         self,
@@ -155,6 +207,7 @@ class KubeClient:
         query: Sequence[tuple[str, str]] | Mapping[str, str] | None,
         body: Any,
         content_type: str,
+        decode: bool = True,
     ) -> RawObject:
         headers = {"Accept": JSON}
         if body is not None:
@@ -180,7 +233,7 @@ class KubeClient:
             raise errors.TransportError(f"{what}: {e}") from e
         if not 200 <= response.status <= 299:
             raise errors.api_error(status=response.status, body=data, what=what)
-        if not data:
+        if not data or not decode:
             return {}
         try:
             decoded = json.loads(data)
@@ -201,8 +254,12 @@ class KubeClient:
     async def replace(self, path: str, body: RawObject) -> RawObject:
         return await self.request("PUT", path, body=body)
 
-    async def patch(self, path: str, body: Any, *, content_type: str = MERGE_PATCH) -> RawObject:
-        return await self.request("PATCH", path, body=body, content_type=content_type)
+    async def patch(
+        self, path: str, body: Any, *, content_type: str = MERGE_PATCH, priority: int = NORMAL
+    ) -> RawObject:
+        return await self.request(
+            "PATCH", path, body=body, content_type=content_type, priority=priority
+        )
 
     async def delete(
         self,
@@ -241,13 +298,18 @@ class KubeClient:
         await self.create(pod_path(namespace, name) + "/binding", body)
 
     async def patch_pod_status(
-        self, *, namespace: str, name: str, uid: str | None, status: RawObject
-    ) -> RawObject:
-        """Merge-patch ``pods/NAME/status`` with a UID precondition (409 if recreated)."""
+        self, *, namespace: str, name: str, uid: str | None, status: RawObject,
+        priority: int = NORMAL,
+    ) -> None:
+        """Merge-patch ``pods/NAME/status`` with a UID precondition (409 if recreated); the
+        reply (the whole pod) is not decoded."""
         body: RawObject = {"status": status}
         if uid:
             body["metadata"] = {"uid": uid}
-        return await self.patch(pod_path(namespace, name) + "/status", body)
+        await self.request(
+            "PATCH", pod_path(namespace, name) + "/status", body=body,
+            content_type=MERGE_PATCH, priority=priority, decode=False,
+        )
 
     async def delete_pod_now(self, *, namespace: str, name: str, uid: str | None) -> None:
         """The kubelet's final DELETE: grace 0, UID precondition; gone or recreated is fine."""
@@ -314,6 +376,7 @@ class KubeClient:
         type_: str = "Normal",
         component: str = "k8sbridge",
         host: str | None = None,
+        priority: int = BACKGROUND,
     ) -> None:
         """Post a core/v1 Event about ``involved`` (a pod or node); failures are logged only."""
         meta = involved.get("metadata") or {}
@@ -345,7 +408,10 @@ class KubeClient:
             "reportingInstance": host or component,
         }
         try:
-            await self.create(f"/api/v1/namespaces/{_q(namespace)}/events", body)
+            await self.request(
+                "POST", f"/api/v1/namespaces/{_q(namespace)}/events", body=body,
+                priority=priority, decode=False,
+            )
         except errors.KubeError as e:
             log.warning("could not post event %s for %s: %s", reason, meta.get("name"), e)
 

@@ -13,11 +13,25 @@ applies restartPolicy: when every container of a launched attempt has terminated
 says restart, it asks the scheduler (``relaunch(uid, delay)``) for the next attempt after the
 crash back-off. Scheduling outcomes (``PodScheduled=False`` with the explanation, Scheduled and
 FailedScheduling events) are written here too, so there is one writer per pod.
+
+What it costs the API server, and why so little: a burst of N pods is N bindings and, per pod,
+two status writes (STARTING, which must be written before it is acknowledged, and RUNNING).
+The binding already shows ``PodScheduled=True`` (the API server's binding sets it), so a
+just-bound pod is written only if no task update arrives within ``creating_after`` seconds (a
+slow launch still shows ``ContainerCreating`` soon, as a kubelet's would). Those writes go one
+at a time and only while no other status write is queued or in flight (a pod waits at most
+``CREATING_DEFER_SECONDS``), so in a burst the task update's own write usually covers them.
+Writes that carry acknowledgements go first (Mesos holds a task's next update until the
+previous one is acknowledged). Events are best-effort, as a kubelet's event recorder is: they
+yield to status writes too (at most ``EVENT_DEFER_SECONDS`` each), and a full event queue drops
+new events rather than holding memory or API-server capacity. A pod is never written twice at
+once (the later state could land first).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
@@ -35,7 +49,15 @@ __all__ = ["PodStatusWriter", "view_of"]
 
 log = logging.getLogger(__name__)
 
-EVENT_YIELD_SECONDS = 2.0  # the longest an event waits for queued status writes
+EVENT_DEFER_SECONDS = 5.0  # the longest an event yields to status writes
+CREATING_DEFER_SECONDS = 30.0  # the longest a ContainerCreating write yields to other writes
+EVENT_QUEUE_LIMIT = 1000  # client-go's maxQueuedEvents: beyond it new events are dropped
+CREATING_AFTER_SECONDS = 1.0  # a bound pod with no task update by then shows ContainerCreating
+
+# write priorities (lower goes first)
+_ACKS = 0  # the write carries Mesos acknowledgements
+_STATUS = 1  # any other status change
+_CREATING = 2  # the delayed ContainerCreating write of a just-bound pod (not queued)
 
 RawPod = dict[str, Any]
 Ack = Callable[[], Awaitable[None]]
@@ -96,19 +118,34 @@ class PodStatusWriter:
         kube: kube_client.KubeClient,
         workers: int = 8,
         relaunch: Relaunch | None = None,
+        creating_after: float = CREATING_AFTER_SECONDS,
+        event_queue_limit: int = EVENT_QUEUE_LIMIT,
     ) -> None:
         self._kube = kube
         self._relaunch = relaunch
         self._workers = workers
+        self._creating_after = creating_after
         self._state: dict[str, _PodState] = {}
-        # (priority, sequence, uid): 0 = the write carries Mesos acknowledgements
+        # (priority, sequence, uid), priorities _ACKS < _STATUS < _CREATING
         self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
         self._queued: dict[str, int] = {}  # uid -> the best priority it is queued with
         self._seq = 0
+        self._writing = 0  # status writes in flight
+        self._in_flight: set[str] = set()  # uids whose status write is in flight
+        self._again: dict[str, int] = {}  # uid -> priority: asked for during its write
+        self._creating: collections.deque[tuple[float, str]] = collections.deque()  # (due, uid)
+        self._creating_added = asyncio.Event()
         self._events: asyncio.Queue[tuple[dict[str, Any], str, str, str, str | None]] = (
-            asyncio.Queue(maxsize=10_000)
+            asyncio.Queue(maxsize=event_queue_limit)
         )
+        self._events_dropped = 0
         self._acking: set[asyncio.Task[None]] = set()  # acknowledgements on their way
+        # what was written, by priority (benchmarks and tests read it)
+        self.writes: collections.Counter[str] = collections.Counter()
+
+    @property
+    def events_dropped(self) -> int:
+        return self._events_dropped
 
     # -- PodSink ---------------------------------------------------------------------------
 
@@ -121,7 +158,7 @@ class PodStatusWriter:
             state.pod = pod
         return uid, state
 
-    def _enqueue(self, uid: str) -> None:
+    def _enqueue(self, uid: str, *, priority: int = _STATUS) -> None:
         """Queue a write of the pod's latest state (once, however often it is asked for).
 
         Writes that carry acknowledgements go first. Mesos sends a task's next update only
@@ -130,7 +167,8 @@ class PodStatusWriter:
         RUNNING update. A pod queued as ordinary and then given an ack moves up.
         """
         state = self._state.get(uid)
-        priority = 0 if state is not None and state.acks else 1
+        if state is not None and state.acks:
+            priority = _ACKS
         current = self._queued.get(uid)
         if current is not None and current <= priority:
             return
@@ -244,6 +282,9 @@ class PodStatusWriter:
         self._enqueue(uid)
 
     def scheduled(self, *, pod: RawPod, node_name: str) -> None:
+        """The pod was bound to ``node_name``. The binding itself shows it scheduled, so no
+        write now: the first task update writes the pod; if none comes within
+        ``creating_after`` seconds, the pod is written as it stands (ContainerCreating)."""
         uid, state = self._entry(pod)
         state.unschedulable = None
         state.node_name = node_name
@@ -256,7 +297,38 @@ class PodStatusWriter:
                 f"to {node_name}",
             )
         )
-        self._enqueue(uid)
+        self._creating.append((time.monotonic() + self._creating_after, uid))
+        self._creating_added.set()
+
+    def _busy(self) -> bool:
+        """Status writes are queued or in flight."""
+        return bool(self._writing or self._queued)
+
+    async def _creating_timer(self) -> None:
+        """Write the ContainerCreating status of pods bound ``creating_after`` seconds ago
+        that no task update has written since: one at a time, and only while no other
+        status write is queued or in flight (a pod waits at most ``CREATING_DEFER_SECONDS``
+        for that). In a burst the task update's own write usually comes first and covers it.
+        """
+        while True:
+            if not self._creating:
+                self._creating_added.clear()
+                await self._creating_added.wait()
+                continue
+            due, uid = self._creating[0]
+            now = time.monotonic()
+            if now < due:
+                await asyncio.sleep(due - now)
+                continue
+            state = self._state.get(uid)
+            if state is None or state.runtimes or state.failure is not None:
+                self._creating.popleft()  # a task update (or a refused launch) shows it
+                continue
+            if self._busy() and now < due + CREATING_DEFER_SECONDS:
+                await asyncio.sleep(0.05)
+                continue
+            self._creating.popleft()
+            await self._write_one(uid, priority=_CREATING)
 
     def launch_failed(self, *, pod: RawPod, reason: str, message: str) -> None:
         uid, state = self._entry(pod)
@@ -300,6 +372,7 @@ class PodStatusWriter:
     async def run(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
         workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
         workers += [asyncio.create_task(self._event_poster()) for _ in range(2)]
+        workers.append(asyncio.create_task(self._creating_timer()))
         ready.set()
         try:
             await stop.wait()
@@ -318,16 +391,33 @@ class PodStatusWriter:
             if self._queued.get(uid) != priority:
                 continue  # superseded by an entry with a better priority
             del self._queued[uid]
-            try:
-                await self._write(uid)
-            except kube_errors.KubeError as e:
-                log.warning("writing status of pod %s failed (retrying): %s", uid, e)
-                await asyncio.sleep(0.5)
-                self._enqueue(uid)
-            except Exception:  # a mapping bug must not stop every other pod's status
-                log.exception("writing status of pod %s failed", uid)
+            await self._write_one(uid, priority=priority)
 
-    async def _write(self, uid: str) -> None:
+    async def _write_one(self, uid: str, *, priority: int) -> None:
+        """Write one pod's status, never two writes of the same pod at once (the later
+        state could otherwise land first): a pod asked for while its write is in flight is
+        queued again when that write is done."""
+        if uid in self._in_flight:
+            self._again[uid] = min(priority, self._again.get(uid, priority))
+            return
+        self._in_flight.add(uid)
+        self._writing += 1
+        try:
+            await self._write(uid, priority=priority)
+        except kube_errors.KubeError as e:
+            log.warning("writing status of pod %s failed (retrying): %s", uid, e)
+            await asyncio.sleep(0.5)
+            self._again[uid] = min(priority, self._again.get(uid, priority))
+        except Exception:  # a mapping bug must not stop every other pod's status
+            log.exception("writing status of pod %s failed", uid)
+        finally:
+            self._writing -= 1
+            self._in_flight.discard(uid)
+        again = self._again.pop(uid, None)
+        if again is not None and uid in self._state:
+            self._enqueue(uid, priority=min(again, _STATUS))
+
+    async def _write(self, uid: str, *, priority: int = _STATUS) -> None:
         state = self._state.get(uid)
         if state is None:
             return
@@ -347,8 +437,16 @@ class PodStatusWriter:
                     name=str(meta.get("name")),
                     uid=uid,
                     status=status,
+                    priority=(
+                        kube_client.URGENT if acks
+                        else kube_client.BACKGROUND if priority == _CREATING
+                        else kube_client.NORMAL
+                    ),
                 )
                 state.written = status
+                self.writes[
+                    "acknowledged" if acks else "creating" if priority == _CREATING else "status"
+                ] += 1
         except (kube_errors.NotFound, kube_errors.Conflict):
             log.info("pod %s/%s is gone; dropping its status", meta.get("namespace"),
                      meta.get("name"))
@@ -364,12 +462,20 @@ class PodStatusWriter:
             task = asyncio.create_task(self._acknowledge(uid, acks))
             self._acking.add(task)
             task.add_done_callback(self._acking.discard)
+        if events:
+            involved = {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}
         for etype, reason, message in events:
-            item = (dict(meta), etype, reason, message, state.node_name or None)
+            item = (involved, etype, reason, message, state.node_name or None)
             try:
                 self._events.put_nowait(item)
             except asyncio.QueueFull:
-                log.warning("event queue full: dropping %s for %s", reason, meta.get("name"))
+                # as a kubelet's event recorder does under pressure: drop, and say so (once
+                # per thousand, not once per event)
+                if self._events_dropped % 1000 == 0:
+                    log.warning("event queue full (%d queued): dropping %s for %s "
+                                "(%d dropped so far)", self._events.qsize(), reason,
+                                meta.get("name"), self._events_dropped + 1)
+                self._events_dropped += 1
 
     async def _acknowledge(self, uid: str, acks: list[Ack]) -> None:
         for ack in acks:
@@ -382,13 +488,14 @@ class PodStatusWriter:
         """Events go out after the statuses, on their own workers: a status never waits.
 
         They share the API client's connections (and the API server) with the status
-        writes; while status writes are queued an event yields to them, for at most
-        ``EVENT_YIELD_SECONDS`` (so events are late in a burst, never lost or starved).
+        writes; while status writes are queued or in flight an event yields to them, for at
+        most ``EVENT_DEFER_SECONDS`` (so in a burst events are late, and beyond the queue's limit
+        dropped, but never starved).
         """
         while True:
             meta, etype, reason, message, host = await self._events.get()
             waited = 0.0
-            while self._queue.qsize() and waited < EVENT_YIELD_SECONDS:
+            while self._busy() and waited < EVENT_DEFER_SECONDS:
                 await asyncio.sleep(0.05)
                 waited += 0.05
             await self._kube.post_event(

@@ -43,7 +43,13 @@ async def test_init_containers_run_in_order_before_the_app(
         return pod if status.get("phase") == "Running" and ready == [True] else None
 
     pod = await eventually(running, what="app Running after the init containers")
-    assert trail.read_text().splitlines() == ["first", "second", "app"]
+
+    async def app_wrote() -> list[str] | None:
+        # RUNNING means the app's shell was started; its echo may come a moment later
+        lines = trail.read_text().splitlines()
+        return lines if len(lines) >= 3 else None
+
+    assert await eventually(app_wrote, what="the app's line") == ["first", "second", "app"]
     inits = {c["name"]: c for c in pod["status"]["initContainerStatuses"]}
     assert inits["first"]["state"]["terminated"]["reason"] == "Completed"
     assert inits["second"]["state"]["terminated"]["exitCode"] == 0

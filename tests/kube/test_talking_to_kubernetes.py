@@ -156,3 +156,44 @@ async def test_embedded_kopf_feeds_pod_events_without_touching_pods(
     annotations = pod["metadata"].get("annotations") or {}
     assert not any("kopf" in key for key in annotations), annotations
     assert not pod["metadata"].get("finalizers")
+
+
+async def test_the_most_urgent_waiting_call_gets_the_next_free_thread(tmp_path: Path) -> None:
+    config = devkube_main.DevkubeConfig(
+        port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False
+    )
+    async with devkube_main.running(config) as dk:
+        kube = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, threads=1)
+        try:
+            # the one thread is held by a watch that the server ends after a second
+            blocker = asyncio.create_task(kube.request(
+                "GET", "/api/v1/pods", query={"watch": "true", "timeoutSeconds": "1"}
+            ))
+            await asyncio.sleep(0.2)
+            order: list[str] = []
+
+            async def call(name: str, priority: int) -> None:
+                await kube.request("GET", "/api/v1/namespaces/default/pods", priority=priority)
+                order.append(name)
+
+            calls = [asyncio.create_task(call("background", kube_client.BACKGROUND)),
+                     asyncio.create_task(call("normal", kube_client.NORMAL))]
+            await asyncio.sleep(0.05)
+            calls.append(asyncio.create_task(call("urgent", kube_client.URGENT)))
+            await asyncio.sleep(0.05)
+            assert order == [] and not blocker.done()  # all three wait for the thread
+            await asyncio.wait_for(asyncio.gather(blocker, *calls), timeout=10)
+            assert order == ["urgent", "normal", "background"]
+            # a cancelled waiter gives up its turn: the next call still gets the thread
+            holder = asyncio.create_task(kube.request(
+                "GET", "/api/v1/pods", query={"watch": "true", "timeoutSeconds": "1"}
+            ))
+            await asyncio.sleep(0.2)
+            gone = asyncio.create_task(call("gone", kube_client.URGENT))
+            await asyncio.sleep(0.05)
+            gone.cancel()
+            await asyncio.wait_for(asyncio.gather(holder, call("after", kube_client.NORMAL)),
+                                   timeout=10)
+            assert order[-1] == "after" and "gone" not in order
+        finally:
+            await kube.close()

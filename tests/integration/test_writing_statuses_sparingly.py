@@ -1,0 +1,158 @@
+"""The status writer spends few API writes per pod, against a real devkube.
+
+A just-bound pod is not written (the binding already shows it scheduled) unless its launch is
+slow: then it shows ContainerCreating. A task update is acknowledged only after its status is
+in the API server. Events are best-effort: beyond the queue's limit they are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k8sbridge.devkube import main as devkube_main
+from k8sbridge.kube import client as kube_client
+from k8sbridge.kubelet import pods as kubelet_pods
+from k8sbridge.mesos import types as mesos_types
+from k8sbridge.model import ids
+from tests.integration.conftest import eventually
+
+NODE = "127.0.0.1"
+
+
+@pytest.fixture
+async def kube(tmp_path: Path) -> AsyncIterator[kube_client.KubeClient]:
+    async with devkube_main.running(
+        devkube_main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kubeconfig")
+    ) as dk:
+        client = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
+async def _bound_pod(kube: kube_client.KubeClient, name: str) -> dict[str, Any]:
+    pod = await kube.create("/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    })
+    await kube.bind_pod(namespace="default", name=name, uid=pod["metadata"]["uid"], node=NODE)
+    return pod
+
+
+async def _container_waiting(kube: kube_client.KubeClient, name: str) -> str | None:
+    got = await kube.get_pod("default", name)
+    for cs in (got.get("status") or {}).get("containerStatuses") or []:
+        return str(((cs.get("state") or {}).get("waiting") or {}).get("reason") or "") or None
+    return None
+
+
+def _starting(uid: str) -> mesos_types.TaskStatus:
+    return mesos_types.TaskStatus(
+        task_id=ids.TaskId(f"{uid}.0.c"), state="TASK_STARTING", timestamp=100.0,
+        source="SOURCE_EXECUTOR",
+    )
+
+
+async def _running(
+    writer: kubelet_pods.PodStatusWriter,
+) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(writer.run(stop=stop, ready=ready))
+    await ready.wait()
+    return stop, task
+
+
+async def test_a_slow_launch_still_shows_container_creating(
+    kube: kube_client.KubeClient,
+) -> None:
+    writer = kubelet_pods.PodStatusWriter(kube=kube, creating_after=0.3)
+    stop, task = await _running(writer)
+    try:
+        pod = await _bound_pod(kube, "slow")
+        writer.scheduled(pod=pod, node_name=NODE)
+        assert await _container_waiting(kube, "slow") is None  # not written at once
+        reason = await eventually(
+            lambda: _container_waiting(kube, "slow"), what="ContainerCreating written"
+        )
+        assert reason == "ContainerCreating"
+        assert writer.writes == {"creating": 1}
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_prompt_task_update_is_the_first_write_and_is_acked_after_it(
+    kube: kube_client.KubeClient,
+) -> None:
+    writer = kubelet_pods.PodStatusWriter(kube=kube, creating_after=0.3)
+    stop, task = await _running(writer)
+    try:
+        pod = await _bound_pod(kube, "prompt")
+        uid = pod["metadata"]["uid"]
+        writer.scheduled(pod=pod, node_name=NODE)
+        seen_at_ack: list[str | None] = []
+
+        async def ack() -> None:
+            seen_at_ack.append(await _container_waiting(kube, "prompt"))
+
+        writer.task_status(pod=pod, status=_starting(uid), container="c", attempt=0,
+                           agent=None, ack=ack)
+        await eventually(lambda: asyncio.sleep(0, seen_at_ack), what="the acknowledgement")
+        # the status was in the API server when the update was acknowledged
+        assert seen_at_ack == ["ContainerCreating"]
+        await asyncio.sleep(0.8)  # past the ContainerCreating window: nothing more to write
+        assert writer.writes == {"acknowledged": 1}
+    finally:
+        stop.set()
+        await task
+
+
+async def test_events_beyond_the_queue_limit_are_dropped_and_the_rest_posted(
+    kube: kube_client.KubeClient,
+) -> None:
+    writer = kubelet_pods.PodStatusWriter(kube=kube, event_queue_limit=2)
+    names = ["e1", "e2", "e3"]
+    for name in names:  # three pods, each refused: one status write and a Failed event each
+        pod = await _bound_pod(kube, name)
+        writer.launch_failed(pod=pod, reason="CreateContainerConfigError",
+                             message=f"configmap for {name} not found")
+    for uid in list(writer._state):  # the writes happen before any event poster runs
+        await writer._write_one(uid, priority=kubelet_pods._STATUS)
+    assert writer.events_dropped == 1
+    stop, task = await _running(writer)
+    try:
+        async def failed_events() -> list[str]:
+            items = (await kube.get("/api/v1/namespaces/default/events"))["items"]
+            found = sorted(e["involvedObject"]["name"] for e in items if e["reason"] == "Failed")
+            return found if len(found) >= 2 else []
+
+        assert await eventually(failed_events, what="the queued events") == ["e1", "e2"]
+        for name in names:  # every status was written all the same
+            assert await _container_waiting(kube, name) == "CreateContainerConfigError"
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_pod_asked_for_during_its_own_write_is_written_again_after_it(
+    kube: kube_client.KubeClient,
+) -> None:
+    writer = kubelet_pods.PodStatusWriter(kube=kube)
+    pod = await _bound_pod(kube, "twice")
+    uid = pod["metadata"]["uid"]
+    writer.launch_failed(pod=pod, reason="CreateContainerConfigError", message="first")
+    first = asyncio.create_task(writer._write_one(uid, priority=kubelet_pods._STATUS))
+    await asyncio.sleep(0)  # the first write is in flight
+    writer.launch_failed(pod=pod, reason="CreateContainerConfigError", message="second")
+    await writer._write_one(uid, priority=kubelet_pods._STATUS)  # not concurrently: deferred
+    assert writer.writes["status"] == 0
+    await first
+    assert writer.writes["status"] == 1
+    assert uid in writer._queued  # queued again for the state that came meanwhile
