@@ -51,6 +51,7 @@ class Devkube:
     token: str | None
     ca_file: Path | None
     kubeconfig: Path
+    controllers_socket: Path | None = None  # the controllers' private Unix socket, if running
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -142,16 +143,28 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         await runner.setup()
         site = web.SockSite(runner, sock, ssl_context=ssl_context)
         await site.start()
+        sites: list[web.BaseSite] = [site]
         log.info("devkube serving %s (kubeconfig %s)", url, kubeconfig)
         controllers: asyncio.Task[None] | None = None
         controllers_stop = asyncio.Event()
+        unix_socket: Path | None = None
         try:
             if config.controllers:
+                # The controllers reach this server through a private Unix socket (plain HTTP,
+                # same token): TLS and loopback TCP on both ends of every request cost more
+                # CPU than anything the controllers do with it.
+                socket_dir = Path(cleanup.enter_context(
+                    tempfile.TemporaryDirectory(prefix="devkube-")))  # mode 0700
+                unix_socket = socket_dir / "api.sock"
+                local = web.UnixSite(runner, str(unix_socket))
+                await local.start()
+                sites.append(local)
                 controllers = await _start_controllers(
-                    url=url, token=token, ca_file=ca_file,
+                    url="http://localhost", unix_socket=unix_socket, token=token,
                     node_grace_seconds=config.node_grace_seconds, stop=controllers_stop,
                 )
-            yield Devkube(url=url, token=token, ca_file=ca_file, kubeconfig=kubeconfig)
+            yield Devkube(url=url, token=token, ca_file=ca_file, kubeconfig=kubeconfig,
+                          controllers_socket=unix_socket)
         finally:
             controllers_stop.set()
             if controllers is not None:
@@ -162,7 +175,8 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
                 except Exception:
                     log.exception("devkube controllers failed")
             stop.set()
-            await site.stop()  # no new connections
+            for each in sites:
+                await each.stop()  # no new connections
             await asyncio.sleep(0.05)  # let open watches write their end
             http = runner.server
             if http is not None:
@@ -175,7 +189,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
 
 
 async def _start_controllers(
-    *, url: str, token: str | None, ca_file: Path | None, node_grace_seconds: float,
+    *, url: str, unix_socket: Path, token: str | None, node_grace_seconds: float,
     stop: asyncio.Event,
 ) -> asyncio.Task[None] | None:
     if importlib.util.find_spec(CONTROLLERS_MODULE) is None:
@@ -184,8 +198,8 @@ async def _start_controllers(
     manager = importlib.import_module(CONTROLLERS_MODULE)
     ready = asyncio.Event()
     task: asyncio.Task[None] = asyncio.create_task(manager.run(
-        url=url, token=token, ca_file=ca_file, node_grace_seconds=node_grace_seconds,
-        stop=stop, ready=ready,
+        url=url, token=token, ca_file=None, unix_socket=unix_socket,
+        node_grace_seconds=node_grace_seconds, stop=stop, ready=ready,
     ), name="devkube-controllers")
     ready_wait = asyncio.ensure_future(ready.wait())
     done, _ = await asyncio.wait({task, ready_wait}, timeout=CONTROLLERS_READY_TIMEOUT,

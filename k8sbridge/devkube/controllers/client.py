@@ -81,8 +81,11 @@ class ApiClient:
     """One HTTP session to the API server; every method raises ``errors.ControllerError``."""
 
     def __init__(self, *, url: str, token: str | None, ca_file: Path | None,
-                 request_timeout: float = 30.0) -> None:
+                 request_timeout: float = 30.0, unix_socket: Path | None = None) -> None:
+        """``unix_socket``: connect there instead of to ``url``'s host (plain HTTP; ``url``
+        then only names the server in requests, e.g. ``http://localhost``)."""
         self._url = url.rstrip("/")
+        self._unix_socket = unix_socket
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -92,8 +95,12 @@ class ApiClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ApiClient:
-        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True,
-                                         limit=32)
+        connector: aiohttp.BaseConnector
+        if self._unix_socket is not None:
+            connector = aiohttp.UnixConnector(path=str(self._unix_socket), limit=32)
+        else:
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl if self._ssl is not None else True, limit=32)
         self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         return self
 
