@@ -196,9 +196,12 @@ async def main() -> None:
                         help="--agent-resources of the throughput run's three agents")
     parser.add_argument("--spawn", type=int, default=200,
                         help="processes for the raw spawn rate")
+    parser.add_argument("--env", action="append", default=[], metavar="K8SBRIDGE_X=V",
+                        help="a setting for both runs, as a user would export it (A/B tests)")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="run in DIR (must not exist) and keep it: the runs' logs")
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
     print(f"cores: {os.cpu_count()}; {_load()}", flush=True)
     bench_bridge.SLEEP[0] = str(int(args.timeout * 2 + 300))  # nothing outlives the run
     with contextlib.ExitStack() as stack:
@@ -209,13 +212,14 @@ async def main() -> None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-embedded-"))
         if args.pods:
             print(f"\n== startup: {args.pods} pods at once on the embedded default", flush=True)
-            async with running(data_dir=Path(tmp) / "startup", extra=[], env={}) as (run, t):
+            async with running(data_dir=Path(tmp) / "startup", extra=[],
+                               env=extra_env) as (run, t):
                 await bench_bridge.startup_latency(t, args.pods, args.timeout)
                 run.cpu()
                 print(_load(), flush=True)
         if args.replicas:
             print(f"\n== throughput: a {args.replicas}-replica Deployment", flush=True)
-            env = {"K8SBRIDGE_KUBELET_MAX_PODS": str(args.replicas + 100)}
+            env = {"K8SBRIDGE_KUBELET_MAX_PODS": str(args.replicas + 100), **extra_env}
             extra = ["--agent-resources", args.agent_resources]
             async with running(data_dir=Path(tmp) / "throughput", extra=extra,
                                env=env) as (run, t):
