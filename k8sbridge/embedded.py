@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 
+EMBEDDED_STATUS_RETRY_SECONDS = 2.0  # agents resend unacknowledged updates this often
 _AGENT_SHAPES = (
     ("cpus:4;mem:4096;disk:20480;ports:[31000-32000]", "rack:r1;zone:z1;disk:ssd", "z1"),
     ("cpus:2;mem:2048;disk:10240;ports:[31000-32000]", "rack:r2;zone:z1;disk:hdd", "z1"),
@@ -67,7 +68,7 @@ def embedded_agent_configs(*, data_dir: Path, count: int, resources: str = "") -
                 attributes=attributes,
                 region="local",
                 zone=zone,
-                status_retry_seconds=2.0,
+                status_retry_seconds=EMBEDDED_STATUS_RETRY_SECONDS,
             )
         )
     return out
@@ -103,6 +104,8 @@ def bridge_settings_for(
     )
 
 
+# --------------------------------------------------------------------------------------------
+# The process form: what ``k8sbridge run`` runs
 
 
 KERNEL_READY = re.compile(r"^master: (?P<url>\S+)")
@@ -114,7 +117,6 @@ CHILD_START_TIMEOUT = 120.0  # each child must print its ready line within this
 BRIDGE_STOP_GRACE = 30.0  # after SIGTERM (its components get STOP_GRACE each, in parallel)
 DEVKUBE_STOP_GRACE = 20.0
 KERNEL_STOP_GRACE = 60.0  # it kills its tasks first (a pod's kill grace may be 30 s)
-EMBEDDED_STATUS_RETRY_SECONDS = 2.0  # agents resend unacknowledged updates this often
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
