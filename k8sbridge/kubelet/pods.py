@@ -105,7 +105,10 @@ class _PodState:
     unschedulable: str | None = None
     failure: tuple[str, str] | None = None  # (reason, message) when the launch was refused
     start_time: float | None = None
+    # the status last written, until the API server shows it in the pod (then the pod's own
+    # status is the reference, and this copy is let go: memory per pod)
     written: Any = None
+    signature: Any = None  # of the status last written
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
 
@@ -148,6 +151,17 @@ class PodStatusWriter:
         return self._events_dropped
 
     # -- PodSink ---------------------------------------------------------------------------
+
+    def observe(self, pod: RawPod) -> None:
+        """The latest version of a pod (the scheduler's watch): the state keeps this one
+        instead of an older copy, and lets its written status go once the pod shows it."""
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        state = self._state.get(uid)
+        if state is None:
+            return
+        state.pod = pod
+        if state.written is not None and _signature(pod.get("status")) == state.signature:
+            state.written = None
 
     def _entry(self, pod: RawPod) -> tuple[str, _PodState]:
         uid = str((pod.get("metadata") or {}).get("uid") or "")
@@ -431,7 +445,7 @@ class PodStatusWriter:
         status = self._render(state, now=now)
         signature = _signature(status)
         try:
-            if signature != _signature(state.written):
+            if signature != state.signature:
                 await self._kube.patch_pod_status(
                     namespace=str(meta.get("namespace") or "default"),
                     name=str(meta.get("name")),
@@ -444,6 +458,7 @@ class PodStatusWriter:
                     ),
                 )
                 state.written = status
+                state.signature = signature
                 self.writes[
                     "acknowledged" if acks else "creating" if priority == _CREATING else "status"
                 ] += 1

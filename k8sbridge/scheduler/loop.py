@@ -124,6 +124,8 @@ class PodSink(Protocol):
 
     def forget(self, uid: str) -> None: ...
 
+    def observe(self, pod: RawPod) -> None: ...
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentRef:
@@ -414,6 +416,7 @@ class Scheduler:
             self._pending.pop(uid, None)
             return
         self._pods[uid] = raw
+        self._sink.observe(raw)  # the writer keeps this version, not an older one
         phase = (raw.get("status") or {}).get("phase")
         spec = raw.get("spec") or {}
         if meta.get("deletionTimestamp"):

@@ -156,3 +156,35 @@ async def test_a_pod_asked_for_during_its_own_write_is_written_again_after_it(
     await first
     assert writer.writes["status"] == 1
     assert uid in writer._queued  # queued again for the state that came meanwhile
+
+
+async def test_the_written_status_is_let_go_once_the_pod_shows_it(
+    kube: kube_client.KubeClient,
+) -> None:
+    writer = kubelet_pods.PodStatusWriter(kube=kube)
+    pod = await _bound_pod(kube, "kept")
+    uid = pod["metadata"]["uid"]
+    writer.task_status(pod=pod, status=_starting(uid), container="c", attempt=0, agent=None,
+                       ack=None)
+    await writer._write_one(uid, priority=kubelet_pods._STATUS)
+    state = writer._state[uid]
+    assert state.written is not None
+    writer.observe(pod)  # an older version (no status yet): the written copy is still needed
+    assert state.written is not None
+    shown = await kube.get_pod("default", "kept")
+    writer.observe(shown)
+    assert state.written is None and state.pod is shown
+    scheduled_at = {c["type"]: c["lastTransitionTime"] for c in shown["status"]["conditions"]}
+    running = mesos_types.TaskStatus(
+        task_id=ids.TaskId(f"{uid}.0.c"), state="TASK_RUNNING", timestamp=101.0,
+        source="SOURCE_EXECUTOR",
+    )
+    writer.task_status(pod=shown, status=running, container="c", attempt=0, agent=None,
+                       ack=None)
+    await writer._write_one(uid, priority=kubelet_pods._STATUS)
+    got = await kube.get_pod("default", "kept")
+    assert got["status"]["phase"] == "Running"
+    conditions = {c["type"]: c for c in got["status"]["conditions"]}
+    # transition times still come from what was written before
+    assert conditions["PodScheduled"]["lastTransitionTime"] == scheduled_at["PodScheduled"]
+    assert writer.writes == {"status": 2}
