@@ -6,6 +6,7 @@ fails the command loudly, and a SIGKILLed `k8sbridge run` leaves no process behi
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -16,6 +17,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from k8sbridge import supervise
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -267,3 +271,47 @@ def test_sigkill_of_the_command_leaves_no_process_behind(tmp_path: Path) -> None
         assert "stopping: killing tasks" in (data_dir / "logs" / "kernel.log").read_text()
     finally:
         run.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The supervisor's parts on small children (python -c): labelling, readiness, bounded stop
+
+
+async def test_a_child_is_labelled_logged_and_stopped_within_its_grace(tmp_path: Path) -> None:
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"  # stubborn: needs SIGKILL
+            "print('hello', flush=True); print('up and ready', flush=True)\n"
+            "sys.stderr.write('no newline at the end'); sys.stderr.flush()\n"
+            "time.sleep(60)\n")
+    echo = io.BytesIO()
+    group = supervise.Group(echo=echo)
+    child = await group.spawn(supervise.ChildSpec(
+        name="toy", argv=(sys.executable, "-c", code), log_file=tmp_path / "logs" / "toy.log",
+        ready=re.compile(r"^up and (?P<what>\w+)"), stop_grace_seconds=1.0,
+    ))
+    match = await group.wait_ready(child, timeout=30)
+    assert match["what"] == "ready"
+    started = time.monotonic()
+    await group.stop()
+    assert time.monotonic() - started < 10
+    assert child.returncode == -signal.SIGKILL
+    assert supervise.describe_exit(child.returncode) == "signal SIGKILL"
+    shown = echo.getvalue().decode()
+    assert "[toy] hello\n[toy] up and ready\n" in shown
+    assert "[toy] no newline at the end\n" in shown
+    log = (tmp_path / "logs" / "toy.log").read_text()
+    assert log.startswith("==== ") and "hello\nup and ready\nno newline at the end" in log
+
+
+async def test_a_child_that_never_says_ready_is_a_named_error(tmp_path: Path) -> None:
+    group = supervise.Group(echo=None)
+    child = await group.spawn(supervise.ChildSpec(
+        name="mute", argv=(sys.executable, "-c", "import time; time.sleep(60)"),
+        log_file=tmp_path / "mute.log", ready=re.compile("never"), stop_grace_seconds=5.0,
+    ))
+    try:
+        with pytest.raises(supervise.ChildError, match=r"mute \(pid \d+\) did not become ready"):
+            await group.wait_ready(child, timeout=1.0)
+    finally:
+        await group.stop()
+    assert child.returncode == -signal.SIGTERM
