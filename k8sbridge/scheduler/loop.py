@@ -193,6 +193,7 @@ class Scheduler:
         self._list_tasks = list_tasks
         self._clock = _clock
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._mesos_queued = 0  # Mesos events in the inbox (see ``_forward_progress``)
         self._book = offers.OfferBook(hold_seconds=settings.mesos.offer_hold_seconds)
         self._pods: dict[str, RawPod] = {}  # uid -> latest raw pod we care about
         self._pending: dict[str, None] = {}  # uids, insertion-ordered
@@ -241,7 +242,61 @@ class Scheduler:
         self._inbox.put_nowait(("pod", (etype, raw)))
 
     async def on_mesos_event(self, event: Any) -> None:
+        if isinstance(event, mesos_events.Update) and self._forward_progress(event.status):
+            return
+        self._mesos_queued += 1
         self._inbox.put_nowait(("mesos", event))
+
+    def _forward_progress(self, status: mesos_types.TaskStatus) -> bool:
+        """Hand a launched task's STARTING/RUNNING update to the status writer at once.
+
+        Why not through the inbox: the loop awaits bindings and ACCEPTs (a burst binds
+        hundreds of pods per pass), and Mesos sends a task's next update only once this one
+        is written and acknowledged, so every wait here is paid twice per pod in status
+        propagation. Such an update changes nothing the loop decides on (the task stays live,
+        its pod's launch stays current), so it is folded here, synchronously (no await, so
+        nothing interleaves), exactly as ``_on_update`` would. Anything else — and any update
+        while another Mesos event is still queued, which keeps each task's order — goes
+        through the inbox.
+        """
+        if status.state not in ("TASK_STARTING", "TASK_RUNNING") or self._mesos_queued:
+            return False
+        rec = self._tasks.get(status.task_id)
+        if rec is None or rec.terminal or rec.killing:
+            return False
+        uid = rec.pod_uid
+        pod = self._pods.get(uid)
+        current = self._launches.get(uid)
+        if pod is None or uid in self._deleting or current is None or (
+            current.attempt != rec.attempt
+        ):
+            return False
+        if status.state == "TASK_RUNNING" and status.timestamp:
+            self._running_delays.append(time.time() - status.timestamp)
+        self._note_status(rec, status)
+        self._sink.task_status(
+            pod=pod, status=status, container=rec.container, attempt=rec.attempt,
+            agent=self._agent_ref(rec.agent_id) if rec.agent_id else None,
+            ack=self._ack_for(status),
+        )
+        return True
+
+    def _ack_for(self, status: mesos_types.TaskStatus) -> Callable[[], Awaitable[None]] | None:
+        if not status.needs_ack:
+            return None
+
+        def ack() -> Awaitable[None]:
+            return self._driver.acknowledge(status)
+
+        return ack
+
+    @staticmethod
+    def _note_status(rec: TaskRecord, status: mesos_types.TaskStatus) -> None:
+        rec.state = status.state
+        if status.agent_id:
+            rec.agent_id = status.agent_id
+        if status.executor_id and not rec.executor_id:
+            rec.executor_id = str(status.executor_id)
 
     def request_relaunch(self, uid: str, delay: float) -> None:
         """The kubelet decided a restart (restartPolicy, crash back-off): relaunch later."""
@@ -356,6 +411,7 @@ class Scheduler:
                 self._observe_pod(etype, raw)
                 await self._act_on_pod(str((raw.get("metadata") or {}).get("uid") or ""))
             elif kind == "mesos":
+                self._mesos_queued -= 1
                 await self._on_mesos(item)
             elif kind == "relaunch":
                 uid, due = item
@@ -557,11 +613,7 @@ class Scheduler:
 
     async def _on_update(self, status: mesos_types.TaskStatus) -> None:
         parsed = launch.parse_task_id(status.task_id)
-        ack = None
-        if status.needs_ack:
-            def ack_fn(s: mesos_types.TaskStatus = status) -> Awaitable[None]:
-                return self._driver.acknowledge(s)
-            ack = ack_fn
+        ack = self._ack_for(status)
         if parsed is None:
             log.warning("update for a task that is not ours: %s", status.task_id)
             if ack is not None:
@@ -575,11 +627,7 @@ class Scheduler:
             rec = TaskRecord(task_id=status.task_id, pod_uid=uid, attempt=attempt,
                              container=container, agent_id=status.agent_id)
             self._tasks[status.task_id] = rec
-        rec.state = status.state
-        if status.agent_id:
-            rec.agent_id = status.agent_id
-        if status.executor_id and not rec.executor_id:
-            rec.executor_id = str(status.executor_id)
+        self._note_status(rec, status)
         pod = self._pods.get(uid)
         if pod is None:
             if self._pods_synced and not rec.terminal and self._reconciled:
