@@ -102,12 +102,13 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         else:
             state_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="devkube-")))
         database: persistence.Database | None = None
-        persist = None
+        durability: persistence.GroupCommit | None = None
         if config.data_dir is not None:
             database = persistence.Database(path=state_dir / "devkube.db")
-            cleanup.callback(database.close)
-            persist = database.write
-        st = store.Store(history_size=config.history_size, persist=persist)
+            durability = persistence.GroupCommit(database=database)
+            cleanup.callback(durability.close)
+        st = store.Store(history_size=config.history_size,
+                         persist=durability.stage if durability is not None else None)
         if database is not None:
             rv, objects = database.load()
             st.load(rv=rv, objects=objects)
@@ -137,7 +138,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         stop = asyncio.Event()
         api = server.ApiServer(reg=reg, token=token, server_address=f"{url_host}:{port}",
                                stop=stop, bookmark_interval=config.bookmark_interval,
-                               kubelet_client_cert=kubelet_client)
+                               kubelet_client_cert=kubelet_client, durability=durability)
         runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
                                shutdown_timeout=1.0)
         await runner.setup()

@@ -31,6 +31,7 @@ from k8sbridge.devkube import (
     discovery,
     errors,
     kinds,
+    persistence,
     protobuf,
     registry,
     selectors,
@@ -68,6 +69,11 @@ def _json(body: Any, *, status: int = 200) -> web.Response:
 
 def _raw_json(data: bytes, *, status: int = 200) -> web.Response:
     return web.Response(body=data, status=status, content_type="application/json")
+
+
+def _storage_failed(e: Exception) -> errors.ApiError:
+    return errors.ApiError(code=503, reason="ServiceUnavailable",
+                           message=f"devkube cannot persist its state and must be restarted: {e}")
 
 
 def _error(e: errors.ApiError) -> web.Response:
@@ -120,8 +126,10 @@ class ApiServer:
         self, *, reg: registry.Registry, token: str | None, server_address: str,
         stop: asyncio.Event, bookmark_interval: float = BOOKMARK_INTERVAL,
         kubelet_client_cert: tuple[str, str] | None = None,  # (cert, key) shown to kubelets
+        durability: persistence.GroupCommit | None = None,  # replies wait for its commits
     ) -> None:
         self.reg = reg
+        self.durability = durability
         self.store = reg.store
         self.token = token
         self.server_address = server_address
@@ -143,6 +151,30 @@ class ApiServer:
     # --- entry ---------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        durability = self.durability
+        if durability is not None and durability.failure is not None:
+            return _error(_storage_failed(durability.failure))
+        response = await self._answer(request)
+        # Durable before visible: nothing this reply may show (or imply) goes out before the
+        # changes staged so far are committed. Streams wait before each of their own writes.
+        if durability is not None and durability.pending and not response.prepared:
+            try:
+                await durability.durable()
+            except persistence.StorageFailed as e:
+                return _error(_storage_failed(e))
+        return response
+
+    async def _durable(self) -> bool:
+        """Wait for staged changes to be committed; False if they cannot be."""
+        if self.durability is None or not self.durability.pending:
+            return self.durability is None or self.durability.failure is None
+        try:
+            await self.durability.durable()
+        except persistence.StorageFailed:
+            return False
+        return True
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         try:
             self._authenticate(request)
             return await self._dispatch(request)
@@ -496,6 +528,9 @@ class ApiServer:
         response = web.StreamResponse(status=200)
         response.content_type = "application/json"
         response.content_length = len(body)
+        if not await self._durable():
+            raise errors.ApiError(code=503, reason="ServiceUnavailable",
+                                  message="devkube cannot persist its state")
         await response.prepare(request)
         view = memoryview(body)
         for offset in range(0, len(body), LARGE_BODY):
@@ -577,6 +612,7 @@ class ApiServer:
         try:
             self.store.subscribe(watcher, since=since)
         except store.TooOld as e:
+            await self._durable()
             await response.prepare(request)
             status = errors.gone(str(e)).status()
             await response.write(watch.line("ERROR", watch.encode_json(status)))
@@ -593,19 +629,25 @@ class ApiServer:
         # A client that stops reading blocks our writes; dropping it must also unblock them.
         watcher.on_drop = abort
 
+        async def send(data: bytes) -> None:
+            if not await self._durable():  # never show a change that is not on disk
+                abort()
+                raise ConnectionResetError("devkube cannot persist its state")
+            await response.write(data)
+
         try:
             await response.prepare(request)
             batch: list[bytes] = []
             for item in watcher_ref.initial:
                 batch.append(item)
                 if len(batch) >= WATCH_BATCH:
-                    await response.write(b"".join(batch))
+                    await send(b"".join(batch))
                     batch = []
             if batch:
-                await response.write(b"".join(batch))
+                await send(b"".join(batch))
             watcher_ref.initial = ()
             if since is None and _bool(send_initial) and bookmarks:
-                await response.write(self._bookmark(kind, initial_end=True, rv=snapshot_rv))
+                await send(self._bookmark(kind, initial_end=True, rv=snapshot_rv))
             last_bookmark = time.monotonic()
             pre_deadline_sent = False
             stop_wait = asyncio.ensure_future(self.stop.wait())
@@ -617,7 +659,7 @@ class ApiServer:
                         break
                     lines = watcher_ref.take()
                     if lines:
-                        await response.write(b"".join(lines))
+                        await send(b"".join(lines))
                         continue
                     now = time.monotonic()
                     if now >= deadline:
@@ -627,7 +669,7 @@ class ApiServer:
                         or (not pre_deadline_sent and now >= deadline - 2)
                     ):
                         # Bookmarks: periodically and about 2 s before the stream times out.
-                        await response.write(self._bookmark(kind))
+                        await send(self._bookmark(kind))
                         last_bookmark = now
                         pre_deadline_sent = pre_deadline_sent or now >= deadline - 2
                         continue
