@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -108,7 +109,7 @@ class _PodState:
     # the status last written, until the API server shows it in the pod (then the pod's own
     # status is the reference, and this copy is let go: memory per pod)
     written: Any = None
-    signature: Any = None  # of the status last written
+    signature: bytes | None = None  # of the status last written
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
 
@@ -550,13 +551,15 @@ def _render_pending(message: str, previous: Any, now: float) -> dict[str, Any]:
     }
 
 
-def _signature(status: Any) -> Any:
+def _signature(status: Any) -> bytes | None:
+    """What decides whether a rendered status must be written: a 128-bit digest (kept per
+    pod instead of the rendered status itself; a collision is not a practical concern)."""
     if not status:
         return None
     conds = tuple(
         (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
         for c in status.get("conditions") or []
     )
-    return (status.get("phase"), conds, repr(status.get("containerStatuses")),
-            status.get("podIP"), status.get("reason"))
-
+    key = (status.get("phase"), conds, status.get("containerStatuses"),
+           status.get("podIP"), status.get("reason"))
+    return hashlib.blake2b(repr(key).encode(), digest_size=16).digest()

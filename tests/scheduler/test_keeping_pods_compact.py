@@ -1,0 +1,45 @@
+"""Pods are kept compact: managedFields dropped, keys and short strings shared between pods,
+the content otherwise unchanged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from k8sbridge.scheduler import loop
+
+
+def _decoded(name: str) -> dict[str, Any]:
+    # each watch event is decoded afresh: nothing is shared between two pods
+    return json.loads(json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}",
+                     "managedFields": [{"manager": "kubectl", "operation": "Update",
+                                        "fieldsV1": {"f:spec": {}}}],
+                     "annotations": {"note": "x" * 100}},
+        "spec": {"restartPolicy": "Always", "priority": 0, "enableServiceLinks": True,
+                 "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1"]}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }))
+
+
+def test_managed_fields_are_dropped_and_the_rest_is_equal() -> None:
+    raw = _decoded("a")
+    kept = loop.compact_pod(raw)
+    assert "managedFields" not in kept["metadata"]
+    del raw["metadata"]["managedFields"]
+    assert kept == raw
+    assert "managedFields" in _decoded("a")["metadata"]  # the input is not changed
+
+
+def test_two_pods_share_their_keys_and_common_values() -> None:
+    a, b = loop.compact_pod(_decoded("a")), loop.compact_pod(_decoded("b"))
+    key_a = next(k for k in a["spec"] if k == "restartPolicy")
+    key_b = next(k for k in b["spec"] if k == "restartPolicy")
+    assert key_a is key_b
+    assert a["spec"]["restartPolicy"] is b["spec"]["restartPolicy"]
+    assert a["spec"]["containers"][0]["image"] is b["spec"]["containers"][0]["image"]
+    assert a["status"]["conditions"][0]["type"] is b["status"]["conditions"][0]["type"]
+    # long strings are kept as they are; other values keep their types
+    assert a["metadata"]["annotations"]["note"] == "x" * 100
+    assert a["spec"]["priority"] == 0 and a["spec"]["enableServiceLinks"] is True
