@@ -62,7 +62,7 @@ PATCH_TYPES = frozenset({
 
 def _json(body: Any, *, status: int = 200) -> web.Response:
     return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+        body=watch.encode_json(body), status=status,
         content_type="application/json",
     )
 

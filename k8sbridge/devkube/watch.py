@@ -43,8 +43,11 @@ def identity(obj: dict[str, Any], data: bytes) -> bytes:
     return data
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_json(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def line(event_type: str, data: bytes) -> bytes:
