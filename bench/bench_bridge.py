@@ -236,6 +236,10 @@ async def throughput(
         print(f"  of which Mesos (TASK_RUNNING timestamp -> update received by the bridge):"
               f"  p50 {statistics.median(delays) * 1000:.0f} ms"
               f"  p99 {_pct(delays, 0.99) * 1000:.0f} ms  max {max(delays) * 1000:.0f} ms")
+    writer = getattr(targets.bridge, "writer", None)
+    if writer is not None:  # the bridge runs in this process: what it wrote
+        print(f"  status writes by kind: {dict(writer.writes)}; events dropped: "
+              f"{writer.events_dropped}")
     if rss_pid is not None:
         await asyncio.sleep(5)  # let the status writer and the event posters drain
         rss, peak = _rss_mib(rss_pid)

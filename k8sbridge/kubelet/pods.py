@@ -19,8 +19,9 @@ two status writes (STARTING, which must be written before it is acknowledged, an
 The binding already shows ``PodScheduled=True`` (the API server's binding sets it), so a
 just-bound pod is written only if no task update arrives within ``creating_after`` seconds (a
 slow launch still shows ``ContainerCreating`` soon, as a kubelet's would). Those writes go one
-at a time and only while no other status write is queued or in flight (a pod waits at most
-``CREATING_DEFER_SECONDS``), so in a burst the task update's own write usually covers them.
+at a time and only while no other status write is queued, in flight or just finished (a pod
+waits at most ``CREATING_DEFER_SECONDS``), so in a burst the task update's own write usually
+covers them.
 Writes that carry acknowledgements go first (Mesos holds a task's next update until the
 previous one is acknowledged). Events are best-effort, as a kubelet's event recorder is: they
 yield to status writes too (at most ``EVENT_DEFER_SECONDS`` each), and a full event queue drops
@@ -51,6 +52,7 @@ __all__ = ["PodStatusWriter", "view_of"]
 log = logging.getLogger(__name__)
 
 EVENT_DEFER_SECONDS = 5.0  # the longest an event yields to status writes
+QUIET_SECONDS = 0.5  # the writer counts as busy this long after a status write
 CREATING_DEFER_SECONDS = 30.0  # the longest a ContainerCreating write yields to other writes
 EVENT_QUEUE_LIMIT = 1000  # client-go's maxQueuedEvents: beyond it new events are dropped
 CREATING_AFTER_SECONDS = 1.0  # a bound pod with no task update by then shows ContainerCreating
@@ -135,6 +137,7 @@ class PodStatusWriter:
         self._queued: dict[str, int] = {}  # uid -> the best priority it is queued with
         self._seq = 0
         self._writing = 0  # status writes in flight
+        self._last_status_write = -1e9  # when the last write (not ContainerCreating) ended
         self._in_flight: set[str] = set()  # uids whose status write is in flight
         self._again: dict[str, int] = {}  # uid -> priority: asked for during its write
         self._creating: collections.deque[tuple[float, str]] = collections.deque()  # (due, uid)
@@ -316,8 +319,11 @@ class PodStatusWriter:
         self._creating_added.set()
 
     def _busy(self) -> bool:
-        """Status writes are queued or in flight."""
-        return bool(self._writing or self._queued)
+        """Status writes are queued or in flight, or one finished less than
+        ``QUIET_SECONDS`` ago (in a burst the next updates are on their way)."""
+        return bool(self._writing or self._queued) or (
+            time.monotonic() - self._last_status_write < QUIET_SECONDS
+        )
 
     async def _creating_timer(self) -> None:
         """Write the ContainerCreating status of pods bound ``creating_after`` seconds ago
@@ -427,6 +433,8 @@ class PodStatusWriter:
             log.exception("writing status of pod %s failed", uid)
         finally:
             self._writing -= 1
+            if priority < _CREATING:
+                self._last_status_write = time.monotonic()
             self._in_flight.discard(uid)
         again = self._again.pop(uid, None)
         if again is not None and uid in self._state:

@@ -45,9 +45,14 @@ async def test_missing_config_map_key_is_create_container_config_error(
 
     w = await eventually(waiting, what="CreateContainerConfigError")
     assert "couldn't find key b" in w["message"]
-    events = await kube.get("/api/v1/namespaces/default/events")
-    assert any(e["reason"] == "Failed" and e["involvedObject"]["name"] == "needs-key"
-               for e in events["items"])
+
+
+    async def failed_event() -> bool:  # events go out after the statuses (best-effort)
+        events = await kube.get("/api/v1/namespaces/default/events")
+        return any(e["reason"] == "Failed" and e["involvedObject"]["name"] == "needs-key"
+                   for e in events["items"])
+
+    await eventually(failed_event, timeout=15, what="a Failed event for needs-key")
 
 
 async def test_a_command_that_does_not_exist_fails_the_pod(
