@@ -50,7 +50,7 @@ _KINDS = [k for k in kinds.KINDS if k.plural in ("pods", "deployments", "replica
 
 
 @pytest.mark.parametrize("kind", _KINDS, ids=lambda k: k.plural)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_one_pass_agrees_with_the_per_path_walk(kind: kinds.Kind, data: st.DataObject) -> None:
     obj = data.draw(_shaped(kind))
