@@ -8,6 +8,7 @@ after a restart), replays its event log, and tells the agent once the container 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -57,6 +58,60 @@ class Daemon:
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[Spawned | None]]] = \
             asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        # The control connection also carries the events of the containers it follows: one
+        # reader task sorts answers (in request order) from events.
+        self._reader: asyncio.Task[None] | None = None
+        self._answers: collections.deque[asyncio.Future[bytes]] = collections.deque()
+        self._followers: dict[str, ExecutorClient] = {}
+
+    def follow(self, client: ExecutorClient) -> None:
+        """Route the events of ``client``'s container (spawned with ``follow``) to it."""
+        self._followers[client.container_id] = client
+
+    def unfollow(self, container_id: str) -> None:
+        self._followers.pop(container_id, None)
+
+    async def command(self, container_id: str, command: dict[str, Any]) -> bool:
+        """Send a followed container's supervisor a command; False without a connection."""
+        conn = self._conn
+        if conn is None:
+            return False
+        line = json.dumps({**command, "container_id": container_id}, separators=(",", ":"))
+        try:
+            conn[1].write(b"!" + line.encode() + b"\n")
+            await conn[1].drain()
+        except (ConnectionError, RuntimeError) as e:
+            log.info("container daemon unreachable: %s", e)
+            return False
+        return True
+
+    async def _read(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+        reader = conn[0]
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                if line.startswith(b"event "):
+                    _, cid, body = line.split(b" ", 2)
+                    follower = self._followers.get(cid.decode(errors="replace"))
+                    if follower is not None:
+                        follower.event_line(body)
+                elif line.startswith(b"gone "):
+                    follower = self._followers.pop(line[5:].strip().decode(errors="replace"),
+                                                   None)
+                    if follower is not None:
+                        follower.supervisor_gone()
+                elif self._answers:
+                    answer = self._answers.popleft()
+                    if not answer.done():
+                        answer.set_result(line)
+                else:
+                    log.warning("the container daemon sent an unexpected line: %r", line[:200])
+        except (ConnectionError, ValueError) as e:  # ValueError: a line over the limit
+            log.info("container daemon connection ended: %s", e)
+        if self._conn is conn:
+            self._drop()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:
@@ -74,6 +129,7 @@ class Daemon:
         if conn is None:
             raise ContainerError("the container daemon started but cannot be reached")
         self._conn = conn
+        self._reader = asyncio.create_task(self._read(conn), name="container-daemon-read")
         return conn
 
     async def _launch(self) -> None:
@@ -145,18 +201,20 @@ class Daemon:
         warm-ups that only make sure the daemon runs."""
         out: list[Spawned | None | ContainerError] = [None] * len(lines)
         todo = [i for i, line in enumerate(lines) if line]
+        loop = asyncio.get_running_loop()
         for attempt in (1, 2):  # a vanished daemon is replaced once
-            reader, writer = await self._ensure()
+            _, writer = await self._ensure()
             if not todo:
                 return out
+            answers = [loop.create_future() for _ in todo]
+            self._answers.extend(answers)
             try:
                 writer.write(b"".join(lines[i] for i in todo))
                 await writer.drain()
                 while todo:
                     async with asyncio.timeout(30.0):  # per answer
-                        answer = await reader.readline()
-                    if not answer:
-                        raise ConnectionError("the container daemon went away")
+                        answer = await answers[0]
+                    answers.pop(0)
                     out[todo.pop(0)] = _outcome(answer)
             except (ConnectionError, TimeoutError) as e:
                 self._drop()
@@ -164,11 +222,24 @@ class Daemon:
                     raise ContainerError(f"the container daemon failed: {e}") from e
         return out
 
-    def _drop(self) -> None:
+    def _drop(self, *, notify: bool = True) -> None:
+        """Forget the control connection: pending answers fail, and the containers it
+        followed go back to their own sockets (``notify``)."""
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 conn[1].close()
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+        answers, self._answers = self._answers, collections.deque()
+        for answer in answers:
+            if not answer.done():
+                answer.set_exception(ConnectionError("the container daemon went away"))
+        followers, self._followers = self._followers, {}
+        if notify:
+            for follower in followers.values():
+                follower.connection_lost()
 
     async def close(self) -> None:
         """Drop the control connection; the daemon exits once its containers are done."""
@@ -177,9 +248,13 @@ class Daemon:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        conn, self._conn = self._conn, None
+        conn = self._conn
+        reader = self._reader
+        self._drop(notify=False)  # the agent is stopping: nobody re-attaches
+        if reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
         if conn is not None:
-            conn[1].close()
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await conn[1].wait_closed()
 
@@ -195,6 +270,8 @@ class ExecutorClient:
         self._on_event = on_event
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._daemon: Daemon | None = None  # set while followed on its control connection
+        self._launching = False
         self.gone = asyncio.Event()
 
     @property
@@ -208,17 +285,60 @@ class ExecutorClient:
         Only a checkpointed container gets files in its meta directory (event log, pid): no
         other container outlives this agent, as in Mesos.
         """
-        spec = {**spec, "socket": self.socket_name}
+        spec = {**spec, "socket": self.socket_name, "follow": True}
         if checkpoint:
             self.meta_dir.mkdir(parents=True, exist_ok=True)
             spec["events_path"] = str(self.events_path)
             spec["pid_path"] = str(self.meta_dir / "executor.pid")
-        spawned = await daemon.spawn(spec)
+        self._daemon = daemon
+        daemon.follow(self)
+        self._launching = True
+        try:
+            spawned = await daemon.spawn(spec)
+        except BaseException:
+            self._daemon = None
+            daemon.unfollow(self.container_id)
+            raise
+        finally:
+            self._launching = False
+        if self.following:
+            return spawned  # its events come on the control connection
+        # The control connection went away meanwhile: attach through the container's socket.
         if not await self.attach(wait=_BOOT_TIMEOUT):
             if not self.events_path.exists():
                 raise ContainerError("the executor started but cannot be reached")
             self.replay_log()  # it already ran and left (should not happen: it waits for us)
         return spawned
+
+    def event_line(self, body: bytes) -> None:
+        """One event of this container from the daemon's control connection."""
+        try:
+            event = json.loads(body)
+        except json.JSONDecodeError:
+            log.warning("executor %s sent a malformed event", self.container_id)
+            return
+        if isinstance(event, dict):
+            self._on_event(event)
+
+    def supervisor_gone(self) -> None:
+        """The supervisor ended (after its last event on the control connection)."""
+        self._daemon = None
+        if not self._detaching:
+            for event in _read_events(self.events_path):
+                self._on_event(event)
+            self._finish()
+
+    def connection_lost(self) -> None:
+        """The control connection went away: follow the container on its own socket."""
+        self._daemon = None
+        if not self._launching and not self._detaching:
+            task = asyncio.ensure_future(self._reattach())
+            _REATTACHING.add(task)
+            task.add_done_callback(_REATTACHING.discard)
+
+    async def _reattach(self) -> None:
+        if not await self.attach():
+            self.replay_log()
 
     async def attach(self, *, wait: float = 0.0) -> bool:
         """Connect to a supervisor; False when it is not there (retrying for ``wait`` seconds
@@ -286,10 +406,17 @@ class ExecutorClient:
                 writer.close()
 
     @property
+    def following(self) -> bool:
+        """Its events come on the daemon's control connection."""
+        return self._daemon is not None
+
+    @property
     def attached(self) -> bool:
-        return self._writer is not None
+        return self._daemon is not None or self._writer is not None
 
     async def send(self, command: dict[str, Any]) -> bool:
+        if self._daemon is not None:
+            return await self._daemon.command(self.container_id, command)
         writer = self._writer
         if writer is None:
             return False
@@ -310,12 +437,18 @@ class ExecutorClient:
     async def detach(self) -> None:
         """Drop the connection but leave the supervisor and its tasks running (agent restart)."""
         self._detaching = True
+        daemon, self._daemon = self._daemon, None
+        if daemon is not None:
+            daemon.unfollow(self.container_id)
         task, self._reader_task = self._reader_task, None
         self._close_writer()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+_REATTACHING: set[asyncio.Future[None]] = set()  # strong references to re-attach tasks
 
 
 def _outcome(answer: bytes) -> Spawned | ContainerError:

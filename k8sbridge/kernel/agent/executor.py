@@ -14,6 +14,13 @@ process per task costs ~10 ms and megabytes; spawning a task from the daemon cos
 ``vfork+exec`` of the command costs (the daemon steps into the container's cgroups around the
 spawns, so the command is born confined; see ``_inside``), and its exit is awaited on a pidfd.
 
+A spawn request with ``"follow": true`` makes the requesting control connection the
+container's first client: its events come back on that connection as ``event CID JSON`` lines,
+then ``gone CID`` when the supervisor ends, and the agent sends it commands there as ``!JSON``
+lines (``{"container_id": CID, ...command}``, never answered). Why: a connection (connect,
+accept, two stream objects, a reader task on each side) per container cost more than the rest of
+a command task's launch in the agent; the container's own socket stays for a restarted agent.
+
 Events (supervisor -> agent): ``LAUNCHED{task_id,pid}``, ``EXITED{task_id,status,error,oom,killed}``
 (``status`` is a wait status: ``code << 8`` or the signal number), ``TERMINATED{}``.
 Commands (agent -> supervisor): ``KILL{task_id,grace}``, ``SHUTDOWN{grace}``.
@@ -230,12 +237,29 @@ class _Supervisor:
             except (ConnectionError, RuntimeError):
                 self.clients.discard(writer)
 
-    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def add_client(self, writer: Any) -> None:
+        """``writer`` (a stream, or the agent's control connection for this container) gets
+        every event so far, then each new one."""
         for event in self.events:
             writer.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
         self.clients.add(writer)
         self.attached.set()
         self.connected.set()
+
+    def remove_client(self, writer: Any) -> None:
+        """``writer``'s agent went away: without any agent left, the tasks are orphaned."""
+        if writer not in self.clients:
+            return
+        self.clients.discard(writer)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            writer.close()
+        if not self.clients:
+            self.connected.clear()
+            if self.orphan_task is None or self.orphan_task.done():
+                self.orphan_task = asyncio.create_task(self.orphaned())
+
+    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.add_client(writer)
         try:
             while True:
                 line = await reader.readline()
@@ -251,13 +275,7 @@ class _Supervisor:
         except ConnectionError:
             return
         finally:
-            self.clients.discard(writer)
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                writer.close()
-            if not self.clients:
-                self.connected.clear()
-                if self.orphan_task is None or self.orphan_task.done():
-                    self.orphan_task = asyncio.create_task(self.orphaned())
+            self.remove_client(writer)
 
     async def orphaned(self) -> None:
         """The agent went away. As Mesos' executors: without checkpointing the tasks go at once;
@@ -435,7 +453,7 @@ class _Supervisor:
             for writer in list(self.clients):
                 with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
                     await asyncio.wait_for(writer.drain(), timeout=2.0)
-            if self.clients:
+            if any(not isinstance(w, _Followed) for w in self.clients):
                 await asyncio.sleep(0.2)
         finally:
             if self.server is not None:
@@ -445,6 +463,37 @@ class _Supervisor:
                     writer.close()
             if self.events_file is not None:
                 self.events_file.close()
+
+
+class _Followed:
+    """One container's events on the agent's control connection: ``event CID JSON`` lines,
+    and ``gone CID`` once the supervisor is done (stream-writer shaped for ``emit``)."""
+
+    __slots__ = ("_closed", "_follows", "_prefix", "container_id", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, container_id: str,
+                 follows: dict[str, tuple[_Supervisor, _Followed]]) -> None:
+        self.writer = writer
+        self.container_id = container_id
+        self._prefix = f"event {container_id} ".encode()
+        self._follows = follows
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        if not self._closed:
+            self.writer.write(self._prefix + data)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    def close(self) -> None:
+        """The supervisor is done with it (or the agent went away)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._follows.pop(self.container_id, None)
+        if not self.writer.is_closing():
+            self.writer.write(f"gone {self.container_id}\n".encode())
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -457,12 +506,16 @@ class _Daemon:
 
     def __init__(self) -> None:
         self.supervisors: set[asyncio.Task[None]] = set()
+        self.by_id: dict[str, _Supervisor] = {}  # running supervisors by container id
         self.hierarchies: dict[str, cgroups.Cgroups] = {}
         self.controls = 0
         self.changed = asyncio.Event()
 
     async def control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.controls += 1
+        # The containers this connection follows (spawned with "follow"): their supervisors
+        # lose this client when the connection goes.
+        follows: dict[str, tuple[_Supervisor, _Followed]] = {}
         try:
             while True:
                 try:
@@ -473,7 +526,12 @@ class _Daemon:
                     continue
                 if not line:
                     return
-                writer.write((await self.spawn(line.decode(errors="replace").strip())).encode())
+                if line.startswith(b"!"):
+                    self.command(line[1:])
+                    continue
+                answer = await self.spawn(line.decode(errors="replace").strip(),
+                                          writer=writer, follows=follows)
+                writer.write(answer.encode())
                 await writer.drain()
         except ConnectionError:
             return
@@ -482,12 +540,30 @@ class _Daemon:
             self.changed.set()
             with contextlib.suppress(ConnectionError, RuntimeError):
                 writer.close()
+            for supervisor, followed in list(follows.values()):
+                supervisor.remove_client(followed)
 
-    async def spawn(self, request: str) -> str:
+    def command(self, line: bytes) -> None:
+        """``{"container_id": CID, "type": ..., ...}`` for the supervisor of CID (if any)."""
+        try:
+            command = json.loads(line)
+        except ValueError:
+            print(f"container daemon: ignored a malformed command: {line[:200]!r}",
+                  file=sys.stderr, flush=True)
+            return
+        if not isinstance(command, dict):
+            return
+        supervisor = self.by_id.get(str(command.get("container_id")))
+        if supervisor is not None:
+            supervisor.command(command)
+
+    async def spawn(self, request: str, *, writer: asyncio.StreamWriter | None = None,
+                    follows: dict[str, tuple[_Supervisor, _Followed]] | None = None) -> str:
         """``request`` is the spec as one JSON line, or the path of a file holding it.
 
         With ``prepare`` in the spec the daemon also makes the sandbox and the cgroups (see
-        ``_prepare``); the answer ``ok PID CGROUPS`` carries the cgroups it made (JSON).
+        ``_prepare``); the answer ``ok PID CGROUPS`` carries the cgroups it made (JSON). With
+        ``follow`` the container's events go to ``writer`` (see the module docstring).
         """
         supervisor: _Supervisor | None = None
         made: cgroups.CgroupSet | None = None
@@ -511,9 +587,16 @@ class _Daemon:
                     print(f"container daemon: cannot remove cgroup {d}: {err}",
                           file=sys.stderr, flush=True)
             return "error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n"
+        container_id = str(spec["container_id"])
+        if spec.get("follow") and writer is not None and follows is not None:
+            followed = _Followed(writer, container_id, follows)
+            follows[container_id] = (supervisor, followed)
+            supervisor.add_client(followed)
+        self.by_id[container_id] = supervisor
         task = asyncio.create_task(supervisor.serve())
         self.supervisors.add(task)
         task.add_done_callback(self._done)
+        task.add_done_callback(lambda _: self._forget(container_id, supervisor))
         made_raw = json.dumps(spec.get("cgroups"), separators=(",", ":"))
         return f"ok {os.getpid()} {made_raw}\n"
 
@@ -542,6 +625,10 @@ class _Daemon:
         return hierarchy.create(container_id=container_id,
                                 mem_mb=float(mem) if isinstance(mem, int | float) else None,
                                 cpus=float(cpus) if isinstance(cpus, int | float) else None)
+
+    def _forget(self, container_id: str, supervisor: _Supervisor) -> None:
+        if self.by_id.get(container_id) is supervisor:
+            del self.by_id[container_id]
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.supervisors.discard(task)
