@@ -24,9 +24,9 @@ waits at most ``CREATING_DEFER_SECONDS``), so in a burst the task update's own w
 covers them.
 Writes that carry acknowledgements go first (Mesos holds a task's next update until the
 previous one is acknowledged). Events are best-effort, as a kubelet's event recorder is: they
-yield to status writes too (at most ``EVENT_DEFER_SECONDS`` each), and a full event queue drops
-new events rather than holding memory or API-server capacity. A pod is never written twice at
-once (the later state could land first).
+yield to status writes too (until ``EVENT_DEFER_SECONDS`` after they were queued), and a full
+event queue drops new events rather than holding memory or API-server capacity. A pod is
+never written twice at once (the later state could land first).
 """
 
 from __future__ import annotations
@@ -142,9 +142,10 @@ class PodStatusWriter:
         self._again: dict[str, int] = {}  # uid -> priority: asked for during its write
         self._creating: collections.deque[tuple[float, str]] = collections.deque()  # (due, uid)
         self._creating_added = asyncio.Event()
-        self._events: asyncio.Queue[tuple[dict[str, Any], str, str, str, str | None]] = (
-            asyncio.Queue(maxsize=event_queue_limit)
-        )
+        # (involved object, type, reason, message, host, when it was queued)
+        self._events: asyncio.Queue[
+            tuple[dict[str, Any], str, str, str, str | None, float]
+        ] = asyncio.Queue(maxsize=event_queue_limit)
         self._events_dropped = 0
         self._acking: set[asyncio.Task[None]] = set()  # acknowledgements on their way
         # what was written, by priority (benchmarks and tests read it)
@@ -489,7 +490,8 @@ class PodStatusWriter:
         if events:
             involved = {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}
         for etype, reason, message in events:
-            item = (involved, etype, reason, message, state.node_name or None)
+            item = (involved, etype, reason, message, state.node_name or None,
+                    time.monotonic())
             try:
                 self._events.put_nowait(item)
             except asyncio.QueueFull:
@@ -512,16 +514,16 @@ class PodStatusWriter:
         """Events go out after the statuses, on their own workers: a status never waits.
 
         They share the API client's connections (and the API server) with the status
-        writes; while status writes are queued or in flight an event yields to them, for at
-        most ``EVENT_DEFER_SECONDS`` (so in a burst events are late, and beyond the queue's limit
-        dropped, but never starved).
+        writes; while status writes are queued or in flight an event yields to them until it
+        is ``EVENT_DEFER_SECONDS`` old (counted from when it was queued, not per event: under
+        a steady stream of status writes a backlog then drains at the posting rate instead of
+        every event waiting its own full deferral). In a burst events are late, and beyond the
+        queue's limit dropped, but never starved.
         """
         while True:
-            meta, etype, reason, message, host = await self._events.get()
-            waited = 0.0
-            while self._busy() and waited < EVENT_DEFER_SECONDS:
+            meta, etype, reason, message, host, queued = await self._events.get()
+            while self._busy() and time.monotonic() < queued + EVENT_DEFER_SECONDS:
                 await asyncio.sleep(0.05)
-                waited += 0.05
             await self._kube.post_event(
                 involved={"apiVersion": "v1", "kind": "Pod", "metadata": meta},
                 reason=reason,

@@ -188,3 +188,33 @@ async def test_the_written_status_is_let_go_once_the_pod_shows_it(
     # transition times still come from what was written before
     assert conditions["PodScheduled"]["lastTransitionTime"] == scheduled_at["PodScheduled"]
     assert writer.writes == {"status": 2}
+
+
+async def test_events_deferred_by_a_steady_stream_of_status_writes_are_late_not_starved(
+    kube: kube_client.KubeClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deferral counts from when an event was queued: a backlog under steady status
+    writes drains once its events are EVENT_DEFER_SECONDS old, instead of each event waiting
+    its own full deferral (20 events, 2 posters: 10 s that way)."""
+    monkeypatch.setattr(kubelet_pods, "QUIET_SECONDS", 60.0)  # always "busy" once written
+    monkeypatch.setattr(kubelet_pods, "EVENT_DEFER_SECONDS", 1.0)
+    writer = kubelet_pods.PodStatusWriter(kube=kube)
+    names = [f"b{i}" for i in range(20)]
+    for name in names:
+        pod = await _bound_pod(kube, name)
+        writer.launch_failed(pod=pod, reason="CreateContainerConfigError",
+                             message=f"configmap for {name} not found")
+    stop, task = await _running(writer)
+    try:
+        started = asyncio.get_running_loop().time()
+
+        async def all_posted() -> bool:
+            items = (await kube.get("/api/v1/namespaces/default/events"))["items"]
+            return len({e["involvedObject"]["name"] for e in items
+                        if e["reason"] == "Failed"}) == len(names)
+
+        await eventually(all_posted, timeout=30, what="every deferred event")
+        assert asyncio.get_running_loop().time() - started < 5.0
+    finally:
+        stop.set()
+        await task
