@@ -3,6 +3,8 @@
 A two-container pod (one task group: the busy container burns a core and holds ~30 MB, the other
 sleeps) runs on the embedded kernel; the kubelet API's Summary must report both levels, with
 usageNanoCores from two samples and the busy container using clearly more cpu than the idle one.
+A quiet pod on the same agent shares that agent's container daemon but not its cpu: each pod
+counts its own processes only.
 """
 
 from __future__ import annotations
@@ -39,14 +41,26 @@ async def test_summary_reports_pod_and_container_cpu_and_memory(
     ctx.load_cert_chain(pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key")
     url = f"https://127.0.0.1:{embedded.bridge.kubelet_port}/stats/summary"
 
-    async def summary() -> dict[str, Any] | None:
+    async def summary(name: str = "burner") -> dict[str, Any] | None:
         async with aiohttp.ClientSession() as http, http.get(url, ssl=ctx) as r:
             assert r.status == 200
             body = await r.json()
         for pod in body["pods"]:
-            if pod["podRef"]["name"] == "burner":
+            if pod["podRef"]["name"] == name:
                 return dict(pod)
         return None
+
+    async def burner_node() -> str:
+        return str(((await kube.get_pod("default", "burner")).get("spec") or {})
+                   .get("nodeName") or "")
+
+    node = await eventually(burner_node, what="the burner bound to a node")
+    await kube.create("/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "quiet", "namespace": "default"},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "c", "image": "busybox", "command": ["sleep", "300"]}]},
+    })
 
     async def measured() -> dict[str, Any] | None:
         pod = await summary()
@@ -76,4 +90,11 @@ async def test_summary_reports_pod_and_container_cpu_and_memory(
     assert pod["memory"]["rssBytes"] > 30 * 1024 * 1024
     assert pod["memory"]["usageBytes"] >= pod["memory"]["rssBytes"]
     assert pod["cpu"]["usageNanoCores"] > 200_000_000
+    async def quiet_measured() -> dict[str, Any] | None:
+        got = await summary("quiet")
+        return got if got is not None and "usageNanoCores" in got.get("cpu", {}) else None
+
+    quiet = await eventually(quiet_measured, what="usage figures for the quiet pod")
+    assert quiet["cpu"]["usageNanoCores"] < 100_000_000, quiet["cpu"]  # not the burner's core
     await kube.delete("/api/v1/namespaces/default/pods/burner", grace_period_seconds=0)
+    await kube.delete("/api/v1/namespaces/default/pods/quiet", grace_period_seconds=0)

@@ -366,18 +366,24 @@ async def _version(request: web.Request) -> web.Response:
     return web.json_response(_version_info())
 
 
-def _container_entries(agent: Agent) -> list[dict[str, Any]]:
+def _container_entries(
+    agent: Agent, *, table: stats.ProcTable | None = None
+) -> list[dict[str, Any]]:
+    """Every launched container with its status and usage, all from one /proc snapshot."""
+    if table is None:
+        table = stats.proc_table()
     out = []
     for container in agent.live_containers():
         if not container.launched:
             continue
         status = agent.container_status(container)  # also learns the executor's pid
+        # Its tasks' process trees only: the executor pid is the agent's container daemon,
+        # which every container of this agent shares (its tree is all of their tasks).
         pids = {t.pid for t in container.tasks.values() if t.pid and not t.terminal}
-        if container.executor_pid:
-            pids.add(container.executor_pid)
         statistics = stats.sample(
             cgroup=container.cgroup, pids=pids, timestamp=time.time(),
             cpus_limit=container.cpus_limit, mem_limit_mb=container.mem_limit_mb,
+            table=table,
         )
         out.append({
             "container": container,
@@ -541,7 +547,8 @@ def _get_state(agent: Agent) -> dict[str, Any]:
 
 def _v1_containers(agent: Agent, *, show_nested: bool) -> list[dict[str, Any]]:
     out = []
-    for e in _container_entries(agent):
+    table = stats.proc_table()  # the executors' and their tasks' figures: the same instant
+    for e in _container_entries(agent, table=table):
         base = {
             "framework_id": {"value": e["framework_id"]},
             "executor_id": {"value": e["executor_id"]},
@@ -555,7 +562,7 @@ def _v1_containers(agent: Agent, *, show_nested: bool) -> list[dict[str, Any]]:
                 status = agent.container_status(container, task)
                 pids = {task.pid} if task.pid and not task.terminal else set()
                 usage = stats.sample(cgroup=None, pids=pids, timestamp=time.time(),
-                                     cpus_limit=None, mem_limit_mb=None)
+                                     cpus_limit=None, mem_limit_mb=None, table=table)
                 out.append({**base, "container_id": status["container_id"],
                             "container_status": status, "resource_statistics": usage})
     return out

@@ -10,13 +10,14 @@ that exits mid-read is skipped, never an error.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 from k8sbridge.kernel.agent import cgroups
 
-__all__ = ["sample", "proc_tree", "proc_usage"]
+__all__ = ["ProcTable", "proc_table", "proc_tree", "proc_usage", "sample"]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -92,54 +93,73 @@ def cgroup_usage(cg: cgroups.CgroupSet) -> dict[str, Any]:
     return out
 
 
-def proc_tree(roots: set[int], *, proc: Path = _PROC) -> set[int]:
-    """``roots`` (those still alive) and all their descendants, from ``/proc/*/stat``."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProcTable:
+    """One pass over ``/proc``: each process's parent, cpu ticks and resident bytes.
+
+    Why one snapshot per request: a statistics answer covers every container and, nested,
+    every task; scanning ``/proc`` once per container cost O(containers x processes) and took
+    each container's figures at a different instant, so a pod's sum could trail its own busy
+    task's figure by the duration of a scan (~0.1 s with a thousand processes on the host).
+    """
+
+    children: dict[int, list[int]]
+    usage: dict[int, tuple[int, int, int]]  # pid -> (utime ticks, stime ticks, rss bytes)
+
+
+def proc_table(*, proc: Path = _PROC) -> ProcTable:
     children: dict[int, list[int]] = {}
-    alive: set[int] = set()
+    usage: dict[int, tuple[int, int, int]] = {}
     try:
         names = os.listdir(proc)
     except OSError:
-        return set()
+        return ProcTable(children={}, usage={})
     for name in names:
         if not name.isdigit():
             continue
         stat = _read(proc / name / "stat")
         if stat is None:
             continue
+        # after "pid (comm) ": state ppid ... utime(11) stime(12) ... rss(21, in pages)
         fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) < 2:
+        try:
+            ppid = int(fields[1])
+            usage[int(name)] = (int(fields[11]), int(fields[12]), int(fields[21]) * _PAGE)
+        except (IndexError, ValueError):
             continue
-        pid = int(name)
-        alive.add(pid)
-        children.setdefault(int(fields[1]), []).append(pid)
+        children.setdefault(ppid, []).append(int(name))
+    return ProcTable(children=children, usage=usage)
+
+
+def proc_tree(roots: set[int], *, proc: Path = _PROC, table: ProcTable | None = None
+              ) -> set[int]:
+    """``roots`` (those still alive) and all their descendants."""
+    if table is None:
+        table = proc_table(proc=proc)
     out: set[int] = set()
-    todo = [p for p in roots if p in alive]
+    todo = [p for p in roots if p in table.usage]
     while todo:
         pid = todo.pop()
         if pid in out:
             continue
         out.add(pid)
-        todo.extend(children.get(pid, []))
+        todo.extend(table.children.get(pid, []))
     return out
 
 
-def proc_usage(pids: set[int], *, proc: Path = _PROC) -> dict[str, Any]:
-    """cpu times (utime/stime) and resident memory summed over ``pids`` from ``/proc``."""
-    user = system = 0
-    rss = 0
-    seen = 0
+def proc_usage(pids: set[int], *, proc: Path = _PROC, table: ProcTable | None = None
+               ) -> dict[str, Any]:
+    """cpu times (utime/stime) and resident memory summed over ``pids``."""
+    if table is None:
+        table = proc_table(proc=proc)
+    user = system = rss = seen = 0
     for pid in pids:
-        stat = _read(proc / str(pid) / "stat")
-        statm = _read(proc / str(pid) / "statm")
-        if stat is None or statm is None:
+        got = table.usage.get(pid)
+        if got is None:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        try:
-            user += int(fields[11])
-            system += int(fields[12])
-            rss += int(statm.split()[1]) * _PAGE
-        except (IndexError, ValueError):
-            continue
+        user += got[0]
+        system += got[1]
+        rss += got[2]
         seen += 1
     if not seen:
         return {}
@@ -153,8 +173,10 @@ def proc_usage(pids: set[int], *, proc: Path = _PROC) -> dict[str, Any]:
 
 
 def sample(*, cgroup: cgroups.CgroupSet | None, pids: set[int], timestamp: float,
-           cpus_limit: float | None, mem_limit_mb: float | None) -> dict[str, Any]:
-    """One ResourceStatistics sample: cgroup figures where present, /proc for the rest."""
+           cpus_limit: float | None, mem_limit_mb: float | None,
+           table: ProcTable | None = None) -> dict[str, Any]:
+    """One ResourceStatistics sample: cgroup figures where present, /proc for the rest
+    (from ``table`` when given: one snapshot shared by a whole answer)."""
     stats: dict[str, Any] = {"timestamp": timestamp}
     if cpus_limit:
         stats["cpus_limit"] = cpus_limit
@@ -163,8 +185,9 @@ def sample(*, cgroup: cgroups.CgroupSet | None, pids: set[int], timestamp: float
     usage = cgroup_usage(cgroup) if cgroup is not None else {}
     needs_proc = "cpus_user_time_secs" not in usage or "mem_rss_bytes" not in usage
     if needs_proc:
-        tree = proc_tree(pids)
-        from_proc = proc_usage(tree)
+        if table is None:
+            table = proc_table()
+        from_proc = proc_usage(proc_tree(pids, table=table), table=table)
         for key, value in from_proc.items():
             usage.setdefault(key, value)
     stats.update(usage)
