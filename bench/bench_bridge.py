@@ -144,6 +144,37 @@ async def startup_latency(
                        query={"gracePeriodSeconds": "0"})
 
 
+async def steady_propagation(
+    targets: app.EmbeddedTargets | Targets, pods: int, timeout: float, *, interval: float = 0.2
+) -> None:
+    """Propagation with the throughput run's pods still running (the bridge at that scale):
+    ``pods`` more pods, one every ``interval`` seconds, not a burst."""
+    kube = targets.bridge.kube
+    await kube.ensure_namespace("steady")
+    seen: dict[str, float] = {}
+    watcher = asyncio.create_task(
+        _watch_running(kube.connection(), "steady", pods, seen, timeout)
+    )
+    await asyncio.sleep(0.5)
+    for i in range(pods):
+        await kube.create("/api/v1/namespaces/steady/pods", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"s{i}", "namespace": "steady"},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "command": ["sleep", SLEEP[0]],
+                                     "resources": {"requests": {"cpu": "5m",
+                                                                "memory": "4Mi"}}}]},
+        })
+        await asyncio.sleep(interval)
+    try:
+        await asyncio.wait_for(watcher, timeout + 5)
+    except TimeoutError:
+        pass
+    print(f"steady state: {pods} pods created one every {interval:.1f}s beside the running "
+          f"replicas, {len(seen)} seen Running")
+    await _propagation(targets, "steady")
+
+
 async def _propagation(targets: app.EmbeddedTargets | Targets, namespace: str) -> None:
     """Task RUNNING (the agent's status timestamp) → pod Running+ready seen via watch."""
     kube = targets.bridge.kube
@@ -364,6 +395,8 @@ async def _processes(args: argparse.Namespace) -> None:
                 if args.replicas:
                     await throughput(targets, args.replicas, args.timeout, rss_pid=bridge.pid,
                                      keep=True)
+                    if args.steady:
+                        await steady_propagation(targets, args.steady, args.timeout)
             finally:
                 await kube.close()
                 names = ("kernel (master, agent, container daemon)", "devkube", "bridge")
@@ -389,6 +422,11 @@ async def main() -> None:
         "--processes", action="store_true",
         help="kernel (one agent), devkube and the bridge as three processes; samples the "
              "bridge's RSS with --replicas pods running",
+    )
+    parser.add_argument(
+        "--steady", type=int, default=0, metavar="N",
+        help="with --processes: after the replicas run, N more pods one at a time (0.2 s "
+             "apart) and their status propagation (the bridge at the replicas' scale)",
     )
     parser.add_argument(
         "--profile-bridge", metavar="FILE", default="",
