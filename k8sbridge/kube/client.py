@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import os
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -377,18 +378,27 @@ class KubeClient:
         component: str = "k8sbridge",
         host: str | None = None,
         priority: int = BACKGROUND,
+        at: float | None = None,
     ) -> None:
-        """Post a core/v1 Event about ``involved`` (a pod or node); failures are logged only."""
+        """Post a core/v1 Event about ``involved`` (a pod or node); failures are logged only.
+
+        ``at`` is when it happened (epoch seconds; default now). The Event is named as
+        client-go's recorder names it, ``<object>.<that time in hex nanoseconds>``, so listing
+        an object's events (and ``kubectl describe``, whose sort keeps list order among events
+        of the same second) shows them in the order they happened even when posted out of order.
+        """
         meta = involved.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
-        now = now_rfc3339()
+        when = time.time() if at is None else at
+        now = datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         source: RawObject = {"component": component}
         if host:
             source["host"] = host
         body: RawObject = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": namespace},
+            "metadata": {"name": f"{meta.get('name', 'object')}.{int(when * 1e9):x}",
+                         "namespace": namespace},
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion", "v1"),
                 "kind": involved.get("kind", "Pod"),

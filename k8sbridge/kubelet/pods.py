@@ -142,9 +142,10 @@ class PodStatusWriter:
         self._again: dict[str, int] = {}  # uid -> priority: asked for during its write
         self._creating: collections.deque[tuple[float, str]] = collections.deque()  # (due, uid)
         self._creating_added = asyncio.Event()
-        # (involved object, type, reason, message, host, when it was queued)
+        # (involved object, type, reason, message, host, when it was queued (monotonic),
+        # when it happened (epoch: the Event's time and name))
         self._events: asyncio.Queue[
-            tuple[dict[str, Any], str, str, str, str | None, float]
+            tuple[dict[str, Any], str, str, str, str | None, float, float]
         ] = asyncio.Queue(maxsize=event_queue_limit)
         self._events_dropped = 0
         self._acking: set[asyncio.Task[None]] = set()  # acknowledgements on their way
@@ -489,9 +490,12 @@ class PodStatusWriter:
             task.add_done_callback(self._acking.discard)
         if events:
             involved = {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}
-        for etype, reason, message in events:
+        for i, (etype, reason, message) in enumerate(events):
+            # the pod's events in the order they happened (1 us apart within one write): the
+            # Event's time and name, so they list in that order however the posters race
+            happened = now + i * 1e-6
             item = (involved, etype, reason, message, state.node_name or None,
-                    time.monotonic())
+                    time.monotonic(), happened)
             try:
                 self._events.put_nowait(item)
             except asyncio.QueueFull:
@@ -521,7 +525,7 @@ class PodStatusWriter:
         queue's limit dropped, but never starved.
         """
         while True:
-            meta, etype, reason, message, host, queued = await self._events.get()
+            meta, etype, reason, message, host, queued, happened = await self._events.get()
             while self._busy() and time.monotonic() < queued + EVENT_DEFER_SECONDS:
                 await asyncio.sleep(0.05)
             await self._kube.post_event(
@@ -532,6 +536,7 @@ class PodStatusWriter:
                 component="k8sbridge" if reason.endswith("Scheduling") or reason == "Scheduled"
                 else "kubelet",
                 host=host,
+                at=happened,
             )
 
 

@@ -218,3 +218,49 @@ async def test_events_deferred_by_a_steady_stream_of_status_writes_are_late_not_
     finally:
         stop.set()
         await task
+
+
+async def test_a_pods_events_list_in_the_order_they_happened(
+    kube: kube_client.KubeClient,
+) -> None:
+    """Events are named as client-go names them (<pod>.<hex nanoseconds of when they
+    happened>), so the API lists a pod's events in order however the two posters race, and
+    `kubectl describe` (which keeps list order within a second) shows Scheduled, Pulled,
+    Created, Started."""
+    writer = kubelet_pods.PodStatusWriter(kube=kube)
+    stop, task = await _running(writer)
+    try:
+        for n in range(3):
+            name = f"ordered{n}"
+            pod = await _bound_pod(kube, name)
+            uid = pod["metadata"]["uid"]
+            writer.scheduled(pod=pod, node_name=NODE)
+
+            async def ack() -> None:
+                return None
+
+            writer.task_status(pod=pod, status=_starting(uid), container="c", attempt=0,
+                               agent=None, ack=ack)
+            writer.task_status(
+                pod=pod,
+                status=mesos_types.TaskStatus(
+                    task_id=ids.TaskId(f"{uid}.0.c"), state="TASK_RUNNING", timestamp=101.0,
+                    source="SOURCE_EXECUTOR",
+                ),
+                container="c", attempt=0, agent=None, ack=ack,
+            )
+
+        async def listed() -> dict[str, list[str]]:
+            items = (await kube.get("/api/v1/namespaces/default/events"))["items"]
+            by_pod: dict[str, list[str]] = {}
+            for e in items:
+                by_pod.setdefault(e["involvedObject"]["name"], []).append(e["reason"])
+            done = all(len(by_pod.get(f"ordered{n}", [])) >= 4 for n in range(3))
+            return by_pod if done else {}
+
+        by_pod = await eventually(listed, what="every pod's four events")
+        for n in range(3):
+            assert by_pod[f"ordered{n}"] == ["Scheduled", "Pulled", "Created", "Started"]
+    finally:
+        stop.set()
+        await task
