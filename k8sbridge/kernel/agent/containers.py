@@ -311,7 +311,7 @@ class ExecutorClient:
         return spawned
 
     def event_line(self, body: bytes) -> None:
-        """One event of this container from the daemon's control connection."""
+        """One event line of this container (control connection or its own socket)."""
         try:
             event = json.loads(body)
         except json.JSONDecodeError:
@@ -324,9 +324,7 @@ class ExecutorClient:
         """The supervisor ended (after its last event on the control connection)."""
         self._daemon = None
         if not self._detaching:
-            for event in _read_events(self.events_path):
-                self._on_event(event)
-            self._finish()
+            self.replay_log()
 
     def connection_lost(self) -> None:
         """The control connection went away: follow the container on its own socket."""
@@ -375,22 +373,14 @@ class ExecutorClient:
                 line = await reader.readline()
                 if not line:
                     break
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    log.warning("executor %s sent a malformed event", self.container_id)
-                    continue
-                if isinstance(event, dict):
-                    self._on_event(event)
+                self.event_line(line)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
             log.info("executor %s connection ended: %s", self.container_id, e)
         finally:
             self._close_writer()
         # The supervisor is gone (or we were detached): whatever it logged is on disk.
         if not self._detaching:
-            for event in _read_events(self.events_path):
-                self._on_event(event)
-            self._finish()
+            self.replay_log()
 
     _detaching = False
 

@@ -397,31 +397,28 @@ def _container_entries(
     return out
 
 
-async def _containers(request: web.Request) -> web.Response:
-    entries = _container_entries(_agent(request))
-    body = [{
+def _executor_usage(e: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``/monitor/statistics`` and ``/containers`` share for one executor."""
+    return {
         "framework_id": e["framework_id"],
         "executor_id": e["executor_id"],
         "executor_name": e["executor_name"],
         "source": e["source"],
-        "container_id": e["container"].container_id,
-        "status": e["status"],
         "statistics": e["statistics"],
-    } for e in entries]
-    return web.json_response(body)
+    }
+
+
+async def _containers(request: web.Request) -> web.Response:
+    entries = _container_entries(_agent(request))
+    return web.json_response([
+        {**_executor_usage(e), "container_id": e["container"].container_id, "status": e["status"]}
+        for e in entries
+    ])
 
 
 async def _monitor_statistics(request: web.Request) -> web.Response:
     """Mesos' ``/monitor/statistics``: one entry per running executor with its usage."""
-    entries = _container_entries(_agent(request))
-    body = [{
-        "framework_id": e["framework_id"],
-        "executor_id": e["executor_id"],
-        "executor_name": e["executor_name"],
-        "source": e["source"],
-        "statistics": e["statistics"],
-    } for e in entries]
-    return web.json_response(body)
+    return web.json_response([_executor_usage(e) for e in _container_entries(_agent(request))])
 
 
 # --------------------------------------------------------------------------------------------
