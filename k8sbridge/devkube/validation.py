@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from k8sbridge.devkube import errors, kinds, selectors
+from k8sbridge.model import pods as model_pods
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -235,28 +236,64 @@ def default_pod_spec(spec: dict[str, Any], *, template: bool) -> None:
 
 
 def qos_class(spec: dict[str, Any]) -> str:
-    containers = [
-        c
-        for g in ("initContainers", "containers")
-        for c in spec.get(g) or []
+    """The pod's qosClass, as the kubelet computes it (quantities compared by value: a request
+    of "1" and a limit of "1000m" are equal). Quantities were checked by ``check_shapes``."""
+    return model_pods.qos_class([
+        c for g in ("initContainers", "containers") for c in spec.get(g) or []
         if isinstance(c, dict)
-    ]
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        requests = res.get("requests") or {}
-        limits = res.get("limits") or {}
-        if requests or limits:
-            any_set = True
-        for name in ("cpu", "memory"):
-            if name not in limits:
-                guaranteed = False
-            elif name in requests and str(requests[name]) != str(limits[name]):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed and containers else "Burstable"
+    ])
+
+
+# kube-apiserver's words when a quantity does not decode (resource.Quantity's UnmarshalJSON)
+_QUANTITY_MESSAGE = ("quantities must match the regular expression "
+                     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+
+
+def _pod_specs(kind: kinds.Kind, obj: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    if kind.plural == "pods":
+        return [("spec", spec)]
+    if kind.plural in ("deployments", "replicasets"):
+        template = spec.get("template")
+        tspec = template.get("spec") if isinstance(template, dict) else None
+        return [("spec.template.spec", tspec)] if isinstance(tspec, dict) else []
+    return []
+
+
+def _check_quantities(kind: kinds.Kind, obj: dict[str, Any]) -> None:
+    """Resource quantities decode (400, as the apiserver's decoding answers) and are not
+    negative (422 with the field, as its validation answers)."""
+    causes: list[Cause] = []
+    for field, spec in _pod_specs(kind, obj):
+        for group in ("initContainers", "containers"):
+            for i, c in enumerate(spec.get(group) or []):
+                res = c.get("resources") if isinstance(c, dict) else None
+                for section in ("requests", "limits"):
+                    values = res.get(section) if isinstance(res, dict) else None
+                    if not isinstance(values, dict):
+                        continue
+                    for name, value in values.items():
+                        text = str(value).strip()
+                        try:
+                            model_pods.parse_quantity(text.removeprefix("-"))
+                        except model_pods.QuantityError:
+                            raise errors.bad_request(
+                                f'{kind.kind} in version "{kind.version}" cannot be handled as '
+                                f"a {kind.kind}: {_QUANTITY_MESSAGE}"
+                            ) from None
+                        if text.startswith("-") and model_pods.parse_quantity(text[1:]) != 0:
+                            causes.append((
+                                "FieldValueInvalid",
+                                f"{field}.{group}[{i}].resources.{section}[{name}]",
+                                f'Invalid value: "{text}": must be greater than or equal to 0',
+                            ))
+    if causes:
+        name = (obj.get("metadata") or {}).get("name") if isinstance(
+            obj.get("metadata"), dict) else ""
+        raise errors.invalid(kind=kind.kind, group=kind.group, name=str(name or ""),
+                             causes=causes)
 
 
 def _default_workload(obj: dict[str, Any], *, deployment: bool) -> None:
@@ -615,11 +652,11 @@ def check_shapes(kind: kinds.Kind, obj: dict[str, Any]) -> None:
     tree = _SHAPE_TREES.get(kind.plural)
     if tree is None:
         tree = _SHAPE_TREES[kind.plural] = _shape_tree(_SHAPES.get(kind.plural, _META_SHAPES))
-    if _well_shaped(tree, obj):
-        return
-    causes = shape_causes(kind, obj)  # the slow walk names every bad path, in table order
-    if causes:
-        name = (obj.get("metadata") or {}).get("name") if isinstance(
-            obj.get("metadata"), dict) else ""
-        raise errors.invalid(kind=kind.kind, group=kind.group, name=str(name or ""),
-                             causes=causes)
+    if not _well_shaped(tree, obj):
+        causes = shape_causes(kind, obj)  # the slow walk names every bad path, in table order
+        if causes:
+            name = (obj.get("metadata") or {}).get("name") if isinstance(
+                obj.get("metadata"), dict) else ""
+            raise errors.invalid(kind=kind.kind, group=kind.group, name=str(name or ""),
+                                 causes=causes)
+    _check_quantities(kind, obj)
