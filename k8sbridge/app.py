@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from pathlib import Path
 from typing import Any
 
-from k8sbridge import embedded
+from k8sbridge import aio, embedded
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import operator as kube_operator
@@ -238,19 +238,7 @@ class _Runner:
     async def start(self, name: str, run: Callable[..., Coroutine[Any, Any, None]]) -> None:
         ready = asyncio.Event()
         task = self._group.create_task(self._bounded(name, run, ready), name=name)
-        waiter = asyncio.ensure_future(ready.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {waiter, task}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            waiter.cancel()
-        if ready.is_set():
-            return
-        if task in done:
-            exc = task.exception()
-            raise RuntimeError(f"{name} failed to start: {exc!r}") from exc
-        raise RuntimeError(f"{name} did not become ready within {START_TIMEOUT:g}s")
+        await aio.wait_ready(ready, task, what=name, timeout=START_TIMEOUT)
 
     async def _bounded(
         self, name: str, run: Callable[..., Coroutine[Any, Any, None]], ready: asyncio.Event

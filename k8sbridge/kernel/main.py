@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 
+from k8sbridge import aio
 from k8sbridge.kernel.agent.agent import Agent
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
@@ -54,7 +55,8 @@ class Kernel:
         self._master_task = asyncio.create_task(
             self.master.run(stop=self._master_stop, ready=ready), name="kernel-master"
         )
-        await _wait_ready(ready, self._master_task, what="master")
+        await aio.wait_ready(ready, self._master_task, what="master", timeout=START_TIMEOUT,
+                             error=KernelError)
         for cfg in agents:
             await self.add_agent(cfg)
 
@@ -71,7 +73,8 @@ class Kernel:
         self.agents.append(agent)
         self._agent_stops.append(stop)
         self._agent_tasks.append(task)
-        await _wait_ready(ready, task, what=f"agent {len(self.agents) - 1}")
+        await aio.wait_ready(ready, task, what=f"agent {len(self.agents) - 1}",
+                             timeout=START_TIMEOUT, error=KernelError)
         return agent
 
     async def stop_agent(self, index: int) -> None:
@@ -93,22 +96,6 @@ class Kernel:
         if self._master_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._master_task
-
-
-async def _wait_ready(ready: asyncio.Event, task: asyncio.Task[None], *, what: str) -> None:
-    waiter = asyncio.ensure_future(ready.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {waiter, task}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        waiter.cancel()
-    if ready.is_set():
-        return
-    if task in done:
-        exc = task.exception()
-        raise KernelError(f"{what} failed to start: {exc!r}") from exc
-    raise KernelError(f"{what} did not become ready within {START_TIMEOUT:g}s")
 
 
 @contextlib.asynccontextmanager
