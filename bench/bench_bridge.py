@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from k8sbridge import app  # noqa: E402
 from k8sbridge import settings as bridge_settings  # noqa: E402
+from k8sbridge.kernel.agent import stats as agent_stats  # noqa: E402
 
 
 def _settings(data_dir: Path) -> bridge_settings.BridgeSettings:
@@ -293,25 +294,11 @@ class Targets:
 
 
 def _cpu_seconds(root: int) -> float:
-    """User + system CPU seconds of a process and all its live descendants, from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        total += cpu.get(pid, 0.0)
-        todo.extend(children.get(pid, ()))
-    return total
+    """User + system CPU seconds of a process and all its live descendants, from /proc (the
+    kernel agent's own /proc reader)."""
+    table = agent_stats.proc_table()
+    usage = agent_stats.proc_usage(agent_stats.proc_tree({root}, table=table), table=table)
+    return float(usage.get("cpus_user_time_secs", 0.0) + usage.get("cpus_system_time_secs", 0.0))
 
 
 def _rss_mib(pid: int) -> tuple[float, float]:
