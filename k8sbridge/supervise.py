@@ -173,7 +173,8 @@ class Child:
         code = await self._proc.wait()
         if self._pump is not None:  # the last lines (a traceback) belong in the report
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._pump), timeout=2.0)
+                async with asyncio.timeout(2.0):
+                    await asyncio.shield(self._pump)
         return code
 
     async def _follow(self, offset: int) -> None:
@@ -227,8 +228,8 @@ class Child:
         if self._proc.returncode is None:
             self.signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(asyncio.shield(self._waiter),
-                                       timeout=self.spec.stop_grace_seconds)
+                async with asyncio.timeout(self.spec.stop_grace_seconds):
+                    await asyncio.shield(self._waiter)
             except TimeoutError:
                 log.warning("%s (pid %s) did not stop within %gs of SIGTERM; killing it",
                             self.spec.name, self.pid, self.spec.stop_grace_seconds)

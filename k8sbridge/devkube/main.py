@@ -170,7 +170,8 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
             controllers_stop.set()
             if controllers is not None:
                 try:
-                    await asyncio.wait_for(controllers, timeout=10)
+                    async with asyncio.timeout(10):
+                        await controllers
                 except (TimeoutError, asyncio.CancelledError):
                     log.warning("devkube controllers did not stop in time")
                 except Exception:

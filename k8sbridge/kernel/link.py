@@ -395,7 +395,8 @@ async def connect(address: str, *, timeout: float = 5.0) -> AgentStream:
         raise LinkError(f"link address {address!r} is not host:port")
     channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
     try:
-        await asyncio.wait_for(channel.channel_ready(), timeout=timeout)
+        async with asyncio.timeout(timeout):
+            await channel.channel_ready()
     except TimeoutError as e:
         await channel.close(None)
         raise LinkError(f"link {address} unreachable within {timeout:g}s") from e

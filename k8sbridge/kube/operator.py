@@ -164,7 +164,8 @@ async def run(
             if ready_flag.is_set() and not ready.is_set():
                 ready.set()
             try:
-                await asyncio.wait_for(stop.wait(), timeout=0.1 if not ready.is_set() else 1.0)
+                async with asyncio.timeout(0.1 if not ready.is_set() else 1.0):
+                    await stop.wait()
             except TimeoutError:
                 pass
     finally:

@@ -263,7 +263,8 @@ class NodeController:
             except Exception:  # a bug must not stop the heartbeats of every other node
                 log.exception("node sync failed (bug); retrying")
             try:
-                await asyncio.wait_for(stop.wait(), timeout=period)
+                async with asyncio.timeout(period):
+                    await stop.wait()
             except TimeoutError:
                 pass
 

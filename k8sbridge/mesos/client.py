@@ -120,7 +120,8 @@ class EventStream:
                     self._metrics.inc("decode_errors")
                     log.error("skipping an undecodable event from %s: %s", self.master, e)
             try:
-                chunk = await asyncio.wait_for(self._response.content.readany(), timeout)
+                async with asyncio.timeout(timeout):
+                    chunk = await self._response.content.readany()
             except TimeoutError as e:
                 raise errors.ConnectionLost(
                     f"no event from {_origin(self.master)} for {timeout:.1f}s (heartbeat missed)"
@@ -244,8 +245,8 @@ class MesosClient:
                 try:
                     # Bounded wait for the response head (a hung master must not hang us);
                     # the body is the endless event stream, read under the watchdog.
-                    response = await asyncio.wait_for(
-                        session.post(
+                    async with asyncio.timeout(self._config.call_timeout):
+                        response = await session.post(
                             url,
                             data=body,
                             headers=self._headers(),
@@ -256,9 +257,7 @@ class MesosClient:
                                 sock_connect=self._config.connect_timeout,
                                 sock_read=None,
                             ),
-                        ),
-                        self._config.call_timeout,
-                    )
+                        )
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
                     problems.append(f"{_origin(url)}: {e!r}")
                     log.info("master %s unreachable: %r", _origin(url), e)

@@ -194,7 +194,8 @@ class Framework:
         return None if leader is None else str(leader).rstrip("/")
 
     async def wait_subscribed(self, *, timeout: float | None = None) -> FrameworkId:
-        await asyncio.wait_for(self._subscribed.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._subscribed.wait()
         assert self._framework_id is not None
         return self._framework_id
 
@@ -235,7 +236,8 @@ class Framework:
                 if reader in done:
                     # Deliver what was read before the end (e.g. the ERROR event) first.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._queue.join(), timeout=5.0)
+                        async with asyncio.timeout(5.0):
+                            await self._queue.join()
                 for task in done:
                     failure = None if task is stopper else task.exception()
                     if failure is not None:

@@ -111,7 +111,8 @@ class Reconciler:
                     break
                 self._progress.clear()
                 try:
-                    await asyncio.wait_for(self._progress.wait(), left)
+                    async with asyncio.timeout(left):
+                        await self._progress.wait()
                 except TimeoutError:
                     pass
             delay = min(delay * 2, self._max_backoff)

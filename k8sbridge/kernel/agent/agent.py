@@ -285,7 +285,8 @@ class Agent:
                 if stream is not None:
                     await stream.close()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                    async with asyncio.timeout(backoff):
+                        await stop.wait()
                 backoff = min(backoff * 2, max(1.0, self._config.registration_backoff_max_seconds))
                 continue
             self._on_registered(registered)
@@ -1152,7 +1153,8 @@ class Agent:
         if await client.attach():
             await client.shutdown(grace=0.0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(client.gone.wait(), timeout=5.0)
+                async with asyncio.timeout(5.0):
+                    await client.gone.wait()
             await client.detach()
         container.terminated = True
         self._persist(container)
@@ -1172,7 +1174,8 @@ class Agent:
             if waits:
                 deadline = self._config.executor_shutdown_grace_seconds + 5.0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.gather(*waits), timeout=deadline)
+                    async with asyncio.timeout(deadline):
+                        await asyncio.gather(*waits)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
         self._flush_checkpoints()

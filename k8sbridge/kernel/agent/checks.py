@@ -73,7 +73,8 @@ async def _probe_command(command: Mapping[str, Any], *, cwd: str, env: Mapping[s
         log.info("check command could not start: %s", e)
         return False, None
     try:
-        code = await asyncio.wait_for(proc.wait(), timeout=timeout or None)
+        async with asyncio.timeout(timeout or None):
+            code = await proc.wait()
     except (TimeoutError, asyncio.CancelledError) as e:
         # Never leave a probe behind (nor its un-reaped process): kill it and wait for it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -108,9 +109,8 @@ async def _probe_http(http: Mapping[str, Any], *, timeout: float, health: bool
 async def _probe_tcp(tcp: Mapping[str, Any], *, timeout: float) -> bool:
     port = int(tcp.get("port", 0))
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), timeout=timeout or None
-        )
+        async with asyncio.timeout(timeout or None):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
     except (OSError, TimeoutError):
         return False
     writer.close()

@@ -148,7 +148,8 @@ class Daemon:
         except OSError as e:
             raise ContainerError(f"cannot start the container daemon: {e}") from e
         try:
-            _, err = await asyncio.wait_for(proc.communicate(), timeout=60.0)
+            async with asyncio.timeout(60.0):
+                _, err = await proc.communicate()
         except (TimeoutError, asyncio.CancelledError) as e:
             # Never leave the launcher behind un-reaped (it only forks and exits).
             with contextlib.suppress(ProcessLookupError):

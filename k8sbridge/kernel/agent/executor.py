@@ -282,7 +282,8 @@ class _Supervisor:
         with it, they wait ``recovery_timeout`` for a restarted agent to reconnect."""
         timeout = self.recovery_timeout if self.checkpoint else 0.0
         try:
-            await asyncio.wait_for(self.connected.wait(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await self.connected.wait()
         except TimeoutError:
             if not self.clients:
                 self.log(f"agent gone ({'checkpointed, ' if self.checkpoint else ''}waited "
@@ -333,7 +334,8 @@ class _Supervisor:
         self.log(f"sending SIGTERM to task {task_id} (process group {proc.pid}), grace {grace}s")
         _killpg(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(self.exited[task_id].wait(), timeout=max(0.0, grace))
+            async with asyncio.timeout(max(0.0, grace)):
+                await self.exited[task_id].wait()
         except TimeoutError:
             self.log(f"task {task_id} still running after {grace}s: SIGKILL")
             _killpg(proc.pid, signal.SIGKILL)
@@ -384,7 +386,8 @@ class _Supervisor:
 
     async def run(self) -> None:
         try:
-            await asyncio.wait_for(self.attached.wait(), timeout=_ATTACH_TIMEOUT_SECONDS)
+            async with asyncio.timeout(_ATTACH_TIMEOUT_SECONDS):
+                await self.attached.wait()
         except TimeoutError:
             # The agent died or gave up while launching: nobody would ever control these tasks.
             self.log("no agent attached: the tasks are not started")
@@ -452,7 +455,8 @@ class _Supervisor:
             # Let a connected agent read the last events before the socket goes away.
             for writer in list(self.clients):
                 with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
-                    await asyncio.wait_for(writer.drain(), timeout=2.0)
+                    async with asyncio.timeout(2.0):
+                        await writer.drain()
             if any(not isinstance(w, _Followed) for w in self.clients):
                 await asyncio.sleep(0.2)
         finally:
@@ -655,7 +659,8 @@ class _Daemon:
             elif loop.time() - idle_since > _IDLE_EXIT_SECONDS:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self.changed.wait()
         server.close()
         if stop.is_set():  # SIGTERM: take every container down, as an agent shutdown would
             for task in list(self.supervisors):

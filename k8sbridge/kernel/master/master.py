@@ -256,9 +256,8 @@ class Master:
         assert self._allocate_soon is not None
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._allocate_soon.wait(), timeout=self.config.allocation_interval
-                )
+                async with asyncio.timeout(self.config.allocation_interval):
+                    await self._allocate_soon.wait()
             self._allocate_soon.clear()
             try:
                 self.allocate()
@@ -1185,7 +1184,8 @@ class Master:
                 self.agent_disconnected(agent)
             conn.close()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(conn.task, timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await conn.task
 
     def register_agent(self, conn: AgentConn, message: RawJson) -> state.Agent | None:
         info = message.get("agent_info")
