@@ -565,20 +565,23 @@ class Agent:
         }
         if prepare is not None:
             spec["prepare"] = prepare
+
+        def spawned_as(spawned: containers.Spawned | None) -> None:
+            if spawned is not None:
+                container.executor_pid = spawned.pid or container.executor_pid
+                if prepare is not None:
+                    container.cgroup = cgroups.CgroupSet.from_raw(spawned.cgroups)
+            container.launched = True
+
         try:
-            spawned = await client.launch(spec, daemon=self._daemon,
-                                          checkpoint=container.checkpoint)
+            await client.launch(spec, daemon=self._daemon, checkpoint=container.checkpoint,
+                                on_spawned=spawned_as)
         except ContainerError as e:
             if container.cgroup is not None:
                 for d, err in container.cgroup.remove().items():
                     log.warning("cannot remove cgroup %s of a failed launch: %s", d, err)
             self._fail_launch(container, str(e))
             return
-        if spawned is not None:
-            container.executor_pid = spawned.pid or container.executor_pid
-            if prepare is not None:
-                container.cgroup = cgroups.CgroupSet.from_raw(spawned.cgroups)
-        container.launched = True
         self._persist(container, now=True)
         pending = _pending_kill(container)  # a KILL may have arrived while we were starting
         if pending is not None:

@@ -273,15 +273,21 @@ class ExecutorClient:
         self._reader_task: asyncio.Task[None] | None = None
         self._daemon: Daemon | None = None  # set while followed on its control connection
         self._launching = False
+        self._held: list[bytes] | None = None  # events that came while launching
         self.gone = asyncio.Event()
 
     @property
     def events_path(self) -> Path:
         return self.meta_dir / "events.jsonl"
 
-    async def launch(self, spec: dict[str, Any], *, daemon: Daemon, checkpoint: bool
-                     ) -> Spawned | None:
+    async def launch(self, spec: dict[str, Any], *, daemon: Daemon, checkpoint: bool,
+                     on_spawned: Callable[[Spawned | None], None]) -> Spawned | None:
         """Have the daemon start a supervisor for ``spec`` and attach to it.
+
+        ``on_spawned`` gets the daemon's answer before any event of the container: the
+        container's first events can reach the control connection right behind the answer,
+        and are held here until the caller has taken the answer in (the executor's pid and
+        cgroups belong in the statuses those events become).
 
         Only a checkpointed container gets files in its meta directory (event log, pid): no
         other container outlives this agent, as in Mesos.
@@ -294,6 +300,7 @@ class ExecutorClient:
         self._daemon = daemon
         daemon.follow(self)
         self._launching = True
+        self._held = []
         try:
             spawned = await daemon.spawn(spec)
         except BaseException:
@@ -302,6 +309,10 @@ class ExecutorClient:
             raise
         finally:
             self._launching = False
+            held, self._held = self._held, None
+        on_spawned(spawned)
+        for body in held or ():
+            self.event_line(body)
         if self.following:
             return spawned  # its events come on the control connection
         # The control connection went away meanwhile: attach through the container's socket.
@@ -313,6 +324,9 @@ class ExecutorClient:
 
     def event_line(self, body: bytes) -> None:
         """One event line of this container (control connection or its own socket)."""
+        if self._held is not None:  # launching: after the daemon's answer (see ``launch``)
+            self._held.append(body)
+            return
         try:
             event = json.loads(body)
         except json.JSONDecodeError:
