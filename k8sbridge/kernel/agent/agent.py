@@ -795,8 +795,10 @@ class Agent:
     def _on_executor_event(self, container: _Container, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "GONE":
+            orphaned = False
             for task in container.tasks.values():
                 if not task.terminal:
+                    orphaned = True
                     # Its supervisor died without reporting the task: destroy what is left.
                     if task.pid:
                         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -808,6 +810,9 @@ class Agent:
                     self._update(container, task, "TASK_FAILED", source="SOURCE_AGENT",
                                  reason="REASON_EXECUTOR_TERMINATED",
                                  message="Executor terminated")
+            if orphaned and container.cgroup is not None:
+                # The supervisor would have removed them: nobody else will.
+                self._spawn(self._destroy_cgroups(container.container_id, container.cgroup))
             self._finish_container(container, notify_master=True)
             return
         found = container.tasks.get(str(event.get("task_id", "")))
@@ -831,6 +836,12 @@ class Agent:
                 return
             self._stop_probes(task)
             self._update_exit(container, task, event)
+
+    async def _destroy_cgroups(self, container_id: str, cgroup: cgroups.CgroupSet) -> None:
+        why = await cgroups.destroy(cgroup)
+        if why is not None:
+            log.warning("agent: cannot remove the cgroups of container %s: %s",
+                        container_id, why)
 
     def _update_exit(self, container: _Container, task: _Task, event: dict[str, Any]) -> None:
         status = event.get("status")

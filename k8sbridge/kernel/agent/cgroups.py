@@ -9,10 +9,12 @@ REASON_CONTAINER_LIMITATION_MEMORY.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
 import os
+import signal
 from pathlib import Path
 
 __all__ = ["CgroupSet", "Cgroups", "detect", "join_dirs"]
@@ -105,6 +107,36 @@ class CgroupSet:
         Raises ``OSError`` when a hierarchy's mount or the caller's place in it is unknown.
         """
         return [(d, _home_in(d, version=self.version)) for d in self.dirs()]
+
+
+REMOVE_SECONDS = 60.0  # a killed task's exit must complete before its cgroup can go
+
+
+async def destroy(cgroup: CgroupSet, *, within: float = REMOVE_SECONDS) -> str | None:
+    """Kill what is left in the container's cgroups and remove them once empty; None when
+    done, else why not (after ``within`` seconds).
+
+    Why a retrying loop with a generous bound: a killed process leaves its cgroup only when
+    its exit completes, which on a loaded machine can take seconds; rmdir of a cgroup that
+    still holds one fails with EBUSY. Giving up after one second and ignoring the rmdir error
+    leaked the cgroup for good.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    delay = 0.01
+    while True:
+        left = cgroup.pids()
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        failed = {} if left else cgroup.remove()
+        if not left and not failed:
+            return None
+        if loop.time() >= deadline:
+            return "; ".join(f"{d}: {e}" for d, e in failed.items()) or \
+                f"processes {sorted(left)} are still in them"
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def join_dirs(dirs: list[str]) -> None:

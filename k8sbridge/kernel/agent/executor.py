@@ -56,7 +56,6 @@ __all__ = ["main", "socket_address", "wait_status"]
 
 
 _ATTACH_TIMEOUT_SECONDS = 30.0
-_CGROUP_REMOVE_SECONDS = 60.0  # a killed task's exit must complete before its cgroup can go
 
 
 @contextlib.contextmanager
@@ -414,33 +413,11 @@ class _Supervisor:
         self.emit({"type": "TERMINATED"})
 
     async def remove_cgroups(self, cgroup: cgroups.CgroupSet) -> None:
-        """Kill what is left in the container's cgroups and remove them once empty.
-
-        Why a retrying loop with a generous bound: a killed process leaves its cgroup only when
-        its exit completes, which on a loaded machine can take seconds; rmdir of a cgroup that
-        still holds one fails with EBUSY. This used to give up after one second and ignore the
-        rmdir error, which leaked the cgroup for good.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _CGROUP_REMOVE_SECONDS
-        delay = 0.01
-        while True:
-            left = cgroup.pids()
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            failed = {} if left else cgroup.remove()
-            if not left and not failed:
-                return
-            if loop.time() >= deadline:
-                why = "; ".join(f"{d}: {e}" for d, e in failed.items()) or \
-                    f"processes {sorted(left)} are still in them"
-                self.log(f"cannot remove the container's cgroups after "
-                         f"{_CGROUP_REMOVE_SECONDS:g}s: {why}")
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
+        """Kill what is left in the container's cgroups and remove them (``cgroups.destroy``)."""
+        why = await cgroups.destroy(cgroup)
+        if why is not None:
+            self.log(f"cannot remove the container's cgroups after "
+                     f"{cgroups.REMOVE_SECONDS:g}s: {why}")
 
     async def start(self) -> None:
         self.server = await asyncio.start_unix_server(

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from k8sbridge.kernel.agent import cgroups
 from tests.kernel.agent import fakemaster as fm
 
 
@@ -124,6 +125,15 @@ async def test_a_dead_container_daemon_fails_and_destroys_its_tasks(tmp_path: Pa
         while _alive(pid) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert not _alive(pid)
+        # Its cgroups go too (the dead daemon cannot remove them: the agent does).
+        found = cgroups.detect()
+        if found.available and found.memory_root is not None:
+            cid = running["container_status"]["container_id"]["value"]
+            dirs = [root / cid for root in (found.memory_root, found.cpu_root) if root]
+            deadline = time.monotonic() + 10
+            while any(d.exists() for d in dirs) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not [d for d in dirs if d.exists()]
         # A new task gets a new daemon.
         await run.master.send(fm.run_task(fm.command_task("after", "true")))
         await run.master.wait_state("after", "TASK_FINISHED")
