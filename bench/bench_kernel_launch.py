@@ -21,7 +21,9 @@ one process: ``sleep 600`` with ``asyncio.create_subprocess_exec`` (the historic
 vfork+exec plus a child-watcher thread per process); ``sleep 600`` with ``os.posix_spawn`` (the
 call the container daemon uses, without sandbox, cgroups or files); and ``/bin/sh -c 'sleep
 600'`` with ``os.posix_spawn``: what a shell command task (the bench's tasks) really starts,
-a shell that forks ``sleep``. The ratio is given against each.
+a shell that forks ``sleep``. The ratio is given against each. A fourth figure shows what
+confinement alone costs: ``sleep 600`` by ``os.posix_spawn``, each born in fresh memory and cpu
+cgroups with limits, as every task is (no sandbox, no events, no status updates).
 
     python bench/bench_kernel_launch.py [--tasks 1000] [--agents 10] [--mode both] [--runs 1]
         [--layout processes|inprocess]
@@ -37,6 +39,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -51,6 +54,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from k8sbridge.kernel import main  # noqa: E402
+from k8sbridge.kernel.agent import cgroups  # noqa: E402
 from k8sbridge.kernel.agent.config import AgentConfig  # noqa: E402
 from k8sbridge.kernel.master.config import MasterConfig  # noqa: E402
 
@@ -156,6 +160,45 @@ def raw_posix_spawn_rate(n: int, *, shell: bool = False) -> float:
     for pid in pids:
         os.waitpid(pid, 0)
     return n / elapsed
+
+
+def raw_confined_spawn_rate(n: int) -> float | None:
+    """What confinement alone costs: n `sleep 600` by posix_spawn, each born in fresh memory
+    and cpu cgroups with limits (the spawning process joins them around the spawn, as the
+    container daemon does), with no sandbox, event or status update; /s. None without
+    writable cgroups."""
+    found = cgroups.detect()
+    if not found.available:
+        return None
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    env = dict(os.environ)
+    made: list[cgroups.CgroupSet] = []
+    pids: list[int] = []
+    start = time.perf_counter()
+    try:
+        for i in range(n):
+            cgroup = found.create(container_id=f"bench-raw-{os.getpid()}-{i}", mem_mb=32,
+                                  cpus=0.01)
+            if cgroup is None:
+                return None
+            made.append(cgroup)
+            homes = cgroup.homes_of_self()
+            cgroups.join_dirs([target for target, _ in homes])
+            try:
+                pids.append(os.posix_spawn(sleep, [sleep, "600"], env, setsid=True))
+            finally:
+                cgroups.join_dirs([home for _, home in homes])
+        return n / (time.perf_counter() - start)
+    finally:
+        for pid in pids:
+            os.killpg(pid, 9)
+        for pid in pids:
+            os.waitpid(pid, 0)
+        for cgroup in made:
+            for _ in range(50):  # a killed process may take a moment to leave
+                if not cgroup.remove():
+                    break
+                time.sleep(0.02)
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -425,12 +468,15 @@ async def amain(args: argparse.Namespace) -> None:
              else "master and agents in the bench process too)"))
     modes = ["command", "group"] if args.mode == "both" else [args.mode]
     for mode in modes:
-        raws, spawns, shells, rates = [], [], [], []
+        raws, spawns, shells, confined, rates = [], [], [], [], []
         cpus: dict[str, list[float]] = {}
         for run in range(args.runs):
             raws.append(await raw_spawn_rate(args.tasks))
             spawns.append(raw_posix_spawn_rate(args.tasks))
             shells.append(raw_posix_spawn_rate(args.tasks, shell=True))
+            confined_rate = raw_confined_spawn_rate(args.tasks)
+            if confined_rate is not None:
+                confined.append(confined_rate)
             with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp:
                 rate, used, (count, task_cpu) = await kernel_launch_rate(
                     args.tasks, args.agents, mode, Path(tmp) / str(run), args.layout,
@@ -447,6 +493,11 @@ async def amain(args: argparse.Namespace) -> None:
               f"{100 * rate / raw:.1f}%; `sleep 600` by posix_spawn {spawn:.1f}/s -> "
               f"{100 * rate / spawn:.1f}%; `sh -c 'sleep 600'` by posix_spawn (the task's "
               f"own processes) {shell:.1f}/s -> {100 * rate / shell:.1f}%")
+        if confined:
+            fenced = statistics.median(confined)
+            print(f"         confinement alone: `sleep 600` by posix_spawn into fresh memory "
+                  f"and cpu cgroups {fenced:.1f}/s ({100 * fenced / spawn:.1f}% of plain "
+                  f"posix_spawn) -> ratio {100 * rate / fenced:.1f}%")
         label = {"bench": "bench process (framework" + (
             ")" if args.layout == "processes" else " + master + agents)"),
                  "master threads": "(of which gRPC threads", "agents threads":
