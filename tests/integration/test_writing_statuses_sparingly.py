@@ -8,6 +8,7 @@ in the API server. Events are best-effort: beyond the queue's limit they are dro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -60,21 +61,23 @@ def _starting(uid: str) -> mesos_types.TaskStatus:
     )
 
 
-async def _running(
-    writer: kubelet_pods.PodStatusWriter,
-) -> tuple[asyncio.Event, asyncio.Task[None]]:
+@contextlib.asynccontextmanager
+async def _running(writer: kubelet_pods.PodStatusWriter) -> AsyncIterator[None]:
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(writer.run(stop=stop, ready=ready))
     await ready.wait()
-    return stop, task
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 async def test_a_slow_launch_still_shows_container_creating(
     kube: kube_client.KubeClient,
 ) -> None:
     writer = kubelet_pods.PodStatusWriter(kube=kube, creating_after=0.3)
-    stop, task = await _running(writer)
-    try:
+    async with _running(writer):
         pod = await _bound_pod(kube, "slow")
         writer.scheduled(pod=pod, node_name=NODE)
         assert await _container_waiting(kube, "slow") is None  # not written at once
@@ -83,17 +86,13 @@ async def test_a_slow_launch_still_shows_container_creating(
         )
         assert reason == "ContainerCreating"
         assert writer.writes == {"creating": 1}
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_prompt_task_update_is_the_first_write_and_is_acked_after_it(
     kube: kube_client.KubeClient,
 ) -> None:
     writer = kubelet_pods.PodStatusWriter(kube=kube, creating_after=0.3)
-    stop, task = await _running(writer)
-    try:
+    async with _running(writer):
         pod = await _bound_pod(kube, "prompt")
         uid = pod["metadata"]["uid"]
         writer.scheduled(pod=pod, node_name=NODE)
@@ -109,9 +108,6 @@ async def test_a_prompt_task_update_is_the_first_write_and_is_acked_after_it(
         assert seen_at_ack == ["ContainerCreating"]
         await asyncio.sleep(0.8)  # past the ContainerCreating window: nothing more to write
         assert writer.writes == {"acknowledged": 1}
-    finally:
-        stop.set()
-        await task
 
 
 async def test_events_beyond_the_queue_limit_are_dropped_and_the_rest_posted(
@@ -126,8 +122,7 @@ async def test_events_beyond_the_queue_limit_are_dropped_and_the_rest_posted(
     for uid in list(writer._state):  # the writes happen before any event poster runs
         await writer._write_one(uid, priority=kubelet_pods._STATUS)
     assert writer.events_dropped == 1
-    stop, task = await _running(writer)
-    try:
+    async with _running(writer):
         async def failed_events() -> list[str]:
             items = (await kube.get("/api/v1/namespaces/default/events"))["items"]
             found = sorted(e["involvedObject"]["name"] for e in items if e["reason"] == "Failed")
@@ -136,9 +131,6 @@ async def test_events_beyond_the_queue_limit_are_dropped_and_the_rest_posted(
         assert await eventually(failed_events, what="the queued events") == ["e1", "e2"]
         for name in names:  # every status was written all the same
             assert await _container_waiting(kube, name) == "CreateContainerConfigError"
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_pod_asked_for_during_its_own_write_is_written_again_after_it(
@@ -204,8 +196,7 @@ async def test_events_deferred_by_a_steady_stream_of_status_writes_are_late_not_
         pod = await _bound_pod(kube, name)
         writer.launch_failed(pod=pod, reason="CreateContainerConfigError",
                              message=f"configmap for {name} not found")
-    stop, task = await _running(writer)
-    try:
+    async with _running(writer):
         started = asyncio.get_running_loop().time()
 
         async def all_posted() -> bool:
@@ -215,9 +206,6 @@ async def test_events_deferred_by_a_steady_stream_of_status_writes_are_late_not_
 
         await eventually(all_posted, timeout=30, what="every deferred event")
         assert asyncio.get_running_loop().time() - started < 5.0
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_pods_events_list_in_the_order_they_happened(
@@ -228,8 +216,7 @@ async def test_a_pods_events_list_in_the_order_they_happened(
     `kubectl describe` (which keeps list order within a second) shows Scheduled, Pulled,
     Created, Started."""
     writer = kubelet_pods.PodStatusWriter(kube=kube)
-    stop, task = await _running(writer)
-    try:
+    async with _running(writer):
         for n in range(3):
             name = f"ordered{n}"
             pod = await _bound_pod(kube, name)
@@ -261,6 +248,3 @@ async def test_a_pods_events_list_in_the_order_they_happened(
         by_pod = await eventually(listed, what="every pod's four events")
         for n in range(3):
             assert by_pod[f"ordered{n}"] == ["Scheduled", "Pulled", "Created", "Started"]
-    finally:
-        stop.set()
-        await task
