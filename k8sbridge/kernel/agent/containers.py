@@ -272,8 +272,7 @@ class ExecutorClient:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._daemon: Daemon | None = None  # set while followed on its control connection
-        self._launching = False
-        self._held: list[bytes] | None = None  # events that came while launching
+        self._held: list[bytes] | None = None  # while launching: the events that came
         self.gone = asyncio.Event()
 
     @property
@@ -281,7 +280,7 @@ class ExecutorClient:
         return self.meta_dir / "events.jsonl"
 
     async def launch(self, spec: dict[str, Any], *, daemon: Daemon, checkpoint: bool,
-                     on_spawned: Callable[[Spawned | None], None]) -> Spawned | None:
+                     on_spawned: Callable[[Spawned | None], None]) -> None:
         """Have the daemon start a supervisor for ``spec`` and attach to it.
 
         ``on_spawned`` gets the daemon's answer before any event of the container: the
@@ -299,8 +298,7 @@ class ExecutorClient:
             spec["pid_path"] = str(self.meta_dir / "executor.pid")
         self._daemon = daemon
         daemon.follow(self)
-        self._launching = True
-        self._held = []
+        self._held = []  # launching
         try:
             spawned = await daemon.spawn(spec)
         except BaseException:
@@ -308,19 +306,17 @@ class ExecutorClient:
             daemon.unfollow(self.container_id)
             raise
         finally:
-            self._launching = False
             held, self._held = self._held, None
         on_spawned(spawned)
         for body in held or ():
             self.event_line(body)
         if self.following:
-            return spawned  # its events come on the control connection
+            return  # its events come on the control connection
         # The control connection went away meanwhile: attach through the container's socket.
         if not await self.attach(wait=_BOOT_TIMEOUT):
             if not self.events_path.exists():
                 raise ContainerError("the executor started but cannot be reached")
             self.replay_log()  # it already ran and left (should not happen: it waits for us)
-        return spawned
 
     def event_line(self, body: bytes) -> None:
         """One event line of this container (control connection or its own socket)."""
@@ -344,7 +340,7 @@ class ExecutorClient:
     def connection_lost(self) -> None:
         """The control connection went away: follow the container on its own socket."""
         self._daemon = None
-        if not self._launching and not self._detaching:
+        if self._held is None and not self._detaching:  # not launching (see ``launch``)
             task = asyncio.ensure_future(self._reattach())
             _REATTACHING.add(task)
             task.add_done_callback(_REATTACHING.discard)
