@@ -61,9 +61,12 @@ NORMAL = 1
 BACKGROUND = 2  # best-effort (events, cosmetic status writes)
 
 
-def now_rfc3339() -> str:
-    """Kubernetes ``Time``: RFC 3339 in UTC with second precision."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(at: float | None = None) -> str:
+    """Kubernetes ``Time``: RFC 3339 in UTC with second precision (of ``at``, epoch seconds,
+    when given)."""
+    when = datetime.datetime.now(datetime.UTC) if at is None else \
+        datetime.datetime.fromtimestamp(at, datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now_micro() -> str:
@@ -390,7 +393,7 @@ class KubeClient:
         meta = involved.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         when = time.time() if at is None else at
-        now = datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = now_rfc3339(when)
         source: RawObject = {"component": component}
         if host:
             source["host"] = host
