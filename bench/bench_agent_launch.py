@@ -33,10 +33,12 @@ from k8sbridge.kernel.agent.config import AgentConfig  # noqa: E402
 
 
 def raw_spawn_rate(n: int) -> float:
+    """n `sleep 600` by subprocess.Popen, one after the other (killed and reaped after); /s."""
     procs = []
     start = time.perf_counter()
     for _ in range(n):
-        procs.append(subprocess.Popen(["sleep", "600"]))
+        procs.append(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     elapsed = time.perf_counter() - start
     for p in procs:
         p.kill()

@@ -44,6 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_agent_launch  # noqa: E402
 import bench_bridge  # noqa: E402
 
 from k8sbridge.kube import client as kube_client  # noqa: E402
@@ -172,21 +173,6 @@ async def running(
         run.stop()
 
 
-def raw_spawn_rate(n: int) -> float:
-    """fork+exec of ``sleep`` from Python, processes/s (they are killed at once)."""
-    procs = []
-    start = time.perf_counter()
-    for _ in range(n):
-        procs.append(subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    elapsed = time.perf_counter() - start
-    for p in procs:
-        p.kill()
-    for p in procs:
-        p.wait()
-    return n / elapsed
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", type=int, default=100, help="startup phase (0: skip)")
@@ -224,7 +210,7 @@ async def main() -> None:
             async with running(data_dir=Path(tmp) / "throughput", extra=extra,
                                env=env) as (run, t):
                 await bench_bridge.throughput(t, args.replicas, args.timeout, keep=True)
-                rates = [raw_spawn_rate(args.spawn) for _ in range(3)]
+                rates = [bench_agent_launch.raw_spawn_rate(args.spawn) for _ in range(3)]
                 print(f"raw process-spawn rate (Popen of sleep, {args.spawn} x 3, same run): "
                       f"median {sorted(rates)[1]:.0f}/s (runs: "
                       f"{', '.join(f'{r:.0f}' for r in rates)})")
