@@ -105,30 +105,40 @@ async def _watch_running(
                 continue
 
 
+async def _watching(kube: Any, namespace: str, pods: int, seen: dict[str, float],
+                    timeout: float) -> asyncio.Task[None]:
+    """Make ``namespace`` and start watching for ``pods`` of it Running+ready (into ``seen``)."""
+    await kube.ensure_namespace(namespace)
+    watcher = asyncio.create_task(
+        _watch_running(kube.connection(), namespace, pods, seen, timeout)
+    )
+    await asyncio.sleep(0.5)  # the watch is open before the first pod is created
+    return watcher
+
+
+def _sleep_pod(name: str, namespace: str, *, cpu: str, memory: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+                                 "command": ["sleep", SLEEP[0]],
+                                 "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
+    }
+
+
 async def startup_latency(
     targets: app.EmbeddedTargets | Targets, pods: int, timeout: float
 ) -> None:
     kube = targets.bridge.kube
-    await kube.ensure_namespace("bench")
     seen: dict[str, float] = {}
-    watcher = asyncio.create_task(
-        _watch_running(kube.connection(), "bench", pods, seen, timeout)
-    )
-    await asyncio.sleep(0.5)
+    watcher = await _watching(kube, "bench", pods, seen, timeout)
     created: dict[str, float] = {}
 
     async def create(i: int) -> None:
         name = f"p{i}"
-        body = {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "bench"},
-            "spec": {"containers": [{"name": "c", "image": "busybox",
-                                     "command": ["sleep", SLEEP[0]],
-                                     "resources": {"requests": {"cpu": "10m",
-                                                                "memory": "8Mi"}}}]},
-        }
         created[name] = time.monotonic()
-        await kube.create("/api/v1/namespaces/bench/pods", body)
+        await kube.create("/api/v1/namespaces/bench/pods",
+                          _sleep_pod(name, "bench", cpu="10m", memory="8Mi"))
 
     t0 = time.monotonic()
     await asyncio.gather(*(create(i) for i in range(pods)))
@@ -151,21 +161,11 @@ async def steady_propagation(
     """Propagation with the throughput run's pods still running (the bridge at that scale):
     ``pods`` more pods, one every ``interval`` seconds, not a burst."""
     kube = targets.bridge.kube
-    await kube.ensure_namespace("steady")
     seen: dict[str, float] = {}
-    watcher = asyncio.create_task(
-        _watch_running(kube.connection(), "steady", pods, seen, timeout)
-    )
-    await asyncio.sleep(0.5)
+    watcher = await _watching(kube, "steady", pods, seen, timeout)
     for i in range(pods):
-        await kube.create("/api/v1/namespaces/steady/pods", {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"s{i}", "namespace": "steady"},
-            "spec": {"containers": [{"name": "c", "image": "busybox",
-                                     "command": ["sleep", SLEEP[0]],
-                                     "resources": {"requests": {"cpu": "5m",
-                                                                "memory": "4Mi"}}}]},
-        })
+        await kube.create("/api/v1/namespaces/steady/pods",
+                          _sleep_pod(f"s{i}", "steady", cpu="5m", memory="4Mi"))
         await asyncio.sleep(interval)
     try:
         await asyncio.wait_for(watcher, timeout + 5)
@@ -231,12 +231,8 @@ async def throughput(
     *, rss_pid: int | None = None, keep: bool = False,
 ) -> None:
     kube = targets.bridge.kube
-    await kube.ensure_namespace("tput")
     seen: dict[str, float] = {}
-    watcher = asyncio.create_task(
-        _watch_running(kube.connection(), "tput", replicas, seen, timeout)
-    )
-    await asyncio.sleep(0.5)
+    watcher = await _watching(kube, "tput", replicas, seen, timeout)
     body = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "sleepers", "namespace": "tput"},
