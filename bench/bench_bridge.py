@@ -34,7 +34,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from k8sbridge import app  # noqa: E402
+from k8sbridge import app, embedded  # noqa: E402
 from k8sbridge import settings as bridge_settings  # noqa: E402
 from k8sbridge.kernel.agent import stats as agent_stats  # noqa: E402
 
@@ -440,7 +440,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         agents = [
             dataclasses.replace(a, resources=args.agent_resources)
-            for a in app.embedded_agent_configs(data_dir=Path(tmp), count=3)
+            for a in embedded.embedded_agent_configs(data_dir=Path(tmp), count=3)
         ]
         async with app.running_embedded(_settings(Path(tmp)), agents=agents) as targets:
             if args.pods:

@@ -40,15 +40,12 @@ from k8sbridge.scheduler import loop as scheduler_loop
 __all__ = [
     "Bridge",
     "EmbeddedTargets",
-    "embedded_agent_configs",
     "install_signal_handlers",
     "run_bridge",
     "running_bridge",
     "running_embedded",
 ]
 
-# The agents of the embedded default (shared with the process form, k8sbridge/embedded.py).
-embedded_agent_configs = embedded.embedded_agent_configs
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from k8sbridge import app
+from k8sbridge import app, embedded
 from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kernel import main as kernel_main
 from k8sbridge.kernel.master import config as master_config
@@ -65,7 +65,7 @@ async def _tasks(master_url: str) -> list[dict[str, Any]]:
 
 async def test_never_fails_and_always_relaunches_with_its_counters(tmp_path: Path) -> None:
     base = fast_settings(tmp_path / "run")
-    agents = app.embedded_agent_configs(data_dir=tmp_path / "run", count=3)
+    agents = embedded.embedded_agent_configs(data_dir=tmp_path / "run", count=3)
     async with kernel_main.running_kernel(
         master=master_config.MasterConfig(port=0), agents=agents
     ) as kernel, devkube_main.running(
@@ -140,7 +140,7 @@ async def test_a_never_pod_that_finished_while_away_succeeds_and_is_not_run_agai
     """The real sequence: the task runs under a first bridge, ends while no bridge runs (the
     master keeps it as completed, its terminal update unacknowledged), a second bridge comes."""
     base = fast_settings(tmp_path / "run")
-    agents = app.embedded_agent_configs(data_dir=tmp_path / "run", count=3)
+    agents = embedded.embedded_agent_configs(data_dir=tmp_path / "run", count=3)
     async with kernel_main.running_kernel(
         master=master_config.MasterConfig(port=0), agents=agents
     ) as kernel, devkube_main.running(

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from k8sbridge import app
+from k8sbridge import app, embedded
 from k8sbridge import settings as bridge_settings
 from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kernel import main as kernel_main
@@ -64,7 +64,7 @@ def test_rendering_a_node_from_an_agent() -> None:
 
 async def test_nodes_and_leases_follow_the_agents(tmp_path: Path) -> None:
     base = fast_settings(tmp_path / "run")
-    agents = app.embedded_agent_configs(data_dir=tmp_path / "run", count=2)
+    agents = embedded.embedded_agent_configs(data_dir=tmp_path / "run", count=2)
     async with kernel_main.running_kernel(
         master=master_config.MasterConfig(port=0), agents=agents
     ) as kernel, devkube_main.running(

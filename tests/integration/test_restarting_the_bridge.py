@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from k8sbridge import app
+from k8sbridge import app, embedded
 from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kernel import main as kernel_main
 from k8sbridge.kernel.master import config as master_config
@@ -37,7 +37,7 @@ async def _tasks(master_url: str) -> list[dict[str, Any]]:
 
 async def test_changes_while_down_are_reconciled(tmp_path: Path) -> None:
     base = fast_settings(tmp_path / "run")
-    agents = app.embedded_agent_configs(data_dir=tmp_path / "run", count=3)
+    agents = embedded.embedded_agent_configs(data_dir=tmp_path / "run", count=3)
     async with kernel_main.running_kernel(
         master=master_config.MasterConfig(port=0), agents=agents
     ) as kernel, devkube_main.running(

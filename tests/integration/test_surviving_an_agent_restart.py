@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from k8sbridge import app
+from k8sbridge import app, embedded
 from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kernel import main as kernel_main
 from k8sbridge.kernel.master import config as master_config
@@ -16,7 +16,7 @@ from tests.integration.conftest import eventually, fast_settings
 
 async def test_node_flaps_and_the_pod_survives(tmp_path: Path) -> None:
     base = fast_settings(tmp_path / "run")
-    (agent_cfg,) = app.embedded_agent_configs(data_dir=tmp_path / "run", count=1)
+    (agent_cfg,) = embedded.embedded_agent_configs(data_dir=tmp_path / "run", count=1)
     async with kernel_main.running_kernel(master=master_config.MasterConfig(port=0)) as kernel, \
             devkube_main.running(devkube_main.DevkubeConfig(
                 port=0, kubeconfig=tmp_path / "kubeconfig")) as dk:
