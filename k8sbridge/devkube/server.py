@@ -157,11 +157,8 @@ class ApiServer:
         response = await self._answer(request)
         # Durable before visible: nothing this reply may show (or imply) goes out before the
         # changes staged so far are committed. Streams wait before each of their own writes.
-        if durability is not None and durability.pending and not response.prepared:
-            try:
-                await durability.durable()
-            except persistence.StorageFailed as e:
-                return _error(_storage_failed(e))
+        if not response.prepared and not await self._durable():
+            return _error(self._unavailable())
         return response
 
     async def _durable(self) -> bool:
@@ -173,6 +170,11 @@ class ApiServer:
         except persistence.StorageFailed:
             return False
         return True
+
+    def _unavailable(self) -> errors.ApiError:
+        """The 503 of a server whose commits failed (after ``_durable`` returned False)."""
+        failure = self.durability.failure if self.durability is not None else None
+        return _storage_failed(failure or persistence.StorageFailed("a commit failed"))
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -529,8 +531,7 @@ class ApiServer:
         response.content_type = "application/json"
         response.content_length = len(body)
         if not await self._durable():
-            raise errors.ApiError(code=503, reason="ServiceUnavailable",
-                                  message="devkube cannot persist its state")
+            raise self._unavailable()
         await response.prepare(request)
         view = memoryview(body)
         for offset in range(0, len(body), LARGE_BODY):
