@@ -13,7 +13,6 @@ to name the ServiceAccount, namespace and settings the bridge actually uses.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ssl
 import urllib.parse
@@ -307,7 +306,12 @@ async def test_every_request_of_the_bridge_is_granted_by_the_deploy_rbac(
         return all(p["metadata"]["name"] != "reader" for p in pods)
 
     await eventually(gone, timeout=30, what="the deleted pod to be gone")
-    await asyncio.sleep(0.5)  # events are posted after the statuses
+
+    async def events_posted() -> bool:  # events are posted after the statuses
+        return any(a is not None and (a.verb, a.resource) == ("create", "events")
+                   for a in (attributes(m, p) for m, p in recorded.proxy.requests))
+
+    await eventually(events_posted, timeout=30, what="the bridge's events")
 
     rules = granted_rules()
     seen = [(m, p, attributes(m, p)) for m, p in recorded.proxy.requests]
