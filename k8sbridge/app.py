@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "Bridge",
     "EmbeddedTargets",
     "install_signal_handlers",
+    "restore_signal_handlers",
     "run_bridge",
     "running_bridge",
     "running_embedded",
@@ -53,12 +55,34 @@ START_TIMEOUT = 60.0
 STOP_GRACE = 10.0  # a component gets this long to stop before it is cancelled
 
 
+# What SIGINT/SIGTERM set, per loop. Signals are process-wide state: the watch (kopf, in this
+# loop) installs its own handlers when it starts, and ``running_bridge`` puts these back.
+_signal_targets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+    weakref.WeakKeyDictionary()
+)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def install_signal_handlers(stop: asyncio.Event) -> None:
-    """SIGINT/SIGTERM set ``stop`` (call again after a library replaced the handlers)."""
+    """SIGINT/SIGTERM set ``stop`` (the bridge puts this back after kopf took the signals)."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    _signal_targets[loop] = stop
+    for sig in _SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+
+def restore_signal_handlers() -> None:
+    """Undo kopf's SIGINT/SIGTERM handlers (it installs them when it runs in the main thread):
+    back to ``install_signal_handlers``' event when it was called, else to Python's defaults."""
+    loop = asyncio.get_running_loop()
+    target = _signal_targets.get(loop)
+    if target is not None:
+        install_signal_handlers(target)
+        return
+    for sig in _SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
 
 
 @dataclasses.dataclass(slots=True)
@@ -193,6 +217,7 @@ async def running_bridge(
                         stop=stop, ready=ready,
                     ),
                 )
+                restore_signal_handlers()  # the watch runs kopf in this loop; kopf took the signals
                 await runner.start("scheduler", scheduler.run)
                 await runner.start("framework", framework.run)
                 up.set()

@@ -12,6 +12,10 @@ spawn unbounded threads. Errors come out as ``k8sbridge.kube.errors`` classes.
 Calls have a priority (``URGENT``, ``NORMAL``, ``BACKGROUND``): when every thread is busy, the
 next free one goes to the most urgent waiting call (FIFO within a priority), so a status write
 that Mesos waits for never queues behind a burst of bindings or events.
+
+Every call can be timed: an ``observer`` (given at construction) receives one ``RequestTiming``
+per call (verb, path, status or None, seconds on the wire, seconds queued for a thread), on the
+event loop, after the call. That is the hook for request-latency-by-verb metrics.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import logging
 import os
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,8 @@ __all__ = [
     "Connection",
     "KubeClient",
     "RawObject",
+    "RequestObserver",
+    "RequestTiming",
     "now_micro",
     "now_rfc3339",
 ]
@@ -75,6 +81,20 @@ def now_micro() -> str:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RequestTiming:
+    """One finished API call, as the ``observer`` of a ``KubeClient`` sees it."""
+
+    verb: str  # the HTTP method: GET, POST, PUT, PATCH, DELETE
+    path: str  # the resource path, without the query
+    status: int | None  # the HTTP status; None when no reply came (TransportError)
+    seconds: float  # from a thread taking the call to its reply being read (or the error)
+    queued: float  # waiting for a free thread before that (see the priorities above)
+
+
+RequestObserver = Callable[[RequestTiming], None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Connection:
     """What another client (kopf, aiohttp for logs) needs to reach the same API server."""
 
@@ -98,8 +118,10 @@ class KubeClient:
         configuration: Any,  # kubernetes.client.Configuration
         threads: int = 8,
         timeout: float = 30.0,
+        observer: RequestObserver | None = None,
     ) -> None:
         self._configuration = configuration
+        self._observer = observer
         # One pooled connection per worker thread (urllib3 keeps 10 by default).
         configuration.connection_pool_maxsize = max(threads, 4)
         self._api = kubernetes.client.ApiClient(configuration)
@@ -117,7 +139,12 @@ class KubeClient:
 
     @classmethod
     def from_kubeconfig(
-        cls, *, path: Path | None, context: str | None = None, threads: int = 8
+        cls,
+        *,
+        path: Path | None,
+        context: str | None = None,
+        threads: int = 8,
+        observer: RequestObserver | None = None,
     ) -> KubeClient:
         """Load ``path`` (or in-cluster config when ``path`` is None and we run in a pod,
         else ``$KUBECONFIG``/``~/.kube/config``)."""
@@ -136,7 +163,7 @@ class KubeClient:
                 )
         except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as e:
             raise errors.ConfigError(f"cannot load Kubernetes credentials: {e}") from e
-        return cls(configuration=configuration, threads=threads)
+        return cls(configuration=configuration, threads=threads, observer=observer)
 
     def connection(self) -> Connection:
         c = self._configuration
@@ -175,13 +202,32 @@ class KubeClient:
         """One API call; returns the decoded JSON reply (``{}`` for an empty body, or when
         ``decode`` is false: the caller does not need the reply)."""
         loop = asyncio.get_running_loop()
+        asked = time.perf_counter()
         await self._acquire(priority)
+        started = time.perf_counter()
+        status: int | None = None
         try:
-            return await loop.run_in_executor(
+            status, reply = await loop.run_in_executor(
                 self._pool, self._request_sync, method, path, query, body, content_type, decode
             )
+            return reply
+        except errors.ApiError as e:
+            status = e.status
+            raise
         finally:
             self._release()
+            if self._observer is not None:
+                self._observe(RequestTiming(
+                    verb=method, path=path, status=status,
+                    seconds=time.perf_counter() - started, queued=started - asked,
+                ))
+
+    def _observe(self, timing: RequestTiming) -> None:
+        assert self._observer is not None
+        try:
+            self._observer(timing)
+        except Exception:  # a broken metrics hook must not fail the API call it measures
+            log.exception("the request observer failed on %s %s", timing.verb, timing.path)
 
     async def _acquire(self, priority: int) -> None:
         if self._free > 0:
@@ -212,7 +258,8 @@ class KubeClient:
         body: Any,
         content_type: str,
         decode: bool = True,
-    ) -> RawObject:
+    ) -> tuple[int, RawObject]:
+        """The call, in a pool thread: (HTTP status, decoded reply)."""
         headers = {"Accept": JSON}
         if body is not None:
             headers["Content-Type"] = content_type
@@ -238,14 +285,14 @@ class KubeClient:
         if not 200 <= response.status <= 299:
             raise errors.api_error(status=response.status, body=data, what=what)
         if not data or not decode:
-            return {}
+            return response.status, {}
         try:
             decoded = json.loads(data)
         except ValueError as e:
             raise errors.ApiError(
                 f"{what}: reply is not JSON", status=response.status, body=data[:200]
             ) from e
-        return decoded if isinstance(decoded, dict) else {"items": decoded}
+        return response.status, decoded if isinstance(decoded, dict) else {"items": decoded}
 
     # -- generic verbs -------------------------------------------------------------------
 

@@ -7,16 +7,17 @@ progress annotations and finalizers onto the objects; the bridge must not touch 
 changed). Event handlers are read-only: each one hands the raw object to a callback that puts a
 key on one of the bridge's level-triggered queues and returns at once.
 
-The operator runs with its own registry (no globals), ``standalone`` (no peering objects),
-clusterwide, with event posting disabled; ``ready`` is set once kopf reports it is ready.
+The operator runs in the bridge's event loop (measured against a thread of its own:
+``bench/bench_kopf_embedding.py``, docs/benchmarks.md), with its own registry (no globals),
+``standalone`` (no peering objects), clusterwide, with event posting disabled; ``ready`` is set
+once kopf reports it is ready.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection
 from typing import Any
 
 import kopf
@@ -27,6 +28,8 @@ from k8sbridge.kube import errors as kube_errors
 __all__ = ["WatchCallback", "run"]
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE = 5.0  # kopf's root tasks get this long to exit after the stop flag, then are cancelled
 
 # (event type: "ADDED" | "MODIFIED" | "DELETED" | None for the initial listing, raw object)
 WatchCallback = Callable[[str | None, dict[str, Any]], None]
@@ -92,6 +95,9 @@ def _settings() -> Any:
     settings.watching.reconnect_backoff = 0.5
     settings.networking.error_backoffs = [0.5, 1, 2, 5]
     settings.scanning.disabled = True  # no CRD/namespace scanning: we are clusterwide on v1
+    # kopf arms a SIGKILL of the thread (the bridge's main thread) when cancelled without its
+    # stop flag; the bridge bounds its components' shutdown itself.
+    settings.process.ultimate_exiting_timeout = None
     return settings
 
 
@@ -103,89 +109,68 @@ async def run(
     stop: asyncio.Event,
     ready: asyncio.Event,
 ) -> None:
-    """Watch pods (and optionally nodes) until ``stop`` is set.
+    """Watch pods (and optionally nodes) until ``stop`` is set, in the caller's event loop.
 
-    kopf runs in its own thread with its own event loop: on shutdown kopf cancels every task
-    of its loop that it did not see at start, and it installs SIGINT/SIGTERM handlers in the
-    main thread. Isolated in a thread it can do neither to the bridge. Callbacks are delivered
-    on the caller's loop (``call_soon_threadsafe``), so they keep the single-owner rule.
+    Callbacks run in this loop (inside kopf's per-object workers), so they keep the
+    single-owner rule without a thread hop. kopf's root tasks are spawned and stopped here rather
+    than through ``kopf.operator()``: on exit that also cancels every task of the loop created
+    after it started, which in the bridge are the other components' tasks. kopf's root tasks
+    stop their own watchers and workers when cancelled. kopf also replaces the SIGINT/SIGTERM
+    handlers of the main thread; ``app`` puts its own back once this is ready.
     """
-    loop = asyncio.get_running_loop()
     # kopf logs every handled event at INFO; ours are read-only relays: keep that quiet unless
     # the operator of the bridge configured kopf's loggers explicitly.
     objects_log = logging.getLogger("kopf.objects")
     if objects_log.level == logging.NOTSET:
         objects_log.setLevel(logging.WARNING)
-
-    def relay(callback: WatchCallback | None) -> WatchCallback | None:
-        if callback is None:
-            return None
-        target = callback
-
-        def deliver(etype: str | None, raw: dict[str, Any]) -> None:
-            loop.call_soon_threadsafe(_call_logged, target, etype, raw)
-
-        return deliver
-
-    registry = _build_registry(
-        connection=connection, on_pod=relay(on_pod), on_node=relay(on_node)
+    registry = _build_registry(connection=connection, on_pod=on_pod, on_node=on_node)
+    kopf_stop = asyncio.Event()
+    kopf_ready = asyncio.Event()
+    tasks = await kopf.spawn_tasks(
+        registry=registry,
+        settings=_settings(),
+        standalone=True,
+        clusterwide=True,
+        stop_flag=kopf_stop,
+        ready_flag=kopf_ready,
     )
-    stop_flag = threading.Event()
-    ready_flag = threading.Event()
-    failure: list[BaseException] = []
-
-    def thread_main() -> None:
-        try:
-            asyncio.run(
-                _operate_then_drain(
-                    kopf.operator(
-                        registry=registry,
-                        settings=_settings(),
-                        standalone=True,
-                        clusterwide=True,
-                        stop_flag=stop_flag,
-                        ready_flag=ready_flag,
-                    )
-                )
-            )
-        except BaseException as e:  # handed to the owning task below
-            failure.append(e)
-
-    thread = threading.Thread(target=thread_main, name="kopf-watch", daemon=True)
-    thread.start()
+    stopping = asyncio.ensure_future(stop.wait())
+    ready_waiter = asyncio.ensure_future(kopf_ready.wait())
     try:
+        pending: set[asyncio.Future[Any]] = {stopping, ready_waiter, *tasks}
         while not stop.is_set():
-            if not thread.is_alive():
-                if failure:
-                    raise kube_errors.TransportError(f"the watch stopped: {failure[0]!r}") from (
-                        failure[0]
-                    )
-                raise kube_errors.TransportError("the watch stopped unexpectedly")
-            if ready_flag.is_set() and not ready.is_set():
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if ready_waiter in done:
                 ready.set()
-            try:
-                async with asyncio.timeout(0.1 if not ready.is_set() else 1.0):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+            ended = [t for t in tasks if t in done]
+            if ended and not stop.is_set():
+                failure = next((t.exception() for t in ended if not t.cancelled()
+                                and t.exception() is not None), None)
+                raise kube_errors.TransportError(
+                    f"the watch stopped: kopf's {ended[0].get_name()!r} ended"
+                    + (f" ({failure!r})" if failure else "")
+                ) from failure
     finally:
-        stop_flag.set()
-        await asyncio.to_thread(thread.join, 30.0)
-        if thread.is_alive():
-            log.error("the kopf watch thread did not stop within 30 s")
+        stopping.cancel()
+        ready_waiter.cancel()
+        await _stop_root_tasks(tasks, flag=kopf_stop)
 
 
-async def _operate_then_drain(operation: Coroutine[Any, Any, None]) -> None:
-    """Run kopf, then give its loop a moment before ``asyncio.run`` closes it: aiohttp closes
-    TLS transports asynchronously, and a loop closed at once leaks them (ResourceWarning)."""
-    try:
-        await operation
-    finally:
-        await asyncio.sleep(0.2)
-
-
-def _call_logged(callback: WatchCallback, etype: str | None, raw: dict[str, Any]) -> None:
-    try:
-        callback(etype, raw)
-    except Exception:  # a bad callback must not break the delivery of later events
-        log.exception("watch callback failed for %s", (raw.get("metadata") or {}).get("name"))
+async def _stop_root_tasks(tasks: Collection[asyncio.Task[Any]], *, flag: asyncio.Event) -> None:
+    """Stop kopf as ``kopf.run_tasks`` does, minus its sweep of the loop's other tasks: raise
+    the stop flag (its checker task exits), cancel the remaining root tasks, wait for them."""
+    flag.set()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE,
+                                    return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("kopf task %s ended with %r while stopping", task.get_name(),
+                        task.exception())
+    if late:
+        log.error("kopf tasks did not stop within %gs of being cancelled: %s", STOP_GRACE,
+                  ", ".join(sorted(t.get_name() for t in late)))

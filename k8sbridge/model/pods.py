@@ -9,21 +9,46 @@ Units follow Mesos: cpu in cores, memory and ephemeral storage in MiB, ``nvidia.
 ``gpus`` scalar. Containers without a request get a documented default (``ContainerDefaults``):
 Kubernetes would schedule them as 0, but a Mesos task must hold some resources. As in the API
 server's defaulting, a container with a limit but no request requests its limit.
+
+Layout: ``quantity.py`` (quantities, ``PodSpecError``) < ``podspec.py`` (the parsed values) <
+this module (the parser). Every name is importable from here, as before.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import decimal
-import math
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
-from k8sbridge.model import ids
+from k8sbridge.model import ids, quantity
+from k8sbridge.model.podspec import (
+    DEFAULT_CONTAINER_DEFAULTS,
+    ContainerDefaults,
+    ContainerRequest,
+    HostPort,
+    LabelSelector,
+    LabelSelectorRequirement,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+    PodAffinityTerm,
+    PodRequest,
+    QosClass,
+    RawPod,
+    RestartPolicy,
+    SelectorOperator,
+    Toleration,
+)
+from k8sbridge.model.quantity import (
+    SCALAR_NAMES,
+    PodSpecError,
+    QuantityError,
+    parse_cpu,
+    parse_memory_mib,
+    parse_quantity,
+)
 
 __all__ = [
     "DEFAULT_CONTAINER_DEFAULTS",
+    "SCALAR_NAMES",
     "ContainerDefaults",
     "ContainerRequest",
     "HostPort",
@@ -34,7 +59,11 @@ __all__ = [
     "PodAffinityTerm",
     "PodRequest",
     "PodSpecError",
+    "QosClass",
     "QuantityError",
+    "RawPod",
+    "RestartPolicy",
+    "SelectorOperator",
     "Toleration",
     "parse_cpu",
     "parse_memory_mib",
@@ -42,355 +71,6 @@ __all__ = [
     "parse_quantity",
     "qos_class",
 ]
-
-RawPod: TypeAlias = Mapping[str, Any]
-RestartPolicy: TypeAlias = Literal["Always", "OnFailure", "Never"]
-QosClass: TypeAlias = Literal["Guaranteed", "Burstable", "BestEffort"]
-
-#: The resource names placement understands, as Mesos scalars.
-SCALAR_NAMES: tuple[str, ...] = ("cpus", "mem", "disk", "gpus")
-_K8S_TO_MESOS = {
-    "cpu": "cpus",
-    "memory": "mem",
-    "ephemeral-storage": "disk",
-    "nvidia.com/gpu": "gpus",
-}
-
-
-class PodSpecError(ValueError):
-    """The pod spec cannot be scheduled as written (the message names the field)."""
-
-
-class QuantityError(PodSpecError):
-    """A resource quantity that is not a valid Kubernetes quantity."""
-
-
-# --------------------------------------------------------------------------------------------
-# Quantities
-
-_QUANTITY = re.compile(
-    r"^(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))(?P<suffix>[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$"
-)
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {
-    "n": decimal.Decimal("1e-9"),
-    "u": decimal.Decimal("1e-6"),
-    "m": decimal.Decimal("1e-3"),
-    "": decimal.Decimal(1),
-    "k": decimal.Decimal("1e3"),
-    "M": decimal.Decimal("1e6"),
-    "G": decimal.Decimal("1e9"),
-    "T": decimal.Decimal("1e12"),
-    "P": decimal.Decimal("1e15"),
-    "E": decimal.Decimal("1e18"),
-}
-
-
-def parse_quantity(value: object, *, what: str = "quantity") -> decimal.Decimal:
-    """Parse a Kubernetes quantity (``"500m"``, ``"1.5Gi"``, ``"2e3"``, ``4``) exactly."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise QuantityError(f"{what}: {value!r} is not a quantity")
-    text = str(value).strip() if not isinstance(value, float) else repr(value)
-    m = _QUANTITY.match(text)
-    if m is None:
-        raise QuantityError(f"{what}: {value!r} is not a valid quantity")
-    try:
-        number = decimal.Decimal(m.group("num"))
-    except decimal.InvalidOperation as e:  # pragma: no cover - the regex admits only numbers
-        raise QuantityError(f"{what}: {value!r} is not a valid quantity") from e
-    suffix = m.group("suffix") or ""
-    if suffix in _BINARY:
-        number *= _BINARY[suffix]
-    elif suffix in _DECIMAL:
-        number *= _DECIMAL[suffix]
-    else:  # exponent
-        number = number.scaleb(int(suffix[1:]))
-    if number < 0:
-        raise QuantityError(f"{what}: {value!r} is negative")
-    return number
-
-
-def _ceil_milli(number: decimal.Decimal) -> float:
-    """Round up to Mesos' three decimals (a request is never silently shrunk)."""
-    return math.ceil(number * 1000) / 1000
-
-
-def parse_cpu(value: object, *, what: str = "cpu") -> float:
-    """cpu quantity → cores (``"250m"`` → 0.25), rounded up to a millicore."""
-    return _ceil_milli(parse_quantity(value, what=what))
-
-
-def parse_memory_mib(value: object, *, what: str = "memory") -> float:
-    """byte quantity → MiB (``"1Gi"`` → 1024.0), rounded up to a thousandth of a MiB."""
-    return _ceil_milli(parse_quantity(value, what=what) / (2**20))
-
-
-def _parse_whole(value: object, *, what: str) -> float:
-    number = parse_quantity(value, what=what)
-    if number != number.to_integral_value():
-        raise QuantityError(f"{what}: {value!r} must be a whole number")
-    return float(number)
-
-
-def _to_mesos(name: str, value: object, *, what: str) -> float:
-    if type(value) is str:  # manifests repeat a few quantities: parse each once
-        cached = _PARSED.get((name, value))
-        if cached is None:
-            cached = _convert(name, value, what=what)
-            if len(_PARSED) < 4096:
-                _PARSED[(name, value)] = cached
-        return cached
-    return _convert(name, value, what=what)
-
-
-_PARSED: dict[tuple[str, str], float] = {}
-
-
-def _convert(name: str, value: object, *, what: str) -> float:
-    if name == "cpus":
-        return parse_cpu(value, what=what)
-    if name in ("mem", "disk"):
-        return parse_memory_mib(value, what=what)
-    return _parse_whole(value, what=what)
-
-
-# --------------------------------------------------------------------------------------------
-# Parsed values
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ContainerDefaults:
-    """Requests given to a container that states none (and has no limit to copy).
-
-    Documented defaults: 0.1 cpu and 64 MiB, the floor earlier Mesos bridges used; disk and gpus
-    default to nothing. Set them from the bridge's settings.
-    """
-
-    cpus: float = 0.1
-    mem: float = 64.0
-
-
-DEFAULT_CONTAINER_DEFAULTS = ContainerDefaults()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HostPort:
-    container_port: int
-    host_port: int
-    protocol: str = "TCP"
-    name: str = ""
-    host_ip: str = ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ContainerRequest:
-    """One container: Mesos scalars it requests, the limits it carries, its host ports."""
-
-    name: str
-    image: str
-    requests: tuple[tuple[str, float], ...]  # (mesos name, value), cpus and mem always present
-    limits: tuple[tuple[str, float], ...]  # only those the spec states
-    host_ports: tuple[HostPort, ...] = ()
-    init: bool = False
-    sidecar: bool = False  # an init container with restartPolicy Always
-    explicit_requests: bool = False  # False when defaults were used (qosClass BestEffort)
-
-    def request(self, name: str) -> float:
-        for key, value in self.requests:
-            if key == name:
-                return value
-        return 0.0
-
-    @property
-    def requests_dict(self) -> dict[str, float]:
-        return dict(self.requests)
-
-    @property
-    def limits_dict(self) -> dict[str, float]:
-        return dict(self.limits)
-
-
-SelectorOperator: TypeAlias = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NodeSelectorRequirement:
-    key: str
-    operator: SelectorOperator
-    values: tuple[str, ...] = ()
-    field: bool = False  # a matchFields entry (only metadata.name exists)
-
-    def matches(self, labels: Mapping[str, str], *, node_name: str) -> bool:
-        if self.field:
-            present, value = True, node_name
-        else:
-            present = self.key in labels
-            value = labels.get(self.key, "")
-        op = self.operator
-        if op == "In":
-            return present and value in self.values
-        if op == "NotIn":
-            return not present or value not in self.values
-        if op == "Exists":
-            return present
-        if op == "DoesNotExist":
-            return not present
-        if not present:
-            return False
-        try:
-            number = int(value)
-        except ValueError:
-            return False
-        bound = int(self.values[0])
-        return number > bound if op == "Gt" else number < bound
-
-    def __str__(self) -> str:
-        if self.operator in ("Exists", "DoesNotExist"):
-            return f"{self.key} {self.operator}"
-        return f"{self.key} {self.operator} [{','.join(self.values)}]"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NodeSelectorTerm:
-    """Expressions AND-ed; the terms of a node selector are OR-ed."""
-
-    requirements: tuple[NodeSelectorRequirement, ...]
-
-    def matches(self, labels: Mapping[str, str], *, node_name: str) -> bool:
-        # An empty term matches no node (Kubernetes' rule for nodeSelectorTerms).
-        return bool(self.requirements) and all(
-            r.matches(labels, node_name=node_name) for r in self.requirements
-        )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Toleration:
-    key: str = ""
-    operator: Literal["Equal", "Exists"] = "Equal"
-    value: str = ""
-    effect: str = ""  # "" = every effect
-    toleration_seconds: int | None = None
-
-    def tolerates(self, *, key: str, value: str, effect: str) -> bool:
-        if self.effect and self.effect != effect:
-            return False
-        if self.operator == "Exists":
-            return not self.key or self.key == key
-        return self.key == key and self.value == value
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LabelSelectorRequirement:
-    key: str
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LabelSelector:
-    match_labels: tuple[tuple[str, str], ...] = ()
-    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        for key, value in self.match_labels:
-            if labels.get(key) != value:
-                return False
-        for req in self.match_expressions:
-            present = req.key in labels
-            if req.operator == "In" and not (present and labels[req.key] in req.values):
-                return False
-            if req.operator == "NotIn" and present and labels[req.key] in req.values:
-                return False
-            if req.operator == "Exists" and not present:
-                return False
-            if req.operator == "DoesNotExist" and present:
-                return False
-        return True
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PodAffinityTerm:
-    selector: LabelSelector
-    topology_key: str
-    namespaces: tuple[str, ...]  # resolved: the pod's own namespace when the spec names none
-    all_namespaces: bool = False  # an empty namespaceSelector ({}) selects every namespace
-
-    def selects(self, *, namespace: str, labels: Mapping[str, str]) -> bool:
-        if not self.all_namespaces and namespace not in self.namespaces:
-            return False
-        return self.selector.matches(labels)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PodRequest:
-    """Everything placement and launch need to know about one pod, parsed and validated."""
-
-    key: ids.PodKey
-    uid: ids.PodUid
-    namespace: str
-    name: str
-    labels: tuple[tuple[str, str], ...]
-    containers: tuple[ContainerRequest, ...]
-    init_containers: tuple[ContainerRequest, ...]
-    scheduler_name: str
-    node_name: str  # "" while unbound
-    restart_policy: RestartPolicy
-    termination_grace_period_seconds: int
-    node_selector: tuple[tuple[str, str], ...]
-    required_node_affinity: tuple[NodeSelectorTerm, ...]  # () = no constraint
-    tolerations: tuple[Toleration, ...]
-    anti_affinity: tuple[PodAffinityTerm, ...]  # required, during scheduling
-    required_pod_affinity: int  # count of required podAffinity terms (not supported)
-    priority: int
-    qos_class: QosClass
-    #: The pod's effective request per Mesos scalar (Kubernetes' rule: max(sum of app
-    #: containers (+ sidecars), any init container)); executor overhead not included.
-    scalars: tuple[tuple[str, float], ...]
-    host_ports: tuple[HostPort, ...]
-
-    @property
-    def labels_dict(self) -> dict[str, str]:
-        return dict(self.labels)
-
-    def scalar(self, name: str) -> float:
-        for key, value in self.scalars:
-            if key == name:
-                return value
-        return 0.0
-
-    #: Pods with equal static signatures pass the same agents' static checks (node name,
-    #: selectors, affinity, taints); computed once, placement caches those checks by it.
-    static_signature: tuple[Any, ...] = dataclasses.field(
-        default=(), init=False, repr=False, compare=False
-    )
-    #: Pods with equal placement signatures are interchangeable for placement altogether:
-    #: static signature, requests, host ports and containers (a Deployment's replicas share
-    #: one). Labels and namespace count only when the pod has anti-affinity terms of its own;
-    #: the other direction (existing pods' terms selecting this pod) is placement's business.
-    placement_signature: tuple[Any, ...] = dataclasses.field(
-        default=(), init=False, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        static = (
-            self.node_name,
-            self.node_selector,
-            self.required_node_affinity,
-            self.tolerations,
-            self.anti_affinity,
-            self.required_pod_affinity,
-        )
-        ident: tuple[Any, ...] = (self.namespace, self.labels) if self.anti_affinity else ()
-        signature = (
-            static,
-            self.scalars,
-            tuple((p.host_port, p.protocol) for p in self.host_ports),
-            ident,
-            tuple((c.name, c.requests, c.limits) for c in self.containers),
-            tuple((c.name, c.requests, c.limits, c.sidecar) for c in self.init_containers),
-        )
-        object.__setattr__(self, "static_signature", static)
-        object.__setattr__(self, "placement_signature", signature)
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,10 +107,10 @@ def _parse_resources(
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     for k8s_name, value in _mapping(raw, what=what).items():
-        mesos_name = _K8S_TO_MESOS.get(str(k8s_name))
+        mesos_name = quantity.K8S_TO_MESOS.get(str(k8s_name))
         if mesos_name is None:
             continue  # hugepages, extended resources: not offered by Mesos agents
-        out[mesos_name] = _to_mesos(mesos_name, value, what=f"{what}.{k8s_name}")
+        out[mesos_name] = quantity.to_mesos(mesos_name, value, what=f"{what}.{k8s_name}")
     return out
 
 

@@ -141,14 +141,17 @@ async def test_embedded_kopf_feeds_pod_events_without_touching_pods(
         kube_operator.run(connection=kube.connection(), on_pod=on_pod, stop=stop, ready=ready)
     )
     try:
-        await asyncio.wait_for(ready.wait(), 20)
+        async with asyncio.timeout(20):
+            await ready.wait()
         await kube.create("/api/v1/namespaces/default/pods", _pod("after"))
         await asyncio.sleep(0.5)
         await kube.delete("/api/v1/namespaces/default/pods/after", grace_period_seconds=0)
-        await asyncio.wait_for(got.wait(), 20)
+        async with asyncio.timeout(20):
+            await got.wait()
     finally:
         stop.set()
-        await asyncio.wait_for(task, 20)
+        async with asyncio.timeout(20):
+            await task
     names = {name for _, name in seen}
     assert {"before", "after"} <= names
     assert ("DELETED", "after") in seen
@@ -182,7 +185,8 @@ async def test_the_most_urgent_waiting_call_gets_the_next_free_thread(tmp_path: 
             calls.append(asyncio.create_task(call("urgent", kube_client.URGENT)))
             await asyncio.sleep(0.05)
             assert order == [] and not blocker.done()  # all three wait for the thread
-            await asyncio.wait_for(asyncio.gather(blocker, *calls), timeout=10)
+            async with asyncio.timeout(10):
+                await asyncio.gather(blocker, *calls)
             assert order == ["urgent", "normal", "background"]
             # a cancelled waiter gives up its turn: the next call still gets the thread
             holder = asyncio.create_task(kube.request(
@@ -192,8 +196,8 @@ async def test_the_most_urgent_waiting_call_gets_the_next_free_thread(tmp_path: 
             gone = asyncio.create_task(call("gone", kube_client.URGENT))
             await asyncio.sleep(0.05)
             gone.cancel()
-            await asyncio.wait_for(asyncio.gather(holder, call("after", kube_client.NORMAL)),
-                                   timeout=10)
+            async with asyncio.timeout(10):
+                await asyncio.gather(holder, call("after", kube_client.NORMAL))
             assert order[-1] == "after" and "gone" not in order
         finally:
             await kube.close()

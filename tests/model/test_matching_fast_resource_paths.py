@@ -17,6 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from k8sbridge.model import attributes, values
+from k8sbridge.model import resource as one
 from k8sbridge.model import resources as r
 
 
@@ -90,7 +92,8 @@ def reference_of(items: list[r.Resource]) -> tuple[r.Resource, ...]:
         if prev is None:
             merged[res.key] = res
         elif res.type == "SCALAR":
-            merged[res.key] = dataclasses.replace(prev, scalar=r._fix(prev.scalar + res.scalar))
+            total = values.fix_scalar(prev.scalar + res.scalar)
+            merged[res.key] = dataclasses.replace(prev, scalar=total)
         elif res.type == "RANGES":
             merged[res.key] = dataclasses.replace(
                 prev, ranges=reference_merge(list(prev.ranges + res.ranges))
@@ -111,13 +114,13 @@ def test_resources_of_equals_merging_by_key(items: list[r.Resource]) -> None:
 
 
 def test_fast_constructors_build_ordinary_dataclass_values() -> None:
-    made = r._resource("ports", "RANGES", 0.0, ((1, 2),), frozenset(), (), "k8s", "")
+    made = one.make("ports", "RANGES", 0.0, ((1, 2),), frozenset(), (), "k8s", "")
     plain = r.Resource(name="ports", type="RANGES", ranges=((1, 2),), allocation_role="k8s")
     assert made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
     assert dataclasses.replace(made, allocation_role=None).allocation_role is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.name = "x"  # type: ignore[misc]
-    attr = r._attribute("rack", "TEXT", "r1", 0.0, (), frozenset())
+    attr = attributes._attribute("rack", "TEXT", "r1", 0.0, (), frozenset())
     assert attr == r.Attribute(name="rack", type="TEXT", text="r1") and hash(attr) == hash(
         r.Attribute(name="rack", type="TEXT", text="r1")
     )
@@ -141,9 +144,9 @@ def test_the_scalar_fast_path_treats_ints_and_signed_zeros_like_the_general_pars
 def test_interned_reservations_are_shared_and_the_cache_is_bounded() -> None:
     raw = {"type": "STATIC", "role": "k8s"}
     assert r.Reservation.parse(raw) is r.Reservation.parse(dict(raw))
-    for i in range(r._CACHE_SIZE + 10):
+    for i in range(one._CACHE_SIZE + 10):
         r.Reservation.parse({"type": "DYNAMIC", "role": f"role-{i}"})
-    assert 0 < len(r._RESERVATIONS) <= r._CACHE_SIZE
+    assert 0 < len(one._RESERVATIONS) <= one._CACHE_SIZE
     odd = {"name": "mem", "type": "SCALAR", "scalar": {"value": 1.0}, "allocation_info":
            {"role": ["not", "hashable"]}}
     assert r.Resource.parse(odd) == r.Resource._parse_general(odd)
@@ -247,10 +250,10 @@ def test_the_ranges_and_set_fast_path_equals_the_general_parser(raw: dict[str, A
 def test_plain_ports_and_sets_take_the_fast_path() -> None:
     ports = {"name": "ports", "type": "RANGES", "allocation_info": {"role": "k8s"},
              "ranges": {"range": [{"begin": 31000, "end": 31005}, {"begin": 31006, "end": 31010}]}}
-    fast = r._parse_plain_ranges_or_set(ports)
+    fast = one.parse_plain_ranges_or_set(ports)
     assert fast is not None and fast == r.Resource._parse_general(ports)
     assert fast.ranges == ((31000, 31010),) and fast.allocation_role == "k8s"
     zones = {"name": "zones", "type": "SET", "set": {"item": ["b", "a", "b"]}}
-    fast = r._parse_plain_ranges_or_set(zones)
+    fast = one.parse_plain_ranges_or_set(zones)
     assert fast is not None and fast.items == frozenset({"a", "b"})
-    assert r._parse_plain_ranges_or_set({**zones, "role": "k8s"}) is None  # reserved: general
+    assert one.parse_plain_ranges_or_set({**zones, "role": "k8s"}) is None  # reserved: general

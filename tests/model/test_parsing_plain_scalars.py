@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from k8sbridge.model import resource
 from k8sbridge.model import resources as res
 
 values = st.one_of(
@@ -46,6 +47,6 @@ def test_fast_path_equals_the_general_parser(raw: dict[str, Any]) -> None:
 def test_plain_scalar_takes_the_fast_path() -> None:
     raw = {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1 + 0.2},
            "allocation_info": {"role": "k8s"}}
-    fast = res._parse_plain_scalar(raw)
+    fast = resource.parse_plain_scalar(raw)
     assert fast is not None and fast == res.Resource._parse_general(raw)
     assert fast.scalar == 0.3 and fast.allocation_role == "k8s" and fast.reservations == ()
