@@ -559,5 +559,5 @@ def render_launch_group(
         task_ids=tuple(task_ids),
         operation=operation,
         used=used,
-        notices=group_limits.notices,
+        notices=group_limits.notices if attempt == 0 else (),  # said once, not per restart
     )
