@@ -501,7 +501,7 @@ def render_launch_group(
     }
     task_res = [_allocated(a.resources, role) for _, a in pairs]
     group_limits = limits.render(
-        tasks=[(c, r) for (c, _), r in zip(pairs, task_res, strict=True)],
+        tasks=[a for _, a in pairs],
         master_version=master_version,
         agent_version=agent_version,
     )

@@ -21,7 +21,7 @@ are written down once, here, and the launch renders only what they accept:
   → protobuf reads that string as IEEE infinity; ``validateResourceLimits`` accepts it for
   ``mem`` explicitly and for ``cpus`` since infinity is never below a request).
 
-Pure (model + stdlib): unit-tested from tables of the master's rules.
+Pure (plan, model and stdlib): unit-tested from tables of the master's rules.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from k8sbridge.model import pods
-from k8sbridge.model import resources as res
+from k8sbridge.scheduler import plan
 
 __all__ = [
     "INFINITY",
@@ -90,18 +89,15 @@ def _fmt(version: tuple[int, int] | None) -> str:
 
 def render(
     *,
-    tasks: Sequence[tuple[pods.ContainerRequest, res.Resources]],
+    tasks: Sequence[plan.ContainerAllocation],
     master_version: tuple[int, int] | None,
     agent_version: tuple[int, int] | None,
 ) -> GroupLimits:
-    """Limits for a task group of ``tasks`` (container, the task's rendered resources)."""
-    wanted = [
-        [(name, value) for name, value in container.limits if name in _LIMITED]
-        for container, _ in tasks
-    ]
+    """Limits for a task group of ``tasks`` (as placed: each one's resources and limits)."""
+    wanted = [[(name, value) for name, value in t.limits if name in _LIMITED] for t in tasks]
     if not any(wanted):
         return GroupLimits(limits=(None,) * len(tasks), share_cgroups_false=False)
-    names = sorted({c.name for (c, _), w in zip(tasks, wanted, strict=True) if w})
+    names = sorted({t.name for t, w in zip(tasks, wanted, strict=True) if w})
     if master_version is None or master_version < LIMITS_SINCE:
         return GroupLimits(
             limits=(None,) * len(tasks),
@@ -130,15 +126,15 @@ def render(
         )
     out: list[Json | None] = []
     dropped: list[str] = []
-    for (container, resources), limits in zip(tasks, wanted, strict=True):
+    for allocation, limits in zip(tasks, wanted, strict=True):
         given = dict(limits)
         task: Json = {}
         for name in _LIMITED:
-            request = resources.scalar(name)
+            request = allocation.resources.scalar(name)
             if request <= 0:
                 # "When a CPU limit is specified, a CPU request must also be specified"
                 if name in given:
-                    dropped.append(f"{container.name} {name}")
+                    dropped.append(f"{allocation.name} {name}")
                 continue
             limit = given.get(name)
             if limit is None or math.isinf(limit):
