@@ -178,3 +178,16 @@ async def test_an_offer_that_changed_keeps_the_pod_pending_with_a_reason() -> No
     assert driver.declined == [["o1"]]  # what is held is handed back at once
     assert sink.unschedulable_ == [(UID, launch.COMMIT_OFFER_SHORT)]
     assert UID in scheduler._pending
+
+
+async def test_an_offer_the_pod_does_not_use_may_go_away() -> None:
+    """The pod's pieces came from o1 (its ``sources``): o2 rescinded changes nothing for it."""
+    scheduler, sink, driver, _ = _scheduler(
+        _offer("o1", "cpus:4;mem:1024;disk:100"), _offer("o2", "cpus:1;mem:64;disk:10"),
+    )
+    result = _place(scheduler)
+    assert scheduler._book.rescind(ids.OfferId("o2")) is not None
+    await scheduler._commit(result)
+    ((accepted, (_operation,)),) = driver.accepted
+    assert accepted == ["o1"] and sink.unschedulable_ == []
+    assert UID not in scheduler._pending
