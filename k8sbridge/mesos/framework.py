@@ -38,6 +38,7 @@ from k8sbridge.mesos import calls, errors, events, types
 from k8sbridge.mesos import raw as wire
 from k8sbridge.mesos.client import ClientConfig, EventStream, MesosClient
 from k8sbridge.mesos.metrics import Metrics
+from k8sbridge.mesos.transport import Transport
 from k8sbridge.model import resources as res
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId
 
@@ -133,6 +134,21 @@ def backoff_delay(
     return ceiling / 2 + r * ceiling / 2
 
 
+def _retryable(error: errors.MesosError) -> bool:
+    """Whether re-subscribing can help: everything but our own mistakes and a removed id.
+
+    A 4xx reaches here only when *no* master accepted SUBSCRIBE (invalid FrameworkInfo, wrong
+    credentials): retrying cannot heal it. Every other failure (5xx, resets, timeouts, garbage,
+    redirect loops, a stream cut mid-record) is a master's trouble and is retried.
+    """
+    if isinstance(error, (errors.FrameworkUnknown, errors.SubscriptionFailed,
+                          errors.ConfigError)):
+        return False
+    if isinstance(error, errors.ApiError):
+        return error.status >= 500 or isinstance(error, errors.NotLeader)
+    return True
+
+
 def _looks_like_unknown_framework(message: str) -> bool:
     text = message.lower()
     return any(hint in text for hint in _UNKNOWN_FRAMEWORK_HINTS)
@@ -148,6 +164,7 @@ class Framework:
             handler: EventHandler | Callable[[events.Event], Awaitable[None]],
             id_store: FrameworkIdStore | None = None,
             metrics: Metrics | None = None,
+            transport: Transport | None = None,  # shared with the operator client; None: own
             _rng: random.Random | None = None,  # None for real jitter; seeded in tests
     ) -> None:
         self._settings = settings
@@ -157,7 +174,9 @@ class Framework:
         )
         self.metrics = metrics if metrics is not None else Metrics()
         self._rng = _rng or random.Random()
-        self._client = MesosClient(config=settings.client, metrics=self.metrics)
+        self._client = MesosClient(
+            config=settings.client, metrics=self.metrics, transport=transport
+        )
         self._framework_info = settings.framework_info
         self._suppressed_roles = settings.suppressed_roles
         self._offer_constraints = settings.offer_constraints
@@ -170,6 +189,8 @@ class Framework:
         self._generation_changed = asyncio.Event()
         self._update_listeners: list[Callable[[types.TaskStatus], None]] = []
         self._torn_down = False
+        self._cause = "initial"  # why the next SUBSCRIBED is needed (for the metric)
+        self._logged_cause: str | None = None  # the failure cause last logged (once per cause)
         self.master: types.MasterInfo | None = None
         self.heartbeat_interval: float = events.DEFAULT_HEARTBEAT_INTERVAL
 
@@ -251,20 +272,19 @@ class Framework:
     async def _read_loop(self, ready: asyncio.Event) -> None:
         attempt = 0
         while True:
+            generation = self._generation
             try:
                 await self._subscribe_once(ready)
-                attempt = 0  # a stream that got SUBSCRIBED resets the backoff
-            except (
-                errors.ConnectionLost,
-                errors.NotLeader,
-                errors.RecordIOError,
-                errors.ProtocolError,
-            ) as e:
+            except errors.MesosError as e:
+                if not _retryable(e):
+                    raise
                 self._subscribed.clear()
                 if self._torn_down:
                     log.info("framework %s torn down: stream closed", self._framework_id)
                     return
-                log.warning("Mesos subscription lost: %s", e)
+                self._note_failure(e, subscribed=self._generation != generation)
+            if self._generation != generation:
+                attempt = 0  # a stream that got SUBSCRIBED resets the backoff
             self._subscribed.clear()
             self.metrics.inc("reconnects")
             delay = backoff_delay(
@@ -274,8 +294,21 @@ class Framework:
                 rng=self._rng,
             )
             attempt += 1
-            log.info("re-subscribing in %.2fs (attempt %d)", delay, attempt)
+            log.debug("re-subscribing in %.2fs (attempt %d)", delay, attempt)
             await asyncio.sleep(delay)
+
+    def _note_failure(self, error: errors.MesosError, *, subscribed: bool) -> None:
+        """Count the failure by cause; log it once per cause (not once per retry)."""
+        cause = type(error).__name__
+        self._cause = cause
+        self.metrics.inc(f"subscribe_failures/{cause}")
+        if cause == self._logged_cause:
+            log.debug("Mesos subscription still failing (%s): %s", cause, error)
+            return
+        self._logged_cause = cause
+        what = "lost" if subscribed else "failed"
+        log.warning("Mesos subscription %s (%s): %s; retrying across the masters with "
+                    "back-off", what, cause, error)
 
     async def _subscribe_once(self, ready: asyncio.Event) -> None:
         stored = self._framework_id
@@ -309,6 +342,9 @@ class Framework:
             self._generation += 1
             generation = self._generation
             self.metrics.inc("subscriptions")
+            self.metrics.inc(f"resubscriptions/{self._cause}")
+            self._cause = "stream ended"
+            self._logged_cause = None
             log.info(
                 "subscribed as framework %s to %s (stream %s, heartbeat %.1fs)",
                 first.framework_id,
