@@ -12,6 +12,7 @@ answered in time) with the transport's error chained, so callers retry on one ty
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -21,8 +22,11 @@ import aiohttp
 from k8sbridge.mesos import errors
 from k8sbridge.mesos.transport import ClientConfig, Transport
 from k8sbridge.model.agents import AgentInfo, parse_agents
+from k8sbridge.model.tasks import TaskStatus, TaskStatusError
 
 __all__ = ["MasterVersion", "OperatorClient"]
+
+log = logging.getLogger(__name__)
 
 OPERATOR_PATH = "/api/v1"
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
@@ -45,6 +49,23 @@ class MasterVersion:
 
     def at_least(self, major: int, minor: int, patch: int = 0) -> bool:
         return self.number >= (major, minor, patch)
+
+
+def _with_valid_statuses(task: dict[str, Any]) -> dict[str, Any]:
+    """The task with only the statuses that parse: a garbage status is logged, not fatal."""
+    statuses = task.get("statuses")
+    if not isinstance(statuses, list):
+        return {**task, "statuses": []} if statuses is not None else task
+    kept = []
+    for status in statuses:
+        try:
+            TaskStatus.parse(status)
+        except TaskStatusError as e:
+            log.warning("GET_TASKS: dropping a malformed status of task %r: %s",
+                        task.get("task_id"), e)
+            continue
+        kept.append(status)
+    return task if len(kept) == len(statuses) else {**task, "statuses": kept}
 
 
 class OperatorClient:
@@ -102,7 +123,7 @@ class OperatorClient:
         for key in ("tasks", "unreachable_tasks", "completed_tasks", "orphan_tasks"):
             found = body.get(key)
             if isinstance(found, list):
-                out.extend(t for t in found if isinstance(t, dict))
+                out.extend(_with_valid_statuses(t) for t in found if isinstance(t, dict))
         return out
 
     async def get_state(self) -> dict[str, Any]:

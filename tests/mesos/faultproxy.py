@@ -19,7 +19,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-FaultKind = Literal["status", "reset", "redirect", "garbage", "cut", "hang"]
+FaultKind = Literal["status", "reset", "redirect", "garbage", "cut", "hang", "reply"]
 _FORWARDED_HEADERS = ("Content-Type", "Mesos-Stream-Id", "Location")
 
 
@@ -31,6 +31,7 @@ class Fault:
     seconds: float = 30.0  # for hang
     times: int = 1  # how many requests it hits (-1: all)
     clean: bool = False  # for cut: end the HTTP body properly (only the RecordIO is cut)
+    body: bytes = b""  # for reply: a 200 answer with this body instead of the master's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +115,8 @@ class FaultProxy:
             await reply.write(b"<html>this is not what you asked for</html>\n")
             await reply.write_eof()
             return reply
+        if fault is not None and fault.kind == "reply":
+            return web.Response(status=200, body=fault.body, content_type="application/json")
         if fault is not None and fault.kind == "hang":
             await asyncio.sleep(fault.seconds)
         cut = fault if fault is not None and fault.kind == "cut" else None

@@ -10,6 +10,7 @@ Each fault must be counted by cause, logged once per cause, retried with back-of
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -240,3 +241,32 @@ async def test_a_failed_get_tasks_raises_a_typed_error_and_the_next_one_works(
     finally:
         await reader.close()
     assert len(proxy.requests("GET_TASKS")) == 2
+
+
+async def test_malformed_entries_of_get_tasks_and_get_agents_are_dropped_not_fatal(
+        proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = {"task_id": {"value": "t1"}, "state": "TASK_RUNNING", "timestamp": 1.0}
+    tasks = {"type": "GET_TASKS", "get_tasks": {"tasks": [
+        {"task_id": {"value": "t1"}, "state": "TASK_RUNNING",
+         "statuses": [good, {"task_id": {"value": "t1"}, "state": 7}, "garbage"]},
+        "not a task",
+    ]}}
+    agents = {"type": "GET_AGENTS", "get_agents": {"agents": [
+        {"agent_info": {"id": {"value": "a1"}, "hostname": "h1", "port": 5051},
+         "active": True, "pid": "slave(1)@10.0.0.1:5051"},
+        {"agent_info": {"hostname": "no-id"}},
+        {"agent_info": {"id": {"value": "a3"}, "hostname": "h3",
+                        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": "many"}]}},
+    ]}}
+    proxy.inject("GET_TASKS", Fault("reply", body=json.dumps(tasks).encode()))
+    proxy.inject("GET_AGENTS", Fault("reply", body=json.dumps(agents).encode()))
+    reader = operator.OperatorClient(masters=(proxy.address,))
+    try:
+        [task] = await reader.get_tasks()
+        [agent] = await reader.get_agents()
+    finally:
+        await reader.close()
+    assert task["statuses"] == [good]
+    assert (agent.agent_id, agent.address) == ("a1", "10.0.0.1:5051")
+    assert sum("malformed" in r.getMessage() for r in caplog.records) == 4
