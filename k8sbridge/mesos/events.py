@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
-from k8sbridge.mesos import types
+from k8sbridge.mesos import types, wirevalues
 from k8sbridge.mesos.errors import ProtocolError
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId
 from k8sbridge.model.tasks import TaskStatusError
@@ -186,7 +186,7 @@ def _opt_id(raw: Mapping[str, Any], key: str) -> str | None:
 def _nanos(raw: Any) -> float | None:
     if not isinstance(raw, Mapping) or "nanoseconds" not in raw:
         return None
-    return float(raw["nanoseconds"]) / types.NANOS
+    return float(raw["nanoseconds"]) / wirevalues.NANOS
 
 
 def parse(raw: Any) -> Event:

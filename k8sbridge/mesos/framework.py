@@ -36,6 +36,7 @@ from typing import Protocol
 
 from k8sbridge.mesos import calls, errors, events, types
 from k8sbridge.mesos import raw as wire
+from k8sbridge.mesos import raw_scheduler as swire
 from k8sbridge.mesos.client import ClientConfig, EventStream, MesosClient
 from k8sbridge.mesos.metrics import Metrics
 from k8sbridge.mesos.transport import Transport
@@ -207,6 +208,11 @@ class Framework:
     @property
     def subscribed(self) -> bool:
         return self._subscribed.is_set()
+
+    @property
+    def transport(self) -> Transport:
+        """The HTTP transport (leader, credentials, CA): share it with ``OperatorClient``."""
+        return self._client.transport
 
     @property
     def leader(self) -> str | None:
@@ -420,7 +426,7 @@ class Framework:
             raise errors.ConnectionLost("not subscribed")
         return self._framework_id
 
-    async def _call(self, call: wire.RawCall) -> None:
+    async def _call(self, call: swire.RawCall) -> None:
         await self._client.call(call)
 
     async def accept(

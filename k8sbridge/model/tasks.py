@@ -141,6 +141,7 @@ class RawTaskStatus(TypedDict, total=False):
     check_status: dict[str, Any]
     container_status: dict[str, Any]
     unreachable_time: dict[str, int]
+    limitation: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
