@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import ssl
 import time
 from typing import Literal
 
@@ -39,11 +40,14 @@ class Seen:
     at: float
     type: str
     faulted: FaultKind | None
+    path: str = ""
+    authorization: str | None = None
 
 
 class FaultProxy:
-    def __init__(self, *, upstream: str) -> None:
+    def __init__(self, *, upstream: str, ssl_context: ssl.SSLContext | None = None) -> None:
         self.upstream = upstream.rstrip("/")
+        self._ssl = ssl_context
         self.faults: dict[str, list[Fault]] = {}
         self.seen: list[Seen] = []
         self.port = 0
@@ -54,6 +58,10 @@ class FaultProxy:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self._ssl else 'http'}://{self.address}"
 
     def inject(self, call_type: str, fault: Fault) -> None:
         self.faults.setdefault(call_type, []).append(fault)
@@ -67,7 +75,7 @@ class FaultProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
         await site.start()
         server = site._server
         assert server is not None
@@ -100,7 +108,8 @@ class FaultProxy:
             call_type = "?"
         fault = self._take(call_type)
         self.seen.append(Seen(at=time.monotonic(), type=call_type,
-                              faulted=None if fault is None else fault.kind))
+                              faulted=None if fault is None else fault.kind, path=request.path,
+                              authorization=request.headers.get("Authorization")))
         if fault is not None and fault.kind == "status":
             return web.Response(status=fault.status, text=f"injected {fault.status}")
         if fault is not None and fault.kind == "redirect":
@@ -118,7 +127,8 @@ class FaultProxy:
         if fault is not None and fault.kind == "reply":
             return web.Response(status=200, body=fault.body, content_type="application/json")
         if fault is not None and fault.kind == "hang":
-            await asyncio.sleep(fault.seconds)
+            await asyncio.sleep(fault.seconds)  # the client gave up long before
+            return web.Response(status=504, text="injected: gateway timeout after a hang")
         cut = fault if fault is not None and fault.kind == "cut" else None
         return await self._forward(request, body, cut=cut)
 

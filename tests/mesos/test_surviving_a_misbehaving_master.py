@@ -10,9 +10,11 @@ Each fault must be counted by cause, logged once per cause, retried with back-of
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from k8sbridge.mesos import errors, framework, operator, types
 from k8sbridge.mesos.transport import ClientConfig, Transport
 from tests.conftest import free_port
 from tests.mesos.faultproxy import Fault, FaultProxy
-from tests.mesos.helpers import Recorder, running
+from tests.mesos.helpers import Recorder, make_tls, running
 
 INFO = types.FrameworkInfo(name="faulted", user="root", roles=("k8s",))
 BACKOFF = 0.05
@@ -50,11 +52,13 @@ async def proxy(kernel: main.Kernel) -> AsyncIterator[FaultProxy]:
         await p.stop()
 
 
-def make(*masters: str, transport: Transport | None = None) -> framework.Framework:
+def make(
+        *masters: str, transport: Transport | None = None, call_timeout: float = 3
+) -> framework.Framework:
     return framework.Framework(
         settings=framework.FrameworkSettings(
             framework_info=INFO,
-            client=ClientConfig(masters=masters, call_timeout=3, connect_timeout=2),
+            client=ClientConfig(masters=masters, call_timeout=call_timeout, connect_timeout=2),
             backoff_initial=BACKOFF,
             backoff_max=0.4,
         ),
@@ -123,6 +127,27 @@ async def test_a_reset_on_subscribe_is_retried(
     assert fw.metrics.get("subscribe_failures/ConnectionLost") == 2
     assert len(warnings_about(caplog, "ConnectionLost")) == 1
     assert_backed_off(proxy, "SUBSCRIBE")
+
+
+async def test_a_subscribe_that_hangs_times_out_and_is_retried(
+        proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    proxy.inject("SUBSCRIBE", Fault("hang", seconds=3))
+    fw = make(proxy.address, call_timeout=0.5)
+    await subscribed_through(proxy, fw)
+    assert fw.metrics.get("subscribe_failures/ConnectionLost") == 1
+    [warning] = warnings_about(caplog, "ConnectionLost")
+    assert "TimeoutError" in warning
+
+
+async def test_a_master_refusing_with_a_4xx_is_skipped_when_another_accepts(
+        kernel: main.Kernel, proxy: FaultProxy
+) -> None:
+    proxy.inject("SUBSCRIBE", Fault("status", status=401, times=-1))
+    fw = make(proxy.address, kernel.master_address)
+    await subscribed_through(proxy, fw)
+    assert fw.leader == kernel.master_url and fw.metrics.get("reconnects") == 0
 
 
 async def test_a_307_to_a_protocol_relative_leader_is_followed_and_remembered(
@@ -270,3 +295,43 @@ async def test_malformed_entries_of_get_tasks_and_get_agents_are_dropped_not_fat
     assert task["statuses"] == [good]
     assert (agent.agent_id, agent.address) == ("a1", "10.0.0.1:5051")
     assert sum("malformed" in r.getMessage() for r in caplog.records) == 4
+
+
+async def test_operator_and_agent_reads_carry_the_credentials(proxy: FaultProxy) -> None:
+    config = ClientConfig(masters=(proxy.address,), principal="bridge", secret="s3cret")
+    reader = operator.OperatorClient(transport=Transport(config=config))
+    try:
+        await reader.get_tasks()
+        await reader.get_agents()
+        # The proxy in front of the master stands in for an agent: the master has no sandbox.
+        with pytest.raises(errors.FileNotFound):
+            await reader.read_file(proxy.address, path="/sandbox/stdout", offset=0)
+    finally:
+        await reader.close()
+    expected = "Basic " + base64.b64encode(b"bridge:s3cret").decode()
+    assert [s.authorization for s in proxy.seen] == [expected] * 3
+    assert proxy.seen[-1].path == "/files/read"
+    assert "s3cret" not in repr(config)
+
+
+async def test_operator_reads_over_https_trust_the_configured_ca(
+        kernel: main.Kernel, tmp_path: Path
+) -> None:
+    ca, cert, key = make_tls(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    tls = FaultProxy(upstream=kernel.master_url, ssl_context=ctx)
+    await tls.start()
+    trusted = operator.OperatorClient(transport=Transport(
+        config=ClientConfig(masters=(tls.url,), ca_file=str(ca))))
+    untrusted = operator.OperatorClient(masters=(tls.url,))
+    try:
+        assert (await trusted.get_version()).at_least(1, 9)
+        with pytest.raises(errors.OperatorError) as refused:
+            await untrusted.get_version()
+        assert isinstance(refused.value.__cause__, errors.ConnectionLost)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
+    finally:
+        await trusted.close()
+        await untrusted.close()
+        await tls.stop()
