@@ -176,8 +176,8 @@ class MesosClient:
         except errors.ApiError as e:
             self._metrics.call("SUBSCRIBE", type(e).__name__)
             raise
-        except errors.ConnectionLost:
-            self._metrics.call("SUBSCRIBE", "ConnectionLost")
+        except errors.ConnectionLost as e:
+            self._metrics.call("SUBSCRIBE", type(e).__name__)
             raise
         stream_id = response.headers.get(STREAM_ID_HEADER)
         if not stream_id:

@@ -172,7 +172,9 @@ class Transport:
                         )
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
                     problems.append(f"{origin(url)}: {e!r}")
-                    kinds.add(errors.ConnectionLost)
+                    # aiohttp's connect/read timeouts are TimeoutErrors too.
+                    timed_out = isinstance(e, TimeoutError)
+                    kinds.add(errors.CallTimedOut if timed_out else errors.ConnectionLost)
                     log.debug("%s: master %s unreachable: %r", what, origin(url), e)
                     break
                 if response.status == 307:
@@ -212,26 +214,33 @@ class Transport:
         if errors.ServerError in kinds:
             raise errors.ServerError(f"{what}: no master could answer: {summary}", status=500,
                                      body=summary)
+        if kinds == {errors.CallTimedOut}:
+            raise errors.CallTimedOut(f"{what}: no master answered in time: {summary}")
         raise errors.ConnectionLost(f"{what}: no master reachable: {summary}")
 
     async def post_to_leader_json(
             self, *, path: str, call: Mapping[str, Any], timeout: float
     ) -> Any:
-        """A whole request/response exchange on the leader; the decoded JSON reply."""
+        """A whole request/response exchange on the leader; the decoded JSON reply.
+
+        ``timeout`` bounds each master's answer (a hung first master leaves the next one its
+        own time) and then the reading of the leader's body.
+        """
         what = str(call.get("type", "UNKNOWN"))
+        response, url = await self.open_on_leader(
+            path=path, body=self.encode(call), what=what, head_timeout=timeout
+        )
         try:
             async with asyncio.timeout(timeout):
-                response, url = await self.open_on_leader(
-                    path=path, body=self.encode(call), what=what, head_timeout=timeout
-                )
-                try:
-                    text = await response.text()
-                finally:
-                    response.release()
+                text = await response.text()
         except TimeoutError as e:
-            raise errors.CallTimedOut(f"{what}: no answer within {timeout:.1f}s") from e
+            raise errors.CallTimedOut(
+                f"{what}: the answer of {origin(url)} took over {timeout:.1f}s"
+            ) from e
         except (aiohttp.ClientError, OSError) as e:
             raise errors.ConnectionLost(f"{what}: reading the answer: {e!r}") from e
+        finally:
+            response.release()
         try:
             return json.loads(text)
         except ValueError as e:
