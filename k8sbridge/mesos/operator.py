@@ -97,12 +97,12 @@ class OperatorClient:
             reply = await self.transport.post_to_leader_json(
                 path=OPERATOR_PATH, call=call, timeout=self._timeout
             )
-        except errors.CallTimedOut as e:
+        except errors.CallTimedOut as e:  # the transport's messages start with ``what``
             self.transport.metrics.call(what, "OperatorTimeout")
-            raise errors.OperatorTimeout(f"{what}: {e}") from e
+            raise errors.OperatorTimeout(str(e)) from e
         except errors.MesosError as e:
             self.transport.metrics.call(what, type(e).__name__)
-            raise errors.OperatorError(f"{what}: {e}") from e
+            raise errors.OperatorError(str(e)) from e
         if not isinstance(reply, dict):
             self.transport.metrics.call(what, "ProtocolError")
             raise errors.OperatorError(f"{what}: the answer is not a JSON object")

@@ -54,6 +54,7 @@ class FaultProxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._open: set[aiohttp.ClientResponse] = set()
+        self._streams: dict[int, web.Request] = {}  # by id(): requests are not hashable
 
     @property
     def address(self) -> str:
@@ -68,6 +69,16 @@ class FaultProxy:
 
     def requests(self, call_type: str) -> list[Seen]:
         return [s for s in self.seen if s.type == call_type]
+
+    def cut_streams(self) -> int:
+        """Reset every live SUBSCRIBE stream; returns how many."""
+        cut = 0
+        for request in list(self._streams.values()):
+            if request.transport is not None:
+                request.transport.abort()
+                cut += 1
+        self._streams.clear()
+        return cut
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
@@ -130,7 +141,7 @@ class FaultProxy:
             await asyncio.sleep(fault.seconds)  # the client gave up long before
             return web.Response(status=504, text="injected: gateway timeout after a hang")
         cut = fault if fault is not None and fault.kind == "cut" else None
-        return await self._forward(request, body, cut=cut)
+        return await self._forward(request, body, cut=cut, stream=call_type == "SUBSCRIBE")
 
     @staticmethod
     def _reset(request: web.Request) -> web.StreamResponse:
@@ -139,8 +150,8 @@ class FaultProxy:
         transport.abort()  # RST/EOF before any byte of an answer
         return web.Response(status=500)  # never sent: the connection is gone
 
-    async def _forward(self, request: web.Request, body: bytes, *, cut: Fault | None
-                       ) -> web.StreamResponse:
+    async def _forward(self, request: web.Request, body: bytes, *, cut: Fault | None,
+                       stream: bool) -> web.StreamResponse:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() not in ("host", "content-length", "transfer-encoding")}
@@ -154,6 +165,8 @@ class FaultProxy:
                 k: upstream.headers[k] for k in _FORWARDED_HEADERS if k in upstream.headers
             })
             await reply.prepare(request)
+            if stream:
+                self._streams[id(request)] = request
             pending = b""
             while True:
                 chunk = await upstream.content.readany()
@@ -176,6 +189,7 @@ class FaultProxy:
         except (ConnectionError, aiohttp.ClientError):
             return web.Response(status=500)  # the client went away; nothing more to send
         finally:
+            self._streams.pop(id(request), None)
             self._open.discard(upstream)
             upstream.close()
 
