@@ -27,17 +27,15 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Protocol
 
 from k8sbridge.mesos import calls, errors, events, types
 from k8sbridge.mesos import raw as wire
 from k8sbridge.mesos import raw_scheduler as swire
 from k8sbridge.mesos.client import ClientConfig, EventStream, MesosClient
+from k8sbridge.mesos.idstore import FileFrameworkIdStore, FrameworkIdStore, MemoryFrameworkIdStore
 from k8sbridge.mesos.metrics import Metrics
 from k8sbridge.mesos.transport import Transport
 from k8sbridge.model import resources as res
@@ -62,55 +60,6 @@ class EventHandler(Protocol):
     """Receives every event in stream order; may take its time (the stream keeps flowing)."""
 
     async def __call__(self, event: events.Event) -> None: ...
-
-
-class FrameworkIdStore(Protocol):
-    """Durable home of the framework id (the persistence callback)."""
-
-    def load(self) -> FrameworkId | None: ...
-
-    def save(self, framework_id: FrameworkId) -> None: ...
-
-
-class MemoryFrameworkIdStore:
-    """Keeps the id in memory only (tests, throw-away frameworks)."""
-
-    def __init__(self, framework_id: FrameworkId | None = None) -> None:
-        self.framework_id = framework_id
-
-    def load(self) -> FrameworkId | None:
-        return self.framework_id
-
-    def save(self, framework_id: FrameworkId) -> None:
-        self.framework_id = framework_id
-
-
-class FileFrameworkIdStore:
-    """Keeps the id in a small file, replaced atomically (write to a temp file, rename)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> FrameworkId | None:
-        try:
-            text = self.path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return FrameworkId(text) if text else None
-
-    def save(self, framework_id: FrameworkId) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".framework-id.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(framework_id + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
