@@ -256,7 +256,7 @@ class Framework:
         """Count the failure by cause; log it once per cause (not once per retry)."""
         cause = type(error).__name__
         self._cause = cause
-        self.metrics.inc(f"subscribe_failures/{cause}")
+        self.metrics.subscribe_failed(cause)
         if cause == self._logged_cause:
             log.debug("Mesos subscription still failing (%s): %s", cause, error)
             return
@@ -296,8 +296,7 @@ class Framework:
             self.heartbeat_interval = first.heartbeat_interval_seconds
             self._generation += 1
             generation = self._generation
-            self.metrics.inc("subscriptions")
-            self.metrics.inc(f"resubscriptions/{self._cause}")
+            self.metrics.subscribed(self._cause)
             self._cause = "stream ended"
             self._logged_cause = None
             log.info(
