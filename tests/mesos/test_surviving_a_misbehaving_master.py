@@ -168,9 +168,13 @@ async def test_a_307_to_a_protocol_relative_leader_is_followed_and_remembered(
                 assert await reader.get_tasks() == []
             assert proxy.requests("GET_TASKS") == []
             assert (await reader.get_version()).at_least(1, 9)
+            state = await reader.get_state()
+            frameworks = state["get_frameworks"]["frameworks"]
+            assert [f["framework_info"]["id"]["value"] for f in frameworks] == [fw.framework_id]
     finally:
         await reader.close()
     assert len(proxy.requests("SUBSCRIBE")) == 1
+    assert [s.type for s in proxy.seen] == ["SUBSCRIBE"]  # every read went to the leader
 
 
 async def test_an_operator_client_of_its_own_pays_one_redirect_then_asks_the_leader(
