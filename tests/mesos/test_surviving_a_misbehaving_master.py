@@ -213,15 +213,20 @@ async def test_ten_redirect_hops_are_followed(proxy: FaultProxy) -> None:
     assert fw.metrics.get("reconnects") == 0
 
 
-async def test_a_garbage_body_on_subscribe_is_retried(
-        proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(("fault", "cause"), [
+    pytest.param(Fault("garbage", times=2), "RecordIOError", id="not-recordio"),
+    pytest.param(Fault("reply", body=b'{"type":"SUBSCRIBED"}', times=2), "ProtocolError",
+                 id="no-stream-id"),
+])
+async def test_a_garbage_answer_to_subscribe_is_retried(
+        proxy: FaultProxy, caplog: pytest.LogCaptureFixture, fault: Fault, cause: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    proxy.inject("SUBSCRIBE", Fault("garbage", times=2))
+    proxy.inject("SUBSCRIBE", fault)
     fw = make(proxy.address)
     await subscribed_through(proxy, fw)
-    assert fw.metrics.get("subscribe_failures/RecordIOError") == 2
-    assert len(warnings_about(caplog, "RecordIOError")) == 1
+    assert fw.metrics.get(f"subscribe_failures/{cause}") == 2
+    assert len(warnings_about(caplog, cause)) == 1
     assert_backed_off(proxy, "SUBSCRIBE")
 
 
