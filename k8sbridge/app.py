@@ -35,6 +35,7 @@ from k8sbridge.kubelet import nodes as kubelet_nodes
 from k8sbridge.kubelet import pods as kubelet_pods
 from k8sbridge.mesos import client as mesos_client
 from k8sbridge.mesos import framework as mesos_framework
+from k8sbridge.mesos import transport as mesos_transport
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.scheduler import loop as scheduler_loop
 
@@ -136,7 +137,15 @@ async def running_bridge(
         context=settings.kube.context,
         threads=settings.kube.client_threads,
     )
-    reader = mesos_agents.MesosReader(masters=settings.mesos.masters)
+    client_config = mesos_client.ClientConfig(
+        masters=settings.mesos.masters,
+        principal=settings.mesos.principal,
+        secret=_read_secret(settings.mesos.secret_file),
+        ca_file=str(settings.mesos.ca_file) if settings.mesos.ca_file else None,
+    )
+    # One transport for the scheduler and operator APIs: one leader, one set of credentials.
+    transport = mesos_transport.Transport(config=client_config)
+    reader = mesos_agents.MesosReader(transport=transport)
     stop = asyncio.Event()
     if not settings.kubelet.advertise_address:
         address = _route_to(kube.connection().server)
@@ -176,16 +185,12 @@ async def running_bridge(
                     checkpoint=True,
                     principal=settings.mesos.principal,
                 ),
-                client=mesos_client.ClientConfig(
-                    masters=settings.mesos.masters,
-                    principal=settings.mesos.principal,
-                    secret=_read_secret(settings.mesos.secret_file),
-                    ca_file=str(settings.mesos.ca_file) if settings.mesos.ca_file else None,
-                ),
+                client=client_config,
                 auto_acknowledge=False,  # the status writer acknowledges after writing
             ),
             handler=handler,
             id_store=store,
+            transport=transport,
         )
         scheduler = scheduler_loop.Scheduler(
             settings=settings,

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from k8sbridge.mesos import raw as wire
+from k8sbridge.mesos import raw_scheduler as swire
 from k8sbridge.mesos import types
 from k8sbridge.model import resources as res
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId
@@ -56,14 +57,14 @@ def subscribe(
         framework_info: types.FrameworkInfo,
         suppressed_roles: Sequence[str] = (),
         offer_constraints: wire.RawOfferConstraints | None = None,
-) -> wire.RawCall:
+) -> swire.RawCall:
     """SUBSCRIBE. With ``framework_info.id`` set, both ``framework_id`` fields are filled."""
-    body: wire.RawSubscribe = {"framework_info": framework_info.to_raw()}
+    body: swire.RawSubscribe = {"framework_info": framework_info.to_raw()}
     if suppressed_roles:
         body["suppressed_roles"] = list(suppressed_roles)
     if offer_constraints:
         body["offer_constraints"] = offer_constraints
-    call: wire.RawCall = {"type": "SUBSCRIBE", "subscribe": body}
+    call: swire.RawCall = {"type": "SUBSCRIBE", "subscribe": body}
     if framework_info.id is not None:
         call["framework_id"] = _id(framework_info.id)
     return call
@@ -74,10 +75,10 @@ def update_framework(
         framework_info: types.FrameworkInfo,
         suppressed_roles: Sequence[str] = (),
         offer_constraints: wire.RawOfferConstraints | None = None,
-) -> wire.RawCall:
+) -> swire.RawCall:
     if framework_info.id is None:
         raise ValueError("UPDATE_FRAMEWORK needs framework_info.id")
-    body: wire.RawUpdateFramework = {"framework_info": framework_info.to_raw()}
+    body: swire.RawUpdateFramework = {"framework_info": framework_info.to_raw()}
     if suppressed_roles:
         body["suppressed_roles"] = list(suppressed_roles)
     if offer_constraints:
@@ -142,7 +143,7 @@ def offer_constraints(
     }
 
 
-def teardown(*, framework_id: FrameworkId) -> wire.RawCall:
+def teardown(*, framework_id: FrameworkId) -> swire.RawCall:
     return {"type": "TEARDOWN", "framework_id": _id(framework_id)}
 
 
@@ -194,10 +195,10 @@ def accept(
         offer_ids: Sequence[OfferId],
         operations: Sequence[wire.RawOperation],
         refuse_seconds: float | None = None,
-) -> wire.RawCall:
+) -> swire.RawCall:
     if not offer_ids:
         raise ValueError("ACCEPT needs at least one offer id")
-    body: wire.RawAccept = {
+    body: swire.RawAccept = {
         "offer_ids": [_id(o) for o in offer_ids],
         "operations": list(operations),
     }
@@ -211,8 +212,8 @@ def decline(
         framework_id: FrameworkId,
         offer_ids: Sequence[OfferId],
         refuse_seconds: float | None = None,
-) -> wire.RawCall:
-    body: wire.RawDecline = {"offer_ids": [_id(o) for o in offer_ids]}
+) -> swire.RawCall:
+    body: swire.RawDecline = {"offer_ids": [_id(o) for o in offer_ids]}
     if (flt := _filters(refuse_seconds)) is not None:
         body["filters"] = flt
     return {"type": "DECLINE", "framework_id": _id(framework_id), "decline": body}
@@ -223,9 +224,9 @@ def accept_inverse_offers(
         framework_id: FrameworkId,
         inverse_offer_ids: Sequence[str],
         refuse_seconds: float | None = None,
-) -> wire.RawCall:
+) -> swire.RawCall:
     """ACCEPT_INVERSE_OFFERS: agree to a maintenance window (no resources change hands)."""
-    body: wire.RawAcceptInverseOffers = {"inverse_offer_ids": [_id(i) for i in inverse_offer_ids]}
+    body: swire.RawAcceptInverseOffers = {"inverse_offer_ids": [_id(i) for i in inverse_offer_ids]}
     if (flt := _filters(refuse_seconds)) is not None:
         body["filters"] = flt
     return {
@@ -240,8 +241,8 @@ def decline_inverse_offers(
         framework_id: FrameworkId,
         inverse_offer_ids: Sequence[str],
         refuse_seconds: float | None = None,
-) -> wire.RawCall:
-    body: wire.RawAcceptInverseOffers = {"inverse_offer_ids": [_id(i) for i in inverse_offer_ids]}
+) -> swire.RawCall:
+    body: swire.RawAcceptInverseOffers = {"inverse_offer_ids": [_id(i) for i in inverse_offer_ids]}
     if (flt := _filters(refuse_seconds)) is not None:
         body["filters"] = flt
     return {
@@ -251,14 +252,14 @@ def decline_inverse_offers(
     }
 
 
-def revive(*, framework_id: FrameworkId, roles: Sequence[str] | None = None) -> wire.RawCall:
+def revive(*, framework_id: FrameworkId, roles: Sequence[str] | None = None) -> swire.RawCall:
     """REVIVE ``roles`` (None = every role of the framework)."""
-    body: wire.RawRoles = {} if roles is None else {"roles": list(roles)}
+    body: swire.RawRoles = {} if roles is None else {"roles": list(roles)}
     return {"type": "REVIVE", "framework_id": _id(framework_id), "revive": body}
 
 
-def suppress(*, framework_id: FrameworkId, roles: Sequence[str] | None = None) -> wire.RawCall:
-    body: wire.RawRoles = {} if roles is None else {"roles": list(roles)}
+def suppress(*, framework_id: FrameworkId, roles: Sequence[str] | None = None) -> swire.RawCall:
+    body: swire.RawRoles = {} if roles is None else {"roles": list(roles)}
     return {"type": "SUPPRESS", "framework_id": _id(framework_id), "suppress": body}
 
 
@@ -268,8 +269,8 @@ def kill(
         task_id: TaskId,
         agent_id: AgentId | None = None,
         grace_period_seconds: float | None = None,
-) -> wire.RawCall:
-    body: wire.RawKill = {"task_id": _id(task_id)}
+) -> swire.RawCall:
+    body: swire.RawKill = {"task_id": _id(task_id)}
     if agent_id is not None:
         body["agent_id"] = _id(agent_id)
     if grace_period_seconds is not None:
@@ -279,7 +280,7 @@ def kill(
 
 def shutdown(
         *, framework_id: FrameworkId, executor_id: ExecutorId, agent_id: AgentId
-) -> wire.RawCall:
+) -> swire.RawCall:
     return {
         "type": "SHUTDOWN",
         "framework_id": _id(framework_id),
@@ -287,7 +288,7 @@ def shutdown(
     }
 
 
-def acknowledge(*, framework_id: FrameworkId, status: types.TaskStatus) -> wire.RawCall:
+def acknowledge(*, framework_id: FrameworkId, status: types.TaskStatus) -> swire.RawCall:
     """ACKNOWLEDGE an update; refused for updates without a uuid (those must not be acked)."""
     if not status.uuid:
         raise ValueError(f"status of {status.task_id} has no uuid: it must not be acknowledged")
@@ -311,8 +312,8 @@ def acknowledge_operation_status(
         operation_id: str,
         uuid: str,
         resource_provider_id: str | None = None,
-) -> wire.RawCall:
-    body: wire.RawAcknowledgeOperationStatus = {
+) -> swire.RawCall:
+    body: swire.RawAcknowledgeOperationStatus = {
         "agent_id": _id(agent_id),
         "uuid": uuid,
         "operation_id": _id(operation_id),
@@ -328,11 +329,11 @@ def acknowledge_operation_status(
 
 def reconcile(
         *, framework_id: FrameworkId, tasks: Mapping[TaskId, AgentId | None] | None = None
-) -> wire.RawCall:
+) -> swire.RawCall:
     """RECONCILE: explicit for ``tasks``, implicit (every task the master knows) when empty."""
-    items: list[wire.RawReconcileTask] = []
+    items: list[swire.RawReconcileTask] = []
     for task_id, agent_id in (tasks or {}).items():
-        item: wire.RawReconcileTask = {"task_id": _id(task_id)}
+        item: swire.RawReconcileTask = {"task_id": _id(task_id)}
         if agent_id is not None:
             item["agent_id"] = _id(agent_id)
         items.append(item)
@@ -341,10 +342,10 @@ def reconcile(
 
 def reconcile_operations(
         *, framework_id: FrameworkId, operations: Mapping[str, AgentId | None] | None = None
-) -> wire.RawCall:
-    items: list[wire.RawReconcileOperation] = []
+) -> swire.RawCall:
+    items: list[swire.RawReconcileOperation] = []
     for operation_id, agent_id in (operations or {}).items():
-        item: wire.RawReconcileOperation = {"operation_id": _id(operation_id)}
+        item: swire.RawReconcileOperation = {"operation_id": _id(operation_id)}
         if agent_id is not None:
             item["agent_id"] = _id(agent_id)
         items.append(item)
@@ -357,7 +358,7 @@ def reconcile_operations(
 
 def message(
         *, framework_id: FrameworkId, agent_id: AgentId, executor_id: ExecutorId, data: bytes
-) -> wire.RawCall:
+) -> swire.RawCall:
     return {
         "type": "MESSAGE",
         "framework_id": _id(framework_id),
@@ -371,11 +372,11 @@ def message(
 
 def request(
         *, framework_id: FrameworkId, requests: Sequence[tuple[AgentId | None, res.Resources]]
-) -> wire.RawCall:
+) -> swire.RawCall:
     """REQUEST (ignored by the built-in allocator); ``requests`` nests under ``request``."""
-    items: list[wire.RawRequest] = []
+    items: list[swire.RawRequest] = []
     for agent_id, resources in requests:
-        item: wire.RawRequest = {"resources": cast(list[wire.RawResource], resources.to_raw())}
+        item: swire.RawRequest = {"resources": cast(list[wire.RawResource], resources.to_raw())}
         if agent_id is not None:
             item["agent_id"] = _id(agent_id)
         items.append(item)

@@ -9,12 +9,17 @@ knowing about aiohttp or status codes. Every error raised by ``k8sbridge.mesos``
     ├── RecordIOError            a malformed RecordIO stream (bad length header, oversize record)
     ├── ProtocolError            JSON that does not match the v1 wire model
     ├── ConnectionLost           the master is unreachable or the stream broke
+    │   └── CallTimedOut         no answer within the call's timeout
     ├── ApiError                 the master answered with an unexpected status (``.status``)
     │   ├── BadRequest           400: invalid call (validation message in ``.body``)
     │   ├── Unauthorized         401: credentials missing or wrong
     │   ├── Forbidden            403: not subscribed (stream dropped) or not authorized
     │   ├── NotLeader            307 loop / 503: no reachable leading master
-    │   └── UnsupportedCall      405/406/415/501
+    │   ├── UnsupportedCall      405/406/415/501
+    │   └── ServerError          any other 5xx (500, 502, 504: a master or a proxy in trouble)
+    ├── OperatorError            an operator- or agent-API read failed (retry later)
+    │   ├── OperatorTimeout      ... because nothing answered in time
+    │   └── FileNotFound         the agent has no such sandbox file (yet)
     ├── FrameworkUnknown         the master no longer knows our stored framework id
     └── SubscriptionFailed       SUBSCRIBE answered with an ERROR event (``.message``)
 """
@@ -24,14 +29,19 @@ from __future__ import annotations
 __all__ = [
     "ApiError",
     "BadRequest",
+    "CallTimedOut",
     "ConfigError",
     "ConnectionLost",
+    "FileNotFound",
     "Forbidden",
     "FrameworkUnknown",
     "MesosError",
     "NotLeader",
+    "OperatorError",
+    "OperatorTimeout",
     "ProtocolError",
     "RecordIOError",
+    "ServerError",
     "SubscriptionFailed",
     "Unauthorized",
     "UnsupportedCall",
@@ -57,6 +67,10 @@ class ProtocolError(MesosError):
 
 class ConnectionLost(MesosError):
     """The master could not be reached, or the connection/stream broke mid-way."""
+
+
+class CallTimedOut(ConnectionLost):
+    """Nothing answered within the call's timeout (the master may be overloaded or hung)."""
 
 
 class ApiError(MesosError):
@@ -86,6 +100,25 @@ class NotLeader(ApiError):
 
 class UnsupportedCall(ApiError):
     """405/406/415/501: the master does not accept this method, media type or call type."""
+
+
+class ServerError(ApiError):
+    """Another 5xx (500, 502, 504): the master, or a proxy in front of it, is in trouble."""
+
+
+class OperatorError(MesosError):
+    """An operator-API (GET_AGENTS, GET_TASKS...) or agent-API read failed; retry later.
+
+    The transport's error (``NotLeader``, ``ConnectionLost``, ``ServerError``...) is chained.
+    """
+
+
+class OperatorTimeout(OperatorError):
+    """The read got no answer within its timeout."""
+
+
+class FileNotFound(OperatorError):
+    """The agent has no such sandbox file (yet)."""
 
 
 class FrameworkUnknown(MesosError):
@@ -119,6 +152,8 @@ def api_error_for(*, status: int, body: str, what: str) -> ApiError:
         cls = NotLeader
     elif status in (405, 406, 415, 501):
         cls = UnsupportedCall
+    elif status >= 500:
+        cls = ServerError
     else:
         cls = ApiError
     return cls(message, status=status, body=text)

@@ -14,9 +14,10 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
-from k8sbridge.mesos import types
+from k8sbridge.mesos import types, wirevalues
 from k8sbridge.mesos.errors import ProtocolError
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId
+from k8sbridge.model.tasks import TaskStatusError
 
 __all__ = [
     "Error",
@@ -185,7 +186,7 @@ def _opt_id(raw: Mapping[str, Any], key: str) -> str | None:
 def _nanos(raw: Any) -> float | None:
     if not isinstance(raw, Mapping) or "nanoseconds" not in raw:
         return None
-    return float(raw["nanoseconds"]) / types.NANOS
+    return float(raw["nanoseconds"]) / wirevalues.NANOS
 
 
 def parse(raw: Any) -> Event:
@@ -206,7 +207,10 @@ def parse(raw: Any) -> Event:
             raise ProtocolError("OFFERS event: offers.offers is not a list")
         return Offers(tuple(types.Offer.parse(o) for o in offers))
     if kind == "UPDATE":
-        return Update(types.TaskStatus.parse(_sub(raw, "update").get("status")))
+        try:
+            return Update(types.TaskStatus.parse(_sub(raw, "update").get("status")))
+        except TaskStatusError as e:
+            raise ProtocolError(f"UPDATE: {e}") from e
     if kind == "SUBSCRIBED":
         body = _sub(raw, "subscribed")
         interval = body.get("heartbeat_interval_seconds", DEFAULT_HEARTBEAT_INTERVAL)

@@ -27,17 +27,17 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Protocol
 
 from k8sbridge.mesos import calls, errors, events, types
 from k8sbridge.mesos import raw as wire
+from k8sbridge.mesos import raw_scheduler as swire
 from k8sbridge.mesos.client import ClientConfig, EventStream, MesosClient
+from k8sbridge.mesos.idstore import FileFrameworkIdStore, FrameworkIdStore, MemoryFrameworkIdStore
 from k8sbridge.mesos.metrics import Metrics
+from k8sbridge.mesos.transport import Transport
 from k8sbridge.model import resources as res
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId
 
@@ -62,55 +62,6 @@ class EventHandler(Protocol):
     async def __call__(self, event: events.Event) -> None: ...
 
 
-class FrameworkIdStore(Protocol):
-    """Durable home of the framework id (the persistence callback)."""
-
-    def load(self) -> FrameworkId | None: ...
-
-    def save(self, framework_id: FrameworkId) -> None: ...
-
-
-class MemoryFrameworkIdStore:
-    """Keeps the id in memory only (tests, throw-away frameworks)."""
-
-    def __init__(self, framework_id: FrameworkId | None = None) -> None:
-        self.framework_id = framework_id
-
-    def load(self) -> FrameworkId | None:
-        return self.framework_id
-
-    def save(self, framework_id: FrameworkId) -> None:
-        self.framework_id = framework_id
-
-
-class FileFrameworkIdStore:
-    """Keeps the id in a small file, replaced atomically (write to a temp file, rename)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> FrameworkId | None:
-        try:
-            text = self.path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return FrameworkId(text) if text else None
-
-    def save(self, framework_id: FrameworkId) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".framework-id.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(framework_id + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class FrameworkSettings:
     framework_info: types.FrameworkInfo
@@ -133,6 +84,21 @@ def backoff_delay(
     return ceiling / 2 + r * ceiling / 2
 
 
+def _retryable(error: errors.MesosError) -> bool:
+    """Whether re-subscribing can help: everything but our own mistakes and a removed id.
+
+    A 4xx reaches here only when *no* master accepted SUBSCRIBE (invalid FrameworkInfo, wrong
+    credentials): retrying cannot heal it. Every other failure (5xx, resets, timeouts, garbage,
+    redirect loops, a stream cut mid-record) is a master's trouble and is retried.
+    """
+    if isinstance(error, (errors.FrameworkUnknown, errors.SubscriptionFailed,
+                          errors.ConfigError)):
+        return False
+    if isinstance(error, errors.ApiError):
+        return error.status >= 500 or isinstance(error, errors.NotLeader)
+    return True
+
+
 def _looks_like_unknown_framework(message: str) -> bool:
     text = message.lower()
     return any(hint in text for hint in _UNKNOWN_FRAMEWORK_HINTS)
@@ -148,6 +114,7 @@ class Framework:
             handler: EventHandler | Callable[[events.Event], Awaitable[None]],
             id_store: FrameworkIdStore | None = None,
             metrics: Metrics | None = None,
+            transport: Transport | None = None,  # shared with the operator client; None: own
             _rng: random.Random | None = None,  # None for real jitter; seeded in tests
     ) -> None:
         self._settings = settings
@@ -157,7 +124,9 @@ class Framework:
         )
         self.metrics = metrics if metrics is not None else Metrics()
         self._rng = _rng or random.Random()
-        self._client = MesosClient(config=settings.client, metrics=self.metrics)
+        self._client = MesosClient(
+            config=settings.client, metrics=self.metrics, transport=transport
+        )
         self._framework_info = settings.framework_info
         self._suppressed_roles = settings.suppressed_roles
         self._offer_constraints = settings.offer_constraints
@@ -170,6 +139,8 @@ class Framework:
         self._generation_changed = asyncio.Event()
         self._update_listeners: list[Callable[[types.TaskStatus], None]] = []
         self._torn_down = False
+        self._cause = "initial"  # why the next SUBSCRIBED is needed (for the metric)
+        self._logged_cause: str | None = None  # the failure cause last logged (once per cause)
         self.master: types.MasterInfo | None = None
         self.heartbeat_interval: float = events.DEFAULT_HEARTBEAT_INTERVAL
 
@@ -186,6 +157,11 @@ class Framework:
     @property
     def subscribed(self) -> bool:
         return self._subscribed.is_set()
+
+    @property
+    def transport(self) -> Transport:
+        """The HTTP transport (leader, credentials, CA): share it with ``OperatorClient``."""
+        return self._client.transport
 
     @property
     def leader(self) -> str | None:
@@ -251,20 +227,19 @@ class Framework:
     async def _read_loop(self, ready: asyncio.Event) -> None:
         attempt = 0
         while True:
+            generation = self._generation
             try:
                 await self._subscribe_once(ready)
-                attempt = 0  # a stream that got SUBSCRIBED resets the backoff
-            except (
-                errors.ConnectionLost,
-                errors.NotLeader,
-                errors.RecordIOError,
-                errors.ProtocolError,
-            ) as e:
+            except errors.MesosError as e:
+                if not _retryable(e):
+                    raise
                 self._subscribed.clear()
                 if self._torn_down:
                     log.info("framework %s torn down: stream closed", self._framework_id)
                     return
-                log.warning("Mesos subscription lost: %s", e)
+                self._note_failure(e, subscribed=self._generation != generation)
+            if self._generation != generation:
+                attempt = 0  # a stream that got SUBSCRIBED resets the backoff
             self._subscribed.clear()
             self.metrics.inc("reconnects")
             delay = backoff_delay(
@@ -274,8 +249,21 @@ class Framework:
                 rng=self._rng,
             )
             attempt += 1
-            log.info("re-subscribing in %.2fs (attempt %d)", delay, attempt)
+            log.debug("re-subscribing in %.2fs (attempt %d)", delay, attempt)
             await asyncio.sleep(delay)
+
+    def _note_failure(self, error: errors.MesosError, *, subscribed: bool) -> None:
+        """Count the failure by cause; log it once per cause (not once per retry)."""
+        cause = type(error).__name__
+        self._cause = cause
+        self.metrics.subscribe_failed(cause)
+        if cause == self._logged_cause:
+            log.debug("Mesos subscription still failing (%s): %s", cause, error)
+            return
+        self._logged_cause = cause
+        what = "lost" if subscribed else "failed"
+        log.warning("Mesos subscription %s (%s): %s; retrying across the masters with "
+                    "back-off", what, cause, error)
 
     async def _subscribe_once(self, ready: asyncio.Event) -> None:
         stored = self._framework_id
@@ -308,7 +296,9 @@ class Framework:
             self.heartbeat_interval = first.heartbeat_interval_seconds
             self._generation += 1
             generation = self._generation
-            self.metrics.inc("subscriptions")
+            self.metrics.subscribed(self._cause)
+            self._cause = "stream ended"
+            self._logged_cause = None
             log.info(
                 "subscribed as framework %s to %s (stream %s, heartbeat %.1fs)",
                 first.framework_id,
@@ -384,7 +374,7 @@ class Framework:
             raise errors.ConnectionLost("not subscribed")
         return self._framework_id
 
-    async def _call(self, call: wire.RawCall) -> None:
+    async def _call(self, call: swire.RawCall) -> None:
         await self._client.call(call)
 
     async def accept(

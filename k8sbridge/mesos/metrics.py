@@ -1,4 +1,5 @@
-"""Counters of the Mesos client: events by type, calls by type and outcome, reconnects.
+"""Counters of the Mesos client: events by type, calls by type and outcome, (re)subscriptions
+by cause, reconnects.
 
 Why plain counters in memory: the bridge exposes them on its own metrics endpoint (any format it
 likes) and tests assert on them; no metrics library is needed for monotonically growing ints.
@@ -29,6 +30,15 @@ class Metrics:
     def call(self, call_type: str, outcome: str) -> None:
         """``outcome``: ``ok`` or the error class name (``BadRequest``, ``ConnectionLost``...)."""
         self._counts[f"calls/{call_type}/{outcome}"] += 1
+
+    def subscribe_failed(self, cause: str) -> None:
+        """A SUBSCRIBE attempt failed or a live stream broke; ``cause``: the error class name."""
+        self._counts[f"subscribe_failures/{cause}"] += 1
+
+    def subscribed(self, cause: str) -> None:
+        """A SUBSCRIBED arrived; ``cause``: why it was needed (``initial`` or the last failure)."""
+        self._counts["subscriptions"] += 1
+        self._counts[f"resubscriptions/{cause}"] += 1
 
     def get(self, name: str) -> int:
         return self._counts.get(name, 0)

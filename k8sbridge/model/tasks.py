@@ -1,15 +1,19 @@
-"""A small parsed view of a Mesos ``TaskStatus``: what the pod-status map needs, nothing more.
+"""The one parsed Mesos ``TaskStatus`` of the code base, from the scheduler stream to pod status.
 
-Why here and not in ``k8sbridge.mesos``: the status map is pure and may import only ``model``;
-the Mesos client's own types are richer and may change with the wire. ``TaskStatusView.from_raw``
-reads v1 ``TaskStatus`` JSON directly, so either side can produce it.
+Why here and not in ``k8sbridge.mesos``: the pod-status map is pure and may import only
+``model``, and the scheduler, the status writer and the Mesos client must agree on one record
+(two types meant two parsers that disagreed on empty uuids, missing messages and timestamps).
+``TaskStatus.from_raw`` reads v1 ``TaskStatus`` JSON and raises ``TaskStatusError`` on anything
+malformed; the Mesos client turns that into its ``ProtocolError``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from k8sbridge.model import ids
 
@@ -17,6 +21,8 @@ __all__ = [
     "ACTIVE_STATES",
     "TERMINAL_STATES",
     "CheckResult",
+    "RawTaskStatus",
+    "TaskStatus",
     "TaskStatusError",
     "TaskStatusView",
     "parse_check",
@@ -117,11 +123,36 @@ def _field(raw: Mapping[str, Any], section: str, name: str) -> Any:
     return inner.get(name) if isinstance(inner, Mapping) else None
 
 
+class RawTaskStatus(TypedDict, total=False):
+    """v1 ``TaskStatus`` as on the wire (mesos.proto); only the fields the bridge reads."""
+
+    task_id: dict[str, str]
+    state: str
+    message: str
+    source: str
+    reason: str
+    data: str  # base64
+    agent_id: dict[str, str]
+    executor_id: dict[str, str]
+    timestamp: float
+    uuid: str  # base64 of 16 bytes
+    healthy: bool
+    labels: dict[str, Any]
+    check_status: dict[str, Any]
+    container_status: dict[str, Any]
+    unreachable_time: dict[str, int]
+    limitation: dict[str, Any]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
-class TaskStatusView:
+class TaskStatus:
+    """One Mesos task status, parsed once: the scheduler stream, reconciliation and the
+    pod-status map all use this type (``mesos.types.TaskStatus`` and ``TaskStatusView`` are
+    the same class under older names)."""
+
     task_id: ids.TaskId
     state: str
-    timestamp: float = 0.0
+    timestamp: float = 0.0  # epoch seconds; 0 when the master sent none
     reason: str | None = None
     message: str = ""
     source: str | None = None
@@ -132,13 +163,39 @@ class TaskStatusView:
     executor_id: ids.ExecutorId | None = None
     container_id: ids.ContainerId | None = None
     ip_addresses: tuple[str, ...] = ()
+    data: bytes | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    unreachable_time: float | None = None  # epoch seconds
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def needs_ack(self) -> bool:
+        """Only reliably delivered updates (those with a uuid) are acknowledged."""
+        return bool(self.uuid)
+
+    @property
+    def check_status(self) -> dict[str, Any] | None:
+        """The check result as v1 ``CheckStatusInfo`` JSON (for code that reads the wire shape)."""
+        if self.check is None:
+            return None
+        raw: dict[str, Any] = {"type": self.check.type}
+        if self.check.exit_code is not None:
+            raw["command"] = {"exit_code": self.check.exit_code}
+        if self.check.http_status is not None:
+            raw["http"] = {"status_code": self.check.http_status}
+        if self.check.tcp_succeeded is not None:
+            raw["tcp"] = {"succeeded": self.check.tcp_succeeded}
+        return raw
+
     @classmethod
-    def from_raw(cls, raw: Mapping[str, Any]) -> TaskStatusView:
+    def from_raw(cls, raw: Mapping[str, Any]) -> TaskStatus:
         """Parse v1 ``TaskStatus`` JSON; anything malformed raises ``TaskStatusError``."""
         try:
             return cls._from_raw(raw)
@@ -148,7 +205,14 @@ class TaskStatusView:
             raise TaskStatusError(f"malformed TaskStatus: {e!r}") from e
 
     @classmethod
-    def _from_raw(cls, raw: Mapping[str, Any]) -> TaskStatusView:
+    def parse(cls, raw: Any) -> TaskStatus:
+        """``from_raw`` for any JSON value (a non-object is a ``TaskStatusError`` too)."""
+        if not isinstance(raw, Mapping):
+            raise TaskStatusError(f"TaskStatus is a {type(raw).__name__}, not an object")
+        return cls.from_raw(raw)
+
+    @classmethod
+    def _from_raw(cls, raw: Mapping[str, Any]) -> TaskStatus:
         try:
             task_id = raw["task_id"]["value"]
             state = raw["state"]
@@ -160,8 +224,8 @@ class TaskStatusView:
         cstatus = raw.get("container_status") or {}
         ips = tuple(
             str(ip["ip_address"])
-            for net in cstatus.get("network_infos") or ()
-            for ip in net.get("ip_addresses") or ()
+            for net in _listed(cstatus.get("network_infos"))
+            for ip in _listed(net.get("ip_addresses"))
             if ip.get("ip_address")
         )
         container = (cstatus.get("container_id") or {}).get("value")
@@ -171,15 +235,18 @@ class TaskStatusView:
         reason = raw.get("reason")
         source = raw.get("source")
         uuid = raw.get("uuid")
+        if uuid is not None and not _base64(uuid, what="uuid"):
+            uuid = None  # an empty uuid: nothing to acknowledge
         timestamp = float(raw.get("timestamp") or 0.0)
         if not 0.0 <= timestamp < _YEAR_10000:  # also rejects NaN and infinities
             raise TaskStatusError(f"TaskStatus timestamp {timestamp!r} is out of range")
+        message = raw.get("message")
         return cls(
             task_id=ids.TaskId(str(task_id)),
             state=state,
             timestamp=timestamp,
             reason=reason if isinstance(reason, str) else None,
-            message=str(raw.get("message") or ""),
+            message=message if isinstance(message, str) else "",
             source=source if isinstance(source, str) else None,
             healthy=healthy if isinstance(healthy, bool) else None,
             check=check,
@@ -188,4 +255,48 @@ class TaskStatusView:
             executor_id=ids.ExecutorId(str(executor)) if executor else None,
             container_id=ids.ContainerId(str(container)) if container else None,
             ip_addresses=ips,
+            data=_base64(raw["data"], what="data") if "data" in raw else None,
+            labels=_labels(raw.get("labels")),
+            unreachable_time=_unreachable_time(raw.get("unreachable_time")),
         )
+
+
+#: The older names of ``TaskStatus`` (the pod-status map and its tests use this one).
+TaskStatusView = TaskStatus
+
+
+def _listed(raw: Any) -> list[Any]:
+    if raw is None:
+        return []
+    if isinstance(raw, Mapping):  # stout's parser accepts one object for a repeated field
+        return [raw]
+    if not isinstance(raw, list):
+        raise TaskStatusError(f"expected a list, got {type(raw).__name__}")
+    return raw
+
+
+def _base64(text: Any, *, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise TaskStatusError(f"TaskStatus.{what}: expected base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise TaskStatusError(f"TaskStatus.{what}: invalid base64") from e
+
+
+def _labels(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not raw:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise TaskStatusError("TaskStatus.labels: expected an object")
+    return tuple((str(i.get("key", "")), str(i.get("value", "")))
+                 for i in _listed(raw.get("labels")))
+
+
+def _unreachable_time(raw: Any) -> float | None:
+    if not raw:
+        return None
+    nanos = raw.get("nanoseconds", 0) if isinstance(raw, Mapping) else None
+    if isinstance(nanos, bool) or not isinstance(nanos, int | float):
+        raise TaskStatusError("TaskStatus.unreachable_time.nanoseconds: expected an integer")
+    return nanos / 1e9

@@ -18,51 +18,52 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k8sbridge.mesos import events, recordio, types
+from k8sbridge.mesos import wirevalues as wv
 from k8sbridge.mesos.errors import ProtocolError
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId
 
 
 def reference_parse(raw: Any) -> types.Offer:
     what = "offer"
-    raw = types._obj(raw, what=what)
-    offer_id = types._id_value(raw.get("id"), what=f"{what}.id")
+    raw = wv.as_obj(raw, what=what)
+    offer_id = wv.id_value(raw.get("id"), what=f"{what}.id")
     what = f"offer {offer_id}"
     url = raw.get("url")
     agent_url = None
     if url:
-        url = types._obj(url, what=f"{what}.url")
-        address = types._obj(url.get("address", {}), what=f"{what}.url.address")
+        url = wv.as_obj(url, what=f"{what}.url")
+        address = wv.as_obj(url.get("address", {}), what=f"{what}.url.address")
         host = address.get("hostname") or address.get("ip")
         if host and address.get("port"):
             agent_url = f"{url.get('scheme', 'http')}://{host}:{int(address['port'])}"
-    fault = types._obj(raw.get("domain") or {}, what=f"{what}.domain").get("fault_domain") or {}
+    fault = wv.as_obj(raw.get("domain") or {}, what=f"{what}.domain").get("fault_domain") or {}
     region = (fault.get("region") or {}).get("name")
     zone = (fault.get("zone") or {}).get("name")
-    resources = types.parse_resources(raw.get("resources"), what=f"{what}.resources")
+    resources = wv.parse_resources(raw.get("resources"), what=f"{what}.resources")
     alloc = (raw.get("allocation_info") or {}).get("role")
     if alloc is None:
         roles = {r.allocation_role for r in resources if r.allocation_role}
         alloc = roles.pop() if len(roles) == 1 else None
     start = duration = None
     if raw.get("unavailability"):
-        un = types._obj(raw["unavailability"], what=f"{what}.unavailability")
-        start = types._duration(un.get("start", {}), what=f"{what}.unavailability.start")
+        un = wv.as_obj(raw["unavailability"], what=f"{what}.unavailability")
+        start = wv.parse_duration(un.get("start", {}), what=f"{what}.unavailability.start")
         if un.get("duration") is not None:
-            duration = types._duration(un["duration"], what=f"{what}.unavailability.duration")
+            duration = wv.parse_duration(un["duration"], what=f"{what}.unavailability.duration")
     return types.Offer(
         id=OfferId(offer_id),
-        framework_id=FrameworkId(types._id_value(raw.get("framework_id"), what=f"{what}.fw")),
-        agent_id=AgentId(types._id_value(raw.get("agent_id"), what=f"{what}.agent_id")),
-        hostname=types._req_str(raw, "hostname", what=what),
+        framework_id=FrameworkId(wv.id_value(raw.get("framework_id"), what=f"{what}.fw")),
+        agent_id=AgentId(wv.id_value(raw.get("agent_id"), what=f"{what}.agent_id")),
+        hostname=wv.req_str(raw, "hostname", what=what),
         resources=resources,
-        attributes=types.parse_attributes(raw.get("attributes"), what=f"{what}.attributes"),
+        attributes=wv.parse_attributes(raw.get("attributes"), what=f"{what}.attributes"),
         allocation_role=alloc,
         agent_url=agent_url,
         region=region,
         zone=zone,
         executor_ids=tuple(
-            ExecutorId(types._id_value(e, what=f"{what}.executor_ids"))
-            for e in types._list(raw.get("executor_ids"), what=f"{what}.executor_ids")
+            ExecutorId(wv.id_value(e, what=f"{what}.executor_ids"))
+            for e in wv.as_list(raw.get("executor_ids"), what=f"{what}.executor_ids")
         ),
         unavailable_from=start,
         unavailable_for=duration,

@@ -20,10 +20,10 @@ from k8sbridge.kernel.agent.agent import Agent
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
 from k8sbridge.kernel.master.master import Master
-from k8sbridge.mesos import calls, errors, events, framework, reconcile, types
+from k8sbridge.mesos import calls, errors, events, framework, operator, types
 from k8sbridge.mesos.client import ClientConfig
 from k8sbridge.model import resources as res
-from k8sbridge.model.ids import AgentId, ExecutorId, TaskId
+from k8sbridge.model.ids import ExecutorId, TaskId
 from tests.conftest import free_port
 from tests.mesos.helpers import Recorder, running
 
@@ -225,36 +225,32 @@ async def test_failover_to_a_new_instance_reconciles_the_running_task(
     framework_id = framework.FileFrameworkIdStore(store_path).load()
     assert framework_id == first.framework_id
     second, rec2 = make(kernel.master_address, store=framework.FileFrameworkIdStore(store_path))
-    strays: list[types.TaskStatus] = []
-    known: dict[TaskId, AgentId | None] = {}
-    reconciler = reconcile.Reconciler(
-        framework=second,
-        known_tasks=lambda: known,
-        on_unknown_task=strays.append,
-        initial_backoff=0.3,
-        implicit_window=1.0,
-    )
+    reader = operator.OperatorClient(transport=second.transport)
+
+    def about_long(e: events.Event) -> bool:
+        return isinstance(e, events.Update) and e.status.task_id == "long"
+
     async with running(second) as run:
         await run.ready()
         assert second.framework_id == framework_id  # the same framework, not a new one
+        # What the bridge reads first: GET_TASKS on the subscription's transport.
+        [task] = [t for t in await reader.get_tasks() if t["task_id"]["value"] == "long"]
+        assert task["state"] == "TASK_RUNNING"
+        assert task["framework_id"]["value"] == framework_id
         # Explicit: the task we remember is RUNNING.
-        known[TaskId("long")] = running_status.agent_id
-        report = await asyncio.wait_for(reconciler.reconcile(), 20)
-        assert report.unanswered == ()
-        latest = [
-            e.status
-            for e in rec2.events
-            if isinstance(e, events.Update) and e.status.task_id == "long"
-        ]
-        assert latest and latest[-1].state == "TASK_RUNNING"
-        assert latest[-1].uuid is None  # a master reply: never acknowledged
-        # Implicit, forgetting the task: it is reported as unknown to the caller.
-        known.clear()
-        unknown = await asyncio.wait_for(reconciler.implicit(), 10)
-        assert [s.task_id for s in unknown] == ["long"]
+        await second.reconcile({TaskId("long"): running_status.agent_id})
+        [explicit] = await rec2.wait_for(about_long, timeout=10)
+        assert isinstance(explicit, events.Update)
+        assert explicit.status.state == "TASK_RUNNING"
+        assert explicit.status.uuid is None  # a master reply: never acknowledged
+        assert explicit.status.reason == "REASON_RECONCILIATION"
+        # Implicit: the master answers for every task it knows of ours.
+        await second.reconcile({})
+        implicit = (await rec2.wait_for(about_long, count=2, timeout=10))[1]
+        assert isinstance(implicit, events.Update)
+        assert implicit.status.state == "TASK_RUNNING" and implicit.status.uuid is None
         await second.kill(TaskId("long"), grace_period_seconds=0.5)
         await wait_state(rec2, "long", "TASK_KILLED")
-    assert [s.task_id for s in strays] == ["long"]
 
 
 class Component:
