@@ -13,7 +13,7 @@ import random
 import uuid
 from typing import Any
 
-from k8sbridge.devkube import errors, events, kinds, patch, store, validation
+from k8sbridge.devkube import defaults, errors, events, kinds, patch, shapes, store, validation
 
 Obj = dict[str, Any]
 
@@ -153,7 +153,7 @@ class Registry:
     def create(self, *, kind: kinds.Kind, namespace: str, body: Any, dry_run: bool = False) -> Obj:
         body = self._check_type(kind, body)
         obj = self._storage_form(kind, body)
-        validation.check_shapes(kind, obj)
+        shapes.check_shapes(kind, obj)
         meta = _meta(obj)
         self._check_namespace(kind, namespace, meta)
         if meta.get("resourceVersion"):
@@ -180,7 +180,7 @@ class Registry:
             events.default_core(obj)
         if kind.plural == "services":
             self._allocate_cluster_ip(obj)
-        validation.apply_defaults(kind, obj, create=True)
+        defaults.apply_defaults(kind, obj, create=True)
         validation.validate(kind, obj)
         name = meta["name"]
         if self.store.peek(kind.store_key, meta.get("namespace", ""), name) is not None:
@@ -263,7 +263,7 @@ class Registry:
     def _replace(
         self, *, kind: kinds.Kind, old: Obj, new: Obj, subresource: str | None, dry_run: bool,
     ) -> Obj:
-        validation.check_shapes(kind, new)
+        shapes.check_shapes(kind, new)
         meta = _meta(new)
         self._preconditions(kind, old, meta)
         old_meta = old["metadata"]
@@ -298,7 +298,7 @@ class Registry:
                     old_value = (old.get("spec") or {}).get(field)
                     if old_value and not new["spec"].get(field):
                         new["spec"][field] = old_value
-            validation.apply_defaults(kind, new, create=False)
+            defaults.apply_defaults(kind, new, create=False)
             if kind.has_spec and new.get("spec") != old.get("spec"):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if old_meta.get("deletionTimestamp"):
@@ -342,7 +342,7 @@ class Registry:
             return spec
 
         if isinstance(new_spec, dict):
-            validation.default_pod_spec(new_spec, template=False)
+            defaults.default_pod_spec(new_spec, template=False)
         if masked(old_spec) != masked(new_spec):
             raise errors.invalid(
                 kind="Pod", group="", name=old["metadata"]["name"],

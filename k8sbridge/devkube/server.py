@@ -34,10 +34,10 @@ from k8sbridge.devkube import (
     persistence,
     protobuf,
     registry,
+    schemafields,
     selectors,
     store,
     tables,
-    validation,
     watch,
 )
 
@@ -413,7 +413,7 @@ class ApiServer:
             )
         if mode == "Ignore":
             return []
-        unknown = validation.unknown_fields(kind, body)
+        unknown = schemafields.unknown_fields(kind, body)
         if unknown and mode == "Strict":
             raise errors.bad_request(
                 f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
