@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from k8sbridge.devkube import errors, kinds, quantity
+from k8sbridge.devkube import errors, jsontree, kinds, quantity
 
 Cause = errors.Cause
 
@@ -189,6 +189,12 @@ _SHAPE_TREES: dict[str, _ShapeNode] = {}
 
 
 def check_shapes(kind: kinds.Kind, obj: dict[str, Any]) -> None:
+    """Refuse what the decoder would: nesting deeper than any object (a patch can deepen an
+    object the body check saw), wrong JSON types (422), quantities that do not decode (400)."""
+    if jsontree.depth_exceeds(obj):
+        raise errors.bad_request(
+            f"{kind.kind} in version \"{kind.version}\" cannot be handled as a {kind.kind}: "
+            f"exceeded max depth of {jsontree.MAX_DEPTH}")
     tree = _SHAPE_TREES.get(kind.plural)
     if tree is None:
         tree = _SHAPE_TREES[kind.plural] = _shape_tree(_SHAPES.get(kind.plural, _META_SHAPES))
