@@ -95,8 +95,9 @@ async def _send(api: Api, method: str, path: str, query: dict[str, str], body: b
     if content_type:
         headers["Content-Type"] = content_type
     url = api.devkube.url + path
+    data: Any = (io.BytesIO(body) if len(body) > 65536 else body) or None
     async with api.session.request(
-        method, url, params=query, data=(io.BytesIO(body) if len(body) > 65536 else body) or None, headers=headers, ssl=api.ssl,
+        method, url, params=query, data=data, headers=headers, ssl=api.ssl,
         skip_auto_headers=() if content_type else ("Content-Type",),
     ) as resp:
         try:
