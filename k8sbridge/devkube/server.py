@@ -31,6 +31,7 @@ from k8sbridge.devkube import (
     registry,
     schemafields,
     store,
+    subresources,
     tables,
     watching,
 )
@@ -296,12 +297,14 @@ class ApiServer:
             if method != "POST":
                 raise errors.method_not_allowed("pods/binding only supports POST")
             body = await httpio.read_body(request)
-            return _json(self.reg.bind(namespace=ns, name=name, body=body), status=201)
+            bound = subresources.bind(self.reg, namespace=ns, name=name, body=body)
+            return _json(bound, status=201)
         if sub == "eviction":
             if method != "POST":
                 raise errors.method_not_allowed("pods/eviction only supports POST")
             body = await httpio.read_body(request)
-            return _json(self.reg.evict(namespace=ns, name=name, body=body), status=201)
+            evicted = subresources.evict(self.reg, namespace=ns, name=name, body=body)
+            return _json(evicted, status=201)
         if sub == "scale":
             return await self._scale(request, kind, ns, name, dry_run=dry_run)
         if method == "GET":
@@ -369,15 +372,15 @@ class ApiServer:
         self, request: web.Request, kind: kinds.Kind, ns: str, name: str, *, dry_run: bool
     ) -> web.Response:
         if request.method == "GET":
-            return _json(self.reg.scale_of(kind, self.reg.current(kind, ns, name)))
+            return _json(subresources.scale_of(kind, self.reg.current(kind, ns, name)))
         if request.method == "PUT":
             body = await httpio.read_body(request)
-            return _json(self.reg.update_scale(
+            return _json(subresources.update_scale(self.reg, 
                 kind=kind, namespace=ns, name=name, scale=body, dry_run=dry_run))
         if request.method == "PATCH":
             content_type = httpio.media_type(request)
             body = await httpio.read_body(request, patch=True)
-            return _json(self.reg.patch_scale(
+            return _json(subresources.patch_scale(self.reg, 
                 kind=kind, namespace=ns, name=name, content_type=content_type, body=body,
                 dry_run=dry_run))
         raise errors.method_not_allowed(f"{request.method} is not supported on scale")
