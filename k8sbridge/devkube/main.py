@@ -98,7 +98,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
     with contextlib.ExitStack() as cleanup:
         if config.data_dir is not None:
             state_dir = config.data_dir
-            state_dir.mkdir(parents=True, exist_ok=True)
+            persistence.private_dir(state_dir)
         else:
             state_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="devkube-")))
         database: persistence.Database | None = None
