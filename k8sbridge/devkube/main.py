@@ -42,6 +42,7 @@ class DevkubeConfig:
     node_grace_seconds: float = 50.0
     controllers: bool = True
     history_size: int = 10_000  # watch history kept for resuming; older RVs get 410
+    history_bytes: int = store.HISTORY_BYTES  # ... and its bound in (estimated) bytes
     bookmark_interval: float = server.BOOKMARK_INTERVAL
 
 
@@ -107,7 +108,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
             database = persistence.Database(path=state_dir / "devkube.db")
             durability = persistence.GroupCommit(database=database)
             cleanup.callback(durability.close)
-        st = store.Store(history_size=config.history_size,
+        st = store.Store(history_size=config.history_size, history_bytes=config.history_bytes,
                          persist=durability.stage if durability is not None else None)
         if database is not None:
             rv, objects = database.load()
