@@ -30,6 +30,8 @@ BOOKMARK_INTERVAL = 60.0
 DEFAULT_WATCH_TIMEOUT = 1800.0
 LARGE_BODY = 256 * 1024  # responses above this are written in slices of this size
 WATCH_BATCH = 256  # lines per socket write while replaying initial events
+REQUEST_TIMEOUT = 60.0  # kube-apiserver's --request-timeout: here, for reading a request body
+BODY_TIMEOUT = web.AppKey("devkube.body_timeout", float)  # the app's own, if it sets one
 PATCH_TYPES = frozenset({
     "application/json-patch+json", "application/merge-patch+json",
     "application/strategic-merge-patch+json", "application/apply-patch+yaml",
@@ -193,6 +195,20 @@ def decode(raw: bytes, content_type: str, *, what: str = "object") -> Any:
         raise errors.bad_request(f"error decoding {what} body: {e}") from e
 
 
+async def _read(request: web.Request) -> bytes:
+    """The whole body, within the body timeout (a client that stalls mid-body gets kube's 504
+    Timeout instead of holding the connection and its handler forever); 413 above 3 MiB."""
+    try:
+        async with asyncio.timeout(request.app.get(BODY_TIMEOUT, REQUEST_TIMEOUT)):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise errors.too_large(f"the request is too large: {e.text}") from None
+    except TimeoutError:
+        raise errors.ApiError(
+            code=504, reason="Timeout",
+            message="Timeout: request did not complete within the allotted timeout") from None
+
+
 async def read_body(request: web.Request, *, patch: bool = False) -> Any:
     """Read and decode a request body: 413 above 3 MiB, 415 for a media type that is not read
     (a patch must use one of the patch types), 400 if it does not decode."""
@@ -200,10 +216,7 @@ async def read_body(request: web.Request, *, patch: bool = False) -> Any:
     accepted = PATCH_TYPES if patch else BODY_TYPES
     if content_type not in accepted:
         raise errors.unsupported_media_type(content_type)
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        raise errors.too_large(f"the request is too large: {e.text}") from None
+    raw = await _read(request)
     if len(raw) > MAX_REQUEST_BYTES:
         raise errors.too_large("the request body is too large")
     return decode(raw, content_type, what="patch" if patch else "object")
@@ -212,10 +225,7 @@ async def read_body(request: web.Request, *, patch: bool = False) -> Any:
 async def delete_options(request: web.Request) -> Obj:
     """DeleteOptions from the body (optional) and the query."""
     options: Obj = {}
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        raise errors.too_large(f"the request is too large: {e.text}") from None
+    raw = await _read(request)
     if raw.strip():
         parsed = decode(raw, "application/json", what="DeleteOptions")
         if not isinstance(parsed, dict):
