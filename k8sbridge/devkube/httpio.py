@@ -183,7 +183,11 @@ def decode(raw: bytes, content_type: str, *, what: str = "object") -> Any:
             raise errors.bad_request(f"error decoding protobuf body: {e}") from e
     try:
         if "yaml" in content_type:
-            return jsontree.plain(yaml.load(raw, Loader=_YamlLoader))  # noqa: S506 (safe loader)
+            # aliases may repeat a value, not multiply the document: a few values per byte
+            # (plain YAML has fewer) bounds the work a small "billion laughs" body can cause
+            budget = min(jsontree.MAX_NODES, 10_000 + 8 * len(raw))
+            tree = yaml.load(raw, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader)
+            return jsontree.plain(tree, max_nodes=budget)
         parsed = json.loads(raw, parse_constant=_constant, parse_float=_float, parse_int=_int)
         if jsontree.depth_exceeds(parsed):
             raise jsontree.TreeError(f"exceeded max depth of {jsontree.MAX_DEPTH}")
