@@ -102,9 +102,12 @@ def int_param(query: Any, name: str) -> int | None:
         number = int(value, 10)
     except ValueError:
         number = None
-    if number is None or not _MIN_INT64 <= number <= _MAX_INT64 or not value.lstrip(
-            "+-").isdigit():
+    digits = value[1:] if value[:1] in "+-" else value
+    if number is None or not (digits.isascii() and digits.isdigit()):
         raise errors.bad_request(f'{name}: strconv.ParseInt: parsing "{value}": invalid syntax')
+    if not _MIN_INT64 <= number <= _MAX_INT64:
+        raise errors.bad_request(
+            f'{name}: strconv.ParseInt: parsing "{value}": value out of range')
     return number
 
 
