@@ -46,9 +46,10 @@ async def caches_synced(*, informers: Sequence[Informer], stop: asyncio.Event) -
 
 
 async def work(*, queue: WorkQueue, sync: SyncFn, stop: asyncio.Event,
-               informers: Sequence[Informer]) -> None:
+               informers: Sequence[Informer] = ()) -> None:
     """Once ``informers`` have synced, drain ``queue`` with ``sync`` until ``stop``; one key
-    at a time (single owner). Keys queued meanwhile wait for the sync."""
+    at a time (single owner). Keys queued meanwhile wait for the sync. Every controller passes
+    the informers its sync reads (a worker over no cache, as in benchmarks, passes none)."""
     if not await caches_synced(informers=informers, stop=stop):
         return
     while not stop.is_set():
