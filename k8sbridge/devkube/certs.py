@@ -60,7 +60,8 @@ def _san_entries(hosts: list[str]) -> list[x509.GeneralName]:
 
 def ensure(*, directory: Path, hosts: list[str]) -> Credentials:
     """Create (or reuse) CA, serving cert for ``hosts`` and token under ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)  # private keys and the admin token live here
     ca_file = directory / "ca.crt"
     cert_file = directory / "apiserver.crt"
     key_file = directory / "apiserver.key"

@@ -121,8 +121,11 @@ STALE = (
 )
 
 
+Cause = tuple[str, str, str]  # (reason, field, message) of one problem in an Invalid answer
+
+
 def invalid(
-    *, kind: str, group: str, name: str, causes: list[tuple[str, str, str]]
+    *, kind: str, group: str, name: str, causes: list[Cause]
 ) -> ApiError:
     """``causes`` are (reason, field, message) triples, e.g. ("FieldValueRequired", ...)."""
     parts = [f"{field}: {message}" for _, field, message in causes]

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from k8sbridge.devkube import certs, persistence, registry, server, store
+from k8sbridge.devkube import certs, httpio, idle, persistence, registry, server, store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,11 @@ class DevkubeConfig:
     node_grace_seconds: float = 50.0
     controllers: bool = True
     history_size: int = 10_000  # watch history kept for resuming; older RVs get 410
+    history_bytes: int = store.HISTORY_BYTES  # ... and its bound in (estimated) bytes
     bookmark_interval: float = server.BOOKMARK_INTERVAL
+    header_timeout: float = idle.HEADER_TIMEOUT  # a new connection's wait for its first request
+    idle_timeout: float = idle.IDLE_TIMEOUT  # a keep-alive connection's wait for its next one
+    body_timeout: float = httpio.REQUEST_TIMEOUT  # reading one request body
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
     with contextlib.ExitStack() as cleanup:
         if config.data_dir is not None:
             state_dir = config.data_dir
-            state_dir.mkdir(parents=True, exist_ok=True)
+            persistence.private_dir(state_dir)
         else:
             state_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="devkube-")))
         database: persistence.Database | None = None
@@ -107,7 +111,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
             database = persistence.Database(path=state_dir / "devkube.db")
             durability = persistence.GroupCommit(database=database)
             cleanup.callback(durability.close)
-        st = store.Store(history_size=config.history_size,
+        st = store.Store(history_size=config.history_size, history_bytes=config.history_bytes,
                          persist=durability.stage if durability is not None else None)
         if database is not None:
             rv, objects = database.load()
@@ -139,9 +143,17 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         api = server.ApiServer(reg=reg, token=token, server_address=f"{url_host}:{port}",
                                stop=stop, bookmark_interval=config.bookmark_interval,
                                kubelet_client_cert=kubelet_client, durability=durability)
-        runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
-                               shutdown_timeout=1.0)
+        app = api.app()
+        app[httpio.BODY_TIMEOUT] = config.body_timeout
+        watchdog = idle.Watchdog(header_timeout=config.header_timeout,
+                                 idle_timeout=config.idle_timeout)
+        app.middlewares.append(watchdog.middleware)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                               keepalive_timeout=config.idle_timeout)
         await runner.setup()
+        assert runner.server is not None
+        sweeper = asyncio.create_task(watchdog.run(server=runner.server, stop=stop),
+                                      name="devkube-idle-connections")
         site = web.SockSite(runner, sock, ssl_context=ssl_context)
         await site.start()
         sites: list[web.BaseSite] = [site]
@@ -188,6 +200,9 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
                     if conn.transport is not None:
                         conn.transport.abort()
             await runner.cleanup()
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
 
 
 async def _start_controllers(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,31 @@ class StorageFailed(Exception):
     """A commit to the database failed: state in memory is ahead of what survives a restart."""
 
 
+PRIVATE_FILE = 0o600  # Secrets are stored in the clear: only devkube's user may read them
+PRIVATE_DIR = 0o700
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) if needed and make it readable by its owner only."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    path.chmod(PRIVATE_DIR)
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` as 0600 before anything writes to it (SQLite gives its -wal and -shm
+    files the mode of the database file), and tighten one left by an older version."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+    path.chmod(PRIVATE_FILE)
+
+
 class Database:
     def __init__(self, *, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        _private_file(path)
+        for suffix in ("-wal", "-shm"):
+            sidecar = path.with_name(path.name + suffix)
+            if sidecar.exists():
+                sidecar.chmod(PRIVATE_FILE)
         self._conn = sqlite3.connect(path, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")

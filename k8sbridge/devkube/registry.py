@@ -13,7 +13,7 @@ import random
 import uuid
 from typing import Any
 
-from k8sbridge.devkube import errors, events, kinds, patch, store, validation
+from k8sbridge.devkube import defaults, errors, events, kinds, patch, shapes, store, validation
 
 Obj = dict[str, Any]
 
@@ -153,7 +153,7 @@ class Registry:
     def create(self, *, kind: kinds.Kind, namespace: str, body: Any, dry_run: bool = False) -> Obj:
         body = self._check_type(kind, body)
         obj = self._storage_form(kind, body)
-        validation.check_shapes(kind, obj)
+        shapes.check_shapes(kind, obj)
         meta = _meta(obj)
         self._check_namespace(kind, namespace, meta)
         if meta.get("resourceVersion"):
@@ -180,7 +180,7 @@ class Registry:
             events.default_core(obj)
         if kind.plural == "services":
             self._allocate_cluster_ip(obj)
-        validation.apply_defaults(kind, obj, create=True)
+        defaults.apply_defaults(kind, obj, create=True)
         validation.validate(kind, obj)
         name = meta["name"]
         if self.store.peek(kind.store_key, meta.get("namespace", ""), name) is not None:
@@ -242,7 +242,7 @@ class Registry:
                 "request"
             )
         old = self.current(kind, namespace, name)
-        return self._replace(
+        return self.replace(
             kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run
         )
 
@@ -260,10 +260,12 @@ class Registry:
                 f"{old['metadata']['uid']}",
             )
 
-    def _replace(
+    def replace(
         self, *, kind: kinds.Kind, old: Obj, new: Obj, subresource: str | None, dry_run: bool,
     ) -> Obj:
-        validation.check_shapes(kind, new)
+        """Store ``new`` in place of ``old`` after an update's checks (shapes, preconditions,
+        the rules of the subresource, defaults, validation)."""
+        shapes.check_shapes(kind, new)
         meta = _meta(new)
         self._preconditions(kind, old, meta)
         old_meta = old["metadata"]
@@ -298,7 +300,7 @@ class Registry:
                     old_value = (old.get("spec") or {}).get(field)
                     if old_value and not new["spec"].get(field):
                         new["spec"][field] = old_value
-            validation.apply_defaults(kind, new, create=False)
+            defaults.apply_defaults(kind, new, create=False)
             if kind.has_spec and new.get("spec") != old.get("spec"):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if old_meta.get("deletionTimestamp"):
@@ -342,7 +344,7 @@ class Registry:
             return spec
 
         if isinstance(new_spec, dict):
-            validation.default_pod_spec(new_spec, template=False)
+            defaults.default_pod_spec(new_spec, template=False)
         if masked(old_spec) != masked(new_spec):
             raise errors.invalid(
                 kind="Pod", group="", name=old["metadata"]["name"],
@@ -403,7 +405,7 @@ class Registry:
             raise errors.bad_request("the name of the object cannot be changed by a patch")
         new = self._check_type(kind, patched)
         new = self._storage_form(kind, new)
-        return self._replace(
+        return self.replace(
             kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run
         )
 
@@ -493,126 +495,6 @@ class Registry:
             for stored in list(self.store.items(k.store_key, name)):
                 m = stored.obj["metadata"]
                 self.store.delete(k.store_key, name, m["name"])
-
-    # --- pods/binding --------------------------------------------------------------------
-
-    def bind(self, *, namespace: str, name: str, body: Any) -> Obj:
-        if not isinstance(body, dict):
-            raise errors.bad_request("the request body must be a JSON object")
-        meta = body.get("metadata") or {}
-        if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request("the name of the binding does not match the pod name")
-        target = body.get("target") or {}
-        node = target.get("name")
-        if not node:
-            raise errors.invalid(kind="Binding", group="", name=name, causes=[
-                ("FieldValueRequired", "target.name", "Required value")])
-        pod = self.current(POD_KIND, namespace, name)
-        pmeta = pod["metadata"]
-        if meta.get("uid") and meta["uid"] != pmeta["uid"]:
-            raise errors.conflict(plural="pods", group="", name=name, why=(
-                f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
-                f"{pmeta['uid']}"))
-        if meta.get("resourceVersion") and meta["resourceVersion"] != pmeta["resourceVersion"]:
-            raise errors.conflict(plural="pods", group="", name=name, why=errors.STALE)
-        spec = pod.setdefault("spec", {})
-        if pmeta.get("deletionTimestamp"):
-            raise errors.conflict(plural="pods/binding", group="", name=name,
-                                  why=f"pod {name} is being deleted, cannot be assigned to a host")
-        if spec.get("nodeName"):
-            raise errors.conflict(plural="pods/binding", group="", name=name,
-                                  why=f'pod {name} is already assigned to node '
-                                  f'"{spec["nodeName"]}"')
-        if spec.get("schedulingGates"):
-            raise errors.conflict(plural="pods/binding", group="", name=name,
-                                  why=f"pod {name} has non-empty .spec.schedulingGates")
-        spec["nodeName"] = node
-        status = pod.setdefault("status", {})
-        status.pop("nominatedNodeName", None)
-        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                           "lastTransitionTime": rfc3339(now())})
-        status["conditions"] = conditions
-        if meta.get("annotations"):
-            pmeta.setdefault("annotations", {}).update(meta["annotations"])
-        self.store.update(POD_KIND.store_key, pod)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "code": 201}
-
-    # --- pods/eviction -------------------------------------------------------------------
-
-    def evict(self, *, namespace: str, name: str, body: Any) -> Obj:
-        """policy/v1 Eviction: a graceful delete (devkube has no PodDisruptionBudgets)."""
-        if not isinstance(body, dict) or body.get("kind") not in (None, "Eviction"):
-            raise errors.bad_request("the request body must be a policy/v1 Eviction")
-        meta = body.get("metadata") or {}
-        if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request("the name of the eviction does not match the pod name")
-        options = body.get("deleteOptions") or {}
-        if not isinstance(options, dict):
-            raise errors.bad_request("deleteOptions must be an object")
-        self.delete(kind=POD_KIND, namespace=namespace, name=name, options=options)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "code": 201}
-
-    # --- scale ---------------------------------------------------------------------------
-
-    def scale_of(self, kind: kinds.Kind, obj: Obj) -> Obj:
-        meta = obj["metadata"]
-        selector = (obj.get("spec") or {}).get("selector") or {}
-        return {
-            "kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                               "creationTimestamp") if k in meta},
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": ",".join(f"{k}={v}" for k, v in
-                                            sorted((selector.get("matchLabels") or {}).items()))},
-        }
-
-    def update_scale(
-        self, *, kind: kinds.Kind, namespace: str, name: str, scale: Any, dry_run: bool = False,
-    ) -> Obj:
-        if not isinstance(scale, dict):
-            raise errors.bad_request("the request body must be a Scale object")
-        old = self.current(kind, namespace, name)
-        smeta = scale.get("metadata") or {}
-        if smeta.get("resourceVersion") and smeta["resourceVersion"] != old["metadata"][
-            "resourceVersion"
-        ]:
-            raise errors.conflict(plural=f"{kind.plural}.{kind.group}", group="", name=name,
-                                  why=errors.STALE)
-        replicas = (scale.get("spec") or {}).get("replicas")
-        if not isinstance(replicas, int) or replicas < 0:
-            raise errors.invalid(kind="Scale", group="autoscaling", name=name, causes=[
-                ("FieldValueInvalid", "spec.replicas",
-                 f"Invalid value: {replicas}: must be greater than or equal to 0")])
-        new = patch.copy_json(old)
-        new["spec"]["replicas"] = replicas
-        result = self._replace(kind=kind, old=old, new=new, subresource=None, dry_run=dry_run)
-        return self.scale_of(kind, result)
-
-    def patch_scale(
-        self, *, kind: kinds.Kind, namespace: str, name: str, content_type: str, body: Any,
-        dry_run: bool = False,
-    ) -> Obj:
-        old = self.current(kind, namespace, name)
-        current = self.scale_of(kind, old)
-        try:
-            if content_type == "application/json-patch+json":
-                patched = patch.json_patch(current, body)
-            elif content_type in ("application/merge-patch+json", "application/apply-patch+yaml"):
-                patched = patch.merge_patch(current, body)
-            elif content_type == "application/strategic-merge-patch+json":
-                patched = patch.strategic_merge(current, body)
-            else:
-                raise errors.unsupported_media_type(content_type)
-        except patch.PatchTestFailed as e:
-            raise errors.unprocessable(str(e)) from e
-        except patch.PatchError as e:
-            raise errors.unprocessable(str(e)) from e
-        return self.update_scale(kind=kind, namespace=namespace, name=name, scale=patched,
-                                 dry_run=dry_run)
 
 
 def _apply_to_merge(body: Any) -> Any:

@@ -59,10 +59,18 @@ def encode(obj: dict[str, Any]) -> bytes:
     return _ENCODER.encode(obj).encode()
 
 
+HISTORY_BYTES = 64 * 1024 * 1024  # the watch history's budget, in _cost units
+
+
+def _cost(change: watch.Change) -> int:
+    """What a retained change costs: its JSON and about as much again for its decoded form."""
+    return 2 * len(change.data)
+
+
 class Store:
     def __init__(
-        self, *, history_size: int = 10_000, persist: Persist | None = None,
-        max_object_bytes: int = 1536 * 1024,
+        self, *, history_size: int = 10_000, history_bytes: int = HISTORY_BYTES,
+        persist: Persist | None = None, max_object_bytes: int = 1536 * 1024,
     ) -> None:
         self._rv = 0
         self._max_object_bytes = max_object_bytes
@@ -70,6 +78,8 @@ class Store:
         self._objects: dict[str, dict[Key, Stored]] = collections.defaultdict(dict)
         self._history: collections.deque[watch.Change] = collections.deque()
         self._history_size = history_size
+        self._history_bytes = history_bytes
+        self._history_cost = 0  # sum of _cost over _history
         self._compacted = 0  # every change with rv > _compacted is in _history
         self._watchers: dict[str, set[watch.Watcher]] = collections.defaultdict(set)
         self._persist = persist
@@ -147,8 +157,13 @@ class Store:
                 self._sorted.pop(store_key, None)
             objects[key] = stored
         self._history.append(change)
-        while len(self._history) > self._history_size:
-            self._compacted = self._history.popleft().rv
+        self._history_cost += _cost(change)
+        while len(self._history) > 1 and (
+            len(self._history) > self._history_size or self._history_cost > self._history_bytes
+        ):
+            dropped = self._history.popleft()
+            self._history_cost -= _cost(dropped)
+            self._compacted = dropped.rv
         for watcher in list(self._watchers.get(store_key, ())):
             try:
                 watcher.offer(change)

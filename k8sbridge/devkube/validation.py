@@ -1,25 +1,24 @@
-"""Defaulting and validation of incoming objects (the part of the apiserver's strategies we need).
+"""Validation of incoming objects (the part of the apiserver's strategies' Validate we need).
 
-Why: clients rely on server defaults (a pod's restartPolicy, schedulerName, qosClass, phase,
-default tolerations; a Deployment's strategy) and on 422 ``Invalid`` answers with causes for bad
-names, missing fields and a selector that does not match the template. Pure functions over dicts.
+Why: clients rely on 422 ``Invalid`` answers with causes, in the apiserver's words, for bad names,
+labels, missing fields, a selector that does not match the template, negative resource
+quantities and requests above limits. Pure functions over dicts, run after defaulting; type
+errors and quantities that do not decode were refused before (``shapes``).
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
-from k8sbridge.devkube import errors, kinds, selectors
-from k8sbridge.model import pods as model_pods
+from k8sbridge.devkube import errors, kinds, quantity, selectors, shapes
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
-Cause = tuple[str, str, str]
+Cause = errors.Cause
 
 MAX_ANNOTATIONS = 256 * 1024  # total size of keys and values, as on the real apiserver
 
@@ -153,6 +152,29 @@ def _go_map(labels: dict[str, Any]) -> str:
     return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in labels.items()) + "}"
 
 
+def _resource_causes(kind: kinds.Kind, obj: dict[str, Any]) -> list[Cause]:
+    """Quantities are not negative and a request is not above its limit (as
+    ValidateResourceRequirements; the quantities were decoded, to canonical form, before)."""
+    causes: list[Cause] = []
+    lists = dict(shapes.resource_lists(kind, obj))
+    for where, values in lists.items():
+        for name, text in values.items():
+            if quantity.parse_json(text).value < 0:
+                causes.append(("FieldValueInvalid", f"{where}[{name}]",
+                               f'Invalid value: "{text}": must be greater than or equal to 0'))
+    for where, requests in lists.items():
+        if not where.endswith(".requests"):
+            continue
+        limits = lists.get(where.removesuffix(".requests") + ".limits", {})
+        for name, text in requests.items():
+            if name in limits and quantity.parse_json(text).value > quantity.parse_json(
+                    limits[name]).value:
+                causes.append(("FieldValueInvalid", f"{where}[{name}]",
+                               f'Invalid value: "{text}": must be less than or equal to {name} '
+                               f"limit of {limits[name]}"))
+    return causes
+
+
 def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
     """Raise a 422 Invalid ApiError listing every problem found in ``obj``."""
     meta = obj.get("metadata") or {}
@@ -174,6 +196,7 @@ def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
     elif annotations and sum(len(k) + len(v) for k, v in annotations.items()) > MAX_ANNOTATIONS:
         causes.append(("FieldValueTooLong", "metadata.annotations",
                        f"Too long: must have at most {MAX_ANNOTATIONS} bytes"))
+    causes += _resource_causes(kind, obj)
     if kind.plural == "pods":
         causes += _pod_spec_causes(obj.get("spec"), "spec", in_template=False)
     elif kind.plural in ("deployments", "replicasets"):
@@ -186,477 +209,3 @@ def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
     if causes:
         raise errors.invalid(kind=kind.kind, group=kind.group, name=name, causes=causes)
 
-
-# --- defaults ------------------------------------------------------------------------------
-
-_DEFAULT_TOLERATIONS = (
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300},
-)
-
-
-def _default_container(c: dict[str, Any]) -> None:
-    c.setdefault("terminationMessagePath", "/dev/termination-log")
-    c.setdefault("terminationMessagePolicy", "File")
-    image = str(c.get("image", ""))
-    tag = image.rsplit("/", 1)[-1]
-    if "imagePullPolicy" not in c:
-        latest = "@" not in tag and (":" not in tag or tag.endswith(":latest"))
-        c["imagePullPolicy"] = "Always" if latest else "IfNotPresent"
-    c.setdefault("resources", {})
-    for port in c.get("ports") or []:
-        if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
-
-
-def default_pod_spec(spec: dict[str, Any], *, template: bool) -> None:
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    if not template:
-        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
-        spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        spec.setdefault("enableServiceLinks", True)
-        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        spec.setdefault("priority", 0)
-        if spec.get("tolerations") is None:
-            spec["tolerations"] = []
-        tolerations = spec["tolerations"]
-        for t in _DEFAULT_TOLERATIONS if isinstance(tolerations, list) else ():
-            if not any(isinstance(x, dict) and x.get("key") == t["key"] for x in tolerations):
-                tolerations.append(dict(t))
-    for group in ("initContainers", "containers"):
-        for c in spec.get(group) or []:
-            if isinstance(c, dict):
-                _default_container(c)
-
-
-def qos_class(spec: dict[str, Any]) -> str:
-    """The pod's qosClass, as the kubelet computes it (quantities compared by value: a request
-    of "1" and a limit of "1000m" are equal). Quantities were checked by ``check_shapes``."""
-    return model_pods.qos_class([
-        c for g in ("initContainers", "containers") for c in spec.get(g) or []
-        if isinstance(c, dict)
-    ])
-
-
-# kube-apiserver's words when a quantity does not decode (resource.Quantity's UnmarshalJSON)
-_QUANTITY_MESSAGE = ("quantities must match the regular expression "
-                     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
-
-
-def _pod_specs(kind: kinds.Kind, obj: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    spec = obj.get("spec")
-    if not isinstance(spec, dict):
-        return []
-    if kind.plural == "pods":
-        return [("spec", spec)]
-    if kind.plural in ("deployments", "replicasets"):
-        template = spec.get("template")
-        tspec = template.get("spec") if isinstance(template, dict) else None
-        return [("spec.template.spec", tspec)] if isinstance(tspec, dict) else []
-    return []
-
-
-def _check_quantities(kind: kinds.Kind, obj: dict[str, Any]) -> None:
-    """Resource quantities decode (400, as the apiserver's decoding answers) and are not
-    negative (422 with the field, as its validation answers)."""
-    causes: list[Cause] = []
-    for field, spec in _pod_specs(kind, obj):
-        for group in ("initContainers", "containers"):
-            for i, c in enumerate(spec.get(group) or []):
-                res = c.get("resources") if isinstance(c, dict) else None
-                for section in ("requests", "limits"):
-                    values = res.get(section) if isinstance(res, dict) else None
-                    if not isinstance(values, dict):
-                        continue
-                    for name, value in values.items():
-                        text = str(value).strip()
-                        try:
-                            model_pods.parse_quantity(text.removeprefix("-"))
-                        except model_pods.QuantityError:
-                            raise errors.bad_request(
-                                f'{kind.kind} in version "{kind.version}" cannot be handled as '
-                                f"a {kind.kind}: {_QUANTITY_MESSAGE}"
-                            ) from None
-                        if text.startswith("-") and model_pods.parse_quantity(text[1:]) != 0:
-                            causes.append((
-                                "FieldValueInvalid",
-                                f"{field}.{group}[{i}].resources.{section}[{name}]",
-                                f'Invalid value: "{text}": must be greater than or equal to 0',
-                            ))
-    if causes:
-        name = (obj.get("metadata") or {}).get("name") if isinstance(
-            obj.get("metadata"), dict) else ""
-        raise errors.invalid(kind=kind.kind, group=kind.group, name=str(name or ""),
-                             causes=causes)
-
-
-def _default_workload(obj: dict[str, Any], *, deployment: bool) -> None:
-    spec = _section(obj, "spec")
-    if spec is None:
-        return
-    spec.setdefault("replicas", 1)
-    if deployment:
-        spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("progressDeadlineSeconds", 600)
-        strategy = _section(spec, "strategy")
-        if strategy is not None:
-            strategy.setdefault("type", "RollingUpdate")
-            if strategy["type"] == "RollingUpdate":
-                rolling = _section(strategy, "rollingUpdate")
-                if rolling is not None:
-                    rolling.setdefault("maxSurge", "25%")
-                    rolling.setdefault("maxUnavailable", "25%")
-    template = spec.get("template")
-    if isinstance(template, dict):
-        if (tmeta := _section(template, "metadata")) is not None:
-            tmeta.setdefault("creationTimestamp", None)
-        tspec = template.get("spec")
-        if isinstance(tspec, dict):
-            default_pod_spec(tspec, template=True)
-
-
-def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> None:
-    if kind.plural == "pods":
-        spec = obj.get("spec")
-        if isinstance(spec, dict):
-            default_pod_spec(spec, template=False)
-            if create:
-                obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
-    elif kind.plural == "deployments":
-        _default_workload(obj, deployment=True)
-    elif kind.plural == "replicasets":
-        _default_workload(obj, deployment=False)
-    elif kind.plural == "namespaces":
-        if (spec := _section(obj, "spec")) is not None:
-            spec.setdefault("finalizers", ["kubernetes"])
-        if (status := _section(obj, "status")) is not None:
-            status.setdefault("phase", "Active")
-        meta = _section(obj, "metadata")
-        labels = _section(meta, "labels") if meta is not None else None
-        if meta is not None and labels is not None:
-            labels["kubernetes.io/metadata.name"] = meta.get("name", "")
-    elif kind.plural == "services":
-        if (spec := _section(obj, "spec")) is not None:
-            spec.setdefault("type", "ClusterIP")
-            spec.setdefault("sessionAffinity", "None")
-            for port in spec.get("ports") or []:
-                if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
-                    port.setdefault("targetPort", port.get("port"))
-        if (status := _section(obj, "status")) is not None:
-            status.setdefault("loadBalancer", {})
-    elif kind.plural == "secrets":
-        obj.setdefault("type", "Opaque")
-        string_data = obj.get("stringData")
-        data = _section(obj, "data")
-        if (data is not None and isinstance(string_data, dict)
-                and all(isinstance(v, str) for v in string_data.values())):
-            # stringData is write-only: merged into data (base64), as the apiserver does.
-            del obj["stringData"]
-            for key, value in string_data.items():
-                data[key] = base64.b64encode(value.encode()).decode()
-    elif kind.plural == "nodes" and create:
-        _section(obj, "spec")
-
-
-def _section(obj: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """``obj[key]`` as a dict to default into: null becomes {} (as the apiserver decodes it);
-    another non-object is left for validation to report and gets no defaults."""
-    value = obj.get(key)
-    if value is None:
-        value = obj[key] = {}
-    return value if isinstance(value, dict) else None
-
-
-# --- unknown fields (fieldValidation=Strict|Warn) -------------------------------------------
-
-_META_FIELDS = frozenset({
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-    "annotations", "ownerReferences", "finalizers", "managedFields",
-})
-_POD_SPEC_FIELDS = frozenset({
-    "volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy",
-    "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector",
-    "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "nodeName",
-    "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "securityContext",
-    "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
-    "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
-    "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
-    "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates",
-    "resourceClaims", "resources", "hostnameOverride",
-})
-_CONTAINER_FIELDS = frozenset({
-    "name", "image", "command", "args", "workingDir", "ports", "envFrom", "env", "resources",
-    "resizePolicy", "restartPolicy", "restartPolicyRules", "volumeMounts", "volumeDevices",
-    "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "terminationMessagePath",
-    "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce", "tty",
-    "targetContainerName",
-})
-_WORKLOAD_SPEC_FIELDS = {
-    "deployments": frozenset({"replicas", "selector", "template", "strategy", "minReadySeconds",
-                              "revisionHistoryLimit", "paused", "progressDeadlineSeconds"}),
-    "replicasets": frozenset({"replicas", "minReadySeconds", "selector", "template"}),
-}
-_TOP_FIELDS: dict[str, frozenset[str]] = {
-    "pods": frozenset({"spec", "status"}),
-    "nodes": frozenset({"spec", "status"}),
-    "namespaces": frozenset({"spec", "status"}),
-    "services": frozenset({"spec", "status"}),
-    "deployments": frozenset({"spec", "status"}),
-    "replicasets": frozenset({"spec", "status"}),
-    "leases": frozenset({"spec"}),
-    "configmaps": frozenset({"data", "binaryData", "immutable"}),
-    "secrets": frozenset({"data", "stringData", "type", "immutable"}),
-    "serviceaccounts": frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"}),
-    "endpoints": frozenset({"subsets"}),
-}
-_CORE_EVENT_FIELDS = frozenset({
-    "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
-    "type", "eventTime", "series", "action", "related", "reportingComponent",
-    "reportingInstance",
-})
-_NEW_EVENT_FIELDS = frozenset({
-    "eventTime", "series", "reportingController", "reportingInstance", "action", "reason",
-    "regarding", "related", "note", "type", "deprecatedSource", "deprecatedFirstTimestamp",
-    "deprecatedLastTimestamp", "deprecatedCount",
-})
-
-
-def _unknown(obj: Any, allowed: frozenset[str], prefix: str, out: list[str]) -> None:
-    if not isinstance(obj, dict):
-        return
-    for key in obj:
-        if not str(key).startswith("$") and key not in allowed:
-            out.append(f"{prefix}{key}")
-
-
-def _unknown_pod_spec(spec: Any, prefix: str, out: list[str]) -> None:
-    _unknown(spec, _POD_SPEC_FIELDS, prefix, out)
-    if not isinstance(spec, dict):
-        return
-    for group in ("initContainers", "containers", "ephemeralContainers"):
-        items = spec.get(group)
-        if isinstance(items, list):
-            for i, c in enumerate(items):
-                _unknown(c, _CONTAINER_FIELDS, f"{prefix}{group}[{i}].", out)
-
-
-def unknown_fields(kind: kinds.Kind, obj: Any) -> list[str]:
-    """Field paths in ``obj`` that the kind's schema does not have (the checked parts only:
-    top level, metadata, pod specs and containers, workload specs)."""
-    out: list[str] = []
-    if not isinstance(obj, dict):
-        return out
-    if kind.plural == "events":
-        top = _NEW_EVENT_FIELDS if kind.group == "events.k8s.io" else _CORE_EVENT_FIELDS
-    else:
-        top = _TOP_FIELDS.get(kind.plural, frozenset())
-    _unknown(obj, top | {"apiVersion", "kind", "metadata"}, "", out)
-    _unknown(obj.get("metadata"), _META_FIELDS, "metadata.", out)
-    spec = obj.get("spec")
-    if kind.plural == "pods":
-        _unknown_pod_spec(spec, "spec.", out)
-    elif kind.plural in _WORKLOAD_SPEC_FIELDS and isinstance(spec, dict):
-        _unknown(spec, _WORKLOAD_SPEC_FIELDS[kind.plural], "spec.", out)
-        template = spec.get("template")
-        if isinstance(template, dict):
-            _unknown(template, frozenset({"metadata", "spec"}), "spec.template.", out)
-            _unknown(template.get("metadata"), _META_FIELDS, "spec.template.metadata.", out)
-            _unknown_pod_spec(template.get("spec"), "spec.template.spec.", out)
-    return out
-
-
-# --- shapes (checked before defaulting, so bad input can never crash the server) -------------
-
-Shape = tuple[tuple[str, ...], type | tuple[type, ...]]
-
-_META_SHAPES: list[Shape] = [
-    (("metadata",), dict),
-    (("metadata", "name"), str), (("metadata", "generateName"), str),
-    (("metadata", "namespace"), str), (("metadata", "uid"), str),
-    (("metadata", "resourceVersion"), str), (("metadata", "labels"), dict),
-    (("metadata", "annotations"), dict), (("metadata", "finalizers"), list),
-    (("metadata", "finalizers", "*"), str), (("metadata", "ownerReferences"), list),
-    (("metadata", "ownerReferences", "*"), dict),
-    (("metadata", "ownerReferences", "*", "uid"), str),
-    (("metadata", "ownerReferences", "*", "name"), str),
-    (("metadata", "ownerReferences", "*", "kind"), str),
-]
-
-
-def _pod_spec_shapes(prefix: tuple[str, ...]) -> list[Shape]:
-    shapes: list[Shape] = [
-        (prefix, dict), ((*prefix, "nodeName"), str), ((*prefix, "schedulerName"), str),
-        ((*prefix, "restartPolicy"), str), ((*prefix, "serviceAccountName"), str),
-        ((*prefix, "serviceAccount"), str), ((*prefix, "priority"), int),
-        ((*prefix, "terminationGracePeriodSeconds"), int),
-        ((*prefix, "activeDeadlineSeconds"), int), ((*prefix, "hostNetwork"), bool),
-        ((*prefix, "nodeSelector"), dict), ((*prefix, "securityContext"), dict),
-        ((*prefix, "readinessGates"), list), ((*prefix, "readinessGates", "*"), dict),
-    ]
-    for group in ("tolerations", "volumes", "schedulingGates", "imagePullSecrets"):
-        shapes += [((*prefix, group), list), ((*prefix, group, "*"), dict)]
-    for group in ("containers", "initContainers", "ephemeralContainers"):
-        item = (*prefix, group, "*")
-        shapes += [
-            ((*prefix, group), list), (item, dict), ((*item, "name"), str),
-            ((*item, "image"), str), ((*item, "ports"), list), ((*item, "ports", "*"), dict),
-            ((*item, "env"), list), ((*item, "env", "*"), dict),
-            ((*item, "resources"), dict), ((*item, "resources", "requests"), dict),
-            ((*item, "resources", "limits"), dict), ((*item, "command"), list),
-            ((*item, "args"), list), ((*item, "volumeMounts"), list),
-            ((*item, "volumeMounts", "*"), dict),
-        ]
-    return shapes
-
-
-_STATUS_SHAPES: list[Shape] = [
-    (("status",), dict), (("status", "phase"), str), (("status", "reason"), str),
-    (("status", "conditions"), list), (("status", "conditions", "*"), dict),
-    (("status", "addresses"), list), (("status", "addresses", "*"), dict),
-    (("status", "nodeInfo"), dict), (("status", "daemonEndpoints"), dict),
-    (("status", "daemonEndpoints", "kubeletEndpoint"), dict),
-    (("status", "podIPs"), list), (("status", "podIPs", "*"), dict),
-]
-for _group in ("containerStatuses", "initContainerStatuses"):
-    _STATUS_SHAPES += [
-        (("status", _group), list), (("status", _group, "*"), dict),
-        (("status", _group, "*", "state"), dict), (("status", _group, "*", "lastState"), dict),
-        (("status", _group, "*", "restartCount"), int),
-    ]
-for _state in ("waiting", "running", "terminated"):
-    for _group in ("containerStatuses", "initContainerStatuses"):
-        _STATUS_SHAPES.append((("status", _group, "*", "state", _state), dict))
-
-_WORKLOAD_SHAPES: list[Shape] = [
-    (("spec", "replicas"), int), (("spec", "selector"), dict),
-    (("spec", "selector", "matchLabels"), dict), (("spec", "selector", "matchExpressions"), list),
-    (("spec", "selector", "matchExpressions", "*"), dict),
-    (("spec", "selector", "matchExpressions", "*", "values"), list),
-    (("spec", "template"), dict), (("spec", "template", "metadata"), dict),
-    (("spec", "template", "metadata", "labels"), dict), (("spec", "strategy"), dict),
-    (("spec", "strategy", "rollingUpdate"), dict),
-]
-
-_SHAPES: dict[str, list[Shape]] = {
-    "pods": _META_SHAPES + _pod_spec_shapes(("spec",)) + _STATUS_SHAPES,
-    "deployments": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
-    + _pod_spec_shapes(("spec", "template", "spec")) + [(("status",), dict)],
-    "replicasets": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
-    + _pod_spec_shapes(("spec", "template", "spec")) + [(("status",), dict)],
-    "nodes": _META_SHAPES + [(("spec",), dict), (("spec", "taints"), list),
-                             (("spec", "taints", "*"), dict)] + _STATUS_SHAPES,
-    "services": _META_SHAPES + [(("spec",), dict), (("spec", "ports"), list),
-                                (("spec", "ports", "*"), dict), (("spec", "selector"), dict),
-                                (("status",), dict)],
-    "configmaps": _META_SHAPES + [(("data",), dict), (("binaryData",), dict)],
-    "secrets": _META_SHAPES + [(("data",), dict), (("stringData",), dict), (("type",), str)],
-    "namespaces": _META_SHAPES + [(("spec",), dict), (("status",), dict)],
-    "events": _META_SHAPES + [(("involvedObject",), dict), (("regarding",), dict),
-                              (("source",), dict), (("series",), dict)],
-    "leases": _META_SHAPES + [(("spec",), dict)],
-}
-
-_TYPE_NAMES = {dict: "object", list: "array", str: "string", int: "integer", bool: "boolean"}
-
-
-def _values(obj: Any, path: tuple[str, ...], where: str) -> list[tuple[str, Any]]:
-    if not path:
-        return [(where, obj)]
-    head, rest = path[0], path[1:]
-    if head == "*":
-        if not isinstance(obj, list):
-            return []
-        out: list[tuple[str, Any]] = []
-        for i, item in enumerate(obj):
-            out += _values(item, rest, f"{where}[{i}]")
-        return out
-    if not isinstance(obj, dict) or head not in obj or obj[head] is None:
-        return []
-    return _values(obj[head], rest, f"{where}.{head}" if where else head)
-
-
-def shape_causes(kind: kinds.Kind, obj: dict[str, Any]) -> list[Cause]:
-    """Type errors at the paths the server reads (wrong JSON types become 422, not crashes)."""
-    causes: list[Cause] = []
-    for path, expected in _SHAPES.get(kind.plural, _META_SHAPES):
-        for where, value in _values(obj, path, ""):
-            types = expected if isinstance(expected, tuple) else (expected,)
-            ok = isinstance(value, types) and not (
-                isinstance(value, bool) and bool not in types
-            )
-            if not ok:
-                names = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
-                causes.append(("FieldValueTypeInvalid", where,
-                               f"Invalid value: {type(value).__name__}: expected {names}"))
-    return causes
-
-
-class _ShapeNode:
-    """One path segment of a kind's shape table, merged into a tree walked once per object."""
-
-    __slots__ = ("checks", "children", "each")
-
-    def __init__(self) -> None:
-        self.checks: list[tuple[tuple[type, ...], bool]] = []  # (types, bool is allowed)
-        self.children: dict[str, _ShapeNode] = {}
-        self.each: _ShapeNode | None = None  # the "*" child: every item of a list
-
-
-def _shape_tree(shapes: list[Shape]) -> _ShapeNode:
-    root = _ShapeNode()
-    for path, expected in shapes:
-        node = root
-        for head in path:
-            if head == "*":
-                if node.each is None:
-                    node.each = _ShapeNode()
-                node = node.each
-            else:
-                node = node.children.setdefault(head, _ShapeNode())
-        types = expected if isinstance(expected, tuple) else (expected,)
-        node.checks.append((types, bool in types))
-    return root
-
-
-def _well_shaped(node: _ShapeNode, value: Any) -> bool:
-    """True if no check of ``node``'s subtree fails for ``value`` (what ``shape_causes`` walks,
-    in one pass over the object instead of one walk from the root per path)."""
-    for types, bool_ok in node.checks:
-        if not isinstance(value, types) or (not bool_ok and isinstance(value, bool)):
-            return False
-    if node.children and isinstance(value, dict):
-        for key, child in node.children.items():
-            item = value.get(key)
-            if item is not None and not _well_shaped(child, item):
-                return False
-    if node.each is not None and isinstance(value, list):
-        each = node.each
-        for item in value:
-            if not _well_shaped(each, item):
-                return False
-    return True
-
-
-_SHAPE_TREES: dict[str, _ShapeNode] = {}
-
-
-def check_shapes(kind: kinds.Kind, obj: dict[str, Any]) -> None:
-    tree = _SHAPE_TREES.get(kind.plural)
-    if tree is None:
-        tree = _SHAPE_TREES[kind.plural] = _shape_tree(_SHAPES.get(kind.plural, _META_SHAPES))
-    if not _well_shaped(tree, obj):
-        causes = shape_causes(kind, obj)  # the slow walk names every bad path, in table order
-        if causes:
-            name = (obj.get("metadata") or {}).get("name") if isinstance(
-                obj.get("metadata"), dict) else ""
-            raise errors.invalid(kind=kind.kind, group=kind.group, name=str(name or ""),
-                                 causes=causes)
-    _check_quantities(kind, obj)

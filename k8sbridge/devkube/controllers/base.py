@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers import errors, raw
@@ -23,8 +23,35 @@ SyncFn = Callable[[ObjectKey], Awaitable[float | None]]
 MAX_CONFLICT_ATTEMPTS = 5
 
 
-async def work(*, queue: WorkQueue, sync: SyncFn, stop: asyncio.Event) -> None:
-    """Drain ``queue`` with ``sync`` until ``stop``; one key at a time (single owner)."""
+async def caches_synced(*, informers: Sequence[Informer], stop: asyncio.Event) -> bool:
+    """Wait until every informer has listed once (client-go's WaitForCacheSync); False if
+    ``stop`` came first. A controller that acted on a partial cache would see a ReplicaSet
+    without its pods and create them again."""
+    async def all_synced() -> None:
+        for inf in informers:
+            await inf.synced.wait()
+
+    async def stopped() -> None:
+        await stop.wait()
+
+    synced = asyncio.create_task(all_synced())
+    stopper = asyncio.create_task(stopped())
+    try:
+        done, _ = await asyncio.wait({synced, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        return synced in done and not stop.is_set()
+    finally:
+        for task in (synced, stopper):
+            task.cancel()
+        await asyncio.gather(synced, stopper, return_exceptions=True)
+
+
+async def work(*, queue: WorkQueue, sync: SyncFn, stop: asyncio.Event,
+               informers: Sequence[Informer] = ()) -> None:
+    """Once ``informers`` have synced, drain ``queue`` with ``sync`` until ``stop``; one key
+    at a time (single owner). Keys queued meanwhile wait for the sync. Every controller passes
+    the informers its sync reads (a worker over no cache, as in benchmarks, passes none)."""
+    if not await caches_synced(informers=informers, stop=stop):
+        return
     while not stop.is_set():
         key = await queue.get()
         try:

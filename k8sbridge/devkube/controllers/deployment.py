@@ -154,7 +154,8 @@ class DeploymentController:
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:
-            await base.work(queue=self.queue, sync=self.sync, stop=stop)
+            await base.work(queue=self.queue, sync=self.sync, stop=stop,
+                            informers=[self.deployments, self.replicasets, self.pods])
         finally:
             self.queue.close()
 

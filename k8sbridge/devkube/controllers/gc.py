@@ -81,7 +81,8 @@ class GarbageCollector:
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:
-            await base.work(queue=self.queue, sync=self.sync, stop=stop)
+            await base.work(queue=self.queue, sync=self.sync, stop=stop,
+                            informers=list(self.informers.values()))
         finally:
             self.queue.close()
 

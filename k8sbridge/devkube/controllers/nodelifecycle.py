@@ -107,7 +107,8 @@ class NodeLifecycleController:
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:
-            await base.work(queue=self.queue, sync=self.sync, stop=stop)
+            await base.work(queue=self.queue, sync=self.sync, stop=stop,
+                            informers=[self.nodes, self.leases, self.pods])
         finally:
             self.queue.close()
 

@@ -60,7 +60,8 @@ class PodGarbageCollector:
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:
-            await base.work(queue=self.queue, sync=self.sync, stop=stop)
+            await base.work(queue=self.queue, sync=self.sync, stop=stop,
+                            informers=[self.pods, self.nodes])
         finally:
             self.queue.close()
 

@@ -143,7 +143,8 @@ class ReplicaSetController:
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:
-            await base.work(queue=self.queue, sync=self.sync, stop=stop)
+            await base.work(queue=self.queue, sync=self.sync, stop=stop,
+                            informers=[self.pods, self.replicasets])
         finally:
             self.queue.close()
 

@@ -149,7 +149,7 @@ class FakeKubelet:
                                        "reason": "KubeletReady"}]}})
         inf = asyncio.create_task(self.pods.run(stop=stop))
         try:
-            await base.work(queue=self.queue, sync=self.sync, stop=stop)
+            await base.work(queue=self.queue, sync=self.sync, stop=stop, informers=[self.pods])
         finally:
             inf.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -56,7 +56,7 @@ async def test_worker_retries_failures_then_forgets_successes() -> None:
         return None
 
     stop = asyncio.Event()
-    worker = asyncio.create_task(base.work(queue=q, sync=sync, stop=stop))
+    worker = asyncio.create_task(base.work(queue=q, sync=sync, stop=stop, informers=[]))
     q.add(A)
     q.add(B)
     await asyncio.wait_for(done.wait(), 5)

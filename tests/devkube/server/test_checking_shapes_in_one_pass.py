@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from k8sbridge.devkube import errors, kinds, validation
+from k8sbridge.devkube import errors, kinds, shapes
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.sampled_from(["", "a"]),
                      st.just(1.5))
@@ -20,9 +20,9 @@ _scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.sampled_fr
 
 def _shaped(kind: kinds.Kind) -> st.SearchStrategy[Any]:
     """Well-typed objects that follow the kind's paths (so deep paths are reached)."""
-    tree = validation._shape_tree(validation._SHAPES.get(kind.plural, validation._META_SHAPES))
+    tree = shapes._shape_tree(shapes._SHAPES.get(kind.plural, shapes._META_SHAPES))
 
-    def value(node: validation._ShapeNode, depth: int) -> st.SearchStrategy[Any]:
+    def value(node: shapes._ShapeNode, depth: int) -> st.SearchStrategy[Any]:
         wanted = {t for types, _ in node.checks for t in types} or {dict, list, str, int}
         good: list[st.SearchStrategy[Any]] = []
         if dict in wanted:
@@ -67,16 +67,16 @@ def test_one_pass_agrees_with_the_per_path_walk(kind: kinds.Kind, data: st.DataO
     if slots and data.draw(st.booleans()):
         node, key = data.draw(st.sampled_from(slots))
         node[key] = data.draw(_scalars | st.just({}) | st.just([]))
-    causes = validation.shape_causes(kind, obj)
+    causes = shapes.shape_causes(kind, obj)
     if causes:
         with pytest.raises(errors.ApiError) as raised:
-            validation.check_shapes(kind, obj)
+            shapes.check_shapes(kind, obj)
         assert raised.value.code == 422
         details = raised.value.body()
         for _, field, _ in causes:
             assert field.encode() in details
     else:
-        validation.check_shapes(kind, obj)
+        shapes.check_shapes(kind, obj)
 
 
 _POD = kinds.BY_KEY[kinds.ResourceKey("/pods")]
@@ -96,11 +96,11 @@ _RS = kinds.BY_KEY[kinds.ResourceKey("apps/replicasets")]
 def test_faults_deep_in_lists_and_bools_for_ints_are_found(
         kind: kinds.Kind, obj: dict[str, Any], field: str) -> None:
     with pytest.raises(errors.ApiError) as raised:
-        validation.check_shapes(kind, obj)
+        shapes.check_shapes(kind, obj)
     assert raised.value.code == 422
     assert f'"field":"{field}"'.encode() in raised.value.body().replace(b" ", b"")
 
 
 def test_nulls_are_absent_fields() -> None:
-    validation.check_shapes(_POD, {"spec": {"priority": None, "containers": None},
+    shapes.check_shapes(_POD, {"spec": {"priority": None, "containers": None},
                                    "metadata": {"labels": None}})

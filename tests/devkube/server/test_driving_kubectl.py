@@ -253,3 +253,35 @@ def test_create_generators_send_protobuf(kubectl: Kubectl) -> None:
     svc = kubectl.json("-n", "gen", "get", "service", "svc")
     assert svc["spec"]["ports"][0]["targetPort"] == 8080
     kubectl.run("delete", "namespace", "gen")
+
+
+def test_kubectl_reports_bad_input_as_the_servers_refusals(kubectl: Kubectl,
+                                                            tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"metadata":{"name":"deep"},"spec":' + '{"a":' * 3000 + "1" + "}" * 3001)
+    result = kubectl.run("create", "--raw", "/api/v1/namespaces/default/pods", "-f", str(deep),
+                         check=False)
+    assert result.returncode != 0
+    assert "Error from server (BadRequest)" in result.stderr, result.stderr
+    assert "exceeded max depth of 100" in result.stderr, result.stderr
+    result = kubectl.run("get", "--raw", "/api/v1/namespaces/default/pods?limit=abc",
+                         check=False)
+    assert "Error from server (BadRequest)" in result.stderr, result.stderr
+    result = kubectl.run("get", "--raw", "/api/v1/namespaces/default/pods?watch=x", check=False)
+    assert 'strconv.ParseBool: parsing "x": invalid syntax' in result.stderr, result.stderr
+    # the server is still there and still decodes quantities the apiserver's way
+    manifest = tmp_path / "q.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: quantities}\nspec:\n  containers:\n"
+        "  - name: c\n    image: busybox:1.36\n    resources:\n"
+        "      limits: {cpu: '0.5', memory: 1.5Gi}\n")
+    kubectl.run("apply", "-f", str(manifest))
+    pod = kubectl.json("get", "pod", "quantities")
+    assert pod["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "500m", "memory": "1536Mi"}
+    assert pod["status"]["qosClass"] == "Guaranteed"
+    result = kubectl.run("run", "badq", "--image=busybox:1.36", "--overrides",
+                         json.dumps({"spec": {"containers": [{
+                             "name": "badq", "image": "busybox:1.36",
+                             "resources": {"requests": {"cpu": "1x"}}}]}}), check=False)
+    assert "quantities must match the regular expression" in result.stderr, result.stderr
