@@ -24,7 +24,7 @@ from aiohttp import web
 from k8sbridge.kernel import allocator as alloc
 from k8sbridge.kernel import link
 from k8sbridge.kernel import resources as res
-from k8sbridge.kernel.master import calls, registry, state, streams
+from k8sbridge.kernel.master import calls, launching, registry, state, streams
 from k8sbridge.kernel.master.config import MasterConfig
 from k8sbridge.kernel.master.errors import CallError, TaskInvalid
 from k8sbridge.kernel.protocol import AgentId, FrameworkId
@@ -775,6 +775,12 @@ class Master:
             eid: ex.info for (f, eid), ex in agent.executors.items() if f == fw.framework_id
         }
 
+    def _executor_task_containers(self, fw: state.Framework, agent: state.Agent,
+                                  eid: str | None) -> list[Any]:
+        tasks = list(fw.tasks.values()) + list(fw.unreachable_tasks.values())
+        return [t.info.get("container") for t in tasks
+                if t.agent_id == agent.agent_id and eid is not None and t.executor_id == eid]
+
     def _launch(self, fw: state.Framework, agent: state.Agent, role: str, op: RawJson,
                 remaining: res.Resources) -> res.Resources:
         tasks = calls.as_list((op.get("launch") or {}).get("task_infos"))
@@ -786,7 +792,7 @@ class Master:
             log.info("implicitly declining offers: LAUNCH with no tasks")
         for task in tasks:
             try:
-                tid, task_res, eid, exec_res = calls.validate_launch_task(
+                tid, task_res, eid, exec_res = launching.validate_launch_task(
                     task, framework_id=fw.framework_id, agent_id=agent.agent_id, role=role,
                     known_task_ids=_KnownIds(fw),
                     known_executors=self._known_executors(fw, agent),
@@ -824,10 +830,13 @@ class Master:
                              "The `id` field cannot be set on LAUNCH_GROUP operations")
             return remaining
         try:
-            eid, parsed, exec_res = calls.validate_task_group(
+            eid, parsed, exec_res = launching.validate_task_group(
                 executor, task_list, framework_id=fw.framework_id, agent_id=agent.agent_id,
                 role=role, known_task_ids=_KnownIds(fw),
                 known_executors=self._known_executors(fw, agent), offered=remaining,
+                executor_task_containers=self._executor_task_containers(
+                    fw, agent, calls.id_value((executor or {}).get("executor_id"))
+                    if isinstance(executor, dict) else None),
             )
         except TaskInvalid as e:
             self._task_error(fw, task_list, "REASON_TASK_GROUP_INVALID", str(e))
@@ -879,11 +888,11 @@ class Master:
                     raise ValueError(
                         "Reservation updates are not yet implemented for the scheduler API."
                     )
-                consumed, converted = calls.parse_reserve(
+                consumed, converted = launching.parse_reserve(
                     body.get("resources"), roles=fw.roles, principal=fw.info.get("principal")
                 )
             else:
-                consumed, converted = calls.parse_unreserve(
+                consumed, converted = launching.parse_unreserve(
                     (op.get("unreserve") or {}).get("resources")
                 )
         except ValueError as e:
@@ -1539,9 +1548,9 @@ class Master:
             raise CallError(409, f"Agent {aid} is not registered")
         try:
             if unreserve:
-                consumed, converted = calls.parse_unreserve(body.get("resources"))
+                consumed, converted = launching.parse_unreserve(body.get("resources"))
             else:
-                consumed, converted = calls.parse_reserve(
+                consumed, converted = launching.parse_reserve(
                     body.get("resources"), roles=None, principal=None
                 )
         except ValueError as e:
@@ -1582,8 +1591,7 @@ class Master:
             "total_resources": agent.total.to_raw(),
             "allocated_resources": allocated.to_raw(),
             "offered_resources": offered.to_raw(),
-            "capabilities": [{"type": "MULTI_ROLE"}, {"type": "HIERARCHICAL_ROLE"},
-                             {"type": "RESERVATION_REFINEMENT"}],
+            "capabilities": [{"type": c} for c in launching.AGENT_CAPABILITIES],
         }
         if agent.reregistered_time is not None:
             raw["reregistered_time"] = state.nanos(agent.reregistered_time)
