@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from k8sbridge.kernel import protocol
+from k8sbridge.kernel.master import transport
 from k8sbridge.kernel.master.errors import CallError
 
 RawJson = dict[str, Any]
 
-APPLICATION_JSON = "application/json"
-APPLICATION_PROTOBUF = "application/x-protobuf"
 
 CALL_TYPES = frozenset(
     {
@@ -66,50 +64,6 @@ MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
 
 # --------------------------------------------------------------------------------------------
 # Transport and call envelope
-
-
-def check_content_type(content_type: str | None) -> None:
-    """Mesos: missing -> 400, protobuf -> (we do not speak it) 415, anything else -> 415.
-
-    The comparison is exact, as in ``src/master/http.cpp`` (``application/json; charset=utf-8``
-    is refused by Mesos too).
-    """
-    if content_type is None:
-        raise CallError(400, "Expecting 'Content-Type' to be present")
-    media = content_type
-    if media == APPLICATION_PROTOBUF:
-        raise CallError(
-            415,
-            "Expecting 'Content-Type' of application/json: this master speaks only JSON "
-            "(application/x-protobuf is not supported by the embedded kernel)",
-        )
-    if media != APPLICATION_JSON:
-        raise CallError(
-            415, "Expecting 'Content-Type' of application/json or application/x-protobuf"
-        )
-
-
-def accepts_json(accept: str | None) -> bool:
-    """``Accept`` check for SUBSCRIBE (none = anything)."""
-    if accept is None or not accept.strip():
-        return True
-    for part in accept.split(","):
-        media = part.split(";", 1)[0].strip().lower()
-        if media in ("application/json", "application/*", "*/*"):
-            return True
-    return False
-
-
-def parse_body(body: bytes) -> RawJson:
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CallError(400, f"Failed to parse body into JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise CallError(
-            400, "Failed to convert JSON into Call protobuf: Expecting a JSON object"
-        )
-    return value
 
 
 def _missing(paths: list[str]) -> CallError:
@@ -166,6 +120,9 @@ def normalize_call(call: RawJson) -> RawJson:
     "Expecting 'type' to be present".
     """
     ctype = call.get("type")
+    if ctype is not None and not isinstance(ctype, str):
+        raise CallError(400, "Failed to convert JSON into Call protobuf: "
+                             + transport.not_expecting(ctype, "type"))
     if ctype is not None and ctype not in CALL_TYPES:
         call = {k: v for k, v in call.items() if k != "type"}
     call = {k: v for k, v in call.items() if v is not None}  # JSON null = field not set

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kernel.master import calls, legacy, state, streams
+from k8sbridge.kernel.master import calls, legacy, state, streams, transport
 from k8sbridge.kernel.master.errors import CallError
 from k8sbridge.kernel.master.master import VERSION, Master
 
@@ -71,14 +71,14 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
         return web.Response(status=405, headers={"Allow": "POST"},
                             text=f"Expecting one of {{ 'POST' }}, but received '{request.method}'")
     try:
-        calls.check_content_type(request.headers.get("Content-Type"))
+        transport.check_content_type(request.headers.get("Content-Type"))
         body = await request.read()
-        call = calls.normalize_call(calls.parse_body(body))
+        call = calls.normalize_call(transport.parse_body(body))
         calls.validate_call(call)
     except CallError as e:
         return _text(e.status, e.message)
     ctype = call["type"]
-    if ctype in ("SUBSCRIBE", "RECONCILE_OPERATIONS") and not calls.accepts_json(
+    if ctype in ("SUBSCRIBE", "RECONCILE_OPERATIONS") and not transport.accepts_json(
         request.headers.get("Accept")
     ):
         return _text(406, "Expecting 'Accept' to allow 'application/x-protobuf' or "
@@ -137,7 +137,7 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
             return _text(501, f"Call type {ctype} is not implemented")
     except CallError as e:
         return _text(e.status, e.message)
-    except (TypeError, AttributeError, KeyError, ValueError) as e:
+    except (TypeError, AttributeError, KeyError, ValueError, ArithmeticError) as e:
         # A shape the checks above did not anticipate: Mesos' protobuf conversion would have
         # refused it, so answer 400 rather than 500 (and log it: this is a gap to close).
         log.warning("malformed %s call from framework %s: %r", ctype, fid, e)
@@ -192,21 +192,24 @@ async def operator_api(request: web.Request) -> web.StreamResponse:
         return web.Response(status=405, headers={"Allow": "POST"},
                             text=f"Expecting one of {{ 'POST' }}, but received '{request.method}'")
     try:
-        calls.check_content_type(request.headers.get("Content-Type"))
-        call = calls.parse_body(await request.read())
+        transport.check_content_type(request.headers.get("Content-Type"))
+        call = transport.parse_body(await request.read())
     except CallError as e:
         return _text(e.status, e.message.replace("Call protobuf", "master::Call"))
-    if not calls.accepts_json(request.headers.get("Accept")):
+    if not transport.accepts_json(request.headers.get("Accept")):
         return _text(406, "Expecting 'Accept' to allow 'application/x-protobuf' or "
                           "'application/json'")
-    ctype = call.get("type")
-    if not isinstance(ctype, str):
-        return _text(400, "Failed to validate master::Call: Expecting 'type' to be present")
+    try:
+        ctype = transport.operator_type(call)
+    except CallError as e:
+        return _text(e.status, e.message)
+    if ctype == "UNKNOWN":
+        return web.Response(status=501)  # as Mesos: NotImplemented, no body
     try:
         return await _operator_call(request, master, ctype, call)
     except CallError as e:
         return _text(e.status, e.message)
-    except (TypeError, AttributeError, KeyError, ValueError) as e:
+    except (TypeError, AttributeError, KeyError, ValueError, ArithmeticError) as e:
         log.warning("malformed operator call %s: %r", ctype, e)
         return _text(400, f"Failed to convert JSON into master::Call protobuf: {e!r}")
 

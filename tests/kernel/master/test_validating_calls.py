@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from k8sbridge.kernel import resources as res
-from k8sbridge.kernel.master import calls, launching
+from k8sbridge.kernel.master import calls, launching, transport
 from k8sbridge.kernel.master.errors import CallError, TaskInvalid
 
 FW = {"user": "u", "name": "n"}
@@ -28,10 +28,10 @@ UUID = base64.b64encode(uuid.uuid4().bytes).decode()
 )
 def test_content_type(content_type: str | None, status: int | None) -> None:
     if status is None:
-        calls.check_content_type(content_type)
+        transport.check_content_type(content_type)
     else:
         with pytest.raises(CallError) as e:
-            calls.check_content_type(content_type)
+            transport.check_content_type(content_type)
         assert e.value.status == status
 
 
@@ -44,7 +44,7 @@ def test_content_type(content_type: str | None, status: int | None) -> None:
 )
 def test_malformed_bodies(body: bytes, message: str) -> None:
     with pytest.raises(CallError) as e:
-        calls.parse_body(body)
+        transport.parse_body(body)
     assert e.value.status == 400 and message in e.value.message
 
 
