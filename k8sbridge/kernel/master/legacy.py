@@ -87,6 +87,7 @@ def _task(task: st.Task) -> RawJson:
 
 def _framework(master: Master, fw: st.Framework) -> RawJson:
     info = fw.info
+    used = fw.allocated(executors=master.all_executors())
     out: RawJson = {
         "id": fw.framework_id,
         "name": info.get("name", ""),
@@ -102,9 +103,9 @@ def _framework(master: Master, fw: st.Framework) -> RawJson:
         "checkpoint": info.get("checkpoint", False),
         "registered_time": fw.registered_time,
         "unregistered_time": fw.unregistered_time or 0,
-        "resources": fw.allocated().to_legacy(),
-        "allocated_resources": fw.allocated().to_legacy(),
-        "used_resources": fw.allocated().to_legacy(),
+        "resources": (used + fw.offered()).to_legacy(),
+        "allocated_resources": used.to_legacy(),
+        "used_resources": used.to_legacy(),
         "offered_resources": fw.offered().to_legacy(),
         "capabilities": sorted(fw.capabilities),
         "tasks": [_task(t) for t in fw.tasks.values()],

@@ -319,6 +319,13 @@ class Master:
             else:
                 sub.send(event)
 
+    def _task_updated(self, fw: state.Framework, task: state.Task) -> None:
+        """Operator event for a task the master itself moved on (``createTaskUpdated``)."""
+        if self.subscribers and task.statuses:
+            self.broadcast({"type": "TASK_UPDATED", "task_updated": {
+                "framework_id": idv(fw.framework_id), "status": task.statuses[-1],
+                "state": task.state}})
+
     def _forward_status(self, fw: state.Framework, status: RawJson) -> None:
         self._send(fw, {"type": "UPDATE", "update": {"status": status}})
         self.metrics[f"tasks_total_{str(status.get('state', '')).lower()}"] += 1
@@ -546,6 +553,7 @@ class Master:
                     agent_id=task.agent_id, executor_id=task.executor_id,
                 )
                 _transition(task, status)
+                self._task_updated(fw, task)
             self._remove_task(task, recover=False)
         fw.unreachable_tasks.clear()
         for agent in self.agents.values():
@@ -1597,6 +1605,10 @@ class Master:
             raw["reregistered_time"] = state.nanos(agent.reregistered_time)
         return raw
 
+    def all_executors(self) -> Iterator[state.Executor]:
+        for agent in self.agents.values():
+            yield from agent.executors.values()
+
     def framework_raw(self, fw: state.Framework) -> RawJson:
         raw: RawJson = {
             "framework_info": fw.info,
@@ -1607,7 +1619,7 @@ class Master:
             "offers": [self.offer_raw(o, fw=fw) for o in fw.offers.values()
                        if o.agent_id in self.agents],
             "inverse_offers": [],
-            "allocated_resources": fw.allocated().to_raw(),
+            "allocated_resources": fw.allocated(executors=self.all_executors()).to_raw(),
             "offered_resources": fw.offered().to_raw(),
         }
         if fw.reregistered_time is not None:

@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import socket
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from k8sbridge.kernel import resources as res
@@ -184,11 +185,15 @@ class Framework:
     def name(self) -> str:
         return str(self.info.get("name", ""))
 
-    def allocated(self) -> res.Resources:
+    def allocated(self, *, executors: Iterable[Executor] = ()) -> res.Resources:
+        """``totalUsedResources``: live tasks plus this framework's ``executors``."""
         total = res.Resources()
         for task in self.tasks.values():
             if not task.resources_released:
                 total = total + task.resources
+        for executor in executors:
+            if executor.framework_id == self.framework_id:
+                total = total + executor.resources
         return total
 
     def offered(self) -> res.Resources:
