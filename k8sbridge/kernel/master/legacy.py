@@ -247,7 +247,7 @@ def _counts(tasks: Any) -> dict[str, int]:
 
 def roles(master: Master) -> RawJson:
     out = []
-    for role in master.get_roles()["roles"]:
+    for role in master.roles_detail()["roles"]:
         out.append({
             "name": role["name"],
             "weight": role["weight"],

@@ -1667,6 +1667,13 @@ class Master:
         }
 
     def get_roles(self) -> RawJson:
+        """GET_ROLES: ``mesos.v1.Role`` has name, weight, frameworks and resources only."""
+        keep = ("name", "weight", "frameworks", "resources")
+        return {"roles": [{k: r[k] for k in keep if k in r}
+                          for r in self.roles_detail()["roles"]]}
+
+    def roles_detail(self) -> RawJson:
+        """Every role with its allocation breakdown and quota (the legacy ``/roles`` data)."""
         summary = self.allocator.role_summary()
         weights = self.allocator.weights()
         quotas = self.allocator.quotas()

@@ -98,7 +98,6 @@ class Task:
             "state": self.state,
             "resources": self.resources.to_raw(refined=refined),
             "statuses": list(self.statuses),
-            "role": self.role,
         }
         if self.executor_id is not None:
             raw["executor_id"] = idv(self.executor_id)
