@@ -2,7 +2,7 @@
 
 Why a separate module: this is the wire boundary (status codes, headers, RecordIO streams, the
 checks ``src/master/http.cpp`` makes before a call reaches the master). Handlers parse and
-check, then call one synchronous ``Master`` method; they hold no state of their own.
+check, then call one synchronous ``OperatorHandling`` method; they hold no state of their own.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from typing import Any
 from aiohttp import web
 
 from k8sbridge.kernel.master import calls, legacy, state, streams, transport
+from k8sbridge.kernel.master.base import VERSION
 from k8sbridge.kernel.master.errors import CallError
-from k8sbridge.kernel.master.master import VERSION, Master
+from k8sbridge.kernel.master.operations import OperatorHandling
 
 log = logging.getLogger(__name__)
 
 RawJson = dict[str, Any]
-MASTER_KEY = web.AppKey("master", Master)
+MASTER_KEY = web.AppKey("master", OperatorHandling)
 
 
-def build_app(master: Master) -> web.Application:
+def build_app(master: OperatorHandling) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[MASTER_KEY] = master
     app.router.add_route("*", "/api/v1/scheduler", scheduler_api)
@@ -145,7 +146,8 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
     return web.Response(status=202)
 
 
-async def _subscribe(request: web.Request, master: Master, sub: RawJson) -> web.StreamResponse:
+async def _subscribe(request: web.Request, master: OperatorHandling, sub: RawJson
+                     ) -> web.StreamResponse:
     stream = streams.EventStream(heartbeat_interval=master.config.heartbeat_interval)
     master.subscribe(sub, stream)
     framework_id = _framework_of(master, stream)
@@ -166,7 +168,7 @@ async def _subscribe(request: web.Request, master: Master, sub: RawJson) -> web.
     return response
 
 
-def _framework_of(master: Master, stream: streams.EventStream) -> str | None:
+def _framework_of(master: OperatorHandling, stream: streams.EventStream) -> str | None:
     for fid, fw in master.frameworks.items():
         if fw.stream is stream:
             return fid
@@ -221,7 +223,7 @@ def _sub(call: RawJson, field: str) -> RawJson:
     return body
 
 
-async def _operator_call(request: web.Request, master: Master, ctype: str, call: RawJson
+async def _operator_call(request: web.Request, master: OperatorHandling, ctype: str, call: RawJson
                          ) -> web.StreamResponse:
     if ctype == "GET_HEALTH":
         return _v1({"type": ctype, "get_health": {"healthy": True}})
@@ -280,7 +282,7 @@ async def _operator_call(request: web.Request, master: Master, ctype: str, call:
     return _text(501, f"Operator call {ctype} is not implemented by the embedded kernel")
 
 
-async def _operator_subscribe(request: web.Request, master: Master) -> web.StreamResponse:
+async def _operator_subscribe(request: web.Request, master: OperatorHandling) -> web.StreamResponse:
     stream = streams.EventStream(heartbeat_interval=master.config.heartbeat_interval)
     stream.send({"type": "SUBSCRIBED", "subscribed": {
         "get_state": master.get_state(),
