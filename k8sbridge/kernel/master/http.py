@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kernel.master import calls, legacy, state, streams, transport
+from k8sbridge.kernel.master import calls, legacy, streams, transport
 from k8sbridge.kernel.master.base import VERSION
 from k8sbridge.kernel.master.errors import CallError
 from k8sbridge.kernel.master.operations import OperatorHandling
@@ -59,7 +59,7 @@ def _json(body: Any, *, status: int = 200) -> web.Response:
 
 def _v1(body: Any) -> web.Response:
     """A v1 operator API body: empty repeated fields left out, as Mesos prints protobuf."""
-    return _json(state.compact(body))
+    return _json(streams.compact(body))
 
 
 # --------------------------------------------------------------------------------------------
