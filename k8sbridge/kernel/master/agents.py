@@ -68,6 +68,7 @@ class AgentHandling(TaskHandling):
                     await conn.task
 
     def register_agent(self, conn: AgentConn, message: RawJson) -> state.Agent | None:
+        """REGISTER (no id yet) or RE-REGISTER from an agent; None if the message is refused."""
         info = message.get("agent_info")
         if not isinstance(info, dict) or not isinstance(info.get("hostname"), str):
             log.warning("refusing registration from %s: agent_info.hostname missing",
@@ -79,19 +80,55 @@ class AgentHandling(TaskHandling):
             log.warning("refusing registration from %s: bad resources: %s", conn.stream.peer, e)
             return None
         aid = id_value(info.get("id"))
-        now = time.time()
         info = {k: v for k, v in info.items() if k != "id"}
         if aid is None:
-            aid = self._new_agent_id()
-            agent = state.Agent(agent_id=aid, info=info, total=static, registered_time=now,
-                                version=str(message.get("version", VERSION)))
-            self.agents[aid] = agent
-            agent.conn = conn
+            return self._register_new(conn, message, info, static)
+        return self._reregister(conn, message, aid, info, static)
+
+    def _register_new(self, conn: AgentConn, message: RawJson, info: RawJson,
+                      static: res.Resources) -> state.Agent:
+        aid = self._new_agent_id()
+        agent = state.Agent(agent_id=aid, info=info, total=static, registered_time=time.time(),
+                            version=str(message.get("version", VERSION)))
+        self.agents[aid] = agent
+        agent.conn = conn
+        self._admit(agent)
+        log.info("agent %s (%s) registered with %s", aid, agent.hostname, static)
+        conn.send({"type": "REGISTERED", "agent_id": idv(aid)})
+        self.trigger_allocation()
+        return agent
+
+    def _reregister(self, conn: AgentConn, message: RawJson, aid: str, info: RawJson,
+                    static: res.Resources) -> state.Agent:
+        """``Master::reregisterSlave``: refresh the agent, then reconcile what it reports:
+        frameworks, tasks (and tasks it no longer has), executors; then readmit it."""
+        agent, was_unreachable = self._refresh_agent(conn, message, aid, info, static)
+        self._reconcile_frameworks(message)
+        reported, kills, shutdown = self._reconcile_tasks(agent, message,
+                                                          was_unreachable=was_unreachable)
+        self._drop_unreported_tasks(agent, reported)
+        self._reconcile_executors(agent, message)
+        if aid in self._in_allocator:
+            self.allocator.update_agent_total(AgentId(aid), agent.total)
+            self.allocator.activate_agent(AgentId(aid))
+            self.registry.put_agent(aid, agent.info_raw())
+        else:
             self._admit(agent)
-            log.info("agent %s (%s) registered with %s", aid, agent.hostname, static)
-            conn.send({"type": "REGISTERED", "agent_id": idv(aid)})
-            self.trigger_allocation()
-            return agent
+        conn.send({"type": "REGISTERED", "agent_id": idv(aid)})
+        for fid, tid in kills:
+            conn.send({"type": "KILL_TASK", "framework_id": idv(fid), "task_id": idv(tid)})
+        for fid in shutdown:
+            conn.send({"type": "SHUTDOWN_FRAMEWORK", "framework_id": idv(fid)})
+        log.info("agent %s (%s) re-registered with %d tasks", aid, agent.hostname,
+                 len(reported))
+        self.trigger_allocation()
+        return agent
+
+    def _refresh_agent(self, conn: AgentConn, message: RawJson, aid: str, info: RawJson,
+                       static: res.Resources) -> tuple[state.Agent, bool]:
+        """The agent record, new or known, with this connection, info and totals (dynamic
+        reservations kept); also whether it had been unreachable."""
+        now = time.time()
         agent_or_none = self.agents.get(aid)
         if agent_or_none is None:
             agent = state.Agent(agent_id=aid, info=info, total=static, registered_time=now)
@@ -114,12 +151,22 @@ class AgentHandling(TaskHandling):
         agent.recovered = False
         agent.unreachable_time = None
         agent.active = True
-        kills: list[tuple[str, str]] = []
-        shutdown: set[str] = set()
+        return agent, was_unreachable
+
+    def _reconcile_frameworks(self, message: RawJson) -> None:
+        """Frameworks the agent runs tasks for that this master does not know are recovered."""
         for fi in calls.as_list(message.get("frameworks")):
             fid = id_value(fi.get("id")) if isinstance(fi, dict) else None
             if fid and fid not in self.frameworks and fid not in self.completed_ids:
                 self._recover_framework(fi)
+
+    def _reconcile_tasks(self, agent: state.Agent, message: RawJson, *, was_unreachable: bool
+                         ) -> tuple[set[tuple[str, str]], list[tuple[str, str]], set[str]]:
+        """Adopt the reported tasks; returns (kept, to kill, frameworks to shut down): tasks of
+        completed frameworks, of kills pending while away, or of non-partition-aware
+        frameworks whose agent had been unreachable are not kept."""
+        kills: list[tuple[str, str]] = []
+        shutdown: set[str] = set()
         reported: set[tuple[str, str]] = set()
         for raw in calls.as_list(message.get("tasks")):
             if not isinstance(raw, dict):
@@ -139,74 +186,68 @@ class AgentHandling(TaskHandling):
                 kills.append((fid, tid))
                 continue
             reported.add((fid, tid))
-            task = fw.tasks.get(tid)
-            if task is None:
-                task = fw.unreachable_tasks.pop(tid, None)
-                if task is None:
-                    task = self._task_from_report(fw, agent, raw)
-                else:
-                    task.unreachable_time = None
-                    task.resources_released = False  # held again once the agent is admitted
-                    if raw.get("state") in calls.TASK_STATES:
-                        task.state = str(raw["state"])
-                        task.status_update_state = str(
-                            raw.get("status_update_state") or raw["state"]
-                        )
-                        task.status_update_uuid = raw.get("status_update_uuid")
-                fw.tasks[tid] = task
-                agent.tasks[(fid, tid)] = task
-                if task.terminal:
-                    task.resources_released = True
+            if fw.tasks.get(tid) is None:
+                self._adopt_task(fw, agent, raw, tid)
         agent.kill_on_return.clear()
+        return reported, kills, shutdown
+
+    def _adopt_task(self, fw: state.Framework, agent: state.Agent, raw: RawJson,
+                    tid: str) -> None:
+        task = fw.unreachable_tasks.pop(tid, None)
+        if task is None:
+            task = self._task_from_report(fw, agent, raw)
+        else:
+            task.unreachable_time = None
+            task.resources_released = False  # held again once the agent is admitted
+            if raw.get("state") in calls.TASK_STATES:
+                task.state = str(raw["state"])
+                task.status_update_state = str(raw.get("status_update_state") or raw["state"])
+                task.status_update_uuid = raw.get("status_update_uuid")
+        fw.tasks[tid] = task
+        agent.tasks[(fw.framework_id, tid)] = task
+        if task.terminal:
+            task.resources_released = True
+
+    def _drop_unreported_tasks(self, agent: state.Agent, reported: set[tuple[str, str]]
+                               ) -> None:
+        """Live tasks the agent no longer has: TASK_LOST (TASK_DROPPED if partition-aware)."""
         for key, task in list(agent.tasks.items()):
-            if key not in reported and not task.terminal:
-                fw_ = self.frameworks.get(task.framework_id)
-                if fw_ is None:
-                    continue
-                status = _status(
-                    task_id=task.task_id,
-                    state_="TASK_DROPPED" if fw_.partition_aware else "TASK_LOST",
-                    message="Task was not found on the agent when it re-registered",
-                    reason="REASON_RECONCILIATION", agent_id=agent.agent_id,
-                    executor_id=task.executor_id,
-                )
-                _transition(task, status)
-                self._remove_task(task)  # gives its resources back if the agent is allocated
-                self._forward_status(fw_, status)
+            if key in reported or task.terminal:
+                continue
+            fw = self.frameworks.get(task.framework_id)
+            if fw is None:
+                continue
+            status = _status(
+                task_id=task.task_id,
+                state_="TASK_DROPPED" if fw.partition_aware else "TASK_LOST",
+                message="Task was not found on the agent when it re-registered",
+                reason="REASON_RECONCILIATION", agent_id=agent.agent_id,
+                executor_id=task.executor_id,
+            )
+            _transition(task, status)
+            self._remove_task(task)  # gives its resources back if the agent is allocated
+            self._forward_status(fw, status)
+
+    def _reconcile_executors(self, agent: state.Agent, message: RawJson) -> None:
+        """Executors of known frameworks that the master does not track yet are adopted."""
         for ex_raw in calls.as_list(message.get("executors")):
             if not isinstance(ex_raw, dict):
                 continue
             fid = id_value(ex_raw.get("framework_id")) or ""
             eid = id_value(ex_raw.get("executor_id")) or ""
-            if not fid or not eid or fid not in self.frameworks:
+            if not fid or not eid or fid not in self.frameworks or (fid, eid) in agent.executors:
                 continue
-            if (fid, eid) not in agent.executors:
-                try:
-                    ex_res = res.Resources.parse(ex_raw.get("resources") or [])
-                except res.ResourceError:
-                    ex_res = res.Resources()
-                fw_roles = self.frameworks[fid].roles
-                if any(r.allocation_role is None for r in ex_res) and fw_roles:
-                    ex_res = ex_res.allocated_to(fw_roles[0])
-                agent.executors[(fid, eid)] = state.Executor(
-                    framework_id=fid, agent_id=aid, executor_id=eid, info=ex_raw,
-                    resources=ex_res,
-                )
-        if aid in self._in_allocator:
-            self.allocator.update_agent_total(AgentId(aid), agent.total)
-            self.allocator.activate_agent(AgentId(aid))
-            self.registry.put_agent(aid, agent.info_raw())
-        else:
-            self._admit(agent)
-        conn.send({"type": "REGISTERED", "agent_id": idv(aid)})
-        for fid, tid in kills:
-            conn.send({"type": "KILL_TASK", "framework_id": idv(fid), "task_id": idv(tid)})
-        for fid in shutdown:
-            conn.send({"type": "SHUTDOWN_FRAMEWORK", "framework_id": idv(fid)})
-        log.info("agent %s (%s) re-registered with %d tasks", aid, agent.hostname,
-                 len(reported))
-        self.trigger_allocation()
-        return agent
+            try:
+                ex_res = res.Resources.parse(ex_raw.get("resources") or [])
+            except res.ResourceError:
+                ex_res = res.Resources()
+            fw_roles = self.frameworks[fid].roles
+            if any(r.allocation_role is None for r in ex_res) and fw_roles:
+                ex_res = ex_res.allocated_to(fw_roles[0])
+            agent.executors[(fid, eid)] = state.Executor(
+                framework_id=fid, agent_id=agent.agent_id, executor_id=eid, info=ex_raw,
+                resources=ex_res,
+            )
 
     def _task_from_report(self, fw: state.Framework, agent: state.Agent, raw: RawJson
                           ) -> state.Task:
