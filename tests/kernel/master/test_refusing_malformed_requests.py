@@ -103,7 +103,7 @@ async def test_malformed_requests_get_4xx_and_the_master_keeps_serving(
     await st.subscribe(wire.framework_info(failover_timeout=60))
     await st.wait_for("OFFERS")
     answers: dict[int, int] = {}
-    for body in _collect(250):
+    for body in _collect(400):
         for url, headers in (
             ("/api/v1/scheduler", {**wire.JSON, "Mesos-Stream-Id": st.stream_id}),
             ("/api/v1/scheduler", wire.JSON),
@@ -179,7 +179,7 @@ def _hostile_launches(count: int) -> list[dict[str, Any]]:
 
 async def test_hostile_values_inside_launches(kernel: main.Kernel,
                                               session: aiohttp.ClientSession) -> None:
-    ops = _hostile_launches(120)
+    ops = _hostile_launches(60)
     st = wire.Stream(session, kernel.master_url)
     await st.subscribe()
     offer: dict[str, Any] | None = None
