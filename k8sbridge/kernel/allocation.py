@@ -137,7 +137,7 @@ def _allocated_to(resources: Resources, role: str) -> Resources:
     """``Resources.allocated_to`` for unallocated input, without re-merging (hot path)."""
     return Resources(
         tuple(
-            r.with_(allocation_role=role)
+            r.reallocated(role)
             for r in resources.items
         )
     )

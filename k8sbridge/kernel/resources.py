@@ -73,7 +73,7 @@ class Reservation:
 
     @staticmethod
     def from_json(raw: Any) -> Reservation:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):
             raise ResourceError("Invalid reservation: not an object")
         role = raw.get("role")
         if not isinstance(role, str) or not role:
@@ -106,12 +106,12 @@ class Reservation:
 def _labels_from_json(raw: Any) -> tuple[tuple[str, str], ...]:
     if raw is None:
         return ()
-    entries = raw.get("labels") if isinstance(raw, Mapping) else raw
+    entries = raw.get("labels") if isinstance(raw, dict) else raw
     if not isinstance(entries, list):
         raise ResourceError("Invalid labels: expected a list")
     out = []
     for entry in entries:
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, dict):
             raise ResourceError("Invalid labels: expected objects")
         out.append((str(entry.get("key", "")), str(entry.get("value", ""))))
     return tuple(out)
@@ -159,13 +159,23 @@ class Resource:
 
     def is_empty(self) -> bool:
         if self.type == "SCALAR":
-            return to_fixed(self.scalar) <= 0
+            return self.scalar < 0.0005  # to_fixed(scalar) <= 0, without the rounding
         if self.type == "RANGES":
             return not self.ranges
         return not self.items
 
     def with_(self, **changes: Any) -> Resource:
         return dataclasses.replace(self, **changes)
+
+    def revalued(self, *, scalar: float = 0.0, ranges: tuple[Range, ...] = (),
+                 items: frozenset[str] = frozenset()) -> Resource:
+        """The same resource with another value (cheaper than ``dataclasses.replace``)."""
+        return Resource(self.name, self.type, self.reservations, self.allocation_role,
+                        self.extra, scalar, ranges, items)
+
+    def reallocated(self, role: str | None) -> Resource:
+        return Resource(self.name, self.type, self.reservations, role, self.extra,
+                        self.scalar, self.ranges, self.items)
 
     @staticmethod
     def scalar_of(name: str, value: float, *, role: str = "*") -> Resource:
@@ -185,7 +195,7 @@ class Resource:
     @staticmethod
     def from_json(raw: Any) -> Resource:
         """A ``Resource`` from its JSON (either reservation format), checked as Mesos does."""
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):
             raise ResourceError("Invalid resource: not an object")
         name = raw.get("name")
         if not isinstance(name, str) or not name:
@@ -198,7 +208,7 @@ class Resource:
         alloc = raw.get("allocation_info")
         alloc_role: str | None = None
         if alloc is not None:
-            if not isinstance(alloc, Mapping):
+            if not isinstance(alloc, dict):
                 raise ResourceError(f"Invalid allocation_info for '{name}'")
             role = alloc.get("role")
             alloc_role = None if role is None else str(role)
@@ -255,7 +265,7 @@ def _value_from_json(
     try:
         if kind == "SCALAR":
             body = raw.get("scalar")
-            value = body.get("value") if isinstance(body, Mapping) else None
+            value = body.get("value") if isinstance(body, dict) else None
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ResourceError(f"Invalid scalar resource '{name}': missing value")
             number = float(value)
@@ -264,7 +274,7 @@ def _value_from_json(
             return normalize_scalar(number), (), frozenset()
         if kind == "RANGES":
             body = raw.get("ranges")
-            spans = body.get("range", []) if isinstance(body, Mapping) else None
+            spans = body.get("range", []) if isinstance(body, dict) else None
             if not isinstance(spans, list):
                 raise ResourceError(f"Invalid ranges resource '{name}'")
             parsed = []
@@ -275,7 +285,7 @@ def _value_from_json(
                 parsed.append((begin, end))
             return 0.0, coalesce(parsed), frozenset()
         body = raw.get("set")
-        members = body.get("item", []) if isinstance(body, Mapping) else None
+        members = body.get("item", []) if isinstance(body, dict) else None
         if not isinstance(members, list):
             raise ResourceError(f"Invalid set resource '{name}'")
         if len(set(map(str, members))) != len(members):
@@ -301,7 +311,7 @@ def _stack_from_json(raw: Mapping[str, Any]) -> tuple[Reservation, ...]:
     dynamic = raw.get("reservation")
     if dynamic is None:
         return (Reservation(type="STATIC", role=role),)
-    if not isinstance(dynamic, Mapping):
+    if not isinstance(dynamic, dict):
         raise ResourceError("Invalid resource: 'reservation' must be an object")
     return (Reservation.from_json({**dynamic, "role": role, "type": "DYNAMIC"}),)
 
@@ -309,22 +319,22 @@ def _stack_from_json(raw: Mapping[str, Any]) -> tuple[Reservation, ...]:
 def _plus(a: Resource, b: Resource) -> Resource:
     match a.type:
         case "SCALAR":
-            return a.with_(scalar=from_fixed(to_fixed(a.scalar) + to_fixed(b.scalar)))
+            return a.revalued(scalar=from_fixed(to_fixed(a.scalar) + to_fixed(b.scalar)))
         case "RANGES":
-            return a.with_(ranges=coalesce(a.ranges + b.ranges))
+            return a.revalued(ranges=coalesce(a.ranges + b.ranges))
         case _:
-            return a.with_(items=a.items | b.items)
+            return a.revalued(items=a.items | b.items)
 
 
 def _minus(a: Resource, b: Resource) -> Resource:
     """``a - b`` for addable values; a scalar that would go below zero becomes empty."""
     match a.type:
         case "SCALAR":
-            return a.with_(scalar=from_fixed(max(0, to_fixed(a.scalar) - to_fixed(b.scalar))))
+            return a.revalued(scalar=from_fixed(max(0, to_fixed(a.scalar) - to_fixed(b.scalar))))
         case "RANGES":
-            return a.with_(ranges=_ranges_minus(a.ranges, b.ranges))
+            return a.revalued(ranges=_ranges_minus(a.ranges, b.ranges))
         case _:
-            return a.with_(items=a.items - b.items)
+            return a.revalued(items=a.items - b.items)
 
 
 def _covers(a: Resource, b: Resource) -> bool:
@@ -362,7 +372,7 @@ class Resources:
         """From the JSON of a repeated ``Resource`` (a lone object counts as a list of one)."""
         if raw is None:
             return Resources()
-        if isinstance(raw, Mapping):
+        if isinstance(raw, dict):
             raw = [raw]
         if not isinstance(raw, list):
             raise ResourceError("Invalid resources: expected a list")
@@ -446,10 +456,10 @@ class Resources:
         return self.filter(lambda r: not r.reservations or r.role in lineage)
 
     def allocated_to(self, role: str) -> Resources:
-        return Resources.of(r.with_(allocation_role=role) for r in self.items)
+        return Resources.of(r.reallocated(role) for r in self.items)
 
     def unallocated(self) -> Resources:
-        return Resources.of(r.with_(allocation_role=None) for r in self.items)
+        return Resources.of(r.reallocated(None) for r in self.items)
 
     def flatten(self) -> Resources:
         """Quantities only: no reservation, allocation or details."""
@@ -481,7 +491,7 @@ def parse_resources_flag(spec: str, *, default_role: str = "*") -> Resources:
         loaded = None
     if isinstance(loaded, list):
         with_roles = [
-            r if not isinstance(r, Mapping) or "role" in r or r.get("reservations")
+            r if not isinstance(r, dict) or "role" in r or r.get("reservations")
             else {**r, "role": default_role}
             for r in loaded
         ]

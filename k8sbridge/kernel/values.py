@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Literal, TypeAlias
 
 __all__ = ["Attribute", "AttributeType", "Range", "ResourceError", "coalesce", "from_fixed",
@@ -31,7 +31,7 @@ class ResourceError(ValueError):
 def to_fixed(value: float) -> int:
     """``convertToFixed``: thousandths, rounded half away from zero (``std::llround``)."""
     scaled = value * 1000.0
-    return int(math.copysign(math.floor(abs(scaled) + 0.5), scaled))
+    return int(scaled + 0.5) if scaled >= 0 else -int(0.5 - scaled)
 
 
 def from_fixed(fixed: int) -> float:
@@ -164,7 +164,7 @@ class Attribute:
 
     @staticmethod
     def from_json(raw: Any) -> Attribute:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):
             raise ResourceError("Invalid attribute: not an object")
         name = raw.get("name")
         if not isinstance(name, str) or not name:
