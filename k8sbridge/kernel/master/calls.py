@@ -217,9 +217,11 @@ def _check_task(task: Any, path: str, missing: list[str]) -> None:
     _check_resources(task.get("resources"), f"{path}resources", missing)
     if task.get("limits") is not None:  # map<string, Value.Scalar>: each needs a number
         for name, scalar in _obj(task["limits"], f"{path}limits").items():
-            value = _obj(scalar, f"{path}limits.{name}").get("value")
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            scalar = _obj(scalar, f"{path}limits.{name}")
+            if scalar.get("value") is None:
                 missing.append(f"{path}limits.{name}.value")
+            else:
+                scalar["value"] = transport.double_field(scalar["value"], "value")
     if task.get("executor") is not None:
         _check_executor(task["executor"], f"{path}executor.", missing)
 

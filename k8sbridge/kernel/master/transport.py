@@ -88,6 +88,31 @@ def _double(text: str) -> float:
     return value
 
 
+def double_field(value: Any, field: str) -> float:
+    """A JSON value for a proto ``double`` field, as stout's parser takes it (Mesos >= 1.10).
+
+    A number is itself; the strings ``"Infinity"``/``"-Infinity"`` are the infinities (which
+    Mesos prints back as the bare tokens ``Infinity``/``-Infinity``, as ``json.dumps`` does);
+    any other string must itself be a JSON number. Anything else is the 400 stout gives.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise CallError(400, "Failed to convert JSON into Call protobuf: "
+                             + not_expecting(value, field))
+    if not isinstance(value, str):
+        return value
+    if value in ("Infinity", "-Infinity"):
+        return math.inf if value == "Infinity" else -math.inf
+    try:
+        number = json.loads(value, parse_constant=_no_constant, parse_int=_integer,
+                            parse_float=_double)
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise ValueError("not a number")
+    except ValueError as e:
+        raise CallError(400, "Failed to convert JSON into Call protobuf: Failed to parse "
+                             f"'{value}' as a JSON number for field '{field}': {e}") from e
+    return float(number)
+
+
 def parse_json(body: bytes) -> Any:
     """Any JSON document under stout's rules, else ``CallError(400)``."""
     if _too_deep(body):

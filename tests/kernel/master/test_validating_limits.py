@@ -7,6 +7,7 @@ message of ``master/validation.cpp``), and the valid forms are not refused.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import aiohttp
@@ -114,8 +115,11 @@ async def test_task_group_limits_and_share_cgroups(kernel: main.Kernel,
     # limits at or above the requests (an unlimited memory limit is allowed too).
     offer = await _offer(st)
     agent_id = offer["agent_id"]["value"]
+    # stout (Mesos >= 1.10) also takes a double as "Infinity" or as a numeric string.
     good = [task("ok.a", limits=_limits(cpus=0.5, mem=64), container=NO_SHARE),
-            task("ok.b", limits=_limits(cpus=0.1), container=NO_SHARE)]
+            task("ok.b", limits=_limits(cpus=0.1), container=NO_SHARE),
+            task("ok.c", limits={"cpus": {"value": "Infinity"}, "mem": {"value": "64"}},
+                 container=NO_SHARE)]
     for t in good:
         t["agent_id"] = {"value": agent_id}
     await _group(st, offer, _executor(fid, "ok"), good)
@@ -125,6 +129,8 @@ async def test_task_group_limits_and_share_cgroups(kernel: main.Kernel,
     state = await wire.operator(session, kernel.master_url, {"type": "GET_TASKS"})
     launched = {t["task_id"]["value"]: t for t in state["get_tasks"]["tasks"]}
     assert launched["ok.a"]["limits"] == _limits(cpus=0.5, mem=64)
+    # Printed back as Mesos' rapidjson prints an infinite double: the bare token Infinity.
+    assert launched["ok.c"]["limits"] == {"cpus": {"value": math.inf}, "mem": {"value": 64}}
     await st.close()
 
 
@@ -158,5 +164,12 @@ async def test_plain_launch_limits_and_share_cgroups(kernel: main.Kernel,
     code, text = await st.call({"type": "ACCEPT", "accept": {
         "offer_ids": [offer["id"]],
         "operations": [{"type": "LAUNCH", "launch": {"task_infos": [bad]}}]}})
-    assert code == 400 and "limits.cpus.value" in text
+    assert code == 400, text
+    assert "Failed to parse 'lots' as a JSON number for field 'value'" in text
+    # ... and so does a limit of the wrong JSON kind.
+    bad = wire.command_task("l5", agent_id, "true", limits={"mem": {"value": True}})
+    code, text = await st.call({"type": "ACCEPT", "accept": {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [bad]}}]}})
+    assert code == 400 and "Not expecting a JSON boolean for field 'value'" in text, text
     await st.close()
