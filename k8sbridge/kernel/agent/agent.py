@@ -41,7 +41,16 @@ import aiohttp
 from aiohttp import web
 
 from k8sbridge.kernel import link
-from k8sbridge.kernel.agent import cgroups, checks, containers, detect, fetcher, paths, updates
+from k8sbridge.kernel.agent import (
+    cgroups,
+    checks,
+    containers,
+    detect,
+    fetcher,
+    limits,
+    paths,
+    updates,
+)
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.agent.errors import AgentError, ContainerError, FetchError
 from k8sbridge.model import resources as mres
@@ -511,8 +520,15 @@ class Agent:
                              message="Task killed before it was launched")
             self._finish_container(container, notify_master=False)
             return
-        mem, cpus = self._limits(container)
-        container.mem_limit_mb, container.cpus_limit = mem, cpus
+        own, nested = limits.plan(
+            executor_resources=container.executor.get("resources")
+            if container.kind == "DEFAULT" else None,
+            tasks=[(t.task_id, t.info) for t in container.tasks.values()],
+            group=container.kind == "DEFAULT")
+        container.mem_limit_mb = _finite_or(own.mem_limit_mb, own.mem_mb)
+        container.cpus_limit = _finite_or(own.cpus_limit, own.cpus)
+        children = {task_id: (nested_container_id(container.container_id, task_id), lim)
+                    for task_id, lim in nested.items()}
         assert self._cgroups is not None
         prepare: dict[str, Any] | None = None
         if any(_needs_local_preparation(t.info) for t in container.tasks.values()):
@@ -536,15 +552,15 @@ class Agent:
                 self._fail_launch(container, f"Failed to fetch all URIs for container: {e}")
                 return
             container.cgroup = self._cgroups.create(
-                container_id=container.container_id, mem_mb=mem, cpus=cpus
-            )
+                container_id=container.container_id, limits=own, nested=children)
         else:
             # The container daemon makes the sandbox and the cgroups: it is a process of its
             # own, while this agent shares one Python process with the master and other agents.
             prepare = {
                 "sandbox": str(container.directory),
                 "dirs": [s["cwd"] for s in specs if s["cwd"] != str(container.directory)],
-                "cgroups": {"hierarchy": self._cgroups.to_raw(), "mem_mb": mem, "cpus": cpus}
+                "cgroups": {"hierarchy": self._cgroups.to_raw(), "limits": own.to_raw(),
+                            "nested": {t: [c, lim.to_raw()] for t, (c, lim) in children.items()}}
                 if self._cgroups.available else None,
             }
         client = containers.ExecutorClient(
@@ -593,16 +609,6 @@ class Agent:
             self._update(container, task, "TASK_FAILED", source="SOURCE_AGENT",
                          reason="REASON_CONTAINER_LAUNCH_FAILED", message=why)
         self._finish_container(container, notify_master=True)
-
-    def _limits(self, container: _Container) -> tuple[float | None, float | None]:
-        total = mres.Resources()
-        for task in container.tasks.values():
-            total = total + mres.Resources.parse(task.info.get("resources"))
-        if container.kind == "DEFAULT":
-            total = total + mres.Resources.parse(container.executor.get("resources"))
-        mem = total.scalar("mem")
-        cpus = total.scalar("cpus")
-        return (mem or None), (cpus or None)
 
     def _kill_grace(self, container: _Container, task: _Task | None) -> float:
         infos = [task.info] if task else [t.info for t in container.tasks.values()]
@@ -858,15 +864,23 @@ class Agent:
         signaled = 0 < status < 128 and (status & 0x7F) == status
         text = (f"Command terminated with signal {_signal_name(status)}" if signaled
                 else f"Command exited with status {status >> 8}")
-        if event.get("oom"):
-            limit = container.mem_limit_mb or 0.0
+        oom = event.get("oom")
+        if oom:
+            # Mesos' memory isolator words it; a task in cgroups of its own is reported by its
+            # DEFAULT executor (the container's exit, then the isolator's message), a whole
+            # container destroyed for its limit by the agent.
+            report = oom if isinstance(oom, dict) else {}
+            why, used_mb = limits.oom_limitation(report)
+            if not report:
+                why = f"Memory limit exceeded: Requested: {container.mem_limit_mb or 0:g}MB"
+            nested = bool(report.get("nested"))
             self._update(
-                container, task, "TASK_FAILED", source="SOURCE_AGENT",
+                container, task, "TASK_FAILED",
+                source="SOURCE_EXECUTOR" if nested else "SOURCE_AGENT",
                 reason="REASON_CONTAINER_LIMITATION_MEMORY",
-                message=f"Memory limit exceeded: Requested: {limit:g}MB",
-                limitation={"resources": [
-                    mres.Resource.scalar_of("mem", limit).to_raw()
-                ]},
+                message=f"{text}: {why}" if nested else why,
+                limitation={"resources": [{"name": "mem", "type": "SCALAR",
+                                           "scalar": {"value": used_mb}}]},
             )
         elif task.deadline_reached:
             self._update(container, task, "TASK_FAILED",
@@ -1262,6 +1276,10 @@ class Agent:
 
     def sandbox_root(self) -> Path:
         return self._work_dir / "slaves"
+
+def _finite_or(limit: float | None, request: float | None) -> float | None:
+    return limit if limit is not None and limit != float("inf") else request
+
 
 def nested_container_id(container_id: str, task_id: str) -> str:
     """A stable child-container id for a task of a task group."""

@@ -346,16 +346,23 @@ class _Supervisor:
         """
         started: dict[str, _Child] = {}
         failed: dict[str, str] = {}
-        try:
-            with _inside(self.cgroup) as preexec:
-                for task in self.tasks:
-                    try:
-                        started[task["task_id"]] = _start(task, preexec=preexec)
-                    except (OSError, ValueError, subprocess.SubprocessError) as e:
-                        failed[task["task_id"]] = str(e)
-        except OSError as e:  # the container's cgroups cannot be joined
-            failed.update({t["task_id"]: f"cannot join the container's cgroups: {e}"
-                           for t in self.tasks if t["task_id"] not in started})
+        # Tasks that share the container's cgroups start together; each task with cgroups of
+        # its own (``share_cgroups: false``) is born in them.
+        batches: dict[int, tuple[cgroups.CgroupSet | None, list[dict[str, Any]]]] = {}
+        for task in self.tasks:
+            where = self.cgroup.of_task(task["task_id"]) if self.cgroup is not None else None
+            batches.setdefault(id(where), (where, []))[1].append(task)
+        for where, batch in batches.values():
+            try:
+                with _inside(where) as preexec:
+                    for task in batch:
+                        try:
+                            started[task["task_id"]] = _start(task, preexec=preexec)
+                        except (OSError, ValueError, subprocess.SubprocessError) as e:
+                            failed[task["task_id"]] = str(e)
+            except OSError as e:  # the container's cgroups cannot be joined
+                failed.update({t["task_id"]: f"cannot join the container's cgroups: {e}"
+                               for t in batch if t["task_id"] not in started})
         for task_id, why in failed.items():
             self.emit({"type": "EXITED", "task_id": task_id, "status": None,
                        "error": f"Failed to launch the command: {why}", "oom": False,
@@ -369,14 +376,22 @@ class _Supervisor:
     async def watch(self, task_id: str, proc: _Child) -> None:
         returncode = await _wait(proc)
         _killpg(proc.pid, signal.SIGKILL)  # leftovers of the task's process group
-        # The kernel killed something in the container for memory: the container is over its
-        # limit (the killed process may be a child of the task's shell, hence no rc check).
-        oom = returncode != 0 and self.cgroup is not None and self.cgroup.oom_kills() > 0
+        # The kernel killed something in the task's cgroup for memory: it is over its limit
+        # (the killed process may be a child of the task's shell, hence no rc check). Its
+        # report is read now, while the cgroup is still there.
+        oom: dict[str, Any] | bool = False
+        if returncode != 0 and self.cgroup is not None:
+            own = self.cgroup.children.get(task_id)
+            if own is not None and own.oom_kills() > 0:
+                oom = {**own.oom_report(), "nested": True}
+            elif own is None and self.cgroup.own_oom_kills() > 0:
+                oom = self.cgroup.oom_report()
+                oom = oom or True
         self.emit({"type": "EXITED", "task_id": task_id, "status": wait_status(returncode),
                    "error": None, "oom": oom, "killed": bool(self.killing.get(task_id))})
         self.exited[task_id].set()
         failed = returncode != 0
-        if oom:
+        if oom and not (isinstance(oom, dict) and oom.get("nested")):
             for other in self.tasks:  # a container limitation destroys the container
                 self.spawn_kill(other["task_id"], 0.0)
         elif self.group and failed:
@@ -602,10 +617,15 @@ class _Daemon:
         hierarchy = self.hierarchies.get(key)
         if hierarchy is None:  # one per hierarchy, so what it learns (swap limits) is kept
             hierarchy = self.hierarchies[key] = cgroups.Cgroups.from_raw(plan["hierarchy"])
-        mem, cpus = plan.get("mem_mb"), plan.get("cpus")
+        nested: dict[str, tuple[str, cgroups.Limits]] = {}
+        raw_nested = plan.get("nested")
+        if isinstance(raw_nested, dict):
+            for task_id, entry in raw_nested.items():
+                if isinstance(entry, list) and len(entry) == 2:
+                    nested[str(task_id)] = (str(entry[0]), cgroups.Limits.from_raw(entry[1]))
         return hierarchy.create(container_id=container_id,
-                                mem_mb=float(mem) if isinstance(mem, int | float) else None,
-                                cpus=float(cpus) if isinstance(cpus, int | float) else None)
+                                limits=cgroups.Limits.from_raw(plan.get("limits")),
+                                nested=nested)
 
     def _forget(self, container_id: str, supervisor: _Supervisor) -> None:
         if self.by_id.get(container_id) is supervisor:
