@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import grp
-import json
 import os
 import pwd
 import stat
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from k8sbridge.kernel.agent import stats
+from k8sbridge.kernel.agent import calls, stats
 from k8sbridge.model import resources as mres
 
 if TYPE_CHECKING:
@@ -105,8 +104,10 @@ def _resolve(agent: Agent, raw: str | None) -> Path:
         try:
             base = directory.resolve(strict=True)
             resolved = (directory / "/".join(suffix)).resolve(strict=True)
-        except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError) as e:
+        except (OSError, RuntimeError) as e:
             raise _PathError(404, "") from e
+        except ValueError as e:  # an embedded NUL: no such file can exist
+            raise _PathError(400, f"'{raw[:256]}' is not a valid path.\n") from e
         if not _within(resolved, base):
             raise _PathError(400, f"'{raw}' is inaccessible.\n")
         return resolved
@@ -152,9 +153,7 @@ async def _browse(request: web.Request) -> web.Response:
     try:
         infos = _list(_agent(request), request.query.get("path"))
     except _PathError as e:
-        # files.cpp answers an inaccessible path with 500 here (400 on read and download).
-        return _error(500 if e.status == 400 and "inaccessible" in e.message else e.status,
-                      e.message)
+        return _error(e.status, e.message)  # files.cpp: an invalid path is 400 here too
     return web.json_response(infos)
 
 
@@ -162,9 +161,12 @@ def _parse_int(value: str | None, what: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError as e:
-        raise _PathError(400, f"Failed to parse {what}: {value!r}.\n") from e
+        raise _PathError(400, f"Failed to parse {what}: {value[:64]!r}.\n") from e
+    if not -(1 << 63) <= number < (1 << 63):  # numify<off_t> / numify<ssize_t>
+        raise _PathError(400, f"Failed to parse {what}: {value[:64]!r} is out of range.\n")
+    return number
 
 
 def _read_file(agent: Agent, raw: str | None, offset: int | None, length: int | None
@@ -438,15 +440,10 @@ async def _api_v1(request: web.Request) -> web.Response:
     if not any(a.split(";")[0].strip() in ("application/json", "*/*", "application/*")
                for a in accept.split(",")):
         return _error(406, "Expecting 'Accept' to allow application/json")
-    try:
-        call = json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return _error(400, f"Failed to parse body into JSON: {e}")
-    if not isinstance(call, dict):
-        return _error(400, "Failed to convert JSON into Call protobuf: not an object")
-    kind = call.get("type")
     agent = _agent(request)
     try:
+        call = calls.parse_call(await request.read())
+        kind = str(call["type"])
         if kind == "GET_HEALTH":
             return _v1(kind, {"healthy": True})
         if kind == "GET_VERSION":
@@ -454,7 +451,7 @@ async def _api_v1(request: web.Request) -> web.Response:
         if kind == "GET_STATE":
             return _v1(kind, _get_state(agent))
         if kind == "GET_CONTAINERS":
-            nested = bool((call.get("get_containers") or {}).get("show_nested", False))
+            nested = calls.field(call, "show_nested", bool, required=False, default=False)
             return _v1(kind, {"containers": _v1_containers(agent, show_nested=nested)})
         if kind == "GET_FRAMEWORKS":
             return _v1(kind, _get_state(agent)["get_frameworks"])
@@ -468,31 +465,22 @@ async def _api_v1(request: web.Request) -> web.Response:
         if kind == "GET_AGENT":
             return _v1(kind, {"agent_info": _agent_info(agent)})
         if kind == "LIST_FILES":
-            path = (call.get("list_files") or {}).get("path")
-            infos = _list(agent, path)
+            infos = _list(agent, calls.field(call, "path", str, required=True))
             for info in infos:
                 info["mtime"] = {"nanoseconds": int(info["mtime"] * 1e9)}
             return _v1(kind, {"file_infos": infos})
         if kind == "READ_FILE":
-            body = call.get("read_file")
-            if not isinstance(body, dict) or "path" not in body or "offset" not in body:
-                return _error(400, "Expecting 'read_file.path' and 'read_file.offset'")
-            offset = int(body["offset"])
-            if offset < 0:
-                return _error(400, "Negative offset provided")
-            length = body.get("length")
-            _, data, size = _read_file(
-                agent, str(body["path"]), offset, int(length) if length is not None else None
-            )
+            path = calls.field(call, "path", str, required=True)
+            offset = calls.uint64(call, "offset", required=True)
+            length = calls.uint64(call, "length", required=False)
+            _, data, size = _read_file(agent, path, offset, length)
             return _v1(kind, {"size": size, "data": base64.b64encode(data).decode("ascii")})
+    except calls.CallError as e:
+        return _error(400, str(e))
     except _PathError as e:
         return _error(e.status, e.message)
-    except (TypeError, ValueError) as e:
-        return _error(400, f"Failed to validate agent::Call: {e}")
-    if kind is None:
+    if kind == "UNKNOWN":
         return _error(400, "Expecting 'type' to be present")
-    if not isinstance(kind, str) or kind == "UNKNOWN":
-        return _error(400, f"Failed to validate agent::Call: unknown type {kind!r}")
     return _error(501, f"Unsupported call type {kind} on this agent")
 
 
