@@ -40,8 +40,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from k8sbridge.kernel import sorter as sorting
-from k8sbridge.model.ids import AgentId, FrameworkId
-from k8sbridge.model.resources import Attribute, Resource, Resources
+from k8sbridge.kernel.protocol import AgentId, FrameworkId
+from k8sbridge.kernel.resources import Attribute, Resource, Resources
 
 __all__ = [
     "DEFAULT_MIN_ALLOCATABLE",
@@ -349,11 +349,11 @@ def _add_q(target: dict[str, float], quantities: Mapping[str, float], sign: floa
 
 
 def _is_revocable(res: Resource) -> bool:
-    return '"revocable"' in res.extra
+    return res.revocable
 
 
 def _is_shared(res: Resource) -> bool:
-    return '"shared"' in res.extra
+    return res.shared
 
 
 def _is_ancestor_or_self(ancestor: str, role: str) -> bool:
@@ -369,7 +369,7 @@ def _allocated_to(resources: Resources, role: str) -> Resources:
     """``Resources.allocated_to`` for unallocated input, without re-merging (hot path)."""
     return Resources(
         tuple(
-            Resource(r.name, r.type, r.scalar, r.ranges, r.items, r.reservations, role, r.extra)
+            r.with_(allocation_role=role)
             for r in resources.items
         )
     )

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from k8sbridge import aio
+from k8sbridge.kernel import aio
 from k8sbridge.kernel.agent.agent import Agent
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
@@ -55,8 +55,8 @@ class Kernel:
         self._master_task = asyncio.create_task(
             self.master.run(stop=self._master_stop, ready=ready), name="kernel-master"
         )
-        await aio.wait_ready(ready, self._master_task, what="master", timeout=START_TIMEOUT,
-                             error=KernelError)
+        await aio.started(ready, self._master_task, name="master", within=START_TIMEOUT,
+                          error=KernelError)
         for cfg in agents:
             await self.add_agent(cfg)
 
@@ -73,8 +73,8 @@ class Kernel:
         self.agents.append(agent)
         self._agent_stops.append(stop)
         self._agent_tasks.append(task)
-        await aio.wait_ready(ready, task, what=f"agent {len(self.agents) - 1}",
-                             timeout=START_TIMEOUT, error=KernelError)
+        await aio.started(ready, task, name=f"agent {len(self.agents) - 1}",
+                          within=START_TIMEOUT, error=KernelError)
         return agent
 
     async def stop_agent(self, index: int) -> None:

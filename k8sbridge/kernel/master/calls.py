@@ -15,9 +15,9 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from k8sbridge.kernel import protocol
+from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master.errors import CallError, TaskInvalid
-from k8sbridge.model import resources as res
-from k8sbridge.model import tasks as model_tasks
 
 RawJson = dict[str, Any]
 
@@ -57,8 +57,8 @@ CAPABILITIES = frozenset(
     }
 )  # fmt: skip
 
-TERMINAL_STATES = model_tasks.TERMINAL_STATES
-TASK_STATES = frozenset(model_tasks.STATES)
+TERMINAL_STATES = protocol.TERMINAL_STATES
+TASK_STATES = frozenset(protocol.TASK_STATES)
 
 MIN_CPUS = 0.01
 MIN_MEM = 32.0

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master import calls
 from k8sbridge.kernel.master import state as st
-from k8sbridge.model import resources as res
 
 if TYPE_CHECKING:
     from k8sbridge.kernel.master.master import Master

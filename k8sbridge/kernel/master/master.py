@@ -23,11 +23,11 @@ from aiohttp import web
 
 from k8sbridge.kernel import allocator as alloc
 from k8sbridge.kernel import link
+from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master import calls, registry, state, streams
 from k8sbridge.kernel.master.config import MasterConfig
 from k8sbridge.kernel.master.errors import CallError, TaskInvalid
-from k8sbridge.model import resources as res
-from k8sbridge.model.ids import AgentId, FrameworkId
+from k8sbridge.kernel.protocol import AgentId, FrameworkId
 
 log = logging.getLogger(__name__)
 

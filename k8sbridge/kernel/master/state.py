@@ -14,8 +14,8 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
+from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master import calls
-from k8sbridge.model import resources as res
 
 if TYPE_CHECKING:
     from k8sbridge.kernel.master import streams

@@ -18,17 +18,17 @@ from typing import Any
 
 from aiohttp import web
 
+from k8sbridge.kernel import recordio
 from k8sbridge.kernel.master import state
-from k8sbridge.mesos import recordio
 
 log = logging.getLogger(__name__)
 
-_HEARTBEAT = recordio.encode(b'{"type":"HEARTBEAT"}')
+_HEARTBEAT = recordio.frame(b'{"type":"HEARTBEAT"}')
 _CLOSE = b""
 
 
 def frame(event: dict[str, Any]) -> bytes:
-    return recordio.encode(json.dumps(state.compact(event), separators=(",", ":")).encode())
+    return recordio.frame(json.dumps(state.compact(event), separators=(",", ":")).encode())
 
 
 class EventStream:

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from k8sbridge.kernel import allocator as alloc
-from k8sbridge.model.ids import AgentId, FrameworkId
-from k8sbridge.model.resources import (
+from k8sbridge.kernel.protocol import AgentId, FrameworkId
+from k8sbridge.kernel.resources import (
     Reservation,
     Resource,
     Resources,

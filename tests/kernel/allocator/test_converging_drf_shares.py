@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k8sbridge.kernel import allocator as alloc
-from k8sbridge.model.ids import AgentId, FrameworkId
-from k8sbridge.model.resources import Resources
+from k8sbridge.kernel.protocol import AgentId, FrameworkId
+from k8sbridge.kernel.resources import Resources
 
 F1, F2 = FrameworkId("f1"), FrameworkId("f2")
 

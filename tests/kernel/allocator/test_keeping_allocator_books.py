@@ -11,8 +11,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from k8sbridge.kernel import allocator as alloc
-from k8sbridge.model.ids import AgentId, FrameworkId
-from k8sbridge.model.resources import Reservation, Resources, parse_resources_flag
+from k8sbridge.kernel.protocol import AgentId, FrameworkId
+from k8sbridge.kernel.resources import Reservation, Resources, parse_resources_flag
 
 AGENTS = [AgentId(f"a{i}") for i in range(4)]
 FRAMEWORKS = [FrameworkId(f"f{i}") for i in range(4)]

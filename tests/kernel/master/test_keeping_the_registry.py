@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master import registry
 from k8sbridge.kernel.master.errors import RegistryError
 from k8sbridge.kernel.master.master import apply_reservations
-from k8sbridge.model import resources as res
 
 
 def test_round_trip(tmp_path: Path) -> None:

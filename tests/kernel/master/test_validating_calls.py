@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master import calls
 from k8sbridge.kernel.master.errors import CallError, TaskInvalid
-from k8sbridge.model import resources as res
 
 FW = {"user": "u", "name": "n"}
 UUID = base64.b64encode(uuid.uuid4().bytes).decode()
