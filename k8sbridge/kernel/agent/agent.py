@@ -41,6 +41,7 @@ import aiohttp
 from aiohttp import web
 
 from k8sbridge.kernel import link
+from k8sbridge.kernel import resources as mres
 from k8sbridge.kernel.agent import (
     cgroups,
     checks,
@@ -53,8 +54,7 @@ from k8sbridge.kernel.agent import (
 )
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.agent.errors import AgentError, ContainerError, FetchError
-from k8sbridge.model import resources as mres
-from k8sbridge.model import tasks as model_tasks
+from k8sbridge.kernel.protocol import TERMINAL_STATES
 
 __all__ = ["Agent", "AgentError", "VERSION"]
 
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 
 VERSION = "1.12.0"
 
-TERMINAL_STATES = model_tasks.TERMINAL_STATES
 DEFAULT_KILL_GRACE = 3.0
 MAX_COMPLETED_CONTAINERS = 200
 _REGISTER_TIMEOUT = 10.0

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from k8sbridge.kernel import resources as mres
 from k8sbridge.kernel.agent import calls, stats
-from k8sbridge.model import resources as mres
 
 if TYPE_CHECKING:
     from k8sbridge.kernel.agent.agent import Agent, _Container, _Task
