@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import executor as executor_mod
+from k8sbridge.kernel.agent import supervisor
 from k8sbridge.kernel.agent.errors import ContainerError
 
 __all__ = ["ContainerError", "Daemon", "ExecutorClient", "Spawned"]
@@ -115,7 +115,7 @@ class Daemon:
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:
-            return await asyncio.open_unix_connection(executor_mod.socket_address(self.name))
+            return await asyncio.open_unix_connection(supervisor.socket_address(self.name))
         except OSError:
             return None
 
@@ -358,7 +358,7 @@ class ExecutorClient:
         while True:
             try:
                 reader, writer = await asyncio.open_unix_connection(
-                    executor_mod.socket_address(self.socket_name)
+                    supervisor.socket_address(self.socket_name)
                 )
                 break
             except OSError:

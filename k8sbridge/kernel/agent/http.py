@@ -16,15 +16,14 @@ import pwd
 import stat
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from k8sbridge.kernel import resources as mres
 from k8sbridge.kernel.agent import calls, stats
-
-if TYPE_CHECKING:
-    from k8sbridge.kernel.agent.agent import Agent, _Container, _Task
+from k8sbridge.kernel.agent.core import AgentCore
+from k8sbridge.kernel.agent.state import VERSION, Container, Task
 
 __all__ = ["make_app", "MAX_READ"]
 
@@ -39,7 +38,7 @@ class _PathError(Exception):
         self.message = message
 
 
-def make_app(agent: Agent) -> web.Application:
+def make_app(agent: AgentCore) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[_AGENT_KEY] = agent
     for prefix in ("", "/slave(1)"):
@@ -59,7 +58,7 @@ def make_app(agent: Agent) -> web.Application:
     return app
 
 
-def _agent(request: web.Request) -> Agent:
+def _agent(request: web.Request) -> AgentCore:
     return request.app[_AGENT_KEY]  # type: ignore[return-value]
 
 
@@ -71,7 +70,7 @@ def _error(status: int, message: str) -> web.Response:
 # Files
 
 
-def _virtual_roots(agent: Agent) -> dict[str, Path]:
+def _virtual_roots(agent: AgentCore) -> dict[str, Path]:
     """Attached name -> real directory, like the agent's ``files->attach`` calls: each sandbox
     under its virtual path (``.../runs/<containerId>`` and ``.../runs/latest``) and its real path.
     """
@@ -87,7 +86,7 @@ def _virtual_roots(agent: Agent) -> dict[str, Path]:
     return roots
 
 
-def _resolve(agent: Agent, raw: str | None) -> Path:
+def _resolve(agent: AgentCore, raw: str | None) -> Path:
     """files.cpp ``resolve``: the longest attached prefix, then the rest below it; a path that
     leaves the attached directory is inaccessible (400), a missing one is not found (404)."""
     if raw is None or raw == "":
@@ -135,7 +134,7 @@ def _file_info(virtual: str, st: os.stat_result) -> dict[str, Any]:
             "mode": stat.filemode(st.st_mode), "uid": user, "gid": group}
 
 
-def _list(agent: Agent, raw: str | None) -> list[dict[str, Any]]:
+def _list(agent: AgentCore, raw: str | None) -> list[dict[str, Any]]:
     real = _resolve(agent, raw)
     assert raw is not None
     out = []
@@ -169,7 +168,7 @@ def _parse_int(value: str | None, what: str) -> int | None:
     return number
 
 
-def _read_file(agent: Agent, raw: str | None, offset: int | None, length: int | None
+def _read_file(agent: AgentCore, raw: str | None, offset: int | None, length: int | None
                ) -> tuple[int, bytes, int]:
     """(offset, data, size) for a read request, with files.cpp's rules."""
     if offset is None:
@@ -230,7 +229,7 @@ async def _debug(request: web.Request) -> web.Response:
 # Legacy state
 
 
-def _legacy_task(agent: Agent, task: _Task) -> dict[str, Any]:
+def _legacy_task(agent: AgentCore, task: Task) -> dict[str, Any]:
     info = task.info
     out: dict[str, Any] = {
         "id": task.task_id,
@@ -254,7 +253,7 @@ def _legacy_task(agent: Agent, task: _Task) -> dict[str, Any]:
     return out
 
 
-def _legacy_executor(agent: Agent, container: _Container) -> dict[str, Any]:
+def _legacy_executor(agent: AgentCore, container: Container) -> dict[str, Any]:
     tasks = [t for t in container.tasks.values()]
     live = [_legacy_task(agent, t) for t in tasks if not t.terminal]
     done = [_legacy_task(agent, t) for t in tasks if t.terminal]
@@ -275,7 +274,7 @@ def _legacy_executor(agent: Agent, container: _Container) -> dict[str, Any]:
     }
 
 
-def _legacy_framework(agent: Agent, framework: dict[str, Any]) -> dict[str, Any]:
+def _legacy_framework(agent: AgentCore, framework: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": (framework.get("id") or {}).get("value", ""),
         "name": framework.get("name", ""),
@@ -329,7 +328,7 @@ async def _state(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _flag_values(agent: Agent) -> dict[str, str]:
+def _flag_values(agent: AgentCore) -> dict[str, str]:
     config = agent.config
     return {
         "master": config.master,
@@ -358,8 +357,6 @@ async def _flags(request: web.Request) -> web.Response:
 
 
 def _version_info() -> dict[str, Any]:
-    from k8sbridge.kernel.agent.agent import VERSION
-
     return {"version": VERSION, "build_date": "2024-08-01 00:00:00", "build_time": 1722470400.0,
             "build_user": "k8sbridge"}
 
@@ -369,7 +366,7 @@ async def _version(request: web.Request) -> web.Response:
 
 
 def _container_entries(
-    agent: Agent, *, table: stats.ProcTable | None = None
+    agent: AgentCore, *, table: stats.ProcTable | None = None
 ) -> list[dict[str, Any]]:
     """Every launched container with its status and usage, all from one /proc snapshot."""
     if table is None:
@@ -488,7 +485,7 @@ def _v1(kind: str, body: dict[str, Any]) -> web.Response:
     return web.json_response({"type": kind, kind.lower(): body})
 
 
-def _agent_info(agent: Agent) -> dict[str, Any]:
+def _agent_info(agent: AgentCore) -> dict[str, Any]:
     config = agent.config
     info: dict[str, Any] = {
         "hostname": config.hostname or config.host,
@@ -504,7 +501,7 @@ def _agent_info(agent: Agent) -> dict[str, Any]:
     return info
 
 
-def _get_state(agent: Agent) -> dict[str, Any]:
+def _get_state(agent: AgentCore) -> dict[str, Any]:
     launched: list[dict[str, Any]] = []
     terminated: list[dict[str, Any]] = []
     executors: list[dict[str, Any]] = []
@@ -530,7 +527,7 @@ def _get_state(agent: Agent) -> dict[str, Any]:
     }
 
 
-def _v1_containers(agent: Agent, *, show_nested: bool) -> list[dict[str, Any]]:
+def _v1_containers(agent: AgentCore, *, show_nested: bool) -> list[dict[str, Any]]:
     out = []
     table = stats.proc_table()  # the executors' and their tasks' figures: the same instant
     for e in _container_entries(agent, table=table):
