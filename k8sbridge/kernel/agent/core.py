@@ -211,6 +211,7 @@ class AgentCore:
             self._persist(container)
             return
         for out in self._updates.add(framework_id=container.framework_id, status=status,
+                                     incarnation=container.container_id,
                                      connected=self._stream is not None):
             self._post(out)
         self._persist(container)
@@ -286,7 +287,8 @@ class AgentCore:
 
     def _write_checkpoint(self, container: Container) -> None:
         pending = {
-            tid: self._updates.pending(framework_id=container.framework_id, task_id=tid)
+            tid: self._updates.pending(framework_id=container.framework_id, task_id=tid,
+                                       incarnation=container.container_id)
             for tid in container.tasks
         }
         data = {

@@ -109,6 +109,13 @@ class Launching(Running):
                         "already running here", dupes[0], container.framework_id)
             return
         self._add_container(container)
+        for task_id in container.tasks:
+            dropped = self._updates.begin(framework_id=container.framework_id,
+                                          task_id=task_id, incarnation=container.container_id)
+            if dropped:
+                log.info("agent: task %s of framework %s launched again: dropped %d pending "
+                         "update(s) of its previous incarnation", task_id,
+                         container.framework_id, dropped)
         self._persist(container)
         self._spawn(self._launch(container))
 

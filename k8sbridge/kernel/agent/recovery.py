@@ -72,6 +72,10 @@ class Recovery(Launching):
                         self._start_deadline(container, task)
             log.info("agent: recovered container %s (%d tasks)", container.container_id,
                      len(container.tasks))
+        for live in self._containers.values():  # the newest incarnation of each task wins
+            for task_id in live.tasks:
+                self._updates.begin(framework_id=live.framework_id, task_id=task_id,
+                                    incarnation=live.container_id)
 
     def _restore(self, data: dict[str, Any], *, meta_dir: Path) -> Container:
         container = Container(
@@ -101,6 +105,7 @@ class Recovery(Launching):
         if container.checkpoint:
             for tid, pending in (data.get("updates") or {}).items():
                 self._updates.restore(framework_id=container.framework_id, task_id=tid,
+                                      incarnation=container.container_id,
                                       statuses=list(pending))
         return container
 
