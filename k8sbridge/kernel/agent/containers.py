@@ -163,6 +163,37 @@ class Daemon:
             raise ContainerError(f"the container daemon did not start ({proc.returncode}); "
                                  f"see {self._log_path}: {text}")
 
+    async def running_containers(self) -> dict[str, list[str]] | None:
+        """The containers a running daemon supervises (id -> task ids), on a connection of
+        its own; None when no daemon runs (one is not started for this)."""
+        conn = await self._connect()
+        if conn is None:
+            return None
+        reader, writer = conn
+        try:
+            writer.write(b"?list\n")
+            await writer.drain()
+            async with asyncio.timeout(10.0):
+                line = await reader.readline()
+        except (ConnectionError, TimeoutError, ValueError) as e:
+            log.warning("cannot list the container daemon's containers: %s", e)
+            return None
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await writer.wait_closed()
+        if not line.startswith(b"containers "):
+            log.warning("the container daemon answered ?list with %r", line[:200])
+            return None
+        try:
+            listing = json.loads(line[len(b"containers "):])
+        except ValueError:
+            return None
+        if not isinstance(listing, dict):
+            return None
+        return {str(k): [str(t) for t in v] if isinstance(v, list) else []
+                for k, v in listing.items()}
+
     async def warm_up(self) -> None:
         """Start (or find) the daemon now, so the first launch does not pay for it."""
         with contextlib.suppress(ContainerError):

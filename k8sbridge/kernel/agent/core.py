@@ -82,6 +82,9 @@ class AgentCore:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._start_time = time.time()
         self._master_info: str = config.master
+        # Containers recovery found running without a checkpoint and killed (for operators and
+        # tests: no framework can be told, their tasks were never recorded).
+        self.destroyed_unknown: list[str] = []
 
     @property
     def agent_id(self) -> str | None:

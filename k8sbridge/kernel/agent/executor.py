@@ -80,6 +80,14 @@ class _Daemon:
                 if line.startswith(b"!"):
                     self.command(line[1:])
                     continue
+                if line.strip() == b"?list":
+                    # The containers this daemon supervises, with their tasks: a restarted
+                    # agent kills those it has no checkpoint for.
+                    listing = {cid: [t["task_id"] for t in sup.tasks]
+                               for cid, sup in self.by_id.items()}
+                    writer.write(b"containers " + json.dumps(listing).encode() + b"\n")
+                    await writer.drain()
+                    continue
                 answer = await self.spawn(line.decode(errors="replace").strip(),
                                           writer=writer, follows=follows)
                 writer.write(answer.encode())

@@ -201,6 +201,9 @@ class Launching(Running):
                     container.cgroup = cgroups.CgroupSet.from_raw(spawned.cgroups)
             container.launched = True
 
+        # Checkpointed before the daemon is asked (not in a later coalesced batch): an agent
+        # that dies right after the spawn leaves a record its successor adopts.
+        self._persist(container, now=True)
         try:
             await client.launch(spec, daemon=self._daemon, checkpoint=container.checkpoint,
                                 on_spawned=spawned_as)

@@ -37,7 +37,9 @@ class Recovery(Launching):
             return
         self._agent_id = agent_id
         root = self._work_dir / "meta" / "slaves" / agent_id / "frameworks"
+        seen: set[str] = set()  # every container with a checkpoint, whatever its state
         for state_path in sorted(root.glob("*/executors/*/runs/*/state.json")):
+            seen.add(state_path.parent.name)
             data = paths.read_json(state_path)
             if not isinstance(data, dict):
                 continue
@@ -61,7 +63,14 @@ class Recovery(Launching):
                 on_event=functools.partial(self._on_executor_event, container),
             )
             container.client = client
-            if not container.launched:
+            if not container.launched and await client.attach():
+                # Checkpointed before the spawn, and the daemon ran it before this agent's
+                # predecessor could record that: adopt it (its events replay on attach).
+                container.launched = True
+                self._persist(container)
+                log.info("agent: adopted container %s, launched while the agent went away",
+                         container.container_id)
+            elif not container.launched:
                 self._fail_launch(container, "the agent restarted while launching the task")
             elif not await client.attach():
                 client.replay_log()
@@ -72,6 +81,7 @@ class Recovery(Launching):
                         self._start_deadline(container, task)
             log.info("agent: recovered container %s (%d tasks)", container.container_id,
                      len(container.tasks))
+        await self._destroy_unknown_containers(known=seen)
         for live in self._containers.values():  # the newest incarnation of each task wins
             for task_id in live.tasks:
                 self._updates.begin(framework_id=live.framework_id, task_id=task_id,
@@ -108,6 +118,29 @@ class Recovery(Launching):
                                       incarnation=container.container_id,
                                       statuses=list(pending))
         return container
+
+    async def _destroy_unknown_containers(self, *, known: set[str]) -> None:
+        """Kill what the container daemon runs for this agent without a checkpoint, as the
+        Mesos agent's recovery destroys the containers it does not know (tasks launched by a
+        predecessor that died before checkpointing them would otherwise run on, unseen)."""
+        running = await self._daemon.running_containers()
+        for container_id, task_ids in sorted((running or {}).items()):
+            if container_id in known:
+                continue
+            client = containers.ExecutorClient(
+                container_id=container_id, meta_dir=self._work_dir / "meta" / "unknown",
+                on_event=lambda event: None)
+            if not await client.attach():
+                continue  # ended meanwhile
+            await client.shutdown(grace=0.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10.0):
+                    await client.gone.wait()
+            await client.detach()
+            log.warning("agent: killed container %s (tasks %s): it was running without a "
+                        "checkpoint, so no framework can know of it", container_id,
+                        ", ".join(task_ids) or "none")
+            self.destroyed_unknown.append(container_id)
 
     async def _kill_orphan(self, container: Container) -> None:
         """A non-checkpointed container left by a previous agent process: kill it (as Mesos)."""
