@@ -66,6 +66,7 @@ class Agent(Recovery):
                   _keep_tasks: bool = False) -> None:
         try:
             self._work_dir.mkdir(parents=True, exist_ok=True)
+            paths.private_meta_dir(work_dir=self._work_dir)
         except OSError as e:
             raise AgentError(f"cannot use work dir {self._work_dir}: {e}") from e
         self._cgroups = cgroups.detect()

@@ -245,7 +245,7 @@ def _daemonize(name: str, log_path: str) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the agent's terminal
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         code = 0

@@ -180,8 +180,10 @@ class Supervisor:
         # The event log on disk lets a restarted agent replay what it missed: only checkpointed
         # containers outlive their agent, so only they keep one (and a pid file).
         events_path = spec.get("events_path")
-        self.events_file = (open(events_path, "a", encoding="utf-8")  # noqa: SIM115
-                            if events_path else None)
+        self.events_file = (
+            os.fdopen(os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                              0o600), "a", encoding="utf-8")
+            if events_path else None)
         self.clients: set[asyncio.StreamWriter] = set()
         self.procs: dict[str, _Child] = {}
         self.exited: dict[str, asyncio.Event] = {t["task_id"]: asyncio.Event() for t in self.tasks}
