@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import supervisor
+from k8sbridge.kernel.agent import reaping, supervisor
 from k8sbridge.kernel.agent.errors import ContainerError
 
 __all__ = ["ContainerError", "Daemon", "ExecutorClient", "Spawned"]
@@ -154,7 +154,7 @@ class Daemon:
             # Never leave the launcher behind un-reaped (it only forks and exits).
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+            await reaping.wait_killed(proc)
             if isinstance(e, asyncio.CancelledError):
                 raise
             raise ContainerError(f"cannot start the container daemon: {e}") from e
