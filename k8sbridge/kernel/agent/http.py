@@ -186,8 +186,8 @@ def _read_file(agent: AgentCore, raw: str | None, offset: int | None, length: in
     if length is None or length == -1:
         length = MAX_READ
     length = min(length, MAX_READ)
-    if offset >= size:
-        return size, b"", size
+    if offset >= size:  # files.cpp answers with the offset asked for, and no data
+        return offset, b"", size
     with open(real, "rb") as f:
         f.seek(offset)
         data = f.read(length)

@@ -156,3 +156,22 @@ async def test_a_task_over_its_memory_limit_fails_with_the_limitation(tmp_path: 
         assert "reason" not in killed or killed["reason"] != "REASON_CONTAINER_LIMITATION_MEMORY"
         cid = failed["container_status"]["container_id"]["parent"]["value"]
         await run.master.wait_for(lambda: not (mem_root / cid).exists(), timeout=20)
+
+
+async def test_limits_hold_when_the_agent_prepares_the_sandbox_itself(tmp_path: Path) -> None:
+    # A task with a volume is prepared by the agent (not the container daemon): the same
+    # nested cgroups and limits.
+    mem_root, cpu_root = _roots()
+    task = _limited("vol", "exec sleep 300", cpus=0.2, mem=32,
+                    limits={"cpus": {"value": 0.3}, "mem": {"value": 72}})
+    task["container"]["volumes"] = [{"container_path": "scratch", "mode": "RW"}]
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(_group("prepared", [task]))
+        running = await run.master.wait_state("vol", "TASK_RUNNING")
+        cid = running["container_status"]["container_id"]["parent"]["value"]
+        child = nested_container_id(cid, "vol")
+        assert _read(mem_root / cid / child, "memory.limit_in_bytes") == 72 * _MB
+        assert _read(cpu_root / cid / child, "cpu.cfs_quota_us") == 30_000
+        await run.master.send(fm.kill_task("vol", grace=0.5))
+        await run.master.wait_state("vol", "TASK_KILLED")
+        await run.master.wait_for(lambda: not (mem_root / cid).exists(), timeout=20)
