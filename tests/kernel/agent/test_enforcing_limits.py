@@ -175,3 +175,21 @@ async def test_limits_hold_when_the_agent_prepares_the_sandbox_itself(tmp_path: 
         await run.master.send(fm.kill_task("vol", grace=0.5))
         await run.master.wait_state("vol", "TASK_KILLED")
         await run.master.wait_for(lambda: not (mem_root / cid).exists(), timeout=20)
+
+
+async def test_a_command_task_over_its_memory_limit_is_failed_by_the_agent(
+        tmp_path: Path) -> None:
+    # No nested cgroups: the container (the command executor's) is over its limit and the
+    # agent reports it, as Mesos does when the containerizer destroys it for a limitation.
+    task = fm.command_task("big", "ignored", mem=24, cpus=0.1)
+    task["limits"] = {"mem": {"value": 40}}
+    task["command"] = {"shell": False, "value": sys.executable,
+                       "arguments": [sys.executable, "-c",
+                                     "import time; x = b'x' * (200 << 20); time.sleep(30)"]}
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(fm.run_task(task))
+        failed = await run.master.wait_state("big", "TASK_FAILED", timeout=30)
+        assert failed["reason"] == "REASON_CONTAINER_LIMITATION_MEMORY"
+        assert failed["source"] == "SOURCE_AGENT"
+        assert failed["message"].startswith("Memory limit exceeded: Requested: 40MB Maximum Used: ")
+        assert failed["limitation"]["resources"][0]["name"] == "mem"
