@@ -84,7 +84,49 @@ def register(sub: Any) -> None:
     agent.set_defaults(func=_run_agent)
 
 
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0,
+                   "hrs": 3600.0, "days": 86400.0, "weeks": 604800.0}
+
+
+def mesos_duration(text: str) -> float:
+    """A Mesos ``Duration`` flag (``15secs``, ``500ms``, ``2mins``) in seconds; a bare number is
+    taken as seconds."""
+    value = text.strip()
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if value.endswith(unit):
+            number, scale = value[: -len(unit)], _DURATION_UNITS[unit]
+            break
+    else:
+        number, scale = value, 1.0
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Invalid duration '{text}'") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"Invalid duration '{text}': must be positive")
+    return seconds
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Invalid number '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    return value
+
+
 def _master_args(parser: argparse.ArgumentParser) -> None:
+    defaults = MasterConfig()
+    parser.add_argument("--agent_ping_timeout", "--agent-ping-timeout", type=mesos_duration,
+                        default=defaults.agent_ping_interval, metavar="DURATION",
+                        help="Mesos --agent_ping_timeout: how long the master waits for an "
+                        "agent's pong (and pings that often); default 15secs")
+    parser.add_argument("--max_agent_ping_timeouts", "--max-agent-ping-timeouts",
+                        type=_positive_int, default=defaults.max_missed_pings, metavar="N",
+                        help="Mesos --max_agent_ping_timeouts: missed pongs in a row before "
+                        "an agent is unreachable; default 5")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=5050, help="HTTP port (default 5050)")
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -94,7 +136,9 @@ def _master_args(parser: argparse.ArgumentParser) -> None:
 
 def _master_config(args: argparse.Namespace) -> MasterConfig:
     work_dir = args.work_dir / "master" if args.work_dir is not None else None
-    return MasterConfig(host=args.host, port=args.port, work_dir=work_dir)
+    return MasterConfig(host=args.host, port=args.port, work_dir=work_dir,
+                        agent_ping_interval=args.agent_ping_timeout,
+                        max_missed_pings=args.max_agent_ping_timeouts)
 
 
 def agent_host(*, index: int, host: str, spec: str | None) -> str:

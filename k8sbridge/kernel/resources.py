@@ -26,6 +26,23 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeAlias
 
+from k8sbridge.kernel.values import (
+    Attribute,
+    Range,
+    ResourceError,
+    _ranges_cover,
+    _ranges_minus,
+    _ranges_text,
+    _set_text,
+    _tokens,
+    coalesce,
+    from_fixed,
+    normalize_scalar,
+    parse_attributes_flag,
+    parse_value,
+    to_fixed,
+)
+
 __all__ = [
     "Attribute",
     "Range",
@@ -38,77 +55,8 @@ __all__ = [
 ]
 
 ValueType: TypeAlias = Literal["SCALAR", "RANGES", "SET"]
-AttributeType: TypeAlias = Literal["SCALAR", "RANGES", "SET", "TEXT"]
-Range: TypeAlias = tuple[int, int]  # closed interval, as Value.Range
 
 _DETAIL_FIELDS = ("disk", "revocable", "shared", "provider_id")
-
-
-class ResourceError(ValueError):
-    """A resource, attribute or flag Mesos would refuse; the message says why."""
-
-
-# -- fixed-point scalars -------------------------------------------------------------------------
-
-
-def to_fixed(value: float) -> int:
-    """``convertToFixed``: thousandths, rounded half away from zero (``std::llround``)."""
-    scaled = value * 1000.0
-    return int(math.copysign(math.floor(abs(scaled) + 0.5), scaled))
-
-
-def from_fixed(fixed: int) -> float:
-    return fixed / 1000.0
-
-
-def normalize_scalar(value: float) -> float:
-    return from_fixed(to_fixed(value))
-
-
-# -- interval sets -------------------------------------------------------------------------------
-
-
-def coalesce(spans: Iterable[Range]) -> tuple[Range, ...]:
-    """Sorted, disjoint, non-adjacent intervals covering the same integers."""
-    out: list[list[int]] = []
-    for begin, end in sorted(spans):
-        if out and begin <= out[-1][1] + 1:
-            if end > out[-1][1]:
-                out[-1][1] = end
-        else:
-            out.append([begin, end])
-    return tuple((b, e) for b, e in out)
-
-
-def _ranges_minus(have: tuple[Range, ...], take: tuple[Range, ...]) -> tuple[Range, ...]:
-    out: list[Range] = []
-    for begin, end in have:
-        pieces = [(begin, end)]
-        for t_begin, t_end in take:
-            nxt: list[Range] = []
-            for p_begin, p_end in pieces:
-                if t_end < p_begin or t_begin > p_end:
-                    nxt.append((p_begin, p_end))
-                    continue
-                if p_begin < t_begin:
-                    nxt.append((p_begin, t_begin - 1))
-                if t_end < p_end:
-                    nxt.append((t_end + 1, p_end))
-            pieces = nxt
-        out.extend(pieces)
-    return coalesce(out)
-
-
-def _ranges_cover(have: tuple[Range, ...], want: tuple[Range, ...]) -> bool:
-    return all(any(b <= w_begin and w_end <= e for b, e in have) for w_begin, w_end in want)
-
-
-def _ranges_text(spans: tuple[Range, ...]) -> str:
-    return "[" + ", ".join(f"{b}-{e}" for b, e in spans) + "]"
-
-
-def _set_text(items: frozenset[str]) -> str:
-    return "{" + ", ".join(sorted(items)) + "}"
 
 
 # -- reservations --------------------------------------------------------------------------------
@@ -125,7 +73,7 @@ class Reservation:
 
     @staticmethod
     def from_json(raw: Any) -> Reservation:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):
             raise ResourceError("Invalid reservation: not an object")
         role = raw.get("role")
         if not isinstance(role, str) or not role:
@@ -158,12 +106,12 @@ class Reservation:
 def _labels_from_json(raw: Any) -> tuple[tuple[str, str], ...]:
     if raw is None:
         return ()
-    entries = raw.get("labels") if isinstance(raw, Mapping) else raw
+    entries = raw.get("labels") if isinstance(raw, dict) else raw
     if not isinstance(entries, list):
         raise ResourceError("Invalid labels: expected a list")
     out = []
     for entry in entries:
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, dict):
             raise ResourceError("Invalid labels: expected objects")
         out.append((str(entry.get("key", "")), str(entry.get("value", ""))))
     return tuple(out)
@@ -211,13 +159,23 @@ class Resource:
 
     def is_empty(self) -> bool:
         if self.type == "SCALAR":
-            return to_fixed(self.scalar) <= 0
+            return self.scalar < 0.0005  # to_fixed(scalar) <= 0, without the rounding
         if self.type == "RANGES":
             return not self.ranges
         return not self.items
 
     def with_(self, **changes: Any) -> Resource:
         return dataclasses.replace(self, **changes)
+
+    def revalued(self, *, scalar: float = 0.0, ranges: tuple[Range, ...] = (),
+                 items: frozenset[str] = frozenset()) -> Resource:
+        """The same resource with another value (cheaper than ``dataclasses.replace``)."""
+        return Resource(self.name, self.type, self.reservations, self.allocation_role,
+                        self.extra, scalar, ranges, items)
+
+    def reallocated(self, role: str | None) -> Resource:
+        return Resource(self.name, self.type, self.reservations, role, self.extra,
+                        self.scalar, self.ranges, self.items)
 
     @staticmethod
     def scalar_of(name: str, value: float, *, role: str = "*") -> Resource:
@@ -237,7 +195,7 @@ class Resource:
     @staticmethod
     def from_json(raw: Any) -> Resource:
         """A ``Resource`` from its JSON (either reservation format), checked as Mesos does."""
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):
             raise ResourceError("Invalid resource: not an object")
         name = raw.get("name")
         if not isinstance(name, str) or not name:
@@ -250,7 +208,7 @@ class Resource:
         alloc = raw.get("allocation_info")
         alloc_role: str | None = None
         if alloc is not None:
-            if not isinstance(alloc, Mapping):
+            if not isinstance(alloc, dict):
                 raise ResourceError(f"Invalid allocation_info for '{name}'")
             role = alloc.get("role")
             alloc_role = None if role is None else str(role)
@@ -307,7 +265,7 @@ def _value_from_json(
     try:
         if kind == "SCALAR":
             body = raw.get("scalar")
-            value = body.get("value") if isinstance(body, Mapping) else None
+            value = body.get("value") if isinstance(body, dict) else None
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ResourceError(f"Invalid scalar resource '{name}': missing value")
             number = float(value)
@@ -316,7 +274,7 @@ def _value_from_json(
             return normalize_scalar(number), (), frozenset()
         if kind == "RANGES":
             body = raw.get("ranges")
-            spans = body.get("range", []) if isinstance(body, Mapping) else None
+            spans = body.get("range", []) if isinstance(body, dict) else None
             if not isinstance(spans, list):
                 raise ResourceError(f"Invalid ranges resource '{name}'")
             parsed = []
@@ -327,7 +285,7 @@ def _value_from_json(
                 parsed.append((begin, end))
             return 0.0, coalesce(parsed), frozenset()
         body = raw.get("set")
-        members = body.get("item", []) if isinstance(body, Mapping) else None
+        members = body.get("item", []) if isinstance(body, dict) else None
         if not isinstance(members, list):
             raise ResourceError(f"Invalid set resource '{name}'")
         if len(set(map(str, members))) != len(members):
@@ -353,7 +311,7 @@ def _stack_from_json(raw: Mapping[str, Any]) -> tuple[Reservation, ...]:
     dynamic = raw.get("reservation")
     if dynamic is None:
         return (Reservation(type="STATIC", role=role),)
-    if not isinstance(dynamic, Mapping):
+    if not isinstance(dynamic, dict):
         raise ResourceError("Invalid resource: 'reservation' must be an object")
     return (Reservation.from_json({**dynamic, "role": role, "type": "DYNAMIC"}),)
 
@@ -361,22 +319,22 @@ def _stack_from_json(raw: Mapping[str, Any]) -> tuple[Reservation, ...]:
 def _plus(a: Resource, b: Resource) -> Resource:
     match a.type:
         case "SCALAR":
-            return a.with_(scalar=from_fixed(to_fixed(a.scalar) + to_fixed(b.scalar)))
+            return a.revalued(scalar=from_fixed(to_fixed(a.scalar) + to_fixed(b.scalar)))
         case "RANGES":
-            return a.with_(ranges=coalesce(a.ranges + b.ranges))
+            return a.revalued(ranges=coalesce(a.ranges + b.ranges))
         case _:
-            return a.with_(items=a.items | b.items)
+            return a.revalued(items=a.items | b.items)
 
 
 def _minus(a: Resource, b: Resource) -> Resource:
     """``a - b`` for addable values; a scalar that would go below zero becomes empty."""
     match a.type:
         case "SCALAR":
-            return a.with_(scalar=from_fixed(max(0, to_fixed(a.scalar) - to_fixed(b.scalar))))
+            return a.revalued(scalar=from_fixed(max(0, to_fixed(a.scalar) - to_fixed(b.scalar))))
         case "RANGES":
-            return a.with_(ranges=_ranges_minus(a.ranges, b.ranges))
+            return a.revalued(ranges=_ranges_minus(a.ranges, b.ranges))
         case _:
-            return a.with_(items=a.items - b.items)
+            return a.revalued(items=a.items - b.items)
 
 
 def _covers(a: Resource, b: Resource) -> bool:
@@ -414,7 +372,7 @@ class Resources:
         """From the JSON of a repeated ``Resource`` (a lone object counts as a list of one)."""
         if raw is None:
             return Resources()
-        if isinstance(raw, Mapping):
+        if isinstance(raw, dict):
             raw = [raw]
         if not isinstance(raw, list):
             raise ResourceError("Invalid resources: expected a list")
@@ -498,10 +456,10 @@ class Resources:
         return self.filter(lambda r: not r.reservations or r.role in lineage)
 
     def allocated_to(self, role: str) -> Resources:
-        return Resources.of(r.with_(allocation_role=role) for r in self.items)
+        return Resources.of(r.reallocated(role) for r in self.items)
 
     def unallocated(self) -> Resources:
-        return Resources.of(r.with_(allocation_role=None) for r in self.items)
+        return Resources.of(r.reallocated(None) for r in self.items)
 
     def flatten(self) -> Resources:
         """Quantities only: no reservation, allocation or details."""
@@ -525,69 +483,6 @@ class Resources:
         return ";".join(parts)
 
 
-# -- values::parse and the agent flags ------------------------------------------------------------
-
-
-def _brackets_match(text: str, opening: str, closing: str) -> bool:
-    depth = 0
-    for c in text:
-        if c == opening:
-            depth += 1
-        elif c == closing:
-            depth -= 1
-            if depth < 0:
-                return False
-    return depth == 0
-
-
-def _tokens(text: str, delimiters: str) -> list[str]:
-    out, current = [], ""
-    for c in text:
-        if c in delimiters:
-            if current:
-                out.append(current)
-            current = ""
-        else:
-            current += c
-    if current:
-        out.append(current)
-    return out
-
-
-def parse_value(text: str) -> tuple[AttributeType, Any]:
-    """``values::parse``: spaces removed; ``[..]`` ranges, ``{..}`` set, a number, else text."""
-    value = text.replace(" ", "")
-    if not value:
-        raise ResourceError("Expecting non-empty string")
-    if not all(_brackets_match(value, o, c) for o, c in ("{}", "[]", "()")):
-        raise ResourceError("Mismatched brackets")
-    if value.find("[") == 0:
-        bounds = _tokens(value, "[]-,\n")
-        if len(bounds) % 2:
-            raise ResourceError('Expecting one or more "ranges"')
-        spans = []
-        for i in range(0, len(bounds), 2):
-            if not (bounds[i].isdigit() and bounds[i + 1].isdigit()):
-                raise ResourceError(f"Expecting non-negative integers in '{bounds[i]}'")
-            spans.append((int(bounds[i]), int(bounds[i + 1])))
-        return "RANGES", coalesce(spans)
-    if "[" in value:
-        raise ResourceError("Unexpected '[' found")
-    if value.find("{") == 0:
-        return "SET", frozenset(_tokens(value, "{},\n"))
-    if "{" in value:
-        raise ResourceError("Unexpected '{' found")
-    try:
-        number = float(value)
-    except ValueError:
-        return "TEXT", value
-    if math.isinf(number) or math.isnan(number) or number < 0:
-        return "TEXT", value  # numify failed as a usable scalar: Mesos keeps it as text
-    if number != 0 and abs(number) < 2.2250738585072014e-308:
-        raise ResourceError("Subnormal values not supported")
-    return "SCALAR", number
-
-
 def parse_resources_flag(spec: str, *, default_role: str = "*") -> Resources:
     """The agent's ``--resources``: a JSON array of ``Resource``, or ``name(role):value;...``."""
     try:
@@ -596,7 +491,7 @@ def parse_resources_flag(spec: str, *, default_role: str = "*") -> Resources:
         loaded = None
     if isinstance(loaded, list):
         with_roles = [
-            r if not isinstance(r, Mapping) or "role" in r or r.get("reservations")
+            r if not isinstance(r, dict) or "role" in r or r.get("reservations")
             else {**r, "role": default_role}
             for r in loaded
         ]
@@ -631,82 +526,3 @@ def parse_resources_flag(spec: str, *, default_role: str = "*") -> Resources:
             raise ResourceError(
                 f"Bad type for resource {name} value {pair[1]} type {kind}")
     return Resources.of(out)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Attribute:
-    """An agent ``Attribute``."""
-
-    name: str
-    type: AttributeType
-    text: str = ""
-    scalar: float = 0.0
-    ranges: tuple[Range, ...] = ()
-    items: frozenset[str] = frozenset()
-
-    @staticmethod
-    def from_json(raw: Any) -> Attribute:
-        if not isinstance(raw, Mapping):
-            raise ResourceError("Invalid attribute: not an object")
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            raise ResourceError("Invalid attribute: empty name")
-        kind = raw.get("type")
-        try:
-            if kind == "TEXT":
-                return Attribute(name, "TEXT", text=str(raw["text"]["value"]))
-            if kind == "SCALAR":
-                return Attribute(name, "SCALAR", scalar=float(raw["scalar"]["value"]))
-            if kind == "RANGES":
-                spans = [(int(s["begin"]), int(s["end"])) for s in raw["ranges"]["range"]]
-                return Attribute(name, "RANGES", ranges=coalesce(spans))
-            if kind == "SET":
-                return Attribute(name, "SET", items=frozenset(map(str, raw["set"]["item"])))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ResourceError(f"Invalid attribute '{name}': {e}") from e
-        raise ResourceError(f"Invalid attribute '{name}': unknown type {kind!r}")
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "type": self.type}
-        if self.type == "TEXT":
-            out["text"] = {"value": self.text}
-        elif self.type == "SCALAR":
-            out["scalar"] = {"value": self.scalar}
-        elif self.type == "RANGES":
-            out["ranges"] = {"range": [{"begin": b, "end": e} for b, e in self.ranges]}
-        else:
-            out["set"] = {"item": sorted(self.items)}
-        return out
-
-    def legacy_value(self) -> float | str:
-        """``model(Attributes)``: a scalar as a number, the others as Mesos prints them."""
-        if self.type == "SCALAR":
-            return self.scalar
-        if self.type == "TEXT":
-            return self.text
-        if self.type == "RANGES":
-            return _ranges_text(self.ranges)
-        return _set_text(self.items)
-
-    parse = from_json
-    to_raw = to_json
-
-
-def parse_attributes_flag(spec: str) -> tuple[Attribute, ...]:
-    """The agent's ``--attributes``: ``name:value;...`` with values as ``values::parse``."""
-    out: list[Attribute] = []
-    for token in _tokens(spec, ";\n"):
-        pair = _tokens(token, ":")
-        if len(pair) != 2:
-            raise ResourceError(f"Invalid attribute key:value pair '{token}'")
-        name = pair[0].strip()
-        kind, value = parse_value(pair[1])
-        if kind == "SCALAR":
-            out.append(Attribute(name, "SCALAR", scalar=value))
-        elif kind == "RANGES":
-            out.append(Attribute(name, "RANGES", ranges=value))
-        elif kind == "SET":
-            out.append(Attribute(name, "SET", items=value))
-        else:
-            out.append(Attribute(name, "TEXT", text=value))
-    return tuple(out)

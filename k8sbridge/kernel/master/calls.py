@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from k8sbridge.kernel import protocol
-from k8sbridge.kernel import resources as res
-from k8sbridge.kernel.master.errors import CallError, TaskInvalid
+from k8sbridge.kernel.master import transport
+from k8sbridge.kernel.master.errors import CallError
 
 RawJson = dict[str, Any]
 
-APPLICATION_JSON = "application/json"
-APPLICATION_PROTOBUF = "application/x-protobuf"
 
 CALL_TYPES = frozenset(
     {
@@ -67,50 +64,6 @@ MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
 
 # --------------------------------------------------------------------------------------------
 # Transport and call envelope
-
-
-def check_content_type(content_type: str | None) -> None:
-    """Mesos: missing -> 400, protobuf -> (we do not speak it) 415, anything else -> 415.
-
-    The comparison is exact, as in ``src/master/http.cpp`` (``application/json; charset=utf-8``
-    is refused by Mesos too).
-    """
-    if content_type is None:
-        raise CallError(400, "Expecting 'Content-Type' to be present")
-    media = content_type
-    if media == APPLICATION_PROTOBUF:
-        raise CallError(
-            415,
-            "Expecting 'Content-Type' of application/json: this master speaks only JSON "
-            "(application/x-protobuf is not supported by the embedded kernel)",
-        )
-    if media != APPLICATION_JSON:
-        raise CallError(
-            415, "Expecting 'Content-Type' of application/json or application/x-protobuf"
-        )
-
-
-def accepts_json(accept: str | None) -> bool:
-    """``Accept`` check for SUBSCRIBE (none = anything)."""
-    if accept is None or not accept.strip():
-        return True
-    for part in accept.split(","):
-        media = part.split(";", 1)[0].strip().lower()
-        if media in ("application/json", "application/*", "*/*"):
-            return True
-    return False
-
-
-def parse_body(body: bytes) -> RawJson:
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CallError(400, f"Failed to parse body into JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise CallError(
-            400, "Failed to convert JSON into Call protobuf: Expecting a JSON object"
-        )
-    return value
 
 
 def _missing(paths: list[str]) -> CallError:
@@ -167,6 +120,9 @@ def normalize_call(call: RawJson) -> RawJson:
     "Expecting 'type' to be present".
     """
     ctype = call.get("type")
+    if ctype is not None and not isinstance(ctype, str):
+        raise CallError(400, "Failed to convert JSON into Call protobuf: "
+                             + transport.not_expecting(ctype, "type"))
     if ctype is not None and ctype not in CALL_TYPES:
         call = {k: v for k, v in call.items() if k != "type"}
     call = {k: v for k, v in call.items() if v is not None}  # JSON null = field not set
@@ -259,6 +215,11 @@ def _check_task(task: Any, path: str, missing: list[str]) -> None:
     _require_id(task, "task_id", path, missing)
     _require_id(task, "agent_id", path, missing)
     _check_resources(task.get("resources"), f"{path}resources", missing)
+    if task.get("limits") is not None:  # map<string, Value.Scalar>: each needs a number
+        for name, scalar in _obj(task["limits"], f"{path}limits").items():
+            value = _obj(scalar, f"{path}limits.{name}").get("value")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                missing.append(f"{path}limits.{name}.value")
     if task.get("executor") is not None:
         _check_executor(task["executor"], f"{path}executor.", missing)
 
@@ -616,286 +577,3 @@ def validate_offer_ids(
                 f"Aggregated offers must belong to one single agent. Offer {oid} uses agent "
                 f"{offers[oid][1]} and agent {agent}"
             )
-
-
-# --------------------------------------------------------------------------------------------
-# Tasks
-
-
-def parse_resources(raw: Any, *, role: str, what: str) -> res.Resources:
-    """Resources of a task or executor, with the offer's allocation role filled in if absent."""
-    try:
-        parsed = res.Resources.parse(raw if raw is not None else [])
-    except (res.ResourceError, AttributeError, TypeError) as e:
-        raise TaskInvalid(f"{what} uses invalid resources: {e}") from e
-    out: list[res.Resource] = []
-    for r in parsed:
-        if r.allocation_role is None:
-            r = res.Resource(
-                name=r.name, type=r.type, scalar=r.scalar, ranges=r.ranges, items=r.items,
-                reservations=r.reservations, allocation_role=role, extra=r.extra,
-            )
-        elif r.allocation_role != role:
-            raise TaskInvalid(
-                f"{what} uses resources allocated to role '{r.allocation_role}' while the "
-                f"offer is allocated to role '{role}'"
-            )
-        out.append(r)
-    return res.Resources.of(out)
-
-
-def _task_common(
-    task: Any, *, agent_id: str, known_task_ids: Collection[str], role: str,
-    also_known: Collection[str] = (),
-) -> tuple[str, res.Resources]:
-    if not isinstance(task, dict):
-        raise TaskInvalid("TaskInfo must be a JSON object")
-    tid = id_value(task.get("task_id"))
-    if tid is None:
-        raise TaskInvalid("Missing required fields: task_id")
-    if not isinstance(task.get("name"), str):
-        raise TaskInvalid("Missing required fields: name")
-    err = validate_id(tid)
-    if err is not None:
-        raise TaskInvalid(f"Task ID is invalid: {err}")
-    if tid in known_task_ids or tid in also_known:
-        raise TaskInvalid(f"Task has duplicate ID: {tid}")
-    tagent = id_value(task.get("agent_id"))
-    if tagent is None:
-        raise TaskInvalid("Missing required fields: agent_id")
-    if tagent != agent_id:
-        raise TaskInvalid(f"Task uses invalid agent {tagent} while agent {agent_id} is expected")
-    grace = ((task.get("kill_policy") or {}).get("grace_period") or {}).get("nanoseconds")
-    if grace is not None and (not isinstance(grace, int | float) or grace < 0):
-        raise TaskInvalid("Task's 'kill_policy.grace_period' must be non-negative")
-    mct = (task.get("max_completion_time") or {}).get("nanoseconds")
-    if mct is not None and (not isinstance(mct, int | float) or mct < 0):
-        raise TaskInvalid("Task's `max_completion_time` must be non-negative")
-    if not task.get("resources"):
-        raise TaskInvalid("Task uses no resources")
-    resources = parse_resources(task.get("resources"), role=role, what="Task")
-    if resources.is_empty():
-        raise TaskInvalid("Task uses no resources")
-    container = task.get("container")
-    if container is not None:
-        if not isinstance(container, dict) or container.get("type") not in ("MESOS", "DOCKER"):
-            raise TaskInvalid("Task's `ContainerInfo` is invalid: 'ContainerInfo.type' is missing "
-                              "or unknown")
-    command = task.get("command")
-    if command is not None and not isinstance(command, dict):
-        raise TaskInvalid("Task's `CommandInfo` is invalid: expecting an object")
-    if isinstance(command, dict) and command.get("shell", True) is False and not isinstance(
-        command.get("value"), str
-    ):
-        raise TaskInvalid("Task's `CommandInfo` is invalid: 'value' is required when "
-                          "'shell' is false")
-    return tid, resources
-
-
-def validate_executor(
-    executor: Any, *, framework_id: str, role: str, for_group: bool
-) -> tuple[str, res.Resources]:
-    if not isinstance(executor, dict):
-        raise TaskInvalid("ExecutorInfo must be a JSON object")
-    eid = id_value(executor.get("executor_id"))
-    if eid is None:
-        raise TaskInvalid("Missing required fields: executor.executor_id")
-    err = validate_id(eid)
-    if err is not None:
-        raise TaskInvalid(f"Executor ID is invalid: {err}")
-    fid = executor.get("framework_id")
-    if fid is None:
-        raise TaskInvalid("'ExecutorInfo.framework_id' must be set")
-    if id_value(fid) != framework_id:
-        raise TaskInvalid(
-            f"ExecutorInfo has an invalid FrameworkID (Actual: {id_value(fid)} vs Expected: "
-            f"{framework_id})"
-        )
-    grace = (executor.get("shutdown_grace_period") or {}).get("nanoseconds")
-    if grace is not None and (not isinstance(grace, int | float) or grace < 0):
-        raise TaskInvalid("ExecutorInfo's 'shutdown_grace_period' must be non-negative")
-    resources = parse_resources(executor.get("resources"), role=role, what="Executor")
-    if for_group:
-        etype = executor.get("type")
-        if etype is None:
-            raise TaskInvalid("'ExecutorInfo.type' must be set")
-        if etype not in ("DEFAULT", "CUSTOM"):
-            raise TaskInvalid("Unknown executor type")
-        if (executor.get("container") or {}).get("type") == "DOCKER":
-            raise TaskInvalid("Docker ContainerInfo is not supported on the executor")
-        cpus = resources.scalar("cpus") if "cpus" in resources.names() else None
-        if cpus is None or cpus < MIN_CPUS:
-            raise TaskInvalid(
-                f"Executor '{eid}' uses less CPUs ({_num(cpus)}) than the minimum required "
-                f"({MIN_CPUS:g})"
-            )
-        mem = resources.scalar("mem") if "mem" in resources.names() else None
-        if mem is None or mem < MIN_MEM:
-            raise TaskInvalid(
-                f"Executor '{eid}' uses less memory ({_num(mem, 'MB')}) than the minimum "
-                f"required ({MIN_MEM:g}MB)"
-            )
-        if "disk" not in resources.names():
-            raise TaskInvalid(f"Executor '{eid}' uses no disk")
-    else:
-        if executor.get("type") not in (None, "CUSTOM"):
-            raise TaskInvalid("'ExecutorInfo.type' must be 'CUSTOM'")
-        if executor.get("command") is None:
-            raise TaskInvalid("'ExecutorInfo.command' must be set")
-    return eid, resources
-
-
-def _num(value: float | None, unit: str = "") -> str:
-    return "None" if value is None else f"{value:g}{unit}"
-
-
-def validate_launch_task(
-    task: Any,
-    *,
-    framework_id: str,
-    agent_id: str,
-    role: str,
-    known_task_ids: Collection[str],
-    known_executors: Mapping[str, Any],
-    offered: res.Resources,
-) -> tuple[str, res.Resources, str | None, res.Resources]:
-    """One TaskInfo of a LAUNCH: ``(task_id, task resources, executor id, new executor res)``.
-
-    ``known_executors`` maps this framework's executor ids on the agent to their ExecutorInfo;
-    an executor already running adds no resources.
-    """
-    tid, resources = _task_common(
-        task, agent_id=agent_id, known_task_ids=known_task_ids, role=role
-    )
-    has_exec = task.get("executor") is not None
-    if has_exec == (task.get("command") is not None):
-        raise TaskInvalid(
-            "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
-        )
-    total = resources
-    eid: str | None = None
-    exec_resources = res.Resources()
-    if has_exec:
-        eid, exec_resources = validate_executor(
-            task["executor"], framework_id=framework_id, role=role, for_group=False
-        )
-        if eid in known_executors:
-            exec_resources = res.Resources()
-        total = total + exec_resources
-    if not offered.contains(total):
-        raise TaskInvalid(
-            f"Total resources {total} required by task and its executor is more than "
-            f"available {offered}"
-        )
-    return tid, resources, eid, exec_resources
-
-
-def validate_task_group(
-    executor: Any,
-    tasks: Any,
-    *,
-    framework_id: str,
-    agent_id: str,
-    role: str,
-    known_task_ids: Collection[str],
-    known_executors: Mapping[str, Any],
-    offered: res.Resources,
-) -> tuple[str, list[tuple[str, res.Resources]], res.Resources]:
-    """A LAUNCH_GROUP: ``(executor id, [(task id, resources)], new executor resources)``."""
-    if not isinstance(tasks, list) or not tasks:
-        raise TaskInvalid("Task group is empty")
-    seen: set[str] = set()
-    parsed: list[tuple[str, res.Resources]] = []
-    for task in tasks:
-        try:
-            tid, resources = _task_common(
-                task, agent_id=agent_id, known_task_ids=known_task_ids, role=role,
-                also_known=seen,
-            )
-        except TaskInvalid as e:
-            tid_text = id_value(task.get("task_id")) if isinstance(task, dict) else None
-            raise TaskInvalid(f"Task '{tid_text}' is invalid: {e}") from e
-        seen.add(tid)
-        if task.get("command") is not None and task.get("executor") is not None:
-            raise TaskInvalid(
-                f"Task '{tid}' is invalid: Task should have at least one (but not both) of "
-                "CommandInfo or ExecutorInfo present"
-            )
-        if (task.get("container") or {}).get("type") == "DOCKER":
-            raise TaskInvalid(
-                f"Task '{tid}' is invalid: Docker ContainerInfo is not supported on the task"
-            )
-        parsed.append((tid, resources))
-    eid, exec_resources = validate_executor(
-        executor, framework_id=framework_id, role=role, for_group=True
-    )
-    for task in tasks:
-        if task.get("executor") is not None and task["executor"] != executor:
-            raise TaskInvalid(
-                f"The `ExecutorInfo` of task '{id_value(task.get('task_id'))}' is different "
-                f"from executor '{eid}'"
-            )
-    if eid in known_executors:
-        exec_resources = res.Resources()
-    total = exec_resources
-    for _, r in parsed:
-        total = total + r
-    if not offered.contains(total):
-        raise TaskInvalid(
-            f"Total resources {total} required by task group and its executor are more than "
-            f"available {offered}"
-        )
-    return eid, parsed, exec_resources
-
-
-# --------------------------------------------------------------------------------------------
-# Reservations (RESERVE / UNRESERVE in ACCEPT and the operator API)
-
-
-def parse_reserve(raw: Any, *, roles: Collection[str] | None, principal: str | None
-                  ) -> tuple[res.Resources, res.Resources]:
-    """RESERVE ``resources`` -> ``(consumed unreserved-ish source, converted)``."""
-    try:
-        target = res.Resources.parse(raw if raw is not None else []).unallocated()
-    except (res.ResourceError, AttributeError, TypeError) as e:
-        raise ValueError(f"Invalid resources: {e}") from e
-    if target.is_empty():
-        raise ValueError("Invalid resources: Resource cannot be empty")
-    for r in target:
-        if not r.reservations or r.reservations[-1].type != "DYNAMIC":
-            raise ValueError(
-                f"Invalid reservation resources: resource {r.name} is not dynamically reserved"
-            )
-        role = r.reservations[-1].role
-        if validate_role(role) is not None or role == "*":
-            raise ValueError(f"Invalid reservation resources: invalid role '{role}'")
-        if roles is not None and role not in roles:
-            raise ValueError(
-                f"A reserve operation was attempted for a role '{role}' the framework is not "
-                "subscribed to"
-            )
-        top = r.reservations[-1]
-        if principal is not None and top.principal not in (None, principal):
-            raise ValueError(
-                f"A reserve operation was attempted by authenticated principal '{principal}', "
-                f"which does not match a reserved resource in the request with principal "
-                f"'{top.principal}'"
-            )
-    consumed = target.pop_reservation()
-    return consumed, target
-
-
-def parse_unreserve(raw: Any) -> tuple[res.Resources, res.Resources]:
-    """UNRESERVE ``resources`` -> ``(consumed reserved, converted)``."""
-    try:
-        target = res.Resources.parse(raw if raw is not None else []).unallocated()
-    except (res.ResourceError, AttributeError, TypeError) as e:
-        raise ValueError(f"Invalid resources: {e}") from e
-    if target.is_empty():
-        raise ValueError("Invalid resources: Resource cannot be empty")
-    for r in target:
-        if not r.reservations or r.reservations[-1].type != "DYNAMIC":
-            raise ValueError(
-                f"Invalid resources: resource {r.name} is not dynamically reserved"
-            )
-    return target, target.pop_reservation()

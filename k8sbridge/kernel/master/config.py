@@ -19,6 +19,9 @@ class MasterConfig:
     work_dir: Path | None = None  # registry persistence (SQLite); None = memory only
     heartbeat_interval: float = 15.0
     allocation_interval: float = 1.0
+    # Mesos' --agent_ping_timeout (a ping is sent, and its pong awaited, this often) and
+    # --max_agent_ping_timeouts (pongs missed in a row before the agent is unreachable):
+    # 15 s x 5, so an agent that stops answering is unreachable 75 s after its first silence.
     agent_ping_interval: float = 15.0
     max_missed_pings: int = 5
     offer_timeout: float | None = None

@@ -2,7 +2,7 @@
 
 Why a separate module: this is the wire boundary (status codes, headers, RecordIO streams, the
 checks ``src/master/http.cpp`` makes before a call reaches the master). Handlers parse and
-check, then call one synchronous ``Master`` method; they hold no state of their own.
+check, then call one synchronous ``OperatorHandling`` method; they hold no state of their own.
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kernel.master import calls, legacy, state, streams
+from k8sbridge.kernel.master import calls, legacy, streams, transport
+from k8sbridge.kernel.master.base import VERSION
 from k8sbridge.kernel.master.errors import CallError
-from k8sbridge.kernel.master.master import VERSION, Master
+from k8sbridge.kernel.master.operations import OperatorHandling
 
 log = logging.getLogger(__name__)
 
 RawJson = dict[str, Any]
-MASTER_KEY = web.AppKey("master", Master)
+MASTER_KEY = web.AppKey("master", OperatorHandling)
 
 
-def build_app(master: Master) -> web.Application:
+def build_app(master: OperatorHandling) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[MASTER_KEY] = master
     app.router.add_route("*", "/api/v1/scheduler", scheduler_api)
@@ -58,7 +59,7 @@ def _json(body: Any, *, status: int = 200) -> web.Response:
 
 def _v1(body: Any) -> web.Response:
     """A v1 operator API body: empty repeated fields left out, as Mesos prints protobuf."""
-    return _json(state.compact(body))
+    return _json(streams.compact(body))
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,14 +72,14 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
         return web.Response(status=405, headers={"Allow": "POST"},
                             text=f"Expecting one of {{ 'POST' }}, but received '{request.method}'")
     try:
-        calls.check_content_type(request.headers.get("Content-Type"))
+        transport.check_content_type(request.headers.get("Content-Type"))
         body = await request.read()
-        call = calls.normalize_call(calls.parse_body(body))
+        call = calls.normalize_call(transport.parse_body(body))
         calls.validate_call(call)
     except CallError as e:
         return _text(e.status, e.message)
     ctype = call["type"]
-    if ctype in ("SUBSCRIBE", "RECONCILE_OPERATIONS") and not calls.accepts_json(
+    if ctype in ("SUBSCRIBE", "RECONCILE_OPERATIONS") and not transport.accepts_json(
         request.headers.get("Accept")
     ):
         return _text(406, "Expecting 'Accept' to allow 'application/x-protobuf' or "
@@ -137,7 +138,7 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
             return _text(501, f"Call type {ctype} is not implemented")
     except CallError as e:
         return _text(e.status, e.message)
-    except (TypeError, AttributeError, KeyError, ValueError) as e:
+    except (TypeError, AttributeError, KeyError, ValueError, ArithmeticError) as e:
         # A shape the checks above did not anticipate: Mesos' protobuf conversion would have
         # refused it, so answer 400 rather than 500 (and log it: this is a gap to close).
         log.warning("malformed %s call from framework %s: %r", ctype, fid, e)
@@ -145,7 +146,8 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
     return web.Response(status=202)
 
 
-async def _subscribe(request: web.Request, master: Master, sub: RawJson) -> web.StreamResponse:
+async def _subscribe(request: web.Request, master: OperatorHandling, sub: RawJson
+                     ) -> web.StreamResponse:
     stream = streams.EventStream(heartbeat_interval=master.config.heartbeat_interval)
     master.subscribe(sub, stream)
     framework_id = _framework_of(master, stream)
@@ -166,7 +168,7 @@ async def _subscribe(request: web.Request, master: Master, sub: RawJson) -> web.
     return response
 
 
-def _framework_of(master: Master, stream: streams.EventStream) -> str | None:
+def _framework_of(master: OperatorHandling, stream: streams.EventStream) -> str | None:
     for fid, fw in master.frameworks.items():
         if fw.stream is stream:
             return fid
@@ -192,21 +194,24 @@ async def operator_api(request: web.Request) -> web.StreamResponse:
         return web.Response(status=405, headers={"Allow": "POST"},
                             text=f"Expecting one of {{ 'POST' }}, but received '{request.method}'")
     try:
-        calls.check_content_type(request.headers.get("Content-Type"))
-        call = calls.parse_body(await request.read())
+        transport.check_content_type(request.headers.get("Content-Type"))
+        call = transport.parse_body(await request.read())
     except CallError as e:
         return _text(e.status, e.message.replace("Call protobuf", "master::Call"))
-    if not calls.accepts_json(request.headers.get("Accept")):
+    if not transport.accepts_json(request.headers.get("Accept")):
         return _text(406, "Expecting 'Accept' to allow 'application/x-protobuf' or "
                           "'application/json'")
-    ctype = call.get("type")
-    if not isinstance(ctype, str):
-        return _text(400, "Failed to validate master::Call: Expecting 'type' to be present")
+    try:
+        ctype = transport.operator_type(call)
+    except CallError as e:
+        return _text(e.status, e.message)
+    if ctype == "UNKNOWN":
+        return web.Response(status=501)  # as Mesos: NotImplemented, no body
     try:
         return await _operator_call(request, master, ctype, call)
     except CallError as e:
         return _text(e.status, e.message)
-    except (TypeError, AttributeError, KeyError, ValueError) as e:
+    except (TypeError, AttributeError, KeyError, ValueError, ArithmeticError) as e:
         log.warning("malformed operator call %s: %r", ctype, e)
         return _text(400, f"Failed to convert JSON into master::Call protobuf: {e!r}")
 
@@ -218,7 +223,7 @@ def _sub(call: RawJson, field: str) -> RawJson:
     return body
 
 
-async def _operator_call(request: web.Request, master: Master, ctype: str, call: RawJson
+async def _operator_call(request: web.Request, master: OperatorHandling, ctype: str, call: RawJson
                          ) -> web.StreamResponse:
     if ctype == "GET_HEALTH":
         return _v1({"type": ctype, "get_health": {"healthy": True}})
@@ -277,7 +282,7 @@ async def _operator_call(request: web.Request, master: Master, ctype: str, call:
     return _text(501, f"Operator call {ctype} is not implemented by the embedded kernel")
 
 
-async def _operator_subscribe(request: web.Request, master: Master) -> web.StreamResponse:
+async def _operator_subscribe(request: web.Request, master: OperatorHandling) -> web.StreamResponse:
     stream = streams.EventStream(heartbeat_interval=master.config.heartbeat_interval)
     stream.send({"type": "SUBSCRIBED", "subscribed": {
         "get_state": master.get_state(),

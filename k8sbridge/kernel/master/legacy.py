@@ -15,7 +15,7 @@ from k8sbridge.kernel.master import calls
 from k8sbridge.kernel.master import state as st
 
 if TYPE_CHECKING:
-    from k8sbridge.kernel.master.master import Master
+    from k8sbridge.kernel.master.operations import OperatorHandling
 
 RawJson = dict[str, Any]
 
@@ -24,7 +24,7 @@ BUILD_TIME = 1767225600.0
 
 
 def version_info() -> RawJson:
-    from k8sbridge.kernel.master.master import VERSION
+    from k8sbridge.kernel.master.base import VERSION
 
     return {
         "version": VERSION,
@@ -34,7 +34,7 @@ def version_info() -> RawJson:
     }
 
 
-def flags(master: Master) -> dict[str, Any]:
+def flags(master: OperatorHandling) -> dict[str, Any]:
     cfg = master.config
     return {
         "hostname": master.hostname,
@@ -85,8 +85,9 @@ def _task(task: st.Task) -> RawJson:
     return out
 
 
-def _framework(master: Master, fw: st.Framework) -> RawJson:
+def _framework(master: OperatorHandling, fw: st.Framework) -> RawJson:
     info = fw.info
+    used = fw.allocated(executors=master.all_executors())
     out: RawJson = {
         "id": fw.framework_id,
         "name": info.get("name", ""),
@@ -102,9 +103,9 @@ def _framework(master: Master, fw: st.Framework) -> RawJson:
         "checkpoint": info.get("checkpoint", False),
         "registered_time": fw.registered_time,
         "unregistered_time": fw.unregistered_time or 0,
-        "resources": fw.allocated().to_legacy(),
-        "allocated_resources": fw.allocated().to_legacy(),
-        "used_resources": fw.allocated().to_legacy(),
+        "resources": (used + fw.offered()).to_legacy(),
+        "allocated_resources": used.to_legacy(),
+        "used_resources": used.to_legacy(),
         "offered_resources": fw.offered().to_legacy(),
         "capabilities": sorted(fw.capabilities),
         "tasks": [_task(t) for t in fw.tasks.values()],
@@ -140,7 +141,7 @@ def _framework(master: Master, fw: st.Framework) -> RawJson:
     return out
 
 
-def _slave(master: Master, agent: st.Agent) -> RawJson:
+def _slave(master: OperatorHandling, agent: st.Agent) -> RawJson:
     used = res.Resources()
     for r in agent.used().values():
         used = used + r
@@ -178,8 +179,8 @@ def _slave(master: Master, agent: st.Agent) -> RawJson:
     return out
 
 
-def state(master: Master) -> RawJson:
-    from k8sbridge.kernel.master.master import VERSION
+def state(master: OperatorHandling) -> RawJson:
+    from k8sbridge.kernel.master.base import VERSION
 
     registered = [
         a for a in master.agents.values() if not a.recovered and a.unreachable_time is None
@@ -214,7 +215,7 @@ def state(master: Master) -> RawJson:
     }
 
 
-def state_summary(master: Master) -> RawJson:
+def state_summary(master: OperatorHandling) -> RawJson:
     registered = [
         a for a in master.agents.values() if not a.recovered and a.unreachable_time is None
     ]
@@ -244,9 +245,9 @@ def _counts(tasks: Any) -> dict[str, int]:
     return counts
 
 
-def roles(master: Master) -> RawJson:
+def roles(master: OperatorHandling) -> RawJson:
     out = []
-    for role in master.get_roles()["roles"]:
+    for role in master.roles_detail()["roles"]:
         out.append({
             "name": role["name"],
             "weight": role["weight"],
@@ -256,7 +257,7 @@ def roles(master: Master) -> RawJson:
     return {"roles": out}
 
 
-def metrics(master: Master) -> dict[str, float]:
+def metrics(master: OperatorHandling) -> dict[str, float]:
     registered = [
         a for a in master.agents.values() if not a.recovered and a.unreachable_time is None
     ]

@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import socket
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from k8sbridge.kernel import resources as res
@@ -21,26 +22,6 @@ if TYPE_CHECKING:
     from k8sbridge.kernel.master import streams
 
 RawJson = dict[str, Any]
-
-
-def compact(value: Any) -> Any:
-    """v1 JSON as Mesos prints it: repeated fields with no members are left out.
-
-    (stout's protobuf-to-JSON writes a repeated field only when it has members; clients of
-    real Mesos must cope with ``"tasks"`` missing rather than ``[]``.) Works in place, so that
-    rendering 10,000 tasks does not hold two copies: removing an empty list from a stored raw
-    dict never changes its meaning here, since every reader treats missing as empty.
-    """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key in [k for k, v in item.items() if isinstance(v, list) and not v]:
-                del item[key]
-            stack.extend(v for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend(v for v in item if isinstance(v, dict | list))
-    return value
 
 
 def idv(value: str) -> RawJson:
@@ -97,7 +78,6 @@ class Task:
             "state": self.state,
             "resources": self.resources.to_raw(refined=refined),
             "statuses": list(self.statuses),
-            "role": self.role,
         }
         if self.executor_id is not None:
             raw["executor_id"] = idv(self.executor_id)
@@ -184,11 +164,15 @@ class Framework:
     def name(self) -> str:
         return str(self.info.get("name", ""))
 
-    def allocated(self) -> res.Resources:
+    def allocated(self, *, executors: Iterable[Executor] = ()) -> res.Resources:
+        """``totalUsedResources``: live tasks plus this framework's ``executors``."""
         total = res.Resources()
         for task in self.tasks.values():
             if not task.resources_released:
                 total = total + task.resources
+        for executor in executors:
+            if executor.framework_id == self.framework_id:
+                total = total + executor.resources
         return total
 
     def offered(self) -> res.Resources:

@@ -19,7 +19,6 @@ from typing import Any
 from aiohttp import web
 
 from k8sbridge.kernel import recordio
-from k8sbridge.kernel.master import state
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +26,28 @@ _HEARTBEAT = recordio.frame(b'{"type":"HEARTBEAT"}')
 _CLOSE = b""
 
 
+def compact(value: Any) -> Any:
+    """v1 JSON as Mesos prints it: repeated fields with no members are left out.
+
+    (stout's protobuf-to-JSON writes a repeated field only when it has members; clients of
+    real Mesos must cope with ``"tasks"`` missing rather than ``[]``.) Works in place, so that
+    rendering 10,000 tasks does not hold two copies: removing an empty list from a stored raw
+    dict never changes its meaning here, since every reader treats missing as empty.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in [k for k, v in item.items() if isinstance(v, list) and not v]:
+                del item[key]
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, dict | list))
+    return value
+
+
 def frame(event: dict[str, Any]) -> bytes:
-    return recordio.frame(json.dumps(state.compact(event), separators=(",", ":")).encode())
+    return recordio.frame(json.dumps(compact(event), separators=(",", ":")).encode())
 
 
 class EventStream:

@@ -121,3 +121,43 @@ async def test_master_and_agent_as_separate_processes(tmp_path: Path) -> None:
             if proc is not None and proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+def test_mesos_durations_parse_as_mesos_writes_them() -> None:
+    from k8sbridge.kernel import cli
+
+    assert cli.mesos_duration("15secs") == 15.0
+    assert cli.mesos_duration("250ms") == 0.25
+    assert cli.mesos_duration("2mins") == 120.0
+    assert cli.mesos_duration("3") == 3.0
+    for bad in ("", "fast", "0secs", "-1secs"):
+        try:
+            cli.mesos_duration(bad)
+        except Exception as e:  # argparse.ArgumentTypeError
+            assert "Invalid duration" in str(e)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
+
+
+async def test_agent_ping_flags_reach_the_master(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel",
+        "--port", str(port), "--agents", "1",
+        "--agent_ping_timeout=300ms", "--max_agent_ping_timeouts", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        assert line.decode().startswith(f"master: http://127.0.0.1:{port}"), line
+        async with aiohttp.ClientSession() as session:
+            flags = await wire.operator(session, f"http://127.0.0.1:{port}",
+                                        {"type": "GET_FLAGS"})
+        values = {f["name"]: f["value"] for f in flags["get_flags"]["flags"]}
+        assert values["agent_ping_timeout"] == "0.3secs"
+        assert values["max_agent_ping_timeouts"] == "2"
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), timeout=30)

@@ -187,3 +187,52 @@ async def test_curl_speaks_the_api(kernel: main.Kernel) -> None:
     proc = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=20)
     assert out == b"415"
+
+
+async def test_teardown_reports_each_killed_task_to_operators(
+        kernel: main.Kernel, session: aiohttp.ClientSession) -> None:
+    """Mesos' removeFramework updates every live task to TASK_KILLED (a TASK_UPDATED event for
+    operators), before FRAMEWORK_REMOVED; the framework's allocation counts its executors."""
+    events = wire.Stream(session, kernel.master_url)
+    events.response = await session.post(
+        f"{kernel.master_url}/api/v1", json={"type": "SUBSCRIBE"},
+        headers={"Accept": "application/json"})
+    assert (await events.next_event())["type"] == "SUBSCRIBED"
+    st = wire.Stream(session, kernel.master_url)
+    await st.subscribe()
+    offer = (await st.wait_for("OFFERS"))["offers"]["offers"][0]
+    agent_id = offer["agent_id"]["value"]
+    executor = {
+        "type": "DEFAULT", "executor_id": {"value": "pod"},
+        "framework_id": {"value": st.framework_id},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}},
+                      {"name": "disk", "type": "SCALAR", "scalar": {"value": 10}}],
+    }
+    await st.call({"type": "ACCEPT", "accept": {"offer_ids": [offer["id"]], "operations": [
+        {"type": "LAUNCH_GROUP", "launch_group": {"executor": executor, "task_group": {
+            "tasks": [wire.command_task("long", agent_id, "sleep 60")]}}}]}})
+    await wire.until_state(st, "long", "TASK_RUNNING")
+    frameworks = await wire.operator(session, kernel.master_url, {"type": "GET_FRAMEWORKS"})
+    allocated = {r["name"]: r["scalar"]["value"] for r in
+                 frameworks["get_frameworks"]["frameworks"][0]["allocated_resources"]
+                 if r["type"] == "SCALAR"}
+    assert allocated == {"cpus": 0.2, "mem": 64.0, "disk": 10.0}  # task + executor
+    async with session.get(f"{kernel.master_url}/state") as resp:
+        legacy = (await resp.json())["frameworks"][0]
+    assert legacy["used_resources"]["cpus"] == 0.2
+    await st.call({"type": "TEARDOWN"})
+    order = []
+    while "FRAMEWORK_REMOVED" not in order:
+        event = await events.next_event()
+        if event["type"] == "TASK_UPDATED" and \
+                event["task_updated"]["status"]["task_id"]["value"] == "long":
+            order.append(event["task_updated"]["state"])
+            if order[-1] == "TASK_KILLED":
+                assert event["task_updated"]["status"]["reason"] == "REASON_FRAMEWORK_REMOVED"
+        elif event["type"] == "FRAMEWORK_REMOVED":
+            order.append("FRAMEWORK_REMOVED")
+    # Earlier updates (STARTING, RUNNING) may still be queued ahead of these.
+    assert order[-2:] == ["TASK_KILLED", "FRAMEWORK_REMOVED"], order
+    await st.close()
+    await events.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from k8sbridge.kernel import resources as res
-from k8sbridge.kernel.master import calls
+from k8sbridge.kernel.master import calls, launching, transport
 from k8sbridge.kernel.master.errors import CallError, TaskInvalid
 
 FW = {"user": "u", "name": "n"}
@@ -28,10 +28,10 @@ UUID = base64.b64encode(uuid.uuid4().bytes).decode()
 )
 def test_content_type(content_type: str | None, status: int | None) -> None:
     if status is None:
-        calls.check_content_type(content_type)
+        transport.check_content_type(content_type)
     else:
         with pytest.raises(CallError) as e:
-            calls.check_content_type(content_type)
+            transport.check_content_type(content_type)
         assert e.value.status == status
 
 
@@ -44,7 +44,7 @@ def test_content_type(content_type: str | None, status: int | None) -> None:
 )
 def test_malformed_bodies(body: bytes, message: str) -> None:
     with pytest.raises(CallError) as e:
-        calls.parse_body(body)
+        transport.parse_body(body)
     assert e.value.status == 400 and message in e.value.message
 
 
@@ -190,7 +190,7 @@ def _task(**extra: Any) -> dict[str, Any]:
 )
 def test_launch_task(task: dict[str, Any], known: set[str], error: str | None) -> None:
     def run() -> Any:
-        return calls.validate_launch_task(
+        return launching.validate_launch_task(
             task, framework_id="f", agent_id="a1", role="*", known_task_ids=known,
             known_executors={}, offered=OFFERED,
         )
@@ -232,7 +232,7 @@ def test_task_group(executor: dict[str, Any], tasks: list[Any], error: str | Non
     executor = {k: v for k, v in executor.items() if v is not None}
 
     def run() -> Any:
-        return calls.validate_task_group(
+        return launching.validate_task_group(
             executor, tasks, framework_id="f", agent_id="a1", role="*", known_task_ids=set(),
             known_executors={}, offered=OFFERED,
         )
@@ -258,13 +258,13 @@ def test_uuid_rules() -> None:
 def test_reserve_parsing() -> None:
     raw = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
             "reservations": [{"type": "DYNAMIC", "role": "web", "principal": "p"}]}]
-    consumed, converted = calls.parse_reserve(raw, roles=["web"], principal=None)
+    consumed, converted = launching.parse_reserve(raw, roles=["web"], principal=None)
     assert consumed == res.Resources.from_scalars({"cpus": 1})
     assert converted.reserved("web").scalar("cpus") == 1
     with pytest.raises(ValueError, match="not subscribed to"):
-        calls.parse_reserve(raw, roles=["other"], principal=None)
+        launching.parse_reserve(raw, roles=["other"], principal=None)
     with pytest.raises(ValueError, match="not dynamically reserved"):
-        calls.parse_reserve([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}],
+        launching.parse_reserve([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}],
                             roles=None, principal=None)
-    back, plain = calls.parse_unreserve(raw)
+    back, plain = launching.parse_unreserve(raw)
     assert plain == consumed and back == converted
