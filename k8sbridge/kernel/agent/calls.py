@@ -5,7 +5,7 @@ Why a separate step: handlers used to read fields straight from the decoded JSON
 with a ``type`` that is an object, a ``read_file`` that is a list, an offset of 10^60 or JSON
 nested a thousand levels deep raised inside a handler and became ``500 Internal Server Error``.
 Mesos answers all of these with ``400 Bad Request`` and a message: stout's JSON parser refuses
-documents nested more than 100 levels (picojson's limit), ``protobuf::parse`` refuses a value
+documents nested more than 200 levels, ``protobuf::parse`` refuses a value
 of the wrong JSON kind for a field ("Not expecting a JSON ... for field ..."), an unknown enum
 name on the optional ``type`` is dropped (so "Expecting 'type' to be present"), and
 ``validation::agent::call::validate`` names missing required fields.
@@ -18,7 +18,7 @@ from typing import Any
 
 __all__ = ["CallError", "KNOWN_TYPES", "MAX_DEPTH", "parse_call", "uint64"]
 
-MAX_DEPTH = 100  # picojson's default nesting limit, which stout's JSON parser inherits
+MAX_DEPTH = 200  # stout's JSON nesting limit (the master's transport.py uses the same)
 _UINT64_MAX = (1 << 64) - 1
 
 KNOWN_TYPES = frozenset({

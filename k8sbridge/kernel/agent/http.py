@@ -476,8 +476,8 @@ async def _api_v1(request: web.Request) -> web.Response:
         return _error(400, str(e))
     except _PathError as e:
         return _error(e.status, e.message)
-    if kind == "UNKNOWN":
-        return _error(400, "Expecting 'type' to be present")
+    if kind == "UNKNOWN":  # the agent's http.cpp: NotImplemented, as the master does
+        return _error(501, "Call type UNKNOWN is not implemented")
     return _error(501, f"Unsupported call type {kind} on this agent")
 
 
