@@ -1,9 +1,13 @@
 """The kernel's agents: run tasks as real processes and report them to the master over the link.
 
 Layout: ``config`` (flags), ``detect`` (resource auto-detection), ``paths`` (Mesos sandbox and
-meta layout), ``cgroups`` (limits), ``executor`` (the container daemon: one process per agent
-that supervises every container and survives agent restarts), ``containers`` (the agent's side
-of that daemon and of each container), ``fetcher`` (``CommandInfo.uris``), ``updates`` (reliable
-status updates), ``checks`` (health checks and checks), ``http`` (the agent HTTP API),
-``errors`` and ``agent`` (the component that ties them together).
+meta layout), ``cgroups`` and ``limits`` (requests and limits as cgroups), ``executor`` (the
+container daemon: one process per agent that survives agent restarts) and ``supervisor`` (what
+it runs for each container), ``containers`` (the agent's side of that daemon and of each
+container), ``fetcher`` (``CommandInfo.uris``), ``updates`` (reliable status updates),
+``checks`` (health checks and checks), ``calls`` and ``http`` (the agent HTTP API), ``errors``,
+and the agent component itself, split by responsibility: ``state`` (records), ``core``
+(tables, status stream, checkpoints), ``running`` (executor events, kills, probes),
+``launching`` (containers from the master's launches), ``recovery`` (after a restart) and
+``agent`` (the link to the master).
 """

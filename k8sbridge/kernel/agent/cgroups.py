@@ -1,5 +1,13 @@
 """cgroup limits for containers (memory limit, cpu shares), v1 or v2, whichever is writable.
 
+Requests and limits as Mesos' cgroups isolator sets them (Mesos >= 1.11): the cpu request
+becomes ``cpu.shares`` (1024 per cpu, at least 2), a cpu limit a CFS quota (``cpu.cfs_quota_us``
+= limit x ``cpu.cfs_period_us`` of 100 ms, at least 1 ms; an infinite limit -1, no quota), the
+memory request ``memory.soft_limit_in_bytes`` and the memory limit ``memory.limit_in_bytes``
+(the request when there is no limit, -1 when it is infinite). A task of a group that does not
+share its executor's cgroups (``share_cgroups: false``) gets cgroups of its own, nested in the
+executor's, as the Mesos agent makes them for such nested containers.
+
 Why optional: the agent must still run tasks on machines without writable cgroups (containers,
 laptops); it then logs one warning and runs unconfined. Where cgroups work, each task process
 joins ``<controller>/k8sbridge/<containerId>`` before it execs (so nothing it starts escapes),
@@ -13,16 +21,78 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import signal
 from pathlib import Path
 
-__all__ = ["CgroupSet", "Cgroups", "detect", "join_dirs"]
+__all__ = ["CgroupSet", "Cgroups", "Limits", "detect", "join_dirs"]
 
 log = logging.getLogger(__name__)
 
 _ROOT = Path("/sys/fs/cgroup")
 _PARENT = "k8sbridge"
+
+CPU_SHARES_PER_CPU = 1024  # Mesos' constants (slave/containerizer/mesos/constants.hpp)
+MIN_CPU_SHARES = 2
+CPU_CFS_PERIOD_US = 100_000
+MIN_CPU_CFS_QUOTA_US = 1_000
+_MB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """What one cgroup is given: requests (shares, soft limit) and limits (quota, hard limit).
+
+    A limit of ``math.inf`` means unlimited; ``None`` means none was asked for (the memory
+    hard limit is then the request, and there is no cpu quota).
+    """
+
+    cpus: float | None = None
+    mem_mb: float | None = None
+    cpus_limit: float | None = None
+    mem_limit_mb: float | None = None
+
+    def to_raw(self) -> dict[str, object]:
+        return {"cpus": self.cpus, "mem_mb": self.mem_mb, "cpus_limit": _finite(self.cpus_limit),
+                "mem_limit_mb": _finite(self.mem_limit_mb)}
+
+    @classmethod
+    def from_raw(cls, raw: object) -> Limits:
+        if not isinstance(raw, dict):
+            return cls()
+        return cls(cpus=_number(raw.get("cpus")), mem_mb=_number(raw.get("mem_mb")),
+                   cpus_limit=_number(raw.get("cpus_limit")),
+                   mem_limit_mb=_number(raw.get("mem_limit_mb")))
+
+    def hard_memory_bytes(self) -> int | None:
+        """``memory.limit_in_bytes``: the limit, else the request; -1 when unlimited."""
+        if self.mem_limit_mb is not None:
+            return -1 if math.isinf(self.mem_limit_mb) else int(self.mem_limit_mb * _MB)
+        return int(self.mem_mb * _MB) if self.mem_mb else None
+
+    def cfs_quota_us(self) -> int | None:
+        """``cpu.cfs_quota_us`` for the cpu limit (-1 when unlimited); None: no limit asked."""
+        if self.cpus_limit is None:
+            return None
+        if math.isinf(self.cpus_limit):
+            return -1
+        return max(int(self.cpus_limit * CPU_CFS_PERIOD_US), MIN_CPU_CFS_QUOTA_US)
+
+
+def _finite(value: float | None) -> float | str | None:
+    """JSON has no infinity: it travels as Mesos' JSON spells it, ``"Infinity"``."""
+    return "Infinity" if value is not None and math.isinf(value) else value
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if value == "Infinity":
+        return math.inf
+    return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,23 +102,67 @@ class CgroupSet:
     version: int  # 1 or 2
     memory: str | None  # directory (v1 memory controller, or the v2 unified dir)
     cpu: str | None
+    # Cgroups of the container's tasks that do not share it (by task id), nested in it.
+    children: dict[str, CgroupSet] = dataclasses.field(default_factory=dict)
 
     def to_raw(self) -> dict[str, object]:
-        return {"version": self.version, "memory": self.memory, "cpu": self.cpu}
+        raw: dict[str, object] = {"version": self.version, "memory": self.memory,
+                                  "cpu": self.cpu}
+        if self.children:
+            raw["children"] = {k: v.to_raw() for k, v in self.children.items()}
+        return raw
 
     @classmethod
     def from_raw(cls, raw: dict[str, object] | None) -> CgroupSet | None:
         if not raw:
             return None
-        mem, cpu = raw.get("memory"), raw.get("cpu")
+        mem, cpu, children = raw.get("memory"), raw.get("cpu"), raw.get("children")
+        nested: dict[str, CgroupSet] = {}
+        if isinstance(children, dict):
+            for task_id, child_raw in children.items():
+                child = cls.from_raw(child_raw) if isinstance(child_raw, dict) else None
+                if child is not None:
+                    nested[str(task_id)] = child
         return cls(
             version=int(str(raw.get("version", 1))),
             memory=mem if isinstance(mem, str) else None,
             cpu=cpu if isinstance(cpu, str) else None,
+            children=nested,
         )
 
     def dirs(self) -> list[str]:
+        """This set's own directories (not its children's)."""
         return sorted({d for d in (self.memory, self.cpu) if d})
+
+    def all_dirs(self) -> list[str]:
+        """Every directory, nested ones first (the order they can be removed in)."""
+        out = [d for child in self.children.values() for d in child.all_dirs()]
+        return out + self.dirs()
+
+    def of_task(self, task_id: str) -> CgroupSet:
+        """The cgroups ``task_id`` runs in: its own nested ones, else the container's."""
+        return self.children.get(task_id, self)
+
+    def own_oom_kills(self) -> int:
+        """OOM kills in this set that its nested cgroups do not account for (v1 counts a
+        child's OOM kill in every ancestor too)."""
+        return self.oom_kills() - sum(c.oom_kills() for c in self.children.values())
+
+    def oom_report(self) -> dict[str, object]:
+        """What Mesos' memory isolator says of an OOM: the limit, the peak usage and
+        ``memory.stat`` (read before the cgroup goes)."""
+        report: dict[str, object] = {}
+        if self.memory is None:
+            return report
+        names = (("limit", "memory.limit_in_bytes"), ("max_usage", "memory.max_usage_in_bytes"))
+        if self.version == 2:
+            names = (("limit", "memory.max"), ("max_usage", "memory.peak"))
+        for key, name in names:
+            with contextlib.suppress(OSError, ValueError):
+                report[key] = int(Path(self.memory, name).read_text().strip())
+        with contextlib.suppress(OSError):
+            report["stat"] = Path(self.memory, "memory.stat").read_text()
+        return report
 
     def join_self(self) -> None:
         """Move the calling process into every cgroup of the set (a child, before it execs)."""
@@ -65,7 +179,7 @@ class CgroupSet:
 
     def pids(self) -> set[int]:
         out: set[int] = set()
-        for d in self.dirs():
+        for d in self.all_dirs():
             with contextlib.suppress(OSError):
                 for line in Path(d, "cgroup.procs").read_text().split():
                     out.add(int(line))
@@ -92,7 +206,7 @@ class CgroupSet:
         A cgroup with a process still in it (a killed one still exiting) refuses with EBUSY:
         the caller retries once it is empty."""
         failed: dict[str, OSError] = {}
-        for d in self.dirs():
+        for d in self.all_dirs():
             try:
                 os.rmdir(d)
             except FileNotFoundError:
@@ -153,9 +267,12 @@ def _home_in(cgroup_dir: str, *, version: int) -> str:
     """The calling process's own cgroup directory in the hierarchy that holds ``cgroup_dir``
     (read once per hierarchy from ``/proc/self/cgroup``)."""
     parent = os.path.dirname(cgroup_dir)
-    known = _homes.get(parent)
-    if known is not None:
-        return known
+    up = parent
+    while up != "/":  # a nested container's cgroup is found through its container's parent
+        known = _homes.get(up)
+        if known is not None:
+            return known
+        up = os.path.dirname(up)
     mount = cgroup_dir
     while not os.path.ismount(mount):
         up = os.path.dirname(mount)
@@ -208,49 +325,95 @@ class Cgroups:
                    memory_root=Path(mem) if isinstance(mem, str) else None,
                    cpu_root=Path(cpu) if isinstance(cpu, str) else None)
 
-    def create(self, *, container_id: str, mem_mb: float | None,
-               cpus: float | None) -> CgroupSet | None:
-        """Make the container's cgroups with the limits; None when cgroups are unusable."""
+    def create(self, *, container_id: str, limits: Limits | None = None,
+               nested: dict[str, tuple[str, Limits]] | None = None,
+               mem_mb: float | None = None, cpus: float | None = None) -> CgroupSet | None:
+        """Make the container's cgroups with ``limits`` (or just the requests ``mem_mb`` and
+        ``cpus``), and in them one nested set per entry of ``nested`` (task id -> (child
+        container id, its limits)); None when cgroups are unusable. Nested sets need v1 (v2
+        forbids processes in a cgroup whose controllers are delegated to children): on v2
+        those tasks share the container's cgroups.
+        """
         if not self.available or self.memory_root is None:
             return None
+        if limits is None:
+            limits = Limits(cpus=cpus, mem_mb=mem_mb)
+        made: CgroupSet | None = None
         try:
-            mem_dir = self.memory_root / container_id
-            mem_dir.mkdir(exist_ok=True)
-            cpu_dir: Path | None = None
-            if self.version == 1:
-                if mem_mb:
-                    limit = int(mem_mb * 1024 * 1024)
-                    (mem_dir / "memory.limit_in_bytes").write_text(str(limit))
-                    if self._memsw is not False:  # swap accounting is off on many hosts
-                        try:
-                            (mem_dir / "memory.memsw.limit_in_bytes").write_text(str(limit))
-                            self._memsw = True
-                        except OSError:
-                            self._memsw = False
-                if self.cpu_root is not None:
-                    cpu_dir = self.cpu_root / container_id
-                    cpu_dir.mkdir(exist_ok=True)
-                    if cpus:
-                        shares = max(2, int(cpus * 1024))
-                        (cpu_dir / "cpu.shares").write_text(str(shares))
-            else:
-                if mem_mb:
-                    (mem_dir / "memory.max").write_text(str(int(mem_mb * 1024 * 1024)))
-                    with contextlib.suppress(OSError):
-                        (mem_dir / "memory.swap.max").write_text("0")
-                if cpus:
-                    weight = max(1, min(10000, int(cpus * 100)))
-                    with contextlib.suppress(OSError):
-                        (mem_dir / "cpu.weight").write_text(str(weight))
-            return CgroupSet(
-                version=self.version or 1,
-                memory=str(mem_dir),
-                cpu=str(cpu_dir) if cpu_dir is not None else None,
-            )
+            made = self._make(self.memory_root, self.cpu_root, name=container_id, limits=limits)
+            if nested and self.version == 1:
+                for task_id, (child_id, child_limits) in nested.items():
+                    child = self._make(Path(str(made.memory)),
+                                       Path(made.cpu) if made.cpu else None,
+                                       name=child_id, limits=child_limits)
+                    made.children[task_id] = child
+            elif nested:
+                log.warning("cgroups v2: the tasks of container %s that do not share its "
+                            "cgroups run in them (no nested cgroups on v2)", container_id)
+            return made
         except OSError as e:
             log.warning("cgroups for container %s could not be set up (%s); running unconfined",
                         container_id, e)
+            if made is not None:
+                made.remove()
             return None
+
+    def _make(self, memory_root: Path, cpu_root: Path | None, *, name: str,
+              limits: Limits) -> CgroupSet:
+        mem_dir = memory_root / name
+        mem_dir.mkdir(exist_ok=True)
+        made = CgroupSet(version=self.version or 1, memory=str(mem_dir), cpu=None)
+        if self.version == 1 and cpu_root is not None:
+            (cpu_root / name).mkdir(exist_ok=True)
+            made = dataclasses.replace(made, cpu=str(cpu_root / name))
+        try:
+            self._limit(made, limits)
+        except OSError:
+            made.remove()
+            raise
+        return made
+
+    def _limit(self, made: CgroupSet, limits: Limits) -> None:
+        mem_dir = Path(str(made.memory))
+        cpu_dir = Path(made.cpu) if made.cpu else None
+        hard = limits.hard_memory_bytes()
+        if self.version == 1:
+            if limits.mem_mb:
+                (mem_dir / "memory.soft_limit_in_bytes").write_text(
+                    str(int(limits.mem_mb * _MB)))
+            if hard is not None:
+                (mem_dir / "memory.limit_in_bytes").write_text(str(hard))
+                if self._memsw is not False:  # swap accounting is off on many hosts
+                    try:
+                        (mem_dir / "memory.memsw.limit_in_bytes").write_text(str(hard))
+                        self._memsw = True
+                    except OSError:
+                        self._memsw = False
+            if cpu_dir is not None:
+                if limits.cpus:
+                    shares = max(MIN_CPU_SHARES, int(limits.cpus * CPU_SHARES_PER_CPU))
+                    (cpu_dir / "cpu.shares").write_text(str(shares))
+                quota = limits.cfs_quota_us()
+                if quota is not None:
+                    (cpu_dir / "cpu.cfs_period_us").write_text(str(CPU_CFS_PERIOD_US))
+                    (cpu_dir / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            if limits.mem_mb:
+                with contextlib.suppress(OSError):
+                    (mem_dir / "memory.low").write_text(str(int(limits.mem_mb * _MB)))
+            if hard is not None:
+                (mem_dir / "memory.max").write_text("max" if hard < 0 else str(hard))
+                with contextlib.suppress(OSError):
+                    (mem_dir / "memory.swap.max").write_text("0")
+            if limits.cpus:
+                weight = max(1, min(10000, int(limits.cpus * 100)))
+                with contextlib.suppress(OSError):
+                    (mem_dir / "cpu.weight").write_text(str(weight))
+            quota = limits.cfs_quota_us()
+            if quota is not None:
+                with contextlib.suppress(OSError):
+                    (mem_dir / "cpu.max").write_text(
+                        f"{'max' if quota < 0 else quota} {CPU_CFS_PERIOD_US}")
 
 
 def _writable_dir(path: Path) -> bool:

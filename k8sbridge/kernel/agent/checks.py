@@ -20,6 +20,8 @@ from typing import Any
 
 import aiohttp
 
+from k8sbridge.kernel.agent import reaping
+
 __all__ = ["CheckResult", "HealthVerdict", "probe", "run_check", "run_health_check"]
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ async def _probe_command(command: Mapping[str, Any], *, cwd: str, env: Mapping[s
         # Never leave a probe behind (nor its un-reaped process): kill it and wait for it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        await asyncio.shield(proc.wait())
+        await reaping.wait_killed(proc)
         if isinstance(e, asyncio.CancelledError):
             raise
         return False, None

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import executor as executor_mod
+from k8sbridge.kernel.agent import reaping, supervisor
 from k8sbridge.kernel.agent.errors import ContainerError
 
 __all__ = ["ContainerError", "Daemon", "ExecutorClient", "Spawned"]
@@ -115,7 +115,7 @@ class Daemon:
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:
-            return await asyncio.open_unix_connection(executor_mod.socket_address(self.name))
+            return await asyncio.open_unix_connection(supervisor.socket_address(self.name))
         except OSError:
             return None
 
@@ -154,7 +154,7 @@ class Daemon:
             # Never leave the launcher behind un-reaped (it only forks and exits).
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+            await reaping.wait_killed(proc)
             if isinstance(e, asyncio.CancelledError):
                 raise
             raise ContainerError(f"cannot start the container daemon: {e}") from e
@@ -162,6 +162,37 @@ class Daemon:
             text = err.decode(errors="replace").strip()[-500:]
             raise ContainerError(f"the container daemon did not start ({proc.returncode}); "
                                  f"see {self._log_path}: {text}")
+
+    async def running_containers(self) -> dict[str, list[str]] | None:
+        """The containers a running daemon supervises (id -> task ids), on a connection of
+        its own; None when no daemon runs (one is not started for this)."""
+        conn = await self._connect()
+        if conn is None:
+            return None
+        reader, writer = conn
+        try:
+            writer.write(b"?list\n")
+            await writer.drain()
+            async with asyncio.timeout(10.0):
+                line = await reader.readline()
+        except (ConnectionError, TimeoutError, ValueError) as e:
+            log.warning("cannot list the container daemon's containers: %s", e)
+            return None
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await writer.wait_closed()
+        if not line.startswith(b"containers "):
+            log.warning("the container daemon answered ?list with %r", line[:200])
+            return None
+        try:
+            listing = json.loads(line[len(b"containers "):])
+        except ValueError:
+            return None
+        if not isinstance(listing, dict):
+            return None
+        return {str(k): [str(t) for t in v] if isinstance(v, list) else []
+                for k, v in listing.items()}
 
     async def warm_up(self) -> None:
         """Start (or find) the daemon now, so the first launch does not pay for it."""
@@ -358,7 +389,7 @@ class ExecutorClient:
         while True:
             try:
                 reader, writer = await asyncio.open_unix_connection(
-                    executor_mod.socket_address(self.socket_name)
+                    supervisor.socket_address(self.socket_name)
                 )
                 break
             except OSError:

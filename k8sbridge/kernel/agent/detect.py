@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from k8sbridge.model import resources as mres
+from k8sbridge.kernel import resources as mres
 
 __all__ = ["Machine", "default_resources", "probe_machine"]
 

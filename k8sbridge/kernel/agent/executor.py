@@ -41,445 +41,15 @@ import errno
 import json
 import os
 import resource
-import shutil
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from k8sbridge.kernel.agent import cgroups, paths
+from k8sbridge.kernel.agent.supervisor import Followed, Supervisor, socket_address
 
-__all__ = ["main", "socket_address", "wait_status"]
-
-
-_ATTACH_TIMEOUT_SECONDS = 30.0
-
-
-@contextlib.contextmanager
-def _inside(cgroup: cgroups.CgroupSet | None) -> Iterator[Any]:
-    """Run the block with this daemon inside the container's cgroups; yields the pre-exec hook
-    that spawns in the block must use (None normally).
-
-    Why the daemon steps into the container's cgroups around its spawns: a child is born in its
-    parent's cgroups, so the command starts confined (nothing it runs can escape the limits)
-    with neither a pre-exec hook (which turns every spawn into a full fork of this growing
-    daemon instead of a vfork) nor a wrapper shell (an extra exec per task). The block must not
-    await, so no other container's spawn can interleave; the daemon goes back to its own
-    cgroups when it ends. Where the daemon's own cgroups cannot be found (a hierarchy that is
-    not a mount), the block gets the pre-exec hook instead. Joining fails with ``OSError``.
-    """
-    homes: list[tuple[str, str]] = []
-    preexec: Any = None
-    if cgroup is not None:
-        try:
-            homes = cgroup.homes_of_self()
-        except OSError:
-            preexec = cgroup.join_self
-    joined: list[str] = []
-    try:
-        for target, home in homes:
-            cgroups.join_dirs([target])
-            joined.append(home)
-        yield preexec
-    finally:
-        for home in joined:
-            try:
-                cgroups.join_dirs([home])
-            except OSError as e:  # the next spawn retries; the container's rmdir would fail
-                print(f"container daemon: cannot go back to cgroup {home}: {e}",
-                      file=sys.stderr, flush=True)
-
-
-class _Child:
-    """A spawned task process (the Popen of the fallback path is kept: Popen reaps its own)."""
-
-    __slots__ = ("pid", "popen")
-
-    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
-        self.pid = pid
-        self.popen = popen
-
-    def wait(self) -> int:
-        """Reap it; the return code as Popen gives it (``-N`` for a signal)."""
-        if self.popen is not None:
-            return self.popen.wait()
-        _, status = os.waitpid(self.pid, 0)
-        return os.waitstatus_to_exitcode(status)
-
-
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-_CWD: list[int] = []  # the daemon's own working directory, to come back to after a spawn
-
-
-def _start(task: dict[str, Any], *, preexec: Any) -> _Child:
-    """Start one task's command in its own session, stdin from /dev/null, output appended to
-    its sandbox files.
-
-    Why ``posix_spawn``: the child opens its ``stdout``/``stderr`` itself, so those two file
-    creations (the daemon's largest cost per task on a busy ext4) are not the daemon's; the
-    daemon steps into the task's directory around the spawn (no await in between) because
-    Python's ``posix_spawn`` has no ``chdir`` action. The pre-exec-hook fallback uses Popen.
-    """
-    argv = [str(a) for a in task["argv"]]
-    env = task["env"]
-    if preexec is not None:
-        with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
-            proc = subprocess.Popen(
-                argv, executable=task.get("executable"), env=env, cwd=task["cwd"],
-                stdin=_devnull(), stdout=out, stderr=err, start_new_session=True,
-                preexec_fn=preexec,
-            )
-        return _Child(proc.pid, proc)
-    program = str(task.get("executable") or argv[0])
-    if not _CWD:
-        _CWD.append(os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
-    os.chdir(task["cwd"])
-    try:
-        if "/" not in program:  # looked up in the task's PATH, as exec*p and Popen do
-            found = shutil.which(program, path=env.get("PATH", os.defpath))
-            if found is None:
-                raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)
-            program = found
-        pid = os.posix_spawn(
-            program, argv, env,
-            file_actions=[(os.POSIX_SPAWN_DUP2, _devnull(), 0),
-                          (os.POSIX_SPAWN_OPEN, 1, task["stdout"], _APPEND, 0o666),
-                          (os.POSIX_SPAWN_OPEN, 2, task["stderr"], _APPEND, 0o666)],
-            setsid=True,
-            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # as Popen restores them
-        )
-    finally:
-        os.fchdir(_CWD[0])
-    return _Child(pid)
-
-
-_DEVNULL: list[int] = []
-
-
-def _devnull() -> int:
-    """One ``/dev/null`` descriptor for every task's stdin (not an open and close per spawn)."""
-    if not _DEVNULL:
-        _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-    return _DEVNULL[0]
-
-
-async def _wait(proc: _Child) -> int:
-    """Wait for ``proc`` without a thread or a SIGCHLD handler: its pidfd becomes readable."""
-    loop = asyncio.get_running_loop()
-    fd = os.pidfd_open(proc.pid)
-    done: asyncio.Future[None] = loop.create_future()
-
-    def exited() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    loop.add_reader(fd, exited)
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-    return proc.wait()
-
-
-def socket_address(name: str) -> str:
-    """The abstract-namespace address (no file, no path-length limit) for ``name``."""
-    return "\0" + name
-
-
-def wait_status(returncode: int) -> int:
-    """A Popen return code as a POSIX wait status (what Mesos reports)."""
-    return -returncode if returncode < 0 else (returncode & 0xFF) << 8
-
-
-class _Supervisor:
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.group = bool(spec.get("group"))
-        self.tasks: list[dict[str, Any]] = list(spec["tasks"])
-        self.cgroup = cgroups.CgroupSet.from_raw(spec.get("cgroups"))
-        self.events: list[dict[str, Any]] = []
-        # The event log on disk lets a restarted agent replay what it missed: only checkpointed
-        # containers outlive their agent, so only they keep one (and a pid file).
-        events_path = spec.get("events_path")
-        self.events_file = (open(events_path, "a", encoding="utf-8")  # noqa: SIM115
-                            if events_path else None)
-        self.clients: set[asyncio.StreamWriter] = set()
-        self.procs: dict[str, _Child] = {}
-        self.exited: dict[str, asyncio.Event] = {t["task_id"]: asyncio.Event() for t in self.tasks}
-        self.killing: dict[str, bool] = {}
-        self.launched = asyncio.Event()
-        self.attached = asyncio.Event()  # the agent connected once: no event can be missed
-        self.connected = asyncio.Event()  # an agent is connected right now
-        self.checkpoint = bool(spec.get("checkpoint", False))
-        self.recovery_timeout = float(spec.get("recovery_timeout", 900.0))
-        self.orphan_task: asyncio.Task[None] | None = None
-        self.kill_tasks: set[asyncio.Task[None]] = set()
-        self.server: asyncio.AbstractServer | None = None
-        self.default_grace = float(spec.get("kill_grace", 3.0))
-
-    # -- events --------------------------------------------------------------------------------
-
-    def emit(self, event: dict[str, Any]) -> None:
-        event = {**event, "time": time.time()}
-        self.events.append(event)
-        line = json.dumps(event, separators=(",", ":"))
-        if self.events_file is not None:
-            self.events_file.write(line + "\n")
-            self.events_file.flush()
-        for writer in list(self.clients):
-            try:
-                writer.write(line.encode() + b"\n")
-            except (ConnectionError, RuntimeError):
-                self.clients.discard(writer)
-
-    def add_client(self, writer: Any) -> None:
-        """``writer`` (a stream, or the agent's control connection for this container) gets
-        every event so far, then each new one."""
-        for event in self.events:
-            writer.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
-        self.clients.add(writer)
-        self.attached.set()
-        self.connected.set()
-
-    def remove_client(self, writer: Any) -> None:
-        """``writer``'s agent went away: without any agent left, the tasks are orphaned."""
-        if writer not in self.clients:
-            return
-        self.clients.discard(writer)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            writer.close()
-        if not self.clients:
-            self.connected.clear()
-            if self.orphan_task is None or self.orphan_task.done():
-                self.orphan_task = asyncio.create_task(self.orphaned())
-
-    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.add_client(writer)
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    return
-                try:
-                    command = json.loads(line)
-                except json.JSONDecodeError:
-                    self.log(f"ignored a malformed command: {line[:200]!r}")
-                    continue
-                if isinstance(command, dict):
-                    self.command(command)
-        except ConnectionError:
-            return
-        finally:
-            self.remove_client(writer)
-
-    async def orphaned(self) -> None:
-        """The agent went away. As Mesos' executors: without checkpointing the tasks go at once;
-        with it, they wait ``recovery_timeout`` for a restarted agent to reconnect."""
-        timeout = self.recovery_timeout if self.checkpoint else 0.0
-        try:
-            async with asyncio.timeout(timeout):
-                await self.connected.wait()
-        except TimeoutError:
-            if not self.clients:
-                self.log(f"agent gone ({'checkpointed, ' if self.checkpoint else ''}waited "
-                         f"{timeout:g}s): shutting the tasks down")
-                for t in self.tasks:
-                    self.spawn_kill(t["task_id"], self.default_grace)
-
-    def command(self, command: dict[str, Any]) -> None:
-        kind = command.get("type")
-        grace = command.get("grace")
-        grace_s = float(grace) if isinstance(grace, int | float) else self.default_grace
-        if kind == "KILL":
-            task_id = str(command.get("task_id", ""))
-            targets = [t["task_id"] for t in self.tasks] if self.group else [task_id]
-            for tid in targets:
-                self.spawn_kill(tid, grace_s)
-        elif kind == "SHUTDOWN":
-            for t in self.tasks:
-                self.spawn_kill(t["task_id"], grace_s)
-        else:
-            self.log(f"ignored an unknown command {kind!r}")
-
-    def log(self, text: str) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        try:
-            with open(self.spec["log_path"], "a", encoding="utf-8") as f:
-                f.write(f"{stamp} executor: {text}\n")
-        except OSError:
-            print(f"{stamp} executor {self.spec.get('container_id')}: {text}", file=sys.stderr)
-
-    # -- tasks ---------------------------------------------------------------------------------
-
-    def spawn_kill(self, task_id: str, grace: float) -> None:
-        if task_id not in self.exited or self.exited[task_id].is_set():
-            return
-        if self.killing.get(task_id):
-            return
-        self.killing[task_id] = True
-        task = asyncio.create_task(self.kill(task_id, grace))
-        self.kill_tasks.add(task)
-        task.add_done_callback(self.kill_tasks.discard)
-
-    async def kill(self, task_id: str, grace: float) -> None:
-        await self.launched.wait()
-        proc = self.procs.get(task_id)
-        if proc is None or self.exited[task_id].is_set():
-            return
-        self.log(f"sending SIGTERM to task {task_id} (process group {proc.pid}), grace {grace}s")
-        _killpg(proc.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(max(0.0, grace)):
-                await self.exited[task_id].wait()
-        except TimeoutError:
-            self.log(f"task {task_id} still running after {grace}s: SIGKILL")
-            _killpg(proc.pid, signal.SIGKILL)
-
-    def spawn_all(self) -> dict[str, _Child]:
-        """Start every task in one step (a group's tasks start together), inside the cgroups.
-
-        A task that cannot be started is reported EXITED with the error; the others run.
-        """
-        started: dict[str, _Child] = {}
-        failed: dict[str, str] = {}
-        try:
-            with _inside(self.cgroup) as preexec:
-                for task in self.tasks:
-                    try:
-                        started[task["task_id"]] = _start(task, preexec=preexec)
-                    except (OSError, ValueError, subprocess.SubprocessError) as e:
-                        failed[task["task_id"]] = str(e)
-        except OSError as e:  # the container's cgroups cannot be joined
-            failed.update({t["task_id"]: f"cannot join the container's cgroups: {e}"
-                           for t in self.tasks if t["task_id"] not in started})
-        for task_id, why in failed.items():
-            self.emit({"type": "EXITED", "task_id": task_id, "status": None,
-                       "error": f"Failed to launch the command: {why}", "oom": False,
-                       "killed": False})
-            self.exited[task_id].set()
-        for task_id, proc in started.items():
-            self.procs[task_id] = proc
-            self.emit({"type": "LAUNCHED", "task_id": task_id, "pid": proc.pid})
-        return started
-
-    async def watch(self, task_id: str, proc: _Child) -> None:
-        returncode = await _wait(proc)
-        _killpg(proc.pid, signal.SIGKILL)  # leftovers of the task's process group
-        # The kernel killed something in the container for memory: the container is over its
-        # limit (the killed process may be a child of the task's shell, hence no rc check).
-        oom = returncode != 0 and self.cgroup is not None and self.cgroup.oom_kills() > 0
-        self.emit({"type": "EXITED", "task_id": task_id, "status": wait_status(returncode),
-                   "error": None, "oom": oom, "killed": bool(self.killing.get(task_id))})
-        self.exited[task_id].set()
-        failed = returncode != 0
-        if oom:
-            for other in self.tasks:  # a container limitation destroys the container
-                self.spawn_kill(other["task_id"], 0.0)
-        elif self.group and failed:
-            for other in self.tasks:
-                self.spawn_kill(other["task_id"], self.default_grace)
-
-    async def run(self) -> None:
-        try:
-            async with asyncio.timeout(_ATTACH_TIMEOUT_SECONDS):
-                await self.attached.wait()
-        except TimeoutError:
-            # The agent died or gave up while launching: nobody would ever control these tasks.
-            self.log("no agent attached: the tasks are not started")
-            for t in self.tasks:
-                self.emit({"type": "EXITED", "task_id": t["task_id"], "status": None,
-                           "error": "the agent never attached to the executor", "oom": False,
-                           "killed": False})
-                self.exited[t["task_id"]].set()
-            if self.cgroup is not None:
-                await self.remove_cgroups(self.cgroup)
-            self.emit({"type": "TERMINATED"})
-            return
-        # Every task has been spawned (or failed to) before any kill is acted upon.
-        runners = [asyncio.create_task(self.watch(task_id, proc))
-                   for task_id, proc in self.spawn_all().items()]
-        self.launched.set()
-        await asyncio.gather(*runners)
-        if self.kill_tasks:
-            await asyncio.gather(*self.kill_tasks)
-        if self.orphan_task is not None:
-            self.orphan_task.cancel()
-        if self.cgroup is not None:
-            await self.remove_cgroups(self.cgroup)
-        self.emit({"type": "TERMINATED"})
-
-    async def remove_cgroups(self, cgroup: cgroups.CgroupSet) -> None:
-        """Kill what is left in the container's cgroups and remove them (``cgroups.destroy``)."""
-        why = await cgroups.destroy(cgroup)
-        if why is not None:
-            self.log(f"cannot remove the container's cgroups after "
-                     f"{cgroups.REMOVE_SECONDS:g}s: {why}")
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_unix_server(
-            self.client, path=socket_address(self.spec["socket"])
-        )
-        if self.spec.get("pid_path"):
-            Path(self.spec["pid_path"]).write_text(str(os.getpid()))
-
-    async def serve(self) -> None:
-        try:
-            await self.run()
-            # Let a connected agent read the last events before the socket goes away.
-            for writer in list(self.clients):
-                with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
-                    async with asyncio.timeout(2.0):
-                        await writer.drain()
-            if any(not isinstance(w, _Followed) for w in self.clients):
-                await asyncio.sleep(0.2)
-        finally:
-            if self.server is not None:
-                self.server.close()
-            for writer in list(self.clients):
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    writer.close()
-            if self.events_file is not None:
-                self.events_file.close()
-
-
-class _Followed:
-    """One container's events on the agent's control connection: ``event CID JSON`` lines,
-    and ``gone CID`` once the supervisor is done (stream-writer shaped for ``emit``)."""
-
-    __slots__ = ("_closed", "_follows", "_prefix", "container_id", "writer")
-
-    def __init__(self, writer: asyncio.StreamWriter, container_id: str,
-                 follows: dict[str, tuple[_Supervisor, _Followed]]) -> None:
-        self.writer = writer
-        self.container_id = container_id
-        self._prefix = f"event {container_id} ".encode()
-        self._follows = follows
-        self._closed = False
-
-    def write(self, data: bytes) -> None:
-        if not self._closed:
-            self.writer.write(self._prefix + data)
-
-    async def drain(self) -> None:
-        await self.writer.drain()
-
-    def close(self) -> None:
-        """The supervisor is done with it (or the agent went away)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._follows.pop(self.container_id, None)
-        if not self.writer.is_closing():
-            self.writer.write(f"gone {self.container_id}\n".encode())
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+__all__ = ["main"]
 
 
 class _Daemon:
@@ -487,7 +57,7 @@ class _Daemon:
 
     def __init__(self) -> None:
         self.supervisors: set[asyncio.Task[None]] = set()
-        self.by_id: dict[str, _Supervisor] = {}  # running supervisors by container id
+        self.by_id: dict[str, Supervisor] = {}  # running supervisors by container id
         self.hierarchies: dict[str, cgroups.Cgroups] = {}
         self.controls = 0
         self.changed = asyncio.Event()
@@ -496,7 +66,7 @@ class _Daemon:
         self.controls += 1
         # The containers this connection follows (spawned with "follow"): their supervisors
         # lose this client when the connection goes.
-        follows: dict[str, tuple[_Supervisor, _Followed]] = {}
+        follows: dict[str, tuple[Supervisor, Followed]] = {}
         try:
             while True:
                 try:
@@ -509,6 +79,14 @@ class _Daemon:
                     return
                 if line.startswith(b"!"):
                     self.command(line[1:])
+                    continue
+                if line.strip() == b"?list":
+                    # The containers this daemon supervises, with their tasks: a restarted
+                    # agent kills those it has no checkpoint for.
+                    listing = {cid: [t["task_id"] for t in sup.tasks]
+                               for cid, sup in self.by_id.items()}
+                    writer.write(b"containers " + json.dumps(listing).encode() + b"\n")
+                    await writer.drain()
                     continue
                 answer = await self.spawn(line.decode(errors="replace").strip(),
                                           writer=writer, follows=follows)
@@ -539,14 +117,14 @@ class _Daemon:
             supervisor.command(command)
 
     async def spawn(self, request: str, *, writer: asyncio.StreamWriter | None = None,
-                    follows: dict[str, tuple[_Supervisor, _Followed]] | None = None) -> str:
+                    follows: dict[str, tuple[Supervisor, Followed]] | None = None) -> str:
         """``request`` is the spec as one JSON line, or the path of a file holding it.
 
         With ``prepare`` in the spec the daemon also makes the sandbox and the cgroups (see
         ``_prepare``); the answer ``ok PID CGROUPS`` carries the cgroups it made (JSON). With
         ``follow`` the container's events go to ``writer`` (see the module docstring).
         """
-        supervisor: _Supervisor | None = None
+        supervisor: Supervisor | None = None
         made: cgroups.CgroupSet | None = None
         try:
             spec = json.loads(request if request.startswith("{") else Path(request).read_text())
@@ -558,7 +136,7 @@ class _Daemon:
                     why = str(e).replace("\n", " ")
                     return f"error cannot create the sandbox or its volumes: {why}\n"
                 spec["cgroups"] = made.to_raw() if made is not None else None
-            supervisor = _Supervisor(spec)
+            supervisor = Supervisor(spec)
             await supervisor.start()
         except (OSError, ValueError, KeyError, TypeError) as e:
             if supervisor is not None and supervisor.events_file is not None:
@@ -570,7 +148,7 @@ class _Daemon:
             return "error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n"
         container_id = str(spec["container_id"])
         if spec.get("follow") and writer is not None and follows is not None:
-            followed = _Followed(writer, container_id, follows)
+            followed = Followed(writer, container_id, follows)
             follows[container_id] = (supervisor, followed)
             supervisor.add_client(followed)
         self.by_id[container_id] = supervisor
@@ -602,12 +180,17 @@ class _Daemon:
         hierarchy = self.hierarchies.get(key)
         if hierarchy is None:  # one per hierarchy, so what it learns (swap limits) is kept
             hierarchy = self.hierarchies[key] = cgroups.Cgroups.from_raw(plan["hierarchy"])
-        mem, cpus = plan.get("mem_mb"), plan.get("cpus")
+        nested: dict[str, tuple[str, cgroups.Limits]] = {}
+        raw_nested = plan.get("nested")
+        if isinstance(raw_nested, dict):
+            for task_id, entry in raw_nested.items():
+                if isinstance(entry, list) and len(entry) == 2:
+                    nested[str(task_id)] = (str(entry[0]), cgroups.Limits.from_raw(entry[1]))
         return hierarchy.create(container_id=container_id,
-                                mem_mb=float(mem) if isinstance(mem, int | float) else None,
-                                cpus=float(cpus) if isinstance(cpus, int | float) else None)
+                                limits=cgroups.Limits.from_raw(plan.get("limits")),
+                                nested=nested)
 
-    def _forget(self, container_id: str, supervisor: _Supervisor) -> None:
+    def _forget(self, container_id: str, supervisor: Supervisor) -> None:
         if self.by_id.get(container_id) is supervisor:
             del self.by_id[container_id]
 
@@ -662,7 +245,7 @@ def _daemonize(name: str, log_path: str) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the agent's terminal
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         code = 0

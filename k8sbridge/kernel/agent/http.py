@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import base64
 import grp
-import json
 import os
 import pwd
 import stat
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kernel.agent import stats
-from k8sbridge.model import resources as mres
-
-if TYPE_CHECKING:
-    from k8sbridge.kernel.agent.agent import Agent, _Container, _Task
+from k8sbridge.kernel import resources as mres
+from k8sbridge.kernel.agent import calls, stats
+from k8sbridge.kernel.agent.core import AgentCore
+from k8sbridge.kernel.agent.state import VERSION, Container, Task
 
 __all__ = ["make_app", "MAX_READ"]
 
@@ -40,7 +38,7 @@ class _PathError(Exception):
         self.message = message
 
 
-def make_app(agent: Agent) -> web.Application:
+def make_app(agent: AgentCore) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[_AGENT_KEY] = agent
     for prefix in ("", "/slave(1)"):
@@ -60,7 +58,7 @@ def make_app(agent: Agent) -> web.Application:
     return app
 
 
-def _agent(request: web.Request) -> Agent:
+def _agent(request: web.Request) -> AgentCore:
     return request.app[_AGENT_KEY]  # type: ignore[return-value]
 
 
@@ -72,7 +70,7 @@ def _error(status: int, message: str) -> web.Response:
 # Files
 
 
-def _virtual_roots(agent: Agent) -> dict[str, Path]:
+def _virtual_roots(agent: AgentCore) -> dict[str, Path]:
     """Attached name -> real directory, like the agent's ``files->attach`` calls: each sandbox
     under its virtual path (``.../runs/<containerId>`` and ``.../runs/latest``) and its real path.
     """
@@ -88,7 +86,7 @@ def _virtual_roots(agent: Agent) -> dict[str, Path]:
     return roots
 
 
-def _resolve(agent: Agent, raw: str | None) -> Path:
+def _resolve(agent: AgentCore, raw: str | None) -> Path:
     """files.cpp ``resolve``: the longest attached prefix, then the rest below it; a path that
     leaves the attached directory is inaccessible (400), a missing one is not found (404)."""
     if raw is None or raw == "":
@@ -105,8 +103,10 @@ def _resolve(agent: Agent, raw: str | None) -> Path:
         try:
             base = directory.resolve(strict=True)
             resolved = (directory / "/".join(suffix)).resolve(strict=True)
-        except (FileNotFoundError, NotADirectoryError, RuntimeError, OSError) as e:
+        except (OSError, RuntimeError) as e:
             raise _PathError(404, "") from e
+        except ValueError as e:  # an embedded NUL: no such file can exist
+            raise _PathError(400, f"'{raw[:256]}' is not a valid path.\n") from e
         if not _within(resolved, base):
             raise _PathError(400, f"'{raw}' is inaccessible.\n")
         return resolved
@@ -134,7 +134,7 @@ def _file_info(virtual: str, st: os.stat_result) -> dict[str, Any]:
             "mode": stat.filemode(st.st_mode), "uid": user, "gid": group}
 
 
-def _list(agent: Agent, raw: str | None) -> list[dict[str, Any]]:
+def _list(agent: AgentCore, raw: str | None) -> list[dict[str, Any]]:
     real = _resolve(agent, raw)
     assert raw is not None
     out = []
@@ -152,9 +152,7 @@ async def _browse(request: web.Request) -> web.Response:
     try:
         infos = _list(_agent(request), request.query.get("path"))
     except _PathError as e:
-        # files.cpp answers an inaccessible path with 500 here (400 on read and download).
-        return _error(500 if e.status == 400 and "inaccessible" in e.message else e.status,
-                      e.message)
+        return _error(e.status, e.message)  # files.cpp: an invalid path is 400 here too
     return web.json_response(infos)
 
 
@@ -162,12 +160,15 @@ def _parse_int(value: str | None, what: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError as e:
-        raise _PathError(400, f"Failed to parse {what}: {value!r}.\n") from e
+        raise _PathError(400, f"Failed to parse {what}: {value[:64]!r}.\n") from e
+    if not -(1 << 63) <= number < (1 << 63):  # numify<off_t> / numify<ssize_t>
+        raise _PathError(400, f"Failed to parse {what}: {value[:64]!r} is out of range.\n")
+    return number
 
 
-def _read_file(agent: Agent, raw: str | None, offset: int | None, length: int | None
+def _read_file(agent: AgentCore, raw: str | None, offset: int | None, length: int | None
                ) -> tuple[int, bytes, int]:
     """(offset, data, size) for a read request, with files.cpp's rules."""
     if offset is None:
@@ -185,8 +186,8 @@ def _read_file(agent: Agent, raw: str | None, offset: int | None, length: int | 
     if length is None or length == -1:
         length = MAX_READ
     length = min(length, MAX_READ)
-    if offset >= size:
-        return size, b"", size
+    if offset >= size:  # files.cpp answers with the offset asked for, and no data
+        return offset, b"", size
     with open(real, "rb") as f:
         f.seek(offset)
         data = f.read(length)
@@ -228,7 +229,7 @@ async def _debug(request: web.Request) -> web.Response:
 # Legacy state
 
 
-def _legacy_task(agent: Agent, task: _Task) -> dict[str, Any]:
+def _legacy_task(agent: AgentCore, task: Task) -> dict[str, Any]:
     info = task.info
     out: dict[str, Any] = {
         "id": task.task_id,
@@ -252,7 +253,7 @@ def _legacy_task(agent: Agent, task: _Task) -> dict[str, Any]:
     return out
 
 
-def _legacy_executor(agent: Agent, container: _Container) -> dict[str, Any]:
+def _legacy_executor(agent: AgentCore, container: Container) -> dict[str, Any]:
     tasks = [t for t in container.tasks.values()]
     live = [_legacy_task(agent, t) for t in tasks if not t.terminal]
     done = [_legacy_task(agent, t) for t in tasks if t.terminal]
@@ -273,7 +274,7 @@ def _legacy_executor(agent: Agent, container: _Container) -> dict[str, Any]:
     }
 
 
-def _legacy_framework(agent: Agent, framework: dict[str, Any]) -> dict[str, Any]:
+def _legacy_framework(agent: AgentCore, framework: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": (framework.get("id") or {}).get("value", ""),
         "name": framework.get("name", ""),
@@ -327,7 +328,7 @@ async def _state(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _flag_values(agent: Agent) -> dict[str, str]:
+def _flag_values(agent: AgentCore) -> dict[str, str]:
     config = agent.config
     return {
         "master": config.master,
@@ -356,8 +357,6 @@ async def _flags(request: web.Request) -> web.Response:
 
 
 def _version_info() -> dict[str, Any]:
-    from k8sbridge.kernel.agent.agent import VERSION
-
     return {"version": VERSION, "build_date": "2024-08-01 00:00:00", "build_time": 1722470400.0,
             "build_user": "k8sbridge"}
 
@@ -367,7 +366,7 @@ async def _version(request: web.Request) -> web.Response:
 
 
 def _container_entries(
-    agent: Agent, *, table: stats.ProcTable | None = None
+    agent: AgentCore, *, table: stats.ProcTable | None = None
 ) -> list[dict[str, Any]]:
     """Every launched container with its status and usage, all from one /proc snapshot."""
     if table is None:
@@ -438,15 +437,10 @@ async def _api_v1(request: web.Request) -> web.Response:
     if not any(a.split(";")[0].strip() in ("application/json", "*/*", "application/*")
                for a in accept.split(",")):
         return _error(406, "Expecting 'Accept' to allow application/json")
-    try:
-        call = json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return _error(400, f"Failed to parse body into JSON: {e}")
-    if not isinstance(call, dict):
-        return _error(400, "Failed to convert JSON into Call protobuf: not an object")
-    kind = call.get("type")
     agent = _agent(request)
     try:
+        call = calls.parse_call(await request.read())
+        kind = str(call["type"])
         if kind == "GET_HEALTH":
             return _v1(kind, {"healthy": True})
         if kind == "GET_VERSION":
@@ -454,7 +448,7 @@ async def _api_v1(request: web.Request) -> web.Response:
         if kind == "GET_STATE":
             return _v1(kind, _get_state(agent))
         if kind == "GET_CONTAINERS":
-            nested = bool((call.get("get_containers") or {}).get("show_nested", False))
+            nested = calls.field(call, "show_nested", bool, required=False, default=False)
             return _v1(kind, {"containers": _v1_containers(agent, show_nested=nested)})
         if kind == "GET_FRAMEWORKS":
             return _v1(kind, _get_state(agent)["get_frameworks"])
@@ -468,31 +462,22 @@ async def _api_v1(request: web.Request) -> web.Response:
         if kind == "GET_AGENT":
             return _v1(kind, {"agent_info": _agent_info(agent)})
         if kind == "LIST_FILES":
-            path = (call.get("list_files") or {}).get("path")
-            infos = _list(agent, path)
+            infos = _list(agent, calls.field(call, "path", str, required=True))
             for info in infos:
                 info["mtime"] = {"nanoseconds": int(info["mtime"] * 1e9)}
             return _v1(kind, {"file_infos": infos})
         if kind == "READ_FILE":
-            body = call.get("read_file")
-            if not isinstance(body, dict) or "path" not in body or "offset" not in body:
-                return _error(400, "Expecting 'read_file.path' and 'read_file.offset'")
-            offset = int(body["offset"])
-            if offset < 0:
-                return _error(400, "Negative offset provided")
-            length = body.get("length")
-            _, data, size = _read_file(
-                agent, str(body["path"]), offset, int(length) if length is not None else None
-            )
+            path = calls.field(call, "path", str, required=True)
+            offset = calls.uint64(call, "offset", required=True)
+            length = calls.uint64(call, "length", required=False)
+            _, data, size = _read_file(agent, path, offset, length)
             return _v1(kind, {"size": size, "data": base64.b64encode(data).decode("ascii")})
+    except calls.CallError as e:
+        return _error(400, str(e))
     except _PathError as e:
         return _error(e.status, e.message)
-    except (TypeError, ValueError) as e:
-        return _error(400, f"Failed to validate agent::Call: {e}")
-    if kind is None:
-        return _error(400, "Expecting 'type' to be present")
-    if not isinstance(kind, str) or kind == "UNKNOWN":
-        return _error(400, f"Failed to validate agent::Call: unknown type {kind!r}")
+    if kind == "UNKNOWN":  # the agent's http.cpp: NotImplemented, as the master does
+        return _error(501, "Call type UNKNOWN is not implemented")
     return _error(501, f"Unsupported call type {kind} on this agent")
 
 
@@ -500,7 +485,7 @@ def _v1(kind: str, body: dict[str, Any]) -> web.Response:
     return web.json_response({"type": kind, kind.lower(): body})
 
 
-def _agent_info(agent: Agent) -> dict[str, Any]:
+def _agent_info(agent: AgentCore) -> dict[str, Any]:
     config = agent.config
     info: dict[str, Any] = {
         "hostname": config.hostname or config.host,
@@ -516,7 +501,7 @@ def _agent_info(agent: Agent) -> dict[str, Any]:
     return info
 
 
-def _get_state(agent: Agent) -> dict[str, Any]:
+def _get_state(agent: AgentCore) -> dict[str, Any]:
     launched: list[dict[str, Any]] = []
     terminated: list[dict[str, Any]] = []
     executors: list[dict[str, Any]] = []
@@ -542,7 +527,7 @@ def _get_state(agent: Agent) -> dict[str, Any]:
     }
 
 
-def _v1_containers(agent: Agent, *, show_nested: bool) -> list[dict[str, Any]]:
+def _v1_containers(agent: AgentCore, *, show_nested: bool) -> list[dict[str, Any]]:
     out = []
     table = stats.proc_table()  # the executors' and their tasks' figures: the same instant
     for e in _container_entries(agent, table=table):

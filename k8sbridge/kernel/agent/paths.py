@@ -15,6 +15,8 @@ from typing import Any
 
 __all__ = [
     "atomic_write_json",
+    "private_meta_dir",
+    "write_private",
     "container_meta_dir",
     "executor_sandbox",
     "latest_agent_id",
@@ -64,7 +66,7 @@ def save_agent_id(*, work_dir: Path, agent_id: str) -> None:
     path = work_dir / "meta" / "slaves" / "latest"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(".latest.tmp")
-    tmp.write_text(agent_id)
+    write_private(tmp, agent_id.encode())
     os.replace(tmp, path)
 
 
@@ -78,13 +80,38 @@ def latest_agent_id(*, work_dir: Path) -> str | None:
 
 def atomic_write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    text = json.dumps(value, separators=(",", ":"))
+    data = json.dumps(value, separators=(",", ":")).encode()
     try:
-        tmp.write_text(text)
+        write_private(tmp, data)
     except FileNotFoundError:  # first write: create the directory (rarely needed, so not always)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
+        write_private(tmp, data)
     os.replace(tmp, path)
+
+
+PRIVATE_FILE = 0o600  # checkpoints hold TaskInfos, whose environment may carry secret values
+PRIVATE_DIR = 0o700
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` readable by this user only (also when it existed with another mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def private_meta_dir(*, work_dir: Path) -> Path:
+    """``work_dir/meta`` made (or re-made) accessible to this user only: checkpoints, event
+    logs and the container daemon's log live below it."""
+    meta = work_dir / "meta"
+    meta.mkdir(parents=True, exist_ok=True)
+    os.chmod(meta, PRIVATE_DIR)
+    return meta
 
 
 def read_json(path: Path) -> Any:

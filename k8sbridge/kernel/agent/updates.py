@@ -1,4 +1,12 @@
-"""Reliable status updates: one FIFO per task, only the head in flight, retried until ACKed.
+"""Reliable status updates: one FIFO per task incarnation, only the head in flight, retried
+until ACKed.
+
+A stream is keyed by framework, task id *and* the incarnation (the container that ran the
+task): the same task id can be launched again (a master that lost its state, a framework that
+reuses ids) while the old incarnation's terminal update is still unacknowledged. Keyed by task
+id alone, the new task's updates queued behind that stale TASK_KILLED and the master, receiving
+it, marked the new, running task finished. A new incarnation drops the old one's pending updates
+(they describe a task the master can no longer hold) and an acknowledgement is matched by uuid.
 
 Why a separate pure-ish component: this is the rule frameworks depend on most ("no ACK for
 TASK_RUNNING means you never see TASK_FINISHED"), and it is easiest to get right with time passed
@@ -37,18 +45,28 @@ class _Stream:
     sent: bool = False
 
 
+_Key = tuple[str, str, str]  # framework id, task id, incarnation (container id)
+
+
 class StatusUpdates:
-    """Per-task FIFOs keyed by (framework id, task id)."""
+    """Per-incarnation FIFOs keyed by (framework id, task id, incarnation)."""
 
     def __init__(self, *, retry_seconds: float) -> None:
         self._retry = max(0.05, retry_seconds)
-        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._streams: dict[_Key, _Stream] = {}
 
-    def add(self, *, framework_id: str, status: dict[str, Any], now: float | None = None,
-            connected: bool = True) -> list[dict[str, Any]]:
+    def begin(self, *, framework_id: str, task_id: str, incarnation: str) -> int:
+        """A new incarnation of the task starts: drop the pending updates of older ones;
+        returns how many were dropped."""
+        stale = [k for k in self._streams
+                 if k[:2] == (framework_id, task_id) and k[2] != incarnation]
+        return sum(len(self._streams.pop(k).queue) for k in stale)
+
+    def add(self, *, framework_id: str, status: dict[str, Any], incarnation: str,
+            now: float | None = None, connected: bool = True) -> list[dict[str, Any]]:
         """Queue ``status``; returns the messages to send now (the head, if it just became one)."""
         now = time.monotonic() if now is None else now
-        key = (framework_id, status["task_id"]["value"])
+        key = (framework_id, status["task_id"]["value"], incarnation)
         stream = self._streams.setdefault(key, _Stream(queue=deque()))
         stream.queue.append(status)
         if len(stream.queue) == 1 and connected:
@@ -60,10 +78,12 @@ class StatusUpdates:
                     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """Pop the head when ``uuid`` matches: (the acked status or None, messages to send)."""
         now = time.monotonic() if now is None else now
-        key = (framework_id, task_id)
-        stream = self._streams.get(key)
-        if stream is None or not stream.queue or stream.queue[0].get("uuid") != uuid:
+        found = [(k, st) for k, st in self._streams.items()
+                 if k[:2] == (framework_id, task_id) and st.queue
+                 and st.queue[0].get("uuid") == uuid]
+        if not found:
             return None, []
+        key, stream = found[0]
         acked = stream.queue.popleft()
         if not stream.queue:
             del self._streams[key]
@@ -90,14 +110,16 @@ class StatusUpdates:
         now = time.monotonic() if now is None else now
         return [self._send_head(key, stream, now) for key, stream in self._streams.items()]
 
-    def pending(self, *, framework_id: str, task_id: str) -> list[dict[str, Any]]:
-        stream = self._streams.get((framework_id, task_id))
+    def pending(self, *, framework_id: str, task_id: str, incarnation: str
+                ) -> list[dict[str, Any]]:
+        stream = self._streams.get((framework_id, task_id, incarnation))
         return list(stream.queue) if stream else []
 
-    def restore(self, *, framework_id: str, task_id: str, statuses: list[dict[str, Any]]) -> None:
-        """Re-create a task's FIFO from a checkpoint (sent again on registration)."""
+    def restore(self, *, framework_id: str, task_id: str, incarnation: str,
+                statuses: list[dict[str, Any]]) -> None:
+        """Re-create an incarnation's FIFO from a checkpoint (sent again on registration)."""
         if statuses:
-            self._streams[(framework_id, task_id)] = _Stream(queue=deque(statuses))
+            self._streams[(framework_id, task_id, incarnation)] = _Stream(queue=deque(statuses))
 
     def drop_framework(self, framework_id: str) -> None:
         for key in [k for k in self._streams if k[0] == framework_id]:
@@ -106,7 +128,7 @@ class StatusUpdates:
     def __len__(self) -> int:
         return sum(len(s.queue) for s in self._streams.values())
 
-    def _send_head(self, key: tuple[str, str], stream: _Stream, now: float) -> dict[str, Any]:
+    def _send_head(self, key: _Key, stream: _Stream, now: float) -> dict[str, Any]:
         stream.sent = True
         stream.interval = self._retry
         stream.next_retry = now + self._retry

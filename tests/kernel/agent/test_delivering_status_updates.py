@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from k8sbridge.kernel.agent import updates
 from tests.kernel.agent import fakemaster as fm
@@ -59,9 +60,11 @@ def test_update_streams_are_per_task_fifos() -> None:
     s1 = {"task_id": {"value": "a"}, "state": "TASK_RUNNING", "uuid": "u1"}
     s2 = {"task_id": {"value": "a"}, "state": "TASK_FINISHED", "uuid": "u2"}
     s3 = {"task_id": {"value": "b"}, "state": "TASK_RUNNING", "uuid": "u3"}
-    assert [m["status"]["uuid"] for m in su.add(framework_id="f", status=s1, now=0)] == ["u1"]
-    assert su.add(framework_id="f", status=s2, now=0) == []
-    assert [m["status"]["uuid"] for m in su.add(framework_id="f", status=s3, now=0)] == ["u3"]
+    assert [m["status"]["uuid"]
+            for m in su.add(framework_id="f", status=s1, incarnation="c1", now=0)] == ["u1"]
+    assert su.add(framework_id="f", status=s2, incarnation="c1", now=0) == []
+    assert [m["status"]["uuid"]
+            for m in su.add(framework_id="f", status=s3, incarnation="c2", now=0)] == ["u3"]
     assert su.due(now=0.5) == []
     assert sorted(m["status"]["uuid"] for m in su.due(now=1.0)) == ["u1", "u3"]
     assert su.due(now=2.5) == []  # backed off to 2 s
@@ -69,6 +72,56 @@ def test_update_streams_are_per_task_fifos() -> None:
     acked, nxt = su.acknowledge(framework_id="f", task_id="a", uuid="u1", now=3)
     assert acked == s1 and [m["status"]["uuid"] for m in nxt] == ["u2"]
     assert len(su) == 2
+
+
+def test_a_new_incarnation_drops_the_stale_updates_of_the_old_one() -> None:
+    su = updates.StatusUpdates(retry_seconds=1.0)
+    old = {"task_id": {"value": "a"}, "state": "TASK_KILLED", "uuid": "old"}
+    new = {"task_id": {"value": "a"}, "state": "TASK_STARTING", "uuid": "new"}
+    su.add(framework_id="f", status=old, incarnation="c1", now=0)
+    assert su.begin(framework_id="f", task_id="a", incarnation="c2") == 1
+    assert su.begin(framework_id="f", task_id="b", incarnation="c2") == 0
+    sent = su.add(framework_id="f", status=new, incarnation="c2", now=0)
+    assert [m["status"]["uuid"] for m in sent] == ["new"]  # not queued behind the stale one
+    assert [m["status"]["uuid"] for m in su.resend_all(now=1)] == ["new"]
+    assert su.acknowledge(framework_id="f", task_id="a", uuid="old")[0] is None
+    assert su.acknowledge(framework_id="f", task_id="a", uuid="new")[0] == new
+
+
+async def test_a_relaunched_task_id_is_not_ended_by_its_old_incarnations_updates(
+        tmp_path: Path) -> None:
+    # A task ends while its master does not acknowledge (a master that lost its state); the
+    # framework launches the same task id again. The old incarnation's TASK_KILLED must not
+    # reach the master after the relaunch, and the new task's updates must not wait behind it.
+    master = fm.FakeMaster(auto_ack=False)
+    await master.start()
+    try:
+        async with fm.running_agent(tmp_path, master=master, status_retry_seconds=0.2):
+            await master.send(fm.run_task(fm.command_task("same", "sleep 300")))
+            await master.wait_state("same", "TASK_STARTING")
+            await master.send(fm.kill_task("same", grace=0.2))
+            old_cid = master.updates[0]["container_status"]["container_id"]["value"]
+            await asyncio.sleep(1.0)  # killed by now; its updates wait for an ACK
+            await master.send(fm.run_task(fm.command_task("same", "sleep 300")))
+
+            def new_updates() -> list[dict[str, Any]]:
+                return [u for u in master.updates
+                        if u["container_status"]["container_id"]["value"] != old_cid]
+
+            first_new = (await master.wait_for(new_updates))[0]
+            assert first_new["state"] == "TASK_STARTING"
+            await master.ack(fm.FRAMEWORK_ID, first_new)
+            running = await master.wait_for(lambda: [
+                u for u in new_updates() if u["state"] == "TASK_RUNNING"])
+            await master.ack(fm.FRAMEWORK_ID, running[0])
+            seen = len(master.updates)
+            await asyncio.sleep(1.0)  # several retry rounds
+            after = master.updates[master.updates.index(first_new):]
+            assert [u for u in after
+                    if u["container_status"]["container_id"]["value"] == old_cid] == []
+            assert len(master.updates) == seen  # everything of the new task was acked
+    finally:
+        await master.stop()
 
 
 async def test_health_check_flips_and_kills_after_consecutive_failures(tmp_path: Path) -> None:

@@ -74,3 +74,36 @@ def test_removing_a_busy_cgroup_reports_it_and_succeeds_once_empty() -> None:
     assert cg.remove() == {}
     assert not any(os.path.exists(d) for d in cg.dirs())
     assert cg.remove() == {}  # already gone is not a failure
+
+
+def test_v1_limits_and_nested_sets(tmp_path: Path) -> None:
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("max")
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.shares").write_text("1024")
+    found = cgroups.detect(root=tmp_path)
+    cg = found.create(
+        container_id="c3",
+        limits=cgroups.Limits(cpus=0.5, mem_mb=64, cpus_limit=float("inf"),
+                              mem_limit_mb=float("inf")),
+        nested={"t": ("child", cgroups.Limits(cpus=0.001, mem_mb=16, cpus_limit=0.004,
+                                              mem_limit_mb=20))})
+    assert cg is not None
+    mem, cpu = tmp_path / "memory/k8sbridge/c3", tmp_path / "cpu/k8sbridge/c3"
+    assert (mem / "memory.limit_in_bytes").read_text() == "-1"
+    assert (mem / "memory.soft_limit_in_bytes").read_text() == str(64 << 20)
+    assert (cpu / "cpu.cfs_quota_us").read_text() == "-1"
+    # Mesos' floors: 2 shares, a 1 ms quota.
+    assert (cpu / "child/cpu.shares").read_text() == "2"
+    assert (cpu / "child/cpu.cfs_quota_us").read_text() == "1000"
+    assert (cpu / "child/cpu.cfs_period_us").read_text() == "100000"
+    assert (mem / "child/memory.limit_in_bytes").read_text() == str(20 << 20)
+    assert cg.of_task("t").memory == str(mem / "child")
+    assert cg.of_task("other") is cg
+    assert cg.all_dirs()[:2] == sorted([str(mem / "child"), str(cpu / "child")])
+    assert cgroups.CgroupSet.from_raw(cg.to_raw()) == cg
+    (mem / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    (mem / "child/memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    assert cg.own_oom_kills() == 2
+    assert cgroups.Limits.from_raw(cgroups.Limits(cpus_limit=float("inf")).to_raw()) == \
+        cgroups.Limits(cpus_limit=float("inf"))

@@ -1,0 +1,353 @@
+"""Launching: a RUN_TASK or RUN_TASK_GROUP becomes a container (sandbox, volumes, fetched URIs,
+cgroups with the tasks' requests and limits) handed to the container daemon.
+
+Containers: no image registry is reachable and there is no Docker engine, so a task's image
+(``container.mesos.image`` or ``container.docker.image``) is recorded -- it shows in ``/state`` and
+the master's task -- but the command runs on the host, in the sandbox, on the host network.
+What cannot be honoured that way fails the task with REASON_CONTAINER_LAUNCH_FAILED and a
+message saying why (DOCKER bridge networking and port mappings, CNI networks, volumes at absolute
+paths, secret environment variables, custom executors); it never silently "succeeds".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid as uuid_mod
+from pathlib import Path
+from typing import Any
+
+from k8sbridge.kernel.agent import (
+    cgroups,
+    containers,
+    fetcher,
+    limits,
+    paths,
+)
+from k8sbridge.kernel.agent.errors import ContainerError, FetchError
+from k8sbridge.kernel.agent.running import Running
+from k8sbridge.kernel.agent.state import (
+    Container,
+    LaunchError,
+    Task,
+    command_preview,
+    current_user,
+    finite_or,
+    needs_local_preparation,
+    nested_container_id,
+    parse_id,
+    pending_kill,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Launching(Running):
+    """Containers from RUN_TASK / RUN_TASK_GROUP."""
+
+    def _new_container(self, *, framework: dict[str, Any], executor: dict[str, Any], kind: str,
+                       task_infos: list[dict[str, Any]]) -> Container:
+        framework_id = parse_id(framework.get("id"), "framework id")
+        executor_id = parse_id(executor.get("executor_id"), "executor id")
+        if self._agent_id is None:
+            raise LaunchError("agent is not registered")
+        container_id = str(uuid_mod.uuid4())
+        tasks: dict[str, Task] = {}
+        for info in task_infos:
+            task_id = parse_id(info.get("task_id"), "task id")
+            tasks[task_id] = Task(info=info, framework_id=framework_id,
+                                   executor_id=executor_id, container_id=container_id)
+        self._frameworks[framework_id] = framework
+        self._removed_frameworks.discard(framework_id)
+        return Container(
+            container_id=container_id,
+            framework_id=framework_id,
+            executor_id=executor_id,
+            kind=kind,
+            framework=framework,
+            executor=executor,
+            directory=paths.executor_sandbox(
+                work_dir=self._work_dir, agent_id=self._agent_id, framework_id=framework_id,
+                executor_id=executor_id, container_id=container_id),
+            meta_dir=paths.container_meta_dir(
+                work_dir=self._work_dir, agent_id=self._agent_id, framework_id=framework_id,
+                executor_id=executor_id, container_id=container_id),
+            tasks=tasks,
+        )
+
+    def _run_task(self, framework: dict[str, Any], task: dict[str, Any]) -> None:
+        framework_id = parse_id(framework.get("id"), "framework id")
+        task_id = parse_id(task.get("task_id"), "task id")
+        executor = {
+            "type": "DEFAULT",
+            "executor_id": {"value": task_id},
+            "framework_id": {"value": framework_id},
+            "name": f"Command Executor (Task: {task_id}) (Command: {command_preview(task)})",
+            "source": task_id,
+            "command": task.get("command") or {},
+        }
+        container = self._new_container(framework=framework, executor=executor, kind="COMMAND",
+                                        task_infos=[task])
+        self._start(container)
+
+    def _run_task_group(self, framework: dict[str, Any], executor: dict[str, Any],
+                        tasks: list[dict[str, Any]]) -> None:
+        if not tasks:
+            raise LaunchError("RUN_TASK_GROUP with no tasks")
+        executor = dict(executor)
+        executor.setdefault("framework_id", framework.get("id"))
+        container = self._new_container(framework=framework, executor=executor, kind="DEFAULT",
+                                        task_infos=list(tasks))
+        self._start(container)
+
+    def _start(self, container: Container) -> None:
+        dupes = [t for t in container.tasks if (container.framework_id, t) in self._task_index]
+        if dupes:
+            # The master rejects duplicate task ids (TASK_ERROR); one reaching us must not
+            # touch the running task of that id, nor its status stream.
+            log.warning("agent: dropped a launch of task %r of framework %s: that task id is "
+                        "already running here", dupes[0], container.framework_id)
+            return
+        self._add_container(container)
+        for task_id in container.tasks:
+            dropped = self._updates.begin(framework_id=container.framework_id,
+                                          task_id=task_id, incarnation=container.container_id)
+            if dropped:
+                log.info("agent: task %s of framework %s launched again: dropped %d pending "
+                         "update(s) of its previous incarnation", task_id,
+                         container.framework_id, dropped)
+        self._persist(container)
+        self._spawn(self._launch(container))
+
+    async def _launch(self, container: Container) -> None:
+        try:
+            specs = [self._task_spec(container, t) for t in container.tasks.values()]
+        except LaunchError as e:
+            self._fail_launch(container, str(e))
+            return
+        if container.pending_kill is not None:
+            for task in container.tasks.values():
+                self._update(container, task, "TASK_KILLED", source="SOURCE_AGENT",
+                             reason="REASON_TASK_KILLED_DURING_LAUNCH",
+                             message="Task killed before it was launched")
+            self._finish_container(container, notify_master=False)
+            return
+        own, nested = limits.plan(
+            executor_resources=container.executor.get("resources")
+            if container.kind == "DEFAULT" else None,
+            tasks=[(t.task_id, t.info) for t in container.tasks.values()],
+            group=container.kind == "DEFAULT")
+        container.mem_limit_mb = finite_or(own.mem_limit_mb, own.mem_mb)
+        container.cpus_limit = finite_or(own.cpus_limit, own.cpus)
+        children = {task_id: (nested_container_id(container.container_id, task_id), lim)
+                    for task_id, lim in nested.items()}
+        assert self._cgroups is not None
+        prepare: dict[str, Any] | None = None
+        if any(needs_local_preparation(t.info) for t in container.tasks.values()):
+            # Volumes and URIs are made here, in order (the sandbox first, then its contents).
+            try:
+                container.directory.mkdir(parents=True, exist_ok=True)
+                paths.link_latest(container.directory)
+                for task, task_spec in zip(container.tasks.values(), specs, strict=True):
+                    cwd = Path(task_spec["cwd"])
+                    cwd.mkdir(parents=True, exist_ok=True)
+                    self._setup_volumes(container, task, cwd)
+            except OSError as e:
+                self._fail_launch(container, f"cannot create the sandbox or its volumes: {e}")
+                return
+            try:
+                for task, task_spec in zip(container.tasks.values(), specs, strict=True):
+                    uris = (task.info.get("command") or {}).get("uris") or []
+                    if uris:
+                        await fetcher.fetch_all(uris, sandbox=Path(task_spec["cwd"]))
+            except FetchError as e:
+                self._fail_launch(container, f"Failed to fetch all URIs for container: {e}")
+                return
+            container.cgroup = self._cgroups.create(
+                container_id=container.container_id, limits=own, nested=children)
+        else:
+            # The container daemon makes the sandbox and the cgroups: it is a process of its
+            # own, while this agent shares one Python process with the master and other agents.
+            prepare = {
+                "sandbox": str(container.directory),
+                "dirs": [s["cwd"] for s in specs if s["cwd"] != str(container.directory)],
+                "cgroups": {"hierarchy": self._cgroups.to_raw(), "limits": own.to_raw(),
+                            "nested": {t: [c, lim.to_raw()] for t, (c, lim) in children.items()}}
+                if self._cgroups.available else None,
+            }
+        client = containers.ExecutorClient(
+            container_id=container.container_id, meta_dir=container.meta_dir,
+            on_event=lambda event: self._on_executor_event(container, event),
+        )
+        container.client = client
+        spec: dict[str, Any] = {
+            "container_id": container.container_id,
+            "group": container.kind == "DEFAULT",
+            "tasks": specs,
+            "cgroups": container.cgroup.to_raw() if container.cgroup else None,
+            "kill_grace": self._kill_grace(container, None),
+            "checkpoint": container.checkpoint,
+            "recovery_timeout": self._config.recovery_timeout_seconds,
+            "log_path": str(container.directory / ("stderr" if container.kind == "COMMAND"
+                                                   else "executor.log")),
+        }
+        if prepare is not None:
+            spec["prepare"] = prepare
+
+        def spawned_as(spawned: containers.Spawned | None) -> None:
+            if spawned is not None:
+                container.executor_pid = spawned.pid or container.executor_pid
+                if prepare is not None:
+                    container.cgroup = cgroups.CgroupSet.from_raw(spawned.cgroups)
+            container.launched = True
+
+        # Checkpointed before the daemon is asked (not in a later coalesced batch): an agent
+        # that dies right after the spawn leaves a record its successor adopts.
+        self._persist(container, now=True)
+        try:
+            await client.launch(spec, daemon=self._daemon, checkpoint=container.checkpoint,
+                                on_spawned=spawned_as)
+        except ContainerError as e:
+            if container.cgroup is not None:
+                for d, err in container.cgroup.remove().items():
+                    log.warning("cannot remove cgroup %s of a failed launch: %s", d, err)
+            self._fail_launch(container, str(e))
+            return
+        self._persist(container, now=True)
+        pending = pending_kill(container)  # a KILL may have arrived while we were starting
+        if pending is not None:
+            await client.shutdown(grace=pending)
+
+    def _fail_launch(self, container: Container, why: str) -> None:
+        log.warning("agent: container %s failed to launch: %s", container.container_id, why)
+        for task in container.tasks.values():
+            self._update(container, task, "TASK_FAILED", source="SOURCE_AGENT",
+                         reason="REASON_CONTAINER_LAUNCH_FAILED", message=why)
+        self._finish_container(container, notify_master=True)
+
+    def _task_spec(self, container: Container, task: Task) -> dict[str, Any]:
+        info = task.info
+        if info.get("executor") and container.kind == "COMMAND":
+            raise LaunchError("custom executors are not supported by this agent; use a "
+                               "command task or a task group")
+        self._check_container(info.get("container"), group=container.kind == "DEFAULT")
+        if container.kind == "DEFAULT":
+            self._check_container(container.executor.get("container"), group=True)
+        command = info.get("command")
+        if not isinstance(command, dict):
+            raise LaunchError("the task has no command")
+        value = command.get("value")
+        shell = command.get("shell", True)
+        executable: str | None = None
+        if shell:
+            if not isinstance(value, str) or not value:
+                raise LaunchError("command.value is required when shell is true")
+            argv = ["/bin/sh", "-c", value]
+        else:
+            if not isinstance(value, str) or not value:
+                raise LaunchError("command.value (the executable) is required when shell is "
+                                   "false")
+            args = command.get("arguments") or []
+            if not isinstance(args, list):
+                raise LaunchError("command.arguments must be a list")
+            argv = [str(a) for a in args] or [value]
+            executable = value
+        if container.kind == "DEFAULT":
+            cwd = paths.task_sandbox(executor_dir=container.directory, task_id=task.task_id)
+        else:
+            cwd = container.directory
+        env = self._task_env(container, task, command, sandbox=cwd)
+        user = command.get("user")
+        if user and user != current_user():
+            log.info("agent: task %s asks for user %r; running as %s (no user switching)",
+                     task.task_id, user, current_user())
+        task.cwd, task.env = str(cwd), env
+        return {
+            "task_id": task.task_id,
+            "argv": argv,
+            "executable": executable,
+            "env": env,
+            "cwd": str(cwd),
+            "stdout": str(cwd / "stdout"),
+            "stderr": str(cwd / "stderr"),
+        }
+
+    def _check_container(self, raw: Any, *, group: bool) -> None:
+        if not raw:
+            return
+        if not isinstance(raw, dict):
+            raise LaunchError("malformed container info")
+        ctype = raw.get("type", "MESOS")
+        if ctype == "DOCKER":
+            docker = raw.get("docker") or {}
+            network = docker.get("network", "HOST")
+            if group:
+                raise LaunchError("DOCKER containers are not allowed in task groups")
+            if network in ("BRIDGE", "USER") or docker.get("port_mappings"):
+                raise LaunchError(
+                    f"cannot honour a DOCKER container with network {network} and port "
+                    "mappings: this agent has no Docker engine (images are recorded and the "
+                    "command runs on the host network)"
+                )
+        elif ctype != "MESOS":
+            raise LaunchError(f"unsupported container type {ctype!r}")
+        for net in raw.get("network_infos") or []:
+            if isinstance(net, dict) and net.get("name"):
+                raise LaunchError(f"CNI network {net['name']!r} is not available on this agent")
+        for volume in raw.get("volumes") or []:
+            path = volume.get("container_path") if isinstance(volume, dict) else None
+            if not isinstance(path, str) or not path:
+                raise LaunchError("a volume without a container_path")
+            if path.startswith("/"):
+                raise LaunchError(
+                    f"volume at absolute container path {path!r} needs a container root file "
+                    "system (mount namespace), which this agent does not create; use a path "
+                    "relative to the sandbox")
+            if ".." in Path(path).parts:
+                raise LaunchError(f"volume container path {path!r} leaves the sandbox")
+
+    def _setup_volumes(self, container: Container, task: Task, sandbox: Path) -> None:
+        """Relative-path volumes as the posix filesystem isolator makes them: host paths and
+        the parent's sandbox are linked into the task's sandbox, other volumes are directories.
+        """
+        raw = task.info.get("container") or {}
+        for volume in raw.get("volumes") or []:
+            target = sandbox / volume["container_path"]
+            source = volume.get("source") or {}
+            sandbox_path = source.get("sandbox_path") or {}
+            if volume.get("host_path"):
+                link_to: Path | None = Path(str(volume["host_path"]))
+            elif source.get("type") == "SANDBOX_PATH" and sandbox_path.get("path"):
+                base = container.directory if sandbox_path.get("type") == "PARENT" else sandbox
+                link_to = base / str(sandbox_path["path"])
+                link_to.mkdir(parents=True, exist_ok=True)
+            else:
+                link_to = None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if link_to is None:
+                target.mkdir(exist_ok=True)
+            elif not target.exists():
+                target.symlink_to(link_to)
+
+    def _task_env(self, container: Container, task: Task, command: dict[str, Any], *,
+                  sandbox: Path) -> dict[str, str]:
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
+        env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env.update({
+            "MESOS_SANDBOX": str(sandbox),
+            "MESOS_DIRECTORY": str(container.directory),
+            "MESOS_TASK_ID": task.task_id,
+            "MESOS_FRAMEWORK_ID": container.framework_id,
+            "MESOS_EXECUTOR_ID": container.executor_id,
+            "MESOS_AGENT_ENDPOINT": self.http_address,
+            "MESOS_CONTAINER_IP": self._ip,
+            "HOME": str(sandbox),
+        })
+        for var in (command.get("environment") or {}).get("variables", []):
+            if not isinstance(var, dict) or not isinstance(var.get("name"), str):
+                raise LaunchError("malformed environment variable")
+            if var.get("type", "VALUE") != "VALUE":
+                raise LaunchError(f"environment variable {var['name']!r}: only VALUE variables "
+                                   "are supported (no secret store on this agent)")
+            env[var["name"]] = str(var.get("value", ""))
+        return env
