@@ -31,3 +31,16 @@ class MasterConfig:
     agent_reregister_timeout: float = 600.0  # after a restart, recovered agents get this long
     max_completed_frameworks: int = 50
     max_completed_tasks_per_framework: int = 1000
+    # Mesos' authentication and authorization flags, off by default as in Mesos.
+    authenticate_frameworks: bool = False  # driver (SASL) frameworks; none are served here
+    authenticate_http_frameworks: bool = False  # /api/v1/scheduler, realm mesos-master-scheduler
+    authenticate_http_readonly: bool = False  # /state, /frameworks, ... realm ...-readonly
+    authenticate_http_readwrite: bool = False  # /api/v1 (operator API), realm ...-readwrite
+    http_authenticators: str = "basic"
+    http_framework_authenticators: str | None = None  # Mesos: required with http frameworks
+    credentials: str | None = None  # path (or file:///path) to Mesos' JSON credentials
+    acls: str | None = None  # Mesos' ACLs JSON, or file:///path / /path to it
+    # Bounds of the HTTP server (slow or idle clients are dropped; see http.py).
+    http_header_timeout: float = 10.0
+    http_idle_timeout: float = 75.0
+    http_body_timeout: float = 30.0
