@@ -40,7 +40,9 @@ class MasterConfig:
     http_framework_authenticators: str | None = None  # Mesos: required with http frameworks
     credentials: str | None = None  # path (or file:///path) to Mesos' JSON credentials
     acls: str | None = None  # Mesos' ACLs JSON, or file:///path / /path to it
-    # Bounds of the HTTP server (slow or idle clients are dropped; see http.py).
-    http_header_timeout: float = 10.0
-    http_idle_timeout: float = 75.0
+    # Bounds of the HTTP server (see http.py): a connection whose next request's headers are
+    # not complete this long after it opened or after its last answer is closed (an idle
+    # keep-alive connection and a slowloris client alike); a body not received in full within
+    # http_body_timeout is answered 408 and the connection closed.
+    http_idle_timeout: float = 15.0
     http_body_timeout: float = 30.0

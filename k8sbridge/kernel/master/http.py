@@ -7,6 +7,7 @@ check, then call one synchronous ``OperatorHandling`` method; they hold no state
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -37,7 +38,6 @@ REALMS: dict[str, str] = {
     **{f"{prefix}/{name}": authn.READONLY_REALM
        for prefix in ("", "/master") for name in _READONLY_PATHS},
 }
-PRINCIPAL = "k8sbridge.principal"
 
 
 @web.middleware
@@ -47,14 +47,27 @@ async def _authenticate(request: web.Request, handler: Any) -> web.StreamRespons
         realm=REALMS.get(request.path), header=request.headers.get("Authorization"))
     if isinstance(verdict, authn.Unauthorized):
         return web.Response(status=401, headers={"WWW-Authenticate": verdict.challenge})
-    request[PRINCIPAL] = verdict
+    if request.body_exists:
+        # The whole body within the bound (aiohttp keeps it for the handler's ``read``): a
+        # client trickling its body cannot hold a connection and a handler forever.
+        try:
+            async with asyncio.timeout(request.app[MASTER_KEY].config.http_body_timeout):
+                await request.read()
+        except TimeoutError:
+            log.info("dropping %s %s from %s: body not received within %ss", request.method,
+                     request.path, request.remote,
+                     request.app[MASTER_KEY].config.http_body_timeout)
+            return web.Response(status=408, text="Request body not received in time",
+                                headers={"Connection": "close"})
     response: web.StreamResponse = await handler(request)
     return response
 
 
 def _principal(request: web.Request) -> str | None:
-    value = request.get(PRINCIPAL)
-    return value if isinstance(value, str) else None
+    """The authenticated principal (the middleware already refused unauthenticated ones)."""
+    verdict = request.app[MASTER_KEY].authentication.authenticate(
+        realm=REALMS.get(request.path), header=request.headers.get("Authorization"))
+    return verdict if isinstance(verdict, str) else None
 
 
 def _mismatch(principal: str, info_principal: str) -> str:
