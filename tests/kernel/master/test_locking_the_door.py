@@ -8,10 +8,12 @@ cannot claim another principal than the one it authenticated as.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from k8sbridge.kernel import main
 from k8sbridge.kernel.master.authn import AuthConfigError, basic_principal
 from k8sbridge.kernel.master.errors import MasterError
 from k8sbridge.kernel.master.master import Master
+from tests.conftest import free_port
 from tests.kernel.master import wire
 from tests.kernel.master.conftest import agent_config, master_config
 
@@ -223,3 +226,43 @@ def test_flags_mesos_refuses_to_start_with(tmp_path: Path) -> None:
     with pytest.raises(MasterError, match="Failed to start master with authentication"):
         Master(config=master_config(authenticate_frameworks=True))
     assert os.stat(creds).st_mode & 0o777 == 0o600
+
+
+async def test_the_kernel_command_takes_mesos_flags(tmp_path: Path) -> None:
+    refused = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "k8sbridge", "kernel", "master", "--port", str(free_port()),
+        "--authenticate_http_readwrite", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(refused.communicate(), timeout=60)
+    assert refused.returncode == 1
+    assert "No credentials provided for the default 'basic' HTTP authenticator for realm " \
+           "'mesos-master-readwrite'" in err.decode()
+    creds = write_credentials(tmp_path / "credentials.json", {"bridge": SECRET})
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "master",
+        "--port", str(port), "--authenticate_http_frameworks=true",
+        "--http_framework_authenticators=basic", "--authenticate_http_readonly",
+        "--authenticate_http_readwrite", f"--credentials=file://{creds}",
+        "--acls", json.dumps({"run_tasks": [{"principals": {"type": "ANY"},
+                                             "users": {"values": ["nobody"]}}]}),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+        assert line.startswith(f"master: http://127.0.0.1:{port}".encode()), line
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            status, headers, _ = await _get(session, url + "/state")
+            assert status == 401
+            status, _, body = await _operator(session, url, {"type": "GET_FLAGS"},
+                                              basic("bridge", SECRET))
+            assert status == 200
+            flags = {f["name"]: f["value"] for f in json.loads(body)["get_flags"]["flags"]}
+            assert flags["authenticate_http_frameworks"] == "true"
+            assert flags["authenticate_http_readonly"] == "true"
+            assert flags["http_framework_authenticators"] == "basic"
+            assert "nobody" in flags["acls"]
+    finally:
+        proc.send_signal(2)
+        await asyncio.wait_for(proc.wait(), timeout=30)
