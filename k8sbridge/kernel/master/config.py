@@ -44,5 +44,5 @@ class MasterConfig:
     # not complete this long after it opened or after its last answer is closed (an idle
     # keep-alive connection and a slowloris client alike); a body not received in full within
     # http_body_timeout is answered 408 and the connection closed.
-    http_idle_timeout: float = 15.0
+    http_idle_timeout: float = 30.0  # above aiohttp clients' 15 s pool keep-alive
     http_body_timeout: float = 30.0

@@ -194,6 +194,11 @@ class FrameworkHandling(MasterBase):
             error = calls.validate_update(fw.info, info)
         if error is not None:
             raise CallError(400, error)
+        principal = fw.info.get("principal")
+        if self.authorizer is not None and not self.authorizer.may_register(
+                principal=principal if isinstance(principal, str) else None, roles=roles):
+            raise CallError(403, f"Not authorized to register framework {fw.framework_id} "
+                                 f"with roles {{ {', '.join(sorted(set(roles)))} }}")
         try:
             self._apply_framework_update(
                 fw, info, suppressed, constraints,

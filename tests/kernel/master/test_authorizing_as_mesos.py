@@ -70,8 +70,14 @@ async def test_a_principal_registers_only_its_roles(guarded: main.Kernel) -> Non
             "Not authorized to register framework  with roles { k8s, prod }")
         await st.close()
         st = wire.Stream(bridge, guarded.master_url)
-        await st.subscribe(wire.framework_info(roles=["k8s"],
-                                               capabilities=[{"type": "MULTI_ROLE"}]))
+        info = wire.framework_info(roles=["k8s"], capabilities=[{"type": "MULTI_ROLE"}])
+        await st.subscribe(info)
+        # UPDATE_FRAMEWORK to a role it may not use: 403 with Mesos' message, nothing changed.
+        code, text = await st.call({"type": "UPDATE_FRAMEWORK", "update_framework": {
+            "framework_info": {**info, "id": {"value": st.framework_id}, "principal": "bridge",
+                               "roles": ["k8s", "prod"]}}})
+        assert (code, text) == (403, f"Not authorized to register framework {st.framework_id} "
+                                     "with roles { k8s, prod }")
         await st.close()
 
 
