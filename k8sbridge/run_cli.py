@@ -37,7 +37,9 @@ def register(sub: Any) -> None:
             "Run k8sbridge. Without --master/--kubeconfig: the embedded default (a kernel with "
             "--agents agents, devkube and the bridge, as three child processes whose output "
             "is shown labelled and kept in DATA_DIR/logs/{kernel,devkube,bridge}.log; writes "
-            "DATA_DIR/kubeconfig; a child that dies stops the rest and fails the command). "
+            "DATA_DIR/kubeconfig; a child that crashes is restarted with back-off, 1 s "
+            "doubling to 30 s, while the others and the pods keep running; Ctrl-C stops "
+            "everything). "
             "With them: the bridge alone against a Mesos master and a Kubernetes cluster. "
             "Every setting "
             "can also come from the environment (K8SBRIDGE_<SECTION>_<FIELD>, e.g. "
@@ -139,7 +141,6 @@ async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str)
     # A closed terminal stops the children in order too (without this, SIGHUP would end this
     # process and the children would all get SIGTERM at once from PR_SET_PDEATHSIG).
     loop.add_signal_handler(signal.SIGHUP, stop.set)
-    died: supervise.Child | None = None
     try:
         async with embedded.running_processes(
             settings, log_level=log_level, stop=stop, echo=sys.stderr.buffer
@@ -150,30 +151,21 @@ async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str)
             print(f"processes: {pids}; logs in {emb.logs_dir}/")
             print(f"kubectl --kubeconfig {emb.kubeconfig} get nodes,pods -o wide")
             print("k8sbridge is ready; Ctrl-C stops everything", flush=True)
-            exited = asyncio.ensure_future(emb.group.first_exit())
-            stopped = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopped.cancel()
-                exited.cancel()
-            if exited.done() and not exited.cancelled():
-                died = exited.result()
-                print(f"k8sbridge run: {supervise.ChildExited(died)}\nstopping the others ...",
-                      file=sys.stderr, flush=True)
-            else:
-                print("stopping (bridge, then devkube, then the kernel) ...", flush=True)
+            # A child that crashes is restarted with back-off; the others and every workload
+            # keep running. Only Ctrl-C / SIGTERM / SIGHUP end this.
+            await emb.group.keep_running(stop=stop, say=_say)
+            print("stopping (bridge, then devkube, then the kernel) ...", flush=True)
     except supervise.Interrupted as e:
         print(f"k8sbridge run: {e}", file=sys.stderr)
         return 130
     except supervise.ChildError as e:
         print(f"k8sbridge run: {e}", file=sys.stderr)
         return 1
-    if died is not None:
-        print(f"k8sbridge run: failed: {died.spec.name} exited "
-              f"({supervise.describe_exit(died.returncode)})", file=sys.stderr)
-        return 1
     return 0
+
+
+def _say(message: str) -> None:
+    print(f"k8sbridge run: {message}", file=sys.stderr, flush=True)
 
 
 async def _external(settings: bridge_settings.BridgeSettings) -> int:
