@@ -173,8 +173,38 @@ async def _external(settings: bridge_settings.BridgeSettings) -> int:
 
     stop = asyncio.Event()
     app.install_signal_handlers(stop)
-    async with app.running_bridge(settings) as bridge:
-        print(f"k8sbridge is ready: framework {bridge.framework.framework_id}, "
-              f"kubelet API on port {bridge.kubelet_port}", flush=True)
-        await stop.wait()
-    return 0
+    started = False
+    while True:
+        try:
+            async with app.running_bridge(settings) as bridge:
+                framework = bridge.framework
+                if not started:
+                    print(f"k8sbridge is ready: framework {framework.framework_id}, "
+                          f"kubelet API on port {bridge.kubelet_port}", flush=True)
+                    started = True
+                else:
+                    print(f"k8sbridge is running again as framework {framework.framework_id}",
+                          flush=True)
+                await _first_set(stop, framework.finished, framework.replaced)
+                replaced = framework.replaced.is_set() and not stop.is_set()
+                if replaced:
+                    old, new = framework.replacements[-1]
+                    log.warning(
+                        "the master removed framework %s and the bridge registered as %s: "
+                        "restarting the bridge's components so that every pod is reconciled "
+                        "against the new framework (the old one's tasks are gone)", old, new)
+        except Exception as e:  # a component failed for good: say so, never hang
+            log.error("the bridge stopped: %s", e, exc_info=True)
+            print(f"k8sbridge run: the bridge stopped: {e}", file=sys.stderr, flush=True)
+            return 1
+        if not replaced:
+            return 0
+
+
+async def _first_set(*flags: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(flag.wait()) for flag in flags]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
