@@ -117,8 +117,50 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def mesos_bool(text: str) -> bool:
+    """A Mesos boolean flag's value (``--flag``, ``--flag=true``, ``--flag=false``)."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"Failed to parse boolean value '{text}'")
+
+
+_AUTH_FLAGS = (
+    ("authenticate_frameworks", "only authenticated (driver) frameworks may register; this "
+     "master serves HTTP frameworks only, so it needs --credentials and changes nothing else"),
+    ("authenticate_http_frameworks", "only HTTP frameworks authenticated with HTTP Basic may "
+     "use /api/v1/scheduler (realm mesos-master-scheduler); needs "
+     "--http_framework_authenticators=basic and --credentials"),
+    ("authenticate_http_readonly", "read-only endpoints (/state, /frameworks, /slaves, /tasks, "
+     "/roles, /metrics/snapshot) need HTTP Basic (realm mesos-master-readonly)"),
+    ("authenticate_http_readwrite", "the operator API /api/v1 needs HTTP Basic (realm "
+     "mesos-master-readwrite)"),
+)
+
+
+def _auth_args(parser: argparse.ArgumentParser) -> None:
+    for name, text in _AUTH_FLAGS:
+        parser.add_argument(f"--{name}", f"--{name.replace('_', '-')}", dest=name,
+                            type=mesos_bool, nargs="?", const=True, default=False,
+                            metavar="BOOL", help=f"Mesos --{name} (default false): {text}")
+    parser.add_argument("--credentials", default=None, metavar="PATH",
+                        help='Mesos --credentials: a JSON file {"credentials": [{"principal": '
+                        '"...", "secret": "..."}]} (PATH or file:///PATH; keep it 0600)')
+    parser.add_argument("--http_framework_authenticators", "--http-framework-authenticators",
+                        default=None, metavar="NAMES",
+                        help="Mesos --http_framework_authenticators (only 'basic' exists here)")
+    parser.add_argument("--http_authenticators", "--http-authenticators", default="basic",
+                        metavar="NAMES", help="Mesos --http_authenticators (default basic)")
+    parser.add_argument("--acls", default=None, metavar="JSON|PATH",
+                        help="Mesos --acls for the local authorizer (register_frameworks, "
+                        "run_tasks, teardown_frameworks are enforced; permissive by default)")
+
+
 def _master_args(parser: argparse.ArgumentParser) -> None:
     defaults = MasterConfig()
+    _auth_args(parser)
     parser.add_argument("--agent_ping_timeout", "--agent-ping-timeout", type=mesos_duration,
                         default=defaults.agent_ping_interval, metavar="DURATION",
                         help="Mesos --agent_ping_timeout: how long the master waits for an "
@@ -138,7 +180,14 @@ def _master_config(args: argparse.Namespace) -> MasterConfig:
     work_dir = args.work_dir / "master" if args.work_dir is not None else None
     return MasterConfig(host=args.host, port=args.port, work_dir=work_dir,
                         agent_ping_interval=args.agent_ping_timeout,
-                        max_missed_pings=args.max_agent_ping_timeouts)
+                        max_missed_pings=args.max_agent_ping_timeouts,
+                        authenticate_frameworks=args.authenticate_frameworks,
+                        authenticate_http_frameworks=args.authenticate_http_frameworks,
+                        authenticate_http_readonly=args.authenticate_http_readonly,
+                        authenticate_http_readwrite=args.authenticate_http_readwrite,
+                        credentials=args.credentials, acls=args.acls,
+                        http_framework_authenticators=args.http_framework_authenticators,
+                        http_authenticators=args.http_authenticators)
 
 
 def agent_host(*, index: int, host: str, spec: str | None) -> str:

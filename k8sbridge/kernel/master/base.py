@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from k8sbridge.kernel import allocator as alloc
 from k8sbridge.kernel import link
 from k8sbridge.kernel import resources as res
-from k8sbridge.kernel.master import calls, registry, state, streams
+from k8sbridge.kernel.master import acls, authn, calls, registry, state, streams
 from k8sbridge.kernel.master.config import MasterConfig
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,18 @@ def apply_reservations(static: res.Resources, dynamic: res.Resources) -> res.Res
 class MasterBase:
     def __init__(self, *, config: MasterConfig) -> None:
         self.config = config
+        # As ``Master::initialize``: refuse to start on bad auth flags or files (MasterError).
+        self.authentication = authn.http_authentication(
+            credentials=config.credentials, readonly=config.authenticate_http_readonly,
+            readwrite=config.authenticate_http_readwrite,
+            frameworks=config.authenticate_http_frameworks,
+            http_framework_authenticators=config.http_framework_authenticators,
+            http_authenticators=config.http_authenticators,
+            authenticate_frameworks=config.authenticate_frameworks,
+        )
+        # No --acls: no authorizer, everything is allowed (Mesos skips authorization).
+        self.authorizer: acls.Authorizer | None = (
+            acls.parse_acls(config.acls) if config.acls is not None else None)
         self.master_id = str(uuid.uuid4())
         self.hostname = config.hostname or config.host
         self.start_time = time.time()

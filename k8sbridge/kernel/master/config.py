@@ -31,3 +31,18 @@ class MasterConfig:
     agent_reregister_timeout: float = 600.0  # after a restart, recovered agents get this long
     max_completed_frameworks: int = 50
     max_completed_tasks_per_framework: int = 1000
+    # Mesos' authentication and authorization flags, off by default as in Mesos.
+    authenticate_frameworks: bool = False  # driver (SASL) frameworks; none are served here
+    authenticate_http_frameworks: bool = False  # /api/v1/scheduler, realm mesos-master-scheduler
+    authenticate_http_readonly: bool = False  # /state, /frameworks, ... realm ...-readonly
+    authenticate_http_readwrite: bool = False  # /api/v1 (operator API), realm ...-readwrite
+    http_authenticators: str = "basic"
+    http_framework_authenticators: str | None = None  # Mesos: required with http frameworks
+    credentials: str | None = None  # path (or file:///path) to Mesos' JSON credentials
+    acls: str | None = None  # Mesos' ACLs JSON, or file:///path / /path to it
+    # Bounds of the HTTP server (see http.py): a connection whose next request's headers are
+    # not complete this long after it opened or after its last answer is closed (an idle
+    # keep-alive connection and a slowloris client alike); a body not received in full within
+    # http_body_timeout is answered 408 and the connection closed.
+    http_idle_timeout: float = 15.0
+    http_body_timeout: float = 30.0

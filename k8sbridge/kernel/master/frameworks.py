@@ -70,6 +70,14 @@ class FrameworkHandling(MasterBase):
         if error is None:
             error = calls.validate_suppressed_and_constraints(roles, suppressed, constraints)
         fid = id_value(info.get("id")) or None
+        if error is None and self.authorizer is not None:
+            principal = info.get("principal")
+            if not self.authorizer.may_register(
+                    principal=principal if isinstance(principal, str) else None, roles=roles):
+                # ``checkSubscribeAuthorization``: the ActionObject as Mesos prints it (an
+                # id not yet assigned prints empty; the roles as a sorted set).
+                error = (f"Not authorized to register framework {fid or ''} with roles "
+                         f"{{ {', '.join(sorted(set(roles)))} }}")
         if error is None and fid is not None and fid in self.completed_ids:
             error = "Framework has been removed"
         if error is not None:

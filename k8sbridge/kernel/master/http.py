@@ -7,6 +7,7 @@ check, then call one synchronous ``OperatorHandling`` method; they hold no state
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kernel.master import calls, legacy, streams, transport
+from k8sbridge.kernel.master import authn, calls, legacy, streams, transport
 from k8sbridge.kernel.master.base import VERSION
 from k8sbridge.kernel.master.errors import CallError
 from k8sbridge.kernel.master.operations import OperatorHandling
@@ -25,8 +26,57 @@ RawJson = dict[str, Any]
 MASTER_KEY = web.AppKey("master", OperatorHandling)
 
 
+# Mesos' realm of each endpoint (``Master::initialize`` routes; ``/metrics/snapshot`` is
+# libprocess' readonly realm). ``/health``, ``/version`` and the kernel-internal
+# ``/kernel/link`` are not authenticated.
+_READONLY_PATHS = ("state", "state-summary", "frameworks", "slaves", "tasks", "roles")
+REALMS: dict[str, str] = {
+    "/api/v1/scheduler": authn.SCHEDULER_REALM,
+    "/api/v1": authn.READWRITE_REALM,
+    "/api/v1/": authn.READWRITE_REALM,
+    "/metrics/snapshot": authn.READONLY_REALM,
+    **{f"{prefix}/{name}": authn.READONLY_REALM
+       for prefix in ("", "/master") for name in _READONLY_PATHS},
+}
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
+    """libprocess authenticates before the route's handler runs (so before 405 and 400)."""
+    verdict = request.app[MASTER_KEY].authentication.authenticate(
+        realm=REALMS.get(request.path), header=request.headers.get("Authorization"))
+    if isinstance(verdict, authn.Unauthorized):
+        return web.Response(status=401, headers={"WWW-Authenticate": verdict.challenge})
+    if request.body_exists:
+        # The whole body within the bound (aiohttp keeps it for the handler's ``read``): a
+        # client trickling its body cannot hold a connection and a handler forever.
+        try:
+            async with asyncio.timeout(request.app[MASTER_KEY].config.http_body_timeout):
+                await request.read()
+        except TimeoutError:
+            log.info("dropping %s %s from %s: body not received within %ss", request.method,
+                     request.path, request.remote,
+                     request.app[MASTER_KEY].config.http_body_timeout)
+            return web.Response(status=408, text="Request body not received in time",
+                                headers={"Connection": "close"})
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+def _principal(request: web.Request) -> str | None:
+    """The authenticated principal (the middleware already refused unauthenticated ones)."""
+    verdict = request.app[MASTER_KEY].authentication.authenticate(
+        realm=REALMS.get(request.path), header=request.headers.get("Authorization"))
+    return verdict if isinstance(verdict, str) else None
+
+
+def _mismatch(principal: str, info_principal: str) -> str:
+    return (f"Authenticated principal '{principal}' does not match principal "
+            f"'{info_principal}' set in `FrameworkInfo`")
+
+
 def build_app(master: OperatorHandling) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_authenticate])
     app[MASTER_KEY] = master
     app.router.add_route("*", "/api/v1/scheduler", scheduler_api)
     app.router.add_route("*", "/api/v1", operator_api)
@@ -79,6 +129,12 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
     except CallError as e:
         return _text(e.status, e.message)
     ctype = call["type"]
+    principal = _principal(request)
+    if ctype == "SUBSCRIBE" and principal is not None:
+        info = call["subscribe"]["framework_info"]
+        if isinstance(info.get("principal"), str) and info["principal"] != principal:
+            return _text(400, "Failed to validate scheduler::Call: "
+                              + _mismatch(principal, info["principal"]))
     if ctype in ("SUBSCRIBE", "RECONCILE_OPERATIONS") and not transport.accepts_json(
         request.headers.get("Accept")
     ):
@@ -87,11 +143,19 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
     if ctype == "SUBSCRIBE":
         if "Mesos-Stream-Id" in request.headers:
             return _text(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
+        info = call["subscribe"]["framework_info"]
+        if principal is not None and "principal" not in info:
+            log.warning("Setting 'principal' in FrameworkInfo to '%s' because the framework "
+                        "authenticated with that principal but did not set it in "
+                        "FrameworkInfo", principal)
+            info["principal"] = principal
         return await _subscribe(request, master, call["subscribe"])
     fid = calls.id_value(call["framework_id"]) or ""
     fw = master.frameworks.get(fid)
     if fw is None:
         return _text(400, "Framework cannot be found")
+    if principal is not None and principal != fw.info.get("principal", ""):
+        return _text(400, _mismatch(principal, str(fw.info.get("principal", ""))))
     if not fw.connected:
         return _text(403, "Framework is not subscribed")
     stream_id = request.headers.get("Mesos-Stream-Id")
@@ -275,6 +339,10 @@ async def _operator_call(request: web.Request, master: OperatorHandling, ctype: 
         fw = master.frameworks.get(fid or "")
         if fw is None:
             return _text(400, f"Framework {fid} is not found")
+        if master.authorizer is not None and not master.authorizer.may_teardown(
+                principal=_principal(request),
+                framework_principal=str(fw.info.get("principal", ""))):
+            return web.Response(status=403)  # as Mesos' ``_teardown``: Forbidden, no body
         master.remove_framework(fw)
         return web.Response(status=200)
     if ctype == "SUBSCRIBE":

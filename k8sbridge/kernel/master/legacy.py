@@ -51,9 +51,22 @@ def flags(master: OperatorHandling) -> dict[str, Any]:
         "framework_sorter": "drf",
         "min_allocatable_resources": "cpus:0.01|mem:32",
         "filter_gpu_resources": "true",
-        "authenticate_frameworks": "false",
-        "authenticate_http_frameworks": "false",
+        "authenticate_frameworks": _bool(cfg.authenticate_frameworks),
+        "authenticate_http_frameworks": _bool(cfg.authenticate_http_frameworks),
+        "authenticate_http_readonly": _bool(cfg.authenticate_http_readonly),
+        "authenticate_http_readwrite": _bool(cfg.authenticate_http_readwrite),
+        "authenticate_agents": "false",
+        "http_authenticators": cfg.http_authenticators,
+        **({"http_framework_authenticators": cfg.http_framework_authenticators}
+           if cfg.http_framework_authenticators is not None else {}),
+        **({"credentials": cfg.credentials} if cfg.credentials is not None else {}),
+        **({"acls": cfg.acls} if cfg.acls is not None else {}),
+        "authorizers": "local",
     }
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _attrs(agent: st.Agent) -> RawJson:

@@ -42,7 +42,14 @@ class Master(OperatorHandling):
             host=self.config.host, port=self.config.link_port, handler=self._on_link
         )
         self.link_port = await self._link.start()
-        runner = web.AppRunner(http.build_app(self), handler_cancellation=True, access_log=None)
+        # aiohttp's keep-alive timer runs from the connection's start (and from each answer)
+        # and is not pushed back by bytes of a request whose headers are incomplete, so it
+        # bounds idle connections and slow headers alike; the body bound is in http.py.
+        # An unread body (a 401, a 408) is drained for at most 2 s before the connection
+        # closes, not aiohttp's default 10 s.
+        runner = web.AppRunner(http.build_app(self), handler_cancellation=True, access_log=None,
+                               keepalive_timeout=self.config.http_idle_timeout,
+                               lingering_time=2.0)
         await runner.setup()
         loops: list[asyncio.Task[None]] = []
         try:

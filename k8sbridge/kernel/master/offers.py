@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from k8sbridge.kernel import resources as res
-from k8sbridge.kernel.master import calls, launching, state
+from k8sbridge.kernel.master import acls, calls, launching, state
 from k8sbridge.kernel.master.base import (
     _STORED_INFO_KEYS,
     RawJson,
@@ -252,6 +252,10 @@ class OfferHandling(FrameworkHandling):
         if not tasks:
             log.info("implicitly declining offers: LAUNCH with no tasks")
         for task in tasks:
+            denied = self._run_task_denied(fw, task, in_group=False)
+            if denied is not None:
+                self._task_error(fw, [task], "REASON_TASK_UNAUTHORIZED", denied)
+                continue
             try:
                 tid, task_res, eid, exec_res = launching.validate_launch_task(
                     task, framework_id=fw.framework_id, agent_id=agent.agent_id, role=role,
@@ -290,6 +294,18 @@ class OfferHandling(FrameworkHandling):
             self._task_error(fw, task_list, "REASON_TASK_GROUP_INVALID",
                              "The `id` field cannot be set on LAUNCH_GROUP operations")
             return remaining
+        # Mesos authorizes every task of the group and reports the last refusal (its
+        # message has no space after "to", as Mesos writes it) before validating the group.
+        denied = None
+        for task in task_list:
+            refusal = self._run_task_denied(fw, task, in_group=True)
+            if refusal is not None:
+                tid_text = calls.id_value(task.get("task_id")) if isinstance(task, dict) else ""
+                action = refusal[len("Not authorized to "):]
+                denied = f"Task '{tid_text}' is not authorized to{action}"
+        if denied is not None:
+            self._task_error(fw, task_list, "REASON_TASK_GROUP_UNAUTHORIZED", denied)
+            return remaining
         try:
             eid, parsed, exec_res = launching.validate_task_group(
                 executor, task_list, framework_id=fw.framework_id, agent_id=agent.agent_id,
@@ -324,6 +340,20 @@ class OfferHandling(FrameworkHandling):
             "task_group": {"tasks": infos},
         })
         return remaining
+
+    def _run_task_denied(self, fw: state.Framework, task: Any, *, in_group: bool
+                         ) -> str | None:
+        """RUN_TASK as the local authorizer decides it; the refusal as Mesos words it."""
+        if self.authorizer is None or not isinstance(task, dict):
+            return None
+        user = acls.task_user(task, fw.info, in_group=in_group)
+        principal = fw.info.get("principal")
+        if self.authorizer.may_run_task(
+                principal=principal if isinstance(principal, str) else None, user=user):
+            return None
+        tid = calls.id_value(task.get("task_id")) or ""
+        return (f"Not authorized to launch task {tid} of framework {fw.framework_id} "
+                f"under user '{user}'")
 
     def _add_task(self, fw: state.Framework, agent: state.Agent, tid: str, info: RawJson,
                   task_res: res.Resources, role: str, eid: str | None) -> state.Task:

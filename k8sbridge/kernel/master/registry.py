@@ -5,13 +5,16 @@ weights, quota and (via agents' checkpointed resources) dynamic reservations; fr
 so that a re-subscription with an old id is recognised and a torn-down id is refused. Tasks are
 not stored: after a restart agents re-register with the tasks they still run, as with Mesos.
 Writes are small and synchronous (one transaction per change) so that the single master task
-never has a half-written registry behind it.
+never has a half-written registry behind it. The registry holds FrameworkInfos (principals,
+labels, webui URLs), so its directory is 0700 and its files 0600 whatever the umask: SQLite
+gives its ``-wal`` and ``-shm`` files the database file's mode, which is set before it opens.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -53,8 +56,14 @@ class Registry:
         if work_dir is None:
             return
         try:
-            work_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(work_dir / "registry.sqlite3", isolation_level=None)
+            work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(work_dir, 0o700)
+            path = work_dir / "registry.sqlite3"
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+                if (work_dir / name).exists():
+                    os.chmod(work_dir / name, 0o600)  # files of an older, laxer master
+            self._db = sqlite3.connect(path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)

@@ -119,6 +119,9 @@ class TaskHandling(OfferHandling):
                 status = self._latest(task)
             elif (agent is not None and agent.recovered) or (aid is None and any_recovered):
                 status = None  # (2) wait for the agent to re-register
+                log.info("Dropping reconciliation of task %s for framework %s because %s not "
+                         "yet reregistered with the master", tid, fw.framework_id,
+                         f"agent {aid} has" if aid is not None else "some agents have")
             elif agent is not None and agent.unreachable_time is None:
                 status = _status(
                     task_id=tid, state_="TASK_GONE" if fw.partition_aware else "TASK_LOST",
