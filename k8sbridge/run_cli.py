@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -53,6 +54,11 @@ def register(sub: Any) -> None:
     emb.add_argument("--kernel-port", type=int, default=None, help="kernel master port (5050)")
     emb.add_argument("--api-port", type=int, default=None, help="devkube API port (6443)")
     emb.add_argument("--agents", type=int, default=None, help="number of agents (3)")
+    emb.add_argument("--kernel-auth", type=_on_off, default=True, metavar="on|off",
+                     help="Mesos authentication at the embedded kernel (default on: "
+                     "credentials generated in DATA_DIR/credentials.json, 0600; the bridge "
+                     "authenticates as 'k8sbridge', people and tools as 'operator', e.g. "
+                     "curl --netrc-file DATA_DIR/kernel.netrc)")
     emb.add_argument("--agent-resources", default=None, metavar="SPEC",
                      help="Mesos --resources of every agent (default: three built-in shapes "
                      "of 4, 2 and 8 cpus)")
@@ -82,6 +88,15 @@ def register(sub: Any) -> None:
                     help="serve unauthenticated kubelet API requests (off by default)")
     br.add_argument("--ranking", choices=["spread", "binpack"], default=None)
     parser.set_defaults(func=_run)
+
+
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {text!r}")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -126,12 +141,15 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if external:
             return asyncio.run(_external(settings))
-        return asyncio.run(_embedded(settings, log_level=args.log_level))
+        return asyncio.run(_embedded(settings, log_level=args.log_level,
+                                     authenticate=args.kernel_auth))
     except KeyboardInterrupt:
         return 130
 
 
-async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str) -> int:
+async def _embedded(
+    settings: bridge_settings.BridgeSettings, *, log_level: str, authenticate: bool
+) -> int:
     from k8sbridge import embedded, supervise
 
     stop = asyncio.Event()
@@ -143,10 +161,19 @@ async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str)
     loop.add_signal_handler(signal.SIGHUP, stop.set)
     try:
         async with embedded.running_processes(
-            settings, log_level=log_level, stop=stop, echo=sys.stderr.buffer
+            settings, log_level=log_level, stop=stop, echo=sys.stderr.buffer,
+            authenticate=authenticate,
         ) as emb:
             pids = ", ".join(f"{c.spec.name} pid {c.pid}" for c in emb.group.children)
-            print(f"kernel (Mesos v1 API): {emb.kernel_url}  (state: {emb.kernel_url}/state)")
+            creds = emb.credentials
+            curl = f"curl --netrc-file {creds.netrc} " if creds is not None else "curl "
+            print(f"kernel (Mesos v1 API): {emb.kernel_url}  (state: {curl}{emb.kernel_url}/state)")
+            if creds is not None:
+                print(f"kernel credentials: {creds.file} (0600; the bridge is principal "
+                      f"'k8sbridge', people and tools 'operator'); anonymous calls get 401")
+            else:
+                print("kernel authentication is OFF (--kernel-auth off): anyone on this host "
+                      "can tear down the bridge's framework", file=sys.stderr)
             print(f"kubernetes API (devkube): {emb.api_url}")
             print(f"processes: {pids}; logs in {emb.logs_dir}/")
             print(f"kubectl --kubeconfig {emb.kubeconfig} get nodes,pods -o wide")
@@ -173,6 +200,8 @@ async def _external(settings: bridge_settings.BridgeSettings) -> int:
 
     stop = asyncio.Event()
     app.install_signal_handlers(stop)
+    if not await _credentials_accepted(settings, stop=stop):
+        return 0  # stopped while the master refused us
     started = False
     while True:
         try:
@@ -199,6 +228,67 @@ async def _external(settings: bridge_settings.BridgeSettings) -> int:
             return 1
         if not replaced:
             return 0
+
+
+CREDENTIALS_RETRY_INITIAL = 1.0  # seconds; doubling while the master refuses our credentials
+CREDENTIALS_RETRY_MAX = 60.0
+
+
+async def _credentials_accepted(
+    settings: bridge_settings.BridgeSettings, *, stop: asyncio.Event
+) -> bool:
+    """Wait until the Mesos master accepts the bridge's credentials (a GET_VERSION with them);
+    False if ``stop`` came first.
+
+    Why before the bridge starts: with a wrong secret every part of the bridge fails on 401 and
+    the whole process ends after its start timeout, only to be restarted and fail again (a
+    crash loop whose log says "nodes did not become ready"). Here it says once, clearly, what
+    is wrong (never the secret), then retries with back-off in this process until the master's
+    credentials or ours are fixed; anything but a refusal (a master not up yet) is left to the
+    bridge's own retries."""
+    from k8sbridge.mesos import client as mesos_client
+    from k8sbridge.mesos import errors as mesos_errors
+    from k8sbridge.mesos import operator as mesos_operator
+    from k8sbridge.mesos import transport as mesos_transport
+
+    m = settings.mesos
+    secret = None if m.secret_file is None else m.secret_file.read_text(encoding="utf-8").strip()
+    config = mesos_client.ClientConfig(masters=m.masters, principal=m.principal, secret=secret,
+                                       ca_file=str(m.ca_file) if m.ca_file else None)
+    probe = mesos_operator.OperatorClient(transport=mesos_transport.Transport(config=config))
+    delay, refusals = CREDENTIALS_RETRY_INITIAL, 0
+    try:
+        while not stop.is_set():
+            try:
+                await probe.get_version()
+                if refusals:
+                    log.warning("the Mesos master accepts the bridge's credentials now "
+                                "(after %d refusals)", refusals)
+                return True
+            except mesos_errors.OperatorError as e:
+                cause = e.__cause__
+                if not isinstance(cause, (mesos_errors.Unauthorized, mesos_errors.Forbidden)):
+                    return True  # not a refusal: the bridge's own retries deal with it
+                refusals += 1
+                who = (f"principal {m.principal!r} with the secret in {m.secret_file}"
+                       if m.principal else "no principal (mesos.principal is not set)")
+                if refusals == 1:
+                    log.error(
+                        "the Mesos master refused the bridge's credentials (%s): %s; check "
+                        "mesos.principal and mesos.secret_file against the master's "
+                        "--credentials; retrying with back-off (%gs doubling to %gs)",
+                        type(cause).__name__, who, delay, CREDENTIALS_RETRY_MAX)
+                else:
+                    log.warning("the Mesos master still refuses the bridge's credentials "
+                                "(%s, refusal %d); next try in %gs", type(cause).__name__,
+                                refusals, delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            delay = min(delay * 2, CREDENTIALS_RETRY_MAX)
+        return False
+    finally:
+        await probe.close()
 
 
 async def _first_set(*flags: asyncio.Event) -> None:

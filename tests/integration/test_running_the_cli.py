@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import signal
@@ -39,7 +40,7 @@ def test_help_documents_both_modes() -> None:
     assert done.returncode == 0
     for flag in ("--data-dir", "--kernel-port", "--api-port", "--agents", "--master",
                  "--kubeconfig", "--config", "--role", "--scheduler-name", "--kubelet-port",
-                 "--agent-resources"):
+                 "--agent-resources", "--kernel-auth"):
         assert flag in done.stdout
     assert "K8SBRIDGE_" in done.stdout
     assert "logs/" in done.stdout  # where the children's logs go
@@ -218,6 +219,13 @@ def test_three_processes_ctrl_c_stops_them_in_order_and_a_restart_resumes(
     finally:
         again.close()
     assert (data_dir / "logs" / "kernel.log").read_text().count("==== ") == 2  # appended
+
+
+def operator_credentials(data_dir: Path) -> tuple[str, str]:
+    """The 'operator' principal and secret `k8sbridge run` generated in ``data_dir``."""
+    doc = json.loads((data_dir / "credentials.json").read_text())
+    [secret] = [c["secret"] for c in doc["credentials"] if c["principal"] == "operator"]
+    return "operator", secret
 
 
 def _task_processes(data_dir: Path, command: str) -> list[int]:

@@ -11,6 +11,7 @@ under it — one task process on the host, not two, not none — and still stop 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import signal
@@ -28,6 +29,7 @@ from tests.integration.test_running_the_cli import (
     _task_processes,
     _wait_gone,
     _wait_pod_running,
+    operator_credentials,
 )
 
 COMMAND = "sleep 3597"  # identifies the pod's task process on the host
@@ -45,10 +47,13 @@ spec:
 """
 
 
-def _master(url: str, call: dict[str, Any]) -> tuple[int, str]:
-    request = urllib.request.Request(
-        url + "/api/v1", data=json.dumps(call).encode(), method="POST",
-        headers={"Content-Type": "application/json", "Accept": "application/json"})
+def _master(url: str, call: dict[str, Any], *, auth: tuple[str, str] | None) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            f"{auth[0]}:{auth[1]}".encode()).decode()
+    request = urllib.request.Request(url + "/api/v1", data=json.dumps(call).encode(),
+                                     method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()
@@ -56,8 +61,8 @@ def _master(url: str, call: dict[str, Any]) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
-def _running_tasks(url: str, *, framework: str, uid: str) -> list[str]:
-    status, body = _master(url, {"type": "GET_TASKS"})
+def _running_tasks(url: str, *, framework: str, uid: str, auth: tuple[str, str]) -> list[str]:
+    status, body = _master(url, {"type": "GET_TASKS"}, auth=auth)
     assert status == 200, body
     return [t["task_id"]["value"] for t in json.loads(body)["get_tasks"].get("tasks", [])
             if t["state"] == "TASK_RUNNING" and t["framework_id"]["value"] == framework
@@ -89,19 +94,21 @@ def test_after_an_operator_teardown_the_pod_runs_again_under_a_new_framework(
                        timeout=60)
         _wait_pod_running(data_dir, "survivor")
         uid = _kubectl(data_dir, "get", "pod", "survivor", "-o", "jsonpath={.metadata.uid}")
-        assert len(_running_tasks(url, framework=old, uid=uid)) == 1
+        operator = operator_credentials(data_dir)
+        assert len(_running_tasks(url, framework=old, uid=uid, auth=operator)) == 1
         first = _task_processes(data_dir, COMMAND)
         assert len(first) == 1
 
         status, body = _master(url, {"type": "TEARDOWN",
-                                     "teardown": {"framework_id": {"value": old}}})
+                                     "teardown": {"framework_id": {"value": old}}}, auth=operator)
         assert status == 200, body
         new = run.wait_for(r"registered as new framework (\S+) \(replacing the removed "
                            + re.escape(old) + r"\)", timeout=60)[1]
         assert new != old
         run.wait_for(rf"^\[bridge\] k8sbridge is running again as framework {re.escape(new)}$",
                      timeout=60)
-        tasks = _eventually(lambda: _running_tasks(url, framework=new, uid=uid), timeout=90,
+        tasks = _eventually(lambda: _running_tasks(url, framework=new, uid=uid, auth=operator),
+                            timeout=90,
                             what="the pod's task running under the new framework")
         assert len(tasks) == 1 and not tasks[0].startswith(f"{uid}.0."), tasks
         _wait_pod_running(data_dir, "survivor")
