@@ -429,3 +429,31 @@ async def test_a_child_that_keeps_crashing_is_restarted_with_doubling_back_off(
     assert steady.pid == steady_pid and steady.starts == 1  # the other child was left alone
     assert not any(m.startswith("steady") for m in said)
     assert steady.returncode == -signal.SIGTERM  # stopped by the group's stop, not before
+
+
+async def test_a_child_that_stayed_up_a_while_starts_its_back_off_again(tmp_path: Path) -> None:
+    group = supervise.Group(echo=None)
+    child = await group.spawn(supervise.ChildSpec(
+        name="tired", argv=(sys.executable, "-c", "print('up', flush=True)\n"
+                            "import time; time.sleep(0.8); exit(4)"),
+        log_file=tmp_path / "tired.log", ready=re.compile("^up"), stop_grace_seconds=5.0,
+    ))
+    said: list[str] = []
+    stop = asyncio.Event()
+    policy = supervise.RestartPolicy(initial_seconds=0.1, max_seconds=5.0,
+                                     reset_after_seconds=0.5, ready_timeout_seconds=30)
+    keeper = asyncio.create_task(group.keep_running(stop=stop, policy=policy, say=said.append))
+    try:
+        async with asyncio.timeout(60):
+            while sum("exited unexpectedly" in m for m in said) < 3:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await keeper
+        await group.stop()
+    crashes = [m for m in said if "exited unexpectedly" in m]
+    # Each run lasted longer than reset_after_seconds: never a second crash "in a row".
+    assert all("with exit code 4" in m and "restarting it in 0.1s (crash 1 in a row" in m
+               for m in crashes), said
+    assert any(m.startswith("tired is back (pid") for m in said), said
+    assert child.starts >= 3
