@@ -485,3 +485,30 @@ async def test_a_second_instance_takes_over_and_the_first_stops_without_fighting
             assert rec1.events[-1] == events.Error("Framework failed over")
             await next_offer(rec2, timeout=10)  # the new instance gets the offers
             assert second.subscribed
+
+
+async def test_after_its_failover_timeout_expired_the_framework_registers_anew(
+        kernel: main.Kernel, tmp_path: Path
+) -> None:
+    store_path = tmp_path / "framework-id"
+    brief = dataclasses.replace(INFO, failover_timeout=0.5)
+    first = framework.Framework(
+        settings=framework.FrameworkSettings(
+            framework_info=brief,
+            client=ClientConfig(masters=(kernel.master_address,), call_timeout=10,
+                                connect_timeout=2),
+            backoff_initial=0.1, backoff_max=0.5,
+        ),
+        handler=Recorder(), id_store=framework.FileFrameworkIdStore(store_path),
+    )
+    async with running(first) as run:
+        await run.ready()
+    old = framework.FileFrameworkIdStore(store_path).load()
+    assert old is not None and old == first.framework_id
+    await asyncio.sleep(2.0)  # disconnected longer than its failover timeout: removed
+    second, _ = make(kernel.master_address, store=framework.FileFrameworkIdStore(store_path))
+    async with running(second) as run:
+        await run.ready()
+        assert second.framework_id not in (None, old)
+        assert second.replacements == [(old, second.framework_id)]
+    assert framework.FileFrameworkIdStore(store_path).load() == second.framework_id
