@@ -8,6 +8,13 @@ does not import it (app.py's imports cost ~0.8 s CPU and ~45 MB): this module ne
 settings and ``supervise``. It also holds what both forms of the embedded default share (the
 agents' shapes, the bridge's settings there); ``app.running_embedded`` runs all three parts in
 one process for integration tests.
+
+The door is locked by default: anyone on the host could otherwise tear the bridge's framework
+down (killing every pod) or register a framework of their own. ``k8sbridge run`` keeps its state
+in a 0700 data dir, generates Mesos credentials there once (``credentials.json``, 0600, random
+secrets: ``k8sbridge`` for the bridge, ``operator`` for people and tools, also as a curl
+``kernel.netrc``), starts the kernel with Mesos' authentication flags and gives the bridge its
+principal and secret (a file, never a command-line argument or a log line).
 """
 
 from __future__ import annotations
@@ -16,8 +23,12 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import json
+import logging
 import os
 import re
+import secrets
+import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,12 +40,18 @@ from k8sbridge import settings as bridge_settings
 from k8sbridge import supervise
 
 __all__ = [
+    "BRIDGE_PRINCIPAL",
+    "OPERATOR_PRINCIPAL",
     "EmbeddedProcesses",
+    "KernelCredentials",
     "bridge_settings_for",
     "embedded_agent_configs",
     "kernel_argv",
+    "kernel_credentials",
     "running_processes",
 ]
+
+log = logging.getLogger(__name__)
 
 
 EMBEDDED_STATUS_RETRY_SECONDS = 2.0  # agents resend unacknowledged updates this often
@@ -80,13 +97,19 @@ def bridge_settings_for(
     kernel_url: str,
     kubeconfig: Path,
     client_ca_file: Path | None,
+    credentials: KernelCredentials | None = None,
 ) -> bridge_settings.BridgeSettings:
     """The bridge's settings in the embedded default: the kernel and devkube as targets, pods
     of ``default-scheduler`` too (no other scheduler exists there), commands run on the host.
 
     The kubelet API listens on loopback unless told otherwise, and trusts devkube's CA, which
     signed the client certificate devkube presents when it proxies pods/log (so ``kubectl
-    logs`` works with anonymous requests off)."""
+    logs`` works with anonymous requests off). With ``credentials`` the bridge authenticates
+    to the kernel as ``BRIDGE_PRINCIPAL`` (its secret read from a file)."""
+    mesos = dataclasses.replace(settings.mesos, masters=(kernel_url,))
+    if credentials is not None:
+        mesos = dataclasses.replace(mesos, principal=BRIDGE_PRINCIPAL,
+                                    secret_file=credentials.bridge_secret_file)
     names = tuple(dict.fromkeys((*settings.scheduler.scheduler_names, "default-scheduler")))
     kubelet = settings.kubelet
     if not kubelet.host:
@@ -95,7 +118,7 @@ def bridge_settings_for(
         kubelet = dataclasses.replace(kubelet, client_ca_file=client_ca_file)
     return dataclasses.replace(
         settings,
-        mesos=dataclasses.replace(settings.mesos, masters=(kernel_url,)),
+        mesos=mesos,
         kube=dataclasses.replace(settings.kube, kubeconfig=kubeconfig),
         scheduler=dataclasses.replace(
             settings.scheduler, scheduler_names=names, image_mode="none"
@@ -131,6 +154,7 @@ class EmbeddedProcesses:
     framework_id: str
     kubelet_port: int
     group: supervise.Group
+    credentials: KernelCredentials | None = None  # None: the kernel's door is open
 
     def child(self, name: str) -> supervise.Child:
         return next(c for c in self.group.children if c.spec.name == name)
@@ -145,9 +169,11 @@ def _child_env() -> dict[str, str]:
 
 
 def kernel_argv(
-    *, settings: bridge_settings.BridgeSettings, data_dir: Path, log_level: str
+    *, settings: bridge_settings.BridgeSettings, data_dir: Path, log_level: str,
+    credentials: KernelCredentials | None = None,
 ) -> list[str]:
-    """``k8sbridge kernel`` with the embedded agents (one set of per-agent flags each)."""
+    """``k8sbridge kernel`` with the embedded agents (one set of per-agent flags each); with
+    ``credentials``, Mesos' authentication on for frameworks and both HTTP realms."""
     emb = settings.embedded
     argv = [
         sys.executable, "-m", "k8sbridge", "--log-level", log_level, "kernel",
@@ -155,6 +181,8 @@ def kernel_argv(
         "--work-dir", str(data_dir / "kernel"), "--agents", str(emb.agents),
         "--agent-status-retry-seconds", f"{EMBEDDED_STATUS_RETRY_SECONDS:g}",
     ]
+    if credentials is not None:
+        argv += [f"--credentials={credentials.file}", *KERNEL_AUTH_FLAGS]
     configs = embedded_agent_configs(data_dir=data_dir, count=emb.agents,
                                      resources=emb.agent_resources)
     for cfg in configs:
@@ -175,6 +203,64 @@ def _ca_from_kubeconfig(kubeconfig: Path, *, into: Path) -> Path | None:
     return into
 
 
+BRIDGE_PRINCIPAL = "k8sbridge"  # the bridge's framework principal at the embedded kernel
+OPERATOR_PRINCIPAL = "operator"  # for people and tools (curl, kubectl's neighbours, Marathon)
+KERNEL_AUTH_FLAGS = (
+    "--authenticate_frameworks=true", "--authenticate_http_frameworks=true",
+    "--http_framework_authenticators=basic", "--authenticate_http_readonly=true",
+    "--authenticate_http_readwrite=true",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KernelCredentials:
+    """Where the embedded kernel's credentials live (every file 0600, in the 0700 data dir)."""
+
+    file: Path  # Mesos --credentials JSON: both principals
+    bridge_secret_file: Path  # the bridge's secret alone (its mesos.secret_file)
+    netrc: Path  # the operator's, for ``curl --netrc-file``
+
+    def secret_of(self, principal: str) -> str:
+        for entry in json.loads(self.file.read_text(encoding="utf-8"))["credentials"]:
+            if entry.get("principal") == principal:
+                return str(entry["secret"])
+        raise KeyError(principal)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created if needed and made 0700 (state, secrets and sandboxes live there)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+def kernel_credentials(*, data_dir: Path) -> KernelCredentials:
+    """The credentials of ``data_dir``, generated once (random secrets) and kept: a restarted
+    kernel or a resumed ``k8sbridge run`` uses the same. Files are rewritten 0600 if they were
+    made more open; a file that is not Mesos' format is replaced."""
+    file = data_dir / "credentials.json"
+    creds = KernelCredentials(file=file, bridge_secret_file=data_dir / "mesos-secret",
+                              netrc=data_dir / "kernel.netrc")
+    entries: dict[str, str] = {}
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+        entries = {str(e["principal"]): str(e["secret"]) for e in doc["credentials"]}
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError) as e:
+        log.warning("%s is not a Mesos credentials file (%s): generating new credentials",
+                    file, type(e).__name__)
+    if not all(entries.get(p) for p in (BRIDGE_PRINCIPAL, OPERATOR_PRINCIPAL)):
+        entries = {p: secrets.token_urlsafe(32) for p in (BRIDGE_PRINCIPAL, OPERATOR_PRINCIPAL)}
+    _write_private(file, json.dumps({"credentials": [
+        {"principal": p, "secret": s} for p, s in entries.items()]}, indent=2) + "\n")
+    _write_private(creds.bridge_secret_file, entries[BRIDGE_PRINCIPAL] + "\n")
+    _write_private(creds.netrc, f"machine 127.0.0.1 login {OPERATOR_PRINCIPAL} password "
+                                f"{entries[OPERATOR_PRINCIPAL]}\n")
+    return creds
+
+
 def _write_private(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -190,6 +276,7 @@ async def running_processes(
     log_level: str = "INFO",
     stop: asyncio.Event | None = None,
     echo: BinaryIO | None = None,
+    authenticate: bool = True,
 ) -> AsyncIterator[EmbeddedProcesses]:
     """The embedded default as ``k8sbridge run`` runs it: ``k8sbridge kernel`` and ``k8sbridge
     devkube`` as child processes (started together), then the bridge as a third child
@@ -201,8 +288,8 @@ async def running_processes(
     if ``stop`` is set first. Children log to DATA_DIR/logs/<name>.log and, labelled, to
     ``echo``; each gets SIGTERM if this process dies (``supervise``).
     """
-    data_dir = settings.embedded.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(settings.embedded.data_dir.resolve())
+    credentials = kernel_credentials(data_dir=data_dir) if authenticate else None
     logs = data_dir / "logs"
     kubeconfig = data_dir / "kubeconfig"
     env = _child_env()
@@ -211,7 +298,7 @@ async def running_processes(
     try:
         kernel = await group.spawn(supervise.ChildSpec(
             name="kernel", argv=tuple(kernel_argv(settings=settings, data_dir=data_dir,
-                                                  log_level=log_level)),
+                                                  log_level=log_level, credentials=credentials)),
             log_file=logs / "kernel.log", ready=KERNEL_READY,
             stop_grace_seconds=KERNEL_STOP_GRACE, env=env,
         ))
@@ -230,6 +317,7 @@ async def running_processes(
         bridge_cfg = bridge_settings_for(
             settings, kernel_url=kernel_url, kubeconfig=kubeconfig,
             client_ca_file=_ca_from_kubeconfig(kubeconfig, into=data_dir / "devkube-ca.crt"),
+            credentials=credentials,
         )
         settings_file = data_dir / "bridge-settings.yaml"
         _write_private(settings_file, yaml.safe_dump(bridge_settings.dump(bridge_cfg),
@@ -245,7 +333,7 @@ async def running_processes(
         yield EmbeddedProcesses(
             kernel_url=kernel_url, api_url=api_url, kubeconfig=kubeconfig, data_dir=data_dir,
             logs_dir=logs, framework_id=ready["framework"], kubelet_port=int(ready["port"]),
-            group=group,
+            group=group, credentials=credentials,
         )
     finally:
         await group.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -37,7 +38,9 @@ def register(sub: Any) -> None:
             "Run k8sbridge. Without --master/--kubeconfig: the embedded default (a kernel with "
             "--agents agents, devkube and the bridge, as three child processes whose output "
             "is shown labelled and kept in DATA_DIR/logs/{kernel,devkube,bridge}.log; writes "
-            "DATA_DIR/kubeconfig; a child that dies stops the rest and fails the command). "
+            "DATA_DIR/kubeconfig; a child that crashes is restarted with back-off, 1 s "
+            "doubling to 30 s, while the others and the pods keep running; Ctrl-C stops "
+            "everything). "
             "With them: the bridge alone against a Mesos master and a Kubernetes cluster. "
             "Every setting "
             "can also come from the environment (K8SBRIDGE_<SECTION>_<FIELD>, e.g. "
@@ -51,6 +54,11 @@ def register(sub: Any) -> None:
     emb.add_argument("--kernel-port", type=int, default=None, help="kernel master port (5050)")
     emb.add_argument("--api-port", type=int, default=None, help="devkube API port (6443)")
     emb.add_argument("--agents", type=int, default=None, help="number of agents (3)")
+    emb.add_argument("--kernel-auth", type=_on_off, default=True, metavar="on|off",
+                     help="Mesos authentication at the embedded kernel (default on: "
+                     "credentials generated in DATA_DIR/credentials.json, 0600; the bridge "
+                     "authenticates as 'k8sbridge', people and tools as 'operator', e.g. "
+                     "curl --netrc-file DATA_DIR/kernel.netrc)")
     emb.add_argument("--agent-resources", default=None, metavar="SPEC",
                      help="Mesos --resources of every agent (default: three built-in shapes "
                      "of 4, 2 and 8 cpus)")
@@ -80,6 +88,15 @@ def register(sub: Any) -> None:
                     help="serve unauthenticated kubelet API requests (off by default)")
     br.add_argument("--ranking", choices=["spread", "binpack"], default=None)
     parser.set_defaults(func=_run)
+
+
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {text!r}")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -124,12 +141,15 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if external:
             return asyncio.run(_external(settings))
-        return asyncio.run(_embedded(settings, log_level=args.log_level))
+        return asyncio.run(_embedded(settings, log_level=args.log_level,
+                                     authenticate=args.kernel_auth))
     except KeyboardInterrupt:
         return 130
 
 
-async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str) -> int:
+async def _embedded(
+    settings: bridge_settings.BridgeSettings, *, log_level: str, authenticate: bool
+) -> int:
     from k8sbridge import embedded, supervise
 
     stop = asyncio.Event()
@@ -139,41 +159,40 @@ async def _embedded(settings: bridge_settings.BridgeSettings, *, log_level: str)
     # A closed terminal stops the children in order too (without this, SIGHUP would end this
     # process and the children would all get SIGTERM at once from PR_SET_PDEATHSIG).
     loop.add_signal_handler(signal.SIGHUP, stop.set)
-    died: supervise.Child | None = None
     try:
         async with embedded.running_processes(
-            settings, log_level=log_level, stop=stop, echo=sys.stderr.buffer
+            settings, log_level=log_level, stop=stop, echo=sys.stderr.buffer,
+            authenticate=authenticate,
         ) as emb:
             pids = ", ".join(f"{c.spec.name} pid {c.pid}" for c in emb.group.children)
-            print(f"kernel (Mesos v1 API): {emb.kernel_url}  (state: {emb.kernel_url}/state)")
+            creds = emb.credentials
+            curl = f"curl --netrc-file {creds.netrc} " if creds is not None else "curl "
+            print(f"kernel (Mesos v1 API): {emb.kernel_url}  (state: {curl}{emb.kernel_url}/state)")
+            if creds is not None:
+                print(f"kernel credentials: {creds.file} (0600; the bridge is principal "
+                      f"'k8sbridge', people and tools 'operator'); anonymous calls get 401")
+            else:
+                print("kernel authentication is OFF (--kernel-auth off): anyone on this host "
+                      "can tear down the bridge's framework", file=sys.stderr)
             print(f"kubernetes API (devkube): {emb.api_url}")
             print(f"processes: {pids}; logs in {emb.logs_dir}/")
             print(f"kubectl --kubeconfig {emb.kubeconfig} get nodes,pods -o wide")
             print("k8sbridge is ready; Ctrl-C stops everything", flush=True)
-            exited = asyncio.ensure_future(emb.group.first_exit())
-            stopped = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopped.cancel()
-                exited.cancel()
-            if exited.done() and not exited.cancelled():
-                died = exited.result()
-                print(f"k8sbridge run: {supervise.ChildExited(died)}\nstopping the others ...",
-                      file=sys.stderr, flush=True)
-            else:
-                print("stopping (bridge, then devkube, then the kernel) ...", flush=True)
+            # A child that crashes is restarted with back-off; the others and every workload
+            # keep running. Only Ctrl-C / SIGTERM / SIGHUP end this.
+            await emb.group.keep_running(stop=stop, say=_say)
+            print("stopping (bridge, then devkube, then the kernel) ...", flush=True)
     except supervise.Interrupted as e:
         print(f"k8sbridge run: {e}", file=sys.stderr)
         return 130
     except supervise.ChildError as e:
         print(f"k8sbridge run: {e}", file=sys.stderr)
         return 1
-    if died is not None:
-        print(f"k8sbridge run: failed: {died.spec.name} exited "
-              f"({supervise.describe_exit(died.returncode)})", file=sys.stderr)
-        return 1
     return 0
+
+
+def _say(message: str) -> None:
+    print(f"k8sbridge run: {message}", file=sys.stderr, flush=True)
 
 
 async def _external(settings: bridge_settings.BridgeSettings) -> int:
@@ -181,8 +200,101 @@ async def _external(settings: bridge_settings.BridgeSettings) -> int:
 
     stop = asyncio.Event()
     app.install_signal_handlers(stop)
-    async with app.running_bridge(settings) as bridge:
-        print(f"k8sbridge is ready: framework {bridge.framework.framework_id}, "
-              f"kubelet API on port {bridge.kubelet_port}", flush=True)
-        await stop.wait()
-    return 0
+    if not await _credentials_accepted(settings, stop=stop):
+        return 0  # stopped while the master refused us
+    started = False
+    while True:
+        try:
+            async with app.running_bridge(settings) as bridge:
+                framework = bridge.framework
+                if not started:
+                    print(f"k8sbridge is ready: framework {framework.framework_id}, "
+                          f"kubelet API on port {bridge.kubelet_port}", flush=True)
+                    started = True
+                else:
+                    print(f"k8sbridge is running again as framework {framework.framework_id}",
+                          flush=True)
+                await _first_set(stop, framework.finished, framework.replaced)
+                replaced = framework.replaced.is_set() and not stop.is_set()
+                if replaced:
+                    old, new = framework.replacements[-1]
+                    log.warning(
+                        "the master removed framework %s and the bridge registered as %s: "
+                        "restarting the bridge's components so that every pod is reconciled "
+                        "against the new framework (the old one's tasks are gone)", old, new)
+        except Exception as e:  # a component failed for good: say so, never hang
+            log.error("the bridge stopped: %s", e, exc_info=True)
+            print(f"k8sbridge run: the bridge stopped: {e}", file=sys.stderr, flush=True)
+            return 1
+        if not replaced:
+            return 0
+
+
+CREDENTIALS_RETRY_INITIAL = 1.0  # seconds; doubling while the master refuses our credentials
+CREDENTIALS_RETRY_MAX = 60.0
+
+
+async def _credentials_accepted(
+    settings: bridge_settings.BridgeSettings, *, stop: asyncio.Event
+) -> bool:
+    """Wait until the Mesos master accepts the bridge's credentials (a GET_VERSION with them);
+    False if ``stop`` came first.
+
+    Why before the bridge starts: with a wrong secret every part of the bridge fails on 401 and
+    the whole process ends after its start timeout, only to be restarted and fail again (a
+    crash loop whose log says "nodes did not become ready"). Here it says once, clearly, what
+    is wrong (never the secret), then retries with back-off in this process until the master's
+    credentials or ours are fixed; anything but a refusal (a master not up yet) is left to the
+    bridge's own retries."""
+    from k8sbridge.mesos import client as mesos_client
+    from k8sbridge.mesos import errors as mesos_errors
+    from k8sbridge.mesos import operator as mesos_operator
+    from k8sbridge.mesos import transport as mesos_transport
+
+    m = settings.mesos
+    secret = None if m.secret_file is None else m.secret_file.read_text(encoding="utf-8").strip()
+    config = mesos_client.ClientConfig(masters=m.masters, principal=m.principal, secret=secret,
+                                       ca_file=str(m.ca_file) if m.ca_file else None)
+    probe = mesos_operator.OperatorClient(transport=mesos_transport.Transport(config=config))
+    delay, refusals = CREDENTIALS_RETRY_INITIAL, 0
+    try:
+        while not stop.is_set():
+            try:
+                await probe.get_version()
+                if refusals:
+                    log.warning("the Mesos master accepts the bridge's credentials now "
+                                "(after %d refusals)", refusals)
+                return True
+            except mesos_errors.OperatorError as e:
+                cause = e.__cause__
+                if not isinstance(cause, (mesos_errors.Unauthorized, mesos_errors.Forbidden)):
+                    return True  # not a refusal: the bridge's own retries deal with it
+                refusals += 1
+                who = (f"principal {m.principal!r} with the secret in {m.secret_file}"
+                       if m.principal else "no principal (mesos.principal is not set)")
+                if refusals == 1:
+                    log.error(
+                        "the Mesos master refused the bridge's credentials (%s): %s; check "
+                        "mesos.principal and mesos.secret_file against the master's "
+                        "--credentials; retrying with back-off (%gs doubling to %gs)",
+                        type(cause).__name__, who, delay, CREDENTIALS_RETRY_MAX)
+                else:
+                    log.warning("the Mesos master still refuses the bridge's credentials "
+                                "(%s, refusal %d); next try in %gs", type(cause).__name__,
+                                refusals, delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            delay = min(delay * 2, CREDENTIALS_RETRY_MAX)
+        return False
+    finally:
+        await probe.close()
+
+
+async def _first_set(*flags: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(flag.wait()) for flag in flags]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

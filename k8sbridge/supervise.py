@@ -1,4 +1,5 @@
-"""Child processes of ``k8sbridge run``: started to die with their parent, logged, stopped in order.
+"""Child processes of ``k8sbridge run``: started to die with their parent, restarted when they
+crash, logged, stopped in order.
 
 Why: the embedded default runs the kernel, devkube and the bridge as separate processes (as Mesos,
 kube-apiserver and the bridge are in production), so each gets its own interpreter and core and a
@@ -9,7 +10,10 @@ burst in one cannot starve the others' event loops. A supervisor then has four d
   exec), so it still stops cleanly (the kernel kills its tasks);
 * each child is in its own process group, so a terminal's Ctrl-C reaches only the supervisor,
   which stops the children one by one in the order it chooses, each within a bounded time;
-* a child that exits on its own is reported with its name, pid and exit code;
+* a child that exits on its own is reported with its name, pid and exit code, and restarted
+  with back-off (``Group.keep_running``): a crash of one part is not an outage of the others,
+  and the pods' task processes (which live under the kernel's agents) keep running while the
+  bridge or devkube is away — only Ctrl-C/SIGTERM (``Group.stop``) stops everything;
 * a child's output (stdout and stderr) goes to its log file, which the supervisor follows to
   show it labelled on the terminal and to see the child's ready line.
 """
@@ -38,6 +42,7 @@ __all__ = [
     "ChildSpec",
     "Group",
     "Interrupted",
+    "RestartPolicy",
     "describe_exit",
 ]
 
@@ -92,6 +97,25 @@ class ChildSpec:
     env: Mapping[str, str] | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """How a crashed child is restarted: after ``initial_seconds``, doubling per crash in a row
+    up to ``max_seconds`` (a child that crashes at once is not restarted in a tight loop); a
+    child that stayed up ``reset_after_seconds`` starts again from ``initial_seconds``. A
+    restarted child has ``ready_timeout_seconds`` to print its ready line, else it is stopped
+    and counts as one more crash."""
+
+    initial_seconds: float = 1.0
+    max_seconds: float = 30.0
+    reset_after_seconds: float = 60.0
+    ready_timeout_seconds: float = 120.0
+
+    def delay(self, *, crashes: int) -> float:
+        """The wait before restarting after the ``crashes``-th crash in a row (1-based)."""
+        return float(min(self.max_seconds,
+                         self.initial_seconds * 2.0 ** min(max(crashes - 1, 0), 30)))
+
+
 def _die_with_parent_hook(parent: int) -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child get SIGTERM when ``parent`` dies (Linux), or None
     where ``prctl`` does not exist (the children then only stop when told to)."""
@@ -126,6 +150,8 @@ class Child:
         self.ready: asyncio.Future[re.Match[str]] | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.stopping = False
+        self.started_at = 0.0  # loop time of the last start
+        self.starts = 0  # how many times it was started (1 + restarts)
 
     @property
     def pid(self) -> int | None:
@@ -144,7 +170,11 @@ class Child:
     async def start(self) -> None:
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
+        if self._proc is not None and self._proc.returncode is None:
+            raise ChildError(f"{self.spec.name} (pid {self._proc.pid}) is still running")
         self.ready = loop.create_future()
+        self.started_at = loop.time()
+        self.starts += 1
         started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         # The child writes straight into its log file (appending), and this process follows
         # the file: the log stays complete even after this process is gone (a pipe would break
@@ -165,6 +195,8 @@ class Child:
                 )
             except OSError as e:
                 raise ChildError(f"cannot start {self.spec.name}: {e}") from e
+        if self._pump is not None and not self._pump.done():  # the last incarnation's
+            self._pump.cancel()
         self._pump = asyncio.create_task(self._follow(offset), name=f"{self.spec.name}-output")
         self._waiter = asyncio.create_task(self._wait(), name=f"{self.spec.name}-exit")
 
@@ -242,8 +274,24 @@ class Child:
         return code
 
 
+async def _first(
+    what: asyncio.Future[Any], *, stop: asyncio.Event, also: asyncio.Future[Any] | None = None
+) -> bool:
+    """Wait for ``what`` (or ``also``) or ``stop``; True unless ``stop`` came first."""
+    stopper = asyncio.ensure_future(stop.wait())
+    watched: set[asyncio.Future[Any]] = {what, stopper}
+    if also is not None:
+        watched.add(also)
+    try:
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    return not stop.is_set()
+
+
 class Group:
-    """Children started in order and stopped in reverse order; one exiting ends the group."""
+    """Children started in order and stopped in reverse order; a child that exits on its own
+    is restarted (``keep_running``) until the group is stopped."""
 
     def __init__(self, *, echo: BinaryIO | None) -> None:
         self._echo = echo
@@ -282,11 +330,76 @@ class Group:
         raise ChildError(f"{child.spec.name} (pid {child.pid}) did not become ready within "
                          f"{timeout:g}s; its log: {child.spec.log_file}")
 
-    async def first_exit(self) -> Child:
-        """Wait until a child exits (on its own: the group is not stopping) and return it."""
-        await asyncio.wait({c.exited for c in self.children},
-                           return_when=asyncio.FIRST_COMPLETED)
-        return next(c for c in self.children if c.exited.done())
+    async def keep_running(
+        self,
+        *,
+        stop: asyncio.Event,
+        policy: RestartPolicy | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        """Until ``stop`` is set, restart every child that exits, with back-off (``policy``),
+        leaving the others alone. Each crash and each restart is logged and passed to ``say``
+        (the terminal). Returns once ``stop`` is set; ``stop()`` then stops the children."""
+        rules = policy if policy is not None else RestartPolicy()
+        async with asyncio.TaskGroup() as tasks:
+            for child in self.children:
+                tasks.create_task(self._keep(child, stop=stop, policy=rules, say=say),
+                                  name=f"{child.spec.name}-keeper")
+
+    async def _keep(
+        self,
+        child: Child,
+        *,
+        stop: asyncio.Event,
+        policy: RestartPolicy,
+        say: Callable[[str], None] | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        crashes = 0
+        name = child.spec.name
+
+        def tell(message: str) -> None:
+            log.warning("%s", message)
+            if say is not None:
+                say(message)
+
+        while True:
+            if not await _first(child.exited, stop=stop):
+                return
+            up_for = loop.time() - child.started_at
+            crashes = 1 if up_for >= policy.reset_after_seconds else crashes + 1
+            delay = policy.delay(crashes=crashes)
+            tail = "".join(f"    {line}\n" for line in list(child.tail)[-5:])
+            tell(f"{name} (pid {child.pid}) exited unexpectedly with "
+                 f"{describe_exit(child.returncode)} after {up_for:.1f}s; restarting it in "
+                 f"{delay:g}s (crash {crashes} in a row; the others keep running); its log: "
+                 f"{child.spec.log_file}" + (f"\n  its last lines:\n{tail}" if tail else ""))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            if stop.is_set():
+                return
+            child.tail.clear()
+            try:
+                await child.start()
+            except ChildError as e:
+                tell(f"{name}: {e}")
+                continue  # its exited task is the last incarnation's: counts as a crash
+            log.info("restarted %s (pid %s): %s", name, child.pid, " ".join(child.spec.argv))
+            assert child.ready is not None
+            try:
+                async with asyncio.timeout(policy.ready_timeout_seconds):
+                    became_ready = await _first(child.ready, stop=stop, also=child.exited)
+            except TimeoutError:
+                tell(f"{name} (pid {child.pid}) did not become ready within "
+                     f"{policy.ready_timeout_seconds:g}s of its restart; stopping it")
+                await child.stop()
+                child.stopping = False
+                continue
+            if stop.is_set():
+                return
+            if became_ready and child.ready.done():
+                tell(f"{name} is back (pid {child.pid}, start {child.starts})")
 
     async def stop(self) -> None:
         """Stop the children one by one, the last started first (each bounded in time)."""

@@ -17,8 +17,14 @@ time spent waiting for queue space, so a slow handler does not cause reconnect s
 that raises is logged (its update is not acknowledged, so the agent re-sends it later).
 
 The framework id is loaded from a ``FrameworkIdStore`` on start and saved on every SUBSCRIBED.
-If the master does not know a stored id any more (ERROR "Framework has been removed", or a
-different id in SUBSCRIBED) ``run`` raises ``FrameworkUnknown``: never a silent new registration.
+A framework the master removed (an operator TEARDOWN, or its failover timeout expired while it
+was away) cannot come back under its id: Mesos answers SUBSCRIBE with ERROR "Framework has been
+removed" (or sends that ERROR on the live stream) for ever, and its tasks are already killed.
+Retrying with the old id is a crash loop (every restart failed until someone deleted the
+stored id by hand). So by default (``reregister_when_removed``) the driver says so loudly,
+forgets the old id, registers as a new framework and stores the new id; ``replacements`` records
+each (old, new) pair and the next SUBSCRIBED carries the new id (the caller treats the old
+framework's tasks as lost). With the setting off, ``run`` raises ``FrameworkUnknown``.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class FrameworkSettings:
     heartbeat_misses: float = 5.0  # no event for misses × interval → reconnect
     queue_size: int = 1024
     auto_acknowledge: bool = True
+    reregister_when_removed: bool = True  # False: run() raises FrameworkUnknown instead
 
 
 def backoff_delay(
@@ -85,12 +92,9 @@ def backoff_delay(
 
 
 def _retryable(error: errors.MesosError) -> bool:
-    """Whether re-subscribing can help: everything but our own mistakes and a removed id.
-
-    A 4xx reaches here only when *no* master accepted SUBSCRIBE (invalid FrameworkInfo, wrong
-    credentials): retrying cannot heal it. Every other failure (5xx, resets, timeouts, garbage,
-    redirect loops, a stream cut mid-record) is a master's trouble and is retried.
-    """
+    """Whether re-subscribing can help: everything but our own mistakes and a removed id. A 4xx
+    reaches here only when *no* master accepted SUBSCRIBE (invalid FrameworkInfo, wrong
+    credentials); other failures (5xx, resets, timeouts, garbage) are the master's: retried."""
     if isinstance(error, (errors.FrameworkUnknown, errors.SubscriptionFailed,
                           errors.ConfigError)):
         return False
@@ -143,6 +147,11 @@ class Framework:
         self._logged_cause: str | None = None  # the failure cause last logged (once per cause)
         self.master: types.MasterInfo | None = None
         self.heartbeat_interval: float = events.DEFAULT_HEARTBEAT_INTERVAL
+        self.replacements: list[tuple[FrameworkId, FrameworkId | None]] = []  # (removed, new)
+        # Set once ``run`` returned or raised: a caller that waits for its ``stop`` alone would
+        # hang after a fatal error. ``replaced``: set once registered anew after a removal.
+        self.finished = asyncio.Event()
+        self.replaced = asyncio.Event()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -198,6 +207,13 @@ class Framework:
         Returns when ``stop`` is set; raises ``FrameworkUnknown``, ``SubscriptionFailed`` or a
         4xx ``ApiError`` of SUBSCRIBE (none of these heals by retrying).
         """
+        self.finished.clear()
+        try:
+            await self._run(stop=stop, ready=ready)
+        finally:
+            self.finished.set()
+
+    async def _run(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
         stored = self._store.load()
         if stored is not None:
             self._framework_id = stored
@@ -230,6 +246,14 @@ class Framework:
             generation = self._generation
             try:
                 await self._subscribe_once(ready)
+            except errors.FrameworkUnknown as e:
+                if self._torn_down or not self._settings.reregister_when_removed:
+                    if self._torn_down:  # our own TEARDOWN: nothing to come back to
+                        return
+                    raise
+                self._subscribed.clear()
+                self._forget_removed(e)
+                attempt = 0
             except errors.MesosError as e:
                 if not _retryable(e):
                     raise
@@ -251,6 +275,18 @@ class Framework:
             attempt += 1
             log.debug("re-subscribing in %.2fs (attempt %d)", delay, attempt)
             await asyncio.sleep(delay)
+
+    def _forget_removed(self, error: errors.FrameworkUnknown) -> None:
+        """The master removed our framework: forget its id, so the next SUBSCRIBE registers a
+        new framework (whose id SUBSCRIBED then stores)."""
+        old = self._framework_id
+        self.metrics.inc("framework_removed")
+        self._cause = "framework removed"
+        if old is not None:
+            self.replacements.append((old, None))
+        log.warning("the master removed framework %s (%s): its tasks were killed; registering "
+                    "as a new framework", old, error)
+        self._framework_id = None
 
     def _note_failure(self, error: errors.MesosError, *, subscribed: bool) -> None:
         """Count the failure by cause; log it once per cause (not once per retry)."""
@@ -287,9 +323,16 @@ class Framework:
                     f"first event of a subscription is {events.event_type(first)}, not SUBSCRIBED"
                 )
             if stored is not None and first.framework_id != stored:
-                raise errors.FrameworkUnknown(
-                    f"re-subscribed as {stored} but the master answered with {first.framework_id}"
-                )
+                other = errors.FrameworkUnknown(
+                    f"re-subscribed as {stored} but the master answered with {first.framework_id}")
+                if not self._settings.reregister_when_removed:
+                    raise other
+                self._forget_removed(other)
+            if self.replacements and self.replacements[-1][1] is None:
+                self.replacements[-1] = (self.replacements[-1][0], first.framework_id)
+                log.warning("registered as new framework %s (replacing the removed %s)",
+                            first.framework_id, self.replacements[-1][0])
+                self.replaced.set()
             self._framework_id = first.framework_id
             self._store.save(first.framework_id)
             self.master = first.master
@@ -326,6 +369,12 @@ class Framework:
                 continue
             await self._queue.put((generation, event))  # blocks when full: back-pressure
             if isinstance(event, events.Error):
+                if _looks_like_unknown_framework(event.message):
+                    # Removed while subscribed (TEARDOWN by an operator): re-registering is
+                    # the only way back (``_read_loop`` decides).
+                    raise errors.FrameworkUnknown(
+                        f"the master removed framework {self._framework_id}: {event.message}"
+                    )
                 # The master closes the stream after ERROR (e.g. "Framework failed over":
                 # another instance took over). Re-subscribing would steal it back: stop here.
                 raise errors.SubscriptionFailed(event.message)

@@ -7,6 +7,7 @@ those (a real cluster and a Mesos master running the bridge); otherwise the fixt
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -35,6 +36,8 @@ class Target:
     master: str
     process: subprocess.Popen[str] | None
     output: list[str]
+    # (principal, secret) for the kernel's HTTP APIs: `k8sbridge run` locks them by default
+    auth: tuple[str, str] | None = None
 
     def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
         argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), *args]
@@ -47,7 +50,11 @@ class Target:
         return json.loads(self.kubectl(*args, "-o", "json"))
 
     def state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.master + "/state", timeout=10) as reply:
+        request = urllib.request.Request(self.master + "/state")
+        if self.auth is not None:
+            token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=10) as reply:
             data: dict[str, Any] = json.loads(reply.read())
             return data
 
@@ -112,8 +119,11 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     try:
         if not ready.wait(90) or proc.poll() is not None:
             raise AssertionError("k8sbridge run did not start:\n" + "".join(output[-60:]))
+        creds = json.loads((data_dir / "credentials.json").read_text())["credentials"]
+        [secret] = [c["secret"] for c in creds if c["principal"] == "operator"]
         yield Target(kubeconfig=data_dir / "kubeconfig",
-                     master=f"http://127.0.0.1:{kernel_port}", process=proc, output=output)
+                     master=f"http://127.0.0.1:{kernel_port}", process=proc, output=output,
+                     auth=("operator", secret))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -22,7 +22,10 @@ TASK = {"cpus": 0.1, "mem": 32.0}
 
 
 class KeepN:
-    def __init__(self, *, master: str, n: int, role: str = "marathon") -> None:
+    def __init__(
+        self, *, master: str, n: int, role: str = "marathon",
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.n = n
         self.role = role
         self.running: set[str] = set()
@@ -33,8 +36,12 @@ class KeepN:
                 framework_info=mesos_types.FrameworkInfo(
                     name="marathon-like", user=getpass.getuser(), roles=(role,),
                     failover_timeout=0.0, checkpoint=False,
+                    principal=auth[0] if auth is not None else None,
                 ),
-                client=mesos_client.ClientConfig(masters=(master,)),
+                client=mesos_client.ClientConfig(
+                    masters=(master,), principal=auth[0] if auth is not None else None,
+                    secret=auth[1] if auth is not None else None,
+                ),
             ),
             handler=self.handle,
         )

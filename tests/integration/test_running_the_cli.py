@@ -1,12 +1,15 @@
 """`k8sbridge run`: documented flags, bad settings are a clear error (exit 2), and the embedded
 default as a user runs it: three child processes (kernel, devkube, bridge) supervised by the
 command — Ctrl-C stops them in order, a restart on the same data dir resumes, a child that dies
-fails the command loudly, and a SIGKILLed `k8sbridge run` leaves no process behind.
+is restarted with back-off while the others and the pods' task processes keep running, and a
+SIGKILLed `k8sbridge run` leaves no process behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import os
 import re
 import signal
@@ -37,7 +40,7 @@ def test_help_documents_both_modes() -> None:
     assert done.returncode == 0
     for flag in ("--data-dir", "--kernel-port", "--api-port", "--agents", "--master",
                  "--kubeconfig", "--config", "--role", "--scheduler-name", "--kubelet-port",
-                 "--agent-resources"):
+                 "--agent-resources", "--kernel-auth"):
         assert flag in done.stdout
     assert "K8SBRIDGE_" in done.stdout
     assert "logs/" in done.stdout  # where the children's logs go
@@ -218,16 +221,86 @@ def test_three_processes_ctrl_c_stops_them_in_order_and_a_restart_resumes(
     assert (data_dir / "logs" / "kernel.log").read_text().count("==== ") == 2  # appended
 
 
-def test_a_child_that_dies_fails_the_command_and_stops_the_rest(tmp_path: Path) -> None:
-    run = Running(tmp_path / "run")
+def operator_credentials(data_dir: Path) -> tuple[str, str]:
+    """The 'operator' principal and secret `k8sbridge run` generated in ``data_dir``."""
+    doc = json.loads((data_dir / "credentials.json").read_text())
+    [secret] = [c["secret"] for c in doc["credentials"] if c["principal"] == "operator"]
+    return "operator", secret
+
+
+def _task_processes(data_dir: Path, command: str) -> list[int]:
+    """Pids of the pods' task processes running ``command`` in a sandbox under ``data_dir``."""
+    return [int(line.split(":", 1)[0]) for line in _processes_mentioning(str(data_dir))
+            if command in line.split(":", 1)[1]]
+
+
+def _wait_pod_running(data_dir: Path, name: str, *, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        done = subprocess.run(["kubectl", "--kubeconfig", str(data_dir / "kubeconfig"), "get",
+                               "pod", name, "-o", "jsonpath={.status.phase}"],
+                              capture_output=True, text=True, timeout=30)
+        last = done.stdout + done.stderr
+        if done.returncode == 0 and done.stdout == "Running":
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"pod {name} is not Running after {timeout}s: {last}")
+
+
+SECOND_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: after-the-crash}
+spec:
+  containers:
+    - name: main
+      image: busybox:1.36
+      command: ["sh", "-c", "exec sleep 3599"]
+      resources: {requests: {cpu: 100m, memory: 16Mi}}
+"""
+
+
+def test_a_crashed_child_is_restarted_and_the_pods_keep_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "run"
+    run = Running(data_dir)
     try:
         pids = run.ready()
-        os.kill(pids["devkube"], signal.SIGKILL)
-        assert run.exit_code() == 1, run.output[-4000:]
-        assert re.search(r"k8sbridge run: devkube \(pid \d+\) exited unexpectedly with signal "
-                         r"SIGKILL; its log: .*devkube\.log", run.output), run.output[-4000:]
-        assert "k8sbridge run: failed: devkube exited (signal SIGKILL)" in run.output
-        assert _wait_gone([pids["kernel"], pids["bridge"]], timeout=10) == []
+        _kubectl(data_dir, "apply", "-f", str(REPO / "manifests" / "examples" / "pod.yaml"))
+        _wait_pod_running(data_dir, "hello")
+        tasks = _task_processes(data_dir, "sleep 3600")
+        assert len(tasks) == 1, _processes_mentioning(str(data_dir))
+
+        for n, victim in enumerate(("devkube", "bridge"), start=1):
+            os.kill(pids[victim], signal.SIGKILL)
+            run.wait_for(rf"k8sbridge run: {victim} \(pid {pids[victim]}\) exited unexpectedly "
+                         r"with signal SIGKILL after [\d.]+s; restarting it in 1s \(crash 1 in "
+                         r"a row; the others keep running\)")
+            back = run.wait_for(rf"k8sbridge run: {victim} is back \(pid (\d+), start 2\)")
+            pids[victim] = int(back[1])
+            assert _parent(pids[victim]) == run.proc.pid
+            # Nothing else was touched: the other children and the pod's one task process.
+            assert all(_alive(pid) for pid in pids.values()), pids
+            assert run.proc.poll() is None
+            assert _task_processes(data_dir, "sleep 3600") == tasks, n
+            _wait_pod_running(data_dir, "hello")
+
+        # The cluster works again: a new pod is scheduled and runs, the old one still runs once.
+        subprocess.run(["kubectl", "--kubeconfig", str(data_dir / "kubeconfig"), "apply",
+                        "-f", "-"], input=SECOND_POD, text=True, check=True,
+                       capture_output=True, timeout=60)
+        _wait_pod_running(data_dir, "after-the-crash")
+        assert len(_task_processes(data_dir, "sleep 3599")) == 1
+        assert _task_processes(data_dir, "sleep 3600") == tasks
+        pods = _kubectl(data_dir, "get", "pods")
+        assert "hello" in pods and "after-the-crash" in pods, pods
+
+        run.proc.send_signal(signal.SIGINT)
+        assert run.exit_code() == 0, run.output[-4000:]
+        order = [m[1] for m in re.finditer(r"k8sbridge\.supervise: (\w+) stopped \(exit code 0\)",
+                                           run.output)]
+        assert order == ["bridge", "devkube", "kernel"], run.output[-4000:]
+        assert _wait_gone(list(pids.values()) + tasks, timeout=30) == []
     finally:
         run.close()
 
@@ -315,3 +388,72 @@ async def test_a_child_that_never_says_ready_is_a_named_error(tmp_path: Path) ->
     finally:
         await group.stop()
     assert child.returncode == -signal.SIGTERM
+
+
+async def test_a_child_that_keeps_crashing_is_restarted_with_doubling_back_off(
+    tmp_path: Path,
+) -> None:
+    group = supervise.Group(echo=None)
+    steady = await group.spawn(supervise.ChildSpec(
+        name="steady", argv=(sys.executable, "-c", "print('up', flush=True)\n"
+                             "import time; time.sleep(60)"),
+        log_file=tmp_path / "steady.log", ready=re.compile("^up"), stop_grace_seconds=5.0,
+    ))
+    crashy = await group.spawn(supervise.ChildSpec(
+        name="crashy", argv=(sys.executable, "-c", "print('up', flush=True); exit(3)"),
+        log_file=tmp_path / "crashy.log", ready=re.compile("^up"), stop_grace_seconds=5.0,
+    ))
+    await group.wait_ready(steady, timeout=30)
+    steady_pid = steady.pid
+    said: list[str] = []
+    stop = asyncio.Event()
+    policy = supervise.RestartPolicy(initial_seconds=0.2, max_seconds=0.8,
+                                     reset_after_seconds=60, ready_timeout_seconds=30)
+    keeper = asyncio.create_task(group.keep_running(stop=stop, policy=policy, say=said.append))
+    try:
+        async with asyncio.timeout(60):
+            while sum("exited unexpectedly" in m for m in said) < 5:
+                await asyncio.sleep(0.05)
+        stop.set()
+        await keeper
+    finally:
+        stop.set()
+        await group.stop()
+    crashes = [m for m in said if m.startswith("crashy")]
+    delays = [float(re.search(r"restarting it in ([\d.]+)s", m)[1])  # type: ignore[index]
+              for m in crashes if "exited unexpectedly" in m]
+    assert delays[:5] == [0.2, 0.4, 0.8, 0.8, 0.8], said
+    assert all("with exit code 3" in m and "crashy.log" in m for m in crashes
+               if "exited unexpectedly" in m)
+    assert crashy.starts >= 5
+    assert steady.pid == steady_pid and steady.starts == 1  # the other child was left alone
+    assert not any(m.startswith("steady") for m in said)
+    assert steady.returncode == -signal.SIGTERM  # stopped by the group's stop, not before
+
+
+async def test_a_child_that_stayed_up_a_while_starts_its_back_off_again(tmp_path: Path) -> None:
+    group = supervise.Group(echo=None)
+    child = await group.spawn(supervise.ChildSpec(
+        name="tired", argv=(sys.executable, "-c", "print('up', flush=True)\n"
+                            "import time; time.sleep(0.8); exit(4)"),
+        log_file=tmp_path / "tired.log", ready=re.compile("^up"), stop_grace_seconds=5.0,
+    ))
+    said: list[str] = []
+    stop = asyncio.Event()
+    policy = supervise.RestartPolicy(initial_seconds=0.1, max_seconds=5.0,
+                                     reset_after_seconds=0.5, ready_timeout_seconds=30)
+    keeper = asyncio.create_task(group.keep_running(stop=stop, policy=policy, say=said.append))
+    try:
+        async with asyncio.timeout(60):
+            while sum("exited unexpectedly" in m for m in said) < 3:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await keeper
+        await group.stop()
+    crashes = [m for m in said if "exited unexpectedly" in m]
+    # Each run lasted longer than reset_after_seconds: never a second crash "in a row".
+    assert all("with exit code 4" in m and "restarting it in 0.1s (crash 1 in a row" in m
+               for m in crashes), said
+    assert any(m.startswith("tired is back (pid") for m in said), said
+    assert child.starts >= 3

@@ -369,14 +369,52 @@ async def test_update_framework_moves_offers_to_a_new_role_and_teardown_ends_run
             raise AssertionError(f"task not killed after TEARDOWN: {tasks}")
     assert fw.metrics.get("calls/UPDATE_FRAMEWORK/ok") == 1
     assert fw.metrics.get("calls/TEARDOWN/ok") == 1
-    # A new instance started from the torn-down id gets a clear error, not a new registration.
+    # A new instance started from the torn-down id is told it was removed and registers anew
+    # (not a crash loop on an id that can never come back).
     assert fw.framework_id is not None
     store = framework.MemoryFrameworkIdStore(fw.framework_id)
     again, _ = make(kernel.master_address, store=store)
     async with running(again) as run:
-        with pytest.raises(errors.FrameworkUnknown, match="removed"):
-            await run.result(timeout=10)
-    assert store.framework_id == fw.framework_id
+        await run.ready()
+        assert again.framework_id not in (None, fw.framework_id)
+    assert store.framework_id == again.framework_id
+    assert again.replacements == [(fw.framework_id, again.framework_id)]
+
+
+async def test_an_operator_teardown_kills_the_tasks_and_the_framework_registers_anew(
+        kernel: main.Kernel,
+) -> None:
+    store = framework.MemoryFrameworkIdStore()
+    fw, rec = make(kernel.master_address, store=store)
+    async with running(fw) as run:
+        await run.ready()
+        old = fw.framework_id
+        offer = await next_offer(rec)
+        executor, tasks = group(fw, offer, {"victim": "sleep 60"})
+        await fw.launch_group(offer, executor=executor, tasks=tasks)
+        await wait_state(rec, "victim", "TASK_RUNNING")
+        generation = fw.subscription
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                kernel.master_url + "/api/v1",
+                json={"type": "TEARDOWN", "teardown": {"framework_id": {"value": old}}},
+            ) as response:
+                assert response.status == 200, await response.text()
+        async with asyncio.timeout(20):
+            await fw.wait_for_subscription(after=generation)
+        assert fw.framework_id not in (None, old)
+        assert store.framework_id == fw.framework_id
+        assert fw.replacements == [(old, fw.framework_id)]
+        assert not run.task.done()
+        # The new framework is offered resources again (the old one's task is gone).
+        await next_offer(rec, after=offers_count(rec), timeout=20)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(kernel.master_url + "/api/v1", json={"type": "GET_TASKS"},
+                                headers={"Accept": "application/json"}) as response:
+            tasks_now = (await response.json())["get_tasks"]
+    assert [t["task_id"]["value"] for t in tasks_now.get("tasks", [])] == []
+    assert {t["task_id"]["value"]: t["state"] for t in tasks_now.get("completed_tasks", [])
+            } == {"victim": "TASK_KILLED"}
 
 
 async def test_offer_constraints_filter_offers_and_update_framework_changes_them(
@@ -447,3 +485,30 @@ async def test_a_second_instance_takes_over_and_the_first_stops_without_fighting
             assert rec1.events[-1] == events.Error("Framework failed over")
             await next_offer(rec2, timeout=10)  # the new instance gets the offers
             assert second.subscribed
+
+
+async def test_after_its_failover_timeout_expired_the_framework_registers_anew(
+        kernel: main.Kernel, tmp_path: Path
+) -> None:
+    store_path = tmp_path / "framework-id"
+    brief = dataclasses.replace(INFO, failover_timeout=0.5)
+    first = framework.Framework(
+        settings=framework.FrameworkSettings(
+            framework_info=brief,
+            client=ClientConfig(masters=(kernel.master_address,), call_timeout=10,
+                                connect_timeout=2),
+            backoff_initial=0.1, backoff_max=0.5,
+        ),
+        handler=Recorder(), id_store=framework.FileFrameworkIdStore(store_path),
+    )
+    async with running(first) as run:
+        await run.ready()
+    old = framework.FileFrameworkIdStore(store_path).load()
+    assert old is not None and old == first.framework_id
+    await asyncio.sleep(2.0)  # disconnected longer than its failover timeout: removed
+    second, _ = make(kernel.master_address, store=framework.FileFrameworkIdStore(store_path))
+    async with running(second) as run:
+        await run.ready()
+        assert second.framework_id not in (None, old)
+        assert second.replacements == [(old, second.framework_id)]
+    assert framework.FileFrameworkIdStore(store_path).load() == second.framework_id

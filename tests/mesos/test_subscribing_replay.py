@@ -336,30 +336,79 @@ async def test_subscribe_refused_with_401_is_fatal(master: ReplayMaster) -> None
             await run.result()
 
 
-async def test_a_removed_framework_id_is_a_clear_error_not_a_new_registration(
+async def test_a_removed_framework_id_is_forgotten_and_a_new_framework_registered(
+        master: ReplayMaster,
+) -> None:
+    master.scripts.append(
+        Script(chunks=[fx.frame({"type": "ERROR", "error": {"message": REMOVED}})])
+    )
+    master.scripts.append(Script(chunks=[subscribed(framework_id="brand-new-0002")]))
+    store = framework.MemoryFrameworkIdStore(FrameworkId("old-0001"))
+    fw, rec = make(master.address, store=store)
+    async with running(fw) as run:
+        await run.ready()
+        assert fw.framework_id == "brand-new-0002"
+    assert [s.body.get("framework_id") for s in master.subscribes] == [
+        {"value": "old-0001"}, None]  # the second SUBSCRIBE registers a new framework
+    assert "id" not in master.subscribes[1].body["subscribe"]["framework_info"]
+    assert store.framework_id == "brand-new-0002"
+    assert fw.replacements == [("old-0001", "brand-new-0002")]
+    assert fw.metrics.get("framework_removed") == 1
+
+
+async def test_a_removal_while_subscribed_registers_a_new_framework(
+        master: ReplayMaster,
+) -> None:
+    removed = fx.frame({"type": "ERROR", "error": {"message": REMOVED}})
+    master.scripts.append(Script(chunks=[subscribed(framework_id="old-0001"), removed],
+                                 hold=False))
+    master.scripts.append(Script(chunks=[subscribed(framework_id="brand-new-0002")]))
+    store = framework.MemoryFrameworkIdStore()
+    fw, rec = make(master.address, store=store)
+    async with running(fw) as run:
+        await rec.wait_for(lambda e: isinstance(e, events.Error))  # the handler hears of it
+        await fw.wait_for_subscription(after=1)
+        assert fw.framework_id == "brand-new-0002"
+        assert not run.task.done()  # still running, subscribed as the new framework
+    assert [s.body.get("framework_id") for s in master.subscribes] == [None, None]
+    assert store.framework_id == "brand-new-0002"
+    assert fw.replacements == [("old-0001", "brand-new-0002")]
+    assert fw.finished.is_set()
+
+
+async def test_with_reregistration_off_a_removed_id_is_a_clear_error(
         master: ReplayMaster,
 ) -> None:
     master.scripts.append(
         Script(chunks=[fx.frame({"type": "ERROR", "error": {"message": REMOVED}})])
     )
     store = framework.MemoryFrameworkIdStore(FrameworkId("old-0001"))
-    fw, rec = make(master.address, store=store)
+    fw, rec = make(master.address, store=store, reregister_when_removed=False)
     async with running(fw) as run:
         with pytest.raises(errors.FrameworkUnknown, match="old-0001"):
             await run.result()
     assert len(master.subscribes) == 1
     assert master.subscribes[0].body["framework_id"] == {"value": "old-0001"}
     assert store.framework_id == "old-0001"  # untouched: the caller decides
+    assert fw.finished.is_set()
 
 
-async def test_a_resubscription_answered_with_another_id_is_refused(master: ReplayMaster) -> None:
+async def test_a_resubscription_answered_with_another_id_takes_the_new_one(
+        master: ReplayMaster,
+) -> None:
     master.scripts.append(Script(chunks=[subscribed(framework_id="brand-new-0002")]))
     store = framework.MemoryFrameworkIdStore(FrameworkId("old-0001"))
     fw, rec = make(master.address, store=store)
     async with running(fw) as run:
-        with pytest.raises(errors.FrameworkUnknown, match="brand-new-0002"):
+        await run.ready()
+    assert store.framework_id == "brand-new-0002"
+    assert fw.replacements == [("old-0001", "brand-new-0002")]
+    master.scripts.append(Script(chunks=[subscribed(framework_id="brand-new-0003")]))
+    strict, _ = make(master.address, store=store, reregister_when_removed=False)
+    async with running(strict) as run:
+        with pytest.raises(errors.FrameworkUnknown, match="brand-new-0003"):
             await run.result()
-    assert store.framework_id == "old-0001"
+    assert store.framework_id == "brand-new-0002"
 
 
 async def test_an_invalid_subscription_is_subscription_failed(master: ReplayMaster) -> None:
