@@ -181,7 +181,11 @@ async def _propagation(targets: app.EmbeddedTargets | Targets, namespace: str) -
     kube = targets.bridge.kube
     pods = (await kube.get(f"/api/v1/namespaces/{namespace}/pods"))["items"]
     uid_to_name = {p["metadata"]["uid"]: p["metadata"]["name"] for p in pods}
-    async with aiohttp.ClientSession() as http, http.get(targets.kernel_url + "/state") as r:
+    auth = getattr(targets, "kernel_auth", None)  # k8sbridge run locks the kernel's door
+    async with aiohttp.ClientSession() as http, http.get(
+        targets.kernel_url + "/state", auth=aiohttp.BasicAuth(*auth) if auth else None,
+    ) as r:
+        r.raise_for_status()
         state = await r.json(content_type=None)
     delays = []
     for fw in state["frameworks"]:
@@ -287,6 +291,7 @@ class Targets:
 
     kernel_url: str
     bridge: _BridgeHandle
+    kernel_auth: tuple[str, str] | None = None  # (principal, secret) for the kernel's HTTP API
 
 
 def _cpu_seconds(root: int) -> float:

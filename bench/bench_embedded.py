@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -83,6 +84,16 @@ def _daemons(data_dir: Path) -> list[int]:
         if b"--daemon" in cmdline and str(data_dir).encode() in cmdline:
             out.append(int(entry.name))
     return out
+
+
+def _operator_credential(data_dir: Path) -> tuple[str, str] | None:
+    """The ``operator`` principal ``k8sbridge run`` writes for people and tools (None when
+    the kernel's authentication is off)."""
+    path = data_dir / "credentials.json"
+    if not path.exists():
+        return None
+    creds = json.loads(path.read_text())["credentials"]
+    return next(("operator", c["secret"]) for c in creds if c["principal"] == "operator")
 
 
 class Run:
@@ -166,7 +177,8 @@ async def running(
                     break
                 await asyncio.sleep(0.2)
             yield run, bench_bridge.Targets(kernel_url=run.kernel_url,
-                                            bridge=bench_bridge._BridgeHandle(kube=kube))
+                                            bridge=bench_bridge._BridgeHandle(kube=kube),
+                                            kernel_auth=_operator_credential(data_dir))
         finally:
             await kube.close()
     finally:
