@@ -95,12 +95,15 @@ class Agent(Recovery):
         log.info("agent API on http://%s", self.http_address)
         link_task = asyncio.create_task(self._link_loop(stop=stop, ready=ready), name="agent-link")
         retry_task = asyncio.create_task(self._retry_loop(stop=stop), name="agent-retries")
+        gc_task = asyncio.create_task(
+            self.gc.run(stop=stop, disk_watch_interval=self._config.disk_watch_interval_seconds),
+            name="agent-gc")
         try:
             await stop.wait()
         finally:
-            for task in (link_task, retry_task):
+            for task in (link_task, retry_task, gc_task):
                 task.cancel()
-            for task in (link_task, retry_task):
+            for task in (link_task, retry_task, gc_task):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self._shutdown(keep_tasks=_keep_tasks)

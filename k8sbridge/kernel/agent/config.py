@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from k8sbridge.kernel.agent.errors import AgentError
+
 __all__ = ["AgentConfig"]
 
 
@@ -29,3 +31,15 @@ class AgentConfig:
     # Compatible extension: how long executors of checkpointing frameworks wait for a
     # restarted agent before they shut their tasks down (Mesos --recovery_timeout, 15 min).
     recovery_timeout_seconds: float = 900.0
+    # Mesos --gc_delay (1 week), --disk_watch_interval (1 min), --gc_disk_headroom (0.1):
+    # sandboxes and checkpoints of finished containers go gc_delay after they finished, sooner
+    # as the work dir's disk fills (see ``garbage``).
+    gc_delay_seconds: float = 7 * 24 * 3600.0
+    disk_watch_interval_seconds: float = 60.0
+    gc_disk_headroom: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gc_disk_headroom <= 1.0:  # as Mesos validates the flag
+            raise AgentError("Invalid value for gc_disk_headroom: must be between 0.0 and 1.0")
+        if self.gc_delay_seconds < 0 or self.disk_watch_interval_seconds <= 0:
+            raise AgentError("gc_delay must not be negative, disk_watch_interval must be positive")
