@@ -37,6 +37,12 @@ class AgentConfig:
     gc_delay_seconds: float = 7 * 24 * 3600.0
     disk_watch_interval_seconds: float = 60.0
     gc_disk_headroom: float = 0.1
+    # Compatible extension (Mesos' libprocess has none; the audit found idle connections never
+    # closed): a connection must complete a request's headers within http_idle_timeout_seconds
+    # of connecting or of its previous response (idle and header timeout in one: aiohttp's
+    # keep-alive deadline), and send a request's body within http_body_timeout_seconds.
+    http_idle_timeout_seconds: float = 60.0
+    http_body_timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gc_disk_headroom <= 1.0:  # as Mesos validates the flag
