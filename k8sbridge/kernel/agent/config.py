@@ -43,6 +43,11 @@ class AgentConfig:
     # keep-alive deadline), and send a request's body within http_body_timeout_seconds.
     http_idle_timeout_seconds: float = 60.0
     http_body_timeout_seconds: float = 30.0
+    # Mesos --authenticate_http_readonly, --authenticate_http_readwrite (both off by default)
+    # and --http_credentials (a Mesos credentials file): HTTP Basic on the agent API's realms.
+    authenticate_http_readonly: bool = False
+    authenticate_http_readwrite: bool = False
+    http_credentials: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gc_disk_headroom <= 1.0:  # as Mesos validates the flag

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from k8sbridge.kernel import resources as mres
-from k8sbridge.kernel.agent import calls, stats
+from k8sbridge.kernel.agent import calls, httpauth, stats
 from k8sbridge.kernel.agent.core import AgentCore
 from k8sbridge.kernel.agent.state import VERSION, Container, Task
 
@@ -56,6 +56,10 @@ def make_app(agent: AgentCore) -> web.Application:
     app.router.add_get("/files/download", _download)
     app.router.add_get("/files/debug", _debug)
     app.router.add_post("/api/v1", _api_v1)
+    config = agent.config
+    httpauth.install(app, readonly=config.authenticate_http_readonly,
+                     readwrite=config.authenticate_http_readwrite,
+                     credentials_path=config.http_credentials)
     return app
 
 
@@ -355,6 +359,10 @@ def _flag_values(agent: AgentCore) -> dict[str, str]:
         "gc_delay": duration(config.gc_delay_seconds),
         "disk_watch_interval": duration(config.disk_watch_interval_seconds),
         "gc_disk_headroom": f"{config.gc_disk_headroom:g}",
+        "authenticate_http_readonly": str(config.authenticate_http_readonly).lower(),
+        "authenticate_http_readwrite": str(config.authenticate_http_readwrite).lower(),
+        **({"http_credentials": str(config.http_credentials)}
+           if config.http_credentials is not None else {}),
         "containerizers": "mesos",
         "default_role": "*",
     }
