@@ -17,9 +17,11 @@ Why ctypes: Python 3.11 has no ``os.unshare``/``os.setns`` and no ``mount``. A m
 is per thread (and ``setns`` into one needs an unshared ``fs_struct``): the daemon's main thread
 does all of it, unsharing ``CLONE_FS`` first, and spawns from the same thread.
 
-Not closed here (the container issue's own namespaces close them): a task running as root can
-still remount or mount a cgroup hierarchy itself, or reach the host's mounts through
-``/proc/1/root``, unless it lacks ``CAP_SYS_ADMIN``/``CAP_SYS_PTRACE``.
+Why tasks also lose ``CAP_SYS_ADMIN`` and ``CAP_SYS_PTRACE`` (from the bounding set of the
+thread that spawns them, ``drop_task_capabilities``): a task running as root could otherwise
+remount the view writable, mount a cgroup hierarchy of its own, or reach the host's mounts
+through ``/proc/1/root``; Docker's and so Kubernetes' default capability set lacks both too.
+The daemon keeps them in its effective set (it needs ``setns``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import ctypes.util
 import os
 from collections.abc import Iterator
 
-__all__ = ["CgroupView", "cgroup_mounts"]
+__all__ = ["CgroupView", "cgroup_mounts", "drop_task_capabilities"]
 
 CLONE_FS = 0x00000200
 CLONE_NEWNS = 0x00020000
@@ -50,6 +52,20 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
                         ctypes.c_void_p]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]
+
+PR_CAPBSET_DROP = 24
+CAP_SYS_PTRACE = 19
+CAP_SYS_ADMIN = 21
+TASK_DROPPED_CAPABILITIES = (CAP_SYS_ADMIN, CAP_SYS_PTRACE)
+
+
+def drop_task_capabilities() -> None:
+    """Take ``TASK_DROPPED_CAPABILITIES`` out of the calling thread's bounding set: no program
+    it (or a child) executes gets them, while the thread keeps its own effective set."""
+    for cap in TASK_DROPPED_CAPABILITIES:
+        _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
 
 
 def _check(result: int, what: str) -> None:

@@ -207,6 +207,11 @@ class _Daemon:
                   f"{confinement.CgroupView.why_not}", file=sys.stderr, flush=True)
         else:
             set_task_view(view)
+            try:  # tasks are spawned from this (the main) thread
+                confinement.drop_task_capabilities()
+            except OSError as e:
+                print(f"container daemon: tasks keep CAP_SYS_ADMIN: {e}", file=sys.stderr,
+                      flush=True)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -40,6 +40,16 @@ async def test_a_task_cannot_write_its_pid_into_the_cgroup_fs(tmp_path: Path) ->
         f"for f in {parent}/cgroup.procs {parent}/tasks {hierarchy}/cgroup.procs; do "
         "if echo $$ > $f; then echo WROTE $f; else echo REFUSED $f; fi; done; "
         "if mkdir /sys/fs/cgroup/memory/escape-$$; then echo MADE; else echo REFUSED mkdir; fi; "
+        # As root it cannot undo the view either: no remount, no mount of its own, no way
+        # round through pid 1's root.
+        "if mount -o remount,bind,rw /sys/fs/cgroup/memory; then echo REMOUNTED; "
+        "else echo REFUSED remount; fi; "
+        "mkdir -p /tmp/k8sbridge-cg-$$ && if mount -t cgroup -o memory none /tmp/k8sbridge-cg-$$;"
+        " then echo MOUNTED; umount /tmp/k8sbridge-cg-$$; else echo REFUSED mount; fi; "
+        "rmdir /tmp/k8sbridge-cg-$$; "
+        f"if echo $$ > /proc/1/root{hierarchy}/cgroup.procs; then echo WROTE via pid 1; "
+        "else echo REFUSED proc1; fi; "
+        "grep CapBnd /proc/self/status; "
         "echo DONE; exec sleep 300"
     )
     try:
@@ -59,8 +69,12 @@ async def _check_refused(tmp_path: Path, *, parent: Path, hierarchy: Path, scrip
         stdout = sandbox / "stdout"
         await run.master.wait_for(lambda: "DONE" in stdout.read_text())
         out = stdout.read_text()
-        assert "WROTE" not in out and "MADE" not in out, out
-        assert out.count("REFUSED") == 4, out
+        for escaped in ("WROTE", "MADE", "REMOUNTED", "MOUNTED"):
+            assert escaped not in out, out
+        assert out.count("REFUSED") == 7, out
+        bounding = int(out.split("CapBnd:")[1].split()[0], 16)
+        assert not bounding & (1 << confinement.CAP_SYS_ADMIN | 1 << confinement.CAP_SYS_PTRACE)
+        assert bounding & (1 << 0)  # CAP_CHOWN: only those two are gone
         assert "Read-only file system" in (sandbox / "stderr").read_text()
         # Still confined: the shell (now sleep) is in the container's memory cgroup.
         [pid] = [int(p) for p in (parent / cid / "cgroup.procs").read_text().split()]
