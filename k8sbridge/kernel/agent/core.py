@@ -285,14 +285,11 @@ class AgentCore:
     def _done_with(self, run: garbage.Run) -> bool:
         """Whether a finished container's files may go: it is not live (a guard) and no
         status update of it waits for an acknowledgement (its checkpoint carries them)."""
-        if run.container_id in self._containers:
+        if run.container_id in self._containers or self._updates.awaiting(
+                framework_id=run.framework_id, incarnation=run.container_id):
             return False
         for container in self._completed:
             if container.container_id == run.container_id:
-                if any(self._updates.pending(framework_id=container.framework_id,
-                                             task_id=tid, incarnation=container.container_id)
-                       for tid in container.tasks):
-                    return False
                 # Its checkpoint is about to go: no later write may bring it back.
                 container.collected = True
                 self._dirty.discard(container.container_id)

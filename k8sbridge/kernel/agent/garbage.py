@@ -147,10 +147,11 @@ class GarbageCollector:
             due, _, run = heapq.heappop(self._heap)
             if self._scheduled.get(run.container_id) != due:
                 continue  # rescheduled
-            if not self._may_remove(run):
-                self._scheduled[run.container_id] = time.time() + self._retry
+            if not self._may_remove(run):  # try again later (the same key in both tables)
+                later = time.time() + self._retry
+                self._scheduled[run.container_id] = later
                 self._seq += 1
-                heapq.heappush(self._heap, (time.time() + self._retry, self._seq, run))
+                heapq.heappush(self._heap, (later, self._seq, run))
                 continue
             del self._scheduled[run.container_id]
             await asyncio.to_thread(_remove_runs, run)

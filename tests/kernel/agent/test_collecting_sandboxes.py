@@ -116,3 +116,36 @@ async def test_old_runs_are_collected_after_a_restart_by_their_age(tmp_path: Pat
                                   and not stale.parent.exists(), timeout=10)
         assert not list((tmp_path / "meta").glob("slaves/*/frameworks/*"))
         assert not list(tmp_path.glob("slaves/*/frameworks/*"))
+
+
+async def test_a_run_stays_until_its_terminal_update_is_acknowledged(tmp_path: Path) -> None:
+    # Mesos removes an executor (and schedules its directories) once every update of it was
+    # acknowledged: the checkpoint carries the unacknowledged ones across a restart.
+    master = fm.FakeMaster(auto_ack=False)
+    await master.start()
+    try:
+        async with fm.running_agent(tmp_path, master=master, gc_delay_seconds=0.2,
+                                    disk_watch_interval_seconds=0.1,
+                                    status_retry_seconds=0.2) as run:
+            await run.master.send(fm.run_task(fm.command_task("t", "true"), checkpoint=True))
+            acked: set[str] = set()
+            finished = None
+            async with asyncio.timeout(15):  # acknowledge everything but the terminal update
+                while finished is None:
+                    for status in list(run.master.updates):
+                        if status["state"] == "TASK_FINISHED":
+                            finished = status
+                        elif status["uuid"] not in acked:
+                            acked.add(status["uuid"])
+                            await run.master.ack(fm.FRAMEWORK_ID, status)
+                    await asyncio.sleep(0.05)
+            [sandbox] = _runs(tmp_path, "t")
+            [meta] = _runs(tmp_path / "meta", "t")
+            await asyncio.sleep(1.0)  # five gc_delays, ten disk checks
+            assert sandbox.is_dir() and (meta / "state.json").exists()
+            assert run.agent.gc.removed == []
+            await run.master.ack(fm.FRAMEWORK_ID, finished)
+            await run.master.wait_for(lambda: not sandbox.exists() and not meta.exists(),
+                                      timeout=10)
+    finally:
+        await master.stop()
