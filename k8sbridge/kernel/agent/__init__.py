@@ -5,7 +5,9 @@ meta layout), ``cgroups`` and ``limits`` (requests and limits as cgroups), ``exe
 container daemon: one process per agent that survives agent restarts) and ``supervisor`` (what
 it runs for each container), ``containers`` (the agent's side of that daemon and of each
 container), ``fetcher`` (``CommandInfo.uris``), ``updates`` (reliable status updates),
-``checks`` (health checks and checks), ``calls`` and ``http`` (the agent HTTP API), ``errors``,
+``checks`` (health checks and checks), ``calls`` and ``http`` (the agent HTTP API) with
+``httpauth`` (its HTTP Basic realms), ``garbage`` (sandbox garbage collection), ``confinement``
+(the tasks' read-only view of the cgroup file system), ``errors``,
 and the agent component itself, split by responsibility: ``state`` (records), ``core``
 (tables, status stream, checkpoints), ``running`` (executor events, kills, probes),
 ``launching`` (containers from the master's launches), ``recovery`` (after a restart) and

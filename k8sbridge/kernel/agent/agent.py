@@ -67,11 +67,16 @@ class Agent(Recovery):
         try:
             self._work_dir.mkdir(parents=True, exist_ok=True)
             paths.private_meta_dir(work_dir=self._work_dir)
+            for leftover in paths.clean_temp_files(work_dir=self._work_dir):
+                log.info("agent: removed %s, left by an interrupted write", leftover)
         except OSError as e:
             raise AgentError(f"cannot use work dir {self._work_dir}: {e}") from e
         self._cgroups = cgroups.detect()
         app = agent_http.make_app(self)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               keepalive_timeout=self._config.http_idle_timeout_seconds,
+                               # what is left of an unread body is drained this long at most
+                               lingering_time=min(10.0, self._config.http_body_timeout_seconds))
         await runner.setup()
         site = web.TCPSite(runner, self._config.host, self._config.port)
         try:
@@ -95,12 +100,15 @@ class Agent(Recovery):
         log.info("agent API on http://%s", self.http_address)
         link_task = asyncio.create_task(self._link_loop(stop=stop, ready=ready), name="agent-link")
         retry_task = asyncio.create_task(self._retry_loop(stop=stop), name="agent-retries")
+        gc_task = asyncio.create_task(
+            self.gc.run(stop=stop, disk_watch_interval=self._config.disk_watch_interval_seconds),
+            name="agent-gc")
         try:
             await stop.wait()
         finally:
-            for task in (link_task, retry_task):
+            for task in (link_task, retry_task, gc_task):
                 task.cancel()
-            for task in (link_task, retry_task):
+            for task in (link_task, retry_task, gc_task):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self._shutdown(keep_tasks=_keep_tasks)

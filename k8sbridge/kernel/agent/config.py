@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from k8sbridge.kernel.agent.errors import AgentError
+
 __all__ = ["AgentConfig"]
 
 
@@ -29,3 +31,26 @@ class AgentConfig:
     # Compatible extension: how long executors of checkpointing frameworks wait for a
     # restarted agent before they shut their tasks down (Mesos --recovery_timeout, 15 min).
     recovery_timeout_seconds: float = 900.0
+    # Mesos --gc_delay (1 week), --disk_watch_interval (1 min), --gc_disk_headroom (0.1):
+    # sandboxes and checkpoints of finished containers go gc_delay after they finished, sooner
+    # as the work dir's disk fills (see ``garbage``).
+    gc_delay_seconds: float = 7 * 24 * 3600.0
+    disk_watch_interval_seconds: float = 60.0
+    gc_disk_headroom: float = 0.1
+    # Compatible extension (Mesos' libprocess has none; the audit found idle connections never
+    # closed): a connection must complete a request's headers within http_idle_timeout_seconds
+    # of connecting or of its previous response (idle and header timeout in one: aiohttp's
+    # keep-alive deadline), and send a request's body within http_body_timeout_seconds.
+    http_idle_timeout_seconds: float = 60.0
+    http_body_timeout_seconds: float = 30.0
+    # Mesos --authenticate_http_readonly, --authenticate_http_readwrite (both off by default)
+    # and --http_credentials (a Mesos credentials file): HTTP Basic on the agent API's realms.
+    authenticate_http_readonly: bool = False
+    authenticate_http_readwrite: bool = False
+    http_credentials: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gc_disk_headroom <= 1.0:  # as Mesos validates the flag
+            raise AgentError("Invalid value for gc_disk_headroom: must be between 0.0 and 1.0")
+        if self.gc_delay_seconds < 0 or self.disk_watch_interval_seconds <= 0:
+            raise AgentError("gc_delay must not be negative, disk_watch_interval must be positive")

@@ -25,6 +25,7 @@ from k8sbridge.kernel.agent import (
     cgroups,
     containers,
     detect,
+    garbage,
     paths,
     updates,
 )
@@ -85,6 +86,11 @@ class AgentCore:
         # Containers recovery found running without a checkpoint and killed (for operators and
         # tests: no framework can be told, their tasks were never recorded).
         self.destroyed_unknown: list[str] = []
+        self.gc = garbage.GarbageCollector(
+            gc_delay=config.gc_delay_seconds, headroom=config.gc_disk_headroom,
+            work_dir=self._work_dir, live_executor=self._live_executor,
+            live_framework=self._live_framework, may_remove=self._done_with,
+            retry=max(0.05, min(config.status_retry_seconds, config.gc_delay_seconds)))
 
     @property
     def agent_id(self) -> str | None:
@@ -261,6 +267,33 @@ class AgentCore:
         self._completed.append(container)
         del self._completed[:-MAX_COMPLETED_CONTAINERS]
         self._persist(container)
+        self.gc.schedule(self._gc_run(container))
+
+    def _gc_run(self, container: Container) -> garbage.Run:
+        return garbage.Run(container_id=container.container_id,
+                           framework_id=container.framework_id,
+                           executor_id=container.executor_id, sandbox=container.directory,
+                           meta=container.meta_dir)
+
+    def _live_executor(self, framework_id: str, executor_id: str) -> bool:
+        return any(c.framework_id == framework_id and c.executor_id == executor_id
+                   for c in self._containers.values())
+
+    def _live_framework(self, framework_id: str) -> bool:
+        return any(c.framework_id == framework_id for c in self._containers.values())
+
+    def _done_with(self, run: garbage.Run) -> bool:
+        """Whether a finished container's files may go: it is not live (a guard) and no
+        status update of it waits for an acknowledgement (its checkpoint carries them)."""
+        if run.container_id in self._containers or self._updates.awaiting(
+                framework_id=run.framework_id, incarnation=run.container_id):
+            return False
+        for container in self._completed:
+            if container.container_id == run.container_id:
+                # Its checkpoint is about to go: no later write may bring it back.
+                container.collected = True
+                self._dirty.discard(container.container_id)
+        return True
 
     def _persist(self, container: Container, *, now: bool = False) -> None:
         """Checkpoint ``container``: soon (writes are coalesced), or ``now``.
@@ -289,6 +322,8 @@ class AgentCore:
                 self._write_checkpoint(container)
 
     def _write_checkpoint(self, container: Container) -> None:
+        if container.collected:
+            return
         pending = {
             tid: self._updates.pending(framework_id=container.framework_id, task_id=tid,
                                        incarnation=container.container_id)

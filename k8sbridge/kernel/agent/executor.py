@@ -46,8 +46,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import cgroups, paths
-from k8sbridge.kernel.agent.supervisor import Followed, Supervisor, socket_address
+from k8sbridge.kernel.agent import cgroups, confinement, paths
+from k8sbridge.kernel.agent.supervisor import Followed, Supervisor, set_task_view, socket_address
 
 __all__ = ["main"]
 
@@ -201,6 +201,17 @@ class _Daemon:
         self.changed.set()
 
     async def run(self, name: str, ready_fd: int) -> None:
+        view = confinement.CgroupView.make()
+        if view is None:
+            print(f"container daemon: tasks can write the cgroup file system: "
+                  f"{confinement.CgroupView.why_not}", file=sys.stderr, flush=True)
+        else:
+            set_task_view(view)
+            try:  # tasks are spawned from this (the main) thread
+                confinement.drop_task_capabilities()
+            except OSError as e:
+                print(f"container daemon: tasks keep CAP_SYS_ADMIN: {e}", file=sys.stderr,
+                      flush=True)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

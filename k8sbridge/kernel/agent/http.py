@@ -9,6 +9,7 @@ Behaviour follows ``src/files/files.cpp`` and ``src/slave/http.cpp``: at most 16
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import grp
 import os
@@ -21,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from k8sbridge.kernel import resources as mres
-from k8sbridge.kernel.agent import calls, stats
+from k8sbridge.kernel.agent import calls, httpauth, stats
 from k8sbridge.kernel.agent.core import AgentCore
 from k8sbridge.kernel.agent.state import VERSION, Container, Task
 
@@ -55,6 +56,10 @@ def make_app(agent: AgentCore) -> web.Application:
     app.router.add_get("/files/download", _download)
     app.router.add_get("/files/debug", _debug)
     app.router.add_post("/api/v1", _api_v1)
+    config = agent.config
+    httpauth.install(app, readonly=config.authenticate_http_readonly,
+                     readwrite=config.authenticate_http_readwrite,
+                     credentials_path=config.http_credentials)
     return app
 
 
@@ -328,6 +333,18 @@ async def _state(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+_UNITS = (("weeks", 7 * 86400.0), ("days", 86400.0), ("hrs", 3600.0), ("mins", 60.0),
+          ("secs", 1.0), ("ms", 1e-3), ("us", 1e-6))
+
+
+def duration(seconds: float) -> str:
+    """A Duration as stout prints it: in the largest unit it reaches (``1weeks``, ``500ms``)."""
+    for name, size in _UNITS:
+        if seconds >= size:
+            return f"{seconds / size:g}{name}"
+    return f"{seconds * 1e9:g}ns"
+
+
 def _flag_values(agent: AgentCore) -> dict[str, str]:
     config = agent.config
     return {
@@ -339,6 +356,13 @@ def _flag_values(agent: AgentCore) -> dict[str, str]:
         "resources": config.resources,
         "attributes": config.attributes,
         "executor_shutdown_grace_period": f"{config.executor_shutdown_grace_seconds:g}secs",
+        "gc_delay": duration(config.gc_delay_seconds),
+        "disk_watch_interval": duration(config.disk_watch_interval_seconds),
+        "gc_disk_headroom": f"{config.gc_disk_headroom:g}",
+        "authenticate_http_readonly": str(config.authenticate_http_readonly).lower(),
+        "authenticate_http_readwrite": str(config.authenticate_http_readwrite).lower(),
+        **({"http_credentials": str(config.http_credentials)}
+           if config.http_credentials is not None else {}),
         "containerizers": "mesos",
         "default_role": "*",
     }
@@ -439,7 +463,14 @@ async def _api_v1(request: web.Request) -> web.Response:
         return _error(406, "Expecting 'Accept' to allow application/json")
     agent = _agent(request)
     try:
-        call = calls.parse_call(await request.read())
+        async with asyncio.timeout(agent.config.http_body_timeout_seconds):
+            body = await request.read()
+    except TimeoutError:
+        response = _error(408, "Timed out reading the request body")
+        response.force_close()
+        return response
+    try:
+        call = calls.parse_call(body)
         kind = str(call["type"])
         if kind == "GET_HEALTH":
             return _v1(kind, {"healthy": True})

@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "atomic_write_json",
+    "clean_temp_files",
     "private_meta_dir",
     "write_private",
     "container_meta_dir",
@@ -120,3 +121,28 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+# What an interrupted atomic write leaves (see ``atomic_write_json``, ``save_agent_id`` and
+# ``link_latest``), relative to the work dir.
+_TEMP_PATTERNS = (
+    "meta/slaves/.latest.tmp",
+    "meta/slaves/*/frameworks/*/executors/*/runs/*/.*.tmp",
+    "slaves/*/frameworks/*/executors/*/runs/.latest.*",
+)
+
+
+def clean_temp_files(*, work_dir: Path) -> list[Path]:
+    """Remove the temporary files a killed agent left under ``work_dir`` (the agent keeps
+    every temporary file there, none in ``/tmp``); returns what was removed."""
+    removed: list[Path] = []
+    for pattern in _TEMP_PATTERNS:
+        for path in work_dir.glob(pattern):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except IsADirectoryError:
+                continue  # not one of ours
+            removed.append(path)
+    return removed

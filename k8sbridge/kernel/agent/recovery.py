@@ -17,6 +17,7 @@ from typing import Any
 from k8sbridge.kernel.agent import (
     cgroups,
     containers,
+    garbage,
     paths,
 )
 from k8sbridge.kernel.agent.launching import Launching
@@ -52,9 +53,11 @@ class Recovery(Launching):
             if container.terminated:
                 if pending_updates and container.checkpoint:
                     self._completed.append(container)
+                self._schedule_recovered(container)
                 continue
             if not container.checkpoint:
                 await self._kill_orphan(container)
+                self._schedule_recovered(container)
                 continue
             self._add_container(container)
             self._frameworks[container.framework_id] = container.framework
@@ -82,10 +85,41 @@ class Recovery(Launching):
             log.info("agent: recovered container %s (%d tasks)", container.container_id,
                      len(container.tasks))
         await self._destroy_unknown_containers(known=seen)
+        self._schedule_leftovers(agent_id=agent_id)
         for live in self._containers.values():  # the newest incarnation of each task wins
             for task_id in live.tasks:
                 self._updates.begin(framework_id=live.framework_id, task_id=task_id,
                                     incarnation=live.container_id)
+
+    def _schedule_recovered(self, container: Container) -> None:
+        """A container found finished: collected ``gc_delay`` after its sandbox was last
+        touched (Mesos' ``garbageCollect`` by mtime), so its age survives restarts."""
+        self.gc.schedule(self._gc_run(container), finished_at=_mtime(container.directory,
+                                                                     container.meta_dir))
+
+    def _schedule_leftovers(self, *, agent_id: str) -> None:
+        """Run directories no checkpoint describes (containers of non-checkpointing
+        frameworks, launches cut short) and the directories of older agent ids."""
+        live = set(self._containers)
+        slaves = self._work_dir / "slaves"
+        for run_dir in sorted(slaves.glob(f"{agent_id}/frameworks/*/executors/*/runs/*")):
+            if run_dir.is_symlink() or not run_dir.is_dir() or run_dir.name in live:
+                continue
+            executor_id = run_dir.parent.parent.name
+            framework_id = run_dir.parent.parent.parent.parent.name
+            meta = paths.container_meta_dir(
+                work_dir=self._work_dir, agent_id=agent_id, framework_id=framework_id,
+                executor_id=executor_id, container_id=run_dir.name)
+            self.gc.schedule(garbage.Run(container_id=run_dir.name, framework_id=framework_id,
+                                         executor_id=executor_id, sandbox=run_dir, meta=meta),
+                             finished_at=_mtime(run_dir, meta))
+        for root in (slaves, self._work_dir / "meta" / "slaves"):
+            for old in sorted(root.glob("*")):
+                if old.name == agent_id or old.is_symlink() or not old.is_dir():
+                    continue
+                self.gc.schedule(garbage.Run(container_id=f"agent:{root}/{old.name}",
+                                             framework_id="", executor_id="", sandbox=old,
+                                             meta=None), finished_at=_mtime(old))
 
     def _restore(self, data: dict[str, Any], *, meta_dir: Path) -> Container:
         container = Container(
@@ -187,3 +221,13 @@ class Recovery(Launching):
         if self._background:
             await asyncio.wait(set(self._background), timeout=5.0)
         await self._daemon.close()
+
+
+def _mtime(*candidates: Path) -> float:
+    """The modification time of the first of ``candidates`` that exists (now if none does)."""
+    for path in candidates:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            continue
+    return time.time()

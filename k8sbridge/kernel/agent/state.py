@@ -85,6 +85,7 @@ class Container:
     cpus_limit: float | None = None
     executor_pid: int | None = None  # the container daemon's pid (from its answer, or read once)
     started: float = dataclasses.field(default_factory=time.time)
+    collected: bool = False  # its sandbox and checkpoint were garbage-collected
 
     @property
     def checkpoint(self) -> bool:

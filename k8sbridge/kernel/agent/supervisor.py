@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import cgroups
+from k8sbridge.kernel.agent import cgroups, confinement
 
-__all__ = ["Followed", "Supervisor", "killpg", "socket_address", "wait_status"]
+__all__ = ["Followed", "Supervisor", "killpg", "set_task_view", "socket_address", "wait_status"]
 
 
 _ATTACH_TIMEOUT_SECONDS = 30.0
@@ -66,6 +66,34 @@ def _inside(cgroup: cgroups.CgroupSet | None) -> Iterator[Any]:
             except OSError as e:  # the next spawn retries; the container's rmdir would fail
                 print(f"container daemon: cannot go back to cgroup {home}: {e}",
                       file=sys.stderr, flush=True)
+
+
+_VIEW: list[confinement.CgroupView] = []  # the tasks' read-only cgroup view, once made
+
+
+def set_task_view(view: confinement.CgroupView) -> None:
+    """Spawn every later task in ``view`` (the daemon makes it once, at start)."""
+    _VIEW[:] = [view]
+
+
+@contextlib.contextmanager
+def _viewed(preexec: Any) -> Iterator[Any]:
+    """Spawns in the block are born in the tasks' view of the cgroup file system (read-only);
+    with a pre-exec hook (the fork fallback) the child enters it after joining its cgroups."""
+    if not _VIEW:
+        yield preexec
+        return
+    view = _VIEW[0]
+    if preexec is None:
+        with view.entered():
+            yield None
+        return
+
+    def hook() -> None:
+        preexec()
+        view.enter_in_child()
+
+    yield hook
 
 
 class _Child:
@@ -331,7 +359,7 @@ class Supervisor:
             batches.setdefault(id(where), (where, []))[1].append(task)
         for where, batch in batches.values():
             try:
-                with _inside(where) as preexec:
+                with _inside(where) as joined, _viewed(joined) as preexec:
                     for task in batch:
                         try:
                             started[task["task_id"]] = _start(task, preexec=preexec)

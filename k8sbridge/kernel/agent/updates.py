@@ -115,6 +115,11 @@ class StatusUpdates:
         stream = self._streams.get((framework_id, task_id, incarnation))
         return list(stream.queue) if stream else []
 
+    def awaiting(self, *, framework_id: str, incarnation: str) -> bool:
+        """Whether any task of this incarnation (container) has an unacknowledged update."""
+        return any(key[0] == framework_id and key[2] == incarnation and stream.queue
+                   for key, stream in self._streams.items())
+
     def restore(self, *, framework_id: str, task_id: str, incarnation: str,
                 statuses: list[dict[str, Any]]) -> None:
         """Re-create an incarnation's FIFO from a checkpoint (sent again on registration)."""

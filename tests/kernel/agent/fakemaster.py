@@ -190,7 +190,9 @@ async def running_agent(work_dir: Path, *, master: FakeMaster | None = None,
         yield Running(master=fake, agent=agent, stop=stop, task=task)
     finally:
         stop.set()
-        async with asyncio.timeout(30):
-            await task
-        if own_master:
-            await fake.stop()
+        try:
+            async with asyncio.timeout(30):
+                await task
+        finally:  # also when the agent failed to start
+            if own_master:
+                await fake.stop()
