@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from k8sbridge.kernel.agent import httpauth
 from k8sbridge.kernel.agent.errors import AgentError
@@ -25,13 +26,10 @@ def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def _credentials(tmp_path: Path, *, text: bool = False) -> Path:
+def _credentials(tmp_path: Path) -> Path:
     path = tmp_path / "credentials"
-    if text:
-        path.write_text("ops s3cret\nother x\n")
-    else:
-        path.write_text(json.dumps({"credentials": [{"principal": "ops", "secret": "s3cret"},
-                                                    {"principal": "other", "secret": "x"}]}))
+    path.write_text(json.dumps({"credentials": [{"principal": "ops", "secret": "s3cret"},
+                                                {"principal": "other", "secret": "x"}]}))
     path.chmod(0o600)
     return path
 
@@ -44,11 +42,10 @@ async def _status(session: aiohttp.ClientSession, method: str, url: str,
                 await response.read())
 
 
-@pytest.mark.parametrize("text", [False, True])
-async def test_both_realms_turned_on(tmp_path: Path, text: bool) -> None:
+async def test_both_realms_turned_on(tmp_path: Path) -> None:
     async with fm.running_agent(tmp_path / "work", authenticate_http_readonly=True,
                                 authenticate_http_readwrite=True,
-                                http_credentials=_credentials(tmp_path, text=text)) as run:
+                                http_credentials=_credentials(tmp_path)) as run:
         base = f"http://{run.agent.http_address}"
         readonly = 'Basic realm="mesos-agent-readonly"'
         readwrite = 'Basic realm="mesos-agent-readwrite"'
@@ -99,10 +96,23 @@ async def test_unusable_credentials_stop_the_agent(tmp_path: Path) -> None:
             pass
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"credentials": [{"secret": "x"}]}))
-    with pytest.raises(AgentError, match="Failed to parse credentials file"):
+    with pytest.raises(AgentError, match=r"Missing required fields: credentials\[0\]\.principal"):
         async with fm.running_agent(tmp_path / "b", authenticate_http_readwrite=True,
                                     http_credentials=bad):
             pass
     assert httpauth.realm_of("/files/read") == httpauth.READONLY_REALM
     assert httpauth.realm_of("/api/v1") == httpauth.READWRITE_REALM
     assert httpauth.realm_of("/health") is None
+
+
+def test_credentials_are_read_as_mesos_reads_them(tmp_path: Path) -> None:
+    """The master's reader (Mesos has one ``credentials::read``): JSON only, errors name the
+    agent's flag, and the secret never appears in them."""
+    path = tmp_path / "credentials"
+    path.write_text("ops s3cret\n")  # the pre-JSON text form: Mesos refuses it
+    with pytest.raises(AgentError) as refused:
+        httpauth.install(web.Application(), readonly=True, readwrite=False,
+                         credentials_path=path)
+    assert "Invalid json format" in str(refused.value)
+    assert "--http_credentials" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
