@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
@@ -182,8 +183,10 @@ async def _propagation(targets: app.EmbeddedTargets | Targets, namespace: str) -
     pods = (await kube.get(f"/api/v1/namespaces/{namespace}/pods"))["items"]
     uid_to_name = {p["metadata"]["uid"]: p["metadata"]["name"] for p in pods}
     auth = getattr(targets, "kernel_auth", None)  # k8sbridge run locks the kernel's door
+    headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+               } if auth else {}
     async with aiohttp.ClientSession() as http, http.get(
-        targets.kernel_url + "/state", auth=aiohttp.BasicAuth(*auth) if auth else None,
+        targets.kernel_url + "/state", headers=headers,
     ) as r:
         r.raise_for_status()
         state = await r.json(content_type=None)

@@ -61,6 +61,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--agent-hostname", default=None, metavar="NAME",
                         help="hostname each agent advertises; {i}/{n} as for --agent-host "
                         "(default: the agent's address)")
+    _agent_flags(parser, prefix="agent-")
     parser.set_defaults(func=_run_kernel)
     parts = parser.add_subparsers(dest="kernel_part", metavar="PART")
 
@@ -81,7 +82,48 @@ def register(sub: Any) -> None:
     agent.add_argument("--attributes", default="", help="Mesos --attributes syntax")
     agent.add_argument("--region", default=None, help="fault domain region")
     agent.add_argument("--zone", default=None, help="fault domain zone")
+    _agent_flags(agent, prefix="")
     agent.set_defaults(func=_run_agent)
+
+
+def _agent_flags(parser: argparse.ArgumentParser, *, prefix: str) -> None:
+    """The Mesos agent flags for sandbox GC and HTTP authentication (``--gc_delay`` ...),
+    spelled ``--agent-gc-delay`` ... where they apply to every embedded agent."""
+    def flag(name: str) -> list[str]:
+        return [f"--{prefix}{name.replace('_', '-')}"] + ([f"--{name}"] if not prefix else [])
+
+    parser.add_argument(*flag("gc_delay"), dest="agent_gc_delay", type=mesos_duration, default=None,
+                        metavar="DURATION", help="Mesos --gc_delay: keep finished sandboxes "
+                        "this long at most (default 1weeks, less as the disk fills)")
+    parser.add_argument(*flag("disk_watch_interval"), dest="agent_disk_watch_interval",
+                        type=mesos_duration, default=None, metavar="DURATION",
+                        help="Mesos --disk_watch_interval (default 1mins)")
+    parser.add_argument(*flag("gc_disk_headroom"), dest="agent_gc_disk_headroom", type=float,
+                        default=None, metavar="FRACTION",
+                        help="Mesos --gc_disk_headroom (default 0.1)")
+    for name in ("authenticate_http_readonly", "authenticate_http_readwrite"):
+        parser.add_argument(*flag(name), dest=f"agent_{name}", type=mesos_bool, nargs="?",
+                            const=True,
+                            default=False, metavar="BOOL", help=f"Mesos agent --{name}")
+    parser.add_argument(*flag("http_credentials"), dest="agent_http_credentials", type=Path,
+                        default=None, metavar="PATH",
+                        help="Mesos agent --http_credentials (a JSON credentials file)")
+
+
+def _agent_flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """``AgentConfig`` fields from the flags of ``_agent_flags`` (unset ones keep Mesos'
+    defaults)."""
+    out: dict[str, Any] = {
+        "authenticate_http_readonly": args.agent_authenticate_http_readonly,
+        "authenticate_http_readwrite": args.agent_authenticate_http_readwrite,
+        "http_credentials": args.agent_http_credentials,
+    }
+    for dest, field in (("agent_gc_delay", "gc_delay_seconds"),
+                        ("agent_disk_watch_interval", "disk_watch_interval_seconds"),
+                        ("agent_gc_disk_headroom", "gc_disk_headroom")):
+        if getattr(args, dest) is not None:
+            out[field] = getattr(args, dest)
+    return out
 
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "secs": 1.0, "mins": 60.0,
@@ -239,7 +281,7 @@ def _agent_configs(args: argparse.Namespace, base: Path) -> list[AgentConfig]:
     attributes = per_agent(args.agent_attributes, flag="--agent-attributes", agents=n)
     regions = per_agent(args.agent_region, flag="--agent-region", agents=n)
     zones = per_agent(args.agent_zone, flag="--agent-zone", agents=n)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = _agent_flag_values(args)
     if args.agent_status_retry_seconds is not None:
         extra["status_retry_seconds"] = args.agent_status_retry_seconds
     out = []
@@ -356,7 +398,7 @@ async def _agent(args: argparse.Namespace) -> int:
         agent = Agent(config=AgentConfig(
             master=args.master, work_dir=work_dir, host=args.host, port=args.port,
             hostname=args.hostname, resources=args.resources, attributes=args.attributes,
-            region=args.region, zone=args.zone,
+            region=args.region, zone=args.zone, **_agent_flag_values(args),
         ))
         task = asyncio.create_task(agent.run(stop=stop, ready=ready))
         waiter = asyncio.create_task(ready.wait())

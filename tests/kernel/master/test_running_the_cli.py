@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import signal
 import sys
@@ -161,3 +163,45 @@ async def test_agent_ping_flags_reach_the_master(tmp_path: Path) -> None:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), timeout=30)
+
+
+async def test_agent_gc_and_authentication_flags_reach_the_agent(tmp_path: Path) -> None:
+    """``k8sbridge kernel agent --gc_delay ... --authenticate_http_readonly --http_credentials``:
+    the agent's /flags shows them, and its read-only endpoints want the credential."""
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"credentials": [{"principal": "ops", "secret": "s"}]}))
+    credentials.chmod(0o600)
+    port = free_port()
+    master = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "master",
+        "--port", str(port), "--work-dir", str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    agent = None
+    try:
+        assert (await _line(master)).startswith(f"master: http://127.0.0.1:{port}")
+        agent = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "agent",
+            "--master", f"127.0.0.1:{port}", "--work-dir", str(tmp_path / "agent"),
+            "--resources", "cpus:1;mem:256;disk:256", "--gc_delay=2mins",
+            "--disk-watch-interval", "30secs", "--gc_disk_headroom", "0.2",
+            "--authenticate_http_readonly", "--http_credentials", str(credentials),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )
+        url = (await _line(agent)).split()[1]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url + "/flags") as anonymous:
+                assert anonymous.status == 401
+            basic = {"Authorization": "Basic " + base64.b64encode(b"ops:s").decode()}
+            async with session.get(url + "/flags", headers=basic) as r:
+                assert r.status == 200
+                flags = (await r.json())["flags"]
+        assert flags["gc_delay"] == "2mins"
+        assert flags["disk_watch_interval"] == "30secs"
+        assert float(flags["gc_disk_headroom"]) == 0.2
+        assert flags["authenticate_http_readonly"] == "true"
+    finally:
+        for proc in (agent, master):
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
