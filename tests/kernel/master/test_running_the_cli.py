@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
 import sys
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -91,7 +94,12 @@ async def _line(proc: asyncio.subprocess.Process) -> str:
     return line.decode()
 
 
-async def test_master_and_agent_as_separate_processes(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _master_and_agent(tmp_path: Path, *agent_args: str
+                            ) -> AsyncIterator[tuple[int, Process, Process]]:
+    """``k8sbridge kernel master`` and one ``kernel agent`` as processes of their own; yields
+    the master's port, the master and the agent (whose first line is still unread); kills
+    what is left after."""
     port = free_port()
     master = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "master",
@@ -104,9 +112,19 @@ async def test_master_and_agent_as_separate_processes(tmp_path: Path) -> None:
         agent = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "agent",
             "--master", f"127.0.0.1:{port}", "--work-dir", str(tmp_path / "agent"),
-            "--resources", "cpus:1;mem:256;disk:256", "--attributes", "zone:z9",
+            "--resources", "cpus:1;mem:256;disk:256", *agent_args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )
+        yield port, master, agent
+    finally:
+        for proc in (agent, master):
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_master_and_agent_as_separate_processes(tmp_path: Path) -> None:
+    async with _master_and_agent(tmp_path, "--attributes", "zone:z9") as (port, master, agent):
         line = await _line(agent)
         assert line.startswith("agent: http://127.0.0.1:") and f"127.0.0.1:{port}" in line
         async with aiohttp.ClientSession() as session:
@@ -118,11 +136,6 @@ async def test_master_and_agent_as_separate_processes(tmp_path: Path) -> None:
         assert await asyncio.wait_for(agent.wait(), timeout=30) == 0
         master.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(master.wait(), timeout=30) == 0
-    finally:
-        for proc in (agent, master):
-            if proc is not None and proc.returncode is None:
-                proc.kill()
-                await proc.wait()
 
 
 def test_mesos_durations_parse_as_mesos_writes_them() -> None:
@@ -171,23 +184,11 @@ async def test_agent_gc_and_authentication_flags_reach_the_agent(tmp_path: Path)
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps({"credentials": [{"principal": "ops", "secret": "s"}]}))
     credentials.chmod(0o600)
-    port = free_port()
-    master = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "master",
-        "--port", str(port), "--work-dir", str(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    agent = None
-    try:
-        assert (await _line(master)).startswith(f"master: http://127.0.0.1:{port}")
-        agent = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "agent",
-            "--master", f"127.0.0.1:{port}", "--work-dir", str(tmp_path / "agent"),
-            "--resources", "cpus:1;mem:256;disk:256", "--gc_delay=2mins",
-            "--disk-watch-interval", "30secs", "--gc_disk_headroom", "0.2",
-            "--authenticate_http_readonly", "--http_credentials", str(credentials),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        )
+    async with _master_and_agent(
+        tmp_path, "--gc_delay=2mins", "--disk-watch-interval", "30secs",
+        "--gc_disk_headroom", "0.2", "--authenticate_http_readonly",
+        "--http_credentials", str(credentials),
+    ) as (_, _, agent):
         url = (await _line(agent)).split()[1]
         async with aiohttp.ClientSession() as session:
             async with session.get(url + "/flags") as anonymous:
@@ -200,8 +201,3 @@ async def test_agent_gc_and_authentication_flags_reach_the_agent(tmp_path: Path)
         assert flags["disk_watch_interval"] == "30secs"
         assert float(flags["gc_disk_headroom"]) == 0.2
         assert flags["authenticate_http_readonly"] == "true"
-    finally:
-        for proc in (agent, master):
-            if proc is not None and proc.returncode is None:
-                proc.kill()
-                await proc.wait()
