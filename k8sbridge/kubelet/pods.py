@@ -43,6 +43,8 @@ from typing import Any
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
 from k8sbridge.kubelet import statusmap
+from k8sbridge.lifecycle import containers as lc_containers
+from k8sbridge.lifecycle import restarts
 from k8sbridge.model import ids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model import tasks as model_tasks
@@ -209,9 +211,9 @@ class PodStatusWriter:
         if attempt == state.attempt:
             before = state.runtimes.get(container) or self._fresh(state, container)
             if before.task_id != view.task_id:
-                before = statusmap.start_attempt(before, task_id=str(view.task_id))
-            after = statusmap.apply_status(before, view)
-            for ev in statusmap.container_events(
+                before = lc_containers.start_attempt(before, task_id=str(view.task_id))
+            after = lc_containers.apply_status(before, view)
+            for ev in lc_containers.container_events(
                 before, after, pod_name=str(meta.get("name")),
                 namespace=str(meta.get("namespace") or "default"), uid=uid,
             ):
@@ -257,7 +259,7 @@ class PodStatusWriter:
         for raw in spec.get("containers") or []:
             name = str(raw.get("name"))
             current = state.runtimes.get(name) or self._fresh(state, name)
-            state.runtimes[name] = statusmap.start_attempt(current, task_id=prefix + name)
+            state.runtimes[name] = lc_containers.start_attempt(current, task_id=prefix + name)
 
     def _maybe_restart(self, uid: str, state: _PodState) -> None:
         spec = state.pod.get("spec") or {}
@@ -278,10 +280,10 @@ class PodStatusWriter:
         delay = -1.0
         for name in names:
             rt = state.runtimes[name]
-            decision = statusmap.decide_restart(rt, policy=policy)
+            decision = restarts.decide_restart(rt, policy=policy)
             if not decision.restart:
                 continue
-            state.runtimes[name] = statusmap.enter_back_off(
+            state.runtimes[name] = restarts.enter_back_off(
                 rt, decision=decision, pod_name=str(meta.get("name")),
                 namespace=str(meta.get("namespace") or "default"), uid=uid,
             )
@@ -360,7 +362,7 @@ class PodStatusWriter:
             name = str(raw.get("name"))
             current = state.runtimes.get(name) or self._fresh(state, name)
             state.runtimes[name] = dataclasses.replace(
-                statusmap.config_error(current, message=message), waiting_reason=reason
+                lc_containers.config_error(current, message=message), waiting_reason=reason
             )
         state.events.append(("Warning", "Failed", f"Error: {message}"))
         self._enqueue(uid)

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k8sbridge.kubelet import statusmap as sm
+from k8sbridge.lifecycle import containers as lc
 from k8sbridge.model import tasks
 
 T0 = 1_800_000_000.0
@@ -42,9 +43,9 @@ def histories(draw: st.DrawFn) -> list[tasks.TaskStatusView]:
 
 
 def render(updates: list[tasks.TaskStatusView]) -> dict[str, object]:
-    c = sm.start_attempt(sm.ContainerRuntime(name="app"), task_id="t")
+    c = lc.start_attempt(sm.ContainerRuntime(name="app"), task_id="t")
     for u in updates:
-        c = sm.apply_status(c, u)
+        c = lc.apply_status(c, u)
     return sm.pod_status(pod=POD, containers={"app": c}, now=T0 + 100, host_ip="10.0.0.1")
 
 
