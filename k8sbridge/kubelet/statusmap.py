@@ -260,7 +260,16 @@ def pod_status(
     apps = [(raw, containers.get(str(raw.get("name")))) for raw in raw_apps]
     policy = spec.get("restartPolicy") or "Always"
 
-    incomplete = [str(raw.get("name")) for raw, c in inits if not _init_done(c, raw)]
+    # Once an app container has run the pod stays initialized (a sidecar that exits and
+    # restarts later does not take it back, as in the kubelet).
+    app_ran = any(
+        c is not None and (c.started_at is not None or c.terminated is not None
+                           or c.last_terminated is not None)
+        for _, c in apps
+    )
+    incomplete = [] if app_ran else [
+        str(raw.get("name")) for raw, c in inits if not _init_done(c, raw)
+    ]
     init_failed = policy == "Never" and any(
         c is not None
         and c.terminated is not None
