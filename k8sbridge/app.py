@@ -135,8 +135,11 @@ async def running_bridge(
         store = await _open_store(kube, settings)
         nodes = kubelet_nodes.NodeController(kube=kube, reader=reader, settings=settings)
         scheduler_box: list[scheduler_loop.Scheduler] = []
+        # the writer executes the lifecycle's intents; relaunches and kills go to the loop
         writer = kubelet_pods.PodStatusWriter(
-            kube=kube, relaunch=lambda uid, delay: scheduler_box[0].request_relaunch(uid, delay)
+            kube=kube,
+            relaunch=lambda uid, delay: scheduler_box[0].request_relaunch(uid, delay),
+            kill=lambda uid, task_id: scheduler_box[0].request_kill(uid, task_id),
         )
 
         async def handler(event: Any) -> None:

@@ -67,7 +67,6 @@ log = logging.getLogger(__name__)
 EXPLAIN_GRACE = 3.0  # seconds an explanation missing some agents' offers is held back
 EXPLAIN_MIN_INTERVAL = 10.0  # an explanation is rewritten at most this often per pod
 GATHER_SECONDS = 1.5  # how long offers are held waiting for the other agents' offers
-INIT_RETRY_SECONDS = 10.0  # a failed init container is retried after this long
 
 RawPod = dict[str, Any]
 
@@ -270,8 +269,8 @@ class Scheduler:
         current = self._launches.get(uid)
         if pod is None or uid in self._deleting or current is None or (
             current.attempt != rec.attempt
-        ):
-            return False
+        ) or _is_sidecar(pod, rec.container):
+            return False  # (a sidecar's start advances the init phases: through the inbox)
         if status.state == "TASK_RUNNING" and status.timestamp:
             self._running_delays.append(time.time() - status.timestamp)
         self._note_status(rec, status)
@@ -300,8 +299,12 @@ class Scheduler:
             rec.executor_id = str(status.executor_id)
 
     def request_relaunch(self, uid: str, delay: float) -> None:
-        """The kubelet decided a restart (restartPolicy, crash back-off): relaunch later."""
+        """The lifecycle decided a restart (restartPolicy, crash back-off): relaunch later."""
         self._inbox.put_nowait(("relaunch", (uid, self._clock() + max(0.0, delay))))
+
+    def request_kill(self, uid: str, task_id: ids.TaskId) -> None:
+        """The lifecycle decided a task must stop (a sidecar after the app containers)."""
+        self._inbox.put_nowait(("kill", (uid, task_id)))
 
     # -- views for tests and the kubelet API -----------------------------------------------
 
@@ -417,6 +420,8 @@ class Scheduler:
             elif kind == "relaunch":
                 uid, due = item
                 self._relaunch_at[uid] = due
+            elif kind == "kill":
+                await self._kill_for_lifecycle(*item)
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:
             log.warning("handling %s failed (will retry on the next event): %s", kind, e)
         except Exception:  # one bad event must not stop the loop for every other pod
@@ -539,6 +544,16 @@ class Scheduler:
         for tid in [t for t, rec in self._tasks.items() if rec.pod_uid == uid and rec.terminal]:
             self._tasks.pop(tid, None)
 
+    async def _kill_for_lifecycle(self, uid: str, task_id: ids.TaskId) -> None:
+        rec = self._tasks.get(task_id)
+        if rec is None or rec.terminal or rec.killing or rec.pod_uid != uid:
+            return
+        pod = self._pods.get(uid)
+        grace = (pod or {}).get("spec", {}).get("terminationGracePeriodSeconds", 30)
+        rec.killing = True
+        await self._driver.kill(task_id, agent_id=rec.agent_id,
+                                grace_period_seconds=float(grace if grace is not None else 30))
+
     # -- Mesos events ----------------------------------------------------------------------
 
     async def _on_mesos(self, event: Any) -> None:
@@ -644,7 +659,8 @@ class Scheduler:
             return
         agent_ref = self._agent_ref(rec.agent_id) if rec.agent_id else None
         current = self._launches.get(uid)
-        if current is not None and attempt < current.attempt:
+        if current is not None and attempt < current.attempt and not _is_sidecar(pod, container):
+            # (a sidecar keeps running from its earlier attempt beside the app containers)
             if ack is not None:
                 await ack()  # an older attempt's late update: nothing to show
             return
@@ -672,19 +688,27 @@ class Scheduler:
             # a pod that did not fit may fit now.
             self._revive_wanted = True
             self._want_pass()
-        inits = [str(c.get("name")) for c in (pod.get("spec") or {}).get("initContainers") or []]
-        if container in inits and rec.terminal and uid not in self._deleting:
+        raw_inits = (pod.get("spec") or {}).get("initContainers") or []
+        inits = [str(c.get("name")) for c in raw_inits]
+        sidecars = {str(c.get("name")) for c in raw_inits if c.get("restartPolicy") == "Always"}
+        in_phase = current is not None and status.task_id in current.task_ids
+        phase_done = in_phase and (
+            (container in sidecars and status.state == "TASK_RUNNING")
+            or (container in inits and rec.terminal)
+        )
+        if phase_done and uid not in self._deleting:
             # Init containers run one at a time: the next phase (or the app group) follows
-            # a success; a failure is retried after a back-off unless restartPolicy is Never.
+            # a success, or a sidecar's start (it keeps running beside what follows); after
+            # a failure the lifecycle asks for the retry (crash back-off) unless
+            # restartPolicy is Never.
             self._launches.pop(uid, None)
-            if status.state == "TASK_FINISHED":
+            if status.state in ("TASK_FINISHED", "TASK_RUNNING"):
                 self._pending[uid] = None
                 self._revive_wanted = True
                 self._want_pass()
                 await self._maybe_revive()
-            elif (pod.get("spec") or {}).get("restartPolicy") != "Never":
+            else:
                 self._phase_attempt.pop(uid, None)
-                self._relaunch_at[uid] = self._clock() + INIT_RETRY_SECONDS
             return
         if uid in self._deleting:
             await self._progress_deletion(uid)
@@ -818,7 +842,8 @@ class Scheduler:
             pod = self._pods.get(uid)
             if pod is None or uid in self._deleting:
                 continue
-            live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal]
+            live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal
+                    and not _is_sidecar(pod, t.container)]
             if live:
                 continue  # the attempt is still running (a stale request)
             self._launches.pop(uid, None)
@@ -1126,8 +1151,13 @@ class Scheduler:
             r.container for r in self._tasks.values()
             if r.pod_uid == uid and r.state == "TASK_FINISHED"
         }
+        started_sidecars = {
+            r.container for r in self._tasks.values()
+            if r.pod_uid == uid and r.state in ("TASK_RUNNING", "TASK_KILLING")
+        }
         for index, init in enumerate(request.init_containers):
-            if init.name not in finished:
+            done = init.name in started_sidecars if init.sidecar else init.name in finished
+            if not done:
                 return index
         return None
 
@@ -1292,6 +1322,14 @@ def _epoch(stamp: Any) -> float | None:
         return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def _is_sidecar(pod: RawPod, container: str) -> bool:
+    """An init container with ``restartPolicy: Always`` (Kubernetes ≥ 1.29 sidecars)."""
+    return any(
+        isinstance(c, dict) and c.get("name") == container and c.get("restartPolicy") == "Always"
+        for c in (pod.get("spec") or {}).get("initContainers") or ()
+    )
 
 
 def _taints(spec: str) -> tuple[cluster.Taint, ...]:

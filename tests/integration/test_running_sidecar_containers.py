@@ -1,0 +1,100 @@
+"""Sidecars (Kubernetes ≥ 1.29): an init container with ``restartPolicy: Always`` starts in
+order, keeps running beside the next init containers and the app, and is stopped after the
+app containers are done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from k8sbridge import app
+from tests.integration.conftest import eventually
+
+
+def _pod(name: str, *, trail: Path, app_command: str, policy: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "restartPolicy": policy,
+            "terminationGracePeriodSeconds": 1,
+            "initContainers": [
+                {"name": "proxy", "image": "busybox", "restartPolicy": "Always",
+                 "command": ["sh", "-c", f"echo proxy >> {trail}; exec sleep 300"]},
+                {"name": "setup", "image": "busybox",
+                 "command": ["sh", "-c", f"echo setup >> {trail}"]},
+            ],
+            "containers": [
+                {"name": "app", "image": "busybox", "command": ["sh", "-c", app_command]},
+            ],
+        },
+    }
+
+
+def _statuses(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    status = pod.get("status") or {}
+    return {c["name"]: c for c in [*(status.get("initContainerStatuses") or []),
+                                   *(status.get("containerStatuses") or [])]}
+
+
+async def test_a_sidecar_keeps_running_beside_the_next_init_container_and_the_app(
+    embedded: app.EmbeddedTargets, tmp_path: Path
+) -> None:
+    kube = embedded.bridge.kube
+    trail = tmp_path / "trail"
+    await kube.create("/api/v1/namespaces/default/pods", _pod(
+        "with-proxy", trail=trail, app_command=f"echo app >> {trail}; exec sleep 300",
+        policy="Always",
+    ))
+
+    async def running() -> dict[str, Any] | None:
+        pod = await kube.get_pod("default", "with-proxy")
+        statuses = _statuses(pod)
+        ok = (
+            (pod.get("status") or {}).get("phase") == "Running"
+            and "running" in (statuses.get("app") or {}).get("state", {})
+            and "running" in (statuses.get("proxy") or {}).get("state", {})
+        )
+        return pod if ok else None
+
+    pod = await eventually(running, what="the app Running beside its running sidecar")
+    statuses = _statuses(pod)
+    assert statuses["proxy"]["started"] is True
+    assert statuses["setup"]["state"]["terminated"]["exitCode"] == 0
+    assert [statuses[n]["restartCount"] for n in ("proxy", "setup", "app")] == [0, 0, 0]
+    conds = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert conds["Initialized"] == "True"
+
+    async def lines() -> list[str] | None:
+        got = trail.read_text().splitlines() if trail.exists() else []
+        return got if len(got) >= 3 else None
+
+    assert await eventually(lines, what="every container's line") == ["proxy", "setup", "app"]
+    await kube.delete("/api/v1/namespaces/default/pods/with-proxy", grace_period_seconds=0)
+
+
+async def test_a_sidecar_is_stopped_once_the_app_containers_completed(
+    embedded: app.EmbeddedTargets, tmp_path: Path
+) -> None:
+    kube = embedded.bridge.kube
+    await kube.create("/api/v1/namespaces/default/pods", _pod(
+        "job-like", trail=tmp_path / "trail", app_command="sleep 1", policy="Never",
+    ))
+
+    async def completed() -> dict[str, Any] | None:
+        pod = await kube.get_pod("default", "job-like")
+        statuses = _statuses(pod)
+        ok = (
+            (pod.get("status") or {}).get("phase") == "Succeeded"
+            and "terminated" in (statuses.get("proxy") or {}).get("state", {})
+        )
+        return pod if ok else None
+
+    pod = await eventually(completed, what="the pod Succeeded with its sidecar stopped")
+    statuses = _statuses(pod)
+    assert statuses["app"]["state"]["terminated"]["exitCode"] == 0
+    assert statuses["proxy"]["restartCount"] == 0  # stopped, not restarted
+    live = [t for t in embedded.bridge.scheduler.tasks.values()
+            if t.pod_uid == pod["metadata"]["uid"] and not t.terminal]
+    assert live == []
