@@ -49,6 +49,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# the master's GET_TASKS, as the scheduler loop reconciles with it
+ListTasks = Callable[[], Awaitable[list[dict[str, Any]]]]
+
 START_TIMEOUT = 60.0
 STOP_GRACE = 10.0  # a component gets this long to stop before it is cancelled
 
@@ -105,6 +108,7 @@ async def running_bridge(
     settings: bridge_settings.BridgeSettings,
     *,
     on_ready: Callable[[Bridge], Awaitable[None]] | None = None,
+    _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None = None,  # tests inject faults
 ) -> AsyncIterator[Bridge]:
     """Run the bridge until the block exits; yields once nodes, watch and framework are up."""
     kube = kube_client.KubeClient.from_kubeconfig(
@@ -172,7 +176,10 @@ async def running_bridge(
             driver=framework,
             sink=writer,
             agents=nodes,
-            list_tasks=reader.get_tasks,
+            list_tasks=(
+                reader.get_tasks if _wrap_list_tasks is None
+                else _wrap_list_tasks(reader.get_tasks)
+            ),
         )
         scheduler_box.append(scheduler)
         api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes)
@@ -308,6 +315,7 @@ async def running_embedded(
     settings: bridge_settings.BridgeSettings,
     *,
     agents: Sequence[Any] | None = None,
+    _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None = None,  # tests inject faults
 ) -> AsyncIterator[EmbeddedTargets]:
     """Kernel (with agents) + devkube + the bridge, all in this process (for tests; the
     command runs ``embedded.running_processes``). Its data dir layout differs: DIR/kernel is the
@@ -336,7 +344,7 @@ async def running_embedded(
                 settings, kernel_url=kernel.master_url, kubeconfig=dk.kubeconfig,
                 client_ca_file=dk.ca_file,
             )
-            async with running_bridge(bridge_cfg) as bridge:
+            async with running_bridge(bridge_cfg, _wrap_list_tasks=_wrap_list_tasks) as bridge:
                 yield EmbeddedTargets(
                     kernel_url=kernel.master_url,
                     kubeconfig=dk.kubeconfig,

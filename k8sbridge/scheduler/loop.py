@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 EXPLAIN_GRACE = 3.0  # seconds an explanation missing some agents' offers is held back
 EXPLAIN_MIN_INTERVAL = 10.0  # an explanation is rewritten at most this often per pod
 GATHER_SECONDS = 1.5  # how long offers are held waiting for the other agents' offers
+RECONCILE_TIMEOUT_SECONDS = 30.0  # one GET_TASKS may take this long, then it failed
+RECONCILE_RETRY_FIRST = 0.5  # a failed reconciliation is retried after this, doubling ...
+RECONCILE_RETRY_MAX = 30.0  # ... up to this
+UNRECONCILED_REFUSE_SECONDS = 2.0  # offers declined while unreconciled come back this soon
 
 RawPod = dict[str, Any]
 
@@ -213,6 +217,9 @@ class Scheduler:
         self._final_status: dict[ids.TaskId, mesos_types.TaskStatus] = {}
         self._subscribed = False
         self._reconciled = False
+        self._reconcile_due: float | None = None  # a failed reconciliation is retried then
+        self._reconcile_failures = 0
+        self._reconcile_error = ""  # the last failure's cause (logged once per cause)
         self._pods_synced = False
         self._suppressed = False
         # A pod became pending (or a relaunch fell due, or resources came back) since the
@@ -394,6 +401,8 @@ class Scheduler:
         waits.extend(due - now for due in self._relaunch_at.values())
         if self._pass_due is not None:
             waits.append(max(0.0, self._pass_due - now))
+        if self._reconcile_due is not None:
+            waits.append(max(0.0, self._reconcile_due - now))
         return max(0.01, min(waits))
 
     async def _initial_pod_list(self) -> None:
@@ -560,6 +569,14 @@ class Scheduler:
         if isinstance(event, mesos_events.Subscribed):
             await self._on_subscribed()
         elif isinstance(event, mesos_events.Offers):
+            if not self._reconciled:
+                # Nothing may launch before reconciliation (a task may exist already), and
+                # holding offers starves the other frameworks: decline them at once with a
+                # short filter (they come back when reconciliation has succeeded).
+                await self._driver.decline(
+                    [o.id for o in event.offers], refuse_seconds=UNRECONCILED_REFUSE_SECONDS
+                )
+                return
             now = self._clock()
             for offer in event.offers:
                 self._book.add(_held(offer, now=now))
@@ -578,7 +595,36 @@ class Scheduler:
         self._subscribed = True
         self._book.clear()  # offers from an earlier subscription are void
         self._suppressed = False
-        await self._reconcile_tasks()
+        self._reconciled = False
+        self._reconcile_failures = 0
+        self._reconcile_error = ""
+        await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        """Reconcile, then act on what was learned; a failure (an error or a GET_TASKS that
+        does not answer in time) is retried with back-off, and meanwhile offers are declined
+        (see ``_on_mesos``), never held."""
+        self._reconcile_due = None
+        try:
+            async with asyncio.timeout(RECONCILE_TIMEOUT_SECONDS):
+                await self._reconcile_tasks()
+        except Exception as e:  # any failure of the master or the transport: retry later
+            self._reconcile_failures += 1
+            delay = min(RECONCILE_RETRY_MAX,
+                        RECONCILE_RETRY_FIRST * 2 ** (self._reconcile_failures - 1))
+            self._reconcile_due = self._clock() + delay
+            cause = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            log_at = logging.WARNING if cause != self._reconcile_error else logging.DEBUG
+            log.log(log_at, "reconciliation failed (%d time(s)); retrying in %.1f s, "
+                    "declining offers meanwhile: %s", self._reconcile_failures, delay, cause)
+            self._reconcile_error = cause
+            held = self._book.take_all()
+            if held:
+                await self._driver.decline([o.offer_id for o in held],
+                                           refuse_seconds=UNRECONCILED_REFUSE_SECONDS)
+            return
+        if self._reconcile_failures:
+            log.info("reconciliation succeeded after %d failure(s)", self._reconcile_failures)
         self._reconciled = True
         # Pods bound to our nodes without a task become pending now, unless their status
         # shows that a task of theirs ran: that attempt ended while we were away (see
@@ -819,6 +865,8 @@ class Scheduler:
     async def _tick(self) -> None:
         now = self._clock()
         try:
+            if self._reconcile_due is not None and now >= self._reconcile_due:
+                await self._reconcile()
             await self._due_relaunches(now)
             expired = self._book.expired(now=now)
             if expired and self._subscribed:
