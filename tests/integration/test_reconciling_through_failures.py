@@ -15,7 +15,7 @@ from k8sbridge import app
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.mesos import framework as mesos_framework
 from k8sbridge.model import ids
-from k8sbridge.scheduler import loop
+from k8sbridge.scheduler import loop_state
 from tests.integration.conftest import eventually, fast_settings
 
 FAILURES = 3
@@ -65,11 +65,11 @@ async def test_failed_reconciliation_declines_offers_and_recovers(
         assert len(listed) == FAILURES + 1
         # retried with back-off (0.5 s, 1 s, 2 s), not in a tight loop and not never
         gaps = [b - a for a, b in zip(listed, listed[1:], strict=False)]
-        assert gaps[0] >= loop.RECONCILE_RETRY_FIRST * 0.9
+        assert gaps[0] >= loop_state.RECONCILE_RETRY_FIRST * 0.9
         assert gaps[2] >= gaps[0] * 3
         # the offers that came while unreconciled were declined, with the short filter
         unreconciled = [refuse for calls, refuse in declines if calls <= FAILURES]
         assert unreconciled
-        assert set(unreconciled) == {loop.UNRECONCILED_REFUSE_SECONDS}
+        assert set(unreconciled) == {loop_state.UNRECONCILED_REFUSE_SECONDS}
         await kube.delete("/api/v1/namespaces/default/pods/after-recovery",
                           grace_period_seconds=0)
