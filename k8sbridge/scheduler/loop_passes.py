@@ -24,10 +24,14 @@ from k8sbridge.scheduler.loop_state import (
     _taints,
 )
 
+__all__ = ["Passes"]
+
 log = logging.getLogger(__name__)
 
 
 class Passes(loop_updates.TaskUpdates):
+    """Placement passes and the loop's timers."""
+
     async def _tick(self) -> None:
         now = self._clock()
         try:

@@ -20,6 +20,8 @@ from k8sbridge.scheduler.loop_state import (
     RawPod,
 )
 
+__all__ = ["PodEvents", "compact_pod"]
+
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +57,8 @@ def _compact_json(value: Any, _intern: Callable[[str], str] = sys.intern) -> Any
 
 
 class PodEvents(loop_state.LoopState):
+    """Pod events: which pods are ours, pending or being deleted."""
+
     async def _initial_pod_list(self) -> None:
         for attempt in range(30):
             try:

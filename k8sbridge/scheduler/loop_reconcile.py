@@ -29,6 +29,8 @@ from k8sbridge.scheduler.loop_state import (
 )
 from k8sbridge.scheduler.ports import PodLaunch, TaskRecord
 
+__all__ = ["Reconciling"]
+
 log = logging.getLogger(__name__)
 
 
@@ -122,6 +124,8 @@ def _epoch(stamp: Any) -> float | None:
 
 
 class Reconciling(loop_pods.PodEvents):
+    """Reconciliation with the master, retried until it succeeds."""
+
     async def _on_subscribed(self) -> None:
         self._subscribed = True
         self._book.clear()  # offers from an earlier subscription are void

@@ -31,6 +31,8 @@ from k8sbridge.scheduler.ports import (
     TaskRecord,
 )
 
+__all__ = ["LoopState"]
+
 log = logging.getLogger(__name__)
 
 
@@ -91,6 +93,8 @@ def _node_name(hostname: str) -> str:
 
 
 class LoopState:
+    """The loop's tables (one owner: the loop task) and shared helpers."""
+
     def __init__(
         self,
         *,

@@ -20,6 +20,8 @@ from k8sbridge.scheduler.loop_state import (
 )
 from k8sbridge.scheduler.ports import TaskRecord
 
+__all__ = ["TaskUpdates"]
+
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +40,8 @@ def _held(offer: mesos_types.Offer, *, now: float) -> offers.HeldOffer:
 
 
 class TaskUpdates(loop_reconcile.Reconciling):
+    """Mesos events: offers into the book, task updates onwards."""
+
     async def on_mesos_event(self, event: Any) -> None:
         if isinstance(event, mesos_events.Update) and self._forward_progress(event.status):
             return

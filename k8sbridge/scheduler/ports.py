@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import ids
 
+__all__ = ["AgentDirectory", "AgentRef", "Driver", "PodLaunch", "PodSink", "TaskRecord"]
+
 RawPod = dict[str, Any]
 
 
