@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from k8sbridge.model import cluster, pods
+from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
 
 __all__ = [
@@ -81,11 +81,12 @@ class Rejection:
 class ScalarEntry:
     """Part of a pool's scalar: a template ``Resource`` (reservation, role) and what is left."""
 
-    __slots__ = ("template", "left", "pieces")
+    __slots__ = ("template", "left", "pieces", "offer")
 
-    def __init__(self, template: res.Resource, left: int) -> None:
+    def __init__(self, template: res.Resource, left: int, offer: ids.OfferId) -> None:
         self.template = template
         self.left = left
+        self.offer = offer  # the offer this part comes from (an assignment's ``sources``)
         # carved pieces by size: identical pods take identical pieces, and Resource values
         # are immutable, so one object serves them all (the hot path of a large pass)
         self.pieces: dict[int, res.Resource] = {}
@@ -108,11 +109,14 @@ class ScalarEntry:
 
 
 class PortsEntry:
-    __slots__ = ("template", "ranges")
+    __slots__ = ("template", "ranges", "offer")
 
-    def __init__(self, template: res.Resource, ranges: tuple[res.Range, ...]) -> None:
+    def __init__(
+        self, template: res.Resource, ranges: tuple[res.Range, ...], offer: ids.OfferId
+    ) -> None:
         self.template = template
         self.ranges = ranges
+        self.offer = offer
 
 
 class Pool:
@@ -123,7 +127,7 @@ class Pool:
     fit checks.
     """
 
-    __slots__ = ("role", "offer_ids", "scalars", "free", "ports", "used", "simple")
+    __slots__ = ("role", "offer_ids", "scalars", "free", "ports", "used", "simple", "touched")
 
     def __init__(self, *, role: str | None, offers: Sequence[cluster.OfferView]) -> None:
         self.role = role
@@ -131,13 +135,17 @@ class Pool:
         self.scalars: dict[str, list[ScalarEntry]] = {}
         self.ports: list[PortsEntry] = []
         self.used = False
-        items = [r for o in offers for r in o.resources]
-        items.sort(key=lambda r: 0 if r.reservations else 1)
-        for r in items:
+        #: offers the carves since the caller last cleared it took from
+        self.touched: set[ids.OfferId] = set()
+        items = [(r, o.id) for o in offers for r in o.resources]
+        items.sort(key=lambda item: 0 if item[0].reservations else 1)
+        for r, offer in items:
             if r.type == "SCALAR":
-                self.scalars.setdefault(r.name, []).append(ScalarEntry(r, to_milli(r.scalar)))
+                self.scalars.setdefault(r.name, []).append(
+                    ScalarEntry(r, to_milli(r.scalar), offer)
+                )
             elif r.type == "RANGES" and r.name == "ports":
-                self.ports.append(PortsEntry(r, r.ranges))
+                self.ports.append(PortsEntry(r, r.ranges, offer))
         self.free = {
             name: sum(e.left for e in entries) for name, entries in self.scalars.items()
         }
@@ -158,6 +166,7 @@ class Pool:
         first = entries[0]
         if first.left >= milli:  # the common case: one entry has it all
             first.left -= milli
+            self.touched.add(first.offer)
             return [first.piece(milli)]
         out: list[res.Resource] = []
         for entry in entries:
@@ -167,6 +176,7 @@ class Pool:
                 continue
             take = min(entry.left, milli)
             entry.left -= take
+            self.touched.add(entry.offer)
             milli -= take
             out.append(entry.piece(take))
         return out
@@ -175,6 +185,7 @@ class Pool:
         for entry in self.ports:
             if any(b <= port <= e for b, e in entry.ranges):
                 entry.ranges = res.subtract_ranges(entry.ranges, ((port, port),))
+                self.touched.add(entry.offer)
                 return dataclasses.replace(entry.template, ranges=((port, port),))
         raise LookupError(f"port {port} not in pool")  # the caller checked has_port
 

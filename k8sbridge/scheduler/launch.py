@@ -2,7 +2,7 @@
 
 Why a separate module: the mapping from a Kubernetes container to a Mesos TaskInfo is where
 predecessors silently lost behaviour (string-built shells, dropped env sources, no kill policy).
-Keeping it pure (raw pod + offer resources in, wire JSON out) makes each rule testable alone.
+Keeping it pure (raw pod + placement's assignment in, wire JSON out) makes each rule testable alone.
 
 Rules:
 
@@ -17,9 +17,13 @@ Rules:
   ``LaunchError`` with reason ``CreateContainerConfigError`` (the pod shows it, nothing runs);
 * the image becomes ``container.mesos.image`` (docker) when ``image_mode`` is ``"mesos"``; with
   ``"none"`` the command runs on the agent host (the embedded kernel has no image support);
-* resources are carved out of the accepted offers (reserved-for-role first, then unreserved),
-  so what we launch is always a subset of what we were offered; ``cpus``/``mem`` limits go to
-  ``TaskInfo.limits``; host ports come from the offered ``ports`` ranges;
+* resources are rendered from placement's ``plan.Assignment`` as it carved them (executor
+  share, each container's scalars and host ports, reservations and allocation info kept):
+  the plan is the commit, nothing is carved twice; the loop checks at commit that the offers
+  it still holds contain what is rendered (else the pod stays pending with ``COMMIT_*``);
+* ``cpus``/``mem`` limits go to ``TaskInfo.limits`` as the connected master accepts them
+  (``limits``: Mesos >= 1.10, ``share_cgroups: false`` on every task of the group; older
+  masters get none and the pod a ``limits.Notice``);
 * labels carry the pod's namespace, name and uid; the kill policy's grace period is the pod's
   ``terminationGracePeriodSeconds``.
 """
@@ -34,19 +38,23 @@ from typing import Any
 
 from k8sbridge import grpc_probe
 from k8sbridge.model import pods as model_pods
-from k8sbridge.model.resources import Resource, Resources
+from k8sbridge.model.resources import Resources
+from k8sbridge.scheduler import limits, plan
 
 __all__ = [
+    "COMMIT_OFFER_GONE",
+    "COMMIT_OFFER_SHORT",
+    "COMMIT_STALE",
     "LABEL_NAME",
     "LABEL_NAMESPACE",
     "LABEL_UID",
+    "REASON_STALE",
     "LaunchError",
     "LaunchGroup",
-    "build_launch_group",
-    "carve",
     "executor_id_for",
     "parse_task_id",
     "probes",
+    "render_launch_group",
     "resolve_env",
     "task_id_for",
 ]
@@ -55,6 +63,18 @@ LABEL_NAMESPACE = "k8sbridge.io/namespace"
 LABEL_NAME = "k8sbridge.io/name"
 LABEL_UID = "k8sbridge.io/uid"
 LABEL_CONTAINER = "k8sbridge.io/container"
+
+# A pod placed in a pass whose launch cannot be sent stays pending; these constant messages
+# reach ``kubectl describe`` (PodScheduled=False and a FailedScheduling event).
+COMMIT_OFFER_GONE = (
+    "the offer it was placed on was rescinded before launch; waiting for the next offers"
+)
+COMMIT_OFFER_SHORT = (
+    "the offers it was placed on no longer hold its resources at launch; waiting for the next "
+    "offers"
+)
+COMMIT_STALE = "the pod changed between placement and launch; placing it again"
+REASON_STALE = "StalePlacement"
 
 WORKDIR_SCRIPT = 'cd "$1" || exit 126; shift; exec "$@"'
 
@@ -102,59 +122,7 @@ class LaunchGroup:
     task_ids: tuple[str, ...]  # in container order
     operation: Json  # Offer.Operation {"type": "LAUNCH_GROUP", "launch_group": {...}}
     used: Resources  # everything the operation consumes (executor + tasks)
-
-
-# --------------------------------------------------------------------------------------------
-# Resources
-
-
-def carve(
-    available: Resources, *, scalars: Mapping[str, float], ports: Sequence[int], role: str
-) -> Resources:
-    """Take ``scalars`` and ``ports`` from ``available`` (reserved for ``role`` first).
-
-    Raises ``LaunchError`` (reason ``OutOfResources``) when the offer does not hold them; the
-    result keeps the offered reservation and allocation info, as Mesos requires.
-    """
-    taken: list[Resource] = []
-    pool = list(available.items)
-    # Reserved resources first: they are ours alone, unreserved ones may serve other pods.
-    pool.sort(key=lambda r: 0 if r.reservations else 1)
-    for name, want in scalars.items():
-        need = round(want, 3)
-        for res in pool:
-            if need <= 0:
-                break
-            if res.name != name or res.type != "SCALAR" or res.scalar <= 0:
-                continue
-            amount = round(min(need, res.scalar), 3)
-            taken.append(dataclasses.replace(res, scalar=amount))
-            need = round(need - amount, 3)
-        if need > 0.0005:
-            raise LaunchError(
-                f"the offer lacks {name} {want:g} (has {available.scalar(name):g})",
-                reason="OutOfResources",
-            )
-    for port in ports:
-        for res in pool:
-            if res.name == "ports" and res.type == "RANGES" and any(
-                b <= port <= e for b, e in res.ranges
-            ):
-                taken.append(dataclasses.replace(res, ranges=((port, port),)))
-                break
-        else:
-            raise LaunchError(f"the offer lacks host port {port}", reason="OutOfResources")
-        available = available - Resources.of(taken)
-        pool = list(available.items)
-        pool.sort(key=lambda r: 0 if r.reservations else 1)
-    result = Resources.of(taken)
-    if not _allocated(result, role):
-        result = result.allocated_to(role)
-    return result
-
-
-def _allocated(resources: Resources, role: str) -> bool:
-    return all(r.allocation_role == role for r in resources.items)
+    notices: tuple[limits.Notice, ...] = ()  # for the pod's events (limits not enforced)
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,24 +434,35 @@ def _command_info(
     return info
 
 
-def build_launch_group(
+def _allocated(resources: Resources, role: str | None) -> Resources:
+    """The resources with the offer's allocation info (Mesos wants it on every operation of a
+    MULTI_ROLE framework; the carve keeps what the offer carried, this fills it if absent)."""
+    if role is None or all(r.allocation_role == role for r in resources.items):
+        return resources
+    return resources.allocated_to(role)
+
+
+def render_launch_group(
     *,
     pod: RawPod,
     request: model_pods.PodRequest,
+    assignment: plan.Assignment,
     framework_id: str,
-    agent_id: str,
-    role: str,
-    offered: Resources,
-    executor_scalars: Mapping[str, float],
     env: Mapping[str, Sequence[tuple[str, str]]],
     image_mode: str = "mesos",
     attempt: int = 0,
     init_phase: int | None = None,
+    master_version: tuple[int, int] | None = None,
+    agent_version: tuple[int, int] | None = None,
 ) -> LaunchGroup:
-    """Build the LAUNCH_GROUP for ``pod`` from the resources ``offered`` on one agent.
+    """Render the LAUNCH_GROUP of one ``assignment``: its executor share, each container's
+    resources and host ports exactly as placement carved them (nothing is carved here).
 
     With ``init_phase`` = k the group runs only the pod's k-th init container (init
     containers run one at a time, each to completion, before the app containers' group).
+    ``master_version`` / ``agent_version`` decide whether limits are sent (``limits``).
+    Raises ``LaunchError`` with reason ``REASON_STALE`` when the assignment is not one of
+    this pod's (its containers differ): the pod is placed again.
     """
     uid = str(request.uid)
     spec = pod.get("spec") or {}
@@ -495,17 +474,21 @@ def build_launch_group(
     if init_phase is not None:
         init = request.init_containers[init_phase]
         init_name = init.name
-        request = dataclasses.replace(request, containers=(init,))
+        pairs = [(init, assignment.init_containers[init_phase])]
+    else:
+        pairs = list(zip(request.containers, assignment.containers, strict=False))
+        if len(assignment.containers) != len(request.containers):
+            pairs = []
+    if not pairs or any(c.name != a.name for c, a in pairs):
+        raise LaunchError(COMMIT_STALE, reason=REASON_STALE)
+    role = assignment.allocation_role
     grace = request.termination_grace_period_seconds
     pod_labels = {
         LABEL_NAMESPACE: request.namespace,
         LABEL_NAME: request.name,
         LABEL_UID: uid,
     }
-    remaining = offered
-    exec_res = carve(remaining, scalars=executor_scalars, ports=(), role=role)
-    remaining = remaining - exec_res
-    used = exec_res
+    exec_res = _allocated(assignment.executor, role)
     exec_id = executor_id_for(uid=uid, attempt=attempt, init=init_name)
     executor: Json = {
         "type": "DEFAULT",
@@ -516,34 +499,40 @@ def build_launch_group(
         "labels": _labels(pod_labels),
         "shutdown_grace_period": {"nanoseconds": int((grace + 5) * 1e9)},
     }
+    task_res = [_allocated(a.resources, role) for _, a in pairs]
+    group_limits = limits.render(
+        tasks=[a for _, a in pairs],
+        master_version=master_version,
+        agent_version=agent_version,
+    )
+    used = exec_res
     tasks: list[Json] = []
     task_ids: list[str] = []
-    for creq in request.containers:
+    for (creq, _), res, task_limits in zip(pairs, task_res, group_limits.limits, strict=True):
         container = raw_containers.get(creq.name, {"name": creq.name})
-        scalars = {k: v for k, v in creq.requests if v > 0}
-        ports = [p.host_port for p in creq.host_ports if p.host_port]
-        res = carve(remaining, scalars=scalars, ports=ports, role=role)
-        remaining = remaining - res
         used = used + res
         tid = task_id_for(uid=uid, attempt=attempt, container=creq.name)
         task_ids.append(tid)
         task: Json = {
             "name": f"{request.namespace}/{request.name}/{creq.name}",
             "task_id": {"value": tid},
-            "agent_id": {"value": agent_id},
+            "agent_id": {"value": str(assignment.agent_id)},
             "resources": res.to_raw(),
             "command": _command_info(container, env.get(creq.name, ()), image_mode=image_mode),
             "labels": _labels({**pod_labels, LABEL_CONTAINER: creq.name}),
             "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
         }
         task.update(probes(container))
-        limits = {k: {"value": v} for k, v in creq.limits if k in ("cpus", "mem")}
-        if limits:
-            task["limits"] = limits
+        if task_limits:
+            task["limits"] = task_limits
         if image_mode == "mesos" and creq.image:
             task["container"] = {
                 "type": "MESOS",
                 "mesos": {"image": {"type": "DOCKER", "docker": {"name": creq.image}}},
+            }
+        if group_limits.share_cgroups_false:  # every task of the group, or Mesos refuses it
+            task.setdefault("container", {"type": "MESOS"})["linux_info"] = {
+                "share_cgroups": False
             }
         if creq.host_ports:
             task["discovery"] = {
@@ -566,5 +555,9 @@ def build_launch_group(
         "launch_group": {"executor": executor, "task_group": {"tasks": tasks}},
     }
     return LaunchGroup(
-        executor_id=exec_id, task_ids=tuple(task_ids), operation=operation, used=used
+        executor_id=exec_id,
+        task_ids=tuple(task_ids),
+        operation=operation,
+        used=used,
+        notices=group_limits.notices if attempt == 0 else (),  # said once, not per restart
     )

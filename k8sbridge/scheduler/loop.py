@@ -57,7 +57,7 @@ from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import ids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
-from k8sbridge.scheduler import launch, loop_passes, plan
+from k8sbridge.scheduler import launch, limits, loop_passes, plan
 from k8sbridge.scheduler.loop_state import (
     RawPod,
     _node_name,
@@ -213,32 +213,51 @@ class Scheduler(loop_passes.Passes):
 
     # -- the commit (a pass's plan, per agent) ----------------------------------------------
 
+    #: the connected master's (major, minor) from the operator API's GET_VERSION; None while
+    #: unknown, and then no limits are sent (``limits.render``)
+    master_version: tuple[int, int] | None = None
+
     async def _commit_agent(
         self,
         agent_id: ids.AgentId,
         offer_ids: Sequence[ids.OfferId],
         assignments: Iterable[plan.Assignment],
     ) -> None:
+        """Render each assignment's LAUNCH_GROUP (the plan is the commit: nothing is carved
+        again) and send those that the offers still held contain; a pod whose offer is gone
+        or short stays pending with a constant reason (PodScheduled=False, FailedScheduling)."""
         held = self._book.take(offer_ids)
-        if not held:
-            return  # rescinded meanwhile
-        role = held[0].role
-        remaining = Resources()
+        held_ids = {o.offer_id for o in held}
+        available = Resources()
         for offer in held:
-            remaining = remaining + offer.resources
-        node_name = self._agents.node_for_agent(agent_id) or _node_name(held[0].hostname)
+            available = available + offer.resources
+        hostname = held[0].hostname if held else ""
+        node_name = self._agents.node_for_agent(agent_id) or _node_name(hostname)
+        agent_version = limits.parse_version(
+            str(getattr(self._agents.agents.get(agent_id), "version", "") or "")
+        )
         fid = self._driver.framework_id or ""
         operations: list[dict[str, Any]] = []
         bound: list[tuple[str, launch.LaunchGroup]] = []
         candidates: list[tuple[str, RawPod, launch.LaunchGroup]] = []
+
+        def refused(uid: str, pod: RawPod, message: str) -> None:
+            self._want_pass()  # it stays pending: the next offers place it again
+            if self._unschedulable.get(uid) != message:
+                self._unschedulable[uid] = message
+                self._sink.unschedulable(pod=pod, message=message)
+
         for assignment in assignments:
             uid = str(assignment.pod_uid)
             pod = self._pods.get(uid)
             if pod is None or uid in self._deleting:
                 continue
+            if not held_ids.issuperset(assignment.sources or assignment.offer_ids):
+                refused(uid, pod, launch.COMMIT_OFFER_GONE)
+                continue
             try:
                 request = self._request(uid, pod)
-                env = await self._resolve_env(pod, node_name=node_name, host_ip=held[0].hostname)
+                env = await self._resolve_env(pod, node_name=node_name, host_ip=hostname)
                 phase = self._init_phase(uid, request)
                 if phase is not None and uid in self._phase_attempt:
                     attempt = self._phase_attempt[uid]
@@ -248,26 +267,22 @@ class Scheduler(loop_passes.Passes):
                     self._phase_attempt[uid] = attempt
                 else:
                     self._phase_attempt.pop(uid, None)
-                group = launch.build_launch_group(
+                group = launch.render_launch_group(
                     pod=pod,
                     request=request,
+                    assignment=assignment,
                     framework_id=fid,
-                    agent_id=agent_id,
-                    role=role,
-                    offered=remaining,
-                    executor_scalars={
-                        "cpus": self._settings.scheduler.executor_cpus,
-                        "mem": self._settings.scheduler.executor_mem,
-                        "disk": self._settings.scheduler.executor_disk,
-                    },
                     env=env,
                     image_mode=self._settings.scheduler.image_mode,
                     attempt=attempt,
                     init_phase=phase,
+                    master_version=self.master_version,
+                    agent_version=agent_version,
                 )
             except launch.LaunchError as e:
-                if e.reason == "OutOfResources":
-                    continue  # the next pass retries with fresh offers
+                if e.reason == launch.REASON_STALE:
+                    refused(uid, pod, str(e))
+                    continue
                 self._pending.pop(uid, None)
                 self._sink.launch_failed(pod=pod, reason=e.reason, message=str(e))
                 continue
@@ -278,7 +293,10 @@ class Scheduler(loop_passes.Passes):
             spec = pod.get("spec") or {}
             if spec.get("nodeName") and spec.get("nodeName") != node_name:
                 continue
-            remaining = remaining - group.used
+            if not available.contains(group.used):
+                refused(uid, pod, launch.COMMIT_OFFER_SHORT)
+                continue
+            available = available - group.used
             candidates.append((uid, pod, group))
         # Bind first (see the module docstring), all of this agent's pods concurrently; a pod
         # already bound to this node (restart, or bound by another scheduler) keeps its binding.
@@ -299,9 +317,8 @@ class Scheduler(loop_passes.Passes):
             operations.append(group.operation)
             bound.append((uid, group))
         if not operations:
-            await self._driver.decline(
-                [o.offer_id for o in held], refuse_seconds=1.0
-            )
+            if held:
+                await self._driver.decline([o.offer_id for o in held], refuse_seconds=1.0)
             return
         for uid, group in bound:
             self._pending.pop(uid, None)
@@ -324,6 +341,12 @@ class Scheduler(loop_passes.Passes):
             [o.offer_id for o in held], operations, refuse_seconds=1.0
         )
         log.info("launched %d pod(s) on %s", len(operations), node_name)
+        notices = [(self._pods.get(uid), n) for uid, group in bound for n in group.notices]
+        await asyncio.gather(*(
+            self._kube.post_event(involved=pod, reason=n.reason, message=n.message,
+                                  type_="Warning", host=node_name)
+            for pod, n in notices if pod is not None
+        ))
 
     async def _bind(self, pod: RawPod, *, uid: str, node_name: str) -> None:
         spec = pod.get("spec") or {}

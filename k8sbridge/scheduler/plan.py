@@ -53,8 +53,11 @@ class ContainerAllocation:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Assignment:
-    """Pod → agent. ``offer_ids`` are every offer of the agent's pool that the plan uses;
-    accept them together in one ACCEPT (one LAUNCH_GROUP per assigned pod).
+    """Pod → agent, and everything its launch needs: the commit renders the LAUNCH_GROUP from
+    this value alone (``launch.render_launch_group``), nothing is carved twice. ``offer_ids``
+    are every offer of the agent's pool that the plan uses; accept them together in one ACCEPT
+    (one LAUNCH_GROUP per assigned pod). ``executor`` is the DEFAULT executor's share; each
+    ``ContainerAllocation`` holds the task's scalars and its host ports (``ports`` ranges).
 
     ``containers`` are the app containers; ``init_containers`` the init containers in spec
     order (sidecars hold their own resources; the others are carved from the app containers'
@@ -75,6 +78,9 @@ class Assignment:
     #: what the pod holds beyond executor + containers so its largest init container fits
     #: (init containers run before the app containers, inside these same resources)
     reserve: res.Resources = res.Resources()
+    #: the offers (of ``offer_ids``) its pieces come from: if one of them is gone at commit,
+    #: the launch cannot be sent
+    sources: tuple[ids.OfferId, ...] = ()
 
     @property
     def total(self) -> res.Resources:

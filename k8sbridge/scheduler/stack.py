@@ -14,7 +14,9 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
    hostname, zone, ...); an agent failing one is dropped for the group, the next candidate is
    tried;
 5. a placement carves the pod's resources out of the agent's pool (executor overhead once per
-   pod), so many pods share an offer and later pods see what is left;
+   pod), so many pods share an offer and later pods see what is left; the ``plan.Assignment``
+   keeps the pieces (executor share, each container's scalars and host ports, the offers
+   they come from) and the commit renders the launch from them: nothing is carved twice;
 6. when a group has no candidate left, its pods are unplaced with one ``Explanation``.
 
 Ties are broken by a permutation of the agents drawn from ``StackSettings.seed``: the same
@@ -271,6 +273,7 @@ def _assign(
                 t.init_containers,
                 t.host_ports,
                 t.reserve,
+                t.sources,
             )
         assignment = group.fast[id(pool)] = _carve_assignment(pod, agent, pool, group)
         return assignment
@@ -284,6 +287,7 @@ def _carve_assignment(
     group: _Group,
 ) -> plan.Assignment:
     pool.used = True
+    pool.touched.clear()
     executor = _bag(group, _carve(pool, group.overhead))
     allocations: list[plan.ContainerAllocation] = []
     choices: list[plan.HostPortChoice] = []
@@ -355,6 +359,10 @@ def _carve_assignment(
         init_containers=_in_spec_order(pod, [*(a for a in allocations if a.init), *inits]),
         host_ports=tuple(choices),
         reserve=_bag(group, reserve),
+        sources=(
+            pool.offer_ids if len(pool.offer_ids) == 1
+            else tuple(o for o in pool.offer_ids if o in pool.touched)
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Pod → LAUNCH_GROUP: argv (no string-built shell), env sources, resources carved from offers."""
+"""Pod → LAUNCH_GROUP: argv (no string-built shell), env sources, resources as placed."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources, parse_resources_flag
-from k8sbridge.scheduler import launch
+from k8sbridge.scheduler import launch, plan, stack
 
 
 def _pod(**spec: Any) -> dict[str, Any]:
@@ -43,18 +44,33 @@ OFFER = parse_resources_flag("cpus:2;mem:1024;disk:100;ports:[31000-32000]").all
 )
 
 
+def _place(
+    request: model_pods.PodRequest, offer: Resources = OFFER
+) -> plan.Assignment | None:
+    agent = cluster.AgentView.build(
+        agent_id="ag-1", hostname="h1",
+        offers=[cluster.OfferView(id=ids.OfferId("o1"), agent_id=ids.AgentId("ag-1"),
+                                  resources=offer, allocation_role="kubernetes")],
+    )
+    settings = stack.StackSettings(executor_overhead=(("cpus", 0.1), ("mem", 32.0)))
+    result = stack.place(pending=[request], view=cluster.ClusterView(agents=(agent,)),
+                         settings=settings)
+    return result.assignment(request.key)
+
+
 def _build(pod: dict[str, Any], *, image_mode: str = "mesos", env: Any = None) -> Any:
     request = model_pods.parse_pod(pod)
-    return launch.build_launch_group(
+    assignment = _place(request)
+    assert assignment is not None
+    return launch.render_launch_group(
         pod=pod,
         request=request,
+        assignment=assignment,
         framework_id="fw-1",
-        agent_id="ag-1",
-        role="kubernetes",
-        offered=OFFER,
-        executor_scalars={"cpus": 0.1, "mem": 32},
         env=env or {"main": [("WHO", "world")]},
         image_mode=image_mode,
+        master_version=(1, 11),
+        agent_version=(1, 11),
     )
 
 
@@ -76,6 +92,7 @@ def test_launch_group_has_deterministic_ids_labels_kill_policy_and_limits() -> N
     assert labels[launch.LABEL_UID] == "u-123"
     assert task["kill_policy"] == {"grace_period": {"nanoseconds": 7_000_000_000}}
     assert task["limits"] == {"cpus": {"value": 0.5}, "mem": {"value": 128.0}}
+    assert task["container"]["linux_info"] == {"share_cgroups": False}
     assert task["container"]["mesos"]["image"]["docker"]["name"] == "busybox:1.36"
     res = Resources.parse(task["resources"])
     assert res.scalar("cpus") == 0.25 and res.scalar("mem") == 64
@@ -107,7 +124,7 @@ def test_working_dir_uses_a_constant_script_with_positional_arguments(tmp_path: 
     (task,) = group.operation["launch_group"]["task_group"]["tasks"]
     argv = task["command"]["arguments"]
     assert argv[:3] == ["/bin/sh", "-c", launch.WORKDIR_SCRIPT]
-    assert "container" not in task  # image_mode none: runs on the host
+    assert "mesos" not in task["container"]  # image_mode none: runs on the host (no image)
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=10)
     assert out.stdout.strip() == str(weird)
 
@@ -120,20 +137,53 @@ def test_no_command_without_images_is_a_clear_error() -> None:
         _build(pod, image_mode="none")
 
 
-def test_offer_too_small_is_a_launch_error() -> None:
+def test_the_operation_is_the_assignment_rendered() -> None:
+    """Nothing is carved at launch: the executor's share and each task's resources are the
+    placement's pieces (reservations first), and an assignment of another pod is refused."""
+    offer = parse_resources_flag(
+        "cpus(kubernetes):0.2;cpus:4;mem:512;ports:[31000-32000]"
+    ).allocated_to("kubernetes")
     pod = _pod()
-    pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "3"
-    pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "3"
+    request = model_pods.parse_pod(pod)
+    assignment = _place(request, offer)
+    assert assignment is not None and assignment.sources == ("o1",)
+    group = launch.render_launch_group(
+        pod=pod, request=request, assignment=assignment, framework_id="fw-1",
+        env={"main": []},
+    )
+    executor = group.operation["launch_group"]["executor"]
+    assert Resources.parse(executor["resources"]) == assignment.executor
+    assert assignment.executor.reserved("kubernetes").scalar("cpus") == 0.1
+    (task,) = group.operation["launch_group"]["task_group"]["tasks"]
+    assert Resources.parse(task["resources"]) == assignment.containers[0].resources
+    assert group.used == assignment.executor + assignment.containers[0].resources
+    assert offer.contains(group.used)
+    other = model_pods.parse_pod({**pod, "spec": {**pod["spec"], "containers": [
+        {**pod["spec"]["containers"][0], "name": "renamed"}]}})
     with pytest.raises(launch.LaunchError) as err:
-        _build(pod)
-    assert err.value.reason == "OutOfResources"
+        launch.render_launch_group(
+            pod=pod, request=other, assignment=assignment, framework_id="fw-1", env={},
+        )
+    assert err.value.reason == launch.REASON_STALE
+    assert str(err.value) == launch.COMMIT_STALE
 
 
-def test_carve_prefers_reserved_resources() -> None:
-    offer = parse_resources_flag("cpus(kubernetes):1;cpus:4;mem:512").allocated_to("kubernetes")
-    taken = launch.carve(offer, scalars={"cpus": 1.5, "mem": 100}, ports=(), role="kubernetes")
-    assert taken.reserved("kubernetes").scalar("cpus") == 1.0
-    assert taken.unreserved().scalar("cpus") == 0.5
+def test_an_init_phase_runs_one_init_container_in_the_pods_share() -> None:
+    pod = _pod(initContainers=[{"name": "setup", "command": ["true"],
+                                "resources": {"requests": {"cpu": "1", "memory": "256Mi"}}}])
+    request = model_pods.parse_pod(pod)
+    assignment = _place(request)
+    assert assignment is not None
+    group = launch.render_launch_group(
+        pod=pod, request=request, assignment=assignment, framework_id="fw-1",
+        env={}, init_phase=0,
+    )
+    assert group.executor_id == "k8sbridge.u-123.0.init.setup"
+    (task,) = group.operation["launch_group"]["task_group"]["tasks"]
+    assert task["task_id"] == {"value": "u-123.0.setup"}
+    res = Resources.parse(task["resources"])
+    assert res.scalar("cpus") == 1 and res.scalar("mem") == 256
+    assert OFFER.contains(group.used) and assignment.total.contains(group.used)
 
 
 async def test_env_sources_are_resolved_in_kubernetes_order() -> None:

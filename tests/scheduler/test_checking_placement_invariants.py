@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import select, stack
+from k8sbridge.scheduler import launch, select, stack
 
 RACKS = ["r1", "r2", "r3"]
 
@@ -211,3 +212,76 @@ def test_rich_inputs_never_overcommit_a_pool(
     for ag in view.agents:
         if ag.max_pods is not None:
             assert sum(a.agent_id == ag.agent_id for a in result.assignments) <= ag.max_pods
+
+
+def _task_ports(task: dict[str, Any]) -> list[int]:
+    ports = res.Resources.parse(task["resources"]).ranges("ports")
+    return [p for begin, end in ports for p in range(begin, end + 1)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(rich_scenarios(), st.sampled_from(["spread", "binpack"]))
+def test_rendered_operations_are_what_was_offered(
+    scenario: tuple[cluster.ClusterView, list[pods.PodRequest]], strategy: str
+) -> None:
+    """The operations production sends (rendered from the plan, never carved again): per
+    ACCEPT they never exceed its offers, each pod's pieces come from its ``sources``, the
+    resources add up to what placement held for it, host ports are unique on an agent, and
+    limits are only ever what the master takes."""
+    view, pending = scenario
+    result = stack.place(pending=pending, view=view,
+                         settings=stack.StackSettings(strategy=strategy))  # type: ignore[arg-type]
+    offers = {o.id: o.resources for ag in view.agents for o in ag.offers}
+    by_key = {p.key: p for p in pending}
+    ports_on: dict[str, list[int]] = {}
+    for agent_id, offer_ids, assignments in result.by_agent():
+        offered = res.Resources.of(r for o in offer_ids for r in offers[o])
+        sent = res.Resources()
+        for a in assignments:
+            pod = by_key[a.pod_key]
+            assert a.sources and set(a.sources) <= set(offer_ids)
+            from_sources = res.Resources.of(r for o in a.sources for r in offers[o])
+            group = launch.render_launch_group(
+                pod={}, request=pod, assignment=a, framework_id="f", env={},
+                master_version=(1, 11), agent_version=(1, 11),
+            )
+            json.dumps(group.operation, allow_nan=False)
+            tasks = group.operation["launch_group"]["task_group"]["tasks"]
+            used = res.Resources.parse(group.operation["launch_group"]["executor"]["resources"])
+            for task in tasks:
+                used = used + res.Resources.parse(task["resources"])
+                assert set(task.get("limits") or {}) <= {"cpus", "mem"}
+            assert used == group.used
+            assert all(r.allocation_role == a.allocation_role for r in used)
+            assert from_sources.contains(used), (a.pod_key, str(used), str(from_sources))
+            # the app group's scalars are the executor's share plus the app requests, and
+            # with the sidecars and the init reserve they are exactly what the pod holds
+            want = {"cpus": 0.1, "mem": 32.0, "disk": 10.0}
+            for c in pod.containers:
+                for name, value in c.requests:
+                    want[name] = want.get(name, 0.0) + value
+            got = used.scalars()
+            assert {n: round(v, 3) for n, v in got.items() if v} == {
+                n: round(v, 3) for n, v in want.items() if v
+            }
+            sidecars = [r for c in a.init_containers if c.sidecar for r in c.resources]
+            assert used + res.Resources.of(sidecars) + a.reserve == a.total
+            shares = {(t.get("container") or {}).get("linux_info", {}).get("share_cgroups")
+                      for t in tasks}
+            assert len(shares) == 1  # all tasks of a group agree on share_cgroups
+            # host ports: each asked port is in exactly one task of the pod's group
+            pod_ports = [p for t in tasks for p in _task_ports(t)]
+            assert sorted(pod_ports) == sorted({p.host_port for p in pod.host_ports})
+            ports_on.setdefault(agent_id, []).extend(pod_ports)
+            for k, init in enumerate(a.init_containers):
+                if init.sidecar:
+                    continue  # runs in the pod's steady share
+                phase = launch.render_launch_group(
+                    pod={}, request=pod, assignment=a, framework_id="f", env={},
+                    init_phase=k,
+                )
+                assert a.total.contains(phase.used)  # an init phase runs in the pod's share
+            sent = sent + used
+        assert offered.contains(sent), (agent_id, str(sent), str(offered))
+    for agent_id, ports in ports_on.items():
+        assert len(ports) == len(set(ports)), (agent_id, ports)
