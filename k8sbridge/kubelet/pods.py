@@ -201,8 +201,11 @@ class PodStatusWriter:
             elif isinstance(intent, lc_intents.Relaunch):
                 if self._relaunch is not None:
                     self._relaunch(uid, max(0.0, intent.at - now))
-            elif self._kill is not None:  # lc_intents.Kill
-                self._kill(uid, intent.task_id)
+            elif isinstance(intent, lc_intents.Kill):
+                if self._kill is not None:
+                    self._kill(uid, intent.task_id)
+            else:  # deleting a pod is the offer loop's (``lifecycle.deletion``)
+                log.warning("pod %s: the status writer does not execute %s", uid, intent)
 
     def _enqueue(self, uid: str, *, priority: int = _STATUS) -> None:
         """Queue a write of the pod's latest state (once, however often it is asked for).

@@ -13,7 +13,10 @@ from typing import Literal, TypeAlias
 
 from k8sbridge.model import ids
 
-__all__ = ["Acknowledge", "Intent", "Kill", "RecordEvent", "Relaunch", "WriteStatus"]
+__all__ = [
+    "Acknowledge", "DeletePod", "Forget", "Intent", "Kill", "RecordEvent", "Relaunch",
+    "WriteStatus",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,9 +49,23 @@ class Relaunch:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Kill:
-    """Stop a task (sidecars once the app containers are done, in reverse order)."""
+    """Stop a task (sidecars once the app containers are done, in reverse order; every task
+    of a pod being deleted), with ``grace`` seconds before SIGKILL (None: the task's own)."""
 
     task_id: ids.TaskId
+    grace: float | None = None
 
 
-Intent: TypeAlias = WriteStatus | Acknowledge | RecordEvent | Relaunch | Kill
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeletePod:
+    """Every task of a pod being deleted has ended: remove the object (grace 0, with uid)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Forget:
+    """The pod's life here is over: drop what is kept about it."""
+
+
+Intent: TypeAlias = (
+    WriteStatus | Acknowledge | RecordEvent | Relaunch | Kill | DeletePod | Forget
+)

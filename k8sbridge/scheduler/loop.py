@@ -53,6 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from k8sbridge.kube import errors as kube_errors
+from k8sbridge.lifecycle import phases
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import ids
 from k8sbridge.model import pods as model_pods
@@ -369,15 +370,14 @@ class Scheduler(loop_passes.Passes):
             r.container for r in self._tasks.values()
             if r.pod_uid == uid and r.state == "TASK_FINISHED"
         }
-        started_sidecars = {
+        running = {
             r.container for r in self._tasks.values()
             if r.pod_uid == uid and r.state in ("TASK_RUNNING", "TASK_KILLING")
         }
-        for index, init in enumerate(request.init_containers):
-            done = init.name in started_sidecars if init.sidecar else init.name in finished
-            if not done:
-                return index
-        return None
+        return phases.next_init(
+            inits=[(init.name, init.sidecar) for init in request.init_containers],
+            finished=finished, running=running,
+        )
 
     def _next_attempt(self, uid: str) -> int:
         attempts = [r.attempt for r in self._tasks.values() if r.pod_uid == uid]

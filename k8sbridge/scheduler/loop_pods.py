@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from k8sbridge.kube import errors as kube_errors
+from k8sbridge.lifecycle import deletion, intents
 from k8sbridge.model import ids
 from k8sbridge.scheduler import loop_state
 from k8sbridge.scheduler.loop_state import (
@@ -124,42 +125,37 @@ class PodEvents(loop_state.LoopState):
             await self._maybe_revive()
 
     async def _progress_deletion(self, uid: str) -> None:
-        """deletionTimestamp → KILL (grace) → all terminal → DELETE grace 0 with uid."""
+        """Execute the lifecycle's next deletion step (``lifecycle.deletion``): KILL with the
+        pod's grace (sidecars last), then DELETE grace 0 with uid once every task ended."""
         pod = self._pods.get(uid)
-        live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal]
-        if live:
-            grace: float | None = None
-            if pod is not None:
-                meta = pod.get("metadata") or {}
-                spec = pod.get("spec") or {}
-                raw_grace = meta.get("deletionGracePeriodSeconds")
-                if raw_grace is None:
-                    raw_grace = spec.get("terminationGracePeriodSeconds", 30)
-                grace = float(raw_grace if raw_grace is not None else 30)
-            else:
-                grace = 0.0  # the pod object is gone (force delete): kill at once
-            for task in live:
-                if task.killing:
-                    continue
+        mine = [t for t in self._tasks.values() if t.pod_uid == uid]
+        views = [
+            deletion.TaskView(task_id=t.task_id, container=t.container, terminal=t.terminal,
+                              killing=t.killing)
+            for t in mine
+        ]
+        for intent in deletion.step(pod=pod, tasks=views):
+            if isinstance(intent, intents.Kill):
+                task = self._tasks[intent.task_id]
                 task.killing = True
                 await self._driver.kill(
-                    task.task_id, agent_id=task.agent_id, grace_period_seconds=grace
+                    task.task_id, agent_id=task.agent_id, grace_period_seconds=intent.grace
                 )
-            return
-        self._deleting.discard(uid)
-        self._launches.pop(uid, None)
-        if pod is not None:
-            meta = pod.get("metadata") or {}
-            await self._kube.delete_pod_now(
-                namespace=str(meta.get("namespace") or "default"),
-                name=str(meta.get("name")),
-                uid=uid,
-            )
-        self._pods.pop(uid, None)
-        self._parsed.pop(uid, None)
-        self._sink.forget(uid)
-        for tid in [t for t, rec in self._tasks.items() if rec.pod_uid == uid and rec.terminal]:
-            self._tasks.pop(tid, None)
+            elif isinstance(intent, intents.DeletePod) and pod is not None:
+                meta = pod.get("metadata") or {}
+                await self._kube.delete_pod_now(
+                    namespace=str(meta.get("namespace") or "default"),
+                    name=str(meta.get("name")),
+                    uid=uid,
+                )
+            elif isinstance(intent, intents.Forget):
+                self._deleting.discard(uid)
+                self._launches.pop(uid, None)
+                self._pods.pop(uid, None)
+                self._parsed.pop(uid, None)
+                self._sink.forget(uid)
+                for task in mine:
+                    self._tasks.pop(task.task_id, None)
 
     async def _kill_for_lifecycle(self, uid: str, task_id: ids.TaskId) -> None:
         rec = self._tasks.get(task_id)

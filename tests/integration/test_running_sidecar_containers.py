@@ -98,3 +98,36 @@ async def test_a_sidecar_is_stopped_once_the_app_containers_completed(
     live = [t for t in embedded.bridge.scheduler.tasks.values()
             if t.pod_uid == pod["metadata"]["uid"] and not t.terminal]
     assert live == []
+
+
+async def test_deleting_a_pod_stops_its_sidecar_after_the_app(
+    embedded: app.EmbeddedTargets, tmp_path: Path
+) -> None:
+    kube = embedded.bridge.kube
+    trail = tmp_path / "stopped"
+
+    def stops(name: str, *, taking: float = 0) -> str:
+        # the app takes a second to stop: killed together, the sidecar would write first
+        return (f"trap 'sleep {taking}; echo {name} >> {trail}; exit 0' TERM; echo up; "
+                "while true; do sleep 0.1; done")
+
+    pod = _pod("stopping", trail=tmp_path / "trail", app_command=stops("app", taking=1),
+               policy="Always")
+    pod["spec"]["terminationGracePeriodSeconds"] = 5
+    pod["spec"]["initContainers"][0]["command"] = ["sh", "-c", stops("proxy")]
+    await kube.create("/api/v1/namespaces/default/pods", pod)
+
+    async def running() -> dict[str, Any] | None:
+        got = await kube.get_pod("default", "stopping")
+        app_state = (_statuses(got).get("app") or {}).get("state", {})
+        return got if "running" in app_state else None
+
+    await eventually(running, what="the app running beside its sidecar")
+    await kube.delete("/api/v1/namespaces/default/pods/stopping")
+
+    async def gone() -> bool:
+        pods = await kube.list_pods()
+        return not any(p["metadata"]["name"] == "stopping" for p in pods)
+
+    await eventually(gone, what="the pod deleted once its containers stopped")
+    assert trail.read_text().splitlines() == ["app", "proxy"]
