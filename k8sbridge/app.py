@@ -142,7 +142,9 @@ async def running_bridge(
         # the writer executes the lifecycle's intents; relaunches and kills go to the loop
         writer = kubelet_pods.PodStatusWriter(
             kube=kube,
-            relaunch=lambda uid, delay: scheduler_box[0].request_relaunch(uid, delay),
+            relaunch=lambda uid, delay, containers: scheduler_box[0].request_relaunch(
+                uid, delay, containers=containers
+            ),
             kill=lambda uid, task_id: scheduler_box[0].request_kill(uid, task_id),
         )
 

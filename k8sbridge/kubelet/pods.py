@@ -8,11 +8,12 @@ that was never shown to Kubernetes is re-sent by the agent.
 
 What happens to a pod is decided by the pure lifecycle (``k8sbridge/lifecycle/``): each task
 update, scheduling outcome and refused launch becomes a lifecycle event, and this writer only
-executes the intents ``lifecycle.machine.apply`` answers with: write the status (rendered by the
-pure ``kubelet/statusmap.py``), acknowledge after the write, record events, ask the scheduler
-for the next attempt (``relaunch(uid, delay)``, after the crash back-off) and stop sidecars
-(``kill(uid, task_id)``). Scheduling outcomes (``PodScheduled=False`` with the explanation,
-Scheduled and FailedScheduling events) are written here too, so there is one writer per pod.
+executes the intents ``lifecycle.machine.apply`` answers with: write the status (rendered by
+the pure ``kubelet/statusmap.py``), acknowledge after the write, record events, ask the
+scheduler for the next attempt (``relaunch(uid, delay, containers)``, after the crash
+back-off) and stop sidecars (``kill(uid, task_id)``). Scheduling outcomes
+(``PodScheduled=False`` with the explanation, Scheduled and FailedScheduling events) are
+written here too, so there is one writer per pod.
 
 What it costs the API server, and why so little: a burst of N pods is N bindings and, per pod,
 two status writes (STARTING, which must be written before it is acknowledged, and RUNNING).
@@ -67,7 +68,7 @@ _CREATING = 2  # the delayed ContainerCreating write of a just-bound pod (not qu
 
 RawPod = dict[str, Any]
 Ack = Callable[[], Awaitable[None]]
-Relaunch = Callable[[str, float], None]
+Relaunch = Callable[[str, float, tuple[str, ...]], None]  # uid, delay, containers
 Kill = Callable[[str, ids.TaskId], None]
 
 
@@ -200,7 +201,7 @@ class PodStatusWriter:
                 self._enqueue(uid)
             elif isinstance(intent, lc_intents.Relaunch):
                 if self._relaunch is not None:
-                    self._relaunch(uid, max(0.0, intent.at - now))
+                    self._relaunch(uid, max(0.0, intent.at - now), intent.containers)
             elif isinstance(intent, lc_intents.Kill):
                 if self._kill is not None:
                     self._kill(uid, intent.task_id)

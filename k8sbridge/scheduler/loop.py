@@ -61,6 +61,7 @@ from k8sbridge.model.resources import Resources
 from k8sbridge.scheduler import launch, limits, loop_passes, plan
 from k8sbridge.scheduler.loop_state import (
     RawPod,
+    _is_sidecar,
     _node_name,
 )
 from k8sbridge.scheduler.ports import (
@@ -93,9 +94,13 @@ class Scheduler(loop_passes.Passes):
     def on_pod_event(self, etype: str | None, raw: RawPod) -> None:
         self._inbox.put_nowait(("pod", (etype, raw)))
 
-    def request_relaunch(self, uid: str, delay: float) -> None:
-        """The lifecycle decided a restart (restartPolicy, crash back-off): relaunch later."""
-        self._inbox.put_nowait(("relaunch", (uid, self._clock() + max(0.0, delay))))
+    def request_relaunch(
+        self, uid: str, delay: float, *, containers: Sequence[str] = ()
+    ) -> None:
+        """The lifecycle decided a restart (restartPolicy, crash back-off) of ``containers``
+        (the app group, an init container or a sidecar): relaunch later."""
+        due = self._clock() + max(0.0, delay)
+        self._inbox.put_nowait(("relaunch", (uid, due, tuple(containers))))
 
     def request_kill(self, uid: str, task_id: ids.TaskId) -> None:
         """The lifecycle decided a task must stop (a sidecar after the app containers)."""
@@ -203,8 +208,13 @@ class Scheduler(loop_passes.Passes):
                 self._mesos_queued -= 1
                 await self._on_mesos(item)
             elif kind == "relaunch":
-                uid, due = item
+                uid, due, containers = item
                 self._relaunch_at[uid] = due
+                pod = self._pods.get(uid) or {}
+                if containers and all(_is_sidecar(pod, c) for c in containers):
+                    self._sidecar_relaunches.add(uid)
+                else:
+                    self._sidecar_relaunches.discard(uid)
             elif kind == "kill":
                 await self._kill_for_lifecycle(*item)
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:

@@ -60,11 +60,16 @@ class Passes(loop_updates.TaskUpdates):
             pod = self._pods.get(uid)
             if pod is None or uid in self._deleting:
                 continue
+            sidecar_only = uid in self._sidecar_relaunches
+            self._sidecar_relaunches.discard(uid)
             live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal
                     and not _is_sidecar(pod, t.container)]
-            if live:
+            if live and not sidecar_only:
                 continue  # the attempt is still running (a stale request)
-            self._launches.pop(uid, None)
+            if not live:
+                self._launches.pop(uid, None)
+            # else: a sidecar restarts beside the running app containers (its init phase is
+            # the first unfinished one again; the app's tasks keep running)
             self._pending[uid] = None
             self._revive_wanted = True
             self._want_pass(immediate=True)
@@ -160,8 +165,8 @@ class Passes(loop_updates.TaskUpdates):
         out: dict[ids.AgentId, list[cluster.PlacedPod]] = {}
         for uid, launched in self._launches.items():
             pod = self._pods.get(uid)
-            if pod is None:
-                continue
+            if pod is None or uid in self._pending:
+                continue  # (pending while launched: a sidecar restarts; it is placed anew)
             meta = pod.get("metadata") or {}
             try:
                 req = self._request(uid, pod)

@@ -123,6 +123,7 @@ class LoopState:
         self._unschedulable: dict[str, str] = {}  # uid -> last message written
         self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
         self._relaunch_at: dict[str, float] = {}  # uid -> when its next attempt may launch
+        self._sidecar_relaunches: set[str] = set()  # uids whose due relaunch is a sidecar's
         self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written
         self._phase_attempt: dict[str, int] = {}  # uid -> attempt whose init phases run
         self._deleting: set[str] = set()

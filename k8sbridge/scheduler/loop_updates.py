@@ -137,13 +137,11 @@ class TaskUpdates(loop_reconcile.Reconciling):
             return
         agent_ref = self._agent_ref(rec.agent_id) if rec.agent_id else None
         current = self._launches.get(uid)
-        if current is not None and attempt < current.attempt and not _is_sidecar(pod, container):
-            # (a sidecar keeps running from its earlier attempt beside the app containers)
-            if ack is not None:
-                await ack()  # an older attempt's late update: nothing to show
-            return
+        # (an older attempt's late update goes on too: the lifecycle knows it is stale, and a
+        # sidecar restarted beside running app containers makes attempts overlap)
         if (
             rec.terminal
+            and (current is None or status.task_id in current.task_ids)
             and status.state in ("TASK_DROPPED", "TASK_LOST", "TASK_ERROR")
             and status.reason == "REASON_INVALID_OFFERS"
             and uid not in self._deleting
@@ -178,7 +176,14 @@ class TaskUpdates(loop_reconcile.Reconciling):
             # Init containers run one at a time: the next phase (or the app group) follows
             # a success, or a sidecar's start (it keeps running beside what follows); after
             # a failure the lifecycle asks for the retry (crash back-off) unless
-            # restartPolicy is Never.
+            # restartPolicy is Never. A sidecar restarted beside running app containers
+            # starts nothing more.
+            apps_live = any(
+                t.pod_uid == uid and not t.terminal and t.container not in inits
+                for t in self._tasks.values()
+            )
+            if apps_live:
+                return
             self._launches.pop(uid, None)
             if status.state in ("TASK_FINISHED", "TASK_RUNNING"):
                 self._pending[uid] = None

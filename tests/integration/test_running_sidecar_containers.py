@@ -131,3 +131,40 @@ async def test_deleting_a_pod_stops_its_sidecar_after_the_app(
 
     await eventually(gone, what="the pod deleted once its containers stopped")
     assert trail.read_text().splitlines() == ["app", "proxy"]
+
+
+async def test_a_sidecar_that_exits_is_restarted_beside_the_running_app(
+    embedded: app.EmbeddedTargets, tmp_path: Path
+) -> None:
+    kube = embedded.bridge.kube
+    marker = tmp_path / "ran-once"
+    pod = _pod("proxy-crash", trail=tmp_path / "trail", app_command="exec sleep 300",
+               policy="Always")
+    # the first run of the sidecar exits with an error after 3 s; the second keeps running
+    pod["spec"]["initContainers"][0]["command"] = [
+        "sh", "-c", f"test -e {marker} && exec sleep 300; touch {marker}; sleep 3; exit 1",
+    ]
+    await kube.create("/api/v1/namespaces/default/pods", pod)
+
+    async def app_running() -> str | None:
+        got = await kube.get_pod("default", "proxy-crash")
+        app_status = _statuses(got).get("app") or {}
+        return app_status.get("containerID") if "running" in app_status.get("state", {}) \
+            else None
+
+    app_container = await eventually(app_running, what="the app running")
+
+    async def restarted() -> dict[str, Any] | None:
+        got = await kube.get_pod("default", "proxy-crash")
+        proxy = _statuses(got).get("proxy") or {}
+        ok = proxy.get("restartCount") == 1 and "running" in proxy.get("state", {})
+        return got if ok else None
+
+    got = await eventually(restarted, what="the sidecar restarted and running again")
+    statuses = _statuses(got)
+    assert statuses["proxy"]["lastState"]["terminated"]["exitCode"] == 1
+    assert statuses["app"]["restartCount"] == 0  # the app kept running meanwhile
+    assert statuses["app"]["containerID"] == app_container
+    assert "running" in statuses["app"]["state"]
+    assert got["status"]["phase"] == "Running"
+    await kube.delete("/api/v1/namespaces/default/pods/proxy-crash", grace_period_seconds=0)
