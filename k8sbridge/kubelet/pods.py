@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import hashlib
+import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -143,6 +145,8 @@ class PodStatusWriter:
         self._again: dict[str, int] = {}  # uid -> priority: asked for during its write
         self._creating: collections.deque[tuple[float, str]] = collections.deque()  # (due, uid)
         self._creating_added = asyncio.Event()
+        self._wakes: list[tuple[float, str]] = []  # (epoch, uid): the lifecycle's timers
+        self._wake_added = asyncio.Event()
         # (involved object, type, reason, message, host, when it was queued (monotonic),
         # when it happened (epoch: the Event's time and name))
         self._events: asyncio.Queue[
@@ -205,6 +209,9 @@ class PodStatusWriter:
             elif isinstance(intent, lc_intents.Kill):
                 if self._kill is not None:
                     self._kill(uid, intent.task_id)
+            elif isinstance(intent, lc_intents.WakeAt):
+                heapq.heappush(self._wakes, (intent.at, uid))
+                self._wake_added.set()
             else:  # deleting a pod is the offer loop's (``lifecycle.deletion``)
                 log.warning("pod %s: the status writer does not execute %s", uid, intent)
 
@@ -285,6 +292,26 @@ class PodStatusWriter:
             self._creating.popleft()
             await self._write_one(uid, priority=_CREATING)
 
+    async def _wake_timer(self) -> None:
+        """Hand the lifecycle a ``Tick`` when a time it asked for (``WakeAt``) has come."""
+        while True:
+            if not self._wakes:
+                self._wake_added.clear()
+                await self._wake_added.wait()
+                continue
+            at, uid = self._wakes[0]
+            delay = at - time.time()
+            if delay > 0:
+                self._wake_added.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake_added.wait()  # an earlier timer may come meanwhile
+                continue
+            heapq.heappop(self._wakes)
+            state = self._state.get(uid)
+            if state is not None:
+                self._apply(uid, state, lc_events.Tick())
+
     def launch_failed(self, *, pod: RawPod, reason: str, message: str) -> None:
         uid, state = self._entry(pod)
         self._apply(uid, state, lc_events.LaunchRefused(reason=reason, message=message))
@@ -309,6 +336,10 @@ class PodStatusWriter:
                 host_ip=record.host_ip or None,
                 start_time=record.started,
                 pod_ips=record.pod_ips or ((record.host_ip,) if record.host_ip else ()),
+                failed=(
+                    ("DeadlineExceeded", machine.DEADLINE_MESSAGE)
+                    if record.deadline_exceeded else None
+                ),
             )
         )
 
@@ -321,6 +352,7 @@ class PodStatusWriter:
         workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
         workers += [asyncio.create_task(self._event_poster()) for _ in range(2)]
         workers.append(asyncio.create_task(self._creating_timer()))
+        workers.append(asyncio.create_task(self._wake_timer()))
         ready.set()
         try:
             await stop.wait()

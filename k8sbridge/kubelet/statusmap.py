@@ -242,9 +242,11 @@ def pod_status(
     host_ip: str | None = None,
     start_time: float | None = None,
     pod_ips: Sequence[str] = (),
+    failed: tuple[str, str] | None = None,
 ) -> RawPodStatus:
     """The full ``status`` for ``pod`` (raw JSON, as the API returns it) from its containers.
 
+    ``failed`` = (reason, message) when the kubelet failed the pod itself (phase Failed).
     ``containers`` maps container names (app and init) to their runtime; a container missing
     from it has not been considered by the kubelet yet. ``pod["status"]`` is the previous
     status: conditions keep their ``lastTransitionTime`` while unchanged, startTime is kept.
@@ -280,6 +282,8 @@ def pod_status(
     initializing = bool(incomplete)
     deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
     phase = _phase(spec, apps, initializing, init_failed, deleting)
+    if failed is not None and phase != "Succeeded":
+        phase = "Failed"  # the kubelet failed the pod (reason, message), e.g. DeadlineExceeded
     if previous.get("phase") in ("Succeeded", "Failed"):
         phase = previous["phase"]  # terminal phases are final (the API server enforces it)
     terminal = phase in ("Succeeded", "Failed")
@@ -351,6 +355,12 @@ def pod_status(
     conditions += [dict(c) for t, c in prev_conditions.items() if t not in ours]
 
     status: RawPodStatus = {"phase": phase, "conditions": conditions}
+    if failed is not None and phase == "Failed":
+        status["reason"], status["message"] = failed
+    elif previous.get("reason") and phase == previous.get("phase") == "Failed":
+        status["reason"] = previous["reason"]
+        if previous.get("message"):
+            status["message"] = previous["message"]
     if spec.get("nodeName") and host_ip:
         status["hostIP"] = host_ip
         status["hostIPs"] = [{"ip": host_ip}]

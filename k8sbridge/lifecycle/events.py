@@ -19,6 +19,7 @@ __all__ = [
     "PodChanged",
     "Scheduled",
     "TaskUpdated",
+    "Tick",
     "Unschedulable",
 ]
 
@@ -64,4 +65,11 @@ class TaskUpdated:
     node_name: str = ""
 
 
-Event: TypeAlias = PodChanged | Scheduled | Unschedulable | LaunchRefused | TaskUpdated
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tick:
+    """A time the machine asked to be woken at (``intents.WakeAt``) has come."""
+
+
+Event: TypeAlias = (
+    PodChanged | Scheduled | Unschedulable | LaunchRefused | TaskUpdated | Tick
+)

@@ -15,7 +15,7 @@ from k8sbridge.model import ids
 
 __all__ = [
     "Acknowledge", "DeletePod", "Forget", "Intent", "Kill", "RecordEvent", "Relaunch",
-    "WriteStatus",
+    "WakeAt", "WriteStatus",
 ]
 
 
@@ -57,6 +57,13 @@ class Kill:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class WakeAt:
+    """Hand the machine a ``Tick`` at ``at`` (epoch seconds): a deadline falls due then."""
+
+    at: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class DeletePod:
     """Every task of a pod being deleted has ended: remove the object (grace 0, with uid)."""
 
@@ -67,5 +74,5 @@ class Forget:
 
 
 Intent: TypeAlias = (
-    WriteStatus | Acknowledge | RecordEvent | Relaunch | Kill | DeletePod | Forget
+    WriteStatus | Acknowledge | RecordEvent | Relaunch | Kill | WakeAt | DeletePod | Forget
 )

@@ -19,6 +19,9 @@ The rules (the kubelet's, Kubernetes ≥ 1.29):
   ``restartPolicy: Always``) is restarted whenever it exits, until the app containers are done.
 * Sidecars are stopped after the app containers, in reverse order, once those are done for
   good (no restart follows). A pod being deleted restarts nothing.
+* ``activeDeadlineSeconds``: the machine asks to be woken at the deadline (``WakeAt``, answered
+  with a ``Tick``); a pod still active then fails with ``DeadlineExceeded`` and its running
+  containers are killed.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from k8sbridge.lifecycle import containers, events, intents, restarts
 from k8sbridge.lifecycle.record import PodRecord, facts_of, fresh_runtime
 from k8sbridge.model import ids
 
-__all__ = ["apply", "attempt_of"]
+__all__ = ["DEADLINE_MESSAGE", "apply", "attempt_of"]
+
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
 Answer = tuple[PodRecord, tuple[intents.Intent, ...]]
 
@@ -44,6 +49,12 @@ def attempt_of(task_id: str | None) -> int:
 
 def apply(record: PodRecord, event: events.Event, now: float) -> Answer:
     """The next record and what must be done, for one event at ``now`` (epoch seconds)."""
+    record, out = _dispatch(record, event, now)
+    record, more = _deadline(record, now)
+    return record, out + more
+
+
+def _dispatch(record: PodRecord, event: events.Event, now: float) -> Answer:
     if isinstance(event, events.PodChanged):
         return dataclasses.replace(record, facts=facts_of(event.pod)), ()
     if isinstance(event, events.TaskUpdated):
@@ -61,7 +72,37 @@ def apply(record: PodRecord, event: events.Event, now: float) -> Answer:
             intents.RecordEvent("Warning", "FailedScheduling", event.message),
             intents.WriteStatus(),
         )
+    if isinstance(event, events.Tick):
+        return record, ()  # what falls due is checked after every event (``_deadline``)
     return _launch_refused(record, event, now)
+
+
+def _deadline(record: PodRecord, now: float) -> Answer:
+    """``activeDeadlineSeconds``: once the pod has been active that long (from its startTime)
+    it fails with ``DeadlineExceeded`` and every running container is killed; until then the
+    machine asks to be woken at the deadline (again whenever the deadline moves)."""
+    facts = record.facts
+    start = facts.start_time if facts.start_time is not None else record.started
+    if facts.active_deadline is None or start is None or record.deadline_exceeded:
+        return record, ()
+    if _apps_done(record):
+        return record, ()  # completed: no deadline applies any more
+    due = start + facts.active_deadline
+    if now < due:
+        if record.wake_at == due:
+            return record, ()
+        return dataclasses.replace(record, wake_at=due), (intents.WakeAt(due),)
+    kills = tuple(
+        intents.Kill(rt.task_id)
+        for rt in record.runtimes.values()
+        if rt.task_id is not None and rt.terminated is None
+        and rt.task_id not in record.sidecars_stopping
+    )
+    return dataclasses.replace(record, deadline_exceeded=True, wake_at=None), (
+        intents.RecordEvent("Warning", "DeadlineExceeded", DEADLINE_MESSAGE),
+        *kills,
+        intents.WriteStatus(),
+    )
 
 
 def _launch_refused(record: PodRecord, event: events.LaunchRefused, now: float) -> Answer:
@@ -129,7 +170,7 @@ def _task_updated(record: PodRecord, event: events.TaskUpdated, now: float) -> A
         record = dataclasses.replace(
             record, runtimes=runtimes, pod_ips=status.ip_addresses or record.pod_ips
         )
-        if not facts.deleting:
+        if not facts.deleting and not record.deadline_exceeded:
             record = _decide(record, name, now, out)
     out.append(intents.WriteStatus())
     if event.needs_ack:

@@ -11,6 +11,7 @@ one. Rendering (``kubelet/statusmap``) reads it.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,8 @@ class PodFacts:
     # restartCount per container as the pod's status shows it: after a bridge restart the
     # counters live only there, and a fresh runtime carries them on
     carried_restarts: tuple[tuple[str, int], ...] = ()
+    active_deadline: float | None = None  # spec.activeDeadlineSeconds
+    start_time: float | None = None  # status.startTime (kept across a bridge restart)
 
     def image(self, container: str) -> str:
         return next((image for name, image in self.images if name == container), "")
@@ -59,6 +62,8 @@ class PodRecord:
     unschedulable: str | None = None  # the explanation last shown (PodScheduled=False)
     failure: tuple[str, str] | None = None  # (reason, message) when the launch was refused
     started: float | None = None  # when the kubelet first acted on the pod (startTime)
+    wake_at: float | None = None  # the deadline a WakeAt was asked for
+    deadline_exceeded: bool = False  # active longer than activeDeadlineSeconds: Failed
 
     @classmethod
     def new(cls, pod: Mapping[str, Any]) -> PodRecord:
@@ -95,7 +100,22 @@ def facts_of(pod: Mapping[str, Any]) -> PodFacts:
         images=tuple((str(c.get("name")), str(c.get("image") or "")) for c in (*apps, *inits)),
         deleting=bool(meta.get("deletionTimestamp")),
         carried_restarts=tuple(carried),
+        active_deadline=_seconds(spec.get("activeDeadlineSeconds")),
+        start_time=_epoch(status.get("startTime")),
     )
+
+
+def _seconds(raw: Any) -> float | None:
+    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+
+
+def _epoch(stamp: Any) -> float | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def fresh_runtime(facts: PodFacts, container: str) -> ContainerRuntime:

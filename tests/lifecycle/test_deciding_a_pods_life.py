@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from k8sbridge.kubelet import statusmap
 from k8sbridge.lifecycle import events, intents
+from k8sbridge.model import ids
 from tests.lifecycle import harness
 from tests.lifecycle.harness import Harness, pod
 
@@ -223,3 +225,53 @@ def test_a_deletion_seen_later_stops_restarts() -> None:
     h.feed(events.PodChanged(pod=pod(deleting=True)))
     h.update("app", 0, "KILLED", at=2)
     assert h.relaunches() == []
+
+
+def _with_deadline(seconds: int, **kwargs: Any) -> dict[str, Any]:
+    raw = pod(**kwargs)
+    raw["spec"]["activeDeadlineSeconds"] = seconds
+    return raw
+
+
+def test_an_active_deadline_wakes_the_machine_then_fails_the_pod() -> None:
+    h = Harness(_with_deadline(60, inits=("proxy",), sidecars=("proxy",)))
+    out = h.update("proxy", 0, "RUNNING", at=1)
+    assert intents.WakeAt(harness.T0 + 1 + 60) in out  # counted from the first update
+    h.run("app", 1, at=2)
+    assert [i for i in h.intents if isinstance(i, intents.WakeAt)] == [
+        intents.WakeAt(harness.T0 + 61)]  # asked once
+    assert h.feed(events.Tick(), at=30) == ()  # early: nothing
+    out = h.feed(events.Tick(), at=61)
+    assert out == (
+        intents.RecordEvent("Warning", "DeadlineExceeded",
+                            "Pod was active on the node longer than the specified deadline"),
+        intents.Kill(ids.TaskId(_task("proxy", 0))),
+        intents.Kill(ids.TaskId(_task("app", 1))),
+        intents.WriteStatus(),
+    )
+    h.update("app", 1, "KILLED", at=62, code=143)
+    assert h.relaunches() == []  # a failed pod restarts nothing
+    assert h.feed(events.Tick(), at=70) == ()
+
+
+def test_the_deadline_counts_from_the_pods_start_time_and_follows_changes() -> None:
+    began = {"startTime": statusmap.rfc3339(harness.T0 - 50)}  # (a bridge restart since)
+    h = Harness(_with_deadline(100, status=began))
+    out = h.update("app", 0, "RUNNING", at=1)
+    assert intents.WakeAt(harness.T0 + 50) in out
+    out = h.feed(events.PodChanged(pod=_with_deadline(10, status=began)), at=2)
+    assert intents.RecordEvent(
+        "Warning", "DeadlineExceeded",
+        "Pod was active on the node longer than the specified deadline") in out
+    assert h.status()["phase"] == "Running"  # the record decides; the writer renders it:
+    failed = statusmap.pod_status(pod=h.pod, containers=h.record.runtimes, now=h.now,
+                                  failed=("DeadlineExceeded", "past it"))
+    assert (failed["phase"], failed["reason"]) == ("Failed", "DeadlineExceeded")
+
+
+def test_a_completed_pod_has_no_deadline() -> None:
+    h = Harness(_with_deadline(5, policy="Never"))
+    h.run("app", 0, at=1)
+    h.update("app", 0, "FINISHED", at=2)
+    assert h.feed(events.Tick(), at=10) == ()
+    assert h.status()["phase"] == "Succeeded"
