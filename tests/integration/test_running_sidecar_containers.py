@@ -4,6 +4,8 @@ app containers are done."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +170,60 @@ async def test_a_sidecar_that_exits_is_restarted_beside_the_running_app(
     assert "running" in statuses["app"]["state"]
     assert got["status"]["phase"] == "Running"
     await kube.delete("/api/v1/namespaces/default/pods/proxy-crash", grace_period_seconds=0)
+
+
+async def test_a_bridge_restart_adopts_a_pod_with_a_running_sidecar(tmp_path: Path) -> None:
+    """After a restart the sidecar (an earlier attempt than the app) and the app are adopted:
+    nothing is launched again and no restart is counted."""
+    from k8sbridge import embedded as embedded_cfg
+    from k8sbridge.devkube import main as devkube_main
+    from k8sbridge.kernel import main as kernel_main
+    from k8sbridge.kernel.master import config as master_config
+    from tests.integration.conftest import fast_settings
+
+    base = fast_settings(tmp_path / "run")
+    agents = embedded_cfg.embedded_agent_configs(data_dir=tmp_path / "run", count=1)
+    async with kernel_main.running_kernel(
+        master=master_config.MasterConfig(port=0), agents=agents
+    ) as kernel, devkube_main.running(
+        devkube_main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kubeconfig")
+    ) as dk:
+        settings = dataclasses.replace(
+            base,
+            mesos=dataclasses.replace(base.mesos, masters=(kernel.master_url,)),
+            kube=dataclasses.replace(base.kube, kubeconfig=dk.kubeconfig),
+            scheduler=dataclasses.replace(
+                base.scheduler, scheduler_names=("default-scheduler",), image_mode="none"
+            ),
+        )
+        spec = _pod("adopted", trail=tmp_path / "trail", app_command="exec sleep 300",
+                    policy="Always")
+
+        async def both_running(kube: Any) -> dict[str, Any] | None:
+            got = await kube.get_pod("default", "adopted")
+            statuses = _statuses(got)
+            ok = all("running" in (statuses.get(n) or {}).get("state", {})
+                     for n in ("proxy", "app"))
+            return got if ok else None
+
+        async with app.running_bridge(settings) as first:
+            await first.kube.create("/api/v1/namespaces/default/pods", spec)
+            before = await eventually(lambda: both_running(first.kube),
+                                      what="sidecar and app running")
+            launched = sorted(str(t) for t in first.scheduler.tasks)
+        async with app.running_bridge(settings) as second:
+
+            async def adopted() -> bool:
+                return sorted(str(t) for t in second.scheduler.tasks) == launched
+
+            await eventually(adopted, what="the same tasks adopted, none launched")
+            await asyncio.sleep(2)  # a spurious relaunch would come within a few passes
+            assert await adopted()
+            after = await eventually(lambda: both_running(second.kube),
+                                     what="still running after the restart")
+            statuses, old = _statuses(after), _statuses(before)
+            for name in ("proxy", "app"):
+                assert statuses[name]["restartCount"] == 0, name
+                assert statuses[name]["containerID"] == old[name]["containerID"], name
+            await second.kube.delete("/api/v1/namespaces/default/pods/adopted",
+                                     grace_period_seconds=0)
