@@ -238,8 +238,9 @@ class PodStatusWriter:
         ack: Ack | None,
     ) -> None:
         uid, state = self._entry(pod)
+        view = status if isinstance(status, model_tasks.TaskStatusView) else view_of(status)
         event = lc_events.TaskUpdated(
-            container=container, attempt=attempt, status=view_of(status),
+            container=container, attempt=attempt, status=view,
             needs_ack=ack is not None,
             host_ip=str(getattr(agent, "host_ip", "") or "") if agent is not None else "",
             node_name=str(getattr(agent, "node_name", "") or "") if agent is not None else "",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from k8sbridge.lifecycle import containers, events, intents, restarts
+from k8sbridge.lifecycle import away, containers, events, intents, restarts
 from k8sbridge.lifecycle.record import PodRecord, facts_of, fresh_runtime
 from k8sbridge.model import ids
 
@@ -41,10 +41,8 @@ Answer = tuple[PodRecord, tuple[intents.Intent, ...]]
 
 def attempt_of(task_id: str | None) -> int:
     """The attempt in one of our task ids (``<uid>.<attempt>.<container>``); -1 otherwise."""
-    if not task_id:
-        return -1
-    parts = task_id.split(".", 2)
-    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else -1
+    parsed = away.parse_task_id(task_id) if task_id else None
+    return parsed[1] if parsed is not None else -1
 
 
 def apply(record: PodRecord, event: events.Event, now: float) -> Answer:

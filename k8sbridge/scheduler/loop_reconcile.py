@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from k8sbridge.lifecycle import away
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import ids
+from k8sbridge.model import tasks as model_tasks
 from k8sbridge.scheduler import launch, loop_pods
 from k8sbridge.scheduler.loop_state import (
     RECONCILE_RETRY_FIRST,
@@ -34,12 +35,6 @@ __all__ = ["Reconciling"]
 log = logging.getLogger(__name__)
 
 
-VANISHED_MESSAGE = (
-    "The container could not be located: its Mesos task {task} vanished while the bridge was "
-    "away (the master no longer knows it)"
-)
-
-
 def _last_status(raw_task: Mapping[str, Any]) -> mesos_types.TaskStatus | None:
     statuses = raw_task.get("statuses") or []
     if not statuses:
@@ -49,77 +44,6 @@ def _last_status(raw_task: Mapping[str, Any]) -> mesos_types.TaskStatus | None:
     except mesos_errors.MesosError as e:
         log.warning("ignoring a malformed status of task %s: %s",
                     (raw_task.get("task_id") or {}).get("value"), e)
-        return None
-
-
-def _previous_attempt(
-    uid: str, pod: RawPod
-) -> tuple[int, dict[str, Mapping[str, Any]]] | None:
-    """The latest attempt whose app containers ran, per the pod's written status, with each
-    container's written status; None when no app container of ours ever started."""
-    spec = pod.get("spec") or {}
-    names = {str(c.get("name")) for c in spec.get("containers") or []}
-    best: int | None = None
-    by_attempt: dict[int, dict[str, Mapping[str, Any]]] = {}
-    started: set[int] = set()
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        if not isinstance(cs, dict):
-            continue
-        cid = str(cs.get("containerID") or "")
-        if not cid.startswith("mesos://"):
-            continue
-        parsed = launch.parse_task_id(cid[len("mesos://"):])
-        if parsed is None or parsed[0] != uid or parsed[2] not in names:
-            continue
-        attempt = parsed[1]
-        by_attempt.setdefault(attempt, {})[parsed[2]] = cs
-        state = cs.get("state") or {}
-        if isinstance(state, dict) and ("running" in state or "terminated" in state):
-            started.add(attempt)
-    if started:
-        best = max(started)
-    if best is None or best < max(by_attempt, default=-1):
-        return None  # a later attempt was launched and has not started yet: launch it
-    return best, by_attempt[best]
-
-
-def _status_from_written(
-    task_id: ids.TaskId,
-    written: Mapping[str, Any] | None,
-    *,
-    agent_id: ids.AgentId | None,
-    now: float,
-) -> mesos_types.TaskStatus:
-    """The final status of a task the master no longer knows: what the pod's status already
-    says if the container had terminated, else the task vanished (``TASK_GONE``)."""
-    term = ((written or {}).get("state") or {}).get("terminated")
-    if isinstance(term, dict):
-        code = int(term.get("exitCode") or 0)
-        return mesos_types.TaskStatus(
-            task_id=task_id,
-            state="TASK_FINISHED" if code == 0 else "TASK_FAILED",
-            message=str(term.get("message") or f"Command exited with status {code}"),
-            source="SOURCE_EXECUTOR",
-            agent_id=agent_id,
-            timestamp=_epoch(term.get("finishedAt")) or now,
-        )
-    return mesos_types.TaskStatus(
-        task_id=task_id,
-        state="TASK_GONE",
-        message=VANISHED_MESSAGE.format(task=task_id),
-        source="SOURCE_MASTER",
-        reason="REASON_RECONCILIATION",
-        agent_id=agent_id,
-        timestamp=now,
-    )
-
-
-def _epoch(stamp: Any) -> float | None:
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
         return None
 
 
@@ -244,7 +168,7 @@ class Reconciling(loop_pods.PodEvents):
         info = self._agents.agents.get(node_agent) if node_agent is not None else None
         if info is None or not getattr(info, "active", True):
             return
-        found = _previous_attempt(uid, pod)
+        found = away.previous_attempt(uid, pod)
         if found is None:
             return
         attempt, written = found
@@ -264,9 +188,12 @@ class Reconciling(loop_pods.PodEvents):
         for name in names:
             tid = ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt, container=name))
             task_ids.append(tid)
-            final = self._final_status.get(tid)
+            final: mesos_types.TaskStatus | model_tasks.TaskStatusView | None = (
+                self._final_status.get(tid)
+            )
             if final is None:
-                final = _status_from_written(tid, written.get(name), agent_id=agent_id, now=now)
+                final = away.final_from_written(tid, written.get(name), agent_id=agent_id,
+                                                now=now)
             else:
                 final = dataclasses.replace(final, uuid=None)  # nothing to acknowledge
             log.info("pod %s/%s: task %s ended while the bridge was away (%s)",

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import ids
+from k8sbridge.model import tasks as model_tasks
 
 __all__ = ["AgentDirectory", "AgentRef", "Driver", "PodLaunch", "PodSink", "TaskRecord"]
 
@@ -60,7 +61,8 @@ class PodSink(Protocol):
     """Where pod-facing outcomes go (the kubelet's status writer implements it)."""
 
     def task_status(
-        self, *, pod: RawPod, status: mesos_types.TaskStatus, container: str, attempt: int,
+        self, *, pod: RawPod, status: mesos_types.TaskStatus | model_tasks.TaskStatusView,
+        container: str, attempt: int,
         agent: AgentRef | None, ack: Callable[[], Awaitable[None]] | None,
     ) -> None: ...
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from k8sbridge.lifecycle import away
 from k8sbridge.model import ids
-from k8sbridge.scheduler import loop_reconcile
 
-reconcile_of = loop_reconcile._previous_attempt
+reconcile_of = away.previous_attempt
 
 
 def _pod(*statuses: dict[str, Any], inits: int = 0) -> dict[str, Any]:
@@ -49,17 +49,17 @@ def test_foreign_ids_are_ignored() -> None:
 
 
 def test_a_vanished_task_becomes_task_gone_and_a_written_exit_is_kept() -> None:
-    gone = loop_reconcile._status_from_written(ids.TaskId("u1.0.a"), {"state": {"running": {}}},
+    gone = away.final_from_written(ids.TaskId("u1.0.a"), {"state": {"running": {}}},
                                      agent_id=None, now=100.0)
     assert gone.state == "TASK_GONE" and "vanished while the bridge was away" in str(gone.message)
-    failed = loop_reconcile._status_from_written(
+    failed = away.final_from_written(
         ids.TaskId("u1.0.a"),
         {"state": {"terminated": {"exitCode": 3, "finishedAt": "2026-11-26T00:00:00Z"}}},
         agent_id=None, now=100.0,
     )
     assert failed.state == "TASK_FAILED" and failed.message == "Command exited with status 3"
     assert failed.timestamp == 1795651200.0
-    done = loop_reconcile._status_from_written(
+    done = away.final_from_written(
         ids.TaskId("u1.0.a"), {"state": {"terminated": {"exitCode": 0}}},
         agent_id=None, now=100.0,
     )
