@@ -38,6 +38,8 @@ DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadlin
 
 Answer = tuple[PodRecord, tuple[intents.Intent, ...]]
 
+_NEVER_LAUNCHED = frozenset({"TASK_DROPPED", "TASK_LOST", "TASK_ERROR"})  # with INVALID_OFFERS
+
 
 def attempt_of(task_id: str | None) -> int:
     """The attempt in one of our task ids (``<uid>.<attempt>.<container>``); -1 otherwise."""
@@ -125,6 +127,13 @@ def _task_updated(record: PodRecord, event: events.TaskUpdated, now: float) -> A
     facts = record.facts
     name = event.container
     status = event.status
+    ack: tuple[intents.Intent, ...] = (intents.Acknowledge(),) if event.needs_ack else ()
+    if status.state in _NEVER_LAUNCHED and status.reason == "REASON_INVALID_OFFERS":
+        # The launch never happened (its offer was rescinded or had gone): nothing ran, so
+        # nothing is shown and nothing counts as a restart; the same group goes again now.
+        group = (name,) if name in facts.inits else facts.apps
+        relaunch = () if facts.deleting else (intents.Relaunch(at=now, containers=group),)
+        return record, (*relaunch, intents.WriteStatus(), *ack)
     runtimes = dict(record.runtimes)
     app_attempt = record.app_attempt
     failure = record.failure

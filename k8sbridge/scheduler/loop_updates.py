@@ -138,23 +138,8 @@ class TaskUpdates(loop_reconcile.Reconciling):
         agent_ref = self._agent_ref(rec.agent_id) if rec.agent_id else None
         current = self._launches.get(uid)
         # (an older attempt's late update goes on too: the lifecycle knows it is stale, and a
-        # sidecar restarted beside running app containers makes attempts overlap)
-        if (
-            rec.terminal
-            and (current is None or status.task_id in current.task_ids)
-            and status.state in ("TASK_DROPPED", "TASK_LOST", "TASK_ERROR")
-            and status.reason == "REASON_INVALID_OFFERS"
-            and uid not in self._deleting
-        ):
-            # The launch never happened (the offer was rescinded or had gone): nothing ran,
-            # so nothing is shown; the next attempt is launched.
-            self._launches.pop(uid, None)
-            self._pending[uid] = None
-            self._revive_wanted = True
-            self._want_pass()
-            if ack is not None:
-                await ack()
-            return
+        # sidecar restarted beside running app containers makes attempts overlap; a launch
+        # refused for invalid offers is relaunched on the lifecycle's word)
         self._sink.task_status(
             pod=pod, status=status, container=container, attempt=attempt, agent=agent_ref,
             ack=ack,

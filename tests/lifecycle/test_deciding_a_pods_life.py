@@ -13,7 +13,7 @@ import pytest
 
 from k8sbridge.kubelet import statusmap
 from k8sbridge.lifecycle import events, intents
-from k8sbridge.model import ids
+from k8sbridge.model import ids, tasks
 from tests.lifecycle import harness
 from tests.lifecycle.harness import Harness, pod
 
@@ -275,3 +275,30 @@ def test_a_completed_pod_has_no_deadline() -> None:
     h.update("app", 0, "FINISHED", at=2)
     assert h.feed(events.Tick(), at=10) == ()
     assert h.status()["phase"] == "Succeeded"
+
+
+@pytest.mark.parametrize("state", ["TASK_DROPPED", "TASK_LOST", "TASK_ERROR"])
+def test_a_launch_refused_for_invalid_offers_goes_again_and_shows_nothing(state: str) -> None:
+    h = Harness(pod(apps=("a", "b")))
+    refused = tasks.TaskStatusView(task_id=ids.TaskId(_task("a", 0)), state=state,
+                                   reason="REASON_INVALID_OFFERS", timestamp=harness.T0 + 1)
+    out = h.feed(events.TaskUpdated(container="a", attempt=0, status=refused, needs_ack=True),
+                 at=1)
+    assert out == (intents.Relaunch(at=harness.T0 + 1, containers=("a", "b")),
+                   intents.WriteStatus(), intents.Acknowledge())
+    assert h.record.runtimes == {}
+    h.run("a", 1, at=2)
+    h.run("b", 1, at=2)
+    assert h.container("a")["restartCount"] == 0  # the refused launch never ran
+
+
+def test_an_init_container_refused_for_invalid_offers_goes_again_alone() -> None:
+    h = Harness(pod(inits=("init",)))
+    refused = tasks.TaskStatusView(task_id=ids.TaskId(_task("init", 0)), state="TASK_DROPPED",
+                                   reason="REASON_INVALID_OFFERS", timestamp=harness.T0 + 1)
+    out = h.feed(events.TaskUpdated(container="init", attempt=0, status=refused), at=1)
+    assert intents.Relaunch(at=harness.T0 + 1, containers=("init",)) in out
+    deleting = Harness(pod(deleting=True))
+    out = deleting.feed(events.TaskUpdated(container="app", attempt=0, status=dataclasses.replace(
+        refused, task_id=ids.TaskId(_task("app", 0)))), at=1)
+    assert not any(isinstance(i, intents.Relaunch) for i in out)
