@@ -180,8 +180,7 @@ def _task_updated(record: PodRecord, event: events.TaskUpdated, now: float) -> A
         if not facts.deleting and not record.deadline_exceeded:
             record = _decide(record, name, now, out)
     out.append(intents.WriteStatus())
-    if event.needs_ack:
-        out.append(intents.Acknowledge())
+    out.extend(ack)
     return record, tuple(out)
 
 
