@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,17 +77,17 @@ def _policy(raw: Any) -> model_pods.RestartPolicy:
 
 def facts_of(pod: Mapping[str, Any]) -> PodFacts:
     """The facts of a raw pod (JSON as the API returns it); malformed parts read as absent."""
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    apps = [c for c in spec.get("containers") or () if isinstance(c, Mapping)]
-    inits = [c for c in spec.get("initContainers") or () if isinstance(c, Mapping)]
+    meta = _mapping(pod.get("metadata"))
+    spec = _mapping(pod.get("spec"))
+    status = _mapping(pod.get("status"))
+    apps = _mappings(spec.get("containers"))
+    inits = _mappings(spec.get("initContainers"))
     carried: list[tuple[str, int]] = []
-    for cs in [*(status.get("containerStatuses") or ()),
-               *(status.get("initContainerStatuses") or ())]:
-        if isinstance(cs, Mapping) and isinstance(cs.get("restartCount"), int):
-            if cs["restartCount"] > 0:
-                carried.append((str(cs.get("name")), int(cs["restartCount"])))
+    for cs in [*_mappings(status.get("containerStatuses")),
+               *_mappings(status.get("initContainerStatuses"))]:
+        count = cs.get("restartCount")
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            carried.append((str(cs.get("name")), count))
     return PodFacts(
         uid=str(meta.get("uid") or ""),
         name=str(meta.get("name") or ""),
@@ -105,8 +106,22 @@ def facts_of(pod: Mapping[str, Any]) -> PodFacts:
     )
 
 
+def _mapping(raw: Any) -> Mapping[str, Any]:
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def _mappings(raw: Any) -> list[Mapping[str, Any]]:
+    return [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, list) else []
+
+
 def _seconds(raw: Any) -> float | None:
-    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    try:
+        value = float(raw)
+    except OverflowError:  # an int beyond any float: no deadline anyone could reach
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _epoch(stamp: Any) -> float | None:
@@ -114,7 +129,7 @@ def _epoch(stamp: Any) -> float | None:
         return None
     try:
         return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 
