@@ -62,9 +62,11 @@ RawPod = dict[str, Any]
 
 def _is_sidecar(pod: RawPod, container: str) -> bool:
     """An init container with ``restartPolicy: Always`` (Kubernetes ≥ 1.29 sidecars)."""
-    return any(
+    spec = pod.get("spec")
+    inits = spec.get("initContainers") if isinstance(spec, dict) else None
+    return isinstance(inits, list) and any(
         isinstance(c, dict) and c.get("name") == container and c.get("restartPolicy") == "Always"
-        for c in (pod.get("spec") or {}).get("initContainers") or ()
+        for c in inits
     )
 
 
