@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from k8sbridge import app
-from tests.integration.conftest import eventually
+from k8sbridge import embedded as embedded_cfg
+from k8sbridge.devkube import main as devkube_main
+from k8sbridge.kernel import main as kernel_main
+from k8sbridge.kernel.master import config as master_config
+from tests.integration.conftest import eventually, fast_settings
 
 
 def _pod(name: str, *, trail: Path, app_command: str, policy: str) -> dict[str, Any]:
@@ -175,12 +179,6 @@ async def test_a_sidecar_that_exits_is_restarted_beside_the_running_app(
 async def test_a_bridge_restart_adopts_a_pod_with_a_running_sidecar(tmp_path: Path) -> None:
     """After a restart the sidecar (an earlier attempt than the app) and the app are adopted:
     nothing is launched again and no restart is counted."""
-    from k8sbridge import embedded as embedded_cfg
-    from k8sbridge.devkube import main as devkube_main
-    from k8sbridge.kernel import main as kernel_main
-    from k8sbridge.kernel.master import config as master_config
-    from tests.integration.conftest import fast_settings
-
     base = fast_settings(tmp_path / "run")
     agents = embedded_cfg.embedded_agent_configs(data_dir=tmp_path / "run", count=1)
     async with kernel_main.running_kernel(
