@@ -170,7 +170,7 @@ class PodStatusWriter:
         state = self._state.get(uid)
         if state is None:
             return
-        self._changed(state, pod)
+        self._changed(uid, state, pod)
         if state.written is not None and _signature(pod.get("status")) == state.signature:
             state.written = None
 
@@ -180,14 +180,15 @@ class PodStatusWriter:
         if state is None:
             state = self._state[uid] = _PodState(pod=pod, record=PodRecord.new(pod))
         else:
-            self._changed(state, pod)
+            self._changed(uid, state, pod)
         return uid, state
 
-    @staticmethod
-    def _changed(state: _PodState, pod: RawPod) -> None:
+    def _changed(self, uid: str, state: _PodState, pod: RawPod) -> None:
+        """A newer version of the pod: the lifecycle reads its facts (a moved deadline may
+        ask for a timer, or be past already)."""
         if pod is not state.pod:
             state.pod = pod
-            state.record, _ = machine.apply(state.record, lc_events.PodChanged(pod=pod), 0.0)
+            self._apply(uid, state, lc_events.PodChanged(pod=pod))
 
     def _apply(
         self, uid: str, state: _PodState, event: lc_events.Event, *, ack: Ack | None = None

@@ -49,9 +49,10 @@ def attempt_of(task_id: str | None) -> int:
 
 def apply(record: PodRecord, event: events.Event, now: float) -> Answer:
     """The next record and what must be done, for one event at ``now`` (epoch seconds)."""
+    record, first = _deadline(record, now)  # past the deadline, nothing restarts
     record, out = _dispatch(record, event, now)
-    record, more = _deadline(record, now)
-    return record, out + more
+    record, more = _deadline(record, now)  # the event may have started the clock or moved it
+    return record, first + out + more
 
 
 def _dispatch(record: PodRecord, event: events.Event, now: float) -> Answer:

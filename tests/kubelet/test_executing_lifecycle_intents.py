@@ -3,6 +3,7 @@ which delay) and kills go to the scheduler's callbacks; it decides nothing itsel
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from k8sbridge.kubelet import pods as kubelet_pods
@@ -57,3 +58,17 @@ def test_a_sidecar_is_stopped_through_the_kill_callback() -> None:
         writer.task_status(pod=pod, status=_status("app", 1, state, 1e9 + 1),
                            container="app", attempt=1, agent=None, ack=None)
     assert kills == [(UID, f"{UID}.0.proxy")]
+
+
+def test_a_deadline_moved_into_the_past_kills_at_once() -> None:
+    """activeDeadlineSeconds may be lowered on a live pod: the new version is applied with the
+    real time, so a deadline already past fails the pod now (not at the next update)."""
+    writer, _, kills = _writer()
+    pod = _pod()
+    writer.task_status(pod=pod, status=_status("app", 0, "TASK_RUNNING", time.time()),
+                       container="app", attempt=0, agent=None, ack=None)
+    began = {"startTime": "2020-01-01T00:00:00Z"}
+    writer.observe({**pod, "spec": {**pod["spec"], "activeDeadlineSeconds": 60},
+                    "status": began})
+    assert kills == [(UID, f"{UID}.0.app")]
+    assert writer._state[UID].record.deadline_exceeded

@@ -302,3 +302,11 @@ def test_an_init_container_refused_for_invalid_offers_goes_again_alone() -> None
     out = deleting.feed(events.TaskUpdated(container="app", attempt=0, status=dataclasses.replace(
         refused, task_id=ids.TaskId(_task("app", 0)))), at=1)
     assert not any(isinstance(i, intents.Relaunch) for i in out)
+
+
+def test_a_container_ending_past_the_deadline_is_not_restarted() -> None:
+    h = Harness(_with_deadline(20, inits=("init",)))
+    h.update("init", 0, "STARTING", at=1)
+    h.update("init", 0, "FAILED", at=30, code=1)  # the first event past the deadline
+    assert h.relaunches() == []
+    assert "DeadlineExceeded" in h.events()
