@@ -288,7 +288,10 @@ def pod_status(
         phase = previous["phase"]  # terminal phases are final (the API server enforces it)
     terminal = phase in ("Succeeded", "Failed")
 
-    unready = [str(raw.get("name")) for raw, c in apps if c is None or not _ready(c, raw)]
+    # sidecars (restartable init containers) count toward readiness, listed first (kubelet)
+    sidecars = [(raw, c) for raw, c in inits if raw.get("restartPolicy") == "Always"]
+    unready = [str(raw.get("name")) for raw, c in (*sidecars, *apps)
+               if c is None or not _ready(c, raw)]
     all_ready = not unready and not terminal
     gates = [
         str(g.get("conditionType"))

@@ -310,3 +310,15 @@ def test_a_container_ending_past_the_deadline_is_not_restarted() -> None:
     h.update("init", 0, "FAILED", at=30, code=1)  # the first event past the deadline
     assert h.relaunches() == []
     assert "DeadlineExceeded" in h.events()
+
+
+def test_a_sidecar_counts_toward_readiness() -> None:
+    h = Harness(pod(inits=("proxy",), sidecars=("proxy",)))
+    h.run("proxy", 0, at=1)
+    h.run("app", 1, at=2)
+    ready = {c["type"]: c for c in h.status()["conditions"]}["Ready"]
+    assert ready["status"] == "True"
+    h.update("proxy", 0, "FAILED", at=3, code=1)  # exited: restarting, not ready
+    ready = {c["type"]: c for c in h.status()["conditions"]}["Ready"]
+    assert ready["status"] == "False"
+    assert ready["message"] == "containers with unready status: [proxy]"
