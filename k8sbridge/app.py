@@ -52,6 +52,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# the master's GET_TASKS, as the scheduler loop reconciles with it
+ListTasks = Callable[[], Awaitable[list[dict[str, Any]]]]
+
 START_TIMEOUT = 60.0
 STOP_GRACE = 10.0  # a component gets this long to stop before it is cancelled
 
@@ -130,6 +133,7 @@ async def running_bridge(
     settings: bridge_settings.BridgeSettings,
     *,
     on_ready: Callable[[Bridge], Awaitable[None]] | None = None,
+    _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None = None,  # tests inject faults
 ) -> AsyncIterator[Bridge]:
     """Run the bridge until the block exits; yields once nodes, watch and framework are up."""
     kube = kube_client.KubeClient.from_kubeconfig(
@@ -168,8 +172,13 @@ async def running_bridge(
         store = await _open_store(kube, settings)
         nodes = kubelet_nodes.NodeController(kube=kube, reader=reader, settings=settings)
         scheduler_box: list[scheduler_loop.Scheduler] = []
+        # the writer executes the lifecycle's intents; relaunches and kills go to the loop
         writer = kubelet_pods.PodStatusWriter(
-            kube=kube, relaunch=lambda uid, delay: scheduler_box[0].request_relaunch(uid, delay)
+            kube=kube,
+            relaunch=lambda uid, delay, containers: scheduler_box[0].request_relaunch(
+                uid, delay, containers=containers
+            ),
+            kill=lambda uid, task_id: scheduler_box[0].request_kill(uid, task_id),
         )
 
         async def handler(event: Any) -> None:
@@ -198,7 +207,10 @@ async def running_bridge(
             driver=framework,
             sink=writer,
             agents=nodes,
-            list_tasks=reader.get_tasks,
+            list_tasks=(
+                reader.get_tasks if _wrap_list_tasks is None
+                else _wrap_list_tasks(reader.get_tasks)
+            ),
         )
         scheduler_box.append(scheduler)
         api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes)
@@ -335,6 +347,7 @@ async def running_embedded(
     settings: bridge_settings.BridgeSettings,
     *,
     agents: Sequence[Any] | None = None,
+    _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None = None,  # tests inject faults
 ) -> AsyncIterator[EmbeddedTargets]:
     """Kernel (with agents) + devkube + the bridge, all in this process (for tests; the
     command runs ``embedded.running_processes``). Its data dir layout differs: DIR/kernel is the
@@ -363,7 +376,7 @@ async def running_embedded(
                 settings, kernel_url=kernel.master_url, kubeconfig=dk.kubeconfig,
                 client_ca_file=dk.ca_file,
             )
-            async with running_bridge(bridge_cfg) as bridge:
+            async with running_bridge(bridge_cfg, _wrap_list_tasks=_wrap_list_tasks) as bridge:
                 yield EmbeddedTargets(
                     kernel_url=kernel.master_url,
                     kubeconfig=dk.kubeconfig,

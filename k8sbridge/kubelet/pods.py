@@ -6,13 +6,14 @@ level-triggered: a pod queued twice is written once, from its latest state), wri
 concurrent workers, and **acknowledged to Mesos only after the write succeeded** — an update
 that was never shown to Kubernetes is re-sent by the agent.
 
-The mapping is the pure ``kubelet/statusmap.py`` (phase, conditions, containerStatuses with
-lastState/restartCount, CrashLoopBackOff, IPs, qosClass); this module folds each task update
-into the container's ``ContainerRuntime``, renders the status, posts the kubelet's events, and
-applies restartPolicy: when every container of a launched attempt has terminated and the policy
-says restart, it asks the scheduler (``relaunch(uid, delay)``) for the next attempt after the
-crash back-off. Scheduling outcomes (``PodScheduled=False`` with the explanation, Scheduled and
-FailedScheduling events) are written here too, so there is one writer per pod.
+What happens to a pod is decided by the pure lifecycle (``k8sbridge/lifecycle/``): each task
+update, scheduling outcome and refused launch becomes a lifecycle event, and this writer only
+executes the intents ``lifecycle.machine.apply`` answers with: write the status (rendered by
+the pure ``kubelet/statusmap.py``), acknowledge after the write, record events, ask the
+scheduler for the next attempt (``relaunch(uid, delay, containers)``, after the crash
+back-off) and stop sidecars (``kill(uid, task_id)``). Scheduling outcomes
+(``PodScheduled=False`` with the explanation, Scheduled and FailedScheduling events) are
+written here too, so there is one writer per pod.
 
 What it costs the API server, and why so little: a burst of N pods is N bindings and, per pod,
 two status writes (STARTING, which must be written before it is acknowledged, and RUNNING).
@@ -33,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import hashlib
+import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,8 +46,11 @@ from typing import Any
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
 from k8sbridge.kubelet import statusmap
+from k8sbridge.lifecycle import events as lc_events
+from k8sbridge.lifecycle import intents as lc_intents
+from k8sbridge.lifecycle import machine
+from k8sbridge.lifecycle.record import PodRecord
 from k8sbridge.model import ids
-from k8sbridge.model import pods as model_pods
 from k8sbridge.model import tasks as model_tasks
 
 __all__ = ["PodStatusWriter", "view_of"]
@@ -64,7 +70,8 @@ _CREATING = 2  # the delayed ContainerCreating write of a just-bound pod (not qu
 
 RawPod = dict[str, Any]
 Ack = Callable[[], Awaitable[None]]
-Relaunch = Callable[[str, float], None]
+Relaunch = Callable[[str, float, tuple[str, ...]], None]  # uid, delay, containers
+Kill = Callable[[str, ids.TaskId], None]
 
 
 def view_of(status: Any) -> model_tasks.TaskStatusView:
@@ -97,17 +104,11 @@ def view_of(status: Any) -> model_tasks.TaskStatusView:
 
 @dataclasses.dataclass(slots=True)
 class _PodState:
+    """The writer's side of one pod: the lifecycle's record plus what writing needs."""
+
     pod: RawPod
-    runtimes: dict[str, statusmap.ContainerRuntime] = dataclasses.field(default_factory=dict)
-    attempt: int = -1
-    relaunch_requested: int = -1  # the attempt whose restart was already requested
+    record: PodRecord
     acks: list[Ack] = dataclasses.field(default_factory=list)
-    host_ip: str = ""
-    pod_ips: tuple[str, ...] = ()
-    node_name: str = ""
-    unschedulable: str | None = None
-    failure: tuple[str, str] | None = None  # (reason, message) when the launch was refused
-    start_time: float | None = None
     # the status last written, until the API server shows it in the pod (then the pod's own
     # status is the reference, and this copy is let go: memory per pod)
     written: Any = None
@@ -124,11 +125,13 @@ class PodStatusWriter:
         kube: kube_client.KubeClient,
         workers: int = 8,
         relaunch: Relaunch | None = None,
+        kill: Kill | None = None,
         creating_after: float = CREATING_AFTER_SECONDS,
         event_queue_limit: int = EVENT_QUEUE_LIMIT,
     ) -> None:
         self._kube = kube
         self._relaunch = relaunch
+        self._kill = kill
         self._workers = workers
         self._creating_after = creating_after
         self._state: dict[str, _PodState] = {}
@@ -142,6 +145,8 @@ class PodStatusWriter:
         self._again: dict[str, int] = {}  # uid -> priority: asked for during its write
         self._creating: collections.deque[tuple[float, str]] = collections.deque()  # (due, uid)
         self._creating_added = asyncio.Event()
+        self._wakes: list[tuple[float, str]] = []  # (epoch, uid): the lifecycle's timers
+        self._wake_added = asyncio.Event()
         # (involved object, type, reason, message, host, when it was queued (monotonic),
         # when it happened (epoch: the Event's time and name))
         self._events: asyncio.Queue[
@@ -165,7 +170,7 @@ class PodStatusWriter:
         state = self._state.get(uid)
         if state is None:
             return
-        state.pod = pod
+        self._changed(uid, state, pod)
         if state.written is not None and _signature(pod.get("status")) == state.signature:
             state.written = None
 
@@ -173,10 +178,43 @@ class PodStatusWriter:
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         state = self._state.get(uid)
         if state is None:
-            state = self._state[uid] = _PodState(pod=pod)
+            state = self._state[uid] = _PodState(pod=pod, record=PodRecord.new(pod))
         else:
-            state.pod = pod
+            self._changed(uid, state, pod)
         return uid, state
+
+    def _changed(self, uid: str, state: _PodState, pod: RawPod) -> None:
+        """A newer version of the pod: the lifecycle reads its facts (a moved deadline may
+        ask for a timer, or be past already)."""
+        if pod is not state.pod:
+            state.pod = pod
+            self._apply(uid, state, lc_events.PodChanged(pod=pod))
+
+    def _apply(
+        self, uid: str, state: _PodState, event: lc_events.Event, *, ack: Ack | None = None
+    ) -> None:
+        """Feed the lifecycle one event and execute what it answers."""
+        now = time.time()
+        state.record, intents = machine.apply(state.record, event, now)
+        for intent in intents:
+            if isinstance(intent, lc_intents.RecordEvent):
+                state.events.append((intent.type, intent.reason, intent.message))
+            elif isinstance(intent, lc_intents.Acknowledge):
+                if ack is not None:
+                    state.acks.append(ack)
+            elif isinstance(intent, lc_intents.WriteStatus):
+                self._enqueue(uid)
+            elif isinstance(intent, lc_intents.Relaunch):
+                if self._relaunch is not None:
+                    self._relaunch(uid, max(0.0, intent.at - now), intent.containers)
+            elif isinstance(intent, lc_intents.Kill):
+                if self._kill is not None:
+                    self._kill(uid, intent.task_id)
+            elif isinstance(intent, lc_intents.WakeAt):
+                heapq.heappush(self._wakes, (intent.at, uid))
+                self._wake_added.set()
+            else:  # deleting a pod is the offer loop's (``lifecycle.deletion``)
+                log.warning("pod %s: the status writer does not execute %s", uid, intent)
 
     def _enqueue(self, uid: str, *, priority: int = _STATUS) -> None:
         """Queue a write of the pod's latest state (once, however often it is asked for).
@@ -201,122 +239,25 @@ class PodStatusWriter:
         ack: Ack | None,
     ) -> None:
         uid, state = self._entry(pod)
-        meta = pod.get("metadata") or {}
-        view = view_of(status)
-        if attempt > state.attempt:
-            self._start_attempt(state, attempt=attempt, task_id=str(status.task_id),
-                                container=container)
-        if attempt == state.attempt:
-            before = state.runtimes.get(container) or self._fresh(state, container)
-            if before.task_id != view.task_id:
-                before = statusmap.start_attempt(before, task_id=str(view.task_id))
-            after = statusmap.apply_status(before, view)
-            for ev in statusmap.container_events(
-                before, after, pod_name=str(meta.get("name")),
-                namespace=str(meta.get("namespace") or "default"), uid=uid,
-            ):
-                state.events.append((ev.type, ev.reason, ev.message))
-            state.runtimes[container] = after
-            if view.ip_addresses:
-                state.pod_ips = view.ip_addresses
-            self._maybe_restart(uid, state)
-        if agent is not None:
-            state.host_ip = getattr(agent, "host_ip", "") or state.host_ip
-            state.node_name = getattr(agent, "node_name", "") or state.node_name
-        if ack is not None:
-            state.acks.append(ack)
-        self._enqueue(uid)
-
-    def _fresh(self, state: _PodState, container: str) -> statusmap.ContainerRuntime:
-        spec = state.pod.get("spec") or {}
-        images = {
-            str(c.get("name")): str(c.get("image") or "")
-            for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
-        }
-        inits = {str(c.get("name")) for c in spec.get("initContainers") or []}
-        # After a bridge restart the counters live only in the pod's last status: carry them.
-        status = state.pod.get("status") or {}
-        restarts = 0
-        for cs in [*(status.get("containerStatuses") or []),
-                   *(status.get("initContainerStatuses") or [])]:
-            if isinstance(cs, dict) and cs.get("name") == container:
-                restarts = int(cs.get("restartCount") or 0)
-        return statusmap.ContainerRuntime(
-            name=container, image=images.get(container, ""), init=container in inits,
-            restart_count=restarts,
+        view = status if isinstance(status, model_tasks.TaskStatusView) else view_of(status)
+        event = lc_events.TaskUpdated(
+            container=container, attempt=attempt, status=view,
+            needs_ack=ack is not None,
+            host_ip=str(getattr(agent, "host_ip", "") or "") if agent is not None else "",
+            node_name=str(getattr(agent, "node_name", "") or "") if agent is not None else "",
         )
-
-    def _start_attempt(
-        self, state: _PodState, *, attempt: int, task_id: str, container: str
-    ) -> None:
-        """A new attempt (first launch or restart): every container starts a new task."""
-        state.attempt = attempt
-        state.failure = None
-        prefix = task_id[: -len(container)] if task_id.endswith(container) else ""
-        spec = state.pod.get("spec") or {}
-        for raw in spec.get("containers") or []:
-            name = str(raw.get("name"))
-            current = state.runtimes.get(name) or self._fresh(state, name)
-            state.runtimes[name] = statusmap.start_attempt(current, task_id=prefix + name)
-
-    def _maybe_restart(self, uid: str, state: _PodState) -> None:
-        spec = state.pod.get("spec") or {}
-        if (state.pod.get("metadata") or {}).get("deletionTimestamp"):
-            return
-        names = [str(c.get("name")) for c in spec.get("containers") or []]
-        runtimes = [state.runtimes.get(n) for n in names]
-        if not runtimes or any(r is None or r.terminated is None for r in runtimes):
-            return
-        if state.relaunch_requested >= state.attempt:
-            return
-        raw_policy = spec.get("restartPolicy") or "Always"
-        policy: model_pods.RestartPolicy = (
-            "Never" if raw_policy == "Never" else "OnFailure" if raw_policy == "OnFailure"
-            else "Always"
-        )
-        meta = state.pod.get("metadata") or {}
-        delay = -1.0
-        for name in names:
-            rt = state.runtimes[name]
-            decision = statusmap.decide_restart(rt, policy=policy)
-            if not decision.restart:
-                continue
-            state.runtimes[name] = statusmap.enter_back_off(
-                rt, decision=decision, pod_name=str(meta.get("name")),
-                namespace=str(meta.get("namespace") or "default"), uid=uid,
-            )
-            if decision.delay > 0:
-                state.events.append(
-                    ("Warning", "BackOff",
-                     f"Back-off restarting failed container {name} in pod {meta.get('name')}")
-                )
-            delay = max(delay, decision.delay)
-        if delay >= 0 and self._relaunch is not None:
-            state.relaunch_requested = state.attempt
-            self._relaunch(uid, delay)
+        self._apply(uid, state, event, ack=ack)
 
     def unschedulable(self, *, pod: RawPod, message: str) -> None:
         uid, state = self._entry(pod)
-        state.unschedulable = message
-        state.events.append(("Warning", "FailedScheduling", message))
-        self._enqueue(uid)
+        self._apply(uid, state, lc_events.Unschedulable(message=message))
 
     def scheduled(self, *, pod: RawPod, node_name: str) -> None:
         """The pod was bound to ``node_name``. The binding itself shows it scheduled, so no
         write now: the first task update writes the pod; if none comes within
         ``creating_after`` seconds, the pod is written as it stands (ContainerCreating)."""
         uid, state = self._entry(pod)
-        state.unschedulable = None
-        state.node_name = node_name
-        meta = pod.get("metadata") or {}
-        state.events.append(
-            (
-                "Normal",
-                "Scheduled",
-                f"Successfully assigned {meta.get('namespace')}/{meta.get('name')} "
-                f"to {node_name}",
-            )
-        )
+        self._apply(uid, state, lc_events.Scheduled(node_name=node_name))
         self._creating.append((time.monotonic() + self._creating_after, uid))
         self._creating_added.set()
 
@@ -344,7 +285,7 @@ class PodStatusWriter:
                 await asyncio.sleep(due - now)
                 continue
             state = self._state.get(uid)
-            if state is None or state.runtimes or state.failure is not None:
+            if state is None or state.record.runtimes or state.record.failure is not None:
                 self._creating.popleft()  # a task update (or a refused launch) shows it
                 continue
             if self._busy() and now < due + CREATING_DEFER_SECONDS:
@@ -353,37 +294,54 @@ class PodStatusWriter:
             self._creating.popleft()
             await self._write_one(uid, priority=_CREATING)
 
+    async def _wake_timer(self) -> None:
+        """Hand the lifecycle a ``Tick`` when a time it asked for (``WakeAt``) has come."""
+        while True:
+            if not self._wakes:
+                self._wake_added.clear()
+                await self._wake_added.wait()
+                continue
+            at, uid = self._wakes[0]
+            delay = at - time.time()
+            if delay > 0:
+                self._wake_added.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake_added.wait()  # an earlier timer may come meanwhile
+                continue
+            heapq.heappop(self._wakes)
+            state = self._state.get(uid)
+            if state is not None:
+                self._apply(uid, state, lc_events.Tick())
+
     def launch_failed(self, *, pod: RawPod, reason: str, message: str) -> None:
         uid, state = self._entry(pod)
-        state.failure = (reason, message)
-        for raw in (pod.get("spec") or {}).get("containers") or []:
-            name = str(raw.get("name"))
-            current = state.runtimes.get(name) or self._fresh(state, name)
-            state.runtimes[name] = dataclasses.replace(
-                statusmap.config_error(current, message=message), waiting_reason=reason
-            )
-        state.events.append(("Warning", "Failed", f"Error: {message}"))
-        self._enqueue(uid)
+        self._apply(uid, state, lc_events.LaunchRefused(reason=reason, message=message))
 
     def _render(self, state: _PodState, *, now: float) -> dict[str, Any]:
+        record = state.record
         previous = state.written or state.pod.get("status") or {}
-        if state.unschedulable is not None and not state.runtimes:
-            return _render_pending(state.unschedulable, previous, now)
+        if record.unschedulable is not None and not record.runtimes:
+            return _render_pending(record.unschedulable, previous, now)
         pod = dict(state.pod)
         pod["status"] = previous
         spec = pod.get("spec") or {}
-        if state.node_name and not spec.get("nodeName"):
+        if record.node_name and not spec.get("nodeName"):
             # bound by us, but the watch has not brought the bound pod yet: it is scheduled
             # (rendering it unbound would flap PodScheduled False -> True)
-            pod["spec"] = {**spec, "nodeName": state.node_name}
+            pod["spec"] = {**spec, "nodeName": record.node_name}
         return dict(
             statusmap.pod_status(
                 pod=pod,
-                containers=state.runtimes,
+                containers=record.runtimes,
                 now=now,
-                host_ip=state.host_ip or None,
-                start_time=state.start_time,
-                pod_ips=state.pod_ips or ((state.host_ip,) if state.host_ip else ()),
+                host_ip=record.host_ip or None,
+                start_time=record.started,
+                pod_ips=record.pod_ips or ((record.host_ip,) if record.host_ip else ()),
+                failed=(
+                    ("DeadlineExceeded", machine.DEADLINE_MESSAGE)
+                    if record.deadline_exceeded else None
+                ),
             )
         )
 
@@ -396,6 +354,7 @@ class PodStatusWriter:
         workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
         workers += [asyncio.create_task(self._event_poster()) for _ in range(2)]
         workers.append(asyncio.create_task(self._creating_timer()))
+        workers.append(asyncio.create_task(self._wake_timer()))
         ready.set()
         try:
             await stop.wait()
@@ -451,8 +410,6 @@ class PodStatusWriter:
         pod = state.pod
         meta = pod.get("metadata") or {}
         now = time.time()
-        if state.start_time is None and (state.runtimes or state.failure):
-            state.start_time = now
         status = self._render(state, now=now)
         signature = _signature(status)
         try:
@@ -494,7 +451,7 @@ class PodStatusWriter:
             # the pod's events in the order they happened (1 us apart within one write): the
             # Event's time and name, so they list in that order however the posters race
             happened = now + i * 1e-6
-            item = (involved, etype, reason, message, state.node_name or None,
+            item = (involved, etype, reason, message, state.record.node_name or None,
                     time.monotonic(), happened)
             try:
                 self._events.put_nowait(item)
@@ -576,5 +533,5 @@ def _signature(status: Any) -> bytes | None:
         for c in status.get("conditions") or []
     )
     key = (status.get("phase"), conds, status.get("containerStatuses"),
-           status.get("podIP"), status.get("reason"))
+           status.get("initContainerStatuses"), status.get("podIP"), status.get("reason"))
     return hashlib.blake2b(repr(key).encode(), digest_size=16).digest()

@@ -56,3 +56,69 @@ async def test_init_containers_run_in_order_before_the_app(
     conds = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
     assert conds["Initialized"] == "True"
     await kube.delete("/api/v1/namespaces/default/pods/inits", grace_period_seconds=0)
+
+
+def _inits_then_app(name: str, *, init_command: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "initContainers": [
+                {"name": "prepare", "image": "busybox", "command": ["sh", "-c", init_command]},
+            ],
+            "containers": [
+                {"name": "app", "image": "busybox", "command": ["sleep", "300"]},
+            ],
+        },
+    }
+
+
+async def _running_app(kube: Any, name: str) -> dict[str, Any]:
+    async def running() -> dict[str, Any] | None:
+        pod = await kube.get_pod("default", name)
+        status = pod.get("status") or {}
+        ready = [c.get("ready") for c in status.get("containerStatuses") or []]
+        return pod if status.get("phase") == "Running" and ready == [True] else None
+
+    pod: dict[str, Any] = await eventually(running, what=f"{name}'s app Running")
+    return pod
+
+
+async def test_an_app_container_after_init_containers_has_not_restarted(
+    embedded: app.EmbeddedTargets,
+) -> None:
+    """restartCount counts restarts only: the app's first run after its init containers is
+    run 0, not 1 (the init containers' task is not an earlier run of the app)."""
+    kube = embedded.bridge.kube
+    await kube.create("/api/v1/namespaces/default/pods",
+                      _inits_then_app("first-run", init_command="true"))
+    pod = await _running_app(kube, "first-run")
+    app_status = pod["status"]["containerStatuses"][0]
+    assert app_status["restartCount"] == 0
+    assert app_status["lastState"] == {}
+    assert pod["status"]["initContainerStatuses"][0]["restartCount"] == 0
+    await kube.delete("/api/v1/namespaces/default/pods/first-run", grace_period_seconds=0)
+
+
+async def test_a_failed_init_container_is_retried_at_once_then_counts_one_restart(
+    embedded: app.EmbeddedTargets, tmp_path: Path
+) -> None:
+    """The kubelet's crash back-off applies to init containers too: the first retry is
+    immediate (not a fixed 10 s), and the retried init container shows restartCount 1."""
+    kube = embedded.bridge.kube
+    marker = tmp_path / "tried"
+    await kube.create(
+        "/api/v1/namespaces/default/pods",
+        _inits_then_app(
+            "retried", init_command=f"test -e {marker} && exit 0; touch {marker}; exit 3"
+        ),
+    )
+    pod = await _running_app(kube, "retried")
+    init = pod["status"]["initContainerStatuses"][0]
+    assert init["restartCount"] == 1
+    assert init["lastState"]["terminated"]["exitCode"] == 3
+    assert init["state"]["terminated"]["exitCode"] == 0
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+    await kube.delete("/api/v1/namespaces/default/pods/retried", grace_period_seconds=0)

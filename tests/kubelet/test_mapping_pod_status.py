@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from k8sbridge.kubelet import statusmap as sm
+from k8sbridge.lifecycle import containers as lc
+from k8sbridge.lifecycle import restarts
 from k8sbridge.model import tasks
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -37,9 +39,9 @@ def fold(
     name: str, task: str, statuses: Sequence[tasks.TaskStatusView], *, init: bool = False,
     base: sm.ContainerRuntime | None = None,
 ) -> sm.ContainerRuntime:
-    c = sm.start_attempt(base or sm.ContainerRuntime(name=name, init=init), task_id=task)
+    c = lc.start_attempt(base or sm.ContainerRuntime(name=name, init=init), task_id=task)
     for s in statuses:
-        c = sm.apply_status(c, s)
+        c = lc.apply_status(c, s)
     return c
 
 
@@ -122,10 +124,10 @@ def test_stale_and_duplicate_updates_never_move_a_container_backwards(
 
 def test_updates_of_an_earlier_attempt_are_ignored() -> None:
     c = fold("app", "t1", [st("t1", "RUNNING", 1), st("t1", "FAILED", 2)])
-    c = sm.start_attempt(c, task_id="t2")
-    c = sm.apply_status(c, st("t2", "RUNNING", 5))
-    c = sm.apply_status(c, st("t1", "FINISHED", 6))  # late duplicate of the old task
-    c = sm.apply_status(c, st("other", "FAILED", 7))
+    c = lc.start_attempt(c, task_id="t2")
+    c = lc.apply_status(c, st("t2", "RUNNING", 5))
+    c = lc.apply_status(c, st("t1", "FINISHED", 6))  # late duplicate of the old task
+    c = lc.apply_status(c, st("other", "FAILED", 7))
     s = cstatus(render(raw_pod(), c))
     assert s["state"] == {"running": {"startedAt": "2027-01-15T08:00:05Z"}}
     assert s["restartCount"] == 1
@@ -216,13 +218,15 @@ def test_crash_loop_back_off_doubles_to_five_minutes_and_shows_in_status() -> No
     at = 0.0
     for attempt in range(9):
         task = f"t{attempt}"
-        c = sm.start_attempt(c, task_id=task)
-        c = sm.apply_status(c, st(task, "RUNNING", at + 1))
-        c = sm.apply_status(c, st(task, "FAILED", at + 3, message="Command exited with status 1"))
-        decision = sm.decide_restart(c, policy="Always")
+        c = lc.start_attempt(c, task_id=task)
+        c = lc.apply_status(c, st(task, "RUNNING", at + 1))
+        c = lc.apply_status(c, st(task, "FAILED", at + 3, message="Command exited with status 1"))
+        decision = restarts.decide_restart(c, policy="Always")
         assert decision.restart
         delays.append(decision.delay)
-        c = sm.enter_back_off(c, decision=decision, pod_name="web", namespace="ns", uid="uid-1")
+        c = restarts.enter_back_off(
+            c, decision=decision, pod_name="web", namespace="ns", uid="uid-1"
+        )
         if decision.delay:
             status = render(pod, c, now=at + 4)
             s = cstatus(status)
@@ -245,11 +249,11 @@ def test_crash_loop_back_off_doubles_to_five_minutes_and_shows_in_status() -> No
 def test_back_off_resets_after_ten_minutes_of_running() -> None:
     c = sm.ContainerRuntime(name="app", back_off=160.0)
     c = fold("app", "t1", [st("t1", "RUNNING", 0), st("t1", "FAILED", 601)], base=c)
-    decision = sm.decide_restart(c, policy="Always")
+    decision = restarts.decide_restart(c, policy="Always")
     assert (decision.delay, decision.next_back_off) == (0, 10)
     short = fold("app", "t1", [st("t1", "RUNNING", 0), st("t1", "FAILED", 30)],
                  base=sm.ContainerRuntime(name="app", back_off=160.0))
-    assert sm.decide_restart(short, policy="Always").delay == 160
+    assert restarts.decide_restart(short, policy="Always").delay == 160
 
 
 @pytest.mark.parametrize(
@@ -269,11 +273,11 @@ def test_back_off_resets_after_ten_minutes_of_running() -> None:
 def test_restart_policy_decisions(policy: str, state: str, init: bool, restart: bool) -> None:
     sidecar = sm.ContainerRuntime(name="proxy", init=True, sidecar=True)
     sidecar = fold("proxy", "t1", [st("t1", "RUNNING", 0), st("t1", state, 5)], base=sidecar)
-    assert sm.decide_restart(sidecar, policy=policy).restart is True  # type: ignore[arg-type]
+    assert restarts.decide_restart(sidecar, policy=policy).restart is True  # type: ignore[arg-type]
     c = fold("c", "t1", [st("t1", "RUNNING", 0), st("t1", state, 5)], init=init)
-    assert sm.decide_restart(c, policy=policy).restart is restart  # type: ignore[arg-type]
+    assert restarts.decide_restart(c, policy=policy).restart is restart  # type: ignore[arg-type]
     running = fold("c", "t1", [st("t1", "RUNNING", 0)])
-    assert sm.decide_restart(running, policy=policy).restart is False  # type: ignore[arg-type]
+    assert restarts.decide_restart(running, policy=policy).restart is False  # type: ignore[arg-type]
 
 
 INITS = [{"name": "fetch", "image": "busybox"}, {"name": "migrate", "image": "busybox"}]
@@ -297,7 +301,7 @@ def test_init_containers_show_progress_and_hold_the_app_back() -> None:
     first = render(pod, sm.ContainerRuntime(name="fetch", init=True),
                    sm.ContainerRuntime(name="migrate", init=True), app)
     assert sm.display_status({**pod, "status": first}) == "Init:0/2"
-    migrate = sm.apply_status(migrate, st("ti2", "FINISHED", 4))
+    migrate = lc.apply_status(migrate, st("ti2", "FINISHED", 4))
     app = fold("app", "ta", [st("ta", "RUNNING", 5)])
     done = render(pod, fetch, migrate, app)
     assert done["phase"] == "Running"
@@ -314,9 +318,11 @@ def test_failed_init_container_fails_a_never_pod_and_crash_loops_otherwise() -> 
     assert status["phase"] == "Failed"
     assert sm.display_status({**never, "status": status}) == "Init:Error"
     always = raw_pod(init=INITS)
-    decision = sm.decide_restart(sm.apply_status(fetch, st("ti1", "FAILED", 2)), policy="Always")
-    looping = sm.enter_back_off(
-        fetch, decision=sm.RestartDecision(restart=True, delay=10, next_back_off=20),
+    decision = restarts.decide_restart(
+        lc.apply_status(fetch, st("ti1", "FAILED", 2)), policy="Always"
+    )
+    looping = restarts.enter_back_off(
+        fetch, decision=restarts.RestartDecision(restart=True, delay=10, next_back_off=20),
         pod_name="web", namespace="ns", uid="uid-1",
     )
     assert decision.restart
@@ -345,7 +351,7 @@ def test_readiness_follows_check_results_and_keeps_transition_times() -> None:
     assert cstatus(s1)["ready"] is False and cstatus(s1)["started"] is True
     assert conditions(s1)["Ready"] == "False"
     pod["status"] = s1
-    c = sm.apply_status(c, st("t1", "RUNNING", 3, check=tasks.CheckResult(type="HTTP",
+    c = lc.apply_status(c, st("t1", "RUNNING", 3, check=tasks.CheckResult(type="HTTP",
                                                                          http_status=200)))
     s2 = render(pod, c, now=4)
     assert cstatus(s2)["ready"] is True and conditions(s2)["Ready"] == "True"
@@ -353,7 +359,7 @@ def test_readiness_follows_check_results_and_keeps_transition_times() -> None:
     assert by_type["Ready"]["lastTransitionTime"] == "2027-01-15T08:00:04Z"
     assert by_type["PodScheduled"]["lastTransitionTime"] == "2027-01-15T08:00:02Z"  # kept
     pod["status"] = s2
-    c = sm.apply_status(c, st("t1", "RUNNING", 5, check=tasks.CheckResult(type="HTTP",
+    c = lc.apply_status(c, st("t1", "RUNNING", 5, check=tasks.CheckResult(type="HTTP",
                                                                          http_status=503)))
     s3 = render(pod, c, now=6)
     assert cstatus(s3)["ready"] is False
@@ -362,7 +368,7 @@ def test_readiness_follows_check_results_and_keeps_transition_times() -> None:
     )
     assert s3["startTime"] == s1["startTime"]
     # an empty result (no status code yet) changes nothing
-    same = sm.apply_status(c, st("t1", "RUNNING", 7, check=tasks.CheckResult(type="HTTP")))
+    same = lc.apply_status(c, st("t1", "RUNNING", 7, check=tasks.CheckResult(type="HTTP")))
     assert same.check_passed is False
 
 
@@ -387,10 +393,10 @@ def test_startup_probe_holds_started_until_healthy() -> None:
     c = fold("app", "t1", [st("t1", "RUNNING", 1)])
     s = cstatus(render(pod, c))
     assert (s["started"], s["ready"]) == (False, False)
-    c = sm.apply_status(c, st("t1", "RUNNING", 2, healthy=True))
+    c = lc.apply_status(c, st("t1", "RUNNING", 2, healthy=True))
     s = cstatus(render(pod, c))
     assert (s["started"], s["ready"]) == (True, True)
-    c = sm.apply_status(c, st("t1", "RUNNING", 3, healthy=False))  # liveness failing
+    c = lc.apply_status(c, st("t1", "RUNNING", 3, healthy=False))  # liveness failing
     assert cstatus(render(pod, c))["started"] is True
 
 
@@ -398,9 +404,9 @@ def test_unreachable_and_killing_make_the_container_unready() -> None:
     c = fold("app", "t1", [st("t1", "RUNNING", 1), st("t1", "UNREACHABLE", 2)])
     s = render(raw_pod(), c)
     assert cstatus(s)["ready"] is False and s["phase"] == "Running"
-    c = sm.apply_status(c, st("t1", "RUNNING", 3))
+    c = lc.apply_status(c, st("t1", "RUNNING", 3))
     assert cstatus(render(raw_pod(), c))["ready"] is True
-    c = sm.apply_status(c, st("t1", "KILLING", 4))
+    c = lc.apply_status(c, st("t1", "KILLING", 4))
     s = cstatus(render(raw_pod(), c))
     assert s["ready"] is False and "running" in s["state"]
 
@@ -408,12 +414,12 @@ def test_unreachable_and_killing_make_the_container_unready() -> None:
 def test_lost_task_can_come_back_after_a_partition() -> None:
     c = fold("app", "t1", [st("t1", "RUNNING", 1), st("t1", "LOST", 2)])
     assert c.terminated is not None
-    c = sm.apply_status(c, st("t1", "RUNNING", 3))
+    c = lc.apply_status(c, st("t1", "RUNNING", 3))
     assert c.terminated is None and c.running
 
 
 def test_config_error_is_shown_as_waiting() -> None:
-    c = sm.config_error(sm.ContainerRuntime(name="app"),
+    c = lc.config_error(sm.ContainerRuntime(name="app"),
                         message="couldn't find key k in ConfigMap ns/cm")
     status = render(raw_pod(), c)
     assert cstatus(status)["state"] == {"waiting": {
@@ -480,37 +486,37 @@ def test_image_references_are_normalised(image: str, normal: str) -> None:
 
 def events(before: sm.ContainerRuntime, after: sm.ContainerRuntime) -> list[tuple[str, str]]:
     return [(e.reason, e.type) for e in
-            sm.container_events(before, after, pod_name="web", namespace="ns", uid="uid-1")]
+            lc.container_events(before, after, pod_name="web", namespace="ns", uid="uid-1")]
 
 
 def test_transitions_name_the_kubelet_events_once() -> None:
-    created = sm.start_attempt(sm.ContainerRuntime(name="app", image="nginx"), task_id="t1")
-    running = sm.apply_status(created, st("t1", "RUNNING", 1))
+    created = lc.start_attempt(sm.ContainerRuntime(name="app", image="nginx"), task_id="t1")
+    running = lc.apply_status(created, st("t1", "RUNNING", 1))
     assert events(created, running) == [("Pulled", "Normal"), ("Created", "Normal"),
                                         ("Started", "Normal")]
-    started = sm.container_events(created, running, pod_name="web", namespace="ns", uid="u")
+    started = lc.container_events(created, running, pod_name="web", namespace="ns", uid="u")
     assert started[2].message == "Started container app"
     assert started[2].field_path == "spec.containers{app}"
     assert events(running, running) == []
-    sick = sm.apply_status(running, st("t1", "RUNNING", 2, healthy=False,
+    sick = lc.apply_status(running, st("t1", "RUNNING", 2, healthy=False,
                                        check=tasks.CheckResult(type="TCP", tcp_succeeded=False)))
     assert events(running, sick) == [("Unhealthy", "Warning"), ("Unhealthy", "Warning")]
-    killing = sm.apply_status(sick, st("t1", "KILLING", 3))
+    killing = lc.apply_status(sick, st("t1", "KILLING", 3))
     assert events(sick, killing) == [("Killing", "Normal")]
-    dead = sm.apply_status(killing, st("t1", "KILLED", 4))
-    looping = sm.enter_back_off(dead, decision=sm.RestartDecision(True, 10, 20),
+    dead = lc.apply_status(killing, st("t1", "KILLED", 4))
+    looping = restarts.enter_back_off(dead, decision=restarts.RestartDecision(True, 10, 20),
                                 pod_name="web", namespace="ns", uid="uid-1")
-    (backoff,) = sm.container_events(dead, looping, pod_name="web", namespace="ns", uid="uid-1")
+    (backoff,) = lc.container_events(dead, looping, pod_name="web", namespace="ns", uid="uid-1")
     assert backoff.reason == "BackOff"
     assert backoff.message == "Back-off restarting failed container app in pod web_ns(uid-1)"
-    bad = sm.apply_status(sm.start_attempt(looping, task_id="t2"),
+    bad = lc.apply_status(lc.start_attempt(looping, task_id="t2"),
                           st("t2", "FAILED", 5, reason="REASON_CONTAINER_LAUNCH_FAILED",
                              message="exec: nosuchcmd: not found"))
-    assert [(e.reason, e.message) for e in sm.container_events(
+    assert [(e.reason, e.message) for e in lc.container_events(
         looping, bad, pod_name="web", namespace="ns", uid="uid-1")] == [
         ("Failed", "Error: exec: nosuchcmd: not found")]
-    config = sm.config_error(sm.ContainerRuntime(name="app", init=True), message="no key k")
-    assert [(e.reason, e.field_path) for e in sm.container_events(
+    config = lc.config_error(sm.ContainerRuntime(name="app", init=True), message="no key k")
+    assert [(e.reason, e.field_path) for e in lc.container_events(
         sm.ContainerRuntime(name="app", init=True), config, pod_name="web", namespace="ns",
         uid="u")] == [("Failed", "spec.initContainers{app}")]
 

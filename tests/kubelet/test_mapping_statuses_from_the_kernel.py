@@ -18,6 +18,7 @@ from k8sbridge.kernel import main
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
 from k8sbridge.kubelet import statusmap as sm
+from k8sbridge.lifecycle import containers as lc
 from k8sbridge.mesos import calls, events, framework, types
 from k8sbridge.mesos.client import ClientConfig
 from k8sbridge.model import cluster, pods, tasks
@@ -155,10 +156,10 @@ async def test_a_plan_runs_on_the_kernel_and_its_statuses_map_to_pod_status(
             statuses.setdefault(e.status.task_id, []).append(view_of(e.status))
 
     def render(name: str) -> dict[str, Any]:
-        c = sm.start_attempt(sm.ContainerRuntime(name="main", image="busybox"),
+        c = lc.start_attempt(sm.ContainerRuntime(name="main", image="busybox"),
                              task_id=f"{name}.main")
         for s in statuses[f"{name}.main"]:
-            c = sm.apply_status(c, s)
+            c = lc.apply_status(c, s)
         return sm.pod_status(pod=specs[name], containers={"main": c}, now=1e9, host_ip="127.0.0.1")
 
     done = render("done")

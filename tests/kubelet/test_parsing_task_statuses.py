@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k8sbridge.kubelet import statusmap as sm
+from k8sbridge.lifecycle import containers as lc
 from k8sbridge.model import tasks
 
 RAW = {
@@ -42,8 +43,8 @@ def test_a_master_reconciliation_reply_is_minimal() -> None:
                                        "source": "SOURCE_MASTER",
                                        "reason": "REASON_RECONCILIATION"})
     assert v.uuid is None and v.terminal and v.check is None and v.healthy is None
-    c = sm.start_attempt(sm.ContainerRuntime(name="app"), task_id="t")
-    assert sm.apply_status(c, v).terminated is not None
+    c = lc.start_attempt(sm.ContainerRuntime(name="app"), task_id="t")
+    assert lc.apply_status(c, v).terminated is not None
 
 
 def test_an_empty_check_result_has_no_verdict() -> None:
@@ -89,6 +90,6 @@ def test_any_json_parses_or_raises_task_status_error(raw: dict[str, object]) -> 
         view = tasks.TaskStatusView.from_raw(raw)
     except tasks.TaskStatusError:
         return
-    c = sm.start_attempt(sm.ContainerRuntime(name="app"), task_id=view.task_id)
+    c = lc.start_attempt(sm.ContainerRuntime(name="app"), task_id=view.task_id)
     sm.pod_status(pod={"spec": {"nodeName": "n", "containers": [{"name": "app"}]}},
-                  containers={"app": sm.apply_status(c, view)}, now=0)
+                  containers={"app": lc.apply_status(c, view)}, now=0)

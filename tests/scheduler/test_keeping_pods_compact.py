@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from k8sbridge.scheduler import loop
+from k8sbridge.scheduler import loop_pods
 
 
 def _decoded(name: str) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def _decoded(name: str) -> dict[str, Any]:
 
 def test_managed_fields_are_dropped_and_the_rest_is_equal() -> None:
     raw = _decoded("a")
-    kept = loop.compact_pod(raw)
+    kept = loop_pods.compact_pod(raw)
     assert "managedFields" not in kept["metadata"]
     del raw["metadata"]["managedFields"]
     assert kept == raw
@@ -33,7 +33,7 @@ def test_managed_fields_are_dropped_and_the_rest_is_equal() -> None:
 
 
 def test_two_pods_share_their_keys_and_common_values() -> None:
-    a, b = loop.compact_pod(_decoded("a")), loop.compact_pod(_decoded("b"))
+    a, b = loop_pods.compact_pod(_decoded("a")), loop_pods.compact_pod(_decoded("b"))
     key_a = next(k for k in a["spec"] if k == "restartPolicy")
     key_b = next(k for k in b["spec"] if k == "restartPolicy")
     assert key_a is key_b

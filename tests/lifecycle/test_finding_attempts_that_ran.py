@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from k8sbridge.scheduler import loop
+from k8sbridge.lifecycle import away
+from k8sbridge.model import ids
+
+reconcile_of = away.previous_attempt
 
 
 def _pod(*statuses: dict[str, Any], inits: int = 0) -> dict[str, Any]:
@@ -21,7 +24,7 @@ def _cs(name: str, attempt: int, state: str, uid: str = "u1") -> dict[str, Any]:
 
 
 def test_a_running_attempt_is_found_with_its_containers() -> None:
-    found = loop._previous_attempt("u1", _pod(_cs("a", 2, "running"), _cs("b", 2, "waiting")))
+    found = reconcile_of("u1", _pod(_cs("a", 2, "running"), _cs("b", 2, "waiting")))
     assert found is not None
     attempt, written = found
     assert attempt == 2 and set(written) == {"a", "b"}
@@ -29,35 +32,35 @@ def test_a_running_attempt_is_found_with_its_containers() -> None:
 
 def test_nothing_started_means_launch_it() -> None:
     # app containers get ids at the attempt's start (also while init containers run)
-    assert loop._previous_attempt("u1", _pod(_cs("a", 0, "waiting"), _cs("b", 0, "waiting"),
+    assert reconcile_of("u1", _pod(_cs("a", 0, "waiting"), _cs("b", 0, "waiting"),
                                              inits=1)) is None
-    assert loop._previous_attempt("u1", _pod()) is None
+    assert reconcile_of("u1", _pod()) is None
 
 
 def test_a_later_attempt_launched_but_not_started_is_launched_again() -> None:
     pod = _pod(_cs("a", 1, "terminated"), _cs("b", 2, "waiting"))
-    assert loop._previous_attempt("u1", pod) is None
+    assert reconcile_of("u1", pod) is None
 
 
 def test_foreign_ids_are_ignored() -> None:
     pod = _pod(_cs("a", 0, "running", uid="other"),
                {"name": "b", "containerID": "docker://abc", "state": {"running": {}}})
-    assert loop._previous_attempt("u1", pod) is None
+    assert reconcile_of("u1", pod) is None
 
 
 def test_a_vanished_task_becomes_task_gone_and_a_written_exit_is_kept() -> None:
-    gone = loop._status_from_written(loop.ids.TaskId("u1.0.a"), {"state": {"running": {}}},
+    gone = away.final_from_written(ids.TaskId("u1.0.a"), {"state": {"running": {}}},
                                      agent_id=None, now=100.0)
     assert gone.state == "TASK_GONE" and "vanished while the bridge was away" in str(gone.message)
-    failed = loop._status_from_written(
-        loop.ids.TaskId("u1.0.a"),
+    failed = away.final_from_written(
+        ids.TaskId("u1.0.a"),
         {"state": {"terminated": {"exitCode": 3, "finishedAt": "2026-11-26T00:00:00Z"}}},
         agent_id=None, now=100.0,
     )
     assert failed.state == "TASK_FAILED" and failed.message == "Command exited with status 3"
     assert failed.timestamp == 1795651200.0
-    done = loop._status_from_written(
-        loop.ids.TaskId("u1.0.a"), {"state": {"terminated": {"exitCode": 0}}},
+    done = away.final_from_written(
+        ids.TaskId("u1.0.a"), {"state": {"terminated": {"exitCode": 0}}},
         agent_id=None, now=100.0,
     )
     assert done.state == "TASK_FINISHED" and done.timestamp == 100.0

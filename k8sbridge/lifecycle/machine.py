@@ -1,0 +1,275 @@
+"""``apply(record, event, now) -> (record, intents)``: the one place a pod's life is decided.
+
+Why a pure function: restarts, init-container retries, sidecars and what a kubelet shows were
+decided in two places (the offer loop and the status writer), each with its own tables and
+its own idea of an attempt. Here a pod is one ``PodRecord`` and every input is an ``Event``;
+the answer is the next record and the ``Intent``s the status writer and the offer loop
+execute. Tests feed events and read intents (``tests/lifecycle/``), as Nomad tests its
+reconciler.
+
+The rules (the kubelet's, Kubernetes ≥ 1.29):
+
+* Attempts. The app containers run as one Mesos task group; an attempt is one such group, and
+  an update of an older attempt changes nothing. Init containers run one at a time, each in a
+  task of its own; each is tracked by its own task, so an init container's task never starts
+  (or restarts) the app containers, and ``restartCount`` counts real restarts only.
+* Restarts (``lifecycle/restarts.py``): when every app container has terminated, restartPolicy
+  decides, with the crash back-off; a failed init container is retried with the same back-off
+  unless the policy is Never (then the pod fails); a sidecar (an init container with
+  ``restartPolicy: Always``) is restarted whenever it exits, until the app containers are done.
+* Sidecars are stopped after the app containers, in reverse order, once those are done for
+  good (no restart follows). A pod being deleted restarts nothing.
+* ``activeDeadlineSeconds``: the machine asks to be woken at the deadline (``WakeAt``, answered
+  with a ``Tick``); a pod still active then fails with ``DeadlineExceeded`` and its running
+  containers are killed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from k8sbridge.lifecycle import away, containers, events, intents, restarts
+from k8sbridge.lifecycle.record import PodRecord, facts_of, fresh_runtime
+from k8sbridge.model import ids
+
+__all__ = ["DEADLINE_MESSAGE", "apply", "attempt_of"]
+
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+
+Answer = tuple[PodRecord, tuple[intents.Intent, ...]]
+
+_NEVER_LAUNCHED = frozenset({"TASK_DROPPED", "TASK_LOST", "TASK_ERROR"})  # with INVALID_OFFERS
+
+
+def attempt_of(task_id: str | None) -> int:
+    """The attempt in one of our task ids (``<uid>.<attempt>.<container>``); -1 otherwise."""
+    parsed = away.parse_task_id(task_id) if task_id else None
+    return parsed[1] if parsed is not None else -1
+
+
+def apply(record: PodRecord, event: events.Event, now: float) -> Answer:
+    """The next record and what must be done, for one event at ``now`` (epoch seconds)."""
+    record, first = _deadline(record, now)  # past the deadline, nothing restarts
+    record, out = _dispatch(record, event, now)
+    record, more = _deadline(record, now)  # the event may have started the clock or moved it
+    return record, first + out + more
+
+
+def _dispatch(record: PodRecord, event: events.Event, now: float) -> Answer:
+    if isinstance(event, events.PodChanged):
+        return dataclasses.replace(record, facts=facts_of(event.pod)), ()
+    if isinstance(event, events.TaskUpdated):
+        return _task_updated(record, event, now)
+    if isinstance(event, events.Scheduled):
+        f = record.facts
+        return dataclasses.replace(record, unschedulable=None, node_name=event.node_name), (
+            intents.RecordEvent(
+                "Normal", "Scheduled",
+                f"Successfully assigned {f.namespace}/{f.name} to {event.node_name}",
+            ),
+        )
+    if isinstance(event, events.Unschedulable):
+        return dataclasses.replace(record, unschedulable=event.message), (
+            intents.RecordEvent("Warning", "FailedScheduling", event.message),
+            intents.WriteStatus(),
+        )
+    if isinstance(event, events.Tick):
+        return record, ()  # what falls due is checked after every event (``_deadline``)
+    return _launch_refused(record, event, now)
+
+
+def _deadline(record: PodRecord, now: float) -> Answer:
+    """``activeDeadlineSeconds``: once the pod has been active that long (from its startTime)
+    it fails with ``DeadlineExceeded`` and every running container is killed; until then the
+    machine asks to be woken at the deadline (again whenever the deadline moves)."""
+    facts = record.facts
+    start = facts.start_time if facts.start_time is not None else record.started
+    if facts.active_deadline is None or start is None or record.deadline_exceeded:
+        return record, ()
+    if _apps_done(record):
+        return record, ()  # completed: no deadline applies any more
+    due = start + facts.active_deadline
+    if now < due:
+        if record.wake_at == due:
+            return record, ()
+        return dataclasses.replace(record, wake_at=due), (intents.WakeAt(due),)
+    kills = tuple(
+        intents.Kill(rt.task_id)
+        for rt in record.runtimes.values()
+        if rt.task_id is not None and rt.terminated is None
+        and rt.task_id not in record.sidecars_stopping
+    )
+    return dataclasses.replace(record, deadline_exceeded=True, wake_at=None), (
+        intents.RecordEvent("Warning", "DeadlineExceeded", DEADLINE_MESSAGE),
+        *kills,
+        intents.WriteStatus(),
+    )
+
+
+def _launch_refused(record: PodRecord, event: events.LaunchRefused, now: float) -> Answer:
+    runtimes = dict(record.runtimes)
+    for name in record.facts.apps:
+        current = runtimes.get(name) or fresh_runtime(record.facts, name)
+        runtimes[name] = dataclasses.replace(
+            containers.config_error(current, message=event.message),
+            waiting_reason=event.reason,
+        )
+    record = dataclasses.replace(
+        record, runtimes=runtimes, failure=(event.reason, event.message),
+        started=record.started if record.started is not None else now,
+    )
+    return record, (
+        intents.RecordEvent("Warning", "Failed", f"Error: {event.message}"),
+        intents.WriteStatus(),
+    )
+
+
+def _task_updated(record: PodRecord, event: events.TaskUpdated, now: float) -> Answer:
+    facts = record.facts
+    name = event.container
+    status = event.status
+    ack: tuple[intents.Intent, ...] = (intents.Acknowledge(),) if event.needs_ack else ()
+    if status.state in _NEVER_LAUNCHED and status.reason == "REASON_INVALID_OFFERS":
+        # The launch never happened (its offer was rescinded or had gone): nothing ran, so
+        # nothing is shown and nothing counts as a restart; the same group goes again now.
+        group = (name,) if name in facts.inits else facts.apps
+        relaunch = () if facts.deleting else (intents.Relaunch(at=now, containers=group),)
+        return record, (*relaunch, intents.WriteStatus(), *ack)
+    runtimes = dict(record.runtimes)
+    app_attempt = record.app_attempt
+    failure = record.failure
+    out: list[intents.Intent] = []
+    current = True  # the update is about the task the container runs now
+    if name in facts.inits:
+        before = runtimes.get(name) or fresh_runtime(facts, name)
+        if before.task_id != status.task_id:
+            if attempt_of(before.task_id) > event.attempt:
+                current = False  # a late update of an earlier run of this init container
+            else:
+                before = containers.start_attempt(before, task_id=str(status.task_id))
+    else:
+        if event.attempt > app_attempt:
+            # a new attempt of the app group: every app container runs a new task
+            prefix = status.task_id[: -len(name)] if status.task_id.endswith(name) else ""
+            for app in facts.apps:
+                rt = runtimes.get(app) or fresh_runtime(facts, app)
+                runtimes[app] = containers.start_attempt(rt, task_id=prefix + app)
+            app_attempt = event.attempt
+            failure = None
+        current = event.attempt == app_attempt
+        before = runtimes.get(name) or fresh_runtime(facts, name)
+        if current and before.task_id != status.task_id:
+            before = containers.start_attempt(before, task_id=str(status.task_id))
+    record = dataclasses.replace(
+        record,
+        app_attempt=app_attempt,
+        failure=failure,
+        host_ip=event.host_ip or record.host_ip,
+        node_name=event.node_name or record.node_name,
+        started=record.started if record.started is not None else now,
+    )
+    if current:
+        after = containers.apply_status(before, status)
+        for ev in containers.container_events(
+            before, after, pod_name=facts.name, namespace=facts.namespace, uid=facts.uid
+        ):
+            out.append(intents.RecordEvent(ev.type, ev.reason, ev.message))
+        runtimes[name] = after
+        record = dataclasses.replace(
+            record, runtimes=runtimes, pod_ips=status.ip_addresses or record.pod_ips
+        )
+        if not facts.deleting and not record.deadline_exceeded:
+            record = _decide(record, name, now, out)
+    out.append(intents.WriteStatus())
+    out.extend(ack)
+    return record, tuple(out)
+
+
+def _decide(record: PodRecord, name: str, now: float, out: list[intents.Intent]) -> PodRecord:
+    """What follows the update of ``name``: restarts, and stopping the sidecars."""
+    facts = record.facts
+    if name in facts.inits:
+        record = _restart_init(record, name, now, out)
+    else:
+        record = _restart_apps(record, now, out)
+    if _apps_done(record):
+        stopping = set(record.sidecars_stopping)
+        for sidecar in reversed(facts.inits):
+            rt = record.runtimes.get(sidecar)
+            if sidecar not in facts.sidecars or rt is None or rt.task_id is None:
+                continue
+            if rt.terminated is None and rt.task_id not in stopping:
+                stopping.add(rt.task_id)
+                out.append(intents.Kill(rt.task_id))
+        record = dataclasses.replace(record, sidecars_stopping=frozenset(stopping))
+    return record
+
+
+def _apps_done(record: PodRecord) -> bool:
+    """Every app container ran and terminated, and no restart of them follows."""
+    apps = [record.runtimes.get(n) for n in record.facts.apps]
+    return (
+        bool(apps)
+        and all(rt is not None and rt.terminated is not None for rt in apps)
+        and record.app_restart_requested < record.app_attempt
+    )
+
+
+def _back_off(
+    record: PodRecord, name: str, decision: restarts.RestartDecision,
+    out: list[intents.Intent],
+) -> PodRecord:
+    """``name`` restarts after ``decision.delay``: CrashLoopBackOff (and its event) till then."""
+    facts = record.facts
+    runtimes = dict(record.runtimes)
+    runtimes[name] = restarts.enter_back_off(
+        runtimes[name], decision=decision, pod_name=facts.name, namespace=facts.namespace,
+        uid=facts.uid,
+    )
+    if decision.delay > 0:
+        out.append(intents.RecordEvent(
+            "Warning", "BackOff",
+            f"Back-off restarting failed container {name} in pod {facts.name}",
+        ))
+    return dataclasses.replace(record, runtimes=runtimes)
+
+
+def _restart_apps(record: PodRecord, now: float, out: list[intents.Intent]) -> PodRecord:
+    facts = record.facts
+    apps = [record.runtimes.get(n) for n in facts.apps]
+    if not apps or any(rt is None or rt.terminated is None for rt in apps):
+        return record
+    if record.app_restart_requested >= record.app_attempt:
+        return record
+    delay = -1.0
+    for name in facts.apps:
+        decision = restarts.decide_restart(record.runtimes[name], policy=facts.restart_policy)
+        if decision.restart:
+            record = _back_off(record, name, decision, out)
+            delay = max(delay, decision.delay)
+    if delay < 0:
+        return record
+    out.append(intents.Relaunch(at=now + delay, containers=facts.apps))
+    return dataclasses.replace(record, app_restart_requested=record.app_attempt)
+
+
+def _restart_init(
+    record: PodRecord, name: str, now: float, out: list[intents.Intent]
+) -> PodRecord:
+    rt = record.runtimes[name]
+    if rt.terminated is None or rt.task_id is None or rt.task_id in record.init_restarts_requested:
+        return record
+    sidecar = name in record.facts.sidecars
+    if sidecar and _apps_done(record):
+        return record  # stopped after the app containers: it stays stopped
+    decision = restarts.decide_restart(rt, policy=record.facts.restart_policy)
+    if not decision.restart:
+        return record
+    record = _back_off(record, name, decision, out)
+    out.append(intents.Relaunch(at=now + decision.delay, containers=(name,)))
+    live: frozenset[ids.TaskId] = frozenset(
+        r.task_id for r in record.runtimes.values() if r.task_id is not None
+    )
+    return dataclasses.replace(
+        record, init_restarts_requested=(record.init_restarts_requested & live) | {rt.task_id}
+    )

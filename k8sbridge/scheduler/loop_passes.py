@@ -1,0 +1,224 @@
+"""The offer loop's passes: pending pods + held offers → pure placement → commit.
+
+Why a module: a pass builds the ``ClusterView`` from held offers and launched pods, runs the
+pure ``stack.place``, commits per agent (``loop.Scheduler._commit_agent``), declines what is
+unused and writes explanations for what did not fit; timers (relaunches, expiring offers,
+reconciliation retries) are driven from ``_tick``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from k8sbridge.kube import errors as kube_errors
+from k8sbridge.mesos import errors as mesos_errors
+from k8sbridge.model import cluster, ids
+from k8sbridge.model import pods as model_pods
+from k8sbridge.scheduler import feasible, loop_updates, offers, plan, stack
+from k8sbridge.scheduler.loop_state import (
+    EXPLAIN_GRACE,
+    EXPLAIN_MIN_INTERVAL,
+    GATHER_SECONDS,
+    _is_sidecar,
+    _node_name,
+    _taints,
+)
+
+__all__ = ["Passes"]
+
+log = logging.getLogger(__name__)
+
+
+class Passes(loop_updates.TaskUpdates):
+    """Placement passes and the loop's timers."""
+
+    async def _tick(self) -> None:
+        now = self._clock()
+        try:
+            if self._reconcile_due is not None and now >= self._reconcile_due:
+                await self._reconcile()
+            await self._due_relaunches(now)
+            expired = self._book.expired(now=now)
+            if expired and self._subscribed:
+                self._book.take(expired)
+                await self._driver.decline(expired, refuse_seconds=1.0)
+            if self._pass_due is not None and now >= self._pass_due:
+                self._pass_due = None
+                await self._pass()
+        except (kube_errors.KubeError, mesos_errors.MesosError) as e:
+            log.warning("placement pass failed (will retry): %s", e)
+            self._want_pass()
+        except Exception:  # a bug in one pass: log it loudly, retry later, keep serving
+            log.exception("placement pass failed (bug); retrying in a second")
+            self._want_pass(delay=1.0)
+
+    async def _due_relaunches(self, now: float) -> None:
+        for uid, due in list(self._relaunch_at.items()):
+            if due > now:
+                continue
+            del self._relaunch_at[uid]
+            pod = self._pods.get(uid)
+            if pod is None or uid in self._deleting:
+                continue
+            sidecar_only = uid in self._sidecar_relaunches
+            self._sidecar_relaunches.discard(uid)
+            live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal
+                    and not _is_sidecar(pod, t.container)]
+            if live and not sidecar_only:
+                continue  # the attempt is still running (a stale request)
+            if not live:
+                self._launches.pop(uid, None)
+            # else: a sidecar restarts beside the running app containers (its init phase is
+            # the first unfinished one again; the app's tasks keep running)
+            self._pending[uid] = None
+            self._revive_wanted = True
+            self._want_pass(immediate=True)
+            await self._maybe_revive()
+
+    async def _pass(self) -> None:
+        if not self._subscribed or not self._reconciled:
+            return
+        for uid in list(self._deleting):
+            await self._progress_deletion(uid)
+        pending = self._pending_requests()
+        if not pending:
+            held = self._book.take_all()
+            if held:
+                await self._driver.decline(
+                    [o.offer_id for o in held], refuse_seconds=self._settings.mesos.refuse_seconds
+                )
+            self._revive_wanted = False
+            if not self._suppressed:
+                await self._driver.suppress(list(self._settings.mesos.roles))
+                self._suppressed = True
+            return
+        await self._maybe_revive()
+        if not len(self._book):
+            return
+        view = self._view()
+        result = stack.place(pending=pending, view=view, settings=self._stack_settings)
+        # Some pods did not fit, but not every known agent has an offer in the book yet (the
+        # allocator may still be sending them): launch what fits, keep the other offers for a
+        # short, bounded gathering window, then explain with every agent's offer in view.
+        offered_agents = {o.agent_id for o in self._book}
+        missing = [a for a, info in self._agents.agents.items()
+                   if a not in offered_agents and getattr(info, "active", True)]
+        oldest = min((o.received for o in self._book), default=self._clock())
+        window = min(GATHER_SECONDS, self._settings.mesos.offer_hold_seconds)
+        gathering = bool(result.unplaced and missing) and self._clock() - oldest < window
+        await self._commit(result, final=not gathering)
+        if gathering:
+            self._want_pass(delay=max(0.05, oldest + window - self._clock()))
+
+    def _pending_requests(self) -> list[model_pods.PodRequest]:
+        out = []
+        for uid in list(self._pending):
+            pod = self._pods.get(uid)
+            if pod is None:
+                self._pending.pop(uid, None)
+                continue
+            try:
+                out.append(self._request(uid, pod))
+            except model_pods.PodSpecError as e:
+                self._pending.pop(uid, None)
+                self._sink.launch_failed(pod=pod, reason="InvalidPodSpec", message=str(e))
+        return out
+
+    def _view(self) -> cluster.ClusterView:
+        by_agent: dict[ids.AgentId, list[offers.HeldOffer]] = {}
+        for offer in self._book:
+            by_agent.setdefault(offer.agent_id, []).append(offer)
+        taints = _taints(self._settings.kubelet.node_taint)
+        placed = self._placed_pods()
+        agents: list[cluster.AgentView] = []
+        known = dict(self._agents.agents)
+        for agent_id in set(known) | set(by_agent):
+            held = by_agent.get(agent_id, [])
+            info = known.get(agent_id)
+            first = held[0] if held else None
+            hostname = str(getattr(info, "hostname", "") or (first.hostname if first else ""))
+            agents.append(
+                cluster.AgentView.build(
+                    agent_id=agent_id,
+                    hostname=hostname,
+                    node_name=self._agents.node_for_agent(agent_id) or _node_name(hostname),
+                    attributes=(first.attributes if first else getattr(info, "attributes", ())),
+                    region=first.region if first else getattr(info, "region", None),
+                    zone=first.zone if first else getattr(info, "zone", None),
+                    taints=taints,
+                    offers=[
+                        cluster.OfferView(
+                            id=o.offer_id, agent_id=o.agent_id, resources=o.resources,
+                            allocation_role=o.role,
+                        )
+                        for o in held
+                    ],
+                    pods=placed.get(agent_id, ()),
+                    total=getattr(info, "total", None),
+                    max_pods=self._settings.kubelet.max_pods,
+                )
+            )
+        agents.sort(key=lambda a: a.agent_id)
+        return cluster.ClusterView(agents=tuple(agents))
+
+    def _placed_pods(self) -> dict[ids.AgentId, list[cluster.PlacedPod]]:
+        out: dict[ids.AgentId, list[cluster.PlacedPod]] = {}
+        for uid, launched in self._launches.items():
+            pod = self._pods.get(uid)
+            if pod is None or uid in self._pending:
+                continue  # (pending while launched: a sidecar restarts; it is placed anew)
+            meta = pod.get("metadata") or {}
+            try:
+                req = self._request(uid, pod)
+            except model_pods.PodSpecError:
+                continue
+            out.setdefault(launched.agent_id, []).append(
+                cluster.PlacedPod(
+                    key=req.key,
+                    namespace=str(meta.get("namespace") or "default"),
+                    labels=req.labels,
+                    host_ports=tuple((p.host_port, p.protocol) for p in req.host_ports),
+                    anti_affinity=req.anti_affinity,
+                )
+            )
+        return out
+
+    async def _commit(self, result: plan.Plan, *, final: bool = True) -> None:
+        used: set[ids.OfferId] = set()
+        for agent_id, offer_ids, assignments in result.by_agent():
+            await self._commit_agent(agent_id, offer_ids, assignments)
+            used.update(offer_ids)
+        if not final:
+            return
+        unused = [o.offer_id for o in self._book.take_all() if o.offer_id not in used]
+        if unused:
+            await self._driver.decline(unused, refuse_seconds=self._settings.mesos.refuse_seconds)
+        # Explanations for what did not fit (only when they say something new). An agent that
+        # "had no offer" may simply be filtered or busy: REVIVE (rate-limited) to see every
+        # agent, and hold such a partial explanation back for EXPLAIN_GRACE seconds.
+        now = self._clock()
+        want_revive = False
+        for unplaced in result.unplaced:
+            uid = str(unplaced.pod_uid)
+            pod = self._pods.get(uid)
+            message = unplaced.explanation.message
+            if pod is None or self._unschedulable.get(uid) == message:
+                continue
+            partial = any(
+                r.reason == feasible.REASON_NO_OFFER for r in unplaced.explanation.reasons
+            )
+            first = self._pending_since.setdefault(uid, now)
+            if partial and (uid in self._unschedulable or now - first < EXPLAIN_GRACE):
+                want_revive = True
+                continue
+            if now - self._explained_at.get(uid, -1e9) < EXPLAIN_MIN_INTERVAL:
+                continue  # a changed number in the message is not worth a write per pass
+            self._explained_at[uid] = now
+            self._unschedulable[uid] = message
+            self._sink.unschedulable(pod=pod, message=message)
+        if want_revive and now - self._last_revive >= EXPLAIN_GRACE / 2:
+            self._last_revive = now
+            self._revive_wanted = False
+            await self._driver.revive(list(self._settings.mesos.roles))
+            self._suppressed = False
+            self._want_pass(delay=EXPLAIN_GRACE / 2)

@@ -1,0 +1,216 @@
+"""The offer loop's reconciliation: learn every task the master knows before launching.
+
+Why a module: after a (re)subscription nothing may launch until ``GET_TASKS`` says what
+exists (deterministic task ids make a second launch of an attempt detectable); a failure is
+retried with back-off while offers are declined, never held; pods whose attempt ended while
+the bridge was away get their final statuses so restartPolicy decides what follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from k8sbridge.lifecycle import away
+from k8sbridge.mesos import errors as mesos_errors
+from k8sbridge.mesos import types as mesos_types
+from k8sbridge.model import ids
+from k8sbridge.model import tasks as model_tasks
+from k8sbridge.scheduler import launch, loop_pods
+from k8sbridge.scheduler.loop_state import (
+    RECONCILE_RETRY_FIRST,
+    RECONCILE_RETRY_MAX,
+    RECONCILE_TIMEOUT_SECONDS,
+    UNRECONCILED_REFUSE_SECONDS,
+    RawPod,
+)
+from k8sbridge.scheduler.ports import PodLaunch, TaskRecord
+
+__all__ = ["Reconciling"]
+
+log = logging.getLogger(__name__)
+
+
+def _last_status(raw_task: Mapping[str, Any]) -> mesos_types.TaskStatus | None:
+    statuses = raw_task.get("statuses") or []
+    if not statuses:
+        return None
+    try:
+        return mesos_types.TaskStatus.parse(statuses[-1])
+    except mesos_errors.MesosError as e:
+        log.warning("ignoring a malformed status of task %s: %s",
+                    (raw_task.get("task_id") or {}).get("value"), e)
+        return None
+
+
+class Reconciling(loop_pods.PodEvents):
+    """Reconciliation with the master, retried until it succeeds."""
+
+    async def _on_subscribed(self) -> None:
+        self._subscribed = True
+        self._book.clear()  # offers from an earlier subscription are void
+        self._suppressed = False
+        self._reconciled = False
+        self._reconcile_failures = 0
+        self._reconcile_error = ""
+        await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        """Reconcile, then act on what was learned; a failure (an error or a GET_TASKS that
+        does not answer in time) is retried with back-off, and meanwhile offers are declined
+        (see ``_on_mesos``), never held."""
+        self._reconcile_due = None
+        try:
+            async with asyncio.timeout(RECONCILE_TIMEOUT_SECONDS):
+                await self._reconcile_tasks()
+        except Exception as e:  # any failure of the master or the transport: retry later
+            self._reconcile_failures += 1
+            delay = min(RECONCILE_RETRY_MAX,
+                        RECONCILE_RETRY_FIRST * 2 ** (self._reconcile_failures - 1))
+            self._reconcile_due = self._clock() + delay
+            cause = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            log_at = logging.WARNING if cause != self._reconcile_error else logging.DEBUG
+            log.log(log_at, "reconciliation failed (%d time(s)); retrying in %.1f s, "
+                    "declining offers meanwhile: %s", self._reconcile_failures, delay, cause)
+            self._reconcile_error = cause
+            held = self._book.take_all()
+            if held:
+                await self._driver.decline([o.offer_id for o in held],
+                                           refuse_seconds=UNRECONCILED_REFUSE_SECONDS)
+            return
+        if self._reconcile_failures:
+            log.info("reconciliation succeeded after %d failure(s)", self._reconcile_failures)
+        self._reconciled = True
+        # Pods bound to our nodes without a task become pending now, unless their status
+        # shows that a task of theirs ran: that attempt ended while we were away (see
+        # ``_end_attempt_ended_while_away``) and restartPolicy decides what follows.
+        for uid, pod in list(self._pods.items()):
+            self._end_attempt_ended_while_away(uid, pod)
+            self._observe_pod(None, pod)
+            if uid in self._deleting:
+                await self._progress_deletion(uid)
+        await self._driver.reconcile({})  # implicit: fresh statuses for every task we have
+        self._want_pass(immediate=True)
+
+    async def _reconcile_tasks(self) -> None:
+        """Learn every task the master knows for us before launching anything."""
+        fid = self._driver.framework_id
+        tasks = await self._list_tasks()
+        for raw in tasks:
+            if fid and (raw.get("framework_id") or {}).get("value") != fid:
+                continue
+            tid = ids.TaskId(str((raw.get("task_id") or {}).get("value", "")))
+            parsed = launch.parse_task_id(tid)
+            if parsed is None:
+                continue
+            uid, attempt, container = parsed
+            agent = (raw.get("agent_id") or {}).get("value")
+            rec = TaskRecord(
+                task_id=tid, pod_uid=uid, attempt=attempt, container=container,
+                agent_id=ids.AgentId(agent) if agent else None,
+                state=str(raw.get("state") or "TASK_STAGING"),
+                executor_id=str((raw.get("executor_id") or {}).get("value") or ""),
+            )
+            known = self._tasks.get(tid)
+            if known is None or not known.terminal:
+                self._tasks[tid] = rec
+            if rec.terminal:
+                last = _last_status(raw)
+                if last is not None:
+                    self._final_status[tid] = last
+            current = self._launches.get(uid)
+            if not rec.terminal and (current is None or current.attempt <= attempt) and agent:
+                node = self._agents.node_for_agent(ids.AgentId(agent)) or ""
+                task_ids = tuple(t for t, r in self._tasks.items()
+                                 if r.pod_uid == uid and r.attempt == attempt)
+                self._launches[uid] = PodLaunch(
+                    uid=uid, attempt=attempt, agent_id=ids.AgentId(agent), node_name=node,
+                    task_ids=task_ids,
+                )
+                self._pending.pop(uid, None)
+        log.info("reconciled: %d tasks known, %d pods launched", len(self._tasks),
+                 len(self._launches))
+
+    def _end_attempt_ended_while_away(self, uid: str, pod: RawPod) -> None:
+        """A pod bound to our node whose app containers ran (its status says so) but which
+        has no live task after reconciliation: its attempt ended while the bridge was away.
+
+        Launching it again unconditionally would run a ``restartPolicy: Never`` pod twice.
+        Instead each app container of that attempt gets its final status — the one the
+        master still keeps for a completed task, else the terminated state already written,
+        else ``TASK_GONE`` (the task vanished: the master no longer knows it) — folded in by
+        the status writer like any update, so restartPolicy decides: Never → the pod fails
+        (``ContainerStatusUnknown``, exit 137, with a Failed event), OnFailure/Always → the
+        writer asks for a relaunch, and restartCount/lastState carry over.
+
+        A pod whose app containers never started (a crash between bind and ACCEPT, or bound
+        by another scheduler, or still in its init phase) is not touched: it is launched.
+        Nor is a pod whose Node's agent is not registered and active at the master.
+        """
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        status = pod.get("status") or {}
+        node = spec.get("nodeName")
+        if (
+            not node or uid in self._launches or uid in self._deleting
+            or meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed")
+            or not self._is_our_node(str(node))
+        ):
+            return
+        # Only an agent the master reports registered and active answers for its tasks: after
+        # a master failover an agent may not have re-registered yet, and its tasks are then
+        # absent from GET_TASKS without having vanished (they are left alone until it is back).
+        node_agent = self._agent_of_node(str(node))
+        info = self._agents.agents.get(node_agent) if node_agent is not None else None
+        if info is None or not getattr(info, "active", True):
+            return
+        found = away.previous_attempt(uid, pod)
+        if found is None:
+            return
+        attempt, written = found
+        if any(r.pod_uid == uid and r.attempt >= attempt and not r.terminal
+               for r in self._tasks.values()):
+            return  # a live task of it exists after all
+        names = [str(c.get("name")) for c in spec.get("containers") or []]
+        agent_id: ids.AgentId | None = None
+        for name in names:
+            rec = self._tasks.get(ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt,
+                                                                container=name)))
+            if rec is not None and rec.agent_id:
+                agent_id = rec.agent_id
+        agent_id = agent_id or self._agent_of_node(str(node))
+        task_ids: list[ids.TaskId] = []
+        now = time.time()
+        for name in names:
+            tid = ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt, container=name))
+            task_ids.append(tid)
+            final: mesos_types.TaskStatus | model_tasks.TaskStatusView | None = (
+                self._final_status.get(tid)
+            )
+            if final is None:
+                final = away.final_from_written(tid, written.get(name), agent_id=agent_id,
+                                                now=now)
+            else:
+                final = dataclasses.replace(final, uuid=None)  # nothing to acknowledge
+            log.info("pod %s/%s: task %s ended while the bridge was away (%s)",
+                     meta.get("namespace"), meta.get("name"), tid, final.state)
+            rec = self._tasks.get(tid)
+            if rec is None:
+                rec = self._tasks[tid] = TaskRecord(
+                    task_id=tid, pod_uid=uid, attempt=attempt, container=name,
+                    agent_id=agent_id,
+                )
+            rec.state = final.state
+            self._sink.task_status(
+                pod=pod, status=final, container=name, attempt=attempt,
+                agent=self._agent_ref(agent_id) if agent_id else None, ack=None,
+            )
+        self._pending.pop(uid, None)
+        self._launches[uid] = PodLaunch(
+            uid=uid, attempt=attempt, agent_id=agent_id or ids.AgentId(""),
+            node_name=str(node), task_ids=tuple(task_ids),
+        )

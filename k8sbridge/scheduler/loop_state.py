@@ -1,0 +1,257 @@
+"""The offer loop's state and the helpers every part of it shares.
+
+Why a base class of its own: the loop is one task owning one set of tables (held offers,
+pending pods, launched attempts, tasks); its parts — pod events (``loop_pods``),
+reconciliation (``loop_reconcile``), Mesos updates (``loop_updates``), placement passes
+(``loop_passes``) and the commit (``loop``) — each live in a module of their own and build on
+this class, one after the other, so each reads the state without locks or indirection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from k8sbridge import settings as bridge_settings
+from k8sbridge.kube import client as kube_client
+from k8sbridge.mesos import types as mesos_types
+from k8sbridge.model import cluster, ids
+from k8sbridge.model import pods as model_pods
+from k8sbridge.scheduler import offers, plan, stack
+from k8sbridge.scheduler.ports import (
+    AgentDirectory,
+    AgentRef,
+    Driver,
+    PodLaunch,
+    PodSink,
+    TaskRecord,
+)
+
+__all__ = ["LoopState"]
+
+log = logging.getLogger(__name__)
+
+
+EXPLAIN_GRACE = 3.0  # seconds an explanation missing some agents' offers is held back
+
+
+EXPLAIN_MIN_INTERVAL = 10.0  # an explanation is rewritten at most this often per pod
+
+
+GATHER_SECONDS = 1.5  # how long offers are held waiting for the other agents' offers
+
+
+RECONCILE_TIMEOUT_SECONDS = 30.0  # one GET_TASKS may take this long, then it failed
+
+
+RECONCILE_RETRY_FIRST = 0.5  # a failed reconciliation is retried after this, doubling ...
+
+
+RECONCILE_RETRY_MAX = 30.0  # ... up to this
+
+
+UNRECONCILED_REFUSE_SECONDS = 2.0  # offers declined while unreconciled come back this soon
+
+
+RawPod = dict[str, Any]
+
+
+def _is_sidecar(pod: RawPod, container: str) -> bool:
+    """An init container with ``restartPolicy: Always`` (Kubernetes ≥ 1.29 sidecars)."""
+    spec = pod.get("spec")
+    inits = spec.get("initContainers") if isinstance(spec, dict) else None
+    return isinstance(inits, list) and any(
+        isinstance(c, dict) and c.get("name") == container and c.get("restartPolicy") == "Always"
+        for c in inits
+    )
+
+
+def _taints(spec: str) -> tuple[cluster.Taint, ...]:
+    if not spec:
+        return ()
+    keyval, _, effect = spec.rpartition(":")
+    key, _, value = keyval.partition("=")
+    return (cluster.Taint(key=key, value=value, effect=effect),)
+
+
+def _implicit_tolerations(
+    settings: bridge_settings.BridgeSettings,
+) -> tuple[model_pods.Toleration, ...]:
+    """Pods we place ourselves tolerate our own node taint (when configured so)."""
+    if not settings.scheduler.tolerate_own_taint:
+        return ()
+    return tuple(
+        model_pods.Toleration(key=t.key, operator="Equal", value=t.value, effect=t.effect)
+        for t in _taints(settings.kubelet.node_taint)
+    )
+
+
+def _node_name(hostname: str) -> str:
+    return cluster.node_name_for(hostname)
+
+
+class LoopState:
+    """The loop's tables (one owner: the loop task) and shared helpers."""
+
+    def __init__(
+        self,
+        *,
+        settings: bridge_settings.BridgeSettings,
+        kube: kube_client.KubeClient,
+        driver: Driver,
+        sink: PodSink,
+        agents: AgentDirectory,
+        list_tasks: Callable[[], Awaitable[list[dict[str, Any]]]],
+        _clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._kube = kube
+        self._driver = driver
+        self._sink = sink
+        self._agents = agents
+        self._list_tasks = list_tasks
+        self._clock = _clock
+        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._mesos_queued = 0  # Mesos events in the inbox (see ``_forward_progress``)
+        self._book = offers.OfferBook(hold_seconds=settings.mesos.offer_hold_seconds)
+        self._pods: dict[str, RawPod] = {}  # uid -> latest raw pod we care about
+        self._pending: dict[str, None] = {}  # uids, insertion-ordered
+        self._tasks: dict[ids.TaskId, TaskRecord] = {}
+        self._launches: dict[str, PodLaunch] = {}  # uid -> current attempt
+        self._unschedulable: dict[str, str] = {}  # uid -> last message written
+        self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
+        self._relaunch_at: dict[str, float] = {}  # uid -> when its next attempt may launch
+        self._sidecar_relaunches: set[str] = set()  # uids whose due relaunch is a sidecar's
+        self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written
+        self._phase_attempt: dict[str, int] = {}  # uid -> attempt whose init phases run
+        self._deleting: set[str] = set()
+        self._parsed: dict[str, tuple[str, model_pods.PodRequest]] = {}  # uid -> (rv, request)
+        # seconds from a TASK_RUNNING's timestamp (set where the task started) to its arrival
+        # here: the Mesos side's share of status propagation (benchmarks read it)
+        self._running_delays: collections.deque[float] = collections.deque(maxlen=20_000)
+        # the last status the master keeps for each of our terminal tasks (GET_TASKS)
+        self._final_status: dict[ids.TaskId, mesos_types.TaskStatus] = {}
+        self._subscribed = False
+        self._reconciled = False
+        self._reconcile_due: float | None = None  # a failed reconciliation is retried then
+        self._reconcile_failures = 0
+        self._reconcile_error = ""  # the last failure's cause (logged once per cause)
+        self._pods_synced = False
+        self._suppressed = False
+        # A pod became pending (or a relaunch fell due, or resources came back) since the
+        # last REVIVE: revive even when not suppressed, since REVIVE is what clears the
+        # refuse filters of earlier declines (see ``_maybe_revive``).
+        self._revive_wanted = False
+        self._last_revive = -1e9
+        self._pass_due: float | None = None
+        self._names = set(settings.scheduler.scheduler_names)
+        self._stack_settings = stack.StackSettings(
+            strategy="binpack" if settings.scheduler.ranking == "binpack" else "spread",
+            executor_overhead=(
+                ("cpus", settings.scheduler.executor_cpus),
+                ("mem", settings.scheduler.executor_mem),
+                ("disk", settings.scheduler.executor_disk),
+            ),
+            seed=settings.scheduler.seed or 0,
+            implicit_tolerations=_implicit_tolerations(settings),
+        )
+        self._defaults = model_pods.ContainerDefaults(
+            cpus=settings.scheduler.default_cpus, mem=settings.scheduler.default_mem
+        )
+
+    def _ack_for(self, status: mesos_types.TaskStatus) -> Callable[[], Awaitable[None]] | None:
+        if not status.needs_ack:
+            return None
+
+        def ack() -> Awaitable[None]:
+            return self._driver.acknowledge(status)
+
+        return ack
+
+    @staticmethod
+    def _note_status(rec: TaskRecord, status: mesos_types.TaskStatus) -> None:
+        rec.state = status.state
+        if status.agent_id:
+            rec.agent_id = status.agent_id
+        if status.executor_id and not rec.executor_id:
+            rec.executor_id = str(status.executor_id)
+
+    def _is_ours(self, raw: RawPod) -> bool:
+        spec = raw.get("spec") or {}
+        node = spec.get("nodeName")
+        if node:
+            return self._is_our_node(str(node))
+        return spec.get("schedulerName", "default-scheduler") in self._names
+
+    def _is_our_node(self, node: str) -> bool:
+        """One of our agents' Nodes, or one a launched pod runs on (hot: every pod event)."""
+        for agent_id in self._agents.agents:
+            if self._agents.node_for_agent(agent_id) == node:
+                return True
+        return any(launch_.node_name == node for launch_ in self._launches.values())
+
+    def _request(self, uid: str, pod: RawPod) -> model_pods.PodRequest:
+        """``parse_pod`` once per resourceVersion (passes would otherwise re-parse every
+        pending and every placed pod each time; raises ``PodSpecError``)."""
+        rv = str((pod.get("metadata") or {}).get("resourceVersion") or "")
+        cached = self._parsed.get(uid)
+        if cached is not None and cached[0] == rv and rv:
+            return cached[1]
+        request = model_pods.parse_pod(pod, defaults=self._defaults)
+        self._parsed[uid] = (rv, request)
+        return request
+
+    def _agent_ref(self, agent_id: ids.AgentId) -> AgentRef:
+        node = self._agents.node_for_agent(agent_id) or ""
+        info = self._agents.agents.get(agent_id)
+        address = str(getattr(info, "address", "") or "")
+        return AgentRef(
+            agent_id=agent_id,
+            hostname=str(getattr(info, "hostname", node)),
+            node_name=node,
+            host_ip=address.rsplit(":", 1)[0] if address else "",
+        )
+
+    def _agent_of_node(self, node_name: str) -> ids.AgentId | None:
+        for agent_id in self._agents.agents:
+            if self._agents.node_for_agent(agent_id) == node_name:
+                return agent_id
+        return None
+
+    def _want_pass(self, *, immediate: bool = False, delay: float | None = None) -> None:
+        if delay is None:
+            delay = 0.0 if immediate else self._settings.scheduler.cycle_seconds
+        due = self._clock() + delay
+        if self._pass_due is None or due < self._pass_due:
+            self._pass_due = due
+
+    async def _maybe_revive(self) -> None:
+        """REVIVE (at most every ``revive_min_interval_seconds``) when suppressed or when new
+        work appeared. Not only when suppressed: unused offers are declined with a refuse
+        filter of ``refuse_seconds``, so while an unschedulable pod keeps the framework
+        unsuppressed, a new pod would otherwise wait for those filters to expire (REVIVE
+        clears them, in Mesos and in the embedded kernel alike)."""
+        if not self._subscribed or not (self._suppressed or self._revive_wanted):
+            return
+        now = self._clock()
+        interval = self._settings.mesos.revive_min_interval_seconds
+        if now - self._last_revive < interval:
+            self._want_pass(delay=self._last_revive + interval - now)  # after the rate limit
+            return
+        self._last_revive = now
+        self._revive_wanted = False
+        await self._driver.revive(list(self._settings.mesos.roles))
+        self._suppressed = False
+
+    async def _commit_agent(
+        self,
+        agent_id: ids.AgentId,
+        offer_ids: Sequence[ids.OfferId],
+        assignments: Iterable[plan.Assignment],
+    ) -> None:
+        """Bind and launch ``assignments`` on ``agent_id`` (``loop.Scheduler`` does)."""
+        raise NotImplementedError

@@ -1,0 +1,182 @@
+"""The offer loop's Mesos side: offers in, task updates to the status writer.
+
+Why a module: task updates are the busiest input; launched tasks' STARTING/RUNNING go to the
+writer at once (``_forward_progress``), everything else through the inbox in order, and the
+loop reacts only where placement is concerned (init phases, invalid offers, deletion).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from k8sbridge.mesos import events as mesos_events
+from k8sbridge.mesos import types as mesos_types
+from k8sbridge.scheduler import launch, loop_reconcile, offers
+from k8sbridge.scheduler.loop_state import (
+    UNRECONCILED_REFUSE_SECONDS,
+    _is_sidecar,
+)
+from k8sbridge.scheduler.ports import TaskRecord
+
+__all__ = ["TaskUpdates"]
+
+log = logging.getLogger(__name__)
+
+
+def _held(offer: mesos_types.Offer, *, now: float) -> offers.HeldOffer:
+    return offers.HeldOffer(
+        offer_id=offer.id,
+        agent_id=offer.agent_id,
+        hostname=offer.hostname,
+        role=offer.allocation_role or "*",
+        resources=offer.resources,
+        attributes=offer.attributes,
+        region=offer.region,
+        zone=offer.zone,
+        received=now,
+    )
+
+
+class TaskUpdates(loop_reconcile.Reconciling):
+    """Mesos events: offers into the book, task updates onwards."""
+
+    async def on_mesos_event(self, event: Any) -> None:
+        if isinstance(event, mesos_events.Update) and self._forward_progress(event.status):
+            return
+        self._mesos_queued += 1
+        self._inbox.put_nowait(("mesos", event))
+
+    def _forward_progress(self, status: mesos_types.TaskStatus) -> bool:
+        """Hand a launched task's STARTING/RUNNING update to the status writer at once.
+
+        Why not through the inbox: the loop awaits bindings and ACCEPTs (a burst binds
+        hundreds of pods per pass), and Mesos sends a task's next update only once this one
+        is written and acknowledged, so every wait here is paid twice per pod in status
+        propagation. Such an update changes nothing the loop decides on (the task stays live,
+        its pod's launch stays current), so it is folded here, synchronously (no await, so
+        nothing interleaves), exactly as ``_on_update`` would. Anything else — and any update
+        while another Mesos event is still queued, which keeps each task's order — goes
+        through the inbox.
+        """
+        if status.state not in ("TASK_STARTING", "TASK_RUNNING") or self._mesos_queued:
+            return False
+        rec = self._tasks.get(status.task_id)
+        if rec is None or rec.terminal or rec.killing:
+            return False
+        uid = rec.pod_uid
+        pod = self._pods.get(uid)
+        current = self._launches.get(uid)
+        if pod is None or uid in self._deleting or current is None or (
+            current.attempt != rec.attempt
+        ) or _is_sidecar(pod, rec.container):
+            return False  # (a sidecar's start advances the init phases: through the inbox)
+        if status.state == "TASK_RUNNING" and status.timestamp:
+            self._running_delays.append(time.time() - status.timestamp)
+        self._note_status(rec, status)
+        self._sink.task_status(
+            pod=pod, status=status, container=rec.container, attempt=rec.attempt,
+            agent=self._agent_ref(rec.agent_id) if rec.agent_id else None,
+            ack=self._ack_for(status),
+        )
+        return True
+
+    async def _on_mesos(self, event: Any) -> None:
+        if isinstance(event, mesos_events.Subscribed):
+            await self._on_subscribed()
+        elif isinstance(event, mesos_events.Offers):
+            if not self._reconciled:
+                # Nothing may launch before reconciliation (a task may exist already), and
+                # holding offers starves the other frameworks: decline them at once with a
+                # short filter (they come back when reconciliation has succeeded).
+                await self._driver.decline(
+                    [o.id for o in event.offers], refuse_seconds=UNRECONCILED_REFUSE_SECONDS
+                )
+                return
+            now = self._clock()
+            for offer in event.offers:
+                self._book.add(_held(offer, now=now))
+            self._want_pass(immediate=not self._pending)
+        elif isinstance(event, mesos_events.Rescind):
+            self._book.rescind(event.offer_id)
+        elif isinstance(event, mesos_events.Update):
+            await self._on_update(event.status)
+        elif isinstance(event, mesos_events.Failure):
+            log.info("Mesos failure event: agent %s executor %s status %s",
+                     event.agent_id, event.executor_id, event.status)
+        elif isinstance(event, mesos_events.Error):
+            log.error("Mesos error event: %s", event.message)
+
+    async def _on_update(self, status: mesos_types.TaskStatus) -> None:
+        parsed = launch.parse_task_id(status.task_id)
+        ack = self._ack_for(status)
+        if parsed is None:
+            log.warning("update for a task that is not ours: %s", status.task_id)
+            if ack is not None:
+                await ack()
+            return
+        uid, attempt, container = parsed
+        if status.state == "TASK_RUNNING" and status.timestamp:
+            self._running_delays.append(time.time() - status.timestamp)
+        rec = self._tasks.get(status.task_id)
+        if rec is None:
+            rec = TaskRecord(task_id=status.task_id, pod_uid=uid, attempt=attempt,
+                             container=container, agent_id=status.agent_id)
+            self._tasks[status.task_id] = rec
+        self._note_status(rec, status)
+        pod = self._pods.get(uid)
+        if pod is None:
+            if self._pods_synced and not rec.terminal and self._reconciled:
+                log.info("killing orphan task %s (no pod with uid %s)", status.task_id, uid)
+                rec.killing = True
+                await self._driver.kill(status.task_id, agent_id=rec.agent_id,
+                                        grace_period_seconds=0)
+            if ack is not None:
+                await ack()
+            return
+        agent_ref = self._agent_ref(rec.agent_id) if rec.agent_id else None
+        current = self._launches.get(uid)
+        # (an older attempt's late update goes on too: the lifecycle knows it is stale, and a
+        # sidecar restarted beside running app containers makes attempts overlap; a launch
+        # refused for invalid offers is relaunched on the lifecycle's word)
+        self._sink.task_status(
+            pod=pod, status=status, container=container, attempt=attempt, agent=agent_ref,
+            ack=ack,
+        )
+        if rec.terminal and self._pending:
+            # Its resources go back to the agent, whose offers our earlier declines filter:
+            # a pod that did not fit may fit now.
+            self._revive_wanted = True
+            self._want_pass()
+        raw_inits = (pod.get("spec") or {}).get("initContainers") or []
+        inits = [str(c.get("name")) for c in raw_inits]
+        sidecars = {str(c.get("name")) for c in raw_inits if c.get("restartPolicy") == "Always"}
+        in_phase = current is not None and status.task_id in current.task_ids
+        phase_done = in_phase and (
+            (container in sidecars and status.state == "TASK_RUNNING")
+            or (container in inits and rec.terminal)
+        )
+        if phase_done and uid not in self._deleting:
+            # Init containers run one at a time: the next phase (or the app group) follows
+            # a success, or a sidecar's start (it keeps running beside what follows); after
+            # a failure the lifecycle asks for the retry (crash back-off) unless
+            # restartPolicy is Never. A sidecar restarted beside running app containers
+            # starts nothing more.
+            apps_live = any(
+                t.pod_uid == uid and not t.terminal and t.container not in inits
+                for t in self._tasks.values()
+            )
+            if apps_live:
+                return
+            self._launches.pop(uid, None)
+            if status.state in ("TASK_FINISHED", "TASK_RUNNING"):
+                self._pending[uid] = None
+                self._revive_wanted = True
+                self._want_pass()
+                await self._maybe_revive()
+            else:
+                self._phase_attempt.pop(uid, None)
+            return
+        if uid in self._deleting:
+            await self._progress_deletion(uid)
