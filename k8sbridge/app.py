@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import signal
 import weakref
@@ -122,6 +123,11 @@ def _route_to(server: str) -> str:
         return "127.0.0.1"
 
 
+async def _master_version(reader: mesos_agents.MesosReader) -> str:
+    """The leading master's version (operator API GET_VERSION), as the scheduler reads it."""
+    return (await reader.get_version()).version
+
+
 def _read_secret(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -211,6 +217,7 @@ async def running_bridge(
                 reader.get_tasks if _wrap_list_tasks is None
                 else _wrap_list_tasks(reader.get_tasks)
             ),
+            read_master_version=functools.partial(_master_version, reader),
         )
         scheduler_box.append(scheduler)
         api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes)

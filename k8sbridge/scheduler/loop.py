@@ -224,10 +224,6 @@ class Scheduler(loop_passes.Passes):
 
     # -- the commit (a pass's plan, per agent) ----------------------------------------------
 
-    #: the connected master's (major, minor) from the operator API's GET_VERSION; None while
-    #: unknown, and then no limits are sent (``limits.render``)
-    master_version: tuple[int, int] | None = None
-
     async def _commit_agent(
         self,
         agent_id: ids.AgentId,

@@ -20,7 +20,7 @@ from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import ids
 from k8sbridge.model import tasks as model_tasks
-from k8sbridge.scheduler import launch, loop_pods
+from k8sbridge.scheduler import launch, limits, loop_pods
 from k8sbridge.scheduler.loop_state import (
     RECONCILE_RETRY_FIRST,
     RECONCILE_RETRY_MAX,
@@ -57,6 +57,7 @@ class Reconciling(loop_pods.PodEvents):
         self._reconciled = False
         self._reconcile_failures = 0
         self._reconcile_error = ""
+        self.master_version = None  # a new master may run another version: read it again
         await self._reconcile()
 
     async def _reconcile(self) -> None:
@@ -97,7 +98,14 @@ class Reconciling(loop_pods.PodEvents):
         self._want_pass(immediate=True)
 
     async def _reconcile_tasks(self) -> None:
-        """Learn every task the master knows for us before launching anything."""
+        """Learn the master's version (whether it takes task limits) and every task it knows
+        for us before launching anything."""
+        if self._read_master_version is not None:
+            text = await self._read_master_version()
+            version = self.master_version = limits.parse_version(text)
+            log.info("master version %s: pods' limits %s", text or "unknown",
+                     "are sent" if version is not None and version >= limits.LIMITS_SINCE
+                     else "are not sent (the master would not enforce them)")
         fid = self._driver.framework_id
         tasks = await self._list_tasks()
         for raw in tasks:

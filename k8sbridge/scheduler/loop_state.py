@@ -106,6 +106,7 @@ class LoopState:
         sink: PodSink,
         agents: AgentDirectory,
         list_tasks: Callable[[], Awaitable[list[dict[str, Any]]]],
+        read_master_version: Callable[[], Awaitable[str]] | None = None,  # None for tests
         _clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
@@ -114,6 +115,10 @@ class LoopState:
         self._sink = sink
         self._agents = agents
         self._list_tasks = list_tasks
+        self._read_master_version = read_master_version
+        #: the connected master's (major, minor) from the operator API's GET_VERSION, read at
+        #: each subscription; None while unknown, and then no limits are sent (``limits``)
+        self.master_version: tuple[int, int] | None = None
         self._clock = _clock
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._mesos_queued = 0  # Mesos events in the inbox (see ``_forward_progress``)

@@ -1,8 +1,9 @@
 """A pod's CPU and memory limits reach the master only when its version takes them.
 
-Through the embedded kernel: with the master's version unknown the task carries no limits and
-the pod gets a LimitsNotEnforced event; once the version is known (>= 1.10) the task group is
-launched with ``limits`` and ``share_cgroups: false`` on every task, and runs.
+Through the embedded kernel: the bridge reads the master's version (GET_VERSION) when it
+subscribes; below 1.10 the task carries no limits and the pod gets a LimitsNotEnforced event;
+from 1.10 the task group is launched with ``limits`` and ``share_cgroups: false`` on every
+task, and runs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from k8sbridge import app
+from k8sbridge.kernel.master import base as kernel_master
 from k8sbridge.scheduler import limits
 from tests.integration.conftest import eventually
 
@@ -52,10 +54,18 @@ async def _running(kube: Any, name: str) -> dict[str, Any] | None:
     return pod if (pod.get("status") or {}).get("phase") == "Running" else None
 
 
+async def _known(scheduler: Any) -> bool:
+    return scheduler.master_version is not None
+
+
 async def test_limits_follow_the_masters_version(embedded: app.EmbeddedTargets) -> None:
     kube = embedded.bridge.kube
     scheduler = embedded.bridge.scheduler
-    assert scheduler.master_version is None  # not known: limits are not sent
+    # Read from the kernel's GET_VERSION when the bridge subscribed.
+    await eventually(lambda: _known(scheduler), what="the master's version")
+    assert scheduler.master_version == limits.parse_version(kernel_master.VERSION)
+    real = scheduler.master_version
+    scheduler.master_version = (1, 9)  # what a master older than limits would report
     await kube.create("/api/v1/namespaces/default/pods", _pod("old"))
     old = await eventually(lambda: _running(kube, "old"), what="pod old Running")
 
@@ -71,7 +81,7 @@ async def test_limits_follow_the_masters_version(embedded: app.EmbeddedTargets) 
     assert sorted(tasks) == ["app", "side"]
     assert not any(t.get("limits") for t in tasks.values())
 
-    scheduler.master_version = (1, 12)
+    scheduler.master_version = real
     await kube.create("/api/v1/namespaces/default/pods", _pod("new"))
     new = await eventually(lambda: _running(kube, "new"), what="pod new Running")
     tasks = await _tasks(embedded, new["metadata"]["uid"])
