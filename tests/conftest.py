@@ -1,4 +1,6 @@
-"""Suite-wide test settings: e2e tests run last; helpers for free loopback ports."""
+"""Suite-wide test settings: e2e tests run last; helpers for free loopback ports; every JSON
+document an in-process kernel master prints is checked against Mesos' protos
+(``tests/kernel_wire_watch.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+
+from tests.kernel_wire_watch import _kernel_prints_what_mesos_prints  # noqa: F401 (fixture)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
