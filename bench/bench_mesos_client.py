@@ -5,9 +5,10 @@ bridge launches whole pods as one ACCEPT; both must stay cheap on a 2-core box. 
 
 1. decode and parse OFFERS events of 100 offers each (10 resources, 5 attributes per offer):
    10,000 offers in <= 0.5 s (RecordIO framing, JSON, typed values with resource parsing);
-2. one ACCEPT of a 100-task LAUNCH_GROUP built (typed TaskInfos -> wire JSON) and sent over
-   HTTP to a master in <= 5 ms of client CPU. The "master" is a tiny aiohttp server in a child
-   process (so its CPU is not counted); the client is the real ``MesosClient`` after SUBSCRIBE.
+2. one ACCEPT of a 100-task LAUNCH_GROUP built (plain wire-JSON dicts, as the bridge builds
+   it) and sent over HTTP to a master in <= 5 ms of client CPU. The "master" is a tiny aiohttp
+   server in a child process (so its CPU is not counted); the client is the real
+   ``MesosClient`` after SUBSCRIBE.
 
 Run: ``python bench/bench_mesos_client.py [--runs 7] [--accepts 50]``. Bounded (a few seconds).
 Prints medians and the machine's core count.
@@ -29,10 +30,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from k8sbridge.mesos import calls, events, recordio, types  # noqa: E402
+from k8sbridge.mesos import calls, events, recordio  # noqa: E402
 from k8sbridge.mesos.client import ClientConfig, MesosClient  # noqa: E402
 from k8sbridge.model import resources as res  # noqa: E402
-from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId  # noqa: E402
+from k8sbridge.model.ids import AgentId, FrameworkId, OfferId  # noqa: E402
 
 OFFERS_PER_EVENT = 100
 TOTAL_OFFERS = 10_000
@@ -172,32 +173,49 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *a: None)
 
 
 def build_accept(framework_id: FrameworkId, agent: AgentId, n_tasks: int) -> dict[str, Any]:
+    """An ACCEPT of one LAUNCH_GROUP of ``n_tasks`` tasks, built as wire JSON the way the bridge
+    builds it (``scheduler/launch.py``): plain dicts in Mesos' ``Offer.Operation`` shape."""
     per_task = res.Resources.from_scalars({"cpus": 0.1, "mem": 64, "disk": 10}).allocated_to("k8s")
-    executor = types.ExecutorInfo(
-        executor_id=ExecutorId("pod-x"),
-        framework_id=framework_id,
-        resources=res.Resources.from_scalars({"cpus": 0.1, "mem": 32, "disk": 10}).allocated_to(
-            "k8s"
-        ),
-    )
+    executor = {
+        "type": "DEFAULT",
+        "executor_id": {"value": "pod-x"},
+        "framework_id": {"value": framework_id},
+        "resources": res.Resources.from_scalars(
+            {"cpus": 0.1, "mem": 32, "disk": 10}
+        ).allocated_to("k8s").to_raw(),
+    }
     tasks = [
-        types.TaskInfo(
-            name=f"c{i}",
-            task_id=TaskId(f"pod-x.c{i}"),
-            agent_id=agent,
-            resources=per_task,
-            command=types.CommandInfo(value="exec my-server --port 8080",
-                                      environment=(("POD", "x"), ("I", str(i)))),
-            container=types.ContainerInfo(image="registry.example.com/app:1.2.3"),
-            kill_policy=types.KillPolicy(30.0),
-            labels=(("k8sbridge.io/pod", "default/x"),),
-        )
+        {
+            "name": f"c{i}",
+            "task_id": {"value": f"pod-x.c{i}"},
+            "agent_id": {"value": agent},
+            "resources": per_task.to_raw(),
+            "command": {
+                "shell": True,
+                "value": "exec my-server --port 8080",
+                "environment": {"variables": [
+                    {"name": "POD", "type": "VALUE", "value": "x"},
+                    {"name": "I", "type": "VALUE", "value": str(i)},
+                ]},
+            },
+            "container": {
+                "type": "MESOS",
+                "mesos": {"image": {"type": "DOCKER",
+                                    "docker": {"name": "registry.example.com/app:1.2.3"}}},
+            },
+            "kill_policy": {"grace_period": {"nanoseconds": 30_000_000_000}},
+            "labels": {"labels": [{"key": "k8sbridge.io/pod", "value": "default/x"}]},
+        }
         for i in range(n_tasks)
     ]
+    operation: Any = {
+        "type": "LAUNCH_GROUP",
+        "launch_group": {"executor": executor, "task_group": {"tasks": tasks}},
+    }
     return calls.accept(
         framework_id=framework_id,
         offer_ids=[OfferId("m-O1")],
-        operations=[calls.launch_group(executor=executor, tasks=tasks)],
+        operations=[operation],
         refuse_seconds=5,
     )
 

@@ -8,12 +8,13 @@ tests can build calls the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from k8sbridge.mesos import raw as wire
 from k8sbridge.mesos import raw_scheduler as swire
 from k8sbridge.mesos import types
+from k8sbridge.mesos.wirevalues import render_duration
 from k8sbridge.model import resources as res
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId
 
@@ -26,8 +27,6 @@ __all__ = [
     "decline",
     "decline_inverse_offers",
     "kill",
-    "launch",
-    "launch_group",
     "message",
     "offer_constraints",
     "reconcile",
@@ -150,28 +149,6 @@ def teardown(*, framework_id: FrameworkId) -> swire.RawCall:
 # -- operations ------------------------------------------------------------------------------
 
 
-def launch(tasks: Iterable[types.TaskInfo]) -> wire.RawOperation:
-    """LAUNCH with the command executor (executor id = task id on the agent)."""
-    return {"type": "LAUNCH", "launch": {"task_infos": [t.to_raw() for t in tasks]}}
-
-
-def launch_group(
-        *, executor: types.ExecutorInfo, tasks: Iterable[types.TaskInfo]
-) -> wire.RawOperation:
-    """LAUNCH_GROUP: one DEFAULT executor with its own resources and ``framework_id`` set."""
-    if executor.framework_id is None:
-        raise ValueError("LAUNCH_GROUP needs executor.framework_id (the master does not fill it)")
-    if executor.type != "DEFAULT":
-        raise ValueError("LAUNCH_GROUP needs a DEFAULT executor")
-    return {
-        "type": "LAUNCH_GROUP",
-        "launch_group": {
-            "executor": executor.to_raw(),
-            "task_group": {"tasks": [t.to_raw() for t in tasks]},
-        },
-    }
-
-
 def reserve(
         resources: res.Resources, *, source: res.Resources | None = None
 ) -> wire.RawOperation:
@@ -274,7 +251,7 @@ def kill(
     if agent_id is not None:
         body["agent_id"] = _id(agent_id)
     if grace_period_seconds is not None:
-        body["kill_policy"] = types.KillPolicy(grace_period_seconds).to_raw()
+        body["kill_policy"] = {"grace_period": render_duration(grace_period_seconds)}
     return {"type": "KILL", "framework_id": _id(framework_id), "kill": body}
 
 

@@ -442,22 +442,6 @@ class Framework:
             )
         )
 
-    async def launch_group(
-            self,
-            offer: types.Offer,
-            *,
-            executor: types.ExecutorInfo,
-            tasks: Sequence[types.TaskInfo],
-            refuse_seconds: float | None = None,
-    ) -> None:
-        """ACCEPT one offer with a LAUNCH_GROUP (the executor's framework id is filled in)."""
-        executor = dataclasses.replace(executor, framework_id=self._fid())
-        await self.accept(
-            [offer.id],
-            [calls.launch_group(executor=executor, tasks=tasks)],
-            refuse_seconds=refuse_seconds,
-        )
-
     async def decline(
             self, offer_ids: Sequence[OfferId], *, refuse_seconds: float | None = None
     ) -> None:

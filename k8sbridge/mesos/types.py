@@ -7,8 +7,9 @@ attributes are ``k8sbridge.model.resources`` values: there is exactly one resour
 
 Conventions: ``parse_*``/``X.parse(raw)`` raise ``ProtocolError`` naming the bad field;
 ``to_raw()`` renders only what is set (Mesos fills its own defaults). Here: the framework, the
-master and offers; the task builders live in ``launching.py`` and the task status in
-``model.tasks`` (all importable from here under their old names).
+master and offers; the task status lives in ``model.tasks`` (importable from here under its old
+name). Tasks and executors are not typed here: the bridge renders its LAUNCH_GROUP as wire JSON
+from the placement's assignment (``scheduler/launch.py``).
 """
 
 from __future__ import annotations
@@ -19,17 +20,6 @@ from typing import Any
 
 from k8sbridge.mesos import raw as wire
 from k8sbridge.mesos.errors import ProtocolError
-from k8sbridge.mesos.launching import (
-    CheckInfo,
-    CommandInfo,
-    ContainerInfo,
-    ExecutorInfo,
-    HealthCheck,
-    KillPolicy,
-    TaskGroupInfo,
-    TaskInfo,
-    Volume,
-)
 from k8sbridge.mesos.wirevalues import (
     Labels,
     as_list,
@@ -54,19 +44,10 @@ from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId
 __all__ = [
     "CAPABILITIES",
     "TERMINAL_STATES",
-    "CheckInfo",
-    "CommandInfo",
-    "ContainerInfo",
-    "ExecutorInfo",
     "FrameworkInfo",
-    "HealthCheck",
-    "KillPolicy",
     "MasterInfo",
     "Offer",
-    "TaskGroupInfo",
-    "TaskInfo",
     "TaskStatus",
-    "Volume",
     "decode_bytes",
     "encode_bytes",
 ]

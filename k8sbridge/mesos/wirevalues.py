@@ -1,9 +1,10 @@
 """Helpers that read and render the small v1 values every message shares: ids, base64, labels,
 durations, numbers, resources and attributes.
 
-Why a module of their own: the parsed framework/offer values (``types.py``) and the typed task
-builders (``launching.py``) read the same wrappers the same way, and every helper raises
-``ProtocolError`` naming the bad field, so a master's garbage is reported where it is.
+Why a module of their own: the parsed framework/offer values (``types.py``), the events
+(``events.py``) and the calls (``calls.py``) read and write the same wrappers the same way, and
+every helper raises ``ProtocolError`` naming the bad field, so a master's garbage is reported
+where it is.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from k8sbridge.mesos import raw as wire
 from k8sbridge.mesos.errors import ProtocolError
@@ -87,10 +88,6 @@ def num_field(raw: Mapping[str, Any], key: str, *, what: str, default: float = 0
         raise ProtocolError(f"{what}.{key}: expected a number") from e
 
 
-def opt_num(raw: Mapping[str, Any], key: str, *, what: str) -> float | None:
-    return None if raw.get(key) is None else num_field(raw, key, what=what)
-
-
 def parse_labels(raw: Any) -> Labels:
     if not raw:
         return ()
@@ -129,7 +126,3 @@ def parse_attributes(raw: Any, *, what: str) -> tuple[res.Attribute, ...]:
         return tuple(res.Attribute.parse(a) for a in as_list(raw, what=what))
     except (res.ResourceError, AttributeError, TypeError, KeyError, ValueError) as e:
         raise ProtocolError(f"{what}: {e}") from e
-
-
-def render_resources(resources: res.Resources) -> list[wire.RawResource]:
-    return cast(list[wire.RawResource], resources.to_raw())

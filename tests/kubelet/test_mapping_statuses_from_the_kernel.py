@@ -19,13 +19,13 @@ from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
 from k8sbridge.kubelet import statusmap as sm
 from k8sbridge.lifecycle import containers as lc
-from k8sbridge.mesos import calls, events, framework, types
+from k8sbridge.mesos import events, framework, types
 from k8sbridge.mesos.client import ClientConfig
 from k8sbridge.model import cluster, pods, tasks
-from k8sbridge.model.ids import ExecutorId, TaskId
+from k8sbridge.model.ids import TaskId
 from k8sbridge.scheduler import stack
 from tests.conftest import free_port
-from tests.mesos.helpers import Recorder, running
+from tests.mesos.helpers import Recorder, command_task, launch_group, running
 
 ROLE = "kubernetes"
 
@@ -130,16 +130,15 @@ async def test_a_plan_runs_on_the_kernel_and_its_statuses_map_to_pod_status(
         for a in plan.assignments:
             name = a.pod_key.split("/")[1]
             container = specs[name]["spec"]["containers"][0]
-            executor = types.ExecutorInfo(
-                executor_id=ExecutorId(f"exec-{name}"), framework_id=fw.framework_id,
-                resources=a.executor,
+            assert fw.framework_id is not None
+            task = command_task(
+                name, task_id=f"{name}.main", agent_id=a.agent_id,
+                resources=a.containers[0].resources, command=container["command"][2],
             )
-            task = types.TaskInfo(
-                name=name, task_id=TaskId(f"{name}.main"), agent_id=a.agent_id,
-                resources=a.containers[0].resources,
-                command=types.CommandInfo(value=container["command"][2]),
-            )
-            operations.append(calls.launch_group(executor=executor, tasks=[task]))
+            operations.append(launch_group(
+                framework_id=fw.framework_id, executor_id=f"exec-{name}",
+                executor_resources=a.executor, tasks=[task],
+            ))
         await fw.accept(list(plan.assignments[0].offer_ids), operations)
         for name in ("done", "three", "term"):
             await wait_terminal(recorder, f"{name}.main")

@@ -211,18 +211,5 @@ LEGACY_FRAMEWORK_INFO: dict[str, Any] = {
 }
 
 # A task as a master echoes it (shell defaults to true, extract defaults to true).
-LEGACY_TASK_INFO: dict[str, Any] = {
-    "name": "t",
-    "task_id": {"value": "t1"},
-    "agent_id": {"value": AGENT_ID},
-    "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}, "role": "*"}],
-    "command": {
-        "shell": True,
-        "value": "sleep 1",
-        "uris": [{"value": "http://x/y.tgz", "extract": True, "executable": False, "cache": False}],
-    },
-}
-
-
 def frame(event: dict[str, Any]) -> bytes:
     return recordio.encode(json.dumps(event).encode())

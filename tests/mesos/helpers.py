@@ -1,4 +1,5 @@
-"""Shared test helpers: run a Framework as a task, record the events its handler got, make TLS."""
+"""Shared test helpers: run a Framework as a task, record the events its handler got, make TLS,
+build LAUNCH_GROUP operations as Mesos' wire JSON (what the bridge sends with ``accept``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime
 import ipaddress
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -15,8 +17,43 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from k8sbridge.mesos import events, framework
+from k8sbridge.model import resources as res
 
 INFO_NAME = "k8sbridge-test"
+
+
+def command_task(
+        name: str, *, task_id: str, agent_id: str, resources: res.Resources, command: str
+) -> dict[str, Any]:
+    """A ``TaskInfo`` that runs ``/bin/sh -c command``."""
+    return {
+        "name": name,
+        "task_id": {"value": task_id},
+        "agent_id": {"value": agent_id},
+        "resources": resources.to_raw(),
+        "command": {"shell": True, "value": command},
+    }
+
+
+def launch_group(
+        *,
+        framework_id: str,
+        executor_id: str,
+        executor_resources: res.Resources,
+        tasks: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """An ``Offer.Operation`` LAUNCH_GROUP: a DEFAULT executor (its ``framework_id`` set, as the
+    master requires) and ``tasks``."""
+    executor = {
+        "type": "DEFAULT",
+        "executor_id": {"value": executor_id},
+        "framework_id": {"value": framework_id},
+        "resources": executor_resources.to_raw(),
+    }
+    return {
+        "type": "LAUNCH_GROUP",
+        "launch_group": {"executor": executor, "task_group": {"tasks": tasks}},
+    }
 
 
 class Recorder:

@@ -74,30 +74,8 @@ def test_framework_info_rejects_bad_roles_and_capabilities() -> None:
         types.FrameworkInfo(name="x", user="u", roles=("a", "b"), capabilities=())
 
 
-def _task(n: int) -> types.TaskInfo:
-    return types.TaskInfo(
-        name=f"c{n}",
-        task_id=TaskId(f"pod.c{n}"),
-        agent_id=AgentId(fx.AGENT_ID),
-        resources=res.Resources.from_scalars({"cpus": 0.1, "mem": 32}).allocated_to("k8s"),
-        command=types.CommandInfo(value="sleep 5", environment=(("A", "1"),)),
-        container=types.ContainerInfo(image="alpine:3", networks=("cni-net",)),
-        health_check=types.HealthCheck(type="HTTP", port=8080, path="/healthz"),
-        check=types.CheckInfo(type="TCP", port=8080),
-        kill_policy=types.KillPolicy(30.0),
-        labels=(("pod", "default/web"),),
-        data=b"\x01",
-        limits={"cpus": float("inf"), "mem": 64.0},
-    )
-
-
-def test_accept_with_launch_group_and_filters() -> None:
-    executor = types.ExecutorInfo(
-        executor_id=ExecutorId("pod"),
-        framework_id=FID,
-        resources=res.Resources.from_scalars({"cpus": 0.05, "mem": 32}),
-    )
-    op = calls.launch_group(executor=executor, tasks=[_task(1), _task(2)])
+def test_accept_sends_the_operations_as_given_with_filters() -> None:
+    op = {"type": "LAUNCH_GROUP", "launch_group": {"executor": {}, "task_group": {"tasks": []}}}
     call = calls.accept(
         framework_id=FID, offer_ids=[OfferId("o1")], operations=[op], refuse_seconds=30
     )
@@ -105,30 +83,7 @@ def test_accept_with_launch_group_and_filters() -> None:
     body = call["accept"]
     assert body["offer_ids"] == [{"value": "o1"}]
     assert body["filters"] == {"refuse_seconds": 30.0}
-    group = body["operations"][0]["launch_group"]
-    assert group["executor"]["type"] == "DEFAULT"
-    assert group["executor"]["framework_id"] == {"value": FID}
-    task = group["task_group"]["tasks"][0]
-    assert task["labels"] == {"labels": [{"key": "pod", "value": "default/web"}]}
-    assert task["kill_policy"] == {"grace_period": {"nanoseconds": 30_000_000_000}}
-    assert task["limits"] == {"cpus": {"value": "Infinity"}, "mem": {"value": 64.0}}
-    assert task["data"] == "AQ=="
-    assert task["container"]["mesos"] == {
-        "image": {"type": "DOCKER", "docker": {"name": "alpine:3"}}
-    }
-    assert task["health_check"]["http"] == {"port": 8080, "path": "/healthz"}
-    assert task["check"]["tcp"] == {"port": 8080}
-    assert task["command"]["environment"] == {
-        "variables": [{"name": "A", "type": "VALUE", "value": "1"}]
-    }
-    assert task["resources"][0]["allocation_info"] == {"role": "k8s"}
-    assert types.TaskInfo.parse(task) == _task(1)
-
-
-def test_launch_group_needs_the_executor_framework_id() -> None:
-    executor = types.ExecutorInfo(executor_id=ExecutorId("pod"))
-    with pytest.raises(ValueError, match="framework_id"):
-        calls.launch_group(executor=executor, tasks=[_task(1)])
+    assert body["operations"] == [op]
 
 
 def test_reserve_and_unreserve_operations() -> None:

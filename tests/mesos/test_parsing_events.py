@@ -130,9 +130,6 @@ def test_legacy_defaults_in_master_output_parse() -> None:
     info = types.FrameworkInfo.parse(fx.LEGACY_FRAMEWORK_INFO)
     assert info.roles == ("*",) and info.failover_timeout == 0.0 and not info.checkpoint
     assert info.capabilities == ()
-    task = types.TaskInfo.parse(fx.LEGACY_TASK_INFO)
-    assert task.command is not None and task.command.shell and task.command.value == "sleep 1"
-    assert task.resources.scalar("cpus") == 0.1
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import dataclasses
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,9 +24,9 @@ from k8sbridge.kernel.master.master import Master
 from k8sbridge.mesos import calls, errors, events, framework, operator, types
 from k8sbridge.mesos.client import ClientConfig
 from k8sbridge.model import resources as res
-from k8sbridge.model.ids import ExecutorId, TaskId
+from k8sbridge.model.ids import TaskId
 from tests.conftest import free_port
-from tests.mesos.helpers import Recorder, running
+from tests.mesos.helpers import Recorder, command_task, launch_group, running
 
 ROLE = "k8s"
 INFO = types.FrameworkInfo(name="client-it", user="root", roles=(ROLE,))
@@ -97,24 +98,27 @@ def offers_count(rec: Recorder) -> int:
 
 def group(
         fw: framework.Framework, offer: types.Offer, commands: dict[str, str]
-) -> tuple[types.ExecutorInfo, list[types.TaskInfo]]:
-    executor = types.ExecutorInfo(
-        executor_id=ExecutorId(f"exec-{offer.id}"),
-        resources=res.Resources.from_scalars({"cpus": 0.1, "mem": 32, "disk": 10}).allocated_to(
-            ROLE
-        ),
-    )
+) -> dict[str, Any]:
+    """A LAUNCH_GROUP of one shell task per command, on the offer's agent, for ``accept``."""
+    assert fw.framework_id is not None
     tasks = [
-        types.TaskInfo(
-            name=name,
-            task_id=TaskId(name),
+        command_task(
+            name,
+            task_id=name,
             agent_id=offer.agent_id,
             resources=res.Resources.from_scalars({"cpus": 0.1, "mem": 32}).allocated_to(ROLE),
-            command=types.CommandInfo(value=cmd),
+            command=cmd,
         )
         for name, cmd in commands.items()
     ]
-    return executor, tasks
+    return launch_group(
+        framework_id=fw.framework_id,
+        executor_id=f"exec-{offer.id}",
+        executor_resources=res.Resources.from_scalars(
+            {"cpus": 0.1, "mem": 32, "disk": 10}
+        ).allocated_to(ROLE),
+        tasks=tasks,
+    )
 
 
 def states(rec: Recorder, task_id: str) -> list[str]:
@@ -153,8 +157,7 @@ async def test_subscribe_offer_launch_group_running_finished_with_acks(
         assert offer.allocation_role == ROLE
         assert offer.resources.scalar("cpus") == 2.0
         assert {a.name: a.value_str for a in offer.attributes} == {"rack": "r1"}
-        executor, tasks = group(fw, offer, {"quick": "echo hi", "slower": "sleep 0.5"})
-        await fw.launch_group(offer, executor=executor, tasks=tasks)
+        await fw.accept([offer.id], [group(fw, offer, {"quick": "echo hi", "slower": "sleep 0.5"})])
         await wait_state(rec, "quick", "TASK_FINISHED")
         await wait_state(rec, "slower", "TASK_FINISHED")
     for name in ("quick", "slower"):
@@ -173,8 +176,8 @@ async def test_kill_with_a_grace_period(kernel: main.Kernel) -> None:
     async with running(fw) as run:
         await run.ready()
         offer = await next_offer(rec)
-        executor, tasks = group(fw, offer, {"stubborn": stubborn, "sibling": "sleep 60"})
-        await fw.launch_group(offer, executor=executor, tasks=tasks)
+        operation = group(fw, offer, {"stubborn": stubborn, "sibling": "sleep 60"})
+        await fw.accept([offer.id], [operation])
         await wait_state(rec, "stubborn", "TASK_RUNNING")
         # RUNNING means "spawned": give the shell time to install its trap first.
         await asyncio.sleep(1.0)
@@ -218,8 +221,7 @@ async def test_failover_to_a_new_instance_reconciles_the_running_task(
     async with running(first) as run:
         await run.ready()
         offer = await next_offer(rec1)
-        executor, tasks = group(first, offer, {"long": "sleep 60"})
-        await first.launch_group(offer, executor=executor, tasks=tasks)
+        await first.accept([offer.id], [group(first, offer, {"long": "sleep 60"})])
         running_status = await wait_state(rec1, "long", "TASK_RUNNING")
     # The first instance is gone (its stream closed); a new one starts from the stored id.
     framework_id = framework.FileFrameworkIdStore(store_path).load()
@@ -294,8 +296,7 @@ async def test_a_master_restart_during_the_stream_is_survived(tmp_path: Path) ->
         async with running(fw) as run:
             await run.ready()
             offer = await next_offer(rec)
-            executor, tasks = group(fw, offer, {"survivor": "sleep 60"})
-            await fw.launch_group(offer, executor=executor, tasks=tasks)
+            await fw.accept([offer.id], [group(fw, offer, {"survivor": "sleep 60"})])
             await wait_state(rec, "survivor", "TASK_RUNNING")
             framework_id = fw.framework_id
             assert fw.subscription == 1
@@ -337,8 +338,7 @@ async def test_update_framework_moves_offers_to_a_new_role_and_teardown_ends_run
         await run.ready()
         offer = await next_offer(rec)
         assert offer.allocation_role == ROLE
-        executor, tasks = group(fw, offer, {"doomed": "sleep 60"})
-        await fw.launch_group(offer, executor=executor, tasks=tasks)
+        await fw.accept([offer.id], [group(fw, offer, {"doomed": "sleep 60"})])
         await wait_state(rec, "doomed", "TASK_RUNNING")
         seen = offers_count(rec)
         await fw.update_framework(
@@ -390,8 +390,7 @@ async def test_an_operator_teardown_kills_the_tasks_and_the_framework_registers_
         await run.ready()
         old = fw.framework_id
         offer = await next_offer(rec)
-        executor, tasks = group(fw, offer, {"victim": "sleep 60"})
-        await fw.launch_group(offer, executor=executor, tasks=tasks)
+        await fw.accept([offer.id], [group(fw, offer, {"victim": "sleep 60"})])
         await wait_state(rec, "victim", "TASK_RUNNING")
         generation = fw.subscription
         async with aiohttp.ClientSession() as session:
@@ -448,8 +447,7 @@ async def test_a_lost_agent_gives_failure_and_unreachable_then_reconciliation(
         async with running(fw) as run:
             await run.ready()
             offer = await next_offer(rec)
-            executor, tasks = group(fw, offer, {"orphan": "sleep 3"})
-            await fw.launch_group(offer, executor=executor, tasks=tasks)
+            await fw.accept([offer.id], [group(fw, offer, {"orphan": "sleep 3"})])
             await wait_state(rec, "orphan", "TASK_RUNNING")
             await kernel.stop_agent(0)  # the agent process goes away, its task keeps running
             status = await wait_state(rec, "orphan", "TASK_UNREACHABLE")
