@@ -110,7 +110,7 @@ class Scheduler(loop_passes.Passes):
 
     @property
     def launches(self) -> Mapping[str, PodLaunch]:
-        return self._launches
+        return dict(self._lives.launches())
 
     @property
     def tasks(self) -> Mapping[ids.TaskId, TaskRecord]:
@@ -161,7 +161,7 @@ class Scheduler(loop_passes.Passes):
         return list(self._pods.values())
 
     def running_pods(self) -> list[dict[str, Any]]:
-        return [p for uid, p in self._pods.items() if uid in self._launches]
+        return [p for uid, p in self._pods.items() if self._lives.launch(uid) is not None]
 
     # -- the component -----------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class Scheduler(loop_passes.Passes):
     def _next_timeout(self) -> float:
         now = self._clock()
         waits = [self._settings.mesos.offer_hold_seconds]
-        waits.extend(due - now for due in self._relaunch_at.values())
+        waits.extend(due - now for due in self._lives.relaunch_dues())
         if self._pass_due is not None:
             waits.append(max(0.0, self._pass_due - now))
         if self._reconcile_due is not None:
@@ -209,12 +209,10 @@ class Scheduler(loop_passes.Passes):
                 await self._on_mesos(item)
             elif kind == "relaunch":
                 uid, due, containers = item
-                self._relaunch_at[uid] = due
                 pod = self._pods.get(uid) or {}
-                if containers and all(_is_sidecar(pod, c) for c in containers):
-                    self._sidecar_relaunches.add(uid)
-                else:
-                    self._sidecar_relaunches.discard(uid)
+                self._lives.relaunch(uid, due, sidecars_only=bool(containers) and all(
+                    _is_sidecar(pod, c) for c in containers
+                ))
             elif kind == "kill":
                 await self._kill_for_lifecycle(*item)
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:
@@ -257,7 +255,7 @@ class Scheduler(loop_passes.Passes):
         for assignment in assignments:
             uid = str(assignment.pod_uid)
             pod = self._pods.get(uid)
-            if pod is None or uid in self._deleting:
+            if pod is None or self._lives.deleting(uid):
                 continue
             if not held_ids.issuperset(assignment.sources or assignment.offer_ids):
                 refused(uid, pod, launch.COMMIT_OFFER_GONE)
@@ -266,14 +264,12 @@ class Scheduler(loop_passes.Passes):
                 request = self._request(uid, pod)
                 env = await self._resolve_env(pod, node_name=node_name, host_ip=hostname)
                 phase = self._init_phase(uid, request)
-                if phase is not None and uid in self._phase_attempt:
-                    attempt = self._phase_attempt[uid]
+                phase_attempt = self._lives.phase_attempt(uid)
+                if phase is not None and phase_attempt is not None:
+                    attempt = phase_attempt
                 else:
                     attempt = self._next_attempt(uid)
-                if phase is not None:
-                    self._phase_attempt[uid] = attempt
-                else:
-                    self._phase_attempt.pop(uid, None)
+                self._lives.set_phase_attempt(uid, attempt if phase is not None else None)
                 group = launch.render_launch_group(
                     pod=pod,
                     request=request,
@@ -333,10 +329,10 @@ class Scheduler(loop_passes.Passes):
             self._pending_since.pop(uid, None)
             self._explained_at.pop(uid, None)
             first = launch.parse_task_id(group.task_ids[0])
-            self._launches[uid] = PodLaunch(
+            self._lives.launched(PodLaunch(
                 uid=uid, attempt=first[1] if first else 0, agent_id=agent_id,
                 node_name=node_name, task_ids=tuple(ids.TaskId(t) for t in group.task_ids),
-            )
+            ))
             for tid in group.task_ids:
                 parsed = launch.parse_task_id(tid)
                 assert parsed is not None

@@ -67,8 +67,8 @@ class TaskUpdates(loop_reconcile.Reconciling):
             return False
         uid = rec.pod_uid
         pod = self._pods.get(uid)
-        current = self._launches.get(uid)
-        if pod is None or uid in self._deleting or current is None or (
+        current = self._lives.launch(uid)
+        if pod is None or self._lives.deleting(uid) or current is None or (
             current.attempt != rec.attempt
         ) or _is_sidecar(pod, rec.container):
             return False  # (a sidecar's start advances the init phases: through the inbox)
@@ -136,7 +136,7 @@ class TaskUpdates(loop_reconcile.Reconciling):
                 await ack()
             return
         agent_ref = self._agent_ref(rec.agent_id) if rec.agent_id else None
-        current = self._launches.get(uid)
+        current = self._lives.launch(uid)
         # (an older attempt's late update goes on too: the lifecycle knows it is stale, and a
         # sidecar restarted beside running app containers makes attempts overlap; a launch
         # refused for invalid offers is relaunched on the lifecycle's word)
@@ -157,7 +157,7 @@ class TaskUpdates(loop_reconcile.Reconciling):
             (container in sidecars and status.state == "TASK_RUNNING")
             or (container in inits and rec.terminal)
         )
-        if phase_done and uid not in self._deleting:
+        if phase_done and not self._lives.deleting(uid):
             # Init containers run one at a time: the next phase (or the app group) follows
             # a success, or a sidecar's start (it keeps running beside what follows); after
             # a failure the lifecycle asks for the retry (crash back-off) unless
@@ -169,14 +169,14 @@ class TaskUpdates(loop_reconcile.Reconciling):
             )
             if apps_live:
                 return
-            self._launches.pop(uid, None)
+            self._lives.launch_ended(uid)
             if status.state in ("TASK_FINISHED", "TASK_RUNNING"):
                 self._pending[uid] = None
                 self._revive_wanted = True
                 self._want_pass()
                 await self._maybe_revive()
             else:
-                self._phase_attempt.pop(uid, None)
+                self._lives.set_phase_attempt(uid, None)
             return
-        if uid in self._deleting:
+        if self._lives.deleting(uid):
             await self._progress_deletion(uid)
