@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Literal
 
 from k8sbridge.model import ids
 
-__all__ = ["LaunchLife", "Lives", "PodLaunch"]
+__all__ = ["LaunchLife", "Lives", "PodLaunch", "RelaunchStep", "relaunch_step"]
+
+RelaunchStep = Literal["stale", "anew", "beside"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,6 +115,15 @@ class Lives:
 
     # -- init phases -----------------------------------------------------------------------
 
+    def attempt_to_launch(self, uid: str, *, init_phase: bool, next_attempt: int) -> int:
+        """The attempt a launch uses, and remember it: the init phases of one attempt share
+        its number (their task ids differ by container), so a phase after the first reuses
+        the attempt they run in; the first phase and the app group take ``next_attempt``."""
+        known = self.phase_attempt(uid)
+        attempt = known if init_phase and known is not None else next_attempt
+        self.set_phase_attempt(uid, attempt if init_phase else None)
+        return attempt
+
     def phase_attempt(self, uid: str) -> int | None:
         return self.get(uid).phase_attempt
 
@@ -132,3 +144,13 @@ class Lives:
     def forget(self, uid: str) -> None:
         """The pod's life here is over (deleted, every task ended)."""
         self._lives.pop(uid, None)
+
+
+def relaunch_step(*, sidecars_only: bool, others_live: bool) -> RelaunchStep:
+    """What a relaunch that fell due does. ``others_live``: a task other than a sidecar's
+    still runs. ``"stale"``: the attempt is still running (nothing to do); ``"anew"``: the
+    attempt ended, the pod is launched again; ``"beside"``: a sidecar restarts beside the
+    running app containers (its init phase is the first unfinished one again)."""
+    if others_live:
+        return "beside" if sidecars_only else "stale"
+    return "anew"

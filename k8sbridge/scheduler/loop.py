@@ -264,12 +264,9 @@ class Scheduler(loop_passes.Passes):
                 request = self._request(uid, pod)
                 env = await self._resolve_env(pod, node_name=node_name, host_ip=hostname)
                 phase = self._init_phase(uid, request)
-                phase_attempt = self._lives.phase_attempt(uid)
-                if phase is not None and phase_attempt is not None:
-                    attempt = phase_attempt
-                else:
-                    attempt = self._next_attempt(uid)
-                self._lives.set_phase_attempt(uid, attempt if phase is not None else None)
+                attempt = self._lives.attempt_to_launch(
+                    uid, init_phase=phase is not None, next_attempt=self._next_attempt(uid)
+                )
                 group = launch.render_launch_group(
                     pod=pod,
                     request=request,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from k8sbridge.kube import errors as kube_errors
+from k8sbridge.lifecycle import launches
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
@@ -57,14 +58,14 @@ class Passes(loop_updates.TaskUpdates):
             pod = self._pods.get(uid)
             if pod is None or self._lives.deleting(uid):
                 continue
-            live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal
-                    and not _is_sidecar(pod, t.container)]
-            if live and not sidecar_only:
-                continue  # the attempt is still running (a stale request)
-            if not live:
+            step = launches.relaunch_step(sidecars_only=sidecar_only, others_live=any(
+                t.pod_uid == uid and not t.terminal and not _is_sidecar(pod, t.container)
+                for t in self._tasks.values()
+            ))
+            if step == "stale":
+                continue  # the attempt is still running
+            if step == "anew":
                 self._lives.launch_ended(uid)
-            # else: a sidecar restarts beside the running app containers (its init phase is
-            # the first unfinished one again; the app's tasks keep running)
             self._pending[uid] = None
             self._revive_wanted = True
             self._want_pass(immediate=True)

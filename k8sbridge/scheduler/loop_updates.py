@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from k8sbridge.lifecycle import phases
 from k8sbridge.mesos import events as mesos_events
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.scheduler import launch, loop_reconcile, offers
@@ -151,26 +152,22 @@ class TaskUpdates(loop_reconcile.Reconciling):
             self._want_pass()
         raw_inits = (pod.get("spec") or {}).get("initContainers") or []
         inits = [str(c.get("name")) for c in raw_inits]
-        sidecars = {str(c.get("name")) for c in raw_inits if c.get("restartPolicy") == "Always"}
-        in_phase = current is not None and status.task_id in current.task_ids
-        phase_done = in_phase and (
-            (container in sidecars and status.state == "TASK_RUNNING")
-            or (container in inits and rec.terminal)
-        )
-        if phase_done and not self._lives.deleting(uid):
-            # Init containers run one at a time: the next phase (or the app group) follows
-            # a success, or a sidecar's start (it keeps running beside what follows); after
-            # a failure the lifecycle asks for the retry (crash back-off) unless
-            # restartPolicy is Never. A sidecar restarted beside running app containers
-            # starts nothing more.
-            apps_live = any(
+        step = phases.after_update(
+            container=container, inits=inits,
+            sidecars={str(c.get("name")) for c in raw_inits if c.get("restartPolicy") == "Always"},
+            in_phase=current is not None and status.task_id in current.task_ids,
+            state=status.state, terminal=rec.terminal, deleting=self._lives.deleting(uid),
+            apps_live=lambda: any(
                 t.pod_uid == uid and not t.terminal and t.container not in inits
                 for t in self._tasks.values()
-            )
-            if apps_live:
-                return
+            ),
+        )
+        if step == "stay":
+            return
+        if step in ("next", "failed"):
+            # init containers run one at a time (``lifecycle.phases``)
             self._lives.launch_ended(uid)
-            if status.state in ("TASK_FINISHED", "TASK_RUNNING"):
+            if step == "next":
                 self._pending[uid] = None
                 self._revive_wanted = True
                 self._want_pass()

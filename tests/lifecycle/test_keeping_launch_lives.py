@@ -51,3 +51,18 @@ def test_deletion_is_kept_until_the_pod_is_forgotten() -> None:
     assert lives.deleting("u1") and lives.being_deleted() == ["u1"]
     lives.forget("u1")
     assert not lives.deleting("u1") and len(lives) == 0
+
+
+def test_init_phases_of_one_attempt_share_its_number() -> None:
+    lives = launches.Lives()
+    assert lives.attempt_to_launch("u1", init_phase=True, next_attempt=0) == 0
+    assert lives.attempt_to_launch("u1", init_phase=True, next_attempt=1) == 0
+    assert lives.attempt_to_launch("u1", init_phase=False, next_attempt=1) == 1
+    assert lives.phase_attempt("u1") is None and len(lives) == 0
+
+
+def test_a_due_relaunch_is_stale_anew_or_beside_the_apps() -> None:
+    assert launches.relaunch_step(sidecars_only=False, others_live=True) == "stale"
+    assert launches.relaunch_step(sidecars_only=False, others_live=False) == "anew"
+    assert launches.relaunch_step(sidecars_only=True, others_live=False) == "anew"
+    assert launches.relaunch_step(sidecars_only=True, others_live=True) == "beside"
