@@ -36,7 +36,11 @@ Where the parts live (one class built up module by module, one owner of the stat
 (offers and task updates), ``loop_passes`` (placement passes, timers), and here the inbox, the
 views and the commit. What happens to a pod (restarts, back-off, sidecars) is decided by the
 pure ``k8sbridge/lifecycle``; the loop executes what it asks (``request_relaunch``,
-``request_kill``).
+``request_kill``). The launch side of each pod's life (the attempt launched now, when the next
+may launch, the attempt whose init phases run, deletion) is the lifecycle's too
+(``lifecycle.launches.Lives``): the loop records what it did there and reads it, and keeps
+only execution bookkeeping of its own (held offers, the pending queue, the Mesos tasks by id,
+timers, explanations, parsed requests).
 
 Good citizenship: offers not used by the plan are declined at once with a refuse filter;
 offers are never held longer than ``offer_hold_seconds`` (while some pods do not fit, offers
