@@ -36,7 +36,11 @@ Where the parts live (one class built up module by module, one owner of the stat
 (offers and task updates), ``loop_passes`` (placement passes, timers), and here the inbox, the
 views and the commit. What happens to a pod (restarts, back-off, sidecars) is decided by the
 pure ``k8sbridge/lifecycle``; the loop executes what it asks (``request_relaunch``,
-``request_kill``).
+``request_kill``). The launch side of each pod's life (the attempt launched now, when the next
+may launch, the attempt whose init phases run, deletion) is the lifecycle's too
+(``lifecycle.launches.Lives``): the loop records what it did there and reads it, and keeps
+only execution bookkeeping of its own (held offers, the pending queue, the Mesos tasks by id,
+timers, explanations, parsed requests).
 
 Good citizenship: offers not used by the plan are declined at once with a refuse filter;
 offers are never held longer than ``offer_hold_seconds`` (while some pods do not fit, offers
@@ -110,7 +114,7 @@ class Scheduler(loop_passes.Passes):
 
     @property
     def launches(self) -> Mapping[str, PodLaunch]:
-        return self._launches
+        return dict(self._lives.launches())
 
     @property
     def tasks(self) -> Mapping[ids.TaskId, TaskRecord]:
@@ -161,7 +165,7 @@ class Scheduler(loop_passes.Passes):
         return list(self._pods.values())
 
     def running_pods(self) -> list[dict[str, Any]]:
-        return [p for uid, p in self._pods.items() if uid in self._launches]
+        return [p for uid, p in self._pods.items() if self._lives.launch(uid) is not None]
 
     # -- the component -----------------------------------------------------------------------
 
@@ -191,7 +195,7 @@ class Scheduler(loop_passes.Passes):
     def _next_timeout(self) -> float:
         now = self._clock()
         waits = [self._settings.mesos.offer_hold_seconds]
-        waits.extend(due - now for due in self._relaunch_at.values())
+        waits.extend(due - now for due in self._lives.relaunch_dues())
         if self._pass_due is not None:
             waits.append(max(0.0, self._pass_due - now))
         if self._reconcile_due is not None:
@@ -209,12 +213,10 @@ class Scheduler(loop_passes.Passes):
                 await self._on_mesos(item)
             elif kind == "relaunch":
                 uid, due, containers = item
-                self._relaunch_at[uid] = due
                 pod = self._pods.get(uid) or {}
-                if containers and all(_is_sidecar(pod, c) for c in containers):
-                    self._sidecar_relaunches.add(uid)
-                else:
-                    self._sidecar_relaunches.discard(uid)
+                self._lives.relaunch(uid, due, sidecars_only=bool(containers) and all(
+                    _is_sidecar(pod, c) for c in containers
+                ))
             elif kind == "kill":
                 await self._kill_for_lifecycle(*item)
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:
@@ -257,7 +259,7 @@ class Scheduler(loop_passes.Passes):
         for assignment in assignments:
             uid = str(assignment.pod_uid)
             pod = self._pods.get(uid)
-            if pod is None or uid in self._deleting:
+            if pod is None or self._lives.deleting(uid):
                 continue
             if not held_ids.issuperset(assignment.sources or assignment.offer_ids):
                 refused(uid, pod, launch.COMMIT_OFFER_GONE)
@@ -266,14 +268,9 @@ class Scheduler(loop_passes.Passes):
                 request = self._request(uid, pod)
                 env = await self._resolve_env(pod, node_name=node_name, host_ip=hostname)
                 phase = self._init_phase(uid, request)
-                if phase is not None and uid in self._phase_attempt:
-                    attempt = self._phase_attempt[uid]
-                else:
-                    attempt = self._next_attempt(uid)
-                if phase is not None:
-                    self._phase_attempt[uid] = attempt
-                else:
-                    self._phase_attempt.pop(uid, None)
+                attempt = self._lives.attempt_to_launch(
+                    uid, init_phase=phase is not None, next_attempt=self._next_attempt(uid)
+                )
                 group = launch.render_launch_group(
                     pod=pod,
                     request=request,
@@ -333,10 +330,10 @@ class Scheduler(loop_passes.Passes):
             self._pending_since.pop(uid, None)
             self._explained_at.pop(uid, None)
             first = launch.parse_task_id(group.task_ids[0])
-            self._launches[uid] = PodLaunch(
+            self._lives.launched(PodLaunch(
                 uid=uid, attempt=first[1] if first else 0, agent_id=agent_id,
                 node_name=node_name, task_ids=tuple(ids.TaskId(t) for t in group.task_ids),
-            )
+            ))
             for tid in group.task_ids:
                 parsed = launch.parse_task_id(tid)
                 assert parsed is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from k8sbridge.kube import errors as kube_errors
+from k8sbridge.lifecycle import launches
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
@@ -53,23 +54,18 @@ class Passes(loop_updates.TaskUpdates):
             self._want_pass(delay=1.0)
 
     async def _due_relaunches(self, now: float) -> None:
-        for uid, due in list(self._relaunch_at.items()):
-            if due > now:
-                continue
-            del self._relaunch_at[uid]
+        for uid, sidecar_only in self._lives.take_due_relaunches(now):
             pod = self._pods.get(uid)
-            if pod is None or uid in self._deleting:
+            if pod is None or self._lives.deleting(uid):
                 continue
-            sidecar_only = uid in self._sidecar_relaunches
-            self._sidecar_relaunches.discard(uid)
-            live = [t for t in self._tasks.values() if t.pod_uid == uid and not t.terminal
-                    and not _is_sidecar(pod, t.container)]
-            if live and not sidecar_only:
-                continue  # the attempt is still running (a stale request)
-            if not live:
-                self._launches.pop(uid, None)
-            # else: a sidecar restarts beside the running app containers (its init phase is
-            # the first unfinished one again; the app's tasks keep running)
+            step = launches.relaunch_step(sidecars_only=sidecar_only, others_live=any(
+                t.pod_uid == uid and not t.terminal and not _is_sidecar(pod, t.container)
+                for t in self._tasks.values()
+            ))
+            if step == "stale":
+                continue  # the attempt is still running
+            if step == "anew":
+                self._lives.launch_ended(uid)
             self._pending[uid] = None
             self._revive_wanted = True
             self._want_pass(immediate=True)
@@ -78,7 +74,7 @@ class Passes(loop_updates.TaskUpdates):
     async def _pass(self) -> None:
         if not self._subscribed or not self._reconciled:
             return
-        for uid in list(self._deleting):
+        for uid in self._lives.being_deleted():
             await self._progress_deletion(uid)
         pending = self._pending_requests()
         if not pending:
@@ -163,7 +159,7 @@ class Passes(loop_updates.TaskUpdates):
 
     def _placed_pods(self) -> dict[ids.AgentId, list[cluster.PlacedPod]]:
         out: dict[ids.AgentId, list[cluster.PlacedPod]] = {}
-        for uid, launched in self._launches.items():
+        for uid, launched in list(self._lives.launches()):
             pod = self._pods.get(uid)
             if pod is None or uid in self._pending:
                 continue  # (pending while launched: a sidecar restarts; it is placed anew)

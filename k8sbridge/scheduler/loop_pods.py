@@ -88,12 +88,12 @@ class PodEvents(loop_state.LoopState):
             self._pending_since.pop(uid, None)
             self._explained_at.pop(uid, None)
             if any(t.pod_uid == uid and not t.terminal for t in self._tasks.values()):
-                self._deleting.add(uid)  # force-deleted: kill at once (no grace)
+                self._lives.start_deleting(uid)  # force-deleted: kill at once (no grace)
             else:
-                self._launches.pop(uid, None)
+                self._lives.launch_ended(uid)
                 self._sink.forget(uid)
             return
-        if not self._is_ours(raw) and uid not in self._launches:
+        if not self._is_ours(raw) and self._lives.launch(uid) is None:
             self._pods.pop(uid, None)
             self._parsed.pop(uid, None)
             self._pending.pop(uid, None)
@@ -104,12 +104,12 @@ class PodEvents(loop_state.LoopState):
         spec = raw.get("spec") or {}
         if meta.get("deletionTimestamp"):
             self._pending.pop(uid, None)
-            self._deleting.add(uid)
+            self._lives.start_deleting(uid)
             return
         if phase in ("Succeeded", "Failed"):
             self._pending.pop(uid, None)
             return
-        if uid in self._launches:
+        if self._lives.launch(uid) is not None:
             return
         if spec.get("nodeName") and not self._reconciled:
             return  # bound pods wait for reconciliation: their task may exist already
@@ -119,7 +119,7 @@ class PodEvents(loop_state.LoopState):
             self._want_pass()
 
     async def _act_on_pod(self, uid: str) -> None:
-        if uid in self._deleting:
+        if self._lives.deleting(uid):
             await self._progress_deletion(uid)
         if self._pending and (self._suppressed or self._revive_wanted):
             await self._maybe_revive()
@@ -149,8 +149,7 @@ class PodEvents(loop_state.LoopState):
                     uid=uid,
                 )
             elif isinstance(intent, intents.Forget):
-                self._deleting.discard(uid)
-                self._launches.pop(uid, None)
+                self._lives.forget(uid)
                 self._pods.pop(uid, None)
                 self._parsed.pop(uid, None)
                 self._sink.forget(uid)

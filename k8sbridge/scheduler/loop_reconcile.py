@@ -92,7 +92,7 @@ class Reconciling(loop_pods.PodEvents):
         for uid, pod in list(self._pods.items()):
             self._end_attempt_ended_while_away(uid, pod)
             self._observe_pod(None, pod)
-            if uid in self._deleting:
+            if self._lives.deleting(uid):
                 await self._progress_deletion(uid)
         await self._driver.reconcile({})  # implicit: fresh statuses for every task we have
         self._want_pass(immediate=True)
@@ -130,18 +130,18 @@ class Reconciling(loop_pods.PodEvents):
                 last = _last_status(raw)
                 if last is not None:
                     self._final_status[tid] = last
-            current = self._launches.get(uid)
+            current = self._lives.launch(uid)
             if not rec.terminal and (current is None or current.attempt <= attempt) and agent:
                 node = self._agents.node_for_agent(ids.AgentId(agent)) or ""
                 task_ids = tuple(t for t, r in self._tasks.items()
                                  if r.pod_uid == uid and r.attempt == attempt)
-                self._launches[uid] = PodLaunch(
+                self._lives.launched(PodLaunch(
                     uid=uid, attempt=attempt, agent_id=ids.AgentId(agent), node_name=node,
                     task_ids=task_ids,
-                )
+                ))
                 self._pending.pop(uid, None)
         log.info("reconciled: %d tasks known, %d pods launched", len(self._tasks),
-                 len(self._launches))
+                 sum(1 for _ in self._lives.launches()))
 
     def _end_attempt_ended_while_away(self, uid: str, pod: RawPod) -> None:
         """A pod bound to our node whose app containers ran (its status says so) but which
@@ -164,7 +164,7 @@ class Reconciling(loop_pods.PodEvents):
         status = pod.get("status") or {}
         node = spec.get("nodeName")
         if (
-            not node or uid in self._launches or uid in self._deleting
+            not node or self._lives.launch(uid) is not None or self._lives.deleting(uid)
             or meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed")
             or not self._is_our_node(str(node))
         ):
@@ -218,7 +218,7 @@ class Reconciling(loop_pods.PodEvents):
                 agent=self._agent_ref(agent_id) if agent_id else None, ack=None,
             )
         self._pending.pop(uid, None)
-        self._launches[uid] = PodLaunch(
+        self._lives.launched(PodLaunch(
             uid=uid, attempt=attempt, agent_id=agent_id or ids.AgentId(""),
             node_name=str(node), task_ids=tuple(task_ids),
-        )
+        ))

@@ -1,7 +1,9 @@
 """The offer loop's state and the helpers every part of it shares.
 
-Why a base class of its own: the loop is one task owning one set of tables (held offers,
-pending pods, launched attempts, tasks); its parts — pod events (``loop_pods``),
+Why a base class of its own: the loop is one task owning its execution bookkeeping (held
+offers, the pending queue, tasks, timers, explanations) and the lifecycle's launch side of
+each pod (``lifecycle.launches.Lives``: current attempt, next relaunch, init phase attempt,
+deletion), which it executes and records into; its parts — pod events (``loop_pods``),
 reconciliation (``loop_reconcile``), Mesos updates (``loop_updates``), placement passes
 (``loop_passes``) and the commit (``loop``) — each live in a module of their own and build on
 this class, one after the other, so each reads the state without locks or indirection.
@@ -18,6 +20,7 @@ from typing import Any
 
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
+from k8sbridge.lifecycle import launches
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
@@ -26,7 +29,6 @@ from k8sbridge.scheduler.ports import (
     AgentDirectory,
     AgentRef,
     Driver,
-    PodLaunch,
     PodSink,
     TaskRecord,
 )
@@ -126,14 +128,12 @@ class LoopState:
         self._pods: dict[str, RawPod] = {}  # uid -> latest raw pod we care about
         self._pending: dict[str, None] = {}  # uids, insertion-ordered
         self._tasks: dict[ids.TaskId, TaskRecord] = {}
-        self._launches: dict[str, PodLaunch] = {}  # uid -> current attempt
+        # each pod's launch side (current attempt, next relaunch, init phase attempt,
+        # deletion): the lifecycle's, the loop executes and records what it did
+        self._lives = launches.Lives()
         self._unschedulable: dict[str, str] = {}  # uid -> last message written
         self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
-        self._relaunch_at: dict[str, float] = {}  # uid -> when its next attempt may launch
-        self._sidecar_relaunches: set[str] = set()  # uids whose due relaunch is a sidecar's
         self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written
-        self._phase_attempt: dict[str, int] = {}  # uid -> attempt whose init phases run
-        self._deleting: set[str] = set()
         self._parsed: dict[str, tuple[str, model_pods.PodRequest]] = {}  # uid -> (rv, request)
         # seconds from a TASK_RUNNING's timestamp (set where the task started) to its arrival
         # here: the Mesos side's share of status propagation (benchmarks read it)
@@ -197,7 +197,7 @@ class LoopState:
         for agent_id in self._agents.agents:
             if self._agents.node_for_agent(agent_id) == node:
                 return True
-        return any(launch_.node_name == node for launch_ in self._launches.values())
+        return any(launch_.node_name == node for _, launch_ in self._lives.launches())
 
     def _request(self, uid: str, pod: RawPod) -> model_pods.PodRequest:
         """``parse_pod`` once per resourceVersion (passes would otherwise re-parse every

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from k8sbridge.lifecycle import phases
 from k8sbridge.mesos import events as mesos_events
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.scheduler import launch, loop_reconcile, offers
@@ -67,8 +68,8 @@ class TaskUpdates(loop_reconcile.Reconciling):
             return False
         uid = rec.pod_uid
         pod = self._pods.get(uid)
-        current = self._launches.get(uid)
-        if pod is None or uid in self._deleting or current is None or (
+        current = self._lives.launch(uid)
+        if pod is None or self._lives.deleting(uid) or current is None or (
             current.attempt != rec.attempt
         ) or _is_sidecar(pod, rec.container):
             return False  # (a sidecar's start advances the init phases: through the inbox)
@@ -136,7 +137,7 @@ class TaskUpdates(loop_reconcile.Reconciling):
                 await ack()
             return
         agent_ref = self._agent_ref(rec.agent_id) if rec.agent_id else None
-        current = self._launches.get(uid)
+        current = self._lives.launch(uid)
         # (an older attempt's late update goes on too: the lifecycle knows it is stale, and a
         # sidecar restarted beside running app containers makes attempts overlap; a launch
         # refused for invalid offers is relaunched on the lifecycle's word)
@@ -151,32 +152,28 @@ class TaskUpdates(loop_reconcile.Reconciling):
             self._want_pass()
         raw_inits = (pod.get("spec") or {}).get("initContainers") or []
         inits = [str(c.get("name")) for c in raw_inits]
-        sidecars = {str(c.get("name")) for c in raw_inits if c.get("restartPolicy") == "Always"}
-        in_phase = current is not None and status.task_id in current.task_ids
-        phase_done = in_phase and (
-            (container in sidecars and status.state == "TASK_RUNNING")
-            or (container in inits and rec.terminal)
-        )
-        if phase_done and uid not in self._deleting:
-            # Init containers run one at a time: the next phase (or the app group) follows
-            # a success, or a sidecar's start (it keeps running beside what follows); after
-            # a failure the lifecycle asks for the retry (crash back-off) unless
-            # restartPolicy is Never. A sidecar restarted beside running app containers
-            # starts nothing more.
-            apps_live = any(
+        step = phases.after_update(
+            container=container, inits=inits,
+            sidecars={str(c.get("name")) for c in raw_inits if c.get("restartPolicy") == "Always"},
+            in_phase=current is not None and status.task_id in current.task_ids,
+            state=status.state, terminal=rec.terminal, deleting=self._lives.deleting(uid),
+            apps_live=lambda: any(
                 t.pod_uid == uid and not t.terminal and t.container not in inits
                 for t in self._tasks.values()
-            )
-            if apps_live:
-                return
-            self._launches.pop(uid, None)
-            if status.state in ("TASK_FINISHED", "TASK_RUNNING"):
+            ),
+        )
+        if step == "stay":
+            return
+        if step in ("next", "failed"):
+            # init containers run one at a time (``lifecycle.phases``)
+            self._lives.launch_ended(uid)
+            if step == "next":
                 self._pending[uid] = None
                 self._revive_wanted = True
                 self._want_pass()
                 await self._maybe_revive()
             else:
-                self._phase_attempt.pop(uid, None)
+                self._lives.set_phase_attempt(uid, None)
             return
-        if uid in self._deleting:
+        if self._lives.deleting(uid):
             await self._progress_deletion(uid)

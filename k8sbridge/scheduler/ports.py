@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from k8sbridge.lifecycle.launches import PodLaunch
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import ids
 from k8sbridge.model import tasks as model_tasks
@@ -108,14 +109,3 @@ class TaskRecord:
     @property
     def terminal(self) -> bool:
         return self.state in mesos_types.TERMINAL_STATES
-
-
-@dataclasses.dataclass(slots=True)
-class PodLaunch:
-    """One launched attempt of a pod (one task group)."""
-
-    uid: str
-    attempt: int
-    agent_id: ids.AgentId
-    node_name: str
-    task_ids: tuple[ids.TaskId, ...]

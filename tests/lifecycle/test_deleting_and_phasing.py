@@ -72,3 +72,25 @@ def test_next_init_phase(finished: set[str], running: set[str], expected: int | 
 
 def test_no_init_containers_is_the_app_group() -> None:
     assert phases.next_init(inits=[], finished=set(), running=set()) is None
+
+
+@pytest.mark.parametrize(("container", "state", "terminal", "in_phase", "deleting", "apps",
+                          "expected"), [
+    pytest.param("init", "TASK_FINISHED", True, True, False, False, "next", id="init-done"),
+    pytest.param("init", "TASK_FAILED", True, True, False, False, "failed", id="init-failed"),
+    pytest.param("init", "TASK_RUNNING", False, True, False, False, "none", id="init-runs"),
+    pytest.param("proxy", "TASK_RUNNING", False, True, False, False, "next", id="sidecar-runs"),
+    pytest.param("proxy", "TASK_RUNNING", False, True, False, True, "stay",
+                 id="sidecar-restarted-beside-apps"),
+    pytest.param("init", "TASK_FINISHED", True, False, False, False, "none", id="other-attempt"),
+    pytest.param("init", "TASK_FINISHED", True, True, True, False, "none", id="deleting"),
+    pytest.param("app", "TASK_FINISHED", True, True, False, False, "none", id="app-container"),
+])
+def test_an_update_ends_an_init_phase_or_not(
+    container: str, state: str, terminal: bool, in_phase: bool, deleting: bool, apps: bool,
+    expected: str,
+) -> None:
+    assert phases.after_update(
+        container=container, inits=["init", "proxy"], sidecars={"proxy"}, in_phase=in_phase,
+        state=state, terminal=terminal, deleting=deleting, apps_live=lambda: apps,
+    ) == expected

@@ -57,9 +57,14 @@ def _launched(sink: _Sink) -> loop.Scheduler:
                             "spec": {"containers": [{"name": "main"}]}}
     scheduler._tasks[tid] = loop.TaskRecord(task_id=tid, pod_uid=UID, attempt=0,
                                             container="main", agent_id=ids.AgentId("a1"))
-    scheduler._launches[UID] = loop.PodLaunch(uid=UID, attempt=0, agent_id=ids.AgentId("a1"),
-                                              node_name="node-1", task_ids=(tid,))
+    _launch(scheduler)
     return scheduler
+
+
+def _launch(scheduler: loop.Scheduler) -> None:
+    tid = ids.TaskId(f"{UID}.0.main")
+    scheduler._lives.launched(loop.PodLaunch(uid=UID, attempt=0, agent_id=ids.AgentId("a1"),
+                                             node_name="node-1", task_ids=(tid,)))
 
 
 def _update(state: str, *, attempt: int = 0, uuid: str | None = "dXVpZA==") -> Any:
@@ -92,9 +97,10 @@ async def test_other_updates_and_updates_behind_them_keep_the_inbox_order() -> N
 async def test_a_deleting_pod_or_a_killed_task_goes_through_the_loop() -> None:
     sink = _Sink()
     scheduler = _launched(sink)
-    scheduler._deleting.add(UID)
+    scheduler._lives.start_deleting(UID)
     await scheduler.on_mesos_event(_update("TASK_RUNNING"))
-    scheduler._deleting.clear()
+    scheduler._lives.forget(UID)  # (not deleting after all: launched as before)
+    _launch(scheduler)
     scheduler._tasks[ids.TaskId(f"{UID}.0.main")].killing = True
     scheduler._mesos_queued = 0  # (as if the loop had handled the first)
     await scheduler.on_mesos_event(_update("TASK_RUNNING"))
