@@ -4,8 +4,11 @@ Why one value: before, a pod's life was spread over ten tables in the offer loop
 set of tables in the status writer, and each decided part of it (restarts in one, init retries
 in the other). ``PodRecord`` holds the pod's facts (``PodFacts``, read from the pod object),
 every container's ``ContainerRuntime``, the attempt the app containers run in, and what was
-already asked for (restarts); ``lifecycle.machine.apply`` is the only function that makes a new
-one. Rendering (``kubelet/statusmap``) reads it.
+already asked for (restarts), and the launch side (``launch_side``: the attempt launched now,
+when the next may launch, the attempt whose init phases run, deletion); ``lifecycle.machine.apply``
+makes a new one from an event, the offer loop records what it executed in the launch side. One
+store (``lifecycle.store.PodStore``) keeps one record per pod for both. Rendering
+(``kubelet/statusmap``) reads it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from k8sbridge.lifecycle.containers import ContainerRuntime
+from k8sbridge.lifecycle.launches import LaunchLife
 from k8sbridge.model import ids
 from k8sbridge.model import pods as model_pods
 
@@ -65,6 +69,9 @@ class PodRecord:
     started: float | None = None  # when the kubelet first acted on the pod (startTime)
     wake_at: float | None = None  # the deadline a WakeAt was asked for
     deadline_exceeded: bool = False  # active longer than activeDeadlineSeconds: Failed
+    # the launch side: the attempt launched now, the next relaunch, the attempt whose init
+    # phases run, deletion (the offer loop records what it did here, ``lifecycle.store``)
+    launch_side: LaunchLife = LaunchLife()
 
     @classmethod
     def new(cls, pod: Mapping[str, Any]) -> PodRecord:

@@ -37,8 +37,9 @@ Where the parts live (one class built up module by module, one owner of the stat
 views and the commit. What happens to a pod (restarts, back-off, sidecars) is decided by the
 pure ``k8sbridge/lifecycle``; the loop executes what it asks (``request_relaunch``,
 ``request_kill``). The launch side of each pod's life (the attempt launched now, when the next
-may launch, the attempt whose init phases run, deletion) is the lifecycle's too
-(``lifecycle.launches.Lives``): the loop records what it did there and reads it, and keeps
+may launch, the attempt whose init phases run, deletion) is part of the pod's one record
+(``PodRecord.launch_side``, in the ``lifecycle.store.PodStore`` the loop shares with the status
+writer): the loop records what it did there and reads it, and keeps
 only execution bookkeeping of its own (held offers, the pending queue, the Mesos tasks by id,
 timers, explanations, parsed requests).
 

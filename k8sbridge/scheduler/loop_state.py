@@ -1,9 +1,10 @@
 """The offer loop's state and the helpers every part of it shares.
 
 Why a base class of its own: the loop is one task owning its execution bookkeeping (held
-offers, the pending queue, tasks, timers, explanations) and the lifecycle's launch side of
-each pod (``lifecycle.launches.Lives``: current attempt, next relaunch, init phase attempt,
-deletion), which it executes and records into; its parts — pod events (``loop_pods``),
+offers, the pending queue, tasks, timers, explanations); the launch side of each pod (current
+attempt, next relaunch, init phase attempt, deletion) is part of the pod's one record in the
+store it shares with the status writer (``lifecycle.store.PodStore``), where it records what
+it executed; its parts — pod events (``loop_pods``),
 reconciliation (``loop_reconcile``), Mesos updates (``loop_updates``), placement passes
 (``loop_passes``) and the commit (``loop``) — each live in a module of their own and build on
 this class, one after the other, so each reads the state without locks or indirection.
@@ -20,7 +21,7 @@ from typing import Any
 
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
-from k8sbridge.lifecycle import launches
+from k8sbridge.lifecycle import store as lifecycle_store
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
@@ -109,6 +110,7 @@ class LoopState:
         agents: AgentDirectory,
         list_tasks: Callable[[], Awaitable[list[dict[str, Any]]]],
         read_master_version: Callable[[], Awaitable[str]] | None = None,  # None for tests
+        lives: lifecycle_store.PodStore | None = None,  # the pods' records (app.py shares it)
         _clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
@@ -128,9 +130,10 @@ class LoopState:
         self._pods: dict[str, RawPod] = {}  # uid -> latest raw pod we care about
         self._pending: dict[str, None] = {}  # uids, insertion-ordered
         self._tasks: dict[ids.TaskId, TaskRecord] = {}
-        # each pod's launch side (current attempt, next relaunch, init phase attempt,
-        # deletion): the lifecycle's, the loop executes and records what it did
-        self._lives = launches.Lives()
+        # each pod's one record (``lifecycle.store``), shared with the status writer: the
+        # loop executes and records the launch side (current attempt, next relaunch, init
+        # phase attempt, deletion) there
+        self._lives = lifecycle_store.PodStore() if lives is None else lives
         self._unschedulable: dict[str, str] = {}  # uid -> last message written
         self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
         self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written

@@ -1,9 +1,12 @@
-"""The launch side of a pod's life (``lifecycle.launches``): one record per pod, kept only
-while something is known about it."""
+"""One record per pod (``lifecycle.store``): the launch side and the status side of a pod's
+life in one ``PodRecord``, kept only while something is known about it."""
 
 from __future__ import annotations
 
-from k8sbridge.lifecycle import launches
+import dataclasses
+
+from k8sbridge.lifecycle import launches, store
+from k8sbridge.lifecycle.record import PodRecord
 from k8sbridge.model import ids
 
 
@@ -13,7 +16,7 @@ def _launch(uid: str, attempt: int = 0) -> launches.PodLaunch:
 
 
 def test_a_pod_about_which_nothing_is_known_has_no_entry() -> None:
-    lives = launches.Lives()
+    lives = store.PodStore()
     lives.launched(_launch("u1"))
     lives.set_phase_attempt("u1", 2)
     lives.launch_ended("u1")
@@ -23,7 +26,7 @@ def test_a_pod_about_which_nothing_is_known_has_no_entry() -> None:
 
 
 def test_launches_list_in_the_order_pods_launched() -> None:
-    lives = launches.Lives()
+    lives = store.PodStore()
     lives.relaunch("u2", 5.0, sidecars_only=False)
     lives.launched(_launch("u1"))
     lives.launched(_launch("u2"))
@@ -33,7 +36,7 @@ def test_launches_list_in_the_order_pods_launched() -> None:
 
 
 def test_due_relaunches_are_taken_once_earliest_first() -> None:
-    lives = launches.Lives()
+    lives = store.PodStore()
     lives.relaunch("late", 3.0, sidecars_only=False)
     lives.relaunch("early", 1.0, sidecars_only=True)
     lives.relaunch("future", 9.0, sidecars_only=False)
@@ -44,7 +47,7 @@ def test_due_relaunches_are_taken_once_earliest_first() -> None:
 
 
 def test_deletion_is_kept_until_the_pod_is_forgotten() -> None:
-    lives = launches.Lives()
+    lives = store.PodStore()
     lives.launched(_launch("u1"))
     lives.start_deleting("u1")
     lives.launch_ended("u1")
@@ -54,7 +57,7 @@ def test_deletion_is_kept_until_the_pod_is_forgotten() -> None:
 
 
 def test_init_phases_of_one_attempt_share_its_number() -> None:
-    lives = launches.Lives()
+    lives = store.PodStore()
     assert lives.attempt_to_launch("u1", init_phase=True, next_attempt=0) == 0
     assert lives.attempt_to_launch("u1", init_phase=True, next_attempt=1) == 0
     assert lives.attempt_to_launch("u1", init_phase=False, next_attempt=1) == 1
@@ -66,3 +69,31 @@ def test_a_due_relaunch_is_stale_anew_or_beside_the_apps() -> None:
     assert launches.relaunch_step(sidecars_only=False, others_live=False) == "anew"
     assert launches.relaunch_step(sidecars_only=True, others_live=False) == "anew"
     assert launches.relaunch_step(sidecars_only=True, others_live=True) == "beside"
+
+
+def _pod(uid: str) -> dict[str, object]:
+    return {"metadata": {"uid": uid, "name": uid, "namespace": "default"},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}]}}
+
+
+def test_the_status_side_and_the_launch_side_are_one_record() -> None:
+    lives = store.PodStore()
+    lives.launched(_launch("u1"))
+    record = lives.start_status("u1", PodRecord.new(_pod("u1")))
+    assert record.facts.name == "u1" and record.launch_side.launch == _launch("u1")
+    lives.set_record("u1", dataclasses.replace(record, node_name="n1"))
+    lives.start_deleting("u1")
+    assert lives.record("u1").node_name == "n1" and lives.record("u1").launch_side.deleting
+    lives.forget("u1")  # the launch side is over; the status side stays
+    assert lives.record("u1").node_name == "n1" and len(lives) == 1
+    lives.forget_status("u1")
+    assert len(lives) == 0
+
+
+def test_the_launch_side_outlives_the_status_side() -> None:
+    lives = store.PodStore()
+    lives.start_status("u1", PodRecord.new(_pod("u1")))
+    lives.launched(_launch("u1"))
+    lives.forget_status("u1")
+    assert lives.launch("u1") == _launch("u1") and lives.record("u1").facts.name == ""
+    assert lives.start_status("u1", PodRecord.new(_pod("u1"))).launch_side.launch is not None
