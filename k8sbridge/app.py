@@ -34,6 +34,7 @@ from k8sbridge.kubelet import agents as mesos_agents
 from k8sbridge.kubelet import api as kubelet_api
 from k8sbridge.kubelet import nodes as kubelet_nodes
 from k8sbridge.kubelet import pods as kubelet_pods
+from k8sbridge.lifecycle import store as lifecycle_store
 from k8sbridge.mesos import client as mesos_client
 from k8sbridge.mesos import framework as mesos_framework
 from k8sbridge.mesos import transport as mesos_transport
@@ -178,9 +179,13 @@ async def running_bridge(
         store = await _open_store(kube, settings)
         nodes = kubelet_nodes.NodeController(kube=kube, reader=reader, settings=settings)
         scheduler_box: list[scheduler_loop.Scheduler] = []
-        # the writer executes the lifecycle's intents; relaunches and kills go to the loop
+        # one record per pod, in one store the writer and the loop share (both run on this
+        # event loop: no locks); the writer executes the lifecycle's intents, relaunches and
+        # kills go to the loop
+        lives = lifecycle_store.PodStore()
         writer = kubelet_pods.PodStatusWriter(
             kube=kube,
+            lives=lives,
             relaunch=lambda uid, delay, containers: scheduler_box[0].request_relaunch(
                 uid, delay, containers=containers
             ),
@@ -218,6 +223,7 @@ async def running_bridge(
                 else _wrap_list_tasks(reader.get_tasks)
             ),
             read_master_version=functools.partial(_master_version, reader),
+            lives=lives,
         )
         scheduler_box.append(scheduler)
         api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes)

@@ -11,9 +11,10 @@ update, scheduling outcome and refused launch becomes a lifecycle event, and thi
 executes the intents ``lifecycle.machine.apply`` answers with: write the status (rendered by
 the pure ``kubelet/statusmap.py``), acknowledge after the write, record events, ask the
 scheduler for the next attempt (``relaunch(uid, delay, containers)``, after the crash
-back-off) and stop sidecars (``kill(uid, task_id)``). Scheduling outcomes
-(``PodScheduled=False`` with the explanation, Scheduled and FailedScheduling events) are
-written here too, so there is one writer per pod.
+back-off) and stop sidecars (``kill(uid, task_id)``). The records live in the one
+``lifecycle.store.PodStore`` this writer shares with the offer loop (one record per pod).
+Scheduling outcomes (``PodScheduled=False`` with the explanation, Scheduled and
+FailedScheduling events) are written here too, so there is one writer per pod.
 
 What it costs the API server, and why so little: a burst of N pods is N bindings and, per pod,
 two status writes (STARTING, which must be written before it is acknowledged, and RUNNING).
@@ -49,6 +50,7 @@ from k8sbridge.kubelet import statusmap
 from k8sbridge.lifecycle import events as lc_events
 from k8sbridge.lifecycle import intents as lc_intents
 from k8sbridge.lifecycle import machine
+from k8sbridge.lifecycle import store as lifecycle_store
 from k8sbridge.lifecycle.record import PodRecord
 from k8sbridge.model import ids
 from k8sbridge.model import tasks as model_tasks
@@ -104,16 +106,22 @@ def view_of(status: Any) -> model_tasks.TaskStatusView:
 
 @dataclasses.dataclass(slots=True)
 class _PodState:
-    """The writer's side of one pod: the lifecycle's record plus what writing needs."""
+    """The writer's side of one pod: what writing needs. The pod's record is the lifecycle's,
+    in the store shared with the offer loop (``record`` reads it there)."""
 
+    uid: str
     pod: RawPod
-    record: PodRecord
+    lives: lifecycle_store.PodStore
     acks: list[Ack] = dataclasses.field(default_factory=list)
     # the status last written, until the API server shows it in the pod (then the pod's own
     # status is the reference, and this copy is let go: memory per pod)
     written: Any = None
     signature: bytes | None = None  # of the status last written
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def record(self) -> PodRecord:
+        return self.lives.record(self.uid)
 
 
 class PodStatusWriter:
@@ -128,8 +136,12 @@ class PodStatusWriter:
         kill: Kill | None = None,
         creating_after: float = CREATING_AFTER_SECONDS,
         event_queue_limit: int = EVENT_QUEUE_LIMIT,
+        lives: lifecycle_store.PodStore | None = None,  # the pods' records (app.py shares it)
     ) -> None:
         self._kube = kube
+        # each pod's one record (``lifecycle.store``), shared with the offer loop: the writer
+        # keeps what ``machine.apply`` answers there
+        self._lives = lifecycle_store.PodStore() if lives is None else lives
         self._relaunch = relaunch
         self._kill = kill
         self._workers = workers
@@ -178,7 +190,8 @@ class PodStatusWriter:
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         state = self._state.get(uid)
         if state is None:
-            state = self._state[uid] = _PodState(pod=pod, record=PodRecord.new(pod))
+            self._lives.start_status(uid, PodRecord.new(pod))
+            state = self._state[uid] = _PodState(uid=uid, pod=pod, lives=self._lives)
         else:
             self._changed(uid, state, pod)
         return uid, state
@@ -195,7 +208,8 @@ class PodStatusWriter:
     ) -> None:
         """Feed the lifecycle one event and execute what it answers."""
         now = time.time()
-        state.record, intents = machine.apply(state.record, event, now)
+        record, intents = machine.apply(state.record, event, now)
+        self._lives.set_record(uid, record)
         for intent in intents:
             if isinstance(intent, lc_intents.RecordEvent):
                 state.events.append((intent.type, intent.reason, intent.message))
@@ -346,7 +360,8 @@ class PodStatusWriter:
         )
 
     def forget(self, uid: str) -> None:
-        self._state.pop(uid, None)
+        if self._state.pop(uid, None) is not None:
+            self._lives.forget_status(uid)
 
     # -- the component -----------------------------------------------------------------------
 
@@ -433,7 +448,8 @@ class PodStatusWriter:
         except (kube_errors.NotFound, kube_errors.Conflict):
             log.info("pod %s/%s is gone; dropping its status", meta.get("namespace"),
                      meta.get("name"))
-            self._state.pop(uid, None)
+            if self._state.pop(uid, None) is not None:
+                self._lives.forget_status(uid)
         except kube_errors.KubeError:
             state.acks[:0] = acks  # not written: keep the acks for the retry
             state.events[:0] = events
