@@ -202,32 +202,19 @@ async def _external(settings: bridge_settings.BridgeSettings) -> int:
     app.install_signal_handlers(stop)
     if not await _credentials_accepted(settings, stop=stop):
         return 0  # stopped while the master refused us
-    started = False
-    while True:
-        try:
-            async with app.running_bridge(settings) as bridge:
-                framework = bridge.framework
-                if not started:
-                    print(f"k8sbridge is ready: framework {framework.framework_id}, "
-                          f"kubelet API on port {bridge.kubelet_port}", flush=True)
-                    started = True
-                else:
-                    print(f"k8sbridge is running again as framework {framework.framework_id}",
-                          flush=True)
-                await _first_set(stop, framework.finished, framework.replaced)
-                replaced = framework.replaced.is_set() and not stop.is_set()
-                if replaced:
-                    old, new = framework.replacements[-1]
-                    log.warning(
-                        "the master removed framework %s and the bridge registered as %s: "
-                        "restarting the bridge's components so that every pod is reconciled "
-                        "against the new framework (the old one's tasks are gone)", old, new)
-        except Exception as e:  # a component failed for good: say so, never hang
-            log.error("the bridge stopped: %s", e, exc_info=True)
-            print(f"k8sbridge run: the bridge stopped: {e}", file=sys.stderr, flush=True)
-            return 1
-        if not replaced:
-            return 0
+    try:
+        async with app.running_bridge(settings) as bridge:
+            framework = bridge.framework
+            print(f"k8sbridge is ready: framework {framework.framework_id}, "
+                  f"kubelet API on port {bridge.kubelet_port}", flush=True)
+            # A framework the master removed registers anew inside the driver, and the offer
+            # loop then forgets the old framework's tasks (``Scheduler._forget_framework``).
+            await _first_set(stop, framework.finished)
+    except Exception as e:  # a component failed for good: say so, never hang
+        log.error("the bridge stopped: %s", e, exc_info=True)
+        print(f"k8sbridge run: the bridge stopped: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 CREDENTIALS_RETRY_INITIAL = 1.0  # seconds; doubling while the master refuses our credentials

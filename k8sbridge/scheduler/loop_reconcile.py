@@ -58,7 +58,24 @@ class Reconciling(loop_pods.PodEvents):
         self._reconcile_failures = 0
         self._reconcile_error = ""
         self.master_version = None  # a new master may run another version: read it again
+        fid = self._driver.framework_id
+        if self._framework_seen is not None and fid != self._framework_seen:
+            self._forget_framework(self._framework_seen)
+        self._framework_seen = fid
         await self._reconcile()
+
+    def _forget_framework(self, old: str) -> None:
+        """The master removed framework ``old`` (an operator TEARDOWN, an expired failover
+        timeout) and we subscribed anew: its tasks were killed with it. Forget them, so that
+        reconciliation finds each bound pod without a live task and its attempt ends as any
+        attempt that ended while we were away (restartPolicy decides)."""
+        log.warning("framework %s was removed by the master: forgetting its %d tasks; bound "
+                    "pods are reconciled against framework %s", old, len(self._tasks),
+                    self._driver.framework_id)
+        self._tasks.clear()
+        self._final_status.clear()
+        for uid, _ in list(self._lives.launches()):
+            self._lives.launch_ended(uid)
 
     async def _reconcile(self) -> None:
         """Reconcile, then act on what was learned; a failure (an error or a GET_TASKS that

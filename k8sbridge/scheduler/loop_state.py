@@ -144,6 +144,7 @@ class LoopState:
         # the last status the master keeps for each of our terminal tasks (GET_TASKS)
         self._final_status: dict[ids.TaskId, mesos_types.TaskStatus] = {}
         self._subscribed = False
+        self._framework_seen: str | None = None  # the id of the last subscription
         self._reconciled = False
         self._reconcile_due: float | None = None  # a failed reconciliation is retried then
         self._reconcile_failures = 0

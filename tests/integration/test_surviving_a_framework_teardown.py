@@ -105,7 +105,8 @@ def test_after_an_operator_teardown_the_pod_runs_again_under_a_new_framework(
         new = run.wait_for(r"registered as new framework (\S+) \(replacing the removed "
                            + re.escape(old) + r"\)", timeout=60)[1]
         assert new != old
-        run.wait_for(rf"^\[bridge\] k8sbridge is running again as framework {re.escape(new)}$",
+        run.wait_for(rf"framework {re.escape(old)} was removed by the master: forgetting its "
+                     rf"\d+ tasks; bound pods are reconciled against framework {re.escape(new)}",
                      timeout=60)
         tasks = _eventually(lambda: _running_tasks(url, framework=new, uid=uid, auth=operator),
                             timeout=90,
