@@ -149,9 +149,8 @@ class Framework:
         self.heartbeat_interval: float = events.DEFAULT_HEARTBEAT_INTERVAL
         self.replacements: list[tuple[FrameworkId, FrameworkId | None]] = []  # (removed, new)
         # Set once ``run`` returned or raised: a caller that waits for its ``stop`` alone would
-        # hang after a fatal error. ``replaced``: set once registered anew after a removal.
+        # hang after a fatal error.
         self.finished = asyncio.Event()
-        self.replaced = asyncio.Event()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -332,7 +331,6 @@ class Framework:
                 self.replacements[-1] = (self.replacements[-1][0], first.framework_id)
                 log.warning("registered as new framework %s (replacing the removed %s)",
                             first.framework_id, self.replacements[-1][0])
-                self.replaced.set()
             self._framework_id = first.framework_id
             self._store.save(first.framework_id)
             self.master = first.master
