@@ -354,17 +354,8 @@ def validate_task_group(
 def parse_reserve(raw: Any, *, roles: Collection[str] | None, principal: str | None
                   ) -> tuple[res.Resources, res.Resources]:
     """RESERVE ``resources`` -> ``(consumed unreserved-ish source, converted)``."""
-    try:
-        target = res.Resources.parse(raw if raw is not None else []).unallocated()
-    except (res.ResourceError, AttributeError, TypeError) as e:
-        raise ValueError(f"Invalid resources: {e}") from e
-    if target.is_empty():
-        raise ValueError("Invalid resources: Resource cannot be empty")
+    target = _dynamically_reserved(raw, what="Invalid reservation resources")
     for r in target:
-        if not r.reservations or r.reservations[-1].type != "DYNAMIC":
-            raise ValueError(
-                f"Invalid reservation resources: resource {r.name} is not dynamically reserved"
-            )
         role = r.reservations[-1].role
         if validate_role(role) is not None or role == "*":
             raise ValueError(f"Invalid reservation resources: invalid role '{role}'")
@@ -386,6 +377,13 @@ def parse_reserve(raw: Any, *, roles: Collection[str] | None, principal: str | N
 
 def parse_unreserve(raw: Any) -> tuple[res.Resources, res.Resources]:
     """UNRESERVE ``resources`` -> ``(consumed reserved, converted)``."""
+    target = _dynamically_reserved(raw, what="Invalid resources")
+    return target, target.pop_reservation()
+
+
+def _dynamically_reserved(raw: Any, *, what: str) -> res.Resources:
+    """The resources of a RESERVE/UNRESERVE: parsed, not empty, each dynamically reserved
+    (``what`` starts the message, as Mesos words the two operations' errors)."""
     try:
         target = res.Resources.parse(raw if raw is not None else []).unallocated()
     except (res.ResourceError, AttributeError, TypeError) as e:
@@ -394,7 +392,5 @@ def parse_unreserve(raw: Any) -> tuple[res.Resources, res.Resources]:
         raise ValueError("Invalid resources: Resource cannot be empty")
     for r in target:
         if not r.reservations or r.reservations[-1].type != "DYNAMIC":
-            raise ValueError(
-                f"Invalid resources: resource {r.name} is not dynamically reserved"
-            )
-    return target, target.pop_reservation()
+            raise ValueError(f"{what}: resource {r.name} is not dynamically reserved")
+    return target
