@@ -1,11 +1,38 @@
-"""One Kubernetes Node per Mesos agent, with its Lease renewed like a kubelet's.
+"""One Kubernetes Node per Mesos agent, with its status and Lease kept as a kubelet keeps them.
 
-Why a poller over the operator API: nodes must appear when agents register and go NotReady when
-the master reports them inactive, whether or not we currently receive offers (we SUPPRESS when
-idle). ``GET_AGENTS`` is cheap and level-triggered: every pass recomputes each node from the
-agent and writes only what changed (status at least every ``status_report_seconds``), and the
-Lease in ``kube-node-lease`` is renewed every ``lease_renew_seconds`` with optimistic concurrency
-(a 409 re-reads and retries).
+Why a poller over the operator API: nodes must appear when agents register and stop reporting
+when the master loses them, whether or not we currently receive offers (we SUPPRESS when idle).
+``GET_AGENTS`` is cheap and level-triggered: every pass recomputes each node from the agent and
+writes only what changed (status at least every ``status_report_seconds``), and the Lease in
+``kube-node-lease`` is renewed every ``lease_renew_seconds`` with optimistic concurrency (a 409
+re-reads and retries).
+
+Who owns what, as in Kubernetes: the kubelet (here the bridge, one kubelet per agent) owns the
+Node's status conditions and its Lease; the node lifecycle controller (kube-controller-manager,
+or devkube's) owns the ``node.kubernetes.io/not-ready`` / ``unreachable`` taints and sets the
+conditions to Unknown when the kubelet goes silent. So:
+
+- An agent the master does not report active (disconnected, deactivated, unreachable, or no
+  longer listed) is a kubelet cut off from its node: the bridge stops renewing its Lease and
+  posting its status, exactly what a partitioned kubelet does (and what virtual-kubelet does
+  when its provider's ping fails). After the controller's grace period the Node goes Unknown
+  and gets the ``unreachable`` taints, once, so the eviction timer (the NoExecute taint's
+  ``timeAdded``) starts once and pods go after their ``tolerationSeconds``. Posting
+  ``Ready=False`` instead would say "the kubelet is up and the node is unhealthy" (the
+  ``not-ready`` taints), which is not what the bridge knows, and a bridge that posts while the
+  controller judges the node by its Lease makes the two swap taints and restart the timer.
+- When the agent is active again the bridge reads the Node back, posts fresh conditions at once
+  (transition times against what is stored, e.g. the controller's Unknown) and renews the
+  Lease; the controller lifts its taints. While the agent stays active the bridge compares the
+  stored conditions with its own every ``lease_renew_seconds`` (a kubelet's
+  ``nodeStatusUpdateFrequency``) and rewrites them if someone else changed them.
+- Taints: the bridge adds its one configured taint (``kubelet.node_taint``) and touches no
+  other: a read-modify-write of ``spec.taints`` guarded by ``resourceVersion``, done when it
+  registers or adopts a Node. Labels are a merge patch of ``metadata.labels`` alone.
+- A Node whose agent the master no longer lists is deleted after ``NODE_GONE_SECONDS`` (Mesos
+  lists neither unreachable nor removed agents, so the bridge cannot tell them apart); that is
+  longer than Kubernetes' default ``tolerationSeconds`` for the ``unreachable`` taint, so the
+  controller's taint-based eviction, not the Node's deletion, decides about the pods.
 
 Node shape: exactly the labels placement matches against (``model.cluster.node_labels``:
 agent attributes that are valid label values, ``kubernetes.io/hostname``, ``type``,
@@ -21,7 +48,6 @@ The rendering functions are pure; ``NodeController`` is the single task owning n
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,19 +63,25 @@ from k8sbridge.model.resources import Resources
 
 __all__ = [
     "AGENT_ID_ANNOTATION",
+    "NODE_GONE_SECONDS",
     "NodeController",
     "allocatable_for",
     "node_labels",
     "node_name_for",
+    "own_taints",
     "quantities",
     "render_node",
+    "with_own_taints",
 ]
 
 log = logging.getLogger(__name__)
 
 AGENT_ID_ANNOTATION = "k8sbridge.io/agent-id"
 KUBELET_VERSION = f"v{__version__}-k8sbridge"
-NODE_GONE_SECONDS = 60.0  # a Node whose agent the master forgot is deleted after this long
+# A Node whose agent the master no longer lists is deleted after this long: more than the 300 s
+# Kubernetes' DefaultTolerationSeconds admission gives pods for the ``unreachable`` taint.
+NODE_GONE_SECONDS = 600.0
+MAX_CONFLICTS = 5  # read-modify-write attempts of a Node's taints or Lease
 
 
 def node_name_for(hostname: str) -> str:
@@ -102,7 +134,8 @@ def allocatable_for(total: Resources, *, roles: Iterable[str]) -> Resources:
     return total.filter(usable)
 
 
-def _taints(spec: str) -> list[dict[str, str]]:
+def own_taints(spec: str) -> list[dict[str, str]]:
+    """The bridge's configured taint (``key[=value]:Effect``; "" for none) as Node taints."""
     if not spec:
         return []
     keyval, _, effect = spec.rpartition(":")
@@ -113,25 +146,30 @@ def _taints(spec: str) -> list[dict[str, str]]:
     return [taint]
 
 
+def _taint_identity(taint: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (str(taint.get("key") or ""), str(taint.get("value") or ""),
+            str(taint.get("effect") or ""))
+
+
+def with_own_taints(current: Any, own: list[dict[str, str]]) -> list[Any] | None:
+    """``spec.taints`` with the bridge's own taints in place, or None if they already are.
+
+    Only taints with one of our keys are ours (replaced when their value or effect differ);
+    every other taint (the node lifecycle controller's, an administrator's) is kept as it is,
+    ``timeAdded`` included, in its place."""
+    taints = [t for t in current if isinstance(t, dict)] if isinstance(current, list) else []
+    keys = {t["key"] for t in own}
+    mine = sorted(_taint_identity(t) for t in taints if t.get("key") in keys)
+    if mine == sorted(_taint_identity(t) for t in own):
+        return None
+    return [t for t in taints if t.get("key") not in keys] + [dict(t) for t in own]
+
+
 def _conditions(
     agent: mesos_agents.AgentInfo, *, now: str, previous: Mapping[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    if agent.active:
-        ready = ("True", "KubeletReady", f"Mesos agent {agent.agent_id} is active")
-    elif agent.removed:
-        ready = (
-            "False",
-            "MesosAgentRemoved",
-            f"the Mesos master no longer knows agent {agent.agent_id}",
-        )
-    else:
-        ready = (
-            "False",
-            "MesosAgentUnreachable",
-            f"the Mesos master reports agent {agent.agent_id} as unreachable or deactivated",
-        )
     wanted = [
-        ("Ready", *ready),
+        ("Ready", "True", "KubeletReady", f"Mesos agent {agent.agent_id} is active"),
         ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory"),
         ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
         ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID"),
@@ -140,7 +178,8 @@ def _conditions(
     out = []
     for ctype, status, reason, message in wanted:
         prev = previous.get(ctype)
-        transition = prev["lastTransitionTime"] if prev and prev["status"] == status else now
+        transition = (prev.get("lastTransitionTime") if prev and prev.get("status") == status
+                      else None) or now
         out.append(
             {
                 "type": ctype,
@@ -161,7 +200,10 @@ def render_node(
     now: str,
     previous_conditions: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The full Node object for ``agent`` (pure)."""
+    """The full Node object for ``agent`` as its kubelet reports it (pure).
+
+    Only an active agent is reported: for any other the bridge posts nothing (see the module
+    docstring), so the conditions here are those of a reachable, healthy node."""
     name = node_name_for(agent.hostname)
     kubelet = settings.kubelet
     capacity = quantities(agent.total.flatten(), max_pods=kubelet.max_pods)
@@ -177,7 +219,7 @@ def render_node(
             "labels": node_labels(agent),
             "annotations": {AGENT_ID_ANNOTATION: str(agent.agent_id)},
         },
-        "spec": {"taints": _taints(kubelet.node_taint)},
+        "spec": {"taints": own_taints(kubelet.node_taint)},
         "status": {
             "capacity": capacity,
             "allocatable": allocatable,
@@ -206,20 +248,30 @@ def render_node(
 def _status_signature(node: Mapping[str, Any]) -> Any:
     """Everything of the status that matters, without heartbeat times."""
     status = node["status"]
-    conds = tuple(
-        (c["type"], c["status"], c["reason"]) for c in status["conditions"]
-    )
     return (
         tuple(sorted(status["capacity"].items())),
         tuple(sorted(status["allocatable"].items())),
-        conds,
+        _condition_signature(status["conditions"]),
         tuple((a["type"], a["address"]) for a in status["addresses"]),
         status["daemonEndpoints"]["kubeletEndpoint"]["Port"],
     )
 
 
+def _condition_signature(conditions: Any) -> tuple[tuple[str, str, str], ...]:
+    """(type, status, reason) of each condition, in type order (stored or rendered)."""
+    found = [c for c in conditions if isinstance(c, dict)] if isinstance(conditions, list) \
+        else []
+    return tuple(sorted((str(c.get("type")), str(c.get("status")), str(c.get("reason")))
+                        for c in found))
+
+
+def _conditions_by_type(node: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    found = (node.get("status") or {}).get("conditions") or []
+    return {str(c["type"]): c for c in found if isinstance(c, dict) and "type" in c}
+
+
 class NodeController:
-    """Keeps one Node and one Lease per agent; the only writer of our nodes."""
+    """Keeps one Node and one Lease per agent; the only writer of our nodes' status."""
 
     def __init__(
         self,
@@ -236,12 +288,13 @@ class NodeController:
         self._on_agents = on_agents
         self._clock = _clock
         self._agents: dict[ids.AgentId, mesos_agents.AgentInfo] = {}
-        self._node_uid: dict[str, str] = {}
+        self._node_uid: dict[str, str] = {}  # nodes registered or adopted by this process
         self._signature: dict[str, Any] = {}
         self._conditions: dict[str, dict[str, dict[str, Any]]] = {}
         self._last_status: dict[str, float] = {}
         self._last_lease: dict[str, float] = {}
         self._labels: dict[str, Any] = {}
+        self._silent: set[str] = set()  # nodes whose agent is not active: nothing is posted
         self._gone_since: dict[ids.AgentId, float] = {}
 
     @property
@@ -275,24 +328,39 @@ class NodeController:
         for agent_id, known in list(self._agents.items()):
             if agent_id in current:
                 continue
-            # The master forgot the agent (removed / GC'd): NotReady first, then, after
-            # NODE_GONE_SECONDS, the Node and its Lease are deleted (pods on it are then
-            # garbage-collected by the control plane, as for any deleted Node).
+            # The master no longer lists the agent (unreachable, removed or forgotten): silent
+            # first, so the node lifecycle controller marks the Node Unknown and taints it
+            # unreachable; after NODE_GONE_SECONDS the Node and its Lease are deleted (pods
+            # still bound to it are then garbage-collected, as for any deleted Node).
             since = self._gone_since.setdefault(agent_id, now)
-            gone = dataclasses.replace(known, active=False, removed=True)
             if now - since >= NODE_GONE_SECONDS:
                 await self._delete_node(node_name_for(known.hostname))
                 del self._agents[agent_id]
                 self._gone_since.pop(agent_id, None)
             else:
-                await self._sync_agent(gone)
+                self._go_silent(known, why="the Mesos master no longer lists it (unreachable "
+                                           "or removed)")
         for agent in agents:
             self._gone_since.pop(agent.agent_id, None)
             self._agents[agent.agent_id] = agent
         if self._on_agents is not None:
             self._on_agents(agents)
         for agent in agents:
-            await self._sync_agent(agent)
+            if agent.active:
+                await self._sync_agent(agent)
+            else:
+                self._go_silent(agent, why="the Mesos master reports it inactive "
+                                           "(disconnected or deactivated)")
+
+    def _go_silent(self, agent: mesos_agents.AgentInfo, *, why: str) -> None:
+        """Post nothing more for ``agent``'s Node until it is active again."""
+        name = node_name_for(agent.hostname)
+        if name in self._silent:
+            return
+        self._silent.add(name)
+        log.warning("node %s: agent %s is not reachable: %s; its Lease and status are no "
+                    "longer renewed, so the node lifecycle controller marks it Unknown and "
+                    "taints it node.kubernetes.io/unreachable", name, agent.agent_id, why)
 
     async def _delete_node(self, name: str) -> None:
         for path in (kube_client.lease_path(name), kube_client.node_path(name)):
@@ -303,21 +371,25 @@ class NodeController:
         for cache in (self._node_uid, self._signature, self._conditions, self._last_status,
                       self._last_lease, self._labels):
             cache.pop(name, None)
+        self._silent.discard(name)
         log.info("node %s deleted: its Mesos agent is gone", name)
 
     async def _sync_agent(self, agent: mesos_agents.AgentInfo) -> None:
-        now = kube_client.now_rfc3339()
         name = node_name_for(agent.hostname)
-        node = render_node(
-            agent,
-            settings=self._settings,
-            now=now,
-            previous_conditions=self._conditions.get(name),
-        )
         clock = self._clock()
+        renew_every = self._settings.kubelet.lease_renew_seconds
+        lease_due = clock - self._last_lease.get(name, -1e9) >= renew_every
         if name not in self._node_uid:
-            await self._ensure_node(name, node)
-            self._last_status.pop(name, None)
+            await self._ensure_node(name, agent)
+        elif name in self._silent or lease_due:
+            await self._read_back(name, agent)
+        if name in self._silent:
+            self._silent.discard(name)
+            log.info("node %s: agent %s is active again; reporting its status", name,
+                     agent.agent_id)
+        now = kube_client.now_rfc3339()
+        node = render_node(agent, settings=self._settings, now=now,
+                           previous_conditions=self._conditions.get(name))
         signature = _status_signature(node)
         report_every = self._settings.kubelet.status_report_seconds
         due = clock - self._last_status.get(name, -1e9) >= report_every
@@ -328,36 +400,69 @@ class NodeController:
             self._signature[name] = signature
             self._last_status[name] = clock
             self._conditions[name] = {c["type"]: c for c in node["status"]["conditions"]}
-        meta_sig = (node["metadata"]["labels"], node["spec"]["taints"])
-        if self._labels.get(name) != meta_sig:
-            await self._kube.patch(
-                kube_client.node_path(name),
-                {"metadata": {"labels": node["metadata"]["labels"]}, "spec": node["spec"]},
-            )
-            self._labels[name] = meta_sig
-        if agent.active and (
-            clock - self._last_lease.get(name, -1e9) >= self._settings.kubelet.lease_renew_seconds
-        ):
+        labels = node["metadata"]["labels"]
+        if self._labels.get(name) != labels:
+            await self._kube.patch(kube_client.node_path(name), {"metadata": {"labels": labels}})
+            self._labels[name] = labels
+        if lease_due:
             await self._renew_lease(name)
             self._last_lease[name] = clock
 
-    async def _ensure_node(self, name: str, node: dict[str, Any]) -> None:
+    async def _read_back(self, name: str, agent: mesos_agents.AgentInfo) -> None:
+        """Compare the stored conditions with ours: if someone else changed them (the node
+        lifecycle controller's Unknown while we were silent or slow), report again now, with
+        transition times against what is stored. A Node deleted meanwhile is registered again."""
+        try:
+            stored = await self._kube.get(kube_client.node_path(name))
+        except kube_errors.NotFound:
+            self._node_uid.pop(name, None)
+            await self._ensure_node(name, agent)
+            return
+        self._conditions[name] = _conditions_by_type(stored)
+        ours = self._signature.get(name)
+        stored_conditions = (stored.get("status") or {}).get("conditions")
+        if ours is None or ours[2] != _condition_signature(stored_conditions):
+            self._signature.pop(name, None)  # post now
+
+    async def _ensure_node(self, name: str, agent: mesos_agents.AgentInfo) -> None:
+        """Register the Node, or adopt the one stored (adding our taint to its others)."""
+        node = render_node(agent, settings=self._settings, now=kube_client.now_rfc3339())
         try:
             created = await self._kube.create("/api/v1/nodes", node)
         except kube_errors.Conflict:
-            created = await self._kube.get(kube_client.node_path(name))
-            previous = (created.get("status") or {}).get("conditions") or []
-            self._conditions[name] = {
-                c["type"]: c for c in previous if isinstance(c, dict) and "type" in c
-            }
+            created = await self._adopt(name)
         else:
             log.info("node %s registered", name)
-            self._labels[name] = (node["metadata"]["labels"], node["spec"]["taints"])
+            self._labels[name] = node["metadata"]["labels"]
+        self._signature.pop(name, None)
+        self._last_status.pop(name, None)
         self._node_uid[name] = str((created.get("metadata") or {}).get("uid") or "")
+
+    async def _adopt(self, name: str) -> dict[str, Any]:
+        """The stored Node, with our configured taint added (a read-modify-write guarded by its
+        resourceVersion: the node lifecycle controller's taints are never replaced)."""
+        own = own_taints(self._settings.kubelet.node_taint)
+        for _ in range(MAX_CONFLICTS):
+            stored = await self._kube.get(kube_client.node_path(name))
+            self._conditions[name] = _conditions_by_type(stored)
+            taints = with_own_taints((stored.get("spec") or {}).get("taints"), own)
+            if taints is None:
+                return stored
+            meta = stored.get("metadata") or {}
+            try:
+                return await self._kube.patch(kube_client.node_path(name), {
+                    "metadata": {"resourceVersion": meta.get("resourceVersion")},
+                    "spec": {"taints": taints},
+                })
+            except kube_errors.Conflict:
+                continue  # someone else wrote the Node: re-read and merge again
+        log.warning("node %s: gave up adding taint %s after %d conflicts", name,
+                    self._settings.kubelet.node_taint, MAX_CONFLICTS)
+        return stored
 
     async def _renew_lease(self, name: str) -> None:
         path = kube_client.lease_path(name)
-        for _ in range(5):
+        for _ in range(MAX_CONFLICTS):
             now = kube_client.now_micro()
             try:
                 lease = await self._kube.get(path)
@@ -401,4 +506,4 @@ class NodeController:
                 return
             except kube_errors.Conflict:
                 continue  # someone else wrote it: re-read and retry
-        log.warning("lease %s: gave up after 5 conflicts", name)
+        log.warning("lease %s: gave up after %d conflicts", name, MAX_CONFLICTS)

@@ -1,4 +1,6 @@
-"""One Node per agent (labels, taint, capacity, addresses, lease), NotReady when it goes away."""
+"""One Node per agent (labels, taint, capacity, addresses, lease); when the agent goes away the
+bridge goes silent for it, as a partitioned kubelet, and the node lifecycle controller marks the
+Node Unknown and taints it unreachable; a Node the master forgot is deleted in the end."""
 
 from __future__ import annotations
 
@@ -53,22 +55,47 @@ def test_rendering_a_node_from_an_agent() -> None:
     assert status["nodeInfo"]["kubeletVersion"].startswith("v")
     ready = {c["type"]: c for c in status["conditions"]}["Ready"]
     assert ready["status"] == "True" and ready["reason"] == "KubeletReady"
-    later = nodes.render_node(
-        dataclasses.replace(agent, active=False), settings=settings,
-        now="2026-01-01T00:01:00Z", previous_conditions={"Ready": ready},
-    )
-    down = {c["type"]: c for c in later["status"]["conditions"]}["Ready"]
-    assert down["status"] == "False" and "Mesos" in down["message"]
-    assert down["lastTransitionTime"] == "2026-01-01T00:01:00Z"
+    later = nodes.render_node(agent, settings=settings, now="2026-01-01T00:01:00Z",
+                              previous_conditions={"Ready": ready})
+    again = {c["type"]: c for c in later["status"]["conditions"]}["Ready"]
+    assert again["lastHeartbeatTime"] == "2026-01-01T00:01:00Z"
+    assert again["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    # after the controller's Unknown, Ready=True is a transition again
+    unknown = dict(ready, status="Unknown", reason="NodeStatusUnknown")
+    back = nodes.render_node(agent, settings=settings, now="2026-01-01T00:02:00Z",
+                             previous_conditions={"Ready": unknown})
+    ready_again = {c["type"]: c for c in back["status"]["conditions"]}["Ready"]
+    assert ready_again["lastTransitionTime"] == "2026-01-01T00:02:00Z"
+
+
+def test_the_bridge_touches_only_its_own_taint() -> None:
+    own = nodes.own_taints("virtual-kubelet.io/provider=mesos:NoSchedule")
+    controllers = [
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute",
+         "timeAdded": "2026-01-01T00:00:00Z"},
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+        {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
+    ]
+    assert nodes.with_own_taints(controllers, own) == [*controllers, *own]
+    assert nodes.with_own_taints([*controllers, *own], own) is None
+    assert nodes.with_own_taints(list(reversed([*controllers, *own])), own) is None
+    stale = {"key": "virtual-kubelet.io/provider", "value": "other", "effect": "NoExecute"}
+    assert nodes.with_own_taints([stale, *controllers], own) == [*controllers, *own]
+    assert nodes.with_own_taints(None, own) == own
+    assert nodes.with_own_taints(controllers, nodes.own_taints("")) is None
 
 
 async def test_nodes_and_leases_follow_the_agents(tmp_path: Path) -> None:
     base = fast_settings(tmp_path / "run")
+    # a node grace period of 2 s (devkube's) needs leases renewed well within it
+    base = dataclasses.replace(base, kubelet=dataclasses.replace(base.kubelet,
+                                                                 lease_renew_seconds=0.5))
     agents = embedded.embedded_agent_configs(data_dir=tmp_path / "run", count=2)
     async with kernel_main.running_kernel(
         master=master_config.MasterConfig(port=0), agents=agents
     ) as kernel, devkube_main.running(
-        devkube_main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kubeconfig")
+        devkube_main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kubeconfig",
+                                   node_grace_seconds=2.0)
     ) as dk:
         settings = dataclasses.replace(
             base,
@@ -102,14 +129,17 @@ async def test_nodes_and_leases_follow_the_agents(tmp_path: Path) -> None:
                 node = await kube.get("/api/v1/nodes/127.0.0.2")
                 for c in node["status"]["conditions"]:
                     if c["type"] == "Ready" and c["status"] != "True":
-                        return dict(c)
+                        return dict(node)
                 return None
 
-            cond = await eventually(not_ready, what="node 127.0.0.2 NotReady")
-            assert cond["reason"] == "MesosAgentUnreachable"
+            node = await eventually(not_ready, what="node 127.0.0.2 NotReady")
+            ready = {c["type"]: c for c in node["status"]["conditions"]}["Ready"]
+            assert ready["status"] == "Unknown" and ready["reason"] == "NodeStatusUnknown"
+            assert {"key": "virtual-kubelet.io/provider", "value": "mesos",
+                    "effect": "NoSchedule"} in node["spec"]["taints"]
             healthy = await kube.get("/api/v1/nodes/127.0.0.1")
-            ready = {c["type"]: c["status"] for c in healthy["status"]["conditions"]}
-            assert ready["Ready"] == "True"
+            statuses = {c["type"]: c["status"] for c in healthy["status"]["conditions"]}
+            assert statuses["Ready"] == "True"
 
 
 class _Agents:
@@ -122,7 +152,7 @@ class _Agents:
         return list(self.agents)
 
 
-async def test_a_forgotten_agent_goes_not_ready_then_its_node_is_deleted(
+async def test_a_forgotten_agent_is_no_longer_reported_then_its_node_is_deleted(
     tmp_path: Path,
 ) -> None:
     from k8sbridge.kube import client as kube_client
@@ -149,12 +179,16 @@ async def test_a_forgotten_agent_goes_not_ready_then_its_node_is_deleted(
             assert {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"] == (
                 "True"
             )
+            lease_path = kube_client.lease_path("gone-agent")
+            lease = await kube.get(lease_path)
             reader.agents = []
-            now[0] += 1
-            await controller.sync_once()
-            node = await kube.get("/api/v1/nodes/gone-agent")
-            ready = {c["type"]: c for c in node["status"]["conditions"]}["Ready"]
-            assert ready["status"] == "False" and ready["reason"] == "MesosAgentRemoved"
+            for _ in range(3):  # well past the status report and lease periods: nothing
+                now[0] += 100
+                await controller.sync_once()
+            after = await kube.get("/api/v1/nodes/gone-agent")
+            assert after["metadata"]["resourceVersion"] == node["metadata"]["resourceVersion"]
+            assert (await kube.get(lease_path))["spec"]["renewTime"] == lease["spec"][
+                "renewTime"]
             now[0] += nodes.NODE_GONE_SECONDS
             await controller.sync_once()
             try:

@@ -7,6 +7,12 @@ conditions become Unknown (``NodeStatusUnknown``), it gets the
 ``node.kubernetes.io/unreachable`` NoExecute + NoSchedule taints, and its pods get Ready=False;
 when the lease renews again the taints are removed. Pods on a node with NoExecute taints are
 deleted once they no longer tolerate them (``taints.eviction_time``).
+
+Who owns what, as in Kubernetes: the kubelet owns the Node's conditions and its Lease; this
+controller owns the ``not-ready`` / ``unreachable`` taints (kept with their ``timeAdded`` while
+they apply, so an eviction timer starts once) and writes conditions only to mark a silent node
+Unknown. It never overwrites a report the kubelet posted after the one it judged silent: the
+write is a read-modify-write that gives up when the stored Ready heartbeat is newer.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from k8sbridge.devkube.controllers.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 LEASE_NAMESPACE = "kube-node-lease"
+RECHECK_SECONDS = 0.05  # after a fresh report met a stale judgment: the informer has it soon
 
 
 @dataclasses.dataclass(slots=True)
@@ -35,11 +42,6 @@ class _Health:
     last_signal: float  # our monotonic clock
     lease_renew: str | None = None
     heartbeat: str | None = None
-
-
-def _ready_heartbeat(node: RawObject) -> str | None:
-    cond = podfacts.condition(node, "Ready")
-    return None if cond is None else str(cond.get("lastHeartbeatTime") or "") or None
 
 
 class NodeLifecycleController:
@@ -78,7 +80,7 @@ class NodeLifecycleController:
             return
         name = str((new.get("metadata") or {}).get("name"))
         h = self._health_of(name)
-        beat = _ready_heartbeat(new)
+        beat = taints.ready_heartbeat(new)
         if beat is not None and beat != h.heartbeat:
             if h.heartbeat is not None:
                 h.last_signal = self._now()
@@ -124,7 +126,10 @@ class NodeLifecycleController:
         stale = silent_for > self.grace
         wall = datetime.datetime.now(datetime.UTC)
         if stale:
-            node = await self._mark_unknown(node, wall)
+            marked = await self._mark_unknown(node, wall, heartbeat=h.heartbeat)
+            if marked is None:  # the kubelet reported meanwhile: judge again with that signal
+                return RECHECK_SECONDS
+            node = marked
         ready = podfacts.condition(node, "Ready")
         verdict = taints.NodeVerdict(stale=stale,
                                      ready_status=str((ready or {}).get("status") or "Unknown"))
@@ -137,10 +142,18 @@ class NodeLifecycleController:
             next_check = max(1.0, self.grace / 2)  # keep an eye on it until it comes back
         return next_check
 
-    async def _mark_unknown(self, node: RawObject, wall: datetime.datetime) -> RawObject:
+    async def _mark_unknown(self, node: RawObject, wall: datetime.datetime, *,
+                            heartbeat: str | None) -> RawObject | None:
+        """The node with its conditions set to Unknown (as stored), or None if the kubelet
+        posted status after the one judged silent (``heartbeat``): the conditions belong to
+        the kubelet, and a fresh report is never overwritten, not even after a 409."""
         name = (node.get("metadata") or {}).get("name")
+        reported: list[str | None] = []  # the fresh heartbeat found, if any
 
         def mutate(obj: RawObject) -> bool:
+            if taints.reported_since(obj, heartbeat):
+                reported.append(taints.ready_heartbeat(obj))
+                return False
             conditions = taints.mark_unknown(obj, now=wall)
             if conditions is None:
                 return False
@@ -149,6 +162,10 @@ class NodeLifecycleController:
 
         reply = await base.update(client=self.client, resource=api.NODES, informer=self.nodes,
                                   current=node, mutate=mutate, subresource="status")
+        if reported:  # a signal, as if the informer had delivered it already
+            h = self._health_of(str(name))
+            h.heartbeat, h.last_signal = reported[0], self._now()
+            return None
         if reply is None:
             return node
         log.info("node %s stopped renewing its lease: conditions set to Unknown", name)

@@ -119,6 +119,18 @@ def reconcile_taints(
     return kept + added
 
 
+def ready_heartbeat(node: RawObject) -> str | None:
+    """The Ready condition's ``lastHeartbeatTime`` as posted (None: no Ready condition)."""
+    cond = podfacts.condition(node, "Ready")
+    return None if cond is None else str(cond.get("lastHeartbeatTime") or "") or None
+
+
+def reported_since(node: RawObject, heartbeat: str | None) -> bool:
+    """Whether the kubelet posted status after the one whose Ready heartbeat the controller
+    judged silent: then its fresh conditions must not be overwritten with Unknown."""
+    return ready_heartbeat(node) != heartbeat
+
+
 def mark_unknown(node: RawObject, *, now: datetime.datetime) -> list[Any] | None:
     """The node's conditions with Ready & pressure set to Unknown, or ``None`` if already so."""
     conditions = [dict(c) for c in (node.get("status") or {}).get("conditions") or []
