@@ -15,6 +15,15 @@ in a 0700 data dir, generates Mesos credentials there once (``credentials.json``
 secrets: ``k8sbridge`` for the bridge, ``operator`` for people and tools, also as a curl
 ``kernel.netrc``), starts the kernel with Mesos' authentication flags and gives the bridge its
 principal and secret (a file, never a command-line argument or a log line).
+
+Authentication says who calls; Mesos' local authorizer says what they may do. Each start writes
+``acls.json`` (0600, next to the credentials; Mesos' ``--acls`` JSON, ``permissive: false``, for
+the three actions the kernel's master authorizes): ``k8sbridge`` may register the bridge's roles
+and nobody else may; ``operator`` may register frameworks in any other role (Marathon and the
+like, next to the bridge); both may run tasks only as the user the bridge registers with (the
+user running ``k8sbridge run``, never another one such as root); ``operator`` may tear down any
+framework, ``k8sbridge`` only its own; everything else is denied (a principal added to the
+credentials file gets 403).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import re
 import secrets
 import stat
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,6 +55,8 @@ __all__ = [
     "KernelCredentials",
     "bridge_settings_for",
     "embedded_agent_configs",
+    "acl_document",
+    "kernel_acls",
     "kernel_argv",
     "kernel_credentials",
     "running_processes",
@@ -155,6 +166,7 @@ class EmbeddedProcesses:
     kubelet_port: int
     group: supervise.Group
     credentials: KernelCredentials | None = None  # None: the kernel's door is open
+    acls: Path | None = None  # the kernel's --acls file (with credentials only)
 
     def child(self, name: str) -> supervise.Child:
         return next(c for c in self.group.children if c.spec.name == name)
@@ -170,10 +182,11 @@ def _child_env() -> dict[str, str]:
 
 def kernel_argv(
     *, settings: bridge_settings.BridgeSettings, data_dir: Path, log_level: str,
-    credentials: KernelCredentials | None = None,
+    credentials: KernelCredentials | None = None, acls: Path | None = None,
 ) -> list[str]:
     """``k8sbridge kernel`` with the embedded agents (one set of per-agent flags each); with
-    ``credentials``, Mesos' authentication on for frameworks and both HTTP realms."""
+    ``credentials``, Mesos' authentication on for frameworks and both HTTP realms; with
+    ``acls``, Mesos' local authorizer over that ``--acls`` file."""
     emb = settings.embedded
     argv = [
         sys.executable, "-m", "k8sbridge", "--log-level", log_level, "kernel",
@@ -183,6 +196,8 @@ def kernel_argv(
     ]
     if credentials is not None:
         argv += [f"--credentials={credentials.file}", *KERNEL_AUTH_FLAGS]
+    if acls is not None:
+        argv.append(f"--acls=file://{acls}")
     configs = embedded_agent_configs(data_dir=data_dir, count=emb.agents,
                                      resources=emb.agent_resources)
     for cfg in configs:
@@ -261,6 +276,39 @@ def kernel_credentials(*, data_dir: Path) -> KernelCredentials:
     return creds
 
 
+def acl_document(*, roles: Sequence[str], user: str) -> dict[str, Any]:
+    """Mesos' ``--acls`` JSON for the embedded kernel (see the module docstring). The local
+    authorizer takes the first ACL that matches a request, so the ``NONE`` entry keeps every
+    other principal out of the bridge's roles before ``operator`` gets the rest."""
+    bridge = {"values": [BRIDGE_PRINCIPAL]}
+    operator = {"values": [OPERATOR_PRINCIPAL]}
+    return {
+        "permissive": False,
+        "register_frameworks": [
+            {"principals": bridge, "roles": {"values": list(roles)}},
+            {"principals": {"type": "NONE"}, "roles": {"values": list(roles)}},
+            {"principals": operator, "roles": {"type": "ANY"}},
+        ],
+        "run_tasks": [
+            {"principals": {"values": [BRIDGE_PRINCIPAL, OPERATOR_PRINCIPAL]},
+             "users": {"values": [user]}},
+        ],
+        "teardown_frameworks": [
+            {"principals": operator, "framework_principals": {"type": "ANY"}},
+            {"principals": bridge, "framework_principals": bridge},
+        ],
+    }
+
+
+def kernel_acls(*, data_dir: Path, settings: bridge_settings.BridgeSettings) -> Path:
+    """DATA_DIR/acls.json (0600) for the bridge's roles and user, rewritten on every start (the
+    roles may have changed)."""
+    file = data_dir / "acls.json"
+    doc = acl_document(roles=settings.mesos.roles, user=settings.mesos.user)
+    _write_private(file, json.dumps(doc, indent=2) + "\n")
+    return file
+
+
 def _write_private(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -290,6 +338,7 @@ async def running_processes(
     """
     data_dir = private_dir(settings.embedded.data_dir.resolve())
     credentials = kernel_credentials(data_dir=data_dir) if authenticate else None
+    acls = kernel_acls(data_dir=data_dir, settings=settings) if authenticate else None
     logs = data_dir / "logs"
     kubeconfig = data_dir / "kubeconfig"
     env = _child_env()
@@ -298,7 +347,8 @@ async def running_processes(
     try:
         kernel = await group.spawn(supervise.ChildSpec(
             name="kernel", argv=tuple(kernel_argv(settings=settings, data_dir=data_dir,
-                                                  log_level=log_level, credentials=credentials)),
+                                                  log_level=log_level, credentials=credentials,
+                                                  acls=acls)),
             log_file=logs / "kernel.log", ready=KERNEL_READY,
             stop_grace_seconds=KERNEL_STOP_GRACE, env=env,
         ))
@@ -333,7 +383,7 @@ async def running_processes(
         yield EmbeddedProcesses(
             kernel_url=kernel_url, api_url=api_url, kubeconfig=kubeconfig, data_dir=data_dir,
             logs_dir=logs, framework_id=ready["framework"], kubelet_port=int(ready["port"]),
-            group=group, credentials=credentials,
+            group=group, credentials=credentials, acls=acls,
         )
     finally:
         await group.stop()

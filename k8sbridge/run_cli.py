@@ -58,7 +58,10 @@ def register(sub: Any) -> None:
                      help="Mesos authentication at the embedded kernel (default on: "
                      "credentials generated in DATA_DIR/credentials.json, 0600; the bridge "
                      "authenticates as 'k8sbridge', people and tools as 'operator', e.g. "
-                     "curl --netrc-file DATA_DIR/kernel.netrc)")
+                     "curl --netrc-file DATA_DIR/kernel.netrc; Mesos ACLs in "
+                     "DATA_DIR/acls.json, 0600, permissive false: 'k8sbridge' registers its "
+                     "roles and tears down only its own framework, 'operator' registers other "
+                     "roles and tears down any framework, both run tasks only as this user)")
     emb.add_argument("--agent-resources", default=None, metavar="SPEC",
                      help="Mesos --resources of every agent (default: three built-in shapes "
                      "of 4, 2 and 8 cpus)")
@@ -170,7 +173,8 @@ async def _embedded(
             print(f"kernel (Mesos v1 API): {emb.kernel_url}  (state: {curl}{emb.kernel_url}/state)")
             if creds is not None:
                 print(f"kernel credentials: {creds.file} (0600; the bridge is principal "
-                      f"'k8sbridge', people and tools 'operator'); anonymous calls get 401")
+                      f"'k8sbridge', people and tools 'operator'); anonymous calls get 401; "
+                      f"ACLs: {emb.acls} (permissive false)")
             else:
                 print("kernel authentication is OFF (--kernel-auth off): anyone on this host "
                       "can tear down the bridge's framework", file=sys.stderr)
