@@ -201,17 +201,16 @@ class Reconciling(loop_pods.PodEvents):
                for r in self._tasks.values()):
             return  # a live task of it exists after all
         names = [str(c.get("name")) for c in spec.get("containers") or []]
+        launched_ids = away.attempt_task_ids(written, names)  # as that launch named them
         agent_id: ids.AgentId | None = None
-        for name in names:
-            rec = self._tasks.get(ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt,
-                                                                container=name)))
+        for tid in launched_ids.values():
+            rec = self._tasks.get(tid)
             if rec is not None and rec.agent_id:
                 agent_id = rec.agent_id
         agent_id = agent_id or self._agent_of_node(str(node))
         task_ids: list[ids.TaskId] = []
         now = time.time()
-        for name in names:
-            tid = ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt, container=name))
+        for name, tid in launched_ids.items():
             task_ids.append(tid)
             final: mesos_types.TaskStatus | model_tasks.TaskStatusView | None = (
                 self._final_status.get(tid)

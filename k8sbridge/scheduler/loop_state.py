@@ -109,6 +109,7 @@ class LoopState:
         sink: PodSink,
         agents: AgentDirectory,
         list_tasks: Callable[[], Awaitable[list[dict[str, Any]]]],
+        generation: int,
         read_master_version: Callable[[], Awaitable[str]] | None = None,  # None for tests
         lives: lifecycle_store.PodStore | None = None,  # the pods' records (app.py shares it)
         _clock: Callable[[], float] = time.monotonic,
@@ -119,6 +120,9 @@ class LoopState:
         self._sink = sink
         self._agents = agents
         self._list_tasks = list_tasks
+        # this run's start counter, persisted before the loop exists (``lifecycle.taskids``):
+        # part of every task and executor id this run launches
+        self._generation = generation
         self._read_master_version = read_master_version
         #: the connected master's (major, minor) from the operator API's GET_VERSION, read at
         #: each subscription; None while unknown, and then no limits are sent (``limits``)
