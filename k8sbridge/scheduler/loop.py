@@ -202,6 +202,9 @@ class Scheduler(loop_passes.Passes):
             waits.append(max(0.0, self._pass_due - now))
         if self._reconcile_due is not None:
             waits.append(max(0.0, self._reconcile_due - now))
+        kill_due = self._kills.next_due()
+        if kill_due is not None:
+            waits.append(max(0.0, kill_due - now))
         return max(0.01, min(waits))
 
     async def _handle(self, kind: str, item: Any) -> None:
