@@ -65,6 +65,13 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             yield Cluster(kernel=kernel, agents=agent_cfgs, bridge=bridge)
 
 
+async def _capabilities(master_url: str) -> list[str]:
+    async with aiohttp.ClientSession() as http, http.get(master_url + "/state") as r:
+        state = await r.json()
+    (fw,) = [fw for fw in state["frameworks"] if fw["name"] == "k8sbridge"]
+    return list(fw.get("capabilities") or [])
+
+
 async def _tasks(master_url: str) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as http, http.get(master_url + "/state") as r:
         state = await r.json()
@@ -108,6 +115,8 @@ async def test_a_force_deleted_pod_on_a_lost_agent_is_killed_without_a_loop(
     cluster: Cluster, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
+    # partition-aware: TASK_UNREACHABLE (not TASK_LOST) while the agent is away
+    assert "PARTITION_AWARE" in await _capabilities(cluster.kernel.master_url)
     kube = cluster.kube
     await kube.create("/api/v1/namespaces/default/pods", _pod("lost", nodeName="127.0.0.1"))
     pod = await eventually(lambda: _running(kube, "lost"), what="lost Running")
