@@ -177,6 +177,8 @@ async def running_bridge(
                 settings, kubelet=dataclasses.replace(settings.kubelet, port=port)
             )
         store = await _open_store(kube, settings)
+        # before the offer loop exists, so before any ACCEPT (``lifecycle.taskids``)
+        generation = await _bump_generation(kube, settings)
         nodes = kubelet_nodes.NodeController(kube=kube, reader=reader, settings=settings)
         scheduler_box: list[scheduler_loop.Scheduler] = []
         # one record per pod, in one store the writer and the loop share (both run on this
@@ -222,6 +224,7 @@ async def running_bridge(
                 reader.get_tasks if _wrap_list_tasks is None
                 else _wrap_list_tasks(reader.get_tasks)
             ),
+            generation=generation,
             read_master_version=functools.partial(_master_version, reader),
             lives=lives,
         )
@@ -328,6 +331,26 @@ async def _open_store(
             if attempt == 29:
                 raise
             log.warning("reading the framework id failed (retrying): %s", e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+async def _bump_generation(
+    kube: kube_client.KubeClient, settings: bridge_settings.BridgeSettings
+) -> int:
+    delay = 0.2
+    for attempt in range(30):
+        try:
+            return await kube_state.bump_generation(
+                kube=kube, namespace=settings.kube.namespace, name=settings.kube.state_configmap
+            )
+        except kube_state.GenerationError:
+            raise  # a value nobody can read: a person must look (never guess a generation)
+        except Exception as e:  # the API server may still be starting
+            if attempt == 29:
+                raise
+            log.warning("storing the bridge generation failed (retrying): %s", e)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")

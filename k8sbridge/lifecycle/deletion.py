@@ -6,6 +6,15 @@ live task with the pod's grace (``deletionGracePeriodSeconds``, else
 delete) — the app containers first, the sidecars only once no other container runs (as
 Kubernetes ≥ 1.29 stops sidecars after the app containers); once every task has ended, DELETE
 the object with grace 0 and its uid, and forget the pod. The offer loop executes the intents.
+
+A pod deleted while its agent is unreachable (the node lifecycle controller evicts it, or a
+user deletes it) is handled as a kubelet cut off from its node would be: the pod stays
+Terminating — its task cannot be stopped, and removing the object would let a second copy run
+beside it unseen — until the agent is back (the kill, repeated with back-off by the offer
+loop's ``scheduler.kills``, lands; the task ends; the object is deleted) or until someone
+force-deletes it (the task is then one no pod owns, killed the same way when its agent is
+back). Nothing else waits on it: a deletion advances only on its own tasks' updates, and its
+ReplicaSet's replacement is placed on the other agents like any pending pod.
 """
 
 from __future__ import annotations

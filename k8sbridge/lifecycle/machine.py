@@ -42,7 +42,7 @@ _NEVER_LAUNCHED = frozenset({"TASK_DROPPED", "TASK_LOST", "TASK_ERROR"})  # with
 
 
 def attempt_of(task_id: str | None) -> int:
-    """The attempt in one of our task ids (``<uid>.<attempt>.<container>``); -1 otherwise."""
+    """The attempt in one of our task ids (``lifecycle.taskids``); -1 otherwise."""
     parsed = away.parse_task_id(task_id) if task_id else None
     return parsed[1] if parsed is not None else -1
 

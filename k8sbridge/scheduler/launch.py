@@ -6,9 +6,11 @@ Keeping it pure (raw pod + placement's assignment in, wire JSON out) makes each 
 
 Rules:
 
-* task ids are derived from the pod uid (``<uid>.<attempt>.<container>``), so a bridge that
-  crashes between ACCEPT and the next status update finds its own tasks again by id, and a
-  retried launch of the same attempt can never create a second copy next to the first;
+* task ids are derived from the pod uid, the attempt and the bridge's generation
+  (``<uid>.<attempt>.<generation>.<container>``, ``lifecycle.taskids``), so a bridge that
+  crashes between ACCEPT and the next status update finds its own tasks again by id, a
+  retried launch of the same attempt can never create a second copy next to the first, and
+  no launch ever reuses the id of an earlier incarnation;
 * ``command`` + ``args`` become an argv (``shell: false``); a ``workingDir`` is entered by a
   constant ``/bin/sh`` script that receives the directory and the argv as positional
   parameters: user strings are never spliced into a shell line;
@@ -37,6 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from k8sbridge import grpc_probe
+from k8sbridge.lifecycle import taskids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
 from k8sbridge.scheduler import limits, plan
@@ -98,22 +101,21 @@ class LaunchError(Exception):
         self.reason = reason
 
 
-def task_id_for(*, uid: str, attempt: int, container: str) -> str:
-    return f"{uid}.{attempt}.{container}"
+def task_id_for(*, uid: str, attempt: int, generation: int, container: str) -> str:
+    return taskids.task_id(uid=uid, attempt=attempt, generation=generation, container=container)
 
 
-def executor_id_for(*, uid: str, attempt: int, init: str | None = None) -> str:
+def executor_id_for(
+    *, uid: str, attempt: int, generation: int, init: str | None = None
+) -> str:
     """One executor per attempt; init containers run first, each in its own executor."""
-    base = f"k8sbridge.{uid}.{attempt}"
-    return f"{base}.init.{init}" if init else base
+    return taskids.executor_id(uid=uid, attempt=attempt, generation=generation, init=init)
 
 
 def parse_task_id(task_id: str) -> tuple[str, int, str] | None:
-    """``(uid, attempt, container)`` of one of our task ids, else None."""
-    parts = task_id.split(".", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return None
-    return parts[0], int(parts[1]), parts[2]
+    """``(uid, attempt, container)`` of one of our task ids (either form), else None."""
+    name = taskids.parse(task_id)
+    return None if name is None else (name.uid, name.attempt, name.container)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -450,6 +452,7 @@ def render_launch_group(
     framework_id: str,
     env: Mapping[str, Sequence[tuple[str, str]]],
     image_mode: str = "mesos",
+    generation: int,
     attempt: int = 0,
     init_phase: int | None = None,
     master_version: tuple[int, int] | None = None,
@@ -460,7 +463,8 @@ def render_launch_group(
 
     With ``init_phase`` = k the group runs only the pod's k-th init container (init
     containers run one at a time, each to completion, before the app containers' group).
-    ``master_version`` / ``agent_version`` decide whether limits are sent (``limits``).
+    ``master_version`` / ``agent_version`` decide whether limits are sent (``limits``);
+    ``generation`` is the bridge's persisted start counter (``lifecycle.taskids``).
     Raises ``LaunchError`` with reason ``REASON_STALE`` when the assignment is not one of
     this pod's (its containers differ): the pod is placed again.
     """
@@ -489,7 +493,7 @@ def render_launch_group(
         LABEL_UID: uid,
     }
     exec_res = _allocated(assignment.executor, role)
-    exec_id = executor_id_for(uid=uid, attempt=attempt, init=init_name)
+    exec_id = executor_id_for(uid=uid, attempt=attempt, generation=generation, init=init_name)
     executor: Json = {
         "type": "DEFAULT",
         "executor_id": {"value": exec_id},
@@ -511,7 +515,8 @@ def render_launch_group(
     for (creq, _), res, task_limits in zip(pairs, task_res, group_limits.limits, strict=True):
         container = raw_containers.get(creq.name, {"name": creq.name})
         used = used + res
-        tid = task_id_for(uid=uid, attempt=attempt, container=creq.name)
+        tid = task_id_for(uid=uid, attempt=attempt, generation=generation,
+                          container=creq.name)
         task_ids.append(tid)
         task: Json = {
             "name": f"{request.namespace}/{request.name}/{creq.name}",

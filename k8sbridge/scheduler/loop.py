@@ -7,7 +7,7 @@ locks and no interleaving surprises. Kubernetes writes and Mesos calls are await
 (bounded by the kube client's thread pool), status writes are handed to the kubelet's writer.
 
 Crash-safe commit order — **bind first, then ACCEPT**, with task ids derived from the pod uid
-(``<uid>.<attempt>.<container>``):
+(``<uid>.<attempt>.<generation>.<container>``: ``lifecycle.taskids``):
 
 * killed before the bind: the pod is still unbound, nothing runs; it is placed again.
 * killed after the bind, before the ACCEPT: the pod is bound to node N and no task exists.
@@ -18,6 +18,7 @@ Crash-safe commit order — **bind first, then ACCEPT**, with task ids derived f
 * killed after the ACCEPT: the task exists under its deterministic id; reconciliation adopts
   it and the pod is never launched again for that attempt. Even a racing second launch of the
   same attempt would carry the same task ids, which the master refuses while the first lives.
+  A launch after a restart carries the new generation: it never reuses an earlier id.
 
 The opposite order (ACCEPT first) would leave a running task for an unbound pod after a crash;
 recognising it is possible with the deterministic ids, but bind-first keeps the Kubernetes
@@ -58,7 +59,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from k8sbridge.kube import errors as kube_errors
-from k8sbridge.lifecycle import phases
+from k8sbridge.lifecycle import away, phases, taskids
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import ids
 from k8sbridge.model import pods as model_pods
@@ -158,7 +159,7 @@ class Scheduler(loop_passes.Passes):
             rec = runs[-1]
             if rec.agent_id is None:
                 return None
-            executor = rec.executor_id or launch.executor_id_for(uid=uid, attempt=rec.attempt)
+            executor = rec.executor_id or taskids.app_executor_of(str(rec.task_id)) or ""
             return str(rec.agent_id), executor, str(rec.task_id), rec.terminal
         return None
 
@@ -201,6 +202,9 @@ class Scheduler(loop_passes.Passes):
             waits.append(max(0.0, self._pass_due - now))
         if self._reconcile_due is not None:
             waits.append(max(0.0, self._reconcile_due - now))
+        kill_due = self._kills.next_due()
+        if kill_due is not None:
+            waits.append(max(0.0, kill_due - now))
         return max(0.01, min(waits))
 
     async def _handle(self, kind: str, item: Any) -> None:
@@ -279,6 +283,7 @@ class Scheduler(loop_passes.Passes):
                     framework_id=fid,
                     env=env,
                     image_mode=self._settings.scheduler.image_mode,
+                    generation=self._generation,
                     attempt=attempt,
                     init_phase=phase,
                     master_version=self.master_version,
@@ -384,7 +389,11 @@ class Scheduler(loop_passes.Passes):
         )
 
     def _next_attempt(self, uid: str) -> int:
+        """Past every attempt known: the tasks we know and what the pod's status names (the
+        master may have forgotten earlier tasks; the generation in the ids keeps them unique
+        regardless, this keeps the attempts of one pod growing)."""
         attempts = [r.attempt for r in self._tasks.values() if r.pod_uid == uid]
+        attempts += away.written_attempts(uid, self._pods.get(uid) or {})
         return max(attempts) + 1 if attempts else 0
 
     async def _resolve_env(

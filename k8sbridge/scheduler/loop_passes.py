@@ -15,7 +15,7 @@ from k8sbridge.lifecycle import launches
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
-from k8sbridge.scheduler import feasible, loop_updates, offers, plan, stack
+from k8sbridge.scheduler import feasible, kills, launch, loop_updates, offers, plan, stack
 from k8sbridge.scheduler.loop_state import (
     EXPLAIN_GRACE,
     EXPLAIN_MIN_INTERVAL,
@@ -24,6 +24,7 @@ from k8sbridge.scheduler.loop_state import (
     _node_name,
     _taints,
 )
+from k8sbridge.scheduler.ports import TaskRecord
 
 __all__ = ["Passes"]
 
@@ -38,6 +39,8 @@ class Passes(loop_updates.TaskUpdates):
         try:
             if self._reconcile_due is not None and now >= self._reconcile_due:
                 await self._reconcile()
+            await self._agents_back(now)
+            await self._repeat_kills(now)
             await self._due_relaunches(now)
             expired = self._book.expired(now=now)
             if expired and self._subscribed:
@@ -52,6 +55,42 @@ class Passes(loop_updates.TaskUpdates):
         except Exception:  # a bug in one pass: log it loudly, retry later, keep serving
             log.exception("placement pass failed (bug); retrying in a second")
             self._want_pass(delay=1.0)
+
+    async def _agents_back(self, now: float) -> None:
+        """An agent became active again (it re-registered after a partition, or a master
+        failover): Mesos re-adds its tasks without telling the framework, so the kills of
+        tasks there are repeated now, and the tasks we last saw unreachable there are
+        reconciled (their pods become Ready again)."""
+        active = {a for a, info in self._agents.agents.items() if getattr(info, "active", True)}
+        back = active - self._active_agents
+        self._active_agents = active
+        if not back or not self._subscribed:
+            return
+        for agent_id in sorted(back):
+            self._kills.agent_back(agent_id, now=now)
+            away = {
+                r.task_id: agent_id for r in self._tasks.values()
+                if r.agent_id == agent_id and r.state in kills.UNREACHABLE_STATES
+                and r.task_id not in self._kills
+            }
+            if away:
+                log.info("agent %s is active again: reconciling its %d task(s) last seen "
+                         "unreachable", agent_id, len(away))
+                await self._driver.reconcile(away)
+
+    async def _repeat_kills(self, now: float) -> None:
+        """Kill again, on the back-off's timer, every task not terminal yet (``kills``)."""
+        if not self._subscribed:
+            return
+        for task_id, entry in list(self._kills.due(now)):
+            rec = self._tasks.get(task_id)
+            if rec is None:  # (its pod was forgotten; the task was not seen ending)
+                parsed = launch.parse_task_id(task_id)
+                rec = TaskRecord(task_id=task_id, pod_uid=parsed[0] if parsed else "",
+                                 attempt=parsed[1] if parsed else -1,
+                                 container=parsed[2] if parsed else "",
+                                 agent_id=entry.agent_id)
+            await self._kill(rec, grace=entry.grace, why=entry.why)
 
     async def _due_relaunches(self, now: float) -> None:
         for uid, sidecar_only in self._lives.take_due_relaunches(now):

@@ -77,6 +77,10 @@ class PodEvents(loop_state.LoopState):
         uid = str(meta.get("uid") or "")
         if not uid:
             return
+        if etype == "DELETED":
+            self._uids_seen.discard(uid)
+        else:
+            self._uids_seen.add(uid)
         if etype != "DELETED":
             raw = compact_pod(raw)
             meta = raw.get("metadata") or {}
@@ -136,11 +140,9 @@ class PodEvents(loop_state.LoopState):
         ]
         for intent in deletion.step(pod=pod, tasks=views):
             if isinstance(intent, intents.Kill):
-                task = self._tasks[intent.task_id]
-                task.killing = True
-                await self._driver.kill(
-                    task.task_id, agent_id=task.agent_id, grace_period_seconds=intent.grace
-                )
+                await self._kill(self._tasks[intent.task_id], grace=intent.grace,
+                                 why="its pod is deleted" if pod is not None
+                                 else "its pod was force-deleted")
             elif isinstance(intent, intents.DeletePod) and pod is not None:
                 meta = pod.get("metadata") or {}
                 await self._kube.delete_pod_now(
@@ -155,6 +157,7 @@ class PodEvents(loop_state.LoopState):
                 self._sink.forget(uid)
                 for task in mine:
                     self._tasks.pop(task.task_id, None)
+                    self._kills.forget(task.task_id)
 
     async def _kill_for_lifecycle(self, uid: str, task_id: ids.TaskId) -> None:
         rec = self._tasks.get(task_id)
@@ -162,6 +165,5 @@ class PodEvents(loop_state.LoopState):
             return
         pod = self._pods.get(uid)
         grace = (pod or {}).get("spec", {}).get("terminationGracePeriodSeconds", 30)
-        rec.killing = True
-        await self._driver.kill(task_id, agent_id=rec.agent_id,
-                                grace_period_seconds=float(grace if grace is not None else 30))
+        await self._kill(rec, grace=float(grace if grace is not None else 30),
+                         why="its pod's lifecycle stops it")

@@ -74,6 +74,7 @@ class Reconciling(loop_pods.PodEvents):
                     self._driver.framework_id)
         self._tasks.clear()
         self._final_status.clear()
+        self._kills.clear()  # (they died with their framework)
         for uid, _ in list(self._lives.launches()):
             self._lives.launch_ended(uid)
 
@@ -111,8 +112,24 @@ class Reconciling(loop_pods.PodEvents):
             self._observe_pod(None, pod)
             if self._lives.deleting(uid):
                 await self._progress_deletion(uid)
+        await self._kill_unowned()
         await self._driver.reconcile({})  # implicit: fresh statuses for every task we have
         self._want_pass(immediate=True)
+
+    async def _kill_unowned(self) -> None:
+        """After reconciliation, before anything launches: kill every live task of ours that
+        no pod owns (its pod was deleted while the bridge was away, or it was launched by a
+        run that crashed before the bind was seen), and every live older incarnation of a
+        container that runs a later one (exactly one live incarnation per pod container).
+        The kills are repeated until Mesos reports the tasks terminal (``kills``)."""
+        for rec in list(self._tasks.values()):
+            if rec.terminal or rec.task_id in self._kills:
+                continue
+            if rec.pod_uid not in self._uids_seen:
+                await self._kill(rec, grace=0.0, why=f"no pod with uid {rec.pod_uid} exists")
+            elif self._superseded(rec):
+                await self._kill(rec, grace=0.0,
+                                 why="a later incarnation of its container runs")
 
     async def _reconcile_tasks(self) -> None:
         """Learn the master's version (whether it takes task limits) and every task it knows
@@ -201,17 +218,16 @@ class Reconciling(loop_pods.PodEvents):
                for r in self._tasks.values()):
             return  # a live task of it exists after all
         names = [str(c.get("name")) for c in spec.get("containers") or []]
+        launched_ids = away.attempt_task_ids(written, names)  # as that launch named them
         agent_id: ids.AgentId | None = None
-        for name in names:
-            rec = self._tasks.get(ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt,
-                                                                container=name)))
+        for tid in launched_ids.values():
+            rec = self._tasks.get(tid)
             if rec is not None and rec.agent_id:
                 agent_id = rec.agent_id
         agent_id = agent_id or self._agent_of_node(str(node))
         task_ids: list[ids.TaskId] = []
         now = time.time()
-        for name in names:
-            tid = ids.TaskId(launch.task_id_for(uid=uid, attempt=attempt, container=name))
+        for name, tid in launched_ids.items():
             task_ids.append(tid)
             final: mesos_types.TaskStatus | model_tasks.TaskStatusView | None = (
                 self._final_status.get(tid)

@@ -22,10 +22,11 @@ from typing import Any
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
 from k8sbridge.lifecycle import store as lifecycle_store
+from k8sbridge.lifecycle import taskids
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
-from k8sbridge.scheduler import offers, plan, stack
+from k8sbridge.scheduler import kills, offers, plan, stack
 from k8sbridge.scheduler.ports import (
     AgentDirectory,
     AgentRef,
@@ -93,6 +94,13 @@ def _implicit_tolerations(
     )
 
 
+def _incarnation(rec: TaskRecord) -> tuple[int, int]:
+    """Orders the launches of one container: attempt, then generation (old ids first)."""
+    name = taskids.parse(str(rec.task_id))
+    generation = name.generation if name is not None and name.generation is not None else -1
+    return rec.attempt, generation
+
+
 def _node_name(hostname: str) -> str:
     return cluster.node_name_for(hostname)
 
@@ -109,6 +117,7 @@ class LoopState:
         sink: PodSink,
         agents: AgentDirectory,
         list_tasks: Callable[[], Awaitable[list[dict[str, Any]]]],
+        generation: int,
         read_master_version: Callable[[], Awaitable[str]] | None = None,  # None for tests
         lives: lifecycle_store.PodStore | None = None,  # the pods' records (app.py shares it)
         _clock: Callable[[], float] = time.monotonic,
@@ -119,6 +128,9 @@ class LoopState:
         self._sink = sink
         self._agents = agents
         self._list_tasks = list_tasks
+        # this run's start counter, persisted before the loop exists (``lifecycle.taskids``):
+        # part of every task and executor id this run launches
+        self._generation = generation
         self._read_master_version = read_master_version
         #: the connected master's (major, minor) from the operator API's GET_VERSION, read at
         #: each subscription; None while unknown, and then no limits are sent (``limits``)
@@ -150,6 +162,12 @@ class LoopState:
         self._reconcile_failures = 0
         self._reconcile_error = ""  # the last failure's cause (logged once per cause)
         self._pods_synced = False
+        # the uid of every pod that exists (ours or not): a task of ours whose uid is not
+        # here is owned by no pod (after the first list; see ``_kill_unowned``)
+        self._uids_seen: set[str] = set()
+        # every kill sent, repeated with back-off until Mesos says terminal (``kills``)
+        self._kills = kills.KillBook()
+        self._active_agents: set[ids.AgentId] = set()  # as seen at the last tick
         self._suppressed = False
         # A pod became pending (or a relaunch fell due, or resources came back) since the
         # last REVIVE: revive even when not suppressed, since REVIVE is what clears the
@@ -188,6 +206,30 @@ class LoopState:
             rec.agent_id = status.agent_id
         if status.executor_id and not rec.executor_id:
             rec.executor_id = str(status.executor_id)
+
+    def _superseded(self, rec: TaskRecord) -> bool:
+        """A later incarnation of ``rec``'s container is live (one must go: the older)."""
+        mine = _incarnation(rec)
+        return any(
+            r.pod_uid == rec.pod_uid and r.container == rec.container and not r.terminal
+            and r.task_id != rec.task_id and _incarnation(r) > mine
+            for r in self._tasks.values()
+        )
+
+    async def _kill(self, rec: TaskRecord, *, grace: float | None, why: str) -> None:
+        """KILL ``rec``'s task and keep killing it (with back-off) until it is terminal."""
+        rec.killing = True
+        entry = self._kills.killed(rec.task_id, agent_id=rec.agent_id, grace=grace, why=why,
+                                   now=self._clock())
+        if entry.kills == 1:
+            log.info("killing task %s (%s)", rec.task_id, why)
+        elif entry.kills & (entry.kills - 1) == 0 and entry.kills >= 4:  # bounded: 4, 8, 16 ...
+            log.info("still killing task %s (%s): kill #%d, last state %s", rec.task_id,
+                     entry.why, entry.kills, rec.state)
+        else:
+            log.debug("killing task %s again (kill #%d, last state %s)", rec.task_id,
+                      entry.kills, rec.state)
+        await self._driver.kill(rec.task_id, agent_id=rec.agent_id, grace_period_seconds=grace)
 
     def _is_ours(self, raw: RawPod) -> bool:
         spec = raw.get("spec") or {}

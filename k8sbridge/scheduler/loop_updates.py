@@ -109,6 +109,42 @@ class TaskUpdates(loop_reconcile.Reconciling):
         elif isinstance(event, mesos_events.Error):
             log.error("Mesos error event: %s", event.message)
 
+    async def _killing_update(self, rec: TaskRecord, status: mesos_types.TaskStatus) -> bool:
+        """Fold ``status`` into ``rec``, executing what it means for the tasks being killed
+        (``kills``); True when the update goes no further (acknowledge it only).
+
+        * A task being killed: only a terminal state ends the kills, and one seen reachable
+          again after it was unreachable (its agent is back) is killed at once; an answer to
+          a kill never triggers the next kill by itself (that was the kill loop).
+        * A task that ended in our books (TASK_GONE, TASK_LOST ...) reported live again: an
+          earlier incarnation is back (its agent re-registered) while its pod may already run
+          a later one. It is killed; its updates do not reach the pod.
+        * A live task whose container runs a later incarnation: the older one is killed.
+        """
+        being_killed = status.task_id in self._kills
+        if being_killed and self._kills.observe(status.task_id, state=status.state) == "kill":
+            if rec.terminal:  # (an ended incarnation that is back: it stays ended to us)
+                rec.agent_id = status.agent_id or rec.agent_id
+            else:
+                self._note_status(rec, status)
+            entry = self._kills.get(status.task_id)
+            await self._kill(rec, grace=entry.grace if entry else None,
+                             why=entry.why if entry else "its agent is back")
+            return rec.terminal or rec.pod_uid not in self._pods
+        if rec.terminal and status.state not in mesos_types.TERMINAL_STATES:
+            if status.agent_id:
+                rec.agent_id = status.agent_id
+            if not being_killed and self._reconciled:
+                await self._kill(rec, grace=0.0, why=f"an incarnation that had ended "
+                                 f"({rec.state}) is back as {status.state}")
+            return True
+        self._note_status(rec, status)
+        if (not rec.terminal and not being_killed and self._reconciled
+                and rec.pod_uid in self._pods and self._superseded(rec)):
+            await self._kill(rec, grace=0.0, why="a later incarnation of its container runs")
+            return True
+        return False
+
     async def _on_update(self, status: mesos_types.TaskStatus) -> None:
         parsed = launch.parse_task_id(status.task_id)
         ack = self._ack_for(status)
@@ -125,14 +161,15 @@ class TaskUpdates(loop_reconcile.Reconciling):
             rec = TaskRecord(task_id=status.task_id, pod_uid=uid, attempt=attempt,
                              container=container, agent_id=status.agent_id)
             self._tasks[status.task_id] = rec
-        self._note_status(rec, status)
+        if await self._killing_update(rec, status):
+            if ack is not None:
+                await ack()
+            return
         pod = self._pods.get(uid)
         if pod is None:
-            if self._pods_synced and not rec.terminal and self._reconciled:
-                log.info("killing orphan task %s (no pod with uid %s)", status.task_id, uid)
-                rec.killing = True
-                await self._driver.kill(status.task_id, agent_id=rec.agent_id,
-                                        grace_period_seconds=0)
+            if (self._pods_synced and self._reconciled and not rec.terminal
+                    and uid not in self._uids_seen and rec.task_id not in self._kills):
+                await self._kill(rec, grace=0.0, why=f"no pod with uid {uid} exists")
             if ack is not None:
                 await ack()
             return

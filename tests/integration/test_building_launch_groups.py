@@ -67,6 +67,7 @@ def _build(pod: dict[str, Any], *, image_mode: str = "mesos", env: Any = None) -
         request=request,
         assignment=assignment,
         framework_id="fw-1",
+        generation=7,
         env=env or {"main": [("WHO", "world")]},
         image_mode=image_mode,
         master_version=(1, 11),
@@ -81,10 +82,11 @@ def test_launch_group_has_deterministic_ids_labels_kill_policy_and_limits() -> N
     executor = op["launch_group"]["executor"]
     assert executor["type"] == "DEFAULT"
     assert executor["framework_id"] == {"value": "fw-1"}
-    assert group.executor_id == "k8sbridge.u-123.0"
+    assert group.executor_id == "k8sbridge.u-123.0.7"
     (task,) = op["launch_group"]["task_group"]["tasks"]
-    assert task["task_id"] == {"value": "u-123.0.main"}
-    assert launch.parse_task_id("u-123.0.main") == ("u-123", 0, "main")
+    assert task["task_id"] == {"value": "u-123.0.7.main"}
+    assert launch.parse_task_id("u-123.0.7.main") == ("u-123", 0, "main")
+    assert launch.parse_task_id("u-123.0.main") == ("u-123", 0, "main")  # before generations
     assert launch.parse_task_id("someone-elses-task") is None
     labels = {lbl["key"]: lbl["value"] for lbl in task["labels"]["labels"]}
     assert labels[launch.LABEL_NAMESPACE] == "shop"
@@ -149,7 +151,7 @@ def test_the_operation_is_the_assignment_rendered() -> None:
     assert assignment is not None and assignment.sources == ("o1",)
     group = launch.render_launch_group(
         pod=pod, request=request, assignment=assignment, framework_id="fw-1",
-        env={"main": []},
+        generation=7, env={"main": []},
     )
     executor = group.operation["launch_group"]["executor"]
     assert Resources.parse(executor["resources"]) == assignment.executor
@@ -162,7 +164,8 @@ def test_the_operation_is_the_assignment_rendered() -> None:
         {**pod["spec"]["containers"][0], "name": "renamed"}]}})
     with pytest.raises(launch.LaunchError) as err:
         launch.render_launch_group(
-            pod=pod, request=other, assignment=assignment, framework_id="fw-1", env={},
+            pod=pod, request=other, assignment=assignment, framework_id="fw-1", generation=7,
+            env={},
         )
     assert err.value.reason == launch.REASON_STALE
     assert str(err.value) == launch.COMMIT_STALE
@@ -176,11 +179,11 @@ def test_an_init_phase_runs_one_init_container_in_the_pods_share() -> None:
     assert assignment is not None
     group = launch.render_launch_group(
         pod=pod, request=request, assignment=assignment, framework_id="fw-1",
-        env={}, init_phase=0,
+        generation=7, env={}, init_phase=0,
     )
-    assert group.executor_id == "k8sbridge.u-123.0.init.setup"
+    assert group.executor_id == "k8sbridge.u-123.0.7.init.setup"
     (task,) = group.operation["launch_group"]["task_group"]["tasks"]
-    assert task["task_id"] == {"value": "u-123.0.setup"}
+    assert task["task_id"] == {"value": "u-123.0.7.setup"}
     res = Resources.parse(task["resources"])
     assert res.scalar("cpus") == 1 and res.scalar("mem") == 256
     assert OFFER.contains(group.used) and assignment.total.contains(group.used)

@@ -118,7 +118,8 @@ async def test_never_fails_and_always_relaunches_with_its_counters(tmp_path: Pat
             always = await eventually(relaunched, what="lost-always relaunched and Running")
             cs = always["status"]["containerStatuses"][0]
             assert cs["lastState"]["terminated"]["reason"] == "ContainerStatusUnknown"
-            assert cs["containerID"] == f"mesos://{uids['lost-always']}.1.main"
+            # attempt 1, launched by the bridge's first generation
+            assert cs["containerID"] == f"mesos://{uids['lost-always']}.1.1.main"
             assert always["spec"]["nodeName"] == NODE
 
             async def failed_event() -> bool:
@@ -131,7 +132,7 @@ async def test_never_fails_and_always_relaunches_with_its_counters(tmp_path: Pat
             tasks = await _tasks(kernel.master_url)
             assert not [t for t in tasks if t["id"].startswith(uids["lost-never"])]
             always_tasks = [t for t in tasks if t["id"].startswith(uids["lost-always"])]
-            assert [t["id"] for t in always_tasks] == [f"{uids['lost-always']}.1.main"]
+            assert [t["id"] for t in always_tasks] == [f"{uids['lost-always']}.1.1.main"]
 
 
 async def test_a_never_pod_that_finished_while_away_succeeds_and_is_not_run_again(
@@ -167,7 +168,7 @@ async def test_a_never_pod_that_finished_while_away_succeeds_and_is_not_run_agai
             await eventually(running, what="short Running")
 
         async def finished() -> bool:
-            return any(t["id"] == f"{uid}.0.main" and t["state"] == "TASK_FINISHED"
+            return any(t["id"] == f"{uid}.0.1.main" and t["state"] == "TASK_FINISHED"
                        for t in await _tasks(kernel.master_url))
 
         await eventually(finished, what="the task finished while no bridge ran")
@@ -180,4 +181,4 @@ async def test_a_never_pod_that_finished_while_away_succeeds_and_is_not_run_agai
             term = done["status"]["containerStatuses"][0]["state"]["terminated"]
             assert term["exitCode"] == 0 and term["reason"] == "Completed"
             ids_ = [t["id"] for t in await _tasks(kernel.master_url) if t["id"].startswith(uid)]
-            assert ids_ == [f"{uid}.0.main"]  # never launched a second time
+            assert ids_ == [f"{uid}.0.1.main"]  # never launched a second time

@@ -242,8 +242,8 @@ def test_rendered_operations_are_what_was_offered(
             assert a.sources and set(a.sources) <= set(offer_ids)
             from_sources = res.Resources.of(r for o in a.sources for r in offers[o])
             group = launch.render_launch_group(
-                pod={}, request=pod, assignment=a, framework_id="f", env={},
-                master_version=(1, 11), agent_version=(1, 11),
+                pod={}, request=pod, assignment=a, framework_id="f", generation=1,
+                env={}, master_version=(1, 11), agent_version=(1, 11),
             )
             json.dumps(group.operation, allow_nan=False)
             tasks = group.operation["launch_group"]["task_group"]["tasks"]
@@ -277,8 +277,8 @@ def test_rendered_operations_are_what_was_offered(
                 if init.sidecar:
                     continue  # runs in the pod's steady share
                 phase = launch.render_launch_group(
-                    pod={}, request=pod, assignment=a, framework_id="f", env={},
-                    init_phase=k,
+                    pod={}, request=pod, assignment=a, framework_id="f",
+                    generation=1, env={}, init_phase=k,
                 )
                 assert a.total.contains(phase.used)  # an init phase runs in the pod's share
             sent = sent + used

@@ -101,6 +101,7 @@ def _scheduler(
         settings=bridge_settings.load(env={}), kube=kube,  # type: ignore[arg-type]
         driver=driver, sink=sink, agents=_Agents(agent_version),  # type: ignore[arg-type]
         list_tasks=None,  # type: ignore[arg-type]  # not reconciling here
+        generation=1,
     )
     scheduler._pods[UID] = {
         "metadata": {"uid": UID, "name": "web", "namespace": "default",

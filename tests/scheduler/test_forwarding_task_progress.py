@@ -51,6 +51,7 @@ def _launched(sink: _Sink) -> loop.Scheduler:
         settings=bridge_settings.load(env={}), kube=None,  # type: ignore[arg-type]
         driver=None,  # type: ignore[arg-type]  # nothing here calls Mesos
         sink=sink, agents=_Agents(), list_tasks=None,  # type: ignore[arg-type]
+        generation=1,
     )
     tid = ids.TaskId(f"{UID}.0.main")
     scheduler._pods[UID] = {"metadata": {"uid": UID, "name": "p", "namespace": "default"},

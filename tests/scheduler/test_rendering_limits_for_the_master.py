@@ -76,8 +76,8 @@ def _render(
     assignment = stack.place(pending=[request], view=view).assignment(request.key)
     assert assignment is not None
     return launch.render_launch_group(
-        pod=pod, request=request, assignment=assignment, framework_id="f", env={},
-        image_mode="none", master_version=master, agent_version=agent,
+        pod=pod, request=request, assignment=assignment, framework_id="f", generation=1,
+        env={}, image_mode="none", master_version=master, agent_version=agent,
     )
 
 
