@@ -104,7 +104,7 @@ class Running(AgentCore):
                 self._update(container, task, "TASK_STARTING")
                 check = task.info.get("check")
                 self._update(
-                    container, task, "TASK_RUNNING",
+                    container, task, "TASK_RUNNING", message=task.running_message,
                     check_status=empty_check_status(check) if isinstance(check, dict) else None,
                 )
                 self._start_probes(container, task)
