@@ -62,9 +62,12 @@ def _layer_id(path: str) -> str:
 
 def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
     """``tarfile``'s ``tar`` filter (no absolute names, nothing outside ``dest``, no device
-    files) keeping the member's mode bits (an image's setuid programs stay setuid)."""
-    checked = tarfile.tar_filter(member, dest)
-    return checked.replace(mode=member.mode, deep=False) if checked is not None else None
+    files) keeping the member's mode bits (an image's setuid programs stay setuid); a hard
+    link keeps its target's (a chmod through it would change the target)."""
+    checked: tarfile.TarInfo | None = tarfile.tar_filter(member, dest)
+    if checked is None or member.islnk():
+        return checked
+    return checked.replace(mode=member.mode, deep=False)
 
 
 def _unpack_layer(archive: tarfile.TarFile, dest: Path) -> None:

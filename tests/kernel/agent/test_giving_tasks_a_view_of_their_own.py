@@ -42,3 +42,15 @@ async def test_a_task_writes_to_its_own_copy_of_the_root_and_sees_its_own_pids(
         assert (sandbox / "sandbox").read_text().strip() == str(sandbox.resolve())
         await run.master.wait_for(lambda: not list((tmp_path / "provisioner").glob("*/*")))
         assert _mount_points_under(tmp_path) == []
+
+
+async def test_a_restarted_agent_removes_the_views_of_dead_containers(tmp_path: Path) -> None:
+    async with fm.running_agent(tmp_path, isolation=FULL) as run:
+        await run.master.send(fm.run_task(fm.command_task("t", "true")))
+        await run.master.wait_state("t", "TASK_FINISHED")
+    # What a container daemon killed with its containers leaves: an upper layer on disk.
+    leftover = tmp_path / "provisioner" / "containers" / "dead-container" / "t" / "scratch"
+    (leftover / "upper" / "etc").mkdir(parents=True)
+    (leftover / "upper" / "etc" / "written").write_text("x")
+    async with fm.running_agent(tmp_path, isolation=FULL):
+        assert not (tmp_path / "provisioner" / "containers" / "dead-container").exists()
