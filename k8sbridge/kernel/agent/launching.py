@@ -1,9 +1,11 @@
 """Launching: a RUN_TASK or RUN_TASK_GROUP becomes a container (sandbox, volumes, fetched URIs,
 cgroups with the tasks' requests and limits) handed to the container daemon.
 
-Containers: no image registry is reachable and there is no Docker engine, so a task's image
-(``container.mesos.image`` or ``container.docker.image``) is recorded -- it shows in ``/state`` and
-the master's task -- but the command runs on the host, in the sandbox, on the host network.
+Containers: with ``--isolation`` including ``filesystem/linux`` a task gets a view of its own
+(``filesystems``: its image from the local docker registry directory, or a copy-on-write view of
+the host's root; its volumes; a pid namespace with ``namespaces/pid``). Without it, or for a
+DOCKER container (there is no Docker engine), the image is recorded -- it shows in ``/state``
+and the master's task -- and the command runs on the host, in the sandbox, on the host network.
 What cannot be honoured that way fails the task with REASON_CONTAINER_LAUNCH_FAILED and a
 message saying why (DOCKER bridge networking and port mappings, CNI networks, volumes at absolute
 paths, secret environment variables, custom executors); it never silently "succeeds".
