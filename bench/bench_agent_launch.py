@@ -6,7 +6,9 @@ in-script master (contract B over the real gRPC link, auto-acknowledging) sends 
 messages for ``sleep 600`` and times until every task reported TASK_RUNNING. The raw figure is
 ``fork+exec`` of ``sleep 600`` from Python (``subprocess.Popen``) measured in the same run.
 
-Run: ``python bench/bench_agent_launch.py [--tasks 200] [--runs 3]``. Bounded: every run is
+Run: ``python bench/bench_agent_launch.py [--tasks 200] [--runs 3] [--isolation ISOLATORS]``
+(``--isolation`` is the agent's Mesos ``--isolation``: with ``filesystem/linux`` and
+``namespaces/pid`` each task gets its own overlay view and pid namespace). Bounded: every run is
 capped at 120 s and kills its tasks. Prints medians, the machine's core count and load.
 """
 
@@ -47,7 +49,7 @@ def raw_spawn_rate(n: int) -> float:
     return n / elapsed
 
 
-async def agent_launch_rate(n: int) -> float:
+async def agent_launch_rate(n: int, isolation: str) -> float:
     running: set[str] = set()
     all_running = asyncio.Event()
     streams: list[link.AgentStream] = []
@@ -83,7 +85,8 @@ async def agent_launch_rate(n: int) -> float:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     with tempfile.TemporaryDirectory() as work:
         agent = Agent(config=AgentConfig(master=f"127.0.0.1:{port}", work_dir=Path(work),
-                                         resources="cpus:64;mem:65536"))
+                                         resources="cpus:64;mem:65536",
+                                         isolation=isolation))
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(agent.run(stop=stop, ready=ready))
         try:
@@ -113,14 +116,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--isolation", default="cgroups/cpu,cgroups/mem")
     args = parser.parse_args()
     raw, agent = [], []
     for _ in range(args.runs):
         raw.append(raw_spawn_rate(args.tasks))
-        agent.append(asyncio.run(agent_launch_rate(args.tasks)))
+        agent.append(asyncio.run(agent_launch_rate(args.tasks, args.isolation)))
     raw_med, agent_med = statistics.median(raw), statistics.median(agent)
     print(f"cores={os.cpu_count()} load={os.getloadavg()[0]:.2f} tasks={args.tasks} "
-          f"runs={args.runs}")
+          f"runs={args.runs} isolation={args.isolation}")
     print(f"raw spawn (Popen sleep): median {raw_med:,.0f} procs/s")
     print(f"agent RUN_TASK -> TASK_RUNNING: median {agent_med:,.1f} tasks/s "
           f"({100 * agent_med / raw_med:.1f} % of raw)")

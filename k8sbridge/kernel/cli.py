@@ -108,6 +108,19 @@ def _agent_flags(parser: argparse.ArgumentParser, *, prefix: str) -> None:
     parser.add_argument(*flag("http_credentials"), dest="agent_http_credentials", type=Path,
                         default=None, metavar="PATH",
                         help="Mesos agent --http_credentials (a JSON credentials file)")
+    parser.add_argument(*flag("isolation"), dest="agent_isolation", default=None,
+                        metavar="ISOLATORS",
+                        help="Mesos agent --isolation (default cgroups/cpu,cgroups/mem); add "
+                        "filesystem/linux,volume/sandbox_path,volume/secret,volume/host_path,"
+                        "docker/runtime,namespaces/pid for containers with views of their own")
+    parser.add_argument(*flag("image_providers"), dest="agent_image_providers", default=None,
+                        metavar="PROVIDERS", help="Mesos agent --image_providers (docker)")
+    parser.add_argument(*flag("docker_registry"), dest="agent_docker_registry", default=None,
+                        metavar="DIR", help="Mesos agent --docker_registry: a local directory "
+                        "of 'docker save' archives named repository:tag.tar")
+    parser.add_argument(*flag("docker_store_dir"), dest="agent_docker_store_dir", type=Path,
+                        default=None, metavar="DIR",
+                        help="Mesos agent --docker_store_dir (default WORK_DIR/store/docker)")
 
 
 def _agent_flag_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,6 +131,10 @@ def _agent_flag_values(args: argparse.Namespace) -> dict[str, Any]:
         "authenticate_http_readwrite": args.agent_authenticate_http_readwrite,
         "http_credentials": args.agent_http_credentials,
     }
+    for name in ("isolation", "image_providers", "docker_registry", "docker_store_dir"):
+        value = getattr(args, f"agent_{name}")
+        if value is not None:
+            out[name] = value
     for dest, field in (("agent_gc_delay", "gc_delay_seconds"),
                         ("agent_disk_watch_interval", "disk_watch_interval_seconds"),
                         ("agent_gc_disk_headroom", "gc_disk_headroom")):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from k8sbridge.kernel.agent import filesystems
 from k8sbridge.kernel.agent.errors import AgentError
 
 __all__ = ["AgentConfig"]
@@ -48,8 +49,28 @@ class AgentConfig:
     authenticate_http_readonly: bool = False
     authenticate_http_readwrite: bool = False
     http_credentials: Path | None = None
+    # Mesos --isolation (what a container sees; see ``filesystems``: FULL_ISOLATION turns on
+    # every view isolator), --image_providers, --docker_registry (a local directory of
+    # ``docker save`` archives) and --docker_store_dir (default: <work_dir>/store/docker).
+    isolation: str = "cgroups/cpu,cgroups/mem"
+    image_providers: str = ""
+    docker_registry: str = ""
+    docker_store_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        try:
+            names = filesystems.parse_isolation(self.isolation)
+        except filesystems.IsolationError as e:
+            raise AgentError(f"Invalid value for isolation: {e}") from e
+        providers = {p.strip() for p in self.image_providers.split(",") if p.strip()}
+        if providers - {"docker"}:
+            raise AgentError(f"Unsupported image provider: {sorted(providers - {'docker'})[0]}")
+        if providers and "filesystem/linux" not in names:
+            raise AgentError("The 'filesystem/linux' isolator must be enabled for container "
+                             "image provisioning")
+        if self.docker_registry and not self.docker_registry.startswith("/"):
+            raise AgentError("Expecting registry url starting with '/' (this agent pulls "
+                             "only from a local docker registry directory)")
         if not 0.0 <= self.gc_disk_headroom <= 1.0:  # as Mesos validates the flag
             raise AgentError("Invalid value for gc_disk_headroom: must be between 0.0 and 1.0")
         if self.gc_delay_seconds < 0 or self.disk_watch_interval_seconds <= 0:

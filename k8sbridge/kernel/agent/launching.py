@@ -1,9 +1,11 @@
 """Launching: a RUN_TASK or RUN_TASK_GROUP becomes a container (sandbox, volumes, fetched URIs,
 cgroups with the tasks' requests and limits) handed to the container daemon.
 
-Containers: no image registry is reachable and there is no Docker engine, so a task's image
-(``container.mesos.image`` or ``container.docker.image``) is recorded -- it shows in ``/state`` and
-the master's task -- but the command runs on the host, in the sandbox, on the host network.
+Containers: with ``--isolation`` including ``filesystem/linux`` a task gets a view of its own
+(``filesystems``: its image from the local docker registry directory, or a copy-on-write view of
+the host's root; its volumes; a pid namespace with ``namespaces/pid``). Without it, or for a
+DOCKER container (there is no Docker engine), the image is recorded -- it shows in ``/state``
+and the master's task -- and the command runs on the host, in the sandbox, on the host network.
 What cannot be honoured that way fails the task with REASON_CONTAINER_LAUNCH_FAILED and a
 message saying why (DOCKER bridge networking and port mappings, CNI networks, volumes at absolute
 paths, secret environment variables, custom executors); it never silently "succeeds".
@@ -11,6 +13,7 @@ paths, secret environment variables, custom executors); it never silently "succe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid as uuid_mod
@@ -21,8 +24,11 @@ from k8sbridge.kernel.agent import (
     cgroups,
     containers,
     fetcher,
+    filesystems,
+    images,
     limits,
     paths,
+    volumes,
 )
 from k8sbridge.kernel.agent.errors import ContainerError, FetchError
 from k8sbridge.kernel.agent.running import Running
@@ -120,10 +126,22 @@ class Launching(Running):
         self._spawn(self._launch(container))
 
     async def _launch(self, container: Container) -> None:
+        viewed = "filesystem/linux" in self._isolation
+        try:
+            provided = await self._provision(container) if viewed else {}
+        except (images.ImageError, volumes.VolumeError) as e:
+            self._fail_launch(container, f"Failed to launch container: {e}")
+            return
         try:
             specs = [self._task_spec(container, t) for t in container.tasks.values()]
+            if viewed:
+                for task, task_spec in zip(container.tasks.values(), specs, strict=True):
+                    self._view(container, task, task_spec, provided.get(task.task_id))
         except LaunchError as e:
             self._fail_launch(container, str(e))
+            return
+        except volumes.VolumeError as e:
+            self._fail_launch(container, f"Failed to launch container: {e}")
             return
         if container.pending_kill is not None:
             for task in container.tasks.values():
@@ -143,7 +161,8 @@ class Launching(Running):
                     for task_id, lim in nested.items()}
         assert self._cgroups is not None
         prepare: dict[str, Any] | None = None
-        if any(needs_local_preparation(t.info) for t in container.tasks.values()):
+        if any(needs_local_preparation(t.info) and not (viewed and not (
+                t.info.get("command") or {}).get("uris")) for t in container.tasks.values()):
             # Volumes and URIs are made here, in order (the sandbox first, then its contents).
             try:
                 container.directory.mkdir(parents=True, exist_ok=True)
@@ -151,7 +170,8 @@ class Launching(Running):
                 for task, task_spec in zip(container.tasks.values(), specs, strict=True):
                     cwd = Path(task_spec["cwd"])
                     cwd.mkdir(parents=True, exist_ok=True)
-                    self._setup_volumes(container, task, cwd)
+                    if not viewed:  # a view's volumes are mounted in it (``rootfs``)
+                        self._setup_volumes(container, task, cwd)
             except OSError as e:
                 self._fail_launch(container, f"cannot create the sandbox or its volumes: {e}")
                 return
@@ -218,6 +238,72 @@ class Launching(Running):
         if pending is not None:
             await client.shutdown(grace=pending)
 
+    @property
+    def _isolation(self) -> frozenset[str]:
+        return filesystems.parse_isolation(self._config.isolation)
+
+    def _image_of(self, info: dict[str, Any]) -> str | None:
+        if "filesystem/linux" not in self._isolation:
+            return None
+        try:
+            return filesystems.image_name(info.get("container"))
+        except volumes.VolumeError:
+            return None
+
+    async def _provision(self, container: Container) -> dict[str, images.Image]:
+        """The images of the container's tasks, pulled into the store first if needed (in a
+        thread: unpacking layers takes a while), one pull per image at a time."""
+        out: dict[str, images.Image] = {}
+        for task in container.tasks.values():
+            name = filesystems.image_name(task.info.get("container"))
+            if name is None:
+                continue
+            if "docker" not in self._config.image_providers.split(","):
+                raise images.ImageError("Unsupported container image type: DOCKER")
+            if not self._config.docker_registry:
+                raise images.ImageError("this agent pulls images only from a local docker "
+                                        "registry directory, and has none (--docker_registry)")
+            store = images.Store(
+                registry=Path(self._config.docker_registry),
+                store_dir=self._config.docker_store_dir or self._work_dir / "store" / "docker")
+            locks: dict[str, Any] = self.__dict__.setdefault("_image_locks", {})
+            lock = locks.setdefault(name, asyncio.Lock())
+            async with lock:
+                out[task.task_id] = await asyncio.to_thread(store.get, name)
+        return out
+
+    def _view(self, container: Container, task: Task, spec: dict[str, Any],
+              image: images.Image | None) -> None:
+        """Give a task spec its own view (``filesystems``): the holder's plan, and its paths,
+        environment and (with an image) command as the task sees them."""
+        info = task.info
+        sandbox = Path(spec["cwd"])
+        plan = filesystems.plan_task(
+            isolation=self._isolation, info=info, group=container.kind == "DEFAULT",
+            sandbox=sandbox, executor_dir=container.directory,
+            provisioner=self._work_dir / "provisioner" / "containers" /
+            container.container_id / task.task_id,
+            image=image, secret_dir=f".secret-{uuid_mod.uuid4()}")
+        inner = plan.pop("inner")
+        env = dict(spec["env"])
+        if image is not None:
+            argv, executable = filesystems.docker_command(info.get("command") or {},
+                                                          image.config)
+            spec["argv"], spec["executable"] = argv, executable
+            given = {v.get("name") for v in ((info.get("command") or {}).get("environment")
+                                             or {}).get("variables", []) if isinstance(v, dict)}
+            for name, value in filesystems.image_env(image.config).items():
+                if name not in given:
+                    env[name] = value
+            task.running_message = f"Running in image '{image.name}'"
+        else:
+            task.running_message = filesystems.HOST_VIEW_MESSAGE
+        env["MESOS_SANDBOX"] = plan["sandbox_at"]
+        env["HOME"] = plan["sandbox_at"] if env.get("HOME") == str(sandbox) else env["HOME"]
+        spec.update({"fs": plan, "env": env, "host_stdout": spec["stdout"],
+                     "host_stderr": spec["stderr"], "cwd": inner["cwd"],
+                     "stdout": inner["stdout"], "stderr": inner["stderr"]})
+
     def _fail_launch(self, container: Container, why: str) -> None:
         log.warning("agent: container %s failed to launch: %s", container.container_id, why)
         for task in container.tasks.values():
@@ -243,6 +329,8 @@ class Launching(Running):
             if not isinstance(value, str) or not value:
                 raise LaunchError("command.value is required when shell is true")
             argv = ["/bin/sh", "-c", value]
+        elif not value and self._image_of(info) is not None:
+            argv = []  # the image's Entrypoint/Cmd (``_view``, docker/runtime)
         else:
             if not isinstance(value, str) or not value:
                 raise LaunchError("command.value (the executable) is required when shell is "
@@ -298,7 +386,7 @@ class Launching(Running):
             path = volume.get("container_path") if isinstance(volume, dict) else None
             if not isinstance(path, str) or not path:
                 raise LaunchError("a volume without a container_path")
-            if path.startswith("/"):
+            if path.startswith("/") and "filesystem/linux" not in self._isolation:
                 raise LaunchError(
                     f"volume at absolute container path {path!r} needs a container root file "
                     "system (mount namespace), which this agent does not create; use a path "

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,11 @@ class Recovery(Launching):
             log.info("agent: recovered container %s (%d tasks)", container.container_id,
                      len(container.tasks))
         await self._destroy_unknown_containers(known=seen)
+        # Views of containers that are gone: their mounts went with their namespaces, their
+        # upper layers and mount points are left on disk (as Mesos' provisioner recovery).
+        for leftover in sorted((self._work_dir / "provisioner" / "containers").glob("*")):
+            if leftover.name not in self._containers:
+                shutil.rmtree(leftover, ignore_errors=True)
         self._schedule_leftovers(agent_id=agent_id)
         for live in self._containers.values():  # the newest incarnation of each task wins
             for task_id in live.tasks:

@@ -16,6 +16,7 @@ from typing import Any
 from k8sbridge.kernel.agent import (
     cgroups,
     checks,
+    holders,
     limits,
 )
 from k8sbridge.kernel.agent.core import AgentCore
@@ -91,6 +92,9 @@ class Running(AgentCore):
             if orphaned and container.cgroup is not None:
                 # The supervisor would have removed them: nobody else will.
                 self._spawn(self._destroy_cgroups(container.container_id, container.cgroup))
+            # Its views' upper layers, if the supervisor did not live to remove them.
+            holders.release(str(self._work_dir / "provisioner" / "containers" /
+                                container.container_id))
             self._finish_container(container, notify_master=True)
             return
         found = container.tasks.get(str(event.get("task_id", "")))
@@ -104,7 +108,7 @@ class Running(AgentCore):
                 self._update(container, task, "TASK_STARTING")
                 check = task.info.get("check")
                 self._update(
-                    container, task, "TASK_RUNNING",
+                    container, task, "TASK_RUNNING", message=task.running_message,
                     check_status=empty_check_status(check) if isinstance(check, dict) else None,
                 )
                 self._start_probes(container, task)

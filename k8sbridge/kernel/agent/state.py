@@ -55,6 +55,7 @@ class Task:
     cwd: str = ""
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     probes: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+    running_message: str | None = None  # said in its TASK_RUNNING (e.g. what view it has)
 
     @property
     def task_id(self) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import cgroups, confinement
+from k8sbridge.kernel.agent import cgroups, confinement, views
 
 __all__ = ["Followed", "Supervisor", "killpg", "set_task_view", "socket_address", "wait_status"]
 
@@ -128,10 +128,12 @@ def _start(task: dict[str, Any], *, preexec: Any) -> _Child:
     """
     argv = [str(a) for a in task["argv"]]
     env = task["env"]
-    if preexec is not None:
-        with open(task["stdout"], "ab") as out, open(task["stderr"], "ab") as err:
+    if preexec is not None:  # a task with a view of its own: files by their host paths
+        with open(task.get("host_stdout", task["stdout"]), "ab") as out, \
+                open(task.get("host_stderr", task["stderr"]), "ab") as err:
             proc = subprocess.Popen(
-                argv, executable=task.get("executable"), env=env, cwd=task["cwd"],
+                argv, executable=task.get("executable"), env=env,
+                cwd=None if "fs" in task else task["cwd"],
                 stdin=_devnull(), stdout=out, stderr=err, start_new_session=True,
                 preexec_fn=preexec,
             )
@@ -225,6 +227,7 @@ class Supervisor:
         self.kill_tasks: set[asyncio.Task[None]] = set()
         self.server: asyncio.AbstractServer | None = None
         self.default_grace = float(spec.get("kill_grace", 3.0))
+        self.views = views.Views(self.tasks)  # tasks with a view of their own (``fs``)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -353,16 +356,21 @@ class Supervisor:
         failed: dict[str, str] = {}
         # Tasks that share the container's cgroups start together; each task with cgroups of
         # its own (``share_cgroups: false``) is born in them.
-        batches: dict[int, tuple[cgroups.CgroupSet | None, list[dict[str, Any]]]] = {}
+        batches: dict[tuple[int, bool], tuple[cgroups.CgroupSet | None,
+                                               list[dict[str, Any]]]] = {}
         for task in self.tasks:
             where = self.cgroup.of_task(task["task_id"]) if self.cgroup is not None else None
-            batches.setdefault(id(where), (where, []))[1].append(task)
-        for where, batch in batches.values():
+            batches.setdefault((id(where), "fs" in task), (where, []))[1].append(task)
+        for (_, own_view), (where, batch) in batches.items():
             try:
-                with _inside(where) as joined, _viewed(joined) as preexec:
+                with _inside(where) as joined, \
+                        (contextlib.nullcontext(joined) if own_view else _viewed(joined)) \
+                        as preexec:
                     for task in batch:
                         try:
-                            started[task["task_id"]] = _start(task, preexec=preexec)
+                            # A task with a view of its own is born in it (``views``).
+                            with self.views.entered(task["task_id"], preexec) as hook:
+                                started[task["task_id"]] = _start(task, preexec=hook)
                         except (OSError, ValueError, subprocess.SubprocessError) as e:
                             failed[task["task_id"]] = str(e)
             except OSError as e:  # the container's cgroups cannot be joined
@@ -410,14 +418,12 @@ class Supervisor:
         except TimeoutError:
             # The agent died or gave up while launching: nobody would ever control these tasks.
             self.log("no agent attached: the tasks are not started")
-            for t in self.tasks:
-                self.emit({"type": "EXITED", "task_id": t["task_id"], "status": None,
-                           "error": "the agent never attached to the executor", "oom": False,
-                           "killed": False})
-                self.exited[t["task_id"]].set()
-            if self.cgroup is not None:
-                await self.remove_cgroups(self.cgroup)
-            self.emit({"type": "TERMINATED"})
+            await self.fail_all("the agent never attached to the executor")
+            return
+        why = await self.views.start(lambda: _inside(self.cgroup)) if self.views else None
+        if why is not None:  # as Mesos: the container's launch failed, for all its tasks
+            self.log(why)
+            await self.fail_all(why)
             return
         # Every task has been spawned (or failed to) before any kill is acted upon.
         runners = [asyncio.create_task(self.watch(task_id, proc))
@@ -428,6 +434,18 @@ class Supervisor:
             await asyncio.gather(*self.kill_tasks)
         if self.orphan_task is not None:
             self.orphan_task.cancel()
+        await self.views.stop()
+        if self.cgroup is not None:
+            await self.remove_cgroups(self.cgroup)
+        self.emit({"type": "TERMINATED"})
+
+    async def fail_all(self, why: str) -> None:
+        """No task is started: each is reported EXITED with ``why``, the container ends."""
+        for t in self.tasks:
+            self.emit({"type": "EXITED", "task_id": t["task_id"], "status": None,
+                       "error": why, "oom": False, "killed": False})
+            self.exited[t["task_id"]].set()
+        await self.views.stop()
         if self.cgroup is not None:
             await self.remove_cgroups(self.cgroup)
         self.emit({"type": "TERMINATED"})

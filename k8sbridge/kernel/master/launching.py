@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from k8sbridge.kernel import resources as res
+from k8sbridge.kernel.master import containers
 from k8sbridge.kernel.master.calls import MIN_CPUS, MIN_MEM, id_value, validate_id, validate_role
 from k8sbridge.kernel.master.errors import TaskInvalid
 
@@ -167,6 +168,9 @@ def _task_common(
         if not isinstance(container, dict) or container.get("type") not in ("MESOS", "DOCKER"):
             raise TaskInvalid("Task's `ContainerInfo` is invalid: 'ContainerInfo.type' is missing "
                               "or unknown")
+        error = containers.container_info_error(container)
+        if error is not None:
+            raise TaskInvalid(f"Task's `ContainerInfo` is invalid: {error}")
     command = task.get("command")
     if command is not None and not isinstance(command, dict):
         raise TaskInvalid("Task's `CommandInfo` is invalid: expecting an object")
@@ -201,6 +205,11 @@ def validate_executor(
     grace = (executor.get("shutdown_grace_period") or {}).get("nanoseconds")
     if grace is not None and (not isinstance(grace, int | float) or grace < 0):
         raise TaskInvalid("ExecutorInfo's 'shutdown_grace_period' must be non-negative")
+    container = executor.get("container")
+    if isinstance(container, dict):
+        error = containers.container_info_error(container)
+        if error is not None:
+            raise TaskInvalid(f"Executor's `ContainerInfo` is invalid: {error}")
     resources = parse_resources(executor.get("resources"), role=role, what="Executor")
     if for_group:
         etype = executor.get("type")

@@ -1,0 +1,182 @@
+"""A container's root file system, made inside its own mount namespace by its namespace holder
+(``holders``): what Mesos' ``filesystem/linux`` isolator, the provisioner's overlay backend
+and the ``volume/*`` isolators make, from one plan the agent wrote (``filesystems``).
+
+The root is an overlay: the image's layers (lowest first in the plan) or, for a container
+without an image, the host's ``/`` itself as the only lower layer; the upper layer is private
+to the container (on disk under the agent's provisioner directory for an image, a tmpfs that
+lives only in the container's namespace for the host's root -- overlayfs refuses an upper
+directory on the file system it overlays), so nothing the container writes reaches the host or
+another container. Then, as Mesos: a ``/proc`` of the container's pid namespace, a ``/dev``
+with the standard devices only, ``/sys`` read-only (so the cgroup file system is read-only,
+see ``confinement``), the sandbox at its place, the volumes, and for an image the host's
+``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname``.
+
+Why every target is made after ``pivot_root`` (the host's root kept at ``/.oldroot`` until the
+end): a path inside an image may be a symbolic link to ``/etc/...``; resolved from the host's
+root it would make or mount something on the host. Inside the new root the kernel resolves it
+inside the container, and sources (host paths) are resolved on the host before the pivot.
+
+Everything here runs in the forked holder (single-threaded, about to be the container's
+namespace keeper); nothing is mounted in the agent's or the daemon's namespace, so the kernel
+takes every mount away when the namespace's last process exits.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+from typing import Any
+
+from k8sbridge.kernel.agent import mounting
+
+__all__ = ["OLD_ROOT", "build", "overlay_options"]
+
+OLD_ROOT = "/.oldroot"
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def overlay_options(*, lower: list[str], upper: str, work: str) -> str:
+    """Overlay mount data: ``lower`` lowest first (overlayfs lists the top-most first)."""
+    for path in [*lower, upper, work]:
+        if any(c in path for c in ",:\\"):
+            raise OSError(f"overlay layer path {path!r} contains ',', ':' or '\\'")
+    return f"lowerdir={':'.join(reversed(lower))},upperdir={upper},workdir={work}"
+
+
+def _host(path: str) -> str:
+    """A host path (resolved on the host before the pivot) as seen after it."""
+    return OLD_ROOT + path
+
+
+def _make_target(target: str, *, directory: bool) -> None:
+    """The mount point inside the container (the new root): a directory, or an empty file for
+    a file bind mount; its missing parents are made too."""
+    parent = os.path.dirname(target)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    if directory:
+        os.makedirs(target, exist_ok=True)
+    elif not os.path.lexists(target):
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
+def _mount_root(plan: dict[str, Any]) -> str:
+    root = str(plan["root"])
+    scratch = str(plan["scratch"])
+    os.makedirs(root, exist_ok=True)
+    os.makedirs(scratch, exist_ok=True)
+    layers = [str(p) for p in plan.get("layers") or []]
+    if not layers:  # the host's root: the upper layer cannot be on it
+        mounting.mount("tmpfs", scratch, "tmpfs", mounting.MS_NOSUID | mounting.MS_NODEV,
+                       "mode=0755")
+        layers = ["/"]
+    upper, work = os.path.join(scratch, "upper"), os.path.join(scratch, "work")
+    os.makedirs(upper, exist_ok=True)
+    os.makedirs(work, exist_ok=True)
+    mounting.mount("overlay", root, "overlay", 0,
+                   overlay_options(lower=layers, upper=upper, work=work))
+    return root
+
+
+def _pivot(root: str) -> None:
+    os.makedirs(root + OLD_ROOT, exist_ok=True)
+    os.chdir(root)
+    mounting.pivot_root(".", "." + OLD_ROOT)
+    os.chdir("/")
+
+
+def _standard_mounts(plan: dict[str, Any]) -> None:
+    """``/proc``, ``/sys`` (read-only), ``/dev`` (tmpfs with the standard devices, its own
+    ``devpts`` and ``/dev/shm``), as Mesos' linux file-system isolator makes them."""
+    _make_target("/proc", directory=True)
+    mounting.mount("proc", "/proc", "proc",
+                   mounting.MS_NOSUID | mounting.MS_NODEV | mounting.MS_NOEXEC)
+    _make_target("/sys", directory=True)
+    mounting.bind(_host("/sys"), "/sys")
+    for entry in sorted(mounting.mountinfo(), key=lambda m: len(m.point)):
+        if entry.point == "/sys" or entry.point.startswith("/sys/"):
+            with contextlib.suppress(OSError):  # a mount that went away meanwhile
+                mounting.remount_readonly(entry.point)
+    _make_target("/dev", directory=True)
+    mounting.mount("tmpfs", "/dev", "tmpfs", mounting.MS_NOSUID | mounting.MS_NOEXEC,
+                   "mode=0755")
+    for name in _DEVICES:
+        if os.path.exists(_host(f"/dev/{name}")):
+            _make_target(f"/dev/{name}", directory=False)
+            mounting.bind(_host(f"/dev/{name}"), f"/dev/{name}", recursive=False)
+    os.makedirs("/dev/pts")
+    mounting.mount("devpts", "/dev/pts", "devpts", mounting.MS_NOSUID | mounting.MS_NOEXEC,
+                   "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", "/dev/ptmx")
+    os.makedirs("/dev/shm")
+    mounting.mount("tmpfs", "/dev/shm", "tmpfs",
+                   mounting.MS_NOSUID | mounting.MS_NODEV | mounting.MS_NOEXEC, "mode=1777")
+    for name, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                     ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(to, f"/dev/{name}")
+
+
+def _bind(source: str, target: str, *, readonly: bool) -> None:
+    """Bind a host path (already resolved) at ``target`` inside the container."""
+    _make_target(target, directory=os.path.isdir(_host(source)))
+    mounting.bind(_host(source), target, readonly=readonly)
+
+
+def _secrets(plan: dict[str, Any]) -> None:
+    """``SECRET`` volumes as Mesos' ``volume/secret`` isolator makes them: the values are
+    written to a ``ramfs`` mounted (in the container only) under the sandbox, and each file is
+    bound at its path; an ``RO`` volume is a read-only bind. The files are made as Mesos'
+    ``os::write`` makes them (mode 0644 less the umask, owned by the agent's user)."""
+    secrets = plan.get("secrets") or []
+    if not secrets:
+        return
+    store = os.path.join(str(plan["sandbox_at"]), str(plan["secret_dir"]))
+    os.makedirs(store, exist_ok=True)
+    mounting.mount("ramfs", store, "ramfs", 0)
+    for i, secret in enumerate(secrets):
+        source = os.path.join(store, str(i))
+        data = base64.b64decode(str(secret.get("data", "")))
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        target = str(secret["target"])
+        _make_target(target, directory=False)
+        mounting.bind(source, target, readonly=bool(secret.get("readonly")))
+
+
+def build(plan: dict[str, Any]) -> None:
+    """Make the container's root in the calling process's (new, private) mount namespace and
+    move the process into it; raises ``OSError`` naming the step that failed."""
+    mounting.mount("none", "/", None, mounting.MS_REC | mounting.MS_SLAVE)
+    sources: dict[str, str] = {}  # host paths resolved on the host, before the pivot
+    for m in plan.get("mounts") or []:
+        sources[str(m["source"])] = os.path.realpath(str(m["source"]))
+    for directory in plan.get("make_dirs") or []:  # SANDBOX_PATH sources, in sandboxes
+        os.makedirs(str(directory), exist_ok=True)
+    sandbox = os.path.realpath(str(plan["sandbox"]))
+    etc = [p for p in plan.get("etc") or [] if os.path.exists(p)]
+    etc_sources = {p: os.path.realpath(p) for p in etc}
+    root = _mount_root(plan)
+    _pivot(root)
+    _standard_mounts(plan)
+    _bind(sandbox, str(plan["sandbox_at"]), readonly=False)
+    for path in etc:
+        _bind(etc_sources[path], path, readonly=False)
+    for m in plan.get("mounts") or []:
+        source = sources[str(m["source"])]
+        if not os.path.exists(_host(source)):
+            raise OSError(f"the source {m['source']!r} of the volume at {m['target']!r} does "
+                          "not exist")
+        _bind(source, str(m["target"]), readonly=bool(m.get("readonly")))
+    _secrets(plan)
+    mounting.umount(OLD_ROOT, detach=True)
+    os.rmdir(OLD_ROOT)
+    workdir = str(plan.get("workdir") or plan["sandbox_at"])
+    os.makedirs(workdir, exist_ok=True)  # an image's WorkingDir, made as docker makes it
+    os.chdir(workdir)

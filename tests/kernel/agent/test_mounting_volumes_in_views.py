@@ -1,0 +1,95 @@
+"""Volumes as Mesos' ``volume/sandbox_path``, ``volume/secret`` and ``volume/host_path``
+isolators give them to a task with a view of its own: mount points made inside the view and
+never on the host, ``RO`` really read-only, a ``PARENT`` sandbox path shared by a group's
+tasks, secrets as files; and tasks of a group that share a pid namespace see each other."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from k8sbridge.kernel.agent import filesystems, mounting
+from tests.kernel.agent import fakemaster as fm
+from tests.kernel.agent.test_confining_tasks import _group
+
+
+def _task(task_id: str, script: str, volumes: list[dict[str, Any]],
+          **linux: Any) -> dict[str, Any]:
+    task = fm.command_task(task_id, script, mem=16, cpus=0.01)
+    task["container"] = {"type": "MESOS", "volumes": volumes}
+    if linux:
+        task["container"]["linux_info"] = linux
+    return task
+
+
+def _sandbox(root: Path, executor: str) -> Path:
+    [path] = list(root.glob(f"slaves/*/frameworks/*/executors/{executor}/runs/latest"))
+    return path
+
+
+async def test_volumes_are_mounted_inside_the_view_only(tmp_path: Path) -> None:
+    host_dir = tmp_path / "host-data"
+    host_dir.mkdir()
+    (host_dir / "file").write_text("from host\n")
+    shared = f"/k8sbridge-shared-{uuid.uuid4().hex}"
+    secret = base64.b64encode(b"s3cret").decode()
+    volumes = [
+        {"container_path": shared, "mode": "RW",
+         "source": {"type": "SANDBOX_PATH", "sandbox_path": {"type": "PARENT", "path": "vol"}}},
+        {"container_path": "/etc/app/token", "mode": "RO",
+         "source": {"type": "SECRET", "secret": {"type": "VALUE", "value": {"data": secret}}}},
+        {"container_path": "/data", "mode": "RO",
+         "source": {"type": "HOST_PATH", "host_path": {"path": str(host_dir)}}},
+    ]
+    writer = (f"echo hello > {shared}/x && cat /etc/app/token > token && "
+              "stat -c %a /etc/app/token > mode && cat /data/file > data && "
+              "(echo no > /data/file 2>/dev/null && echo writable || echo ro) > data-ro && "
+              "(echo no > /etc/app/token 2>/dev/null && echo writable || echo ro) > token-ro")
+    reader = f"while ! test -s {shared}/x; do sleep 0.05; done; cat {shared}/x > seen"
+    async with fm.running_agent(tmp_path / "work", isolation=filesystems.FULL_ISOLATION) as run:
+        await run.master.send(_group("pod", [_task("w", writer, volumes),
+                                             _task("r", reader, volumes[:1])]))
+        await run.master.wait_state("w", "TASK_FINISHED")
+        await run.master.wait_state("r", "TASK_FINISHED")
+        pod = _sandbox(tmp_path / "work", "pod")
+        w, r = pod / "tasks" / "w", pod / "tasks" / "r"
+        assert (r / "seen").read_text() == "hello\n"
+        assert (pod / "vol" / "x").read_text() == "hello\n"  # the PARENT path
+        assert (w / "token").read_text() == "s3cret"
+        assert (w / "mode").read_text() == f"{0o644 & ~_umask():o}\n"  # as Mesos' os::write
+        assert (w / "data").read_text() == "from host\n"
+        assert (w / "data-ro").read_text() == "ro\n"
+        assert (w / "token-ro").read_text() == "ro\n"
+        assert (host_dir / "file").read_text() == "from host\n"
+        assert not os.path.exists(shared) and not os.path.exists("/etc/app/token")
+        await run.master.wait_for(
+            lambda: not list((tmp_path / "work" / "provisioner").glob("*/*")))
+        assert not [m for m in mounting.mountinfo("self") if str(tmp_path) in m.point]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+async def test_tasks_sharing_the_group_pid_namespace_see_each_other(tmp_path: Path) -> None:
+    a = "echo $$ > pid; exec sleep 300"
+    b = ("while ! test -s ../a/pid; do sleep 0.05; done; "
+         "kill -0 $(cat ../a/pid) && echo seen > seen; ls /proc | grep -c '^[0-9]' > n")
+    c = "ls /proc | grep -c '^[0-9]' > n"
+    async with fm.running_agent(tmp_path, isolation=filesystems.FULL_ISOLATION) as run:
+        await run.master.send(_group("pod", [
+            _task("a", a, [], share_pid_namespace=True),
+            _task("b", b, [], share_pid_namespace=True),
+            _task("c", c, [])]))
+        await run.master.wait_state("b", "TASK_FINISHED")
+        await run.master.wait_state("c", "TASK_FINISHED")
+        pod = _sandbox(tmp_path, "pod") / "tasks"
+        assert (pod / "b" / "seen").read_text() == "seen\n"
+        assert int((pod / "c" / "n").read_text()) <= 4  # its holder, sh, ls, grep
+        await run.master.send(fm.kill_task("a", grace=0.5))
+        await run.master.wait_state("a", "TASK_KILLED")
