@@ -18,12 +18,13 @@ principal and secret (a file, never a command-line argument or a log line).
 
 Authentication says who calls; Mesos' local authorizer says what they may do. Each start writes
 ``acls.json`` (0600, next to the credentials; Mesos' ``--acls`` JSON, ``permissive: false``, for
-the three actions the kernel's master authorizes): ``k8sbridge`` may register the bridge's roles
+the four actions the kernel's master authorizes): ``k8sbridge`` may register the bridge's roles
 and nobody else may; ``operator`` may register frameworks in any other role (Marathon and the
 like, next to the bridge); both may run tasks only as the user the bridge registers with (the
 user running ``k8sbridge run``, never another one such as root); ``operator`` may tear down any
-framework, ``k8sbridge`` only its own; everything else is denied (a principal added to the
-credentials file gets 403).
+framework, ``k8sbridge`` only its own; only ``operator`` may mark an agent gone
+(``MARK_AGENT_GONE``, for a machine that will not come back); everything else is denied (a
+principal added to the credentials file gets 403).
 """
 
 from __future__ import annotations
@@ -296,6 +297,9 @@ def acl_document(*, roles: Sequence[str], user: str) -> dict[str, Any]:
         "teardown_frameworks": [
             {"principals": operator, "framework_principals": {"type": "ANY"}},
             {"principals": bridge, "framework_principals": bridge},
+        ],
+        "mark_agents_gone": [
+            {"principals": operator, "agents": {"type": "ANY"}},
         ],
     }
 

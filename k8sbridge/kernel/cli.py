@@ -214,7 +214,8 @@ def _auth_args(parser: argparse.ArgumentParser) -> None:
                         metavar="NAMES", help="Mesos --http_authenticators (default basic)")
     parser.add_argument("--acls", default=None, metavar="JSON|PATH",
                         help="Mesos --acls for the local authorizer (register_frameworks, "
-                        "run_tasks, teardown_frameworks are enforced; permissive by default)")
+                        "run_tasks, teardown_frameworks, mark_agents_gone are enforced; "
+                        "permissive by default)")
 
 
 def _master_args(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,10 @@ the agent HTTP API, then loops: discover the link (``GET /kernel/link`` on the m
 (re-register with its id and tasks once it has one), answer PINGs and run what the master sends;
 on losing the master it backs off (1 s doubling to ``registration_backoff_max_seconds``) and
 registers again, keeping its tasks. Stopping kills every task unless ``_keep_tasks`` is set (the
-test hook for an agent process restart: checkpointed tasks survive and are re-adopted).
+test hook for an agent process restart: checkpointed tasks survive and are re-adopted). A
+SHUTDOWN from the master (Mesos' ``ShutdownMessage``: the operator marked the agent gone, and
+every later re-registration is refused the same way) stops the agent as Mesos' ``shutdown``
+does: every container is killed, whatever ``_keep_tasks`` says, and ``run`` returns.
 
 The agent is split by responsibility, as the Mesos agent splits its work: ``core`` (tables,
 status updates, checkpoints), ``running`` (executor events, kills, probes), ``launching``
@@ -59,6 +62,10 @@ _REGISTER_TIMEOUT = 10.0
 __all__ = ["Agent", "AgentError", "VERSION", "nested_container_id"]
 
 
+class _ShutDownByMaster(Exception):
+    """The master sent SHUTDOWN: the agent must kill its containers and stop."""
+
+
 class Agent(Recovery):
     """One Mesos-like agent (contract C)."""
 
@@ -103,15 +110,22 @@ class Agent(Recovery):
         gc_task = asyncio.create_task(
             self.gc.run(stop=stop, disk_watch_interval=self._config.disk_watch_interval_seconds),
             name="agent-gc")
+        stopping = asyncio.create_task(stop.wait(), name="agent-stop")
+        shut_down = False
         try:
-            await stop.wait()
+            await asyncio.wait({stopping, link_task}, return_when=asyncio.FIRST_COMPLETED)
+            shut_down = (link_task.done() and not link_task.cancelled()
+                         and link_task.exception() is None and link_task.result())
+            if not shut_down:
+                await stop.wait()
         finally:
+            stopping.cancel()
             for task in (link_task, retry_task, gc_task):
                 task.cancel()
             for task in (link_task, retry_task, gc_task):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await self._shutdown(keep_tasks=_keep_tasks)
+            await self._shutdown(keep_tasks=_keep_tasks and not shut_down)
             stream, self._stream = self._stream, None
             if stream is not None:
                 await stream.close()
@@ -130,7 +144,18 @@ class Agent(Recovery):
             raise link.LinkError(f"{url} gave no link address: {body!r}")
         return address
 
-    async def _link_loop(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
+    async def _link_loop(self, *, stop: asyncio.Event, ready: asyncio.Event) -> bool:
+        """Follow the master until ``stop``; True when the master told the agent to shut
+        down."""
+        try:
+            await self._follow_master(stop=stop, ready=ready)
+        except _ShutDownByMaster as e:
+            log.warning("agent %s asked to shut down by the master because '%s'; killing its "
+                        "containers and stopping", self._agent_id, e)
+            return True
+        return False
+
+    async def _follow_master(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
         backoff = 1.0
         while not stop.is_set():
             stream: link.AgentStream | None = None
@@ -139,6 +164,10 @@ class Agent(Recovery):
                 stream = await link.connect(address, timeout=5.0)
                 await stream.send(self._register_message())
                 registered = await self._await_registered(stream)
+            except _ShutDownByMaster:
+                if stream is not None:
+                    await stream.close()
+                raise
             except (link.LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
                 log.info("agent: master %s not reachable (%s); retrying in %.0fs",
                          self._config.master, e, backoff)
@@ -179,6 +208,8 @@ class Agent(Recovery):
                     raise ValueError("REGISTERED without an agent id")
                 if message.get("type") == "PING":
                     await stream.send({"type": "PONG"})
+                if message.get("type") == "SHUTDOWN":
+                    raise _ShutDownByMaster(str(message.get("message", "")))
         raise link.LinkError("the master closed the link before REGISTERED")
 
     def _on_registered(self, agent_id: str) -> None:
@@ -252,5 +283,7 @@ class Agent(Recovery):
                      "DEFAULT executors take none)", executor_id)
         elif kind == "REGISTERED":
             pass  # a duplicate reply to a retried REGISTER
+        elif kind == "SHUTDOWN":
+            raise _ShutDownByMaster(str(message.get("message", "")))
         else:
             log.warning("agent: ignored an unknown link message type %r", kind)

@@ -5,8 +5,9 @@ function of the ACLs, the subject (a principal, or nobody) and the object; the m
 asks it "may this principal register these roles / launch as this user / tear down that
 framework?". The matching rules are Mesos' two matrices (``matches`` picks the first ACL that
 applies, ``allows`` decides it) and a request no ACL matches gets ``permissive`` (default
-true). Only the actions this master performs are read: ``register_frameworks``, ``run_tasks``
-and ``teardown_frameworks``; other ACL kinds in the document are accepted and unused.
+true). Only the actions this master performs are read: ``register_frameworks``, ``run_tasks``,
+``teardown_frameworks`` and ``mark_agents_gone``; other ACL kinds in the document are accepted
+and unused.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Authorizer:
     register_frameworks: tuple[Acl, ...]
     run_tasks: tuple[Acl, ...]
     teardown_frameworks: tuple[Acl, ...]
+    mark_agents_gone: tuple[Acl, ...] = ()
 
     def _approved(self, acls: Sequence[Acl], subject: Entity, obj: Entity, *,
                   recursive: bool = False) -> bool:
@@ -119,6 +121,11 @@ class Authorizer:
         """TEARDOWN_FRAMEWORK: the torn-down framework's principal ('' when it has none)."""
         return self._approved(self.teardown_frameworks, _subject(principal),
                               Entity(values=(framework_principal,)))
+
+    def may_mark_agent_gone(self, *, principal: str | None) -> bool:
+        """MARK_AGENT_GONE: the object is implicit (ANY), so only ``agents`` ANY allows it and
+        ``agents`` NONE denies it."""
+        return self._approved(self.mark_agents_gone, _subject(principal), Entity(type=ANY))
 
 
 def _acl_list(doc: dict[str, Any], key: str, object_key: str) -> tuple[Acl, ...]:
@@ -165,6 +172,7 @@ def parse_acls(flag: str) -> Authorizer:
         register_frameworks=_acl_list(doc, "register_frameworks", "roles"),
         run_tasks=_acl_list(doc, "run_tasks", "users"),
         teardown_frameworks=_acl_list(doc, "teardown_frameworks", "framework_principals"),
+        mark_agents_gone=_acl_list(doc, "mark_agents_gone", "agents"),
     )
 
 

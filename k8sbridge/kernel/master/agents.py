@@ -1,7 +1,8 @@
 """Agents in the master: the link, (re-)registration, pings, disconnection and unreachability.
 
 Why a layer: Mesos' ``registerSlave``/``reregisterSlave`` and the ``SlaveObserver`` ping rules
-(``--agent_ping_timeout`` x ``--max_agent_ping_timeouts``) in one place.
+(``--agent_ping_timeout`` x ``--max_agent_ping_timeouts``) in one place. An agent marked gone
+(``gone``) is refused here for good: its re-registration gets a shutdown, as in Mesos.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from k8sbridge.kernel.master.tasks import TaskHandling
 from k8sbridge.kernel.protocol import AgentId, FrameworkId
 
 log = logging.getLogger(__name__)
+
+GONE_MESSAGE = "Agent has been marked gone"  # Mesos' ShutdownMessage and task update message
 
 
 class AgentHandling(TaskHandling):
@@ -70,6 +73,12 @@ class AgentHandling(TaskHandling):
     def register_agent(self, conn: AgentConn, message: RawJson) -> state.Agent | None:
         """REGISTER (no id yet) or RE-REGISTER from an agent; None if the message is refused."""
         info = message.get("agent_info")
+        if isinstance(info, dict) and id_value(info.get("id")) in self.gone_agents:
+            # Before validating it, as ``Master::reregisterSlave``: shut down, never admitted.
+            log.warning("Refusing re-registration of agent at %s because it is already marked "
+                        "gone", conn.stream.peer)
+            conn.send({"type": "SHUTDOWN", "message": GONE_MESSAGE})
+            return None
         if not isinstance(info, dict) or not isinstance(info.get("hostname"), str):
             log.warning("refusing registration from %s: agent_info.hostname missing",
                         conn.stream.peer)
@@ -326,7 +335,7 @@ class AgentHandling(TaskHandling):
     def ping_round(self) -> None:
         mono = time.monotonic()
         for agent in list(self.agents.values()):
-            if agent.unreachable_time is not None:
+            if agent.unreachable_time is not None or agent.agent_id in self.gone_agents:
                 continue
             if agent.recovered:
                 if mono - self._recovered_at >= self.config.agent_reregister_timeout:

@@ -6,7 +6,8 @@ HTTP handlers, link messages and timers interleave only between whole changes an
 needed. Output leaves through queues (``EventStream`` for schedulers and operator subscribers,
 ``AgentConn`` for agents) drained by their own small tasks, so a slow peer never blocks the
 master. The master is built as a stack of layers, one responsibility each: this base, then
-frameworks, offers, tasks, agents, operator views, and ``master.Master`` (lifecycle) on top.
+frameworks, offers, tasks, agents, agents marked gone, operator views, and ``master.Master``
+(lifecycle) on top.
 A layer calls upward only through the hooks declared here under ``TYPE_CHECKING``.
 """
 
@@ -171,6 +172,9 @@ class MasterBase:
         )
         self.completed_ids: set[str] = set()
         self.agents: dict[str, state.Agent] = {}
+        # ``slaves.gone``: agents the operator marked gone (MARK_AGENT_GONE), with when; kept in
+        # the registry so that they are refused for good.
+        self.gone_agents: dict[str, float] = {}
         self.offers: dict[str, state.Offer] = {}
         self.subscribers: set[streams.EventStream] = set()
         self.allocator = alloc.Allocator(allocation_interval=config.allocation_interval)

@@ -287,6 +287,30 @@ def _sub(call: RawJson, field: str) -> RawJson:
     return body
 
 
+def _agent_to_mark_gone(call: RawJson) -> str:
+    """``mark_agent_gone.agent_id.value``, else the 400 Mesos gives: first stout's JSON ->
+    protobuf conversion (a wrong JSON kind; the required ``agent_id`` and its ``value``), then
+    the call's validation (``mark_agent_gone`` absent)."""
+    convert = "Failed to convert JSON into Call protobuf: "
+    body = call.get("mark_agent_gone")
+    if body is None:
+        raise CallError(400, "Failed to validate master::Call: Expecting 'mark_agent_gone' to "
+                             "be present")
+    if not isinstance(body, dict):
+        raise CallError(400, convert + transport.not_expecting(body, "mark_agent_gone"))
+    agent_id = body.get("agent_id")
+    if agent_id is None:
+        raise CallError(400, convert + "Missing required fields: mark_agent_gone.agent_id")
+    if not isinstance(agent_id, dict):
+        raise CallError(400, convert + transport.not_expecting(agent_id, "agent_id"))
+    value = agent_id.get("value")
+    if value is None:
+        raise CallError(400, convert + "Missing required fields: mark_agent_gone.agent_id.value")
+    if not isinstance(value, str):
+        raise CallError(400, convert + transport.not_expecting(value, "value"))
+    return value
+
+
 async def _operator_call(request: web.Request, master: OperatorHandling, ctype: str, call: RawJson
                          ) -> web.StreamResponse:
     if ctype == "GET_HEALTH":
@@ -344,6 +368,13 @@ async def _operator_call(request: web.Request, master: OperatorHandling, ctype: 
                 framework_principal=str(fw.info.get("principal", ""))):
             return web.Response(status=403)  # as Mesos' ``_teardown``: Forbidden, no body
         master.remove_framework(fw)
+        return web.Response(status=200)
+    if ctype == "MARK_AGENT_GONE":
+        agent_id = _agent_to_mark_gone(call)
+        if master.authorizer is not None and not master.authorizer.may_mark_agent_gone(
+                principal=_principal(request)):
+            return web.Response(status=403)  # as Mesos' ``markAgentGone``: Forbidden, no body
+        master.mark_agent_gone(agent_id)
         return web.Response(status=200)
     if ctype == "SUBSCRIBE":
         return await _operator_subscribe(request, master)

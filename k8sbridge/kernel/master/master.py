@@ -101,6 +101,7 @@ class Master(OperatorHandling):
                 recovered=unreachable is None, unreachable_time=unreachable, active=False,
             )
             self.agents[aid] = agent
+        self.gone_agents.update(snap.gone)
         if snap.weights:
             self.allocator.update_weights(dict(snap.weights))
         for role, limits in snap.quotas:

@@ -13,19 +13,19 @@ from typing import Any
 from k8sbridge.kernel import allocator as alloc
 from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master import calls, launching, state
-from k8sbridge.kernel.master.agents import AgentHandling
 from k8sbridge.kernel.master.base import (
     RawJson,
     id_value,
     idv,
 )
 from k8sbridge.kernel.master.errors import CallError
+from k8sbridge.kernel.master.gone import GoneHandling
 from k8sbridge.kernel.protocol import AgentId
 
 log = logging.getLogger(__name__)
 
 
-class OperatorHandling(AgentHandling):
+class OperatorHandling(GoneHandling):
     # ------------------------------------------------------------------------------------------
     # Operator: weights, quota, reservations
 

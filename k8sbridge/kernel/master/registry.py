@@ -1,6 +1,7 @@
 """The master's registry: what must survive a master restart, in SQLite under ``work_dir``.
 
-Why these and only these: Mesos' replicated registry keeps agents (admitted, unreachable, gone),
+Why these and only these: Mesos' replicated registry keeps agents (admitted, unreachable, gone:
+an agent marked gone by the operator is refused for good, even by a restarted master),
 weights, quota and (via agents' checkpointed resources) dynamic reservations; frameworks are kept
 so that a re-subscription with an old id is recognised and a torn-down id is refused. Tasks are
 not stored: after a restart agents re-register with the tasks they still run, as with Mesos.
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS reservations (
 );
 CREATE TABLE IF NOT EXISTS weights (role TEXT PRIMARY KEY, weight REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quotas (role TEXT PRIMARY KEY, limits TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gone_agents (id TEXT PRIMARY KEY, gone_time REAL NOT NULL);
 """
 
 
@@ -46,6 +48,7 @@ class Snapshot:
     reservations: tuple[tuple[str, list[dict[str, Any]]], ...] = ()  # (agent id, raw resources)
     weights: tuple[tuple[str, float], ...] = ()
     quotas: tuple[tuple[str, dict[str, float]], ...] = ()
+    gone: tuple[tuple[str, float], ...] = ()  # (agent id, when it was marked gone)
 
 
 class Registry:
@@ -111,11 +114,15 @@ class Registry:
                 (row[0], json.loads(row[1]))
                 for row in db.execute("SELECT role, limits FROM quotas")
             )
+            gone = tuple(
+                (row[0], float(row[1]))
+                for row in db.execute("SELECT id, gone_time FROM gone_agents")
+            )
         except (sqlite3.Error, json.JSONDecodeError) as e:
             raise RegistryError(f"registry is unreadable: {e}") from e
         return Snapshot(
             frameworks=frameworks, agents=agents, reservations=reservations, weights=weights,
-            quotas=quotas,
+            quotas=quotas, gone=gone,
         )
 
     # -- frameworks ---------------------------------------------------------------------------
@@ -144,6 +151,22 @@ class Registry:
 
     def mark_unreachable(self, agent_id: str, *, when: float) -> None:
         self._exec("UPDATE agents SET unreachable_time = ? WHERE id = ?", (when, agent_id))
+
+    def mark_gone(self, agent_id: str, *, when: float) -> None:
+        """``MarkSlaveGone``: out of the admitted/unreachable list (with the resources it had
+        checkpointed), into the gone list, in one transaction."""
+        if self._db is None:
+            return
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
+                self._db.execute("DELETE FROM reservations WHERE agent_id = ?", (agent_id,))
+                self._db.execute(
+                    "INSERT INTO gone_agents (id, gone_time) VALUES (?, ?) "
+                    "ON CONFLICT(id) DO NOTHING", (agent_id, when))
+        except sqlite3.Error as e:
+            raise RegistryError(f"registry write failed: {e}") from e
 
     def put_reservations(self, agent_id: str, resources: list[dict[str, Any]]) -> None:
         if resources:

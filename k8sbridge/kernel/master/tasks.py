@@ -136,6 +136,13 @@ class TaskHandling(OfferHandling):
                     reason="REASON_RECONCILIATION", agent_id=aid,
                     unreachable_time=agent.unreachable_time,
                 )
+            elif aid is not None and aid in self.gone_agents:
+                status = _status(  # (5) Mesos: the agent is gone
+                    task_id=tid,
+                    state_="TASK_GONE_BY_OPERATOR" if fw.partition_aware else "TASK_LOST",
+                    message="Reconciliation: Task is gone", reason="REASON_RECONCILIATION",
+                    agent_id=aid,
+                )
             else:
                 status = _status(
                     task_id=tid, state_="TASK_UNKNOWN" if fw.partition_aware else "TASK_LOST",
