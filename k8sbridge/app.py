@@ -399,8 +399,9 @@ async def running_embedded(
     agent_configs = (
         list(agents)
         if agents is not None
-        else embedded.embedded_agent_configs(data_dir=data_dir, count=emb.agents,
-                                             resources=emb.agent_resources)
+        else embedded.embedded_agent_configs(
+            data_dir=data_dir, count=emb.agents, resources=emb.agent_resources,
+            image_dir=embedded.image_dir_of(settings))
     )
     master = master_config.MasterConfig(port=emb.kernel_port, work_dir=data_dir / "kernel")
     async with kernel_main.running_kernel(master=master, agents=agent_configs) as kernel:

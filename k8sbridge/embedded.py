@@ -74,14 +74,33 @@ _AGENT_SHAPES = (
 )
 
 
-def embedded_agent_configs(*, data_dir: Path, count: int, resources: str = "") -> list[Any]:
+def image_dir_of(settings: bridge_settings.BridgeSettings) -> Path | None:
+    """The embedded agents' local docker registry directory (created), None when not set:
+    then the agents do not isolate (tasks see the host) and no image is sent."""
+    if settings.embedded.image_dir is None:
+        return None
+    path = settings.embedded.image_dir.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def embedded_agent_configs(*, data_dir: Path, count: int, resources: str = "",
+                           image_dir: Path | None = None) -> list[Any]:
     """Agents with distinct resources and attributes (``rack``, ``zone``, ``disk``).
 
     Each agent listens on its own loopback address (127.0.0.N), which is also its hostname, so
     every agent is a distinct, reachable Node. ``resources`` (Mesos --resources), when given,
-    replaces the built-in shapes for every agent.
+    replaces the built-in shapes for every agent. With ``image_dir`` the agents isolate as
+    Mesos' containerizer does (``filesystems.FULL_ISOLATION``: a root of their own, volumes,
+    pid namespaces) with that directory as their local docker registry.
     """
     from k8sbridge.kernel.agent import config as agent_config
+    from k8sbridge.kernel.agent import filesystems
+
+    views: dict[str, Any] = {}
+    if image_dir is not None:
+        views = {"isolation": filesystems.FULL_ISOLATION, "image_providers": "docker",
+                 "docker_registry": str(image_dir)}
 
     out = []
     for i in range(count):
@@ -98,6 +117,7 @@ def embedded_agent_configs(*, data_dir: Path, count: int, resources: str = "") -
                 region="local",
                 zone=zone,
                 status_retry_seconds=EMBEDDED_STATUS_RETRY_SECONDS,
+                **views,
             )
         )
     return out
@@ -119,6 +139,7 @@ def bridge_settings_for(
     logs`` works with anonymous requests off). With ``credentials`` the bridge authenticates
     to the kernel as ``BRIDGE_PRINCIPAL`` (its secret read from a file)."""
     mesos = dataclasses.replace(settings.mesos, masters=(kernel_url,))
+    image_dir = image_dir_of(settings)
     if credentials is not None:
         mesos = dataclasses.replace(mesos, principal=BRIDGE_PRINCIPAL,
                                     secret_file=credentials.bridge_secret_file)
@@ -133,7 +154,9 @@ def bridge_settings_for(
         mesos=mesos,
         kube=dataclasses.replace(settings.kube, kubeconfig=kubeconfig),
         scheduler=dataclasses.replace(
-            settings.scheduler, scheduler_names=names, image_mode="none"
+            settings.scheduler, scheduler_names=names,
+            image_mode="none" if image_dir is None else "local", image_dir=image_dir,
+            allow_host_path=settings.embedded.allow_host_path,
         ),
         kubelet=kubelet,
     )
@@ -199,11 +222,16 @@ def kernel_argv(
         argv += [f"--credentials={credentials.file}", *KERNEL_AUTH_FLAGS]
     if acls is not None:
         argv.append(f"--acls=file://{acls}")
+    image_dir = image_dir_of(settings)
     configs = embedded_agent_configs(data_dir=data_dir, count=emb.agents,
-                                     resources=emb.agent_resources)
+                                     resources=emb.agent_resources, image_dir=image_dir)
     for cfg in configs:
         argv += ["--agent-resources", cfg.resources, "--agent-attributes", cfg.attributes,
                  "--agent-region", cfg.region, "--agent-zone", cfg.zone]
+    if image_dir is not None:
+        argv += [f"--agent-isolation={configs[0].isolation}",
+                 f"--agent-image-providers={configs[0].image_providers}",
+                 f"--agent-docker-registry={image_dir}"]
     return argv
 
 

@@ -65,6 +65,11 @@ def register(sub: Any) -> None:
     emb.add_argument("--agent-resources", default=None, metavar="SPEC",
                      help="Mesos --resources of every agent (default: three built-in shapes "
                      "of 4, 2 and 8 cpus)")
+    emb.add_argument("--image-dir", type=Path, default=None, metavar="DIR",
+                     help="the agents' local docker registry: 'docker save' archives named "
+                     "repository:tag.tar; with it the agents isolate as Mesos does (volumes, "
+                     "pid namespaces) and a pod's image runs from here when its archive is "
+                     "present, else on a copy-on-write view of the host's root")
     ext = parser.add_argument_group("external targets")
     ext.add_argument("--master", default=None,
                      help="Mesos master URL(s), comma-separated (http://host:5050)")
@@ -130,6 +135,7 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "api_port": args.api_port,
             "agents": args.agents,
             "agent_resources": args.agent_resources,
+            "image_dir": args.image_dir,
         },
     }
 

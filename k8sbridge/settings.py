@@ -90,7 +90,15 @@ class SchedulerSettings:
     executor_cpus: float = 0.1  # the DEFAULT executor's own resources, once per pod
     executor_mem: float = 32.0
     executor_disk: float = 10.0  # Mesos refuses an executor without disk
-    image_mode: str = "mesos"  # "mesos": container.mesos.image; "none": run on the host
+    # "mesos": every image goes in container.mesos.image; "none": no image is sent (commands
+    # run in the agent's own view); "local": an image is sent only when image_dir (a local
+    # docker registry directory the agents share, Mesos --docker_registry) holds its archive
+    # repository:tag.tar, else the container runs without one and the pod is told so.
+    image_mode: str = "mesos"
+    image_dir: Path | None = None
+    # hostPath volumes become Mesos HOST_PATH volumes only when allowed (they reach the agent's
+    # file system): off against real clusters, on in the embedded default.
+    allow_host_path: bool = False
     tolerate_own_taint: bool = True
     cycle_seconds: float = 0.2  # batching window before a placement pass
     # Pods without requests get these (documented in docs/operations.md).
@@ -140,6 +148,12 @@ class EmbeddedSettings:
     # Mesos --resources of every embedded agent; "": the built-in shapes (4, 2 and 8 cpus ...).
     # Larger agents let the embedded default hold more pods (bench/bench_embedded.py).
     agent_resources: str = ""
+    # The agents' local docker registry (Mesos --docker_registry: ``docker save`` archives named
+    # repository:tag.tar). Set, the agents run with full isolation (a root of their own,
+    # volumes, pid namespaces) and the bridge sends an image only when its archive is here;
+    # None: the agents do not isolate (tasks see the host, volumes are refused by the agent).
+    image_dir: Path | None = None
+    allow_host_path: bool = True  # hostPath volumes in the embedded cluster (scheduler setting)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -301,8 +315,10 @@ def _validate(settings: BridgeSettings) -> None:
         raise SettingsError("mesos.roles: at least one role is needed")
     if settings.scheduler.ranking not in ("spread", "binpack"):
         raise SettingsError("scheduler.ranking: must be 'spread' or 'binpack'")
-    if settings.scheduler.image_mode not in ("mesos", "none"):
-        raise SettingsError("scheduler.image_mode: must be 'mesos' or 'none'")
+    if settings.scheduler.image_mode not in ("mesos", "none", "local"):
+        raise SettingsError("scheduler.image_mode: must be 'mesos', 'none' or 'local'")
+    if settings.scheduler.image_mode == "local" and settings.scheduler.image_dir is None:
+        raise SettingsError("scheduler.image_dir: needed with scheduler.image_mode 'local'")
     if not settings.scheduler.scheduler_names:
         raise SettingsError("scheduler.scheduler_names: at least one name is needed")
     if settings.kube.client_threads < 1:

@@ -17,8 +17,11 @@ Rules:
 * env values are resolved before launch (``resolve_env``: ``value``, ``configMapKeyRef``,
   ``secretKeyRef``, ``fieldRef``, ``resourceFieldRef``); a missing required key is a
   ``LaunchError`` with reason ``CreateContainerConfigError`` (the pod shows it, nothing runs);
-* the image becomes ``container.mesos.image`` (docker) when ``image_mode`` is ``"mesos"``; with
-  ``"none"`` the command runs on the agent host (the embedded kernel has no image support);
+* the image becomes ``container.mesos.image`` (docker, the name as written) when
+  ``image_mode`` is ``"mesos"``, or ``"local"`` and the local registry directory holds its
+  archive (else none is sent and the pod gets a ``ImageNotInLocalRegistry`` warning); with
+  ``"none"`` no image is sent; volumes (``volumes``) and ``shareProcessNamespace``
+  (``linux_info.share_pid_namespace``) go in the same ``ContainerInfo``;
 * resources are rendered from placement's ``plan.Assignment`` as it carved them (executor
   share, each container's scalars and host ports, reservations and allocation info kept):
   the plan is the commit, nothing is carved twice; the loop checks at commit that the offers
@@ -32,17 +35,16 @@ Rules:
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from k8sbridge import grpc_probe
 from k8sbridge.lifecycle import taskids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
-from k8sbridge.scheduler import limits, plan
+from k8sbridge.scheduler import limits, plan, podenv, podfields, volumes
 
 __all__ = [
     "COMMIT_OFFER_GONE",
@@ -78,6 +80,7 @@ COMMIT_OFFER_SHORT = (
 )
 COMMIT_STALE = "the pod changed between placement and launch; placing it again"
 REASON_STALE = "StalePlacement"
+REASON_IMAGE_NOT_LOCAL = "ImageNotInLocalRegistry"
 
 WORKDIR_SCRIPT = 'cd "$1" || exit 126; shift; exec "$@"'
 
@@ -93,12 +96,8 @@ RawPod = Mapping[str, Any]
 Json = dict[str, Any]
 
 
-class LaunchError(Exception):
-    """A pod that cannot be launched as written; ``reason`` is the container waiting reason."""
-
-    def __init__(self, message: str, *, reason: str = "CreateContainerConfigError") -> None:
-        super().__init__(message)
-        self.reason = reason
+LaunchError = podenv.LaunchError
+resolve_env = podenv.resolve_env
 
 
 def task_id_for(*, uid: str, attempt: int, generation: int, container: str) -> str:
@@ -125,164 +124,6 @@ class LaunchGroup:
     operation: Json  # Offer.Operation {"type": "LAUNCH_GROUP", "launch_group": {...}}
     used: Resources  # everything the operation consumes (executor + tasks)
     notices: tuple[limits.Notice, ...] = ()  # for the pod's events (limits not enforced)
-
-
-# --------------------------------------------------------------------------------------------
-# Environment
-
-
-ConfigLookup = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
-
-
-async def resolve_env(
-    *,
-    pod: RawPod,
-    container: Mapping[str, Any],
-    node_name: str,
-    host_ip: str,
-    config_map: ConfigLookup,
-    secret: ConfigLookup,
-) -> list[tuple[str, str]]:
-    """The container's environment as (name, value) pairs, in the order Kubernetes applies.
-
-    ``envFrom`` first (later sources win), then ``env`` (later entries win, ``$(VAR)``
-    references to earlier ones expanded as the kubelet does).
-    """
-    meta = pod.get("metadata") or {}
-    namespace = str(meta.get("namespace") or "default")
-    cname = str(container.get("name", ""))
-    out: dict[str, str] = {}
-
-    for source in container.get("envFrom") or []:
-        prefix = str(source.get("prefix") or "")
-        if "configMapRef" in source:
-            ref = source["configMapRef"] or {}
-            obj = await config_map(namespace, str(ref.get("name", "")))
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise LaunchError(f'configmap "{ref.get("name")}" not found')
-            for key, value in sorted((obj.get("data") or {}).items()):
-                out[prefix + key] = str(value)
-        elif "secretRef" in source:
-            ref = source["secretRef"] or {}
-            obj = await secret(namespace, str(ref.get("name", "")))
-            if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise LaunchError(f'secret "{ref.get("name")}" not found')
-            for key, value in sorted((obj.get("data") or {}).items()):
-                out[prefix + key] = _b64(value)
-
-    for var in container.get("env") or []:
-        name = str(var.get("name", ""))
-        if not name:
-            continue
-        if "valueFrom" not in var or var.get("valueFrom") is None:
-            out[name] = _expand(str(var.get("value", "")), out)
-            continue
-        vf = var["valueFrom"]
-        resolved: str | None
-        if "configMapKeyRef" in vf:
-            resolved = await _key_ref(vf["configMapKeyRef"], namespace, config_map, "configmap")
-        elif "secretKeyRef" in vf:
-            raw = await _key_ref(vf["secretKeyRef"], namespace, secret, "secret")
-            resolved = None if raw is None else _b64(raw)
-        elif "fieldRef" in vf:
-            path = str((vf["fieldRef"] or {}).get("fieldPath", ""))
-            resolved = _field_ref(path, pod, node_name, host_ip)
-        elif "resourceFieldRef" in vf:
-            resolved = _resource_ref(vf["resourceFieldRef"] or {}, container, cname)
-        else:
-            raise LaunchError(f"env {name}: unsupported valueFrom {sorted(vf)}")
-        if resolved is not None:
-            out[name] = resolved
-    return list(out.items())
-
-
-def _b64(value: Any) -> str:
-    try:
-        return base64.b64decode(str(value)).decode("utf-8", "replace")
-    except ValueError as e:
-        raise LaunchError(f"secret value is not base64: {e}") from e
-
-
-async def _key_ref(
-    ref: Mapping[str, Any], namespace: str, lookup: ConfigLookup, kind: str
-) -> str | None:
-    name = str(ref.get("name", ""))
-    key = str(ref.get("key", ""))
-    obj = await lookup(namespace, name)
-    data = None if obj is None else (obj.get("data") or {})
-    if data is None or key not in data:
-        if ref.get("optional"):
-            return None
-        if data is None:
-            raise LaunchError(f'{kind} "{name}" not found')
-        raise LaunchError(f'couldn\'t find key {key} in {kind.capitalize()} {namespace}/{name}')
-    return str(data[key])
-
-
-def _field_ref(path: str, pod: RawPod, node_name: str, host_ip: str) -> str:
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    simple = {
-        "metadata.name": meta.get("name"),
-        "metadata.namespace": meta.get("namespace") or "default",
-        "metadata.uid": meta.get("uid"),
-        "spec.nodeName": node_name,
-        "spec.serviceAccountName": spec.get("serviceAccountName") or "default",
-        "status.hostIP": host_ip,
-        "status.hostIPs": host_ip,
-        "status.podIP": status.get("podIP") or host_ip,
-        "status.podIPs": status.get("podIP") or host_ip,
-    }
-    if path in simple:
-        return str(simple[path] or "")
-    for prefix, field in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
-        if path.startswith(prefix + "['") and path.endswith("']"):
-            return str((meta.get(field) or {}).get(path[len(prefix) + 2 : -2], ""))
-    raise LaunchError(f"unsupported fieldRef {path!r}")
-
-
-def _resource_ref(ref: Mapping[str, Any], container: Mapping[str, Any], cname: str) -> str:
-    resource = str(ref.get("resource", ""))
-    section, _, name = resource.partition(".")
-    values = ((container.get("resources") or {}).get(section) or {}) if section else {}
-    raw = values.get(name)
-    if raw is None:
-        return "0"
-    divisor = ref.get("divisor") or "1"
-    try:
-        number = model_pods.parse_quantity(raw, what=f"{cname} {resource}")
-        div = model_pods.parse_quantity(divisor, what=f"{cname} divisor")
-    except model_pods.PodSpecError as e:
-        raise LaunchError(str(e)) from e
-    if div == 0:
-        raise LaunchError(f"{cname} {resource}: divisor is zero")
-    quotient = number / div
-    whole = int(quotient) if quotient == int(quotient) else int(quotient) + 1  # ceil, as kubelet
-    return str(whole)
-
-
-def _expand(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` expansion; ``$$`` escapes; unknown references stay as written."""
-    out: list[str] = []
-    i = 0
-    while i < len(value):
-        if value.startswith("$$", i):
-            out.append("$")
-            i += 2
-        elif value.startswith("$(", i) and ")" in value[i + 2 :]:
-            end = value.index(")", i + 2)
-            ref = value[i + 2 : end]
-            out.append(env[ref] if ref in env else value[i : end + 1])
-            i = end + 1
-        else:
-            out.append(value[i])
-            i += 1
-    return "".join(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,8 +246,8 @@ def _labels(pairs: Mapping[str, str]) -> Json:
 
 def _argv(container: Mapping[str, Any], env: Sequence[tuple[str, str]]) -> list[str]:
     env_map = dict(env)
-    command = [_expand(str(a), env_map) for a in container.get("command") or []]
-    args = [_expand(str(a), env_map) for a in container.get("args") or []]
+    command = [podenv.expand(str(a), env_map) for a in container.get("command") or []]
+    args = [podenv.expand(str(a), env_map) for a in container.get("args") or []]
     return command + args
 
 
@@ -436,6 +277,61 @@ def _command_info(
     return info
 
 
+def local_image_name(image: str) -> str | None:
+    """The archive name (without ``.tar``) a local docker registry keeps ``image`` under
+    (Mesos' local puller: ``repository:tag``, ``latest`` when no tag); None for a digest."""
+    if "@" in image or not image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    return image if ":" in last else f"{image}:latest"
+
+
+def _image_for(image: str, *, image_mode: str, local_images: frozenset[str],
+               container: str) -> tuple[str, limits.Notice | None]:
+    """The image to send (``""``: none) and what the pod is told when it is not sent."""
+    if image_mode == "mesos" or not image:
+        return image, None
+    if image_mode == "local":
+        if local_image_name(image) in local_images:
+            return image, None
+        return "", limits.Notice(
+            reason=REASON_IMAGE_NOT_LOCAL,
+            message=f'container {container}: image "{image}" is not in the local image '
+                    "directory: it runs without it, on a copy-on-write view of the agent's "
+                    "root file system",
+        )
+    return "", None
+
+
+def _container_info(
+    *,
+    pod: RawPod,
+    container: Mapping[str, Any],
+    image: str,
+    sources: volumes.Sources,
+    node_name: str,
+    host_ip: str,
+    share_cgroups_false: bool,
+) -> Json | None:
+    """The task's ``ContainerInfo`` (MESOS): its image, its volumes, its Linux options; None
+    when it needs none (a plain command on the agent)."""
+    info: Json = {"type": "MESOS"}
+    if image:
+        info["mesos"] = {"image": {"type": "DOCKER", "docker": {"name": image}}}
+    mounts = volumes.container_volumes(pod=pod, container=container, sources=sources,
+                                       node_name=node_name, host_ip=host_ip)
+    if mounts:
+        info["volumes"] = mounts
+    linux: Json = {}
+    if share_cgroups_false:  # every task of the group, or Mesos refuses it
+        linux["share_cgroups"] = False
+    if (pod.get("spec") or {}).get("shareProcessNamespace"):
+        linux["share_pid_namespace"] = True
+    if linux:
+        info["linux_info"] = linux
+    return info if len(info) > 1 else None
+
+
 def _allocated(resources: Resources, role: str | None) -> Resources:
     """The resources with the offer's allocation info (Mesos wants it on every operation of a
     MULTI_ROLE framework; the carve keeps what the offer carried, this fills it if absent)."""
@@ -457,6 +353,11 @@ def render_launch_group(
     init_phase: int | None = None,
     master_version: tuple[int, int] | None = None,
     agent_version: tuple[int, int] | None = None,
+    sources: volumes.Sources | None = None,
+    local_images: frozenset[str] = frozenset(),
+    allow_host_path: bool = False,
+    node_name: str = "",
+    host_ip: str = "",
 ) -> LaunchGroup:
     """Render the LAUNCH_GROUP of one ``assignment``: its executor share, each container's
     resources and host ports exactly as placement carved them (nothing is carved here).
@@ -466,10 +367,15 @@ def render_launch_group(
     ``master_version`` / ``agent_version`` decide whether limits are sent (``limits``);
     ``generation`` is the bridge's persisted start counter (``lifecycle.taskids``).
     Raises ``LaunchError`` with reason ``REASON_STALE`` when the assignment is not one of
-    this pod's (its containers differ): the pod is placed again.
+    this pod's (its containers differ): the pod is placed again. ``sources`` are the objects
+    the pod's volumes read (``volume_sources.fetch``); a volume or field that cannot be
+    honoured is a ``LaunchError`` (``volumes``, ``podfields``).
     """
     uid = str(request.uid)
     spec = pod.get("spec") or {}
+    volumes.check_pod(pod, allow_host_path=allow_host_path)
+    podfields.check_pod(pod)
+    sources = sources or volumes.Sources()
     raw_containers = {
         str(c.get("name")): c
         for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
@@ -510,6 +416,7 @@ def render_launch_group(
         agent_version=agent_version,
     )
     used = exec_res
+    image_notices: list[limits.Notice] = []
     tasks: list[Json] = []
     task_ids: list[str] = []
     for (creq, _), res, task_limits in zip(pairs, task_res, group_limits.limits, strict=True):
@@ -530,15 +437,17 @@ def render_launch_group(
         task.update(probes(container))
         if task_limits:
             task["limits"] = task_limits
-        if image_mode == "mesos" and creq.image:
-            task["container"] = {
-                "type": "MESOS",
-                "mesos": {"image": {"type": "DOCKER", "docker": {"name": creq.image}}},
-            }
-        if group_limits.share_cgroups_false:  # every task of the group, or Mesos refuses it
-            task.setdefault("container", {"type": "MESOS"})["linux_info"] = {
-                "share_cgroups": False
-            }
+        image, notice = _image_for(creq.image, image_mode=image_mode,
+                                   local_images=local_images, container=creq.name)
+        if notice is not None:
+            image_notices.append(notice)
+        info = _container_info(
+            pod=pod, container=container, image=image,
+            sources=sources, node_name=node_name, host_ip=host_ip,
+            share_cgroups_false=group_limits.share_cgroups_false,
+        )
+        if info is not None:
+            task["container"] = info
         if creq.host_ports:
             task["discovery"] = {
                 "visibility": "FRAMEWORK",
@@ -564,5 +473,6 @@ def render_launch_group(
         task_ids=tuple(task_ids),
         operation=operation,
         used=used,
-        notices=group_limits.notices if attempt == 0 else (),  # said once, not per restart
+        # said once, not per restart
+        notices=(*group_limits.notices, *image_notices) if attempt == 0 else (),
     )

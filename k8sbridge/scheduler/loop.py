@@ -64,7 +64,7 @@ from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import ids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
-from k8sbridge.scheduler import launch, limits, loop_passes, plan
+from k8sbridge.scheduler import launch, limits, loop_passes, plan, volume_sources
 from k8sbridge.scheduler.loop_state import (
     RawPod,
     _is_sidecar,
@@ -272,6 +272,7 @@ class Scheduler(loop_passes.Passes):
             try:
                 request = self._request(uid, pod)
                 env = await self._resolve_env(pod, node_name=node_name, host_ip=hostname)
+                sources = await volume_sources.fetch(self._kube, pod)
                 phase = self._init_phase(uid, request)
                 attempt = self._lives.attempt_to_launch(
                     uid, init_phase=phase is not None, next_attempt=self._next_attempt(uid)
@@ -288,6 +289,11 @@ class Scheduler(loop_passes.Passes):
                     init_phase=phase,
                     master_version=self.master_version,
                     agent_version=agent_version,
+                    sources=sources,
+                    local_images=self._local_images(),
+                    allow_host_path=self._settings.scheduler.allow_host_path,
+                    node_name=node_name,
+                    host_ip=hostname,
                 )
             except launch.LaunchError as e:
                 if e.reason == launch.REASON_STALE:
@@ -370,6 +376,17 @@ class Scheduler(loop_passes.Passes):
             node=node_name,
         )
         self._sink.scheduled(pod=pod, node_name=node_name)
+
+    def _local_images(self) -> frozenset[str]:
+        """``repository:tag`` of the archives in the local image directory (image_mode
+        ``local``; read at each launch, so an archive added later is used)."""
+        directory = self._settings.scheduler.image_dir
+        if self._settings.scheduler.image_mode != "local" or directory is None:
+            return frozenset()
+        try:
+            return frozenset(p.name[:-4] for p in directory.iterdir() if p.name.endswith(".tar"))
+        except OSError:
+            return frozenset()
 
     def _init_phase(self, uid: str, request: model_pods.PodRequest) -> int | None:
         """Index of the first init container that has not finished yet (None: app group)."""
