@@ -133,7 +133,8 @@ def _container_status(
         "ready": _ready(c, raw),
         "restartCount": c.restart_count,
         "image": image,
-        "imageID": image if launched else "",
+        # Mesos' TaskStatus carries no image digest: an imageID would be invented
+        "imageID": "",
         "started": _started(c, raw),
     }
     if launched and c.task_id:

@@ -12,7 +12,7 @@ in with ``apply_status``:
   are ignored; within a task an update never moves the container backwards (STAGING < STARTING
   < RUNNING < KILLING < terminal; same-rank updates only when not older), so duplicates are
   no-ops and a late RUNNING after FAILED changes nothing;
-* ``container_events`` names the kubelet events one transition deserves (Pulled, Created,
+* ``container_events`` names the kubelet events one transition deserves (Created,
   Started, Killing, BackOff, Unhealthy, Failed).
 
 Rendering (``kubelet/statusmap.py``) and restart policy (``lifecycle/restarts.py``) read these
@@ -261,10 +261,9 @@ def container_events(
     ) != (after.waiting_reason, after.waiting_message):
         out.append(PodEvent("Failed", f"Error: {after.waiting_message}", "Warning", path))
     if after.started_at is not None and before.started_at is None:
-        image = after.image or "image"
+        # No "Pulled": Mesos reports no image pull (nor digest), and an event for a pull
+        # nobody saw would be invented.
         out += [
-            PodEvent("Pulled", f'Container image "{image}" already present on machine',
-                     "Normal", path),
             PodEvent("Created", f"Created container: {after.name}", "Normal", path),
             PodEvent("Started", f"Started container {after.name}", "Normal", path),
         ]

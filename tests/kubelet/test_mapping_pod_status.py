@@ -489,14 +489,22 @@ def events(before: sm.ContainerRuntime, after: sm.ContainerRuntime) -> list[tupl
             lc.container_events(before, after, pod_name="web", namespace="ns", uid="uid-1")]
 
 
+def test_a_running_container_has_no_invented_image_id() -> None:
+    """Mesos reports no image digest, so imageID stays empty once the container runs."""
+    c = fold("app", "t1", [st("t1", "STAGING", 0), st("t1", "RUNNING", 1)])
+    status = render(raw_pod(), c)
+    assert "running" in cstatus(status)["state"] and "containerID" in cstatus(status)
+    assert cstatus(status)["imageID"] == ""
+
+
 def test_transitions_name_the_kubelet_events_once() -> None:
     created = lc.start_attempt(sm.ContainerRuntime(name="app", image="nginx"), task_id="t1")
     running = lc.apply_status(created, st("t1", "RUNNING", 1))
-    assert events(created, running) == [("Pulled", "Normal"), ("Created", "Normal"),
-                                        ("Started", "Normal")]
+    # no "Pulled": Mesos reports no pull, so the bridge invents none
+    assert events(created, running) == [("Created", "Normal"), ("Started", "Normal")]
     started = lc.container_events(created, running, pod_name="web", namespace="ns", uid="u")
-    assert started[2].message == "Started container app"
-    assert started[2].field_path == "spec.containers{app}"
+    assert started[1].message == "Started container app"
+    assert started[1].field_path == "spec.containers{app}"
     assert events(running, running) == []
     sick = lc.apply_status(running, st("t1", "RUNNING", 2, healthy=False,
                                        check=tasks.CheckResult(type="TCP", tcp_succeeded=False)))
