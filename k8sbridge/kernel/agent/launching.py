@@ -327,14 +327,13 @@ class Launching(Running):
         executable: str | None = None
         if shell:
             if not isinstance(value, str) or not value:
-                raise LaunchError("command.value is required when shell is true")
+                raise LaunchError("Shell command is not specified")  # Mesos' launcher
             argv = ["/bin/sh", "-c", value]
         elif not value and self._image_of(info) is not None:
             argv = []  # the image's Entrypoint/Cmd (``_view``, docker/runtime)
         else:
             if not isinstance(value, str) or not value:
-                raise LaunchError("command.value (the executable) is required when shell is "
-                                   "false")
+                raise LaunchError("Executable path is not specified")  # Mesos' launcher
             args = command.get("arguments") or []
             if not isinstance(args, list):
                 raise LaunchError("command.arguments must be a list")
