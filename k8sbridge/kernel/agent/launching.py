@@ -306,6 +306,7 @@ class Launching(Running):
             task.running_message = filesystems.HOST_VIEW_MESSAGE
         env["MESOS_SANDBOX"] = plan["sandbox_at"]
         env["HOME"] = plan["sandbox_at"] if env.get("HOME") == str(sandbox) else env["HOME"]
+        task.view = {"cwd": inner["cwd"], "env": env}
         spec.update({"fs": plan, "env": env, "host_cwd": spec["cwd"], "host_stdout": spec["stdout"],
                      "host_stderr": spec["stderr"], "cwd": inner["cwd"],
                      "stdout": inner["stdout"], "stderr": inner["stderr"]})
