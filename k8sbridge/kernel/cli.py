@@ -93,6 +93,10 @@ def _agent_flags(parser: argparse.ArgumentParser, *, prefix: str) -> None:
     def flag(name: str) -> list[str]:
         return [f"--{prefix}{name.replace('_', '-')}"] + ([f"--{name}"] if not prefix else [])
 
+    parser.add_argument(*flag("switch_user"), dest="agent_switch_user", default=None,
+                        choices=("true", "false"),
+                        help="Mesos --switch_user: run tasks as CommandInfo.user, else the "
+                        "framework's user (default true; false: as the agent's user)")
     parser.add_argument(*flag("gc_delay"), dest="agent_gc_delay", type=mesos_duration, default=None,
                         metavar="DURATION", help="Mesos --gc_delay: keep finished sandboxes "
                         "this long at most (default 1weeks, less as the disk fills)")
@@ -136,6 +140,8 @@ def _agent_flag_values(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, f"agent_{name}")
         if value is not None:
             out[name] = value
+    if args.agent_switch_user is not None:
+        out["switch_user"] = args.agent_switch_user == "true"
     for dest, field in (("agent_gc_delay", "gc_delay_seconds"),
                         ("agent_disk_watch_interval", "disk_watch_interval_seconds"),
                         ("agent_gc_disk_headroom", "gc_disk_headroom")):
