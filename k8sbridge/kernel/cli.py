@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from k8sbridge.kernel.agent.config import AgentConfig
+from k8sbridge.kernel.agent.errors import AgentError
 from k8sbridge.kernel.master.config import MasterConfig
 
 # The master and the agent are imported when a kernel command runs, not when the ``k8sbridge``
@@ -92,6 +93,10 @@ def _agent_flags(parser: argparse.ArgumentParser, *, prefix: str) -> None:
     def flag(name: str) -> list[str]:
         return [f"--{prefix}{name.replace('_', '-')}"] + ([f"--{name}"] if not prefix else [])
 
+    parser.add_argument(*flag("switch_user"), dest="agent_switch_user", default=None,
+                        choices=("true", "false"),
+                        help="Mesos --switch_user: run tasks as CommandInfo.user, else the "
+                        "framework's user (default true; false: as the agent's user)")
     parser.add_argument(*flag("gc_delay"), dest="agent_gc_delay", type=mesos_duration, default=None,
                         metavar="DURATION", help="Mesos --gc_delay: keep finished sandboxes "
                         "this long at most (default 1weeks, less as the disk fills)")
@@ -135,6 +140,8 @@ def _agent_flag_values(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, f"agent_{name}")
         if value is not None:
             out[name] = value
+    if args.agent_switch_user is not None:
+        out["switch_user"] = args.agent_switch_user == "true"
     for dest, field in (("agent_gc_delay", "gc_delay_seconds"),
                         ("agent_disk_watch_interval", "disk_watch_interval_seconds"),
                         ("agent_gc_disk_headroom", "gc_disk_headroom")):
@@ -337,7 +344,7 @@ def _run_kernel(args: argparse.Namespace) -> int:
         raise SystemExit("k8sbridge kernel: --agent-status-retry-seconds must be > 0")
     try:
         _agent_configs(args, Path("."))  # check the per-agent flags before starting anything
-    except AgentFlagError as e:
+    except (AgentFlagError, AgentError) as e:  # a bad agent flag: its message, no traceback
         raise SystemExit(f"k8sbridge kernel: {e}") from e
     return asyncio.run(_kernel(args))
 
@@ -413,11 +420,16 @@ async def _agent(args: argparse.Namespace) -> int:
         work_dir = args.work_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="k8sbridge-agent-"))
         )
-        agent = Agent(config=AgentConfig(
-            master=args.master, work_dir=work_dir, host=args.host, port=args.port,
-            hostname=args.hostname, resources=args.resources, attributes=args.attributes,
-            region=args.region, zone=args.zone, **_agent_flag_values(args),
-        ))
+        try:
+            config = AgentConfig(
+                master=args.master, work_dir=work_dir, host=args.host, port=args.port,
+                hostname=args.hostname, resources=args.resources, attributes=args.attributes,
+                region=args.region, zone=args.zone, **_agent_flag_values(args),
+            )
+        except AgentError as e:  # a bad flag: its message, no traceback
+            print(f"k8sbridge kernel agent: {e}", file=sys.stderr)
+            return 1
+        agent = Agent(config=config)
         task = asyncio.create_task(agent.run(stop=stop, ready=ready))
         waiter = asyncio.create_task(ready.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)

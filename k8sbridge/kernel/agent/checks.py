@@ -1,7 +1,10 @@
 """Health checks (``health_check`` -> ``healthy``) and checks (``check`` -> ``check_status``).
 
 Why in the agent rather than in the executor process: both only need the task's sandbox,
-environment and ports, and running them here keeps the supervisor process tiny. Timing follows
+environment and ports, and running them here keeps the supervisor process tiny. A command
+check of a task with a view of its own runs inside it, as Mesos runs it in the task's
+namespaces: ``nsenter`` into the task's mount and pid namespaces, its root and working
+directory, as its user (``wrap``). Timing follows
 Mesos: wait ``delay_seconds``, probe every ``interval_seconds`` with ``timeout_seconds``; a health
 failure inside ``grace_period_seconds`` before the first success is ignored, and
 ``consecutive_failures`` failures in a row ask for the task to be killed.
@@ -15,14 +18,15 @@ import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
 from k8sbridge.kernel.agent import reaping
 
-__all__ = ["CheckResult", "HealthVerdict", "probe", "run_check", "run_health_check"]
+__all__ = ["CheckResult", "HealthVerdict", "Wrap", "in_view", "probe", "run_check",
+           "run_health_check"]
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +62,22 @@ def _command_argv(command: Mapping[str, Any]) -> tuple[list[str], str | None]:
     return args, value
 
 
+Wrap = Callable[[], Sequence[str] | None]  # the argv prefix that enters the task's view
+
+
 async def _probe_command(command: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
-                         timeout: float) -> tuple[bool, int | None]:
+                         timeout: float, wrap: Wrap | None = None) -> tuple[bool, int | None]:
     argv, executable = _command_argv(command)
+    prefix = wrap() if wrap is not None else None
+    if prefix is not None:  # nsenter execs the program by its argv[0]
+        argv, executable = [*prefix, executable or argv[0], *argv[1:]], None
     check_env = dict(env)
     for var in (command.get("environment") or {}).get("variables", []):
         if isinstance(var, dict) and "name" in var:
             check_env[str(var["name"])] = str(var.get("value", ""))
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, executable=executable, cwd=cwd, env=check_env,
+            *argv, executable=executable, cwd=cwd if prefix is None else None, env=check_env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
         )
@@ -122,7 +132,7 @@ async def _probe_tcp(tcp: Mapping[str, Any], *, timeout: float) -> bool:
 
 
 async def probe(spec: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
-                health: bool) -> CheckResult:
+                health: bool, wrap: Wrap | None = None) -> CheckResult:
     """Run one probe of a HealthCheck (``health``) or CheckInfo."""
     kind = str(spec.get("type", ""))
     timeout = _seconds(spec, "timeout_seconds", 20.0)
@@ -130,7 +140,7 @@ async def probe(spec: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
         command = spec.get("command") or {}
         if not health:
             command = command.get("command") or {}  # CheckInfo.Command wraps CommandInfo
-        ok, code = await _probe_command(command, cwd=cwd, env=env, timeout=timeout)
+        ok, code = await _probe_command(command, cwd=cwd, env=env, timeout=timeout, wrap=wrap)
         body: dict[str, Any] = {"exit_code": code} if code is not None else {}
         return CheckResult(ok=ok, check_status={"type": "COMMAND", "command": body})
     if kind == "HTTP":
@@ -160,7 +170,8 @@ def validate(spec: Mapping[str, Any]) -> str | None:
 
 
 async def run_health_check(spec: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
-                           report: Callable[[HealthVerdict], Awaitable[None]]) -> None:
+                           report: Callable[[HealthVerdict], Awaitable[None]],
+                           wrap: Wrap | None = None) -> None:
     """Probe forever (until cancelled); ``report`` every change of health and every kill verdict."""
     delay = _seconds(spec, "delay_seconds", 15.0)
     interval = _seconds(spec, "interval_seconds", 10.0)
@@ -172,7 +183,7 @@ async def run_health_check(spec: Mapping[str, Any], *, cwd: str, env: Mapping[st
     healthy: bool | None = None
     failures = 0
     while True:
-        result = await probe(spec, cwd=cwd, env=env, health=True)
+        result = await probe(spec, cwd=cwd, env=env, health=True, wrap=wrap)
         if result.ok:
             failures = 0
             if healthy is not True:
@@ -194,15 +205,29 @@ async def run_health_check(spec: Mapping[str, Any], *, cwd: str, env: Mapping[st
 
 
 async def run_check(spec: Mapping[str, Any], *, cwd: str, env: Mapping[str, str],
-                    report: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+                    report: Callable[[dict[str, Any]], Awaitable[None]],
+                    wrap: Wrap | None = None) -> None:
     """Probe forever (until cancelled); ``report`` the ``check_status`` whenever it changes."""
     delay = _seconds(spec, "delay_seconds", 15.0)
     interval = _seconds(spec, "interval_seconds", 10.0)
     await asyncio.sleep(delay)
     last: dict[str, Any] | None = None
     while True:
-        result = await probe(spec, cwd=cwd, env=env, health=False)
+        result = await probe(spec, cwd=cwd, env=env, health=False, wrap=wrap)
         if result.check_status != last:
             last = result.check_status
             await report(result.check_status)
         await asyncio.sleep(interval)
+
+
+def in_view(pid: int | None, *, cwd: str, user: Mapping[str, Any] | None) -> list[str] | None:
+    """The ``nsenter`` prefix that runs a command in the view of the task whose process is
+    ``pid`` (None once it is gone: the probe then fails), as ``user`` if it has one."""
+    if pid is None:
+        return None
+    # nsenter opens --wd before it enters: the directory is named as the host reaches it.
+    prefix = ["nsenter", f"--target={pid}", "--mount", "--pid", "--root",
+              f"--wd=/proc/{pid}/root{cwd}"]
+    if user is not None:
+        prefix += [f"--setgid={int(user['gid'])}", f"--setuid={int(user['uid'])}"]
+    return [*prefix, "--"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from k8sbridge.kernel.agent import filesystems
+from k8sbridge.kernel.agent import capabilities, filesystems
 from k8sbridge.kernel.agent.errors import AgentError
 
 __all__ = ["AgentConfig"]
@@ -56,6 +56,12 @@ class AgentConfig:
     image_providers: str = ""
     docker_registry: str = ""
     docker_store_dir: Path | None = None
+    # Mesos --switch_user (tasks run as CommandInfo.user, else FrameworkInfo.user; ``users``)
+    # and --effective_capabilities/--bounding_capabilities (JSON CapabilityInfo; applied with
+    # the linux/capabilities isolator, ``capabilities``).
+    switch_user: bool = True
+    effective_capabilities: str = ""
+    bounding_capabilities: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -71,6 +77,13 @@ class AgentConfig:
         if self.docker_registry and not self.docker_registry.startswith("/"):
             raise AgentError("Expecting registry url starting with '/' (this agent pulls "
                              "only from a local docker registry directory)")
+        try:
+            effective = capabilities.parse_flag(self.effective_capabilities)
+            bounding = capabilities.parse_flag(self.bounding_capabilities)
+        except capabilities.CapabilityError as e:
+            raise AgentError(f"Invalid capabilities flag: {e}") from e
+        if effective is not None and bounding is not None and not effective <= bounding:
+            raise AgentError("Allowed capabilities are not a subset of the bounding capabilites")
         if not 0.0 <= self.gc_disk_headroom <= 1.0:  # as Mesos validates the flag
             raise AgentError("Invalid value for gc_disk_headroom: must be between 0.0 and 1.0")
         if self.gc_delay_seconds < 0 or self.disk_watch_interval_seconds <= 0:

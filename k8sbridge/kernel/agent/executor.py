@@ -46,7 +46,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import cgroups, confinement, paths
+from k8sbridge.kernel.agent import cgroups, confinement, paths, users
 from k8sbridge.kernel.agent.supervisor import Followed, Supervisor, set_task_view, socket_address
 
 __all__ = ["main"]
@@ -173,6 +173,8 @@ class _Daemon:
         paths.link_latest(sandbox)
         for d in prepare.get("dirs") or []:
             Path(str(d)).mkdir(parents=True, exist_ok=True)
+        for directory, uid, gid in prepare.get("owners") or []:  # as Mesos: the task's user's
+            users.chown_tree(str(directory), int(uid), int(gid))
         plan = prepare.get("cgroups")
         if not isinstance(plan, dict):
             return None

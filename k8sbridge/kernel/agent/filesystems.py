@@ -27,13 +27,14 @@ __all__ = ["FULL_ISOLATION", "HOST_VIEW_MESSAGE", "SANDBOX_DIRECTORY", "image_na
 SANDBOX_DIRECTORY = "/mnt/mesos/sandbox"  # Mesos' --sandbox_directory default
 # Every isolator of this agent that changes what a container sees (the lead wires these on).
 FULL_ISOLATION = ("cgroups/cpu,cgroups/mem,filesystem/linux,volume/sandbox_path,volume/secret,"
-                  "volume/host_path,docker/runtime,namespaces/pid")
+                  "volume/host_path,docker/runtime,namespaces/pid,linux/capabilities")
 HOST_VIEW_MESSAGE = ("Running on a copy-on-write view of the agent's root file system (no "
                      "image): what it writes outside its sandbox and volumes stays in the "
                      "container and is discarded when it ends")
 _KNOWN = frozenset({"cgroups/cpu", "cgroups/mem", "posix/cpu", "posix/mem", "filesystem/posix",
                     "filesystem/linux", "volume/sandbox_path", "volume/secret",
-                    "volume/host_path", "docker/runtime", "namespaces/pid"})
+                    "volume/host_path", "docker/runtime", "namespaces/pid",
+                    "linux/capabilities"})
 _ETC_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from k8sbridge.kernel.agent import (
+    capabilities,
     cgroups,
     containers,
     fetcher,
@@ -28,6 +29,7 @@ from k8sbridge.kernel.agent import (
     images,
     limits,
     paths,
+    users,
     volumes,
 )
 from k8sbridge.kernel.agent.errors import ContainerError, FetchError
@@ -37,7 +39,6 @@ from k8sbridge.kernel.agent.state import (
     LaunchError,
     Task,
     command_preview,
-    current_user,
     finite_or,
     needs_local_preparation,
     nested_container_id,
@@ -137,6 +138,7 @@ class Launching(Running):
             if viewed:
                 for task, task_spec in zip(container.tasks.values(), specs, strict=True):
                     self._view(container, task, task_spec, provided.get(task.task_id))
+            owners = self._owners(container, specs)
         except LaunchError as e:
             self._fail_launch(container, str(e))
             return
@@ -172,6 +174,8 @@ class Launching(Running):
                     cwd.mkdir(parents=True, exist_ok=True)
                     if not viewed:  # a view's volumes are mounted in it (``rootfs``)
                         self._setup_volumes(container, task, cwd)
+                for directory, uid, gid in owners:
+                    users.chown_tree(directory, uid, gid)
             except OSError as e:
                 self._fail_launch(container, f"cannot create the sandbox or its volumes: {e}")
                 return
@@ -190,7 +194,9 @@ class Launching(Running):
             # own, while this agent shares one Python process with the master and other agents.
             prepare = {
                 "sandbox": str(container.directory),
-                "dirs": [s["cwd"] for s in specs if s["cwd"] != str(container.directory)],
+                "dirs": [s.get("host_cwd", s["cwd"]) for s in specs
+                         if s.get("host_cwd", s["cwd"]) != str(container.directory)],
+                "owners": owners,
                 "cgroups": {"hierarchy": self._cgroups.to_raw(), "limits": own.to_raw(),
                             "nested": {t: [c, lim.to_raw()] for t, (c, lim) in children.items()}}
                 if self._cgroups.available else None,
@@ -300,7 +306,8 @@ class Launching(Running):
             task.running_message = filesystems.HOST_VIEW_MESSAGE
         env["MESOS_SANDBOX"] = plan["sandbox_at"]
         env["HOME"] = plan["sandbox_at"] if env.get("HOME") == str(sandbox) else env["HOME"]
-        spec.update({"fs": plan, "env": env, "host_stdout": spec["stdout"],
+        task.view = {"cwd": inner["cwd"], "env": env}
+        spec.update({"fs": plan, "env": env, "host_cwd": spec["cwd"], "host_stdout": spec["stdout"],
                      "host_stderr": spec["stderr"], "cwd": inner["cwd"],
                      "stdout": inner["stdout"], "stderr": inner["stderr"]})
 
@@ -327,14 +334,13 @@ class Launching(Running):
         executable: str | None = None
         if shell:
             if not isinstance(value, str) or not value:
-                raise LaunchError("command.value is required when shell is true")
+                raise LaunchError("Shell command is not specified")  # Mesos' launcher
             argv = ["/bin/sh", "-c", value]
         elif not value and self._image_of(info) is not None:
             argv = []  # the image's Entrypoint/Cmd (``_view``, docker/runtime)
         else:
             if not isinstance(value, str) or not value:
-                raise LaunchError("command.value (the executable) is required when shell is "
-                                   "false")
+                raise LaunchError("Executable path is not specified")  # Mesos' launcher
             args = command.get("arguments") or []
             if not isinstance(args, list):
                 raise LaunchError("command.arguments must be a list")
@@ -345,11 +351,17 @@ class Launching(Running):
         else:
             cwd = container.directory
         env = self._task_env(container, task, command, sandbox=cwd)
-        user = command.get("user")
-        if user and user != current_user():
-            log.info("agent: task %s asks for user %r; running as %s (no user switching)",
-                     task.task_id, user, current_user())
+        creds = self._credentials(command, container.framework, where=(
+            "nested sandbox" if container.kind == "DEFAULT" else "executor directory"), at=cwd)
+        try:
+            caps = capabilities.plan(
+                (info.get("container") or {}).get("linux_info"), isolation=self._isolation,
+                flag_effective=capabilities.parse_flag(self._config.effective_capabilities),
+                flag_bounding=capabilities.parse_flag(self._config.bounding_capabilities))
+        except capabilities.CapabilityError as e:
+            raise LaunchError(f"Failed to launch container: {e}") from None
         task.cwd, task.env = str(cwd), env
+        task.user = creds.to_raw() if creds is not None else None
         return {
             "task_id": task.task_id,
             "argv": argv,
@@ -358,7 +370,37 @@ class Launching(Running):
             "cwd": str(cwd),
             "stdout": str(cwd / "stdout"),
             "stderr": str(cwd / "stderr"),
+            "user": task.user,
+            "caps": caps,
         }
+
+    def _credentials(self, command: Any, framework: dict[str, Any], *, where: str,
+                     at: Path) -> users.Credentials | None:
+        """The credentials a sandbox is owned by and its task runs with (``users``); an
+        unknown user fails the launch as Mesos' sandbox creation does."""
+        name = users.task_user(command=command, framework=framework,
+                               switch_user=self._config.switch_user)
+        if name is None:
+            return None
+        try:
+            return users.resolve(name)
+        except users.UserError as e:
+            raise LaunchError(f"Failed to create {where} '{at}': {e}") from None
+
+    def _owners(self, container: Container, specs: list[dict[str, Any]]) -> list[list[Any]]:
+        """``[directory, uid, gid]`` of every sandbox made for another user: the executor's
+        (its task's user, or for a group the framework's) and each group task's."""
+        out: list[list[Any]] = []
+        if container.kind == "DEFAULT":
+            creds = self._credentials({}, container.framework, where="executor directory",
+                                      at=container.directory)
+            if creds is not None:
+                out.append([str(container.directory), creds.uid, creds.gid])
+        for spec in specs:
+            user = spec.get("user")
+            if user is not None:
+                out.append([str(spec.get("host_cwd", spec["cwd"])), user["uid"], user["gid"]])
+        return out
 
     def _check_container(self, raw: Any, *, group: bool) -> None:
         if not raw:

@@ -171,6 +171,15 @@ class Running(AgentCore):
             self._update(container, task, "TASK_FAILED", message=text)
 
     def _start_probes(self, container: Container, task: Task) -> None:
+        view = task.view
+        wrap: checks.Wrap | None = None
+        cwd, env = task.cwd, task.env
+        if view is not None:  # command checks run in the task's view (``checks.in_view``)
+            cwd, env = str(view["cwd"]), dict(view["env"])
+
+            def wrap() -> list[str] | None:
+                return checks.in_view(task.pid if not task.terminal else None, cwd=cwd,
+                                      user=task.user)
         health = task.info.get("health_check")
         if isinstance(health, dict):
             problem = checks.validate(health)
@@ -186,7 +195,7 @@ class Running(AgentCore):
                                              grace=self._kill_grace(container, task))
 
                 task.probes.append(self._spawn(checks.run_health_check(
-                    health, cwd=task.cwd, env=task.env, report=on_health)))
+                    health, cwd=cwd, env=env, report=on_health, wrap=wrap)))
             else:
                 log.warning("agent: task %s health check ignored: %s", task.task_id, problem)
         check = task.info.get("check")
@@ -199,7 +208,7 @@ class Running(AgentCore):
                                      reason="REASON_TASK_CHECK_STATUS_UPDATED")
 
                 task.probes.append(self._spawn(checks.run_check(
-                    check, cwd=task.cwd, env=task.env, report=on_check)))
+                    check, cwd=cwd, env=env, report=on_check, wrap=wrap)))
             else:
                 log.warning("agent: task %s check ignored: %s", task.task_id, problem)
 

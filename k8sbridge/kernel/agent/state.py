@@ -56,6 +56,8 @@ class Task:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     probes: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
     running_message: str | None = None  # said in its TASK_RUNNING (e.g. what view it has)
+    user: dict[str, Any] | None = None  # the credentials it runs with (``users``), if switched
+    view: dict[str, Any] | None = None  # its view's cwd and env, where checks run (``checks``)
 
     @property
     def task_id(self) -> str:

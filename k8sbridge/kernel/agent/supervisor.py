@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import cgroups, confinement, views
+from k8sbridge.kernel.agent import capabilities, cgroups, confinement, views
 
 __all__ = ["Followed", "Supervisor", "killpg", "set_task_view", "socket_address", "wait_status"]
 
@@ -128,14 +128,26 @@ def _start(task: dict[str, Any], *, preexec: Any) -> _Child:
     """
     argv = [str(a) for a in task["argv"]]
     env = task["env"]
-    if preexec is not None:  # a task with a view of its own: files by their host paths
-        with open(task.get("host_stdout", task["stdout"]), "ab") as out, \
-                open(task.get("host_stderr", task["stderr"]), "ab") as err:
+    # A task with a user or capabilities of its own switches in its child (``capabilities``):
+    # posix_spawn cannot, so it is a Popen with a pre-exec hook too.
+    switch = capabilities.become(task.get("user"), task.get("caps"))
+    if preexec is not None or switch is not None:
+        hooked = preexec is not None  # else this thread is already where the task is born
+        out_at = task.get("host_stdout", task["stdout"]) if hooked else task["stdout"]
+        err_at = task.get("host_stderr", task["stderr"]) if hooked else task["stderr"]
+
+        def hook() -> None:
+            if preexec is not None:
+                preexec()
+            if switch is not None:
+                switch()
+
+        with open(out_at, "ab") as out, open(err_at, "ab") as err:
             proc = subprocess.Popen(
                 argv, executable=task.get("executable"), env=env,
-                cwd=None if "fs" in task else task["cwd"],
+                cwd=None if hooked and "fs" in task else task["cwd"],
                 stdin=_devnull(), stdout=out, stderr=err, start_new_session=True,
-                preexec_fn=preexec,
+                preexec_fn=hook,
             )
         return _Child(proc.pid, proc)
     program = str(task.get("executable") or argv[0])

@@ -174,11 +174,9 @@ def _task_common(
     command = task.get("command")
     if command is not None and not isinstance(command, dict):
         raise TaskInvalid("Task's `CommandInfo` is invalid: expecting an object")
-    if isinstance(command, dict) and command.get("shell", True) is False and not isinstance(
-        command.get("value"), str
-    ):
-        raise TaskInvalid("Task's `CommandInfo` is invalid: 'value' is required when "
-                          "'shell' is false")
+    # As Mesos (``common::validation::validateCommandInfo``), 'value' is not required when
+    # 'shell' is false: a task with an image runs the image's Entrypoint/Cmd (docker/runtime);
+    # without one the agent fails it ("Executable path is not specified").
     validate_resource_limits(task, resources)
     return tid, resources
 

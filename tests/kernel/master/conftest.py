@@ -31,6 +31,9 @@ def agent_config(tmp_path: Path, index: int = 0, **extra: object) -> AgentConfig
         "attributes": f"rack:r{index}",
         "status_retry_seconds": 1.0,
         "executor_shutdown_grace_seconds": 1.0,
+        # The wire tests' framework user ("tester") is no user of this machine: as Mesos'
+        # --switch_user=false, their tasks run as the agent's user.
+        "switch_user": False,
     }
     values.update(extra)
     return AgentConfig(**values)  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ async def test_kernel_command_runs_and_stops_cleanly(tmp_path: Path) -> None:
         sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel",
         "--port", str(port), "--agents", "2", "--work-dir", str(tmp_path),
         "--agent-resources", "cpus:1;mem:512;disk:512;ports:[3{i}000-3{i}099]",
-        "--agent-attributes", "rack:r{i}",
+        "--agent-attributes", "rack:r{i}", "--agent-switch-user", "false",  # user "tester"
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     marker = "417.25"
@@ -112,7 +112,7 @@ async def _master_and_agent(tmp_path: Path, *agent_args: str
         agent = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", "kernel", "agent",
             "--master", f"127.0.0.1:{port}", "--work-dir", str(tmp_path / "agent"),
-            "--resources", "cpus:1;mem:256;disk:256", *agent_args,
+            "--resources", "cpus:1;mem:256;disk:256", "--switch-user", "false", *agent_args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )
         yield port, master, agent
