@@ -225,7 +225,12 @@ EXECUTOR = {
         ({**EXECUTOR, "resources": EXECUTOR["resources"][:2]}, [_task()], "uses no disk"),
         (EXECUTOR, [_task(), _task()], "Task has duplicate ID"),
         (EXECUTOR, [], "Task group is empty"),
-        (EXECUTOR, [_task(container={"type": "DOCKER"})], "Docker ContainerInfo"),
+        # Mesos' general task validation (validateContainerInfo) runs before the task
+        # group's own: a DOCKER ContainerInfo without DockerInfo fails there first
+        (EXECUTOR, [_task(container={"type": "DOCKER"})],
+         "DockerInfo 'docker' is not set for DOCKER typed ContainerInfo"),
+        (EXECUTOR, [_task(container={"type": "DOCKER", "docker": {"image": "busybox"}})],
+         "Docker ContainerInfo is not supported on the task"),
     ],
 )
 def test_task_group(executor: dict[str, Any], tasks: list[Any], error: str | None) -> None:
