@@ -170,7 +170,7 @@ class Launching(Running):
                 container.directory.mkdir(parents=True, exist_ok=True)
                 paths.link_latest(container.directory)
                 for task, task_spec in zip(container.tasks.values(), specs, strict=True):
-                    cwd = Path(task_spec["cwd"])
+                    cwd = _host_sandbox(task_spec)  # not the view's path (``/mnt/...``)
                     cwd.mkdir(parents=True, exist_ok=True)
                     if not viewed:  # a view's volumes are mounted in it (``rootfs``)
                         self._setup_volumes(container, task, cwd)
@@ -183,7 +183,7 @@ class Launching(Running):
                 for task, task_spec in zip(container.tasks.values(), specs, strict=True):
                     uris = (task.info.get("command") or {}).get("uris") or []
                     if uris:
-                        await fetcher.fetch_all(uris, sandbox=Path(task_spec["cwd"]))
+                        await fetcher.fetch_all(uris, sandbox=_host_sandbox(task_spec))
             except FetchError as e:
                 self._fail_launch(container, f"Failed to fetch all URIs for container: {e}")
                 return
@@ -194,8 +194,8 @@ class Launching(Running):
             # own, while this agent shares one Python process with the master and other agents.
             prepare = {
                 "sandbox": str(container.directory),
-                "dirs": [s.get("host_cwd", s["cwd"]) for s in specs
-                         if s.get("host_cwd", s["cwd"]) != str(container.directory)],
+                "dirs": [str(_host_sandbox(s)) for s in specs
+                         if str(_host_sandbox(s)) != str(container.directory)],
                 "owners": owners,
                 "cgroups": {"hierarchy": self._cgroups.to_raw(), "limits": own.to_raw(),
                             "nested": {t: [c, lim.to_raw()] for t, (c, lim) in children.items()}}
@@ -399,7 +399,7 @@ class Launching(Running):
         for spec in specs:
             user = spec.get("user")
             if user is not None:
-                out.append([str(spec.get("host_cwd", spec["cwd"])), user["uid"], user["gid"]])
+                out.append([str(_host_sandbox(spec)), user["uid"], user["gid"]])
         return out
 
     def _check_container(self, raw: Any, *, group: bool) -> None:
@@ -481,3 +481,8 @@ class Launching(Running):
                                    "are supported (no secret store on this agent)")
             env[var["name"]] = str(var.get("value", ""))
         return env
+
+
+def _host_sandbox(spec: dict[str, Any]) -> Path:
+    """A task's sandbox on the host: a task with a view has its ``cwd`` as it sees it."""
+    return Path(str(spec.get("host_cwd", spec["cwd"])))

@@ -10,6 +10,7 @@ from typing import Any
 from k8sbridge.kernel.agent import filesystems, mounting
 from tests.kernel.agent import fakemaster as fm
 from tests.kernel.agent.images_for_tests import busybox_archive
+from tests.kernel.agent.test_confining_tasks import _group
 
 
 def _in_image(task_id: str, command: str | None, image: str = "busybox",
@@ -73,3 +74,21 @@ async def test_an_image_not_in_the_registry_fails_the_task(tmp_path: Path) -> No
         assert failed["message"] == (
             f"Failed to launch container: Failed to find archive for image 'nosuch:1.0' at "
             f"'{registry}/nosuch:1.0.tar'")
+
+
+async def test_a_task_group_task_runs_in_a_local_image(tmp_path: Path) -> None:
+    # Its sandbox (``tasks/<id>``, mounted at /mnt/mesos/sandbox) is made and its URIs are
+    # fetched into it on the host, not at the path it has in the view.
+    busybox_archive(tmp_path / "registry", name="localbox", tag="1.0")
+    (tmp_path / "fetched").write_text("fetched\n")
+    task = _in_image("g", "cat /etc/os-release > $MESOS_SANDBOX/os && echo $PWD > pwd && "
+                     "cat $MESOS_SANDBOX/fetched > seen", image="localbox:1.0")
+    task["command"]["uris"] = [{"value": str(tmp_path / "fetched")}]
+    async with fm.running_agent(tmp_path / "work", **_agent(tmp_path)) as run:
+        await run.master.send(_group("pod", [task]))
+        await run.master.wait_state("g", "TASK_FINISHED")
+        [pod] = list((tmp_path / "work").glob("slaves/*/frameworks/*/executors/pod/runs/latest"))
+        assert (pod / "tasks" / "g" / "os").read_text() == "NAME=localbox\n"
+        assert (pod / "tasks" / "g" / "pwd").read_text() == "/mnt/mesos/sandbox\n"
+        assert (pod / "tasks" / "g" / "seen").read_text() == "fetched\n"
+        assert not Path("/mnt/mesos/sandbox/fetched").exists()  # fetched into the sandbox
