@@ -150,6 +150,17 @@ def _secrets(plan: dict[str, Any]) -> None:
         mounting.bind(source, target, readonly=bool(secret.get("readonly")))
 
 
+def _make_source(directory: str, base: str) -> None:
+    """A ``SANDBOX_PATH`` source as ``volume/sandbox_path`` makes it: one that exists is left
+    as it is (another user may own it); a new one is owned by the owner of the sandbox it is
+    in (``base``: the task's own, or for ``PARENT`` its executor's), not by the agent."""
+    if os.path.exists(directory):
+        return
+    os.makedirs(directory)
+    owner = os.stat(base)
+    os.chown(directory, owner.st_uid, owner.st_gid)
+
+
 def build(plan: dict[str, Any]) -> None:
     """Make the container's root in the calling process's (new, private) mount namespace and
     move the process into it; raises ``OSError`` naming the step that failed."""
@@ -157,8 +168,8 @@ def build(plan: dict[str, Any]) -> None:
     sources: dict[str, str] = {}  # host paths resolved on the host, before the pivot
     for m in plan.get("mounts") or []:
         sources[str(m["source"])] = os.path.realpath(str(m["source"]))
-    for directory in plan.get("make_dirs") or []:  # SANDBOX_PATH sources, in sandboxes
-        os.makedirs(str(directory), exist_ok=True)
+    for directory, base in plan.get("make_dirs") or []:  # SANDBOX_PATH sources
+        _make_source(str(directory), str(base))
     sandbox = os.path.realpath(str(plan["sandbox"]))
     etc = [p for p in plan.get("etc") or [] if os.path.exists(p)]
     etc_sources = {p: os.path.realpath(p) for p in etc}

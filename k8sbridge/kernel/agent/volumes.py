@@ -25,7 +25,8 @@ class VolumeError(Exception):
 class Mounts:
     binds: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # source/target/ro
     secrets: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # data/target/ro
-    make_dirs: list[str] = dataclasses.field(default_factory=list)  # host dirs to create
+    # Host dirs to create: [path, base] (a new one takes ``base``'s owner, as Mesos).
+    make_dirs: list[list[str]] = dataclasses.field(default_factory=list)
 
 
 def validate_volume(volume: Any) -> str | None:
@@ -110,7 +111,7 @@ def plan(volumes: list[Any], *, isolation: frozenset[str], sandbox: str, sandbox
             else:
                 raise VolumeError("Unknown SANDBOX_PATH volume type")
             host = os.path.normpath(os.path.join(base, path))
-            out.make_dirs.append(host)
+            out.make_dirs.append([host, base])
             out.binds.append({"source": host, "target": target, "readonly": readonly})
         elif kind == "HOST_PATH":
             _need(isolation, "volume/host_path", "HOST_PATH")

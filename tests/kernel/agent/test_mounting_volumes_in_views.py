@@ -93,3 +93,40 @@ async def test_tasks_sharing_the_group_pid_namespace_see_each_other(tmp_path: Pa
         assert int((pod / "c" / "n").read_text()) <= 4  # its holder, sh, ls, grep
         await run.master.send(fm.kill_task("a", grace=0.5))
         await run.master.wait_state("a", "TASK_KILLED")
+
+
+
+async def test_a_task_as_nobody_reads_its_secret_and_writes_its_parent_volume(
+        tmp_path: Path) -> None:
+    # As Mesos' volume/sandbox_path: a PARENT path it makes is owned by the parent sandbox's
+    # owner (the executor's user: the framework's), so a task of that user writes it; a task
+    # of another user does not (Mesos needs --volume_gid_range for that, which this agent has
+    # not). The secret file is world-readable (os::write: 0644 less the umask).
+    secret = base64.b64encode(b"s3cret").decode()
+    volumes = [
+        {"container_path": "/shared", "mode": "RW",
+         "source": {"type": "SANDBOX_PATH", "sandbox_path": {"type": "PARENT", "path": "vol"}}},
+        {"container_path": "/etc/app/token", "mode": "RO",
+         "source": {"type": "SECRET", "secret": {"type": "VALUE", "value": {"data": secret}}}},
+    ]
+    script = ("cat /etc/app/token > token; id -u > uid; "
+              "(echo hi > /shared/x) 2>/dev/null && echo wrote > wrote || echo denied > wrote")
+    ours, theirs = _task("n", script, volumes), _task("m", script, volumes)
+    ours["command"]["user"] = theirs["command"]["user"] = "nobody"
+    as_nobody = _group("pod", [ours])
+    as_nobody["framework"]["user"] = "nobody"
+    async with fm.running_agent(tmp_path / "work", isolation=filesystems.FULL_ISOLATION) as run:
+        await run.master.send(as_nobody)
+        await run.master.send(_group("rootpod", [theirs]))
+        await run.master.wait_state("n", "TASK_FINISHED")
+        await run.master.wait_state("m", "TASK_FINISHED")
+    pod = _sandbox(tmp_path / "work", "pod")
+    assert (pod / "tasks" / "n" / "uid").read_text() == "65534\n"
+    assert (pod / "tasks" / "n" / "token").read_text() == "s3cret"
+    assert (pod / "tasks" / "n" / "wrote").read_text() == "wrote\n"
+    assert (pod / "vol").stat().st_uid == 65534
+    assert (pod / "vol" / "x").read_text() == "hi\n"
+    other = _sandbox(tmp_path / "work", "rootpod")
+    assert (other / "tasks" / "m" / "token").read_text() == "s3cret"
+    assert (other / "tasks" / "m" / "wrote").read_text() == "denied\n"
+    assert (other / "vol").stat().st_uid == 0
