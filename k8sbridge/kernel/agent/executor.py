@@ -169,10 +169,10 @@ class _Daemon:
         the master and the other in-process agents, while every daemon is a process of its own.
         """
         sandbox = Path(str(prepare["sandbox"]))
-        sandbox.mkdir(parents=True, exist_ok=True)
+        paths.make_sandbox(sandbox)
         paths.link_latest(sandbox)
         for d in prepare.get("dirs") or []:
-            Path(str(d)).mkdir(parents=True, exist_ok=True)
+            paths.make_sandbox(Path(str(d)))
         for directory, uid, gid in prepare.get("owners") or []:  # as Mesos: the task's user's
             users.chown_tree(str(directory), int(uid), int(gid))
         plan = prepare.get("cgroups")

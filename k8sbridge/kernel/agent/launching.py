@@ -167,11 +167,11 @@ class Launching(Running):
                 t.info.get("command") or {}).get("uris")) for t in container.tasks.values()):
             # Volumes and URIs are made here, in order (the sandbox first, then its contents).
             try:
-                container.directory.mkdir(parents=True, exist_ok=True)
+                paths.make_sandbox(container.directory)
                 paths.link_latest(container.directory)
                 for task, task_spec in zip(container.tasks.values(), specs, strict=True):
                     cwd = _host_sandbox(task_spec)  # not the view's path (``/mnt/...``)
-                    cwd.mkdir(parents=True, exist_ok=True)
+                    paths.make_sandbox(cwd)
                     if not viewed:  # a view's volumes are mounted in it (``rootfs``)
                         self._setup_volumes(container, task, cwd)
                 for directory, uid, gid in owners:

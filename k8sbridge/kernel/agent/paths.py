@@ -22,6 +22,7 @@ __all__ = [
     "executor_sandbox",
     "latest_agent_id",
     "link_latest",
+    "make_sandbox",
     "read_json",
     "save_agent_id",
     "task_sandbox",
@@ -44,6 +45,16 @@ def container_meta_dir(*, work_dir: Path, agent_id: str, framework_id: str, exec
                        container_id: str) -> Path:
     return Path(os.path.join(work_dir, "meta", "slaves", agent_id, "frameworks", framework_id,
                              "executors", executor_id, "runs", container_id))
+
+
+SANDBOX_MODE = 0o750
+
+
+def make_sandbox(path: Path) -> None:
+    """A sandbox as Mesos' ``createSandboxDirectory`` makes it: private task data, so 0750
+    (not accessible to others); the caller chowns it to its user."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, SANDBOX_MODE)
 
 
 def link_latest(run_dir: Path) -> None:

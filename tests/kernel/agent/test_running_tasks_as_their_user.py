@@ -4,12 +4,14 @@ their own uid and capability sets from ``/proc/self/status``."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
 from k8sbridge.kernel.agent import filesystems
 from tests.kernel.agent import fakemaster as fm
 from tests.kernel.agent.images_for_tests import busybox_archive
+from tests.kernel.agent.test_confining_tasks import _group
 
 # Relative paths: the sandbox is the task's working directory (pytest's tmp dirs are 0700).
 REPORT = ("id -u > uid; id -g > gid; if test -w /etc/passwd; then echo yes; else echo no; fi "
@@ -96,3 +98,25 @@ async def test_effective_capabilities_are_the_tasks_own(tmp_path: Path) -> None:
                                   "'{ SYS_ADMIN }', but this agent never grants '{ SYS_ADMIN }'")
     assert outside["message"] == ("Failed to launch container: Requested capabilities "
                                   "'{ NET_RAW }', but only '{ CHOWN }' are allowed")
+
+
+async def test_sandboxes_are_0750_and_owned_by_their_users(tmp_path: Path) -> None:
+    # As Mesos' createSandboxDirectory: private task data, not accessible to others. Both ways
+    # the sandboxes are made: by the container daemon, and by the agent (a task with URIs).
+    (tmp_path / "file").write_text("x\n")
+    fetching = _task("f", user="nobody", command="id -u > uid")
+    fetching["command"]["uris"] = [{"value": str(tmp_path / "file")}]
+    group = _group("pod", [_task("g", user="nobody", command="id -u > uid")])
+    async with fm.running_agent(tmp_path / "work") as run:
+        await run.master.send(fm.run_task(_task("c", user="nobody", command="id -u > uid")))
+        await run.master.send(fm.run_task(fetching))
+        await run.master.send(group)
+        for task_id in ("c", "f", "g"):
+            await run.master.wait_state(task_id, "TASK_FINISHED")
+    pod = _sandbox(tmp_path, "pod")
+    for sandbox, uid in ((_sandbox(tmp_path, "c"), 65534), (_sandbox(tmp_path, "f"), 65534),
+                         (pod, 0), (pod / "tasks" / "g", 65534)):
+        info = sandbox.stat()
+        assert (oct(stat.S_IMODE(info.st_mode)), info.st_uid) == (oct(0o750), uid), sandbox
+        if sandbox != pod:
+            assert (sandbox / "uid").read_text() == "65534\n"
