@@ -345,7 +345,7 @@ class AgentCore:
             "cgroups": container.cgroup.to_raw() if container.cgroup else None,
             "tasks": {
                 tid: {"info": t.info, "state": t.state, "statuses": t.statuses, "pid": t.pid,
-                      "cwd": t.cwd, "env": t.env}
+                      "cwd": t.cwd, "env": t.env, "user": t.user, "view": t.view}
                 for tid, t in container.tasks.items()
             },
             "updates": pending,

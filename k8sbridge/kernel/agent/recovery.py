@@ -151,6 +151,9 @@ class Recovery(Launching):
                 executor_id=container.executor_id, container_id=container.container_id,
                 state=raw["state"], statuses=list(raw.get("statuses", [])), pid=raw.get("pid"),
                 cwd=str(raw.get("cwd", "")), env=dict(raw.get("env", {})),
+                # What its checks run as and in (``running._start_probes``).
+                user=raw.get("user") if isinstance(raw.get("user"), dict) else None,
+                view=raw.get("view") if isinstance(raw.get("view"), dict) else None,
             )
         if container.checkpoint:
             for tid, pending in (data.get("updates") or {}).items():

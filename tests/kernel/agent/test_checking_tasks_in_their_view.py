@@ -4,6 +4,7 @@ as its user: it sees what the task wrote into its private root, which the host n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from k8sbridge.kernel.agent import filesystems
 from tests.kernel.agent import fakemaster as fm
@@ -36,3 +37,38 @@ async def test_checks_see_the_tasks_own_root_and_run_as_its_user(tmp_path: Path)
         await run.master.wait_for(lambda: [
             u for u in run.master.updates if u.get("healthy") is True])
         assert not Path("/mnt/mesos/sandbox").exists()
+
+
+async def test_a_recovered_tasks_checks_still_run_in_its_view_as_its_user(
+        tmp_path: Path) -> None:
+    busybox_archive(tmp_path / "registry")
+    probe = "test -f /mnt/mesos/sandbox/made-by-task && test $(id -u) = 65534"
+    check = {"type": "COMMAND", "command": {"command": {"value": probe}},
+             "delay_seconds": 0, "interval_seconds": 0.2, "timeout_seconds": 5}
+    task = fm.command_task("t", "touch made-by-task && sleep 60", check=check)
+    task["command"]["user"] = "nobody"
+    task["container"] = {"type": "MESOS", "mesos": {"image": {
+        "type": "DOCKER", "docker": {"name": "busybox"}}}}
+    flags: dict[str, Any] = {"isolation": filesystems.FULL_ISOLATION, "image_providers": "docker",
+             "docker_registry": str(tmp_path / "registry"), "docker_store_dir": tmp_path / "store"}
+    master = fm.FakeMaster()
+    await master.start()
+    try:
+        async with fm.running_agent(tmp_path / "work", master=master, keep_tasks=True,
+                                    **flags):
+            await master.send(fm.run_task(task, checkpoint=True))
+            await master.wait_for(lambda: _check_codes(master) == [0])
+        before = len(master.updates)
+        async with fm.running_agent(tmp_path / "work", master=master, **flags):
+            # The new agent's first check result is a change (it starts with none): exit 0.
+            await master.wait_for(lambda: _check_codes(master, since=before))
+            assert _check_codes(master, since=before) == [0]
+            await master.send(fm.kill_task("t", grace=1.0))
+            await master.wait_state("t", "TASK_KILLED")
+    finally:
+        await master.stop()
+
+
+def _check_codes(master: fm.FakeMaster, *, since: int = 0) -> list[int]:
+    return [u["check_status"]["command"]["exit_code"] for u in master.updates[since:]
+            if "exit_code" in (u.get("check_status") or {}).get("command", {})]
