@@ -157,6 +157,7 @@ def bridge_settings_for(
             settings.scheduler, scheduler_names=names,
             image_mode="none" if image_dir is None else "local", image_dir=image_dir,
             allow_host_path=settings.embedded.allow_host_path,
+            agent_capabilities=settings.scheduler.agent_capabilities or image_dir is not None,
         ),
         kubelet=kubelet,
     )

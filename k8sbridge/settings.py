@@ -99,6 +99,14 @@ class SchedulerSettings:
     # hostPath volumes become Mesos HOST_PATH volumes only when allowed (they reach the agent's
     # file system): off against real clusters, on in the embedded default.
     allow_host_path: bool = False
+    # runAsUser → CommandInfo.user: Mesos runs a task as a user *name* on the agent, so each uid
+    # pods may ask for is mapped to one ("1000=alice,65534=nobody"); an unmapped uid (not 0) is
+    # refused, 0 or no runAsUser sends no user (the framework's, mesos.user).
+    run_as_users: tuple[str, ...] = ()
+    # The agents run Mesos' linux/capabilities isolator (without it Mesos ignores capabilities
+    # silently): only then are securityContext.capabilities sent, else refused. The embedded
+    # cluster sets it when its agents isolate fully (embedded.image_dir).
+    agent_capabilities: bool = False
     tolerate_own_taint: bool = True
     cycle_seconds: float = 0.2  # batching window before a placement pass
     # Pods without requests get these (documented in docs/operations.md).
@@ -319,6 +327,10 @@ def _validate(settings: BridgeSettings) -> None:
         raise SettingsError("scheduler.image_mode: must be 'mesos', 'none' or 'local'")
     if settings.scheduler.image_mode == "local" and settings.scheduler.image_dir is None:
         raise SettingsError("scheduler.image_dir: needed with scheduler.image_mode 'local'")
+    for item in settings.scheduler.run_as_users:
+        uid, sep, name = item.partition("=")
+        if not sep or not uid.strip().isdigit() or not name.strip():
+            raise SettingsError(f"scheduler.run_as_users: {item!r} is not uid=name")
     if not settings.scheduler.scheduler_names:
         raise SettingsError("scheduler.scheduler_names: at least one name is needed")
     if settings.kube.client_threads < 1:

@@ -312,6 +312,7 @@ def _container_info(
     node_name: str,
     host_ip: str,
     share_cgroups_false: bool,
+    linux: Json,
 ) -> Json | None:
     """The task's ``ContainerInfo`` (MESOS): its image, its volumes, its Linux options; None
     when it needs none (a plain command on the agent)."""
@@ -322,7 +323,7 @@ def _container_info(
                                        node_name=node_name, host_ip=host_ip)
     if mounts:
         info["volumes"] = mounts
-    linux: Json = {}
+    linux = dict(linux)
     if share_cgroups_false:  # every task of the group, or Mesos refuses it
         linux["share_cgroups"] = False
     if (pod.get("spec") or {}).get("shareProcessNamespace"):
@@ -356,6 +357,8 @@ def render_launch_group(
     sources: volumes.Sources | None = None,
     local_images: frozenset[str] = frozenset(),
     allow_host_path: bool = False,
+    run_as_users: Mapping[int, str] | None = None,
+    agent_capabilities: bool = False,
     node_name: str = "",
     host_ip: str = "",
 ) -> LaunchGroup:
@@ -374,7 +377,7 @@ def render_launch_group(
     uid = str(request.uid)
     spec = pod.get("spec") or {}
     volumes.check_pod(pod, allow_host_path=allow_host_path)
-    podfields.check_pod(pod)
+    podfields.check_pod(pod, run_as_users=run_as_users, agent_capabilities=agent_capabilities)
     sources = sources or volumes.Sources()
     raw_containers = {
         str(c.get("name")): c
@@ -434,6 +437,11 @@ def render_launch_group(
             "labels": _labels({**pod_labels, LABEL_CONTAINER: creq.name}),
             "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
         }
+        user, security_linux = podfields.container_security(
+            pod, container, run_as_users=run_as_users or {},
+            agent_capabilities=agent_capabilities)
+        if user is not None:
+            task["command"]["user"] = user
         task.update(probes(container))
         if task_limits:
             task["limits"] = task_limits
@@ -444,7 +452,7 @@ def render_launch_group(
         info = _container_info(
             pod=pod, container=container, image=image,
             sources=sources, node_name=node_name, host_ip=host_ip,
-            share_cgroups_false=group_limits.share_cgroups_false,
+            share_cgroups_false=group_limits.share_cgroups_false, linux=security_linux,
         )
         if info is not None:
             task["container"] = info

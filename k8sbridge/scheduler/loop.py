@@ -64,7 +64,7 @@ from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import ids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
-from k8sbridge.scheduler import launch, limits, loop_passes, plan, volume_sources
+from k8sbridge.scheduler import launch, limits, loop_passes, plan, podfields, volume_sources
 from k8sbridge.scheduler.loop_state import (
     RawPod,
     _is_sidecar,
@@ -292,6 +292,9 @@ class Scheduler(loop_passes.Passes):
                     sources=sources,
                     local_images=self._local_images(),
                     allow_host_path=self._settings.scheduler.allow_host_path,
+                    run_as_users=podfields.parse_run_as_users(
+                        self._settings.scheduler.run_as_users),
+                    agent_capabilities=self._settings.scheduler.agent_capabilities,
                     node_name=node_name,
                     host_ip=hostname,
                 )

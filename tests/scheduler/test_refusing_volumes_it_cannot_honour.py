@@ -58,7 +58,9 @@ BIG = volumes.Sources(secrets={"s": {"data": {
                  "spec.volumes \"a\".emptyDir.medium 'Memory' is not supported: Mesos' "
                  "sandbox volumes are on the agent's disk", id="memory"),
     pytest.param(_pod([], [], securityContext={"runAsUser": 1000}), None,
-                 f"spec.containers{{c}}.securityContext.runAsUser {podfields.NOT_MAPPED}",
+                 "spec.containers{c}.securityContext.runAsUser 1000 has no user on the agents: "
+                 "Mesos runs tasks as a user name; map the uid to one in the setting "
+                 "scheduler.run_as_users (uid=name)",
                  id="run-as-user"),
 ])
 def test_a_bad_volume_is_refused(pod: dict[str, Any], sources: volumes.Sources | None,

@@ -1,0 +1,361 @@
+"""Every field of a PodSpec a user writes, and what the bridge does with it (data, pure).
+
+Why one table: the issue the bridge exists to avoid is a field that is silently ignored. Each
+row says, for one field path (and, unless a more specific row exists, everything under it),
+whether the bridge honours it (how, on which Mesos field), refuses it (the reason the pod shows,
+nothing is launched) or why it does not apply. ``docs/pod-spec.md`` is rendered from these rows
+(``render``) and a test walks the official client's PodSpec models so no field goes unlisted.
+
+Rows whose ``accepts`` is set are enforced by ``podfields``: a value outside ``accepts`` (the
+values that ask for nothing) refuses the pod with ``<field path> <text>``. Volume refusals are
+enforced by ``volumes`` and take their reasons from it (the rows below quote its constants).
+Paths: ``spec.…`` (PodSpec), ``container.…`` (each of ``spec.containers`` and
+``spec.initContainers``), ``volume.…`` (each of ``spec.volumes``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from k8sbridge.scheduler import volumes
+
+__all__ = ["HONOURED", "NOT_APPLICABLE", "NOT_ACTED_ON", "REFUSED", "ROWS", "Row", "render",
+           "row"]
+
+HONOURED = "honoured"
+REFUSED = "refused"
+NOT_APPLICABLE = "not applicable"
+NOT_ACTED_ON = "accepted, not acted on"  # said openly here; listed so users can see it
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Row:
+    path: str
+    verdict: str
+    text: str  # how it is honoured / the reason a refusal shows / why it does not apply
+    accepts: tuple[Any, ...] | None = None  # REFUSED, checked by podfields: harmless values
+
+
+def _h(path: str, text: str) -> Row:
+    return Row(path, HONOURED, text)
+
+
+def _r(path: str, text: str, accepts: tuple[Any, ...] | None = None) -> Row:
+    return Row(path, REFUSED, text, accepts)
+
+
+def _na(path: str, text: str) -> Row:
+    return Row(path, NOT_APPLICABLE, text)
+
+
+def _ign(path: str, text: str) -> Row:
+    return Row(path, NOT_ACTED_ON, text)
+
+
+_EMPTY: tuple[Any, ...] = (None, {}, [], "")
+NO_USER_NAMESPACES = "is not supported: k8sbridge does not ask Mesos for user namespaces"
+NOT_MAPPED = ("is not supported: k8sbridge does not map it onto Mesos, and the container "
+              "would run without it")
+GROUPS = ("is not supported: Mesos' CommandInfo.user carries a user name only; the container "
+          "gets that user's own groups on the agent")
+SECCOMP = ("is not supported: k8sbridge does not know that the agents run Mesos' "
+           "linux/seccomp isolator, and Mesos ignores the profile without it")
+_VOLUME = f"is not supported: {volumes.REFUSED_OTHER}"
+
+_PROBE = [
+    ("exec", "a COMMAND check (argv, no shell)"),
+    ("httpGet", "an HTTP check on the port and path (host and headers are refused by the "
+                "checker: Mesos checks 127.0.0.1 without headers)"),
+    ("tcpSocket", "a TCP check on the port"),
+    ("grpc", "a COMMAND check running k8sbridge's grpc_probe (grpc.health.v1.Health/Check)"),
+    ("initialDelaySeconds", "the check's delay_seconds"),
+    ("periodSeconds", "the check's interval_seconds"),
+    ("timeoutSeconds", "the check's timeout_seconds"),
+]
+
+
+def _probe_rows(name: str, where: str) -> list[Row]:
+    base = f"container.{name}"
+    rows = [_h(base, where)]
+    rows += [_h(f"{base}.{field}", how) for field, how in _PROBE]
+    rows += [
+        _ign(f"{base}.httpGet.host", "Mesos HTTP checks always dial 127.0.0.1"),
+        _ign(f"{base}.httpGet.httpHeaders", "Mesos HTTP checks send no headers"),
+        _ign(f"{base}.tcpSocket.host", "Mesos TCP checks always dial 127.0.0.1"),
+        _ign(f"{base}.successThreshold", "Mesos counts no successes (1 is the only value "
+                                         "Kubernetes allows for liveness and startup)"),
+        _ign(f"{base}.terminationGracePeriodSeconds", "the kill policy's grace period is the "
+                                                      "pod's"),
+    ]
+    if name == "livenessProbe":
+        rows.append(_h(f"{base}.failureThreshold", "the health check's consecutive_failures"))
+    elif name == "startupProbe":
+        rows.append(_h(f"{base}.failureThreshold", "failureThreshold × periodSeconds is added "
+                                                   "to the health check's grace period"))
+    else:
+        rows.append(_ign(f"{base}.failureThreshold", "a failed check makes the container "
+                                                     "unready at once"))
+    return rows
+
+
+def _hook_rows(name: str) -> list[Row]:
+    return [_r(f"container.lifecycle.{name}", "is not supported: Mesos task groups have no "
+                                              "lifecycle hooks", _EMPTY)]
+
+
+def _security_rows(base: str, *, pod: bool) -> list[Row]:
+    rows = [
+        _h(base, "see its fields"),
+        _h(f"{base}.runAsUser", "CommandInfo.user: the uid's agent user name from the setting "
+                                "scheduler.run_as_users; 0 or absent sends no user (the "
+                                "framework's); an unmapped uid is refused"),
+        _h(f"{base}.runAsNonRoot", "checked as the kubelet does: refused when the container "
+                                   "would run as uid 0 or with no runAsUser"),
+        _r(f"{base}.runAsGroup", GROUPS, (None, 0)),
+        _r(f"{base}.seLinuxOptions", NOT_MAPPED, _EMPTY),
+        _r(f"{base}.seccompProfile", SECCOMP, (None, {})),
+        _r(f"{base}.appArmorProfile", NOT_MAPPED, _EMPTY),
+        _na(f"{base}.windowsOptions", "Windows only; Mesos agents here are Linux"),
+    ]
+    if pod:
+        rows += [
+            _r(f"{base}.supplementalGroups", GROUPS, (None, [])),
+            _r(f"{base}.supplementalGroupsPolicy", GROUPS, (None, "Merge")),
+            _r(f"{base}.fsGroup", GROUPS, (None,)),
+            _r(f"{base}.fsGroupChangePolicy", GROUPS, (None,)),
+            _r(f"{base}.sysctls", NOT_MAPPED, (None, [])),
+            _r(f"{base}.seLinuxChangePolicy", NOT_MAPPED, (None,)),
+        ]
+    else:
+        rows += [
+            _h(f"{base}.capabilities", "LinuxInfo.effective_capabilities (and "
+                                       "bounding_capabilities): Docker's default set + add − "
+                                       "drop (drop ALL: empty), only where the setting "
+                                       "scheduler.agent_capabilities says the agents run "
+                                       "linux/capabilities; refused otherwise"),
+            _h(f"{base}.capabilities.add", "added to Docker's default set"),
+            _h(f"{base}.capabilities.drop", "removed from it (ALL: every capability)"),
+            _r(f"{base}.privileged", "is not supported: Mesos task groups have no privileged "
+                                     "containers", (None, False)),
+            _r(f"{base}.allowPrivilegeEscalation", "is not supported: Mesos sets no "
+                                                   "no_new_privs flag", (None,)),
+            _r(f"{base}.readOnlyRootFilesystem", "is not supported: Mesos gives every "
+                                                 "container a writable root", (None, False)),
+            _r(f"{base}.procMount", NOT_MAPPED, (None, "Default")),
+        ]
+    return rows
+
+
+ROWS: tuple[Row, ...] = (
+    # ---- PodSpec
+    _h("spec.activeDeadlineSeconds", "the pod fails with DeadlineExceeded and its tasks are "
+                                     "killed when it runs longer"),
+    _h("spec.affinity", "see its fields"),
+    _h("spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
+       "placement matches node labels derived from the agents' attributes"),
+    _ign("spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+         "placement ranks by spread or binpack only"),
+    _h("spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution",
+       "placement checks the pods already placed"),
+    _ign("spec.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+         "placement ranks by spread or binpack only"),
+    _h("spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution",
+       "placement checks the pods already placed"),
+    _ign("spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+         "placement ranks by spread or binpack only"),
+    _ign("spec.automountServiceAccountToken", "the API server's admission adds the projected "
+                                              "token volume; the bridge mounts what is in "
+                                              "spec.volumes"),
+    _h("spec.containers", "one Mesos task per container in one LAUNCH_GROUP (see Container)"),
+    _ign("spec.dnsConfig", "containers use the agent's /etc/resolv.conf"),
+    _ign("spec.dnsPolicy", "containers use the agent's /etc/resolv.conf"),
+    _ign("spec.enableServiceLinks", "no service environment variables are set"),
+    _ign("spec.ephemeralContainers", "k8sbridge does not run ephemeral containers "
+                                     "(kubectl debug)"),
+    _ign("spec.evictionResponders", "no eviction responders are called"),
+    _ign("spec.hostAliases", "containers use the agent's /etc/hosts"),
+    _r("spec.hostIPC", "is not supported: k8sbridge does not set LinuxInfo.ipc_mode",
+       (None, False)),
+    _ign("spec.hostNetwork", "Mesos task groups without a CNI network share the agent's "
+                             "network either way"),
+    _r("spec.hostPID", "is not supported: a task group gets a PID namespace of its own on "
+                       "agents with namespaces/pid", (None, False)),
+    _r("spec.hostUsers", NO_USER_NAMESPACES, (None, True)),
+    _ign("spec.hostname", "the container's hostname is the agent's"),
+    _ign("spec.hostnameOverride", "the container's hostname is the agent's"),
+    _ign("spec.imagePullSecrets", "agents pull with their own credentials (Mesos "
+                                  "--docker_config)"),
+    _h("spec.initContainers", "one LAUNCH_GROUP each, in order, before the app containers "
+                              "(see Container); restartPolicy Always: sidecars"),
+    _h("spec.nodeName", "a pod bound to one of the bridge's nodes is placed on that agent"),
+    _h("spec.nodeSelector", "placement matches node labels derived from the agents' "
+                            "attributes"),
+    _h("spec.os", "placement matches kubernetes.io/os (agents are linux)"),
+    _h("spec.overhead", "added to the pod's requests at placement"),
+    _ign("spec.preemptionPolicy", "k8sbridge does not preempt"),
+    _ign("spec.priority", "placement orders pending pods by age"),
+    _ign("spec.priorityClassName", "placement orders pending pods by age"),
+    _h("spec.readinessGates", "the Ready condition waits for the gates' conditions"),
+    _r("spec.resourceClaims", "is not supported: k8sbridge allocates no dynamic resources",
+       (None, [])),
+    _r("spec.resources", "is not supported: pod-level resources are not mapped; give "
+                         "requests per container", _EMPTY),
+    _h("spec.restartPolicy", "the bridge restarts containers with the kubelet's back-off"),
+    _r("spec.runtimeClassName", "is not supported: Mesos agents have one runtime",
+       (None, "")),
+    _h("spec.schedulerName", "the bridge places pods of its scheduler names "
+                             "(scheduler.scheduler_names)"),
+    _ign("spec.schedulingGates", "the API server keeps gated pods unbound; the bridge sees "
+                                 "them once the gates are gone"),
+    _r("spec.schedulingGroup", "is not supported: k8sbridge places pods one by one",
+       _EMPTY),
+    *_security_rows("spec.securityContext", pod=True),
+    _ign("spec.serviceAccount", "deprecated alias of serviceAccountName"),
+    _h("spec.serviceAccountName", "the account whose tokens projected volumes get "
+                                  "(TokenRequest)"),
+    _ign("spec.setHostnameAsFQDN", "the container's hostname is the agent's"),
+    _h("spec.shareProcessNamespace", "LinuxInfo.share_pid_namespace"),
+    _ign("spec.subdomain", "the container's hostname is the agent's"),
+    _h("spec.terminationGracePeriodSeconds", "the tasks' kill_policy.grace_period"),
+    _h("spec.tolerations", "placement checks the bridge's node taints"),
+    _ign("spec.topologySpreadConstraints", "placement spreads by its own ranking"),
+    _h("spec.volumes", "per mount, on ContainerInfo.volumes (see Volume)"),
+    # ---- Container (spec.containers and spec.initContainers)
+    _h("container.args", "CommandInfo.arguments after the command ($(VAR) expanded)"),
+    _h("container.command", "CommandInfo.value and arguments, shell false ($(VAR) expanded)"),
+    _h("container.env", "CommandInfo.environment, resolved before launch (value, "
+                        "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef)"),
+    _r("container.env.valueFrom.fileKeyRef", "is not supported: the file is not read",
+       (None,)),
+    _h("container.envFrom", "CommandInfo.environment from each ConfigMap or Secret"),
+    _h("container.image", "ContainerInfo.mesos.image (DOCKER) per scheduler.image_mode"),
+    _ign("container.imagePullPolicy", "the Mesos agent's provisioner decides when to pull"),
+    _h("container.lifecycle", "see its fields"),
+    *_hook_rows("postStart"),
+    *_hook_rows("preStop"),
+    _r("container.lifecycle.stopSignal", "is not supported: Mesos kills with SIGTERM, then "
+                                         "SIGKILL", (None, "SIGTERM")),
+    *_probe_rows("livenessProbe", "TaskInfo.health_check (the executor kills the task)"),
+    _h("container.name", "the task's name and id"),
+    _h("container.ports", "hostPort: a Mesos ports resource and DiscoveryInfo; others are "
+                          "informational, as in Kubernetes"),
+    *_probe_rows("readinessProbe", "TaskInfo.check (its results drive ready)"),
+    _na("container.resizePolicy", "in-place resize is not supported (no resize reaches the "
+                                  "bridge's tasks)"),
+    _h("container.resources", "see its fields"),
+    _h("container.resources.requests", "the task's cpus and mem resources"),
+    _h("container.resources.limits", "TaskInfo.limits (Mesos >= 1.10; else an event says "
+                                     "they are not enforced)"),
+    _r("container.resources.claims", "is not supported: k8sbridge allocates no dynamic "
+                                     "resources", (None, [])),
+    _h("container.restartPolicy", "init containers: Always makes a sidecar"),
+    _r("container.restartPolicyRules", "is not supported: restarts follow restartPolicy",
+       (None, [])),
+    *_security_rows("container.securityContext", pod=False),
+    *_probe_rows("startupProbe", "the health check's grace period"),
+    _r("container.stdin", "is not supported: Mesos tasks have no attachable stdin",
+       (None, False)),
+    _r("container.stdinOnce", "is not supported: Mesos tasks have no attachable stdin",
+       (None, False)),
+    _ign("container.terminationMessagePath", "state.terminated.message is not filled"),
+    _ign("container.terminationMessagePolicy", "state.terminated.message is not filled"),
+    _r("container.tty", "is not supported: Mesos tasks get no terminal", (None, False)),
+    _r("container.volumeDevices", "is not supported: k8sbridge attaches no block devices"),
+    _h("container.volumeMounts", "ContainerInfo.volumes entries at mountPath"),
+    _h("container.volumeMounts.mountPath", "the volume's container_path"),
+    _h("container.volumeMounts.name", "the volume mounted"),
+    _h("container.volumeMounts.readOnly", "the volume's mode RO (else RW)"),
+    _r("container.volumeMounts.subPath", "is not supported: Mesos volumes mount a whole "
+                                         "source"),
+    _r("container.volumeMounts.subPathExpr", "is not supported: Mesos volumes mount a whole "
+                                             "source"),
+    _r("container.volumeMounts.mountPropagation", "is not supported: k8sbridge mounts "
+                                                  "volumes without propagation"),
+    _r("container.volumeMounts.recursiveReadOnly", "is not supported"),
+    _ign("container.volumeMounts.bindMountOptions", "Mesos bind mounts take no options"),
+    _h("container.workingDir", "entered by a constant /bin/sh script before the argv"),
+    # ---- Volume (spec.volumes)
+    _h("volume.name", "the name mounts refer to (and the sandbox path volumes/<name>)"),
+    _h("volume.emptyDir", "SANDBOX_PATH PARENT volumes/<name> (shared by the group's tasks)"),
+    _r("volume.emptyDir.medium", "is not supported: Mesos' sandbox volumes are on the agent's "
+                                 "disk"),
+    _r("volume.emptyDir.sizeLimit", "is not supported: Mesos' sandbox volumes have no size "
+                                    "limit of their own"),
+    _ign("volume.emptyDir.mode", "the sandbox directory's mode is the agent's"),
+    _h("volume.configMap", "one SECRET volume (VALUE) per file, read-only"),
+    _h("volume.secret", "one SECRET volume (VALUE) per file, read-only"),
+    _h("volume.downwardAPI", "one SECRET volume (VALUE) per file (metadata fields and "
+                             "resourceFieldRef)"),
+    _h("volume.projected", "one SECRET volume (VALUE) per file of its sources"),
+    _h("volume.projected.sources.serviceAccountToken", "a TokenRequest bound to the pod, "
+                                                       "written once at launch"),
+    _r("volume.projected.sources.clusterTrustBundle", _VOLUME),
+    _r("volume.projected.sources.podCertificate", _VOLUME),
+    *(_r(f"volume.{kind}.{mode}", "cannot be honoured unless 0644: Mesos writes SECRET volume "
+                                  "files 0644 and has no per-file mode")
+      for kind, mode in (
+          ("configMap", "defaultMode"), ("secret", "defaultMode"), ("downwardAPI", "defaultMode"),
+          ("projected", "defaultMode"), ("configMap", "items.mode"), ("secret", "items.mode"),
+          ("downwardAPI", "items.mode"), ("projected.sources.configMap", "items.mode"),
+          ("projected.sources.secret", "items.mode"),
+          ("projected.sources.downwardAPI", "items.mode"))),
+    *(_ign(f"volume.{path}", "files belong to the agent's user") for path in (
+        "configMap.defaultUser", "secret.defaultUser", "downwardAPI.defaultUser",
+        "projected.defaultUser", "configMap.items.user", "secret.items.user",
+        "downwardAPI.items.user")),
+    _h("volume.hostPath", "HOST_PATH (only with scheduler.allow_host_path)"),
+    _r("volume.hostPath.type", "is not supported: Mesos HOST_PATH volumes require an existing "
+                               "path and check nothing else"),
+    *(_r(f"volume.{kind}", f"is not supported: {why}")
+      for kind, why in volumes.REFUSED_VOLUMES.items()),
+    *(_r(f"volume.{kind}", _VOLUME) for kind in (
+        "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "fc",
+        "flexVolume", "flocker", "gcePersistentDisk", "gitRepo", "glusterfs", "iscsi", "nfs",
+        "photonPersistentDisk", "portworxVolume", "quobyte", "rbd", "scaleIO", "storageos",
+        "vsphereVolume")),
+)
+
+_BY_PATH = {r.path: r for r in ROWS}
+
+
+def row(path: str) -> Row:
+    """The row covering ``path``: its own, else its nearest listed ancestor's (KeyError when
+    none is listed)."""
+    probe = path
+    while probe:
+        found = _BY_PATH.get(probe)
+        if found is not None:
+            return found
+        probe = probe.rpartition(".")[0]
+    raise KeyError(path)
+
+
+_SECTIONS = (("spec.", "PodSpec", "`spec.<field>`"),
+             ("container.", "Container", "each of `spec.containers[]` and "
+                                         "`spec.initContainers[]`"),
+             ("volume.", "Volume", "each of `spec.volumes[]`"))
+
+
+def render() -> str:
+    """docs/pod-spec.md: one table per section, rows in path order."""
+    lines = ["# Pod spec fields and what k8sbridge does with them", "",
+             "Generated from `k8sbridge/scheduler/podspec_table.py` (`python -m "
+             "k8sbridge.scheduler.podspec_table > docs/pod-spec.md`); a test checks it matches "
+             "and that every field of the Kubernetes PodSpec models is listed. A row covers its "
+             "field and everything under it unless a more specific row follows. A refused field "
+             "stops the pod before launch (`CreateContainerConfigError`, the reason below after "
+             "the field's path); values that ask for nothing (absent, false, the default) "
+             "pass.", ""]
+    for prefix, title, what in _SECTIONS:
+        lines += [f"## {title}", "", f"Paths relative to {what}.", "",
+                  "| field | verdict | how / reason |", "|---|---|---|"]
+        for r in sorted((r for r in ROWS if r.path.startswith(prefix)), key=lambda r: r.path):
+            text = r.text.replace("|", "\\|")
+            lines.append(f"| `{r.path[len(prefix):]}` | {r.verdict} | {text} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
