@@ -137,6 +137,15 @@ def _spy(pids: dict[str, int], out: Path) -> list[subprocess.Popen[bytes]]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
 
 
+def _strace(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """strace -c (wall time per call) of the file-system calls of ``pid``'s threads."""
+    return subprocess.Popen(
+        ["strace", "-f", "-c", "-w", "--seccomp-bpf", "-e",
+         "trace=openat,write,rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat,fchmod,"
+         "fsync,fdatasync", "-p", str(pid), "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _stop(spies: list[subprocess.Popen[bytes]]) -> None:
     for spy in spies:
         spy.send_signal(signal.SIGINT)
@@ -148,7 +157,7 @@ def _stop(spies: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def one_run(tree: Path, pods: int, timeout: float, work: Path,
-                  profile: Path | None = None) -> dict[str, Any]:
+                  profile: Path | None = None, strace: Path | None = None) -> dict[str, Any]:
     trace_dir = work / "trace"
     trace_dir.mkdir(parents=True)
     env = {"PYTHONPATH": f"{tree}{os.pathsep}{TRACE_CODE}", "BENCH_STAGE_TRACE": str(trace_dir)}
@@ -178,7 +187,11 @@ async def one_run(tree: Path, pods: int, timeout: float, work: Path,
             if profile is not None:
                 profile.mkdir(parents=True)
                 spies = _spy(procs, profile)
-                await asyncio.sleep(1.0)  # py-spy attached
+            if strace is not None:
+                strace.parent.mkdir(parents=True, exist_ok=True)
+                spies.append(_strace(run.pids["kernel"], strace))
+            if spies:
+                await asyncio.sleep(1.0)  # py-spy / strace attached
             cpu0 = {n: bench_embedded._own_cpu(p) for n, p in procs.items()}
             t0 = time.time()
             await asyncio.gather(*(create(i) for i in range(pods)))
@@ -208,7 +221,23 @@ async def one_run(tree: Path, pods: int, timeout: float, work: Path,
     return {"t0": t0, "per": per, "first": first, "wave1": wave1, "cpu": cpu_all,
             "timeline": timeline(trace, t0),
             "checkpoints": [r[3] for r in trace if r[1] == "agent.checkpoint:end"
-                            and r[0] >= t0]}
+                            and r[0] >= t0],
+            "spreads": _batch_spreads(trace, per)}
+
+
+def _batch_spreads(trace: list[list[Any]], per: dict[str, dict[str, float]]) -> list[float]:
+    """Per ACCEPT at the master: its first RUN_TASK_GROUP at an agent to the container daemon
+    asked for its last container (what the agent adds on the launch's critical path)."""
+    out = []
+    for _t, stage, key, _value in trace:
+        if stage != "master.accept:end" or not key:
+            continue
+        pods = [per[uid] for uid in {task_id.split(".")[0] for task_id in key} if uid in per]
+        starts = [p["agent RUN_TASK_GROUP"] for p in pods if "agent RUN_TASK_GROUP" in p]
+        asked = [p["daemon asked"] for p in pods if "daemon asked" in p]
+        if starts and asked:
+            out.append(max(asked) - min(starts))
+    return out
 
 
 async def _watch(conn: Any, want: int, seen: dict[str, float], timeout: float) -> None:
@@ -247,6 +276,12 @@ def report(name: str, result: dict[str, Any]) -> dict[str, float]:
     cps = result["checkpoints"]
     print(f"  checkpoint writes: {len(cps)}, {sum(cps) * 1000:.0f} ms in all, "
           f"median {_median(cps) * 1000:.2f} ms")
+    spreads = result["spreads"]
+    medians["ACCEPT batch: agent -> last daemon ask"] = \
+        _median(spreads)
+    medians["checkpoint write (median)"] = _median(cps)
+    print("  per ACCEPT: its first RUN_TASK_GROUP -> the daemon asked for its last container: "
+          + ", ".join(f"{v * 1000:.0f}" for v in spreads) + " ms")
     print("  timeline: " + "; ".join(result["timeline"]))
     return medians
 
@@ -260,6 +295,9 @@ async def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="py-spy (raw folded stacks) of each process during the startup, "
                              "into DIR/<round>-<tree>/<process>.txt")
+    parser.add_argument("--strace", type=Path, default=None, metavar="DIR",
+                        help="strace -c -w of the kernel's file-system calls during the "
+                             "startup, into DIR/<round>-<tree>.txt")
     args = parser.parse_args()
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
     bench_bridge.SLEEP[0] = str(int(args.timeout * 2 + 300))
@@ -272,7 +310,8 @@ async def main() -> None:
                       flush=True)
                 result = await one_run(
                     tree, args.pods, args.timeout, Path(tmp) / f"{r}-{name}",
-                    None if args.profile is None else args.profile / f"{r}-{name}")
+                    None if args.profile is None else args.profile / f"{r}-{name}",
+                    None if args.strace is None else args.strace / f"{r}-{name}.txt")
                 collected[name].append(report(name, result))
     print(f"\n== medians over {args.rounds} rounds of the per-round medians; "
           f"{bench_embedded._load()}")
@@ -282,13 +321,13 @@ async def main() -> None:
             f"{m['total']:.2f}" for m in collected[n]) + "; pods in wave 1 per round "
             + ", ".join(f"{m['pods in wave 1'] * 1000:.0f}" for m in collected[n]))
     extra = sorted({k for ms in collected.values() for m in ms for k in m if k.startswith(
-        ("CPU", "pods"))})
+        ("CPU", "pods", "ACCEPT batch", "checkpoint"))})
     print("  (ms; 'pods in wave 1' is a count)")
     for label in ["total", *PATH[1:], *extra]:
         row = {n: _median([m.get(label, float("nan")) for m in collected[n]]) for n, _ in trees}
         ratio = " ".join(f"{n}/{base} {row[n] / row[base]:.2f}" for n, _ in trees[1:]
                          if row[base])
-        print(f"  {label:<22} " + "  ".join(f"{n} {row[n] * 1000:8.1f} ms" for n, _ in trees)
+        print(f"  {label[:34]:<34} " + "  ".join(f"{n} {row[n] * 1000:8.1f} ms" for n, _ in trees)
               + f"  {ratio}")
 
 
