@@ -13,7 +13,8 @@ ACCEPTs (time after the first create, pods per ACCEPT), checkpoint writes (count
 and the pods each pass found pending.
 
 Run: ``python bench/bench_startup_stages.py --tree before=/work/wt/before --tree
-after=/work/wt/perf [--rounds 3] [--pods 100]``
+after=/work/wt/perf [--rounds 3] [--pods 100] [--profile DIR] [--strace DIR]`` (``--profile``
+needs ``py-spy`` on the PATH, ``--strace`` needs ``strace``; both only observe).
 """
 
 from __future__ import annotations
