@@ -74,6 +74,8 @@ class Agent(Recovery):
         try:
             self._work_dir.mkdir(parents=True, exist_ok=True)
             paths.private_meta_dir(work_dir=self._work_dir)
+            for finished in paths.finish_interrupted_writes(work_dir=self._work_dir):
+                log.info("agent: completed %s, whose write was interrupted", finished)
             for leftover in paths.clean_temp_files(work_dir=self._work_dir):
                 log.info("agent: removed %s, left by an interrupted write", leftover)
         except OSError as e:
