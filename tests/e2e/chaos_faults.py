@@ -10,12 +10,15 @@ after scaling to 0 and after a clean Ctrl-C, and fault-specific figures in ``not
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import free_port
 from tests.e2e.chaos import (
     NOTHING,
     Kube,
@@ -29,12 +32,21 @@ from tests.e2e.chaos import (
     kubectl,
     pod_views,
     processes_mentioning,
+    rss_bytes,
     tally,
     task_processes,
 )
-from tests.e2e.chaos_clusters import Separate, Supervised
+from tests.e2e.chaos_clusters import Part, Separate, Supervised
 
-__all__ = ["Outcome", "kill_agent", "kill_child_in_rollout", "new_token", "rs_events"]
+__all__ = [
+    "Growth",
+    "Outcome",
+    "configmap_updates",
+    "kill_agent",
+    "kill_child_in_rollout",
+    "new_token",
+    "rs_events",
+]
 
 APP = "chaos"
 ZERO_TIMEOUT = 60.0  # scaled to 0, the task processes should be gone within this
@@ -251,3 +263,64 @@ def kill_agent(base: Path, *, replicas: int, timeout: float = 120.0,
         if swept:
             outcome.notes["swept"] = len(swept)
     return outcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Growth:
+    """devkube's resident memory around ``updates`` updates of one ConfigMap of ``size`` bytes
+    (``before``: after it was created and updated a few times; ``peak``: sampled after each
+    update)."""
+
+    updates: int
+    size: int
+    before: int
+    after: int
+    peak: int
+    seconds: float
+
+    def describe(self) -> str:
+        mb = 1e6
+        return (f"{self.updates} updates of a {self.size / mb:.1f} MB ConfigMap in "
+                f"{self.seconds:.1f}s: devkube RSS {self.before / mb:.0f} -> "
+                f"{self.after / mb:.0f} MB (+{(self.after - self.before) / mb:.0f} MB, peak "
+                f"{self.peak / mb:.0f} MB)")
+
+
+def configmap_updates(base: Path, *, updates: int = 100, size: int = 1_000_000) -> Growth:
+    """A devkube process of its own; one ConfigMap of ``size`` bytes of data, replaced
+    ``updates`` times with new content (PUT, as ``kubectl replace`` does)."""
+    devkube = Part("devkube", [
+        "--log-level", "INFO", "devkube", "--port", str(free_port()),
+        "--data-dir", str(base / "devkube"), "--kubeconfig", str(base / "kubeconfig"),
+    ], log=base / "devkube.log", ready=r"^devkube serving ")
+    try:
+        devkube.start()
+        devkube.wait_ready()
+        assert devkube.proc is not None
+        pid = devkube.proc.pid
+        kube = Kube(base / "kubeconfig")
+        path = "/api/v1/namespaces/default/configmaps"
+
+        def body(i: int) -> dict[str, Any]:
+            blob = base64.b64encode(os.urandom(size * 3 // 4 + 3)).decode()[:size]
+            return {"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "big", "namespace": "default"},
+                    "data": {"blob": blob, "round": str(i)}}
+
+        kube.call("POST", path, body(0), timeout=60)
+        for i in range(1, 4):  # warm up: the first few updates fill caches, not history
+            kube.call("PUT", f"{path}/big", body(i), timeout=60)
+        time.sleep(1)
+        before = rss_bytes(pid)
+        peak = before
+        start = time.monotonic()
+        for i in range(updates):
+            kube.call("PUT", f"{path}/big", body(4 + i), timeout=60)
+            peak = max(peak, rss_bytes(pid))
+        seconds = time.monotonic() - start
+        time.sleep(2)
+        after = rss_bytes(pid)
+        return Growth(updates=updates, size=size, before=before, after=after,
+                      peak=max(peak, after), seconds=seconds)
+    finally:
+        devkube.stop()
