@@ -95,6 +95,21 @@ def _look(kube: Kube, token: str, wanted: int, *, skip: str | None = None) -> Ta
     return tally(wanted=wanted, pods=pod_views(kube.pods(f"app={APP}")), processes=procs)
 
 
+def _lost_pods(kube: Kube, token: str, *, limit: int = 4) -> list[str]:
+    """The live pods with no task process on the host, each with its status in short."""
+    uids = {p.pod_uid for p in task_processes(token)}
+    out: list[str] = []
+    for pod in kube.pods(f"app={APP}"):
+        meta, status = pod["metadata"], pod.get("status") or {}
+        if meta.get("deletionTimestamp") or meta.get("uid") in uids:
+            continue
+        states = [(c.get("restartCount"), c.get("state"), c.get("lastState"))
+                  for c in status.get("containerStatuses") or []]
+        out.append(f"{meta.get('name')} on {pod['spec'].get('nodeName')}: "
+                   f"{status.get('phase')} {states}"[:400])
+    return out[:limit]
+
+
 def rs_events(kube: Kube) -> tuple[int, int]:
     """(pods created, pods deleted) by the chaos Deployment's ReplicaSets, from their events."""
     items = kube.call("GET", "/api/v1/namespaces/default/events")["items"]
@@ -171,6 +186,8 @@ def kill_child_in_rollout(base: Path, *, child: str, at: float, replicas: int,
                 1 for p in at_kill if not alive(p.pid))
         outcome.recovery = converge(lambda: _look(run.kube, token, replicas), since=killed,
                                     timeout=timeout)
+        if outcome.final.lost:
+            outcome.notes["lost pods"] = _lost_pods(run.kube, token)
         created, deleted = rs_events(run.kube)
         outcome.notes["pods created"] = created
         outcome.notes["pods deleted"] = deleted
