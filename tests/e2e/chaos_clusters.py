@@ -236,7 +236,8 @@ class Separate:
     ACLs); ``node_grace_seconds`` to devkube's node lifecycle controller; ``bridge_env`` to the
     bridge (``K8SBRIDGE_*`` settings)."""
 
-    AGENT_RESOURCES = "cpus:8;mem:8192;disk:20000;ports:[31000-32000]"
+    # room for 300 chaos pods each (a pod also holds the DEFAULT executor's 0.1 cpus, 32 MB)
+    AGENT_RESOURCES = "cpus:40;mem:20480;disk:100000;ports:[31000-32000]"
 
     def __init__(self, base: Path, *, token: str, agents: int = 2,
                  master_flags: tuple[str, ...] = (), node_grace_seconds: float = 50.0,
