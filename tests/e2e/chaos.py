@@ -22,6 +22,7 @@ import os
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -165,16 +166,20 @@ class Kube:
                 f.flush()
                 self._context.load_verify_locations(f.name)
 
-    def call(self, method: str, path: str, body: Any = None, *, timeout: float = 30,
-             content_type: str = "application/json") -> Any:
+    def open(self, method: str, path: str, body: Any = None, *,
+             timeout: float = 30) -> Any:
+        """The open response (a context manager) of one request."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.server + path, data=data, method=method)
         request.add_header("Accept", "application/json")
         if data is not None:
-            request.add_header("Content-Type", content_type)
+            request.add_header("Content-Type", "application/json")
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
-        with urllib.request.urlopen(request, timeout=timeout, context=self._context) as reply:
+        return urllib.request.urlopen(request, timeout=timeout, context=self._context)
+
+    def call(self, method: str, path: str, body: Any = None, *, timeout: float = 30) -> Any:
+        with self.open(method, path, body, timeout=timeout) as reply:
             return json.loads(reply.read() or b"null")
 
     def pods(self, selector: str, namespace: str = "default") -> list[dict[str, Any]]:
@@ -189,6 +194,66 @@ class Kube:
         except (OSError, urllib.error.URLError, ValueError):
             return False
         return True
+
+
+class PodWatch:
+    """Every pod uid of a selector that ever existed while it watched: a thread that lists,
+    then watches from the list's resourceVersion, and lists again whenever the stream breaks
+    (the API server was killed) or is answered 410. Why not the ReplicaSet's events: they are
+    not durable (a killed devkube loses the last ones), and a pod created and deleted again
+    after a restart leaves nothing else behind."""
+
+    def __init__(self, kube: Kube, selector: str, namespace: str = "default") -> None:
+        self._kube, self._selector, self._namespace = kube, selector, namespace
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pod-watch")
+
+    def start(self) -> PodWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> set[str]:
+        self._stop.set()
+        self._thread.join(15)
+        return set(self.seen)
+
+    def _run(self) -> None:
+        base = f"/api/v1/namespaces/{self._namespace}/pods"
+        rv: str | None = None
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    query = urllib.parse.urlencode({"labelSelector": self._selector})
+                    listed = self._kube.call("GET", f"{base}?{query}", timeout=10)
+                    self.seen.update(str(p["metadata"]["uid"]) for p in listed["items"])
+                    rv = str(listed["metadata"]["resourceVersion"])
+                rv = self._follow(base, rv)
+            except (OSError, urllib.error.URLError, ValueError, KeyError):
+                self._stop.wait(0.2)
+
+    def _follow(self, base: str, rv: str) -> str | None:
+        """Watch from ``rv`` until the stream ends or stalls: the last resourceVersion seen,
+        or None when the server says it is too old (list again)."""
+        query = urllib.parse.urlencode({"labelSelector": self._selector, "watch": "1",
+                                        "resourceVersion": rv, "timeoutSeconds": "30"})
+        with self._kube.open("GET", f"{base}?{query}", timeout=5) as stream:
+            while not self._stop.is_set():
+                try:
+                    line = stream.readline()
+                except TimeoutError:
+                    return rv  # quiet for a while: watch again from where it was
+                if not line:
+                    return rv
+                event = json.loads(line)
+                meta = (event.get("object") or {}).get("metadata") or {}
+                if event.get("type") == "ERROR":
+                    return None
+                if meta.get("uid"):
+                    self.seen.add(str(meta["uid"]))
+                if meta.get("resourceVersion"):
+                    rv = str(meta["resourceVersion"])
+        return rv
 
 
 def deployment(name: str, *, token: str, replicas: int = 0,

@@ -14,6 +14,7 @@ import base64
 import dataclasses
 import os
 import time
+import urllib.error
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tests.conftest import free_port
 from tests.e2e.chaos import (
     NOTHING,
     Kube,
+    PodWatch,
     Recovery,
     Tally,
     TaskProcess,
@@ -163,15 +165,19 @@ def kill_child_in_rollout(base: Path, *, child: str, at: float, replicas: int,
                           agents: int | None = None) -> Outcome:
     """``kill -9`` the child ``child`` of ``k8sbridge run`` ``at`` seconds after ``kubectl
     scale`` 0 → ``replicas`` returned; the supervisor restarts it. Then: the recovery, scaling
-    to 0, a clean Ctrl-C. Notes: the restart's time, the pods the ReplicaSet created and
-    deleted, the task processes that died while devkube was away."""
+    to 0, a clean Ctrl-C. Notes: the restart's time, how many pods of the Deployment ever
+    existed (a watch: more than ``replicas`` means extras were made), the ReplicaSet's events
+    (best effort: a killed devkube may lose the last ones), the task processes that died while
+    devkube was away."""
     token = new_token()
     run = Supervised(base / "run", token=token, agents=agents, agent_resources=AGENT_RESOURCES)
     outcome = Outcome(fault=f"kill -9 {child} at {at:g}s", replicas=replicas,
                       recovery=NOTHING)
+    watch: PodWatch | None = None
     try:
         run.ready()
         kubectl(run.kubeconfig, "apply", "-f", "-", stdin=deployment(APP, token=token))
+        watch = PodWatch(run.kube, f"app={APP}").start()
         _scale(run.kubeconfig, replicas)
         scaled = time.monotonic()
         time.sleep(max(0.0, at - (time.monotonic() - scaled)))
@@ -188,14 +194,17 @@ def kill_child_in_rollout(base: Path, *, child: str, at: float, replicas: int,
                                     timeout=timeout)
         if outcome.final.lost:
             outcome.notes["lost pods"] = _lost_pods(run.kube, token)
+        outcome.notes["pods made"] = len(watch.stop())
         created, deleted = rs_events(run.kube)
-        outcome.notes["pods created"] = created
-        outcome.notes["pods deleted"] = deleted
+        outcome.notes["SuccessfulCreate events"] = created
+        outcome.notes["SuccessfulDelete events"] = deleted
         _wind_down(outcome, kubeconfig=run.kubeconfig, token=token, timeout=zero_timeout)
         code = run.stop()
         outcome.notes["exit code"] = code
         _left_after_stop(outcome, token, run.data_dir)
     finally:
+        if watch is not None:
+            watch.stop()
         swept = run.close()
         if swept:
             outcome.notes["swept"] = len(swept)
@@ -213,6 +222,8 @@ def _log_lines(paths: list[Path]) -> int:
 def _taints(kube: Kube, node: str) -> tuple[str, ...]:
     try:
         doc = kube.call("GET", f"/api/v1/nodes/{node}")
+    except urllib.error.HTTPError as e:
+        return (f"HTTP {e.code}",)  # 404: the Node is gone
     except OSError:
         return ("?",)
     return tuple(sorted(f"{t.get('key')}:{t.get('effect')}"
