@@ -202,6 +202,8 @@ class Scheduler(loop_passes.Passes):
             waits.append(max(0.0, self._pass_due - now))
         if self._reconcile_due is not None:
             waits.append(max(0.0, self._reconcile_due - now))
+        if self._unconfirmed:
+            waits.append(max(0.0, min(d for _, d, _ in self._unconfirmed.values()) - now))
         kill_due = self._kills.next_due()
         if kill_due is not None:
             waits.append(max(0.0, kill_due - now))

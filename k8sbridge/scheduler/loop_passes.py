@@ -20,6 +20,7 @@ from k8sbridge.scheduler.loop_state import (
     EXPLAIN_GRACE,
     EXPLAIN_MIN_INTERVAL,
     GATHER_SECONDS,
+    UNLISTED_ASK_MAX,
     _is_sidecar,
     _node_name,
     _taints,
@@ -40,6 +41,7 @@ class Passes(loop_updates.TaskUpdates):
             if self._reconcile_due is not None and now >= self._reconcile_due:
                 await self._reconcile()
             await self._agents_back(now)
+            await self._ask_about_unlisted(now)
             await self._repeat_kills(now)
             await self._due_relaunches(now)
             expired = self._book.expired(now=now)
@@ -77,6 +79,18 @@ class Passes(loop_updates.TaskUpdates):
                 log.info("agent %s is active again: reconciling its %d task(s) last seen "
                          "unreachable", agent_id, len(away))
                 await self._driver.reconcile(away)
+
+    async def _ask_about_unlisted(self, now: float) -> None:
+        """Explicit reconciliation of the launches the master did not list (see
+        ``Reconciling._note_unlisted``), again with back-off until a status arrives."""
+        if not self._subscribed or not self._reconciled:
+            return
+        due = {tid: entry for tid, entry in self._unconfirmed.items() if entry[1] <= now}
+        if not due:
+            return
+        for tid, (agent, _, wait) in due.items():
+            self._unconfirmed[tid] = (agent, now + wait, min(UNLISTED_ASK_MAX, wait * 2))
+        await self._driver.reconcile({tid: agent for tid, (agent, _, _) in due.items()})
 
     async def _repeat_kills(self, now: float) -> None:
         """Kill again, on the back-off's timer, every task not terminal yet (``kills``)."""

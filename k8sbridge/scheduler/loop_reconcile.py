@@ -25,6 +25,7 @@ from k8sbridge.scheduler.loop_state import (
     RECONCILE_RETRY_FIRST,
     RECONCILE_RETRY_MAX,
     RECONCILE_TIMEOUT_SECONDS,
+    UNLISTED_ASK_FIRST,
     UNRECONCILED_REFUSE_SECONDS,
     RawPod,
 )
@@ -114,6 +115,8 @@ class Reconciling(loop_pods.PodEvents):
                 await self._progress_deletion(uid)
         await self._kill_unowned()
         await self._driver.reconcile({})  # implicit: fresh statuses for every task we have
+        if self._unconfirmed:  # explicit: the launches the master did not list
+            await self._driver.reconcile({t: a for t, (a, _, _) in self._unconfirmed.items()})
         self._want_pass(immediate=True)
 
     async def _kill_unowned(self) -> None:
@@ -142,10 +145,12 @@ class Reconciling(loop_pods.PodEvents):
                      else "are not sent (the master would not enforce them)")
         fid = self._driver.framework_id
         tasks = await self._list_tasks()
+        listed: set[ids.TaskId] = set()
         for raw in tasks:
             if fid and (raw.get("framework_id") or {}).get("value") != fid:
                 continue
             tid = ids.TaskId(str((raw.get("task_id") or {}).get("value", "")))
+            listed.add(tid)
             parsed = launch.parse_task_id(tid)
             if parsed is None:
                 continue
@@ -174,8 +179,24 @@ class Reconciling(loop_pods.PodEvents):
                     task_ids=task_ids,
                 ))
                 self._pending.pop(uid, None)
-        log.info("reconciled: %d tasks known, %d pods launched", len(self._tasks),
-                 sum(1 for _ in self._lives.launches()))
+        self._note_unlisted(listed)
+        log.info("reconciled: %d tasks known, %d pods launched, %d launches not listed by the "
+                 "master", len(self._tasks), sum(1 for _ in self._lives.launches()),
+                 len(self._unconfirmed))
+
+    def _note_unlisted(self, listed: set[ids.TaskId]) -> None:
+        """Our live tasks that ``GET_TASKS`` did not list: launches the master never took
+        (an ACCEPT in flight when it died) or forgot. Implicit reconciliation says nothing
+        about them, so they are asked about explicitly (``Passes._ask_about_unlisted``) until
+        the master answers — TASK_GONE / TASK_UNKNOWN for a task nobody has (the pod's
+        lifecycle then relaunches it), the task's state if its agent re-registers with it.
+        Without this the pod waits for its task forever."""
+        now = self._clock()
+        self._unconfirmed = {
+            rec.task_id: (rec.agent_id, now + UNLISTED_ASK_FIRST, UNLISTED_ASK_FIRST * 2)
+            for rec in self._tasks.values()
+            if not rec.terminal and rec.task_id not in listed
+        }
 
     def _end_attempt_ended_while_away(self, uid: str, pod: RawPod) -> None:
         """A pod bound to our node whose app containers ran (its status says so) but which

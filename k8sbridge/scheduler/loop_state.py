@@ -56,6 +56,8 @@ RECONCILE_RETRY_FIRST = 0.5  # a failed reconciliation is retried after this, do
 
 
 RECONCILE_RETRY_MAX = 30.0  # ... up to this
+UNLISTED_ASK_FIRST = 1.0  # a launch the master did not list is asked about again after
+UNLISTED_ASK_MAX = 30.0  # ... this, doubling up to this, until a status for it arrives
 
 
 UNRECONCILED_REFUSE_SECONDS = 2.0  # offers declined while unreconciled come back this soon
@@ -167,6 +169,11 @@ class LoopState:
         self._uids_seen: set[str] = set()
         # every kill sent, repeated with back-off until Mesos says terminal (``kills``)
         self._kills = kills.KillBook()
+        # Tasks we launched that the master did not list after a (re)subscription (its
+        # ACCEPT died with a master, say): asked about explicitly, again with back-off, until
+        # any status for them arrives (Mesos drops the question while their agent has not
+        # re-registered); task id -> (agent, when to ask next, the wait after that)
+        self._unconfirmed: dict[ids.TaskId, tuple[ids.AgentId | None, float, float]] = {}
         self._active_agents: set[ids.AgentId] = set()  # as seen at the last tick
         self._suppressed = False
         # A pod became pending (or a relaunch fell due, or resources came back) since the

@@ -146,6 +146,7 @@ class TaskUpdates(loop_reconcile.Reconciling):
         return False
 
     async def _on_update(self, status: mesos_types.TaskStatus) -> None:
+        self._unconfirmed.pop(status.task_id, None)  # the master answered for it
         parsed = launch.parse_task_id(status.task_id)
         ack = self._ack_for(status)
         if parsed is None:
