@@ -11,7 +11,6 @@ incarnations of a pod's container.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,49 +19,19 @@ from typing import Any
 import aiohttp
 import pytest
 
-from k8sbridge import app, embedded
-from k8sbridge.devkube import main as devkube_main
-from k8sbridge.kernel import main as kernel_main
-from k8sbridge.kernel.master import config as master_config
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
-from tests.integration.conftest import eventually, fast_settings
+from tests.integration import two_agents
+from tests.integration.conftest import eventually
+from tests.integration.two_agents import Cluster
 
 LIVE = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE")
 
 
-@dataclasses.dataclass
-class Cluster:
-    kernel: Any
-    agents: list[Any]
-    bridge: app.Bridge
-
-    @property
-    def kube(self) -> kube_client.KubeClient:
-        return self.bridge.kube
-
-
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    base = fast_settings(tmp_path / "run")
-    agent_cfgs = embedded.embedded_agent_configs(data_dir=tmp_path / "run", count=2)
-    # unreachable after ~0.5 s without pongs (Mesos' defaults: 15 s x 5)
-    master = master_config.MasterConfig(port=0, agent_ping_interval=0.2, max_missed_pings=2)
-    async with kernel_main.running_kernel(master=master) as kernel, devkube_main.running(
-        devkube_main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kubeconfig")
-    ) as dk:
-        for cfg in agent_cfgs:
-            await kernel.add_agent(cfg, _keep_tasks=True)  # (tasks outlive a stopped agent)
-        settings = dataclasses.replace(
-            base,
-            mesos=dataclasses.replace(base.mesos, masters=(kernel.master_url,)),
-            kube=dataclasses.replace(base.kube, kubeconfig=dk.kubeconfig),
-            scheduler=dataclasses.replace(
-                base.scheduler, scheduler_names=("default-scheduler",), image_mode="none"
-            ),
-        )
-        async with app.running_bridge(settings) as bridge:
-            yield Cluster(kernel=kernel, agents=agent_cfgs, bridge=bridge)
+    async with two_agents.running(tmp_path) as running:
+        yield running
 
 
 async def _capabilities(master_url: str) -> list[str]:
