@@ -23,9 +23,7 @@ from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
 from tests.integration import two_agents
 from tests.integration.conftest import eventually
-from tests.integration.two_agents import Cluster
-
-LIVE = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE")
+from tests.integration.two_agents import LIVE, Cluster, bridge_tasks
 
 
 @pytest.fixture
@@ -39,13 +37,6 @@ async def _capabilities(master_url: str) -> list[str]:
         state = await r.json()
     (fw,) = [fw for fw in state["frameworks"] if fw["name"] == "k8sbridge"]
     return list(fw.get("capabilities") or [])
-
-
-async def _tasks(master_url: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.get(master_url + "/state") as r:
-        state = await r.json()
-    return [t for fw in state["frameworks"] if fw["name"] == "k8sbridge"
-            for key in ("tasks", "unreachable_tasks", "completed_tasks") for t in fw[key]]
 
 
 def _pod(name: str, **spec: Any) -> dict[str, Any]:
@@ -70,7 +61,7 @@ async def _lose(cluster: Cluster, node: str) -> None:
     await cluster.kernel.stop_agent(int(node.rsplit(".", 1)[1]) - 1)
 
     async def unreachable() -> bool:
-        return any(t["state"] == "TASK_UNREACHABLE" for t in await _tasks(
+        return any(t["state"] == "TASK_UNREACHABLE" for t in await bridge_tasks(
             cluster.kernel.master_url))
 
     await eventually(unreachable, what="the lost agent's tasks unreachable")
@@ -104,12 +95,12 @@ async def test_a_force_deleted_pod_on_a_lost_agent_is_killed_without_a_loop(
     await asyncio.sleep(10)
     kills = _kill_lines(caplog)
     assert kills < 25, f"{kills} log lines about kills in 10 s (a kill loop)"
-    assert [t["state"] for t in await _tasks(cluster.kernel.master_url)
+    assert [t["state"] for t in await bridge_tasks(cluster.kernel.master_url)
             if t["id"] == task_id] == ["TASK_UNREACHABLE"]
     await cluster.kernel.add_agent(cluster.agents[0], _keep_tasks=True)
 
     async def killed() -> bool:
-        return [t["state"] for t in await _tasks(cluster.kernel.master_url)
+        return [t["state"] for t in await bridge_tasks(cluster.kernel.master_url)
                 if t["id"] == task_id] == ["TASK_KILLED"]
 
     await eventually(killed, timeout=30, what="the orphan killed once its agent is back")
@@ -130,13 +121,10 @@ async def test_a_replacement_runs_elsewhere_and_the_old_incarnation_is_killed_on
     })
 
     async def web_pods() -> list[dict[str, Any]]:
-        listed = await kube.get("/api/v1/namespaces/default/pods", labelSelector="app=web")
-        return list(listed["items"])
+        return await two_agents.web_pods(kube)
 
     async def one_running() -> dict[str, Any] | None:
-        running = [p for p in await web_pods() if (p.get("status") or {}).get("phase")
-                   == "Running" and not p["metadata"].get("deletionTimestamp")]
-        return running[0] if len(running) == 1 else None
+        return await two_agents.one_running_web_pod(kube)
 
     first = await eventually(one_running, what="the ReplicaSet's pod Running")
     lost_node = first["spec"]["nodeName"]
@@ -165,5 +153,5 @@ async def test_a_replacement_runs_elsewhere_and_the_old_incarnation_is_killed_on
                                                  for p in await web_pods()]
 
     await eventually(old_gone, timeout=30, what="the old pod deleted once its task ended")
-    live = [t for t in await _tasks(cluster.kernel.master_url) if t["state"] in LIVE]
+    live = [t for t in await bridge_tasks(cluster.kernel.master_url) if t["state"] in LIVE]
     assert [t["id"].split(".")[0] for t in live] == [second["metadata"]["uid"]], live

@@ -28,9 +28,8 @@ from k8sbridge.kernel import main as kernel_main
 from k8sbridge.kernel.master import acls
 from tests.integration import two_agents
 from tests.integration.conftest import eventually
-from tests.integration.two_agents import Cluster
+from tests.integration.two_agents import LIVE, Cluster, bridge_tasks
 
-LIVE = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE")
 UNREACHABLE = "node.kubernetes.io/unreachable"
 # The pod's command, unique to this run, to count its processes on the host.
 MARK = str(random.SystemRandom().randint(10_000_000, 99_999_999))
@@ -59,13 +58,6 @@ def _processes() -> list[int]:
         if argv[:2] == [b"sleep", MARK.encode()] and not zombie:
             found.append(int(entry))
     return found
-
-
-async def _tasks(master_url: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.get(master_url + "/state") as r:
-        state = await r.json()
-    return [t for fw in state["frameworks"] if fw["name"] == "k8sbridge"
-            for key in ("tasks", "unreachable_tasks", "completed_tasks") for t in fw[key]]
 
 
 async def _operator(master_url: str, body: dict[str, Any]) -> tuple[int, str]:
@@ -108,25 +100,22 @@ async def test_a_pod_on_an_agent_marked_gone_is_replaced_and_the_agent_refused(
     })
 
     async def web_pods() -> list[dict[str, Any]]:
-        listed = await kube.get("/api/v1/namespaces/default/pods", labelSelector="app=web")
-        return list(listed["items"])
+        return await two_agents.web_pods(kube)
 
     async def one_running() -> dict[str, Any] | None:
-        running = [p for p in await web_pods() if (p.get("status") or {}).get("phase")
-                   == "Running" and not p["metadata"].get("deletionTimestamp")]
-        return running[0] if len(running) == 1 else None
+        return await two_agents.one_running_web_pod(kube)
 
     first = await eventually(one_running, what="the Deployment's pod Running")
     node_a = first["spec"]["nodeName"]
     index_a = int(node_a.rsplit(".", 1)[1]) - 1
     agent_a = cluster.kernel.agents[index_a].agent_id
-    (old_task,) = [t for t in await _tasks(url) if t["state"] in LIVE]
+    (old_task,) = [t for t in await bridge_tasks(url) if t["state"] in LIVE]
     assert len(_processes()) == 1
 
     await cluster.kernel.stop_agent(index_a)  # its container runs on, nobody watching it
 
     async def unreachable() -> bool:
-        return [t["state"] for t in await _tasks(url) if t["id"] == old_task["id"]] == [
+        return [t["state"] for t in await bridge_tasks(url) if t["id"] == old_task["id"]] == [
             "TASK_UNREACHABLE"]
 
     await eventually(unreachable, what="the pod's task unreachable")
@@ -135,7 +124,7 @@ async def test_a_pod_on_an_agent_marked_gone_is_replaced_and_the_agent_refused(
     caplog.clear()
 
     async def gone() -> bool:
-        return [t["state"] for t in await _tasks(url) if t["id"] == old_task["id"]] == [
+        return [t["state"] for t in await bridge_tasks(url) if t["id"] == old_task["id"]] == [
             "TASK_GONE_BY_OPERATOR"]
 
     await eventually(gone, what="the pod's task gone by operator")
@@ -166,7 +155,7 @@ async def test_a_pod_on_an_agent_marked_gone_is_replaced_and_the_agent_refused(
 
     # Its task over, the evicted pod is deleted (no agent has to come back for that).
     await eventually(old_deleted, timeout=30, what="the evicted pod deleted")
-    live = [t for t in await _tasks(url) if t["state"] in LIVE]
+    live = [t for t in await bridge_tasks(url) if t["state"] in LIVE]
     assert [t["id"].split(".")[0] for t in live] == [second["metadata"]["uid"]], live
     assert _kill_lines(caplog) < 20, [r.getMessage() for r in caplog.records
                                       if "kill" in r.getMessage().lower()]
@@ -185,5 +174,5 @@ async def test_a_pod_on_an_agent_marked_gone_is_replaced_and_the_agent_refused(
     listed = [a["agent_info"]["id"]["value"] for a in json.loads(agents[1])["get_agents"][
         "agents"]]
     assert agent_a not in listed and len(listed) == 1
-    live = [t for t in await _tasks(url) if t["state"] in LIVE]
+    live = [t for t in await bridge_tasks(url) if t["state"] in LIVE]
     assert [t["id"].split(".")[0] for t in live] == [second["metadata"]["uid"]], live

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from k8sbridge import app, embedded
 from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kernel import main as kernel_main
@@ -60,3 +62,28 @@ async def running(tmp_path: Path, *, node_grace_seconds: float | None = None,
         )
         async with app.running_bridge(settings) as bridge:
             yield Cluster(kernel=kernel, agents=agent_cfgs, bridge=bridge)
+
+
+LIVE = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_UNREACHABLE")
+
+
+async def bridge_tasks(master_url: str) -> list[dict[str, Any]]:
+    """Every task of the bridge's framework the master's /state lists (live, unreachable,
+    completed)."""
+    async with aiohttp.ClientSession() as http, http.get(master_url + "/state") as r:
+        state = await r.json()
+    return [t for fw in state["frameworks"] if fw["name"] == "k8sbridge"
+            for key in ("tasks", "unreachable_tasks", "completed_tasks") for t in fw[key]]
+
+
+async def web_pods(kube: kube_client.KubeClient) -> list[dict[str, Any]]:
+    """The pods labelled app=web in namespace default."""
+    listed = await kube.get("/api/v1/namespaces/default/pods", labelSelector="app=web")
+    return list(listed["items"])
+
+
+async def one_running_web_pod(kube: kube_client.KubeClient) -> dict[str, Any] | None:
+    """The one app=web pod that is Running and not being deleted, else None."""
+    running = [p for p in await web_pods(kube) if (p.get("status") or {}).get("phase")
+               == "Running" and not p["metadata"].get("deletionTimestamp")]
+    return running[0] if len(running) == 1 else None
