@@ -59,6 +59,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 SLEEP = ["3600"]  # the pods' sleep; bounded in --processes mode so nothing outlives the run
+# Issue 12's startup shape: each pod mounts two volumes (a ConfigMap and an emptyDir).
+VOLUMES = [False]
+CONFIG_MAP = "bench-config"
 WALL: dict[str, float] = {}  # pod name -> wall-clock time it was seen Running+ready
 
 
@@ -106,10 +109,29 @@ async def _watch_running(
                 continue
 
 
+def _spec(cpu: str, memory: str) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "c", "image": "busybox",
+                                 "command": ["sleep", SLEEP[0]],
+                                 "resources": {"requests": {"cpu": cpu, "memory": memory}}}
+    spec: dict[str, Any] = {"containers": [container]}
+    if VOLUMES[0]:
+        container["volumeMounts"] = [{"name": "config", "mountPath": "/config"},
+                                     {"name": "scratch", "mountPath": "/scratch"}]
+        spec["volumes"] = [{"name": "config", "configMap": {"name": CONFIG_MAP}},
+                           {"name": "scratch", "emptyDir": {}}]
+    return spec
+
+
 async def _watching(kube: Any, namespace: str, pods: int, seen: dict[str, float],
                     timeout: float) -> asyncio.Task[None]:
     """Make ``namespace`` and start watching for ``pods`` of it Running+ready (into ``seen``)."""
     await kube.ensure_namespace(namespace)
+    if VOLUMES[0]:
+        await kube.create(f"/api/v1/namespaces/{namespace}/configmaps", {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CONFIG_MAP, "namespace": namespace},
+            "data": {"app.conf": "level=info\n", "peers": "a,b,c\n"},
+        })
     watcher = asyncio.create_task(
         _watch_running(kube.connection(), namespace, pods, seen, timeout)
     )
@@ -121,9 +143,7 @@ def _sleep_pod(name: str, namespace: str, *, cpu: str, memory: str) -> dict[str,
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"containers": [{"name": "c", "image": "busybox",
-                                 "command": ["sleep", SLEEP[0]],
-                                 "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
+        "spec": _spec(cpu, memory),
     }
 
 
@@ -248,10 +268,7 @@ async def throughput(
             "selector": {"matchLabels": {"app": "sleepers"}},
             "template": {
                 "metadata": {"labels": {"app": "sleepers"}},
-                "spec": {"containers": [{"name": "c", "image": "busybox",
-                                         "command": ["sleep", SLEEP[0]],
-                                         "resources": {"requests": {"cpu": "5m",
-                                                                    "memory": "4Mi"}}}]},
+                "spec": _spec("5m", "4Mi"),
             },
         },
     }

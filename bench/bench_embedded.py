@@ -21,7 +21,7 @@ devkube and bridge children with their descendants; the kernel's container daemo
 nobody's child, with its tasks), the machine's core count and load. Bounded: each phase gives
 up after --timeout seconds; each ``k8sbridge run`` is stopped with SIGINT (then killed).
 
-Run: ``python bench/bench_embedded.py [--pods 100] [--replicas 1000] [--timeout 150]``
+Run: ``python bench/bench_embedded.py [--pods 100] [--replicas 1000] [--timeout 150] [--volumes]``
 """
 
 from __future__ import annotations
@@ -196,12 +196,16 @@ async def main() -> None:
                         help="processes for the raw spawn rate")
     parser.add_argument("--env", action="append", default=[], metavar="K8SBRIDGE_X=V",
                         help="a setting for both runs, as a user would export it (A/B tests)")
+    parser.add_argument("--volumes", action="store_true",
+                        help="every pod mounts two volumes, a ConfigMap and an emptyDir "
+                        "(issue 12's startup shape)")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="run in DIR (must not exist) and keep it: the runs' logs")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
     print(f"cores: {os.cpu_count()}; {_load()}", flush=True)
     bench_bridge.SLEEP[0] = str(int(args.timeout * 2 + 300))  # nothing outlives the run
+    bench_bridge.VOLUMES[0] = args.volumes
     with contextlib.ExitStack() as stack:
         if args.keep is not None:
             args.keep.mkdir(parents=True)
