@@ -158,6 +158,8 @@ def bridge_settings_for(
             image_mode="none" if image_dir is None else "local", image_dir=image_dir,
             allow_host_path=settings.embedded.allow_host_path,
             agent_capabilities=settings.scheduler.agent_capabilities or image_dir is not None,
+            # agents that do not isolate take no SECRET volumes: no pod files there
+            pod_files=settings.scheduler.pod_files and image_dir is not None,
         ),
         kubelet=kubelet,
     )

@@ -95,6 +95,13 @@ def register(sub: Any) -> None:
     br.add_argument("--kubelet-anonymous", action="store_true", default=None,
                     help="serve unauthenticated kubelet API requests (off by default)")
     br.add_argument("--ranking", choices=["spread", "binpack"], default=None)
+    br.add_argument("--cluster-dns", action="append", default=None, metavar="IP",
+                    help="nameserver of pods with dnsPolicy ClusterFirst (repeatable; the "
+                    "kubelet's --cluster-dns; default none: such pods get the agent's "
+                    "resolv.conf and a MissingClusterDNS warning)")
+    br.add_argument("--cluster-domain", default=None, metavar="DOMAIN",
+                    help="the cluster's DNS domain in pods' search paths and FQDNs "
+                    "(cluster.local)")
     parser.set_defaults(func=_run)
 
 
@@ -121,6 +128,8 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "scheduler": {
             "scheduler_names": tuple(args.scheduler_name) if args.scheduler_name else None,
             "ranking": args.ranking,
+            "cluster_dns": tuple(args.cluster_dns) if args.cluster_dns else None,
+            "cluster_domain": args.cluster_domain,
         },
         "kubelet": {
             "port": args.kubelet_port,

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import ipaddress
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "K8SBRIDGE_"
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 
 
 class SettingsError(ValueError):
@@ -107,6 +111,16 @@ class SchedulerSettings:
     # silently): only then are securityContext.capabilities sent, else refused. The embedded
     # cluster sets it when its agents isolate fully (embedded.image_dir).
     agent_capabilities: bool = False
+    # The pod's /etc/hosts, /etc/resolv.conf and /etc/hostname, written as the kubelet writes
+    # them (SECRET volumes: the agents run Mesos' volume/secret isolator, as configMap volumes
+    # need too). Off: containers see the agent's files and fields that need a file of the
+    # pod's own (hostAliases, dnsConfig, hostname, subdomain ...) are refused.
+    pod_files: bool = True
+    # The kubelet's --cluster-dns: the nameservers of pods with dnsPolicy ClusterFirst. Empty:
+    # those pods get the agent's resolv.conf and a MissingClusterDNS warning, as from a
+    # kubelet without it.
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"  # the kubelet's --cluster-domain
     tolerate_own_taint: bool = True
     cycle_seconds: float = 0.2  # batching window before a placement pass
     # Pods without requests get these (documented in docs/operations.md).
@@ -331,6 +345,18 @@ def _validate(settings: BridgeSettings) -> None:
         uid, sep, name = item.partition("=")
         if not sep or not uid.strip().isdigit() or not name.strip():
             raise SettingsError(f"scheduler.run_as_users: {item!r} is not uid=name")
+    for ip in settings.scheduler.cluster_dns:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError as e:
+            raise SettingsError(f"scheduler.cluster_dns: {ip!r} is not an IP address") from e
+    if len(settings.scheduler.cluster_dns) > 3:
+        raise SettingsError("scheduler.cluster_dns: at most 3 nameservers (resolv.conf's "
+                            "limit)")
+    domain = settings.scheduler.cluster_domain
+    if not _DOMAIN.match(domain) or len(domain) > 253:
+        raise SettingsError(f"scheduler.cluster_domain: {domain!r} is not a DNS domain "
+                            "(lower-case labels separated by dots)")
     if not settings.scheduler.scheduler_names:
         raise SettingsError("scheduler.scheduler_names: at least one name is needed")
     if settings.kube.client_threads < 1:

@@ -20,8 +20,11 @@ Rules:
 * the image becomes ``container.mesos.image`` (docker, the name as written) when
   ``image_mode`` is ``"mesos"``, or ``"local"`` and the local registry directory holds its
   archive (else none is sent and the pod gets a ``ImageNotInLocalRegistry`` warning); with
-  ``"none"`` no image is sent; volumes (``volumes``) and ``shareProcessNamespace``
-  (``linux_info.share_pid_namespace``) go in the same ``ContainerInfo``;
+  ``"none"`` no image is sent; ``imagePullPolicy`` and ``imagePullSecrets`` become the
+  image's ``cached`` and ``docker.config`` (``imagepull``); volumes (``volumes``), the pod's
+  ``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname`` (``podfiles``) and
+  ``shareProcessNamespace`` (``linux_info.share_pid_namespace``) go in the same
+  ``ContainerInfo``;
 * resources are rendered from placement's ``plan.Assignment`` as it carved them (executor
   share, each container's scalars and host ports, reservations and allocation info kept):
   the plan is the commit, nothing is carved twice; the loop checks at commit that the offers
@@ -44,7 +47,7 @@ from k8sbridge import grpc_probe
 from k8sbridge.lifecycle import taskids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
-from k8sbridge.scheduler import limits, plan, podenv, podfields, volumes
+from k8sbridge.scheduler import imagepull, limits, plan, podenv, podfields, podfiles, volumes
 
 __all__ = [
     "COMMIT_OFFER_GONE",
@@ -221,9 +224,8 @@ def probes(container: Mapping[str, Any]) -> Json:
             startup = container.get("startupProbe") or {}
             grace = float(liveness.get("initialDelaySeconds", 0))
             if startup:
-                grace += float(startup.get("failureThreshold", 3)) * float(
-                    startup.get("periodSeconds", 10)
-                )
+                grace += float(startup.get("initialDelaySeconds", 0)) + float(
+                    startup.get("failureThreshold", 3)) * float(startup.get("periodSeconds", 10))
             health: Json = {
                 **action,
                 "delay_seconds": float(liveness.get("initialDelaySeconds", 0)),
@@ -308,19 +310,26 @@ def _container_info(
     pod: RawPod,
     container: Mapping[str, Any],
     image: str,
+    pull_config: Json | None,
     sources: volumes.Sources,
+    files: podfiles.PodFiles,
     node_name: str,
     host_ip: str,
     share_cgroups_false: bool,
     linux: Json,
 ) -> Json | None:
-    """The task's ``ContainerInfo`` (MESOS): its image, its volumes, its Linux options; None
-    when it needs none (a plain command on the agent)."""
+    """The task's ``ContainerInfo`` (MESOS): its image, its volumes and pod files, its Linux
+    options; None when it needs none (a plain command on the agent)."""
     info: Json = {"type": "MESOS"}
     if image:
-        info["mesos"] = {"image": {"type": "DOCKER", "docker": {"name": image}}}
+        docker: Json = {"name": image}
+        if pull_config is not None:
+            docker["config"] = pull_config
+        info["mesos"] = {"image": {"type": "DOCKER", "docker": docker,
+                                   "cached": imagepull.cached(container)}}
     mounts = volumes.container_volumes(pod=pod, container=container, sources=sources,
                                        node_name=node_name, host_ip=host_ip)
+    mounts += podfiles.container_volumes(files, container)
     if mounts:
         info["volumes"] = mounts
     linux = dict(linux)
@@ -361,6 +370,7 @@ def render_launch_group(
     agent_capabilities: bool = False,
     node_name: str = "",
     host_ip: str = "",
+    network: podfiles.Network | None = None,
 ) -> LaunchGroup:
     """Render the LAUNCH_GROUP of one ``assignment``: its executor share, each container's
     resources and host ports exactly as placement carved them (nothing is carved here).
@@ -372,13 +382,23 @@ def render_launch_group(
     Raises ``LaunchError`` with reason ``REASON_STALE`` when the assignment is not one of
     this pod's (its containers differ): the pod is placed again. ``sources`` are the objects
     the pod's volumes read (``volume_sources.fetch``); a volume or field that cannot be
-    honoured is a ``LaunchError`` (``volumes``, ``podfields``).
+    honoured is a ``LaunchError`` (``volumes``, ``podfields``). ``network`` makes the pod's
+    ``/etc`` files (``podfiles``; None: none are rendered, for tests of other rules).
     """
     uid = str(request.uid)
     spec = pod.get("spec") or {}
     volumes.check_pod(pod, allow_host_path=allow_host_path)
     podfields.check_pod(pod, run_as_users=run_as_users, agent_capabilities=agent_capabilities)
     sources = sources or volumes.Sources()
+    for field in ("initContainers", "containers"):
+        for raw in spec.get(field) or []:
+            imagepull.check_policy(raw, image_mode=image_mode,
+                                   where=f"spec.{field}{{{raw.get('name')}}}")
+    files = podfiles.PodFiles()
+    if network is not None:
+        files = podfiles.render(pod, network=network)
+    # read once, and only when an image is sent (its pull secrets matter then)
+    pull: tuple[Json | None, tuple[limits.Notice, ...]] | None = None
     raw_containers = {
         str(c.get("name")): c
         for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
@@ -449,9 +469,12 @@ def render_launch_group(
                                    local_images=local_images, container=creq.name)
         if notice is not None:
             image_notices.append(notice)
+        if image and pull is None:
+            pull = imagepull.docker_config(pod, sources.secrets)
         info = _container_info(
             pod=pod, container=container, image=image,
-            sources=sources, node_name=node_name, host_ip=host_ip,
+            pull_config=pull[0] if pull is not None else None,
+            sources=sources, files=files, node_name=node_name, host_ip=host_ip,
             share_cgroups_false=group_limits.share_cgroups_false, linux=security_linux,
         )
         if info is not None:
@@ -482,5 +505,6 @@ def render_launch_group(
         operation=operation,
         used=used,
         # said once, not per restart
-        notices=(*group_limits.notices, *image_notices) if attempt == 0 else (),
+        notices=(*group_limits.notices, *image_notices, *files.notices,
+                 *(pull[1] if pull is not None else ())) if attempt == 0 else (),
     )

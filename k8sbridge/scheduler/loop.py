@@ -64,7 +64,15 @@ from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import ids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
-from k8sbridge.scheduler import launch, limits, loop_passes, plan, podfields, volume_sources
+from k8sbridge.scheduler import (
+    launch,
+    limits,
+    loop_passes,
+    plan,
+    podfields,
+    podfiles,
+    volume_sources,
+)
 from k8sbridge.scheduler.loop_state import (
     RawPod,
     _is_sidecar,
@@ -253,6 +261,13 @@ class Scheduler(loop_passes.Passes):
             str(getattr(self._agents.agents.get(agent_id), "version", "") or "")
         )
         fid = self._driver.framework_id or ""
+        # the pod's IP at launch: what status.podIP reports (the agent's address, until pods
+        # get their own network)
+        pod_ip = self._agent_ref(agent_id).host_ip
+        scheduling = self._settings.scheduler
+        network = podfiles.Network(
+            pod_ips=(pod_ip,) if pod_ip else (), cluster_dns=scheduling.cluster_dns,
+            cluster_domain=scheduling.cluster_domain, enabled=scheduling.pod_files)
         operations: list[dict[str, Any]] = []
         bound: list[tuple[str, launch.LaunchGroup]] = []
         candidates: list[tuple[str, RawPod, launch.LaunchGroup]] = []
@@ -299,6 +314,7 @@ class Scheduler(loop_passes.Passes):
                     agent_capabilities=self._settings.scheduler.agent_capabilities,
                     node_name=node_name,
                     host_ip=hostname,
+                    network=network,
                 )
             except launch.LaunchError as e:
                 if e.reason == launch.REASON_STALE:

@@ -14,6 +14,12 @@ docs/pod-spec.md are one text. Users and capabilities are mapped as Mesos can ex
   Docker's default set, less ``drop`` (``ALL``: everything), plus ``add``; only with
   ``scheduler.agent_capabilities`` (the agents run ``linux/capabilities``: without it Mesos
   ignores the field silently), else refused.
+
+Probes are checked against what ``launch`` sends (Mesos ``CheckInfo`` / ``HealthCheck``): a
+probe's own ``terminationGracePeriodSeconds`` must be the pod's (the executor kills a task that
+fails its health check with the task's ``kill_policy``, which is the pod's), and a
+``startupProbe`` becomes the liveness health check's grace period, so it needs a
+``livenessProbe`` with the same handler and timeout (Mesos runs one health check per task).
 """
 
 from __future__ import annotations
@@ -90,6 +96,8 @@ def _check_table(pod: Mapping[str, Any]) -> None:
             targets = [("spec", spec)]
         elif section == "container":
             targets = list(_containers(spec))
+        elif section == "volume":
+            targets = [(f'spec.volumes "{v.get("name")}"', v) for v in spec.get("volumes") or []]
         else:
             continue
         for where, obj in targets:
@@ -164,11 +172,51 @@ def container_security(
     return user, linux
 
 
+_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+DEFAULT_GRACE_SECONDS = 30
+STARTUP_ALONE = ("is not supported without a livenessProbe: k8sbridge gives a startupProbe as "
+                 "the liveness health check's grace period (Mesos has no startup check)")
+STARTUP_HANDLER = ("must use the livenessProbe's handler and timeoutSeconds: Mesos runs one "
+                   "health check per task, and the startupProbe is its grace period")
+PROBE_GRACE = ("cannot be honoured: it differs from the pod's terminationGracePeriodSeconds, "
+               "and Mesos kills a task that fails its health check with the task's "
+               "kill_policy, which is the pod's")
+READINESS_GRACE = "must not be set for readiness probes (a failed readiness check kills nothing)"
+
+
+def _check_probes(spec: Mapping[str, Any], where: str, container: Mapping[str, Any]) -> None:
+    grace = spec.get("terminationGracePeriodSeconds")
+    grace = DEFAULT_GRACE_SECONDS if grace is None else grace
+    for name in ("livenessProbe", "startupProbe", "readinessProbe"):
+        probe = container.get(name) or {}
+        own = probe.get("terminationGracePeriodSeconds")
+        if own is None:
+            continue
+        if name == "readinessProbe":
+            raise podenv.LaunchError(f"{where}.{name}.terminationGracePeriodSeconds "
+                                     f"{READINESS_GRACE}")
+        if own != grace:
+            raise podenv.LaunchError(f"{where}.{name}.terminationGracePeriodSeconds {own} "
+                                     f"{PROBE_GRACE} ({grace})")
+    startup = container.get("startupProbe")
+    if not startup:
+        return
+    liveness = container.get("livenessProbe")
+    if not liveness:
+        raise podenv.LaunchError(f"{where}.startupProbe {STARTUP_ALONE}")
+    same = all(startup.get(k) == liveness.get(k) for k in _HANDLERS) and (
+        startup.get("timeoutSeconds", 1) == liveness.get("timeoutSeconds", 1))
+    if not same:
+        raise podenv.LaunchError(f"{where}.startupProbe {STARTUP_HANDLER}")
+
+
 def check_pod(pod: Mapping[str, Any], *, run_as_users: Mapping[int, str] | None = None,
               agent_capabilities: bool = False) -> None:
-    """Refuse (``LaunchError``) a pod with a field the table refuses or a user or capability
-    its containers cannot be given."""
+    """Refuse (``LaunchError``) a pod with a field the table refuses, a probe Mesos cannot
+    run as written, or a user or capability its containers cannot be given."""
     _check_table(pod)
-    for where, container in _containers(pod.get("spec") or {}):
+    spec = pod.get("spec") or {}
+    for where, container in _containers(spec):
+        _check_probes(spec, where, container)
         container_security(pod, container, where=where, run_as_users=run_as_users or {},
                            agent_capabilities=agent_capabilities)

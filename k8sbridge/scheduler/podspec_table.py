@@ -62,40 +62,77 @@ GROUPS = ("is not supported: Mesos' CommandInfo.user carries a user name only; t
 SECCOMP = ("is not supported: k8sbridge does not know that the agents run Mesos' "
            "linux/seccomp isolator, and Mesos ignores the profile without it")
 _VOLUME = f"is not supported: {volumes.REFUSED_OTHER}"
+_ISSUE16 = "issue 16 (placement honours the whole scheduling contract)"
+_PREFERRED = f"placement ranks by spread or binpack only; {_ISSUE16} scores preferred terms"
+_UTS = ("The UTS hostname (the hostname command) stays the agent's: Mesos sets "
+        "ContainerInfo.hostname only for containers on a CNI network, which issue 13 gives "
+        "pods")
 
 _PROBE = [
     ("exec", "a COMMAND check (argv, no shell)"),
-    ("httpGet", "an HTTP check on the port and path (host and headers are refused by the "
-                "checker: Mesos checks 127.0.0.1 without headers)"),
+    ("httpGet", "an HTTP check on the port and path"),
     ("tcpSocket", "a TCP check on the port"),
     ("grpc", "a COMMAND check running k8sbridge's grpc_probe (grpc.health.v1.Health/Check)"),
     ("initialDelaySeconds", "the check's delay_seconds"),
     ("periodSeconds", "the check's interval_seconds"),
     ("timeoutSeconds", "the check's timeout_seconds"),
 ]
+_NO_HOST = ("is not supported: Mesos checks dial the container's port on 127.0.0.1 and take no "
+            "host")
+_NO_HEADERS = "is not supported: Mesos HTTP checks send no headers"
+_PROBE_GRACE = ("the task's kill_policy grace period: accepted when equal to the pod's "
+                "terminationGracePeriodSeconds, refused otherwise (Mesos kills a task that "
+                "fails its health check with the task's kill_policy, which is the pod's)")
+_STARTUP_HANDLER = ("must be the livenessProbe's (refused otherwise): Mesos runs one health "
+                    "check per task, and the startupProbe is its grace period")
 
 
 def _probe_rows(name: str, where: str) -> list[Row]:
     base = f"container.{name}"
     rows = [_h(base, where)]
-    rows += [_h(f"{base}.{field}", how) for field, how in _PROBE]
+    if name == "startupProbe":
+        rows += [_h(f"{base}.{field}", _STARTUP_HANDLER)
+                 for field in ("exec", "httpGet", "tcpSocket", "grpc", "timeoutSeconds")]
+        rows += [_h(f"{base}.initialDelaySeconds", "added to the health check's grace period"),
+                 _h(f"{base}.periodSeconds", "failureThreshold × periodSeconds is added to the "
+                                             "health check's grace period")]
+    else:
+        rows += [_h(f"{base}.{field}", how) for field, how in _PROBE]
     rows += [
-        _ign(f"{base}.httpGet.host", "Mesos HTTP checks always dial 127.0.0.1"),
-        _ign(f"{base}.httpGet.httpHeaders", "Mesos HTTP checks send no headers"),
-        _ign(f"{base}.tcpSocket.host", "Mesos TCP checks always dial 127.0.0.1"),
-        _ign(f"{base}.successThreshold", "Mesos counts no successes (1 is the only value "
-                                         "Kubernetes allows for liveness and startup)"),
-        _ign(f"{base}.terminationGracePeriodSeconds", "the kill policy's grace period is the "
-                                                      "pod's"),
+        _r(f"{base}.httpGet.host", _NO_HOST, (None, "")),
+        _r(f"{base}.httpGet.httpHeaders", _NO_HEADERS, (None, [])),
+        _r(f"{base}.tcpSocket.host", _NO_HOST, (None, "")),
+    ]
+    if name == "readinessProbe":
+        rows += [
+            _r(f"{base}.httpGet.scheme", "HTTPS is not supported for readiness: Mesos' "
+                                         "CheckInfo.Http has no scheme (checks speak HTTP)",
+               (None, "HTTP")),
+            _ign(f"{base}.successThreshold", "Mesos counts no successes (1 is the only value "
+                                             "Kubernetes allows for liveness and startup)"),
+            _r(f"{base}.terminationGracePeriodSeconds", "must not be set for readiness probes "
+                                                        "(a failed readiness check kills "
+                                                        "nothing)", (None,)),
+            _ign(f"{base}.failureThreshold", "a failed check makes the container unready at "
+                                             "once"),
+        ]
+        return rows
+    rows += [
+        _r(f"{base}.successThreshold", "must be 1: Mesos health checks count no successes (the "
+                                       "API server allows only 1 for liveness and startup)",
+           (None, 1)),
+        _h(f"{base}.terminationGracePeriodSeconds", _PROBE_GRACE),
     ]
     if name == "livenessProbe":
-        rows.append(_h(f"{base}.failureThreshold", "the health check's consecutive_failures"))
-    elif name == "startupProbe":
-        rows.append(_h(f"{base}.failureThreshold", "failureThreshold × periodSeconds is added "
-                                                   "to the health check's grace period"))
+        rows += [
+            _h(f"{base}.failureThreshold", "the health check's consecutive_failures"),
+            _h(f"{base}.httpGet.scheme", "the health check's http.scheme"),
+        ]
     else:
-        rows.append(_ign(f"{base}.failureThreshold", "a failed check makes the container "
-                                                     "unready at once"))
+        rows += [
+            _h(f"{base}.failureThreshold", "failureThreshold × periodSeconds is added to the "
+                                           "health check's grace period"),
+        ]
     return rows
 
 
@@ -155,37 +192,69 @@ ROWS: tuple[Row, ...] = (
     _h("spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
        "placement matches node labels derived from the agents' attributes"),
     _ign("spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution",
-         "placement ranks by spread or binpack only"),
+         _PREFERRED),
     _h("spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution",
        "placement checks the pods already placed"),
     _ign("spec.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution",
-         "placement ranks by spread or binpack only"),
+         _PREFERRED),
     _h("spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution",
        "placement checks the pods already placed"),
     _ign("spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution",
-         "placement ranks by spread or binpack only"),
-    _ign("spec.automountServiceAccountToken", "the API server's admission adds the projected "
-                                              "token volume; the bridge mounts what is in "
-                                              "spec.volumes"),
+         _PREFERRED),
+    _ign("spec.automountServiceAccountToken", "acted on by the API server, not a kubelet: its "
+                                              "ServiceAccount admission adds the projected "
+                                              "kube-api-access volume unless this (or the "
+                                              "ServiceAccount's) is false, and the bridge mounts "
+                                              "spec.volumes as written"),
     _h("spec.containers", "one Mesos task per container in one LAUNCH_GROUP (see Container)"),
-    _ign("spec.dnsConfig", "containers use the agent's /etc/resolv.conf"),
-    _ign("spec.dnsPolicy", "containers use the agent's /etc/resolv.conf"),
-    _ign("spec.enableServiceLinks", "no service environment variables are set"),
-    _ign("spec.ephemeralContainers", "k8sbridge does not run ephemeral containers "
-                                     "(kubectl debug)"),
-    _ign("spec.evictionResponders", "no eviction responders are called"),
-    _ign("spec.hostAliases", "containers use the agent's /etc/hosts"),
+    _h("spec.dnsConfig", "merged into the container's /etc/resolv.conf as the kubelet merges "
+                         "it (nameservers and searches appended without duplicates, options "
+                         "by name; cut to 3 nameservers and 32 search paths / 2048 characters "
+                         "with a DNSConfigForming warning); refused where the file is the "
+                         "agent's own (dnsPolicy Default, ClusterFirst with hostNetwork or "
+                         "without scheduler.cluster_dns): the kubelet merges it into the node's "
+                         "file, which k8sbridge cannot read"),
+    _h("spec.dnsPolicy", "/etc/resolv.conf, a SECRET volume in every container: ClusterFirst "
+                         "and ClusterFirstWithHostNet → nameservers scheduler.cluster_dns, "
+                         "search <ns>.svc.<domain> svc.<domain> <domain> "
+                         "(scheduler.cluster_domain; the node's own search domains, which the "
+                         "kubelet appends, are not known to k8sbridge and left out), options "
+                         "ndots:5; without scheduler.cluster_dns: Default, with the kubelet's "
+                         "MissingClusterDNS warning; Default (and ClusterFirst with "
+                         "hostNetwork) → the agent's own file (no volume); None → dnsConfig "
+                         "alone"),
+    _ign("spec.enableServiceLinks", "no service environment variables are set yet (not even "
+                                    "the kubernetes Service's): issue 14 (services and names "
+                                    "in the embedded cluster) injects them"),
+    _ign("spec.ephemeralContainers", "never started and given no status: kubectl debug needs "
+                                     "nested containers through the Mesos agent API, which "
+                                     "issue 15 (kubectl exec, attach, cp) builds"),
+    _ign("spec.evictionResponders", "read by the control plane's eviction-request "
+                                    "controllers, not by a kubelet: the bridge kills a pod "
+                                    "when it is deleted or evicted through the API, as a "
+                                    "kubelet does"),
+    _h("spec.hostAliases", "appended to the container's /etc/hosts under \"# Entries added "
+                           "by HostAliases.\"; refused with hostNetwork (the kubelet appends "
+                           "them to the node's /etc/hosts, which k8sbridge cannot read)"),
     _r("spec.hostIPC", "is not supported: k8sbridge does not set LinuxInfo.ipc_mode",
        (None, False)),
-    _ign("spec.hostNetwork", "Mesos task groups without a CNI network share the agent's "
-                             "network either way"),
+    _ign("spec.hostNetwork", "every pod shares the agent's network today (Mesos task "
+                             "groups without a CNI network); issue 13 gives other pods their "
+                             "own. A hostNetwork pod gets the agent's /etc/hosts and "
+                             "/etc/hostname, and with ClusterFirst its /etc/resolv.conf, as "
+                             "from a kubelet"),
     _r("spec.hostPID", "is not supported: a task group gets a PID namespace of its own on "
                        "agents with namespaces/pid", (None, False)),
     _r("spec.hostUsers", NO_USER_NAMESPACES, (None, True)),
-    _ign("spec.hostname", "the container's hostname is the agent's"),
-    _ign("spec.hostnameOverride", "the container's hostname is the agent's"),
-    _ign("spec.imagePullSecrets", "agents pull with their own credentials (Mesos "
-                                  "--docker_config)"),
+    _h("spec.hostname", "the name in the container's /etc/hosts and /etc/hostname (else the "
+                        "pod's name, at most 63 characters). " + _UTS),
+    _h("spec.hostnameOverride", "replaces hostname and subdomain in /etc/hosts and "
+                                "/etc/hostname. " + _UTS),
+    _h("spec.imagePullSecrets", "their auths (kubernetes.io/dockerconfigjson or dockercfg) "
+                                "merged into ContainerInfo.mesos.image.docker.config, a Secret "
+                                "VALUE (Mesos >= 1.3), when an image is sent; a missing one: "
+                                "the kubelet's FailedToRetrieveImagePullSecret warning, pulled "
+                                "without it"),
     _h("spec.initContainers", "one LAUNCH_GROUP each, in order, before the app containers "
                               "(see Container); restartPolicy Always: sidecars"),
     _h("spec.nodeName", "a pod bound to one of the bridge's nodes is placed on that agent"),
@@ -193,9 +262,12 @@ ROWS: tuple[Row, ...] = (
                             "attributes"),
     _h("spec.os", "placement matches kubernetes.io/os (agents are linux)"),
     _h("spec.overhead", "added to the pod's requests at placement"),
-    _ign("spec.preemptionPolicy", "k8sbridge does not preempt"),
-    _ign("spec.priority", "placement orders pending pods by age"),
-    _ign("spec.priorityClassName", "placement orders pending pods by age"),
+    _ign("spec.preemptionPolicy", f"k8sbridge does not preempt yet; {_ISSUE16} brings "
+                                  "preemption"),
+    _ign("spec.priority", f"placement orders pending pods by age; {_ISSUE16} orders by "
+                          "priority"),
+    _ign("spec.priorityClassName", f"placement orders pending pods by age; {_ISSUE16} "
+                                   "orders by priority"),
     _h("spec.readinessGates", "the Ready condition waits for the gates' conditions"),
     _r("spec.resourceClaims", "is not supported: k8sbridge allocates no dynamic resources",
        (None, [])),
@@ -211,15 +283,19 @@ ROWS: tuple[Row, ...] = (
     _r("spec.schedulingGroup", "is not supported: k8sbridge places pods one by one",
        _EMPTY),
     *_security_rows("spec.securityContext", pod=True),
-    _ign("spec.serviceAccount", "deprecated alias of serviceAccountName"),
+    _ign("spec.serviceAccount", "deprecated alias: the API server copies it into "
+                                "serviceAccountName, which is honoured"),
     _h("spec.serviceAccountName", "the account whose tokens projected volumes get "
                                   "(TokenRequest)"),
-    _ign("spec.setHostnameAsFQDN", "the container's hostname is the agent's"),
+    _h("spec.setHostnameAsFQDN", "/etc/hostname holds the FQDN (refused over 64 "
+                                 "characters, as the kubelet). " + _UTS),
     _h("spec.shareProcessNamespace", "LinuxInfo.share_pid_namespace"),
-    _ign("spec.subdomain", "the container's hostname is the agent's"),
+    _h("spec.subdomain", "the FQDN <hostname>.<subdomain>.<ns>.svc.<scheduler."
+                         "cluster_domain> first on the pod's line of /etc/hosts"),
     _h("spec.terminationGracePeriodSeconds", "the tasks' kill_policy.grace_period"),
     _h("spec.tolerations", "placement checks the bridge's node taints"),
-    _ign("spec.topologySpreadConstraints", "placement spreads by its own ranking"),
+    _ign("spec.topologySpreadConstraints", "placement spreads by its own ranking; "
+                                           f"{_ISSUE16} brings PodTopologySpread"),
     _h("spec.volumes", "per mount, on ContainerInfo.volumes (see Volume)"),
     # ---- Container (spec.containers and spec.initContainers)
     _h("container.args", "CommandInfo.arguments after the command ($(VAR) expanded)"),
@@ -230,7 +306,13 @@ ROWS: tuple[Row, ...] = (
        (None,)),
     _h("container.envFrom", "CommandInfo.environment from each ConfigMap or Secret"),
     _h("container.image", "ContainerInfo.mesos.image (DOCKER) per scheduler.image_mode"),
-    _ign("container.imagePullPolicy", "the Mesos agent's provisioner decides when to pull"),
+    _h("container.imagePullPolicy", "ContainerInfo.mesos.image.cached: Always → false (pull "
+                                    "again), IfNotPresent → true; Never is refused with "
+                                    "scheduler.image_mode mesos (Mesos pulls an image the agent "
+                                    "lacks) and honoured with local (a local registry "
+                                    "directory, never pulled from a network) and none (no "
+                                    "image is sent); unset: Always for :latest or no tag, else "
+                                    "IfNotPresent"),
     _h("container.lifecycle", "see its fields"),
     *_hook_rows("postStart"),
     *_hook_rows("preStop"),
@@ -273,7 +355,8 @@ ROWS: tuple[Row, ...] = (
     _r("container.volumeMounts.mountPropagation", "is not supported: k8sbridge mounts "
                                                   "volumes without propagation"),
     _r("container.volumeMounts.recursiveReadOnly", "is not supported"),
-    _ign("container.volumeMounts.bindMountOptions", "Mesos bind mounts take no options"),
+    _r("container.volumeMounts.bindMountOptions", "is not supported: Mesos bind mounts take "
+                                                  "no options", (None, [])),
     _h("container.workingDir", "entered by a constant /bin/sh script before the argv"),
     # ---- Volume (spec.volumes)
     _h("volume.name", "the name mounts refer to (and the sandbox path volumes/<name>)"),
@@ -282,7 +365,8 @@ ROWS: tuple[Row, ...] = (
                                  "disk"),
     _r("volume.emptyDir.sizeLimit", "is not supported: Mesos' sandbox volumes have no size "
                                     "limit of their own"),
-    _ign("volume.emptyDir.mode", "the sandbox directory's mode is the agent's"),
+    _r("volume.emptyDir.mode", "is not supported: Mesos creates sandbox volume directories "
+                               "with the agent's mode", (None,)),
     _h("volume.configMap", "one SECRET volume (VALUE) per file, read-only"),
     _h("volume.secret", "one SECRET volume (VALUE) per file, read-only"),
     _h("volume.downwardAPI", "one SECRET volume (VALUE) per file (metadata fields and "
@@ -300,10 +384,12 @@ ROWS: tuple[Row, ...] = (
           ("downwardAPI", "items.mode"), ("projected.sources.configMap", "items.mode"),
           ("projected.sources.secret", "items.mode"),
           ("projected.sources.downwardAPI", "items.mode"))),
-    *(_ign(f"volume.{path}", "files belong to the agent's user") for path in (
+    *(_r(f"volume.{path}", "is not supported: Mesos writes SECRET volume files as the agent's "
+                           "user and has no per-file owner", (None,)) for path in (
         "configMap.defaultUser", "secret.defaultUser", "downwardAPI.defaultUser",
         "projected.defaultUser", "configMap.items.user", "secret.items.user",
-        "downwardAPI.items.user")),
+        "downwardAPI.items.user", "projected.sources.configMap.items.user",
+        "projected.sources.secret.items.user", "projected.sources.downwardAPI.items.user")),
     _h("volume.hostPath", "HOST_PATH (only with scheduler.allow_host_path)"),
     _r("volume.hostPath.type", "is not supported: Mesos HOST_PATH volumes require an existing "
                                "path and check nothing else"),

@@ -1,9 +1,11 @@
 """Fetch what a pod's volumes read (ConfigMaps, Secrets, service-account tokens) before launch.
 
 Why apart from ``volumes``: rendering stays pure (tested from static objects); this is the only
-I/O, done once per launch, concurrently. A token comes from the TokenRequest API
-(``serviceaccounts/<name>/token``), bound to the pod as the kubelet binds it; Mesos SECRET
-volumes cannot be rewritten, so it is not rotated (a restarted container gets a fresh one).
+I/O, done once per launch, concurrently. The pod's ``imagePullSecrets`` are read here too
+(``imagepull``: a missing one is None, the pull goes on without it). A token comes from the
+TokenRequest API (``serviceaccounts/<name>/token``), bound to the pod as the kubelet binds it;
+Mesos SECRET volumes cannot be rewritten, so it is not rotated (a restarted container gets a
+fresh one).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from k8sbridge.kube import errors as kube_errors
-from k8sbridge.scheduler import podenv, volumes
+from k8sbridge.scheduler import imagepull, podenv, volumes
 
 __all__ = ["Kube", "fetch"]
 
@@ -65,6 +67,7 @@ async def fetch(kube: Kube, pod: Mapping[str, Any]) -> volumes.Sources:
     """The objects ``volumes.container_volumes`` needs; ``LaunchError`` when one cannot be
     read (a missing one is None: rendering decides with ``optional``)."""
     config_maps, secrets, tokens = volumes.wanted(pod)
+    secrets |= set(imagepull.pull_secret_names(pod))
     if not (config_maps or secrets or tokens):
         return volumes.Sources()
     namespace = str((pod.get("metadata") or {}).get("namespace") or "default")

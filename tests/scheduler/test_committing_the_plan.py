@@ -98,7 +98,9 @@ def _scheduler(
 ) -> tuple[loop.Scheduler, _Sink, _Driver, _Kube]:
     sink, driver, kube = _Sink(), _Driver(), _Kube()
     scheduler = loop.Scheduler(
-        settings=bridge_settings.load(env={}), kube=kube,  # type: ignore[arg-type]
+        # a cluster DNS: no MissingClusterDNS warning among the events these tests count
+        settings=bridge_settings.load(env={"K8SBRIDGE_SCHEDULER_CLUSTER_DNS": "10.96.0.10"}),
+        kube=kube,  # type: ignore[arg-type]
         driver=driver, sink=sink, agents=_Agents(agent_version),  # type: ignore[arg-type]
         list_tasks=None,  # type: ignore[arg-type]  # not reconciling here
         generation=1,
@@ -139,7 +141,10 @@ async def test_the_accepted_operation_is_the_planned_assignment() -> None:
     assert Resources.parse(task["resources"]) == assignment.containers[0].resources
     assert Resources.parse(group["executor"]["resources"]) == assignment.executor
     # the agent (1.9.1) cannot take limits: none are sent, and the pod is told
-    assert "limits" not in task and "container" not in task
+    assert "limits" not in task and "linux_info" not in task["container"]
+    # the pod's files are all the container carries
+    assert [v["container_path"] for v in task["container"]["volumes"]] == [
+        "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
     assert kube.events == [("Warning", limits.REASON_LIMITS_NOT_ENFORCED, kube.events[0][2])]
     assert "agent's version is 1.9" in kube.events[0][2]
     assert UID not in scheduler._pending and sink.unschedulable_ == []
