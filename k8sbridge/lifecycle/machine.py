@@ -90,6 +90,8 @@ def _dispatch(record: PodRecord, event: events.Event, now: float) -> Answer:
 def _readiness(before: PodRecord, record: PodRecord, now: float) -> Answer:
     """Readiness results whose window has passed take effect (and the status is written);
     a window that opened asks to be woken when it closes."""
+    if all(rt.check_due is None for rt in record.runtimes.values()):
+        return record, ()  # nothing pending (almost every pod, almost always)
     runtimes = dict(record.runtimes)
     wakes: list[intents.Intent] = []
     for name, rt in record.runtimes.items():
