@@ -34,6 +34,7 @@ from k8sbridge.kubelet import agents as mesos_agents
 from k8sbridge.kubelet import api as kubelet_api
 from k8sbridge.kubelet import nodes as kubelet_nodes
 from k8sbridge.kubelet import pods as kubelet_pods
+from k8sbridge.kubelet import termination as kubelet_termination
 from k8sbridge.lifecycle import store as lifecycle_store
 from k8sbridge.mesos import client as mesos_client
 from k8sbridge.mesos import framework as mesos_framework
@@ -188,6 +189,10 @@ async def running_bridge(
         writer = kubelet_pods.PodStatusWriter(
             kube=kube,
             lives=lives,
+            read_message=kubelet_termination.TerminationReader(
+                reader=reader, agents=nodes,
+                framework_id=lambda: scheduler_box[0].framework_id if scheduler_box else None,
+            ).read,
             relaunch=lambda uid, delay, containers: scheduler_box[0].request_relaunch(
                 uid, delay, containers=containers
             ),

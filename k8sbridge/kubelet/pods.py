@@ -11,7 +11,9 @@ update, scheduling outcome and refused launch becomes a lifecycle event, and thi
 executes the intents ``lifecycle.machine.apply`` answers with: write the status (rendered by
 the pure ``kubelet/statusmap.py``), acknowledge after the write, record events, ask the
 scheduler for the next attempt (``relaunch(uid, delay, containers)``, after the crash
-back-off) and stop sidecars (``kill(uid, task_id)``). The records live in the one
+back-off), stop sidecars (``kill(uid, task_id)``) and read termination messages
+(``kubelet/termination.py``: the write showing the ended container waits at most
+``MESSAGE_HOLD_SECONDS`` for them, the rest follow). The records live in the one
 ``lifecycle.store.PodStore`` this writer shares with the offer loop (one record per pod).
 Scheduling outcomes (``PodScheduled=False`` with the explanation, Scheduled and
 FailedScheduling events) are written here too, so there is one writer per pod.
@@ -37,6 +39,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import heapq
 import logging
@@ -47,6 +50,7 @@ from typing import Any
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
 from k8sbridge.kubelet import statusmap
+from k8sbridge.kubelet import termination as kubelet_termination
 from k8sbridge.lifecycle import events as lc_events
 from k8sbridge.lifecycle import intents as lc_intents
 from k8sbridge.lifecycle import machine
@@ -64,6 +68,9 @@ QUIET_SECONDS = 0.5  # the writer counts as busy this long after a status write
 CREATING_DEFER_SECONDS = 30.0  # the longest a ContainerCreating write yields to other writes
 EVENT_QUEUE_LIMIT = 1000  # client-go's maxQueuedEvents: beyond it new events are dropped
 CREATING_AFTER_SECONDS = 1.0  # a bound pod with no task update by then shows ContainerCreating
+# the longest a container's termination write waits for its message (then it goes without,
+# and the message follows in a write of its own)
+MESSAGE_HOLD_SECONDS = 2.0
 
 # write priorities (lower goes first)
 _ACKS = 0  # the write carries Mesos acknowledgements
@@ -137,6 +144,7 @@ class PodStatusWriter:
         creating_after: float = CREATING_AFTER_SECONDS,
         event_queue_limit: int = EVENT_QUEUE_LIMIT,
         lives: lifecycle_store.PodStore | None = None,  # the pods' records (app.py shares it)
+        read_message: kubelet_termination.Read | None = None,  # termination messages
     ) -> None:
         self._kube = kube
         # each pod's one record (``lifecycle.store``), shared with the offer loop: the writer
@@ -144,6 +152,8 @@ class PodStatusWriter:
         self._lives = lifecycle_store.PodStore() if lives is None else lives
         self._relaunch = relaunch
         self._kill = kill
+        self._read_message = read_message
+        self._reading: set[asyncio.Task[None]] = set()  # termination messages being read
         self._workers = workers
         self._creating_after = creating_after
         self._state: dict[str, _PodState] = {}
@@ -210,6 +220,15 @@ class PodStatusWriter:
         now = time.time()
         record, intents = machine.apply(state.record, event, now)
         self._lives.set_record(uid, record)
+        reads = [i for i in intents if isinstance(i, lc_intents.ReadTerminationMessage)]
+        if reads and self._read_message is not None:
+            # the write that shows the ended container waits (briefly) for its message
+            task = asyncio.create_task(kubelet_termination.read_all(
+                reads, read=self._read_message, hold=MESSAGE_HOLD_SECONDS,
+                take=functools.partial(self._take_message, uid),
+                release=functools.partial(self._release, uid)))
+            self._reading.add(task)
+            task.add_done_callback(self._reading.discard)
         for intent in intents:
             if isinstance(intent, lc_intents.RecordEvent):
                 state.events.append((intent.type, intent.reason, intent.message))
@@ -217,7 +236,10 @@ class PodStatusWriter:
                 if ack is not None:
                     state.acks.append(ack)
             elif isinstance(intent, lc_intents.WriteStatus):
-                self._enqueue(uid)
+                if not reads or self._read_message is None:
+                    self._enqueue(uid)
+            elif isinstance(intent, lc_intents.ReadTerminationMessage):
+                pass  # read above
             elif isinstance(intent, lc_intents.Relaunch):
                 if self._relaunch is not None:
                     self._relaunch(uid, max(0.0, intent.at - now), intent.containers)
@@ -229,6 +251,18 @@ class PodStatusWriter:
                 self._wake_added.set()
             else:  # deleting a pod is the offer loop's (``lifecycle.deletion``)
                 log.warning("pod %s: the status writer does not execute %s", uid, intent)
+
+    def _take_message(self, uid: str, want: lc_intents.ReadTerminationMessage,
+                      message: str) -> None:
+        state = self._state.get(uid)
+        if state is not None:
+            self._apply(uid, state, lc_events.TerminationMessage(
+                container=want.container, task_id=want.task_id, message=message))
+
+    def _release(self, uid: str) -> None:
+        """The write held for termination messages goes now."""
+        if uid in self._state:
+            self._enqueue(uid)
 
     def _enqueue(self, uid: str, *, priority: int = _STATUS) -> None:
         """Queue a write of the pod's latest state (once, however often it is asked for).
@@ -374,9 +408,9 @@ class PodStatusWriter:
         try:
             await stop.wait()
         finally:
-            for w in workers:
+            for w in [*workers, *self._reading]:
                 w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*workers, *self._reading, return_exceptions=True)
             if self._acking:  # written statuses: let their acknowledgements go out
                 await asyncio.wait(set(self._acking), timeout=2.0)
             for t in list(self._acking):

@@ -26,6 +26,7 @@ import re
 import signal
 from typing import Any, Literal
 
+from k8sbridge.lifecycle import readiness
 from k8sbridge.model import ids, tasks
 
 __all__ = [
@@ -87,7 +88,9 @@ class ContainerRuntime:
     last_terminated: Terminated | None = None
     waiting_reason: str = "ContainerCreating"
     waiting_message: str = ""
-    check_passed: bool | None = None  # readiness: the latest Mesos check result
+    check_passed: bool | None = None  # readiness as shown (thresholds applied: readiness.py)
+    check_result: bool | None = None  # the latest Mesos check result (a failure, a pass)
+    check_due: float | None = None  # when check_result takes effect (readiness thresholds)
     healthy: bool | None = None  # liveness: the latest Mesos health check result
     ever_passed: bool = False  # a healthy result or passing check was seen (startup)
     unreachable: bool = False
@@ -125,6 +128,8 @@ def start_attempt(c: ContainerRuntime, *, task_id: str) -> ContainerRuntime:
         waiting_reason="ContainerCreating",
         waiting_message="",
         check_passed=None,
+        check_result=None,
+        check_due=None,
         healthy=None,
         ever_passed=False,
         unreachable=False,
@@ -218,9 +223,13 @@ def apply_status(c: ContainerRuntime, st: tasks.TaskStatusView) -> ContainerRunt
         changes["healthy"] = st.healthy
         if st.healthy:
             changes["ever_passed"] = True
-    if st.check is not None and st.check.passed is not None:
-        changes["check_passed"] = st.check.passed
-        if st.check.passed:
+    result = readiness.result_of(st.check.passed, st.reason) if st.check is not None else None
+    if result is not None:
+        # shown at once here; the machine holds it back for the probe's thresholds
+        # (``machine._follow_check``, ``lifecycle.readiness``)
+        changes["check_result"] = changes["check_passed"] = result
+        changes["check_due"] = None
+        if result:
             changes["ever_passed"] = True
     state = st.state
     if state in ("TASK_STAGING", "TASK_STARTING"):
@@ -271,7 +280,7 @@ def container_events(
         out.append(PodEvent("Killing", f"Stopping container {after.name}", "Normal", path))
     if after.healthy is False and before.healthy is not False:
         out.append(PodEvent("Unhealthy", "Liveness probe failed", "Warning", path))
-    if after.check_passed is False and before.check_passed is not False:
+    if after.check_result is False and before.check_result is not False:
         out.append(PodEvent("Unhealthy", "Readiness probe failed", "Warning", path))
     t = after.terminated
     fresh = before.terminated is None or before.task_id != after.task_id

@@ -19,6 +19,7 @@ __all__ = [
     "PodChanged",
     "Scheduled",
     "TaskUpdated",
+    "TerminationMessage",
     "Tick",
     "Unschedulable",
 ]
@@ -66,10 +67,21 @@ class TaskUpdated:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TerminationMessage:
+    """What was read for the termination message of ``container``'s task ``task_id``
+    (``intents.ReadTerminationMessage``); empty: there was none."""
+
+    container: str
+    task_id: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Tick:
     """A time the machine asked to be woken at (``intents.WakeAt``) has come."""
 
 
 Event: TypeAlias = (
-    PodChanged | Scheduled | Unschedulable | LaunchRefused | TaskUpdated | Tick
+    PodChanged | Scheduled | Unschedulable | LaunchRefused | TaskUpdated | TerminationMessage
+    | Tick
 )

@@ -14,8 +14,8 @@ from typing import Literal, TypeAlias
 from k8sbridge.model import ids
 
 __all__ = [
-    "Acknowledge", "DeletePod", "Forget", "Intent", "Kill", "RecordEvent", "Relaunch",
-    "WakeAt", "WriteStatus",
+    "Acknowledge", "DeletePod", "Forget", "Intent", "Kill", "ReadTerminationMessage",
+    "RecordEvent", "Relaunch", "WakeAt", "WriteStatus",
 ]
 
 
@@ -64,6 +64,21 @@ class WakeAt:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ReadTerminationMessage:
+    """Read the termination message of ``container``'s ended task (``lifecycle.termination``):
+    ``file`` (relative to the executor's sandbox) if given, then, when ``logs`` and the file
+    gave nothing, the tail of the task's stdout and stderr; answer with an
+    ``events.TerminationMessage``. Never on the status path: the read is bounded and apart."""
+
+    container: str
+    task_id: ids.TaskId
+    agent_id: str
+    executor_id: str
+    file: str | None
+    logs: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class DeletePod:
     """Every task of a pod being deleted has ended: remove the object (grace 0, with uid)."""
 
@@ -74,5 +89,6 @@ class Forget:
 
 
 Intent: TypeAlias = (
-    WriteStatus | Acknowledge | RecordEvent | Relaunch | Kill | WakeAt | DeletePod | Forget
+    WriteStatus | Acknowledge | RecordEvent | Relaunch | Kill | WakeAt | ReadTerminationMessage
+    | DeletePod | Forget
 )

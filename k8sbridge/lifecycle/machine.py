@@ -22,13 +22,18 @@ The rules (the kubelet's, Kubernetes ≥ 1.29):
 * ``activeDeadlineSeconds``: the machine asks to be woken at the deadline (``WakeAt``, answered
   with a ``Tick``); a pod still active then fails with ``DeadlineExceeded`` and its running
   containers are killed.
+* Readiness probe thresholds (``lifecycle/readiness.py``): a check result that would change
+  ``ready`` takes effect after the threshold's window; the machine asks to be woken then.
+* Termination messages (``lifecycle/termination.py``): a container that ended asks for its
+  message to be read (``ReadTerminationMessage``), which comes back as a
+  ``TerminationMessage`` for the task it ended in (``state`` or ``lastState``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from k8sbridge.lifecycle import away, containers, events, intents, restarts
+from k8sbridge.lifecycle import away, containers, events, intents, readiness, restarts, termination
 from k8sbridge.lifecycle.record import PodRecord, facts_of, fresh_runtime
 from k8sbridge.model import ids
 
@@ -50,9 +55,11 @@ def attempt_of(task_id: str | None) -> int:
 def apply(record: PodRecord, event: events.Event, now: float) -> Answer:
     """The next record and what must be done, for one event at ``now`` (epoch seconds)."""
     record, first = _deadline(record, now)  # past the deadline, nothing restarts
+    before = record
     record, out = _dispatch(record, event, now)
     record, more = _deadline(record, now)  # the event may have started the clock or moved it
-    return record, first + out + more
+    record, ready = _readiness(before, record, now)
+    return record, first + out + more + ready
 
 
 def _dispatch(record: PodRecord, event: events.Event, now: float) -> Answer:
@@ -75,7 +82,99 @@ def _dispatch(record: PodRecord, event: events.Event, now: float) -> Answer:
         )
     if isinstance(event, events.Tick):
         return record, ()  # what falls due is checked after every event (``_deadline``)
+    if isinstance(event, events.TerminationMessage):
+        return _termination_message(record, event)
     return _launch_refused(record, event, now)
+
+
+def _readiness(before: PodRecord, record: PodRecord, now: float) -> Answer:
+    """Readiness results whose window has passed take effect (and the status is written);
+    a window that opened asks to be woken when it closes."""
+    if all(rt.check_due is None for rt in record.runtimes.values()):
+        return record, ()  # nothing pending (almost every pod, almost always)
+    runtimes = dict(record.runtimes)
+    wakes: list[intents.Intent] = []
+    for name, rt in record.runtimes.items():
+        r = readiness.settle(effective=rt.check_passed, due=rt.check_due,
+                             result=rt.check_result, now=now)
+        if (r.passed, r.due) != (rt.check_passed, rt.check_due):
+            runtimes[name] = dataclasses.replace(rt, check_passed=r.passed, check_due=r.due)
+            continue
+        old = before.runtimes.get(name)
+        if rt.check_due is not None and (old is None or old.check_due != rt.check_due):
+            wakes.append(intents.WakeAt(rt.check_due))
+    if runtimes == record.runtimes:
+        return record, tuple(wakes)
+    record = dataclasses.replace(record, runtimes=runtimes)
+    return record, (*wakes, intents.WriteStatus())
+
+
+def _follow_check(
+    before: containers.ContainerRuntime, after: containers.ContainerRuntime,
+    thresholds: readiness.Thresholds | None, now: float,
+) -> containers.ContainerRuntime:
+    """A readiness result that changed opens its threshold's window (or shows at once);
+    ``apply_status`` showed it at once, this decides from what showed ``before``."""
+    r = readiness.follow(
+        effective=before.check_passed, due=before.check_due, result=after.check_result,
+        changed=after.check_result != before.check_result, now=now, thresholds=thresholds,
+    )
+    if (r.passed, r.due) == (after.check_passed, after.check_due):
+        return after
+    return dataclasses.replace(after, check_passed=r.passed, check_due=r.due)
+
+
+_READ_REASONS = frozenset({"Completed", "Error", "OOMKilled"})  # the container really ran
+
+
+def _message(
+    record: PodRecord, before: containers.ContainerRuntime,
+    after: containers.ContainerRuntime, event: events.TaskUpdated,
+) -> tuple[containers.ContainerRuntime, tuple[intents.Intent, ...]]:
+    """A container that has just ended: the message its pod's status already shows for that
+    task (written before a bridge restart), else ask for it to be read (once per task)."""
+    t = after.terminated
+    source = record.facts.message_source(after.name)
+    if (t is None or after.task_id is None
+            or (before.terminated is not None and before.task_id == after.task_id)):
+        return after, ()
+    carried = record.facts.carried_message(t.container_id)
+    if carried is not None:
+        return dataclasses.replace(after, terminated=dataclasses.replace(t, message=carried)), ()
+    if source is None or record.facts.deleting or t.reason not in _READ_REASONS:
+        return after, ()
+    logs = source.fallback_to_logs and t.exit_code != 0
+    if source.file is None and not logs:
+        return after, ()
+    status = event.status
+    executor = status.executor_id or termination.executor_of(
+        str(after.task_id), init=after.init, container=after.name)
+    if not status.agent_id or not executor:
+        return after, ()
+    return after, (intents.ReadTerminationMessage(
+        container=after.name, task_id=after.task_id, agent_id=str(status.agent_id),
+        executor_id=str(executor), file=source.file, logs=logs,
+    ),)
+
+
+def _termination_message(record: PodRecord, event: events.TerminationMessage) -> Answer:
+    """The message read for a task: it replaces the Mesos text of that termination (in
+    ``state`` or, after a restart, ``lastState``), as the kubelet's does the runtime's."""
+    rt = record.runtimes.get(event.container)
+    if rt is None or not event.message:
+        return record, ()
+    wanted = containers.container_id(event.task_id)
+    changed = rt
+    if rt.terminated is not None and rt.terminated.container_id == wanted:
+        changed = dataclasses.replace(
+            rt, terminated=dataclasses.replace(rt.terminated, message=event.message))
+    elif rt.last_terminated is not None and rt.last_terminated.container_id == wanted:
+        changed = dataclasses.replace(
+            rt, last_terminated=dataclasses.replace(rt.last_terminated, message=event.message))
+    if changed is rt:
+        return record, ()
+    runtimes = {**record.runtimes, event.container: changed}
+    return dataclasses.replace(record, runtimes=runtimes), (intents.WriteStatus(),)
 
 
 def _deadline(record: PodRecord, now: float) -> Answer:
@@ -170,6 +269,9 @@ def _task_updated(record: PodRecord, event: events.TaskUpdated, now: float) -> A
     )
     if current:
         after = containers.apply_status(before, status)
+        after = _follow_check(before, after, facts.thresholds(name), now)
+        after, read = _message(record, before, after, event)
+        out.extend(read)
         for ev in containers.container_events(
             before, after, pod_name=facts.name, namespace=facts.namespace, uid=facts.uid
         ):

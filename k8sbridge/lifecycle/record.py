@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from k8sbridge.lifecycle import readiness, termination
 from k8sbridge.lifecycle.containers import ContainerRuntime
 from k8sbridge.lifecycle.launches import LaunchLife
 from k8sbridge.model import ids
@@ -43,11 +44,27 @@ class PodFacts:
     # restartCount per container as the pod's status shows it: after a bridge restart the
     # counters live only there, and a fresh runtime carries them on
     carried_restarts: tuple[tuple[str, int], ...] = ()
+    # (containerID, message) of terminations the pod's status shows: a termination message
+    # read before a bridge restart is kept, not read again
+    carried_messages: tuple[tuple[str, str], ...] = ()
     active_deadline: float | None = None  # spec.activeDeadlineSeconds
     start_time: float | None = None  # status.startTime (kept across a bridge restart)
+    # readinessProbe thresholds per container (``lifecycle.readiness``)
+    probe_thresholds: tuple[tuple[str, readiness.Thresholds], ...] = ()
+    # where termination messages are read, per container (``lifecycle.termination``)
+    message_sources: tuple[termination.Source, ...] = ()
 
     def image(self, container: str) -> str:
         return next((image for name, image in self.images if name == container), "")
+
+    def thresholds(self, container: str) -> readiness.Thresholds | None:
+        return next((t for name, t in self.probe_thresholds if name == container), None)
+
+    def carried_message(self, container_id: str) -> str | None:
+        return next((m for cid, m in self.carried_messages if cid == container_id), None)
+
+    def message_source(self, container: str) -> termination.Source | None:
+        return next((t for t in self.message_sources if t.container == container), None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,11 +107,16 @@ def facts_of(pod: Mapping[str, Any]) -> PodFacts:
     apps = _mappings(spec.get("containers"))
     inits = _mappings(spec.get("initContainers"))
     carried: list[tuple[str, int]] = []
+    messages: list[tuple[str, str]] = []
     for cs in [*_mappings(status.get("containerStatuses")),
                *_mappings(status.get("initContainerStatuses"))]:
         count = cs.get("restartCount")
         if isinstance(count, int) and not isinstance(count, bool) and count > 0:
             carried.append((str(cs.get("name")), count))
+        for state in (_mapping(cs.get("state")), _mapping(cs.get("lastState"))):
+            ended = _mapping(state.get("terminated"))
+            if ended.get("containerID") and isinstance(ended.get("message"), str):
+                messages.append((str(ended["containerID"]), ended["message"]))
     return PodFacts(
         uid=str(meta.get("uid") or ""),
         name=str(meta.get("name") or ""),
@@ -108,8 +130,17 @@ def facts_of(pod: Mapping[str, Any]) -> PodFacts:
         images=tuple((str(c.get("name")), str(c.get("image") or "")) for c in (*apps, *inits)),
         deleting=bool(meta.get("deletionTimestamp")),
         carried_restarts=tuple(carried),
+        carried_messages=tuple(messages),
         active_deadline=_seconds(spec.get("activeDeadlineSeconds")),
         start_time=_epoch(status.get("startTime")),
+        probe_thresholds=tuple(
+            (str(c.get("name")), t) for c in (*apps, *inits)
+            if (t := readiness.thresholds_of(c)) is not None
+        ),
+        message_sources=tuple(
+            src for c in (*apps, *inits)
+            if (src := termination.source_of(c, _list(spec.get("volumes")))) is not None
+        ),
     )
 
 
@@ -119,6 +150,10 @@ def _mapping(raw: Any) -> Mapping[str, Any]:
 
 def _mappings(raw: Any) -> list[Mapping[str, Any]]:
     return [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, list) else []
+
+
+def _list(raw: Any) -> list[Any]:
+    return raw if isinstance(raw, list) else []
 
 
 def _seconds(raw: Any) -> float | None:

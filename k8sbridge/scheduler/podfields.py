@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from k8sbridge.lifecycle import termination
 from k8sbridge.scheduler import podenv, podspec_table
 
 __all__ = ["DOCKER_DEFAULT_CAPABILITIES", "MESOS_CAPABILITIES", "check_pod",
@@ -210,12 +211,23 @@ def _check_probes(spec: Mapping[str, Any], where: str, container: Mapping[str, A
         raise podenv.LaunchError(f"{where}.startupProbe {STARTUP_HANDLER}")
 
 
+def _check_termination_path(spec: Mapping[str, Any]) -> None:
+    """A terminationMessagePath the bridge cannot read (not the default, not under an
+    emptyDir the container mounts: ``lifecycle.termination``) would be silently unread."""
+    for where, container in _containers(spec):
+        why = termination.refusal(container, spec.get("volumes") or [])
+        if why is not None:
+            path = container.get("terminationMessagePath")
+            raise podenv.LaunchError(f"{where}.terminationMessagePath {path!r} {why}")
+
+
 def check_pod(pod: Mapping[str, Any], *, run_as_users: Mapping[int, str] | None = None,
               agent_capabilities: bool = False) -> None:
     """Refuse (``LaunchError``) a pod with a field the table refuses, a probe Mesos cannot
     run as written, or a user or capability its containers cannot be given."""
     _check_table(pod)
     spec = pod.get("spec") or {}
+    _check_termination_path(spec)
     for where, container in _containers(spec):
         _check_probes(spec, where, container)
         container_security(pod, container, where=where, run_as_users=run_as_users or {},

@@ -108,13 +108,18 @@ def _probe_rows(name: str, where: str) -> list[Row]:
             _r(f"{base}.httpGet.scheme", "HTTPS is not supported for readiness: Mesos' "
                                          "CheckInfo.Http has no scheme (checks speak HTTP)",
                (None, "HTTP")),
-            _ign(f"{base}.successThreshold", "Mesos counts no successes (1 is the only value "
-                                             "Kubernetes allows for liveness and startup)"),
+            _h(f"{base}.successThreshold", "by time (Mesos sends a check's result only when it "
+                                           "changes): after a passing check the container is "
+                                           "ready once no failure came within (successThreshold "
+                                           "− 1) × (periodSeconds + timeoutSeconds) + 1 s"),
             _r(f"{base}.terminationGracePeriodSeconds", "must not be set for readiness probes "
                                                         "(a failed readiness check kills "
                                                         "nothing)", (None,)),
-            _ign(f"{base}.failureThreshold", "a failed check makes the container unready at "
-                                             "once"),
+            _h(f"{base}.failureThreshold", "by time (Mesos sends a check's result only when it "
+                                           "changes): after a failing check the container turns "
+                                           "unready only if no pass came within (failureThreshold "
+                                           "− 1) × (periodSeconds + timeoutSeconds) + 1 s; a check "
+                                           "that timed out or could not connect fails"),
         ]
         return rows
     rows += [
@@ -340,8 +345,18 @@ ROWS: tuple[Row, ...] = (
        (None, False)),
     _r("container.stdinOnce", "is not supported: Mesos tasks have no attachable stdin",
        (None, False)),
-    _ign("container.terminationMessagePath", "state.terminated.message is not filled"),
-    _ign("container.terminationMessagePolicy", "state.terminated.message is not filled"),
+    _h("container.terminationMessagePath", "read (its last 4096 bytes) through the agent's "
+                                           "files API when the container ends, if the path "
+                                           "lies under the mountPath of an emptyDir the "
+                                           "container mounts (a file in the executor's "
+                                           "sandbox); the default /dev/termination-log gives "
+                                           "no message (Mesos cannot bind a single sandbox "
+                                           "file into a container); any other path is "
+                                           "refused"),
+    _h("container.terminationMessagePolicy", "FallbackToLogsOnError: a container that failed "
+                                             "with no message from its file gets the last 80 "
+                                             "lines (at most 2048 bytes) of its stdout and "
+                                             "stderr, read through the agent's files API"),
     _r("container.tty", "is not supported: Mesos tasks get no terminal", (None, False)),
     _r("container.volumeDevices", "is not supported: k8sbridge attaches no block devices"),
     _h("container.volumeMounts", "ContainerInfo.volumes entries at mountPath"),
