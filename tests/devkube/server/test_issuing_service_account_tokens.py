@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from kubernetes import client, config
@@ -305,3 +306,16 @@ async def test_kubectl_create_token_and_auth_whoami(
     spec = json.loads(pods.stdout)["spec"]
     assert spec["volumes"][0]["projected"]["sources"][0] == {
         "serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}
+
+
+async def test_the_serving_certificate_names_the_in_cluster_service(
+    kept: tuple[main.Devkube, Api],
+) -> None:
+    """What a pod's ca.crt verifies: kube-apiserver's names for the ``kubernetes`` Service."""
+    dk, _ = kept
+    cert = x509.load_pem_x509_certificate((dk.kubeconfig.parent / "pki" /
+                                           "apiserver.crt").read_bytes())
+    names = {str(n.value) for n in cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value}
+    assert {"kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.96.0.1",
+            "127.0.0.1"} <= names
