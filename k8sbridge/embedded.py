@@ -84,6 +84,16 @@ def image_dir_of(settings: bridge_settings.BridgeSettings) -> Path | None:
     return path
 
 
+def disabled_admission_plugins(settings: bridge_settings.BridgeSettings) -> frozenset[str]:
+    """devkube's ``--disable-admission-plugins`` in the embedded cluster: agents that do not
+    isolate cannot mount a volume at an absolute path in the container, so every pod's
+    service-account token volume (added by the ``ServiceAccount`` plugin) would fail its
+    launch; without ``image_dir`` that plugin is off and pods get no token, as on a
+    kube-apiserver started without it."""
+    return frozenset() if settings.embedded.image_dir is not None else frozenset(
+        {"ServiceAccount"})
+
+
 def embedded_agent_configs(*, data_dir: Path, count: int, resources: str = "",
                            image_dir: Path | None = None) -> list[Any]:
     """Agents with distinct resources and attributes (``rack``, ``zone``, ``disk``).
@@ -391,7 +401,9 @@ async def running_processes(
             name="devkube",
             argv=(*py, "devkube", "--host", "127.0.0.1",
                   "--port", str(settings.embedded.api_port),
-                  "--data-dir", str(data_dir / "devkube"), "--kubeconfig", str(kubeconfig)),
+                  "--data-dir", str(data_dir / "devkube"), "--kubeconfig", str(kubeconfig),
+                  "--disable-admission-plugins",
+                  ",".join(sorted(disabled_admission_plugins(settings)))),
             log_file=logs / "devkube.log", ready=DEVKUBE_READY,
             stop_grace_seconds=DEVKUBE_STOP_GRACE, env=env,
         ))

@@ -44,10 +44,17 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+# The names kube-apiserver's serving certificate carries for in-cluster clients (the
+# ``kubernetes`` Service: its DNS names and cluster IP), so a pod that reaches the API server
+# through them can verify it with the ``ca.crt`` of its service-account volume.
+IN_CLUSTER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local", "10.96.0.1")
+
+
 def _san_entries(hosts: list[str]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = []
     seen: set[str] = set()
-    for host in ["127.0.0.1", "::1", "localhost", *hosts]:
+    for host in ["127.0.0.1", "::1", "localhost", *IN_CLUSTER_NAMES, *hosts]:
         if not host or host in seen or host in ("0.0.0.0", "::"):
             continue
         seen.add(host)

@@ -36,6 +36,8 @@ def register(sub: Any) -> None:
                         help="node lifecycle grace period (default 50)")
     parser.add_argument("--no-controllers", action="store_true",
                         help="run only the API server")
+    parser.add_argument("--disable-admission-plugins", default="", metavar="NAMES",
+                        help="admission plugins to turn off, comma-separated (ServiceAccount)")
     parser.set_defaults(func=_run)
 
 
@@ -50,7 +52,13 @@ def _run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, data_dir=args.data_dir, kubeconfig=args.kubeconfig,
         insecure_http=args.insecure_http, node_grace_seconds=args.node_grace_seconds,
         controllers=not args.no_controllers,
+        disable_admission_plugins=frozenset(
+            p.strip() for p in args.disable_admission_plugins.split(",") if p.strip()),
     )
+    unknown = config.disable_admission_plugins - {"ServiceAccount"}
+    if unknown:
+        raise SystemExit("k8sbridge devkube: --disable-admission-plugins: unknown plugin(s) "
+                         + ", ".join(sorted(unknown)))
     try:
         asyncio.run(_serve(config))
     except OSError as e:  # e.g. the port is taken: say so, without a traceback

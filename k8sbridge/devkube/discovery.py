@@ -28,6 +28,7 @@ _SUB_VERBS = {
     "eviction": ["create"],
     "log": ["get"],
     "exec": ["create", "get"],
+    "token": ["create"],
 }
 
 
@@ -52,6 +53,8 @@ def api_versions(*, server_address: str) -> Obj:
 # Create-only review APIs (not stored, so not Kinds): group -> (version, resource entries).
 REVIEW_GROUPS: dict[str, tuple[str, tuple[Obj, ...]]] = {
     "authentication.k8s.io": ("v1", (
+        {"name": "selfsubjectreviews", "singularName": "selfsubjectreview",
+         "namespaced": False, "kind": "SelfSubjectReview", "verbs": ["create"]},
         {"name": "tokenreviews", "singularName": "tokenreview", "namespaced": False,
          "kind": "TokenReview", "verbs": ["create"]},
     )),
@@ -94,6 +97,8 @@ def _subresource_entry(kind: kinds.Kind, sub: str) -> Obj:
         entry.update(group="policy", version="v1", kind="Eviction")
     elif sub == "exec":
         entry["kind"] = "PodExecOptions"
+    elif sub == "token":
+        entry.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
     return entry
 
 

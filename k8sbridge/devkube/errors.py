@@ -142,6 +142,16 @@ def invalid(
     )
 
 
+def forbidden(*, plural: str, group: str, name: str, why: str) -> ApiError:
+    """``apierrors.NewForbidden``: what admission answers when it refuses an object."""
+    return ApiError(
+        code=403,
+        reason="Forbidden",
+        message=f'{qualified(plural=plural, group=group)} "{name}" is forbidden: {why}',
+        details=_details(name=name, group=group, kind=plural),
+    )
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(code=400, reason="BadRequest", message=message)
 

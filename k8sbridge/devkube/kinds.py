@@ -30,7 +30,7 @@ class Kind:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    subresources: tuple[str, ...] = ()  # "status", "scale", "binding", "log", "exec"
+    subresources: tuple[str, ...] = ()  # "status", "scale", "binding", "log", "exec", "token"
     fields: frozenset[str] = COMMON_FIELDS
     storage: str = ""  # another Kind's key when this is a second view of one store (events)
     has_spec: bool = True
@@ -91,7 +91,8 @@ KINDS: tuple[Kind, ...] = (
     Kind(group="", version="v1", plural="services", singular="service", kind="Service",
          namespaced=True, short_names=("svc",), categories=("all",), subresources=("status",)),
     Kind(group="", version="v1", plural="serviceaccounts", singular="serviceaccount",
-         kind="ServiceAccount", namespaced=True, short_names=("sa",), has_spec=False),
+         kind="ServiceAccount", namespaced=True, short_names=("sa",), subresources=("token",),
+         has_spec=False),
     Kind(group="", version="v1", plural="endpoints", singular="endpoints", kind="Endpoints",
          namespaced=True, short_names=("ep",), has_spec=False),
     Kind(group="apps", version="v1", plural="deployments", singular="deployment",

@@ -24,7 +24,17 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from k8sbridge.devkube import certs, httpio, idle, persistence, registry, server, store
+from k8sbridge.devkube import (
+    admission,
+    certs,
+    httpio,
+    idle,
+    persistence,
+    registry,
+    sakeys,
+    server,
+    store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,8 @@ class DevkubeConfig:
     header_timeout: float = idle.HEADER_TIMEOUT  # a new connection's wait for its first request
     idle_timeout: float = idle.IDLE_TIMEOUT  # a keep-alive connection's wait for its next one
     body_timeout: float = httpio.REQUEST_TIMEOUT  # reading one request body
+    # kube-apiserver's --disable-admission-plugins (only "ServiceAccount" is known)
+    disable_admission_plugins: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -116,8 +128,13 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         if database is not None:
             rv, objects = database.load()
             st.load(rv=rv, objects=objects)
-        reg = registry.Registry(store=st)
+        unknown = config.disable_admission_plugins - {admission.PLUGIN}
+        if unknown:
+            raise ValueError(f"unknown admission plugins: {', '.join(sorted(unknown))}")
+        reg = registry.Registry(store=st, service_account_admission=(
+            admission.PLUGIN not in config.disable_admission_plugins))
         reg.bootstrap()
+        signing_key = sakeys.ensure(state_dir / "pki")  # --service-account-signing-key-file
 
         sock = _bind(config.host, config.port)
         cleanup.callback(sock.close)
@@ -126,6 +143,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         ssl_context: ssl.SSLContext | None = None
         token: str | None = None
         ca_file: Path | None = None
+        root_ca = ""  # what pods find in kube-root-ca.crt: the CA this server's clients trust
         kubelet_client: tuple[str, str] | None = None
         if config.insecure_http:
             url = f"http://{url_host}:{port}"
@@ -134,6 +152,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(creds.cert_file, creds.key_file)
             token, ca_file = creds.token, creds.ca_file
+            root_ca = ca_file.read_text()
             kubelet_client = (str(creds.kubelet_client_cert), str(creds.kubelet_client_key))
             url = f"https://{url_host}:{port}"
         kubeconfig = config.kubeconfig or state_dir / "kubeconfig"
@@ -142,7 +161,8 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         stop = asyncio.Event()
         api = server.ApiServer(reg=reg, token=token, server_address=f"{url_host}:{port}",
                                stop=stop, bookmark_interval=config.bookmark_interval,
-                               kubelet_client_cert=kubelet_client, durability=durability)
+                               kubelet_client_cert=kubelet_client, durability=durability,
+                               signing_key=signing_key, server_url=url)
         app = api.app()
         app[httpio.BODY_TIMEOUT] = config.body_timeout
         watchdog = idle.Watchdog(header_timeout=config.header_timeout,
@@ -174,7 +194,8 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
                 sites.append(local)
                 controllers = await _start_controllers(
                     url="http://localhost", unix_socket=unix_socket, token=token,
-                    node_grace_seconds=config.node_grace_seconds, stop=controllers_stop,
+                    node_grace_seconds=config.node_grace_seconds, root_ca=root_ca,
+                    stop=controllers_stop,
                 )
             yield Devkube(url=url, token=token, ca_file=ca_file, kubeconfig=kubeconfig,
                           controllers_socket=unix_socket)
@@ -207,7 +228,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
 
 async def _start_controllers(
     *, url: str, unix_socket: Path, token: str | None, node_grace_seconds: float,
-    stop: asyncio.Event,
+    root_ca: str, stop: asyncio.Event,
 ) -> asyncio.Task[None] | None:
     if importlib.util.find_spec(CONTROLLERS_MODULE) is None:
         log.warning("devkube controllers are not available (%s missing)", CONTROLLERS_MODULE)
@@ -216,7 +237,7 @@ async def _start_controllers(
     ready = asyncio.Event()
     task: asyncio.Task[None] = asyncio.create_task(manager.run(
         url=url, token=token, ca_file=None, unix_socket=unix_socket,
-        node_grace_seconds=node_grace_seconds, stop=stop, ready=ready,
+        node_grace_seconds=node_grace_seconds, root_ca=root_ca, stop=stop, ready=ready,
     ), name="devkube-controllers")
     ready_wait = asyncio.ensure_future(ready.wait())
     done, _ = await asyncio.wait({task, ready_wait}, timeout=CONTROLLERS_READY_TIMEOUT,

@@ -45,6 +45,9 @@ TYPES: dict[tuple[str, str], str] = {
     ("autoscaling/v1", "Scale"): "autoscaling.v1.Scale",
     ("v1", "DeleteOptions"): "meta.DeleteOptions",
     ("meta.k8s.io/v1", "DeleteOptions"): "meta.DeleteOptions",
+    ("authentication.k8s.io/v1", "TokenRequest"): "authentication.v1.TokenRequest",
+    ("authentication.k8s.io/v1", "TokenReview"): "authentication.v1.TokenReview",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "authentication.v1.SelfSubjectReview",
 }
 
 _VARINT_TYPES = frozenset({"int32", "int64", "uint32", "uint64", "bool"})
@@ -205,6 +208,10 @@ def decode_message(name: str, data: bytes) -> dict[str, Any]:
             out.setdefault(field, []).extend(items)
             continue
         value = _decode_value(typ, wire, raw)
+        if label == "inline":  # an embedded struct: its fields are the enclosing object's
+            if isinstance(value, dict):
+                out.update(value)
+            continue
         if label == "repeated":
             out.setdefault(field, []).append(value)
         elif not _is_zero(value) or (value is not None and (name, field) in protoschema.KEEP_ZERO):

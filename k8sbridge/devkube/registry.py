@@ -13,7 +13,17 @@ import random
 import uuid
 from typing import Any
 
-from k8sbridge.devkube import defaults, errors, events, kinds, patch, shapes, store, validation
+from k8sbridge.devkube import (
+    admission,
+    defaults,
+    errors,
+    events,
+    kinds,
+    patch,
+    shapes,
+    store,
+    validation,
+)
 
 Obj = dict[str, Any]
 
@@ -59,8 +69,11 @@ def _is_pod_finished(pod: Obj) -> bool:
 class Registry:
     """The API semantics over one Store (single owner: the event loop)."""
 
-    def __init__(self, *, store: store.Store) -> None:
+    def __init__(self, *, store: store.Store, service_account_admission: bool = True) -> None:
+        """``service_account_admission``: run the ServiceAccount admission plugin on pod
+        creation (kube-apiserver's default; off is ``--disable-admission-plugins``)."""
         self.store = store
+        self.service_account_admission = service_account_admission
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -80,6 +93,14 @@ class Registry:
                 "spec": {"clusterIP": "10.96.0.1", "ports": [
                     {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             })
+
+    def lookup(self, plural: str, namespace: str, name: str) -> Obj | None:
+        """A stored core/v1 object (never to be mutated), or None."""
+        kind = kinds.lookup(group_version="v1", plural=plural)
+        if kind is None:
+            return None
+        found = self.store.peek(kind.store_key, namespace if kind.namespaced else "", name)
+        return found.obj if found is not None else None
 
     def current(self, kind: kinds.Kind, namespace: str, name: str) -> Obj:
         obj = self.store.get(kind.store_key, namespace, name)
@@ -158,6 +179,8 @@ class Registry:
         self._check_namespace(kind, namespace, meta)
         if meta.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        if kind.plural == "pods" and self.service_account_admission:
+            admission.admit_pod(obj, namespace=namespace, lookup=self.lookup)
         if not meta.get("name") and meta.get("generateName"):
             base = str(meta["generateName"])[:58]
             for _ in range(16):

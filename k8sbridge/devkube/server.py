@@ -4,23 +4,27 @@ Why: this module turns HTTP requests into calls on the Registry (the semantics) 
 answers the way real clients expect (Status bodies, Tables, chunked watch streams with in-stream
 errors and bookmarks). It owns no object state itself.
 
-Like kube-apiserver towards kubelets, it answers ``TokenReview``
-(``POST /apis/authentication.k8s.io/v1/tokenreviews``) for its own bearer token, so a kubelet
-API with webhook token authentication can check the tokens it is shown, and it presents its
-kubelet client certificate (``--kubelet-client-certificate``) when it proxies ``pods/log``.
+Bearer tokens are checked by ``authn`` (devkube's own token and the service-account tokens
+it issues through ``serviceaccounts/NAME/token``), which also answers ``TokenReview`` (so a
+kubelet API with webhook token authentication can check the tokens it is shown),
+``SelfSubjectReview`` and the service-account issuer's OIDC discovery. Like kube-apiserver
+towards kubelets, it presents its kubelet client certificate (``--kubelet-client-certificate``)
+when it proxies ``pods/log``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
+import random
 import ssl
 from typing import Any
 
 from aiohttp import web
 
 from k8sbridge.devkube import (
+    admission,
+    authn,
     discovery,
     errors,
     httpio,
@@ -29,6 +33,8 @@ from k8sbridge.devkube import (
     logproxy,
     persistence,
     registry,
+    sakeys,
+    satokens,
     schemafields,
     store,
     subresources,
@@ -43,8 +49,10 @@ Obj = dict[str, Any]
 BOOKMARK_INTERVAL = httpio.BOOKMARK_INTERVAL
 ANONYMOUS_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 TOKEN_REVIEW_PATH = ("apis", "authentication.k8s.io", "v1", "tokenreviews")
-ADMIN_USER = "devkube-admin"  # who devkube's own bearer token authenticates as
-ADMIN_GROUPS = ("system:masters", "system:authenticated")
+SELF_REVIEW_PATH = ("apis", "authentication.k8s.io", "v1", "selfsubjectreviews")
+ADMIN_USER = authn.ADMIN_USER
+ADMIN_GROUPS = authn.ADMIN_GROUPS
+USER = web.RequestKey("devkube.user", satokens.User)  # the request's authenticated user
 NOT_FOUND = "the server could not find the requested resource"
 
 
@@ -64,8 +72,13 @@ class ApiServer:
         stop: asyncio.Event, bookmark_interval: float = BOOKMARK_INTERVAL,
         kubelet_client_cert: tuple[str, str] | None = None,  # (cert, key) shown to kubelets
         durability: persistence.GroupCommit | None = None,  # replies wait for its commits
+        signing_key: sakeys.SigningKey | None = None,  # None: a new one (not kept)
+        server_url: str = "",  # how clients reach this server (the JWKS address)
     ) -> None:
         self.reg = reg
+        self.authn = authn.Authenticator(
+            token=token, key=signing_key or sakeys.SigningKey.generate(), lookup=reg.lookup)
+        self.server_url = server_url or f"https://{server_address}"
         self.durability = durability
         self.store = reg.store
         self.token = token
@@ -135,14 +148,9 @@ class ApiServer:
                                           message=f"Internal error occurred: {e}"))
 
     def _authenticate(self, request: web.Request) -> None:
-        if self.token is None or request.path in ANONYMOUS_PATHS:
+        if request.path in ANONYMOUS_PATHS:
             return
-        header = request.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            presented.strip().encode(), self.token.encode()
-        ):
-            raise errors.unauthorized()
+        request[USER] = self.authn.request_user(request.headers.get("Authorization", ""))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -155,8 +163,12 @@ class ApiServer:
             return _json(discovery.api_versions(server_address=self.server_address))
         if path == "/apis":
             return _json(discovery.api_group_list())
-        if tuple(parts) == TOKEN_REVIEW_PATH:
-            return await self._token_review(request)
+        if tuple(parts) in (TOKEN_REVIEW_PATH, SELF_REVIEW_PATH):
+            return await self._review(request, parts[-1])
+        if path == authn.OPENID_PATH:
+            return _json(self.authn.openid_configuration(server_url=self.server_url))
+        if path == authn.JWKS_PATH:
+            return web.json_response(self.authn.jwks(), content_type="application/jwk-set+json")
         if parts[:2] == ["openapi", "v3"]:
             return self._openapi(parts[2:])
         if parts == ["openapi", "v2"]:
@@ -186,35 +198,15 @@ class ApiServer:
             return _json(doc)
         return await self._resource(request, group_version, rest)
 
-    async def _token_review(self, request: web.Request) -> web.Response:
-        """authentication.k8s.io/v1 TokenReview: is this one of devkube's tokens?"""
+    async def _review(self, request: web.Request, plural: str) -> web.Response:
+        """authentication.k8s.io/v1 TokenReview and SelfSubjectReview (create only)."""
         if request.method != "POST":
             raise errors.method_not_allowed(
-                f"{request.method} is not supported on tokenreviews (create only)")
+                f"{request.method} is not supported on {plural} (create only)")
         body = await httpio.read_body(request)
-        if not isinstance(body, dict) or body.get("kind") not in (None, "TokenReview"):
-            raise errors.bad_request("the body must be a TokenReview")
-        spec = body.get("spec")
-        token = spec.get("token") if isinstance(spec, dict) else None
-        if not isinstance(token, str) or not token:
-            raise errors.ApiError(
-                code=422, reason="Invalid",
-                message='TokenReview.authentication.k8s.io "" is invalid: spec.token: '
-                "Required value",
-            )
-        audiences = spec.get("audiences") if isinstance(spec, dict) else None
-        status: Obj
-        if self.token is not None and hmac.compare_digest(token.encode(), self.token.encode()):
-            status = {"authenticated": True,
-                      "user": {"username": ADMIN_USER, "groups": list(ADMIN_GROUPS)}}
-            if isinstance(audiences, list) and audiences:
-                status["audiences"] = [str(a) for a in audiences]
-        else:
-            status = {"user": {}, "error": "invalid bearer token"}
-        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        return _json({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
-                      "metadata": {k: v for k, v in (meta or {}).items() if k == "name"},
-                      "spec": spec, "status": status}, status=201)
+        if plural == "tokenreviews":
+            return _json(self.authn.token_review(body), status=201)
+        return _json(self.authn.self_subject_review(request[USER], body), status=201)
 
     def _openapi(self, rest: list[str]) -> web.Response:
         if not rest:
@@ -279,6 +271,8 @@ class ApiServer:
                     )
                 body = await httpio.read_body(request)
                 warnings = self._field_validation(request, kind, body)
+                if kind.plural == "pods" and self.reg.service_account_admission:
+                    await self._await_default_service_account(ns, body)
                 obj = self.reg.create(kind=kind, namespace=ns, body=body, dry_run=dry_run)
                 return httpio.with_warnings(self._object(kind, obj, status=201), warnings)
             if method == "DELETE":
@@ -293,6 +287,13 @@ class ApiServer:
                 message="pods/exec is not supported by devkube yet (no streaming "
                 "subresources); use the node's kubelet API directly",
             )
+        if sub == "token":
+            if method != "POST":
+                raise errors.method_not_allowed("serviceaccounts/token only supports POST")
+            body = await httpio.read_body(request)
+            return _json(satokens.token_request(
+                key=self.authn.key, lookup=self.reg.lookup, namespace=ns, name=name,
+                body=body, now=self.authn.clock()), status=201)
         if sub == "binding":
             if method != "POST":
                 raise errors.method_not_allowed("pods/binding only supports POST")
@@ -365,6 +366,19 @@ class ApiServer:
                 + ", ".join(f'unknown field "{field}"' for field in unknown)
             )
         return [f'unknown field "{field}"' for field in unknown]
+
+    async def _await_default_service_account(self, namespace: str, pod: object) -> None:
+        """Like the admission plugin, look a missing ``default`` ServiceAccount up again for
+        a while (its controller makes it) before the pod is refused."""
+        name = admission.service_account_name(pod)
+        if name != admission.DEFAULT_SERVICE_ACCOUNT:
+            return
+        interval = random.uniform(0.1, 0.2)
+        for _ in range(admission.DEFAULT_RETRIES - 1):
+            if self.reg.lookup("namespaces", "", namespace) is None or \
+                    self.reg.lookup("serviceaccounts", namespace, name) is not None:
+                return
+            await asyncio.sleep(interval)
 
     # --- scale ---------------------------------------------------------------------------
 

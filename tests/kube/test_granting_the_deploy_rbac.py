@@ -2,9 +2,11 @@
 
 The bridge runs against the embedded kernel and devkube, but talks to devkube through a
 recording HTTPS proxy. It then does what it does in production: registers its Node and Lease,
-keeps its framework id, watches pods, binds and runs a pod that reads a ConfigMap and a Secret,
-writes statuses and events, explains an unschedulable pod, reviews a bearer token presented to
-its kubelet API, and deletes a pod gracefully. Every recorded request is turned into an RBAC
+keeps its framework id, watches pods, binds and runs a pod that reads a ConfigMap and a Secret
+(and, as every pod on Kubernetes, mounts its service-account token: a TokenRequest; the agent
+isolates so the token's volume can be mounted), writes statuses and events, explains an
+unschedulable pod, reviews a bearer token presented to its kubelet API, and deletes a pod
+gracefully. Every recorded request is turned into an RBAC
 attribute (verb, API group, resource, subresource, namespace) and must be allowed by the
 ServiceAccount's rules in ``manifests/deploy/rbac.yaml`` — so a bridge change that needs a new
 permission fails here until the manifest grants it. The manifests are also checked to parse and
@@ -30,6 +32,7 @@ from k8sbridge import settings as bridge_settings
 from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kernel import main as kernel_main
 from k8sbridge.kernel.agent import config as agent_config
+from k8sbridge.kernel.agent import filesystems
 from k8sbridge.kernel.master import config as master_config
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kubelet import api as kubelet_api
@@ -214,9 +217,13 @@ class Recorded:
 
 @pytest.fixture
 async def recorded(tmp_path: Path) -> AsyncIterator[Recorded]:
+    images = tmp_path / "images"
+    images.mkdir()
     agent = agent_config.AgentConfig(
         master="127.0.0.1:0", work_dir=tmp_path / "agent", host="127.0.0.1",
         resources="cpus:4;mem:4096;disk:10240;ports:[31000-32000]", attributes="rack:r1",
+        isolation=filesystems.FULL_ISOLATION, image_providers="docker",
+        docker_registry=str(images),
     )
     master = master_config.MasterConfig(port=0, work_dir=tmp_path / "kernel")
     async with kernel_main.running_kernel(master=master, agents=[agent]) as kernel, \
@@ -233,7 +240,8 @@ async def recorded(tmp_path: Path) -> AsyncIterator[Recorded]:
                 kube=dataclasses.replace(base.kube, kubeconfig=_kubeconfig(
                     tmp_path / "proxy.kubeconfig", server=proxy.url, ca=proxy.cert,
                     token=dk.token)),
-                scheduler=dataclasses.replace(base.scheduler, image_mode="none",
+                scheduler=dataclasses.replace(base.scheduler, image_mode="local",
+                                              image_dir=images,
                                               scheduler_names=("k8sbridge",)),
                 kubelet=dataclasses.replace(base.kubelet, client_ca_file=dk.ca_file),
             )
@@ -330,7 +338,8 @@ async def test_every_request_of_the_bridge_is_granted_by_the_deploy_rbac(
     for expected in [("create", "pods", "binding"), ("patch", "pods", "status"),
                      ("watch", "pods", ""), ("create", "events", ""),
                      ("get", "configmaps", ""), ("get", "secrets", ""),
-                     ("create", "tokenreviews", ""), ("delete", "pods", "")]:
+                     ("create", "tokenreviews", ""), ("delete", "pods", ""),
+                     ("create", "serviceaccounts", "token")]:
         assert expected in done, (expected, sorted(done))
     assert any(a.resource == "leases" and a.namespace == "kube-node-lease"
                for a in resource_requests)

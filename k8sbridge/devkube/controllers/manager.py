@@ -21,6 +21,7 @@ from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLifecycleController
 from k8sbridge.devkube.controllers.podgc import PodGarbageCollector
 from k8sbridge.devkube.controllers.replicaset import ReplicaSetController
+from k8sbridge.devkube.controllers.serviceaccounts import RootCAPublisher, ServiceAccountsController
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ async def run(
         ca_file: Path | None,
         node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS,
         unix_socket: Path | None = None,
+        root_ca: str | None = None,
         stop: asyncio.Event,
         ready: asyncio.Event,
 ) -> None:
@@ -44,11 +46,16 @@ async def run(
     instead of ``url``'s host; devkube serves one for its own controllers, which spares both
     ends TLS and TCP on every request.
 
+    ``root_ca``: what ``kube-root-ca.crt`` holds in every namespace (``--root-ca-file``);
+    None: the CA of ``ca_file`` (kube-controller-manager's kubeconfig CA), else empty.
+
     If the server is unreachable the informers keep retrying with back-off (``ready`` then
     stays unset); ``stop`` always ends the run promptly.
     """
     if node_grace_seconds <= 0:
         raise ValueError(f"node_grace_seconds must be positive, not {node_grace_seconds}")
+    if root_ca is None:
+        root_ca = ca_file.read_text() if ca_file is not None else ""
     async with api.ApiClient(url=url, token=token, ca_file=ca_file,
                              unix_socket=unix_socket) as client:
         pods = Informer(client=client, resource=api.PODS)
@@ -56,10 +63,13 @@ async def run(
         deployments = Informer(client=client, resource=api.DEPLOYMENTS)
         nodes = Informer(client=client, resource=api.NODES)
         leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
+        namespaces = Informer(client=client, resource=api.NAMESPACES)
+        service_accounts = Informer(client=client, resource=api.SERVICEACCOUNTS)
+        config_maps = Informer(client=client, resource=api.CONFIGMAPS)
         # watched only so that their ownerReferences are honoured by the garbage collector
-        extra = [Informer(client=client, resource=res)
-                 for res in (api.CONFIGMAPS, api.SECRETS, api.SERVICES)]
-        informers = [pods, replicasets, deployments, nodes, leases, *extra]
+        extra = [Informer(client=client, resource=res) for res in (api.SECRETS, api.SERVICES)]
+        informers = [pods, replicasets, deployments, nodes, leases, namespaces,
+                     service_accounts, config_maps, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -70,6 +80,10 @@ async def run(
                                     grace_seconds=node_grace_seconds, recorder=recorder),
             GarbageCollector(client=client, informers=informers),
             PodGarbageCollector(client=client, pods=pods, nodes=nodes),
+            ServiceAccountsController(client=client, namespaces=namespaces,
+                                      service_accounts=service_accounts),
+            RootCAPublisher(client=client, namespaces=namespaces, config_maps=config_maps,
+                            root_ca=root_ca),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")

@@ -67,3 +67,30 @@ async def test_server_accepts_protobuf_and_rejects_garbage(api: Api) -> None:
     status, body = await api.request("POST", cms, body=protobuf.MAGIC + b"\x0a\xff",
                                      content_type=protobuf.CONTENT_TYPE)
     assert status == 400 and "protobuf" in body["message"]
+
+
+def _envelope(api_version: bytes, kind: bytes, body: bytes) -> bytes:
+    return protobuf.MAGIC + _field(1, _field(1, api_version) + _field(2, kind)) + _field(2, body)
+
+
+def test_inline_members_and_renamed_fields_decode_as_json() -> None:
+    """An embedded struct (Volume's VolumeSource, Probe's ProbeHandler) is inline in JSON, and
+    BoundObjectReference's proto field ``uID`` is JSON's ``uid``."""
+    volume = _field(1, b"cache") + _field(2, _field(2, b""))  # volumeSource.emptyDir = {}
+    exec_handler = _field(1, _field(1, b"true"))  # handler.exec.command = ["true"]
+    container = (_field(1, b"app") + _field(2, b"busybox")
+                 + _field(10, _field(1, exec_handler) + _field(4, 5)))  # livenessProbe
+    pod = _field(2, _field(1, volume) + _field(2, container))
+    assert protobuf.decode(_envelope(b"v1", b"Pod", pod)) == {
+        "apiVersion": "v1", "kind": "Pod",
+        "spec": {"volumes": [{"name": "cache", "emptyDir": {}}],
+                 "containers": [{"name": "app", "image": "busybox", "livenessProbe": {
+                     "exec": {"command": ["true"]}, "periodSeconds": 5}}]},
+    }
+    ref = _field(1, b"Pod") + _field(2, b"v1") + _field(3, b"web") + _field(4, b"u-1")
+    request = _field(2, _field(1, b"vault") + _field(3, ref) + _field(4, 1200))
+    assert protobuf.decode(_envelope(b"authentication.k8s.io/v1", b"TokenRequest", request)) == {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": ["vault"], "expirationSeconds": 1200, "boundObjectRef": {
+            "kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "u-1"}},
+    }

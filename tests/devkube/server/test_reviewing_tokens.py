@@ -1,4 +1,5 @@
-"""devkube as a kubelet's API server: TokenReview for its own token (with discovery), and the
+"""devkube as a kubelet's API server: TokenReview for its own token (with discovery; the
+service-account tokens are in test_issuing_service_account_tokens.py), and the
 kubelet client certificate it presents when proxying pods/log to a kubelet that requires one."""
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ async def test_discovery_and_kubectl_see_token_reviews(
     assert "authentication.k8s.io" in {g["name"] for g in groups["groups"]}
     code, resources = await api.request("GET", "/apis/authentication.k8s.io/v1")
     assert code == 200
-    assert resources["resources"] == [{"name": "tokenreviews", "singularName": "tokenreview",
-                                       "namespaced": False, "kind": "TokenReview",
-                                       "verbs": ["create"]}]
+    assert resources["resources"] == [
+        {"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": False,
+         "kind": "SelfSubjectReview", "verbs": ["create"]},
+        {"name": "tokenreviews", "singularName": "tokenreview", "namespaced": False,
+         "kind": "TokenReview", "verbs": ["create"]}]
     kc = str(devkube.kubeconfig)
     listed = await asyncio.to_thread(subprocess.run, [
         "kubectl", "--kubeconfig", kc, "api-resources", "--api-group=authentication.k8s.io",
