@@ -21,7 +21,47 @@ _DEFAULT_TOLERATIONS = (
 )
 
 
+def _default_handler(handler: Any) -> None:
+    """SetDefaults_HTTPGetAction: path ``/``, scheme ``HTTP`` (probes and lifecycle hooks)."""
+    if isinstance(handler, dict) and isinstance(handler.get("httpGet"), dict):
+        handler["httpGet"].setdefault("path", "/")
+        handler["httpGet"].setdefault("scheme", "HTTP")
+
+
+def _default_probes(c: dict[str, Any]) -> None:
+    """SetDefaults_Probe: timeout 1 s, period 10 s, success 1, failure 3."""
+    for name in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = c.get(name)
+        if isinstance(probe, dict):
+            probe.setdefault("timeoutSeconds", 1)
+            probe.setdefault("periodSeconds", 10)
+            probe.setdefault("successThreshold", 1)
+            probe.setdefault("failureThreshold", 3)
+            _default_handler(probe)
+    lifecycle = c.get("lifecycle")
+    if isinstance(lifecycle, dict):
+        for hook in ("postStart", "preStop"):
+            _default_handler(lifecycle.get(hook))
+
+
+_MODE_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
+
+
+def _default_volumes(spec: dict[str, Any]) -> None:
+    """SetDefaults_{ConfigMap,Secret,DownwardAPI,Projected}VolumeSource: defaultMode 0644;
+    SetDefaults_HostPathVolumeSource: type "" (no check)."""
+    for volume in spec.get("volumes") or []:
+        if not isinstance(volume, dict):
+            continue
+        for source in _MODE_SOURCES:
+            if isinstance(volume.get(source), dict):
+                volume[source].setdefault("defaultMode", 0o644)
+        if isinstance(volume.get("hostPath"), dict):
+            volume["hostPath"].setdefault("type", "")
+
+
 def _default_container(c: dict[str, Any]) -> None:
+    _default_probes(c)
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     image = str(c.get("image", ""))
@@ -53,6 +93,7 @@ def default_pod_spec(spec: dict[str, Any], *, template: bool) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
+    _default_volumes(spec)
     if not template:
         spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])

@@ -100,3 +100,37 @@ async def test_watch_sees_changes_in_order(api: Api) -> None:
     assert events[0]["object"]["kind"] == "Pod"
     rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
     assert rvs == sorted(rvs) and rvs[0] > int(rv)
+
+
+async def test_probes_hooks_and_volumes_get_the_api_servers_defaults(api: Api) -> None:
+    """SetDefaults_Probe, _HTTPGetAction and the volume sources' defaultMode, as kube-apiserver:
+    the bridge reads thresholds and modes from the stored pod, so a stand-in that left them
+    out would hide a bridge that mishandles the values every real pod carries."""
+    body = pod("probed")
+    container = body["spec"]["containers"][0]
+    container["readinessProbe"] = {"httpGet": {"port": 8080}}
+    container["livenessProbe"] = {"tcpSocket": {"port": 8080}, "failureThreshold": 5}
+    container["lifecycle"] = {"preStop": {"httpGet": {"port": 8080, "path": "/quit"}}}
+    body["spec"]["volumes"] = [
+        {"name": "c", "configMap": {"name": "x"}},
+        {"name": "s", "secret": {"secretName": "x", "defaultMode": 0o400}},
+        {"name": "d", "downwardAPI": {"items": []}},
+        {"name": "p", "projected": {"sources": []}},
+        {"name": "h", "hostPath": {"path": "/tmp"}},
+    ]
+    status, created = await api.request("POST", "/api/v1/namespaces/default/pods", body=body)
+    assert status == 201, created
+    got = created["spec"]["containers"][0]
+    assert got["readinessProbe"] == {
+        "httpGet": {"port": 8080, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1,
+        "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+    assert got["livenessProbe"]["failureThreshold"] == 5
+    assert got["livenessProbe"]["periodSeconds"] == 10
+    assert got["lifecycle"]["preStop"]["httpGet"] == {
+        "port": 8080, "path": "/quit", "scheme": "HTTP"}
+    volumes = {v["name"]: v for v in created["spec"]["volumes"]}
+    assert volumes["c"]["configMap"]["defaultMode"] == 420
+    assert volumes["s"]["secret"]["defaultMode"] == 0o400
+    assert volumes["d"]["downwardAPI"]["defaultMode"] == 420
+    assert volumes["p"]["projected"]["defaultMode"] == 420
+    assert volumes["h"]["hostPath"]["type"] == ""
