@@ -412,7 +412,6 @@ async def running_embedded(
     async with kernel_main.running_kernel(master=master, agents=agent_configs) as kernel:
         dk_config = devkube_main.DevkubeConfig(
             port=emb.api_port, data_dir=data_dir / "devkube", kubeconfig=kubeconfig,
-            disable_admission_plugins=embedded.disabled_admission_plugins(settings),
         )
         async with devkube_main.running(dk_config) as dk:
             bridge_cfg = embedded.bridge_settings_for(

@@ -74,24 +74,14 @@ _AGENT_SHAPES = (
 )
 
 
-def image_dir_of(settings: bridge_settings.BridgeSettings) -> Path | None:
-    """The embedded agents' local docker registry directory (created), None when not set:
-    then the agents do not isolate (tasks see the host) and no image is sent."""
-    if settings.embedded.image_dir is None:
-        return None
-    path = settings.embedded.image_dir.resolve()
+def image_dir_of(settings: bridge_settings.BridgeSettings) -> Path:
+    """The embedded agents' local docker registry directory (created if absent): the
+    ``image_dir`` setting, else ``DATA_DIR/images``. An empty one is fine: a container whose
+    image has no archive there runs on a copy-on-write view of the host's root."""
+    emb = settings.embedded
+    path = (emb.image_dir if emb.image_dir is not None else emb.data_dir / "images").resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def disabled_admission_plugins(settings: bridge_settings.BridgeSettings) -> frozenset[str]:
-    """devkube's ``--disable-admission-plugins`` in the embedded cluster: agents that do not
-    isolate cannot mount a volume at an absolute path in the container, so every pod's
-    service-account token volume (added by the ``ServiceAccount`` plugin) would fail its
-    launch; without ``image_dir`` that plugin is off and pods get no token, as on a
-    kube-apiserver started without it."""
-    return frozenset() if settings.embedded.image_dir is not None else frozenset(
-        {"ServiceAccount"})
 
 
 def embedded_agent_configs(*, data_dir: Path, count: int, resources: str = "",
@@ -100,17 +90,17 @@ def embedded_agent_configs(*, data_dir: Path, count: int, resources: str = "",
 
     Each agent listens on its own loopback address (127.0.0.N), which is also its hostname, so
     every agent is a distinct, reachable Node. ``resources`` (Mesos --resources), when given,
-    replaces the built-in shapes for every agent. With ``image_dir`` the agents isolate as
-    Mesos' containerizer does (``filesystems.FULL_ISOLATION``: a root of their own, volumes,
-    pid namespaces) with that directory as their local docker registry.
+    replaces the built-in shapes for every agent. The agents always isolate as Mesos'
+    containerizer does (``filesystems.FULL_ISOLATION``: a root of their own, volumes, pid
+    namespaces, capabilities) with ``image_dir`` (default ``data_dir/images``) as their local
+    docker registry.
     """
     from k8sbridge.kernel.agent import config as agent_config
     from k8sbridge.kernel.agent import filesystems
 
-    views: dict[str, Any] = {}
-    if image_dir is not None:
-        views = {"isolation": filesystems.FULL_ISOLATION, "image_providers": "docker",
-                 "docker_registry": str(image_dir)}
+    registry = (image_dir if image_dir is not None else data_dir / "images").resolve()
+    views: dict[str, Any] = {"isolation": filesystems.FULL_ISOLATION, "image_providers": "docker",
+                             "docker_registry": str(registry)}
 
     out = []
     for i in range(count):
@@ -142,7 +132,8 @@ def bridge_settings_for(
     credentials: KernelCredentials | None = None,
 ) -> bridge_settings.BridgeSettings:
     """The bridge's settings in the embedded default: the kernel and devkube as targets, pods
-    of ``default-scheduler`` too (no other scheduler exists there), commands run on the host.
+    of ``default-scheduler`` too (no other scheduler exists there), images sent only when
+    their archive is in the agents' registry directory (``image_dir_of``).
 
     The kubelet API listens on loopback unless told otherwise, and trusts devkube's CA, which
     signed the client certificate devkube presents when it proxies pods/log (so ``kubectl
@@ -165,11 +156,9 @@ def bridge_settings_for(
         kube=dataclasses.replace(settings.kube, kubeconfig=kubeconfig),
         scheduler=dataclasses.replace(
             settings.scheduler, scheduler_names=names,
-            image_mode="none" if image_dir is None else "local", image_dir=image_dir,
+            image_mode="local", image_dir=image_dir,
             allow_host_path=settings.embedded.allow_host_path,
-            agent_capabilities=settings.scheduler.agent_capabilities or image_dir is not None,
-            # agents that do not isolate take no SECRET volumes: no pod files there
-            pod_files=settings.scheduler.pod_files and image_dir is not None,
+            agent_capabilities=True,
         ),
         kubelet=kubelet,
     )
@@ -241,10 +230,9 @@ def kernel_argv(
     for cfg in configs:
         argv += ["--agent-resources", cfg.resources, "--agent-attributes", cfg.attributes,
                  "--agent-region", cfg.region, "--agent-zone", cfg.zone]
-    if image_dir is not None:
-        argv += [f"--agent-isolation={configs[0].isolation}",
-                 f"--agent-image-providers={configs[0].image_providers}",
-                 f"--agent-docker-registry={image_dir}"]
+    argv += [f"--agent-isolation={configs[0].isolation}",
+             f"--agent-image-providers={configs[0].image_providers}",
+             f"--agent-docker-registry={image_dir}"]
     return argv
 
 
@@ -401,9 +389,7 @@ async def running_processes(
             name="devkube",
             argv=(*py, "devkube", "--host", "127.0.0.1",
                   "--port", str(settings.embedded.api_port),
-                  "--data-dir", str(data_dir / "devkube"), "--kubeconfig", str(kubeconfig),
-                  "--disable-admission-plugins",
-                  ",".join(sorted(disabled_admission_plugins(settings)))),
+                  "--data-dir", str(data_dir / "devkube"), "--kubeconfig", str(kubeconfig)),
             log_file=logs / "devkube.log", ready=DEVKUBE_READY,
             stop_grace_seconds=DEVKUBE_STOP_GRACE, env=env,
         ))

@@ -66,10 +66,12 @@ def register(sub: Any) -> None:
                      help="Mesos --resources of every agent (default: three built-in shapes "
                      "of 4, 2 and 8 cpus)")
     emb.add_argument("--image-dir", type=Path, default=None, metavar="DIR",
-                     help="the agents' local docker registry: 'docker save' archives named "
-                     "repository:tag.tar; with it the agents isolate as Mesos does (volumes, "
-                     "pid namespaces) and a pod's image runs from here when its archive is "
-                     "present, else on a copy-on-write view of the host's root")
+                     help="the agents' local docker registry (default DATA_DIR/images, "
+                     "created if absent): 'docker save' archives named repository:tag.tar. "
+                     "The agents always isolate as Mesos does (a root of its own per "
+                     "container, volumes, pid namespaces, users, capabilities): a pod's image "
+                     "runs from here when its archive is present, else on a copy-on-write "
+                     "view of the host's root")
     ext = parser.add_argument_group("external targets")
     ext.add_argument("--master", default=None,
                      help="Mesos master URL(s), comma-separated (http://host:5050)")

@@ -109,7 +109,7 @@ class SchedulerSettings:
     run_as_users: tuple[str, ...] = ()
     # The agents run Mesos' linux/capabilities isolator (without it Mesos ignores capabilities
     # silently): only then are securityContext.capabilities sent, else refused. The embedded
-    # cluster sets it when its agents isolate fully (embedded.image_dir).
+    # cluster always sets it (its agents isolate fully).
     agent_capabilities: bool = False
     # The pod's /etc/hosts, /etc/resolv.conf and /etc/hostname, written as the kubelet writes
     # them (SECRET volumes: the agents run Mesos' volume/secret isolator, as configMap volumes
@@ -171,9 +171,9 @@ class EmbeddedSettings:
     # Larger agents let the embedded default hold more pods (bench/bench_embedded.py).
     agent_resources: str = ""
     # The agents' local docker registry (Mesos --docker_registry: ``docker save`` archives named
-    # repository:tag.tar). Set, the agents run with full isolation (a root of their own,
-    # volumes, pid namespaces) and the bridge sends an image only when its archive is here;
-    # None: the agents do not isolate (tasks see the host, volumes are refused by the agent).
+    # repository:tag.tar); None: DATA_DIR/images. The agents always run with full isolation
+    # (a root of their own, volumes, pid namespaces) and the bridge sends an image only when
+    # its archive is here (else the container runs on a copy-on-write view of the host's root).
     image_dir: Path | None = None
     allow_host_path: bool = True  # hostPath volumes in the embedded cluster (scheduler setting)
 

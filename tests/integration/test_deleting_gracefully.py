@@ -11,17 +11,19 @@ from k8sbridge.kube import errors as kube_errors
 from tests.integration.conftest import eventually
 
 
-def _pod(name: str, script: str, grace: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "terminationGracePeriodSeconds": grace,
-            "containers": [{"name": "main", "image": "busybox",
-                            "command": ["sh", "-c", script]}],
-        },
-    }
+def _pod(name: str, script: str, grace: int, *, host_dir: Path | None = None
+         ) -> dict[str, Any]:
+    """The pod; with ``host_dir`` mounted at ``/out`` (a hostPath volume: the embedded agents
+    give every container a root of its own, so this is how it writes onto the host)."""
+    container: dict[str, Any] = {"name": "main", "image": "busybox",
+                                 "command": ["sh", "-c", script]}
+    spec: dict[str, Any] = {"terminationGracePeriodSeconds": grace, "containers": [container]}
+    if host_dir is not None:
+        spec["volumes"] = [{"name": "out",
+                            "hostPath": {"path": str(host_dir)}}]
+        container["volumeMounts"] = [{"name": "out", "mountPath": "/out"}]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"}, "spec": spec}
 
 
 async def test_sigterm_handler_finishes_within_the_grace_period(
@@ -30,10 +32,11 @@ async def test_sigterm_handler_finishes_within_the_grace_period(
     kube = embedded.bridge.kube
     marker = tmp_path / "term.log"
     script = (
-        f"trap 'echo got TERM >> {marker}; sleep 1; echo bye >> {marker}; exit 0' TERM; "
-        "while true; do sleep 0.1; done"
+        "trap 'echo got TERM >> /out/term.log; sleep 1; echo bye >> /out/term.log; exit 0' "
+        "TERM; while true; do sleep 0.1; done"
     )
-    await kube.create("/api/v1/namespaces/default/pods", _pod("graceful", script, 5))
+    await kube.create("/api/v1/namespaces/default/pods",
+                      _pod("graceful", script, 5, host_dir=tmp_path))
 
     async def running() -> bool:
         pod = await kube.get_pod("default", "graceful")

@@ -1,4 +1,7 @@
-"""Readiness probes (Mesos checks) drive `ready` and the pod's Ready condition."""
+"""Readiness probes (Mesos checks) drive `ready` and the pod's Ready condition.
+
+The probes look at a file the test makes on the host, as a user would let a container see one:
+through a hostPath volume (the embedded agents give every container a root of its own)."""
 
 from __future__ import annotations
 
@@ -9,11 +12,18 @@ from k8sbridge import app
 from tests.integration.conftest import eventually
 
 
+def _host_dir_at_probe(host_dir: Path) -> dict[str, Any]:
+    """Pod spec parts mounting ``host_dir`` at ``/probe`` in the container."""
+    return {"volumes": [{"name": "probe", "hostPath": {"path": str(host_dir)}}],
+            "volumeMounts": [{"name": "probe", "mountPath": "/probe"}]}
+
+
 async def test_a_readiness_probe_flips_ready(
     embedded: app.EmbeddedTargets, tmp_path: Path
 ) -> None:
     kube = embedded.bridge.kube
     flag = tmp_path / "ready"
+    host = _host_dir_at_probe(tmp_path)
     await kube.create(
         "/api/v1/namespaces/default/pods",
         {
@@ -22,13 +32,15 @@ async def test_a_readiness_probe_flips_ready(
             "metadata": {"name": "probed", "namespace": "default"},
             "spec": {
                 "terminationGracePeriodSeconds": 1,
+                "volumes": host["volumes"],
                 "containers": [
                     {
                         "name": "main",
                         "image": "busybox",
                         "command": ["sleep", "300"],
+                        "volumeMounts": host["volumeMounts"],
                         "readinessProbe": {
-                            "exec": {"command": ["test", "-f", str(flag)]},
+                            "exec": {"command": ["test", "-f", "/probe/ready"]},
                             "periodSeconds": 1,
                         },
                     }
@@ -70,6 +82,7 @@ async def test_a_failing_liveness_probe_restarts_the_container(
     kube = embedded.bridge.kube
     alive = tmp_path / "alive"
     alive.write_text("yes")
+    host = _host_dir_at_probe(tmp_path)
     await kube.create(
         "/api/v1/namespaces/default/pods",
         {
@@ -78,13 +91,15 @@ async def test_a_failing_liveness_probe_restarts_the_container(
             "metadata": {"name": "liveness", "namespace": "default"},
             "spec": {
                 "terminationGracePeriodSeconds": 1,
+                "volumes": host["volumes"],
                 "containers": [
                     {
                         "name": "main",
                         "image": "busybox",
                         "command": ["sleep", "300"],
+                        "volumeMounts": host["volumeMounts"],
                         "livenessProbe": {
-                            "exec": {"command": ["test", "-f", str(alive)]},
+                            "exec": {"command": ["test", "-f", "/probe/alive"]},
                             "periodSeconds": 1,
                             "failureThreshold": 2,
                         },

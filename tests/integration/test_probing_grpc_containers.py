@@ -110,9 +110,12 @@ async def test_a_grpc_readiness_probe_flips_ready(
     await kube.create("/api/v1/namespaces/default/pods", {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "grpc-probed", "namespace": "default"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+        "spec": {"terminationGracePeriodSeconds": 1, "volumes": [
+            # the flag through a hostPath volume (every container has a root of its own)
+            {"name": "flags", "hostPath": {"path": str(tmp_path)}}], "containers": [{
             "name": "main", "image": "python",
-            "command": [sys.executable, SERVER, str(port), str(flag)],
+            "command": [sys.executable, SERVER, str(port), "/flags/serving"],
+            "volumeMounts": [{"name": "flags", "mountPath": "/flags"}],
             "readinessProbe": {"grpc": {"port": port, "service": "demo.Greeter"},
                                "periodSeconds": 1, "timeoutSeconds": 2},
         }]},

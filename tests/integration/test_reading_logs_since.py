@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -45,19 +46,28 @@ def _client_ctx(targets: app.EmbeddedTargets) -> ssl.SSLContext:
     return ctx
 
 
+def _writer(script: str, flags: Path) -> dict[str, Any]:
+    """The pod, with the test's ``flags`` directory at ``/flags`` (a hostPath volume: the
+    embedded agents give every container a root of its own)."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "writer", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1,
+                 "volumes": [{"name": "flags", "hostPath": {"path": str(flags)}}],
+                 "containers": [{"name": "main", "image": "busybox",
+                                 "command": ["sh", "-c", script],
+                                 "volumeMounts": [{"name": "flags", "mountPath": "/flags"}]}]},
+    }
+
+
 async def test_since_skips_output_written_before_the_window(
     embedded: app.EmbeddedTargets, tmp_path: Path
 ) -> None:
     kube = embedded.bridge.kube
     flag = tmp_path / "go"
-    script = f'echo old line; while [ ! -f "{flag}" ]; do sleep 0.1; done; echo new line; ' \
+    script = 'echo old line; while [ ! -f /flags/go ]; do sleep 0.1; done; echo new line; ' \
              "sleep 300"
-    await kube.create("/api/v1/namespaces/default/pods", {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "writer", "namespace": "default"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
-            {"name": "main", "image": "busybox", "command": ["sh", "-c", script]}]},
-    })
+    await kube.create("/api/v1/namespaces/default/pods", _writer(script, tmp_path))
     kc = embedded.kubeconfig
 
     async def shows(text: str) -> bool:
@@ -109,14 +119,9 @@ async def test_the_sampler_knows_old_output_nobody_asked_for(
 ) -> None:
     kube = sampling.bridge.kube
     flag, ready = tmp_path / "go", tmp_path / "ready"
-    script = f'echo old line; touch "{ready}"; while [ ! -f "{flag}" ]; do sleep 0.1; done; ' \
-             "echo new line; sleep 300"
-    await kube.create("/api/v1/namespaces/default/pods", {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "writer", "namespace": "default"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
-            {"name": "main", "image": "busybox", "command": ["sh", "-c", script]}]},
-    })
+    script = 'echo old line; touch /flags/ready; while [ ! -f /flags/go ]; do sleep 0.1; ' \
+             "done; echo new line; sleep 300"
+    await kube.create("/api/v1/namespaces/default/pods", _writer(script, tmp_path))
 
     async def started() -> bool:
         return ready.exists()

@@ -1,4 +1,7 @@
-"""Init containers run one at a time, each to completion, before the app containers."""
+"""Init containers run one at a time, each to completion, before the app containers.
+
+The containers leave their trail on the host as a user would: through a hostPath volume (the
+embedded agents give every container a root of its own)."""
 
 from __future__ import annotations
 
@@ -8,31 +11,43 @@ from typing import Any
 from k8sbridge import app
 from tests.integration.conftest import eventually
 
+_AT = "/trail"  # where the test's directory is mounted in every container
+
+
+def _with_host_dir(spec: dict[str, Any], host_dir: Path) -> dict[str, Any]:
+    """``spec`` with ``host_dir`` mounted at ``_AT`` (a hostPath volume) in every container."""
+    spec["volumes"] = [{"name": "trail",
+                        "hostPath": {"path": str(host_dir)}}]
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        c["volumeMounts"] = [{"name": "trail", "mountPath": _AT}]
+    return spec
+
 
 async def test_init_containers_run_in_order_before_the_app(
     embedded: app.EmbeddedTargets, tmp_path: Path
 ) -> None:
     kube = embedded.bridge.kube
     trail = tmp_path / "trail"
+    inner = f"{_AT}/trail"
     await kube.create(
         "/api/v1/namespaces/default/pods",
         {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "inits", "namespace": "default"},
-            "spec": {
+            "spec": _with_host_dir({
                 "terminationGracePeriodSeconds": 1,
                 "initContainers": [
                     {"name": "first", "image": "busybox",
-                     "command": ["sh", "-c", f"sleep 1; echo first >> {trail}"]},
+                     "command": ["sh", "-c", f"sleep 1; echo first >> {inner}"]},
                     {"name": "second", "image": "busybox",
-                     "command": ["sh", "-c", f"echo second >> {trail}"]},
+                     "command": ["sh", "-c", f"echo second >> {inner}"]},
                 ],
                 "containers": [
                     {"name": "app", "image": "busybox",
-                     "command": ["sh", "-c", f"echo app >> {trail}; sleep 300"]},
+                     "command": ["sh", "-c", f"echo app >> {inner}; sleep 300"]},
                 ],
-            },
+            }, tmp_path),
         },
     )
 
@@ -58,21 +73,21 @@ async def test_init_containers_run_in_order_before_the_app(
     await kube.delete("/api/v1/namespaces/default/pods/inits", grace_period_seconds=0)
 
 
-def _inits_then_app(name: str, *, init_command: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "initContainers": [
-                {"name": "prepare", "image": "busybox", "command": ["sh", "-c", init_command]},
-            ],
-            "containers": [
-                {"name": "app", "image": "busybox", "command": ["sleep", "300"]},
-            ],
-        },
+def _inits_then_app(name: str, *, init_command: str, host_dir: Path | None = None
+                    ) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": 1,
+        "initContainers": [
+            {"name": "prepare", "image": "busybox", "command": ["sh", "-c", init_command]},
+        ],
+        "containers": [
+            {"name": "app", "image": "busybox", "command": ["sleep", "300"]},
+        ],
     }
+    if host_dir is not None:
+        spec = _with_host_dir(spec, host_dir)
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"}, "spec": spec}
 
 
 async def _running_app(kube: Any, name: str) -> dict[str, Any]:
@@ -108,11 +123,12 @@ async def test_a_failed_init_container_is_retried_at_once_then_counts_one_restar
     """The kubelet's crash back-off applies to init containers too: the first retry is
     immediate (not a fixed 10 s), and the retried init container shows restartCount 1."""
     kube = embedded.bridge.kube
-    marker = tmp_path / "tried"
+    marker = f"{_AT}/tried"  # on the host through a hostPath: it outlives the first try
     await kube.create(
         "/api/v1/namespaces/default/pods",
         _inits_then_app(
-            "retried", init_command=f"test -e {marker} && exit 0; touch {marker}; exit 3"
+            "retried", init_command=f"test -e {marker} && exit 0; touch {marker}; exit 3",
+            host_dir=tmp_path,
         ),
     )
     pod = await _running_app(kube, "retried")

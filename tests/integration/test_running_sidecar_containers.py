@@ -1,6 +1,9 @@
 """Sidecars (Kubernetes ≥ 1.29): an init container with ``restartPolicy: Always`` starts in
 order, keeps running beside the next init containers and the app, and is stopped after the
-app containers are done."""
+app containers are done.
+
+The containers leave their trail on the host as a user would: through a hostPath volume at
+``/trail`` (the embedded agents give every container a root of its own)."""
 
 from __future__ import annotations
 
@@ -16,8 +19,12 @@ from k8sbridge.kernel import main as kernel_main
 from k8sbridge.kernel.master import config as master_config
 from tests.integration.conftest import eventually, fast_settings
 
+_TRAIL = "/trail/trail"  # the host's tmp_path/trail, through the hostPath volume
 
-def _pod(name: str, *, trail: Path, app_command: str, policy: str) -> dict[str, Any]:
+
+def _pod(name: str, *, host_dir: Path, app_command: str, policy: str) -> dict[str, Any]:
+    """The pod, ``host_dir`` mounted at ``/trail`` in every container (a hostPath volume)."""
+    mounts = [{"name": "trail", "mountPath": "/trail"}]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -25,14 +32,18 @@ def _pod(name: str, *, trail: Path, app_command: str, policy: str) -> dict[str, 
         "spec": {
             "restartPolicy": policy,
             "terminationGracePeriodSeconds": 1,
+            "volumes": [{"name": "trail",
+                         "hostPath": {"path": str(host_dir)}}],
             "initContainers": [
                 {"name": "proxy", "image": "busybox", "restartPolicy": "Always",
-                 "command": ["sh", "-c", f"echo proxy >> {trail}; exec sleep 300"]},
+                 "command": ["sh", "-c", f"echo proxy >> {_TRAIL}; exec sleep 300"],
+                 "volumeMounts": mounts},
                 {"name": "setup", "image": "busybox",
-                 "command": ["sh", "-c", f"echo setup >> {trail}"]},
+                 "command": ["sh", "-c", f"echo setup >> {_TRAIL}"], "volumeMounts": mounts},
             ],
             "containers": [
-                {"name": "app", "image": "busybox", "command": ["sh", "-c", app_command]},
+                {"name": "app", "image": "busybox", "command": ["sh", "-c", app_command],
+                 "volumeMounts": mounts},
             ],
         },
     }
@@ -50,7 +61,7 @@ async def test_a_sidecar_keeps_running_beside_the_next_init_container_and_the_ap
     kube = embedded.bridge.kube
     trail = tmp_path / "trail"
     await kube.create("/api/v1/namespaces/default/pods", _pod(
-        "with-proxy", trail=trail, app_command=f"echo app >> {trail}; exec sleep 300",
+        "with-proxy", host_dir=tmp_path, app_command=f"echo app >> {_TRAIL}; exec sleep 300",
         policy="Always",
     ))
 
@@ -85,7 +96,7 @@ async def test_a_sidecar_is_stopped_once_the_app_containers_completed(
 ) -> None:
     kube = embedded.bridge.kube
     await kube.create("/api/v1/namespaces/default/pods", _pod(
-        "job-like", trail=tmp_path / "trail", app_command="sleep 1", policy="Never",
+        "job-like", host_dir=tmp_path, app_command="sleep 1", policy="Never",
     ))
 
     async def completed() -> dict[str, Any] | None:
@@ -114,10 +125,10 @@ async def test_deleting_a_pod_stops_its_sidecar_after_the_app(
 
     def stops(name: str, *, taking: float = 0) -> str:
         # the app takes a second to stop: killed together, the sidecar would write first
-        return (f"trap 'sleep {taking}; echo {name} >> {trail}; exit 0' TERM; echo up; "
+        return (f"trap 'sleep {taking}; echo {name} >> /trail/stopped; exit 0' TERM; echo up; "
                 "while true; do sleep 0.1; done")
 
-    pod = _pod("stopping", trail=tmp_path / "trail", app_command=stops("app", taking=1),
+    pod = _pod("stopping", host_dir=tmp_path, app_command=stops("app", taking=1),
                policy="Always")
     pod["spec"]["terminationGracePeriodSeconds"] = 5
     pod["spec"]["initContainers"][0]["command"] = ["sh", "-c", stops("proxy")]
@@ -143,8 +154,8 @@ async def test_a_sidecar_that_exits_is_restarted_beside_the_running_app(
     embedded: app.EmbeddedTargets, tmp_path: Path
 ) -> None:
     kube = embedded.bridge.kube
-    marker = tmp_path / "ran-once"
-    pod = _pod("proxy-crash", trail=tmp_path / "trail", app_command="exec sleep 300",
+    marker = "/trail/ran-once"  # on the host: it outlives the sidecar's first run
+    pod = _pod("proxy-crash", host_dir=tmp_path, app_command="exec sleep 300",
                policy="Always")
     # the first run of the sidecar exits with an error after 3 s; the second keeps running
     pod["spec"]["initContainers"][0]["command"] = [
@@ -191,10 +202,11 @@ async def test_a_bridge_restart_adopts_a_pod_with_a_running_sidecar(tmp_path: Pa
             mesos=dataclasses.replace(base.mesos, masters=(kernel.master_url,)),
             kube=dataclasses.replace(base.kube, kubeconfig=dk.kubeconfig),
             scheduler=dataclasses.replace(
-                base.scheduler, scheduler_names=("default-scheduler",), image_mode="none"
+                base.scheduler, scheduler_names=("default-scheduler",), image_mode="none",
+                allow_host_path=True,  # as the embedded bridge (the trail's hostPath)
             ),
         )
-        spec = _pod("adopted", trail=tmp_path / "trail", app_command="exec sleep 300",
+        spec = _pod("adopted", host_dir=tmp_path, app_command="exec sleep 300",
                     policy="Always")
 
         async def both_running(kube: Any) -> dict[str, Any] | None:

@@ -7,7 +7,8 @@ it runs for each container), ``containers`` (the agent's side of that daemon and
 container), ``fetcher`` (``CommandInfo.uris``), ``updates`` (reliable status updates),
 ``checks`` (health checks and checks), ``calls`` and ``http`` (the agent HTTP API) with
 ``httpauth`` (its HTTP Basic realms), ``garbage`` (sandbox garbage collection), ``confinement``
-(the tasks' read-only view of the cgroup file system), ``errors``,
+(the tasks' read-only view of the cgroup file system), ``viewmaker`` (the process that forks
+the namespace holders of containers with views of their own), ``errors``,
 and the agent component itself, split by responsibility: ``state`` (records), ``core``
 (tables, status stream, checkpoints), ``running`` (executor events, kills, probes),
 ``launching`` (containers from the master's launches), ``recovery`` (after a restart) and

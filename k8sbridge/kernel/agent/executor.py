@@ -36,6 +36,7 @@ with it. The daemon exits once it has no container and no agent connected.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import json
@@ -43,13 +44,16 @@ import os
 import resource
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import cgroups, confinement, paths, users
+from k8sbridge.kernel.agent import cgroups, confinement, holders, paths, users
 from k8sbridge.kernel.agent.supervisor import Followed, Supervisor, set_task_view, socket_address
 
 __all__ = ["main"]
+
+_Answer = str | Callable[[], str]  # an answer, or what makes it (``_Daemon.spawn``)
 
 
 class _Daemon:
@@ -67,13 +71,15 @@ class _Daemon:
         # The containers this connection follows (spawned with "follow"): their supervisors
         # lose this client when the connection goes.
         follows: dict[str, tuple[Supervisor, Followed]] = {}
+        answers: collections.deque[asyncio.Future[_Answer]] = collections.deque()
+        answering: asyncio.Task[None] | None = None
         try:
             while True:
                 try:
                     line = await reader.readline()
                 except ValueError as e:  # over the limit: that request is dropped, not the rest
-                    writer.write(f"error the request is too large: {e}\n".encode())
-                    await writer.drain()
+                    line = f"error the request is too large: {e}\n".encode()
+                    answering = self._queue(answers, answering, _ready(line.decode()), writer)
                     continue
                 if not line:
                     return
@@ -85,22 +91,50 @@ class _Daemon:
                     # agent kills those it has no checkpoint for.
                     listing = {cid: [t["task_id"] for t in sup.tasks]
                                for cid, sup in self.by_id.items()}
-                    writer.write(b"containers " + json.dumps(listing).encode() + b"\n")
-                    await writer.drain()
+                    answering = self._queue(answers, answering, _ready(
+                        "containers " + json.dumps(listing) + "\n"), writer)
                     continue
-                answer = await self.spawn(line.decode(errors="replace").strip(),
-                                          writer=writer, follows=follows)
-                writer.write(answer.encode())
-                await writer.drain()
+                # Spawns run at the same time (their sandboxes and cgroups are made in
+                # threads: blocking file-system calls); the answers go out in request order.
+                answering = self._queue(answers, answering, asyncio.ensure_future(self.spawn(
+                    line.decode(errors="replace").strip(), writer=writer, follows=follows)),
+                    writer)
         except ConnectionError:
             return
         finally:
+            if answering is not None:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await answering
             self.controls -= 1
             self.changed.set()
             with contextlib.suppress(ConnectionError, RuntimeError):
                 writer.close()
             for supervisor, followed in list(follows.values()):
                 supervisor.remove_client(followed)
+
+    def _queue(self, answers: collections.deque[asyncio.Future[_Answer]],
+               answering: asyncio.Task[None] | None, answer: asyncio.Future[_Answer],
+               writer: asyncio.StreamWriter) -> asyncio.Task[None]:
+        """Queue ``answer`` behind the earlier ones; the task that writes them."""
+        answers.append(answer)
+        if answering is None or answering.done():
+            answering = asyncio.create_task(self._answer(answers, writer))
+        return answering
+
+    @staticmethod
+    async def _answer(answers: collections.deque[asyncio.Future[_Answer]],
+                      writer: asyncio.StreamWriter) -> None:
+        """Write the spawns' answers in request order, as they complete."""
+        while answers:
+            try:
+                answer = await answers[0]
+                text = answer if isinstance(answer, str) else answer()  # even if closed
+            except Exception as e:  # an answer still, in its place
+                text = "error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n"
+            answers.popleft()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.write(text.encode())
+                await writer.drain()
 
     def command(self, line: bytes) -> None:
         """``{"container_id": CID, "type": ..., ...}`` for the supervisor of CID (if any)."""
@@ -117,12 +151,14 @@ class _Daemon:
             supervisor.command(command)
 
     async def spawn(self, request: str, *, writer: asyncio.StreamWriter | None = None,
-                    follows: dict[str, tuple[Supervisor, Followed]] | None = None) -> str:
+                    follows: dict[str, tuple[Supervisor, Followed]] | None = None
+                    ) -> str | Callable[[], str]:
         """``request`` is the spec as one JSON line, or the path of a file holding it.
 
         With ``prepare`` in the spec the daemon also makes the sandbox and the cgroups (see
         ``_prepare``); the answer ``ok PID CGROUPS`` carries the cgroups it made (JSON). With
-        ``follow`` the container's events go to ``writer`` (see the module docstring).
+        ``follow`` the container's events go to ``writer`` (see the module docstring). Returns
+        the answer (an error), or what starts the supervisor and returns the answer.
         """
         supervisor: Supervisor | None = None
         made: cgroups.CgroupSet | None = None
@@ -131,7 +167,8 @@ class _Daemon:
             prepare = spec.get("prepare")
             if isinstance(prepare, dict):
                 try:
-                    made = self._prepare(prepare, container_id=str(spec["container_id"]))
+                    made = await asyncio.to_thread(
+                        self._prepare, prepare, container_id=str(spec["container_id"]))
                 except OSError as e:
                     why = str(e).replace("\n", " ")
                     return f"error cannot create the sandbox or its volumes: {why}\n"
@@ -146,18 +183,27 @@ class _Daemon:
                     print(f"container daemon: cannot remove cgroup {d}: {err}",
                           file=sys.stderr, flush=True)
             return "error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n"
-        container_id = str(spec["container_id"])
-        if spec.get("follow") and writer is not None and follows is not None:
-            followed = Followed(writer, container_id, follows)
-            follows[container_id] = (supervisor, followed)
-            supervisor.add_client(followed)
-        self.by_id[container_id] = supervisor
-        task = asyncio.create_task(supervisor.serve())
-        self.supervisors.add(task)
-        task.add_done_callback(self._done)
-        task.add_done_callback(lambda _: self._forget(container_id, supervisor))
-        made_raw = json.dumps(spec.get("cgroups"), separators=(",", ":"))
-        return f"ok {os.getpid()} {made_raw}\n"
+        started = supervisor
+
+        def finish() -> str:
+            """Run the supervisor, following it on ``writer``: called right before the answer
+            is written, with no await in between, so its first event comes after the answer
+            on the control connection (the agent holds events until it has its answer, but
+            ``gone`` would end a container it does not know yet)."""
+            container_id = str(spec["container_id"])
+            if spec.get("follow") and writer is not None and follows is not None:
+                followed = Followed(writer, container_id, follows)
+                follows[container_id] = (started, followed)
+                started.add_client(followed)
+            self.by_id[container_id] = started
+            task = asyncio.create_task(started.serve())
+            self.supervisors.add(task)
+            task.add_done_callback(self._done)
+            task.add_done_callback(lambda _: self._forget(container_id, started))
+            made_raw = json.dumps(spec.get("cgroups"), separators=(",", ":"))
+            return f"ok {os.getpid()} {made_raw}\n"
+
+        return finish
 
     def _prepare(self, prepare: dict[str, Any], *, container_id: str
                  ) -> cgroups.CgroupSet | None:
@@ -242,6 +288,13 @@ class _Daemon:
             await asyncio.gather(*self.supervisors, return_exceptions=True)
 
 
+def _ready(text: str) -> asyncio.Future[_Answer]:
+    """An answer known at once, as a future (queued behind the spawns before it)."""
+    future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+    future.set_result(text)
+    return future
+
+
 _IDLE_EXIT_SECONDS = 2.0
 _MAX_SPEC_BYTES = 256 * 1024 * 1024  # one spawn request (a whole task group's spec) per line
 
@@ -263,6 +316,7 @@ def _daemonize(name: str, log_path: str) -> int:
         os.dup2(log_fd, 2)
         code = 0
         try:
+            holders.start_maker()  # while this process is small (see ``viewmaker``)
             asyncio.run(_Daemon().run(name, write_fd))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:  # another daemon serves this agent already

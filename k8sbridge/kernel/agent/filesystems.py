@@ -21,7 +21,7 @@ from typing import Any
 
 from k8sbridge.kernel.agent import images, volumes
 
-__all__ = ["FULL_ISOLATION", "HOST_VIEW_MESSAGE", "SANDBOX_DIRECTORY", "image_name",
+__all__ = ["FULL_ISOLATION", "HOST_VIEW_MESSAGE", "SANDBOX_DIRECTORY", "image_cached", "image_name",
            "parse_isolation", "plan_task"]
 
 SANDBOX_DIRECTORY = "/mnt/mesos/sandbox"  # Mesos' --sandbox_directory default
@@ -67,6 +67,14 @@ def image_name(container: Any) -> str | None:
         raise volumes.VolumeError(f"Unsupported container image type: {image.get('type')}")
     name = (image.get("docker") or {}).get("name")
     return str(name) if name else None
+
+
+def image_cached(container: Any) -> bool:
+    """``container.mesos.image.cached`` (Mesos' default: true): false makes the provisioner
+    pull the image again even if its store has it."""
+    image = ((container or {}).get("mesos") or {}).get("image") \
+        if isinstance(container, dict) else None
+    return not (isinstance(image, dict) and image.get("cached") is False)
 
 
 def docker_command(command: dict[str, Any], config: dict[str, Any]
@@ -129,9 +137,15 @@ def plan_task(*, isolation: frozenset[str], info: dict[str, Any], group: bool,
     mode = pid_mode(isolation, container)
     if mode == "group" and not group:
         mode = "host"  # a top-level container sharing the agent's pid namespace (Mesos)
+    # The host's root gets its upper layer on a tmpfs that exists only in the holder's
+    # namespace, mounted on a directory every such view shares (``rootfs``): nothing of it
+    # is on disk, so nothing per container is made there (``provisioner`` is
+    # WORK_DIR/provisioner/containers/<container>/<task>).
+    scratch = provisioner / "scratch" if image is not None else \
+        provisioner.parents[2] / "host-view"
     return {
         "root": str(provisioner / "rootfs"),
-        "scratch": str(provisioner / "scratch"),
+        "scratch": str(scratch),
         "layers": list(image.layers) if image is not None else [],
         "sandbox": str(sandbox),
         "sandbox_at": sandbox_at,

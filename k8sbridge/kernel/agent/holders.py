@@ -10,30 +10,40 @@ so killing a task would always wait its whole grace). The holder is what Mesos'
 reaps what is orphaned inside (SIGCHLD ignored: the kernel reaps for it). The task stays the
 daemon's child, so the daemon waits for it and signals it exactly as for a task on the host.
 
-Why a fork of the daemon (not a new interpreter): the holder runs the mount plan in Python,
-and a fork costs ~1-5 ms against tens for an interpreter; the price is the holder's private
-pages (under 1 MiB; see docs/kernel.md for the measured figures).
+Why a fork (not a new interpreter), and of the view maker (``viewmaker``) rather than of the
+daemon: the holder runs the mount plan in Python, and a fork costs ~1 ms against tens for an
+interpreter; a fork of the small maker costs a fifth of a fork of the daemon and does not make
+the daemon's pages copy-on-write for the container's whole life. The maker is started once per
+daemon (``start_maker``, again if it died); the holder reads its plan from its report socket,
+joins the container's cgroups (so what it and its tmpfs use is the container's), makes the view
+and answers ``ok`` with descriptors of itself (a pidfd) and of its mount and pid namespaces.
 
 Cleanup is the kernel's: every mount was made inside the holder's namespace, so killing the
 holder (SIGKILL, which also kills whatever is left in its pid namespace) unmounts them all;
-what stays on the host is the container's provisioner directory, removed by ``release``.
+what stays on the host is the container's provisioner directory (an image's upper layer),
+removed by ``release``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
+import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import mounting, rootfs
+from k8sbridge.kernel.agent import mounting
 
-__all__ = ["Holder", "fork", "home_namespaces", "ready", "release"]
+__all__ = ["Holder", "home_namespaces", "release", "start", "start_maker"]
 
+_REPO_ROOT = str(Path(__file__).resolve().parents[3])
 _HOME: dict[str, int] = {}  # the daemon's own namespaces (opened once, on first use)
 
 
@@ -49,12 +59,12 @@ def home_namespaces() -> dict[str, int]:
 class Holder:
     """A running holder: its pid and descriptors of its namespaces."""
 
-    def __init__(self, *, pid: int, pidfd: int, plan: dict[str, Any]) -> None:
-        self.pid = pid
+    def __init__(self, *, pidfd: int, mnt_fd: int, pid_fd: int, plan: dict[str, Any]) -> None:
         self.pidfd = pidfd
+        self.pid = _pid_of(pidfd)
         self.plan = plan
-        self.mnt_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        self.pid_fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.mnt_fd = mnt_fd
+        self.pid_fd = pid_fd
 
     @contextlib.contextmanager
     def entered(self, preexec: Callable[[], None] | None) -> Iterator[Any]:
@@ -101,106 +111,115 @@ class Holder:
             await done
         finally:
             loop.remove_reader(self.pidfd)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
         for fd in (self.mnt_fd, self.pid_fd, self.pidfd):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
 
-def _child(plan: dict[str, Any], report: int) -> None:
-    """In the forked holder: become the view's keeper (never returns)."""
-    code = 0
-    try:
-        os.setsid()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps orphans for us
-        os.closerange(3, report)
-        os.closerange(report + 1, 1 << 20)
-        gc.disable()
-        mounting.unshare(mounting.CLONE_NEWNS)
-        rootfs.build(plan)
-        os.write(report, b"ok")
-        os.close(report)
-        while True:
-            signal.pause()
-    except BaseException as e:  # everything goes to the daemon through the pipe
-        with contextlib.suppress(OSError):
-            os.write(report, f"{e}".encode(errors="replace")[:4000] or b"failed")
-        code = 1
-    os._exit(code)
+def _pid_of(pidfd: int) -> int:
+    """The pid (in our pid namespace) of the process ``pidfd`` refers to."""
+    with open(f"/proc/self/fdinfo/{pidfd}") as f:
+        for line in f:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    raise OSError("not a pidfd")
 
 
-def fork(plan: dict[str, Any], *, pid_namespace: str, join: Holder | None = None
-         ) -> tuple[int, int]:
-    """Fork a holder for ``plan``: ``(pid, descriptor its answer comes on)``, for ``ready``.
-    ``pid_namespace``: ``"new"`` (the holder is its init), ``"join"`` (``join``'s namespace)
-    or ``"host"`` (the daemon's). The holder is born in the caller's cgroups."""
-    home = home_namespaces()
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    try:
-        if pid_namespace == "new":
-            mounting.unshare(mounting.CLONE_NEWPID)
-        elif pid_namespace == "join" and join is not None:
-            mounting.setns(join.pid_fd, mounting.CLONE_NEWPID)
+class _Maker:
+    """The daemon's end of its view maker (``viewmaker``)."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _REPO_ROOT + (os.pathsep + env["PYTHONPATH"]
+                                          if env.get("PYTHONPATH") else "")
+        with theirs:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-S", "-m", "k8sbridge.kernel.agent.viewmaker",
+                 str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        self.sock = ours
+
+    def request(self, mode: str, report: int, join: int | None) -> None:
+        """Ask for a holder in pid namespace ``mode`` reporting on ``report``."""
+        fds = [report] if join is None else [report, join]
+        socket.send_fds(self.sock, [mode.encode()], fds)
+
+
+_MAKER: list[_Maker] = []
+
+
+def _maker() -> _Maker:
+    if not _MAKER or _MAKER[0].proc.poll() is not None:
+        if _MAKER:
+            _MAKER[0].sock.close()
+        _MAKER[:] = [_Maker()]
+    return _MAKER[0]
+
+
+def start_maker() -> None:
+    """Start this process's view maker now rather than for its first view."""
+    _maker()
+
+
+async def start(plan: dict[str, Any], *, pid_namespace: str, join: Holder | None = None,
+                cgroups: list[str] | None = None) -> Holder:
+    """A holder for ``plan`` once its view is made; ``OSError`` with its reason if it cannot
+    be (nothing of it is left then). ``pid_namespace``: ``"new"`` (the holder is its init),
+    ``"join"`` (``join``'s namespace) or ``"host"`` (the daemon's). It joins ``cgroups`` (the
+    container's cgroup directories) first."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours:
         try:
-            pid = os.fork()
-            if pid == 0:
-                os.close(read_fd)
-                _child(plan, write_fd)
+            _maker().request(
+                pid_namespace, theirs.fileno(),
+                join.pid_fd if pid_namespace == "join" and join is not None else None)
         finally:
-            if pid_namespace != "host":
-                mounting.setns(home["pid"], mounting.CLONE_NEWPID)
-    except BaseException:
-        os.close(read_fd)
-        os.close(write_fd)
-        raise
-    os.close(write_fd)
-    return pid, read_fd
-
-
-async def ready(plan: dict[str, Any], pid: int, read_fd: int) -> Holder:
-    """The forked holder once its view is made (``OSError`` with its reason if it cannot be;
-    it is then reaped)."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        answer = await _read_all(read_fd)
-    finally:
-        os.close(read_fd)
-    if answer != b"ok":
-        with contextlib.suppress(ProcessLookupError):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-        os.close(pidfd)
+            theirs.close()
+        ours.setblocking(False)
+        loop = asyncio.get_running_loop()
+        data = json.dumps({**plan, "cgroups": cgroups or []}).encode()
+        with contextlib.suppress(OSError):  # a holder that died first says why below
+            await loop.sock_sendall(ours, len(data).to_bytes(8, "big") + data)
+        answer, fds = await _read_answer(ours)
+    if answer != b"ok" or len(fds) != 3:
+        if fds:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(fds[0], signal.SIGKILL)
+        for fd in fds:
+            os.close(fd)
         raise OSError(answer.decode(errors="replace") or "the namespace holder died")
-    return Holder(pid=pid, pidfd=pidfd, plan=plan)
+    return Holder(pidfd=fds[0], mnt_fd=fds[1], pid_fd=fds[2], plan=plan)
 
 
-async def _read_all(fd: int) -> bytes:
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _read_answer(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """Everything the holder sends until it closes its end, and the descriptors with it."""
     loop = asyncio.get_running_loop()
     chunks: list[bytes] = []
-    done: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
+    fds: list[int] = []
+    while True:
+        readable: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(sock.fileno(), _settle, readable)
         try:
-            data = os.read(fd, 4096)
+            await readable
+        finally:
+            loop.remove_reader(sock.fileno())
+        try:
+            data, got, _, _ = socket.recv_fds(sock, 4096, 3)
         except BlockingIOError:
-            return
-        if data:
-            chunks.append(data)
-        elif not done.done():
-            done.set_result(None)
-
-    os.set_blocking(fd, False)
-    loop.add_reader(fd, readable)
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
-    return b"".join(chunks)
+            continue
+        except OSError:
+            data, got = b"", []
+        fds.extend(got)
+        if not data:
+            return b"".join(chunks), fds
+        chunks.append(data)
 
 
 def release(directory: str) -> None:

@@ -114,9 +114,13 @@ class Store:
         repo, tag = parse_reference(name)
         return self.store_dir / "images" / f"{repo.replace('/', '%2F')}:{tag}.json"
 
-    def get(self, name: str) -> Image:
-        """The image, pulled into the store first if it is not there (blocking: run it in a
-        thread). Raises ``ImageError`` with Mesos' words when it cannot be found or read."""
+    def get(self, name: str, *, cached: bool = True) -> Image:
+        """The image, pulled into the store first if it is not there, or always when not
+        ``cached`` (Mesos' ``Image.cached``: the archive is read again, and layers the store
+        does not have yet are unpacked); blocking: run it in a thread. Raises ``ImageError``
+        with Mesos' words when it cannot be found or read."""
+        if not cached:
+            return self._pull(name)
         record = self._record_path(name)
         try:
             data = json.loads(record.read_text())

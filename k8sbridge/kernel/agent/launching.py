@@ -257,8 +257,9 @@ class Launching(Running):
             return None
 
     async def _provision(self, container: Container) -> dict[str, images.Image]:
-        """The images of the container's tasks, pulled into the store first if needed (in a
-        thread: unpacking layers takes a while), one pull per image at a time."""
+        """The images of the container's tasks, pulled into the store first if needed or asked
+        (``Image.cached: false``; in a thread: unpacking layers takes a while), one pull per
+        image at a time."""
         out: dict[str, images.Image] = {}
         for task in container.tasks.values():
             name = filesystems.image_name(task.info.get("container"))
@@ -274,8 +275,9 @@ class Launching(Running):
                 store_dir=self._config.docker_store_dir or self._work_dir / "store" / "docker")
             locks: dict[str, Any] = self.__dict__.setdefault("_image_locks", {})
             lock = locks.setdefault(name, asyncio.Lock())
+            cached = filesystems.image_cached(task.info.get("container"))
             async with lock:
-                out[task.task_id] = await asyncio.to_thread(store.get, name)
+                out[task.task_id] = await asyncio.to_thread(store.get, name, cached=cached)
         return out
 
     def _view(self, container: Container, task: Task, spec: dict[str, Any],

@@ -69,14 +69,15 @@ def bind(source: str, target: str, *, readonly: bool = False, recursive: bool = 
         remount_readonly(target)
 
 
-def remount_readonly(target: str) -> None:
+def remount_readonly(target: str, *, options: tuple[str, ...] | None = None) -> None:
     """Make the mount at ``target`` read-only, keeping its nosuid/nodev/noexec (the kernel
-    refuses a bind remount that would clear a flag the mount's owner locked)."""
+    refuses a bind remount that would clear a flag the mount's owner locked); ``options``:
+    its per-mount options when the caller has read them already."""
+    if options is None:
+        options = tuple(o for e in mountinfo() if e.point == target for o in e.options)
     keep = 0
-    for entry in mountinfo():
-        if entry.point == target:
-            for option in entry.options:
-                keep |= _OPTION_FLAGS.get(option, 0)
+    for option in options:
+        keep |= _OPTION_FLAGS.get(option, 0)
     mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep)
 
 

@@ -9,8 +9,11 @@ lives only in the container's namespace for the host's root -- overlayfs refuses
 directory on the file system it overlays), so nothing the container writes reaches the host or
 another container. Then, as Mesos: a ``/proc`` of the container's pid namespace, a ``/dev``
 with the standard devices only, ``/sys`` read-only (so the cgroup file system is read-only,
-see ``confinement``), the sandbox at its place, the volumes, and for an image the host's
-``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname``.
+see ``confinement``), the sandbox at its place, for an image the host's ``/etc/hosts``,
+``/etc/resolv.conf`` and ``/etc/hostname`` read-only (Mesos' ``network/cni`` isolator for a
+container with an image that joins no CNI network), then the volumes (so a volume at one of
+those paths, such as a framework's own ``/etc/hosts`` as a SECRET, wins, as in Mesos where the
+volumes are mounted after the isolators' setup).
 
 Why every target is made after ``pivot_root`` (the host's root kept at ``/.oldroot`` until the
 end): a path inside an image may be a symbolic link to ``/etc/...``; resolved from the host's
@@ -27,6 +30,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import stat
 from typing import Any
 
 from k8sbridge.kernel.agent import mounting
@@ -63,15 +67,22 @@ def _make_target(target: str, *, directory: bool) -> None:
 
 
 def _mount_root(plan: dict[str, Any]) -> str:
-    root = str(plan["root"])
+    """Mount the overlay; its path. An image's upper layer is on disk under the container's
+    provisioner directory; the host's root gets a tmpfs (at a directory all holders share: the
+    mount exists only in this namespace) holding its upper layer and its mount point, so such
+    a view touches the agent's disk not at all."""
     scratch = str(plan["scratch"])
-    os.makedirs(root, exist_ok=True)
     os.makedirs(scratch, exist_ok=True)
     layers = [str(p) for p in plan.get("layers") or []]
-    if not layers:  # the host's root: the upper layer cannot be on it
+    if layers:
+        root = str(plan["root"])
+        os.makedirs(root, exist_ok=True)
+    else:  # the host's root: the upper layer cannot be on it
         mounting.mount("tmpfs", scratch, "tmpfs", mounting.MS_NOSUID | mounting.MS_NODEV,
                        "mode=0755")
         layers = ["/"]
+        root = os.path.join(scratch, "root")
+        os.mkdir(root)
     upper, work = os.path.join(scratch, "upper"), os.path.join(scratch, "work")
     os.makedirs(upper, exist_ok=True)
     os.makedirs(work, exist_ok=True)
@@ -87,9 +98,10 @@ def _pivot(root: str) -> None:
     os.chdir("/")
 
 
-def _standard_mounts(plan: dict[str, Any]) -> None:
+def _standard_mounts() -> None:
     """``/proc``, ``/sys`` (read-only), ``/dev`` (tmpfs with the standard devices, its own
-    ``devpts`` and ``/dev/shm``), as Mesos' linux file-system isolator makes them."""
+    ``devpts`` and ``/dev/shm``), as Mesos' linux file-system isolator makes them: the devices
+    are copies of the host's nodes (``mknod``, as Mesos' ``copyDeviceNode``)."""
     _make_target("/proc", directory=True)
     mounting.mount("proc", "/proc", "proc",
                    mounting.MS_NOSUID | mounting.MS_NODEV | mounting.MS_NOEXEC)
@@ -98,19 +110,20 @@ def _standard_mounts(plan: dict[str, Any]) -> None:
     for entry in sorted(mounting.mountinfo(), key=lambda m: len(m.point)):
         if entry.point == "/sys" or entry.point.startswith("/sys/"):
             with contextlib.suppress(OSError):  # a mount that went away meanwhile
-                mounting.remount_readonly(entry.point)
+                mounting.remount_readonly(entry.point, options=entry.options)
     _make_target("/dev", directory=True)
     mounting.mount("tmpfs", "/dev", "tmpfs", mounting.MS_NOSUID | mounting.MS_NOEXEC,
                    "mode=0755")
     for name in _DEVICES:
-        if os.path.exists(_host(f"/dev/{name}")):
-            _make_target(f"/dev/{name}", directory=False)
-            mounting.bind(_host(f"/dev/{name}"), f"/dev/{name}", recursive=False)
-    os.makedirs("/dev/pts")
+        with contextlib.suppress(FileNotFoundError):
+            host = os.stat(_host(f"/dev/{name}"))
+            os.mknod(f"/dev/{name}", host.st_mode, host.st_rdev)
+            os.chmod(f"/dev/{name}", stat.S_IMODE(host.st_mode))  # not less the umask
+    os.mkdir("/dev/pts")
     mounting.mount("devpts", "/dev/pts", "devpts", mounting.MS_NOSUID | mounting.MS_NOEXEC,
                    "newinstance,ptmxmode=0666,mode=0620")
     os.symlink("pts/ptmx", "/dev/ptmx")
-    os.makedirs("/dev/shm")
+    os.mkdir("/dev/shm")
     mounting.mount("tmpfs", "/dev/shm", "tmpfs",
                    mounting.MS_NOSUID | mounting.MS_NODEV | mounting.MS_NOEXEC, "mode=1777")
     for name, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -150,6 +163,33 @@ def _secrets(plan: dict[str, Any]) -> None:
         mounting.bind(source, target, readonly=bool(secret.get("readonly")))
 
 
+def _network_files(plan: dict[str, Any]) -> dict[str, str]:
+    """The host's network files for the container (``etc`` in the plan), resolved on the
+    host, as Mesos' ``network/cni`` isolator takes them for a container with an image on the
+    host network: ``/etc/hosts`` and ``/etc/hostname`` when the host has them,
+    ``/etc/resolv.conf`` always (the launch fails without it)."""
+    out: dict[str, str] = {}
+    for path in plan.get("etc") or []:
+        if os.path.exists(path):
+            out[str(path)] = os.path.realpath(path)
+        elif path == "/etc/resolv.conf":
+            raise OSError(f"Unable to find '{path}'")
+    return out
+
+
+def _bind_network_file(source: str, target: str) -> None:
+    """Bind a host network file at ``target`` read-only (and nosuid, nodev, noexec), as the
+    ``network/cni`` isolator's setup helper: a symbolic link there (``/etc/resolv.conf`` often
+    is one in an image) is replaced by a file first, so the mount lands at the path itself."""
+    if os.path.islink(target):
+        os.unlink(target)
+    _make_target(target, directory=False)
+    mounting.mount(_host(source), target, None, mounting.MS_BIND)
+    mounting.mount("none", target, None,
+                   mounting.MS_REMOUNT | mounting.MS_BIND | mounting.MS_RDONLY |
+                   mounting.MS_NOSUID | mounting.MS_NODEV | mounting.MS_NOEXEC)
+
+
 def _make_source(directory: str, base: str) -> None:
     """A ``SANDBOX_PATH`` source as ``volume/sandbox_path`` makes it: one that exists is left
     as it is (another user may own it); a new one is owned by the owner of the sandbox it is
@@ -171,14 +211,13 @@ def build(plan: dict[str, Any]) -> None:
     for directory, base in plan.get("make_dirs") or []:  # SANDBOX_PATH sources
         _make_source(str(directory), str(base))
     sandbox = os.path.realpath(str(plan["sandbox"]))
-    etc = [p for p in plan.get("etc") or [] if os.path.exists(p)]
-    etc_sources = {p: os.path.realpath(p) for p in etc}
+    etc_sources = _network_files(plan)
     root = _mount_root(plan)
     _pivot(root)
-    _standard_mounts(plan)
+    _standard_mounts()
     _bind(sandbox, str(plan["sandbox_at"]), readonly=False)
-    for path in etc:
-        _bind(etc_sources[path], path, readonly=False)
+    for path, source in etc_sources.items():  # before the volumes: a volume there wins
+        _bind_network_file(source, path)
     for m in plan.get("mounts") or []:
         source = sources[str(m["source"])]
         if not os.path.exists(_host(source)):

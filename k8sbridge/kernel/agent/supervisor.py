@@ -54,15 +54,17 @@ def _inside(cgroup: cgroups.CgroupSet | None) -> Iterator[Any]:
         except OSError:
             preexec = cgroup.join_self
     joined: list[str] = []
+    # The spawning thread alone where cgroup v1 allows it (``cgroups.join_dirs``).
+    thread_only = cgroup is not None and cgroup.version == 1
     try:
         for target, home in homes:
-            cgroups.join_dirs([target])
+            cgroups.join_dirs([target], thread_only=thread_only)
             joined.append(home)
         yield preexec
     finally:
         for home in joined:
             try:
-                cgroups.join_dirs([home])
+                cgroups.join_dirs([home], thread_only=thread_only)
             except OSError as e:  # the next spawn retries; the container's rmdir would fail
                 print(f"container daemon: cannot go back to cgroup {home}: {e}",
                       file=sys.stderr, flush=True)
@@ -432,7 +434,8 @@ class Supervisor:
             self.log("no agent attached: the tasks are not started")
             await self.fail_all("the agent never attached to the executor")
             return
-        why = await self.views.start(lambda: _inside(self.cgroup)) if self.views else None
+        why = await self.views.start(self.cgroup.dirs() if self.cgroup is not None else []) \
+            if self.views else None
         if why is not None:  # as Mesos: the container's launch failed, for all its tasks
             self.log(why)
             await self.fail_all(why)

@@ -1,5 +1,6 @@
 """The container views of one supervisor's tasks: their namespace holders (``holders``),
-started before the tasks, entered around each task's spawn, stopped when the container ends.
+started (at the same time) before the tasks, entered around each task's spawn, stopped when
+the container ends.
 
 Why apart from ``supervisor``: the supervisor's spawn path stays what it is for tasks on the
 host; a task whose spec has an ``fs`` plan (``filesystems``) only gets ``entered`` around its
@@ -9,6 +10,7 @@ holder as their init; every other task's holder is the init of a namespace of it
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,29 +29,35 @@ class Views:
     def __bool__(self) -> bool:
         return bool(self.plans)
 
-    async def start(self, inside: Callable[[], contextlib.AbstractContextManager[Any]]
-                    ) -> str | None:
-        """Make every task's view, its holder forked in ``inside()`` (the container's
-        cgroups); the reason (Mesos' words) if one cannot be made, after which nothing of
-        them is left. A group's shared pid namespace needs its init first, so a holder that
-        joins one is forked once that init is ready."""
-        for task_id, plan in self.plans.items():
-            mode = str(plan.get("pid", "host"))
-            join = None
-            if mode == "group":
-                join = self._group
-                mode = "join" if join is not None else "new"
-            try:
-                with inside():
-                    pid, answer = holders.fork(plan, pid_namespace=mode, join=join)
-                holder = await holders.ready(plan, pid, answer)
-            except OSError as e:
+    async def start(self, cgroups: list[str]) -> str | None:
+        """Make every task's view, its holder in the container's ``cgroups`` (directories);
+        the reason (Mesos' words) if one cannot be made, after which nothing of them is left.
+        A group's shared pid namespace needs its init first, so the holders that join one
+        are started once that init is ready; the others are made at the same time."""
+        shared = [t for t, plan in self.plans.items() if plan.get("pid") == "group"]
+        first = shared[:1]
+        rest = [t for t in self.plans if t not in first and t not in shared]
+        for batch in (first, rest, shared[1:]):
+            results = await asyncio.gather(*(self._start_one(t, cgroups) for t in batch),
+                                           return_exceptions=True)
+            failed = next((r for r in results if isinstance(r, BaseException)), None)
+            if failed is not None:
                 await self.stop()
-                return f"Failed to launch container: {e}"
-            self.holders[task_id] = holder
-            if plan.get("pid") == "group" and self._group is None:
-                self._group = holder
+                if not isinstance(failed, OSError):
+                    raise failed
+                return f"Failed to launch container: {failed}"
         return None
+
+    async def _start_one(self, task_id: str, cgroups: list[str]) -> None:
+        plan = self.plans[task_id]
+        mode = str(plan.get("pid", "host"))
+        if mode == "group":
+            mode = "join" if self._group is not None else "new"
+        holder = await holders.start(plan, pid_namespace=mode, join=self._group,
+                                     cgroups=cgroups)
+        self.holders[task_id] = holder
+        if plan.get("pid") == "group" and self._group is None:
+            self._group = holder
 
     @contextlib.contextmanager
     def entered(self, task_id: str, preexec: Callable[[], None] | None) -> Iterator[Any]:

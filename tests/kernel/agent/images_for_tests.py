@@ -20,8 +20,11 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, *, mode: int = 0o644) -> 
 
 def busybox_archive(registry: Path, *, name: str = "busybox", tag: str = "latest",
                     env: tuple[str, ...] = ("PATH=/bin",), workdir: str = "",
-                    cmd: tuple[str, ...] = ("sh",)) -> Path:
-    """``registry/<name>:<tag>.tar`` with busybox as ``/bin/busybox`` and ``/bin/sh``."""
+                    cmd: tuple[str, ...] = ("sh",), os_release: str = "",
+                    links: tuple[tuple[str, str], ...] = ()) -> Path:
+    """``registry/<name>:<tag>.tar`` with busybox as ``/bin/busybox`` and ``/bin/sh``;
+    ``/etc/os-release`` says ``NAME=<name>`` unless ``os_release`` is given; ``links`` are
+    symbolic links ``(path, target)`` added to the layer."""
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w") as tar:
         for d in ("bin", "etc", "tmp"):
@@ -34,7 +37,11 @@ def busybox_archive(registry: Path, *, name: str = "busybox", tag: str = "latest
             info.type, info.linkname, info.mode = tarfile.LNKTYPE, "bin/busybox", 0o755
             tar.addfile(info)
         _add(tar, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n")
-        _add(tar, "etc/os-release", f"NAME={name}\n".encode())
+        _add(tar, "etc/os-release", (os_release or f"NAME={name}\n").encode())
+        for link, target in links:
+            info = tarfile.TarInfo(link)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
     layer_bytes = layer.getvalue()
     layer_id = hashlib.sha256(layer_bytes).hexdigest()
     config = json.dumps({"config": {"Env": list(env), "Cmd": list(cmd),

@@ -92,3 +92,30 @@ async def test_a_task_group_task_runs_in_a_local_image(tmp_path: Path) -> None:
         assert (pod / "tasks" / "g" / "pwd").read_text() == "/mnt/mesos/sandbox\n"
         assert (pod / "tasks" / "g" / "seen").read_text() == "fetched\n"
         assert not Path("/mnt/mesos/sandbox/fetched").exists()  # fetched into the sandbox
+
+
+async def test_an_image_not_cached_is_pulled_again_from_the_registry(tmp_path: Path) -> None:
+    """Mesos' ``Image.cached`` (default true): false makes the provisioner pull the image
+    again although its store has it, so a new archive in the registry is what runs."""
+    busybox_archive(tmp_path / "registry", os_release="NAME=first\n")
+    copy = "cat /etc/os-release > $MESOS_SANDBOX/os"
+
+    def uncached(task: dict[str, Any]) -> dict[str, Any]:
+        task["container"]["mesos"]["image"]["cached"] = False
+        return task
+
+    async with fm.running_agent(tmp_path / "work", **_agent(tmp_path)) as run:
+        await run.master.send(fm.run_task(_in_image("a", copy)))
+        await run.master.wait_state("a", "TASK_FINISHED")
+        busybox_archive(tmp_path / "registry", os_release="NAME=second\n")  # replaced
+        await run.master.send(fm.run_task(_in_image("b", copy)))  # cached: the store's
+        await run.master.wait_state("b", "TASK_FINISHED")
+        await run.master.send(fm.run_task(uncached(_in_image("c", copy))))
+        await run.master.wait_state("c", "TASK_FINISHED")
+        await run.master.send(fm.run_task(_in_image("d", copy)))  # the store has the new one
+        await run.master.wait_state("d", "TASK_FINISHED")
+    work = tmp_path / "work"
+    seen = {t: next(work.glob(f"slaves/*/frameworks/*/executors/{t}/runs/latest/os"))
+            .read_text() for t in "abcd"}
+    assert seen == {"a": "NAME=first\n", "b": "NAME=first\n", "c": "NAME=second\n",
+                    "d": "NAME=second\n"}
