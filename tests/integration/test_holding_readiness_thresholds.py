@@ -14,15 +14,18 @@ from tests.integration.conftest import eventually
 
 
 def _pod(flag: Path) -> dict[str, Any]:
+    """The probe tests a file the test adds and removes on the host, seen by the container
+    through a hostPath volume (its own root is a copy-on-write view that does not follow)."""
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "steady", "namespace": "default"},
         "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
             "name": "main", "image": "busybox", "command": ["sleep", "300"],
-            "readinessProbe": {"exec": {"command": ["test", "-f", str(flag)]},
+            "readinessProbe": {"exec": {"command": ["test", "-f", f"/flags/{flag.name}"]},
                                "periodSeconds": 1, "timeoutSeconds": 1,
                                "failureThreshold": 3},
-        }]},
+            "volumeMounts": [{"name": "flags", "mountPath": "/flags"}],
+        }], "volumes": [{"name": "flags", "hostPath": {"path": str(flag.parent)}}]},
     }
 
 
