@@ -6,25 +6,11 @@ fully isolating agents + devkube + bridge)."""
 from __future__ import annotations
 
 import base64
-import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from k8sbridge import app
-from tests.integration.conftest import eventually, fast_settings
-
-
-@pytest.fixture
-async def isolated(tmp_path: Path) -> AsyncIterator[app.EmbeddedTargets]:
-    settings = fast_settings(tmp_path / "run")
-    images = tmp_path / "images"
-    settings = dataclasses.replace(
-        settings, embedded=dataclasses.replace(settings.embedded, image_dir=images))
-    async with app.running_embedded(settings) as targets:
-        yield targets
+from tests.integration.conftest import eventually
 
 
 def _pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
@@ -42,9 +28,9 @@ async def _phase(kube: Any, name: str, phases: tuple[str, ...]) -> dict[str, Any
 
 
 async def test_volumes_are_mounted_and_the_emptydir_stays_off_the_host(
-    isolated: app.EmbeddedTargets, tmp_path: Path,
+    embedded: app.EmbeddedTargets, tmp_path: Path,
 ) -> None:
-    kube = isolated.bridge.kube
+    kube = embedded.bridge.kube
     out = tmp_path / "out"
     out.mkdir()
     await kube.create("/api/v1/namespaces/default/configmaps", {
@@ -97,9 +83,9 @@ async def test_volumes_are_mounted_and_the_emptydir_stays_off_the_host(
 
 
 async def test_a_missing_secret_or_a_pvc_stops_the_pod_with_a_reason(
-    isolated: app.EmbeddedTargets,
+    embedded: app.EmbeddedTargets,
 ) -> None:
-    kube = isolated.bridge.kube
+    kube = embedded.bridge.kube
     await kube.create("/api/v1/namespaces/default/pods", _pod("nosecret", [
         {"name": "main", "image": "busybox", "command": ["true"],
          "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],

@@ -8,27 +8,14 @@ image directory + devkube + bridge)."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from k8sbridge import app
-from tests.integration.conftest import eventually, fast_settings
+from tests.integration.conftest import eventually
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-@pytest.fixture
-async def isolated(tmp_path: Path) -> AsyncIterator[app.EmbeddedTargets]:
-    settings = fast_settings(tmp_path / "run")
-    settings = dataclasses.replace(
-        settings, embedded=dataclasses.replace(settings.embedded, image_dir=tmp_path / "images"))
-    async with app.running_embedded(settings) as targets:
-        yield targets
 
 
 async def _finished(kube: Any, name: str) -> dict[str, Any] | None:
@@ -37,12 +24,12 @@ async def _finished(kube: Any, name: str) -> dict[str, Any] | None:
 
 
 async def test_a_default_pod_reads_its_token_ca_and_namespace_and_the_token_works(
-    isolated: app.EmbeddedTargets, tmp_path: Path,
+    embedded: app.EmbeddedTargets, tmp_path: Path,
 ) -> None:
-    kube = isolated.bridge.kube
+    kube = embedded.bridge.kube
     out = tmp_path / "out"
     out.mkdir()
-    url = isolated.api_url
+    url = embedded.api_url
     review = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
     script = (
         f"ls {SA_DIR} > /out/ls; cp {SA_DIR}/token {SA_DIR}/ca.crt {SA_DIR}/namespace /out/; "
@@ -65,8 +52,8 @@ async def test_a_default_pod_reads_its_token_ca_and_namespace_and_the_token_work
     assert pod["status"]["phase"] == "Succeeded", pod["status"]
     assert (out / "ls").read_text().split() == ["ca.crt", "namespace", "token"]
     assert (out / "namespace").read_text() == "default"
-    assert isolated.api_ca_file is not None
-    assert (out / "ca.crt").read_text() == isolated.api_ca_file.read_text()
+    assert embedded.api_ca_file is not None
+    assert (out / "ca.crt").read_text() == embedded.api_ca_file.read_text()
     assert "Read-only file system" in (out / "ro").read_text()
     assert not Path(SA_DIR, "x").exists()  # the mount was in the container's view only
     # Over TLS verified with the mounted ca.crt, the mounted token is the pod's identity.

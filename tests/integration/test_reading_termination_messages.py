@@ -10,29 +10,17 @@ import dataclasses
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from k8sbridge import app
 from k8sbridge.kubelet import agents as mesos_agents
 from k8sbridge.kubelet import termination as kubelet_termination
 from k8sbridge.lifecycle import intents, termination
 from k8sbridge.model import ids
-from tests.integration.conftest import eventually, fast_settings
+from tests.integration.conftest import eventually
 from tests.integration.two_agents import bridge_tasks
 from tests.mesos.faultproxy import Fault, FaultProxy
-
-
-@pytest.fixture
-async def isolated(tmp_path: Path) -> AsyncIterator[app.EmbeddedTargets]:
-    settings = fast_settings(tmp_path / "run")
-    settings = dataclasses.replace(
-        settings, embedded=dataclasses.replace(settings.embedded, image_dir=tmp_path / "images"))
-    async with app.running_embedded(settings) as targets:
-        yield targets
 
 
 def _pod(name: str, container: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -65,9 +53,9 @@ async def _terminated(targets: app.EmbeddedTargets, name: str) -> dict[str, Any]
 
 
 async def test_a_message_written_under_an_emptydir_fills_the_terminated_state(
-    isolated: app.EmbeddedTargets,
+    embedded: app.EmbeddedTargets,
 ) -> None:
-    kube = isolated.bridge.kube
+    kube = embedded.bridge.kube
     await kube.create("/api/v1/namespaces/default/pods", _pod("wrote", {
         "name": "main", "image": "busybox",
         "command": ["/bin/sh", "-c", "echo noise; printf 'disk full\\non /data' > /term/why; "
@@ -75,7 +63,7 @@ async def test_a_message_written_under_an_emptydir_fills_the_terminated_state(
         "terminationMessagePath": "/term/why",
         "volumeMounts": [{"name": "term", "mountPath": "/term"}],
     }, volumes=[{"name": "term", "emptyDir": {}}]))
-    terminated = await _terminated(isolated, "wrote")
+    terminated = await _terminated(embedded, "wrote")
     assert terminated["message"] == "disk full\non /data"
     assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
 

@@ -20,7 +20,6 @@ async def isolated(tmp_path: Path) -> AsyncIterator[app.EmbeddedTargets]:
     settings = fast_settings(tmp_path / "run")
     settings = dataclasses.replace(
         settings,
-        embedded=dataclasses.replace(settings.embedded, image_dir=tmp_path / "images"),
         scheduler=dataclasses.replace(settings.scheduler, run_as_users=("65534=nobody",)))
     async with app.running_embedded(settings) as targets:
         yield targets

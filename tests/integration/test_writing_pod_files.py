@@ -27,8 +27,7 @@ async def isolated(tmp_path: Path) -> AsyncIterator[app.EmbeddedTargets]:
     settings = dataclasses.replace(
         settings,
         scheduler=dataclasses.replace(settings.scheduler, cluster_dns=("10.96.0.10",),
-                                      cluster_domain="k8s.test"),
-        embedded=dataclasses.replace(settings.embedded, image_dir=tmp_path / "images"))
+                                      cluster_domain="k8s.test"))
     async with app.running_embedded(settings) as targets:
         yield targets
 
