@@ -280,3 +280,41 @@ async def test_missing_plugins_offer_no_network_and_host_tasks_still_run(
         await st.close()
     warnings = [r.getMessage() for r in caplog.records if "are not in" in r.getMessage()]
     assert len(warnings) == 1 and "containernetworking-plugins" in warnings[0]
+
+
+async def test_a_restarted_agent_keeps_the_addresses_of_surviving_pods(
+        tmp_path: Path, cluster: network.ClusterNetwork, session: aiohttp.ClientSession) -> None:
+    config = _agent(tmp_path, 0, cluster)
+    async with main.running_kernel(master=master_config()) as kernel:
+        await kernel.add_agent(config, _keep_tasks=True)
+        st = wire.Stream(session, kernel.master_url)
+        await st.subscribe(wire.framework_info(checkpoint=True, failover_timeout=3600))
+        offer = (await st.wait_for("OFFERS"))["offers"]["offers"][0]
+        agent_id = offer["agent_id"]["value"]
+        await _accept(st, offer, [_group(st, agent_id, "kept", [
+            wire.command_task("kept-web", agent_id, SERVE)], hostname="kept")])
+        updates = Updates(st)
+        ip = _ip(await updates.until("kept-web", "TASK_RUNNING"))
+        await kernel.stop_agent(0)
+        agent = await kernel.add_agent(config, _keep_tasks=True)
+        [container] = agent.live_containers()
+        assert _ip({"container_status": agent.container_status(container)}) == ip
+        got = _in_cluster(cluster, "timeout", "5", "busybox", "wget", "-qO-",
+                          f"http://{ip}:8080/")
+        assert got.strip() == "kept"
+        # Its reservation survived: a new pod gets another address.
+        offer = (await st.wait_for("OFFERS"))["offers"]["offers"][0]
+        await _accept(st, offer, [_group(st, agent_id, "new", [
+            wire.command_task("new-t", agent_id, "sleep 30")])])
+        assert _ip(await updates.until("new-t", "TASK_RUNNING")) != ip
+        for task_id in ("kept-web", "new-t"):
+            code, text = await st.call({"type": "KILL", "kill": {
+                "task_id": {"value": task_id}, "agent_id": {"value": agent_id}}})
+            assert code == 202, text
+            await updates.until(task_id, "TASK_KILLED")
+        for _ in range(100):
+            if not _leftovers(tmp_path, cluster):
+                break
+            await asyncio.sleep(0.1)
+        assert _leftovers(tmp_path, cluster) == []
+        await st.close()
