@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import signal
 import sys
@@ -18,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from k8sbridge.kernel import network
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.agent.errors import AgentError
 from k8sbridge.kernel.master.config import MasterConfig
@@ -62,6 +64,15 @@ def register(sub: Any) -> None:
     parser.add_argument("--agent-hostname", default=None, metavar="NAME",
                         help="hostname each agent advertises; {i}/{n} as for --agent-host "
                         "(default: the agent's address)")
+    parser.add_argument("--cluster-network", action="store_true",
+                        help="create the embedded cluster network (a network namespace of its "
+                        "own, removed on exit) and give every agent the CNI network "
+                        f"'{network.DEFAULT_NETWORK_NAME}' on its own subnet of "
+                        "--cluster-cidr (needs --agent-isolation with filesystem/linux and "
+                        "network/cni)")
+    parser.add_argument("--cluster-cidr", default=network.DEFAULT_CLUSTER_CIDR, metavar="CIDR",
+                        help="pod range of the cluster network, a /24 per agent (default "
+                        f"{network.DEFAULT_CLUSTER_CIDR})")
     _agent_flags(parser, prefix="agent-")
     parser.set_defaults(func=_run_kernel)
     parts = parser.add_subparsers(dest="kernel_part", metavar="PART")
@@ -126,6 +137,23 @@ def _agent_flags(parser: argparse.ArgumentParser, *, prefix: str) -> None:
     parser.add_argument(*flag("docker_store_dir"), dest="agent_docker_store_dir", type=Path,
                         default=None, metavar="DIR",
                         help="Mesos agent --docker_store_dir (default WORK_DIR/store/docker)")
+    parser.add_argument(*flag("network_cni_config_dir"), dest="agent_network_cni_config_dir",
+                        default=None, metavar="DIR",
+                        help="Mesos agent --network_cni_config_dir (with network/cni isolation)")
+    parser.add_argument(*flag("network_cni_plugins_dir"), dest="agent_network_cni_plugins_dir",
+                        default=None, metavar="DIR",
+                        help="Mesos agent --network_cni_plugins_dir (Debian's: /usr/lib/cni)")
+    parser.add_argument(*flag("network_cni_root_dir_persist"),
+                        dest="agent_network_cni_root_dir_persist", type=mesos_bool, nargs="?",
+                        const=True, default=None, metavar="BOOL",
+                        help="Mesos agent --network_cni_root_dir_persist")
+    parser.add_argument(*flag("network_cni_plugins_netns"), dest="agent_network_cni_plugins_netns",
+                        default=None, metavar="PATH",
+                        help="network namespace the CNI plugins run in (default the agent's)")
+    parser.add_argument(*flag("network_cni_plugin_timeout"),
+                        dest="agent_network_cni_plugin_timeout", type=mesos_duration,
+                        default=None, metavar="DURATION",
+                        help="kill a CNI plugin call after this long (default 1mins)")
 
 
 def _agent_flag_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -136,7 +164,9 @@ def _agent_flag_values(args: argparse.Namespace) -> dict[str, Any]:
         "authenticate_http_readwrite": args.agent_authenticate_http_readwrite,
         "http_credentials": args.agent_http_credentials,
     }
-    for name in ("isolation", "image_providers", "docker_registry", "docker_store_dir"):
+    for name in ("isolation", "image_providers", "docker_registry", "docker_store_dir",
+                 "network_cni_config_dir", "network_cni_plugins_dir",
+                 "network_cni_root_dir_persist", "network_cni_plugins_netns"):
         value = getattr(args, f"agent_{name}")
         if value is not None:
             out[name] = value
@@ -144,7 +174,9 @@ def _agent_flag_values(args: argparse.Namespace) -> dict[str, Any]:
         out["switch_user"] = args.agent_switch_user == "true"
     for dest, field in (("agent_gc_delay", "gc_delay_seconds"),
                         ("agent_disk_watch_interval", "disk_watch_interval_seconds"),
-                        ("agent_gc_disk_headroom", "gc_disk_headroom")):
+                        ("agent_gc_disk_headroom", "gc_disk_headroom"),
+                        ("agent_network_cni_plugin_timeout",
+                         "network_cni_plugin_timeout_seconds")):
         if getattr(args, dest) is not None:
             out[field] = getattr(args, dest)
     return out
@@ -360,9 +392,27 @@ async def _kernel(args: argparse.Namespace) -> int:
             base = Path(args.work_dir)
         else:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="k8sbridge-")))
+        agents = _agent_configs(args, base)
+        if args.cluster_network:
+            if any("network/cni" not in c.isolation for c in agents):
+                print("k8sbridge kernel: --cluster-network needs --agent-isolation with "
+                      "filesystem/linux,network/cni", file=sys.stderr)
+                return 1
+            cluster = network.ClusterNetwork(cidr=args.cluster_cidr)
+            try:
+                cluster.create()
+            except network.NetworkError as e:
+                print(f"k8sbridge kernel: cannot create the cluster network: {e}",
+                      file=sys.stderr)
+                return 1
+            stack.callback(cluster.remove)
+            agents = [dataclasses.replace(c, **cluster.agent_flags(i, work_dir=c.work_dir))
+                      for i, c in enumerate(agents)]
+            print(f"cluster network: namespace {cluster.name} ({cluster.netns_path}), pods "
+                  f"in {cluster.cidr}, CNI network '{cluster.network_name}'", flush=True)
         try:
             async with main.running_kernel(
-                master=_master_config(args), agents=_agent_configs(args, base)
+                master=_master_config(args), agents=agents
             ) as kernel:
                 print(f"master: {kernel.master_url}  (scheduler API {kernel.master_url}"
                       "/api/v1/scheduler, operator API /api/v1, legacy /state)", flush=True)

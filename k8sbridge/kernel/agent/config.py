@@ -62,6 +62,16 @@ class AgentConfig:
     switch_user: bool = True
     effective_capabilities: str = ""
     bounding_capabilities: str = ""
+    # Mesos --network_cni_config_dir, --network_cni_plugins_dir (both or neither) and
+    # --network_cni_root_dir_persist, for the network/cni isolator (``cni``); compatible
+    # extensions: the network namespace the plugins run in (the embedded cluster network's,
+    # ``k8sbridge.kernel.network``; empty: the agent's own, as Mesos) and how long one plugin
+    # call may take before it is killed.
+    network_cni_config_dir: str = ""
+    network_cni_plugins_dir: str = ""
+    network_cni_root_dir_persist: bool = False
+    network_cni_plugins_netns: str = ""
+    network_cni_plugin_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         try:
@@ -84,6 +94,15 @@ class AgentConfig:
             raise AgentError(f"Invalid capabilities flag: {e}") from e
         if effective is not None and bounding is not None and not effective <= bounding:
             raise AgentError("Allowed capabilities are not a subset of the bounding capabilites")
+        if self.network_cni_config_dir and not self.network_cni_plugins_dir:
+            raise AgentError("Missing required '--network_cni_plugins_dir' flag")
+        if self.network_cni_plugins_dir and not self.network_cni_config_dir:
+            raise AgentError("Missing required '--network_cni_config_dir' flag")
+        if self.network_cni_config_dir and not Path(self.network_cni_config_dir).is_dir():
+            raise AgentError(f"The CNI network configuration directory "
+                             f"'{self.network_cni_config_dir}' does not exist")
+        if self.network_cni_plugin_timeout_seconds <= 0:
+            raise AgentError("network_cni_plugin_timeout must be positive")
         if not 0.0 <= self.gc_disk_headroom <= 1.0:  # as Mesos validates the flag
             raise AgentError("Invalid value for gc_disk_headroom: must be between 0.0 and 1.0")
         if self.gc_delay_seconds < 0 or self.disk_watch_interval_seconds <= 0:

@@ -23,8 +23,10 @@ from k8sbridge.kernel import link
 from k8sbridge.kernel import resources as mres
 from k8sbridge.kernel.agent import (
     cgroups,
+    cni,
     containers,
     detect,
+    filesystems,
     garbage,
     paths,
     updates,
@@ -78,6 +80,17 @@ class AgentCore:
             work_dir=self._work_dir, log_path=self._work_dir / "meta" / "containers.log"
         )
         self._dirty: set[str] = set()
+        self._cni: cni.Isolator | None = None
+        self._detaching: set[asyncio.Task[None]] = set()  # DELs the shutdown waits for
+        if config.network_cni_config_dir and "network/cni" in filesystems.parse_isolation(
+                config.isolation):
+            self._cni = cni.Isolator.load(
+                config_dir=config.network_cni_config_dir,
+                plugins_dir=config.network_cni_plugins_dir,
+                root=cni.root_dir(work_dir=self._work_dir,
+                                  persist=config.network_cni_root_dir_persist),
+                plugins_netns=config.network_cni_plugins_netns or None,
+                timeout=config.network_cni_plugin_timeout_seconds)
         self._removed_frameworks: set[str] = set()  # SHUTDOWN_FRAMEWORK: updates go nowhere
         self._task_index: dict[tuple[str, str], str] = {}  # (framework, task) -> container id
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -233,9 +246,14 @@ class AgentCore:
         if task is not None and container.kind == "DEFAULT":
             container_id = {"value": nested_container_id(container.container_id, task.task_id),
                             "parent": container_id}
+        attached = self._cni.status(container.container_id) if self._cni else None
         out: dict[str, Any] = {
             "container_id": container_id,
-            "network_infos": [{"ip_addresses": [{"protocol": "IPv4", "ip_address": self._ip}]}],
+            # A CNI container's addresses while it is attached (Mesos' isolator ``status``);
+            # otherwise the agent's, as Mesos fills in for the host network.
+            "network_infos": attached.network_infos if attached is not None and not
+            container.terminated else [
+                {"ip_addresses": [{"protocol": "IPv4", "ip_address": self._ip}]}],
         }
         if container.executor_pid is None and container.launched:
             pid = paths.read_json(container.meta_dir / "executor.pid")
@@ -268,6 +286,10 @@ class AgentCore:
         del self._completed[:-MAX_COMPLETED_CONTAINERS]
         self._persist(container)
         self.gc.schedule(self._gc_run(container))
+        if self._cni is not None:  # DEL on every network it joined, then its namespace goes
+            detach = asyncio.ensure_future(self._cni.detach(container.container_id))
+            self._detaching.add(detach)
+            detach.add_done_callback(self._detaching.discard)
 
     def _gc_run(self, container: Container) -> garbage.Run:
         return garbage.Run(container_id=container.container_id,
@@ -345,7 +367,8 @@ class AgentCore:
             "cgroups": container.cgroup.to_raw() if container.cgroup else None,
             "tasks": {
                 tid: {"info": t.info, "state": t.state, "statuses": t.statuses, "pid": t.pid,
-                      "cwd": t.cwd, "env": t.env, "user": t.user, "view": t.view}
+                      "cwd": t.cwd, "env": t.env, "user": t.user, "view": t.view,
+                      "network": t.network}
                 for tid, t in container.tasks.items()
             },
             "updates": pending,

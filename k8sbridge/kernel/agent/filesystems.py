@@ -27,14 +27,14 @@ __all__ = ["FULL_ISOLATION", "HOST_VIEW_MESSAGE", "SANDBOX_DIRECTORY", "image_ca
 SANDBOX_DIRECTORY = "/mnt/mesos/sandbox"  # Mesos' --sandbox_directory default
 # Every isolator of this agent that changes what a container sees (the lead wires these on).
 FULL_ISOLATION = ("cgroups/cpu,cgroups/mem,filesystem/linux,volume/sandbox_path,volume/secret,"
-                  "volume/host_path,docker/runtime,namespaces/pid,linux/capabilities")
+                  "volume/host_path,docker/runtime,namespaces/pid,linux/capabilities,network/cni")
 HOST_VIEW_MESSAGE = ("Running on a copy-on-write view of the agent's root file system (no "
                      "image): what it writes outside its sandbox and volumes stays in the "
                      "container and is discarded when it ends")
 _KNOWN = frozenset({"cgroups/cpu", "cgroups/mem", "posix/cpu", "posix/mem", "filesystem/posix",
                     "filesystem/linux", "volume/sandbox_path", "volume/secret",
                     "volume/host_path", "docker/runtime", "namespaces/pid",
-                    "linux/capabilities"})
+                    "linux/capabilities", "network/cni"})
 _ETC_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
 
 
@@ -48,7 +48,7 @@ def parse_isolation(flag: str) -> frozenset[str]:
     unknown = sorted(names - _KNOWN)
     if unknown:
         raise IsolationError(f"Unknown or unsupported isolator '{unknown[0]}'")
-    needs_linux = names & {"volume/secret", "namespaces/pid", "docker/runtime"}
+    needs_linux = names & {"volume/secret", "namespaces/pid", "docker/runtime", "network/cni"}
     if needs_linux and "filesystem/linux" not in names:
         first = sorted(needs_linux)[0]
         raise IsolationError(f"The '{first}' isolator requires the 'filesystem/linux' "

@@ -48,10 +48,10 @@ _HOME: dict[str, int] = {}  # the daemon's own namespaces (opened once, on first
 
 
 def home_namespaces() -> dict[str, int]:
-    """Descriptors of the calling thread's mount and pid namespaces (the daemon's, opened by
-    its main thread before any ``setns``)."""
+    """Descriptors of the calling thread's mount, pid, network and UTS namespaces (the
+    daemon's, opened by its main thread before any ``setns``)."""
     if not _HOME:
-        for kind in ("mnt", "pid"):
+        for kind in ("mnt", "pid", "net", "uts"):
             _HOME[kind] = os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
     return _HOME
 
@@ -65,6 +65,12 @@ class Holder:
         self.plan = plan
         self.mnt_fd = mnt_fd
         self.pid_fd = pid_fd
+        # A CNI container's network and UTS namespaces (the holder joined them, ``cni``).
+        self.net_fds: list[tuple[int, int]] = []
+        if plan.get("netns"):
+            for kind, flag in (("net", mounting.CLONE_NEWNET), ("uts", mounting.CLONE_NEWUTS)):
+                fd = os.open(f"/proc/{self.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+                self.net_fds.append((fd, flag))
 
     @contextlib.contextmanager
     def entered(self, preexec: Callable[[], None] | None) -> Iterator[Any]:
@@ -74,6 +80,8 @@ class Holder:
         home = home_namespaces()
         mounting.unshare(mounting.CLONE_FS)
         mounting.setns(self.pid_fd, mounting.CLONE_NEWPID)
+        for fd, flag in self.net_fds:
+            mounting.setns(fd, flag)
         try:
             if preexec is None:
                 mounting.setns(self.mnt_fd, mounting.CLONE_NEWNS)
@@ -89,6 +97,9 @@ class Holder:
                 yield hook
         finally:
             mounting.setns(home["pid"], mounting.CLONE_NEWPID)
+            if self.net_fds:
+                mounting.setns(home["net"], mounting.CLONE_NEWNET)
+                mounting.setns(home["uts"], mounting.CLONE_NEWUTS)
 
     def root_path(self, inner: str) -> str:
         """``inner`` (a path in the container) as the host reaches it."""
@@ -111,7 +122,7 @@ class Holder:
             await done
         finally:
             loop.remove_reader(self.pidfd)
-        for fd in (self.mnt_fd, self.pid_fd, self.pidfd):
+        for fd in (self.mnt_fd, self.pid_fd, self.pidfd, *(f for f, _ in self.net_fds)):
             with contextlib.suppress(OSError):
                 os.close(fd)
 

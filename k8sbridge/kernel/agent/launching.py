@@ -23,6 +23,8 @@ from typing import Any
 from k8sbridge.kernel.agent import (
     capabilities,
     cgroups,
+    cni,
+    cnispec,
     containers,
     fetcher,
     filesystems,
@@ -135,9 +137,11 @@ class Launching(Running):
             return
         try:
             specs = [self._task_spec(container, t) for t in container.tasks.values()]
+            attachment = await self._attach_networks(container)
             if viewed:
                 for task, task_spec in zip(container.tasks.values(), specs, strict=True):
-                    self._view(container, task, task_spec, provided.get(task.task_id))
+                    self._view(container, task, task_spec, provided.get(task.task_id),
+                               attachment)
             owners = self._owners(container, specs)
         except LaunchError as e:
             self._fail_launch(container, str(e))
@@ -280,8 +284,36 @@ class Launching(Running):
                 out[task.task_id] = await asyncio.to_thread(store.get, name, cached=cached)
         return out
 
+    async def _attach_networks(self, container: Container) -> cni.Attachment | None:
+        """The container's own network namespace, attached to the CNI networks its
+        ``ContainerInfo`` names (a task group's: its executor's, which all its tasks join);
+        None on the host network."""
+        raw = container.executor.get("container") if container.kind == "DEFAULT" else \
+            next(iter(container.tasks.values())).info.get("container")
+        if self._cni is None or not isinstance(raw, dict):
+            return None
+        if container.kind == "DEFAULT" and any(
+                ((t.info.get("container") or {}).get("network_infos") or [])
+                for t in container.tasks.values()):
+            raise LaunchError("Failed to launch container: a task of a task group joins its "
+                              "executor's network; this agent does not attach nested "
+                              "containers to networks of their own")
+        try:
+            networks = cnispec.container_networks(raw, self._cni.networks)
+        except cnispec.CniError as e:
+            raise LaunchError(f"Failed to launch container: {e}") from None
+        if not networks:
+            return None
+        infos = [n for n in raw.get("network_infos") or [] if isinstance(n, dict)
+                 and n.get("name")]
+        try:
+            return await self._cni.attach(container.container_id, networks=networks,
+                                          network_infos=infos, hostname=raw.get("hostname"))
+        except cni.CniError as e:
+            raise LaunchError(f"Failed to launch container: {e}") from None
+
     def _view(self, container: Container, task: Task, spec: dict[str, Any],
-              image: images.Image | None) -> None:
+              image: images.Image | None, attachment: cni.Attachment | None) -> None:
         """Give a task spec its own view (``filesystems``): the holder's plan, and its paths,
         environment and (with an image) command as the task sees them."""
         info = task.info
@@ -294,6 +326,11 @@ class Launching(Running):
             image=image, secret_dir=f".secret-{uuid_mod.uuid4()}")
         inner = plan.pop("inner")
         env = dict(spec["env"])
+        if attachment is not None:  # the holder joins it (``viewmaker``), the tasks too
+            plan.update({"netns": attachment.netns, "hostname": attachment.hostname,
+                         "etc": sorted(attachment.etc), "etc_sources": attachment.etc})
+            env["MESOS_CONTAINER_IP"] = attachment.ips[0] if attachment.ips else self._ip
+            task.network = {"netns": attachment.netns, "ip": env["MESOS_CONTAINER_IP"]}
         if image is not None:
             argv, executable = filesystems.docker_command(info.get("command") or {},
                                                           image.config)
@@ -424,8 +461,9 @@ class Launching(Running):
         elif ctype != "MESOS":
             raise LaunchError(f"unsupported container type {ctype!r}")
         for net in raw.get("network_infos") or []:
-            if isinstance(net, dict) and net.get("name"):
-                raise LaunchError(f"CNI network {net['name']!r} is not available on this agent")
+            if isinstance(net, dict) and net.get("name") and self._cni is None:
+                raise LaunchError(f"CNI network {net['name']!r} is not available on this agent "
+                                  "(it runs no network/cni isolator)")
         for volume in raw.get("volumes") or []:
             path = volume.get("container_path") if isinstance(volume, dict) else None
             if not isinstance(path, str) or not path:

@@ -14,13 +14,16 @@ import dataclasses
 import os
 
 __all__ = [
-    "CLONE_NEWNS", "CLONE_NEWPID", "Mount", "bind", "mount", "mountinfo", "pivot_root",
+    "CLONE_NEWNET", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWUTS", "Mount", "bind", "mount",
+    "mountinfo", "pivot_root",
     "remount_readonly", "setns", "umount", "unshare",
 ]
 
 CLONE_FS = 0x00000200
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUTS = 0x04000000
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4

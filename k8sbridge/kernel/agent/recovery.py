@@ -91,6 +91,10 @@ class Recovery(Launching):
         for leftover in sorted((self._work_dir / "provisioner" / "containers").glob("*")):
             if leftover.name not in self._containers:
                 shutil.rmtree(leftover, ignore_errors=True)
+        if self._cni is not None:  # CNI attachments no live container owns: DEL, then gone
+            for leftover_id in self._cni.containers():
+                if leftover_id not in self._containers:
+                    await self._cni.detach(leftover_id)
         self._schedule_leftovers(agent_id=agent_id)
         for live in self._containers.values():  # the newest incarnation of each task wins
             for task_id in live.tasks:
@@ -154,6 +158,7 @@ class Recovery(Launching):
                 # What its checks run as and in (``running._start_probes``).
                 user=raw.get("user") if isinstance(raw.get("user"), dict) else None,
                 view=raw.get("view") if isinstance(raw.get("view"), dict) else None,
+                network=raw.get("network") if isinstance(raw.get("network"), dict) else None,
             )
         if container.checkpoint:
             for tid, pending in (data.get("updates") or {}).items():
@@ -225,6 +230,9 @@ class Recovery(Launching):
         for container in live:
             assert container.client is not None
             await container.client.detach()
+        if self._detaching:  # DELs of containers that ended: never cut short
+            await asyncio.wait(set(self._detaching),
+                               timeout=self._config.network_cni_plugin_timeout_seconds * 3)
         for task in list(self._background):
             task.cancel()
         if self._background:

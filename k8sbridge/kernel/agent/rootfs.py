@@ -167,10 +167,14 @@ def _network_files(plan: dict[str, Any]) -> dict[str, str]:
     """The host's network files for the container (``etc`` in the plan), resolved on the
     host, as Mesos' ``network/cni`` isolator takes them for a container with an image on the
     host network: ``/etc/hosts`` and ``/etc/hostname`` when the host has them,
-    ``/etc/resolv.conf`` always (the launch fails without it)."""
+    ``/etc/resolv.conf`` always (the launch fails without it); for a container on a CNI
+    network the files its isolator wrote (``etc_sources``)."""
     out: dict[str, str] = {}
+    given = plan.get("etc_sources") or {}  # a CNI container's own files (``cni``)
     for path in plan.get("etc") or []:
-        if os.path.exists(path):
+        if path in given:
+            out[str(path)] = os.path.realpath(str(given[path]))
+        elif os.path.exists(path):
             out[str(path)] = os.path.realpath(path)
         elif path == "/etc/resolv.conf":
             raise OSError(f"Unable to find '{path}'")

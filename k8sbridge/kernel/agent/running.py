@@ -179,7 +179,7 @@ class Running(AgentCore):
 
             def wrap() -> list[str] | None:
                 return checks.in_view(task.pid if not task.terminal else None, cwd=cwd,
-                                      user=task.user)
+                                      user=task.user, net=task.network is not None)
         health = task.info.get("health_check")
         if isinstance(health, dict):
             problem = checks.validate(health)
@@ -195,7 +195,8 @@ class Running(AgentCore):
                                              grace=self._kill_grace(container, task))
 
                 task.probes.append(self._spawn(checks.run_health_check(
-                    health, cwd=cwd, env=env, report=on_health, wrap=wrap)))
+                    health, cwd=cwd, env=env, report=on_health, wrap=wrap,
+                    network=task.network)))
             else:
                 log.warning("agent: task %s health check ignored: %s", task.task_id, problem)
         check = task.info.get("check")
@@ -208,7 +209,8 @@ class Running(AgentCore):
                                      reason="REASON_TASK_CHECK_STATUS_UPDATED")
 
                 task.probes.append(self._spawn(checks.run_check(
-                    check, cwd=cwd, env=env, report=on_check, wrap=wrap)))
+                    check, cwd=cwd, env=env, report=on_check, wrap=wrap,
+                    network=task.network)))
             else:
                 log.warning("agent: task %s check ignored: %s", task.task_id, problem)
 

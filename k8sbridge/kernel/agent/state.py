@@ -58,6 +58,7 @@ class Task:
     running_message: str | None = None  # said in its TASK_RUNNING (e.g. what view it has)
     user: dict[str, Any] | None = None  # the credentials it runs with (``users``), if switched
     view: dict[str, Any] | None = None  # its view's cwd and env, where checks run (``checks``)
+    network: dict[str, Any] | None = None  # a CNI container's netns and IP, for its checks
 
     @property
     def task_id(self) -> str:

@@ -110,6 +110,12 @@ def _holder(report: int) -> None:
         for directory in plan.get("cgroups") or []:
             with open(os.path.join(str(directory), "cgroup.procs"), "w") as f:
                 f.write("0")
+        if plan.get("netns"):  # a CNI container's (``cni``): joined, with a hostname of its own
+            fd = os.open(str(plan["netns"]), os.O_RDONLY | os.O_CLOEXEC)
+            mounting.setns(fd, mounting.CLONE_NEWNET)
+            os.close(fd)
+            mounting.unshare(mounting.CLONE_NEWUTS)
+            socket.sethostname(str(plan["hostname"]))
         mounting.unshare(mounting.CLONE_NEWNS)
         rootfs.build(plan)
         mine = [os.pidfd_open(os.getpid()),

@@ -1,0 +1,268 @@
+"""The ``network/cni`` isolator: a container whose ``ContainerInfo.network_infos`` names a CNI
+network gets a network namespace of its own, attached by the CNI plugins of
+``--network_cni_plugins_dir`` with the configurations of ``--network_cni_config_dir`` (ADD on
+launch, DEL on end), as Mesos' isolator does.
+
+Layout (Mesos' ``paths``): ``<root>/<container id>/ns`` is the namespace (a bind mount of its
+``nsfs`` file, made by ``unshare --net=FILE``), ``hosts``, ``hostname`` and ``resolv.conf``
+beside it are the container's network files, and ``<root>/<container id>/<network>/<ifname>/``
+holds the configuration ADD was given (DEL gets the same) and what it answered. The root is
+``<work_dir>/isolators/network/cni`` with ``--network_cni_root_dir_persist``, else under
+``/run`` (gone with a reboot, as the namespaces are). That directory is the checkpoint: a
+restarted agent reads the addresses of surviving containers from it, and detaches what no live
+container owns.
+
+Where the plugins run (a compatible extension, ``--network_cni_plugins_netns``): a plugin
+attaches the container to "the host" -- the network namespace it runs in. The embedded cluster
+runs it inside a namespace of its own (``k8sbridge.kernel.network``), so bridges, veths and
+gateways never appear in the machine's own namespace; without the flag it runs in the
+agent's, as Mesos'. A plugin that does not answer within ``--network_cni_plugin_timeout`` is
+killed (Mesos waits forever) and its message says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from k8sbridge.kernel.agent import cnispec, mounting
+from k8sbridge.kernel.agent.cnispec import CniError, Network, Result
+
+__all__ = ["Attachment", "CniError", "Isolator", "root_dir"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def root_dir(*, work_dir: Path, persist: bool) -> Path:
+    """Where the isolator keeps its containers (see the module docstring)."""
+    if persist:
+        return work_dir / "isolators" / "network" / "cni"
+    slug = hashlib.sha1(str(work_dir).encode()).hexdigest()[:16]
+    return Path("/run/k8sbridge") / slug / "isolators" / "network" / "cni"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Attachment:
+    """A container's namespace, its hostname and its network files, and the ``NetworkInfo``
+    of each network it joined with the addresses it got."""
+
+    netns: str
+    hostname: str
+    etc: dict[str, str]  # /etc/hosts, /etc/hostname, /etc/resolv.conf -> source
+    network_infos: list[dict[str, Any]]
+
+    @property
+    def ips(self) -> list[str]:
+        return [a["ip_address"] for n in self.network_infos for a in n["ip_addresses"]]
+
+
+class Isolator:
+    """One agent's ``network/cni`` isolator."""
+
+    def __init__(self, *, networks: dict[str, Network], plugins_dir: str, root: Path,
+                 plugins_netns: str | None, timeout: float) -> None:
+        self.networks = networks
+        self._plugins_dir = plugins_dir
+        self._root = root
+        self._plugins_netns = plugins_netns
+        self._timeout = timeout
+        self._attached: dict[str, Attachment] = {}
+
+    @classmethod
+    def load(cls, *, config_dir: str, plugins_dir: str, root: Path, plugins_netns: str | None,
+             timeout: float) -> Isolator:
+        """The networks of ``config_dir`` whose plugins ``plugins_dir`` has. One whose plugin
+        (or the ``loopback`` plugin every namespace needs) is missing is left out with one
+        warning: tasks naming it fail, host-network tasks run as ever."""
+        networks: dict[str, Network] = {}
+        directory = Path(config_dir)
+        for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+            if not path.is_file():
+                continue
+            try:
+                network = cnispec.parse_network_config(path.read_text(), path=str(path))
+            except (CniError, OSError, UnicodeDecodeError) as e:
+                log.error("agent: network/cni: %s", e)
+                continue
+            if network.name in networks:
+                log.error("agent: network/cni: CNI network '%s' is defined twice (%s, %s); "
+                          "using the first", network.name, networks[network.name].path, path)
+                continue
+            networks[network.name] = network
+        missing = sorted({n.plugin for n in networks.values()} | {"loopback"}
+                         if networks else set())
+        missing = [p for p in missing if not os.access(Path(plugins_dir) / p, os.X_OK)]
+        if missing:
+            log.warning("agent: network/cni: the CNI plugin(s) %s are not in %s (install "
+                        "Debian's containernetworking-plugins, scripts/system-packages): this "
+                        "agent offers no CNI network; host-network tasks run as usual",
+                        ", ".join(missing), plugins_dir)
+            networks = {}
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(networks=networks, plugins_dir=plugins_dir, root=root,
+                   plugins_netns=plugins_netns, timeout=timeout)
+
+    def status(self, container_id: str) -> Attachment | None:
+        """The attachment of a live container (read back from its directory after a
+        restart), or None if it joined no CNI network."""
+        found = self._attached.get(container_id)
+        if found is None and (self._root / container_id / "attachment.json").exists():
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                raw = json.loads((self._root / container_id / "attachment.json").read_text())
+                found = Attachment(netns=raw["netns"], hostname=raw["hostname"],
+                                   etc=dict(raw["etc"]), network_infos=list(raw["network_infos"]))
+                self._attached[container_id] = found
+        return found
+
+    def containers(self) -> list[str]:
+        """The containers the root directory has (live ones and leftovers)."""
+        if not self._root.is_dir():
+            return []
+        return sorted(p.name for p in self._root.iterdir() if p.is_dir())
+
+    async def attach(self, container_id: str, *, networks: list[Network],
+                     network_infos: list[dict[str, Any]], hostname: str | None) -> Attachment:
+        """A namespace for ``container_id`` attached to ``networks`` (``network_infos``: the
+        framework's ``NetworkInfo`` of each); on any failure nothing of it is left and
+        ``CniError`` says why."""
+        directory = self._root / container_id
+        netns = directory / "ns"
+        try:
+            directory.mkdir(parents=True)
+            netns.touch()
+            await self._run(["unshare", f"--net={netns}", "true"], what="create the network "
+                            f"namespace of container {container_id}")
+            await self._plugin("ADD", container_id, network=None, ifname="lo", netns=netns)
+            infos: list[dict[str, Any]] = []
+            results: list[Result] = []
+            for index, (network, info) in enumerate(zip(networks, network_infos, strict=True)):
+                result = await self._plugin("ADD", container_id, network=network,
+                                            ifname=f"eth{index}", netns=netns, network_info=info)
+                assert result is not None
+                results.append(result)
+                infos.append({**info, "ip_addresses": [
+                    {"protocol": "IPv6" if ":" in ip else "IPv4", "ip_address": ip}
+                    for ip in result.ips]})
+            name = hostname or container_id
+            etc = self._write_files(directory, hostname=name, results=results)
+        except (CniError, OSError) as e:
+            await self.detach(container_id)
+            raise CniError(str(e)) from None
+        except BaseException:
+            await asyncio.shield(self.detach(container_id))
+            raise
+        attachment = Attachment(netns=str(netns), hostname=name, etc=etc, network_infos=infos)
+        (directory / "attachment.json").write_text(json.dumps(dataclasses.asdict(attachment)))
+        self._attached[container_id] = attachment
+        return attachment
+
+    async def detach(self, container_id: str) -> None:
+        """DEL on every network the container was attached to (logged, not raised, when a
+        plugin fails: what it holds cannot be freed by us either), then its namespace and
+        directory go."""
+        self._attached.pop(container_id, None)
+        directory = self._root / container_id
+        netns = directory / "ns"
+        if not directory.is_dir():
+            return
+        for conf in sorted(directory.glob("*/*/network.conf")):
+            ifname, name = conf.parent.name, conf.parent.parent.name
+            try:
+                network = cnispec.parse_network_config(conf.read_text(), path=str(conf))
+                await self._plugin("DEL", container_id, network=network, ifname=ifname,
+                                   netns=netns)
+            except (CniError, OSError) as e:
+                log.warning("agent: network/cni: DEL of container %s from network '%s' "
+                            "failed: %s", container_id, name, e)
+        with contextlib.suppress(OSError):
+            mounting.umount(str(netns), detach=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    async def _plugin(self, command: str, container_id: str, *, network: Network | None,
+                      ifname: str, netns: Path, network_info: dict[str, Any] | None = None
+                      ) -> Result | None:
+        """One plugin call (``network`` None: ``loopback`` for ``lo``)."""
+        if network is None:
+            network = Network(name="loopback", plugin="loopback",
+                              config={"cniVersion": cnispec.CNI_VERSION, "name": "loopback",
+                                      "type": "loopback"}, path="")
+        stdin = cnispec.plugin_input(network, network_info=network_info or {})
+        if command == "ADD" and network.path:
+            ifdir = self._root / container_id / network.name / ifname
+            ifdir.mkdir(parents=True, exist_ok=True)
+            (ifdir / "network.conf").write_bytes(json.dumps(network.config).encode())
+        env = cnispec.plugin_env(command=command, container_id=container_id, netns=str(netns),
+                                 ifname=ifname, plugins_dir=self._plugins_dir,
+                                 path=os.environ.get("PATH", _DEFAULT_PATH))
+        binary = str(Path(self._plugins_dir) / network.plugin)
+        argv = [binary] if self._plugins_netns is None else [
+            "nsenter", f"--net={self._plugins_netns}", "--", binary]
+        try:
+            code, stdout, stderr = await self._exec(argv, stdin=stdin, env=env)
+        except TimeoutError:
+            raise CniError(f"The CNI plugin '{binary}' did not {command} container "
+                           f"{container_id} on CNI network '{network.name}' within "
+                           f"{self._timeout:g} seconds; it was killed") from None
+        if code != 0:
+            raise CniError(cnispec.plugin_error(binary, container_id=container_id,
+                                                network=network.name, code=code,
+                                                stdout=stdout, stderr=stderr))
+        if command != "ADD" or not network.path:
+            return None
+        result = cnispec.parse_result(stdout, plugin=binary)
+        (self._root / container_id / network.name / ifname / "network.info").write_bytes(stdout)
+        return result
+
+    async def _exec(self, argv: list[str], *, stdin: bytes, env: dict[str, str]
+                    ) -> tuple[int | None, bytes, bytes]:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+        try:
+            async with asyncio.timeout(self._timeout):
+                stdout, stderr = await proc.communicate(stdin)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            await proc.wait()
+            raise
+        return proc.returncode, stdout, stderr
+
+    async def _run(self, argv: list[str], *, what: str) -> None:
+        try:
+            code, _, stderr = await self._exec(argv, stdin=b"", env=dict(os.environ))
+        except TimeoutError:
+            raise CniError(f"Failed to {what}: timed out") from None
+        if code != 0:
+            raise CniError(f"Failed to {what}: {stderr.decode(errors='replace').strip()}")
+
+    def _write_files(self, directory: Path, *, hostname: str, results: list[Result]
+                     ) -> dict[str, str]:
+        """``hostname``, ``hosts`` and ``resolv.conf`` of the container (the host's
+        ``resolv.conf`` when no plugin gave DNS settings), as Mesos writes them."""
+        (directory / "hostname").write_text(hostname + "\n")
+        (directory / "hosts").write_text(cnispec.hosts_file(
+            hostname=hostname, ips=[ip for r in results for ip in r.ips]))
+        resolv: str | None = None
+        for result in results:
+            resolv = resolv or cnispec.resolv_conf(result.dns)
+        etc = {"/etc/hosts": str(directory / "hosts"),
+               "/etc/hostname": str(directory / "hostname")}
+        if resolv is not None:
+            (directory / "resolv.conf").write_text(resolv)
+            etc["/etc/resolv.conf"] = str(directory / "resolv.conf")
+        elif os.path.exists("/etc/resolv.conf"):
+            etc["/etc/resolv.conf"] = os.path.realpath("/etc/resolv.conf")
+        else:
+            raise CniError("Cannot find host's /etc/resolv.conf")
+        return etc
