@@ -297,7 +297,7 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
     elif suspended:
         result.delete = list(active)
     else:
-        _plan_pods(result, spec, active, completed, succeeded_total, pods, now=now,
+        _plan_pods(result, job, active, completed, succeeded_total, pods, now=now,
                    backoff_base=backoff_base, parallelism=parallelism)
     status["active"] = max(0, len(active) - len(result.delete)) + len(result.create)
     if not status["active"]:
@@ -307,12 +307,15 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
     return result
 
 
-def _backoff_left(pods: list[RawObject], *, now: datetime.datetime, base: float) -> float:
+def _backoff_left(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
+                  base: float) -> float:
     """Seconds before failed pods may be replaced: base * 2^(failures since the last success
-    - 1), capped, from the last failure (the controller's exponential back-off)."""
+    - 1), capped, from the last failure (the controller's exponential back-off); failures the
+    podFailurePolicy ignores do not count."""
     last_success = max((finished_at(p) or now for p in pods
                         if podfacts.phase(p) == "Succeeded"), default=None)
-    failures = [finished_at(p) or now for p in pods if podfacts.phase(p) == "Failed"]
+    failures = [finished_at(p) or now for p in pods if podfacts.phase(p) == "Failed"
+                and (failure_policy_match(job, p) or ("",))[0] != "Ignore"]
     failures = [f for f in failures if last_success is None or f > last_success]
     if not failures:
         return 0.0
@@ -320,9 +323,10 @@ def _backoff_left(pods: list[RawObject], *, now: datetime.datetime, base: float)
     return max(0.0, (max(failures) + datetime.timedelta(seconds=delay) - now).total_seconds())
 
 
-def _plan_pods(result: JobPlan, spec: dict[str, Any], active: list[RawObject],
+def _plan_pods(result: JobPlan, job: RawObject, active: list[RawObject],
                completed: set[int], succeeded: int, pods: list[RawObject], *,
                now: datetime.datetime, backoff_base: float, parallelism: int) -> None:
+    spec = job.get("spec") or {}
     completions = spec.get("completions")
     if spec.get("completionMode") == "Indexed":
         seen: set[int] = set()
@@ -351,7 +355,7 @@ def _plan_pods(result: JobPlan, spec: dict[str, Any], active: list[RawObject],
             result.delete = podfacts.pods_to_delete(active, -diff)
         missing = [None] * min(max(0, diff), BURST)
     if missing:
-        left = _backoff_left(pods, now=now, base=backoff_base)
+        left = _backoff_left(job, pods, now=now, base=backoff_base)
         if left > 0:
             result.requeue = left if result.requeue is None else min(result.requeue, left)
             return
