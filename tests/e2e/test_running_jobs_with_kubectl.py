@@ -62,8 +62,12 @@ def test_an_indexed_job_runs_every_index_to_complete(target: Target) -> None:
     for pod in done:
         index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
         assert not pod["metadata"].get("finalizers")
-        logs = eventually(lambda n=pod["metadata"]["name"]: target.kubectl(
-            "logs", n, check=False).strip(), what="the pod's output")
+        name = str(pod["metadata"]["name"])
+
+        def output(name: str = name) -> str:
+            return target.kubectl("logs", name, check=False).strip()
+
+        logs = eventually(output, what="the pod's output")
         assert logs == f"index={index} host=indexed-{index}"
     row = target.kubectl("get", "job", "indexed", "--no-headers").split()
     assert row[:3] == ["indexed", "Complete", "5/5"]
