@@ -114,6 +114,10 @@ class JobController:
         if job is None:
             await self._release_orphans(key)
             return None
+        if (job.get("metadata") or {}).get("deletionTimestamp"):
+            for pod in self.pods.controlled_by(uid_of(job)):  # being deleted: let them go
+                await self._release(pod)
+            return None
         requeue: float | None = None
         for _ in range(MAX_PASSES):
             pods = self.pods.controlled_by(uid_of(job))

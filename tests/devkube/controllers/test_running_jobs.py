@@ -225,3 +225,22 @@ async def test_a_finished_job_with_a_ttl_is_deleted_with_its_pods(cluster: Clust
         return not await cluster.pods(selector="batch.kubernetes.io/job-name=brief")
 
     await eventually(pods_gone, what="the Job's pods to go")
+
+
+async def test_deleting_a_running_job_in_the_foreground_releases_its_pods(
+        cluster: Cluster) -> None:
+    body = json.loads(json.dumps(INDEXED))
+    body["metadata"]["name"] = "doomed"
+    await cluster.client.create(api.JOBS, body, namespace="default")
+
+    async def two_running() -> bool:
+        pods = await cluster.pods(selector="batch.kubernetes.io/job-name=doomed")
+        return sum(p["status"].get("phase") == "Running" for p in pods) == 2
+
+    await eventually(two_running, what="two running pods")
+    await cluster.kubectl("delete", "job", "doomed", "--cascade=foreground", "--wait=true")
+
+    async def pods_gone() -> bool:
+        return not await cluster.pods(selector="batch.kubernetes.io/job-name=doomed")
+
+    await eventually(pods_gone, what="the pods to go with the Job")
