@@ -1,10 +1,13 @@
 """e2e with REAL kubectl: batch/v1 Jobs on the embedded default run as real pods (issue 17): an
 Indexed Job with 5 completions and parallelism 2 runs each index once to Complete, and a Job
-whose pods fail is retried up to its backoffLimit, then Failed."""
+whose pods fail is retried up to its backoffLimit, then Failed; a CronJob every minute starts a
+Job at the next minute (at most one real minute of waiting)."""
 
 from __future__ import annotations
 
+import datetime
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -42,6 +45,24 @@ spec:
       - name: work
         image: busybox:1.36
         command: [sh, -c, 'exit 3']
+"""
+
+EVERY_MINUTE = """
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: minutely}
+spec:
+  schedule: "* * * * *"
+  concurrencyPolicy: Forbid
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: tick
+            image: busybox:1.36
+            command: [sh, -c, 'echo tick']
 """
 
 
@@ -94,6 +115,31 @@ def test_a_failing_job_is_retried_up_to_its_backoff_limit(target: Target) -> Non
              for s in p["status"]["containerStatuses"]]
     assert codes == [3, 3]
     target.kubectl("delete", "job", "failing", "--wait=true", timeout=90)
+
+
+def test_a_cronjob_every_minute_starts_its_job_on_the_minute(target: Target) -> None:
+    _apply(target, EVERY_MINUTE)
+
+    def succeeded() -> dict[str, Any] | None:
+        got: dict[str, Any] = target.kubectl_json("get", "cronjob", "minutely")
+        return got if (got.get("status") or {}).get("lastSuccessfulTime") else None
+
+    cronjob = eventually(succeeded, timeout=100, what="a successful scheduled Job")
+    scheduled = datetime.datetime.fromisoformat(
+        cronjob["status"]["lastScheduleTime"].replace("Z", "+00:00"))
+    assert scheduled.second == 0
+    name = f"minutely-{int(scheduled.timestamp()) // 60}"
+    job = target.kubectl_json("get", "job", name)
+    assert job["metadata"]["ownerReferences"][0]["name"] == "minutely"
+    assert job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] \
+        == cronjob["status"]["lastScheduleTime"]
+    [pod] = target.kubectl_json("get", "pods", "-l", f"batch.kubernetes.io/job-name={name}")[
+        "items"]
+    assert target.kubectl("logs", pod["metadata"]["name"]).strip() == "tick"
+    row = target.kubectl("get", "cronjob", "minutely", "--no-headers").split()
+    assert row[:8] == ["minutely", "*", "*", "*", "*", "*", "<none>", "False"]
+    assert row[8] in ("0", "1")  # ACTIVE: the next minute may have started one
+    target.kubectl("delete", "cronjob", "minutely", "--wait=true", timeout=90)
 
 
 def _apply(target: Target, manifest: str) -> None:
