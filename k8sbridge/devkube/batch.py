@@ -172,6 +172,7 @@ def _job_spec_causes(spec: Any, where: str) -> list[Cause]:
                            f"Invalid value: {parallelism}: must be less than or equal to "
                            f"{INDEXED_MAX} when completion mode is Indexed"))
     causes += _pod_failure_policy_causes(spec.get("podFailurePolicy"), f"{where}.podFailurePolicy")
+    causes += _success_policy_causes(spec, f"{where}.successPolicy")
     template = spec.get("template")
     if not isinstance(template, dict):
         return [*causes, ("FieldValueRequired", f"{where}.template", "Required value")]
@@ -222,6 +223,41 @@ def _pod_failure_policy_causes(policy: Any, where: str) -> list[Cause]:
             elif operator == "In" and 0 in values:
                 causes.append(("FieldValueInvalid", f"{at}.onExitCodes.values[{values.index(0)}]",
                                "Invalid value: 0: must not be 0 for the In operator"))
+    return causes
+
+
+def _success_policy_causes(spec: Obj, where: str) -> list[Cause]:
+    policy = spec.get("successPolicy")
+    if policy is None:
+        return []
+    if spec.get("completionMode") != "Indexed":
+        return [("FieldValueInvalid", where, "Invalid value: "
+                 + json.dumps(policy, separators=(",", ":")) + ": requires indexed completion "
+                 "mode")]
+    rules = policy.get("rules") if isinstance(policy, dict) else None
+    if not isinstance(rules, list) or not rules:
+        return [("FieldValueRequired", f"{where}.rules", "Required value")]
+    if len(rules) > 20:
+        return [("FieldValueTooMany", f"{where}.rules",
+                 f"Too many: {len(rules)}: must have at most 20 items")]
+    causes: list[Cause] = []
+    completions = spec.get("completions")
+    for i, rule in enumerate(rules):
+        at = f"{where}.rules[{i}]"
+        if not isinstance(rule, dict) or (rule.get("succeededIndexes") is None
+                                          and rule.get("succeededCount") is None):
+            causes.append(("FieldValueRequired", at, "Required value: at least one of "
+                           "succeededCount or succeededIndexes must be specified"))
+            continue
+        count = rule.get("succeededCount")
+        if count is not None and (not isinstance(count, int) or count < 0):
+            causes.append(("FieldValueInvalid", f"{at}.succeededCount",
+                           f"Invalid value: {json.dumps(count)}: must be greater than or equal "
+                           "to 0"))
+        elif isinstance(count, int) and isinstance(completions, int) and count > completions:
+            causes.append(("FieldValueInvalid", f"{at}.succeededCount",
+                           f"Invalid value: {count}: must be less than or equal to "
+                           f"{completions} (the number of specified completions)"))
     return causes
 
 

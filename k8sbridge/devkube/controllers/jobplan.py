@@ -143,6 +143,24 @@ def failure_policy_match(job: RawObject, pod: RawObject) -> tuple[str, str] | No
     return None
 
 
+def success_policy_match(spec: dict[str, Any], completed: set[int]) -> int | None:
+    """The index of the first successPolicy rule the succeeded indexes satisfy: all of its
+    ``succeededIndexes``, or ``succeededCount`` of them (of all indexes without a set)."""
+    for i, rule in enumerate(((spec.get("successPolicy") or {}).get("rules")) or []):
+        if not isinstance(rule, dict):
+            continue
+        wanted = parse_indexes(rule["succeededIndexes"]) if rule.get(
+            "succeededIndexes") is not None else None
+        count = rule.get("succeededCount")
+        among = completed if wanted is None else completed & wanted
+        if count is not None:
+            if len(among) >= int(count):
+                return i
+        elif wanted is not None and wanted <= completed:
+            return i
+    return None
+
+
 def _condition(kind: str, reason: str, message: str, now: str, status: str = "True") -> Any:
     return {"type": kind, "status": status, "lastProbeTime": now, "lastTransitionTime": now,
             "reason": reason, "message": message}
@@ -266,6 +284,8 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
         elif deadline is not None and started is not None and not suspended and (
                 now - started).total_seconds() >= int(deadline):
             target = ("FailureTarget", *DEADLINE)
+        elif indexed and (matched := success_policy_match(spec, completed)) is not None:
+            target = ("SuccessCriteriaMet", "SuccessPolicy", f"Matched rules at index {matched}")
         elif completions is not None and succeeded_total >= int(completions):
             target = ("SuccessCriteriaMet", *COMPLETIONS)
         elif completions is None and succeeded_total > 0 and not active:
@@ -291,7 +311,11 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
                 result.events.append((str(failing.get("reason")), str(failing.get("message")),
                                       True))
             else:
-                _set_condition(status, _condition("Complete", *COMPLETIONS, stamp))
+                met: dict[str, Any] = next((c for c in status.get("conditions") or []
+                            if c.get("type") == "SuccessCriteriaMet"), {})
+                _set_condition(status, _condition(
+                    "Complete", str(met.get("reason") or COMPLETIONS[0]),
+                    str(met.get("message") or COMPLETIONS[1]), stamp))
                 status["completionTime"] = stamp
                 result.events.append(("Completed", "Job completed", False))
     elif suspended:

@@ -194,3 +194,23 @@ def test_indexed_pods_carry_their_index_hostname_and_environment() -> None:
 def test_completed_indexes_round_trip() -> None:
     assert jobplan.format_indexes({0, 1, 2, 4, 6, 7}) == "0-2,4,6-7"
     assert jobplan.parse_indexes("0-2,4,6-7") == {0, 1, 2, 4, 6, 7}
+
+
+def test_a_success_policy_completes_an_indexed_job_early() -> None:
+    j = job(completions=5, parallelism=5, completionMode="Indexed",
+            successPolicy={"rules": [{"succeededIndexes": "0-1,4", "succeededCount": 3},
+                                     {"succeededIndexes": "0"}]})
+    pods = [pod("a", "Succeeded", index=0), pod("b", index=1), pod("c", index=2)]
+    step = settle(j, pods)
+    met = next(c for c in step.status["conditions"] if c["type"] == "SuccessCriteriaMet")
+    assert (met["reason"], met["message"]) == ("SuccessPolicy", "Matched rules at index 1")
+    assert sorted(p["metadata"]["uid"] for p in step.delete) == ["b", "c"]
+    for p in pods[1:]:
+        p["metadata"]["deletionTimestamp"] = _stamp(T0)
+        p["metadata"]["finalizers"] = []
+    pods = pods[:1]
+    done = settle(j, pods)
+    complete = next(c for c in done.status["conditions"] if c["type"] == "Complete")
+    assert (complete["reason"], complete["message"]) == ("SuccessPolicy",
+                                                         "Matched rules at index 1")
+    assert "failed" not in done.status

@@ -129,6 +129,9 @@ async def test_cronjob_columns_and_a_job_created_from_it(cluster: Cluster) -> No
                                   '"Always": supported values: "OnFailure", "Never"'),
     ({"parallelism": -1}, "spec.parallelism: Invalid value: -1: must be greater than or "
                           "equal to 0"),
+    ({"completionMode": "NonIndexed", "successPolicy": {"rules": [{"succeededCount": 1}]}},
+     'spec.successPolicy: Invalid value: {"rules":[{"succeededCount":1}]}: requires indexed '
+     "completion mode"),
 ])
 async def test_bad_jobs_are_refused_as_kube_apiserver_does(
         cluster: Cluster, change: dict[str, Any], message: str) -> None:
@@ -235,7 +238,7 @@ async def test_deleting_a_running_job_in_the_foreground_releases_its_pods(
 
     async def two_running() -> bool:
         pods = await cluster.pods(selector="batch.kubernetes.io/job-name=doomed")
-        return sum(p["status"].get("phase") == "Running" for p in pods) == 2
+        return len([p for p in pods if p["status"].get("phase") == "Running"]) == 2
 
     await eventually(two_running, what="two running pods")
     await cluster.kubectl("delete", "job", "doomed", "--cascade=foreground", "--wait=true")
