@@ -173,6 +173,7 @@ def _job_spec_causes(spec: Any, where: str) -> list[Cause]:
                            f"{INDEXED_MAX} when completion mode is Indexed"))
     causes += _pod_failure_policy_causes(spec.get("podFailurePolicy"), f"{where}.podFailurePolicy")
     causes += _success_policy_causes(spec, f"{where}.successPolicy")
+    causes += _per_index_causes(spec, where)
     template = spec.get("template")
     if not isinstance(template, dict):
         return [*causes, ("FieldValueRequired", f"{where}.template", "Required value")]
@@ -223,6 +224,33 @@ def _pod_failure_policy_causes(policy: Any, where: str) -> list[Cause]:
             elif operator == "In" and 0 in values:
                 causes.append(("FieldValueInvalid", f"{at}.onExitCodes.values[{values.index(0)}]",
                                "Invalid value: 0: must not be 0 for the In operator"))
+    return causes
+
+
+def _per_index_causes(spec: Obj, where: str) -> list[Cause]:
+    """backoffLimitPerIndex needs Indexed; maxFailedIndexes and FailIndex need it."""
+    causes: list[Cause] = []
+    per_index = spec.get("backoffLimitPerIndex")
+    if per_index is not None and spec.get("completionMode") != "Indexed":
+        causes.append(("FieldValueInvalid", f"{where}.backoffLimitPerIndex",
+                       f"Invalid value: {json.dumps(per_index)}: requires indexed completion "
+                       "mode"))
+    most = spec.get("maxFailedIndexes")
+    if most is not None and per_index is None:
+        causes.append(("FieldValueInvalid", f"{where}.maxFailedIndexes",
+                       f"Invalid value: {json.dumps(most)}: requires the backoffLimitPerIndex "
+                       "to be set"))
+    elif isinstance(most, int) and isinstance(spec.get("completions"), int) and \
+            most > spec["completions"]:
+        causes.append(("FieldValueInvalid", f"{where}.maxFailedIndexes",
+                       f"Invalid value: {most}: must be less than or equal to completions"))
+    rules = ((spec.get("podFailurePolicy") or {}).get("rules")) if isinstance(
+        spec.get("podFailurePolicy"), dict) else None
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if isinstance(rule, dict) and rule.get("action") == "FailIndex" and per_index is None:
+            causes.append(("FieldValueInvalid", f"{where}.podFailurePolicy.rules[{i}].action",
+                           'Invalid value: "FailIndex": requires the backoffLimitPerIndex to be '
+                           "set"))
     return causes
 
 

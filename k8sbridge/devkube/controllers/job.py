@@ -40,7 +40,7 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def pod_from_template(job: RawObject, index: int | None) -> RawObject:
+def pod_from_template(job: RawObject, index: int | None, *, failures: int = 0) -> RawObject:
     """The pod a Job creates: its template, the tracking finalizer, a controller reference; an
     Indexed Job's pod also gets its index (annotation, label, ``JOB_COMPLETION_INDEX``) and the
     hostname ``<job>-<index>``."""
@@ -60,6 +60,8 @@ def pod_from_template(job: RawObject, index: int | None) -> RawObject:
         meta["generateName"] = f"{name}-{index}-"
         labels[jobplan.INDEX_KEY] = str(index)
         annotations[jobplan.INDEX_KEY] = str(index)
+        if (job.get("spec") or {}).get("backoffLimitPerIndex") is not None:
+            annotations[jobplan.INDEX_FAILURES_KEY] = str(failures)
         spec.setdefault("hostname", f"{name}-{index}")
         env_var = {"name": jobplan.INDEX_ENV, "valueFrom": {"fieldRef": {
             "apiVersion": "v1",
@@ -136,7 +138,7 @@ class JobController:
                 await self._release(pod)
             for pod in step.delete:
                 await self._delete(job, pod)
-            await self._create(job, step.create)
+            await self._create(job, step.create, step.index_failures)
         return requeue
 
     async def _write_status(self, job: RawObject, status: dict[str, Any]) -> RawObject | None:
@@ -207,14 +209,16 @@ class JobController:
         else:
             self.pods.remove(pod)
 
-    async def _create(self, job: RawObject, indexes: list[int | None]) -> None:
+    async def _create(self, job: RawObject, indexes: list[int | None],
+                      failures: dict[int, int]) -> None:
         """Create pods in slow-start batches (1, 2, 4, ...) that stop at the first error."""
         ns = (job.get("metadata") or {}).get("namespace")
         batch = 1
         while indexes:
             now, indexes = indexes[:batch], indexes[batch:]
             results = await asyncio.gather(
-                *(self.client.create(api.PODS, pod_from_template(job, i), namespace=ns)
+                *(self.client.create(api.PODS, pod_from_template(
+                    job, i, failures=failures.get(i, 0) if i is not None else 0), namespace=ns)
                   for i in now), return_exceptions=True)
             failure: BaseException | None = None
             for result in results:

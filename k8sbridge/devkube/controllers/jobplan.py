@@ -22,6 +22,7 @@ from k8sbridge.devkube.controllers.raw import RawObject, copy_json
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"  # annotation and label
 INDEX_ENV = "JOB_COMPLETION_INDEX"
+INDEX_FAILURES_KEY = "batch.kubernetes.io/job-index-failure-count"  # annotation
 BACKOFF_BASE = 10.0  # DefaultJobPodFailureBackOff
 BACKOFF_MAX = 600.0  # MaxJobPodFailureBackOff
 BURST = 500
@@ -29,6 +30,9 @@ BURST = 500
 BACKOFF_LIMIT = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
 DEADLINE = ("DeadlineExceeded", "Job was active longer than specified deadline")
 COMPLETIONS = ("CompletionsReached", "Reached expected number of succeeded pods")
+MAX_FAILED_INDEXES = ("MaxFailedIndexesExceeded",
+                      "Job has exceeded the specified maximal number of failed indexes")
+FAILED_INDEXES = ("FailedIndexes", "Job has failed indexes")
 
 
 @dataclasses.dataclass(slots=True)
@@ -38,6 +42,7 @@ class JobPlan:
     delete: list[RawObject] = dataclasses.field(default_factory=list)
     release: list[RawObject] = dataclasses.field(default_factory=list)  # remove the finalizer
     requeue: float | None = None
+    index_failures: dict[int, int] = dataclasses.field(default_factory=dict)  # of new pods
     events: list[tuple[str, str, bool]] = dataclasses.field(default_factory=list)
 
 
@@ -56,6 +61,15 @@ def pod_index(pod: RawObject) -> int | None:
         return int(str(raw)) if raw is not None else None
     except ValueError:
         return None
+
+
+def index_failures(pod: RawObject) -> int:
+    """How often the pod's index failed before it (backoffLimitPerIndex)."""
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(INDEX_FAILURES_KEY)
+    try:
+        return int(str(raw)) if raw is not None else 0
+    except ValueError:
+        return 0
 
 
 def parse_indexes(text: Any) -> set[int]:
@@ -198,6 +212,8 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
     succeeded = int(status.get("succeeded") or 0)
     failed = int(status.get("failed") or 0)
     completed = parse_indexes(status.get("completedIndexes"))
+    per_index = indexed and spec.get("backoffLimitPerIndex") is not None
+    failed_indexes = parse_indexes(status.get("failedIndexes"))
 
     # 1. UIDs recorded before whose finalizer is gone now count.
     for uids, is_success in ((succeeded_uids, True), (failed_uids, False)):
@@ -236,6 +252,11 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
                 continue
             if match is not None and match[0] == "FailJob" and fail_job is None:
                 fail_job = ("PodFailurePolicy", match[1])
+            index = pod_index(pod)
+            if per_index and index is not None and 0 <= index < int(completions or 0) and (
+                    (match is not None and match[0] == "FailIndex")
+                    or index_failures(pod) + 1 > _int(spec.get("backoffLimitPerIndex"), 0)):
+                failed_indexes.add(index)
             failed_uids.append(uid)
             result.release.append(pod)
         elif podfacts.is_terminating(pod) and (ending or suspended):
@@ -256,6 +277,8 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
             status["completedIndexes"] = format_indexes(completed)
         else:
             status.pop("completedIndexes", None)
+    if per_index:
+        status["failedIndexes"] = format_indexes(failed_indexes)
 
     active = [p for p in pods if podfacts.is_active(p)]
     terminating = [p for p in pods if podfacts.is_terminating(p)
@@ -281,6 +304,12 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
             target = ("FailureTarget", *fail_job)
         elif failed_total > _int(spec.get("backoffLimit"), 6):
             target = ("FailureTarget", *BACKOFF_LIMIT)
+        elif per_index and spec.get("maxFailedIndexes") is not None and len(
+                failed_indexes) > _int(spec.get("maxFailedIndexes"), 0):
+            target = ("FailureTarget", *MAX_FAILED_INDEXES)
+        elif per_index and failed_indexes and len(completed | failed_indexes) >= int(
+                completions or 0):
+            target = ("FailureTarget", *FAILED_INDEXES)
         elif deadline is not None and started is not None and not suspended and (
                 now - started).total_seconds() >= int(deadline):
             target = ("FailureTarget", *DEADLINE)
@@ -321,8 +350,8 @@ def plan(job: RawObject, pods: list[RawObject], *, now: datetime.datetime,
     elif suspended:
         result.delete = list(active)
     else:
-        _plan_pods(result, job, active, completed, succeeded_total, pods, now=now,
-                   backoff_base=backoff_base, parallelism=parallelism)
+        _plan_pods(result, job, active, completed | failed_indexes, succeeded_total, pods,
+                   now=now, backoff_base=backoff_base, parallelism=parallelism)
     status["active"] = max(0, len(active) - len(result.delete)) + len(result.create)
     if not status["active"]:
         del status["active"]
@@ -359,7 +388,7 @@ def _plan_pods(result: JobPlan, job: RawObject, active: list[RawObject],
             index = pod_index(pod)
             if index is None or index in completed or index in seen or index >= int(
                     completions or 0):
-                result.delete.append(pod)  # a duplicate, or its index is done
+                result.delete.append(pod)  # a duplicate, or its index succeeded or failed
             else:
                 seen.add(index)
                 keep.append(pod)
@@ -378,9 +407,33 @@ def _plan_pods(result: JobPlan, job: RawObject, active: list[RawObject],
         if diff < 0:
             result.delete = podfacts.pods_to_delete(active, -diff)
         missing = [None] * min(max(0, diff), BURST)
+    if missing and spec.get("backoffLimitPerIndex") is not None:
+        result.create = _per_index_backoff(result, pods, missing, now=now, base=backoff_base)
+        return
     if missing:
         left = _backoff_left(job, pods, now=now, base=backoff_base)
         if left > 0:
             result.requeue = left if result.requeue is None else min(result.requeue, left)
             return
         result.create = missing
+
+
+def _per_index_backoff(result: JobPlan, pods: list[RawObject], missing: list[int | None], *,
+                       now: datetime.datetime, base: float) -> list[int | None]:
+    """backoffLimitPerIndex: each index waits its own back-off after its own failures, and its
+    next pod carries how often it failed."""
+    ready: list[int | None] = []
+    for index in missing:
+        failures = [p for p in pods if pod_index(p) == index and podfacts.phase(p) == "Failed"]
+        if failures:
+            count = max(index_failures(p) + 1 for p in failures)
+            last = max(finished_at(p) or now for p in failures)
+            delay = min(BACKOFF_MAX, base * 2 ** (count - 1))
+            left = (last + datetime.timedelta(seconds=delay) - now).total_seconds()
+            if left > 0:
+                result.requeue = left if result.requeue is None else min(result.requeue, left)
+                continue
+            if index is not None:
+                result.index_failures[index] = count
+        ready.append(index)
+    return ready

@@ -214,3 +214,48 @@ def test_a_success_policy_completes_an_indexed_job_early() -> None:
     assert (complete["reason"], complete["message"]) == ("SuccessPolicy",
                                                          "Matched rules at index 1")
     assert "failed" not in done.status
+
+
+def indexed_pod(uid: str, phase: str, index: int, failures: int, **kw: Any) -> dict[str, Any]:
+    made = pod(uid, phase, index=index, **kw)
+    made["metadata"]["annotations"][jobplan.INDEX_FAILURES_KEY] = str(failures)
+    return made
+
+
+def test_backoff_limit_per_index_retries_each_index_then_marks_it_failed() -> None:
+    j = job(completions=3, parallelism=3, completionMode="Indexed", backoffLimitPerIndex=1,
+            backoffLimit=2147483647)
+    first = indexed_pod("a", "Failed", 1, 0, exit_code=1, finished=T0)
+    pods = [indexed_pod("s0", "Succeeded", 0, 0), first, indexed_pod("r2", "Running", 2, 0)]
+    waiting = settle(j, pods, now=T0 + datetime.timedelta(seconds=4))
+    assert waiting.status["failedIndexes"] == "" and waiting.create == []
+    assert waiting.requeue == 6.0  # index 1's own back-off: 10 s after its failure
+    retry = settle(j, pods, now=T0 + datetime.timedelta(seconds=10))
+    assert retry.create == [1] and retry.index_failures == {1: 1}
+    created = pod_from_template(j, 1, failures=1)
+    assert created["metadata"]["annotations"][jobplan.INDEX_FAILURES_KEY] == "1"
+    pods += [indexed_pod("b", "Failed", 1, 1, exit_code=1),
+             indexed_pod("s2", "Succeeded", 2, 0)]
+    pods[2]["status"]["phase"] = "Succeeded"
+    done = settle(j, pods, now=T0 + datetime.timedelta(seconds=60))
+    assert done.status["failedIndexes"] == "1" and done.status["completedIndexes"] == "0,2"
+    failed = next(c for c in done.status["conditions"] if c["type"] == "Failed")
+    assert (failed["reason"], failed["message"]) == FAILED
+    assert done.create == []
+
+
+FAILED = ("FailedIndexes", "Job has failed indexes")
+
+
+def test_fail_index_and_max_failed_indexes() -> None:
+    policy = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In",
+                                                                "values": [42]}}]}
+    j = job(completions=4, parallelism=4, completionMode="Indexed", backoffLimitPerIndex=3,
+            maxFailedIndexes=0, podFailurePolicy=policy)
+    pods = [indexed_pod("a", "Failed", 0, 0, exit_code=42)] + [
+        indexed_pod(f"r{i}", "Running", i, 0) for i in (1, 2, 3)]
+    step = settle(j, pods)
+    assert step.status["failedIndexes"] == "0"
+    target = next(c for c in step.status["conditions"] if c["type"] == "FailureTarget")
+    assert target["reason"] == "MaxFailedIndexesExceeded"
+    assert sorted(p["metadata"]["uid"] for p in step.delete) == ["r1", "r2", "r3"]

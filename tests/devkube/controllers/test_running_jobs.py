@@ -132,6 +132,8 @@ async def test_cronjob_columns_and_a_job_created_from_it(cluster: Cluster) -> No
     ({"completionMode": "NonIndexed", "successPolicy": {"rules": [{"succeededCount": 1}]}},
      'spec.successPolicy: Invalid value: {"rules":[{"succeededCount":1}]}: requires indexed '
      "completion mode"),
+    ({"completionMode": "NonIndexed", "backoffLimitPerIndex": 1},
+     "spec.backoffLimitPerIndex: Invalid value: 1: requires indexed completion mode"),
 ])
 async def test_bad_jobs_are_refused_as_kube_apiserver_does(
         cluster: Cluster, change: dict[str, Any], message: str) -> None:
