@@ -70,7 +70,11 @@ def error_response(e: errors.ApiError) -> web.Response:
 
 
 def with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
+    """Warning headers; a text with control characters (an unknown field named "\x1f") is
+    dropped, as apimachinery's NewWarningHeader refuses it (it cannot go into a header)."""
     for text in warnings:
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+            continue
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
         response.headers.add("Warning", f'299 - "{escaped}"')
     return response

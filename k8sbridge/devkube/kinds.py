@@ -71,6 +71,7 @@ NEW_EVENT_FIELDS = COMMON_FIELDS | {
 NAMESPACE_FIELDS = COMMON_FIELDS | {"status.phase"}
 SECRET_FIELDS = COMMON_FIELDS | {"type"}
 RS_FIELDS = COMMON_FIELDS | {"status.replicas"}
+JOB_FIELDS = COMMON_FIELDS | {"status.successful"}
 
 KINDS: tuple[Kind, ...] = (
     Kind(group="", version="v1", plural="namespaces", singular="namespace", kind="Namespace",
@@ -101,6 +102,10 @@ KINDS: tuple[Kind, ...] = (
     Kind(group="apps", version="v1", plural="replicasets", singular="replicaset",
          kind="ReplicaSet", namespaced=True, short_names=("rs",), categories=("all",),
          subresources=("status", "scale"), fields=RS_FIELDS),
+    Kind(group="batch", version="v1", plural="jobs", singular="job", kind="Job",
+         namespaced=True, categories=("all",), subresources=("status",), fields=JOB_FIELDS),
+    Kind(group="batch", version="v1", plural="cronjobs", singular="cronjob", kind="CronJob",
+         namespaced=True, short_names=("cj",), categories=("all",), subresources=("status",)),
     Kind(group="coordination.k8s.io", version="v1", plural="leases", singular="lease",
          kind="Lease", namespaced=True),
     Kind(group="events.k8s.io", version="v1", plural="events", singular="event", kind="Event",

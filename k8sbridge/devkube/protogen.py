@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-API_GROUPS = ("core/v1", "apps/v1", "coordination/v1", "events/v1", "autoscaling/v1",
-              "authentication/v1")
+API_GROUPS = ("core/v1", "apps/v1", "batch/v1", "coordination/v1", "events/v1",
+              "autoscaling/v1", "authentication/v1", "scheduling/v1alpha3")
 MACHINERY = ("pkg/apis/meta/v1", "pkg/api/resource", "pkg/util/intstr", "pkg/runtime",
              "pkg/runtime/schema")
 ROOTS = (
@@ -26,6 +26,7 @@ ROOTS = (
         "Pod", "Node", "Namespace", "Event", "ConfigMap", "Secret", "Service", "ServiceAccount",
         "Endpoints", "Binding")),
     "k8s.io.api.apps.v1.Deployment", "k8s.io.api.apps.v1.ReplicaSet",
+    "k8s.io.api.batch.v1.Job", "k8s.io.api.batch.v1.CronJob",
     "k8s.io.api.coordination.v1.Lease", "k8s.io.api.events.v1.Event",
     "k8s.io.api.autoscaling.v1.Scale", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
     *(f"k8s.io.api.authentication.v1.{k}" for k in (
@@ -176,7 +177,7 @@ def main() -> int:
     title = "Protobuf field tables of the Kubernetes types devkube accepts in binary form"
     sys.stdout.write(f'''"""{title} (generated data).
 
-Why: client-go's typed clients (e.g. `kubectl create deployment|configmap|secret|namespace|token`)
+Why: client-go's typed clients (e.g. `kubectl create deployment|job|configmap|secret|token`)
 send request bodies as `application/vnd.kubernetes.protobuf` and do not fall back to JSON. These
 tables map field numbers to JSON names so k8sbridge.devkube.protobuf can decode such bodies.
 

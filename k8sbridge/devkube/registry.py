@@ -15,6 +15,7 @@ from typing import Any
 
 from k8sbridge.devkube import (
     admission,
+    batch,
     defaults,
     errors,
     events,
@@ -204,7 +205,7 @@ class Registry:
         if kind.plural == "services":
             self._allocate_cluster_ip(obj)
         defaults.apply_defaults(kind, obj, create=True)
-        validation.validate(kind, obj)
+        self._validate(kind, obj, old=None)
         name = meta["name"]
         if self.store.peek(kind.store_key, meta.get("namespace", ""), name) is not None:
             raise errors.already_exists(plural=kind.plural, group=kind.group, name=name)
@@ -337,12 +338,24 @@ class Registry:
                              "Forbidden: no new finalizers can be added if the object is being "
                              "deleted")],
                 )
-        validation.validate(kind, new)
+        self._validate(kind, new, old=old if subresource != "status" else None)
         if dry_run:
             return self.view(kind, new)
         stored, _ = self.store.update(kind.store_key, new)
         final = self._finish_if_released(kind, stored.obj)
         return self.view(kind, final)
+
+    def _validate(self, kind: kinds.Kind, obj: Obj, *, old: Obj | None) -> None:
+        """The generic checks plus a kind's own (batch/v1); ``old``: the object an update
+        replaces (immutable fields), None on create and for status writes."""
+        extra: list[errors.Cause] = []
+        if kind.plural == "jobs" and kind.group == "batch":
+            extra = batch.job_causes(obj)
+            if old is not None:
+                extra += batch.update_causes(kind.plural, old, obj)
+        elif kind.plural == "cronjobs" and kind.group == "batch":
+            extra = batch.cronjob_causes(obj, old=old)
+        validation.validate(kind, obj, extra=extra)
 
     def _check_pod_update(self, old: Obj, new: Obj) -> None:
         old_spec = old.get("spec") or {}

@@ -38,6 +38,11 @@ _WORKLOAD_SPEC_FIELDS = {
     "deployments": frozenset({"replicas", "selector", "template", "strategy", "minReadySeconds",
                               "revisionHistoryLimit", "paused", "progressDeadlineSeconds"}),
     "replicasets": frozenset({"replicas", "minReadySeconds", "selector", "template"}),
+    "jobs": frozenset({"parallelism", "completions", "activeDeadlineSeconds", "podFailurePolicy",
+                       "successPolicy", "backoffLimit", "backoffLimitPerIndex",
+                       "maxFailedIndexes", "selector", "manualSelector", "template",
+                       "ttlSecondsAfterFinished", "completionMode", "suspend",
+                       "podReplacementPolicy", "managedBy", "scheduling"}),
 }
 _TOP_FIELDS: dict[str, frozenset[str]] = {
     "pods": frozenset({"spec", "status"}),
@@ -46,6 +51,8 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "services": frozenset({"spec", "status"}),
     "deployments": frozenset({"spec", "status"}),
     "replicasets": frozenset({"spec", "status"}),
+    "jobs": frozenset({"spec", "status"}),
+    "cronjobs": frozenset({"spec", "status"}),
     "leases": frozenset({"spec"}),
     "configmaps": frozenset({"data", "binaryData", "immutable"}),
     "secrets": frozenset({"data", "stringData", "type", "immutable"}),

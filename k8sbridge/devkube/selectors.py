@@ -211,6 +211,8 @@ def field_value(obj: Mapping[str, Any], field: str) -> str:
         return str(ips[0].get("ip", "")) if ips else ""
     if field == "source":
         return str((obj.get("source") or {}).get("component", ""))
+    if field == "status.successful":  # a Job's succeeded count, 0 when unset
+        return str((obj.get("status") or {}).get("succeeded") or 0)
     current: Any = obj
     for part in field.split("."):
         if not isinstance(current, Mapping):

@@ -85,7 +85,50 @@ _WORKLOAD_SHAPES: list[Shape] = [
     (("spec", "strategy", "rollingUpdate"), dict),
 ]
 
+_JOB_INTS = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
+             "ttlSecondsAfterFinished", "backoffLimitPerIndex", "maxFailedIndexes")
+
+
+def _job_spec_shapes(prefix: tuple[str, ...]) -> list[Shape]:
+    shapes: list[Shape] = [(prefix, dict), ((*prefix, "suspend"), bool),
+                           ((*prefix, "manualSelector"), bool),
+                           ((*prefix, "completionMode"), str), ((*prefix, "selector"), dict),
+                           ((*prefix, "selector", "matchLabels"), dict),
+                           ((*prefix, "selector", "matchExpressions"), list),
+                           ((*prefix, "template"), dict), ((*prefix, "template", "metadata"), dict),
+                           ((*prefix, "template", "metadata", "labels"), dict),
+                           ((*prefix, "template", "metadata", "annotations"), dict),
+                           ((*prefix, "podFailurePolicy"), dict),
+                           ((*prefix, "podFailurePolicy", "rules"), list),
+                           ((*prefix, "podFailurePolicy", "rules", "*"), dict),
+                           ((*prefix, "podFailurePolicy", "rules", "*", "onExitCodes"), dict),
+                           ((*prefix, "podFailurePolicy", "rules", "*", "onExitCodes",
+                             "values"), list),
+                           ((*prefix, "podFailurePolicy", "rules", "*", "onExitCodes", "values",
+                             "*"), int),
+                           ((*prefix, "podFailurePolicy", "rules", "*", "onPodConditions"),
+                            list),
+                           ((*prefix, "podFailurePolicy", "rules", "*", "onPodConditions", "*"),
+                            dict)]
+    shapes += [((*prefix, field), int) for field in _JOB_INTS]
+    return shapes + _pod_spec_shapes((*prefix, "template", "spec"))
+
+
 _SHAPES: dict[str, list[Shape]] = {
+    "jobs": _META_SHAPES + _job_spec_shapes(("spec",)) + [
+        (("status",), dict), (("status", "conditions"), list),
+        (("status", "conditions", "*"), dict), (("status", "active"), int),
+        (("status", "succeeded"), int), (("status", "failed"), int)],
+    "cronjobs": _META_SHAPES + [
+        (("spec",), dict), (("spec", "schedule"), str), (("spec", "timeZone"), str),
+        (("spec", "concurrencyPolicy"), str), (("spec", "suspend"), bool),
+        (("spec", "startingDeadlineSeconds"), int), (("spec", "successfulJobsHistoryLimit"), int),
+        (("spec", "failedJobsHistoryLimit"), int), (("spec", "jobTemplate"), dict),
+        (("spec", "jobTemplate", "metadata"), dict),
+        (("spec", "jobTemplate", "metadata", "labels"), dict),
+        (("spec", "jobTemplate", "metadata", "annotations"), dict),
+        (("status",), dict), (("status", "active"), list), (("status", "active", "*"), dict),
+    ] + _job_spec_shapes(("spec", "jobTemplate", "spec")),
     "pods": _META_SHAPES + _pod_spec_shapes(("spec",)) + _STATUS_SHAPES,
     "deployments": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
     + _pod_spec_shapes(("spec", "template", "spec")) + [(("status",), dict)],
@@ -215,7 +258,15 @@ def resource_lists(kind: kinds.Kind, obj: dict[str, Any]) -> list[tuple[str, dic
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return []
-    if kind.plural in ("deployments", "replicasets"):
+    if kind.plural == "cronjobs":
+        job_template = spec.get("jobTemplate")
+        spec = job_template.get("spec") if isinstance(job_template, dict) else None
+        if not isinstance(spec, dict):
+            return []
+        template = spec.get("template")
+        spec = template.get("spec") if isinstance(template, dict) else None
+        field = "spec.jobTemplate.spec.template.spec"
+    elif kind.plural in ("deployments", "replicasets", "jobs"):
         template = spec.get("template")
         spec = template.get("spec") if isinstance(template, dict) else None
         field = "spec.template.spec"

@@ -326,6 +326,84 @@ SECRET_COLUMNS: list[Column] = [
 ]
 
 
+def _has_condition(obj: Obj, kind: str) -> bool:
+    return any(isinstance(c, dict) and c.get("type") == kind and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def _parse(stamp: Any) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _job_row(obj: Obj) -> Row:
+    """printJob: STATUS from the conditions, COMPLETIONS, DURATION (start to completion)."""
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    succeeded = status.get("succeeded") or 0
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif (spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    started = _parse(status.get("startTime")) if status.get("startTime") else None
+    finished = _parse(status.get("completionTime")) if status.get("completionTime") else None
+    if started is None:
+        duration = ""
+    elif finished is None:
+        duration = human_duration(
+            (datetime.datetime.now(datetime.UTC) - started).total_seconds())
+    else:
+        duration = human_duration((finished - started).total_seconds())
+    for condition in ("Complete", "Failed"):
+        if _has_condition(obj, condition):
+            state = condition
+            break
+    else:
+        state = "Running"
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            state = "Terminating"
+        else:
+            for condition in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+                if _has_condition(obj, condition):
+                    state = condition
+                    break
+    names, images = _template_containers(obj)
+    return [_name(obj), state, completions, duration, _age(obj), names, images,
+            _selector(spec.get("selector"))]
+
+
+JOB_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Status", "string", 0, ""),
+    ("Completions", "string", 0, ""), ("Duration", "string", 0, ""), ("Age", "string", 0, ""),
+    ("Containers", "string", 1, ""), ("Images", "string", 1, ""), ("Selector", "string", 1, ""),
+]
+
+
+def _cronjob_row(obj: Obj) -> Row:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    suspend = spec.get("suspend")
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    names, images = _template_containers({"spec": job_spec})
+    last = status.get("lastScheduleTime")
+    return [_name(obj), spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            "<unset>" if suspend is None else ("True" if suspend else "False"),
+            len(status.get("active") or []), _since(last) if last else "<none>", _age(obj),
+            names, images, _selector(job_spec.get("selector"))]
+
+
+CRONJOB_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Schedule", "string", 0, ""),
+    ("Timezone", "string", 0, ""), ("Suspend", "boolean", 0, ""),
+    ("Active", "integer", 0, ""), ("Last Schedule", "string", 0, ""), ("Age", "string", 0, ""),
+    ("Containers", "string", 1, ""), ("Images", "string", 1, ""), ("Selector", "string", 1, ""),
+]
+
+
 def _default_row(obj: Obj) -> Row:
     return [_name(obj), _age(obj)]
 
@@ -337,6 +415,8 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     "nodes": (NODE_COLUMNS, _node_row),
     "deployments": (DEPLOYMENT_COLUMNS, _deployment_row),
     "replicasets": (REPLICASET_COLUMNS, _replicaset_row),
+    "jobs": (JOB_COLUMNS, _job_row),
+    "cronjobs": (CRONJOB_COLUMNS, _cronjob_row),
     "events": (EVENT_COLUMNS, _event_row),
     "leases": (LEASE_COLUMNS, _lease_row),
     "namespaces": (NAMESPACE_COLUMNS, _namespace_row),

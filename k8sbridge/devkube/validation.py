@@ -49,7 +49,7 @@ def _name_causes(kind: kinds.Kind, name: str) -> list[Cause]:
     return []
 
 
-def _label_causes(field: str, labels: Any) -> list[Cause]:
+def label_causes(field: str, labels: Any) -> list[Cause]:
     if labels is None:
         return []
     if not isinstance(labels, dict):
@@ -70,7 +70,7 @@ def _label_causes(field: str, labels: Any) -> list[Cause]:
     return causes
 
 
-def _pod_spec_causes(spec: Any, field: str, *, in_template: bool) -> list[Cause]:
+def pod_spec_causes(spec: Any, field: str, *, in_template: bool) -> list[Cause]:
     if not isinstance(spec, dict):
         return [("FieldValueRequired", field, "Required value")]
     causes: list[Cause] = []
@@ -139,8 +139,8 @@ def _workload_causes(obj: dict[str, Any]) -> list[Cause]:
                     f"Invalid value: {_go_map(labels)}: `selector` does not match template "
                     "`labels`",
                 ))
-    causes += _label_causes("spec.template.metadata.labels", labels)
-    causes += _pod_spec_causes(template.get("spec"), "spec.template.spec", in_template=True)
+    causes += label_causes("spec.template.metadata.labels", labels)
+    causes += pod_spec_causes(template.get("spec"), "spec.template.spec", in_template=True)
     policy = (template.get("spec") or {}).get("restartPolicy") if template else None
     if policy not in (None, "Always"):
         causes.append(("FieldValueNotSupported", "spec.template.spec.restartPolicy",
@@ -175,8 +175,9 @@ def _resource_causes(kind: kinds.Kind, obj: dict[str, Any]) -> list[Cause]:
     return causes
 
 
-def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
-    """Raise a 422 Invalid ApiError listing every problem found in ``obj``."""
+def validate(kind: kinds.Kind, obj: dict[str, Any], *, extra: list[Cause] | None = None) -> None:
+    """Raise a 422 Invalid ApiError listing every problem found in ``obj`` (and ``extra``, the
+    problems a kind's own module found, e.g. ``batch``)."""
     meta = obj.get("metadata") or {}
     name = str(meta.get("name", ""))
     causes: list[Cause] = []
@@ -185,7 +186,7 @@ def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
                        "generateName is required"))
     else:
         causes += _name_causes(kind, name)
-    causes += _label_causes("metadata.labels", meta.get("labels"))
+    causes += label_causes("metadata.labels", meta.get("labels"))
     annotations = meta.get("annotations")
     if annotations is not None and (
         not isinstance(annotations, dict)
@@ -198,7 +199,7 @@ def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
                        f"Too long: must have at most {MAX_ANNOTATIONS} bytes"))
     causes += _resource_causes(kind, obj)
     if kind.plural == "pods":
-        causes += _pod_spec_causes(obj.get("spec"), "spec", in_template=False)
+        causes += pod_spec_causes(obj.get("spec"), "spec", in_template=False)
     elif kind.plural in ("deployments", "replicasets"):
         causes += _workload_causes(obj)
     elif kind.plural == "secrets" and "stringData" in obj:
@@ -206,6 +207,7 @@ def validate(kind: kinds.Kind, obj: dict[str, Any]) -> None:
                        "Invalid value: must be a map of string keys to string values"))
     elif kind.plural == "events" and not obj.get("involvedObject") and not obj.get("regarding"):
         causes.append(("FieldValueRequired", "involvedObject", "Required value"))
+    causes += extra or []
     if causes:
         raise errors.invalid(kind=kind.kind, group=kind.group, name=name, causes=causes)
 

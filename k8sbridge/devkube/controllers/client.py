@@ -51,6 +51,8 @@ NODES = Resource(group_version="v1", plural="nodes", kind="Node", namespaced=Fal
 LEASES = Resource(group_version="coordination.k8s.io/v1", plural="leases", kind="Lease")
 DEPLOYMENTS = Resource(group_version="apps/v1", plural="deployments", kind="Deployment")
 REPLICASETS = Resource(group_version="apps/v1", plural="replicasets", kind="ReplicaSet")
+JOBS = Resource(group_version="batch/v1", plural="jobs", kind="Job")
+CRONJOBS = Resource(group_version="batch/v1", plural="cronjobs", kind="CronJob")
 CONFIGMAPS = Resource(group_version="v1", plural="configmaps", kind="ConfigMap")
 SECRETS = Resource(group_version="v1", plural="secrets", kind="Secret")
 SERVICES = Resource(group_version="v1", plural="services", kind="Service")
@@ -59,8 +61,9 @@ SERVICEACCOUNTS = Resource(group_version="v1", plural="serviceaccounts", kind="S
 NAMESPACES = Resource(group_version="v1", plural="namespaces", kind="Namespace",
                       namespaced=False)
 
-KNOWN: tuple[Resource, ...] = (PODS, NODES, LEASES, DEPLOYMENTS, REPLICASETS, CONFIGMAPS,
-                               SECRETS, SERVICES, ENDPOINTS, SERVICEACCOUNTS, NAMESPACES)
+KNOWN: tuple[Resource, ...] = (PODS, NODES, LEASES, DEPLOYMENTS, REPLICASETS, JOBS, CRONJOBS,
+                               CONFIGMAPS, SECRETS, SERVICES, ENDPOINTS, SERVICEACCOUNTS,
+                               NAMESPACES)
 
 
 def resource_for(*, api_version: str, kind: str) -> Resource | None:

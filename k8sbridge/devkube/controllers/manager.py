@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Protocol
 
 from k8sbridge.devkube.controllers import client as api
+from k8sbridge.devkube.controllers.cronjob import CronJobController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
 from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.gc import GarbageCollector
 from k8sbridge.devkube.controllers.informer import Informer
+from k8sbridge.devkube.controllers.job import JobController
 from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLifecycleController
 from k8sbridge.devkube.controllers.podgc import PodGarbageCollector
 from k8sbridge.devkube.controllers.replicaset import ReplicaSetController
 from k8sbridge.devkube.controllers.serviceaccounts import RootCAPublisher, ServiceAccountsController
+from k8sbridge.devkube.controllers.ttlafterfinished import TTLAfterFinishedController
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,8 @@ async def run(
         pods = Informer(client=client, resource=api.PODS)
         replicasets = Informer(client=client, resource=api.REPLICASETS)
         deployments = Informer(client=client, resource=api.DEPLOYMENTS)
+        jobs = Informer(client=client, resource=api.JOBS)
+        cronjobs = Informer(client=client, resource=api.CRONJOBS)
         nodes = Informer(client=client, resource=api.NODES)
         leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
         namespaces = Informer(client=client, resource=api.NAMESPACES)
@@ -68,7 +73,7 @@ async def run(
         config_maps = Informer(client=client, resource=api.CONFIGMAPS)
         # watched only so that their ownerReferences are honoured by the garbage collector
         extra = [Informer(client=client, resource=res) for res in (api.SECRETS, api.SERVICES)]
-        informers = [pods, replicasets, deployments, nodes, leases, namespaces,
+        informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
                      service_accounts, config_maps, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
@@ -76,6 +81,9 @@ async def run(
                                  recorder=recorder),
             DeploymentController(client=client, deployments=deployments,
                                  replicasets=replicasets, pods=pods, recorder=recorder),
+            JobController(client=client, pods=pods, jobs=jobs, recorder=recorder),
+            CronJobController(client=client, jobs=jobs, cronjobs=cronjobs, recorder=recorder),
+            TTLAfterFinishedController(client=client, jobs=jobs),
             NodeLifecycleController(client=client, nodes=nodes, leases=leases, pods=pods,
                                     grace_seconds=node_grace_seconds, recorder=recorder),
             GarbageCollector(client=client, informers=informers),
