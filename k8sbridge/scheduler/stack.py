@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import feasible, plan, rank, select
+from k8sbridge.scheduler import feasible, plan, rank, scores, select, topology
 
 __all__ = ["DEFAULT_SETTINGS", "StackSettings", "place"]
 
@@ -57,6 +57,9 @@ class StackSettings:
     #: tolerations every pod the bridge places gets for free: the bridge's own Node taint
     implicit_tolerations: tuple[pods.Toleration, ...] = (_PROVIDER_TOLERATION,)
     seed: int = 0
+    #: kube-scheduler's system default spread constraints, for pods of a controller that
+    #: state none (``()`` turns them off)
+    default_spread: tuple[pods.SpreadConstraint, ...] = topology.DEFAULT_CONSTRAINTS
 
 
 DEFAULT_SETTINGS = StackSettings()
@@ -66,10 +69,12 @@ class _Group:
     """Pods with one placement signature: their candidates and precomputed carve lists."""
 
     __slots__ = ("queue", "static", "need", "ports", "explanation", "overhead", "steady",
-                 "reserve", "inits", "bags", "allocations", "fast")
+                 "reserve", "inits", "bags", "allocations", "fast", "scan", "anti")
 
     def __init__(self) -> None:
-        self.queue: select.CandidateQueue | None = None
+        self.queue: select.CandidateQueue | select.TieredQueue | None = None
+        self.scan: topology.ScannedGroup | None = None  # topology constraints: by class
+        self.anti = False  # required anti-affinity, its own or another pod's, may refuse it
         self.static: list[feasible.Rejection] = []
         self.need: list[tuple[str, int]] = []  # executor + pod, thousandths
         self.ports: list[tuple[int, str]] = []
@@ -107,15 +112,23 @@ def _shortage(name: str, *, own: int, executor: int, largest: int) -> str:
     return f"(requested {requested}, largest offer {_fmt(largest)}{unit})"
 
 
-def _explain(group: _Group, agents: list[feasible.AgentState]) -> plan.Explanation:
+def _explain(
+    group: _Group, agents: list[feasible.AgentState], refused: dict[int, str] | None = None
+) -> plan.Explanation:
     counts: collections.Counter[tuple[str, str]] = collections.Counter()
     rejected: dict[str, list[int]] = {}  # reason -> agents rejected for it
     for rej in group.static:
         counts[(rej.reason, rej.detail)] += 1
-    if group.queue is not None:
-        for index, rej in group.queue.rejections:
+    dropped = list(group.queue.rejections) if group.queue is not None else []
+    if group.scan is not None:
+        dropped += group.scan.rejections()
+        for rej in group.scan.static:
             counts[(rej.reason, rej.detail)] += 1
-            rejected.setdefault(rej.reason, []).append(index)
+    for index, rej in dropped:
+        counts[(rej.reason, rej.detail)] += 1
+        rejected.setdefault(rej.reason, []).append(index)
+    for reason in (refused or {}).values():
+        counts[(reason, "")] += 1
     need = dict(group.need)
     overhead = dict(group.overhead)
     reasons: list[plan.ReasonCount] = []
@@ -138,11 +151,11 @@ def _explain(group: _Group, agents: list[feasible.AgentState]) -> plan.Explanati
 def _static_rejection(
     pod: pods.PodRequest, agent: feasible.AgentState, settings: StackSettings
 ) -> feasible.Rejection | None:
+    implicit = settings.implicit_tolerations
     return (
-        feasible.check_supported(pod, agent)
-        or feasible.check_node_name(pod, agent)
-        or feasible.check_taints(pod, agent, implicit=settings.implicit_tolerations)
-        or feasible.check_node_selector(pod, agent)
+        feasible.check_node_name(pod, agent)
+        or feasible.check_unschedulable(pod, agent, implicit=implicit)
+        or feasible.check_taints(pod, agent, implicit=implicit)
         or feasible.check_node_affinity(pod, agent)
         or feasible.check_has_offer(pod, agent)
     )
@@ -165,12 +178,52 @@ def _static(
     return candidates, rejections
 
 
+class _Pass:
+    """What every group of one pass shares."""
+
+    def __init__(
+        self,
+        *,
+        agents: list[feasible.AgentState],
+        rankings: select.Rankings,
+        settings: StackSettings,
+        view: cluster.ClusterView,
+        pending: Sequence[pods.PodRequest],
+    ) -> None:
+        self.agents = agents
+        self.rankings = rankings
+        self.settings = settings
+        self.namespace_labels = view.namespace_labels
+        self.trackers = topology.Trackers(agents=agents)
+        self.terms = topology.scoring_terms(agents, pending)
+        self.anti_terms = [t for a in agents for p in a.view.pods for t in p.anti_affinity]
+        self.anti_terms += [t for p in pending for t in p.anti_affinity]
+
+    def anti(self, pod: pods.PodRequest) -> bool:
+        """Could required pod anti-affinity (the pod's or another's) refuse this pod?"""
+        labels = pod.labels_dict
+        return bool(pod.anti_affinity) or any(
+            t.selects(namespace=pod.namespace, labels=labels,
+                      namespace_labels=self.namespace_labels) for t in self.anti_terms)
+
+    def scanned(self, pod: pods.PodRequest) -> bool:
+        """Does the pod need counts per topology domain (``topology``)?"""
+        if pod.node_name:
+            return False  # bound: it goes to its node whatever the counts
+        if (pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_anti_affinity
+                or topology.constraints_of(pod, defaults=self.settings.default_spread)[0]):
+            return True
+        labels = pod.labels_dict
+        return any(t.selects(namespace=pod.namespace, labels=labels,
+                             namespace_labels=self.namespace_labels) for _, t, _ in self.terms)
+
+
 def _new_group(
     pod: pods.PodRequest,
     static: _StaticResult,
-    settings: StackSettings,
-    ranking: select.Ranking,
+    shared: _Pass,
 ) -> _Group:
+    settings = shared.settings
     group = _Group()
     need = {n: feasible.to_milli(v) for n, v in pod.scalars}
     for name, value in settings.executor_overhead:
@@ -192,7 +245,20 @@ def _new_group(
     group.reserve = [(n, v) for n, v in left.items() if v > 0]
     group.inits = [_container_need(c) for c in pod.init_containers if not c.sidecar]
     candidates, group.static = static
-    group.queue = select.CandidateQueue(agents=candidates, ranking=ranking)
+    group.anti = shared.anti(pod)
+    bonus = scores.static_bonus(pod, candidates, size=len(shared.agents),
+                                implicit=settings.implicit_tolerations)
+    if shared.scanned(pod):
+        group.scan = topology.ScannedGroup(
+            pod=pod, candidates=candidates, agents=shared.agents,
+            ranking_for=shared.rankings.for_group, bonus=bonus, trackers=shared.trackers,
+            defaults=settings.default_spread,
+            implicit=settings.implicit_tolerations, namespace_labels=shared.namespace_labels,
+            existing_terms=shared.terms,
+        )
+    else:
+        group.queue = select.queue_for(agents=candidates, rankings=shared.rankings,
+                                       bonus=bonus)
     return group
 
 
@@ -375,6 +441,25 @@ def _in_spec_order(
     return tuple(by_name[c.name] for c in pod.init_containers)
 
 
+def _next_agent(
+    group: _Group, agents: list[feasible.AgentState]
+) -> tuple[select.CandidateQueue, feasible.AgentState] | dict[int, str]:
+    """The queue and agent to try next, or (none left) the agents refused per class."""
+    if group.scan is None:
+        queue = group.queue
+        assert queue is not None
+        if isinstance(queue, select.TieredQueue):
+            return queue.best_in(agents) or {}
+        agent = queue.best(agents)
+        return {} if agent is None else (queue, agent)
+    order, refused = group.scan.choose()
+    for queue in order:
+        agent = queue.best(agents)
+        if agent is not None:
+            return queue, agent
+    return refused
+
+
 def place(
     *,
     pending: Sequence[pods.PodRequest],
@@ -388,14 +473,14 @@ def place(
         state.score = scorer(state)
     tiebreak = list(range(len(agents)))
     random.Random(settings.seed).shuffle(tiebreak)
-    ranking = select.Ranking(
-        agents=agents, tiebreak=tiebreak, improving=settings.strategy == "binpack"
-    )
+    rankings = select.Rankings(agents=agents, tiebreak=tiebreak)
+    shared = _Pass(agents=agents, rankings=rankings, settings=settings, view=view,
+                   pending=pending)
     topology_keys = {t.topology_key for p in pending for t in p.anti_affinity} | {
         t.topology_key for a in view.agents for pod in a.pods for t in pod.anti_affinity
     }
     any_anti = bool(topology_keys)
-    domains = feasible.Domains(keys=topology_keys)
+    domains = feasible.Domains(keys=topology_keys, namespace_labels=view.namespace_labels)
     if any_anti:
         for state in agents:
             for placed_pod in state.view.pods:
@@ -407,6 +492,7 @@ def place(
     assignments: list[plan.Assignment] = []
     unplaced: list[plan.Unplaced] = []
     seen: set[str] = set()
+    trackers = shared.trackers
     for i in order:
         pod = pending[i]
         if pod.key in seen:
@@ -420,15 +506,14 @@ def place(
             static = statics.get(pod.static_signature)
             if static is None:
                 static = statics[pod.static_signature] = _static(pod, agents, settings)
-            group = groups[sig] = _new_group(pod, static, settings, ranking)
-        queue = group.queue
-        assert queue is not None
+            group = groups[sig] = _new_group(pod, static, shared)
         placed = False
         while group.explanation is None:
-            agent = queue.best(agents)
-            if agent is None:
-                group.explanation = _explain(group, agents)
+            found = _next_agent(group, agents)
+            if isinstance(found, dict):
+                group.explanation = _explain(group, agents, found)
                 break
+            queue, agent = found
             fit = feasible.check_pod_count(agent) or feasible.fit_pool(
                 group.need, group.ports, agent
             )
@@ -436,7 +521,7 @@ def place(
                 queue.drop(agent, fit)
                 continue
             rejection = (group.ports and feasible.check_ports_taken(group.ports, agent)) or (
-                any_anti and feasible.check_anti_affinity(pod, agent, domains)
+                group.anti and feasible.check_anti_affinity(pod, agent, domains)
             )
             if rejection:
                 queue.drop(agent, rejection)
@@ -444,11 +529,12 @@ def place(
             assignments.append(_assign(pod, agent, fit, group))
             agent.placed += 1
             agent.score = scorer(agent)
-            ranking.update(agent)
+            rankings.update(agent)
             if group.ports:
                 agent.taken_ports.update(group.ports)
             if any_anti:
                 domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
+            trackers.placed(agent, pod)
             placed = True
             break
         if not placed:
