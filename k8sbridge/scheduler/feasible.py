@@ -1,17 +1,20 @@
 """Feasibility: can this pod go to this agent at all? Checkers answer a constant reason or None.
 
 Why constants: every rejection must reach the user ("why is my pod Pending?" is the first pain
-point of every Mesos bridge before this one). Reasons are counted per pass and rendered by
-``plan.Explanation``; their wording is the ``REASON_*`` string itself, so they read as a
-sentence after a count ("2 insufficient cpu", "1 did not match nodeSelector rack=r9").
+point of every Mesos bridge before this one). Reasons are kube-scheduler's own ErrReason texts
+(so ``kubectl describe`` reads as on any cluster), counted per pass and rendered by
+``plan.Explanation``: "1 node(s) had untolerated taint {dedicated: gpu}", "2 Insufficient
+cpu (requested 4, largest offer 2)".
 
 Two kinds of checkers, as in Nomad's feasible/fit split:
 
-* static ones depend only on the pod and the agent's labels, taints and name; ``stack`` runs
-  them once per group of identical pods and agent;
+* static ones depend only on the pod and the Node's labels, taints, cordon and name (kube's
+  NodeName, NodeUnschedulable, TaintToleration, NodeAffinity); ``stack`` runs them once per
+  group of identical pods and agent;
 * dynamic ones (resources, host ports, pod anti-affinity) depend on what this pass already
   placed. They are monotonic: once an agent fails one for a pod group it stays failed for the
   rest of the pass (placements only take resources away), which lets ``select`` drop it.
+  The constraints that are not monotonic (pod affinity, topology spread) are ``topology``'s.
 
 ``AgentState``/``Pool`` are the mutable working state of one pass (owned by ``stack.place``),
 with scalars in integer thousandths so arithmetic is exact and fast.

@@ -4,15 +4,17 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
 
 1. pods are taken by priority, then in the order given (the queue's FIFO order);
 2. pods with equal ``placement_signature`` form a group; *static* checks run once per agent
-   and ``static_signature`` (so also once for many groups), cheapest and most user-relevant
-   first: constraints we cannot evaluate (reported, never ignored) → ``spec.nodeName`` →
-   taints → nodeSelector → node affinity → has an offer;
+   and ``static_signature`` (so also once for many groups), in kube-scheduler's plugin order:
+   ``spec.nodeName`` → the cordon → taints → nodeSelector and node affinity → has an offer;
 3. the agents that pass become the group's ``select.CandidateQueue``, read in the order of
-   one ``select.Ranking`` of all agents by ``rank`` score, updated after each placement;
+   one ``select.Ranking`` of all agents by ``rank`` score (plus the group's static
+   NodeAffinity/TaintToleration scores, ``scores``), updated after each placement; a group
+   with pod affinity or topology spread (its own, or the cluster's defaults) is placed by
+   ``topology.ScannedGroup``, which counts pods per domain;
 4. for each pod the best candidate gets the *dynamic* checks: the Node's pod count, resources
-   (the question users ask most), host ports already taken, then pod anti-affinity (any topologyKey:
-   hostname, zone, ...); an agent failing one is dropped for the group, the next candidate is
-   tried;
+   (the question users ask most), host ports already taken, then pod anti-affinity (any
+   topologyKey: hostname, zone, ...); an agent failing one is dropped for the group, the next
+   candidate is tried;
 5. a placement carves the pod's resources out of the agent's pool (executor overhead once per
    pod), so many pods share an offer and later pods see what is left; the ``plan.Assignment``
    keeps the pieces (executor share, each container's scalars and host ports, the offers
