@@ -6,13 +6,13 @@ heterogeneous with rack/zone attributes and a ports range. Prints medians of sev
 the machine's core count. Bounded: a fixed number of repetitions.
 
     python bench/bench_placement.py [--pods 10000] [--agents 500] [--runs 7] [--strategy spread]
-        [--constraints]
+        [--constraints] [--node-state]
 
 ``--constraints`` gives a quarter of the pod shapes kube-scheduler's constraints (a zone
 topology spread with DoNotSchedule, required anti-affinity per hostname, preferred node
 affinity with a toleration, preferred pod affinity to another shape, a controller owner and
-so the default spread constraints) and every tenth agent a PreferNoSchedule taint, every
-fiftieth a cordon (issue 16's placement target).
+so the default spread constraints): issue 16's placement target. ``--node-state`` also gives
+every tenth agent a PreferNoSchedule taint and cordons every fiftieth.
 """
 
 from __future__ import annotations
@@ -150,9 +150,11 @@ def main() -> None:
     parser.add_argument("--strategy", default="spread", choices=["spread", "binpack"])
     parser.add_argument("--templates", type=int, default=20, help="distinct pod shapes")
     parser.add_argument("--constraints", action="store_true",
-                        help="affinity, spread, taints and cordons (see the docstring)")
+                        help="pod affinity, anti-affinity and spread (see the docstring)")
+    parser.add_argument("--node-state", action="store_true",
+                        help="PreferNoSchedule taints and cordons on some agents")
     args = parser.parse_args()
-    view = make_view(args.agents, constraints=args.constraints)
+    view = make_view(args.agents, constraints=args.node_state)
     raw = make_raw_pods(args.pods, templates=args.templates, constraints=args.constraints)
     parse_times = []
     pending: list[pods.PodRequest] = []
@@ -175,7 +177,8 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"cores: {os.cpu_count()}  load average: {load}  python: {sys.version.split()[0]}")
     print(f"pods: {args.pods}  agents/offers: {args.agents}  strategy: {args.strategy}  "
-          f"pod shapes: {args.templates}  constraints: {args.constraints}")
+          f"pod shapes: {args.templates}  constraints: {args.constraints}  "
+          f"node state: {args.node_state}")
     print(f"placed: {len(result.assignments)}  unplaced: {len(result.unplaced)}")
     if result.unplaced:
         print(f"example explanation: {result.unplaced[0].explanation.message}")

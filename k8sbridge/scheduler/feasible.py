@@ -98,15 +98,27 @@ class Rejection:
 class ScalarEntry:
     """Part of a pool's scalar: a template ``Resource`` (reservation, role) and what is left."""
 
-    __slots__ = ("template", "left", "pieces", "offer")
+    __slots__ = ("template", "left", "pieces", "offer", "key")
 
-    def __init__(self, template: res.Resource, left: int, offer: ids.OfferId) -> None:
+    def __init__(
+        self,
+        template: res.Resource,
+        left: int,
+        offer: ids.OfferId,
+        shared: dict[tuple[object, ...], dict[int, res.Resource]] | None = None,
+    ) -> None:
         self.template = template
         self.left = left
         self.offer = offer  # the offer this part comes from (an assignment's ``sources``)
+        # what a piece is made of besides its size: entries of equal keys (any agent's) give
+        # equal pieces
+        self.key = (template.name, template.reservations, template.allocation_role,
+                    template.extra)
         # carved pieces by size: identical pods take identical pieces, and Resource values
-        # are immutable, so one object serves them all (the hot path of a large pass)
-        self.pieces: dict[int, res.Resource] = {}
+        # are immutable, so one object serves them all, on every agent of the pass (the hot
+        # path of a large pass)
+        self.pieces: dict[int, res.Resource] = (
+            {} if shared is None else shared.setdefault(self.key, {}))
 
     def piece(self, milli: int) -> res.Resource:
         found = self.pieces.get(milli)
@@ -144,9 +156,16 @@ class Pool:
     fit checks.
     """
 
-    __slots__ = ("role", "offer_ids", "scalars", "free", "ports", "used", "simple", "touched")
+    __slots__ = ("role", "offer_ids", "scalars", "free", "ports", "used", "simple", "touched",
+                 "signature")
 
-    def __init__(self, *, role: str | None, offers: Sequence[cluster.OfferView]) -> None:
+    def __init__(
+        self,
+        *,
+        role: str | None,
+        offers: Sequence[cluster.OfferView],
+        pieces: dict[tuple[object, ...], dict[int, res.Resource]] | None = None,
+    ) -> None:
         self.role = role
         self.offer_ids = tuple(o.id for o in offers)
         self.scalars: dict[str, list[ScalarEntry]] = {}
@@ -159,7 +178,7 @@ class Pool:
         for r, offer in items:
             if r.type == "SCALAR":
                 self.scalars.setdefault(r.name, []).append(
-                    ScalarEntry(r, to_milli(r.scalar), offer)
+                    ScalarEntry(r, to_milli(r.scalar), offer, pieces)
                 )
             elif r.type == "RANGES" and r.name == "ports":
                 self.ports.append(PortsEntry(r, r.ranges, offer))
@@ -168,6 +187,9 @@ class Pool:
         }
         # one entry per scalar: a carve of a given size always yields the same pieces
         self.simple = all(len(entries) == 1 for entries in self.scalars.values())
+        # simple pools of equal signatures yield equal pieces for equal carves
+        self.signature: tuple[object, ...] = (role, len(self.offer_ids), tuple(sorted(
+            (name, entries[0].key) for name, entries in self.scalars.items())))
 
     def has_port(self, port: int) -> bool:
         for entry in self.ports:
@@ -220,13 +242,20 @@ class AgentState:
         "score",
     )
 
-    def __init__(self, *, view: cluster.AgentView, index: int) -> None:
+    def __init__(
+        self,
+        *,
+        view: cluster.AgentView,
+        index: int,
+        pieces: dict[tuple[object, ...], dict[int, res.Resource]] | None = None,
+    ) -> None:
         self.view = view
         self.index = index
         by_role: dict[str | None, list[cluster.OfferView]] = {}
         for offer in view.offers:
             by_role.setdefault(offer.allocation_role, []).append(offer)
-        self.pools = [Pool(role=role, offers=offers) for role, offers in by_role.items()]
+        self.pools = [Pool(role=role, offers=offers, pieces=pieces)
+                      for role, offers in by_role.items()]
         self.taken_ports: set[tuple[int, str]] = {p for pod in view.pods for p in pod.host_ports}
         if view.total is not None:
             totals = view.total.scalars()

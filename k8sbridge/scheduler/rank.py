@@ -54,43 +54,39 @@ WEIGHT_SPREAD = 2
 WEIGHT_FIT = 1
 WEIGHT_BALANCED = 1
 
-_SCORED = ("cpus", "mem")
-
-
-def _free_fractions(agent: feasible.AgentState) -> list[float]:
-    out = []
+def _free_fractions(agent: feasible.AgentState) -> tuple[float, float]:
+    """Free / capacity of cpu and of memory (0 when the agent has none of it)."""
     capacity = agent.capacity
-    single = agent.pools[0].free if len(agent.pools) == 1 else None
-    for name in _SCORED:
-        cap = capacity.get(name, 0)
-        if cap > 0:
-            free = single.get(name, 0) if single is not None else agent.free(name)
-            out.append(min(1.0, free / cap))
-        else:
-            out.append(0.0)
-    return out
+    cpu_cap = capacity.get("cpus", 0)
+    mem_cap = capacity.get("mem", 0)
+    if len(agent.pools) == 1:
+        free = agent.pools[0].free
+        cpu_free, mem_free = free.get("cpus", 0), free.get("mem", 0)
+    else:
+        cpu_free, mem_free = agent.free("cpus"), agent.free("mem")
+    cpu = min(1.0, cpu_free / cpu_cap) if cpu_cap > 0 else 0.0
+    mem = min(1.0, mem_free / mem_cap) if mem_cap > 0 else 0.0
+    return cpu, mem
 
 
 def free_share(agent: feasible.AgentState) -> float:
     """Mean over cpu and memory of free / capacity, in [0, 1]."""
-    fractions = _free_fractions(agent)
-    return sum(fractions) / len(_SCORED)
-
-
-def _balanced(fractions: list[float]) -> float:
-    # the standard deviation of the used fractions (two resources: half their distance)
-    return (1.0 - abs(fractions[0] - fractions[1]) / 2) * MAX_NODE_SCORE
+    cpu, mem = _free_fractions(agent)
+    return (cpu + mem) / 2
 
 
 def spread(agent: feasible.AgentState) -> float:
-    fractions = _free_fractions(agent)
-    least = sum(fractions) / len(_SCORED) * MAX_NODE_SCORE
-    return WEIGHT_FIT * least + WEIGHT_BALANCED * _balanced(fractions)
+    cpu, mem = _free_fractions(agent)
+    least = (cpu + mem) / 2 * MAX_NODE_SCORE
+    # BalancedAllocation: 1 − the standard deviation of the used fractions (two resources:
+    # half their distance)
+    balanced = (1.0 - abs(cpu - mem) / 2) * MAX_NODE_SCORE
+    return WEIGHT_FIT * least + WEIGHT_BALANCED * balanced
 
 
 def binpack(agent: feasible.AgentState) -> float:
-    fractions = _free_fractions(agent)
-    return (1.0 - sum(fractions) / len(_SCORED)) * MAX_NODE_SCORE * WEIGHT_FIT
+    cpu, mem = _free_fractions(agent)
+    return (1.0 - (cpu + mem) / 2) * MAX_NODE_SCORE * WEIGHT_FIT
 
 
 STRATEGIES: dict[str, Scorer] = {"spread": spread, "binpack": binpack}

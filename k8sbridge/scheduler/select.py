@@ -37,7 +37,7 @@ from k8sbridge.scheduler import feasible
 __all__ = ["CandidateQueue", "Ranking", "Rankings", "TieredQueue", "queue_for"]
 
 #: How many ranking entries a group walks before it uses a heap of its own members.
-WALK = 32
+WALK = 16
 
 _Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is best
 
@@ -137,10 +137,11 @@ MAX_TIERS = 8
 class CandidateQueue:
     """The candidates of one pod group (or class of agents), read through a ``Ranking``."""
 
-    __slots__ = ("_ranking", "_heap", "members", "rejections")
+    __slots__ = ("_ranking", "_heap", "members", "rejections", "walk_first")
 
     def __init__(self, *, agents: list[feasible.AgentState], ranking: Ranking) -> None:
         self._ranking = ranking
+        self.walk_first = False
         self._heap: list[_Key] | None = None
         self.members = {a.index for a in agents}
         self.rejections: list[tuple[int, feasible.Rejection]] = []  # (agent index, why)
@@ -156,11 +157,15 @@ class CandidateQueue:
         members = self.members
         if not members:
             return None
-        # the best agents are rarely full: the first entries of the ranking usually hold a
-        # member (the heap, maybe stale, is only read when they do not)
-        for _, _, index in itertools.islice(self._ranking.order, WALK):
-            if index in members:
-                return agents[index]
+        if (self._heap is None or self.walk_first) and \
+                len(members) * WALK >= len(self._ranking.order):
+            # the best agents are rarely full: the first entries of the ranking usually hold
+            # a member (when members are not too rare); once they did not, a heap of the
+            # members (kept lazily) answers, but a tier of a group walks first every time
+            # (its heap goes stale the fastest)
+            for _, _, index in itertools.islice(self._ranking.order, WALK):
+                if index in members:
+                    return agents[index]
         keys = self._ranking.keys
         if self._heap is None:
             self._heap = [keys[i] for i in members]
@@ -218,6 +223,8 @@ class TieredQueue:
             by_value.setdefault(bonus[agent.index], []).append(agent)
         self.tiers = [(value, CandidateQueue(agents=members, ranking=ranking))
                       for value, members in sorted(by_value.items(), reverse=True)]
+        for _, queue in self.tiers:
+            queue.walk_first = True
 
     @property
     def rejections(self) -> list[tuple[int, feasible.Rejection]]:

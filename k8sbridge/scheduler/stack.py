@@ -71,12 +71,15 @@ class _Group:
     """Pods with one placement signature: their candidates and precomputed carve lists."""
 
     __slots__ = ("queue", "static", "need", "ports", "explanation", "overhead", "steady",
-                 "reserve", "inits", "bags", "allocations", "fast", "scan", "anti")
+                 "reserve", "inits", "bags", "allocations", "fast", "scan", "anti",
+                 "matching")
 
     def __init__(self) -> None:
         self.queue: select.CandidateQueue | select.TieredQueue | None = None
         self.scan: topology.ScannedGroup | None = None  # topology constraints: by class
         self.anti = False  # required anti-affinity, its own or another pod's, may refuse it
+        # (trackers registered then, the ``topology`` trackers counting these pods)
+        self.matching: tuple[int, list[topology.Tracker]] | None = None
         self.static: list[feasible.Rejection] = []
         self.need: list[tuple[str, int]] = []  # executor + pod, thousandths
         self.ports: list[tuple[int, str]] = []
@@ -91,8 +94,9 @@ class _Group:
         self.bags: dict[tuple[int, ...], res.Resources] = {}
         self.allocations: dict[tuple[object, ...], plan.ContainerAllocation] = {}
         # For a ``simple`` pool and a pod without host ports the whole carve is the same every
-        # time: remember it per pool (keyed by id; pools live for the pass) and replay it.
-        self.fast: dict[int, plan.Assignment] = {}
+        # time, on every pool of the same signature (pieces are shared by the pools of the
+        # pass): remember it per signature and replay it.
+        self.fast: dict[tuple[object, ...], plan.Assignment] = {}
 
 
 def _fmt(milli: int) -> str:
@@ -199,7 +203,7 @@ class _Pass:
         self.trackers = topology.Trackers(agents=agents)
         self.terms = topology.scoring_terms(agents, pending)
         self.anti_terms = [t for a in agents for p in a.view.pods for t in p.anti_affinity]
-        self.anti_terms += [t for p in pending for t in p.anti_affinity]
+        self.anti_terms += list(dict.fromkeys(t for p in pending for t in p.anti_affinity))
 
     def anti(self, pod: pods.PodRequest) -> bool:
         """Could required pod anti-affinity (the pod's or another's) refuse this pod?"""
@@ -318,32 +322,40 @@ def _assign(
     group: _Group,
 ) -> plan.Assignment:
     if pool.simple and not group.ports:
-        template = group.fast.get(id(pool))
+        # pools of one signature (any agent's) yield the same pieces for this group's carve
+        template = group.fast.get(pool.signature)
         if template is not None:
             free = pool.free
             scalars = pool.scalars
+            sources: list[ids.OfferId] = []
             for name, milli in group.need:  # fit_pool checked free: one entry holds it
                 free[name] -= milli
-                scalars[name][0].left -= milli
-            if template.pod_key == pod.key:
+                entry = scalars[name][0]
+                entry.left -= milli
+                if entry.offer not in sources:
+                    sources.append(entry.offer)
+            if template.pod_key == pod.key and template.offer_ids == pool.offer_ids:
                 return template
+            pool.used = True
             t = template  # dataclasses.replace is several times slower on this hot path
+            view = agent.view
             return plan.Assignment(
                 pod.key,
                 pod.uid,
-                t.agent_id,
-                t.hostname,
-                t.node_name,
-                t.offer_ids,
-                t.allocation_role,
+                view.agent_id,
+                view.hostname,
+                view.node_name,
+                pool.offer_ids,
+                pool.role,
                 t.executor,
                 t.containers,
                 t.init_containers,
                 t.host_ports,
                 t.reserve,
-                t.sources,
+                pool.offer_ids if len(pool.offer_ids) == 1 else tuple(
+                    o for o in pool.offer_ids if o in sources),
             )
-        assignment = group.fast[id(pool)] = _carve_assignment(pod, agent, pool, group)
+        assignment = group.fast[pool.signature] = _carve_assignment(pod, agent, pool, group)
         return assignment
     return _carve_assignment(pod, agent, pool, group)
 
@@ -454,12 +466,7 @@ def _next_agent(
             return queue.best_in(agents) or {}
         agent = queue.best(agents)
         return {} if agent is None else (queue, agent)
-    order, refused = group.scan.choose()
-    for queue in order:
-        agent = queue.best(agents)
-        if agent is not None:
-            return queue, agent
-    return refused
+    return group.scan.choose()
 
 
 def place(
@@ -470,7 +477,9 @@ def place(
 ) -> plan.Plan:
     """Place as many ``pending`` pods as the view's offers allow; explain the others."""
     scorer = rank.STRATEGIES[settings.strategy]
-    agents = [feasible.AgentState(view=a, index=i) for i, a in enumerate(view.agents)]
+    pieces: dict[tuple[object, ...], dict[int, res.Resource]] = {}  # shared by every pool
+    agents = [feasible.AgentState(view=a, index=i, pieces=pieces)
+              for i, a in enumerate(view.agents)]
     for state in agents:
         state.score = scorer(state)
     tiebreak = list(range(len(agents)))
@@ -495,14 +504,18 @@ def place(
     unplaced: list[plan.Unplaced] = []
     seen: set[str] = set()
     trackers = shared.trackers
+    placed_pods = trackers.placed_pods
+    counted = any_anti or bool(shared.terms) or any(
+        p.spread or (p.owner_uid and settings.default_spread) for p in pending)
     for i in order:
         pod = pending[i]
         if pod.key in seen:
             continue  # the same pod twice in the queue is placed once
         seen.add(pod.key)
         sig = pod.placement_signature
-        if any_anti:
-            sig += (pod.namespace, pod.labels)
+        if counted:
+            # counts per topology domain tell pods apart by who they are
+            sig += (pod.namespace, pod.labels, pod.owner_uid)
         group = groups.get(sig)
         if group is None:
             static = statics.get(pod.static_signature)
@@ -510,12 +523,19 @@ def place(
                 static = statics[pod.static_signature] = _static(pod, agents, settings)
             group = groups[sig] = _new_group(pod, static, shared)
         placed = False
+        plain = group.queue if type(group.queue) is select.CandidateQueue else None
         while group.explanation is None:
-            found = _next_agent(group, agents)
-            if isinstance(found, dict):
-                group.explanation = _explain(group, agents, found)
-                break
-            queue, agent = found
+            if plain is not None:  # the common case, without a call
+                queue, agent = plain, plain.best(agents)
+                if agent is None:
+                    group.explanation = _explain(group, agents, {})
+                    break
+            else:
+                found = _next_agent(group, agents)
+                if isinstance(found, dict):
+                    group.explanation = _explain(group, agents, found)
+                    break
+                queue, agent = found
             fit = feasible.check_pod_count(agent) or feasible.fit_pool(
                 group.need, group.ports, agent
             )
@@ -536,7 +556,14 @@ def place(
                 agent.taken_ports.update(group.ports)
             if any_anti:
                 domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
-            trackers.placed(agent, pod)
+            if trackers.groups:
+                matching = group.matching
+                if matching is None or matching[0] != trackers.count:
+                    matching = group.matching = (trackers.count, trackers.matching(
+                        (pod.namespace, pod.labels, pod.owner_uid)))
+                trackers.placed(agent, pod, matching[1])
+            else:
+                placed_pods.append((agent, pod))
             placed = True
             break
         if not placed:

@@ -71,10 +71,11 @@ def constraints_of(
 class Tracker:
     """Pods a predicate selects, counted per domain of ``key`` over ``eligible`` agents."""
 
-    __slots__ = ("key", "matches", "eligible", "counts", "total", "_memo")
+    __slots__ = ("key", "matches", "eligible", "counts", "total", "_memo", "group")
 
     def __init__(self, *, key: str, matches: Matcher, eligible: set[int] | None) -> None:
         self.key = key
+        self.group: ScannedGroup | None = None  # the group whose classes it splits
         self.matches = matches
         self.eligible = eligible  # None: every agent
         self.counts: dict[str, int] = {}
@@ -122,23 +123,44 @@ class Trackers:
         self._trackers.append(tracker)
         return tracker
 
-    def placed(self, agent: feasible.AgentState, pod: pods.PodRequest) -> None:
+    @property
+    def count(self) -> int:
+        return len(self._trackers)
+
+    def matching(self, facts: PodFacts) -> list[Tracker]:
+        """The trackers that count pods of these facts (cached; valid while ``count``)."""
+        cached = self._matching.get(facts)
+        if cached is None or cached[0] != len(self._trackers):
+            cached = self._matching[facts] = (
+                len(self._trackers), [t for t in self._trackers if t.selects(facts)])
+        return cached[1]
+
+    def placed(
+        self,
+        agent: feasible.AgentState,
+        pod: pods.PodRequest,
+        matching: list[Tracker] | None = None,
+    ) -> None:
+        """``pod`` landed on ``agent``; ``matching``: ``self.matching`` of its facts, when
+        the caller keeps it per group of identical pods."""
         self.placed_pods.append((agent, pod))
         if not self.groups:
             return
         facts: PodFacts = (pod.namespace, pod.labels, pod.owner_uid)
-        cached = self._matching.get(facts)
-        if cached is None or cached[0] != len(self._trackers):
-            matching = [t for t in self._trackers if t.selects(facts)]
-            cached = self._matching[facts] = (len(self._trackers), matching)
-        changed = {id(t) for t in cached[1] if t.add(agent, facts)}
-        terms = bool(pod.pod_affinity or pod.preferred_pod_affinity
-                     or pod.preferred_anti_affinity)
-        if not changed and not terms:
-            return
-        for group in self.groups:
-            if terms or group.hostname_keys:
-                group.note_placed(agent, pod, changed=changed, terms=terms)
+        if matching is None:
+            matching = self.matching(facts)
+        moved: list[ScannedGroup] = []
+        for tracker in matching:
+            if tracker.add(agent, facts) and tracker.key == HOSTNAME \
+                    and tracker.group is not None and tracker.group not in moved:
+                moved.append(tracker.group)
+        if pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_anti_affinity:
+            for group in self.groups:
+                group.note_terms(agent, pod)
+                if group.hostname_keys and group not in moved:
+                    moved.append(group)
+        for group in moved:
+            group.reclass(agent)
 
 
 def _selects(
@@ -175,8 +197,7 @@ class ScannedGroup:
 
     __slots__ = ("pod", "hard", "soft", "affinity", "preferred", "symmetric", "ignored",
                  "self_affine", "classes", "agent_class", "hostname_keys", "static",
-                 "_ranking", "_bonus", "_agents", "_namespace_labels", "placed_any",
-                 "_host_trackers")
+                 "_ranking", "_bonus", "_agents", "_namespace_labels", "placed_any")
 
     def __init__(
         self,
@@ -238,7 +259,7 @@ class ScannedGroup:
             if where is not None:
                 self._add_symmetric(where, term, weight)
         for agent, placed in trackers.placed_pods:
-            self._note_terms(agent, placed)
+            self.note_terms(agent, placed)
         # static refusals: a hard constraint's key or a required affinity term's key missing
         kept: list[feasible.AgentState] = []
         for agent in candidates:
@@ -255,9 +276,10 @@ class ScannedGroup:
                     else len({a.view.labels[c.topology_key] for a in kept
                               if c.topology_key in a.view.labels}))
             spread.weight = math.log(size + 2)
-        self._host_trackers = [t for t in self._trackers() if t.key == HOSTNAME]
+        for tracker in self._trackers():
+            tracker.group = self
         # pending pods' terms on hostname may score this group once placed
-        self.hostname_keys = bool(self._host_trackers) or any(
+        self.hostname_keys = any(t.key == HOSTNAME for t in self._trackers()) or any(
             t.topology_key == HOSTNAME for _, t, _ in existing_terms)
         self.classes: dict[tuple[object, ...], select.CandidateQueue] = {}
         self.agent_class: dict[int, tuple[object, ...]] = {}
@@ -283,7 +305,8 @@ class ScannedGroup:
         key = (term.topology_key, value)
         self.symmetric[key] = self.symmetric.get(key, 0) + weight
 
-    def _note_terms(self, agent: feasible.AgentState, pod: pods.PodRequest) -> None:
+    def note_terms(self, agent: feasible.AgentState, pod: pods.PodRequest) -> None:
+        """A pod of the pass landed on ``agent``: its own terms may score this group."""
         for terms, sign in ((pod.pod_affinity, 1), (pod.preferred_pod_affinity, 1),
                             (pod.preferred_anti_affinity, -1)):
             for term in terms:
@@ -314,18 +337,8 @@ class ScannedGroup:
             queue = self.classes[key] = select.CandidateQueue(agents=[], ranking=self._ranking)
         queue.add(index)
 
-    def note_placed(
-        self, agent: feasible.AgentState, pod: pods.PodRequest, *, changed: set[int],
-        terms: bool,
-    ) -> None:
-        """A pod of the pass landed on ``agent``: its own terms may score this group, and
-        hostname counts move the agent to another class."""
-        if terms:
-            self._note_terms(agent, pod)
-        if not self.hostname_keys:
-            return
-        if not terms and not any(id(t) in changed for t in self._host_trackers):
-            return
+    def reclass(self, agent: feasible.AgentState) -> None:
+        """A count on ``agent``'s hostname changed: it may belong to another class now."""
         old = self.agent_class.get(agent.index)
         if old is None:
             return
@@ -371,45 +384,66 @@ class ScannedGroup:
                 inter += weight
         return round(spread), inter
 
-    def choose(self) -> tuple[list[select.CandidateQueue], dict[int, str]]:
-        """The classes in the order to try them for the next pod (best first, each read
-        through its queue), and for the others the agents' count per reason."""
+    def choose(self) -> tuple[select.CandidateQueue, feasible.AgentState] | dict[int, str]:
+        """The class and agent for the next pod (the best score plus weighted spread and
+        affinity scores), or when no class passes the filters, the reason per agent.
+
+        Each class is judged by any of its members (they share every count); normalising
+        needs every class's raw scores, but only the classes that may still win are read
+        through their queues (a class's best is at most the ranking's best)."""
         minimum = []
         for hard in self.hard:
             counts = hard.tracker.counts
             low = min((counts.get(d, 0) for d in hard.domains), default=0)
             minimum.append(low if len(hard.domains) >= hard.constraint.min_domains else 0)
-        refused: dict[int, str] = {}
-        rows: list[tuple[select.CandidateQueue, feasible.AgentState, int, int, bool, float]] = []
+        agents = self._agents
+        refused: list[tuple[select.CandidateQueue, str]] = []
+        rows: list[tuple[select.CandidateQueue, int, int, bool, float]] = []
         for key, queue in self.classes.items():
-            best = queue.best(self._agents)
-            if best is None:
+            members = queue.members
+            if not members:
                 continue
-            labels = best.view.labels
+            labels = agents[next(iter(members))].view.labels
             reason = self._filter(labels, minimum)
             if reason is not None:
-                for index in queue.members:
-                    refused[index] = reason
+                refused.append((queue, reason))
                 continue
             ignored = bool(key[-1])
             spread, inter = self._raw(labels, ignored)
             bonus = key[-2]
             assert isinstance(bonus, float)
-            rows.append((queue, best, spread, inter, ignored, bonus))
-        spread_scores = _normalise_spread([(r[2], r[4]) for r in rows]) if self.soft else None
-        inter_scores = (_normalise_inter([r[3] for r in rows])
+            rows.append((queue, spread, inter, ignored, bonus))
+        if not rows:
+            return {i: reason for queue, reason in refused for i in queue.members}
+        spread_scores = _normalise_spread([(r[1], r[3]) for r in rows]) if self.soft else None
+        inter_scores = (_normalise_inter([r[2] for r in rows])
                         if self.preferred or self.symmetric else None)
-        ranked = []
-        for n, (queue, best, _, _, _, bonus) in enumerate(rows):
-            total = bonus
+        totals = []
+        for n, row in enumerate(rows):
+            total = row[4]
             if spread_scores is not None:
                 total += rank.WEIGHT_SPREAD * spread_scores[n]
             if inter_scores is not None:
                 total += rank.WEIGHT_INTER_POD_AFFINITY * inter_scores[n]
+            totals.append((total, n))
+        totals.sort(reverse=True)
+        top = -self._ranking.order[0][0] if self._ranking.order else 0.0
+        found: tuple[select.CandidateQueue, feasible.AgentState] | None = None
+        found_key: tuple[float, int, int] | None = None
+        for total, n in totals:
+            if found_key is not None and top + total < -found_key[0]:
+                break  # no agent of this class (or of the next) can beat it
+            queue = rows[n][0]
+            best = queue.best(agents)
+            if best is None:
+                continue
             order = queue.key_of(best.index)
-            ranked.append((order[0] - total, order[1], order[2], n))
-        ranked.sort()
-        return [rows[r[3]][0] for r in ranked], refused
+            key = (order[0] - total, order[1], order[2])
+            if found_key is None or key < found_key:
+                found, found_key = (queue, best), key
+        if found is None:
+            return {i: reason for queue, reason in refused for i in queue.members}
+        return found
 
     def rejections(self) -> list[tuple[int, feasible.Rejection]]:
         return [r for queue in self.classes.values() for r in queue.rejections]
@@ -468,7 +502,8 @@ def scoring_terms(
             out += [(agent, t, 1) for t in placed.pod_affinity]
             out += [(agent, t, t.weight) for t in placed.preferred_affinity]
             out += [(agent, t, -t.weight) for t in placed.preferred_anti_affinity]
-    for pod in pending:
-        out += [(None, t, 1) for t in (*pod.pod_affinity, *pod.preferred_pod_affinity,
-                                       *pod.preferred_anti_affinity)]
+    pending_terms = dict.fromkeys(  # replicas share their terms: each once
+        t for pod in pending
+        for t in (*pod.pod_affinity, *pod.preferred_pod_affinity, *pod.preferred_anti_affinity))
+    out += [(None, t, 1) for t in pending_terms]
     return out
