@@ -49,6 +49,7 @@ __all__ = [
     "Domains",
     "Pool",
     "Rejection",
+    "Shared",
 ]
 
 # kube-scheduler's own words (its plugins' ErrReason constants), so ``kubectl describe``
@@ -93,6 +94,17 @@ class Rejection:
 
 # --------------------------------------------------------------------------------------------
 # Working state of one pass
+
+
+class Shared:
+    """What the pools of one pass share: carved pieces by template and size, and a number
+    per distinct pool signature."""
+
+    __slots__ = ("pieces", "signatures")
+
+    def __init__(self) -> None:
+        self.pieces: dict[tuple[object, ...], dict[int, res.Resource]] = {}
+        self.signatures: dict[tuple[object, ...], int] = {}
 
 
 class ScalarEntry:
@@ -164,7 +176,7 @@ class Pool:
         *,
         role: str | None,
         offers: Sequence[cluster.OfferView],
-        pieces: dict[tuple[object, ...], dict[int, res.Resource]] | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.role = role
         self.offer_ids = tuple(o.id for o in offers)
@@ -178,7 +190,8 @@ class Pool:
         for r, offer in items:
             if r.type == "SCALAR":
                 self.scalars.setdefault(r.name, []).append(
-                    ScalarEntry(r, to_milli(r.scalar), offer, pieces)
+                    ScalarEntry(r, to_milli(r.scalar), offer,
+                                None if shared is None else shared.pieces)
                 )
             elif r.type == "RANGES" and r.name == "ports":
                 self.ports.append(PortsEntry(r, r.ranges, offer))
@@ -187,9 +200,15 @@ class Pool:
         }
         # one entry per scalar: a carve of a given size always yields the same pieces
         self.simple = all(len(entries) == 1 for entries in self.scalars.values())
-        # simple pools of equal signatures yield equal pieces for equal carves
-        self.signature: tuple[object, ...] = (role, len(self.offer_ids), tuple(sorted(
+        # simple pools of equal signatures yield equal pieces for equal carves (a small int,
+        # one per distinct signature of the pass: cheap to look up per placement)
+        signature = (role, len(self.offer_ids), tuple(sorted(
             (name, entries[0].key) for name, entries in self.scalars.items())))
+        if shared is None:
+            self.signature = id(self)
+        else:
+            numbers = shared.signatures
+            self.signature = numbers.setdefault(signature, len(numbers))
 
     def has_port(self, port: int) -> bool:
         for entry in self.ports:
@@ -247,14 +266,14 @@ class AgentState:
         *,
         view: cluster.AgentView,
         index: int,
-        pieces: dict[tuple[object, ...], dict[int, res.Resource]] | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.view = view
         self.index = index
         by_role: dict[str | None, list[cluster.OfferView]] = {}
         for offer in view.offers:
             by_role.setdefault(offer.allocation_role, []).append(offer)
-        self.pools = [Pool(role=role, offers=offers, pieces=pieces)
+        self.pools = [Pool(role=role, offers=offers, shared=shared)
                       for role, offers in by_role.items()]
         self.taken_ports: set[tuple[int, str]] = {p for pod in view.pods for p in pod.host_ports}
         if view.total is not None:

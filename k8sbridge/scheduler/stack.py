@@ -96,7 +96,7 @@ class _Group:
         # For a ``simple`` pool and a pod without host ports the whole carve is the same every
         # time, on every pool of the same signature (pieces are shared by the pools of the
         # pass): remember it per signature and replay it.
-        self.fast: dict[tuple[object, ...], plan.Assignment] = {}
+        self.fast: dict[int, plan.Assignment] = {}
 
 
 def _fmt(milli: int) -> str:
@@ -477,8 +477,8 @@ def place(
 ) -> plan.Plan:
     """Place as many ``pending`` pods as the view's offers allow; explain the others."""
     scorer = rank.STRATEGIES[settings.strategy]
-    pieces: dict[tuple[object, ...], dict[int, res.Resource]] = {}  # shared by every pool
-    agents = [feasible.AgentState(view=a, index=i, pieces=pieces)
+    shared_pools = feasible.Shared()  # pieces and signatures, shared by every pool
+    agents = [feasible.AgentState(view=a, index=i, shared=shared_pools)
               for i, a in enumerate(view.agents)]
     for state in agents:
         state.score = scorer(state)
@@ -554,14 +554,18 @@ def place(
             rankings.update(agent)
             if group.ports:
                 agent.taken_ports.update(group.ports)
-            if any_anti:
+            if group.anti:  # only pods some anti-affinity term is about are indexed
                 domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
             if trackers.groups:
                 matching = group.matching
                 if matching is None or matching[0] != trackers.count:
                     matching = group.matching = (trackers.count, trackers.matching(
                         (pod.namespace, pod.labels, pod.owner_uid)))
-                trackers.placed(agent, pod, matching[1])
+                if matching[1] or pod.pod_affinity or pod.preferred_pod_affinity \
+                        or pod.preferred_anti_affinity:
+                    trackers.placed(agent, pod, matching[1])
+                else:  # counted by no tracker: only remembered for later ones
+                    placed_pods.append((agent, pod))
             else:
                 placed_pods.append((agent, pod))
             placed = True
