@@ -13,11 +13,10 @@ dynamic one. Its best agent is the first member in ranking order:
   lazily: an entry whose key no longer matches the ranking is re-keyed when it surfaces. A
   placement that worsens an agent's key needs nothing more; one that improves it (binpack,
   or a better balance) is pushed to every heap holding the agent (``Ranking.update``).
-* groups whose candidates are a small part of the agents, or whose pod-dependent static
-  scores (preferred node affinity, PreferNoSchedule taints: ``scores``) differ between
-  agents (a ``bonus`` per agent), read a sub-ranking of their candidates by score plus bonus
-  (``Rankings``), shared by every group with the same candidates and bonus and updated like
-  the main one: the first entries then hold their best again.
+* groups whose pod-dependent static scores (preferred node affinity, PreferNoSchedule
+  taints: ``scores``) differ between agents (a ``bonus`` per agent) read a sub-ranking of
+  their candidates by score plus bonus (``Rankings``), shared by every group with the same
+  candidates and bonus and updated like the main one: its first entries hold their best.
 
 ``topology`` keeps one queue per class of agents of a group and moves agents between them
 (``add``/``remove``).
@@ -34,7 +33,7 @@ import itertools
 
 from k8sbridge.scheduler import feasible
 
-__all__ = ["CandidateQueue", "Ranking", "Rankings", "TieredQueue", "queue_for"]
+__all__ = ["CandidateQueue", "Ranking", "Rankings"]
 
 #: How many ranking entries a group walks before it uses a heap of its own members.
 WALK = 16
@@ -68,10 +67,6 @@ class Ranking:
         for a in agents:
             self.keys[a.index] = self._key_for(a)
         self.order: list[_Key] = sorted(self.keys[a.index] for a in agents)
-
-    @property
-    def has_bonus(self) -> bool:
-        return self._bonus is not None
 
     def _key_for(self, agent: feasible.AgentState) -> _Key:
         score = agent.score if self._bonus is None else agent.score + self._bonus[agent.index]
@@ -111,9 +106,12 @@ class Rankings:
     def for_group(
         self, candidates: list[feasible.AgentState], bonus: list[float] | None
     ) -> Ranking:
-        """The main ranking, unless the bonus takes many values: then a sub-ranking of the
-        candidates by score plus bonus (shared by every group with the same ones)."""
-        if bonus is None or len({bonus[a.index] for a in candidates}) <= MAX_TIERS:
+        """The main ranking, unless the group has a bonus: then a sub-ranking of the
+        candidates by score plus bonus, shared by every group with the same ones (on the
+        main ranking, the first entries of a group with a bonus may well be the agents its
+        bonus puts last, e.g. those with a PreferNoSchedule taint, emptiest as nobody else
+        wants them either)."""
+        if bonus is None:
             return self.main
         key = (tuple(a.index for a in candidates),
                None if bonus is None else tuple(bonus[a.index] for a in candidates))
@@ -130,18 +128,13 @@ class Rankings:
             ranking.update(agent)
 
 
-#: the most distinct bonus values a group is split into tiers for (else: a sub-ranking)
-MAX_TIERS = 8
-
-
 class CandidateQueue:
     """The candidates of one pod group (or class of agents), read through a ``Ranking``."""
 
-    __slots__ = ("_ranking", "_heap", "members", "rejections", "walk_first")
+    __slots__ = ("_ranking", "_heap", "members", "rejections")
 
     def __init__(self, *, agents: list[feasible.AgentState], ranking: Ranking) -> None:
         self._ranking = ranking
-        self.walk_first = False
         self._heap: list[_Key] | None = None
         self.members = {a.index for a in agents}
         self.rejections: list[tuple[int, feasible.Rejection]] = []  # (agent index, why)
@@ -157,12 +150,10 @@ class CandidateQueue:
         members = self.members
         if not members:
             return None
-        if (self._heap is None or self.walk_first) and \
-                len(members) * WALK >= len(self._ranking.order):
+        if self._heap is None and len(members) * WALK >= len(self._ranking.order):
             # the best agents are rarely full: the first entries of the ranking usually hold
             # a member (when members are not too rare); once they did not, a heap of the
-            # members (kept lazily) answers, but a tier of a group walks first every time
-            # (its heap goes stale the fastest)
+            # members (kept lazily) answers
             for _, _, index in itertools.islice(self._ranking.order, WALK):
                 if index in members:
                     return agents[index]
@@ -205,52 +196,3 @@ class CandidateQueue:
         self.members.discard(agent.index)
         self.rejections.append((agent.index, rejection))
 
-
-class TieredQueue:
-    """A group's candidates when its static ``bonus`` (``scores``) takes few values: one
-    ``CandidateQueue`` per value, on the main ranking; the best of their bests wins (its
-    score plus its tier's bonus). Cheaper than a sub-ranking: nothing more to update per
-    placement, and each tier usually finds its best among the ranking's first entries."""
-
-    __slots__ = ("_ranking", "tiers")
-
-    def __init__(
-        self, *, agents: list[feasible.AgentState], ranking: Ranking, bonus: list[float]
-    ) -> None:
-        self._ranking = ranking
-        by_value: dict[float, list[feasible.AgentState]] = {}
-        for agent in agents:
-            by_value.setdefault(bonus[agent.index], []).append(agent)
-        self.tiers = [(value, CandidateQueue(agents=members, ranking=ranking))
-                      for value, members in sorted(by_value.items(), reverse=True)]
-        for _, queue in self.tiers:
-            queue.walk_first = True
-
-    @property
-    def rejections(self) -> list[tuple[int, feasible.Rejection]]:
-        return [r for _, q in self.tiers for r in q.rejections]
-
-    def best_in(
-        self, agents: list[feasible.AgentState]
-    ) -> tuple[CandidateQueue, feasible.AgentState] | None:
-        found: tuple[CandidateQueue, feasible.AgentState] | None = None
-        found_key: _Key | None = None
-        keys = self._ranking.keys
-        for value, queue in self.tiers:
-            agent = queue.best(agents)
-            if agent is None:
-                continue
-            key = keys[agent.index]
-            key = (key[0] - value, key[1], key[2])
-            if found_key is None or key < found_key:
-                found, found_key = (queue, agent), key
-        return found
-
-
-def queue_for(
-    *, agents: list[feasible.AgentState], rankings: Rankings, bonus: list[float] | None
-) -> CandidateQueue | TieredQueue:
-    ranking = rankings.for_group(agents, bonus)
-    if bonus is not None and ranking is rankings.main:
-        return TieredQueue(agents=agents, ranking=ranking, bonus=bonus)
-    return CandidateQueue(agents=agents, ranking=ranking)

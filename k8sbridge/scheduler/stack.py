@@ -75,7 +75,7 @@ class _Group:
                  "matching")
 
     def __init__(self) -> None:
-        self.queue: select.CandidateQueue | select.TieredQueue | None = None
+        self.queue: select.CandidateQueue | None = None
         self.scan: topology.ScannedGroup | None = None  # topology constraints: by class
         self.anti = False  # required anti-affinity, its own or another pod's, may refuse it
         # (trackers registered then, the ``topology`` trackers counting these pods)
@@ -257,14 +257,14 @@ def _new_group(
     if shared.scanned(pod):
         group.scan = topology.ScannedGroup(
             pod=pod, candidates=candidates, agents=shared.agents,
-            ranking_for=shared.rankings.for_group, bonus=bonus, trackers=shared.trackers,
+            rankings=shared.rankings, bonus=bonus, trackers=shared.trackers,
             defaults=settings.default_spread,
             implicit=settings.implicit_tolerations, namespace_labels=shared.namespace_labels,
             existing_terms=shared.terms,
         )
     else:
-        group.queue = select.queue_for(agents=candidates, rankings=shared.rankings,
-                                       bonus=bonus)
+        group.queue = select.CandidateQueue(
+            agents=candidates, ranking=shared.rankings.for_group(candidates, bonus))
     return group
 
 
@@ -462,8 +462,6 @@ def _next_agent(
     if group.scan is None:
         queue = group.queue
         assert queue is not None
-        if isinstance(queue, select.TieredQueue):
-            return queue.best_in(agents) or {}
         agent = queue.best(agents)
         return {} if agent is None else (queue, agent)
     return group.scan.choose()
@@ -523,7 +521,7 @@ def place(
                 static = statics[pod.static_signature] = _static(pod, agents, settings)
             group = groups[sig] = _new_group(pod, static, shared)
         placed = False
-        plain = group.queue if type(group.queue) is select.CandidateQueue else None
+        plain = group.queue
         while group.explanation is None:
             if plain is not None:  # the common case, without a call
                 queue, agent = plain, plain.best(agents)

@@ -197,7 +197,7 @@ class ScannedGroup:
 
     __slots__ = ("pod", "hard", "soft", "affinity", "preferred", "symmetric", "ignored",
                  "self_affine", "classes", "agent_class", "hostname_keys", "static",
-                 "_ranking", "_bonus", "_agents", "_namespace_labels", "placed_any")
+                 "_ranking", "_agents", "_namespace_labels", "placed_any")
 
     def __init__(
         self,
@@ -205,7 +205,7 @@ class ScannedGroup:
         pod: pods.PodRequest,
         candidates: list[feasible.AgentState],
         agents: list[feasible.AgentState],
-        ranking_for: Callable[[list[feasible.AgentState], list[float] | None], select.Ranking],
+        rankings: select.Rankings,
         bonus: list[float] | None,
         trackers: Trackers,
         defaults: Sequence[pods.SpreadConstraint],
@@ -214,7 +214,6 @@ class ScannedGroup:
         existing_terms: Sequence[tuple[feasible.AgentState | None, pods.PodAffinityTerm, int]],
     ) -> None:
         self.pod = pod
-        self._bonus = bonus
         self._agents = agents
         self._namespace_labels = namespace_labels
         self.static: list[feasible.Rejection] = []
@@ -283,9 +282,7 @@ class ScannedGroup:
             t.topology_key == HOSTNAME for _, t, _ in existing_terms)
         self.classes: dict[tuple[object, ...], select.CandidateQueue] = {}
         self.agent_class: dict[int, tuple[object, ...]] = {}
-        self._ranking = ranking_for(kept, bonus)
-        if self._ranking.has_bonus:
-            self._bonus = None  # the sub-ranking's keys hold it
+        self._ranking = rankings.for_group(kept, bonus)  # its keys hold the bonus
         for agent in kept:
             self._join(agent.index)
         trackers.groups.append(self)
@@ -325,7 +322,6 @@ class ScannedGroup:
                 key.append(index in tracker.eligible)
         if self.hostname_keys:
             key.append(self.symmetric.get((HOSTNAME, labels.get(HOSTNAME, "")), 0))
-        key.append(self._bonus[index] if self._bonus is not None else 0.0)
         key.append(index in self.ignored)
         return tuple(key)
 
@@ -398,7 +394,7 @@ class ScannedGroup:
             minimum.append(low if len(hard.domains) >= hard.constraint.min_domains else 0)
         agents = self._agents
         refused: list[tuple[select.CandidateQueue, str]] = []
-        rows: list[tuple[select.CandidateQueue, int, int, bool, float]] = []
+        rows: list[tuple[select.CandidateQueue, int, int, bool]] = []
         for key, queue in self.classes.items():
             members = queue.members
             if not members:
@@ -410,17 +406,15 @@ class ScannedGroup:
                 continue
             ignored = bool(key[-1])
             spread, inter = self._raw(labels, ignored)
-            bonus = key[-2]
-            assert isinstance(bonus, float)
-            rows.append((queue, spread, inter, ignored, bonus))
+            rows.append((queue, spread, inter, ignored))
         if not rows:
             return {i: reason for queue, reason in refused for i in queue.members}
         spread_scores = _normalise_spread([(r[1], r[3]) for r in rows]) if self.soft else None
         inter_scores = (_normalise_inter([r[2] for r in rows])
                         if self.preferred or self.symmetric else None)
         totals = []
-        for n, row in enumerate(rows):
-            total = row[4]
+        for n in range(len(rows)):
+            total = 0.0
             if spread_scores is not None:
                 total += rank.WEIGHT_SPREAD * spread_scores[n]
             if inter_scores is not None:
