@@ -79,8 +79,13 @@ class Ranking:
         new = self._key_for(agent)
         if new == old:
             return
-        del self.order[bisect.bisect_left(self.order, old)]
-        bisect.insort(self.order, new)
+        order = self.order
+        i = bisect.bisect_left(order, old)
+        if (i == 0 or order[i - 1] < new) and (i + 1 == len(order) or new < order[i + 1]):
+            order[i] = new  # still between its neighbours: no move
+        else:
+            del order[i]
+            bisect.insort(order, new)
         self.keys[agent.index] = new
         if new < old:
             for queue in self._heaps[agent.index]:
