@@ -6,6 +6,13 @@ heterogeneous with rack/zone attributes and a ports range. Prints medians of sev
 the machine's core count. Bounded: a fixed number of repetitions.
 
     python bench/bench_placement.py [--pods 10000] [--agents 500] [--runs 7] [--strategy spread]
+        [--constraints] [--node-state]
+
+``--constraints`` gives a quarter of the pod shapes kube-scheduler's constraints (a zone
+topology spread with DoNotSchedule, required anti-affinity per hostname, preferred node
+affinity with a toleration, preferred pod affinity to another shape, a controller owner and
+so the default spread constraints): issue 16's placement target. ``--node-state`` also gives
+every tenth agent a PreferNoSchedule taint and cordons every fiftieth.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
@@ -24,7 +32,7 @@ from k8sbridge.model import resources as res
 from k8sbridge.scheduler import stack
 
 
-def make_view(agents: int) -> cluster.ClusterView:
+def make_view(agents: int, *, constraints: bool = False) -> cluster.ClusterView:
     views = []
     for i in range(agents):
         cpus = (8, 16, 32, 64)[i % 4]
@@ -44,6 +52,11 @@ def make_view(agents: int) -> cluster.ClusterView:
                 attributes=res.parse_attributes_flag(f"rack:r{i % 20};zone:z{i % 3}"),
                 zone=f"z{i % 3}",
                 offers=[offer],
+                taints=(
+                    (cluster.PROVIDER_TAINT, cluster.Taint(key="spot", effect="PreferNoSchedule"))
+                    if constraints and i % 10 == 0 else (cluster.PROVIDER_TAINT,)
+                ),
+                unschedulable=constraints and i % 50 == 49,
             )
         )
     return cluster.ClusterView(agents=tuple(views))
@@ -58,7 +71,37 @@ TEMPLATES = [
 ]
 
 
-def make_raw_pods(count: int, *, templates: int = 20) -> list[dict[str, object]]:
+def _constrain(t: int, spec: dict[str, Any], meta: dict[str, Any]) -> None:
+    if t == 3:
+        spec["topologySpreadConstraints"] = [
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "t3"}}}
+        ]
+    elif t == 5:
+        spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname",
+             "labelSelector": {"matchLabels": {"app": "t5"}}}
+        ]}}
+    elif t == 9:
+        spec["affinity"] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 50, "preference": {"matchExpressions": [
+                {"key": "rack", "operator": "In", "values": ["r1", "r2", "r3", "r4", "r5"]}]}}
+        ]}}
+        spec["tolerations"] = [{"key": "spot", "operator": "Exists"}]
+    elif t == 15:
+        spec["affinity"] = {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 10, "podAffinityTerm": {
+                "topologyKey": "topology.kubernetes.io/zone",
+                "labelSelector": {"matchLabels": {"app": "t3"}}}}
+        ]}}
+    elif t == 17:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                    "name": "rs17", "uid": "rs17-uid", "controller": True}]
+
+
+def make_raw_pods(
+    count: int, *, templates: int = 20, constraints: bool = False
+) -> list[dict[str, object]]:
     out = []
     for i in range(count):
         t = i % templates
@@ -86,13 +129,12 @@ def make_raw_pods(count: int, *, templates: int = 20) -> list[dict[str, object]]
             spec["containers"][0]["resources"] = {"requests": {"cpu": "1000"}}  # type: ignore[index]
         if t >= 20:  # distinct shapes beyond the base twenty
             spec["containers"][0]["name"] = f"app{t}"  # type: ignore[index]
-        out.append(
-            {
-                "metadata": {"name": f"p{i}", "namespace": "bench", "uid": f"u{i}",
-                             "labels": {"app": f"t{t}"}},
-                "spec": spec,
-            }
-        )
+        meta: dict[str, Any] = {"name": f"p{i}", "namespace": "bench", "uid": f"u{i}",
+                                "labels": {"app": f"t{t}"}}
+        if constraints:
+            _constrain(t, spec, meta)
+        item: dict[str, object] = {"metadata": meta, "spec": spec}
+        out.append(item)
     return out
 
 
@@ -107,9 +149,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--strategy", default="spread", choices=["spread", "binpack"])
     parser.add_argument("--templates", type=int, default=20, help="distinct pod shapes")
+    parser.add_argument("--constraints", action="store_true",
+                        help="pod affinity, anti-affinity and spread (see the docstring)")
+    parser.add_argument("--node-state", action="store_true",
+                        help="PreferNoSchedule taints and cordons on some agents")
     args = parser.parse_args()
-    view = make_view(args.agents)
-    raw = make_raw_pods(args.pods, templates=args.templates)
+    view = make_view(args.agents, constraints=args.node_state)
+    raw = make_raw_pods(args.pods, templates=args.templates, constraints=args.constraints)
     parse_times = []
     pending: list[pods.PodRequest] = []
     for _ in range(3):
@@ -131,7 +177,8 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"cores: {os.cpu_count()}  load average: {load}  python: {sys.version.split()[0]}")
     print(f"pods: {args.pods}  agents/offers: {args.agents}  strategy: {args.strategy}  "
-          f"pod shapes: {args.templates}")
+          f"pod shapes: {args.templates}  constraints: {args.constraints}  "
+          f"node state: {args.node_state}")
     print(f"placed: {len(result.assignments)}  unplaced: {len(result.unplaced)}")
     if result.unplaced:
         print(f"example explanation: {result.unplaced[0].explanation.message}")

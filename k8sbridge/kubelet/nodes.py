@@ -28,7 +28,12 @@ conditions to Unknown when the kubelet goes silent. So:
   ``nodeStatusUpdateFrequency``) and rewrites them if someone else changed them.
 - Taints: the bridge adds its one configured taint (``kubelet.node_taint``) and touches no
   other: a read-modify-write of ``spec.taints`` guarded by ``resourceVersion``, done when it
-  registers or adopts a Node. Labels are a merge patch of ``metadata.labels`` alone.
+  registers or adopts a Node. Labels are a merge patch of ``metadata.labels`` alone, with the
+  agent's keys only. Status is a merge patch of ``/status``. ``spec.unschedulable`` is never
+  written. So what users set (``kubectl label``, ``taint``, ``cordon``) survives status
+  updates and a restart of the bridge (which adopts the stored Node); only a label whose key
+  the agent publishes (an attribute, the zone) is the agent's, and the bridge's own taint
+  comes back on adoption. Placement reads the Nodes back (``scheduler.nodebook``).
 - A Node whose agent the master no longer lists is deleted after ``NODE_GONE_SECONDS`` (Mesos
   lists neither unreachable nor removed agents, so the bridge cannot tell them apart); that is
   longer than Kubernetes' default ``tolerationSeconds`` for the ``unreachable`` taint, so the

@@ -145,6 +145,21 @@ class PlacedPod:
     host_ports: tuple[tuple[int, str], ...] = ()  # (port, protocol)
     # the pod's own required anti-affinity terms, for the symmetric check
     anti_affinity: tuple[pods.PodAffinityTerm, ...] = ()
+    # its required affinity terms and preferred terms (weights set), for the symmetric scores
+    pod_affinity: tuple[pods.PodAffinityTerm, ...] = ()
+    preferred_affinity: tuple[pods.PodAffinityTerm, ...] = ()
+    preferred_anti_affinity: tuple[pods.PodAffinityTerm, ...] = ()
+    owner_uid: str = ""  # its controller's uid (the default spread constraints count by it)
+
+    @classmethod
+    def of(cls, pod: pods.PodRequest) -> PlacedPod:
+        return cls(
+            key=pod.key, namespace=pod.namespace, labels=pod.labels,
+            host_ports=tuple((p.host_port, p.protocol) for p in pod.host_ports),
+            anti_affinity=pod.anti_affinity, pod_affinity=pod.pod_affinity,
+            preferred_affinity=pod.preferred_pod_affinity,
+            preferred_anti_affinity=pod.preferred_anti_affinity, owner_uid=pod.owner_uid,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -162,6 +177,8 @@ class AgentView:
     total: res.Resources | None = None
     #: The Node's ``capacity.pods`` when enforced (counting ``pods``), else None.
     max_pods: int | None = None
+    #: The Node's ``spec.unschedulable`` (``kubectl cordon``).
+    unschedulable: bool = False
 
     @classmethod
     def build(
@@ -178,23 +195,35 @@ class AgentView:
         pods: Sequence[PlacedPod] = (),
         total: res.Resources | None = None,
         max_pods: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        unschedulable: bool = False,
     ) -> AgentView:
+        """``labels``: the Node's labels when it is known (users add theirs there), else
+        the labels derived from the agent (what the bridge publishes on the Node)."""
         return cls(
             agent_id=ids.AgentId(agent_id),
             hostname=hostname,
             node_name=node_name or node_name_for(hostname),
-            labels=node_labels(hostname=hostname, attributes=attributes, region=region, zone=zone),
+            labels=(
+                dict(labels) if labels is not None
+                else node_labels(hostname=hostname, attributes=attributes, region=region,
+                                 zone=zone)
+            ),
             taints=tuple(taints),
             offers=tuple(offers),
             pods=tuple(pods),
             total=total,
             max_pods=max_pods,
+            unschedulable=unschedulable,
         )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClusterView:
     agents: tuple[AgentView, ...]
+    #: namespace name → its labels, for pod affinity terms with a namespaceSelector (None:
+    #: unknown, such terms then select only the namespaces they name)
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None
 
     @classmethod
     def from_raw_offers(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from k8sbridge.model import affinity as affinity_parsing
 from k8sbridge.model import ids, quantity
 from k8sbridge.model.podspec import (
     DEFAULT_CONTAINER_DEFAULTS,
@@ -35,7 +36,9 @@ from k8sbridge.model.podspec import (
     RawPod,
     RestartPolicy,
     SelectorOperator,
+    SpreadConstraint,
     Toleration,
+    WeightedNodeTerm,
 )
 from k8sbridge.model.quantity import (
     SCALAR_NAMES,
@@ -64,7 +67,9 @@ __all__ = [
     "RawPod",
     "RestartPolicy",
     "SelectorOperator",
+    "SpreadConstraint",
     "Toleration",
+    "WeightedNodeTerm",
     "parse_cpu",
     "parse_memory_mib",
     "parse_pod",
@@ -249,6 +254,19 @@ def _parse_node_requirement(
     return NodeSelectorRequirement(key=key, operator=op, values=values, field=field)
 
 
+def _parse_node_term(raw: Any, *, where: str) -> NodeSelectorTerm:
+    term = _mapping(raw, what=where)
+    reqs = [
+        _parse_node_requirement(r, what=f"{where}.matchExpressions[{j}]", field=False)
+        for j, r in enumerate(_list(term.get("matchExpressions"), what="matchExpressions"))
+    ]
+    reqs += [
+        _parse_node_requirement(r, what=f"{where}.matchFields[{j}]", field=True)
+        for j, r in enumerate(_list(term.get("matchFields"), what="matchFields"))
+    ]
+    return NodeSelectorTerm(requirements=tuple(reqs))
+
+
 def _parse_node_affinity(raw_affinity: Mapping[str, Any]) -> tuple[NodeSelectorTerm, ...]:
     node_aff = _mapping(raw_affinity.get("nodeAffinity"), what="spec.affinity.nodeAffinity")
     required = _mapping(
@@ -261,76 +279,10 @@ def _parse_node_affinity(raw_affinity: Mapping[str, Any]) -> tuple[NodeSelectorT
     terms_raw = _list(required.get("nodeSelectorTerms"), what=f"{where}.nodeSelectorTerms")
     if not terms_raw:
         raise PodSpecError(f"{where}.nodeSelectorTerms must not be empty")
-    terms: list[NodeSelectorTerm] = []
-    for i, t in enumerate(terms_raw):
-        term = _mapping(t, what=f"{where}.nodeSelectorTerms[{i}]")
-        reqs = [
-            _parse_node_requirement(r, what=f"{where}.nodeSelectorTerms[{i}].matchExpressions[{j}]",
-                                    field=False)
-            for j, r in enumerate(_list(term.get("matchExpressions"), what="matchExpressions"))
-        ]
-        reqs += [
-            _parse_node_requirement(r, what=f"{where}.nodeSelectorTerms[{i}].matchFields[{j}]",
-                                    field=True)
-            for j, r in enumerate(_list(term.get("matchFields"), what="matchFields"))
-        ]
-        terms.append(NodeSelectorTerm(requirements=tuple(reqs)))
-    return tuple(terms)
-
-
-def _parse_label_selector(raw: Any, *, what: str) -> LabelSelector:
-    sel = _mapping(raw, what=what)
-    exprs: list[LabelSelectorRequirement] = []
-    for i, e in enumerate(_list(sel.get("matchExpressions"), what=f"{what}.matchExpressions")):
-        r = _mapping(e, what=f"{what}.matchExpressions[{i}]")
-        op = r.get("operator")
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise PodSpecError(f"{what}.matchExpressions[{i}].operator {op!r} is not valid")
-        key = r.get("key")
-        if not isinstance(key, str) or not key:
-            raise PodSpecError(f"{what}.matchExpressions[{i}].key is required")
-        exprs.append(
-            LabelSelectorRequirement(
-                key=key,
-                operator=op,
-                values=tuple(
-                    str(v) for v in _list(r.get("values"), what=f"{what}.matchExpressions[{i}]")
-                ),
-            )
-        )
-    return LabelSelector(
-        match_labels=_str_pairs(sel.get("matchLabels"), what=f"{what}.matchLabels"),
-        match_expressions=tuple(exprs),
+    return tuple(
+        _parse_node_term(t, where=f"{where}.nodeSelectorTerms[{i}]")
+        for i, t in enumerate(terms_raw)
     )
-
-
-def _parse_pod_terms(
-    raw_affinity: Mapping[str, Any], *, kind: str, namespace: str
-) -> tuple[PodAffinityTerm, ...]:
-    section = _mapping(raw_affinity.get(kind), what=f"spec.affinity.{kind}")
-    where = f"spec.affinity.{kind}.requiredDuringSchedulingIgnoredDuringExecution"
-    out: list[PodAffinityTerm] = []
-    for i, t in enumerate(
-        _list(section.get("requiredDuringSchedulingIgnoredDuringExecution"), what=where)
-    ):
-        term = _mapping(t, what=f"{where}[{i}]")
-        topology_key = term.get("topologyKey")
-        if not isinstance(topology_key, str) or not topology_key:
-            raise PodSpecError(f"{where}[{i}].topologyKey is required")
-        namespaces = tuple(str(n) for n in _list(term.get("namespaces"), what="namespaces"))
-        ns_selector = term.get("namespaceSelector")
-        all_namespaces = isinstance(ns_selector, Mapping) and not ns_selector
-        out.append(
-            PodAffinityTerm(
-                selector=_parse_label_selector(
-                    term.get("labelSelector"), what=f"{where}[{i}].labelSelector"
-                ),
-                topology_key=topology_key,
-                namespaces=namespaces or (namespace,),
-                all_namespaces=all_namespaces,
-            )
-        )
-    return tuple(out)
 
 
 def _parse_tolerations(raw: Any) -> tuple[Toleration, ...]:
@@ -357,6 +309,14 @@ def _parse_tolerations(raw: Any) -> tuple[Toleration, ...]:
             )
         )
     return tuple(out)
+
+
+def _controller_uid(meta: Mapping[str, Any]) -> str:
+    """The uid of the pod's controller (``ownerReferences`` with ``controller: true``)."""
+    for ref in _list(meta.get("ownerReferences"), what="metadata.ownerReferences"):
+        if isinstance(ref, Mapping) and ref.get("controller") and ref.get("uid"):
+            return str(ref["uid"])
+    return ""
 
 
 def parse_pod(
@@ -420,6 +380,11 @@ def parse_pod(
     if not isinstance(priority, int):
         raise PodSpecError("spec.priority must be an integer")
     scalars = _effective_scalars(containers, inits)
+    labels = dict(_str_pairs(meta.get("labels"), what="metadata.labels"))
+    pod_aff = affinity_parsing.parse_pod_terms(affinity, kind="podAffinity",
+                                               namespace=namespace, labels=labels)
+    anti = affinity_parsing.parse_pod_terms(affinity, kind="podAntiAffinity",
+                                            namespace=namespace, labels=labels)
     return PodRequest(
         key=ids.PodKey(f"{namespace}/{name}"),
         uid=ids.PodUid(str(meta.get("uid") or "")),
@@ -435,12 +400,18 @@ def parse_pod(
         node_selector=_str_pairs(spec.get("nodeSelector"), what="spec.nodeSelector"),
         required_node_affinity=_parse_node_affinity(affinity),
         tolerations=_parse_tolerations(spec.get("tolerations")),
-        anti_affinity=_parse_pod_terms(affinity, kind="podAntiAffinity", namespace=namespace),
-        required_pod_affinity=len(
-            _parse_pod_terms(affinity, kind="podAffinity", namespace=namespace)
-        ),
+        anti_affinity=anti[0],
+        pod_affinity=pod_aff[0],
         priority=priority,
         qos_class=qos_class([*raw_containers, *raw_inits]),
         scalars=tuple(sorted((n, v) for n, v in scalars.items() if v > 0)),
         host_ports=tuple(ports),
+        preferred_node_affinity=affinity_parsing.parse_preferred_node_affinity(
+            affinity, parse_term=_parse_node_term
+        ),
+        preferred_pod_affinity=pod_aff[1],
+        preferred_anti_affinity=anti[1],
+        spread=affinity_parsing.parse_spread(spec.get("topologySpreadConstraints"),
+                                             labels=labels),
+        owner_uid=_controller_uid(meta),
     )

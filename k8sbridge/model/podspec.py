@@ -28,7 +28,9 @@ __all__ = [
     "RawPod",
     "RestartPolicy",
     "SelectorOperator",
+    "SpreadConstraint",
     "Toleration",
+    "WeightedNodeTerm",
 ]
 
 RawPod: TypeAlias = Mapping[str, Any]
@@ -169,10 +171,16 @@ class LabelSelectorRequirement:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LabelSelector:
+    """A metav1.LabelSelector: empty selects everything; ``nothing`` (a null selector where
+    the API says null selects no object, as in a PodAffinityTerm) selects nothing."""
+
     match_labels: tuple[tuple[str, str], ...] = ()
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+    nothing: bool = False
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.nothing:
+            return False
         for key, value in self.match_labels:
             if labels.get(key) != value:
                 return False
@@ -191,15 +199,57 @@ class LabelSelector:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PodAffinityTerm:
+    """A required (or, with a weight, preferred) pod (anti-)affinity term, as kube-scheduler
+    reads it: the pods it selects are those in ``namespaces`` or in a namespace whose labels
+    ``namespace_selector`` matches, whose labels ``selector`` matches (``matchLabelKeys`` /
+    ``mismatchLabelKeys`` already merged in from the pod's own labels)."""
+
     selector: LabelSelector
     topology_key: str
     namespaces: tuple[str, ...]  # resolved: the pod's own namespace when the spec names none
     all_namespaces: bool = False  # an empty namespaceSelector ({}) selects every namespace
+    namespace_selector: LabelSelector | None = None  # a non-empty namespaceSelector
+    weight: int = 0  # preferred terms: 1-100; 0 for required ones
 
-    def selects(self, *, namespace: str, labels: Mapping[str, str]) -> bool:
+    def selects(
+        self,
+        *,
+        namespace: str,
+        labels: Mapping[str, str],
+        namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> bool:
         if not self.all_namespaces and namespace not in self.namespaces:
-            return False
+            sel = self.namespace_selector
+            if sel is None or namespace_labels is None:
+                return False
+            if not sel.matches(namespace_labels.get(namespace, {})):
+                return False
         return self.selector.matches(labels)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WeightedNodeTerm:
+    """One preferredDuringSchedulingIgnoredDuringExecution node affinity term."""
+
+    weight: int
+    term: NodeSelectorTerm
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpreadConstraint:
+    """One topologySpreadConstraint as PodTopologySpread reads it (defaults applied:
+    minDomains 1, nodeAffinityPolicy Honor, nodeTaintsPolicy Ignore); ``selector`` has the
+    ``matchLabelKeys`` merged in. ``same_owner``: one of the cluster's default constraints,
+    counting the pods of the pod's controller (kube-scheduler's default selector)."""
+
+    max_skew: int
+    topology_key: str
+    hard: bool  # whenUnsatisfiable DoNotSchedule (a filter); else ScheduleAnyway (a score)
+    selector: LabelSelector
+    min_domains: int = 1
+    honour_node_affinity: bool = True
+    honour_node_taints: bool = False
+    same_owner: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -221,13 +271,19 @@ class PodRequest:
     required_node_affinity: tuple[NodeSelectorTerm, ...]  # () = no constraint
     tolerations: tuple[Toleration, ...]
     anti_affinity: tuple[PodAffinityTerm, ...]  # required, during scheduling
-    required_pod_affinity: int  # count of required podAffinity terms (not supported)
+    pod_affinity: tuple[PodAffinityTerm, ...]  # required, during scheduling
     priority: int
     qos_class: QosClass
     #: The pod's effective request per Mesos scalar (Kubernetes' rule: max(sum of app
     #: containers (+ sidecars), any init container)); executor overhead not included.
     scalars: tuple[tuple[str, float], ...]
     host_ports: tuple[HostPort, ...]
+    preferred_node_affinity: tuple[WeightedNodeTerm, ...] = ()
+    preferred_pod_affinity: tuple[PodAffinityTerm, ...] = ()  # weight set
+    preferred_anti_affinity: tuple[PodAffinityTerm, ...] = ()  # weight set
+    spread: tuple[SpreadConstraint, ...] = ()  # the pod's own topologySpreadConstraints
+    #: the uid of the pod's controller (a ReplicaSet's, StatefulSet's ...), "" for none
+    owner_uid: str = ""
 
     @property
     def labels_dict(self) -> dict[str, str]:
@@ -259,9 +315,19 @@ class PodRequest:
             self.required_node_affinity,
             self.tolerations,
             self.anti_affinity,
-            self.required_pod_affinity,
+            self.pod_affinity,
+            self.preferred_node_affinity,
+            self.preferred_pod_affinity,
+            self.preferred_anti_affinity,
+            self.spread,
         )
-        ident: tuple[Any, ...] = (self.namespace, self.labels) if self.anti_affinity else ()
+        # pods whose own terms or spread constraints count pods like them are told apart by
+        # who they are (namespace, labels, owner)
+        ident: tuple[Any, ...] = (
+            (self.namespace, self.labels, self.owner_uid)
+            if self.anti_affinity or self.pod_affinity or self.preferred_pod_affinity
+            or self.preferred_anti_affinity or self.spread or self.owner_uid else ()
+        )
         signature = (
             static,
             self.scalars,

@@ -1,17 +1,20 @@
 """Feasibility: can this pod go to this agent at all? Checkers answer a constant reason or None.
 
 Why constants: every rejection must reach the user ("why is my pod Pending?" is the first pain
-point of every Mesos bridge before this one). Reasons are counted per pass and rendered by
-``plan.Explanation``; their wording is the ``REASON_*`` string itself, so they read as a
-sentence after a count ("2 insufficient cpu", "1 did not match nodeSelector rack=r9").
+point of every Mesos bridge before this one). Reasons are kube-scheduler's own ErrReason texts
+(so ``kubectl describe`` reads as on any cluster), counted per pass and rendered by
+``plan.Explanation``: "1 node(s) had untolerated taint {dedicated: gpu}", "2 Insufficient
+cpu (requested 4, largest offer 2)".
 
 Two kinds of checkers, as in Nomad's feasible/fit split:
 
-* static ones depend only on the pod and the agent's labels, taints and name; ``stack`` runs
-  them once per group of identical pods and agent;
+* static ones depend only on the pod and the Node's labels, taints, cordon and name (kube's
+  NodeName, NodeUnschedulable, TaintToleration, NodeAffinity); ``stack`` runs them once per
+  group of identical pods and agent;
 * dynamic ones (resources, host ports, pod anti-affinity) depend on what this pass already
   placed. They are monotonic: once an agent fails one for a pod group it stays failed for the
   rest of the pass (placements only take resources away), which lets ``select`` drop it.
+  The constraints that are not monotonic (pod affinity, topology spread) are ``topology``'s.
 
 ``AgentState``/``Pool`` are the mutable working state of one pass (owned by ``stack.place``),
 with scalars in integer thousandths so arithmetic is exact and fast.
@@ -20,13 +23,14 @@ with scalars in integer thousandths so arithmetic is exact and fast.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
 
 __all__ = [
     "REASON_ANTI_AFFINITY",
+    "REASON_EXISTING_ANTI_AFFINITY",
     "REASON_HOST_PORT_NOT_OFFERED",
     "REASON_HOST_PORT_TAKEN",
     "REASON_INSUFFICIENT",
@@ -34,31 +38,45 @@ __all__ = [
     "REASON_NODE_NAME",
     "REASON_NODE_SELECTOR",
     "REASON_NO_OFFER",
-    "REASON_POD_AFFINITY_UNSUPPORTED",
+    "REASON_POD_AFFINITY",
+    "REASON_SPREAD",
+    "REASON_SPREAD_LABEL",
     "REASON_TAINT",
     "REASON_TOO_MANY_PODS",
+    "REASON_UNSCHEDULABLE",
+    "UNSCHEDULABLE_TAINT",
     "AgentState",
     "Domains",
     "Pool",
     "Rejection",
+    "Shared",
 ]
 
+# kube-scheduler's own words (its plugins' ErrReason constants), so ``kubectl describe``
+# reads as on any cluster; the bridge's details (which taint, how much was offered) follow.
 REASON_INSUFFICIENT = {
-    "cpus": "insufficient cpu",
-    "mem": "insufficient memory",
-    "disk": "insufficient ephemeral-storage",
-    "gpus": "insufficient nvidia.com/gpu",
+    "cpus": "Insufficient cpu",
+    "mem": "Insufficient memory",
+    "disk": "Insufficient ephemeral-storage",
+    "gpus": "Insufficient nvidia.com/gpu",
 }
-REASON_NO_OFFER = "had no offer"
-REASON_HOST_PORT_NOT_OFFERED = "did not offer host port"
-REASON_HOST_PORT_TAKEN = "had host port already taken"
-REASON_NODE_NAME = "did not match spec.nodeName"
-REASON_NODE_SELECTOR = "did not match nodeSelector"
-REASON_NODE_AFFINITY = "did not match required node affinity"
-REASON_TAINT = "had untolerated taint"
-REASON_ANTI_AFFINITY = "did not satisfy pod anti-affinity"
-REASON_TOO_MANY_PODS = "had too many pods"
-REASON_POD_AFFINITY_UNSUPPORTED = "cannot check required pod affinity (not supported)"
+REASON_TOO_MANY_PODS = "Too many pods"
+REASON_NO_OFFER = "node(s) had no offer from the Mesos master"  # the bridge's own
+REASON_HOST_PORT_NOT_OFFERED = "node(s) didn't have free ports for the requested pod ports"
+REASON_HOST_PORT_TAKEN = REASON_HOST_PORT_NOT_OFFERED
+REASON_NODE_NAME = "node(s) didn't match the requested node name"
+REASON_NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
+REASON_NODE_SELECTOR = REASON_NODE_AFFINITY
+REASON_TAINT = "node(s) had untolerated taint"  # + " {key: value}"
+REASON_UNSCHEDULABLE = "node(s) were unschedulable"
+REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
+REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
+REASON_POD_AFFINITY = "node(s) didn't match pod affinity rules"
+REASON_SPREAD = "node(s) didn't match pod topology spread constraints"
+REASON_SPREAD_LABEL = REASON_SPREAD + " (missing required label)"
+
+#: the taint whose toleration lets a pod onto a cordoned node (NodeUnschedulable)
+UNSCHEDULABLE_TAINT = cluster.Taint(key="node.kubernetes.io/unschedulable", effect="NoSchedule")
 
 SCALAR_ORDER = ("cpus", "mem", "disk", "gpus")
 MILLI = 1000
@@ -78,18 +96,41 @@ class Rejection:
 # Working state of one pass
 
 
+class Shared:
+    """What the pools of one pass share: carved pieces by template and size, and a number
+    per distinct pool signature."""
+
+    __slots__ = ("pieces", "signatures")
+
+    def __init__(self) -> None:
+        self.pieces: dict[tuple[object, ...], dict[int, res.Resource]] = {}
+        self.signatures: dict[tuple[object, ...], int] = {}
+
+
 class ScalarEntry:
     """Part of a pool's scalar: a template ``Resource`` (reservation, role) and what is left."""
 
-    __slots__ = ("template", "left", "pieces", "offer")
+    __slots__ = ("template", "left", "pieces", "offer", "key")
 
-    def __init__(self, template: res.Resource, left: int, offer: ids.OfferId) -> None:
+    def __init__(
+        self,
+        template: res.Resource,
+        left: int,
+        offer: ids.OfferId,
+        shared: dict[tuple[object, ...], dict[int, res.Resource]] | None = None,
+    ) -> None:
         self.template = template
         self.left = left
         self.offer = offer  # the offer this part comes from (an assignment's ``sources``)
+        # what a piece is made of besides its size: entries of equal keys (any agent's) give
+        # equal pieces
+        self.key = (template.name, template.reservations, template.allocation_role,
+                    template.extra)
         # carved pieces by size: identical pods take identical pieces, and Resource values
-        # are immutable, so one object serves them all (the hot path of a large pass)
-        self.pieces: dict[int, res.Resource] = {}
+        # are immutable, so one object serves them all, on every agent of the pass (the hot
+        # path of a large pass)
+        self.pieces: dict[int, res.Resource] = (
+            {} if shared is None else shared.setdefault(self.key, {}))
 
     def piece(self, milli: int) -> res.Resource:
         found = self.pieces.get(milli)
@@ -127,9 +168,16 @@ class Pool:
     fit checks.
     """
 
-    __slots__ = ("role", "offer_ids", "scalars", "free", "ports", "used", "simple", "touched")
+    __slots__ = ("role", "offer_ids", "scalars", "free", "ports", "used", "simple", "touched",
+                 "signature")
 
-    def __init__(self, *, role: str | None, offers: Sequence[cluster.OfferView]) -> None:
+    def __init__(
+        self,
+        *,
+        role: str | None,
+        offers: Sequence[cluster.OfferView],
+        shared: Shared | None = None,
+    ) -> None:
         self.role = role
         self.offer_ids = tuple(o.id for o in offers)
         self.scalars: dict[str, list[ScalarEntry]] = {}
@@ -142,7 +190,8 @@ class Pool:
         for r, offer in items:
             if r.type == "SCALAR":
                 self.scalars.setdefault(r.name, []).append(
-                    ScalarEntry(r, to_milli(r.scalar), offer)
+                    ScalarEntry(r, to_milli(r.scalar), offer,
+                                None if shared is None else shared.pieces)
                 )
             elif r.type == "RANGES" and r.name == "ports":
                 self.ports.append(PortsEntry(r, r.ranges, offer))
@@ -151,6 +200,15 @@ class Pool:
         }
         # one entry per scalar: a carve of a given size always yields the same pieces
         self.simple = all(len(entries) == 1 for entries in self.scalars.values())
+        # simple pools of equal signatures yield equal pieces for equal carves (a small int,
+        # one per distinct signature of the pass: cheap to look up per placement)
+        signature = (role, len(self.offer_ids), tuple(sorted(
+            (name, entries[0].key) for name, entries in self.scalars.items())))
+        if shared is None:
+            self.signature = id(self)
+        else:
+            numbers = shared.signatures
+            self.signature = numbers.setdefault(signature, len(numbers))
 
     def has_port(self, port: int) -> bool:
         for entry in self.ports:
@@ -203,13 +261,20 @@ class AgentState:
         "score",
     )
 
-    def __init__(self, *, view: cluster.AgentView, index: int) -> None:
+    def __init__(
+        self,
+        *,
+        view: cluster.AgentView,
+        index: int,
+        shared: Shared | None = None,
+    ) -> None:
         self.view = view
         self.index = index
         by_role: dict[str | None, list[cluster.OfferView]] = {}
         for offer in view.offers:
             by_role.setdefault(offer.allocation_role, []).append(offer)
-        self.pools = [Pool(role=role, offers=offers) for role, offers in by_role.items()]
+        self.pools = [Pool(role=role, offers=offers, shared=shared)
+                      for role, offers in by_role.items()]
         self.taken_ports: set[tuple[int, str]] = {p for pod in view.pods for p in pod.host_ports}
         if view.total is not None:
             totals = view.total.scalars()
@@ -237,8 +302,29 @@ class AgentState:
 
 def check_node_name(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
     if pod.node_name and pod.node_name != agent.view.node_name:
-        return Rejection(REASON_NODE_NAME, pod.node_name)
+        return Rejection(REASON_NODE_NAME)
     return None
+
+
+def tolerated(
+    taint: cluster.Taint, pod: pods.PodRequest, implicit: Sequence[pods.Toleration]
+) -> bool:
+    return any(
+        t.tolerates(key=taint.key, value=taint.value, effect=taint.effect)
+        for t in (*pod.tolerations, *implicit)
+    )
+
+
+def check_unschedulable(
+    pod: pods.PodRequest, agent: AgentState, *, implicit: Sequence[pods.Toleration]
+) -> Rejection | None:
+    """NodeUnschedulable: a cordoned Node takes only pods that tolerate
+    ``node.kubernetes.io/unschedulable:NoSchedule`` (and pods already bound to it)."""
+    if not agent.view.unschedulable or pod.node_name:
+        return None
+    if tolerated(UNSCHEDULABLE_TAINT, pod, implicit):
+        return None
+    return Rejection(REASON_UNSCHEDULABLE)
 
 
 def check_taints(
@@ -247,43 +333,36 @@ def check_taints(
     *,
     implicit: Sequence[pods.Toleration],
 ) -> Rejection | None:
+    """TaintToleration's filter: every NoSchedule and NoExecute taint must be tolerated
+    (PreferNoSchedule only lowers the score, ``scores``)."""
     if pod.node_name:
         return None  # bound by another scheduler: taints were its call
     for taint in agent.view.taints:
         if taint.effect not in ("NoSchedule", "NoExecute"):
             continue
-        if any(
-            t.tolerates(key=taint.key, value=taint.value, effect=taint.effect)
-            for t in (*pod.tolerations, *implicit)
-        ):
+        if tolerated(taint, pod, implicit):
             continue
         return Rejection(REASON_TAINT, str(taint))
     return None
 
 
-def check_node_selector(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+def check_node_affinity(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+    """NodeAffinity's filter: nodeSelector and the required terms (OR-ed) on the Node's
+    labels (the agent's attributes and what users added) and ``metadata.name``."""
     labels = agent.view.labels
     for key, value in pod.node_selector:
         if labels.get(key) != value:
-            return Rejection(REASON_NODE_SELECTOR, f"{key}={value}")
-    return None
-
-
-def check_node_affinity(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+            return Rejection(REASON_NODE_AFFINITY)
     if not pod.required_node_affinity:
         return None
-    labels = agent.view.labels
     node_name = agent.view.node_name
     if any(t.matches(labels, node_name=node_name) for t in pod.required_node_affinity):
         return None
     return Rejection(REASON_NODE_AFFINITY)
 
 
-def check_supported(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
-    """Constraints placement cannot evaluate are reported, never silently ignored."""
-    if pod.required_pod_affinity:
-        return Rejection(REASON_POD_AFFINITY_UNSUPPORTED)
-    return None
+def check_node_selector(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
+    return check_node_affinity(pod, agent)
 
 
 def check_has_offer(pod: pods.PodRequest, agent: AgentState) -> Rejection | None:
@@ -297,7 +376,7 @@ def check_has_offer(pod: pods.PodRequest, agent: AgentState) -> Rejection | None
 def check_pod_count(agent: AgentState) -> Rejection | None:
     limit = agent.view.max_pods
     if limit is not None and len(agent.view.pods) + agent.placed >= limit:
-        return Rejection(REASON_TOO_MANY_PODS, f"(max {limit})")
+        return Rejection(REASON_TOO_MANY_PODS)
     return None
 
 
@@ -317,13 +396,13 @@ def fit_pool(
                 break
         if short is not None:
             first = first or Rejection(
-                REASON_INSUFFICIENT.get(short) or f"insufficient {short}"
+                REASON_INSUFFICIENT.get(short) or f"Insufficient {short}"
             )
             continue
         if ports:
             missing = next((p for p, _ in ports if not pool.has_port(p)), None)
             if missing is not None:
-                first = first or Rejection(REASON_HOST_PORT_NOT_OFFERED, str(missing))
+                first = first or Rejection(REASON_HOST_PORT_NOT_OFFERED)
                 continue
         return pool
     return first or Rejection(REASON_NO_OFFER)
@@ -334,7 +413,7 @@ def check_ports_taken(
 ) -> Rejection | None:
     for port, proto in ports:
         if (port, proto) in agent.taken_ports:
-            return Rejection(REASON_HOST_PORT_TAKEN, f"{port}/{proto}")
+            return Rejection(REASON_HOST_PORT_TAKEN)
     return None
 
 
@@ -348,11 +427,17 @@ class Domains:
     per domain; ``topology.kubernetes.io/zone`` spans every agent of the zone.
     """
 
-    __slots__ = ("keys", "pods")
+    __slots__ = ("keys", "pods", "namespace_labels")
 
-    def __init__(self, *, keys: set[str]) -> None:
+    def __init__(
+        self,
+        *,
+        keys: set[str],
+        namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         self.keys = keys
         self.pods: dict[tuple[str, str], list[PodEntry]] = {}
+        self.namespace_labels = namespace_labels
 
     def add(self, agent: AgentState, entry: PodEntry) -> None:
         labels = agent.view.labels
@@ -377,18 +462,16 @@ def check_anti_affinity(
         for namespace, other_labels, other_terms in domains.pods.get((key, value), ()):
             for term in pod.anti_affinity:
                 if term.topology_key == key and term.selects(
-                    namespace=namespace, labels=other_labels
+                    namespace=namespace, labels=other_labels,
+                    namespace_labels=domains.namespace_labels,
                 ):
-                    return Rejection(REASON_ANTI_AFFINITY, _topology(key))
+                    return Rejection(REASON_ANTI_AFFINITY)
             for term in other_terms:
                 if term.topology_key != key:
                     continue
                 if own is None:
                     own = pod.labels_dict
-                if term.selects(namespace=pod.namespace, labels=own):
-                    return Rejection(REASON_ANTI_AFFINITY, _topology(key))
+                if term.selects(namespace=pod.namespace, labels=own,
+                                namespace_labels=domains.namespace_labels):
+                    return Rejection(REASON_EXISTING_ANTI_AFFINITY)
     return None
-
-
-def _topology(key: str) -> str:
-    return "" if key == cluster.LABEL_HOSTNAME else f"({key})"

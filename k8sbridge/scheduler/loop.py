@@ -234,6 +234,8 @@ class Scheduler(loop_passes.Passes):
                 ))
             elif kind == "kill":
                 await self._kill_for_lifecycle(*item)
+            elif kind == "node":
+                await self._on_node(*item)
         except (kube_errors.KubeError, mesos_errors.MesosError) as e:
             log.warning("handling %s failed (will retry on the next event): %s", kind, e)
         except Exception:  # one bad event must not stop the loop for every other pod

@@ -8,7 +8,9 @@ reconciliation retries) are driven from ``_tick``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any
 
 from k8sbridge.kube import errors as kube_errors
 from k8sbridge.lifecycle import launches
@@ -29,11 +31,44 @@ from k8sbridge.scheduler.ports import TaskRecord
 
 __all__ = ["Passes"]
 
+
+def _wants_namespaces(
+    pending: list[model_pods.PodRequest], view: cluster.ClusterView
+) -> bool:
+    """Does any term of a pending or placed pod select namespaces by their labels?"""
+    def terms(pod: model_pods.PodRequest | cluster.PlacedPod) -> bool:
+        if isinstance(pod, cluster.PlacedPod):
+            all_terms = (*pod.anti_affinity, *pod.pod_affinity, *pod.preferred_affinity,
+                         *pod.preferred_anti_affinity)
+        else:
+            all_terms = (*pod.anti_affinity, *pod.pod_affinity, *pod.preferred_pod_affinity,
+                         *pod.preferred_anti_affinity)
+        return any(t.namespace_selector is not None for t in all_terms)
+
+    return any(terms(p) for p in pending) or any(
+        terms(p) for a in view.agents for p in a.pods)
+
 log = logging.getLogger(__name__)
+
+
+NAMESPACES_TTL = 10.0  # seconds namespace labels (for namespaceSelectors) are reused
 
 
 class Passes(loop_updates.TaskUpdates):
     """Placement passes and the loop's timers."""
+
+    def on_node_event(self, etype: str | None, raw: dict[str, Any]) -> None:
+        """The Node watch (labels, taints, cordons users set): enqueue only."""
+        self._inbox.put_nowait(("node", (etype, raw)))
+
+    async def _on_node(self, etype: str | None, raw: dict[str, Any]) -> None:
+        if not self._nodes.observe(etype, raw) or not self._pending:
+            return
+        # a label added, a taint or a cordon lifted: pending pods may fit now (and offers
+        # declined for them are filtered: REVIVE)
+        self._revive_wanted = True
+        self._want_pass(immediate=True)
+        await self._maybe_revive()
 
     async def _tick(self) -> None:
         now = self._clock()
@@ -145,6 +180,8 @@ class Passes(loop_updates.TaskUpdates):
         if not len(self._book):
             return
         view = self._view()
+        if _wants_namespaces(pending, view):
+            view = dataclasses.replace(view, namespace_labels=await self._namespace_labels())
         result = stack.place(pending=pending, view=view, settings=self._stack_settings)
         # Some pods did not fit, but not every known agent has an offer in the book yet (the
         # allocator may still be sending them): launch what fits, keep the other offers for a
@@ -177,7 +214,7 @@ class Passes(loop_updates.TaskUpdates):
         by_agent: dict[ids.AgentId, list[offers.HeldOffer]] = {}
         for offer in self._book:
             by_agent.setdefault(offer.agent_id, []).append(offer)
-        taints = _taints(self._settings.kubelet.node_taint)
+        own_taints = _taints(self._settings.kubelet.node_taint)
         placed = self._placed_pods()
         agents: list[cluster.AgentView] = []
         known = dict(self._agents.agents)
@@ -186,15 +223,19 @@ class Passes(loop_updates.TaskUpdates):
             info = known.get(agent_id)
             first = held[0] if held else None
             hostname = str(getattr(info, "hostname", "") or (first.hostname if first else ""))
+            node_name = self._agents.node_for_agent(agent_id) or _node_name(hostname)
+            node = self._nodes.get(node_name)  # the Node as users left it, once seen
             agents.append(
                 cluster.AgentView.build(
                     agent_id=agent_id,
                     hostname=hostname,
-                    node_name=self._agents.node_for_agent(agent_id) or _node_name(hostname),
+                    node_name=node_name,
+                    labels=node.labels if node is not None else None,
+                    unschedulable=node.unschedulable if node is not None else False,
                     attributes=(first.attributes if first else getattr(info, "attributes", ())),
                     region=first.region if first else getattr(info, "region", None),
                     zone=first.zone if first else getattr(info, "zone", None),
-                    taints=taints,
+                    taints=node.taints if node is not None else own_taints,
                     offers=[
                         cluster.OfferView(
                             id=o.offer_id, agent_id=o.agent_id, resources=o.resources,
@@ -210,26 +251,36 @@ class Passes(loop_updates.TaskUpdates):
         agents.sort(key=lambda a: a.agent_id)
         return cluster.ClusterView(agents=tuple(agents))
 
+    async def _namespace_labels(self) -> dict[str, dict[str, str]] | None:
+        """Namespace name → labels, read at most every ``NAMESPACES_TTL`` seconds (only
+        when a pod's affinity term has a namespaceSelector)."""
+        now = self._clock()
+        if self._namespaces is not None and now - self._namespaces[0] < NAMESPACES_TTL:
+            return self._namespaces[1]
+        try:
+            listing = await self._kube.get("/api/v1/namespaces")
+        except kube_errors.KubeError as e:
+            log.warning("reading namespaces for namespaceSelectors failed: %s", e)
+            return self._namespaces[1] if self._namespaces is not None else None
+        found: dict[str, dict[str, str]] = {}
+        for item in listing.get("items") or []:
+            meta = item.get("metadata") or {}
+            found[str(meta.get("name"))] = {str(k): str(v)
+                                            for k, v in (meta.get("labels") or {}).items()}
+        self._namespaces = (now, found)
+        return found
+
     def _placed_pods(self) -> dict[ids.AgentId, list[cluster.PlacedPod]]:
         out: dict[ids.AgentId, list[cluster.PlacedPod]] = {}
         for uid, launched in list(self._lives.launches()):
             pod = self._pods.get(uid)
             if pod is None or uid in self._pending:
                 continue  # (pending while launched: a sidecar restarts; it is placed anew)
-            meta = pod.get("metadata") or {}
             try:
                 req = self._request(uid, pod)
             except model_pods.PodSpecError:
                 continue
-            out.setdefault(launched.agent_id, []).append(
-                cluster.PlacedPod(
-                    key=req.key,
-                    namespace=str(meta.get("namespace") or "default"),
-                    labels=req.labels,
-                    host_ports=tuple((p.host_port, p.protocol) for p in req.host_ports),
-                    anti_affinity=req.anti_affinity,
-                )
-            )
+            out.setdefault(launched.agent_id, []).append(cluster.PlacedPod.of(req))
         return out
 
     async def _commit(self, result: plan.Plan, *, final: bool = True) -> None:

@@ -3,10 +3,11 @@
 Why a value: placement is pure and optimistic (Nomad's plan/commit split). The loop commits a
 ``Plan`` (ACCEPT with LAUNCH_GROUP per agent, bind, decline the unused offers) and turns every
 ``Unplaced`` into ``PodScheduled=False`` / ``Unschedulable`` plus a ``FailedScheduling`` event
-whose message is ``Explanation.message``:
+whose message is ``Explanation.message``, in kube-scheduler's words and order (reasons
+sorted as text, as its FitError does):
 
-    0/3 agents fit: 2 insufficient cpu (requested 4, largest offer 2), 1 did not match
-    nodeSelector rack=r9
+    0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector,
+    2 Insufficient cpu (requested 4, largest offer 2).
 
 Requested figures are the pod's own requests, as the user wrote them; the default executor's
 overhead (accounted in placement) is named separately only when it is what does not fit
@@ -109,10 +110,12 @@ class Explanation:
 
     @property
     def message(self) -> str:
-        head = f"{self.fit}/{self.agents} agents fit"
+        if not self.agents:
+            return "no nodes available to schedule pods"
+        head = f"{self.fit}/{self.agents} nodes are available"
         if not self.reasons:
-            return head + ": no agent known" if not self.agents else head
-        return head + ": " + ", ".join(str(r) for r in self.reasons)
+            return head + "."
+        return head + ": " + ", ".join(sorted(str(r) for r in self.reasons)) + "."
 
     def count(self, reason: str) -> int:
         return sum(r.count for r in self.reasons if r.reason == reason)

@@ -63,7 +63,6 @@ SECCOMP = ("is not supported: k8sbridge does not know that the agents run Mesos'
            "linux/seccomp isolator, and Mesos ignores the profile without it")
 _VOLUME = f"is not supported: {volumes.REFUSED_OTHER}"
 _ISSUE16 = "issue 16 (placement honours the whole scheduling contract)"
-_PREFERRED = f"placement ranks by spread or binpack only; {_ISSUE16} scores preferred terms"
 _UTS = ("The UTS hostname (the hostname command) stays the agent's: Mesos sets "
         "ContainerInfo.hostname only for containers on a CNI network, which issue 13 gives "
         "pods")
@@ -195,17 +194,19 @@ ROWS: tuple[Row, ...] = (
                                      "killed when it runs longer"),
     _h("spec.affinity", "see its fields"),
     _h("spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
-       "placement matches node labels derived from the agents' attributes"),
-    _ign("spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution",
-         _PREFERRED),
+       "kube-scheduler's NodeAffinity filter on the Node's labels (the agent's attributes and "
+       "fault domain, plus labels users add) and metadata.name"),
+    _h("spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+       "scored as kube-scheduler's NodeAffinity (weight 2)"),
     _h("spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution",
-       "placement checks the pods already placed"),
-    _ign("spec.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution",
-         _PREFERRED),
+       "kube-scheduler's InterPodAffinity filter over the pods the bridge runs, any "
+       "topologyKey, namespaces and namespaceSelector"),
+    _h("spec.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+       "scored as kube-scheduler's InterPodAffinity (weight 2), both ways"),
     _h("spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution",
-       "placement checks the pods already placed"),
-    _ign("spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution",
-         _PREFERRED),
+       "kube-scheduler's InterPodAffinity filter, both ways, over the pods the bridge runs"),
+    _h("spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+       "scored as kube-scheduler's InterPodAffinity (weight 2), both ways"),
     _ign("spec.automountServiceAccountToken", "acted on by the API server, not a kubelet: its "
                                               "ServiceAccount admission adds the projected "
                                               "kube-api-access volume unless this (or the "
@@ -263,8 +264,8 @@ ROWS: tuple[Row, ...] = (
     _h("spec.initContainers", "one LAUNCH_GROUP each, in order, before the app containers "
                               "(see Container); restartPolicy Always: sidecars"),
     _h("spec.nodeName", "a pod bound to one of the bridge's nodes is placed on that agent"),
-    _h("spec.nodeSelector", "placement matches node labels derived from the agents' "
-                            "attributes"),
+    _h("spec.nodeSelector", "placement matches the Node's labels (the agent's attributes "
+                            "plus labels users add)"),
     _h("spec.os", "placement matches kubernetes.io/os (agents are linux)"),
     _h("spec.overhead", "added to the pod's requests at placement"),
     _ign("spec.preemptionPolicy", f"k8sbridge does not preempt yet; {_ISSUE16} brings "
@@ -298,9 +299,14 @@ ROWS: tuple[Row, ...] = (
     _h("spec.subdomain", "the FQDN <hostname>.<subdomain>.<ns>.svc.<scheduler."
                          "cluster_domain> first on the pod's line of /etc/hosts"),
     _h("spec.terminationGracePeriodSeconds", "the tasks' kill_policy.grace_period"),
-    _h("spec.tolerations", "placement checks the bridge's node taints"),
-    _ign("spec.topologySpreadConstraints", "placement spreads by its own ranking; "
-                                           f"{_ISSUE16} brings PodTopologySpread"),
+    _h("spec.tolerations", "kube-scheduler's TaintToleration on the Node's taints "
+                           "(NoSchedule/NoExecute filter, PreferNoSchedule scored); "
+                           "node.kubernetes.io/unschedulable lets a pod onto a cordoned node"),
+    _h("spec.topologySpreadConstraints", "kube-scheduler's PodTopologySpread over the pods "
+                                         "the bridge runs (maxSkew, whenUnsatisfiable, "
+                                         "minDomains, node inclusion policies, "
+                                         "matchLabelKeys); pods of a controller without "
+                                         "constraints get the cluster defaults"),
     _h("spec.volumes", "per mount, on ContainerInfo.volumes (see Volume)"),
     # ---- Container (spec.containers and spec.initContainers)
     _h("container.args", "CommandInfo.arguments after the command ($(VAR) expanded)"),

@@ -1,15 +1,25 @@
-"""Ranking: how good is a feasible agent? Scores depend on the agent's state only.
+"""Ranking: how good is a feasible agent? Scores in kube-scheduler's units (0-100 per plugin,
+times the plugin's default weight), split into what depends on the agent alone and what
+depends on the pod too.
 
-Why agent-only scores: a score that does not depend on the pod gives one order of all agents
-for the whole pass, updated for just the agent a placement changed (see ``select``), which is
-what makes 10,000 pods against 500 offers cheap. Both strategies use the free share of cpu and
-memory, normalised by the agent's capacity (its total when the view knows it, else what it
-offered at the start of the pass), the quantity kube-scheduler's LeastAllocated and
-MostAllocated use:
+Agent-only (``Scorer``, one order of all agents for the whole pass, see ``select``): the
+resource plugins, NodeResourcesFit (weight 1) and NodeResourcesBalancedAllocation (weight 1)
+over cpu and memory:
 
-* ``spread`` (default): prefer the agent with the largest free share → pods fan out;
-* ``binpack``: prefer the agent with the smallest free share → agents fill up one by one,
-  leaving whole agents free for big pods and for other frameworks.
+* ``spread`` (default, kube-scheduler's LeastAllocated): mean over cpu and memory of
+  free / capacity × 100 → pods fan out;
+* ``binpack`` (MostAllocated): mean of used / capacity × 100 → agents fill up one by one,
+  leaving whole agents free for big pods and for other frameworks;
+* BalancedAllocation, added to ``spread``: (1 − the standard deviation of the used
+  fractions) × 100 (``binpack`` leaves it out: filling agents one by one is its point).
+
+Capacity is the agent's total when the view knows it, else what it offered at the start of
+the pass. One difference from kube-scheduler, for speed: the fractions are those before the
+pod lands (kube-scheduler adds the pod's request first); a pass of 10,000 pods keeps one
+order of agents instead of one per pod shape.
+
+Pod-dependent scores (NodeAffinity, TaintToleration, InterPodAffinity, PodTopologySpread)
+live in ``scores`` and ``topology``; their weights are the ``WEIGHT_*`` constants here.
 """
 
 from __future__ import annotations
@@ -19,33 +29,64 @@ from typing import Literal, TypeAlias
 
 from k8sbridge.scheduler import feasible
 
-__all__ = ["STRATEGIES", "Scorer", "Strategy", "binpack", "free_share", "spread"]
+__all__ = [
+    "STRATEGIES",
+    "WEIGHT_INTER_POD_AFFINITY",
+    "WEIGHT_NODE_AFFINITY",
+    "WEIGHT_SPREAD",
+    "WEIGHT_TAINT_TOLERATION",
+    "Scorer",
+    "Strategy",
+    "binpack",
+    "free_share",
+    "spread",
+]
 
 Strategy: TypeAlias = Literal["spread", "binpack"]
 Scorer: TypeAlias = Callable[[feasible.AgentState], float]
 
-_SCORED = ("cpus", "mem")
+MAX_NODE_SCORE = 100
+# kube-scheduler's default plugin weights (its default profile)
+WEIGHT_TAINT_TOLERATION = 3
+WEIGHT_NODE_AFFINITY = 2
+WEIGHT_INTER_POD_AFFINITY = 2
+WEIGHT_SPREAD = 2
+WEIGHT_FIT = 1
+WEIGHT_BALANCED = 1
+
+def _free_fractions(agent: feasible.AgentState) -> tuple[float, float]:
+    """Free / capacity of cpu and of memory (0 when the agent has none of it)."""
+    capacity = agent.capacity
+    cpu_cap = capacity.get("cpus", 0)
+    mem_cap = capacity.get("mem", 0)
+    if len(agent.pools) == 1:
+        free = agent.pools[0].free
+        cpu_free, mem_free = free.get("cpus", 0), free.get("mem", 0)
+    else:
+        cpu_free, mem_free = agent.free("cpus"), agent.free("mem")
+    cpu = min(1.0, cpu_free / cpu_cap) if cpu_cap > 0 else 0.0
+    mem = min(1.0, mem_free / mem_cap) if mem_cap > 0 else 0.0
+    return cpu, mem
 
 
 def free_share(agent: feasible.AgentState) -> float:
     """Mean over cpu and memory of free / capacity, in [0, 1]."""
-    total = 0.0
-    capacity = agent.capacity
-    single = agent.pools[0].free if len(agent.pools) == 1 else None
-    for name in _SCORED:
-        cap = capacity.get(name, 0)
-        if cap > 0:
-            free = single.get(name, 0) if single is not None else agent.free(name)
-            total += min(1.0, free / cap)
-    return total / len(_SCORED)
+    cpu, mem = _free_fractions(agent)
+    return (cpu + mem) / 2
 
 
 def spread(agent: feasible.AgentState) -> float:
-    return free_share(agent)
+    cpu, mem = _free_fractions(agent)
+    least = (cpu + mem) / 2 * MAX_NODE_SCORE
+    # BalancedAllocation: 1 − the standard deviation of the used fractions (two resources:
+    # half their distance)
+    balanced = (1.0 - abs(cpu - mem) / 2) * MAX_NODE_SCORE
+    return WEIGHT_FIT * least + WEIGHT_BALANCED * balanced
 
 
 def binpack(agent: feasible.AgentState) -> float:
-    return 1.0 - free_share(agent)
+    cpu, mem = _free_fractions(agent)
+    return (1.0 - (cpu + mem) / 2) * MAX_NODE_SCORE * WEIGHT_FIT
 
 
 STRATEGIES: dict[str, Scorer] = {"spread": spread, "binpack": binpack}

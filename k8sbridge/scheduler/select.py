@@ -10,10 +10,16 @@ dynamic one. Its best agent is the first member in ranking order:
   agents, and the best agents are rarely full);
 * otherwise (a constrained group whose members rank low, e.g. a nodeSelector on agents that
   other pods filled first) from a heap of its own members, built on first need and kept up
-  lazily: an entry whose key no longer matches the ranking is re-keyed when it surfaces. With
-  ``spread`` a placement only worsens an agent's key, so lazy re-keying is exact; with
-  ``binpack`` it improves it, so the ``Ranking`` pushes the new key to every heap holding the
-  agent (``Ranking.update``).
+  lazily: an entry whose key no longer matches the ranking is re-keyed when it surfaces. A
+  placement that worsens an agent's key needs nothing more; one that improves it (binpack,
+  or a better balance) is pushed to every heap holding the agent (``Ranking.update``).
+* groups whose pod-dependent static scores (preferred node affinity, PreferNoSchedule
+  taints: ``scores``) differ between agents (a ``bonus`` per agent) read a sub-ranking of
+  their candidates by score plus bonus (``Rankings``), shared by every group with the same
+  candidates and bonus and updated like the main one: its first entries hold their best.
+
+``topology`` keeps one queue per class of agents of a group and moves agents between them
+(``add``/``remove``).
 
 Agents that fail a dynamic check leave the group for the rest of the pass (the checks are
 monotonic, see ``feasible``), and their rejection is kept for the explanation.
@@ -27,7 +33,7 @@ import itertools
 
 from k8sbridge.scheduler import feasible
 
-__all__ = ["CandidateQueue", "Ranking"]
+__all__ = ["CandidateQueue", "Ranking", "Rankings"]
 
 #: How many ranking entries a group walks before it uses a heap of its own members.
 WALK = 16
@@ -36,41 +42,99 @@ _Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is be
 
 
 class Ranking:
-    """Every agent of the pass, best first; ``update`` after an agent's score changed."""
+    """Agents of the pass, best first; ``update`` after an agent's score changed.
 
-    __slots__ = ("order", "keys", "_tiebreak", "_improving", "_heaps")
+    The pass's main ranking holds every agent by its ``rank`` score; a sub-ranking holds the
+    candidates of groups that share them and a static ``bonus`` (``scores``), by score plus
+    bonus, so those groups too find their best among the first entries."""
+
+    __slots__ = ("order", "keys", "_tiebreak", "_heaps", "_bonus")
 
     def __init__(
         self,
         *,
         agents: list[feasible.AgentState],
         tiebreak: list[int],
-        improving: bool = False,
+        size: int | None = None,
+        bonus: list[float] | None = None,
     ) -> None:
         self._tiebreak = tiebreak
-        self._improving = improving  # placements raise scores (binpack): push, don't wait
-        self._heaps: list[CandidateQueue] = []
-        self.keys: list[_Key] = [(-a.score, tiebreak[a.index], a.index) for a in agents]
-        self.order: list[_Key] = sorted(self.keys)
+        self._bonus = bonus
+        count = len(agents) if size is None else size
+        # per agent, the heaps that hold it (an improved key is pushed to them)
+        self._heaps: list[list[CandidateQueue]] = [[] for _ in range(count)]
+        self.keys: list[_Key] = [(0.0, 0, -1)] * count  # index -1: not a member
+        for a in agents:
+            self.keys[a.index] = self._key_for(a)
+        self.order: list[_Key] = sorted(self.keys[a.index] for a in agents)
+
+    def _key_for(self, agent: feasible.AgentState) -> _Key:
+        score = agent.score if self._bonus is None else agent.score + self._bonus[agent.index]
+        return (-score, self._tiebreak[agent.index], agent.index)
 
     def update(self, agent: feasible.AgentState) -> None:
         old = self.keys[agent.index]
-        new = (-agent.score, self._tiebreak[agent.index], agent.index)
+        if old[2] < 0:
+            return
+        new = self._key_for(agent)
         if new == old:
             return
-        del self.order[bisect.bisect_left(self.order, old)]
-        bisect.insort(self.order, new)
+        order = self.order
+        i = bisect.bisect_left(order, old)
+        if (i == 0 or order[i - 1] < new) and (i + 1 == len(order) or new < order[i + 1]):
+            order[i] = new  # still between its neighbours: no move
+        else:
+            del order[i]
+            bisect.insort(order, new)
         self.keys[agent.index] = new
-        if self._improving and new < old:
-            for queue in self._heaps:
-                queue.push(agent.index, new)
+        if new < old:
+            for queue in self._heaps[agent.index]:
+                queue.push(agent.index)
 
-    def register(self, queue: CandidateQueue) -> None:
-        self._heaps.append(queue)
+    def register(self, queue: CandidateQueue, indexes: set[int] | list[int]) -> None:
+        for index in indexes:
+            self._heaps[index].append(queue)
+
+
+class Rankings:
+    """The main ranking and the sub-rankings of the pass, one per (candidates, bonus)."""
+
+    __slots__ = ("main", "_agents", "_tiebreak", "_by_agent", "_subs")
+
+    def __init__(self, *, agents: list[feasible.AgentState], tiebreak: list[int]) -> None:
+        self._agents = agents
+        self._tiebreak = tiebreak
+        self.main = Ranking(agents=agents, tiebreak=tiebreak)
+        self._by_agent: list[list[Ranking]] = [[self.main] for _ in agents]
+        self._subs: dict[tuple[object, ...], Ranking] = {}
+
+    def for_group(
+        self, candidates: list[feasible.AgentState], bonus: list[float] | None
+    ) -> Ranking:
+        """The main ranking, unless the group has a bonus: then a sub-ranking of the
+        candidates by score plus bonus, shared by every group with the same ones (on the
+        main ranking, the first entries of a group with a bonus may well be the agents its
+        bonus puts last, e.g. those with a PreferNoSchedule taint, emptiest as nobody else
+        wants them either)."""
+        if bonus is None:
+            return self.main
+        key = (tuple(a.index for a in candidates),
+               None if bonus is None else tuple(bonus[a.index] for a in candidates))
+        sub = self._subs.get(key)
+        if sub is None:
+            sub = self._subs[key] = Ranking(agents=candidates, tiebreak=self._tiebreak,
+                                            size=len(self._agents), bonus=bonus)
+            for a in candidates:
+                self._by_agent[a.index].append(sub)
+        return sub
+
+    def update(self, agent: feasible.AgentState) -> None:
+        for ranking in self._by_agent[agent.index]:
+            ranking.update(agent)
 
 
 class CandidateQueue:
-    """The candidates of one pod group, read through the shared ``Ranking``."""
+    """The candidates of one pod group (or class of agents), read through a ``Ranking``."""
 
     __slots__ = ("_ranking", "_heap", "members", "rejections")
 
@@ -83,36 +147,57 @@ class CandidateQueue:
     def __len__(self) -> int:
         return len(self.members)
 
+    def key_of(self, index: int) -> _Key:
+        return self._ranking.keys[index]
+
     def best(self, agents: list[feasible.AgentState]) -> feasible.AgentState | None:
         """The highest-ranked member (it stays a member until ``drop``)."""
         members = self.members
         if not members:
             return None
-        if self._heap is None:
+        if self._heap is None and len(members) * WALK >= len(self._ranking.order):
+            # the best agents are rarely full: the first entries of the ranking usually hold
+            # a member (when members are not too rare); once they did not, a heap of the
+            # members (kept lazily) answers
             for _, _, index in itertools.islice(self._ranking.order, WALK):
                 if index in members:
                     return agents[index]
-            keys = self._ranking.keys
+        keys = self._ranking.keys
+        if self._heap is None:
             self._heap = [keys[i] for i in members]
             heapq.heapify(self._heap)
-            self._ranking.register(self)
+            self._ranking.register(self, list(members))
         heap = self._heap
-        keys = self._ranking.keys
         while heap:
             key = heap[0]
             index = key[2]
             if index not in members:
                 heapq.heappop(heap)
-            elif key != keys[index]:
-                heapq.heapreplace(heap, keys[index])
+                continue
+            current = keys[index]
+            if key != current:
+                heapq.heapreplace(heap, current)
             else:
                 return agents[index]
         return None  # pragma: no cover - every member has an entry
 
-    def push(self, index: int, key: _Key) -> None:
+    def push(self, index: int) -> None:
         if self._heap is not None and index in self.members:
-            heapq.heappush(self._heap, key)
+            heapq.heappush(self._heap, self._ranking.keys[index])
+
+    def add(self, index: int) -> None:
+        """A member joins (an agent moving into this class of a group)."""
+        if index in self.members:
+            return
+        self.members.add(index)
+        if self._heap is not None:
+            heapq.heappush(self._heap, self._ranking.keys[index])
+            self._ranking.register(self, [index])
+
+    def remove(self, index: int) -> None:
+        self.members.discard(index)
 
     def drop(self, agent: feasible.AgentState, rejection: feasible.Rejection) -> None:
         self.members.discard(agent.index)
         self.rejections.append((agent.index, rejection))
+

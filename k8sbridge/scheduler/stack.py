@@ -4,15 +4,17 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
 
 1. pods are taken by priority, then in the order given (the queue's FIFO order);
 2. pods with equal ``placement_signature`` form a group; *static* checks run once per agent
-   and ``static_signature`` (so also once for many groups), cheapest and most user-relevant
-   first: constraints we cannot evaluate (reported, never ignored) → ``spec.nodeName`` →
-   taints → nodeSelector → node affinity → has an offer;
+   and ``static_signature`` (so also once for many groups), in kube-scheduler's plugin order:
+   ``spec.nodeName`` → the cordon → taints → nodeSelector and node affinity → has an offer;
 3. the agents that pass become the group's ``select.CandidateQueue``, read in the order of
-   one ``select.Ranking`` of all agents by ``rank`` score, updated after each placement;
+   one ``select.Ranking`` of all agents by ``rank`` score (plus the group's static
+   NodeAffinity/TaintToleration scores, ``scores``), updated after each placement; a group
+   with pod affinity or topology spread (its own, or the cluster's defaults) is placed by
+   ``topology.ScannedGroup``, which counts pods per domain;
 4. for each pod the best candidate gets the *dynamic* checks: the Node's pod count, resources
-   (the question users ask most), host ports already taken, then pod anti-affinity (any topologyKey:
-   hostname, zone, ...); an agent failing one is dropped for the group, the next candidate is
-   tried;
+   (the question users ask most), host ports already taken, then pod anti-affinity (any
+   topologyKey: hostname, zone, ...); an agent failing one is dropped for the group, the next
+   candidate is tried;
 5. a placement carves the pod's resources out of the agent's pool (executor overhead once per
    pod), so many pods share an offer and later pods see what is left; the ``plan.Assignment``
    keeps the pieces (executor share, each container's scalars and host ports, the offers
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import feasible, plan, rank, select
+from k8sbridge.scheduler import feasible, plan, rank, scores, select, topology
 
 __all__ = ["DEFAULT_SETTINGS", "StackSettings", "place"]
 
@@ -57,6 +59,9 @@ class StackSettings:
     #: tolerations every pod the bridge places gets for free: the bridge's own Node taint
     implicit_tolerations: tuple[pods.Toleration, ...] = (_PROVIDER_TOLERATION,)
     seed: int = 0
+    #: kube-scheduler's system default spread constraints, for pods of a controller that
+    #: state none (``()`` turns them off)
+    default_spread: tuple[pods.SpreadConstraint, ...] = topology.DEFAULT_CONSTRAINTS
 
 
 DEFAULT_SETTINGS = StackSettings()
@@ -66,10 +71,15 @@ class _Group:
     """Pods with one placement signature: their candidates and precomputed carve lists."""
 
     __slots__ = ("queue", "static", "need", "ports", "explanation", "overhead", "steady",
-                 "reserve", "inits", "bags", "allocations", "fast")
+                 "reserve", "inits", "bags", "allocations", "fast", "scan", "anti",
+                 "matching")
 
     def __init__(self) -> None:
         self.queue: select.CandidateQueue | None = None
+        self.scan: topology.ScannedGroup | None = None  # topology constraints: by class
+        self.anti = False  # required anti-affinity, its own or another pod's, may refuse it
+        # (trackers registered then, the ``topology`` trackers counting these pods)
+        self.matching: tuple[int, list[topology.Tracker]] | None = None
         self.static: list[feasible.Rejection] = []
         self.need: list[tuple[str, int]] = []  # executor + pod, thousandths
         self.ports: list[tuple[int, str]] = []
@@ -84,7 +94,8 @@ class _Group:
         self.bags: dict[tuple[int, ...], res.Resources] = {}
         self.allocations: dict[tuple[object, ...], plan.ContainerAllocation] = {}
         # For a ``simple`` pool and a pod without host ports the whole carve is the same every
-        # time: remember it per pool (keyed by id; pools live for the pass) and replay it.
+        # time, on every pool of the same signature (pieces are shared by the pools of the
+        # pass): remember it per signature and replay it.
         self.fast: dict[int, plan.Assignment] = {}
 
 
@@ -107,15 +118,23 @@ def _shortage(name: str, *, own: int, executor: int, largest: int) -> str:
     return f"(requested {requested}, largest offer {_fmt(largest)}{unit})"
 
 
-def _explain(group: _Group, agents: list[feasible.AgentState]) -> plan.Explanation:
+def _explain(
+    group: _Group, agents: list[feasible.AgentState], refused: dict[int, str] | None = None
+) -> plan.Explanation:
     counts: collections.Counter[tuple[str, str]] = collections.Counter()
     rejected: dict[str, list[int]] = {}  # reason -> agents rejected for it
     for rej in group.static:
         counts[(rej.reason, rej.detail)] += 1
-    if group.queue is not None:
-        for index, rej in group.queue.rejections:
+    dropped = list(group.queue.rejections) if group.queue is not None else []
+    if group.scan is not None:
+        dropped += group.scan.rejections()
+        for rej in group.scan.static:
             counts[(rej.reason, rej.detail)] += 1
-            rejected.setdefault(rej.reason, []).append(index)
+    for index, rej in dropped:
+        counts[(rej.reason, rej.detail)] += 1
+        rejected.setdefault(rej.reason, []).append(index)
+    for reason in (refused or {}).values():
+        counts[(reason, "")] += 1
     need = dict(group.need)
     overhead = dict(group.overhead)
     reasons: list[plan.ReasonCount] = []
@@ -138,11 +157,11 @@ def _explain(group: _Group, agents: list[feasible.AgentState]) -> plan.Explanati
 def _static_rejection(
     pod: pods.PodRequest, agent: feasible.AgentState, settings: StackSettings
 ) -> feasible.Rejection | None:
+    implicit = settings.implicit_tolerations
     return (
-        feasible.check_supported(pod, agent)
-        or feasible.check_node_name(pod, agent)
-        or feasible.check_taints(pod, agent, implicit=settings.implicit_tolerations)
-        or feasible.check_node_selector(pod, agent)
+        feasible.check_node_name(pod, agent)
+        or feasible.check_unschedulable(pod, agent, implicit=implicit)
+        or feasible.check_taints(pod, agent, implicit=implicit)
         or feasible.check_node_affinity(pod, agent)
         or feasible.check_has_offer(pod, agent)
     )
@@ -165,12 +184,52 @@ def _static(
     return candidates, rejections
 
 
+class _Pass:
+    """What every group of one pass shares."""
+
+    def __init__(
+        self,
+        *,
+        agents: list[feasible.AgentState],
+        rankings: select.Rankings,
+        settings: StackSettings,
+        view: cluster.ClusterView,
+        pending: Sequence[pods.PodRequest],
+    ) -> None:
+        self.agents = agents
+        self.rankings = rankings
+        self.settings = settings
+        self.namespace_labels = view.namespace_labels
+        self.trackers = topology.Trackers(agents=agents)
+        self.terms = topology.scoring_terms(agents, pending)
+        self.anti_terms = [t for a in agents for p in a.view.pods for t in p.anti_affinity]
+        self.anti_terms += list(dict.fromkeys(t for p in pending for t in p.anti_affinity))
+
+    def anti(self, pod: pods.PodRequest) -> bool:
+        """Could required pod anti-affinity (the pod's or another's) refuse this pod?"""
+        labels = pod.labels_dict
+        return bool(pod.anti_affinity) or any(
+            t.selects(namespace=pod.namespace, labels=labels,
+                      namespace_labels=self.namespace_labels) for t in self.anti_terms)
+
+    def scanned(self, pod: pods.PodRequest) -> bool:
+        """Does the pod need counts per topology domain (``topology``)?"""
+        if pod.node_name:
+            return False  # bound: it goes to its node whatever the counts
+        if (pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_anti_affinity
+                or topology.constraints_of(pod, defaults=self.settings.default_spread)[0]):
+            return True
+        labels = pod.labels_dict
+        return any(t.selects(namespace=pod.namespace, labels=labels,
+                             namespace_labels=self.namespace_labels) for _, t, _ in self.terms)
+
+
 def _new_group(
     pod: pods.PodRequest,
     static: _StaticResult,
-    settings: StackSettings,
-    ranking: select.Ranking,
+    shared: _Pass,
 ) -> _Group:
+    settings = shared.settings
     group = _Group()
     need = {n: feasible.to_milli(v) for n, v in pod.scalars}
     for name, value in settings.executor_overhead:
@@ -192,7 +251,20 @@ def _new_group(
     group.reserve = [(n, v) for n, v in left.items() if v > 0]
     group.inits = [_container_need(c) for c in pod.init_containers if not c.sidecar]
     candidates, group.static = static
-    group.queue = select.CandidateQueue(agents=candidates, ranking=ranking)
+    group.anti = shared.anti(pod)
+    bonus = scores.static_bonus(pod, candidates, size=len(shared.agents),
+                                implicit=settings.implicit_tolerations)
+    if shared.scanned(pod):
+        group.scan = topology.ScannedGroup(
+            pod=pod, candidates=candidates, agents=shared.agents,
+            rankings=shared.rankings, bonus=bonus, trackers=shared.trackers,
+            defaults=settings.default_spread,
+            implicit=settings.implicit_tolerations, namespace_labels=shared.namespace_labels,
+            existing_terms=shared.terms,
+        )
+    else:
+        group.queue = select.CandidateQueue(
+            agents=candidates, ranking=shared.rankings.for_group(candidates, bonus))
     return group
 
 
@@ -250,32 +322,40 @@ def _assign(
     group: _Group,
 ) -> plan.Assignment:
     if pool.simple and not group.ports:
-        template = group.fast.get(id(pool))
+        # pools of one signature (any agent's) yield the same pieces for this group's carve
+        template = group.fast.get(pool.signature)
         if template is not None:
             free = pool.free
             scalars = pool.scalars
+            sources: list[ids.OfferId] = []
             for name, milli in group.need:  # fit_pool checked free: one entry holds it
                 free[name] -= milli
-                scalars[name][0].left -= milli
-            if template.pod_key == pod.key:
+                entry = scalars[name][0]
+                entry.left -= milli
+                if entry.offer not in sources:
+                    sources.append(entry.offer)
+            if template.pod_key == pod.key and template.offer_ids == pool.offer_ids:
                 return template
+            pool.used = True
             t = template  # dataclasses.replace is several times slower on this hot path
+            view = agent.view
             return plan.Assignment(
                 pod.key,
                 pod.uid,
-                t.agent_id,
-                t.hostname,
-                t.node_name,
-                t.offer_ids,
-                t.allocation_role,
+                view.agent_id,
+                view.hostname,
+                view.node_name,
+                pool.offer_ids,
+                pool.role,
                 t.executor,
                 t.containers,
                 t.init_containers,
                 t.host_ports,
                 t.reserve,
-                t.sources,
+                pool.offer_ids if len(pool.offer_ids) == 1 else tuple(
+                    o for o in pool.offer_ids if o in sources),
             )
-        assignment = group.fast[id(pool)] = _carve_assignment(pod, agent, pool, group)
+        assignment = group.fast[pool.signature] = _carve_assignment(pod, agent, pool, group)
         return assignment
     return _carve_assignment(pod, agent, pool, group)
 
@@ -375,6 +455,18 @@ def _in_spec_order(
     return tuple(by_name[c.name] for c in pod.init_containers)
 
 
+def _next_agent(
+    group: _Group, agents: list[feasible.AgentState]
+) -> tuple[select.CandidateQueue, feasible.AgentState] | dict[int, str]:
+    """The queue and agent to try next, or (none left) the agents refused per class."""
+    if group.scan is None:
+        queue = group.queue
+        assert queue is not None
+        agent = queue.best(agents)
+        return {} if agent is None else (queue, agent)
+    return group.scan.choose()
+
+
 def place(
     *,
     pending: Sequence[pods.PodRequest],
@@ -383,19 +475,21 @@ def place(
 ) -> plan.Plan:
     """Place as many ``pending`` pods as the view's offers allow; explain the others."""
     scorer = rank.STRATEGIES[settings.strategy]
-    agents = [feasible.AgentState(view=a, index=i) for i, a in enumerate(view.agents)]
+    shared_pools = feasible.Shared()  # pieces and signatures, shared by every pool
+    agents = [feasible.AgentState(view=a, index=i, shared=shared_pools)
+              for i, a in enumerate(view.agents)]
     for state in agents:
         state.score = scorer(state)
     tiebreak = list(range(len(agents)))
     random.Random(settings.seed).shuffle(tiebreak)
-    ranking = select.Ranking(
-        agents=agents, tiebreak=tiebreak, improving=settings.strategy == "binpack"
-    )
+    rankings = select.Rankings(agents=agents, tiebreak=tiebreak)
+    shared = _Pass(agents=agents, rankings=rankings, settings=settings, view=view,
+                   pending=pending)
     topology_keys = {t.topology_key for p in pending for t in p.anti_affinity} | {
         t.topology_key for a in view.agents for pod in a.pods for t in pod.anti_affinity
     }
     any_anti = bool(topology_keys)
-    domains = feasible.Domains(keys=topology_keys)
+    domains = feasible.Domains(keys=topology_keys, namespace_labels=view.namespace_labels)
     if any_anti:
         for state in agents:
             for placed_pod in state.view.pods:
@@ -407,28 +501,39 @@ def place(
     assignments: list[plan.Assignment] = []
     unplaced: list[plan.Unplaced] = []
     seen: set[str] = set()
+    trackers = shared.trackers
+    placed_pods = trackers.placed_pods
+    counted = any_anti or bool(shared.terms) or any(
+        p.spread or (p.owner_uid and settings.default_spread) for p in pending)
     for i in order:
         pod = pending[i]
         if pod.key in seen:
             continue  # the same pod twice in the queue is placed once
         seen.add(pod.key)
         sig = pod.placement_signature
-        if any_anti:
-            sig += (pod.namespace, pod.labels)
+        if counted:
+            # counts per topology domain tell pods apart by who they are
+            sig += (pod.namespace, pod.labels, pod.owner_uid)
         group = groups.get(sig)
         if group is None:
             static = statics.get(pod.static_signature)
             if static is None:
                 static = statics[pod.static_signature] = _static(pod, agents, settings)
-            group = groups[sig] = _new_group(pod, static, settings, ranking)
-        queue = group.queue
-        assert queue is not None
+            group = groups[sig] = _new_group(pod, static, shared)
         placed = False
+        plain = group.queue
         while group.explanation is None:
-            agent = queue.best(agents)
-            if agent is None:
-                group.explanation = _explain(group, agents)
-                break
+            if plain is not None:  # the common case, without a call
+                queue, agent = plain, plain.best(agents)
+                if agent is None:
+                    group.explanation = _explain(group, agents, {})
+                    break
+            else:
+                found = _next_agent(group, agents)
+                if isinstance(found, dict):
+                    group.explanation = _explain(group, agents, found)
+                    break
+                queue, agent = found
             fit = feasible.check_pod_count(agent) or feasible.fit_pool(
                 group.need, group.ports, agent
             )
@@ -436,7 +541,7 @@ def place(
                 queue.drop(agent, fit)
                 continue
             rejection = (group.ports and feasible.check_ports_taken(group.ports, agent)) or (
-                any_anti and feasible.check_anti_affinity(pod, agent, domains)
+                group.anti and feasible.check_anti_affinity(pod, agent, domains)
             )
             if rejection:
                 queue.drop(agent, rejection)
@@ -444,11 +549,23 @@ def place(
             assignments.append(_assign(pod, agent, fit, group))
             agent.placed += 1
             agent.score = scorer(agent)
-            ranking.update(agent)
+            rankings.update(agent)
             if group.ports:
                 agent.taken_ports.update(group.ports)
-            if any_anti:
+            if group.anti:  # only pods some anti-affinity term is about are indexed
                 domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
+            if trackers.groups:
+                matching = group.matching
+                if matching is None or matching[0] != trackers.count:
+                    matching = group.matching = (trackers.count, trackers.matching(
+                        (pod.namespace, pod.labels, pod.owner_uid)))
+                if matching[1] or pod.pod_affinity or pod.preferred_pod_affinity \
+                        or pod.preferred_anti_affinity:
+                    trackers.placed(agent, pod, matching[1])
+                else:  # counted by no tracker: only remembered for later ones
+                    placed_pods.append((agent, pod))
+            else:
+                placed_pods.append((agent, pod))
             placed = True
             break
         if not placed:

@@ -78,7 +78,7 @@ def test_node_selector_host_port_and_run_to_completion(target: Target) -> None:
                     return str(cond["message"])
             return None
 
-        assert "did not match nodeSelector rack=r3" in eventually(waits, what="explanation")
+        assert "didn't match Pod's node affinity/selector" in eventually(waits, what="explanation")
     eventually(lambda: _phase(target, "http-on-host-port") == "Running", what="http Running")
     host_ip = target.kubectl("get", "pod", "http-on-host-port", "-o",
                              "jsonpath={.status.hostIP}")
@@ -115,13 +115,13 @@ def test_the_impossible_pod_is_explained(target: Target) -> None:
     n = sum(1 for labels in _nodes(target).values() if labels.get("type") == "virtual-kubelet")
     # the pod's own request: the executor's 0.1 cpu does not leak into the figure
     assert cond["message"].startswith(
-        f"0/{n} agents fit: {n} insufficient cpu (requested 1000, largest offer "), cond
+        f"0/{n} nodes are available: {n} Insufficient cpu (requested 1000, largest offer "), cond
     describe = eventually(
         lambda: (out if "FailedScheduling" in (out := target.kubectl(
             "describe", "pod", "impossible")) else None),
         what="FailedScheduling event in describe",
     )
-    assert "insufficient cpu" in describe
+    assert "Insufficient cpu" in describe
     assert _phase(target, "impossible") == "Pending"
     target.kubectl("delete", "pod", "impossible", "--wait=true")
 

@@ -131,7 +131,8 @@ async def test_run_to_completion_and_impossible_pods(embedded: app.EmbeddedTarge
 
     cond = await eventually(explained, what="Unschedulable condition")
     assert cond["reason"] == "Unschedulable"
-    assert cond["message"].startswith("0/3 agents fit: 3 insufficient cpu (requested 1000"), cond
+    assert cond["message"].startswith(
+        "0/3 nodes are available: 3 Insufficient cpu (requested 1000"), cond
 
     async def event() -> list[dict[str, Any]]:
         reply = await kube.get("/api/v1/namespaces/default/events")
@@ -140,7 +141,7 @@ async def test_run_to_completion_and_impossible_pods(embedded: app.EmbeddedTarge
                 and e["involvedObject"]["name"] == "huge"]
 
     (ev, *_) = await eventually(event, what="FailedScheduling event")
-    assert "insufficient cpu" in ev["message"]
+    assert "Insufficient cpu" in ev["message"]
 
 
 async def _names(kube: Any, path: str) -> list[str]:

@@ -86,7 +86,7 @@ async def test_new_pods_start_at_once_while_an_impossible_pod_is_pending(
         return None
 
     message = await eventually(explained, what="the impossible pod's explanation")
-    assert message.startswith("0/3 agents fit: 3 insufficient cpu (requested 1000, ")
+    assert message.startswith("0/3 nodes are available: 3 Insufficient cpu (requested 1000, ")
     first = await eventually(lambda: _wait_count(kube, 3), what="3 web pods Running")
     # Every agent's offers have now been declined with a 30 s filter (the impossible pod keeps
     # the framework unsuppressed). Let the declines land, then scale up.

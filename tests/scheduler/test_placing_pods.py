@@ -89,7 +89,7 @@ def test_many_pods_share_one_offer_and_it_shrinks() -> None:
     assert len(result.assignments) == 3
     assert [u.pod_key for u in result.unplaced] == ["default/p3", "default/p4"]
     assert result.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 insufficient cpu (requested 1, largest offer 0.7)"
+        "0/1 nodes are available: 1 Insufficient cpu (requested 1, largest offer 0.7)."
     )
     assert result.unused_offer_ids == ()
     assert {a.offer_ids for a in result.assignments} == {("o1",)}
@@ -183,8 +183,8 @@ def test_explanation_counts_each_agent_once_in_the_documented_style() -> None:
                          settings=NO_OVERHEAD)
     explanation = result.unplaced[0].explanation
     assert explanation.message == (
-        "0/3 agents fit: 2 insufficient cpu (requested 4, largest offer 2), "
-        "1 did not match nodeSelector rack=r9"
+        "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
+        "2 Insufficient cpu (requested 4, largest offer 2)."
     )
     assert explanation.count(feasible.REASON_INSUFFICIENT["cpus"]) == 2
 
@@ -193,15 +193,17 @@ def test_memory_explanation_names_units() -> None:
     result = stack.place(pending=[pod("m", cpu="100m", mem="8Gi")], view=view(agent(1)),
                          settings=NO_OVERHEAD)
     assert result.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 insufficient memory (requested 8192 MiB, largest offer 4096 MiB)"
+        "0/1 nodes are available: 1 Insufficient memory (requested 8192 MiB, "
+        "largest offer 4096 MiB)."
     )
 
 
 def test_agents_without_offers_count_as_such() -> None:
     result = stack.place(pending=[pod("p")], view=view(agent(1, "")))
-    assert result.unplaced[0].explanation.message == "0/1 agents fit: 1 had no offer"
+    assert result.unplaced[0].explanation.message == (
+        "0/1 nodes are available: 1 node(s) had no offer from the Mesos master.")
     empty = stack.place(pending=[pod("p")], view=view())
-    assert empty.unplaced[0].explanation.message == "0/0 agents fit: no agent known"
+    assert empty.unplaced[0].explanation.message == "no nodes available to schedule pods"
 
 
 def test_host_ports_come_from_offered_ranges_and_are_not_given_twice() -> None:
@@ -214,7 +216,7 @@ def test_host_ports_come_from_offered_ranges_and_are_not_given_twice() -> None:
     ports = [r for r in result.assignments[0].containers[0].resources if r.name == "ports"]
     assert ports[0].ranges == ((31002, 31002),)
     assert result.unplaced[0].explanation.message == (
-        "0/2 agents fit: 2 did not offer host port 31002"
+        "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports."
     )
 
 
@@ -227,10 +229,10 @@ def test_host_port_outside_offer_and_taken_by_a_placed_pod() -> None:
     cl2 = view(agent(2, placed=(taken,)))
     again = stack.place(pending=[pod("p", ports=[31001])], view=cl2)
     assert again.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 had host port already taken 31001/TCP"
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
     )
     assert result.explanation("default/q").message == (  # type: ignore[union-attr]
-        "0/2 agents fit: 2 did not offer host port 8080"
+        "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports."
     )
 
 
@@ -294,15 +296,16 @@ def test_taints_tolerations_and_the_implicit_provider_toleration() -> None:
     result = stack.place(pending=[pod("p"), pod("q", cpu="3500m")], view=cl)
     assert where(result) == {"p": "a2"}
     assert result.explanation("default/q").message == (  # type: ignore[union-attr]
-        "0/2 agents fit: 1 had untolerated taint {dedicated: gpu}, "
-        "1 insufficient cpu (requested 3.5, largest offer 2.9)"
+        "0/2 nodes are available: 1 Insufficient cpu (requested 3.5, largest offer 2.9), "
+        "1 node(s) had untolerated taint {dedicated: gpu}."
     )
     tolerant = pod("t", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "gpu",
                                       "effect": "NoSchedule"}], cpu="3")
     assert where(stack.place(pending=[tolerant], view=cl)) == {"t": "a1"}
     strict = stack.StackSettings(implicit_tolerations=())
     assert stack.place(pending=[pod("p")], view=cl, settings=strict).unplaced[0].explanation \
-        .message == "0/2 agents fit: 2 had untolerated taint {virtual-kubelet.io/provider: mesos}"
+        .message == ("0/2 nodes are available: 2 node(s) had untolerated taint "
+                     "{virtual-kubelet.io/provider: mesos}.")
     everything = pod("e", tolerations=[{"operator": "Exists"}])
     assert where(stack.place(pending=[everything], view=view(agent(1, taints=(dedicated,))),
                              settings=strict)) == {"e": "a1"}
@@ -324,7 +327,7 @@ def test_anti_affinity_on_hostname_spreads_replicas_one_per_agent() -> None:
     result = stack.place(pending=replicas, view=cl, settings=BINPACK)
     assert sorted(where(result).values()) == ["a1", "a2"]
     assert result.unplaced[0].explanation.message == (
-        "0/2 agents fit: 2 did not satisfy pod anti-affinity"
+        "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules."
     )
 
 
@@ -350,20 +353,20 @@ def test_anti_affinity_on_zones_keeps_one_replica_per_zone() -> None:
              for a in where(result).values()]
     assert sorted(zones) == ["z1", "z2"]
     assert result.unplaced[0].explanation.message == (
-        "0/3 agents fit: 3 did not satisfy pod anti-affinity (topology.kubernetes.io/zone)"
+        "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
     )
     # an agent without the topology label is in no zone: the term does not apply there
     unzoned = stack.place(pending=replicas, view=view(agent(4)))
     assert len(unzoned.assignments) == 3  # three fit the agent's 4 cpus
 
 
-def test_required_pod_affinity_is_reported_not_ignored() -> None:
+def test_required_pod_affinity_without_a_matching_pod_is_explained() -> None:
     affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": "x"}}, "topologyKey": "kubernetes.io/hostname"}
     ]}}
     result = stack.place(pending=[pod("p", affinity=affinity)], view=view(agent(1)))
     assert result.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 cannot check required pod affinity (not supported)"
+        "0/1 nodes are available: 1 node(s) didn't match pod affinity rules."
     )
 
 
@@ -374,7 +377,7 @@ def test_pods_bound_by_another_scheduler_go_to_their_node_only() -> None:
     assert where(result) == {"p": "a2"}
     missing = stack.place(pending=[pod("p", nodeName="h9")], view=cl)
     assert missing.unplaced[0].explanation.message == (
-        "0/2 agents fit: 2 did not match spec.nodeName h9"
+        "0/2 nodes are available: 2 node(s) didn't match the requested node name."
     )
 
 
@@ -413,7 +416,7 @@ def test_gpus_and_limits_are_carried() -> None:
     assert dict(a.containers[0].limits) == {"cpus": 2.0, "mem": 2048.0, "gpus": 1.0}
     none = stack.place(pending=[req], view=view(agent(1)))
     assert none.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 insufficient nvidia.com/gpu (requested 1, largest offer 0)"
+        "0/1 nodes are available: 1 Insufficient nvidia.com/gpu (requested 1, largest offer 0)."
     )
 
 
@@ -447,7 +450,7 @@ def test_the_nodes_pod_capacity_is_respected() -> None:
     a1 = dataclasses.replace(agent(1, "cpus:64;mem:65536", placed=(old,)), max_pods=3)
     result = stack.place(pending=[pod(f"p{i}", cpu="100m") for i in range(4)], view=view(a1))
     assert len(result.assignments) == 2
-    assert result.unplaced[0].explanation.message == "0/1 agents fit: 1 had too many pods (max 3)"
+    assert result.unplaced[0].explanation.message == "0/1 nodes are available: 1 Too many pods."
 
 
 @pytest.mark.parametrize("walk", [0, 16])
@@ -475,7 +478,7 @@ def test_offers_allocated_to_different_roles_are_not_mixed_in_one_pod() -> None:
                                  offers=[offer("oa", "kubernetes"), offer("ob", "batch")])
     big = stack.place(pending=[pod("big", cpu="3")], view=view(a1), settings=NO_OVERHEAD)
     assert big.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 insufficient cpu (requested 3, largest offer 2)"
+        "0/1 nodes are available: 1 Insufficient cpu (requested 3, largest offer 2)."
     )
     two = stack.place(pending=[pod("p", cpu="1500m"), pod("q", cpu="1500m")], view=view(a1),
                       settings=NO_OVERHEAD)
@@ -504,16 +507,16 @@ def test_explanation_reports_the_pods_own_request_not_the_executor_overhead() ->
     impossible = stack.place(pending=[pod("impossible", cpu="1000")],
                              view=view(agent(1, "cpus:8;mem:4096"), agent(2)))
     assert impossible.unplaced[0].explanation.message == (
-        "0/2 agents fit: 2 insufficient cpu (requested 1000, largest offer 8)"
+        "0/2 nodes are available: 2 Insufficient cpu (requested 1000, largest offer 8)."
     )
     # the overhead is named when it is what tips the balance: the pod alone would fit
     tipped = stack.place(pending=[pod("exact", cpu="4", mem="64Mi")], view=view(agent(1)))
     assert tipped.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 insufficient cpu (requested 4 + 0.1 for the executor, "
-        "largest offer 4)"
+        "0/1 nodes are available: 1 Insufficient cpu (requested 4 + 0.1 for the executor, "
+        "largest offer 4)."
     )
     memory = stack.place(pending=[pod("m", cpu="100m", mem="4096Mi")], view=view(agent(1)))
     assert memory.unplaced[0].explanation.message == (
-        "0/1 agents fit: 1 insufficient memory (requested 4096 MiB + 32 MiB for the executor, "
-        "largest offer 4096 MiB)"
+        "0/1 nodes are available: 1 Insufficient memory (requested 4096 MiB + 32 MiB for the "
+        "executor, largest offer 4096 MiB)."
     )

@@ -1,0 +1,503 @@
+"""Placement that counts pods per topology domain: PodTopologySpread and InterPodAffinity.
+
+Why a module of its own: these are the constraints whose verdict for an agent changes during
+the pass in both directions (a pod placed in zone A makes zone A worse for spreading and
+better for affinity), so the monotone "drop an agent once it fails" of ``select`` does not
+hold for them. The semantics are kube-scheduler's:
+
+* PodTopologySpread: for each constraint, the matching pods (its labelSelector, with
+  matchLabelKeys merged in, in the pod's namespace) are counted per domain of its
+  topologyKey over the eligible nodes (nodeAffinityPolicy Honor: those matching the pod's
+  nodeSelector/required node affinity; nodeTaintsPolicy Honor: those whose taints it
+  tolerates). DoNotSchedule filters: count + (1 if the pod matches itself) − the smallest
+  count ≤ maxSkew (the smallest is 0 while fewer domains than minDomains exist); a node
+  without the key is refused "(missing required label)". ScheduleAnyway scores:
+  Σ count × log(domains + 2) + (maxSkew − 1), fewer is better, normalised as
+  ``100 × (max + min − s) / max``. Pods without constraints get the cluster's default ones
+  (zone maxSkew 5, hostname maxSkew 3, ScheduleAnyway) counting the pods of the same
+  controller, as kube-scheduler's default selector does for ReplicaSets and StatefulSets.
+* InterPodAffinity: a required affinity term needs a pod matching all the pod's required
+  terms in the node's domain (or none anywhere and the pod matches its own terms: the first
+  replica of a self-affine group); preferred terms add (affinity) or subtract (anti-affinity)
+  their weight per matching pod in the domain, existing pods' preferred terms and required
+  affinity terms (weight 1) that match the pod count too; normalised as
+  ``100 × (s − min) / (max − min)``. Required anti-affinity is monotone and stays in
+  ``feasible``.
+
+How it stays cheap: every count is a ``Tracker`` fed by each placement of the pass. A group
+with such constraints (``ScannedGroup``) splits its candidates into classes that share every
+count (same domain for each non-hostname key, same count on the agent for hostname keys);
+per pod it evaluates each class once and takes the best agent of the best class, in the
+order ``select`` keeps. Scores are normalised over the classes that pass the filters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+from k8sbridge.model import cluster, pods
+from k8sbridge.scheduler import feasible, rank, select
+
+__all__ = ["DEFAULT_CONSTRAINTS", "PodFacts", "ScannedGroup", "Tracker", "Trackers",
+           "constraints_of", "scoring_terms"]
+
+HOSTNAME = cluster.LABEL_HOSTNAME
+_EVERYTHING = pods.LabelSelector()
+
+#: kube-scheduler's system default constraints (for pods of a controller, counted by it)
+DEFAULT_CONSTRAINTS = (
+    pods.SpreadConstraint(max_skew=3, topology_key=HOSTNAME, hard=False,
+                          selector=_EVERYTHING, same_owner=True),
+    pods.SpreadConstraint(max_skew=5, topology_key=cluster.LABEL_ZONE, hard=False,
+                          selector=_EVERYTHING, same_owner=True),
+)
+
+PodFacts = tuple[str, tuple[tuple[str, str], ...], str]  # (namespace, labels, owner uid)
+Matcher = Callable[[str, Mapping[str, str], str], bool]
+
+
+def constraints_of(
+    pod: pods.PodRequest, *, defaults: Sequence[pods.SpreadConstraint]
+) -> tuple[tuple[pods.SpreadConstraint, ...], bool]:
+    """(the constraints that apply, whether they are the pod's own)."""
+    if pod.spread:
+        return pod.spread, True
+    if pod.owner_uid and defaults:
+        return tuple(defaults), False
+    return (), True
+
+
+class Tracker:
+    """Pods a predicate selects, counted per domain of ``key`` over ``eligible`` agents."""
+
+    __slots__ = ("key", "matches", "eligible", "counts", "total", "_memo", "group")
+
+    def __init__(self, *, key: str, matches: Matcher, eligible: set[int] | None) -> None:
+        self.key = key
+        self.group: ScannedGroup | None = None  # the group whose classes it splits
+        self.matches = matches
+        self.eligible = eligible  # None: every agent
+        self.counts: dict[str, int] = {}
+        self.total = 0
+        self._memo: dict[tuple[str, tuple[tuple[str, str], ...], str], bool] = {}
+
+    def selects(self, facts: PodFacts) -> bool:
+        matched = self._memo.get(facts)
+        if matched is None:
+            matched = self._memo[facts] = self.matches(facts[0], dict(facts[1]), facts[2])
+        return matched
+
+    def add(self, agent: feasible.AgentState, facts: PodFacts) -> bool:
+        """Count the pod (namespace, labels, owner) if it matches; True when counted."""
+        if self.eligible is not None and agent.index not in self.eligible:
+            return False
+        value = agent.view.labels.get(self.key)
+        if value is None or not self.selects(facts):
+            return False
+        self.counts[value] = self.counts.get(value, 0) + 1
+        self.total += 1
+        return True
+
+
+class Trackers:
+    """Every tracker and scanned group of one pass; each placement feeds them all."""
+
+    __slots__ = ("agents", "_trackers", "groups", "placed_pods", "_matching")
+
+    def __init__(self, *, agents: list[feasible.AgentState]) -> None:
+        self.agents = agents
+        self._trackers: list[Tracker] = []
+        self.groups: list[ScannedGroup] = []
+        # pod facts → the trackers that select such pods (pods of a group share their facts)
+        self._matching: dict[PodFacts, tuple[int, list[Tracker]]] = {}
+        #: the pods placed during this pass, where
+        self.placed_pods: list[tuple[feasible.AgentState, pods.PodRequest]] = []
+
+    def register(self, tracker: Tracker) -> Tracker:
+        for agent in self.agents:
+            for placed in agent.view.pods:
+                tracker.add(agent, (placed.namespace, placed.labels, placed.owner_uid))
+        for agent, pod in self.placed_pods:
+            tracker.add(agent, (pod.namespace, pod.labels, pod.owner_uid))
+        self._trackers.append(tracker)
+        return tracker
+
+    @property
+    def count(self) -> int:
+        return len(self._trackers)
+
+    def matching(self, facts: PodFacts) -> list[Tracker]:
+        """The trackers that count pods of these facts (cached; valid while ``count``)."""
+        cached = self._matching.get(facts)
+        if cached is None or cached[0] != len(self._trackers):
+            cached = self._matching[facts] = (
+                len(self._trackers), [t for t in self._trackers if t.selects(facts)])
+        return cached[1]
+
+    def placed(
+        self,
+        agent: feasible.AgentState,
+        pod: pods.PodRequest,
+        matching: list[Tracker] | None = None,
+    ) -> None:
+        """``pod`` landed on ``agent``; ``matching``: ``self.matching`` of its facts, when
+        the caller keeps it per group of identical pods."""
+        self.placed_pods.append((agent, pod))
+        if not self.groups:
+            return
+        facts: PodFacts = (pod.namespace, pod.labels, pod.owner_uid)
+        if matching is None:
+            matching = self.matching(facts)
+        moved: list[ScannedGroup] = []
+        for tracker in matching:
+            if tracker.add(agent, facts) and tracker.key == HOSTNAME \
+                    and tracker.group is not None and tracker.group not in moved:
+                moved.append(tracker.group)
+        if pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_anti_affinity:
+            for group in self.groups:
+                group.note_terms(agent, pod)
+                if group.hostname_keys and group not in moved:
+                    moved.append(group)
+        for group in moved:
+            group.reclass(agent)
+
+
+def _selects(
+    selector: pods.LabelSelector, namespace: str, *, same_owner: str | None
+) -> Matcher:
+    if same_owner is not None:
+        return lambda ns, labels, owner: owner == same_owner
+    return lambda ns, labels, owner: ns == namespace and selector.matches(labels)
+
+
+def _term_matcher(
+    terms: Sequence[pods.PodAffinityTerm],
+    namespace_labels: Mapping[str, Mapping[str, str]] | None,
+) -> Matcher:
+    return lambda ns, labels, owner: all(
+        t.selects(namespace=ns, labels=labels, namespace_labels=namespace_labels) for t in terms
+    )
+
+
+class _Spread:
+    __slots__ = ("constraint", "tracker", "domains", "self_match", "weight")
+
+    def __init__(self, constraint: pods.SpreadConstraint, tracker: Tracker,
+                 domains: set[str], self_match: int) -> None:
+        self.constraint = constraint
+        self.tracker = tracker
+        self.domains = domains
+        self.self_match = self_match
+        self.weight = 0.0
+
+
+class ScannedGroup:
+    """The candidates of one pod group with topology constraints, in classes (see above)."""
+
+    __slots__ = ("pod", "hard", "soft", "affinity", "preferred", "symmetric", "ignored",
+                 "self_affine", "classes", "agent_class", "hostname_keys", "static",
+                 "_ranking", "_agents", "_namespace_labels", "placed_any")
+
+    def __init__(
+        self,
+        *,
+        pod: pods.PodRequest,
+        candidates: list[feasible.AgentState],
+        agents: list[feasible.AgentState],
+        rankings: select.Rankings,
+        bonus: list[float] | None,
+        trackers: Trackers,
+        defaults: Sequence[pods.SpreadConstraint],
+        implicit: Sequence[pods.Toleration],
+        namespace_labels: Mapping[str, Mapping[str, str]] | None,
+        existing_terms: Sequence[tuple[feasible.AgentState | None, pods.PodAffinityTerm, int]],
+    ) -> None:
+        self.pod = pod
+        self._agents = agents
+        self._namespace_labels = namespace_labels
+        self.static: list[feasible.Rejection] = []
+        self.placed_any = False
+        constraints, own = constraints_of(pod, defaults=defaults)
+        hard_keys = [c.topology_key for c in constraints if c.hard]
+        soft_keys = [c.topology_key for c in constraints if not c.hard]
+        self.hard: list[_Spread] = []
+        self.soft: list[_Spread] = []
+        labels = pod.labels_dict
+        for c in constraints:
+            keys = hard_keys if c.hard else (soft_keys if own else [c.topology_key])
+            eligible = {a.index for a in agents if _eligible(a, pod, c, keys, implicit)}
+            tracker = trackers.register(Tracker(
+                key=c.topology_key, eligible=eligible,
+                matches=_selects(c.selector, pod.namespace,
+                                 same_owner=pod.owner_uid if c.same_owner else None),
+            ))
+            domains = {agents[i].view.labels[c.topology_key] for i in eligible}
+            self_match = 1 if c.same_owner or c.selector.matches(labels) else 0
+            entry = _Spread(c, tracker, domains, self_match)
+            (self.hard if c.hard else self.soft).append(entry)
+        # agents missing a soft key are not scored when the constraints are the pod's own
+        self.ignored = {a.index for a in candidates if own and any(
+            k not in a.view.labels for k in soft_keys)}
+        match_all = _term_matcher(pod.pod_affinity, namespace_labels)
+        self.affinity = [
+            (t, trackers.register(Tracker(key=t.topology_key, eligible=None, matches=match_all)))
+            for t in pod.pod_affinity
+        ]
+        self.self_affine = match_all(pod.namespace, labels, pod.owner_uid)
+        self.preferred = [
+            (t, trackers.register(Tracker(key=t.topology_key, eligible=None,
+                                          matches=_term_matcher((t,), namespace_labels))),
+             sign * t.weight)
+            for terms, sign in ((pod.preferred_pod_affinity, 1),
+                                (pod.preferred_anti_affinity, -1))
+            for t in terms
+        ]
+        self.symmetric: dict[tuple[str, str], int] = {}
+        for where, term, weight in existing_terms:
+            if where is not None:
+                self._add_symmetric(where, term, weight)
+        for agent, placed in trackers.placed_pods:
+            self.note_terms(agent, placed)
+        # static refusals: a hard constraint's key or a required affinity term's key missing
+        kept: list[feasible.AgentState] = []
+        for agent in candidates:
+            node_labels = agent.view.labels
+            if any(k not in node_labels for k in hard_keys):
+                self.static.append(feasible.Rejection(feasible.REASON_SPREAD_LABEL))
+            elif any(t.topology_key not in node_labels for t in pod.pod_affinity):
+                self.static.append(feasible.Rejection(feasible.REASON_POD_AFFINITY))
+            else:
+                kept.append(agent)
+        for spread in self.soft:
+            c = spread.constraint
+            size = (len(kept) - len(self.ignored) if c.topology_key == HOSTNAME
+                    else len({a.view.labels[c.topology_key] for a in kept
+                              if c.topology_key in a.view.labels}))
+            spread.weight = math.log(size + 2)
+        for tracker in self._trackers():
+            tracker.group = self
+        # pending pods' terms on hostname may score this group once placed
+        self.hostname_keys = any(t.key == HOSTNAME for t in self._trackers()) or any(
+            t.topology_key == HOSTNAME for _, t, _ in existing_terms)
+        self.classes: dict[tuple[object, ...], select.CandidateQueue] = {}
+        self.agent_class: dict[int, tuple[object, ...]] = {}
+        self._ranking = rankings.for_group(kept, bonus)  # its keys hold the bonus
+        for agent in kept:
+            self._join(agent.index)
+        trackers.groups.append(self)
+
+    def _trackers(self) -> list[Tracker]:
+        return ([s.tracker for s in (*self.hard, *self.soft)] + [t for _, t in self.affinity]
+                + [t for _, t, _ in self.preferred])
+
+    def _add_symmetric(
+        self, agent: feasible.AgentState, term: pods.PodAffinityTerm, weight: int
+    ) -> None:
+        pod = self.pod
+        value = agent.view.labels.get(term.topology_key)
+        if value is None or not term.selects(namespace=pod.namespace, labels=pod.labels_dict,
+                                             namespace_labels=self._namespace_labels):
+            return
+        key = (term.topology_key, value)
+        self.symmetric[key] = self.symmetric.get(key, 0) + weight
+
+    def note_terms(self, agent: feasible.AgentState, pod: pods.PodRequest) -> None:
+        """A pod of the pass landed on ``agent``: its own terms may score this group."""
+        for terms, sign in ((pod.pod_affinity, 1), (pod.preferred_pod_affinity, 1),
+                            (pod.preferred_anti_affinity, -1)):
+            for term in terms:
+                self._add_symmetric(agent, term, sign * (term.weight or 1))
+
+    def _class_key(self, index: int) -> tuple[object, ...]:
+        labels = self._agents[index].view.labels
+        key: list[object] = []
+        for tracker in self._trackers():
+            value = labels.get(tracker.key)
+            if tracker.key == HOSTNAME:
+                key.append(None if value is None else tracker.counts.get(value, 0))
+            else:
+                key.append(value)
+            if tracker.eligible is not None:
+                key.append(index in tracker.eligible)
+        if self.hostname_keys:
+            key.append(self.symmetric.get((HOSTNAME, labels.get(HOSTNAME, "")), 0))
+        key.append(index in self.ignored)
+        return tuple(key)
+
+    def _join(self, index: int) -> None:
+        key = self._class_key(index)
+        self.agent_class[index] = key
+        queue = self.classes.get(key)
+        if queue is None:
+            queue = self.classes[key] = select.CandidateQueue(agents=[], ranking=self._ranking)
+        queue.add(index)
+
+    def reclass(self, agent: feasible.AgentState) -> None:
+        """A count on ``agent``'s hostname changed: it may belong to another class now."""
+        old = self.agent_class.get(agent.index)
+        if old is None:
+            return
+        queue = self.classes[old]
+        if agent.index not in queue.members:
+            return  # dropped for good (resources, ports ...)
+        if self._class_key(agent.index) != old:
+            queue.remove(agent.index)
+            self._join(agent.index)
+
+    # -- one pod ----------------------------------------------------------------------------
+
+    def _filter(self, labels: Mapping[str, str], minimum: list[int]) -> str | None:
+        for spread, low in zip(self.hard, minimum, strict=True):
+            c = spread.constraint
+            count = spread.tracker.counts.get(labels[c.topology_key], 0)
+            if count + spread.self_match - low > c.max_skew:
+                return feasible.REASON_SPREAD
+        if self.affinity:
+            exist = all(t.counts.get(labels[term.topology_key], 0) > 0
+                        for term, t in self.affinity)
+            if not exist and not (
+                self.self_affine and all(t.total == 0 for _, t in self.affinity)
+            ):
+                return feasible.REASON_POD_AFFINITY
+        return None
+
+    def _raw(self, labels: Mapping[str, str], ignored: bool) -> tuple[int, int]:
+        spread = 0.0
+        if not ignored:
+            for s in self.soft:
+                value = labels.get(s.constraint.topology_key)
+                if value is not None:
+                    count = s.tracker.counts.get(value, 0)
+                    spread += count * s.weight + (s.constraint.max_skew - 1)
+        inter = 0
+        for term, tracker, weight in self.preferred:
+            value = labels.get(term.topology_key)
+            if value is not None:
+                inter += weight * tracker.counts.get(value, 0)
+        for (key, value), weight in self.symmetric.items():
+            if labels.get(key) == value:
+                inter += weight
+        return round(spread), inter
+
+    def choose(self) -> tuple[select.CandidateQueue, feasible.AgentState] | dict[int, str]:
+        """The class and agent for the next pod (the best score plus weighted spread and
+        affinity scores), or when no class passes the filters, the reason per agent.
+
+        Each class is judged by any of its members (they share every count); normalising
+        needs every class's raw scores, but only the classes that may still win are read
+        through their queues (a class's best is at most the ranking's best)."""
+        minimum = []
+        for hard in self.hard:
+            counts = hard.tracker.counts
+            low = min((counts.get(d, 0) for d in hard.domains), default=0)
+            minimum.append(low if len(hard.domains) >= hard.constraint.min_domains else 0)
+        agents = self._agents
+        refused: list[tuple[select.CandidateQueue, str]] = []
+        rows: list[tuple[select.CandidateQueue, int, int, bool]] = []
+        for key, queue in self.classes.items():
+            members = queue.members
+            if not members:
+                continue
+            labels = agents[next(iter(members))].view.labels
+            reason = self._filter(labels, minimum)
+            if reason is not None:
+                refused.append((queue, reason))
+                continue
+            ignored = bool(key[-1])
+            spread, inter = self._raw(labels, ignored)
+            rows.append((queue, spread, inter, ignored))
+        if not rows:
+            return {i: reason for queue, reason in refused for i in queue.members}
+        spread_scores = _normalise_spread([(r[1], r[3]) for r in rows]) if self.soft else None
+        inter_scores = (_normalise_inter([r[2] for r in rows])
+                        if self.preferred or self.symmetric else None)
+        totals = []
+        for n in range(len(rows)):
+            total = 0.0
+            if spread_scores is not None:
+                total += rank.WEIGHT_SPREAD * spread_scores[n]
+            if inter_scores is not None:
+                total += rank.WEIGHT_INTER_POD_AFFINITY * inter_scores[n]
+            totals.append((total, n))
+        totals.sort(reverse=True)
+        top = -self._ranking.order[0][0] if self._ranking.order else 0.0
+        found: tuple[select.CandidateQueue, feasible.AgentState] | None = None
+        found_key: tuple[float, int, int] | None = None
+        for total, n in totals:
+            if found_key is not None and top + total < -found_key[0]:
+                break  # no agent of this class (or of the next) can beat it
+            queue = rows[n][0]
+            best = queue.best(agents)
+            if best is None:
+                continue
+            order = queue.key_of(best.index)
+            key = (order[0] - total, order[1], order[2])
+            if found_key is None or key < found_key:
+                found, found_key = (queue, best), key
+        if found is None:
+            return {i: reason for queue, reason in refused for i in queue.members}
+        return found
+
+    def rejections(self) -> list[tuple[int, feasible.Rejection]]:
+        return [r for queue in self.classes.values() for r in queue.rejections]
+
+
+def _eligible(
+    agent: feasible.AgentState,
+    pod: pods.PodRequest,
+    c: pods.SpreadConstraint,
+    keys: Sequence[str],
+    implicit: Sequence[pods.Toleration],
+) -> bool:
+    labels = agent.view.labels
+    if any(k not in labels for k in keys) or c.topology_key not in labels:
+        return False
+    if c.honour_node_affinity and feasible.check_node_affinity(pod, agent) is not None:
+        return False
+    return not (c.honour_node_taints
+                and feasible.check_taints(pod, agent, implicit=implicit) is not None)
+
+
+def _normalise_spread(raw: list[tuple[int, bool]]) -> list[int]:
+    scores = [s for s, ignored in raw if not ignored]
+    if not scores:
+        return [0] * len(raw)
+    top, low = max(scores), min(scores)
+    out = []
+    for s, ignored in raw:
+        if ignored:
+            out.append(0)
+        elif top == 0:
+            out.append(rank.MAX_NODE_SCORE)
+        else:
+            out.append(rank.MAX_NODE_SCORE * (top + low - s) // top)
+    return out
+
+
+def _normalise_inter(raw: list[int]) -> list[int]:
+    top = max([0, *raw])
+    low = min([0, *raw])
+    diff = top - low
+    if diff <= 0:
+        return [0] * len(raw)
+    return [int(rank.MAX_NODE_SCORE * (s - low) / diff) for s in raw]
+
+
+def scoring_terms(
+    agents: Sequence[feasible.AgentState], pending: Sequence[pods.PodRequest]
+) -> list[tuple[feasible.AgentState | None, pods.PodAffinityTerm, int]]:
+    """Existing pods' terms that score other pods (required affinity: weight 1, preferred:
+    ±weight) with the agent they run on; pending pods' terms with None (they count once
+    placed). A pod no term selects is scored without them."""
+    out: list[tuple[feasible.AgentState | None, pods.PodAffinityTerm, int]] = []
+    for agent in agents:
+        for placed in agent.view.pods:
+            out += [(agent, t, 1) for t in placed.pod_affinity]
+            out += [(agent, t, t.weight) for t in placed.preferred_affinity]
+            out += [(agent, t, -t.weight) for t in placed.preferred_anti_affinity]
+    pending_terms = dict.fromkeys(  # replicas share their terms: each once
+        t for pod in pending
+        for t in (*pod.pod_affinity, *pod.preferred_pod_affinity, *pod.preferred_anti_affinity))
+    out += [(None, t, 1) for t in pending_terms]
+    return out
