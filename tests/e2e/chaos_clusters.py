@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from k8sbridge.kernel.agent import filesystems
 from tests.conftest import free_port
 from tests.e2e.chaos import Kube, alive, processes_mentioning, task_processes
 
@@ -255,6 +256,9 @@ class Separate:
             "--log-level", "INFO", "kernel", "agent", "--master", f"127.0.0.1:{self.kernel_port}",
             "--host", f"127.0.0.{i + 1}", "--work-dir", str(base / f"agent-{i}"),
             "--resources", self.AGENT_RESOURCES,
+            # isolated as `k8sbridge run`'s agents (pods' volumes, pod files, tokens need it)
+            "--isolation", filesystems.FULL_ISOLATION, "--image_providers", "docker",
+            "--docker_registry", str(base / "images"),
         ], log=logs / f"agent-{i}.log", ready=r"^agent: http://\S+\s+id (\S+)")
             for i in range(agents)]
         self.devkube = Part("devkube", [

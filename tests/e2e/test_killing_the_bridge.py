@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from k8sbridge.kernel.agent import filesystems
 from tests.conftest import free_port
 from tests.e2e.conftest import EXAMPLES, REPO, eventually
 
@@ -26,6 +27,8 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("K8SBRIDGE_")}
     env["K8SBRIDGE_MESOS_AGENT_POLL_SECONDS"] = "1"
     env["K8SBRIDGE_SCHEDULER_CYCLE_SECONDS"] = "0.05"
+    # no image is sent: the agents' registry is empty, containers run on a view of the host
+    env["K8SBRIDGE_SCHEDULER_IMAGE_MODE"] = "none"
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "k8sbridge", *argv], cwd=REPO, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -47,7 +50,12 @@ def test_sigkill_during_a_rollout_then_restart(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kernel = _spawn(["kernel", "--port", str(kport), "--work-dir", str(tmp_path / "kernel"),
                      "--agents", "1", "--agent-resources",
-                     "cpus:8;mem:8192;disk:20000;ports:[31000-32000]"], tmp_path / "kernel.log")
+                     "cpus:8;mem:8192;disk:20000;ports:[31000-32000]",
+                     # isolated as `k8sbridge run`'s agents: pods' token volumes need a view
+                     "--agent-isolation", filesystems.FULL_ISOLATION,
+                     "--agent-image-providers", "docker",
+                     "--agent-docker-registry", str(tmp_path / "images")],
+                    tmp_path / "kernel.log")
     devkube = _spawn(["devkube", "--port", str(aport), "--data-dir", str(tmp_path / "dk"),
                       "--kubeconfig", str(kubeconfig)], tmp_path / "devkube.log")
     bridge_argv = ["run", "--master", master, "--kubeconfig", str(kubeconfig),
