@@ -105,8 +105,9 @@ class FakeMaster:
                 return value
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"condition not met within {timeout}s; updates: "
-                                   f"{[(u['task_id']['value'], u['state']) for u in self.updates]}")
+                seen = [(u["task_id"]["value"], u["state"], u.get("message", ""))
+                        for u in self.updates]
+                raise TimeoutError(f"condition not met within {timeout}s; updates: {seen}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.2))
