@@ -69,7 +69,9 @@ async def test_volumes_are_mounted_and_the_emptydir_stays_off_the_host(
     ], volumes=volumes))
     pod = await eventually(lambda: _phase(kube, "vols", ("Succeeded", "Failed")),
                            timeout=60, what="pod finished")
-    assert pod["status"]["phase"] == "Succeeded", pod["status"]["containerStatuses"]
+    assert pod["status"]["phase"] == "Succeeded", [
+        (c["name"], c["state"].get("terminated", {}).get("message"))
+        for c in pod["status"]["containerStatuses"]]
     assert (out / "cfg").read_text() == "beta"
     assert (out / "cfg-ls").read_text() == "renamed\n"
     assert (out / "pw").read_text() == "s3cret"

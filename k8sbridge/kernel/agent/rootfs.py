@@ -200,7 +200,10 @@ def _make_source(directory: str, base: str) -> None:
     in (``base``: the task's own, or for ``PARENT`` its executor's), not by the agent."""
     if os.path.exists(directory):
         return
-    os.makedirs(directory)
+    try:
+        os.makedirs(directory)
+    except FileExistsError:  # another task of the group, prepared at the same moment, made it
+        return
     owner = os.stat(base)
     os.chown(directory, owner.st_uid, owner.st_gid)
 

@@ -130,3 +130,24 @@ async def test_a_task_as_nobody_reads_its_secret_and_writes_its_parent_volume(
     assert (other / "tasks" / "m" / "token").read_text() == "s3cret"
     assert (other / "tasks" / "m" / "wrote").read_text() == "denied\n"
     assert (other / "vol").stat().st_uid == 0
+
+
+async def test_tasks_of_a_group_prepared_at_once_share_one_new_parent_directory(
+    tmp_path: Path,
+) -> None:
+    """Every task of the group names the same new ``PARENT`` directory; the agent prepares
+    their views concurrently, and whichever makes the directory, none fails on finding it
+    made (an emptyDir shared by a pod's containers: this failed one launch in three)."""
+    shared = {"container_path": "/k8sbridge-together", "mode": "RW",
+              "source": {"type": "SANDBOX_PATH", "sandbox_path": {"type": "PARENT",
+                                                                 "path": "together"}}}
+    tasks = [_task(f"t{i}", f"echo {i} > /k8sbridge-together/{i}", [shared]) for i in range(6)]
+    async with fm.running_agent(tmp_path / "work", isolation=filesystems.FULL_ISOLATION) as run:
+        for round_ in range(3):
+            names = [f"g{round_}-{t['task_id']['value']}" for t in tasks]
+            group = [{**t, "task_id": {"value": n}} for t, n in zip(tasks, names, strict=True)]
+            await run.master.send(_group(f"pod{round_}", group))
+            for name in names:
+                await run.master.wait_state(name, "TASK_FINISHED")
+            together = _sandbox(tmp_path / "work", f"pod{round_}") / "together"
+            assert sorted(p.name for p in together.iterdir()) == [str(i) for i in range(6)]
