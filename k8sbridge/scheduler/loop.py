@@ -72,6 +72,7 @@ from k8sbridge.scheduler import (
     podfields,
     podfiles,
     volume_sources,
+    volumes,
 )
 from k8sbridge.scheduler.loop_state import (
     RawPod,
@@ -98,6 +99,18 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Pods of one commit whose volume sources (ConfigMaps, Secrets, tokens) are read at once.
+FETCH_CONCURRENCY = 32
+
+
+async def _settle(pending: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel the reads of pods the commit skipped and collect every outcome (none is left
+    unretrieved)."""
+    futures = list(pending)
+    for future in futures:
+        future.cancel()
+    await asyncio.gather(*futures, return_exceptions=True)
 
 
 class Scheduler(loop_passes.Passes):
@@ -280,6 +293,8 @@ class Scheduler(loop_passes.Passes):
                 self._unschedulable[uid] = message
                 self._sink.unschedulable(pod=pod, message=message)
 
+        assignments = list(assignments)
+        fetches = self._prefetch(assignments)
         for assignment in assignments:
             uid = str(assignment.pod_uid)
             pod = self._pods.get(uid)
@@ -291,7 +306,8 @@ class Scheduler(loop_passes.Passes):
             try:
                 request = self._request(uid, pod)
                 env = await self._resolve_env(pod, node_name=node_name, host_ip=hostname)
-                sources = await volume_sources.fetch(self._kube, pod)
+                sources = await fetches[uid] if uid in fetches else await volume_sources.fetch(
+                    self._kube, pod)
                 phase = self._init_phase(uid, request)
                 attempt = self._lives.attempt_to_launch(
                     uid, init_phase=phase is not None, next_attempt=self._next_attempt(uid)
@@ -337,6 +353,7 @@ class Scheduler(loop_passes.Passes):
                 continue
             available = available - group.used
             candidates.append((uid, pod, group))
+        await _settle(fetches.values())
         # Bind first (see the module docstring), all of this agent's pods concurrently; a pod
         # already bound to this node (restart, or bound by another scheduler) keeps its binding.
         results = await asyncio.gather(
@@ -435,6 +452,27 @@ class Scheduler(loop_passes.Passes):
         attempts = [r.attempt for r in self._tasks.values() if r.pod_uid == uid]
         attempts += away.written_attempts(uid, self._pods.get(uid) or {})
         return max(attempts) + 1 if attempts else 0
+
+    def _prefetch(
+        self, assignments: Sequence[plan.Assignment]
+    ) -> dict[str, asyncio.Future[volumes.Sources]]:
+        """Start reading every assigned pod's volume sources at once (bounded, one read per
+        ConfigMap/Secret for all of them): rendered one after another, a 1,000-pod commit
+        would otherwise wait for its pods' reads and token requests in turn."""
+        reads = volume_sources.Reads(self._kube)
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def fetch(pod: RawPod) -> volumes.Sources:
+            async with gate:
+                return await volume_sources.fetch(self._kube, pod, reads)
+
+        out: dict[str, asyncio.Future[volumes.Sources]] = {}
+        for assignment in assignments:
+            uid = str(assignment.pod_uid)
+            pod = self._pods.get(uid)
+            if pod is not None and uid not in out and not self._lives.deleting(uid):
+                out[uid] = asyncio.ensure_future(fetch(pod))
+        return out
 
     async def _resolve_env(
         self, pod: RawPod, *, node_name: str, host_ip: str

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from k8sbridge.kube import errors as kube_errors
 from k8sbridge.scheduler import imagepull, podenv, volumes
 
-__all__ = ["Kube", "fetch"]
+__all__ = ["Kube", "Reads", "fetch"]
 
 
 class Kube(Protocol):
@@ -35,6 +35,26 @@ async def _get(what: str, name: str, call: Any) -> Mapping[str, Any] | None:
         return None
     except kube_errors.KubeError as e:
         raise podenv.LaunchError(f'reading {what} "{name}" failed: {e}') from e
+
+
+class Reads:
+    """The ConfigMaps and Secrets of one commit, each read once however many of its pods
+    name it (a Deployment's replicas all name the same ones, and every pod the namespace's
+    ``kube-root-ca.crt``): what pods launched together see is one version, as the kubelet's
+    object cache gives the pods of a node. Rendering only reads the objects."""
+
+    def __init__(self, kube: Kube) -> None:
+        self._kube = kube
+        self._reads: dict[tuple[str, str, str], asyncio.Future[Mapping[str, Any] | None]] = {}
+
+    async def get(self, what: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        key = (what, namespace, name)
+        read = self._reads.get(key)
+        if read is None:
+            call = (self._kube.get_config_map(namespace, name) if what == "configmap"
+                    else self._kube.get_secret(namespace, name))
+            read = self._reads[key] = asyncio.ensure_future(_get(what, name, call))
+        return await read
 
 
 async def _token(kube: Kube, pod: Mapping[str, Any], want: volumes.TokenWant) -> str:
@@ -63,9 +83,11 @@ async def _token(kube: Kube, pod: Mapping[str, Any], want: volumes.TokenWant) ->
     return token
 
 
-async def fetch(kube: Kube, pod: Mapping[str, Any]) -> volumes.Sources:
+async def fetch(kube: Kube, pod: Mapping[str, Any], reads: Reads | None = None) -> volumes.Sources:
     """The objects ``volumes.container_volumes`` needs; ``LaunchError`` when one cannot be
-    read (a missing one is None: rendering decides with ``optional``)."""
+    read (a missing one is None: rendering decides with ``optional``). ``reads`` shares the
+    ConfigMap and Secret reads of the pods launched together."""
+    reads = reads if reads is not None else Reads(kube)
     config_maps, secrets, tokens = volumes.wanted(pod)
     secrets |= set(imagepull.pull_secret_names(pod))
     if not (config_maps or secrets or tokens):
@@ -74,8 +96,8 @@ async def fetch(kube: Kube, pod: Mapping[str, Any]) -> volumes.Sources:
     cm_names, sec_names, token_wants = sorted(config_maps), sorted(secrets), sorted(
         tokens, key=lambda t: (t.service_account, t.audience, t.expiration_seconds))
     results = await asyncio.gather(
-        *(_get("configmap", n, kube.get_config_map(namespace, n)) for n in cm_names),
-        *(_get("secret", n, kube.get_secret(namespace, n)) for n in sec_names),
+        *(reads.get("configmap", namespace, n) for n in cm_names),
+        *(reads.get("secret", namespace, n) for n in sec_names),
     )
     token_values = await asyncio.gather(*(_token(kube, pod, t) for t in token_wants))
     return volumes.Sources(
