@@ -411,7 +411,7 @@ async def running_embedded(
     master = master_config.MasterConfig(port=emb.kernel_port, work_dir=data_dir / "kernel")
     async with kernel_main.running_kernel(master=master, agents=agent_configs) as kernel:
         dk_config = devkube_main.DevkubeConfig(
-            port=emb.api_port, data_dir=data_dir / "devkube", kubeconfig=kubeconfig,
+            port=emb.api_port, data_dir=data_dir / "devkube", kubeconfig=kubeconfig
         )
         async with devkube_main.running(dk_config) as dk:
             bridge_cfg = embedded.bridge_settings_for(
