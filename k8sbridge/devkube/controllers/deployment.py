@@ -26,6 +26,7 @@ from k8sbridge.devkube.controllers.raw import (
     controller_ref,
     copy_json,
     key_of,
+    owner_key,
     uid_of,
 )
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
@@ -112,18 +113,11 @@ class DeploymentController:
         if obj is not None:
             self.queue.add(key_of(obj))
 
-    def _owner_key(self, obj: RawObject, kind: str) -> ObjectKey | None:
-        ref = controller_ref(obj)
-        if ref is None or ref.get("kind") != kind:
-            return None
-        ns = (obj.get("metadata") or {}).get("namespace") or ""
-        return ObjectKey(f"{ns}/{ref.get('name')}")
-
     def _on_replicaset(self, old: RawObject | None, new: RawObject | None) -> None:
         for obj in (old, new):
             if obj is None:
                 continue
-            key = self._owner_key(obj, "Deployment")
+            key = owner_key(obj, "Deployment")
             if key is not None:
                 self.queue.add(key)
             elif obj is new:  # an orphan: a deployment may adopt it
@@ -143,12 +137,12 @@ class DeploymentController:
             return  # only creations and deletions change "are old pods running"
         obj = new if new is not None else old
         assert obj is not None
-        rs_key = self._owner_key(obj, "ReplicaSet")
+        rs_key = owner_key(obj, "ReplicaSet")
         if rs_key is None:
             return
         rs = self.replicasets.get(rs_key)
         if rs is not None:
-            key = self._owner_key(rs, "Deployment")
+            key = owner_key(rs, "Deployment")
             if key is not None:
                 self.queue.add(key)
 

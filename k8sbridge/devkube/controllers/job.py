@@ -25,6 +25,7 @@ from k8sbridge.devkube.controllers.raw import (
     controller_ref,
     copy_json,
     key_of,
+    owner_key,
     split_key,
     uid_of,
 )
@@ -99,10 +100,9 @@ class JobController:
 
     def _on_pod(self, old: RawObject | None, new: RawObject | None) -> None:
         for obj in (old, new):
-            ref = controller_ref(obj) if obj is not None else None
-            if obj is not None and ref is not None and ref.get("kind") == "Job":
-                ns = (obj.get("metadata") or {}).get("namespace") or ""
-                self.queue.add(ObjectKey(f"{ns}/{ref.get('name')}"))
+            key = owner_key(obj, "Job")
+            if key is not None:
+                self.queue.add(key)
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:

@@ -62,6 +62,18 @@ def controller_ref(obj: RawObject) -> RawOwnerReference | None:
     return None
 
 
+def owner_key(obj: RawObject | None, kind: str) -> ObjectKey | None:
+    """The key of ``obj``'s controller when it is a ``kind`` (same namespace), else None:
+    what a controller queues when one of its dependents changes."""
+    if obj is None:
+        return None
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    ns = (obj.get("metadata") or {}).get("namespace") or ""
+    return ObjectKey(f"{ns}/{ref.get('name')}")
+
+
 def copy_json(value: Any) -> Any:
     """A deep copy of a JSON value, several times faster than ``copy.deepcopy`` (the
     controllers copy cached objects before every write; they share no code with the server)."""
