@@ -208,7 +208,9 @@ async def test_a_pod_reaches_a_pod_on_another_agent_by_its_ip(
             wire.command_task("client-get", a1, fetch)])])
         done = await updates.until("client-get", "TASK_FINISHED", timeout=40)
         assert _ip(done) != server_ip
-        [got] = tmp_path.glob("agent1/slaves/*/frameworks/*/executors/client/runs/latest/"
+        # the agent the client ran on (both agents may share a hostname: the sort above does
+        # not say which work directory is whose)
+        [got] = tmp_path.glob("agent*/slaves/*/frameworks/*/executors/client/runs/latest/"
                               "tasks/client-get/got")
         assert got.read_text().strip() == "server"
         await st.close()
