@@ -11,6 +11,12 @@ The operator runs in the bridge's event loop (measured against a thread of its o
 ``bench/bench_kopf_embedding.py``, docs/benchmarks.md), with its own registry (no globals),
 ``standalone`` (no peering objects), clusterwide, with event posting disabled; ``ready`` is set
 once kopf reports it is ready.
+
+Why kopf keeps no diff base or progress here: kopf works out every event's "essence" (a deep
+copy of the object, for change handlers) and clears its progress records (another deep copy)
+whatever handlers are registered; with only event handlers nothing reads them. Those copies
+were a tenth of the bridge's CPU in a 1,000-pod burst (py-spy, docs/benchmarks.md), so the
+storages below keep nothing and copy nothing.
 """
 
 from __future__ import annotations
@@ -88,8 +94,42 @@ def _deliver(callback: WatchCallback, event: Any) -> None:
         log.exception("watch callback failed for %s", (raw.get("metadata") or {}).get("name"))
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No essence: only change handlers compare essences, and the bridge registers none."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
+class _NoProgress(kopf.ProgressStorage):
+    """No progress records: event handlers are not retried and have no progress to keep."""
+
+    def fetch(self, *, key: Any, body: Any) -> Any:
+        return None
+
+    def store(self, *, key: Any, record: Any, body: Any, patch: Any) -> None:
+        return None
+
+    def purge(self, *, key: Any, body: Any, patch: Any) -> None:
+        return None
+
+    def touch(self, *, body: Any, patch: Any, value: Any) -> None:
+        return None
+
+    def clear(self, *, essence: Any) -> Any:
+        return essence
+
+
 def _settings() -> Any:
     settings = kopf.OperatorSettings()
+    settings.persistence.diffbase_storage = _NoDiffBase()
+    settings.persistence.progress_storage = _NoProgress()
     settings.posting.enabled = False  # no kopf events on our pods
     settings.watching.inactivity_timeout = 70.0
     settings.watching.reconnect_backoff = 0.5
