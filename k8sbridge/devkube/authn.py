@@ -102,7 +102,8 @@ class Authenticator:
                 "status": {"userInfo": user.info()}}
 
     def openid_configuration(self, *, server_url: str) -> Obj:
-        return satokens.openid_configuration(jwks_uri=server_url.rstrip("/") + JWKS_PATH)
+        return satokens.openid_configuration(jwks_uri=server_url.rstrip("/") + JWKS_PATH,
+                                             algorithm=self.key.algorithm)
 
     def jwks(self) -> Obj:
         return self.key.jwks()

@@ -350,7 +350,7 @@ def authenticate(*, key: sakeys.SigningKey, lookup: Lookup, token: str, now: flo
 # OIDC discovery (ServiceAccountIssuerDiscovery)
 
 
-def openid_configuration(*, jwks_uri: str) -> Obj:
+def openid_configuration(*, jwks_uri: str, algorithm: str) -> Obj:
     return {"issuer": ISSUER, "jwks_uri": jwks_uri, "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [sakeys.ALGORITHM]}
+            "id_token_signing_alg_values_supported": [algorithm]}

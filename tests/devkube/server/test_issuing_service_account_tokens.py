@@ -18,8 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from kubernetes import client, config
 
 from k8sbridge.devkube import main, sakeys
@@ -236,35 +237,71 @@ async def test_expired_foreign_and_forged_tokens_do_not_authenticate(
         assert code == 401
 
 
+def _number(jwk: dict[str, Any], field: str) -> int:
+    raw = base64.urlsafe_b64decode(jwk[field] + "=" * (-len(jwk[field]) % 4))
+    return int.from_bytes(raw, "big")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 async def test_oidc_discovery_and_jwks_verify_the_tokens(api: Api) -> None:
     code, doc = await api.request("GET", "/.well-known/openid-configuration")
     assert code == 200
     assert doc == {"issuer": ISSUER, "jwks_uri": api.devkube.url + "/openid/v1/jwks",
                    "response_types_supported": ["id_token"],
                    "subject_types_supported": ["public"],
-                   "id_token_signing_alg_values_supported": ["RS256"]}
+                   "id_token_signing_alg_values_supported": ["ES256"]}
     code, jwks = await api.request("GET", "/openid/v1/jwks")
     assert code == 200
     (jwk,) = jwks["keys"]
-    assert (jwk["kty"], jwk["alg"], jwk["use"]) == ("RSA", "RS256", "sig")
-
-    def number(field: str) -> int:
-        raw = base64.urlsafe_b64decode(jwk[field] + "=" * (-len(jwk[field]) % 4))
-        return int.from_bytes(raw, "big")
-
-    public = rsa.RSAPublicNumbers(e=number("e"), n=number("n")).public_key()
+    assert (jwk["kty"], jwk["alg"], jwk["use"], jwk["crv"]) == ("EC", "ES256", "sig", "P-256")
+    public = ec.EllipticCurvePublicNumbers(
+        x=_number(jwk, "x"), y=_number(jwk, "y"), curve=ec.SECP256R1()).public_key()
     code, reply = await api.request("POST", TOKEN, body=_request())
     head, payload, signature = reply["status"]["token"].split(".")
-    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    assert header == {"alg": "RS256", "kid": jwk["kid"]}
-    public.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
-                  f"{head}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    header = json.loads(_unb64(head))
+    assert header == {"alg": "ES256", "kid": jwk["kid"]}
+    raw = _unb64(signature)
+    assert len(raw) == 64  # JWS ES256: r || s, 32 bytes each (RFC 7518 3.4), not DER
+    public.verify(encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                       int.from_bytes(raw[32:], "big")),
+                  f"{head}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
     saved, api.headers = api.headers, {}
     try:
         code, _ = await api.request("GET", "/openid/v1/jwks")
     finally:
         api.headers = saved
     assert code == 401  # like kube-apiserver without an anonymous binding
+
+
+async def test_a_data_dir_with_an_rsa_key_keeps_signing_rs256(tmp_path: Path) -> None:
+    pki = tmp_path / "data" / "pki"
+    pki.mkdir(parents=True)
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (pki / "sa.key").write_bytes(rsa_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    cfg = main.DevkubeConfig(port=0, data_dir=tmp_path / "data")
+    async with main.running(cfg) as dk, aiohttp.ClientSession() as session:
+        api = Api(devkube=dk, session=session)
+        code, doc = await api.request("GET", "/.well-known/openid-configuration")
+        assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+        code, jwks = await api.request("GET", "/openid/v1/jwks")
+        (jwk,) = jwks["keys"]
+        assert (jwk["kty"], jwk["alg"]) == ("RSA", "RS256")
+        public = rsa.RSAPublicNumbers(e=_number(jwk, "e"), n=_number(jwk, "n")).public_key()
+        assert public.public_numbers() == rsa_key.public_key().public_numbers()
+        code, reply = await api.request("POST", TOKEN, body=_request())
+        assert code == 201
+        token = reply["status"]["token"]
+        head, payload, signature = token.split(".")
+        assert json.loads(_unb64(head)) == {"alg": "RS256", "kid": jwk["kid"]}
+        public.verify(_unb64(signature), f"{head}.{payload}".encode(), padding.PKCS1v15(),
+                      hashes.SHA256())
+        code, _ = await _as(api, token, "GET", "/api/v1/namespaces/default/pods")
+        assert code != 401  # the token authenticates (what it may do is RBAC's)
 
 
 @pytest.mark.parametrize("kubectl", KUBECTLS)
