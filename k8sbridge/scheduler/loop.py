@@ -214,6 +214,8 @@ class Scheduler(loop_passes.Passes):
                 await self._tick()
         finally:
             stopper.cancel()
+            for posting in list(self._posting):
+                posting.cancel()
 
     def _next_timeout(self) -> float:
         now = self._clock()
@@ -397,12 +399,19 @@ class Scheduler(loop_passes.Passes):
             [o.offer_id for o in held], operations, refuse_seconds=1.0
         )
         log.info("launched %d pod(s) on %s", len(operations), node_name)
-        notices = [(self._pods.get(uid), n) for uid, group in bound for n in group.notices]
-        await asyncio.gather(*(
-            self._kube.post_event(involved=pod, reason=n.reason, message=n.message,
-                                  type_="Warning", host=node_name)
-            for pod, n in notices if pod is not None
-        ))
+        # the launches' notices (e.g. MissingClusterDNS) are posted without holding up this
+        # pass: in a burst a commit waited for hundreds of best-effort event POSTs, which queue
+        # behind the status writes, before the next agent's launches went out
+        for uid, group in bound:
+            pod = self._pods.get(uid)
+            if pod is None:
+                continue
+            for n in group.notices:
+                posting = asyncio.create_task(self._kube.post_event(
+                    involved=pod, reason=n.reason, message=n.message, type_="Warning",
+                    host=node_name))
+                self._posting.add(posting)
+                posting.add_done_callback(self._posting.discard)
 
     async def _bind(self, pod: RawPod, *, uid: str, node_name: str) -> None:
         spec = pod.get("spec") or {}

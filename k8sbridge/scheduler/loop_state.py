@@ -146,6 +146,7 @@ class LoopState:
         # namespace labels for namespaceSelectors: (when read, name -> labels)
         self._namespaces: tuple[float, dict[str, dict[str, str]]] | None = None
         self._pods: dict[str, RawPod] = {}  # uid -> latest raw pod we care about
+        self._posting: set[asyncio.Task[None]] = set()  # launch notices being posted
         self._pending: dict[str, None] = {}  # uids, insertion-ordered
         self._tasks: dict[ids.TaskId, TaskRecord] = {}
         # each pod's one record (``lifecycle.store``), shared with the status writer: the

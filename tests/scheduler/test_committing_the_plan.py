@@ -8,6 +8,7 @@ enforce become a Warning event on the pod.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -134,6 +135,8 @@ async def test_the_accepted_operation_is_the_planned_assignment() -> None:
     (assignment,) = result.assignments
     assert assignment.sources == ("o1",)  # o2 is accepted with it, and handed back unused
     await scheduler._commit(result)
+    await asyncio.gather(*scheduler._posting)  # the launch's notices are posted on their own
+    assert not scheduler._posting
     ((accepted, (operation,)),) = driver.accepted
     assert sorted(accepted) == ["o1", "o2"]
     group = operation["launch_group"]
@@ -156,6 +159,7 @@ async def test_limits_go_to_a_master_and_agent_that_take_them() -> None:
     )
     scheduler.master_version = (1, 11)
     await scheduler._commit(_place(scheduler))
+    await asyncio.gather(*scheduler._posting)
     ((_, (operation,)),) = driver.accepted
     (task,) = operation["launch_group"]["task_group"]["tasks"]
     assert task["limits"] == {"cpus": {"value": 1.0}, "mem": {"value": 128.0}}
