@@ -173,7 +173,7 @@ async def _one(
 
 
 async def _bench(*, kubeconfig: Path, args: argparse.Namespace, tmp: Path) -> None:
-    kube = kube_client.KubeClient.from_kubeconfig(path=kubeconfig, threads=2)
+    kube = kube_client.KubeClient.from_kubeconfig(path=kubeconfig, connections=2)
     connection = kube.connection()
     results: dict[str, list[dict[str, float]]] = {"loop": [], "thread": []}
     try:

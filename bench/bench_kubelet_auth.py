@@ -44,7 +44,7 @@ async def main(n: int) -> None:
                                             data_dir=Path(tmp) / "dk")
         async with devkube_main.running(config) as dk:
             assert dk.token and dk.ca_file
-            kube = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, threads=2)
+            kube = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, connections=2)
             reader = mesos_agents.MesosReader(masters=("http://127.0.0.1:1",))
             results = {}
             for label, ttl in (("cached token", 120.0), ("token reviewed each time", 0.0)):

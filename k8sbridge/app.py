@@ -147,7 +147,7 @@ async def running_bridge(
     kube = kube_client.KubeClient.from_kubeconfig(
         path=settings.kube.kubeconfig,
         context=settings.kube.context,
-        threads=settings.kube.client_threads,
+        connections=settings.kube.client_threads,
     )
     client_config = mesos_client.ClientConfig(
         masters=settings.mesos.masters,

@@ -81,7 +81,7 @@ class KubeSettings:
     context: str | None = None
     namespace: str = "k8sbridge"  # the bridge's namespace (state ConfigMap, events)
     state_configmap: str = "k8sbridge-state"
-    client_threads: int = 16  # the official client is synchronous: bounded thread pool
+    client_threads: int = 16  # API calls in flight at once (connections; the name is older)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The Kubernetes API seam: the only package that imports kopf or kubernetes.
 
 Watches are kopf's (``operator.py``); every other call, reads included, goes through
-``client.KubeClient`` (the official client's transport, one priority-ordered thread pool, the
-errors of ``errors.py``).
+``client.KubeClient`` (credentials from the official client, aiohttp on the wire in ``wire.py``,
+priority-ordered connection slots, the errors of ``errors.py``).
 """

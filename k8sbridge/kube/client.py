@@ -1,27 +1,27 @@
-"""Writes (and the few direct reads) to the Kubernetes API through the official client.
+"""Writes (and the few direct reads) to the Kubernetes API: raw JSON over aiohttp, with the
+credentials the official client loads.
 
-Why raw JSON over the official client's transport: the generated model classes drop fields they
-do not know, are slow to build, and famously fail to decode a Binding reply. We keep the official
-client for what it is good at (kubeconfig and in-cluster loading, TLS, tokens, exec plugins,
-retries) and exchange plain ``dict`` bodies exactly as the wire has them.
+Why raw JSON: the official client's generated model classes drop fields they do not know, are
+slow to build, and famously fail to decode a Binding reply. We keep the official client for what
+it is good at (kubeconfig and in-cluster loading, TLS settings, tokens, exec plugins: its
+``Configuration``) and exchange plain ``dict`` bodies exactly as the wire has them, over aiohttp
+in the caller's event loop (``wire``: why not the official client's own transport). Errors come
+out as ``k8sbridge.kube.errors`` classes.
 
-The official client is synchronous; every call runs in a bounded thread pool
-(``KubeSettings.client_threads``) so the event loop never blocks and a slow API server cannot
-spawn unbounded threads. Errors come out as ``k8sbridge.kube.errors`` classes.
-
-Calls have a priority (``URGENT``, ``NORMAL``, ``BACKGROUND``): when every thread is busy, the
-next free one goes to the most urgent waiting call (FIFO within a priority), so a status write
-that Mesos waits for never queues behind a burst of bindings or events.
+At most ``connections`` calls are in flight (``KubeSettings.client_threads``), so a slow API
+server cannot take unbounded sockets. Calls have a priority (``URGENT``, ``NORMAL``,
+``BACKGROUND``): when every connection is busy, the next free one goes to the most urgent
+waiting call (FIFO within a priority), so a status write that Mesos waits for never queues
+behind a burst of bindings or events.
 
 Every call can be timed: an ``observer`` (given at construction) receives one ``RequestTiming``
-per call (verb, path, status or None, seconds on the wire, seconds queued for a thread), on the
-event loop, after the call. That is the hook for request-latency-by-verb metrics.
+per call (verb, path, status or None, seconds on the wire, seconds queued for a connection), on
+the event loop, after the call. That is the hook for request-latency-by-verb metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import datetime
 import heapq
@@ -35,10 +35,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import kubernetes
-import urllib3
+import yarl
 
-from k8sbridge.kube import errors
+from k8sbridge.kube import errors, wire
 
 __all__ = [
     "BACKGROUND",
@@ -87,8 +88,8 @@ class RequestTiming:
     verb: str  # the HTTP method: GET, POST, PUT, PATCH, DELETE
     path: str  # the resource path, without the query
     status: int | None  # the HTTP status; None when no reply came (TransportError)
-    seconds: float  # from a thread taking the call to its reply being read (or the error)
-    queued: float  # waiting for a free thread before that (see the priorities above)
+    seconds: float  # from the call getting a connection slot to its reply being read (or error)
+    queued: float  # waiting for a free slot before that (see the priorities above)
 
 
 RequestObserver = Callable[[RequestTiming], None]
@@ -116,22 +117,22 @@ class KubeClient:
         self,
         *,
         configuration: Any,  # kubernetes.client.Configuration
-        threads: int = 8,
+        connections: int = 8,
         timeout: float = 30.0,
         observer: RequestObserver | None = None,
     ) -> None:
         self._configuration = configuration
         self._observer = observer
-        # One pooled connection per worker thread (urllib3 keeps 10 by default).
-        configuration.connection_pool_maxsize = max(threads, 4)
-        self._api = kubernetes.client.ApiClient(configuration)
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="kube-client"
-        )
-        self._timeout = timeout
-        # the threads as slots handed out by priority (see the module docstring); invariant:
-        # free slots > 0 only while no live call waits
-        self._free = threads
+        self._connections = connections
+        self._proxy = wire.proxy_of(configuration)
+        wire.ssl_context(configuration)  # a bad CA or key file is a ConfigError now, not later
+        self._base = str(configuration.host).rstrip("/")
+        self._server_hostname: str | None = configuration.tls_server_name or None
+        self._session: aiohttp.ClientSession | None = None  # made in the loop, at first use
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # the connections as slots handed out by priority (see the module docstring);
+        # invariant: free slots > 0 only while no live call waits
+        self._free = connections
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
@@ -143,8 +144,9 @@ class KubeClient:
         *,
         path: Path | None,
         context: str | None = None,
-        threads: int = 8,
+        connections: int = 8,
         observer: RequestObserver | None = None,
+        timeout: float = 30.0,
     ) -> KubeClient:
         """Load ``path`` (or in-cluster config when ``path`` is None and we run in a pod,
         else ``$KUBECONFIG``/``~/.kube/config``)."""
@@ -163,7 +165,8 @@ class KubeClient:
                 )
         except (kubernetes.config.ConfigException, OSError, TypeError, ValueError) as e:
             raise errors.ConfigError(f"cannot load Kubernetes credentials: {e}") from e
-        return cls(configuration=configuration, threads=threads, observer=observer)
+        return cls(configuration=configuration, connections=connections, observer=observer,
+                   timeout=timeout)
 
     def connection(self) -> Connection:
         c = self._configuration
@@ -183,8 +186,9 @@ class KubeClient:
         )
 
     async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        await asyncio.get_running_loop().run_in_executor(None, self._api.close)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     # -- the one raw call ----------------------------------------------------------------
 
@@ -201,15 +205,12 @@ class KubeClient:
     ) -> RawObject:
         """One API call; returns the decoded JSON reply (``{}`` for an empty body, or when
         ``decode`` is false: the caller does not need the reply)."""
-        loop = asyncio.get_running_loop()
         asked = time.perf_counter()
         await self._acquire(priority)
         started = time.perf_counter()
         status: int | None = None
         try:
-            status, reply = await loop.run_in_executor(
-                self._pool, self._request_sync, method, path, query, body, content_type, decode
-            )
+            status, reply = await self._call(method, path, query, body, content_type, decode)
             return reply
         except errors.ApiError as e:
             status = e.status
@@ -250,7 +251,7 @@ class KubeClient:
                 return
         self._free += 1
 
-    def _request_sync(
+    async def _call(
         self,
         method: str,
         path: str,
@@ -259,40 +260,41 @@ class KubeClient:
         content_type: str,
         decode: bool = True,
     ) -> tuple[int, RawObject]:
-        """The call, in a pool thread: (HTTP status, decoded reply)."""
-        headers = {"Accept": JSON}
+        """The call on the wire: (HTTP status, decoded reply)."""
+        what = f"{method} {path}"
+        headers = {"Accept": JSON, **wire.auth_headers(self._configuration)}
+        data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type
+            data = json.dumps(body, separators=(",", ":")).encode()
         params = list(query.items()) if isinstance(query, Mapping) else list(query or [])
-        what = f"{method} {path}"
+        url = self._base + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        if self._session is None:
+            self._session = wire.session(connections=self._connections,
+                                         configuration=self._configuration)
         try:
-            serialized = self._api.param_serialize(
-                method=method,
-                resource_path=path,
-                query_params=params,
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            response = self._api.call_api(*serialized, _request_timeout=self._timeout)
-            data = response.read()  # type: ignore[no-untyped-call]
-        except urllib3.exceptions.HTTPError as e:
-            raise errors.TransportError(f"{what}: {e}") from e
-        except kubernetes.client.exceptions.ApiException as e:
-            if e.status:
-                raise errors.api_error(status=e.status, body=e.body, what=what) from e
-            raise errors.TransportError(f"{what}: {e}") from e
-        if not 200 <= response.status <= 299:
-            raise errors.api_error(status=response.status, body=data, what=what)
-        if not data or not decode:
-            return response.status, {}
+            async with self._session.request(
+                method, yarl.URL(url, encoded=True), data=data, headers=headers,
+                timeout=self._timeout, proxy=self._proxy,
+                server_hostname=self._server_hostname,
+            ) as response:
+                status = response.status
+                reply = await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise errors.TransportError(f"{what}: {e!r}") from e
+        if not 200 <= status <= 299:
+            raise errors.api_error(status=status, body=reply, what=what)
+        if not reply or not decode:
+            return status, {}
         try:
-            decoded = json.loads(data)
+            decoded = json.loads(reply)
         except ValueError as e:
             raise errors.ApiError(
-                f"{what}: reply is not JSON", status=response.status, body=data[:200]
+                f"{what}: reply is not JSON", status=status, body=reply[:200]
             ) from e
-        return response.status, decoded if isinstance(decoded, dict) else {"items": decoded}
+        return status, decoded if isinstance(decoded, dict) else {"items": decoded}
 
     # -- generic verbs -------------------------------------------------------------------
 

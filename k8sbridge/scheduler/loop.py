@@ -4,7 +4,7 @@ Why one task: every decision here reads and writes the same state (held offers, 
 launched task groups, suppression). ``Scheduler.run`` is the single owner of that state; pod
 watch events, Mesos events and timers all arrive as items on one inbox queue, so there are no
 locks and no interleaving surprises. Kubernetes writes and Mesos calls are awaited from here
-(bounded by the kube client's thread pool), status writes are handed to the kubelet's writer.
+(bounded by the kube client's connections), status writes are handed to the kubelet's writer.
 
 Crash-safe commit order — **bind first, then ACCEPT**, with task ids derived from the pod uid
 (``<uid>.<attempt>.<generation>.<container>``: ``lifecycle.taskids``):

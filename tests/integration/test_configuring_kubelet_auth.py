@@ -36,7 +36,7 @@ async def devkube(tmp_path: Path) -> AsyncIterator[devkube_main.Devkube]:
 
 @pytest.fixture
 async def kube(devkube: devkube_main.Devkube) -> AsyncIterator[kube_client.KubeClient]:
-    client = kube_client.KubeClient.from_kubeconfig(path=devkube.kubeconfig, threads=2)
+    client = kube_client.KubeClient.from_kubeconfig(path=devkube.kubeconfig, connections=2)
     yield client
     await client.close()
 
@@ -101,7 +101,7 @@ async def test_an_unreachable_api_server_refuses_and_is_not_cached(tmp_path: Pat
     kubeconfig = tmp_path / "gone"
     devkube_main.write_kubeconfig(path=kubeconfig, url=f"http://127.0.0.1:{free_port()}",
                                   token="t", ca_file=None)
-    client = kube_client.KubeClient.from_kubeconfig(path=kubeconfig, threads=1)
+    client = kube_client.KubeClient.from_kubeconfig(path=kubeconfig, connections=1)
     try:
         async with _serving(client, host="127.0.0.1") as server:
             for _ in range(2):

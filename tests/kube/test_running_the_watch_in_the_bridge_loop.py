@@ -2,7 +2,7 @@
 
 What must hold for that: callbacks run on the caller's loop and thread; stopping the watch
 stops kopf's tasks and nothing else of the loop (``kopf.operator()`` would cancel every task
-created after it started); the kube client's thread pool keeps working next to it; and the
+created after it started); the kube client keeps working next to it; and the
 process' SIGINT/SIGTERM still reach the application after kopf installed handlers of its own.
 """
 
@@ -33,7 +33,7 @@ async def kube(tmp_path: Path) -> AsyncIterator[kube_client.KubeClient]:
         port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False
     )
     async with devkube_main.running(config) as dk:
-        client = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, threads=2)
+        client = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, connections=2)
         try:
             yield client
         finally:
@@ -82,7 +82,7 @@ async def test_callbacks_run_on_the_callers_loop_and_stopping_spares_the_other_t
         assert _kopf_tasks(), "kopf's tasks run in this loop"
         # a task of another component, created after the watch started
         bystander = asyncio.create_task(bystander_stop.wait())
-        # the kube client's thread pool works next to the watch, from the same loop
+        # the kube client works next to the watch, from the same loop
         await kube.create(PODS, _pod("after"))
         async with asyncio.timeout(30):
             await seen.wait()

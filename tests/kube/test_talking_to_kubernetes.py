@@ -22,7 +22,7 @@ async def kube(tmp_path: Path) -> AsyncIterator[kube_client.KubeClient]:
         port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False
     )
     async with devkube_main.running(config) as dk:
-        client = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, threads=4)
+        client = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, connections=4)
         try:
             yield client
         finally:
@@ -101,10 +101,6 @@ async def test_invalid_objects_raise_invalid_with_causes(kube: kube_client.KubeC
     assert err.value.status == 422
 
 
-# urllib3 leaves the refused socket to the garbage collector while it retries (its warning, not
-# ours): ignore that one warning class here.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_unreachable_server_is_a_transport_error(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc"
     kubeconfig.write_text(
@@ -113,15 +109,15 @@ async def test_unreachable_server_is_a_transport_error(tmp_path: Path) -> None:
         "users: [{name: x, user: {token: t}}]\n"
         "contexts: [{name: x, context: {cluster: x, user: x}}]\n"
     )
-    client = kube_client.KubeClient.from_kubeconfig(path=kubeconfig, threads=1)
-    client._timeout = 2.0
+    client = kube_client.KubeClient.from_kubeconfig(path=kubeconfig, connections=1,
+                                                    timeout=2.0)
     try:
         with pytest.raises(kube_errors.TransportError):
             await client.get("/api/v1/pods")
     finally:
         await client.close()
     with pytest.raises(kube_errors.ConfigError):
-        kube_client.KubeClient.from_kubeconfig(path=tmp_path / "missing", threads=1)
+        kube_client.KubeClient.from_kubeconfig(path=tmp_path / "missing", connections=1)
 
 
 async def test_embedded_kopf_feeds_pod_events_without_touching_pods(
@@ -161,14 +157,14 @@ async def test_embedded_kopf_feeds_pod_events_without_touching_pods(
     assert not pod["metadata"].get("finalizers")
 
 
-async def test_the_most_urgent_waiting_call_gets_the_next_free_thread(tmp_path: Path) -> None:
+async def test_the_most_urgent_waiting_call_gets_the_next_free_connection(tmp_path: Path) -> None:
     config = devkube_main.DevkubeConfig(
         port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False
     )
     async with devkube_main.running(config) as dk:
-        kube = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, threads=1)
+        kube = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, connections=1)
         try:
-            # the one thread is held by a watch that the server ends after a second
+            # the one connection is held by a watch that the server ends after a second
             blocker = asyncio.create_task(kube.request(
                 "GET", "/api/v1/pods", query={"watch": "true", "timeoutSeconds": "1"}
             ))
@@ -184,7 +180,7 @@ async def test_the_most_urgent_waiting_call_gets_the_next_free_thread(tmp_path: 
             await asyncio.sleep(0.05)
             calls.append(asyncio.create_task(call("urgent", kube_client.URGENT)))
             await asyncio.sleep(0.05)
-            assert order == [] and not blocker.done()  # all three wait for the thread
+            assert order == [] and not blocker.done()  # all three wait for the connection
             async with asyncio.timeout(10):
                 await asyncio.gather(blocker, *calls)
             assert order == ["urgent", "normal", "background"]

@@ -28,7 +28,7 @@ async def test_each_call_reports_its_verb_status_and_time(tmp_path: Path) -> Non
     timings: list[kube_client.RequestTiming] = []
     async with devkube_main.running(config) as dk:
         kube = kube_client.KubeClient.from_kubeconfig(
-            path=dk.kubeconfig, threads=1, observer=timings.append
+            path=dk.kubeconfig, connections=1, observer=timings.append
         )
         try:
             await kube.create(CONFIGMAPS, _config_map("timed"))
@@ -52,13 +52,9 @@ async def test_each_call_reports_its_verb_status_and_time(tmp_path: Path) -> Non
     ]
     assert all(t.seconds > 0 for t in timings)
     first, second = timings[4], timings[5]
-    assert second.queued >= first.seconds * 0.5, (first, second)  # it waited for the thread
+    assert second.queued >= first.seconds * 0.5, (first, second)  # it waited for the connection
 
 
-# urllib3 leaves the refused socket to the garbage collector while it retries (its warning, not
-# ours): ignore that one warning class here.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_no_reply_is_timed_without_a_status_and_a_broken_observer_is_only_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -75,9 +71,8 @@ async def test_no_reply_is_timed_without_a_status_and_a_broken_observer_is_only_
         timings.append(timing)
         raise RuntimeError("metrics backend is down")
 
-    client = kube_client.KubeClient.from_kubeconfig(path=kubeconfig, threads=1,
-                                                    observer=observer)
-    client._timeout = 2.0
+    client = kube_client.KubeClient.from_kubeconfig(path=kubeconfig, connections=1,
+                                                    observer=observer, timeout=2.0)
     try:
         with caplog.at_level(logging.ERROR, logger="k8sbridge.kube.client"), \
                 pytest.raises(kube_errors.TransportError):
