@@ -21,6 +21,10 @@ ADDRESS_TYPES = ("FQDN", "IPv4", "IPv6")
 MAX_ENDPOINTS = 1000
 MAX_ADDRESSES = 100
 MAX_PORTS = 100
+# as Go's net.ParseCIDR reads them (host bits masked)
+_LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+_LINK_LOCAL_MULTICAST = (ipaddress.ip_network("224.0.0.0/24"),
+                         ipaddress.ip_network("ff02::/10", strict=False))
 
 
 def default_endpoints(obj: Obj) -> None:
@@ -50,10 +54,9 @@ def special_ip_causes(value: str, field: str) -> list[Cause]:
         problem = f"may not be unspecified ({ip})"
     elif ip.is_loopback:
         problem = "may not be in the loopback range (127.0.0.0/8, ::1/128)"
-    elif ip in ipaddress.ip_network("169.254.0.0/16") or ip in ipaddress.ip_network(
-            "fe80::/10"):
+    elif any(ip in n for n in _LINK_LOCAL):
         problem = "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
-    elif ip in ipaddress.ip_network("224.0.0.0/24") or ip in ipaddress.ip_network("ff02::/10"):
+    elif any(ip in n for n in _LINK_LOCAL_MULTICAST):
         problem = "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
     return [services.invalid_cause(field, value, problem)] if problem else []
 

@@ -1,0 +1,135 @@
+"""The EndpointSlice controller: the slices of every Service with a selector, as
+kube-controller-manager's ``endpointslice-controller.k8s.io`` keeps them.
+
+A Service is synced when it changes, when a pod it selects (before or after the change)
+changes, and when one of its managed slices changes behind the controller's back. The plan is
+``endpointplan.plan_slices`` (pure); this module reads the caches and writes the plan. Slices
+carry a controller reference to their Service, so the garbage collector removes them with it.
+Services without a selector are left alone (their slices, if any, are someone else's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from k8sbridge.devkube.controllers import base, endpointplan, errors
+from k8sbridge.devkube.controllers import client as api
+from k8sbridge.devkube.controllers.informer import Informer
+from k8sbridge.devkube.controllers.raw import ObjectKey, RawObject, key_of, split_key
+from k8sbridge.devkube.controllers.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+def services_selecting(services: Informer, pod: RawObject | None) -> list[ObjectKey]:
+    """Keys of the Services (same namespace) whose selector matches ``pod``."""
+    if pod is None:
+        return []
+    ns = (pod.get("metadata") or {}).get("namespace") or ""
+    found = []
+    for svc in services.items(ns):
+        selector = endpointplan.selector_of(svc)
+        if selector is not None and endpointplan.selects(selector, pod):
+            found.append(key_of(svc))
+    return found
+
+
+def zones_of(nodes: Informer | None) -> dict[str, str]:
+    if nodes is None:
+        return {}
+    zones = {}
+    for node in nodes:
+        m = node.get("metadata") or {}
+        zone = (m.get("labels") or {}).get(endpointplan.ZONE_LABEL)
+        if zone:
+            zones[str(m.get("name"))] = str(zone)
+    return zones
+
+
+class EndpointSliceController:
+    def __init__(self, *, client: api.ApiClient, services: Informer, pods: Informer,
+                 slices: Informer, nodes: Informer | None = None) -> None:
+        self.client = client
+        self.services = services
+        self.pods = pods
+        self.slices = slices
+        self.nodes = nodes
+        self.queue = WorkQueue(name="endpointslice")
+        services.add_handler(self._on_service)
+        pods.add_handler(self._on_pod)
+        slices.add_handler(self._on_slice)
+
+    def _on_service(self, old: RawObject | None, new: RawObject | None) -> None:
+        obj = new if new is not None else old
+        if obj is not None:
+            self.queue.add(key_of(obj))
+
+    def _on_pod(self, old: RawObject | None, new: RawObject | None) -> None:
+        for key in {*services_selecting(self.services, old),
+                    *services_selecting(self.services, new)}:
+            self.queue.add(key)
+
+    def _on_slice(self, old: RawObject | None, new: RawObject | None) -> None:
+        obj = new if new is not None else old
+        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+        if labels.get(endpointplan.MANAGED_BY_LABEL) != endpointplan.MANAGED_BY:
+            return
+        name = labels.get(endpointplan.SERVICE_NAME_LABEL)
+        ns = ((obj or {}).get("metadata") or {}).get("namespace")
+        if name and ns:
+            self.queue.add(ObjectKey(f"{ns}/{name}"))
+
+    async def run(self, *, stop: asyncio.Event) -> None:
+        informers = [self.services, self.pods, self.slices]
+        if self.nodes is not None:
+            informers.append(self.nodes)
+        try:
+            await base.work(queue=self.queue, sync=self.sync, stop=stop, informers=informers)
+        finally:
+            self.queue.close()
+
+    def _managed_slices(self, ns: str, name: str) -> list[RawObject]:
+        return [s for s in self.slices.items(ns)
+                if ((s.get("metadata") or {}).get("labels") or {}).get(
+                    endpointplan.SERVICE_NAME_LABEL) == name
+                and ((s.get("metadata") or {}).get("labels") or {}).get(
+                    endpointplan.MANAGED_BY_LABEL) == endpointplan.MANAGED_BY]
+
+    async def sync(self, key: ObjectKey) -> float | None:
+        service = self.services.get(key)
+        if service is None or (service.get("metadata") or {}).get("deletionTimestamp"):
+            return None  # the garbage collector removes the slices it owns
+        selector = endpointplan.selector_of(service)
+        if selector is None:
+            return None
+        ns, name = split_key(key)
+        pods = [p for p in self.pods.items(ns or "") if endpointplan.selects(selector, p)]
+        desired = endpointplan.desired_endpoints(service, pods, zones_of(self.nodes))
+        plan = endpointplan.plan_slices(service, desired, self._managed_slices(ns or "", name))
+        for body in plan.update:
+            await self._write(body, create=False)
+        for body in plan.create:
+            await self._write(body, create=True)
+        for old in plan.delete:
+            m = old.get("metadata") or {}
+            try:
+                await self.client.delete(api.ENDPOINTSLICES, namespace=ns, name=str(m["name"]),
+                                         uid=str(m.get("uid")))
+            except (errors.NotFound, errors.Conflict):
+                pass
+            self.slices.remove(old)
+        return None
+
+    async def _write(self, body: RawObject, *, create: bool) -> None:
+        ns = (body.get("metadata") or {}).get("namespace")
+        if create:
+            reply = await self.client.create(api.ENDPOINTSLICES, body, namespace=ns)
+        else:
+            try:
+                reply = await self.client.replace(api.ENDPOINTSLICES, body)
+            except errors.NotFound:
+                return  # deleted meanwhile: the slice watch queues the Service again
+        reply.setdefault("kind", "EndpointSlice")
+        reply.setdefault("apiVersion", "discovery.k8s.io/v1")
+        self.slices.upsert(reply)
