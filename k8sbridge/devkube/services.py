@@ -121,7 +121,7 @@ class Ranges:
         """The first free address of the upper (dynamic) band, then of the lower (static) band,
         as kube-apiserver's allocator prefers (ServiceIPStaticSubrange)."""
         lo, hi = self._ip_offsets()
-        band = min(max(16, (hi - lo) // 16), 256)
+        band = min(max(16, (hi - lo) // 16), 256, hi - lo)
         base = int(self.cidr.network_address)
         for start, end in ((lo + band, hi), (lo, lo + band)):
             for offset in range(start, end):
@@ -132,7 +132,7 @@ class Ranges:
 
     def next_port(self, used: set[int]) -> int | None:
         lo, hi = self.node_ports
-        band = min(max(16, (hi - lo + 1) // 32), 128)
+        band = min(max(16, (hi - lo + 1) // 32), 128, hi - lo + 1)
         for start, end in ((lo + band, hi + 1), (lo, lo + band)):
             for port in range(start, end):
                 if port not in used:
@@ -404,6 +404,18 @@ def _drop_type_dependent(old: Obj, new: Obj) -> None:
         if [p.get("nodePort") for p in _ports(old)] == [p.get("nodePort") for p in _ports(new)]:
             for port in _ports(new):
                 port.pop("nodePort", None)
+    def external(spec: Obj) -> bool:
+        return _needs_node_port(spec) or bool(
+            spec.get("type") == "ClusterIP" and spec.get("externalIPs"))
+
+    if external(old) and not external(new) and old.get(
+            "externalTrafficPolicy") == new.get("externalTrafficPolicy"):
+        new.pop("externalTrafficPolicy", None)
+    if old.get("type") == "LoadBalancer" and new.get("type") != "LoadBalancer":
+        for field in ("allocateLoadBalancerNodePorts", "loadBalancerClass",
+                      "healthCheckNodePort"):
+            if old.get(field) == new.get(field):
+                new.pop(field, None)
     if new.get("type") == "ExternalName" and old.get("type") != "ExternalName":
         for field in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
             if new.get(field) == old.get(field):
