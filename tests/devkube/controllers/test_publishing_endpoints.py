@@ -282,3 +282,24 @@ async def test_kubectl_and_the_official_client_read_them(cluster: Cluster) -> No
                     [a.ip for s in eps.subsets or [] for a in s.addresses or []])
     slice_ips, ep_ips = await asyncio.to_thread(official)
     assert slice_ips == ["10.1.0.1"] and ep_ips == ["10.1.0.1"]
+
+
+async def test_deleting_the_service_removes_its_endpoints(cluster: Cluster) -> None:
+    await service(cluster, "web", selector={"app": "web"})
+    await running_pod(cluster, "web-a", "10.1.0.1", labels={"app": "web"})
+
+    async def listed() -> bool:
+        return bool(await endpoints_by_pod(cluster, "web")) and bool(
+            addresses(await subsets(cluster, "web")))
+    await eventually(listed, what="the web Service's endpoints")
+    await cluster.client.delete(api.SERVICES, namespace="default", name="web")
+
+    async def gone() -> bool:
+        remaining = await cluster.client.list(api.ENDPOINTSLICES, namespace="default", params={
+            "labelSelector": "kubernetes.io/service-name=web"})
+        try:
+            await cluster.client.get(api.ENDPOINTS, namespace="default", name="web")
+        except errors.NotFound:
+            return not remaining.get("items")
+        return False
+    await eventually(gone, what="the slices (garbage collector) and Endpoints to go")
