@@ -210,27 +210,43 @@ class SlicePlan:
     delete: list[RawObject] = dataclasses.field(default_factory=list)
 
 
-def new_slice(service: RawObject, key: PortKey | None, endpoints: list[RawObject]) -> RawObject:
+@dataclasses.dataclass(frozen=True, slots=True)
+class SliceOwner:
+    """Whose slices a plan is about: their labels, controller reference and address type."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    owner: dict[str, Any]
+    address_type: str = "IPv4"
+    placeholder: bool = True  # keep one empty slice when there are no endpoints
+
+
+def for_service(service: RawObject) -> SliceOwner:
     m = service.get("metadata") or {}
+    return SliceOwner(name=str(m.get("name")), namespace=str(m.get("namespace")),
+                      labels=slice_labels(service), owner=owner_reference(service))
+
+
+def new_slice(who: SliceOwner, key: PortKey | None, endpoints: list[RawObject]) -> RawObject:
     body: RawObject = {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"generateName": f"{str(m.get('name'))[:57]}-",
-                     "namespace": m.get("namespace"), "labels": slice_labels(service),
-                     "ownerReferences": [owner_reference(service)]},
-        "addressType": "IPv4", "endpoints": endpoints,
+        "metadata": {"generateName": f"{who.name[:57]}-", "namespace": who.namespace,
+                     "labels": dict(who.labels), "ownerReferences": [dict(who.owner)]},
+        "addressType": who.address_type, "endpoints": endpoints,
     }
     if key is not None:
         body["ports"] = slice_ports(key)
     return body
 
 
-def plan_slices(service: RawObject, desired: dict[PortKey, list[RawObject]],
+def plan_slices(who: SliceOwner, desired: dict[PortKey, list[RawObject]],
                 existing: list[RawObject]) -> SlicePlan:
     """Reconcile: endpoints stay in the slice they are in, free room is filled before new
     slices are made, emptied slices go, one placeholder stays when nothing is left."""
     plan = SlicePlan()
-    labels = slice_labels(service)
-    owner = owner_reference(service)
+    labels = who.labels
+    owner = who.owner
     existing = sorted(existing, key=lambda s: str((s.get("metadata") or {}).get("name")))
     kept: list[tuple[RawObject, list[RawObject]]] = []
     claimed: set[int] = set()
@@ -239,7 +255,7 @@ def plan_slices(service: RawObject, desired: dict[PortKey, list[RawObject]],
         placed: set[str] = set()
         slots: list[tuple[RawObject, list[RawObject]]] = []
         for index, current in enumerate(existing):
-            if index in claimed or current.get("addressType") != "IPv4" or port_key_of(
+            if index in claimed or current.get("addressType") != who.address_type or port_key_of(
                     current) != key or not current.get("endpoints"):
                 continue
             claimed.add(index)
@@ -257,7 +273,7 @@ def plan_slices(service: RawObject, desired: dict[PortKey, list[RawObject]],
         while remaining:
             chunk, remaining = (remaining[:MAX_ENDPOINTS_PER_SLICE],
                                 remaining[MAX_ENDPOINTS_PER_SLICE:])
-            plan.create.append(new_slice(service, key, chunk))
+            plan.create.append(new_slice(who, key, chunk))
         kept += slots
     for current, eps in kept:
         if not eps:
@@ -265,14 +281,15 @@ def plan_slices(service: RawObject, desired: dict[PortKey, list[RawObject]],
             continue
         _update_if_changed(plan, current, eps, labels, owner)
     leftovers = [s for i, s in enumerate(existing) if i not in claimed]
-    if not desired and not plan.create and not any(eps for _, eps in kept):
+    if who.placeholder and not desired and not plan.create and not any(
+            eps for _, eps in kept):
         if leftovers:
             placeholder = leftovers.pop(0)
             changed = copy_json(placeholder)
             changed.pop("ports", None)
             _update_if_changed(plan, changed, [], labels, owner, original=placeholder)
         elif not kept:
-            plan.create.append(new_slice(service, None, []))
+            plan.create.append(new_slice(who, None, []))
     plan.delete += leftovers
     return plan
 

@@ -47,6 +47,33 @@ def zones_of(nodes: Informer | None) -> dict[str, str]:
     return zones
 
 
+async def apply(client: api.ApiClient, slices: Informer, plan: endpointplan.SlicePlan) -> None:
+    """Write a slice plan (updates, creations, deletions), keeping ``slices`` current."""
+    for body in plan.update:
+        try:
+            reply = await client.replace(api.ENDPOINTSLICES, body)
+        except errors.NotFound:
+            continue  # deleted meanwhile: the slice watch queues the owner again
+        _remember(slices, reply)
+    for body in plan.create:
+        _remember(slices, await client.create(
+            api.ENDPOINTSLICES, body, namespace=(body.get("metadata") or {}).get("namespace")))
+    for old in plan.delete:
+        m = old.get("metadata") or {}
+        try:
+            await client.delete(api.ENDPOINTSLICES, namespace=m.get("namespace"),
+                                name=str(m["name"]), uid=str(m.get("uid")))
+        except (errors.NotFound, errors.Conflict):
+            pass
+        slices.remove(old)
+
+
+def _remember(slices: Informer, reply: RawObject) -> None:
+    reply.setdefault("kind", "EndpointSlice")
+    reply.setdefault("apiVersion", "discovery.k8s.io/v1")
+    slices.upsert(reply)
+
+
 class EndpointSliceController:
     def __init__(self, *, client: api.ApiClient, services: Informer, pods: Informer,
                  slices: Informer, nodes: Informer | None = None) -> None:
@@ -106,30 +133,8 @@ class EndpointSliceController:
         ns, name = split_key(key)
         pods = [p for p in self.pods.items(ns or "") if endpointplan.selects(selector, p)]
         desired = endpointplan.desired_endpoints(service, pods, zones_of(self.nodes))
-        plan = endpointplan.plan_slices(service, desired, self._managed_slices(ns or "", name))
-        for body in plan.update:
-            await self._write(body, create=False)
-        for body in plan.create:
-            await self._write(body, create=True)
-        for old in plan.delete:
-            m = old.get("metadata") or {}
-            try:
-                await self.client.delete(api.ENDPOINTSLICES, namespace=ns, name=str(m["name"]),
-                                         uid=str(m.get("uid")))
-            except (errors.NotFound, errors.Conflict):
-                pass
-            self.slices.remove(old)
+        plan = endpointplan.plan_slices(endpointplan.for_service(service), desired,
+                                        self._managed_slices(ns or "", name))
+        await apply(self.client, self.slices, plan)
         return None
 
-    async def _write(self, body: RawObject, *, create: bool) -> None:
-        ns = (body.get("metadata") or {}).get("namespace")
-        if create:
-            reply = await self.client.create(api.ENDPOINTSLICES, body, namespace=ns)
-        else:
-            try:
-                reply = await self.client.replace(api.ENDPOINTSLICES, body)
-            except errors.NotFound:
-                return  # deleted meanwhile: the slice watch queues the Service again
-        reply.setdefault("kind", "EndpointSlice")
-        reply.setdefault("apiVersion", "discovery.k8s.io/v1")
-        self.slices.upsert(reply)

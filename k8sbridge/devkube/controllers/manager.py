@@ -18,6 +18,9 @@ from k8sbridge.devkube.controllers.cronjob import CronJobController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
 from k8sbridge.devkube.controllers.endpoints import EndpointsController
 from k8sbridge.devkube.controllers.endpointslice import EndpointSliceController
+from k8sbridge.devkube.controllers.endpointslicemirroring import (
+    EndpointSliceMirroringController,
+)
 from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.gc import GarbageCollector
 from k8sbridge.devkube.controllers.informer import Informer
@@ -101,6 +104,8 @@ async def run(
                                     nodes=nodes),
             EndpointsController(client=client, services=services, pods=pods,
                                 endpoints=endpoints),
+            EndpointSliceMirroringController(client=client, services=services,
+                                             endpoints=endpoints, slices=slices),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")

@@ -15,6 +15,9 @@ SERVICE: dict[str, Any] = {
 }
 
 
+WHO = endpointplan.for_service(SERVICE)
+
+
 def pod(i: int, *, ready: bool = True, named_port: bool = True) -> dict[str, Any]:
     ports = [{"name": "http", "containerPort": 8080}] if named_port else []
     return {"metadata": {"name": f"web-{i:03d}", "namespace": "default", "uid": f"uid-{i}",
@@ -39,7 +42,7 @@ def applied(plan: endpointplan.SlicePlan, existing: list[dict[str, Any]]) -> lis
 
 def test_slices_fill_up_and_keep_their_endpoints() -> None:
     pods = [pod(i) for i in range(230)]
-    plan = endpointplan.plan_slices(SERVICE, endpointplan.desired_endpoints(SERVICE, pods, {}),
+    plan = endpointplan.plan_slices(WHO, endpointplan.desired_endpoints(SERVICE, pods, {}),
                                     [])
     assert [len(s["endpoints"]) for s in plan.create] == [100, 100, 30]
     first = plan.create[0]
@@ -50,7 +53,7 @@ def test_slices_fill_up_and_keep_their_endpoints() -> None:
     slices = applied(plan, [])
 
     # nothing changed: nothing to write
-    again = endpointplan.plan_slices(SERVICE, endpointplan.desired_endpoints(SERVICE, pods, {}),
+    again = endpointplan.plan_slices(WHO, endpointplan.desired_endpoints(SERVICE, pods, {}),
                                      slices)
     assert (again.create, again.update, again.delete) == ([], [], [])
 
@@ -59,7 +62,7 @@ def test_slices_fill_up_and_keep_their_endpoints() -> None:
     # middle one is untouched
     pods = [p for p in pods if p["metadata"]["name"] != "web-000"] + [
         pod(i) for i in range(300, 305)]
-    plan = endpointplan.plan_slices(SERVICE, endpointplan.desired_endpoints(SERVICE, pods, {}),
+    plan = endpointplan.plan_slices(WHO, endpointplan.desired_endpoints(SERVICE, pods, {}),
                                     slices)
     assert plan.create == [] and plan.delete == []
     assert sorted(len(s["endpoints"]) for s in plan.update) == [34, 100]
@@ -92,13 +95,13 @@ def test_not_ready_terminating_and_portless_pods() -> None:
 
 
 def test_no_endpoints_leave_one_placeholder() -> None:
-    plan = endpointplan.plan_slices(SERVICE, {}, [])
+    plan = endpointplan.plan_slices(WHO, {}, [])
     assert len(plan.create) == 1 and plan.create[0]["endpoints"] == []
     assert "ports" not in plan.create[0]
     slices = applied(endpointplan.plan_slices(
-        SERVICE, endpointplan.desired_endpoints(SERVICE, [pod(i) for i in range(150)], {}), []),
+        WHO, endpointplan.desired_endpoints(SERVICE, [pod(i) for i in range(150)], {}), []),
         [])
-    plan = endpointplan.plan_slices(SERVICE, {}, slices)
+    plan = endpointplan.plan_slices(WHO, {}, slices)
     assert plan.create == [] and len(plan.delete) == 1  # the other becomes the placeholder
     assert len(plan.update) == 1 and plan.update[0]["endpoints"] == []
     left = applied(plan, slices)

@@ -207,6 +207,29 @@ async def test_selectorless_services_keep_their_users_endpoints(cluster: Cluster
     await eventually(web_listed, what="the selecting Service's slice")
     assert await slices(cluster, "external") == []
     assert addresses(await subsets(cluster, "external")) == {"192.0.2.10"}
+
+    # ... and mirrored into EndpointSlices by the mirroring controller
+    async def mirrored() -> list[RawObject]:
+        reply = await cluster.client.list(api.ENDPOINTSLICES, namespace="default", params={
+            "labelSelector": "kubernetes.io/service-name=external,endpointslice.kubernetes.io/"
+                             "managed-by=endpointslicemirroring-controller.k8s.io"})
+        return list(reply.get("items") or [])
+
+    async def one_mirror() -> bool:
+        return len(await mirrored()) == 1
+    await eventually(one_mirror, what="the user's Endpoints mirrored into a slice")
+    [mirror] = await mirrored()
+    assert mirror["endpoints"] == [{"addresses": ["192.0.2.10"], "conditions": {"ready": True}}]
+    assert mirror["ports"] == [{"name": "http", "port": 80, "protocol": "TCP"}]
+    assert mirror["metadata"]["ownerReferences"][0]["kind"] == "Endpoints"
+    described = await cluster.kubectl("describe", "svc", "external")
+    assert "192.0.2.10:80" in described, described
+    await cluster.client.patch(api.ENDPOINTS, namespace="default", name="external", body={
+        "metadata": {"labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}}})
+
+    async def no_mirror() -> bool:
+        return not await mirrored()
+    await eventually(no_mirror, what="skip-mirror to remove the mirrored slice")
     # the user's Endpoints are validated as kube-apiserver validates them
     with pytest.raises(errors.Invalid) as refused:
         await cluster.client.create(api.ENDPOINTS, {
