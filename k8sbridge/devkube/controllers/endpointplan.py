@@ -128,13 +128,25 @@ def target_ref(pod: RawObject) -> dict[str, Any]:
             "uid": m.get("uid")}
 
 
-def endpoint(pod: RawObject, service: RawObject, zones: dict[str, str]) -> RawObject:
+def families(service: RawObject) -> list[str]:
+    """The Service's address families (``spec.ipFamilies``; IPv4 when unset)."""
+    found = [f for f in (service.get("spec") or {}).get("ipFamilies") or []
+             if f in ("IPv4", "IPv6")]
+    return found or ["IPv4"]
+
+
+def _version(family: str) -> int:
+    return 6 if family == "IPv6" else 4
+
+
+def endpoint(pod: RawObject, service: RawObject, zones: dict[str, str], *,
+             family: str = "IPv4") -> RawObject:
     """podToEndpoint."""
     serving = podfacts.is_ready(pod)
     terminating = podfacts.is_terminating(pod)
     publish = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
     ep: RawObject = {
-        "addresses": [pod_ip(pod)],
+        "addresses": [pod_ip(pod, family=_version(family))],
         "conditions": {"ready": publish or (serving and not terminating), "serving": serving,
                        "terminating": terminating},
         "targetRef": target_ref(pod),
@@ -186,15 +198,16 @@ def owner_reference(service: RawObject) -> dict[str, Any]:
             "controller": True, "blockOwnerDeletion": True}
 
 
-def desired_endpoints(service: RawObject, pods: list[RawObject],
-                      zones: dict[str, str]) -> dict[PortKey, list[RawObject]]:
-    """The endpoints of the selected pods, grouped by their resolved ports (by pod name)."""
+def desired_endpoints(service: RawObject, pods: list[RawObject], zones: dict[str, str], *,
+                      family: str = "IPv4") -> dict[PortKey, list[RawObject]]:
+    """The endpoints (of ``family``) of the selected pods, grouped by their resolved ports
+    (by pod name)."""
     groups: dict[PortKey, list[RawObject]] = {}
     for pod in sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("name"))):
-        if not should_include(pod, include_terminating=True):
+        if not should_include(pod, include_terminating=True, family=_version(family)):
             continue
         groups.setdefault(resolved_ports(service, pod), []).append(
-            endpoint(pod, service, zones))
+            endpoint(pod, service, zones, family=family))
     return groups
 
 
@@ -222,10 +235,11 @@ class SliceOwner:
     placeholder: bool = True  # keep one empty slice when there are no endpoints
 
 
-def for_service(service: RawObject) -> SliceOwner:
+def for_service(service: RawObject, family: str = "IPv4") -> SliceOwner:
     m = service.get("metadata") or {}
     return SliceOwner(name=str(m.get("name")), namespace=str(m.get("namespace")),
-                      labels=slice_labels(service), owner=owner_reference(service))
+                      labels=slice_labels(service), owner=owner_reference(service),
+                      address_type=family)
 
 
 def new_slice(who: SliceOwner, key: PortKey | None, endpoints: list[RawObject]) -> RawObject:
@@ -314,16 +328,17 @@ def _update_if_changed(plan: SlicePlan, current: RawObject, eps: list[RawObject]
 def desired_subsets(service: RawObject, pods: list[RawObject]) -> tuple[list[RawObject], bool]:
     """The Endpoints' subsets (RepackSubsets order) and whether they were truncated."""
     publish = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
+    version = _version(families(service)[0])  # the Endpoints show the primary family
     headless_portless = is_headless(service) and not (service.get("spec") or {}).get("ports")
     groups: dict[PortKey, tuple[list[RawObject], list[RawObject]]] = {}
     count = 0
     for pod in pods:
-        if not should_include(pod, include_terminating=publish):
+        if not should_include(pod, include_terminating=publish, family=version):
             continue
         key = () if headless_portless else resolved_ports(service, pod)
         if not key and not headless_portless:
             continue
-        address: RawObject = {"ip": pod_ip(pod), "targetRef": target_ref(pod)}
+        address: RawObject = {"ip": pod_ip(pod, family=version), "targetRef": target_ref(pod)}
         if podfacts.node_name(pod):
             address["nodeName"] = podfacts.node_name(pod)
         hostname = _hostname(pod, service)

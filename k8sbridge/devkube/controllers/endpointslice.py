@@ -132,9 +132,19 @@ class EndpointSliceController:
             return None
         ns, name = split_key(key)
         pods = [p for p in self.pods.items(ns or "") if endpointplan.selects(selector, p)]
-        desired = endpointplan.desired_endpoints(service, pods, zones_of(self.nodes))
-        plan = endpointplan.plan_slices(endpointplan.for_service(service), desired,
-                                        self._managed_slices(ns or "", name))
-        await apply(self.client, self.slices, plan)
+        zones = zones_of(self.nodes)
+        existing = self._managed_slices(ns or "", name)
+        wanted = endpointplan.families(service)
+        for family in wanted:
+            desired = endpointplan.desired_endpoints(service, pods, zones, family=family)
+            mine = [s for s in existing if s.get("addressType") == family]
+            if family != wanted[0] and not desired and not mine:
+                continue  # the placeholder is the primary family's
+            plan = endpointplan.plan_slices(endpointplan.for_service(service, family), desired,
+                                            mine)
+            await apply(self.client, self.slices, plan)
+        stale = [s for s in existing if s.get("addressType") not in wanted]
+        if stale:
+            await apply(self.client, self.slices, endpointplan.SlicePlan(delete=stale))
         return None
 

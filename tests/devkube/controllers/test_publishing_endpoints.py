@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from k8sbridge.devkube import main
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers import errors
 from k8sbridge.devkube.controllers.raw import RawObject
@@ -326,3 +328,25 @@ async def test_deleting_the_service_removes_its_endpoints(cluster: Cluster) -> N
             return not remaining.get("items")
         return False
     await eventually(gone, what="the slices (garbage collector) and Endpoints to go")
+
+
+async def test_an_ipv6_service_cidr_gives_ipv6_services_and_slices(tmp_path: Path) -> None:
+    config = main.DevkubeConfig(port=0, kubeconfig=tmp_path / "kubeconfig",
+                                service_cluster_ip_range="fd00:10:96::/112")
+    async with main.running(config) as kube, api.ApiClient(
+            url=kube.url, token=kube.token, ca_file=kube.ca_file) as client:
+        cluster = Cluster(kube=kube, client=client, cache_dir=tmp_path / "cache")
+        kubernetes = await client.get(api.SERVICES, namespace="default", name="kubernetes")
+        assert kubernetes["spec"]["clusterIPs"] == ["fd00:10:96::1"]
+        made = await service(cluster, "six", selector={"app": "six"})
+        assert made["spec"]["ipFamilies"] == ["IPv6"]
+        assert ipaddress.ip_address(made["spec"]["clusterIP"]) in ipaddress.ip_network(
+            "fd00:10:96::/112")
+        await running_pod(cluster, "six-a", "fd00:1::5", labels={"app": "six"})
+
+        async def listed() -> bool:
+            found = await slices(cluster, "six")
+            return [(s["addressType"], [a for e in s["endpoints"] for a in e["addresses"]])
+                    for s in found] == [("IPv6", ["fd00:1::5"])]
+        await eventually(listed, what="an IPv6 slice")
+        assert addresses(await subsets(cluster, "six")) == {"fd00:1::5"}
