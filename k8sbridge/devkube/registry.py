@@ -210,7 +210,7 @@ class Registry:
             events.default_core(obj)
         defaults.apply_defaults(kind, obj, create=True)
         if kind.plural == "services":
-            self.service_allocator.create(obj, stored=self._services())
+            self.service_allocator.create(obj, stored=self.store)
         self._validate(kind, obj, old=None)
         name = meta["name"]
         if self.store.peek(kind.store_key, meta.get("namespace", ""), name) is not None:
@@ -221,9 +221,6 @@ class Registry:
         if kind.plural == "namespaces":
             self._ensure_service_account(name)
         return self.view(kind, stored.obj)  # stored objects are never mutated: no copy
-
-    def _services(self) -> list[Obj]:
-        return [s.obj for s in self.store.items(SVC_KIND.store_key)]
 
     def _ensure_service_account(self, namespace: str) -> None:
         if self.store.peek(SA_KIND.store_key, namespace, "default") is None:
@@ -308,7 +305,7 @@ class Registry:
                 self._check_pod_update(old, new)
             defaults.apply_defaults(kind, new, create=False)
             if kind.plural == "services":
-                self.service_allocator.update(old, new, stored=self._services())
+                self.service_allocator.update(old, new, stored=self.store)
             if kind.has_spec and new.get("spec") != old.get("spec"):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if old_meta.get("deletionTimestamp"):

@@ -14,6 +14,7 @@ Pure functions over dicts; the registry calls them inside its synchronous create
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import ipaddress
 import json
@@ -21,7 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from k8sbridge.devkube import errors
+from k8sbridge.devkube import errors, store
 
 Obj = dict[str, Any]
 Cause = errors.Cause
@@ -30,6 +31,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
 HEADLESS = "None"
+SERVICES_STORE_KEY = "/services"
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 PROTOCOLS = ("SCTP", "TCP", "UDP")
@@ -117,7 +119,7 @@ class Ranges:
         lo, hi = self._ip_offsets()
         return lo <= int(ip) - int(self.cidr.network_address) < hi
 
-    def next_ip(self, used: set[str]) -> str | None:
+    def next_ip(self, used: set[int]) -> str | None:
         """The first free address of the upper (dynamic) band, then of the lower (static) band,
         as kube-apiserver's allocator prefers (ServiceIPStaticSubrange)."""
         lo, hi = self._ip_offsets()
@@ -125,9 +127,8 @@ class Ranges:
         base = int(self.cidr.network_address)
         for start, end in ((lo + band, hi), (lo, lo + band)):
             for offset in range(start, end):
-                candidate = str(ipaddress.ip_address(base + offset))
-                if candidate not in used:
-                    return candidate
+                if base + offset not in used:
+                    return str(ipaddress.ip_address(base + offset))
         return None
 
     def next_port(self, used: set[int]) -> int | None:
@@ -158,31 +159,82 @@ def is_headless(spec: Obj) -> bool:
     return isinstance(ips, list) and len(ips) == 1 and ips[0] == HEADLESS
 
 
-def _used(others: Iterable[Obj], *, skip: tuple[str, str]) -> tuple[set[str], set[int]]:
-    """Addresses and node ports held by the stored Services other than ``skip``."""
-    ips: set[str] = set()
+Held = tuple[frozenset[int], frozenset[int]]  # (addresses as integers, node ports)
+
+
+def held_by(svc: Obj) -> Held:
+    """What one Service holds: its cluster IPs and node ports."""
+    spec = _spec(svc)
+    ips: set[int] = set()
     ports: set[int] = set()
-    for svc in others:
-        meta = svc.get("metadata") or {}
-        if (meta.get("namespace", ""), meta.get("name")) == skip:
-            continue
-        spec = _spec(svc)
-        for ip in spec.get("clusterIPs") or []:
-            if isinstance(ip, str) and ip not in ("", HEADLESS):
-                ips.add(_canonical(ip))
-        for port in _ports(spec):
-            if isinstance(port.get("nodePort"), int) and port["nodePort"]:
-                ports.add(port["nodePort"])
-        if isinstance(spec.get("healthCheckNodePort"), int) and spec["healthCheckNodePort"]:
-            ports.add(spec["healthCheckNodePort"])
-    return ips, ports
+    for ip in spec.get("clusterIPs") or []:
+        if isinstance(ip, str) and ip not in ("", HEADLESS):
+            try:
+                ips.add(int(ipaddress.ip_address(ip)))
+            except ValueError:
+                continue
+    for port in _ports(spec):
+        if isinstance(port.get("nodePort"), int) and port["nodePort"]:
+            ports.add(port["nodePort"])
+    if isinstance(spec.get("healthCheckNodePort"), int) and spec["healthCheckNodePort"]:
+        ports.add(spec["healthCheckNodePort"])
+    return frozenset(ips), frozenset(ports)
 
 
-def _canonical(ip: str) -> str:
-    try:
-        return str(ipaddress.ip_address(ip))
-    except ValueError:
-        return ip
+class Holdings:
+    """What the stored Services hold, kept in step with the store: after a first reading of
+    every Service, only the Service changes committed since the last allocation are applied
+    (from the store's change history; all are read again when that history no longer reaches
+    back so far)."""
+
+    def __init__(self, store_key: str) -> None:
+        self._store_key = store_key
+        self._rv: int | None = None
+        self._by_service: dict[tuple[str, str], Held] = {}
+        self._ips: collections.Counter[int] = collections.Counter()
+        self._ports: collections.Counter[int] = collections.Counter()
+
+    def _count(self, held: Held, step: int) -> None:
+        for counter, values in ((self._ips, held[0]), (self._ports, held[1])):
+            for value in values:
+                counter[value] += step
+                if counter[value] <= 0:
+                    del counter[value]
+
+    def _set(self, key: tuple[str, str], svc: Obj | None) -> None:
+        old = self._by_service.pop(key, None)
+        if old is not None:
+            self._count(old, -1)
+        if svc is not None:
+            held = held_by(svc)
+            self._by_service[key] = held
+            self._count(held, +1)
+
+    def _catch_up(self, st: store.Store) -> None:
+        changes = st.changes_since(self._rv, self._store_key) if self._rv is not None else None
+        if changes is None:
+            self._by_service.clear()
+            self._ips.clear()
+            self._ports.clear()
+            for stored in st.items(self._store_key):
+                meta = stored.obj.get("metadata") or {}
+                self._set((str(meta.get("namespace", "")), str(meta.get("name"))), stored.obj)
+        else:
+            for change in changes:
+                meta = change.obj.get("metadata") or {}
+                key = (str(meta.get("namespace", "")), str(meta.get("name")))
+                self._set(key, None if change.type == "DELETED" else change.obj)
+        self._rv = st.rv
+
+    def used(self, st: store.Store, *, skip: tuple[str, str]) -> tuple[set[int], set[int]]:
+        """Addresses and node ports held by the stored Services other than ``skip``."""
+        self._catch_up(st)
+        ips, ports = set(self._ips), set(self._ports)
+        own = self._by_service.get(skip)
+        if own is not None:
+            ips -= {ip for ip in own[0] if self._ips[ip] == 1}
+            ports -= {port for port in own[1] if self._ports[port] == 1}
+        return ips, ports
 
 
 def _internal(message: str) -> errors.ApiError:
@@ -201,8 +253,9 @@ class Allocator:
 
     def __init__(self, ranges: Ranges | None = None) -> None:
         self.ranges = ranges or Ranges()
+        self.holdings = Holdings(SERVICES_STORE_KEY)
 
-    def create(self, obj: Obj, *, stored: Iterable[Obj]) -> None:
+    def create(self, obj: Obj, *, stored: store.Store) -> None:
         """Normalise and allocate for a new Service (raises the apiserver's refusals)."""
         spec = obj.get("spec")
         if not isinstance(spec, dict):
@@ -211,13 +264,13 @@ class Allocator:
             spec["clusterIPs"] = [spec["clusterIP"]]
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
-        used_ips, used_ports = _used(stored, skip=key)
+        used_ips, used_ports = self.holdings.used(stored, skip=key)
         if spec.get("type") != "ExternalName":
             self._families(obj, spec)
             self._cluster_ips(obj, spec, used_ips)
         self._node_ports(obj, spec, old_spec=None, used=used_ports)
 
-    def update(self, old: Obj, new: Obj, *, stored: Iterable[Obj]) -> None:
+    def update(self, old: Obj, new: Obj, *, stored: store.Store) -> None:
         """Carry the allocated values into an update that left them out, allocate what the
         update newly needs (a NodePort, an address when leaving ExternalName)."""
         spec = new.get("spec")
@@ -229,7 +282,7 @@ class Allocator:
         _drop_type_dependent(old_spec, spec)
         meta = new.get("metadata") or {}
         key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
-        used_ips, used_ports = _used(stored, skip=key)
+        used_ips, used_ports = self.holdings.used(stored, skip=key)
         if spec.get("type") != "ExternalName":
             if old_spec.get("type") == "ExternalName":
                 self._families(new, spec)
@@ -284,7 +337,7 @@ class Allocator:
         if not families:
             families.append(self.ranges.family)
 
-    def _cluster_ips(self, obj: Obj, spec: Obj, used: set[str]) -> None:
+    def _cluster_ips(self, obj: Obj, spec: Obj, used: set[int]) -> None:
         ips = spec.get("clusterIPs")
         if isinstance(ips, list) and ips and ips[0] == HEADLESS:
             return
@@ -307,7 +360,7 @@ class Allocator:
         if not self.ranges.ip_in_range(ip):
             problem = (f"the provided IP ({ip}) is not in the valid range. The range of valid "
                        f"IPs is {self.ranges.cidr}")
-        elif str(ip) in used:
+        elif int(ip) in used:
             problem = ALREADY_ALLOCATED_IP
         if problem is not None:
             raise _refuse(name, [invalid_cause("spec.clusterIPs", ips,
