@@ -45,9 +45,8 @@ def default_endpointslice(obj: Obj) -> None:
 
 def special_ip_causes(value: str, field: str) -> list[Cause]:
     """ValidateNonSpecialIP."""
-    try:
-        ip = ipaddress.ip_address(value)
-    except ValueError:
+    ip = services.parse_ip(value)
+    if ip is None:
         return []
     problem = None
     if ip.is_unspecified:
@@ -157,10 +156,7 @@ def endpointslice_causes(obj: Obj, *, old: Obj | None) -> list[Cause]:
 
 def _address_causes(address_type: Any, address: str, field: str) -> list[Cause]:
     if address_type in ("IPv4", "IPv6"):
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            ip = None
+        ip = services.parse_ip(address)
         family = 4 if address_type == "IPv4" else 6
         if ip is None or ip.version != family:
             text = ("must be a valid IPv4 address" if family == 4

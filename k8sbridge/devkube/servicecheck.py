@@ -8,7 +8,6 @@ Pure functions over dicts, run after defaulting and allocation (``services``).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from k8sbridge.devkube import errors, services
@@ -51,9 +50,8 @@ def label_name_causes(value: Any, field: str) -> list[Cause]:
 
 
 def ip_causes(value: Any, field: str) -> list[Cause]:
-    try:
-        ip = ipaddress.ip_address(str(value))
-    except ValueError:
+    ip = services.parse_ip(str(value))
+    if ip is None:
         return [invalid_cause(field, value, services.IP_MESSAGE)]
     if str(ip) != str(value):
         return [invalid_cause(field, value, f'must be in canonical form ("{ip}")')]

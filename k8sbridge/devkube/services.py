@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import ipaddress
 import json
 import re
@@ -67,6 +68,16 @@ def unsupported_cause(field: str, value: Any, supported: Iterable[str]) -> Cause
     listed = ", ".join(f'"{s}"' for s in supported)
     return ("FieldValueNotSupported", field,
             f"Unsupported value: {go_value(value)}: supported values: {listed}")
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address, or None; cached (the same pod addresses are checked on every write of
+    their Endpoints and EndpointSlices)."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def parse_cidr(text: str) -> Network:

@@ -30,11 +30,15 @@ def endpoints_labels(service: RawObject) -> dict[str, str]:
 
 class EndpointsController:
     def __init__(self, *, client: api.ApiClient, services: Informer, pods: Informer,
-                 endpoints: Informer) -> None:
+                 endpoints: Informer,
+                 batch_seconds: float = endpointplan.POD_BATCH_SECONDS) -> None:
+        """``batch_seconds``: pod changes within this long are handled in one sync (as
+        kube-controller-manager's ``--endpoint[slice]-updates-batch-period``)."""
         self.client = client
         self.services = services
         self.pods = pods
         self.endpoints = endpoints
+        self.batch_seconds = batch_seconds
         self.queue = WorkQueue(name="endpoints")
         services.add_handler(self._on_service)
         endpoints.add_handler(self._on_endpoints)
@@ -53,7 +57,7 @@ class EndpointsController:
     def _on_pod(self, old: RawObject | None, new: RawObject | None) -> None:
         for key in {*services_selecting(self.services, old),
                     *services_selecting(self.services, new)}:
-            self.queue.add(key)
+            self.queue.add_after(key, self.batch_seconds)
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:

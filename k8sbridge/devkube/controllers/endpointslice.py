@@ -76,12 +76,16 @@ def _remember(slices: Informer, reply: RawObject) -> None:
 
 class EndpointSliceController:
     def __init__(self, *, client: api.ApiClient, services: Informer, pods: Informer,
-                 slices: Informer, nodes: Informer | None = None) -> None:
+                 slices: Informer, nodes: Informer | None = None,
+                 batch_seconds: float = endpointplan.POD_BATCH_SECONDS) -> None:
+        """``batch_seconds``: pod changes within this long are handled in one sync (as
+        kube-controller-manager's ``--endpoint[slice]-updates-batch-period``)."""
         self.client = client
         self.services = services
         self.pods = pods
         self.slices = slices
         self.nodes = nodes
+        self.batch_seconds = batch_seconds
         self.queue = WorkQueue(name="endpointslice")
         services.add_handler(self._on_service)
         pods.add_handler(self._on_pod)
@@ -95,7 +99,7 @@ class EndpointSliceController:
     def _on_pod(self, old: RawObject | None, new: RawObject | None) -> None:
         for key in {*services_selecting(self.services, old),
                     *services_selecting(self.services, new)}:
-            self.queue.add(key)
+            self.queue.add_after(key, self.batch_seconds)
 
     def _on_slice(self, old: RawObject | None, new: RawObject | None) -> None:
         obj = new if new is not None else old
