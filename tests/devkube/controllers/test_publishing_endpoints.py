@@ -170,7 +170,8 @@ async def test_headless_services_and_selector_changes(cluster: Cluster) -> None:
     await running_pod(cluster, "cache-0", "10.1.0.6", labels={"app": "cache"})
 
     async def db_listed() -> bool:
-        return set(await endpoints_by_pod(cluster, "db")) == {"db-0"}
+        return set(await endpoints_by_pod(cluster, "db")) == {"db-0"} and addresses(
+            await subsets(cluster, "db")) == {"10.1.0.5"}
     await eventually(db_listed, what="the headless Service's slice")
     [only] = await slices(cluster, "db")
     assert only["metadata"]["labels"]["service.kubernetes.io/headless"] == ""
@@ -256,12 +257,12 @@ async def test_a_service_of_250_pods_has_three_slices(cluster: Cluster) -> None:
 
     async def all_listed() -> bool:
         found = await slices(cluster, "big")
-        return sum(len(s["endpoints"]) for s in found) == 250
-    await eventually(all_listed, timeout=60, what="250 endpoints")
+        return sum(len(s["endpoints"]) for s in found) == 250 and len(
+            addresses(await subsets(cluster, "big"))) == 250
+    await eventually(all_listed, timeout=60, what="250 endpoints in slices and Endpoints")
     found = await slices(cluster, "big")
     assert len(found) == 3
     assert all(len(s["endpoints"]) <= 100 for s in found)
-    assert len(addresses(await subsets(cluster, "big"))) == 250
 
 
 async def test_kubernetes_service_names_the_api_server(cluster: Cluster) -> None:
@@ -347,6 +348,6 @@ async def test_an_ipv6_service_cidr_gives_ipv6_services_and_slices(tmp_path: Pat
         async def listed() -> bool:
             found = await slices(cluster, "six")
             return [(s["addressType"], [a for e in s["endpoints"] for a in e["addresses"]])
-                    for s in found] == [("IPv6", ["fd00:1::5"])]
-        await eventually(listed, what="an IPv6 slice")
-        assert addresses(await subsets(cluster, "six")) == {"fd00:1::5"}
+                    for s in found] == [("IPv6", ["fd00:1::5"])] and addresses(
+                await subsets(cluster, "six")) == {"fd00:1::5"}
+        await eventually(listed, what="an IPv6 slice and Endpoints")
