@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import signal
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.devkube import main
+from k8sbridge.devkube import main, services
 
 GC_THRESHOLD_GEN0 = 50_000
 GC_THRESHOLD_GEN1 = 50
@@ -38,6 +39,19 @@ def register(sub: Any) -> None:
                         help="run only the API server")
     parser.add_argument("--disable-admission-plugins", default="", metavar="NAMES",
                         help="admission plugins to turn off, comma-separated (ServiceAccount)")
+    parser.add_argument("--advertise-address", default=None, metavar="IP",
+                        help="the address the kubernetes Service's endpoints name (default: "
+                        "the bind address)")
+    parser.add_argument("--listen-netns", type=Path, default=None, metavar="PATH",
+                        help="also listen on ADVERTISE-ADDRESS:PORT inside the network "
+                        "namespace at PATH (e.g. /run/netns/NAME)")
+    parser.add_argument("--service-cluster-ip-range", default=services.DEFAULT_SERVICE_CIDR,
+                        metavar="CIDR", help="Service ClusterIPs come from here (default "
+                        f"{services.DEFAULT_SERVICE_CIDR}; the kubernetes Service gets the "
+                        "first address)")
+    parser.add_argument("--service-node-port-range", default=services.DEFAULT_NODE_PORT_RANGE,
+                        metavar="LOW-HIGH", help="NodePorts come from here (default "
+                        f"{services.DEFAULT_NODE_PORT_RANGE})")
     parser.set_defaults(func=_run)
 
 
@@ -48,10 +62,25 @@ def _run(args: argparse.Namespace) -> int:
     # only add latency spikes, so this process (which owns its interpreter) runs the collector
     # rarely.
     gc.set_threshold(GC_THRESHOLD_GEN0, GC_THRESHOLD_GEN1, GC_THRESHOLD_GEN2)
+    for flag, value, check in (
+            ("--service-cluster-ip-range", args.service_cluster_ip_range, services.parse_cidr),
+            ("--service-node-port-range", args.service_node_port_range,
+             services.parse_port_range)):
+        try:
+            check(value)
+        except ValueError as e:
+            raise SystemExit(f"k8sbridge devkube: {flag}: {e}") from e
+    if args.advertise_address is not None:
+        try:
+            ipaddress.ip_address(args.advertise_address)
+        except ValueError as e:
+            raise SystemExit(f"k8sbridge devkube: --advertise-address: {e}") from e
     config = main.DevkubeConfig(
         host=args.host, port=args.port, data_dir=args.data_dir, kubeconfig=args.kubeconfig,
         insecure_http=args.insecure_http, node_grace_seconds=args.node_grace_seconds,
-        controllers=not args.no_controllers,
+        controllers=not args.no_controllers, advertise_address=args.advertise_address,
+        listen_netns=args.listen_netns, service_cluster_ip_range=args.service_cluster_ip_range,
+        service_node_port_range=args.service_node_port_range,
         disable_admission_plugins=frozenset(
             p.strip() for p in args.disable_admission_plugins.split(",") if p.strip()),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from k8sbridge.devkube import batch, kinds, qos
+from k8sbridge.devkube import batch, endpointcheck, kinds, qos
 
 _DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
@@ -166,12 +166,7 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
             labels["kubernetes.io/metadata.name"] = meta.get("name", "")
     elif kind.plural == "services":
         if (spec := _section(obj, "spec")) is not None:
-            spec.setdefault("type", "ClusterIP")
-            spec.setdefault("sessionAffinity", "None")
-            for port in spec.get("ports") or []:
-                if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
-                    port.setdefault("targetPort", port.get("port"))
+            _default_service(spec)
         if (status := _section(obj, "status")) is not None:
             status.setdefault("loadBalancer", {})
     elif kind.plural == "secrets":
@@ -184,8 +179,31 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
             del obj["stringData"]
             for key, value in string_data.items():
                 data[key] = base64.b64encode(value.encode()).decode()
+    elif kind.plural == "endpoints":
+        endpointcheck.default_endpoints(obj)
+    elif kind.plural == "endpointslices":
+        endpointcheck.default_endpointslice(obj)
     elif kind.plural == "nodes" and create:
         _section(obj, "spec")
+
+
+def _default_service(spec: dict[str, Any]) -> None:
+    """SetDefaults_Service (core/v1)."""
+    kind = spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec["sessionAffinity"] == "ClientIP" and not spec.get("sessionAffinityConfig"):
+        spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 10800}}
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if port.get("targetPort") in (None, 0, ""):
+                port["targetPort"] = port.get("port")
+    if kind in ("ClusterIP", "NodePort", "LoadBalancer"):
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    if kind in ("NodePort", "LoadBalancer") or (kind == "ClusterIP" and spec.get("externalIPs")):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if kind == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
 
 
 def _section(obj: dict[str, Any], key: str) -> dict[str, Any] | None:

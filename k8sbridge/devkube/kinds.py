@@ -108,6 +108,8 @@ KINDS: tuple[Kind, ...] = (
          namespaced=True, short_names=("cj",), categories=("all",), subresources=("status",)),
     Kind(group="coordination.k8s.io", version="v1", plural="leases", singular="lease",
          kind="Lease", namespaced=True),
+    Kind(group="discovery.k8s.io", version="v1", plural="endpointslices",
+         singular="endpointslice", kind="EndpointSlice", namespaced=True, has_spec=False),
     Kind(group="events.k8s.io", version="v1", plural="events", singular="event", kind="Event",
          namespaced=True, short_names=("ev",), fields=NEW_EVENT_FIELDS, storage="/events",
          has_spec=False),

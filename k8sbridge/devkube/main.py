@@ -26,13 +26,16 @@ from aiohttp import web
 
 from k8sbridge.devkube import (
     admission,
+    apiendpoints,
     certs,
     httpio,
     idle,
+    netns,
     persistence,
     registry,
     sakeys,
     server,
+    services,
     store,
 )
 
@@ -59,6 +62,13 @@ class DevkubeConfig:
     body_timeout: float = httpio.REQUEST_TIMEOUT  # reading one request body
     # kube-apiserver's --disable-admission-plugins (only "ServiceAccount" is known)
     disable_admission_plugins: frozenset[str] = frozenset()
+    # --advertise-address: what the ``kubernetes`` Service's endpoints name (None: the bind
+    # address, or the default route's address for a wildcard bind)
+    advertise_address: str | None = None
+    # also listen on advertise_address:port inside the network namespace at this path
+    listen_netns: Path | None = None
+    service_cluster_ip_range: str = services.DEFAULT_SERVICE_CIDR
+    service_node_port_range: str = services.DEFAULT_NODE_PORT_RANGE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -131,14 +141,25 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         unknown = config.disable_admission_plugins - {admission.PLUGIN}
         if unknown:
             raise ValueError(f"unknown admission plugins: {', '.join(sorted(unknown))}")
+        ranges = services.Ranges(
+            cidr=services.parse_cidr(config.service_cluster_ip_range),
+            node_ports=services.parse_port_range(config.service_node_port_range))
         reg = registry.Registry(store=st, service_account_admission=(
-            admission.PLUGIN not in config.disable_admission_plugins))
+            admission.PLUGIN not in config.disable_admission_plugins), service_ranges=ranges)
         reg.bootstrap()
         signing_key = sakeys.ensure(state_dir / "pki")  # --service-account-signing-key-file
 
         sock = _bind(config.host, config.port)
         cleanup.callback(sock.close)
         port = sock.getsockname()[1]
+        advertise = config.advertise_address or apiendpoints.default_advertise_address(
+            config.host)
+        sockets = [sock]
+        if config.listen_netns is not None:
+            inner = netns.listen_in(config.listen_netns, host=advertise, port=port, bind=_bind)
+            cleanup.callback(inner.close)
+            sockets.append(inner)
+        apiendpoints.reconcile(reg, ip=advertise, port=port)
         url_host = _url_host(config.host)
         ssl_context: ssl.SSLContext | None = None
         token: str | None = None
@@ -148,7 +169,8 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         if config.insecure_http:
             url = f"http://{url_host}:{port}"
         else:
-            creds = certs.ensure(directory=state_dir / "pki", hosts=[config.host])
+            creds = certs.ensure(directory=state_dir / "pki",
+                                 hosts=[config.host, advertise, ranges.first_ip])
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(creds.cert_file, creds.key_file)
             token, ca_file = creds.token, creds.ca_file
@@ -174,9 +196,13 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         assert runner.server is not None
         sweeper = asyncio.create_task(watchdog.run(server=runner.server, stop=stop),
                                       name="devkube-idle-connections")
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
-        await site.start()
-        sites: list[web.BaseSite] = [site]
+        sites: list[web.BaseSite] = []
+        for each_sock in sockets:
+            site = web.SockSite(runner, each_sock, ssl_context=ssl_context)
+            await site.start()
+            sites.append(site)
+        reconciler = asyncio.create_task(_reconcile_endpoints(reg, ip=advertise, port=port),
+                                         name="devkube-endpoint-reconciler")
         log.info("devkube serving %s (kubeconfig %s)", url, kubeconfig)
         controllers: asyncio.Task[None] | None = None
         controllers_stop = asyncio.Event()
@@ -200,6 +226,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
             yield Devkube(url=url, token=token, ca_file=ca_file, kubeconfig=kubeconfig,
                           controllers_socket=unix_socket)
         finally:
+            reconciler.cancel()
             controllers_stop.set()
             if controllers is not None:
                 try:
@@ -224,6 +251,18 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
+
+
+async def _reconcile_endpoints(reg: registry.Registry, *, ip: str, port: int) -> None:
+    """Put the ``kubernetes`` Service's endpoints back if someone changed them."""
+    while True:
+        await asyncio.sleep(apiendpoints.RECONCILE_INTERVAL)
+        try:
+            apiendpoints.reconcile(reg, ip=ip, port=port)
+        except Exception:  # the server keeps serving; the next round tries again
+            log.exception("reconciling the kubernetes Service's endpoints failed")
 
 
 async def _start_controllers(

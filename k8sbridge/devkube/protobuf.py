@@ -43,6 +43,7 @@ TYPES: dict[tuple[str, str], str] = {
     ("batch/v1", "Job"): "batch.v1.Job",
     ("batch/v1", "CronJob"): "batch.v1.CronJob",
     ("coordination.k8s.io/v1", "Lease"): "coordination.v1.Lease",
+    ("discovery.k8s.io/v1", "EndpointSlice"): "discovery.v1.EndpointSlice",
     ("events.k8s.io/v1", "Event"): "events.v1.Event",
     ("autoscaling/v1", "Scale"): "autoscaling.v1.Scale",
     ("v1", "DeleteOptions"): "meta.DeleteOptions",

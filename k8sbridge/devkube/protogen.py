@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 API_GROUPS = ("core/v1", "apps/v1", "batch/v1", "coordination/v1", "events/v1",
-              "autoscaling/v1", "authentication/v1", "scheduling/v1alpha3")
+              "autoscaling/v1", "authentication/v1", "scheduling/v1alpha3", "discovery/v1")
 MACHINERY = ("pkg/apis/meta/v1", "pkg/api/resource", "pkg/util/intstr", "pkg/runtime",
              "pkg/runtime/schema")
 ROOTS = (
@@ -28,6 +28,7 @@ ROOTS = (
     "k8s.io.api.apps.v1.Deployment", "k8s.io.api.apps.v1.ReplicaSet",
     "k8s.io.api.batch.v1.Job", "k8s.io.api.batch.v1.CronJob",
     "k8s.io.api.coordination.v1.Lease", "k8s.io.api.events.v1.Event",
+    "k8s.io.api.discovery.v1.EndpointSlice",
     "k8s.io.api.autoscaling.v1.Scale", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
     *(f"k8s.io.api.authentication.v1.{k}" for k in (
         "TokenRequest", "TokenReview", "SelfSubjectReview")),
@@ -45,6 +46,8 @@ SPECIAL = frozenset({
 SCALARS = frozenset({"string", "bytes", "bool", "int32", "int64", "double", "float", "uint32",
                      "uint64"})
 Field = tuple[int, str, str, str]  # number, name, label, type
+# Go scalar types that upstream tags "bytes" nonetheless (e.g. ``*bool``): their zero matters
+SCALAR_GO_TYPE = re.compile(r"^\*?(string|bool|u?int(8|16|32|64)?|float(32|64))$")
 
 
 def _parse_protos(texts: list[str]) -> dict[str, tuple[str, list[Field]]]:
@@ -144,7 +147,7 @@ def keep_zero(types_go: dict[str, str]) -> list[tuple[str, str]]:
                 wire = proto_tag.group(1)
                 if wire not in ("varint", "fixed64", "fixed32", "bytes"):
                     continue
-                if wire == "bytes" and not typ.lstrip("*").startswith("string"):
+                if wire == "bytes" and not SCALAR_GO_TYPE.match(typ):
                     continue
                 if typ.startswith("*") or "omitempty" not in options:
                     keep.add((f"{package}.{m.group(1)}", name))

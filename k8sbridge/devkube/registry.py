@@ -17,10 +17,13 @@ from k8sbridge.devkube import (
     admission,
     batch,
     defaults,
+    endpointcheck,
     errors,
     events,
     kinds,
     patch,
+    servicecheck,
+    services,
     shapes,
     store,
     validation,
@@ -70,11 +73,14 @@ def _is_pod_finished(pod: Obj) -> bool:
 class Registry:
     """The API semantics over one Store (single owner: the event loop)."""
 
-    def __init__(self, *, store: store.Store, service_account_admission: bool = True) -> None:
+    def __init__(self, *, store: store.Store, service_account_admission: bool = True,
+                 service_ranges: services.Ranges | None = None) -> None:
         """``service_account_admission``: run the ServiceAccount admission plugin on pod
-        creation (kube-apiserver's default; off is ``--disable-admission-plugins``)."""
+        creation (kube-apiserver's default; off is ``--disable-admission-plugins``);
+        ``service_ranges``: the service CIDR and node-port range Services are given from."""
         self.store = store
         self.service_account_admission = service_account_admission
+        self.service_allocator = services.Allocator(service_ranges)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -91,7 +97,7 @@ class Registry:
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": "kubernetes", "labels": {
                     "component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"clusterIP": "10.96.0.1", "ports": [
+                "spec": {"clusterIP": self.service_allocator.ranges.first_ip, "ports": [
                     {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             })
 
@@ -202,9 +208,9 @@ class Registry:
             obj.pop("status", None)
         if kind.plural == "events":
             events.default_core(obj)
-        if kind.plural == "services":
-            self._allocate_cluster_ip(obj)
         defaults.apply_defaults(kind, obj, create=True)
+        if kind.plural == "services":
+            self.service_allocator.create(obj, stored=self.store)
         self._validate(kind, obj, old=None)
         name = meta["name"]
         if self.store.peek(kind.store_key, meta.get("namespace", ""), name) is not None:
@@ -215,28 +221,6 @@ class Registry:
         if kind.plural == "namespaces":
             self._ensure_service_account(name)
         return self.view(kind, stored.obj)  # stored objects are never mutated: no copy
-
-    def _allocate_cluster_ip(self, obj: Obj) -> None:
-        """Give a Service a virtual IP from 10.96.0.0/16 (nothing routes it: display only)."""
-        spec = obj.get("spec")
-        if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
-            return
-        if spec.get("clusterIP"):
-            if spec["clusterIP"] != "None":
-                spec.setdefault("clusterIPs", [spec["clusterIP"]])
-            return
-        used = {
-            (s.obj.get("spec") or {}).get("clusterIP")
-            for s in self.store.items(SVC_KIND.store_key)
-        }
-        for n in range(2, 65534):
-            ip = f"10.96.{n // 256}.{n % 256}"
-            if n % 256 not in (0, 255) and ip not in used:
-                spec["clusterIP"] = ip
-                spec["clusterIPs"] = [ip]
-                spec.setdefault("ipFamilies", ["IPv4"])
-                spec.setdefault("ipFamilyPolicy", "SingleStack")
-                return
 
     def _ensure_service_account(self, namespace: str) -> None:
         if self.store.peek(SA_KIND.store_key, namespace, "default") is None:
@@ -319,12 +303,9 @@ class Registry:
                     new.pop("status", None)
             if kind.plural == "pods":
                 self._check_pod_update(old, new)
-            if kind.plural == "services" and isinstance(new.get("spec"), dict):
-                for field in ("clusterIP", "clusterIPs"):  # allocated once, kept on update
-                    old_value = (old.get("spec") or {}).get(field)
-                    if old_value and not new["spec"].get(field):
-                        new["spec"][field] = old_value
             defaults.apply_defaults(kind, new, create=False)
+            if kind.plural == "services":
+                self.service_allocator.update(old, new, stored=self.store)
             if kind.has_spec and new.get("spec") != old.get("spec"):
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if old_meta.get("deletionTimestamp"):
@@ -355,6 +336,12 @@ class Registry:
                 extra += batch.update_causes(kind.plural, old, obj)
         elif kind.plural == "cronjobs" and kind.group == "batch":
             extra = batch.cronjob_causes(obj, old=old)
+        elif kind.plural == "services":
+            extra = servicecheck.service_causes(obj, old=old)
+        elif kind.plural == "endpoints":
+            extra = endpointcheck.endpoints_causes(obj)
+        elif kind.plural == "endpointslices":
+            extra = endpointcheck.endpointslice_causes(obj, old=old)
         validation.validate(kind, obj, extra=extra)
 
     def _check_pod_update(self, old: Obj, new: Obj) -> None:

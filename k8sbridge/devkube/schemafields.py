@@ -58,6 +58,7 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "secrets": frozenset({"data", "stringData", "type", "immutable"}),
     "serviceaccounts": frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"}),
     "endpoints": frozenset({"subsets"}),
+    "endpointslices": frozenset({"addressType", "endpoints", "ports"}),
 }
 _CORE_EVENT_FIELDS = frozenset({
     "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",

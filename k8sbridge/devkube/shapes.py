@@ -138,7 +138,27 @@ _SHAPES: dict[str, list[Shape]] = {
                              (("spec", "taints", "*"), dict)] + _STATUS_SHAPES,
     "services": _META_SHAPES + [(("spec",), dict), (("spec", "ports"), list),
                                 (("spec", "ports", "*"), dict), (("spec", "selector"), dict),
+                                (("spec", "ports", "*", "port"), int),
+                                (("spec", "ports", "*", "nodePort"), int),
+                                (("spec", "ports", "*", "name"), str),
+                                (("spec", "ports", "*", "protocol"), str),
+                                (("spec", "ports", "*", "targetPort"), (int, str)),
+                                (("spec", "type"), str), (("spec", "clusterIP"), str),
+                                (("spec", "clusterIPs"), list), (("spec", "clusterIPs", "*"), str),
+                                (("spec", "ipFamilies"), list), (("spec", "externalIPs"), list),
+                                (("spec", "externalIPs", "*"), str),
+                                (("spec", "publishNotReadyAddresses"), bool),
                                 (("status",), dict)],
+    "endpoints": _META_SHAPES + [(("subsets",), list), (("subsets", "*"), dict)] + [
+        (("subsets", "*", group), list) for group in ("addresses", "notReadyAddresses", "ports")
+    ] + [(("subsets", "*", group, "*"), dict)
+         for group in ("addresses", "notReadyAddresses", "ports")] + [
+        (("subsets", "*", "ports", "*", "port"), int)],
+    "endpointslices": _META_SHAPES + [
+        (("addressType",), str), (("endpoints",), list), (("endpoints", "*"), dict),
+        (("endpoints", "*", "addresses"), list), (("endpoints", "*", "addresses", "*"), str),
+        (("endpoints", "*", "conditions"), dict), (("ports",), list), (("ports", "*"), dict),
+        (("ports", "*", "port"), int)],
     "configmaps": _META_SHAPES + [(("data",), dict), (("binaryData",), dict)],
     "secrets": _META_SHAPES + [(("data",), dict), (("stringData",), dict), (("type",), str)],
     "namespaces": _META_SHAPES + [(("spec",), dict), (("status",), dict)],

@@ -124,6 +124,20 @@ class Store:
                 if stored is not None:  # deleted while the caller iterates
                     yield stored
 
+    def changes_since(self, rv: int, store_key: str) -> list[watch.Change] | None:
+        """The changes of ``store_key`` after ``rv`` (oldest first), or None when some of them
+        have left the history (the caller reads the objects instead)."""
+        if rv < self._compacted:
+            return None
+        found: list[watch.Change] = []
+        for change in reversed(self._history):
+            if change.rv <= rv:
+                break
+            if change.store_key == store_key:
+                found.append(change)
+        found.reverse()
+        return found
+
     def count(self, store_key: str) -> int:
         return len(self._objects[store_key])
 

@@ -307,6 +307,51 @@ SERVICE_COLUMNS: list[Column] = [
 ]
 
 
+def _more(items: list[str], count: int, *, empty: str) -> str:
+    """listWithMoreString: the first three, then how many more."""
+    text = ",".join(items[:3])
+    if count > 3:
+        return f"{text} + {count - 3} more..."
+    return text or empty
+
+
+def _endpoints_row(obj: Obj) -> Row:
+    """printEndpoints (formatEndpoints): ip:port of the ready addresses per port."""
+    subsets = [s for s in obj.get("subsets") or [] if isinstance(s, dict)]
+    found: list[str] = []
+    for subset in subsets:
+        ips = [str(a.get("ip")) for a in subset.get("addresses") or [] if isinstance(a, dict)]
+        ports = [p for p in subset.get("ports") or [] if isinstance(p, dict)]
+        if not ports:
+            found += ips
+        for port in ports:
+            found += [f"[{ip}]:{port.get('port')}" if ":" in ip else f"{ip}:{port.get('port')}"
+                      for ip in ips]
+    shown = _more(found, len(found), empty="") if subsets else "<none>"
+    return [_name(obj), shown, _age(obj)]
+
+
+ENDPOINTS_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Endpoints", "string", 0, ""), ("Age", "string", 0, ""),
+]
+
+
+def _endpointslice_row(obj: Obj) -> Row:
+    ports = [str(p["port"]) if p.get("port") is not None else str(
+        p["name"] if p.get("name") is not None else "*")
+        for p in obj.get("ports") or [] if isinstance(p, dict)]
+    addresses = [str(a) for e in obj.get("endpoints") or [] if isinstance(e, dict)
+                 for a in e.get("addresses") or []]
+    return [_name(obj), obj.get("addressType", ""), _more(ports, len(ports), empty="<unset>"),
+            _more(addresses, len(addresses), empty="<unset>"), _age(obj)]
+
+
+ENDPOINTSLICE_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("AddressType", "string", 0, ""),
+    ("Ports", "string", 0, ""), ("Endpoints", "string", 0, ""), ("Age", "string", 0, ""),
+]
+
+
 def _data_row(obj: Obj) -> Row:
     return [_name(obj), len(obj.get("data") or {}) + len(obj.get("binaryData") or {}), _age(obj)]
 
@@ -421,6 +466,8 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     "leases": (LEASE_COLUMNS, _lease_row),
     "namespaces": (NAMESPACE_COLUMNS, _namespace_row),
     "services": (SERVICE_COLUMNS, _service_row),
+    "endpoints": (ENDPOINTS_COLUMNS, _endpoints_row),
+    "endpointslices": (ENDPOINTSLICE_COLUMNS, _endpointslice_row),
     "configmaps": (CONFIGMAP_COLUMNS, _data_row),
     "secrets": (SECRET_COLUMNS, _secret_row),
 }

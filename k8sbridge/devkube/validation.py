@@ -22,10 +22,21 @@ Cause = errors.Cause
 
 MAX_ANNOTATIONS = 256 * 1024  # total size of keys and values, as on the real apiserver
 
-_LABEL_NAME_KINDS = frozenset({"namespaces", "services"})
+_LABEL_NAME_KINDS = frozenset({"namespaces"})
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _name_causes(kind: kinds.Kind, name: str) -> list[Cause]:
+    if kind.plural == "services":  # ValidateServiceName: NameIsDNS1035Label
+        if len(name) > 63 or not _DNS_1035_LABEL.match(name):
+            return [(
+                "FieldValueInvalid", "metadata.name",
+                f'Invalid value: "{name}": a DNS-1035 label must consist of lower case '
+                "alphanumeric characters or '-', start with an alphabetic character, and end "
+                "with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "
+                "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+            )]
+        return []
     if kind.plural in _LABEL_NAME_KINDS:
         if len(name) > 63 or not _DNS_LABEL.match(name):
             return [(

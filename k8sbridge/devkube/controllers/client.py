@@ -57,13 +57,15 @@ CONFIGMAPS = Resource(group_version="v1", plural="configmaps", kind="ConfigMap")
 SECRETS = Resource(group_version="v1", plural="secrets", kind="Secret")
 SERVICES = Resource(group_version="v1", plural="services", kind="Service")
 ENDPOINTS = Resource(group_version="v1", plural="endpoints", kind="Endpoints")
+ENDPOINTSLICES = Resource(group_version="discovery.k8s.io/v1", plural="endpointslices",
+                          kind="EndpointSlice")
 SERVICEACCOUNTS = Resource(group_version="v1", plural="serviceaccounts", kind="ServiceAccount")
 NAMESPACES = Resource(group_version="v1", plural="namespaces", kind="Namespace",
                       namespaced=False)
 
 KNOWN: tuple[Resource, ...] = (PODS, NODES, LEASES, DEPLOYMENTS, REPLICASETS, JOBS, CRONJOBS,
-                               CONFIGMAPS, SECRETS, SERVICES, ENDPOINTS, SERVICEACCOUNTS,
-                               NAMESPACES)
+                               CONFIGMAPS, SECRETS, SERVICES, ENDPOINTS, ENDPOINTSLICES,
+                               SERVICEACCOUNTS, NAMESPACES)
 
 
 def resource_for(*, api_version: str, kind: str) -> Resource | None:

@@ -16,6 +16,11 @@ from typing import Protocol
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers.cronjob import CronJobController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
+from k8sbridge.devkube.controllers.endpoints import EndpointsController
+from k8sbridge.devkube.controllers.endpointslice import EndpointSliceController
+from k8sbridge.devkube.controllers.endpointslicemirroring import (
+    EndpointSliceMirroringController,
+)
 from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.gc import GarbageCollector
 from k8sbridge.devkube.controllers.informer import Informer
@@ -71,10 +76,13 @@ async def run(
         namespaces = Informer(client=client, resource=api.NAMESPACES)
         service_accounts = Informer(client=client, resource=api.SERVICEACCOUNTS)
         config_maps = Informer(client=client, resource=api.CONFIGMAPS)
+        services = Informer(client=client, resource=api.SERVICES)
+        endpoints = Informer(client=client, resource=api.ENDPOINTS)
+        slices = Informer(client=client, resource=api.ENDPOINTSLICES)
         # watched only so that their ownerReferences are honoured by the garbage collector
-        extra = [Informer(client=client, resource=res) for res in (api.SECRETS, api.SERVICES)]
+        extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
-                     service_accounts, config_maps, *extra]
+                     service_accounts, config_maps, services, endpoints, slices, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -92,6 +100,12 @@ async def run(
                                       service_accounts=service_accounts),
             RootCAPublisher(client=client, namespaces=namespaces, config_maps=config_maps,
                             root_ca=root_ca),
+            EndpointSliceController(client=client, services=services, pods=pods, slices=slices,
+                                    nodes=nodes),
+            EndpointsController(client=client, services=services, pods=pods,
+                                endpoints=endpoints),
+            EndpointSliceMirroringController(client=client, services=services,
+                                             endpoints=endpoints, slices=slices),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")

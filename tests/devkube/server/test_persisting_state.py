@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +23,9 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
         _, listed = await api.request("GET", PODS)
         rv_before = int(listed["metadata"]["resourceVersion"])
         token, ca = dk.token, dk.ca_file.read_bytes() if dk.ca_file else b""
+        port = int(dk.url.rsplit(":", 1)[1])
+    # the same port again: the kubernetes Service's endpoints, which name it, stay unwritten
+    config = dataclasses.replace(config, port=port)
     async with main.running(config) as dk, aiohttp.ClientSession() as session:
         assert dk.token == token and dk.ca_file is not None and dk.ca_file.read_bytes() == ca
         assert dk.kubeconfig == tmp_path / "data" / "kubeconfig"
