@@ -28,6 +28,8 @@ _SUB_VERBS = {
     "eviction": ["create"],
     "log": ["get"],
     "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
     "token": ["create"],
 }
 
@@ -95,8 +97,9 @@ def _subresource_entry(kind: kinds.Kind, sub: str) -> Obj:
         entry["kind"] = "Binding"
     elif sub == "eviction":
         entry.update(group="policy", version="v1", kind="Eviction")
-    elif sub == "exec":
-        entry["kind"] = "PodExecOptions"
+    elif sub in ("exec", "attach", "portforward"):
+        entry["kind"] = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                         "portforward": "PodPortForwardOptions"}[sub]
     elif sub == "token":
         entry.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
     return entry

@@ -37,6 +37,7 @@ from k8sbridge.devkube import (
     satokens,
     schemafields,
     store,
+    streamproxy,
     subresources,
     tables,
     watching,
@@ -281,12 +282,9 @@ class ApiServer:
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
         if sub == "log":
             return await logproxy.proxy_log(request, ctx=self.ctx, ns=ns, name=name)
-        if sub == "exec":
-            raise errors.ApiError(
-                code=400, reason="BadRequest",
-                message="pods/exec is not supported by devkube yet (no streaming "
-                "subresources); use the node's kubelet API directly",
-            )
+        if sub in ("exec", "attach", "portforward"):
+            return await streamproxy.proxy_stream(request, ctx=self.ctx, sub=sub, ns=ns,
+                                                  name=name)
         if sub == "token":
             if method != "POST":
                 raise errors.method_not_allowed("serviceaccounts/token only supports POST")

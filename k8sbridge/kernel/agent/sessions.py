@@ -75,6 +75,40 @@ def cgroup_procs(pid: int, *, root: str = "/sys/fs/cgroup") -> list[str]:
 _JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" 2>/dev/null; shift; done; shift; exec "$@"'
 
 
+_SETSID = ("/usr/bin/setsid", "/bin/setsid", "/usr/sbin/setsid", "/sbin/setsid")
+
+
+def _in_view(pid: int, candidates: tuple[str, ...]) -> str | None:
+    """The first of ``candidates`` that the view of the process ``pid`` has."""
+    for path in candidates:
+        if os.access(f"/proc/{pid}/root{path}", os.X_OK):
+            return path
+    return None
+
+
+_TIOCGPTN, _TIOCSPTLCK = 0x80045430, 0x40045431
+
+
+def _open_pty(pid: int | None) -> tuple[int, int]:
+    """A terminal pair from the devpts of the view of ``pid`` (so that the command finds its
+    terminal under the view's ``/dev/pts``); from the agent's own without one."""
+    if pid is not None:
+        root = f"/proc/{pid}/root/dev/pts"
+        try:
+            master = os.open(f"{root}/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return os.openpty()
+        try:
+            fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+            number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
+            slave = os.open(f"{root}/{number}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            os.close(master)
+            return os.openpty()
+        return master, slave
+    return os.openpty()
+
+
 def _record(body: dict[str, Any]) -> bytes:
     data = json.dumps(body, separators=(",", ":")).encode()
     return b"%d\n%s" % (len(data), data)
@@ -162,8 +196,7 @@ class Session:
             _set_window(self.master, rows, columns)
 
     def kill(self) -> None:
-        """SIGKILL everything of the session (its session id: shells under a TTY make process
-        groups of their own)."""
+        """SIGKILL everything of the session (``_members_of``)."""
         if self.proc is None or self.proc.returncode is not None and self.done.is_set():
             return
         leader = self.proc.pid
@@ -188,11 +221,13 @@ async def _ready(fd: int, *, write: bool) -> None:
         (loop.remove_writer if write else loop.remove_reader)(fd)
 
 
-def _members_of(sid: int) -> list[int]:
-    """Processes whose session id is ``sid`` (the session leader first)."""
-    out = [sid]
+def _members_of(leader: int) -> list[int]:
+    """The session's processes: the leader's descendants, and every process of a session one
+    of them leads (a terminal session gets a session of its own inside the pid namespace,
+    whose orphans are re-parented to the namespace's init)."""
+    table: dict[int, tuple[int, int]] = {}  # pid -> (parent, session)
     for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == sid:
+        if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
@@ -200,9 +235,17 @@ def _members_of(sid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 3 and fields[3] == str(sid).encode():
-            out.append(int(name))
-    return out
+        if len(fields) > 3:
+            table[int(name)] = (int(fields[1]), int(fields[3]))
+    tree = {leader}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (parent, sid) in table.items():
+            if pid not in tree and (parent in tree or sid in tree):
+                tree.add(pid)
+                grew = True
+    return [leader, *sorted(tree - {leader})]
 
 
 class Sessions:
@@ -263,13 +306,22 @@ class Sessions:
             prefix.append("--")
         assert prefix is not None
         # No pre-exec hook (a fork of a threaded agent must exec at once): ``setsid`` makes
-        # it a session of its own (``-c``: with the terminal as its controlling one) and the
-        # shell joins the task's cgroups before it enters the view.
-        argv = ["setsid", *(["-c"] if session.tty else []), "/bin/sh", "-c", _JOIN, "join",
-                *cgroup_procs(task.pid), "--", *prefix, *_argv(command)]
+        # it a session of its own and the shell joins the task's cgroups before it enters the
+        # view. A terminal becomes the controlling one of a session made inside the view (by
+        # its ``setsid``, if it has one: else the command runs without job control), so that
+        # its process groups are ones the command can see.
+        inner, top = _argv(command), ["setsid"]
+        if session.tty and view is None:
+            top.append("-c")
+        elif session.tty:  # its own session with the terminal, inside the pid namespace
+            setsid = _in_view(task.pid, _SETSID)
+            if setsid is not None:
+                inner = [setsid, "-c", *inner]
+        argv = [*top, "/bin/sh", "-c", _JOIN, "join", *cgroup_procs(task.pid), "--",
+                *prefix, *inner]
         slave: int | None = None
         if session.tty:
-            session.master, slave = os.openpty()
+            session.master, slave = _open_pty(task.pid if view is not None else None)
             if window is not None:
                 _set_window(session.master, *window)
             os.set_blocking(session.master, False)

@@ -100,7 +100,7 @@ async def test_stdin_reaches_the_session_and_its_end_is_an_eof(
 async def test_a_tty_session_has_a_terminal_of_the_asked_size_and_follows_resizes(
         running: tuple[fm.Running, dict[str, Any]]) -> None:
     run, parent = running
-    script = "stty size; read line; stty size; echo got-$line"
+    script = "tty; stty size; read line; stty size; echo got-$line"
     call = sc.launch_call(parent, {"value": script}, tty=(24, 80))
     sid = call["launch_nested_container_session"]["container_id"]["value"]
     async with aiohttp.ClientSession() as http:
@@ -113,6 +113,7 @@ async def test_a_tty_session_has_a_terminal_of_the_asked_size_and_follows_resize
             out, err = await sc.output_of(reply)
         assert err == b""  # a terminal has one output
         text = out.decode().replace("\r", "")
+        assert "/dev/pts/0\n" in text  # its own devpts
         assert "24 80\n" in text and "40 120\n" in text and "got-x" in text
 
 

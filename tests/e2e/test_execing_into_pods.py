@@ -1,0 +1,162 @@
+"""`kubectl exec`, `cp`, `attach` and port-forward through the API server's proxy to the
+bridge's kubelet API, which runs a nested container session on the pod's agent. Each kubectl
+on the machine is used (the pinned one first, then the system's older one)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import shutil
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Target, eventually
+
+pytestmark = pytest.mark.e2e
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: shell
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox:1.36
+      command: ["sh", "-c", "echo hello > /tmp/greeting; echo started; \
+while true; do echo tick; sleep 0.5; done"]
+      env:
+        - name: GREETING
+          value: from-the-pod
+"""
+
+
+def _kubectls() -> list[str]:
+    """The kubectl on PATH (the pinned one) and the system's, when they differ."""
+    found: dict[str, str] = {}
+    for candidate in (shutil.which("kubectl"), "/usr/bin/kubectl", "/usr/local/bin/kubectl"):
+        if candidate and os.path.exists(candidate):
+            version = subprocess.run([candidate, "version", "--client"], capture_output=True,
+                                     text=True, timeout=30).stdout.split("\n")[0]
+            found.setdefault(version, candidate)
+    return list(found.values())
+
+
+KUBECTLS = _kubectls()
+
+
+@pytest.fixture(scope="module")
+def shell_pod(target: Target) -> Target:
+    subprocess.run(["kubectl", "--kubeconfig", str(target.kubeconfig), "apply", "-f", "-"],
+                   input=POD, text=True, check=True, capture_output=True, timeout=60)
+    target.kubectl("wait", "--for=condition=Ready", "pod/shell", "--timeout=60s", timeout=90)
+    eventually(lambda: "started" in target.kubectl("logs", "shell"), what="the pod's output")
+    return target
+
+
+def _run(kubectl: str, target: Target, *args: str, stdin: str | bytes | None = None,
+         timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    return subprocess.run([kubectl, "--kubeconfig", str(target.kubeconfig), *args],
+                          input=data, capture_output=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("kubectl", KUBECTLS)
+def test_exec_returns_output_and_the_commands_exit_status(shell_pod: Target,
+                                                           kubectl: str) -> None:
+    done = _run(kubectl, shell_pod, "exec", "shell", "--", "sh", "-c",
+                "cat /tmp/greeting; echo $GREETING; echo oops >&2; exit 3")
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == b"hello\nfrom-the-pod\n"
+    assert b"oops" in done.stderr
+    ok = _run(kubectl, shell_pod, "exec", "shell", "--", "true")
+    assert ok.returncode == 0 and ok.stdout == b"", ok.stderr
+    missing = _run(kubectl, shell_pod, "exec", "shell", "--", "no-such-command")
+    assert missing.returncode in (126, 127), missing.stderr
+    assert b"no-such-command" in missing.stderr
+
+
+@pytest.mark.parametrize("kubectl", KUBECTLS)
+def test_exec_with_stdin_piped(shell_pod: Target, kubectl: str) -> None:
+    payload = b"".join(b"line %d\n" % i for i in range(2000))
+    done = _run(kubectl, shell_pod, "exec", "-i", "shell", "--", "sh", "-c", "wc -l; exit 0",
+                stdin=payload)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == b"2000"
+    echoed = _run(kubectl, shell_pod, "exec", "-i", "shell", "--", "cat", stdin=payload)
+    assert echoed.stdout == payload
+
+
+@pytest.mark.parametrize("kubectl", KUBECTLS)
+def test_exec_with_a_terminal(shell_pod: Target, kubectl: str) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: kubectl on a terminal of 30 rows and 100 columns
+        os.execvp(kubectl, [kubectl, "--kubeconfig", str(shell_pod.kubeconfig), "exec",
+                            "-it", "shell", "--", "sh"])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    seen = b""
+    try:
+        os.write(fd, b"tty; stty size; echo $((6*7))\n")
+        seen = _read_until(fd, b"42", timeout=30)
+        os.write(fd, b"exit 5\n")
+        seen += _read_until(fd, None, timeout=30)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    text = seen.decode(errors="replace")
+    assert "/dev/pts/" in text and "30 100" in text and "42" in text, text
+    assert os.WEXITSTATUS(status) == 5
+
+
+def _read_until(fd: int, marker: bytes | None, *, timeout: float) -> bytes:
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+        if marker is not None and marker in out.split(b"echo", 1)[-1][5:]:
+            return out
+    return out
+
+
+@pytest.mark.parametrize("kubectl", KUBECTLS)
+def test_cp_both_ways(shell_pod: Target, kubectl: str, tmp_path: Path) -> None:
+    local = tmp_path / "up.txt"
+    local.write_bytes(os.urandom(200_000))
+    up = _run(kubectl, shell_pod, "cp", str(local), "shell:/tmp/up.txt")
+    assert up.returncode == 0, up.stderr
+    back = tmp_path / "back.txt"
+    down = _run(kubectl, shell_pod, "cp", "shell:/tmp/up.txt", str(back))
+    assert down.returncode == 0, down.stderr
+    assert back.read_bytes() == local.read_bytes()
+
+
+def test_attach_follows_the_containers_output(shell_pod: Target) -> None:
+    argv = ["kubectl", "--kubeconfig", str(shell_pod.kubeconfig), "attach", "shell"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines == [b"tick\n", b"tick\n"], lines
+    finally:
+        proc.kill()
+        proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
