@@ -11,6 +11,7 @@ import select
 import shutil
 import struct
 import subprocess
+import sys
 import termios
 import time
 from pathlib import Path
@@ -160,3 +161,63 @@ def test_attach_follows_the_containers_output(shell_pod: Target) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+WEB = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox:1.36
+      command: ["sh", "-c", "mkdir -p /tmp/www && echo hello-through-the-tunnel > \\
+/tmp/www/index.html && exec busybox httpd -f -p 8080 -h /tmp/www"]
+"""
+
+
+@pytest.fixture(scope="module")
+def web_pod(target: Target) -> Target:
+    subprocess.run(["kubectl", "--kubeconfig", str(target.kubeconfig), "apply", "-f", "-"],
+                   input=WEB, text=True, check=True, capture_output=True, timeout=60)
+    target.kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=60s", timeout=90)
+    return target
+
+
+_PY_CLIENT = """
+import sys
+from kubernetes import client, config
+from kubernetes.stream import portforward
+api = client.CoreV1Api(config.new_client_from_config(sys.argv[1]))
+port = int(sys.argv[2])
+forward = portforward(api.connect_get_namespaced_pod_portforward, "web", "default",
+                      ports=str(port))
+sock = forward.socket(port)
+sock.settimeout(20)
+sock.sendall(b"GET /index.html HTTP/1.0\\r\\nHost: web\\r\\n\\r\\n")
+reply = b""
+while True:
+    chunk = sock.recv(65536)
+    if not chunk:
+        break
+    reply += chunk
+error = forward.error(port)
+sys.stdout.buffer.write(reply if error is None else error.encode())
+"""
+
+
+def test_port_forward_with_the_official_python_client(web_pod: Target) -> None:
+    """The official client speaks the kubelet's WebSocket port-forward protocol (kubectl
+    speaks SPDY, which is not served)."""
+    def get(port: int) -> bytes:
+        done = subprocess.run([sys.executable, "-c", _PY_CLIENT, str(web_pod.kubeconfig),
+                               str(port)], capture_output=True, timeout=60)
+        return done.stdout + done.stderr
+
+    reply = eventually(lambda: (r if b"200" in (r := get(8080)) else None), timeout=30,
+                       what="the web server through the tunnel")
+    assert reply.startswith(b"HTTP/1.1 200") and b"hello-through-the-tunnel" in reply
+    refused = get(8081)  # nobody listens there
+    assert b"8081" in refused and b"refused" in refused.lower(), refused
