@@ -40,6 +40,7 @@ EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 MAX_MESSAGE = 4 * 1024 * 1024  # a larger WebSocket message closes the connection (1009)
 _TRUE = ("1", "true", "True")
+_KEPT_TARGETS = 4096
 
 
 class Options:
@@ -100,9 +101,11 @@ async def _status(ws: web.WebSocketResponse, status: dict[str, Any]) -> None:
 class ExecRoutes(api_base.ServerBase):
     """``/exec`` and ``/attach`` over WebSocket."""
 
-    async def _where(self, ns: str, pod: str, container: str) -> tuple[str, dict[str, Any]]:
+    async def _where(self, ns: str, pod: str, container: str, *, fresh: bool = False
+                     ) -> tuple[str, dict[str, Any]]:
         """(agent address, the task's ContainerID) of a pod's container; an HTTP error
-        (raised) when it is not running anywhere."""
+        (raised) when it is not running anywhere. The ContainerID is read from the agent's
+        ``/state`` once per task (``fresh``: again)."""
         if self._locator is None or self._agents is None:
             raise web.HTTPServiceUnavailable(text="kubelet is starting\n")
         where = self._locator.locate(namespace=ns, name=pod, container=container,
@@ -113,11 +116,18 @@ class ExecRoutes(api_base.ServerBase):
         agent = self._agents.agents.get(where[0])
         if agent is None:
             raise web.HTTPServiceUnavailable(text=f"agent {where[0]} is not reachable\n")
-        try:
-            state = await self._reader.agent_state(agent.address)
-        except mesos_agents.AgentsError as e:
-            raise web.HTTPServiceUnavailable(text=f"agent {where[0]}: {e}\n") from e
-        target = sessions.task_container(state, task_id=where[2])
+        key = (agent.address, where[2])
+        target = None if fresh else self._targets.get(key)
+        if target is None:
+            try:
+                state = await self._reader.agent_state(agent.address)
+            except mesos_agents.AgentsError as e:
+                raise web.HTTPServiceUnavailable(text=f"agent {where[0]}: {e}\n") from e
+            target = sessions.task_container(state, task_id=where[2])
+            if target is not None:
+                self._targets[key] = target
+                while len(self._targets) > _KEPT_TARGETS:
+                    self._targets.pop(next(iter(self._targets)))
         if target is None:
             raise web.HTTPNotFound(text=f'container "{container}" in pod "{pod}" is not '
                                         "running on its agent\n")
@@ -142,26 +152,32 @@ class ExecRoutes(api_base.ServerBase):
         opened = await self._open(request)
         if isinstance(opened, web.Response):
             return opened
-        address, target = await self._where(request.match_info["namespace"],
-                                            request.match_info["pod"],
-                                            request.match_info["container"])
-        ws = opened
-        await ws.prepare(request)
-        if ws.ws_protocol not in EXEC_PROTOCOLS:
-            await ws.close(code=1002, message=b"unsupported protocol")
-            return ws
-        await self._serve_session(ws, address=address, target=target, options=options)
-        return ws
-
-    async def _serve_session(self, ws: web.WebSocketResponse, *, address: str,
-                             target: dict[str, Any], options: Options) -> None:
+        where = (request.match_info["namespace"], request.match_info["pod"],
+                 request.match_info["container"])
+        address, target = await self._where(*where)
         try:
             session = await sessions.launch(self._reader, address, parent=target,
                                             command=options.command, tty=options.tty)
-        except mesos_agents.AgentsError as e:
-            await _status(ws, internal_error(f"error executing command in container: {e}"))
-            await ws.close()
-            return
+        except mesos_agents.AgentsError:
+            # The task may have been restarted in a new container since it was read: again.
+            address, target = await self._where(*where, fresh=True)
+            try:
+                session = await sessions.launch(self._reader, address, parent=target,
+                                                command=options.command, tty=options.tty)
+            except mesos_agents.AgentsError as e:
+                return web.json_response(internal_error(
+                    f"error executing command in container: {e}"), status=500)
+        ws = opened
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            await session.close()
+            raise
+        await self._serve_session(ws, session, options=options)
+        return ws
+
+    async def _serve_session(self, ws: web.WebSocketResponse, session: sessions.Session, *,
+                             options: Options) -> None:
         first = STDOUT if options.stdout else STDERR if options.stderr else ERROR
         await _send(ws, first, b"")
         if not options.stdin:
