@@ -221,3 +221,34 @@ def test_port_forward_with_the_official_python_client(web_pod: Target) -> None:
     assert reply.startswith(b"HTTP/1.1 200") and b"hello-through-the-tunnel" in reply
     refused = get(8081)  # nobody listens there
     assert b"8081" in refused and b"refused" in refused.lower(), refused
+
+
+def _sleepers(marker: bytes) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if Path(f"/proc/{name}/cmdline").read_bytes() == b"sleep\x00" + marker + b"\x00":
+                    out.append(int(name))
+            except OSError:
+                continue
+    return out
+
+
+def test_a_client_that_goes_away_leaves_no_session_behind(shell_pod: Target) -> None:
+    argv = ["kubectl", "--kubeconfig", str(shell_pod.kubeconfig), "exec", "shell", "--",
+            "sleep", "777"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: _sleepers(b"777"), timeout=30, what="the session's process")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    eventually(lambda: not _sleepers(b"777"), timeout=30, what="the session to be destroyed")
+
+
+def test_exec_into_what_is_not_there_says_so(shell_pod: Target) -> None:
+    done = _run("kubectl", shell_pod, "exec", "shell", "-c", "nope", "--", "true")
+    assert done.returncode != 0 and b"container nope is not valid for pod shell" in done.stderr
+    done = _run("kubectl", shell_pod, "exec", "no-such-pod", "--", "true")
+    assert done.returncode != 0 and b"not found" in done.stderr

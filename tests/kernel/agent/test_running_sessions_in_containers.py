@@ -6,6 +6,7 @@ session whose caller goes away leaves nothing behind."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -106,11 +107,17 @@ async def test_a_tty_session_has_a_terminal_of_the_asked_size_and_follows_resize
     async with aiohttp.ClientSession() as http:
         async with http.post(_url(run), json=call, headers=sc.STREAM_HEADERS) as reply:
             assert reply.status == 200
-            await asyncio.sleep(0.3)
+            out, err = b"", b""
+            records = sc.records(reply)
+            while b"24 80" not in out:  # the first size is read before the resize is sent
+                record = await anext(records)
+                out += base64.b64decode(record["data"]["data"])
             sent = await sc.send_input(http, _url(run), sc.input_records(
                 sid, [b"x\n"], eof=False, window=(40, 120)))
             assert sent == 200
-            out, err = await sc.output_of(reply)
+            async for record in records:
+                if record["type"] == "DATA":
+                    out += base64.b64decode(record["data"]["data"])
         assert err == b""  # a terminal has one output
         text = out.decode().replace("\r", "")
         assert "/dev/pts/0\n" in text  # its own devpts
@@ -171,3 +178,45 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+async def test_a_session_killed_mid_stream_ends_with_its_signal(
+        running: tuple[fm.Running, dict[str, Any]]) -> None:
+    run, parent = running
+    call = sc.launch_call(parent, {"value": "echo started; exec sleep 1000"})
+    sid = call["launch_nested_container_session"]["container_id"]["value"]
+    kill = {"type": "KILL_NESTED_CONTAINER",
+            "kill_nested_container": {"container_id": {"value": sid}}}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(_url(run), json=call, headers=sc.STREAM_HEADERS) as reply:
+            records = sc.records(reply)
+            assert (await anext(records))["type"] == "DATA"
+            async with http.post(_url(run), json=kill) as killed:
+                assert killed.status == 200
+            async for _ in records:  # the stream ends
+                pass
+        status = await sc.wait_status(http, _url(run), sid)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
+        async with http.post(_url(run), json=kill) as again:
+            assert again.status == 404
+
+
+async def test_a_hundred_sessions_at_once_all_answer_and_leave_nothing(
+        running: tuple[fm.Running, dict[str, Any]]) -> None:
+    run, parent = running
+    listing = {"type": "GET_CONTAINERS", "get_containers": {"show_nested": True}}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async def one(i: int) -> tuple[bytes, int]:
+            out, _err, status = await _session(http, run, parent,
+                                               {"value": f"echo {i}; sleep 0.2; exit {i % 7}"})
+            return out, status
+
+        results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(100))), 120)
+        for i, (out, status) in enumerate(results):
+            assert out == f"{i}\n".encode()
+            assert os.WEXITSTATUS(status) == i % 7
+        async with http.post(_url(run), json=listing) as containers:
+            nested = [c for c in (await containers.json())["get_containers"]["containers"]
+                      if c["container_id"].get("parent") == parent]
+        assert nested == []  # no session is left
+    assert not any(b"sleep\x000.2" in _cmdline(p) for p in _pids())
