@@ -9,7 +9,8 @@ wall time of the real ``kubectl exec pod -- true`` (kubectl's own start-up inclu
 
 Port-forward: the kubelet's WebSocket port-forward protocol (as the official Python client
 speaks it) to a pod serving --mb MB over HTTP (busybox httpd), timed from the request to the
-last byte; beside it, the same bytes copied over a plain loopback TCP connection in this
+last byte, and the same GET through a real ``kubectl port-forward`` (SPDY tunnelled in a
+WebSocket); beside them, the same bytes copied over a plain loopback TCP connection in this
 process in the same run.
 
 Run: ``python bench/bench_exec.py [--execs 100] [--mb 32] [--timeout 120]``. Prints the
@@ -23,12 +24,14 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +144,32 @@ async def loopback_copy(size: int) -> float:
     return got / elapsed / 1e6
 
 
+def kubectl_forward(kubectl: list[str], size: int) -> list[float]:
+    """MB/s of three GETs of the big file through a running ``kubectl port-forward``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()[1]
+    proc = subprocess.Popen([*kubectl, "port-forward", "pod/bench-exec", f"{local}:8080"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = []
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "Forwarding from ..."
+        for _ in range(3):
+            start = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/big", timeout=120) as r:
+                got = len(r.read())
+            if got != size:
+                raise SystemExit(f"kubectl port-forward: {got} bytes of {size}")
+            out.append(size / (time.perf_counter() - start) / 1e6)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    return out
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -190,12 +219,16 @@ async def main() -> None:
                       f"p50 {_pct(walls, 0.5) * 1000:.0f} ms, p99 {_pct(walls, 0.99) * 1000:.0f}"
                       f" ms", flush=True)
                 forwards = [await forward_once(http, api, size) for _ in range(3)]
+                viakubectl = kubectl_forward(kubectl, size)
                 loops = [await loopback_copy(size) for _ in range(3)]
                 print(f"port-forward ({args.mb} MB over HTTP from the pod, WebSocket via the API "
                       f"server): median {statistics.median(forwards):.1f} MB/s "
                       f"(runs {', '.join(f'{f:.1f}' for f in forwards)}); direct loopback "
                       f"copy in this process: median {statistics.median(loops):.0f} MB/s",
                       flush=True)
+                print(f"`kubectl port-forward` (SPDY in a WebSocket), the same GET: median "
+                      f"{statistics.median(viakubectl):.1f} MB/s (runs "
+                      f"{', '.join(f'{f:.1f}' for f in viakubectl)})", flush=True)
         finally:
             run.stop()
     print(f"machine: {os.cpu_count()} cores, load {bench_embedded._load()}")

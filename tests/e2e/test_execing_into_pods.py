@@ -252,3 +252,28 @@ def test_exec_into_what_is_not_there_says_so(shell_pod: Target) -> None:
     assert done.returncode != 0 and b"container nope is not valid for pod shell" in done.stderr
     done = _run("kubectl", shell_pod, "exec", "no-such-pod", "--", "true")
     assert done.returncode != 0 and b"not found" in done.stderr
+
+
+@pytest.mark.parametrize("kubectl", KUBECTLS)
+def test_kubectl_port_forward_then_an_http_get(web_pod: Target, kubectl: str) -> None:
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    local = free_port()
+    argv = [kubectl, "--kubeconfig", str(web_pod.kubeconfig), "port-forward", "pod/web",
+            f"{local}:8080", f"{free_port()}:8081"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert b"Forwarding from" in proc.stdout.readline()
+        for _ in range(3):  # a connection after another, on the same tunnel
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/index.html",
+                                        timeout=30) as reply:
+                assert reply.read() == b"hello-through-the-tunnel\n"
+    finally:
+        proc.kill()
+        proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
