@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from k8sbridge.devkube import kinds
+from k8sbridge.devkube import kinds, metricsapi
 
 Obj = dict[str, Any]
 
@@ -60,6 +60,8 @@ REVIEW_GROUPS: dict[str, tuple[str, tuple[Obj, ...]]] = {
         {"name": "tokenreviews", "singularName": "tokenreview", "namespaced": False,
          "kind": "TokenReview", "verbs": ["create"]},
     )),
+    # Not stored either: read from the kubelets on request (``metricsapi``).
+    "metrics.k8s.io": ("v1beta1", metricsapi.RESOURCES),
 }
 
 

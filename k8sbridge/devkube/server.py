@@ -31,6 +31,7 @@ from k8sbridge.devkube import (
     kinds,
     listing,
     logproxy,
+    metricsapi,
     persistence,
     registry,
     sakeys,
@@ -197,6 +198,8 @@ class ApiServer:
                 raise errors.ApiError(code=404, reason="NotFound",
                                       message="the server could not find the requested resource")
             return _json(doc)
+        if group_version == metricsapi.GROUP_VERSION:
+            return await metricsapi.serve(request, ctx=self.ctx, rest=rest)
         return await self._resource(request, group_version, rest)
 
     async def _review(self, request: web.Request, plural: str) -> web.Response:

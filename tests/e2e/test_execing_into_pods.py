@@ -277,3 +277,18 @@ def test_kubectl_port_forward_then_an_http_get(web_pod: Target, kubectl: str) ->
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_kubectl_top_pod_and_node(shell_pod: Target) -> None:
+    def top(*args: str) -> str | None:
+        done = _run("kubectl", shell_pod, "top", *args)
+        return done.stdout.decode() if done.returncode == 0 else None
+
+    pods = eventually(lambda: top("pod", "shell"), timeout=30, what="kubectl top pod")
+    header, row = pods.splitlines()[:2]
+    assert header.split()[:3] == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert row.split()[0] == "shell" and row.split()[2].endswith("Mi")
+    containers = top("pod", "shell", "--containers")
+    assert containers is not None and "main" in containers
+    nodes = eventually(lambda: top("node"), timeout=30, what="kubectl top node")
+    assert "CPU(cores)" in nodes.splitlines()[0] and len(nodes.splitlines()) >= 2
