@@ -220,3 +220,14 @@ async def test_a_hundred_sessions_at_once_all_answer_and_leave_nothing(
                       if c["container_id"].get("parent") == parent]
         assert nested == []  # no session is left
     assert not any(b"sleep\x000.2" in _cmdline(p) for p in _pids())
+
+
+async def test_without_tar_in_the_view_kubectl_cp_gets_127_and_why(
+        running: tuple[fm.Running, dict[str, Any]]) -> None:
+    run, parent = running  # the test image has no tar: what `kubectl cp` runs fails clearly
+    async with aiohttp.ClientSession() as http:
+        out, err, status = await _session(
+            http, run, parent, {"shell": False, "value": "tar",
+                                "arguments": ["tar", "cf", "-", "/tmp"]})
+    assert os.WEXITSTATUS(status) == 127 and out == b""
+    assert b"tar" in err and b"No such file" in err
