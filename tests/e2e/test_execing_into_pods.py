@@ -292,3 +292,40 @@ def test_kubectl_top_pod_and_node(shell_pod: Target) -> None:
     assert containers is not None and "main" in containers
     nodes = eventually(lambda: top("node"), timeout=30, what="kubectl top node")
     assert "CPU(cores)" in nodes.splitlines()[0] and len(nodes.splitlines()) >= 2
+
+
+async def _oversized_stdin(target: Target) -> tuple[int | None, bytes]:
+    import base64
+    import ssl
+
+    import aiohttp
+    import yaml
+
+    doc = yaml.safe_load(target.kubeconfig.read_text())
+    cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]["user"]
+    context = ssl.create_default_context(cadata=base64.b64decode(
+        cluster["certificate-authority-data"]).decode())
+    url = f"{cluster['server']}/api/v1/namespaces/default/pods/shell/exec"
+    params = [("command", "sh"), ("command", "-c"), ("command", "echo ready; sleep 888"),
+              ("stdin", "true"), ("stdout", "true")]
+    output = b""
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            url, params=params, ssl=context, protocols=("v5.channel.k8s.io",),
+            headers={"Authorization": f"Bearer {user['token']}"}) as ws:
+        async for message in ws:
+            output += message.data[1:] if isinstance(message.data, bytes) else b""
+            if b"ready" in output:
+                break
+        await ws.send_bytes(b"\x00" + b"x" * (5 * 1024 * 1024))
+        async for _message in ws:
+            pass
+        return ws.close_code, output
+
+
+def test_an_oversized_frame_closes_the_stream_and_its_session(shell_pod: Target) -> None:
+    import asyncio
+
+    code, output = asyncio.run(_oversized_stdin(shell_pod))
+    assert b"ready" in output
+    assert code in (1006, 1009)  # closed (aiohttp drops the connection on a too-big frame)
+    eventually(lambda: not _sleepers(b"888"), timeout=30, what="the session to be destroyed")
