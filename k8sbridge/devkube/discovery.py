@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from k8sbridge.devkube import kinds
+from k8sbridge.devkube import kinds, metricsapi
 
 Obj = dict[str, Any]
 
@@ -28,6 +28,8 @@ _SUB_VERBS = {
     "eviction": ["create"],
     "log": ["get"],
     "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
     "token": ["create"],
 }
 
@@ -58,6 +60,8 @@ REVIEW_GROUPS: dict[str, tuple[str, tuple[Obj, ...]]] = {
         {"name": "tokenreviews", "singularName": "tokenreview", "namespaced": False,
          "kind": "TokenReview", "verbs": ["create"]},
     )),
+    # Not stored either: read from the kubelets on request (``metricsapi``).
+    "metrics.k8s.io": ("v1beta1", metricsapi.RESOURCES),
 }
 
 
@@ -95,8 +99,9 @@ def _subresource_entry(kind: kinds.Kind, sub: str) -> Obj:
         entry["kind"] = "Binding"
     elif sub == "eviction":
         entry.update(group="policy", version="v1", kind="Eviction")
-    elif sub == "exec":
-        entry["kind"] = "PodExecOptions"
+    elif sub in ("exec", "attach", "portforward"):
+        entry["kind"] = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                         "portforward": "PodPortForwardOptions"}[sub]
     elif sub == "token":
         entry.update(group="authentication.k8s.io", version="v1", kind="TokenRequest")
     return entry

@@ -79,7 +79,7 @@ KINDS: tuple[Kind, ...] = (
          fields=NAMESPACE_FIELDS),
     Kind(group="", version="v1", plural="pods", singular="pod", kind="Pod", namespaced=True,
          short_names=("po",), categories=("all",),
-         subresources=("status", "binding", "eviction", "log", "exec"),
+         subresources=("status", "binding", "eviction", "log", "exec", "attach", "portforward"),
          fields=POD_FIELDS),
     Kind(group="", version="v1", plural="nodes", singular="node", kind="Node", namespaced=False,
          short_names=("no",), subresources=("status",), fields=NODE_FIELDS),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -19,24 +20,20 @@ from k8sbridge.devkube import errors, httpio, registry
 log = logging.getLogger(__name__)
 
 
-async def proxy_log(
-    request: web.Request, *, ctx: httpio.Context, ns: str, name: str
-) -> web.StreamResponse:
-    """Stream ``pods/log`` from the kubelet of the pod's node (its containerLogs endpoint)."""
-    if request.method != "GET":
-        raise errors.method_not_allowed("pods/log only supports GET")
-    pod = ctx.reg.current(registry.POD_KIND, ns, name)
+def pick_container(pod: dict[str, Any], name: str, requested: str | None) -> str:
+    """The container a request means, as kube-apiserver picks it: the one named, else the
+    default-container annotation, else the only container (400 naming the choices)."""
     spec = pod.get("spec") or {}
     containers = [c.get("name") for c in (spec.get("initContainers") or []) +
                   (spec.get("containers") or []) + (spec.get("ephemeralContainers") or [])]
-    container = request.query.get("container")
+    container = requested
     if not container:
         annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get(
             "kubectl.kubernetes.io/default-container")
         if annotated:
-            container = annotated
+            container = str(annotated)
         elif len(spec.get("containers") or []) == 1:
-            container = spec["containers"][0].get("name")
+            container = str(spec["containers"][0].get("name"))
         else:
             names = " ".join(str(c.get("name")) for c in spec.get("containers") or [])
             raise errors.bad_request(
@@ -44,16 +41,15 @@ async def proxy_log(
             )
     if container not in containers:
         raise errors.bad_request(f"container {container} is not valid for pod {name}")
-    node_name = spec.get("nodeName")
+    return container
+
+
+def kubelet_base(ctx: httpio.Context, pod: dict[str, Any], name: str) -> str:
+    """``https://<address>:<port>`` of the kubelet of the pod's node: its InternalIP (else
+    ExternalIP, else Hostname) and ``daemonEndpoints.kubeletEndpoint.Port``."""
+    node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
         raise errors.bad_request(f"pod {name} does not have a host assigned")
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        waiting = (cs.get("state") or {}).get("waiting")
-        if cs.get("name") == container and waiting and not (cs.get("lastState") or {}):
-            raise errors.bad_request(
-                f'container "{container}" in pod "{name}" is waiting to start: '
-                f"{waiting.get('reason', '')}"
-            )
     node = ctx.reg.store.get("/nodes", "", node_name)
     if node is None:
         raise errors.not_found(plural="nodes", group="", name=node_name)
@@ -66,8 +62,27 @@ async def proxy_log(
     port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get(
         "Port", 10250)
     host = f"[{address}]" if ":" in str(address) else str(address)
+    return f"https://{host}:{port}"
+
+
+async def proxy_log(
+    request: web.Request, *, ctx: httpio.Context, ns: str, name: str
+) -> web.StreamResponse:
+    """Stream ``pods/log`` from the kubelet of the pod's node (its containerLogs endpoint)."""
+    if request.method != "GET":
+        raise errors.method_not_allowed("pods/log only supports GET")
+    pod = ctx.reg.current(registry.POD_KIND, ns, name)
+    container = pick_container(pod, name, request.query.get("container"))
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting")
+        if cs.get("name") == container and waiting and not (cs.get("lastState") or {}):
+            raise errors.bad_request(
+                f'container "{container}" in pod "{name}" is waiting to start: '
+                f"{waiting.get('reason', '')}"
+            )
+    base = kubelet_base(ctx, pod, name)
     params = {k: v for k, v in request.query.items() if k != "container"}
-    url = f"https://{host}:{port}/containerLogs/{ns}/{name}/{container}"
+    url = f"{base}/containerLogs/{ns}/{name}/{container}"
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=None)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         try:

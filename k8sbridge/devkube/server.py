@@ -31,12 +31,14 @@ from k8sbridge.devkube import (
     kinds,
     listing,
     logproxy,
+    metricsapi,
     persistence,
     registry,
     sakeys,
     satokens,
     schemafields,
     store,
+    streamproxy,
     subresources,
     tables,
     watching,
@@ -196,6 +198,8 @@ class ApiServer:
                 raise errors.ApiError(code=404, reason="NotFound",
                                       message="the server could not find the requested resource")
             return _json(doc)
+        if group_version == metricsapi.GROUP_VERSION:
+            return await metricsapi.serve(request, ctx=self.ctx, rest=rest)
         return await self._resource(request, group_version, rest)
 
     async def _review(self, request: web.Request, plural: str) -> web.Response:
@@ -281,12 +285,9 @@ class ApiServer:
             raise errors.method_not_allowed(f"{method} is not supported on a collection")
         if sub == "log":
             return await logproxy.proxy_log(request, ctx=self.ctx, ns=ns, name=name)
-        if sub == "exec":
-            raise errors.ApiError(
-                code=400, reason="BadRequest",
-                message="pods/exec is not supported by devkube yet (no streaming "
-                "subresources); use the node's kubelet API directly",
-            )
+        if sub in ("exec", "attach", "portforward"):
+            return await streamproxy.proxy_stream(request, ctx=self.ctx, sub=sub, ns=ns,
+                                                  name=name)
         if sub == "token":
             if method != "POST":
                 raise errors.method_not_allowed("serviceaccounts/token only supports POST")

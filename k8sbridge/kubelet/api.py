@@ -29,11 +29,12 @@ cached (``cachetools.TTLCache``, keyed by the token's SHA-256, never by the toke
 ``token_cache_ttl_seconds`` (rejections for ``token_cache_failure_ttl_seconds``); a request
 with neither is served as ``system:anonymous`` only when ``anonymous`` is on, else 401. An
 invalid token is 401 even with anonymous on, as in Kubernetes. Authenticated users are not
-further authorized (no SubjectAccessReview: like ``--authorization-mode=AlwaysAllow``). Exec,
-attach and port-forward answer 501 "not supported yet".
+further authorized (no SubjectAccessReview: like ``--authorization-mode=AlwaysAllow``).
+``/run`` answers 501 "not supported yet".
 
 Where things are: ``api_base`` (state and seams), ``api_auth`` (authentication),
-``api_logs`` (``/containerLogs``), ``api_stats`` (``/stats/summary``); this module assembles
+``api_logs`` (``/containerLogs``), ``api_stats`` (``/stats/summary``), ``api_exec``
+(``/exec``, ``/attach``), ``api_portforward`` (``/portForward``); this module assembles
 the server (routes, TLS, start/stop) and answers ``/healthz``, ``/pods``, ``/runningpods``.
 """
 
@@ -49,7 +50,7 @@ from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kubelet import api_auth, api_logs, api_stats
+from k8sbridge.kubelet import api_auth, api_logs, api_portforward, api_stats
 from k8sbridge.kubelet.api_auth import generate_self_signed
 from k8sbridge.kubelet.api_base import TokenReviewer, UserInfo
 
@@ -58,7 +59,8 @@ __all__ = ["KubeletServer", "TokenReviewer", "UserInfo", "generate_self_signed"]
 log = logging.getLogger(__name__)
 
 
-class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes, api_auth.Authenticating):
+class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
+                    api_portforward.PortForwardRoutes, api_auth.Authenticating):
     """The server: routes from ``api_logs``, ``api_stats`` and ``api_auth``, TLS and lifecycle."""
 
     def attach(self, *, scheduler: Any, kube: TokenReviewer | None, nodes: Any) -> None:
@@ -92,8 +94,14 @@ class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes, api_auth.Authenti
         app.router.add_get("/runningpods", self._running)
         app.router.add_get("/stats/summary", self._stats)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
-        for prefix in ("/exec", "/attach", "/portForward", "/run"):
-            app.router.add_route("*", prefix + "/{tail:.*}", self._unsupported)
+        for method in ("GET", "POST"):
+            for tail in ("{container}", "{uid}/{container}"):
+                app.router.add_route(method, "/exec/{namespace}/{pod}/" + tail, self._exec)
+                app.router.add_route(method, "/attach/{namespace}/{pod}/" + tail, self._attach)
+            for tail in ("", "/{uid}"):
+                app.router.add_route(method, "/portForward/{namespace}/{pod}" + tail,
+                                     self._port_forward)
+        app.router.add_route("*", "/run/{tail:.*}", self._unsupported)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         host = self._settings.host or "0.0.0.0"
@@ -147,8 +155,7 @@ class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes, api_auth.Authenti
         what = request.path.split("/")[1]
         return web.Response(
             status=501,
-            text=f"{what} is not supported yet by k8sbridge (Mesos tasks have no attach API "
-            "here)\n",
+            text=f"{what} is not supported by k8sbridge (use /exec)\n",
         )
 
 

@@ -102,4 +102,6 @@ class ServerBase:
         self._sampler: asyncio.Task[None] | None = None
         # /stats/summary: the last (timestamp, cpu seconds) per pod/container, for usageNanoCores
         self._cpu_prev: dict[str, tuple[float, float]] = {}
+        # exec and port-forward: (agent address, task id) -> the task's ContainerID
+        self._targets: dict[tuple[str, str], dict[str, Any]] = {}
         self.port = 0

@@ -147,9 +147,17 @@ class OperatorClient:
 
     # -- the agents' APIs (same session, credentials and CA) ------------------------------
 
-    def _agent_url(self, address: str, path: str) -> str:
+    def agent_url(self, address: str, path: str) -> str:
+        """``path`` on the agent at ``address`` (host:port, or a URL), with the masters'
+        scheme."""
         base = address if "://" in address else f"{self.transport.scheme}://{address}"
         return base.rstrip("/") + path
+
+    _agent_url = agent_url
+
+    async def agent_call(self, url: str, call: dict[str, Any]) -> Any:
+        """One non-streaming v1 call on an agent's ``/api/v1`` (``url``)."""
+        return await self._agent_request("POST", url, json_body=call, params={})
 
     async def agent_state(self, address: str) -> dict[str, Any]:
         reply = await self._agent_get(address, "/state", {})

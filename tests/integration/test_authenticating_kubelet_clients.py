@@ -122,12 +122,14 @@ async def test_requests_need_a_certificate_or_a_reviewed_token(
     ctx.load_cert_chain(pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key")
     assert await _status(base + "/healthz", ctx=ctx) == 200
     assert await _status(base + "/runningpods/", ctx=ctx) == 200
-    # Exec, attach and port-forward: still a clear "not supported yet" once authenticated.
+    # Exec, attach and port-forward: once authenticated, a clear 400 for a bad request.
     async with aiohttp.ClientSession() as http:
-        for path in ("/exec/default/p/c?command=ls", "/attach/default/p/c",
-                     "/portForward/default/p"):
+        for path, why in (("/exec/default/p/c?command=ls", "at least 1 of stdin"),
+                          ("/attach/default/p/c", "at least 1 of stdin"),
+                          ("/portForward/default/p", "at least one port"),
+                          ("/exec/default/p/c?command=ls&output=1", "WebSocket")):
             async with http.post(base + path, ssl=ctx) as r:
-                assert r.status == 501 and "not supported yet" in await r.text()
+                assert r.status == 400 and why in await r.text()
 
     # A certificate from another CA does not get through the handshake.
     foreign = _insecure_ctx()

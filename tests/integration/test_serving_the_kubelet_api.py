@@ -63,10 +63,12 @@ async def test_kubelet_api_answers_over_tls(embedded: app.EmbeddedTargets) -> No
         async with http.get(base + "/containerLogs/default/nope/main?tailLines=-3",
                             ssl=ctx) as r:
             assert r.status == 400
-        for path in ("/exec/default/p/c?command=ls", "/attach/default/p/c",
-                     "/portForward/default/p"):
+        for path, why in (("/exec/default/p/c?command=ls", "at least 1 of stdin"),
+                          ("/attach/default/p/c", "at least 1 of stdin"),
+                          ("/portForward/default/p", "at least one port"),
+                          ("/exec/default/p/c?command=ls&output=1", "WebSocket")):
             async with http.post(base + path, ssl=ctx) as r:
-                assert r.status == 501 and "not supported yet" in await r.text()
+                assert r.status == 400 and why in await r.text()
         async with http.get(base + "/no/such/path", ssl=ctx) as r:
             assert r.status == 404
     try:

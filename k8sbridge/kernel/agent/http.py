@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from k8sbridge.kernel import resources as mres
-from k8sbridge.kernel.agent import calls, httpauth, stats
+from k8sbridge.kernel.agent import calls, http_sessions, httpauth, stats
 from k8sbridge.kernel.agent.core import AgentCore
 from k8sbridge.kernel.agent.state import VERSION, Container, Task
 
@@ -55,7 +55,7 @@ def make_app(agent: AgentCore) -> web.Application:
     app.router.add_get("/files/read", _read)
     app.router.add_get("/files/download", _download)
     app.router.add_get("/files/debug", _debug)
-    app.router.add_post("/api/v1", _api_v1)
+    app.router.add_post("/api/v1", http_sessions.install(app, agent, _api_v1))
     config = agent.config
     httpauth.install(app, readonly=config.authenticate_http_readonly,
                      readwrite=config.authenticate_http_readwrite,

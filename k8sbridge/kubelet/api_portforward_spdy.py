@@ -1,0 +1,160 @@
+"""kubectl's port-forward: SPDY/3.1 streams tunnelled in a WebSocket
+(``SPDY/3.1+portforward.k8s.io``), each forwarded connection a pair of streams -- ``error``
+and ``data``, with the same ``requestID`` and ``port`` headers -- served by one relay session
+in the pod (``api_portforward.relay_command``), as the kubelet's ``portforward`` package
+serves them.
+
+Order of things, as kubectl expects them: every stream the client opens gets a SYN_REPLY; once
+both streams of a request are open the relay starts; the client's data goes to the relay, its
+half-close (DATA with FIN) ends the relay's input; what the pod sends comes back on the data
+stream, closed with FIN when the pod's side ends; a relay that fails (nothing listens on the
+port) writes why on the error stream; the error stream is closed last (kubectl waits for that
+close to finish the connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from k8sbridge.kubelet import agents as mesos_agents
+from k8sbridge.kubelet import api_spdy
+from k8sbridge.mesos import sessions
+
+__all__ = ["SPDY_TUNNEL", "serve_tunnel"]
+
+log = logging.getLogger(__name__)
+
+SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
+_CHUNK = 32 * 1024
+
+
+class _Sender:
+    """Frames to the client, one at a time."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.frames = api_spdy.Writer()
+        self._lock = asyncio.Lock()
+
+    async def send(self, frame: bytes) -> None:
+        async with self._lock:
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await self.ws.send_bytes(frame)
+
+
+class _Connection:
+    """One forwarded connection: its two streams and its relay session."""
+
+    def __init__(self, *, sender: _Sender, data: int, error: int, port: int, pod: str) -> None:
+        self.sender = sender
+        self.data = data
+        self.error = error
+        self.port = port
+        self.pod = pod
+        self.session: sessions.Session | None = None
+        self.started = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, reader: Any, address: str, target: dict[str, Any],
+                  relay: list[str]) -> None:
+        errors = b""
+        try:
+            try:
+                self.session = await sessions.launch(reader, address, parent=target,
+                                                     command=relay)
+            finally:
+                self.started.set()
+            async for kind, data in self.session.output():
+                if kind == "STDERR":
+                    errors += data[:4096]
+                    continue
+                for at in range(0, len(data), _CHUNK):
+                    await self.sender.send(self.sender.frames.data(self.data,
+                                                                   data[at:at + _CHUNK]))
+            code = sessions.decode_status(await self.session.wait())
+            if code != 0 and not errors:
+                errors = f"the relay exited with {code}".encode()
+        except mesos_agents.AgentsError as e:
+            errors = str(e).encode()
+        await self.sender.send(self.sender.frames.data(self.data, b"", fin=True))
+        if errors:
+            text = (f"error forwarding port {self.port} to pod {self.pod}: failed to connect "
+                    f"to localhost:{self.port} inside the pod: "
+                    f"{errors.decode(errors='replace').strip()}")
+            await self.sender.send(self.sender.frames.data(self.error, text.encode()))
+        await self.sender.send(self.sender.frames.data(self.error, b"", fin=True))
+
+    async def send(self, data: bytes, *, fin: bool) -> None:
+        await self.started.wait()
+        if self.session is None:
+            return
+        if data:
+            await self.session.send(data)
+        if fin:
+            await self.session.close_input()
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.session is not None:
+            await self.session.close()
+
+
+async def serve_tunnel(ws: web.WebSocketResponse, *, reader: Any, address: str,
+                       target: dict[str, Any], pod: str,
+                       relay_command: Any) -> None:
+    """Serve the client's SPDY streams until it hangs up (or sends GOAWAY)."""
+    sender = _Sender(ws)
+    frames = api_spdy.Reader()
+    opened: dict[str, dict[str, tuple[int, int]]] = {}  # requestID -> type -> (stream, port)
+    by_stream: dict[int, _Connection] = {}
+    try:
+        async for message in ws:
+            if message.type != WSMsgType.BINARY:
+                continue
+            try:
+                got = frames.feed(message.data)
+            except api_spdy.FrameError as e:
+                log.info("port-forward %s: %s", pod, e)
+                break
+            for frame in got:
+                if frame.kind == api_spdy.SYN_STREAM:
+                    await sender.send(sender.frames.syn_reply(frame.stream))
+                    kind = frame.headers.get("streamtype", "")
+                    request = frame.headers.get("requestid", str(frame.stream))
+                    try:
+                        port = int(frame.headers.get("port", ""))
+                    except ValueError:
+                        await sender.send(sender.frames.rst_stream(frame.stream, 1))
+                        continue
+                    pair = opened.setdefault(request, {})
+                    pair[kind] = (frame.stream, port)
+                    if "data" in pair and "error" in pair:
+                        opened.pop(request)
+                        connection = _Connection(sender=sender, data=pair["data"][0],
+                                                 error=pair["error"][0], port=port, pod=pod)
+                        by_stream[connection.data] = connection
+                        connection.task = asyncio.create_task(connection.run(
+                            reader, address, target, relay_command(port)))
+                elif frame.kind == 0:
+                    found = by_stream.get(frame.stream)
+                    if found is not None:
+                        await found.send(frame.data, fin=frame.fin)
+                elif frame.kind == api_spdy.RST_STREAM:
+                    found = by_stream.pop(frame.stream, None)
+                    if found is not None:
+                        await found.close()
+                elif frame.kind == api_spdy.PING:
+                    await sender.send(sender.frames.ping(frame.data))
+                elif frame.kind == api_spdy.GOAWAY:
+                    return
+    finally:
+        for connection in by_stream.values():
+            await connection.close()
