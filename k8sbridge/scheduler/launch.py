@@ -33,7 +33,9 @@ Rules:
   (``limits``: Mesos >= 1.10, ``share_cgroups: false`` on every task of the group; older
   masters get none and the pod a ``limits.Notice``);
 * labels carry the pod's namespace, name and uid; the kill policy's grace period is the pod's
-  ``terminationGracePeriodSeconds``.
+  ``terminationGracePeriodSeconds``;
+* the executor's ``ContainerInfo`` names the pod's CNI network (``podnet``), so the group
+  gets an IP of its own.
 """
 
 from __future__ import annotations
@@ -47,7 +49,16 @@ from k8sbridge import grpc_probe
 from k8sbridge.lifecycle import taskids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
-from k8sbridge.scheduler import imagepull, limits, plan, podenv, podfields, podfiles, volumes
+from k8sbridge.scheduler import (
+    imagepull,
+    limits,
+    plan,
+    podenv,
+    podfields,
+    podfiles,
+    podnet,
+    volumes,
+)
 
 __all__ = [
     "COMMIT_OFFER_GONE",
@@ -371,6 +382,7 @@ def render_launch_group(
     node_name: str = "",
     host_ip: str = "",
     network: podfiles.Network | None = None,
+    pod_network: str = "",
 ) -> LaunchGroup:
     """Render the LAUNCH_GROUP of one ``assignment``: its executor share, each container's
     resources and host ports exactly as placement carved them (nothing is carved here).
@@ -384,6 +396,8 @@ def render_launch_group(
     the pod's volumes read (``volume_sources.fetch``); a volume or field that cannot be
     honoured is a ``LaunchError`` (``volumes``, ``podfields``). ``network`` makes the pod's
     ``/etc`` files (``podfiles``; None: none are rendered, for tests of other rules).
+    ``pod_network`` is the CNI network pods join (``podnet``: not hostNetwork pods nor pods
+    with a hostPort; ``""``: none does).
     """
     uid = str(request.uid)
     spec = pod.get("spec") or {}
@@ -394,8 +408,11 @@ def render_launch_group(
         for raw in spec.get(field) or []:
             imagepull.check_policy(raw, image_mode=image_mode,
                                    where=f"spec.{field}{{{raw.get('name')}}}")
+    joined = podnet.network_for(pod, request, setting=pod_network)
     files = podfiles.PodFiles()
     if network is not None:
+        if joined is not None:  # its IP is the network's: the isolator writes the hosts file
+            network = dataclasses.replace(network, own_network=True, pod_ips=())
         files = podfiles.render(pod, network=network)
     # read once, and only when an image is sent (its pull secrets matter then)
     pull: tuple[Json | None, tuple[limits.Notice, ...]] | None = None
@@ -432,6 +449,9 @@ def render_launch_group(
         "labels": _labels(pod_labels),
         "shutdown_grace_period": {"nanoseconds": int((grace + 5) * 1e9)},
     }
+    if joined is not None:
+        executor["container"] = podnet.executor_container(
+            network=joined, labels=pod_labels, hostname=files.hostname)
     task_res = [_allocated(a.resources, role) for _, a in pairs]
     group_limits = limits.render(
         tasks=[a for _, a in pairs],
