@@ -379,12 +379,23 @@ def _write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def make_cluster_network(settings: bridge_settings.BridgeSettings) -> Any:
+CLUSTER_NETNS_FILE = "cluster-netns"  # in the data dir: the namespace of the running cluster
+
+
+def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: Path) -> Any:
     """The embedded cluster network (``kernel.network.ClusterNetwork``), created; None, with
     one warning saying why, when it cannot be (plugins missing, no root): pods then keep the
-    agents' network."""
+    agents' network. Its name is kept in DATA_DIR/cluster-netns: the namespace of a run that
+    was killed (SIGKILL: nothing could remove it) is removed by the next run there."""
     from k8sbridge.kernel import network
 
+    record = data_dir / CLUSTER_NETNS_FILE
+    with contextlib.suppress(OSError):
+        stale = record.read_text(encoding="utf-8").strip()
+        if stale.startswith("k8sbridge-") and "/" not in stale:
+            network.ClusterNetwork(name=stale).remove()
+            log.info("removed the cluster network namespace %s of an earlier run", stale)
+        record.unlink()
     emb = settings.embedded
     if not emb.cluster_network or not settings.scheduler.pod_network:
         return None
@@ -403,6 +414,7 @@ def make_cluster_network(settings: bridge_settings.BridgeSettings) -> Any:
         log.warning("cannot create the cluster network (%s; it needs root): pods run on the "
                     "agents' network, as with hostNetwork", e)
         return None
+    _write_private(record, cluster.name + "\n")
     log.info("cluster network: namespace %s, pods in %s, the API server at %s inside it",
              cluster.name, cluster.cidr, cluster.api_address)
     return cluster
@@ -414,6 +426,8 @@ def remove_cluster_network(cluster: Any, *, data_dir: Path, agents: int) -> None
     import shutil
 
     cluster.remove()
+    with contextlib.suppress(OSError):
+        (data_dir / CLUSTER_NETNS_FILE).unlink()
     for i in range(agents):
         shutil.rmtree(data_dir / "kernel" / f"agent-{i}" / "network", ignore_errors=True)
 
@@ -445,7 +459,7 @@ async def running_processes(
     env = _child_env()
     py = [sys.executable, "-m", "k8sbridge", "--log-level", log_level]
     group = supervise.Group(echo=echo)
-    cluster = make_cluster_network(settings)
+    cluster = make_cluster_network(settings, data_dir=data_dir)
     in_cluster: tuple[str, ...] = ()
     if cluster is not None:  # devkube also listens inside it (the kubernetes Service's IP)
         in_cluster = ("--advertise-address", cluster.api_address,
