@@ -17,10 +17,19 @@ of the group join the executor's network namespace, and the IPs come back in
   hostname (``podfiles``), which Mesos allows only on a CNI network.
 
 Mesos agents do not advertise their CNI networks in offers, so the bridge cannot place by
-them: every agent serving the bridge's roles must have the network. A pod launched on one that
-does not fails with Mesos' own message (``Unknown CNI network 'k8sbridge'``), which reaches the
-pod's status and events (``lifecycle``) and makes it wait, as a kubelet whose CNI fails keeps
-a pod in ``ContainerCreating`` with a ``FailedCreatePodSandBox`` event.
+them: the setting is the operator's statement that every agent serving the bridge's roles has
+the network. A pod launched on one that does not gets ``TASK_FAILED`` with
+``REASON_CONTAINER_LAUNCH_FAILED`` and Mesos' own message (``Unknown CNI network
+'k8sbridge'``; a failing or hanging plugin's message alike), which ``lifecycle`` shows as the
+container's ``StartError`` (``lastState.terminated.message`` and a ``Failed`` event) and
+retries with the crash back-off: the pod never runs, and says why. (A kubelet whose CNI fails
+shows the message as a ``FailedCreatePodSandBox`` event on a pod in ``ContainerCreating``;
+the readable reason is the same, the container state differs.)
+
+Probes: httpGet and tcpSocket become Mesos HTTP/TCP checks, which the agent runs inside the
+task's network namespace (Mesos' checker enters it; the embedded agent dials the pod IP from a
+socket made there); a grpc probe is a COMMAND check, which runs in the task's namespaces and
+dials ``127.0.0.1:<port>`` there, i.e. the pod's own network.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """``k8sbridge run`` gives every pod an IP of its own on the cluster network, as a cluster does:
 two replicas on one node listen on one port, a pod on another agent reaches them by pod IP, a
-readiness httpGet probe dials the pod IP, a hostNetwork pod keeps its agent's address, each
-Node reports its own agent's address, pods find the API server's in-cluster address in
-KUBERNETES_SERVICE_HOST; after Ctrl-C nothing of the network is left. Real processes
-(``k8sbridge run`` with two agents), real kubectl; pods are reached from inside the cluster
-network's namespace, as the host has no route to it."""
+readiness httpGet probe dials the pod IP (a grpc one runs in the pod's namespace), a
+hostNetwork pod keeps its agent's address, each Node reports its own agent's address, pods
+find the API server's in-cluster address in KUBERNETES_SERVICE_HOST; after Ctrl-C nothing of
+the network is left. Real processes (``k8sbridge run`` with two agents), real kubectl; pods
+are reached from inside the cluster network's namespace, as the host has no route to it."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 SERVE = "mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec busybox httpd -f -p 8080 " \
         "-h /tmp/www"
+GRPC_SERVER = str(Path(__file__).with_name("grpc_health_server.py"))
 PROBE_PORT = 18080  # a plain server on the API server's in-cluster address (not devkube's)
 
 
@@ -155,6 +156,16 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
                          "readinessProbe": {"httpGet": {"port": 8080, "path": "/"},
                                             "periodSeconds": 1}}]}}}}
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
+    # A grpc readiness probe: its check command runs in the pod's network namespace.
+    (flags := cluster.data_dir.parent / "flags").mkdir()
+    (flags / "serving").write_text("yes")
+    grpc = _pod("grpc", first, "unused", volumes=[
+        {"name": "flags", "hostPath": {"path": str(flags)}}])
+    grpc["spec"]["containers"][0].update({
+        "image": "python", "command": [sys.executable, GRPC_SERVER, "9000", "/flags/serving"],
+        "volumeMounts": [{"name": "flags", "mountPath": "/flags"}],
+        "readinessProbe": {"grpc": {"port": 9000}, "periodSeconds": 1, "timeoutSeconds": 2}})
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(grpc))
 
     def ready_pods() -> list[dict[str, Any]] | None:
         pods = cluster.json("get", "pods", "-l", "app=web")["items"]
@@ -174,6 +185,9 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
         got = eventually(functools.partial(in_cluster, netns, "busybox", "wget", "-qO-", url),
                          what="the pod's page")
         assert got.strip() == pod["metadata"]["name"]
+    eventually(lambda: all(c.get("ready") for c in cluster.json("get", "pod", "grpc")[
+        "status"].get("containerStatuses") or [{}]), what="the grpc pod ready",
+        output=cluster.lines)
     # A pod on the other agent reaches a replica by its IP, and the API server's address.
     server = subprocess.Popen(
         ["ip", "netns", "exec", netns, sys.executable, "-c", textwrap.dedent(f"""
