@@ -13,7 +13,9 @@ Rules:
   no launch ever reuses the id of an earlier incarnation;
 * ``command`` + ``args`` become an argv (``shell: false``); a ``workingDir`` is entered by a
   constant ``/bin/sh`` script that receives the directory and the argv as positional
-  parameters: user strings are never spliced into a shell line;
+  parameters: user strings are never spliced into a shell line; on a CNI network, env entries
+  of ``status.podIP`` are set by another constant script from ``MESOS_CONTAINER_IP`` (the IP
+  exists only once the executor runs), their names passed in ``K8SBRIDGE_POD_IP_ENV``;
 * env values are resolved before launch (``resolve_env``: ``value``, ``configMapKeyRef``,
   ``secretKeyRef``, ``fieldRef``, ``resourceFieldRef``); a missing required key is a
   ``LaunchError`` with reason ``CreateContainerConfigError`` (the pod shows it, nothing runs);
@@ -41,6 +43,7 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -97,6 +100,13 @@ REASON_STALE = "StalePlacement"
 REASON_IMAGE_NOT_LOCAL = "ImageNotInLocalRegistry"
 
 WORKDIR_SCRIPT = 'cd "$1" || exit 126; shift; exec "$@"'
+# On a CNI network the pod's IP is known only once its executor runs, which gives every task
+# MESOS_CONTAINER_IP (Mesos' default executor): env entries of status.podIP take it there.
+POD_IP_VARS = "K8SBRIDGE_POD_IP_ENV"
+POD_IP_SCRIPT = ('if [ -n "$MESOS_CONTAINER_IP" ]; then for n in $K8SBRIDGE_POD_IP_ENV; do '
+                 'export "$n=$MESOS_CONTAINER_IP"; done; fi; unset K8SBRIDGE_POD_IP_ENV; '
+                 'exec "$@"')
+_SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # A grpc probe runs this program (this interpreter, the module's file; -P: no import path).
 # It must exist at the same path where the check runs: true on the embedded kernel (commands run
@@ -264,8 +274,21 @@ def _argv(container: Mapping[str, Any], env: Sequence[tuple[str, str]]) -> list[
     return command + args
 
 
+def _pod_ip_vars(container: Mapping[str, Any]) -> list[str]:
+    """The names of the container's ``env`` entries whose value is the pod's IP (``fieldRef``
+    ``status.podIP(s)``) and that a shell can export."""
+    out = []
+    for item in container.get("env") or []:
+        ref = ((item or {}).get("valueFrom") or {}).get("fieldRef") or {}
+        name = str((item or {}).get("name") or "")
+        if ref.get("fieldPath") in ("status.podIP", "status.podIPs") and _SHELL_NAME.match(name):
+            out.append(name)
+    return out
+
+
 def _command_info(
-    container: Mapping[str, Any], env: Sequence[tuple[str, str]], *, image_mode: str
+    container: Mapping[str, Any], env: Sequence[tuple[str, str]], *, image_mode: str,
+    own_network: bool = False,
 ) -> Json:
     argv = _argv(container, env)
     name = str(container.get("name", ""))
@@ -278,12 +301,13 @@ def _command_info(
     working_dir = container.get("workingDir")
     if working_dir and argv:
         argv = ["/bin/sh", "-c", WORKDIR_SCRIPT, "sh", str(working_dir), *argv]
-    info: Json = {
-        "shell": False,
-        "environment": {
-            "variables": [{"name": k, "value": v, "type": "VALUE"} for k, v in env]
-        },
-    }
+    variables = [{"name": k, "value": v, "type": "VALUE"} for k, v in env]
+    pod_ip_vars = _pod_ip_vars(container) if own_network and argv else []
+    if pod_ip_vars:  # the IP is known once the task runs: Mesos' MESOS_CONTAINER_IP
+        argv = ["/bin/sh", "-c", POD_IP_SCRIPT, "sh", *argv]
+        variables.append({"name": POD_IP_VARS, "value": " ".join(pod_ip_vars),
+                          "type": "VALUE"})
+    info: Json = {"shell": False, "environment": {"variables": variables}}
     if argv:
         info["value"] = argv[0]
         info["arguments"] = argv
@@ -473,7 +497,8 @@ def render_launch_group(
             "task_id": {"value": tid},
             "agent_id": {"value": str(assignment.agent_id)},
             "resources": res.to_raw(),
-            "command": _command_info(container, env.get(creq.name, ()), image_mode=image_mode),
+            "command": _command_info(container, env.get(creq.name, ()), image_mode=image_mode,
+                                     own_network=joined is not None),
             "labels": _labels({**pod_labels, LABEL_CONTAINER: creq.name}),
             "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
         }

@@ -201,17 +201,20 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
         fetch = (f"until busybox wget -qO- http://{ips[0]}:8080/ > /tmp/web; do sleep 0.2; "
                  f"done; until busybox wget -qO- http://$KUBERNETES_SERVICE_HOST:{PROBE_PORT}/ "
                  "> /tmp/api; do sleep 0.2; done; echo web=$(cat /tmp/web) api=$(cat /tmp/api) "
-                 "host=$KUBERNETES_SERVICE_HOST; sleep 300")
-        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(_pod("client", second, fetch)))
+                 "host=$KUBERNETES_SERVICE_HOST ip=$POD_IP; sleep 300")
+        client = _pod("client", second, fetch)
+        client["spec"]["containers"][0]["env"] = [  # the downward API's pod IP
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(client))
         line = eventually(lambda: (lambda out: out if "web=" in out else None)(
             cluster.kubectl("logs", "client")), timeout=90, what="the client's fetch",
             output=cluster.lines)
-        assert line.split() == [f"web={web[0]['metadata']['name']}", "api=api",
-                                f"host={api_address}"]
     finally:
         server.kill()
         server.wait()
     client = cluster.json("get", "pod", "client")
+    assert line.split() == [f"web={web[0]['metadata']['name']}", "api=api",
+                            f"host={api_address}", f"ip={client['status']['podIP']}"]
     assert client["status"]["hostIP"] == internal[second]
     assert client["status"]["podIP"] not in ips and client["status"]["podIP"].startswith("10.88.")
     # A hostNetwork pod keeps its agent's address.

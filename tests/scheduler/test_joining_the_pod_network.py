@@ -102,3 +102,23 @@ def test_containers_get_the_kubernetes_service_variables_unless_they_set_them() 
         ("KUBERNETES_PORT_6443_TCP_ADDR", "10.88.255.254"),
         ("KUBERNETES_SERVICE_PORT", "1"), ("A", "b")]
     assert podenv.with_api_service([("A", "b")], host="", port=443) == [("A", "b")]
+
+
+def test_the_pod_ip_in_env_comes_from_the_executor_on_the_pod_network() -> None:
+    env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+           {"name": "odd.name", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    pod = _pod({"env": env, "command": ["server", "--listen", "$(POD_IP)"]})
+    command = _task(_render(pod))["command"]
+    assert command["arguments"][:4] == ["/bin/sh", "-c", launch.POD_IP_SCRIPT, "sh"]
+    assert command["arguments"][4] == "server"
+    variables = {v["name"]: v["value"] for v in command["environment"]["variables"]}
+    assert variables[launch.POD_IP_VARS] == "POD_IP"  # a name sh cannot export keeps its value
+    # on the agent's network the value is the agent's address, known at launch
+    on_host = _task(_render(pod, pod_network=""))["command"]
+    assert on_host["arguments"][0] == "server"
+    assert launch.POD_IP_VARS not in {v["name"] for v in on_host["environment"]["variables"]}
+
+
+def _task(group: launch.LaunchGroup) -> dict[str, Any]:
+    task: dict[str, Any] = group.operation["launch_group"]["task_group"]["tasks"][0]
+    return task
