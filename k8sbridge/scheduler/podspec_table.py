@@ -321,7 +321,13 @@ ROWS: tuple[Row, ...] = (
     _h("container.args", "CommandInfo.arguments after the command ($(VAR) expanded)"),
     _h("container.command", "CommandInfo.value and arguments, shell false ($(VAR) expanded)"),
     _h("container.env", "CommandInfo.environment, resolved before launch (value, "
-                        "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef)"),
+                        "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef); on the "
+                        "pod network status.podIP is known only once the task runs: a "
+                        "constant /bin/sh script sets it from MESOS_CONTAINER_IP (a "
+                        "$(VAR) reference to it and a downwardAPI file of it get the "
+                        "agent's address); the kubernetes Service's variables "
+                        "(KUBERNETES_SERVICE_HOST ...) come from setting "
+                        "scheduler.api_service_host"),
     _r("container.env.valueFrom.fileKeyRef", "is not supported: the file is not read",
        (None,)),
     _h("container.envFrom", "CommandInfo.environment from each ConfigMap or Secret"),
