@@ -399,14 +399,14 @@ def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: 
     emb = settings.embedded
     if not emb.cluster_network or not settings.scheduler.pod_network:
         return None
-    missing = network.missing_plugins()
+    plugins = str(emb.cni_plugins_dir)
+    missing = network.missing_plugins(plugins)
     if missing:
         log.warning("the CNI reference plugins %s are not in %s (install Debian's "
                     "containernetworking-plugins, as scripts/system-packages does): pods run on "
-                    "the agents' network, as with hostNetwork", ", ".join(missing),
-                    network.PLUGINS_DIR)
+                    "the agents' network, as with hostNetwork", ", ".join(missing), plugins)
         return None
-    cluster = network.ClusterNetwork(cidr=emb.cluster_cidr,
+    cluster = network.ClusterNetwork(cidr=emb.cluster_cidr, plugins_dir=plugins,
                                      network_name=settings.scheduler.pod_network)
     try:
         cluster.create()

@@ -201,6 +201,7 @@ class EmbeddedSettings:
     # agent; the last address is the API server's inside it.
     cluster_network: bool = True
     cluster_cidr: str = "10.88.0.0/16"
+    cni_plugins_dir: Path = Path("/usr/lib/cni")  # the agents' --network_cni_plugins_dir
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

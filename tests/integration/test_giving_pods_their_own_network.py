@@ -39,15 +39,16 @@ PROBE_PORT = 18080  # a plain server on the API server's in-cluster address (not
 class Cluster:
     """``k8sbridge run --agents 2`` on free ports."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, agents: int = 2, **settings: str) -> None:
         self.data_dir = data_dir
         env = {k: v for k, v in os.environ.items() if not k.startswith("K8SBRIDGE_")}
         env["K8SBRIDGE_MESOS_AGENT_POLL_SECONDS"] = "1"
         env["K8SBRIDGE_SCHEDULER_CYCLE_SECONDS"] = "0.05"
+        env.update(settings)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "k8sbridge", "run", "--data-dir", str(data_dir),
              "--kernel-port", str(free_port()), "--api-port", str(free_port()),
-             "--kubelet-port", "0", "--agents", "2"],
+             "--kubelet-port", "0", "--agents", str(agents)],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._pump, daemon=True)
@@ -235,3 +236,25 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
     assert not [p for root in roots for p in Path(root).glob("*")]
     host_addresses = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
     assert "10.88." not in host_addresses
+
+
+def test_without_the_cni_plugins_one_warning_and_pods_keep_the_agents_network(
+        tmp_path: Path) -> None:
+    (plugins := tmp_path / "no-plugins").mkdir()
+    cluster = Cluster(tmp_path / "run", agents=1,
+                      K8SBRIDGE_EMBEDDED_CNI_PLUGINS_DIR=str(plugins))
+    try:
+        cluster.ready()
+        warnings = [line for line in cluster.lines if "CNI reference plugins" in line]
+        assert len(warnings) == 1 and "containernetworking-plugins" in warnings[0], warnings
+        assert not (cluster.data_dir / embedded.CLUSTER_NETNS_FILE).exists()
+        assert not [line for line in cluster.lines if "cluster network:" in line]
+        [node] = eventually(lambda: cluster.json("get", "nodes")["items"], what="the Node")
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(
+            _pod("plain", node["metadata"]["name"], "sleep 300")))
+        pod = eventually(lambda: (lambda p: p if p["status"].get("phase") == "Running"
+                                  else None)(cluster.json("get", "pod", "plain")),
+                         what="the pod running", output=cluster.lines)
+        assert pod["status"]["podIP"] == pod["status"]["hostIP"]
+    finally:
+        assert cluster.stop() == 0
