@@ -4,10 +4,12 @@ containers find the Kubernetes API in the kubernetes Service's variables (pure r
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
+from k8sbridge import settings as bridge_settings
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model.resources import parse_resources_flag
 from k8sbridge.scheduler import launch, podenv, podfiles, stack
@@ -122,3 +124,23 @@ def test_the_pod_ip_in_env_comes_from_the_executor_on_the_pod_network() -> None:
 def _task(group: launch.LaunchGroup) -> dict[str, Any]:
     task: dict[str, Any] = group.operation["launch_group"]["task_group"]["tasks"][0]
     return task
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"K8SBRIDGE_EMBEDDED_CLUSTER_CIDR": "10.88.0.0/24"}, "/22 or larger"),
+    ({"K8SBRIDGE_EMBEDDED_CLUSTER_CIDR": "fd00::/64"}, "an IPv4 network"),
+    ({"K8SBRIDGE_EMBEDDED_CLUSTER_CIDR": "10.88.0.1/16"}, "embedded.cluster_cidr"),
+    ({"K8SBRIDGE_KUBELET_NODE_ADDRESS": "pod"}, "'agent' or 'kubelet'"),
+    ({"K8SBRIDGE_SCHEDULER_API_SERVICE_PORT": "0"}, "1..65535"),
+])
+def test_network_settings_are_checked(env: dict[str, str], message: str) -> None:
+    with pytest.raises(bridge_settings.SettingsError, match=re.escape(message)):
+        bridge_settings.load(env=env)
+
+
+def test_the_network_settings_defaults() -> None:
+    settings = bridge_settings.load(env={"K8SBRIDGE_SCHEDULER_POD_NETWORK": ""})
+    assert settings.scheduler.pod_network == ""
+    default = bridge_settings.load(env={})
+    assert default.scheduler.pod_network == "k8sbridge"
+    assert default.embedded.cluster_cidr == "10.88.0.0/16" and default.embedded.cluster_network
