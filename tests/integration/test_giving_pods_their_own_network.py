@@ -45,9 +45,10 @@ class Cluster:
         env["K8SBRIDGE_MESOS_AGENT_POLL_SECONDS"] = "1"
         env["K8SBRIDGE_SCHEDULER_CYCLE_SECONDS"] = "0.05"
         env.update(settings)
+        self.api_port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "k8sbridge", "run", "--data-dir", str(data_dir),
-             "--kernel-port", str(free_port()), "--api-port", str(free_port()),
+             "--kernel-port", str(free_port()), "--api-port", str(self.api_port),
              "--kubelet-port", "0", "--agents", str(agents)],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -202,7 +203,7 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
         fetch = (f"until busybox wget -qO- http://{ips[0]}:8080/ > /tmp/web; do sleep 0.2; "
                  f"done; until busybox wget -qO- http://$KUBERNETES_SERVICE_HOST:{PROBE_PORT}/ "
                  "> /tmp/api; do sleep 0.2; done; echo web=$(cat /tmp/web) api=$(cat /tmp/api) "
-                 "host=$KUBERNETES_SERVICE_HOST ip=$POD_IP; sleep 300")
+                 "host=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT ip=$POD_IP; sleep 300")
         client = _pod("client", second, fetch)
         client["spec"]["containers"][0]["env"] = [  # the downward API's pod IP
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
@@ -215,9 +216,16 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
         server.wait()
     client = cluster.json("get", "pod", "client")
     assert line.split() == [f"web={web[0]['metadata']['name']}", "api=api",
-                            f"host={api_address}", f"ip={client['status']['podIP']}"]
+                            f"host={api_address}:{cluster.api_port}",
+                            f"ip={client['status']['podIP']}"]
     assert client["status"]["hostIP"] == internal[second]
     assert client["status"]["podIP"] not in ips and client["status"]["podIP"].startswith("10.88.")
+    # The API server itself answers at that address, on the port pods are given.
+    port = cluster.api_port  # KUBERNETES_SERVICE_PORT
+    code = eventually(lambda: (lambda c: c if c not in ("", "000") else None)(in_cluster(
+        netns, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+        f"https://{api_address}:{port}/version")), what="the API server in the network")
+    assert code in ("200", "401", "403"), code  # an answer of the API server
     # A hostNetwork pod keeps its agent's address.
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(
         _pod("on-host", second, "sleep 300", hostNetwork=True)))
