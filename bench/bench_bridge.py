@@ -45,7 +45,8 @@ def _settings(data_dir: Path) -> bridge_settings.BridgeSettings:
     return dataclasses.replace(
         base,
         mesos=dataclasses.replace(base.mesos, agent_poll_seconds=1.0),
-        scheduler=dataclasses.replace(base.scheduler, cycle_seconds=0.05),
+        # the agents it starts have no CNI network (bench_pod_network.py times that)
+        scheduler=dataclasses.replace(base.scheduler, cycle_seconds=0.05, pod_network=""),
         kubelet=dataclasses.replace(base.kubelet, host="127.0.0.1", port=0, max_pods=2000),
         embedded=dataclasses.replace(
             base.embedded, data_dir=data_dir, kernel_port=0, api_port=0, agents=3

@@ -166,10 +166,11 @@ async def running_bridge(
         )
         log.info("kubelet API advertised as %s (the local address routing to the API server)",
                  address)
-    bind = settings.kubelet.host
-    if bind and bind not in ("0.0.0.0", "::", settings.kubelet.advertise_address):
+    bind = kubelet_api.bind_hosts(settings.kubelet.host)
+    if not {"0.0.0.0", "::", settings.kubelet.advertise_address} & set(bind):
         log.warning("the kubelet API binds %s but is advertised as %s: the API server may "
-                    "not reach it (kubectl logs fails)", bind, settings.kubelet.advertise_address)
+                    "not reach it (kubectl logs fails)", ",".join(bind),
+                    settings.kubelet.advertise_address)
     try:
         api_server = kubelet_api.KubeletServer(settings=settings.kubelet, reader=reader)
         port = await api_server.start()
@@ -417,6 +418,7 @@ async def running_embedded(
             bridge_cfg = embedded.bridge_settings_for(
                 settings, kernel_url=kernel.master_url, kubeconfig=dk.kubeconfig,
                 client_ca_file=dk.ca_file,
+                agent_hosts=[str(getattr(c, "host", "") or "127.0.0.1") for c in agent_configs],
             )
             async with running_bridge(bridge_cfg, _wrap_list_tasks=_wrap_list_tasks) as bridge:
                 yield EmbeddedTargets(

@@ -130,6 +130,9 @@ def bridge_settings_for(
     kubeconfig: Path,
     client_ca_file: Path | None,
     credentials: KernelCredentials | None = None,
+    agent_hosts: Sequence[str] = (),
+    pod_network: str = "",
+    api_address: str = "",
 ) -> bridge_settings.BridgeSettings:
     """The bridge's settings in the embedded default: the kernel and devkube as targets, pods
     of ``default-scheduler`` too (no other scheduler exists there), images sent only when
@@ -138,7 +141,15 @@ def bridge_settings_for(
     The kubelet API listens on loopback unless told otherwise, and trusts devkube's CA, which
     signed the client certificate devkube presents when it proxies pods/log (so ``kubectl
     logs`` works with anonymous requests off). With ``credentials`` the bridge authenticates
-    to the kernel as ``BRIDGE_PRINCIPAL`` (its secret read from a file)."""
+    to the kernel as ``BRIDGE_PRINCIPAL`` (its secret read from a file).
+
+    Each Node's InternalIP is its agent's address (``agent_hosts``): the kubelet API listens
+    there too (besides its ``kubelet.host``, loopback by default), so the API server reaches
+    it by any Node's address. Pods join ``pod_network``
+    (the cluster network's CNI network; ``""``: none was made, pods keep the agents' network)
+    and find the API server at ``api_address`` (its address inside the cluster network) in
+    their ``KUBERNETES_SERVICE_HOST``: a stop-gap until a service proxy answers the
+    ``kubernetes`` Service's ClusterIP."""
     mesos = dataclasses.replace(settings.mesos, masters=(kernel_url,))
     image_dir = image_dir_of(settings)
     if credentials is not None:
@@ -146,8 +157,11 @@ def bridge_settings_for(
                                     secret_file=credentials.bridge_secret_file)
     names = tuple(dict.fromkeys((*settings.scheduler.scheduler_names, "default-scheduler")))
     kubelet = settings.kubelet
-    if not kubelet.host:
-        kubelet = dataclasses.replace(kubelet, host="127.0.0.1")
+    hosts = [h.strip() for h in kubelet.host.split(",") if h.strip()] or ["127.0.0.1"]
+    if not {"0.0.0.0", "::"} & set(hosts) and kubelet.node_address == "agent":
+        # each Node's InternalIP is its agent's: the API server dials the kubelet API there
+        kubelet = dataclasses.replace(
+            kubelet, host=",".join(dict.fromkeys((*hosts, *agent_hosts))))
     if kubelet.client_ca_file is None and client_ca_file is not None:
         kubelet = dataclasses.replace(kubelet, client_ca_file=client_ca_file)
     return dataclasses.replace(
@@ -159,6 +173,10 @@ def bridge_settings_for(
             image_mode="local", image_dir=image_dir,
             allow_host_path=settings.embedded.allow_host_path,
             agent_capabilities=True,
+            pod_network=pod_network,
+            api_service_host=api_address or settings.scheduler.api_service_host,
+            api_service_port=(settings.embedded.api_port if api_address
+                              else settings.scheduler.api_service_port),
         ),
         kubelet=kubelet,
     )
@@ -193,6 +211,7 @@ class EmbeddedProcesses:
     group: supervise.Group
     credentials: KernelCredentials | None = None  # None: the kernel's door is open
     acls: Path | None = None  # the kernel's --acls file (with credentials only)
+    cluster_netns: str | None = None  # the cluster network's namespace (None: none was made)
 
     def child(self, name: str) -> supervise.Child:
         return next(c for c in self.group.children if c.spec.name == name)
@@ -209,10 +228,13 @@ def _child_env() -> dict[str, str]:
 def kernel_argv(
     *, settings: bridge_settings.BridgeSettings, data_dir: Path, log_level: str,
     credentials: KernelCredentials | None = None, acls: Path | None = None,
+    cluster: Any = None,
 ) -> list[str]:
     """``k8sbridge kernel`` with the embedded agents (one set of per-agent flags each); with
     ``credentials``, Mesos' authentication on for frameworks and both HTTP realms; with
-    ``acls``, Mesos' local authorizer over that ``--acls`` file."""
+    ``acls``, Mesos' local authorizer over that ``--acls`` file; with ``cluster`` (a
+    ``kernel.network.ClusterNetwork``), Mesos' CNI flags giving each agent its network
+    (configurations written now, in each agent's work directory)."""
     emb = settings.embedded
     argv = [
         sys.executable, "-m", "k8sbridge", "--log-level", log_level, "kernel",
@@ -230,6 +252,13 @@ def kernel_argv(
     for cfg in configs:
         argv += ["--agent-resources", cfg.resources, "--agent-attributes", cfg.attributes,
                  "--agent-region", cfg.region, "--agent-zone", cfg.zone]
+    if cluster is not None:
+        flags: dict[str, Any] = {}
+        for i in range(emb.agents):  # the kernel's agents work in WORK_DIR/agent-<i>
+            flags = cluster.agent_flags(i, work_dir=data_dir / "kernel" / f"agent-{i}")
+        argv += [f"--agent-network-cni-config-dir={data_dir / 'kernel'}/agent-{{i}}/network/cni",
+                 f"--agent-network-cni-plugins-dir={flags['network_cni_plugins_dir']}",
+                 f"--agent-network-cni-plugins-netns={flags['network_cni_plugins_netns']}"]
     argv += [f"--agent-isolation={configs[0].isolation}",
              f"--agent-image-providers={configs[0].image_providers}",
              f"--agent-docker-registry={image_dir}"]
@@ -350,6 +379,59 @@ def _write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+CLUSTER_NETNS_FILE = "cluster-netns"  # in the data dir: the namespace of the running cluster
+
+
+def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: Path) -> Any:
+    """The embedded cluster network (``kernel.network.ClusterNetwork``), created; None, with
+    one warning saying why, when it cannot be (plugins missing, no root): pods then keep the
+    agents' network. Its name is kept in DATA_DIR/cluster-netns: the namespace of a run that
+    was killed (SIGKILL: nothing could remove it) is removed by the next run there."""
+    from k8sbridge.kernel import network
+
+    record = data_dir / CLUSTER_NETNS_FILE
+    with contextlib.suppress(OSError):
+        stale = record.read_text(encoding="utf-8").strip()
+        if stale.startswith("k8sbridge-") and "/" not in stale:
+            network.ClusterNetwork(name=stale).remove()
+            log.info("removed the cluster network namespace %s of an earlier run", stale)
+        record.unlink()
+    emb = settings.embedded
+    if not emb.cluster_network or not settings.scheduler.pod_network:
+        return None
+    plugins = str(emb.cni_plugins_dir)
+    missing = network.missing_plugins(plugins)
+    if missing:
+        log.warning("the CNI reference plugins %s are not in %s (install Debian's "
+                    "containernetworking-plugins, as scripts/system-packages does): pods run on "
+                    "the agents' network, as with hostNetwork", ", ".join(missing), plugins)
+        return None
+    cluster = network.ClusterNetwork(cidr=emb.cluster_cidr, plugins_dir=plugins,
+                                     network_name=settings.scheduler.pod_network)
+    try:
+        cluster.create()
+    except network.NetworkError as e:
+        log.warning("cannot create the cluster network (%s; it needs root): pods run on the "
+                    "agents' network, as with hostNetwork", e)
+        return None
+    _write_private(record, cluster.name + "\n")
+    log.info("cluster network: namespace %s, pods in %s, the API server at %s inside it",
+             cluster.name, cluster.cidr, cluster.api_address)
+    return cluster
+
+
+def remove_cluster_network(cluster: Any, *, data_dir: Path, agents: int) -> None:
+    """The namespace (with every bridge and veth in it) and the agents' IPAM state (what a
+    kernel killed before its tasks ended could not free)."""
+    import shutil
+
+    cluster.remove()
+    with contextlib.suppress(OSError):
+        (data_dir / CLUSTER_NETNS_FILE).unlink()
+    for i in range(agents):
+        shutil.rmtree(data_dir / "kernel" / f"agent-{i}" / "network", ignore_errors=True)
+
+
 @contextlib.asynccontextmanager
 async def running_processes(
     settings: bridge_settings.BridgeSettings,
@@ -377,11 +459,16 @@ async def running_processes(
     env = _child_env()
     py = [sys.executable, "-m", "k8sbridge", "--log-level", log_level]
     group = supervise.Group(echo=echo)
+    cluster = make_cluster_network(settings, data_dir=data_dir)
+    in_cluster: tuple[str, ...] = ()
+    if cluster is not None:  # devkube also listens inside it (the kubernetes Service's IP)
+        in_cluster = ("--advertise-address", cluster.api_address,
+                      "--listen-netns", cluster.netns_path)
     try:
         kernel = await group.spawn(supervise.ChildSpec(
             name="kernel", argv=tuple(kernel_argv(settings=settings, data_dir=data_dir,
                                                   log_level=log_level, credentials=credentials,
-                                                  acls=acls)),
+                                                  acls=acls, cluster=cluster)),
             log_file=logs / "kernel.log", ready=KERNEL_READY,
             stop_grace_seconds=KERNEL_STOP_GRACE, env=env,
         ))
@@ -389,7 +476,8 @@ async def running_processes(
             name="devkube",
             argv=(*py, "devkube", "--host", "127.0.0.1",
                   "--port", str(settings.embedded.api_port),
-                  "--data-dir", str(data_dir / "devkube"), "--kubeconfig", str(kubeconfig)),
+                  "--data-dir", str(data_dir / "devkube"), "--kubeconfig", str(kubeconfig),
+                  *in_cluster),
             log_file=logs / "devkube.log", ready=DEVKUBE_READY,
             stop_grace_seconds=DEVKUBE_STOP_GRACE, env=env,
         ))
@@ -401,6 +489,10 @@ async def running_processes(
             settings, kernel_url=kernel_url, kubeconfig=kubeconfig,
             client_ca_file=_ca_from_kubeconfig(kubeconfig, into=data_dir / "devkube-ca.crt"),
             credentials=credentials,
+            agent_hosts=[c.host for c in embedded_agent_configs(
+                data_dir=data_dir, count=settings.embedded.agents)],
+            pod_network=cluster.network_name if cluster is not None else "",
+            api_address=cluster.api_address if cluster is not None else "",
         )
         settings_file = data_dir / "bridge-settings.yaml"
         _write_private(settings_file, yaml.safe_dump(bridge_settings.dump(bridge_cfg),
@@ -417,6 +509,9 @@ async def running_processes(
             kernel_url=kernel_url, api_url=api_url, kubeconfig=kubeconfig, data_dir=data_dir,
             logs_dir=logs, framework_id=ready["framework"], kubelet_port=int(ready["port"]),
             group=group, credentials=credentials, acls=acls,
+            cluster_netns=cluster.name if cluster is not None else None,
         )
     finally:
         await group.stop()
+        if cluster is not None:  # the kernel killed its tasks: their DELs freed everything
+            remove_cluster_network(cluster, data_dir=data_dir, agents=settings.embedded.agents)

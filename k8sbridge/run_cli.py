@@ -72,6 +72,12 @@ def register(sub: Any) -> None:
                      "container, volumes, pid namespaces, users, capabilities): a pod's image "
                      "runs from here when its archive is present, else on a copy-on-write "
                      "view of the host's root")
+    emb.add_argument("--cluster-network", type=_on_off, default=None, metavar="on|off",
+                     help="give pods IPs of their own on the cluster network, a network "
+                     "namespace made on start and removed on stop (default on; needs root and "
+                     "the CNI plugins in /usr/lib/cni, else pods keep the agents' network)")
+    emb.add_argument("--cluster-cidr", default=None, metavar="CIDR",
+                     help="pod range of the cluster network, a /24 per agent (10.88.0.0/16)")
     ext = parser.add_argument_group("external targets")
     ext.add_argument("--master", default=None,
                      help="Mesos master URL(s), comma-separated (http://host:5050)")
@@ -101,6 +107,9 @@ def register(sub: Any) -> None:
                     help="nameserver of pods with dnsPolicy ClusterFirst (repeatable; the "
                     "kubelet's --cluster-dns; default none: such pods get the agent's "
                     "resolv.conf and a MissingClusterDNS warning)")
+    br.add_argument("--pod-network", default=None, metavar="NAME",
+                    help="the CNI network pods join (default k8sbridge; '' keeps every pod on "
+                    "its agent's network; hostNetwork and hostPort pods always do)")
     br.add_argument("--cluster-domain", default=None, metavar="DOMAIN",
                     help="the cluster's DNS domain in pods' search paths and FQDNs "
                     "(cluster.local)")
@@ -132,6 +141,7 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "ranking": args.ranking,
             "cluster_dns": tuple(args.cluster_dns) if args.cluster_dns else None,
             "cluster_domain": args.cluster_domain,
+            "pod_network": args.pod_network,
         },
         "kubelet": {
             "port": args.kubelet_port,
@@ -147,6 +157,8 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "agents": args.agents,
             "agent_resources": args.agent_resources,
             "image_dir": args.image_dir,
+            "cluster_network": args.cluster_network,
+            "cluster_cidr": args.cluster_cidr,
         },
     }
 
@@ -197,6 +209,9 @@ async def _embedded(
                       "can tear down the bridge's framework", file=sys.stderr)
             print(f"kubernetes API (devkube): {emb.api_url}")
             print(f"processes: {pids}; logs in {emb.logs_dir}/")
+            if emb.cluster_netns is not None:
+                print(f"cluster network: pods in {settings.embedded.cluster_cidr}, reachable "
+                      f"from its namespace: sudo ip netns exec {emb.cluster_netns} ...")
             print(f"kubectl --kubeconfig {emb.kubeconfig} get nodes,pods -o wide")
             print("k8sbridge is ready; Ctrl-C stops everything", flush=True)
             # A child that crashes is restarted with back-off; the others and every workload

@@ -121,6 +121,18 @@ class SchedulerSettings:
     # kubelet without it.
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"  # the kubelet's --cluster-domain
+    # The CNI network pods join (ContainerInfo.network_infos of their executor: Mesos'
+    # network/cni isolator gives each pod a network namespace and an IP of its own). Default:
+    # the embedded cluster's network. hostNetwork pods and pods with a hostPort keep the
+    # agent's network. "": every pod keeps the agent's network. Mesos agents do not advertise
+    # their CNI networks: every agent serving the bridge's roles must have this one (a pod
+    # launched on one that does not shows Mesos' "Unknown CNI network" in its status).
+    pod_network: str = "k8sbridge"
+    # Where pods reach the Kubernetes API (their KUBERNETES_SERVICE_HOST/PORT). Empty: not
+    # set (a cluster's service proxy answers the kubernetes Service). The embedded default
+    # sets the API server's address inside the cluster network (until a service proxy exists).
+    api_service_host: str = ""
+    api_service_port: int = 443
     tolerate_own_taint: bool = True
     cycle_seconds: float = 0.2  # batching window before a placement pass
     # Pods without requests get these (documented in docs/operations.md).
@@ -132,12 +144,19 @@ class SchedulerSettings:
 class KubeletSettings:
     """The virtual kubelet: nodes, leases and the HTTPS API on 10250."""
 
-    # Bind address of the HTTPS API. "": loopback (127.0.0.1) in the embedded default, where
-    # the API server runs in the same process; all interfaces (0.0.0.0) with external targets,
-    # where a remote API server must reach it. Set it explicitly to narrow that down.
+    # Bind address of the HTTPS API (several, comma-separated, share one port). "": loopback
+    # (127.0.0.1 and every embedded agent's address) in the embedded default, where the API
+    # server runs on this host; all interfaces (0.0.0.0) with external targets, where a remote
+    # API server must reach it. Set it explicitly to narrow that down.
     host: str = ""
     port: int = 10250
-    advertise_address: str = ""  # InternalIP the API server dials; "": the route to it
+    advertise_address: str = ""  # the kubelet API's address; "": the route to the API server
+    # Each Node's InternalIP: "agent" (the agent's own address, from its pid, as a kubelet
+    # reports its host's) or "kubelet" (advertise_address: for an API server that reaches
+    # kubelets by InternalIP, the bridge's kubelet API then serving every node there). With
+    # "agent" the API server dials AGENT_IP:port for `kubectl logs`: the kubelet API must
+    # listen there too (the embedded default does, ``host`` listing every agent's address).
+    node_address: str = "agent"
     cert_file: Path | None = None  # None: a generated self-signed certificate
     key_file: Path | None = None
     # Authentication, as a kubelet's: a client certificate signed by this CA (the API server's
@@ -176,6 +195,13 @@ class EmbeddedSettings:
     # its archive is here (else the container runs on a copy-on-write view of the host's root).
     image_dir: Path | None = None
     allow_host_path: bool = True  # hostPath volumes in the embedded cluster (scheduler setting)
+    # The cluster network (a network namespace of its own, created on start and removed on
+    # stop; needs root and the CNI reference plugins in /usr/lib/cni, else pods keep the
+    # agents' network and one warning says why): pods get IPs of cluster_cidr, a /24 per
+    # agent; the last address is the API server's inside it.
+    cluster_network: bool = True
+    cluster_cidr: str = "10.88.0.0/16"
+    cni_plugins_dir: Path = Path("/usr/lib/cni")  # the agents' --network_cni_plugins_dir
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -359,6 +385,10 @@ def _validate(settings: BridgeSettings) -> None:
                             "(lower-case labels separated by dots)")
     if not settings.scheduler.scheduler_names:
         raise SettingsError("scheduler.scheduler_names: at least one name is needed")
+    if settings.kubelet.node_address not in ("agent", "kubelet"):
+        raise SettingsError("kubelet.node_address: must be 'agent' or 'kubelet'")
+    if not 0 < settings.scheduler.api_service_port < 65536:
+        raise SettingsError("scheduler.api_service_port: must be 1..65535")
     if settings.kube.client_threads < 1:
         raise SettingsError("kube.client_threads: must be at least 1")
     if settings.kubelet.token_cache_ttl_seconds < 0:
@@ -367,6 +397,13 @@ def _validate(settings: BridgeSettings) -> None:
         raise SettingsError("kubelet.token_cache_failure_ttl_seconds: must not be negative")
     if settings.kubelet.log_sample_seconds < 0:
         raise SettingsError("kubelet.log_sample_seconds: must not be negative")
+    try:
+        cidr = ipaddress.ip_network(settings.embedded.cluster_cidr)
+    except ValueError as e:
+        raise SettingsError(f"embedded.cluster_cidr: {e}") from e
+    if cidr.version != 4 or cidr.prefixlen > 22:
+        raise SettingsError("embedded.cluster_cidr: an IPv4 network of /22 or larger (a /24 "
+                            "per agent, the last one the API server's)")
     if settings.embedded.agents < 1:
         raise SettingsError("embedded.agents: at least one agent is needed")
     if not 0 <= settings.kubelet.port < 65536:

@@ -139,7 +139,8 @@ def _agent_flags(parser: argparse.ArgumentParser, *, prefix: str) -> None:
                         help="Mesos agent --docker_store_dir (default WORK_DIR/store/docker)")
     parser.add_argument(*flag("network_cni_config_dir"), dest="agent_network_cni_config_dir",
                         default=None, metavar="DIR",
-                        help="Mesos agent --network_cni_config_dir (with network/cni isolation)")
+                        help="Mesos agent --network_cni_config_dir (with network/cni "
+                        "isolation); {i}/{n} as for --agent-host (one directory per agent)")
     parser.add_argument(*flag("network_cni_plugins_dir"), dest="agent_network_cni_plugins_dir",
                         default=None, metavar="DIR",
                         help="Mesos agent --network_cni_plugins_dir (Debian's: /usr/lib/cni)")
@@ -355,7 +356,9 @@ def _agent_configs(args: argparse.Namespace, base: Path) -> list[AgentConfig]:
             attributes=attributes[i] or "",
             region=regions[i],
             zone=zones[i],
-            **extra,
+            **{**extra, **({"network_cni_config_dir": _fill(
+                extra["network_cni_config_dir"], i)} if "network_cni_config_dir" in extra
+                else {})},
         ))
     return out
 

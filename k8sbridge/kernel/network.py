@@ -12,9 +12,11 @@ Why one cluster CIDR split into a subnet per agent (``/24`` of a ``/16`` by defa
 kube-controller-manager's ``--node-cidr-mask-size``): every agent's ``host-local`` IPAM then
 hands out addresses no other agent can, and since all bridges are in the one namespace
 (with forwarding on) a pod on one agent reaches a pod on another through its gateway with
-no routing daemon. Each agent has its own bridge (``k8sbr<index>``): the ``bridge`` plugin
-gives a bridge one IPv4 gateway address. IPAM state is in the agent's work directory, so a
-restarted agent's surviving pods keep their addresses.
+no routing daemon. The last ``/24`` is no agent's: its last address (``10.88.255.254`` by
+default) is the Kubernetes API server's, on the namespace's loopback. Each agent has its own
+bridge (``k8sbr<index>``): the ``bridge`` plugin gives a bridge one IPv4 gateway address.
+IPAM state is in the agent's work directory, so a restarted agent's surviving pods keep their
+addresses.
 """
 
 from __future__ import annotations
@@ -22,16 +24,24 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import os
 import secrets
 import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_CLUSTER_CIDR", "DEFAULT_NETWORK_NAME", "ClusterNetwork", "NetworkError"]
+__all__ = ["DEFAULT_CLUSTER_CIDR", "DEFAULT_NETWORK_NAME", "REQUIRED_PLUGINS", "ClusterNetwork",
+           "NetworkError", "missing_plugins"]
 
 DEFAULT_CLUSTER_CIDR = "10.88.0.0/16"
 DEFAULT_NETWORK_NAME = "k8sbridge"
 PLUGINS_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
+REQUIRED_PLUGINS = ("bridge", "host-local", "loopback")
+
+
+def missing_plugins(plugins_dir: str = PLUGINS_DIR) -> list[str]:
+    """The reference plugins the cluster network needs that ``plugins_dir`` lacks."""
+    return [p for p in REQUIRED_PLUGINS if not os.access(Path(plugins_dir) / p, os.X_OK)]
 
 
 class NetworkError(Exception):
@@ -64,11 +74,21 @@ class ClusterNetwork:
     def netns_path(self) -> str:
         return f"/run/netns/{self.name}"
 
+    @property
+    def api_address(self) -> str:
+        """The cluster network's reserved address for the Kubernetes API server (the last
+        usable address of the cluster CIDR, in the last agent-sized subnet, which no agent
+        gets), on the cluster namespace's loopback: every pod reaches it through its
+        gateway, as pods of a kind cluster reach the API server's node."""
+        return str(ipaddress.ip_network(self.cidr).broadcast_address - 1)
+
     def create(self) -> None:
-        """The namespace, its loopback up and forwarding on (pods of different agents)."""
+        """The namespace, its loopback up with the API server's address (``api_address``)
+        and forwarding on (pods of different agents)."""
         _run(["ip", "netns", "add", self.name])
         try:
             _run(["ip", "-n", self.name, "link", "set", "lo", "up"])
+            _run(["ip", "-n", self.name, "addr", "add", f"{self.api_address}/32", "dev", "lo"])
             _run(["ip", "netns", "exec", self.name, "sysctl", "-q", "-w",
                   "net.ipv4.ip_forward=1"])
         except NetworkError:
@@ -80,12 +100,15 @@ class ClusterNetwork:
         subprocess.run(["ip", "netns", "delete", self.name], capture_output=True, check=False)
 
     def agent_subnet(self, index: int) -> str:
+        """Agent ``index``'s subnet (the last one holds ``api_address``: no agent's)."""
         cluster = ipaddress.ip_network(self.cidr)
-        subnets = cluster.subnets(new_prefix=self.agent_prefix)
-        for i, subnet in enumerate(subnets):
-            if i == index:
-                return str(subnet)
-        raise NetworkError(f"{self.cidr} has no /{self.agent_prefix} subnet for agent {index}")
+        count = 1 << (self.agent_prefix - cluster.prefixlen)
+        if not 0 <= index < count - 1:
+            raise NetworkError(f"{self.cidr} has no /{self.agent_prefix} subnet for agent "
+                               f"{index}")
+        size = 1 << (cluster.max_prefixlen - self.agent_prefix)
+        first = cluster.network_address + index * size
+        return f"{first}/{self.agent_prefix}"
 
     def agent_config(self, index: int, *, work_dir: Path) -> dict[str, Any]:
         """The CNI configuration of agent ``index``: the reference ``bridge`` plugin with

@@ -54,9 +54,14 @@ from k8sbridge.kubelet import api_auth, api_logs, api_portforward, api_stats
 from k8sbridge.kubelet.api_auth import generate_self_signed
 from k8sbridge.kubelet.api_base import TokenReviewer, UserInfo
 
-__all__ = ["KubeletServer", "TokenReviewer", "UserInfo", "generate_self_signed"]
+__all__ = ["KubeletServer", "TokenReviewer", "UserInfo", "bind_hosts", "generate_self_signed"]
 
 log = logging.getLogger(__name__)
+
+
+def bind_hosts(setting: str) -> list[str]:
+    """The addresses of setting ``kubelet.host`` (comma-separated; "": all interfaces)."""
+    return [h.strip() for h in setting.split(",") if h.strip()] or ["0.0.0.0"]
 
 
 class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
@@ -72,9 +77,8 @@ class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
         cert, key = self._settings.cert_file, self._settings.key_file
         if cert is None or key is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="k8sbridge-kubelet-")
-            hosts = sorted(
-                {self._settings.advertise_address or "127.0.0.1", "127.0.0.1", "localhost"}
-            )
+            hosts = sorted({self._settings.advertise_address or "127.0.0.1", "127.0.0.1",
+                            "localhost", *bind_hosts(self._settings.host)} - {"0.0.0.0", "::"})
             cert, key = generate_self_signed(Path(self._tmp.name), hosts=hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -104,14 +108,16 @@ class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
         app.router.add_route("*", "/run/{tail:.*}", self._unsupported)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        host = self._settings.host or "0.0.0.0"
-        site = web.TCPSite(
-            self._runner, host, self._settings.port, ssl_context=self._ssl_context(),
-        )
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self._settings.port
+        hosts = bind_hosts(self._settings.host)
+        context = self._ssl_context()
+        self.port = self._settings.port
+        for index, host in enumerate(hosts):  # the first picks the port (0: a free one)
+            site = web.TCPSite(self._runner, host, self.port, ssl_context=context)
+            await site.start()
+            sockets = getattr(site._server, "sockets", None) or []
+            if index == 0 and sockets:
+                self.port = int(sockets[0].getsockname()[1])
+        host = ",".join(hosts)
         log.info("kubelet API listening on https://%s:%d (client CA: %s, token review: %s, "
                  "anonymous: %s)", host, self.port, self._settings.client_ca_file or "none",
                  "on" if self._settings.token_review else "off",

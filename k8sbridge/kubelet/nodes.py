@@ -43,9 +43,12 @@ Node shape: exactly the labels placement matches against (``model.cluster.node_l
 agent attributes that are valid label values, ``kubernetes.io/hostname``, ``type``,
 ``kubernetes.io/os|role``, ``topology.kubernetes.io/region|zone``); the configurable taint
 ``virtual-kubelet.io/provider=mesos:NoSchedule``; capacity from the agent's total resources,
-allocatable without what is reserved for roles other than ours; ``addresses`` point at the
-bridge's kubelet API (the one serving every virtual node) and name the agent's hostname;
-``daemonEndpoints.kubeletEndpoint.Port`` is that API's port.
+allocatable without what is reserved for roles other than ours; ``addresses`` are the agent's
+own (InternalIP the IP of its pid, Hostname its hostname, as a kubelet reports its host's;
+setting ``kubelet.node_address: kubelet`` makes InternalIP the bridge's kubelet API address
+instead, for an API server that dials kubelets there); ``daemonEndpoints.kubeletEndpoint.Port``
+is the port of the bridge's kubelet API (the one serving every virtual node), which then
+listens on the agents' addresses too (the embedded default).
 
 The rendering functions are pure; ``NodeController`` is the single task owning node state.
 """
@@ -70,7 +73,9 @@ __all__ = [
     "AGENT_ID_ANNOTATION",
     "NODE_GONE_SECONDS",
     "NodeController",
+    "agent_ip",
     "allocatable_for",
+    "internal_ip",
     "node_labels",
     "node_name_for",
     "own_taints",
@@ -198,6 +203,21 @@ def _conditions(
     return out
 
 
+def agent_ip(agent: mesos_agents.AgentInfo) -> str:
+    """The agent's own address: the IP of its pid (``slave(1)@IP:PORT``), else its
+    hostname."""
+    host = agent.address.rsplit(":", 1)[0] if ":" in agent.address else agent.address
+    return host.strip("[]") or agent.hostname
+
+
+def internal_ip(agent: mesos_agents.AgentInfo, *,
+                settings: bridge_settings.KubeletSettings) -> str:
+    """The Node's InternalIP (setting ``kubelet.node_address``)."""
+    if settings.node_address == "kubelet":
+        return settings.advertise_address
+    return agent_ip(agent) or settings.advertise_address
+
+
 def render_node(
     agent: mesos_agents.AgentInfo,
     *,
@@ -230,7 +250,7 @@ def render_node(
             "allocatable": allocatable,
             "conditions": _conditions(agent, now=now, previous=previous_conditions or {}),
             "addresses": [
-                {"type": "InternalIP", "address": kubelet.advertise_address},
+                {"type": "InternalIP", "address": internal_ip(agent, settings=kubelet)},
                 {"type": "Hostname", "address": agent.hostname},
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.port}},

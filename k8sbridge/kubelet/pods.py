@@ -385,7 +385,7 @@ class PodStatusWriter:
                 now=now,
                 host_ip=record.host_ip or None,
                 start_time=record.started,
-                pod_ips=record.pod_ips or ((record.host_ip,) if record.host_ip else ()),
+                pod_ips=record.pod_ips,  # the task statuses' (statusmap falls back)
                 failed=(
                     ("DeadlineExceeded", machine.DEADLINE_MESSAGE)
                     if record.deadline_exceeded else None

@@ -368,9 +368,12 @@ def pod_status(
     if spec.get("nodeName") and host_ip:
         status["hostIP"] = host_ip
         status["hostIPs"] = [{"ip": host_ip}]
+    # the IPs Mesos reported (the agent's own for a task group on its network); an agent that
+    # reports none leaves a hostNetwork pod the agent's address, and any other pod none (its
+    # IP is its CNI network's, unknown until reported)
     ips = list(pod_ips) or [
         ip for _, c in (*apps, *inits) if c is not None for ip in c.ip_addresses
-    ][:1] or ([host_ip] if host_ip and sandbox else [])
+    ][:1] or ([host_ip] if host_ip and sandbox and spec.get("hostNetwork") else [])
     if ips:
         status["podIP"] = ips[0]
         status["podIPs"] = [{"ip": ip} for ip in dict.fromkeys(ips)]

@@ -13,7 +13,9 @@ Rules:
   no launch ever reuses the id of an earlier incarnation;
 * ``command`` + ``args`` become an argv (``shell: false``); a ``workingDir`` is entered by a
   constant ``/bin/sh`` script that receives the directory and the argv as positional
-  parameters: user strings are never spliced into a shell line;
+  parameters: user strings are never spliced into a shell line; on a CNI network, env entries
+  of ``status.podIP`` are set by another constant script from ``MESOS_CONTAINER_IP`` (the IP
+  exists only once the executor runs), their names passed in ``K8SBRIDGE_POD_IP_ENV``;
 * env values are resolved before launch (``resolve_env``: ``value``, ``configMapKeyRef``,
   ``secretKeyRef``, ``fieldRef``, ``resourceFieldRef``); a missing required key is a
   ``LaunchError`` with reason ``CreateContainerConfigError`` (the pod shows it, nothing runs);
@@ -33,12 +35,15 @@ Rules:
   (``limits``: Mesos >= 1.10, ``share_cgroups: false`` on every task of the group; older
   masters get none and the pod a ``limits.Notice``);
 * labels carry the pod's namespace, name and uid; the kill policy's grace period is the pod's
-  ``terminationGracePeriodSeconds``.
+  ``terminationGracePeriodSeconds``;
+* the executor's ``ContainerInfo`` names the pod's CNI network (``podnet``), so the group
+  gets an IP of its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,7 +52,16 @@ from k8sbridge import grpc_probe
 from k8sbridge.lifecycle import taskids
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
-from k8sbridge.scheduler import imagepull, limits, plan, podenv, podfields, podfiles, volumes
+from k8sbridge.scheduler import (
+    imagepull,
+    limits,
+    plan,
+    podenv,
+    podfields,
+    podfiles,
+    podnet,
+    volumes,
+)
 
 __all__ = [
     "COMMIT_OFFER_GONE",
@@ -86,6 +100,13 @@ REASON_STALE = "StalePlacement"
 REASON_IMAGE_NOT_LOCAL = "ImageNotInLocalRegistry"
 
 WORKDIR_SCRIPT = 'cd "$1" || exit 126; shift; exec "$@"'
+# On a CNI network the pod's IP is known only once its executor runs, which gives every task
+# MESOS_CONTAINER_IP (Mesos' default executor): env entries of status.podIP take it there.
+POD_IP_VARS = "K8SBRIDGE_POD_IP_ENV"
+POD_IP_SCRIPT = ('if [ -n "$MESOS_CONTAINER_IP" ]; then for n in $K8SBRIDGE_POD_IP_ENV; do '
+                 'export "$n=$MESOS_CONTAINER_IP"; done; fi; unset K8SBRIDGE_POD_IP_ENV; '
+                 'exec "$@"')
+_SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # A grpc probe runs this program (this interpreter, the module's file; -P: no import path).
 # It must exist at the same path where the check runs: true on the embedded kernel (commands run
@@ -253,8 +274,21 @@ def _argv(container: Mapping[str, Any], env: Sequence[tuple[str, str]]) -> list[
     return command + args
 
 
+def _pod_ip_vars(container: Mapping[str, Any]) -> list[str]:
+    """The names of the container's ``env`` entries whose value is the pod's IP (``fieldRef``
+    ``status.podIP(s)``) and that a shell can export."""
+    out = []
+    for item in container.get("env") or []:
+        ref = ((item or {}).get("valueFrom") or {}).get("fieldRef") or {}
+        name = str((item or {}).get("name") or "")
+        if ref.get("fieldPath") in ("status.podIP", "status.podIPs") and _SHELL_NAME.match(name):
+            out.append(name)
+    return out
+
+
 def _command_info(
-    container: Mapping[str, Any], env: Sequence[tuple[str, str]], *, image_mode: str
+    container: Mapping[str, Any], env: Sequence[tuple[str, str]], *, image_mode: str,
+    own_network: bool = False,
 ) -> Json:
     argv = _argv(container, env)
     name = str(container.get("name", ""))
@@ -267,12 +301,13 @@ def _command_info(
     working_dir = container.get("workingDir")
     if working_dir and argv:
         argv = ["/bin/sh", "-c", WORKDIR_SCRIPT, "sh", str(working_dir), *argv]
-    info: Json = {
-        "shell": False,
-        "environment": {
-            "variables": [{"name": k, "value": v, "type": "VALUE"} for k, v in env]
-        },
-    }
+    variables = [{"name": k, "value": v, "type": "VALUE"} for k, v in env]
+    pod_ip_vars = _pod_ip_vars(container) if own_network and argv else []
+    if pod_ip_vars:  # the IP is known once the task runs: Mesos' MESOS_CONTAINER_IP
+        argv = ["/bin/sh", "-c", POD_IP_SCRIPT, "sh", *argv]
+        variables.append({"name": POD_IP_VARS, "value": " ".join(pod_ip_vars),
+                          "type": "VALUE"})
+    info: Json = {"shell": False, "environment": {"variables": variables}}
     if argv:
         info["value"] = argv[0]
         info["arguments"] = argv
@@ -371,6 +406,7 @@ def render_launch_group(
     node_name: str = "",
     host_ip: str = "",
     network: podfiles.Network | None = None,
+    pod_network: str = "",
 ) -> LaunchGroup:
     """Render the LAUNCH_GROUP of one ``assignment``: its executor share, each container's
     resources and host ports exactly as placement carved them (nothing is carved here).
@@ -384,6 +420,8 @@ def render_launch_group(
     the pod's volumes read (``volume_sources.fetch``); a volume or field that cannot be
     honoured is a ``LaunchError`` (``volumes``, ``podfields``). ``network`` makes the pod's
     ``/etc`` files (``podfiles``; None: none are rendered, for tests of other rules).
+    ``pod_network`` is the CNI network pods join (``podnet``: not hostNetwork pods nor pods
+    with a hostPort; ``""``: none does).
     """
     uid = str(request.uid)
     spec = pod.get("spec") or {}
@@ -394,8 +432,11 @@ def render_launch_group(
         for raw in spec.get(field) or []:
             imagepull.check_policy(raw, image_mode=image_mode,
                                    where=f"spec.{field}{{{raw.get('name')}}}")
+    joined = podnet.network_for(pod, request, setting=pod_network)
     files = podfiles.PodFiles()
     if network is not None:
+        if joined is not None:  # its IP is the network's: the isolator writes the hosts file
+            network = dataclasses.replace(network, own_network=True, pod_ips=())
         files = podfiles.render(pod, network=network)
     # read once, and only when an image is sent (its pull secrets matter then)
     pull: tuple[Json | None, tuple[limits.Notice, ...]] | None = None
@@ -432,6 +473,9 @@ def render_launch_group(
         "labels": _labels(pod_labels),
         "shutdown_grace_period": {"nanoseconds": int((grace + 5) * 1e9)},
     }
+    if joined is not None:
+        executor["container"] = podnet.executor_container(
+            network=joined, labels=pod_labels, hostname=files.hostname)
     task_res = [_allocated(a.resources, role) for _, a in pairs]
     group_limits = limits.render(
         tasks=[a for _, a in pairs],
@@ -453,7 +497,8 @@ def render_launch_group(
             "task_id": {"value": tid},
             "agent_id": {"value": str(assignment.agent_id)},
             "resources": res.to_raw(),
-            "command": _command_info(container, env.get(creq.name, ()), image_mode=image_mode),
+            "command": _command_info(container, env.get(creq.name, ()), image_mode=image_mode,
+                                     own_network=joined is not None),
             "labels": _labels({**pod_labels, LABEL_CONTAINER: creq.name}),
             "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
         }

@@ -69,6 +69,7 @@ from k8sbridge.scheduler import (
     limits,
     loop_passes,
     plan,
+    podenv,
     podfields,
     podfiles,
     volume_sources,
@@ -278,8 +279,8 @@ class Scheduler(loop_passes.Passes):
             str(getattr(self._agents.agents.get(agent_id), "version", "") or "")
         )
         fid = self._driver.framework_id or ""
-        # the pod's IP at launch: what status.podIP reports (the agent's address, until pods
-        # get their own network)
+        # the IP of a pod on the agent's network (a pod on a CNI network gets its own, known
+        # once the agent attached it: ``podnet``)
         pod_ip = self._agent_ref(agent_id).host_ip
         scheduling = self._settings.scheduler
         network = podfiles.Network(
@@ -335,6 +336,7 @@ class Scheduler(loop_passes.Passes):
                     node_name=node_name,
                     host_ip=hostname,
                     network=network,
+                    pod_network=scheduling.pod_network,
                 )
             except launch.LaunchError as e:
                 if e.reason == launch.REASON_STALE:
@@ -501,10 +503,13 @@ class Scheduler(loop_passes.Passes):
         out: dict[str, list[tuple[str, str]]] = {}
         spec = pod.get("spec") or {}
         for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-            out[str(container.get("name"))] = await launch.resolve_env(
+            own = await launch.resolve_env(
                 pod=pod, container=container, node_name=node_name, host_ip=host_ip,
                 config_map=config_map, secret=secret,
             )
+            out[str(container.get("name"))] = podenv.with_api_service(
+                own, host=self._settings.scheduler.api_service_host,
+                port=self._settings.scheduler.api_service_port)
         return out
 
 

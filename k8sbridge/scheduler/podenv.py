@@ -15,7 +15,10 @@ from typing import Any
 
 from k8sbridge.model import pods as model_pods
 
-__all__ = ["ConfigLookup", "LaunchError", "expand", "field_ref", "resolve_env", "resource_ref"]
+__all__ = [
+    "ConfigLookup", "LaunchError", "api_service_env", "expand", "field_ref", "resolve_env",
+    "resource_ref", "with_api_service",
+]
 
 RawPod = Mapping[str, Any]
 
@@ -31,6 +34,28 @@ class LaunchError(Exception):
 
 
 ConfigLookup = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
+
+
+def api_service_env(*, host: str, port: int) -> list[tuple[str, str]]:
+    """The ``kubernetes`` Service's variables a kubelet gives every container (its docker
+    links form too), pointing at ``host:port`` (setting ``scheduler.api_service_host``); none
+    without a host."""
+    if not host:
+        return []
+    tcp = f"tcp://{host}:{port}"
+    base = f"KUBERNETES_PORT_{port}_TCP"
+    return [("KUBERNETES_SERVICE_HOST", host), ("KUBERNETES_SERVICE_PORT", str(port)),
+            ("KUBERNETES_SERVICE_PORT_HTTPS", str(port)), ("KUBERNETES_PORT", tcp),
+            (base, tcp), (f"{base}_PROTO", "tcp"), (f"{base}_PORT", str(port)),
+            (f"{base}_ADDR", host)]
+
+
+def with_api_service(env: list[tuple[str, str]], *, host: str, port: int
+                     ) -> list[tuple[str, str]]:
+    """``env`` after the API service's variables, those the container sets itself left out
+    (its own value wins, as with a kubelet)."""
+    own = {name for name, _ in env}
+    return [(k, v) for k, v in api_service_env(host=host, port=port) if k not in own] + env
 
 
 async def resolve_env(

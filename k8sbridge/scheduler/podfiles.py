@@ -14,11 +14,11 @@ kubelet's mounts. Rules:
   characters); with ``subdomain`` the domain is ``<subdomain>.<ns>.svc.<cluster domain>``.
   ``/etc/hostname`` holds it (the FQDN with ``setHostnameAsFQDN``, at most 64 characters).
   Mesos sets ``ContainerInfo.hostname`` in the UTS namespace only for containers on a CNI
-  network (``network/cni``), so until pods get their own network the ``hostname`` command
-  still answers the agent's name; that is said in the table.
+  network (``network/cni``): pods on the agent's network (hostNetwork, a hostPort, or
+  ``scheduler.pod_network`` empty) still answer the agent's name to ``hostname``.
 * ``/etc/hosts``: the localhost lines, the pod's IPs with the hostname (FQDN first when there
-  is a domain), then ``hostAliases``. The pod IP is an input (today the agent's address, which
-  the bridge reports as ``status.podIP``).
+  is a domain), then ``hostAliases``. The pod IP is an input (the agent's address for a pod on
+  the agent's network, which the bridge reports as ``status.podIP``).
 * ``/etc/resolv.conf`` per ``dnsPolicy``: ``ClusterFirst`` (and ``ClusterFirstWithHostNet``)
   → the cluster DNS servers (setting ``scheduler.cluster_dns``), search
   ``<ns>.svc.<domain> svc.<domain> <domain>``, ``options ndots:5``; the kubelet also appends
@@ -30,6 +30,13 @@ kubelet's mounts. Rules:
   (3 nameservers, 32 search paths, 2048 characters) with the kubelet's ``DNSConfigForming``
   warning. ``dnsConfig`` on top of the agent's file cannot be merged (the bridge cannot read
   it) and is refused.
+* a pod on a CNI network (``Network.own_network``, ``podnet``): its IP is the network's, known
+  only once Mesos' ``network/cni`` isolator attached it, and that isolator writes the pod's
+  ``/etc/hosts`` (localhost and ``<pod IP> <hostname>``) and ``/etc/hostname`` from the
+  executor's ``ContainerInfo.hostname`` (the hostname, or the FQDN with
+  ``setHostnameAsFQDN``), which also names the pod's UTS namespace: the bridge sends neither
+  file; ``hostAliases`` would have to be written next to an IP it does not know, so they are
+  refused; a ``subdomain``'s FQDN is not in that ``/etc/hosts`` (cluster DNS answers it).
 * ``hostNetwork: true``: the agent's ``/etc/hosts`` and ``/etc/hostname`` (what a kubelet
   gives, less its header line); ``hostAliases`` would have to be appended to the agent's file,
   which the bridge cannot read, so they are refused.
@@ -79,6 +86,10 @@ DEFAULT_OPTIONS = ("ndots:5",)
 
 REASON_MISSING_CLUSTER_DNS = "MissingClusterDNS"
 REASON_DNS_CONFIG_FORMING = "DNSConfigForming"
+HOST_ALIASES_OWN_NETWORK = (
+    "spec.hostAliases cannot be honoured on a CNI network: the pod's IP is known only once "
+    "the agent's network/cni isolator attached it, and that isolator writes the pod's "
+    "/etc/hosts (its hostname and IP); use hostNetwork, or a DNS name")
 POD_FILES_OFF = ("scheduler.pod_files is off: the agents are not known to take SECRET volumes, "
                  "so containers see the agent's /etc/hosts, /etc/resolv.conf and /etc/hostname")
 
@@ -101,6 +112,9 @@ class Network:
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
     enabled: bool = True
+    # the pod joins a CNI network (``podnet``): Mesos' network/cni isolator writes its
+    # /etc/hosts and /etc/hostname from ContainerInfo.hostname and the IP it got
+    own_network: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,6 +124,7 @@ class PodFiles:
 
     files: tuple[tuple[str, bytes], ...] = ()
     notices: tuple[limits.Notice, ...] = ()
+    hostname: str = ""  # the executor's ContainerInfo.hostname (pods on a CNI network)
 
 
 def _refuse(message: str) -> podenv.LaunchError:
@@ -310,7 +325,12 @@ def render(pod: RawPod, *, network: Network) -> PodFiles:
         return PodFiles(notices=tuple(notices))
     hostname, domain = host_and_domain(pod, cluster_domain=network.cluster_domain)
     files: list[tuple[str, bytes]] = []
-    if spec.get("hostNetwork"):
+    kernel_name = ""
+    if network.own_network:
+        if spec.get("hostAliases"):
+            raise _refuse(HOST_ALIASES_OWN_NETWORK)
+        kernel_name = _kernel_name(spec, hostname=hostname, domain=domain)
+    elif spec.get("hostNetwork"):
         if spec.get("hostAliases"):
             raise _refuse("spec.hostAliases cannot be honoured with hostNetwork: the kubelet "
                           "appends them to the node's /etc/hosts, which k8sbridge cannot read "
@@ -318,19 +338,24 @@ def render(pod: RawPod, *, network: Network) -> PodFiles:
     else:
         files.append((ETC_HOSTS, _hosts(spec, pod_ips=network.pod_ips, hostname=hostname,
                                         domain=domain)))
-        kernel_name = hostname
-        if domain and spec.get("setHostnameAsFQDN"):
-            fqdn = f"{hostname}.{domain}"
-            if len(fqdn) > FQDN_MAX:
-                raise _refuse("failed to construct FQDN from pod hostname and cluster domain, "
-                              f"FQDN {fqdn} is too long ({FQDN_MAX} characters is the max, "
-                              f"{len(fqdn)} characters requested)")
-            kernel_name = fqdn
-        files.append((ETC_HOSTNAME, f"{kernel_name}\n".encode()))
+        files.append((ETC_HOSTNAME,
+                      f"{_kernel_name(spec, hostname=hostname, domain=domain)}\n".encode()))
     resolv = _resolv_conf(pod, network=network, notices=notices)
     if resolv is not None:
         files.append((ETC_RESOLV_CONF, resolv))
-    return PodFiles(files=tuple(files), notices=tuple(notices))
+    return PodFiles(files=tuple(files), notices=tuple(notices), hostname=kernel_name)
+
+
+def _kernel_name(spec: Mapping[str, Any], *, hostname: str, domain: str) -> str:
+    """The name the pod's UTS namespace gets (``setHostnameAsFQDN``: the FQDN)."""
+    if not (domain and spec.get("setHostnameAsFQDN")):
+        return hostname
+    fqdn = f"{hostname}.{domain}"
+    if len(fqdn) > FQDN_MAX:
+        raise _refuse("failed to construct FQDN from pod hostname and cluster domain, "
+                      f"FQDN {fqdn} is too long ({FQDN_MAX} characters is the max, "
+                      f"{len(fqdn)} characters requested)")
+    return fqdn
 
 
 def container_volumes(files: PodFiles, container: Mapping[str, Any]) -> list[Json]:

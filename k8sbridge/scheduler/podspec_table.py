@@ -63,9 +63,10 @@ SECCOMP = ("is not supported: k8sbridge does not know that the agents run Mesos'
            "linux/seccomp isolator, and Mesos ignores the profile without it")
 _VOLUME = f"is not supported: {volumes.REFUSED_OTHER}"
 _ISSUE16 = "issue 16 (placement honours the whole scheduling contract)"
-_UTS = ("The UTS hostname (the hostname command) stays the agent's: Mesos sets "
-        "ContainerInfo.hostname only for containers on a CNI network, which issue 13 gives "
-        "pods")
+_UTS = ("On the pod network it is also the executor's ContainerInfo.hostname (the UTS "
+        "hostname, and the agent's network/cni isolator writes /etc/hosts and /etc/hostname "
+        "with it); on the agent's network (hostNetwork, a hostPort) the hostname command "
+        "answers the agent's name: Mesos sets ContainerInfo.hostname only on a CNI network")
 
 _PROBE = [
     ("exec", "a COMMAND check (argv, no shell)"),
@@ -240,15 +241,23 @@ ROWS: tuple[Row, ...] = (
                                     "when it is deleted or evicted through the API, as a "
                                     "kubelet does"),
     _h("spec.hostAliases", "appended to the container's /etc/hosts under \"# Entries added "
-                           "by HostAliases.\"; refused with hostNetwork (the kubelet appends "
-                           "them to the node's /etc/hosts, which k8sbridge cannot read)"),
+                           "by HostAliases.\" for a pod on the agent's network (a hostPort); "
+                           "refused with hostNetwork (the kubelet appends them to the node's "
+                           "/etc/hosts, which k8sbridge cannot read) and on the pod network "
+                           "(the pod's IP is known only once the agent attached it, and its "
+                           "network/cni isolator writes /etc/hosts)"),
     _r("spec.hostIPC", "is not supported: k8sbridge does not set LinuxInfo.ipc_mode",
        (None, False)),
-    _ign("spec.hostNetwork", "every pod shares the agent's network today (Mesos task "
-                             "groups without a CNI network); issue 13 gives other pods their "
-                             "own. A hostNetwork pod gets the agent's /etc/hosts and "
-                             "/etc/hostname, and with ClusterFirst its /etc/resolv.conf, as "
-                             "from a kubelet"),
+    _h("spec.hostNetwork", "true: the task group keeps the agent's network (no "
+                           "ContainerInfo.network_infos), podIP is the agent's address, the "
+                           "pod gets the agent's /etc/hosts and /etc/hostname, and with "
+                           "ClusterFirst its /etc/resolv.conf, as from a kubelet. Else the "
+                           "pod joins the CNI network of setting scheduler.pod_network (the "
+                           "executor's ContainerInfo.network_infos; all its tasks share the "
+                           "IP Mesos reports in TaskStatus.container_status.network_infos, "
+                           "which is status.podIP); a pod with any hostPort keeps the "
+                           "agent's network too. Each init container runs in a task group of "
+                           "its own, so on the pod network it has an IP of its own"),
     _r("spec.hostPID", "is not supported: a task group gets a PID namespace of its own on "
                        "agents with namespaces/pid", (None, False)),
     _r("spec.hostUsers", NO_USER_NAMESPACES, (None, True)),
@@ -312,7 +321,13 @@ ROWS: tuple[Row, ...] = (
     _h("container.args", "CommandInfo.arguments after the command ($(VAR) expanded)"),
     _h("container.command", "CommandInfo.value and arguments, shell false ($(VAR) expanded)"),
     _h("container.env", "CommandInfo.environment, resolved before launch (value, "
-                        "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef)"),
+                        "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef); on the "
+                        "pod network status.podIP is known only once the task runs: a "
+                        "constant /bin/sh script sets it from MESOS_CONTAINER_IP (a "
+                        "$(VAR) reference to it and a downwardAPI file of it get the "
+                        "agent's address); the kubernetes Service's variables "
+                        "(KUBERNETES_SERVICE_HOST ...) come from setting "
+                        "scheduler.api_service_host"),
     _r("container.env.valueFrom.fileKeyRef", "is not supported: the file is not read",
        (None,)),
     _h("container.envFrom", "CommandInfo.environment from each ConfigMap or Secret"),
@@ -331,8 +346,9 @@ ROWS: tuple[Row, ...] = (
                                          "SIGKILL", (None, "SIGTERM")),
     *_probe_rows("livenessProbe", "TaskInfo.health_check (the executor kills the task)"),
     _h("container.name", "the task's name and id"),
-    _h("container.ports", "hostPort: a Mesos ports resource and DiscoveryInfo; others are "
-                          "informational, as in Kubernetes"),
+    _h("container.ports", "hostPort: a Mesos ports resource and DiscoveryInfo, and the pod "
+                          "keeps the agent's network; others are informational, as in "
+                          "Kubernetes (on the pod network every pod may use any port)"),
     *_probe_rows("readinessProbe", "TaskInfo.check (its results drive ready)"),
     _na("container.resizePolicy", "in-place resize is not supported (no resize reaches the "
                                   "bridge's tasks)"),

@@ -266,7 +266,8 @@ class Separate:
             "--data-dir", str(base / "devkube"), "--kubeconfig", str(self.kubeconfig),
             "--node-grace-seconds", f"{node_grace_seconds:g}",
         ], log=logs / "devkube.log", ready=r"^devkube serving ")
-        env = {"K8SBRIDGE_SCHEDULER_IMAGE_MODE": "none", "K8SBRIDGE_KUBELET_MAX_PODS": "1000"}
+        env = {"K8SBRIDGE_SCHEDULER_IMAGE_MODE": "none", "K8SBRIDGE_KUBELET_MAX_PODS": "1000",
+               "K8SBRIDGE_SCHEDULER_POD_NETWORK": ""}  # the agents have no CNI network
         env.update(bridge_env or {})
         self.bridge = Part("bridge", [
             "--log-level", "INFO", "run", "--master", self.master,

@@ -29,6 +29,7 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     env["K8SBRIDGE_SCHEDULER_CYCLE_SECONDS"] = "0.05"
     # no image is sent: the agents' registry is empty, containers run on a view of the host
     env["K8SBRIDGE_SCHEDULER_IMAGE_MODE"] = "none"
+    env["K8SBRIDGE_SCHEDULER_POD_NETWORK"] = ""  # the agents have no CNI network
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "k8sbridge", *argv], cwd=REPO, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)

@@ -22,7 +22,10 @@ def fast_settings(data_dir: Path) -> bridge_settings.BridgeSettings:
             base.mesos, agent_poll_seconds=0.5, revive_min_interval_seconds=0.2,
             refuse_seconds=2.0,
         ),
-        scheduler=dataclasses.replace(base.scheduler, cycle_seconds=0.05, seed=1),
+        # pod_network "": these tests' agents have no CNI network (``k8sbridge run``'s cluster
+        # network is tested in test_giving_pods_their_own_network)
+        scheduler=dataclasses.replace(base.scheduler, cycle_seconds=0.05, seed=1,
+                                      pod_network=""),
         kubelet=dataclasses.replace(base.kubelet, host="127.0.0.1", port=0),
         embedded=dataclasses.replace(
             base.embedded, data_dir=data_dir, kernel_port=0, api_port=0, agents=3

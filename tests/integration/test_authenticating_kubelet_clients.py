@@ -88,10 +88,12 @@ async def test_requests_need_a_certificate_or_a_reviewed_token(
     assert bridge.settings.kubelet.client_ca_file == secured.api_ca_file
     assert bridge.settings.kubelet.anonymous is False
 
-    # Embedded default: loopback only (the agents' 127.0.0.2 alias is another address).
-    assert bridge.settings.kubelet.host == "127.0.0.1"
+    # Embedded default: loopback and the agents' own addresses (the Nodes' InternalIPs, where
+    # the API server dials it) only; any other address is another socket.
+    hosts = bridge.settings.kubelet.host.split(",")
+    assert hosts[0] == "127.0.0.1" and all(h.startswith("127.0.0.") for h in hosts), hosts
     with pytest.raises(OSError):
-        _, writer = await asyncio.open_connection("127.0.0.2", port)
+        _, writer = await asyncio.open_connection("127.0.0.200", port)
         writer.close()
 
     # No credentials: 401 everywhere, /healthz included (as a kubelet on 10250).

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from k8sbridge import supervise
+from k8sbridge import embedded, supervise
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -342,8 +342,23 @@ def test_sigkill_of_the_command_leaves_no_process_behind(tmp_path: Path) -> None
         assert _processes_mentioning(str(data_dir)) == []
         # The children kept logging after their parent was gone: the kernel's stop is there.
         assert "stopping: killing tasks" in (data_dir / "logs" / "kernel.log").read_text()
+        # Nothing could remove the cluster network's namespace: the next run there does.
+        stale = (data_dir / embedded.CLUSTER_NETNS_FILE).read_text().strip()
+        assert stale in _namespaces()
+        again = Running(data_dir)
+        try:
+            again.ready()
+            assert stale not in _namespaces()
+        finally:
+            again.close()
+        assert not (data_dir / embedded.CLUSTER_NETNS_FILE).exists()
     finally:
         run.close()
+
+
+def _namespaces() -> list[str]:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
 
 
 # --------------------------------------------------------------------------------------------

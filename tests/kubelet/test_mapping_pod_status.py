@@ -74,7 +74,12 @@ def test_happy_path_running_and_ready() -> None:
     assert s["image"] == "docker.io/library/nginx:1.27"
     assert s["lastState"] == {}
     assert status["hostIP"] == HOST and status["hostIPs"] == [{"ip": HOST}]
-    assert status["podIP"] == HOST and status["podIPs"] == [{"ip": HOST}]
+    # no IP reported: a pod on a CNI network has none yet, a hostNetwork pod the agent's
+    assert "podIP" not in status
+    host_network = raw_pod()
+    host_network["spec"]["hostNetwork"] = True
+    on_host = render(host_network, c)
+    assert on_host["podIP"] == HOST and on_host["podIPs"] == [{"ip": HOST}]
     assert status["startTime"] == "2027-01-15T08:00:00Z"
     assert status["qosClass"] == "BestEffort"
     assert sm.display_status({**raw_pod(), "status": status}) == "Running"

@@ -145,9 +145,12 @@ async def test_the_accepted_operation_is_the_planned_assignment() -> None:
     assert Resources.parse(group["executor"]["resources"]) == assignment.executor
     # the agent (1.9.1) cannot take limits: none are sent, and the pod is told
     assert "limits" not in task and "linux_info" not in task["container"]
-    # the pod's files are all the container carries
-    assert [v["container_path"] for v in task["container"]["volumes"]] == [
-        "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
+    # the pod joins the default CNI network: the agent's isolator writes its /etc/hosts and
+    # /etc/hostname (from the executor's hostname), the bridge its resolv.conf
+    assert [v["container_path"] for v in task["container"]["volumes"]] == ["/etc/resolv.conf"]
+    executor = group["executor"]["container"]
+    assert executor["network_infos"][0]["name"] == "k8sbridge"
+    assert executor["hostname"] == "web"
     assert kube.events == [("Warning", limits.REASON_LIMITS_NOT_ENFORCED, kube.events[0][2])]
     assert "agent's version is 1.9" in kube.events[0][2]
     assert UID not in scheduler._pending and sink.unschedulable_ == []

@@ -1,0 +1,68 @@
+"""Which network a pod joins, and the executor ``ContainerInfo`` that asks Mesos for it (pure).
+
+Why: Kubernetes gives every pod an IP of its own, shared by its containers and reachable from
+every other pod; Apache Mesos gives a task group exactly that through its ``network/cni``
+isolator when the executor's ``ContainerInfo.network_infos`` names a CNI network (all tasks
+of the group join the executor's network namespace, and the IPs come back in
+``TaskStatus.container_status.network_infos[].ip_addresses``). Rules:
+
+* the network is the ``scheduler.pod_network`` setting (default ``k8sbridge``, the embedded
+  cluster's); ``""`` keeps every pod on the agent's network;
+* ``hostNetwork: true`` pods and pods with any ``hostPort`` keep the agent's network, and a
+  ``hostPort`` stays a share of the agent's ``ports`` resource (placement carves it), as
+  today: a hostPort is the agent's port, which a CNI network does not forward (no
+  ``portmap`` plugin is configured);
+* the ``NetworkInfo`` carries the pod's namespace, name and uid as labels (CNI plugins receive
+  them under ``args.org.apache.mesos``); the executor's ``ContainerInfo.hostname`` is the pod's
+  hostname (``podfiles``), which Mesos allows only on a CNI network.
+
+Mesos agents do not advertise their CNI networks in offers, so the bridge cannot place by
+them: the setting is the operator's statement that every agent serving the bridge's roles has
+the network. A pod launched on one that does not gets ``TASK_FAILED`` with
+``REASON_CONTAINER_LAUNCH_FAILED`` and Mesos' own message (``Unknown CNI network
+'k8sbridge'``; a failing or hanging plugin's message alike), which ``lifecycle`` shows as the
+container's ``StartError`` (``lastState.terminated.message`` and a ``Failed`` event) and
+retries with the crash back-off: the pod never runs, and says why. (A kubelet whose CNI fails
+shows the message as a ``FailedCreatePodSandBox`` event on a pod in ``ContainerCreating``;
+the readable reason is the same, the container state differs.)
+
+Probes: httpGet and tcpSocket become Mesos HTTP/TCP checks, which the agent runs inside the
+task's network namespace (Mesos' checker enters it; the embedded agent dials the pod IP from a
+socket made there); a grpc probe is a COMMAND check, which runs in the task's namespaces and
+dials ``127.0.0.1:<port>`` there, i.e. the pod's own network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from k8sbridge.model import pods as model_pods
+
+__all__ = ["executor_container", "network_for"]
+
+
+def network_for(pod: Mapping[str, Any], request: model_pods.PodRequest, *, setting: str
+                ) -> str | None:
+    """The CNI network the pod joins, or None for the agent's network."""
+    if not setting or (pod.get("spec") or {}).get("hostNetwork"):
+        return None
+    for container in (*request.init_containers, *request.containers):
+        if container.host_ports:
+            return None
+    return setting
+
+
+def executor_container(*, network: str, labels: Mapping[str, str], hostname: str
+                       ) -> dict[str, Any]:
+    """The DEFAULT executor's ``ContainerInfo`` joining ``network``."""
+    info: dict[str, Any] = {
+        "type": "MESOS",
+        "network_infos": [{
+            "name": network,
+            "labels": {"labels": [{"key": k, "value": v} for k, v in labels.items()]},
+        }],
+    }
+    if hostname:
+        info["hostname"] = hostname
+    return info
