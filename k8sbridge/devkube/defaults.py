@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from k8sbridge.devkube import batch, kinds, qos
+from k8sbridge.devkube import batch, kinds, qos, rbacstrategy
 
 _DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
@@ -186,6 +186,8 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
                 data[key] = base64.b64encode(value.encode()).decode()
     elif kind.plural == "nodes" and create:
         _section(obj, "spec")
+    elif kind.group == rbacstrategy.GROUP:
+        rbacstrategy.default(obj)
 
 
 def _section(obj: dict[str, Any], key: str) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from k8sbridge.devkube import (
     httpio,
     idle,
     persistence,
+    rbacpolicy,
     registry,
     sakeys,
     server,
@@ -134,6 +135,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         reg = registry.Registry(store=st, service_account_admission=(
             admission.PLUGIN not in config.disable_admission_plugins))
         reg.bootstrap()
+        rbacpolicy.reconcile(reg)  # the default ClusterRoles and bindings (RBAC's post-start hook)
         signing_key = sakeys.ensure(state_dir / "pki")  # --service-account-signing-key-file
 
         sock = _bind(config.host, config.port)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from k8sbridge.devkube import (
@@ -21,6 +22,7 @@ from k8sbridge.devkube import (
     events,
     kinds,
     patch,
+    rbacstrategy,
     shapes,
     store,
     validation,
@@ -75,6 +77,9 @@ class Registry:
         creation (kube-apiserver's default; off is ``--disable-admission-plugins``)."""
         self.store = store
         self.service_account_admission = service_account_admission
+        # Called with (kind, new object, old object or None) before an RBAC object is
+        # validated and stored: the authorizer's escalation checks (authz.Authorizer.guard).
+        self.guard: Callable[[kinds.Kind, Obj, Obj | None], None] | None = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -355,6 +360,10 @@ class Registry:
                 extra += batch.update_causes(kind.plural, old, obj)
         elif kind.plural == "cronjobs" and kind.group == "batch":
             extra = batch.cronjob_causes(obj, old=old)
+        elif kind.group == rbacstrategy.GROUP:
+            if self.guard is not None:  # escalation checks, before validation as there
+                self.guard(kind, obj, old)
+            extra = rbacstrategy.causes(kind, obj, old=old)
         validation.validate(kind, obj, extra=extra)
 
     def _check_pod_update(self, old: Obj, new: Obj) -> None:

@@ -58,6 +58,10 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "secrets": frozenset({"data", "stringData", "type", "immutable"}),
     "serviceaccounts": frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"}),
     "endpoints": frozenset({"subsets"}),
+    "roles": frozenset({"rules"}),
+    "clusterroles": frozenset({"rules", "aggregationRule"}),
+    "rolebindings": frozenset({"subjects", "roleRef"}),
+    "clusterrolebindings": frozenset({"subjects", "roleRef"}),
 }
 _CORE_EVENT_FIELDS = frozenset({
     "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",

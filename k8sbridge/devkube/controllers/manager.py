@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Protocol
 
 from k8sbridge.devkube.controllers import client as api
+from k8sbridge.devkube.controllers.clusterroleaggregation import (
+    CLUSTERROLES,
+    ClusterRoleAggregationController,
+)
 from k8sbridge.devkube.controllers.cronjob import CronJobController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
 from k8sbridge.devkube.controllers.events import EventRecorder
@@ -71,10 +75,11 @@ async def run(
         namespaces = Informer(client=client, resource=api.NAMESPACES)
         service_accounts = Informer(client=client, resource=api.SERVICEACCOUNTS)
         config_maps = Informer(client=client, resource=api.CONFIGMAPS)
+        cluster_roles = Informer(client=client, resource=CLUSTERROLES)
         # watched only so that their ownerReferences are honoured by the garbage collector
         extra = [Informer(client=client, resource=res) for res in (api.SECRETS, api.SERVICES)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
-                     service_accounts, config_maps, *extra]
+                     service_accounts, config_maps, cluster_roles, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -92,6 +97,7 @@ async def run(
                                       service_accounts=service_accounts),
             RootCAPublisher(client=client, namespaces=namespaces, config_maps=config_maps,
                             root_ca=root_ca),
+            ClusterRoleAggregationController(client=client, cluster_roles=cluster_roles),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")
