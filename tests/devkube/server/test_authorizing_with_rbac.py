@@ -47,8 +47,8 @@ class Cluster:
 
     def api(self, token: str | None = None) -> client.ApiClient:
         cfg = client.Configuration()
-        config.load_kube_config(config_file=str(self.data / "kubeconfig"),
-                                client_configuration=cfg)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.data / "kubeconfig"), client_configuration=cfg)
         if token is not None:  # the same server and CA, another bearer token
             admin, cfg = cfg, client.Configuration(host=cfg.host)
             cfg.ssl_ca_cert = admin.ssl_ca_cert
@@ -138,7 +138,7 @@ def test_a_denied_request_gets_kube_apiservers_403(cluster: Cluster) -> None:
     with cluster.api(token) as api:
         with pytest.raises(client.ApiException) as caught:
             client.CoreV1Api(api).read_namespaced_secret("missing", "default")
-    body = json.loads(caught.value.body)
+    body = json.loads(str(caught.value.body))
     assert caught.value.status == 403
     assert body["reason"] == "Forbidden"
     assert body["details"] == {"name": "missing", "kind": "secrets"}
@@ -162,9 +162,8 @@ def test_a_labelled_cluster_role_is_aggregated_into_view(cluster: Cluster) -> No
                    "rules": [rule]})
 
     def view_rules() -> list[Any]:
-        rules: list[Any] = cluster.run("get", "clusterrole", "view", "-o",
-                                       "jsonpath={.rules}").stdout and json.loads(
-            cluster.run("get", "clusterrole", "view", "-o", "jsonpath={.rules}").stdout)
+        text = cluster.run("get", "clusterrole", "view", "-o", "jsonpath={.rules}").stdout
+        rules: list[Any] = json.loads(text) if text else []
         return rules
 
     _eventually(lambda: rule in view_rules(), "view to aggregate widget-reader")
@@ -260,7 +259,7 @@ def test_rules_and_subject_access_reviews(cluster: Cluster) -> None:
         review = client.AuthorizationV1Api(api).create_self_subject_rules_review(
             client.V1SelfSubjectRulesReview(spec=client.V1SelfSubjectRulesReviewSpec(
                 namespace="default")))
-    assert review.status.incomplete is False
+    assert review.status is not None and review.status.incomplete is False
     assert {"verbs": ["list"], "api_groups": ["coordination.k8s.io"], "resources": ["leases"],
             "resource_names": ["one"]} in [r.to_dict() for r in review.status.resource_rules]
     with cluster.api() as api:
@@ -272,7 +271,7 @@ def test_rules_and_subject_access_reviews(cluster: Cluster) -> None:
                 resource_attributes=client.V1ResourceAttributes(
                     namespace="default", verb="list", group="coordination.k8s.io",
                     resource="leases", name="one"))))
-        assert sar.status.allowed is True
+        assert sar.status is not None and sar.status.allowed is True
         assert sar.status.reason == (
             'RBAC: allowed by RoleBinding "lister/default" of Role "lease-lister" to '
             'ServiceAccount "lister/default"')
@@ -283,13 +282,13 @@ def test_rules_and_subject_access_reviews(cluster: Cluster) -> None:
                     user="system:serviceaccount:default:lister",
                     resource_attributes=client.V1ResourceAttributes(
                         namespace="default", verb="delete", resource="pods"))))
-        assert local.status.allowed is False
+        assert local.status is not None and local.status.allowed is False
         with pytest.raises(client.ApiException) as caught:
             authz.create_subject_access_review(client.V1SubjectAccessReview(
                 spec=client.V1SubjectAccessReviewSpec(
                     resource_attributes=client.V1ResourceAttributes(verb="get"))))
     assert caught.value.status == 422
-    assert json.loads(caught.value.body)["message"] == (
+    assert json.loads(str(caught.value.body))["message"] == (
         'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": '
         "at least one of user or group must be specified")
 
