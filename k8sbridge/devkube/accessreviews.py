@@ -70,13 +70,8 @@ def review(authorizer: authz.Authorizer, *, plural: str, body: Any, user: satoke
     if plural == "selfsubjectrulesreviews":
         answer["status"] = rules_review(authorizer, user, str(spec.get("namespace") or ""))
         return answer
-    if plural.startswith("self"):
+    if plural.startswith("self"):  # the spec has only the attributes: the caller is asked
         who, groups = user.username, user.groups
-        spec["user"], spec["groups"] = who, list(groups)
-        if user.uid:
-            spec["uid"] = user.uid
-        if user.extra:
-            spec["extra"] = {k: list(v) for k, v in user.extra}
     else:
         who, groups = str(spec.get("user") or ""), tuple(_strings(spec.get("groups")))
         if not who and not groups:
