@@ -30,6 +30,7 @@ Obj = dict[str, Any]
 ALL_AUTHENTICATED = "system:authenticated"
 ALL_UNAUTHENTICATED = "system:unauthenticated"
 ANONYMOUS = "system:anonymous"
+PRIVILEGED = rbac.MASTERS  # the privileged group authorizer's group: always allowed
 RBAC_KEYS = tuple(kinds.ResourceKey(f"{rbac.GROUP}/{p}") for p in (
     "clusterroles", "roles", "clusterrolebindings", "rolebindings"))
 _GC_FIELDS = ("ownerReferences", "finalizers", "resourceVersion", "managedFields")
@@ -40,7 +41,7 @@ class Current:
     """The request being served: who, and what it asked (for the escalation checks)."""
 
     user: satokens.User
-    attributes: rbac.Attributes
+    attributes: rbac.Attributes | None  # None for system:masters (never checked further)
 
 
 CURRENT: contextvars.ContextVar[Current | None] = contextvars.ContextVar(
@@ -224,7 +225,7 @@ class Authorizer:
         if current is None:  # devkube's own writes (bootstrap policy)
             return
         user, request = current.user, current.attributes
-        if rbac.MASTERS in user.groups:
+        if rbac.MASTERS in user.groups or request is None:
             return
         if old is not None and _strip_gc(new) == _strip_gc(old):
             return  # only fields the garbage collector needs (IsOnlyMutatingGCFields)

@@ -168,6 +168,8 @@ class ApiServer:
             return None
         user = self.authz.impersonate(request[USER], request.headers, request.headers)
         request[USER] = user
+        if authz.PRIVILEGED in user.groups:  # allowed whatever it asks: no attributes needed
+            return authz.CURRENT.set(authz.Current(user=user, attributes=None))
         attributes = authz.attributes(user, method=request.method, path=request.path,
                                       query=request.query)
         self.authz.check(attributes)
