@@ -5,8 +5,8 @@ its admin token (``devkube-admin``, ``system:masters``) and the service-account 
 ``satokens``. The same answer serves ``TokenReview`` (kubelets with webhook authentication ask
 it), ``SelfSubjectReview`` (``kubectl auth whoami``) and the OIDC discovery documents of the
 service-account issuer (``/.well-known/openid-configuration``, ``/openid/v1/jwks``).
-Authorization stays as it was: anyone authenticated may do anything (kube-apiserver's
-``--authorization-mode=AlwaysAllow``); RBAC is not implemented.
+What an authenticated user may do is decided afterwards, by ``authz`` (RBAC; the admin token's
+``system:masters`` group may do anything).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from k8sbridge.devkube import batch, endpointcheck, kinds, qos
+from k8sbridge.devkube import batch, endpointcheck, kinds, qos, rbacstrategy
 
 _DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
@@ -185,6 +185,8 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
         endpointcheck.default_endpointslice(obj)
     elif kind.plural == "nodes" and create:
         _section(obj, "spec")
+    elif kind.group == rbacstrategy.GROUP:
+        rbacstrategy.default(obj)
 
 
 def _default_service(spec: dict[str, Any]) -> None:

@@ -62,6 +62,16 @@ REVIEW_GROUPS: dict[str, tuple[str, tuple[Obj, ...]]] = {
     )),
     # Not stored either: read from the kubelets on request (``metricsapi``).
     "metrics.k8s.io": ("v1beta1", metricsapi.RESOURCES),
+    "authorization.k8s.io": ("v1", (
+        {"name": "localsubjectaccessreviews", "singularName": "localsubjectaccessreview",
+         "namespaced": True, "kind": "LocalSubjectAccessReview", "verbs": ["create"]},
+        {"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+         "namespaced": False, "kind": "SelfSubjectAccessReview", "verbs": ["create"]},
+        {"name": "selfsubjectrulesreviews", "singularName": "selfsubjectrulesreview",
+         "namespaced": False, "kind": "SelfSubjectRulesReview", "verbs": ["create"]},
+        {"name": "subjectaccessreviews", "singularName": "subjectaccessreview",
+         "namespaced": False, "kind": "SubjectAccessReview", "verbs": ["create"]},
+    )),
 }
 
 

@@ -113,6 +113,16 @@ KINDS: tuple[Kind, ...] = (
     Kind(group="events.k8s.io", version="v1", plural="events", singular="event", kind="Event",
          namespaced=True, short_names=("ev",), fields=NEW_EVENT_FIELDS, storage="/events",
          has_spec=False),
+    # rbac.authorization.k8s.io/v1 (authorized by devkube.authz; escalation: rbacstrategy)
+    Kind(group="rbac.authorization.k8s.io", version="v1", plural="clusterrolebindings",
+         singular="clusterrolebinding", kind="ClusterRoleBinding", namespaced=False,
+         has_spec=False),
+    Kind(group="rbac.authorization.k8s.io", version="v1", plural="clusterroles",
+         singular="clusterrole", kind="ClusterRole", namespaced=False, has_spec=False),
+    Kind(group="rbac.authorization.k8s.io", version="v1", plural="rolebindings",
+         singular="rolebinding", kind="RoleBinding", namespaced=True, has_spec=False),
+    Kind(group="rbac.authorization.k8s.io", version="v1", plural="roles", singular="role",
+         kind="Role", namespaced=True, has_spec=False),
 )
 
 BY_KEY: dict[ResourceKey, Kind] = {k.key: k for k in KINDS}

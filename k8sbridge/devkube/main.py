@@ -32,6 +32,7 @@ from k8sbridge.devkube import (
     idle,
     netns,
     persistence,
+    rbacpolicy,
     registry,
     sakeys,
     server,
@@ -147,6 +148,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
         reg = registry.Registry(store=st, service_account_admission=(
             admission.PLUGIN not in config.disable_admission_plugins), service_ranges=ranges)
         reg.bootstrap()
+        rbacpolicy.reconcile(reg)  # the default ClusterRoles and bindings (RBAC's post-start hook)
         signing_key = sakeys.ensure(state_dir / "pki")  # --service-account-signing-key-file
 
         sock = _bind(config.host, config.port)

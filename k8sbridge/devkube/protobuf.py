@@ -51,6 +51,18 @@ TYPES: dict[tuple[str, str], str] = {
     ("authentication.k8s.io/v1", "TokenRequest"): "authentication.v1.TokenRequest",
     ("authentication.k8s.io/v1", "TokenReview"): "authentication.v1.TokenReview",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "authentication.v1.SelfSubjectReview",
+    ("rbac.authorization.k8s.io/v1", "Role"): "rbac.v1.Role",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "rbac.v1.ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rbac.v1.RoleBinding",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "rbac.v1.ClusterRoleBinding",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"):
+        "authorization.v1.SelfSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SubjectAccessReview"):
+        "authorization.v1.SubjectAccessReview",
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"):
+        "authorization.v1.LocalSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"):
+        "authorization.v1.SelfSubjectRulesReview",
 }
 
 _VARINT_TYPES = frozenset({"int32", "int64", "uint32", "uint64", "bool"})

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 API_GROUPS = ("core/v1", "apps/v1", "batch/v1", "coordination/v1", "events/v1",
-              "autoscaling/v1", "authentication/v1", "scheduling/v1alpha3", "discovery/v1")
+              "autoscaling/v1", "authentication/v1", "scheduling/v1alpha3", "discovery/v1",
+              "rbac/v1", "authorization/v1")
 MACHINERY = ("pkg/apis/meta/v1", "pkg/api/resource", "pkg/util/intstr", "pkg/runtime",
              "pkg/runtime/schema")
 ROOTS = (
@@ -32,6 +33,11 @@ ROOTS = (
     "k8s.io.api.autoscaling.v1.Scale", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
     *(f"k8s.io.api.authentication.v1.{k}" for k in (
         "TokenRequest", "TokenReview", "SelfSubjectReview")),
+    *(f"k8s.io.api.rbac.v1.{k}" for k in (
+        "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
+    *(f"k8s.io.api.authorization.v1.{k}" for k in (
+        "SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
+        "SelfSubjectRulesReview")),
     "k8s.io.apimachinery.pkg.runtime.Unknown",
 )
 # Decoded specially by protobuf.py (not walked into).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from k8sbridge.devkube import (
@@ -22,6 +23,7 @@ from k8sbridge.devkube import (
     events,
     kinds,
     patch,
+    rbacstrategy,
     servicecheck,
     services,
     shapes,
@@ -81,6 +83,9 @@ class Registry:
         self.store = store
         self.service_account_admission = service_account_admission
         self.service_allocator = services.Allocator(service_ranges)
+        # Called with (kind, new object, old object or None) before an RBAC object is
+        # validated and stored: the authorizer's escalation checks (authz.Authorizer.guard).
+        self.guard: Callable[[kinds.Kind, Obj, Obj | None], None] | None = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -342,6 +347,10 @@ class Registry:
             extra = endpointcheck.endpoints_causes(obj)
         elif kind.plural == "endpointslices":
             extra = endpointcheck.endpointslice_causes(obj, old=old)
+        elif kind.group == rbacstrategy.GROUP:
+            if self.guard is not None:  # escalation checks, before validation as there
+                self.guard(kind, obj, old)
+            extra = rbacstrategy.causes(kind, obj, old=old)
         validation.validate(kind, obj, extra=extra)
 
     def _check_pod_update(self, old: Obj, new: Obj) -> None:

@@ -59,6 +59,10 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "serviceaccounts": frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"}),
     "endpoints": frozenset({"subsets"}),
     "endpointslices": frozenset({"addressType", "endpoints", "ports"}),
+    "roles": frozenset({"rules"}),
+    "clusterroles": frozenset({"rules", "aggregationRule"}),
+    "rolebindings": frozenset({"subjects", "roleRef"}),
+    "clusterrolebindings": frozenset({"subjects", "roleRef"}),
 }
 _CORE_EVENT_FIELDS = frozenset({
     "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",

@@ -23,8 +23,10 @@ from typing import Any
 from aiohttp import web
 
 from k8sbridge.devkube import (
+    accessreviews,
     admission,
     authn,
+    authz,
     discovery,
     errors,
     httpio,
@@ -81,6 +83,8 @@ class ApiServer:
         self.authn = authn.Authenticator(
             token=token, key=signing_key or sakeys.SigningKey.generate(), lookup=reg.lookup)
         self.server_url = server_url or f"https://{server_address}"
+        self.authz = authz.Authorizer(st=reg.store)  # RBAC (+ system:masters) on each request
+        reg.guard = self.authz.guard  # escalation checks on Roles and bindings
         self.durability = durability
         self.store = reg.store
         self.token = token
@@ -133,8 +137,10 @@ class ApiServer:
         return _storage_failed(failure or persistence.StorageFailed("a commit failed"))
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
+        current = None
         try:
             self._authenticate(request)
+            current = self._authorize(request)
             return await self._dispatch(request)
         except errors.ApiError as e:
             return httpio.error_response(e)
@@ -148,11 +154,28 @@ class ApiServer:
             log.exception("internal error serving %s %s", request.method, request.path)
             return httpio.error_response(errors.ApiError(code=500, reason="InternalError",
                                           message=f"Internal error occurred: {e}"))
+        finally:
+            if current is not None:
+                authz.CURRENT.reset(current)
 
     def _authenticate(self, request: web.Request) -> None:
         if request.path in ANONYMOUS_PATHS:
             return
         request[USER] = self.authn.request_user(request.headers.get("Authorization", ""))
+
+    def _authorize(self, request: web.Request) -> Any:
+        """Impersonation, then RBAC: 403 unless the request is allowed; the user and the
+        request's attributes are kept for the escalation checks (a reset token)."""
+        if request.path in ANONYMOUS_PATHS:
+            return None
+        user = self.authz.impersonate(request[USER], request.headers, request.headers)
+        request[USER] = user
+        if authz.PRIVILEGED in user.groups:  # allowed whatever it asks: no attributes needed
+            return authz.CURRENT.set(authz.Current(user=user, attributes=None))
+        attributes = authz.attributes(user, method=request.method, path=request.path,
+                                      query=request.query)
+        self.authz.check(attributes)
+        return authz.CURRENT.set(authz.Current(user=user, attributes=attributes))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -167,6 +190,9 @@ class ApiServer:
             return _json(discovery.api_group_list())
         if tuple(parts) in (TOKEN_REVIEW_PATH, SELF_REVIEW_PATH):
             return await self._review(request, parts[-1])
+        if parts[:3] == ["apis", accessreviews.GROUP, "v1"] and parts[-1] in accessreviews.KINDS \
+                and (len(parts) == 4 or (len(parts) == 6 and parts[3] == "namespaces")):
+            return await self._access_review(request, parts)
         if path == authn.OPENID_PATH:
             return _json(self.authn.openid_configuration(server_url=self.server_url))
         if path == authn.JWKS_PATH:
@@ -211,6 +237,21 @@ class ApiServer:
         if plural == "tokenreviews":
             return _json(self.authn.token_review(body), status=201)
         return _json(self.authn.self_subject_review(request[USER], body), status=201)
+
+    async def _access_review(self, request: web.Request, parts: list[str]) -> web.Response:
+        """authorization.k8s.io/v1 access and rules reviews (create only, not stored)."""
+        plural = parts[-1]
+        namespaced = plural.startswith("local")
+        if namespaced != (len(parts) == 6):
+            raise errors.ApiError(code=404, reason="NotFound", message=NOT_FOUND)
+        if request.method != "POST":
+            raise errors.method_not_allowed(
+                f"{request.method} is not supported on {plural} (create only)")
+        body = await httpio.read_body(request)
+        return _json(accessreviews.review(self.authz, plural=plural, body=body,
+                                          user=request[USER],
+                                          namespace=parts[4] if namespaced else ""),
+                     status=201)
 
     def _openapi(self, rest: list[str]) -> web.Response:
         if not rest:

@@ -114,6 +114,21 @@ def _job_spec_shapes(prefix: tuple[str, ...]) -> list[Shape]:
     return shapes + _pod_spec_shapes((*prefix, "template", "spec"))
 
 
+_RULE_FIELDS = ("verbs", "apiGroups", "resources", "resourceNames", "nonResourceURLs")
+_RBAC_SHAPES: list[Shape] = [
+    (("rules",), list), (("rules", "*"), dict),
+    *(s for f in _RULE_FIELDS for s in ((("rules", "*", f), list), (("rules", "*", f, "*"), str))),
+    (("aggregationRule",), dict), (("aggregationRule", "clusterRoleSelectors"), list),
+    (("aggregationRule", "clusterRoleSelectors", "*"), dict),
+    (("aggregationRule", "clusterRoleSelectors", "*", "matchLabels"), dict),
+    (("aggregationRule", "clusterRoleSelectors", "*", "matchExpressions"), list),
+]
+_BINDING_SHAPES: list[Shape] = [
+    (("roleRef",), dict), *((("roleRef", f), str) for f in ("apiGroup", "kind", "name")),
+    (("subjects",), list), (("subjects", "*"), dict),
+    *((("subjects", "*", f), str) for f in ("apiGroup", "kind", "name", "namespace")),
+]
+
 _SHAPES: dict[str, list[Shape]] = {
     "jobs": _META_SHAPES + _job_spec_shapes(("spec",)) + [
         (("status",), dict), (("status", "conditions"), list),
@@ -165,6 +180,9 @@ _SHAPES: dict[str, list[Shape]] = {
     "events": _META_SHAPES + [(("involvedObject",), dict), (("regarding",), dict),
                               (("source",), dict), (("series",), dict)],
     "leases": _META_SHAPES + [(("spec",), dict)],
+    **{plural: _META_SHAPES + _RBAC_SHAPES for plural in ("roles", "clusterroles")},
+    **{plural: _META_SHAPES + _BINDING_SHAPES
+       for plural in ("rolebindings", "clusterrolebindings")},
 }
 
 _TYPE_NAMES = {dict: "object", list: "array", str: "string", int: "integer", bool: "boolean"}

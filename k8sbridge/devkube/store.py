@@ -83,6 +83,7 @@ class Store:
         self._compacted = 0  # every change with rv > _compacted is in _history
         self._watchers: dict[str, set[watch.Watcher]] = collections.defaultdict(set)
         self._persist = persist
+        self._versions: collections.Counter[str] = collections.Counter()  # changes per kind
 
     @property
     def rv(self) -> int:
@@ -138,6 +139,10 @@ class Store:
         found.reverse()
         return found
 
+    def version(self, store_key: str) -> int:
+        """How many changes a kind has had in this process (caches built from it compare)."""
+        return self._versions[store_key]
+
     def count(self, store_key: str) -> int:
         return len(self._objects[store_key])
 
@@ -160,6 +165,7 @@ class Store:
         if self._persist is not None:
             self._persist(change)  # first: if the disk write fails, nothing has changed
         self._rv += 1
+        self._versions[store_key] += 1
         stored = Stored(obj, data)
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         objects = self._objects[store_key]

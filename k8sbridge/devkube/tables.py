@@ -449,6 +449,35 @@ CRONJOB_COLUMNS: list[Column] = [
 ]
 
 
+def _created_at_row(obj: Obj) -> Row:
+    return [_name(obj), (obj.get("metadata") or {}).get("creationTimestamp", "")]
+
+
+CREATED_AT_COLUMNS: list[Column] = [("Name", "string", 0, "name"),
+                                    ("Created At", "date", 0, "")]
+
+
+def _binding_row(obj: Obj) -> Row:
+    """printRoleBinding / printClusterRoleBinding: ROLE is Kind/name; -o wide the subjects."""
+    ref = obj.get("roleRef") or {}
+    subjects = [s for s in obj.get("subjects") or [] if isinstance(s, dict)]
+
+    def names(kind: str) -> str:
+        return ", ".join(str(s.get("name", "")) for s in subjects if s.get("kind") == kind)
+
+    accounts = ", ".join(f'{s.get("namespace", "")}/{s.get("name", "")}' for s in subjects
+                         if s.get("kind") == "ServiceAccount")
+    return [_name(obj), f'{ref.get("kind", "")}/{ref.get("name", "")}', _age(obj),
+            names("User"), names("Group"), accounts]
+
+
+BINDING_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Role", "string", 0, ""), ("Age", "string", 0, ""),
+    ("Users", "string", 1, ""), ("Groups", "string", 1, ""),
+    ("ServiceAccounts", "string", 1, ""),
+]
+
+
 def _default_row(obj: Obj) -> Row:
     return [_name(obj), _age(obj)]
 
@@ -470,6 +499,10 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     "endpointslices": (ENDPOINTSLICE_COLUMNS, _endpointslice_row),
     "configmaps": (CONFIGMAP_COLUMNS, _data_row),
     "secrets": (SECRET_COLUMNS, _secret_row),
+    "roles": (CREATED_AT_COLUMNS, _created_at_row),
+    "clusterroles": (CREATED_AT_COLUMNS, _created_at_row),
+    "rolebindings": (BINDING_COLUMNS, _binding_row),
+    "clusterrolebindings": (BINDING_COLUMNS, _binding_row),
 }
 
 

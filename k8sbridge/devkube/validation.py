@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from k8sbridge.devkube import errors, kinds, quantity, selectors, shapes
+from k8sbridge.devkube import errors, kinds, quantity, rbacstrategy, selectors, shapes
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -27,6 +27,8 @@ _DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _name_causes(kind: kinds.Kind, name: str) -> list[Cause]:
+    if kind.group == rbacstrategy.GROUP:
+        return rbacstrategy.name_causes(name)
     if kind.plural == "services":  # ValidateServiceName: NameIsDNS1035Label
         if len(name) > 63 or not _DNS_1035_LABEL.match(name):
             return [(

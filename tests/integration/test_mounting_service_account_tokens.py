@@ -40,6 +40,19 @@ async def test_a_default_pod_reads_its_token_ca_and_namespace_and_the_token_work
         f'curl -sS --cacert {SA_DIR}/ca.crt -H "Authorization: Bearer $(cat {SA_DIR}/token)" '
         f"{url}/api/v1/namespaces/$(cat {SA_DIR}/namespace)/pods/reader > /out/self"
     )
+    # With RBAC the default account may read nothing; the pod reads itself, so it is granted
+    # exactly that (a Role and a RoleBinding, as on a real cluster).
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+    await kube.create(f"{rbac}/roles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "resourceNames": ["reader"],
+                   "verbs": ["get"]}]})
+    await kube.create(f"{rbac}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]})
     await kube.create("/api/v1/namespaces/default/pods", {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader"},
         "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,

@@ -6,10 +6,12 @@ keeps its framework id, watches pods, binds and runs a pod that reads a ConfigMa
 (and, as every pod on Kubernetes, mounts its service-account token: a TokenRequest; the agent
 isolates so the token's volume can be mounted), writes statuses and events, explains an
 unschedulable pod, reviews a bearer token presented to its kubelet API, and deletes a pod
-gracefully. Every recorded request is turned into an RBAC
-attribute (verb, API group, resource, subresource, namespace) and must be allowed by the
-ServiceAccount's rules in ``manifests/deploy/rbac.yaml`` — so a bridge change that needs a new
-permission fails here until the manifest grants it. The manifests are also checked to parse and
+gracefully. devkube enforces RBAC, and the bridge runs with only the rights of the
+ServiceAccount of ``manifests/deploy/rbac.yaml`` (applied to devkube, its token in the bridge's
+kubeconfig): no request of the bridge may be refused (403). Every recorded request is also
+turned into an RBAC attribute (verb, API group, resource, subresource, namespace) and must be
+allowed by the ServiceAccount's rules as this test reads them — so a bridge change that needs a
+new permission fails here until the manifest grants it. The manifests are also checked to parse and
 to name the ServiceAccount, namespace and settings the bridge actually uses.
 """
 
@@ -143,6 +145,7 @@ class RecordingProxy:
     def __init__(self, *, upstream: str, upstream_ca: Path | None, workdir: Path) -> None:
         self.upstream = upstream
         self.requests: list[tuple[str, str]] = []
+        self.refused: list[tuple[str, str, str]] = []  # (method, path, message) of each 403
         self._upstream_ssl = (ssl.create_default_context(cafile=str(upstream_ca))
                               if upstream_ca else False)
         self.cert, key = kubelet_api.generate_self_signed(workdir, hosts=["127.0.0.1"])
@@ -186,6 +189,10 @@ class RecordingProxy:
                 k: v for k, v in upstream.headers.items()
                 if k.lower() not in ("content-length", "transfer-encoding", "connection")
             })
+            if upstream.status == 403:
+                self.refused.append((request.method, request.raw_path,
+                                     (await upstream.read()).decode(errors="replace")))
+                response.headers.pop("Content-Encoding", None)
             await response.prepare(request)
             try:
                 async for chunk in upstream.content.iter_any():
@@ -233,29 +240,45 @@ async def recorded(tmp_path: Path) -> AsyncIterator[Recorded]:
         proxy = RecordingProxy(upstream=dk.url, upstream_ca=dk.ca_file, workdir=tmp_path)
         try:
             await proxy.start()
-            base = fast_settings(tmp_path / "run")
-            settings = dataclasses.replace(
-                base,
-                mesos=dataclasses.replace(base.mesos, masters=(kernel.master_url,)),
-                kube=dataclasses.replace(base.kube, kubeconfig=_kubeconfig(
-                    tmp_path / "proxy.kubeconfig", server=proxy.url, ca=proxy.cert,
-                    token=dk.token)),
-                scheduler=dataclasses.replace(base.scheduler, image_mode="local",
-                                              image_dir=images,
-                                              scheduler_names=("k8sbridge",)),
-                kubelet=dataclasses.replace(base.kubelet, client_ca_file=dk.ca_file),
-            )
             admin = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig)
             try:
-                # As `kubectl apply -f manifests/deploy/namespace.yaml` does before the bridge
-                # starts (kube-node-lease exists in every cluster, and in devkube).
+                # As `kubectl apply -f manifests/deploy/` does before the bridge starts
+                # (kube-node-lease exists in every cluster, and in devkube): the namespace,
+                # the ServiceAccount and its grants; the bridge runs with that account's token.
                 await admin.ensure_namespace(SA[0])
+                for doc in _documents("rbac.yaml"):
+                    await admin.create(_collection(doc), doc)
+                issued = await admin.create(
+                    f"/api/v1/namespaces/{SA[0]}/serviceaccounts/{SA[1]}/token",
+                    {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                     "spec": {"expirationSeconds": 3600}})
+                base = fast_settings(tmp_path / "run")
+                settings = dataclasses.replace(
+                    base,
+                    mesos=dataclasses.replace(base.mesos, masters=(kernel.master_url,)),
+                    kube=dataclasses.replace(base.kube, kubeconfig=_kubeconfig(
+                        tmp_path / "proxy.kubeconfig", server=proxy.url, ca=proxy.cert,
+                        token=issued["status"]["token"])),
+                    scheduler=dataclasses.replace(base.scheduler, image_mode="local",
+                                                  image_dir=images,
+                                                  scheduler_names=("k8sbridge",)),
+                    kubelet=dataclasses.replace(base.kubelet, client_ca_file=dk.ca_file),
+                )
                 async with app.running_bridge(settings) as bridge:
                     yield Recorded(proxy=proxy, bridge=bridge, admin=admin, token=dk.token)
             finally:
                 await admin.close()
         finally:
             await proxy.stop()
+
+
+def _collection(doc: dict[str, Any]) -> str:
+    """Where ``kubectl apply`` creates one of the manifests' objects."""
+    group_version = doc["apiVersion"]
+    base = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+    namespace = doc["metadata"].get("namespace")
+    plural = doc["kind"].lower() + "s"
+    return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
 
 
 def _pod(name: str, *, cpu: str = "100m", env: list[dict[str, Any]] | None = None,
@@ -321,6 +344,8 @@ async def test_every_request_of_the_bridge_is_granted_by_the_deploy_rbac(
 
     await eventually(events_posted, timeout=30, what="the bridge's events")
 
+    assert not recorded.proxy.refused, "devkube's RBAC refused the bridge:\n" + "\n".join(
+        f"{m} {p}: {message}" for m, p, message in recorded.proxy.refused)
     rules = granted_rules()
     seen = [(m, p, attributes(m, p)) for m, p in recorded.proxy.requests]
     resource_requests = {a for _, _, a in seen if a is not None}

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Protocol
 
 from k8sbridge.devkube.controllers import client as api
+from k8sbridge.devkube.controllers.clusterroleaggregation import (
+    CLUSTERROLES,
+    ClusterRoleAggregationController,
+)
 from k8sbridge.devkube.controllers.cronjob import CronJobController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
 from k8sbridge.devkube.controllers.endpoints import EndpointsController
@@ -79,10 +83,12 @@ async def run(
         services = Informer(client=client, resource=api.SERVICES)
         endpoints = Informer(client=client, resource=api.ENDPOINTS)
         slices = Informer(client=client, resource=api.ENDPOINTSLICES)
+        cluster_roles = Informer(client=client, resource=CLUSTERROLES)
         # watched only so that their ownerReferences are honoured by the garbage collector
         extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
-                     service_accounts, config_maps, services, endpoints, slices, *extra]
+                     service_accounts, config_maps, services, endpoints, slices, cluster_roles,
+                     *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -106,6 +112,7 @@ async def run(
                                 endpoints=endpoints),
             EndpointSliceMirroringController(client=client, services=services,
                                              endpoints=endpoints, slices=slices),
+            ClusterRoleAggregationController(client=client, cluster_roles=cluster_roles),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")

@@ -95,7 +95,20 @@ async def test_the_official_client_gets_a_token_that_authenticates(
     assert body["status"]["userInfo"]["username"] == "system:serviceaccount:default:default"
     assert body["status"]["userInfo"]["uid"] == sa_uid
     code, body = await _as(api, token, "GET", "/api/v1/namespaces/default/pods")
-    assert code == 200  # authorization: AlwaysAllow
+    assert code == 403  # RBAC: the account holds no binding yet
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    code, _ = await api.request("POST", f"{rbac}/namespaces/default/roles", body={
+        "metadata": {"name": "pod-lister"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]})
+    assert code == 201
+    code, _ = await api.request("POST", f"{rbac}/namespaces/default/rolebindings", body={
+        "metadata": {"name": "default-pods"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": "pod-lister"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default"}]})
+    assert code == 201
+    code, body = await _as(api, token, "GET", "/api/v1/namespaces/default/pods")
+    assert code == 200  # allowed by its RoleBinding
     # Deleting the ServiceAccount ends the token (a new "default" has another uid).
     await api.request("DELETE", "/api/v1/namespaces/default/serviceaccounts/default")
     code, body = await _as(api, token, "GET", "/api/v1/namespaces/default/pods")
@@ -338,6 +351,12 @@ async def test_kubectl_create_token_and_auth_whoami(
     assert stale.returncode != 0 and "does not match the UID in record" in stale.stderr
     missing = await run("create", "token", "ghost")
     assert missing.returncode != 0 and 'serviceaccounts "ghost" not found' in missing.stderr
+    pods = await run("get", "pod", "p", "-o", "json", "--token", token)
+    assert pods.returncode == 1 and "Forbidden" in pods.stderr  # RBAC: no binding yet
+    assert (await run("create", "role", "pod-reader", "--verb=get",
+                      "--resource=pods")).returncode == 0
+    assert (await run("create", "rolebinding", "default-reads-pods", "--role=pod-reader",
+                      "--serviceaccount=default:default")).returncode == 0
     pods = await run("get", "pod", "p", "-o", "json", "--token", token)
     assert pods.returncode == 0, pods.stderr
     spec = json.loads(pods.stdout)["spec"]
