@@ -29,6 +29,7 @@ from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLif
 from k8sbridge.devkube.controllers.podgc import PodGarbageCollector
 from k8sbridge.devkube.controllers.replicaset import ReplicaSetController
 from k8sbridge.devkube.controllers.serviceaccounts import RootCAPublisher, ServiceAccountsController
+from k8sbridge.devkube.controllers.statefulset import StatefulSetController
 from k8sbridge.devkube.controllers.ttlafterfinished import TTLAfterFinishedController
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
 
@@ -72,6 +73,8 @@ async def run(
         jobs = Informer(client=client, resource=api.JOBS)
         cronjobs = Informer(client=client, resource=api.CRONJOBS)
         nodes = Informer(client=client, resource=api.NODES)
+        statefulsets = Informer(client=client, resource=api.STATEFULSETS)
+        revisions = Informer(client=client, resource=api.CONTROLLERREVISIONS)
         leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
         namespaces = Informer(client=client, resource=api.NAMESPACES)
         service_accounts = Informer(client=client, resource=api.SERVICEACCOUNTS)
@@ -82,7 +85,8 @@ async def run(
         # watched only so that their ownerReferences are honoured by the garbage collector
         extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
-                     service_accounts, config_maps, services, endpoints, slices, *extra]
+                     service_accounts, config_maps, services, endpoints, slices, statefulsets,
+                     revisions, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -92,6 +96,8 @@ async def run(
             JobController(client=client, pods=pods, jobs=jobs, recorder=recorder),
             CronJobController(client=client, jobs=jobs, cronjobs=cronjobs, recorder=recorder),
             TTLAfterFinishedController(client=client, jobs=jobs),
+            StatefulSetController(client=client, pods=pods, statefulsets=statefulsets,
+                                  revisions=revisions, recorder=recorder),
             NodeLifecycleController(client=client, nodes=nodes, leases=leases, pods=pods,
                                     grace_seconds=node_grace_seconds, recorder=recorder),
             GarbageCollector(client=client, informers=informers),
