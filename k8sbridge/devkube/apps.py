@@ -110,6 +110,22 @@ def _go(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (str, int)) else str(value)
 
 
+def go_label_selector(selector: Any) -> str:
+    """A LabelSelector as Go's ``%#v`` prints it (the immutable-field message)."""
+    if not isinstance(selector, dict):
+        return "nil"
+    labels = selector.get("matchLabels")
+    expressions = selector.get("matchExpressions")
+    shown_labels = validation.go_map(labels) if isinstance(labels, dict) else \
+        "map[string]string(nil)"
+    shown_expressions = "[]v1.LabelSelectorRequirement(nil)" if not expressions else \
+        "[]v1.LabelSelectorRequirement{" + ", ".join(
+            f'v1.LabelSelectorRequirement{{Key:"{e.get("key")}", Operator:"{e.get("operator")}",'
+            f' Values:[]string{{{", ".join(json.dumps(v) for v in e.get("values") or [])}}}}}'
+            for e in expressions if isinstance(e, dict)) + "}"
+    return f"v1.LabelSelector{{MatchLabels:{shown_labels}, MatchExpressions:{shown_expressions}}}"
+
+
 def _nonnegative(spec: Obj, field: str, where: str) -> list[Cause]:
     value = spec.get(field)
     if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
@@ -276,7 +292,8 @@ def causes(plural: str, obj: Obj, *, old: Obj | None) -> list[Cause]:
             if old is not None and spec.get("selector") != (old.get("spec") or {}).get(
                     "selector"):
                 found.append(("FieldValueInvalid", "spec.selector",
-                              f"Invalid value: {_go(spec.get('selector'))}: field is immutable"))
+                              f"Invalid value: {go_label_selector(spec.get('selector'))}: field is "
+                              "immutable"))
     elif plural == "replicationcontrollers":
         found = _replicationcontroller_causes(obj)
     elif plural == "controllerrevisions":

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers.cronjob import CronJobController
+from k8sbridge.devkube.controllers.daemonset import DaemonSetController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
 from k8sbridge.devkube.controllers.endpoints import EndpointsController
 from k8sbridge.devkube.controllers.endpointslice import EndpointSliceController
@@ -75,6 +76,7 @@ async def run(
         nodes = Informer(client=client, resource=api.NODES)
         statefulsets = Informer(client=client, resource=api.STATEFULSETS)
         revisions = Informer(client=client, resource=api.CONTROLLERREVISIONS)
+        daemonsets = Informer(client=client, resource=api.DAEMONSETS)
         leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
         namespaces = Informer(client=client, resource=api.NAMESPACES)
         service_accounts = Informer(client=client, resource=api.SERVICEACCOUNTS)
@@ -86,7 +88,7 @@ async def run(
         extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
                      service_accounts, config_maps, services, endpoints, slices, statefulsets,
-                     revisions, *extra]
+                     revisions, daemonsets, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -98,6 +100,8 @@ async def run(
             TTLAfterFinishedController(client=client, jobs=jobs),
             StatefulSetController(client=client, pods=pods, statefulsets=statefulsets,
                                   revisions=revisions, recorder=recorder),
+            DaemonSetController(client=client, pods=pods, nodes=nodes, daemonsets=daemonsets,
+                                revisions=revisions, recorder=recorder),
             NodeLifecycleController(client=client, nodes=nodes, leases=leases, pods=pods,
                                     grace_seconds=node_grace_seconds, recorder=recorder),
             GarbageCollector(client=client, informers=informers),
