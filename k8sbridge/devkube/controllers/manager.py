@@ -77,6 +77,7 @@ async def run(
         statefulsets = Informer(client=client, resource=api.STATEFULSETS)
         revisions = Informer(client=client, resource=api.CONTROLLERREVISIONS)
         daemonsets = Informer(client=client, resource=api.DAEMONSETS)
+        replication = Informer(client=client, resource=api.REPLICATIONCONTROLLERS)
         leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
         namespaces = Informer(client=client, resource=api.NAMESPACES)
         service_accounts = Informer(client=client, resource=api.SERVICEACCOUNTS)
@@ -88,11 +89,13 @@ async def run(
         extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
                      service_accounts, config_maps, services, endpoints, slices, statefulsets,
-                     revisions, daemonsets, *extra]
+                     revisions, daemonsets, replication, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
                                  recorder=recorder),
+            ReplicaSetController(client=client, pods=pods, replicasets=replication,
+                                 recorder=recorder, resource=api.REPLICATIONCONTROLLERS),
             DeploymentController(client=client, deployments=deployments,
                                  replicasets=replicasets, pods=pods, recorder=recorder),
             JobController(client=client, pods=pods, jobs=jobs, recorder=recorder),
