@@ -93,3 +93,20 @@ async def test_refusals(cluster: Cluster) -> None:
                                 negative)
     assert "spec.replicas: Invalid value: -1: must be greater than or equal to 0" in json.loads(
         refused.value.body or "{}")["message"]
+
+
+async def test_discovery_names_and_get_all(cluster: Cluster, tmp_path: Path) -> None:
+    resources = await cluster.kubectl("api-resources", "-o", "wide")
+    rows = {line.split()[0]: line.split() for line in resources.split("\n")[1:] if line}
+    assert rows["statefulsets"][1:5] == ["sts", "apps/v1", "true", "StatefulSet"]
+    assert rows["daemonsets"][1:5] == ["ds", "apps/v1", "true", "DaemonSet"]
+    assert rows["replicationcontrollers"][1:5] == ["rc", "v1", "true",
+                                                   "ReplicationController"]
+    assert rows["controllerrevisions"][1:4] == ["apps/v1", "true", "ControllerRevision"]
+    for name in ("statefulsets", "daemonsets", "replicationcontrollers"):
+        assert rows[name][-1] == "all", rows[name]
+    path = tmp_path / "rc.yaml"
+    path.write_text(yaml.safe_dump(RC))
+    await cluster.kubectl("apply", "-f", str(path))
+    everything = await cluster.kubectl("get", "all")
+    assert "replicationcontroller/legacy" in everything, everything

@@ -170,6 +170,26 @@ async def test_parallel_creates_every_pod_at_once(
     await cluster.kubectl("rollout", "status", "statefulset/web", "--timeout=20s")
 
 
+async def test_rollout_history_and_undo(cluster: Cluster, tmp_path: Path) -> None:
+    await apply(cluster, tmp_path, statefulset(replicas=2))
+    await cluster.kubectl("rollout", "status", "statefulset/web", "--timeout=20s")
+    await cluster.kubectl("set", "image", "statefulset/web", "app=nginx:1.28")
+    await cluster.kubectl("rollout", "status", "statefulset/web", "--timeout=20s")
+    history = await cluster.kubectl("rollout", "history", "statefulset/web")
+    assert [line.split()[0] for line in history.strip().split("\n")[2:]] == ["1", "2"], history
+    await cluster.kubectl("rollout", "undo", "statefulset/web")
+    await cluster.kubectl("rollout", "status", "statefulset/web", "--timeout=30s")
+
+    async def back() -> bool:
+        images = {p["spec"]["containers"][0]["image"]
+                  for p in await cluster.pods(selector="app=web") if podfacts.is_active(p)}
+        return images == {"nginx:1.27"}
+
+    await eventually(back, what="the pods back at the first template")
+    history = await cluster.kubectl("rollout", "history", "statefulset/web")
+    assert [line.split()[0] for line in history.strip().split("\n")[2:]] == ["2", "3"], history
+
+
 def _apps(cluster: Cluster) -> Any:
     """The official AppsV1Api, untyped: these tests pass dicts where its stubs want models."""
     made: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
