@@ -122,6 +122,9 @@ async def test_one_pod_per_eligible_node(three: tuple[Cluster, Nodes], tmp_path:
     assert table[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE",
                                 "AVAILABLE", "NODE", "SELECTOR", "AGE"]
     assert table[1].split()[:7] == ["agent", "2", "2", "2", "2", "2", "<none>"]
+    described = await cluster.kubectl("describe", "ds", "agent")
+    assert "Desired Number of Nodes Scheduled: 2" in described, described
+    assert "Pods Status:  2 Running / 0 Waiting / 0 Succeeded / 0 Failed" in described
 
     await nodes.add("node-4")  # a node joins: it gets a pod
     await until(cluster, {f"node-{i}": "busybox:1.36" for i in (1, 2, 4)})

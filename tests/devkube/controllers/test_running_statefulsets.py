@@ -88,6 +88,9 @@ async def test_ordered_ready_creates_one_ready_pod_after_another(
     table = await cluster.kubectl("get", "sts", "web")
     assert table.split("\n")[0].split() == ["NAME", "READY", "AGE"]
     assert table.split("\n")[1].split()[:2] == ["web", "3/3"]
+    described = await cluster.kubectl("describe", "sts", "web")
+    assert "Pods Status:    3 Running / 0 Waiting / 0 Succeeded / 0 Failed" in described, \
+        described
     revisions = await cluster.kubectl("get", "controllerrevisions")
     assert f"{status['updateRevision']}   statefulset.apps/web   1" in revisions, revisions
 
