@@ -14,7 +14,15 @@ import datetime
 import logging
 from typing import Any
 
-from k8sbridge.devkube.controllers import base, daemonplan, errors, history, revisions
+from k8sbridge.devkube.controllers import (
+    base,
+    claiming,
+    daemonplan,
+    errors,
+    history,
+    revisions,
+    selectors,
+)
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers import pods as podfacts
 from k8sbridge.devkube.controllers.events import EventRecorder
@@ -87,10 +95,22 @@ class DaemonSetController:
 
     def _on_pod(self, old: RawObject | None, new: RawObject | None) -> None:
         for obj in (old, new):
-            ref = controller_ref(obj) if obj is not None else None
-            if obj is not None and ref is not None and ref.get("kind") == KIND:
-                ns = (obj.get("metadata") or {}).get("namespace") or ""
-                self.queue.add(ObjectKey(f"{ns}/{ref.get('name')}"))
+            if obj is None:
+                continue
+            ref = controller_ref(obj)
+            ns = (obj.get("metadata") or {}).get("namespace") or ""
+            if ref is not None:
+                if ref.get("kind") == KIND:
+                    self.queue.add(ObjectKey(f"{ns}/{ref.get('name')}"))
+            elif obj is new and not podfacts.is_terminating(obj):
+                labels = (obj.get("metadata") or {}).get("labels") or {}
+                for ds in self.daemonsets.items(ns):  # a possible adoption
+                    try:
+                        sel = selectors.parse_selector((ds.get("spec") or {}).get("selector"))
+                    except selectors.SelectorError:
+                        continue
+                    if sel.matches(labels):
+                        self.queue.add(key_of(ds))
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:
@@ -103,6 +123,7 @@ class DaemonSetController:
         ds = self.daemonsets.get(key)
         if ds is None or podfacts.is_terminating(ds):
             return None
+        await claiming.adopt_orphans(self.client, self.pods, ds, kind=KIND)
         revision = await history.ensure(self.client, self.revisions, ds, kind=KIND)
         nodes = list(self.nodes.items())
         pods = self.pods.controlled_by(uid_of(ds))

@@ -12,7 +12,7 @@ import asyncio
 import datetime
 import logging
 
-from k8sbridge.devkube.controllers import base, errors, history, selectors
+from k8sbridge.devkube.controllers import base, claiming, errors, history
 from k8sbridge.devkube.controllers import client as api
 from k8sbridge.devkube.controllers import pods as podfacts
 from k8sbridge.devkube.controllers import statefulsetplan as plans
@@ -78,12 +78,9 @@ class StatefulSetController:
         sts = self.statefulsets.get(key)
         if sts is None or podfacts.is_terminating(sts):
             return None
-        try:
-            selector = selectors.parse_selector((sts.get("spec") or {}).get("selector"))
-        except selectors.SelectorError as e:
-            log.warning("statefulset %s has an invalid selector: %s", key, e)
-            return None
-        await self._adopt(sts, selector)
+        name = str(sts["metadata"]["name"])
+        await claiming.adopt_orphans(self.client, self.pods, sts, kind=KIND,
+                                     belongs=lambda pod: plans.ordinal_of(name, pod) is not None)
         update = await history.ensure(self.client, self.revisions, sts, kind=KIND)
         current = str((sts.get("status") or {}).get("currentRevision") or update.name)
         if history.template_of(self.revisions, sts, current) is None:
@@ -107,22 +104,6 @@ class StatefulSetController:
                                  *(plans.revision_of(p) for p in pods)})
         await self._write_status(sts, status)
         return plans.next_wake(sts, pods, now=now)
-
-    async def _adopt(self, sts: RawObject, selector: selectors.LabelSelector) -> None:
-        ns = (sts.get("metadata") or {}).get("namespace") or ""
-        name = str(sts["metadata"]["name"])
-        for pod in self.pods.uncontrolled(ns):
-            labels = (pod.get("metadata") or {}).get("labels") or {}
-            if (selector.matches(labels) and not podfacts.is_terminating(pod)
-                    and plans.ordinal_of(name, pod) is not None):
-                m = pod.get("metadata") or {}
-                body = base.adoption_patch(pod, sts, adopt=True, kind=KIND)
-                try:
-                    reply = await self.client.patch(api.PODS, namespace=ns,
-                                                    name=str(m.get("name")), body=body)
-                except (errors.NotFound, errors.Conflict):
-                    continue
-                self.pods.upsert(reply)
 
     async def _create(self, sts: RawObject, pod: RawObject) -> None:
         ns = (sts.get("metadata") or {}).get("namespace")

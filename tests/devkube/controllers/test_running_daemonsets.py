@@ -152,6 +152,30 @@ async def test_a_node_selector(three: tuple[Cluster, Nodes], tmp_path: Path) -> 
     await until(cluster, {}, app="ssd")
 
 
+async def test_an_orphan_on_a_node_is_adopted(three: tuple[Cluster, Nodes],
+                                             tmp_path: Path) -> None:
+    cluster, _ = three
+    await cluster.client.create(api.PODS, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "stray", "labels": {"app": "agent"}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "busybox:1.35"}]},
+    }, namespace="default")
+    manifest = daemonset()
+    manifest["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    await apply(cluster, tmp_path, manifest)
+    await until(cluster, {"node-1": "busybox:1.35", "node-2": "busybox:1.36"})
+    stray = await cluster.client.get(api.PODS, namespace="default", name="stray")
+    [ref] = stray["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["name"], ref["controller"]) == ("DaemonSet", "agent", True)
+
+    async def one_updated() -> bool:
+        ds = await cluster.client.get(api.DAEMONSETS, namespace="default", name="agent")
+        return (ds["status"].get("updatedNumberScheduled"), ds["status"].get(
+            "currentNumberScheduled")) == (1, 2)
+
+    await eventually(one_updated, what="one updated pod of two")
+
+
 async def test_refusals(cluster: Cluster) -> None:
     bad = daemonset("bad", restartPolicy="Never")
     bad["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {
