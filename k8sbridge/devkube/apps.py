@@ -134,8 +134,9 @@ def _nonnegative(spec: Obj, field: str, where: str) -> list[Cause]:
              f"Invalid value: {_go(value)}: must be greater than or equal to 0")]
 
 
-def _int_or_percent(value: Any, where: str) -> tuple[int | None, list[Cause]]:
-    """(the value if it is an integer, else None for a percentage), with its causes."""
+def _int_or_percent(value: Any, where: str) -> tuple[int, list[Cause]]:
+    """``getIntOrPercentValue`` (the number, a percentage's too) and ValidatePositiveIntOrPercent
+    with IsNotMoreThan100Percent's causes."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             return value, [("FieldValueInvalid", where, f"Invalid value: {value}: must be "
@@ -143,12 +144,12 @@ def _int_or_percent(value: Any, where: str) -> tuple[int | None, list[Cause]]:
         return value, []
     if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
         if int(value[:-1]) > 100:
-            return None, [("FieldValueInvalid", where, f'Invalid value: "{value}": must not be '
-                           "greater than 100%")]
-        return (0 if int(value[:-1]) == 0 else None), []
-    return None, [("FieldValueInvalid", where, f"Invalid value: {_go(value)}: a valid percent "
-                   "string must be a numeric string followed by an ending '%' (e.g. '1%',  or "
-                   "'93%', regex used for validation is '[0-9]+%')")]
+            return int(value[:-1]), [("FieldValueInvalid", where, f'Invalid value: "{value}": '
+                                      "must not be greater than 100%")]
+        return int(value[:-1]), []
+    return 0, [("FieldValueInvalid", where, f"Invalid value: {_go(value)}: a valid percent "
+                "string must be a numeric string followed by an ending '%' (e.g. '1%',  or "
+                "'93%', regex used for validation is '[0-9]+%')")]
 
 
 def _template_causes(spec: Obj, kind: str) -> list[Cause]:
@@ -160,41 +161,75 @@ def _template_causes(spec: Obj, kind: str) -> list[Cause]:
     return []
 
 
-def _strategy_causes(spec: Obj, allowed_rolling: tuple[str, ...]) -> list[Cause]:
+def _go_strategy(kind: str, strategy: Obj) -> str:
+    """An update strategy as Go's ``%#v`` prints it (``kind``: StatefulSet or DaemonSet)."""
+    rolling = "RollingUpdateStatefulSetStrategy" if kind == "StatefulSet" else \
+        "RollingUpdateDaemonSet"
+    shown = f"(*apps.{rolling})(nil)" if strategy.get("rollingUpdate") is None else \
+        f"&apps.{rolling}{{...}}"
+    return (f"apps.{kind}UpdateStrategy{{Type:{json.dumps(str(strategy.get('type') or ''))}, "
+            f"RollingUpdate:{shown}}}")
+
+
+def _statefulset_strategy_causes(strategy: Obj) -> list[Cause]:
+    kind = strategy.get("type")
+    rolling = strategy.get("rollingUpdate")
+    where = "spec.updateStrategy.rollingUpdate"
+    if kind == "OnDelete":
+        if rolling is None:
+            return []
+        return [("FieldValueInvalid", where, "Invalid value: only allowed for updateStrategy "
+                 "'RollingUpdate'")]
+    if kind != "RollingUpdate":
+        return [("FieldValueInvalid", "spec.updateStrategy",
+                 f"Invalid value: {_go_strategy('StatefulSet', strategy)}: must be "
+                 "'RollingUpdate' or 'OnDelete'")]
+    if not isinstance(rolling, dict):
+        return []
+    causes = _nonnegative(rolling, "partition", where)
+    if rolling.get("maxUnavailable") is not None:
+        value, found = _int_or_percent(rolling["maxUnavailable"], f"{where}.maxUnavailable")
+        causes += found
+        if value == 0:
+            causes.append(("FieldValueInvalid", f"{where}.maxUnavailable",
+                           f"Invalid value: {_go(rolling['maxUnavailable'])}: cannot be 0"))
+    return causes
+
+
+def _daemonset_strategy_causes(strategy: Obj) -> list[Cause]:
+    """ValidateDaemonSetUpdateStrategy: exactly one of maxUnavailable and maxSurge non-zero."""
+    kind = strategy.get("type")
+    if kind == "OnDelete":
+        return []
+    if kind != "RollingUpdate":
+        return [("FieldValueNotSupported", "spec.updateStrategy",
+                 f"Unsupported value: {_go_strategy('DaemonSet', strategy)}: supported values: "
+                 '"RollingUpdate", "OnDelete"')]
+    rolling = strategy.get("rollingUpdate")
+    where = "spec.updateStrategy.rollingUpdate"
+    if not isinstance(rolling, dict):
+        return [("FieldValueRequired", where, "Required value")]
+    unavailable, causes = _int_or_percent(rolling.get("maxUnavailable", 0),
+                                          f"{where}.maxUnavailable")
+    surge, found = _int_or_percent(rolling.get("maxSurge", 0), f"{where}.maxSurge")
+    causes += found
+    if unavailable != 0 and surge != 0:
+        causes.append(("FieldValueInvalid", f"{where}.maxSurge",
+                       f"Invalid value: {_go(rolling.get('maxSurge'))}: may not be set when "
+                       "maxUnavailable is non-zero"))
+    elif unavailable == 0 and surge == 0:
+        causes.append(("FieldValueRequired", f"{where}.maxUnavailable",
+                       "Required value: cannot be 0 when maxSurge is 0"))
+    return causes
+
+
+def _strategy_causes(spec: Obj, kind: str) -> list[Cause]:
     strategy = spec.get("updateStrategy")
     if not isinstance(strategy, dict):
         return []
-    kind = strategy.get("type")
-    if kind not in ("RollingUpdate", "OnDelete"):
-        return [("FieldValueNotSupported", "spec.updateStrategy.type",
-                 f'Unsupported value: {_go(kind)}: supported values: "OnDelete", '
-                 '"RollingUpdate"')]
-    rolling = strategy.get("rollingUpdate")
-    if kind == "OnDelete" and rolling is not None:
-        return [("FieldValueInvalid", "spec.updateStrategy.rollingUpdate",
-                 "Invalid value: only allowed for updateStrategy 'RollingUpdate'")]
-    if not isinstance(rolling, dict):
-        return []
-    causes: list[Cause] = []
-    where = "spec.updateStrategy.rollingUpdate"
-    if "partition" in allowed_rolling:
-        causes += _nonnegative(rolling, "partition", where)
-    unavailable: int | None = None
-    if rolling.get("maxUnavailable") is not None:
-        unavailable, found = _int_or_percent(rolling["maxUnavailable"], f"{where}.maxUnavailable")
-        causes += found
-        if not found and unavailable == 0 and "maxSurge" not in allowed_rolling:
-            causes.append(("FieldValueInvalid", f"{where}.maxUnavailable",
-                           f"Invalid value: {_go(rolling['maxUnavailable'])}: must be greater "
-                           "than 0"))
-    if "maxSurge" in allowed_rolling and rolling.get("maxSurge") is not None:
-        surge, found = _int_or_percent(rolling["maxSurge"], f"{where}.maxSurge")
-        causes += found
-        if not found and not causes and surge == 0 and unavailable == 0:
-            causes.append(("FieldValueInvalid", f"{where}.maxUnavailable",
-                           f"Invalid value: {_go(rolling['maxUnavailable'])}: may not be 0 when "
-                           "`maxSurge` is 0"))
-    return causes
+    if kind == "StatefulSet":
+        return _statefulset_strategy_causes(strategy)
+    return _daemonset_strategy_causes(strategy)
 
 
 def _statefulset_causes(obj: Obj) -> list[Cause]:
@@ -206,7 +241,7 @@ def _statefulset_causes(obj: Obj) -> list[Cause]:
     if policy not in ("OrderedReady", "Parallel"):
         causes.append(("FieldValueInvalid", "spec.podManagementPolicy",
                        f"Invalid value: {_go(policy)}: must be 'OrderedReady' or 'Parallel'"))
-    causes += _strategy_causes(spec, ("partition", "maxUnavailable"))
+    causes += _strategy_causes(spec, "StatefulSet")
     causes += _nonnegative(spec, "minReadySeconds", "spec")
     causes += _nonnegative(spec, "revisionHistoryLimit", "spec")
     ordinals = spec.get("ordinals")
@@ -264,8 +299,9 @@ def _replicationcontroller_causes(obj: Obj) -> list[Cause]:
 
 
 def _controllerrevision_causes(obj: Obj, old: Obj | None) -> list[Cause]:
-    causes = _nonnegative(obj, "revision", "")
-    causes = [(t, f.lstrip("."), m) for t, f, m in causes]
+    causes = [(t, f.lstrip("."), m) for t, f, m in _nonnegative(obj, "revision", "")]
+    if obj.get("data") is None:
+        causes.append(("FieldValueRequired", "data", "Required value: data is mandatory"))
     if old is not None and obj.get("data") != old.get("data"):
         causes.append(("FieldValueInvalid", "data", "Invalid value: field is immutable"))
     return causes
@@ -285,7 +321,7 @@ def causes(plural: str, obj: Obj, *, old: Obj | None) -> list[Cause]:
     elif plural == "daemonsets":
         spec = obj.get("spec")
         if isinstance(spec, dict):
-            found = _strategy_causes(spec, ("maxUnavailable", "maxSurge"))
+            found = _strategy_causes(spec, "DaemonSet")
             found += _nonnegative(spec, "minReadySeconds", "spec")
             found += _nonnegative(spec, "revisionHistoryLimit", "spec")
             found += _template_causes(spec, "DaemonSet")

@@ -22,7 +22,7 @@ Cause = errors.Cause
 
 MAX_ANNOTATIONS = 256 * 1024  # total size of keys and values, as on the real apiserver
 
-_LABEL_NAME_KINDS = frozenset({"namespaces"})
+_LABEL_NAME_KINDS = frozenset({"namespaces", "statefulsets"})  # NameIsDNSLabel
 _DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 

@@ -185,8 +185,15 @@ async def test_refusals(cluster: Cluster) -> None:
     message = str(refused.value)
     assert 'spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: ' \
         '"Always"' in message, message
-    assert "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 " \
-        "when `maxSurge` is 0" in message, message
+    assert "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 " \
+        "when maxSurge is 0" in message, message
+    both = daemonset("both")
+    both["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": "10%", "maxSurge": 1}}
+    with pytest.raises(Exception) as refused:
+        await cluster.client.create(api.DAEMONSETS, both, namespace="default")
+    assert "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: 1: may not be set when " \
+        "maxUnavailable is non-zero" in str(refused.value), str(refused.value)
     good = await cluster.client.create(api.DAEMONSETS, daemonset("good"), namespace="default")
     assert good["spec"]["updateStrategy"] == {
         "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}

@@ -220,6 +220,17 @@ async def test_refusals_in_the_apiservers_words(cluster: Cluster) -> None:
         await asyncio.to_thread(apps.create_namespaced_stateful_set, "default", bad)
     assert "spec.podManagementPolicy: Invalid value: \"Sometimes\": must be 'OrderedReady' " \
         "or 'Parallel'" in json.loads(refused.value.body or "{}")["message"]
+    dotted = statefulset("web.v1")
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        await asyncio.to_thread(apps.create_namespaced_stateful_set, "default", dotted)
+    assert 'metadata.name: Invalid value: "web.v1": a lowercase RFC 1123 label must consist' \
+        in json.loads(refused.value.body or "{}")["message"]
+    zero = statefulset("zero", updateStrategy={"type": "RollingUpdate",
+                                               "rollingUpdate": {"maxUnavailable": 0}})
+    with pytest.raises(client.exceptions.ApiException) as refused:
+        await asyncio.to_thread(apps.create_namespaced_stateful_set, "default", zero)
+    assert "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: cannot be 0" \
+        in json.loads(refused.value.body or "{}")["message"]
     kept = statefulset("kept", replicas=0, persistentVolumeClaimRetentionPolicy={
         "whenDeleted": "Delete", "whenScaled": "Retain"})
     made = await asyncio.to_thread(apps.create_namespaced_stateful_set, "default", kept)
