@@ -1,6 +1,8 @@
-"""e2e with REAL kubectl: an apps/v1 StatefulSet on the embedded default runs as real pods
-(issue 17): two pods ``web-0`` and ``web-1`` with their stable hostnames become Ready in order,
-``kubectl rollout status`` follows it, and a scale-down removes the highest ordinal."""
+"""e2e with REAL kubectl: apps/v1 StatefulSets and DaemonSets on the embedded default run as
+real pods (issue 17): two pods ``web-0`` and ``web-1`` with their stable hostnames become Ready
+in order, ``kubectl rollout status`` follows it, and a scale-down removes the highest ordinal; a
+DaemonSet that tolerates the bridge's node taint runs one pod on every bridge Node (placed by
+its ``metadata.name`` node affinity), one that does not runs none."""
 
 from __future__ import annotations
 
@@ -71,3 +73,53 @@ def test_a_statefulset_of_two_becomes_ready_in_order(target: Target) -> None:
         return not target.kubectl_json("get", "pods", "-l", "app=web")["items"]
 
     eventually(pods_gone, timeout=90, what="the StatefulSet's pods to be deleted with it")
+
+
+DAEMONSETS = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: everywhere}
+spec:
+  selector: {matchLabels: {app: everywhere}}
+  template:
+    metadata: {labels: {app: everywhere}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      tolerations:
+      - {key: virtual-kubelet.io/provider, operator: Exists, effect: NoSchedule}
+      containers:
+      - name: agent
+        image: busybox:1.36
+        command: [sh, -c, 'exec sleep 3600']
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: nowhere}
+spec:
+  selector: {matchLabels: {app: nowhere}}
+  template:
+    metadata: {labels: {app: nowhere}}
+    spec:
+      containers:
+      - name: agent
+        image: busybox:1.36
+"""
+
+
+def test_a_daemonset_runs_on_every_bridge_node_that_it_tolerates(target: Target) -> None:
+    nodes = sorted(n["metadata"]["name"] for n in target.kubectl_json("get", "nodes")["items"])
+    assert nodes
+    _apply(target, DAEMONSETS)
+    target.kubectl("rollout", "status", "daemonset/everywhere", "--timeout=150s", timeout=170)
+    pods = target.kubectl_json("get", "pods", "-l", "app=everywhere")["items"]
+    assert sorted(p["spec"]["nodeName"] for p in pods) == nodes
+    assert all(p["status"]["phase"] == "Running" for p in pods)
+    nowhere = target.kubectl_json("get", "daemonset", "nowhere")
+    # the bridge's Nodes carry its NoSchedule taint: without the toleration, no node is eligible
+    assert nowhere["status"]["desiredNumberScheduled"] == 0
+    target.kubectl("delete", "daemonset", "everywhere", "nowhere", "--wait=true", timeout=90)
+
+    def pods_gone() -> bool:
+        return not target.kubectl_json("get", "pods", "-l", "app=everywhere")["items"]
+
+    eventually(pods_gone, timeout=90, what="the DaemonSet's pods to be deleted with it")
