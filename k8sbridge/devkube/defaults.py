@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from k8sbridge.devkube import batch, endpointcheck, kinds, qos, rbacstrategy
+from k8sbridge.devkube import apps, batch, endpointcheck, kinds, qos, rbacstrategy
 
 _DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
@@ -151,6 +151,8 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
         _default_workload(obj, deployment=True)
     elif kind.plural == "replicasets":
         _default_workload(obj, deployment=False)
+    elif kind.plural in apps.PLURALS:
+        apps.apply_defaults(kind.plural, obj, create=create, default_pod_spec=default_pod_spec)
     elif kind.plural == "jobs":
         batch.default_job(obj, create=create, default_pod_spec=default_pod_spec)
     elif kind.plural == "cronjobs":

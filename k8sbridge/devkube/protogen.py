@@ -25,8 +25,10 @@ MACHINERY = ("pkg/apis/meta/v1", "pkg/api/resource", "pkg/util/intstr", "pkg/run
 ROOTS = (
     *(f"k8s.io.api.core.v1.{k}" for k in (
         "Pod", "Node", "Namespace", "Event", "ConfigMap", "Secret", "Service", "ServiceAccount",
-        "Endpoints", "Binding")),
+        "Endpoints", "Binding", "ReplicationController")),
     "k8s.io.api.apps.v1.Deployment", "k8s.io.api.apps.v1.ReplicaSet",
+    "k8s.io.api.apps.v1.StatefulSet", "k8s.io.api.apps.v1.DaemonSet",
+    "k8s.io.api.apps.v1.ControllerRevision",
     "k8s.io.api.batch.v1.Job", "k8s.io.api.batch.v1.CronJob",
     "k8s.io.api.coordination.v1.Lease", "k8s.io.api.events.v1.Event",
     "k8s.io.api.discovery.v1.EndpointSlice",

@@ -16,6 +16,7 @@ from typing import Any
 
 from k8sbridge.devkube import (
     admission,
+    apps,
     batch,
     defaults,
     endpointcheck,
@@ -341,6 +342,8 @@ class Registry:
                 extra += batch.update_causes(kind.plural, old, obj)
         elif kind.plural == "cronjobs" and kind.group == "batch":
             extra = batch.cronjob_causes(obj, old=old)
+        elif kind.plural in apps.PLURALS:
+            extra = apps.causes(kind.plural, obj, old=old)
         elif kind.plural == "services":
             extra = servicecheck.service_causes(obj, old=old)
         elif kind.plural == "endpoints":

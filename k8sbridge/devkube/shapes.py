@@ -149,6 +149,21 @@ _SHAPES: dict[str, list[Shape]] = {
     + _pod_spec_shapes(("spec", "template", "spec")) + [(("status",), dict)],
     "replicasets": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
     + _pod_spec_shapes(("spec", "template", "spec")) + [(("status",), dict)],
+    "statefulsets": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
+    + _pod_spec_shapes(("spec", "template", "spec")) + [
+        (("status",), dict), (("spec", "updateStrategy"), dict),
+        (("spec", "updateStrategy", "rollingUpdate"), dict), (("spec", "ordinals"), dict),
+        (("spec", "volumeClaimTemplates"), list), (("spec", "serviceName"), str),
+        (("spec", "podManagementPolicy"), str), (("spec", "minReadySeconds"), int)],
+    "daemonsets": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
+    + _pod_spec_shapes(("spec", "template", "spec")) + [
+        (("status",), dict), (("spec", "updateStrategy"), dict),
+        (("spec", "updateStrategy", "rollingUpdate"), dict), (("spec", "minReadySeconds"), int)],
+    "replicationcontrollers": _META_SHAPES + [
+        (("spec",), dict), (("spec", "replicas"), int), (("spec", "selector"), dict),
+        (("spec", "template"), dict), (("spec", "template", "metadata"), dict),
+        (("spec", "template", "metadata", "labels"), dict), (("status",), dict)]
+    + _pod_spec_shapes(("spec", "template", "spec")),
     "nodes": _META_SHAPES + [(("spec",), dict), (("spec", "taints"), list),
                              (("spec", "taints", "*"), dict)] + _STATUS_SHAPES,
     "services": _META_SHAPES + [(("spec",), dict), (("spec", "ports"), list),
@@ -304,7 +319,8 @@ def resource_lists(kind: kinds.Kind, obj: dict[str, Any]) -> list[tuple[str, dic
         template = spec.get("template")
         spec = template.get("spec") if isinstance(template, dict) else None
         field = "spec.jobTemplate.spec.template.spec"
-    elif kind.plural in ("deployments", "replicasets", "jobs"):
+    elif kind.plural in ("deployments", "replicasets", "jobs", "statefulsets", "daemonsets",
+                         "replicationcontrollers"):
         template = spec.get("template")
         spec = template.get("spec") if isinstance(template, dict) else None
         field = "spec.template.spec"

@@ -77,6 +77,8 @@ def evict(reg: registry.Registry, *, namespace: str, name: str, body: Any) -> Ob
 def scale_of(kind: kinds.Kind, obj: Obj) -> Obj:
     meta = obj["metadata"]
     selector = (obj.get("spec") or {}).get("selector") or {}
+    if kind.plural == "replicationcontrollers":  # an equality map, not a LabelSelector
+        selector = {"matchLabels": selector}
     return {
         "kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",

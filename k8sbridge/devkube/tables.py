@@ -240,6 +240,61 @@ REPLICASET_COLUMNS: list[Column] = [
 
 # --- others ----------------------------------------------------------------------------------
 
+def _statefulset_row(obj: Obj) -> Row:
+    names, images = _template_containers(obj)
+    ready = (obj.get("status") or {}).get("readyReplicas", 0)
+    return [_name(obj), f"{ready}/{(obj.get('spec') or {}).get('replicas', 0)}", _age(obj),
+            names, images]
+
+
+STATEFULSET_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Ready", "string", 0, ""), ("Age", "string", 0, ""),
+    ("Containers", "string", 1, ""), ("Images", "string", 1, ""),
+]
+
+
+def _daemonset_row(obj: Obj) -> Row:
+    status = obj.get("status") or {}
+    spec = obj.get("spec") or {}
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    names, images = _template_containers(obj)
+    return [_name(obj)] + [status.get(f, 0) for f in (
+        "desiredNumberScheduled", "currentNumberScheduled", "numberReady",
+        "updatedNumberScheduled", "numberAvailable")] + [
+        _selector({"matchLabels": node_selector}), _age(obj), names, images,
+        _selector(spec.get("selector"))]
+
+
+DAEMONSET_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Desired", "integer", 0, ""), ("Current", "integer", 0, ""),
+    ("Ready", "integer", 0, ""), ("Up-to-date", "integer", 0, ""),
+    ("Available", "integer", 0, ""), ("Node Selector", "string", 0, ""),
+    ("Age", "string", 0, ""), ("Containers", "string", 1, ""), ("Images", "string", 1, ""),
+    ("Selector", "string", 1, ""),
+]
+
+
+def _replicationcontroller_row(obj: Obj) -> Row:
+    spec = obj.get("spec") or {}
+    row = _replicaset_row(obj)
+    return [*row[:-1], _selector({"matchLabels": spec.get("selector") or {}})]
+
+
+def _controllerrevision_row(obj: Obj) -> Row:
+    ref = next((r for r in (obj.get("metadata") or {}).get("ownerReferences") or []
+                if r.get("controller")), None)
+    owner = "<none>"
+    if ref is not None:
+        group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+        owner = f"{str(ref.get('kind', '')).lower()}.{group}/{ref.get('name')}"
+    return [_name(obj), owner, obj.get("revision", 0), _age(obj)]
+
+
+CONTROLLERREVISION_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Controller", "string", 0, ""),
+    ("Revision", "integer", 0, ""), ("Age", "string", 0, ""),
+]
+
 def _event_row(ev: Obj) -> Row:
     involved = ev.get("involvedObject") or ev.get("regarding") or {}
     last = (ev.get("lastTimestamp") or ev.get("deprecatedLastTimestamp") or ev.get("eventTime")
@@ -489,6 +544,10 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     "nodes": (NODE_COLUMNS, _node_row),
     "deployments": (DEPLOYMENT_COLUMNS, _deployment_row),
     "replicasets": (REPLICASET_COLUMNS, _replicaset_row),
+    "statefulsets": (STATEFULSET_COLUMNS, _statefulset_row),
+    "daemonsets": (DAEMONSET_COLUMNS, _daemonset_row),
+    "replicationcontrollers": (REPLICASET_COLUMNS, _replicationcontroller_row),
+    "controllerrevisions": (CONTROLLERREVISION_COLUMNS, _controllerrevision_row),
     "jobs": (JOB_COLUMNS, _job_row),
     "cronjobs": (CRONJOB_COLUMNS, _cronjob_row),
     "events": (EVENT_COLUMNS, _event_row),

@@ -22,7 +22,7 @@ Cause = errors.Cause
 
 MAX_ANNOTATIONS = 256 * 1024  # total size of keys and values, as on the real apiserver
 
-_LABEL_NAME_KINDS = frozenset({"namespaces"})
+_LABEL_NAME_KINDS = frozenset({"namespaces", "statefulsets"})  # NameIsDNSLabel
 _DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -161,6 +161,16 @@ def _workload_causes(obj: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+def is_dns_label(name: str) -> bool:
+    """An RFC 1123 label (at most 63 characters)."""
+    return len(name) <= 63 and _DNS_LABEL.match(name) is not None
+
+
+def go_map(labels: dict[str, Any]) -> str:
+    """A label map as Go's ``%#v`` prints it in a validation message."""
+    return _go_map(labels)
+
+
 def _go_map(labels: dict[str, Any]) -> str:
     return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in labels.items()) + "}"
 
@@ -213,7 +223,7 @@ def validate(kind: kinds.Kind, obj: dict[str, Any], *, extra: list[Cause] | None
     causes += _resource_causes(kind, obj)
     if kind.plural == "pods":
         causes += pod_spec_causes(obj.get("spec"), "spec", in_template=False)
-    elif kind.plural in ("deployments", "replicasets"):
+    elif kind.plural in ("deployments", "replicasets", "statefulsets", "daemonsets"):
         causes += _workload_causes(obj)
     elif kind.plural == "secrets" and "stringData" in obj:
         causes.append(("FieldValueInvalid", "stringData",

@@ -110,13 +110,13 @@ def owner_reference(owner: RawObject, *, api_version: str, kind: str) -> dict[st
 
 
 def adoption_patch(dependent: RawObject, owner: RawObject, *, adopt: bool,
-                   kind: str) -> dict[str, object]:
+                   kind: str, api_version: str = "apps/v1") -> dict[str, object]:
     """The merge patch that adopts ``dependent`` for ``owner`` (or releases it), guarded by the
     dependent's uid and resourceVersion, as kube-controller-manager's ControllerRefManager."""
     refs: list[object] = [dict(r) for r in raw.owner_refs(dependent)
                           if r.get("uid") != raw.uid_of(owner)]
     if adopt:
-        refs.append(owner_reference(owner, api_version="apps/v1", kind=kind))
+        refs.append(owner_reference(owner, api_version=api_version, kind=kind))
     m = dependent.get("metadata") or {}
     return {"metadata": {"ownerReferences": refs, "uid": m.get("uid"),
                          "resourceVersion": m.get("resourceVersion")}}

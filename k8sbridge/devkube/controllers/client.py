@@ -51,6 +51,12 @@ NODES = Resource(group_version="v1", plural="nodes", kind="Node", namespaced=Fal
 LEASES = Resource(group_version="coordination.k8s.io/v1", plural="leases", kind="Lease")
 DEPLOYMENTS = Resource(group_version="apps/v1", plural="deployments", kind="Deployment")
 REPLICASETS = Resource(group_version="apps/v1", plural="replicasets", kind="ReplicaSet")
+STATEFULSETS = Resource(group_version="apps/v1", plural="statefulsets", kind="StatefulSet")
+DAEMONSETS = Resource(group_version="apps/v1", plural="daemonsets", kind="DaemonSet")
+CONTROLLERREVISIONS = Resource(group_version="apps/v1", plural="controllerrevisions",
+                               kind="ControllerRevision")
+REPLICATIONCONTROLLERS = Resource(group_version="v1", plural="replicationcontrollers",
+                                  kind="ReplicationController")
 JOBS = Resource(group_version="batch/v1", plural="jobs", kind="Job")
 CRONJOBS = Resource(group_version="batch/v1", plural="cronjobs", kind="CronJob")
 CONFIGMAPS = Resource(group_version="v1", plural="configmaps", kind="ConfigMap")
@@ -65,7 +71,8 @@ NAMESPACES = Resource(group_version="v1", plural="namespaces", kind="Namespace",
 
 KNOWN: tuple[Resource, ...] = (PODS, NODES, LEASES, DEPLOYMENTS, REPLICASETS, JOBS, CRONJOBS,
                                CONFIGMAPS, SECRETS, SERVICES, ENDPOINTS, ENDPOINTSLICES,
-                               SERVICEACCOUNTS, NAMESPACES)
+                               SERVICEACCOUNTS, NAMESPACES, STATEFULSETS, DAEMONSETS,
+                               CONTROLLERREVISIONS, REPLICATIONCONTROLLERS)
 
 
 def resource_for(*, api_version: str, kind: str) -> Resource | None:

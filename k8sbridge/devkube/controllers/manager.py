@@ -19,6 +19,7 @@ from k8sbridge.devkube.controllers.clusterroleaggregation import (
     ClusterRoleAggregationController,
 )
 from k8sbridge.devkube.controllers.cronjob import CronJobController
+from k8sbridge.devkube.controllers.daemonset import DaemonSetController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
 from k8sbridge.devkube.controllers.endpoints import EndpointsController
 from k8sbridge.devkube.controllers.endpointslice import EndpointSliceController
@@ -33,6 +34,7 @@ from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLif
 from k8sbridge.devkube.controllers.podgc import PodGarbageCollector
 from k8sbridge.devkube.controllers.replicaset import ReplicaSetController
 from k8sbridge.devkube.controllers.serviceaccounts import RootCAPublisher, ServiceAccountsController
+from k8sbridge.devkube.controllers.statefulset import StatefulSetController
 from k8sbridge.devkube.controllers.ttlafterfinished import TTLAfterFinishedController
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
 
@@ -76,6 +78,10 @@ async def run(
         jobs = Informer(client=client, resource=api.JOBS)
         cronjobs = Informer(client=client, resource=api.CRONJOBS)
         nodes = Informer(client=client, resource=api.NODES)
+        statefulsets = Informer(client=client, resource=api.STATEFULSETS)
+        revisions = Informer(client=client, resource=api.CONTROLLERREVISIONS)
+        daemonsets = Informer(client=client, resource=api.DAEMONSETS)
+        replication = Informer(client=client, resource=api.REPLICATIONCONTROLLERS)
         leases = Informer(client=client, resource=api.LEASES, namespace=LEASE_NAMESPACE)
         namespaces = Informer(client=client, resource=api.NAMESPACES)
         service_accounts = Informer(client=client, resource=api.SERVICEACCOUNTS)
@@ -88,16 +94,22 @@ async def run(
         extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
                      service_accounts, config_maps, services, endpoints, slices, cluster_roles,
-                     *extra]
+                     statefulsets, revisions, daemonsets, replication, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
                                  recorder=recorder),
+            ReplicaSetController(client=client, pods=pods, replicasets=replication,
+                                 recorder=recorder, resource=api.REPLICATIONCONTROLLERS),
             DeploymentController(client=client, deployments=deployments,
                                  replicasets=replicasets, pods=pods, recorder=recorder),
             JobController(client=client, pods=pods, jobs=jobs, recorder=recorder),
             CronJobController(client=client, jobs=jobs, cronjobs=cronjobs, recorder=recorder),
             TTLAfterFinishedController(client=client, jobs=jobs),
+            StatefulSetController(client=client, pods=pods, statefulsets=statefulsets,
+                                  revisions=revisions, recorder=recorder),
+            DaemonSetController(client=client, pods=pods, nodes=nodes, daemonsets=daemonsets,
+                                revisions=revisions, recorder=recorder),
             NodeLifecycleController(client=client, nodes=nodes, leases=leases, pods=pods,
                                     grace_seconds=node_grace_seconds, recorder=recorder),
             GarbageCollector(client=client, informers=informers),

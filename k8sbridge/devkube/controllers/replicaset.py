@@ -104,12 +104,18 @@ class PodIndex:
 
 class ReplicaSetController:
     def __init__(self, *, client: api.ApiClient, pods: Informer, replicasets: Informer,
-                 recorder: EventRecorder | None = None) -> None:  # None: no events
+                 recorder: EventRecorder | None = None,  # None: no events
+                 resource: api.Resource = api.REPLICASETS) -> None:
+        """``resource``: REPLICASETS, or REPLICATIONCONTROLLERS for the replication manager
+        (the same logic over v1 ReplicationControllers and their equality selectors)."""
         self.client = client
+        self.resource = resource
+        self.kind = resource.kind
         self.recorder = recorder
         self.pods = pods
         self.replicasets = replicasets
-        self.queue = WorkQueue(name="replicaset")
+        self.queue = WorkQueue(name="replicaset" if resource is api.REPLICASETS
+                               else "replicationmanager")
         self.index = PodIndex()
         pods.add_handler(self.index.update)  # before _on_pod: syncs must see the new counts
         pods.add_handler(self._on_pod)
@@ -129,17 +135,23 @@ class ReplicaSetController:
             ref = controller_ref(obj)
             ns = (obj.get("metadata") or {}).get("namespace") or ""
             if ref is not None:
-                if ref.get("kind") == "ReplicaSet":
+                if ref.get("kind") == self.kind:
                     self.queue.add(ObjectKey(f"{ns}/{ref.get('name')}"))
             elif obj is new and not podfacts.is_terminating(obj):
                 labels = (obj.get("metadata") or {}).get("labels") or {}
                 for rs in self.replicasets.items(ns):
                     try:
-                        sel = selectors.parse_selector((rs.get("spec") or {}).get("selector"))
+                        sel = self._selector(rs.get("spec") or {})
                     except selectors.SelectorError:
                         continue
                     if sel.matches(labels):
                         self.queue.add(key_of(rs))
+
+    def _selector(self, spec: dict[str, Any]) -> selectors.LabelSelector:
+        raw = spec.get("selector")
+        if self.resource is api.REPLICATIONCONTROLLERS:  # an equality map
+            raw = {"matchLabels": raw} if isinstance(raw, dict) and raw else None
+        return selectors.parse_selector(raw)
 
     async def run(self, *, stop: asyncio.Event) -> None:
         try:
@@ -157,7 +169,7 @@ class ReplicaSetController:
         ns, name = split_key(key)
         spec = rs.get("spec") or {}
         try:
-            selector = selectors.parse_selector(spec.get("selector"))
+            selector = self._selector(spec)
         except selectors.SelectorError as e:
             log.warning("replicaset %s has an invalid selector: %s", key, e)
             return None
@@ -203,7 +215,8 @@ class ReplicaSetController:
 
     async def _set_owner(self, pod: RawObject, rs: RawObject, *, adopt: bool) -> RawObject | None:
         m = pod.get("metadata") or {}
-        patch = base.adoption_patch(pod, rs, adopt=adopt, kind="ReplicaSet")
+        patch = base.adoption_patch(pod, rs, adopt=adopt, kind=self.kind,
+                                    api_version=self.resource.group_version)
         try:
             reply = await self.client.patch(api.PODS, namespace=m.get("namespace"),
                                             name=str(m.get("name")), body=patch)
@@ -222,8 +235,8 @@ class ReplicaSetController:
         meta: dict[str, Any] = {
             "generateName": f"{m.get('name')}-",
             "namespace": m.get("namespace"),
-            "ownerReferences": [base.owner_reference(rs, api_version="apps/v1",
-                                                     kind="ReplicaSet")],
+            "ownerReferences": [base.owner_reference(
+                rs, api_version=self.resource.group_version, kind=self.kind)],
         }
         for field in ("labels", "annotations", "finalizers"):
             if tmeta.get(field):
@@ -281,8 +294,8 @@ class ReplicaSetController:
     def _event(self, rs: RawObject, reason: str, message: str, *,
                warning: bool = False) -> None:
         if self.recorder is not None:
-            rs.setdefault("kind", "ReplicaSet")
-            rs.setdefault("apiVersion", "apps/v1")
+            rs.setdefault("kind", self.kind)
+            rs.setdefault("apiVersion", self.resource.group_version)
             self.recorder.record(rs, reason=reason, message=message,
                                  type_="Warning" if warning else "Normal")
 
@@ -294,7 +307,7 @@ class ReplicaSetController:
         now = _now()
         selector_ok = True
         try:
-            selector = selectors.parse_selector(spec.get("selector"))
+            selector = self._selector(spec)
         except selectors.SelectorError:
             selector_ok = False
         template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
@@ -345,7 +358,7 @@ class ReplicaSetController:
             return True
 
         try:
-            await base.update(client=self.client, resource=api.REPLICASETS,
+            await base.update(client=self.client, resource=self.resource,
                               informer=self.replicasets, current=rs, mutate=mutate,
                               subresource="status")
         except errors.NotFound:
