@@ -1473,6 +1473,7 @@ KEEP_ZERO: frozenset[tuple[str, str]] = frozenset([('apps.v1.ControllerRevision'
  ('authentication.v1.TokenRequestSpec', 'expirationSeconds'),
  ('authentication.v1.TokenRequestStatus', 'token'),
  ('authorization.v1.SubjectAccessReviewStatus', 'allowed'),
+ ('authorization.v1.SubjectRulesReviewStatus', 'incomplete'),
  ('autoscaling.v1.ContainerResourceMetricSource', 'container'),
  ('autoscaling.v1.ContainerResourceMetricSource', 'targetAverageUtilization'),
  ('autoscaling.v1.ContainerResourceMetricStatus', 'container'),

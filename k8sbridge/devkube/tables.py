@@ -12,85 +12,16 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-Obj = dict[str, Any]
-Column = tuple[str, str, int, str]  # name, type, priority, format
-Row = list[Any]
+from k8sbridge.devkube import tablecells, tables_apps
+from k8sbridge.devkube.tablecells import Column, Obj, Row
 
-
-def human_duration(seconds: float) -> str:
-    """Go's ``duration.HumanDuration`` (the AGE column)."""
-    s = int(seconds)
-    if s < 0:
-        s = 0
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = hours // 24
-        return f"{days // 365}y{days % 365}d"
-    return f"{hours // (24 * 365)}y"
-
-
-def _since(stamp: str | None) -> str:
-    if not stamp:
-        return "<unknown>"
-    try:
-        moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return "<unknown>"
-    return human_duration((datetime.datetime.now(datetime.UTC) - moment).total_seconds())
-
-
-def _age(obj: Obj) -> str:
-    return _since((obj.get("metadata") or {}).get("creationTimestamp"))
-
-
-def _name(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
-def _none(value: Any) -> Any:
-    return "<none>" if value in (None, "", []) else value
-
-
-def _selector(raw: Obj | None) -> str:
-    if not raw:
-        return "<none>"
-    parts = [f"{k}={v}" for k, v in sorted((raw.get("matchLabels") or {}).items())]
-    for expr in raw.get("matchExpressions") or []:
-        op = expr.get("operator")
-        values = ",".join(expr.get("values") or [])
-        if op == "In":
-            parts.append(f"{expr.get('key')} in ({values})")
-        elif op == "NotIn":
-            parts.append(f"{expr.get('key')} notin ({values})")
-        elif op == "Exists":
-            parts.append(str(expr.get("key")))
-        else:
-            parts.append(f"!{expr.get('key')}")
-    return ",".join(parts) or "<none>"
-
-
-def _template_containers(obj: Obj) -> tuple[str, str]:
-    containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
-        "containers"
-    ) or []
-    names = ",".join(str(c.get("name", "")) for c in containers)
-    images = ",".join(str(c.get("image", "")) for c in containers)
-    return names, images
+human_duration = tablecells.human_duration
+_since = tablecells.since
+_age = tablecells.age
+_name = tablecells.name
+_none = tablecells.none
+_selector = tablecells.selector
+_template_containers = tablecells.template_containers
 
 
 # --- pods ------------------------------------------------------------------------------------
@@ -240,60 +171,11 @@ REPLICASET_COLUMNS: list[Column] = [
 
 # --- others ----------------------------------------------------------------------------------
 
-def _statefulset_row(obj: Obj) -> Row:
-    names, images = _template_containers(obj)
-    ready = (obj.get("status") or {}).get("readyReplicas", 0)
-    return [_name(obj), f"{ready}/{(obj.get('spec') or {}).get('replicas', 0)}", _age(obj),
-            names, images]
-
-
-STATEFULSET_COLUMNS: list[Column] = [
-    ("Name", "string", 0, "name"), ("Ready", "string", 0, ""), ("Age", "string", 0, ""),
-    ("Containers", "string", 1, ""), ("Images", "string", 1, ""),
-]
-
-
-def _daemonset_row(obj: Obj) -> Row:
-    status = obj.get("status") or {}
-    spec = obj.get("spec") or {}
-    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
-    names, images = _template_containers(obj)
-    return [_name(obj)] + [status.get(f, 0) for f in (
-        "desiredNumberScheduled", "currentNumberScheduled", "numberReady",
-        "updatedNumberScheduled", "numberAvailable")] + [
-        _selector({"matchLabels": node_selector}), _age(obj), names, images,
-        _selector(spec.get("selector"))]
-
-
-DAEMONSET_COLUMNS: list[Column] = [
-    ("Name", "string", 0, "name"), ("Desired", "integer", 0, ""), ("Current", "integer", 0, ""),
-    ("Ready", "integer", 0, ""), ("Up-to-date", "integer", 0, ""),
-    ("Available", "integer", 0, ""), ("Node Selector", "string", 0, ""),
-    ("Age", "string", 0, ""), ("Containers", "string", 1, ""), ("Images", "string", 1, ""),
-    ("Selector", "string", 1, ""),
-]
-
-
 def _replicationcontroller_row(obj: Obj) -> Row:
     spec = obj.get("spec") or {}
     row = _replicaset_row(obj)
     return [*row[:-1], _selector({"matchLabels": spec.get("selector") or {}})]
 
-
-def _controllerrevision_row(obj: Obj) -> Row:
-    ref = next((r for r in (obj.get("metadata") or {}).get("ownerReferences") or []
-                if r.get("controller")), None)
-    owner = "<none>"
-    if ref is not None:
-        group = str(ref.get("apiVersion", "")).rpartition("/")[0]
-        owner = f"{str(ref.get('kind', '')).lower()}.{group}/{ref.get('name')}"
-    return [_name(obj), owner, obj.get("revision", 0), _age(obj)]
-
-
-CONTROLLERREVISION_COLUMNS: list[Column] = [
-    ("Name", "string", 0, "name"), ("Controller", "string", 0, ""),
-    ("Revision", "integer", 0, ""), ("Age", "string", 0, ""),
-]
 
 def _event_row(ev: Obj) -> Row:
     involved = ev.get("involvedObject") or ev.get("regarding") or {}
@@ -544,10 +426,7 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     "nodes": (NODE_COLUMNS, _node_row),
     "deployments": (DEPLOYMENT_COLUMNS, _deployment_row),
     "replicasets": (REPLICASET_COLUMNS, _replicaset_row),
-    "statefulsets": (STATEFULSET_COLUMNS, _statefulset_row),
-    "daemonsets": (DAEMONSET_COLUMNS, _daemonset_row),
     "replicationcontrollers": (REPLICASET_COLUMNS, _replicationcontroller_row),
-    "controllerrevisions": (CONTROLLERREVISION_COLUMNS, _controllerrevision_row),
     "jobs": (JOB_COLUMNS, _job_row),
     "cronjobs": (CRONJOB_COLUMNS, _cronjob_row),
     "events": (EVENT_COLUMNS, _event_row),
@@ -562,6 +441,7 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     "clusterroles": (CREATED_AT_COLUMNS, _created_at_row),
     "rolebindings": (BINDING_COLUMNS, _binding_row),
     "clusterrolebindings": (BINDING_COLUMNS, _binding_row),
+    **tables_apps.PRINTERS,
 }
 
 
