@@ -1,6 +1,14 @@
-"""Suite-wide test settings: e2e tests run last; helpers for free loopback ports; every JSON
-document an in-process kernel master prints is checked against Mesos' protos
-(``tests/kernel_wire_watch.py``)."""
+"""Suite-wide test settings: e2e tests run last (first when pytest-xdist shares them out);
+helpers for free loopback ports; every JSON document an in-process kernel master prints is
+checked against Mesos' protos (``tests/kernel_wire_watch.py``).
+
+Why the xdist groups: ``scripts/test`` runs the suite in parallel workers (``--dist
+loadgroup``). Each test file is one unit of work, so a module's fixtures are set up once, as
+in a serial run; the e2e tests that share the session's ``k8sbridge run`` (``target``) are one
+unit, so they share one, in file order, and the Ctrl-C test still stops it last. Under xdist
+the e2e units go first: they are the longest, and a long unit handed out last would leave the
+other workers idle while it runs.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +21,16 @@ import pytest
 from tests.kernel_wire_watch import _kernel_prints_what_mesos_prints  # noqa: F401 (fixture)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # e2e tests are the slowest and depend on everything else: run them last.
-    items.sort(key=lambda item: 1 if item.get_closest_marker("e2e") else 0)
+    # e2e tests are the slowest and depend on everything else: run them last, or, shared out
+    # among xdist workers (each of which collects), first (see the module docstring).
+    e2e_first = hasattr(config, "workerinput")
+    items.sort(key=lambda item: bool(item.get_closest_marker("e2e")) != e2e_first)
+    for item in items:
+        shared = item.get_closest_marker("e2e") and "target" in getattr(item, "fixturenames", ())
+        group = "e2e-target" if shared else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
