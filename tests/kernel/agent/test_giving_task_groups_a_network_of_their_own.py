@@ -306,6 +306,13 @@ async def test_a_restarted_agent_keeps_the_addresses_of_surviving_pods(
             wire.command_task("kept-web", agent_id, SERVE)], hostname="kept")])
         updates = Updates(st)
         ip = _ip(await updates.until("kept-web", "TASK_RUNNING"))
+        # serving before the restart (RUNNING comes before httpd listens: on a loaded machine
+        # the wget after the restart found nothing listening yet)
+        for _ in range(100):
+            if _in_cluster(cluster, "timeout", "5", "busybox", "wget", "-qO-",
+                           f"http://{ip}:8080/").strip() == "kept":
+                break
+            await asyncio.sleep(0.2)
         await kernel.stop_agent(0)
         agent = await kernel.add_agent(config, _keep_tasks=True)
         [container] = agent.live_containers()
