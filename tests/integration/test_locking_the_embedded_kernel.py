@@ -20,6 +20,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +35,21 @@ from tests.integration.test_running_the_cli import (
     _wait_pod_running,
     operator_credentials,
 )
+
+
+def _read_lines(proc: subprocess.Popen[str]) -> tuple[list[str], threading.Thread]:
+    """A process's output lines, read as they come by a thread of their own."""
+    lines: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+        proc.stdout.close()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    return lines, reader
 
 
 def _http(url: str, *, body: dict[str, object] | None = None,
@@ -121,10 +137,17 @@ def test_the_door_is_locked_and_the_bridge_has_the_key(tmp_path: Path) -> None:
              "--kubeconfig", str(data_dir / "kubeconfig"), "--namespace", "other",
              "--kubelet-port", "0", "--kubelet-bind", "127.0.0.1"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(9)  # tries at about 0, 1, 3 and 7 s
+        lines, reader = _read_lines(wrong)
+        # tries at about 0, 1, 3 and 7 s after it started (however long starting took)
+        deadline = time.monotonic() + 60
+        while (time.monotonic() < deadline and wrong.poll() is None
+               and "".join(lines).count("still refuses") < 3):
+            time.sleep(0.2)
         assert wrong.poll() is None, "the bridge with a wrong secret exited"
         wrong.send_signal(signal.SIGTERM)
-        out, _ = wrong.communicate(timeout=30)
+        wrong.wait(timeout=30)
+        reader.join(30)
+        out = "".join(lines)
         assert wrong.returncode == 0, out
         errors = re.findall(r"ERROR +k8sbridge\.run_cli: the Mesos master refused the bridge's "
                             r"credentials \(Unauthorized\): principal 'k8sbridge' with the "

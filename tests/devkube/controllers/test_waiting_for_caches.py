@@ -31,6 +31,21 @@ async def _count(api: Api) -> int:
     return len(listed["items"])
 
 
+async def _settled_resource_version(api: Api) -> str:
+    """The resourceVersion once the controllers' status writes stopped (the same 1 s apart):
+    a write after it would start the restarted devkube's history past it. (A fixed 1 s was
+    too short on a loaded machine: 'too old resource version'.)"""
+    last = None
+    for _ in range(60):
+        _, listed = await api.request("GET", PODS)
+        version = str(listed["metadata"]["resourceVersion"])
+        if version == last:
+            return version
+        last = version
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"writes did not settle: resourceVersion still moving at {last}")
+
+
 async def test_a_restart_with_200_replicas_creates_no_extra_pods(tmp_path: Path) -> None:
     config = main.DevkubeConfig(port=0, data_dir=tmp_path / "data")
     async with main.running(config) as dk, aiohttp.ClientSession() as session:
@@ -43,9 +58,7 @@ async def test_a_restart_with_200_replicas_creates_no_extra_pods(tmp_path: Path)
                 break
             await asyncio.sleep(0.05)
         assert await _count(api) == REPLICAS
-        await asyncio.sleep(1.0)  # let status writes settle
-        _, listed = await api.request("GET", PODS)
-        before_rv = listed["metadata"]["resourceVersion"]
+        before_rv = await _settled_resource_version(api)
     for _ in range(3):  # the race is between two relists: try it a few times
         async with main.running(config) as dk, aiohttp.ClientSession(
                 read_bufsize=1 << 20) as session:
@@ -65,5 +78,4 @@ async def test_a_restart_with_200_replicas_creates_no_extra_pods(tmp_path: Path)
                         created.append(event["object"]["metadata"]["name"])
             assert created == [], f"{len(created)} pods created after the restart"
             assert await _count(api) == REPLICAS
-            _, listed = await api.request("GET", PODS)
-            before_rv = listed["metadata"]["resourceVersion"]
+            before_rv = await _settled_resource_version(api)

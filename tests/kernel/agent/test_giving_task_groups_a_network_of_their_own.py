@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from k8sbridge.kernel import main, network
-from k8sbridge.kernel.agent import filesystems
+from k8sbridge.kernel.agent import cni, filesystems
 from tests.kernel.master import wire
 from tests.kernel.master.conftest import agent_config, master_config
 
@@ -107,11 +107,20 @@ SERVE = ("mkdir -p www && hostname > www/index.html && cat /etc/hosts > hosts &&
          "exec busybox httpd -f -p 8080 -h www")
 
 
+def _isolator_roots(tmp_path: Path) -> list[str]:
+    """Where this test's agents keep their containers' namespaces (either place): other tests
+    running at the same time (pytest-xdist) have agents and namespaces of their own."""
+    work_dirs = [w.resolve() for w in sorted(tmp_path.glob("agent*"))]
+    return [str(cni.root_dir(work_dir=w, persist=p)) + "/" for w in work_dirs
+            for p in (False, True)]
+
+
 def _leftovers(tmp_path: Path, cluster: network.ClusterNetwork, index: int = 0) -> list[str]:
     """Namespaces, veths and IPAM reservations the agent's containers left."""
     out: list[str] = []
+    roots = _isolator_roots(tmp_path)
     with open("/proc/self/mountinfo") as f:
-        out += [line for line in f if "nsfs" in line and "isolators/network/cni" in line]
+        out += [line for line in f if "nsfs" in line and any(r in line for r in roots)]
     links = _in_cluster(cluster, "ip", "-o", "link", "show", "type", "veth")
     out += [line for line in links.splitlines() if line.strip()]
     ipam = tmp_path / f"agent{index}" / "network" / "ipam" / "k8sbridge"
@@ -256,7 +265,7 @@ async def test_bad_networks_fail_the_task_with_the_reason_and_host_tasks_still_r
         await updates.until("host-t", "TASK_FINISHED")
         await st.close()
     assert _leftovers(tmp_path, cluster) == []
-    assert not list(Path("/run/k8sbridge").glob("*/isolators/network/cni/*"))
+    assert not [p for r in _isolator_roots(tmp_path) for p in Path(r).glob("*")]
 
 
 async def test_missing_plugins_offer_no_network_and_host_tasks_still_run(
@@ -297,6 +306,13 @@ async def test_a_restarted_agent_keeps_the_addresses_of_surviving_pods(
             wire.command_task("kept-web", agent_id, SERVE)], hostname="kept")])
         updates = Updates(st)
         ip = _ip(await updates.until("kept-web", "TASK_RUNNING"))
+        # serving before the restart (RUNNING comes before httpd listens: on a loaded machine
+        # the wget after the restart found nothing listening yet)
+        for _ in range(100):
+            if _in_cluster(cluster, "timeout", "5", "busybox", "wget", "-qO-",
+                           f"http://{ip}:8080/").strip() == "kept":
+                break
+            await asyncio.sleep(0.2)
         await kernel.stop_agent(0)
         agent = await kernel.add_agent(config, _keep_tasks=True)
         [container] = agent.live_containers()

@@ -69,6 +69,10 @@ async def test_kernel_command_runs_and_stops_cleanly(tmp_path: Path) -> None:
                                wire.command_task("cli-task", offer["agent_id"]["value"],
                                                  f"sleep {marker}")]}}]}})
             await wire.until_state(st, "cli-task", "TASK_RUNNING")
+            for _ in range(100):  # RUNNING may come before the command has exec'd sleep
+                if _sleepers(marker):
+                    break
+                await asyncio.sleep(0.1)
             assert _sleepers(marker)
             await st.close()
         proc.send_signal(signal.SIGTERM)
