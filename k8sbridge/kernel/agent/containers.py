@@ -304,6 +304,7 @@ class ExecutorClient:
         self._reader_task: asyncio.Task[None] | None = None
         self._daemon: Daemon | None = None  # set while followed on its control connection
         self._held: list[bytes] | None = None  # while launching: the events that came
+        self._gone_while_launching = False  # the supervisor ended while they were held
         self.gone = asyncio.Event()
 
     @property
@@ -341,6 +342,11 @@ class ExecutorClient:
         on_spawned(spawned)
         for body in held or ():
             self.event_line(body)
+        if self._gone_while_launching:  # it ran and ended before we took the answer in
+            self._gone_while_launching = False
+            if not self._detaching:
+                self.replay_log()
+            return
         if self.following:
             return  # its events come on the control connection
         # The control connection went away meanwhile: attach through the container's socket.
@@ -363,8 +369,15 @@ class ExecutorClient:
             self._on_event(event)
 
     def supervisor_gone(self) -> None:
-        """The supervisor ended (after its last event on the control connection)."""
+        """The supervisor ended (after its last event on the control connection).
+
+        While launching, its events are still held (``launch``): GONE must come after them, or
+        a task that ran and ended before the daemon's answer was taken in would be reported
+        failed ("Executor terminated") before its own exit was seen."""
         self._daemon = None
+        if self._held is not None:
+            self._gone_while_launching = True
+            return
         if not self._detaching:
             self.replay_log()
 

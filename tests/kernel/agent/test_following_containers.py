@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from tests.kernel.agent import fakemaster as fm
 
@@ -52,3 +53,31 @@ async def test_a_broken_control_connection_falls_back_to_the_containers_socket(
         followed = [c.client for c in run.agent._containers.values()
                     if c.client is not None and c.client.following]
         assert len(followed) == 1
+
+
+async def test_a_task_that_ends_before_its_launch_answer_is_taken_in_still_finishes(
+    tmp_path: Path,
+) -> None:
+    # A busy agent may take the daemon's answer to a spawn in late: the container's events and
+    # the news that its supervisor is gone are then already there. They must be seen in that
+    # order (the task's exit, then GONE), not as "Executor terminated".
+    async with fm.running_agent(tmp_path) as run:
+        await run.master.send(fm.run_task(fm.command_task("first", "exec sleep 300")))
+        await run.master.wait_state("first", "TASK_RUNNING")
+        daemon = run.agent._daemon
+        assert daemon is not None
+        real_spawn = daemon.spawn
+        late: list[str] = []
+
+        async def spawn_taken_in_late(spec: Any) -> Any:
+            answer = await real_spawn(spec)
+            await asyncio.sleep(1.0)  # meanwhile the task runs, ends, and its supervisor too
+            late.append(str(spec.get("container_id", "")))
+            return answer
+
+        daemon.spawn = spawn_taken_in_late  # type: ignore[method-assign]
+        await run.master.send(fm.run_task(fm.command_task("quick", "echo hi")))
+        finished = await run.master.wait_state("quick", "TASK_FINISHED")
+        assert late and finished["state"] == "TASK_FINISHED"
+        states = [u["state"] for u in run.master.updates if u["task_id"]["value"] == "quick"]
+        assert "TASK_FAILED" not in states, states
