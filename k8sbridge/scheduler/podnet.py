@@ -39,7 +39,7 @@ from typing import Any
 
 from k8sbridge.model import pods as model_pods
 
-__all__ = ["executor_container", "network_for"]
+__all__ = ["executor_container", "ip_marker", "network_for"]
 
 
 def network_for(pod: Mapping[str, Any], request: model_pods.PodRequest, *, setting: str
@@ -51,6 +51,19 @@ def network_for(pod: Mapping[str, Any], request: model_pods.PodRequest, *, setti
         if container.host_ports:
             return None
     return setting
+
+
+def ip_marker(uid: str) -> str:
+    """What stands for the pod's IP in a container's env values and argv until it is known.
+
+    On a CNI network the IP exists only once the agent attached the executor, after the
+    launch is sent: env entries of ``status.podIP(s)`` resolve to this marker, ``$(VAR)``
+    references to them expand to it (as the kubelet expands them, in later env values and in
+    ``command``/``args``), and the task's constant start script (``launch.POD_IP_SCRIPT``)
+    replaces it with ``MESOS_CONTAINER_IP``, which Mesos' default executor gives every task.
+    It carries the pod's uid, which the API server assigns after the pod was written, so no
+    string a user wrote into the pod (or a ConfigMap it reads) holds it by chance."""
+    return f"k8sbridge.pod-ip.{uid}"
 
 
 def executor_container(*, network: str, labels: Mapping[str, str], hostname: str

@@ -323,9 +323,12 @@ ROWS: tuple[Row, ...] = (
     _h("container.env", "CommandInfo.environment, resolved before launch (value, "
                         "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef); on the "
                         "pod network status.podIP is known only once the task runs: a "
-                        "constant /bin/sh script sets it from MESOS_CONTAINER_IP (a "
-                        "$(VAR) reference to it and a downwardAPI file of it get the "
-                        "agent's address); the kubernetes Service's variables "
+                        "constant /bin/sh script sets it from MESOS_CONTAINER_IP, in the "
+                        "variable and wherever a $(VAR) of it was expanded (later env "
+                        "values, command, args); a pod whose IP variable has a name sh "
+                        "cannot set, or whose container has no command to wrap, is refused "
+                        "(downwardAPI volumes hold metadata fields only, as the API server "
+                        "allows); the kubernetes Service's variables "
                         "(KUBERNETES_SERVICE_HOST ...) come from setting "
                         "scheduler.api_service_host"),
     _r("container.env.valueFrom.fileKeyRef", "is not supported: the file is not read",

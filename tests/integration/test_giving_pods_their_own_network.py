@@ -203,10 +203,12 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
         fetch = (f"until busybox wget -qO- http://{ips[0]}:8080/ > /tmp/web; do sleep 0.2; "
                  f"done; until busybox wget -qO- http://$KUBERNETES_SERVICE_HOST:{PROBE_PORT}/ "
                  "> /tmp/api; do sleep 0.2; done; echo web=$(cat /tmp/web) api=$(cat /tmp/api) "
-                 "host=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT ip=$POD_IP; sleep 300")
+                 "host=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT ip=$POD_IP addr=$ADDR "
+                 "arg=$(POD_IP); sleep 300")
         client = _pod("client", second, fetch)
-        client["spec"]["containers"][0]["env"] = [  # the downward API's pod IP
-            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+        client["spec"]["containers"][0]["env"] = [  # the downward API's pod IP, expanded
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "ADDR", "value": "$(POD_IP):8080"}]
         cluster.kubectl("apply", "-f", "-", stdin=json.dumps(client))
         line = eventually(lambda: (lambda out: out if "web=" in out else None)(
             cluster.kubectl("logs", "client")), timeout=90, what="the client's fetch",
@@ -217,7 +219,9 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
     client = cluster.json("get", "pod", "client")
     assert line.split() == [f"web={web[0]['metadata']['name']}", "api=api",
                             f"host={api_address}:{cluster.api_port}",
-                            f"ip={client['status']['podIP']}"]
+                            f"ip={client['status']['podIP']}",
+                            f"addr={client['status']['podIP']}:8080",
+                            f"arg={client['status']['podIP']}"]
     assert client["status"]["hostIP"] == internal[second]
     assert client["status"]["podIP"] not in ips and client["status"]["podIP"].startswith("10.88.")
     # The API server itself answers at that address, on the port pods are given.
