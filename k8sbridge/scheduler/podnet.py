@@ -20,11 +20,10 @@ Mesos agents do not advertise their CNI networks in offers, so the bridge cannot
 them: the setting is the operator's statement that every agent serving the bridge's roles has
 the network. A pod launched on one that does not gets ``TASK_FAILED`` with
 ``REASON_CONTAINER_LAUNCH_FAILED`` and Mesos' own message (``Unknown CNI network
-'k8sbridge'``; a failing or hanging plugin's message alike), which ``lifecycle`` shows as the
-container's ``StartError`` (``lastState.terminated.message`` and a ``Failed`` event) and
-retries with the crash back-off: the pod never runs, and says why. (A kubelet whose CNI fails
-shows the message as a ``FailedCreatePodSandBox`` event on a pod in ``ContainerCreating``;
-the readable reason is the same, the container state differs.)
+'k8sbridge'``; a failing or hanging plugin's message alike), which ``lifecycle.sandbox``
+shows as a kubelet shows a failed pod sandbox: the pod stays Pending, its containers wait in
+``ContainerCreating`` with the message, a ``FailedCreatePodSandBox`` event says it, and the
+launch is retried with back-off, never counted as a restart.
 
 Probes: httpGet and tcpSocket become Mesos HTTP/TCP checks, which the agent runs inside the
 task's network namespace (Mesos' checker enters it; the embedded agent dials the pod IP from a
