@@ -25,6 +25,15 @@ shows as a kubelet shows a failed pod sandbox: the pod stays Pending, its contai
 ``ContainerCreating`` with the message, a ``FailedCreatePodSandBox`` event says it, and the
 launch is retried with back-off, never counted as a restart.
 
+One IP per phase, not per pod: init containers run one task group each, and a restart of the
+app containers is a new group (``launch``, ``lifecycle``), each on an executor of its own,
+so each gets an address of its own (``status.podIP`` is the latest group's). A second
+LAUNCH_GROUP to a running executor would join its namespace, but Mesos' default executor
+shuts down when its last task ends, taking the namespace with it: a finished init container
+leaves nothing to join. Keeping one address would need a long-running "pause" task in the
+first group (Mesos refuses a task without resources, so placement would carve it a share)
+and killing it with the pod; the bridge does not do that, and says so in docs/pod-spec.md.
+
 Probes: httpGet and tcpSocket become Mesos HTTP/TCP checks, which the agent runs inside the
 task's network namespace (Mesos' checker enters it; the embedded agent dials the pod IP from a
 socket made there); a grpc probe is a COMMAND check, which runs in the task's namespaces and

@@ -257,7 +257,13 @@ ROWS: tuple[Row, ...] = (
                            "IP Mesos reports in TaskStatus.container_status.network_infos, "
                            "which is status.podIP); a pod with any hostPort keeps the "
                            "agent's network too. Each init container runs in a task group of "
-                           "its own, so on the pod network it has an IP of its own"),
+                           "its own, and a restart of the app containers is a new group: "
+                           "on the pod network each gets an IP of its own (status.podIP is "
+                           "the app containers'), where a kubelet keeps one sandbox IP for "
+                           "the pod's life: Mesos' default executor, and its network "
+                           "namespace, ends with its last task, so one IP across phases "
+                           "needs a pause task with resources of its own in the first "
+                           "group, which k8sbridge does not launch"),
     _r("spec.hostPID", "is not supported: a task group gets a PID namespace of its own on "
                        "agents with namespaces/pid", (None, False)),
     _r("spec.hostUsers", NO_USER_NAMESPACES, (None, True)),
