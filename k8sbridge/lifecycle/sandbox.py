@@ -10,11 +10,12 @@ same failure is a ``TASK_FAILED`` of every task of the group with
 network 'k8sbridge'``, ``Failed to execute the CNI plugin ...``); read as a container's
 ``StartError`` it made the pod crash-loop with restarts it never had.
 
-Rules (``failed``, ``waiting``, ``next_back_off``): a launch failure whose message names CNI
-is a sandbox failure; each container of the group shows ``ContainerCreating`` with the message
-and keeps what it showed before (its restart count, its last termination); the next launch
-of the group waits the back-off (0 first, then 10 s doubling to 5 min, as the crash back-off),
-and is not counted as a restart when it comes.
+Rules (``failed``, ``waiting``, ``next_back_off``): a launch failure whose message names CNI,
+or the network namespace or files the isolator makes, is a sandbox failure; each container of
+the group shows ``ContainerCreating`` with the message and keeps what it showed before (its
+restart count, its last termination); the next launch of the group waits the back-off (0
+first, then 10 s doubling to 5 min, as the crash back-off), and is not counted as a restart
+when it comes.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ __all__ = ["EVENT_REASON", "event_message", "failed", "next_back_off", "waiting"
 
 EVENT_REASON = "FailedCreatePodSandBox"
 _LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"
-_MARK = "CNI"  # Mesos' network/cni isolator names itself in every message it fails with
+# Mesos' network/cni isolator names CNI in what it fails with ("Unknown CNI network",
+# "Failed to execute the CNI plugin"), or the namespace and files it makes for the network.
+_MARKS = ("CNI", "network namespace", "network files")
 
 
 def failed(status: tasks.TaskStatusView) -> bool:
     """The task never started because its group's network could not be set up."""
     return (status.state in tasks.TERMINAL_STATES and status.reason == _LAUNCH_FAILED
-            and _MARK in status.message)
+            and any(mark in status.message for mark in _MARKS))
 
 
 def event_message(status: tasks.TaskStatusView) -> str:

@@ -77,6 +77,23 @@ def test_a_deleted_pod_without_its_network_is_not_retried() -> None:
     assert h.relaunches() == [] and sandbox.EVENT_REASON in h.events()
 
 
+@pytest.mark.parametrize("message", [
+    UNKNOWN,
+    "Failed to launch container: The CNI plugin 'bridge' failed to attach container c1 to "
+    "CNI network 'k8sbridge' (exit status 1): stdout='', stderr='no IP addresses available'",
+    "Failed to launch container: Failed to create the network namespace: timed out",
+    "Failed to setup hostname and network files: cannot write /etc/hosts",
+])
+def test_what_the_network_cni_isolator_fails_with_is_a_sandbox_failure(message: str) -> None:
+    status = tasks.TaskStatusView(
+        task_id=ids.TaskId(f"{UID}.0.app"), state="TASK_FAILED", timestamp=T0,
+        message=message, reason="REASON_CONTAINER_LAUNCH_FAILED")
+    assert sandbox.failed(status)
+    assert not sandbox.failed(tasks.TaskStatusView(
+        task_id=status.task_id, state="TASK_FAILED", timestamp=T0, message=message,
+        reason="REASON_COMMAND_EXECUTOR_FAILED"))
+
+
 def test_a_launch_failure_of_another_kind_stays_a_start_error() -> None:
     h = Harness(pod(policy="Never"))
     _failed(h, "app", 0, at=1, message="Failed to launch container: no such image")
