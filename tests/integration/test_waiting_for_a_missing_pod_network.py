@@ -2,7 +2,7 @@
 Pending with its container waiting in ContainerCreating with the agent's message, a
 FailedCreatePodSandBox event says why, the launch is retried with back-off and no retry
 counts as a restart. Real embedded kernel (its agents run no network/cni isolator), devkube
-and bridge; the bridge asks for the network ``k8sbridge``."""
+and bridge; the bridge asks for the network ``k8sbridge``. Deleted meanwhile, it goes."""
 
 from __future__ import annotations
 
@@ -46,3 +46,12 @@ async def test_a_pod_whose_agent_lacks_the_network_waits_in_container_creating(
         events = (await kube.get("/api/v1/namespaces/default/events"))["items"]
         assert not [e for e in events if e["involvedObject"]["name"] == "netless"
                     and e["reason"] in ("BackOff", "Failed")]
+        # deleted while it waits for the next retry: it goes, and nothing is launched again
+        await kube.delete("/api/v1/namespaces/default/pods/netless")
+
+        async def gone() -> bool:
+            names = [p["metadata"]["name"] for p in
+                     (await kube.get("/api/v1/namespaces/default/pods"))["items"]]
+            return "netless" not in names
+
+        await eventually(gone, timeout=30, what="the pod gone")
