@@ -389,11 +389,13 @@ async def running_embedded(
     settings: bridge_settings.BridgeSettings,
     *,
     agents: Sequence[Any] | None = None,
+    pod_network: str = "",
     _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None = None,  # tests inject faults
 ) -> AsyncIterator[EmbeddedTargets]:
     """Kernel (with agents) + devkube + the bridge, all in this process (for tests; the
     command runs ``embedded.running_processes``). Its data dir layout differs: DIR/kernel is the
-    master's work dir and DIR/agent-N the agents'."""
+    master's work dir and DIR/agent-N the agents'. No cluster network is made: pods keep the
+    agents' network, unless ``pod_network`` names one for the bridge to ask for."""
     from k8sbridge.devkube import main as devkube_main
     from k8sbridge.kernel import main as kernel_main
     from k8sbridge.kernel.master import config as master_config
@@ -419,6 +421,7 @@ async def running_embedded(
                 settings, kernel_url=kernel.master_url, kubeconfig=dk.kubeconfig,
                 client_ca_file=dk.ca_file,
                 agent_hosts=[str(getattr(c, "host", "") or "127.0.0.1") for c in agent_configs],
+                pod_network=pod_network,
             )
             async with running_bridge(bridge_cfg, _wrap_list_tasks=_wrap_list_tasks) as bridge:
                 yield EmbeddedTargets(

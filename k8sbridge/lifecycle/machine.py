@@ -24,6 +24,8 @@ The rules (the kubelet's, Kubernetes ≥ 1.29):
   containers are killed.
 * Readiness probe thresholds (``lifecycle/readiness.py``): a check result that would change
   ``ready`` takes effect after the threshold's window; the machine asks to be woken then.
+* A group whose network could not be set up (``lifecycle/sandbox.py``) waits in
+  ContainerCreating with the CNI message and is launched again with back-off; not a restart.
 * Termination messages (``lifecycle/termination.py``): a container that ended asks for its
   message to be read (``ReadTerminationMessage``), which comes back as a
   ``TerminationMessage`` for the task it ended in (``state`` or ``lastState``).
@@ -33,7 +35,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from k8sbridge.lifecycle import away, containers, events, intents, readiness, restarts, termination
+from k8sbridge.lifecycle import (
+    away,
+    containers,
+    events,
+    intents,
+    readiness,
+    restarts,
+    sandbox,
+    termination,
+)
 from k8sbridge.lifecycle.record import PodRecord, facts_of, fresh_runtime
 from k8sbridge.model import ids
 
@@ -267,6 +278,10 @@ def _task_updated(record: PodRecord, event: events.TaskUpdated, now: float) -> A
         node_name=event.node_name or record.node_name,
         started=record.started if record.started is not None else now,
     )
+    if current and sandbox.failed(status):
+        runtimes[name] = before
+        record = dataclasses.replace(record, runtimes=runtimes)
+        return _sandbox_failed(record, event, now, ack)
     if current:
         after = containers.apply_status(before, status)
         after = _follow_check(before, after, facts.thresholds(name), now)
@@ -285,6 +300,38 @@ def _task_updated(record: PodRecord, event: events.TaskUpdated, now: float) -> A
     out.append(intents.WriteStatus())
     out.extend(ack)
     return record, tuple(out)
+
+
+def _sandbox_failed(record: PodRecord, event: events.TaskUpdated, now: float,
+                    ack: tuple[intents.Intent, ...]) -> Answer:
+    """The group's network could not be set up (``lifecycle.sandbox``): its containers wait
+    in ContainerCreating with the message, and the group is launched again after the back-off
+    (once per failed launch, whatever the restart policy; not when the pod is going)."""
+    facts = record.facts
+    status = event.status
+    init = event.container in facts.inits
+    group = (event.container,) if init else facts.apps
+    runtimes = dict(record.runtimes)
+    delay, following = sandbox.next_back_off(
+        max((runtimes[n].back_off for n in group if n in runtimes), default=0.0))
+    first = (status.task_id not in record.init_restarts_requested if init
+             else record.app_restart_requested < record.app_attempt)
+    for n in group:
+        rt = sandbox.waiting(runtimes.get(n) or fresh_runtime(facts, n), status)
+        runtimes[n] = dataclasses.replace(rt, back_off=following) if first else rt
+    record = dataclasses.replace(record, runtimes=runtimes)
+    out: list[intents.Intent] = []
+    if first:
+        out.append(intents.RecordEvent("Warning", sandbox.EVENT_REASON,
+                                       sandbox.event_message(status)))
+        if init:
+            record = dataclasses.replace(record, init_restarts_requested=(
+                record.init_restarts_requested | {status.task_id}))
+        else:
+            record = dataclasses.replace(record, app_restart_requested=record.app_attempt)
+        if not facts.deleting and not record.deadline_exceeded:
+            out.append(intents.Relaunch(at=now + delay, containers=group))
+    return record, (*out, intents.WriteStatus(), *ack)
 
 
 def _decide(record: PodRecord, name: str, now: float, out: list[intents.Intent]) -> PodRecord:

@@ -13,9 +13,10 @@ Rules:
   no launch ever reuses the id of an earlier incarnation;
 * ``command`` + ``args`` become an argv (``shell: false``); a ``workingDir`` is entered by a
   constant ``/bin/sh`` script that receives the directory and the argv as positional
-  parameters: user strings are never spliced into a shell line; on a CNI network, env entries
-  of ``status.podIP`` are set by another constant script from ``MESOS_CONTAINER_IP`` (the IP
-  exists only once the executor runs), their names passed in ``K8SBRIDGE_POD_IP_ENV``;
+  parameters: user strings are never spliced into a shell line; on a CNI network the pod's
+  IP exists only once the executor runs: env entries of ``status.podIP``, later env values
+  and ``command``/``args`` with a ``$(VAR)`` of them hold ``podnet.ip_marker`` until another
+  constant script replaces it with ``MESOS_CONTAINER_IP`` (``POD_IP_SCRIPT``);
 * env values are resolved before launch (``resolve_env``: ``value``, ``configMapKeyRef``,
   ``secretKeyRef``, ``fieldRef``, ``resourceFieldRef``); a missing required key is a
   ``LaunchError`` with reason ``CreateContainerConfigError`` (the pod shows it, nothing runs);
@@ -98,14 +99,36 @@ COMMIT_OFFER_SHORT = (
 COMMIT_STALE = "the pod changed between placement and launch; placing it again"
 REASON_STALE = "StalePlacement"
 REASON_IMAGE_NOT_LOCAL = "ImageNotInLocalRegistry"
+# The pod IP on a CNI network is set at start by a /bin/sh script; what it cannot do is
+# refused (CreateContainerConfigError), never left holding another address.
+POD_IP_NOT_A_SHELL_NAME = (
+    "container {container}: env {name} holds the pod IP, which on the pod network is known "
+    "only when the container starts and is set by /bin/sh, which cannot set a variable named "
+    "{name!r}: use a name of letters, digits and '_'"
+)
+POD_IP_NO_COMMAND = (
+    "container {container}: its env holds the pod IP, which on the pod network is known only "
+    "when the container starts and is set by a /bin/sh wrapper around the command: give the "
+    "container a command (an image's entrypoint cannot be wrapped)"
+)
 
 WORKDIR_SCRIPT = 'cd "$1" || exit 126; shift; exec "$@"'
 # On a CNI network the pod's IP is known only once its executor runs, which gives every task
-# MESOS_CONTAINER_IP (Mesos' default executor): env entries of status.podIP take it there.
+# MESOS_CONTAINER_IP (Mesos' default executor). Until then it is ``podnet.ip_marker``: in
+# the env entries named in K8SBRIDGE_POD_IP_ENV (status.podIP and values with a $(VAR) of
+# it) and in the argv; this constant script replaces the marker by the IP, then execs the
+# argv (user strings are its positional parameters and variables, never its text; the names
+# are checked to be shell names, the only thing it evaluates).
 POD_IP_VARS = "K8SBRIDGE_POD_IP_ENV"
-POD_IP_SCRIPT = ('if [ -n "$MESOS_CONTAINER_IP" ]; then for n in $K8SBRIDGE_POD_IP_ENV; do '
-                 'export "$n=$MESOS_CONTAINER_IP"; done; fi; unset K8SBRIDGE_POD_IP_ENV; '
-                 'exec "$@"')
+POD_IP_MARK = "K8SBRIDGE_POD_IP_MARK"
+POD_IP_SCRIPT = (
+    'ip=$MESOS_CONTAINER_IP; m=$K8SBRIDGE_POD_IP_MARK; if [ -z "$ip" ]; then '
+    'echo "k8sbridge: MESOS_CONTAINER_IP is not set: the pod IP is unknown" >&2; exit 127; '
+    'fi; sub() { r=; s=$1; while :; do case $s in *"$m"*) r=$r${s%%"$m"*}$ip; '
+    's=${s#*"$m"};; *) break;; esac; done; r=$r$s; }; for n in $K8SBRIDGE_POD_IP_ENV; do '
+    'eval "sub \\"\\$$n\\""; export "$n=$r"; done; '
+    'unset K8SBRIDGE_POD_IP_ENV K8SBRIDGE_POD_IP_MARK; i=$#; while [ "$i" -gt 0 ]; do '
+    'sub "$1"; shift; set -- "$@" "$r"; i=$((i-1)); done; exec "$@"')
 _SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # A grpc probe runs this program (this interpreter, the module's file; -P: no import path).
@@ -274,22 +297,12 @@ def _argv(container: Mapping[str, Any], env: Sequence[tuple[str, str]]) -> list[
     return command + args
 
 
-def _pod_ip_vars(container: Mapping[str, Any]) -> list[str]:
-    """The names of the container's ``env`` entries whose value is the pod's IP (``fieldRef``
-    ``status.podIP(s)``) and that a shell can export."""
-    out = []
-    for item in container.get("env") or []:
-        ref = ((item or {}).get("valueFrom") or {}).get("fieldRef") or {}
-        name = str((item or {}).get("name") or "")
-        if ref.get("fieldPath") in ("status.podIP", "status.podIPs") and _SHELL_NAME.match(name):
-            out.append(name)
-    return out
-
-
 def _command_info(
     container: Mapping[str, Any], env: Sequence[tuple[str, str]], *, image_mode: str,
-    own_network: bool = False,
+    ip_marker: str = "",
 ) -> Json:
+    """The task's ``CommandInfo``; ``ip_marker`` (on a CNI network, ``podnet.ip_marker``)
+    stands for the pod IP in ``env`` and the argv, replaced at start (``POD_IP_SCRIPT``)."""
     argv = _argv(container, env)
     name = str(container.get("name", ""))
     if not argv and image_mode != "mesos":
@@ -302,11 +315,16 @@ def _command_info(
     if working_dir and argv:
         argv = ["/bin/sh", "-c", WORKDIR_SCRIPT, "sh", str(working_dir), *argv]
     variables = [{"name": k, "value": v, "type": "VALUE"} for k, v in env]
-    pod_ip_vars = _pod_ip_vars(container) if own_network and argv else []
-    if pod_ip_vars:  # the IP is known once the task runs: Mesos' MESOS_CONTAINER_IP
+    ip_vars = [k for k, v in env if ip_marker and ip_marker in v]
+    if ip_vars or (ip_marker and any(ip_marker in a for a in argv)):
+        for var in ip_vars:
+            if not _SHELL_NAME.match(var):
+                raise LaunchError(POD_IP_NOT_A_SHELL_NAME.format(container=name, name=var))
+        if not argv:
+            raise LaunchError(POD_IP_NO_COMMAND.format(container=name))
         argv = ["/bin/sh", "-c", POD_IP_SCRIPT, "sh", *argv]
-        variables.append({"name": POD_IP_VARS, "value": " ".join(pod_ip_vars),
-                          "type": "VALUE"})
+        variables += [{"name": POD_IP_VARS, "value": " ".join(ip_vars), "type": "VALUE"},
+                      {"name": POD_IP_MARK, "value": ip_marker, "type": "VALUE"}]
     info: Json = {"shell": False, "environment": {"variables": variables}}
     if argv:
         info["value"] = argv[0]
@@ -497,8 +515,9 @@ def render_launch_group(
             "task_id": {"value": tid},
             "agent_id": {"value": str(assignment.agent_id)},
             "resources": res.to_raw(),
-            "command": _command_info(container, env.get(creq.name, ()), image_mode=image_mode,
-                                     own_network=joined is not None),
+            "command": _command_info(
+                container, env.get(creq.name, ()), image_mode=image_mode,
+                ip_marker=podnet.ip_marker(uid) if joined is not None else ""),
             "labels": _labels({**pod_labels, LABEL_CONTAINER: creq.name}),
             "kill_policy": {"grace_period": {"nanoseconds": int(grace * 1e9)}},
         }

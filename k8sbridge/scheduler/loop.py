@@ -72,6 +72,7 @@ from k8sbridge.scheduler import (
     podenv,
     podfields,
     podfiles,
+    podnet,
     volume_sources,
     volumes,
 )
@@ -308,7 +309,10 @@ class Scheduler(loop_passes.Passes):
                 continue
             try:
                 request = self._request(uid, pod)
-                env = await self._resolve_env(pod, node_name=node_name, host_ip=hostname)
+                joined = podnet.network_for(pod, request, setting=scheduling.pod_network)
+                env = await self._resolve_env(
+                    pod, node_name=node_name, host_ip=hostname,
+                    pod_ip=podnet.ip_marker(uid) if joined is not None else None)
                 sources = await fetches[uid] if uid in fetches else await volume_sources.fetch(
                     self._kube, pod)
                 phase = self._init_phase(uid, request)
@@ -486,7 +490,7 @@ class Scheduler(loop_passes.Passes):
         return out
 
     async def _resolve_env(
-        self, pod: RawPod, *, node_name: str, host_ip: str
+        self, pod: RawPod, *, node_name: str, host_ip: str, pod_ip: str | None
     ) -> dict[str, list[tuple[str, str]]]:
         async def config_map(ns: str, name: str) -> Mapping[str, Any] | None:
             try:
@@ -505,7 +509,7 @@ class Scheduler(loop_passes.Passes):
         for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
             own = await launch.resolve_env(
                 pod=pod, container=container, node_name=node_name, host_ip=host_ip,
-                config_map=config_map, secret=secret,
+                config_map=config_map, secret=secret, pod_ip=pod_ip,
             )
             out[str(container.get("name"))] = podenv.with_api_service(
                 own, host=self._settings.scheduler.api_service_host,

@@ -66,11 +66,14 @@ async def resolve_env(
     host_ip: str,
     config_map: ConfigLookup,
     secret: ConfigLookup,
+    pod_ip: str | None = None,
 ) -> list[tuple[str, str]]:
     """The container's environment as (name, value) pairs, in the order Kubernetes applies.
 
     ``envFrom`` first (later sources win), then ``env`` (later entries win, ``$(VAR)``
-    references to earlier ones expanded as the kubelet does).
+    references to earlier ones expanded as the kubelet does). ``pod_ip`` is what
+    ``status.podIP(s)`` resolve to (``podnet.ip_marker`` on a CNI network); None: the pod's
+    written IP, else the agent's address (the pod is on the agent's network).
     """
     meta = pod.get("metadata") or {}
     namespace = str(meta.get("namespace") or "default")
@@ -114,7 +117,7 @@ async def resolve_env(
             resolved = None if raw is None else _b64(raw)
         elif "fieldRef" in vf:
             path = str((vf["fieldRef"] or {}).get("fieldPath", ""))
-            resolved = field_ref(path, pod, node_name, host_ip)
+            resolved = field_ref(path, pod, node_name, host_ip, pod_ip=pod_ip)
         elif "resourceFieldRef" in vf:
             resolved = resource_ref(vf["resourceFieldRef"] or {}, container, cname)
         else:
@@ -147,10 +150,12 @@ async def _key_ref(
     return str(data[key])
 
 
-def field_ref(path: str, pod: RawPod, node_name: str, host_ip: str) -> str:
+def field_ref(path: str, pod: RawPod, node_name: str, host_ip: str, *,
+              pod_ip: str | None = None) -> str:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
+    own_ip = pod_ip if pod_ip is not None else status.get("podIP") or host_ip
     simple = {
         "metadata.name": meta.get("name"),
         "metadata.namespace": meta.get("namespace") or "default",
@@ -159,8 +164,8 @@ def field_ref(path: str, pod: RawPod, node_name: str, host_ip: str) -> str:
         "spec.serviceAccountName": spec.get("serviceAccountName") or "default",
         "status.hostIP": host_ip,
         "status.hostIPs": host_ip,
-        "status.podIP": status.get("podIP") or host_ip,
-        "status.podIPs": status.get("podIP") or host_ip,
+        "status.podIP": own_ip,
+        "status.podIPs": own_ip,
     }
     if path in simple:
         return str(simple[path] or "")

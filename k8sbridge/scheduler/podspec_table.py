@@ -257,7 +257,13 @@ ROWS: tuple[Row, ...] = (
                            "IP Mesos reports in TaskStatus.container_status.network_infos, "
                            "which is status.podIP); a pod with any hostPort keeps the "
                            "agent's network too. Each init container runs in a task group of "
-                           "its own, so on the pod network it has an IP of its own"),
+                           "its own, and a restart of the app containers is a new group: "
+                           "on the pod network each gets an IP of its own (status.podIP is "
+                           "the app containers'), where a kubelet keeps one sandbox IP for "
+                           "the pod's life: Mesos' default executor, and its network "
+                           "namespace, ends with its last task, so one IP across phases "
+                           "needs a pause task with resources of its own in the first "
+                           "group, which k8sbridge does not launch"),
     _r("spec.hostPID", "is not supported: a task group gets a PID namespace of its own on "
                        "agents with namespaces/pid", (None, False)),
     _r("spec.hostUsers", NO_USER_NAMESPACES, (None, True)),
@@ -323,9 +329,12 @@ ROWS: tuple[Row, ...] = (
     _h("container.env", "CommandInfo.environment, resolved before launch (value, "
                         "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef); on the "
                         "pod network status.podIP is known only once the task runs: a "
-                        "constant /bin/sh script sets it from MESOS_CONTAINER_IP (a "
-                        "$(VAR) reference to it and a downwardAPI file of it get the "
-                        "agent's address); the kubernetes Service's variables "
+                        "constant /bin/sh script sets it from MESOS_CONTAINER_IP, in the "
+                        "variable and wherever a $(VAR) of it was expanded (later env "
+                        "values, command, args); a pod whose IP variable has a name sh "
+                        "cannot set, or whose container has no command to wrap, is refused "
+                        "(downwardAPI volumes hold metadata fields only, as the API server "
+                        "allows); the kubernetes Service's variables "
                         "(KUBERNETES_SERVICE_HOST ...) come from setting "
                         "scheduler.api_service_host"),
     _r("container.env.valueFrom.fileKeyRef", "is not supported: the file is not read",

@@ -2,9 +2,11 @@
 two replicas on one node listen on one port, a pod on another agent reaches them by pod IP, a
 readiness httpGet probe dials the pod IP (a grpc one runs in the pod's namespace), a
 hostNetwork pod keeps its agent's address, each Node reports its own agent's address, pods
-find the API server's in-cluster address in KUBERNETES_SERVICE_HOST; after Ctrl-C nothing of
-the network is left. Real processes (``k8sbridge run`` with two agents), real kubectl; pods
-are reached from inside the cluster network's namespace, as the host has no route to it."""
+find the API server's in-cluster address in KUBERNETES_SERVICE_HOST and their own IP in
+$(VAR) expansions; a Service's EndpointSlice and Endpoints follow its replicas' readiness;
+after Ctrl-C nothing of the network is left. Real processes (``k8sbridge run`` with two
+agents), real kubectl; pods are reached from inside the cluster network's namespace, as the
+host has no route to it."""
 
 from __future__ import annotations
 
@@ -203,10 +205,12 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
         fetch = (f"until busybox wget -qO- http://{ips[0]}:8080/ > /tmp/web; do sleep 0.2; "
                  f"done; until busybox wget -qO- http://$KUBERNETES_SERVICE_HOST:{PROBE_PORT}/ "
                  "> /tmp/api; do sleep 0.2; done; echo web=$(cat /tmp/web) api=$(cat /tmp/api) "
-                 "host=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT ip=$POD_IP; sleep 300")
+                 "host=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT ip=$POD_IP addr=$ADDR "
+                 "arg=$(POD_IP); sleep 300")
         client = _pod("client", second, fetch)
-        client["spec"]["containers"][0]["env"] = [  # the downward API's pod IP
-            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+        client["spec"]["containers"][0]["env"] = [  # the downward API's pod IP, expanded
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "ADDR", "value": "$(POD_IP):8080"}]
         cluster.kubectl("apply", "-f", "-", stdin=json.dumps(client))
         line = eventually(lambda: (lambda out: out if "web=" in out else None)(
             cluster.kubectl("logs", "client")), timeout=90, what="the client's fetch",
@@ -217,7 +221,9 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
     client = cluster.json("get", "pod", "client")
     assert line.split() == [f"web={web[0]['metadata']['name']}", "api=api",
                             f"host={api_address}:{cluster.api_port}",
-                            f"ip={client['status']['podIP']}"]
+                            f"ip={client['status']['podIP']}",
+                            f"addr={client['status']['podIP']}:8080",
+                            f"arg={client['status']['podIP']}"]
     assert client["status"]["hostIP"] == internal[second]
     assert client["status"]["podIP"] not in ips and client["status"]["podIP"].startswith("10.88.")
     # The API server itself answers at that address, on the port pods are given.
@@ -266,3 +272,69 @@ def test_without_the_cni_plugins_one_warning_and_pods_keep_the_agents_network(
         assert pod["status"]["podIP"] == pod["status"]["hostIP"]
     finally:
         assert cluster.stop() == 0
+
+
+def test_endpoints_follow_the_replicas_readiness_probed_on_their_pod_ips(
+        cluster: Cluster) -> None:
+    """A Service over two replicas, each ready while its probe's file is served: both are
+    ready endpoints; one file gone, its endpoint turns ready=false in the EndpointSlice and
+    moves to notReadyAddresses in Endpoints; the file back, it is ready again."""
+    nodes = eventually(lambda: (lambda items: items if len(items) == 2 else None)(
+        cluster.json("get", "nodes")["items"]), what="two Nodes")
+    names = sorted(n["metadata"]["name"] for n in nodes)
+    flags: dict[str, Path] = {}
+    for i, node in enumerate(names):  # one replica per agent, each serving its own directory
+        name = f"ep-{i}"
+        flags[name] = cluster.data_dir.parent / name
+        flags[name].mkdir()
+        (flags[name] / "ready").write_text("yes")
+        pod = _pod(name, node, "exec busybox httpd -f -p 8080 -h /www", volumes=[
+            {"name": "www", "hostPath": {"path": str(flags[name])}}])
+        pod["metadata"]["labels"] = {"app": "ep"}
+        pod["spec"]["containers"][0].update({
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+            "readinessProbe": {"httpGet": {"port": "http", "path": "/ready"},
+                               "periodSeconds": 1, "failureThreshold": 1}})
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "ep"},
+        "spec": {"selector": {"app": "ep"},
+                 "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}))
+
+    def pod_ips() -> dict[str, str] | None:
+        pods = cluster.json("get", "pods", "-l", "app=ep")["items"]
+        ips = {p["metadata"]["name"]: p["status"].get("podIP") for p in pods}
+        return ips if len(ips) == 2 and all(ips.values()) else None
+
+    ips = eventually(pod_ips, timeout=120, what="the replicas' IPs", output=cluster.lines)
+    assert all(ip.startswith("10.88.") for ip in ips.values()), ips
+
+    def slice_readiness() -> dict[str, bool]:
+        [slice_] = cluster.json("get", "endpointslices", "-l",
+                                "kubernetes.io/service-name=ep")["items"]
+        assert slice_["ports"] == [{"name": "web", "port": 8080, "protocol": "TCP"}], slice_
+        return {e["addresses"][0]: bool(e["conditions"].get("ready"))
+                for e in slice_.get("endpoints") or []}
+
+    def endpoints() -> tuple[set[str], set[str]]:
+        subsets = cluster.json("get", "endpoints", "ep").get("subsets") or []
+        return ({a["ip"] for s in subsets for a in s.get("addresses") or []},
+                {a["ip"] for s in subsets for a in s.get("notReadyAddresses") or []})
+
+    def settled(ready: set[str], not_ready: set[str]) -> bool:
+        want = {ip: ip in ready for ip in (*ready, *not_ready)}
+        return slice_readiness() == want and endpoints() == (ready, not_ready)
+
+    both = set(ips.values())
+    eventually(lambda: settled(both, set()), timeout=90, what="both endpoints ready",
+               output=cluster.lines)
+    (flags["ep-1"] / "ready").unlink()  # its probe now gets 404
+    eventually(lambda: settled({ips["ep-0"]}, {ips["ep-1"]}), timeout=60,
+               what="ep-1 not ready", output=cluster.lines)
+    pod = cluster.json("get", "pod", "ep-1")
+    assert pod["status"]["phase"] == "Running"
+    assert not pod["status"]["containerStatuses"][0]["ready"]
+    (flags["ep-1"] / "ready").write_text("yes")
+    eventually(lambda: settled(both, set()), timeout=60, what="ep-1 ready again",
+               output=cluster.lines)

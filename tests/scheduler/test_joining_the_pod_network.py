@@ -4,7 +4,12 @@ containers find the Kubernetes API in the kubernetes Service's variables (pure r
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +17,7 @@ import pytest
 from k8sbridge import settings as bridge_settings
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model.resources import parse_resources_flag
-from k8sbridge.scheduler import launch, podenv, podfiles, stack
+from k8sbridge.scheduler import launch, podenv, podfiles, podnet, stack
 
 NETWORK = podfiles.Network(pod_ips=("127.0.0.2",), cluster_dns=("10.96.0.10",))
 
@@ -106,19 +111,110 @@ def test_containers_get_the_kubernetes_service_variables_unless_they_set_them() 
     assert podenv.with_api_service([("A", "b")], host="", port=443) == [("A", "b")]
 
 
-def test_the_pod_ip_in_env_comes_from_the_executor_on_the_pod_network() -> None:
+def _env(pod: dict[str, Any], *, pod_ip: str | None) -> dict[str, list[tuple[str, str]]]:
+    async def nothing(namespace: str, name: str) -> None:
+        return None
+
+    container = pod["spec"]["containers"][0]
+    return {container["name"]: asyncio.run(podenv.resolve_env(
+        pod=pod, container=container, node_name="n1", host_ip="192.0.2.7",
+        config_map=nothing, secret=nothing, pod_ip=pod_ip))}
+
+
+def _start(command: dict[str, Any], *, container_ip: str) -> subprocess.CompletedProcess[str]:
+    """Run the task's command as the executor would: its argv, its variables, and the
+    MESOS_CONTAINER_IP Mesos' default executor sets (empty: unset)."""
+    env = {"PATH": os.environ["PATH"]}
+    env.update({v["name"]: v["value"] for v in command["environment"]["variables"]})
+    if container_ip:
+        env["MESOS_CONTAINER_IP"] = container_ip
+    return subprocess.run(command["arguments"], env=env, capture_output=True, text=True,
+                          timeout=10, check=False)
+
+
+PRINT = 'printf "<%s>" "$0" "$@" "$POD_IP" "$ADDR" "$PLAIN"; env | grep -c K8SBRIDGE_; exit 0'
+
+
+def _ip_pod(**container: Any) -> dict[str, Any]:
     env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-           {"name": "odd.name", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
-    pod = _pod({"env": env, "command": ["server", "--listen", "$(POD_IP)"]})
-    command = _task(_render(pod))["command"]
+           {"name": "ADDR", "value": "http://$(POD_IP):8080/$$(POD_IP)"},
+           {"name": "PLAIN", "value": "a $b * 'c'"}]
+    return _pod({"env": env, "command": ["sh", "-c", PRINT, "$(POD_IP)"],
+                 "args": ["--bind=$(POD_IP):80", "$(ADDR)", "x y"], **container})
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_the_pod_ip_reaches_env_command_and_args_at_start_on_the_pod_network(
+        shell: str, tmp_path: Path) -> None:
+    pod = _ip_pod()
+    command = _task(_render_env(pod, pod_network="k8sbridge"))["command"]
     assert command["arguments"][:4] == ["/bin/sh", "-c", launch.POD_IP_SCRIPT, "sh"]
-    assert command["arguments"][4] == "server"
+    marker = podnet.ip_marker("u1")
     variables = {v["name"]: v["value"] for v in command["environment"]["variables"]}
-    assert variables[launch.POD_IP_VARS] == "POD_IP"  # a name sh cannot export keeps its value
-    # on the agent's network the value is the agent's address, known at launch
-    on_host = _task(_render(pod, pod_network=""))["command"]
-    assert on_host["arguments"][0] == "server"
-    assert launch.POD_IP_VARS not in {v["name"] for v in on_host["environment"]["variables"]}
+    assert variables[launch.POD_IP_VARS] == "POD_IP ADDR"
+    assert variables["ADDR"] == f"http://{marker}:8080/$(POD_IP)"  # $$ escapes, as kubelet
+    # the constant script runs under the shells images have (dash, busybox's sh applet)
+    (sh := tmp_path / "sh").symlink_to(shutil.which(shell) or "")
+    command["arguments"][0] = str(sh)
+    done = _start(command, container_ip="10.88.0.9")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ("<10.88.0.9><--bind=10.88.0.9:80><http://10.88.0.9:8080/$(POD_IP)>"
+                           "<x y><10.88.0.9><http://10.88.0.9:8080/$(POD_IP)><a $b * 'c'>0\n")
+    # without the executor's IP the container does not start with a wrong one
+    failed = _start(command, container_ip="")
+    assert failed.returncode == 127 and "MESOS_CONTAINER_IP is not set" in failed.stderr
+    assert "10.88" not in failed.stdout and marker not in failed.stdout
+
+
+def test_on_the_agents_network_the_pod_ip_is_the_agents_address_at_launch() -> None:
+    pod = _ip_pod()
+    command = _task(_render_env(pod, pod_network=""))["command"]
+    assert command["arguments"][:2] == ["sh", "-c"]
+    assert command["arguments"][3:] == ["192.0.2.7", "--bind=192.0.2.7:80",
+                                        "http://192.0.2.7:8080/$(POD_IP)", "x y"]
+    names = {v["name"] for v in command["environment"]["variables"]}
+    assert launch.POD_IP_VARS not in names and launch.POD_IP_MARK not in names
+
+
+@pytest.mark.parametrize(("container", "message"), [
+    pytest.param({"env": [{"name": "odd.name", "valueFrom": {
+        "fieldRef": {"fieldPath": "status.podIPs"}}}]},
+        launch.POD_IP_NOT_A_SHELL_NAME.format(container="c", name="odd.name"), id="name"),
+    pytest.param({"command": [], "image": "nginx", "env": [{"name": "IP", "valueFrom": {
+        "fieldRef": {"fieldPath": "status.podIP"}}}]},
+        launch.POD_IP_NO_COMMAND.format(container="c"), id="entrypoint"),
+])
+def test_a_pod_ip_that_cannot_be_set_at_start_is_refused_with_the_reason(
+        container: dict[str, Any], message: str) -> None:
+    pod = _pod(container)
+    with pytest.raises(podenv.LaunchError) as e:
+        _render_env(pod, pod_network="k8sbridge")
+    assert str(e.value) == message and e.value.reason == "CreateContainerConfigError"
+    _render_env(pod, pod_network="")  # on the agent's network it is known at launch
+
+
+def test_a_downward_api_file_of_the_pod_ip_is_refused_as_by_the_api_server() -> None:
+    pod = _pod({"volumeMounts": [{"name": "info", "mountPath": "/info"}]}, volumes=[{
+        "name": "info", "downwardAPI": {"items": [
+            {"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}}])
+    with pytest.raises(podenv.LaunchError, match="only metadata fields are supported"):
+        _render(pod)
+
+
+def _render_env(pod: dict[str, Any], *, pod_network: str) -> launch.LaunchGroup:
+    request = pods.parse_pod(pod)
+    offer = parse_resources_flag("cpus:8;mem:8192;disk:1000").allocated_to("k8s")
+    view = cluster.ClusterView(agents=(cluster.AgentView.build(
+        agent_id="a1", hostname="h1",
+        offers=[cluster.OfferView(id=ids.OfferId("o1"), agent_id=ids.AgentId("a1"),
+                                  resources=offer, allocation_role="k8s")]),))
+    assignment = stack.place(pending=[request], view=view).assignment(request.key)
+    assert assignment is not None
+    joined = podnet.network_for(pod, request, setting=pod_network)
+    return launch.render_launch_group(
+        pod=pod, request=request, assignment=assignment, framework_id="f", generation=1,
+        env=_env(pod, pod_ip=podnet.ip_marker("u1") if joined else None),
+        image_mode="mesos", network=NETWORK, pod_network=pod_network)
 
 
 def _task(group: launch.LaunchGroup) -> dict[str, Any]:
