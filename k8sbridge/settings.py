@@ -126,7 +126,8 @@ class SchedulerSettings:
     # the embedded cluster's network. hostNetwork pods and pods with a hostPort keep the
     # agent's network. "": every pod keeps the agent's network. Mesos agents do not advertise
     # their CNI networks: every agent serving the bridge's roles must have this one (a pod
-    # launched on one that does not shows Mesos' "Unknown CNI network" in its status).
+    # launched on one that does not waits in ContainerCreating with the agent's message and
+    # FailedCreatePodSandBox events, retried with back-off, as a kubelet without its network).
     pod_network: str = "k8sbridge"
     # Where pods reach the Kubernetes API (their KUBERNETES_SERVICE_HOST/PORT). Empty: not
     # set (a cluster's service proxy answers the kubernetes Service). The embedded default
