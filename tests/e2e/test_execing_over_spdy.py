@@ -172,3 +172,28 @@ def test_a_bad_frame_closes_the_connection_and_the_session(kubelet: Kubelet,
     assert client.closed and client.goaway
     eventually(lambda: not _sleepers(marker), timeout=30, what="the session to be destroyed")
     assert api_spdy.MAX_DATA < 5 * 1024 * 1024
+
+
+def test_port_forward_on_a_plain_spdy_upgrade(kubelet: Kubelet) -> None:
+    """What kube-apiserver opens to a kubelet when tunnelling kubectl's port-forward: the
+    streams of a forwarded connection (error, data), here to a port nobody listens on, then
+    garbage, which ends the connection."""
+    async def run() -> tuple[int, Client]:
+        status, head, client = await Client.upgrade(
+            kubelet.host, kubelet.port, "/portForward/default/spdy-shell", token=kubelet.token,
+            protocols=("portforward.k8s.io",))
+        assert client is not None, head
+        for kind in ("error", "data"):
+            stream, client.next_id = client.next_id, client.next_id + 2
+            client.ids[kind] = stream
+            await client.raw(client.frames_out.syn_stream(
+                stream, {"streamType": kind, "port": "9", "requestID": "0"}))
+        await client.until(lambda: "error" in client.ended)
+        await client.raw(b"\x80\x02garbage!")
+        await client.until_closed()
+        return status, client
+
+    status, client = asyncio.run(run())
+    assert status == 101 and client.replied >= {"error", "data"}
+    assert b"error forwarding port 9 to pod spdy-shell" in client.data["error"]
+    assert client.goaway and client.closed
