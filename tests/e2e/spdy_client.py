@@ -5,6 +5,7 @@ framing (``kubelet.api_spdy``), over a raw TLS connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 from typing import Any
@@ -46,6 +47,8 @@ class Client:
         if status != 101:
             body = await reader.read(65536)
             writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
             return status, (raw + body).decode(errors="replace"), None
         return status, raw.decode(), cls(reader, writer)
 
@@ -87,9 +90,13 @@ class Client:
         return True
 
     async def until_closed(self, timeout: float = 30) -> None:
+        """Read until the server ends the connection, then close ours."""
         async with asyncio.timeout(timeout):
             while await self.read_some():
                 pass
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await self.writer.wait_closed()
 
     async def until(self, check: Any, timeout: float = 30) -> None:
         async with asyncio.timeout(timeout):
@@ -101,5 +108,3 @@ class Client:
         value: dict[str, Any] = json.loads(self.data.get("error") or b"{}")
         return value
 
-    def close(self) -> None:
-        self.writer.close()

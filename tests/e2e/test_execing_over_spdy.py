@@ -197,3 +197,21 @@ def test_port_forward_on_a_plain_spdy_upgrade(kubelet: Kubelet) -> None:
     assert status == 101 and client.replied >= {"error", "data"}
     assert b"error forwarding port 9 to pod spdy-shell" in client.data["error"]
     assert client.goaway and client.closed
+
+
+def test_attach_over_spdy(kubelet: Kubelet) -> None:
+    """Attach's streams as for exec; its stdin is refused with a Status on the error stream,
+    then the connection ends."""
+    async def run() -> Client:
+        status, head, client = await Client.upgrade(
+            kubelet.host, kubelet.port, "/attach/default/spdy-shell/main?input=1&output=1",
+            token=kubelet.token)
+        assert status == 101 and client is not None, head
+        await _streams(client, "error", "stdin", "stdout")
+        await client.until_closed()
+        return client
+
+    client = asyncio.run(run())
+    status = client.status()
+    assert status["reason"] == "InternalError" and "use kubectl exec" in status["message"]
+    assert client.goaway and "error" in client.ended
