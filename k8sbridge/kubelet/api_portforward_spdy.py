@@ -59,6 +59,13 @@ def websocket_transport(ws: web.WebSocketResponse) -> tuple[Read, Write]:
 _CHUNK = 32 * 1024
 
 
+def pair_id(kind: str, stream: int) -> str:
+    """The request a stream without ``requestID`` belongs to (clients before 1.6 sent none): as
+    the kubelet guesses it, an error stream's own id, a data stream's id less 2 (the pair's
+    streams are consecutive when connections are not opened concurrently)."""
+    return str(stream - 2 if kind == "data" else stream)
+
+
 class _Sender:
     """Frames to the client, one at a time."""
 
@@ -155,7 +162,7 @@ async def serve_tunnel(transport: tuple[Read, Write], *, reader: Any, address: s
                     last = max(last, frame.stream)
                     await sender.send(sender.frames.syn_reply(frame.stream))
                     kind = frame.headers.get("streamtype", "")
-                    request = frame.headers.get("requestid", str(frame.stream))
+                    request = frame.headers.get("requestid") or pair_id(kind, frame.stream)
                     try:
                         port = int(frame.headers.get("port", ""))
                     except ValueError:

@@ -11,6 +11,7 @@ import pytest
 
 from k8sbridge.kubelet import api_spdy
 from k8sbridge.kubelet.api_exec_spdy import resizes
+from k8sbridge.kubelet.api_portforward_spdy import pair_id
 
 
 def test_streams_and_data_survive_any_split() -> None:
@@ -59,3 +60,8 @@ def test_resizes_whatever_the_frames(chunks: list[bytes], sizes: list[tuple[int,
         found, left = resizes(left + chunk)
         got += found
     assert got == sizes and left == b""
+
+
+def test_port_forward_streams_without_a_request_id_pair_as_the_kubelet_guesses() -> None:
+    assert pair_id("error", 1) == pair_id("data", 3) == "1"
+    assert pair_id("error", 5) == pair_id("data", 7) == "5"
