@@ -1,11 +1,13 @@
 """Issue 15's figures on the embedded default: exec round trip and port-forward throughput.
 
-Why through the API server: that is the path ``kubectl exec`` takes (devkube relays the
-WebSocket to the bridge's kubelet API, which launches a nested container session on the pod's
-agent and streams it back). Two exec figures: a WebSocket client speaking
-``v5.channel.k8s.io`` to ``pods/exec`` of a running pod, ``exec -- true`` from the upgrade
-request to the exit status on the error channel (p50/p99 of --execs sequential runs), and the
-wall time of the real ``kubectl exec pod -- true`` (kubectl's own start-up included).
+Why through the API server: that is the path ``kubectl exec`` takes (devkube, as
+kube-apiserver >= 1.30, translates the WebSocket to SPDY/3.1 towards the bridge's kubelet API,
+which launches a nested container session on the pod's agent and streams it back). Three exec
+figures: a WebSocket client speaking ``v5.channel.k8s.io`` to ``pods/exec`` of a running pod,
+``exec -- true`` from the upgrade request to the exit status on the error channel (p50/p99 of
+--execs sequential runs); the wall time of the real ``kubectl exec pod -- true`` (kubectl's own
+start-up included); the same with kubectl's WebSockets off (its own SPDY upgrade, carried to the
+kubelet as API servers before 1.30 carried it).
 
 Port-forward: the kubelet's WebSocket port-forward protocol (as the official Python client
 speaks it) to a pod serving --mb MB over HTTP (busybox httpd), timed from the request to the
@@ -203,7 +205,8 @@ async def main() -> None:
                     elapsed, failed = await exec_once(http, api)
                     times.append(elapsed)
                     failures += failed
-                print(f"exec round trip (WebSocket v5 via the API server, `true`), "
+                print(f"exec round trip (WebSocket v5 via the API server, SPDY to the kubelet, "
+                      f"`true`), "
                       f"{args.execs} sequential: p50 {_pct(times, 0.5) * 1000:.0f} ms, "
                       f"p99 {_pct(times, 0.99) * 1000:.0f} ms, max {max(times) * 1000:.0f} "
                       f"ms, failures {failures}", flush=True)
@@ -218,6 +221,18 @@ async def main() -> None:
                 print(f"`kubectl exec bench-exec -- true` wall time, {args.kubectl_execs} runs: "
                       f"p50 {_pct(walls, 0.5) * 1000:.0f} ms, p99 {_pct(walls, 0.99) * 1000:.0f}"
                       f" ms", flush=True)
+                spdy_env = {**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
+                walls = []
+                for _ in range(args.kubectl_execs):
+                    t0 = time.perf_counter()
+                    done = subprocess.run([*kubectl, "exec", "bench-exec", "--", "true"],
+                                          capture_output=True, timeout=60, env=spdy_env)
+                    walls.append(time.perf_counter() - t0)
+                    if done.returncode != 0:
+                        raise SystemExit(f"kubectl exec (SPDY) failed: {done.stderr!r}")
+                print(f"the same with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false (SPDY): p50 "
+                      f"{_pct(walls, 0.5) * 1000:.0f} ms, p99 {_pct(walls, 0.99) * 1000:.0f} ms",
+                      flush=True)
                 forwards = [await forward_once(http, api, size) for _ in range(3)]
                 viakubectl = kubectl_forward(kubectl, size)
                 loops = [await loopback_copy(size) for _ in range(3)]
@@ -226,7 +241,8 @@ async def main() -> None:
                       f"(runs {', '.join(f'{f:.1f}' for f in forwards)}); direct loopback "
                       f"copy in this process: median {statistics.median(loops):.0f} MB/s",
                       flush=True)
-                print(f"`kubectl port-forward` (SPDY in a WebSocket), the same GET: median "
+                print(f"`kubectl port-forward` (SPDY in a WebSocket, tunnelled to the kubelet's "
+                      f"SPDY), the same GET: median "
                       f"{statistics.median(viakubectl):.1f} MB/s (runs "
                       f"{', '.join(f'{f:.1f}' for f in viakubectl)})", flush=True)
         finally:

@@ -1,7 +1,16 @@
-"""``pods/exec``, ``pods/attach`` and ``pods/portforward``: the client's WebSocket relayed to
-the kubelet of the pod's node, as kube-apiserver proxies these connect subresources.
+"""``pods/exec``, ``pods/attach`` and ``pods/portforward``: the client's stream carried to the
+kubelet of the pod's node, as kube-apiserver >= 1.31 carries these connect subresources:
 
-Why message by message rather than bytes after the upgrade: the upstream handshake must
+- a WebSocket offering ``v5.channel.k8s.io`` to exec/attach is translated to SPDY/3.1 towards
+  the kubelet (``streamtranslate``, KEP-4006);
+- a WebSocket offering ``SPDY/3.1+portforward.k8s.io`` to portforward is tunnelled: the kubelet
+  is upgraded to SPDY and the bytes carried as they are (``spdytunnel.tunnel``);
+- a SPDY upgrade from the client (older kubectls) is carried byte for byte
+  (``spdytunnel.pass_through``);
+- any other WebSocket (v4 exec, the official Python client's port-forward protocol) is relayed
+  message by message to the kubelet's WebSocket, as the upgrade-aware proxy does.
+
+Why message by message rather than bytes after the upgrade for the last: the upstream handshake must
 complete first (so a kubelet's refusal -- a container that is not running, a bad query --
 reaches the client as a ``Status`` with its message, not as a broken upgrade), and the
 subprotocol the kubelet picked is then the one offered to the client. The kubelet is reached
@@ -10,7 +19,7 @@ devkube's kubelet client certificate. The query is rewritten as kube-apiserver d
 ``stdin``/``stdout``/``stderr``/``tty`` become the kubelet's ``input``/``output``/``error``/
 ``tty``, ``command`` is kept, ``ports`` becomes ``port``. Who may do it: every authenticated
 user (devkube's authorization is AlwaysAllow; kube-apiserver asks for ``create`` on the
-subresource). SPDY upgrades (kubectl's fallback) are refused with a 400 that says so.
+subresource).
 """
 
 from __future__ import annotations
@@ -18,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from k8sbridge.devkube import errors, httpio, logproxy, registry
+from k8sbridge.devkube import errors, httpio, logproxy, registry, spdytunnel, streamtranslate
 
 __all__ = ["proxy_stream"]
 
@@ -56,10 +66,10 @@ async def proxy_stream(request: web.Request, *, ctx: httpio.Context, sub: str, n
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed(f"pods/{sub} only supports GET and POST")
     upgrade = request.headers.get("Upgrade", "").lower()
-    if upgrade != "websocket":
+    if upgrade not in ("websocket", "spdy/3.1"):
         raise errors.bad_request(
-            f"pods/{sub} needs a WebSocket upgrade (v5.channel.k8s.io, v4.channel.k8s.io); "
-            f"devkube does not proxy {upgrade or 'plain'} requests (SPDY)")
+            f"pods/{sub} needs an upgrade to WebSocket or SPDY/3.1 (got "
+            f"{upgrade or 'a plain request'})")
     pod = ctx.reg.current(registry.POD_KIND, ns, name)
     path = f"/{_KUBELET_PATH[sub]}/{ns}/{name}"
     if sub != "portforward":
@@ -72,11 +82,22 @@ async def proxy_stream(request: web.Request, *, ctx: httpio.Context, sub: str, n
     url = logproxy.kubelet_base(ctx, pod, name) + path
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
                if p.strip()]
+    query = kubelet_query(sub, request.query)
+    spdy_url = f"{url}?{urllib.parse.urlencode(query)}" if query else url
+    if upgrade == "spdy/3.1":
+        return await spdytunnel.pass_through(request, url=spdy_url, ssl_context=ctx.kubelet_ssl)
+    if sub == "portforward" and any(p.startswith(spdytunnel.TUNNEL_PREFIX) for p in offered):
+        return await spdytunnel.tunnel(request, url=spdy_url, ssl_context=ctx.kubelet_ssl)
+    if sub != "portforward" and streamtranslate.V5 in offered:
+        asked = {k for k, _ in query}
+        return await streamtranslate.translate(
+            request, url=spdy_url, ssl_context=ctx.kubelet_ssl, stdin="input" in asked,
+            stdout="output" in asked, stderr="error" in asked, tty="tty" in asked)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=None)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         try:
             upstream = await session.ws_connect(
-                url, params=kubelet_query(sub, request.query), protocols=offered,
+                url, params=query, protocols=offered,
                 ssl=ctx.kubelet_ssl, max_msg_size=MAX_MESSAGE, autoping=True)
         except aiohttp.WSServerHandshakeError as e:
             raise errors.ApiError(code=e.status if e.status >= 400 else 500,

@@ -12,8 +12,8 @@ query): it is what an API server proxies for WebSocket clients (the official Pyt
 ``portforward``). Each port has two channels, data (2i) and error (2i+1); the first message on
 each carries the port as two little-endian bytes; the connection's bytes follow on the data
 channel, and a failure (nothing listens on the port) is text on the error channel. kubectl
-port-forward tunnels SPDY/3.1 in a WebSocket: ``api_portforward_spdy`` serves it (a plain
-SPDY upgrade, kubectl's fallback, is not served).
+port-forward speaks SPDY/3.1 (``portforward.k8s.io``): ``api_portforward_spdy`` serves it on
+an upgraded connection (what kube-apiserver opens to a kubelet) or tunnelled in a WebSocket.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from k8sbridge.kubelet import agents as mesos_agents
-from k8sbridge.kubelet import api_exec, api_portforward_spdy
+from k8sbridge.kubelet import api_exec, api_portforward_spdy, api_spdy_upgrade
 from k8sbridge.mesos import sessions
 
 __all__ = ["PORT_FORWARD_PROTOCOLS", "PortForwardRoutes", "relay_command"]
@@ -113,7 +113,8 @@ class PortForwardRoutes(api_exec.ExecRoutes):
     async def _port_forward(self, request: web.Request) -> web.StreamResponse:
         offered = [p.strip() for p in
                    request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        if api_portforward_spdy.SPDY_TUNNEL in offered:
+        if api_portforward_spdy.SPDY_TUNNEL in offered or api_spdy_upgrade.is_spdy_upgrade(
+                request):
             return await self._spdy_port_forward(request)
         try:
             ports = parse_ports(request.query.getall("port", []))
@@ -155,18 +156,33 @@ class PortForwardRoutes(api_exec.ExecRoutes):
 
 
     async def _spdy_port_forward(self, request: web.Request) -> web.StreamResponse:
-        """kubectl's SPDY streams in a WebSocket (``api_portforward_spdy``)."""
+        """SPDY streams on an upgraded connection or in a WebSocket (``api_portforward_spdy``)."""
+        plain = api_spdy_upgrade.is_spdy_upgrade(request)
+        protocol = api_portforward_spdy.PORT_FORWARD_SPDY
+        if plain:
+            negotiated = api_spdy_upgrade.negotiate(request, (protocol,))
+            if isinstance(negotiated, web.Response):
+                return negotiated
         ns, pod = request.match_info["namespace"], request.match_info["pod"]
         container = self._pod_container(ns, pod)
         if container is None:
             return web.Response(status=404, text=f'pod "{pod}" has no running container\n')
         address, target = await self._where(ns, pod, container)
+        if plain:
+            upgraded = await api_spdy_upgrade.Upgraded.accept(request, protocol)
+            try:
+                await api_portforward_spdy.serve_tunnel(
+                    (upgraded.read, upgraded.write), reader=self._reader, address=address,
+                    target=target, pod=pod, relay_command=relay_command)
+            finally:
+                upgraded.close()
+            return upgraded.response
         ws = web.WebSocketResponse(protocols=(api_portforward_spdy.SPDY_TUNNEL,),
                                    max_msg_size=api_exec.MAX_MESSAGE)
         await ws.prepare(request)
-        await api_portforward_spdy.serve_tunnel(ws, reader=self._reader, address=address,
-                                                target=target, pod=pod,
-                                                relay_command=relay_command)
+        await api_portforward_spdy.serve_tunnel(
+            api_portforward_spdy.websocket_transport(ws), reader=self._reader,
+            address=address, target=target, pod=pod, relay_command=relay_command)
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await ws.close()
         return ws

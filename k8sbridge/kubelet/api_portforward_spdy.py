@@ -1,5 +1,8 @@
-"""kubectl's port-forward: SPDY/3.1 streams tunnelled in a WebSocket
-(``SPDY/3.1+portforward.k8s.io``), each forwarded connection a pair of streams -- ``error``
+"""kubectl's port-forward: SPDY/3.1 streams (``portforward.k8s.io``), on an upgraded
+connection (what kube-apiserver >= 1.31 opens to a kubelet when tunnelling kubectl's WebSocket,
+and what older API servers pass through from kubectl) or tunnelled in a WebSocket
+(``SPDY/3.1+portforward.k8s.io``, when an API server relays the WebSocket), each forwarded
+connection a pair of streams -- ``error``
 and ``data``, with the same ``requestID`` and ``port`` headers -- served by one relay session
 in the pod (``api_portforward.relay_command``), as the kubelet's ``portforward`` package
 serves them.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -25,26 +29,54 @@ from k8sbridge.kubelet import agents as mesos_agents
 from k8sbridge.kubelet import api_spdy
 from k8sbridge.mesos import sessions
 
-__all__ = ["SPDY_TUNNEL", "serve_tunnel"]
+__all__ = ["PORT_FORWARD_SPDY", "SPDY_TUNNEL", "serve_tunnel", "websocket_transport"]
 
 log = logging.getLogger(__name__)
 
-SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
+PORT_FORWARD_SPDY = "portforward.k8s.io"
+SPDY_TUNNEL = "SPDY/3.1+" + PORT_FORWARD_SPDY
+Read = Callable[[], Awaitable[bytes]]  # the client's next bytes, b"" at its end
+Write = Callable[[bytes], Awaitable[bool]]  # False once the client has gone
+
+
+def websocket_transport(ws: web.WebSocketResponse) -> tuple[Read, Write]:
+    """The SPDY bytes of a tunnelling WebSocket: binary messages both ways."""
+    async def read() -> bytes:
+        async for message in ws:
+            if message.type == WSMsgType.BINARY and message.data:
+                data: bytes = message.data
+                return data
+        return b""
+
+    async def write(data: bytes) -> bool:
+        try:
+            await ws.send_bytes(data)
+        except (ConnectionResetError, RuntimeError):
+            return False
+        return True
+
+    return read, write
 _CHUNK = 32 * 1024
+
+
+def pair_id(kind: str, stream: int) -> str:
+    """The request a stream without ``requestID`` belongs to (clients before 1.6 sent none): as
+    the kubelet guesses it, an error stream's own id, a data stream's id less 2 (the pair's
+    streams are consecutive when connections are not opened concurrently)."""
+    return str(stream - 2 if kind == "data" else stream)
 
 
 class _Sender:
     """Frames to the client, one at a time."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
+    def __init__(self, write: Write) -> None:
+        self.write = write
         self.frames = api_spdy.Writer()
         self._lock = asyncio.Lock()
 
     async def send(self, frame: bytes) -> None:
         async with self._lock:
-            with contextlib.suppress(ConnectionResetError, RuntimeError):
-                await self.ws.send_bytes(frame)
+            await self.write(frame)
 
 
 class _Connection:
@@ -107,28 +139,30 @@ class _Connection:
             await self.session.close()
 
 
-async def serve_tunnel(ws: web.WebSocketResponse, *, reader: Any, address: str,
+async def serve_tunnel(transport: tuple[Read, Write], *, reader: Any, address: str,
                        target: dict[str, Any], pod: str,
                        relay_command: Any) -> None:
     """Serve the client's SPDY streams until it hangs up (or sends GOAWAY)."""
-    sender = _Sender(ws)
+    read, write = transport
+    sender = _Sender(write)
     frames = api_spdy.Reader()
     opened: dict[str, dict[str, tuple[int, int]]] = {}  # requestID -> type -> (stream, port)
     by_stream: dict[int, _Connection] = {}
+    last = 0
     try:
-        async for message in ws:
-            if message.type != WSMsgType.BINARY:
-                continue
+        while data := await read():
             try:
-                got = frames.feed(message.data)
+                got = frames.feed(data)
             except api_spdy.FrameError as e:
                 log.info("port-forward %s: %s", pod, e)
+                await sender.send(sender.frames.goaway(last, api_spdy.GOAWAY_PROTOCOL_ERROR))
                 break
             for frame in got:
                 if frame.kind == api_spdy.SYN_STREAM:
+                    last = max(last, frame.stream)
                     await sender.send(sender.frames.syn_reply(frame.stream))
                     kind = frame.headers.get("streamtype", "")
-                    request = frame.headers.get("requestid", str(frame.stream))
+                    request = frame.headers.get("requestid") or pair_id(kind, frame.stream)
                     try:
                         port = int(frame.headers.get("port", ""))
                     except ValueError:

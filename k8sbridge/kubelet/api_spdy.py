@@ -1,13 +1,16 @@
-"""SPDY/3.1 framing, the server's half, as far as the kubelet's port-forward protocol needs it:
-kubectl port-forward speaks SPDY (tunnelled in a WebSocket with the subprotocol
-``SPDY/3.1+portforward.k8s.io`` since kubectl 1.31, which an API server passes through).
+"""SPDY/3.1 framing, as far as the kubelet's streaming protocols need it: exec and attach
+(``v4.channel.k8s.io`` and older, what kube-apiserver >= 1.30 speaks to a kubelet after
+translating kubectl's WebSocket, and what older API servers pass through from kubectl) and
+port-forward (``portforward.k8s.io``, plain or tunnelled in a WebSocket).
 
 What is read: SYN_STREAM (a new stream with its headers: ``streamType``, ``port``,
-``requestID``), DATA (with FIN: the client's half-close), RST_STREAM, PING (answered),
-GOAWAY; SETTINGS and WINDOW_UPDATE are read and ignored (the client does not hold back its
-writes for window updates). What is written: SYN_REPLY, DATA (FIN closes our half), PING
-replies. Header blocks are one zlib stream per direction primed with SPDY/3's dictionary (the
-``spdy-py`` package's copy of the specification's bytes).
+``requestID``), SYN_REPLY, DATA (with FIN: the peer's half-close), RST_STREAM, PING, GOAWAY;
+SETTINGS and WINDOW_UPDATE are read and ignored, as the Go peers (moby/spdystream, which the
+kubelet and kube-apiserver use) neither send nor honour windows. What is written: SYN_STREAM
+(a client's, for tests), SYN_REPLY, DATA (FIN closes our half), RST_STREAM, PING replies,
+GOAWAY. Header blocks are one zlib stream per direction primed with SPDY/3's dictionary (the
+``spdy-py`` package's copy of the specification's bytes). A DATA frame longer than
+``MAX_DATA`` or a control frame that is not SPDY/3 is a ``FrameError``: the connection ends.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = (
     1, 2, 3, 4, 6, 7, 8, 9)
 FLAG_FIN = 0x01
-MAX_FRAME = 1 << 24
+MAX_DATA = 4 * 1024 * 1024  # a longer frame ends the connection (as a too-big WebSocket message)
 MAX_HEADER_BLOCK = 256 * 1024
+GOAWAY_OK, GOAWAY_PROTOCOL_ERROR = 0, 1
+RST_PROTOCOL_ERROR, RST_CANCEL = 1, 5
 
 
 class FrameError(Exception):
@@ -77,6 +82,8 @@ class Reader:
         frames: list[Frame] = []
         while len(self._buffer) >= 8:
             length = int.from_bytes(self._buffer[5:8], "big")
+            if length > MAX_DATA:
+                raise FrameError(f"a frame of {length} bytes (at most {MAX_DATA})")
             if len(self._buffer) < 8 + length:
                 break
             head = bytes(self._buffer[:8])
@@ -115,11 +122,23 @@ class Writer:
     def _control(kind: int, flags: int, body: bytes) -> bytes:
         return struct.pack("!HHI", 0x8000 | VERSION, kind, (flags << 24) | len(body)) + body
 
+    def _block(self, headers: dict[str, str]) -> bytes:
+        raw = struct.pack("!I", len(headers))
+        for name, value in headers.items():
+            for part in (name.lower().encode("latin-1"), value.encode("latin-1")):
+                raw += struct.pack("!I", len(part)) + part
+        return self._deflate.compress(raw) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+
+    def syn_stream(self, stream: int, headers: dict[str, str], *, fin: bool = False) -> bytes:
+        body = struct.pack("!IIBB", stream, 0, 0, 0) + self._block(headers)
+        return self._control(SYN_STREAM, FLAG_FIN if fin else 0, body)
+
     def syn_reply(self, stream: int, *, fin: bool = False) -> bytes:
-        block = struct.pack("!I", 0)
-        packed = self._deflate.compress(block) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
         return self._control(SYN_REPLY, FLAG_FIN if fin else 0,
-                             struct.pack("!I", stream) + packed)
+                             struct.pack("!I", stream) + self._block({}))
+
+    def goaway(self, last_stream: int, status: int = GOAWAY_OK) -> bytes:
+        return self._control(GOAWAY, 0, struct.pack("!II", last_stream, status))
 
     @staticmethod
     def data(stream: int, data: bytes, *, fin: bool = False) -> bytes:
@@ -128,5 +147,5 @@ class Writer:
     def ping(self, ping_id: bytes) -> bytes:
         return self._control(PING, 0, ping_id[:4])
 
-    def rst_stream(self, stream: int, status: int = 5) -> bytes:  # 5: CANCEL
+    def rst_stream(self, stream: int, status: int = RST_CANCEL) -> bytes:
         return self._control(RST_STREAM, 0, struct.pack("!II", stream, status))

@@ -1,6 +1,10 @@
 """`kubectl exec`, `cp`, `attach` and port-forward through the API server's proxy to the
 bridge's kubelet API, which runs a nested container session on the pod's agent. Each kubectl
-on the machine is used (the pinned one first, then the system's older one)."""
+on the machine is used (the pinned one first, then the system's older one), and the older one
+once more with WebSockets turned off (``spdy:``): its SPDY/3.1 upgrade goes through devkube to
+the kubelet as it went through API servers before 1.30. With WebSockets, devkube translates
+exec/attach to SPDY towards the kubelet and tunnels port-forward's SPDY, as kube-apiserver
+>= 1.31 does."""
 
 from __future__ import annotations
 
@@ -51,7 +55,18 @@ def _kubectls() -> list[str]:
     return list(found.values())
 
 
-KUBECTLS = _kubectls()
+SPDY = "spdy:"
+KUBECTLS = [*_kubectls(), SPDY + _kubectls()[-1]]
+
+
+def _resolve(kubectl: str) -> tuple[str, dict[str, str]]:
+    """(the kubectl, its environment): ``spdy:`` turns its WebSocket clients off."""
+    env = dict(os.environ)
+    if kubectl.startswith(SPDY):
+        env["KUBECTL_REMOTE_COMMAND_WEBSOCKETS"] = "false"
+        env["KUBECTL_PORT_FORWARD_WEBSOCKETS"] = "false"
+        return kubectl[len(SPDY):], env
+    return kubectl, env
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +81,9 @@ def shell_pod(target: Target) -> Target:
 def _run(kubectl: str, target: Target, *args: str, stdin: str | bytes | None = None,
          timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
     data = stdin.encode() if isinstance(stdin, str) else stdin
-    return subprocess.run([kubectl, "--kubeconfig", str(target.kubeconfig), *args],
-                          input=data, capture_output=True, timeout=timeout)
+    path, env = _resolve(kubectl)
+    return subprocess.run([path, "--kubeconfig", str(target.kubeconfig), *args],
+                          input=data, capture_output=True, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("kubectl", KUBECTLS)
@@ -100,8 +116,9 @@ def test_exec_with_stdin_piped(shell_pod: Target, kubectl: str) -> None:
 def test_exec_with_a_terminal(shell_pod: Target, kubectl: str) -> None:
     pid, fd = pty.fork()
     if pid == 0:  # the child: kubectl on a terminal of 30 rows and 100 columns
-        os.execvp(kubectl, [kubectl, "--kubeconfig", str(shell_pod.kubeconfig), "exec",
-                            "-it", "shell", "--", "sh"])
+        path, env = _resolve(kubectl)
+        os.execvpe(path, [path, "--kubeconfig", str(shell_pod.kubeconfig), "exec",
+                          "-it", "shell", "--", "sh"], env)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     seen = b""
     try:
@@ -261,9 +278,10 @@ def test_kubectl_port_forward_then_an_http_get(web_pod: Target, kubectl: str) ->
     from tests.conftest import free_port
 
     local = free_port()
-    argv = [kubectl, "--kubeconfig", str(web_pod.kubeconfig), "port-forward", "pod/web",
+    path, env = _resolve(kubectl)
+    argv = [path, "--kubeconfig", str(web_pod.kubeconfig), "port-forward", "pod/web",
             f"{local}:8080", f"{free_port()}:8081"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         assert proc.stdout is not None
         assert b"Forwarding from" in proc.stdout.readline()

@@ -102,13 +102,14 @@ async def test_unreachable_kubelet_is_an_error_not_a_crash(api: Api) -> None:
     assert status == 500 and body["reason"] == "InternalError"
 
 
-async def test_exec_without_a_websocket_upgrade_is_refused_clearly(api: Api) -> None:
+async def test_exec_without_an_upgrade_is_refused_clearly(api: Api) -> None:
     await api.request("POST", PODS, body=pod("e"))
     for sub in ("exec", "attach", "portforward"):
         for method in ("GET", "POST"):
             status, body = await api.request(method, f"{PODS}/e/{sub}",
                                              params={"command": "ls"})
-            assert status == 400 and "needs a WebSocket upgrade" in body["message"]
+            assert status == 400 and "needs an upgrade to WebSocket or SPDY/3.1" in body[
+                "message"]
 
 
 async def test_kubectl_logs_follow(
