@@ -1,8 +1,8 @@
 """e2e with REAL kubectl: apps/v1 StatefulSets and DaemonSets on the embedded default run as
-real pods (issue 17): two pods ``web-0`` and ``web-1`` with their stable hostnames become Ready
-in order, ``kubectl rollout status`` follows it, and a scale-down removes the highest ordinal; a
-DaemonSet that tolerates the bridge's node taint runs one pod on every bridge Node (placed by
-its ``metadata.name`` node affinity), one that does not runs none."""
+real pods (issue 17): two pods ``ordered-0`` and ``ordered-1`` with their stable hostnames
+become Ready in order, ``kubectl rollout status`` follows it, and a scale-down removes the
+highest ordinal; a DaemonSet that tolerates the bridge's node taint runs one pod on every bridge
+Node (placed by its ``metadata.name`` node affinity), one that does not runs none."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ pytestmark = pytest.mark.e2e
 STATEFULSET = """
 apiVersion: apps/v1
 kind: StatefulSet
-metadata: {name: web}
+metadata: {name: ordered}  # not "web": the shared cluster's manifest tests own app=web
 spec:
   replicas: 2
-  serviceName: web
-  selector: {matchLabels: {app: web}}
+  serviceName: ordered
+  selector: {matchLabels: {app: ordered}}
   template:
-    metadata: {labels: {app: web}}
+    metadata: {labels: {app: ordered}}
     spec:
       terminationGracePeriodSeconds: 1
       containers:
@@ -42,35 +42,35 @@ def _apply(target: Target, manifest: str) -> None:
 
 def test_a_statefulset_of_two_becomes_ready_in_order(target: Target) -> None:
     _apply(target, STATEFULSET)
-    out = target.kubectl("rollout", "status", "statefulset/web", "--timeout=150s", timeout=170)
+    out = target.kubectl("rollout", "status", "statefulset/ordered", "--timeout=150s", timeout=170)
     assert "partitioned roll out complete" in out or "roll out complete" in out, out
-    pods = target.kubectl_json("get", "pods", "-l", "app=web")["items"]
+    pods = target.kubectl_json("get", "pods", "-l", "app=ordered")["items"]
     by_name: dict[str, Any] = {p["metadata"]["name"]: p for p in pods}
-    assert sorted(by_name) == ["web-0", "web-1"]
+    assert sorted(by_name) == ["ordered-0", "ordered-1"]
     assert all(p["status"]["phase"] == "Running" for p in pods)
     ready = {name: next(c["lastTransitionTime"] for c in p["status"]["conditions"]
                         if c["type"] == "Ready") for name, p in by_name.items()}
     created = {name: p["metadata"]["creationTimestamp"] for name, p in by_name.items()}
-    assert created["web-1"] >= ready["web-0"], "web-1 is created once web-0 is Ready"
+    assert created["ordered-1"] >= ready["ordered-0"], "ordered-1 waits for ordered-0 Ready"
     for name in by_name:
         def output(name: str = name) -> str:
             return target.kubectl("logs", name, check=False).strip()
 
         assert eventually(output, what="the pod's output") == f"host={name}"
-    row = target.kubectl("get", "sts", "web", "--no-headers").split()
-    assert row[:2] == ["web", "2/2"]
-    target.kubectl("scale", "statefulset/web", "--replicas=1")
+    row = target.kubectl("get", "sts", "ordered", "--no-headers").split()
+    assert row[:2] == ["ordered", "2/2"]
+    target.kubectl("scale", "statefulset/ordered", "--replicas=1")
 
     def one_left() -> bool:
         names = [p["metadata"]["name"] for p in
-                 target.kubectl_json("get", "pods", "-l", "app=web")["items"]]
-        return names == ["web-0"]
+                 target.kubectl_json("get", "pods", "-l", "app=ordered")["items"]]
+        return names == ["ordered-0"]
 
-    eventually(one_left, timeout=90, what="web-1 removed first")
-    target.kubectl("delete", "statefulset", "web", "--wait=true", timeout=90)
+    eventually(one_left, timeout=90, what="ordered-1 removed first")
+    target.kubectl("delete", "statefulset", "ordered", "--wait=true", timeout=90)
 
     def pods_gone() -> bool:
-        return not target.kubectl_json("get", "pods", "-l", "app=web")["items"]
+        return not target.kubectl_json("get", "pods", "-l", "app=ordered")["items"]
 
     eventually(pods_gone, timeout=90, what="the StatefulSet's pods to be deleted with it")
 
