@@ -24,6 +24,7 @@ from k8sbridge.devkube import (
     events,
     kinds,
     patch,
+    policy,
     rbacstrategy,
     servicecheck,
     services,
@@ -344,6 +345,8 @@ class Registry:
             extra = batch.cronjob_causes(obj, old=old)
         elif kind.plural in apps.PLURALS:
             extra = apps.causes(kind.plural, obj, old=old)
+        elif kind.group == policy.GROUP:
+            extra = policy.causes(obj)
         elif kind.plural == "services":
             extra = servicecheck.service_causes(obj, old=old)
         elif kind.plural == "endpoints":

@@ -51,6 +51,8 @@ _WORKLOAD_SPEC_FIELDS = {
                        "maxFailedIndexes", "selector", "manualSelector", "template",
                        "ttlSecondsAfterFinished", "completionMode", "suspend",
                        "podReplacementPolicy", "managedBy", "scheduling"}),
+    "poddisruptionbudgets": frozenset({"minAvailable", "selector", "maxUnavailable",
+                                       "unhealthyPodEvictionPolicy"}),
 }
 _TOP_FIELDS: dict[str, frozenset[str]] = {
     "pods": frozenset({"spec", "status"}),
@@ -65,6 +67,7 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "controllerrevisions": frozenset({"data", "revision"}),
     "jobs": frozenset({"spec", "status"}),
     "cronjobs": frozenset({"spec", "status"}),
+    "poddisruptionbudgets": frozenset({"spec", "status"}),
     "leases": frozenset({"spec"}),
     "configmaps": frozenset({"data", "binaryData", "immutable"}),
     "secrets": frozenset({"data", "stringData", "type", "immutable"}),

@@ -21,6 +21,7 @@ from k8sbridge.devkube.controllers.clusterroleaggregation import (
 from k8sbridge.devkube.controllers.cronjob import CronJobController
 from k8sbridge.devkube.controllers.daemonset import DaemonSetController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
+from k8sbridge.devkube.controllers.disruption import PODDISRUPTIONBUDGETS, DisruptionController
 from k8sbridge.devkube.controllers.endpoints import EndpointsController
 from k8sbridge.devkube.controllers.endpointslice import EndpointSliceController
 from k8sbridge.devkube.controllers.endpointslicemirroring import (
@@ -90,11 +91,12 @@ async def run(
         endpoints = Informer(client=client, resource=api.ENDPOINTS)
         slices = Informer(client=client, resource=api.ENDPOINTSLICES)
         cluster_roles = Informer(client=client, resource=CLUSTERROLES)
+        pdbs = Informer(client=client, resource=PODDISRUPTIONBUDGETS)
         # watched only so that their ownerReferences are honoured by the garbage collector
         extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
                      service_accounts, config_maps, services, endpoints, slices, cluster_roles,
-                     statefulsets, revisions, daemonsets, replication, *extra]
+                     statefulsets, revisions, daemonsets, replication, pdbs, *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -125,6 +127,9 @@ async def run(
             EndpointSliceMirroringController(client=client, services=services,
                                              endpoints=endpoints, slices=slices),
             ClusterRoleAggregationController(client=client, cluster_roles=cluster_roles),
+            DisruptionController(client=client, pdbs=pdbs, pods=pods, replicasets=replicasets,
+                                 deployments=deployments, statefulsets=statefulsets,
+                                 replication=replication),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")
