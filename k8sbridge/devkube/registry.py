@@ -17,6 +17,7 @@ from typing import Any
 from k8sbridge.devkube import (
     admission,
     apps,
+    autoscaling,
     batch,
     defaults,
     endpointcheck,
@@ -347,6 +348,8 @@ class Registry:
             extra = apps.causes(kind.plural, obj, old=old)
         elif kind.group == policy.GROUP:
             extra = policy.causes(obj)
+        elif kind.plural == autoscaling.PLURAL:
+            extra = autoscaling.causes(obj)
         elif kind.plural == "services":
             extra = servicecheck.service_causes(obj, old=old)
         elif kind.plural == "endpoints":

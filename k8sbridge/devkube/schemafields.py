@@ -53,6 +53,8 @@ _WORKLOAD_SPEC_FIELDS = {
                        "podReplacementPolicy", "managedBy", "scheduling"}),
     "poddisruptionbudgets": frozenset({"minAvailable", "selector", "maxUnavailable",
                                        "unhealthyPodEvictionPolicy"}),
+    "horizontalpodautoscalers": frozenset({"scaleTargetRef", "minReplicas", "maxReplicas",
+                                           "metrics", "behavior"}),
 }
 _TOP_FIELDS: dict[str, frozenset[str]] = {
     "pods": frozenset({"spec", "status"}),
@@ -68,6 +70,7 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "jobs": frozenset({"spec", "status"}),
     "cronjobs": frozenset({"spec", "status"}),
     "poddisruptionbudgets": frozenset({"spec", "status"}),
+    "horizontalpodautoscalers": frozenset({"spec", "status"}),
     "leases": frozenset({"spec"}),
     "configmaps": frozenset({"data", "binaryData", "immutable"}),
     "secrets": frozenset({"data", "stringData", "type", "immutable"}),

@@ -34,6 +34,45 @@ PDB_COLUMNS: list[Column] = [
 ]
 
 
+def _metric_target(spec: Obj, status: list[Obj]) -> str:
+    """One metric as ``formatHPAMetrics`` prints it: ``cpu: 12%/50%`` (``<unknown>`` before
+    the controller measured it)."""
+    source = spec.get("resource") or spec.get("containerResource") or {}
+    name = str(source.get("name", ""))
+    target = source.get("target") or {}
+    current_of = next(((m.get("resource") or {}).get("current") or {} for m in status
+                       if (m.get("resource") or {}).get("name") == name), {})
+    if target.get("type") == "Utilization":
+        value = current_of.get("averageUtilization")
+        shown = "<unknown>" if value is None else f"{value}%"
+        return f"{name}: {shown}/{target.get('averageUtilization')}%"
+    key = "averageValue" if target.get("type") == "AverageValue" else "value"
+    return f"{name}: {current_of.get(key, '<unknown>')}/{target.get(key)}"
+
+
+def _hpa_row(obj: Obj) -> Row:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    metrics = spec.get("metrics") or []
+    shown = [_metric_target(m, status.get("currentMetrics") or []) for m in metrics[:2]]
+    targets = ", ".join(shown) if shown else "<none>"
+    if len(metrics) > 2:
+        targets += f" + {len(metrics) - 2} more..."
+    minimum = spec.get("minReplicas")
+    return [_name(obj), f"{ref.get('kind')}/{ref.get('name')}", targets,
+            "<unset>" if minimum is None else str(minimum), int(spec.get("maxReplicas", 0)),
+            int(status.get("currentReplicas", 0)), _age(obj)]
+
+
+HPA_COLUMNS: list[Column] = [
+    ("Name", "string", 0, "name"), ("Reference", "string", 0, ""),
+    ("Targets", "string", 0, ""), ("MinPods", "string", 0, ""),
+    ("MaxPods", "integer", 0, ""), ("Replicas", "integer", 0, ""), ("Age", "string", 0, ""),
+]
+
+
 PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     "poddisruptionbudgets": (PDB_COLUMNS, _pdb_row),
+    "horizontalpodautoscalers": (HPA_COLUMNS, _hpa_row),
 }

@@ -29,6 +29,7 @@ from k8sbridge.devkube.controllers.endpointslicemirroring import (
 )
 from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.gc import GarbageCollector
+from k8sbridge.devkube.controllers.hpa import HPAS, HorizontalController
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.job import JobController
 from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLifecycleController
@@ -42,6 +43,7 @@ from k8sbridge.devkube.controllers.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 DEFAULT_NODE_GRACE_SECONDS = 50.0
+HPA_SYNC_SECONDS = 15.0  # --horizontal-pod-autoscaler-sync-period
 
 
 async def run(
@@ -52,6 +54,7 @@ async def run(
         node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS,
         unix_socket: Path | None = None,
         root_ca: str | None = None,
+        hpa_sync_seconds: float = HPA_SYNC_SECONDS,
         stop: asyncio.Event,
         ready: asyncio.Event,
 ) -> None:
@@ -92,11 +95,13 @@ async def run(
         slices = Informer(client=client, resource=api.ENDPOINTSLICES)
         cluster_roles = Informer(client=client, resource=CLUSTERROLES)
         pdbs = Informer(client=client, resource=PODDISRUPTIONBUDGETS)
+        hpas = Informer(client=client, resource=HPAS)
         # watched only so that their ownerReferences are honoured by the garbage collector
         extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
                      service_accounts, config_maps, services, endpoints, slices, cluster_roles,
-                     statefulsets, revisions, daemonsets, replication, pdbs, *extra]
+                     statefulsets, revisions, daemonsets, replication, pdbs, hpas,
+                     *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -130,6 +135,8 @@ async def run(
             DisruptionController(client=client, pdbs=pdbs, pods=pods, replicasets=replicasets,
                                  deployments=deployments, statefulsets=statefulsets,
                                  replication=replication),
+            HorizontalController(client=client, hpas=hpas, recorder=recorder,
+                                 period=hpa_sync_seconds),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")
