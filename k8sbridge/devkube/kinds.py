@@ -121,6 +121,11 @@ KINDS: tuple[Kind, ...] = (
     Kind(group="policy", version="v1", plural="poddisruptionbudgets",
          singular="poddisruptionbudget", kind="PodDisruptionBudget", namespaced=True,
          short_names=("pdb",), subresources=("status",)),
+    # v1 first: BY_KEY keeps the last of a key, the stored (v2) one
+    Kind(group="autoscaling", version="v1", plural="horizontalpodautoscalers",
+         singular="horizontalpodautoscaler", kind="HorizontalPodAutoscaler", namespaced=True,
+         short_names=("hpa",), categories=("all",), subresources=("status",),
+         storage="autoscaling/horizontalpodautoscalers"),
     Kind(group="autoscaling", version="v2", plural="horizontalpodautoscalers",
          singular="horizontalpodautoscaler", kind="HorizontalPodAutoscaler", namespaced=True,
          short_names=("hpa",), categories=("all",), subresources=("status",)),

@@ -134,6 +134,8 @@ class Registry:
         """The object as ``kind``'s API version shows it (events have two views)."""
         if kind.group == "events.k8s.io":
             return events.to_events_v1(obj)
+        if kind.group == autoscaling.GROUP and kind.version == "v1":
+            return autoscaling.to_v1(obj)
         return obj
 
     def _check_type(self, kind: kinds.Kind, body: Any) -> Obj:
@@ -161,6 +163,8 @@ class Registry:
     def _storage_form(self, kind: kinds.Kind, body: Obj) -> Obj:
         if kind.group == "events.k8s.io":
             return events.to_core(body)
+        if kind.group == autoscaling.GROUP and kind.version == "v1":
+            return autoscaling.from_v1(body)
         return body
 
     def _check_namespace(self, kind: kinds.Kind, namespace: str, meta: Obj) -> None:

@@ -56,6 +56,8 @@ _WORKLOAD_SPEC_FIELDS = {
     "horizontalpodautoscalers": frozenset({"scaleTargetRef", "minReplicas", "maxReplicas",
                                            "metrics", "behavior"}),
 }
+_HPA_V1_SPEC_FIELDS = frozenset({"scaleTargetRef", "minReplicas", "maxReplicas",
+                                 "targetCPUUtilizationPercentage"})
 _TOP_FIELDS: dict[str, frozenset[str]] = {
     "pods": frozenset({"spec", "status"}),
     "nodes": frozenset({"spec", "status"}),
@@ -128,6 +130,8 @@ def unknown_fields(kind: kinds.Kind, obj: Any) -> list[str]:
     spec = obj.get("spec")
     if kind.plural == "pods":
         _unknown_pod_spec(spec, "spec.", out)
+    elif kind.plural == "horizontalpodautoscalers" and kind.version == "v1":
+        _unknown(spec, _HPA_V1_SPEC_FIELDS, "spec.", out)
     elif kind.plural in _WORKLOAD_SPEC_FIELDS and isinstance(spec, dict):
         _unknown(spec, _WORKLOAD_SPEC_FIELDS[kind.plural], "spec.", out)
         template = spec.get("template")

@@ -111,3 +111,27 @@ async def test_bad_autoscalers_are_refused(cluster: Cluster, tmp_path: Path,
     with pytest.raises(AssertionError) as refused:
         await apply(cluster, tmp_path, hpa("bad", "web", **spec))
     assert message in str(refused.value)
+
+
+async def test_autoscaling_v1_is_a_view_of_the_v2_object(cluster: Cluster) -> None:
+    v1 = api.Resource(group_version="autoscaling/v1", plural="horizontalpodautoscalers",
+                      kind="HorizontalPodAutoscaler")
+    created = await cluster.client.create(v1, {
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "old"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "web"},
+                 "maxReplicas": 3, "targetCPUUtilizationPercentage": 60}}, namespace="default")
+    assert created["apiVersion"] == "autoscaling/v1"
+    assert created["spec"] == {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                  "name": "web"},
+                               "minReplicas": 1, "maxReplicas": 3,
+                               "targetCPUUtilizationPercentage": 60}
+    stored = await cluster.client.get(HPAS, namespace="default", name="old")
+    assert stored["apiVersion"] == "autoscaling/v2"
+    assert stored["spec"]["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}]
+    listed = await cluster.client.list(v1, namespace="default")
+    assert [i["spec"]["targetCPUUtilizationPercentage"] for i in listed["items"]] == [60]
+    group = await cluster.client.request("GET", "/apis/autoscaling")
+    assert group["preferredVersion"]["version"] == "v2"
