@@ -87,12 +87,11 @@ def evict(reg: registry.Registry, *, namespace: str, name: str, body: Any,
         old_budget = reg.current(PDB_KIND, namespace, charged["metadata"]["name"])
         reg.replace(kind=PDB_KIND, old=old_budget, new=charged, subresource="status",
                     dry_run=False)
-    if not policy.can_ignore_budgets(pod):
-        status = pod.setdefault("status", {})
-        status["conditions"] = [c for c in status.get("conditions") or []
-                                if c.get("type") != "DisruptionTarget"]
-        status["conditions"].append(policy.disruption_target(stamp))
-        reg.store.update(registry.POD_KIND.store_key, pod)
+    status = pod.setdefault("status", {})
+    status["conditions"] = [c for c in status.get("conditions") or []
+                            if c.get("type") != "DisruptionTarget"]
+    status["conditions"].append(policy.disruption_target(stamp))
+    reg.store.update(registry.POD_KIND.store_key, pod)
     reg.delete(kind=registry.POD_KIND, namespace=namespace, name=name,
                options={k: v for k, v in options.items() if k != "dryRun"})
     return _success()

@@ -127,19 +127,20 @@ class HorizontalController:
             return self.period
         current = int((scale.get("spec") or {}).get("replicas", 0))
         status["currentReplicas"] = int((scale.get("status") or {}).get("replicas", 0))
-        desired, limited = current, None
+        desired, limited, rescale_reason = current, None, ""
         minimum = int(spec.get("minReplicas", 1))
         maximum = int(spec.get("maxReplicas", 1))
         able = ("SucceededGetScale",
                 "the HPA controller was able to get the target's current scale")
-        active: tuple[bool, str, str]
+        active: tuple[bool, str, str] | None
         if current == 0 and minimum != 0:
             active = (False, "ScalingDisabled",
                       "scaling is disabled since the replica count of the target is zero")
         elif current > maximum or current < minimum:
             desired = maximum if current > maximum else minimum
-            active = (True, "ValidMetricFound", "the HPA was able to successfully calculate a "
-                      "replica count from the metrics")
+            active = None  # ScalingActive stays as the last metrics left it
+            rescale_reason = "Current number of replicas " + (
+                "above Spec.MaxReplicas" if current > maximum else "below Spec.MinReplicas")
             limited = (True, "TooManyReplicas" if current > maximum else "TooFewReplicas",
                        "the desired replica count is more than the maximum replica count"
                        if current > maximum else
@@ -175,10 +176,13 @@ class HorizontalController:
             able = (decision.able_reason, decision.able_message)
             limited = (decision.limited, decision.limited_reason, decision.limited_message)
         conditions.append(_condition("AbleToScale", True, *able, stamp, old_conditions))
-        conditions.append(_condition("ScalingActive", *active, stamp, old_conditions))
+        if active is not None:
+            conditions.append(_condition("ScalingActive", *active, stamp, old_conditions))
+        else:
+            conditions += [c for c in old_conditions if c.get("type") == "ScalingActive"]
         if limited is not None:
             conditions.append(_condition("ScalingLimited", *limited, stamp, old_conditions))
-        if desired != current and active[0]:
+        if desired != current:
             try:
                 await self.client.patch(target, namespace=ns, name=str(ref.get("name")),
                                         body={"spec": {"replicas": desired}},
@@ -193,9 +197,8 @@ class HorizontalController:
             hpaplan.record_scale(self.history.setdefault(key, hpaplan.History()), old=current,
                                  new=desired, now=now, behavior=spec.get("behavior"))
             status["lastScaleTime"] = stamp
-            why = f"All metrics {'above' if desired > current else 'below'} target"
-            if limited is not None and limited[0]:
-                why = limited[2]
+            why = rescale_reason or (
+                f"All metrics {'above' if desired > current else 'below'} target")
             self.recorder.record(hpa, reason="SuccessfulRescale",
                                  message=f"New size: {desired}; reason: {why}")
         status["desiredReplicas"] = desired
