@@ -11,7 +11,16 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from k8sbridge.devkube import apps, batch, endpointcheck, kinds, qos, rbacstrategy
+from k8sbridge.devkube import (
+    apps,
+    autoscaling,
+    batch,
+    endpointcheck,
+    kinds,
+    policy,
+    qos,
+    rbacstrategy,
+)
 
 _DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
@@ -157,6 +166,10 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
         batch.default_job(obj, create=create, default_pod_spec=default_pod_spec)
     elif kind.plural == "cronjobs":
         batch.default_cronjob(obj, create=create, default_pod_spec=default_pod_spec)
+    elif kind.plural == policy.PLURAL:
+        policy.default_pdb(obj, create=create)
+    elif kind.plural == autoscaling.PLURAL:
+        autoscaling.default_hpa(obj)
     elif kind.plural == "namespaces":
         if (spec := _section(obj, "spec")) is not None:
             spec.setdefault("finalizers", ["kubernetes"])

@@ -84,7 +84,8 @@ def _group(name: str) -> Obj:
         version = REVIEW_GROUPS[name][0]
         entry = {"groupVersion": f"{name}/{version}", "version": version}
         return {"name": name, "versions": [entry], "preferredVersion": entry}
-    versions = sorted({k.version for k in kinds.KINDS if k.group == name})
+    # the newest first, kube-apiserver's preferred version (autoscaling: v2, then v1)
+    versions = sorted({k.version for k in kinds.KINDS if k.group == name}, reverse=True)
     entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
     return {"name": name, "versions": entries, "preferredVersion": entries[0]}
 

@@ -17,6 +17,7 @@ from typing import Any
 from k8sbridge.devkube import (
     admission,
     apps,
+    autoscaling,
     batch,
     defaults,
     endpointcheck,
@@ -24,6 +25,7 @@ from k8sbridge.devkube import (
     events,
     kinds,
     patch,
+    policy,
     rbacstrategy,
     servicecheck,
     services,
@@ -132,6 +134,8 @@ class Registry:
         """The object as ``kind``'s API version shows it (events have two views)."""
         if kind.group == "events.k8s.io":
             return events.to_events_v1(obj)
+        if kind.group == autoscaling.GROUP and kind.version == "v1":
+            return autoscaling.to_v1(obj)
         return obj
 
     def _check_type(self, kind: kinds.Kind, body: Any) -> Obj:
@@ -159,6 +163,8 @@ class Registry:
     def _storage_form(self, kind: kinds.Kind, body: Obj) -> Obj:
         if kind.group == "events.k8s.io":
             return events.to_core(body)
+        if kind.group == autoscaling.GROUP and kind.version == "v1":
+            return autoscaling.from_v1(body)
         return body
 
     def _check_namespace(self, kind: kinds.Kind, namespace: str, meta: Obj) -> None:
@@ -344,6 +350,10 @@ class Registry:
             extra = batch.cronjob_causes(obj, old=old)
         elif kind.plural in apps.PLURALS:
             extra = apps.causes(kind.plural, obj, old=old)
+        elif kind.group == policy.GROUP:
+            extra = policy.causes(obj)
+        elif kind.plural == autoscaling.PLURAL:
+            extra = autoscaling.causes(obj)
         elif kind.plural == "services":
             extra = servicecheck.service_causes(obj, old=old)
         elif kind.plural == "endpoints":

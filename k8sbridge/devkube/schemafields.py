@@ -51,7 +51,13 @@ _WORKLOAD_SPEC_FIELDS = {
                        "maxFailedIndexes", "selector", "manualSelector", "template",
                        "ttlSecondsAfterFinished", "completionMode", "suspend",
                        "podReplacementPolicy", "managedBy", "scheduling"}),
+    "poddisruptionbudgets": frozenset({"minAvailable", "selector", "maxUnavailable",
+                                       "unhealthyPodEvictionPolicy"}),
+    "horizontalpodautoscalers": frozenset({"scaleTargetRef", "minReplicas", "maxReplicas",
+                                           "metrics", "behavior"}),
 }
+_HPA_V1_SPEC_FIELDS = frozenset({"scaleTargetRef", "minReplicas", "maxReplicas",
+                                 "targetCPUUtilizationPercentage"})
 _TOP_FIELDS: dict[str, frozenset[str]] = {
     "pods": frozenset({"spec", "status"}),
     "nodes": frozenset({"spec", "status"}),
@@ -65,6 +71,8 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "controllerrevisions": frozenset({"data", "revision"}),
     "jobs": frozenset({"spec", "status"}),
     "cronjobs": frozenset({"spec", "status"}),
+    "poddisruptionbudgets": frozenset({"spec", "status"}),
+    "horizontalpodautoscalers": frozenset({"spec", "status"}),
     "leases": frozenset({"spec"}),
     "configmaps": frozenset({"data", "binaryData", "immutable"}),
     "secrets": frozenset({"data", "stringData", "type", "immutable"}),
@@ -122,6 +130,8 @@ def unknown_fields(kind: kinds.Kind, obj: Any) -> list[str]:
     spec = obj.get("spec")
     if kind.plural == "pods":
         _unknown_pod_spec(spec, "spec.", out)
+    elif kind.plural == "horizontalpodautoscalers" and kind.version == "v1":
+        _unknown(spec, _HPA_V1_SPEC_FIELDS, "spec.", out)
     elif kind.plural in _WORKLOAD_SPEC_FIELDS and isinstance(spec, dict):
         _unknown(spec, _WORKLOAD_SPEC_FIELDS[kind.plural], "spec.", out)
         template = spec.get("template")

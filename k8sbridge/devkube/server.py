@@ -346,7 +346,8 @@ class ApiServer:
             if method != "POST":
                 raise errors.method_not_allowed("pods/eviction only supports POST")
             body = await httpio.read_body(request)
-            evicted = subresources.evict(self.reg, namespace=ns, name=name, body=body)
+            evicted = subresources.evict(self.reg, namespace=ns, name=name, body=body,
+                                         dry_run=dry_run)
             return _json(evicted, status=201)
         if sub == "scale":
             return await self._scale(request, kind, ns, name, dry_run=dry_run)

@@ -145,6 +145,16 @@ _SHAPES: dict[str, list[Shape]] = {
         (("status",), dict), (("status", "active"), list), (("status", "active", "*"), dict),
     ] + _job_spec_shapes(("spec", "jobTemplate", "spec")),
     "pods": _META_SHAPES + _pod_spec_shapes(("spec",)) + _STATUS_SHAPES,
+    "poddisruptionbudgets": _META_SHAPES + [
+        (("spec",), dict), (("spec", "selector"), dict),
+        (("spec", "selector", "matchLabels"), dict),
+        (("spec", "selector", "matchExpressions"), list),
+        (("spec", "unhealthyPodEvictionPolicy"), str), (("status",), dict),
+        (("status", "disruptedPods"), dict), (("status", "conditions"), list)],
+    "horizontalpodautoscalers": _META_SHAPES + [
+        (("spec",), dict), (("spec", "scaleTargetRef"), dict), (("spec", "minReplicas"), int),
+        (("spec", "maxReplicas"), int), (("spec", "metrics"), list),
+        (("spec", "metrics", "*"), dict), (("spec", "behavior"), dict), (("status",), dict)],
     "deployments": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES
     + _pod_spec_shapes(("spec", "template", "spec")) + [(("status",), dict)],
     "replicasets": _META_SHAPES + [(("spec",), dict)] + _WORKLOAD_SHAPES

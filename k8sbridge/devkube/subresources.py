@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from k8sbridge.devkube import errors, kinds, patch, registry
+from k8sbridge.devkube import errors, kinds, patch, policy, registry
 
 Obj = dict[str, Any]
+
+PDB_KIND = kinds.BY_KEY[kinds.ResourceKey("policy/poddisruptionbudgets")]
 
 
 def bind(reg: registry.Registry, *, namespace: str, name: str, body: Any) -> Obj:
@@ -59,8 +61,12 @@ def bind(reg: registry.Registry, *, namespace: str, name: str, body: Any) -> Obj
             "code": 201}
 
 
-def evict(reg: registry.Registry, *, namespace: str, name: str, body: Any) -> Obj:
-    """policy/v1 Eviction: a graceful delete (devkube has no PodDisruptionBudgets)."""
+def evict(reg: registry.Registry, *, namespace: str, name: str, body: Any,
+          dry_run: bool = False) -> Obj:
+    """policy/v1 Eviction: a graceful delete once the pod's PodDisruptionBudget allows it
+    (eviction.go): the budget is charged first (``disruptionsAllowed`` minus one, the pod in
+    ``disruptedPods``), then the pod gets the ``DisruptionTarget`` condition and is deleted.
+    ``dry_run`` (the query's or ``deleteOptions.dryRun``) decides and writes nothing."""
     if not isinstance(body, dict) or body.get("kind") not in (None, "Eviction"):
         raise errors.bad_request("the request body must be a policy/v1 Eviction")
     meta = body.get("metadata") or {}
@@ -69,7 +75,29 @@ def evict(reg: registry.Registry, *, namespace: str, name: str, body: Any) -> Ob
     options = body.get("deleteOptions") or {}
     if not isinstance(options, dict):
         raise errors.bad_request("deleteOptions must be an object")
-    reg.delete(kind=registry.POD_KIND, namespace=namespace, name=name, options=options)
+    dry_run = dry_run or bool(options.get("dryRun"))
+    pod = reg.current(registry.POD_KIND, namespace, name)
+    stamp = registry.rfc3339(registry.now())
+    budgets = [s.obj for s in reg.store.items(PDB_KIND.store_key, namespace)]
+    verdict = policy.decide(pod, budgets, stamp=stamp)
+    if dry_run:
+        return _success()
+    if verdict.budget is not None:
+        charged = policy.record_disruption(verdict.budget, name, stamp=stamp)
+        old_budget = reg.current(PDB_KIND, namespace, charged["metadata"]["name"])
+        reg.replace(kind=PDB_KIND, old=old_budget, new=charged, subresource="status",
+                    dry_run=False)
+    status = pod.setdefault("status", {})
+    status["conditions"] = [c for c in status.get("conditions") or []
+                            if c.get("type") != "DisruptionTarget"]
+    status["conditions"].append(policy.disruption_target(stamp))
+    reg.store.update(registry.POD_KIND.store_key, pod)
+    reg.delete(kind=registry.POD_KIND, namespace=namespace, name=name,
+               options={k: v for k, v in options.items() if k != "dryRun"})
+    return _success()
+
+
+def _success() -> Obj:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
             "code": 201}
 

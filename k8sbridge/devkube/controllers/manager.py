@@ -21,6 +21,7 @@ from k8sbridge.devkube.controllers.clusterroleaggregation import (
 from k8sbridge.devkube.controllers.cronjob import CronJobController
 from k8sbridge.devkube.controllers.daemonset import DaemonSetController
 from k8sbridge.devkube.controllers.deployment import DeploymentController
+from k8sbridge.devkube.controllers.disruption import PODDISRUPTIONBUDGETS, DisruptionController
 from k8sbridge.devkube.controllers.endpoints import EndpointsController
 from k8sbridge.devkube.controllers.endpointslice import EndpointSliceController
 from k8sbridge.devkube.controllers.endpointslicemirroring import (
@@ -28,6 +29,7 @@ from k8sbridge.devkube.controllers.endpointslicemirroring import (
 )
 from k8sbridge.devkube.controllers.events import EventRecorder
 from k8sbridge.devkube.controllers.gc import GarbageCollector
+from k8sbridge.devkube.controllers.hpa import HPAS, HorizontalController
 from k8sbridge.devkube.controllers.informer import Informer
 from k8sbridge.devkube.controllers.job import JobController
 from k8sbridge.devkube.controllers.nodelifecycle import LEASE_NAMESPACE, NodeLifecycleController
@@ -41,6 +43,7 @@ from k8sbridge.devkube.controllers.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 DEFAULT_NODE_GRACE_SECONDS = 50.0
+HPA_SYNC_SECONDS = 15.0  # --horizontal-pod-autoscaler-sync-period
 
 
 async def run(
@@ -51,6 +54,7 @@ async def run(
         node_grace_seconds: float = DEFAULT_NODE_GRACE_SECONDS,
         unix_socket: Path | None = None,
         root_ca: str | None = None,
+        hpa_sync_seconds: float = HPA_SYNC_SECONDS,
         stop: asyncio.Event,
         ready: asyncio.Event,
 ) -> None:
@@ -90,11 +94,14 @@ async def run(
         endpoints = Informer(client=client, resource=api.ENDPOINTS)
         slices = Informer(client=client, resource=api.ENDPOINTSLICES)
         cluster_roles = Informer(client=client, resource=CLUSTERROLES)
+        pdbs = Informer(client=client, resource=PODDISRUPTIONBUDGETS)
+        hpas = Informer(client=client, resource=HPAS)
         # watched only so that their ownerReferences are honoured by the garbage collector
         extra = [Informer(client=client, resource=api.SECRETS)]
         informers = [pods, replicasets, deployments, jobs, cronjobs, nodes, leases, namespaces,
                      service_accounts, config_maps, services, endpoints, slices, cluster_roles,
-                     statefulsets, revisions, daemonsets, replication, *extra]
+                     statefulsets, revisions, daemonsets, replication, pdbs, hpas,
+                     *extra]
         recorder = EventRecorder(client=client, component="devkube-controller-manager")
         controllers: list[_Controller] = [
             ReplicaSetController(client=client, pods=pods, replicasets=replicasets,
@@ -125,6 +132,11 @@ async def run(
             EndpointSliceMirroringController(client=client, services=services,
                                              endpoints=endpoints, slices=slices),
             ClusterRoleAggregationController(client=client, cluster_roles=cluster_roles),
+            DisruptionController(client=client, pdbs=pdbs, pods=pods, replicasets=replicasets,
+                                 deployments=deployments, statefulsets=statefulsets,
+                                 replication=replication),
+            HorizontalController(client=client, hpas=hpas, recorder=recorder,
+                                 period=hpa_sync_seconds),
         ]
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(inf.run(stop=stop), name=f"informer-{inf.resource.plural}")
