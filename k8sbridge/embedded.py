@@ -146,7 +146,8 @@ def bridge_settings_for(
     Each Node's InternalIP is its agent's address (``agent_hosts``): the kubelet API listens
     there too (besides its ``kubelet.host``, loopback by default), so the API server reaches
     it by any Node's address. Pods join ``pod_network``
-    (the cluster network's CNI network; ``""``: none was made, pods keep the agents' network)
+    (the cluster network's CNI network; ``""``: the cluster network is off, pods keep the
+    agents' network)
     and find the API server at ``api_address`` (its address inside the cluster network) in
     their ``KUBERNETES_SERVICE_HOST``: a stop-gap until a service proxy answers the
     ``kubernetes`` Service's ClusterIP."""
@@ -384,9 +385,12 @@ CLUSTER_NETNS_FILE = "cluster-netns"  # in the data dir: the namespace of the ru
 
 def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: Path) -> Any:
     """The embedded cluster network (``kernel.network.ClusterNetwork``), created; None, with
-    one warning saying why, when it cannot be (plugins missing, no root): pods then keep the
-    agents' network. Its name is kept in DATA_DIR/cluster-netns: the namespace of a run that
-    was killed (SIGKILL: nothing could remove it) is removed by the next run there."""
+    one warning saying why, when it cannot be (plugins missing, no root): the agents then have
+    no CNI network, so pods that ask for it (every pod but hostNetwork ones) wait in
+    ContainerCreating with the agent's reason, and hostNetwork pods run (issue 13: a missing
+    network is said, never replaced by the agent's own). Its name is kept in
+    DATA_DIR/cluster-netns: the namespace of a run that was killed (SIGKILL: nothing could
+    remove it) is removed by the next run there."""
     from k8sbridge.kernel import network
 
     record = data_dir / CLUSTER_NETNS_FILE
@@ -403,16 +407,17 @@ def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: 
     missing = network.missing_plugins(plugins)
     if missing:
         log.warning("the CNI reference plugins %s are not in %s (install Debian's "
-                    "containernetworking-plugins, as scripts/system-packages does): pods run on "
-                    "the agents' network, as with hostNetwork", ", ".join(missing), plugins)
+                    "containernetworking-plugins, as scripts/system-packages does): the agents "
+                    "have no pod network, so only hostNetwork pods can start", ", ".join(missing),
+                    plugins)
         return None
     cluster = network.ClusterNetwork(cidr=emb.cluster_cidr, plugins_dir=plugins,
                                      network_name=settings.scheduler.pod_network)
     try:
         cluster.create()
     except network.NetworkError as e:
-        log.warning("cannot create the cluster network (%s; it needs root): pods run on the "
-                    "agents' network, as with hostNetwork", e)
+        log.warning("cannot create the cluster network (%s; it needs root): the agents have "
+                    "no pod network, so only hostNetwork pods can start", e)
         return None
     _write_private(record, cluster.name + "\n")
     log.info("cluster network: namespace %s, pods in %s, the API server at %s inside it",
@@ -491,7 +496,10 @@ async def running_processes(
             credentials=credentials,
             agent_hosts=[c.host for c in embedded_agent_configs(
                 data_dir=data_dir, count=settings.embedded.agents)],
-            pod_network=cluster.network_name if cluster is not None else "",
+            # wanted but not made: the pods still ask for it (and wait, saying why)
+            pod_network=(cluster.network_name if cluster is not None
+                         else settings.scheduler.pod_network if settings.embedded.cluster_network
+                         else ""),
             api_address=cluster.api_address if cluster is not None else "",
         )
         settings_file = data_dir / "bridge-settings.yaml"

@@ -75,7 +75,8 @@ def register(sub: Any) -> None:
     emb.add_argument("--cluster-network", type=_on_off, default=None, metavar="on|off",
                      help="give pods IPs of their own on the cluster network, a network "
                      "namespace made on start and removed on stop (default on; needs root and "
-                     "the CNI plugins in /usr/lib/cni, else pods keep the agents' network)")
+                     "the CNI plugins in /usr/lib/cni, else only hostNetwork pods start; off: "
+                     "pods keep the agents' network)")
     emb.add_argument("--cluster-cidr", default=None, metavar="CIDR",
                      help="pod range of the cluster network, a /24 per agent (10.88.0.0/16)")
     ext = parser.add_argument_group("external targets")

@@ -252,7 +252,7 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
     assert "10.88." not in host_addresses
 
 
-def test_without_the_cni_plugins_one_warning_and_pods_keep_the_agents_network(
+def test_without_the_cni_plugins_one_warning_pods_wait_and_host_network_pods_run(
         tmp_path: Path) -> None:
     (plugins := tmp_path / "no-plugins").mkdir()
     cluster = Cluster(tmp_path / "run", agents=1,
@@ -264,12 +264,29 @@ def test_without_the_cni_plugins_one_warning_and_pods_keep_the_agents_network(
         assert not (cluster.data_dir / embedded.CLUSTER_NETNS_FILE).exists()
         assert not [line for line in cluster.lines if "cluster network:" in line]
         [node] = eventually(lambda: cluster.json("get", "nodes")["items"], what="the Node")
+        name = node["metadata"]["name"]
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(_pod("plain", name, "sleep 300")))
         cluster.kubectl("apply", "-f", "-", stdin=json.dumps(
-            _pod("plain", node["metadata"]["name"], "sleep 300")))
-        pod = eventually(lambda: (lambda p: p if p["status"].get("phase") == "Running"
-                                  else None)(cluster.json("get", "pod", "plain")),
-                         what="the pod running", output=cluster.lines)
-        assert pod["status"]["podIP"] == pod["status"]["hostIP"]
+            _pod("host", name, "sleep 300", hostNetwork=True)))
+        host = eventually(lambda: (lambda p: p if p["status"].get("phase") == "Running"
+                                   else None)(cluster.json("get", "pod", "host")),
+                          what="the hostNetwork pod running", output=cluster.lines)
+        assert host["status"]["podIP"] == host["status"]["hostIP"]
+
+        def sandbox_events() -> list[dict[str, Any]] | None:
+            events = [e for e in cluster.json("get", "events", "--field-selector",
+                                              "involvedObject.name=plain")["items"]
+                      if e.get("reason") == "FailedCreatePodSandBox"]
+            return events or None
+
+        [event, *_] = eventually(sandbox_events, what="the pod's sandbox failure event",
+                                 output=cluster.lines)
+        assert "k8sbridge" in event["message"], event  # the network it asked for, by name
+        plain = cluster.json("get", "pod", "plain")
+        assert plain["status"]["phase"] == "Pending", plain["status"]
+        [waiting] = [c["state"].get("waiting") for c in plain["status"]["containerStatuses"]]
+        assert waiting and waiting["reason"] == "ContainerCreating", plain["status"]
+        assert not plain["status"].get("podIP")
     finally:
         assert cluster.stop() == 0
 
