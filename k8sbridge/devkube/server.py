@@ -34,6 +34,7 @@ from k8sbridge.devkube import (
     listing,
     logproxy,
     metricsapi,
+    openapiroutes,
     persistence,
     registry,
     sakeys,
@@ -198,10 +199,9 @@ class ApiServer:
         if path == authn.JWKS_PATH:
             return web.json_response(self.authn.jwks(), content_type="application/jwk-set+json")
         if parts[:2] == ["openapi", "v3"]:
-            return self._openapi(parts[2:])
+            return openapiroutes.v3(request, parts[2:])
         if parts == ["openapi", "v2"]:
-            return web.Response(body=discovery.openapi_v2_protobuf(),
-                                content_type=discovery.OPENAPI_V2_CONTENT_TYPE)
+            return openapiroutes.v2(request)
         if parts and parts[0] == "openapi":
             raise errors.ApiError(code=404, reason="NotFound",
                                   message="the server could not find the requested resource")
@@ -252,20 +252,6 @@ class ApiServer:
                                           user=request[USER],
                                           namespace=parts[4] if namespaced else ""),
                      status=201)
-
-    def _openapi(self, rest: list[str]) -> web.Response:
-        if not rest:
-            return _json(discovery.openapi_index())
-        if rest[0] == "api" and len(rest) == 2:
-            doc = discovery.openapi_document(rest[1])
-        elif rest[0] == "apis" and len(rest) == 3:
-            doc = discovery.openapi_document(f"{rest[1]}/{rest[2]}")
-        else:
-            doc = None
-        if doc is None:
-            raise errors.ApiError(code=404, reason="NotFound",
-                                  message="the server could not find the requested resource")
-        return _json(doc)
 
     # --- resources -----------------------------------------------------------------------
 
