@@ -33,6 +33,7 @@ from k8sbridge.devkube import (
     kinds,
     listing,
     logproxy,
+    managedfields,
     metricsapi,
     openapiroutes,
     persistence,
@@ -304,7 +305,8 @@ class ApiServer:
                 warnings = self._field_validation(request, kind, body)
                 if kind.plural == "pods" and self.reg.service_account_admission:
                     await self._await_default_service_account(ns, body)
-                obj = self.reg.create(kind=kind, namespace=ns, body=body, dry_run=dry_run)
+                obj = self.reg.create(kind=kind, namespace=ns, body=body, dry_run=dry_run,
+                                      manager=_manager(request, kind, ""))
                 return httpio.with_warnings(self._object(kind, obj, status=201), warnings)
             if method == "DELETE":
                 return await listing.serve_delete_collection(request, ctx=self.ctx, kind=kind,
@@ -349,7 +351,7 @@ class ApiServer:
             body = await httpio.read_body(request)
             warnings = self._field_validation(request, kind, body)
             obj = self.reg.update(kind=kind, namespace=ns, name=name, body=body, subresource=sub,
-                                  dry_run=dry_run)
+                                  dry_run=dry_run, manager=_manager(request, kind, sub or ""))
             return httpio.with_warnings(self._object(kind, obj), warnings)
         if method == "PATCH":
             content_type = httpio.media_type(request)
@@ -357,8 +359,13 @@ class ApiServer:
             warnings = []
             if content_type != "application/json-patch+json":
                 warnings = self._field_validation(request, kind, body)
+            managedfields.check_options(apply=content_type == "application/apply-patch+yaml",
+                                        field_manager=query.get("fieldManager"),
+                                        force=query.get("force"))
             obj = self.reg.patch(kind=kind, namespace=ns, name=name, content_type=content_type,
-                                 body=body, subresource=sub, dry_run=dry_run)
+                                 body=body, subresource=sub, dry_run=dry_run,
+                                 manager=_manager(request, kind, sub or ""),
+                                 force=query.get("force") == "true")
             return httpio.with_warnings(self._object(kind, obj), warnings)
         if method == "DELETE":
             options = await httpio.delete_options(request)
@@ -418,11 +425,19 @@ class ApiServer:
         if request.method == "PUT":
             body = await httpio.read_body(request)
             return _json(subresources.update_scale(self.reg, 
-                kind=kind, namespace=ns, name=name, scale=body, dry_run=dry_run))
+                kind=kind, namespace=ns, name=name, scale=body, dry_run=dry_run,
+                manager=_manager(request, kind, "scale")))
         if request.method == "PATCH":
             content_type = httpio.media_type(request)
             body = await httpio.read_body(request, patch=True)
             return _json(subresources.patch_scale(self.reg, 
                 kind=kind, namespace=ns, name=name, content_type=content_type, body=body,
-                dry_run=dry_run))
+                dry_run=dry_run, manager=_manager(request, kind, "scale")))
         raise errors.method_not_allowed(f"{request.method} is not supported on scale")
+
+
+def _manager(request: web.Request, kind: kinds.Kind, sub: str) -> managedfields.Manager:
+    """Who writes, for managedFields: fieldManager, else the user agent's product."""
+    return managedfields.Manager.from_request(
+        request.query.get("fieldManager"), request.headers.get("User-Agent", ""),
+        subresource=sub, api_version=kind.api_version, moment=registry.now())
