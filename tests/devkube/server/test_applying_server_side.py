@@ -167,10 +167,13 @@ async def test_the_official_client_reads_managed_fields(devkube: main.Devkube) -
     made = await run(devkube, "apply", "--server-side", "--field-manager=ci", "-f", "-",
                      stdin=DEPLOYMENT)
     assert made.returncode == 0, made.stderr
-    apps = client.AppsV1Api(config.new_client_from_config(config_file=str(devkube.kubeconfig)))
+    api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(devkube.kubeconfig))
+    apps = client.AppsV1Api(api_client)
     deployment = await asyncio.to_thread(apps.read_namespaced_deployment, "web", "default")
+    assert deployment.metadata is not None and deployment.metadata.managed_fields
     entries = {(m.manager, m.operation) for m in deployment.metadata.managed_fields}
     assert ("ci", "Apply") in entries
     entry = next(m for m in deployment.metadata.managed_fields if m.manager == "ci")
     assert entry.fields_type == "FieldsV1" and entry.api_version == "apps/v1"
-    assert "f:spec" in entry.fields_v1
+    assert entry.fields_v1 is not None and "f:spec" in entry.fields_v1
