@@ -155,7 +155,7 @@ def openapi_document(group_version: str) -> Obj | None:
     reference."""
     table = kinds.BY_GROUP_VERSION.get(group_version)
     if table is None:
-        return None
+        return _review_document(group_version)
     paths: Obj = {}
     schemas: Obj = {}
     roots: list[str] = []
@@ -204,6 +204,40 @@ def openapi_document(group_version: str) -> Obj | None:
     }
 
 
+def _review_gvks() -> tuple[tuple[str, str, str], ...]:
+    return tuple((group, version, str(r["kind"])) for group, (version, resources)
+                 in REVIEW_GROUPS.items() for r in resources)
+
+
+def _review_document(group_version: str) -> Obj | None:
+    """The document of a create-only review group (authentication, authorization)."""
+    group, _, version = group_version.partition("/")
+    if group not in REVIEW_GROUPS or REVIEW_GROUPS[group][0] != version:
+        return None
+    paths: Obj = {}
+    roots: list[str] = []
+    for resource in REVIEW_GROUPS[group][1]:
+        name = openapi.gvk_schema_name(group, version, str(resource["kind"]))
+        if name is None:
+            continue
+        roots.append(name)
+        base = f"/apis/{group_version}"
+        if resource["namespaced"]:
+            base += "/namespaces/{namespace}"
+        ref = {"$ref": f"#/components/schemas/{name}"}
+        paths[f"{base}/{resource['name']}"] = {"post": {
+            "operationId": f"create{resource['kind']}", "x-kubernetes-action": "post",
+            "x-kubernetes-group-version-kind": {"group": group, "version": version,
+                                                "kind": resource["kind"]},
+            "responses": {"201": {"description": "Created",
+                                  "content": {"application/json": {"schema": ref}}}}}}
+    if not roots:
+        return None
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": GIT_VERSION},
+            "paths": paths,
+            "components": {"schemas": openapi.v3_components(roots, _review_gvks())}}
+
+
 def _schema_name(kind: kinds.Kind) -> str:
     group = kind.group or "core"
     return f"io.k8s.devkube.{group}.{kind.version}.{kind.kind}"
@@ -221,9 +255,11 @@ def openapi_document_bytes(group_version: str) -> tuple[bytes, str] | None:
 
 def openapi_index() -> Obj:
     paths: Obj = {}
-    for gv in kinds.BY_GROUP_VERSION:
+    reviews = [f"{group}/{version}" for group, (version, _) in REVIEW_GROUPS.items()]
+    for gv in [*kinds.BY_GROUP_VERSION, *reviews]:
         served = openapi_document_bytes(gv)
-        assert served is not None
+        if served is None:
+            continue
         paths[_gv_path(gv)] = {"serverRelativeURL": f"/openapi/v3/{_gv_path(gv)}?hash={served[1]}"}
     return {"paths": paths}
 
@@ -236,10 +272,10 @@ OPENAPI_V2_CONTENT_TYPE = openapiv2.CONTENT_TYPE
 @functools.cache
 def openapi_v2_protobuf() -> bytes:
     """gnostic's ``openapi_v2.Document`` with every definition (k8sbridge.devkube.openapiv2)."""
-    return openapiv2.document_protobuf(GIT_VERSION)
+    return openapiv2.document_protobuf(GIT_VERSION, _review_gvks())
 
 
 @functools.cache
 def openapi_v2_json() -> bytes:
-    return json.dumps(openapiv2.document_json(GIT_VERSION), sort_keys=True,
+    return json.dumps(openapiv2.document_json(GIT_VERSION, _review_gvks()), sort_keys=True,
                       separators=(",", ":")).encode()

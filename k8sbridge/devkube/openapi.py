@@ -81,23 +81,30 @@ def definition_name(message: str) -> str:
 
 def message_of(kind: kinds.Kind) -> str | None:
     """The protoschema message of a served kind, None for kinds without one (metrics)."""
-    group = kind.group.split(".")[0] if kind.group else "core"
-    name = f"{group}.{kind.version}.{kind.kind}"
+    return _message(kind.group, kind.version, kind.kind)
+
+
+GVK_ = tuple[str, str, str]  # group, version, kind
+
+
+def _message(group: str, version: str, kind: str) -> str | None:
+    name = f"{group.split('.')[0] if group else 'core'}.{version}.{kind}"
     return name if name in protoschema.MESSAGES else None
 
 
-def _served() -> dict[str, list[kinds.Kind]]:
-    out: dict[str, list[kinds.Kind]] = {}
-    for table in kinds.BY_GROUP_VERSION.values():
-        for kind in table.values():
-            message = message_of(kind)
-            if message is not None:
-                out.setdefault(message, []).append(kind)
+def _served(extra: tuple[GVK_, ...]) -> dict[str, list[GVK_]]:
+    out: dict[str, list[GVK_]] = {}
+    served = [(k.group, k.version, k.kind) for table in kinds.BY_GROUP_VERSION.values()
+              for k in table.values()]
+    for gvk in [*served, *extra]:
+        message = _message(*gvk)
+        if message is not None and gvk not in out.get(message, []):
+            out.setdefault(message, []).append(gvk)
     return out
 
 
-def _gvk(kind: kinds.Kind, suffix: str = "") -> Obj:
-    return {"group": kind.group, "kind": kind.kind + suffix, "version": kind.version}
+def _gvk(gvk: GVK_, suffix: str = "") -> Obj:
+    return {"group": gvk[0], "kind": gvk[2] + suffix, "version": gvk[1]}
 
 
 class _Builder:
@@ -152,9 +159,9 @@ class _Builder:
             schema["description"] = description
         return schema
 
-    def definitions(self) -> Obj:
+    def definitions(self, extra: tuple[GVK_, ...]) -> Obj:
         out: Obj = {}
-        served = _served()
+        served = _served(extra)
         for message in protoschema.MESSAGES:
             out[definition_name(message)] = self.definition(message)
         for message in self.special:
@@ -163,7 +170,7 @@ class _Builder:
             schema = out[definition_name(message)]
             type_meta = {k: {"type": "string", "description": v} for k, v in TYPE_META.items()}
             schema["properties"] = {**type_meta, **schema["properties"]}
-            schema[GVK] = [_gvk(kind) for kind in served_as]
+            schema[GVK] = [_gvk(gvk) for gvk in served_as]
             out[definition_name(message) + "List"] = {
                 "type": "object",
                 "description": f"{message.rsplit('.', 1)[1]}List is a list of "
@@ -175,25 +182,26 @@ class _Builder:
                               "description": "List of objects."},
                     "metadata": self.ref("meta.ListMeta", "Standard list metadata."),
                 },
-                GVK: [_gvk(kind, "List") for kind in served_as],
+                GVK: [_gvk(gvk, "List") for gvk in served_as],
             }
         return out
 
 
 @functools.cache
-def v2_definitions() -> Obj:
-    """Every definition, in OpenAPI v2 (swagger) form, by kube-openapi's names."""
-    return _Builder(v3=False).definitions()
+def v2_definitions(extra: tuple[GVK_, ...] = ()) -> Obj:
+    """Every definition, in OpenAPI v2 (swagger) form, by kube-openapi's names; ``extra``:
+    kinds served outside the kinds table (the create-only reviews)."""
+    return _Builder(v3=False).definitions(extra)
 
 
 @functools.cache
-def v3_schemas() -> Obj:
-    return _Builder(v3=True).definitions()
+def v3_schemas(extra: tuple[GVK_, ...] = ()) -> Obj:
+    return _Builder(v3=True).definitions(extra)
 
 
-def v3_components(roots: list[str]) -> Obj:
+def v3_components(roots: list[str], extra: tuple[GVK_, ...] = ()) -> Obj:
     """The v3 schemas the given definitions reach (what one group-version document holds)."""
-    schemas = v3_schemas()
+    schemas = v3_schemas(extra)
     out: Obj = {}
     todo = [name for name in roots if name in schemas]
     while todo:
@@ -221,11 +229,6 @@ def kind_schema_name(kind: kinds.Kind) -> str | None:
     return None if message is None else definition_name(message)
 
 
-def schema_for(api_version: str, kind: str) -> tuple[Obj, Obj] | None:
-    """The v3 schema of a served kind and all v3 schemas (for following references)."""
-    served = kinds.by_kind(api_version=api_version, kind=kind)
-    name = None if served is None else kind_schema_name(served)
-    if name is None:
-        return None
-    schemas = v3_schemas()
-    return schemas[name], schemas
+def gvk_schema_name(group: str, version: str, kind: str) -> str | None:
+    message = _message(group, version, kind)
+    return None if message is None else definition_name(message)

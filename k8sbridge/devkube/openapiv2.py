@@ -80,13 +80,13 @@ def schema(value: Obj) -> bytes:
     return out
 
 
-def document_json(version: str) -> Obj:
+def document_json(version: str, extra: tuple[openapi.GVK_, ...] = ()) -> Obj:
     return {"swagger": "2.0", "info": {"title": TITLE, "version": version}, "paths": {},
-            "definitions": openapi.v2_definitions()}
+            "definitions": openapi.v2_definitions(extra)}
 
 
-def document_protobuf(version: str) -> bytes:
+def document_protobuf(version: str, extra: tuple[openapi.GVK_, ...] = ()) -> bytes:
     info = _string(1, TITLE) + _string(2, version)
     definitions = b"".join(_field(1, _string(1, name) + _field(2, schema(value)))
-                           for name, value in openapi.v2_definitions().items())
+                           for name, value in openapi.v2_definitions(extra).items())
     return _string(1, "2.0") + _field(2, info) + _field(9, definitions)

@@ -131,3 +131,11 @@ async def test_unknown_documents_are_not_found(api: Api) -> None:
     for path in ("/openapi/v3/apis/nope/v1", "/openapi/v3/api", "/openapi/v4"):
         status, body = await api.request("GET", path)
         assert (status, body["reason"]) == (404, "NotFound"), path
+
+
+async def test_the_create_only_reviews_are_explained(devkube: main.Devkube) -> None:
+    done = await asyncio.to_thread(kubectl, "kubectl", devkube.kubeconfig, "explain",
+                                   "selfsubjectaccessreview.spec.resourceAttributes")
+    assert done.returncode == 0, done.stderr
+    assert "GROUP:      authorization.k8s.io" in done.stdout
+    assert "verb\t<string>" in done.stdout
