@@ -141,6 +141,12 @@ def apply(*, kind: kinds.Kind, live: Obj, config: Obj, manager: Manager, force: 
     if schema is None:
         raise errors.bad_request(f"no schema for {kind.kind} in {kind.api_version}: cannot "
                                  f"apply")
+    if config.get("apiVersion") != kind.api_version:
+        raise errors.bad_request(
+            f"Incorrect version specified in apply patch. Specified patch version: "
+            f"{config.get('apiVersion', '')}, expected: {kind.api_version}")
+    if (config.get("metadata") or {}).get("managedFields") is not None:
+        raise errors.bad_request("metadata.managedFields must be nil")
     entries = _decode(live)
     key = (manager.name, "Apply", manager.subresource, "")
     last = entries.get(key, (set(), "", ""))[0]
@@ -166,7 +172,10 @@ def apply(*, kind: kinds.Kind, live: Obj, config: Obj, manager: Manager, force: 
         entries[other] = (paths - clash - removed, time, version)
     if conflicts and not force:
         raise _conflict(conflicts)
-    entries[key] = (applied, manager.time, kind.api_version)
+    # the time moves only when the object changes (managedFieldsUpdater): a repeated apply
+    # stays a no-op
+    unchanged = not changed and not removed and key in entries
+    entries[key] = (applied, entries[key][1] if unchanged else manager.time, kind.api_version)
     meta = merged.setdefault("metadata", {})
     meta["managedFields"] = _encode(entries)
     return merged

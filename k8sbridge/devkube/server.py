@@ -362,11 +362,14 @@ class ApiServer:
             managedfields.check_options(apply=content_type == "application/apply-patch+yaml",
                                         field_manager=query.get("fieldManager"),
                                         force=query.get("force"))
+            creating = content_type == "application/apply-patch+yaml" and \
+                self.store.peek(kind.store_key, ns, name) is None  # an apply that creates: 201
             obj = self.reg.patch(kind=kind, namespace=ns, name=name, content_type=content_type,
                                  body=body, subresource=sub, dry_run=dry_run,
                                  manager=_manager(request, kind, sub or ""),
                                  force=query.get("force") == "true")
-            return httpio.with_warnings(self._object(kind, obj), warnings)
+            return httpio.with_warnings(
+                self._object(kind, obj, status=201 if creating else 200), warnings)
         if method == "DELETE":
             options = await httpio.delete_options(request)
             result, _ = self.reg.delete(kind=kind, namespace=ns, name=name, options=options,
