@@ -65,9 +65,11 @@ def item_element(item: Any, kind: str, keys: list[str], index: int) -> str:
 
 
 def flatten(value: Any, schema: Obj | None, path: Path = (),
-            out: dict[Path, Any] | None = None) -> dict[Path, Any]:
+            out: dict[Path, Any] | None = None, *, maps: bool = False) -> dict[Path, Any]:
     """Every leaf (scalar, atomic value, empty object) and every list item or map entry
-    (as MEMBER) of a value, by path: the set ToFieldSet gives, with the leaves' values."""
+    (as MEMBER) of a value, by path: the set ToFieldSet gives, with the leaves' values.
+    ``maps``: the maps themselves (labels, data) are members too, as a comparison of an
+    Update sees a map appear."""
     out = {} if out is None else out
     node = resolve(schema)
     props = node.get("properties")
@@ -75,12 +77,14 @@ def flatten(value: Any, schema: Obj | None, path: Path = (),
     atomic_map = node.get("x-kubernetes-map-type") == "atomic"
     if isinstance(value, dict) and value and (props is not None or isinstance(extra, dict)) \
             and not atomic_map:
+        if maps and props is None and path:
+            out[path] = MEMBER
         for key, child in value.items():
             sub = path + (f"f:{key}",)
             field = props.get(key) if props is not None else extra
             if props is None or field is None:
                 out[sub] = MEMBER
-            flatten(child, field if isinstance(field, dict) else None, sub, out)
+            flatten(child, field if isinstance(field, dict) else None, sub, out, maps=maps)
         return out
     if isinstance(value, list) and node.get("type") == "array":
         kind, keys = _list_keys(node)
@@ -96,7 +100,7 @@ def flatten(value: Any, schema: Obj | None, path: Path = (),
                     for key, child in item.items():
                         item_node = resolve(item_schema)
                         field = (item_node.get("properties") or {}).get(key)
-                        flatten(child, field, sub + (f"f:{key}",), out)
+                        flatten(child, field, sub + (f"f:{key}",), out, maps=maps)
             return out
     if path and path not in out:
         out[path] = _dump(value)

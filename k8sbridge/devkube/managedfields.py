@@ -100,8 +100,9 @@ def _owned(flat: dict[Path, Any], subresource: str) -> dict[Path, Any]:
     return out
 
 
-def _flat(obj: Obj | None, schema: Obj, subresource: str) -> dict[Path, Any]:
-    return _owned(fieldsets.flatten(obj or {}, schema), subresource)
+def _flat(obj: Obj | None, schema: Obj, subresource: str,
+          maps: bool = False) -> dict[Path, Any]:
+    return _owned(fieldsets.flatten(obj or {}, schema, maps=maps), subresource)
 
 
 def track_update(*, kind: kinds.Kind, old: Obj | None, new: Obj, manager: Manager) -> None:
@@ -117,8 +118,8 @@ def track_update(*, kind: kinds.Kind, old: Obj | None, new: Obj, manager: Manage
         entries = _decode(new)  # a client that sets managedFields replaces them
     else:
         entries = _decode(old or {})
-    changed, removed = fieldsets.compare(_flat(old, schema, manager.subresource),
-                                         _flat(new, schema, manager.subresource))
+    changed, removed = fieldsets.compare(_flat(old, schema, manager.subresource, maps=True),
+                                         _flat(new, schema, manager.subresource, maps=True))
     key = (manager.name, "Update", manager.subresource, manager.api_version)
     for other, (paths, time, version) in entries.items():
         if other != key:

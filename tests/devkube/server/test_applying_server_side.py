@@ -149,8 +149,8 @@ async def test_updates_are_tracked_per_manager(api: Api) -> None:
           "metadata": {"name": "u", "labels": {"x": "1"}}, "data": {"k": "v"}}
     status, body = await api.request("POST", path, body=cm, params={"fieldManager": "maker"})
     assert status == 201, body
-    assert managers(body)[("maker", "Update", "")] == {
-        "f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:x": {}}}}
+    assert managers(body)[("maker", "Update", "")] == {  # maps it made are members too
+        "f:data": {".": {}, "f:k": {}}, "f:metadata": {"f:labels": {".": {}, "f:x": {}}}}
     rv = body["metadata"]["resourceVersion"]
     status, same = await api.request("PUT", path + "/u", body=body,
                                      params={"fieldManager": "other"})
@@ -160,7 +160,8 @@ async def test_updates_are_tracked_per_manager(api: Api) -> None:
     status, body = await api.request("PUT", path + "/u", body=body,
                                      params={"fieldManager": "other"})
     assert managers(body)[("other", "Update", "")] == {"f:data": {"f:k": {}}}
-    assert managers(body)[("maker", "Update", "")] == {"f:metadata": {"f:labels": {"f:x": {}}}}
+    assert managers(body)[("maker", "Update", "")] == {
+        "f:data": {}, "f:metadata": {"f:labels": {".": {}, "f:x": {}}}}
 
 
 async def test_the_official_client_reads_managed_fields(devkube: main.Devkube) -> None:
