@@ -102,10 +102,13 @@ def flatten(value: Any, schema: Obj | None, path: Path = (),
                         field = (item_node.get("properties") or {}).get(key)
                         flatten(child, field, sub + (f"f:{key}",), out, maps=maps)
             return out
+    # scalars compared with their type (so 1 and true differ), other leaves as JSON text
+    leaf = (type(value), value) if value is None or isinstance(value, (str, int, float)) \
+        else _dump(value)
     if path and path not in out:
-        out[path] = _dump(value)
+        out[path] = leaf
     elif path:
-        out[path] = (MEMBER, _dump(value))
+        out[path] = (MEMBER, leaf)
     return out
 
 
