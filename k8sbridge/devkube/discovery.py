@@ -9,11 +9,12 @@ clients fall back to these legacy documents.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
 
-from k8sbridge.devkube import kinds, metricsapi
+from k8sbridge.devkube import kinds, metricsapi, openapi, openapiv2
 
 Obj = dict[str, Any]
 
@@ -150,12 +151,15 @@ def _gv_path(group_version: str) -> str:
 
 
 def openapi_document(group_version: str) -> Obj | None:
-    """A minimal OpenAPI v3 document: one path per kind, with the operations kubectl inspects."""
+    """The OpenAPI v3 document of one group-version: one path per kind with the operations
+    kubectl inspects, and the kinds' schemas (k8sbridge.devkube.openapi) with every schema they
+    reference."""
     table = kinds.BY_GROUP_VERSION.get(group_version)
     if table is None:
-        return None
+        return _review_document(group_version)
     paths: Obj = {}
     schemas: Obj = {}
+    roots: list[str] = []
     query = [
         {"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
         for name in ("dryRun", "fieldManager", "fieldValidation", "force")
@@ -166,7 +170,17 @@ def openapi_document(group_version: str) -> Obj | None:
         if kind.namespaced:
             base += "/namespaces/{namespace}"
         item_path = f"{base}/{kind.plural}/{{name}}"
-        ref = {"$ref": f"#/components/schemas/{_schema_name(kind)}"}
+        name = openapi.kind_schema_name(kind)
+        if name is None:
+            name = _schema_name(kind)
+            schemas[name] = {
+                "type": "object",
+                "description": f"{kind.kind} (devkube: free-form, validated by the server)",
+                "x-kubernetes-preserve-unknown-fields": True,
+            }
+        else:
+            roots += [name, name + "List"]
+        ref = {"$ref": f"#/components/schemas/{name}"}
         response = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
         op = {"x-kubernetes-group-version-kind": gvk, "responses": response}
         paths[item_path] = {
@@ -182,19 +196,47 @@ def openapi_document(group_version: str) -> Obj | None:
             "post": {**op, "operationId": f"create{kind.kind}", "parameters": query,
                      "x-kubernetes-action": "post"},
         }
-        schemas[_schema_name(kind)] = {
-            "type": "object",
-            "description": f"{kind.kind} (devkube: free-form, validated by the server)",
-            # No GVK extension here: kubectl then builds strategic merge patches from its
-            # compiled-in types instead of this free-form schema.
-            "x-kubernetes-preserve-unknown-fields": True,
-        }
+    schemas.update(openapi.v3_components(roots))
     return {
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes (devkube)", "version": GIT_VERSION},
+        "info": {"title": "Kubernetes", "version": GIT_VERSION},
         "paths": paths,
         "components": {"schemas": schemas},
     }
+
+
+def _review_gvks() -> tuple[tuple[str, str, str], ...]:
+    return tuple((group, version, str(r["kind"])) for group, (version, resources)
+                 in REVIEW_GROUPS.items() for r in resources)
+
+
+def _review_document(group_version: str) -> Obj | None:
+    """The document of a create-only review group (authentication, authorization)."""
+    group, _, version = group_version.partition("/")
+    if group not in REVIEW_GROUPS or REVIEW_GROUPS[group][0] != version:
+        return None
+    paths: Obj = {}
+    roots: list[str] = []
+    for resource in REVIEW_GROUPS[group][1]:
+        name = openapi.gvk_schema_name(group, version, str(resource["kind"]))
+        if name is None:
+            continue
+        roots.append(name)
+        base = f"/apis/{group_version}"
+        if resource["namespaced"]:
+            base += "/namespaces/{namespace}"
+        ref = {"$ref": f"#/components/schemas/{name}"}
+        paths[f"{base}/{resource['name']}"] = {"post": {
+            "operationId": f"create{resource['kind']}", "x-kubernetes-action": "post",
+            "x-kubernetes-group-version-kind": {"group": group, "version": version,
+                                                "kind": resource["kind"]},
+            "responses": {"201": {"description": "Created",
+                                  "content": {"application/json": {"schema": ref}}}}}}
+    if not roots:
+        return None
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": GIT_VERSION},
+            "paths": paths,
+            "components": {"schemas": openapi.v3_components(roots, _review_gvks())}}
 
 
 def _schema_name(kind: kinds.Kind) -> str:
@@ -202,44 +244,39 @@ def _schema_name(kind: kinds.Kind) -> str:
     return f"io.k8s.devkube.{group}.{kind.version}.{kind.kind}"
 
 
+@functools.cache
+def openapi_document_bytes(group_version: str) -> tuple[bytes, str] | None:
+    """The v3 document as served and its hash (kube-openapi: upper-case hex SHA-512)."""
+    doc = openapi_document(group_version)
+    if doc is None:
+        return None
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return body, hashlib.sha512(body).hexdigest().upper()
+
+
 def openapi_index() -> Obj:
     paths: Obj = {}
-    for gv in kinds.BY_GROUP_VERSION:
-        doc = json.dumps(openapi_document(gv), sort_keys=True).encode()
-        digest = hashlib.sha512(doc).hexdigest()[:64].upper()
-        paths[_gv_path(gv)] = {"serverRelativeURL": f"/openapi/v3/{_gv_path(gv)}?hash={digest}"}
+    reviews = [f"{group}/{version}" for group, (version, _) in REVIEW_GROUPS.items()]
+    for gv in [*kinds.BY_GROUP_VERSION, *reviews]:
+        served = openapi_document_bytes(gv)
+        if served is None:
+            continue
+        paths[_gv_path(gv)] = {"serverRelativeURL": f"/openapi/v3/{_gv_path(gv)}?hash={served[1]}"}
     return {"paths": paths}
 
 
-# --- OpenAPI v2 (protobuf) -------------------------------------------------------------------
+# --- OpenAPI v2 -----------------------------------------------------------------------------
 
-OPENAPI_V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-
-
-def _pb_string(field: int, value: str) -> bytes:
-    raw = value.encode()
-    return _pb_bytes(field, raw)
+OPENAPI_V2_CONTENT_TYPE = openapiv2.CONTENT_TYPE
 
 
-def _pb_bytes(field: int, raw: bytes) -> bytes:
-    length = len(raw)
-    varint = bytearray()
-    while True:
-        byte = length & 0x7F
-        length >>= 7
-        varint.append(byte | (0x80 if length else 0))
-        if not length:
-            break
-    return bytes([(field << 3) | 2]) + bytes(varint) + raw
-
-
+@functools.cache
 def openapi_v2_protobuf() -> bytes:
-    """An empty but valid gnostic ``openapi_v2.Document`` (swagger, info; no definitions).
+    """gnostic's ``openapi_v2.Document`` with every definition (k8sbridge.devkube.openapiv2)."""
+    return openapiv2.document_protobuf(GIT_VERSION, _review_gvks())
 
-    kubectl falls back to client-side validation with this document for kinds whose OpenAPI v3
-    PATCH operation it cannot find (a ``v1 List``, kinds devkube does not serve). With no
-    definitions it skips validating them, so the server's own answers reach the user (e.g.
-    ``no matches for kind "Widget"``) instead of "failed to download openapi".
-    """
-    info = _pb_string(1, "Kubernetes (devkube)") + _pb_string(2, GIT_VERSION)
-    return _pb_string(1, "2.0") + _pb_bytes(2, info)
+
+@functools.cache
+def openapi_v2_json() -> bytes:
+    return json.dumps(openapiv2.document_json(GIT_VERSION, _review_gvks()), sort_keys=True,
+                      separators=(",", ":")).encode()

@@ -44,6 +44,8 @@ ROOTS = (
         "SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
         "SelfSubjectRulesReview")),
     "k8s.io.apimachinery.pkg.runtime.Unknown",
+    # for the OpenAPI documents (lists, error bodies)
+    "k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta", "k8s.io.apimachinery.pkg.apis.meta.v1.Status",
 )
 # Decoded specially by protobuf.py (not walked into).
 SPECIAL = frozenset({
@@ -80,6 +82,115 @@ def _parse_protos(texts: list[str]) -> dict[str, tuple[str, list[Field]]]:
                                f"map:{map_value}" if map_value else typ))
             messages[f"{package}.{m.group(1)}"] = (package, fields)
     return messages
+
+
+Docs = dict[str, tuple[str, dict[int, str]]]
+Extensions = dict[str, dict[int, dict[str, object]]]
+MARKERS = {"patchStrategy": "x-kubernetes-patch-strategy",
+           "patchMergeKey": "x-kubernetes-patch-merge-key",
+           "listType": "x-kubernetes-list-type", "listMapKey": "x-kubernetes-list-map-keys",
+           "mapType": "x-kubernetes-map-type"}
+
+
+def _describe(lines: list[str]) -> str:
+    """A comment block as kube-openapi turns it into a description: lines of a paragraph
+    joined by spaces, paragraphs by blank lines, ``+marker`` lines dropped, text after a
+    ``---`` line dropped."""
+    paragraphs: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("---"):
+            break
+        if line.startswith("+"):
+            continue
+        if not line.strip():
+            paragraphs.append([])
+        else:
+            paragraphs[-1].append(line.strip())
+    return "\n\n".join(" ".join(p) for p in paragraphs if p)
+
+
+def _markers(lines: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for line in lines:
+        m = re.match(r"^\+(\w+)=(\S+)", line)
+        if m is None or m.group(1) not in MARKERS:
+            continue
+        name = MARKERS[m.group(1)]
+        if name == "x-kubernetes-list-map-keys":
+            keys = out.setdefault(name, [])
+            assert isinstance(keys, list)
+            keys.append(m.group(2))
+        else:
+            out[name] = m.group(2)
+    return out
+
+
+def docs(texts: list[str], names: set[str]) -> tuple[Docs, Extensions]:
+    """Descriptions (message and field comments) and the list/patch markers of each field, by
+    short message name and field number, for the messages of the tables."""
+    described: Docs = {}
+    extended: Extensions = {}
+    for text in texts:
+        match = re.search(r"^package ([\w.]+);", text, re.M)
+        if match is None:
+            continue
+        package = match.group(1)
+        comment: list[str] = []
+        current = ""
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line.startswith("//"):
+                comment.append(line[2:].removeprefix(" "))
+                continue
+            m = re.match(r"^message (\w+) \{", line)
+            f = re.match(r"^(?:optional |repeated )?(?:map<[^>]*>|[\w.]+)\s+\w+\s*=\s*(\d+)",
+                         line)
+            if m is not None:
+                current = _short(f"{package}.{m.group(1)}")
+                if current in names:
+                    described[current] = (_describe(comment), {})
+            elif f is not None and current in described:
+                number = int(f.group(1))
+                if text_ := _describe(comment):
+                    described[current][1][number] = text_
+                marks = _markers(comment)
+                if "+optional" in comment:
+                    marks["optional"] = True
+                if "+required" in comment:
+                    marks["required"] = True
+                if marks:
+                    extended.setdefault(current, {})[number] = marks
+            elif line == "}":
+                current = ""
+            comment = []
+    return described, extended
+
+
+def required(types_go: dict[str, str], extended: Extensions,
+             table: Table) -> list[tuple[str, str]]:
+    """(message, JSON field) kube-openapi marks required: ``+required``, or a field whose JSON
+    tag has no ``omitempty`` and which is not ``+optional``. Takes the markers out of
+    ``extended`` (they are not OpenAPI extensions)."""
+    plain: set[tuple[str, str]] = set()
+    for package, text in types_go.items():
+        for m in re.finditer(r"^type (\w+) struct \{(.*?)^\}", text, re.M | re.S):
+            for tags in re.findall(r"`([^`]*)`", m.group(2)):
+                json_tag = re.search(r'json:"([^"]*)"', tags)
+                if json_tag:
+                    name, *options = json_tag.group(1).split(",")
+                    if name and "omitempty" not in options and "inline" not in options:
+                        plain.add((f"{package}.{m.group(1)}", name))
+    out: set[tuple[str, str]] = set()
+    for message, fields in table.items():
+        for number, (name, label, _) in fields.items():
+            marks = extended.get(message, {}).get(number, {})
+            optional = marks.pop("optional", False)
+            forced = marks.pop("required", False)
+            if marks == {} and number in extended.get(message, {}):
+                del extended[message][number]
+            if label != "inline" and (forced or ((message, name) in plain and not optional)):
+                out.add((message, name))
+    return sorted(out)
 
 
 def _short(name: str) -> str:
@@ -188,6 +299,8 @@ def main() -> int:
     types_go["meta"] = _show(args.apimachinery, "pkg/apis/meta/v1/types.go")
     messages = tables(_parse_protos(protos), json_names(types_go))
     keep = keep_zero(types_go)
+    described, extended = docs(protos, set(messages))
+    must = required(types_go, extended, messages)
     title = "Protobuf field tables of the Kubernetes types devkube accepts in binary form"
     sys.stdout.write(f'''"""{title} (generated data).
 
@@ -201,7 +314,12 @@ kubernetes/apimachinery @{_head(args.apimachinery)[:12]}: message -> {{field num
 field's members belong to the enclosing object; type is a scalar or another message of this
 table. KEEP_ZERO lists the fields whose zero value is meaningful (Go
 pointers and fields without ``omitempty`` in types.go); other zero values are dropped.
-Regenerate rather than edit by hand.
+DOCS carries each message's and field's description (the generated.proto comments, as
+kube-openapi renders them) and EXTENSIONS the fields' list and patch markers
+(``+listType``, ``+listMapKey``, ``+patchStrategy``, ``+patchMergeKey``, ``+mapType``) as the
+OpenAPI extensions kube-apiserver publishes, REQUIRED the fields kube-openapi marks required;
+k8sbridge.devkube.openapi builds the served
+OpenAPI documents from these tables. Regenerate rather than edit by hand.
 """
 
 # ruff: noqa: E501
@@ -211,6 +329,12 @@ from __future__ import annotations
 MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {pprint.pformat(messages, width=98)}
 
 KEEP_ZERO: frozenset[tuple[str, str]] = frozenset({pprint.pformat(keep, width=98)})
+
+DOCS: dict[str, tuple[str, dict[int, str]]] = {pprint.pformat(described, width=98)}
+
+EXTENSIONS: dict[str, dict[int, dict[str, object]]] = {pprint.pformat(extended, width=98)}
+
+REQUIRED: frozenset[tuple[str, str]] = frozenset({pprint.pformat(must, width=98)})
 ''')
     return 0
 

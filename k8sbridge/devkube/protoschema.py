@@ -10,7 +10,12 @@ kubernetes/apimachinery @eed236ceee2c: message -> {field number: (JSON name,
 field's members belong to the enclosing object; type is a scalar or another message of this
 table. KEEP_ZERO lists the fields whose zero value is meaningful (Go
 pointers and fields without ``omitempty`` in types.go); other zero values are dropped.
-Regenerate rather than edit by hand.
+DOCS carries each message's and field's description (the generated.proto comments, as
+kube-openapi renders them) and EXTENSIONS the fields' list and patch markers
+(``+listType``, ``+listMapKey``, ``+patchStrategy``, ``+patchMergeKey``, ``+mapType``) as the
+OpenAPI extensions kube-apiserver publishes, REQUIRED the fields kube-openapi marks required;
+k8sbridge.devkube.openapi builds the served
+OpenAPI documents from these tables. Regenerate rather than edit by hand.
 """
 
 # ruff: noqa: E501
@@ -1486,6 +1491,11 @@ MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {'apps.v1.ControllerRevis
  'meta.LabelSelectorRequirement': {1: ('key', 'single', 'string'),
                                    2: ('operator', 'single', 'string'),
                                    3: ('values', 'repeated', 'string')},
+ 'meta.ListMeta': {1: ('selfLink', 'single', 'string'),
+                   2: ('resourceVersion', 'single', 'string'),
+                   3: ('continue', 'single', 'string'),
+                   4: ('remainingItemCount', 'single', 'int64'),
+                   5: ('shardInfo', 'single', 'meta.ShardInfo')},
  'meta.ManagedFieldsEntry': {1: ('manager', 'single', 'string'),
                              2: ('operation', 'single', 'string'),
                              3: ('apiVersion', 'single', 'string'),
@@ -1516,6 +1526,22 @@ MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {'apps.v1.ControllerRevis
                          7: ('blockOwnerDeletion', 'single', 'bool')},
  'meta.Preconditions': {1: ('uid', 'single', 'string'),
                         2: ('resourceVersion', 'single', 'string')},
+ 'meta.ShardInfo': {1: ('selector', 'single', 'string')},
+ 'meta.Status': {1: ('metadata', 'single', 'meta.ListMeta'),
+                 2: ('status', 'single', 'string'),
+                 3: ('message', 'single', 'string'),
+                 4: ('reason', 'single', 'string'),
+                 5: ('details', 'single', 'meta.StatusDetails'),
+                 6: ('code', 'single', 'int32')},
+ 'meta.StatusCause': {1: ('reason', 'single', 'string'),
+                      2: ('message', 'single', 'string'),
+                      3: ('field', 'single', 'string')},
+ 'meta.StatusDetails': {1: ('name', 'single', 'string'),
+                        2: ('group', 'single', 'string'),
+                        3: ('kind', 'single', 'string'),
+                        4: ('causes', 'repeated', 'meta.StatusCause'),
+                        5: ('retryAfterSeconds', 'single', 'int32'),
+                        6: ('uid', 'single', 'string')},
  'policy.v1.Eviction': {1: ('metadata', 'single', 'meta.ObjectMeta'),
                         2: ('deleteOptions', 'single', 'meta.DeleteOptions')},
  'policy.v1.PodDisruptionBudget': {1: ('metadata', 'single', 'meta.ObjectMeta'),
@@ -1999,3 +2025,7407 @@ KEEP_ZERO: frozenset[tuple[str, str]] = frozenset([('apps.v1.ControllerRevision'
  ('scheduling.v1alpha3.WorkloadPodGroupResourceClaim', 'resourceClaimTemplateName'),
  ('scheduling.v1alpha3.WorkloadReference', 'templateName'),
  ('scheduling.v1alpha3.WorkloadReference', 'workloadName')])
+
+DOCS: dict[str, tuple[str, dict[int, str]]] = {'apps.v1.ControllerRevision': ('ControllerRevision implements an immutable snapshot of state '
+                                'data. Clients are responsible for serializing and deserializing '
+                                'the objects that contain their internal state. Once a '
+                                'ControllerRevision has been successfully created, it can not be '
+                                'updated. The API Server will fail validation of all requests '
+                                'that attempt to mutate the Data field. ControllerRevisions may, '
+                                'however, be deleted. Note that, due to its use by both the '
+                                'DaemonSet and StatefulSet controllers for update and rollback, '
+                                'this object is beta. However, it may be subject to name and '
+                                'representation changes in future releases, and clients should '
+                                'not depend on its stability. It is primarily for internal use '
+                                'by controllers.',
+                                {1: "Standard object's metadata. More info: "
+                                    'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                 2: 'Data is the serialized representation of the state.',
+                                 3: 'Revision indicates the revision of the state represented by '
+                                    'Data.'}),
+ 'apps.v1.DaemonSet': ('DaemonSet represents the configuration of a daemon set.',
+                       {1: "Standard object's metadata. More info: "
+                           'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                        2: 'The desired behavior of this daemon set. More info: '
+                           'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                        3: 'The current status of this daemon set. This data may be out of date '
+                           'by some window of time. Populated by the system. Read-only. More '
+                           'info: '
+                           'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'apps.v1.DaemonSetCondition': ('DaemonSetCondition describes the state of a DaemonSet at a '
+                                'certain point.',
+                                {1: 'Type of DaemonSet condition.',
+                                 2: 'Status of the condition, one of True, False, Unknown.',
+                                 3: 'Last time the condition transitioned from one status to '
+                                    'another.',
+                                 4: "The reason for the condition's last transition.",
+                                 5: 'A human readable message indicating details about the '
+                                    'transition.'}),
+ 'apps.v1.DaemonSetSpec': ('DaemonSetSpec is the specification of a daemon set.',
+                           {1: 'A label query over pods that are managed by the daemon set. Must '
+                               'match in order to be controlled. It must match the pod '
+                               "template's labels. More info: "
+                               'https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors',
+                            2: 'An object that describes the pod that will be created. The '
+                               'DaemonSet will create exactly one copy of this pod on every node '
+                               "that matches the template's node selector (or on every node if "
+                               'no node selector is specified). The only allowed '
+                               'template.spec.restartPolicy value is "Always". More info: '
+                               'https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#pod-template',
+                            3: 'An update strategy to replace existing DaemonSet pods with new '
+                               'pods.',
+                            4: 'The minimum number of seconds for which a newly created '
+                               'DaemonSet pod should be ready without any of its container '
+                               'crashing, for it to be considered available. Defaults to 0 (pod '
+                               'will be considered available as soon as it is ready).',
+                            6: 'The number of old history to retain to allow rollback. This is a '
+                               'pointer to distinguish between explicit zero and not specified. '
+                               'Defaults to 10.'}),
+ 'apps.v1.DaemonSetStatus': ('DaemonSetStatus represents the current status of a daemon set.',
+                             {1: 'The number of nodes that are running at least 1 daemon pod and '
+                                 'are supposed to run the daemon pod. More info: '
+                                 'https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/',
+                              2: 'The number of nodes that are running the daemon pod, but are '
+                                 'not supposed to run the daemon pod. More info: '
+                                 'https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/',
+                              3: 'The total number of nodes that should be running the daemon '
+                                 'pod (including nodes correctly running the daemon pod). More '
+                                 'info: '
+                                 'https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/',
+                              4: 'numberReady is the number of nodes that should be running the '
+                                 'daemon pod and have one or more of the daemon pod running with '
+                                 'a Ready Condition.',
+                              5: 'The most recent generation observed by the daemon set '
+                                 'controller.',
+                              6: 'The total number of nodes that are running updated daemon pod',
+                              7: 'The number of nodes that should be running the daemon pod and '
+                                 'have one or more of the daemon pod running and available '
+                                 '(ready for at least spec.minReadySeconds)',
+                              8: 'The number of nodes that should be running the daemon pod and '
+                                 'have none of the daemon pod running and available (ready for '
+                                 'at least spec.minReadySeconds)',
+                              9: 'Count of hash collisions for the DaemonSet. The DaemonSet '
+                                 'controller uses this field as a collision avoidance mechanism '
+                                 'when it needs to create the name for the newest '
+                                 'ControllerRevision.',
+                              10: "Represents the latest available observations of a DaemonSet's "
+                                  'current state.'}),
+ 'apps.v1.DaemonSetUpdateStrategy': ('DaemonSetUpdateStrategy is a struct used to control the '
+                                     'update strategy for a DaemonSet.',
+                                     {1: 'Type of daemon set update. Can be "RollingUpdate" or '
+                                         '"OnDelete". Default is RollingUpdate.',
+                                      2: 'Rolling update config params. Present only if type = '
+                                         '"RollingUpdate".'}),
+ 'apps.v1.Deployment': ('Deployment enables declarative updates for Pods and ReplicaSets.',
+                        {1: "Standard object's metadata. More info: "
+                            'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                         2: 'Specification of the desired behavior of the Deployment.',
+                         3: 'Most recently observed status of the Deployment.'}),
+ 'apps.v1.DeploymentCondition': ('DeploymentCondition describes the state of a deployment at a '
+                                 'certain point.',
+                                 {1: 'Type of deployment condition.',
+                                  2: 'Status of the condition, one of True, False, Unknown.',
+                                  4: "The reason for the condition's last transition.",
+                                  5: 'A human readable message indicating details about the '
+                                     'transition.',
+                                  6: 'The last time this condition was updated.',
+                                  7: 'Last time the condition transitioned from one status to '
+                                     'another.'}),
+ 'apps.v1.DeploymentSpec': ('DeploymentSpec is the specification of the desired behavior of the '
+                            'Deployment.',
+                            {1: 'Number of desired pods. This is a pointer to distinguish '
+                                'between explicit zero and not specified. Defaults to 1.',
+                             2: 'Label selector for pods. Existing ReplicaSets whose pods are '
+                                'selected by this will be the ones affected by this deployment. '
+                                "It must match the pod template's labels.",
+                             3: 'Template describes the pods that will be created. The only '
+                                'allowed template.spec.restartPolicy value is "Always".',
+                             4: 'The deployment strategy to use to replace existing pods with '
+                                'new ones.',
+                             5: 'Minimum number of seconds for which a newly created pod should '
+                                'be ready without any of its container crashing, for it to be '
+                                'considered available. Defaults to 0 (pod will be considered '
+                                'available as soon as it is ready)',
+                             6: 'The number of old ReplicaSets to retain to allow rollback. This '
+                                'is a pointer to distinguish between explicit zero and not '
+                                'specified. Defaults to 10.',
+                             7: 'Indicates that the deployment is paused.',
+                             9: 'The maximum time in seconds for a deployment to make progress '
+                                'before it is considered to be failed. The deployment controller '
+                                'will continue to process failed deployments and a condition '
+                                'with a ProgressDeadlineExceeded reason will be surfaced in the '
+                                'deployment status. Note that progress will not be estimated '
+                                'during the time a deployment is paused. Defaults to 600s.'}),
+ 'apps.v1.DeploymentStatus': ('DeploymentStatus is the most recently observed status of the '
+                              'Deployment.',
+                              {1: 'The generation observed by the deployment controller.',
+                               2: 'Total number of non-terminating pods targeted by this '
+                                  'deployment (their labels match the selector).',
+                               3: 'Total number of non-terminating pods targeted by this '
+                                  'deployment that have the desired template spec.',
+                               4: 'Total number of available non-terminating pods (ready for at '
+                                  'least minReadySeconds) targeted by this deployment.',
+                               5: 'Total number of unavailable pods targeted by this deployment. '
+                                  'This is the total number of pods that are still required for '
+                                  'the deployment to have 100% available capacity. They may '
+                                  'either be pods that are running but not yet available or pods '
+                                  'that still have not been created.',
+                               6: 'Represents the latest available observations of a '
+                                  "deployment's current state.",
+                               7: 'Total number of non-terminating pods targeted by this '
+                                  'Deployment with a Ready Condition.',
+                               8: 'Count of hash collisions for the Deployment. The Deployment '
+                                  'controller uses this field as a collision avoidance mechanism '
+                                  'when it needs to create the name for the newest ReplicaSet.',
+                               9: 'Total number of terminating pods targeted by this deployment. '
+                                  'Terminating pods have a non-null .metadata.deletionTimestamp '
+                                  'and have not yet reached the Failed or Succeeded '
+                                  '.status.phase.\n'
+                                  '\n'
+                                  'This is a beta field and requires enabling '
+                                  'DeploymentReplicaSetTerminatingReplicas feature (enabled by '
+                                  'default).'}),
+ 'apps.v1.DeploymentStrategy': ('DeploymentStrategy describes how to replace existing pods with '
+                                'new ones.',
+                                {1: 'Type of deployment. Can be "Recreate" or "RollingUpdate". '
+                                    'Default is RollingUpdate.',
+                                 2: 'Rolling update config params. Present only if '
+                                    'DeploymentStrategyType = RollingUpdate.'}),
+ 'apps.v1.ReplicaSet': ('ReplicaSet ensures that a specified number of pod replicas are running '
+                        'at any given time.',
+                        {1: 'If the Labels of a ReplicaSet are empty, they are defaulted to be '
+                            'the same as the Pod(s) that the ReplicaSet manages. Standard '
+                            "object's metadata. More info: "
+                            'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                         2: 'Spec defines the specification of the desired behavior of the '
+                            'ReplicaSet. More info: '
+                            'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                         3: 'Status is the most recently observed status of the ReplicaSet. This '
+                            'data may be out of date by some window of time. Populated by the '
+                            'system. Read-only. More info: '
+                            'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'apps.v1.ReplicaSetCondition': ('ReplicaSetCondition describes the state of a replica set at a '
+                                 'certain point.',
+                                 {1: 'Type of replica set condition.',
+                                  2: 'Status of the condition, one of True, False, Unknown.',
+                                  3: 'The last time the condition transitioned from one status '
+                                     'to another.',
+                                  4: "The reason for the condition's last transition.",
+                                  5: 'A human readable message indicating details about the '
+                                     'transition.'}),
+ 'apps.v1.ReplicaSetSpec': ('ReplicaSetSpec is the specification of a ReplicaSet.',
+                            {1: 'Replicas is the number of desired pods. This is a pointer to '
+                                'distinguish between explicit zero and unspecified. Defaults to '
+                                '1. More info: '
+                                'https://kubernetes.io/docs/concepts/workloads/controllers/replicaset',
+                             2: 'Selector is a label query over pods that should match the '
+                                'replica count. Label keys and values that must match in order '
+                                'to be controlled by this replica set. It must match the pod '
+                                "template's labels. More info: "
+                                'https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors',
+                             3: 'Template is the object that describes the pod that will be '
+                                'created if insufficient replicas are detected. More info: '
+                                'https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#pod-template',
+                             4: 'Minimum number of seconds for which a newly created pod should '
+                                'be ready without any of its container crashing, for it to be '
+                                'considered available. Defaults to 0 (pod will be considered '
+                                'available as soon as it is ready)'}),
+ 'apps.v1.ReplicaSetStatus': ('ReplicaSetStatus represents the current status of a ReplicaSet.',
+                              {1: 'Replicas is the most recently observed number of '
+                                  'non-terminating pods. More info: '
+                                  'https://kubernetes.io/docs/concepts/workloads/controllers/replicaset',
+                               2: 'The number of non-terminating pods that have labels matching '
+                                  'the labels of the pod template of the replicaset.',
+                               3: 'ObservedGeneration reflects the generation of the most '
+                                  'recently observed ReplicaSet.',
+                               4: 'The number of non-terminating pods targeted by this '
+                                  'ReplicaSet with a Ready Condition.',
+                               5: 'The number of available non-terminating pods (ready for at '
+                                  'least minReadySeconds) for this replica set.',
+                               6: 'Represents the latest available observations of a replica '
+                                  "set's current state.",
+                               7: 'The number of terminating pods for this replica set. '
+                                  'Terminating pods have a non-null .metadata.deletionTimestamp '
+                                  'and have not yet reached the Failed or Succeeded '
+                                  '.status.phase.\n'
+                                  '\n'
+                                  'This is a beta field and requires enabling '
+                                  'DeploymentReplicaSetTerminatingReplicas feature (enabled by '
+                                  'default).'}),
+ 'apps.v1.RollingUpdateDaemonSet': ('Spec to control the desired behavior of daemon set rolling '
+                                    'update.',
+                                    {1: 'The maximum number of DaemonSet pods that can be '
+                                        'unavailable during the update. Value can be an absolute '
+                                        'number (ex: 5) or a percentage of total number of '
+                                        'DaemonSet pods at the start of the update (ex: 10%). '
+                                        'Absolute number is calculated from percentage by '
+                                        'rounding up. This cannot be 0 if MaxSurge is 0 Default '
+                                        'value is 1. Example: when this is set to 30%, at most '
+                                        '30% of the total number of nodes that should be running '
+                                        'the daemon pod (i.e. status.desiredNumberScheduled) can '
+                                        'have their pods stopped for an update at any given '
+                                        'time. The update starts by stopping at most 30% of '
+                                        'those DaemonSet pods and then brings up new DaemonSet '
+                                        'pods in their place. Once the new pods are available, '
+                                        'it then proceeds onto other DaemonSet pods, thus '
+                                        'ensuring that at least 70% of original number of '
+                                        'DaemonSet pods are available at all times during the '
+                                        'update.',
+                                     2: 'The maximum number of nodes with an existing available '
+                                        'DaemonSet pod that can have an updated DaemonSet pod '
+                                        'during during an update. Value can be an absolute '
+                                        'number (ex: 5) or a percentage of desired pods (ex: '
+                                        '10%). This can not be 0 if MaxUnavailable is 0. '
+                                        'Absolute number is calculated from percentage by '
+                                        'rounding up to a minimum of 1. Default value is 0. '
+                                        'Example: when this is set to 30%, at most 30% of the '
+                                        'total number of nodes that should be running the daemon '
+                                        'pod (i.e. status.desiredNumberScheduled) can have their '
+                                        'a new pod created before the old pod is marked as '
+                                        'deleted. The update starts by launching new pods on 30% '
+                                        'of nodes. Once an updated pod is available (Ready for '
+                                        'at least minReadySeconds) the old DaemonSet pod on that '
+                                        'node is marked deleted. If the old pod becomes '
+                                        'unavailable for any reason (Ready transitions to false, '
+                                        'is evicted, or is drained) an updated pod is '
+                                        'immediately created on that node without considering '
+                                        'surge limits. Allowing surge implies the possibility '
+                                        'that the resources consumed by the daemonset on any '
+                                        'given node can double if the readiness check fails, and '
+                                        'so resource intensive daemonsets should take into '
+                                        'account that they may cause evictions during '
+                                        'disruption.'}),
+ 'apps.v1.RollingUpdateDeployment': ('Spec to control the desired behavior of rolling update.',
+                                     {1: 'The maximum number of pods that can be unavailable '
+                                         'during the update. Value can be an absolute number '
+                                         '(ex: 5) or a percentage of desired pods (ex: 10%). '
+                                         'Absolute number is calculated from percentage by '
+                                         'rounding down. This can not be 0 if MaxSurge is 0. '
+                                         'Defaults to 25%. Example: when this is set to 30%, the '
+                                         'old ReplicaSet can be scaled down to 70% of desired '
+                                         'pods immediately when the rolling update starts. Once '
+                                         'new pods are ready, old ReplicaSet can be scaled down '
+                                         'further, followed by scaling up the new ReplicaSet, '
+                                         'ensuring that the total number of pods available at '
+                                         'all times during the update is at least 70% of desired '
+                                         'pods.',
+                                      2: 'The maximum number of pods that can be scheduled above '
+                                         'the desired number of pods. Value can be an absolute '
+                                         'number (ex: 5) or a percentage of desired pods (ex: '
+                                         '10%). This can not be 0 if MaxUnavailable is 0. '
+                                         'Absolute number is calculated from percentage by '
+                                         'rounding up. Defaults to 25%. Example: when this is '
+                                         'set to 30%, the new ReplicaSet can be scaled up '
+                                         'immediately when the rolling update starts, such that '
+                                         'the total number of old and new pods do not exceed '
+                                         '130% of desired pods. Once old pods have been killed, '
+                                         'new ReplicaSet can be scaled up further, ensuring that '
+                                         'total number of pods running at any time during the '
+                                         'update is at most 130% of desired pods.'}),
+ 'apps.v1.RollingUpdateStatefulSetStrategy': ('RollingUpdateStatefulSetStrategy is used to '
+                                              'communicate parameter for '
+                                              'RollingUpdateStatefulSetStrategyType.',
+                                              {1: 'Partition indicates the ordinal at which the '
+                                                  'StatefulSet should be partitioned for '
+                                                  'updates. During a rolling update, all pods '
+                                                  'from ordinal Replicas-1 to Partition are '
+                                                  'updated. All pods from ordinal Partition-1 to '
+                                                  '0 remain untouched. This is helpful in being '
+                                                  'able to do a canary based deployment. The '
+                                                  'default value is 0.',
+                                               2: 'The maximum number of pods that can be '
+                                                  'unavailable during the update. Value can be '
+                                                  'an absolute number (ex: 5) or a percentage of '
+                                                  'desired pods (ex: 10%). Absolute number is '
+                                                  'calculated from percentage by rounding up. '
+                                                  'This can not be 0. Defaults to 1. This field '
+                                                  'is beta-level and is enabled by default. The '
+                                                  'field applies to all pods in the range 0 to '
+                                                  'Replicas-1. That means if there is any '
+                                                  'unavailable pod in the range 0 to Replicas-1, '
+                                                  'it will be counted towards MaxUnavailable. '
+                                                  'This setting might not be effective for the '
+                                                  'OrderedReady podManagementPolicy. That policy '
+                                                  'ensures pods are created and become ready one '
+                                                  'at a time.'}),
+ 'apps.v1.StatefulSet': ('StatefulSet represents a set of pods with consistent identities. '
+                         'Identities are defined as: - Network: A single stable DNS and '
+                         'hostname. - Storage: As many VolumeClaims as requested.\n'
+                         '\n'
+                         'The StatefulSet guarantees that a given network identity will always '
+                         'map to the same storage identity.',
+                         {1: "Standard object's metadata. More info: "
+                             'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                          2: 'Spec defines the desired identities of pods in this set.',
+                          3: 'Status is the current status of Pods in this StatefulSet. This '
+                             'data may be out of date by some window of time.'}),
+ 'apps.v1.StatefulSetCondition': ('StatefulSetCondition describes the state of a statefulset at '
+                                  'a certain point.',
+                                  {1: 'Type of statefulset condition.',
+                                   2: 'Status of the condition, one of True, False, Unknown.',
+                                   3: 'Last time the condition transitioned from one status to '
+                                      'another.',
+                                   4: "The reason for the condition's last transition.",
+                                   5: 'A human readable message indicating details about the '
+                                      'transition.'}),
+ 'apps.v1.StatefulSetOrdinals': ('StatefulSetOrdinals describes the policy used for replica '
+                                 'ordinal assignment in this StatefulSet.',
+                                 {1: "start is the number representing the first replica's "
+                                     'index. It may be used to number replicas from an alternate '
+                                     'index (eg: 1-indexed) over the default 0-indexed names, or '
+                                     'to orchestrate progressive movement of replicas from one '
+                                     'StatefulSet to another. If set, replica indices will be in '
+                                     'the range: [.spec.ordinals.start, .spec.ordinals.start + '
+                                     '.spec.replicas). If unset, defaults to 0. Replica indices '
+                                     'will be in the range: [0, .spec.replicas).'}),
+ 'apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy': ('StatefulSetPersistentVolumeClaimRetentionPolicy '
+                                                             'describes the policy used for PVCs '
+                                                             'created from the StatefulSet '
+                                                             'VolumeClaimTemplates.',
+                                                             {1: 'WhenDeleted specifies what '
+                                                                 'happens to PVCs created from '
+                                                                 'StatefulSet '
+                                                                 'VolumeClaimTemplates when the '
+                                                                 'StatefulSet is deleted. The '
+                                                                 'default policy of `Retain` '
+                                                                 'causes PVCs to not be affected '
+                                                                 'by StatefulSet deletion. The '
+                                                                 '`Delete` policy causes those '
+                                                                 'PVCs to be deleted.',
+                                                              2: 'WhenScaled specifies what '
+                                                                 'happens to PVCs created from '
+                                                                 'StatefulSet '
+                                                                 'VolumeClaimTemplates when the '
+                                                                 'StatefulSet is scaled down. '
+                                                                 'The default policy of `Retain` '
+                                                                 'causes PVCs to not be affected '
+                                                                 'by a scaledown. The `Delete` '
+                                                                 'policy causes the associated '
+                                                                 'PVCs for any excess pods above '
+                                                                 'the replica count to be '
+                                                                 'deleted.'}),
+ 'apps.v1.StatefulSetSpec': ('A StatefulSetSpec is the specification of a StatefulSet.',
+                             {1: 'replicas is the desired number of replicas of the given '
+                                 'Template. These are replicas in the sense that they are '
+                                 'instantiations of the same Template, but individual replicas '
+                                 'also have a consistent identity. If unspecified, defaults to '
+                                 '1. TODO: Consider a rename of this field.',
+                              2: 'selector is a label query over pods that should match the '
+                                 "replica count. It must match the pod template's labels. More "
+                                 'info: '
+                                 'https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors',
+                              3: 'template is the object that describes the pod that will be '
+                                 'created if insufficient replicas are detected. Each pod '
+                                 'stamped out by the StatefulSet will fulfill this Template, but '
+                                 'have a unique identity from the rest of the StatefulSet. Each '
+                                 'pod will be named with the format '
+                                 '<statefulsetname>-<podindex>. For example, a pod in a '
+                                 'StatefulSet named "web" with index number "3" would be named '
+                                 '"web-3". The only allowed template.spec.restartPolicy value is '
+                                 '"Always".',
+                              4: 'volumeClaimTemplates is a list of claims that pods are allowed '
+                                 'to reference. The StatefulSet controller is responsible for '
+                                 'mapping network identities to claims in a way that maintains '
+                                 'the identity of a pod. Every claim in this list must have at '
+                                 'least one matching (by name) volumeMount in one container in '
+                                 'the template. A claim in this list takes precedence over any '
+                                 'volumes in the template, with the same name. TODO: Define the '
+                                 'behavior if a claim already exists with the same name.',
+                              5: 'serviceName is the name of the service that governs this '
+                                 'StatefulSet. This service must exist before the StatefulSet, '
+                                 'and is responsible for the network identity of the set. Pods '
+                                 'get DNS/hostnames that follow the pattern: '
+                                 'pod-specific-string.serviceName.default.svc.cluster.local '
+                                 'where "pod-specific-string" is managed by the StatefulSet '
+                                 'controller.',
+                              6: 'podManagementPolicy controls how pods are created during '
+                                 'initial scale up, when replacing pods on nodes, or when '
+                                 'scaling down. The default policy is `OrderedReady`, where pods '
+                                 'are created in increasing order (pod-0, then pod-1, etc) and '
+                                 'the controller will wait until each pod is ready before '
+                                 'continuing. When scaling down, the pods are removed in the '
+                                 'opposite order. The alternative policy is `Parallel` which '
+                                 'will create pods in parallel to match the desired scale '
+                                 'without waiting, and on scale down will delete all pods at '
+                                 'once.',
+                              7: 'updateStrategy indicates the StatefulSetUpdateStrategy that '
+                                 'will be employed to update Pods in the StatefulSet when a '
+                                 'revision is made to Template.',
+                              8: 'revisionHistoryLimit is the maximum number of revisions that '
+                                 "will be maintained in the StatefulSet's revision history. The "
+                                 'revision history consists of all revisions not represented by '
+                                 'a currently applied StatefulSetSpec version. The default value '
+                                 'is 10.',
+                              9: 'Minimum number of seconds for which a newly created pod should '
+                                 'be ready without any of its container crashing for it to be '
+                                 'considered available. Defaults to 0 (pod will be considered '
+                                 'available as soon as it is ready)',
+                              10: 'persistentVolumeClaimRetentionPolicy describes the lifecycle '
+                                  'of persistent volume claims created from '
+                                  'volumeClaimTemplates. By default, all persistent volume '
+                                  'claims are created as needed and retained until manually '
+                                  'deleted. This policy allows the lifecycle to be altered, for '
+                                  'example by deleting persistent volume claims when their '
+                                  'stateful set is deleted, or when their pod is scaled down.',
+                              11: 'ordinals controls the numbering of replica indices in a '
+                                  'StatefulSet. The default ordinals behavior assigns a "0" '
+                                  'index to the first replica and increments the index by one '
+                                  'for each additional replica requested.'}),
+ 'apps.v1.StatefulSetStatus': ('StatefulSetStatus represents the current state of a StatefulSet.',
+                               {1: 'observedGeneration is the most recent generation observed '
+                                   "for this StatefulSet. It corresponds to the StatefulSet's "
+                                   'generation, which is updated on mutation by the API Server.',
+                                2: 'replicas is the number of Pods created by the StatefulSet '
+                                   'controller.',
+                                3: 'readyReplicas is the number of pods created for this '
+                                   'StatefulSet with a Ready Condition.',
+                                4: 'currentReplicas is the number of Pods created by the '
+                                   'StatefulSet controller from the StatefulSet version '
+                                   'indicated by currentRevision.',
+                                5: 'updatedReplicas is the number of Pods created by the '
+                                   'StatefulSet controller from the StatefulSet version '
+                                   'indicated by updateRevision.',
+                                6: 'currentRevision, if not empty, indicates the version of the '
+                                   'StatefulSet used to generate Pods in the sequence '
+                                   '[0,currentReplicas).',
+                                7: 'updateRevision, if not empty, indicates the version of the '
+                                   'StatefulSet used to generate Pods in the sequence '
+                                   '[replicas-updatedReplicas,replicas)',
+                                9: 'collisionCount is the count of hash collisions for the '
+                                   'StatefulSet. The StatefulSet controller uses this field as a '
+                                   'collision avoidance mechanism when it needs to create the '
+                                   'name for the newest ControllerRevision.',
+                                10: 'Represents the latest available observations of a '
+                                    "statefulset's current state.",
+                                11: 'Total number of available pods (ready for at least '
+                                    'minReadySeconds) targeted by this statefulset.'}),
+ 'apps.v1.StatefulSetUpdateStrategy': ('StatefulSetUpdateStrategy indicates the strategy that '
+                                       'the StatefulSet controller will use to perform updates. '
+                                       'It includes any additional parameters necessary to '
+                                       'perform the update for the indicated strategy.',
+                                       {1: 'Type indicates the type of the '
+                                           'StatefulSetUpdateStrategy. Default is RollingUpdate.',
+                                        2: 'RollingUpdate is used to communicate parameters when '
+                                           'Type is RollingUpdateStatefulSetStrategyType.'}),
+ 'authentication.v1.AttestationValue': ('AttestationValue masks the value so protobuf can '
+                                        'generate',
+                                        {}),
+ 'authentication.v1.BoundObjectReference': ('BoundObjectReference is a reference to an object '
+                                            'that a token is bound to.',
+                                            {1: "kind of the referent. Valid kinds are 'Pod', "
+                                                "'Secret', 'Node', "
+                                                "'ValidatingWebhookConfiguration', and "
+                                                "'MutatingWebhookConfiguration'.",
+                                             2: 'apiVersion is API version of the referent.',
+                                             3: 'name of the referent.',
+                                             4: 'uid of the referent.'}),
+ 'authentication.v1.ExtraValue': ('ExtraValue masks the value so protobuf can generate', {}),
+ 'authentication.v1.SelfSubjectReview': ('SelfSubjectReview contains the user information that '
+                                         'the kube-apiserver has about the user making this '
+                                         'request. When using impersonation, users will receive '
+                                         'the user info of the user being impersonated.  If '
+                                         'impersonation or request header authentication is '
+                                         'used, any extra keys will have their case ignored and '
+                                         'returned as lowercase.',
+                                         {1: "metadata is standard object's metadata. More info: "
+                                             'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                          2: 'status is filled in by the server with the user '
+                                             'attributes.'}),
+ 'authentication.v1.SelfSubjectReviewStatus': ('SelfSubjectReviewStatus is filled by the '
+                                               'kube-apiserver and sent back to a user.',
+                                               {1: 'userInfo is a set of attributes belonging to '
+                                                   'the user making this request.'}),
+ 'authentication.v1.TokenRequest': ('TokenRequest requests a token for a given service account.',
+                                    {1: "metadata is the standard object's metadata. More info: "
+                                        'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                     2: 'spec holds information about the request being '
+                                        'evaluated',
+                                     3: 'status is filled in by the server and indicates whether '
+                                        'the token can be authenticated.'}),
+ 'authentication.v1.TokenRequestSpec': ('TokenRequestSpec contains client provided parameters of '
+                                        'a token request.',
+                                        {1: 'audiences are the intendend audiences of the token. '
+                                            'A recipient of a token must identify themself with '
+                                            'an identifier in the list of audiences of the '
+                                            'token, and otherwise should reject the token. A '
+                                            'token issued for multiple audiences may be used to '
+                                            'authenticate against any of the audiences listed '
+                                            'but implies a high degree of trust between the '
+                                            'target audiences.',
+                                         3: 'boundObjectRef is a reference to an object that the '
+                                            'token will be bound to. The token will only be '
+                                            'valid for as long as the bound object exists. NOTE: '
+                                            "The API server's TokenReview endpoint will validate "
+                                            'the BoundObjectRef, but other audiences may not. '
+                                            'Keep ExpirationSeconds small if you want prompt '
+                                            'revocation.',
+                                         4: 'expirationSeconds is the requested duration of '
+                                            'validity of the request. The token issuer may '
+                                            'return a token with a different validity duration '
+                                            "so a client needs to check the 'expiration' field "
+                                            'in a response.',
+                                         5: 'attestations is a map of well-known keys to '
+                                            'string-slice values. The values for each key have a '
+                                            'specific semantic meaning, which is documented on '
+                                            'the key definition. Requesters of tokens may ask '
+                                            'the Kubernetes API Server to attest to certain '
+                                            'claims. The API Server may perform authorization '
+                                            'checks depending on the key of this map.'}),
+ 'authentication.v1.TokenRequestStatus': ('TokenRequestStatus is the result of a token request.',
+                                          {1: 'token is the opaque bearer token.',
+                                           2: 'expirationTimestamp is the time of expiration of '
+                                              'the returned token.'}),
+ 'authentication.v1.TokenReview': ('TokenReview attempts to authenticate a token to a known '
+                                   'user. Note: TokenReview requests may be cached by the '
+                                   'webhook token authenticator plugin in the kube-apiserver.',
+                                   {1: "metadata is the standard object's metadata. More info: "
+                                       'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                    2: 'spec holds information about the request being evaluated',
+                                    3: 'status is filled in by the server and indicates whether '
+                                       'the request can be authenticated.'}),
+ 'authentication.v1.TokenReviewSpec': ('TokenReviewSpec is a description of the token '
+                                       'authentication request.',
+                                       {1: 'token is the opaque bearer token.',
+                                        2: 'audiences is a list of the identifiers that the '
+                                           'resource server presented with the token identifies '
+                                           'as. Audience-aware token authenticators will verify '
+                                           'that the token was intended for at least one of the '
+                                           'audiences in this list. If no audiences are '
+                                           'provided, the audience will default to the audience '
+                                           'of the Kubernetes apiserver.'}),
+ 'authentication.v1.TokenReviewStatus': ('TokenReviewStatus is the result of the token '
+                                         'authentication request.',
+                                         {1: 'authenticated indicates that the token was '
+                                             'associated with a known user.',
+                                          2: 'user is the UserInfo associated with the provided '
+                                             'token.',
+                                          3: "error indicates that the token couldn't be checked",
+                                          4: 'audiences are audience identifiers chosen by the '
+                                             'authenticator that are compatible with both the '
+                                             'TokenReview and token. An identifier is any '
+                                             'identifier in the intersection of the '
+                                             "TokenReviewSpec audiences and the token's "
+                                             'audiences. A client of the TokenReview API that '
+                                             'sets the spec.audiences field should validate that '
+                                             'a compatible audience identifier is returned in '
+                                             'the status.audiences field to ensure that the '
+                                             'TokenReview server is audience aware. If a '
+                                             'TokenReview returns an empty status.audience field '
+                                             'where status.authenticated is "true", the token is '
+                                             'valid against the audience of the Kubernetes API '
+                                             'server.'}),
+ 'authentication.v1.UserInfo': ('UserInfo holds the information about the user needed to '
+                                'implement the user.Info interface.',
+                                {1: 'username is the name that uniquely identifies this user '
+                                    'among all active users.',
+                                 2: 'uid is a unique value that identifies this user across '
+                                    'time. If this user is deleted and another user by the same '
+                                    'name is added, they will have different UIDs.',
+                                 3: 'groups is the names of groups this user is a part of.',
+                                 4: 'extra is any additional information provided by the '
+                                    'authenticator.'}),
+ 'authorization.v1.ExtraValue': ('ExtraValue masks the value so protobuf can generate', {}),
+ 'authorization.v1.FieldSelectorAttributes': ('FieldSelectorAttributes indicates a field limited '
+                                              'access. Webhook authors are encouraged to * '
+                                              'ensure rawSelector and requirements are not both '
+                                              'set * consider the requirements field if set * '
+                                              'not try to parse or consider the rawSelector '
+                                              'field if set. This is to avoid another '
+                                              'CVE-2022-2880 (i.e. getting different systems to '
+                                              'agree on how exactly to parse a query is not '
+                                              'something we want), see '
+                                              'https://www.oxeye.io/resources/golang-parameter-smuggling-attack '
+                                              'for more details. For the *SubjectAccessReview '
+                                              'endpoints of the kube-apiserver: * If rawSelector '
+                                              'is empty and requirements are empty, the request '
+                                              'is not limited. * If rawSelector is present and '
+                                              'requirements are empty, the rawSelector will be '
+                                              'parsed and limited if the parsing succeeds. * If '
+                                              'rawSelector is empty and requirements are '
+                                              'present, the requirements should be honored * If '
+                                              'rawSelector is present and requirements are '
+                                              'present, the request is invalid.',
+                                              {1: 'rawSelector is the serialization of a field '
+                                                  'selector that would be included in a query '
+                                                  'parameter. Webhook implementations are '
+                                                  'encouraged to ignore rawSelector. The '
+                                                  "kube-apiserver's *SubjectAccessReview will "
+                                                  'parse the rawSelector as long as the '
+                                                  'requirements are not present.',
+                                               2: 'requirements is the parsed interpretation of '
+                                                  'a field selector. All requirements must be '
+                                                  'met for a resource instance to match the '
+                                                  'selector. Webhook implementations should '
+                                                  'handle requirements, but how to handle them '
+                                                  'is up to the webhook. Since requirements can '
+                                                  'only limit the request, it is safe to '
+                                                  'authorize as unlimited request if the '
+                                                  'requirements are not understood.'}),
+ 'authorization.v1.LabelSelectorAttributes': ('LabelSelectorAttributes indicates a label limited '
+                                              'access. Webhook authors are encouraged to * '
+                                              'ensure rawSelector and requirements are not both '
+                                              'set * consider the requirements field if set * '
+                                              'not try to parse or consider the rawSelector '
+                                              'field if set. This is to avoid another '
+                                              'CVE-2022-2880 (i.e. getting different systems to '
+                                              'agree on how exactly to parse a query is not '
+                                              'something we want), see '
+                                              'https://www.oxeye.io/resources/golang-parameter-smuggling-attack '
+                                              'for more details. For the *SubjectAccessReview '
+                                              'endpoints of the kube-apiserver: * If rawSelector '
+                                              'is empty and requirements are empty, the request '
+                                              'is not limited. * If rawSelector is present and '
+                                              'requirements are empty, the rawSelector will be '
+                                              'parsed and limited if the parsing succeeds. * If '
+                                              'rawSelector is empty and requirements are '
+                                              'present, the requirements should be honored * If '
+                                              'rawSelector is present and requirements are '
+                                              'present, the request is invalid.',
+                                              {1: 'rawSelector is the serialization of a field '
+                                                  'selector that would be included in a query '
+                                                  'parameter. Webhook implementations are '
+                                                  'encouraged to ignore rawSelector. The '
+                                                  "kube-apiserver's *SubjectAccessReview will "
+                                                  'parse the rawSelector as long as the '
+                                                  'requirements are not present.',
+                                               2: 'requirements is the parsed interpretation of '
+                                                  'a label selector. All requirements must be '
+                                                  'met for a resource instance to match the '
+                                                  'selector. Webhook implementations should '
+                                                  'handle requirements, but how to handle them '
+                                                  'is up to the webhook. Since requirements can '
+                                                  'only limit the request, it is safe to '
+                                                  'authorize as unlimited request if the '
+                                                  'requirements are not understood.'}),
+ 'authorization.v1.LocalSubjectAccessReview': ('LocalSubjectAccessReview checks whether or not a '
+                                               'user or group can perform an action in a given '
+                                               'namespace. Having a namespace scoped resource '
+                                               'makes it much easier to grant namespace scoped '
+                                               'policy that includes permissions checking.',
+                                               {1: 'metadata is the standard list metadata. More '
+                                                   'info: '
+                                                   'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                                2: 'spec holds information about the request '
+                                                   'being evaluated.  spec.namespace must be '
+                                                   'equal to the namespace you made the request '
+                                                   'against.  If empty, it is defaulted.',
+                                                3: 'status is filled in by the server and '
+                                                   'indicates whether the request is allowed or '
+                                                   'not'}),
+ 'authorization.v1.NonResourceAttributes': ('NonResourceAttributes includes the authorization '
+                                            'attributes available for non-resource requests to '
+                                            'the Authorizer interface',
+                                            {1: 'path is the URL path of the request',
+                                             2: 'verb is the standard HTTP verb'}),
+ 'authorization.v1.NonResourceRule': ('NonResourceRule holds information that describes a rule '
+                                      'for the non-resource',
+                                      {1: 'verbs is a list of kubernetes non-resource API verbs, '
+                                          'like: get, post, put, delete, patch, head, options.  '
+                                          '"*" means all.',
+                                       2: 'nonResourceURLs is a set of partial urls that a user '
+                                          'should have access to.  *s are allowed, but only as '
+                                          'the full, final step in the path.  "*" means all.'}),
+ 'authorization.v1.ResourceAttributes': ('ResourceAttributes includes the authorization '
+                                         'attributes available for resource requests to the '
+                                         'Authorizer interface',
+                                         {1: 'namespace is the namespace of the action being '
+                                             'requested.  Currently, there is no distinction '
+                                             'between no namespace and all namespaces "" (empty) '
+                                             'is defaulted for LocalSubjectAccessReviews "" '
+                                             '(empty) is empty for cluster-scoped resources "" '
+                                             '(empty) means "all" for namespace scoped resources '
+                                             'from a SubjectAccessReview or '
+                                             'SelfSubjectAccessReview',
+                                          2: 'verb is a kubernetes resource API verb, like: get, '
+                                             'list, watch, create, update, delete, proxy.  "*" '
+                                             'means all.',
+                                          3: 'group is the API Group of the Resource.  "*" means '
+                                             'all.',
+                                          4: 'version is the API Version of the Resource.  "*" '
+                                             'means all.',
+                                          5: 'resource is one of the existing resource types.  '
+                                             '"*" means all.',
+                                          6: 'subresource is one of the existing resource '
+                                             'types.  "" means none.',
+                                          7: 'name is the name of the resource being requested '
+                                             'for a "get" or deleted for a "delete". "" (empty) '
+                                             'means all.',
+                                          8: 'fieldSelector describes the limitation on access '
+                                             'based on field.  It can only limit access, not '
+                                             'broaden it.',
+                                          9: 'labelSelector describes the limitation on access '
+                                             'based on labels.  It can only limit access, not '
+                                             'broaden it.'}),
+ 'authorization.v1.ResourceRule': ('ResourceRule is the list of actions the subject is allowed '
+                                   "to perform on resources. The list ordering isn't "
+                                   'significant, may contain duplicates, and possibly be '
+                                   'incomplete.',
+                                   {1: 'verbs is a list of kubernetes resource API verbs, like: '
+                                       'get, list, watch, create, update, delete, proxy.  "*" '
+                                       'means all.',
+                                    2: 'apiGroups is the name of the APIGroup that contains the '
+                                       'resources.  If multiple API groups are specified, any '
+                                       'action requested against one of the enumerated resources '
+                                       'in any API group will be allowed.  "*" means all.',
+                                    3: 'resources is a list of resources this rule applies to.  '
+                                       '"*" means all in the specified apiGroups. "*/foo" '
+                                       "represents the subresource 'foo' for all resources in "
+                                       'the specified apiGroups.',
+                                    4: 'resourceNames is an optional white list of names that '
+                                       'the rule applies to.  An empty set means that everything '
+                                       'is allowed.  "*" means all.'}),
+ 'authorization.v1.SelfSubjectAccessReview': ('SelfSubjectAccessReview checks whether or the '
+                                              'current user can perform an action.  Not filling '
+                                              'in a spec.namespace means "in all namespaces".  '
+                                              'Self is a special case, because users should '
+                                              'always be able to check whether they can perform '
+                                              'an action',
+                                              {1: 'metadata is the standard list metadata. More '
+                                                  'info: '
+                                                  'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                               2: 'spec holds information about the request '
+                                                  'being evaluated.  user and groups must be '
+                                                  'empty',
+                                               3: 'status is filled in by the server and '
+                                                  'indicates whether the request is allowed or '
+                                                  'not'}),
+ 'authorization.v1.SelfSubjectAccessReviewSpec': ('SelfSubjectAccessReviewSpec is a description '
+                                                  'of the access request.  Exactly one of '
+                                                  'resourceAttributes and nonResourceAttributes '
+                                                  'must be set',
+                                                  {1: 'resourceAttributes describes information '
+                                                      'for a resource access request',
+                                                   2: 'nonResourceAttributes describes '
+                                                      'information for a non-resource access '
+                                                      'request'}),
+ 'authorization.v1.SelfSubjectRulesReview': ('SelfSubjectRulesReview enumerates the set of '
+                                             'actions the current user can perform within a '
+                                             'namespace. The returned list of actions may be '
+                                             "incomplete depending on the server's authorization "
+                                             'mode, and any errors experienced during the '
+                                             'evaluation. SelfSubjectRulesReview should be used '
+                                             'by UIs to show/hide actions, or to quickly let an '
+                                             'end user reason about their permissions. It should '
+                                             'NOT Be used by external systems to drive '
+                                             'authorization decisions as this raises confused '
+                                             'deputy, cache lifetime/revocation, and correctness '
+                                             'concerns. SubjectAccessReview, and '
+                                             'LocalAccessReview are the correct way to defer '
+                                             'authorization decisions to the API server.',
+                                             {1: 'metadata is the standard list metadata. More '
+                                                 'info: '
+                                                 'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                              2: 'spec holds information about the request being '
+                                                 'evaluated.',
+                                              3: 'status is filled in by the server and '
+                                                 'indicates the set of actions a user can '
+                                                 'perform.'}),
+ 'authorization.v1.SelfSubjectRulesReviewSpec': ('SelfSubjectRulesReviewSpec defines the '
+                                                 'specification for SelfSubjectRulesReview.',
+                                                 {1: 'namespace to evaluate rules for. '
+                                                     'Required.'}),
+ 'authorization.v1.SubjectAccessReview': ('SubjectAccessReview checks whether or not a user or '
+                                          'group can perform an action.',
+                                          {1: 'metadata is the standard list metadata. More '
+                                              'info: '
+                                              'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                           2: 'spec holds information about the request being '
+                                              'evaluated',
+                                           3: 'status is filled in by the server and indicates '
+                                              'whether the request is allowed or not'}),
+ 'authorization.v1.SubjectAccessReviewSpec': ('SubjectAccessReviewSpec is a description of the '
+                                              'access request.  Exactly one of '
+                                              'resourceAttributes and nonResourceAttributes must '
+                                              'be set',
+                                              {1: 'resourceAttributes describes information for '
+                                                  'a resource access request',
+                                               2: 'nonResourceAttributes describes information '
+                                                  'for a non-resource access request',
+                                               3: "user is the user you're testing for. If you "
+                                                  'specify "User" but not "Groups", then is it '
+                                                  'interpreted as "What if User were not a '
+                                                  'member of any groups',
+                                               4: "groups is the groups you're testing for.",
+                                               5: 'extra corresponds to the user.Info.GetExtra() '
+                                                  'method from the authenticator.  Since that is '
+                                                  'input to the authorizer it needs a reflection '
+                                                  'here.',
+                                               6: 'uid information about the requesting user.'}),
+ 'authorization.v1.SubjectAccessReviewStatus': ('SubjectAccessReviewStatus',
+                                                {1: 'allowed is required. True if the action '
+                                                    'would be allowed, false otherwise.',
+                                                 2: 'reason is optional.  It indicates why a '
+                                                    'request was allowed or denied.',
+                                                 3: 'evaluationError is an indication that some '
+                                                    'error occurred during the authorization '
+                                                    'check. It is entirely possible to get an '
+                                                    'error and be able to continue determine '
+                                                    'authorization status in spite of it. For '
+                                                    'instance, RBAC can be missing a role, but '
+                                                    'enough roles are still present and bound to '
+                                                    'reason about the request.',
+                                                 4: 'denied is optional. True if the action '
+                                                    'would be denied, otherwise false. If both '
+                                                    'allowed is false and denied is false, then '
+                                                    'the authorizer has no opinion on whether to '
+                                                    'authorize the action. Denied may not be '
+                                                    'true if Allowed is true.'}),
+ 'authorization.v1.SubjectRulesReviewStatus': ('SubjectRulesReviewStatus contains the result of '
+                                               'a rules check. This check can be incomplete '
+                                               'depending on the set of authorizers the server '
+                                               'is configured with and any errors experienced '
+                                               'during evaluation. Because authorization rules '
+                                               "are additive, if a rule appears in a list it's "
+                                               'safe to assume the subject has that permission, '
+                                               'even if that list is incomplete.',
+                                               {1: 'resourceRules is the list of actions the '
+                                                   'subject is allowed to perform on resources. '
+                                                   "The list ordering isn't significant, may "
+                                                   'contain duplicates, and possibly be '
+                                                   'incomplete.',
+                                                2: 'nonResourceRules is the list of actions the '
+                                                   'subject is allowed to perform on '
+                                                   "non-resources. The list ordering isn't "
+                                                   'significant, may contain duplicates, and '
+                                                   'possibly be incomplete.',
+                                                3: 'incomplete is true when the rules returned '
+                                                   'by this call are incomplete. This is most '
+                                                   'commonly encountered when an authorizer, '
+                                                   "such as an external authorizer, doesn't "
+                                                   'support rules evaluation.',
+                                                4: 'evaluationError can appear in combination '
+                                                   'with Rules. It indicates an error occurred '
+                                                   'during rule evaluation, such as an '
+                                                   "authorizer that doesn't support rule "
+                                                   'evaluation, and that ResourceRules and/or '
+                                                   'NonResourceRules may be incomplete.'}),
+ 'autoscaling.v1.Scale': ('Scale represents a scaling request for a resource.',
+                          {1: 'metadata is the standard object metadata; More info: '
+                              'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata.',
+                           2: 'spec defines the behavior of the scale. More info: '
+                              'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status.',
+                           3: 'status is the current status of the scale. More info: '
+                              'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status. '
+                              'Read-only.'}),
+ 'autoscaling.v1.ScaleSpec': ('ScaleSpec describes the attributes of a scale subresource.',
+                              {1: 'replicas is the desired number of instances for the scaled '
+                                  'object.'}),
+ 'autoscaling.v1.ScaleStatus': ('ScaleStatus represents the current status of a scale '
+                                'subresource.',
+                                {1: 'replicas is the actual number of observed instances of the '
+                                    'scaled object.',
+                                 2: 'selector is the label query over pods that should match the '
+                                    'replicas count. This is same as the label selector but in '
+                                    'the string format to avoid introspection by clients. The '
+                                    'string will be in the same format as the query-param '
+                                    'syntax. More info about label selectors: '
+                                    'https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/'}),
+ 'autoscaling.v2.ContainerResourceMetricSource': ('ContainerResourceMetricSource indicates how '
+                                                  'to scale on a resource metric known to '
+                                                  'Kubernetes, as specified in requests and '
+                                                  'limits, describing each pod in the current '
+                                                  'scale target (e.g. CPU or memory).  The '
+                                                  'values will be averaged together before being '
+                                                  'compared to the target.  Such metrics are '
+                                                  'built in to Kubernetes, and have special '
+                                                  'scaling options on top of those available to '
+                                                  'normal per-pod metrics using the "pods" '
+                                                  'source.  Only one "target" type should be '
+                                                  'set.',
+                                                  {1: 'name is the name of the resource in '
+                                                      'question.',
+                                                   2: 'target specifies the target value for the '
+                                                      'given metric',
+                                                   3: 'container is the name of the container in '
+                                                      'the pods of the scaling target'}),
+ 'autoscaling.v2.ContainerResourceMetricStatus': ('ContainerResourceMetricStatus indicates the '
+                                                  'current value of a resource metric known to '
+                                                  'Kubernetes, as specified in requests and '
+                                                  'limits, describing a single container in each '
+                                                  'pod in the current scale target (e.g. CPU or '
+                                                  'memory).  Such metrics are built in to '
+                                                  'Kubernetes, and have special scaling options '
+                                                  'on top of those available to normal per-pod '
+                                                  'metrics using the "pods" source.',
+                                                  {1: 'name is the name of the resource in '
+                                                      'question.',
+                                                   2: 'current contains the current value for '
+                                                      'the given metric',
+                                                   3: 'container is the name of the container in '
+                                                      'the pods of the scaling target'}),
+ 'autoscaling.v2.CrossVersionObjectReference': ('CrossVersionObjectReference contains enough '
+                                                'information to let you identify the referred '
+                                                'resource.',
+                                                {1: 'kind is the kind of the referent; More '
+                                                    'info: '
+                                                    'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+                                                 2: 'name is the name of the referent; More '
+                                                    'info: '
+                                                    'https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names',
+                                                 3: 'apiVersion is the API version of the '
+                                                    'referent'}),
+ 'autoscaling.v2.ExternalMetricSource': ('ExternalMetricSource indicates how to scale on a '
+                                         'metric not associated with any Kubernetes object (for '
+                                         'example length of queue in cloud messaging service, or '
+                                         'QPS from loadbalancer running outside of cluster).',
+                                         {1: 'metric identifies the target metric by name and '
+                                             'selector',
+                                          2: 'target specifies the target value for the given '
+                                             'metric'}),
+ 'autoscaling.v2.ExternalMetricStatus': ('ExternalMetricStatus indicates the current value of a '
+                                         'global metric not associated with any Kubernetes '
+                                         'object.',
+                                         {1: 'metric identifies the target metric by name and '
+                                             'selector',
+                                          2: 'current contains the current value for the given '
+                                             'metric'}),
+ 'autoscaling.v2.HPAScalingPolicy': ('HPAScalingPolicy is a single policy which must hold true '
+                                     'for a specified past interval.',
+                                     {1: 'type is used to specify the scaling policy.',
+                                      2: 'value contains the amount of change which is permitted '
+                                         'by the policy. It must be greater than zero',
+                                      3: 'periodSeconds specifies the window of time for which '
+                                         'the policy should hold true. PeriodSeconds must be '
+                                         'greater than zero and less than or equal to 1800 (30 '
+                                         'min).'}),
+ 'autoscaling.v2.HPAScalingRules': ('HPAScalingRules configures the scaling behavior for one '
+                                    'direction via scaling Policy Rules and a configurable '
+                                    'metric tolerance.\n'
+                                    '\n'
+                                    'Scaling Policy Rules are applied after calculating '
+                                    'DesiredReplicas from metrics for the HPA. They can limit '
+                                    'the scaling velocity by specifying scaling policies. They '
+                                    'can prevent flapping by specifying the stabilization '
+                                    'window, so that the number of replicas is not set '
+                                    'instantly, instead, the safest value from the stabilization '
+                                    'window is chosen.\n'
+                                    '\n'
+                                    'The tolerance is applied to the metric values and prevents '
+                                    'scaling too eagerly for small metric variations.',
+                                    {1: 'selectPolicy is used to specify which policy should be '
+                                        'used. If not set, the default value Max is used.',
+                                     2: 'policies is a list of potential scaling polices which '
+                                        'can be used during scaling. If not set, use the default '
+                                        'values: - For scale up: allow doubling the number of '
+                                        'pods, or an absolute change of 4 pods in a 15s window. '
+                                        '- For scale down: allow all pods to be removed in a 15s '
+                                        'window.',
+                                     3: 'stabilizationWindowSeconds is the number of seconds for '
+                                        'which past recommendations should be considered while '
+                                        'scaling up or scaling down. StabilizationWindowSeconds '
+                                        'must be greater than or equal to zero and less than or '
+                                        'equal to 3600 (one hour). If not set, use the default '
+                                        'values: - For scale up: 0 (i.e. no stabilization is '
+                                        'done). - For scale down: 300 (i.e. the stabilization '
+                                        'window is 300 seconds long).',
+                                     4: 'tolerance is the tolerance on the ratio between the '
+                                        'current and desired metric value under which no updates '
+                                        'are made to the desired number of replicas (e.g. 0.01 '
+                                        'for 1%). Must be greater than or equal to zero. If not '
+                                        'set, the default cluster-wide tolerance is applied (by '
+                                        'default 10%).\n'
+                                        '\n'
+                                        'For example, if autoscaling is configured with a memory '
+                                        'consumption target of 100Mi, and scale-down and '
+                                        'scale-up tolerances of 5% and 1% respectively, scaling '
+                                        'will be triggered when the actual consumption falls '
+                                        'below 95Mi or exceeds 101Mi.'}),
+ 'autoscaling.v2.HorizontalPodAutoscaler': ('HorizontalPodAutoscaler is the configuration for a '
+                                            'horizontal pod autoscaler, which automatically '
+                                            'manages the replica count of any resource '
+                                            'implementing the scale subresource based on the '
+                                            'metrics specified.',
+                                            {1: 'metadata is the standard object metadata. More '
+                                                'info: '
+                                                'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                             2: 'spec is the specification for the behaviour of '
+                                                'the autoscaler. More info: '
+                                                'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status.',
+                                             3: 'status is the current information about the '
+                                                'autoscaler.'}),
+ 'autoscaling.v2.HorizontalPodAutoscalerBehavior': ('HorizontalPodAutoscalerBehavior configures '
+                                                    'the scaling behavior of the target in both '
+                                                    'Up and Down directions (scaleUp and '
+                                                    'scaleDown fields respectively).',
+                                                    {1: 'scaleUp is scaling policy for scaling '
+                                                        'Up. If not set, the default value is '
+                                                        'the higher of: * increase no more than '
+                                                        '4 pods per 60 seconds * double the '
+                                                        'number of pods per 60 seconds No '
+                                                        'stabilization is used.',
+                                                     2: 'scaleDown is scaling policy for scaling '
+                                                        'Down. If not set, the default value is '
+                                                        'to allow to scale down to minReplicas '
+                                                        'pods, with a 300 second stabilization '
+                                                        'window (i.e., the highest '
+                                                        'recommendation for the last 300sec is '
+                                                        'used).'}),
+ 'autoscaling.v2.HorizontalPodAutoscalerCondition': ('HorizontalPodAutoscalerCondition describes '
+                                                     'the state of a HorizontalPodAutoscaler at '
+                                                     'a certain point.',
+                                                     {1: 'type describes the current condition',
+                                                      2: 'status is the status of the condition '
+                                                         '(True, False, Unknown)',
+                                                      3: 'lastTransitionTime is the last time '
+                                                         'the condition transitioned from one '
+                                                         'status to another',
+                                                      4: 'reason is the reason for the '
+                                                         "condition's last transition.",
+                                                      5: 'message is a human-readable '
+                                                         'explanation containing details about '
+                                                         'the transition',
+                                                      6: 'observedGeneration represents the '
+                                                         '.metadata.generation that the '
+                                                         'condition was set based upon. For '
+                                                         'instance, if .metadata.generation is '
+                                                         'currently 12, but the '
+                                                         '.status.conditions[x].observedGeneration '
+                                                         'is 9, the condition is out of date '
+                                                         'with respect to the current state of '
+                                                         'the instance.'}),
+ 'autoscaling.v2.HorizontalPodAutoscalerSpec': ('HorizontalPodAutoscalerSpec describes the '
+                                                'desired functionality of the '
+                                                'HorizontalPodAutoscaler.',
+                                                {1: 'scaleTargetRef points to the target '
+                                                    'resource to scale, and is used to the pods '
+                                                    'for which metrics should be collected, as '
+                                                    'well as to actually change the replica '
+                                                    'count.',
+                                                 2: 'minReplicas is the lower limit for the '
+                                                    'number of replicas to which the autoscaler '
+                                                    'can scale down.  It defaults to 1 pod.  '
+                                                    'minReplicas is allowed to be 0 if the alpha '
+                                                    'feature gate HPAScaleToZero is enabled and '
+                                                    'at least one Object or External metric is '
+                                                    'configured.  Scaling is active as long as '
+                                                    'at least one metric value is available.',
+                                                 3: 'maxReplicas is the upper limit for the '
+                                                    'number of replicas to which the autoscaler '
+                                                    'can scale up. It cannot be less that '
+                                                    'minReplicas.',
+                                                 4: 'metrics contains the specifications for '
+                                                    'which to use to calculate the desired '
+                                                    'replica count (the maximum replica count '
+                                                    'across all metrics will be used).  The '
+                                                    'desired replica count is calculated '
+                                                    'multiplying the ratio between the target '
+                                                    'value and the current value by the current '
+                                                    'number of pods.  Ergo, metrics used must '
+                                                    'decrease as the pod count is increased, and '
+                                                    'vice-versa.  See the individual metric '
+                                                    'source types for more information about how '
+                                                    'each type of metric must respond. If not '
+                                                    'set, the default metric will be set to 80% '
+                                                    'average CPU utilization.',
+                                                 5: 'behavior configures the scaling behavior of '
+                                                    'the target in both Up and Down directions '
+                                                    '(scaleUp and scaleDown fields '
+                                                    'respectively). If not set, the default '
+                                                    'HPAScalingRules for scale up and scale down '
+                                                    'are used.'}),
+ 'autoscaling.v2.HorizontalPodAutoscalerStatus': ('HorizontalPodAutoscalerStatus describes the '
+                                                  'current status of a horizontal pod '
+                                                  'autoscaler.',
+                                                  {1: 'observedGeneration is the most recent '
+                                                      'generation observed by this autoscaler.',
+                                                   2: 'lastScaleTime is the last time the '
+                                                      'HorizontalPodAutoscaler scaled the number '
+                                                      'of pods, used by the autoscaler to '
+                                                      'control how often the number of pods is '
+                                                      'changed.',
+                                                   3: 'currentReplicas is current number of '
+                                                      'replicas of pods managed by this '
+                                                      'autoscaler, as last seen by the '
+                                                      'autoscaler.',
+                                                   4: 'desiredReplicas is the desired number of '
+                                                      'replicas of pods managed by this '
+                                                      'autoscaler, as last calculated by the '
+                                                      'autoscaler.',
+                                                   5: 'currentMetrics is the last read state of '
+                                                      'the metrics used by this autoscaler.',
+                                                   6: 'conditions is the set of conditions '
+                                                      'required for this autoscaler to scale its '
+                                                      'target, and indicates whether or not '
+                                                      'those conditions are met.'}),
+ 'autoscaling.v2.MetricIdentifier': ('MetricIdentifier defines the name and optionally selector '
+                                     'for a metric',
+                                     {1: 'name is the name of the given metric',
+                                      2: 'selector is the string-encoded form of a standard '
+                                         'kubernetes label selector for the given metric When '
+                                         'set, it is passed as an additional parameter to the '
+                                         'metrics server for more specific metrics scoping. When '
+                                         'unset, just the metricName will be used to gather '
+                                         'metrics.'}),
+ 'autoscaling.v2.MetricSpec': ('MetricSpec specifies how to scale based on a single metric (only '
+                               '`type` and one other matching field should be set at once).',
+                               {1: 'type is the type of metric source.  It should be one of '
+                                   '"ContainerResource", "External", "Object", "Pods" or '
+                                   '"Resource", each mapping to a matching field in the object.',
+                                2: 'object refers to a metric describing a single kubernetes '
+                                   'object (for example, hits-per-second on an Ingress object).',
+                                3: 'pods refers to a metric describing each pod in the current '
+                                   'scale target (for example, '
+                                   'transactions-processed-per-second).  The values will be '
+                                   'averaged together before being compared to the target value.',
+                                4: 'resource refers to a resource metric (such as those '
+                                   'specified in requests and limits) known to Kubernetes '
+                                   'describing each pod in the current scale target (e.g. CPU or '
+                                   'memory). Such metrics are built in to Kubernetes, and have '
+                                   'special scaling options on top of those available to normal '
+                                   'per-pod metrics using the "pods" source.',
+                                5: 'external refers to a global metric that is not associated '
+                                   'with any Kubernetes object. It allows autoscaling based on '
+                                   'information coming from components running outside of '
+                                   'cluster (for example length of queue in cloud messaging '
+                                   'service, or QPS from loadbalancer running outside of '
+                                   'cluster).',
+                                7: 'containerResource refers to a resource metric (such as those '
+                                   'specified in requests and limits) known to Kubernetes '
+                                   'describing a single container in each pod of the current '
+                                   'scale target (e.g. CPU or memory). Such metrics are built in '
+                                   'to Kubernetes, and have special scaling options on top of '
+                                   'those available to normal per-pod metrics using the "pods" '
+                                   'source.'}),
+ 'autoscaling.v2.MetricStatus': ('MetricStatus describes the last-read state of a single metric.',
+                                 {1: 'type is the type of metric source.  It will be one of '
+                                     '"ContainerResource", "External", "Object", "Pods" or '
+                                     '"Resource", each corresponds to a matching field in the '
+                                     'object.',
+                                  2: 'object refers to a metric describing a single kubernetes '
+                                     'object (for example, hits-per-second on an Ingress '
+                                     'object).',
+                                  3: 'pods refers to a metric describing each pod in the current '
+                                     'scale target (for example, '
+                                     'transactions-processed-per-second).  The values will be '
+                                     'averaged together before being compared to the target '
+                                     'value.',
+                                  4: 'resource refers to a resource metric (such as those '
+                                     'specified in requests and limits) known to Kubernetes '
+                                     'describing each pod in the current scale target (e.g. CPU '
+                                     'or memory). Such metrics are built in to Kubernetes, and '
+                                     'have special scaling options on top of those available to '
+                                     'normal per-pod metrics using the "pods" source.',
+                                  5: 'external refers to a global metric that is not associated '
+                                     'with any Kubernetes object. It allows autoscaling based on '
+                                     'information coming from components running outside of '
+                                     'cluster (for example length of queue in cloud messaging '
+                                     'service, or QPS from loadbalancer running outside of '
+                                     'cluster).',
+                                  7: 'containerResource refers to a resource metric (such as '
+                                     'those specified in requests and limits) known to '
+                                     'Kubernetes describing a single container in each pod in '
+                                     'the current scale target (e.g. CPU or memory). Such '
+                                     'metrics are built in to Kubernetes, and have special '
+                                     'scaling options on top of those available to normal '
+                                     'per-pod metrics using the "pods" source.'}),
+ 'autoscaling.v2.MetricTarget': ('MetricTarget defines the target value, average value, or '
+                                 'average utilization of a specific metric',
+                                 {1: 'type represents whether the metric type is Utilization, '
+                                     'Value, or AverageValue',
+                                  2: 'value is the target value of the metric (as a quantity).',
+                                  3: 'averageValue is the target value of the average of the '
+                                     'metric across all relevant pods (as a quantity)',
+                                  4: 'averageUtilization is the target value of the average of '
+                                     'the resource metric across all relevant pods, represented '
+                                     'as a percentage of the requested value of the resource for '
+                                     'the pods. Currently only valid for Resource metric source '
+                                     'type'}),
+ 'autoscaling.v2.MetricValueStatus': ('MetricValueStatus holds the current value for a metric',
+                                      {1: 'value is the current value of the metric (as a '
+                                          'quantity).',
+                                       2: 'averageValue is the current value of the average of '
+                                          'the metric across all relevant pods (as a quantity)',
+                                       3: 'averageUtilization is the current value of the '
+                                          'average of the resource metric across all relevant '
+                                          'pods, represented as a percentage of the requested '
+                                          'value of the resource for the pods.'}),
+ 'autoscaling.v2.ObjectMetricSource': ('ObjectMetricSource indicates how to scale on a metric '
+                                       'describing a kubernetes object (for example, '
+                                       'hits-per-second on an Ingress object).',
+                                       {1: 'describedObject specifies the descriptions of a '
+                                           'object,such as kind,name apiVersion',
+                                        2: 'target specifies the target value for the given '
+                                           'metric',
+                                        3: 'metric identifies the target metric by name and '
+                                           'selector'}),
+ 'autoscaling.v2.ObjectMetricStatus': ('ObjectMetricStatus indicates the current value of a '
+                                       'metric describing a kubernetes object (for example, '
+                                       'hits-per-second on an Ingress object).',
+                                       {1: 'metric identifies the target metric by name and '
+                                           'selector',
+                                        2: 'current contains the current value for the given '
+                                           'metric',
+                                        3: 'describedObject specifies the descriptions of a '
+                                           'object,such as kind,name apiVersion'}),
+ 'autoscaling.v2.PodsMetricSource': ('PodsMetricSource indicates how to scale on a metric '
+                                     'describing each pod in the current scale target (for '
+                                     'example, transactions-processed-per-second). The values '
+                                     'will be averaged together before being compared to the '
+                                     'target value.',
+                                     {1: 'metric identifies the target metric by name and '
+                                         'selector',
+                                      2: 'target specifies the target value for the given '
+                                         'metric'}),
+ 'autoscaling.v2.PodsMetricStatus': ('PodsMetricStatus indicates the current value of a metric '
+                                     'describing each pod in the current scale target (for '
+                                     'example, transactions-processed-per-second).',
+                                     {1: 'metric identifies the target metric by name and '
+                                         'selector',
+                                      2: 'current contains the current value for the given '
+                                         'metric'}),
+ 'autoscaling.v2.ResourceMetricSource': ('ResourceMetricSource indicates how to scale on a '
+                                         'resource metric known to Kubernetes, as specified in '
+                                         'requests and limits, describing each pod in the '
+                                         'current scale target (e.g. CPU or memory).  The values '
+                                         'will be averaged together before being compared to the '
+                                         'target.  Such metrics are built in to Kubernetes, and '
+                                         'have special scaling options on top of those available '
+                                         'to normal per-pod metrics using the "pods" source.  '
+                                         'Only one "target" type should be set.',
+                                         {1: 'name is the name of the resource in question.',
+                                          2: 'target specifies the target value for the given '
+                                             'metric'}),
+ 'autoscaling.v2.ResourceMetricStatus': ('ResourceMetricStatus indicates the current value of a '
+                                         'resource metric known to Kubernetes, as specified in '
+                                         'requests and limits, describing each pod in the '
+                                         'current scale target (e.g. CPU or memory).  Such '
+                                         'metrics are built in to Kubernetes, and have special '
+                                         'scaling options on top of those available to normal '
+                                         'per-pod metrics using the "pods" source.',
+                                         {1: 'name is the name of the resource in question.',
+                                          2: 'current contains the current value for the given '
+                                             'metric'}),
+ 'batch.v1.CronJob': ('CronJob represents the configuration of a single cron job.',
+                      {1: "Standard object's metadata. More info: "
+                          'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                       2: 'Specification of the desired behavior of a cron job, including the '
+                          'schedule. More info: '
+                          'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                       3: 'Current status of a cron job. More info: '
+                          'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'batch.v1.CronJobSpec': ('CronJobSpec describes how the job execution will look like and when '
+                          'it will actually run.',
+                          {1: 'The schedule in Cron format, see '
+                              'https://en.wikipedia.org/wiki/Cron.',
+                           2: 'Optional deadline in seconds for starting the job if it misses '
+                              'scheduled time for any reason.  Missed jobs executions will be '
+                              'counted as failed ones.',
+                           3: 'Specifies how to treat concurrent executions of a Job. Valid '
+                              'values are:\n'
+                              '\n'
+                              '- "Allow" (default): allows CronJobs to run concurrently; - '
+                              '"Forbid": forbids concurrent runs, skipping next run if previous '
+                              'run hasn\'t finished yet; - "Replace": cancels currently running '
+                              'job and replaces it with a new one',
+                           4: 'This flag tells the controller to suspend subsequent executions, '
+                              'it does not apply to already started executions.  Defaults to '
+                              'false.',
+                           5: 'Specifies the job that will be created when executing a CronJob.',
+                           6: 'The number of successful finished jobs to retain. Value must be '
+                              'non-negative integer. Defaults to 3.',
+                           7: 'The number of failed finished jobs to retain. Value must be '
+                              'non-negative integer. Defaults to 1.',
+                           8: 'The time zone name for the given schedule, see '
+                              'https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If '
+                              'not specified, this will default to the time zone of the '
+                              'kube-controller-manager process. The set of valid time zone names '
+                              'and the time zone offset is loaded from the system-wide time zone '
+                              'database by the API server during CronJob validation and the '
+                              'controller manager during execution. If no system-wide time zone '
+                              'database can be found a bundled version of the database is used '
+                              'instead. If the time zone name becomes invalid during the '
+                              'lifetime of a CronJob or due to a change in host configuration, '
+                              'the controller will stop creating new new Jobs and will create a '
+                              'system event with the reason UnknownTimeZone. More information '
+                              'can be found in '
+                              'https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones'}),
+ 'batch.v1.CronJobStatus': ('CronJobStatus represents the current state of a cron job.',
+                            {1: 'A list of pointers to currently running jobs.',
+                             4: 'Information when was the last time the job was successfully '
+                                'scheduled.',
+                             5: 'Information when was the last time the job successfully '
+                                'completed.'}),
+ 'batch.v1.Job': ('Job represents the configuration of a single job.',
+                  {1: "Standard object's metadata. More info: "
+                      'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                   2: 'Specification of the desired behavior of a job. More info: '
+                      'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                   3: 'Current status of a job. More info: '
+                      'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'batch.v1.JobCondition': ('JobCondition describes current state of a job.',
+                           {1: 'Type of job condition, Complete or Failed.',
+                            2: 'Status of the condition, one of True, False, Unknown.',
+                            3: 'Last time the condition was checked.',
+                            4: 'Last time the condition transit from one status to another.',
+                            5: "(brief) reason for the condition's last transition.",
+                            6: 'Human readable message indicating details about last '
+                               'transition.'}),
+ 'batch.v1.JobSchedulingConfiguration': ('JobSchedulingConfiguration composes the reusable '
+                                         'workload-aware scheduling building blocks.',
+                                         {1: 'SchedulingPolicy defines the scheduling policy for '
+                                             'this Job. Exactly one of Basic or Gang must be '
+                                             'set. This field is immutable after creation: the '
+                                             'policy may not be added or removed. The policy '
+                                             'variant (basic/gang) is frozen by hand-written '
+                                             'validation; only schedulingPolicy.gang.minCount '
+                                             'may be changed.',
+                                          2: 'SchedulingConstraints defines scheduling '
+                                             "constraints (e.g. topology) for the Job's pods. "
+                                             'This field is immutable after creation.',
+                                          3: "DisruptionMode defines the mode in which the Job's "
+                                             'pods can be disrupted. One of Single, All. This '
+                                             'field is immutable after creation: it may not be '
+                                             'added or removed, and the selected mode may not be '
+                                             'changed.',
+                                          4: 'ResourceClaims defines which ResourceClaims may be '
+                                             'shared among Pods in the Job. Pods consume the '
+                                             "devices allocated to a PodGroup's claim by "
+                                             'defining a claim in its own Spec.ResourceClaims '
+                                             "that matches the PodGroup's claim exactly. The "
+                                             'claim must have the same name and refer to the '
+                                             'same ResourceClaim or ResourceClaimTemplate. At '
+                                             'most 4 claims may be set, matching the limit on '
+                                             'the resulting PodGroup. This list is immutable '
+                                             'after creation: entries may neither be added, '
+                                             'removed, nor modified.'}),
+ 'batch.v1.JobSpec': ('JobSpec describes how the job execution will look like.',
+                      {1: 'Specifies the maximum desired number of pods the job should run at '
+                          'any given time. The actual number of pods running in steady state '
+                          'will be less than this number when ((.spec.completions - '
+                          '.status.successful) < .spec.parallelism), i.e. when the work left to '
+                          'do is less than max parallelism. More info: '
+                          'https://kubernetes.io/docs/concepts/workloads/controllers/jobs-run-to-completion/',
+                       2: 'Specifies the desired number of successfully finished pods the job '
+                          'should be run with.  Setting to null means that the success of any '
+                          'pod signals the success of all pods, and allows parallelism to have '
+                          'any positive value.  Setting to 1 means that parallelism is limited '
+                          'to 1 and the success of that pod signals the success of the job. More '
+                          'info: '
+                          'https://kubernetes.io/docs/concepts/workloads/controllers/jobs-run-to-completion/',
+                       3: 'Specifies the duration in seconds relative to the startTime that the '
+                          'job may be continuously active before the system tries to terminate '
+                          'it; value must be positive integer. If a Job is suspended (at '
+                          'creation or through an update), this timer will effectively be '
+                          'stopped and reset when the Job is resumed again.',
+                       4: 'A label query over pods that should match the pod count. Normally, '
+                          'the system sets this field for you. More info: '
+                          'https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors',
+                       5: 'manualSelector controls generation of pod labels and pod selectors. '
+                          'Leave `manualSelector` unset unless you are certain what you are '
+                          'doing. When false or unset, the system pick labels unique to this job '
+                          'and appends those labels to the pod template.  When true, the user is '
+                          'responsible for picking unique labels and specifying the selector.  '
+                          'Failure to pick a unique label may cause this and other jobs to not '
+                          'function correctly.  However, You may see `manualSelector=true` in '
+                          'jobs that were created with the old `extensions/v1beta1` API. More '
+                          'info: '
+                          'https://kubernetes.io/docs/concepts/workloads/controllers/jobs-run-to-completion/#specifying-your-own-pod-selector',
+                       6: 'Describes the pod that will be created when executing a job. The only '
+                          'allowed template.spec.restartPolicy values are "Never" or '
+                          '"OnFailure". More info: '
+                          'https://kubernetes.io/docs/concepts/workloads/controllers/jobs-run-to-completion/',
+                       7: 'Specifies the number of retries before marking this job failed. '
+                          'Defaults to 6, unless backoffLimitPerIndex (only Indexed Job) is '
+                          'specified. When backoffLimitPerIndex is specified, backoffLimit '
+                          'defaults to 2147483647.',
+                       8: 'ttlSecondsAfterFinished limits the lifetime of a Job that has '
+                          'finished execution (either Complete or Failed). If this field is set, '
+                          'ttlSecondsAfterFinished after the Job finishes, it is eligible to be '
+                          'automatically deleted. When the Job is being deleted, its lifecycle '
+                          'guarantees (e.g. finalizers) will be honored. If this field is unset, '
+                          "the Job won't be automatically deleted. If this field is set to zero, "
+                          'the Job becomes eligible to be deleted immediately after it finishes.',
+                       9: 'completionMode specifies how Pod completions are tracked. It can be '
+                          '`NonIndexed` (default) or `Indexed`.\n'
+                          '\n'
+                          '`NonIndexed` means that the Job is considered complete when there '
+                          'have been .spec.completions successfully completed Pods. Each Pod '
+                          'completion is homologous to each other.\n'
+                          '\n'
+                          '`Indexed` means that the Pods of a Job get an associated completion '
+                          'index from 0 to (.spec.completions - 1), available in the annotation '
+                          'batch.kubernetes.io/job-completion-index. The Job is considered '
+                          'complete when there is one successfully completed Pod for each index. '
+                          'When value is `Indexed`, .spec.completions must be specified and '
+                          '`.spec.parallelism` must be less than or equal to 10^5. In addition, '
+                          'The Pod name takes the form `$(job-name)-$(index)-$(random-string)`, '
+                          'the Pod hostname takes the form `$(job-name)-$(index)`.\n'
+                          '\n'
+                          'More completion modes can be added in the future. If the Job '
+                          "controller observes a mode that it doesn't recognize, which is "
+                          'possible during upgrades due to version skew, the controller skips '
+                          'updates for the Job.',
+                       10: 'suspend specifies whether the Job controller should create Pods or '
+                           'not. If a Job is created with suspend set to true, no Pods are '
+                           'created by the Job controller. If a Job is suspended after creation '
+                           '(i.e. the flag goes from false to true), the Job controller will '
+                           'delete all active Pods associated with this Job. Users must design '
+                           'their workload to gracefully handle this. Suspending a Job will '
+                           'reset the StartTime field of the Job, effectively resetting the '
+                           'ActiveDeadlineSeconds timer too. Defaults to false.',
+                       11: 'Specifies the policy of handling failed pods. In particular, it '
+                           'allows to specify the set of actions and conditions which need to be '
+                           'satisfied to take the associated action. If empty, the default '
+                           'behaviour applies - the counter of failed pods, represented by the '
+                           "jobs's .status.failed field, is incremented and it is checked "
+                           'against the backoffLimit. This field cannot be used in combination '
+                           'with restartPolicy=OnFailure.',
+                       12: 'Specifies the limit for the number of retries within an index before '
+                           'marking this index as failed. When enabled the number of failures '
+                           "per index is kept in the pod's "
+                           'batch.kubernetes.io/job-index-failure-count annotation. It can only '
+                           "be set when Job's completionMode=Indexed, and the Pod's restart "
+                           'policy is Never. The field is immutable.',
+                       13: 'Specifies the maximal number of failed indexes before marking the '
+                           'Job as failed, when backoffLimitPerIndex is set. Once the number of '
+                           'failed indexes exceeds this number the entire Job is marked as '
+                           'Failed and its execution is terminated. When left as null the job '
+                           'continues execution of all of its indexes and is marked with the '
+                           '`Complete` Job condition. It can only be specified when '
+                           'backoffLimitPerIndex is set. It can be null or up to completions. It '
+                           'is required and must be less than or equal to 10^4 when is '
+                           'completions greater than 10^5.',
+                       14: 'podReplacementPolicy specifies when to create replacement Pods. '
+                           'Possible values are: - TerminatingOrFailed means that we recreate '
+                           'pods when they are terminating (has a metadata.deletionTimestamp) or '
+                           'failed. - Failed means to wait until a previously created Pod is '
+                           'fully terminated (has phase Failed or Succeeded) before creating a '
+                           'replacement Pod.\n'
+                           '\n'
+                           'When using podFailurePolicy, Failed is the the only allowed value. '
+                           'TerminatingOrFailed and Failed are allowed values when '
+                           'podFailurePolicy is not in use.',
+                       15: 'ManagedBy field indicates the controller that manages a Job. The k8s '
+                           "Job controller reconciles jobs which don't have this field at all or "
+                           'the field value is the reserved string '
+                           '`kubernetes.io/job-controller`, but skips reconciling Jobs with a '
+                           'custom value for this field. The value must be a valid '
+                           'domain-prefixed path (e.g. acme.io/foo) - all characters before the '
+                           'first "/" must be a valid subdomain as defined by RFC 1123. All '
+                           'characters trailing the first "/" must be valid HTTP Path characters '
+                           'as defined by RFC 3986. The value cannot exceed 63 characters. This '
+                           'field is immutable.',
+                       16: 'successPolicy specifies the policy when the Job can be declared as '
+                           'succeeded. If empty, the default behavior applies - the Job is '
+                           'declared as succeeded only when the number of succeeded pods equals '
+                           'to the completions. When the field is specified, it must be '
+                           'immutable and works only for the Indexed Jobs. Once the Job meets '
+                           'the SuccessPolicy, the lingering pods are terminated.',
+                       17: 'scheduling defines the Workload-aware Scheduling configuration for '
+                           'this Job. When set, it specifies the scheduling policy (basic or '
+                           'gang), topology constraints, disruption mode, and shared resource '
+                           'claims. When omitted, the Job defaults to the basic scheduling '
+                           'policy, which behaves as standard pod-by-pod scheduling. This field '
+                           'is alpha-level and requires the WorkloadWithJob feature gate. This '
+                           'field is immutable, including whether it is set at all, only '
+                           'policy.gang.minCount may be changed after creation.'}),
+ 'batch.v1.JobStatus': ('JobStatus represents the current state of a Job.',
+                        {1: "The latest available observations of an object's current state. "
+                            'When a Job fails, one of the conditions will have type "Failed" and '
+                            'status true. When a Job is suspended, one of the conditions will '
+                            'have type "Suspended" and status true; when the Job is resumed, the '
+                            'status of this condition will become false. When a Job is '
+                            'completed, one of the conditions will have type "Complete" and '
+                            'status true.\n'
+                            '\n'
+                            'A job is considered finished when it is in a terminal condition, '
+                            'either "Complete" or "Failed". A Job cannot have both the '
+                            '"Complete" and "Failed" conditions. Additionally, it cannot be in '
+                            'the "Complete" and "FailureTarget" conditions. The "Complete", '
+                            '"Failed" and "FailureTarget" conditions cannot be disabled.\n'
+                            '\n'
+                            'More info: '
+                            'https://kubernetes.io/docs/concepts/workloads/controllers/jobs-run-to-completion/',
+                         2: 'Represents time when the job controller started processing a job. '
+                            'When a Job is created in the suspended state, this field is not set '
+                            'until the first time it is resumed. This field is reset every time '
+                            'a Job is resumed from suspension. It is represented in RFC3339 form '
+                            'and is in UTC.\n'
+                            '\n'
+                            'Once set, the field can only be removed when the job is suspended. '
+                            'The field cannot be modified while the job is unsuspended or '
+                            'finished.',
+                         3: 'Represents time when the job was completed. It is not guaranteed to '
+                            'be set in happens-before order across separate operations. It is '
+                            'represented in RFC3339 form and is in UTC. The completion time is '
+                            'set when the job finishes successfully, and only then. The value '
+                            'cannot be updated or removed. The value indicates the same or later '
+                            'point in time as the startTime field.',
+                         4: 'The number of pending and running pods which are not terminating '
+                            '(without a deletionTimestamp). The value is zero for finished jobs.',
+                         5: 'The number of pods which reached phase Succeeded. The value '
+                            'increases monotonically for a given spec. However, it may decrease '
+                            'in reaction to scale down of elastic indexed jobs.',
+                         6: 'The number of pods which reached phase Failed. The value increases '
+                            'monotonically.',
+                         7: 'completedIndexes holds the completed indexes when '
+                            '.spec.completionMode = "Indexed" in a text format. The indexes are '
+                            'represented as decimal integers separated by commas. The numbers '
+                            'are listed in increasing order. Three or more consecutive numbers '
+                            'are compressed and represented by the first and last element of the '
+                            'series, separated by a hyphen. For example, if the completed '
+                            'indexes are 1, 3, 4, 5 and 7, they are represented as "1,3-5,7".',
+                         8: 'uncountedTerminatedPods holds the UIDs of Pods that have terminated '
+                            "but the job controller hasn't yet accounted for in the status "
+                            'counters.\n'
+                            '\n'
+                            'The job controller creates pods with a finalizer. When a pod '
+                            'terminates (succeeded or failed), the controller does three steps '
+                            'to account for it in the job status:\n'
+                            '\n'
+                            '1. Add the pod UID to the arrays in this field. 2. Remove the pod '
+                            'finalizer. 3. Remove the pod UID from the arrays while increasing '
+                            'the corresponding counter.\n'
+                            '\n'
+                            'Old jobs might not be tracked using this field, in which case the '
+                            'field remains null. The structure is empty for finished jobs.',
+                         9: 'The number of active pods which have a Ready condition and are not '
+                            'terminating (without a deletionTimestamp).',
+                         10: 'FailedIndexes holds the failed indexes when '
+                             'spec.backoffLimitPerIndex is set. The indexes are represented in '
+                             'the text format analogous as for the `completedIndexes` field, ie. '
+                             'they are kept as decimal integers separated by commas. The numbers '
+                             'are listed in increasing order. Three or more consecutive numbers '
+                             'are compressed and represented by the first and last element of '
+                             'the series, separated by a hyphen. For example, if the failed '
+                             'indexes are 1, 3, 4, 5 and 7, they are represented as "1,3-5,7". '
+                             'The set of failed indexes cannot overlap with the set of completed '
+                             'indexes.',
+                         11: 'The number of pods which are terminating (in phase Pending or '
+                             'Running and have a deletionTimestamp).'}),
+ 'batch.v1.JobTemplateSpec': ('JobTemplateSpec describes the data a Job should have when created '
+                              'from a template',
+                              {1: "Standard object's metadata of the jobs created from this "
+                                  'template. More info: '
+                                  'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                               2: 'Specification of the desired behavior of the job. More info: '
+                                  'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'batch.v1.PodFailurePolicy': ('PodFailurePolicy describes how failed pods influence the '
+                               'backoffLimit.',
+                               {1: 'A list of pod failure policy rules. The rules are evaluated '
+                                   'in order. Once a rule matches a Pod failure, the remaining '
+                                   'of the rules are ignored. When no rule matches the Pod '
+                                   'failure, the default handling applies - the counter of pod '
+                                   'failures is incremented and it is checked against the '
+                                   'backoffLimit. At most 20 elements are allowed.'}),
+ 'batch.v1.PodFailurePolicyOnExitCodesRequirement': ('PodFailurePolicyOnExitCodesRequirement '
+                                                     'describes the requirement for handling a '
+                                                     'failed pod based on its container exit '
+                                                     'codes. In particular, it lookups the '
+                                                     '.state.terminated.exitCode for each app '
+                                                     'container and init container status, '
+                                                     'represented by the '
+                                                     '.status.containerStatuses and '
+                                                     '.status.initContainerStatuses fields in '
+                                                     'the Pod status, respectively. Containers '
+                                                     'completed with success (exit code 0) are '
+                                                     'excluded from the requirement check.',
+                                                     {1: 'Restricts the check for exit codes to '
+                                                         'the container with the specified name. '
+                                                         'When null, the rule applies to all '
+                                                         'containers. When specified, it should '
+                                                         'match one the container or '
+                                                         'initContainer names in the pod '
+                                                         'template.',
+                                                      2: 'Represents the relationship between '
+                                                         'the container exit code(s) and the '
+                                                         'specified values. Containers completed '
+                                                         'with success (exit code 0) are '
+                                                         'excluded from the requirement check. '
+                                                         'Possible values are:\n'
+                                                         '\n'
+                                                         '- In: the requirement is satisfied if '
+                                                         'at least one container exit code '
+                                                         '(might be multiple if there are '
+                                                         'multiple containers not restricted by '
+                                                         "the 'containerName' field) is in the "
+                                                         'set of specified values. - NotIn: the '
+                                                         'requirement is satisfied if at least '
+                                                         'one container exit code (might be '
+                                                         'multiple if there are multiple '
+                                                         'containers not restricted by the '
+                                                         "'containerName' field) is not in the "
+                                                         'set of specified values. Additional '
+                                                         'values are considered to be added in '
+                                                         'the future. Clients should react to an '
+                                                         'unknown operator by assuming the '
+                                                         'requirement is not satisfied.',
+                                                      3: 'Specifies the set of values. Each '
+                                                         'returned container exit code (might be '
+                                                         'multiple in case of multiple '
+                                                         'containers) is checked against this '
+                                                         'set of values with respect to the '
+                                                         'operator. The list of values must be '
+                                                         'ordered and must not contain '
+                                                         "duplicates. Value '0' cannot be used "
+                                                         'for the In operator. At least one '
+                                                         'element is required. At most 255 '
+                                                         'elements are allowed.'}),
+ 'batch.v1.PodFailurePolicyOnPodConditionsPattern': ('PodFailurePolicyOnPodConditionsPattern '
+                                                     'describes a pattern for matching an actual '
+                                                     'pod condition type.',
+                                                     {1: 'Specifies the required Pod condition '
+                                                         'type. To match a pod condition it is '
+                                                         'required that specified type equals '
+                                                         'the pod condition type.',
+                                                      2: 'Specifies the required Pod condition '
+                                                         'status. To match a pod condition it is '
+                                                         'required that the specified status '
+                                                         'equals the pod condition status. '
+                                                         'Defaults to True.'}),
+ 'batch.v1.PodFailurePolicyRule': ('PodFailurePolicyRule describes how a pod failure is handled '
+                                   'when the requirements are met. One of onExitCodes and '
+                                   'onPodConditions, but not both, can be used in each rule.',
+                                   {1: 'Specifies the action taken on a pod failure when the '
+                                       'requirements are satisfied. Possible values are:\n'
+                                       '\n'
+                                       "- FailJob: indicates that the pod's job is marked as "
+                                       'Failed and all running pods are terminated. - FailIndex: '
+                                       "indicates that the pod's index is marked as Failed and "
+                                       'will not be restarted. - Ignore: indicates that the '
+                                       'counter towards the .backoffLimit is not incremented and '
+                                       'a replacement pod is created. - Count: indicates that '
+                                       'the pod is handled in the default way - the counter '
+                                       'towards the .backoffLimit is incremented. Additional '
+                                       'values are considered to be added in the future. Clients '
+                                       'should react to an unknown action by skipping the rule.',
+                                    2: 'Represents the requirement on the container exit codes.',
+                                    3: 'Represents the requirement on the pod conditions. The '
+                                       'requirement is represented as a list of pod condition '
+                                       'patterns. The requirement is satisfied if at least one '
+                                       'pattern matches an actual pod condition. At most 20 '
+                                       'elements are allowed.'}),
+ 'batch.v1.SuccessPolicy': ('SuccessPolicy describes when a Job can be declared as succeeded '
+                            'based on the success of some indexes.',
+                            {1: 'rules represents the list of alternative rules for the '
+                                'declaring the Jobs as successful before `.status.succeeded >= '
+                                '.spec.completions`. Once any of the rules are met, the '
+                                '"SuccessCriteriaMet" condition is added, and the lingering pods '
+                                'are removed. The terminal state for such a Job has the '
+                                '"Complete" condition. Additionally, these rules are evaluated '
+                                'in order; Once the Job meets one of the rules, other rules are '
+                                'ignored. At most 20 elements are allowed.'}),
+ 'batch.v1.SuccessPolicyRule': ('SuccessPolicyRule describes rule for declaring a Job as '
+                                'succeeded. Each rule must have at least one of the '
+                                '"succeededIndexes" or "succeededCount" specified.',
+                                {1: 'succeededIndexes specifies the set of indexes which need to '
+                                    'be contained in the actual set of the succeeded indexes for '
+                                    'the Job. The list of indexes must be within 0 to '
+                                    '".spec.completions-1" and must not contain duplicates. At '
+                                    'least one element is required. The indexes are represented '
+                                    'as intervals separated by commas. The intervals can be a '
+                                    'decimal integer or a pair of decimal integers separated by '
+                                    'a hyphen. The number are listed in represented by the first '
+                                    'and last element of the series, separated by a hyphen. For '
+                                    'example, if the completed indexes are 1, 3, 4, 5 and 7, '
+                                    'they are represented as "1,3-5,7". When this field is null, '
+                                    "this field doesn't default to any value and is never "
+                                    'evaluated at any time.',
+                                 2: 'succeededCount specifies the minimal required size of the '
+                                    'actual set of the succeeded indexes for the Job. When '
+                                    'succeededCount is used along with succeededIndexes, the '
+                                    'check is constrained only to the set of indexes specified '
+                                    'by succeededIndexes. For example, given that '
+                                    'succeededIndexes is "1-4", succeededCount is "3", and '
+                                    'completed indexes are "1", "3", and "5", the Job isn\'t '
+                                    'declared as succeeded because only "1" and "3" indexes are '
+                                    'considered in that rules. When this field is null, this '
+                                    "doesn't default to any value and is never evaluated at any "
+                                    'time. When specified it needs to be a positive integer.'}),
+ 'batch.v1.UncountedTerminatedPods': ('UncountedTerminatedPods holds UIDs of Pods that have '
+                                      "terminated but haven't been accounted in Job status "
+                                      'counters.',
+                                      {1: 'succeeded holds UIDs of succeeded Pods.',
+                                       2: 'failed holds UIDs of failed Pods.'}),
+ 'coordination.v1.Lease': ('Lease defines a lease concept.',
+                           {1: 'metadata is the standard object metadata. More info: '
+                               'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                            2: 'spec contains the specification of the Lease. More info: '
+                               'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'coordination.v1.LeaseSpec': ('LeaseSpec is a specification of a Lease.',
+                               {1: 'holderIdentity contains the identity of the holder of a '
+                                   'current lease. If Coordinated Leader Election is used, the '
+                                   'holder identity must be equal to the elected '
+                                   'LeaseCandidate.metadata.name field.',
+                                2: 'leaseDurationSeconds is a duration that candidates for a '
+                                   'lease need to wait to force acquire it. This is measured '
+                                   'against the time of last observed renewTime.',
+                                3: 'acquireTime is a time when the current lease was acquired.',
+                                4: 'renewTime is a time when the current holder of a lease has '
+                                   'last updated the lease.',
+                                5: 'leaseTransitions is the number of transitions of a lease '
+                                   'between holders.',
+                                6: 'strategy indicates the strategy for picking the leader for '
+                                   'coordinated leader election. If the field is not specified, '
+                                   'there is no active coordination for this lease. (Alpha) '
+                                   'Using this field requires the CoordinatedLeaderElection '
+                                   'feature gate to be enabled.',
+                                7: 'preferredHolder signals to a lease holder that the lease has '
+                                   'a more optimal holder and should be given up. This field can '
+                                   'only be set if Strategy is also set.'}),
+ 'core.v1.AWSElasticBlockStoreVolumeSource': ('Represents a Persistent Disk resource in AWS.\n'
+                                              '\n'
+                                              'An AWS EBS disk must exist before mounting to a '
+                                              'container. The disk must also be in the same AWS '
+                                              'zone as the kubelet. An AWS EBS disk can only be '
+                                              'mounted as read/write once. AWS EBS volumes '
+                                              'support ownership management and SELinux '
+                                              'relabeling.',
+                                              {1: 'volumeID is unique ID of the persistent disk '
+                                                  'resource in AWS (Amazon EBS volume). More '
+                                                  'info: '
+                                                  'https://kubernetes.io/docs/concepts/storage/volumes#awselasticblockstore',
+                                               2: 'fsType is the filesystem type of the volume '
+                                                  'that you want to mount. Tip: Ensure that the '
+                                                  'filesystem type is supported by the host '
+                                                  'operating system. Examples: "ext4", "xfs", '
+                                                  '"ntfs". Implicitly inferred to be "ext4" if '
+                                                  'unspecified. More info: '
+                                                  'https://kubernetes.io/docs/concepts/storage/volumes#awselasticblockstore '
+                                                  'TODO: how do we prevent errors in the '
+                                                  'filesystem from compromising the machine',
+                                               3: 'partition is the partition in the volume that '
+                                                  'you want to mount. If omitted, the default is '
+                                                  'to mount by volume name. Examples: For volume '
+                                                  '/dev/sda1, you specify the partition as "1". '
+                                                  'Similarly, the volume partition for /dev/sda '
+                                                  'is "0" (or you can leave the property empty).',
+                                               4: 'readOnly value true will force the readOnly '
+                                                  'setting in VolumeMounts. More info: '
+                                                  'https://kubernetes.io/docs/concepts/storage/volumes#awselasticblockstore'}),
+ 'core.v1.Affinity': ('Affinity is a group of affinity scheduling rules.',
+                      {1: 'Describes node affinity scheduling rules for the pod.',
+                       2: 'Describes pod affinity scheduling rules (e.g. co-locate this pod in '
+                          'the same node, zone, etc. as some other pod(s)).',
+                       3: 'Describes pod anti-affinity scheduling rules (e.g. avoid putting this '
+                          'pod in the same node, zone, etc. as some other pod(s)).'}),
+ 'core.v1.AppArmorProfile': ("AppArmorProfile defines a pod or container's AppArmor settings.",
+                             {1: 'type indicates which kind of AppArmor profile will be applied. '
+                                 'Valid options are: Localhost - a profile pre-loaded on the '
+                                 "node. RuntimeDefault - the container runtime's default "
+                                 'profile. Unconfined - no AppArmor enforcement.',
+                              2: 'localhostProfile indicates a profile loaded on the node that '
+                                 'should be used. The profile must be preconfigured on the node '
+                                 'to work. Must match the loaded name of the profile. Must be '
+                                 'set if and only if type is "Localhost".'}),
+ 'core.v1.AttachedVolume': ('AttachedVolume describes a volume attached to a node',
+                            {1: 'Name of the attached volume',
+                             2: 'DevicePath represents the device path where the volume should '
+                                'be available'}),
+ 'core.v1.AzureDiskVolumeSource': ('AzureDisk represents an Azure Data Disk mount on the host '
+                                   'and bind mount to the pod.',
+                                   {1: 'diskName is the Name of the data disk in the blob '
+                                       'storage',
+                                    2: 'diskURI is the URI of data disk in the blob storage',
+                                    3: 'cachingMode is the Host Caching mode: None, Read Only, '
+                                       'Read Write.',
+                                    4: 'fsType is Filesystem type to mount. Must be a filesystem '
+                                       'type supported by the host operating system. Ex. "ext4", '
+                                       '"xfs", "ntfs". Implicitly inferred to be "ext4" if '
+                                       'unspecified.',
+                                    5: 'readOnly Defaults to false (read/write). ReadOnly here '
+                                       'will force the ReadOnly setting in VolumeMounts.',
+                                    6: 'kind expected values are Shared: multiple blob disks per '
+                                       'storage account  Dedicated: single blob disk per storage '
+                                       'account  Managed: azure managed data disk (only in '
+                                       'managed availability set). defaults to shared'}),
+ 'core.v1.AzureFileVolumeSource': ('AzureFile represents an Azure File Service mount on the host '
+                                   'and bind mount to the pod.',
+                                   {1: 'secretName is the  name of secret that contains Azure '
+                                       'Storage Account Name and Key',
+                                    2: 'shareName is the azure share Name',
+                                    3: 'readOnly defaults to false (read/write). ReadOnly here '
+                                       'will force the ReadOnly setting in VolumeMounts.'}),
+ 'core.v1.Binding': ('Binding ties one object to another; for example, a pod is bound to a node '
+                     'by a scheduler.',
+                     {1: "Standard object's metadata. More info: "
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                      2: 'The target object that you want to bind to the standard object.'}),
+ 'core.v1.CSIVolumeSource': ('Represents a source location of a volume to mount, managed by an '
+                             'external CSI driver',
+                             {1: 'driver is the name of the CSI driver that handles this volume. '
+                                 'Consult with your admin for the correct name as registered in '
+                                 'the cluster.',
+                              2: 'readOnly specifies a read-only configuration for the volume. '
+                                 'Defaults to false (read/write).',
+                              3: 'fsType to mount. Ex. "ext4", "xfs", "ntfs". If not provided, '
+                                 'the empty value is passed to the associated CSI driver which '
+                                 'will determine the default filesystem to apply.',
+                              4: 'volumeAttributes stores driver-specific properties that are '
+                                 "passed to the CSI driver. Consult your driver's documentation "
+                                 'for supported values.',
+                              5: 'nodePublishSecretRef is a reference to the secret object '
+                                 'containing sensitive information to pass to the CSI driver to '
+                                 'complete the CSI NodePublishVolume and NodeUnpublishVolume '
+                                 'calls. This field is optional, and  may be empty if no secret '
+                                 'is required. If the secret object contains more than one '
+                                 'secret, all secret references are passed.'}),
+ 'core.v1.Capabilities': ('Adds and removes POSIX capabilities from running containers.',
+                          {1: 'Added capabilities', 2: 'Removed capabilities'}),
+ 'core.v1.CephFSVolumeSource': ('Represents a Ceph Filesystem mount that lasts the lifetime of a '
+                                'pod Cephfs volumes do not support ownership management or '
+                                'SELinux relabeling.',
+                                {1: 'monitors is Required: Monitors is a collection of Ceph '
+                                    'monitors More info: '
+                                    'https://examples.k8s.io/volumes/cephfs/README.md#how-to-use-it',
+                                 2: 'path is Optional: Used as the mounted root, rather than the '
+                                    'full Ceph tree, default is /',
+                                 3: 'user is optional: User is the rados user name, default is '
+                                    'admin More info: '
+                                    'https://examples.k8s.io/volumes/cephfs/README.md#how-to-use-it',
+                                 4: 'secretFile is Optional: SecretFile is the path to key ring '
+                                    'for User, default is /etc/ceph/user.secret More info: '
+                                    'https://examples.k8s.io/volumes/cephfs/README.md#how-to-use-it',
+                                 5: 'secretRef is Optional: SecretRef is reference to the '
+                                    'authentication secret for User, default is empty. More '
+                                    'info: '
+                                    'https://examples.k8s.io/volumes/cephfs/README.md#how-to-use-it',
+                                 6: 'readOnly is Optional: Defaults to false (read/write). '
+                                    'ReadOnly here will force the ReadOnly setting in '
+                                    'VolumeMounts. More info: '
+                                    'https://examples.k8s.io/volumes/cephfs/README.md#how-to-use-it'}),
+ 'core.v1.CinderVolumeSource': ('Represents a cinder volume resource in Openstack. A Cinder '
+                                'volume must exist before mounting to a container. The volume '
+                                'must also be in the same region as the kubelet. Cinder volumes '
+                                'support ownership management and SELinux relabeling.',
+                                {1: 'volumeID used to identify the volume in cinder. More info: '
+                                    'https://examples.k8s.io/mysql-cinder-pd/README.md',
+                                 2: 'fsType is the filesystem type to mount. Must be a '
+                                    'filesystem type supported by the host operating system. '
+                                    'Examples: "ext4", "xfs", "ntfs". Implicitly inferred to be '
+                                    '"ext4" if unspecified. More info: '
+                                    'https://examples.k8s.io/mysql-cinder-pd/README.md',
+                                 3: 'readOnly defaults to false (read/write). ReadOnly here will '
+                                    'force the ReadOnly setting in VolumeMounts. More info: '
+                                    'https://examples.k8s.io/mysql-cinder-pd/README.md',
+                                 4: 'secretRef is optional: points to a secret object containing '
+                                    'parameters used to connect to OpenStack.'}),
+ 'core.v1.ClientIPConfig': ('ClientIPConfig represents the configurations of Client IP based '
+                            'session affinity.',
+                            {1: 'timeoutSeconds specifies the seconds of ClientIP type session '
+                                'sticky time. The value must be >0 && <=86400(for 1 day) if '
+                                'ServiceAffinity == "ClientIP". Default value is 10800(for 3 '
+                                'hours).'}),
+ 'core.v1.ClusterTrustBundleProjection': ('ClusterTrustBundleProjection describes how to select '
+                                          'a set of ClusterTrustBundle objects and project their '
+                                          'contents into the pod filesystem.',
+                                          {1: 'Select a single ClusterTrustBundle by object '
+                                              'name.  Mutually-exclusive with signerName and '
+                                              'labelSelector.',
+                                           2: 'Select all ClusterTrustBundles that match this '
+                                              'signer name. Mutually-exclusive with name.  The '
+                                              'contents of all selected ClusterTrustBundles will '
+                                              'be unified and deduplicated.',
+                                           3: 'Select all ClusterTrustBundles that match this '
+                                              'label selector.  Only has effect if signerName is '
+                                              'set.  Mutually-exclusive with name.  If unset, '
+                                              'interpreted as "match nothing".  If set but '
+                                              'empty, interpreted as "match everything".',
+                                           4: 'Relative path from the volume root to write the '
+                                              'bundle.',
+                                           5: "If true, don't block pod startup if the "
+                                              "referenced ClusterTrustBundle(s) aren't "
+                                              'available.  If using name, then the named '
+                                              'ClusterTrustBundle is allowed not to exist.  If '
+                                              'using signerName, then the combination of '
+                                              'signerName and labelSelector is allowed to match '
+                                              'zero ClusterTrustBundles.',
+                                           6: 'user is Optional: The owner UID of the created '
+                                              'file. If specified, the item-level user field '
+                                              'takes precedence over defaultUser. (Alpha) This '
+                                              'field requires the AtomicWriteVolumeUserFields '
+                                              'feature gate to be enabled.'}),
+ 'core.v1.ConfigMap': ('ConfigMap holds configuration data for pods to consume.',
+                       {1: "Standard object's metadata. More info: "
+                           'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                        2: 'Data contains the configuration data. Each key must consist of '
+                           "alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte "
+                           'sequences must use the BinaryData field. The keys stored in Data '
+                           'must not overlap with the keys in the BinaryData field, this is '
+                           'enforced during validation process.',
+                        3: 'BinaryData contains the binary data. Each key must consist of '
+                           "alphanumeric characters, '-', '_' or '.'. BinaryData can contain "
+                           'byte sequences that are not in the UTF-8 range. The keys stored in '
+                           'BinaryData must not overlap with the ones in the Data field, this is '
+                           'enforced during validation process. Using this field will require '
+                           '1.10+ apiserver and kubelet. Note: BinaryData keys are not currently '
+                           'propagated to container env vars via ConfigMapKeyRef or ConfigMapRef '
+                           'env sources; only Data keys are used.',
+                        4: 'Immutable, if set to true, ensures that data stored in the ConfigMap '
+                           'cannot be updated (only object metadata can be modified). If not set '
+                           'to true, the field can be modified at any time. Defaulted to nil.'}),
+ 'core.v1.ConfigMapEnvSource': ('ConfigMapEnvSource selects a ConfigMap to populate the '
+                                'environment variables with.\n'
+                                '\n'
+                                "The contents of the target ConfigMap's Data field will "
+                                'represent the key-value pairs as environment variables. Keys in '
+                                'the BinaryData field are not currently propagated to container '
+                                'env vars.',
+                                {1: 'The ConfigMap to select from.',
+                                 2: 'Specify whether the ConfigMap must be defined'}),
+ 'core.v1.ConfigMapKeySelector': ('Selects a key from a ConfigMap.',
+                                  {1: 'The ConfigMap to select from.',
+                                   2: "The key to select from the ConfigMap's Data field. Keys "
+                                      'in the BinaryData field are not currently propagated to '
+                                      'container env vars.',
+                                   3: 'Specify whether the ConfigMap or its key must be '
+                                      'defined'}),
+ 'core.v1.ConfigMapNodeConfigSource': ('ConfigMapNodeConfigSource contains the information to '
+                                       'reference a ConfigMap as a config source for the Node. '
+                                       'This API is deprecated since 1.22: '
+                                       'https://git.k8s.io/enhancements/keps/sig-node/281-dynamic-kubelet-configuration',
+                                       {1: 'Namespace is the metadata.namespace of the '
+                                           'referenced ConfigMap. This field is required in all '
+                                           'cases.',
+                                        2: 'Name is the metadata.name of the referenced '
+                                           'ConfigMap. This field is required in all cases.',
+                                        3: 'UID is the metadata.UID of the referenced ConfigMap. '
+                                           'This field is forbidden in Node.Spec, and required '
+                                           'in Node.Status.',
+                                        4: 'ResourceVersion is the metadata.ResourceVersion of '
+                                           'the referenced ConfigMap. This field is forbidden in '
+                                           'Node.Spec, and required in Node.Status.',
+                                        5: 'KubeletConfigKey declares which key of the '
+                                           'referenced ConfigMap corresponds to the '
+                                           'KubeletConfiguration structure This field is '
+                                           'required in all cases.'}),
+ 'core.v1.ConfigMapProjection': ('Adapts a ConfigMap into a projected volume.\n'
+                                 '\n'
+                                 "The contents of the target ConfigMap's Data field will be "
+                                 'presented in a projected volume as files using the keys in the '
+                                 'Data field as the file names, unless the items element is '
+                                 'populated with specific mappings of keys to paths. Note that '
+                                 'this is identical to a configmap volume source without the '
+                                 'default mode.',
+                                 {2: 'items if unspecified, each key-value pair in the Data '
+                                     'field of the referenced ConfigMap will be projected into '
+                                     'the volume as a file whose name is the key and content is '
+                                     'the value. If specified, the listed keys will be projected '
+                                     'into the specified paths, and unlisted keys will not be '
+                                     'present. If a key is specified which is not present in the '
+                                     'ConfigMap, the volume setup will error unless it is marked '
+                                     'optional. Paths must be relative and may not contain the '
+                                     "'..' path or start with '..'.",
+                                  4: 'optional specify whether the ConfigMap or its keys must be '
+                                     'defined'}),
+ 'core.v1.ConfigMapVolumeSource': ('Adapts a ConfigMap into a volume.\n'
+                                   '\n'
+                                   "The contents of the target ConfigMap's Data field will be "
+                                   'presented in a volume as files using the keys in the Data '
+                                   'field as the file names, unless the items element is '
+                                   'populated with specific mappings of keys to paths. ConfigMap '
+                                   'volumes support ownership management and SELinux relabeling.',
+                                   {2: 'items if unspecified, each key-value pair in the Data '
+                                       'field of the referenced ConfigMap will be projected into '
+                                       'the volume as a file whose name is the key and content '
+                                       'is the value. If specified, the listed keys will be '
+                                       'projected into the specified paths, and unlisted keys '
+                                       'will not be present. If a key is specified which is not '
+                                       'present in the ConfigMap, the volume setup will error '
+                                       'unless it is marked optional. Paths must be relative and '
+                                       "may not contain the '..' path or start with '..'.",
+                                    3: 'defaultMode is optional: mode bits used to set '
+                                       'permissions on created files by default. Must be an '
+                                       'octal value between 0000 and 0777 or a decimal value '
+                                       'between 0 and 511. YAML accepts both octal and decimal '
+                                       'values, JSON requires decimal values for mode bits. '
+                                       'Defaults to 0644. Directories within the path are not '
+                                       'affected by this setting. This might be in conflict with '
+                                       'other options that affect the file mode, like fsGroup, '
+                                       'and the result can be other mode bits set.',
+                                    4: 'optional specify whether the ConfigMap or its keys must '
+                                       'be defined',
+                                    5: 'defaultUser is Optional: The owner UID of the created '
+                                       'files by default. The defaultUser field is only used as '
+                                       'a fallback when the item-level user field is unset. '
+                                       '(Alpha) This field requires the '
+                                       'AtomicWriteVolumeUserFields feature gate to be '
+                                       'enabled.'}),
+ 'core.v1.Container': ('A single application container that you want to run within a pod.',
+                       {1: 'Name of the container specified as a DNS_LABEL. Each container in a '
+                           'pod must have a unique name (DNS_LABEL). Cannot be updated.',
+                        2: 'Container image name. More info: '
+                           'https://kubernetes.io/docs/concepts/containers/images This field is '
+                           'optional to allow higher level config management to default or '
+                           'override container images in workload controllers like Deployments '
+                           'and StatefulSets.',
+                        3: "Entrypoint array. Not executed within a shell. The container image's "
+                           'ENTRYPOINT is used if this is not provided. Variable references '
+                           "$(VAR_NAME) are expanded using the container's environment. If a "
+                           'variable cannot be resolved, the reference in the input string will '
+                           'be unchanged. Double $$ are reduced to a single $, which allows for '
+                           'escaping the $(VAR_NAME) syntax: i.e. "$$(VAR_NAME)" will produce '
+                           'the string literal "$(VAR_NAME)". Escaped references will never be '
+                           'expanded, regardless of whether the variable exists or not. Cannot '
+                           'be updated. More info: '
+                           'https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/#running-a-command-in-a-shell',
+                        4: "Arguments to the entrypoint. The container image's CMD is used if "
+                           'this is not provided. Variable references $(VAR_NAME) are expanded '
+                           "using the container's environment. If a variable cannot be resolved, "
+                           'the reference in the input string will be unchanged. Double $$ are '
+                           'reduced to a single $, which allows for escaping the $(VAR_NAME) '
+                           'syntax: i.e. "$$(VAR_NAME)" will produce the string literal '
+                           '"$(VAR_NAME)". Escaped references will never be expanded, regardless '
+                           'of whether the variable exists or not. Cannot be updated. More info: '
+                           'https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/#running-a-command-in-a-shell',
+                        5: "Container's working directory. If not specified, the container "
+                           "runtime's default will be used, which might be configured in the "
+                           'container image. Cannot be updated.',
+                        6: 'List of ports to expose from the container. Not specifying a port '
+                           'here DOES NOT prevent that port from being exposed. Any port which '
+                           'is listening on the default "0.0.0.0" address inside a container '
+                           'will be accessible from the network. Modifying this array with '
+                           'strategic merge patch may corrupt the data. For more information See '
+                           'https://github.com/kubernetes/kubernetes/issues/108255. Cannot be '
+                           'updated.',
+                        7: 'List of environment variables to set in the container. Cannot be '
+                           'updated.',
+                        8: 'Compute Resources required by this container. Cannot be updated. '
+                           'More info: '
+                           'https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/',
+                        9: "Pod volumes to mount into the container's filesystem. Cannot be "
+                           'updated.',
+                        10: 'Periodic probe of container liveness. Container will be restarted '
+                            'if the probe fails. Cannot be updated. More info: '
+                            'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#container-probes',
+                        11: 'Periodic probe of container service readiness. Container will be '
+                            'removed from service endpoints if the probe fails. Cannot be '
+                            'updated. More info: '
+                            'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#container-probes',
+                        12: 'Actions that the management system should take in response to '
+                            'container lifecycle events. Cannot be updated.',
+                        13: "Optional: Path at which the file to which the container's "
+                            "termination message will be written is mounted into the container's "
+                            'filesystem. Message written is intended to be brief final status, '
+                            'such as an assertion failure message. Will be truncated by the node '
+                            'if greater than 4096 bytes. The total message length across all '
+                            'containers will be limited to 12kb. Defaults to '
+                            '/dev/termination-log. Cannot be updated.',
+                        14: 'Image pull policy. One of Always, Never, IfNotPresent. Defaults to '
+                            'Always if :latest tag is specified, or IfNotPresent otherwise. '
+                            'Cannot be updated. More info: '
+                            'https://kubernetes.io/docs/concepts/containers/images#updating-images',
+                        15: 'SecurityContext defines the security options the container should '
+                            'be run with. If set, the fields of SecurityContext override the '
+                            'equivalent fields of PodSecurityContext. More info: '
+                            'https://kubernetes.io/docs/tasks/configure-pod-container/security-context/',
+                        16: 'Whether this container should allocate a buffer for stdin in the '
+                            'container runtime. If this is not set, reads from stdin in the '
+                            'container will always result in EOF. Default is false.',
+                        17: 'Whether the container runtime should close the stdin channel after '
+                            'it has been opened by a single attach. When stdin is true the stdin '
+                            'stream will remain open across multiple attach sessions. If '
+                            'stdinOnce is set to true, stdin is opened on container start, is '
+                            'empty until the first client attaches to stdin, and then remains '
+                            'open and accepts data until the client disconnects, at which time '
+                            'stdin is closed and remains closed until the container is '
+                            'restarted. If this flag is false, a container processes that reads '
+                            'from stdin will never receive an EOF. Default is false',
+                        18: 'Whether this container should allocate a TTY for itself, also '
+                            "requires 'stdin' to be true. Default is false.",
+                        19: 'List of sources to populate environment variables in the container. '
+                            'The keys defined within a source may consist of any printable ASCII '
+                            "characters except '='. When a key exists in multiple sources, the "
+                            'value associated with the last source will take precedence. Values '
+                            'defined by an Env with a duplicate key will take precedence. Cannot '
+                            'be updated.',
+                        20: 'Indicate how the termination message should be populated. File will '
+                            'use the contents of terminationMessagePath to populate the '
+                            'container status message on both success and failure. '
+                            'FallbackToLogsOnError will use the last chunk of container log '
+                            'output if the termination message file is empty and the container '
+                            'exited with an error. The log output is limited to 2048 bytes or 80 '
+                            'lines, whichever is smaller. Defaults to File. Cannot be updated.',
+                        21: 'volumeDevices is the list of block devices to be used by the '
+                            'container.',
+                        22: 'StartupProbe indicates that the Pod has successfully initialized. '
+                            'If specified, no other probes are executed until this completes '
+                            'successfully. If this probe fails, the Pod will be restarted, just '
+                            'as if the livenessProbe failed. This can be used to provide '
+                            "different probe parameters at the beginning of a Pod's lifecycle, "
+                            'when it might take a long time to load data or warm a cache, than '
+                            'during steady-state operation. This cannot be updated. More info: '
+                            'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#container-probes',
+                        23: 'Resources resize policy for the container. This field cannot be set '
+                            'on ephemeral containers.',
+                        24: 'RestartPolicy defines the restart behavior of individual containers '
+                            'in a pod. This overrides the pod-level restart policy. When this '
+                            'field is not specified, the restart behavior is defined by the '
+                            "Pod's restart policy and the container type. Additionally, setting "
+                            'the RestartPolicy as "Always" for the init container will have the '
+                            'following effect: this init container will be continually restarted '
+                            'on exit until all regular containers have terminated. Once all '
+                            'regular containers have completed, all init containers with '
+                            'restartPolicy "Always" will be shut down. This lifecycle differs '
+                            'from normal init containers and is often referred to as a "sidecar" '
+                            'container. Although this init container still starts in the init '
+                            'container sequence, it does not wait for the container to complete '
+                            'before proceeding to the next init container. Instead, the next '
+                            'init container starts immediately after this init container is '
+                            'started, or after any startupProbe has successfully completed.',
+                        25: 'Represents a list of rules to be checked to determine if the '
+                            'container should be restarted on exit. The rules are evaluated in '
+                            'order. Once a rule matches a container exit condition, the '
+                            'remaining rules are ignored. If no rule matches the container exit '
+                            'condition, the Container-level restart policy determines the '
+                            'whether the container is restarted or not. Constraints on the '
+                            'rules: - At most 20 rules are allowed. - Rules can have the same '
+                            'action. - Identical rules are not forbidden in validations. When '
+                            'rules are specified, container MUST set RestartPolicy explicitly '
+                            "even it if matches the Pod's RestartPolicy."}),
+ 'core.v1.ContainerExtendedResourceRequest': ('ContainerExtendedResourceRequest has the mapping '
+                                              'of container name, extended resource name to the '
+                                              'device request name.',
+                                              {1: 'The name of the container requesting '
+                                                  'resources.',
+                                               2: 'The name of the extended resource in that '
+                                                  'container which gets backed by DRA.',
+                                               3: 'The name of the request in the special '
+                                                  'ResourceClaim which corresponds to the '
+                                                  'extended resource.'}),
+ 'core.v1.ContainerImage': ('Describe a container image',
+                            {1: 'Names by which this image is known. e.g. '
+                                '["kubernetes.example/hyperkube:v1.0.7", '
+                                '"cloud-vendor.registry.example/cloud-vendor/hyperkube:v1.0.7"]',
+                             2: 'The size of the image in bytes.'}),
+ 'core.v1.ContainerPort': ('ContainerPort represents a network port in a single container.',
+                           {1: 'If specified, this must be an IANA_SVC_NAME and unique within '
+                               'the pod. Each named port in a pod must have a unique name. Name '
+                               'for the port that can be referred to by services.',
+                            2: 'Number of port to expose on the host. If specified, this must be '
+                               'a valid port number, 0 < x < 65536. If HostNetwork is specified, '
+                               'this must match ContainerPort. Most containers do not need this.',
+                            3: "Number of port to expose on the pod's IP address. This must be a "
+                               'valid port number, 0 < x < 65536.',
+                            4: 'Protocol for port. Must be UDP, TCP, or SCTP. Defaults to "TCP".',
+                            5: 'What host IP to bind the external port to.'}),
+ 'core.v1.ContainerResizePolicy': ('ContainerResizePolicy represents resource resize policy for '
+                                   'the container.',
+                                   {1: 'Name of the resource to which this resource resize '
+                                       'policy applies. Supported values: cpu, memory.',
+                                    2: 'Restart policy to apply when specified resource is '
+                                       'resized. If not specified, it defaults to NotRequired.'}),
+ 'core.v1.ContainerRestartRule': ('ContainerRestartRule describes how a container exit is '
+                                  'handled.',
+                                  {1: 'Specifies the action taken on a container exit if the '
+                                      'requirements are satisfied. The only possible value is '
+                                      '"Restart" to restart the container.',
+                                   2: 'Represents the exit codes to check on container exits.'}),
+ 'core.v1.ContainerRestartRuleOnExitCodes': ('ContainerRestartRuleOnExitCodes describes the '
+                                             'condition for handling an exited container based '
+                                             'on its exit codes.',
+                                             {1: 'Represents the relationship between the '
+                                                 'container exit code(s) and the specified '
+                                                 'values. Possible values are: - In: the '
+                                                 'requirement is satisfied if the container exit '
+                                                 'code is in the set of specified values. - '
+                                                 'NotIn: the requirement is satisfied if the '
+                                                 'container exit code is not in the set of '
+                                                 'specified values.',
+                                              2: 'Specifies the set of values to check for '
+                                                 'container exit codes. At most 255 elements are '
+                                                 'allowed.'}),
+ 'core.v1.ContainerState': ('ContainerState holds a possible state of container. Only one of its '
+                            'members may be specified. If none of them is specified, the default '
+                            'one is ContainerStateWaiting.',
+                            {1: 'Details about a waiting container',
+                             2: 'Details about a running container',
+                             3: 'Details about a terminated container'}),
+ 'core.v1.ContainerStateRunning': ('ContainerStateRunning is a running state of a container.',
+                                   {1: 'Time at which the container was last (re-)started'}),
+ 'core.v1.ContainerStateTerminated': ('ContainerStateTerminated is a terminated state of a '
+                                      'container.',
+                                      {1: 'Exit status from the last termination of the '
+                                          'container',
+                                       2: 'Signal from the last termination of the container',
+                                       3: '(brief) reason from the last termination of the '
+                                          'container',
+                                       4: 'Message regarding the last termination of the '
+                                          'container',
+                                       5: 'Time at which previous execution of the container '
+                                          'started',
+                                       6: 'Time at which the container last terminated',
+                                       7: "Container's ID in the format "
+                                          "'<type>://<container_id>'"}),
+ 'core.v1.ContainerStateWaiting': ('ContainerStateWaiting is a waiting state of a container.',
+                                   {1: '(brief) reason the container is not yet running.',
+                                    2: 'Message regarding why the container is not yet '
+                                       'running.'}),
+ 'core.v1.ContainerStatus': ('ContainerStatus contains details for the current status of this '
+                             'container.',
+                             {1: 'Name is a DNS_LABEL representing the unique name of the '
+                                 'container. Each container in a pod must have a unique name '
+                                 'across all container types. Cannot be updated.',
+                              2: "State holds details about the container's current condition.",
+                              3: 'LastTerminationState holds the last termination state of the '
+                                 'container to help debug container crashes and restarts. This '
+                                 'field is not populated if the container is still running and '
+                                 'RestartCount is 0.',
+                              4: 'Ready specifies whether the container is currently passing its '
+                                 'readiness check. The value will change as readiness probes '
+                                 'keep executing. If no readiness probes are specified, this '
+                                 'field defaults to true once the container is fully started '
+                                 '(see Started field).\n'
+                                 '\n'
+                                 'The value is typically used to determine whether a container '
+                                 'is ready to accept traffic.',
+                              5: 'RestartCount holds the number of times the container has been '
+                                 'restarted. Kubelet makes an effort to always increment the '
+                                 'value, but there are cases when the state may be lost due to '
+                                 'node restarts and then the value may be reset to 0. The value '
+                                 'is never negative.',
+                              6: 'Image is the name of container image that the container is '
+                                 'running. The container image may not match the image used in '
+                                 'the PodSpec, as it may have been resolved by the runtime. More '
+                                 'info: https://kubernetes.io/docs/concepts/containers/images.',
+                              7: "ImageID is the image ID of the container's image. The image ID "
+                                 'may not match the image ID of the image used in the PodSpec, '
+                                 'as it may have been resolved by the runtime.',
+                              8: 'ContainerID is the ID of the container in the format '
+                                 "'<type>://<container_id>'. Where type is a container runtime "
+                                 'identifier, returned from Version call of CRI API (for example '
+                                 '"containerd").',
+                              9: 'Started indicates whether the container has finished its '
+                                 'postStart lifecycle hook and passed its startup probe. '
+                                 'Initialized as false, becomes true after startupProbe is '
+                                 'considered successful. Resets to false when the container is '
+                                 'restarted, or if kubelet loses state temporarily. In both '
+                                 'cases, startup probes will run again. Is always true when no '
+                                 'startupProbe is defined and container is running and has '
+                                 'passed the postStart lifecycle hook. The null value must be '
+                                 'treated the same as false.',
+                              10: 'AllocatedResources represents the compute resources allocated '
+                                  'for this container by the node. Kubelet sets this value to '
+                                  'Container.Resources.Requests upon successful pod admission '
+                                  'and after successfully admitting desired pod resize.',
+                              11: 'Resources represents the compute resource requests and limits '
+                                  'that have been successfully enacted on the running container '
+                                  'after it has been started or has been successfully resized.',
+                              12: 'Status of volume mounts.',
+                              13: 'User represents user identity information initially attached '
+                                  'to the first process of the container',
+                              14: 'AllocatedResourcesStatus represents the status of various '
+                                  'resources allocated for this Pod.',
+                              15: 'StopSignal reports the effective stop signal for this '
+                                  'container'}),
+ 'core.v1.ContainerUser': ('ContainerUser represents user identity information',
+                           {1: 'Linux holds user identity information initially attached to the '
+                               'first process of the containers in Linux. Note that the actual '
+                               'running identity can be changed if the process has enough '
+                               'privilege to do so.'}),
+ 'core.v1.DaemonEndpoint': ('DaemonEndpoint contains information about a single Daemon endpoint.',
+                            {1: 'Port number of the given endpoint.'}),
+ 'core.v1.DownwardAPIProjection': ('Represents downward API info for projecting into a projected '
+                                   'volume. Note that this is identical to a downwardAPI volume '
+                                   'source without the default mode.',
+                                   {1: 'Items is a list of DownwardAPIVolume file'}),
+ 'core.v1.DownwardAPIVolumeFile': ('DownwardAPIVolumeFile represents information to create the '
+                                   'file containing the pod field',
+                                   {1: 'Required: Path is  the relative path name of the file to '
+                                       "be created. Must not be absolute or contain the '..' "
+                                       'path. Must be utf-8 encoded. The first item of the '
+                                       "relative path must not start with '..'",
+                                    2: 'Required: Selects a field of the pod: only annotations, '
+                                       'labels, name, namespace and uid are supported.',
+                                    3: 'Selects a resource of the container: only resources '
+                                       'limits and requests (limits.cpu, limits.memory, '
+                                       'requests.cpu and requests.memory) are currently '
+                                       'supported.',
+                                    4: 'Optional: mode bits used to set permissions on this '
+                                       'file, must be an octal value between 0000 and 0777 or a '
+                                       'decimal value between 0 and 511. YAML accepts both octal '
+                                       'and decimal values, JSON requires decimal values for '
+                                       'mode bits. If not specified, the volume defaultMode will '
+                                       'be used. This might be in conflict with other options '
+                                       'that affect the file mode, like fsGroup, and the result '
+                                       'can be other mode bits set.',
+                                    5: 'user is Optional: The owner UID of the created file. If '
+                                       'specified, the item-level user field takes precedence '
+                                       'over defaultUser. (Alpha) This field requires the '
+                                       'AtomicWriteVolumeUserFields feature gate to be '
+                                       'enabled.'}),
+ 'core.v1.DownwardAPIVolumeSource': ('DownwardAPIVolumeSource represents a volume containing '
+                                     'downward API info. Downward API volumes support ownership '
+                                     'management and SELinux relabeling.',
+                                     {1: 'Items is a list of downward API volume file',
+                                      2: 'Optional: mode bits to use on created files by '
+                                         'default. Must be a Optional: mode bits used to set '
+                                         'permissions on created files by default. Must be an '
+                                         'octal value between 0000 and 0777 or a decimal value '
+                                         'between 0 and 511. YAML accepts both octal and decimal '
+                                         'values, JSON requires decimal values for mode bits. '
+                                         'Defaults to 0644. Directories within the path are not '
+                                         'affected by this setting. This might be in conflict '
+                                         'with other options that affect the file mode, like '
+                                         'fsGroup, and the result can be other mode bits set.',
+                                      3: 'defaultUser is Optional: The owner UID of the created '
+                                         'files by default. The defaultUser field is only used '
+                                         'as a fallback when the item-level user field is unset. '
+                                         '(Alpha) This field requires the '
+                                         'AtomicWriteVolumeUserFields feature gate to be '
+                                         'enabled.'}),
+ 'core.v1.EmptyDirVolumeSource': ('Represents an empty directory for a pod. Empty directory '
+                                  'volumes support ownership management and SELinux relabeling.',
+                                  {1: 'medium represents what type of storage medium should back '
+                                      'this directory. The default is "" which means to use the '
+                                      "node's default medium. Must be an empty string (default) "
+                                      'or Memory. More info: '
+                                      'https://kubernetes.io/docs/concepts/storage/volumes#emptydir',
+                                   2: 'sizeLimit is the total amount of local storage required '
+                                      'for this EmptyDir volume. The size limit is also '
+                                      'applicable for memory medium. The maximum usage on memory '
+                                      'medium EmptyDir would be the minimum value between the '
+                                      'SizeLimit specified here and the sum of memory limits of '
+                                      'all containers in a pod. The default is nil which means '
+                                      'that the limit is undefined. More info: '
+                                      'https://kubernetes.io/docs/concepts/storage/volumes#emptydir',
+                                   3: 'mode specifies the permission bits for the emptyDir '
+                                      'directory, in numeric notation (e.g., 0755, 01777). Must '
+                                      'be a value between 0000 and 01777. If not specified, '
+                                      'defaults to 0777. This might be in conflict with other '
+                                      'options that affect the file mode, like fsGroup. If '
+                                      'fsGroup is specified, the fsGroup permissions will '
+                                      'override the mode specified here. This field has no '
+                                      'effect on Windows. This field is alpha and requires '
+                                      'EmptyDirVolumeMode featuregate to be enabled.'}),
+ 'core.v1.EndpointAddress': ('EndpointAddress is a tuple that describes single IP address. '
+                             'Deprecated: This API is deprecated in v1.33+.',
+                             {1: 'The IP of this endpoint. May not be loopback (127.0.0.0/8 or '
+                                 '::1), link-local (169.254.0.0/16 or fe80::/10), or link-local '
+                                 'multicast (224.0.0.0/24 or ff02::/16).',
+                              2: 'Reference to object providing the endpoint.',
+                              3: 'The Hostname of this endpoint',
+                              4: 'Optional: Node hosting this endpoint. This can be used to '
+                                 'determine endpoints local to a node.'}),
+ 'core.v1.EndpointPort': ('EndpointPort is a tuple that describes a single port. Deprecated: '
+                          'This API is deprecated in v1.33+.',
+                          {1: "The name of this port.  This must match the 'name' field in the "
+                              'corresponding ServicePort. Must be a DNS_LABEL. Optional only if '
+                              'one port is defined.',
+                           2: 'The port number of the endpoint.',
+                           3: 'The IP protocol for this port. Must be UDP, TCP, or SCTP. Default '
+                              'is TCP.',
+                           4: 'The application protocol for this port. This is used as a hint '
+                              'for implementations to offer richer behavior for protocols that '
+                              'they understand. This field follows standard Kubernetes label '
+                              'syntax. Valid values are either:\n'
+                              '\n'
+                              '* Un-prefixed protocol names - reserved for IANA standard service '
+                              'names (as per RFC-6335 and '
+                              'https://www.iana.org/assignments/service-names).\n'
+                              '\n'
+                              "* Kubernetes-defined prefixed names: * 'kubernetes.io/h2c' - "
+                              'HTTP/2 prior knowledge over cleartext as described in '
+                              'https://www.rfc-editor.org/rfc/rfc9113.html#name-starting-http-2-with-prior- '
+                              "* 'kubernetes.io/ws'  - WebSocket over cleartext as described in "
+                              "https://www.rfc-editor.org/rfc/rfc6455 * 'kubernetes.io/wss' - "
+                              'WebSocket over TLS as described in '
+                              'https://www.rfc-editor.org/rfc/rfc6455\n'
+                              '\n'
+                              '* Other protocols should use implementation-defined prefixed '
+                              'names such as mycompany.com/my-custom-protocol.'}),
+ 'core.v1.EndpointSubset': ('EndpointSubset is a group of addresses with a common set of ports. '
+                            'The expanded set of endpoints is the Cartesian product of Addresses '
+                            'x Ports. For example, given:\n'
+                            '\n'
+                            '{ Addresses: [{"ip": "10.10.1.1"}, {"ip": "10.10.2.2"}], Ports:     '
+                            '[{"name": "a", "port": 8675}, {"name": "b", "port": 309}] }\n'
+                            '\n'
+                            'The resulting set of endpoints can be viewed as:\n'
+                            '\n'
+                            'a: [ 10.10.1.1:8675, 10.10.2.2:8675 ], b: [ 10.10.1.1:309, '
+                            '10.10.2.2:309 ]\n'
+                            '\n'
+                            'Deprecated: This API is deprecated in v1.33+.',
+                            {1: 'IP addresses which offer the related ports that are marked as '
+                                'ready. These endpoints should be considered safe for load '
+                                'balancers and clients to utilize.',
+                             2: 'IP addresses which offer the related ports but are not '
+                                'currently marked as ready because they have not yet finished '
+                                'starting, have recently failed a readiness check, or have '
+                                'recently failed a liveness check.',
+                             3: 'Port numbers available on the related IP addresses.'}),
+ 'core.v1.Endpoints': ('Endpoints is a collection of endpoints that implement the actual '
+                       'service. Example:\n'
+                       '\n'
+                       'Name: "mysvc", Subsets: [ { Addresses: [{"ip": "10.10.1.1"}, {"ip": '
+                       '"10.10.2.2"}], Ports: [{"name": "a", "port": 8675}, {"name": "b", '
+                       '"port": 309}] }, { Addresses: [{"ip": "10.10.3.3"}], Ports: [{"name": '
+                       '"a", "port": 93}, {"name": "b", "port": 76}] }, ]\n'
+                       '\n'
+                       'Endpoints is a legacy API and does not contain information about all '
+                       'Service features. Use discoveryv1.EndpointSlice for complete information '
+                       'about Service endpoints.\n'
+                       '\n'
+                       'Deprecated: This API is deprecated in v1.33+. Use '
+                       'discoveryv1.EndpointSlice.',
+                       {1: "Standard object's metadata. More info: "
+                           'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                        2: 'The set of all endpoints is the union of all subsets. Addresses are '
+                           'placed into subsets according to the IPs they share. A single '
+                           'address with multiple ports, some of which are ready and some of '
+                           'which are not (because they come from different containers) will '
+                           'result in the address being displayed in different subsets for the '
+                           'different ports. No address will appear in both Addresses and '
+                           'NotReadyAddresses in the same subset. Sets of addresses and ports '
+                           'that comprise a service.'}),
+ 'core.v1.EnvFromSource': ('EnvFromSource represents the source of a set of ConfigMaps or '
+                           'Secrets',
+                           {1: 'Optional text to prepend to the name of each environment '
+                               'variable. May consist of any printable ASCII characters except '
+                               "'='.",
+                            2: 'The ConfigMap to select from',
+                            3: 'The Secret to select from'}),
+ 'core.v1.EnvVar': ('EnvVar represents an environment variable present in a Container.',
+                    {1: 'Name of the environment variable. May consist of any printable ASCII '
+                        "characters except '='.",
+                     2: 'Variable references $(VAR_NAME) are expanded using the previously '
+                        'defined environment variables in the container and any service '
+                        'environment variables. If a variable cannot be resolved, the reference '
+                        'in the input string will be unchanged. Double $$ are reduced to a '
+                        'single $, which allows for escaping the $(VAR_NAME) syntax: i.e. '
+                        '"$$(VAR_NAME)" will produce the string literal "$(VAR_NAME)". Escaped '
+                        'references will never be expanded, regardless of whether the variable '
+                        'exists or not. Defaults to "".',
+                     3: "Source for the environment variable's value. Cannot be used if value is "
+                        'not empty.'}),
+ 'core.v1.EnvVarSource': ('EnvVarSource represents a source for the value of an EnvVar.',
+                          {1: 'Selects a field of the pod: supports metadata.name, '
+                              "metadata.namespace, `metadata.labels['<KEY>']`, "
+                              "`metadata.annotations['<KEY>']`, spec.nodeName, "
+                              'spec.serviceAccountName, status.hostIP, status.podIP, '
+                              'status.podIPs.',
+                           2: 'Selects a resource of the container: only resources limits and '
+                              'requests (limits.cpu, limits.memory, limits.ephemeral-storage, '
+                              'requests.cpu, requests.memory and requests.ephemeral-storage) are '
+                              'currently supported.',
+                           3: 'Selects a key of a ConfigMap.',
+                           4: "Selects a key of a secret in the pod's namespace",
+                           5: 'FileKeyRef selects a key of the env file. Requires the EnvFiles '
+                              'feature gate to be enabled.'}),
+ 'core.v1.EphemeralContainer': ('An EphemeralContainer is a temporary container that you may add '
+                                'to an existing Pod for user-initiated activities such as '
+                                'debugging. Ephemeral containers have no resource or scheduling '
+                                'guarantees, and they will not be restarted when they exit or '
+                                'when a Pod is removed or restarted. The kubelet may evict a Pod '
+                                'if an ephemeral container causes the Pod to exceed its resource '
+                                'allocation.\n'
+                                '\n'
+                                'To add an ephemeral container, use the ephemeralcontainers '
+                                'subresource of an existing Pod. Ephemeral containers may not be '
+                                'removed or restarted.',
+                                {1: 'Ephemeral containers have all of the fields of Container, '
+                                    'plus additional fields specific to ephemeral containers. '
+                                    'Fields in common with Container are in the following '
+                                    'inlined struct so than an EphemeralContainer may easily be '
+                                    'converted to a Container.',
+                                 2: 'If set, the name of the container from PodSpec that this '
+                                    'ephemeral container targets. The ephemeral container will '
+                                    'be run in the namespaces (IPC, PID, etc) of this container. '
+                                    'If not set then the ephemeral container uses the namespaces '
+                                    'configured in the Pod spec.\n'
+                                    '\n'
+                                    'The container runtime must implement support for this '
+                                    'feature. If the runtime does not support namespace '
+                                    'targeting then the result of setting this field is '
+                                    'undefined.'}),
+ 'core.v1.EphemeralContainerCommon': ('EphemeralContainerCommon is a copy of all fields in '
+                                      'Container to be inlined in EphemeralContainer. This '
+                                      'separate type allows easy conversion from '
+                                      'EphemeralContainer to Container and allows separate '
+                                      'documentation for the fields of EphemeralContainer. When '
+                                      'a new field is added to Container it must be added here '
+                                      'as well.',
+                                      {1: 'Name of the ephemeral container specified as a '
+                                          'DNS_LABEL. This name must be unique among all '
+                                          'containers, init containers and ephemeral containers.',
+                                       2: 'Container image name. More info: '
+                                          'https://kubernetes.io/docs/concepts/containers/images',
+                                       3: 'Entrypoint array. Not executed within a shell. The '
+                                          "image's ENTRYPOINT is used if this is not provided. "
+                                          'Variable references $(VAR_NAME) are expanded using '
+                                          "the container's environment. If a variable cannot be "
+                                          'resolved, the reference in the input string will be '
+                                          'unchanged. Double $$ are reduced to a single $, which '
+                                          'allows for escaping the $(VAR_NAME) syntax: i.e. '
+                                          '"$$(VAR_NAME)" will produce the string literal '
+                                          '"$(VAR_NAME)". Escaped references will never be '
+                                          'expanded, regardless of whether the variable exists '
+                                          'or not. Cannot be updated. More info: '
+                                          'https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/#running-a-command-in-a-shell',
+                                       4: "Arguments to the entrypoint. The image's CMD is used "
+                                          'if this is not provided. Variable references '
+                                          "$(VAR_NAME) are expanded using the container's "
+                                          'environment. If a variable cannot be resolved, the '
+                                          'reference in the input string will be unchanged. '
+                                          'Double $$ are reduced to a single $, which allows for '
+                                          'escaping the $(VAR_NAME) syntax: i.e. "$$(VAR_NAME)" '
+                                          'will produce the string literal "$(VAR_NAME)". '
+                                          'Escaped references will never be expanded, regardless '
+                                          'of whether the variable exists or not. Cannot be '
+                                          'updated. More info: '
+                                          'https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/#running-a-command-in-a-shell',
+                                       5: "Container's working directory. If not specified, the "
+                                          "container runtime's default will be used, which might "
+                                          'be configured in the container image. Cannot be '
+                                          'updated.',
+                                       6: 'Ports are not allowed for ephemeral containers.',
+                                       7: 'List of environment variables to set in the '
+                                          'container. Cannot be updated.',
+                                       8: 'Resources are not allowed for ephemeral containers. '
+                                          'Ephemeral containers use spare resources already '
+                                          'allocated to the pod.',
+                                       9: "Pod volumes to mount into the container's filesystem. "
+                                          'Subpath mounts are not allowed for ephemeral '
+                                          'containers. Cannot be updated.',
+                                       10: 'Probes are not allowed for ephemeral containers.',
+                                       11: 'Probes are not allowed for ephemeral containers.',
+                                       12: 'Lifecycle is not allowed for ephemeral containers.',
+                                       13: 'Optional: Path at which the file to which the '
+                                           "container's termination message will be written is "
+                                           "mounted into the container's filesystem. Message "
+                                           'written is intended to be brief final status, such '
+                                           'as an assertion failure message. Will be truncated '
+                                           'by the node if greater than 4096 bytes. The total '
+                                           'message length across all containers will be limited '
+                                           'to 12kb. Defaults to /dev/termination-log. Cannot be '
+                                           'updated.',
+                                       14: 'Image pull policy. One of Always, Never, '
+                                           'IfNotPresent. Defaults to Always if :latest tag is '
+                                           'specified, or IfNotPresent otherwise. Cannot be '
+                                           'updated. More info: '
+                                           'https://kubernetes.io/docs/concepts/containers/images#updating-images',
+                                       15: 'Optional: SecurityContext defines the security '
+                                           'options the ephemeral container should be run with. '
+                                           'If set, the fields of SecurityContext override the '
+                                           'equivalent fields of PodSecurityContext.',
+                                       16: 'Whether this container should allocate a buffer for '
+                                           'stdin in the container runtime. If this is not set, '
+                                           'reads from stdin in the container will always result '
+                                           'in EOF. Default is false.',
+                                       17: 'Whether the container runtime should close the stdin '
+                                           'channel after it has been opened by a single attach. '
+                                           'When stdin is true the stdin stream will remain open '
+                                           'across multiple attach sessions. If stdinOnce is set '
+                                           'to true, stdin is opened on container start, is '
+                                           'empty until the first client attaches to stdin, and '
+                                           'then remains open and accepts data until the client '
+                                           'disconnects, at which time stdin is closed and '
+                                           'remains closed until the container is restarted. If '
+                                           'this flag is false, a container processes that reads '
+                                           'from stdin will never receive an EOF. Default is '
+                                           'false',
+                                       18: 'Whether this container should allocate a TTY for '
+                                           "itself, also requires 'stdin' to be true. Default is "
+                                           'false.',
+                                       19: 'List of sources to populate environment variables in '
+                                           'the container. The keys defined within a source may '
+                                           'consist of any printable ASCII characters except '
+                                           "'='. When a key exists in multiple sources, the "
+                                           'value associated with the last source will take '
+                                           'precedence. Values defined by an Env with a '
+                                           'duplicate key will take precedence. Cannot be '
+                                           'updated.',
+                                       20: 'Indicate how the termination message should be '
+                                           'populated. File will use the contents of '
+                                           'terminationMessagePath to populate the container '
+                                           'status message on both success and failure. '
+                                           'FallbackToLogsOnError will use the last chunk of '
+                                           'container log output if the termination message file '
+                                           'is empty and the container exited with an error. The '
+                                           'log output is limited to 2048 bytes or 80 lines, '
+                                           'whichever is smaller. Defaults to File. Cannot be '
+                                           'updated.',
+                                       21: 'volumeDevices is the list of block devices to be '
+                                           'used by the container.',
+                                       22: 'Probes are not allowed for ephemeral containers.',
+                                       23: 'Resources resize policy for the container.',
+                                       24: 'Restart policy for the container to manage the '
+                                           'restart behavior of each container within a pod. You '
+                                           'cannot set this field on ephemeral containers.',
+                                       25: 'Represents a list of rules to be checked to '
+                                           'determine if the container should be restarted on '
+                                           'exit. You cannot set this field on ephemeral '
+                                           'containers.'}),
+ 'core.v1.EphemeralVolumeSource': ('Represents an ephemeral volume that is handled by a normal '
+                                   'storage driver.',
+                                   {1: 'Will be used to create a stand-alone PVC to provision '
+                                       'the volume. The pod in which this EphemeralVolumeSource '
+                                       'is embedded will be the owner of the PVC, i.e. the PVC '
+                                       'will be deleted together with the pod.  The name of the '
+                                       'PVC will be `<pod name>-<volume name>` where `<volume '
+                                       'name>` is the name from the `PodSpec.Volumes` array '
+                                       'entry. Pod validation will reject the pod if the '
+                                       'concatenated name is not valid for a PVC (for example, '
+                                       'too long).\n'
+                                       '\n'
+                                       'An existing PVC with that name that is not owned by the '
+                                       'pod will *not* be used for the pod to avoid using an '
+                                       'unrelated volume by mistake. Starting the pod is then '
+                                       'blocked until the unrelated PVC is removed. If such a '
+                                       'pre-created PVC is meant to be used by the pod, the PVC '
+                                       'has to updated with an owner reference to the pod once '
+                                       'the pod exists. Normally this should not be necessary, '
+                                       'but it may be useful when manually reconstructing a '
+                                       'broken cluster.\n'
+                                       '\n'
+                                       'This field is read-only and no changes will be made by '
+                                       'Kubernetes to the PVC after it has been created.\n'
+                                       '\n'
+                                       'Required, must not be nil.'}),
+ 'core.v1.Event': ('Event is a report of an event somewhere in the cluster.  Events have a '
+                   'limited retention time and triggers and messages may evolve with time.  '
+                   'Event consumers should not rely on the timing of an event with a given '
+                   'Reason reflecting a consistent underlying trigger, or the continued '
+                   'existence of events with that Reason.  Events should be treated as '
+                   'informative, best-effort, supplemental data.',
+                   {1: "Standard object's metadata. More info: "
+                       'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                    2: 'The object that this event is about.',
+                    3: 'This should be a short, machine understandable string that gives the '
+                       "reason for the transition into the object's current status. TODO: "
+                       'provide exact specification for format.',
+                    4: 'A human-readable description of the status of this operation. TODO: '
+                       'decide on maximum length.',
+                    5: 'The component reporting this event. Should be a short machine '
+                       'understandable string.',
+                    6: 'The time at which the event was first recorded. (Time of server receipt '
+                       'is in TypeMeta.)',
+                    7: 'The time at which the most recent occurrence of this event was recorded.',
+                    8: 'The number of times this event has occurred.',
+                    9: 'Type of this event (Normal, Warning), new types could be added in the '
+                       'future',
+                    10: 'Time when this Event was first observed.',
+                    11: "Data about the Event series this event represents or nil if it's a "
+                        'singleton Event.',
+                    12: 'What action was taken/failed regarding to the Regarding object.',
+                    13: 'Optional secondary object for more complex actions.',
+                    14: 'Name of the controller that emitted this Event, e.g. '
+                        '`kubernetes.io/kubelet`.',
+                    15: 'ID of the controller instance, e.g. `kubelet-xyzf`.'}),
+ 'core.v1.EventSeries': ('EventSeries contain information on series of events, i.e. thing that '
+                         'was/is happening continuously for some time.',
+                         {1: 'Number of occurrences in this series up to the last heartbeat time',
+                          2: 'Time of the last occurrence observed'}),
+ 'core.v1.EventSource': ('EventSource contains information for an event.',
+                         {1: 'Component from which the event is generated.',
+                          2: 'Node name on which the event is generated.'}),
+ 'core.v1.EvictionResponder': ('EvictionResponder allows you to specify the responder reacting '
+                               'to an Eviction. Responders should observe and communicate '
+                               'through the Eviction Resource API to help with the graceful '
+                               'eviction of a target (e.g. termination of a pod).',
+                               {1: 'name allows you to identify the responder responding to the '
+                                   'Eviction.\n'
+                                   '\n'
+                                   'It must be a valid domain-prefixed key (such as '
+                                   '"acme.io/foo"). Domain names *.k8s.io and *.kubernetes.io '
+                                   'are reserved. This field must be unique for each responder. '
+                                   'This field is required.',
+                                2: 'priority for this responder. Higher priorities are selected '
+                                   'first by the evictionrequest-controller. If there are '
+                                   'responders with the same priority, the responder whose '
+                                   'domain name comes first in the alphabetical higher domain '
+                                   'order, will be picked. This means that the top domain labels '
+                                   'are compared alphabetically first, followed by the lower '
+                                   'domain labels. The key is compared last.\n'
+                                   '\n'
+                                   'The responder that is the managing controller of the pod '
+                                   'should set the value of this field to 10000 to allow both '
+                                   'for preemption or fallback registration by other '
+                                   'responders.\n'
+                                   '\n'
+                                   'The minimum value is 0 and the maximum value is 100000. The '
+                                   'interval 0-999 is reserved for responders with *.k8s.io '
+                                   'suffix. This field is required.'}),
+ 'core.v1.ExecAction': ('ExecAction describes a "run in container" action.',
+                        {1: 'Command is the command line to execute inside the container, the '
+                            "working directory for the command  is root ('/') in the container's "
+                            "filesystem. The command is simply exec'd, it is not run inside a "
+                            "shell, so traditional shell instructions ('|', etc) won't work. To "
+                            'use a shell, you need to explicitly call out to that shell. Exit '
+                            'status of 0 is treated as live/healthy and non-zero is unhealthy.'}),
+ 'core.v1.FCVolumeSource': ('Represents a Fibre Channel volume. Fibre Channel volumes can only '
+                            'be mounted as read/write once. Fibre Channel volumes support '
+                            'ownership management and SELinux relabeling.',
+                            {1: 'targetWWNs is Optional: FC target worldwide names (WWNs)',
+                             2: 'lun is Optional: FC target lun number',
+                             3: 'fsType is the filesystem type to mount. Must be a filesystem '
+                                'type supported by the host operating system. Ex. "ext4", "xfs", '
+                                '"ntfs". Implicitly inferred to be "ext4" if unspecified. TODO: '
+                                'how do we prevent errors in the filesystem from compromising '
+                                'the machine',
+                             4: 'readOnly is Optional: Defaults to false (read/write). ReadOnly '
+                                'here will force the ReadOnly setting in VolumeMounts.',
+                             5: 'wwids Optional: FC volume world wide identifiers (wwids) Either '
+                                'wwids or combination of targetWWNs and lun must be set, but not '
+                                'both simultaneously.'}),
+ 'core.v1.FileKeySelector': ('FileKeySelector selects a key of the env file.',
+                             {1: 'The name of the volume mount containing the env file.',
+                              2: 'The path within the volume from which to select the file. Must '
+                                 "be relative and may not contain the '..' path or start with "
+                                 "'..'.",
+                              3: 'The key within the env file. An invalid key will prevent the '
+                                 'pod from starting. The keys defined within a source may '
+                                 "consist of any printable ASCII characters except '='. During "
+                                 'Alpha stage of the EnvFiles feature gate, the key size is '
+                                 'limited to 128 characters.',
+                              4: 'Specify whether the file or its key must be defined. If the '
+                                 'file or key does not exist, then the env var is not published. '
+                                 'If optional is set to true and the specified key does not '
+                                 "exist, the environment variable will not be set in the Pod's "
+                                 'containers.\n'
+                                 '\n'
+                                 'If optional is set to false and the specified key does not '
+                                 'exist, an error will be returned during Pod creation.'}),
+ 'core.v1.FlexVolumeSource': ('FlexVolume represents a generic volume resource that is '
+                              'provisioned/attached using an exec based plugin.',
+                              {1: 'driver is the name of the driver to use for this volume.',
+                               2: 'fsType is the filesystem type to mount. Must be a filesystem '
+                                  'type supported by the host operating system. Ex. "ext4", '
+                                  '"xfs", "ntfs". The default filesystem depends on FlexVolume '
+                                  'script.',
+                               3: 'secretRef is Optional: secretRef is reference to the secret '
+                                  'object containing sensitive information to pass to the plugin '
+                                  'scripts. This may be empty if no secret object is specified. '
+                                  'If the secret object contains more than one secret, all '
+                                  'secrets are passed to the plugin scripts.',
+                               4: 'readOnly is Optional: defaults to false (read/write). '
+                                  'ReadOnly here will force the ReadOnly setting in '
+                                  'VolumeMounts.',
+                               5: 'options is Optional: this field holds extra command options '
+                                  'if any.'}),
+ 'core.v1.FlockerVolumeSource': ('Represents a Flocker volume mounted by the Flocker agent. One '
+                                 'and only one of datasetName and datasetUUID should be set. '
+                                 'Flocker volumes do not support ownership management or SELinux '
+                                 'relabeling.',
+                                 {1: 'datasetName is Name of the dataset stored as metadata -> '
+                                     'name on the dataset for Flocker should be considered as '
+                                     'deprecated',
+                                  2: 'datasetUUID is the UUID of the dataset. This is unique '
+                                     'identifier of a Flocker dataset'}),
+ 'core.v1.GCEPersistentDiskVolumeSource': ('Represents a Persistent Disk resource in Google '
+                                           'Compute Engine.\n'
+                                           '\n'
+                                           'A GCE PD must exist before mounting to a container. '
+                                           'The disk must also be in the same GCE project and '
+                                           'zone as the kubelet. A GCE PD can only be mounted as '
+                                           'read/write once or read-only many times. GCE PDs '
+                                           'support ownership management and SELinux relabeling.',
+                                           {1: 'pdName is unique name of the PD resource in GCE. '
+                                               'Used to identify the disk in GCE. More info: '
+                                               'https://kubernetes.io/docs/concepts/storage/volumes#gcepersistentdisk',
+                                            2: 'fsType is filesystem type of the volume that you '
+                                               'want to mount. Tip: Ensure that the filesystem '
+                                               'type is supported by the host operating system. '
+                                               'Examples: "ext4", "xfs", "ntfs". Implicitly '
+                                               'inferred to be "ext4" if unspecified. More info: '
+                                               'https://kubernetes.io/docs/concepts/storage/volumes#gcepersistentdisk '
+                                               'TODO: how do we prevent errors in the filesystem '
+                                               'from compromising the machine',
+                                            3: 'partition is the partition in the volume that '
+                                               'you want to mount. If omitted, the default is to '
+                                               'mount by volume name. Examples: For volume '
+                                               '/dev/sda1, you specify the partition as "1". '
+                                               'Similarly, the volume partition for /dev/sda is '
+                                               '"0" (or you can leave the property empty). More '
+                                               'info: '
+                                               'https://kubernetes.io/docs/concepts/storage/volumes#gcepersistentdisk',
+                                            4: 'readOnly here will force the ReadOnly setting in '
+                                               'VolumeMounts. Defaults to false. More info: '
+                                               'https://kubernetes.io/docs/concepts/storage/volumes#gcepersistentdisk'}),
+ 'core.v1.GRPCAction': ('GRPCAction specifies an action involving a GRPC service.',
+                        {1: 'Port number of the gRPC service. Number must be in the range 1 to '
+                            '65535.',
+                         2: 'Service is the name of the service to place in the gRPC '
+                            'HealthCheckRequest (see '
+                            'https://github.com/grpc/grpc/blob/master/doc/health-checking.md).\n'
+                            '\n'
+                            'If this is not specified, the default behavior is defined by gRPC.',
+                         3: 'mode specifies the connection mode for the gRPC health probe. Set '
+                            'to "TLS" to use TLS without certificate verification. Set to '
+                            '"Plaintext" to use a plaintext (insecure) connection explicitly. If '
+                            'not specified, the probe uses a plaintext (insecure) connection.'}),
+ 'core.v1.GitRepoVolumeSource': ('Represents a volume that is populated with the contents of a '
+                                 'git repository. Git repo volumes do not support ownership '
+                                 'management. Git repo volumes support SELinux relabeling.\n'
+                                 '\n'
+                                 'DEPRECATED: GitRepo is deprecated. To provision a container '
+                                 'with a git repo, mount an EmptyDir into an InitContainer that '
+                                 'clones the repo using git, then mount the EmptyDir into the '
+                                 "Pod's container.",
+                                 {1: 'repository is the URL',
+                                  2: 'revision is the commit hash for the specified revision.',
+                                  3: 'directory is the target directory name. Must not contain '
+                                     "or start with '..'.  If '.' is supplied, the volume "
+                                     'directory will be the git repository.  Otherwise, if '
+                                     'specified, the volume will contain the git repository in '
+                                     'the subdirectory with the given name.'}),
+ 'core.v1.GlusterfsVolumeSource': ('Represents a Glusterfs mount that lasts the lifetime of a '
+                                   'pod. Glusterfs volumes do not support ownership management '
+                                   'or SELinux relabeling.',
+                                   {1: 'endpoints is the endpoint name that details Glusterfs '
+                                       'topology.',
+                                    2: 'path is the Glusterfs volume path. More info: '
+                                       'https://examples.k8s.io/volumes/glusterfs/README.md#create-a-pod',
+                                    3: 'readOnly here will force the Glusterfs volume to be '
+                                       'mounted with read-only permissions. Defaults to false. '
+                                       'More info: '
+                                       'https://examples.k8s.io/volumes/glusterfs/README.md#create-a-pod'}),
+ 'core.v1.HTTPGetAction': ('HTTPGetAction describes an action based on HTTP Get requests.',
+                           {1: 'Path to access on the HTTP server.',
+                            2: 'Name or number of the port to access on the container. Number '
+                               'must be in the range 1 to 65535. Name must be an IANA_SVC_NAME.',
+                            3: 'Host name to connect to, defaults to the pod IP. You probably '
+                               'want to set "Host" in httpHeaders instead.',
+                            4: 'Scheme to use for connecting to the host. Defaults to HTTP.',
+                            5: 'Custom headers to set in the request. HTTP allows repeated '
+                               'headers.',
+                            6: 'Protocol selects the wire protocol for the probe connection. Nil '
+                               'defaults to HTTP/1.1.'}),
+ 'core.v1.HTTPHeader': ('HTTPHeader describes a custom header to be used in HTTP probes',
+                        {1: 'The header field name. This will be canonicalized upon output, so '
+                            'case-variant names will be understood as the same header.',
+                         2: 'The header field value'}),
+ 'core.v1.HostAlias': ('HostAlias holds the mapping between IP and hostnames that will be '
+                       "injected as an entry in the pod's hosts file.",
+                       {1: 'IP address of the host file entry.',
+                        2: 'Hostnames for the above IP address.'}),
+ 'core.v1.HostIP': ('HostIP represents a single IP address allocated to the host.',
+                    {1: 'IP is the IP address assigned to the host'}),
+ 'core.v1.HostPathVolumeSource': ('Represents a host path mapped into a pod. Host path volumes '
+                                  'do not support ownership management or SELinux relabeling.',
+                                  {1: 'path of the directory on the host. If the path is a '
+                                      'symlink, it will follow the link to the real path. More '
+                                      'info: '
+                                      'https://kubernetes.io/docs/concepts/storage/volumes#hostpath',
+                                   2: 'type for HostPath Volume Defaults to "" More info: '
+                                      'https://kubernetes.io/docs/concepts/storage/volumes#hostpath'}),
+ 'core.v1.ISCSIVolumeSource': ('Represents an ISCSI disk. ISCSI volumes can only be mounted as '
+                               'read/write once. ISCSI volumes support ownership management and '
+                               'SELinux relabeling.',
+                               {1: 'targetPortal is iSCSI Target Portal. The Portal is either an '
+                                   'IP or ip_addr:port if the port is other than default '
+                                   '(typically TCP ports 860 and 3260).',
+                                2: 'iqn is the target iSCSI Qualified Name.',
+                                3: 'lun represents iSCSI Target Lun number.',
+                                4: 'iscsiInterface is the interface Name that uses an iSCSI '
+                                   "transport. Defaults to 'default' (tcp).",
+                                5: 'fsType is the filesystem type of the volume that you want to '
+                                   'mount. Tip: Ensure that the filesystem type is supported by '
+                                   'the host operating system. Examples: "ext4", "xfs", "ntfs". '
+                                   'Implicitly inferred to be "ext4" if unspecified. More info: '
+                                   'https://kubernetes.io/docs/concepts/storage/volumes#iscsi '
+                                   'TODO: how do we prevent errors in the filesystem from '
+                                   'compromising the machine',
+                                6: 'readOnly here will force the ReadOnly setting in '
+                                   'VolumeMounts. Defaults to false.',
+                                7: 'portals is the iSCSI Target Portal List. The portal is '
+                                   'either an IP or ip_addr:port if the port is other than '
+                                   'default (typically TCP ports 860 and 3260).',
+                                8: 'chapAuthDiscovery defines whether support iSCSI Discovery '
+                                   'CHAP authentication',
+                                10: 'secretRef is the CHAP Secret for iSCSI target and initiator '
+                                    'authentication',
+                                11: 'chapAuthSession defines whether support iSCSI Session CHAP '
+                                    'authentication',
+                                12: 'initiatorName is the custom iSCSI Initiator Name. If '
+                                    'initiatorName is specified with iscsiInterface '
+                                    'simultaneously, new iSCSI interface <target portal>:<volume '
+                                    'name> will be created for the connection.'}),
+ 'core.v1.ImageVolumeSource': ('ImageVolumeSource represents a image volume resource.',
+                               {1: 'Required: Image or artifact reference to be used. Behaves in '
+                                   'the same way as pod.spec.containers[*].image. Pull secrets '
+                                   'will be assembled in the same way as for the container image '
+                                   'by looking up node credentials, SA image pull secrets, and '
+                                   'pod spec image pull secrets. More info: '
+                                   'https://kubernetes.io/docs/concepts/containers/images This '
+                                   'field is optional to allow higher level config management to '
+                                   'default or override container images in workload controllers '
+                                   'like Deployments and StatefulSets.',
+                                2: 'Policy for pulling OCI objects. Possible values are: Always: '
+                                   'the kubelet always attempts to pull the reference. Container '
+                                   'creation will fail If the pull fails. Never: the kubelet '
+                                   'never pulls the reference and only uses a local image or '
+                                   'artifact. Container creation will fail if the reference '
+                                   "isn't present. IfNotPresent: the kubelet pulls if the "
+                                   "reference isn't already present on disk. Container creation "
+                                   "will fail if the reference isn't present and the pull fails. "
+                                   'Defaults to Always if :latest tag is specified, or '
+                                   'IfNotPresent otherwise.'}),
+ 'core.v1.ImageVolumeStatus': ('ImageVolumeStatus represents the image-based volume status.',
+                               {1: 'ImageRef is the digest of the image used for this volume. It '
+                                   "should have a value that's similar to the pod's "
+                                   'status.containerStatuses[i].imageID. The ImageRef length '
+                                   'should not exceed 256 characters.'}),
+ 'core.v1.KeyToPath': ('Maps a string key to a path within a volume.',
+                       {1: 'key is the key to project.',
+                        2: 'path is the relative path of the file to map the key to. May not be '
+                           "an absolute path. May not contain the path element '..'. May not "
+                           "start with the string '..'.",
+                        3: 'mode is Optional: mode bits used to set permissions on this file. '
+                           'Must be an octal value between 0000 and 0777 or a decimal value '
+                           'between 0 and 511. YAML accepts both octal and decimal values, JSON '
+                           'requires decimal values for mode bits. If not specified, the volume '
+                           'defaultMode will be used. This might be in conflict with other '
+                           'options that affect the file mode, like fsGroup, and the result can '
+                           'be other mode bits set.',
+                        4: 'user is Optional: The owner UID of the created file. If specified, '
+                           'the item-level user field takes precedence over defaultUser. (Alpha) '
+                           'This field requires the AtomicWriteVolumeUserFields feature gate to '
+                           'be enabled.'}),
+ 'core.v1.Lifecycle': ('Lifecycle describes actions that the management system should take in '
+                       'response to container lifecycle events. For the PostStart and PreStop '
+                       'lifecycle handlers, management of the container blocks until the action '
+                       'is complete, unless the container process fails, in which case the '
+                       'handler is aborted.',
+                       {1: 'PostStart is called immediately after a container is created. If the '
+                           'handler fails, the container is terminated and restarted according '
+                           'to its restart policy. Other management of the container blocks '
+                           'until the hook completes. More info: '
+                           'https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/#container-hooks',
+                        2: 'PreStop is called immediately before a container is terminated due '
+                           'to an API request or management event such as liveness/startup probe '
+                           'failure, preemption, resource contention, etc. The handler is not '
+                           "called if the container crashes or exits. The Pod's termination "
+                           'grace period countdown begins before the PreStop hook is executed. '
+                           'Regardless of the outcome of the handler, the container will '
+                           "eventually terminate within the Pod's termination grace period "
+                           '(unless delayed by finalizers). Other management of the container '
+                           'blocks until the hook completes or until the termination grace '
+                           'period is reached. More info: '
+                           'https://kubernetes.io/docs/concepts/containers/container-lifecycle-hooks/#container-hooks',
+                        3: 'StopSignal defines which signal will be sent to a container when it '
+                           'is being stopped. If not specified, the default is defined by the '
+                           'container runtime in use. StopSignal can only be set for Pods with a '
+                           'non-empty .spec.os.name'}),
+ 'core.v1.LifecycleHandler': ('LifecycleHandler defines a specific action that should be taken '
+                              'in a lifecycle hook. One and only one of the fields, except '
+                              'TCPSocket must be specified.',
+                              {1: 'Exec specifies a command to execute in the container.',
+                               2: 'HTTPGet specifies an HTTP GET request to perform.',
+                               3: 'Deprecated. TCPSocket is NOT supported as a LifecycleHandler '
+                                  'and kept for backward compatibility. There is no validation '
+                                  'of this field and lifecycle hooks will fail at runtime when '
+                                  'it is specified.',
+                               4: 'Sleep represents a duration that the container should '
+                                  'sleep.'}),
+ 'core.v1.LinuxContainerUser': ('LinuxContainerUser represents user identity information in '
+                                'Linux containers',
+                                {1: 'UID is the primary uid initially attached to the first '
+                                    'process in the container',
+                                 2: 'GID is the primary gid initially attached to the first '
+                                    'process in the container',
+                                 3: 'SupplementalGroups are the supplemental groups initially '
+                                    'attached to the first process in the container'}),
+ 'core.v1.LoadBalancerIngress': ('LoadBalancerIngress represents the status of a load-balancer '
+                                 'ingress point: traffic intended for the service should be sent '
+                                 'to an ingress point.',
+                                 {1: 'IP is set for load-balancer ingress points that are IP '
+                                     'based (typically GCE or OpenStack load-balancers)',
+                                  2: 'Hostname is set for load-balancer ingress points that are '
+                                     'DNS based (typically AWS load-balancers)',
+                                  3: 'IPMode specifies how the load-balancer IP behaves, and may '
+                                     'only be specified when the ip field is specified. Setting '
+                                     'this to "VIP" indicates that traffic is delivered to the '
+                                     "node with the destination set to the load-balancer's IP "
+                                     'and port. Setting this to "Proxy" indicates that traffic '
+                                     'is delivered to the node or pod with the destination set '
+                                     "to the node's IP and node port or the pod's IP and port. "
+                                     'Service implementations may use this information to adjust '
+                                     'traffic routing.',
+                                  4: 'Ports is a list of records of service ports If used, every '
+                                     'port defined in the service should have an entry in it'}),
+ 'core.v1.LoadBalancerStatus': ('LoadBalancerStatus represents the status of a load-balancer.',
+                                {1: 'Ingress is a list containing ingress points for the '
+                                    'load-balancer. Traffic intended for the service should be '
+                                    'sent to these ingress points.'}),
+ 'core.v1.LocalObjectReference': ('LocalObjectReference contains enough information to let you '
+                                  'locate the referenced object inside the same namespace.',
+                                  {1: 'Name of the referent. This field is effectively required, '
+                                      'but due to backwards compatibility is allowed to be '
+                                      'empty. Instances of this type with an empty value here '
+                                      'are almost certainly wrong. More info: '
+                                      'https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names '
+                                      'TODO: Drop `kubebuilder:default` when controller-gen '
+                                      "doesn't need it "
+                                      'https://github.com/kubernetes-sigs/kubebuilder/issues/3896.'}),
+ 'core.v1.ModifyVolumeStatus': ('ModifyVolumeStatus represents the status object of '
+                                'ControllerModifyVolume operation',
+                                {1: 'targetVolumeAttributesClassName is the name of the '
+                                    'VolumeAttributesClass the PVC currently being reconciled',
+                                 2: 'status is the status of the ControllerModifyVolume '
+                                    'operation. It can be in any of following states: - Pending '
+                                    'Pending indicates that the PersistentVolumeClaim cannot be '
+                                    'modified due to unmet requirements, such as the specified '
+                                    'VolumeAttributesClass not existing. - InProgress InProgress '
+                                    'indicates that the volume is being modified. - Infeasible '
+                                    'Infeasible indicates that the request has been rejected as '
+                                    'invalid by the CSI driver. To resolve the error, a valid '
+                                    'VolumeAttributesClass needs to be specified. Note: New '
+                                    'statuses can be added in the future. Consumers should check '
+                                    'for unknown statuses and fail appropriately.'}),
+ 'core.v1.NFSVolumeSource': ('Represents an NFS mount that lasts the lifetime of a pod. NFS '
+                             'volumes do not support ownership management or SELinux relabeling.',
+                             {1: 'server is the hostname or IP address of the NFS server. More '
+                                 'info: https://kubernetes.io/docs/concepts/storage/volumes#nfs',
+                              2: 'path that is exported by the NFS server. More info: '
+                                 'https://kubernetes.io/docs/concepts/storage/volumes#nfs',
+                              3: 'readOnly here will force the NFS export to be mounted with '
+                                 'read-only permissions. Defaults to false. More info: '
+                                 'https://kubernetes.io/docs/concepts/storage/volumes#nfs'}),
+ 'core.v1.Namespace': ('Namespace provides a scope for Names. Use of multiple namespaces is '
+                       'optional.',
+                       {1: "Standard object's metadata. More info: "
+                           'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                        2: 'Spec defines the behavior of the Namespace. More info: '
+                           'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                        3: 'Status describes the current status of a Namespace. More info: '
+                           'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'core.v1.NamespaceCondition': ('NamespaceCondition contains details about state of namespace.',
+                                {1: 'Type of namespace controller condition.',
+                                 2: 'Status of the condition, one of True, False, Unknown.',
+                                 4: 'Last time the condition transitioned from one status to '
+                                    'another.',
+                                 5: "Unique, one-word, CamelCase reason for the condition's last "
+                                    'transition.',
+                                 6: 'Human-readable message indicating details about last '
+                                    'transition.'}),
+ 'core.v1.NamespaceSpec': ('NamespaceSpec describes the attributes on a Namespace.',
+                           {1: 'Finalizers is an opaque list of values that must be empty to '
+                               'permanently remove object from storage. More info: '
+                               'https://kubernetes.io/docs/tasks/administer-cluster/namespaces/'}),
+ 'core.v1.NamespaceStatus': ('NamespaceStatus is information about the current status of a '
+                             'Namespace.',
+                             {1: 'Phase is the current lifecycle phase of the namespace. More '
+                                 'info: '
+                                 'https://kubernetes.io/docs/tasks/administer-cluster/namespaces/',
+                              2: "Represents the latest available observations of a namespace's "
+                                 'current state.'}),
+ 'core.v1.Node': ('Node is a worker node in Kubernetes. Each node will have a unique identifier '
+                  'in the cache (i.e. in etcd).',
+                  {1: "Standard object's metadata. More info: "
+                      'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                   2: 'Spec defines the behavior of a node. '
+                      'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                   3: 'Most recently observed status of the node. Populated by the system. '
+                      'Read-only. More info: '
+                      'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'core.v1.NodeAddress': ("NodeAddress contains information for the node's address.",
+                         {1: 'Node address type, one of Hostname, ExternalIP or InternalIP.',
+                          2: 'The node address.'}),
+ 'core.v1.NodeAffinity': ('Node affinity is a group of node affinity scheduling rules.',
+                          {1: 'If the affinity requirements specified by this field are not met '
+                              'at scheduling time, the pod will not be scheduled onto the node. '
+                              'If the affinity requirements specified by this field cease to be '
+                              'met at some point during pod execution (e.g. due to an update), '
+                              'the system may or may not try to eventually evict the pod from '
+                              'its node.',
+                           2: 'The scheduler will prefer to schedule pods to nodes that satisfy '
+                              'the affinity expressions specified by this field, but it may '
+                              'choose a node that violates one or more of the expressions. The '
+                              'node that is most preferred is the one with the greatest sum of '
+                              'weights, i.e. for each node that meets all of the scheduling '
+                              'requirements (resource request, requiredDuringScheduling affinity '
+                              'expressions, etc.), compute a sum by iterating through the '
+                              'elements of this field and adding "weight" to the sum if the node '
+                              'matches the corresponding matchExpressions; the node(s) with the '
+                              'highest sum are the most preferred.'}),
+ 'core.v1.NodeAllocatableMappedResources': ('NodeAllocatableMappedResources describes mapped '
+                                            'node allocatable resource allocations.',
+                                            {1: 'Name is the name of the resource (e.g., cpu, '
+                                                'memory).',
+                                             2: 'Quantity is the total node allocatable resource '
+                                                "capacity allocated for the claim. This claim's "
+                                                'allocated devices is shared by all the '
+                                                'containers referencing the claim. Kubelet adds '
+                                                'this value to both requests and limits at the '
+                                                'pod-level cgroup, and to limits at the '
+                                                'container-level cgroup for each container '
+                                                'referencing the claim.'}),
+ 'core.v1.NodeAllocatableOverheadResources': ('NodeAllocatableOverheadResources describes '
+                                              'auxiliary overhead resource allocations.',
+                                              {1: 'Name is the name of the resource (e.g., cpu, '
+                                                  'memory).',
+                                               2: 'PerPod is the flat overhead quantity '
+                                                  'allocated per pod. Adding to each container '
+                                                  'limit allows individual containers to utilize '
+                                                  'the overhead, while the parent pod-level '
+                                                  'cgroup limit caps the total usage at the pod '
+                                                  'boundary where the overhead is accounted for '
+                                                  'exactly once. At least one of PerPod or '
+                                                  'PerContainer must be specified. Specifying '
+                                                  'neither is an invalid configuration.',
+                                               3: 'PerContainer is the variable overhead '
+                                                  'quantity applied for each container '
+                                                  'referencing the claim. The container '
+                                                  'references are recorded in '
+                                                  '`nodeAllocatableResourceClaimStatuses.containers`. '
+                                                  'The total overhead quantity allocated for the '
+                                                  'claim is computed as: Quantity = PerPod + '
+                                                  '(PerContainer * NumReferences) Kubelet '
+                                                  'accounts for this overhead in cgroups: - '
+                                                  'Pod-level cgroup (requests and limits): '
+                                                  'Kubelet adds PerPod + (PerContainer * '
+                                                  'NumReferences). - Container-level cgroup '
+                                                  '(limits only): Kubelet adds PerPod + '
+                                                  'PerContainer for each referencing container. '
+                                                  'This allows any single container to access '
+                                                  'the pod-level overhead, while the parent '
+                                                  'cgroup caps the total usage to account for '
+                                                  'PerPod exactly once. At least one of PerPod '
+                                                  'or PerContainer must be specified. Specifying '
+                                                  'neither is an invalid configuration.'}),
+ 'core.v1.NodeAllocatableResourceClaimStatus': ('NodeAllocatableResourceClaimStatus describes '
+                                                'the status of node allocatable resources '
+                                                'allocated via DRA.',
+                                                {1: 'ResourceClaimName is the resource claim '
+                                                    'referenced by the pod that resulted in this '
+                                                    'node allocatable resource allocation.',
+                                                 2: 'Containers lists the names of all '
+                                                    'containers in this pod that reference the '
+                                                    'claim.',
+                                                 4: 'Mapping contains allocations through '
+                                                    "devices mapped in the device spec's "
+                                                    '`nodeAllocatableResources[...].mapping` '
+                                                    'field. This is used by kubelet for pod '
+                                                    'level and container-level cgroup '
+                                                    'enforcement.',
+                                                 5: 'Overhead contains allocations through '
+                                                    "devices mapped in the device spec's "
+                                                    '`nodeAllocatableResources[...].overhead` '
+                                                    'field. This is used by kubelet for pod '
+                                                    'level and container-level cgroup '
+                                                    'enforcement.'}),
+ 'core.v1.NodeCondition': ('NodeCondition contains condition information for a node.',
+                           {1: 'Type of node condition.',
+                            2: 'Status of the condition, one of True, False, Unknown.',
+                            3: 'Last time we got an update on a given condition.',
+                            4: 'Last time the condition transit from one status to another.',
+                            5: "(brief) reason for the condition's last transition.",
+                            6: 'Human readable message indicating details about last '
+                               'transition.'}),
+ 'core.v1.NodeConfigSource': ('NodeConfigSource specifies a source of node configuration. '
+                              'Exactly one subfield (excluding metadata) must be non-nil. This '
+                              'API is deprecated since 1.22',
+                              {2: "ConfigMap is a reference to a Node's ConfigMap"}),
+ 'core.v1.NodeConfigStatus': ('NodeConfigStatus describes the status of the config assigned by '
+                              'Node.Spec.ConfigSource.',
+                              {1: 'Assigned reports the checkpointed config the node will try to '
+                                  'use. When Node.Spec.ConfigSource is updated, the node '
+                                  'checkpoints the associated config payload to local disk, '
+                                  'along with a record indicating intended config. The node '
+                                  'refers to this record to choose its config checkpoint, and '
+                                  'reports this record in Assigned. Assigned only updates in the '
+                                  'status after the record has been checkpointed to disk. When '
+                                  'the Kubelet is restarted, it tries to make the Assigned '
+                                  'config the Active config by loading and validating the '
+                                  'checkpointed payload identified by Assigned.',
+                               2: 'Active reports the checkpointed config the node is actively '
+                                  'using. Active will represent either the current version of '
+                                  'the Assigned config, or the current LastKnownGood config, '
+                                  'depending on whether attempting to use the Assigned config '
+                                  'results in an error.',
+                               3: 'LastKnownGood reports the checkpointed config the node will '
+                                  'fall back to when it encounters an error attempting to use '
+                                  'the Assigned config. The Assigned config becomes the '
+                                  'LastKnownGood config when the node determines that the '
+                                  'Assigned config is stable and correct. This is currently '
+                                  'implemented as a 10-minute soak period starting when the '
+                                  'local record of Assigned config is updated. If the Assigned '
+                                  'config is Active at the end of this period, it becomes the '
+                                  'LastKnownGood. Note that if Spec.ConfigSource is reset to nil '
+                                  '(use local defaults), the LastKnownGood is also immediately '
+                                  'reset to nil, because the local default config is always '
+                                  'assumed good. You should not make assumptions about the '
+                                  "node's method of determining config stability and "
+                                  'correctness, as this may change or become configurable in the '
+                                  'future.',
+                               4: 'Error describes any problems reconciling the '
+                                  'Spec.ConfigSource to the Active config. Errors may occur, for '
+                                  'example, attempting to checkpoint Spec.ConfigSource to the '
+                                  'local Assigned record, attempting to checkpoint the payload '
+                                  'associated with Spec.ConfigSource, attempting to load or '
+                                  'validate the Assigned config, etc. Errors may occur at '
+                                  'different points while syncing config. Earlier errors (e.g. '
+                                  'download or checkpointing errors) will not result in a '
+                                  'rollback to LastKnownGood, and may resolve across Kubelet '
+                                  'retries. Later errors (e.g. loading or validating a '
+                                  'checkpointed config) will result in a rollback to '
+                                  'LastKnownGood. In the latter case, it is usually possible to '
+                                  'resolve the error by fixing the config assigned in '
+                                  'Spec.ConfigSource. You can find additional information for '
+                                  'debugging by searching the error message in the Kubelet log. '
+                                  'Error is a human-readable description of the error state; '
+                                  'machines can check whether or not Error is empty, but should '
+                                  'not rely on the stability of the Error text across Kubelet '
+                                  'versions.'}),
+ 'core.v1.NodeDaemonEndpoints': ('NodeDaemonEndpoints lists ports opened by daemons running on '
+                                 'the Node.',
+                                 {1: 'Endpoint on which Kubelet is listening.'}),
+ 'core.v1.NodeFeatures': ('NodeFeatures describes the set of features implemented by the CRI '
+                          'implementation. The features contained in the NodeFeatures should '
+                          'depend only on the cri implementation independent of runtime '
+                          'handlers.',
+                          {1: 'SupplementalGroupsPolicy is set to true if the runtime supports '
+                              'SupplementalGroupsPolicy and ContainerUser.'}),
+ 'core.v1.NodePodPreemptionPolicy': ('NodePodPreemptionPolicy defines the node-level policies '
+                                     'governing preemption for pods on this node.',
+                                     {1: 'DisableResizePreemption lists the owners (e.g., '
+                                         'autoscalers, operators, administrators) that have '
+                                         'requested to disable scheduler and Kubelet preemption '
+                                         'for in-place pod resize on this node. If this list is '
+                                         'non-empty, resize-induced preemption is disabled on '
+                                         'this node. This is an alpha field and requires '
+                                         'enabling the '
+                                         'InPlacePodVerticalScalingSchedulerPreemption feature '
+                                         'gate.'}),
+ 'core.v1.NodeRuntimeHandler': ('NodeRuntimeHandler is a set of runtime handler information.',
+                                {1: 'Runtime handler name. Empty for the default runtime '
+                                    'handler.',
+                                 2: 'Supported features.'}),
+ 'core.v1.NodeRuntimeHandlerFeatures': ('NodeRuntimeHandlerFeatures is a set of features '
+                                        'implemented by the runtime handler.',
+                                        {1: 'RecursiveReadOnlyMounts is set to true if the '
+                                            'runtime handler supports RecursiveReadOnlyMounts.',
+                                         2: 'UserNamespaces is set to true if the runtime '
+                                            'handler supports UserNamespaces, including for '
+                                            'volumes.'}),
+ 'core.v1.NodeSelector': ('A node selector represents the union of the results of one or more '
+                          'label queries over a set of nodes; that is, it represents the OR of '
+                          'the selectors represented by the node selector terms.',
+                          {1: 'Required. A list of node selector terms. The terms are ORed.'}),
+ 'core.v1.NodeSelectorRequirement': ('A node selector requirement is a selector that contains '
+                                     'values, a key, and an operator that relates the key and '
+                                     'values.',
+                                     {1: 'The label key that the selector applies to.',
+                                      2: "Represents a key's relationship to a set of values. "
+                                         'Valid operators are In, NotIn, Exists, DoesNotExist. '
+                                         'Gt, and Lt.',
+                                      3: 'An array of string values. If the operator is In or '
+                                         'NotIn, the values array must be non-empty. If the '
+                                         'operator is Exists or DoesNotExist, the values array '
+                                         'must be empty. If the operator is Gt or Lt, the values '
+                                         'array must have a single element, which will be '
+                                         'interpreted as an integer. This array is replaced '
+                                         'during a strategic merge patch.'}),
+ 'core.v1.NodeSelectorTerm': ('A null or empty node selector term matches no objects. The '
+                              'requirements of them are ANDed. The TopologySelectorTerm type '
+                              'implements a subset of the NodeSelectorTerm.',
+                              {1: "A list of node selector requirements by node's labels.",
+                               2: "A list of node selector requirements by node's fields."}),
+ 'core.v1.NodeSpec': ('NodeSpec describes the attributes that a node is created with.',
+                      {1: 'PodCIDR represents the pod IP range assigned to the node.',
+                       2: 'Deprecated. Not all kubelets will set this field. Remove field after '
+                          '1.13. see: https://issues.k8s.io/61966',
+                       3: 'ID of the node assigned by the cloud provider in the format: '
+                          '<ProviderName>://<ProviderSpecificNodeID>',
+                       4: 'Unschedulable controls node schedulability of new pods. By default, '
+                          'node is schedulable. More info: '
+                          'https://kubernetes.io/docs/concepts/nodes/node/#manual-node-administration',
+                       5: "If specified, the node's taints.",
+                       6: "Deprecated: Previously used to specify the source of the node's "
+                          'configuration for the DynamicKubeletConfig feature. This feature is '
+                          'removed.',
+                       7: 'podCIDRs represents the IP ranges assigned to the node for usage by '
+                          'Pods on that node. If this field is specified, the 0th entry must '
+                          'match the podCIDR field. It may contain at most 1 value for each of '
+                          'IPv4 and IPv6.',
+                       8: 'PodPreemptionPolicy controls the node-level preemption behaviors for '
+                          'pods on this node. This is an alpha field and requires enabling the '
+                          'InPlacePodVerticalScalingSchedulerPreemption feature gate.'}),
+ 'core.v1.NodeStatus': ('NodeStatus is information about the current status of a node.',
+                        {1: 'Capacity represents the total resources of a node. More info: '
+                            'https://kubernetes.io/docs/reference/node/node-status/#capacity',
+                         2: 'Allocatable represents the resources of a node that are available '
+                            'for scheduling. Defaults to Capacity.',
+                         3: 'NodePhase is the recently observed lifecycle phase of the node. '
+                            'More info: https://kubernetes.io/docs/concepts/nodes/node/#phase '
+                            'The field is never populated, and now is deprecated.',
+                         4: 'Conditions is an array of current observed node conditions. More '
+                            'info: '
+                            'https://kubernetes.io/docs/reference/node/node-status/#condition',
+                         5: 'List of addresses reachable to the node. Queried from cloud '
+                            'provider, if available. More info: '
+                            'https://kubernetes.io/docs/reference/node/node-status/#addresses '
+                            'Note: This field is declared as mergeable, but the merge key is not '
+                            'sufficiently unique, which can cause data corruption when it is '
+                            'merged. Callers should instead use a full-replacement patch. See '
+                            'https://pr.k8s.io/79391 for an example. Consumers should assume '
+                            'that addresses can change during the lifetime of a Node. However, '
+                            'there are some exceptions where this may not be possible, such as '
+                            "Pods that inherit a Node's address in its own status or consumers "
+                            'of the downward API (status.hostIP).',
+                         6: 'Endpoints of daemons running on the Node.',
+                         7: 'Set of ids/uuids to uniquely identify the node. More info: '
+                            'https://kubernetes.io/docs/reference/node/node-status/#info',
+                         8: 'List of container images on this node',
+                         9: 'List of attachable volumes in use (mounted) by the node.',
+                         10: 'List of volumes that are attached to the node.',
+                         11: 'Status of the config assigned to the node via the dynamic Kubelet '
+                             'config feature.',
+                         12: 'The available runtime handlers.',
+                         13: 'Features describes the set of features implemented by the CRI '
+                             'implementation.',
+                         14: 'DeclaredFeatures represents the features related to feature gates '
+                             'that are declared by the node.'}),
+ 'core.v1.NodeSwapStatus': ('NodeSwapStatus represents swap memory information.',
+                            {1: 'Total amount of swap memory in bytes.'}),
+ 'core.v1.NodeSystemInfo': ('NodeSystemInfo is a set of ids/uuids to uniquely identify the node.',
+                            {1: 'MachineID reported by the node. For unique machine '
+                                'identification in the cluster this field is preferred. Learn '
+                                'more from man(5) machine-id: '
+                                'http://man7.org/linux/man-pages/man5/machine-id.5.html',
+                             2: 'SystemUUID reported by the node. For unique machine '
+                                'identification MachineID is preferred. This field is specific '
+                                'to Red Hat hosts '
+                                'https://access.redhat.com/documentation/en-us/red_hat_subscription_management/1/html/rhsm/uuid',
+                             3: 'Boot ID reported by the node.',
+                             4: "Kernel Version reported by the node from 'uname -r' (e.g. "
+                                '3.16.0-0.bpo.4-amd64).',
+                             5: 'OS Image reported by the node from /etc/os-release (e.g. Debian '
+                                'GNU/Linux 7 (wheezy)).',
+                             6: 'ContainerRuntime Version reported by the node through runtime '
+                                'remote API (e.g. containerd://1.4.2).',
+                             7: 'Kubelet Version reported by the node.',
+                             8: 'Deprecated: KubeProxy Version reported by the node.',
+                             9: 'The Operating System reported by the node',
+                             10: 'The Architecture reported by the node',
+                             11: 'Swap Info reported by the node.'}),
+ 'core.v1.ObjectFieldSelector': ('ObjectFieldSelector selects an APIVersioned field of an '
+                                 'object.',
+                                 {1: 'Version of the schema the FieldPath is written in terms '
+                                     'of, defaults to "v1".',
+                                  2: 'Path of the field to select in the specified API '
+                                     'version.'}),
+ 'core.v1.ObjectReference': ('ObjectReference contains enough information to let you inspect or '
+                             'modify the referred object.',
+                             {1: 'Kind of the referent. More info: '
+                                 'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+                              2: 'Namespace of the referent. More info: '
+                                 'https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/',
+                              3: 'Name of the referent. More info: '
+                                 'https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names',
+                              4: 'UID of the referent. More info: '
+                                 'https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#uids',
+                              5: 'API version of the referent.',
+                              6: 'Specific resourceVersion to which this reference is made, if '
+                                 'any. More info: '
+                                 'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency',
+                              7: 'If referring to a piece of an object instead of an entire '
+                                 'object, this string should contain a valid JSON/Go field '
+                                 'access statement, such as desiredState.manifest.containers[2]. '
+                                 'For example, if the object reference is to a container within '
+                                 'a pod, this would take on a value like: '
+                                 '"spec.containers{name}" (where "name" refers to the name of '
+                                 'the container that triggered the event) or if no container '
+                                 'name is specified "spec.containers[2]" (container with index 2 '
+                                 'in this pod). This syntax is chosen only to have some '
+                                 'well-defined way of referencing a part of an object. TODO: '
+                                 'this design is not final and this field is subject to change '
+                                 'in the future.'}),
+ 'core.v1.PersistentVolumeClaim': ("PersistentVolumeClaim is a user's request for and claim to a "
+                                   'persistent volume',
+                                   {1: "Standard object's metadata. More info: "
+                                       'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                    2: 'spec defines the desired characteristics of a volume '
+                                       'requested by a pod author. More info: '
+                                       'https://kubernetes.io/docs/concepts/storage/persistent-volumes#persistentvolumeclaims',
+                                    3: 'status represents the current information/status of a '
+                                       'persistent volume claim. Read-only. More info: '
+                                       'https://kubernetes.io/docs/concepts/storage/persistent-volumes#persistentvolumeclaims'}),
+ 'core.v1.PersistentVolumeClaimCondition': ('PersistentVolumeClaimCondition contains details '
+                                            'about state of pvc',
+                                            {1: 'Type is the type of the condition. More info: '
+                                                'https://kubernetes.io/docs/reference/kubernetes-api/config-and-storage-resources/persistent-volume-claim-v1/#:~:text=set%20to%20%27ResizeStarted%27.-,PersistentVolumeClaimCondition,-contains%20details%20about',
+                                             2: 'Status is the status of the condition. Can be '
+                                                'True, False, Unknown. More info: '
+                                                'https://kubernetes.io/docs/reference/kubernetes-api/config-and-storage-resources/persistent-volume-claim-v1/#:~:text=state%20of%20pvc-,conditions.status,-(string)%2C%20required',
+                                             3: 'lastProbeTime is the time we probed the '
+                                                'condition.',
+                                             4: 'lastTransitionTime is the time the condition '
+                                                'transitioned from one status to another.',
+                                             5: 'reason is a unique, this should be a short, '
+                                                'machine understandable string that gives the '
+                                                "reason for condition's last transition. If it "
+                                                'reports "Resizing" that means the underlying '
+                                                'persistent volume is being resized.',
+                                             6: 'message is the human-readable message '
+                                                'indicating details about last transition.'}),
+ 'core.v1.PersistentVolumeClaimSpec': ('PersistentVolumeClaimSpec describes the common '
+                                       'attributes of storage devices and allows a Source for '
+                                       'provider-specific attributes',
+                                       {1: 'accessModes contains the desired access modes the '
+                                           'volume should have. More info: '
+                                           'https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1',
+                                        2: 'resources represents the minimum resources the '
+                                           'volume should have. Users are allowed to specify '
+                                           'resource requirements that are lower than previous '
+                                           'value but must still be higher than capacity '
+                                           'recorded in the status field of the claim. More '
+                                           'info: '
+                                           'https://kubernetes.io/docs/concepts/storage/persistent-volumes#resources',
+                                        3: 'volumeName is the binding reference to the '
+                                           'PersistentVolume backing this claim.',
+                                        4: 'selector is a label query over volumes to consider '
+                                           'for binding.',
+                                        5: 'storageClassName is the name of the StorageClass '
+                                           'required by the claim. More info: '
+                                           'https://kubernetes.io/docs/concepts/storage/persistent-volumes#class-1',
+                                        6: 'volumeMode defines what type of volume is required '
+                                           'by the claim. Value of Filesystem is implied when '
+                                           'not included in claim spec.',
+                                        7: 'dataSource field can be used to specify either: * An '
+                                           'existing VolumeSnapshot object '
+                                           '(snapshot.storage.k8s.io/VolumeSnapshot) * An '
+                                           'existing PVC (PersistentVolumeClaim) If the '
+                                           'provisioner or an external controller can support '
+                                           'the specified data source, it will create a new '
+                                           'volume based on the contents of the specified data '
+                                           'source. dataSource contents will be copied to '
+                                           'dataSourceRef, and dataSourceRef contents will be '
+                                           'copied to dataSource when dataSourceRef.namespace is '
+                                           'not specified. If the namespace is specified, then '
+                                           'dataSourceRef will not be copied to dataSource.',
+                                        8: 'dataSourceRef specifies the object from which to '
+                                           'populate the volume with data, if a non-empty volume '
+                                           'is desired. This may be any object from a non-empty '
+                                           'API group (non core object) or a '
+                                           'PersistentVolumeClaim object. When this field is '
+                                           'specified, volume binding will only succeed if the '
+                                           'type of the specified object matches some installed '
+                                           'volume populator or dynamic provisioner. This field '
+                                           'will replace the functionality of the dataSource '
+                                           'field and as such if both fields are non-empty, they '
+                                           'must have the same value. For backwards '
+                                           "compatibility, when namespace isn't specified in "
+                                           'dataSourceRef, both fields (dataSource and '
+                                           'dataSourceRef) will be set to the same value '
+                                           'automatically if one of them is empty and the other '
+                                           'is non-empty. When namespace is specified in '
+                                           "dataSourceRef, dataSource isn't set to the same "
+                                           'value and must be empty. There are three important '
+                                           'differences between dataSource and dataSourceRef: * '
+                                           'While dataSource only allows two specific types of '
+                                           'objects, dataSourceRef allows any non-core object, '
+                                           'as well as PersistentVolumeClaim objects. * While '
+                                           'dataSource ignores disallowed values (dropping '
+                                           'them), dataSourceRef preserves all values, and '
+                                           'generates an error if a disallowed value is '
+                                           'specified. * While dataSource only allows local '
+                                           'objects, dataSourceRef allows objects in any '
+                                           'namespaces. (Alpha) Using the namespace field of '
+                                           'dataSourceRef requires the '
+                                           'CrossNamespaceVolumeDataSource feature gate to be '
+                                           'enabled.',
+                                        9: 'volumeAttributesClassName may be used to set the '
+                                           'VolumeAttributesClass used by this claim. If '
+                                           'specified, the CSI driver will create or update the '
+                                           'volume with the attributes defined in the '
+                                           'corresponding VolumeAttributesClass. This has a '
+                                           'different purpose than storageClassName, it can be '
+                                           'changed after the claim is created. An empty string '
+                                           'or nil value indicates that no VolumeAttributesClass '
+                                           'will be applied to the claim. If the claim enters an '
+                                           'Infeasible error state, this field can be reset to '
+                                           'its previous value (including nil) to cancel the '
+                                           'modification. If the resource referred to by '
+                                           'volumeAttributesClass does not exist, this '
+                                           'PersistentVolumeClaim will be set to a Pending '
+                                           'state, as reflected by the modifyVolumeStatus field, '
+                                           'until such as a resource exists. More info: '
+                                           'https://kubernetes.io/docs/concepts/storage/volume-attributes-classes/'}),
+ 'core.v1.PersistentVolumeClaimStatus': ('PersistentVolumeClaimStatus is the current status of a '
+                                         'persistent volume claim.',
+                                         {1: 'phase represents the current phase of '
+                                             'PersistentVolumeClaim.',
+                                          2: 'accessModes contains the actual access modes the '
+                                             'volume backing the PVC has. More info: '
+                                             'https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1',
+                                          3: 'capacity represents the actual resources of the '
+                                             'underlying volume.',
+                                          4: 'conditions is the current Condition of persistent '
+                                             'volume claim. If underlying persistent volume is '
+                                             'being resized then the Condition will be set to '
+                                             "'Resizing'.",
+                                          5: 'allocatedResources tracks the resources allocated '
+                                             'to a PVC including its capacity. Key names follow '
+                                             'standard Kubernetes label syntax. Valid values are '
+                                             'either: * Un-prefixed keys: - storage - the '
+                                             'capacity of the volume. * Custom resources must '
+                                             'use implementation-defined prefixed names such as '
+                                             '"example.com/my-custom-resource" Apart from above '
+                                             'values - keys that are unprefixed or have '
+                                             'kubernetes.io prefix are considered reserved and '
+                                             'hence may not be used.\n'
+                                             '\n'
+                                             'Capacity reported here may be larger than the '
+                                             'actual capacity when a volume expansion operation '
+                                             'is requested. For storage quota, the larger value '
+                                             'from allocatedResources and PVC.spec.resources is '
+                                             'used. If allocatedResources is not set, '
+                                             'PVC.spec.resources alone is used for quota '
+                                             'calculation. If a volume expansion capacity '
+                                             'request is lowered, allocatedResources is only '
+                                             'lowered if there are no expansion operations in '
+                                             'progress and if the actual volume capacity is '
+                                             'equal or lower than the requested capacity.\n'
+                                             '\n'
+                                             'A controller that receives PVC update with '
+                                             'previously unknown resourceName should ignore the '
+                                             'update for the purpose it was designed. For '
+                                             'example - a controller that only is responsible '
+                                             'for resizing capacity of the volume, should ignore '
+                                             'PVC updates that change other valid resources '
+                                             'associated with PVC.',
+                                          7: 'allocatedResourceStatuses stores status of '
+                                             'resource being resized for the given PVC. Key '
+                                             'names follow standard Kubernetes label syntax. '
+                                             'Valid values are either: * Un-prefixed keys: - '
+                                             'storage - the capacity of the volume. * Custom '
+                                             'resources must use implementation-defined prefixed '
+                                             'names such as "example.com/my-custom-resource" '
+                                             'Apart from above values - keys that are unprefixed '
+                                             'or have kubernetes.io prefix are considered '
+                                             'reserved and hence may not be used.\n'
+                                             '\n'
+                                             'ClaimResourceStatus can be in any of following '
+                                             'states: - ControllerResizeInProgress: State set '
+                                             'when resize controller starts resizing the volume '
+                                             'in control-plane. - ControllerResizeFailed: State '
+                                             'set when resize has failed in resize controller '
+                                             'with a terminal error. - NodeResizePending: State '
+                                             'set when resize controller has finished resizing '
+                                             'the volume but further resizing of volume is '
+                                             'needed on the node. - NodeResizeInProgress: State '
+                                             'set when kubelet starts resizing the volume. - '
+                                             'NodeResizeFailed: State set when resizing has '
+                                             'failed in kubelet with a terminal error. Transient '
+                                             "errors don't set NodeResizeFailed. For example: if "
+                                             'expanding a PVC for more capacity - this field can '
+                                             'be one of the following states: - '
+                                             "pvc.status.allocatedResourceStatus['storage'] = "
+                                             '"ControllerResizeInProgress" - '
+                                             "pvc.status.allocatedResourceStatus['storage'] = "
+                                             '"ControllerResizeFailed" - '
+                                             "pvc.status.allocatedResourceStatus['storage'] = "
+                                             '"NodeResizePending" - '
+                                             "pvc.status.allocatedResourceStatus['storage'] = "
+                                             '"NodeResizeInProgress" - '
+                                             "pvc.status.allocatedResourceStatus['storage'] = "
+                                             '"NodeResizeFailed" When this field is not set, it '
+                                             'means that no resize operation is in progress for '
+                                             'the given PVC.\n'
+                                             '\n'
+                                             'A controller that receives PVC update with '
+                                             'previously unknown resourceName or '
+                                             'ClaimResourceStatus should ignore the update for '
+                                             'the purpose it was designed. For example - a '
+                                             'controller that only is responsible for resizing '
+                                             'capacity of the volume, should ignore PVC updates '
+                                             'that change other valid resources associated with '
+                                             'PVC.',
+                                          8: 'currentVolumeAttributesClassName is the current '
+                                             'name of the VolumeAttributesClass the PVC is '
+                                             'using. When unset, there is no '
+                                             'VolumeAttributeClass applied to this '
+                                             'PersistentVolumeClaim',
+                                          9: 'ModifyVolumeStatus represents the status object of '
+                                             'ControllerModifyVolume operation. When this is '
+                                             'unset, there is no ModifyVolume operation being '
+                                             'attempted.',
+                                          10: 'healthStatus contains the latest '
+                                              'controller-reported health information for the '
+                                              'volume bound to this claim.'}),
+ 'core.v1.PersistentVolumeClaimTemplate': ('PersistentVolumeClaimTemplate is used to produce '
+                                           'PersistentVolumeClaim objects as part of an '
+                                           'EphemeralVolumeSource.',
+                                           {1: 'May contain labels and annotations that will be '
+                                               'copied into the PVC when creating it. No other '
+                                               'fields are allowed and will be rejected during '
+                                               'validation.',
+                                            2: 'The specification for the PersistentVolumeClaim. '
+                                               'The entire content is copied unchanged into the '
+                                               'PVC that gets created from this template. The '
+                                               'same fields as in a PersistentVolumeClaim are '
+                                               'also valid here.'}),
+ 'core.v1.PersistentVolumeClaimVolumeSource': ('PersistentVolumeClaimVolumeSource references the '
+                                               "user's PVC in the same namespace. This volume "
+                                               'finds the bound PV and mounts that volume for '
+                                               'the pod. A PersistentVolumeClaimVolumeSource is, '
+                                               'essentially, a wrapper around another type of '
+                                               'volume that is owned by someone else (the '
+                                               'system).',
+                                               {1: 'claimName is the name of a '
+                                                   'PersistentVolumeClaim in the same namespace '
+                                                   'as the pod using this volume. More info: '
+                                                   'https://kubernetes.io/docs/concepts/storage/persistent-volumes#persistentvolumeclaims',
+                                                2: 'readOnly Will force the ReadOnly setting in '
+                                                   'VolumeMounts. Default false.'}),
+ 'core.v1.PhotonPersistentDiskVolumeSource': ('Represents a Photon Controller persistent disk '
+                                              'resource.',
+                                              {1: 'pdID is the ID that identifies Photon '
+                                                  'Controller persistent disk',
+                                               2: 'fsType is the filesystem type to mount. Must '
+                                                  'be a filesystem type supported by the host '
+                                                  'operating system. Ex. "ext4", "xfs", "ntfs". '
+                                                  'Implicitly inferred to be "ext4" if '
+                                                  'unspecified.'}),
+ 'core.v1.Pod': ('Pod is a collection of containers that can run on a host. This resource is '
+                 'created by clients and scheduled onto hosts.',
+                 {1: "Standard object's metadata. More info: "
+                     'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                  2: 'Specification of the desired behavior of the pod. More info: '
+                     'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                  3: 'Most recently observed status of the pod. This data may not be up to date. '
+                     'Populated by the system. Read-only. More info: '
+                     'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'core.v1.PodAffinity': ('Pod affinity is a group of inter pod affinity scheduling rules.',
+                         {1: 'If the affinity requirements specified by this field are not met '
+                             'at scheduling time, the pod will not be scheduled onto the node. '
+                             'If the affinity requirements specified by this field cease to be '
+                             'met at some point during pod execution (e.g. due to a pod label '
+                             'update), the system may or may not try to eventually evict the pod '
+                             'from its node. When there are multiple elements, the lists of '
+                             'nodes corresponding to each podAffinityTerm are intersected, i.e. '
+                             'all terms must be satisfied.',
+                          2: 'The scheduler will prefer to schedule pods to nodes that satisfy '
+                             'the affinity expressions specified by this field, but it may '
+                             'choose a node that violates one or more of the expressions. The '
+                             'node that is most preferred is the one with the greatest sum of '
+                             'weights, i.e. for each node that meets all of the scheduling '
+                             'requirements (resource request, requiredDuringScheduling affinity '
+                             'expressions, etc.), compute a sum by iterating through the '
+                             'elements of this field and adding "weight" to the sum if the node '
+                             'has pods which matches the corresponding podAffinityTerm; the '
+                             'node(s) with the highest sum are the most preferred.'}),
+ 'core.v1.PodAffinityTerm': ('Defines a set of pods (namely those matching the labelSelector '
+                             'relative to the given namespace(s)) that this pod should be '
+                             'co-located (affinity) or not co-located (anti-affinity) with, '
+                             'where co-located is defined as running on a node whose value of '
+                             'the label with key <topologyKey> matches that of any node on which '
+                             'a pod of the set of pods is running',
+                             {1: 'A label query over a set of resources, in this case pods. If '
+                                 "it's null, this PodAffinityTerm matches with no Pods.",
+                              2: 'namespaces specifies a static list of namespace names that the '
+                                 'term applies to. The term is applied to the union of the '
+                                 'namespaces listed in this field and the ones selected by '
+                                 'namespaceSelector. null or empty namespaces list and null '
+                                 'namespaceSelector means "this pod\'s namespace".',
+                              3: 'This pod should be co-located (affinity) or not co-located '
+                                 '(anti-affinity) with the pods matching the labelSelector in '
+                                 'the specified namespaces, where co-located is defined as '
+                                 'running on a node whose value of the label with key '
+                                 'topologyKey matches that of any node on which any of the '
+                                 'selected pods is running. Empty topologyKey is not allowed.',
+                              4: 'A label query over the set of namespaces that the term applies '
+                                 'to. The term is applied to the union of the namespaces '
+                                 'selected by this field and the ones listed in the namespaces '
+                                 'field. null selector and null or empty namespaces list means '
+                                 '"this pod\'s namespace". An empty selector ({}) matches all '
+                                 'namespaces.',
+                              5: 'MatchLabelKeys is a set of pod label keys to select which pods '
+                                 'will be taken into consideration. The keys are used to lookup '
+                                 'values from the incoming pod labels, those key-value labels '
+                                 'are merged with `labelSelector` as `key in (value)` to select '
+                                 'the group of existing pods which pods will be taken into '
+                                 "consideration for the incoming pod's pod (anti) affinity. Keys "
+                                 "that don't exist in the incoming pod labels will be ignored. "
+                                 'The default value is empty. The same key is forbidden to exist '
+                                 'in both matchLabelKeys and labelSelector. Also, matchLabelKeys '
+                                 "cannot be set when labelSelector isn't set.",
+                              6: 'MismatchLabelKeys is a set of pod label keys to select which '
+                                 'pods will be taken into consideration. The keys are used to '
+                                 'lookup values from the incoming pod labels, those key-value '
+                                 'labels are merged with `labelSelector` as `key notin (value)` '
+                                 'to select the group of existing pods which pods will be taken '
+                                 "into consideration for the incoming pod's pod (anti) affinity. "
+                                 "Keys that don't exist in the incoming pod labels will be "
+                                 'ignored. The default value is empty. The same key is forbidden '
+                                 'to exist in both mismatchLabelKeys and labelSelector. Also, '
+                                 "mismatchLabelKeys cannot be set when labelSelector isn't "
+                                 'set.'}),
+ 'core.v1.PodAntiAffinity': ('Pod anti affinity is a group of inter pod anti affinity scheduling '
+                             'rules.',
+                             {1: 'If the anti-affinity requirements specified by this field are '
+                                 'not met at scheduling time, the pod will not be scheduled onto '
+                                 'the node. If the anti-affinity requirements specified by this '
+                                 'field cease to be met at some point during pod execution (e.g. '
+                                 'due to a pod label update), the system may or may not try to '
+                                 'eventually evict the pod from its node. When there are '
+                                 'multiple elements, the lists of nodes corresponding to each '
+                                 'podAffinityTerm are intersected, i.e. all terms must be '
+                                 'satisfied.',
+                              2: 'The scheduler will prefer to schedule pods to nodes that '
+                                 'satisfy the anti-affinity expressions specified by this field, '
+                                 'but it may choose a node that violates one or more of the '
+                                 'expressions. The node that is most preferred is the one with '
+                                 'the greatest sum of weights, i.e. for each node that meets all '
+                                 'of the scheduling requirements (resource request, '
+                                 'requiredDuringScheduling anti-affinity expressions, etc.), '
+                                 'compute a sum by iterating through the elements of this field '
+                                 'and subtracting "weight" from the sum if the node has pods '
+                                 'which matches the corresponding podAffinityTerm; the node(s) '
+                                 'with the highest sum are the most preferred.'}),
+ 'core.v1.PodCertificateProjection': ('PodCertificateProjection provides a private key and X.509 '
+                                      'certificate in the pod filesystem.',
+                                      {1: "Kubelet's generated CSRs will be addressed to this "
+                                          'signer.',
+                                       2: 'The type of keypair Kubelet will generate for the '
+                                          'pod.\n'
+                                          '\n'
+                                          'Valid values are "RSA3072", "RSA4096", "ECDSAP256", '
+                                          '"ECDSAP384", "ECDSAP521", and "ED25519".',
+                                       3: 'maxExpirationSeconds is the maximum lifetime '
+                                          'permitted for the certificate.\n'
+                                          '\n'
+                                          'Kubelet copies this value verbatim into the '
+                                          'PodCertificateRequests it generates for this '
+                                          'projection.\n'
+                                          '\n'
+                                          'If omitted, kube-apiserver will set it to 86400(24 '
+                                          'hours). kube-apiserver will reject values shorter '
+                                          'than 3600 (1 hour).  The maximum allowable value is '
+                                          '7862400 (91 days).\n'
+                                          '\n'
+                                          'The signer implementation is then free to issue a '
+                                          'certificate with any lifetime *shorter* than '
+                                          'MaxExpirationSeconds, but no shorter than 3600 '
+                                          'seconds (1 hour).  This constraint is enforced by '
+                                          'kube-apiserver. `kubernetes.io` signers will never '
+                                          'issue certificates with a lifetime longer than 24 '
+                                          'hours.',
+                                       4: 'Write the credential bundle at this path in the '
+                                          'projected volume.\n'
+                                          '\n'
+                                          'The credential bundle is a single file that contains '
+                                          'multiple PEM blocks. The first PEM block is a PRIVATE '
+                                          'KEY block, containing a PKCS#8 private key.\n'
+                                          '\n'
+                                          'The remaining blocks are CERTIFICATE blocks, '
+                                          'containing the issued certificate chain from the '
+                                          'signer (leaf and any intermediates).\n'
+                                          '\n'
+                                          "Using credentialBundlePath lets your Pod's "
+                                          'application code make a single atomic read that '
+                                          'retrieves a consistent key and certificate chain.  If '
+                                          'you project them to separate files, your application '
+                                          'code will need to additionally check that the leaf '
+                                          'certificate was issued to the key.',
+                                       5: 'Write the key at this path in the projected volume.\n'
+                                          '\n'
+                                          'Most applications should use credentialBundlePath.  '
+                                          'When using keyPath and certificateChainPath, your '
+                                          'application needs to check that the key and leaf '
+                                          'certificate are consistent, because it is possible to '
+                                          'read the files mid-rotation.',
+                                       6: 'Write the certificate chain at this path in the '
+                                          'projected volume.\n'
+                                          '\n'
+                                          'Most applications should use credentialBundlePath.  '
+                                          'When using keyPath and certificateChainPath, your '
+                                          'application needs to check that the key and leaf '
+                                          'certificate are consistent, because it is possible to '
+                                          'read the files mid-rotation.',
+                                       7: 'userAnnotations allow pod authors to pass additional '
+                                          'information to the signer implementation.  Kubernetes '
+                                          'does not restrict or validate this metadata in any '
+                                          'way.\n'
+                                          '\n'
+                                          'These values are copied verbatim into the '
+                                          '`spec.unverifiedUserAnnotations` field of the '
+                                          'PodCertificateRequest objects that Kubelet creates.\n'
+                                          '\n'
+                                          'Entries are subject to the same validation as object '
+                                          'metadata annotations, with the addition that all keys '
+                                          'must be domain-prefixed. No restrictions are placed '
+                                          'on values, except an overall size limitation on the '
+                                          'entire field.\n'
+                                          '\n'
+                                          'Signers should document the keys and values they '
+                                          'support. Signers should deny requests that contain '
+                                          'keys they do not recognize.',
+                                       8: 'user is Optional: The owner UID of the created file. '
+                                          'If specified, the item-level user field takes '
+                                          'precedence over defaultUser. (Alpha) This field '
+                                          'requires the AtomicWriteVolumeUserFields feature gate '
+                                          'to be enabled.'}),
+ 'core.v1.PodCondition': ('PodCondition contains details for the current condition of this pod.',
+                          {1: 'Type is the type of the condition. More info: '
+                              'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#pod-conditions',
+                           2: 'Status is the status of the condition. Can be True, False, '
+                              'Unknown. More info: '
+                              'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#pod-conditions',
+                           3: 'Last time we probed the condition.',
+                           4: 'Last time the condition transitioned from one status to another.',
+                           5: "Unique, one-word, CamelCase reason for the condition's last "
+                              'transition.',
+                           6: 'Human-readable message indicating details about last transition.',
+                           7: 'If set, this represents the .metadata.generation that the pod '
+                              'condition was set based upon.'}),
+ 'core.v1.PodDNSConfig': ('PodDNSConfig defines the DNS parameters of a pod in addition to those '
+                          'generated from DNSPolicy.',
+                          {1: 'A list of DNS name server IP addresses. This will be appended to '
+                              'the base nameservers generated from DNSPolicy. Duplicated '
+                              'nameservers will be removed.',
+                           2: 'A list of DNS search domains for host-name lookup. This will be '
+                              'appended to the base search paths generated from DNSPolicy. '
+                              'Duplicated search paths will be removed.',
+                           3: 'A list of DNS resolver options. This will be merged with the base '
+                              'options generated from DNSPolicy. Duplicated entries will be '
+                              'removed. Resolution options given in Options will override those '
+                              'that appear in the base DNSPolicy.'}),
+ 'core.v1.PodDNSConfigOption': ('PodDNSConfigOption defines DNS resolver options of a pod.',
+                                {1: "Name is this DNS resolver option's name. Required.",
+                                 2: "Value is this DNS resolver option's value."}),
+ 'core.v1.PodExtendedResourceClaimStatus': ('PodExtendedResourceClaimStatus is stored in the '
+                                            'PodStatus for the extended resource requests backed '
+                                            'by DRA. It stores the generated name for the '
+                                            'corresponding special ResourceClaim created by the '
+                                            'scheduler.',
+                                            {1: 'RequestMappings identifies the mapping of '
+                                                '<container, extended resource backed by DRA> '
+                                                'to  device request in the generated '
+                                                'ResourceClaim.',
+                                             2: 'ResourceClaimName is the name of the '
+                                                'ResourceClaim that was generated for the Pod in '
+                                                'the namespace of the Pod.'}),
+ 'core.v1.PodIP': ('PodIP represents a single IP address allocated to the pod.',
+                   {1: 'IP is the IP address assigned to the pod'}),
+ 'core.v1.PodOS': ('PodOS defines the OS parameters of a pod.',
+                   {1: 'Name is the name of the operating system. The currently supported values '
+                       'are linux and windows. Additional value may be defined in future and can '
+                       'be one of: '
+                       'https://github.com/opencontainers/runtime-spec/blob/master/config.md#platform-specific-configuration '
+                       'Clients should expect to handle additional values and treat unrecognized '
+                       'values in this field as os: null'}),
+ 'core.v1.PodReadinessGate': ('PodReadinessGate contains the reference to a pod condition',
+                              {1: "ConditionType refers to a condition in the pod's condition "
+                                  'list with matching type.'}),
+ 'core.v1.PodResourceClaim': ('PodResourceClaim references exactly one ResourceClaim, either '
+                              'directly or by naming a ResourceClaimTemplate which is then '
+                              'turned into a ResourceClaim for the pod.\n'
+                              '\n'
+                              'It adds a name to it that uniquely identifies the ResourceClaim '
+                              'inside the Pod. Containers that need access to the ResourceClaim '
+                              'reference it with this name.\n'
+                              '\n'
+                              'When the DRAWorkloadResourceClaims feature gate is enabled and '
+                              'this Pod belongs to a PodGroup, a PodResourceClaim is matched to '
+                              'a PodGroupResourceClaim if all of their fields are equal (Name, '
+                              'ResourceClaimName, and ResourceClaimTemplateName). A matched '
+                              'claim references a single ResourceClaim shared across all Pods in '
+                              'the PodGroup, reserved for the PodGroup in '
+                              'ResourceClaimStatus.ReservedFor rather than for individual Pods.',
+                              {1: 'Name uniquely identifies this resource claim inside the pod. '
+                                  'This must be a DNS_LABEL.',
+                               3: 'ResourceClaimName is the name of a ResourceClaim object in '
+                                  'the same namespace as this pod.\n'
+                                  '\n'
+                                  'Exactly one of ResourceClaimName and '
+                                  'ResourceClaimTemplateName must be set.',
+                               4: 'ResourceClaimTemplateName is the name of a '
+                                  'ResourceClaimTemplate object in the same namespace as this '
+                                  'pod.\n'
+                                  '\n'
+                                  'The template will be used to create a new ResourceClaim, '
+                                  'which will be bound to this pod. When this pod is deleted, '
+                                  'the ResourceClaim will also be deleted. The pod name and '
+                                  'resource name, along with a generated component, will be used '
+                                  'to form a unique name for the ResourceClaim, which will be '
+                                  'recorded in pod.status.resourceClaimStatuses.\n'
+                                  '\n'
+                                  'When the DRAWorkloadResourceClaims feature gate is enabled '
+                                  'and the pod belongs to a PodGroup that defines a '
+                                  'PodGroupResourceClaim with the same Name and '
+                                  'ResourceClaimTemplateName, this PodResourceClaim resolves to '
+                                  'the ResourceClaim generated for the PodGroup. All pods in the '
+                                  'group that define an equivalent PodResourceClaim matching the '
+                                  "PodGroupResourceClaim's Name and ResourceClaimTemplateName "
+                                  'share the same generated ResourceClaim. ResourceClaims '
+                                  'generated for a PodGroup are owned by the PodGroup and their '
+                                  'lifecycles are tied to the PodGroup instead of any individual '
+                                  'pod.\n'
+                                  '\n'
+                                  'This field is immutable and no changes will be made to the '
+                                  'corresponding ResourceClaim by the control plane after '
+                                  'creating the ResourceClaim.\n'
+                                  '\n'
+                                  'Exactly one of ResourceClaimName and '
+                                  'ResourceClaimTemplateName must be set.'}),
+ 'core.v1.PodResourceClaimStatus': ('PodResourceClaimStatus is stored in the PodStatus for each '
+                                    'PodResourceClaim which references a ResourceClaimTemplate. '
+                                    'It stores the generated name for the corresponding '
+                                    'ResourceClaim.',
+                                    {1: 'Name uniquely identifies this resource claim inside the '
+                                        'pod. This must match the name of an entry in '
+                                        'pod.spec.resourceClaims, which implies that the string '
+                                        'must be a DNS_LABEL.',
+                                     2: 'ResourceClaimName is the name of the ResourceClaim that '
+                                        'was generated for the Pod in the namespace of the Pod.\n'
+                                        '\n'
+                                        'When the DRAWorkloadResourceClaims feature is enabled '
+                                        'and the corresponding PodResourceClaim matches a '
+                                        "PodGroupResourceClaim made by the Pod's PodGroup, then "
+                                        'this is the name of the ResourceClaim generated and '
+                                        'reserved for the PodGroup.\n'
+                                        '\n'
+                                        'If this is unset, then generating a ResourceClaim was '
+                                        'not necessary. The pod.spec.resourceClaims entry can be '
+                                        'ignored in this case.'}),
+ 'core.v1.PodSchedulingGate': ('PodSchedulingGate is associated to a Pod to guard its '
+                               'scheduling.',
+                               {1: 'Name of the scheduling gate. Each scheduling gate must have '
+                                   'a unique name field.'}),
+ 'core.v1.PodSchedulingGroup': ('PodSchedulingGroup identifies the runtime scheduling group '
+                                'instance that a Pod belongs to. The scheduler uses this '
+                                'information to apply workload-aware scheduling semantics. '
+                                'Exactly one field must be specified.',
+                                {1: 'PodGroupName specifies the name of the standalone PodGroup '
+                                    'object that represents the runtime instance of this group. '
+                                    'Must be a DNS subdomain.'}),
+ 'core.v1.PodSecurityContext': ('PodSecurityContext holds pod-level security attributes and '
+                                'common container settings. Some fields are also present in '
+                                'container.securityContext.  Field values of '
+                                'container.securityContext take precedence over field values of '
+                                'PodSecurityContext.',
+                                {1: 'The SELinux context to be applied to all containers. If '
+                                    'unspecified, the container runtime will allocate a random '
+                                    'SELinux context for each container.  May also be set in '
+                                    'SecurityContext.  If set in both SecurityContext and '
+                                    'PodSecurityContext, the value specified in SecurityContext '
+                                    'takes precedence for that container. Note that this field '
+                                    'cannot be set when spec.os.name is windows.',
+                                 2: 'The UID to run the entrypoint of the container process. '
+                                    'Defaults to user specified in image metadata if '
+                                    'unspecified. May also be set in SecurityContext.  If set in '
+                                    'both SecurityContext and PodSecurityContext, the value '
+                                    'specified in SecurityContext takes precedence for that '
+                                    'container. Note that this field cannot be set when '
+                                    'spec.os.name is windows.',
+                                 3: 'Indicates that the container must run as a non-root user. '
+                                    'If true, the Kubelet will validate the image at runtime to '
+                                    'ensure that it does not run as UID 0 (root) and fail to '
+                                    'start the container if it does. If unset or false, no such '
+                                    'validation will be performed. May also be set in '
+                                    'SecurityContext.  If set in both SecurityContext and '
+                                    'PodSecurityContext, the value specified in SecurityContext '
+                                    'takes precedence.',
+                                 4: 'A list of groups applied to the first process run in each '
+                                    "container, in addition to the container's primary GID and "
+                                    'fsGroup (if specified).  If the SupplementalGroupsPolicy '
+                                    'feature is enabled, the supplementalGroupsPolicy field '
+                                    'determines whether these are in addition to or instead of '
+                                    'any group memberships defined in the container image. If '
+                                    'unspecified, no additional groups are added, though group '
+                                    'memberships defined in the container image may still be '
+                                    'used, depending on the supplementalGroupsPolicy field. Note '
+                                    'that this field cannot be set when spec.os.name is windows.',
+                                 5: 'A special supplemental group that applies to all containers '
+                                    'in a pod. Some volume types allow the Kubelet to change the '
+                                    'ownership of that volume to be owned by the pod:\n'
+                                    '\n'
+                                    '1. The owning GID will be the FSGroup 2. The setgid bit is '
+                                    'set (new files created in the volume will be owned by '
+                                    "FSGroup) 3. The permission bits are OR'd with rw-rw----\n"
+                                    '\n'
+                                    'If unset, the Kubelet will not modify the ownership and '
+                                    'permissions of any volume. Note that this field cannot be '
+                                    'set when spec.os.name is windows.',
+                                 6: 'The GID to run the entrypoint of the container process. '
+                                    'Uses runtime default if unset. May also be set in '
+                                    'SecurityContext.  If set in both SecurityContext and '
+                                    'PodSecurityContext, the value specified in SecurityContext '
+                                    'takes precedence for that container. Note that this field '
+                                    'cannot be set when spec.os.name is windows.',
+                                 7: 'Sysctls hold a list of namespaced sysctls used for the pod. '
+                                    'Pods with unsupported sysctls (by the container runtime) '
+                                    'might fail to launch. Note that this field cannot be set '
+                                    'when spec.os.name is windows.',
+                                 8: 'The Windows specific settings applied to all containers. If '
+                                    "unspecified, the options within a container's "
+                                    'SecurityContext will be used. If set in both '
+                                    'SecurityContext and PodSecurityContext, the value specified '
+                                    'in SecurityContext takes precedence. Note that this field '
+                                    'cannot be set when spec.os.name is linux.',
+                                 9: 'fsGroupChangePolicy defines behavior of changing ownership '
+                                    'and permission of the volume before being exposed inside '
+                                    'Pod. This field will only apply to volume types which '
+                                    'support fsGroup based ownership(and permissions). It will '
+                                    'have no effect on ephemeral volume types such as: secret, '
+                                    'configmaps and emptydir. Valid values are "OnRootMismatch" '
+                                    'and "Always". If not specified, "Always" is used. Note that '
+                                    'this field cannot be set when spec.os.name is windows.',
+                                 10: 'The seccomp options to use by the containers in this pod. '
+                                     'Note that this field cannot be set when spec.os.name is '
+                                     'windows.',
+                                 11: 'appArmorProfile is the AppArmor options to use by the '
+                                     'containers in this pod. Note that this field cannot be set '
+                                     'when spec.os.name is windows.',
+                                 12: 'Defines how supplemental groups of the first container '
+                                     'processes are calculated. Valid values are "Merge" and '
+                                     '"Strict". If not specified, "Merge" is used. (Alpha) Using '
+                                     'the field requires the SupplementalGroupsPolicy feature '
+                                     'gate to be enabled and the container runtime must '
+                                     'implement support for this feature. Note that this field '
+                                     'cannot be set when spec.os.name is windows. TODO: update '
+                                     'the default value to "Merge" when spec.os.name is not '
+                                     'windows in v1.34',
+                                 13: "seLinuxChangePolicy defines how the container's SELinux "
+                                     'label is applied to all volumes used by the Pod. It has no '
+                                     'effect on nodes that do not support SELinux or to volumes '
+                                     'does not support SELinux. Valid values are "MountOption" '
+                                     'and "Recursive".\n'
+                                     '\n'
+                                     '"Recursive" means relabeling of all files on all Pod '
+                                     'volumes by the container runtime. This may be slow for '
+                                     'large volumes, but allows mixing privileged and '
+                                     'unprivileged Pods sharing the same volume on the same '
+                                     'node.\n'
+                                     '\n'
+                                     '"MountOption" mounts all eligible Pod volumes with `-o '
+                                     'context` mount option. This requires all Pods that share '
+                                     'the same volume to use the same SELinux label. It is not '
+                                     'possible to share the same volume among privileged and '
+                                     'unprivileged Pods. Eligible volumes are in-tree '
+                                     'FibreChannel and iSCSI volumes, and all CSI volumes whose '
+                                     'CSI driver announces SELinux support by setting '
+                                     'spec.seLinuxMount: true in their CSIDriver instance. Other '
+                                     'volumes are always re-labelled recursively.\n'
+                                     '\n'
+                                     'If not specified, "MountOption" is used.\n'
+                                     '\n'
+                                     'This field affects only Pods that have SELinux label set, '
+                                     'either in PodSecurityContext or in SecurityContext of all '
+                                     'containers.\n'
+                                     '\n'
+                                     'All Pods that use the same volume should use the same '
+                                     'seLinuxChangePolicy, otherwise some pods can get stuck in '
+                                     'ContainerCreating state. Note that this field cannot be '
+                                     'set when spec.os.name is windows.'}),
+ 'core.v1.PodSpec': ('PodSpec is a description of a pod.',
+                     {1: 'List of volumes that can be mounted by containers belonging to the '
+                         'pod. More info: https://kubernetes.io/docs/concepts/storage/volumes',
+                      2: 'List of containers belonging to the pod. Containers cannot currently '
+                         'be added or removed. There must be at least one container in a Pod. '
+                         'Cannot be updated.',
+                      3: 'Restart policy for all containers within the pod. One of Always, '
+                         'OnFailure, Never. In some contexts, only a subset of those values may '
+                         'be permitted. Default to Always. More info: '
+                         'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#restart-policy',
+                      4: 'Optional duration in seconds the pod needs to terminate gracefully. '
+                         'May be decreased in delete request. Value must be non-negative '
+                         'integer. The value zero indicates stop immediately via the kill signal '
+                         '(no opportunity to shut down). If this value is nil, the default grace '
+                         'period will be used instead. The grace period is the duration in '
+                         'seconds after the processes running in the pod are sent a termination '
+                         'signal and the time when the processes are forcibly halted with a kill '
+                         'signal. Set this value longer than the expected cleanup time for your '
+                         'process. Defaults to 30 seconds.',
+                      5: 'Optional duration in seconds the pod may be active on the node '
+                         'relative to StartTime before the system will actively try to mark it '
+                         'failed and kill associated containers. Value must be a positive '
+                         'integer.',
+                      6: 'Set DNS policy for the pod. Defaults to "ClusterFirst". Valid values '
+                         "are 'ClusterFirstWithHostNet', 'ClusterFirst', 'Default' or 'None'. "
+                         'DNS parameters given in DNSConfig will be merged with the policy '
+                         'selected with DNSPolicy. To have DNS options set along with '
+                         'hostNetwork, you have to specify DNS policy explicitly to '
+                         "'ClusterFirstWithHostNet'.",
+                      7: 'NodeSelector is a selector which must be true for the pod to fit on a '
+                         "node. Selector which must match a node's labels for the pod to be "
+                         'scheduled on that node. More info: '
+                         'https://kubernetes.io/docs/concepts/configuration/assign-pod-node/',
+                      8: 'ServiceAccountName is the name of the ServiceAccount to use to run '
+                         'this pod. More info: '
+                         'https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/',
+                      9: 'DeprecatedServiceAccount is a deprecated alias for ServiceAccountName. '
+                         'Deprecated: Use serviceAccountName instead.',
+                      10: 'NodeName indicates in which node this pod is scheduled. If empty, '
+                          'this pod is a candidate for scheduling by the scheduler defined in '
+                          'schedulerName. Once this field is set, the kubelet for this node '
+                          'becomes responsible for the lifecycle of this pod. This field should '
+                          'not be used to express a desire for the pod to be scheduled on a '
+                          'specific node. '
+                          'https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#nodename',
+                      11: "Host networking requested for this pod. Use the host's network "
+                          'namespace. When using HostNetwork you should specify ports so the '
+                          'scheduler is aware. When `hostNetwork` is true, specified `hostPort` '
+                          'fields in port definitions must match `containerPort`, and '
+                          'unspecified `hostPort` fields in port definitions are defaulted to '
+                          'match `containerPort`. Default to false.',
+                      12: "Use the host's pid namespace. Optional: Default to false.",
+                      13: "Use the host's ipc namespace. Optional: Default to false.",
+                      14: 'SecurityContext holds pod-level security attributes and common '
+                          'container settings. Optional: Defaults to empty.  See type '
+                          'description for default values of each field.',
+                      15: 'ImagePullSecrets is an optional list of references to secrets in the '
+                          'same namespace to use for pulling any of the images used by this '
+                          'PodSpec. If specified, these secrets will be passed to individual '
+                          'puller implementations for them to use. More info: '
+                          'https://kubernetes.io/docs/concepts/containers/images#specifying-imagepullsecrets-on-a-pod',
+                      16: "Specifies the hostname of the Pod If not specified, the pod's "
+                          'hostname will be set to a system-defined value.',
+                      17: 'If specified, the fully qualified Pod hostname will be '
+                          '"<hostname>.<subdomain>.<pod namespace>.svc.<cluster domain>". If not '
+                          'specified, the pod will not have a domainname at all.',
+                      18: "If specified, the pod's scheduling constraints",
+                      19: 'If specified, the pod will be dispatched by specified scheduler. If '
+                          'not specified, the pod will be dispatched by default scheduler.',
+                      20: 'List of initialization containers belonging to the pod. Init '
+                          'containers are executed in order prior to containers being started. '
+                          'If any init container fails, the pod is considered to have failed and '
+                          'is handled according to its restartPolicy. The name for an init '
+                          'container or normal container must be unique among all containers. '
+                          'Init containers may not have Lifecycle actions, Readiness probes, '
+                          'Liveness probes, or Startup probes. The resourceRequirements of an '
+                          'init container are taken into account during scheduling by finding '
+                          'the highest request/limit for each resource type, and then using the '
+                          'max of that value or the sum of the normal containers. Limits are '
+                          'applied to init containers in a similar fashion. Init containers '
+                          'cannot currently be added or removed. Cannot be updated. More info: '
+                          'https://kubernetes.io/docs/concepts/workloads/pods/init-containers/',
+                      21: 'AutomountServiceAccountToken indicates whether a service account '
+                          'token should be automatically mounted.',
+                      22: "If specified, the pod's tolerations.",
+                      23: 'HostAliases is an optional list of hosts and IPs that will be '
+                          "injected into the pod's hosts file if specified.",
+                      24: 'If specified, indicates the pod\'s priority. "system-node-critical" '
+                          'and "system-cluster-critical" are two special keywords which indicate '
+                          'the highest priorities with the former being the highest priority. '
+                          'Any other name must be defined by creating a PriorityClass object '
+                          'with that name. If not specified, the pod priority will be default or '
+                          'zero if there is no default.',
+                      25: 'The priority value. Various system components use this field to find '
+                          'the priority of the pod. When Priority Admission Controller is '
+                          'enabled, it prevents users from setting this field. The admission '
+                          'controller populates this field from PriorityClassName. The higher '
+                          'the value, the higher the priority.',
+                      26: 'Specifies the DNS parameters of a pod. Parameters specified here will '
+                          'be merged to the generated DNS configuration based on DNSPolicy.',
+                      27: 'Share a single process namespace between all of the containers in a '
+                          'pod. When this is set containers will be able to view and signal '
+                          'processes from other containers in the same pod, and the first '
+                          'process in each container will not be assigned PID 1. HostPID and '
+                          'ShareProcessNamespace cannot both be set. Optional: Default to false.',
+                      28: 'If specified, all readiness gates will be evaluated for pod '
+                          'readiness. A pod is ready when all its containers are ready AND all '
+                          'conditions specified in the readiness gates have status equal to '
+                          '"True" More info: '
+                          'https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates',
+                      29: 'RuntimeClassName refers to a RuntimeClass object in the node.k8s.io '
+                          'group, which should be used to run this pod.  If no RuntimeClass '
+                          'resource matches the named class, the pod will not be run. If unset '
+                          'or empty, the "legacy" RuntimeClass will be used, which is an '
+                          'implicit class with an empty definition that uses the default runtime '
+                          'handler. More info: '
+                          'https://git.k8s.io/enhancements/keps/sig-node/585-runtime-class',
+                      30: 'EnableServiceLinks indicates whether information about services '
+                          "should be injected into pod's environment variables, matching the "
+                          'syntax of Docker links. Optional: Defaults to true.',
+                      31: 'PreemptionPolicy is the Policy for preempting pods with lower '
+                          'priority. One of Never, PreemptLowerPriority. When Priority Admission '
+                          'Controller is enabled, it prevents users from setting this field. The '
+                          'admission controller populates this field from PriorityClassName. '
+                          'Defaults to PreemptLowerPriority if unset.',
+                      32: 'Overhead represents the resource overhead associated with running a '
+                          'pod for a given RuntimeClass. This field will be autopopulated at '
+                          'admission time by the RuntimeClass admission controller. If the '
+                          'RuntimeClass admission controller is enabled, overhead must not be '
+                          'set in Pod create requests. The RuntimeClass admission controller '
+                          'will reject Pod create requests which have the overhead already set. '
+                          'If RuntimeClass is configured and selected in the PodSpec, Overhead '
+                          'will be set to the value defined in the corresponding RuntimeClass, '
+                          'otherwise it will remain unset and treated as zero. More info: '
+                          'https://git.k8s.io/enhancements/keps/sig-node/688-pod-overhead/README.md',
+                      33: 'TopologySpreadConstraints describes how a group of pods ought to '
+                          'spread across topology domains. Scheduler will schedule pods in a way '
+                          'which abides by the constraints. All topologySpreadConstraints are '
+                          'ANDed.',
+                      34: 'List of ephemeral containers run in this pod. Ephemeral containers '
+                          'may be run in an existing pod to perform user-initiated actions such '
+                          'as debugging. This list cannot be specified when creating a pod, and '
+                          'it cannot be modified by updating the pod spec. In order to add an '
+                          "ephemeral container to an existing pod, use the pod's "
+                          'ephemeralcontainers subresource.',
+                      35: "If true the pod's hostname will be configured as the pod's FQDN, "
+                          'rather than the leaf name (the default). In Linux containers, this '
+                          'means setting the FQDN in the hostname field of the kernel (the '
+                          'nodename field of struct utsname). In Windows containers, this means '
+                          'setting the registry value of hostname for the registry key '
+                          'HKEY_LOCAL_MACHINE\\\\SYSTEM\\\\CurrentControlSet\\\\Services\\\\Tcpip\\\\Parameters '
+                          'to FQDN. If a pod does not have FQDN, this has no effect. Default to '
+                          'false.',
+                      36: 'Specifies the OS of the containers in the pod. Some pod and container '
+                          'fields are restricted if this is set.\n'
+                          '\n'
+                          'If the OS field is set to linux, the following fields must be unset: '
+                          '-securityContext.windowsOptions\n'
+                          '\n'
+                          'If the OS field is set to windows, following fields must be unset: - '
+                          'spec.hostPID - spec.hostIPC - spec.hostUsers - spec.resources - '
+                          'spec.securityContext.appArmorProfile - '
+                          'spec.securityContext.seLinuxOptions - '
+                          'spec.securityContext.seccompProfile - spec.securityContext.fsGroup - '
+                          'spec.securityContext.fsGroupChangePolicy - '
+                          'spec.securityContext.sysctls - spec.shareProcessNamespace - '
+                          'spec.securityContext.runAsUser - spec.securityContext.runAsGroup - '
+                          'spec.securityContext.supplementalGroups - '
+                          'spec.securityContext.supplementalGroupsPolicy - '
+                          'spec.containers[*].securityContext.appArmorProfile - '
+                          'spec.containers[*].securityContext.seLinuxOptions - '
+                          'spec.containers[*].securityContext.seccompProfile - '
+                          'spec.containers[*].securityContext.capabilities - '
+                          'spec.containers[*].securityContext.readOnlyRootFilesystem - '
+                          'spec.containers[*].securityContext.privileged - '
+                          'spec.containers[*].securityContext.allowPrivilegeEscalation - '
+                          'spec.containers[*].securityContext.procMount - '
+                          'spec.containers[*].securityContext.runAsUser - '
+                          'spec.containers[*].securityContext.runAsGroup',
+                      37: "Use the host's user namespace. Optional: Default to true. If set to "
+                          'true or not present, the pod will be run in the host user namespace, '
+                          'useful for when the pod needs a feature only available to the host '
+                          'user namespace, such as loading a kernel module with CAP_SYS_MODULE. '
+                          'When set to false, a new userns is created for the pod. Setting false '
+                          'is useful for mitigating container breakout vulnerabilities even '
+                          'allowing users to run their containers as root without actually '
+                          'having root privileges on the host.',
+                      38: 'SchedulingGates is an opaque list of values that if specified will '
+                          'block scheduling the pod. If schedulingGates is not empty, the pod '
+                          'will stay in the SchedulingGated state and the scheduler will not '
+                          'attempt to schedule the pod.\n'
+                          '\n'
+                          'SchedulingGates can only be set at pod creation time, and be removed '
+                          'only afterwards.',
+                      39: 'ResourceClaims defines which ResourceClaims must be allocated and '
+                          'reserved before the Pod is allowed to start. The resources will be '
+                          'made available to those containers which consume them by name.\n'
+                          '\n'
+                          'This is a stable field but requires that the '
+                          'DynamicResourceAllocation feature gate is enabled.\n'
+                          '\n'
+                          'This field is immutable.',
+                      40: 'Resources is the total amount of CPU and Memory resources required by '
+                          'all containers in the pod. It supports specifying Requests and Limits '
+                          'for "cpu", "memory" and "hugepages-" resource names only. '
+                          'ResourceClaims are not supported.\n'
+                          '\n'
+                          'This field enables fine-grained control over resource allocation for '
+                          'the entire pod, allowing resource sharing among containers in a pod. '
+                          'TODO: For beta graduation, expand this comment with a detailed '
+                          'explanation.\n'
+                          '\n'
+                          'This is an alpha field and requires enabling the PodLevelResources '
+                          'feature gate.',
+                      41: "HostnameOverride specifies an explicit override for the pod's "
+                          "hostname as perceived by the pod. This field only specifies the pod's "
+                          'hostname and does not affect its DNS records. When this field is set '
+                          'to a non-empty string: - It takes precedence over the values set in '
+                          "`hostname` and `subdomain`. - The Pod's hostname will be set to this "
+                          'value. - `setHostnameAsFQDN` must be nil or set to false. - '
+                          '`hostNetwork` must be set to false.\n'
+                          '\n'
+                          'This field must be a valid DNS subdomain as defined in RFC 1123 and '
+                          'contain at most 64 characters.',
+                      43: 'SchedulingGroup provides a reference to the immediate scheduling '
+                          'runtime grouping object that this Pod belongs to. This field is used '
+                          'by the scheduler to identify the group and apply the correct group '
+                          'scheduling policies. The association with a group also impacts other '
+                          'lifecycle aspects of a Pod that are relevant in a wider context of '
+                          'scheduling like preemption, resource attachment, etc. If not '
+                          'specified, the Pod is treated as a single unit in all of these '
+                          'aspects. The group object referenced by this field may not exist at '
+                          'the time the Pod is created. This field is immutable, but a group '
+                          'object with the same name may be recreated with different policies. '
+                          'Doing this during pod scheduling may result in the placement not '
+                          'conforming to the expected policies.',
+                      44: 'evictionResponders reference responders that react to Evictions based '
+                          'on EvictionRequests. Responders should observe and communicate '
+                          'through the Eviction Resource API to help with the graceful '
+                          'termination of a pod. The responders are selected sequentially, '
+                          'according to their specified priority.\n'
+                          '\n'
+                          'Responders should periodically report on an eviction progress by '
+                          'updating the .status.responders[].heartbeatTime field of the Eviction '
+                          'object. If this field is not updated within the heartbeat deadline '
+                          'defined by the Eviction API (currently 20 minutes), the eviction is '
+                          'passed over to the next responder with a lower priority. If there is '
+                          'no other responder, the last default '
+                          'imperative-eviction.k8s.io/evictor responder with a priority of 100 '
+                          'will evict the pod using the imperative Eviction API '
+                          '(pods/<name>/eviction subresource).\n'
+                          '\n'
+                          'The maximum length of the responders list is 10. Responders are not '
+                          'supported when the pod is part of a PodGroup (.spec.schedulingGroup '
+                          'is set). This field can only be set on creation and is immutable '
+                          'afterwards.'}),
+ 'core.v1.PodStatus': ('PodStatus represents information about the status of a pod. Status may '
+                       'trail the actual state of a system, especially if the node that hosts '
+                       'the pod cannot contact the control plane.',
+                       {1: 'The phase of a Pod is a simple, high-level summary of where the Pod '
+                           'is in its lifecycle. The conditions array, the reason and message '
+                           'fields, and the individual container status arrays contain more '
+                           "detail about the pod's status. There are five possible phase "
+                           'values:\n'
+                           '\n'
+                           'Pending: The pod has been accepted by the Kubernetes system, but one '
+                           'or more of the container images has not been created. This includes '
+                           'time before being scheduled as well as time spent downloading images '
+                           'over the network, which could take a while. Running: The pod has '
+                           'been bound to a node, and all of the containers have been created. '
+                           'At least one container is still running, or is in the process of '
+                           'starting or restarting. Succeeded: All containers in the pod have '
+                           'terminated in success, and will not be restarted. Failed: All '
+                           'containers in the pod have terminated, and at least one container '
+                           'has terminated in failure. The container either exited with non-zero '
+                           'status or was terminated by the system. Unknown: For some reason the '
+                           'state of the pod could not be obtained, typically due to an error in '
+                           'communicating with the host of the pod.\n'
+                           '\n'
+                           'More info: '
+                           'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#pod-phase',
+                        2: 'Current service state of pod. More info: '
+                           'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#pod-conditions',
+                        3: 'A human readable message indicating details about why the pod is in '
+                           'this condition.',
+                        4: 'A brief CamelCase message indicating details about why the pod is in '
+                           "this state. e.g. 'Evicted'",
+                        5: 'hostIP holds the IP address of the host to which the pod is '
+                           'assigned. Empty if the pod has not started yet. A pod can be '
+                           'assigned to a node that has a problem in kubelet which in turns mean '
+                           'that HostIP will not be updated even if there is a node is assigned '
+                           'to pod',
+                        6: 'podIP address allocated to the pod. Routable at least within the '
+                           'cluster. Empty if not yet allocated.',
+                        7: 'RFC 3339 date and time at which the object was acknowledged by the '
+                           'Kubelet. This is before the Kubelet pulled the container image(s) '
+                           'for the pod.',
+                        8: 'Statuses of containers in this pod. Each container in the pod should '
+                           'have at most one status in this list, and all statuses should be for '
+                           'containers in the pod. However this is not enforced. If a status for '
+                           'a non-existent container is present in the list, or the list has '
+                           'duplicate names, the behavior of various Kubernetes components is '
+                           'not defined and those statuses might be ignored. More info: '
+                           'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#pod-and-container-status',
+                        9: 'The Quality of Service (QOS) classification assigned to the pod '
+                           'based on resource requirements See PodQOSClass type for available '
+                           'QOS classes More info: '
+                           'https://kubernetes.io/docs/concepts/workloads/pods/pod-qos/#quality-of-service-classes',
+                        10: 'Statuses of init containers in this pod. The most recent successful '
+                            'non-restartable init container will have ready = true, the most '
+                            'recently started container will have startTime set. Each init '
+                            'container in the pod should have at most one status in this list, '
+                            'and all statuses should be for containers in the pod. However this '
+                            'is not enforced. If a status for a non-existent container is '
+                            'present in the list, or the list has duplicate names, the behavior '
+                            'of various Kubernetes components is not defined and those statuses '
+                            'might be ignored. More info: '
+                            'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-and-container-status',
+                        11: 'nominatedNodeName is set only when this pod preempts other pods on '
+                            'the node, but it cannot be scheduled right away as preemption '
+                            'victims receive their graceful termination periods. This field does '
+                            'not guarantee that the pod will be scheduled on this node. '
+                            'Scheduler may decide to place the pod elsewhere if other nodes '
+                            'become available sooner. Scheduler may also decide to give the '
+                            'resources on this node to a higher priority pod that is created '
+                            'after preemption. As a result, this field may be different than '
+                            'PodSpec.nodeName when the pod is scheduled.',
+                        12: 'podIPs holds the IP addresses allocated to the pod. If this field '
+                            'is specified, the 0th entry must match the podIP field. Pods may be '
+                            'allocated at most 1 value for each of IPv4 and IPv6. This list is '
+                            'empty if no IPs have been allocated yet.',
+                        13: 'Statuses for any ephemeral containers that have run in this pod. '
+                            'Each ephemeral container in the pod should have at most one status '
+                            'in this list, and all statuses should be for containers in the pod. '
+                            'However this is not enforced. If a status for a non-existent '
+                            'container is present in the list, or the list has duplicate names, '
+                            'the behavior of various Kubernetes components is not defined and '
+                            'those statuses might be ignored. More info: '
+                            'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#pod-and-container-status',
+                        14: "Status of resources resize desired for pod's containers. It is "
+                            'empty if no resources resize is pending. Any changes to container '
+                            'resources will automatically set this to "Proposed" Deprecated: '
+                            'Resize status is moved to two pod conditions PodResizePending and '
+                            'PodResizeInProgress. PodResizePending will track states where the '
+                            'spec has been resized, but the Kubelet has not yet allocated the '
+                            'resources. PodResizeInProgress will track in-progress resizes, and '
+                            'should be present whenever allocated resources != acknowledged '
+                            'resources.',
+                        15: 'Status of resource claims.',
+                        16: 'hostIPs holds the IP addresses allocated to the host. If this field '
+                            'is specified, the first entry must match the hostIP field. This '
+                            'list is empty if the pod has not started yet. A pod can be assigned '
+                            'to a node that has a problem in kubelet which in turns means that '
+                            'HostIPs will not be updated even if there is a node is assigned to '
+                            'this pod.',
+                        17: 'If set, this represents the .metadata.generation that the pod '
+                            'status was set based upon. The PodObservedGenerationTracking '
+                            'feature gate must be enabled to use this field.',
+                        18: 'Status of extended resource claim backed by DRA.',
+                        19: 'AllocatedResources is the total requests allocated for this pod by '
+                            'the node. If pod-level requests are not set, this will be the total '
+                            'requests aggregated across containers in the pod.',
+                        20: 'Resources represents the compute resource requests and limits that '
+                            'have been applied at the pod level if pod-level requests or limits '
+                            'are set in PodSpec.Resources',
+                        21: 'NodeAllocatableResourceClaimStatuses contains the status of '
+                            'node-allocatable resources that were allocated for this pod through '
+                            'DRA claims. This includes resources currently reported in v1.Node '
+                            '`status.allocatable` that are not extended resources (see '
+                            'https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#extended-resources). '
+                            'Examples include "cpu", "memory", "ephemeral-storage", and '
+                            'hugepages.',
+                        22: 'volumeHealth contains node-reported health for each volume the pod '
+                            "is using. Populated by the kubelet on the pod's node."}),
+ 'core.v1.PodTemplateSpec': ('PodTemplateSpec describes the data a pod should have when created '
+                             'from a template',
+                             {1: "Standard object's metadata. More info: "
+                                 'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                              2: 'Specification of the desired behavior of the pod. More info: '
+                                 'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'core.v1.PodVolumeHealth': ('PodVolumeHealth contains health information for a volume used by a '
+                             'pod, reported by the CSI node plugin via the kubelet.',
+                             {1: 'name matches an entry in pod.spec.volumes.',
+                              2: 'conditions is the set of adverse conditions reported by the '
+                                 'CSI node plugin for this volume on this node. At most 16 '
+                                 'conditions may be reported.',
+                              3: 'lastTransitionTime is when the current set of conditions first '
+                                 'appeared.'}),
+ 'core.v1.PortStatus': ('PortStatus represents the error condition of a service port',
+                        {1: 'Port is the port number of the service port of which status is '
+                            'recorded here',
+                         2: 'Protocol is the protocol of the service port of which status is '
+                            'recorded here The supported values are: "TCP", "UDP", "SCTP"',
+                         3: 'Error is to record the problem with the service port The format of '
+                            'the error shall comply with the following rules: - built-in error '
+                            'values shall be specified in this file and those shall use '
+                            'CamelCase names - cloud provider specific error values must have '
+                            'names that comply with the format foo.example.com/CamelCase.'}),
+ 'core.v1.PortworxVolumeSource': ('PortworxVolumeSource represents a Portworx volume resource.',
+                                  {1: 'volumeID uniquely identifies a Portworx volume',
+                                   2: 'fSType represents the filesystem type to mount Must be a '
+                                      'filesystem type supported by the host operating system. '
+                                      'Ex. "ext4", "xfs". Implicitly inferred to be "ext4" if '
+                                      'unspecified.',
+                                   3: 'readOnly defaults to false (read/write). ReadOnly here '
+                                      'will force the ReadOnly setting in VolumeMounts.'}),
+ 'core.v1.PreferredSchedulingTerm': ('An empty preferred scheduling term matches all objects '
+                                     "with implicit weight 0 (i.e. it's a no-op). A null "
+                                     'preferred scheduling term matches no objects (i.e. is also '
+                                     'a no-op).',
+                                     {1: 'Weight associated with matching the corresponding '
+                                         'nodeSelectorTerm, in the range 1-100.',
+                                      2: 'A node selector term, associated with the '
+                                         'corresponding weight.'}),
+ 'core.v1.Probe': ('Probe describes a health check to be performed against a container to '
+                   'determine whether it is alive or ready to receive traffic.',
+                   {1: 'The action taken to determine the health of a container',
+                    2: 'Number of seconds after the container has started before liveness probes '
+                       'are initiated. More info: '
+                       'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#container-probes',
+                    3: 'Number of seconds after which the probe times out. Defaults to 1 second. '
+                       'Minimum value is 1. More info: '
+                       'https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle#container-probes',
+                    4: 'How often (in seconds) to perform the probe. Default to 10 seconds. '
+                       'Minimum value is 1.',
+                    5: 'Minimum consecutive successes for the probe to be considered successful '
+                       'after having failed. Defaults to 1. Must be 1 for liveness and startup. '
+                       'Minimum value is 1.',
+                    6: 'Minimum consecutive failures for the probe to be considered failed after '
+                       'having succeeded. Defaults to 3. Minimum value is 1.',
+                    7: 'Optional duration in seconds the pod needs to terminate gracefully upon '
+                       'probe failure. The grace period is the duration in seconds after the '
+                       'processes running in the pod are sent a termination signal and the time '
+                       'when the processes are forcibly halted with a kill signal. Set this '
+                       'value longer than the expected cleanup time for your process. If this '
+                       "value is nil, the pod's terminationGracePeriodSeconds will be used. "
+                       'Otherwise, this value overrides the value provided by the pod spec. '
+                       'Value must be non-negative integer. The value zero indicates stop '
+                       'immediately via the kill signal (no opportunity to shut down). This is a '
+                       'beta field and requires enabling ProbeTerminationGracePeriod feature '
+                       'gate. Minimum value is 1. spec.terminationGracePeriodSeconds is used if '
+                       'unset.'}),
+ 'core.v1.ProbeHandler': ('ProbeHandler defines a specific action that should be taken in a '
+                          'probe. One and only one of the fields must be specified.',
+                          {1: 'Exec specifies a command to execute in the container.',
+                           2: 'HTTPGet specifies an HTTP GET request to perform.',
+                           3: 'TCPSocket specifies a connection to a TCP port.',
+                           4: 'GRPC specifies a GRPC HealthCheckRequest.'}),
+ 'core.v1.ProjectedVolumeSource': ('Represents a projected volume source',
+                                   {1: 'sources is the list of volume projections. Each entry in '
+                                       'this list handles one source.',
+                                    2: 'defaultMode are the mode bits used to set permissions on '
+                                       'created files by default. Must be an octal value between '
+                                       '0000 and 0777 or a decimal value between 0 and 511. YAML '
+                                       'accepts both octal and decimal values, JSON requires '
+                                       'decimal values for mode bits. Directories within the '
+                                       'path are not affected by this setting. This might be in '
+                                       'conflict with other options that affect the file mode, '
+                                       'like fsGroup, and the result can be other mode bits set.',
+                                    3: 'defaultUser is Optional: The owner UID of the created '
+                                       'files by default. The defaultUser field is only used as '
+                                       'a fallback when the item-level user field is unset. '
+                                       '(Alpha) This field requires the '
+                                       'AtomicWriteVolumeUserFields feature gate to be '
+                                       'enabled.'}),
+ 'core.v1.QuobyteVolumeSource': ('Represents a Quobyte mount that lasts the lifetime of a pod. '
+                                 'Quobyte volumes do not support ownership management or SELinux '
+                                 'relabeling.',
+                                 {1: 'registry represents a single or multiple Quobyte Registry '
+                                     'services specified as a string as host:port pair (multiple '
+                                     'entries are separated with commas) which acts as the '
+                                     'central registry for volumes',
+                                  2: 'volume is a string that references an already created '
+                                     'Quobyte volume by name.',
+                                  3: 'readOnly here will force the Quobyte volume to be mounted '
+                                     'with read-only permissions. Defaults to false.',
+                                  4: 'user to map volume access to Defaults to serivceaccount '
+                                     'user',
+                                  5: 'group to map volume access to Default is no group',
+                                  6: 'tenant owning the given Quobyte volume in the Backend Used '
+                                     'with dynamically provisioned Quobyte volumes, value is set '
+                                     'by the plugin'}),
+ 'core.v1.RBDVolumeSource': ('Represents a Rados Block Device mount that lasts the lifetime of a '
+                             'pod. RBD volumes support ownership management and SELinux '
+                             'relabeling.',
+                             {1: 'monitors is a collection of Ceph monitors. More info: '
+                                 'https://examples.k8s.io/volumes/rbd/README.md#how-to-use-it',
+                              2: 'image is the rados image name. More info: '
+                                 'https://examples.k8s.io/volumes/rbd/README.md#how-to-use-it',
+                              3: 'fsType is the filesystem type of the volume that you want to '
+                                 'mount. Tip: Ensure that the filesystem type is supported by '
+                                 'the host operating system. Examples: "ext4", "xfs", "ntfs". '
+                                 'Implicitly inferred to be "ext4" if unspecified. More info: '
+                                 'https://kubernetes.io/docs/concepts/storage/volumes#rbd TODO: '
+                                 'how do we prevent errors in the filesystem from compromising '
+                                 'the machine',
+                              4: 'pool is the rados pool name. Default is rbd. More info: '
+                                 'https://examples.k8s.io/volumes/rbd/README.md#how-to-use-it',
+                              5: 'user is the rados user name. Default is admin. More info: '
+                                 'https://examples.k8s.io/volumes/rbd/README.md#how-to-use-it',
+                              6: 'keyring is the path to key ring for RBDUser. Default is '
+                                 '/etc/ceph/keyring. More info: '
+                                 'https://examples.k8s.io/volumes/rbd/README.md#how-to-use-it',
+                              7: 'secretRef is name of the authentication secret for RBDUser. If '
+                                 'provided overrides keyring. Default is nil. More info: '
+                                 'https://examples.k8s.io/volumes/rbd/README.md#how-to-use-it',
+                              8: 'readOnly here will force the ReadOnly setting in VolumeMounts. '
+                                 'Defaults to false. More info: '
+                                 'https://examples.k8s.io/volumes/rbd/README.md#how-to-use-it'}),
+ 'core.v1.ReplicationController': ('ReplicationController represents the configuration of a '
+                                   'replication controller.',
+                                   {1: 'If the Labels of a ReplicationController are empty, they '
+                                       'are defaulted to be the same as the Pod(s) that the '
+                                       "replication controller manages. Standard object's "
+                                       'metadata. More info: '
+                                       'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                    2: 'Spec defines the specification of the desired behavior '
+                                       'of the replication controller. More info: '
+                                       'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                                    3: 'Status is the most recently observed status of the '
+                                       'replication controller. This data may be out of date by '
+                                       'some window of time. Populated by the system. Read-only. '
+                                       'More info: '
+                                       'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'core.v1.ReplicationControllerCondition': ('ReplicationControllerCondition describes the state '
+                                            'of a replication controller at a certain point.',
+                                            {1: 'Type of replication controller condition.',
+                                             2: 'Status of the condition, one of True, False, '
+                                                'Unknown.',
+                                             3: 'The last time the condition transitioned from '
+                                                'one status to another.',
+                                             4: "The reason for the condition's last transition.",
+                                             5: 'A human readable message indicating details '
+                                                'about the transition.'}),
+ 'core.v1.ReplicationControllerSpec': ('ReplicationControllerSpec is the specification of a '
+                                       'replication controller.',
+                                       {1: 'Replicas is the number of desired replicas. This is '
+                                           'a pointer to distinguish between explicit zero and '
+                                           'unspecified. Defaults to 1. More info: '
+                                           'https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller',
+                                        2: 'Selector is a label query over pods that should '
+                                           'match the Replicas count. If Selector is empty, it '
+                                           'is defaulted to the labels present on the Pod '
+                                           'template. Label keys and values that must match in '
+                                           'order to be controlled by this replication '
+                                           'controller, if empty defaulted to labels on Pod '
+                                           'template. More info: '
+                                           'https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors',
+                                        3: 'Template is the object that describes the pod that '
+                                           'will be created if insufficient replicas are '
+                                           'detected. This takes precedence over a TemplateRef. '
+                                           'The only allowed template.spec.restartPolicy value '
+                                           'is "Always". More info: '
+                                           'https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#pod-template',
+                                        4: 'Minimum number of seconds for which a newly created '
+                                           'pod should be ready without any of its container '
+                                           'crashing, for it to be considered available. '
+                                           'Defaults to 0 (pod will be considered available as '
+                                           'soon as it is ready)'}),
+ 'core.v1.ReplicationControllerStatus': ('ReplicationControllerStatus represents the current '
+                                         'status of a replication controller.',
+                                         {1: 'Replicas is the most recently observed number of '
+                                             'replicas. More info: '
+                                             'https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller',
+                                          2: 'The number of pods that have labels matching the '
+                                             'labels of the pod template of the replication '
+                                             'controller.',
+                                          3: 'ObservedGeneration reflects the generation of the '
+                                             'most recently observed replication controller.',
+                                          4: 'The number of ready replicas for this replication '
+                                             'controller.',
+                                          5: 'The number of available replicas (ready for at '
+                                             'least minReadySeconds) for this replication '
+                                             'controller.',
+                                          6: 'Represents the latest available observations of a '
+                                             "replication controller's current state."}),
+ 'core.v1.ResourceClaim': ('ResourceClaim references one entry in PodSpec.ResourceClaims.',
+                           {1: 'Name must match the name of one entry in pod.spec.resourceClaims '
+                               'of the Pod where this field is used. It makes that resource '
+                               'available inside a container.',
+                            2: 'Request is the name chosen for a request in the referenced '
+                               'claim. If empty, everything from the claim is made available, '
+                               'otherwise only the result of this request.'}),
+ 'core.v1.ResourceFieldSelector': ('ResourceFieldSelector represents container resources (cpu, '
+                                   'memory) and their output format',
+                                   {1: 'Container name: required for volumes, optional for env '
+                                       'vars',
+                                    2: 'Required: resource to select',
+                                    3: 'Specifies the output format of the exposed resources, '
+                                       'defaults to "1"'}),
+ 'core.v1.ResourceHealth': ('ResourceHealth represents the health of a resource. It has the '
+                            'latest device health information. This is a part of KEP '
+                            'https://kep.k8s.io/4680.',
+                            {1: 'ResourceID is the unique identifier of the resource. See the '
+                                'ResourceID type for more information.',
+                             2: 'Health of the resource. can be one of: - Healthy: operates as '
+                                'normal - Unhealthy: reported unhealthy. We consider this a '
+                                'temporary health issue since we do not have a mechanism today '
+                                'to distinguish temporary and permanent issues. - Unknown: The '
+                                'status cannot be determined. For example, Device Plugin got '
+                                "unregistered and hasn't been re-registered since.\n"
+                                '\n'
+                                'In future we may want to introduce the PermanentlyUnhealthy '
+                                'Status.',
+                             6: 'Message provides human-readable context for Health (e.g. "ECC '
+                                'error count exceeded threshold"). This field is populated by '
+                                'the kubelet when ResourceHealthStatusMessage is enabled if the '
+                                'DRA plugin returns a message, and is null otherwise.'}),
+ 'core.v1.ResourceRequirements': ('ResourceRequirements describes the compute resource '
+                                  'requirements.',
+                                  {1: 'Limits describes the maximum amount of compute resources '
+                                      'allowed. More info: '
+                                      'https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/',
+                                   2: 'Requests describes the minimum amount of compute '
+                                      'resources required. If Requests is omitted for a '
+                                      'container, it defaults to Limits if that is explicitly '
+                                      'specified, otherwise to an implementation-defined value. '
+                                      'Requests cannot exceed Limits. More info: '
+                                      'https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/',
+                                   3: 'Claims lists the names of resources, defined in '
+                                      'spec.resourceClaims, that are used by this container.\n'
+                                      '\n'
+                                      'This field depends on the DynamicResourceAllocation '
+                                      'feature gate.\n'
+                                      '\n'
+                                      'This field is immutable. It can only be set for '
+                                      'containers.'}),
+ 'core.v1.ResourceStatus': ('ResourceStatus represents the status of a single resource allocated '
+                            'to a Pod.',
+                            {1: 'Name of the resource. Must be unique within the pod and in case '
+                                'of non-DRA resource, match one of the resources from the pod '
+                                'spec. For DRA resources, the value must be '
+                                '"claim:<claim_name>/<request>" when '
+                                'container.resources.claims[*].request is set or '
+                                '"claim:<claim_name>" when container.resources.claims[*].request '
+                                'is empty. For DRA-backed extended resources, '
+                                '"claim:<claim_name>/<request>" is used when the claim name and '
+                                'request name are recorded in '
+                                'pod.status.extendedResourceClaimStatus. When this status is '
+                                'reported about a container, the "claim_name" and "request" must '
+                                'match one of the claims of this container.',
+                             2: 'List of unique resources health. Each element in the list '
+                                'contains an unique resource ID and its health. At a minimum, '
+                                'for the lifetime of a Pod, resource ID must uniquely identify '
+                                'the resource allocated to the Pod on the Node. If other Pod on '
+                                'the same Node reports the status with the same resource ID, it '
+                                'must be the same resource they share. See ResourceID type '
+                                'definition for a specific format it has in various use cases.'}),
+ 'core.v1.SELinuxOptions': ('SELinuxOptions are the labels to be applied to the container',
+                            {1: 'User is a SELinux user label that applies to the container.',
+                             2: 'Role is a SELinux role label that applies to the container.',
+                             3: 'Type is a SELinux type label that applies to the container.',
+                             4: 'Level is SELinux level label that applies to the container.'}),
+ 'core.v1.ScaleIOVolumeSource': ('ScaleIOVolumeSource represents a persistent ScaleIO volume',
+                                 {1: 'gateway is the host address of the ScaleIO API Gateway.',
+                                  2: 'system is the name of the storage system as configured in '
+                                     'ScaleIO.',
+                                  3: 'secretRef references to the secret for ScaleIO user and '
+                                     'other sensitive information. If this is not provided, '
+                                     'Login operation will fail.',
+                                  4: 'sslEnabled Flag enable/disable SSL communication with '
+                                     'Gateway, default false',
+                                  5: 'protectionDomain is the name of the ScaleIO Protection '
+                                     'Domain for the configured storage.',
+                                  6: 'storagePool is the ScaleIO Storage Pool associated with '
+                                     'the protection domain.',
+                                  7: 'storageMode indicates whether the storage for a volume '
+                                     'should be ThickProvisioned or ThinProvisioned. Default is '
+                                     'ThinProvisioned.',
+                                  8: 'volumeName is the name of a volume already created in the '
+                                     'ScaleIO system that is associated with this volume source.',
+                                  9: 'fsType is the filesystem type to mount. Must be a '
+                                     'filesystem type supported by the host operating system. '
+                                     'Ex. "ext4", "xfs", "ntfs". Default is "xfs".',
+                                  10: 'readOnly Defaults to false (read/write). ReadOnly here '
+                                      'will force the ReadOnly setting in VolumeMounts.'}),
+ 'core.v1.SeccompProfile': ("SeccompProfile defines a pod/container's seccomp profile settings. "
+                            'Only one profile source may be set.',
+                            {1: 'type indicates which kind of seccomp profile will be applied. '
+                                'Valid options are:\n'
+                                '\n'
+                                'Localhost - a profile defined in a file on the node should be '
+                                'used. RuntimeDefault - the container runtime default profile '
+                                'should be used. Unconfined - no profile should be applied.',
+                             2: 'localhostProfile indicates a profile defined in a file on the '
+                                'node should be used. The profile must be preconfigured on the '
+                                'node to work. Must be a descending path, relative to the '
+                                "kubelet's configured seccomp profile location. Must be set if "
+                                'type is "Localhost". Must NOT be set for any other type.'}),
+ 'core.v1.Secret': ('Secret holds secret data of a certain type. The total bytes of the values '
+                    'in the Data field must be less than MaxSecretSize bytes.',
+                    {1: "Standard object's metadata. More info: "
+                        'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                     2: 'Data contains the secret data. Each key must consist of alphanumeric '
+                        "characters, '-', '_' or '.'. The serialized form of the secret data is "
+                        'a base64 encoded string, representing the arbitrary (possibly '
+                        'non-string) data value here. Described in '
+                        'https://tools.ietf.org/html/rfc4648#section-4',
+                     3: 'Used to facilitate programmatic handling of secret data. More info: '
+                        'https://kubernetes.io/docs/concepts/configuration/secret/#secret-types',
+                     4: 'stringData allows specifying non-binary secret data in string form. It '
+                        'is provided as a write-only input field for convenience. All keys and '
+                        'values are merged into the data field on write, overwriting any '
+                        'existing values. The stringData field is never output when reading from '
+                        'the API.',
+                     5: 'Immutable, if set to true, ensures that data stored in the Secret '
+                        'cannot be updated (only object metadata can be modified). If not set to '
+                        'true, the field can be modified at any time. Defaulted to nil.'}),
+ 'core.v1.SecretEnvSource': ('SecretEnvSource selects a Secret to populate the environment '
+                             'variables with.\n'
+                             '\n'
+                             "The contents of the target Secret's Data field will represent the "
+                             'key-value pairs as environment variables.',
+                             {1: 'The Secret to select from.',
+                              2: 'Specify whether the Secret must be defined'}),
+ 'core.v1.SecretKeySelector': ('SecretKeySelector selects a key of a Secret.',
+                               {1: "The name of the secret in the pod's namespace to select "
+                                   'from.',
+                                2: 'The key of the secret to select from.  Must be a valid '
+                                   'secret key.',
+                                3: 'Specify whether the Secret or its key must be defined'}),
+ 'core.v1.SecretProjection': ('Adapts a secret into a projected volume.\n'
+                              '\n'
+                              "The contents of the target Secret's Data field will be presented "
+                              'in a projected volume as files using the keys in the Data field '
+                              'as the file names. Note that this is identical to a secret volume '
+                              'source without the default mode.',
+                              {2: 'items if unspecified, each key-value pair in the Data field '
+                                  'of the referenced Secret will be projected into the volume as '
+                                  'a file whose name is the key and content is the value. If '
+                                  'specified, the listed keys will be projected into the '
+                                  'specified paths, and unlisted keys will not be present. If a '
+                                  'key is specified which is not present in the Secret, the '
+                                  'volume setup will error unless it is marked optional. Paths '
+                                  "must be relative and may not contain the '..' path or start "
+                                  "with '..'.",
+                               4: 'optional field specify whether the Secret or its key must be '
+                                  'defined'}),
+ 'core.v1.SecretVolumeSource': ('Adapts a Secret into a volume.\n'
+                                '\n'
+                                "The contents of the target Secret's Data field will be "
+                                'presented in a volume as files using the keys in the Data field '
+                                'as the file names. Secret volumes support ownership management '
+                                'and SELinux relabeling.',
+                                {1: "secretName is the name of the secret in the pod's namespace "
+                                    'to use. More info: '
+                                    'https://kubernetes.io/docs/concepts/storage/volumes#secret',
+                                 2: 'items If unspecified, each key-value pair in the Data field '
+                                    'of the referenced Secret will be projected into the volume '
+                                    'as a file whose name is the key and content is the value. '
+                                    'If specified, the listed keys will be projected into the '
+                                    'specified paths, and unlisted keys will not be present. If '
+                                    'a key is specified which is not present in the Secret, the '
+                                    'volume setup will error unless it is marked optional. Paths '
+                                    "must be relative and may not contain the '..' path or start "
+                                    "with '..'.",
+                                 3: 'defaultMode is Optional: mode bits used to set permissions '
+                                    'on created files by default. Must be an octal value between '
+                                    '0000 and 0777 or a decimal value between 0 and 511. YAML '
+                                    'accepts both octal and decimal values, JSON requires '
+                                    'decimal values for mode bits. Defaults to 0644. Directories '
+                                    'within the path are not affected by this setting. This '
+                                    'might be in conflict with other options that affect the '
+                                    'file mode, like fsGroup, and the result can be other mode '
+                                    'bits set.',
+                                 4: 'optional field specify whether the Secret or its keys must '
+                                    'be defined',
+                                 5: 'defaultUser is Optional: The owner UID of the created files '
+                                    'by default. The defaultUser field is only used as a '
+                                    'fallback when the item-level user field is unset. (Alpha) '
+                                    'This field requires the AtomicWriteVolumeUserFields feature '
+                                    'gate to be enabled.'}),
+ 'core.v1.SecurityContext': ('SecurityContext holds security configuration that will be applied '
+                             'to a container. Some fields are present in both SecurityContext '
+                             'and PodSecurityContext.  When both are set, the values in '
+                             'SecurityContext take precedence.',
+                             {1: 'The capabilities to add/drop when running containers. Defaults '
+                                 'to the default set of capabilities granted by the container '
+                                 'runtime. Note that this field cannot be set when spec.os.name '
+                                 'is windows.',
+                              2: 'Run container in privileged mode. Processes in privileged '
+                                 'containers are essentially equivalent to root on the host. '
+                                 'Defaults to false. Note that this field cannot be set when '
+                                 'spec.os.name is windows.',
+                              3: 'The SELinux context to be applied to the container. If '
+                                 'unspecified, the container runtime will allocate a random '
+                                 'SELinux context for each container.  May also be set in '
+                                 'PodSecurityContext.  If set in both SecurityContext and '
+                                 'PodSecurityContext, the value specified in SecurityContext '
+                                 'takes precedence. Note that this field cannot be set when '
+                                 'spec.os.name is windows.',
+                              4: 'The UID to run the entrypoint of the container process. '
+                                 'Defaults to user specified in image metadata if unspecified. '
+                                 'May also be set in PodSecurityContext.  If set in both '
+                                 'SecurityContext and PodSecurityContext, the value specified in '
+                                 'SecurityContext takes precedence. Note that this field cannot '
+                                 'be set when spec.os.name is windows.',
+                              5: 'Indicates that the container must run as a non-root user. If '
+                                 'true, the Kubelet will validate the image at runtime to ensure '
+                                 'that it does not run as UID 0 (root) and fail to start the '
+                                 'container if it does. If unset or false, no such validation '
+                                 'will be performed. May also be set in PodSecurityContext.  If '
+                                 'set in both SecurityContext and PodSecurityContext, the value '
+                                 'specified in SecurityContext takes precedence.',
+                              6: 'Whether this container has a read-only root filesystem. '
+                                 'Default is false. Note that this field cannot be set when '
+                                 'spec.os.name is windows.',
+                              7: 'AllowPrivilegeEscalation controls whether a process can gain '
+                                 'more privileges than its parent process. This bool directly '
+                                 'controls if the no_new_privs flag will be set on the container '
+                                 'process. AllowPrivilegeEscalation is true always when the '
+                                 'container is: 1) run as Privileged 2) has CAP_SYS_ADMIN Note '
+                                 'that this field cannot be set when spec.os.name is windows.',
+                              8: 'The GID to run the entrypoint of the container process. Uses '
+                                 'runtime default if unset. May also be set in '
+                                 'PodSecurityContext.  If set in both SecurityContext and '
+                                 'PodSecurityContext, the value specified in SecurityContext '
+                                 'takes precedence. Note that this field cannot be set when '
+                                 'spec.os.name is windows.',
+                              9: 'procMount denotes the type of proc mount to use for the '
+                                 'containers. The default value is Default which uses the '
+                                 'container runtime defaults for readonly paths and masked '
+                                 'paths. Note that this field cannot be set when spec.os.name is '
+                                 'windows.',
+                              10: 'The Windows specific settings applied to all containers. If '
+                                  'unspecified, the options from the PodSecurityContext will be '
+                                  'used. If set in both SecurityContext and PodSecurityContext, '
+                                  'the value specified in SecurityContext takes precedence. Note '
+                                  'that this field cannot be set when spec.os.name is linux.',
+                              11: 'The seccomp options to use by this container. If seccomp '
+                                  'options are provided at both the pod & container level, the '
+                                  'container options override the pod options. Note that this '
+                                  'field cannot be set when spec.os.name is windows.',
+                              12: 'appArmorProfile is the AppArmor options to use by this '
+                                  "container. If set, this profile overrides the pod's "
+                                  'appArmorProfile. Note that this field cannot be set when '
+                                  'spec.os.name is windows.'}),
+ 'core.v1.Service': ('Service is a named abstraction of software service (for example, mysql) '
+                     'consisting of local port (for example 3306) that the proxy listens on, and '
+                     'the selector that determines which pods will answer requests sent through '
+                     'the proxy.',
+                     {1: "Standard object's metadata. More info: "
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                      2: 'Spec defines the behavior of a service. '
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                      3: 'Most recently observed status of the service. Populated by the system. '
+                         'Read-only. More info: '
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status'}),
+ 'core.v1.ServiceAccount': ('ServiceAccount binds together: * a name, understood by users, and '
+                            'perhaps by peripheral systems, for an identity * a principal that '
+                            'can be authenticated and authorized * a set of secrets',
+                            {1: "Standard object's metadata. More info: "
+                                'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                             2: 'Secrets is a list of the secrets in the same namespace that '
+                                'pods running using this ServiceAccount are allowed to use. Pods '
+                                'are only limited to this list if this service account has a '
+                                '"kubernetes.io/enforce-mountable-secrets" annotation set to '
+                                '"true". The "kubernetes.io/enforce-mountable-secrets" '
+                                'annotation is deprecated since v1.32. Prefer separate '
+                                'namespaces to isolate access to mounted secrets. This field '
+                                'should not be used to find auto-generated service account token '
+                                'secrets for use outside of pods. Instead, tokens can be '
+                                'requested directly using the TokenRequest API, or service '
+                                'account token secrets can be manually created. More info: '
+                                'https://kubernetes.io/docs/concepts/configuration/secret',
+                             3: 'ImagePullSecrets is a list of references to secrets in the same '
+                                'namespace to use for pulling any images in pods that reference '
+                                'this ServiceAccount. ImagePullSecrets are distinct from Secrets '
+                                'because Secrets can be mounted in the pod, but ImagePullSecrets '
+                                'are only accessed by the kubelet. More info: '
+                                'https://kubernetes.io/docs/concepts/containers/images/#specifying-imagepullsecrets-on-a-pod',
+                             4: 'AutomountServiceAccountToken indicates whether pods running as '
+                                'this service account should have an API token automatically '
+                                'mounted. Can be overridden at the pod level.'}),
+ 'core.v1.ServiceAccountTokenProjection': ('ServiceAccountTokenProjection represents a projected '
+                                           'service account token volume. This projection can be '
+                                           'used to insert a service account token into the pods '
+                                           'runtime filesystem for use against APIs (Kubernetes '
+                                           'API Server or otherwise).',
+                                           {1: 'audience is the intended audience of the token. '
+                                               'A recipient of a token must identify itself with '
+                                               'an identifier specified in the audience of the '
+                                               'token, and otherwise should reject the token. '
+                                               'The audience defaults to the identifier of the '
+                                               'apiserver.',
+                                            2: 'expirationSeconds is the requested duration of '
+                                               'validity of the service account token. As the '
+                                               'token approaches expiration, the kubelet volume '
+                                               'plugin will proactively rotate the service '
+                                               'account token. The kubelet will start trying to '
+                                               'rotate the token if the token is older than 80 '
+                                               'percent of its time to live or if the token is '
+                                               'older than 24 hours.Defaults to 1 hour and must '
+                                               'be at least 10 minutes.',
+                                            3: 'path is the path relative to the mount point of '
+                                               'the file to project the token into.',
+                                            4: 'user is Optional: The owner UID of the created '
+                                               'file. If specified, the item-level user field '
+                                               'takes precedence over defaultUser. (Alpha) This '
+                                               'field requires the AtomicWriteVolumeUserFields '
+                                               'feature gate to be enabled.'}),
+ 'core.v1.ServicePort': ("ServicePort contains information on service's port.",
+                         {1: 'The name of this port within the service. This must be a '
+                             'DNS_LABEL. All ports within a ServiceSpec must have unique names. '
+                             'When considering the endpoints for a Service, this must match the '
+                             "'name' field in the EndpointPort. Optional if only one ServicePort "
+                             'is defined on this service.',
+                          2: 'The IP protocol for this port. Supports "TCP", "UDP", and "SCTP". '
+                             'Default is TCP.',
+                          3: 'The port that will be exposed by this service.',
+                          4: 'Number or name of the port to access on the pods targeted by the '
+                             'service. Number must be in the range 1 to 65535. Name must be an '
+                             'IANA_SVC_NAME. If this is a string, it will be looked up as a '
+                             "named port in the target Pod's container ports. If this is not "
+                             "specified, the value of the 'port' field is used (an identity "
+                             'map). This field is ignored for services with clusterIP=None, and '
+                             "should be omitted or set equal to the 'port' field. More info: "
+                             'https://kubernetes.io/docs/concepts/services-networking/service/#defining-a-service',
+                          5: 'The port on each node on which this service is exposed when type '
+                             'is NodePort or LoadBalancer.  Usually assigned by the system. If a '
+                             'value is specified, in-range, and not in use it will be used, '
+                             'otherwise the operation will fail.  If not specified, a port will '
+                             'be allocated if this Service requires one.  If this field is '
+                             'specified when creating a Service which does not need it, creation '
+                             'will fail. This field will be wiped when updating a Service to no '
+                             'longer need it (e.g. changing type from NodePort to ClusterIP). '
+                             'More info: '
+                             'https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport',
+                          6: 'The application protocol for this port. This is used as a hint for '
+                             'implementations to offer richer behavior for protocols that they '
+                             'understand. This field follows standard Kubernetes label syntax. '
+                             'Valid values are either:\n'
+                             '\n'
+                             '* Un-prefixed protocol names - reserved for IANA standard service '
+                             'names (as per RFC-6335 and '
+                             'https://www.iana.org/assignments/service-names).\n'
+                             '\n'
+                             "* Kubernetes-defined prefixed names: * 'kubernetes.io/h2c' - "
+                             'HTTP/2 prior knowledge over cleartext as described in '
+                             'https://www.rfc-editor.org/rfc/rfc9113.html#name-starting-http-2-with-prior- '
+                             "* 'kubernetes.io/ws'  - WebSocket over cleartext as described in "
+                             "https://www.rfc-editor.org/rfc/rfc6455 * 'kubernetes.io/wss' - "
+                             'WebSocket over TLS as described in '
+                             'https://www.rfc-editor.org/rfc/rfc6455\n'
+                             '\n'
+                             '* Other protocols should use implementation-defined prefixed names '
+                             'such as mycompany.com/my-custom-protocol.'}),
+ 'core.v1.ServiceSpec': ('ServiceSpec describes the attributes that a user creates on a service.',
+                         {1: 'The list of ports that are exposed by this service. More info: '
+                             'https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies',
+                          2: 'Route service traffic to pods with label keys and values matching '
+                             'this selector. If empty or not present, the service is assumed to '
+                             'have an external process managing its endpoints, which Kubernetes '
+                             'will not modify. Only applies to types ClusterIP, NodePort, and '
+                             'LoadBalancer. Ignored if type is ExternalName. More info: '
+                             'https://kubernetes.io/docs/concepts/services-networking/service/',
+                          3: 'clusterIP is the IP address of the service and is usually assigned '
+                             'randomly. If an address is specified manually, is in-range (as per '
+                             'system configuration), and is not in use, it will be allocated to '
+                             'the service; otherwise creation of the service will fail. This '
+                             'field may not be changed through updates unless the type field is '
+                             'also being changed to ExternalName (which requires this field to '
+                             'be blank) or the type field is being changed from ExternalName (in '
+                             'which case this field may optionally be specified, as describe '
+                             'above).  Valid values are "None", empty string (""), or a valid IP '
+                             'address. Setting this to "None" makes a "headless service" (no '
+                             'virtual IP), which is useful when direct endpoint connections are '
+                             'preferred and proxying is not required.  Only applies to types '
+                             'ClusterIP, NodePort, and LoadBalancer. If this field is specified '
+                             'when creating a Service of type ExternalName, creation will fail. '
+                             'This field will be wiped when updating a Service to type '
+                             'ExternalName. More info: '
+                             'https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies',
+                          4: 'type determines how the Service is exposed. Defaults to ClusterIP. '
+                             'Valid options are ExternalName, ClusterIP, NodePort, and '
+                             'LoadBalancer. "ClusterIP" allocates a cluster-internal IP address '
+                             'for load-balancing to endpoints. Endpoints are determined by the '
+                             'selector or if that is not specified, by manual construction of an '
+                             'Endpoints object or EndpointSlice objects. If clusterIP is "None", '
+                             'no virtual IP is allocated and the endpoints are published as a '
+                             'set of endpoints rather than a virtual IP. "NodePort" builds on '
+                             'ClusterIP and allocates a port on every node which routes to the '
+                             'same endpoints as the clusterIP. "LoadBalancer" builds on NodePort '
+                             'and creates an external load-balancer (if supported in the current '
+                             'cloud) which routes to the same endpoints as the clusterIP. '
+                             '"ExternalName" aliases this service to the specified externalName. '
+                             'Several other fields do not apply to ExternalName services. More '
+                             'info: '
+                             'https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types',
+                          5: 'externalIPs is a list of IP addresses for which nodes in the '
+                             'cluster will also accept traffic for this service.  These IPs are '
+                             'not managed by Kubernetes.  The user is responsible for ensuring '
+                             'that traffic arrives at a node with this IP.  A common example is '
+                             'external load-balancers that are not part of the Kubernetes '
+                             'system.',
+                          7: 'Supports "ClientIP" and "None". Used to maintain session affinity. '
+                             'Enable client IP based session affinity. Must be ClientIP or None. '
+                             'Defaults to None. More info: '
+                             'https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies',
+                          8: 'Only applies to Service Type: LoadBalancer. This feature depends '
+                             'on whether the underlying cloud-provider supports specifying the '
+                             'loadBalancerIP when a load balancer is created. This field will be '
+                             'ignored if the cloud-provider does not support the feature. '
+                             'Deprecated: This field was under-specified and its meaning varies '
+                             'across implementations. Using it is non-portable and it may not '
+                             'support dual-stack. Users are encouraged to use '
+                             'implementation-specific annotations when available.',
+                          9: 'If specified and supported by the platform, this will restrict '
+                             'traffic through the cloud-provider load-balancer will be '
+                             'restricted to the specified client IPs. This field will be ignored '
+                             'if the cloud-provider does not support the feature." More info: '
+                             'https://kubernetes.io/docs/tasks/access-application-cluster/create-external-load-balancer/',
+                          10: 'externalName is the external reference that discovery mechanisms '
+                              'will return as an alias for this service (e.g. a DNS CNAME '
+                              'record). No proxying will be involved.  Must be a lowercase '
+                              'RFC-1123 hostname (https://tools.ietf.org/html/rfc1123) and '
+                              'requires `type` to be "ExternalName".',
+                          11: 'externalTrafficPolicy describes how nodes distribute service '
+                              'traffic they receive on one of the Service\'s "externally-facing" '
+                              'addresses (NodePorts, ExternalIPs, and LoadBalancer IPs). If set '
+                              'to "Local", the proxy will configure the service in a way that '
+                              'assumes that external load balancers will take care of balancing '
+                              'the service traffic between nodes, and so each node will deliver '
+                              'traffic only to the node-local endpoints of the service, without '
+                              'masquerading the client source IP. (Traffic mistakenly sent to a '
+                              'node with no endpoints will be dropped.) The default value, '
+                              '"Cluster", uses the standard behavior of routing to all endpoints '
+                              'evenly (possibly modified by topology and other features). Note '
+                              'that traffic sent to an External IP or LoadBalancer IP from '
+                              'within the cluster will always get "Cluster" semantics, but '
+                              'clients sending to a NodePort from within the cluster may need to '
+                              'take traffic policy into account when picking a node.',
+                          12: 'healthCheckNodePort specifies the healthcheck nodePort for the '
+                              'service. This only applies when type is set to LoadBalancer and '
+                              'externalTrafficPolicy is set to Local. If a value is specified, '
+                              'is in-range, and is not in use, it will be used.  If not '
+                              'specified, a value will be automatically allocated.  External '
+                              'systems (e.g. load-balancers) can use this port to determine if a '
+                              'given node holds endpoints for this service or not.  If this '
+                              'field is specified when creating a Service which does not need '
+                              'it, creation will fail. This field will be wiped when updating a '
+                              'Service to no longer need it (e.g. changing type). This field '
+                              'cannot be updated once set.',
+                          13: 'publishNotReadyAddresses indicates that any agent which deals '
+                              'with endpoints for this Service should disregard any indications '
+                              'of ready/not-ready. The primary use case for setting this field '
+                              "is for a StatefulSet's Headless Service to propagate SRV DNS "
+                              'records for its Pods for the purpose of peer discovery. The '
+                              'Kubernetes controllers that generate Endpoints and EndpointSlice '
+                              'resources for Services interpret this to mean that all endpoints '
+                              'are considered "ready" even if the Pods themselves are not. '
+                              'Agents which consume only Kubernetes generated endpoints through '
+                              'the Endpoints or EndpointSlice resources can safely assume this '
+                              'behavior.',
+                          14: 'sessionAffinityConfig contains the configurations of session '
+                              'affinity.',
+                          17: 'IPFamilyPolicy represents the dual-stack-ness requested or '
+                              'required by this Service. If there is no value provided, then '
+                              'this field will be set to SingleStack. Services can be '
+                              '"SingleStack" (a single IP family), "PreferDualStack" (two IP '
+                              'families on dual-stack configured clusters or a single IP family '
+                              'on single-stack clusters), or "RequireDualStack" (two IP families '
+                              'on dual-stack configured clusters, otherwise fail). The '
+                              'ipFamilies and clusterIPs fields depend on the value of this '
+                              'field. This field will be wiped when updating a service to type '
+                              'ExternalName.',
+                          18: 'ClusterIPs is a list of IP addresses assigned to this service, '
+                              'and are usually assigned randomly.  If an address is specified '
+                              'manually, is in-range (as per system configuration), and is not '
+                              'in use, it will be allocated to the service; otherwise creation '
+                              'of the service will fail. This field may not be changed through '
+                              'updates unless the type field is also being changed to '
+                              'ExternalName (which requires this field to be empty) or the type '
+                              'field is being changed from ExternalName (in which case this '
+                              'field may optionally be specified, as describe above).  Valid '
+                              'values are "None", empty string (""), or a valid IP address.  '
+                              'Setting this to "None" makes a "headless service" (no virtual '
+                              'IP), which is useful when direct endpoint connections are '
+                              'preferred and proxying is not required.  Only applies to types '
+                              'ClusterIP, NodePort, and LoadBalancer. If this field is specified '
+                              'when creating a Service of type ExternalName, creation will fail. '
+                              'This field will be wiped when updating a Service to type '
+                              'ExternalName.  If this field is not specified, it will be '
+                              'initialized from the clusterIP field.  If this field is '
+                              'specified, clients must ensure that clusterIPs[0] and clusterIP '
+                              'have the same value.\n'
+                              '\n'
+                              'This field may hold a maximum of two entries (dual-stack IPs, in '
+                              'either order). These IPs must correspond to the values of the '
+                              'ipFamilies field. Both clusterIPs and ipFamilies are governed by '
+                              'the ipFamilyPolicy field. More info: '
+                              'https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies',
+                          19: 'IPFamilies is a list of IP families (e.g. IPv4, IPv6) assigned to '
+                              'this service. This field is usually assigned automatically based '
+                              'on cluster configuration and the ipFamilyPolicy field. If this '
+                              'field is specified manually, the requested family is available in '
+                              'the cluster, and ipFamilyPolicy allows it, it will be used; '
+                              'otherwise creation of the service will fail. This field is '
+                              'conditionally mutable: it allows for adding or removing a '
+                              'secondary IP family, but it does not allow changing the primary '
+                              'IP family of the Service. Valid values are "IPv4" and "IPv6".  '
+                              'This field only applies to Services of types ClusterIP, NodePort, '
+                              'and LoadBalancer, and does apply to "headless" services. This '
+                              'field will be wiped when updating a Service to type '
+                              'ExternalName.\n'
+                              '\n'
+                              'This field may hold a maximum of two entries (dual-stack '
+                              'families, in either order).  These families must correspond to '
+                              'the values of the clusterIPs field, if specified. Both clusterIPs '
+                              'and ipFamilies are governed by the ipFamilyPolicy field.',
+                          20: 'allocateLoadBalancerNodePorts defines if NodePorts will be '
+                              'automatically allocated for services with type LoadBalancer.  '
+                              'Default is "true". It may be set to "false" if the cluster '
+                              'load-balancer does not rely on NodePorts.  If the caller requests '
+                              'specific NodePorts (by specifying a value), those requests will '
+                              'be respected, regardless of this field. This field may only be '
+                              'set for services with type LoadBalancer and will be cleared if '
+                              'the type is changed to any other type.',
+                          21: 'loadBalancerClass is the class of the load balancer '
+                              'implementation this Service belongs to. If specified, the value '
+                              'of this field must be a label-style identifier, with an optional '
+                              'prefix, e.g. "internal-vip" or "example.com/internal-vip". '
+                              'Unprefixed names are reserved for end-users. This field can only '
+                              "be set when the Service type is 'LoadBalancer'. If not set, the "
+                              'default load balancer implementation is used, today this is '
+                              'typically done through the cloud provider integration, but should '
+                              'apply for any default implementation. If set, it is assumed that '
+                              'a load balancer implementation is watching for Services with a '
+                              'matching class. Any default load balancer implementation (e.g. '
+                              'cloud providers) should ignore Services that set this field. This '
+                              'field can only be set when creating or updating a Service to type '
+                              "'LoadBalancer'. Once set, it can not be changed. This field will "
+                              "be wiped when a service is updated to a non 'LoadBalancer' type.",
+                          22: 'InternalTrafficPolicy describes how nodes distribute service '
+                              'traffic they receive on the ClusterIP. If set to "Local", the '
+                              'proxy will assume that pods only want to talk to endpoints of the '
+                              'service on the same node as the pod, dropping the traffic if '
+                              'there are no local endpoints. The default value, "Cluster", uses '
+                              'the standard behavior of routing to all endpoints evenly '
+                              '(possibly modified by topology and other features).',
+                          23: 'TrafficDistribution offers a way to express preferences for how '
+                              'traffic is distributed to Service endpoints. Implementations can '
+                              'use this field as a hint, but are not required to guarantee '
+                              'strict adherence. If the field is not set, the implementation '
+                              'will apply its default routing strategy. If set to "PreferClose", '
+                              'implementations should prioritize endpoints that are in the same '
+                              'zone.'}),
+ 'core.v1.ServiceStatus': ('ServiceStatus represents the current status of a service.',
+                           {1: 'LoadBalancer contains the current status of the load-balancer, '
+                               'if one is present.',
+                            2: 'Current service state'}),
+ 'core.v1.SessionAffinityConfig': ('SessionAffinityConfig represents the configurations of '
+                                   'session affinity.',
+                                   {1: 'clientIP contains the configurations of Client IP based '
+                                       'session affinity.'}),
+ 'core.v1.SleepAction': ('SleepAction describes a "sleep" action.',
+                         {1: 'Seconds is the number of seconds to sleep.'}),
+ 'core.v1.StorageOSVolumeSource': ('Represents a StorageOS persistent volume resource.',
+                                   {1: 'volumeName is the human-readable name of the StorageOS '
+                                       'volume.  Volume names are only unique within a '
+                                       'namespace.',
+                                    2: 'volumeNamespace specifies the scope of the volume within '
+                                       "StorageOS.  If no namespace is specified then the Pod's "
+                                       'namespace will be used.  This allows the Kubernetes name '
+                                       'scoping to be mirrored within StorageOS for tighter '
+                                       'integration. Set VolumeName to any name to override the '
+                                       'default behaviour. Set to "default" if you are not using '
+                                       'namespaces within StorageOS. Namespaces that do not '
+                                       'pre-exist within StorageOS will be created.',
+                                    3: 'fsType is the filesystem type to mount. Must be a '
+                                       'filesystem type supported by the host operating system. '
+                                       'Ex. "ext4", "xfs", "ntfs". Implicitly inferred to be '
+                                       '"ext4" if unspecified.',
+                                    4: 'readOnly defaults to false (read/write). ReadOnly here '
+                                       'will force the ReadOnly setting in VolumeMounts.',
+                                    5: 'secretRef specifies the secret to use for obtaining the '
+                                       'StorageOS API credentials.  If not specified, default '
+                                       'values will be attempted.'}),
+ 'core.v1.Sysctl': ('Sysctl defines a kernel parameter to be set',
+                    {1: 'Name of a property to set', 2: 'Value of a property to set'}),
+ 'core.v1.TCPSocketAction': ('TCPSocketAction describes an action based on opening a socket',
+                             {1: 'Number or name of the port to access on the container. Number '
+                                 'must be in the range 1 to 65535. Name must be an '
+                                 'IANA_SVC_NAME.',
+                              2: 'Optional: Host name to connect to, defaults to the pod IP.'}),
+ 'core.v1.Taint': ('The node this Taint is attached to has the "effect" on any pod that does not '
+                   'tolerate the Taint.',
+                   {1: 'Required. The taint key to be applied to a node.',
+                    2: 'The taint value corresponding to the taint key.',
+                    3: 'Required. The effect of the taint on pods that do not tolerate the '
+                       'taint. Valid effects are NoSchedule, PreferNoSchedule and NoExecute.',
+                    4: 'TimeAdded represents the time at which the taint was added.'}),
+ 'core.v1.Toleration': ('The pod this Toleration is attached to tolerates any taint that matches '
+                        'the triple <key,value,effect> using the matching operator <operator>.',
+                        {1: 'Key is the taint key that the toleration applies to. Empty means '
+                            'match all taint keys. If the key is empty, operator must be Exists; '
+                            'this combination means to match all values and all keys.',
+                         2: "Operator represents a key's relationship to the value. Valid "
+                            'operators are Exists, Equal, Lt, and Gt. Defaults to Equal. Exists '
+                            'is equivalent to wildcard for value, so that a pod can tolerate all '
+                            'taints of a particular category. Lt and Gt perform numeric '
+                            'comparisons (requires feature gate '
+                            'TaintTolerationComparisonOperators).',
+                         3: 'Value is the taint value the toleration matches to. If the operator '
+                            'is Exists, the value should be empty, otherwise just a regular '
+                            'string.',
+                         4: 'Effect indicates the taint effect to match. Empty means match all '
+                            'taint effects. When specified, allowed values are NoSchedule, '
+                            'PreferNoSchedule and NoExecute.',
+                         5: 'TolerationSeconds represents the period of time the toleration '
+                            '(which must be of effect NoExecute, otherwise this field is '
+                            'ignored) tolerates the taint. By default, it is not set, which '
+                            'means tolerate the taint forever (do not evict). Zero and negative '
+                            'values will be treated as 0 (evict immediately) by the system.'}),
+ 'core.v1.TopologySpreadConstraint': ('TopologySpreadConstraint specifies how to spread matching '
+                                      'pods among the given topology.',
+                                      {1: 'MaxSkew describes the degree to which pods may be '
+                                          'unevenly distributed. When '
+                                          '`whenUnsatisfiable=DoNotSchedule`, it is the maximum '
+                                          'permitted difference between the number of matching '
+                                          'pods in the target topology and the global minimum. '
+                                          'The global minimum is the minimum number of matching '
+                                          'pods in an eligible domain or zero if the number of '
+                                          'eligible domains is less than MinDomains. For '
+                                          'example, in a 3-zone cluster, MaxSkew is set to 1, '
+                                          'and pods with the same labelSelector spread as 2/2/1: '
+                                          'In this case, the global minimum is 1. | zone1 | '
+                                          'zone2 | zone3 | |  P P  |  P P  |   P   | - if '
+                                          'MaxSkew is 1, incoming pod can only be scheduled to '
+                                          'zone3 to become 2/2/2; scheduling it onto '
+                                          'zone1(zone2) would make the ActualSkew(3-1) on '
+                                          'zone1(zone2) violate MaxSkew(1). - if MaxSkew is 2, '
+                                          'incoming pod can be scheduled onto any zone. When '
+                                          '`whenUnsatisfiable=ScheduleAnyway`, it is used to '
+                                          'give higher precedence to topologies that satisfy it. '
+                                          "It's a required field. Default value is 1 and 0 is "
+                                          'not allowed.',
+                                       2: 'TopologyKey is the key of node labels. Nodes that '
+                                          'have a label with this key and identical values are '
+                                          'considered to be in the same topology. We consider '
+                                          'each <key, value> as a "bucket", and try to put '
+                                          'balanced number of pods into each bucket. We define a '
+                                          'domain as a particular instance of a topology. Also, '
+                                          'we define an eligible domain as a domain whose nodes '
+                                          'meet the requirements of nodeAffinityPolicy and '
+                                          'nodeTaintsPolicy. e.g. If TopologyKey is '
+                                          '"kubernetes.io/hostname", each Node is a domain of '
+                                          'that topology. And, if TopologyKey is '
+                                          '"topology.kubernetes.io/zone", each zone is a domain '
+                                          "of that topology. It's a required field.",
+                                       3: 'WhenUnsatisfiable indicates how to deal with a pod if '
+                                          "it doesn't satisfy the spread constraint. - "
+                                          'DoNotSchedule (default) tells the scheduler not to '
+                                          'schedule it. - ScheduleAnyway tells the scheduler to '
+                                          'schedule the pod in any location, but giving higher '
+                                          'precedence to topologies that would help reduce the '
+                                          'skew. A constraint is considered "Unsatisfiable" for '
+                                          'an incoming pod if and only if every possible node '
+                                          'assignment for that pod would violate "MaxSkew" on '
+                                          'some topology. For example, in a 3-zone cluster, '
+                                          'MaxSkew is set to 1, and pods with the same '
+                                          'labelSelector spread as 3/1/1: | zone1 | zone2 | '
+                                          'zone3 | | P P P |   P   |   P   | If '
+                                          'WhenUnsatisfiable is set to DoNotSchedule, incoming '
+                                          'pod can only be scheduled to zone2(zone3) to become '
+                                          '3/2/1(3/1/2) as ActualSkew(2-1) on zone2(zone3) '
+                                          'satisfies MaxSkew(1). In other words, the cluster can '
+                                          "still be imbalanced, but scheduler won't make it "
+                                          "*more* imbalanced. It's a required field.",
+                                       4: 'LabelSelector is used to find matching pods. Pods '
+                                          'that match this label selector are counted to '
+                                          'determine the number of pods in their corresponding '
+                                          'topology domain.',
+                                       5: 'MinDomains indicates a minimum number of eligible '
+                                          'domains. When the number of eligible domains with '
+                                          'matching topology keys is less than minDomains, Pod '
+                                          'Topology Spread treats "global minimum" as 0, and '
+                                          'then the calculation of Skew is performed. And when '
+                                          'the number of eligible domains with matching topology '
+                                          'keys equals or greater than minDomains, this value '
+                                          'has no effect on scheduling. As a result, when the '
+                                          'number of eligible domains is less than minDomains, '
+                                          "scheduler won't schedule more than maxSkew Pods to "
+                                          'those domains. If value is nil, the constraint '
+                                          'behaves as if MinDomains is equal to 1. Valid values '
+                                          'are integers greater than 0. When value is not nil, '
+                                          'WhenUnsatisfiable must be DoNotSchedule.\n'
+                                          '\n'
+                                          'For example, in a 3-zone cluster, MaxSkew is set to '
+                                          '2, MinDomains is set to 5 and pods with the same '
+                                          'labelSelector spread as 2/2/2: | zone1 | zone2 | '
+                                          'zone3 | |  P P  |  P P  |  P P  | The number of '
+                                          'domains is less than 5(MinDomains), so "global '
+                                          'minimum" is treated as 0. In this situation, new pod '
+                                          'with the same labelSelector cannot be scheduled, '
+                                          'because computed skew will be 3(3 - 0) if new Pod is '
+                                          'scheduled to any of the three zones, it will violate '
+                                          'MaxSkew.',
+                                       6: "NodeAffinityPolicy indicates how we will treat Pod's "
+                                          'nodeAffinity/nodeSelector when calculating pod '
+                                          'topology spread skew. Options are: - Honor: only '
+                                          'nodes matching nodeAffinity/nodeSelector are included '
+                                          'in the calculations. - Ignore: '
+                                          'nodeAffinity/nodeSelector are ignored. All nodes are '
+                                          'included in the calculations.\n'
+                                          '\n'
+                                          'If this value is nil, the behavior is equivalent to '
+                                          'the Honor policy.',
+                                       7: 'NodeTaintsPolicy indicates how we will treat node '
+                                          'taints when calculating pod topology spread skew. '
+                                          'Options are: - Honor: nodes without taints, along '
+                                          'with tainted nodes for which the incoming pod has a '
+                                          'toleration, are included. - Ignore: node taints are '
+                                          'ignored. All nodes are included.\n'
+                                          '\n'
+                                          'If this value is nil, the behavior is equivalent to '
+                                          'the Ignore policy.',
+                                       8: 'MatchLabelKeys is a set of pod label keys to select '
+                                          'the pods over which spreading will be calculated. The '
+                                          'keys are used to lookup values from the incoming pod '
+                                          'labels, those key-value labels are ANDed with '
+                                          'labelSelector to select the group of existing pods '
+                                          'over which spreading will be calculated for the '
+                                          'incoming pod. The same key is forbidden to exist in '
+                                          'both MatchLabelKeys and LabelSelector. MatchLabelKeys '
+                                          "cannot be set when LabelSelector isn't set. Keys that "
+                                          "don't exist in the incoming pod labels will be "
+                                          'ignored. A null or empty list means only match '
+                                          'against labelSelector.\n'
+                                          '\n'
+                                          'This is a beta field and requires the '
+                                          'MatchLabelKeysInPodTopologySpread feature gate to be '
+                                          'enabled (enabled by default).'}),
+ 'core.v1.TypedLocalObjectReference': ('TypedLocalObjectReference contains enough information to '
+                                       'let you locate the typed referenced object inside the '
+                                       'same namespace.',
+                                       {1: 'APIGroup is the group for the resource being '
+                                           'referenced. If APIGroup is not specified, the '
+                                           'specified Kind must be in the core API group. For '
+                                           'any other third-party types, APIGroup is required.',
+                                        2: 'Kind is the type of resource being referenced',
+                                        3: 'Name is the name of resource being referenced'}),
+ 'core.v1.TypedObjectReference': ('TypedObjectReference contains enough information to let you '
+                                  'locate the typed referenced object',
+                                  {1: 'APIGroup is the group for the resource being referenced. '
+                                      'If APIGroup is not specified, the specified Kind must be '
+                                      'in the core API group. For any other third-party types, '
+                                      'APIGroup is required.',
+                                   2: 'Kind is the type of resource being referenced',
+                                   3: 'Name is the name of resource being referenced',
+                                   4: 'Namespace is the namespace of resource being referenced '
+                                      'Note that when a namespace is specified, a '
+                                      'gateway.networking.k8s.io/ReferenceGrant object is '
+                                      'required in the referent namespace to allow that '
+                                      "namespace's owner to accept the reference. See the "
+                                      'ReferenceGrant documentation for details. (Alpha) This '
+                                      'field requires the CrossNamespaceVolumeDataSource feature '
+                                      'gate to be enabled.'}),
+ 'core.v1.Volume': ('Volume represents a named volume in a pod that may be accessed by any '
+                    'container in the pod.',
+                    {1: 'name of the volume. Must be a DNS_LABEL and unique within the pod. More '
+                        'info: '
+                        'https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names',
+                     2: 'volumeSource represents the location and type of the mounted volume. If '
+                        'not specified, the Volume is implied to be an EmptyDir. This implied '
+                        'behavior is deprecated and will be removed in a future version.'}),
+ 'core.v1.VolumeDevice': ('volumeDevice describes a mapping of a raw block device within a '
+                          'container.',
+                          {1: 'name must match the name of a persistentVolumeClaim in the pod',
+                           2: 'devicePath is the path inside of the container that the device '
+                              'will be mapped to.'}),
+ 'core.v1.VolumeHealthCondition': ('VolumeHealthCondition represents an adverse health condition '
+                                   'reported for a volume.',
+                                   {1: 'status is the machine-parseable health category. '
+                                       'Possible values: - "Inaccessible": the volume cannot be '
+                                       'accessed. - "DataLoss": data loss has been detected on '
+                                       'the volume. - "Degraded": the volume is functioning with '
+                                       'reduced capability.',
+                                    2: 'reason is a brief CamelCase machine-parseable reason. '
+                                       'Together with status it forms the unique identity of a '
+                                       'condition entry. Maximum permitted length of a reason is '
+                                       '256 bytes.',
+                                    3: 'message is a human-readable description. Maximum '
+                                       'permitted length of a message is 1024 bytes.'}),
+ 'core.v1.VolumeHealthStatus': ('VolumeHealthStatus contains health information for a volume '
+                                'reported by the CSI controller plugin.',
+                                {1: 'conditions is the set of adverse conditions reported by the '
+                                    'CSI controller plugin. An empty list means no adverse '
+                                    'condition. At most 16 conditions may be reported.',
+                                 2: 'lastTransitionTime is when the current set of conditions '
+                                    'first appeared.'}),
+ 'core.v1.VolumeMount': ('VolumeMount describes a mounting of a Volume within a container.',
+                         {1: 'This must match the Name of a Volume.',
+                          2: 'Mounted read-only if true, read-write otherwise (false or '
+                             'unspecified). Defaults to false.',
+                          3: 'Path within the container at which the volume should be mounted.',
+                          4: "Path within the volume from which the container's volume should be "
+                             'mounted. Defaults to "" (volume\'s root).',
+                          5: 'mountPropagation determines how mounts are propagated from the '
+                             'host to container and the other way around. When not set, '
+                             'MountPropagationNone is used. This field is beta in 1.10. When '
+                             'RecursiveReadOnly is set to IfPossible or to Enabled, '
+                             'MountPropagation must be None or unspecified (which defaults to '
+                             'None).',
+                          6: "Expanded path within the volume from which the container's volume "
+                             'should be mounted. Behaves similarly to SubPath but environment '
+                             "variable references $(VAR_NAME) are expanded using the container's "
+                             'environment. Defaults to "" (volume\'s root). SubPathExpr and '
+                             'SubPath are mutually exclusive.',
+                          7: 'RecursiveReadOnly specifies whether read-only mounts should be '
+                             'handled recursively.\n'
+                             '\n'
+                             'If ReadOnly is false, this field has no meaning and must be '
+                             'unspecified.\n'
+                             '\n'
+                             'If ReadOnly is true, and this field is set to Disabled, the mount '
+                             'is not made recursively read-only.  If this field is set to '
+                             'IfPossible, the mount is made recursively read-only, if it is '
+                             'supported by the container runtime.  If this field is set to '
+                             'Enabled, the mount is made recursively read-only if it is '
+                             'supported by the container runtime, otherwise the pod will not be '
+                             'started and an error will be generated to indicate the reason.\n'
+                             '\n'
+                             'If this field is set to IfPossible or Enabled, MountPropagation '
+                             'must be set to None (or be unspecified, which defaults to None).\n'
+                             '\n'
+                             'If this field is not specified, it is treated as an equivalent of '
+                             'Disabled.',
+                          8: 'bindMountOptions is the list of additional bind mount options to '
+                             'apply when mounting this volume into the container. Allowed values '
+                             'are noexec, nodev, and nosuid. These are Linux mount options and '
+                             'have no effect on Windows nodes. This field is not supported with '
+                             'image volumes. This is an alpha field and requires enabling the '
+                             'VolumeBindMountOptions feature gate.'}),
+ 'core.v1.VolumeMountStatus': ('VolumeMountStatus shows status of volume mounts.',
+                               {1: 'Name corresponds to the name of the original VolumeMount.',
+                                2: 'MountPath corresponds to the original VolumeMount.',
+                                3: 'ReadOnly corresponds to the original VolumeMount.',
+                                4: 'RecursiveReadOnly must be set to Disabled, Enabled, or '
+                                   'unspecified (for non-readonly mounts). An IfPossible value '
+                                   'in the original VolumeMount must be translated to Disabled '
+                                   'or Enabled, depending on the mount result.',
+                                5: 'volumeStatus represents volume-type-specific status about '
+                                   'the mounted volume.'}),
+ 'core.v1.VolumeProjection': ('Projection that may be projected along with other supported '
+                              'volume types. Exactly one of these fields must be set.',
+                              {1: 'secret information about the secret data to project',
+                               2: 'downwardAPI information about the downwardAPI data to project',
+                               3: 'configMap information about the configMap data to project',
+                               4: 'serviceAccountToken is information about the '
+                                  'serviceAccountToken data to project',
+                               5: 'ClusterTrustBundle allows a pod to access the '
+                                  '`.spec.trustBundle` field of ClusterTrustBundle objects in an '
+                                  'auto-updating file.\n'
+                                  '\n'
+                                  'Alpha, gated by the ClusterTrustBundleProjection feature '
+                                  'gate.\n'
+                                  '\n'
+                                  'ClusterTrustBundle objects can either be selected by name, or '
+                                  'by the combination of signer name and a label selector.\n'
+                                  '\n'
+                                  'Kubelet performs aggressive normalization of the PEM contents '
+                                  'written into the pod filesystem.  Esoteric PEM features such '
+                                  'as inter-block comments and block headers are stripped.  '
+                                  'Certificates are deduplicated. The ordering of certificates '
+                                  'within the file is arbitrary, and Kubelet may change the '
+                                  'order over time.',
+                               6: 'Projects an auto-rotating credential bundle (private key and '
+                                  'certificate chain) that the pod can use either as a TLS '
+                                  'client or server.\n'
+                                  '\n'
+                                  'Kubelet generates a private key and uses it to send a '
+                                  'PodCertificateRequest to the named signer.  Once the signer '
+                                  'approves the request and issues a certificate chain, Kubelet '
+                                  'writes the key and certificate chain to the pod filesystem.  '
+                                  'The pod does not start until certificates have been issued '
+                                  'for each podCertificate projected volume source in its spec.\n'
+                                  '\n'
+                                  'Kubelet will begin trying to rotate the certificate at the '
+                                  'time indicated by the signer using the '
+                                  'PodCertificateRequest.Status.BeginRefreshAt timestamp.\n'
+                                  '\n'
+                                  'Kubelet can write a single file, indicated by the '
+                                  'credentialBundlePath field, or separate files, indicated by '
+                                  'the keyPath and certificateChainPath fields.\n'
+                                  '\n'
+                                  'The credential bundle is a single file in PEM format.  The '
+                                  'first PEM entry is the private key (in PKCS#8 format), and '
+                                  'the remaining PEM entries are the certificate chain issued by '
+                                  'the signer (typically, signers will return their certificate '
+                                  'chain in leaf-to-root order).\n'
+                                  '\n'
+                                  'Prefer using the credential bundle format, since your '
+                                  'application code can read it atomically.  If you use keyPath '
+                                  'and certificateChainPath, your application must make two '
+                                  'separate file reads. If these coincide with a certificate '
+                                  'rotation, it is possible that the private key and leaf '
+                                  'certificate you read may not correspond to each other.  Your '
+                                  'application will need to check for this condition, and '
+                                  're-read until they are consistent.\n'
+                                  '\n'
+                                  'The named signer controls chooses the format of the '
+                                  "certificate it issues; consult the signer implementation's "
+                                  'documentation to learn how to use the certificates it '
+                                  'issues.'}),
+ 'core.v1.VolumeResourceRequirements': ('VolumeResourceRequirements describes the storage '
+                                        'resource requirements for a volume.',
+                                        {1: 'Limits describes the maximum amount of compute '
+                                            'resources allowed. More info: '
+                                            'https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/',
+                                         2: 'Requests describes the minimum amount of compute '
+                                            'resources required. If Requests is omitted for a '
+                                            'container, it defaults to Limits if that is '
+                                            'explicitly specified, otherwise to an '
+                                            'implementation-defined value. Requests cannot '
+                                            'exceed Limits. More info: '
+                                            'https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/'}),
+ 'core.v1.VolumeSource': ('Represents the source of a volume to mount. Only one of its members '
+                          'may be specified.',
+                          {1: 'hostPath represents a pre-existing file or directory on the host '
+                              'machine that is directly exposed to the container. This is '
+                              'generally used for system agents or other privileged things that '
+                              'are allowed to see the host machine. Most containers will NOT '
+                              'need this. More info: '
+                              'https://kubernetes.io/docs/concepts/storage/volumes#hostpath',
+                           2: "emptyDir represents a temporary directory that shares a pod's "
+                              'lifetime. More info: '
+                              'https://kubernetes.io/docs/concepts/storage/volumes#emptydir',
+                           3: 'gcePersistentDisk represents a GCE Disk resource that is attached '
+                              "to a kubelet's host machine and then exposed to the pod. "
+                              'Deprecated: GCEPersistentDisk is deprecated. All operations for '
+                              'the in-tree gcePersistentDisk type are redirected to the '
+                              'pd.csi.storage.gke.io CSI driver. More info: '
+                              'https://kubernetes.io/docs/concepts/storage/volumes#gcepersistentdisk',
+                           4: 'awsElasticBlockStore represents an AWS Disk resource that is '
+                              "attached to a kubelet's host machine and then exposed to the pod. "
+                              'Deprecated: AWSElasticBlockStore is deprecated. All operations '
+                              'for the in-tree awsElasticBlockStore type are redirected to the '
+                              'ebs.csi.aws.com CSI driver. More info: '
+                              'https://kubernetes.io/docs/concepts/storage/volumes#awselasticblockstore',
+                           5: 'gitRepo represents a git repository at a particular revision. '
+                              'Deprecated: GitRepo is deprecated. To provision a container with '
+                              'a git repo, mount an EmptyDir into an InitContainer that clones '
+                              "the repo using git, then mount the EmptyDir into the Pod's "
+                              'container.',
+                           6: 'secret represents a secret that should populate this volume. More '
+                              'info: https://kubernetes.io/docs/concepts/storage/volumes#secret',
+                           7: "nfs represents an NFS mount on the host that shares a pod's "
+                              'lifetime More info: '
+                              'https://kubernetes.io/docs/concepts/storage/volumes#nfs',
+                           8: 'iscsi represents an ISCSI Disk resource that is attached to a '
+                              "kubelet's host machine and then exposed to the pod. More info: "
+                              'https://kubernetes.io/docs/concepts/storage/volumes/#iscsi',
+                           9: 'glusterfs represents a Glusterfs mount on the host that shares a '
+                              "pod's lifetime. Deprecated: Glusterfs is deprecated and the "
+                              'in-tree glusterfs type is no longer supported.',
+                           10: 'persistentVolumeClaimVolumeSource represents a reference to a '
+                               'PersistentVolumeClaim in the same namespace. More info: '
+                               'https://kubernetes.io/docs/concepts/storage/persistent-volumes#persistentvolumeclaims',
+                           11: 'rbd represents a Rados Block Device mount on the host that '
+                               "shares a pod's lifetime. Deprecated: RBD is deprecated and the "
+                               'in-tree rbd type is no longer supported.',
+                           12: 'flexVolume represents a generic volume resource that is '
+                               'provisioned/attached using an exec based plugin. Deprecated: '
+                               'FlexVolume is deprecated. Consider using a CSIDriver instead.',
+                           13: 'cinder represents a cinder volume attached and mounted on '
+                               'kubelets host machine. Deprecated: Cinder is deprecated. All '
+                               'operations for the in-tree cinder type are redirected to the '
+                               'cinder.csi.openstack.org CSI driver. More info: '
+                               'https://examples.k8s.io/mysql-cinder-pd/README.md',
+                           14: 'cephFS represents a Ceph FS mount on the host that shares a '
+                               "pod's lifetime. Deprecated: CephFS is deprecated and the in-tree "
+                               'cephfs type is no longer supported.',
+                           15: "flocker represents a Flocker volume attached to a kubelet's host "
+                               'machine. This depends on the Flocker control service being '
+                               'running. Deprecated: Flocker is deprecated and the in-tree '
+                               'flocker type is no longer supported.',
+                           16: 'downwardAPI represents downward API about the pod that should '
+                               'populate this volume',
+                           17: 'fc represents a Fibre Channel resource that is attached to a '
+                               "kubelet's host machine and then exposed to the pod.",
+                           18: 'azureFile represents an Azure File Service mount on the host and '
+                               'bind mount to the pod. Deprecated: AzureFile is deprecated. All '
+                               'operations for the in-tree azureFile type are redirected to the '
+                               'file.csi.azure.com CSI driver.',
+                           19: 'configMap represents a configMap that should populate this '
+                               'volume',
+                           20: 'vsphereVolume represents a vSphere volume attached and mounted '
+                               'on kubelets host machine. Deprecated: VsphereVolume is '
+                               'deprecated. All operations for the in-tree vsphereVolume type '
+                               'are redirected to the csi.vsphere.vmware.com CSI driver.',
+                           21: 'quobyte represents a Quobyte mount on the host that shares a '
+                               "pod's lifetime. Deprecated: Quobyte is deprecated and the "
+                               'in-tree quobyte type is no longer supported.',
+                           22: 'azureDisk represents an Azure Data Disk mount on the host and '
+                               'bind mount to the pod. Deprecated: AzureDisk is deprecated. All '
+                               'operations for the in-tree azureDisk type are redirected to the '
+                               'disk.csi.azure.com CSI driver.',
+                           23: 'photonPersistentDisk represents a PhotonController persistent '
+                               'disk attached and mounted on kubelets host machine. Deprecated: '
+                               'PhotonPersistentDisk is deprecated and the in-tree '
+                               'photonPersistentDisk type is no longer supported.',
+                           24: 'portworxVolume represents a portworx volume attached and mounted '
+                               'on kubelets host machine. Deprecated: PortworxVolume is '
+                               'deprecated. All operations for the in-tree portworxVolume type '
+                               'are redirected to the pxd.portworx.com CSI driver.',
+                           25: 'scaleIO represents a ScaleIO persistent volume attached and '
+                               'mounted on Kubernetes nodes. Deprecated: ScaleIO is deprecated '
+                               'and the in-tree scaleIO type is no longer supported.',
+                           26: 'projected items for all in one resources secrets, configmaps, '
+                               'and downward API',
+                           27: 'storageOS represents a StorageOS volume attached and mounted on '
+                               'Kubernetes nodes. Deprecated: StorageOS is deprecated and the '
+                               'in-tree storageos type is no longer supported.',
+                           28: 'csi (Container Storage Interface) represents ephemeral storage '
+                               'that is handled by certain external CSI drivers.',
+                           29: 'ephemeral represents a volume that is handled by a cluster '
+                               "storage driver. The volume's lifecycle is tied to the pod that "
+                               'defines it - it will be created before the pod starts, and '
+                               'deleted when the pod is removed.\n'
+                               '\n'
+                               'Use this if: a) the volume is only needed while the pod runs, b) '
+                               'features of normal volumes like restoring from snapshot or '
+                               'capacity tracking are needed, c) the storage driver is specified '
+                               'through a storage class, and d) the storage driver supports '
+                               'dynamic volume provisioning through a PersistentVolumeClaim (see '
+                               'EphemeralVolumeSource for more information on the connection '
+                               'between this volume type and PersistentVolumeClaim).\n'
+                               '\n'
+                               'Use PersistentVolumeClaim or one of the vendor-specific APIs for '
+                               'volumes that persist for longer than the lifecycle of an '
+                               'individual pod.\n'
+                               '\n'
+                               'Use CSI for light-weight local ephemeral volumes if the CSI '
+                               'driver is meant to be used that way - see the documentation of '
+                               'the driver for more information.\n'
+                               '\n'
+                               'A pod can use both types of ephemeral volumes and persistent '
+                               'volumes at the same time.',
+                           30: 'image represents an OCI object (a container image or artifact) '
+                               "pulled and mounted on the kubelet's host machine. The volume is "
+                               'resolved at pod startup depending on which PullPolicy value is '
+                               'provided:\n'
+                               '\n'
+                               '- Always: the kubelet always attempts to pull the reference. '
+                               'Container creation will fail If the pull fails. - Never: the '
+                               'kubelet never pulls the reference and only uses a local image or '
+                               "artifact. Container creation will fail if the reference isn't "
+                               'present. - IfNotPresent: the kubelet pulls if the reference '
+                               "isn't already present on disk. Container creation will fail if "
+                               "the reference isn't present and the pull fails.\n"
+                               '\n'
+                               'The volume gets re-resolved if the pod gets deleted and '
+                               'recreated, which means that new remote content will become '
+                               'available on pod recreation. A failure to resolve or pull the '
+                               'image during pod startup will block containers from starting and '
+                               'may add significant latency. Failures will be retried using '
+                               'normal volume backoff and will be reported on the pod reason and '
+                               'message. The types of objects that may be mounted by this volume '
+                               'are defined by the container runtime implementation on a host '
+                               'machine and at minimum must include all valid types supported by '
+                               'the container image field. The OCI object gets mounted in a '
+                               'single directory (spec.containers[*].volumeMounts.mountPath) by '
+                               'merging the manifest layers in the same way as for container '
+                               'images. The volume will be mounted read-only (ro). Sub path '
+                               'mounts for containers are not supported '
+                               '(spec.containers[*].volumeMounts.subpath) before 1.33. The field '
+                               'spec.securityContext.fsGroupChangePolicy has no effect on this '
+                               'volume type.'}),
+ 'core.v1.VolumeStatus': ('VolumeStatus represents the status of a mounted volume. At most one '
+                          'of its members must be specified.',
+                          {1: 'image represents an OCI object (a container image or artifact) '
+                              "pulled and mounted on the kubelet's host machine."}),
+ 'core.v1.VsphereVirtualDiskVolumeSource': ('Represents a vSphere volume resource.',
+                                            {1: 'volumePath is the path that identifies vSphere '
+                                                'volume vmdk',
+                                             2: 'fsType is filesystem type to mount. Must be a '
+                                                'filesystem type supported by the host operating '
+                                                'system. Ex. "ext4", "xfs", "ntfs". Implicitly '
+                                                'inferred to be "ext4" if unspecified.',
+                                             3: 'storagePolicyName is the storage Policy Based '
+                                                'Management (SPBM) profile name.',
+                                             4: 'storagePolicyID is the storage Policy Based '
+                                                'Management (SPBM) profile ID associated with '
+                                                'the StoragePolicyName.'}),
+ 'core.v1.WeightedPodAffinityTerm': ('The weights of all of the matched WeightedPodAffinityTerm '
+                                     'fields are added per-node to find the most preferred '
+                                     'node(s)',
+                                     {1: 'weight associated with matching the corresponding '
+                                         'podAffinityTerm, in the range 1-100.',
+                                      2: 'Required. A pod affinity term, associated with the '
+                                         'corresponding weight.'}),
+ 'core.v1.WindowsSecurityContextOptions': ('WindowsSecurityContextOptions contain '
+                                           'Windows-specific options and credentials.',
+                                           {1: 'GMSACredentialSpecName is the name of the GMSA '
+                                               'credential spec to use.',
+                                            2: 'GMSACredentialSpec is where the GMSA admission '
+                                               'webhook '
+                                               '(https://github.com/kubernetes-sigs/windows-gmsa) '
+                                               'inlines the contents of the GMSA credential spec '
+                                               'named by the GMSACredentialSpecName field.',
+                                            3: 'The UserName in Windows to run the entrypoint of '
+                                               'the container process. Defaults to the user '
+                                               'specified in image metadata if unspecified. May '
+                                               'also be set in PodSecurityContext. If set in '
+                                               'both SecurityContext and PodSecurityContext, the '
+                                               'value specified in SecurityContext takes '
+                                               'precedence.',
+                                            4: 'HostProcess determines if a container should be '
+                                               "run as a 'Host Process' container. All of a "
+                                               "Pod's containers must have the same effective "
+                                               'HostProcess value (it is not allowed to have a '
+                                               'mix of HostProcess containers and '
+                                               'non-HostProcess containers). In addition, if '
+                                               'HostProcess is true then HostNetwork must also '
+                                               'be set to true.'}),
+ 'discovery.v1.Endpoint': ('Endpoint represents a single logical "backend" implementing a '
+                           'service.',
+                           {1: 'addresses of this endpoint. For EndpointSlices of addressType '
+                               '"IPv4" or "IPv6", the values are IP addresses in canonical form. '
+                               'The syntax and semantics of other addressType values are not '
+                               'defined. This must contain at least one address but no more than '
+                               '100. EndpointSlices generated by the EndpointSlice controller '
+                               'will always have exactly 1 address. No semantics are defined for '
+                               'additional addresses beyond the first, and kube-proxy does not '
+                               'look at them.',
+                            2: 'conditions contains information about the current status of the '
+                               'endpoint.',
+                            3: 'hostname of this endpoint. This field may be used by consumers '
+                               'of endpoints to distinguish endpoints from each other (e.g. in '
+                               'DNS names). Multiple endpoints which use the same hostname '
+                               'should be considered fungible (e.g. multiple A values in DNS). '
+                               'Must be lowercase and pass DNS Label (RFC 1123) validation.',
+                            4: 'targetRef is a reference to a Kubernetes object that represents '
+                               'this endpoint.',
+                            5: 'deprecatedTopology contains topology information part of the '
+                               'v1beta1 API. This field is deprecated, and will be removed when '
+                               'the v1beta1 API is removed (no sooner than kubernetes v1.24).  '
+                               'While this field can hold values, it is not writable through the '
+                               'v1 API, and any attempts to write to it will be silently '
+                               'ignored. Topology information can be found in the zone and '
+                               'nodeName fields instead.',
+                            6: 'nodeName represents the name of the Node hosting this endpoint. '
+                               'This can be used to determine endpoints local to a Node.',
+                            7: 'zone is the name of the Zone this endpoint exists in.',
+                            8: 'hints contains information associated with how an endpoint '
+                               'should be consumed.'}),
+ 'discovery.v1.EndpointConditions': ('EndpointConditions represents the current condition of an '
+                                     'endpoint.',
+                                     {1: 'ready indicates that this endpoint is ready to receive '
+                                         'traffic, according to whatever system is managing the '
+                                         'endpoint. A nil value should be interpreted as "true". '
+                                         'In general, an endpoint should be marked ready if it '
+                                         'is serving and not terminating, though this can be '
+                                         'overridden in some cases, such as when the associated '
+                                         'Service has set the publishNotReadyAddresses flag.',
+                                      2: 'serving indicates that this endpoint is able to '
+                                         'receive traffic, according to whatever system is '
+                                         'managing the endpoint. For endpoints backed by pods, '
+                                         'the EndpointSlice controller will mark the endpoint as '
+                                         "serving if the pod's Ready condition is True. A nil "
+                                         'value should be interpreted as "true".',
+                                      3: 'terminating indicates that this endpoint is '
+                                         'terminating. A nil value should be interpreted as '
+                                         '"false".'}),
+ 'discovery.v1.EndpointHints': ('EndpointHints provides hints describing how an endpoint should '
+                                'be consumed.',
+                                {1: 'forZones indicates the zone(s) this endpoint should be '
+                                    'consumed by when using topology aware routing. May contain '
+                                    'a maximum of 8 entries.',
+                                 2: 'forNodes indicates the node(s) this endpoint should be '
+                                    'consumed by when using topology aware routing. May contain '
+                                    'a maximum of 8 entries.'}),
+ 'discovery.v1.EndpointPort': ('EndpointPort represents a Port used by an EndpointSlice',
+                               {1: 'name represents the name of this port. All ports in an '
+                                   'EndpointSlice must have a unique name. If the EndpointSlice '
+                                   'is derived from a Kubernetes service, this corresponds to '
+                                   'the Service.ports[].name. Name must either be an empty '
+                                   'string or pass DNS_LABEL validation: * must be no more than '
+                                   '63 characters long. * must consist of lower case '
+                                   "alphanumeric characters or '-'. * must start and end with an "
+                                   'alphanumeric character. Default is empty string.',
+                                2: 'protocol represents the IP protocol for this port. Must be '
+                                   'UDP, TCP, or SCTP. Default is TCP.',
+                                3: 'port represents the port number of the endpoint. If the '
+                                   'EndpointSlice is derived from a Kubernetes service, this '
+                                   "must be set to the service's target port. EndpointSlices "
+                                   'used for other purposes may have a nil port.',
+                                4: 'The application protocol for this port. This is used as a '
+                                   'hint for implementations to offer richer behavior for '
+                                   'protocols that they understand. This field follows standard '
+                                   'Kubernetes label syntax. Valid values are either:\n'
+                                   '\n'
+                                   '* Un-prefixed protocol names - reserved for IANA standard '
+                                   'service names (as per RFC-6335 and '
+                                   'https://www.iana.org/assignments/service-names).\n'
+                                   '\n'
+                                   "* Kubernetes-defined prefixed names: * 'kubernetes.io/h2c' - "
+                                   'HTTP/2 prior knowledge over cleartext as described in '
+                                   'https://www.rfc-editor.org/rfc/rfc9113.html#name-starting-http-2-with-prior- '
+                                   "* 'kubernetes.io/ws'  - WebSocket over cleartext as "
+                                   'described in https://www.rfc-editor.org/rfc/rfc6455 * '
+                                   "'kubernetes.io/wss' - WebSocket over TLS as described in "
+                                   'https://www.rfc-editor.org/rfc/rfc6455\n'
+                                   '\n'
+                                   '* Other protocols should use implementation-defined prefixed '
+                                   'names such as mycompany.com/my-custom-protocol.'}),
+ 'discovery.v1.EndpointSlice': ('EndpointSlice represents a set of service endpoints. Most '
+                                'EndpointSlices are created by the EndpointSlice controller to '
+                                'represent the Pods selected by Service objects. For a given '
+                                'service there may be multiple EndpointSlice objects which must '
+                                'be joined to produce the full set of endpoints; you can find '
+                                'all of the slices for a given service by listing EndpointSlices '
+                                "in the service's namespace whose `kubernetes.io/service-name` "
+                                "label contains the service's name.",
+                                {1: "Standard object's metadata.",
+                                 2: 'endpoints is a list of unique endpoints in this slice. Each '
+                                    'slice may include a maximum of 1000 endpoints.',
+                                 3: 'ports specifies the list of network ports exposed by each '
+                                    'endpoint in this slice. Each port must have a unique name. '
+                                    'Each slice may include a maximum of 100 ports. Services '
+                                    'always have at least 1 port, so EndpointSlices generated by '
+                                    'the EndpointSlice controller will likewise always have at '
+                                    'least 1 port. EndpointSlices used for other purposes may '
+                                    'have an empty ports list.',
+                                 4: 'addressType specifies the type of address carried by this '
+                                    'EndpointSlice. All addresses in this slice must be the same '
+                                    'type. This field is immutable after creation. The following '
+                                    'address types are currently supported: * IPv4: Represents '
+                                    'an IPv4 Address. * IPv6: Represents an IPv6 Address. * '
+                                    'FQDN: Represents a Fully Qualified Domain Name. '
+                                    '(Deprecated) The EndpointSlice controller only generates, '
+                                    'and kube-proxy only processes, slices of addressType "IPv4" '
+                                    'and "IPv6". No semantics are defined for the "FQDN" type.'}),
+ 'discovery.v1.ForNode': ('ForNode provides information about which nodes should consume this '
+                          'endpoint.',
+                          {1: 'name represents the name of the node.'}),
+ 'discovery.v1.ForZone': ('ForZone provides information about which zones should consume this '
+                          'endpoint.',
+                          {1: 'name represents the name of the zone.'}),
+ 'events.v1.Event': ('Event is a report of an event somewhere in the cluster. It generally '
+                     'denotes some state change in the system. Events have a limited retention '
+                     'time and triggers and messages may evolve with time.  Event consumers '
+                     'should not rely on the timing of an event with a given Reason reflecting a '
+                     'consistent underlying trigger, or the continued existence of events with '
+                     'that Reason.  Events should be treated as informative, best-effort, '
+                     'supplemental data.',
+                     {1: "metadata is the standard object's metadata. More info: "
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                      2: 'eventTime is the time when this Event was first observed. It is '
+                         'required.',
+                      3: 'series is data about the Event series this event represents or nil if '
+                         "it's a singleton Event.",
+                      4: 'reportingController is the name of the controller that emitted this '
+                         'Event, e.g. `kubernetes.io/kubelet`. This field cannot be empty for '
+                         'new Events.',
+                      5: 'reportingInstance is the ID of the controller instance, e.g. '
+                         '`kubelet-xyzf`. This field cannot be empty for new Events and it can '
+                         'have at most 128 characters.',
+                      6: 'action is what action was taken/failed regarding to the regarding '
+                         'object. It is machine-readable. This field cannot be empty for new '
+                         'Events and it can have at most 128 characters.',
+                      7: 'reason is why the action was taken. It is human-readable. This field '
+                         'cannot be empty for new Events and it can have at most 128 characters.',
+                      8: "regarding contains the object this Event is about. In most cases it's "
+                         'an Object reporting controller implements, e.g. ReplicaSetController '
+                         'implements ReplicaSets and this event is emitted because it acts on '
+                         'some changes in a ReplicaSet object.',
+                      9: 'related is the optional secondary object for more complex actions. '
+                         'E.g. when regarding object triggers a creation or deletion of related '
+                         'object.',
+                      10: 'note is a human-readable description of the status of this operation. '
+                          'Maximal length of the note is 1kB, but libraries should be prepared '
+                          'to handle values up to 64kB.',
+                      11: 'type is the type of this event (Normal, Warning), new types could be '
+                          'added in the future. It is machine-readable. This field cannot be '
+                          'empty for new Events.',
+                      12: 'deprecatedSource is the deprecated field assuring backward '
+                          'compatibility with core.v1 Event type.',
+                      13: 'deprecatedFirstTimestamp is the deprecated field assuring backward '
+                          'compatibility with core.v1 Event type.',
+                      14: 'deprecatedLastTimestamp is the deprecated field assuring backward '
+                          'compatibility with core.v1 Event type.',
+                      15: 'deprecatedCount is the deprecated field assuring backward '
+                          'compatibility with core.v1 Event type.'}),
+ 'events.v1.EventSeries': ('EventSeries contain information on series of events, i.e. thing that '
+                           'was/is happening continuously for some time. How often to update the '
+                           'EventSeries is up to the event reporters. The default event reporter '
+                           'in "k8s.io/client-go/tools/events/event_broadcaster.go" shows how '
+                           'this struct is updated on heartbeats and can guide customized '
+                           'reporter implementations.',
+                           {1: 'count is the number of occurrences in this series up to the last '
+                               'heartbeat time.',
+                            2: 'lastObservedTime is the time when last Event from the series was '
+                               'seen before last heartbeat.'}),
+ 'meta.Condition': ('Condition contains details for one aspect of the current state of this API '
+                    'Resource.',
+                    {1: 'type of condition in CamelCase or in foo.example.com/CamelCase.',
+                     2: 'status of the condition, one of True, False, Unknown.',
+                     3: 'observedGeneration represents the .metadata.generation that the '
+                        'condition was set based upon. For instance, if .metadata.generation is '
+                        'currently 12, but the .status.conditions[x].observedGeneration is 9, '
+                        'the condition is out of date with respect to the current state of the '
+                        'instance.',
+                     4: 'lastTransitionTime is the last time the condition transitioned from one '
+                        'status to another. This should be when the underlying condition '
+                        'changed.  If that is not known, then using the time when the API field '
+                        'changed is acceptable.',
+                     5: 'reason contains a programmatic identifier indicating the reason for the '
+                        "condition's last transition. Producers of specific condition types may "
+                        'define expected values and meanings for this field, and whether the '
+                        'values are considered a guaranteed API. The value should be a CamelCase '
+                        'string. This field may not be empty.',
+                     6: 'message is a human readable message indicating details about the '
+                        'transition. This may be an empty string.'}),
+ 'meta.DeleteOptions': ('DeleteOptions may be provided when deleting an API object.',
+                        {1: 'The duration in seconds before the object should be deleted. Value '
+                            'must be non-negative integer. The value zero indicates delete '
+                            'immediately. If this value is nil, the default grace period for the '
+                            'specified type will be used. Defaults to a per object value if not '
+                            'specified. zero means delete immediately.',
+                         2: 'Must be fulfilled before a deletion is carried out. If not '
+                            'possible, a 409 Conflict status will be returned.',
+                         3: 'Deprecated: please use the PropagationPolicy, this field will be '
+                            'deprecated in 1.7. Should the dependent objects be orphaned. If '
+                            'true/false, the "orphan" finalizer will be added to/removed from '
+                            "the object's finalizers list. Either this field or "
+                            'PropagationPolicy may be set, but not both.',
+                         4: 'Whether and how garbage collection will be performed. Either this '
+                            'field or OrphanDependents may be set, but not both. The default '
+                            'policy is decided by the existing finalizer set in the '
+                            'metadata.finalizers and the resource-specific default policy. '
+                            "Acceptable values are: 'Orphan' - orphan the dependents; "
+                            "'Background' - allow the garbage collector to delete the dependents "
+                            "in the background; 'Foreground' - a cascading policy that deletes "
+                            'all dependents in the foreground.',
+                         5: 'When present, indicates that modifications should not be persisted. '
+                            'An invalid or unrecognized dryRun directive will result in an error '
+                            'response and no further processing of the request. Valid values '
+                            'are: - All: all dry run stages will be processed',
+                         6: 'if set to true, it will trigger an unsafe deletion of the resource '
+                            'in case the normal deletion flow fails with a corrupt object error. '
+                            'A resource is considered corrupt if it can not be retrieved from '
+                            'the underlying storage successfully because of a) its data can not '
+                            'be transformed e.g. decryption failure, or b) it fails to decode '
+                            'into an object. NOTE: unsafe deletion ignores finalizer '
+                            'constraints, skips precondition checks, and removes the object from '
+                            'the storage. WARNING: This may potentially break the cluster if the '
+                            'workload associated with the resource being unsafe-deleted relies '
+                            'on normal deletion flow. Use only if you REALLY know what you are '
+                            'doing. The default value is false, and the user must opt in to '
+                            'enable it'}),
+ 'meta.FieldSelectorRequirement': ('FieldSelectorRequirement is a selector that contains values, '
+                                   'a key, and an operator that relates the key and values.',
+                                   {1: 'key is the field selector key that the requirement '
+                                       'applies to.',
+                                    2: "operator represents a key's relationship to a set of "
+                                       'values. Valid operators are In, NotIn, Exists, '
+                                       'DoesNotExist. The list of operators may grow in the '
+                                       'future.',
+                                    3: 'values is an array of string values. If the operator is '
+                                       'In or NotIn, the values array must be non-empty. If the '
+                                       'operator is Exists or DoesNotExist, the values array '
+                                       'must be empty.'}),
+ 'meta.LabelSelector': ('A label selector is a label query over a set of resources. The result '
+                        'of matchLabels and matchExpressions are ANDed. An empty label selector '
+                        'matches all objects. A null label selector matches no objects.',
+                        {1: 'matchLabels is a map of {key,value} pairs. A single {key,value} in '
+                            'the matchLabels map is equivalent to an element of '
+                            'matchExpressions, whose key field is "key", the operator is "In", '
+                            'and the values array contains only "value". The requirements are '
+                            'ANDed.',
+                         2: 'matchExpressions is a list of label selector requirements. The '
+                            'requirements are ANDed.'}),
+ 'meta.LabelSelectorRequirement': ('A label selector requirement is a selector that contains '
+                                   'values, a key, and an operator that relates the key and '
+                                   'values.',
+                                   {1: 'key is the label key that the selector applies to.',
+                                    2: "operator represents a key's relationship to a set of "
+                                       'values. Valid operators are In, NotIn, Exists and '
+                                       'DoesNotExist.',
+                                    3: 'values is an array of string values. If the operator is '
+                                       'In or NotIn, the values array must be non-empty. If the '
+                                       'operator is Exists or DoesNotExist, the values array '
+                                       'must be empty. This array is replaced during a strategic '
+                                       'merge patch.'}),
+ 'meta.ListMeta': ('ListMeta describes metadata that synthetic resources must have, including '
+                   'lists and various status objects. A resource may have only one of '
+                   '{ObjectMeta, ListMeta}.',
+                   {1: 'Deprecated: selfLink is a legacy read-only field that is no longer '
+                       'populated by the system.',
+                    2: "String that identifies the server's internal version of this object that "
+                       'can be used by clients to determine when objects have changed. Value '
+                       'must be treated as opaque by clients and passed unmodified back to the '
+                       'server. Populated by the system. Read-only. More info: '
+                       'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency',
+                    3: 'continue may be set if the user set a limit on the number of items '
+                       'returned, and indicates that the server has more data available. The '
+                       'value is opaque and may be used to issue another request to the endpoint '
+                       'that served this list to retrieve the next set of available objects. '
+                       'Continuing a consistent list may not be possible if the server '
+                       'configuration has changed or more than a few minutes have passed. The '
+                       'resourceVersion field returned when using this continue value will be '
+                       'identical to the value in the first response, unless you have received '
+                       'this token from an error message.',
+                    4: 'remainingItemCount is the number of subsequent items in the list which '
+                       'are not included in this list response. If the list request contained '
+                       'label or field selectors, then the number of remaining items is unknown '
+                       'and the field will be left unset and omitted during serialization. If '
+                       'the list is complete (either because it is not chunking or because this '
+                       'is the last chunk), then there are no more remaining items and this '
+                       'field will be left unset and omitted during serialization. Servers older '
+                       'than v1.15 do not set this field. The intended use of the '
+                       'remainingItemCount is *estimating* the size of a collection. Clients '
+                       'should not rely on the remainingItemCount to be set or to be exact.',
+                    5: 'shardInfo is set when the list is a filtered subset of the full '
+                       'collection, as selected by a shard selector on the request. It echoes '
+                       'back the selector so clients can verify which shard they received and '
+                       'merge sharded responses. Clients should not cache sharded list responses '
+                       'as a full representation of the collection.\n'
+                       '\n'
+                       'This is an alpha field and requires enabling the ShardedListAndWatch '
+                       'feature gate.'}),
+ 'meta.ManagedFieldsEntry': ('ManagedFieldsEntry is a workflow-id, a FieldSet and the group '
+                             'version of the resource that the fieldset applies to.',
+                             {1: 'Manager is an identifier of the workflow managing these '
+                                 'fields.',
+                              2: 'Operation is the type of operation which lead to this '
+                                 'ManagedFieldsEntry being created. The only valid values for '
+                                 "this field are 'Apply' and 'Update'.",
+                              3: 'APIVersion defines the version of this resource that this '
+                                 'field set applies to. The format is "group/version" just like '
+                                 'the top-level APIVersion field. It is necessary to track the '
+                                 'version of a field set because it cannot be automatically '
+                                 'converted.',
+                              4: 'Time is the timestamp of when the ManagedFields entry was '
+                                 'added. The timestamp will also be updated if a field is added, '
+                                 'the manager changes any of the owned fields value or removes a '
+                                 'field. The timestamp does not update when a field is removed '
+                                 'from the entry because another manager took it over.',
+                              6: 'FieldsType is the discriminator for the different fields '
+                                 'format and version. There is currently only one possible '
+                                 'value: "FieldsV1"',
+                              7: 'FieldsV1 holds the first JSON version format as described in '
+                                 'the "FieldsV1" type.',
+                              8: 'Subresource is the name of the subresource used to update that '
+                                 'object, or empty string if the object was updated through the '
+                                 'main resource. The value of this field is used to distinguish '
+                                 'between managers, even if they share the same name. For '
+                                 'example, a status update will be distinct from a regular '
+                                 'update using the same manager name. Note that the APIVersion '
+                                 'field is not related to the Subresource field and it always '
+                                 'corresponds to the version of the main resource.'}),
+ 'meta.ObjectMeta': ('ObjectMeta is metadata that all persisted resources must have, which '
+                     'includes all objects users must create.',
+                     {1: 'Name must be unique within a namespace. Is required when creating '
+                         'resources, although some resources may allow a client to request the '
+                         'generation of an appropriate name automatically. Name is primarily '
+                         'intended for creation idempotence and configuration definition. Cannot '
+                         'be updated. More info: '
+                         'https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names',
+                      2: 'GenerateName is an optional prefix, used by the server, to generate a '
+                         'unique name ONLY IF the Name field has not been provided. If this '
+                         'field is used, the name returned to the client will be different than '
+                         'the name passed. This value will also be combined with a unique '
+                         'suffix. The provided value has the same validation rules as the Name '
+                         'field, and may be truncated by the length of the suffix required to '
+                         'make the value unique on the server.\n'
+                         '\n'
+                         'If this field is specified and the generated name exists, the server '
+                         'will return a 409.\n'
+                         '\n'
+                         'Applied only if Name is not specified. More info: '
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#idempotency',
+                      3: 'Namespace defines the space within which each name must be unique. An '
+                         'empty namespace is equivalent to the "default" namespace, but '
+                         '"default" is the canonical representation. Not all objects are '
+                         'required to be scoped to a namespace - the value of this field for '
+                         'those objects will be empty.\n'
+                         '\n'
+                         'Must be a DNS_LABEL. Cannot be updated. More info: '
+                         'https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces',
+                      4: 'Deprecated: selfLink is a legacy read-only field that is no longer '
+                         'populated by the system.',
+                      5: 'UID is the unique in time and space value for this object. It is '
+                         'typically generated by the server on successful creation of a resource '
+                         'and is not allowed to change on PUT operations.\n'
+                         '\n'
+                         'Populated by the system. Read-only. More info: '
+                         'https://kubernetes.io/docs/concepts/overview/working-with-objects/names#uids',
+                      6: 'An opaque value that represents the internal version of this object '
+                         'that can be used by clients to determine when objects have changed. '
+                         'May be used for optimistic concurrency, change detection, and the '
+                         'watch operation on a resource or set of resources. Clients must treat '
+                         'these values as opaque and passed unmodified back to the server. They '
+                         'may only be valid for a particular resource or set of resources.\n'
+                         '\n'
+                         'Populated by the system. Read-only. Value must be treated as opaque by '
+                         'clients and . More info: '
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#concurrency-control-and-consistency',
+                      7: 'A sequence number representing a specific generation of the desired '
+                         'state. Populated by the system. Read-only.',
+                      8: 'CreationTimestamp is a timestamp representing the server time when '
+                         'this object was created. It is not guaranteed to be set in '
+                         'happens-before order across separate operations. Clients may not set '
+                         'this value. It is represented in RFC3339 form and is in UTC.\n'
+                         '\n'
+                         'Populated by the system. Read-only. Null for lists. More info: '
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                      9: 'DeletionTimestamp is RFC 3339 date and time at which this resource '
+                         'will be deleted. This field is set by the server when a graceful '
+                         'deletion is requested by the user, and is not directly settable by a '
+                         'client. The resource is expected to be deleted (no longer visible from '
+                         'resource lists, and not reachable by name) after the time in this '
+                         'field, once the finalizers list is empty. As long as the finalizers '
+                         'list contains items, deletion is blocked. Once the deletionTimestamp '
+                         'is set, this value may not be unset or be set further into the future, '
+                         'although it may be shortened or the resource may be deleted prior to '
+                         'this time. For example, a user may request that a pod is deleted in 30 '
+                         'seconds. The Kubelet will react by sending a graceful termination '
+                         'signal to the containers in the pod. After that 30 seconds, the '
+                         'Kubelet will send a hard termination signal (SIGKILL) to the container '
+                         'and after cleanup, remove the pod from the API. In the presence of '
+                         'network partitions, this object may still exist after this timestamp, '
+                         'until an administrator or automated process can determine the resource '
+                         'is fully terminated. If not set, graceful deletion of the object has '
+                         'not been requested.\n'
+                         '\n'
+                         'Populated by the system when a graceful deletion is requested. '
+                         'Read-only. More info: '
+                         'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                      10: 'Number of seconds allowed for this object to gracefully terminate '
+                          'before it will be removed from the system. Only set when '
+                          'deletionTimestamp is also set. May only be shortened. Read-only.',
+                      11: 'Map of string keys and values that can be used to organize and '
+                          'categorize (scope and select) objects. May match selectors of '
+                          'replication controllers and services. More info: '
+                          'https://kubernetes.io/docs/concepts/overview/working-with-objects/labels',
+                      12: 'Annotations is an unstructured key value map stored with a resource '
+                          'that may be set by external tools to store and retrieve arbitrary '
+                          'metadata. They are not queryable and should be preserved when '
+                          'modifying objects. More info: '
+                          'https://kubernetes.io/docs/concepts/overview/working-with-objects/annotations',
+                      13: 'List of objects depended by this object. If ALL objects in the list '
+                          'have been deleted, this object will be garbage collected. If this '
+                          'object is managed by a controller, then an entry in this list will '
+                          'point to this controller, with the controller field set to true. '
+                          'There cannot be more than one managing controller.',
+                      14: 'Must be empty before the object is deleted from the registry. Each '
+                          'entry is an identifier for the responsible component that will remove '
+                          'the entry from the list. If the deletionTimestamp of the object is '
+                          'non-nil, entries in this list can only be removed. Finalizers may be '
+                          'processed and removed in any order.  Order is NOT enforced because it '
+                          'introduces significant risk of stuck finalizers. finalizers is a '
+                          'shared field, any actor with permission can reorder it. If the '
+                          'finalizer list is processed in order, then this can lead to a '
+                          'situation in which the component responsible for the first finalizer '
+                          'in the list is waiting for a signal (field value, external system, or '
+                          'other) produced by a component responsible for a finalizer later in '
+                          'the list, resulting in a deadlock. Without enforced ordering '
+                          'finalizers are free to order amongst themselves and are not '
+                          'vulnerable to ordering changes in the list.',
+                      17: 'ManagedFields maps workflow-id and version to the set of fields that '
+                          'are managed by that workflow. This is mostly for internal '
+                          "housekeeping, and users typically shouldn't need to set or understand "
+                          "this field. A workflow can be the user's name, a controller's name, "
+                          'or the name of a specific apply path like "ci-cd". The set of fields '
+                          'is always in the version that the workflow used when modifying the '
+                          'object.'}),
+ 'meta.OwnerReference': ('OwnerReference contains enough information to let you identify an '
+                         'owning object. An owning object must be in the same namespace as the '
+                         'dependent, or be cluster-scoped, so there is no namespace field.',
+                         {1: 'Kind of the referent. More info: '
+                             'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+                          3: 'Name of the referent. More info: '
+                             'https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names',
+                          4: 'UID of the referent. More info: '
+                             'https://kubernetes.io/docs/concepts/overview/working-with-objects/names#uids',
+                          5: 'API version of the referent.',
+                          6: 'If true, this reference points to the managing controller.',
+                          7: 'If true, AND if the owner has the "foregroundDeletion" finalizer, '
+                             'then the owner cannot be deleted from the key-value store until '
+                             'this reference is removed. See '
+                             'https://kubernetes.io/docs/concepts/architecture/garbage-collection/#foreground-deletion '
+                             'for how the garbage collector interacts with this field and '
+                             'enforces the foreground deletion. Defaults to false. To set this '
+                             'field, a user needs "delete" permission of the owner, otherwise '
+                             '422 (Unprocessable Entity) will be returned.'}),
+ 'meta.Preconditions': ('Preconditions must be fulfilled before an operation (update, delete, '
+                        'etc.) is carried out.',
+                        {1: 'Specifies the target UID.',
+                         2: 'Specifies the target ResourceVersion'}),
+ 'meta.ShardInfo': ('ShardInfo describes the shard selector that was applied to produce a list '
+                    'response. Its presence on a list response indicates the list is a filtered '
+                    'subset.',
+                    {1: 'selector is the shard selector string from the request, echoed back so '
+                        'clients can verify which shard they received and merge responses from '
+                        'multiple shards.'}),
+ 'meta.Status': ("Status is a return value for calls that don't return other objects.",
+                 {1: 'Standard list metadata. More info: '
+                     'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+                  2: 'Status of the operation. One of: "Success" or "Failure". More info: '
+                     'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status',
+                  3: 'A human-readable description of the status of this operation.',
+                  4: 'A machine-readable description of why this operation is in the "Failure" '
+                     'status. If this value is empty there is no information available. A Reason '
+                     'clarifies an HTTP status code but does not override it.',
+                  5: 'Extended data associated with the reason.  Each reason may define its own '
+                     'extended details. This field is optional and the data returned is not '
+                     'guaranteed to conform to any schema except that defined by the reason '
+                     'type.',
+                  6: 'Suggested HTTP return code for this status, 0 if not set.'}),
+ 'meta.StatusCause': ('StatusCause provides more information about an api.Status failure, '
+                      'including cases when multiple errors are encountered.',
+                      {1: 'A machine-readable description of the cause of the error. If this '
+                          'value is empty there is no information available.',
+                       2: 'A human-readable description of the cause of the error.  This field '
+                          'may be presented as-is to a reader.',
+                       3: 'The field of the resource that has caused this error, as named by its '
+                          'JSON serialization. May include dot and postfix notation for nested '
+                          'attributes. Arrays are zero-indexed.  Fields may appear more than '
+                          'once in an array of causes due to fields having multiple errors. '
+                          'Optional.\n'
+                          '\n'
+                          'Examples: "name" - the field "name" on the current resource '
+                          '"items[0].name" - the field "name" on the first array entry in '
+                          '"items"'}),
+ 'meta.StatusDetails': ('StatusDetails is a set of additional properties that MAY be set by the '
+                        'server to provide additional information about a response. The Reason '
+                        'field of a Status object defines what attributes will be set. Clients '
+                        'must ignore fields that do not match the defined type of each '
+                        'attribute, and should assume that any attribute may be empty, invalid, '
+                        'or under defined.',
+                        {1: 'The name attribute of the resource associated with the status '
+                            'StatusReason (when there is a single name which can be described).',
+                         2: 'The group attribute of the resource associated with the status '
+                            'StatusReason.',
+                         3: 'The kind attribute of the resource associated with the status '
+                            'StatusReason. On some operations may differ from the requested '
+                            'resource Kind. More info: '
+                            'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+                         4: 'The Causes array includes more details associated with the '
+                            'StatusReason failure. Not all StatusReasons may provide detailed '
+                            'causes.',
+                         5: 'If specified, the time in seconds before the operation should be '
+                            'retried. Some errors may indicate the client must take an alternate '
+                            'action - for those errors this field may indicate how long to wait '
+                            'before taking the alternate action.',
+                         6: 'UID of the resource. (when there is a single resource which can be '
+                            'described). More info: '
+                            'https://kubernetes.io/docs/concepts/overview/working-with-objects/names#uids'}),
+ 'policy.v1.Eviction': ('Eviction evicts a pod from its node subject to certain policies and '
+                        'safety constraints. This is a subresource of Pod.  A request to cause '
+                        'such an eviction is created by POSTing to .../pods/<pod '
+                        'name>/evictions.',
+                        {1: 'metadata describes the pod that is being evicted.',
+                         2: 'deleteOptions may be provided'}),
+ 'policy.v1.PodDisruptionBudget': ('PodDisruptionBudget is an object to define the max '
+                                   'disruption that can be caused to a collection of pods',
+                                   {1: "metadata is the standard object's metadata. More info: "
+                                       'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                    2: 'spec is the specification of the desired behavior of the '
+                                       'PodDisruptionBudget.',
+                                    3: 'status is the most recently observed status of the '
+                                       'PodDisruptionBudget.'}),
+ 'policy.v1.PodDisruptionBudgetSpec': ('PodDisruptionBudgetSpec is a description of a '
+                                       'PodDisruptionBudget.',
+                                       {1: 'minAvailable indicates that an eviction is allowed '
+                                           'if at least "minAvailable" pods selected by '
+                                           '"selector" will still be available after the '
+                                           'eviction, i.e. even in the absence of the evicted '
+                                           'pod.  So for example you can prevent all voluntary '
+                                           'evictions by specifying "100%".',
+                                        2: 'selector is a label query over pods whose evictions '
+                                           'are managed by the disruption budget. A null '
+                                           'selector will match no pods, while an empty ({}) '
+                                           'selector will select all pods within the namespace.',
+                                        3: 'maxUnavailable indicates that an eviction is allowed '
+                                           'if at most "maxUnavailable" pods selected by '
+                                           '"selector" are unavailable after the eviction, i.e. '
+                                           'even in absence of the evicted pod. For example, one '
+                                           'can prevent all voluntary evictions by specifying 0. '
+                                           'This is a mutually exclusive setting with '
+                                           '"minAvailable".',
+                                        4: 'unhealthyPodEvictionPolicy defines the criteria for '
+                                           'when unhealthy pods should be considered for '
+                                           'eviction. Current implementation considers healthy '
+                                           'pods, as pods that have status.conditions item with '
+                                           'type="Ready",status="True".\n'
+                                           '\n'
+                                           'Valid policies are IfHealthyBudget and AlwaysAllow. '
+                                           'If no policy is specified, the default behavior will '
+                                           'be used, which corresponds to the IfHealthyBudget '
+                                           'policy.\n'
+                                           '\n'
+                                           'IfHealthyBudget policy means that running pods '
+                                           '(status.phase="Running"), but not yet healthy can be '
+                                           'evicted only if the guarded application is not '
+                                           'disrupted (status.currentHealthy is at least equal '
+                                           'to status.desiredHealthy). Healthy pods will be '
+                                           'subject to the PDB for eviction.\n'
+                                           '\n'
+                                           'AlwaysAllow policy means that all running pods '
+                                           '(status.phase="Running"), but not yet healthy are '
+                                           'considered disrupted and can be evicted regardless '
+                                           'of whether the criteria in a PDB is met. This means '
+                                           'perspective running pods of a disrupted application '
+                                           'might not get a chance to become healthy. Healthy '
+                                           'pods will be subject to the PDB for eviction.\n'
+                                           '\n'
+                                           'Additional policies may be added in the future. '
+                                           'Clients making eviction decisions should disallow '
+                                           'eviction of unhealthy pods if they encounter an '
+                                           'unrecognized policy in this field.'}),
+ 'policy.v1.PodDisruptionBudgetStatus': ('PodDisruptionBudgetStatus represents information about '
+                                         'the status of a PodDisruptionBudget. Status may trail '
+                                         'the actual state of a system.',
+                                         {1: 'Most recent generation observed when updating this '
+                                             'PDB status. DisruptionsAllowed and other status '
+                                             'information is valid only if observedGeneration '
+                                             "equals to PDB's object generation.",
+                                          2: 'DisruptedPods contains information about pods '
+                                             'whose eviction was processed by the API server '
+                                             'eviction subresource handler but has not yet been '
+                                             'observed by the PodDisruptionBudget controller. A '
+                                             'pod will be in this map from the time when the API '
+                                             'server processed the eviction request to the time '
+                                             'when the pod is seen by PDB controller as having '
+                                             'been marked for deletion (or after a timeout). The '
+                                             'key in the map is the name of the pod and the '
+                                             'value is the time when the API server processed '
+                                             "the eviction request. If the deletion didn't occur "
+                                             'and a pod is still there it will be removed from '
+                                             'the list automatically by PodDisruptionBudget '
+                                             'controller after some time. If everything goes '
+                                             'smooth this map should be empty for the most of '
+                                             'the time. Large number of entries in the map may '
+                                             'indicate problems with pod deletions.',
+                                          3: 'Number of pod disruptions that are currently '
+                                             'allowed.',
+                                          4: 'current number of healthy pods',
+                                          5: 'minimum desired number of healthy pods',
+                                          6: 'total number of pods counted by this disruption '
+                                             'budget',
+                                          7: 'Conditions contain conditions for PDB. The '
+                                             'disruption controller sets the DisruptionAllowed '
+                                             'condition. The following are known values for the '
+                                             'reason field (additional reasons could be added in '
+                                             'the future): - SyncFailed: The controller '
+                                             "encountered an error and wasn't able to compute "
+                                             'the number of allowed disruptions. Therefore no '
+                                             'disruptions are allowed and the status of the '
+                                             'condition will be False. - InsufficientPods: The '
+                                             'number of pods are either at or below the number '
+                                             'required by the PodDisruptionBudget. No '
+                                             'disruptions are allowed and the status of the '
+                                             'condition will be False. - SufficientPods: There '
+                                             'are more pods than required by the '
+                                             'PodDisruptionBudget. The condition will be True, '
+                                             'and the number of allowed disruptions are provided '
+                                             'by the disruptionsAllowed property.'}),
+ 'rbac.v1.AggregationRule': ('AggregationRule describes how to locate ClusterRoles to aggregate '
+                             'into the ClusterRole',
+                             {1: 'clusterRoleSelectors holds a list of selectors which will be '
+                                 'used to find ClusterRoles and create the rules. If any of the '
+                                 "selectors match, then the ClusterRole's permissions will be "
+                                 'added'}),
+ 'rbac.v1.ClusterRole': ('ClusterRole is a cluster level, logical grouping of PolicyRules that '
+                         'can be referenced as a unit by a RoleBinding or ClusterRoleBinding.',
+                         {1: "metadata is the standard object's metadata.",
+                          2: 'rules holds all the PolicyRules for this ClusterRole',
+                          3: 'aggregationRule is an optional field that describes how to build '
+                             'the Rules for this ClusterRole. If AggregationRule is set, then '
+                             'the Rules are controller managed and direct changes to Rules will '
+                             'be stomped by the controller.'}),
+ 'rbac.v1.ClusterRoleBinding': ('ClusterRoleBinding references a ClusterRole, but not contain '
+                                'it.  It can reference a ClusterRole in the global namespace, '
+                                'and adds who information via Subject.',
+                                {1: "metadata is the standard object's metadata.",
+                                 2: 'subjects holds references to the objects the role applies '
+                                    'to.',
+                                 3: 'roleRef can only reference a ClusterRole in the global '
+                                    'namespace. If the RoleRef cannot be resolved, the '
+                                    'Authorizer must return an error. This field is immutable.'}),
+ 'rbac.v1.PolicyRule': ('PolicyRule holds information that describes a policy rule, but does not '
+                        'contain information about who the rule applies to or which namespace '
+                        'the rule applies to.',
+                        {1: 'verbs is a list of Verbs that apply to ALL the ResourceKinds '
+                            "contained in this rule. '*' represents all verbs.",
+                         2: 'apiGroups is the name of the APIGroup that contains the resources.  '
+                            'If multiple API groups are specified, any action requested against '
+                            'one of the enumerated resources in any API group will be allowed. '
+                            '"" represents the core API group and "*" represents all API groups.',
+                         3: "resources is a list of resources this rule applies to. '*' "
+                            'represents all resources.',
+                         4: 'resourceNames is an optional white list of names that the rule '
+                            'applies to.  An empty set means that everything is allowed.',
+                         5: 'nonResourceURLs is a set of partial urls that a user should have '
+                            'access to.  *s are allowed, but only as the full, final step in the '
+                            'path Since non-resource URLs are not namespaced, this field is only '
+                            'applicable for ClusterRoles referenced from a ClusterRoleBinding. '
+                            'Rules can either apply to API resources (such as "pods" or '
+                            '"secrets") or non-resource URL paths (such as "/api"),  but not '
+                            'both.'}),
+ 'rbac.v1.Role': ('Role is a namespaced, logical grouping of PolicyRules that can be referenced '
+                  'as a unit by a RoleBinding.',
+                  {1: "metadata is the standard object's metadata.",
+                   2: 'rules holds all the PolicyRules for this Role'}),
+ 'rbac.v1.RoleBinding': ('RoleBinding references a role, but does not contain it.  It can '
+                         'reference a Role in the same namespace or a ClusterRole in the global '
+                         'namespace. It adds who information via Subjects and namespace '
+                         'information by which namespace it exists in.  RoleBindings in a given '
+                         'namespace only have effect in that namespace.',
+                         {1: "metadata is the standard object's metadata.",
+                          2: 'subjects holds references to the objects the role applies to.',
+                          3: 'roleRef can reference a Role in the current namespace or a '
+                             'ClusterRole in the global namespace. If the RoleRef cannot be '
+                             'resolved, the Authorizer must return an error. This field is '
+                             'immutable.'}),
+ 'rbac.v1.RoleRef': ('RoleRef contains information that points to the role being used',
+                     {1: 'apiGroup is the group for the resource being referenced',
+                      2: 'kind is the type of resource being referenced',
+                      3: 'name is the name of resource being referenced'}),
+ 'rbac.v1.Subject': ('Subject contains a reference to the object or user identities a role '
+                     'binding applies to.  This can either hold a direct API object reference, '
+                     'or a value for non-objects such as user and group names.',
+                     {1: 'kind of object being referenced. Values defined by this API group are '
+                         '"User", "Group", and "ServiceAccount". If the Authorizer does not '
+                         'recognized the kind value, the Authorizer should report an error.',
+                      2: 'apiGroup holds the API group of the referenced subject. Defaults to "" '
+                         'for ServiceAccount subjects. Defaults to "rbac.authorization.k8s.io" '
+                         'for User and Group subjects.',
+                      3: 'name of the object being referenced.',
+                      4: 'namespace of the referenced object.  If the object kind is '
+                         'non-namespace, such as "User" or "Group", and this value is not empty '
+                         'the Authorizer should report an error.'}),
+ 'runtime.TypeMeta': ('TypeMeta is shared by all top level objects. The proper way to use it is '
+                      'to inline it in your type, like this:\n'
+                      '\n'
+                      'type MyAwesomeAPIObject struct { runtime.TypeMeta    `json:""` ... // '
+                      'other fields }\n'
+                      '\n'
+                      'func (obj *MyAwesomeAPIObject) SetGroupVersionKind(gvk '
+                      '*metav1.GroupVersionKind) { metav1.UpdateTypeMeta(obj,gvk) }; '
+                      'GroupVersionKind() *GroupVersionKind\n'
+                      '\n'
+                      'TypeMeta is provided here for convenience. You may use it directly from '
+                      'this package or define your own with the same fields.',
+                      {}),
+ 'runtime.Unknown': ('Unknown allows api objects with unknown types to be passed-through. This '
+                     'can be used to deal with the API objects from a plug-in. Unknown objects '
+                     'still have functioning TypeMeta features-- kind, version, etc. TODO: Make '
+                     'this object have easy access to field based accessors and settors for '
+                     'metadata and field mutatation.',
+                     {2: "Raw will hold the complete serialized object which couldn't be matched "
+                         'with a registered type. Most likely, nothing should be done with this '
+                         'except for passing it through the system.',
+                      3: "ContentEncoding is encoding used to encode 'Raw' data. Unspecified "
+                         'means no encoding.',
+                      4: "ContentType  is serialization method used to serialize 'Raw'. "
+                         'Unspecified means ContentTypeJSON.'}),
+ 'scheduling.v1alpha3.TopologyConstraint': ('TopologyConstraint defines a topology constraint '
+                                            'for a PodGroup.',
+                                            {1: 'key specifies the key of the node label '
+                                                'representing the topology domain. All pods '
+                                                'within the PodGroup must be colocated within '
+                                                'the same domain instance. Different PodGroups '
+                                                'can land on different domain instances even if '
+                                                'they derive from the same PodGroupTemplate. '
+                                                'Examples: "topology.kubernetes.io/rack"'}),
+ 'scheduling.v1alpha3.WorkloadPodGroupAllDisruptionMode': ('WorkloadPodGroupAllDisruptionMode '
+                                                           'indicates that all pods in the group '
+                                                           'must be disrupted together.',
+                                                           {}),
+ 'scheduling.v1alpha3.WorkloadPodGroupBasicSchedulingPolicy': ('WorkloadPodGroupBasicSchedulingPolicy '
+                                                               'indicates standard Kubernetes '
+                                                               'scheduling behavior.',
+                                                               {}),
+ 'scheduling.v1alpha3.WorkloadPodGroupDisruptionMode': ('WorkloadPodGroupDisruptionMode defines '
+                                                        'how individual pods within a group can '
+                                                        'be disrupted. Exactly one mode must be '
+                                                        'set.',
+                                                        {1: 'single specifies that pods can be '
+                                                            'disrupted independently from each '
+                                                            'other.',
+                                                         2: 'all specifies that all pods in the '
+                                                            'group must be disrupted together.'}),
+ 'scheduling.v1alpha3.WorkloadPodGroupGangSchedulingPolicy': ('WorkloadPodGroupGangSchedulingPolicy '
+                                                              'defines the parameters for gang '
+                                                              '(all-or-nothing) scheduling.',
+                                                              {1: 'minCount is the minimum '
+                                                                  'number of pods that must be '
+                                                                  'scheduled at the same time '
+                                                                  'for the scheduler to admit '
+                                                                  'the entire group. This field '
+                                                                  'is optional. If it is not '
+                                                                  'specified, the controller '
+                                                                  'should inject a '
+                                                                  'context-specific sane default '
+                                                                  '(e.g., parallelism for a '
+                                                                  'Job). If set, it must be a '
+                                                                  'positive integer.'}),
+ 'scheduling.v1alpha3.WorkloadPodGroupResourceClaim': ('WorkloadPodGroupResourceClaim references '
+                                                       'a dynamic resource claim that is shared '
+                                                       'across pods in the group.',
+                                                       {1: 'name uniquely identifies this '
+                                                           'resource claim inside the group. '
+                                                           'This field is required. It must be a '
+                                                           'DNS_LABEL.',
+                                                        2: 'resourceClaimName is the name of a '
+                                                           'ResourceClaim object in the same '
+                                                           'namespace. This field is optional. '
+                                                           'If it is not specified, no resource '
+                                                           'claim is used. If set, it must be a '
+                                                           'DNS subdomain.',
+                                                        3: 'resourceClaimTemplateName is the '
+                                                           'name of a ResourceClaimTemplate '
+                                                           'object in the same namespace. This '
+                                                           'field is optional. If it is not '
+                                                           'specified, no resource claim '
+                                                           'template is used. If set, it must be '
+                                                           'a DNS subdomain.'}),
+ 'scheduling.v1alpha3.WorkloadPodGroupSchedulingConstraints': ('WorkloadPodGroupSchedulingConstraints '
+                                                               'defines leaf-level scheduling '
+                                                               'constraints, such as topology.',
+                                                               {1: 'topology specifies desired '
+                                                                   'topological placements for '
+                                                                   'all pods within the pod '
+                                                                   'group. If unset, no topology '
+                                                                   'placement is requested.'}),
+ 'scheduling.v1alpha3.WorkloadPodGroupSchedulingPolicy': ('WorkloadPodGroupSchedulingPolicy '
+                                                          'defines the scheduling policy for a '
+                                                          'group of pods managed by a workload '
+                                                          'controller. Exactly one policy must '
+                                                          'be set.',
+                                                          {1: 'basic specifies that standard, '
+                                                              'pod-by-pod Kubernetes scheduling '
+                                                              'behavior should be used.',
+                                                           2: 'gang specifies all-or-nothing '
+                                                              'scheduling semantics.'}),
+ 'scheduling.v1alpha3.WorkloadPodGroupSingleDisruptionMode': ('WorkloadPodGroupSingleDisruptionMode '
+                                                              'indicates that individual pods '
+                                                              'can be disrupted independently.',
+                                                              {})}
+
+EXTENSIONS: dict[str, dict[int, dict[str, object]]] = {'apps.v1.ControllerRevision': {},
+ 'apps.v1.DaemonSet': {},
+ 'apps.v1.DaemonSetCondition': {},
+ 'apps.v1.DaemonSetSpec': {},
+ 'apps.v1.DaemonSetStatus': {10: {'x-kubernetes-list-map-keys': ['type'],
+                                  'x-kubernetes-list-type': 'map',
+                                  'x-kubernetes-patch-merge-key': 'type',
+                                  'x-kubernetes-patch-strategy': 'merge'}},
+ 'apps.v1.DaemonSetUpdateStrategy': {},
+ 'apps.v1.Deployment': {},
+ 'apps.v1.DeploymentCondition': {},
+ 'apps.v1.DeploymentSpec': {4: {'x-kubernetes-patch-strategy': 'retainKeys'}},
+ 'apps.v1.DeploymentStatus': {6: {'x-kubernetes-list-map-keys': ['type'],
+                                  'x-kubernetes-list-type': 'map',
+                                  'x-kubernetes-patch-merge-key': 'type',
+                                  'x-kubernetes-patch-strategy': 'merge'}},
+ 'apps.v1.DeploymentStrategy': {},
+ 'apps.v1.ReplicaSet': {},
+ 'apps.v1.ReplicaSetCondition': {},
+ 'apps.v1.ReplicaSetSpec': {},
+ 'apps.v1.ReplicaSetStatus': {6: {'x-kubernetes-list-map-keys': ['type'],
+                                  'x-kubernetes-list-type': 'map',
+                                  'x-kubernetes-patch-merge-key': 'type',
+                                  'x-kubernetes-patch-strategy': 'merge'}},
+ 'apps.v1.RollingUpdateDaemonSet': {},
+ 'apps.v1.RollingUpdateDeployment': {},
+ 'apps.v1.RollingUpdateStatefulSetStrategy': {},
+ 'apps.v1.StatefulSet': {},
+ 'apps.v1.StatefulSetCondition': {},
+ 'apps.v1.StatefulSetOrdinals': {},
+ 'apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy': {},
+ 'apps.v1.StatefulSetSpec': {4: {'x-kubernetes-list-type': 'atomic'}},
+ 'apps.v1.StatefulSetStatus': {10: {'x-kubernetes-list-map-keys': ['type'],
+                                    'x-kubernetes-list-type': 'map',
+                                    'x-kubernetes-patch-merge-key': 'type',
+                                    'x-kubernetes-patch-strategy': 'merge'}},
+ 'apps.v1.StatefulSetUpdateStrategy': {},
+ 'authentication.v1.BoundObjectReference': {},
+ 'authentication.v1.SelfSubjectReview': {},
+ 'authentication.v1.SelfSubjectReviewStatus': {},
+ 'authentication.v1.TokenRequest': {},
+ 'authentication.v1.TokenRequestSpec': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'authentication.v1.TokenRequestStatus': {},
+ 'authentication.v1.TokenReview': {},
+ 'authentication.v1.TokenReviewSpec': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'authentication.v1.TokenReviewStatus': {4: {'x-kubernetes-list-type': 'atomic'}},
+ 'authentication.v1.UserInfo': {3: {'x-kubernetes-list-type': 'atomic'}},
+ 'authorization.v1.FieldSelectorAttributes': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'authorization.v1.LabelSelectorAttributes': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'authorization.v1.LocalSubjectAccessReview': {},
+ 'authorization.v1.NonResourceAttributes': {},
+ 'authorization.v1.NonResourceRule': {1: {'x-kubernetes-list-type': 'atomic'},
+                                      2: {'x-kubernetes-list-type': 'atomic'}},
+ 'authorization.v1.ResourceAttributes': {},
+ 'authorization.v1.ResourceRule': {1: {'x-kubernetes-list-type': 'atomic'},
+                                   2: {'x-kubernetes-list-type': 'atomic'},
+                                   3: {'x-kubernetes-list-type': 'atomic'},
+                                   4: {'x-kubernetes-list-type': 'atomic'}},
+ 'authorization.v1.SelfSubjectAccessReview': {},
+ 'authorization.v1.SelfSubjectAccessReviewSpec': {},
+ 'authorization.v1.SelfSubjectRulesReview': {},
+ 'authorization.v1.SubjectAccessReview': {},
+ 'authorization.v1.SubjectAccessReviewSpec': {4: {'x-kubernetes-list-type': 'atomic'}},
+ 'authorization.v1.SubjectAccessReviewStatus': {},
+ 'authorization.v1.SubjectRulesReviewStatus': {1: {'x-kubernetes-list-type': 'atomic'},
+                                               2: {'x-kubernetes-list-type': 'atomic'}},
+ 'autoscaling.v1.Scale': {},
+ 'autoscaling.v1.ScaleSpec': {},
+ 'autoscaling.v1.ScaleStatus': {},
+ 'autoscaling.v2.CrossVersionObjectReference': {},
+ 'autoscaling.v2.HPAScalingRules': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'autoscaling.v2.HorizontalPodAutoscaler': {},
+ 'autoscaling.v2.HorizontalPodAutoscalerBehavior': {},
+ 'autoscaling.v2.HorizontalPodAutoscalerCondition': {},
+ 'autoscaling.v2.HorizontalPodAutoscalerSpec': {4: {'x-kubernetes-list-type': 'atomic'}},
+ 'autoscaling.v2.HorizontalPodAutoscalerStatus': {5: {'x-kubernetes-list-type': 'atomic'},
+                                                  6: {'x-kubernetes-list-map-keys': ['type'],
+                                                      'x-kubernetes-list-type': 'map',
+                                                      'x-kubernetes-patch-merge-key': 'type',
+                                                      'x-kubernetes-patch-strategy': 'merge'}},
+ 'autoscaling.v2.MetricIdentifier': {},
+ 'autoscaling.v2.MetricSpec': {},
+ 'autoscaling.v2.MetricStatus': {},
+ 'autoscaling.v2.MetricTarget': {},
+ 'autoscaling.v2.MetricValueStatus': {},
+ 'batch.v1.CronJob': {},
+ 'batch.v1.CronJobSpec': {},
+ 'batch.v1.CronJobStatus': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'batch.v1.Job': {},
+ 'batch.v1.JobCondition': {},
+ 'batch.v1.JobSchedulingConfiguration': {4: {'x-kubernetes-list-map-keys': ['name'],
+                                             'x-kubernetes-list-type': 'map',
+                                             'x-kubernetes-patch-merge-key': 'name',
+                                             'x-kubernetes-patch-strategy': 'merge'}},
+ 'batch.v1.JobSpec': {},
+ 'batch.v1.JobStatus': {1: {'x-kubernetes-list-type': 'atomic',
+                            'x-kubernetes-patch-merge-key': 'type',
+                            'x-kubernetes-patch-strategy': 'merge'}},
+ 'batch.v1.JobTemplateSpec': {},
+ 'batch.v1.PodFailurePolicy': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'batch.v1.PodFailurePolicyOnExitCodesRequirement': {3: {'x-kubernetes-list-type': 'set'}},
+ 'batch.v1.PodFailurePolicyOnPodConditionsPattern': {},
+ 'batch.v1.PodFailurePolicyRule': {3: {'x-kubernetes-list-type': 'atomic'}},
+ 'batch.v1.SuccessPolicy': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'batch.v1.SuccessPolicyRule': {},
+ 'batch.v1.UncountedTerminatedPods': {1: {'x-kubernetes-list-type': 'set'},
+                                      2: {'x-kubernetes-list-type': 'set'}},
+ 'coordination.v1.Lease': {},
+ 'coordination.v1.LeaseSpec': {},
+ 'core.v1.AWSElasticBlockStoreVolumeSource': {},
+ 'core.v1.Affinity': {},
+ 'core.v1.AppArmorProfile': {},
+ 'core.v1.AzureDiskVolumeSource': {},
+ 'core.v1.AzureFileVolumeSource': {},
+ 'core.v1.Binding': {},
+ 'core.v1.CSIVolumeSource': {},
+ 'core.v1.Capabilities': {1: {'x-kubernetes-list-type': 'atomic'},
+                          2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.CephFSVolumeSource': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.CinderVolumeSource': {},
+ 'core.v1.ClientIPConfig': {},
+ 'core.v1.ClusterTrustBundleProjection': {},
+ 'core.v1.ConfigMap': {},
+ 'core.v1.ConfigMapEnvSource': {},
+ 'core.v1.ConfigMapKeySelector': {},
+ 'core.v1.ConfigMapNodeConfigSource': {},
+ 'core.v1.ConfigMapProjection': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.ConfigMapVolumeSource': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.Container': {3: {'x-kubernetes-list-type': 'atomic'},
+                       4: {'x-kubernetes-list-type': 'atomic'},
+                       6: {'x-kubernetes-list-map-keys': ['containerPort', 'protocol'],
+                           'x-kubernetes-list-type': 'map',
+                           'x-kubernetes-patch-merge-key': 'containerPort',
+                           'x-kubernetes-patch-strategy': 'merge'},
+                       7: {'x-kubernetes-list-map-keys': ['name'],
+                           'x-kubernetes-list-type': 'map',
+                           'x-kubernetes-patch-merge-key': 'name',
+                           'x-kubernetes-patch-strategy': 'merge'},
+                       9: {'x-kubernetes-list-map-keys': ['mountPath'],
+                           'x-kubernetes-list-type': 'map',
+                           'x-kubernetes-patch-merge-key': 'mountPath',
+                           'x-kubernetes-patch-strategy': 'merge'},
+                       19: {'x-kubernetes-list-type': 'atomic'},
+                       21: {'x-kubernetes-list-map-keys': ['devicePath'],
+                            'x-kubernetes-list-type': 'map',
+                            'x-kubernetes-patch-merge-key': 'devicePath',
+                            'x-kubernetes-patch-strategy': 'merge'},
+                       23: {'x-kubernetes-list-type': 'atomic'},
+                       25: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.ContainerImage': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.ContainerPort': {},
+ 'core.v1.ContainerRestartRule': {},
+ 'core.v1.ContainerRestartRuleOnExitCodes': {2: {'x-kubernetes-list-type': 'set'}},
+ 'core.v1.ContainerState': {},
+ 'core.v1.ContainerStateRunning': {},
+ 'core.v1.ContainerStateTerminated': {},
+ 'core.v1.ContainerStateWaiting': {},
+ 'core.v1.ContainerStatus': {12: {'x-kubernetes-list-map-keys': ['mountPath'],
+                                  'x-kubernetes-list-type': 'map',
+                                  'x-kubernetes-patch-merge-key': 'mountPath',
+                                  'x-kubernetes-patch-strategy': 'merge'},
+                             14: {'x-kubernetes-list-map-keys': ['name'],
+                                  'x-kubernetes-list-type': 'map',
+                                  'x-kubernetes-patch-merge-key': 'name',
+                                  'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.ContainerUser': {},
+ 'core.v1.DownwardAPIProjection': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.DownwardAPIVolumeFile': {},
+ 'core.v1.DownwardAPIVolumeSource': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.EmptyDirVolumeSource': {},
+ 'core.v1.EndpointAddress': {},
+ 'core.v1.EndpointPort': {},
+ 'core.v1.EndpointSubset': {1: {'x-kubernetes-list-type': 'atomic'},
+                            2: {'x-kubernetes-list-type': 'atomic'},
+                            3: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.Endpoints': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.EnvFromSource': {},
+ 'core.v1.EnvVar': {},
+ 'core.v1.EnvVarSource': {},
+ 'core.v1.EphemeralContainer': {},
+ 'core.v1.EphemeralContainerCommon': {3: {'x-kubernetes-list-type': 'atomic'},
+                                      4: {'x-kubernetes-list-type': 'atomic'},
+                                      6: {'x-kubernetes-list-map-keys': ['containerPort',
+                                                                         'protocol'],
+                                          'x-kubernetes-list-type': 'map',
+                                          'x-kubernetes-patch-merge-key': 'containerPort',
+                                          'x-kubernetes-patch-strategy': 'merge'},
+                                      7: {'x-kubernetes-list-map-keys': ['name'],
+                                          'x-kubernetes-list-type': 'map',
+                                          'x-kubernetes-patch-merge-key': 'name',
+                                          'x-kubernetes-patch-strategy': 'merge'},
+                                      9: {'x-kubernetes-list-map-keys': ['mountPath'],
+                                          'x-kubernetes-list-type': 'map',
+                                          'x-kubernetes-patch-merge-key': 'mountPath',
+                                          'x-kubernetes-patch-strategy': 'merge'},
+                                      19: {'x-kubernetes-list-type': 'atomic'},
+                                      21: {'x-kubernetes-list-map-keys': ['devicePath'],
+                                           'x-kubernetes-list-type': 'map',
+                                           'x-kubernetes-patch-merge-key': 'devicePath',
+                                           'x-kubernetes-patch-strategy': 'merge'},
+                                      23: {'x-kubernetes-list-type': 'atomic'},
+                                      25: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.Event': {},
+ 'core.v1.EventSource': {},
+ 'core.v1.EvictionResponder': {},
+ 'core.v1.ExecAction': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.FCVolumeSource': {1: {'x-kubernetes-list-type': 'atomic'},
+                            5: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.FileKeySelector': {},
+ 'core.v1.FlexVolumeSource': {},
+ 'core.v1.FlockerVolumeSource': {},
+ 'core.v1.GCEPersistentDiskVolumeSource': {},
+ 'core.v1.GRPCAction': {},
+ 'core.v1.GitRepoVolumeSource': {},
+ 'core.v1.GlusterfsVolumeSource': {},
+ 'core.v1.HTTPGetAction': {5: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.HostAlias': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.HostIP': {},
+ 'core.v1.HostPathVolumeSource': {},
+ 'core.v1.ISCSIVolumeSource': {7: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.ImageVolumeSource': {},
+ 'core.v1.ImageVolumeStatus': {},
+ 'core.v1.KeyToPath': {},
+ 'core.v1.Lifecycle': {},
+ 'core.v1.LifecycleHandler': {},
+ 'core.v1.LinuxContainerUser': {3: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.LoadBalancerIngress': {4: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.LoadBalancerStatus': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.LocalObjectReference': {},
+ 'core.v1.NFSVolumeSource': {},
+ 'core.v1.Namespace': {},
+ 'core.v1.NamespaceCondition': {},
+ 'core.v1.NamespaceSpec': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.NamespaceStatus': {2: {'x-kubernetes-list-map-keys': ['type'],
+                                 'x-kubernetes-list-type': 'map',
+                                 'x-kubernetes-patch-merge-key': 'type',
+                                 'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.Node': {},
+ 'core.v1.NodeAffinity': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.NodeAllocatableMappedResources': {},
+ 'core.v1.NodeAllocatableOverheadResources': {},
+ 'core.v1.NodeAllocatableResourceClaimStatus': {2: {'x-kubernetes-list-type': 'set'},
+                                                4: {'x-kubernetes-list-map-keys': ['name'],
+                                                    'x-kubernetes-list-type': 'map',
+                                                    'x-kubernetes-patch-merge-key': 'name',
+                                                    'x-kubernetes-patch-strategy': 'merge'},
+                                                5: {'x-kubernetes-list-map-keys': ['name'],
+                                                    'x-kubernetes-list-type': 'map',
+                                                    'x-kubernetes-patch-merge-key': 'name',
+                                                    'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.NodeCondition': {},
+ 'core.v1.NodeConfigStatus': {},
+ 'core.v1.NodeDaemonEndpoints': {},
+ 'core.v1.NodeFeatures': {},
+ 'core.v1.NodePodPreemptionPolicy': {1: {'x-kubernetes-list-type': 'set'}},
+ 'core.v1.NodeRuntimeHandler': {},
+ 'core.v1.NodeRuntimeHandlerFeatures': {},
+ 'core.v1.NodeSelector': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.NodeSelectorRequirement': {3: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.NodeSelectorTerm': {1: {'x-kubernetes-list-type': 'atomic'},
+                              2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.NodeSpec': {5: {'x-kubernetes-list-type': 'atomic'},
+                      7: {'x-kubernetes-list-type': 'set',
+                          'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.NodeStatus': {4: {'x-kubernetes-list-map-keys': ['type'],
+                            'x-kubernetes-list-type': 'map',
+                            'x-kubernetes-patch-merge-key': 'type',
+                            'x-kubernetes-patch-strategy': 'merge'},
+                        5: {'x-kubernetes-list-map-keys': ['type'],
+                            'x-kubernetes-list-type': 'map',
+                            'x-kubernetes-patch-merge-key': 'type',
+                            'x-kubernetes-patch-strategy': 'merge'},
+                        8: {'x-kubernetes-list-type': 'atomic'},
+                        9: {'x-kubernetes-list-type': 'atomic'},
+                        10: {'x-kubernetes-list-type': 'atomic'},
+                        12: {'x-kubernetes-list-type': 'atomic'},
+                        14: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.NodeSwapStatus': {},
+ 'core.v1.ObjectFieldSelector': {},
+ 'core.v1.ObjectReference': {},
+ 'core.v1.PersistentVolumeClaim': {},
+ 'core.v1.PersistentVolumeClaimCondition': {},
+ 'core.v1.PersistentVolumeClaimSpec': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.PersistentVolumeClaimStatus': {2: {'x-kubernetes-list-type': 'atomic'},
+                                         4: {'x-kubernetes-list-map-keys': ['type'],
+                                             'x-kubernetes-list-type': 'map',
+                                             'x-kubernetes-patch-merge-key': 'type',
+                                             'x-kubernetes-patch-strategy': 'merge'},
+                                         7: {'x-kubernetes-map-type': 'granular'}},
+ 'core.v1.PersistentVolumeClaimTemplate': {},
+ 'core.v1.PersistentVolumeClaimVolumeSource': {},
+ 'core.v1.Pod': {},
+ 'core.v1.PodAffinity': {1: {'x-kubernetes-list-type': 'atomic'},
+                         2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.PodAffinityTerm': {2: {'x-kubernetes-list-type': 'atomic'},
+                             5: {'x-kubernetes-list-type': 'atomic'},
+                             6: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.PodAntiAffinity': {1: {'x-kubernetes-list-type': 'atomic'},
+                             2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.PodCertificateProjection': {},
+ 'core.v1.PodCondition': {},
+ 'core.v1.PodDNSConfig': {1: {'x-kubernetes-list-type': 'atomic'},
+                          2: {'x-kubernetes-list-type': 'atomic'},
+                          3: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.PodDNSConfigOption': {},
+ 'core.v1.PodExtendedResourceClaimStatus': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.PodIP': {},
+ 'core.v1.PodResourceClaimStatus': {},
+ 'core.v1.PodSchedulingGroup': {},
+ 'core.v1.PodSecurityContext': {4: {'x-kubernetes-list-type': 'atomic'},
+                                7: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.PodSpec': {1: {'x-kubernetes-list-map-keys': ['name'],
+                         'x-kubernetes-list-type': 'map',
+                         'x-kubernetes-patch-merge-key': 'name',
+                         'x-kubernetes-patch-strategy': 'merge,retainKeys'},
+                     2: {'x-kubernetes-list-map-keys': ['name'],
+                         'x-kubernetes-list-type': 'map',
+                         'x-kubernetes-patch-merge-key': 'name',
+                         'x-kubernetes-patch-strategy': 'merge'},
+                     7: {'x-kubernetes-map-type': 'atomic'},
+                     15: {'x-kubernetes-list-map-keys': ['name'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'name',
+                          'x-kubernetes-patch-strategy': 'merge'},
+                     20: {'x-kubernetes-list-map-keys': ['name'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'name',
+                          'x-kubernetes-patch-strategy': 'merge'},
+                     22: {'x-kubernetes-list-type': 'atomic'},
+                     23: {'x-kubernetes-list-map-keys': ['ip'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'ip',
+                          'x-kubernetes-patch-strategy': 'merge'},
+                     28: {'x-kubernetes-list-type': 'atomic'},
+                     33: {'x-kubernetes-list-map-keys': ['topologyKey', 'whenUnsatisfiable'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'topologyKey',
+                          'x-kubernetes-patch-strategy': 'merge'},
+                     34: {'x-kubernetes-list-map-keys': ['name'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'name',
+                          'x-kubernetes-patch-strategy': 'merge'},
+                     38: {'x-kubernetes-list-map-keys': ['name'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'name',
+                          'x-kubernetes-patch-strategy': 'merge'},
+                     39: {'x-kubernetes-list-map-keys': ['name'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'name',
+                          'x-kubernetes-patch-strategy': 'merge,retainKeys'},
+                     44: {'x-kubernetes-list-map-keys': ['name'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'name',
+                          'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.PodStatus': {2: {'x-kubernetes-list-map-keys': ['type'],
+                           'x-kubernetes-list-type': 'map',
+                           'x-kubernetes-patch-merge-key': 'type',
+                           'x-kubernetes-patch-strategy': 'merge'},
+                       8: {'x-kubernetes-list-type': 'atomic'},
+                       10: {'x-kubernetes-list-type': 'atomic'},
+                       12: {'x-kubernetes-list-map-keys': ['ip'],
+                            'x-kubernetes-list-type': 'map',
+                            'x-kubernetes-patch-merge-key': 'ip',
+                            'x-kubernetes-patch-strategy': 'merge'},
+                       13: {'x-kubernetes-list-type': 'atomic'},
+                       15: {'x-kubernetes-list-map-keys': ['name'],
+                            'x-kubernetes-list-type': 'map',
+                            'x-kubernetes-patch-merge-key': 'name',
+                            'x-kubernetes-patch-strategy': 'merge,retainKeys'},
+                       16: {'x-kubernetes-list-type': 'atomic',
+                            'x-kubernetes-patch-merge-key': 'ip',
+                            'x-kubernetes-patch-strategy': 'merge'},
+                       21: {'x-kubernetes-list-map-keys': ['resourceClaimName'],
+                            'x-kubernetes-list-type': 'map',
+                            'x-kubernetes-patch-merge-key': 'resourceClaimName',
+                            'x-kubernetes-patch-strategy': 'merge'},
+                       22: {'x-kubernetes-list-map-keys': ['name'],
+                            'x-kubernetes-list-type': 'map'}},
+ 'core.v1.PodTemplateSpec': {},
+ 'core.v1.PodVolumeHealth': {2: {'x-kubernetes-list-map-keys': ['status', 'reason'],
+                                 'x-kubernetes-list-type': 'map',
+                                 'x-kubernetes-patch-merge-key': 'status',
+                                 'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.PortStatus': {},
+ 'core.v1.PortworxVolumeSource': {},
+ 'core.v1.Probe': {},
+ 'core.v1.ProbeHandler': {},
+ 'core.v1.ProjectedVolumeSource': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.QuobyteVolumeSource': {},
+ 'core.v1.RBDVolumeSource': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.ReplicationController': {},
+ 'core.v1.ReplicationControllerCondition': {},
+ 'core.v1.ReplicationControllerSpec': {2: {'x-kubernetes-map-type': 'atomic'}},
+ 'core.v1.ReplicationControllerStatus': {6: {'x-kubernetes-list-map-keys': ['type'],
+                                             'x-kubernetes-list-type': 'map',
+                                             'x-kubernetes-patch-merge-key': 'type',
+                                             'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.ResourceClaim': {},
+ 'core.v1.ResourceFieldSelector': {},
+ 'core.v1.ResourceHealth': {},
+ 'core.v1.ResourceRequirements': {3: {'x-kubernetes-list-map-keys': ['name'],
+                                      'x-kubernetes-list-type': 'map'}},
+ 'core.v1.ResourceStatus': {2: {'x-kubernetes-list-map-keys': ['resourceID'],
+                                'x-kubernetes-list-type': 'map'}},
+ 'core.v1.SELinuxOptions': {},
+ 'core.v1.ScaleIOVolumeSource': {},
+ 'core.v1.SeccompProfile': {},
+ 'core.v1.Secret': {},
+ 'core.v1.SecretEnvSource': {},
+ 'core.v1.SecretKeySelector': {},
+ 'core.v1.SecretProjection': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.SecretVolumeSource': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.SecurityContext': {},
+ 'core.v1.Service': {},
+ 'core.v1.ServiceAccount': {2: {'x-kubernetes-list-map-keys': ['name'],
+                                'x-kubernetes-list-type': 'map',
+                                'x-kubernetes-patch-merge-key': 'name',
+                                'x-kubernetes-patch-strategy': 'merge'},
+                            3: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.ServiceAccountTokenProjection': {},
+ 'core.v1.ServicePort': {},
+ 'core.v1.ServiceSpec': {1: {'x-kubernetes-list-map-keys': ['port', 'protocol'],
+                             'x-kubernetes-list-type': 'map',
+                             'x-kubernetes-patch-merge-key': 'port',
+                             'x-kubernetes-patch-strategy': 'merge'},
+                         2: {'x-kubernetes-map-type': 'atomic'},
+                         5: {'x-kubernetes-list-type': 'atomic'},
+                         9: {'x-kubernetes-list-type': 'atomic'},
+                         18: {'x-kubernetes-list-type': 'atomic'},
+                         19: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.ServiceStatus': {2: {'x-kubernetes-list-map-keys': ['type'],
+                               'x-kubernetes-list-type': 'map',
+                               'x-kubernetes-patch-merge-key': 'type',
+                               'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.SessionAffinityConfig': {},
+ 'core.v1.StorageOSVolumeSource': {},
+ 'core.v1.TCPSocketAction': {},
+ 'core.v1.Taint': {},
+ 'core.v1.Toleration': {},
+ 'core.v1.TopologySpreadConstraint': {8: {'x-kubernetes-list-type': 'atomic'}},
+ 'core.v1.TypedLocalObjectReference': {},
+ 'core.v1.TypedObjectReference': {},
+ 'core.v1.VolumeHealthCondition': {},
+ 'core.v1.VolumeHealthStatus': {1: {'x-kubernetes-list-map-keys': ['status', 'reason'],
+                                    'x-kubernetes-list-type': 'map',
+                                    'x-kubernetes-patch-merge-key': 'status',
+                                    'x-kubernetes-patch-strategy': 'merge'}},
+ 'core.v1.VolumeMount': {8: {'x-kubernetes-list-type': 'set'}},
+ 'core.v1.VolumeMountStatus': {},
+ 'core.v1.VolumeProjection': {},
+ 'core.v1.VolumeResourceRequirements': {},
+ 'core.v1.VolumeSource': {},
+ 'core.v1.VolumeStatus': {},
+ 'core.v1.VsphereVirtualDiskVolumeSource': {},
+ 'core.v1.WindowsSecurityContextOptions': {},
+ 'discovery.v1.Endpoint': {1: {'x-kubernetes-list-type': 'set'}},
+ 'discovery.v1.EndpointConditions': {},
+ 'discovery.v1.EndpointHints': {1: {'x-kubernetes-list-type': 'atomic'},
+                                2: {'x-kubernetes-list-type': 'atomic'}},
+ 'discovery.v1.EndpointPort': {},
+ 'discovery.v1.EndpointSlice': {2: {'x-kubernetes-list-type': 'atomic'},
+                                3: {'x-kubernetes-list-type': 'atomic'}},
+ 'events.v1.Event': {},
+ 'meta.Condition': {},
+ 'meta.DeleteOptions': {5: {'x-kubernetes-list-type': 'atomic'}},
+ 'meta.FieldSelectorRequirement': {3: {'x-kubernetes-list-type': 'atomic'}},
+ 'meta.LabelSelector': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'meta.LabelSelectorRequirement': {3: {'x-kubernetes-list-type': 'atomic'}},
+ 'meta.ListMeta': {},
+ 'meta.ManagedFieldsEntry': {},
+ 'meta.ObjectMeta': {13: {'x-kubernetes-list-map-keys': ['uid'],
+                          'x-kubernetes-list-type': 'map',
+                          'x-kubernetes-patch-merge-key': 'uid',
+                          'x-kubernetes-patch-strategy': 'merge'},
+                     14: {'x-kubernetes-list-type': 'set',
+                          'x-kubernetes-patch-strategy': 'merge'},
+                     17: {'x-kubernetes-list-type': 'atomic'}},
+ 'meta.OwnerReference': {},
+ 'meta.Preconditions': {},
+ 'meta.ShardInfo': {},
+ 'meta.Status': {},
+ 'meta.StatusCause': {},
+ 'meta.StatusDetails': {4: {'x-kubernetes-list-type': 'atomic'}},
+ 'policy.v1.Eviction': {},
+ 'policy.v1.PodDisruptionBudget': {},
+ 'policy.v1.PodDisruptionBudgetSpec': {2: {'x-kubernetes-patch-strategy': 'replace'}},
+ 'policy.v1.PodDisruptionBudgetStatus': {7: {'x-kubernetes-list-map-keys': ['type'],
+                                             'x-kubernetes-list-type': 'map',
+                                             'x-kubernetes-patch-merge-key': 'type',
+                                             'x-kubernetes-patch-strategy': 'merge'}},
+ 'rbac.v1.AggregationRule': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'rbac.v1.ClusterRole': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'rbac.v1.ClusterRoleBinding': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'rbac.v1.PolicyRule': {1: {'x-kubernetes-list-type': 'atomic'},
+                        2: {'x-kubernetes-list-type': 'atomic'},
+                        3: {'x-kubernetes-list-type': 'atomic'},
+                        4: {'x-kubernetes-list-type': 'atomic'},
+                        5: {'x-kubernetes-list-type': 'atomic'}},
+ 'rbac.v1.Role': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'rbac.v1.RoleBinding': {2: {'x-kubernetes-list-type': 'atomic'}},
+ 'rbac.v1.RoleRef': {},
+ 'rbac.v1.Subject': {},
+ 'runtime.TypeMeta': {},
+ 'scheduling.v1alpha3.TopologyConstraint': {},
+ 'scheduling.v1alpha3.WorkloadPodGroupDisruptionMode': {},
+ 'scheduling.v1alpha3.WorkloadPodGroupGangSchedulingPolicy': {},
+ 'scheduling.v1alpha3.WorkloadPodGroupResourceClaim': {},
+ 'scheduling.v1alpha3.WorkloadPodGroupSchedulingConstraints': {1: {'x-kubernetes-list-type': 'atomic'}},
+ 'scheduling.v1alpha3.WorkloadPodGroupSchedulingPolicy': {}}
+
+REQUIRED: frozenset[tuple[str, str]] = frozenset([('apps.v1.ControllerRevision', 'data'),
+ ('apps.v1.DaemonSet', 'spec'),
+ ('apps.v1.DaemonSetSpec', 'selector'),
+ ('apps.v1.DaemonSetSpec', 'template'),
+ ('apps.v1.DaemonSetStatus', 'currentNumberScheduled'),
+ ('apps.v1.DaemonSetStatus', 'desiredNumberScheduled'),
+ ('apps.v1.DaemonSetStatus', 'numberMisscheduled'),
+ ('apps.v1.DaemonSetStatus', 'numberReady'),
+ ('apps.v1.Deployment', 'spec'),
+ ('apps.v1.DeploymentSpec', 'selector'),
+ ('apps.v1.DeploymentSpec', 'template'),
+ ('apps.v1.ReplicaSet', 'spec'),
+ ('apps.v1.ReplicaSetSpec', 'selector'),
+ ('apps.v1.ReplicaSetStatus', 'replicas'),
+ ('apps.v1.StatefulSet', 'spec'),
+ ('apps.v1.StatefulSetSpec', 'selector'),
+ ('apps.v1.StatefulSetSpec', 'template'),
+ ('apps.v1.StatefulSetStatus', 'replicas'),
+ ('authentication.v1.TokenReview', 'spec'),
+ ('authentication.v1.TokenReviewSpec', 'token'),
+ ('authorization.v1.LocalSubjectAccessReview', 'spec'),
+ ('authorization.v1.NonResourceRule', 'verbs'),
+ ('authorization.v1.ResourceRule', 'verbs'),
+ ('authorization.v1.SelfSubjectAccessReview', 'spec'),
+ ('authorization.v1.SelfSubjectRulesReview', 'spec'),
+ ('authorization.v1.SubjectAccessReview', 'spec'),
+ ('authorization.v1.SubjectAccessReviewStatus', 'allowed'),
+ ('authorization.v1.SubjectRulesReviewStatus', 'incomplete'),
+ ('authorization.v1.SubjectRulesReviewStatus', 'nonResourceRules'),
+ ('authorization.v1.SubjectRulesReviewStatus', 'resourceRules'),
+ ('autoscaling.v1.ScaleStatus', 'replicas'),
+ ('autoscaling.v2.ContainerResourceMetricSource', 'container'),
+ ('autoscaling.v2.ContainerResourceMetricSource', 'name'),
+ ('autoscaling.v2.ContainerResourceMetricSource', 'target'),
+ ('autoscaling.v2.ContainerResourceMetricStatus', 'container'),
+ ('autoscaling.v2.ContainerResourceMetricStatus', 'current'),
+ ('autoscaling.v2.ContainerResourceMetricStatus', 'name'),
+ ('autoscaling.v2.CrossVersionObjectReference', 'kind'),
+ ('autoscaling.v2.CrossVersionObjectReference', 'name'),
+ ('autoscaling.v2.ExternalMetricSource', 'metric'),
+ ('autoscaling.v2.ExternalMetricSource', 'target'),
+ ('autoscaling.v2.ExternalMetricStatus', 'current'),
+ ('autoscaling.v2.ExternalMetricStatus', 'metric'),
+ ('autoscaling.v2.HPAScalingPolicy', 'periodSeconds'),
+ ('autoscaling.v2.HPAScalingPolicy', 'type'),
+ ('autoscaling.v2.HPAScalingPolicy', 'value'),
+ ('autoscaling.v2.HorizontalPodAutoscaler', 'spec'),
+ ('autoscaling.v2.HorizontalPodAutoscalerCondition', 'status'),
+ ('autoscaling.v2.HorizontalPodAutoscalerCondition', 'type'),
+ ('autoscaling.v2.HorizontalPodAutoscalerSpec', 'maxReplicas'),
+ ('autoscaling.v2.HorizontalPodAutoscalerSpec', 'scaleTargetRef'),
+ ('autoscaling.v2.HorizontalPodAutoscalerStatus', 'desiredReplicas'),
+ ('autoscaling.v2.MetricIdentifier', 'name'),
+ ('autoscaling.v2.MetricSpec', 'type'),
+ ('autoscaling.v2.MetricStatus', 'type'),
+ ('autoscaling.v2.MetricTarget', 'type'),
+ ('autoscaling.v2.ObjectMetricSource', 'describedObject'),
+ ('autoscaling.v2.ObjectMetricSource', 'metric'),
+ ('autoscaling.v2.ObjectMetricSource', 'target'),
+ ('autoscaling.v2.ObjectMetricStatus', 'current'),
+ ('autoscaling.v2.ObjectMetricStatus', 'describedObject'),
+ ('autoscaling.v2.ObjectMetricStatus', 'metric'),
+ ('autoscaling.v2.PodsMetricSource', 'metric'),
+ ('autoscaling.v2.PodsMetricSource', 'target'),
+ ('autoscaling.v2.PodsMetricStatus', 'current'),
+ ('autoscaling.v2.PodsMetricStatus', 'metric'),
+ ('autoscaling.v2.ResourceMetricSource', 'name'),
+ ('autoscaling.v2.ResourceMetricSource', 'target'),
+ ('autoscaling.v2.ResourceMetricStatus', 'current'),
+ ('autoscaling.v2.ResourceMetricStatus', 'name'),
+ ('batch.v1.CronJob', 'spec'),
+ ('batch.v1.CronJobSpec', 'jobTemplate'),
+ ('batch.v1.CronJobSpec', 'schedule'),
+ ('batch.v1.JobCondition', 'status'),
+ ('batch.v1.JobCondition', 'type'),
+ ('batch.v1.JobSpec', 'template'),
+ ('batch.v1.PodFailurePolicy', 'rules'),
+ ('batch.v1.PodFailurePolicyOnExitCodesRequirement', 'operator'),
+ ('batch.v1.PodFailurePolicyOnExitCodesRequirement', 'values'),
+ ('batch.v1.PodFailurePolicyOnPodConditionsPattern', 'type'),
+ ('batch.v1.PodFailurePolicyRule', 'action'),
+ ('batch.v1.SuccessPolicy', 'rules'),
+ ('core.v1.AWSElasticBlockStoreVolumeSource', 'volumeID'),
+ ('core.v1.AppArmorProfile', 'type'),
+ ('core.v1.AttachedVolume', 'devicePath'),
+ ('core.v1.AttachedVolume', 'name'),
+ ('core.v1.AzureDiskVolumeSource', 'diskName'),
+ ('core.v1.AzureDiskVolumeSource', 'diskURI'),
+ ('core.v1.AzureFileVolumeSource', 'secretName'),
+ ('core.v1.AzureFileVolumeSource', 'shareName'),
+ ('core.v1.Binding', 'target'),
+ ('core.v1.CSIVolumeSource', 'driver'),
+ ('core.v1.CephFSVolumeSource', 'monitors'),
+ ('core.v1.CinderVolumeSource', 'volumeID'),
+ ('core.v1.ClusterTrustBundleProjection', 'path'),
+ ('core.v1.ConfigMapKeySelector', 'key'),
+ ('core.v1.ConfigMapNodeConfigSource', 'kubeletConfigKey'),
+ ('core.v1.ConfigMapNodeConfigSource', 'name'),
+ ('core.v1.ConfigMapNodeConfigSource', 'namespace'),
+ ('core.v1.Container', 'name'),
+ ('core.v1.ContainerExtendedResourceRequest', 'containerName'),
+ ('core.v1.ContainerExtendedResourceRequest', 'requestName'),
+ ('core.v1.ContainerExtendedResourceRequest', 'resourceName'),
+ ('core.v1.ContainerPort', 'containerPort'),
+ ('core.v1.ContainerResizePolicy', 'resourceName'),
+ ('core.v1.ContainerResizePolicy', 'restartPolicy'),
+ ('core.v1.ContainerRestartRule', 'action'),
+ ('core.v1.ContainerRestartRuleOnExitCodes', 'operator'),
+ ('core.v1.ContainerStateTerminated', 'exitCode'),
+ ('core.v1.ContainerStatus', 'image'),
+ ('core.v1.ContainerStatus', 'imageID'),
+ ('core.v1.ContainerStatus', 'name'),
+ ('core.v1.ContainerStatus', 'ready'),
+ ('core.v1.ContainerStatus', 'restartCount'),
+ ('core.v1.DaemonEndpoint', 'Port'),
+ ('core.v1.DownwardAPIVolumeFile', 'path'),
+ ('core.v1.EndpointAddress', 'ip'),
+ ('core.v1.EndpointPort', 'port'),
+ ('core.v1.EnvVar', 'name'),
+ ('core.v1.EphemeralContainerCommon', 'name'),
+ ('core.v1.Event', 'involvedObject'),
+ ('core.v1.Event', 'metadata'),
+ ('core.v1.EvictionResponder', 'name'),
+ ('core.v1.EvictionResponder', 'priority'),
+ ('core.v1.FileKeySelector', 'key'),
+ ('core.v1.FileKeySelector', 'path'),
+ ('core.v1.FileKeySelector', 'volumeName'),
+ ('core.v1.FlexVolumeSource', 'driver'),
+ ('core.v1.GCEPersistentDiskVolumeSource', 'pdName'),
+ ('core.v1.GRPCAction', 'port'),
+ ('core.v1.GitRepoVolumeSource', 'repository'),
+ ('core.v1.GlusterfsVolumeSource', 'endpoints'),
+ ('core.v1.GlusterfsVolumeSource', 'path'),
+ ('core.v1.HTTPGetAction', 'port'),
+ ('core.v1.HTTPHeader', 'name'),
+ ('core.v1.HTTPHeader', 'value'),
+ ('core.v1.HostAlias', 'ip'),
+ ('core.v1.HostIP', 'ip'),
+ ('core.v1.HostPathVolumeSource', 'path'),
+ ('core.v1.ISCSIVolumeSource', 'iqn'),
+ ('core.v1.ISCSIVolumeSource', 'lun'),
+ ('core.v1.ISCSIVolumeSource', 'targetPortal'),
+ ('core.v1.ImageVolumeStatus', 'imageRef'),
+ ('core.v1.KeyToPath', 'key'),
+ ('core.v1.KeyToPath', 'path'),
+ ('core.v1.LinuxContainerUser', 'gid'),
+ ('core.v1.LinuxContainerUser', 'uid'),
+ ('core.v1.ModifyVolumeStatus', 'status'),
+ ('core.v1.NFSVolumeSource', 'path'),
+ ('core.v1.NFSVolumeSource', 'server'),
+ ('core.v1.NamespaceCondition', 'status'),
+ ('core.v1.NamespaceCondition', 'type'),
+ ('core.v1.NodeAddress', 'address'),
+ ('core.v1.NodeAddress', 'type'),
+ ('core.v1.NodeAllocatableMappedResources', 'name'),
+ ('core.v1.NodeAllocatableMappedResources', 'quantity'),
+ ('core.v1.NodeAllocatableOverheadResources', 'name'),
+ ('core.v1.NodeAllocatableResourceClaimStatus', 'resourceClaimName'),
+ ('core.v1.NodeCondition', 'status'),
+ ('core.v1.NodeCondition', 'type'),
+ ('core.v1.NodeSelector', 'nodeSelectorTerms'),
+ ('core.v1.NodeSelectorRequirement', 'key'),
+ ('core.v1.NodeSelectorRequirement', 'operator'),
+ ('core.v1.NodeSystemInfo', 'architecture'),
+ ('core.v1.NodeSystemInfo', 'bootID'),
+ ('core.v1.NodeSystemInfo', 'containerRuntimeVersion'),
+ ('core.v1.NodeSystemInfo', 'kernelVersion'),
+ ('core.v1.NodeSystemInfo', 'kubeProxyVersion'),
+ ('core.v1.NodeSystemInfo', 'kubeletVersion'),
+ ('core.v1.NodeSystemInfo', 'machineID'),
+ ('core.v1.NodeSystemInfo', 'operatingSystem'),
+ ('core.v1.NodeSystemInfo', 'osImage'),
+ ('core.v1.NodeSystemInfo', 'systemUUID'),
+ ('core.v1.ObjectFieldSelector', 'fieldPath'),
+ ('core.v1.PersistentVolumeClaimCondition', 'status'),
+ ('core.v1.PersistentVolumeClaimCondition', 'type'),
+ ('core.v1.PersistentVolumeClaimTemplate', 'spec'),
+ ('core.v1.PersistentVolumeClaimVolumeSource', 'claimName'),
+ ('core.v1.PhotonPersistentDiskVolumeSource', 'pdID'),
+ ('core.v1.PodAffinityTerm', 'topologyKey'),
+ ('core.v1.PodCertificateProjection', 'keyType'),
+ ('core.v1.PodCertificateProjection', 'signerName'),
+ ('core.v1.PodCondition', 'status'),
+ ('core.v1.PodCondition', 'type'),
+ ('core.v1.PodExtendedResourceClaimStatus', 'requestMappings'),
+ ('core.v1.PodExtendedResourceClaimStatus', 'resourceClaimName'),
+ ('core.v1.PodIP', 'ip'),
+ ('core.v1.PodOS', 'name'),
+ ('core.v1.PodReadinessGate', 'conditionType'),
+ ('core.v1.PodResourceClaim', 'name'),
+ ('core.v1.PodResourceClaimStatus', 'name'),
+ ('core.v1.PodSchedulingGate', 'name'),
+ ('core.v1.PodSpec', 'containers'),
+ ('core.v1.PodVolumeHealth', 'name'),
+ ('core.v1.PortStatus', 'port'),
+ ('core.v1.PortStatus', 'protocol'),
+ ('core.v1.PortworxVolumeSource', 'volumeID'),
+ ('core.v1.PreferredSchedulingTerm', 'preference'),
+ ('core.v1.PreferredSchedulingTerm', 'weight'),
+ ('core.v1.QuobyteVolumeSource', 'registry'),
+ ('core.v1.QuobyteVolumeSource', 'volume'),
+ ('core.v1.RBDVolumeSource', 'image'),
+ ('core.v1.RBDVolumeSource', 'monitors'),
+ ('core.v1.ReplicationControllerCondition', 'status'),
+ ('core.v1.ReplicationControllerCondition', 'type'),
+ ('core.v1.ReplicationControllerStatus', 'replicas'),
+ ('core.v1.ResourceClaim', 'name'),
+ ('core.v1.ResourceFieldSelector', 'resource'),
+ ('core.v1.ResourceHealth', 'resourceID'),
+ ('core.v1.ResourceStatus', 'name'),
+ ('core.v1.ScaleIOVolumeSource', 'gateway'),
+ ('core.v1.ScaleIOVolumeSource', 'secretRef'),
+ ('core.v1.ScaleIOVolumeSource', 'system'),
+ ('core.v1.SeccompProfile', 'type'),
+ ('core.v1.SecretKeySelector', 'key'),
+ ('core.v1.ServiceAccountTokenProjection', 'path'),
+ ('core.v1.ServicePort', 'port'),
+ ('core.v1.SleepAction', 'seconds'),
+ ('core.v1.Sysctl', 'name'),
+ ('core.v1.Sysctl', 'value'),
+ ('core.v1.TCPSocketAction', 'port'),
+ ('core.v1.Taint', 'effect'),
+ ('core.v1.Taint', 'key'),
+ ('core.v1.TopologySpreadConstraint', 'maxSkew'),
+ ('core.v1.TopologySpreadConstraint', 'topologyKey'),
+ ('core.v1.TopologySpreadConstraint', 'whenUnsatisfiable'),
+ ('core.v1.TypedLocalObjectReference', 'kind'),
+ ('core.v1.TypedLocalObjectReference', 'name'),
+ ('core.v1.TypedObjectReference', 'kind'),
+ ('core.v1.TypedObjectReference', 'name'),
+ ('core.v1.Volume', 'name'),
+ ('core.v1.VolumeDevice', 'devicePath'),
+ ('core.v1.VolumeDevice', 'name'),
+ ('core.v1.VolumeHealthCondition', 'reason'),
+ ('core.v1.VolumeHealthCondition', 'status'),
+ ('core.v1.VolumeMount', 'mountPath'),
+ ('core.v1.VolumeMount', 'name'),
+ ('core.v1.VolumeMountStatus', 'mountPath'),
+ ('core.v1.VolumeMountStatus', 'name'),
+ ('core.v1.VsphereVirtualDiskVolumeSource', 'volumePath'),
+ ('core.v1.WeightedPodAffinityTerm', 'podAffinityTerm'),
+ ('core.v1.WeightedPodAffinityTerm', 'weight'),
+ ('discovery.v1.Endpoint', 'addresses'),
+ ('discovery.v1.EndpointSlice', 'addressType'),
+ ('discovery.v1.ForNode', 'name'),
+ ('discovery.v1.ForZone', 'name'),
+ ('events.v1.Event', 'eventTime'),
+ ('events.v1.EventSeries', 'count'),
+ ('events.v1.EventSeries', 'lastObservedTime'),
+ ('meta.Condition', 'lastTransitionTime'),
+ ('meta.Condition', 'message'),
+ ('meta.Condition', 'reason'),
+ ('meta.Condition', 'status'),
+ ('meta.Condition', 'type'),
+ ('meta.FieldSelectorRequirement', 'key'),
+ ('meta.FieldSelectorRequirement', 'operator'),
+ ('meta.LabelSelectorRequirement', 'key'),
+ ('meta.LabelSelectorRequirement', 'operator'),
+ ('meta.OwnerReference', 'apiVersion'),
+ ('meta.OwnerReference', 'kind'),
+ ('meta.OwnerReference', 'name'),
+ ('meta.OwnerReference', 'uid'),
+ ('meta.ShardInfo', 'selector'),
+ ('rbac.v1.ClusterRoleBinding', 'roleRef'),
+ ('rbac.v1.PolicyRule', 'verbs'),
+ ('rbac.v1.RoleBinding', 'roleRef'),
+ ('rbac.v1.RoleRef', 'kind'),
+ ('rbac.v1.RoleRef', 'name'),
+ ('rbac.v1.Subject', 'kind'),
+ ('rbac.v1.Subject', 'name'),
+ ('scheduling.v1alpha3.TopologyConstraint', 'key'),
+ ('scheduling.v1alpha3.WorkloadPodGroupResourceClaim', 'name')])

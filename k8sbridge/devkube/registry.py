@@ -24,6 +24,7 @@ from k8sbridge.devkube import (
     errors,
     events,
     kinds,
+    managedfields,
     patch,
     policy,
     rbacstrategy,
@@ -190,7 +191,11 @@ class Registry:
 
     # --- create --------------------------------------------------------------------------
 
-    def create(self, *, kind: kinds.Kind, namespace: str, body: Any, dry_run: bool = False) -> Obj:
+    def create(self, *, kind: kinds.Kind, namespace: str, body: Any, dry_run: bool = False,
+               manager: managedfields.Manager | None = None,
+               managed: list[Obj] | None = None) -> Obj:
+        """``manager``: who creates (an Update entry in managedFields); ``managed``: the
+        managedFields of an apply that creates."""
         body = self._check_type(kind, body)
         obj = self._storage_form(kind, body)
         shapes.check_shapes(kind, obj)
@@ -224,6 +229,10 @@ class Registry:
         if kind.plural == "services":
             self.service_allocator.create(obj, stored=self.store)
         self._validate(kind, obj, old=None)
+        if managed:
+            meta["managedFields"] = managed
+        elif manager is not None:
+            managedfields.track_update(kind=kind, old=None, new=obj, manager=manager)
         name = meta["name"]
         if self.store.peek(kind.store_key, meta.get("namespace", ""), name) is not None:
             raise errors.already_exists(plural=kind.plural, group=kind.group, name=name)
@@ -247,6 +256,7 @@ class Registry:
     def update(
         self, *, kind: kinds.Kind, namespace: str, name: str, body: Any,
         subresource: str | None = None, dry_run: bool = False,
+        manager: managedfields.Manager | None = None,
     ) -> Obj:
         body = self._check_type(kind, body)
         new = self._storage_form(kind, body)
@@ -263,7 +273,8 @@ class Registry:
             )
         old = self.current(kind, namespace, name)
         return self.replace(
-            kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run
+            kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run,
+            manager=manager,
         )
 
     def _preconditions(self, kind: kinds.Kind, old: Obj, meta: Obj) -> None:
@@ -282,6 +293,7 @@ class Registry:
 
     def replace(
         self, *, kind: kinds.Kind, old: Obj, new: Obj, subresource: str | None, dry_run: bool,
+        manager: managedfields.Manager | None = None,
     ) -> Obj:
         """Store ``new`` in place of ``old`` after an update's checks (shapes, preconditions,
         the rules of the subresource, defaults, validation)."""
@@ -332,6 +344,8 @@ class Registry:
                              "deleted")],
                 )
         self._validate(kind, new, old=old if subresource != "status" else None)
+        if manager is not None:
+            managedfields.track_update(kind=kind, old=old, new=new, manager=manager)
         if dry_run:
             return self.view(kind, new)
         stored, _ = self.store.update(kind.store_key, new)
@@ -417,14 +431,26 @@ class Registry:
     def patch(
         self, *, kind: kinds.Kind, namespace: str, name: str, content_type: str, body: Any,
         subresource: str | None = None, dry_run: bool = False,
+        manager: managedfields.Manager | None = None, force: bool = False,
     ) -> Obj:
-        if content_type == "application/apply-patch+yaml":
+        applying = content_type == "application/apply-patch+yaml"
+        if applying:
+            if not isinstance(body, dict):
+                raise errors.bad_request("an apply patch must be an object")
+            if manager is not None:
+                body = {k: v for k, v in body.items() if v is not None}
             existing = self.store.peek(kind.store_key, namespace, name)
             if existing is None:
-                if not isinstance(body, dict):
-                    raise errors.bad_request("an apply patch must be an object")
                 _meta(body).setdefault("name", name)
-                return self.create(kind=kind, namespace=namespace, body=body, dry_run=dry_run)
+                if manager is None:
+                    return self.create(kind=kind, namespace=namespace, body=body,
+                                       dry_run=dry_run)
+                empty = {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": {}}
+                applied = managedfields.apply(kind=kind, live=empty, config=body,
+                                              manager=manager, force=force)
+                return self.create(kind=kind, namespace=namespace, body=applied,
+                                   dry_run=dry_run,
+                                   managed=applied["metadata"].pop("managedFields"))
         old = self.current(kind, namespace, name)
         old_view = self.view(kind, old)  # the patch functions copy; old stays intact
         try:
@@ -434,7 +460,10 @@ class Registry:
                 patched = patch.merge_patch(old_view, body)
             elif content_type == "application/strategic-merge-patch+json":
                 patched = patch.strategic_merge(old_view, body)
-            elif content_type == "application/apply-patch+yaml":
+            elif applying and manager is not None:
+                patched = managedfields.apply(kind=kind, live=old_view, config=body,
+                                              manager=manager, force=force)
+            elif applying:
                 patched = patch.merge_patch(old_view, _apply_to_merge(body))
             else:
                 raise errors.unsupported_media_type(content_type)
@@ -451,7 +480,8 @@ class Registry:
         new = self._check_type(kind, patched)
         new = self._storage_form(kind, new)
         return self.replace(
-            kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run
+            kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run,
+            manager=None if applying else manager,
         )
 
     # --- delete --------------------------------------------------------------------------

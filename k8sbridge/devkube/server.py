@@ -33,7 +33,9 @@ from k8sbridge.devkube import (
     kinds,
     listing,
     logproxy,
+    managedfields,
     metricsapi,
+    openapiroutes,
     persistence,
     registry,
     sakeys,
@@ -198,10 +200,9 @@ class ApiServer:
         if path == authn.JWKS_PATH:
             return web.json_response(self.authn.jwks(), content_type="application/jwk-set+json")
         if parts[:2] == ["openapi", "v3"]:
-            return self._openapi(parts[2:])
+            return openapiroutes.v3(request, parts[2:])
         if parts == ["openapi", "v2"]:
-            return web.Response(body=discovery.openapi_v2_protobuf(),
-                                content_type=discovery.OPENAPI_V2_CONTENT_TYPE)
+            return openapiroutes.v2(request)
         if parts and parts[0] == "openapi":
             raise errors.ApiError(code=404, reason="NotFound",
                                   message="the server could not find the requested resource")
@@ -252,20 +253,6 @@ class ApiServer:
                                           user=request[USER],
                                           namespace=parts[4] if namespaced else ""),
                      status=201)
-
-    def _openapi(self, rest: list[str]) -> web.Response:
-        if not rest:
-            return _json(discovery.openapi_index())
-        if rest[0] == "api" and len(rest) == 2:
-            doc = discovery.openapi_document(rest[1])
-        elif rest[0] == "apis" and len(rest) == 3:
-            doc = discovery.openapi_document(f"{rest[1]}/{rest[2]}")
-        else:
-            doc = None
-        if doc is None:
-            raise errors.ApiError(code=404, reason="NotFound",
-                                  message="the server could not find the requested resource")
-        return _json(doc)
 
     # --- resources -----------------------------------------------------------------------
 
@@ -318,7 +305,8 @@ class ApiServer:
                 warnings = self._field_validation(request, kind, body)
                 if kind.plural == "pods" and self.reg.service_account_admission:
                     await self._await_default_service_account(ns, body)
-                obj = self.reg.create(kind=kind, namespace=ns, body=body, dry_run=dry_run)
+                obj = self.reg.create(kind=kind, namespace=ns, body=body, dry_run=dry_run,
+                                      manager=_manager(request, kind, ""))
                 return httpio.with_warnings(self._object(kind, obj, status=201), warnings)
             if method == "DELETE":
                 return await listing.serve_delete_collection(request, ctx=self.ctx, kind=kind,
@@ -364,7 +352,7 @@ class ApiServer:
             body = await httpio.read_body(request)
             warnings = self._field_validation(request, kind, body)
             obj = self.reg.update(kind=kind, namespace=ns, name=name, body=body, subresource=sub,
-                                  dry_run=dry_run)
+                                  dry_run=dry_run, manager=_manager(request, kind, sub or ""))
             return httpio.with_warnings(self._object(kind, obj), warnings)
         if method == "PATCH":
             content_type = httpio.media_type(request)
@@ -372,9 +360,17 @@ class ApiServer:
             warnings = []
             if content_type != "application/json-patch+json":
                 warnings = self._field_validation(request, kind, body)
+            managedfields.check_options(apply=content_type == "application/apply-patch+yaml",
+                                        field_manager=query.get("fieldManager"),
+                                        force=query.get("force"))
+            creating = content_type == "application/apply-patch+yaml" and \
+                self.store.peek(kind.store_key, ns, name) is None  # an apply that creates: 201
             obj = self.reg.patch(kind=kind, namespace=ns, name=name, content_type=content_type,
-                                 body=body, subresource=sub, dry_run=dry_run)
-            return httpio.with_warnings(self._object(kind, obj), warnings)
+                                 body=body, subresource=sub, dry_run=dry_run,
+                                 manager=_manager(request, kind, sub or ""),
+                                 force=query.get("force") == "true")
+            return httpio.with_warnings(
+                self._object(kind, obj, status=201 if creating else 200), warnings)
         if method == "DELETE":
             options = await httpio.delete_options(request)
             result, _ = self.reg.delete(kind=kind, namespace=ns, name=name, options=options,
@@ -433,11 +429,19 @@ class ApiServer:
         if request.method == "PUT":
             body = await httpio.read_body(request)
             return _json(subresources.update_scale(self.reg, 
-                kind=kind, namespace=ns, name=name, scale=body, dry_run=dry_run))
+                kind=kind, namespace=ns, name=name, scale=body, dry_run=dry_run,
+                manager=_manager(request, kind, "scale")))
         if request.method == "PATCH":
             content_type = httpio.media_type(request)
             body = await httpio.read_body(request, patch=True)
             return _json(subresources.patch_scale(self.reg, 
                 kind=kind, namespace=ns, name=name, content_type=content_type, body=body,
-                dry_run=dry_run))
+                dry_run=dry_run, manager=_manager(request, kind, "scale")))
         raise errors.method_not_allowed(f"{request.method} is not supported on scale")
+
+
+def _manager(request: web.Request, kind: kinds.Kind, sub: str) -> managedfields.Manager:
+    """Who writes, for managedFields: fieldManager, else the user agent's product."""
+    return managedfields.Manager.from_request(
+        request.query.get("fieldManager"), request.headers.get("User-Agent", ""),
+        subresource=sub, api_version=kind.api_version, moment=registry.now())

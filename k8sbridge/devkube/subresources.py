@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from k8sbridge.devkube import errors, kinds, patch, policy, registry
+from k8sbridge.devkube import errors, kinds, managedfields, patch, policy, registry
 
 Obj = dict[str, Any]
 
@@ -120,7 +120,7 @@ def scale_of(kind: kinds.Kind, obj: Obj) -> Obj:
 
 def update_scale(
     reg: registry.Registry, *, kind: kinds.Kind, namespace: str, name: str, scale: Any,
-    dry_run: bool = False,
+    dry_run: bool = False, manager: managedfields.Manager | None = None,
 ) -> Obj:
     if not isinstance(scale, dict):
         raise errors.bad_request("the request body must be a Scale object")
@@ -138,13 +138,14 @@ def update_scale(
              f"Invalid value: {replicas}: must be greater than or equal to 0")])
     new = patch.copy_json(old)
     new["spec"]["replicas"] = replicas
-    result = reg.replace(kind=kind, old=old, new=new, subresource=None, dry_run=dry_run)
+    result = reg.replace(kind=kind, old=old, new=new, subresource=None, dry_run=dry_run,
+                         manager=manager)
     return scale_of(kind, result)
 
 
 def patch_scale(
     reg: registry.Registry, *, kind: kinds.Kind, namespace: str, name: str, content_type: str,
-    body: Any, dry_run: bool = False,
+    body: Any, dry_run: bool = False, manager: managedfields.Manager | None = None,
 ) -> Obj:
     old = reg.current(kind, namespace, name)
     current = scale_of(kind, old)
@@ -162,4 +163,4 @@ def patch_scale(
     except patch.PatchError as e:
         raise errors.unprocessable(str(e)) from e
     return update_scale(reg, kind=kind, namespace=namespace, name=name, scale=patched,
-                             dry_run=dry_run)
+                        dry_run=dry_run, manager=manager)
