@@ -31,9 +31,14 @@ async def _connect(dk: main.Devkube) -> tuple[asyncio.StreamReader, asyncio.Stre
 
 
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
-    """Everything the server sent until it closed the connection (fails if it did not)."""
+    """Everything the server sent until it closed the connection (fails if it did not). A
+    server that closes while the client's bytes are still unread in its socket makes the kernel
+    answer with a reset instead of a FIN (seen under load in the trickling test): closed too."""
     async with asyncio.timeout(seconds):
-        return await reader.read()
+        try:
+            return await reader.read()
+        except ConnectionResetError:
+            return b""
 
 
 async def test_a_connection_that_sends_nothing_is_closed(quick: main.Devkube) -> None:
