@@ -156,21 +156,8 @@ class DaemonSetController:
 
     async def _delete(self, ds: RawObject, name: str) -> None:
         ns = (ds.get("metadata") or {}).get("namespace")
-        pod = self.pods.get(ObjectKey(f"{ns}/{name}"))
-        if pod is None:
+        if not await claiming.delete_pod(self.client, self.pods, namespace=ns, name=name):
             return
-        try:
-            reply = await self.client.delete(api.PODS, namespace=ns, name=name,
-                                             uid=str(pod["metadata"].get("uid")))
-        except errors.NotFound:
-            self.pods.remove(pod)
-            return
-        except errors.Conflict:
-            return
-        if reply is not None:
-            self.pods.upsert(reply)
-        else:
-            self.pods.remove(pod)
         self._event(ds, "SuccessfulDelete", f"Deleted pod: {name}")
 
     def _event(self, ds: RawObject, reason: str, message: str, *,
