@@ -33,6 +33,7 @@ from k8sbridge.devkube.controllers.raw import (
     controller_ref,
     copy_json,
     key_of,
+    owner_key,
     uid_of,
 )
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
@@ -97,12 +98,11 @@ class DaemonSetController:
         for obj in (old, new):
             if obj is None:
                 continue
-            ref = controller_ref(obj)
             ns = (obj.get("metadata") or {}).get("namespace") or ""
-            if ref is not None:
-                if ref.get("kind") == KIND:
-                    self.queue.add(ObjectKey(f"{ns}/{ref.get('name')}"))
-            elif obj is new and not podfacts.is_terminating(obj):
+            key = owner_key(obj, KIND)
+            if key is not None:
+                self.queue.add(key)
+            elif obj is new and controller_ref(obj) is None and not podfacts.is_terminating(obj):
                 labels = (obj.get("metadata") or {}).get("labels") or {}
                 for ds in self.daemonsets.items(ns):  # a possible adoption
                     try:

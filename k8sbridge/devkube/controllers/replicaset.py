@@ -34,6 +34,7 @@ from k8sbridge.devkube.controllers.raw import (
     controller_ref,
     copy_json,
     key_of,
+    owner_key,
     split_key,
     uid_of,
 )
@@ -132,12 +133,11 @@ class ReplicaSetController:
         for obj in (old, new):
             if obj is None:
                 continue
-            ref = controller_ref(obj)
             ns = (obj.get("metadata") or {}).get("namespace") or ""
-            if ref is not None:
-                if ref.get("kind") == self.kind:
-                    self.queue.add(ObjectKey(f"{ns}/{ref.get('name')}"))
-            elif obj is new and not podfacts.is_terminating(obj):
+            key = owner_key(obj, self.kind)
+            if key is not None:
+                self.queue.add(key)
+            elif obj is new and controller_ref(obj) is None and not podfacts.is_terminating(obj):
                 labels = (obj.get("metadata") or {}).get("labels") or {}
                 for rs in self.replicasets.items(ns):
                     try:

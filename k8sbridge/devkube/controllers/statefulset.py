@@ -24,6 +24,7 @@ from k8sbridge.devkube.controllers.raw import (
     controller_ref,
     copy_json,
     key_of,
+    owner_key,
     uid_of,
 )
 from k8sbridge.devkube.controllers.workqueue import WorkQueue
@@ -57,12 +58,11 @@ class StatefulSetController:
         for obj in (old, new):
             if obj is None:
                 continue
-            ref = controller_ref(obj)
             ns = (obj.get("metadata") or {}).get("namespace") or ""
-            if ref is not None:
-                if ref.get("kind") == KIND:
-                    self.queue.add(ObjectKey(f"{ns}/{ref.get('name')}"))
-            elif obj is new:
+            key = owner_key(obj, KIND)
+            if key is not None:
+                self.queue.add(key)
+            elif obj is new and controller_ref(obj) is None:
                 for sts in self.statefulsets.items(ns):
                     if plans.ordinal_of(str(sts["metadata"]["name"]), obj) is not None:
                         self.queue.add(key_of(sts))
