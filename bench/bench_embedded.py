@@ -228,7 +228,9 @@ async def main() -> None:
             bench_bridge.VOLUMES[0] = args.volumes
             shape = " (two volumes per pod)" if args.volumes else ""
             print(f"\n== throughput: a {args.replicas}-replica Deployment{shape}", flush=True)
-            env = {"K8SBRIDGE_KUBELET_MAX_PODS": str(args.replicas + 100), **extra_env}
+            # A /21 per agent (2,045 pod addresses): the default /24 holds 253 pods a node.
+            env = {"K8SBRIDGE_KUBELET_MAX_PODS": str(args.replicas + 100),
+                   "K8SBRIDGE_EMBEDDED_NODE_CIDR_MASK_SIZE": "21", **extra_env}
             extra = ["--agent-resources", args.agent_resources]
             async with running(data_dir=Path(tmp) / "throughput", extra=extra,
                                env=env) as (run, t):

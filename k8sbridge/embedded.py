@@ -411,7 +411,8 @@ def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: 
                     "have no pod network, so only hostNetwork pods can start", ", ".join(missing),
                     plugins)
         return None
-    cluster = network.ClusterNetwork(cidr=emb.cluster_cidr, plugins_dir=plugins,
+    cluster = network.ClusterNetwork(cidr=emb.cluster_cidr, agent_prefix=emb.node_cidr_mask_size,
+                                     plugins_dir=plugins,
                                      network_name=settings.scheduler.pod_network)
     try:
         cluster.create()

@@ -78,7 +78,11 @@ def register(sub: Any) -> None:
                      "the CNI plugins in /usr/lib/cni, else only hostNetwork pods start; off: "
                      "pods keep the agents' network)")
     emb.add_argument("--cluster-cidr", default=None, metavar="CIDR",
-                     help="pod range of the cluster network, a /24 per agent (10.88.0.0/16)")
+                     help="pod range of the cluster network, a subnet per agent "
+                     "(10.88.0.0/16)")
+    emb.add_argument("--node-cidr-mask-size", type=int, default=None, metavar="BITS",
+                     help="prefix length of each agent's pod subnet, as kube-controller-"
+                     "manager's flag (24: 253 pods per agent)")
     ext = parser.add_argument_group("external targets")
     ext.add_argument("--master", default=None,
                      help="Mesos master URL(s), comma-separated (http://host:5050)")
@@ -160,6 +164,7 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "image_dir": args.image_dir,
             "cluster_network": args.cluster_network,
             "cluster_cidr": args.cluster_cidr,
+            "node_cidr_mask_size": args.node_cidr_mask_size,
         },
     }
 
@@ -171,6 +176,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"k8sbridge run: {e}", file=sys.stderr)
         return 2
     external = args.master is not None or args.kubeconfig is not None
+    if not external:
+        try:
+            bridge_settings.check_embedded_pods(settings)
+        except bridge_settings.SettingsError as e:
+            print(f"k8sbridge run: {e}", file=sys.stderr)
+            return 2
     try:
         if external:
             return asyncio.run(_external(settings))

@@ -198,10 +198,12 @@ class EmbeddedSettings:
     allow_host_path: bool = True  # hostPath volumes in the embedded cluster (scheduler setting)
     # The cluster network (a network namespace of its own, created on start and removed on
     # stop; needs root and the CNI reference plugins in /usr/lib/cni, else pods keep the
-    # agents' network and one warning says why): pods get IPs of cluster_cidr, a /24 per
-    # agent; the last address is the API server's inside it.
+    # agents' network and one warning says why): pods get IPs of cluster_cidr, a subnet of
+    # node_cidr_mask_size bits per agent (kube-controller-manager's --node-cidr-mask-size,
+    # the node's podCIDR); the last address is the API server's inside it.
     cluster_network: bool = True
     cluster_cidr: str = "10.88.0.0/16"
+    node_cidr_mask_size: int = 24
     cni_plugins_dir: Path = Path("/usr/lib/cni")  # the agents' --network_cni_plugins_dir
 
 
@@ -402,10 +404,40 @@ def _validate(settings: BridgeSettings) -> None:
         cidr = ipaddress.ip_network(settings.embedded.cluster_cidr)
     except ValueError as e:
         raise SettingsError(f"embedded.cluster_cidr: {e}") from e
-    if cidr.version != 4 or cidr.prefixlen > 22:
-        raise SettingsError("embedded.cluster_cidr: an IPv4 network of /22 or larger (a /24 "
-                            "per agent, the last one the API server's)")
     if settings.embedded.agents < 1:
         raise SettingsError("embedded.agents: at least one agent is needed")
+    _check_pod_subnets(settings, cidr)
     if not 0 <= settings.kubelet.port < 65536:
         raise SettingsError("kubelet.port: must be 0..65535")
+
+
+def _check_pod_subnets(settings: BridgeSettings, cidr: ipaddress.IPv4Network |
+                       ipaddress.IPv6Network) -> None:
+    """The cluster CIDR must hold a subnet per agent plus the API server's (the last)."""
+    emb = settings.embedded
+    mask = emb.node_cidr_mask_size
+    if cidr.version != 4:
+        raise SettingsError("embedded.cluster_cidr: an IPv4 network")
+    if not cidr.prefixlen < mask <= 30:
+        raise SettingsError(f"embedded.node_cidr_mask_size: {mask} must be longer than the "
+                            f"cluster CIDR's /{cidr.prefixlen} and at most 30")
+    subnets = 1 << (mask - cidr.prefixlen)
+    if subnets - 1 < emb.agents:  # the last subnet is the API server's
+        raise SettingsError(f"embedded.cluster_cidr: {cidr} has {subnets - 1} /{mask} subnet(s) "
+                            f"for pods, fewer than the {emb.agents} agents (a larger "
+                            "cluster_cidr or a longer node_cidr_mask_size)")
+
+
+def check_embedded_pods(settings: BridgeSettings) -> None:
+    """``k8sbridge run``'s embedded default only: a node must not offer more pods than its
+    subnet has addresses, else a pod placed beyond them waits in ContainerCreating for an
+    address that never comes (``host-local`` keeps the network, broadcast and gateway
+    addresses of a subnet)."""
+    emb = settings.embedded
+    mask = emb.node_cidr_mask_size
+    addresses = (1 << (32 - mask)) - 3
+    if emb.cluster_network and settings.scheduler.pod_network and \
+            settings.kubelet.max_pods > addresses:
+        raise SettingsError(f"kubelet.max_pods: {settings.kubelet.max_pods} pods per node do "
+                            f"not fit the {addresses} pod addresses of a /{mask} per agent "
+                            "(a shorter embedded.node_cidr_mask_size, or fewer pods)")

@@ -71,8 +71,11 @@ def register(sub: Any) -> None:
                         "--cluster-cidr (needs --agent-isolation with filesystem/linux and "
                         "network/cni)")
     parser.add_argument("--cluster-cidr", default=network.DEFAULT_CLUSTER_CIDR, metavar="CIDR",
-                        help="pod range of the cluster network, a /24 per agent (default "
+                        help="pod range of the cluster network, a subnet per agent (default "
                         f"{network.DEFAULT_CLUSTER_CIDR})")
+    parser.add_argument("--node-cidr-mask-size", type=int, default=24, metavar="BITS",
+                        help="prefix length of each agent's subnet of --cluster-cidr (default "
+                        "24, as kube-controller-manager's flag)")
     _agent_flags(parser, prefix="agent-")
     parser.set_defaults(func=_run_kernel)
     parts = parser.add_subparsers(dest="kernel_part", metavar="PART")
@@ -401,8 +404,9 @@ async def _kernel(args: argparse.Namespace) -> int:
                 print("k8sbridge kernel: --cluster-network needs --agent-isolation with "
                       "filesystem/linux,network/cni", file=sys.stderr)
                 return 1
-            cluster = network.ClusterNetwork(cidr=args.cluster_cidr)
             try:
+                cluster = network.ClusterNetwork(cidr=args.cluster_cidr,
+                                                 agent_prefix=args.node_cidr_mask_size)
                 cluster.create()
             except network.NetworkError as e:
                 print(f"k8sbridge kernel: cannot create the cluster network: {e}",

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,10 @@ def _task(group: launch.LaunchGroup) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"K8SBRIDGE_EMBEDDED_CLUSTER_CIDR": "10.88.0.0/24"}, "/22 or larger"),
+    ({"K8SBRIDGE_EMBEDDED_CLUSTER_CIDR": "10.88.0.0/24"}, "longer than the cluster CIDR's /24"),
+    ({"K8SBRIDGE_EMBEDDED_NODE_CIDR_MASK_SIZE": "31"}, "at most 30"),
+    ({"K8SBRIDGE_EMBEDDED_CLUSTER_CIDR": "10.88.0.0/23"},
+     "has 1 /24 subnet(s) for pods, fewer than the 3 agents"),
     ({"K8SBRIDGE_EMBEDDED_CLUSTER_CIDR": "fd00::/64"}, "an IPv4 network"),
     ({"K8SBRIDGE_EMBEDDED_CLUSTER_CIDR": "10.88.0.1/16"}, "embedded.cluster_cidr"),
     ({"K8SBRIDGE_KUBELET_NODE_ADDRESS": "pod"}, "'agent' or 'kubelet'"),
@@ -240,3 +244,30 @@ def test_the_network_settings_defaults() -> None:
     default = bridge_settings.load(env={})
     assert default.scheduler.pod_network == "k8sbridge"
     assert default.embedded.cluster_cidr == "10.88.0.0/16" and default.embedded.cluster_network
+
+
+def test_a_node_offers_no_more_pods_than_its_subnet_has_addresses() -> None:
+    # 253 = a /24 less its network, broadcast and gateway addresses (host-local's range)
+    fits = bridge_settings.load(env={"K8SBRIDGE_KUBELET_MAX_PODS": "253"})
+    bridge_settings.check_embedded_pods(fits)
+    over = bridge_settings.load(env={"K8SBRIDGE_KUBELET_MAX_PODS": "254"})
+    with pytest.raises(bridge_settings.SettingsError,
+                       match=re.escape("254 pods per node do not fit the 253 pod addresses")):
+        bridge_settings.check_embedded_pods(over)
+    wider = bridge_settings.load(env={"K8SBRIDGE_KUBELET_MAX_PODS": "1100",
+                                      "K8SBRIDGE_EMBEDDED_NODE_CIDR_MASK_SIZE": "21"})
+    bridge_settings.check_embedded_pods(wider)
+    hostnet = bridge_settings.load(env={"K8SBRIDGE_KUBELET_MAX_PODS": "1100",
+                                        "K8SBRIDGE_SCHEDULER_POD_NETWORK": ""})
+    bridge_settings.check_embedded_pods(hostnet)  # pods keep the agents' network
+
+
+def test_k8sbridge_run_refuses_more_pods_than_addresses_before_starting(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "k8sbridge", "run", "--data-dir", str(tmp_path / "d")],
+        env={**os.environ, "K8SBRIDGE_KUBELET_MAX_PODS": "300"},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "kubelet.max_pods: 300 pods per node do not fit the 253 pod addresses of a /24" \
+        in done.stderr
+    assert not (tmp_path / "d").exists()  # nothing was started
