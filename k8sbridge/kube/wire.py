@@ -10,8 +10,9 @@ token, statuses, events), so in a 1,000-pod burst that difference was a third of
 
 Why the ``Configuration`` still: ``kubernetes.config`` fills it from a kubeconfig or the pod's
 service account, including exec credential plugins and token files that rotate. The
-credentials are read from it at every call (``auth_settings()``, which runs its refresh hook),
-so a refreshed token is used as the official client would use it. TLS is set up as its urllib3
+credentials are read from it (``auth_settings()``, which runs its refresh hook) at most once a
+second by the client, and anew after a 401, so a refreshed token is used as the official
+client would use it. TLS is set up as its urllib3
 pool is: the CA (file or data), client certificate, ``verify_ssl``, ``assert_hostname``,
 ``tls_server_name``; an HTTP(S) proxy with ``no_proxy`` as it reads them. A SOCKS proxy is
 refused with a ``ConfigError`` (aiohttp has none built in).

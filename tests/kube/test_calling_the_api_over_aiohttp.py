@@ -1,5 +1,5 @@
 """The client's wire (``kube.wire``): credentials from the official client's Configuration read
-at every call (an exec credential plugin is run as kubectl runs it), TLS verified against the
+at most once a second and anew after a 401 (an exec credential plugin is run as kubectl runs it), TLS verified against the
 kubeconfig's CA, and what a broken server does reaching the caller as ``kube.errors``."""
 
 from __future__ import annotations
@@ -213,3 +213,51 @@ async def test_bodies_and_queries_go_out_as_json_and_url_encoding(tmp_path: Path
     assert (method, path, ctype) == (
         "PATCH", "/api/v1/namespaces/n%2Fx/pods/p/status", "application/merge-patch+json")
     assert json.loads(body) == {"status": {"a": 1}}
+
+
+EXPIRING_PLUGIN = """\
+import json, sys
+from pathlib import Path
+calls = Path(sys.argv[1])
+calls.write_text(str(int(calls.read_text() or 0) + 1) if calls.exists() else "1")
+print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1",
+                  "kind": "ExecCredential",
+                  "status": {"token": Path(sys.argv[2]).read_text().strip(),
+                             "expirationTimestamp": "2000-01-01T00:00:00Z"}}))
+"""
+
+
+async def test_credentials_are_read_once_a_second_and_anew_after_a_401(
+    devkube: devkube_main.Devkube, tmp_path: Path,
+) -> None:
+    # A credential that is always expired: the official client's hook runs the plugin at
+    # every read, so the number of runs counts the reads.
+    assert devkube.token
+    script, calls, token = tmp_path / "plugin.py", tmp_path / "calls", tmp_path / "token"
+    script.write_text(EXPIRING_PLUGIN)
+    token.write_text(devkube.token)
+    config = _kubeconfig(tmp_path / "kc", server=devkube.url, cluster=_cluster_of(devkube),
+                         user={"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                                        "command": sys.executable,
+                                        "args": [str(script), str(calls), str(token)],
+                                        "interactiveMode": "Never"}})
+    client = kube_client.KubeClient.from_kubeconfig(path=config, connections=2)
+    try:
+        await client.get("/api/v1/namespaces/default")
+        loaded = int(calls.read_text())
+        started = asyncio.get_running_loop().time()
+        for _ in range(10):
+            await client.get("/api/v1/namespaces/default")
+        if asyncio.get_running_loop().time() - started < kube_client.AUTH_HEADERS_SECONDS:
+            assert int(calls.read_text()) == loaded  # ten calls, no new read
+        token.write_text("rotated-away")
+        await asyncio.sleep(kube_client.AUTH_HEADERS_SECONDS + 0.2)
+        with pytest.raises(kube_errors.Unauthorized):
+            await client.get("/api/v1/namespaces/default")
+        token.write_text(devkube.token)
+        reads = int(calls.read_text())
+        reply = await client.get("/api/v1/namespaces/default")  # within the second: read anew
+        assert reply["metadata"]["name"] == "default"
+        assert int(calls.read_text()) == reads + 1
+    finally:
+        await client.close()
