@@ -112,6 +112,57 @@ def flatten(value: Any, schema: Obj | None, path: Path = (),
     return out
 
 
+def _object_node(value: Any, node: Obj) -> bool:
+    """Whether ``flatten`` walks ``value`` field by field at this schema node."""
+    return isinstance(value, dict) and bool(value) \
+        and (node.get("properties") is not None
+             or isinstance(node.get("additionalProperties"), dict)) \
+        and node.get("x-kubernetes-map-type") != "atomic"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON (Python's ``==`` has ``True == 1 == 1.0``; the texts tell them apart,
+    and a different key order only costs the walk it would have saved)."""
+    return bool(a == b) and json.dumps(a) == json.dumps(b)
+
+
+def flatten_pair(old: Any, new: Any, schema: Obj | None, path: Path = (),
+                 outs: tuple[dict[Path, Any], dict[Path, Any]] | None = None, *,
+                 maps: bool = False) -> tuple[dict[Path, Any], dict[Path, Any]]:
+    """``flatten`` of two values, leaving out the fields equal in both (an update's metadata
+    and spec are mostly unchanged): ``compare`` of the pair gives what ``compare`` of the full
+    flattenings gives, since a field's entries all lie under its own path."""
+    old_out, new_out = ({}, {}) if outs is None else outs
+    node = resolve(schema)
+    if not (_object_node(old, node) and _object_node(new, node)):
+        flatten(old, schema, path, old_out, maps=maps)
+        flatten(new, schema, path, new_out, maps=maps)
+        return old_out, new_out
+    props = node.get("properties")
+    extra = node.get("additionalProperties")
+    if maps and props is None and path:
+        old_out[path] = new_out[path] = MEMBER
+    for key in old.keys() | new.keys():
+        in_old, in_new = key in old, key in new
+        if in_old and in_new and _same(old[key], new[key]):
+            continue
+        sub = path + (f"f:{key}",)
+        field = props.get(key) if props is not None else extra
+        child = field if isinstance(field, dict) else None
+        if props is None or field is None:
+            if in_old:
+                old_out[sub] = MEMBER
+            if in_new:
+                new_out[sub] = MEMBER
+        if in_old and in_new:
+            flatten_pair(old[key], new[key], child, sub, (old_out, new_out), maps=maps)
+        elif in_old:
+            flatten(old[key], child, sub, old_out, maps=maps)
+        else:
+            flatten(new[key], child, sub, new_out, maps=maps)
+    return old_out, new_out
+
+
 def compare(old: dict[Path, Any], new: dict[Path, Any]) -> tuple[set[Path], set[Path]]:
     """(added or modified, removed) between two flattened values."""
     changed = {p for p, v in new.items() if p not in old or old[p] != v}
@@ -224,6 +275,16 @@ def _finish(tree: Obj) -> Obj:
             inner = _finish(child)
             out[key] = {".": {}, **inner} if "." in child else inner
     return out
+
+
+def holds(tree: Any, path: Path) -> bool:
+    """Whether a fieldsV1 tree's set has ``path`` (as ``path in from_fields_v1(tree)``)."""
+    node = tree
+    for element in path:
+        if not isinstance(node, dict) or element not in node:
+            return False
+        node = node[element]
+    return isinstance(node, dict) and (not node or "." in node) and bool(path)
 
 
 def from_fields_v1(tree: Any, path: Path = ()) -> set[Path]:

@@ -57,22 +57,28 @@ def _schema(kind: kinds.Kind) -> Obj | None:
 Entries = dict[Key, tuple[set[Path], str, str]]
 
 
+def _key(entry: Any) -> Key | None:
+    if not isinstance(entry, dict) or not entry.get("manager"):
+        return None
+    operation = str(entry.get("operation", "Update"))
+    version = str(entry.get("apiVersion", ""))
+    return (str(entry["manager"]), operation, str(entry.get("subresource", "")),
+            version if operation == "Update" else "")
+
+
 def _decode(obj: Obj) -> Entries:
     out: Entries = {}
     for entry in (obj.get("metadata") or {}).get("managedFields") or []:
-        if not isinstance(entry, dict) or not entry.get("manager"):
-            continue
-        operation = str(entry.get("operation", "Update"))
-        version = str(entry.get("apiVersion", ""))
-        key = (str(entry["manager"]), operation, str(entry.get("subresource", "")),
-               version if operation == "Update" else "")
-        out[key] = (fieldsets.from_fields_v1(entry.get("fieldsV1")), str(entry.get("time", "")),
-                    version)
+        key = _key(entry)
+        if key is not None:
+            out[key] = (fieldsets.from_fields_v1(entry.get("fieldsV1")),
+                        str(entry.get("time", "")), str(entry.get("apiVersion", "")))
     return out
 
 
-def _encode(entries: Entries) -> list[Obj]:
-    out = []
+def _encode(entries: Entries, kept: list[Obj] | None = None) -> list[Obj]:
+    """The managedFields list of ``entries`` and of the ``kept`` entries (as they were)."""
+    out = list(kept or ())
     for (manager, operation, sub, _), (paths, time, version) in entries.items():
         if not paths:
             continue
@@ -107,27 +113,42 @@ def _flat(obj: Obj | None, schema: Obj, subresource: str,
 
 def track_update(*, kind: kinds.Kind, old: Obj | None, new: Obj, manager: Manager) -> None:
     """Record an Update by ``manager`` in ``new``'s managedFields (in place): it owns what it
-    added or changed, taken from the others; removed fields leave every set."""
+    added or changed, taken from the others; removed fields leave every set. Entries the
+    update does not touch are kept as they were (decoding and encoding every entry of every
+    write was most of the cost)."""
     schema = _schema(kind)
     if schema is None:
         return
     meta = new.setdefault("metadata", {})
     given = meta.get("managedFields")
     previous = (old or {}).get("metadata", {}).get("managedFields")
-    if given and given != previous:
-        entries = _decode(new)  # a client that sets managedFields replaces them
-    else:
-        entries = _decode(old or {})
-    changed, removed = fieldsets.compare(_flat(old, schema, manager.subresource, maps=True),
-                                         _flat(new, schema, manager.subresource, maps=True))
+    client_set = bool(given) and given != previous  # a client that sets them replaces them
+    source = new if client_set else (old or {})
+    before, after = fieldsets.flatten_pair(old or {}, new, schema, maps=True)
+    changed, removed = fieldsets.compare(_owned(before, manager.subresource),
+                                         _owned(after, manager.subresource))
+    touched = changed | removed
     key = (manager.name, "Update", manager.subresource, manager.api_version)
+    kept: list[Obj] = []
+    entries: Entries = {}
+    for entry in (source.get("metadata") or {}).get("managedFields") or []:
+        entry_key = _key(entry)
+        if entry_key is None:
+            continue
+        tree = entry.get("fieldsV1")
+        if not client_set and entry_key != key \
+                and not any(fieldsets.holds(tree, p) for p in touched):
+            kept.append(entry)
+        else:
+            entries[entry_key] = (fieldsets.from_fields_v1(tree), str(entry.get("time", "")),
+                                  str(entry.get("apiVersion", "")))
     for other, (paths, time, version) in entries.items():
         if other != key:
-            entries[other] = (paths - changed - removed, time, version)
+            entries[other] = (paths - touched, time, version)
     mine, time, _ = entries.get(key, (set(), manager.time, ""))
     updated = (mine | changed) - removed
     entries[key] = (updated, manager.time if updated != mine else time, manager.api_version)
-    encoded = _encode(entries)
+    encoded = _encode(entries, kept)
     if encoded:
         meta["managedFields"] = encoded
     else:
