@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from k8sbridge import aio, embedded
+from k8sbridge import metrics as bridge_metrics
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import operator as kube_operator
@@ -144,10 +145,12 @@ async def running_bridge(
     _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None = None,  # tests inject faults
 ) -> AsyncIterator[Bridge]:
     """Run the bridge until the block exits; yields once nodes, watch and framework are up."""
+    metrics = bridge_metrics.BridgeMetrics()
     kube = kube_client.KubeClient.from_kubeconfig(
         path=settings.kube.kubeconfig,
         context=settings.kube.context,
         connections=settings.kube.client_threads,
+        observer=metrics.observe_kube_request,
     )
     client_config = mesos_client.ClientConfig(
         masters=settings.mesos.masters,
@@ -200,7 +203,10 @@ async def running_bridge(
             kill=lambda uid, task_id: scheduler_box[0].request_kill(uid, task_id),
         )
 
+        writer.on_status_written = metrics.on_status_written
+
         async def handler(event: Any) -> None:
+            metrics.on_mesos_event(event)
             await scheduler_box[0].on_mesos_event(event)
 
         framework = mesos_framework.Framework(
@@ -223,7 +229,7 @@ async def running_bridge(
         scheduler = scheduler_loop.Scheduler(
             settings=settings,
             kube=kube,
-            driver=framework,
+            driver=bridge_metrics.CountingDriver(framework, metrics),
             sink=writer,
             agents=nodes,
             list_tasks=(
@@ -235,7 +241,10 @@ async def running_bridge(
             lives=lives,
         )
         scheduler_box.append(scheduler)
-        api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes)
+        scheduler.on_pass = metrics.on_pass
+        metrics.watch(client=framework.metrics, held_offers=lambda: scheduler.held_offers,
+                      reconciled=lambda: scheduler.reconciled)
+        api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes, metrics=metrics)
         bridge = Bridge(
             settings=settings, kube=kube, framework=framework, scheduler=scheduler,
             nodes=nodes, writer=writer, kubelet_port=port, kubelet_api=api_server,

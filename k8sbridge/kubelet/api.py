@@ -68,10 +68,12 @@ class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
                     api_portforward.PortForwardRoutes, api_auth.Authenticating):
     """The server: routes from ``api_logs``, ``api_stats`` and ``api_auth``, TLS and lifecycle."""
 
-    def attach(self, *, scheduler: Any, kube: TokenReviewer | None, nodes: Any) -> None:
+    def attach(self, *, scheduler: Any, kube: TokenReviewer | None, nodes: Any,
+               metrics: Any = None) -> None:
         self._locator = scheduler
         self._agents = nodes
         self._reviewer = kube
+        self._metrics = metrics  # k8sbridge.metrics.BridgeMetrics: served as /metrics
 
     def _ssl_context(self) -> ssl.SSLContext:
         cert, key = self._settings.cert_file, self._settings.key_file
@@ -93,6 +95,7 @@ class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
     async def start(self) -> int:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._prometheus)
         app.router.add_get("/pods", self._pods)
         app.router.add_get("/runningpods/", self._running)
         app.router.add_get("/runningpods", self._running)
@@ -145,6 +148,14 @@ class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _prometheus(self, request: web.Request) -> web.Response:
+        """The bridge's metrics in Prometheus' text format (as a kubelet's /metrics)."""
+        if self._metrics is None:
+            raise web.HTTPNotFound(text="no metrics: the bridge is not attached yet")
+        response = web.Response(body=self._metrics.exposition())
+        response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+        return response
 
     async def _pods(self, request: web.Request) -> web.Response:
         items = self._locator.known_pods() if self._locator else []

@@ -92,6 +92,7 @@ class ServerBase:
         self._runner: web.AppRunner | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._reviewer: TokenReviewer | None = None
+        self._metrics: Any = None  # k8sbridge.metrics.BridgeMetrics (app.py attaches it)
         self._tokens_ok: cachetools.TTLCache[str, UserInfo] = cachetools.TTLCache(
             maxsize=TOKEN_CACHE_SIZE, ttl=max(settings.token_cache_ttl_seconds, 1e-6))
         self._tokens_bad: cachetools.TTLCache[str, bool] = cachetools.TTLCache(

@@ -125,6 +125,7 @@ class _PodState:
     written: Any = None
     signature: bytes | None = None  # of the status last written
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    since: float | None = None  # when the oldest task status not yet written arrived
 
     @property
     def record(self) -> PodRecord:
@@ -168,6 +169,8 @@ class PodStatusWriter:
         self._creating: collections.deque[tuple[float, str]] = collections.deque()  # (due, uid)
         self._creating_added = asyncio.Event()
         self._wakes: list[tuple[float, str]] = []  # (epoch, uid): the lifecycle's timers
+        # seconds from a task status arriving to its pod's status written (metrics.py)
+        self.on_status_written: Callable[[float], None] | None = None
         self._wake_added = asyncio.Event()
         # (involved object, type, reason, message, host, when it was queued (monotonic),
         # when it happened (epoch: the Event's time and name))
@@ -287,6 +290,8 @@ class PodStatusWriter:
         ack: Ack | None,
     ) -> None:
         uid, state = self._entry(pod)
+        if state.since is None:
+            state.since = time.monotonic()
         view = status if isinstance(status, model_tasks.TaskStatusView) else view_of(status)
         event = lc_events.TaskUpdated(
             container=container, attempt=attempt, status=view,
@@ -488,6 +493,9 @@ class PodStatusWriter:
             state.acks[:0] = acks  # not written: keep the acks for the retry
             state.events[:0] = events
             raise
+        if state.since is not None and self.on_status_written is not None:
+            self.on_status_written(time.monotonic() - state.since)
+        state.since = None
         if acks:
             # The status is written: acknowledge in the background, so this worker goes on
             # to the next pod instead of waiting a master round trip per update (a burst of

@@ -154,6 +154,14 @@ class Scheduler(loop_passes.Passes):
         return self._suppressed
 
     @property
+    def held_offers(self) -> int:
+        return len(self._book)
+
+    @property
+    def reconciled(self) -> bool:
+        return self._reconciled
+
+    @property
     def running_update_delays(self) -> Sequence[float]:
         return tuple(self._running_delays)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any
 
 from k8sbridge.kube import errors as kube_errors
@@ -166,6 +167,8 @@ class Passes(loop_updates.TaskUpdates):
             await self._progress_deletion(uid)
         pending = self._pending_requests()
         if not pending:
+            if self.on_pass is not None:
+                self.on_pass(None, 0, None)
             held = self._book.take_all()
             if held:
                 await self._driver.decline(
@@ -178,11 +181,16 @@ class Passes(loop_updates.TaskUpdates):
             return
         await self._maybe_revive()
         if not len(self._book):
+            if self.on_pass is not None:
+                self.on_pass(None, len(pending), None)
             return
         view = self._view()
         if _wants_namespaces(pending, view):
             view = dataclasses.replace(view, namespace_labels=await self._namespace_labels())
+        started = time.perf_counter()
         result = stack.place(pending=pending, view=view, settings=self._stack_settings)
+        if self.on_pass is not None:
+            self.on_pass(time.perf_counter() - started, len(pending), result)
         # Some pods did not fit, but not every known agent has an offer in the book yet (the
         # allocator may still be sending them): launch what fits, keep the other offers for a
         # short, bounded gathering window, then explain with every agent's offer in view.

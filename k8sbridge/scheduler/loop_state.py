@@ -141,6 +141,8 @@ class LoopState:
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._mesos_queued = 0  # Mesos events in the inbox (see ``_forward_progress``)
         self._book = offers.OfferBook(hold_seconds=settings.mesos.offer_hold_seconds)
+        # each placement pass: (seconds, None when no offer was held; pods pending; its plan)
+        self.on_pass: Callable[[float | None, int, plan.Plan | None], None] | None = None
         # the Nodes' labels, taints and cordon as users left them (the Node watch)
         self._nodes = nodebook.NodeBook()
         # namespace labels for namespaceSelectors: (when read, name -> labels)
