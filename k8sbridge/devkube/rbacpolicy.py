@@ -73,6 +73,9 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
               "selfsubjectrulesreviews")]),
     _role("system:public-info-viewer", [_urls(["get"], "/healthz", "/livez", "/readyz",
                                               "/version", "/version/")]),
+    _role("system:monitoring", [_urls(["get"], "/metrics", "/metrics/slis", "/livez",
+                                      "/readyz", "/healthz", "/livez/*", "/readyz/*",
+                                      "/healthz/*")]),
     _role("system:service-account-issuer-discovery", [_urls(
         ["get"], "/.well-known/openid-configuration", "/.well-known/openid-configuration/",
         "/openid/v1/jwks", "/openid/v1/jwks/")]),
@@ -134,6 +137,7 @@ CLUSTER_ROLE_BINDINGS: tuple[Obj, ...] = (
     _binding("system:basic-user", AUTHENTICATED),
     _binding("system:public-info-viewer", AUTHENTICATED, UNAUTHENTICATED),
     _binding("system:service-account-issuer-discovery", "system:serviceaccounts"),
+    _binding("system:monitoring", "system:monitoring"),
 )
 
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +26,7 @@ from aiohttp import web
 from k8sbridge.devkube import (
     accessreviews,
     admission,
+    apimetrics,
     authn,
     authz,
     discovery,
@@ -100,6 +102,7 @@ class ApiServer:
         self._kubelet_ssl.verify_mode = ssl.CERT_NONE
         if kubelet_client_cert is not None:
             self._kubelet_ssl.load_cert_chain(*kubelet_client_cert)
+        self.metrics = apimetrics.RequestMetrics()  # /metrics: apiserver_request_*
         self.ctx = httpio.Context(
             reg=reg, durable=self._durable, unavailable=self._unavailable, stop=stop,
             bookmark_interval=bookmark_interval, kubelet_ssl=self._kubelet_ssl,
@@ -116,7 +119,11 @@ class ApiServer:
         durability = self.durability
         if durability is not None and durability.failure is not None:
             return httpio.error_response(_storage_failed(durability.failure))
+        started = time.perf_counter()
         response = await self._answer(request)
+        self.metrics.observe(method=request.method, path=request.path, query=request.query,
+                             content_type=request.headers.get("Content-Type", ""),
+                             code=response.status, seconds=time.perf_counter() - started)
         # Durable before visible: nothing this reply may show (or imply) goes out before the
         # changes staged so far are committed. Streams wait before each of their own writes.
         if not response.prepared and not await self._durable():
@@ -186,6 +193,9 @@ class ApiServer:
             return web.Response(text="ok")
         if path == "/version":
             return _json(discovery.version())
+        if path == "/metrics":
+            return web.Response(body=self.metrics.exposition(),
+                                headers={"Content-Type": apimetrics.CONTENT_TYPE})
         if path == "/api":
             return _json(discovery.api_versions(server_address=self.server_address))
         if path == "/apis":

@@ -353,3 +353,25 @@ def test_a_restart_keeps_roles_and_restores_the_defaults(
         cluster.run("get", "clusterrolebinding", "system:discovery")
     finally:
         _stop(proc)
+
+
+def test_metrics_are_kube_apiservers_families_behind_system_monitoring(
+    cluster: Cluster,
+) -> None:
+    cluster.run("get", "pods", "-n", "default")
+    cluster.run("get", "pod", "nothing-here", "-n", "default", check=False)
+    text = cluster.run("get", "--raw", "/metrics").stdout
+    assert "# TYPE apiserver_request_total counter" in text
+    assert ('apiserver_request_total{code="200",component="apiserver",dry_run="",group="",'
+            'resource="pods",scope="namespace",subresource="",verb="LIST",version="v1"}') in text
+    assert ('apiserver_request_total{code="404",component="apiserver",dry_run="",group="",'
+            'resource="pods",scope="resource",subresource="",verb="GET",version="v1"}') in text
+    assert "apiserver_request_duration_seconds_bucket{" in text
+    token = cluster.token("scraper")
+    refused = cluster.run("--token", token, "get", "--raw", "/metrics", check=False)
+    assert refused.returncode != 0
+    assert '"system:serviceaccount:default:scraper" cannot get path "/metrics"' in refused.stderr
+    cluster.run("create", "clusterrolebinding", "scraper-monitoring",
+                "--clusterrole=system:monitoring", "--serviceaccount=default:scraper")
+    allowed = cluster.run("--token", token, "get", "--raw", "/metrics")
+    assert "apiserver_request_duration_seconds_count{" in allowed.stdout
