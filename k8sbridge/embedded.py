@@ -464,7 +464,8 @@ async def running_processes(
     kubeconfig = data_dir / "kubeconfig"
     env = _child_env()
     py = [sys.executable, "-m", "k8sbridge", "--log-level", log_level]
-    group = supervise.Group(echo=echo)
+    group = supervise.Group(echo=echo, rotation=supervise.LogRotation(
+        max_bytes=settings.embedded.log_max_bytes, keep=settings.embedded.log_files))
     cluster = make_cluster_network(settings, data_dir=data_dir)
     in_cluster: tuple[str, ...] = ()
     if cluster is not None:  # devkube also listens inside it (the kubernetes Service's IP)

@@ -205,6 +205,9 @@ class EmbeddedSettings:
     cluster_cidr: str = "10.88.0.0/16"
     node_cidr_mask_size: int = 24
     cni_plugins_dir: Path = Path("/usr/lib/cni")  # the agents' --network_cni_plugins_dir
+    # DATA_DIR/logs/<child>.log rotate past log_max_bytes (0: never), log_files copies kept
+    log_max_bytes: int = 100 * 1024 * 1024
+    log_files: int = 5
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -406,6 +409,8 @@ def _validate(settings: BridgeSettings) -> None:
         raise SettingsError(f"embedded.cluster_cidr: {e}") from e
     if settings.embedded.agents < 1:
         raise SettingsError("embedded.agents: at least one agent is needed")
+    if settings.embedded.log_max_bytes < 0 or settings.embedded.log_files < 0:
+        raise SettingsError("embedded.log_max_bytes, embedded.log_files: must not be negative")
     _check_pod_subnets(settings, cidr)
     if not 0 <= settings.kubelet.port < 65536:
         raise SettingsError("kubelet.port: must be 0..65535")

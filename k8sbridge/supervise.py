@@ -15,7 +15,9 @@ burst in one cannot starve the others' event loops. A supervisor then has four d
   and the pods' task processes (which live under the kernel's agents) keep running while the
   bridge or devkube is away — only Ctrl-C/SIGTERM (``Group.stop``) stops everything;
 * a child's output (stdout and stderr) goes to its log file, which the supervisor follows to
-  show it labelled on the terminal and to see the child's ready line.
+  show it labelled on the terminal and to see the child's ready line, and rotates by size
+  (``LogRotation``: copy then truncate, as logrotate's copytruncate, since the child keeps
+  the file open and appends).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import datetime
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -42,6 +45,7 @@ __all__ = [
     "ChildSpec",
     "Group",
     "Interrupted",
+    "LogRotation",
     "RestartPolicy",
     "describe_exit",
 ]
@@ -98,6 +102,27 @@ class ChildSpec:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class LogRotation:
+    """Size-based rotation of the children's log files: past ``max_bytes`` (0: never) a file
+    is copied to ``LOG.1`` (older copies shift to ``.2``... up to ``keep``) and emptied."""
+
+    max_bytes: int = 0
+    keep: int = 5
+
+
+def rotate(path: Path, keep: int) -> None:
+    """LOG → LOG.1 (LOG.1 → LOG.2 ..., the oldest dropped), then LOG emptied in place: the
+    child's descriptor (O_APPEND) goes on writing at its new end. ``keep`` 0: just emptied."""
+    for i in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{i}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{i + 1}"))
+    if keep > 0:
+        shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    os.truncate(path, 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class RestartPolicy:
     """How a crashed child is restarted: after ``initial_seconds``, doubling per crash in a row
     up to ``max_seconds`` (a child that crashes at once is not restarted in a tight loop); a
@@ -140,9 +165,11 @@ def _die_with_parent_hook(parent: int) -> Callable[[], None] | None:
 class Child:
     """One supervised child process: its output pump, its readiness and its exit."""
 
-    def __init__(self, *, spec: ChildSpec, echo: BinaryIO | None) -> None:
+    def __init__(self, *, spec: ChildSpec, echo: BinaryIO | None,
+                 rotation: LogRotation = LogRotation()) -> None:
         self.spec = spec
         self._echo = echo
+        self._rotation = rotation
         self._label = f"[{spec.name}] ".encode()
         self._proc: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -220,6 +247,7 @@ class Child:
                 if not chunk:
                     if self._proc is None or self._proc.returncode is not None:
                         break  # gone, and everything it wrote has been read
+                    self._maybe_rotate(log_file)
                     await asyncio.sleep(FOLLOW_SECONDS)
                     continue
                 lines = (partial + chunk).split(b"\n")
@@ -230,6 +258,21 @@ class Child:
                 self._lines(lines)
             if partial:
                 self._lines([partial])
+
+    def _maybe_rotate(self, log_file: BinaryIO) -> None:
+        """Rotate once everything written so far was read and the file is past its size;
+        a file emptied by someone else (logrotate) is followed from its start."""
+        position = log_file.tell()
+        limit = self._rotation.max_bytes
+        if limit and position >= limit:
+            try:
+                rotate(self.spec.log_file, self._rotation.keep)
+            except OSError as e:
+                log.warning("cannot rotate %s: %s", self.spec.log_file, e)
+                return
+            log_file.seek(0)
+        elif os.fstat(log_file.fileno()).st_size < position:
+            log_file.seek(0)
 
     def _lines(self, lines: list[bytes]) -> None:
         for line in lines[-TAIL_LINES:]:
@@ -293,12 +336,13 @@ class Group:
     """Children started in order and stopped in reverse order; a child that exits on its own
     is restarted (``keep_running``) until the group is stopped."""
 
-    def __init__(self, *, echo: BinaryIO | None) -> None:
+    def __init__(self, *, echo: BinaryIO | None, rotation: LogRotation = LogRotation()) -> None:
         self._echo = echo
+        self._rotation = rotation
         self.children: list[Child] = []
 
     async def spawn(self, spec: ChildSpec) -> Child:
-        child = Child(spec=spec, echo=self._echo)
+        child = Child(spec=spec, echo=self._echo, rotation=self._rotation)
         self.children.append(child)
         await child.start()
         log.info("started %s (pid %s): %s", spec.name, child.pid, " ".join(spec.argv))

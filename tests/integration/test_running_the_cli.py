@@ -472,3 +472,31 @@ async def test_a_child_that_stayed_up_a_while_starts_its_back_off_again(tmp_path
                for m in crashes), said
     assert any(m.startswith("tired is back (pid") for m in said), said
     assert child.starts >= 3
+
+
+async def test_a_childs_log_rotates_by_size_and_the_terminal_keeps_following(
+    tmp_path: Path,
+) -> None:
+    # 40 lines of 100 bytes a tenth of a second apart, a 1,000-byte limit, 2 copies kept: the
+    # log is rotated several times while the child holds it open and appends.
+    code = ("import time\n"
+            "for i in range(40):\n"
+            "    print(f'line {i:03d} ' + 'x' * 90, flush=True); time.sleep(0.1)\n"
+            "print('done', flush=True); time.sleep(60)\n")
+    echo = io.BytesIO()
+    group = supervise.Group(echo=echo, rotation=supervise.LogRotation(max_bytes=1000, keep=2))
+    log = tmp_path / "logs" / "toy.log"
+    child = await group.spawn(supervise.ChildSpec(
+        name="toy", argv=(sys.executable, "-c", code), log_file=log,
+        ready=re.compile(r"^done$"), stop_grace_seconds=1.0))
+    await group.wait_ready(child, timeout=60)
+    await group.stop()
+    copies = sorted(p.name for p in log.parent.iterdir())
+    assert copies == ["toy.log", "toy.log.1", "toy.log.2"]  # no third copy
+    for path in (log, log.with_name("toy.log.1"), log.with_name("toy.log.2")):
+        text = path.read_bytes()
+        assert len(text) < 1000 + 200 and b"\x00" not in text  # no hole left by the truncate
+    newest = log.read_text() + log.with_name("toy.log.1").read_text()
+    assert "done" in log.read_text() and "line 039" in newest
+    shown = echo.getvalue().decode()
+    assert "[toy] line 000" in shown and "[toy] done" in shown  # followed across rotations
