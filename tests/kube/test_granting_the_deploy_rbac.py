@@ -29,7 +29,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from k8sbridge import app
+from k8sbridge import app, doctor
 from k8sbridge import settings as bridge_settings
 from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kernel import main as kernel_main
@@ -424,3 +424,17 @@ def test_the_deployment_names_what_the_bridge_reads() -> None:
         "PATCH", f"/api/v1/namespaces/{settings.kube.namespace}/configmaps/"
         f"{settings.kube.state_configmap}")
     assert state is not None and allowed(state, granted_rules())
+
+
+def test_the_doctor_checks_exactly_what_the_manifests_grant() -> None:
+    # `k8sbridge doctor` asks a SelfSubjectAccessReview per permission of REQUIRED_ACCESS: the
+    # same set the ServiceAccount is granted here (the bridge's own namespace symbolic).
+    granted = set()
+    for scope, rule in granted_rules():
+        namespace = doctor.BRIDGE_NAMESPACE if scope == SA[0] else scope or ""
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    granted.add(doctor.Access(verb, group, resource, namespace))
+    assert set(doctor.REQUIRED_ACCESS) == granted
+    assert len(doctor.REQUIRED_ACCESS) == len(granted)  # no permission asked twice

@@ -365,6 +365,10 @@ def _flag_values(agent: AgentCore) -> dict[str, str]:
            if config.http_credentials is not None else {}),
         "containerizers": "mesos",
         "default_role": "*",
+        "isolation": config.isolation,
+        **({"network_cni_config_dir": config.network_cni_config_dir,
+            "network_cni_plugins_dir": config.network_cni_plugins_dir}
+           if config.network_cni_config_dir else {}),
     }
 
 
