@@ -230,9 +230,11 @@ ROWS: tuple[Row, ...] = (
                          "MissingClusterDNS warning; Default (and ClusterFirst with "
                          "hostNetwork) → the agent's own file (no volume); None → dnsConfig "
                          "alone"),
-    _ign("spec.enableServiceLinks", "no service environment variables are set yet (not even "
-                                    "the kubernetes Service's): issue 14 (services and names "
-                                    "in the embedded cluster) injects them"),
+    _h("spec.enableServiceLinks", "true or unset: every container gets the variables of its "
+                                  "namespace's Services with a ClusterIP that exist at launch "
+                                  "({SVC}_SERVICE_HOST, _SERVICE_PORT, _SERVICE_PORT_{NAME}, "
+                                  "Docker links), from the bridge's Service watch, as a "
+                                  "kubelet; false: only the kubernetes Service's"),
     _ign("spec.ephemeralContainers", "never started and given no status: kubectl debug needs "
                                      "nested containers through the Mesos agent API, which "
                                      "issue 15 (kubectl exec, attach, cp) builds"),
@@ -334,9 +336,10 @@ ROWS: tuple[Row, ...] = (
                         "values, command, args); a pod whose IP variable has a name sh "
                         "cannot set, or whose container has no command to wrap, is refused "
                         "(downwardAPI volumes hold metadata fields only, as the API server "
-                        "allows); the kubernetes Service's variables "
-                        "(KUBERNETES_SERVICE_HOST ...) come from setting "
-                        "scheduler.api_service_host"),
+                        "allows); the Service variables (see spec.enableServiceLinks) fill "
+                        "in the names env does not set and $(VAR) may reference them; the "
+                        "kubernetes Service's (KUBERNETES_SERVICE_HOST ...) come from its "
+                        "ClusterIP, or from setting scheduler.api_service_host when set"),
     _r("container.env.valueFrom.fileKeyRef", "is not supported: the file is not read",
        (None,)),
     _h("container.envFrom", "CommandInfo.environment from each ConfigMap or Secret"),
