@@ -375,10 +375,13 @@ ROWS: tuple[Row, ...] = (
        (None, [])),
     *_security_rows("container.securityContext", pod=False),
     *_probe_rows("startupProbe", "the health check's grace period"),
-    _r("container.stdin", "is not supported: Mesos tasks have no attachable stdin",
-       (None, False)),
-    _r("container.stdinOnce", "is not supported: Mesos tasks have no attachable stdin",
-       (None, False)),
+    _h("container.stdin", "with tty: the terminal's input, which kubectl attach -i types "
+                          "into (ATTACH_CONTAINER_INPUT); without tty refused: Mesos gives "
+                          "a task a stdin only through the I/O switchboard, which it starts "
+                          "for a task only with a TTY"),
+    _h("container.stdinOnce", "with stdin and tty: when the first attach that sent input "
+                              "ends, the terminal gets an end-of-file (EOT, as Mesos wants "
+                              "on a TTY) and later attaches get no stdin"),
     _h("container.terminationMessagePath", "read (its last 4096 bytes) through the agent's "
                                            "files API when the container ends, if the path "
                                            "lies under the mountPath of an emptyDir the "
@@ -391,7 +394,10 @@ ROWS: tuple[Row, ...] = (
                                              "with no message from its file gets the last 80 "
                                              "lines (at most 2048 bytes) of its stdout and "
                                              "stderr, read through the agent's files API"),
-    _r("container.tty", "is not supported: Mesos tasks get no terminal", (None, False)),
+    _h("container.tty", "ContainerInfo.tty_info: the task runs on a terminal of Mesos' "
+                        "I/O switchboard (stdout and stderr are one stream, in the "
+                        "container's log too); kubectl attach follows it through "
+                        "ATTACH_CONTAINER_OUTPUT and resizes it with TTY_INFO"),
     _r("container.volumeDevices", "is not supported: k8sbridge attaches no block devices"),
     _h("container.volumeMounts", "ContainerInfo.volumes entries at mountPath"),
     _h("container.volumeMounts.mountPath", "the volume's container_path"),

@@ -89,6 +89,14 @@ def test_without_a_pod_network_every_pod_keeps_the_agents_network() -> None:
     assert _paths(group) == ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
 
 
+def test_a_container_with_a_tty_asks_mesos_for_one() -> None:
+    group = _render(_pod({"tty": True, "stdin": True}))
+    task = group.operation["launch_group"]["task_group"]["tasks"][0]
+    assert task["container"]["tty_info"] == {}
+    plain = _render(_pod()).operation
+    assert "tty_info" not in plain["launch_group"]["task_group"]["tasks"][0]["container"]
+
+
 def test_host_aliases_on_the_pod_network_are_refused_with_the_reason() -> None:
     with pytest.raises(podenv.LaunchError) as e:
         _render(_pod(hostAliases=[{"ip": "192.0.2.1", "hostnames": ["a"]}]))
