@@ -244,12 +244,8 @@ class ExecRoutes(api_base.ServerBase):
             refusal = STDIN_NOT_OPEN
         elif options.stdin and task_id in self._stdin_spent:
             refusal = STDIN_SPENT
-        if refusal is not None:
-            response, client = await self._upgrade(request, protocol, options, None)
-            if client is not None:
-                await client.status(internal_error(refusal))
-                await client.close()
-            return response
+        if refusal is not None:  # before the upgrade, as a kubelet refuses
+            return web.json_response(internal_error(refusal), status=400)
         address, target = await self._where(*where)
         once = bool(spec.get("stdinOnce")) and options.stdin
         try:
@@ -259,16 +255,15 @@ class ExecRoutes(api_base.ServerBase):
             return web.json_response(internal_error(f"error attaching to container: {e}"),
                                      status=500)
         try:
-            response, client = await self._upgrade(
-                request, protocol, options, attachment if options.stdin else None)
+            response, client = await self._upgrade(request, protocol, options, attachment)
         except BaseException:
             await attachment.close()
             raise
         if client is None:
             await attachment.close()
             return response
-        reader = asyncio.create_task(client.pump_input(
-            attachment if options.stdin else None, options))
+        # the client's input (stdin only with -i), resizes, and its hanging up (detaches)
+        reader = asyncio.create_task(client.pump_input(attachment, options))
         try:
             async for _, data in attachment.output():
                 if not await client.send(STDOUT, data):

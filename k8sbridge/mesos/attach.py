@@ -5,13 +5,16 @@ disabled for this container").
 
 Why apart from ``sessions``: nothing is launched and nothing is destroyed. Closing the output
 connection leaves the task running; the input is the switchboard's one input connection
-while it is open. On a terminal the end of input is the EOT character (Mesos ignores an
-empty DATA record when there is a TTY), which ``close_input`` sends: what the kubelet's
-``stdinOnce`` amounts to on a terminal.
+while it is open. The attach ends when the client's input ends (after the terminal's last
+words), as a container runtime ends an attach whose stdin closed. On a terminal the end of
+input is the EOT character (Mesos ignores an empty DATA record when there is a TTY), which
+``close_input`` sends for a ``stdinOnce`` container: what closing its stdin amounts to.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +26,7 @@ from k8sbridge.mesos.operator import OPERATOR_PATH, OperatorClient
 __all__ = ["EOT", "Attachment", "attach"]
 
 EOT = b"\x04"  # a terminal's end-of-file character
+DRAIN_SECONDS = 1.0  # the terminal's output still read after the client's input ended
 CLOSE_GRACE = 2.0  # seconds the last input (the EOT) gets to reach the agent on detach
 
 
@@ -35,6 +39,7 @@ class Attachment:
         self._response = response
         self._once = stdin_once
         self._sent = False
+        self._input_ended = asyncio.Event()
         # the end of a stdinOnce input is the terminal's EOT; else the input connection just
         # ends (an empty DATA record, which Mesos ignores on a terminal)
         self._stdin = sessions.ContainerInput(client=client, url=url, container=container,
@@ -46,8 +51,32 @@ class Attachment:
         return self._stdin.refused
 
     async def output(self) -> AsyncIterator[tuple[str, bytes]]:
-        async for item in sessions.output_records(self._response, self.container_id):
-            yield item
+        """The terminal's output until it closes, or until the client's input has ended and
+        the terminal has been quiet for ``DRAIN_SECONDS`` (an attach ends with its stdin, as
+        a container runtime ends it)."""
+        records = sessions.output_records(self._response, self.container_id)
+        ended = asyncio.ensure_future(self._input_ended.wait())
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(records))
+                if not ended.done():
+                    await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    try:
+                        await asyncio.wait_for(asyncio.shield(step), DRAIN_SECONDS)
+                    except TimeoutError:
+                        step.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                            await step
+                        return
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            ended.cancel()
+            await records.aclose()
 
     async def send(self, data: bytes) -> None:
         self._sent = self._sent or bool(data)
@@ -55,6 +84,7 @@ class Attachment:
 
     async def close_input(self) -> None:
         await self._stdin.close_input()
+        self._input_ended.set()
 
     async def resize(self, *, rows: int, columns: int) -> None:
         await self._stdin.resize(rows=rows, columns=columns)

@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -233,7 +233,7 @@ class Session:
 
 
 async def output_records(response: aiohttp.ClientResponse, container_id: str
-                  ) -> AsyncIterator[tuple[str, bytes]]:
+                         ) -> AsyncGenerator[tuple[str, bytes], None]:
     """The DATA of a RecordIO stream of ``ProcessIO`` records (heartbeats skipped)."""
     decoder = recordio.Decoder(max_record_size=MAX_OUTPUT_RECORD)
     try:

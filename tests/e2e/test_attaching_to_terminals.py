@@ -102,6 +102,22 @@ def test_attach_i_with_piped_stdin_runs_the_commands(target: Target, kubectl: st
     assert "hi" in target.kubectl("logs", name).split()
 
 
+def test_stdin_once_ends_the_terminals_input_after_the_first_attach(target: Target) -> None:
+    _start(target, _shell("tty-once", stdinOnce=True,
+                          command=["sh", "-c", "cat; echo cat-e''nded; exec sleep 300"]))
+    attach = ["kubectl", "--kubeconfig", str(target.kubeconfig), "attach", "-i", "tty-once"]
+    done = subprocess.run(attach, input=b"typed\n", capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # the first attach's end was the terminal's end of input: cat saw it
+    assert "cat-ended" in eventually(
+        lambda: (lambda out: out if "cat-ended" in out else None)(
+            target.kubectl("logs", "tty-once")), what="cat's end")
+    again = subprocess.run(attach, input=b"more\n", capture_output=True, timeout=60)
+    assert again.returncode != 0, (again.stdout, again.stderr)
+    assert b"stdinOnce" in again.stderr, again.stderr
+    target.kubectl("delete", "pod", "tty-once", "--wait=false")
+
+
 def test_stdin_without_a_tty_is_refused_with_the_reason(target: Target) -> None:
     pod = _shell("stdin-no-tty", tty=False)
     subprocess.run(["kubectl", "--kubeconfig", str(target.kubeconfig), "apply", "-f", "-"],
