@@ -213,14 +213,12 @@ class ExecRoutes(api_base.ServerBase):
         if spec.get("tty"):
             return await self._attach_terminal(request, protocol, options, spec,
                                                (ns, pod, container), task_id=where[2])
+        if options.stdin:  # before the upgrade, as a kubelet refuses
+            return web.json_response(internal_error(NO_STDIN), status=400)
         response, client = await self._upgrade(request, protocol, options, None)
         if client is None:
             return response
         base = f"/frameworks/{fid}/executors/{where[1]}/runs/latest/tasks/{where[2]}"
-        if options.stdin:
-            await client.status(internal_error(NO_STDIN))
-            await client.close()
-            return response
         await self._follow_output(client, agent.address, base, options)
         return response
 

@@ -118,6 +118,16 @@ def test_stdin_once_ends_the_terminals_input_after_the_first_attach(target: Targ
     target.kubectl("delete", "pod", "tty-once", "--wait=false")
 
 
+def test_attach_i_to_a_container_without_a_terminal_says_why(target: Target) -> None:
+    pod = _shell("no-tty", stdin=False, tty=False, command=["sleep", "300"])
+    _start(target, pod)
+    done = subprocess.run(["kubectl", "--kubeconfig", str(target.kubeconfig), "attach", "-i",
+                           "no-tty"], input=b"x\n", capture_output=True, timeout=60)
+    assert done.returncode != 0
+    assert b"without tty is not supported" in done.stderr, done.stderr
+    target.kubectl("delete", "pod", "no-tty", "--wait=false")
+
+
 def test_stdin_without_a_tty_is_refused_with_the_reason(target: Target) -> None:
     pod = _shell("stdin-no-tty", tty=False)
     subprocess.run(["kubectl", "--kubeconfig", str(target.kubeconfig), "apply", "-f", "-"],
