@@ -141,7 +141,7 @@ class Switchboard:
         try:
             kind = (await reader.readline()).strip()
             if kind == b"output":
-                await self._serve_output(writer)
+                await self._serve_output(reader, writer)
             elif kind == b"input":
                 await self._serve_input(reader, writer)
         except (ConnectionError, ValueError, asyncio.IncompleteReadError):
@@ -150,16 +150,27 @@ class Switchboard:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 writer.close()
 
-    async def _serve_output(self, writer: asyncio.StreamWriter) -> None:
+    async def _serve_output(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
         if self.ended.is_set():
             return
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._readers.add(queue)
+        gone = asyncio.ensure_future(reader.read())  # the agent hung up (EOF)
         try:
-            while (data := await queue.get()) is not None:
+            while True:
+                step = asyncio.ensure_future(queue.get())
+                await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    step.cancel()
+                    return
+                data = step.result()
+                if data is None:
+                    return
                 writer.write(data)
                 await writer.drain()
         finally:
+            gone.cancel()
             self._readers.discard(queue)
 
     async def _serve_input(self, reader: asyncio.StreamReader,

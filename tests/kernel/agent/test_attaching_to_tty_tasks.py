@@ -137,3 +137,20 @@ async def test_a_task_without_a_tty_has_no_switchboard(
                              headers=sc.STREAM_HEADERS) as reply:
             assert reply.status == 404
             assert await reply.text() == "Container no-such-container cannot be found"
+
+
+async def test_detaching_leaves_the_task_running_and_attachable(
+        running: tuple[fm.Running, Ids]) -> None:
+    run, ids = running
+    shell = ids["shell"]
+    first = sc.input_records(shell["value"], [], eof=False)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):  # attach, type, detach; again
+            async with http.post(_url(run), json=_output_call(shell),
+                                 headers=sc.STREAM_HEADERS) as reply:
+                assert reply.status == 200, await reply.text()
+                assert await sc.send_input(http, _url(run), first + _data_records(
+                    shell["value"], [b"echo al''ive\n"])) == 200
+                seen = bytearray()
+                await _read_until(sc.records(reply), seen, b"alive\r\n")
+        # the second round answered: the shell outlived the first detach
