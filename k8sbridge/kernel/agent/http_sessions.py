@@ -1,7 +1,8 @@
 """The agent API's streaming calls: ``LAUNCH_NESTED_CONTAINER_SESSION`` (a RecordIO stream of
 ``ProcessIO`` records answering the call), ``ATTACH_CONTAINER_INPUT`` (a RecordIO stream of
 calls as the request body), ``WAIT_NESTED_CONTAINER`` and ``KILL_NESTED_CONTAINER`` for the
-sessions of ``sessions``.
+sessions of ``sessions``; ``ATTACH_CONTAINER_INPUT``/``OUTPUT`` naming a task's container go
+to its I/O switchboard (``http_attach``).
 
 Why a module in front of ``http``'s ``/api/v1`` handler: a streaming request must be recognised
 from its headers before its body is read (the input stream never ends while the caller types),
