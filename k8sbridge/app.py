@@ -262,7 +262,8 @@ async def running_bridge(
                     "watch",
                     lambda *, stop, ready: kube_operator.run(
                         connection=kube.connection(), on_pod=scheduler.on_pod_event,
-                        on_node=scheduler.on_node_event, stop=stop, ready=ready,
+                        on_node=scheduler.on_node_event,
+                        on_service=scheduler.on_service_event, stop=stop, ready=ready,
                     ),
                 )
                 restore_signal_handlers()  # the watch runs kopf in this loop; kopf took the signals

@@ -129,9 +129,10 @@ class SchedulerSettings:
     # launched on one that does not waits in ContainerCreating with the agent's message and
     # FailedCreatePodSandBox events, retried with back-off, as a kubelet without its network).
     pod_network: str = "k8sbridge"
-    # Where pods reach the Kubernetes API (their KUBERNETES_SERVICE_HOST/PORT). Empty: not
-    # set (a cluster's service proxy answers the kubernetes Service). The embedded default
-    # sets the API server's address inside the cluster network (until a service proxy exists).
+    # Where pods reach the Kubernetes API (their KUBERNETES_SERVICE_HOST/PORT), overriding
+    # the kubernetes Service's ClusterIP. Empty: that ClusterIP, as a kubelet gives it (a
+    # service proxy answers it). The embedded default sets the API server's address inside
+    # the cluster network (reachable without a service proxy).
     api_service_host: str = ""
     api_service_port: int = 443
     tolerate_own_taint: bool = True

@@ -46,6 +46,7 @@ def _build_registry(
     connection: kube_client.Connection,
     on_pod: WatchCallback | None,
     on_node: WatchCallback | None,
+    on_service: WatchCallback | None = None,
 ) -> Any:
     registry = kopf.OperatorRegistry()
 
@@ -79,6 +80,13 @@ def _build_registry(
         @kopf.on.event("", "v1", "nodes", registry=registry)
         async def _node_event(event: Any, **_: Any) -> None:
             _deliver(node_callback, event)
+
+    if on_service is not None:
+        service_callback = on_service
+
+        @kopf.on.event("", "v1", "services", registry=registry)
+        async def _service_event(event: Any, **_: Any) -> None:
+            _deliver(service_callback, event)
 
     return registry
 
@@ -146,10 +154,12 @@ async def run(
     connection: kube_client.Connection,
     on_pod: WatchCallback | None = None,
     on_node: WatchCallback | None = None,
+    on_service: WatchCallback | None = None,
     stop: asyncio.Event,
     ready: asyncio.Event,
 ) -> None:
-    """Watch pods (and optionally nodes) until ``stop`` is set, in the caller's event loop.
+    """Watch pods (and optionally nodes and services) until ``stop`` is set, in the caller's
+    event loop.
 
     Callbacks run in this loop (inside kopf's per-object workers), so they keep the
     single-owner rule without a thread hop. kopf's root tasks are spawned and stopped here rather
@@ -163,7 +173,8 @@ async def run(
     objects_log = logging.getLogger("kopf.objects")
     if objects_log.level == logging.NOTSET:
         objects_log.setLevel(logging.WARNING)
-    registry = _build_registry(connection=connection, on_pod=on_pod, on_node=on_node)
+    registry = _build_registry(connection=connection, on_pod=on_pod, on_node=on_node,
+                               on_service=on_service)
     kopf_stop = asyncio.Event()
     kopf_ready = asyncio.Event()
     tasks = await kopf.spawn_tasks(

@@ -105,4 +105,6 @@ class ServerBase:
         self._cpu_prev: dict[str, tuple[float, float]] = {}
         # exec and port-forward: (agent address, task id) -> the task's ContainerID
         self._targets: dict[tuple[str, str], dict[str, Any]] = {}
+        # attach: the tasks of stdinOnce containers whose stdin a first attach has closed
+        self._stdin_spent: set[str] = set()
         self.port = 0

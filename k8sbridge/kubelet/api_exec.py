@@ -16,9 +16,13 @@ the client's stdin EOF). As the kubelet does: the lowest writable channel gets a
 once the streams are ready, ``tty`` turns stderr off, at least one of stdin/stdout/stderr is
 needed, and the connection is closed after the status.
 
-``/attach`` has no Mesos counterpart for a task started without an I/O switchboard, so it
-follows the container's output from the sandbox files from now on (as ``logs -f --tail=0``);
-stdin is refused with a message on the error channel.
+``/attach`` to a container with ``tty: true`` (launched with ``ContainerInfo.tty_info``)
+follows its terminal through ``ATTACH_CONTAINER_OUTPUT`` and, with ``-i`` and ``stdin: true``,
+types into it through ``ATTACH_CONTAINER_INPUT`` (resizes as ``TTY_INFO``): Mesos' I/O
+switchboard (``mesos.attach``). ``stdinOnce``: the first attach with input ends the
+terminal's input (EOT) and later attaches are refused stdin, as a kubelet closes the stdin.
+A container without a TTY has no switchboard, so attach follows its output from the sandbox
+files from now on (as ``logs -f --tail=0``) and stdin is refused on the error channel.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from aiohttp import web
 
 from k8sbridge.kubelet import agents as mesos_agents
 from k8sbridge.kubelet import api_base, api_exec_channels, api_exec_spdy, api_spdy_upgrade
-from k8sbridge.mesos import sessions
+from k8sbridge.mesos import attach, sessions
 
 __all__ = ["EXEC_PROTOCOLS", "ExecRoutes", "exit_status", "parse_options"]
 
@@ -47,6 +51,11 @@ parse_options = api_exec_channels.parse_options
 exit_status = api_exec_channels.exit_status
 internal_error = api_exec_channels.internal_error
 _KEPT_TARGETS = 4096
+NO_STDIN = ("attaching to the stdin of a container without tty is not supported: Mesos keeps "
+            "a task's stdin only on the terminal of its I/O switchboard; use kubectl exec")
+STDIN_NOT_OPEN = "the container was not started with stdin: true; attach without -i"
+STDIN_SPENT = ("the container's stdin was closed when its first attach ended (stdinOnce); "
+               "attach without -i")
 
 
 class ExecRoutes(api_base.ServerBase):
@@ -101,7 +110,7 @@ class ExecRoutes(api_base.ServerBase):
         return "websocket", None
 
     async def _upgrade(self, request: web.Request, protocol: str, options: Options,
-                       session: sessions.Session | None
+                       session: sessions.Input | None
                        ) -> tuple[web.StreamResponse, api_exec_channels.Channels | None]:
         """Answer the upgrade; the client's channels, or None when they never all opened."""
         if protocol == "websocket":
@@ -200,17 +209,76 @@ class ExecRoutes(api_base.ServerBase):
         if where is None or where[3] or agent is None or not fid:
             return web.Response(status=404, text=f'container "{container}" in pod "{pod}" '
                                 "is not running\n")
+        spec = self._container_spec(ns, pod, container)
+        if spec.get("tty"):
+            return await self._attach_terminal(request, protocol, options, spec,
+                                               (ns, pod, container), task_id=where[2])
+        if options.stdin:  # before the upgrade, as a kubelet refuses
+            return web.json_response(internal_error(NO_STDIN), status=400)
         response, client = await self._upgrade(request, protocol, options, None)
         if client is None:
             return response
         base = f"/frameworks/{fid}/executors/{where[1]}/runs/latest/tasks/{where[2]}"
-        if options.stdin:
-            await client.status(internal_error(
-                "attaching to the stdin of a Mesos task is not supported (its stdin is not "
-                "kept by the agent); use kubectl exec"))
-            await client.close()
-            return response
         await self._follow_output(client, agent.address, base, options)
+        return response
+
+    def _container_spec(self, ns: str, pod: str, container: str) -> dict[str, Any]:
+        for raw in self._locator.known_pods() if self._locator is not None else []:
+            meta = raw.get("metadata") or {}
+            if meta.get("name") == pod and (meta.get("namespace") or "default") == ns:
+                spec = raw.get("spec") or {}
+                for found in [*(spec.get("containers") or []),
+                              *(spec.get("initContainers") or [])]:
+                    if found.get("name") == container:
+                        return dict(found)
+        return {}
+
+    async def _attach_terminal(self, request: web.Request, protocol: str, options: Options,
+                               spec: dict[str, Any], where: tuple[str, str, str], *,
+                               task_id: str) -> web.StreamResponse:
+        """Attach to a container with a TTY: its task's I/O switchboard (``mesos.attach``)."""
+        refusal = None
+        if options.stdin and not spec.get("stdin"):
+            refusal = STDIN_NOT_OPEN
+        elif options.stdin and task_id in self._stdin_spent:
+            refusal = STDIN_SPENT
+        if refusal is not None:  # before the upgrade, as a kubelet refuses
+            return web.json_response(internal_error(refusal), status=400)
+        address, target = await self._where(*where)
+        once = bool(spec.get("stdinOnce")) and options.stdin
+        try:
+            attachment = await attach.attach(self._reader, address, container=target,
+                                             stdin_once=once)
+        except mesos_agents.AgentsError as e:
+            return web.json_response(internal_error(f"error attaching to container: {e}"),
+                                     status=500)
+        try:
+            response, client = await self._upgrade(request, protocol, options, attachment)
+        except BaseException:
+            await attachment.close()
+            raise
+        if client is None:
+            await attachment.close()
+            return response
+        # the client's input (stdin only with -i), resizes, and its hanging up (detaches)
+        reader = asyncio.create_task(client.pump_input(attachment, options))
+        try:
+            async for _, data in attachment.output():
+                if not await client.send(STDOUT, data):
+                    break
+            if not reader.done():
+                await client.status(exit_status(0, []))
+        except mesos_agents.AgentsError as e:
+            if not reader.done():
+                await client.status(internal_error(str(e)))
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await attachment.close()
+            if once:
+                self._stdin_spent.add(task_id)
+            await client.close()
         return response
 
     async def _follow_output(self, client: api_exec_channels.Channels, address: str, base: str,

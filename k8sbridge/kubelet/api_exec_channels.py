@@ -79,7 +79,7 @@ class Channels(Protocol):
         """The error channel's ``metav1.Status`` (as the protocol version writes it)."""
         ...
 
-    async def pump_input(self, session: sessions.Session | None, options: Options) -> None:
+    async def pump_input(self, session: sessions.Input | None, options: Options) -> None:
         """stdin, its close and resizes to the session until the client hangs up (then the
         session is closed); without a session the client's input is drained."""
         ...
@@ -103,7 +103,7 @@ class WebSocketChannels:
     async def status(self, status: dict[str, Any]) -> None:
         await self.send(ERROR, json.dumps(status).encode())
 
-    async def pump_input(self, session: sessions.Session | None, options: Options) -> None:
+    async def pump_input(self, session: sessions.Input | None, options: Options) -> None:
         async for message in self.ws:
             if session is None or message.type != WSMsgType.BINARY or not message.data:
                 continue
@@ -124,7 +124,7 @@ class WebSocketChannels:
             await self.ws.close()
 
 
-async def resize(session: sessions.Session, payload: bytes) -> None:
+async def resize(session: sessions.Input, payload: bytes) -> None:
     """A ``{"Width":..,"Height":..}`` resize to the session's terminal (bad JSON ignored)."""
     with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
         size = json.loads(payload)

@@ -69,7 +69,7 @@ class SpdyChannels:
     """One SPDY connection's streams for an exec or attach (``api_exec_channels.Channels``)."""
 
     def __init__(self, upgraded: api_spdy_upgrade.Upgraded, *, protocol: str,
-                 options: channels.Options, session: sessions.Session | None) -> None:
+                 options: channels.Options, session: sessions.Input | None) -> None:
         self._conn = upgraded
         self._protocol = protocol
         self._options = options
@@ -193,7 +193,7 @@ class SpdyChannels:
             self._finished.add(stream)
             await self._write(self._out.data(stream, b"", fin=True))
 
-    async def pump_input(self, session: sessions.Session | None,
+    async def pump_input(self, session: sessions.Input | None,
                          options: channels.Options) -> None:
         await self.gone.wait()
 

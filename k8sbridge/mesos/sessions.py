@@ -23,15 +23,16 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 
 from k8sbridge.mesos import errors, recordio
 from k8sbridge.mesos.operator import OPERATOR_PATH, OperatorClient
 
-__all__ = ["Session", "decode_status", "launch", "task_container"]
+__all__ = ["ContainerInput", "Input", "Session", "decode_status", "launch", "output_records",
+           "task_container"]
 
 log = logging.getLogger(__name__)
 
@@ -75,53 +76,56 @@ def _process_io(process_io: dict[str, Any]) -> bytes:
     return _input_call({"type": "PROCESS_IO", "process_io": process_io})
 
 
-class Session:
-    """A launched session: read ``output()``, feed ``send``/``close_input``/``resize``, then
-    ``wait()``; ``close()`` always (it destroys the container if it still runs)."""
+class Input(Protocol):
+    """What the kubelet API feeds a client's input to: a session, or an attachment."""
 
-    def __init__(self, *, client: OperatorClient, url: str, container_id: str,
-                 response: aiohttp.ClientResponse) -> None:
-        self.container_id = container_id
+    async def send(self, data: bytes) -> None: ...
+
+    async def close_input(self) -> None: ...
+
+    async def resize(self, *, rows: int, columns: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ContainerInput:
+    """``ATTACH_CONTAINER_INPUT`` to one container: one streaming request opened at the first
+    input, fed by ``send``/``close_input``/``resize``, with heartbeats while idle. ``refused``
+    holds the agent's answer when it did not take the input."""
+
+    def __init__(self, *, client: OperatorClient, url: str, container: dict[str, Any],
+                 eof: bytes | None = None) -> None:
+        self.container = container  # the full ContainerID (Mesos finds a nested one by its
+        self.container_id = str(container.get("value"))  # parents)
+        self.refused: str | None = None
         self._client = client
         self._url = url
-        self._response = response
+        self._eof = eof  # what ends input (a terminal's EOT); None: an empty DATA record
         self._input: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
         self._input_task: asyncio.Task[None] | None = None
         self._input_closed = False
 
-    async def output(self) -> AsyncIterator[tuple[str, bytes]]:
-        """("STDOUT" | "STDERR", bytes) until the command's output ends."""
-        decoder = recordio.Decoder(max_record_size=MAX_OUTPUT_RECORD)
-        try:
-            async for chunk in self._response.content.iter_any():
-                for record in decoder.feed(chunk):
-                    message = json.loads(record)
-                    if message.get("type") != "DATA":
-                        continue  # CONTROL: heartbeats
-                    data = message.get("data") or {}
-                    yield str(data.get("type") or "STDOUT"), base64.b64decode(
-                        str(data.get("data") or ""))
-        except (aiohttp.ClientError, ValueError, errors.RecordIOError) as e:
-            raise errors.OperatorError(f"session {self.container_id}: output broke: {e}") from e
-
     def _start_input(self) -> None:
         if self._input_task is None:
             self._input_task = asyncio.create_task(self._pump_input(),
-                                                   name=f"session-input-{self.container_id}")
+                                                   name=f"input-{self.container_id}")
 
     async def send(self, data: bytes) -> None:
-        """Bytes for the command's stdin."""
+        """Bytes for the container's stdin."""
         if data and not self._input_closed:
             self._start_input()
             await self._input.put(_process_io({"type": "DATA", "data": {
                 "type": "STDIN", "data": base64.b64encode(data).decode("ascii")}}))
 
     async def close_input(self) -> None:
-        """End of stdin (an empty DATA record, as Mesos reads EOF)."""
+        """End of stdin: an empty DATA record, as Mesos reads EOF (on a terminal, ``eof``)."""
         if not self._input_closed:
-            self._start_input()
-            await self._input.put(_process_io({"type": "DATA", "data": {
-                "type": "STDIN", "data": ""}}))
+            if self._eof is not None:
+                await self.send(self._eof)
+            else:
+                self._start_input()
+                await self._input.put(_process_io({"type": "DATA", "data": {
+                    "type": "STDIN", "data": ""}}))
             self._input_closed = True
             await self._input.put(None)
 
@@ -149,8 +153,7 @@ class Session:
             yield record
 
     async def _pump_input(self) -> None:
-        opening = _input_call({"type": "CONTAINER_ID",
-                               "container_id": {"value": self.container_id}})
+        opening = _input_call({"type": "CONTAINER_ID", "container_id": self.container})
         headers = self._client.transport.headers(
             **{"Content-Type": RECORDIO, "Message-Content-Type": "application/json"})
         for attempt in range(_INPUT_RETRIES):
@@ -162,18 +165,61 @@ class Session:
                         await asyncio.sleep(0.1 * (attempt + 1))
                         continue
                     if reply.status != 200:
-                        log.info("session %s: input refused: %s %s", self.container_id,
-                                 reply.status, (await reply.text())[:200])
+                        self.refused = (f"the agent refused the input ({reply.status}): "
+                                        f"{(await reply.text()).strip()[:200]}")
+                        log.info("container %s: %s", self.container_id, self.refused)
                     return
             except (aiohttp.ClientError, OSError) as e:
-                log.info("session %s: input connection ended: %s", self.container_id, e)
+                log.info("container %s: input connection ended: %s", self.container_id, e)
                 return
+
+    async def close(self, *, grace: float = 0.0) -> None:
+        """End the input connection (after ``grace`` seconds for what is queued, once
+        ``close_input`` was called)."""
+        if self._input_task is not None and grace > 0 and self._input_closed:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(self._input_task)
+        if self._input_task is not None:
+            self._input_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._input_task
+
+
+class Session:
+    """A launched session: read ``output()``, feed ``send``/``close_input``/``resize``, then
+    ``wait()``; ``close()`` always (it destroys the container if it still runs)."""
+
+    def __init__(self, *, client: OperatorClient, url: str, container: dict[str, Any],
+                 response: aiohttp.ClientResponse) -> None:
+        self.container_id = str(container.get("value"))
+        self._container = container
+        self._client = client
+        self._url = url
+        self._response = response
+        self._stdin = ContainerInput(client=client, url=url, container=container)
+
+    async def output(self) -> AsyncIterator[tuple[str, bytes]]:
+        """("STDOUT" | "STDERR", bytes) until the command's output ends."""
+        async for item in output_records(self._response, self.container_id):
+            yield item
+
+    async def send(self, data: bytes) -> None:
+        """Bytes for the command's stdin."""
+        await self._stdin.send(data)
+
+    async def close_input(self) -> None:
+        """End of stdin (an empty DATA record, as Mesos reads EOF)."""
+        await self._stdin.close_input()
+
+    async def resize(self, *, rows: int, columns: int) -> None:
+        await self._stdin.resize(rows=rows, columns=columns)
 
     async def wait(self) -> int:
         """The command's raw wait status (``decode_status`` makes it an exit code)."""
         reply = await self._client.agent_call(self._url, {
             "type": "WAIT_NESTED_CONTAINER",
-            "wait_nested_container": {"container_id": {"value": self.container_id}}})
+            "wait_nested_container": {"container_id": self._container}})
         body = reply.get("wait_nested_container") if isinstance(reply, dict) else None
         status = body.get("exit_status") if isinstance(body, dict) else None
         if not isinstance(status, int):
@@ -183,10 +229,24 @@ class Session:
     async def close(self) -> None:
         """Hang up: the agent destroys the container if it still runs."""
         self._response.close()
-        if self._input_task is not None:
-            self._input_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._input_task
+        await self._stdin.close()
+
+
+async def output_records(response: aiohttp.ClientResponse, container_id: str
+                         ) -> AsyncGenerator[tuple[str, bytes], None]:
+    """The DATA of a RecordIO stream of ``ProcessIO`` records (heartbeats skipped)."""
+    decoder = recordio.Decoder(max_record_size=MAX_OUTPUT_RECORD)
+    try:
+        async for chunk in response.content.iter_any():
+            for record in decoder.feed(chunk):
+                message = json.loads(record)
+                if message.get("type") != "DATA":
+                    continue  # CONTROL: heartbeats
+                data = message.get("data") or {}
+                yield str(data.get("type") or "STDOUT"), base64.b64decode(
+                    str(data.get("data") or ""))
+    except (aiohttp.ClientError, ValueError, errors.RecordIOError) as e:
+        raise errors.OperatorError(f"container {container_id}: output broke: {e}") from e
 
 
 async def launch(client: OperatorClient, address: str, *, parent: dict[str, Any],
@@ -219,4 +279,4 @@ async def launch(client: OperatorClient, address: str, *, parent: dict[str, Any]
         response.release()
         raise errors.OperatorError(f"the agent refused the session ({response.status}): "
                                    f"{text.strip()}")
-    return Session(client=client, url=url, container_id=container_id, response=response)
+    return Session(client=client, url=url, container=body["container_id"], response=response)

@@ -392,6 +392,8 @@ def _container_info(
         linux["share_pid_namespace"] = True
     if linux:
         info["linux_info"] = linux
+    if container.get("tty"):  # a terminal: Mesos starts the container's I/O switchboard
+        info["tty_info"] = {}
     return info if len(info) > 1 else None
 
 

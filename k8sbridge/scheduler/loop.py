@@ -69,10 +69,10 @@ from k8sbridge.scheduler import (
     limits,
     loop_passes,
     plan,
-    podenv,
     podfields,
     podfiles,
     podnet,
+    serviceenv,
     volume_sources,
     volumes,
 )
@@ -122,6 +122,10 @@ class Scheduler(loop_passes.Passes):
 
     def on_pod_event(self, etype: str | None, raw: RawPod) -> None:
         self._inbox.put_nowait(("pod", (etype, raw)))
+
+    def on_service_event(self, etype: str | None, raw: RawPod) -> None:
+        """The Service watch: the book is read only at launches (no pass to run)."""
+        self._services.observe(etype, raw)
 
     def request_relaunch(
         self, uid: str, delay: float, *, containers: Sequence[str] = ()
@@ -512,16 +516,33 @@ class Scheduler(loop_passes.Passes):
             except kube_errors.NotFound:
                 return None
 
-        out: dict[str, list[tuple[str, str]]] = {}
         spec = pod.get("spec") or {}
+        scheduling = self._settings.scheduler
+        services = serviceenv.pod_service_env(
+            await self._service_snapshot(),
+            namespace=str((pod.get("metadata") or {}).get("namespace") or "default"),
+            enable_links=spec.get("enableServiceLinks") is not False,
+            api_host=scheduling.api_service_host, api_port=scheduling.api_service_port)
+        out: dict[str, list[tuple[str, str]]] = {}
         for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-            own = await launch.resolve_env(
+            out[str(container.get("name"))] = await launch.resolve_env(
                 pod=pod, container=container, node_name=node_name, host_ip=host_ip,
-                config_map=config_map, secret=secret, pod_ip=pod_ip,
+                config_map=config_map, secret=secret, pod_ip=pod_ip, services=services,
             )
-            out[str(container.get("name"))] = podenv.with_api_service(
-                own, host=self._settings.scheduler.api_service_host,
-                port=self._settings.scheduler.api_service_port)
         return out
 
-
+    async def _service_snapshot(self) -> tuple[Mapping[str, Any], ...]:
+        """The Services as the watch keeps them; listed once first (as a kubelet waits for
+        its Service informer's first listing); while that fails the pod waits with the
+        kubelet's reason and is placed again."""
+        if not self._services.synced:
+            self._services.begin_listing()
+            try:
+                listing = await self._kube.get("/api/v1/services")
+            except kube_errors.KubeError as e:
+                self._services.abandon_listing()
+                # the pod stays pending with this message and is placed again
+                raise launch.LaunchError(f"{serviceenv.NOT_SYNCED}: {e}",
+                                         reason=launch.REASON_STALE) from e
+            self._services.replace(listing.get("items") or [])
+        return self._services.snapshot()

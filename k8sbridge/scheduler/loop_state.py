@@ -26,7 +26,7 @@ from k8sbridge.lifecycle import taskids
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
-from k8sbridge.scheduler import kills, nodebook, offers, plan, stack
+from k8sbridge.scheduler import kills, nodebook, offers, plan, serviceenv, stack
 from k8sbridge.scheduler.ports import (
     AgentDirectory,
     AgentRef,
@@ -145,6 +145,8 @@ class LoopState:
         self.on_pass: Callable[[float | None, int, plan.Plan | None], None] | None = None
         # the Nodes' labels, taints and cordon as users left them (the Node watch)
         self._nodes = nodebook.NodeBook()
+        # the Services (the Service watch): their variables for the pods launched (serviceenv)
+        self._services = serviceenv.ServiceBook()
         # namespace labels for namespaceSelectors: (when read, name -> labels)
         self._namespaces: tuple[float, dict[str, dict[str, str]]] | None = None
         self._pods: dict[str, RawPod] = {}  # uid -> latest raw pod we care about

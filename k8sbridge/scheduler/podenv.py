@@ -4,7 +4,9 @@ Why a module of its own: the same lookups (``fieldRef``, ``resourceFieldRef``, C
 Secret keys) feed both ``env`` and the downwardAPI/configMap/secret volumes (``volumes``), and
 a missing source must stop the pod with the same ``CreateContainerConfigError`` either way.
 Rules: ``envFrom`` first (later sources win), then ``env`` (later entries win, ``$(VAR)``
-references to earlier ones expanded); a missing required key is a ``LaunchError``.
+references to earlier ones, or to the Service variables, expanded), then the Service
+variables (``serviceenv``) the container did not set; a missing required key is a
+``LaunchError``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from typing import Any
 from k8sbridge.model import pods as model_pods
 
 __all__ = [
-    "ConfigLookup", "LaunchError", "api_service_env", "expand", "field_ref", "resolve_env",
-    "resource_ref", "with_api_service",
+    "ConfigLookup", "LaunchError", "expand", "field_ref", "resolve_env", "resource_ref",
 ]
 
 RawPod = Mapping[str, Any]
@@ -36,28 +37,6 @@ class LaunchError(Exception):
 ConfigLookup = Callable[[str, str], Awaitable[Mapping[str, Any] | None]]
 
 
-def api_service_env(*, host: str, port: int) -> list[tuple[str, str]]:
-    """The ``kubernetes`` Service's variables a kubelet gives every container (its docker
-    links form too), pointing at ``host:port`` (setting ``scheduler.api_service_host``); none
-    without a host."""
-    if not host:
-        return []
-    tcp = f"tcp://{host}:{port}"
-    base = f"KUBERNETES_PORT_{port}_TCP"
-    return [("KUBERNETES_SERVICE_HOST", host), ("KUBERNETES_SERVICE_PORT", str(port)),
-            ("KUBERNETES_SERVICE_PORT_HTTPS", str(port)), ("KUBERNETES_PORT", tcp),
-            (base, tcp), (f"{base}_PROTO", "tcp"), (f"{base}_PORT", str(port)),
-            (f"{base}_ADDR", host)]
-
-
-def with_api_service(env: list[tuple[str, str]], *, host: str, port: int
-                     ) -> list[tuple[str, str]]:
-    """``env`` after the API service's variables, those the container sets itself left out
-    (its own value wins, as with a kubelet)."""
-    own = {name for name, _ in env}
-    return [(k, v) for k, v in api_service_env(host=host, port=port) if k not in own] + env
-
-
 async def resolve_env(
     *,
     pod: RawPod,
@@ -67,6 +46,7 @@ async def resolve_env(
     config_map: ConfigLookup,
     secret: ConfigLookup,
     pod_ip: str | None = None,
+    services: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
     """The container's environment as (name, value) pairs, in the order Kubernetes applies.
 
@@ -74,6 +54,8 @@ async def resolve_env(
     references to earlier ones expanded as the kubelet does). ``pod_ip`` is what
     ``status.podIP(s)`` resolve to (``podnet.ip_marker`` on a CNI network); None: the pod's
     written IP, else the agent's address (the pod is on the agent's network).
+    ``services``: the Service variables the pod sees (``serviceenv.pod_service_env``); ``env``
+    values may reference them and they fill in every name the container did not set, first.
     """
     meta = pod.get("metadata") or {}
     namespace = str(meta.get("namespace") or "default")
@@ -106,7 +88,7 @@ async def resolve_env(
         if not name:
             continue
         if "valueFrom" not in var or var.get("valueFrom") is None:
-            out[name] = expand(str(var.get("value", "")), out)
+            out[name] = expand(str(var.get("value", "")), out, services)
             continue
         vf = var["valueFrom"]
         resolved: str | None
@@ -124,7 +106,8 @@ async def resolve_env(
             raise LaunchError(f"env {name}: unsupported valueFrom {sorted(vf)}")
         if resolved is not None:
             out[name] = resolved
-    return list(out.items())
+    added = [(k, v) for k, v in (services or {}).items() if k not in out]
+    return added + list(out.items())
 
 
 def _b64(value: Any) -> str:
@@ -195,8 +178,9 @@ def resource_ref(ref: Mapping[str, Any], container: Mapping[str, Any], cname: st
     return str(whole)
 
 
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` expansion; ``$$`` escapes; unknown references stay as written."""
+def expand(value: str, env: Mapping[str, str], more: Mapping[str, str] | None = None) -> str:
+    """Kubernetes ``$(VAR)`` expansion; ``$$`` escapes; unknown references stay as written.
+    A name not in ``env`` is looked up in ``more`` (the kubelet's ``MappingFuncFor``)."""
     out: list[str] = []
     i = 0
     while i < len(value):
@@ -206,7 +190,12 @@ def expand(value: str, env: Mapping[str, str]) -> str:
         elif value.startswith("$(", i) and ")" in value[i + 2 :]:
             end = value.index(")", i + 2)
             ref = value[i + 2 : end]
-            out.append(env[ref] if ref in env else value[i : end + 1])
+            if ref in env:
+                out.append(env[ref])
+            elif more is not None and ref in more:
+                out.append(more[ref])
+            else:
+                out.append(value[i : end + 1])
             i = end + 1
         else:
             out.append(value[i])

@@ -30,7 +30,7 @@ from typing import Any
 from k8sbridge.lifecycle import termination
 from k8sbridge.scheduler import podenv, podspec_table
 
-__all__ = ["DOCKER_DEFAULT_CAPABILITIES", "MESOS_CAPABILITIES", "check_pod",
+__all__ = ["DOCKER_DEFAULT_CAPABILITIES", "MESOS_CAPABILITIES", "STDIN_WITHOUT_TTY", "check_pod",
            "container_security", "parse_run_as_users"]
 
 Json = dict[str, Any]
@@ -51,6 +51,10 @@ MESOS_CAPABILITIES = frozenset({
     "PERFMON", "BPF", "CHECKPOINT_RESTORE",
 })
 RUN_AS_USERS = "scheduler.run_as_users"
+# Mesos starts a task's I/O switchboard (its only way to a task's stdin) only for a TTY
+STDIN_WITHOUT_TTY = ("without tty is not supported: Mesos gives a task a stdin only through "
+                     "its I/O switchboard, which it starts for a task only with a TTY "
+                     "(set tty: true)")
 AGENT_CAPABILITIES = "scheduler.agent_capabilities"
 
 
@@ -230,5 +234,7 @@ def check_pod(pod: Mapping[str, Any], *, run_as_users: Mapping[int, str] | None 
     _check_termination_path(spec)
     for where, container in _containers(spec):
         _check_probes(spec, where, container)
+        if container.get("stdin") and not container.get("tty"):
+            raise podenv.LaunchError(f"{where}.stdin {STDIN_WITHOUT_TTY}")
         container_security(pod, container, where=where, run_as_users=run_as_users or {},
                            agent_capabilities=agent_capabilities)

@@ -230,9 +230,11 @@ ROWS: tuple[Row, ...] = (
                          "MissingClusterDNS warning; Default (and ClusterFirst with "
                          "hostNetwork) → the agent's own file (no volume); None → dnsConfig "
                          "alone"),
-    _ign("spec.enableServiceLinks", "no service environment variables are set yet (not even "
-                                    "the kubernetes Service's): issue 14 (services and names "
-                                    "in the embedded cluster) injects them"),
+    _h("spec.enableServiceLinks", "true or unset: every container gets the variables of its "
+                                  "namespace's Services with a ClusterIP that exist at launch "
+                                  "({SVC}_SERVICE_HOST, _SERVICE_PORT, _SERVICE_PORT_{NAME}, "
+                                  "Docker links), from the bridge's Service watch, as a "
+                                  "kubelet; false: only the kubernetes Service's"),
     _ign("spec.ephemeralContainers", "never started and given no status: kubectl debug needs "
                                      "nested containers through the Mesos agent API, which "
                                      "issue 15 (kubectl exec, attach, cp) builds"),
@@ -334,9 +336,10 @@ ROWS: tuple[Row, ...] = (
                         "values, command, args); a pod whose IP variable has a name sh "
                         "cannot set, or whose container has no command to wrap, is refused "
                         "(downwardAPI volumes hold metadata fields only, as the API server "
-                        "allows); the kubernetes Service's variables "
-                        "(KUBERNETES_SERVICE_HOST ...) come from setting "
-                        "scheduler.api_service_host"),
+                        "allows); the Service variables (see spec.enableServiceLinks) fill "
+                        "in the names env does not set and $(VAR) may reference them; the "
+                        "kubernetes Service's (KUBERNETES_SERVICE_HOST ...) come from its "
+                        "ClusterIP, or from setting scheduler.api_service_host when set"),
     _r("container.env.valueFrom.fileKeyRef", "is not supported: the file is not read",
        (None,)),
     _h("container.envFrom", "CommandInfo.environment from each ConfigMap or Secret"),
@@ -372,10 +375,13 @@ ROWS: tuple[Row, ...] = (
        (None, [])),
     *_security_rows("container.securityContext", pod=False),
     *_probe_rows("startupProbe", "the health check's grace period"),
-    _r("container.stdin", "is not supported: Mesos tasks have no attachable stdin",
-       (None, False)),
-    _r("container.stdinOnce", "is not supported: Mesos tasks have no attachable stdin",
-       (None, False)),
+    _h("container.stdin", "with tty: the terminal's input, which kubectl attach -i types "
+                          "into (ATTACH_CONTAINER_INPUT); without tty refused: Mesos gives "
+                          "a task a stdin only through the I/O switchboard, which it starts "
+                          "for a task only with a TTY"),
+    _h("container.stdinOnce", "with stdin and tty: when the first attach that sent input "
+                              "ends, the terminal gets an end-of-file (EOT, as Mesos wants "
+                              "on a TTY) and later attaches get no stdin"),
     _h("container.terminationMessagePath", "read (its last 4096 bytes) through the agent's "
                                            "files API when the container ends, if the path "
                                            "lies under the mountPath of an emptyDir the "
@@ -388,7 +394,10 @@ ROWS: tuple[Row, ...] = (
                                              "with no message from its file gets the last 80 "
                                              "lines (at most 2048 bytes) of its stdout and "
                                              "stderr, read through the agent's files API"),
-    _r("container.tty", "is not supported: Mesos tasks get no terminal", (None, False)),
+    _h("container.tty", "ContainerInfo.tty_info: the task runs on a terminal of Mesos' "
+                        "I/O switchboard (stdout and stderr are one stream, in the "
+                        "container's log too); kubectl attach follows it through "
+                        "ATTACH_CONTAINER_OUTPUT and resizes it with TTY_INFO"),
     _r("container.volumeDevices", "is not supported: k8sbridge attaches no block devices"),
     _h("container.volumeMounts", "ContainerInfo.volumes entries at mountPath"),
     _h("container.volumeMounts.mountPath", "the volume's container_path"),

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from k8sbridge import settings as bridge_settings
+from k8sbridge.kube import errors as kube_errors
 from k8sbridge.model import ids
 from k8sbridge.model.resources import Resources, parse_resources_flag
-from k8sbridge.scheduler import launch, limits, loop, offers, plan, stack
+from k8sbridge.scheduler import launch, limits, loop, offers, plan, serviceenv, stack
 
 UID = "0b6c7c8e-0000-4000-8000-00000000c0de"
 
@@ -63,6 +64,8 @@ class _Kube:
     def __init__(self) -> None:
         self.bound: list[str] = []
         self.events: list[tuple[str, str, str]] = []
+        self.services: dict[str, Any] | Exception = {"items": []}
+        self.listings = 0
 
     async def bind_pod(self, *, namespace: str, name: str, uid: str | None, node: str) -> None:
         self.bound.append(name)
@@ -70,6 +73,13 @@ class _Kube:
     async def post_event(self, *, involved: dict[str, Any], reason: str, message: str,
                          type_: str = "Normal", **_: Any) -> None:
         self.events.append((type_, reason, message))
+
+    async def get(self, path: str, **_: str) -> dict[str, Any]:
+        assert path == "/api/v1/services"  # the Service variables' first listing
+        self.listings += 1
+        if isinstance(self.services, Exception):
+            raise self.services
+        return self.services
 
 
 class _Agent:
@@ -204,3 +214,33 @@ async def test_an_offer_the_pod_does_not_use_may_go_away() -> None:
     ((accepted, (_operation,)),) = driver.accepted
     assert accepted == ["o1"] and sink.unschedulable_ == []
     assert UID not in scheduler._pending
+
+
+def _service(name: str, ip: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default"},
+            "spec": {"clusterIP": ip, "ports": [{"port": 80}]}}
+
+
+def _variables(driver: _Driver) -> dict[str, str]:
+    ((_, (operation,)),) = driver.accepted[-1:]
+    (task,) = operation["launch_group"]["task_group"]["tasks"]
+    return {v["name"]: v["value"] for v in task["command"]["environment"]["variables"]}
+
+
+async def test_unreadable_services_keep_the_pod_pending_with_the_kubelets_reason() -> None:
+    scheduler, sink, driver, kube = _scheduler(_offer("o1", "cpus:4;mem:1024;disk:100"))
+    kube.services = kube_errors.Forbidden("services is forbidden", status=403)
+    await scheduler._commit(_place(scheduler))
+    assert driver.accepted == []
+    [(uid, message)] = sink.unschedulable_
+    assert uid == UID and message == f"{serviceenv.NOT_SYNCED}: services is forbidden"
+    assert UID in scheduler._pending
+    # listed at last: the pod starts with the Services of that listing
+    kube.services = {"items": [_service("web", "10.96.0.5")]}
+    scheduler._book.add(_offer("o2", "cpus:4;mem:1024;disk:100"))  # the next offer
+    await scheduler._commit(_place(scheduler))
+    await asyncio.gather(*scheduler._posting)
+    variables = _variables(driver)
+    assert variables["WEB_SERVICE_HOST"] == "10.96.0.5"
+    assert variables["WEB_PORT_80_TCP"] == "tcp://10.96.0.5:80"
+    assert kube.listings == 2  # listed until it worked; the watch keeps the book since

@@ -18,7 +18,7 @@ import pytest
 from k8sbridge import settings as bridge_settings
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model.resources import parse_resources_flag
-from k8sbridge.scheduler import launch, podenv, podfiles, podnet, stack
+from k8sbridge.scheduler import launch, podenv, podfiles, podnet, serviceenv, stack
 
 NETWORK = podfiles.Network(pod_ips=("127.0.0.2",), cluster_dns=("10.96.0.10",))
 
@@ -90,6 +90,14 @@ def test_without_a_pod_network_every_pod_keeps_the_agents_network() -> None:
     assert _paths(group) == ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
 
 
+def test_a_container_with_a_tty_asks_mesos_for_one() -> None:
+    group = _render(_pod({"tty": True, "stdin": True}))
+    task = group.operation["launch_group"]["task_group"]["tasks"][0]
+    assert task["container"]["tty_info"] == {}
+    plain = _render(_pod()).operation
+    assert "tty_info" not in plain["launch_group"]["task_group"]["tasks"][0]["container"]
+
+
 def test_host_aliases_on_the_pod_network_are_refused_with_the_reason() -> None:
     with pytest.raises(podenv.LaunchError) as e:
         _render(_pod(hostAliases=[{"ip": "192.0.2.1", "hostnames": ["a"]}]))
@@ -98,8 +106,13 @@ def test_host_aliases_on_the_pod_network_are_refused_with_the_reason() -> None:
 
 
 def test_containers_get_the_kubernetes_service_variables_unless_they_set_them() -> None:
-    env = podenv.with_api_service([("KUBERNETES_SERVICE_PORT", "1"), ("A", "b")],
-                                  host="10.88.255.254", port=6443)
+    services = serviceenv.pod_service_env((), namespace="shop", enable_links=True,
+                                          api_host="10.88.255.254", api_port=6443)
+    env = asyncio.run(podenv.resolve_env(
+        pod=_pod(), container={"name": "c", "env": [{"name": "KUBERNETES_SERVICE_PORT",
+                                                     "value": "1"}, {"name": "A", "value": "b"}]},
+        node_name="n1", host_ip="192.0.2.7", config_map=_nothing, secret=_nothing,
+        services=services))
     assert env == [
         ("KUBERNETES_SERVICE_HOST", "10.88.255.254"),
         ("KUBERNETES_SERVICE_PORT_HTTPS", "6443"),
@@ -109,7 +122,11 @@ def test_containers_get_the_kubernetes_service_variables_unless_they_set_them() 
         ("KUBERNETES_PORT_6443_TCP_PORT", "6443"),
         ("KUBERNETES_PORT_6443_TCP_ADDR", "10.88.255.254"),
         ("KUBERNETES_SERVICE_PORT", "1"), ("A", "b")]
-    assert podenv.with_api_service([("A", "b")], host="", port=443) == [("A", "b")]
+    assert serviceenv.pod_service_env((), namespace="shop", enable_links=True) == {}
+
+
+async def _nothing(namespace: str, name: str) -> None:
+    return None
 
 
 def _env(pod: dict[str, Any], *, pod_ip: str | None) -> dict[str, list[tuple[str, str]]]:

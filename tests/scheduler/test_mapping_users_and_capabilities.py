@@ -92,7 +92,11 @@ def test_capabilities_without_the_isolator_or_unknown_are_refused() -> None:
     (_pod(lifecycle={"preStop": {"exec": {"command": ["true"]}}}),
      "spec.containers{c}.lifecycle.preStop is not supported: Mesos task groups have no "
      "lifecycle hooks"),
-    (_pod(tty=True), "spec.containers{c}.tty is not supported: Mesos tasks get no terminal"),
+    (_pod(stdin=True), "spec.containers{c}.stdin without tty is not supported: Mesos gives a "
+     "task a stdin only through its I/O switchboard, which it starts for a task only with a "
+     "TTY (set tty: true)"),
+    (_pod(stdin=True, stdinOnce=True, tty=False), "spec.containers{c}.stdin "
+     + podfields.STDIN_WITHOUT_TTY),
 ])
 def test_refusals_take_their_reason_from_the_table(pod: dict[str, Any], message: str) -> None:
     assert _refusal(pod) == message
@@ -102,6 +106,11 @@ def test_values_that_ask_for_nothing_pass() -> None:
     _security(_pod({"privileged": False, "readOnlyRootFilesystem": False, "runAsGroup": 0},
                    {"supplementalGroups": [], "seccompProfile": {}}, tty=False, stdin=False,
                    lifecycle={"stopSignal": "SIGTERM"}))
+
+
+def test_a_terminal_with_or_without_stdin_passes() -> None:
+    _security(_pod(tty=True, stdin=True, stdinOnce=True))
+    _security(_pod(tty=True))
 
 
 def test_the_setting_is_uid_equals_name() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from k8sbridge.kernel.agent import reaping, supervisor
 from k8sbridge.kernel.agent.errors import ContainerError
 
-__all__ = ["ContainerError", "Daemon", "ExecutorClient", "Spawned"]
+__all__ = ["ContainerError", "Daemon", "ExecutorClient", "Spawned", "socket_name"]
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +291,11 @@ class Daemon:
                 await conn[1].wait_closed()
 
 
+def socket_name(container_id: str) -> str:
+    """The abstract socket name of a container's supervisor."""
+    return f"k8sbridge-executor-{container_id}"
+
+
 class ExecutorClient:
     """Connection to one container's supervisor. ``on_event`` gets every event, possibly twice
     (replays after reconnects), and finally ``{"type": "GONE"}`` once the supervisor is gone."""
@@ -298,7 +303,7 @@ class ExecutorClient:
     def __init__(self, *, container_id: str, meta_dir: Path, on_event: EventSink) -> None:
         self.container_id = container_id
         self.meta_dir = meta_dir
-        self.socket_name = f"k8sbridge-executor-{container_id}"
+        self.socket_name = socket_name(container_id)
         self._on_event = on_event
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None

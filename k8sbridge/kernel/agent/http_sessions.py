@@ -1,7 +1,8 @@
 """The agent API's streaming calls: ``LAUNCH_NESTED_CONTAINER_SESSION`` (a RecordIO stream of
 ``ProcessIO`` records answering the call), ``ATTACH_CONTAINER_INPUT`` (a RecordIO stream of
 calls as the request body), ``WAIT_NESTED_CONTAINER`` and ``KILL_NESTED_CONTAINER`` for the
-sessions of ``sessions``.
+sessions of ``sessions``; ``ATTACH_CONTAINER_INPUT``/``OUTPUT`` naming a task's container go
+to its I/O switchboard (``http_attach``).
 
 Why a module in front of ``http``'s ``/api/v1`` handler: a streaming request must be recognised
 from its headers before its body is read (the input stream never ends while the caller types),
@@ -25,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from k8sbridge.kernel import recordio
-from k8sbridge.kernel.agent import calls, sessions
+from k8sbridge.kernel.agent import calls, http_attach, sessions
 from k8sbridge.kernel.agent.core import AgentCore
 from k8sbridge.kernel.agent.state import Container, Task, nested_container_id
 
@@ -62,7 +63,7 @@ def install(app: web.Application, agent: AgentCore, fallback: Handler) -> Handle
     async def handler(request: web.Request) -> web.StreamResponse:
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type == RECORDIO:
-            return await _attach_input(request, table)
+            return await _attach_input(request, table, agent)
         if "Message-Content-Type" in request.headers:
             return _error(415, "Expecting 'Message-Content-Type' to be not set for "
                                "non-streaming requests")
@@ -93,8 +94,8 @@ def install(app: web.Application, agent: AgentCore, fallback: Handler) -> Handle
             if kind == "ATTACH_CONTAINER_OUTPUT":
                 target = _container_id(call, "container_id")
                 found = table.find(target["value"])
-                if found is None:
-                    return _error(404, f"Container {target['value']} cannot be found")
+                if found is None:  # a task's container: its switchboard, if it has one
+                    return await http_attach.output(request, agent, str(target["value"]))
                 return await _stream(request, table, found)
             return await _launch(request, agent, table, call)
         except calls.CallError as e:
@@ -245,9 +246,11 @@ def _kill(table: sessions.Sessions, target: dict[str, Any]) -> web.Response:
     return web.Response(status=200)
 
 
-async def _attach_input(request: web.Request, table: sessions.Sessions) -> web.Response:
+async def _attach_input(request: web.Request, table: sessions.Sessions,
+                        agent: AgentCore) -> web.Response:
     """``ATTACH_CONTAINER_INPUT``: the first record names the container, the rest carry
-    stdin data (empty data: end of input) and control (TTY window size, heartbeats)."""
+    stdin data (empty data: end of input) and control (TTY window size, heartbeats). A
+    task's container (not a session's) gets them through its switchboard (``http_attach``)."""
     if request.headers.get("Message-Content-Type", "").split(";")[0].strip() != (
             "application/json"):
         if "Message-Content-Type" not in request.headers:
@@ -256,6 +259,7 @@ async def _attach_input(request: web.Request, table: sessions.Sessions) -> web.R
         return _error(415, "Expecting 'Message-Content-Type' of application/json")
     reader = recordio.Reader(max_record=MAX_INPUT_RECORD)
     session: sessions.Session | None = None
+    task_input: http_attach.TaskInput | None = None
     try:
         while True:
             chunk = await request.content.readany()
@@ -266,6 +270,9 @@ async def _attach_input(request: web.Request, table: sessions.Sessions) -> web.R
                 body = call.get("attach_container_input") if isinstance(call, dict) else None
                 if call.get("type") != "ATTACH_CONTAINER_INPUT" or not isinstance(body, dict):
                     return _error(400, "Expecting 'type' to be ATTACH_CONTAINER_INPUT")
+                if task_input is not None:
+                    await task_input.apply(body)
+                    continue
                 if session is None:
                     if body.get("type") != "CONTAINER_ID":
                         return _error(400, "Expecting 'attach_container_input.type' to be "
@@ -273,7 +280,11 @@ async def _attach_input(request: web.Request, table: sessions.Sessions) -> web.R
                     value = str((body.get("container_id") or {}).get("value") or "")
                     found = table.find(value)
                     if found is None:
-                        return _error(404, f"Container {value} cannot be found")
+                        opened = await http_attach.open_input(agent, value)
+                        if isinstance(opened, web.Response):
+                            return opened
+                        task_input = opened
+                        continue
                     if found.input_attached:
                         return _error(409, "Multiple input connections are not allowed")
                     session = found
@@ -284,9 +295,15 @@ async def _attach_input(request: web.Request, table: sessions.Sessions) -> web.R
         return _error(413 if "exceeds" in str(e) else 400, f"Failed to read input: {e}")
     except (ValueError, AttributeError) as e:
         return _error(400, f"Failed to parse an input record: {e}")
+    except (ConnectionError, OSError) as e:  # the switchboard went away
+        return _error(500, f"{http_attach.SHUTDOWN}: {e}")
     finally:
         if session is not None:
             session.input_attached = False
+        if task_input is not None:
+            task_input.close()
+    if task_input is not None:
+        return web.Response(status=200)
     if session is None:
         return _error(400, "Expecting the first record to name the container")
     return web.Response(status=200)

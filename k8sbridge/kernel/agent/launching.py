@@ -401,7 +401,7 @@ class Launching(Running):
             raise LaunchError(f"Failed to launch container: {e}") from None
         task.cwd, task.env = str(cwd), env
         task.user = creds.to_raw() if creds is not None else None
-        return {
+        spec: dict[str, Any] = {
             "task_id": task.task_id,
             "argv": argv,
             "executable": executable,
@@ -412,6 +412,12 @@ class Launching(Running):
             "user": task.user,
             "caps": caps,
         }
+        tty_info = (info.get("container") or {}).get("tty_info")
+        if isinstance(tty_info, dict):  # a terminal and an I/O switchboard (``switchboard``)
+            size = tty_info.get("window_size") or {}
+            spec["tty"] = {"window": [int(size.get("rows", 0)), int(size.get("columns", 0))]
+                           if size else None}
+        return spec
 
     def _credentials(self, command: Any, framework: dict[str, Any], *, where: str,
                      at: Path) -> users.Credentials | None:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import capabilities, cgroups, confinement, views
+from k8sbridge.kernel.agent import capabilities, cgroups, confinement, switchboard, views
 
 __all__ = ["Followed", "Supervisor", "killpg", "set_task_view", "socket_address", "wait_status"]
 
@@ -119,7 +119,8 @@ _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 _CWD: list[int] = []  # the daemon's own working directory, to come back to after a spawn
 
 
-def _start(task: dict[str, Any], *, preexec: Any) -> _Child:
+def _start(task: dict[str, Any], *, preexec: Any,
+           tty: switchboard.Switchboard | None = None) -> _Child:
     """Start one task's command in its own session, stdin from /dev/null, output appended to
     its sandbox files.
 
@@ -133,6 +134,8 @@ def _start(task: dict[str, Any], *, preexec: Any) -> _Child:
     # A task with a user or capabilities of its own switches in its child (``capabilities``):
     # posix_spawn cannot, so it is a Popen with a pre-exec hook too.
     switch = capabilities.become(task.get("user"), task.get("caps"))
+    if tty is not None:  # stdin, stdout and stderr on the terminal (``switchboard``)
+        return _start_on_terminal(task, preexec=preexec, switch=switch, tty=tty)
     if preexec is not None or switch is not None:
         hooked = preexec is not None  # else this thread is already where the task is born
         out_at = task.get("host_stdout", task["stdout"]) if hooked else task["stdout"]
@@ -173,6 +176,24 @@ def _start(task: dict[str, Any], *, preexec: Any) -> _Child:
     finally:
         os.fchdir(_CWD[0])
     return _Child(pid)
+
+
+def _start_on_terminal(task: dict[str, Any], *, preexec: Any, switch: Any,
+                       tty: switchboard.Switchboard) -> _Child:
+    def hook() -> None:
+        tty.child_setup()
+        if preexec is not None:
+            preexec()
+        if switch is not None:
+            switch()
+
+    proc = subprocess.Popen(
+        [str(a) for a in task["argv"]], executable=task.get("executable"), env=task["env"],
+        cwd=None if preexec is not None and "fs" in task else task["cwd"],
+        stdin=tty.slave, stdout=tty.slave, stderr=tty.slave, start_new_session=True,
+        preexec_fn=hook,
+    )
+    return _Child(proc.pid, proc)
 
 
 _DEVNULL: list[int] = []
@@ -242,6 +263,8 @@ class Supervisor:
         self.server: asyncio.AbstractServer | None = None
         self.default_grace = float(spec.get("kill_grace", 3.0))
         self.views = views.Views(self.tasks)  # tasks with a view of their own (``fs``)
+        # the terminals of tasks launched with a TTY (``switchboard``), by task id
+        self.boards: dict[str, switchboard.Switchboard] = {}
 
     # -- events --------------------------------------------------------------------------------
 
@@ -384,7 +407,8 @@ class Supervisor:
                         try:
                             # A task with a view of its own is born in it (``views``).
                             with self.views.entered(task["task_id"], preexec) as hook:
-                                started[task["task_id"]] = _start(task, preexec=hook)
+                                started[task["task_id"]] = _start(
+                                    task, preexec=hook, tty=self.boards.get(task["task_id"]))
                         except (OSError, ValueError, subprocess.SubprocessError) as e:
                             failed[task["task_id"]] = str(e)
             except OSError as e:  # the container's cgroups cannot be joined
@@ -395,6 +419,8 @@ class Supervisor:
                        "error": f"Failed to launch the command: {why}", "oom": False,
                        "killed": False})
             self.exited[task_id].set()
+        for board in self.boards.values():
+            board.spawned()
         for task_id, proc in started.items():
             self.procs[task_id] = proc
             self.emit({"type": "LAUNCHED", "task_id": task_id, "pid": proc.pid})
@@ -440,11 +466,18 @@ class Supervisor:
             self.log(why)
             await self.fail_all(why)
             return
+        for task in self.tasks:
+            if task.get("tty") is not None:
+                board = switchboard.Switchboard.for_task(task, container_socket=self.spec["socket"])
+                self.boards[task["task_id"]] = board
+                await board.start()
         # Every task has been spawned (or failed to) before any kill is acted upon.
         runners = [asyncio.create_task(self.watch(task_id, proc))
                    for task_id, proc in self.spawn_all().items()]
         self.launched.set()
         await asyncio.gather(*runners)
+        for board in self.boards.values():
+            await board.close()
         if self.kill_tasks:
             await asyncio.gather(*self.kill_tasks)
         if self.orphan_task is not None:
