@@ -1,6 +1,7 @@
 """The client's wire (``kube.wire``): credentials from the official client's Configuration read
-at most once a second and anew after a 401 (an exec credential plugin is run as kubectl runs it), TLS verified against the
-kubeconfig's CA, and what a broken server does reaching the caller as ``kube.errors``."""
+at most once a second and anew after a 401 (an exec credential plugin is run as kubectl runs
+it), TLS verified against the kubeconfig's CA, and what a broken server does reaching the caller
+as ``kube.errors``."""
 
 from __future__ import annotations
 
