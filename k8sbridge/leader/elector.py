@@ -93,7 +93,7 @@ class LeaderElector:
             return False
         except (errors.KubeError, TimeoutError) as e:
             log.warning("leader Lease %s/%s: %s", self._lock.namespace, self._lock.name,
-                        e or "timed out")
+                        str(e) or "no answer in time")
             return False
         self._observation = None  # our own write: the next read is a change we made
         self.last_renewed = sent
@@ -105,6 +105,7 @@ class LeaderElector:
             if await self._try(timeout=self._timing.renew_deadline):
                 self.leading = True
                 self.acquired_at = self._clock()
+                self.observed_holder = self.identity
                 return True
             delay = self._timing.retry_period * (1 + random.random() * JITTER)
             with contextlib.suppress(TimeoutError):
@@ -148,7 +149,7 @@ class LeaderElector:
                     return False
                 await self._lock.write(read, election.released(read.record, wall=self._wall()))
         except (errors.KubeError, TimeoutError) as e:
-            log.warning("could not release the leader Lease: %s", e or "timed out")
+            log.warning("could not release the leader Lease: %s", str(e) or "no answer in time")
             return False
         log.info("%s: leader Lease released", self.identity)
         return True
