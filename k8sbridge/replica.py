@@ -34,9 +34,11 @@ from k8sbridge.leader import lease as leader_lease
 from k8sbridge.mesos import client as mesos_client
 from k8sbridge.mesos import transport as mesos_transport
 
-__all__ = ["FENCED_EXIT", "LeadershipLost", "replica_identity", "run_replica"]
+__all__ = ["FENCED_EXIT", "ElectionError", "LeadershipLost", "replica_identity", "run_replica"]
 
 log = logging.getLogger(__name__)
+
+ElectionError = leader_elector.ElectionError  # the Lease is another framework's (run_cli: 2)
 
 FENCE_MARGIN = 1.0  # seconds the fenced leader keeps free before a standby may take over
 FENCED_EXIT = 70  # exit status of a leader that could not stop in time (os._exit)
@@ -81,6 +83,7 @@ async def run_replica(
         lock=leader_lease.LeaseLock(kube=kube, namespace=settings.kube.namespace,
                                     name=config.lease_name),
         identity=replica_identity(config.identity),
+        framework=settings.mesos.framework_name,
         timing=leader_elector.ElectionTiming(
             lease_seconds=config.lease_duration_seconds,
             renew_deadline=config.renew_deadline_seconds,

@@ -267,6 +267,9 @@ async def _replica(settings: bridge_settings.BridgeSettings, *, stop: asyncio.Ev
     print("k8sbridge is a standby until it holds the leader Lease", flush=True)
     try:
         await replica.run_replica(settings, stop=stop, on_leading=leading)
+    except replica.ElectionError as e:
+        print(f"k8sbridge run: {e}", file=sys.stderr, flush=True)
+        return 2
     except replica.LeadershipLost as e:
         print(f"k8sbridge run: {e}", file=sys.stderr, flush=True)
         return replica.FENCED_EXIT

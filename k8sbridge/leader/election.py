@@ -13,7 +13,9 @@ the I/O that reads and writes the Lease (``lease``) and the loop that paces it (
 * the leader stops acting when it has not renewed for ``renew_deadline`` seconds (before anyone
   may take the Lease, ``lease_duration`` after its last renewal);
 * a Lease edited by hand so that it cannot be read (no or a bad ``leaseDurationSeconds``) is
-  treated as held for our own lease duration: waiting longer is safe, guessing shorter is not.
+  treated as held for our own lease duration: waiting longer is safe, guessing shorter is not;
+* a Lease held for another Mesos framework name (``framework``, an annotation) is refused: two
+  replicas configured differently would register two frameworks and orphan each other's tasks.
 
 Every write carries the ``resourceVersion`` read (``lease``): of two replicas that decide to
 acquire at once, the API server lets one win and answers the other 409 Conflict.
@@ -40,6 +42,9 @@ REASON_RENEW = "renewing our Lease"
 REASON_FREE = "the Lease is released (no holder): acquiring it"
 REASON_EXPIRED = "the holder did not renew within its lease duration: acquiring it"
 REASON_HELD = "held by another replica"
+REASON_OTHER_FRAMEWORK = ("the leader Lease is held for Mesos framework {theirs!r} but this "
+                          "replica is configured for {ours!r}: replicas of one bridge must "
+                          "share mesos.framework_name (or use another leader.lease_name)")
 REASON_UNREADABLE = ("the Lease has no valid leaseDurationSeconds (edited by hand?): "
                      "waiting our own lease duration before taking it")
 
@@ -53,6 +58,7 @@ class LeaseRecord:
     acquire_time: str | None  # MicroTime strings, kept as written
     renew_time: str | None
     transitions: int
+    framework: str = ""  # the holder's Mesos framework name ("": not recorded)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class Action(enum.Enum):
     CREATE = "create"  # no Lease: create it holding it
     UPDATE = "update"  # write ``record`` (acquire or renew) with the read resourceVersion
     WAIT = "wait"  # someone else leads: try again after the retry period
+    REFUSE = "refuse"  # the Lease belongs to another framework: a configuration error
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,12 +99,18 @@ def decide(
     now: float,
     wall: str,
     lease_seconds: int,
+    framework: str = "",
 ) -> Decision:
     """What to do with the Lease as observed at monotonic ``now`` (``wall``: the MicroTime to
-    write). ``identity`` is this replica's holderIdentity."""
+    write). ``identity`` is this replica's holderIdentity, ``framework`` its Mesos framework
+    name."""
     current = observation.record
     ours = LeaseRecord(holder=identity, duration_seconds=lease_seconds, acquire_time=wall,
-                       renew_time=wall, transitions=0)
+                       renew_time=wall, transitions=0, framework=framework)
+    if current is not None and current.framework and framework \
+            and current.framework != framework:
+        return Decision(action=Action.REFUSE, reason=REASON_OTHER_FRAMEWORK.format(
+            theirs=current.framework, ours=framework))
     if current is None:
         return Decision(action=Action.CREATE, reason=REASON_CREATE, record=ours, acquiring=True)
     if current.holder == identity:
@@ -128,4 +141,4 @@ def released(current: LeaseRecord, *, wall: str) -> LeaseRecord:
     """What a leader writes when it steps down (client-go's ReleaseOnCancel): no holder, so
     a standby takes over at its next retry instead of after the lease duration."""
     return LeaseRecord(holder="", duration_seconds=1, acquire_time=wall, renew_time=wall,
-                       transitions=current.transitions)
+                       transitions=current.transitions, framework=current.framework)

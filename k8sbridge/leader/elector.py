@@ -22,11 +22,15 @@ from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors
 from k8sbridge.leader import election, lease
 
-__all__ = ["ElectionTiming", "LeaderElector"]
+__all__ = ["ElectionError", "ElectionTiming", "LeaderElector"]
 
 log = logging.getLogger(__name__)
 
 JITTER = 1.2  # client-go's JitterFactor: acquire tries wait retry × [1, 1 + JITTER)
+
+
+class ElectionError(RuntimeError):
+    """The Lease cannot be ours by configuration (another framework's): a person must look."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,12 +49,14 @@ class LeaderElector:
         lock: lease.LeaseLock,
         identity: str,
         timing: ElectionTiming,
+        framework: str = "",  # our Mesos framework name, recorded on the Lease
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], str] = kube_client.now_micro,
     ) -> None:
         self._lock = lock
         self.identity = identity
         self._timing = timing
+        self._framework = framework
         self._clock = clock
         self._wall = wall
         self._observation: election.Observation | None = None
@@ -77,8 +83,10 @@ class LeaderElector:
                     self.observed_holder = holder
                 decision = election.decide(
                     self._observation, identity=self.identity, now=now, wall=self._wall(),
-                    lease_seconds=self._timing.lease_seconds,
+                    lease_seconds=self._timing.lease_seconds, framework=self._framework,
                 )
+                if decision.action is election.Action.REFUSE:
+                    raise ElectionError(decision.reason)
                 if decision.action is election.Action.WAIT:
                     return False
                 assert decision.record is not None
@@ -128,7 +136,13 @@ class LeaderElector:
                               self.identity, timing.renew_deadline)
                     return
                 left = self.last_renewed + timing.renew_deadline - now
-                if await self._try(timeout=left):
+                try:
+                    renewed = await self._try(timeout=left)
+                except ElectionError as e:
+                    self.leading = False
+                    log.error("%s: %s: stepping down", self.identity, e)
+                    return
+                if renewed:
                     break
                 if self.observed_holder not in ("", self.identity):
                     self.leading = False

@@ -15,7 +15,10 @@ from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors
 from k8sbridge.leader import election
 
-__all__ = ["LeaseLock", "ReadLease", "parse_record"]
+__all__ = ["FRAMEWORK_ANNOTATION", "LeaseLock", "ReadLease", "parse_record"]
+
+# the holder's Mesos framework name (``election.LeaseRecord.framework``)
+FRAMEWORK_ANNOTATION = "k8sbridge.io/framework-name"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,13 +43,24 @@ def parse_record(raw: dict[str, Any]) -> election.LeaseRecord:
     transitions = _int(spec.get("leaseTransitions"))
     holder = spec.get("holderIdentity")
     acquire, renew = spec.get("acquireTime"), spec.get("renewTime")
+    annotations = (raw.get("metadata") or {}).get("annotations") or {}
+    framework = annotations.get(FRAMEWORK_ANNOTATION) if isinstance(annotations, dict) else ""
     return election.LeaseRecord(
         holder=holder if isinstance(holder, str) else "",
         duration_seconds=duration if duration is not None and duration > 0 else None,
         acquire_time=acquire if isinstance(acquire, str) else None,
         renew_time=renew if isinstance(renew, str) else None,
         transitions=transitions if transitions is not None and transitions >= 0 else 0,
+        framework=framework if isinstance(framework, str) else "",
     )
+
+
+def _annotate(metadata: dict[str, Any], record: election.LeaseRecord) -> dict[str, Any]:
+    if not record.framework:
+        return metadata
+    annotations = dict(metadata.get("annotations") or {})
+    annotations[FRAMEWORK_ANNOTATION] = record.framework
+    return {**metadata, "annotations": annotations}
 
 
 def _spec(record: election.LeaseRecord) -> dict[str, Any]:
@@ -86,7 +100,7 @@ class LeaseLock:
         created it first."""
         body = {
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
+            "metadata": _annotate({"name": self.name, "namespace": self.namespace}, record),
             "spec": _spec(record),
         }
         collection = self.path.rsplit("/", 1)[0]
@@ -102,6 +116,6 @@ class LeaseLock:
         body = dict(read.raw)
         metadata = dict(body.get("metadata") or {})
         metadata["resourceVersion"] = read.resource_version
-        body["metadata"] = metadata
+        body["metadata"] = _annotate(metadata, record)
         body["spec"] = _spec(record)
         await self._kube.request("PUT", self.path, body=body, priority=kube_client.URGENT)

@@ -16,10 +16,12 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +87,26 @@ class Replica:
     def leads(self) -> bool:
         return "k8sbridge is ready (leader)" in self.output()
 
+    def kubelet_port(self) -> int:
+        """The port of this replica's kubelet API (from its log)."""
+        marker = "kubelet API listening on https://"
+        for line in self.output().splitlines():
+            if marker in line:
+                return int(line.split(marker, 1)[1].split()[0].rsplit(":", 1)[1])
+        raise AssertionError(f"{self.name}: no kubelet API yet")
+
+    def kubelet_get(self, path: str) -> tuple[int, str]:
+        """GET on this replica's kubelet API (anonymous; its certificate is self-signed)."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        url = f"https://127.0.0.1:{self.kubelet_port()}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10, context=context) as reply:
+                return int(reply.status), reply.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return int(e.code), e.read().decode(errors="replace")
+
 
 class Cluster:
     """A kernel (one agent) and devkube as processes; bridge replicas started on demand."""
@@ -118,11 +140,14 @@ class Cluster:
         eventually_(up, what="kernel and devkube up", timeout=120)
 
     def start_replica(self, name: str, *, timing: tuple[int, float, float],
-                      kubeconfig: Path | None = None) -> Replica:
+                      kubeconfig: Path | None = None, lease_name: str = "k8sbridge-leader"
+                      ) -> Replica:
         lease, deadline, retry = timing
         env = {
+            "K8SBRIDGE_KUBELET_ANONYMOUS": "true",  # tests read the kubelet API without certs
             "K8SBRIDGE_LEADER_ENABLED": "true",
             "K8SBRIDGE_LEADER_IDENTITY": name,
+            "K8SBRIDGE_LEADER_LEASE_NAME": lease_name,
             "K8SBRIDGE_LEADER_LEASE_DURATION_SECONDS": str(lease),
             "K8SBRIDGE_LEADER_RENEW_DEADLINE_SECONDS": str(deadline),
             "K8SBRIDGE_LEADER_RETRY_PERIOD_SECONDS": str(retry),

@@ -6,6 +6,7 @@ its Lease expires."""
 from __future__ import annotations
 
 import datetime
+import json
 import signal
 import time
 from pathlib import Path
@@ -33,6 +34,11 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
         c.kubectl("apply", "-f", str(EXAMPLES / "deployment.yaml"))
         eventually_(lambda: c.running(3), what="3 web pods Running", timeout=90)
         assert c.holder() == "a" and not b.leads()
+        name = c.pods()[0]["metadata"]["name"]
+        logs = f"/containerLogs/default/{name}/web"
+        # a standby's kubelet API is up but does not know where pods run
+        assert b.kubelet_get(logs)[0] == 503
+        assert a.kubelet_get(logs)[0] == 200
         (framework,) = c.frameworks()
         before = eventually_(lambda: (t if len(t) == 3 else None) if (t := c.live_tasks())
                              else None, what="3 live tasks")
@@ -49,6 +55,11 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
                     == [framework["id"]], what="the framework re-subscribed by b")
         assert c.live_tasks() == before
         assert c.running(3)
+        # the Nodes name the new leader's kubelet API, which serves the old tasks' logs
+        eventually_(lambda: {n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+                             for n in json.loads(c.kubectl("get", "nodes", "-o", "json"))
+                             ["items"]} == {b.kubelet_port()}, what="nodes point at b")
+        eventually_(lambda: b.kubelet_get(logs)[0] == 200, what="logs from b")
 
         c.kubectl("scale", "deployment/web", "--replicas=5")
         eventually_(lambda: c.running(5), what="5 web pods Running (b placed 2)", timeout=90)
@@ -111,3 +122,25 @@ def test_a_leader_cut_off_from_the_api_server_stops_before_its_lease_expires(
             assert c.running(3)
         finally:
             proxy.close()
+
+
+def test_two_replicas_that_both_lead_never_both_act(tmp_path: Path) -> None:
+    """Forced split brain (two Lease names): the master lets one subscription per framework id
+    act; the replica failed over stops with status 1 and no pod runs twice."""
+    with replicas.cluster(tmp_path) as c:
+        a = c.start_replica("a", timing=TIMING, lease_name="one")
+        eventually_(a.leads, what="a leads", timeout=60)
+        c.kubectl("apply", "-f", str(EXAMPLES / "deployment.yaml"))
+        eventually_(lambda: c.running(3), what="3 web pods Running", timeout=90)
+        before = c.live_tasks()
+        b = c.start_replica("b", timing=TIMING, lease_name="two")
+        eventually_(b.leads, what="b leads too", timeout=60)
+        assert a.proc.wait(30) == 1, a.output()[-2000:]
+        assert "failed over" in a.output()
+        c.kubectl("scale", "deployment/web", "--replicas=5")
+        eventually_(lambda: c.running(5), what="5 web pods Running", timeout=90)
+        per_pod = eventually_(lambda: (n if sum(n.values()) == 5 else None)
+                              if (n := c.tasks_per_pod()) else None, what="5 live tasks")
+        assert all(count == 1 for count in per_pod.values()), per_pod
+        assert set(before) <= set(c.live_tasks())
+        assert len(c.frameworks()) == 1

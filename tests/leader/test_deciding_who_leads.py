@@ -88,3 +88,17 @@ def dataclass_replace_renew(record: LeaseRecord) -> LeaseRecord:
 def test_the_leader_fences_itself_at_the_renew_deadline() -> None:
     assert not election.must_stop(last_renewed=100.0, now=109.9, renew_deadline=10.0)
     assert election.must_stop(last_renewed=100.0, now=110.0, renew_deadline=10.0)
+
+
+def test_a_lease_held_for_another_framework_is_refused() -> None:
+    theirs = LeaseRecord(holder=OTHER, duration_seconds=15, acquire_time=None, renew_time=None,
+                         transitions=0, framework="marathon-k8s")
+    d = election.decide(Observation(record=theirs, changed_at=0.0), identity=ME, now=1000.0,
+                        wall=WALL, lease_seconds=15, framework="k8sbridge")
+    assert d.action is Action.REFUSE
+    assert "'marathon-k8s'" in d.reason and "'k8sbridge'" in d.reason
+    unrecorded = LeaseRecord(holder=OTHER, duration_seconds=15, acquire_time=None,
+                             renew_time=None, transitions=0)
+    assert election.decide(Observation(record=unrecorded, changed_at=0.0), identity=ME,
+                           now=1000.0, wall=WALL, lease_seconds=15,
+                           framework="k8sbridge").action is Action.UPDATE

@@ -104,3 +104,19 @@ async def test_a_lease_edited_without_a_duration_is_taken_after_ours(
     started = loop.time()
     assert await b.acquire(asyncio.Event())
     assert loop.time() - started >= FAST.lease_seconds
+
+
+async def test_a_replica_of_another_framework_is_refused_with_a_clear_error(
+    kube: kube_client.KubeClient,
+) -> None:
+    lock = lease.LeaseLock(kube=kube, namespace="k8sbridge", name="leader")
+    a = elector.LeaderElector(lock=lock, identity="a", timing=FAST, framework="k8sbridge")
+    assert await a.acquire(asyncio.Event())
+    raw = await kube.get(kube_client.lease_path("leader", "k8sbridge"))
+    assert raw["metadata"]["annotations"] == {lease.FRAMEWORK_ANNOTATION: "k8sbridge"}
+    b = elector.LeaderElector(lock=lock, identity="b", timing=FAST, framework="other")
+    with pytest.raises(elector.ElectionError, match="share mesos.framework_name"):
+        await b.acquire(asyncio.Event())
+    assert await a.release()  # a release keeps the framework's name on the Lease
+    with pytest.raises(elector.ElectionError):
+        await b.acquire(asyncio.Event())
