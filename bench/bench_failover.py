@@ -18,6 +18,7 @@ Run: ``python bench/bench_failover.py [--rounds 5] [--pods 3] [--graceful]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import signal
 import statistics
@@ -81,11 +82,18 @@ def main() -> int:
     parser.add_argument("--lease", type=int, default=15)
     parser.add_argument("--deadline", type=float, default=10.0)
     parser.add_argument("--retry", type=float, default=2.0)
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="keep the processes' logs here (default: a temporary directory)")
     args = parser.parse_args()
     timing = (args.lease, args.deadline, args.retry)
     rows: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp, \
-            replicas.cluster(Path(tmp), cpus=16) as c:
+    with contextlib.ExitStack() as stack:
+        if args.work_dir is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="failover-")))
+        else:
+            work = args.work_dir
+            work.mkdir(parents=True, exist_ok=True)
+        c = stack.enter_context(replicas.cluster(work, cpus=16))
         names = iter(f"r{i}" for i in range(1000))
         leader = c.start_replica(next(names), timing=timing)
         replicas.eventually_(leader.leads, what="the first leader", timeout=120)

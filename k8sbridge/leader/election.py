@@ -33,9 +33,12 @@ __all__ = [
     "Observation",
     "decide",
     "must_stop",
+    "next_try",
     "observe",
     "released",
 ]
+
+EXPIRY_SLACK = 0.05  # seconds after the expiry a standby tries (never before it)
 
 REASON_CREATE = "no Lease yet: creating it"
 REASON_RENEW = "renewing our Lease"
@@ -129,6 +132,18 @@ def decide(
     if now < observation.changed_at + duration:
         return Decision(action=Action.WAIT, reason=REASON_HELD)
     return Decision(action=Action.UPDATE, reason=REASON_EXPIRED, record=taken, acquiring=True)
+
+
+def next_try(observation: Observation | None, *, now: float, lease_seconds: int,
+             jittered: float) -> float:
+    """Seconds until a standby's next try: the jittered retry period, or sooner when the
+    observed holder's Lease expires before that (client-go waits the retry period only; aiming
+    at the expiry saves up to a retry period, 2.4 s on average, of every takeover)."""
+    record = observation.record if observation is not None else None
+    if observation is None or record is None or not record.holder:
+        return jittered
+    expires = observation.changed_at + (record.duration_seconds or lease_seconds)
+    return max(0.0, min(jittered, expires - now + EXPIRY_SLACK))
 
 
 def must_stop(*, last_renewed: float, now: float, renew_deadline: float) -> bool:

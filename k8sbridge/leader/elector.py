@@ -115,7 +115,9 @@ class LeaderElector:
                 self.acquired_at = self._clock()
                 self.observed_holder = self.identity
                 return True
-            delay = self._timing.retry_period * (1 + random.random() * JITTER)
+            delay = election.next_try(
+                self._observation, now=self._clock(), lease_seconds=self._timing.lease_seconds,
+                jittered=self._timing.retry_period * (1 + random.random() * JITTER))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await stop.wait()

@@ -102,3 +102,14 @@ def test_a_lease_held_for_another_framework_is_refused() -> None:
     assert election.decide(Observation(record=unrecorded, changed_at=0.0), identity=ME,
                            now=1000.0, wall=WALL, lease_seconds=15,
                            framework="k8sbridge").action is Action.UPDATE
+
+
+def test_a_standby_tries_again_at_the_expiry_when_that_comes_first() -> None:
+    seen = Observation(record=held(OTHER), changed_at=100.0)
+    assert election.next_try(seen, now=101.0, lease_seconds=15, jittered=3.0) == 3.0
+    at_expiry = election.next_try(seen, now=113.5, lease_seconds=15, jittered=3.0)
+    assert at_expiry == pytest.approx(1.5 + election.EXPIRY_SLACK)
+    assert election.next_try(seen, now=120.0, lease_seconds=15, jittered=3.0) == 0.0
+    free = Observation(record=election.released(held(OTHER), wall=WALL), changed_at=100.0)
+    assert election.next_try(free, now=100.0, lease_seconds=15, jittered=3.0) == 3.0
+    assert election.next_try(None, now=100.0, lease_seconds=15, jittered=3.0) == 3.0
