@@ -22,6 +22,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 
 from k8sbridge import app
@@ -52,9 +54,6 @@ def replica_identity(setting: str) -> str:
     """The Lease's holderIdentity: the setting, else client-go's HOSTNAME_UUID (unique per
     process, so a restarted replica never mistakes the Lease of its previous life for its
     own)."""
-    import socket
-    import uuid
-
     return setting or f"{socket.gethostname()}_{uuid.uuid4()}"
 
 
