@@ -48,9 +48,11 @@ __all__ = [
     "EmbeddedTargets",
     "install_signal_handlers",
     "restore_signal_handlers",
+    "read_secret",
     "run_bridge",
     "running_bridge",
     "running_embedded",
+    "with_kubelet_address",
 ]
 
 
@@ -131,7 +133,7 @@ async def _master_version(reader: mesos_agents.MesosReader) -> str:
     return (await reader.get_version()).version
 
 
-def _read_secret(path: Path | None) -> str | None:
+def read_secret(path: Path | None) -> str | None:
     if path is None:
         return None
     return path.read_text(encoding="utf-8").strip()
@@ -143,8 +145,11 @@ async def running_bridge(
     *,
     on_ready: Callable[[Bridge], Awaitable[None]] | None = None,
     _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None = None,  # tests inject faults
+    kubelet_server: kubelet_api.KubeletServer | None = None,
 ) -> AsyncIterator[Bridge]:
-    """Run the bridge until the block exits; yields once nodes, watch and framework are up."""
+    """Run the bridge until the block exits; yields once nodes, watch and framework are up.
+    ``kubelet_server``: a kubelet API already listening (a replica's, started while it was a
+    standby); it is attached to this bridge and left running when the block exits."""
     metrics = bridge_metrics.BridgeMetrics()
     kube = kube_client.KubeClient.from_kubeconfig(
         path=settings.kube.kubeconfig,
@@ -155,28 +160,25 @@ async def running_bridge(
     client_config = mesos_client.ClientConfig(
         masters=settings.mesos.masters,
         principal=settings.mesos.principal,
-        secret=_read_secret(settings.mesos.secret_file),
+        secret=read_secret(settings.mesos.secret_file),
         ca_file=str(settings.mesos.ca_file) if settings.mesos.ca_file else None,
     )
     # One transport for the scheduler and operator APIs: one leader, one set of credentials.
     transport = mesos_transport.Transport(config=client_config)
     reader = mesos_agents.MesosReader(transport=transport)
     stop = asyncio.Event()
-    if not settings.kubelet.advertise_address:
-        address = _route_to(kube.connection().server)
-        settings = dataclasses.replace(
-            settings, kubelet=dataclasses.replace(settings.kubelet, advertise_address=address)
-        )
-        log.info("kubelet API advertised as %s (the local address routing to the API server)",
-                 address)
+    settings = with_kubelet_address(settings, kube)
     bind = kubelet_api.bind_hosts(settings.kubelet.host)
     if not {"0.0.0.0", "::", settings.kubelet.advertise_address} & set(bind):
         log.warning("the kubelet API binds %s but is advertised as %s: the API server may "
                     "not reach it (kubectl logs fails)", ",".join(bind),
                     settings.kubelet.advertise_address)
     try:
-        api_server = kubelet_api.KubeletServer(settings=settings.kubelet, reader=reader)
-        port = await api_server.start()
+        if kubelet_server is not None:
+            api_server, port = kubelet_server, kubelet_server.port
+        else:
+            api_server = kubelet_api.KubeletServer(settings=settings.kubelet, reader=reader)
+            port = await api_server.start()
         if port != settings.kubelet.port:
             settings = dataclasses.replace(
                 settings, kubelet=dataclasses.replace(settings.kubelet, port=port)
@@ -293,8 +295,11 @@ async def running_bridge(
         await store.flush()
     finally:
         stop.set()
-        with contextlib.suppress(Exception):
-            await api_server.stop()
+        if kubelet_server is None:
+            with contextlib.suppress(Exception):
+                await api_server.stop()
+        else:
+            kubelet_server.attach(scheduler=None, kube=None, nodes=None)
         await reader.close()
         await kube.close()
 
@@ -370,6 +375,18 @@ async def _bump_generation(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")
+
+
+def with_kubelet_address(
+    settings: bridge_settings.BridgeSettings, kube: kube_client.KubeClient
+) -> bridge_settings.BridgeSettings:
+    if settings.kubelet.advertise_address:
+        return settings
+    address = _route_to(kube.connection().server)
+    log.info("kubelet API advertised as %s (the local address routing to the API server)",
+             address)
+    return dataclasses.replace(
+        settings, kubelet=dataclasses.replace(settings.kubelet, advertise_address=address))
 
 
 async def run_bridge(

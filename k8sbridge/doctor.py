@@ -66,7 +66,9 @@ REQUIRED_ACCESS: tuple[Access, ...] = (
     *_each("create", "authorization.k8s.io", "subjectaccessreviews"),
     *_each("get list watch create update patch delete", "coordination.k8s.io", "leases",
            "kube-node-lease"),
+    *_each("list watch", "", "services"),
     *_each("get create update patch", "", "configmaps", BRIDGE_NAMESPACE),
+    *_each("get create update", "coordination.k8s.io", "leases", BRIDGE_NAMESPACE),
 )
 
 

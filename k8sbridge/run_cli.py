@@ -250,6 +250,8 @@ async def _external(settings: bridge_settings.BridgeSettings) -> int:
     app.install_signal_handlers(stop)
     if not await _credentials_accepted(settings, stop=stop):
         return 0  # stopped while the master refused us
+    if settings.leader.enabled:
+        return await _replica(settings, stop=stop)
     try:
         async with app.running_bridge(settings) as bridge:
             framework = bridge.framework
@@ -258,6 +260,30 @@ async def _external(settings: bridge_settings.BridgeSettings) -> int:
             # A framework the master removed registers anew inside the driver, and the offer
             # loop then forgets the old framework's tasks (``Scheduler._forget_framework``).
             await _first_set(stop, framework.finished)
+    except Exception as e:  # a component failed for good: say so, never hang
+        log.error("the bridge stopped: %s", e, exc_info=True)
+        print(f"k8sbridge run: the bridge stopped: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+async def _replica(settings: bridge_settings.BridgeSettings, *, stop: asyncio.Event) -> int:
+    """One of 2+ replicas (settings.leader): standby until it leads (``replica``)."""
+    from k8sbridge import replica
+
+    async def leading(bridge: Any) -> None:
+        print(f"k8sbridge is ready (leader): framework {bridge.framework.framework_id}, "
+              f"kubelet API on port {bridge.kubelet_port}", flush=True)
+
+    print("k8sbridge is a standby until it holds the leader Lease", flush=True)
+    try:
+        await replica.run_replica(settings, stop=stop, on_leading=leading)
+    except replica.ElectionError as e:
+        print(f"k8sbridge run: {e}", file=sys.stderr, flush=True)
+        return 2
+    except replica.LeadershipLost as e:
+        print(f"k8sbridge run: {e}", file=sys.stderr, flush=True)
+        return replica.FENCED_EXIT
     except Exception as e:  # a component failed for good: say so, never hang
         log.error("the bridge stopped: %s", e, exc_info=True)
         print(f"k8sbridge run: the bridge stopped: {e}", file=sys.stderr, flush=True)

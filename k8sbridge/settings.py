@@ -31,6 +31,7 @@ __all__ = [
     "EmbeddedSettings",
     "KubeSettings",
     "KubeletSettings",
+    "LeaderSettings",
     "MesosSettings",
     "SchedulerSettings",
     "SettingsError",
@@ -181,6 +182,20 @@ class KubeletSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class LeaderSettings:
+    """Leader election between replicas (a ``coordination.k8s.io/v1`` Lease, client-go's
+    timings): only the leader subscribes to Mesos, places, launches and writes status."""
+
+    enabled: bool = False  # on for 2+ replicas (manifests/deploy); off: this process leads
+    lease_name: str = "k8sbridge-leader"  # in kube.namespace
+    identity: str = ""  # holderIdentity; "": HOSTNAME_<random> (unique per process)
+    lease_duration_seconds: int = 15  # a standby takes an unrenewed Lease after this
+    renew_deadline_seconds: float = 10.0  # the leader stops acting if not renewed by then
+    retry_period_seconds: float = 2.0  # between tries (acquire and renew)
+    release_on_stop: bool = True  # give the Lease up on SIGTERM (fast takeover)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class EmbeddedSettings:
     """``k8sbridge run`` without --master/--kubeconfig: kernel + devkube + bridge."""
 
@@ -217,6 +232,7 @@ class BridgeSettings:
     kube: KubeSettings = dataclasses.field(default_factory=KubeSettings)
     scheduler: SchedulerSettings = dataclasses.field(default_factory=SchedulerSettings)
     kubelet: KubeletSettings = dataclasses.field(default_factory=KubeletSettings)
+    leader: LeaderSettings = dataclasses.field(default_factory=LeaderSettings)
     embedded: EmbeddedSettings = dataclasses.field(default_factory=EmbeddedSettings)
 
 
@@ -413,6 +429,7 @@ def _validate(settings: BridgeSettings) -> None:
     if settings.embedded.log_max_bytes < 0 or settings.embedded.log_files < 0:
         raise SettingsError("embedded.log_max_bytes, embedded.log_files: must not be negative")
     _check_pod_subnets(settings, cidr)
+    _validate_leader(settings.leader)
     if not 0 <= settings.kubelet.port < 65536:
         raise SettingsError("kubelet.port: must be 0..65535")
 
@@ -447,3 +464,19 @@ def check_embedded_pods(settings: BridgeSettings) -> None:
         raise SettingsError(f"kubelet.max_pods: {settings.kubelet.max_pods} pods per node do "
                             f"not fit the {addresses} pod addresses of a /{mask} per agent "
                             "(a shorter embedded.node_cidr_mask_size, or fewer pods)")
+
+
+def _validate_leader(leader: LeaderSettings) -> None:
+    """client-go's own checks (leaderelection.NewLeaderElector): a leader must give up before
+    anyone may take over, and retry often enough to renew in time."""
+    if leader.retry_period_seconds <= 0:
+        raise SettingsError("leader.retry_period_seconds: must be positive")
+    if leader.lease_duration_seconds <= leader.renew_deadline_seconds:
+        raise SettingsError("leader.lease_duration_seconds: must be greater than "
+                            "leader.renew_deadline_seconds (the leader stops acting at the "
+                            "deadline, before a standby may take the Lease)")
+    if leader.renew_deadline_seconds <= 1.2 * leader.retry_period_seconds:
+        raise SettingsError("leader.renew_deadline_seconds: must be greater than 1.2 × "
+                            "leader.retry_period_seconds")
+    if not leader.lease_name:
+        raise SettingsError("leader.lease_name: must not be empty")

@@ -17,6 +17,7 @@ to name the ServiceAccount, namespace and settings the bridge actually uses.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ssl
 import urllib.parse
@@ -38,6 +39,8 @@ from k8sbridge.kernel.agent import filesystems
 from k8sbridge.kernel.master import config as master_config
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kubelet import api as kubelet_api
+from k8sbridge.leader import elector as leader_elector
+from k8sbridge.leader import lease as leader_lease
 from tests.integration.conftest import eventually, fast_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "manifests" / "deploy"
@@ -344,6 +347,25 @@ async def test_every_request_of_the_bridge_is_granted_by_the_deploy_rbac(
 
     await eventually(events_posted, timeout=30, what="the bridge's events")
 
+    # A replica's leader election (settings.leader, on in bridge.yaml): acquire, renew, release.
+    settings = recorded.bridge.settings
+    kube = kube_client.KubeClient.from_kubeconfig(path=settings.kube.kubeconfig)
+    try:
+        elector = leader_elector.LeaderElector(
+            lock=leader_lease.LeaseLock(kube=kube, namespace=settings.kube.namespace,
+                                        name=settings.leader.lease_name),
+            identity="replica-1",
+            timing=leader_elector.ElectionTiming(lease_seconds=3, renew_deadline=2.0,
+                                                 retry_period=0.2))
+        assert await elector.acquire(asyncio.Event())
+        holding = asyncio.create_task(elector.hold())
+        await asyncio.sleep(0.5)  # a renewal or two
+        assert not holding.done()
+        holding.cancel()
+        assert await elector.release()
+    finally:
+        await kube.close()
+
     assert not recorded.proxy.refused, "devkube's RBAC refused the bridge:\n" + "\n".join(
         f"{m} {p}: {message}" for m, p, message in recorded.proxy.refused)
     rules = granted_rules()
@@ -368,6 +390,8 @@ async def test_every_request_of_the_bridge_is_granted_by_the_deploy_rbac(
         assert expected in done, (expected, sorted(done))
     assert any(a.resource == "leases" and a.namespace == "kube-node-lease"
                for a in resource_requests)
+    assert {(a.verb, a.namespace) for a in resource_requests if a.resource == "leases"
+            and a.namespace == SA[0]} == {("get", SA[0]), ("create", SA[0]), ("update", SA[0])}
     assert any(a.resource == "nodes" and a.verb in ("create", "patch")
                for a in resource_requests)
 
@@ -398,8 +422,18 @@ def test_the_deployment_names_what_the_bridge_reads() -> None:
     assert deployment["metadata"]["namespace"] == SA[0]
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == SA[1]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # two replicas electing a leader, on different nodes when there are, one always left
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0,
+                                                               "maxUnavailable": 1}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (term,) = pod["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == labels
+    budget = docs["PodDisruptionBudget"]
+    assert budget["metadata"]["namespace"] == SA[0]
+    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": labels}}
     (container,) = pod["containers"]
     args = container["args"]
     assert args[0] == "run" and "--master" in args  # never the embedded default in a cluster
@@ -419,6 +453,7 @@ def test_the_deployment_names_what_the_bridge_reads() -> None:
     assert settings.kube.namespace == SA[0]
     assert settings.mesos.user == "nobody"
     assert settings.kubelet.client_ca_file is not None
+    assert settings.leader.enabled
     # the bridge's own namespace grants writing its state ConfigMap
     state = attributes(
         "PATCH", f"/api/v1/namespaces/{settings.kube.namespace}/configmaps/"
