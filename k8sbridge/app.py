@@ -299,7 +299,8 @@ async def running_bridge(
             with contextlib.suppress(Exception):
                 await api_server.stop()
         else:
-            kubelet_server.attach(scheduler=None, kube=None, nodes=None)
+            kubelet_server.attach(scheduler=None, kube=None, nodes=None,
+                                  metrics=bridge_metrics.BridgeMetrics(leading=False))
         await reader.close()
         await kube.close()
 

@@ -43,7 +43,7 @@ _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 class BridgeMetrics:
     """The families of one bridge, and the hooks that feed them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, leading: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.kube_requests = Histogram(
@@ -79,7 +79,7 @@ class BridgeMetrics:
         self.leader = Gauge(
             "k8sbridge_leader", "1 while this replica acts as the framework (leads)",
             registry=r)
-        self.leader.set(1)
+        self.leader.set(1 if leading else 0)  # a standby replica serves 0 (replica.py)
         self._pending_reasons: set[str] = set()
 
     # -- hooks -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from k8sbridge import app
+from k8sbridge import metrics as bridge_metrics
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kubelet import agents as mesos_agents
@@ -99,7 +100,8 @@ async def run_replica(
     server = kubelet_api.KubeletServer(settings=settings.kubelet, reader=reader)
     try:
         port = await server.start()
-        server.attach(scheduler=None, kube=kube, nodes=None)
+        server.attach(scheduler=None, kube=kube, nodes=None,
+                      metrics=bridge_metrics.BridgeMetrics(leading=False))
         settings = dataclasses.replace(
             settings, kubelet=dataclasses.replace(settings.kubelet, port=port))
         log.info("standby %s: waiting for the leader Lease %s/%s", elector.identity,

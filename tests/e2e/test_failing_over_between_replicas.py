@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from k8sbridge import replica
 from tests.e2e import replicas
@@ -39,6 +40,7 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
         # a standby's kubelet API is up but does not know where pods run
         assert b.kubelet_get(logs)[0] == 503
         assert a.kubelet_get(logs)[0] == 200
+        assert _leader_gauge(a) == 1.0 and _leader_gauge(b) == 0.0  # /metrics: k8sbridge_leader
         (framework,) = c.frameworks()
         before = eventually_(lambda: (t if len(t) == 3 else None) if (t := c.live_tasks())
                              else None, what="3 live tasks")
@@ -60,6 +62,7 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
                              for n in json.loads(c.kubectl("get", "nodes", "-o", "json"))
                              ["items"]} == {b.kubelet_port()}, what="nodes point at b")
         eventually_(lambda: b.kubelet_get(logs)[0] == 200, what="logs from b")
+        assert _leader_gauge(b) == 1.0
 
         c.kubectl("scale", "deployment/web", "--replicas=5")
         eventually_(lambda: c.running(5), what="5 web pods Running (b placed 2)", timeout=90)
@@ -144,3 +147,12 @@ def test_two_replicas_that_both_lead_never_both_act(tmp_path: Path) -> None:
         assert all(count == 1 for count in per_pod.values()), per_pod
         assert set(before) <= set(c.live_tasks())
         assert len(c.frameworks()) == 1
+
+
+def _leader_gauge(replica: replicas.Replica) -> float:
+    status, text = replica.kubelet_get("/metrics")
+    assert status == 200, text
+    for family in text_string_to_metric_families(text):
+        if family.name == "k8sbridge_leader":
+            return float(family.samples[0].value)
+    raise AssertionError("no k8sbridge_leader in /metrics")
