@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from k8sbridge.kube import client as kube_client
 from k8sbridge.mesos import events as mesos_events
 from k8sbridge.mesos import metrics as mesos_metrics
+from k8sbridge.mesos import raw as mesos_wire
 from k8sbridge.model import ids
 from k8sbridge.scheduler import plan, ports
 
@@ -181,6 +182,13 @@ class CountingDriver:
 
     async def acknowledge(self, status: Any) -> None:
         await self._driver.acknowledge(status)
+
+    async def shape_offers(
+        self, *, offer_constraints: mesos_wire.RawOfferConstraints,
+        min_allocatable: Mapping[str, Sequence[Mapping[str, float]]] | None,
+    ) -> None:
+        await self._driver.shape_offers(offer_constraints=offer_constraints,
+                                        min_allocatable=min_allocatable)
 
     async def reconcile(
         self, tasks: Mapping[ids.TaskId, ids.AgentId | None] | None = None

@@ -99,6 +99,9 @@ class SchedulerSettings:
     # run in the agent's own view); "local": an image is sent only when image_dir (a local
     # docker registry directory the agents share, Mesos --docker_registry) holds its archive
     # repository:tag.tar, else the container runs without one and the pod is told so.
+    # Offers shaped by demand (Mesos >= 1.11): UPDATE_FRAMEWORK with offer_constraints and
+    # min_allocatable_resources from the pending pods (``scheduler.shaping``); off: every offer
+    shape_offers: bool = True
     image_mode: str = "mesos"
     image_dir: Path | None = None
     # hostPath volumes become Mesos HOST_PATH volumes only when allowed (they reach the agent's

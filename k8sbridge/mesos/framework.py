@@ -565,6 +565,15 @@ class Framework:
         self._suppressed_roles = roles
         self._offer_constraints = constraints
 
+    async def shape_offers(
+            self, *, offer_constraints: wire.RawOfferConstraints,
+            min_allocatable: Mapping[str, Sequence[Mapping[str, float]]] | None,
+    ) -> None:
+        """UPDATE_FRAMEWORK with new offer constraints and ``offer_filters`` (``{}`` and None:
+        none), everything else as subscribed."""
+        info = dataclasses.replace(self._framework_info, min_allocatable=min_allocatable)
+        await self.update_framework(framework_info=info, offer_constraints=offer_constraints)
+
     async def teardown(self) -> None:
         """TEARDOWN: the master kills every task of this framework and forgets it.
 

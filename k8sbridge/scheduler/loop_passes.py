@@ -18,7 +18,15 @@ from k8sbridge.lifecycle import launches
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
-from k8sbridge.scheduler import feasible, kills, launch, loop_updates, offers, plan, stack
+from k8sbridge.scheduler import (
+    feasible,
+    kills,
+    launch,
+    loop_shaping,
+    offers,
+    plan,
+    stack,
+)
 from k8sbridge.scheduler.loop_state import (
     EXPLAIN_GRACE,
     EXPLAIN_MIN_INTERVAL,
@@ -55,7 +63,7 @@ log = logging.getLogger(__name__)
 NAMESPACES_TTL = 10.0  # seconds namespace labels (for namespaceSelectors) are reused
 
 
-class Passes(loop_updates.TaskUpdates):
+class Passes(loop_shaping.Shaping):
     """Placement passes and the loop's timers."""
 
     def on_node_event(self, etype: str | None, raw: dict[str, Any]) -> None:
@@ -179,6 +187,7 @@ class Passes(loop_updates.TaskUpdates):
                 await self._driver.suppress(list(self._settings.mesos.roles))
                 self._suppressed = True
             return
+        await self._shape_offers(pending)
         await self._maybe_revive()
         if not len(self._book):
             if self.on_pass is not None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from k8sbridge.lifecycle.launches import PodLaunch
+from k8sbridge.mesos import raw as mesos_wire
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import ids
 from k8sbridge.model import tasks as model_tasks
@@ -52,6 +53,11 @@ class Driver(Protocol):
     ) -> None: ...
 
     async def acknowledge(self, status: mesos_types.TaskStatus) -> None: ...
+
+    async def shape_offers(
+        self, *, offer_constraints: mesos_wire.RawOfferConstraints,
+        min_allocatable: Mapping[str, Sequence[Mapping[str, float]]] | None,
+    ) -> None: ...
 
     async def reconcile(
         self, tasks: Mapping[ids.TaskId, ids.AgentId | None] | None = None
