@@ -1,7 +1,9 @@
 """The e2e target: `k8sbridge run` (embedded default) as a real subprocess, or an external one.
 
 With ``K8SBRIDGE_E2E_KUBECONFIG`` and ``K8SBRIDGE_E2E_MASTER`` set, the same tests run against
-those (a real cluster and a Mesos master running the bridge); otherwise the fixture starts
+those (a real cluster and a Mesos master running the bridge; ``K8SBRIDGE_E2E_MASTER_AUTH``
+``principal:secret`` for a master that authenticates; ``python -m tests.e2e.external`` sets all
+three up as the kind path does, ``scripts/e2e-kind`` with kind); otherwise the fixture starts
 ``python -m k8sbridge run`` on free ports and stops it with SIGINT at the end.
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
 from tests.conftest import free_port
 
@@ -39,9 +42,18 @@ class Target:
     # (principal, secret) for the kernel's HTTP APIs: `k8sbridge run` locks them by default
     auth: tuple[str, str] | None = None
 
+    # the schedulerName pods must name on a cluster whose kube-scheduler owns the default one
+    # (K8SBRIDGE_E2E_SCHEDULER_NAME; "" for `k8sbridge run`, whose bridge is the default)
+    scheduler_name: str = ""
+
     def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
         argv = ["kubectl", "--kubeconfig", str(self.kubeconfig), *args]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        stdin = None
+        if self.scheduler_name and args[:2] == ("apply", "-f") and args[2] != "-":
+            stdin = _with_scheduler_name(Path(args[2]).read_text(), self.scheduler_name)
+            argv = [*argv[:5], "-", *argv[6:]]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              input=stdin)
         if check and done.returncode != 0:
             raise AssertionError(f"{argv} failed ({done.returncode}): {done.stderr}{done.stdout}")
         return done.stdout
@@ -66,6 +78,21 @@ class Target:
         return out
 
 
+def _with_scheduler_name(manifest: str, name: str) -> str:
+    """The manifest with every pod (and pod template) naming ``name`` as its scheduler, as a
+    user of a cluster with its own kube-scheduler writes them for the bridge."""
+    docs = [d for d in yaml.safe_load_all(manifest) if d]
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        if doc.get("kind") == "Pod":
+            spec["schedulerName"] = name
+        for holder in (spec, (spec.get("jobTemplate") or {}).get("spec") or {}):
+            template = holder.get("template")
+            if isinstance(template, dict):
+                template.setdefault("spec", {})["schedulerName"] = name
+    return yaml.safe_dump_all(docs)
+
+
 def eventually(probe: Callable[[], T | None], *, timeout: float = 60, what: str = "") -> T:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -86,8 +113,11 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     ext_kubeconfig = os.environ.get("K8SBRIDGE_E2E_KUBECONFIG")
     ext_master = os.environ.get("K8SBRIDGE_E2E_MASTER")
     if ext_kubeconfig and ext_master:
+        principal, _, secret = os.environ.get("K8SBRIDGE_E2E_MASTER_AUTH", "").partition(":")
         yield Target(kubeconfig=Path(ext_kubeconfig), master=ext_master.rstrip("/"),
-                     process=None, output=[])
+                     process=None, output=[],
+                     auth=(principal, secret) if principal else None,
+                     scheduler_name=os.environ.get("K8SBRIDGE_E2E_SCHEDULER_NAME", ""))
         return
     data_dir = tmp_path_factory.mktemp("k8sbridge-run")
     kernel_port, api_port = free_port(), free_port()
