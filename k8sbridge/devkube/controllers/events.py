@@ -31,17 +31,20 @@ class EventRecorder:
             maxsize=MAX_PENDING)
         self.dropped = 0
         self.correlator = eventcorrelation.EventCorrelator()
+        self._last_ns = 0  # event names (<object>.<hex ns>) never repeat, even within a tick
 
     def record(self, obj: RawObject, *, reason: str, message: str,
                type_: str = "Normal") -> None:
         m = obj.get("metadata") or {}
-        when = time.time()
+        ns = max(time.time_ns(), self._last_ns + 1)
+        self._last_ns = ns
+        when = ns / 1e9
         stamp = datetime.datetime.fromtimestamp(when, datetime.UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ")
         namespace = m.get("namespace") or "default"
         event: RawObject = {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{m.get('name')}.{int(when * 1e9):x}",
+            "metadata": {"name": f"{m.get('name')}.{ns:x}",
                          "namespace": namespace},
             "involvedObject": {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
                                "namespace": m.get("namespace"), "name": m.get("name"),
