@@ -21,8 +21,8 @@ devkube and bridge children with their descendants; the kernel's container daemo
 nobody's child, with its tasks), the machine's core count and load. Bounded: each phase gives
 up after --timeout seconds; each ``k8sbridge run`` is stopped with SIGINT (then killed).
 
-Run: ``python bench/bench_embedded.py [--pods 100] [--replicas 1000] [--timeout 150]
-[--volumes | --startup-volumes]``
+Run: ``python bench/bench_embedded.py [--pods 100] [--replicas 1000] [--jobs 1000]
+[--timeout 150] [--volumes | --startup-volumes]``
 """
 
 from __future__ import annotations
@@ -36,12 +36,16 @@ import re
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -186,10 +190,90 @@ async def running(
         run.stop()
 
 
+def _complete(job: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Complete" and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
+
+
+async def _watch_complete(conn: Any, namespace: str, want: int, done: dict[str, float],
+                          timeout: float) -> None:
+    """Record when each Job is first seen Complete; a dropped watch is resumed by a relist."""
+    ctx: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=conn.ca_file) if conn.ca_file else True)
+    headers = {"Authorization": f"Bearer {conn.token}"} if conn.token else {}
+    base = f"{conn.server}/apis/batch/v1/namespaces/{namespace}/jobs"
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(headers=headers) as http:
+        while time.monotonic() < deadline and len(done) < want:
+            async with http.get(base, ssl=ctx) as resp:
+                listing = await resp.json()
+            for job in listing.get("items") or []:
+                if _complete(job):
+                    done.setdefault(job["metadata"]["name"], time.monotonic())
+            rv = listing["metadata"]["resourceVersion"]
+            try:
+                async with http.get(
+                    f"{base}?watch=true&resourceVersion={rv}", ssl=ctx,
+                    timeout=aiohttp.ClientTimeout(total=max(1.0, deadline - time.monotonic())),
+                ) as resp:
+                    async for line in resp.content:
+                        job = json.loads(line).get("object") or {}
+                        name = (job.get("metadata") or {}).get("name")
+                        if name and _complete(job):
+                            done.setdefault(name, time.monotonic())
+                            if len(done) >= want:
+                                return
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                continue
+
+
+async def jobs_to_complete(targets: bench_bridge.Targets, jobs: int, timeout: float) -> None:
+    """``jobs`` Jobs of one ``true`` pod each, created at once: time until all are Complete."""
+    kube = targets.bridge.kube
+    namespace = "jobs"
+    await kube.ensure_namespace(namespace)
+    done: dict[str, float] = {}
+    watcher = asyncio.create_task(
+        _watch_complete(kube.connection(), namespace, jobs, done, timeout))
+    await asyncio.sleep(0.5)  # the watch is open before the first Job is created
+    gate = asyncio.Semaphore(64)
+
+    async def create(i: int) -> None:
+        body = {
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": f"job-{i:04d}", "namespace": namespace},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox", "command": ["true"],
+                                "resources": {"requests": {"cpu": "5m",
+                                                           "memory": "4Mi"}}}]}}},
+        }
+        async with gate:
+            await kube.create(f"/apis/batch/v1/namespaces/{namespace}/jobs", body)
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(create(i) for i in range(jobs)))
+    created = time.monotonic() - t0
+    try:
+        await asyncio.wait_for(watcher, timeout + 5)
+    except TimeoutError:
+        pass
+    times = sorted(t - t0 for t in done.values())
+    total = times[-1] if times else 0.0
+    print(f"jobs: {len(done)}/{jobs} Jobs Complete in {total:.2f}s "
+          f"({len(done) / total if total else 0:.1f} Jobs/s); created in {created:.2f}s")
+    if times:
+        marks = [(p, times[min(len(times), max(1, round(jobs * p / 100))) - 1])
+                 for p in (10, 50, 90, 100) if round(jobs * p / 100) <= len(times)]
+        print("  Complete at: " + ", ".join(f"{p} % {t:.1f}s" for p, t in marks), flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pods", type=int, default=100, help="startup phase (0: skip)")
     parser.add_argument("--replicas", type=int, default=1000, help="throughput phase (0: skip)")
+    parser.add_argument("--jobs", type=int, default=1000,
+                        help="jobs phase: Jobs of one short pod each (0: skip)")
     parser.add_argument("--timeout", type=float, default=150, help="per phase")
     parser.add_argument("--agent-resources", default=BIG_AGENT,
                         help="--agent-resources of the throughput run's three agents")
@@ -239,6 +323,15 @@ async def main() -> None:
                 print(f"raw process-spawn rate (Popen of sleep, {args.spawn} x 3, same run): "
                       f"median {sorted(rates)[1]:.0f}/s (runs: "
                       f"{', '.join(f'{r:.0f}' for r in rates)})")
+                run.cpu()
+                print(_load(), flush=True)
+        if args.jobs:
+            print(f"\n== jobs: {args.jobs} Jobs of one pod each to Complete", flush=True)
+            env = {"K8SBRIDGE_KUBELET_MAX_PODS": str(args.jobs + 100), **extra_env}
+            extra = ["--agent-resources", args.agent_resources]
+            async with running(data_dir=Path(tmp) / "jobs", extra=extra,
+                               env=env) as (run, t):
+                await jobs_to_complete(t, args.jobs, args.timeout)
                 run.cpu()
                 print(_load(), flush=True)
 

@@ -76,6 +76,11 @@ REVIEW_GROUPS: dict[str, tuple[str, tuple[Obj, ...]]] = {
 }
 
 
+def unstored_group_versions() -> list[tuple[str, str]]:
+    """The group/versions served without stored kinds (reviews, metrics): APIServices too."""
+    return [(group, version) for group, (version, _) in REVIEW_GROUPS.items()]
+
+
 def _all_groups() -> list[str]:
     return sorted({*kinds.GROUPS, *REVIEW_GROUPS})
 

@@ -146,6 +146,10 @@ KINDS: tuple[Kind, ...] = (
          singular="rolebinding", kind="RoleBinding", namespaced=True, has_spec=False),
     Kind(group="rbac.authorization.k8s.io", version="v1", plural="roles", singular="role",
          kind="Role", namespaced=True, has_spec=False),
+    # one per served group/version, all local (devkube.apiservices)
+    Kind(group="apiregistration.k8s.io", version="v1", plural="apiservices",
+         singular="apiservice", kind="APIService", namespaced=False,
+         categories=("api-extensions",), subresources=("status",)),
 )
 
 BY_KEY: dict[ResourceKey, Kind] = {k.key: k for k in KINDS}

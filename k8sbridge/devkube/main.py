@@ -27,7 +27,9 @@ from aiohttp import web
 from k8sbridge.devkube import (
     admission,
     apiendpoints,
+    apiservices,
     certs,
+    discovery,
     httpio,
     idle,
     netns,
@@ -149,6 +151,7 @@ async def running(config: DevkubeConfig) -> AsyncIterator[Devkube]:
             admission.PLUGIN not in config.disable_admission_plugins), service_ranges=ranges)
         reg.bootstrap()
         rbacpolicy.reconcile(reg)  # the default ClusterRoles and bindings (RBAC's post-start hook)
+        apiservices.bootstrap(reg, extra=discovery.unstored_group_versions())
         signing_key = sakeys.ensure(state_dir / "pki")  # --service-account-signing-key-file
 
         sock = _bind(config.host, config.port)

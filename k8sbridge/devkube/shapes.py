@@ -205,6 +205,7 @@ _SHAPES: dict[str, list[Shape]] = {
     "events": _META_SHAPES + [(("involvedObject",), dict), (("regarding",), dict),
                               (("source",), dict), (("series",), dict)],
     "leases": _META_SHAPES + [(("spec",), dict)],
+    "apiservices": _META_SHAPES + [(("spec",), dict), (("status",), dict)],
     **{plural: _META_SHAPES + _RBAC_SHAPES for plural in ("roles", "clusterroles")},
     **{plural: _META_SHAPES + _BINDING_SHAPES
        for plural in ("rolebindings", "clusterrolebindings")},

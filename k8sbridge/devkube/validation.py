@@ -11,7 +11,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from k8sbridge.devkube import errors, kinds, quantity, rbacstrategy, selectors, shapes
+from k8sbridge.devkube import (
+    apiservicerules,
+    errors,
+    kinds,
+    quantity,
+    rbacstrategy,
+    selectors,
+    shapes,
+)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -29,6 +37,8 @@ _DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 def _name_causes(kind: kinds.Kind, name: str) -> list[Cause]:
     if kind.group == rbacstrategy.GROUP:
         return rbacstrategy.name_causes(name)
+    if kind.group == apiservicerules.GROUP:
+        return []  # apiservicerules.causes checks it against the spec
     if kind.plural == "services":  # ValidateServiceName: NameIsDNS1035Label
         if len(name) > 63 or not _DNS_1035_LABEL.match(name):
             return [(
@@ -230,6 +240,8 @@ def validate(kind: kinds.Kind, obj: dict[str, Any], *, extra: list[Cause] | None
                        "Invalid value: must be a map of string keys to string values"))
     elif kind.plural == "events" and not obj.get("involvedObject") and not obj.get("regarding"):
         causes.append(("FieldValueRequired", "involvedObject", "Required value"))
+    elif kind.group == apiservicerules.GROUP:
+        causes += apiservicerules.causes(obj)
     causes += extra or []
     if causes:
         raise errors.invalid(kind=kind.kind, group=kind.group, name=name, causes=causes)

@@ -40,7 +40,7 @@ import cachetools
 import kubernetes
 import yarl
 
-from k8sbridge.kube import errors, wire
+from k8sbridge.kube import errors, events, wire
 
 __all__ = [
     "BACKGROUND",
@@ -142,6 +142,10 @@ class KubeClient:
         self._free = connections
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+        # repeated events become patches of the first (client-go's EventCorrelator); the
+        # writes to one event go out in order, one at a time
+        self.events = events.EventCorrelator()
+        self._event_writes: dict[str, tuple[asyncio.Lock, int]] = {}
 
     # -- construction ----------------------------------------------------------------------
 
@@ -444,12 +448,14 @@ class KubeClient:
         priority: int = BACKGROUND,
         at: float | None = None,
     ) -> None:
-        """Post a core/v1 Event about ``involved`` (a pod or node); failures are logged only.
+        """Record a core/v1 Event about ``involved`` (a pod or node); failures are logged only.
 
         ``at`` is when it happened (epoch seconds; default now). The Event is named as
         client-go's recorder names it, ``<object>.<that time in hex nanoseconds>``, so listing
         an object's events (and ``kubectl describe``, whose sort keeps list order among events
         of the same second) shows them in the order they happened even when posted out of order.
+        A repeat is a PATCH of the first one (count + 1), similar events are combined and a
+        flood about one object is cut off, as client-go's recorder does (``kube.events``).
         """
         meta = involved.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
@@ -481,13 +487,37 @@ class KubeClient:
             "reportingComponent": component,
             "reportingInstance": host or component,
         }
+        write = self.events.correlate(body, now=when)
+        if write is None:
+            log.debug("event %s for %s dropped by the spam filter", reason, meta.get("name"))
+            return
+        lock, users = self._event_writes.get(write.key) or (asyncio.Lock(), 0)
+        self._event_writes[write.key] = (lock, users + 1)
         try:
-            await self.request(
-                "POST", f"/api/v1/namespaces/{_q(namespace)}/events", body=body,
-                priority=priority, decode=False,
-            )
+            async with lock:
+                await self._write_event(namespace, write, priority=priority)
         except errors.KubeError as e:
             log.warning("could not post event %s for %s: %s", reason, meta.get("name"), e)
+        finally:
+            lock, users = self._event_writes[write.key]
+            if users <= 1:
+                del self._event_writes[write.key]
+            else:
+                self._event_writes[write.key] = (lock, users - 1)
+
+    async def _write_event(self, namespace: str, write: events.Correlated, *,
+                           priority: int) -> None:
+        path = f"/api/v1/namespaces/{_q(namespace)}/events"
+        if write.patch is not None:
+            name = str(write.event["metadata"]["name"])
+            try:
+                await self.request("PATCH", f"{path}/{_q(name)}", body=write.patch,
+                                   content_type=STRATEGIC_PATCH, priority=priority,
+                                   decode=False)
+                return
+            except errors.NotFound:
+                pass  # deleted meanwhile (or its create failed): create it, as client-go does
+        await self.request("POST", path, body=write.event, priority=priority, decode=False)
 
 
 def _q(part: str) -> str:

@@ -46,29 +46,63 @@ async def caches_synced(*, informers: Sequence[Informer], stop: asyncio.Event) -
 
 
 async def work(*, queue: WorkQueue, sync: SyncFn, stop: asyncio.Event,
-               informers: Sequence[Informer] = ()) -> None:
+               informers: Sequence[Informer] = (), workers: int = 1) -> None:
     """Once ``informers`` have synced, drain ``queue`` with ``sync`` until ``stop``; one key
-    at a time (single owner). Keys queued meanwhile wait for the sync. Every controller passes
-    the informers its sync reads (a worker over no cache, as in benchmarks, passes none)."""
+    at a time per worker, and never one key in two workers at once (single owner): a key
+    taken while another worker syncs it is synced again after that one (client-go's
+    workqueue "dirty while processing"). Keys queued meanwhile wait for the sync. Every
+    controller passes the informers its sync reads (a worker over no cache, as in benchmarks,
+    passes none); ``workers`` is kube-controller-manager's ``--concurrent-*-syncs``."""
     if not await caches_synced(informers=informers, stop=stop):
         return
+    busy: set[ObjectKey] = set()
+    again: set[ObjectKey] = set()
+    if workers <= 1:
+        await _worker(queue=queue, sync=sync, stop=stop, busy=busy, again=again)
+        return
+    tasks = [asyncio.create_task(_worker(queue=queue, sync=sync, stop=stop, busy=busy,
+                                         again=again)) for _ in range(workers)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _worker(*, queue: WorkQueue, sync: SyncFn, stop: asyncio.Event,
+                  busy: set[ObjectKey], again: set[ObjectKey]) -> None:
     while not stop.is_set():
         key = await queue.get()
+        if key in busy:
+            again.add(key)  # its worker queues it once more when done
+            continue
+        busy.add(key)
         try:
-            again = await sync(key)
-        except errors.ControllerError as e:
-            if not queue.retry(key):
-                log.warning("%s: giving up on %s after repeated failures: %s", queue.name, key, e)
-            else:
-                log.debug("%s: %s failed (%s); retrying", queue.name, key, e)
-        except Exception:  # a bug in one sync must not stop the controller
-            log.exception("%s: sync of %s crashed", queue.name, key)
-            if not queue.retry(key):
-                log.warning("%s: giving up on %s", queue.name, key)
+            await _sync_one(queue=queue, sync=sync, key=key)
+        finally:
+            busy.discard(key)
+            if key in again:
+                again.discard(key)
+                queue.add(key)
+
+
+async def _sync_one(*, queue: WorkQueue, sync: SyncFn, key: ObjectKey) -> None:
+    try:
+        requeue = await sync(key)
+    except errors.ControllerError as e:
+        if not queue.retry(key):
+            log.warning("%s: giving up on %s after repeated failures: %s", queue.name, key, e)
         else:
-            queue.forget(key)
-            if again is not None:
-                queue.add_after(key, again)
+            log.debug("%s: %s failed (%s); retrying", queue.name, key, e)
+    except Exception:  # a bug in one sync must not stop the controller
+        log.exception("%s: sync of %s crashed", queue.name, key)
+        if not queue.retry(key):
+            log.warning("%s: giving up on %s", queue.name, key)
+    else:
+        queue.forget(key)
+        if requeue is not None:
+            queue.add_after(key, requeue)
 
 
 async def update(

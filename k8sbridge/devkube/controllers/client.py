@@ -20,6 +20,7 @@ from k8sbridge.devkube.controllers import errors
 from k8sbridge.devkube.controllers.raw import RawObject, RawWatchEvent
 
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 USER_AGENT = "devkube-controller-manager/0.1"
 MAX_WATCH_LINE = 16 * 1024 * 1024
 

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime.datetime]
 MAX_PASSES = 4
+CONCURRENT_SYNCS = 5  # kube-controller-manager's --concurrent-job-syncs default
 
 
 def _now() -> datetime.datetime:
@@ -107,7 +108,7 @@ class JobController:
     async def run(self, *, stop: asyncio.Event) -> None:
         try:
             await base.work(queue=self.queue, sync=self.sync, stop=stop,
-                            informers=[self.pods, self.jobs])
+                            informers=[self.pods, self.jobs], workers=CONCURRENT_SYNCS)
         finally:
             self.queue.close()
 
