@@ -74,6 +74,7 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "poddisruptionbudgets": frozenset({"spec", "status"}),
     "horizontalpodautoscalers": frozenset({"spec", "status"}),
     "leases": frozenset({"spec"}),
+    "priorityclasses": frozenset({"value", "globalDefault", "description", "preemptionPolicy"}),
     "configmaps": frozenset({"data", "binaryData", "immutable"}),
     "secrets": frozenset({"data", "stringData", "type", "immutable"}),
     "serviceaccounts": frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"}),

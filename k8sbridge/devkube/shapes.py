@@ -205,6 +205,8 @@ _SHAPES: dict[str, list[Shape]] = {
     "events": _META_SHAPES + [(("involvedObject",), dict), (("regarding",), dict),
                               (("source",), dict), (("series",), dict)],
     "leases": _META_SHAPES + [(("spec",), dict)],
+    "priorityclasses": _META_SHAPES + [(("value",), int), (("globalDefault",), bool),
+                                       (("description",), str), (("preemptionPolicy",), str)],
     **{plural: _META_SHAPES + _RBAC_SHAPES for plural in ("roles", "clusterroles")},
     **{plural: _META_SHAPES + _BINDING_SHAPES
        for plural in ("rolebindings", "clusterrolebindings")},
