@@ -284,6 +284,10 @@ class PodRequest:
     spread: tuple[SpreadConstraint, ...] = ()  # the pod's own topologySpreadConstraints
     #: the uid of the pod's controller (a ReplicaSet's, StatefulSet's ...), "" for none
     owner_uid: str = ""
+    #: ``preemptionPolicy: Never``: the pod waits, it never preempts
+    preempt_never: bool = False
+    #: ``status.nominatedNodeName``: the node a preemption freed for it
+    nominated_node: str = ""
 
     @property
     def labels_dict(self) -> dict[str, str]:

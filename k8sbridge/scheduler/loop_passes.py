@@ -17,7 +17,7 @@ from k8sbridge.lifecycle import launches
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
-from k8sbridge.scheduler import feasible, kills, launch, loop_updates, offers, plan, stack
+from k8sbridge.scheduler import feasible, kills, launch, loop_preempt, offers, plan, stack
 from k8sbridge.scheduler.loop_state import (
     EXPLAIN_GRACE,
     EXPLAIN_MIN_INTERVAL,
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 NAMESPACES_TTL = 10.0  # seconds namespace labels (for namespaceSelectors) are reused
 
 
-class Passes(loop_updates.TaskUpdates):
+class Passes(loop_preempt.Preempting):
     """Placement passes and the loop's timers."""
 
     def on_node_event(self, etype: str | None, raw: dict[str, Any]) -> None:
@@ -182,21 +182,28 @@ class Passes(loop_updates.TaskUpdates):
         view = self._view()
         if _wants_namespaces(pending, view):
             view = dataclasses.replace(view, namespace_labels=await self._namespace_labels())
-        result = stack.place(pending=pending, view=view, settings=self._stack_settings)
-        # Some pods did not fit, but not every known agent has an offer in the book yet (the
+        # Some pods may not fit, but not every known agent has an offer in the book yet (the
         # allocator may still be sending them): launch what fits, keep the other offers for a
-        # short, bounded gathering window, then explain with every agent's offer in view.
+        # short, bounded gathering window, then explain with every agent's offer in view (and
+        # only then preempt: the offers still coming may hold the room).
         offered_agents = {o.agent_id for o in self._book}
         missing = [a for a, info in self._agents.agents.items()
                    if a not in offered_agents and getattr(info, "active", True)]
         oldest = min((o.received for o in self._book), default=self._clock())
         window = min(GATHER_SECONDS, self._settings.mesos.offer_hold_seconds)
-        gathering = bool(result.unplaced and missing) and self._clock() - oldest < window
+        early = bool(missing) and self._clock() - oldest < window
+        preempt = not early and loop_preempt.may_preempt(pending, view)
+        if preempt:
+            view = dataclasses.replace(view, budgets=await self._budgets())
+        result = stack.place(pending=pending, view=view, settings=self._stack_settings,
+                             preempt=preempt)
+        gathering = bool(result.unplaced) and early
         await self._commit(result, final=not gathering)
         if gathering:
             self._want_pass(delay=max(0.05, oldest + window - self._clock()))
 
     def _pending_requests(self) -> list[model_pods.PodRequest]:
+        self._forget_preemptions()
         out = []
         for uid in list(self._pending):
             pod = self._pods.get(uid)
@@ -204,7 +211,7 @@ class Passes(loop_updates.TaskUpdates):
                 self._pending.pop(uid, None)
                 continue
             try:
-                out.append(self._request(uid, pod))
+                out.append(self._with_nomination(uid, self._request(uid, pod)))
             except model_pods.PodSpecError as e:
                 self._pending.pop(uid, None)
                 self._sink.launch_failed(pod=pod, reason="InvalidPodSpec", message=str(e))
@@ -272,7 +279,7 @@ class Passes(loop_updates.TaskUpdates):
 
     def _placed_pods(self) -> dict[ids.AgentId, list[cluster.PlacedPod]]:
         out: dict[ids.AgentId, list[cluster.PlacedPod]] = {}
-        for uid, launched in list(self._lives.launches()):
+        for order, (uid, launched) in enumerate(list(self._lives.launches())):
             pod = self._pods.get(uid)
             if pod is None or uid in self._pending:
                 continue  # (pending while launched: a sidecar restarts; it is placed anew)
@@ -280,7 +287,10 @@ class Passes(loop_updates.TaskUpdates):
                 req = self._request(uid, pod)
             except model_pods.PodSpecError:
                 continue
-            out.setdefault(launched.agent_id, []).append(cluster.PlacedPod.of(req))
+            going = (uid in self._preempted or self._lives.deleting(uid)
+                     or bool((pod.get("metadata") or {}).get("deletionTimestamp")))
+            out.setdefault(launched.agent_id, []).append(
+                cluster.PlacedPod.of(req, started=float(order), terminating=going))
         return out
 
     async def _commit(self, result: plan.Plan, *, final: bool = True) -> None:
@@ -288,6 +298,8 @@ class Passes(loop_updates.TaskUpdates):
         for agent_id, offer_ids, assignments in result.by_agent():
             await self._commit_agent(agent_id, offer_ids, assignments)
             used.update(offer_ids)
+        for chosen in result.preemptions:
+            await self._preempt(chosen)
         if not final:
             return
         unused = [o.offer_id for o in self._book.take_all() if o.offer_id not in used]

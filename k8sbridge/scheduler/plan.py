@@ -28,6 +28,7 @@ __all__ = [
     "Explanation",
     "HostPortChoice",
     "Plan",
+    "Preemption",
     "ReasonCount",
     "Unplaced",
 ]
@@ -129,11 +130,25 @@ class Unplaced:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Preemption:
+    """A pod that fits nowhere, the agent it is nominated to and the pods evicted there for
+    it (``model.preemption``): the loop marks and deletes the victims, then writes the
+    preemptor's ``status.nominatedNodeName``; it is placed when the room is offered again."""
+
+    pod_key: ids.PodKey
+    pod_uid: ids.PodUid
+    agent_id: ids.AgentId
+    node_name: str
+    victims: tuple[tuple[ids.PodKey, ids.PodUid], ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
     assignments: tuple[Assignment, ...]
     unplaced: tuple[Unplaced, ...]
     #: offers no assignment uses: decline them (with a refuse filter)
     unused_offer_ids: tuple[ids.OfferId, ...]
+    preemptions: tuple[Preemption, ...] = ()
 
     def by_agent(self) -> Iterator[tuple[ids.AgentId, tuple[ids.OfferId, ...], list[Assignment]]]:
         """Assignments grouped per (agent, offers): one ACCEPT call each."""

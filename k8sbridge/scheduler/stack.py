@@ -2,7 +2,8 @@
 
 Why this order (Nomad's feasible → rank → select, composed in one place):
 
-1. pods are taken by priority, then in the order given (the queue's FIFO order);
+1. pods are taken by priority, then in the order given (the queue's FIFO order; kube-scheduler's
+   PrioritySort), a pod nominated by an earlier preemption first among equals;
 2. pods with equal ``placement_signature`` form a group; *static* checks run once per agent
    and ``static_signature`` (so also once for many groups), in kube-scheduler's plugin order:
    ``spec.nodeName`` → the cordon → taints → nodeSelector and node affinity → has an offer;
@@ -19,7 +20,9 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
    pod), so many pods share an offer and later pods see what is left; the ``plan.Assignment``
    keeps the pieces (executor share, each container's scalars and host ports, the offers
    they come from) and the commit renders the launch from them: nothing is carved twice;
-6. when a group has no candidate left, its pods are unplaced with one ``Explanation``.
+6. when a group has no candidate left, its pods are unplaced with one ``Explanation``, and a
+   pod that may preempt looks for victims (``preempting``); an agent nominated for a pending
+   pod is closed to the pods of lower or equal priority after it.
 
 Ties are broken by a permutation of the agents drawn from ``StackSettings.seed``: the same
 inputs and seed always give the same plan.
@@ -34,7 +37,7 @@ from collections.abc import Sequence
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import feasible, plan, rank, scores, select, topology
+from k8sbridge.scheduler import feasible, plan, preempting, rank, scores, select, topology
 
 __all__ = ["DEFAULT_SETTINGS", "StackSettings", "place"]
 
@@ -472,8 +475,10 @@ def place(
     pending: Sequence[pods.PodRequest],
     view: cluster.ClusterView,
     settings: StackSettings = DEFAULT_SETTINGS,
+    preempt: bool = True,
 ) -> plan.Plan:
-    """Place as many ``pending`` pods as the view's offers allow; explain the others."""
+    """Place as many ``pending`` pods as the view's offers allow; explain the others, and
+    preempt for them where kube-scheduler would (``preempt``; ``preempting``)."""
     scorer = rank.STRATEGIES[settings.strategy]
     shared_pools = feasible.Shared()  # pieces and signatures, shared by every pool
     agents = [feasible.AgentState(view=a, index=i, shared=shared_pools)
@@ -495,7 +500,12 @@ def place(
             for placed_pod in state.view.pods:
                 entry = (placed_pod.namespace, dict(placed_pod.labels), placed_pod.anti_affinity)
                 domains.add(state, entry)
-    order = sorted(range(len(pending)), key=lambda i: -pending[i].priority)
+    order = sorted(range(len(pending)),  # nominated pods first among equals
+                   key=lambda i: (-pending[i].priority, not pending[i].nominated_node))
+    pre = preempting.Preemptions(agents=agents, pending=pending, view=view,
+                                 overhead=settings.executor_overhead,
+                                 implicit=settings.implicit_tolerations, enabled=preempt)
+    reserved = pre.reserved
     groups: dict[tuple[object, ...], _Group] = {}
     statics: dict[tuple[object, ...], _StaticResult] = {}
     assignments: list[plan.Assignment] = []
@@ -534,6 +544,9 @@ def place(
                     group.explanation = _explain(group, agents, found)
                     break
                 queue, agent = found
+            if reserved and pre.blocks(agent.index, pod):
+                queue.drop(agent, feasible.Rejection(preempting.REASON_NOMINATED))
+                continue
             fit = feasible.check_pod_count(agent) or feasible.fit_pool(
                 group.need, group.ports, agent
             )
@@ -566,16 +579,18 @@ def place(
                     placed_pods.append((agent, pod))
             else:
                 placed_pods.append((agent, pod))
+            if reserved and pod.nominated_node:
+                pre.placed(pod)
             placed = True
             break
         if not placed:
             assert group.explanation is not None
+            pre.attempt(pod, group.need, group.ports)
             unplaced.append(
                 plan.Unplaced(pod_key=pod.key, pod_uid=pod.uid, explanation=group.explanation)
             )
     unused = tuple(
         offer_id for a in agents for pool in a.pools if not pool.used for offer_id in pool.offer_ids
     )
-    return plan.Plan(
-        assignments=tuple(assignments), unplaced=tuple(unplaced), unused_offer_ids=unused
-    )
+    return plan.Plan(assignments=tuple(assignments), unplaced=tuple(unplaced),
+                     unused_offer_ids=unused, preemptions=tuple(pre.found))

@@ -1,0 +1,138 @@
+"""Preemption inside a placement pass: who may preempt, where, and what stays reserved.
+
+Why in the pass (and not after it): a preemption frees resources on one agent for one pod, and
+Mesos gives them back only in a later offer. Until then nothing else may take that room, in
+this pass (a lower-priority pod placed after the preemptor would take the offered part) or in
+the next ones. So, as kube-scheduler adds nominated pods to their node for every pod of lower
+or equal priority, an agent nominated for a pending pod is closed to the pods of lower or
+equal priority placed after it (a constant reason in their explanation), until the nominated
+pod is placed or gone. A nominated pod whose lower-priority pods there are still terminating
+waits for them instead of preempting again (``PodEligibleToPreemptOthers``).
+
+Candidates are the agents that pass the pod's static checks except "has an offer" (a full
+agent sends none, and is exactly where preemption helps); the victims and the choice of agent
+are ``model.preemption``'s. Pure: the loop turns ``plan.Preemption`` into API calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from k8sbridge.model import cluster, pods, preemption
+from k8sbridge.scheduler import feasible, plan
+
+__all__ = ["REASON_NOMINATED", "Preemptions"]
+
+REASON_NOMINATED = "node(s) were nominated for a pending pod of higher priority"
+
+
+class Preemptions:
+    """One pass's preemption state (``enabled`` False: only reservations are kept)."""
+
+    __slots__ = ("enabled", "reserved", "found", "_agents", "_lowest", "_taken", "_overhead",
+                 "_implicit", "_budgets", "_by_node", "_failed")
+
+    def __init__(
+        self,
+        *,
+        agents: list[feasible.AgentState],
+        pending: Sequence[pods.PodRequest],
+        view: cluster.ClusterView,
+        overhead: Sequence[tuple[str, float]],
+        implicit: Sequence[pods.Toleration],
+        enabled: bool,
+    ) -> None:
+        self.enabled = enabled
+        self._agents = agents
+        self._overhead = [(n, feasible.to_milli(v)) for n, v in overhead]
+        self._implicit = implicit
+        self._budgets = view.budgets
+        self._by_node = {a.view.node_name: a.index for a in agents}
+        #: agent index -> (priority, key) of the pending pods nominated there
+        self.reserved: dict[int, list[tuple[int, str]]] = {}
+        for pod in pending:
+            index = self._by_node.get(pod.nominated_node) if pod.nominated_node else None
+            if index is not None:
+                self.reserved.setdefault(index, []).append((pod.priority, pod.key))
+        running = [p.priority for a in agents for p in a.view.pods if not p.terminating]
+        self._lowest = min(running) if running else None
+        self._taken: set[str] = set()  # victims chosen in this pass
+        self.found: list[plan.Preemption] = []
+        # pods like these found no victims in this pass (later ones find fewer still)
+        self._failed: set[tuple[object, ...]] = set()
+
+    def blocks(self, index: int, pod: pods.PodRequest) -> bool:
+        """Is agent ``index`` kept for another pending pod of higher or equal priority?"""
+        return any(priority >= pod.priority and key != pod.key
+                   for priority, key in self.reserved.get(index, ()))
+
+    def placed(self, pod: pods.PodRequest) -> None:
+        """The pod was placed: its nomination (if any) holds nothing any more."""
+        for index, entries in self.reserved.items():
+            self.reserved[index] = [e for e in entries if e[1] != pod.key]
+
+    def _waiting(self, pod: pods.PodRequest) -> bool:
+        """Nominated, and its victims there are still terminating: wait for them."""
+        index = self._by_node.get(pod.nominated_node) if pod.nominated_node else None
+        return index is not None and any(
+            p.terminating and p.priority < pod.priority
+            for p in self._agents[index].view.pods)
+
+    def _victim(self, p: cluster.PlacedPod) -> preemption.Victim:
+        held = {n: feasible.to_milli(v) for n, v in p.scalars}
+        for name, milli in self._overhead:
+            held[name] = held.get(name, 0) + milli
+        namespace, _, name = str(p.key).partition("/")
+        return preemption.Victim(
+            key=p.key, uid=p.uid, namespace=p.namespace, name=name or namespace,
+            labels=p.labels, priority=p.priority, started=p.started,
+            held=tuple(sorted(held.items())), host_ports=p.host_ports)
+
+    def _static_ok(self, pod: pods.PodRequest, agent: feasible.AgentState) -> bool:
+        implicit = self._implicit
+        return not (feasible.check_node_name(pod, agent)
+                    or feasible.check_unschedulable(pod, agent, implicit=implicit)
+                    or feasible.check_taints(pod, agent, implicit=implicit)
+                    or feasible.check_node_affinity(pod, agent))
+
+    def attempt(
+        self, pod: pods.PodRequest, need: Sequence[tuple[str, int]],
+        ports: Sequence[tuple[int, str]],
+    ) -> plan.Preemption | None:
+        """Preempt for ``pod`` (which fits nowhere) if kube-scheduler would, and reserve the
+        chosen agent for it."""
+        if (not self.enabled or pod.preempt_never or self._lowest is None
+                or pod.priority <= self._lowest or pod.node_name or self._waiting(pod)):
+            return None
+        failure = (pod.placement_signature, pod.priority)
+        if failure in self._failed:
+            return None
+        wanted = dict(need)
+        candidates: list[preemption.Candidate] = []
+        for agent in self._agents:
+            if self.blocks(agent.index, pod) or not self._static_ok(pod, agent):
+                continue
+            pods_there = [self._victim(p) for p in agent.view.pods
+                          if not p.terminating and p.key not in self._taken]
+            node = preemption.NodeState(
+                index=agent.index, free={n: agent.free(n) for n in wanted}, pods=pods_there,
+                max_pods=agent.view.max_pods, pod_count=len(agent.view.pods) + agent.placed,
+                offered_ports=frozenset(port for port, _ in ports
+                                        if any(pool.has_port(port) for pool in agent.pools)))
+            found = preemption.select_victims(priority=pod.priority, need=wanted, ports=ports,
+                                              node=node, budgets=self._budgets)
+            if found is not None:
+                candidates.append(found)
+        chosen = preemption.pick(candidates)
+        if chosen is None:
+            self._failed.add(failure)
+            return None
+        agent = self._agents[chosen.index]
+        self._taken.update(v.key for v in chosen.victims)
+        self.reserved.setdefault(agent.index, []).append((pod.priority, pod.key))
+        result = plan.Preemption(
+            pod_key=pod.key, pod_uid=pod.uid, agent_id=agent.view.agent_id,
+            node_name=agent.view.node_name,
+            victims=tuple((v.key, v.uid) for v in chosen.victims))
+        self.found.append(result)
+        return result
