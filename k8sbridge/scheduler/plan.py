@@ -108,15 +108,18 @@ class Explanation:
     agents: int
     fit: int
     reasons: tuple[ReasonCount, ...]
+    #: what preemption said when it was tried and made no room ("preemption: ...")
+    preemption: str = ""
 
     @property
     def message(self) -> str:
         if not self.agents:
             return "no nodes available to schedule pods"
         head = f"{self.fit}/{self.agents} nodes are available"
+        tail = f" {self.preemption}" if self.preemption else ""
         if not self.reasons:
-            return head + "."
-        return head + ": " + ", ".join(sorted(str(r) for r in self.reasons)) + "."
+            return head + "." + tail
+        return head + ": " + ", ".join(sorted(str(r) for r in self.reasons)) + "." + tail
 
     def count(self, reason: str) -> int:
         return sum(r.count for r in self.reasons if r.reason == reason)

@@ -21,9 +21,16 @@ from collections.abc import Sequence
 from k8sbridge.model import cluster, pods, preemption
 from k8sbridge.scheduler import feasible, plan
 
-__all__ = ["REASON_NOMINATED", "Preemptions"]
+__all__ = ["NEVER", "NO_VICTIMS", "NOT_HELPFUL", "REASON_NOMINATED", "TERMINATING",
+           "Preemptions"]
 
 REASON_NOMINATED = "node(s) were nominated for a pending pod of higher priority"
+# kube-scheduler's PostFilter words, appended to the explanation of a pod preemption was
+# tried for and could not help
+NEVER = "preemption: not eligible due to preemptionPolicy=Never."
+TERMINATING = "preemption: not eligible due to a terminating pod on the nominated node."
+NO_VICTIMS = "No preemption victims found for incoming pod"
+NOT_HELPFUL = "Preemption is not helpful for scheduling"
 
 
 class Preemptions:
@@ -59,7 +66,7 @@ class Preemptions:
         self._taken: set[str] = set()  # victims chosen in this pass
         self.found: list[plan.Preemption] = []
         # pods like these found no victims in this pass (later ones find fewer still)
-        self._failed: set[tuple[object, ...]] = set()
+        self._failed: dict[tuple[object, ...], str] = {}
 
     def blocks(self, index: int, pod: pods.PodRequest) -> bool:
         """Is agent ``index`` kept for another pending pod of higher or equal priority?"""
@@ -98,19 +105,28 @@ class Preemptions:
     def attempt(
         self, pod: pods.PodRequest, need: Sequence[tuple[str, int]],
         ports: Sequence[tuple[int, str]],
-    ) -> plan.Preemption | None:
+    ) -> str:
         """Preempt for ``pod`` (which fits nowhere) if kube-scheduler would, and reserve the
-        chosen agent for it."""
-        if (not self.enabled or pod.preempt_never or self._lowest is None
-                or pod.priority <= self._lowest or pod.node_name or self._waiting(pod)):
-            return None
+        chosen agent for it. Returns why not in kube-scheduler's words ("" when it did, or
+        when no pod of lower priority runs anywhere: then preemption is not tried)."""
+        if (not self.enabled or self._lowest is None or pod.priority <= self._lowest
+                or pod.node_name):
+            return ""
+        if pod.preempt_never:
+            return NEVER
+        if self._waiting(pod):
+            return TERMINATING
         failure = (pod.placement_signature, pod.priority)
         if failure in self._failed:
-            return None
+            return self._failed[failure]
         wanted = dict(need)
         candidates: list[preemption.Candidate] = []
+        unhelpful = 0
         for agent in self._agents:
-            if self.blocks(agent.index, pod) or not self._static_ok(pod, agent):
+            if not self._static_ok(pod, agent):
+                unhelpful += 1
+                continue
+            if self.blocks(agent.index, pod):
                 continue
             pods_there = [self._victim(p) for p in agent.view.pods
                           if not p.terminating and p.key not in self._taken]
@@ -125,14 +141,16 @@ class Preemptions:
                 candidates.append(found)
         chosen = preemption.pick(candidates)
         if chosen is None:
-            self._failed.add(failure)
-            return None
+            counts = [(len(self._agents) - unhelpful, NO_VICTIMS), (unhelpful, NOT_HELPFUL)]
+            shown = ", ".join(sorted(f"{n} {why}" for n, why in counts if n))
+            message = self._failed[failure] = (
+                f"preemption: 0/{len(self._agents)} nodes are available: {shown}.")
+            return message
         agent = self._agents[chosen.index]
         self._taken.update(v.key for v in chosen.victims)
         self.reserved.setdefault(agent.index, []).append((pod.priority, pod.key))
-        result = plan.Preemption(
+        self.found.append(plan.Preemption(
             pod_key=pod.key, pod_uid=pod.uid, agent_id=agent.view.agent_id,
             node_name=agent.view.node_name,
-            victims=tuple((v.key, v.uid) for v in chosen.victims))
-        self.found.append(result)
-        return result
+            victims=tuple((v.key, v.uid) for v in chosen.victims)))
+        return ""

@@ -37,7 +37,16 @@ from collections.abc import Sequence
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import feasible, plan, preempting, rank, scores, select, topology
+from k8sbridge.scheduler import (
+    explain,
+    feasible,
+    plan,
+    preempting,
+    rank,
+    scores,
+    select,
+    topology,
+)
 
 __all__ = ["DEFAULT_SETTINGS", "StackSettings", "place"]
 
@@ -102,25 +111,6 @@ class _Group:
         self.fast: dict[int, plan.Assignment] = {}
 
 
-def _fmt(milli: int) -> str:
-    return f"{milli / feasible.MILLI:.3f}".rstrip("0").rstrip(".")
-
-
-_UNITS = {"cpus": "", "mem": " MiB", "disk": " MiB", "gpus": ""}
-_RESOURCE_REASONS = {reason: name for name, reason in feasible.REASON_INSUFFICIENT.items()}
-
-
-def _shortage(name: str, *, own: int, executor: int, largest: int) -> str:
-    """"(requested 1000, largest offer 8)": the pod's own request, as the user wrote it. The
-    executor's overhead is named only when it is what tips the balance (the pod alone would
-    fit the largest offer): "(requested 1 + 0.1 for the executor, largest offer 1)"."""
-    unit = _UNITS.get(name, "")
-    requested = f"{_fmt(own)}{unit}"
-    if executor and own <= largest:
-        requested += f" + {_fmt(executor)}{unit} for the executor"
-    return f"(requested {requested}, largest offer {_fmt(largest)}{unit})"
-
-
 def _explain(
     group: _Group, agents: list[feasible.AgentState], refused: dict[int, str] | None = None
 ) -> plan.Explanation:
@@ -138,23 +128,8 @@ def _explain(
         rejected.setdefault(rej.reason, []).append(index)
     for reason in (refused or {}).values():
         counts[(reason, "")] += 1
-    need = dict(group.need)
-    overhead = dict(group.overhead)
-    reasons: list[plan.ReasonCount] = []
-    for (reason, detail), count in counts.items():
-        name = _RESOURCE_REASONS.get(reason)
-        if name is not None:
-            # the largest offer among the agents that were short of it
-            largest = max(
-                (agents[i].largest_pool_free(name) for i in rejected.get(reason, ())), default=0
-            )
-            detail = _shortage(
-                name, own=need.get(name, 0) - overhead.get(name, 0),
-                executor=overhead.get(name, 0), largest=largest,
-            )
-        reasons.append(plan.ReasonCount(reason=reason, detail=detail, count=count))
-    reasons.sort(key=lambda r: (-r.count, r.reason, r.detail))
-    return plan.Explanation(agents=len(agents), fit=0, reasons=tuple(reasons))
+    return explain.explanation(counts=counts, rejected=rejected, need=dict(group.need),
+                               overhead=dict(group.overhead), agents=agents)
 
 
 def _static_rejection(
@@ -584,11 +559,13 @@ def place(
             placed = True
             break
         if not placed:
-            assert group.explanation is not None
-            pre.attempt(pod, group.need, group.ports)
+            explanation = group.explanation
+            assert explanation is not None
+            why = pre.attempt(pod, group.need, group.ports)
+            if why:
+                explanation = dataclasses.replace(explanation, preemption=why)
             unplaced.append(
-                plan.Unplaced(pod_key=pod.key, pod_uid=pod.uid, explanation=group.explanation)
-            )
+                plan.Unplaced(pod_key=pod.key, pod_uid=pod.uid, explanation=explanation))
     unused = tuple(
         offer_id for a in agents for pool in a.pools if not pool.used for offer_id in pool.offer_ids
     )

@@ -36,9 +36,10 @@ def running(name: str, cpu: str = "1", *, priority: int = 0, started: float = 0.
                                 terminating=terminating)
 
 
-def full(n: int, *placed: cluster.PlacedPod, free: str = "") -> cluster.AgentView:
+def full(n: int, *placed: cluster.PlacedPod, free: str = "",
+         taints: tuple[cluster.Taint, ...] = ()) -> cluster.AgentView:
     """An agent whose pods hold everything (no offer) unless ``free`` is offered."""
-    return agent(n, free, placed=placed)
+    return agent(n, free, placed=placed, taints=(cluster.PROVIDER_TAINT, *taints))
 
 
 def place(*pending: pods.PodRequest, agents: tuple[cluster.AgentView, ...],
@@ -77,9 +78,17 @@ def test_offered_room_counts_so_fewer_pods_go() -> None:
 
 
 def test_equal_or_higher_priority_pods_are_never_victims() -> None:
-    agents = (full(1, running("same", priority=10), running("higher", priority=20)),)
+    agents = (full(1, running("same", priority=10), running("higher", priority=20)),
+              full(2, running("low"), taints=(cluster.Taint(key="gpu"),)))
     result = place(pod("big", "1", priority=10), agents=agents)
-    assert not result.preemptions and result.unplaced
+    assert not result.preemptions
+    assert result.unplaced[0].explanation.message == (
+        "0/2 nodes are available: 1 node(s) had no offer from the Mesos master, 1 node(s) had "
+        "untolerated taint {gpu: }. preemption: 0/2 nodes are available: 1 No preemption "
+        "victims found for incoming pod, 1 Preemption is not helpful for scheduling.")
+    # with no pod of lower priority anywhere preemption is not tried (nothing is added)
+    result = place(pod("big", "1", priority=5), agents=agents[:1])
+    assert result.unplaced[0].explanation.preemption == ""
 
 
 def test_the_agent_whose_victims_matter_least_is_chosen() -> None:
@@ -134,13 +143,16 @@ def test_never_policy_pods_wait_instead() -> None:
     agents = (full(1, running("low")),)
     result = place(pod("polite", priority=10, never=True), agents=agents)
     assert not result.preemptions and result.unplaced
+    assert result.unplaced[0].explanation.message.endswith(
+        ". preemption: not eligible due to preemptionPolicy=Never.")
 
 
 def test_agents_the_pod_may_not_use_are_no_candidates() -> None:
-    tainted = agent(1, "", placed=(running("low"),),
-                    taints=(cluster.PROVIDER_TAINT, cluster.Taint(key="gpu", value="yes")))
+    tainted = full(1, running("low"), taints=(cluster.Taint(key="gpu", value="yes"),))
     result = place(pod("big", priority=10), agents=(tainted,))
     assert not result.preemptions
+    assert result.unplaced[0].explanation.preemption == (
+        "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.")
 
 
 def test_the_nominated_agent_is_kept_for_its_pod_in_the_same_pass() -> None:
@@ -156,6 +168,7 @@ def test_a_nominated_pod_waits_for_its_victims_then_takes_the_room() -> None:
     result = place(pod("big", "2", priority=10, nominated="h1"), agents=(
         going, full(2, running("other", "2"))))
     assert not result.preemptions  # no second preemption while the first one's pods go
+    assert result.unplaced[0].explanation.preemption == preempting.TERMINATING
     # the room comes back in an offer: the preemptor takes it, not a pod queued before it
     back = agent(1, "cpus:2;mem:4096")
     result = place(pod("first", "2", priority=10), pod("big", "2", priority=10, nominated="h1"),
