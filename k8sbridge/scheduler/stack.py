@@ -481,7 +481,7 @@ def place(
                                  overhead=settings.executor_overhead,
                                  implicit=settings.implicit_tolerations, enabled=preempt)
     reserved = pre.reserved
-    groups: dict[tuple[object, ...], _Group] = {}
+    groups: dict[int, _Group] = {}
     statics: dict[tuple[object, ...], _StaticResult] = {}
     assignments: list[plan.Assignment] = []
     unplaced: list[plan.Unplaced] = []
@@ -495,10 +495,9 @@ def place(
         if pod.key in seen:
             continue  # the same pod twice in the queue is placed once
         seen.add(pod.key)
-        sig = pod.placement_signature
-        if counted:
-            # counts per topology domain tell pods apart by who they are
-            sig += (pod.namespace, pod.labels, pod.owner_uid)
+        # counts per topology domain tell pods apart by who they are; signatures are
+        # interned, so equal ones are (nearly always) one object: look groups up by identity
+        sig = id(pod.counted_signature if counted else pod.placement_signature)
         group = groups.get(sig)
         if group is None:
             static = statics.get(pod.static_signature)
