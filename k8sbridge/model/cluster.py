@@ -237,6 +237,9 @@ class ClusterView:
     #: the PodDisruptionBudgets preemption respects where it can (read only when some
     #: pending pod could preempt)
     budgets: tuple[preemption.DisruptionBudget, ...] = ()
+    #: keys of nominated pods whose victims ended so recently that Mesos may not have
+    #: offered their resources again yet: they do not preempt again meanwhile
+    settling: frozenset[str] = frozenset()
 
     @classmethod
     def from_raw_offers(

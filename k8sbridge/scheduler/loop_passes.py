@@ -194,7 +194,8 @@ class Passes(loop_preempt.Preempting):
         early = bool(missing) and self._clock() - oldest < window
         preempt = not early and loop_preempt.may_preempt(pending, view)
         if preempt:
-            view = dataclasses.replace(view, budgets=await self._budgets())
+            view = dataclasses.replace(view, budgets=await self._budgets(),
+                                       settling=self._settling())
         result = stack.place(pending=pending, view=view, settings=self._stack_settings,
                              preempt=preempt)
         gathering = bool(result.unplaced) and early
@@ -300,6 +301,8 @@ class Passes(loop_preempt.Preempting):
             used.update(offer_ids)
         for chosen in result.preemptions:
             await self._preempt(chosen)
+        for pod_key, pod_uid in result.cleared:
+            await self._clear_nomination(str(pod_key), str(pod_uid))
         if not final:
             return
         unused = [o.offer_id for o in self._book.take_all() if o.offer_id not in used]

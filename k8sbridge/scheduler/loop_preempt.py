@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BUDGETS_TTL = 5.0  # seconds PodDisruptionBudgets read for preemption are reused
 BUDGETS_PATH = "/apis/policy/v1/poddisruptionbudgets"
+SETTLE_SECONDS = 5.0  # after the victims' grace: Mesos offers their resources again by then
 
 
 def may_preempt(pending: list[model_pods.PodRequest], view: cluster.ClusterView) -> bool:
@@ -44,10 +45,16 @@ class Preempting(loop_updates.TaskUpdates):
     """Budgets for the pass, and the preemptions of a plan carried out."""
 
     def _with_nomination(self, uid: str, req: model_pods.PodRequest) -> model_pods.PodRequest:
-        node = self._nominated.get(uid)
+        node = self._nominated.get(uid, ("", 0.0, ""))[0]
         if node and req.nominated_node != node:
             return dataclasses.replace(req, nominated_node=node)
         return req
+
+    def _settling(self) -> frozenset[str]:
+        """Preemptors whose victims may have ended so recently that their resources are
+        not offered yet (``SETTLE_SECONDS`` past the victims' longest grace period)."""
+        now = self._clock()
+        return frozenset(key for _, until, key in self._nominated.values() if now < until)
 
     def _forget_preemptions(self) -> None:
         """Drop what the API shows by now (victims gone, preemptors placed or gone)."""
@@ -83,10 +90,13 @@ class Preempting(loop_updates.TaskUpdates):
         }
         message = preemption.event_message(preemptor_uid=str(chosen.pod_uid),
                                            node_name=chosen.node_name)
+        grace = 0
         for key, uid in chosen.victims:
             victim = self._pods.get(str(uid))
             if victim is None:
                 continue
+            own = (victim.get("spec") or {}).get("terminationGracePeriodSeconds")
+            grace = max(grace, own if isinstance(own, int) else 30)
             namespace, _, name = str(key).partition("/")
             path = kube_client.pod_path(namespace, name)
             self._preempted.add(str(uid))
@@ -100,7 +110,8 @@ class Preempting(loop_updates.TaskUpdates):
                 await self._kube.delete(path, uid=str(uid))
             except (kube_errors.NotFound, kube_errors.Conflict):
                 continue  # gone already (or another pod of that name)
-        self._nominated[str(chosen.pod_uid)] = chosen.node_name
+        self._nominated[str(chosen.pod_uid)] = (
+            chosen.node_name, self._clock() + grace + SETTLE_SECONDS, str(chosen.pod_key))
         namespace, _, name = str(chosen.pod_key).partition("/")
         try:
             await self._kube.patch_pod_status(
@@ -110,3 +121,14 @@ class Preempting(loop_updates.TaskUpdates):
             self._nominated.pop(str(chosen.pod_uid), None)
         # the victims' resources come back in later offers: see every agent again
         self._revive_wanted = True
+
+    async def _clear_nomination(self, key: str, uid: str) -> None:
+        """Preemption found no room for a nominated pod any more: clear its
+        ``nominatedNodeName``, as kube-scheduler does."""
+        self._nominated.pop(uid, None)
+        namespace, _, name = key.partition("/")
+        try:
+            await self._kube.patch_pod_status(namespace=namespace, name=name, uid=uid,
+                                              status={"nominatedNodeName": None})
+        except (kube_errors.NotFound, kube_errors.Conflict):
+            return

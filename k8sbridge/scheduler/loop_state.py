@@ -160,7 +160,8 @@ class LoopState:
         # preemption (``loop_preempt``): victims deleted, preemptor uid -> nominated node,
         # and the PodDisruptionBudgets last read (when, budgets)
         self._preempted: set[str] = set()
-        self._nominated: dict[str, str] = {}
+        # uid -> (node, settling until, pod key)
+        self._nominated: dict[str, tuple[str, float, str]] = {}
         self._budget_cache: tuple[float, tuple[preemption.DisruptionBudget, ...]] | None = None
         # seconds from a TASK_RUNNING's timestamp (set where the task started) to its arrival
         # here: the Mesos side's share of status propagation (benchmarks read it)

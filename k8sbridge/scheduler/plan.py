@@ -152,6 +152,8 @@ class Plan:
     #: offers no assignment uses: decline them (with a refuse filter)
     unused_offer_ids: tuple[ids.OfferId, ...]
     preemptions: tuple[Preemption, ...] = ()
+    #: nominated pods preemption found no room for any more: clear ``nominatedNodeName``
+    cleared: tuple[tuple[ids.PodKey, ids.PodUid], ...] = ()
 
     def by_agent(self) -> Iterator[tuple[ids.AgentId, tuple[ids.OfferId, ...], list[Assignment]]]:
         """Assignments grouped per (agent, offers): one ACCEPT call each."""

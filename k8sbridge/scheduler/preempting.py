@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from k8sbridge.model import cluster, pods, preemption
+from k8sbridge.model import cluster, ids, pods, preemption
 from k8sbridge.scheduler import feasible, plan
 
 __all__ = ["NEVER", "NO_VICTIMS", "NOT_HELPFUL", "REASON_NOMINATED", "TERMINATING",
@@ -37,7 +37,8 @@ class Preemptions:
     """One pass's preemption state (``enabled`` False: only reservations are kept)."""
 
     __slots__ = ("enabled", "reserved", "found", "_agents", "_lowest", "_taken", "_overhead",
-                 "_implicit", "_budgets", "_by_node", "_failed")
+                 "_implicit", "_budgets", "_by_node", "_failed", "_settling",
+                 "cleared")
 
     def __init__(
         self,
@@ -54,6 +55,9 @@ class Preemptions:
         self._overhead = [(n, feasible.to_milli(v)) for n, v in overhead]
         self._implicit = implicit
         self._budgets = view.budgets
+        self._settling = view.settling
+        #: nominated pods preemption found no room for: their nomination is cleared
+        self.cleared: list[tuple[ids.PodKey, ids.PodUid]] = []
         self._by_node = {a.view.node_name: a.index for a in agents}
         #: agent index -> (priority, key) of the pending pods nominated there
         self.reserved: dict[int, list[tuple[int, str]]] = {}
@@ -79,11 +83,19 @@ class Preemptions:
             self.reserved[index] = [e for e in entries if e[1] != pod.key]
 
     def _waiting(self, pod: pods.PodRequest) -> bool:
-        """Nominated, and its victims there are still terminating: wait for them."""
+        """Nominated, and its victims there are still terminating (or gone so recently that
+        Mesos may not have offered their resources yet: ``ClusterView.settling``)."""
         index = self._by_node.get(pod.nominated_node) if pod.nominated_node else None
-        return index is not None and any(
+        return index is not None and (pod.key in self._settling or any(
             p.terminating and p.priority < pod.priority
-            for p in self._agents[index].view.pods)
+            for p in self._agents[index].view.pods))
+
+    def _clear(self, pod: pods.PodRequest) -> None:
+        """Preemption found no room for a nominated pod: its nomination goes (kube-scheduler
+        clears ``nominatedNodeName`` then), and so does the agent kept for it."""
+        if pod.nominated_node:
+            self.placed(pod)
+            self.cleared.append((pod.key, pod.uid))
 
     def _victim(self, p: cluster.PlacedPod) -> preemption.Victim:
         held = {n: feasible.to_milli(v) for n, v in p.scalars}
@@ -109,15 +121,19 @@ class Preemptions:
         """Preempt for ``pod`` (which fits nowhere) if kube-scheduler would, and reserve the
         chosen agent for it. Returns why not in kube-scheduler's words ("" when it did, or
         when no pod of lower priority runs anywhere: then preemption is not tried)."""
-        if (not self.enabled or self._lowest is None or pod.priority <= self._lowest
-                or pod.node_name):
+        if not self.enabled or pod.node_name:
             return ""
+        tried = self._lowest is not None and pod.priority > self._lowest
         if pod.preempt_never:
-            return NEVER
+            return NEVER if tried else ""
         if self._waiting(pod):
             return TERMINATING
+        if not tried:
+            self._clear(pod)
+            return ""
         failure = (pod.placement_signature, pod.priority)
         if failure in self._failed:
+            self._clear(pod)
             return self._failed[failure]
         wanted = dict(need)
         candidates: list[preemption.Candidate] = []
@@ -145,6 +161,7 @@ class Preemptions:
             shown = ", ".join(sorted(f"{n} {why}" for n, why in counts if n))
             message = self._failed[failure] = (
                 f"preemption: 0/{len(self._agents)} nodes are available: {shown}.")
+            self._clear(pod)
             return message
         agent = self._agents[chosen.index]
         self._taken.update(v.key for v in chosen.victims)

@@ -569,4 +569,5 @@ def place(
         offer_id for a in agents for pool in a.pools if not pool.used for offer_id in pool.offer_ids
     )
     return plan.Plan(assignments=tuple(assignments), unplaced=tuple(unplaced),
-                     unused_offer_ids=unused, preemptions=tuple(pre.found))
+                     unused_offer_ids=unused, preemptions=tuple(pre.found),
+                     cleared=tuple(pre.cleared))

@@ -43,8 +43,9 @@ def full(n: int, *placed: cluster.PlacedPod, free: str = "",
 
 
 def place(*pending: pods.PodRequest, agents: tuple[cluster.AgentView, ...],
-          budgets: tuple[preemption.DisruptionBudget, ...] = ()) -> Any:
-    view = cluster.ClusterView(agents=agents, budgets=budgets)
+          budgets: tuple[preemption.DisruptionBudget, ...] = (),
+          settling: frozenset[str] = frozenset()) -> Any:
+    view = cluster.ClusterView(agents=agents, budgets=budgets, settling=settling)
     return stack.place(pending=list(pending), view=view, settings=NO_OVERHEAD)
 
 
@@ -174,7 +175,21 @@ def test_a_nominated_pod_waits_for_its_victims_then_takes_the_room() -> None:
     result = place(pod("first", "2", priority=10), pod("big", "2", priority=10, nominated="h1"),
                    agents=(back,))
     assert [str(a.pod_key) for a in result.assignments] == ["default/big"]
-    # and a lower-priority pod alone does not get the agent while it is nominated
-    result = place(pod("small", "1"), pod("big", "4", priority=10, nominated="h1"),
-                   agents=(back,))
-    assert not result.assignments and not result.preemptions
+    # while its victims' resources may still be on their way back (settling), a
+    # lower-priority pod does not get the agent, and no other pods are preempted
+    big = pod("big", "4", priority=10, nominated="h1")
+    result = place(pod("small", "1"), big, agents=(back, full(2, running("other", "2"))),
+                   settling=frozenset({"default/big"}))
+    assert not result.assignments and not result.preemptions and not result.cleared
+    assert result.unplaced[0].explanation.preemption == preempting.TERMINATING
+
+
+def test_a_nomination_preemption_cannot_serve_any_more_is_cleared() -> None:
+    back = agent(1, "cpus:2;mem:4096")
+    big = pod("big", "4", priority=10, nominated="h1")
+    result = place(pod("small", "1"), big, agents=(back,))
+    # nothing of lower priority runs anywhere: kube-scheduler clears nominatedNodeName
+    assert result.cleared == (("default/big", "uid-big"),)
+    assert [str(a.pod_key) for a in result.assignments] == ["default/small"]
+    result = place(big, agents=(back, full(2, running("same", priority=10))))
+    assert result.cleared == (("default/big", "uid-big"),) and not result.preemptions
