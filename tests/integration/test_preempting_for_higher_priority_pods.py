@@ -75,11 +75,14 @@ async def test_a_high_priority_pod_preempts_two_low_priority_ones(
             raw = await _pod(kube, name)
             conds = {c["type"]: c for c in ((raw or {}).get("status") or {}).get(
                 "conditions") or []}
-            if raw is not None and "DisruptionTarget" in conds:
+            if raw is not None and "DisruptionTarget" in conds and raw["metadata"].get(
+                    "deletionTimestamp"):
                 seen[name] = raw
         return len(seen) == 2
 
-    await eventually(victims_marked, what="both victims marked DisruptionTarget")
+    await eventually(victims_marked, what="both victims marked DisruptionTarget, terminating")
+    # deleted gracefully: with their own grace period, which SIGTERM's trap takes a second of
+    assert {raw["metadata"]["deletionGracePeriodSeconds"] for raw in seen.values()} == {5}
     for raw in seen.values():
         cond = next(c for c in raw["status"]["conditions"] if c["type"] == "DisruptionTarget")
         assert (cond["status"], cond["reason"], cond["message"]) == (
