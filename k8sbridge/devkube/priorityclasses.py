@@ -49,8 +49,12 @@ def system_classes() -> list[Obj]:
 
 
 def default_class(obj: Obj) -> None:
-    """``SetDefaults_PriorityClass``."""
+    """``SetDefaults_PriorityClass``; a false ``globalDefault`` and an empty ``description``
+    are not shown (``omitempty``), as kube-apiserver's encoding drops them."""
     obj.setdefault("preemptionPolicy", PREEMPT_LOWER)
+    for field, zero in (("globalDefault", False), ("description", "")):
+        if field in obj and obj[field] == zero and type(obj[field]) is type(zero):
+            del obj[field]
 
 
 def _name_of(obj: Obj) -> str:
