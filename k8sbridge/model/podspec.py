@@ -354,7 +354,7 @@ class PodRequest:
 
 
 _INTERNED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-_INTERN_LIMIT = 50_000  # distinct signatures kept (then forgotten: interning only saves time)
+_INTERN_LIMIT = 4096  # distinct signatures kept (then forgotten: interning only saves time)
 
 
 def _intern(signature: tuple[Any, ...]) -> tuple[Any, ...]:
