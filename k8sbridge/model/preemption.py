@@ -179,6 +179,12 @@ def _split_by_budgets(
     return violating, others
 
 
+def _room(need: Mapping[str, int], free: Mapping[str, int], freed: Mapping[str, int],
+          less: Mapping[str, int]) -> bool:
+    return all(free.get(n, 0) + freed.get(n, 0) - less.get(n, 0) >= amount
+               for n, amount in need.items())
+
+
 def select_victims(
     *,
     priority: int,
@@ -189,11 +195,22 @@ def select_victims(
 ) -> Candidate | None:
     """The fewest, least important pods of ``node`` whose eviction lets a pod of
     ``priority`` needing ``need`` fit there (``selectVictimsOnNode``), or None."""
-    lower = sorted((v for v in node.pods if v.priority < priority), key=_importance)
+    lower = [v for v in node.pods if v.priority < priority]
     if not lower:
         return None
+    freed: dict[str, int] = {}
+    for v in lower:
+        for name, amount in v.held:
+            freed[name] = freed.get(name, 0) + amount
+    if not _room(need, node.free, freed, {}):
+        return None  # (checked first: most nodes are no candidate, and cheaply so)
+    lower.sort(key=_importance)
     higher = [v for v in node.pods if v.priority >= priority]
-    if not _fits(need, ports, node, higher, lower):
+    if ports and not _fits(need, ports, node, higher, lower):
+        return None
+    limit = node.max_pods
+    gone = len(lower)
+    if limit is not None and node.pod_count - gone + 1 > limit:
         return None
     violating, others = _split_by_budgets(lower, budgets)
     kept = list(higher)
@@ -202,12 +219,20 @@ def select_victims(
     violations = 0
     for group, breaks in ((violating, True), (others, False)):
         for v in group:
-            removed.remove(v)
-            kept.append(v)
-            if _fits(need, ports, node, kept, removed):
-                continue  # reprieved
-            kept.pop()
-            removed.append(v)
+            held = dict(v.held)
+            fits = _room(need, node.free, freed, held) and (
+                limit is None or node.pod_count - (gone - 1) + 1 <= limit)
+            if fits and ports:
+                removed.remove(v)
+                fits = _fits(need, ports, node, [*kept, v], removed)
+                removed.append(v)
+            if fits:  # reprieved
+                kept.append(v)
+                removed.remove(v)
+                gone -= 1
+                for name, amount in held.items():
+                    freed[name] -= amount
+                continue
             victims.append(v)
             violations += breaks
     victims.sort(key=_importance)

@@ -25,6 +25,12 @@ __all__ = ["NEVER", "NO_VICTIMS", "NOT_HELPFUL", "REASON_NOMINATED", "TERMINATIN
            "Preemptions"]
 
 REASON_NOMINATED = "node(s) were nominated for a pending pod of higher priority"
+#: Preemption searches per pass (the other pods preempt in later passes: each search reads
+#: every agent's pods), and candidates enough to stop looking (kube-scheduler's
+#: minCandidateNodesPercentage and minCandidateNodesAbsolute defaults)
+MAX_ATTEMPTS = 16
+CANDIDATES_PERCENT = 10
+MIN_CANDIDATES = 100
 # kube-scheduler's PostFilter words, appended to the explanation of a pod preemption was
 # tried for and could not help
 NEVER = "preemption: not eligible due to preemptionPolicy=Never."
@@ -36,9 +42,9 @@ NOT_HELPFUL = "Preemption is not helpful for scheduling"
 class Preemptions:
     """One pass's preemption state (``enabled`` False: only reservations are kept)."""
 
-    __slots__ = ("enabled", "reserved", "found", "_agents", "_lowest", "_taken", "_overhead",
+    __slots__ = ("enabled", "reserved", "found", "_agents", "_lowest", "_overhead",
                  "_implicit", "_budgets", "_by_node", "_failed", "_settling",
-                 "cleared")
+                 "cleared", "_victims", "_attempts")
 
     def __init__(
         self,
@@ -67,10 +73,11 @@ class Preemptions:
                 self.reserved.setdefault(index, []).append((pod.priority, pod.key))
         running = [p.priority for a in agents for p in a.view.pods if not p.terminating]
         self._lowest = min(running) if running else None
-        self._taken: set[str] = set()  # victims chosen in this pass
         self.found: list[plan.Preemption] = []
         # pods like these found no victims in this pass (later ones find fewer still)
         self._failed: dict[tuple[object, ...], str] = {}
+        self._victims: dict[int, list[preemption.Victim]] = {}
+        self._attempts = 0
 
     def blocks(self, index: int, pod: pods.PodRequest) -> bool:
         """Is agent ``index`` kept for another pending pod of higher or equal priority?"""
@@ -107,6 +114,15 @@ class Preemptions:
             labels=p.labels, priority=p.priority, started=p.started,
             held=tuple(sorted(held.items())), host_ports=p.host_ports)
 
+    def _victims_on(self, agent: feasible.AgentState) -> list[preemption.Victim]:
+        """The pods of an agent that could be victims (built once per pass: an agent whose
+        pods are taken is kept for its preemptor, no other pod looks at it again)."""
+        found = self._victims.get(agent.index)
+        if found is None:
+            found = self._victims[agent.index] = [
+                self._victim(p) for p in agent.view.pods if not p.terminating]
+        return found
+
     def _static_ok(self, pod: pods.PodRequest, agent: feasible.AgentState) -> bool:
         implicit = self._implicit
         return not (feasible.check_node_name(pod, agent)
@@ -135,19 +151,22 @@ class Preemptions:
         if failure in self._failed:
             self._clear(pod)
             return self._failed[failure]
+        if self._attempts >= MAX_ATTEMPTS:
+            return ""  # tried in a later pass
+        self._attempts += 1
         wanted = dict(need)
         candidates: list[preemption.Candidate] = []
-        unhelpful = 0
+        unhelpful = clean = 0
+        enough = max(MIN_CANDIDATES, len(self._agents) * CANDIDATES_PERCENT // 100)
         for agent in self._agents:
             if not self._static_ok(pod, agent):
                 unhelpful += 1
                 continue
-            if self.blocks(agent.index, pod):
-                continue
-            pods_there = [self._victim(p) for p in agent.view.pods
-                          if not p.terminating and p.key not in self._taken]
+            if self.blocks(agent.index, pod) or clean and len(candidates) >= enough:
+                continue  # (kube-scheduler too stops looking once it has enough)
             node = preemption.NodeState(
-                index=agent.index, free={n: agent.free(n) for n in wanted}, pods=pods_there,
+                index=agent.index, free={n: agent.free(n) for n in wanted},
+                pods=self._victims_on(agent),
                 max_pods=agent.view.max_pods, pod_count=len(agent.view.pods) + agent.placed,
                 offered_ports=frozenset(port for port, _ in ports
                                         if any(pool.has_port(port) for pool in agent.pools)))
@@ -155,6 +174,7 @@ class Preemptions:
                                               node=node, budgets=self._budgets)
             if found is not None:
                 candidates.append(found)
+                clean += not found.violations
         chosen = preemption.pick(candidates)
         if chosen is None:
             counts = [(len(self._agents) - unhelpful, NO_VICTIMS), (unhelpful, NOT_HELPFUL)]
@@ -164,7 +184,6 @@ class Preemptions:
             self._clear(pod)
             return message
         agent = self._agents[chosen.index]
-        self._taken.update(v.key for v in chosen.victims)
         self.reserved.setdefault(agent.index, []).append((pod.priority, pod.key))
         self.found.append(plan.Preemption(
             pod_key=pod.key, pod_uid=pod.uid, agent_id=agent.view.agent_id,

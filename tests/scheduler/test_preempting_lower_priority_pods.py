@@ -193,3 +193,12 @@ def test_a_nomination_preemption_cannot_serve_any_more_is_cleared() -> None:
     assert [str(a.pod_key) for a in result.assignments] == ["default/small"]
     result = place(big, agents=(back, full(2, running("same", priority=10))))
     assert result.cleared == (("default/big", "uid-big"),) and not result.preemptions
+
+
+def test_a_pass_preempts_for_a_bounded_number_of_pods() -> None:
+    agents = tuple(full(n, running(f"low-{n}", "2")) for n in range(1, 21))
+    result = place(*(pod(f"big-{n}", "2", priority=10) for n in range(20)), agents=agents)
+    assert len(result.preemptions) == preempting.MAX_ATTEMPTS  # the others in later passes
+    assert len({p.node_name for p in result.preemptions}) == preempting.MAX_ATTEMPTS
+    # (neither those that preempted nor those not tried yet say anything of preemption)
+    assert not any(u.explanation.preemption for u in result.unplaced)
