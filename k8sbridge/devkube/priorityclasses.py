@@ -172,6 +172,15 @@ def admit_pod(pod: Obj, *, classes: Callable[[], list[Obj]]) -> None:
         spec["preemptionPolicy"] = policy
 
 
+def keep_priority(old: Obj, new: Obj) -> None:
+    """The plugin on a pod update: a priority the new object leaves out is the old one (the
+    update may change neither)."""
+    spec, old_spec = new.get("spec"), old.get("spec")
+    if isinstance(spec, dict) and isinstance(old_spec, dict):
+        if spec.get("priority") is None and old_spec.get("priority") is not None:
+            spec["priority"] = old_spec["priority"]
+
+
 def check_delete(name: str) -> None:
     """The registry's refusal to delete a system class."""
     if name in SYSTEM_CLASSES:

@@ -336,6 +336,7 @@ class Registry:
                 else:
                     new.pop("status", None)
             if kind.plural == "pods":
+                priorityclasses.keep_priority(old, new)
                 self._check_pod_update(old, new)
             defaults.apply_defaults(kind, new, create=False)
             if kind.plural == "services":

@@ -96,6 +96,11 @@ def test_a_pod_gets_its_class_priority_and_policy(kubectl: Kubectl) -> None:
     assert (spec["priority"], spec["preemptionPolicy"]) == (2000000000, "PreemptLowerPriority")
     kubectl.run("create", "-f", "-", stdin=_pod("agrees", pc="batch-high", priority=1000))
     assert kubectl.json("get", "pod", "agrees")["spec"]["priority"] == 1000
+    # a replace that leaves the priority out keeps it (the plugin copies it on update)
+    pod = kubectl.json("get", "pod", "agrees")
+    del pod["spec"]["priority"]
+    kubectl.run("replace", "-f", "-", stdin=json.dumps(pod))
+    assert kubectl.json("get", "pod", "agrees")["spec"]["priority"] == 1000
     kubectl.run("create", "priorityclass", "made-by-kubectl", "--value=7",
                 "--preemption-policy=Never", "--description=from the command line")
     made = kubectl.json("get", "priorityclass", "made-by-kubectl")
