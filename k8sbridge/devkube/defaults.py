@@ -18,6 +18,7 @@ from k8sbridge.devkube import (
     endpointcheck,
     kinds,
     policy,
+    priorityclasses,
     qos,
     rbacstrategy,
 )
@@ -168,6 +169,8 @@ def apply_defaults(kind: kinds.Kind, obj: dict[str, Any], *, create: bool) -> No
         batch.default_cronjob(obj, create=create, default_pod_spec=default_pod_spec)
     elif kind.plural == policy.PLURAL:
         policy.default_pdb(obj, create=create)
+    elif kind.group == priorityclasses.GROUP:
+        priorityclasses.default_class(obj)
     elif kind.plural == autoscaling.PLURAL:
         autoscaling.default_hpa(obj)
     elif kind.plural == "namespaces":

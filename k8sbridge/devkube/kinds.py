@@ -131,6 +131,8 @@ KINDS: tuple[Kind, ...] = (
          short_names=("hpa",), categories=("all",), subresources=("status",)),
     Kind(group="coordination.k8s.io", version="v1", plural="leases", singular="lease",
          kind="Lease", namespaced=True),
+    Kind(group="scheduling.k8s.io", version="v1", plural="priorityclasses",
+         singular="priorityclass", kind="PriorityClass", namespaced=False, short_names=("pc",)),
     Kind(group="discovery.k8s.io", version="v1", plural="endpointslices",
          singular="endpointslice", kind="EndpointSlice", namespaced=True, has_spec=False),
     Kind(group="events.k8s.io", version="v1", plural="events", singular="event", kind="Event",

@@ -53,6 +53,7 @@ TYPES: dict[tuple[str, str], str] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "autoscaling.v2.HorizontalPodAutoscaler",
     ("policy/v1", "PodDisruptionBudget"): "policy.v1.PodDisruptionBudget",
     ("policy/v1", "Eviction"): "policy.v1.Eviction",
+    ("scheduling.k8s.io/v1", "PriorityClass"): "scheduling.v1.PriorityClass",
     ("v1", "DeleteOptions"): "meta.DeleteOptions",
     ("meta.k8s.io/v1", "DeleteOptions"): "meta.DeleteOptions",
     ("authentication.k8s.io/v1", "TokenRequest"): "authentication.v1.TokenRequest",

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 API_GROUPS = ("core/v1", "apps/v1", "batch/v1", "coordination/v1", "events/v1",
-              "autoscaling/v1", "authentication/v1", "scheduling/v1alpha3", "discovery/v1",
+              "autoscaling/v1", "authentication/v1", "scheduling/v1alpha3", "scheduling/v1",
+              "discovery/v1",
               "rbac/v1", "authorization/v1", "policy/v1",
               "autoscaling/v2")
 MACHINERY = ("pkg/apis/meta/v1", "pkg/api/resource", "pkg/util/intstr", "pkg/runtime",
@@ -35,6 +36,7 @@ ROOTS = (
     "k8s.io.api.discovery.v1.EndpointSlice",
     "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler",
     "k8s.io.api.policy.v1.PodDisruptionBudget", "k8s.io.api.policy.v1.Eviction",
+    "k8s.io.api.scheduling.v1.PriorityClass",
     "k8s.io.api.autoscaling.v1.Scale", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
     *(f"k8s.io.api.authentication.v1.{k}" for k in (
         "TokenRequest", "TokenReview", "SelfSubjectReview")),

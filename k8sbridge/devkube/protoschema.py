@@ -1589,6 +1589,11 @@ MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {'apps.v1.ControllerRevis
                      2: ('raw', 'single', 'bytes'),
                      3: ('contentEncoding', 'single', 'string'),
                      4: ('contentType', 'single', 'string')},
+ 'scheduling.v1.PriorityClass': {1: ('metadata', 'single', 'meta.ObjectMeta'),
+                                 2: ('value', 'single', 'int32'),
+                                 3: ('globalDefault', 'single', 'bool'),
+                                 4: ('description', 'single', 'string'),
+                                 5: ('preemptionPolicy', 'single', 'string')},
  'scheduling.v1alpha3.TopologyConstraint': {1: ('key', 'single', 'string')},
  'scheduling.v1alpha3.WorkloadPodGroupAllDisruptionMode': {},
  'scheduling.v1alpha3.WorkloadPodGroupBasicSchedulingPolicy': {},
@@ -2000,6 +2005,7 @@ KEEP_ZERO: frozenset[tuple[str, str]] = frozenset([('apps.v1.ControllerRevision'
  ('rbac.v1.RoleRef', 'name'),
  ('rbac.v1.Subject', 'kind'),
  ('rbac.v1.Subject', 'name'),
+ ('scheduling.v1.PriorityClass', 'value'),
  ('scheduling.v1alpha3.CompositeGangSchedulingPolicy', 'minGroupCount'),
  ('scheduling.v1alpha3.CompositePodGroupSpec', 'parentCompositePodGroupName'),
  ('scheduling.v1alpha3.CompositePodGroupSpec', 'priority'),
@@ -8563,6 +8569,26 @@ DOCS: dict[str, tuple[str, dict[int, str]]] = {'apps.v1.ControllerRevision': ('C
                          'means no encoding.',
                       4: "ContentType  is serialization method used to serialize 'Raw'. "
                          'Unspecified means ContentTypeJSON.'}),
+ 'scheduling.v1.PriorityClass': ('PriorityClass defines mapping from a priority class name to '
+                                 'the priority integer value. The value can be any valid '
+                                 'integer.',
+                                 {1: 'metadata is the standard object metadata. More info: '
+                                     'https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata',
+                                  2: 'value represents the integer value of this priority class. '
+                                     'This is the actual priority that pods receive when they '
+                                     'have the name of this class in their pod spec.',
+                                  3: 'globalDefault specifies whether this PriorityClass should '
+                                     'be considered as the default priority for pods that do not '
+                                     'have any priority class. Only one PriorityClass can be '
+                                     'marked as `globalDefault`. However, if more than one '
+                                     'PriorityClasses exists with their `globalDefault` field '
+                                     'set to true, the smallest value of such global default '
+                                     'PriorityClasses will be used as the default priority.',
+                                  4: 'description is an arbitrary string that usually provides '
+                                     'guidelines on when this priority class should be used.',
+                                  5: 'preemptionPolicy is the Policy for preempting pods with '
+                                     'lower priority. One of Never, PreemptLowerPriority. '
+                                     'Defaults to PreemptLowerPriority if unset.'}),
  'scheduling.v1alpha3.TopologyConstraint': ('TopologyConstraint defines a topology constraint '
                                             'for a PodGroup.',
                                             {1: 'key specifies the key of the node label '
@@ -9150,6 +9176,7 @@ EXTENSIONS: dict[str, dict[int, dict[str, object]]] = {'apps.v1.ControllerRevisi
  'rbac.v1.RoleRef': {},
  'rbac.v1.Subject': {},
  'runtime.TypeMeta': {},
+ 'scheduling.v1.PriorityClass': {},
  'scheduling.v1alpha3.TopologyConstraint': {},
  'scheduling.v1alpha3.WorkloadPodGroupDisruptionMode': {},
  'scheduling.v1alpha3.WorkloadPodGroupGangSchedulingPolicy': {},

@@ -27,6 +27,7 @@ from k8sbridge.devkube import (
     managedfields,
     patch,
     policy,
+    priorityclasses,
     rbacstrategy,
     servicecheck,
     services,
@@ -47,6 +48,7 @@ NS_KIND = kinds.BY_KEY[kinds.ResourceKey("/namespaces")]
 SA_KIND = kinds.BY_KEY[kinds.ResourceKey("/serviceaccounts")]
 POD_KIND = kinds.BY_KEY[kinds.ResourceKey("/pods")]
 SVC_KIND = kinds.BY_KEY[kinds.ResourceKey("/services")]
+PC_KIND = kinds.BY_KEY[kinds.ResourceKey(f"{priorityclasses.GROUP}/{priorityclasses.PLURAL}")]
 
 # Spec fields of a pod that may change after creation (everything else is immutable).
 _POD_MUTABLE_CONTAINER = frozenset({"image"})
@@ -109,6 +111,12 @@ class Registry:
                 "spec": {"clusterIP": self.service_allocator.ranges.first_ip, "ports": [
                     {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
             })
+        for pc in priorityclasses.system_classes():
+            if self.store.peek(PC_KIND.store_key, "", pc["metadata"]["name"]) is None:
+                self.create(kind=PC_KIND, namespace="", body=pc)
+
+    def priority_classes(self) -> list[Obj]:
+        return [s.obj for s in self.store.items(PC_KIND.store_key)]
 
     def lookup(self, plural: str, namespace: str, name: str) -> Obj | None:
         """A stored core/v1 object (never to be mutated), or None."""
@@ -205,6 +213,8 @@ class Registry:
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         if kind.plural == "pods" and self.service_account_admission:
             admission.admit_pod(obj, namespace=namespace, lookup=self.lookup)
+        if kind.plural == "pods":
+            priorityclasses.admit_pod(obj, classes=self.priority_classes)
         if not meta.get("name") and meta.get("generateName"):
             base = str(meta["generateName"])[:58]
             for _ in range(16):
@@ -326,6 +336,7 @@ class Registry:
                 else:
                     new.pop("status", None)
             if kind.plural == "pods":
+                priorityclasses.keep_priority(old, new)
                 self._check_pod_update(old, new)
             defaults.apply_defaults(kind, new, create=False)
             if kind.plural == "services":
@@ -366,6 +377,8 @@ class Registry:
             extra = apps.causes(kind.plural, obj, old=old)
         elif kind.group == policy.GROUP:
             extra = policy.causes(obj)
+        elif kind.group == priorityclasses.GROUP:
+            extra = priorityclasses.causes(obj, old=old)
         elif kind.plural == autoscaling.PLURAL:
             extra = autoscaling.causes(obj)
         elif kind.plural == "services":
@@ -379,6 +392,8 @@ class Registry:
                 self.guard(kind, obj, old)
             extra = rbacstrategy.causes(kind, obj, old=old)
         validation.validate(kind, obj, extra=extra)
+        if kind.group == priorityclasses.GROUP:  # the Priority plugin validates after
+            priorityclasses.admit_class(obj, old=old, classes=self.priority_classes)
 
     def _check_pod_update(self, old: Obj, new: Obj) -> None:
         old_spec = old.get("spec") or {}
@@ -512,6 +527,8 @@ class Registry:
                 code=403, reason="Forbidden",
                 message=f'namespaces "{name}" is forbidden: this namespace may not be deleted',
             )
+        if kind.group == priorityclasses.GROUP:
+            priorityclasses.check_delete(name)
         if dry_run:
             return self.view(kind, old), True
         policy = options.get("propagationPolicy")

@@ -75,6 +75,7 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "horizontalpodautoscalers": frozenset({"spec", "status"}),
     "leases": frozenset({"spec"}),
     "apiservices": frozenset({"spec", "status"}),
+    "priorityclasses": frozenset({"value", "globalDefault", "description", "preemptionPolicy"}),
     "configmaps": frozenset({"data", "binaryData", "immutable"}),
     "secrets": frozenset({"data", "stringData", "type", "immutable"}),
     "serviceaccounts": frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"}),

@@ -206,6 +206,8 @@ _SHAPES: dict[str, list[Shape]] = {
                               (("source",), dict), (("series",), dict)],
     "leases": _META_SHAPES + [(("spec",), dict)],
     "apiservices": _META_SHAPES + [(("spec",), dict), (("status",), dict)],
+    "priorityclasses": _META_SHAPES + [(("value",), int), (("globalDefault",), bool),
+                                       (("description",), str), (("preemptionPolicy",), str)],
     **{plural: _META_SHAPES + _RBAC_SHAPES for plural in ("roles", "clusterroles")},
     **{plural: _META_SHAPES + _BINDING_SHAPES
        for plural in ("rolebindings", "clusterrolebindings")},

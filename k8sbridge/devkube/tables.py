@@ -12,7 +12,13 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from k8sbridge.devkube import apiservices, tablecells, tables_apps, tables_policy
+from k8sbridge.devkube import (
+    apiservices,
+    priorityclasses,
+    tablecells,
+    tables_apps,
+    tables_policy,
+)
 from k8sbridge.devkube.tablecells import Column, Obj, Row
 
 human_duration = tablecells.human_duration
@@ -444,6 +450,7 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     **tables_apps.PRINTERS,
     **tables_policy.PRINTERS,
     **apiservices.PRINTERS,
+    **priorityclasses.PRINTERS,
 }
 
 

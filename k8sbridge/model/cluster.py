@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from k8sbridge.model import ids, pods
+from k8sbridge.model import ids, pods, preemption
 from k8sbridge.model import resources as res
 
 __all__ = [
@@ -150,15 +150,25 @@ class PlacedPod:
     preferred_affinity: tuple[pods.PodAffinityTerm, ...] = ()
     preferred_anti_affinity: tuple[pods.PodAffinityTerm, ...] = ()
     owner_uid: str = ""  # its controller's uid (the default spread constraints count by it)
+    # for preemption: who it is, its priority, what it holds (its requests; the executor's
+    # share is placement's to add), when it started (ordering only), whether it is going
+    uid: ids.PodUid = ids.PodUid("")
+    priority: int = 0
+    scalars: tuple[tuple[str, float], ...] = ()
+    started: float = 0.0
+    terminating: bool = False
 
     @classmethod
-    def of(cls, pod: pods.PodRequest) -> PlacedPod:
+    def of(cls, pod: pods.PodRequest, *, started: float = 0.0,
+           terminating: bool = False) -> PlacedPod:
         return cls(
             key=pod.key, namespace=pod.namespace, labels=pod.labels,
             host_ports=tuple((p.host_port, p.protocol) for p in pod.host_ports),
             anti_affinity=pod.anti_affinity, pod_affinity=pod.pod_affinity,
             preferred_affinity=pod.preferred_pod_affinity,
             preferred_anti_affinity=pod.preferred_anti_affinity, owner_uid=pod.owner_uid,
+            uid=pod.uid, priority=pod.priority, scalars=pod.scalars, started=started,
+            terminating=terminating,
         )
 
 
@@ -224,6 +234,12 @@ class ClusterView:
     #: namespace name → its labels, for pod affinity terms with a namespaceSelector (None:
     #: unknown, such terms then select only the namespaces they name)
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None
+    #: the PodDisruptionBudgets preemption respects where it can (read only when some
+    #: pending pod could preempt)
+    budgets: tuple[preemption.DisruptionBudget, ...] = ()
+    #: keys of nominated pods whose victims ended so recently that Mesos may not have
+    #: offered their resources again yet: they do not preempt again meanwhile
+    settling: frozenset[str] = frozenset()
 
     @classmethod
     def from_raw_offers(

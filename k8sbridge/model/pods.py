@@ -414,4 +414,11 @@ def parse_pod(
         spread=affinity_parsing.parse_spread(spec.get("topologySpreadConstraints"),
                                              labels=labels),
         owner_uid=_controller_uid(meta),
+        preempt_never=spec.get("preemptionPolicy") == "Never",
+        nominated_node=_nominated_node(raw.get("status")),
     )
+
+
+def _nominated_node(status: Any) -> str:
+    found = status.get("nominatedNodeName") if isinstance(status, Mapping) else None
+    return found if isinstance(found, str) else ""

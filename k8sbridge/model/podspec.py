@@ -284,6 +284,10 @@ class PodRequest:
     spread: tuple[SpreadConstraint, ...] = ()  # the pod's own topologySpreadConstraints
     #: the uid of the pod's controller (a ReplicaSet's, StatefulSet's ...), "" for none
     owner_uid: str = ""
+    #: ``preemptionPolicy: Never``: the pod waits, it never preempts
+    preempt_never: bool = False
+    #: ``status.nominatedNodeName``: the node a preemption freed for it
+    nominated_node: str = ""
 
     @property
     def labels_dict(self) -> dict[str, str]:
@@ -305,6 +309,13 @@ class PodRequest:
     #: one). Labels and namespace count only when the pod has anti-affinity terms of its own;
     #: the other direction (existing pods' terms selecting this pod) is placement's business.
     placement_signature: tuple[Any, ...] = dataclasses.field(
+        default=(), init=False, repr=False, compare=False
+    )
+    #: The placement signature plus who the pod is (namespace, labels, owner): what tells
+    #: pods apart when placement counts pods per topology domain. Both signatures are
+    #: interned: equal signatures are usually the same object, so placement can find a
+    #: pod's group by identity instead of hashing the nested tuple for every pod of a pass.
+    counted_signature: tuple[Any, ...] = dataclasses.field(
         default=(), init=False, repr=False, compare=False
     )
 
@@ -337,4 +348,19 @@ class PodRequest:
             tuple((c.name, c.requests, c.limits, c.sidecar) for c in self.init_containers),
         )
         object.__setattr__(self, "static_signature", static)
-        object.__setattr__(self, "placement_signature", signature)
+        object.__setattr__(self, "placement_signature", _intern(signature))
+        object.__setattr__(self, "counted_signature", _intern(
+            (*signature, self.namespace, self.labels, self.owner_uid)))
+
+
+_INTERNED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_INTERN_LIMIT = 4096  # distinct signatures kept (then forgotten: interning only saves time)
+
+
+def _intern(signature: tuple[Any, ...]) -> tuple[Any, ...]:
+    found = _INTERNED.get(signature)
+    if found is None:
+        if len(_INTERNED) >= _INTERN_LIMIT:
+            _INTERNED.clear()
+        found = _INTERNED[signature] = signature
+    return found

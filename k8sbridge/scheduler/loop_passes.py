@@ -22,7 +22,7 @@ from k8sbridge.scheduler import (
     feasible,
     kills,
     launch,
-    loop_shaping,
+    loop_preempt,
     offers,
     plan,
     stack,
@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 NAMESPACES_TTL = 10.0  # seconds namespace labels (for namespaceSelectors) are reused
 
 
-class Passes(loop_shaping.Shaping):
+class Passes(loop_preempt.Preempting):
     """Placement passes and the loop's timers."""
 
     def on_node_event(self, etype: str | None, raw: dict[str, Any]) -> None:
@@ -196,24 +196,32 @@ class Passes(loop_shaping.Shaping):
         view = self._view()
         if _wants_namespaces(pending, view):
             view = dataclasses.replace(view, namespace_labels=await self._namespace_labels())
-        started = time.perf_counter()
-        result = stack.place(pending=pending, view=view, settings=self._stack_settings)
-        if self.on_pass is not None:
-            self.on_pass(time.perf_counter() - started, len(pending), result)
-        # Some pods did not fit, but not every known agent has an offer in the book yet (the
+        # Some pods may not fit, but not every known agent has an offer in the book yet (the
         # allocator may still be sending them): launch what fits, keep the other offers for a
-        # short, bounded gathering window, then explain with every agent's offer in view.
+        # short, bounded gathering window, then explain with every agent's offer in view (and
+        # only then preempt: the offers still coming may hold the room).
         offered_agents = {o.agent_id for o in self._book}
         missing = [a for a, info in self._agents.agents.items()
                    if a not in offered_agents and getattr(info, "active", True)]
         oldest = min((o.received for o in self._book), default=self._clock())
         window = min(GATHER_SECONDS, self._settings.mesos.offer_hold_seconds)
-        gathering = bool(result.unplaced and missing) and self._clock() - oldest < window
+        early = bool(missing) and self._clock() - oldest < window
+        preempt = not early and loop_preempt.may_preempt(pending, view)
+        if preempt:
+            view = dataclasses.replace(view, budgets=await self._budgets(),
+                                       settling=self._settling())
+        started = time.perf_counter()
+        result = stack.place(pending=pending, view=view, settings=self._stack_settings,
+                             preempt=preempt)
+        if self.on_pass is not None:
+            self.on_pass(time.perf_counter() - started, len(pending), result)
+        gathering = bool(result.unplaced) and early
         await self._commit(result, final=not gathering)
         if gathering:
             self._want_pass(delay=max(0.05, oldest + window - self._clock()))
 
     def _pending_requests(self) -> list[model_pods.PodRequest]:
+        self._forget_preemptions()
         out = []
         for uid in list(self._pending):
             pod = self._pods.get(uid)
@@ -221,7 +229,7 @@ class Passes(loop_shaping.Shaping):
                 self._pending.pop(uid, None)
                 continue
             try:
-                out.append(self._request(uid, pod))
+                out.append(self._with_nomination(uid, self._request(uid, pod)))
             except model_pods.PodSpecError as e:
                 self._pending.pop(uid, None)
                 self._sink.launch_failed(pod=pod, reason="InvalidPodSpec", message=str(e))
@@ -289,7 +297,7 @@ class Passes(loop_shaping.Shaping):
 
     def _placed_pods(self) -> dict[ids.AgentId, list[cluster.PlacedPod]]:
         out: dict[ids.AgentId, list[cluster.PlacedPod]] = {}
-        for uid, launched in list(self._lives.launches()):
+        for order, (uid, launched) in enumerate(list(self._lives.launches())):
             pod = self._pods.get(uid)
             if pod is None or uid in self._pending:
                 continue  # (pending while launched: a sidecar restarts; it is placed anew)
@@ -297,7 +305,10 @@ class Passes(loop_shaping.Shaping):
                 req = self._request(uid, pod)
             except model_pods.PodSpecError:
                 continue
-            out.setdefault(launched.agent_id, []).append(cluster.PlacedPod.of(req))
+            going = (uid in self._preempted or self._lives.deleting(uid)
+                     or bool((pod.get("metadata") or {}).get("deletionTimestamp")))
+            out.setdefault(launched.agent_id, []).append(
+                cluster.PlacedPod.of(req, started=float(order), terminating=going))
         return out
 
     async def _commit(self, result: plan.Plan, *, final: bool = True) -> None:
@@ -305,6 +316,10 @@ class Passes(loop_shaping.Shaping):
         for agent_id, offer_ids, assignments in result.by_agent():
             await self._commit_agent(agent_id, offer_ids, assignments)
             used.update(offer_ids)
+        for chosen in result.preemptions:
+            await self._preempt(chosen)
+        for pod_key, pod_uid in result.cleared:
+            await self._clear_nomination(str(pod_key), str(pod_uid))
         if not final:
             return
         unused = [o.offer_id for o in self._book.take_all() if o.offer_id not in used]

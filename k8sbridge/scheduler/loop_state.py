@@ -24,7 +24,7 @@ from k8sbridge.kube import client as kube_client
 from k8sbridge.lifecycle import store as lifecycle_store
 from k8sbridge.lifecycle import taskids
 from k8sbridge.mesos import types as mesos_types
-from k8sbridge.model import cluster, ids
+from k8sbridge.model import cluster, ids, preemption
 from k8sbridge.model import pods as model_pods
 from k8sbridge.scheduler import kills, nodebook, offers, plan, serviceenv, stack
 from k8sbridge.scheduler.ports import (
@@ -161,6 +161,12 @@ class LoopState:
         self._pending_since: dict[str, float] = {}  # uid -> first unplaced pass
         self._explained_at: dict[str, float] = {}  # uid -> when its explanation was written
         self._parsed: dict[str, tuple[str, model_pods.PodRequest]] = {}  # uid -> (rv, request)
+        # preemption (``loop_preempt``): victims deleted, preemptor uid -> nominated node,
+        # and the PodDisruptionBudgets last read (when, budgets)
+        self._preempted: set[str] = set()
+        # uid -> (node, settling until, pod key)
+        self._nominated: dict[str, tuple[str, float, str]] = {}
+        self._budget_cache: tuple[float, tuple[preemption.DisruptionBudget, ...]] | None = None
         # seconds from a TASK_RUNNING's timestamp (set where the task started) to its arrival
         # here: the Mesos side's share of status propagation (benchmarks read it)
         self._running_delays: collections.deque[float] = collections.deque(maxlen=20_000)

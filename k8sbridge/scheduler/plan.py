@@ -28,6 +28,7 @@ __all__ = [
     "Explanation",
     "HostPortChoice",
     "Plan",
+    "Preemption",
     "ReasonCount",
     "Unplaced",
 ]
@@ -107,15 +108,18 @@ class Explanation:
     agents: int
     fit: int
     reasons: tuple[ReasonCount, ...]
+    #: what preemption said when it was tried and made no room ("preemption: ...")
+    preemption: str = ""
 
     @property
     def message(self) -> str:
         if not self.agents:
             return "no nodes available to schedule pods"
         head = f"{self.fit}/{self.agents} nodes are available"
+        tail = f" {self.preemption}" if self.preemption else ""
         if not self.reasons:
-            return head + "."
-        return head + ": " + ", ".join(sorted(str(r) for r in self.reasons)) + "."
+            return head + "." + tail
+        return head + ": " + ", ".join(sorted(str(r) for r in self.reasons)) + "." + tail
 
     def count(self, reason: str) -> int:
         return sum(r.count for r in self.reasons if r.reason == reason)
@@ -129,11 +133,27 @@ class Unplaced:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Preemption:
+    """A pod that fits nowhere, the agent it is nominated to and the pods evicted there for
+    it (``model.preemption``): the loop marks and deletes the victims, then writes the
+    preemptor's ``status.nominatedNodeName``; it is placed when the room is offered again."""
+
+    pod_key: ids.PodKey
+    pod_uid: ids.PodUid
+    agent_id: ids.AgentId
+    node_name: str
+    victims: tuple[tuple[ids.PodKey, ids.PodUid], ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
     assignments: tuple[Assignment, ...]
     unplaced: tuple[Unplaced, ...]
     #: offers no assignment uses: decline them (with a refuse filter)
     unused_offer_ids: tuple[ids.OfferId, ...]
+    preemptions: tuple[Preemption, ...] = ()
+    #: nominated pods preemption found no room for any more: clear ``nominatedNodeName``
+    cleared: tuple[tuple[ids.PodKey, ids.PodUid], ...] = ()
 
     def by_agent(self) -> Iterator[tuple[ids.AgentId, tuple[ids.OfferId, ...], list[Assignment]]]:
         """Assignments grouped per (agent, offers): one ACCEPT call each."""

@@ -285,12 +285,12 @@ ROWS: tuple[Row, ...] = (
                             "plus labels users add)"),
     _h("spec.os", "placement matches kubernetes.io/os (agents are linux)"),
     _h("spec.overhead", "added to the pod's requests at placement"),
-    _ign("spec.preemptionPolicy", f"k8sbridge does not preempt yet; {_ISSUE16} brings "
-                                  "preemption"),
-    _ign("spec.priority", f"placement orders pending pods by age; {_ISSUE16} orders by "
-                          "priority"),
-    _ign("spec.priorityClassName", f"placement orders pending pods by age; {_ISSUE16} "
-                                   "orders by priority"),
+    _h("spec.preemptionPolicy", "Never: the pod waits for room and never preempts; "
+                                "PreemptLowerPriority: it preempts as kube-scheduler does"),
+    _h("spec.priority", "pending pods are placed by priority, then in queue order; a pod that "
+                        "fits nowhere preempts lower-priority pods of the bridge"),
+    _h("spec.priorityClassName", "resolved into spec.priority by the API server's Priority "
+                                 "admission plugin"),
     _h("spec.readinessGates", "the Ready condition waits for the gates' conditions"),
     _r("spec.resourceClaims", "is not supported: k8sbridge allocates no dynamic resources",
        (None, [])),

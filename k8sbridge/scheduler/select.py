@@ -97,27 +97,42 @@ class Ranking:
 
 
 class Rankings:
-    """The main ranking and the sub-rankings of the pass, one per (candidates, bonus)."""
+    """The main ranking and the sub-rankings of the pass, one per (candidates, bonus).
 
-    __slots__ = ("main", "_agents", "_tiebreak", "_by_agent", "_subs")
+    Each is built on first use (from the agents' scores then) and kept up from there: a
+    pass whose groups all read sub-rankings (every group has a bonus when some agents carry
+    PreferNoSchedule taints) never pays for keeping the main one in order."""
+
+    __slots__ = ("_main", "_agents", "_tiebreak", "_by_agent", "_subs")
 
     def __init__(self, *, agents: list[feasible.AgentState], tiebreak: list[int]) -> None:
         self._agents = agents
         self._tiebreak = tiebreak
-        self.main = Ranking(agents=agents, tiebreak=tiebreak)
-        self._by_agent: list[list[Ranking]] = [[self.main] for _ in agents]
+        self._main: Ranking | None = None
+        self._by_agent: list[list[Ranking]] = [[] for _ in agents]
         self._subs: dict[tuple[object, ...], Ranking] = {}
+
+    @property
+    def main(self) -> Ranking:
+        if self._main is None:
+            self._main = Ranking(agents=self._agents, tiebreak=self._tiebreak)
+            for rankings in self._by_agent:
+                rankings.append(self._main)
+        return self._main
 
     def for_group(
         self, candidates: list[feasible.AgentState], bonus: list[float] | None
     ) -> Ranking:
-        """The main ranking, unless the group has a bonus: then a sub-ranking of the
-        candidates by score plus bonus, shared by every group with the same ones (on the
+        """The main ranking for a group that can use every agent and has no bonus; else a
+        sub-ranking of the candidates by score plus bonus, shared by every group with the
+        same ones (on the
         main ranking, the first entries of a group with a bonus may well be the agents its
         bonus puts last, e.g. those with a PreferNoSchedule taint, emptiest as nobody else
         wants them either)."""
-        if bonus is None:
+        if bonus is None and len(candidates) == len(self._agents):
             return self.main
+        # (a group of a few candidates keeps a small ranking of its own: cheaper to keep in
+        # order than the main one, which then nobody may need)
         key = (tuple(a.index for a in candidates),
                None if bonus is None else tuple(bonus[a.index] for a in candidates))
         sub = self._subs.get(key)

@@ -2,7 +2,8 @@
 
 Why this order (Nomad's feasible → rank → select, composed in one place):
 
-1. pods are taken by priority, then in the order given (the queue's FIFO order);
+1. pods are taken by priority, then in the order given (the queue's FIFO order; kube-scheduler's
+   PrioritySort), a pod nominated by an earlier preemption first among equals;
 2. pods with equal ``placement_signature`` form a group; *static* checks run once per agent
    and ``static_signature`` (so also once for many groups), in kube-scheduler's plugin order:
    ``spec.nodeName`` → the cordon → taints → nodeSelector and node affinity → has an offer;
@@ -19,7 +20,9 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
    pod), so many pods share an offer and later pods see what is left; the ``plan.Assignment``
    keeps the pieces (executor share, each container's scalars and host ports, the offers
    they come from) and the commit renders the launch from them: nothing is carved twice;
-6. when a group has no candidate left, its pods are unplaced with one ``Explanation``.
+6. when a group has no candidate left, its pods are unplaced with one ``Explanation``, and a
+   pod that may preempt looks for victims (``preempting``); an agent nominated for a pending
+   pod is closed to the pods of lower or equal priority after it.
 
 Ties are broken by a permutation of the agents drawn from ``StackSettings.seed``: the same
 inputs and seed always give the same plan.
@@ -34,7 +37,16 @@ from collections.abc import Sequence
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import feasible, plan, rank, scores, select, topology
+from k8sbridge.scheduler import (
+    explain,
+    feasible,
+    plan,
+    preempting,
+    rank,
+    scores,
+    select,
+    topology,
+)
 
 __all__ = ["DEFAULT_SETTINGS", "StackSettings", "place"]
 
@@ -99,25 +111,6 @@ class _Group:
         self.fast: dict[int, plan.Assignment] = {}
 
 
-def _fmt(milli: int) -> str:
-    return f"{milli / feasible.MILLI:.3f}".rstrip("0").rstrip(".")
-
-
-_UNITS = {"cpus": "", "mem": " MiB", "disk": " MiB", "gpus": ""}
-_RESOURCE_REASONS = {reason: name for name, reason in feasible.REASON_INSUFFICIENT.items()}
-
-
-def _shortage(name: str, *, own: int, executor: int, largest: int) -> str:
-    """"(requested 1000, largest offer 8)": the pod's own request, as the user wrote it. The
-    executor's overhead is named only when it is what tips the balance (the pod alone would
-    fit the largest offer): "(requested 1 + 0.1 for the executor, largest offer 1)"."""
-    unit = _UNITS.get(name, "")
-    requested = f"{_fmt(own)}{unit}"
-    if executor and own <= largest:
-        requested += f" + {_fmt(executor)}{unit} for the executor"
-    return f"(requested {requested}, largest offer {_fmt(largest)}{unit})"
-
-
 def _explain(
     group: _Group, agents: list[feasible.AgentState], refused: dict[int, str] | None = None
 ) -> plan.Explanation:
@@ -135,23 +128,8 @@ def _explain(
         rejected.setdefault(rej.reason, []).append(index)
     for reason in (refused or {}).values():
         counts[(reason, "")] += 1
-    need = dict(group.need)
-    overhead = dict(group.overhead)
-    reasons: list[plan.ReasonCount] = []
-    for (reason, detail), count in counts.items():
-        name = _RESOURCE_REASONS.get(reason)
-        if name is not None:
-            # the largest offer among the agents that were short of it
-            largest = max(
-                (agents[i].largest_pool_free(name) for i in rejected.get(reason, ())), default=0
-            )
-            detail = _shortage(
-                name, own=need.get(name, 0) - overhead.get(name, 0),
-                executor=overhead.get(name, 0), largest=largest,
-            )
-        reasons.append(plan.ReasonCount(reason=reason, detail=detail, count=count))
-    reasons.sort(key=lambda r: (-r.count, r.reason, r.detail))
-    return plan.Explanation(agents=len(agents), fit=0, reasons=tuple(reasons))
+    return explain.explanation(counts=counts, rejected=rejected, need=dict(group.need),
+                               overhead=dict(group.overhead), agents=agents)
 
 
 def _static_rejection(
@@ -472,8 +450,10 @@ def place(
     pending: Sequence[pods.PodRequest],
     view: cluster.ClusterView,
     settings: StackSettings = DEFAULT_SETTINGS,
+    preempt: bool = True,
 ) -> plan.Plan:
-    """Place as many ``pending`` pods as the view's offers allow; explain the others."""
+    """Place as many ``pending`` pods as the view's offers allow; explain the others, and
+    preempt for them where kube-scheduler would (``preempt``; ``preempting``)."""
     scorer = rank.STRATEGIES[settings.strategy]
     shared_pools = feasible.Shared()  # pieces and signatures, shared by every pool
     agents = [feasible.AgentState(view=a, index=i, shared=shared_pools)
@@ -495,8 +475,13 @@ def place(
             for placed_pod in state.view.pods:
                 entry = (placed_pod.namespace, dict(placed_pod.labels), placed_pod.anti_affinity)
                 domains.add(state, entry)
-    order = sorted(range(len(pending)), key=lambda i: -pending[i].priority)
-    groups: dict[tuple[object, ...], _Group] = {}
+    order = sorted(range(len(pending)),  # nominated pods first among equals
+                   key=lambda i: (-pending[i].priority, not pending[i].nominated_node))
+    pre = preempting.Preemptions(agents=agents, pending=pending, view=view,
+                                 overhead=settings.executor_overhead,
+                                 implicit=settings.implicit_tolerations, enabled=preempt)
+    reserved = pre.reserved
+    groups: dict[int, _Group] = {}
     statics: dict[tuple[object, ...], _StaticResult] = {}
     assignments: list[plan.Assignment] = []
     unplaced: list[plan.Unplaced] = []
@@ -510,10 +495,9 @@ def place(
         if pod.key in seen:
             continue  # the same pod twice in the queue is placed once
         seen.add(pod.key)
-        sig = pod.placement_signature
-        if counted:
-            # counts per topology domain tell pods apart by who they are
-            sig += (pod.namespace, pod.labels, pod.owner_uid)
+        # counts per topology domain tell pods apart by who they are; signatures are
+        # interned, so equal ones are (nearly always) one object: look groups up by identity
+        sig = id(pod.counted_signature if counted else pod.placement_signature)
         group = groups.get(sig)
         if group is None:
             static = statics.get(pod.static_signature)
@@ -534,6 +518,9 @@ def place(
                     group.explanation = _explain(group, agents, found)
                     break
                 queue, agent = found
+            if reserved and pre.blocks(agent.index, pod):
+                queue.drop(agent, feasible.Rejection(preempting.REASON_NOMINATED))
+                continue
             fit = feasible.check_pod_count(agent) or feasible.fit_pool(
                 group.need, group.ports, agent
             )
@@ -566,16 +553,21 @@ def place(
                     placed_pods.append((agent, pod))
             else:
                 placed_pods.append((agent, pod))
+            if reserved and pod.nominated_node:
+                pre.placed(pod)
             placed = True
             break
         if not placed:
-            assert group.explanation is not None
+            explanation = group.explanation
+            assert explanation is not None
+            why = pre.attempt(pod, group.need, group.ports)
+            if why:
+                explanation = dataclasses.replace(explanation, preemption=why)
             unplaced.append(
-                plan.Unplaced(pod_key=pod.key, pod_uid=pod.uid, explanation=group.explanation)
-            )
+                plan.Unplaced(pod_key=pod.key, pod_uid=pod.uid, explanation=explanation))
     unused = tuple(
         offer_id for a in agents for pool in a.pools if not pool.used for offer_id in pool.offer_ids
     )
-    return plan.Plan(
-        assignments=tuple(assignments), unplaced=tuple(unplaced), unused_offer_ids=unused
-    )
+    return plan.Plan(assignments=tuple(assignments), unplaced=tuple(unplaced),
+                     unused_offer_ids=unused, preemptions=tuple(pre.found),
+                     cleared=tuple(pre.cleared))

@@ -1,0 +1,192 @@
+"""Preemption inside a placement pass: who may preempt, where, and what stays reserved.
+
+Why in the pass (and not after it): a preemption frees resources on one agent for one pod, and
+Mesos gives them back only in a later offer. Until then nothing else may take that room, in
+this pass (a lower-priority pod placed after the preemptor would take the offered part) or in
+the next ones. So, as kube-scheduler adds nominated pods to their node for every pod of lower
+or equal priority, an agent nominated for a pending pod is closed to the pods of lower or
+equal priority placed after it (a constant reason in their explanation), until the nominated
+pod is placed or gone. A nominated pod whose lower-priority pods there are still terminating
+waits for them instead of preempting again (``PodEligibleToPreemptOthers``).
+
+Candidates are the agents that pass the pod's static checks except "has an offer" (a full
+agent sends none, and is exactly where preemption helps); the victims and the choice of agent
+are ``model.preemption``'s. Pure: the loop turns ``plan.Preemption`` into API calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from k8sbridge.model import cluster, ids, pods, preemption
+from k8sbridge.scheduler import feasible, plan
+
+__all__ = ["NEVER", "NO_VICTIMS", "NOT_HELPFUL", "REASON_NOMINATED", "TERMINATING",
+           "Preemptions"]
+
+REASON_NOMINATED = "node(s) were nominated for a pending pod of higher priority"
+#: Preemption searches per pass (the other pods preempt in later passes: each search reads
+#: every agent's pods), and candidates enough to stop looking (kube-scheduler's
+#: minCandidateNodesPercentage and minCandidateNodesAbsolute defaults)
+MAX_ATTEMPTS = 16
+CANDIDATES_PERCENT = 10
+MIN_CANDIDATES = 100
+# kube-scheduler's PostFilter words, appended to the explanation of a pod preemption was
+# tried for and could not help
+NEVER = "preemption: not eligible due to preemptionPolicy=Never."
+TERMINATING = "preemption: not eligible due to a terminating pod on the nominated node."
+NO_VICTIMS = "No preemption victims found for incoming pod"
+NOT_HELPFUL = "Preemption is not helpful for scheduling"
+
+
+class Preemptions:
+    """One pass's preemption state (``enabled`` False: only reservations are kept)."""
+
+    __slots__ = ("enabled", "reserved", "found", "_agents", "_lowest", "_overhead",
+                 "_implicit", "_budgets", "_by_node", "_failed", "_settling",
+                 "cleared", "_victims", "_attempts")
+
+    def __init__(
+        self,
+        *,
+        agents: list[feasible.AgentState],
+        pending: Sequence[pods.PodRequest],
+        view: cluster.ClusterView,
+        overhead: Sequence[tuple[str, float]],
+        implicit: Sequence[pods.Toleration],
+        enabled: bool,
+    ) -> None:
+        self.enabled = enabled
+        self._agents = agents
+        self._overhead = [(n, feasible.to_milli(v)) for n, v in overhead]
+        self._implicit = implicit
+        self._budgets = view.budgets
+        self._settling = view.settling
+        #: nominated pods preemption found no room for: their nomination is cleared
+        self.cleared: list[tuple[ids.PodKey, ids.PodUid]] = []
+        self._by_node = {a.view.node_name: a.index for a in agents}
+        #: agent index -> (priority, key) of the pending pods nominated there
+        self.reserved: dict[int, list[tuple[int, str]]] = {}
+        for pod in pending:
+            index = self._by_node.get(pod.nominated_node) if pod.nominated_node else None
+            if index is not None:
+                self.reserved.setdefault(index, []).append((pod.priority, pod.key))
+        running = [p.priority for a in agents for p in a.view.pods if not p.terminating]
+        self._lowest = min(running) if running else None
+        self.found: list[plan.Preemption] = []
+        # pods like these found no victims in this pass (later ones find fewer still)
+        self._failed: dict[tuple[object, ...], str] = {}
+        self._victims: dict[int, list[preemption.Victim]] = {}
+        self._attempts = 0
+
+    def blocks(self, index: int, pod: pods.PodRequest) -> bool:
+        """Is agent ``index`` kept for another pending pod of higher or equal priority?"""
+        return any(priority >= pod.priority and key != pod.key
+                   for priority, key in self.reserved.get(index, ()))
+
+    def placed(self, pod: pods.PodRequest) -> None:
+        """The pod was placed: its nomination (if any) holds nothing any more."""
+        for index, entries in self.reserved.items():
+            self.reserved[index] = [e for e in entries if e[1] != pod.key]
+
+    def _waiting(self, pod: pods.PodRequest) -> bool:
+        """Nominated, and its victims there are still terminating (or gone so recently that
+        Mesos may not have offered their resources yet: ``ClusterView.settling``)."""
+        index = self._by_node.get(pod.nominated_node) if pod.nominated_node else None
+        return index is not None and (pod.key in self._settling or any(
+            p.terminating and p.priority < pod.priority
+            for p in self._agents[index].view.pods))
+
+    def _clear(self, pod: pods.PodRequest) -> None:
+        """Preemption found no room for a nominated pod: its nomination goes (kube-scheduler
+        clears ``nominatedNodeName`` then), and so does the agent kept for it."""
+        if pod.nominated_node:
+            self.placed(pod)
+            self.cleared.append((pod.key, pod.uid))
+
+    def _victim(self, p: cluster.PlacedPod) -> preemption.Victim:
+        held = {n: feasible.to_milli(v) for n, v in p.scalars}
+        for name, milli in self._overhead:
+            held[name] = held.get(name, 0) + milli
+        namespace, _, name = str(p.key).partition("/")
+        return preemption.Victim(
+            key=p.key, uid=p.uid, namespace=p.namespace, name=name or namespace,
+            labels=p.labels, priority=p.priority, started=p.started,
+            held=tuple(sorted(held.items())), host_ports=p.host_ports)
+
+    def _victims_on(self, agent: feasible.AgentState) -> list[preemption.Victim]:
+        """The pods of an agent that could be victims (built once per pass: an agent whose
+        pods are taken is kept for its preemptor, no other pod looks at it again)."""
+        found = self._victims.get(agent.index)
+        if found is None:
+            found = self._victims[agent.index] = [
+                self._victim(p) for p in agent.view.pods if not p.terminating]
+        return found
+
+    def _static_ok(self, pod: pods.PodRequest, agent: feasible.AgentState) -> bool:
+        implicit = self._implicit
+        return not (feasible.check_node_name(pod, agent)
+                    or feasible.check_unschedulable(pod, agent, implicit=implicit)
+                    or feasible.check_taints(pod, agent, implicit=implicit)
+                    or feasible.check_node_affinity(pod, agent))
+
+    def attempt(
+        self, pod: pods.PodRequest, need: Sequence[tuple[str, int]],
+        ports: Sequence[tuple[int, str]],
+    ) -> str:
+        """Preempt for ``pod`` (which fits nowhere) if kube-scheduler would, and reserve the
+        chosen agent for it. Returns why not in kube-scheduler's words ("" when it did, or
+        when no pod of lower priority runs anywhere: then preemption is not tried)."""
+        if not self.enabled or pod.node_name:
+            return ""
+        tried = self._lowest is not None and pod.priority > self._lowest
+        if pod.preempt_never:
+            return NEVER if tried else ""
+        if self._waiting(pod):
+            return TERMINATING
+        if not tried:
+            self._clear(pod)
+            return ""
+        failure = (pod.placement_signature, pod.priority)
+        if failure in self._failed:
+            self._clear(pod)
+            return self._failed[failure]
+        if self._attempts >= MAX_ATTEMPTS:
+            return ""  # tried in a later pass
+        self._attempts += 1
+        wanted = dict(need)
+        candidates: list[preemption.Candidate] = []
+        unhelpful = clean = 0
+        enough = max(MIN_CANDIDATES, len(self._agents) * CANDIDATES_PERCENT // 100)
+        for agent in self._agents:
+            if not self._static_ok(pod, agent):
+                unhelpful += 1
+                continue
+            if self.blocks(agent.index, pod) or clean and len(candidates) >= enough:
+                continue  # (kube-scheduler too stops looking once it has enough)
+            node = preemption.NodeState(
+                index=agent.index, free={n: agent.free(n) for n in wanted},
+                pods=self._victims_on(agent),
+                max_pods=agent.view.max_pods, pod_count=len(agent.view.pods) + agent.placed,
+                offered_ports=frozenset(port for port, _ in ports
+                                        if any(pool.has_port(port) for pool in agent.pools)))
+            found = preemption.select_victims(priority=pod.priority, need=wanted, ports=ports,
+                                              node=node, budgets=self._budgets)
+            if found is not None:
+                candidates.append(found)
+                clean += not found.violations
+        chosen = preemption.pick(candidates)
+        if chosen is None:
+            counts = [(len(self._agents) - unhelpful, NO_VICTIMS), (unhelpful, NOT_HELPFUL)]
+            shown = ", ".join(sorted(f"{n} {why}" for n, why in counts if n))
+            message = self._failed[failure] = (
+                f"preemption: 0/{len(self._agents)} nodes are available: {shown}.")
+            self._clear(pod)
+            return message
+        agent = self._agents[chosen.index]
+        self.reserved.setdefault(agent.index, []).append((pod.priority, pod.key))
+        self.found.append(plan.Preemption(
+            pod_key=pod.key, pod_uid=pod.uid, agent_id=agent.view.agent_id,
+            node_name=agent.view.node_name,
+            victims=tuple((v.key, v.uid) for v in chosen.victims)))
+        return ""
