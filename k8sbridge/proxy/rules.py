@@ -272,8 +272,8 @@ def diff_text(old: Ruleset, new: Ruleset, config: ProxyConfig) -> str:
         if before is not None:
             lines.append(f"flush chain ip {t} {name}")
         lines += _rule_lines(t, name, rules)
-    for name, items in new.elements.items():
-        was = old.elements.get(name, {})
+    for name, was in old.elements.items():
+        items = new.elements.get(name, {})
         gone = sorted((k, v) for k, v in was.items() if items.get(k) != v)
         lines += _elements_lines("delete", t, name, gone)
     for name, items in new.elements.items():
