@@ -152,7 +152,7 @@ class Proxier:
         if self._on_sync is not None:
             self._on_sync(time.perf_counter() - started, count)
 
-    async def run(self, *, watches: list[asyncio.Task[None]], listed: asyncio.Event,
+    async def run(self, *, watches: list[asyncio.Task[Any]], listed: asyncio.Event,
                   stop: asyncio.Event, ready: asyncio.Event) -> None:
         """Sync once ``listed`` is set, then whenever something changes, until ``stop``;
         then delete the table. ``watches`` (tasks feeding the stores) are cancelled on the
