@@ -202,3 +202,19 @@ async def test_without_masquerading_a_same_bridge_reply_misses_conntrack(
     await proxy.sync()
     done = await asyncio.to_thread(fetch, client, "10.96.0.20", 80)
     assert done.returncode != 0 or not done.stdout  # the reply came from 10.99.0.4 directly
+
+
+async def test_an_endpoint_slice_of_a_thousand_endpoints_is_one_balancing_rule(
+        netns: str) -> None:
+    proxy = make(netns)
+    proxy.replace_services([svc(sessionAffinity="ClientIP")])
+    proxy.replace_slices([eps(*((f"10.88.{i // 250}.{i % 250 + 2}", "n0", READY)
+                                for i in range(1000)))])
+    await proxy.sync()
+    table = listing(netns)
+    assert "numgen random mod 1000 vmap" in table
+    assert table.count("flags dynamic,timeout") == 1000
+    proxy.update_slice("MODIFIED", eps(("10.88.0.2", "n0", READY)))
+    await proxy.sync()
+    table = listing(netns)
+    assert "numgen random mod 1 vmap" in table and "10.88.3.251" not in table
