@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import stat
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -528,7 +529,11 @@ async def running_processes(
             stop_grace_seconds=BRIDGE_STOP_GRACE, env=env,
         ))
         ready = await group.wait_ready(bridge, timeout=CHILD_START_TIMEOUT, stop=stop)
-        if cluster is not None:  # the service proxy, in the cluster network's namespace
+        if cluster is not None and shutil.which("nft") is None:
+            log.warning("nft is not installed (Debian's nftables, as scripts/system-packages "
+                        "installs it): no service proxy, so Services' cluster IPs and node "
+                        "ports reach nothing")
+        elif cluster is not None:  # the service proxy, in the cluster network's namespace
             proxy = await group.spawn(supervise.ChildSpec(
                 name="proxy", argv=(*py, "proxy", *proxy_flags(
                     cluster, kubeconfig=kubeconfig, agents=settings.embedded.agents)),

@@ -158,9 +158,9 @@ class Proxier:
         then delete the table. ``watches`` (tasks feeding the stores) are cancelled on the
         way out, and one that ends early ends this too."""
         waiter = asyncio.ensure_future(stop.wait())
+        lister = asyncio.ensure_future(listed.wait())
         try:
-            await asyncio.wait([waiter, asyncio.ensure_future(listed.wait()), *watches],
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([waiter, lister, *watches], return_when=asyncio.FIRST_COMPLETED)
             while not stop.is_set():
                 for task in watches:
                     if task.done():
@@ -180,6 +180,7 @@ class Proxier:
                 wake.cancel()
         finally:
             waiter.cancel()
+            lister.cancel()
             for task in watches:
                 task.cancel()
             await asyncio.gather(*watches, return_exceptions=True)
