@@ -127,8 +127,9 @@ class Proxier:
         started = time.perf_counter()
         dirty, self._dirty = self._dirty, set()
         self._wake.clear()
+        whole = self._full
         try:
-            if self._full:
+            if whole:
                 desired = {key: self.plan(key) for key in self.services}
                 await self.tool.apply(rules.full_text(merge(desired.values()), self.config))
                 self._applied, self._full = desired, False
@@ -149,8 +150,14 @@ class Proxier:
             self._wake.set()
             raise
         self.syncs += 1
+        seconds = time.perf_counter() - started
+        if whole or count > 1:
+            log.info("programmed %d Service(s) in %.0f ms%s", count, seconds * 1000,
+                     " (the whole table)" if whole else "")
+        else:
+            log.debug("programmed %d Service(s) in %.0f ms", count, seconds * 1000)
         if self._on_sync is not None:
-            self._on_sync(time.perf_counter() - started, count)
+            self._on_sync(seconds, count)
 
     async def run(self, *, watches: list[asyncio.Task[Any]], listed: asyncio.Event,
                   stop: asyncio.Event, ready: asyncio.Event) -> None:
