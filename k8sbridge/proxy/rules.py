@@ -197,17 +197,21 @@ def render(ports: Iterable[tuple[model.ServicePort, Sequence[model.Endpoint]]],
             elements["no-endpoint-nodeports"][np_key] = DROP
             continue
         ext_chain = f"external-{base}"
+        everyone = [ep_chains[ep] for ep in endpoints]
+        # NodePort traffic is external: internalTrafficPolicy does not apply to it, so the
+        # service chain (which follows it) is used only when it balances over every endpoint
+        cluster_wide = svc_chain in chains and not sp.internal_local
         if sp.external_local:  # the client's address is kept: no masquerade
-            rules = ["fib saddr type local jump mark-for-masquerade",
-                     f"fib saddr type local goto {svc_chain}"] if svc_chain in chains else []
+            rules = ["fib saddr type local jump mark-for-masquerade"]  # the node's own
+            rules += [f"fib saddr type local goto {svc_chain}"] if cluster_wide else \
+                _balance("fib saddr type local ", everyone)
             for node, eps in per_node:
                 rules += _balance(f"ip daddr {node.address} " if node.cidr else "", eps)
             rules.append(DROP)
-        elif svc_chain in chains:
+        elif cluster_wide:
             rules = ["jump mark-for-masquerade", f"goto {svc_chain}"]
-        else:  # internalTrafficPolicy Local with no local endpoint: external traffic still
-            rules = ["jump mark-for-masquerade"]  # goes to any endpoint
-            rules += _balance("", [ep_chains[ep] for ep in endpoints])
+        else:
+            rules = ["jump mark-for-masquerade", *_balance("", everyone)]
         chains[ext_chain] = tuple(rules)
         elements["service-nodeports"][np_key] = f"goto {ext_chain}"
     return Ruleset(chains=chains, affinity=affinity, elements=elements)

@@ -174,3 +174,12 @@ def test_a_change_touches_only_what_changed_and_removes_in_order() -> None:
     emptied = rules.diff_text(two, plan(svc()), CONFIG)
     assert "add element ip kube-proxy no-endpoint-services { 10.96.0.20 . tcp . 80 : goto " \
            "reject-chain }" in emptied
+
+
+def test_node_port_traffic_ignores_the_internal_traffic_policy() -> None:
+    service = svc(type="NodePort", ports=[{"port": 80, "nodePort": 30080}],
+                  internalTrafficPolicy="Local")
+    ruleset = plan(service, eps(("10.88.0.2", "n0", READY), ("10.88.9.2", "elsewhere", READY)))
+    external = ruleset.elements["service-nodeports"]["tcp . 30080"].removeprefix("goto ")
+    assert ruleset.chains[external][0] == "jump mark-for-masquerade"
+    assert ruleset.chains[external][1].startswith("numgen random mod 2 vmap")  # everyone
