@@ -37,6 +37,13 @@ def parse_node(text: str) -> tuple[str, str]:
     return name, cidr
 
 
+def _cidr(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(text, strict=False))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from e
+
+
 def _on_off(text: str) -> bool:
     value = text.strip().lower()
     if value not in ("on", "off"):
@@ -68,7 +75,7 @@ def register(sub: Any) -> None:
                         help="masquerade all Service traffic (kube-proxy's --masquerade-all; "
                         "needed when pods on one bridge reach each other through a Service "
                         "and br_netfilter is off; default off)")
-    parser.add_argument("--cluster-cidr", default="", metavar="CIDR",
+    parser.add_argument("--cluster-cidr", type=_cidr, default="", metavar="CIDR",
                         help="masquerade Service traffic from outside this range")
     parser.add_argument("--table", default="kube-proxy", help="the nftables table (ip family)")
     parser.add_argument("--nft", default="nft", help="the nft binary")
