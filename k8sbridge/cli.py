@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from k8sbridge import __version__, doctor, run_cli
 from k8sbridge.devkube import cli as devkube_cli
 from k8sbridge.kernel import cli as kernel_cli
+from k8sbridge.proxy import cli as proxy_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     devkube_cli.register(sub)
     run_cli.register(sub)
     doctor.register(sub)
+    proxy_cli.register(sub)
     return parser
 
 

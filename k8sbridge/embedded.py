@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import stat
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -60,6 +61,7 @@ __all__ = [
     "kernel_acls",
     "kernel_argv",
     "kernel_credentials",
+    "proxy_flags",
     "running_processes",
 ]
 
@@ -192,9 +194,11 @@ DEVKUBE_READY = re.compile(r"^devkube serving (?P<url>\S+); kubeconfig: ")
 BRIDGE_READY = re.compile(
     r"k8sbridge is ready: framework (?P<framework>\S+), kubelet API on port (?P<port>\d+)"
 )
+PROXY_READY = re.compile(r"^k8sbridge proxy ready: ")
 CHILD_START_TIMEOUT = 120.0  # each child must print its ready line within this
 BRIDGE_STOP_GRACE = 30.0  # after SIGTERM (its components get STOP_GRACE each, in parallel)
 DEVKUBE_STOP_GRACE = 20.0
+PROXY_STOP_GRACE = 10.0  # it removes its table
 KERNEL_STOP_GRACE = 60.0  # it kills its tasks first (a pod's kill grace may be 30 s)
 
 
@@ -426,6 +430,18 @@ def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: 
     return cluster
 
 
+def proxy_flags(cluster: Any, *, kubeconfig: Path, agents: int) -> list[str]:
+    """``k8sbridge proxy``'s flags in the embedded default: the cluster network's namespace,
+    one node per agent with its pod subnet (agent ``i`` is Node ``127.0.0.<i+1>``, as
+    ``embedded_agent_configs`` names them), and every Service connection masqueraded (pods of
+    one agent share a bridge, and without br_netfilter a reply between them would bypass the
+    namespace's conntrack; see ``proxy.rules``)."""
+    nodes = [f"--node={c.host}={cluster.agent_subnet(i)}" for i, c in enumerate(
+        embedded_agent_configs(data_dir=kubeconfig.parent, count=agents))]
+    return ["--kubeconfig", str(kubeconfig), "--netns", cluster.netns_path, *nodes,
+            "--masquerade-all", "on"]
+
+
 def remove_cluster_network(cluster: Any, *, data_dir: Path, agents: int) -> None:
     """The namespace (with every bridge and veth in it) and the agents' IPAM state (what a
     kernel killed before its tasks ended could not free)."""
@@ -515,6 +531,18 @@ async def running_processes(
             stop_grace_seconds=BRIDGE_STOP_GRACE, env=env,
         ))
         ready = await group.wait_ready(bridge, timeout=CHILD_START_TIMEOUT, stop=stop)
+        if cluster is not None and shutil.which("nft") is None:
+            log.warning("nft is not installed (Debian's nftables, as scripts/system-packages "
+                        "installs it): no service proxy, so Services' cluster IPs and node "
+                        "ports reach nothing")
+        elif cluster is not None:  # the service proxy, in the cluster network's namespace
+            proxy = await group.spawn(supervise.ChildSpec(
+                name="proxy", argv=(*py, "proxy", *proxy_flags(
+                    cluster, kubeconfig=kubeconfig, agents=settings.embedded.agents)),
+                log_file=logs / "proxy.log", ready=PROXY_READY,
+                stop_grace_seconds=PROXY_STOP_GRACE, env=env,
+            ))
+            await group.wait_ready(proxy, timeout=CHILD_START_TIMEOUT, stop=stop)
         yield EmbeddedProcesses(
             kernel_url=kernel_url, api_url=api_url, kubeconfig=kubeconfig, data_dir=data_dir,
             logs_dir=logs, framework_id=ready["framework"], kubelet_port=int(ready["port"]),

@@ -36,8 +36,9 @@ def register(sub: Any) -> None:
         help="run the bridge (embedded kernel + devkube when no --master/--kubeconfig)",
         description=(
             "Run k8sbridge. Without --master/--kubeconfig: the embedded default (a kernel with "
-            "--agents agents, devkube and the bridge, as three child processes whose output "
-            "is shown labelled and kept in DATA_DIR/logs/{kernel,devkube,bridge}.log; writes "
+            "--agents agents, devkube and the bridge, as three child processes, and with the "
+            "cluster network the service proxy as a fourth, whose output "
+            "is shown labelled and kept in DATA_DIR/logs/{kernel,devkube,bridge,proxy}.log; writes "
             "DATA_DIR/kubeconfig; a child that crashes is restarted with back-off, 1 s "
             "doubling to 30 s, while the others and the pods keep running; Ctrl-C stops "
             "everything). "
@@ -224,12 +225,14 @@ async def _embedded(
             if emb.cluster_netns is not None:
                 print(f"cluster network: pods in {settings.embedded.cluster_cidr}, reachable "
                       f"from its namespace: sudo ip netns exec {emb.cluster_netns} ...")
+                print(f"service proxy: ClusterIP and NodePort Services in that namespace "
+                      f"(sudo ip netns exec {emb.cluster_netns} nft list table ip kube-proxy)")
             print(f"kubectl --kubeconfig {emb.kubeconfig} get nodes,pods -o wide")
             print("k8sbridge is ready; Ctrl-C stops everything", flush=True)
             # A child that crashes is restarted with back-off; the others and every workload
             # keep running. Only Ctrl-C / SIGTERM / SIGHUP end this.
             await emb.group.keep_running(stop=stop, say=_say)
-            print("stopping (bridge, then devkube, then the kernel) ...", flush=True)
+            print("stopping (the proxy, the bridge, devkube, then the kernel) ...", flush=True)
     except supervise.Interrupted as e:
         print(f"k8sbridge run: {e}", file=sys.stderr)
         return 130

@@ -31,7 +31,7 @@ import logging
 import os
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +311,32 @@ class KubeClient:
                 f"{what}: reply is not JSON", status=status, body=reply[:200]
             ) from e
         return status, decoded if isinstance(decoded, dict) else {"items": decoded}
+
+    async def watch(
+        self, path: str, *, query: Mapping[str, str], timeout: float = 330.0
+    ) -> AsyncIterator[RawObject]:
+        """A watch's events (``{"type": ..., "object": ...}``) as they arrive, until the
+        server ends the stream (at most ``timeout`` seconds). It does not take one of the
+        ``connections`` slots: a watch holds its connection for minutes."""
+        headers = {"Accept": JSON, **wire.auth_headers(self._configuration)}
+        url = self._base + path + "?" + urllib.parse.urlencode({**query, "watch": "true"})
+        if self._session is None:
+            self._session = wire.session(connections=self._connections,
+                                         configuration=self._configuration)
+        try:
+            async with self._session.get(
+                yarl.URL(url, encoded=True), headers=headers, proxy=self._proxy,
+                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=self._timeout.total),
+                server_hostname=self._server_hostname,
+            ) as response:
+                if not 200 <= response.status <= 299:
+                    raise errors.api_error(status=response.status, body=await response.read(),
+                                           what=f"GET {path} (watch)")
+                async for line in response.content:
+                    if line.strip():
+                        yield json.loads(line)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
+            raise errors.TransportError(f"GET {path} (watch): {e!r}") from e
 
     # -- generic verbs -------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Runs last in the e2e session (file order): Ctrl-C stops `k8sbridge run` cleanly — its three
-child processes (kernel, devkube, bridge) in the order bridge, devkube, kernel, none left."""
+"""Runs last in the e2e session (file order): Ctrl-C stops `k8sbridge run` cleanly — its child
+processes (kernel, devkube, bridge, and the service proxy when the cluster network was made)
+in the order proxy, bridge, devkube, kernel, none left."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def test_ctrl_c_stops_everything_cleanly(target: Target) -> None:
     layout = re.search(r"^processes: (.*); logs in", "".join(target.output), re.MULTILINE)
     assert layout, "".join(target.output[-40:])
     pids = {name: int(pid) for name, pid in re.findall(r"(\w+) pid (\d+)", layout[1])}
-    assert set(pids) == {"kernel", "devkube", "bridge"}
+    proxy = ["proxy"] if re.search(r"^service proxy: ", "".join(target.output),
+                                   re.MULTILINE) else []
+    order = [*proxy, "bridge", "devkube", "kernel"]
+    assert set(pids) == set(order)
     target.process.send_signal(signal.SIGINT)
     try:
         code = target.process.wait(60)
@@ -35,7 +39,7 @@ def test_ctrl_c_stops_everything_cleanly(target: Target) -> None:
         time.sleep(0.1)
     text = "".join(target.output)
     stopped = re.findall(r"k8sbridge\.supervise: (\w+) stopped \(exit code 0\)", text)
-    assert stopped == ["bridge", "devkube", "kernel"], text[-4000:]
+    assert stopped == order, text[-4000:]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
         time.sleep(0.2)

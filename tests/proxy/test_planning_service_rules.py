@@ -1,0 +1,185 @@
+"""The proxy's decisions from static objects: which Service ports are proxied, which endpoints
+serve, and the nftables rules and transactions kube-proxy's nftables mode would program."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from k8sbridge.proxy import model, proxier, rules
+
+NODES = (rules.Node("n0", "10.88.0.0/24"), rules.Node("n1", "10.88.1.0/24"))
+CONFIG = rules.ProxyConfig(nodes=NODES, masquerade_all=True)
+
+
+def svc(name: str = "web", ip: str = "10.96.0.20", **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": "default", "name": name},
+            "spec": {"clusterIP": ip, "ports": [{"port": 80, "protocol": "TCP"}], **spec}}
+
+
+def eps(*items: tuple[str, str, dict[str, Any]], port: int = 8080,
+        name: str = "web") -> dict[str, Any]:
+    return {"metadata": {"namespace": "default", "name": f"{name}-abc",
+                         "labels": {model.SERVICE_NAME_LABEL: name}},
+            "addressType": "IPv4", "ports": [{"port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "nodeName": node, "conditions": cond}
+                          for ip, node, cond in items]}
+
+
+READY = {"ready": True}
+
+
+def plan(service: dict[str, Any], *slices: dict[str, Any],
+         config: rules.ProxyConfig = CONFIG) -> rules.Ruleset:
+    ports = [(sp, model.endpoints_of(sp, slices)) for sp in model.service_ports(service)]
+    return rules.render(ports, config)
+
+
+def test_headless_externalname_and_ipv6_services_are_not_proxied() -> None:
+    assert model.service_ports(svc(ip="None")) == []
+    assert model.service_ports(svc(type="ExternalName")) == []
+    assert model.service_ports(svc(ip="fd00::1")) == []
+    bad_ports = svc(ports=[{"port": 0}, {"port": 80, "protocol": "ICMP"}, {"port": 53,
+                                                                          "protocol": "UDP"}])
+    assert [(p.protocol, p.port) for p in model.service_ports(bad_ports)] == [("UDP", 53)]
+
+
+def test_ready_endpoints_serve_and_terminating_ones_only_when_none_is_ready() -> None:
+    [sp] = model.service_ports(svc())
+    slice_ = eps(("10.88.0.2", "n0", READY), ("10.88.0.3", "n0", {}),
+                 ("10.88.0.4", "n0", {"ready": False, "serving": True, "terminating": True}),
+                 ("10.88.0.5", "n0", {"ready": False}), ("fd00::5", "n0", READY))
+    assert [e.ip for e in model.endpoints_of(sp, [slice_])] == ["10.88.0.2", "10.88.0.3"]
+    draining = eps(("10.88.0.4", "n0", {"ready": False, "serving": True, "terminating": True}),
+                   ("10.88.0.6", "n0", {"ready": False, "serving": False, "terminating": True}))
+    assert [e.ip for e in model.endpoints_of(sp, [draining])] == ["10.88.0.4"]
+
+
+def test_endpoint_ports_are_matched_by_port_name() -> None:
+    service = svc(ports=[{"name": "http", "port": 80}, {"name": "admin", "port": 81}])
+    slice_ = eps(("10.88.0.2", "n0", READY))
+    slice_["ports"] = [{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}]
+    got = {sp.port_name: model.endpoints_of(sp, [slice_])[0].port
+           for sp in model.service_ports(service)}
+    assert got == {"http": 8080, "admin": 9090}
+
+
+def test_a_service_balances_randomly_over_endpoint_chains_that_dnat() -> None:
+    ruleset = plan(svc(), eps(("10.88.0.2", "n0", READY), ("10.88.1.2", "n1", READY)))
+    [key] = ruleset.elements["service-ips"]
+    assert key == "10.96.0.20 . tcp . 80"
+    chain = ruleset.elements["service-ips"][key].removeprefix("goto ")
+    assert chain.startswith("service-") and chain.endswith("-default/web/tcp/")
+    balance = ruleset.chains[chain][-1]
+    assert balance.startswith("numgen random mod 2 vmap { 0 : goto endpoint-")
+    endpoint = next(c for c in ruleset.chains if c.endswith("__10.88.1.2/8080"))
+    assert ruleset.chains[endpoint] == (
+        "ip saddr 10.88.1.2 jump mark-for-masquerade",  # hairpin
+        "meta l4proto tcp dnat to 10.88.1.2:8080")
+    assert ruleset.chains[chain][0] == "jump mark-for-masquerade"  # masquerade_all
+    assert ruleset.elements["no-endpoint-services"] == {}
+
+
+def test_a_service_without_endpoints_is_rejected() -> None:
+    ruleset = plan(svc(type="NodePort", ports=[{"port": 80, "nodePort": 30080}]))
+    assert ruleset.elements["no-endpoint-services"] == {
+        "10.96.0.20 . tcp . 80": "goto reject-chain"}
+    assert ruleset.elements["no-endpoint-nodeports"] == {"tcp . 30080": "goto reject-chain"}
+    assert ruleset.elements["service-ips"] == {} and ruleset.chains == {}
+    assert ruleset.elements["cluster-ips"] == {"10.96.0.20": ""}
+
+
+def test_client_ip_affinity_is_a_timed_set_per_endpoint() -> None:
+    service = svc(sessionAffinity="ClientIP",
+                  sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}})
+    ruleset = plan(service, eps(("10.88.0.2", "n0", READY), ("10.88.0.3", "n0", READY)))
+    assert sorted(ruleset.affinity.values()) == [60, 60]
+    aff = next(iter(ruleset.affinity))
+    endpoint = next(c for c in ruleset.chains if c.startswith("endpoint-") and
+                    aff.endswith(c.removeprefix("endpoint-")))
+    assert f"update @{aff} {{ ip saddr }}" in ruleset.chains[endpoint]
+    service_chain = next(c for c in ruleset.chains if c.startswith("service-"))
+    assert f"ip saddr @{aff} goto {endpoint}" in ruleset.chains[service_chain]
+    default = plan(svc(sessionAffinity="ClientIP"), eps(("10.88.0.2", "n0", READY)))
+    assert list(default.affinity.values()) == [10800]
+
+
+def test_internal_traffic_policy_local_picks_the_sources_nodes_endpoints() -> None:
+    service = svc(internalTrafficPolicy="Local")
+    ruleset = plan(service, eps(("10.88.0.2", "n0", READY), ("10.88.0.3", "n0", READY),
+                                ("10.88.9.2", "elsewhere", READY)))
+    chain = next(c for c in ruleset.chains if c.startswith("service-"))
+    rules_ = ruleset.chains[chain]
+    assert rules_[1].startswith("ip saddr 10.88.0.0/24 numgen random mod 2 vmap")
+    assert rules_[-1] == "drop"  # a pod of n1: no endpoint on its node
+    remote_only = plan(service, eps(("10.88.9.2", "elsewhere", READY)))
+    assert remote_only.elements["no-endpoint-services"] == {"10.96.0.20 . tcp . 80": "drop"}
+    single = plan(service, eps(("10.88.0.2", "n0", READY)),
+                  config=rules.ProxyConfig(nodes=(rules.Node("n0"),)))
+    chain = next(c for c in single.chains if c.startswith("service-"))
+    assert single.chains[chain][0].startswith("numgen random mod 1")
+
+
+def test_node_ports_masquerade_unless_external_traffic_policy_is_local() -> None:
+    ports = [{"port": 80, "nodePort": 30080}]
+    cluster = plan(svc(type="NodePort", ports=ports), eps(("10.88.0.2", "n0", READY)))
+    [(key, verdict)] = cluster.elements["service-nodeports"].items()
+    assert key == "tcp . 30080"
+    external = verdict.removeprefix("goto ")
+    assert cluster.chains[external][0] == "jump mark-for-masquerade"
+    assert cluster.chains[external][1].startswith("goto service-")
+    local = plan(svc(type="NodePort", ports=ports, externalTrafficPolicy="Local"),
+                 eps(("10.88.1.2", "n1", READY)))
+    external = local.elements["service-nodeports"]["tcp . 30080"].removeprefix("goto ")
+    assert any(r.startswith("ip daddr 10.88.1.1 numgen random mod 1") for r in
+               local.chains[external])
+    assert "jump mark-for-masquerade" not in local.chains[external]
+    assert local.chains[external][-1] == "drop"
+
+
+def test_outside_sources_are_masqueraded_with_a_cluster_cidr() -> None:
+    config = rules.ProxyConfig(nodes=NODES, cluster_cidr="10.88.0.0/16")
+    ruleset = plan(svc(), eps(("10.88.0.2", "n0", READY)), config=config)
+    chain = next(c for c in ruleset.chains if c.startswith("service-"))
+    assert ruleset.chains[chain][0] == "ip saddr != 10.88.0.0/16 jump mark-for-masquerade"
+
+
+def test_the_full_text_has_kube_proxys_layout() -> None:
+    text = rules.full_text(plan(svc(), eps(("10.88.0.2", "n0", READY))), CONFIG)
+    lines = text.splitlines()
+    assert lines[:3] == ["add table ip kube-proxy", "delete table ip kube-proxy",
+                         "add table ip kube-proxy"]
+    assert ("add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority -100 ; "
+            "policy accept ; }") in lines
+    assert "add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap " \
+           "@service-ips" in lines
+    assert "add rule ip kube-proxy reject-chain reject" in lines
+    assert any(line.startswith("add element ip kube-proxy service-ips { 10.96.0.20 . tcp . "
+                               "80 : goto service-") for line in lines)
+
+
+def test_a_change_touches_only_what_changed_and_removes_in_order() -> None:
+    one = plan(svc(), eps(("10.88.0.2", "n0", READY)))
+    two = plan(svc(), eps(("10.88.0.2", "n0", READY), ("10.88.0.3", "n0", READY)))
+    assert rules.diff_text(one, one, CONFIG) == ""
+    grow = rules.diff_text(one, two, CONFIG).splitlines()
+    assert grow[0].startswith("add chain ip kube-proxy endpoint-")
+    assert any(line.startswith("flush chain ip kube-proxy service-") for line in grow)
+    assert not any("element" in line for line in grow)  # the maps did not change
+    gone = rules.diff_text(two, proxier.EMPTY, CONFIG).splitlines()
+    assert "delete element ip kube-proxy cluster-ips { 10.96.0.20 }" in gone
+    assert gone[0] == "delete element ip kube-proxy service-ips { 10.96.0.20 . tcp . 80 }"
+    deletes = [line.split()[4] for line in gone if line.startswith("delete chain")]
+    assert deletes[0].startswith("service-") and all(d.startswith("endpoint-")
+                                                    for d in deletes[1:])
+    emptied = rules.diff_text(two, plan(svc()), CONFIG)
+    assert "add element ip kube-proxy no-endpoint-services { 10.96.0.20 . tcp . 80 : goto " \
+           "reject-chain }" in emptied
+
+
+def test_node_port_traffic_ignores_the_internal_traffic_policy() -> None:
+    service = svc(type="NodePort", ports=[{"port": 80, "nodePort": 30080}],
+                  internalTrafficPolicy="Local")
+    ruleset = plan(service, eps(("10.88.0.2", "n0", READY), ("10.88.9.2", "elsewhere", READY)))
+    external = ruleset.elements["service-nodeports"]["tcp . 30080"].removeprefix("goto ")
+    assert ruleset.chains[external][0] == "jump mark-for-masquerade"
+    assert ruleset.chains[external][1].startswith("numgen random mod 2 vmap")  # everyone
