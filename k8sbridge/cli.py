@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from k8sbridge import __version__, run_cli
 from k8sbridge.devkube import cli as devkube_cli
+from k8sbridge.dns import cli as dns_cli
 from k8sbridge.kernel import cli as kernel_cli
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     kernel_cli.register(sub)
     devkube_cli.register(sub)
     run_cli.register(sub)
+    dns_cli.register(sub)
     return parser
 
 
