@@ -125,11 +125,16 @@ async def _serve(args: argparse.Namespace, *, socks: listen.Sockets,
                  upstreams: list[server.Upstream], hosts: list[str]) -> int:
     from k8sbridge.dns import publish, server, sources
     from k8sbridge.kube import client as kube_client
+    from k8sbridge.kube import errors as kube_errors
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    def take_signals() -> None:  # again once kopf, which replaces them, is running
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+    take_signals()
     cluster_source = None if args.no_kubernetes else sources.ClusterSource(
         domain=args.cluster_domain)
     mesos_source = _mesos_source(args)
@@ -150,12 +155,16 @@ async def _serve(args: argparse.Namespace, *, socks: listen.Sockets,
             tasks.append(asyncio.create_task(cluster_source.run(kube=kube, stop=stop,
                                                                 ready=watched)))
             await _first(watched.wait(), stop.wait(), *tasks)
+            take_signals()
             await asyncio.sleep(sources.DEBOUNCE_SECONDS * 2)  # the initial listing's rebuild
             if args.service:
                 namespace, name = args.service.split("/", 1)
-                await publish.ensure_service(
-                    kube=kube, namespace=namespace, name=name, cluster_ip=args.service_ip,
-                    endpoint=args.service_endpoint or hosts[0], port=args.port)
+                try:
+                    await publish.ensure_service(
+                        kube=kube, namespace=namespace, name=name, cluster_ip=args.service_ip,
+                        endpoint=args.service_endpoint or hosts[0], port=args.port)
+                except kube_errors.KubeError as e:  # the names are served all the same
+                    log.error("could not publish the Service %s: %s", args.service, e)
         if mesos_source is not None:
             polled = asyncio.Event()
             tasks.append(asyncio.create_task(mesos_source.run(stop=stop, ready=polled)))

@@ -21,7 +21,7 @@ objects; the server only looks names up. Where the specification leaves room, co
   that does not exist NXDOMAIN: ``<ns>.svc.<zone>`` exists when the namespace does.
 
 Objects that Kubernetes validation would refuse (a Service name that is not a DNS-1035 label,
-a port name that is not an IANA service name) get no records, with a constant reason.
+a port name that is not a DNS-1123 label) get no records, with a constant reason.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from typing import Any
 
 import dns.exception
 import dns.name
-import dns.rdata
 import dns.rdatatype
 import dns.reversename
 
 from k8sbridge.dns import table as dns_table
 
 __all__ = [
+    "REASON_BAD_EXTERNAL_NAME",
     "REASON_BAD_NAMESPACE",
     "REASON_BAD_PORT_NAME",
     "REASON_BAD_SERVICE_NAME",
@@ -58,11 +58,11 @@ __all__ = [
 SCHEMA_VERSION = "1.1.0"
 REASON_BAD_SERVICE_NAME = "the Service's name is not a DNS-1035 label: no records"
 REASON_BAD_NAMESPACE = "the namespace is not a DNS-1123 label: no records"
-REASON_BAD_PORT_NAME = "the port's name is not an IANA service name: no SRV record"
+REASON_BAD_PORT_NAME = "the port's name is not a DNS-1123 label: no SRV record"
+REASON_BAD_EXTERNAL_NAME = "the externalName is not a DNS name: no records"
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_IANA_SVC = re.compile(r"^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 
 
@@ -149,11 +149,11 @@ def parse_slice(raw: Mapping[str, Any]) -> Slice | None:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClusterRecords:
-    """The cluster domain's table, the PTRs of cluster addresses, and why objects were left
-    out (``(namespace/name, reason)``)."""
+    """The cluster domain's table, the PTRs of cluster addresses (reverse name -> targets,
+    as text), and why objects were left out (``(namespace/name, reason)``)."""
 
     table: dns_table.Table
-    reverse: Mapping[dns.name.Name, tuple[dns.name.Name, ...]]
+    reverse: Mapping[str, tuple[str, ...]]
     namespaces: frozenset[str]
     skipped: tuple[tuple[str, str], ...] = ()
 
@@ -161,25 +161,25 @@ class ClusterRecords:
                rdtype: dns.rdatatype.RdataType) -> dns_table.Answer | None:
         """The answer for a name this component is authoritative for; None: not ours (the
         server forwards it)."""
-        if self.table.covers(name):
-            pod = self._pod(name, rdtype)
-            return pod if pod is not None else self.table.lookup(name, rdtype)
-        targets = self.reverse.get(name.canonicalize())
+        key = dns_table.key_of(name)
+        if self.table.covers(key):
+            pod = self._pod(name, key, rdtype)
+            return pod if pod is not None else self.table.lookup(name, rdtype, key)
+        targets = self.reverse.get(key)
         if targets is None:
             return None
         if rdtype != dns.rdatatype.PTR:
             return dns_table.Answer(rcode=dns_table.NOERROR, ttl=self.table.ttl)
         return dns_table.Answer(rcode=dns_table.NOERROR, ttl=self.table.ttl, records=tuple(
-            (name, dns_table.ptr(t)) for t in targets))
+            (name, dns_table.rdata_of(dns.rdatatype.PTR, t)) for t in targets))
 
-    def _pod(self, name: dns.name.Name,
+    def _pod(self, name: dns.name.Name, key: str,
              rdtype: dns.rdatatype.RdataType) -> dns_table.Answer | None:
         """``<a-b-c-d>.<ns>.pod.<zone>`` (None: not a pod name)."""
-        relative = name.canonicalize().relativize(self.table.origin).labels
-        if len(relative) != 3 or relative[2] != b"pod":
+        relative = key[:-len(self.table.origin)].rstrip(".").split(".")
+        if len(relative) != 3 or relative[2] != "pod":
             return None
-        label, namespace = relative[0].decode(errors="replace"), relative[1].decode(
-            errors="replace")
+        label, namespace = relative[0], relative[1]
         if label.count("-") == 3 and "--" not in label:
             text = label.replace("-", ".")
         else:
@@ -190,11 +190,11 @@ class ClusterRecords:
             return self.table.negative(dns_table.NXDOMAIN)
         if namespace not in self.namespaces:
             return self.table.negative(dns_table.NXDOMAIN)
-        wanted = dns.rdatatype.A if address.version == 4 else dns.rdatatype.AAAA
-        if rdtype != wanted:
+        rtype, data = dns_table.a_or_aaaa(str(address))
+        if rdtype != rtype:
             return self.table.negative(dns_table.NOERROR)
         return dns_table.Answer(rcode=dns_table.NOERROR, ttl=self.table.ttl, records=(
-            (name, dns_table.a_or_aaaa(str(address))),))
+            (name, dns_table.rdata_of(rtype, data)),))
 
 
 def _label_of(address: str) -> str:
@@ -211,10 +211,10 @@ def build(
     ttl: int = dns_table.DEFAULT_TTL,
 ) -> ClusterRecords:
     """Every record of the cluster domain ``domain`` (e.g. ``cluster.local``)."""
-    origin = dns.name.from_text(domain).canonicalize()
+    origin = domain.lower().strip(".") + "."
     builder = dns_table.TableBuilder(origin=origin, ttl=ttl)
-    builder.add(dns.name.Name(("dns-version", *origin.labels)), dns_table.txt(SCHEMA_VERSION))
-    reverse: dict[dns.name.Name, list[dns.name.Name]] = {}
+    builder.add(f"dns-version.{origin}", dns_table.txt(SCHEMA_VERSION))
+    reverse: dict[str, list[str]] = {}
     skipped: list[tuple[str, str]] = []
     known_ns = set(namespaces)
     by_service: dict[tuple[str, str], list[Slice]] = {}
@@ -229,42 +229,33 @@ def build(
             skipped.append((key, REASON_BAD_SERVICE_NAME))
             continue
         known_ns.add(svc.namespace)
-        base = dns.name.Name((svc.name.encode(), svc.namespace.encode(), b"svc",
-                              *origin.labels))
+        base = f"{svc.name}.{svc.namespace}.svc.{origin}"
         if svc.kind == "ExternalName":
             try:
-                target = dns.name.from_text(svc.external_name)
+                target = dns.name.from_text(svc.external_name).to_text()
             except dns.exception.DNSException:
-                skipped.append((key, "the externalName is not a DNS name: no records"))
+                skipped.append((key, REASON_BAD_EXTERNAL_NAME))
                 continue
             builder.add(base, dns_table.cname(target))
             continue
-        named = [p for p in svc.ports if p.name]
-        for p in named:
-            if not _IANA_SVC.match(p.name):
+        for p in svc.ports:
+            if p.name and not _DNS1123.match(p.name):
                 skipped.append((key, REASON_BAD_PORT_NAME))
-        named = [p for p in named if _IANA_SVC.match(p.name)]
         if svc.kind == "ClusterIP":
-            _cluster_ip(builder, reverse, svc, base, named)
+            _cluster_ip(builder, reverse, svc, base)
         else:
-            _headless(builder, reverse, svc, base, by_service.get((svc.namespace, svc.name), []))
-    table = builder.build()
-    ns_names = frozenset(dns.name.Name((ns.encode(), b"svc", *origin.labels))
-                         for ns in known_ns if _DNS1123.match(ns))
-    extra_names = ns_names | {dns.name.Name((b"svc", *origin.labels)),
-                              dns.name.Name((b"pod", *origin.labels))}
-    extra_names |= {dns.name.Name((ns.encode(), b"pod", *origin.labels))
-                    for ns in known_ns if _DNS1123.match(ns)}
-    table = dataclasses.replace(table, names=table.names | extra_names)
+            _headless(builder, reverse, base, by_service.get((svc.namespace, svc.name), []))
+    valid_ns = [ns for ns in known_ns if _DNS1123.match(ns)]
+    names = [f"svc.{origin}", f"pod.{origin}"]
+    names += [f"{ns}.svc.{origin}" for ns in valid_ns] + [f"{ns}.pod.{origin}" for ns in valid_ns]
     return ClusterRecords(
-        table=table, reverse={k: tuple(v) for k, v in reverse.items()},
+        table=builder.build(names=names), reverse={k: tuple(v) for k, v in reverse.items()},
         namespaces=frozenset(known_ns), skipped=tuple(skipped))
 
 
-def _add_reverse(reverse: dict[dns.name.Name, list[dns.name.Name]], address: str,
-                 target: dns.name.Name) -> None:
+def _add_reverse(reverse: dict[str, list[str]], address: str, target: str) -> None:
     try:
-        name = dns.reversename.from_address(address).canonicalize()
+        name = dns.reversename.from_address(address).to_text().lower()
     except (ValueError, dns.exception.SyntaxError):
         return
     found = reverse.setdefault(name, [])
@@ -272,57 +263,56 @@ def _add_reverse(reverse: dict[dns.name.Name, list[dns.name.Name]], address: str
         found.append(target)
 
 
-def _srv_name(port: Port, base: dns.name.Name) -> dns.name.Name:
-    return dns.name.Name((f"_{port.name}".encode(), f"_{port.protocol}".encode(), *base.labels))
+def _named(port: Port) -> bool:
+    return bool(port.name) and bool(_DNS1123.match(port.name))
 
 
-def _cluster_ip(builder: dns_table.TableBuilder,
-                reverse: dict[dns.name.Name, list[dns.name.Name]], svc: Service,
-                base: dns.name.Name, named: list[Port]) -> None:
-    addresses: list[dns.rdata.Rdata] = []
+def _cluster_ip(builder: dns_table.TableBuilder, reverse: dict[str, list[str]], svc: Service,
+                base: str) -> None:
+    addresses: list[dns_table.Record] = []
     for ip in svc.cluster_ips:
         try:
             addresses.append(dns_table.a_or_aaaa(ip))
-        except (ValueError, dns.exception.SyntaxError):
+        except ValueError:
             continue
         _add_reverse(reverse, ip, base)
     builder.add_all(base, addresses)
     for p in svc.ports:
-        if p in named:
-            name = _srv_name(p, base)
-            builder.add(name, dns_table.srv(port=p.port, target=base))
+        record = dns_table.srv(port=p.port, target=base)
+        if _named(p):
+            name = f"_{p.name}._{p.protocol}.{base}"
+            builder.add(name, record)
             builder.add_all(name, addresses)
-        builder.add(base, dns_table.srv(port=p.port, target=base))
+        builder.add(base, record)
 
 
-def _headless(builder: dns_table.TableBuilder,
-              reverse: dict[dns.name.Name, list[dns.name.Name]], svc: Service,
-              base: dns.name.Name, slices: list[Slice]) -> None:
-    ready: list[tuple[dns.name.Name, dns.rdata.Rdata, Slice]] = []
+def _headless(builder: dns_table.TableBuilder, reverse: dict[str, list[str]], base: str,
+              slices: list[Slice]) -> None:
+    ready: list[tuple[str, dns_table.Record, Slice]] = []
     for s in slices:
         for ep in s.endpoints:
             if not ep.ready:
                 continue
             for address in ep.addresses:
-                label = ep.hostname if _DNS1123.match(ep.hostname) else _label_of(address)
-                host = dns.name.Name((label.encode(), *base.labels))
                 try:
-                    rdata = dns_table.a_or_aaaa(address)
-                except (ValueError, dns.exception.SyntaxError):
+                    record = dns_table.a_or_aaaa(address)
+                except ValueError:
                     continue
-                ready.append((host, rdata, s))
-                builder.add(host, rdata)
-                builder.add(base, rdata)
+                label = ep.hostname if _DNS1123.match(ep.hostname) else _label_of(record[1])
+                host = f"{label}.{base}"
+                ready.append((host, record, s))
+                builder.add(host, record)
+                builder.add(base, record)
                 if ep.hostname:
                     _add_reverse(reverse, address, host)
     if not ready:
         return  # no ready endpoint: the name does not exist (coredns: NXDOMAIN)
     weight = max(1, 100 // len(ready))
-    for host, rdata, s in ready:
+    for host, a_record, s in ready:
         for p in s.ports:
-            record = dns_table.srv(port=p.port, target=host, weight=weight)
-            builder.add(base, record)
-            if p.name and _IANA_SVC.match(p.name):
-                name = _srv_name(p, base)
-                builder.add(name, record)
-                builder.add(name, rdata)
+            srv = dns_table.srv(port=p.port, target=host, weight=weight)
+            builder.add(base, srv)
+            if _named(p):
+                name = f"_{p.name}._{p.protocol}.{base}"
+                builder.add(name, srv)
+                builder.add(name, a_record)

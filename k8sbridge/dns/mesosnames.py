@@ -27,9 +27,6 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import dns.name
-import dns.rdata
-
 from k8sbridge.dns import table as dns_table
 
 __all__ = ["DEFAULT_DOMAIN", "build", "label"]
@@ -110,12 +107,12 @@ def _hash(task_id: str) -> str:
 def build(state: Mapping[str, Any], *, domain: str = DEFAULT_DOMAIN,
           ttl: int = dns_table.DEFAULT_TTL) -> dns_table.Table:
     """The ``domain`` zone from a GET_STATE ``get_state`` body."""
-    origin = dns.name.from_text(domain).canonicalize()
+    origin = domain.lower().strip(".") + "."
     builder = dns_table.TableBuilder(origin=origin, ttl=ttl)
     agents = {}
     for agent in (state.get("get_agents") or {}).get("agents") or []:
-        agent_id = ((agent or {}).get("agent_info") or {}).get("id", {}).get("value")
-        address = _agent_address(agent)
+        agent_id = (((agent or {}).get("agent_info") or {}).get("id") or {}).get("value")
+        address = _agent_address(agent or {})
         if isinstance(agent_id, str) and address:
             agents[agent_id] = address
     frameworks = {}
@@ -124,53 +121,42 @@ def build(state: Mapping[str, Any], *, domain: str = DEFAULT_DOMAIN,
         fid = (info.get("id") or {}).get("value")
         labels = _labels(str(info.get("name") or ""))
         if isinstance(fid, str) and labels:
-            frameworks[fid] = labels
+            frameworks[fid] = ".".join(labels)
     for task in (state.get("get_tasks") or {}).get("tasks") or []:
         if not isinstance(task, dict) or task.get("state") != "TASK_RUNNING":
             continue
-        fw_labels = frameworks.get(str((task.get("framework_id") or {}).get("value")))
+        framework = frameworks.get(str((task.get("framework_id") or {}).get("value")))
         agent_id = str((task.get("agent_id") or {}).get("value"))
         agent_address = agents.get(agent_id)
         discovery_name = str((task.get("discovery") or {}).get("name") or "")
         name = label(discovery_name or str(task.get("name") or ""))
-        if fw_labels is None or agent_address is None or not name:
+        if framework is None or agent_address is None or not name:
             continue
-        _task_records(builder, origin=origin, framework=fw_labels, name=name,
+        _task_records(builder, origin=origin, framework=framework, name=name,
                       task=task, agent_id=agent_id, agent_address=agent_address)
     return builder.build()
 
 
-def _task_records(builder: dns_table.TableBuilder, *, origin: dns.name.Name,
-                  framework: tuple[str, ...], name: str, task: Mapping[str, Any],
-                  agent_id: str, agent_address: str) -> None:
+def _task_records(builder: dns_table.TableBuilder, *, origin: str, framework: str, name: str,
+                  task: Mapping[str, Any], agent_id: str, agent_address: str) -> None:
     task_id = str((task.get("task_id") or {}).get("value") or "")
     address = _task_address(task) or agent_address
     tail = label(agent_id.rsplit("-", 1)[-1]) or "0"
     canonical = label(f"{name}-{_hash(task_id)}-{tail}")
-    fw = tuple(f.encode() for f in framework)
-    slave = (*fw, b"slave", *origin.labels)
-    plain = (*fw, *origin.labels)
-
-    def named(first: str, rest: tuple[bytes, ...]) -> dns.name.Name:
-        return dns.name.Name((first.encode(), *rest))
-
-    task_rdata: dns.rdata.Rdata = dns_table.a_or_aaaa(address)
-    agent_rdata: dns.rdata.Rdata = dns_table.a_or_aaaa(agent_address)
-    builder.add(named(name, plain), task_rdata)
-    builder.add(named(canonical, plain), task_rdata)
-    builder.add(named(name, slave), agent_rdata)
-    builder.add(named(canonical, slave), agent_rdata)
-    service = f"_{name}"
+    plain = f"{framework}.{origin}"
+    slave = f"{framework}.slave.{origin}"
+    builder.add(f"{name}.{plain}", dns_table.a_or_aaaa(address))
+    builder.add(f"{canonical}.{plain}", dns_table.a_or_aaaa(address))
+    builder.add(f"{name}.{slave}", dns_table.a_or_aaaa(agent_address))
+    builder.add(f"{canonical}.{slave}", dns_table.a_or_aaaa(agent_address))
     # with discovery info the plain names' SRVs are the discovery ports' alone (Mesos-DNS)
     resource_rests = (slave,) if task.get("discovery") else (plain, slave)
     for port in _resource_ports(task):
-        target = named(canonical, slave)
+        record = dns_table.srv(port=port, target=f"{canonical}.{slave}", weight=0)
         for proto in ("_tcp", "_udp"):
             for rest in resource_rests:
-                srv_name = dns.name.Name((service.encode(), proto.encode(), *rest))
-                builder.add(srv_name, dns_table.srv(port=port, target=target, weight=0))
+                builder.add(f"_{name}.{proto}.{rest}", record)
     for port, proto in _discovery_ports(task):
-        target = named(canonical, plain)
+        record = dns_table.srv(port=port, target=f"{canonical}.{plain}", weight=0)
         for rest in (plain, slave):
-            srv_name = dns.name.Name((service.encode(), f"_{proto}".encode(), *rest))
-            builder.add(srv_name, dns_table.srv(port=port, target=target, weight=0))
+            builder.add(f"_{name}._{proto}.{rest}", record)

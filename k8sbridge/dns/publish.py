@@ -25,16 +25,18 @@ MANAGED_BY = "k8sbridge-dns"
 
 def service_objects(*, namespace: str, name: str, cluster_ip: str, endpoint: str,
                     port: int = 53) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Service and its EndpointSlice (pure)."""
+    """The Service (port 53, as clients ask) and its EndpointSlice (the server's address and
+    ``port``), pure."""
     ports = [{"name": "dns", "protocol": "UDP", "port": port},
              {"name": "dns-tcp", "protocol": "TCP", "port": port}]
+    service_ports = [{**p, "port": 53, "targetPort": port} for p in ports]
     service = {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {"k8s-app": "kube-dns",
                                 "kubernetes.io/name": "CoreDNS-compatible",
                                 "app.kubernetes.io/managed-by": MANAGED_BY}},
-        "spec": {"clusterIP": cluster_ip, "ports": [{**p, "targetPort": port} for p in ports]},
+        "spec": {"clusterIP": cluster_ip, "ports": service_ports},
     }
     family = "IPv6" if ":" in endpoint else "IPv4"
     endpoint_slice = {

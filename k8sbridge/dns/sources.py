@@ -50,7 +50,7 @@ class Zones:
             found = self.cluster.lookup(name, rdtype)
             if found is not None:
                 return found
-        if self.mesos is not None and self.mesos.covers(name):
+        if self.mesos is not None and self.mesos.covers(dns_table.key_of(name)):
             return self.mesos.lookup(name, rdtype)
         return None
 
