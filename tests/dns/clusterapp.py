@@ -54,7 +54,7 @@ class ClusterApp:
             await self.framework.decline([offer.id], refuse_seconds=30.0)
             return
         role = offer.allocation_role or self.role
-        task = {
+        task: Any = {
             "name": self.name,
             "task_id": {"value": f"{self.name}.1"},
             "agent_id": {"value": offer.agent_id},
