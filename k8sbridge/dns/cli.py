@@ -139,10 +139,17 @@ async def _serve(args: argparse.Namespace, *, socks: listen.Sockets,
         domain=args.cluster_domain)
     mesos_source = _mesos_source(args)
 
+    current = [sources.Zones()]
+
     def zones() -> sources.Zones:
-        return sources.Zones(
-            cluster=cluster_source.records if cluster_source is not None else None,
-            mesos=mesos_source.table if mesos_source is not None else None)
+        """The same object until a source rebuilt its table (the server's answer cache lives
+        as long as it does)."""
+        now = current[0]
+        records = cluster_source.records if cluster_source is not None else None
+        table = mesos_source.table if mesos_source is not None else None
+        if now.cluster is not records or now.mesos is not table:
+            now = current[0] = sources.Zones(cluster=records, mesos=table)
+        return now
 
     dns_server = server.Server(zones=zones, upstreams=upstreams)
     kube = None

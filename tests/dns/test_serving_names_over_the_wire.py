@@ -95,6 +95,9 @@ def _objects() -> list[dict[str, Any]]:
     ]
 
 
+KUBECONFIG: list[Path] = []
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     data = tmp_path_factory.mktemp("dns")
@@ -103,6 +106,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     devkube = Process([*py, "devkube", "--port", str(api_port), "--data-dir", str(data / "dk"),
                        "--no-controllers"], ready="devkube serving")
     kubeconfig = data / "dk" / "kubeconfig"
+    KUBECONFIG[:] = [kubeconfig]
     server = None
     try:
         manifest = data / "objects.json"
@@ -234,3 +238,27 @@ def test_malformed_packets_and_a_flood_leave_it_answering(server: int) -> None:
     finally:
         tcp.close()
     assert short(server, f"web.default.svc.{ZONE}")[0].startswith("10.96.")
+
+
+def test_answers_follow_changes_to_services_and_endpoints(server: int) -> None:
+    def kubectl(*args: str) -> None:
+        subprocess.run(["kubectl", "--kubeconfig", str(KUBECONFIG[0]), *args], check=True,
+                       capture_output=True, timeout=60)
+
+    name = f"later.default.svc.{ZONE}"
+    assert "status: NXDOMAIN" in dig(server, name)  # asked once: its answer is cached
+    kubectl("create", "service", "clusterip", "later", "--tcp=80:80")
+    [ip] = eventually_short(server, name)
+    kubectl("delete", "service", "later")
+    deadline = time.monotonic() + 20
+    while "status: NXDOMAIN" not in dig(server, name):
+        assert time.monotonic() < deadline, "the deleted Service still resolves"
+        time.sleep(0.2)
+    assert short(server, "-x", ip) != [f"{name}."]
+    # an endpoint more: the headless Service answers it
+    eventually_short(server, f"db.default.svc.{ZONE}", want=2)
+    kubectl("patch", "endpointslice", "db-1", "--type=json", "-p", json.dumps([
+        {"op": "add", "path": "/endpoints/-", "value": {
+            "addresses": ["10.88.2.8"], "hostname": "db-2", "conditions": {"ready": True}}}]))
+    assert "10.88.2.8" in eventually_short(server, f"db.default.svc.{ZONE}", want=3)
+    assert short(server, f"db-2.db.default.svc.{ZONE}") == ["10.88.2.8"]
