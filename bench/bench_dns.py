@@ -75,7 +75,7 @@ def _spelled(name: str, rng: random.Random) -> str:
 def queries(*, cold: bool) -> list[tuple[bytes, int]]:
     """(wire, expected rcode) of the mix; ``cold``: each name spelled in a case of its own
     (50,000 of them), so the server's answer cache never hits."""
-    out = []
+    out: list[tuple[bytes, int]] = []
     rng = random.Random(7)
     for _ in range(12_500 if cold else 400):
         i = rng.randrange(SERVICES)
