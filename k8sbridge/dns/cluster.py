@@ -14,7 +14,8 @@ objects; the server only looks names up. Where the specification leaves room, co
 - ``<hostname>.<svc>.<ns>.svc.<zone>`` A for each ready endpoint of a headless Service, the
   hostname being the endpoint's ``hostname`` (a pod's ``hostname`` with ``subdomain`` = the
   Service) or, when it has none, its address with dashes (coredns' system-assigned name).
-- PTR for ClusterIPs (to the Service's name) and for headless endpoints' addresses.
+- PTR for ClusterIPs (to the Service's name), for headless endpoints' addresses (to their
+  hostnames) and for other pods' addresses (to ``<a-b-c-d>.<ns>.pod.<zone>``).
 - ``<a-b-c-d>.<ns>.pod.<zone>`` A, for any address in an existing namespace (coredns' ``pods
   insecure``, kubeadm's default); ``dns-version.<zone>`` TXT ``1.1.0``.
 - A name that exists without records of the asked type is NODATA (NOERROR, empty), a name
@@ -47,10 +48,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "ClusterRecords",
     "Endpoint",
+    "Pod",
     "Port",
     "Service",
     "Slice",
     "build",
+    "parse_pod",
     "parse_service",
     "parse_slice",
 ]
@@ -96,6 +99,12 @@ class Slice:
     service: str  # the kubernetes.io/service-name label
     endpoints: tuple[Endpoint, ...] = ()
     ports: tuple[Port, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pod:
+    namespace: str
+    ips: tuple[str, ...]
 
 
 def _ports(raw: Any, *, port_key: str) -> tuple[Port, ...]:
@@ -145,6 +154,19 @@ def parse_slice(raw: Mapping[str, Any]) -> Slice | None:
                                   ready=ready is not False))  # unset means ready (API docs)
     return Slice(namespace=namespace, service=service, endpoints=tuple(endpoints),
                  ports=_ports(raw.get("ports"), port_key="port"))
+
+
+def parse_pod(raw: Mapping[str, Any]) -> Pod | None:
+    """A pod's addresses on the pod network (None: none yet, or it shares its node's)."""
+    meta = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    status = raw.get("status") or {}
+    namespace = meta.get("namespace")
+    if not isinstance(namespace, str) or spec.get("hostNetwork"):
+        return None
+    ips = [str(p.get("ip")) for p in status.get("podIPs") or [] if isinstance(p, dict)
+           and p.get("ip")] or ([str(status["podIP"])] if status.get("podIP") else [])
+    return Pod(namespace=namespace, ips=tuple(ips)) if ips else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -208,9 +230,11 @@ def build(
     services: Iterable[Service],
     slices: Iterable[Slice],
     namespaces: Iterable[str],
+    pods: Iterable[Pod] = (),
     ttl: int = dns_table.DEFAULT_TTL,
 ) -> ClusterRecords:
-    """Every record of the cluster domain ``domain`` (e.g. ``cluster.local``)."""
+    """Every record of the cluster domain ``domain`` (e.g. ``cluster.local``); ``pods`` give
+    their addresses PTRs to their pod names unless a headless endpoint named them already."""
     origin = domain.lower().strip(".") + "."
     builder = dns_table.TableBuilder(origin=origin, ttl=ttl)
     builder.add(f"dns-version.{origin}", dns_table.txt(SCHEMA_VERSION))
@@ -245,6 +269,16 @@ def build(
             _cluster_ip(builder, reverse, svc, base)
         else:
             _headless(builder, reverse, base, by_service.get((svc.namespace, svc.name), []))
+    for pod in pods:
+        if not _DNS1123.match(pod.namespace):
+            continue
+        for ip in pod.ips:
+            try:
+                name = dns.reversename.from_address(ip).to_text().lower()
+            except (ValueError, dns.exception.SyntaxError):
+                continue
+            if name not in reverse:
+                reverse[name] = [f"{_label_of(ip)}.{pod.namespace}.pod.{origin}"]
     valid_ns = [ns for ns in known_ns if _DNS1123.match(ns)]
     names = [f"svc.{origin}", f"pod.{origin}"]
     names += [f"{ns}.svc.{origin}" for ns in valid_ns] + [f"{ns}.pod.{origin}" for ns in valid_ns]

@@ -1,5 +1,5 @@
-"""Where the records come from: Services, EndpointSlices and Namespaces watched through the
-Kubernetes API, and the Mesos master's state polled through its operator API.
+"""Where the records come from: Services, EndpointSlices, Namespaces and Pods (their addresses,
+for PTRs) watched through the Kubernetes API, and the Mesos master's state polled through its operator API.
 
 Why one owner and a short debounce: each watch event updates one dictionary and asks for a
 rebuild; the rebuild (``cluster.build``, pure) runs at most once per ``DEBOUNCE_SECONDS`` in
@@ -68,6 +68,7 @@ class ClusterSource:
         self._services: dict[str, cluster.Service] = {}
         self._slices: dict[str, cluster.Slice] = {}
         self._namespaces: set[str] = set()
+        self._pods: dict[str, cluster.Pod] = {}
         self._rebuild: asyncio.TimerHandle | None = None
         self._reported: set[tuple[str, str]] = set()
         self.records = cluster.build(domain=domain, services=(), slices=(), namespaces=())
@@ -89,6 +90,15 @@ class ClusterSource:
             self._slices[key] = found
         self._soon()
 
+    def on_pod(self, etype: str | None, raw: dict[str, Any]) -> None:
+        key, pod = _key(raw), cluster.parse_pod(raw)
+        if etype == "DELETED" or pod is None:
+            if self._pods.pop(key, None) is not None:
+                self._soon()
+        elif self._pods.get(key) != pod:  # most pod events change no address
+            self._pods[key] = pod
+            self._soon()
+
     def on_namespace(self, etype: str | None, raw: dict[str, Any]) -> None:
         name = (raw.get("metadata") or {}).get("name")
         if not isinstance(name, str):
@@ -106,7 +116,8 @@ class ClusterSource:
     def rebuild(self) -> None:
         self._rebuild = None
         self.records = cluster.build(domain=self.domain, services=self._services.values(),
-                                     slices=self._slices.values(), namespaces=self._namespaces)
+                                     slices=self._slices.values(), namespaces=self._namespaces,
+                                     pods=self._pods.values())
         for key, reason in self.records.skipped:
             if (key, reason) not in self._reported:
                 self._reported.add((key, reason))
@@ -117,6 +128,7 @@ class ClusterSource:
                   ready: asyncio.Event) -> None:
         await kube_operator.run(
             connection=kube.connection(),
+            on_pod=self.on_pod,
             others={
                 ("", "v1", "services"): self.on_service,
                 ("discovery.k8s.io", "v1", "endpointslices"): self.on_slice,

@@ -133,6 +133,21 @@ def test_reverse_names_of_cluster_ips_and_endpoints() -> None:
     assert r.lookup(dns.name.from_text("1.2.0.192.in-addr.arpa."), PTR) is None  # forwarded
 
 
+def test_pod_addresses_have_ptrs_unless_an_endpoint_named_them() -> None:
+    pods = [cluster.parse_pod({"metadata": {"namespace": "default"},
+                               "status": {"podIP": ip, "podIPs": [{"ip": ip}]}})
+            for ip in ("10.88.3.4", "10.88.0.5")]
+    host = cluster.parse_pod({"metadata": {"namespace": "default"}, "spec": {
+        "hostNetwork": True}, "status": {"podIP": "127.0.0.1"}})
+    assert host is None and None not in pods
+    parsed = [s for s in (cluster.parse_service(r) for r in HEADLESS) if s is not None]
+    r = cluster.build(domain="cluster.local", services=parsed,
+                      slices=[cluster.parse_slice(DB_SLICE)],  # type: ignore[list-item]
+                      namespaces=["default"], pods=pods)  # type: ignore[arg-type]
+    assert texts(ask(r, "4.3.88.10.in-addr.arpa.", PTR)) == ["10-88-3-4.default.pod.cluster.local."]
+    assert texts(ask(r, "5.0.88.10.in-addr.arpa.", PTR)) == ["db-0.db.default.svc.cluster.local."]
+
+
 def test_pod_names_answer_the_address_they_spell() -> None:
     r = build([svc("web")])
     assert texts(ask(r, "10-88-0-5.default.pod.cluster.local", A)) == ["10.88.0.5"]

@@ -106,6 +106,12 @@ def test_a_pod_resolves_services_and_mesos_tasks(cluster: Cluster, tmp_path: Pat
     # the search path: the short name resolves too
     assert ip in _exec(cluster, "nslookup", "web")
     assert "10.96.0.1" in _exec(cluster, "nslookup", "kubernetes.default")
+    # a pod's address names the pod (PTR)
+    pod_ip = eventually(lambda: next((p["status"].get("podIP") for p in cluster.json(
+        "get", "pods", "-l", "app=web")["items"]), None), what="the web pod's IP")
+    pod_name = f"{pod_ip.replace('.', '-')}.default.pod.cluster.local"
+    eventually(lambda: pod_name in _exec(cluster, "nslookup", pod_ip),
+               what="the pod's PTR", output=cluster.lines)
 
     creds = json.loads((cluster.data_dir / "credentials.json").read_text())["credentials"]
     [secret] = [c["secret"] for c in creds if c["principal"] == embedded.OPERATOR_PRINCIPAL]
