@@ -1,5 +1,6 @@
 """Where the records come from: Services, EndpointSlices, Namespaces and Pods (their addresses,
-for PTRs) watched through the Kubernetes API, and the Mesos master's state polled through its operator API.
+for PTRs) watched through the Kubernetes API, and the Mesos master's state polled through its
+operator API.
 
 Why one owner and a short debounce: each watch event updates one dictionary and asks for a
 rebuild; the rebuild (``cluster.build``, pure) runs at most once per ``DEBOUNCE_SECONDS`` in
