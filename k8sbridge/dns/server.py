@@ -183,6 +183,31 @@ class Server:
         finally:
             self._forwards -= 1
 
+    def alias_elsewhere(self, query: dns.message.Message,
+                         response: dns.message.Message) -> dns.name.Name | None:
+        """The target of the answer's last CNAME when no zone of ours holds it (an
+        ExternalName Service's name); None when there is nothing to chase."""
+        q = query.question[0]
+        if q.rdtype in (dns.rdatatype.CNAME, dns.rdatatype.ANY) or not response.answer:
+            return None
+        last = response.answer[-1]
+        if last.rdtype != dns.rdatatype.CNAME:
+            return None
+        target: dns.name.Name = last[0].target
+        return None if self._zones().lookup(target, q.rdtype) is not None else target
+
+    async def chase(self, query: dns.message.Message,
+                    response: dns.message.Message) -> dns.message.Message:
+        """``response`` with the upstreams' records for the CNAME target outside our zones
+        appended (as a recursive server answers a stub resolver, which does not chase)."""
+        target = self.alias_elsewhere(query, response)
+        if target is None or not self.upstreams:
+            return response
+        reply = await self.forward(dns.message.make_query(target, query.question[0].rdtype))
+        if reply.rcode() == dns.rcode.NOERROR:
+            response.answer.extend(reply.answer)
+        return response
+
     async def handle(self, wire: bytes, *, tcp: bool) -> bytes | None:
         """The reply to one message in wire form (None: send nothing)."""
         hit = self.cached(wire, tcp=tcp)
@@ -192,10 +217,12 @@ class Server:
         if parsed is None or isinstance(parsed, bytes):
             return parsed
         response = self.local(parsed)
-        if response is not None:
+        if response is not None and self.alias_elsewhere(parsed, response) is None:
             reply = _to_wire(parsed, response, tcp=tcp)
             self.remember(wire, reply, tcp=tcp)
             return reply
+        if response is not None:
+            return _to_wire(parsed, await self.chase(parsed, response), tcp=tcp)
         return _to_wire(parsed, await self.forward(parsed), tcp=tcp)
 
     # -- transports ------------------------------------------------------------------------
@@ -268,7 +295,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
                 self._send(parsed, addr)
                 return
             response = server.local(parsed)
-            if response is not None:
+            if response is not None and server.alias_elsewhere(parsed, response) is None:
                 reply = _to_wire(parsed, response, tcp=False)
                 server.remember(data, reply, tcp=False)
                 self._send(reply, addr)
@@ -276,7 +303,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         except Exception:  # a bug must cost one answer, not the listener
             log.exception("answering a query failed")
             return
-        task = asyncio.ensure_future(server.forward(parsed))
+        if response is not None:
+            task = asyncio.ensure_future(server.chase(parsed, response))
+        else:
+            task = asyncio.ensure_future(server.forward(parsed))
         task.add_done_callback(lambda t: self._forwarded(t, parsed, addr))
 
     def _forwarded(self, task: asyncio.Future[dns.message.Message],

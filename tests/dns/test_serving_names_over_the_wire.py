@@ -186,8 +186,11 @@ def test_other_names_are_forwarded_upstream(server: int) -> None:
     assert "status: NXDOMAIN" in dig(server, "nothing.example")
     big = short(server, "big.upstream.test", "TXT")  # upstream truncated: we asked over TCP
     assert len(big) == 60
-    cname = short(server, f"ext.default.svc.{ZONE}")
-    assert cname[0] == "db.upstream.test."
+    # an ExternalName: the CNAME, and its target's address from upstream (stubs do not chase)
+    assert short(server, f"ext.default.svc.{ZONE}") == [upstream.ADDRESS, "db.upstream.test."]
+    assert short(server, "+tcp", f"ext.default.svc.{ZONE}") == [upstream.ADDRESS,
+                                                                "db.upstream.test."]
+    assert short(server, f"ext.default.svc.{ZONE}", "CNAME") == ["db.upstream.test."]
 
 
 def test_pods_and_the_kube_dns_service(server: int) -> None:
