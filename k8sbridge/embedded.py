@@ -526,7 +526,8 @@ async def running_processes(
                          else ""),
             api_address=cluster.api_address if cluster is not None else "",
         )
-        if cluster is not None:  # the cluster DNS, before any pod can ask for it
+        dns = None
+        if cluster is not None:  # the cluster DNS, ready before the bridge can start a pod
             dns = await group.spawn(supervise.ChildSpec(
                 name="dns", argv=dns_argv(py=py, cluster=cluster, kubeconfig=kubeconfig,
                                           kernel_url=kernel_url, credentials=credentials,
@@ -534,7 +535,6 @@ async def running_processes(
                 log_file=logs / "dns.log", ready=DNS_READY,
                 stop_grace_seconds=DNS_STOP_GRACE, env=env,
             ))
-            await group.wait_ready(dns, timeout=CHILD_START_TIMEOUT, stop=stop)
             if not settings.scheduler.cluster_dns:
                 bridge_cfg = dataclasses.replace(bridge_cfg, scheduler=dataclasses.replace(
                     bridge_cfg.scheduler, cluster_dns=(CLUSTER_DNS_ADDRESS,)))
@@ -548,6 +548,8 @@ async def running_processes(
             log_file=logs / "bridge.log", ready=BRIDGE_READY,
             stop_grace_seconds=BRIDGE_STOP_GRACE, env=env,
         ))
+        if dns is not None:  # it started beside the bridge
+            await group.wait_ready(dns, timeout=CHILD_START_TIMEOUT, stop=stop)
         ready = await group.wait_ready(bridge, timeout=CHILD_START_TIMEOUT, stop=stop)
         yield EmbeddedProcesses(
             kernel_url=kernel_url, api_url=api_url, kubeconfig=kubeconfig, data_dir=data_dir,
