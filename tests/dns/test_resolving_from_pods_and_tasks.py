@@ -106,6 +106,11 @@ def test_a_pod_resolves_services_and_mesos_tasks(cluster: Cluster, tmp_path: Pat
     # the search path: the short name resolves too
     assert ip in _exec(cluster, "nslookup", "web")
     assert "10.96.0.1" in _exec(cluster, "nslookup", "kubernetes.default")
+    # the kube-dns Service's endpoint (where a service proxy sends 10.96.0.10) answers too
+    [dns_slice] = cluster.json("get", "endpointslices", "-n", "kube-system", "-l",
+                               "kubernetes.io/service-name=kube-dns")["items"]
+    [endpoint] = dns_slice["endpoints"][0]["addresses"]
+    assert ip in _exec(cluster, "nslookup", "web.default.svc.cluster.local", endpoint)
     # a pod's address names the pod (PTR)
     pod_ip = eventually(lambda: next((p["status"].get("podIP") for p in cluster.json(
         "get", "pods", "-l", "app=web")["items"]), None), what="the web pod's IP")
