@@ -1,4 +1,5 @@
-"""A flood of queries meets limits, not unbounded work: forwarded questions beyond
+"""Whatever bytes arrive get an answer, FORMERR or nothing, never an exception; and a flood of
+queries meets limits, not unbounded work: forwarded questions beyond
 ``max_forwards`` get SERVFAIL at once while local names keep answering, and TCP connections
 beyond ``max_connections`` are closed at once. The server runs in this event loop on loopback
 sockets; the upstream is a socket that never answers (a resolver that hangs)."""
@@ -11,7 +12,9 @@ from collections.abc import AsyncIterator
 
 import dns.message
 import dns.rcode
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from k8sbridge.dns import cluster, listen, server, sources
 from tests.conftest import free_port
@@ -97,3 +100,26 @@ async def test_tcp_connections_beyond_the_limit_are_closed(
     finally:
         for _, w in held:
             w.close()
+
+
+_QUERY = dns.message.make_query("web.default.svc.cluster.local", "SRV", use_edns=0).to_wire()
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(st.one_of(
+    st.binary(max_size=600),
+    st.tuples(st.integers(0, len(_QUERY) - 1), st.binary(min_size=1, max_size=8)).map(
+        lambda cut: _QUERY[:cut[0]] + cut[1] + _QUERY[cut[0] + len(cut[1]):])))
+async def test_any_bytes_get_an_answer_formerr_or_nothing_never_an_exception(
+        wire: bytes) -> None:
+    records = cluster.build(domain="cluster.local", services=[cluster.Service(
+        namespace="default", name="web", kind="ClusterIP", cluster_ips=("10.96.0.20",),
+        ports=(cluster.Port("http", "tcp", 80),))], slices=[], namespaces=["default"])
+    zones = sources.Zones(cluster=records)
+    dns_server = server.Server(zones=lambda: zones)  # no upstream: others get SERVFAIL
+    for tcp in (False, True):
+        reply = await dns_server.handle(wire, tcp=tcp)
+        if reply is not None:
+            assert reply[:2] == wire[:2]  # the asker's ID
+            assert len(reply) <= (65535 if tcp else 4096)
+            dns.message.from_wire(reply)  # well-formed
