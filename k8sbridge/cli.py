@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from k8sbridge import __version__, doctor, run_cli
 from k8sbridge.devkube import cli as devkube_cli
+from k8sbridge.dns import cli as dns_cli
 from k8sbridge.kernel import cli as kernel_cli
 from k8sbridge.proxy import cli as proxy_cli
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cli.register(sub)
     doctor.register(sub)
     proxy_cli.register(sub)
+    dns_cli.register(sub)
     return parser
 
 

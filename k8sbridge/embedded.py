@@ -191,6 +191,7 @@ def bridge_settings_for(
 
 KERNEL_READY = re.compile(r"^master: (?P<url>\S+)")
 DEVKUBE_READY = re.compile(r"^devkube serving (?P<url>\S+); kubeconfig: ")
+DNS_READY = re.compile(r"^k8sbridge dns serving ")
 BRIDGE_READY = re.compile(
     r"k8sbridge is ready: framework (?P<framework>\S+), kubelet API on port (?P<port>\d+)"
 )
@@ -200,6 +201,29 @@ BRIDGE_STOP_GRACE = 30.0  # after SIGTERM (its components get STOP_GRACE each, i
 DEVKUBE_STOP_GRACE = 20.0
 PROXY_STOP_GRACE = 10.0  # it removes its table
 KERNEL_STOP_GRACE = 60.0  # it kills its tasks first (a pod's kill grace may be 30 s)
+DNS_STOP_GRACE = 10.0
+# kube-dns' convention: the 10th address of the Service range (devkube's is 10.96.0.0/12)
+CLUSTER_DNS_ADDRESS = "10.96.0.10"
+
+
+def dns_argv(*, py: Sequence[str], cluster: Any, kubeconfig: Path, kernel_url: str,
+             domain: str, credentials: KernelCredentials | None) -> tuple[str, ...]:
+    """``k8sbridge dns`` inside the cluster network: at ``CLUSTER_DNS_ADDRESS`` (what pods'
+    resolv.conf names) and at the address below the API server's (the ``kube-system/kube-dns``
+    Service's endpoint, where a service proxy sends the ClusterIP), both put on the
+    namespace's loopback; Mesos names from the kernel; other names to the host's resolvers."""
+    import ipaddress
+
+    endpoint = str(ipaddress.ip_address(cluster.api_address) - 1)
+    argv = [*py, "dns", "--listen", CLUSTER_DNS_ADDRESS, "--listen", endpoint, "--port", "53",
+            "--listen-netns", cluster.netns_path, "--add-addresses",
+            "--kubeconfig", str(kubeconfig), "--cluster-domain", domain,
+            "--master", kernel_url, "--service", "kube-system/kube-dns",
+            "--service-ip", CLUSTER_DNS_ADDRESS, "--service-endpoint", endpoint]
+    if credentials is not None:
+        argv += ["--mesos-principal", BRIDGE_PRINCIPAL,
+                 "--mesos-secret-file", str(credentials.bridge_secret_file)]
+    return tuple(argv)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -520,6 +544,18 @@ async def running_processes(
                          else ""),
             api_address=cluster.api_address if cluster is not None else "",
         )
+        dns = None
+        if cluster is not None:  # the cluster DNS, ready before the bridge can start a pod
+            dns = await group.spawn(supervise.ChildSpec(
+                name="dns", argv=dns_argv(py=py, cluster=cluster, kubeconfig=kubeconfig,
+                                          kernel_url=kernel_url, credentials=credentials,
+                                          domain=settings.scheduler.cluster_domain),
+                log_file=logs / "dns.log", ready=DNS_READY,
+                stop_grace_seconds=DNS_STOP_GRACE, env=env,
+            ))
+            if not settings.scheduler.cluster_dns:
+                bridge_cfg = dataclasses.replace(bridge_cfg, scheduler=dataclasses.replace(
+                    bridge_cfg.scheduler, cluster_dns=(CLUSTER_DNS_ADDRESS,)))
         settings_file = data_dir / "bridge-settings.yaml"
         _write_private(settings_file, yaml.safe_dump(bridge_settings.dump(bridge_cfg),
                                                      sort_keys=False))
@@ -530,6 +566,8 @@ async def running_processes(
             log_file=logs / "bridge.log", ready=BRIDGE_READY,
             stop_grace_seconds=BRIDGE_STOP_GRACE, env=env,
         ))
+        if dns is not None:  # it started beside the bridge
+            await group.wait_ready(dns, timeout=CHILD_START_TIMEOUT, stop=stop)
         ready = await group.wait_ready(bridge, timeout=CHILD_START_TIMEOUT, stop=stop)
         if cluster is not None and shutil.which("nft") is None:
             log.warning("nft is not installed (Debian's nftables, as scripts/system-packages "

@@ -232,7 +232,8 @@ async def _embedded(
             # A child that crashes is restarted with back-off; the others and every workload
             # keep running. Only Ctrl-C / SIGTERM / SIGHUP end this.
             await emb.group.keep_running(stop=stop, say=_say)
-            print("stopping (the proxy, the bridge, devkube, then the kernel) ...", flush=True)
+            print("stopping (the proxy, the bridge, the DNS, devkube, then the kernel) ...",
+                  flush=True)
     except supervise.Interrupted as e:
         print(f"k8sbridge run: {e}", file=sys.stderr)
         return 130

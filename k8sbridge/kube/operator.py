@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import kopf
@@ -47,6 +47,7 @@ def _build_registry(
     on_pod: WatchCallback | None,
     on_node: WatchCallback | None,
     on_service: WatchCallback | None = None,
+    others: Mapping[tuple[str, str, str], WatchCallback] | None = None,
 ) -> Any:
     registry = kopf.OperatorRegistry()
 
@@ -88,7 +89,16 @@ def _build_registry(
         async def _service_event(event: Any, **_: Any) -> None:
             _deliver(service_callback, event)
 
+    for (group, version, plural), callback in (others or {}).items():
+        _relay(registry, group=group, version=version, plural=plural, callback=callback)
     return registry
+
+
+def _relay(registry: Any, *, group: str, version: str, plural: str,
+           callback: WatchCallback) -> None:
+    @kopf.on.event(group, version, plural, registry=registry)
+    async def _event(event: Any, **_: Any) -> None:
+        _deliver(callback, event)
 
 
 def _deliver(callback: WatchCallback, event: Any) -> None:
@@ -155,11 +165,12 @@ async def run(
     on_pod: WatchCallback | None = None,
     on_node: WatchCallback | None = None,
     on_service: WatchCallback | None = None,
+    others: Mapping[tuple[str, str, str], WatchCallback] | None = None,
     stop: asyncio.Event,
     ready: asyncio.Event,
 ) -> None:
-    """Watch pods (and optionally nodes and services) until ``stop`` is set, in the caller's
-    event loop.
+    """Watch pods (and optionally nodes, services, and ``others``: (group, version, plural) ->
+    callback) until ``stop`` is set, in the caller's event loop.
 
     Callbacks run in this loop (inside kopf's per-object workers), so they keep the
     single-owner rule without a thread hop. kopf's root tasks are spawned and stopped here rather
@@ -174,7 +185,7 @@ async def run(
     if objects_log.level == logging.NOTSET:
         objects_log.setLevel(logging.WARNING)
     registry = _build_registry(connection=connection, on_pod=on_pod, on_node=on_node,
-                               on_service=on_service)
+                               on_service=on_service, others=others)
     kopf_stop = asyncio.Event()
     kopf_ready = asyncio.Event()
     tasks = await kopf.spawn_tasks(

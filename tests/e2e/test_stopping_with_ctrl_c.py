@@ -25,7 +25,8 @@ def test_ctrl_c_stops_everything_cleanly(target: Target) -> None:
     pids = {name: int(pid) for name, pid in re.findall(r"(\w+) pid (\d+)", layout[1])}
     proxy = ["proxy"] if re.search(r"^service proxy: ", "".join(target.output),
                                    re.MULTILINE) else []
-    order = [*proxy, "bridge", "devkube", "kernel"]
+    dns = ["dns"] if "dns" in pids else []  # with the cluster network
+    order = [*proxy, "bridge", *dns, "devkube", "kernel"]
     assert set(pids) == set(order)
     target.process.send_signal(signal.SIGINT)
     try:

@@ -117,7 +117,8 @@ class Running:
         """The children, the last started first; the service proxy runs (in the cluster
         network's namespace) only when the cluster network was made (root, CNI plugins)."""
         proxy = ["proxy"] if "\nservice proxy: " in self.output else []
-        return [*proxy, "bridge", "devkube", "kernel"]
+        dns = ["dns"] if re.search(r"\bdns pid \d+", self.output) else []
+        return [*proxy, "bridge", *dns, "devkube", "kernel"]
 
     def exit_code(self, timeout: float = 90) -> int:
         try:
