@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from k8sbridge.devkube import tablecells, tables_apps, tables_policy
+from k8sbridge.devkube import podgroups, tablecells, tables_apps, tables_policy
 from k8sbridge.devkube.tablecells import Column, Obj, Row
 
 human_duration = tablecells.human_duration
@@ -443,6 +443,7 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     "clusterrolebindings": (BINDING_COLUMNS, _binding_row),
     **tables_apps.PRINTERS,
     **tables_policy.PRINTERS,
+    **podgroups.PRINTERS,
 }
 
 
