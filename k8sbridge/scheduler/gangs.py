@@ -45,6 +45,7 @@ __all__ = [
     "not_found",
     "rejected",
     "too_few",
+    "unreadable",
 ]
 
 #: the coscheduling plugin's label naming a pod's PodGroup (v1alpha1.PodGroupLabel)
@@ -60,6 +61,8 @@ class Gang:
 
     min_member: int | None
     running: int = 0
+    #: why the PodGroup could not be read (an error other than NotFound), "" when it was
+    error: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,6 +85,10 @@ def group_of(pod: pods.PodRequest) -> GroupKey | None:
 
 def not_found(group: GroupKey) -> str:
     return f"PodGroup {group[0]}/{group[1]} not found"
+
+
+def unreadable(group: GroupKey, error: str) -> str:
+    return f"PodGroup {group[0]}/{group[1]} could not be read: {error}"
 
 
 def too_few(pod: pods.PodRequest, *, current: int, min_member: int) -> str:
@@ -123,7 +130,7 @@ def hold(
         free = [p for p in group_pods if not p.node_name]  # bound members are not held
         if gang.min_member is None:
             for pod in free:
-                held[pod.key] = not_found(group)
+                held[pod.key] = unreadable(group, gang.error) if gang.error else not_found(group)
             continue
         bound = len(group_pods) - len(free)
         running = gang.running + bound

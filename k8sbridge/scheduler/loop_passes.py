@@ -22,7 +22,7 @@ from k8sbridge.scheduler import (
     feasible,
     kills,
     launch,
-    loop_shaping,
+    loop_gangs,
     offers,
     plan,
     stack,
@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 NAMESPACES_TTL = 10.0  # seconds namespace labels (for namespaceSelectors) are reused
 
 
-class Passes(loop_shaping.Shaping):
+class Passes(loop_gangs.Gangs):
     """Placement passes and the loop's timers."""
 
     def on_node_event(self, etype: str | None, raw: dict[str, Any]) -> None:
@@ -198,6 +198,7 @@ class Passes(loop_shaping.Shaping):
             view = dataclasses.replace(view, namespace_labels=await self._namespace_labels())
         started = time.perf_counter()
         result = stack.place(pending=pending, view=view, settings=self._stack_settings)
+        result = await self._hold_gangs(pending, result)  # PodGroups: all or nothing
         if self.on_pass is not None:
             self.on_pass(time.perf_counter() - started, len(pending), result)
         # Some pods did not fit, but not every known agent has an offer in the book yet (the
