@@ -67,6 +67,7 @@ REQUIRED_ACCESS: tuple[Access, ...] = (
     *_each("get list watch create update patch delete", "coordination.k8s.io", "leases",
            "kube-node-lease"),
     *_each("list watch", "", "services"),
+    *_each("get", "scheduling.x-k8s.io", "podgroups"),
     *_each("get create update patch", "", "configmaps", BRIDGE_NAMESPACE),
     *_each("get create update", "coordination.k8s.io", "leases", BRIDGE_NAMESPACE),
 )
