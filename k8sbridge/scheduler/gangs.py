@@ -22,15 +22,15 @@ The reasons, as the scheduler-plugins coscheduling plugin words them:
 
 Members bound to a node already (a relaunch) are never held; they count as running.
 
-Known limit: room freed by a held group is not offered to other pods in the same pass (their
-explanation may name resources the group took); its offers are declined and come back, so
-those pods are placed by a later pass.
+Room a held group leaves is not lost for the pass: ``settle`` places the other pending pods
+again without the held groups when some of them did not fit (a second placement, only then),
+so a group that can never run does not starve the pods behind it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from k8sbridge.model import ids, pods
 from k8sbridge.scheduler import plan
@@ -44,6 +44,7 @@ __all__ = [
     "hold",
     "not_found",
     "rejected",
+    "settle",
     "too_few",
     "unreadable",
 ]
@@ -113,6 +114,43 @@ def hold(
     gangs: Mapping[GroupKey, Gang],
 ) -> plan.Plan:
     """``result`` without the assignments of every group that cannot reach ``minMember``."""
+    return _hold(result, pending=pending, gangs=gangs)[0]
+
+
+def settle(
+    result: plan.Plan,
+    *,
+    pending: Sequence[pods.PodRequest],
+    gangs: Mapping[GroupKey, Gang],
+    place: Callable[[list[pods.PodRequest]], plan.Plan],
+) -> plan.Plan:
+    """``hold``, then (when other pods did not fit) ``place`` the pending pods again without
+    the held groups, whose room is free now, until no further group is held: a group that can
+    never run must not take every offer of every pass from the pods behind it."""
+    current, held = _hold(result, pending=pending, gangs=gangs)
+    if not held:
+        return current
+    group_by_key = {p.key: group_of(p) for p in pending}
+    waiting = {u.pod_key: u for u in current.unplaced if group_by_key.get(u.pod_key) in held}
+    while any(u.pod_key not in waiting for u in current.unplaced):
+        rest = [p for p in pending if group_by_key.get(p.key) not in held]
+        current, more = _hold(place(rest), pending=rest, gangs=gangs)
+        waiting.update((u.pod_key, u) for u in current.unplaced
+                       if group_by_key.get(u.pod_key) in more)
+        held |= more
+        if not more:
+            break
+    kept = tuple(u for u in current.unplaced if u.pod_key not in waiting)
+    return dataclasses.replace(current, unplaced=(*kept, *waiting.values()))
+
+
+def _hold(
+    result: plan.Plan,
+    *,
+    pending: Sequence[pods.PodRequest],
+    gangs: Mapping[GroupKey, Gang],
+) -> tuple[plan.Plan, set[GroupKey]]:
+    """``hold``'s plan, and the groups whose assignments it took back."""
     members: dict[GroupKey, list[pods.PodRequest]] = {}
     seen: set[str] = set()
     for pod in pending:
@@ -122,7 +160,7 @@ def hold(
         seen.add(pod.key)
         members.setdefault(group, []).append(pod)
     if not members:
-        return result
+        return result, set()
     assigned = {a.pod_key for a in result.assignments}
     held: dict[ids.PodKey, str] = {}  # pod -> why it is held back
     for group, group_pods in members.items():
@@ -148,7 +186,7 @@ def hold(
             if pod.key in assigned:
                 held[pod.key] = message
     if not held:
-        return result
+        return result, set()
     kept = tuple(a for a in result.assignments if a.pod_key not in held)
     used = {o for a in kept for o in a.offer_ids}
     freed = [o for a in result.assignments if a.pod_key in held for o in a.offer_ids
@@ -163,5 +201,6 @@ def hold(
     unplaced += [plan.Unplaced(pod_key=a.pod_key, pod_uid=a.pod_uid,
                                explanation=_explanation(held[a.pod_key]))
                  for a in result.assignments if a.pod_key in held]
+    groups = {g for p in pending if p.key in held for g in [group_of(p)] if g is not None}
     return dataclasses.replace(result, assignments=kept, unplaced=tuple(unplaced),
-                               unused_offer_ids=unused)
+                               unused_offer_ids=unused), groups

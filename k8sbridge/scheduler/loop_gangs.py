@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from k8sbridge.kube import errors as kube_errors
+from k8sbridge.model import cluster
 from k8sbridge.model import pods as model_pods
-from k8sbridge.scheduler import gangs, loop_shaping, plan
+from k8sbridge.scheduler import gangs, loop_shaping, plan, stack
 
 __all__ = ["POD_GROUP_TTL", "Gangs", "pod_group_path"]
 
@@ -37,9 +38,11 @@ class Gangs(loop_shaping.Shaping):
     _pod_groups: dict[gangs.GroupKey, tuple[float, int | None, str]] | None = None
 
     async def _hold_gangs(
-        self, pending: Sequence[model_pods.PodRequest], result: plan.Plan
+        self, pending: Sequence[model_pods.PodRequest], view: cluster.ClusterView,
+        result: plan.Plan,
     ) -> plan.Plan:
-        """``result`` with every PodGroup that cannot reach its ``minMember`` held back."""
+        """``result`` with every PodGroup that cannot reach its ``minMember`` held back (and
+        the other pods placed again without them when some did not fit: ``gangs.settle``)."""
         wanted = {g for g in map(gangs.group_of, pending) if g is not None}
         if not wanted:
             return result
@@ -54,7 +57,8 @@ class Gangs(loop_shaping.Shaping):
                 # the offers declined meanwhile are filtered: look again (with a REVIVE) soon
                 self._revive_wanted = True
                 self._want_pass(delay=POD_GROUP_TTL)
-        return gangs.hold(result, pending=pending, gangs=known)
+        return gangs.settle(result, pending=pending, gangs=known, place=lambda rest: stack.place(
+            pending=rest, view=view, settings=self._stack_settings))
 
     def _running_members(self) -> collections.Counter[gangs.GroupKey]:
         counts: collections.Counter[gangs.GroupKey] = collections.Counter()

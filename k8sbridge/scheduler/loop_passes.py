@@ -198,7 +198,7 @@ class Passes(loop_gangs.Gangs):
             view = dataclasses.replace(view, namespace_labels=await self._namespace_labels())
         started = time.perf_counter()
         result = stack.place(pending=pending, view=view, settings=self._stack_settings)
-        result = await self._hold_gangs(pending, result)  # PodGroups: all or nothing
+        result = await self._hold_gangs(pending, view, result)  # PodGroups: all or nothing
         if self.on_pass is not None:
             self.on_pass(time.perf_counter() - started, len(pending), result)
         # Some pods did not fit, but not every known agent has an offer in the book yet (the

@@ -65,9 +65,12 @@ async def test_a_gang_of_four_waits_until_four_fit_then_starts_together(
     messages = await eventually(explained, what="the gang's reasons")
     blocker = names[next(i for i, m in enumerate(messages) if "Insufficient cpu" in m)]
     assert all(m == held.format(blocker) for m in messages if m.startswith("PodGroup")), messages
-    described = await kubectl(embedded, "describe", "pod", next(
-        n for n in names if n != blocker))
-    assert held.format(blocker) in described, described
+    one = next(n for n in names if n != blocker)
+
+    async def described() -> bool:  # (the FailedScheduling event follows the condition)
+        return held.format(blocker) in await kubectl(embedded, "describe", "pod", one)
+
+    await eventually(described, what="the reason in kubectl describe")
     # nothing was launched half-way, and nothing is a little later either
     await asyncio.sleep(2.0)
     assert await bound(kube) == []
@@ -76,8 +79,12 @@ async def test_a_gang_of_four_waits_until_four_fit_then_starts_together(
     await create(kube, pod("stray", labels={"app": "stray", gangs.POD_GROUP_LABEL: "ghost"}))
     assert await eventually(lambda: unschedulable_message(kube, "stray"),
                             what="the stray's reason") == "PodGroup default/ghost not found"
-    assert "PodGroup default/ghost not found" in await kubectl(
-        embedded, "describe", "pod", "stray")
+
+    async def described_stray() -> bool:
+        return "PodGroup default/ghost not found" in await kubectl(
+            embedded, "describe", "pod", "stray")
+
+    await eventually(described_stray, what="the stray's FailedScheduling event")
 
     await kubectl(embedded, "delete", "pod", "blocker", "--grace-period=1")
 

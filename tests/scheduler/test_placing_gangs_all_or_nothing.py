@@ -99,3 +99,42 @@ def test_pods_of_no_group_pass_through_untouched() -> None:
     cluster_view = view(agent(0, "cpus:1;mem:4096"))
     result = stack.place(pending=pending, view=cluster_view, settings=NO_OVERHEAD)
     assert gangs.hold(result, pending=pending, gangs={}) is result
+
+
+def test_a_gang_that_cannot_run_leaves_its_room_to_the_pods_behind_it() -> None:
+    pending = [*(member(f"g{i}") for i in range(4)), pod("solo", "2"), pod("late", "2")]
+    cluster_view = view(*(agent(i, "cpus:2;mem:4096") for i in range(3)))
+    groups = {("default", "gang"): gangs.Gang(min_member=4)}
+    calls: list[list[str]] = []
+
+    def again(rest: list[pods.PodRequest]) -> plan.Plan:
+        calls.append([p.name for p in rest])
+        return stack.place(pending=rest, view=cluster_view, settings=NO_OVERHEAD)
+
+    first = stack.place(pending=pending, view=cluster_view, settings=NO_OVERHEAD)
+    assert len(first.assignments) == 3  # the gang took every offer
+    result = gangs.settle(first, pending=pending, gangs=groups, place=again)
+    assert calls == [["solo", "late"]]
+    assert sorted(a.pod_key for a in result.assignments) == ["default/late", "default/solo"]
+    assert len(result.unused_offer_ids) == 1
+    assert sorted(u.pod_key for u in result.unplaced) == [f"default/g{i}" for i in range(4)]
+    # a group held when nothing else waits costs no second placement
+    alone = stack.place(pending=pending[:4], view=cluster_view, settings=NO_OVERHEAD)
+    result = gangs.settle(alone, pending=pending[:4], gangs=groups, place=again)
+    assert len(calls) == 1 and not result.assignments
+
+
+def test_a_second_group_held_after_placing_again_is_taken_back_too() -> None:
+    big = [member(f"g{i}") for i in range(4)]
+    pair = [member(f"p{i}", group="pair") for i in range(3)]
+    pending = [*big, *pair, pod("solo", "2")]
+    groups = {("default", "gang"): gangs.Gang(min_member=4),
+              ("default", "pair"): gangs.Gang(min_member=3)}
+    cluster_view = view(*(agent(i, "cpus:2;mem:4096") for i in range(3)))
+    first = stack.place(pending=pending, view=cluster_view, settings=NO_OVERHEAD)
+    result = gangs.settle(first, pending=pending, gangs=groups, place=lambda rest: stack.place(
+        pending=rest, view=cluster_view, settings=NO_OVERHEAD))
+    # without the big gang, the pair of 3 fits whole: the pair runs, solo waits
+    assert sorted(a.pod_key for a in result.assignments) == [f"default/p{i}" for i in range(3)]
+    waiting = {str(u.pod_key) for u in result.unplaced}
+    assert waiting == {*(f"default/g{i}" for i in range(4)), "default/solo"}
