@@ -68,6 +68,7 @@ REQUIRED_ACCESS: tuple[Access, ...] = (
            "kube-node-lease"),
     *_each("list watch", "", "services"),
     *_each("list", "policy", "poddisruptionbudgets"),
+    *_each("get", "scheduling.x-k8s.io", "podgroups"),
     *_each("get create update patch", "", "configmaps", BRIDGE_NAMESPACE),
     *_each("get create update", "coordination.k8s.io", "leases", BRIDGE_NAMESPACE),
 )

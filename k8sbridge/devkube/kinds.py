@@ -138,6 +138,10 @@ KINDS: tuple[Kind, ...] = (
     Kind(group="events.k8s.io", version="v1", plural="events", singular="event", kind="Event",
          namespaced=True, short_names=("ev",), fields=NEW_EVENT_FIELDS, storage="/events",
          has_spec=False),
+    # scheduler-plugins' PodGroup CRD (gang scheduling), served as if installed: podgroups
+    Kind(group="scheduling.x-k8s.io", version="v1alpha1", plural="podgroups",
+         singular="podgroup", kind="PodGroup", namespaced=True, short_names=("pg", "pgs"),
+         subresources=("status",)),
     # rbac.authorization.k8s.io/v1 (authorized by devkube.authz; escalation: rbacstrategy)
     Kind(group="rbac.authorization.k8s.io", version="v1", plural="clusterrolebindings",
          singular="clusterrolebinding", kind="ClusterRoleBinding", namespaced=False,

@@ -26,6 +26,7 @@ from k8sbridge.devkube import (
     kinds,
     managedfields,
     patch,
+    podgroups,
     policy,
     priorityclasses,
     rbacstrategy,
@@ -381,6 +382,8 @@ class Registry:
             extra = priorityclasses.causes(obj, old=old)
         elif kind.plural == autoscaling.PLURAL:
             extra = autoscaling.causes(obj)
+        elif kind.group == podgroups.GROUP:
+            extra = podgroups.causes(obj)
         elif kind.plural == "services":
             extra = servicecheck.service_causes(obj, old=old)
         elif kind.plural == "endpoints":

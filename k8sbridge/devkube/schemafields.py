@@ -72,6 +72,7 @@ _TOP_FIELDS: dict[str, frozenset[str]] = {
     "jobs": frozenset({"spec", "status"}),
     "cronjobs": frozenset({"spec", "status"}),
     "poddisruptionbudgets": frozenset({"spec", "status"}),
+    "podgroups": frozenset({"spec", "status"}),
     "horizontalpodautoscalers": frozenset({"spec", "status"}),
     "leases": frozenset({"spec"}),
     "apiservices": frozenset({"spec", "status"}),

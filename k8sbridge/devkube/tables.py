@@ -14,6 +14,7 @@ from typing import Any
 
 from k8sbridge.devkube import (
     apiservices,
+    podgroups,
     priorityclasses,
     tablecells,
     tables_apps,
@@ -451,6 +452,7 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
     **tables_policy.PRINTERS,
     **apiservices.PRINTERS,
     **priorityclasses.PRINTERS,
+    **podgroups.PRINTERS,
 }
 
 

@@ -213,8 +213,10 @@ class Passes(loop_preempt.Preempting):
         started = time.perf_counter()
         result = stack.place(pending=pending, view=view, settings=self._stack_settings,
                              preempt=preempt)
+        placing = time.perf_counter() - started
+        result = await self._hold_gangs(pending, view, result)  # PodGroups: all or nothing
         if self.on_pass is not None:
-            self.on_pass(time.perf_counter() - started, len(pending), result)
+            self.on_pass(placing, len(pending), result)
         gathering = bool(result.unplaced) and early
         await self._commit(result, final=not gathering)
         if gathering:

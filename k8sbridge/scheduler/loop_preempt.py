@@ -21,7 +21,7 @@ from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
 from k8sbridge.model import cluster, preemption
 from k8sbridge.model import pods as model_pods
-from k8sbridge.scheduler import loop_shaping, plan
+from k8sbridge.scheduler import loop_gangs, plan
 
 __all__ = ["Preempting"]
 
@@ -41,7 +41,7 @@ def may_preempt(pending: list[model_pods.PodRequest], view: cluster.ClusterView)
     return any(p.priority > lowest and not p.preempt_never for p in pending)
 
 
-class Preempting(loop_shaping.Shaping):
+class Preempting(loop_gangs.Gangs):
     """Budgets for the pass, and the preemptions of a plan carried out."""
 
     def _with_nomination(self, uid: str, req: model_pods.PodRequest) -> model_pods.PodRequest:

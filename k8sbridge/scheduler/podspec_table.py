@@ -303,7 +303,9 @@ ROWS: tuple[Row, ...] = (
                              "(scheduler.scheduler_names)"),
     _ign("spec.schedulingGates", "the API server keeps gated pods unbound; the bridge sees "
                                  "them once the gates are gone"),
-    _r("spec.schedulingGroup", "is not supported: k8sbridge places pods one by one",
+    _r("spec.schedulingGroup", "is not supported: k8sbridge does not read the Workload API; "
+       "it places gangs by scheduler-plugins' PodGroup (the label "
+       "scheduling.x-k8s.io/pod-group, docs/operations.md)",
        _EMPTY),
     *_security_rows("spec.securityContext", pod=True),
     _ign("spec.serviceAccount", "deprecated alias: the API server copies it into "
