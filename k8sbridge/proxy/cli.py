@@ -38,6 +38,8 @@ def parse_node(text: str) -> tuple[str, str]:
 
 
 def _cidr(text: str) -> str:
+    if not text:
+        return ""  # the default: none (argparse converts a string default too)
     try:
         return str(ipaddress.IPv4Network(text, strict=False))
     except ValueError as e:
