@@ -14,13 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kernel import link
+from k8sbridge.kernel import link, tls
 from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master import http, state
 from k8sbridge.kernel.master.base import (
     VERSION,
     apply_reservations,
 )
+from k8sbridge.kernel.master.errors import MasterError
 from k8sbridge.kernel.master.operations import OperatorHandling
 
 __all__ = ["VERSION", "Master", "apply_reservations"]
@@ -33,13 +34,21 @@ class Master(OperatorHandling):
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        return f"{self.config.tls.scheme}://{self.config.host}:{self.port}"
 
     async def run(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
         self._allocate_soon = asyncio.Event()
+        ssl_context, link_credentials = None, None
+        if self.config.tls.enabled:  # libprocess would exit with these messages
+            try:
+                ssl_context = tls.server_context(self.config.tls)
+                link_credentials = tls.link_server_credentials(self.config.tls)
+            except tls.TlsError as e:
+                raise MasterError(str(e)) from e
         self._recover()
         self._link = link.LinkServer(
-            host=self.config.host, port=self.config.link_port, handler=self._on_link
+            host=self.config.host, port=self.config.link_port, handler=self._on_link,
+            credentials=link_credentials,
         )
         self.link_port = await self._link.start()
         # aiohttp's keep-alive timer runs from the connection's start (and from each answer)
@@ -53,7 +62,8 @@ class Master(OperatorHandling):
         await runner.setup()
         loops: list[asyncio.Task[None]] = []
         try:
-            site = web.TCPSite(runner, self.config.host, self.config.port, reuse_address=True)
+            site = web.TCPSite(runner, self.config.host, self.config.port, reuse_address=True,
+                               ssl_context=ssl_context)
             await site.start()
             server: Any = site._server
             if server is not None and getattr(server, "sockets", None):
