@@ -136,7 +136,8 @@ def test_the_door_is_locked_and_the_bridge_has_the_key(tmp_path: Path) -> None:
         (tmp_path / "wrong-secret").write_text("not-the-secret\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("K8SBRIDGE_")}
         env.update(K8SBRIDGE_MESOS_PRINCIPAL="k8sbridge",
-                   K8SBRIDGE_MESOS_SECRET_FILE=str(tmp_path / "wrong-secret"))
+                   K8SBRIDGE_MESOS_SECRET_FILE=str(tmp_path / "wrong-secret"),
+                   K8SBRIDGE_MESOS_CA_FILE=str(data_dir / "kernel-pki" / "ca.crt"))
         wrong = subprocess.Popen(
             [sys.executable, "-m", "k8sbridge", "run", "--master", url,
              "--kubeconfig", str(data_dir / "kubeconfig"), "--namespace", "other",

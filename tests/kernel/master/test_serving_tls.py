@@ -45,7 +45,7 @@ async def _start(argv: list[str], env: dict[str, str], *, lines: int
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "k8sbridge", "--log-level", "WARNING", *argv, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out = []
+    out: list[str] = []
     assert proc.stdout is not None
     while len(out) < lines:
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
@@ -123,7 +123,9 @@ async def test_the_bridges_client_verifies_the_master_and_the_agents_with_its_ca
         await client.close()
     blind = operator.OperatorClient(masters=(master,))
     try:
-        with pytest.raises(mesos_errors.OperatorError, match="certificate verify failed"):
+        with pytest.raises(mesos_errors.OperatorError,
+                           match="TLS certificate verification failed: unable to get local "
+                           "issuer certificate \\(verified with the system CAs"):
             await blind.get_agents()
     finally:
         await blind.close()
@@ -154,7 +156,8 @@ async def test_an_expired_certificate_is_a_clear_error_not_a_hang(tmp_path: Path
             config=transport.ClientConfig(masters=(master,), ca_file=str(pki.ca_file))))
         started = time.monotonic()
         try:
-            with pytest.raises(mesos_errors.OperatorError, match="certificate has expired"):
+            with pytest.raises(mesos_errors.OperatorError, match="TLS certificate "
+                               "verification failed: certificate has expired"):
                 await client.get_version()
         finally:
             await client.close()
