@@ -212,3 +212,24 @@ def test_settings_read_as_libprocess_reads_them() -> None:
         tls.settings_from_environment({"LIBPROCESS_SSL_ENABLED": "maybe"})
     with pytest.raises(tls.TlsError, match="No TLS version is enabled"):
         tls.settings_from_environment({**base, "LIBPROCESS_SSL_ENABLE_TLS_V1_2": "false"})
+
+
+async def test_required_client_certificates_keep_out_clients_without_one(
+        tmp_path: Path) -> None:
+    pki = embedded_tls.ensure(directory=tmp_path / "pki", hosts=HOSTS)
+    env = _env(pki, LIBPROCESS_SSL_REQUIRE_CLIENT_CERT="true")
+    proc, out = await _start(["kernel", "--port", str(free_port()), "--agents", "2",
+                              "--work-dir", str(tmp_path / "work")], env, lines=3)
+    try:
+        master = out[0].split()[1]
+        # the agents joined: they presented their certificate to the master (HTTP and link)
+        url = master + "/version"
+        anonymous = subprocess.run(["curl", "-sS", "--cacert", str(pki.ca_file), url],
+                                   capture_output=True, text=True, timeout=30)
+        assert anonymous.returncode != 0, anonymous.stdout
+        known = subprocess.run(["curl", "-sS", "--cacert", str(pki.ca_file), "--cert",
+                                str(pki.cert_file), "--key", str(pki.key_file), url],
+                               capture_output=True, text=True, timeout=30)
+        assert known.returncode == 0 and '"version"' in known.stdout, known.stderr
+    finally:
+        await _stop(proc)
