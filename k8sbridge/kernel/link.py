@@ -409,7 +409,10 @@ async def connect(address: str, *, timeout: float = 5.0,
             await channel.channel_ready()
     except TimeoutError as e:
         await channel.close(None)
-        raise LinkError(f"link {address} unreachable within {timeout:g}s") from e
+        hint = ("" if credentials is None else " (over TLS: a master certificate the agent "
+                "cannot verify with LIBPROCESS_SSL_CA_FILE/CA_DIR, e.g. an expired one or "
+                "another CA's, looks the same)")
+        raise LinkError(f"link {address} unreachable within {timeout:g}s{hint}") from e
     except BaseException:
         await channel.close(None)
         raise

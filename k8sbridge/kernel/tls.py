@@ -10,8 +10,9 @@ certificate, an unknown hostname validation scheme, files that do not load).
 ``settings_from_environment`` is pure (a mapping in, settings and warnings out);
 ``server_context``/``client_context`` load the files; ``link_credentials`` gives the gRPC link
 the same certificate, key and CA. What differs from libprocess is said where it happens and in
-docs/kernel.md: no downgrade to plain HTTP on a TLS port, and the link always verifies the
-master's certificate (gRPC cannot turn verification off).
+docs/kernel.md: the link always verifies the master's certificate (gRPC cannot turn verification
+off), and with ``support_downgrade`` the link has a plain port of its own next to the TLS one
+(the HTTP ports take both on one port, as libprocess' do: ``downgrade``).
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ _STRINGS = ("cert_file", "key_file", "ca_file", "ca_dir", "ciphers", "ecdh_curve
             "hostname_validation_scheme")
 _INTS = ("verification_depth",)
 
-DOWNGRADE_REFUSED = ("LIBPROCESS_SSL_SUPPORT_DOWNGRADE is not supported by the embedded "
-                     "kernel: its ports speak TLS only when LIBPROCESS_SSL_ENABLED is set")
 SSL_V3_REFUSED = "LIBPROCESS_SSL_ENABLE_SSL_V3 is not supported: this OpenSSL has no SSLv3"
 
 
@@ -119,8 +118,6 @@ def settings_from_environment(env: Mapping[str, str]) -> tuple[TlsSettings, list
         warnings.append("Usage of LIBPROCESS_SSL_REQUIRE_CERT is deprecated; "
                         "it was renamed to LIBPROCESS_SSL_REQUIRE_CLIENT_CERT")
         flags["require_client_cert"] = True
-    if flags.get("support_downgrade"):
-        raise TlsError(DOWNGRADE_REFUSED)
     if flags.pop("enable_ssl_v3", False):
         raise TlsError(SSL_V3_REFUSED)
     flags.pop("ecdh_curves", None)  # OpenSSL's automatic choice, libprocess' default
@@ -128,6 +125,11 @@ def settings_from_environment(env: Mapping[str, str]) -> tuple[TlsSettings, list
         raise TlsError("SSL requires key! NOTE: Set path with LIBPROCESS_SSL_KEY_FILE")
     if not flags.get("cert_file"):
         raise TlsError("SSL requires certificate! NOTE: Set path with LIBPROCESS_SSL_CERT_FILE")
+    if ((flags.get("require_client_cert") or flags.get("verify_server_cert"))
+            and flags.get("support_downgrade")):
+        warnings.append("TLS certificate verification was enabled by setting one of "
+                        "LIBPROCESS_SSL_VERIFY_CERT or LIBPROCESS_SSL_REQUIRE_CERT, but can be "
+                        "bypassed because TLS downgrades are enabled.")
     if flags.get("require_client_cert"):
         flags["verify_server_cert"] = True  # "LIBPROCESS_SSL_REQUIRE_CERT implies ..."
     scheme = flags.get("hostname_validation_scheme", "legacy")

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from k8sbridge.kernel import link, tls
+from k8sbridge.kernel import downgrade, link, tls
 from k8sbridge.kernel.agent import (
     cgroups,
     paths,
@@ -95,7 +95,13 @@ class Agent(Recovery):
                                # what is left of an unread body is drained this long at most
                                lingering_time=min(10.0, self._config.http_body_timeout_seconds))
         await runner.setup()
-        site = web.TCPSite(runner, self._config.host, self._config.port, ssl_context=server_ssl)
+        site: web.BaseSite
+        if server_ssl is not None and self._config.tls.support_downgrade:
+            site = downgrade.DowngradeSite(runner, self._config.host, self._config.port,
+                                           ssl_context=server_ssl)
+        else:
+            site = web.TCPSite(runner, self._config.host, self._config.port,
+                               ssl_context=server_ssl)
         try:
             await site.start()
         except OSError as e:

@@ -190,8 +190,6 @@ def test_libprocess_refusals_end_the_command_with_its_words(tmp_path: Path) -> N
             in _refusal(no_cert, "--agents", "0"))
     scheme = {**env, "LIBPROCESS_SSL_HOSTNAME_VALIDATION_SCHEME": "dns"}
     assert "Unknown value for hostname_validation_scheme: dns" in _refusal(scheme, "master")
-    downgrade = {**env, "LIBPROCESS_SSL_SUPPORT_DOWNGRADE": "true"}
-    assert tls.DOWNGRADE_REFUSED in _refusal(downgrade, "master")
     missing = {**env, "LIBPROCESS_SSL_CERT_FILE": str(tmp_path / "absent.crt")}
     assert f"Could not load cert file '{tmp_path / 'absent.crt'}'" in _refusal(missing,
                                                                               "master")
@@ -232,4 +230,36 @@ async def test_required_client_certificates_keep_out_clients_without_one(
                                capture_output=True, text=True, timeout=30)
         assert known.returncode == 0 and '"version"' in known.stdout, known.stderr
     finally:
+        await _stop(proc)
+
+
+async def test_with_downgrades_one_port_speaks_tls_and_plain_http(tmp_path: Path) -> None:
+    """LIBPROCESS_SSL_SUPPORT_DOWNGRADE: TLS clients get TLS, plain ones plain HTTP, on the same
+    port; an agent without TLS joins (its link is plain), one with TLS joins over TLS."""
+    pki = embedded_tls.ensure(directory=tmp_path / "pki", hosts=HOSTS)
+    env = _env(pki, LIBPROCESS_SSL_SUPPORT_DOWNGRADE="true")
+    port = free_port()
+    proc, out = await _start(["kernel", "--port", str(port), "--agents", "1",
+                              "--work-dir", str(tmp_path / "work")], env, lines=2)
+    plain_env = {k: v for k, v in env.items() if not k.startswith("LIBPROCESS_SSL_")}
+    plain_agent, joined = await _start(
+        ["kernel", "agent", "--master", f"127.0.0.1:{port}", "--host", "127.0.0.2",
+         "--work-dir", str(tmp_path / "plain-agent")], plain_env, lines=1)
+    try:
+        master = out[0].split()[1]
+        assert joined[0].startswith("agent: http://127.0.0.2:")
+        trusted = ssl.create_default_context(cafile=str(pki.ca_file))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(master + "/state", ssl=trusted) as reply:
+                slaves = (await reply.json())["slaves"]
+            assert sorted(s["hostname"] for s in slaves) == HOSTS
+            async with http.get(f"http://127.0.0.1:{port}/state") as reply:
+                assert reply.status == 200
+            links = []
+            for url, context in ((master, trusted), (f"http://127.0.0.1:{port}", None)):
+                async with http.get(url + "/kernel/link", ssl=context or True) as reply:
+                    links.append((await reply.json())["address"])
+            assert links[0] != links[1]  # a TLS link and a plain one
+    finally:
+        await _stop(plain_agent)
         await _stop(proc)
