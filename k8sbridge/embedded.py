@@ -25,6 +25,11 @@ user running ``k8sbridge run``, never another one such as root); ``operator`` ma
 framework, ``k8sbridge`` only its own; only ``operator`` may mark an agent gone
 (``MARK_AGENT_GONE``, for a machine that will not come back); everything else is denied (a
 principal added to the credentials file gets 403).
+
+The kernel serves TLS by default (``embedded.tls``): libprocess' ``LIBPROCESS_SSL_*`` variables
+in its environment name a certificate from ``embedded_tls`` (DATA_DIR/kernel-pki), and the
+bridge verifies the master and its agents with that CA (``mesos.ca_file``), as against a
+Mesos cluster with TLS.
 """
 
 from __future__ import annotations

@@ -175,10 +175,12 @@ def test_secrets_at_rest_are_private_in_a_running_k8sbridge_run(tmp_path: Path) 
                                         "bridge-settings.yaml", "kubeconfig")]
         named += sorted((data_dir / "devkube").glob("devkube.db*"))
         named += sorted((data_dir / "devkube" / "pki").glob("*.key"))
+        named += sorted((data_dir / "kernel-pki").glob("*.key"))  # the kernel's CA and TLS keys
         named += sorted((data_dir / "kernel" / "master").glob("registry.sqlite3*"))
         checkpoints = sorted((data_dir / "kernel").glob("agent-*/meta/**/state.json"))
         assert checkpoints, "no agent checkpoint found"
-        assert {p.name for p in named} >= {"devkube.db", "devkube.db-wal"}
+        assert {p.name for p in named} >= {"devkube.db", "devkube.db-wal", "ca.key",
+                                           "kernel.key"}
         wrong = {str(p): oct(_mode(p)) for p in [*named, *checkpoints] if _mode(p) != 0o600}
         assert not wrong, wrong
 
