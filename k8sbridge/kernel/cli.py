@@ -38,7 +38,9 @@ def register(sub: Any) -> None:
         help="run the embedded Mesos-compatible kernel (master + agents)",
         description="Run the embedded offer-based kernel: a Mesos-compatible master (v1 "
         "scheduler and operator APIs on --port) and N in-process agents that run tasks as "
-        "processes on this host.",
+        "processes on this host. TLS as Mesos: libprocess' LIBPROCESS_SSL_* environment "
+        "variables (LIBPROCESS_SSL_ENABLED, _CERT_FILE, _KEY_FILE, _CA_FILE, ...; off by "
+        "default; docs/kernel.md).",
     )
     _master_args(parser)
     parser.add_argument("--agents", type=int, default=1, metavar="N",

@@ -2,8 +2,9 @@
 
 With ``K8SBRIDGE_E2E_KUBECONFIG`` and ``K8SBRIDGE_E2E_MASTER`` set, the same tests run against
 those (a real cluster and a Mesos master running the bridge; ``K8SBRIDGE_E2E_MASTER_AUTH``
-``principal:secret`` for a master that authenticates; ``python -m tests.e2e.external`` sets all
-three up as the kind path does, ``scripts/e2e-kind`` with kind); otherwise the fixture starts
+``principal:secret`` for a master that authenticates, ``K8SBRIDGE_E2E_MASTER_CA`` the CA of an
+``https://`` master; ``python -m tests.e2e.external`` sets the first three up as the kind path
+does, ``scripts/e2e-kind`` with kind); otherwise the fixture starts
 ``python -m k8sbridge run`` on free ports and stops it with SIGINT at the end.
 """
 
