@@ -206,8 +206,10 @@ async def _propagation(targets: app.EmbeddedTargets | Targets, namespace: str) -
     auth = getattr(targets, "kernel_auth", None)  # k8sbridge run locks the kernel's door
     headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()
                } if auth else {}
+    ca = getattr(targets, "kernel_ca", None)
+    context = ssl.create_default_context(cafile=str(ca)) if ca else None
     async with aiohttp.ClientSession() as http, http.get(
-        targets.kernel_url + "/state", headers=headers,
+        targets.kernel_url + "/state", headers=headers, ssl=context if context else True,
     ) as r:
         r.raise_for_status()
         state = await r.json(content_type=None)
@@ -313,6 +315,7 @@ class Targets:
     kernel_url: str
     bridge: _BridgeHandle
     kernel_auth: tuple[str, str] | None = None  # (principal, secret) for the kernel's HTTP API
+    kernel_ca: Path | None = None  # the CA of a kernel serving TLS (k8sbridge run's default)
 
 
 def _cpu_seconds(root: int) -> float:

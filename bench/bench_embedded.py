@@ -101,6 +101,12 @@ def _operator_credential(data_dir: Path) -> tuple[str, str] | None:
     return next(("operator", c["secret"]) for c in creds if c["principal"] == "operator")
 
 
+def _kernel_ca(data_dir: Path) -> Path | None:
+    """The CA of the run's kernel (TLS, k8sbridge run's default); None with --kernel-tls off."""
+    ca = data_dir / "kernel-pki" / "ca.crt"
+    return ca if ca.exists() else None
+
+
 class Run:
     """One ``k8sbridge run --data-dir DIR`` on free ports, its output in DIR/../run.out."""
 
@@ -183,7 +189,8 @@ async def running(
                 await asyncio.sleep(0.2)
             yield run, bench_bridge.Targets(kernel_url=run.kernel_url,
                                             bridge=bench_bridge._BridgeHandle(kube=kube),
-                                            kernel_auth=_operator_credential(data_dir))
+                                            kernel_auth=_operator_credential(data_dir),
+                                            kernel_ca=_kernel_ca(data_dir))
         finally:
             await kube.close()
     finally:

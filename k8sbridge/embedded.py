@@ -25,6 +25,11 @@ user running ``k8sbridge run``, never another one such as root); ``operator`` ma
 framework, ``k8sbridge`` only its own; only ``operator`` may mark an agent gone
 (``MARK_AGENT_GONE``, for a machine that will not come back); everything else is denied (a
 principal added to the credentials file gets 403).
+
+The kernel serves TLS by default (``embedded.tls``): libprocess' ``LIBPROCESS_SSL_*`` variables
+in its environment name a certificate from ``embedded_tls`` (DATA_DIR/kernel-pki), and the
+bridge verifies the master and its agents with that CA (``mesos.ca_file``), as against a
+Mesos cluster with TLS.
 """
 
 from __future__ import annotations
@@ -132,6 +137,7 @@ def bridge_settings_for(
     kubeconfig: Path,
     client_ca_file: Path | None,
     credentials: KernelCredentials | None = None,
+    kernel_ca_file: Path | None = None,
     agent_hosts: Sequence[str] = (),
     pod_network: str = "",
     api_address: str = "",
@@ -154,6 +160,8 @@ def bridge_settings_for(
     their ``KUBERNETES_SERVICE_HOST``: a stop-gap until a service proxy answers the
     ``kubernetes`` Service's ClusterIP."""
     mesos = dataclasses.replace(settings.mesos, masters=(kernel_url,))
+    if kernel_ca_file is not None:  # the kernel serves TLS: its master and agents verified
+        mesos = dataclasses.replace(mesos, ca_file=kernel_ca_file)
     image_dir = image_dir_of(settings)
     if credentials is not None:
         mesos = dataclasses.replace(mesos, principal=BRIDGE_PRINCIPAL,
@@ -241,6 +249,7 @@ class EmbeddedProcesses:
     credentials: KernelCredentials | None = None  # None: the kernel's door is open
     acls: Path | None = None  # the kernel's --acls file (with credentials only)
     cluster_netns: str | None = None  # the cluster network's namespace (None: none was made)
+    kernel_ca_file: Path | None = None  # the CA the kernel's certificate verifies with (TLS)
 
     def child(self, name: str) -> supervise.Child:
         return next(c for c in self.group.children if c.spec.name == name)
@@ -292,6 +301,21 @@ def kernel_argv(
              f"--agent-image-providers={configs[0].image_providers}",
              f"--agent-docker-registry={image_dir}"]
     return argv
+
+
+def kernel_tls(settings: bridge_settings.BridgeSettings, *, data_dir: Path,
+               env: dict[str, str], hosts: Sequence[str]) -> tuple[dict[str, str], Any]:
+    """The kernel's environment and TLS identity (``embedded_tls.KernelPki``; None with
+    ``embedded.tls`` off): libprocess' SSL variables for DATA_DIR/kernel-pki's certificate
+    (naming the master's and every agent's address), or, off, none of ours or the caller's
+    (plain HTTP, whatever this process' environment says)."""
+    plain = {k: v for k, v in env.items() if not k.startswith("LIBPROCESS_SSL_")}
+    if not settings.embedded.tls:
+        return plain, None
+    from k8sbridge import embedded_tls
+
+    pki = embedded_tls.ensure(directory=data_dir / "kernel-pki", hosts=["127.0.0.1", *hosts])
+    return {**plain, **embedded_tls.kernel_environment(pki)}, pki
 
 
 def _ca_from_kubeconfig(kubeconfig: Path, *, into: Path) -> Path | None:
@@ -507,6 +531,9 @@ async def running_processes(
     group = supervise.Group(echo=echo, rotation=supervise.LogRotation(
         max_bytes=settings.embedded.log_max_bytes, keep=settings.embedded.log_files))
     cluster = make_cluster_network(settings, data_dir=data_dir)
+    agent_hosts = [c.host for c in embedded_agent_configs(data_dir=data_dir,
+                                                          count=settings.embedded.agents)]
+    kernel_env, pki = kernel_tls(settings, data_dir=data_dir, env=env, hosts=agent_hosts)
     in_cluster: tuple[str, ...] = ()
     if cluster is not None:  # devkube also listens inside it (the kubernetes Service's IP)
         in_cluster = ("--advertise-address", cluster.api_address,
@@ -517,7 +544,7 @@ async def running_processes(
                                                   log_level=log_level, credentials=credentials,
                                                   acls=acls, cluster=cluster)),
             log_file=logs / "kernel.log", ready=KERNEL_READY,
-            stop_grace_seconds=KERNEL_STOP_GRACE, env=env,
+            stop_grace_seconds=KERNEL_STOP_GRACE, env=kernel_env,
         ))
         devkube = await group.spawn(supervise.ChildSpec(
             name="devkube",
@@ -536,8 +563,8 @@ async def running_processes(
             settings, kernel_url=kernel_url, kubeconfig=kubeconfig,
             client_ca_file=_ca_from_kubeconfig(kubeconfig, into=data_dir / "devkube-ca.crt"),
             credentials=credentials,
-            agent_hosts=[c.host for c in embedded_agent_configs(
-                data_dir=data_dir, count=settings.embedded.agents)],
+            kernel_ca_file=pki.ca_file if pki is not None else None,
+            agent_hosts=agent_hosts,
             # wanted but not made: the pods still ask for it (and wait, saying why)
             pod_network=(cluster.network_name if cluster is not None
                          else settings.scheduler.pod_network if settings.embedded.cluster_network
@@ -586,6 +613,7 @@ async def running_processes(
             logs_dir=logs, framework_id=ready["framework"], kubelet_port=int(ready["port"]),
             group=group, credentials=credentials, acls=acls,
             cluster_netns=cluster.name if cluster is not None else None,
+            kernel_ca_file=pki.ca_file if pki is not None else None,
         )
     finally:
         await group.stop()

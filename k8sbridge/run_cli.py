@@ -63,6 +63,12 @@ def register(sub: Any) -> None:
                      "DATA_DIR/acls.json, 0600, permissive false: 'k8sbridge' registers its "
                      "roles and tears down only its own framework, 'operator' registers other "
                      "roles and tears down any framework, both run tasks only as this user)")
+    emb.add_argument("--kernel-tls", type=_on_off, default=None, metavar="on|off",
+                     help="TLS at the embedded kernel (setting embedded.tls, default on: "
+                     "libprocess' LIBPROCESS_SSL_* settings with a CA and certificate made in "
+                     "DATA_DIR/kernel-pki; the master and agents serve https, the bridge "
+                     "verifies them with that CA, e.g. curl --cacert "
+                     "DATA_DIR/kernel-pki/ca.crt)")
     emb.add_argument("--agent-resources", default=None, metavar="SPEC",
                      help="Mesos --resources of every agent (default: three built-in shapes "
                      "of 4, 2 and 8 cpus)")
@@ -166,6 +172,7 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "cluster_network": args.cluster_network,
             "cluster_cidr": args.cluster_cidr,
             "node_cidr_mask_size": args.node_cidr_mask_size,
+            "tls": args.kernel_tls,
         },
     }
 
@@ -212,6 +219,8 @@ async def _embedded(
             pids = ", ".join(f"{c.spec.name} pid {c.pid}" for c in emb.group.children)
             creds = emb.credentials
             curl = f"curl --netrc-file {creds.netrc} " if creds is not None else "curl "
+            if emb.kernel_ca_file is not None:
+                curl += f"--cacert {emb.kernel_ca_file} "
             print(f"kernel (Mesos v1 API): {emb.kernel_url}  (state: {curl}{emb.kernel_url}/state)")
             if creds is not None:
                 print(f"kernel credentials: {creds.file} (0600; the bridge is principal "
@@ -220,6 +229,9 @@ async def _embedded(
             else:
                 print("kernel authentication is OFF (--kernel-auth off): anyone on this host "
                       "can tear down the bridge's framework", file=sys.stderr)
+            if emb.kernel_ca_file is None:
+                print("kernel TLS is OFF (--kernel-tls off): the kernel's credentials and "
+                      "calls cross this host's network in clear text", file=sys.stderr)
             print(f"kubernetes API (devkube): {emb.api_url}")
             print(f"processes: {pids}; logs in {emb.logs_dir}/")
             if emb.cluster_netns is not None:

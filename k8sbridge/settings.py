@@ -227,6 +227,10 @@ class EmbeddedSettings:
     # DATA_DIR/logs/<child>.log rotate past log_max_bytes (0: never), log_files copies kept
     log_max_bytes: int = 100 * 1024 * 1024
     log_files: int = 5
+    # TLS on the kernel (libprocess' LIBPROCESS_SSL_* settings): a CA and a certificate made in
+    # DATA_DIR/kernel-pki, the master and agents on https, the bridge verifying them with
+    # that CA (mesos.ca_file). False: plain HTTP, as Mesos' default.
+    tls: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import gc
 import socket
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +64,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         item.config.stash[_FILE_DONE] = False
         gc.collect()
         gc.freeze()
+
+
+def kernel_ssl(data_dir: Path) -> ssl.SSLContext | None:
+    """A context that verifies the kernel of `k8sbridge run --data-dir DATA_DIR` with the CA it
+    made (DATA_DIR/kernel-pki/ca.crt); None when it made none (TLS off: plain HTTP)."""
+    ca = data_dir / "kernel-pki" / "ca.crt"
+    return ssl.create_default_context(cafile=str(ca)) if ca.exists() else None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import dataclasses
 import ipaddress
+import logging
+import os
 import signal
 import sys
 import tempfile
@@ -23,6 +25,7 @@ from k8sbridge.kernel import network
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.agent.errors import AgentError
 from k8sbridge.kernel.master.config import MasterConfig
+from k8sbridge.kernel.tls import TlsError, TlsSettings, settings_from_environment
 
 # The master and the agent are imported when a kernel command runs, not when the ``k8sbridge``
 # parser is built: the other commands' processes (``k8sbridge run`` and its bridge and devkube
@@ -35,7 +38,9 @@ def register(sub: Any) -> None:
         help="run the embedded Mesos-compatible kernel (master + agents)",
         description="Run the embedded offer-based kernel: a Mesos-compatible master (v1 "
         "scheduler and operator APIs on --port) and N in-process agents that run tasks as "
-        "processes on this host.",
+        "processes on this host. TLS as Mesos: libprocess' LIBPROCESS_SSL_* environment "
+        "variables (LIBPROCESS_SSL_ENABLED, _CERT_FILE, _KEY_FILE, _CA_FILE, ...; off by "
+        "default; docs/kernel.md).",
     )
     _master_args(parser)
     parser.add_argument("--agents", type=int, default=1, metavar="N",
@@ -282,6 +287,7 @@ def _master_args(parser: argparse.ArgumentParser) -> None:
 def _master_config(args: argparse.Namespace) -> MasterConfig:
     work_dir = args.work_dir / "master" if args.work_dir is not None else None
     return MasterConfig(host=args.host, port=args.port, work_dir=work_dir,
+                        tls=getattr(args, "tls", TlsSettings()),
                         agent_ping_interval=args.agent_ping_timeout,
                         max_missed_pings=args.max_agent_ping_timeouts,
                         authenticate_frameworks=args.authenticate_frameworks,
@@ -351,7 +357,7 @@ def _agent_configs(args: argparse.Namespace, base: Path) -> list[AgentConfig]:
             raise AgentFlagError(f"agent {i} has a zone ({zones[i]}) but no region: give "
                                  "--agent-region too")
         out.append(AgentConfig(
-            master=f"{args.host}:{args.port}",
+            master=f"{args.host}:{args.port}", tls=getattr(args, "tls", TlsSettings()),
             work_dir=base / f"agent-{i}",
             host=agent_host(index=i, host=args.host, spec=args.agent_host),
             hostname=_fill(args.agent_hostname, i) if args.agent_hostname else None,
@@ -366,6 +372,18 @@ def _agent_configs(args: argparse.Namespace, base: Path) -> list[AgentConfig]:
     return out
 
 
+def _tls_from_environment(command: str) -> TlsSettings:
+    """libprocess' SSL settings of this process (``LIBPROCESS_SSL_*``); what libprocess refuses
+    ends the command with libprocess' message, as its ``EXIT(EXIT_FAILURE)`` does."""
+    try:
+        settings, warnings = settings_from_environment(os.environ)
+    except TlsError as e:
+        raise SystemExit(f"{command}: {e}") from e
+    for warning in warnings:
+        logging.getLogger(__name__).warning("%s", warning)
+    return settings
+
+
 def _install_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -373,6 +391,7 @@ def _install_signals(stop: asyncio.Event) -> None:
 
 
 def _run_kernel(args: argparse.Namespace) -> int:
+    args.tls = _tls_from_environment("k8sbridge kernel")
     if args.agents < 0:
         raise SystemExit("k8sbridge kernel: --agents must be >= 0")
     if args.agents >= 1 << 24 and not args.agent_host:
@@ -424,7 +443,8 @@ async def _kernel(args: argparse.Namespace) -> int:
                 print(f"master: {kernel.master_url}  (scheduler API {kernel.master_url}"
                       "/api/v1/scheduler, operator API /api/v1, legacy /state)", flush=True)
                 for i, agent in enumerate(kernel.agents):
-                    print(f"agent {i}: http://{agent.http_address}  id {agent.agent_id}",
+                    print(f"agent {i}: {args.tls.scheme}://{agent.http_address}  id "
+                          f"{agent.agent_id}",
                           flush=True)
                 await stop.wait()
                 print("stopping: killing tasks and shutting down", flush=True)
@@ -435,6 +455,7 @@ async def _kernel(args: argparse.Namespace) -> int:
 
 
 def _run_master(args: argparse.Namespace) -> int:
+    args.tls = _tls_from_environment("k8sbridge kernel master")
     return asyncio.run(_master(args))
 
 
@@ -465,6 +486,7 @@ async def _master(args: argparse.Namespace) -> int:
 
 
 def _run_agent(args: argparse.Namespace) -> int:
+    args.tls = _tls_from_environment("k8sbridge kernel agent")
     return asyncio.run(_agent(args))
 
 
@@ -480,6 +502,7 @@ async def _agent(args: argparse.Namespace) -> int:
         try:
             config = AgentConfig(
                 master=args.master, work_dir=work_dir, host=args.host, port=args.port,
+                tls=args.tls,
                 hostname=args.hostname, resources=args.resources, attributes=args.attributes,
                 region=args.region, zone=args.zone, **_agent_flag_values(args),
             )
@@ -491,8 +514,8 @@ async def _agent(args: argparse.Namespace) -> int:
         waiter = asyncio.create_task(ready.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if ready.is_set():
-            print(f"agent: http://{agent.http_address}  id {agent.agent_id}  master "
-                  f"{args.master}", flush=True)
+            print(f"agent: {args.tls.scheme}://{agent.http_address}  id {agent.agent_id}  "
+                  f"master {args.master}", flush=True)
         else:
             waiter.cancel()
         try:

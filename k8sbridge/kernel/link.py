@@ -297,8 +297,10 @@ Handler = Callable[[AgentStream], Awaitable[None]]
 class LinkServer:
     """Serves ``AgentLink/Connect``; calls ``handler(stream)`` once per connecting agent."""
 
-    def __init__(self, *, host: str, port: int, handler: Handler) -> None:
+    def __init__(self, *, host: str, port: int, handler: Handler,
+                 credentials: grpc.ServerCredentials | None = None) -> None:
         self._host = host
+        self._credentials = credentials  # None: plaintext (TLS off, as libprocess' default)
         self._port = port
         self._handler = handler
         self._server: grpc.aio.Server | None = None
@@ -316,7 +318,9 @@ class LinkServer:
             (grpc.method_handlers_generic_handler(SERVICE, {METHOD: rpc}),)
         )
         try:
-            bound = server.add_insecure_port(f"{self._host}:{self._port}")
+            address = f"{self._host}:{self._port}"
+            bound = (server.add_insecure_port(address) if self._credentials is None
+                     else server.add_secure_port(address, self._credentials))
         except RuntimeError as e:
             await server.stop(None)
             raise LinkError(f"cannot bind the link to {self._host}:{self._port}: {e}") from e
@@ -389,17 +393,26 @@ class LinkServer:
 # Agent side
 
 
-async def connect(address: str, *, timeout: float = 5.0) -> AgentStream:
-    """Open the link to the master's link address ``host:port``; ``LinkError`` if unreachable."""
+async def connect(address: str, *, timeout: float = 5.0,
+                  credentials: grpc.ChannelCredentials | None = None) -> AgentStream:
+    """Open the link to the master's link address ``host:port`` (over TLS with
+    ``credentials``); ``LinkError`` if unreachable (a certificate the agent does not trust
+    looks the same to gRPC: the channel never becomes ready, and the master logs the
+    handshake's failure)."""
     if not address or ":" not in address:
         raise LinkError(f"link address {address!r} is not host:port")
-    channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+    channel = (grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+               if credentials is None else
+               grpc.aio.secure_channel(address, credentials, options=_CHANNEL_OPTIONS))
     try:
         async with asyncio.timeout(timeout):
             await channel.channel_ready()
     except TimeoutError as e:
         await channel.close(None)
-        raise LinkError(f"link {address} unreachable within {timeout:g}s") from e
+        hint = ("" if credentials is None else " (over TLS: a master certificate the agent "
+                "cannot verify with LIBPROCESS_SSL_CA_FILE/CA_DIR, e.g. an expired one or "
+                "another CA's, looks the same)")
+        raise LinkError(f"link {address} unreachable within {timeout:g}s{hint}") from e
     except BaseException:
         await channel.close(None)
         raise

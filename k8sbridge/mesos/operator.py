@@ -224,4 +224,4 @@ class OperatorClient:
         except TimeoutError as e:
             raise errors.OperatorTimeout(f"{url}: no answer within {self._timeout:.1f}s") from e
         except (aiohttp.ClientError, OSError, ValueError) as e:
-            raise errors.OperatorError(f"{url}: {e!r}") from e
+            raise errors.OperatorError(f"{url}: {self.transport.describe(e)}") from e

@@ -139,6 +139,16 @@ class Transport:
         """The scheme agents are reached with: the leader's (TLS clusters use it everywhere)."""
         return (self.leader or self.masters[0]).scheme
 
+    def describe(self, e: BaseException) -> str:
+        """``e`` for a message; a certificate that does not verify says why and with what CA
+        (an expired certificate, another CA: no retry fixes it until someone acts)."""
+        if isinstance(e, aiohttp.ClientConnectorCertificateError):
+            cause = e.certificate_error
+            why = getattr(cause, "verify_message", None) or str(cause)
+            return (f"TLS certificate verification failed: {why} (verified with "
+                    f"{self.config.ca_file or 'the system CAs'}; mesos.ca_file)")
+        return repr(e)
+
     @staticmethod
     def encode(call: Mapping[str, Any]) -> bytes:
         return _ENCODER.encode(call).encode()
@@ -171,7 +181,7 @@ class Transport:
                             url, data=body, headers=self.headers(), allow_redirects=False
                         )
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                    problems.append(f"{origin(url)}: {e!r}")
+                    problems.append(f"{origin(url)}: {self.describe(e)}")
                     # aiohttp's connect/read timeouts are TimeoutErrors too.
                     timed_out = isinstance(e, TimeoutError)
                     kinds.add(errors.CallTimedOut if timed_out else errors.ConnectionLost)

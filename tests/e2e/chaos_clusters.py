@@ -93,7 +93,8 @@ class Supervised:
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._reader.start()
         self.kubeconfig = data_dir / "kubeconfig"
-        self.master = f"http://127.0.0.1:{self.kernel_port}"
+        self.master = f"https://127.0.0.1:{self.kernel_port}"  # TLS on by default
+        self.ca_file = data_dir / "kernel-pki" / "ca.crt"
         self._kube: Kube | None = None
 
     def _pump(self) -> None:

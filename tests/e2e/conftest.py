@@ -2,8 +2,9 @@
 
 With ``K8SBRIDGE_E2E_KUBECONFIG`` and ``K8SBRIDGE_E2E_MASTER`` set, the same tests run against
 those (a real cluster and a Mesos master running the bridge; ``K8SBRIDGE_E2E_MASTER_AUTH``
-``principal:secret`` for a master that authenticates; ``python -m tests.e2e.external`` sets all
-three up as the kind path does, ``scripts/e2e-kind`` with kind); otherwise the fixture starts
+``principal:secret`` for a master that authenticates, ``K8SBRIDGE_E2E_MASTER_CA`` the CA of an
+``https://`` master; ``python -m tests.e2e.external`` sets the first three up as the kind path
+does, ``scripts/e2e-kind`` with kind); otherwise the fixture starts
 ``python -m k8sbridge run`` on free ports and stops it with SIGINT at the end.
 """
 
@@ -14,6 +15,7 @@ import dataclasses
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -41,6 +43,8 @@ class Target:
     output: list[str]
     # (principal, secret) for the kernel's HTTP APIs: `k8sbridge run` locks them by default
     auth: tuple[str, str] | None = None
+    # the CA the kernel's certificate verifies with: `k8sbridge run` serves TLS by default
+    ca_file: Path | None = None
 
     # the schedulerName pods must name on a cluster whose kube-scheduler owns the default one
     # (K8SBRIDGE_E2E_SCHEDULER_NAME; "" for `k8sbridge run`, whose bridge is the default)
@@ -66,7 +70,9 @@ class Target:
         if self.auth is not None:
             token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        context = (ssl.create_default_context(cafile=str(self.ca_file))
+                   if self.ca_file is not None else None)
+        with urllib.request.urlopen(request, timeout=10, context=context) as reply:
             data: dict[str, Any] = json.loads(reply.read())
             return data
 
@@ -114,10 +120,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     ext_master = os.environ.get("K8SBRIDGE_E2E_MASTER")
     if ext_kubeconfig and ext_master:
         principal, _, secret = os.environ.get("K8SBRIDGE_E2E_MASTER_AUTH", "").partition(":")
+        ext_ca = os.environ.get("K8SBRIDGE_E2E_MASTER_CA")  # for an https:// master
         yield Target(kubeconfig=Path(ext_kubeconfig), master=ext_master.rstrip("/"),
                      process=None, output=[],
                      auth=(principal, secret) if principal else None,
-                     scheduler_name=os.environ.get("K8SBRIDGE_E2E_SCHEDULER_NAME", ""))
+                     scheduler_name=os.environ.get("K8SBRIDGE_E2E_SCHEDULER_NAME", ""),
+                     ca_file=Path(ext_ca) if ext_ca else None)
         return
     data_dir = tmp_path_factory.mktemp("k8sbridge-run")
     kernel_port, api_port = free_port(), free_port()
@@ -151,9 +159,10 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             raise AssertionError("k8sbridge run did not start:\n" + "".join(output[-60:]))
         creds = json.loads((data_dir / "credentials.json").read_text())["credentials"]
         [secret] = [c["secret"] for c in creds if c["principal"] == "operator"]
+        ca = data_dir / "kernel-pki" / "ca.crt"
         yield Target(kubeconfig=data_dir / "kubeconfig",
-                     master=f"http://127.0.0.1:{kernel_port}", process=proc, output=output,
-                     auth=("operator", secret))
+                     master=f"https://127.0.0.1:{kernel_port}", process=proc, output=output,
+                     auth=("operator", secret), ca_file=ca)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import itertools
+from pathlib import Path
 from typing import Any
 
 from k8sbridge.mesos import client as mesos_client
@@ -24,7 +25,7 @@ TASK = {"cpus": 0.1, "mem": 32.0}
 class KeepN:
     def __init__(
         self, *, master: str, n: int, role: str = "marathon",
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str, str] | None = None, ca_file: Path | None = None,
     ) -> None:
         self.n = n
         self.role = role
@@ -41,6 +42,7 @@ class KeepN:
                 client=mesos_client.ClientConfig(
                     masters=(master,), principal=auth[0] if auth is not None else None,
                     secret=auth[1] if auth is not None else None,
+                    ca_file=str(ca_file) if ca_file is not None else None,
                 ),
             ),
             handler=self.handle,

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_both_frameworks_reach_their_targets(target: Target) -> None:
-    other = KeepN(master=target.master, n=6, auth=target.auth)
+    other = KeepN(master=target.master, n=6, auth=target.auth, ca_file=target.ca_file)
     stop, ready = asyncio.Event(), asyncio.Event()
     runner = asyncio.create_task(other.run(stop=stop, ready=ready))
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import stat
 import subprocess
 import time
@@ -45,15 +46,17 @@ ACLS = {"teardown_frameworks": [
 ]}
 
 
-def _teardown(master: str, framework: str, auth: tuple[str, str] | None) -> tuple[int, str]:
+def _teardown(master: str, framework: str, auth: tuple[str, str] | None, *,
+              ca_file: Path | None = None) -> tuple[int, str]:
     body = {"type": "TEARDOWN", "teardown": {"framework_id": {"value": framework}}}
     request = urllib.request.Request(master + "/api/v1", data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
+        with urllib.request.urlopen(request, timeout=30, context=context) as reply:
             return reply.status, ""
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("WWW-Authenticate") or ""
@@ -172,10 +175,12 @@ def test_secrets_at_rest_are_private_in_a_running_k8sbridge_run(tmp_path: Path) 
                                         "bridge-settings.yaml", "kubeconfig")]
         named += sorted((data_dir / "devkube").glob("devkube.db*"))
         named += sorted((data_dir / "devkube" / "pki").glob("*.key"))
+        named += sorted((data_dir / "kernel-pki").glob("*.key"))  # the kernel's CA and TLS keys
         named += sorted((data_dir / "kernel" / "master").glob("registry.sqlite3*"))
         checkpoints = sorted((data_dir / "kernel").glob("agent-*/meta/**/state.json"))
         assert checkpoints, "no agent checkpoint found"
-        assert {p.name for p in named} >= {"devkube.db", "devkube.db-wal"}
+        assert {p.name for p in named} >= {"devkube.db", "devkube.db-wal", "ca.key",
+                                           "kernel.key"}
         wrong = {str(p): oct(_mode(p)) for p in [*named, *checkpoints] if _mode(p) != 0o600}
         assert not wrong, wrong
 
@@ -200,7 +205,7 @@ def test_secrets_at_rest_are_private_in_a_running_k8sbridge_run(tmp_path: Path) 
 
         # The door: an anonymous TEARDOWN is refused and touches no task on the host.
         framework = run.wait_for(r"\[bridge\] k8sbridge is ready: framework (\S+),")[1]
-        code, _ = _teardown(run.master, framework, None)
+        code, _ = _teardown(run.master, framework, None, ca_file=run.ca_file)
         assert code == 401
         time.sleep(2)
         assert [p.pid for p in task_processes(token)] == [holder.pid]

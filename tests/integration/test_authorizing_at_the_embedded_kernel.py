@@ -15,6 +15,7 @@ import base64
 import getpass
 import json
 import os
+import ssl
 import stat
 import time
 import urllib.error
@@ -24,6 +25,7 @@ from pathlib import Path
 from k8sbridge import embedded
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kernel.master import acls
+from tests.conftest import kernel_ssl
 from tests.integration.test_running_the_cli import (
     REPO,
     Running,
@@ -76,7 +78,8 @@ def test_the_kernel_gets_the_acls_only_with_authentication(tmp_path: Path) -> No
 
 
 def _post(url: str, body: dict[str, object], *,
-          auth: tuple[str, str] | None) -> tuple[int, str]:
+          auth: tuple[str, str] | None,
+          context: ssl.SSLContext | None = None) -> tuple[int, str]:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if auth is not None:
         headers["Authorization"] = "Basic " + base64.b64encode(
@@ -84,7 +87,7 @@ def _post(url: str, body: dict[str, object], *,
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
+        with urllib.request.urlopen(request, timeout=30, context=context) as reply:
             return reply.status, reply.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(errors="replace")
@@ -105,6 +108,7 @@ def test_only_the_operator_and_the_bridge_itself_may_tear_the_bridge_down(
     try:
         pids = run.ready()
         url = run.wait_for(r"^kernel \(Mesos v1 API\): (\S+)")[1]
+        ctx = kernel_ssl(data_dir)
         framework = run.wait_for(r"^\[bridge\] k8sbridge is ready: framework (\S+),")[1]
         run.wait_for(r"^kernel credentials: .*; ACLs: .*acls\.json \(permissive false\)")
         acl_file = data_dir / "acls.json"
@@ -125,8 +129,8 @@ def test_only_the_operator_and_the_bridge_itself_may_tear_the_bridge_down(
 
         teardown: dict[str, object] = {
             "type": "TEARDOWN", "teardown": {"framework_id": {"value": framework}}}
-        assert _post(url + "/api/v1", teardown, auth=None)[0] == 401
-        assert _post(url + "/api/v1", teardown, auth=GUEST)[0] == 403
+        assert _post(url + "/api/v1", teardown, context=ctx, auth=None)[0] == 401
+        assert _post(url + "/api/v1", teardown, context=ctx, auth=GUEST)[0] == 403
 
         # Nobody but the bridge registers in its role; 'operator' may in another one.
         def subscribe(principal: str, role: str) -> str:
@@ -134,7 +138,7 @@ def test_only_the_operator_and_the_bridge_itself_may_tear_the_bridge_down(
                 "user": getpass.getuser(), "name": f"{principal}-in-{role}",
                 "principal": principal, "roles": [role],
                 "capabilities": [{"type": "MULTI_ROLE"}]}}}
-            code, text = _post(url + "/api/v1/scheduler", body,
+            code, text = _post(url + "/api/v1/scheduler", body, context=ctx,
                                auth=(principal, secrets[principal]))
             assert code == 200, text
             return text

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import stat
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.conftest import kernel_ssl
 from tests.integration.test_running_the_cli import (
     REPO,
     Running,
@@ -53,7 +55,8 @@ def _read_lines(proc: subprocess.Popen[str]) -> tuple[list[str], threading.Threa
 
 
 def _http(url: str, *, body: dict[str, object] | None = None,
-          auth: tuple[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+          auth: tuple[str, str] | None = None,
+          context: ssl.SSLContext | None = None) -> tuple[int, dict[str, str], str]:
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -64,7 +67,7 @@ def _http(url: str, *, body: dict[str, object] | None = None,
                                      method="POST" if body is not None else "GET",
                                      headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
+        with urllib.request.urlopen(request, timeout=30, context=context) as reply:
             return reply.status, dict(reply.headers), reply.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode()
@@ -83,6 +86,8 @@ def test_the_door_is_locked_and_the_bridge_has_the_key(tmp_path: Path) -> None:
     try:
         pids = run.ready()
         url = run.wait_for(r"^kernel \(Mesos v1 API\): (\S+)")[1]
+        ctx = kernel_ssl(data_dir)
+        assert url.startswith("https://") and ctx is not None  # TLS on by default
         framework = run.wait_for(r"^\[bridge\] k8sbridge is ready: framework (\S+),")[1]
         run.wait_for(r"^kernel credentials: .*credentials\.json \(0600")
         assert _mode(data_dir) == 0o700
@@ -105,22 +110,22 @@ def test_the_door_is_locked_and_the_bridge_has_the_key(tmp_path: Path) -> None:
         tasks = _task_processes(data_dir, "sleep 3600")
         assert len(tasks) == 1
         operator = operator_credentials(data_dir)
-        code, _, body = _http(url + "/state", auth=operator)
+        code, _, body = _http(url + "/state", context=ctx, auth=operator)
         assert code == 200, body
         [ours] = [f for f in json.loads(body)["frameworks"] if f["id"] == framework]
         assert ours["principal"] == "k8sbridge" and ours["active"]
 
         # Anonymous callers are turned away: no teardown, no state, no framework.
-        code, headers, _ = _http(url + "/api/v1", body={
+        code, headers, _ = _http(url + "/api/v1", context=ctx, body={
             "type": "TEARDOWN", "teardown": {"framework_id": {"value": framework}}})
         assert code == 401
         assert headers.get("WWW-Authenticate") == 'Basic realm="mesos-master-readwrite"'
-        code, headers, _ = _http(url + "/state")
+        code, headers, _ = _http(url + "/state", context=ctx)
         assert code == 401 and "mesos-master-readonly" in headers.get("WWW-Authenticate", "")
-        code, _, _ = _http(url + "/api/v1/scheduler", body={
+        code, _, _ = _http(url + "/api/v1/scheduler", context=ctx, body={
             "type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "x", "name": "x"}}})
         assert code == 401
-        code, _, _ = _http(url + "/api/v1", body={"type": "GET_TASKS"},
+        code, _, _ = _http(url + "/api/v1", context=ctx, body={"type": "GET_TASKS"},
                            auth=("operator", "not-the-secret"))
         assert code == 401
         time.sleep(2)
@@ -131,7 +136,8 @@ def test_the_door_is_locked_and_the_bridge_has_the_key(tmp_path: Path) -> None:
         (tmp_path / "wrong-secret").write_text("not-the-secret\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("K8SBRIDGE_")}
         env.update(K8SBRIDGE_MESOS_PRINCIPAL="k8sbridge",
-                   K8SBRIDGE_MESOS_SECRET_FILE=str(tmp_path / "wrong-secret"))
+                   K8SBRIDGE_MESOS_SECRET_FILE=str(tmp_path / "wrong-secret"),
+                   K8SBRIDGE_MESOS_CA_FILE=str(data_dir / "kernel-pki" / "ca.crt"))
         wrong = subprocess.Popen(
             [sys.executable, "-m", "k8sbridge", "run", "--master", url,
              "--kubeconfig", str(data_dir / "kubeconfig"), "--namespace", "other",
@@ -161,7 +167,7 @@ def test_the_door_is_locked_and_the_bridge_has_the_key(tmp_path: Path) -> None:
         # The real bridge was not disturbed, and no secret reached a log or a command line.
         assert all(_alive(pid) for pid in pids.values())
         assert "exited unexpectedly" not in run.output
-        code, _, body = _http(url + "/state", auth=operator)
+        code, _, body = _http(url + "/state", context=ctx, auth=operator)
         [ours] = [f for f in json.loads(body)["frameworks"] if f["id"] == framework]
         assert ours["active"]
         texts = [run.output, out] + [p.read_text(errors="replace")

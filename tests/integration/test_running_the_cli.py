@@ -198,7 +198,8 @@ def test_three_processes_ctrl_c_stops_them_in_order_and_a_restart_resumes(
         framework = run.wait_for(r"^\[bridge\] k8sbridge is ready: framework (\S+),")[1]
         assert f"kubectl --kubeconfig {data_dir / 'kubeconfig'} get nodes" in run.output
         assert run.wait_for(r"^kernel \(Mesos v1 API\): (\S+)")[1] == \
-            f"http://127.0.0.1:{run.kernel_port}"
+            f"https://127.0.0.1:{run.kernel_port}"  # TLS on by default, with a CA of its own
+        assert f"--cacert {data_dir / 'kernel-pki' / 'ca.crt'} " in run.output
         for name in ("kernel", "devkube", "bridge"):  # labelled on the terminal, and in files
             assert f"[{name}] " in run.output
             assert (data_dir / "logs" / f"{name}.log").stat().st_size > 0

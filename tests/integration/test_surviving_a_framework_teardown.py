@@ -15,6 +15,7 @@ import base64
 import json
 import re
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -22,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import kernel_ssl
 from tests.integration.test_running_the_cli import (
     Running,
     _alive,
@@ -47,7 +49,8 @@ spec:
 """
 
 
-def _master(url: str, call: dict[str, Any], *, auth: tuple[str, str] | None) -> tuple[int, str]:
+def _master(url: str, call: dict[str, Any], *, auth: tuple[str, str] | None,
+            context: ssl.SSLContext | None = None) -> tuple[int, str]:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if auth is not None:
         headers["Authorization"] = "Basic " + base64.b64encode(
@@ -55,14 +58,15 @@ def _master(url: str, call: dict[str, Any], *, auth: tuple[str, str] | None) -> 
     request = urllib.request.Request(url + "/api/v1", data=json.dumps(call).encode(),
                                      method="POST", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
 
 
-def _running_tasks(url: str, *, framework: str, uid: str, auth: tuple[str, str]) -> list[str]:
-    status, body = _master(url, {"type": "GET_TASKS"}, auth=auth)
+def _running_tasks(url: str, *, framework: str, uid: str, auth: tuple[str, str],
+                   context: ssl.SSLContext | None) -> list[str]:
+    status, body = _master(url, {"type": "GET_TASKS"}, auth=auth, context=context)
     assert status == 200, body
     return [t["task_id"]["value"] for t in json.loads(body)["get_tasks"].get("tasks", [])
             if t["state"] == "TASK_RUNNING" and t["framework_id"]["value"] == framework
@@ -88,6 +92,7 @@ def test_after_an_operator_teardown_the_pod_runs_again_under_a_new_framework(
     try:
         pids = run.ready()
         url = run.wait_for(r"^kernel \(Mesos v1 API\): (\S+)")[1]
+        ctx = kernel_ssl(data_dir)
         old = run.wait_for(r"^\[bridge\] k8sbridge is ready: framework (\S+),")[1]
         subprocess.run(["kubectl", "--kubeconfig", str(data_dir / "kubeconfig"), "apply",
                         "-f", "-"], input=POD, text=True, check=True, capture_output=True,
@@ -95,12 +100,13 @@ def test_after_an_operator_teardown_the_pod_runs_again_under_a_new_framework(
         _wait_pod_running(data_dir, "survivor")
         uid = _kubectl(data_dir, "get", "pod", "survivor", "-o", "jsonpath={.metadata.uid}")
         operator = operator_credentials(data_dir)
-        assert len(_running_tasks(url, framework=old, uid=uid, auth=operator)) == 1
+        assert len(_running_tasks(url, framework=old, uid=uid, auth=operator, context=ctx)) == 1
         first = _task_processes(data_dir, COMMAND)
         assert len(first) == 1
 
         status, body = _master(url, {"type": "TEARDOWN",
-                                     "teardown": {"framework_id": {"value": old}}}, auth=operator)
+                                     "teardown": {"framework_id": {"value": old}}},
+                               auth=operator, context=ctx)
         assert status == 200, body
         new = run.wait_for(r"registered as new framework (\S+) \(replacing the removed "
                            + re.escape(old) + r"\)", timeout=60)[1]
@@ -108,7 +114,8 @@ def test_after_an_operator_teardown_the_pod_runs_again_under_a_new_framework(
         run.wait_for(rf"framework {re.escape(old)} was removed by the master: forgetting its "
                      rf"\d+ tasks; bound pods are reconciled against framework {re.escape(new)}",
                      timeout=60)
-        tasks = _eventually(lambda: _running_tasks(url, framework=new, uid=uid, auth=operator),
+        tasks = _eventually(lambda: _running_tasks(url, framework=new, uid=uid, auth=operator,
+                                                   context=ctx),
                             timeout=90,
                             what="the pod's task running under the new framework")
         assert len(tasks) == 1 and not tasks[0].startswith(f"{uid}.0."), tasks

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from k8sbridge.kernel import link
+from k8sbridge.kernel import downgrade, link, tls
 from k8sbridge.kernel.agent import (
     cgroups,
     paths,
@@ -80,6 +80,14 @@ class Agent(Recovery):
                 log.info("agent: removed %s, left by an interrupted write", leftover)
         except OSError as e:
             raise AgentError(f"cannot use work dir {self._work_dir}: {e}") from e
+        server_ssl = None
+        if self._config.tls.enabled:  # libprocess would exit with these messages
+            try:
+                server_ssl = tls.server_context(self._config.tls)
+                self._client_ssl = tls.client_context(self._config.tls)
+                self._link_credentials = tls.link_channel_credentials(self._config.tls)
+            except tls.TlsError as e:
+                raise AgentError(str(e)) from e
         self._cgroups = cgroups.detect()
         app = agent_http.make_app(self)
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
@@ -87,7 +95,13 @@ class Agent(Recovery):
                                # what is left of an unread body is drained this long at most
                                lingering_time=min(10.0, self._config.http_body_timeout_seconds))
         await runner.setup()
-        site = web.TCPSite(runner, self._config.host, self._config.port)
+        site: web.BaseSite
+        if server_ssl is not None and self._config.tls.support_downgrade:
+            site = downgrade.DowngradeSite(runner, self._config.host, self._config.port,
+                                           ssl_context=server_ssl)
+        else:
+            site = web.TCPSite(runner, self._config.host, self._config.port,
+                               ssl_context=server_ssl)
         try:
             await site.start()
         except OSError as e:
@@ -106,7 +120,7 @@ class Agent(Recovery):
             await runner.cleanup()
             raise
         self._spawn(self._daemon.warm_up())
-        log.info("agent API on http://%s", self.http_address)
+        log.info("agent API on %s://%s", self._config.tls.scheme, self.http_address)
         link_task = asyncio.create_task(self._link_loop(stop=stop, ready=ready), name="agent-link")
         retry_task = asyncio.create_task(self._retry_loop(stop=stop), name="agent-retries")
         gc_task = asyncio.create_task(
@@ -135,8 +149,10 @@ class Agent(Recovery):
             self._runner = None
 
     async def _discover_link(self) -> str:
-        url = f"http://{self._config.master}/kernel/link"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        url = f"{self._config.tls.scheme}://{self._config.master}/kernel/link"
+        connector = aiohttp.TCPConnector(ssl=self._client_ssl) if self._client_ssl else None
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5),
+                                         connector=connector) as session:
             async with session.get(url) as response:
                 if response.status != 200:
                     raise link.LinkError(f"{url} answered {response.status}")
@@ -163,7 +179,8 @@ class Agent(Recovery):
             stream: link.AgentStream | None = None
             try:
                 address = await self._discover_link()
-                stream = await link.connect(address, timeout=5.0)
+                stream = await link.connect(address, timeout=5.0,
+                                            credentials=self._link_credentials)
                 await stream.send(self._register_message())
                 registered = await self._await_registered(stream)
             except _ShutDownByMaster:

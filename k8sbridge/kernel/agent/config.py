@@ -11,6 +11,7 @@ from pathlib import Path
 
 from k8sbridge.kernel.agent import capabilities, filesystems
 from k8sbridge.kernel.agent.errors import AgentError
+from k8sbridge.kernel.tls import TlsSettings
 
 __all__ = ["AgentConfig"]
 
@@ -44,6 +45,9 @@ class AgentConfig:
     # keep-alive deadline), and send a request's body within http_body_timeout_seconds.
     http_idle_timeout_seconds: float = 60.0
     http_body_timeout_seconds: float = 30.0
+    # libprocess' SSL settings (LIBPROCESS_SSL_*, read by the CLI): the agent API over HTTPS,
+    # the link to the master over TLS (see ``kernel.tls``). Off by default, as in Mesos.
+    tls: TlsSettings = TlsSettings()
     # Mesos --authenticate_http_readonly, --authenticate_http_readwrite (both off by default)
     # and --http_credentials (a Mesos credentials file): HTTP Basic on the agent API's realms.
     authenticate_http_readonly: bool = False

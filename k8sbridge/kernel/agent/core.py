@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 from aiohttp import web
 
 from k8sbridge.kernel import link
@@ -73,6 +75,9 @@ class AgentCore:
         self._frameworks: dict[str, dict[str, Any]] = {}
         self._updates = updates.StatusUpdates(retry_seconds=config.status_retry_seconds)
         self._stream: link.AgentStream | None = None
+        # With TLS on (config.tls): the master's HTTPS and the link's TLS, set up by run().
+        self._client_ssl: ssl.SSLContext | None = None
+        self._link_credentials: grpc.ChannelCredentials | None = None
         self._registered = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self._cgroups: cgroups.Cgroups | None = None

@@ -166,6 +166,8 @@ class MasterBase:
         self.start_time = time.time()
         self.port = config.port
         self.link_port = config.link_port
+        # LIBPROCESS_SSL_SUPPORT_DOWNGRADE: the link's plain port, for agents without TLS
+        self.plain_link_port: int | None = None
         self.frameworks: dict[str, state.Framework] = {}
         self.completed_frameworks: collections.deque[state.Framework] = collections.deque(
             maxlen=config.max_completed_frameworks

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from k8sbridge.kernel.tls import TlsSettings
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MasterConfig:
@@ -46,3 +48,6 @@ class MasterConfig:
     # http_body_timeout is answered 408 and the connection closed.
     http_idle_timeout: float = 30.0  # above aiohttp clients' 15 s pool keep-alive
     http_body_timeout: float = 30.0
+    # libprocess' SSL settings (LIBPROCESS_SSL_*, read by the CLI): HTTPS on ``port``, TLS on
+    # the agents' link (see ``kernel.tls``). Off by default, as in Mesos.
+    tls: TlsSettings = TlsSettings()

@@ -449,5 +449,8 @@ async def kernel_link(request: web.Request) -> web.Response:
     host = master.config.host
     if host in ("0.0.0.0", "::", ""):  # bound to every interface: the one the agent used
         host = request.url.host or "127.0.0.1"
-    return _json({"address": f"{host}:{master.link_port}", "version": VERSION,
+    # With TLS downgrades allowed, an agent that asked over plain HTTP links in plain too.
+    port = (master.plain_link_port if master.plain_link_port is not None and not request.secure
+            else master.link_port)
+    return _json({"address": f"{host}:{port}", "version": VERSION,
                   "time": time.time()})

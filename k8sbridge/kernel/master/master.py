@@ -14,13 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from k8sbridge.kernel import link
+from k8sbridge.kernel import downgrade, link, tls
 from k8sbridge.kernel import resources as res
 from k8sbridge.kernel.master import http, state
 from k8sbridge.kernel.master.base import (
     VERSION,
     apply_reservations,
 )
+from k8sbridge.kernel.master.errors import MasterError
 from k8sbridge.kernel.master.operations import OperatorHandling
 
 __all__ = ["VERSION", "Master", "apply_reservations"]
@@ -33,15 +34,31 @@ class Master(OperatorHandling):
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        return f"{self.config.tls.scheme}://{self.config.host}:{self.port}"
 
     async def run(self, *, stop: asyncio.Event, ready: asyncio.Event) -> None:
         self._allocate_soon = asyncio.Event()
+        ssl_context, link_credentials = None, None
+        if self.config.tls.enabled:  # libprocess would exit with these messages
+            try:
+                ssl_context = tls.server_context(self.config.tls)
+                link_credentials = tls.link_server_credentials(self.config.tls)
+            except tls.TlsError as e:
+                raise MasterError(str(e)) from e
         self._recover()
         self._link = link.LinkServer(
-            host=self.config.host, port=self.config.link_port, handler=self._on_link
+            host=self.config.host, port=self.config.link_port, handler=self._on_link,
+            credentials=link_credentials,
         )
         self.link_port = await self._link.start()
+        plain_link: link.LinkServer | None = None
+        if self.config.tls.enabled and self.config.tls.support_downgrade:
+            plain_link = link.LinkServer(host=self.config.host, port=0, handler=self._on_link)
+            try:
+                self.plain_link_port = await plain_link.start()
+            except link.LinkError:
+                await self._link.stop(grace=0)
+                raise
         # aiohttp's keep-alive timer runs from the connection's start (and from each answer)
         # and is not pushed back by bytes of a request whose headers are incomplete, so it
         # bounds idle connections and slow headers alike; the body bound is in http.py.
@@ -53,7 +70,13 @@ class Master(OperatorHandling):
         await runner.setup()
         loops: list[asyncio.Task[None]] = []
         try:
-            site = web.TCPSite(runner, self.config.host, self.config.port, reuse_address=True)
+            site: web.BaseSite
+            if ssl_context is not None and self.config.tls.support_downgrade:
+                site = downgrade.DowngradeSite(runner, self.config.host, self.config.port,
+                                               ssl_context=ssl_context)
+            else:
+                site = web.TCPSite(runner, self.config.host, self.config.port,
+                                   reuse_address=True, ssl_context=ssl_context)
             await site.start()
             server: Any = site._server
             if server is not None and getattr(server, "sockets", None):
@@ -79,6 +102,8 @@ class Master(OperatorHandling):
                 if agent.conn is not None:
                     agent.conn.close()
             await self._link.stop(grace=0.5)
+            if plain_link is not None:
+                await plain_link.stop(grace=0.5)
             await runner.cleanup()
             self.registry.close()
 

@@ -71,7 +71,7 @@ class OfferHandling(FrameworkHandling):
             "framework_id": idv(offer.framework_id),
             "agent_id": idv(offer.agent_id),
             "hostname": agent.hostname,
-            "url": agent.url(),
+            "url": agent.url(scheme=self.config.tls.scheme),
             "resources": offer.resources.to_raw(refined=fw.refined),
             "attributes": [a.to_raw() for a in agent.attributes],
             "executor_ids": [

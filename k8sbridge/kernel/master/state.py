@@ -238,9 +238,11 @@ class Agent:
     def pid(self) -> str:
         return f"slave(1)@{self.hostname}:{self.port}"
 
-    def url(self) -> RawJson:
+    def url(self, *, scheme: str = "http") -> RawJson:
+        """Offer.url: Mesos always says "http" (a TODO there: "https" when only https is
+        served); the kernel serves only https with TLS on, so it says so."""
         return {
-            "scheme": "http",
+            "scheme": scheme,
             "address": {
                 "hostname": self.hostname,
                 "ip": _ip_text(self.hostname),
