@@ -54,6 +54,14 @@ import yaml
 
 from k8sbridge import settings as bridge_settings
 from k8sbridge import supervise
+from k8sbridge.embedded_network import (  # re-exported: tests and tools name them here
+    CLUSTER_DNS_ADDRESS,
+    dns_argv,
+    make_cluster_network,
+    proxy_flags,
+    remove_cluster_network,
+    write_private,
+)
 
 __all__ = [
     "BRIDGE_PRINCIPAL",
@@ -211,29 +219,6 @@ PROXY_STOP_GRACE = 10.0  # it removes its table
 KERNEL_STOP_GRACE = 60.0  # it kills its tasks first (a pod's kill grace may be 30 s)
 DNS_STOP_GRACE = 10.0
 # kube-dns' convention: the 10th address of the Service range (devkube's is 10.96.0.0/12)
-CLUSTER_DNS_ADDRESS = "10.96.0.10"
-
-
-def dns_argv(*, py: Sequence[str], cluster: Any, kubeconfig: Path, kernel_url: str,
-             domain: str, credentials: KernelCredentials | None) -> tuple[str, ...]:
-    """``k8sbridge dns`` inside the cluster network: at ``CLUSTER_DNS_ADDRESS`` (what pods'
-    resolv.conf names) and at the address below the API server's (the ``kube-system/kube-dns``
-    Service's endpoint, where a service proxy sends the ClusterIP), both put on the
-    namespace's loopback; Mesos names from the kernel; other names to the host's resolvers."""
-    import ipaddress
-
-    endpoint = str(ipaddress.ip_address(cluster.api_address) - 1)
-    argv = [*py, "dns", "--listen", CLUSTER_DNS_ADDRESS, "--listen", endpoint, "--port", "53",
-            "--listen-netns", cluster.netns_path, "--add-addresses",
-            "--kubeconfig", str(kubeconfig), "--cluster-domain", domain,
-            "--master", kernel_url, "--service", "kube-system/kube-dns",
-            "--service-ip", CLUSTER_DNS_ADDRESS, "--service-endpoint", endpoint]
-    if credentials is not None:
-        argv += ["--mesos-principal", BRIDGE_PRINCIPAL,
-                 "--mesos-secret-file", str(credentials.bridge_secret_file)]
-    return tuple(argv)
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class EmbeddedProcesses:
     """Where the embedded default's parts listen, and the supervised child processes."""
@@ -380,10 +365,10 @@ def kernel_credentials(*, data_dir: Path) -> KernelCredentials:
                     file, type(e).__name__)
     if not all(entries.get(p) for p in (BRIDGE_PRINCIPAL, OPERATOR_PRINCIPAL)):
         entries = {p: secrets.token_urlsafe(32) for p in (BRIDGE_PRINCIPAL, OPERATOR_PRINCIPAL)}
-    _write_private(file, json.dumps({"credentials": [
+    write_private(file, json.dumps({"credentials": [
         {"principal": p, "secret": s} for p, s in entries.items()]}, indent=2) + "\n")
-    _write_private(creds.bridge_secret_file, entries[BRIDGE_PRINCIPAL] + "\n")
-    _write_private(creds.netrc, f"machine 127.0.0.1 login {OPERATOR_PRINCIPAL} password "
+    write_private(creds.bridge_secret_file, entries[BRIDGE_PRINCIPAL] + "\n")
+    write_private(creds.netrc, f"machine 127.0.0.1 login {OPERATOR_PRINCIPAL} password "
                                 f"{entries[OPERATOR_PRINCIPAL]}\n")
     return creds
 
@@ -420,86 +405,8 @@ def kernel_acls(*, data_dir: Path, settings: bridge_settings.BridgeSettings) -> 
     roles may have changed)."""
     file = data_dir / "acls.json"
     doc = acl_document(roles=settings.mesos.roles, user=settings.mesos.user)
-    _write_private(file, json.dumps(doc, indent=2) + "\n")
+    write_private(file, json.dumps(doc, indent=2) + "\n")
     return file
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    tmp.replace(path)
-
-
-CLUSTER_NETNS_FILE = "cluster-netns"  # in the data dir: the namespace of the running cluster
-
-
-def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: Path) -> Any:
-    """The embedded cluster network (``kernel.network.ClusterNetwork``), created; None, with
-    one warning saying why, when it cannot be (plugins missing, no root): the agents then have
-    no CNI network, so pods that ask for it (every pod but hostNetwork ones) wait in
-    ContainerCreating with the agent's reason, and hostNetwork pods run (issue 13: a missing
-    network is said, never replaced by the agent's own). Its name is kept in
-    DATA_DIR/cluster-netns: the namespace of a run that was killed (SIGKILL: nothing could
-    remove it) is removed by the next run there."""
-    from k8sbridge.kernel import network
-
-    record = data_dir / CLUSTER_NETNS_FILE
-    with contextlib.suppress(OSError):
-        stale = record.read_text(encoding="utf-8").strip()
-        if stale.startswith("k8sbridge-") and "/" not in stale:
-            network.ClusterNetwork(name=stale).remove()
-            log.info("removed the cluster network namespace %s of an earlier run", stale)
-        record.unlink()
-    emb = settings.embedded
-    if not emb.cluster_network or not settings.scheduler.pod_network:
-        return None
-    plugins = str(emb.cni_plugins_dir)
-    missing = network.missing_plugins(plugins)
-    if missing:
-        log.warning("the CNI reference plugins %s are not in %s (install Debian's "
-                    "containernetworking-plugins, as scripts/system-packages does): the agents "
-                    "have no pod network, so only hostNetwork pods can start", ", ".join(missing),
-                    plugins)
-        return None
-    cluster = network.ClusterNetwork(cidr=emb.cluster_cidr, agent_prefix=emb.node_cidr_mask_size,
-                                     plugins_dir=plugins,
-                                     network_name=settings.scheduler.pod_network)
-    try:
-        cluster.create()
-    except network.NetworkError as e:
-        log.warning("cannot create the cluster network (%s; it needs root): the agents have "
-                    "no pod network, so only hostNetwork pods can start", e)
-        return None
-    _write_private(record, cluster.name + "\n")
-    log.info("cluster network: namespace %s, pods in %s, the API server at %s inside it",
-             cluster.name, cluster.cidr, cluster.api_address)
-    return cluster
-
-
-def proxy_flags(cluster: Any, *, kubeconfig: Path, agents: int) -> list[str]:
-    """``k8sbridge proxy``'s flags in the embedded default: the cluster network's namespace,
-    one node per agent with its pod subnet (agent ``i`` is Node ``127.0.0.<i+1>``, as
-    ``embedded_agent_configs`` names them), and every Service connection masqueraded (pods of
-    one agent share a bridge, and without br_netfilter a reply between them would bypass the
-    namespace's conntrack; see ``proxy.rules``)."""
-    nodes = [f"--node={c.host}={cluster.agent_subnet(i)}" for i, c in enumerate(
-        embedded_agent_configs(data_dir=kubeconfig.parent, count=agents))]
-    return ["--kubeconfig", str(kubeconfig), "--netns", cluster.netns_path, *nodes,
-            "--masquerade-all", "on"]
-
-
-def remove_cluster_network(cluster: Any, *, data_dir: Path, agents: int) -> None:
-    """The namespace (with every bridge and veth in it) and the agents' IPAM state (what a
-    kernel killed before its tasks ended could not free)."""
-    import shutil
-
-    cluster.remove()
-    with contextlib.suppress(OSError):
-        (data_dir / CLUSTER_NETNS_FILE).unlink()
-    for i in range(agents):
-        shutil.rmtree(data_dir / "kernel" / f"agent-{i}" / "network", ignore_errors=True)
 
 
 @contextlib.asynccontextmanager
@@ -574,9 +481,11 @@ async def running_processes(
         dns = None
         if cluster is not None:  # the cluster DNS, ready before the bridge can start a pod
             dns = await group.spawn(supervise.ChildSpec(
-                name="dns", argv=dns_argv(py=py, cluster=cluster, kubeconfig=kubeconfig,
-                                          kernel_url=kernel_url, credentials=credentials,
-                                          domain=settings.scheduler.cluster_domain),
+                name="dns", argv=dns_argv(
+                    py=py, cluster=cluster, kubeconfig=kubeconfig, kernel_url=kernel_url,
+                    domain=settings.scheduler.cluster_domain,
+                    principal=BRIDGE_PRINCIPAL if credentials is not None else None,
+                    secret_file=credentials.bridge_secret_file if credentials else None),
                 log_file=logs / "dns.log", ready=DNS_READY,
                 stop_grace_seconds=DNS_STOP_GRACE, env=env,
             ))
@@ -584,7 +493,7 @@ async def running_processes(
                 bridge_cfg = dataclasses.replace(bridge_cfg, scheduler=dataclasses.replace(
                     bridge_cfg.scheduler, cluster_dns=(CLUSTER_DNS_ADDRESS,)))
         settings_file = data_dir / "bridge-settings.yaml"
-        _write_private(settings_file, yaml.safe_dump(bridge_settings.dump(bridge_cfg),
+        write_private(settings_file, yaml.safe_dump(bridge_settings.dump(bridge_cfg),
                                                      sort_keys=False))
         bridge = await group.spawn(supervise.ChildSpec(
             name="bridge",
@@ -603,7 +512,8 @@ async def running_processes(
         elif cluster is not None:  # the service proxy, in the cluster network's namespace
             proxy = await group.spawn(supervise.ChildSpec(
                 name="proxy", argv=(*py, "proxy", *proxy_flags(
-                    cluster, kubeconfig=kubeconfig, agents=settings.embedded.agents)),
+                    cluster, kubeconfig=kubeconfig, hosts=[c.host for c in embedded_agent_configs(
+                        data_dir=data_dir, count=settings.embedded.agents)])),
                 log_file=logs / "proxy.log", ready=PROXY_READY,
                 stop_grace_seconds=PROXY_STOP_GRACE, env=env,
             ))
