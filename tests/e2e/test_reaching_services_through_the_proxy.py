@@ -2,7 +2,8 @@
 address in the cluster network: its bridge's gateway) reach the backend pods, scaling the
 Deployment changes which pods answer, ClientIP affinity sticks, and a Service with no
 endpoints refuses at once (issue 14's service proxy, ``k8sbridge proxy`` under ``k8sbridge
-run``).
+run``); the Service's name through the cluster DNS and its ``*_SERVICE_HOST``/``_PORT``
+variables lead to the same backends.
 
 The requests are HTTP/1.0 written with busybox ``nc``: Debian's static busybox 1.35 ``wget``
 crashes (SIGSEGV) on this machine whatever the address, also outside any pod."""
@@ -117,6 +118,14 @@ def test_pods_reach_services_through_cluster_ips_and_node_ports(target: Target) 
         client_ip = target.kubectl_json("get", "pod", "proxied-client")["status"]["podIP"]
         gateway = client_ip.rsplit(".", 1)[0] + ".1"
         assert answers(target, gateway, node_port, tries=3) == {last}
+        # by name through the cluster DNS (k8sbridge dns), the search path, and the kubelet's
+        # service variables: the same backend through the same ClusterIP
+        for name in ("proxied.default.svc.cluster.local", "proxied"):
+            assert answers(target, name, 80, tries=2) == {last}, name
+        variables = target.kubectl("exec", "proxied-client", "--", "sh", "-c",
+                                   "echo $PROXIED_SERVICE_HOST $PROXIED_SERVICE_PORT").split()
+        assert variables == [web_ip, "80"]
+        assert answers(target, variables[0], int(variables[1]), tries=2) == {last}
         target.kubectl("scale", "deployment/proxied", "--replicas=3")
         target.kubectl("rollout", "status", "deployment/proxied", "--timeout=90s", timeout=120)
         sticky_ip = services["proxied-sticky"]["spec"]["clusterIP"]
