@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["TaskName", "app_executor_of", "executor_id", "parse", "sibling", "task_id"]
+__all__ = ["SANDBOX", "TaskName", "app_executor_of", "executor_id", "is_sandbox", "parse",
+           "sibling", "task_id"]
 
 EXECUTOR_PREFIX = "k8sbridge"
+# The container name of a pod's sandbox task (``scheduler.launch``): not a DNS label (no
+# container of a pod can have it), no dot (ids stay parseable).
+SANDBOX = "_sandbox"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,3 +85,8 @@ def app_executor_of(task_id_: str) -> str | None:
     if name.generation is None:
         return f"{EXECUTOR_PREFIX}.{name.uid}.{name.attempt}"
     return executor_id(uid=name.uid, attempt=name.attempt, generation=name.generation)
+
+
+def is_sandbox(container: str) -> bool:
+    """Whether a task id's container part names a pod's sandbox task, not a container."""
+    return container == SANDBOX

@@ -51,6 +51,7 @@ from typing import Any
 
 from k8sbridge import grpc_probe
 from k8sbridge.lifecycle import taskids
+from k8sbridge.lifecycle.launches import PodSandbox
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
 from k8sbridge.scheduler import (
@@ -61,6 +62,7 @@ from k8sbridge.scheduler import (
     podfields,
     podfiles,
     podnet,
+    podsandbox,
     volumes,
 )
 
@@ -171,6 +173,8 @@ class LaunchGroup:
     operation: Json  # Offer.Operation {"type": "LAUNCH_GROUP", "launch_group": {...}}
     used: Resources  # everything the operation consumes (executor + tasks)
     notices: tuple[limits.Notice, ...] = ()  # for the pod's events (limits not enforced)
+    sandbox: PodSandbox | None = None  # the pod's sandbox this launch makes (``podsandbox``)
+    sandbox_operation: Json | None = None  # its LAUNCH_GROUP, to go before ``operation``
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,6 +429,7 @@ def render_launch_group(
     host_ip: str = "",
     network: podfiles.Network | None = None,
     pod_network: str = "",
+    sandbox: PodSandbox | None = None,
 ) -> LaunchGroup:
     """Render the LAUNCH_GROUP of one ``assignment``: its executor share, each container's
     resources and host ports exactly as placement carved them (nothing is carved here).
@@ -439,7 +444,9 @@ def render_launch_group(
     honoured is a ``LaunchError`` (``volumes``, ``podfields``). ``network`` makes the pod's
     ``/etc`` files (``podfiles``; None: none are rendered, for tests of other rules).
     ``pod_network`` is the CNI network pods join (``podnet``: not hostNetwork pods nor pods
-    with a hostPort; ``""``: none does).
+    with a hostPort; ``""``: none does). On the pod network the group joins ``sandbox``,
+    the pod's live sandbox, when it is on the assignment's agent; else it makes one
+    (``podsandbox``: one more task, returned as ``LaunchGroup.sandbox``).
     """
     uid = str(request.uid)
     spec = pod.get("spec") or {}
@@ -503,6 +510,21 @@ def render_launch_group(
     used = exec_res
     image_notices: list[limits.Notice] = []
     tasks: list[Json] = []
+    made: PodSandbox | None = None
+    agent = str(assignment.agent_id)
+    if joined is not None and podsandbox.joinable(sandbox, agent) is not None:
+        assert sandbox is not None
+        executor, exec_id, used = dict(sandbox.executor), sandbox.executor_id, Resources()
+    elif joined is not None:  # its sandbox task: a group of its own, launched first
+        exec_id = executor_id_for(uid=uid, attempt=attempt, generation=generation)
+        executor["executor_id"] = {"value": exec_id}
+        share, own = podsandbox.split_executor(exec_res)
+        executor["resources"] = share.to_raw()
+        pause = podsandbox.sandbox_task(
+            uid=uid, attempt=attempt, generation=generation, agent_id=agent, resources=own,
+            labels=_labels({**pod_labels, LABEL_CONTAINER: taskids.SANDBOX})["labels"],
+            share_cgroups_false=group_limits.share_cgroups_false)
+        made = podsandbox.new_sandbox(agent_id=agent, executor=executor, task=pause)
     task_ids: list[str] = []
     for (creq, _), res, task_limits in zip(pairs, task_res, group_limits.limits, strict=True):
         container = raw_containers.get(creq.name, {"name": creq.name})
@@ -571,4 +593,8 @@ def render_launch_group(
         # said once, not per restart
         notices=(*group_limits.notices, *image_notices, *files.notices,
                  *(pull[1] if pull is not None else ())) if attempt == 0 else (),
+        sandbox=made,
+        sandbox_operation=None if made is None else {
+            "type": "LAUNCH_GROUP",
+            "launch_group": {"executor": executor, "task_group": {"tasks": [pause]}}},
     )

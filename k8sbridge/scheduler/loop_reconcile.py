@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from k8sbridge.lifecycle import away
+from k8sbridge.lifecycle import away, taskids
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import ids
@@ -170,7 +170,8 @@ class Reconciling(loop_pods.PodEvents):
                 if last is not None:
                     self._final_status[tid] = last
             current = self._lives.launch(uid)
-            if not rec.terminal and (current is None or current.attempt <= attempt) and agent:
+            if (not rec.terminal and (current is None or current.attempt <= attempt) and agent
+                    and not taskids.is_sandbox(container)):  # (a sandbox runs no container)
                 node = self._agents.node_for_agent(ids.AgentId(agent)) or ""
                 task_ids = tuple(t for t, r in self._tasks.items()
                                  if r.pod_uid == uid and r.attempt == attempt)

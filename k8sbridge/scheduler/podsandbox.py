@@ -1,0 +1,87 @@
+"""A pod's sandbox on the pod network: one executor, and so one IP, for the pod's whole life.
+
+Why: a kubelet keeps one pod sandbox (one network namespace, one IP) across the pod's init
+containers and every restart of its containers. On Mesos all task groups launched onto one
+DEFAULT executor share its container's network namespace, but the executor ends with its
+last active task; init containers run one group at a time and a restart is a new group, so
+between two groups the executor, and the IP, would be gone. So the pod's first launch on the
+pod network starts with a group of one task, the sandbox task (container name
+``taskids.SANDBOX``, a ``sleep`` that runs until killed), which keeps the executor alive: a
+group of its own, since the default executor kills a whole group when one of its tasks fails
+or is killed, and a failing container must not take the sandbox down. The first group of
+containers, in the same ACCEPT, and every later group of the pod (the next init container,
+the app containers, a restart) are launched onto the same executor with its ExecutorInfo
+exactly as first sent (Mesos refuses any other: "ExecutorInfo is not compatible with
+existing ExecutorInfo"), and add no executor resources. The sandbox task is killed when the
+pod ends (deleted, Succeeded or Failed); if it ends on its own, the next launch makes a new
+sandbox.
+
+Resources: Mesos refuses a task without resources ("Task uses no resources"), so the sandbox
+task takes ``SANDBOX_CPUS`` (0.001, the smallest scalar Mesos keeps) out of the executor
+share placement carved for the pod: the pod's overhead is unchanged. A later group's
+assignment still carves an executor share (placement does not know the executor runs); it
+is not used, and goes back with the offer.
+Pure: values in, wire JSON out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from k8sbridge.lifecycle import taskids
+from k8sbridge.lifecycle.launches import PodSandbox
+from k8sbridge.model import ids
+from k8sbridge.model.resources import Resources
+
+__all__ = ["SANDBOX_CPUS", "joinable", "new_sandbox", "sandbox_task", "split_executor"]
+
+SANDBOX_CPUS = 0.001
+# Runs until killed, on any agent's file system (no image): 2**31-1 seconds.
+_SLEEP = {"shell": False, "value": "sleep", "arguments": ["sleep", "2147483647"]}
+
+Json = dict[str, Any]
+
+
+def joinable(sandbox: PodSandbox | None, agent_id: str) -> PodSandbox | None:
+    """The pod's sandbox if a group placed on ``agent_id`` can join it."""
+    if sandbox is None or str(sandbox.agent_id) != agent_id:
+        return None
+    return sandbox
+
+
+def split_executor(executor: Resources) -> tuple[Resources, Resources]:
+    """``(executor's share, sandbox task's)``: the task's cpus come out of the share, with
+    its reservation and allocation."""
+    for item in executor.items:
+        if item.name == "cpus" and item.type == "SCALAR" and item.scalar > 2 * SANDBOX_CPUS:
+            task = Resources.of([dataclasses.replace(item, scalar=SANDBOX_CPUS)])
+            return executor - task, task
+    return executor, Resources.from_scalars({"cpus": SANDBOX_CPUS})
+
+
+def sandbox_task(*, uid: str, attempt: int, generation: int, agent_id: str,
+                 resources: Resources, labels: list[Json], share_cgroups_false: bool
+                 ) -> Json:
+    """The TaskInfo of the sandbox task."""
+    task: Json = {
+        "name": "pod sandbox",
+        "task_id": {"value": taskids.task_id(uid=uid, attempt=attempt, generation=generation,
+                                             container=taskids.SANDBOX)},
+        "agent_id": {"value": agent_id},
+        "resources": resources.to_raw(),
+        "command": dict(_SLEEP),
+        "labels": {"labels": labels},
+        "kill_policy": {"grace_period": {"nanoseconds": 0}},
+    }
+    if share_cgroups_false:  # every task under one executor agrees on it (Mesos >= 1.11)
+        task["container"] = {"type": "MESOS", "linux_info": {"share_cgroups": False}}
+    return task
+
+
+def new_sandbox(*, agent_id: str, executor: Mapping[str, Any], task: Json) -> PodSandbox:
+    return PodSandbox(agent_id=ids.AgentId(agent_id),
+                      executor_id=str(executor["executor_id"]["value"]),
+                      task_id=ids.TaskId(str(task["task_id"]["value"])),
+                      executor=dict(executor))
