@@ -150,13 +150,14 @@ class TaskUpdates(loop_reconcile.Reconciling):
         """An update of the pod's sandbox task (``podsandbox``): ended, the pod's next launch
         makes a new sandbox; live while the pod has ended, it is killed."""
         known = self._lives.sandbox(uid)
-        if rec.terminal:
-            if known is not None and known.task_id == rec.task_id:
-                self._lives.set_sandbox(uid, None)
+        if rec.terminal and known is not None and known.task_id == rec.task_id:
+            self._lives.set_sandbox(uid, None)
+        if self._lives.deleting(uid):  # it is killed with the pod's tasks, then the pod goes
+            await self._progress_deletion(uid)
             return
         phase = (pod.get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed") or self._lives.deleting(uid):
-            await self._end_sandboxes(uid, why=f"its pod is {phase or 'deleted'}")
+        if not rec.terminal and phase in ("Succeeded", "Failed"):
+            await self._end_sandboxes(uid, why=f"its pod is {phase}")
 
     async def _on_update(self, status: mesos_types.TaskStatus) -> None:
         self._unconfirmed.pop(status.task_id, None)  # the master answered for it

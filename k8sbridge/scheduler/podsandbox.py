@@ -20,14 +20,16 @@ Resources: Mesos refuses a task without resources ("Task uses no resources"), so
 task takes ``SANDBOX_CPUS`` (0.001, the smallest scalar Mesos keeps) out of the executor
 share placement carved for the pod: the pod's overhead is unchanged. A later group's
 assignment still carves an executor share (placement does not know the executor runs); it
-is not used, and goes back with the offer.
+is not used, and goes back with the offer. A restarted bridge joins the sandboxes it
+finds running (``adopt``): their ExecutorInfo comes from the master (GET_EXECUTORS), as the
+master keeps it, which is what it compares the next launch's with.
 Pure: values in, wire JSON out.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from k8sbridge.lifecycle import taskids
@@ -35,7 +37,8 @@ from k8sbridge.lifecycle.launches import PodSandbox
 from k8sbridge.model import ids
 from k8sbridge.model.resources import Resources
 
-__all__ = ["SANDBOX_CPUS", "joinable", "new_sandbox", "sandbox_task", "split_executor"]
+__all__ = ["SANDBOX_CPUS", "LiveTask", "adopt", "joinable", "new_sandbox", "sandbox_task",
+           "split_executor"]
 
 SANDBOX_CPUS = 0.001
 # Runs until killed, on any agent's file system (no image): 2**31-1 seconds.
@@ -85,3 +88,41 @@ def new_sandbox(*, agent_id: str, executor: Mapping[str, Any], task: Json) -> Po
                       executor_id=str(executor["executor_id"]["value"]),
                       task_id=ids.TaskId(str(task["task_id"]["value"])),
                       executor=dict(executor))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LiveTask:
+    """A live task of ours as reconciliation lists it."""
+
+    uid: str
+    task_id: ids.TaskId
+    container: str
+    agent_id: str
+    executor_id: str
+    incarnation: tuple[int, int]  # (generation, attempt): the later one wins
+
+
+def adopt(tasks: Iterable[LiveTask], executors: Iterable[Mapping[str, Any]], *,
+          framework_id: str) -> dict[str, PodSandbox]:
+    """The sandbox each pod can join after a bridge restart: its latest live sandbox task's
+    executor, with the ExecutorInfo the master lists (GET_EXECUTORS) for it."""
+    infos: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in executors:
+        info = entry.get("executor_info")
+        agent = (entry.get("agent_id") or {}).get("value")
+        if not isinstance(info, dict) or not isinstance(agent, str):
+            continue
+        if (info.get("framework_id") or {}).get("value") not in (None, framework_id):
+            continue
+        infos[(agent, str((info.get("executor_id") or {}).get("value") or ""))] = info
+    best: dict[str, LiveTask] = {}
+    for task in tasks:
+        if not taskids.is_sandbox(task.container) or (task.agent_id,
+                                                      task.executor_id) not in infos:
+            continue
+        if task.uid not in best or task.incarnation > best[task.uid].incarnation:
+            best[task.uid] = task
+    return {uid: PodSandbox(agent_id=ids.AgentId(t.agent_id), executor_id=t.executor_id,
+                            task_id=t.task_id, executor=dict(infos[(t.agent_id,
+                                                                    t.executor_id)]))
+            for uid, t in best.items()}

@@ -266,9 +266,10 @@ ROWS: tuple[Row, ...] = (
                            "as first sent (a later group's executor share is carved but "
                            "not used). The sandbox task is killed when the pod is deleted, "
                            "Succeeded or Failed; if it ends on its own, the next launch "
-                           "makes a new sandbox with a new IP, and so does the first "
-                           "restart after a bridge restart (Mesos wants the ExecutorInfo "
-                           "verbatim, which the new bridge does not know). On the agent's "
+                           "makes a new sandbox with a new IP. A restarted bridge joins the "
+                           "sandboxes it finds running, with the ExecutorInfo the master "
+                           "lists (operator GET_EXECUTORS); if it cannot read them, a pod's "
+                           "next launch makes a new sandbox. On the agent's "
                            "network each init container and each restart is a task group, "
                            "and an executor, of its own"),
     _r("spec.hostPID", "is not supported: a task group gets a PID namespace of its own on "

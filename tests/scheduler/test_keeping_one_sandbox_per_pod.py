@@ -105,3 +105,29 @@ def test_a_pod_on_the_agents_network_has_no_sandbox() -> None:
     assert [t["task_id"]["value"] for t in _tasks(group)] == ["u1.0.1.setup"]
     assert group.sandbox is None and group.sandbox_operation is None
     assert _executor(group)["executor_id"] == {"value": "k8sbridge.u1.0.1.init.setup"}
+
+
+def test_a_restarted_bridge_adopts_the_latest_live_sandbox_with_the_masters_executor() -> None:
+    info = {"executor_id": {"value": "k8sbridge.u1.0.1"}, "framework_id": {"value": "f"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.099}}]}
+    executors = [
+        {"agent_id": {"value": "a1"}, "executor_info": info},
+        {"agent_id": {"value": "a1"}, "executor_info": {  # another framework's
+            "executor_id": {"value": "k8sbridge.u2.0.1"}, "framework_id": {"value": "g"}}},
+    ]
+
+    def live(uid: str, attempt: int, container: str = taskids.SANDBOX,
+             executor: str = "k8sbridge.u1.0.1") -> podsandbox.LiveTask:
+        return podsandbox.LiveTask(
+            uid=uid, task_id=ids.TaskId(f"{uid}.{attempt}.1.{container}"), container=container,
+            agent_id="a1", executor_id=executor, incarnation=(1, attempt))
+
+    found = podsandbox.adopt([
+        live("u1", 0), live("u1", 2, container="c"),
+        live("u1", 1, executor="k8sbridge.u1.1.1"),  # the master lists no such executor
+        live("u2", 0, executor="k8sbridge.u2.0.1"),
+    ], executors, framework_id="f")
+    assert found == {"u1": PodSandbox(
+        agent_id=ids.AgentId("a1"), executor_id="k8sbridge.u1.0.1",
+        task_id=ids.TaskId(f"u1.0.1.{taskids.SANDBOX}"), executor=info)}
+    assert found["u1"].executor == info
