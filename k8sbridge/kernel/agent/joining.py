@@ -28,6 +28,7 @@ from k8sbridge.kernel.agent.state import Container, LaunchError, has_capability
 log = logging.getLogger(__name__)
 
 TERMINATING = "Executor terminating"
+LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"
 
 
 class Joining(Running):
@@ -71,11 +72,18 @@ class Joining(Running):
         root = self._containers.get(container.executor_root)
         if root is not None:
             await root.networked.wait()
+        else:
+            root = next((c for c in self._completed
+                         if c.container_id == container.executor_root), None)
         if self._cni is None:
             return None
         attachment = self._cni.status(container.executor_root)
         if attachment is not None:
             return attachment
+        failed = [t.statuses[-1].get("message") for t in (root.tasks.values() if root else ())
+                  if t.statuses and t.statuses[-1].get("reason") == LAUNCH_FAILED]
+        if failed and isinstance(failed[0], str):
+            raise LaunchError(failed[0])  # the executor's own launch failed: the same reason
         try:
             wanted = cnispec.container_networks(container.executor.get("container"),
                                                 self._cni.networks)

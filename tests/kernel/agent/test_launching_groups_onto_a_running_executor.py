@@ -189,3 +189,28 @@ async def test_a_restarted_agent_keeps_an_executor_of_several_groups(
             await asyncio.sleep(0.1)
         assert _leftovers(tmp_path, cluster) == []
         await st.close()
+
+
+async def test_a_group_joining_an_executor_whose_launch_failed_fails_with_its_reason(
+        tmp_path: Path, cluster: network.ClusterNetwork, session: aiohttp.ClientSession) -> None:
+    async with main.running_kernel(master=master_config(),
+                                   agents=[_agent(tmp_path, cluster)]) as kernel:
+        st = wire.Stream(session, kernel.master_url)
+        await st.subscribe()
+        updates = Updates(st)
+        offer = await _offer(st)
+        agent_id = offer["agent_id"]["value"]
+        # Both groups in one ACCEPT, as a pod's sandbox and its first containers go.
+        await _accept(st, offer, [
+            _group(st, agent_id, "pod", [wire.command_task("pause", agent_id, "sleep 100",
+                                                           cpus=0.01, mem=1)],
+                   network_name="nowhere"),
+            _group(st, agent_id, "pod", [wire.command_task("app", agent_id, "true")],
+                   network_name="nowhere")])
+        pause = await updates.until("pause", "TASK_FAILED")
+        app = await updates.until("app", "TASK_FAILED")
+        for status in (pause, app):
+            assert status["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+            assert "nowhere" in status["message"], status["message"]
+        assert app["message"] == pause["message"]
+        await st.close()
