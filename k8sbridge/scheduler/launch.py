@@ -510,21 +510,19 @@ def render_launch_group(
     used = exec_res
     image_notices: list[limits.Notice] = []
     tasks: list[Json] = []
-    made: PodSandbox | None = None
+    made, sandbox_operation = None, None  # a new sandbox, and its LAUNCH_GROUP
     agent = str(assignment.agent_id)
     if joined is not None and podsandbox.joinable(sandbox, agent) is not None:
         assert sandbox is not None
         executor, exec_id, used = dict(sandbox.executor), sandbox.executor_id, Resources()
     elif joined is not None:  # its sandbox task: a group of its own, launched first
         exec_id = executor_id_for(uid=uid, attempt=attempt, generation=generation)
-        executor["executor_id"] = {"value": exec_id}
-        share, own = podsandbox.split_executor(exec_res)
-        executor["resources"] = share.to_raw()
-        pause = podsandbox.sandbox_task(
-            uid=uid, attempt=attempt, generation=generation, agent_id=agent, resources=own,
+        made, sandbox_operation = podsandbox.start(
+            executor={**executor, "executor_id": {"value": exec_id}}, share=exec_res,
+            uid=uid, attempt=attempt, generation=generation, agent_id=agent,
             labels=_labels({**pod_labels, LABEL_CONTAINER: taskids.SANDBOX})["labels"],
             share_cgroups_false=group_limits.share_cgroups_false)
-        made = podsandbox.new_sandbox(agent_id=agent, executor=executor, task=pause)
+        executor = made.executor
     task_ids: list[str] = []
     for (creq, _), res, task_limits in zip(pairs, task_res, group_limits.limits, strict=True):
         container = raw_containers.get(creq.name, {"name": creq.name})
@@ -594,7 +592,5 @@ def render_launch_group(
         notices=(*group_limits.notices, *image_notices, *files.notices,
                  *(pull[1] if pull is not None else ())) if attempt == 0 else (),
         sandbox=made,
-        sandbox_operation=None if made is None else {
-            "type": "LAUNCH_GROUP",
-            "launch_group": {"executor": executor, "task_group": {"tasks": [pause]}}},
+        sandbox_operation=sandbox_operation,
     )

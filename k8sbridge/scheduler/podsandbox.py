@@ -37,8 +37,8 @@ from k8sbridge.lifecycle.launches import PodSandbox
 from k8sbridge.model import ids
 from k8sbridge.model.resources import Resources
 
-__all__ = ["SANDBOX_CPUS", "LiveTask", "adopt", "joinable", "new_sandbox", "sandbox_task",
-           "split_executor"]
+__all__ = ["SANDBOX_CPUS", "LiveTask", "adopt", "joinable", "sandbox_task", "split_executor",
+           "start"]
 
 SANDBOX_CPUS = 0.001
 # Runs until killed, on any agent's file system (no image): 2**31-1 seconds.
@@ -83,11 +83,20 @@ def sandbox_task(*, uid: str, attempt: int, generation: int, agent_id: str,
     return task
 
 
-def new_sandbox(*, agent_id: str, executor: Mapping[str, Any], task: Json) -> PodSandbox:
-    return PodSandbox(agent_id=ids.AgentId(agent_id),
-                      executor_id=str(executor["executor_id"]["value"]),
-                      task_id=ids.TaskId(str(task["task_id"]["value"])),
-                      executor=dict(executor))
+def start(*, executor: Mapping[str, Any], share: Resources, uid: str, attempt: int,
+          generation: int, agent_id: str, labels: list[Json], share_cgroups_false: bool
+          ) -> tuple[PodSandbox, Json]:
+    """A new sandbox on ``executor`` (its resources: ``share`` less the sandbox task's) and
+    the LAUNCH_GROUP of its task."""
+    own_share, own = split_executor(share)
+    info = {**executor, "resources": own_share.to_raw()}
+    task = sandbox_task(uid=uid, attempt=attempt, generation=generation, agent_id=agent_id,
+                        resources=own, labels=labels, share_cgroups_false=share_cgroups_false)
+    made = PodSandbox(agent_id=ids.AgentId(agent_id),
+                      executor_id=str(info["executor_id"]["value"]),
+                      task_id=ids.TaskId(str(task["task_id"]["value"])), executor=info)
+    return made, {"type": "LAUNCH_GROUP",
+                  "launch_group": {"executor": info, "task_group": {"tasks": [task]}}}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
