@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 
 __all__ = ["SANDBOX", "TaskName", "app_executor_of", "executor_id", "is_sandbox", "parse",
-           "sibling", "task_id"]
+           "sandbox_name", "sibling", "task_id"]
 
 EXECUTOR_PREFIX = "k8sbridge"
 # The container name of a pod's sandbox task (``scheduler.launch``): not a DNS label (no
@@ -87,6 +87,13 @@ def app_executor_of(task_id_: str) -> str | None:
     return executor_id(uid=name.uid, attempt=name.attempt, generation=name.generation)
 
 
+def sandbox_name(init_phase: int | None) -> str:
+    """The container part of a sandbox task made with the app group (``SANDBOX``) or with
+    init phase k (``SANDBOX-k``): the phases of one attempt share its number, and a sandbox
+    made anew in a later phase of it must not reuse an earlier one's id."""
+    return SANDBOX if init_phase is None else f"{SANDBOX}-{init_phase}"
+
+
 def is_sandbox(container: str) -> bool:
     """Whether a task id's container part names a pod's sandbox task, not a container."""
-    return container == SANDBOX
+    return container == SANDBOX or container.startswith(SANDBOX + "-")

@@ -519,7 +519,8 @@ def render_launch_group(
         exec_id = executor_id_for(uid=uid, attempt=attempt, generation=generation)
         made, sandbox_operation = podsandbox.start(
             executor={**executor, "executor_id": {"value": exec_id}}, share=exec_res,
-            uid=uid, attempt=attempt, generation=generation, agent_id=agent,
+            uid=uid, attempt=attempt, generation=generation, init_phase=init_phase,
+            agent_id=agent,
             labels=_labels({**pod_labels, LABEL_CONTAINER: taskids.SANDBOX})["labels"],
             share_cgroups_false=group_limits.share_cgroups_false)
         executor = made.executor

@@ -64,14 +64,14 @@ def split_executor(executor: Resources) -> tuple[Resources, Resources]:
     return executor, Resources.from_scalars({"cpus": SANDBOX_CPUS})
 
 
-def sandbox_task(*, uid: str, attempt: int, generation: int, agent_id: str,
-                 resources: Resources, labels: list[Json], share_cgroups_false: bool
-                 ) -> Json:
+def sandbox_task(*, uid: str, attempt: int, generation: int, init_phase: int | None,
+                 agent_id: str, resources: Resources, labels: list[Json],
+                 share_cgroups_false: bool) -> Json:
     """The TaskInfo of the sandbox task."""
     task: Json = {
         "name": "pod sandbox",
         "task_id": {"value": taskids.task_id(uid=uid, attempt=attempt, generation=generation,
-                                             container=taskids.SANDBOX)},
+                                             container=taskids.sandbox_name(init_phase))},
         "agent_id": {"value": agent_id},
         "resources": resources.to_raw(),
         "command": dict(_SLEEP),
@@ -84,14 +84,15 @@ def sandbox_task(*, uid: str, attempt: int, generation: int, agent_id: str,
 
 
 def start(*, executor: Mapping[str, Any], share: Resources, uid: str, attempt: int,
-          generation: int, agent_id: str, labels: list[Json], share_cgroups_false: bool
-          ) -> tuple[PodSandbox, Json]:
+          generation: int, init_phase: int | None, agent_id: str, labels: list[Json],
+          share_cgroups_false: bool) -> tuple[PodSandbox, Json]:
     """A new sandbox on ``executor`` (its resources: ``share`` less the sandbox task's) and
     the LAUNCH_GROUP of its task."""
     own_share, own = split_executor(share)
     info = {**executor, "resources": own_share.to_raw()}
-    task = sandbox_task(uid=uid, attempt=attempt, generation=generation, agent_id=agent_id,
-                        resources=own, labels=labels, share_cgroups_false=share_cgroups_false)
+    task = sandbox_task(uid=uid, attempt=attempt, generation=generation,
+                        init_phase=init_phase, agent_id=agent_id, resources=own,
+                        labels=labels, share_cgroups_false=share_cgroups_false)
     made = PodSandbox(agent_id=ids.AgentId(agent_id),
                       executor_id=str(info["executor_id"]["value"]),
                       task_id=ids.TaskId(str(task["task_id"]["value"])), executor=info)

@@ -57,7 +57,8 @@ def test_the_first_launch_starts_the_sandbox_task_out_of_the_executor_share() ->
     assert group.sandbox_operation["launch_group"]["executor"] == _executor(group)
     [pause] = group.sandbox_operation["launch_group"]["task_group"]["tasks"]
     assert setup["task_id"]["value"] == "u1.0.1.setup"
-    assert pause["task_id"]["value"] == f"u1.0.1.{taskids.SANDBOX}"
+    # made with init phase 0: named after it (a later phase of the attempt may make another)
+    assert pause["task_id"]["value"] == f"u1.0.1.{taskids.SANDBOX}-0"
     assert pause["command"] == {"shell": False, "value": "sleep",
                                 "arguments": ["sleep", "2147483647"]}
     assert Resources.parse(pause["resources"]).scalars() == {"cpus": podsandbox.SANDBOX_CPUS}
@@ -71,7 +72,7 @@ def test_the_first_launch_starts_the_sandbox_task_out_of_the_executor_share() ->
     assert group.task_ids == ("u1.0.1.setup",)
     assert group.sandbox == PodSandbox(agent_id=ids.AgentId("a1"),
                                        executor_id="k8sbridge.u1.0.1",
-                                       task_id=ids.TaskId(f"u1.0.1.{taskids.SANDBOX}"),
+                                       task_id=ids.TaskId(f"u1.0.1.{taskids.SANDBOX}-0"),
                                        executor=executor)
     assert group.sandbox.executor == executor
 
@@ -131,3 +132,11 @@ def test_a_restarted_bridge_adopts_the_latest_live_sandbox_with_the_masters_exec
         agent_id=ids.AgentId("a1"), executor_id="k8sbridge.u1.0.1",
         task_id=ids.TaskId(f"u1.0.1.{taskids.SANDBOX}"), executor=info)}
     assert found["u1"].executor == info
+
+
+def test_sandbox_tasks_are_told_from_containers_by_name() -> None:
+    assert [taskids.sandbox_name(p) for p in (None, 0, 2)] == [
+        taskids.SANDBOX, f"{taskids.SANDBOX}-0", f"{taskids.SANDBOX}-2"]
+    assert all(taskids.is_sandbox(taskids.sandbox_name(p)) for p in (None, 0, 2))
+    # no container of a pod can have such a name (a DNS label has no '_')
+    assert not any(taskids.is_sandbox(n) for n in ("sandbox", "c", "sandbox-0"))
