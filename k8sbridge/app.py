@@ -240,6 +240,7 @@ async def running_bridge(
             ),
             generation=generation,
             read_master_version=functools.partial(_master_version, reader),
+            list_executors=reader.get_executors,
             lives=lives,
         )
         scheduler_box.append(scheduler)

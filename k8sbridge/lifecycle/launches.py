@@ -13,11 +13,11 @@ the pending queue's order, timers, explanations). Pure: values, no I/O.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 from k8sbridge.model import ids
 
-__all__ = ["LaunchLife", "PodLaunch", "RelaunchStep", "relaunch_step"]
+__all__ = ["LaunchLife", "PodLaunch", "PodSandbox", "RelaunchStep", "relaunch_step"]
 
 RelaunchStep = Literal["stale", "anew", "beside"]
 
@@ -34,6 +34,19 @@ class PodLaunch:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PodSandbox:
+    """A pod's sandbox on the pod network (``scheduler.launch``): a DEFAULT executor kept
+    alive by a task of its own, which every later group of the pod joins, so the pod keeps
+    one IP. ``executor``: the ExecutorInfo exactly as first sent (Mesos refuses a launch
+    onto a running executor with any other)."""
+
+    agent_id: ids.AgentId
+    executor_id: str
+    task_id: ids.TaskId
+    executor: dict[str, Any] = dataclasses.field(hash=False, compare=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class LaunchLife:
     """What the launch side knows about one pod."""
 
@@ -42,6 +55,7 @@ class LaunchLife:
     sidecar_relaunch: bool = False  # that relaunch restarts sidecars only
     phase_attempt: int | None = None  # the attempt whose init phases run
     deleting: bool = False  # being deleted: kill, then delete the object, then forget
+    sandbox: PodSandbox | None = None  # its live sandbox, that its next launches join
 
 
 def relaunch_step(*, sidecars_only: bool, others_live: bool) -> RelaunchStep:

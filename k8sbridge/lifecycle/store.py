@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from k8sbridge.lifecycle.launches import LaunchLife, PodLaunch
+from k8sbridge.lifecycle.launches import LaunchLife, PodLaunch, PodSandbox
 from k8sbridge.lifecycle.record import PodFacts, PodRecord
 
 __all__ = ["PodStore"]
@@ -136,6 +136,12 @@ class PodStore:
 
     def set_phase_attempt(self, uid: str, attempt: int | None) -> None:
         self._put_life(uid, dataclasses.replace(self.get(uid), phase_attempt=attempt))
+
+    def sandbox(self, uid: str) -> PodSandbox | None:
+        return self.get(uid).sandbox
+
+    def set_sandbox(self, uid: str, sandbox: PodSandbox | None) -> None:
+        self._put_life(uid, dataclasses.replace(self.get(uid), sandbox=sandbox))
 
     def deleting(self, uid: str) -> bool:
         return self.get(uid).deleting

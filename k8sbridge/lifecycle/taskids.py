@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["TaskName", "app_executor_of", "executor_id", "parse", "sibling", "task_id"]
+__all__ = ["SANDBOX", "TaskName", "app_executor_of", "executor_id", "is_sandbox", "parse",
+           "sandbox_name", "sibling", "task_id"]
 
 EXECUTOR_PREFIX = "k8sbridge"
+# The container name of a pod's sandbox task (``scheduler.launch``): not a DNS label (no
+# container of a pod can have it), no dot (ids stay parseable).
+SANDBOX = "_sandbox"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,3 +85,15 @@ def app_executor_of(task_id_: str) -> str | None:
     if name.generation is None:
         return f"{EXECUTOR_PREFIX}.{name.uid}.{name.attempt}"
     return executor_id(uid=name.uid, attempt=name.attempt, generation=name.generation)
+
+
+def sandbox_name(init_phase: int | None) -> str:
+    """The container part of a sandbox task made with the app group (``SANDBOX``) or with
+    init phase k (``SANDBOX-k``): the phases of one attempt share its number, and a sandbox
+    made anew in a later phase of it must not reuse an earlier one's id."""
+    return SANDBOX if init_phase is None else f"{SANDBOX}-{init_phase}"
+
+
+def is_sandbox(container: str) -> bool:
+    """Whether a task id's container part names a pod's sandbox task, not a container."""
+    return container == SANDBOX or container.startswith(SANDBOX + "-")

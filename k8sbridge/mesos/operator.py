@@ -126,6 +126,15 @@ class OperatorClient:
                 out.extend(_with_valid_statuses(t) for t in found if isinstance(t, dict))
         return out
 
+    async def get_executors(self) -> list[dict[str, Any]]:
+        """GET_EXECUTORS: ``{"agent_id", "executor_info"}`` of every executor the master
+        knows to run (the ExecutorInfo as the master keeps it)."""
+        body = (await self.call({"type": "GET_EXECUTORS"})).get("get_executors")
+        if not isinstance(body, dict):
+            raise errors.OperatorError("GET_EXECUTORS: the answer has no 'get_executors'")
+        found = body.get("executors")
+        return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
     async def get_state(self) -> dict[str, Any]:
         """GET_STATE: the master's whole state (agents, frameworks, tasks, executors)."""
         body = (await self.call({"type": "GET_STATE"})).get("get_state")

@@ -51,6 +51,7 @@ from typing import Any
 
 from k8sbridge import grpc_probe
 from k8sbridge.lifecycle import taskids
+from k8sbridge.lifecycle.launches import PodSandbox
 from k8sbridge.model import pods as model_pods
 from k8sbridge.model.resources import Resources
 from k8sbridge.scheduler import (
@@ -61,6 +62,7 @@ from k8sbridge.scheduler import (
     podfields,
     podfiles,
     podnet,
+    podsandbox,
     volumes,
 )
 
@@ -171,6 +173,8 @@ class LaunchGroup:
     operation: Json  # Offer.Operation {"type": "LAUNCH_GROUP", "launch_group": {...}}
     used: Resources  # everything the operation consumes (executor + tasks)
     notices: tuple[limits.Notice, ...] = ()  # for the pod's events (limits not enforced)
+    sandbox: PodSandbox | None = None  # the pod's sandbox this launch makes (``podsandbox``)
+    sandbox_operation: Json | None = None  # its LAUNCH_GROUP, to go before ``operation``
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,6 +431,7 @@ def render_launch_group(
     host_ip: str = "",
     network: podfiles.Network | None = None,
     pod_network: str = "",
+    sandbox: PodSandbox | None = None,
 ) -> LaunchGroup:
     """Render the LAUNCH_GROUP of one ``assignment``: its executor share, each container's
     resources and host ports exactly as placement carved them (nothing is carved here).
@@ -441,7 +446,9 @@ def render_launch_group(
     honoured is a ``LaunchError`` (``volumes``, ``podfields``). ``network`` makes the pod's
     ``/etc`` files (``podfiles``; None: none are rendered, for tests of other rules).
     ``pod_network`` is the CNI network pods join (``podnet``: not hostNetwork pods nor pods
-    with a hostPort; ``""``: none does).
+    with a hostPort; ``""``: none does). On the pod network the group joins ``sandbox``,
+    the pod's live sandbox, when it is on the assignment's agent; else it makes one
+    (``podsandbox``: one more task, returned as ``LaunchGroup.sandbox``).
     """
     uid = str(request.uid)
     spec = pod.get("spec") or {}
@@ -505,6 +512,20 @@ def render_launch_group(
     used = exec_res
     image_notices: list[limits.Notice] = []
     tasks: list[Json] = []
+    made, sandbox_operation = None, None  # a new sandbox, and its LAUNCH_GROUP
+    agent = str(assignment.agent_id)
+    if joined is not None and podsandbox.joinable(sandbox, agent) is not None:
+        assert sandbox is not None
+        executor, exec_id, used = dict(sandbox.executor), sandbox.executor_id, Resources()
+    elif joined is not None:  # its sandbox task: a group of its own, launched first
+        exec_id = executor_id_for(uid=uid, attempt=attempt, generation=generation)
+        made, sandbox_operation = podsandbox.start(
+            executor={**executor, "executor_id": {"value": exec_id}}, share=exec_res,
+            uid=uid, attempt=attempt, generation=generation, init_phase=init_phase,
+            agent_id=agent,
+            labels=_labels({**pod_labels, LABEL_CONTAINER: taskids.SANDBOX})["labels"],
+            share_cgroups_false=group_limits.share_cgroups_false)
+        executor = made.executor
     task_ids: list[str] = []
     for (creq, _), res, task_limits in zip(pairs, task_res, group_limits.limits, strict=True):
         container = raw_containers.get(creq.name, {"name": creq.name})
@@ -573,4 +594,6 @@ def render_launch_group(
         # said once, not per restart
         notices=(*group_limits.notices, *image_notices, *files.notices,
                  *(pull[1] if pull is not None else ())) if attempt == 0 else (),
+        sandbox=made,
+        sandbox_operation=sandbox_operation,
     )

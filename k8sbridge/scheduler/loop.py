@@ -353,6 +353,7 @@ class Scheduler(loop_passes.Passes):
                     host_ip=hostname,
                     network=network,
                     pod_network=scheduling.pod_network,
+                    sandbox=self._lives.sandbox(uid),
                 )
             except launch.LaunchError as e:
                 if e.reason == launch.REASON_STALE:
@@ -390,12 +391,15 @@ class Scheduler(loop_passes.Passes):
                 continue
             if isinstance(result, BaseException):
                 raise result
+            if group.sandbox_operation is not None:  # the pod's sandbox first (``podsandbox``)
+                operations.append(group.sandbox_operation)
             operations.append(group.operation)
             bound.append((uid, group))
         if not operations:
             if held:
                 await self._driver.decline([o.offer_id for o in held], refuse_seconds=1.0)
             return
+        ended: list[tuple[str, ids.TaskId]] = []  # pods with a new sandbox
         for uid, group in bound:
             self._pending.pop(uid, None)
             self._unschedulable.pop(uid, None)
@@ -406,17 +410,23 @@ class Scheduler(loop_passes.Passes):
                 uid=uid, attempt=first[1] if first else 0, agent_id=agent_id,
                 node_name=node_name, task_ids=tuple(ids.TaskId(t) for t in group.task_ids),
             ))
-            for tid in group.task_ids:
+            made = (group.sandbox.task_id,) if group.sandbox is not None else ()
+            for tid in (*group.task_ids, *made):
                 parsed = launch.parse_task_id(tid)
                 assert parsed is not None
                 self._tasks[ids.TaskId(tid)] = TaskRecord(
                     task_id=ids.TaskId(tid), pod_uid=uid, attempt=parsed[1],
                     container=parsed[2], agent_id=agent_id, executor_id=group.executor_id,
                 )
+            if group.sandbox is not None:
+                self._lives.set_sandbox(uid, group.sandbox)
+                ended.append((uid, group.sandbox.task_id))
         await self._driver.accept(
             [o.offer_id for o in held], operations, refuse_seconds=1.0
         )
         log.info("launched %d pod(s) on %s", len(operations), node_name)
+        for uid, new_sandbox in ended:  # an earlier one (a restarted bridge cannot join it)
+            await self._end_sandboxes(uid, why="its pod has a new sandbox", keep=new_sandbox)
         # the launches' notices (e.g. MissingClusterDNS) are posted without holding up this
         # pass: in a burst a commit waited for hundreds of best-effort event POSTs, which queue
         # behind the status writes, before the next agent's launches went out

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from k8sbridge.kube import errors as kube_errors
-from k8sbridge.lifecycle import launches
+from k8sbridge.lifecycle import launches, taskids
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.model import cluster, ids
 from k8sbridge.model import pods as model_pods
@@ -157,7 +157,7 @@ class Passes(loop_preempt.Preempting):
                 continue
             step = launches.relaunch_step(sidecars_only=sidecar_only, others_live=any(
                 t.pod_uid == uid and not t.terminal and not _is_sidecar(pod, t.container)
-                for t in self._tasks.values()
+                and not taskids.is_sandbox(t.container) for t in self._tasks.values()
             ))
             if step == "stale":
                 continue  # the attempt is still running

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from k8sbridge.kube import errors as kube_errors
-from k8sbridge.lifecycle import deletion, intents
+from k8sbridge.lifecycle import deletion, intents, taskids
 from k8sbridge.model import ids
 from k8sbridge.scheduler import loop_state
 from k8sbridge.scheduler.loop_state import (
@@ -125,6 +125,9 @@ class PodEvents(loop_state.LoopState):
     async def _act_on_pod(self, uid: str) -> None:
         if self._lives.deleting(uid):
             await self._progress_deletion(uid)
+        phase = ((self._pods.get(uid) or {}).get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):  # the kubelet stops the pod's sandbox then
+            await self._end_sandboxes(uid, why=f"its pod is {phase}")
         if self._pending and (self._suppressed or self._revive_wanted):
             await self._maybe_revive()
 
@@ -158,6 +161,14 @@ class PodEvents(loop_state.LoopState):
                 for task in mine:
                     self._tasks.pop(task.task_id, None)
                     self._kills.forget(task.task_id)
+
+    async def _end_sandboxes(self, uid: str, *, why: str,
+                             keep: ids.TaskId | None = None) -> None:
+        """Kill the pod's live sandbox tasks (``podsandbox``) but ``keep``."""
+        for rec in list(self._tasks.values()):
+            if (rec.pod_uid == uid and taskids.is_sandbox(rec.container) and not rec.terminal
+                    and not rec.killing and rec.task_id != keep):
+                await self._kill(rec, grace=0.0, why=why)
 
     async def _kill_for_lifecycle(self, uid: str, task_id: ids.TaskId) -> None:
         rec = self._tasks.get(task_id)

@@ -15,12 +15,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from k8sbridge.lifecycle import away
+from k8sbridge.lifecycle import away, taskids
 from k8sbridge.mesos import errors as mesos_errors
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.model import ids
 from k8sbridge.model import tasks as model_tasks
-from k8sbridge.scheduler import launch, limits, loop_pods
+from k8sbridge.scheduler import launch, limits, loop_pods, podsandbox
 from k8sbridge.scheduler.loop_state import (
     RECONCILE_RETRY_FIRST,
     RECONCILE_RETRY_MAX,
@@ -170,7 +170,8 @@ class Reconciling(loop_pods.PodEvents):
                 if last is not None:
                     self._final_status[tid] = last
             current = self._lives.launch(uid)
-            if not rec.terminal and (current is None or current.attempt <= attempt) and agent:
+            if (not rec.terminal and (current is None or current.attempt <= attempt) and agent
+                    and not taskids.is_sandbox(container)):  # (a sandbox runs no container)
                 node = self._agents.node_for_agent(ids.AgentId(agent)) or ""
                 task_ids = tuple(t for t, r in self._tasks.items()
                                  if r.pod_uid == uid and r.attempt == attempt)
@@ -180,9 +181,31 @@ class Reconciling(loop_pods.PodEvents):
                 ))
                 self._pending.pop(uid, None)
         self._note_unlisted(listed)
+        await self._adopt_sandboxes(fid or "")
         log.info("reconciled: %d tasks known, %d pods launched, %d launches not listed by the "
                  "master", len(self._tasks), sum(1 for _ in self._lives.launches()),
                  len(self._unconfirmed))
+
+    async def _adopt_sandboxes(self, framework_id: str) -> None:
+        """The pods' running sandboxes, for their next launches to join (``podsandbox``);
+        without the master's ExecutorInfo a pod's next launch makes a new one."""
+        live = [podsandbox.LiveTask(
+            uid=r.pod_uid, task_id=r.task_id, container=r.container,
+            agent_id=str(r.agent_id or ""), executor_id=r.executor_id,
+            incarnation=(_generation(r.task_id), r.attempt))
+            for r in self._tasks.values()
+            if not r.terminal and taskids.is_sandbox(r.container)]
+        if not live or self._list_executors is None:
+            return
+        try:
+            executors = await self._list_executors()
+        except mesos_errors.MesosError as e:
+            log.warning("cannot read the master's executors (%s): pods' next launches make "
+                        "new sandboxes", e)
+            return
+        for uid, found in podsandbox.adopt(live, executors, framework_id=framework_id).items():
+            if self._lives.sandbox(uid) is None:
+                self._lives.set_sandbox(uid, found)
 
     def _note_unlisted(self, listed: set[ids.TaskId]) -> None:
         """Our live tasks that ``GET_TASKS`` did not list: launches the master never took
@@ -276,3 +299,8 @@ class Reconciling(loop_pods.PodEvents):
             uid=uid, attempt=attempt, agent_id=agent_id or ids.AgentId(""),
             node_name=str(node), task_ids=tuple(task_ids),
         ))
+
+
+def _generation(task_id: str) -> int:
+    name = taskids.parse(task_id)
+    return name.generation or 0 if name is not None else 0

@@ -121,6 +121,8 @@ class LoopState:
         list_tasks: Callable[[], Awaitable[list[dict[str, Any]]]],
         generation: int,
         read_master_version: Callable[[], Awaitable[str]] | None = None,  # None for tests
+        # GET_EXECUTORS: a restarted bridge joins its pods' sandboxes (``podsandbox``)
+        list_executors: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
         lives: lifecycle_store.PodStore | None = None,  # the pods' records (app.py shares it)
         _clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -130,6 +132,7 @@ class LoopState:
         self._sink = sink
         self._agents = agents
         self._list_tasks = list_tasks
+        self._list_executors = list_executors
         # this run's start counter, persisted before the loop exists (``lifecycle.taskids``):
         # part of every task and executor id this run launches
         self._generation = generation

@@ -11,12 +11,13 @@ import logging
 import time
 from typing import Any
 
-from k8sbridge.lifecycle import phases
+from k8sbridge.lifecycle import phases, taskids
 from k8sbridge.mesos import events as mesos_events
 from k8sbridge.mesos import types as mesos_types
 from k8sbridge.scheduler import launch, loop_reconcile, offers
 from k8sbridge.scheduler.loop_state import (
     UNRECONCILED_REFUSE_SECONDS,
+    RawPod,
     _is_sidecar,
 )
 from k8sbridge.scheduler.ports import TaskRecord
@@ -71,7 +72,7 @@ class TaskUpdates(loop_reconcile.Reconciling):
         current = self._lives.launch(uid)
         if pod is None or self._lives.deleting(uid) or current is None or (
             current.attempt != rec.attempt
-        ) or _is_sidecar(pod, rec.container):
+        ) or _is_sidecar(pod, rec.container) or taskids.is_sandbox(rec.container):
             return False  # (a sidecar's start advances the init phases: through the inbox)
         if status.state == "TASK_RUNNING" and status.timestamp:
             self._running_delays.append(time.time() - status.timestamp)
@@ -145,6 +146,19 @@ class TaskUpdates(loop_reconcile.Reconciling):
             return True
         return False
 
+    async def _sandbox_update(self, uid: str, rec: TaskRecord, pod: RawPod) -> None:
+        """An update of the pod's sandbox task (``podsandbox``): ended, the pod's next launch
+        makes a new sandbox; live while the pod has ended, it is killed."""
+        known = self._lives.sandbox(uid)
+        if rec.terminal and known is not None and known.task_id == rec.task_id:
+            self._lives.set_sandbox(uid, None)
+        if self._lives.deleting(uid):  # it is killed with the pod's tasks, then the pod goes
+            await self._progress_deletion(uid)
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if not rec.terminal and phase in ("Succeeded", "Failed"):
+            await self._end_sandboxes(uid, why=f"its pod is {phase}")
+
     async def _on_update(self, status: mesos_types.TaskStatus) -> None:
         self._unconfirmed.pop(status.task_id, None)  # the master answered for it
         parsed = launch.parse_task_id(status.task_id)
@@ -174,6 +188,11 @@ class TaskUpdates(loop_reconcile.Reconciling):
             if ack is not None:
                 await ack()
             return
+        if taskids.is_sandbox(container):  # the pod's sandbox: no container of the pod
+            await self._sandbox_update(uid, rec, pod)
+            if ack is not None:
+                await ack()
+            return
         agent_ref = self._agent_ref(rec.agent_id) if rec.agent_id else None
         current = self._lives.launch(uid)
         # (an older attempt's late update goes on too: the lifecycle knows it is stale, and a
@@ -197,7 +216,7 @@ class TaskUpdates(loop_reconcile.Reconciling):
             state=status.state, terminal=rec.terminal, deleting=self._lives.deleting(uid),
             apps_live=lambda: any(
                 t.pod_uid == uid and not t.terminal and t.container not in inits
-                for t in self._tasks.values()
+                and not taskids.is_sandbox(t.container) for t in self._tasks.values()
             ),
         )
         if step == "stay":

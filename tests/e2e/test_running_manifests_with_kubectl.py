@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from k8sbridge.lifecycle import taskids
 from tests.e2e.conftest import EXAMPLES, Target, eventually
 
 pytestmark = pytest.mark.e2e
@@ -22,8 +23,10 @@ def _nodes(target: Target) -> dict[str, dict[str, str]]:
 
 
 def _running_tasks(target: Target, prefix: str = "") -> list[dict[str, Any]]:
+    """The pods' containers' running tasks (not the pods' sandbox tasks, ``podsandbox``)."""
     return [t for t in target.bridge_tasks()
-            if t["state"] == "TASK_RUNNING" and t["id"].startswith(prefix)]
+            if t["state"] == "TASK_RUNNING" and t["id"].startswith(prefix)
+            and not taskids.is_sandbox(t["id"].split(".")[-1])]
 
 
 def _agents(target: Target) -> int:

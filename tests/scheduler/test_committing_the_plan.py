@@ -147,12 +147,16 @@ async def test_the_accepted_operation_is_the_planned_assignment() -> None:
     await scheduler._commit(result)
     await asyncio.gather(*scheduler._posting)  # the launch's notices are posted on their own
     assert not scheduler._posting
-    ((accepted, (operation,)),) = driver.accepted
+    # the pod's sandbox first, a group of its own on the same executor (``podsandbox``)
+    ((accepted, (pause, operation)),) = driver.accepted
     assert sorted(accepted) == ["o1", "o2"]
     group = operation["launch_group"]
     (task,) = group["task_group"]["tasks"]
+    (sandbox,) = pause["launch_group"]["task_group"]["tasks"]
+    assert pause["launch_group"]["executor"] == group["executor"]
     assert Resources.parse(task["resources"]) == assignment.containers[0].resources
-    assert Resources.parse(group["executor"]["resources"]) == assignment.executor
+    assert Resources.parse(group["executor"]["resources"]) + Resources.parse(
+        sandbox["resources"]) == assignment.executor
     # the agent (1.9.1) cannot take limits: none are sent, and the pod is told
     assert "limits" not in task and "linux_info" not in task["container"]
     # the pod joins the default CNI network: the agent's isolator writes its /etc/hosts and
@@ -173,10 +177,14 @@ async def test_limits_go_to_a_master_and_agent_that_take_them() -> None:
     scheduler.master_version = (1, 11)
     await scheduler._commit(_place(scheduler))
     await asyncio.gather(*scheduler._posting)
-    ((_, (operation,)),) = driver.accepted
+    ((_, (pause, operation)),) = driver.accepted
     (task,) = operation["launch_group"]["task_group"]["tasks"]
+    (sandbox,) = pause["launch_group"]["task_group"]["tasks"]
     assert task["limits"] == {"cpus": {"value": 1.0}, "mem": {"value": 128.0}}
     assert task["container"]["linux_info"] == {"share_cgroups": False}
+    # every task under the executor agrees on share_cgroups, the pod's sandbox too
+    assert sandbox["container"]["linux_info"] == {"share_cgroups": False}
+    assert "limits" not in sandbox
     assert kube.events == []
 
 
@@ -211,7 +219,7 @@ async def test_an_offer_the_pod_does_not_use_may_go_away() -> None:
     result = _place(scheduler)
     assert scheduler._book.rescind(ids.OfferId("o2")) is not None
     await scheduler._commit(result)
-    ((accepted, (_operation,)),) = driver.accepted
+    ((accepted, (_sandbox, _operation)),) = driver.accepted
     assert accepted == ["o1"] and sink.unschedulable_ == []
     assert UID not in scheduler._pending
 

@@ -91,10 +91,9 @@ async def _launch_once(*, generation: int, pod: dict[str, Any]) -> tuple[list[st
     result = stack.place(pending=scheduler._pending_requests(), view=scheduler._view(),
                          settings=scheduler._stack_settings)
     await scheduler._commit(result)
-    (operation,) = driver.operations
-    group = operation["launch_group"]
-    tasks = [t["task_id"]["value"] for t in group["task_group"]["tasks"]]
-    return tasks, group["executor"]["executor_id"]["value"]
+    tasks = [t["task_id"]["value"] for operation in driver.operations
+             for t in operation["launch_group"]["task_group"]["tasks"]]
+    return tasks, driver.operations[-1]["launch_group"]["executor"]["executor_id"]["value"]
 
 
 async def test_a_restarted_bridge_never_reuses_an_earlier_incarnations_ids() -> None:
@@ -104,7 +103,9 @@ async def test_a_restarted_bridge_never_reuses_an_earlier_incarnations_ids() -> 
     assert not set(first) & set(second), (first, second)
     assert first_executor != second_executor
     assert [taskids.parse(t) for t in second] == [
-        taskids.TaskName(uid=UID, attempt=0, generation=2, container="main")
+        # the pod's sandbox (``podsandbox``), a new one with the new incarnation
+        taskids.TaskName(uid=UID, attempt=0, generation=2, container=taskids.SANDBOX),
+        taskids.TaskName(uid=UID, attempt=0, generation=2, container="main"),
     ]
 
 
@@ -113,7 +114,7 @@ async def test_attempts_grow_past_what_the_pods_status_names() -> None:
     running = {"name": "main", "containerID": f"mesos://{old}", "state": {"running": {}},
                "lastState": {"terminated": {"containerID": f"mesos://{UID}.2.main"}}}
     tasks, _ = await _launch_once(generation=5, pod=_pod(containerStatuses=[running]))
-    assert tasks == [f"{UID}.4.5.main"]
+    assert tasks == [f"{UID}.4.5.{taskids.SANDBOX}", f"{UID}.4.5.main"]
     assert away.written_attempts(UID, _pod(containerStatuses=[running])) == [3, 2]
 
 

@@ -261,7 +261,9 @@ class Agent(Recovery):
             info["domain"] = domain
         live = [c for c in self._containers.values()]
         tasks = [self.task_json(t) for c in live for t in c.tasks.values()]
-        executors = [c.executor for c in live if c.kind == "DEFAULT"]
+        # One ExecutorInfo per executor, however many task groups it runs.
+        executors = list({(c.framework_id, c.executor_id): c.executor
+                          for c in live if c.kind == "DEFAULT"}.values())
         fids = {c.framework_id for c in live}
         frameworks = [self._frameworks[f] for f in sorted(fids) if f in self._frameworks]
         return {"type": "REGISTER", "agent_info": info, "version": VERSION, "tasks": tasks,

@@ -251,7 +251,7 @@ class AgentCore:
         if task is not None and container.kind == "DEFAULT":
             container_id = {"value": nested_container_id(container.container_id, task.task_id),
                             "parent": container_id}
-        attached = self._cni.status(container.container_id) if self._cni else None
+        attached = self._cni.status(container.executor_root) if self._cni else None
         out: dict[str, Any] = {
             "container_id": container_id,
             # A CNI container's addresses while it is attached (Mesos' isolator ``status``);
@@ -276,9 +276,14 @@ class AgentCore:
         if container.terminated:
             return
         container.terminated = True
+        container.networked.set()
         for task in container.tasks.values():
             self._stop_probes(task)
-        if notify_master and container.launched:
+        # The executor ends with its last task group (Mesos' default executor ends when it has
+        # no child container left): only then is it reported gone and its network detached.
+        last = not any(c.executor_root == container.executor_root and c is not container
+                       for c in self._containers.values())
+        if notify_master and last and (container.launched or container.joins is not None):
             self._post({
                 "type": "EXECUTOR_EXITED",
                 "framework_id": {"value": container.framework_id},
@@ -291,8 +296,8 @@ class AgentCore:
         del self._completed[:-MAX_COMPLETED_CONTAINERS]
         self._persist(container)
         self.gc.schedule(self._gc_run(container))
-        if self._cni is not None:  # DEL on every network it joined, then its namespace goes
-            detach = asyncio.ensure_future(self._cni.detach(container.container_id))
+        if self._cni is not None and last:  # DEL on every network, then its namespace goes
+            detach = asyncio.ensure_future(self._cni.detach(container.executor_root))
             self._detaching.add(detach)
             detach.add_done_callback(self._detaching.discard)
 
@@ -312,7 +317,9 @@ class AgentCore:
     def _done_with(self, run: garbage.Run) -> bool:
         """Whether a finished container's files may go: it is not live (a guard) and no
         status update of it waits for an acknowledgement (its checkpoint carries them)."""
-        if run.container_id in self._containers or self._updates.awaiting(
+        if run.container_id in self._containers or any(
+                c.directory == run.sandbox for c in self._containers.values()) or \
+                self._updates.awaiting(
                 framework_id=run.framework_id, incarnation=run.container_id):
             return False
         for container in self._completed:
@@ -361,6 +368,7 @@ class AgentCore:
             "framework_id": container.framework_id,
             "executor_id": container.executor_id,
             "kind": container.kind,
+            "joins": container.joins,
             "framework": container.framework,
             "executor": container.executor,
             "directory": str(container.directory),

@@ -258,8 +258,10 @@ def _legacy_task(agent: AgentCore, task: Task) -> dict[str, Any]:
     return out
 
 
-def _legacy_executor(agent: AgentCore, container: Container) -> dict[str, Any]:
-    tasks = [t for t in container.tasks.values()]
+def _legacy_executor(agent: AgentCore, container: Container,
+                     groups: list[Container]) -> dict[str, Any]:
+    """``container``'s executor, with the tasks of all its task ``groups``."""
+    tasks = [t for group in groups for t in group.tasks.values()]
     live = [_legacy_task(agent, t) for t in tasks if not t.terminal]
     done = [_legacy_task(agent, t) for t in tasks if t.terminal]
     resources = mres.Resources()
@@ -301,13 +303,17 @@ async def _state(request: web.Request) -> web.Response:
     agent = _agent(request)
     frameworks: dict[str, dict[str, Any]] = {}
     infos = agent.framework_infos()
+    groups: dict[tuple[str, bool], list[Container]] = {}  # an executor's task groups
     for container, live in agent.all_containers():
+        groups.setdefault((container.executor_root, live), []).append(container)
+    for (_, live), executor_groups in groups.items():
+        container = executor_groups[0]
         fw = frameworks.get(container.framework_id)
         if fw is None:
             fw = _legacy_framework(agent, infos.get(container.framework_id, container.framework))
             frameworks[container.framework_id] = fw
         key = "executors" if live else "completed_executors"
-        fw[key].append(_legacy_executor(agent, container))
+        fw[key].append(_legacy_executor(agent, container, executor_groups))
     config = agent.config
     body = {
         **_version_info(),
@@ -542,10 +548,14 @@ def _get_state(agent: AgentCore) -> dict[str, Any]:
     executors: list[dict[str, Any]] = []
     completed_executors: list[dict[str, Any]] = []
     fids: set[str] = set()
+    listed: set[tuple[str, bool]] = set()
     for container, live in agent.all_containers():
         fids.add(container.framework_id)
         for task in container.tasks.values():
             (terminated if task.terminal else launched).append(agent.task_json(task))
+        if (container.executor_root, live) in listed:
+            continue  # a later task group of an executor already listed
+        listed.add((container.executor_root, live))
         entry = {"executor_info": container.executor}
         (executors if live else completed_executors).append(entry)
     infos = agent.framework_infos()

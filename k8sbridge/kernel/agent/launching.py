@@ -35,7 +35,7 @@ from k8sbridge.kernel.agent import (
     volumes,
 )
 from k8sbridge.kernel.agent.errors import ContainerError, FetchError
-from k8sbridge.kernel.agent.running import Running
+from k8sbridge.kernel.agent.joining import Joining
 from k8sbridge.kernel.agent.state import (
     Container,
     LaunchError,
@@ -51,7 +51,7 @@ from k8sbridge.kernel.agent.state import (
 log = logging.getLogger(__name__)
 
 
-class Launching(Running):
+class Launching(Joining):
     """Containers from RUN_TASK / RUN_TASK_GROUP."""
 
     def _new_container(self, *, framework: dict[str, Any], executor: dict[str, Any], kind: str,
@@ -107,7 +107,8 @@ class Launching(Running):
         executor.setdefault("framework_id", framework.get("id"))
         container = self._new_container(framework=framework, executor=executor, kind="DEFAULT",
                                         task_infos=list(tasks))
-        self._start(container)
+        if self._join_running_executor(container):
+            self._start(container)
 
     def _start(self, container: Container) -> None:
         dupes = [t for t in container.tasks if (container.framework_id, t) in self._task_index]
@@ -137,7 +138,10 @@ class Launching(Running):
             return
         try:
             specs = [self._task_spec(container, t) for t in container.tasks.values()]
-            attachment = await self._attach_networks(container)
+            try:
+                attachment = await self._attach_networks(container)
+            finally:
+                container.networked.set()
             if viewed:
                 for task, task_spec in zip(container.tasks.values(), specs, strict=True):
                     self._view(container, task, task_spec, provided.get(task.task_id),
@@ -158,7 +162,7 @@ class Launching(Running):
             return
         own, nested = limits.plan(
             executor_resources=container.executor.get("resources")
-            if container.kind == "DEFAULT" else None,
+            if container.kind == "DEFAULT" and container.joins is None else None,
             tasks=[(t.task_id, t.info) for t in container.tasks.values()],
             group=container.kind == "DEFAULT")
         container.mem_limit_mb = finite_or(own.mem_limit_mb, own.mem_mb)
@@ -287,7 +291,10 @@ class Launching(Running):
     async def _attach_networks(self, container: Container) -> cni.Attachment | None:
         """The container's own network namespace, attached to the CNI networks its
         ``ContainerInfo`` names (a task group's: its executor's, which all its tasks join);
-        None on the host network."""
+        None on the host network. A later group of a running executor joins the namespace
+        of its first group."""
+        if container.joins is not None:
+            return await self._joined_network(container)
         raw = container.executor.get("container") if container.kind == "DEFAULT" else \
             next(iter(container.tasks.values())).info.get("container")
         if self._cni is None or not isinstance(raw, dict):

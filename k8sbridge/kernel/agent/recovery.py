@@ -92,8 +92,9 @@ class Recovery(Launching):
             if leftover.name not in self._containers:
                 shutil.rmtree(leftover, ignore_errors=True)
         if self._cni is not None:  # CNI attachments no live container owns: DEL, then gone
+            owned = {c.executor_root for c in self._containers.values()}
             for leftover_id in self._cni.containers():
-                if leftover_id not in self._containers:
+                if leftover_id not in owned:
                     await self._cni.detach(leftover_id)
         self._schedule_leftovers(agent_id=agent_id)
         for live in self._containers.values():  # the newest incarnation of each task wins
@@ -148,7 +149,10 @@ class Recovery(Launching):
             mem_limit_mb=data.get("mem_limit_mb"),
             cpus_limit=data.get("cpus_limit"),
             started=float(data.get("started", time.time())),
+            joins=str(data["joins"]) if data.get("joins") else None,
         )
+        if container.launched or container.terminated:
+            container.networked.set()  # a later group of its executor may join it now
         for tid, raw in data["tasks"].items():
             container.tasks[tid] = Task(
                 info=raw["info"], framework_id=container.framework_id,

@@ -62,12 +62,14 @@ class Running(AgentCore):
     def _shutdown_executor(self, framework_id: str, executor_id: str) -> None:
         for container in list(self._containers.values()):
             if (container.framework_id, container.executor_id) == (framework_id, executor_id):
+                container.shutting_down = True
                 self._kill_container(container, grace=self._config.executor_shutdown_grace_seconds)
 
     def _shutdown_framework(self, framework_id: str) -> None:
         self._removed_frameworks.add(framework_id)
         for container in list(self._containers.values()):
             if container.framework_id == framework_id:
+                container.shutting_down = True
                 self._kill_container(container, grace=self._kill_grace(container, None))
         self._updates.drop_framework(framework_id)
 

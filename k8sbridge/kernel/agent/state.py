@@ -90,6 +90,18 @@ class Container:
     executor_pid: int | None = None  # the container daemon's pid (from its answer, or read once)
     started: float = dataclasses.field(default_factory=time.time)
     collected: bool = False  # its sandbox and checkpoint were garbage-collected
+    # A later task group launched onto a running DEFAULT executor (Mesos' LAUNCH_GROUP to an
+    # executor that runs): the container id of the executor's first group, whose network
+    # namespace and sandbox this group shares; None for the executor's first group.
+    joins: str | None = None
+    shutting_down: bool = False  # the agent asked its executor to shut down (Mesos TERMINATING)
+    # Set once its network is attached (or its launch failed): a joining group waits for it.
+    networked: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    @property
+    def executor_root(self) -> str:
+        """The container id its executor's network namespace and sandbox are named after."""
+        return self.joins or self.container_id
 
     @property
     def checkpoint(self) -> bool:

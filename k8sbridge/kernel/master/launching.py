@@ -8,6 +8,7 @@ checks (the HTTP 400s); the master only applies what passed.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
@@ -273,6 +274,8 @@ def validate_launch_task(
         eid, exec_resources = validate_executor(
             task["executor"], framework_id=framework_id, role=role, for_group=False
         )
+        validate_compatible_executor(task["executor"], eid, exec_resources,
+                                     framework_id=framework_id, known_executors=known_executors)
         if eid in known_executors:
             exec_resources = res.Resources()
         total = total + exec_resources
@@ -283,6 +286,34 @@ def validate_launch_task(
         )
     validate_launch_share_cgroups(task)
     return tid, resources, eid, exec_resources
+
+
+def validate_compatible_executor(executor: Mapping[str, Any], eid: str,
+                                 resources: res.Resources, *, framework_id: str,
+                                 known_executors: Mapping[str, Any]) -> None:
+    """``validateCompatibleExecutorInfo``: a launch onto an executor the agent runs must carry
+    the same ExecutorInfo (its resources as the master records them)."""
+    existing = known_executors.get(eid)
+    if not isinstance(existing, Mapping):
+        return
+    given = _comparable(executor, resources, framework_id=framework_id)
+    if given != _comparable(existing, res.Resources.parse(existing.get("resources")),
+                            framework_id=framework_id):
+        raise TaskInvalid(
+            "ExecutorInfo is not compatible with existing ExecutorInfo with same ExecutorID.\n"
+            + "-" * 60 + "\nExisting ExecutorInfo:\n"
+            + json.dumps(dict(existing), sort_keys=True) + "\n" + "-" * 60
+            + "\nExecutorInfo:\n" + json.dumps(dict(executor), sort_keys=True) + "\n"
+            + "-" * 60 + "\n")
+
+
+def _comparable(executor: Mapping[str, Any], resources: res.Resources, *,
+                framework_id: str) -> dict[str, Any]:
+    out = {k: v for k, v in executor.items() if k != "resources"}
+    out["framework_id"] = {"value": framework_id}
+    if not resources.is_empty():
+        out["resources"] = sorted(json.dumps(r, sort_keys=True) for r in resources.to_raw())
+    return out
 
 
 def validate_task_group(
@@ -339,6 +370,8 @@ def validate_task_group(
                 f"The `ExecutorInfo` of task '{id_value(task.get('task_id'))}' is different "
                 f"from executor '{eid}'"
             )
+    validate_compatible_executor(executor, eid, exec_resources, framework_id=framework_id,
+                                 known_executors=known_executors)
     if eid in known_executors:
         exec_resources = res.Resources()
     total = exec_resources
