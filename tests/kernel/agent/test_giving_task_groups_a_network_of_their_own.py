@@ -8,6 +8,7 @@ tasks end. Driven through the kernel's scheduler API as a framework would."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -336,3 +337,40 @@ async def test_a_restarted_agent_keeps_the_addresses_of_surviving_pods(
             await asyncio.sleep(0.1)
         assert _leftovers(tmp_path, cluster) == []
         await st.close()
+
+
+async def test_an_exhausted_pod_range_fails_the_task_with_the_plugins_message(
+        tmp_path: Path, session: aiohttp.ClientSession) -> None:
+    # a /30 per agent: one address for pods (network, gateway and broadcast are taken)
+    small = network.ClusterNetwork(agent_prefix=30)
+    small.create()
+    try:
+        async with main.running_kernel(master=master_config(),
+                                       agents=[_agent(tmp_path, 0, small)]) as kernel:
+            st = wire.Stream(session, kernel.master_url)
+            await st.subscribe()
+            offer = (await st.wait_for("OFFERS"))["offers"]["offers"][0]
+            agent_id = offer["agent_id"]["value"]
+            await _accept(st, offer, [_group(st, agent_id, name, [wire.command_task(
+                f"{name}-t", agent_id, "sleep 30")]) for name in ("first", "second")])
+            updates = Updates(st)
+
+            async def outcome(task: str) -> dict[str, Any]:
+                async with asyncio.timeout(30):
+                    while True:
+                        for status in updates.seen.get(task, []):
+                            if status["state"] in ("TASK_RUNNING", "TASK_FAILED"):
+                                return status
+                        with contextlib.suppress(TimeoutError):
+                            await updates.until(task, "TASK_RUNNING", timeout=0.5)
+
+            outcomes = {name: await outcome(f"{name}-t") for name in ("first", "second")}
+            states = sorted(s["state"] for s in outcomes.values())
+            assert states == ["TASK_FAILED", "TASK_RUNNING"], outcomes
+            [failed] = [s for s in outcomes.values() if s["state"] == "TASK_FAILED"]
+            assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+            assert "no IP addresses available" in failed["message"], failed
+            await st.close()
+        assert _leftovers(tmp_path, small) == []
+    finally:
+        small.remove()
