@@ -14,6 +14,7 @@ from typing import Any
 
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import errors as kube_errors
+from k8sbridge.lifecycle import taskids
 from k8sbridge.model import ids
 from k8sbridge.model.resources import Resources, parse_resources_flag
 from k8sbridge.scheduler import launch, limits, loop, offers, plan, serviceenv, stack
@@ -230,8 +231,12 @@ def _service(name: str, ip: str) -> dict[str, Any]:
 
 
 def _variables(driver: _Driver) -> dict[str, str]:
-    ((_, (operation,)),) = driver.accepted[-1:]
-    (task,) = operation["launch_group"]["task_group"]["tasks"]
+    """The app container's variables in the last ACCEPT (on the pod network its first group
+    is the pod's sandbox task, ``scheduler.podsandbox``)."""
+    ((_, operations),) = driver.accepted[-1:]
+    tasks = [t for op in operations for t in op["launch_group"]["task_group"]["tasks"]
+             if not taskids.is_sandbox(t["task_id"]["value"].rsplit(".", 1)[-1])]
+    (task,) = tasks
     return {v["name"]: v["value"] for v in task["command"]["environment"]["variables"]}
 
 
