@@ -65,7 +65,8 @@ def main() -> int:
         last = t.recovery.last
         print(f"| {i} | {t.kill.fault} | {t.kill.at:g} | {t.wanted} | {last.ready} | "
               f"{last.lost} | {last.duplicates} | {last.orphans} | {t.orphan_tasks} | "
-              f"{t.doubled_pods} | {_s(t.part_back)} | {_s(t.resubscribed)} | "
+              f"{t.doubled_pods} | {_s(t.part_back)} | "
+              f"{_s(t.resubscribed) if t.kill.fault == 'master' else '-'} | "
               f"{_s(t.recovery.seconds)} |")
     print()
     for fault in ("bridge", "master", "agent", "devkube"):

@@ -46,8 +46,8 @@ from typing import Any, BinaryIO
 
 import yaml
 
+from k8sbridge import embedded_bridges, supervise
 from k8sbridge import settings as bridge_settings
-from k8sbridge import supervise
 
 __all__ = [
     "BRIDGE_PRINCIPAL",
@@ -504,17 +504,10 @@ async def running_processes(
                          else ""),
             api_address=cluster.api_address if cluster is not None else "",
         )
-        settings_file = data_dir / "bridge-settings.yaml"
-        _write_private(settings_file, yaml.safe_dump(bridge_settings.dump(bridge_cfg),
-                                                     sort_keys=False))
-        bridge = await group.spawn(supervise.ChildSpec(
-            name="bridge",
-            argv=(*py, "run", "--config", str(settings_file), "--master", kernel_url,
-                  "--kubeconfig", str(kubeconfig)),
-            log_file=logs / "bridge.log", ready=BRIDGE_READY,
-            stop_grace_seconds=BRIDGE_STOP_GRACE, env=env,
-        ))
-        ready = await group.wait_ready(bridge, timeout=CHILD_START_TIMEOUT, stop=stop)
+        ready = await embedded_bridges.spawn_bridges(
+            group, bridge_cfg, data_dir=data_dir, py=py, env=env, kernel_url=kernel_url,
+            kubeconfig=kubeconfig, stop=stop, write=_write_private, ready=BRIDGE_READY,
+            start_timeout=CHILD_START_TIMEOUT, stop_grace=BRIDGE_STOP_GRACE)
         yield EmbeddedProcesses(
             kernel_url=kernel_url, api_url=api_url, kubeconfig=kubeconfig, data_dir=data_dir,
             logs_dir=logs, framework_id=ready["framework"], kubelet_port=int(ready["port"]),

@@ -110,9 +110,10 @@ class Turn:
         def s(v: float | None) -> str:
             return "never" if v is None else f"{v:.1f}s"
         last = self.recovery.last
+        again = (f", re-subscribed {s(self.resubscribed)} after the restart"
+                 if self.kill.fault == "master" else "")
         return (f"{self.kill.fault} at {self.kill.at:g}s (wanted {self.wanted}): part back "
-                f"{s(self.part_back)}, re-subscribed {s(self.resubscribed)} after the "
-                f"restart, workload clean {s(self.recovery.seconds)}; running "
+                f"{s(self.part_back)}{again}, workload clean {s(self.recovery.seconds)}; running "
                 f"{last.ready}/{last.wanted}, lost {last.lost}, duplicates {last.duplicates}, "
                 f"orphans {last.orphans}; master: orphan tasks {self.orphan_tasks}, pods with "
                 f"two live tasks {self.doubled_pods} (clean {s(self.master_clean)} later); "
