@@ -80,7 +80,11 @@ def main() -> int:
     print(f"- master restarted → re-subscribed (s): {'/'.join(_s(r) for r in resub)}")
     print(f"- pods made {run.pods_made}; lost status transitions {run.lost_transitions} "
           f"{run.lost_examples}; task processes left 60 s after scaling to 0: "
-          f"{run.left_after_zero}; swept at the end: {run.swept}")
+          f"{run.left_after_zero}; left after every part stopped: {run.left_after_stop}")
+    exits = [(i, t.notes["exited by themselves"]) for i, t in enumerate(run.turns, 1)
+             if "exited by themselves" in t.notes]
+    for i, what in exits:
+        print(f"- during turn {i}, exited by themselves (and restarted): {what}")
     return 0
 
 

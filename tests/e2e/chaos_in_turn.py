@@ -48,6 +48,7 @@ from tests.e2e.chaos import (
     drain,
     kubectl,
     pod_views,
+    processes_mentioning,
     tally,
     task_processes,
 )
@@ -60,6 +61,7 @@ FAULTS = ("bridge", "master", "agent", "devkube")
 APP = "chaos"
 RESTART_DELAY = 1.0  # as supervise.RestartPolicy.initial_seconds
 STATUS_GRACE = 5.0  # a pod running this long must have been seen Running
+STOP_LINGER = 3.0  # after every part stopped, what still runs this long later is left behind
 LIVE = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING")
 LEADER = "k8sbridge is ready (leader): framework "
 STANDBY = "k8sbridge is a standby until it holds the leader Lease"
@@ -129,6 +131,7 @@ class Run:
     lost_examples: list[str] = dataclasses.field(default_factory=list)
     pods_made: int = 0
     left_after_zero: int = -1
+    left_after_stop: list[str] = dataclasses.field(default_factory=list)  # processes, by argv
     swept: int = 0
 
 
@@ -154,6 +157,16 @@ class TurnCluster(Separate):
         for part in self.bridges:
             part.env = dict(first.env)
         self.bridge = self.bridges[0]
+        self.exits: list[str] = []  # parts that exited by themselves (and were restarted)
+
+    def revive(self) -> None:
+        """As the supervisor does: start again every part that exited by itself."""
+        for part in self.parts:
+            if part.proc is None or part.proc.poll() is None:
+                continue
+            last = part.text().strip().splitlines()[-2:]
+            self.exits.append(f"{part.name} exited {part.proc.returncode}: {last}")
+            part.start()
 
     @property
     def parts(self) -> list[Part]:
@@ -189,11 +202,13 @@ class TurnCluster(Separate):
                     ) -> tuple[Part, str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self.revive()
             found = self.leader()
             if found is not None and found[0] is not besides:
                 return found
             time.sleep(0.1)
-        raise AssertionError(f"no bridge replica leads within {timeout}s")
+        tails = {p.name: p.text()[-1500:] for p in self.bridges}
+        raise AssertionError(f"no bridge replica leads within {timeout}s: {tails}")
 
     def master_state(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.master + "/state", timeout=10) as reply:
@@ -223,6 +238,14 @@ def _wait(probe: Any, *, since: float, timeout: float) -> float | None:
             return time.monotonic() - since
         time.sleep(0.1)
     return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return f"{pid}: gone"
+    return f"{pid}: " + raw.replace(b"\0", b" ").decode(errors="replace")[:200]
 
 
 def _restart(part: Part) -> None:
@@ -306,6 +329,7 @@ def run_in_turn(base: Path, *, seed: int, replicas: int, rounds: int = 3, agents
     watch: PodWatch | None = None
 
     def look(wanted: int) -> Tally:
+        cluster.revive()
         procs = task_processes(token)
         views = pod_views(cluster.kube.pods(f"app={APP}"))
         live = {v.uid for v in views if v.live}
@@ -326,6 +350,9 @@ def run_in_turn(base: Path, *, seed: int, replicas: int, rounds: int = 3, agents
             turn.recovery = converge(functools.partial(look, wanted), since=killed,
                                      timeout=timeout)
             _master_account(cluster, turn, timeout=30.0)
+            if cluster.exits:
+                turn.notes["exited by themselves"] = list(cluster.exits)
+                cluster.exits.clear()
             run.turns.append(turn)
             if say is not None:
                 say(f"  turn {step + 1}: {turn.describe()}")
@@ -342,5 +369,7 @@ def run_in_turn(base: Path, *, seed: int, replicas: int, rounds: int = 3, agents
             watch.stop()
         for part in reversed(cluster.parts):
             part.stop()
+        time.sleep(STOP_LINGER)
+        run.left_after_stop = [_cmdline(pid) for pid in processes_mentioning(str(base))]
         run.swept = len(sweep(token=token, data_dir=base))
     return run
