@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -55,4 +56,8 @@ def test_kill_9_in_turn_during_a_rollout(tmp_path: Path) -> None:
             assert turn.resubscribed is not None and turn.resubscribed <= 20.0, why
     assert run.lost_transitions == 0, f"{why}\nnever seen Running: {run.lost_examples}"
     assert run.left_after_zero == 0, why
-    assert run.swept == 0, why
+    assert run.left_after_stop == [], why
+    # A part may exit by itself only as the leader that fenced itself while devkube was away
+    # (replica.FENCED_EXIT); the harness restarts it, as the supervisor does.
+    exits = [e for t in run.turns for e in t.notes.get("exited by themselves", [])]
+    assert all(re.match(r"bridge-\d exited 70:", e) for e in exits), exits
