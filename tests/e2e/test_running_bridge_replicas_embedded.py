@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.chaos import deployment, kubectl, pod_views, task_processes
+from tests.e2e.chaos import (
+    deployment,
+    kubectl,
+    pod_views,
+    processes_mentioning,
+    task_processes,
+)
 from tests.e2e.chaos_clusters import Supervised
 from tests.e2e.chaos_faults import new_token
 
@@ -79,11 +85,28 @@ def test_the_standby_child_takes_over_when_the_leading_bridge_is_killed(
         assert STANDBY in _life(logs[leader]) and LEADS not in _life(logs[leader])
         kubectl(run.kubeconfig, "scale", "deployment/chaos", "--replicas=5")
         _eventually(lambda: _running(run, 5), timeout=90, what="5 pods Running after takeover")
+        # The Nodes name the new leader's kubelet API (its port is kubelet.port + 1 or, here,
+        # a free one): the API server reaches it for logs.
+        pod = pod_views(run.kube.pods("app=chaos"))[0].name
+        _eventually(lambda: _logs_work(run, pod), timeout=30, what="kubectl logs, new leader")
         kubectl(run.kubeconfig, "scale", "deployment/chaos", "--replicas=0")
         _eventually(lambda: not task_processes(token), timeout=60, what="the tasks to end")
         assert run.stop() == 0, run.output[-3000:]
+        time.sleep(3)
+        left = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:300]
+                for pid in processes_mentioning(str(run.data_dir))]
+        assert left == [], left
     finally:
-        assert run.close() == [], "task processes or daemons were left behind"
+        swept = run.close()
+    assert swept == [], "task processes or daemons were left behind"
+
+
+def _logs_work(run: Supervised, pod: str) -> bool:
+    try:
+        kubectl(run.kubeconfig, "logs", pod, timeout=20)
+    except AssertionError:
+        return False
+    return True
 
 
 def _pids(run: Supervised, name: str) -> list[int]:
