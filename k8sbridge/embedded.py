@@ -52,8 +52,8 @@ from typing import Any, BinaryIO
 
 import yaml
 
+from k8sbridge import embedded_bridges, supervise
 from k8sbridge import settings as bridge_settings
-from k8sbridge import supervise
 from k8sbridge.embedded_network import (  # re-exported: tests and tools name them here
     CLUSTER_DNS_ADDRESS,
     dns_argv,
@@ -492,19 +492,12 @@ async def running_processes(
             if not settings.scheduler.cluster_dns:
                 bridge_cfg = dataclasses.replace(bridge_cfg, scheduler=dataclasses.replace(
                     bridge_cfg.scheduler, cluster_dns=(CLUSTER_DNS_ADDRESS,)))
-        settings_file = data_dir / "bridge-settings.yaml"
-        write_private(settings_file, yaml.safe_dump(bridge_settings.dump(bridge_cfg),
-                                                     sort_keys=False))
-        bridge = await group.spawn(supervise.ChildSpec(
-            name="bridge",
-            argv=(*py, "run", "--config", str(settings_file), "--master", kernel_url,
-                  "--kubeconfig", str(kubeconfig)),
-            log_file=logs / "bridge.log", ready=BRIDGE_READY,
-            stop_grace_seconds=BRIDGE_STOP_GRACE, env=env,
-        ))
+        ready = await embedded_bridges.spawn_bridges(
+            group, bridge_cfg, data_dir=data_dir, py=py, env=env, kernel_url=kernel_url,
+            kubeconfig=kubeconfig, stop=stop, write=write_private, ready=BRIDGE_READY,
+            start_timeout=CHILD_START_TIMEOUT, stop_grace=BRIDGE_STOP_GRACE)
         if dns is not None:  # it started beside the bridge
             await group.wait_ready(dns, timeout=CHILD_START_TIMEOUT, stop=stop)
-        ready = await group.wait_ready(bridge, timeout=CHILD_START_TIMEOUT, stop=stop)
         if cluster is not None and shutil.which("nft") is None:
             log.warning("nft is not installed (Debian's nftables, as scripts/system-packages "
                         "installs it): no service proxy, so Services' cluster IPs and node "

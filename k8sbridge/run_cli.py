@@ -55,6 +55,9 @@ def register(sub: Any) -> None:
     emb.add_argument("--kernel-port", type=int, default=None, help="kernel master port (5050)")
     emb.add_argument("--api-port", type=int, default=None, help="devkube API port (6443)")
     emb.add_argument("--agents", type=int, default=None, help="number of agents (3)")
+    emb.add_argument("--bridge-replicas", type=int, default=None, metavar="N",
+                     help="bridge child processes (1); 2+ elect a leader, a killed one comes "
+                     "back as the standby")
     emb.add_argument("--kernel-auth", type=_on_off, default=True, metavar="on|off",
                      help="Mesos authentication at the embedded kernel (default on: "
                      "credentials generated in DATA_DIR/credentials.json, 0600; the bridge "
@@ -167,6 +170,7 @@ def _flags(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "kernel_port": args.kernel_port,
             "api_port": args.api_port,
             "agents": args.agents,
+            "bridge_replicas": args.bridge_replicas,
             "agent_resources": args.agent_resources,
             "image_dir": args.image_dir,
             "cluster_network": args.cluster_network,

@@ -231,6 +231,10 @@ class EmbeddedSettings:
     # DATA_DIR/kernel-pki, the master and agents on https, the bridge verifying them with
     # that CA (mesos.ca_file). False: plain HTTP, as Mesos' default.
     tls: bool = True
+    # Bridge child processes; 2+: each with leader election on (leader.enabled) and an identity
+    # of its own, the 2nd's kubelet API on kubelet.port + 1 (and so on); a killed one is
+    # restarted and comes back as the standby.
+    bridge_replicas: int = 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -433,6 +437,8 @@ def _validate(settings: BridgeSettings) -> None:
         raise SettingsError(f"embedded.cluster_cidr: {e}") from e
     if settings.embedded.agents < 1:
         raise SettingsError("embedded.agents: at least one agent is needed")
+    if settings.embedded.bridge_replicas < 1:
+        raise SettingsError("embedded.bridge_replicas: must be at least 1")
     if settings.embedded.log_max_bytes < 0 or settings.embedded.log_files < 0:
         raise SettingsError("embedded.log_max_bytes, embedded.log_files: must not be negative")
     _check_pod_subnets(settings, cidr)

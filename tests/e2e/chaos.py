@@ -206,6 +206,7 @@ class PodWatch:
     def __init__(self, kube: Kube, selector: str, namespace: str = "default") -> None:
         self._kube, self._selector, self._namespace = kube, selector, namespace
         self.seen: set[str] = set()
+        self.running: set[str] = set()  # uids ever listed or watched with phase Running
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="pod-watch")
 
@@ -226,11 +227,18 @@ class PodWatch:
                 if rv is None:
                     query = urllib.parse.urlencode({"labelSelector": self._selector})
                     listed = self._kube.call("GET", f"{base}?{query}", timeout=10)
-                    self.seen.update(str(p["metadata"]["uid"]) for p in listed["items"])
+                    for pod in listed["items"]:
+                        self._note(pod)
                     rv = str(listed["metadata"]["resourceVersion"])
                 rv = self._follow(base, rv)
             except (OSError, urllib.error.URLError, ValueError, KeyError):
                 self._stop.wait(0.2)
+
+    def _note(self, pod: dict[str, Any]) -> None:
+        uid = str(pod["metadata"]["uid"])
+        self.seen.add(uid)
+        if (pod.get("status") or {}).get("phase") == "Running":
+            self.running.add(uid)
 
     def _follow(self, base: str, rv: str) -> str | None:
         """Watch from ``rv`` until the stream ends or stalls: the last resourceVersion seen,
@@ -250,7 +258,7 @@ class PodWatch:
                 if event.get("type") == "ERROR":
                     return None
                 if meta.get("uid"):
-                    self.seen.add(str(meta["uid"]))
+                    self._note(event["object"])
                 if meta.get("resourceVersion"):
                     rv = str(meta["resourceVersion"])
         return rv
