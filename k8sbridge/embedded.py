@@ -56,6 +56,7 @@ from k8sbridge import embedded_bridges, supervise
 from k8sbridge import settings as bridge_settings
 from k8sbridge.embedded_network import (  # re-exported: tests and tools name them here
     CLUSTER_DNS_ADDRESS,
+    CLUSTER_NETNS_FILE,
     dns_argv,
     make_cluster_network,
     proxy_flags,
@@ -65,6 +66,8 @@ from k8sbridge.embedded_network import (  # re-exported: tests and tools name th
 
 __all__ = [
     "BRIDGE_PRINCIPAL",
+    "CLUSTER_DNS_ADDRESS",
+    "CLUSTER_NETNS_FILE",
     "OPERATOR_PRINCIPAL",
     "EmbeddedProcesses",
     "KernelCredentials",
@@ -485,7 +488,8 @@ async def running_processes(
                     py=py, cluster=cluster, kubeconfig=kubeconfig, kernel_url=kernel_url,
                     domain=settings.scheduler.cluster_domain,
                     principal=BRIDGE_PRINCIPAL if credentials is not None else None,
-                    secret_file=credentials.bridge_secret_file if credentials else None),
+                    secret_file=credentials.bridge_secret_file if credentials else None,
+                    ca_file=pki.ca_file if pki is not None else None),
                 log_file=logs / "dns.log", ready=DNS_READY,
                 stop_grace_seconds=DNS_STOP_GRACE, env=env,
             ))

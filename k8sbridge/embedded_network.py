@@ -25,7 +25,8 @@ CLUSTER_DNS_ADDRESS = "10.96.0.10"
 
 
 def dns_argv(*, py: Sequence[str], cluster: Any, kubeconfig: Path, kernel_url: str,
-             domain: str, principal: str | None, secret_file: Path | None) -> tuple[str, ...]:
+             domain: str, principal: str | None, secret_file: Path | None,
+             ca_file: Path | None = None) -> tuple[str, ...]:
     """``k8sbridge dns`` inside the cluster network: at ``CLUSTER_DNS_ADDRESS`` (what pods'
     resolv.conf names) and at the address below the API server's (the ``kube-system/kube-dns``
     Service's endpoint, where a service proxy sends the ClusterIP), both put on the
@@ -40,6 +41,8 @@ def dns_argv(*, py: Sequence[str], cluster: Any, kubeconfig: Path, kernel_url: s
             "--service-ip", CLUSTER_DNS_ADDRESS, "--service-endpoint", endpoint]
     if principal is not None and secret_file is not None:
         argv += ["--mesos-principal", principal, "--mesos-secret-file", str(secret_file)]
+    if ca_file is not None:  # the kernel's TLS (k8sbridge run's kernel CA)
+        argv += ["--mesos-ca-file", str(ca_file)]
     return tuple(argv)
 
 

@@ -143,6 +143,12 @@ class PodStore:
     def set_sandbox(self, uid: str, sandbox: PodSandbox | None) -> None:
         self._put_life(uid, dataclasses.replace(self.get(uid), sandbox=sandbox))
 
+    def forget_sandboxes(self) -> None:
+        """No pod has a sandbox any more (their framework was removed with its executors)."""
+        for uid in list(self._records):
+            if self.get(uid).sandbox is not None:
+                self.set_sandbox(uid, None)
+
     def deleting(self, uid: str) -> bool:
         return self.get(uid).deleting
 

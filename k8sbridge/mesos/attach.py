@@ -64,6 +64,8 @@ class Attachment:
                 if not step.done():
                     try:
                         await asyncio.wait_for(asyncio.shield(step), DRAIN_SECONDS)
+                    except StopAsyncIteration:  # the terminal closed while draining (raised
+                        return  # out of this generator it would become a RuntimeError)
                     except TimeoutError:
                         step.cancel()
                         with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):

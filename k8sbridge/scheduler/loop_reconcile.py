@@ -78,6 +78,9 @@ class Reconciling(loop_pods.PodEvents):
         self._kills.clear()  # (they died with their framework)
         for uid, _ in list(self._lives.launches()):
             self._lives.launch_ended(uid)
+        # their executors went too: no launch may join one (its ExecutorInfo names the old
+        # framework), the next launch of each pod starts a sandbox of its own
+        self._lives.forget_sandboxes()
 
     async def _reconcile(self) -> None:
         """Reconcile, then act on what was learned; a failure (an error or a GET_TASKS that

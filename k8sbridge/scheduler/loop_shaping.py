@@ -1,6 +1,9 @@
 """The loop's side of offer shaping: the shape of the pending pods (``shaping``), sent to the
 master with UPDATE_FRAMEWORK when it changes, at most every ``SHAPE_SECONDS``.
 
+Only pods a pass has already explained count: until then the offers are not shaped, so
+every new pod gets a pass with offers in view and its reason in ``describe``.
+
 Why apart from the passes: the shape is a side channel to the master with its own pacing and
 failure handling (a master older than 1.11 has no such fields: nothing is sent; a failed call
 is retried by a later pass), and the passes only hand it the pending pods.
@@ -33,8 +36,13 @@ class Shaping(loop_updates.TaskUpdates):
         if not self._settings.scheduler.shape_offers or self.master_version is None \
                 or self.master_version < MIN_MASTER:
             return
+        # Only pods a pass has explained shape the offers: a new pod that no agent can take
+        # would otherwise stop the offers before any pass could say why it waits (a pass
+        # needs offers), and a placeable one is placed by the next pass anyway.
+        explained = all(str(pod.uid) in self._explained_at for pod in pending)
         wanted = shaping.shape(pending, agents=self._agent_labels(),
-                               overhead=dict(self._stack_settings.executor_overhead))
+                               overhead=dict(self._stack_settings.executor_overhead)
+                               ) if explained else shaping.NO_SHAPE
         if wanted == self._shape:
             return
         now = self._clock()

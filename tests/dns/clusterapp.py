@@ -23,7 +23,8 @@ TASK = {"cpus": 0.1, "mem": 32.0}
 
 class ClusterApp:
     def __init__(self, *, master: str, auth: tuple[str, str] | None, name: str, command: str,
-                 network: str = "k8sbridge", role: str = "marathon") -> None:
+                 network: str = "k8sbridge", role: str = "marathon",
+                 ca_file: str | None = None) -> None:
         self.name = name
         self.command = command
         self.network = network
@@ -38,7 +39,7 @@ class ClusterApp:
                     principal=auth[0] if auth is not None else None),
                 client=mesos_client.ClientConfig(
                     masters=(master,), principal=auth[0] if auth is not None else None,
-                    secret=auth[1] if auth is not None else None)),
+                    secret=auth[1] if auth is not None else None, ca_file=ca_file)),
             handler=self.handle)
 
     async def handle(self, event: Any) -> None:

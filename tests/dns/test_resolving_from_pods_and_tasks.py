@@ -122,8 +122,10 @@ def test_a_pod_resolves_services_and_mesos_tasks(cluster: Cluster, tmp_path: Pat
     [secret] = [c["secret"] for c in creds if c["principal"] == embedded.OPERATOR_PRINCIPAL]
     master = next(line.split()[4] for line in cluster.lines
                   if line.startswith("kernel (Mesos v1 API): "))
+    ca = cluster.data_dir / "kernel-pki" / "ca.crt"  # the kernel's TLS
     framework = Framework(ClusterApp(master=master, auth=(embedded.OPERATOR_PRINCIPAL, secret),
-                                     name="webapp", command=TASK))
+                                     name="webapp", command=TASK,
+                                     ca_file=str(ca) if ca.exists() else None))
     try:
         found = eventually(lambda: (lambda out: out if "10.88." in out.split("Name:")[-1]
                                     else None)(_exec(cluster, "nslookup", "webapp.marathon.mesos")),

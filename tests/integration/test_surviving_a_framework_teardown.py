@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from k8sbridge.lifecycle import taskids
 from tests.conftest import kernel_ssl
 from tests.integration.test_running_the_cli import (
     Running,
@@ -66,11 +67,13 @@ def _master(url: str, call: dict[str, Any], *, auth: tuple[str, str] | None,
 
 def _running_tasks(url: str, *, framework: str, uid: str, auth: tuple[str, str],
                    context: ssl.SSLContext | None) -> list[str]:
+    """The pod's running container tasks (not its sandbox task, ``scheduler.podsandbox``)."""
     status, body = _master(url, {"type": "GET_TASKS"}, auth=auth, context=context)
     assert status == 200, body
     return [t["task_id"]["value"] for t in json.loads(body)["get_tasks"].get("tasks", [])
             if t["state"] == "TASK_RUNNING" and t["framework_id"]["value"] == framework
-            and t["task_id"]["value"].startswith(uid)]
+            and t["task_id"]["value"].startswith(uid)
+            and not taskids.is_sandbox(t["task_id"]["value"].rsplit(".", 1)[-1])]
 
 
 def _eventually(probe: Any, *, timeout: float, what: str) -> Any:

@@ -90,6 +90,11 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {  # plural -> (collection path
 }
 
 
+# Groups devkube serves as if their CustomResourceDefinition were installed (scheduler-plugins'
+# PodGroup): no kube-apiserver serves them built in, so the official client has no models.
+CUSTOM_GROUPS = frozenset({"scheduling.x-k8s.io"})
+
+
 def model_name(kind: kinds.Kind) -> str:
     """The official client's model class of a kind (``V1Pod``, ``V2HorizontalPodAutoscaler``,
     ``CoreV1Event`` / ``EventsV1Event`` for the two Events)."""
@@ -160,6 +165,8 @@ async def test_every_kind_reads_into_the_official_models(with_controllers: main.
         decoder = client.ApiClient()
         checked: dict[str, int] = {}
         for kind in kinds.KINDS:
+            if kind.group in CUSTOM_GROUPS:
+                continue  # a CRD on real clusters: the official client has no model for it
             prefix = f"/apis/{kind.group_version}" if kind.group else "/api/v1"
             status, text = await _raw(api, f"{prefix}/{kind.plural}")
             assert status == 200, (kind.key, text)
@@ -180,7 +187,8 @@ async def test_every_kind_reads_into_the_official_models(with_controllers: main.
                 assert not unknown_fields(json.loads(one[1]), name), (name, one[1])
             checked[name] = len(document["items"])
         decoder.close()  # type: ignore[no-untyped-call]
-    sampled = {model_name(k) for k in kinds.KINDS if k.plural in SAMPLES}
+    sampled = {model_name(k) for k in kinds.KINDS
+               if k.plural in SAMPLES and k.group not in CUSTOM_GROUPS}
     empty = sorted(n for n, count in checked.items() if n in sampled and count == 0)
     assert not empty, f"no object of {empty} was read"
 
