@@ -6,6 +6,7 @@ terminal's resize, and bad frames that end the connection without leaving the se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
 import subprocess
@@ -216,6 +217,8 @@ def test_attach_over_spdy(kubelet: Kubelet) -> None:
         await _streams(client, "error", "stdout")  # both accepted; output follows from now
         assert not client.ended and not client.goaway
         client.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await client.writer.wait_closed()
         return client
 
     client = asyncio.run(run())

@@ -127,7 +127,9 @@ async def test_a_tty_session_has_a_terminal_of_the_asked_size_and_follows_resize
 async def test_a_caller_that_goes_away_takes_its_session_along(
         running: tuple[fm.Running, dict[str, Any]]) -> None:
     run, parent = running
-    call = sc.launch_call(parent, {"value": "echo started; exec sleep 1000"})
+    # a sleep no other test runs: the check below looks at every process of the host, and
+    # the other pytest worker's tasks are there too
+    call = sc.launch_call(parent, {"value": "echo started; exec sleep 4321"})
     sid = call["launch_nested_container_session"]["container_id"]["value"]
     listing = {"type": "GET_CONTAINERS", "get_containers": {"show_nested": True}}
     async with aiohttp.ClientSession() as http:
@@ -145,7 +147,7 @@ async def test_a_caller_that_goes_away_takes_its_session_along(
             ids = [c["container_id"]["value"] for c in
                    (await containers.json())["get_containers"]["containers"]]
         assert sid not in ids
-        assert not any(_cmdline(p).endswith(b"sleep\x001000\x00") for p in _pids())
+        assert not any(_cmdline(p).endswith(b"sleep\x004321\x00") for p in _pids())
 
 
 async def test_bad_calls_get_mesos_answers(running: tuple[fm.Running, dict[str, Any]]) -> None:
