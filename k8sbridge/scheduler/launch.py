@@ -432,6 +432,7 @@ def render_launch_group(
     network: podfiles.Network | None = None,
     pod_network: str = "",
     sandbox: PodSandbox | None = None,
+    make_sandbox: bool = True,
 ) -> LaunchGroup:
     """Render the LAUNCH_GROUP of one ``assignment``: its executor share, each container's
     resources and host ports exactly as placement carved them (nothing is carved here).
@@ -514,10 +515,10 @@ def render_launch_group(
     tasks: list[Json] = []
     made, sandbox_operation = None, None  # a new sandbox, and its LAUNCH_GROUP
     agent = str(assignment.agent_id)
-    if joined is not None and podsandbox.joinable(sandbox, agent) is not None:
+    if joined is not None and make_sandbox and podsandbox.joinable(sandbox, agent) is not None:
         assert sandbox is not None
         executor, exec_id, used = dict(sandbox.executor), sandbox.executor_id, Resources()
-    elif joined is not None:  # its sandbox task: a group of its own, launched first
+    elif joined is not None and make_sandbox:  # its sandbox task: a group of its own, first
         exec_id = executor_id_for(uid=uid, attempt=attempt, generation=generation)
         made, sandbox_operation = podsandbox.start(
             executor={**executor, "executor_id": {"value": exec_id}}, share=exec_res,

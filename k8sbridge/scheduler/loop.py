@@ -354,6 +354,7 @@ class Scheduler(loop_passes.Passes):
                     network=network,
                     pod_network=scheduling.pod_network,
                     sandbox=self._lives.sandbox(uid),
+                    make_sandbox=self._settings.scheduler.pod_sandbox,
                 )
             except launch.LaunchError as e:
                 if e.reason == launch.REASON_STALE:

@@ -35,7 +35,7 @@ SHOW = ("echo ip=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1) "
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = Cluster(tmp_path / "run", agents=1)
+    running = Cluster(tmp_path / "run", agents=1, K8SBRIDGE_SCHEDULER_POD_SANDBOX="true")
     try:
         running.ready()
         yield running
@@ -128,7 +128,7 @@ async def test_a_restarted_bridge_restarts_a_container_on_the_pods_ip(tmp_path: 
                 kube=dataclasses.replace(base.kube, kubeconfig=dk.kubeconfig),
                 scheduler=dataclasses.replace(
                     base.scheduler, scheduler_names=("default-scheduler",), image_mode="none",
-                    pod_network=net.network_name))
+                    pod_network=net.network_name, pod_sandbox=True))
             pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kept"}, "spec": {
                 "terminationGracePeriodSeconds": 1,
                 "containers": [{"name": "main", "image": "busybox",

@@ -111,7 +111,8 @@ def _scheduler(
     sink, driver, kube = _Sink(), _Driver(), _Kube()
     scheduler = loop.Scheduler(
         # a cluster DNS: no MissingClusterDNS warning among the events these tests count
-        settings=bridge_settings.load(env={"K8SBRIDGE_SCHEDULER_CLUSTER_DNS": "10.96.0.10"}),
+        settings=bridge_settings.load(env={"K8SBRIDGE_SCHEDULER_CLUSTER_DNS": "10.96.0.10",
+                                           "K8SBRIDGE_SCHEDULER_POD_SANDBOX": "true"}),
         kube=kube,  # type: ignore[arg-type]
         driver=driver, sink=sink, agents=_Agents(agent_version),  # type: ignore[arg-type]
         list_tasks=None,  # type: ignore[arg-type]  # not reconciling here

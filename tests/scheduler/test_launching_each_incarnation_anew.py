@@ -76,7 +76,8 @@ async def _launch_once(*, generation: int, pod: dict[str, Any]) -> tuple[list[st
     """A freshly started loop (nothing known: the master forgot) launches ``pod``."""
     driver = _Driver()
     scheduler = loop.Scheduler(
-        settings=bridge_settings.load(env={}), kube=_Kube(),  # type: ignore[arg-type]
+        settings=bridge_settings.load(env={"K8SBRIDGE_SCHEDULER_POD_SANDBOX": "true"}),
+        kube=_Kube(),  # type: ignore[arg-type]
         driver=driver, sink=_Sink(), agents=_Agents(),  # type: ignore[arg-type]
         list_tasks=None,  # type: ignore[arg-type]  # not reconciling here
         generation=generation,
