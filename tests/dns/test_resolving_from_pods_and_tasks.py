@@ -58,6 +58,9 @@ class Framework:
     def _run(self) -> None:
         async def main() -> None:
             await self.app.run(stop=self._stop, ready=asyncio.Event())
+            # the kernel speaks TLS: its connections need a few turns of the loop to close
+            # (aiohttp's advice for a graceful shutdown) before the loop itself is closed
+            await asyncio.sleep(0.25)
         try:
             self._loop.run_until_complete(main())
         finally:
