@@ -115,7 +115,9 @@ async def check_mesos(settings: bridge_settings.BridgeSettings) -> list[Result]:
             version = await client.get_version()
         except mesos_errors.MesosError as e:
             text = str(e)
-            if "401" in text or "Unauthorized" in text:
+            # the operator client wraps the transport's error: a 401 is its cause
+            if isinstance(e, mesos_errors.Unauthorized) \
+                    or isinstance(e.__cause__, mesos_errors.Unauthorized):
                 out.append(Result(OK, "mesos master", f"{masters} answers"))
                 out.append(Result(FAIL, "mesos credentials", f"refused ({text}); check "
                                   "mesos.principal and mesos.secret_file"))
