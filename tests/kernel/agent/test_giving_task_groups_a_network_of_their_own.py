@@ -374,3 +374,48 @@ async def test_an_exhausted_pod_range_fails_the_task_with_the_plugins_message(
         assert _leftovers(tmp_path, small) == []
     finally:
         small.remove()
+
+
+def _view_makers(tmp_path: Path) -> list[int]:
+    """The view makers of this test's agents: children of the container daemons whose log is
+    under ``tmp_path`` (the daemons are started detached, so not the test's descendants)."""
+    parents: dict[int, int] = {}
+    cmdlines: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                cmdlines[int(entry.name)] = (entry / "cmdline").read_bytes()
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    daemons = {p for p, c in cmdlines.items() if b"--daemon" in c and str(tmp_path).encode() in c}
+    return [p for p, c in cmdlines.items()
+            if b"k8sbridge.kernel.agent.viewmaker" in c and parents.get(p) in daemons]
+
+
+async def test_views_are_made_without_copying_other_pods_network_namespaces(
+        tmp_path: Path, cluster: network.ClusterNetwork, session: aiohttp.ClientSession) -> None:
+    """Each pod's namespace is a bind mount in the host's mount namespace; views are copied
+    from the view maker's namespace, which leaves them out, so making a view does not cost
+    more with every pod already running (a copy of N mounts under the kernel's mount lock)."""
+    async with main.running_kernel(master=master_config(),
+                                   agents=[_agent(tmp_path, 0, cluster)]) as kernel:
+        st = wire.Stream(session, kernel.master_url)
+        await st.subscribe()
+        offer = (await st.wait_for("OFFERS"))["offers"]["offers"][0]
+        agent_id = offer["agent_id"]["value"]
+        names = [f"pod-{i}" for i in range(4)]
+        await _accept(st, offer, [_group(st, agent_id, name, [wire.command_task(
+            f"{name}-sleep", agent_id, "exec sleep 60")]) for name in names])
+        updates = Updates(st)
+        for name in names:
+            await updates.until(f"{name}-sleep", "TASK_RUNNING")
+        roots = _isolator_roots(tmp_path)
+        with open("/proc/self/mountinfo") as f:
+            host = [line for line in f if "nsfs" in line and any(r in line for r in roots)]
+        assert len(host) == len(names)  # the host's namespace holds each pod's namespace
+        [maker] = _view_makers(tmp_path)
+        maker_mounts = Path(f"/proc/{maker}/mountinfo").read_text().splitlines()
+        assert [line for line in maker_mounts if " - nsfs " in line] == []
+        with open("/proc/self/mountinfo") as f:
+            assert len(maker_mounts) < len(f.readlines())
+        await st.close()
