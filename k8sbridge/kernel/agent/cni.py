@@ -140,9 +140,10 @@ class Isolator:
         try:
             directory.mkdir(parents=True)
             netns.touch()
-            await self._run(["unshare", f"--net={netns}", "true"], what="create the network "
-                            f"namespace of container {container_id}")
-            await self._plugin("ADD", container_id, network=None, ifname="lo", netns=netns)
+            # One process makes the namespace (bound at ``netns`` before it execs) and runs
+            # ``loopback`` in it, which enters ``netns`` itself: the same namespace.
+            await self._plugin("ADD", container_id, network=None, ifname="lo", netns=netns,
+                               prefix=["unshare", f"--net={netns}"])
             infos: list[dict[str, Any]] = []
             results: list[Result] = []
             for index, (network, info) in enumerate(zip(networks, network_infos, strict=True)):
@@ -189,9 +190,10 @@ class Isolator:
         shutil.rmtree(directory, ignore_errors=True)
 
     async def _plugin(self, command: str, container_id: str, *, network: Network | None,
-                      ifname: str, netns: Path, network_info: dict[str, Any] | None = None
-                      ) -> Result | None:
-        """One plugin call (``network`` None: ``loopback`` for ``lo``)."""
+                      ifname: str, netns: Path, network_info: dict[str, Any] | None = None,
+                      prefix: list[str] | None = None) -> Result | None:
+        """One plugin call (``network`` None: ``loopback`` for ``lo``; ``prefix``: what runs
+        it instead of the plugins' namespace)."""
         if network is None:
             network = Network(name="loopback", plugin="loopback",
                               config={"cniVersion": cnispec.CNI_VERSION, "name": "loopback",
@@ -205,8 +207,12 @@ class Isolator:
                                  ifname=ifname, plugins_dir=self._plugins_dir,
                                  path=os.environ.get("PATH", _DEFAULT_PATH))
         binary = str(Path(self._plugins_dir) / network.plugin)
-        argv = [binary] if self._plugins_netns is None else [
-            "nsenter", f"--net={self._plugins_netns}", "--", binary]
+        if prefix is not None:
+            argv = [*prefix, binary]
+        elif self._plugins_netns is None:
+            argv = [binary]
+        else:
+            argv = ["nsenter", f"--net={self._plugins_netns}", "--", binary]
         try:
             code, stdout, stderr = await self._exec(argv, stdin=stdin, env=env)
         except TimeoutError:
@@ -237,14 +243,6 @@ class Isolator:
             await proc.wait()
             raise
         return proc.returncode, stdout, stderr
-
-    async def _run(self, argv: list[str], *, what: str) -> None:
-        try:
-            code, _, stderr = await self._exec(argv, stdin=b"", env=dict(os.environ))
-        except TimeoutError:
-            raise CniError(f"Failed to {what}: timed out") from None
-        if code != 0:
-            raise CniError(f"Failed to {what}: {stderr.decode(errors='replace').strip()}")
 
     def _write_files(self, directory: Path, *, hostname: str, results: list[Result]
                      ) -> dict[str, str]:
