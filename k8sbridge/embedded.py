@@ -166,10 +166,13 @@ def bridge_settings_for(
     there too (besides its ``kubelet.host``, loopback by default), so the API server reaches
     it by any Node's address. Pods join ``pod_network``
     (the cluster network's CNI network; ``""``: the cluster network is off, pods keep the
-    agents' network)
-    and find the API server at ``api_address`` (its address inside the cluster network) in
-    their ``KUBERNETES_SERVICE_HOST``: a stop-gap until a service proxy answers the
-    ``kubernetes`` Service's ClusterIP."""
+    agents' network).
+
+    Pods find the API server as on a cluster: ``KUBERNETES_SERVICE_HOST``/``PORT`` are the
+    ``kubernetes`` Service's ClusterIP and port, which the service proxy answers. With
+    ``api_address`` (the API server's address inside the cluster network: given when the
+    cluster network has no service proxy) they are that address and the API server's port,
+    reachable without one. ``scheduler.api_service_host``, when set, wins over both."""
     mesos = dataclasses.replace(settings.mesos, masters=(kernel_url,))
     if kernel_ca_file is not None:  # the kernel serves TLS: its master and agents verified
         mesos = dataclasses.replace(mesos, ca_file=kernel_ca_file)
@@ -196,8 +199,9 @@ def bridge_settings_for(
             allow_host_path=settings.embedded.allow_host_path,
             agent_capabilities=True,
             pod_network=pod_network,
-            api_service_host=api_address or settings.scheduler.api_service_host,
-            api_service_port=(settings.embedded.api_port if api_address
+            api_service_host=settings.scheduler.api_service_host or api_address,
+            api_service_port=(settings.embedded.api_port
+                              if api_address and not settings.scheduler.api_service_host
                               else settings.scheduler.api_service_port),
         ),
         kubelet=kubelet,
@@ -444,6 +448,7 @@ async def running_processes(
     agent_hosts = [c.host for c in embedded_agent_configs(data_dir=data_dir,
                                                           count=settings.embedded.agents)]
     kernel_env, pki = kernel_tls(settings, data_dir=data_dir, env=env, hosts=agent_hosts)
+    proxied = cluster is not None and shutil.which("nft") is not None
     in_cluster: tuple[str, ...] = ()
     if cluster is not None:  # devkube also listens inside it (the kubernetes Service's IP)
         in_cluster = ("--advertise-address", cluster.api_address,
@@ -479,7 +484,8 @@ async def running_processes(
             pod_network=(cluster.network_name if cluster is not None
                          else settings.scheduler.pod_network if settings.embedded.cluster_network
                          else ""),
-            api_address=cluster.api_address if cluster is not None else "",
+            # no service proxy (no nft): pods reach the API server at its own address
+            api_address=cluster.api_address if cluster is not None and not proxied else "",
         )
         dns = None
         if cluster is not None:  # the cluster DNS, ready before the bridge can start a pod
@@ -496,25 +502,26 @@ async def running_processes(
             if not settings.scheduler.cluster_dns:
                 bridge_cfg = dataclasses.replace(bridge_cfg, scheduler=dataclasses.replace(
                     bridge_cfg.scheduler, cluster_dns=(CLUSTER_DNS_ADDRESS,)))
+        proxy = None
+        if cluster is not None and not proxied:
+            log.warning("nft is not installed (Debian's nftables, as scripts/system-packages "
+                        "installs it): no service proxy, so Services' cluster IPs and node "
+                        "ports reach nothing (pods find the API server at %s)",
+                        cluster.api_address)
+        elif cluster is not None:  # the service proxy, in the cluster network's namespace
+            proxy = await group.spawn(supervise.ChildSpec(
+                name="proxy", argv=(*py, "proxy", *proxy_flags(
+                    cluster, kubeconfig=kubeconfig, hosts=agent_hosts)),
+                log_file=logs / "proxy.log", ready=PROXY_READY,
+                stop_grace_seconds=PROXY_STOP_GRACE, env=env,
+            ))
         ready = await embedded_bridges.spawn_bridges(
             group, bridge_cfg, data_dir=data_dir, py=py, env=env, kernel_url=kernel_url,
             kubeconfig=kubeconfig, stop=stop, write=write_private, ready=BRIDGE_READY,
             start_timeout=CHILD_START_TIMEOUT, stop_grace=BRIDGE_STOP_GRACE)
-        if dns is not None:  # it started beside the bridge
-            await group.wait_ready(dns, timeout=CHILD_START_TIMEOUT, stop=stop)
-        if cluster is not None and shutil.which("nft") is None:
-            log.warning("nft is not installed (Debian's nftables, as scripts/system-packages "
-                        "installs it): no service proxy, so Services' cluster IPs and node "
-                        "ports reach nothing")
-        elif cluster is not None:  # the service proxy, in the cluster network's namespace
-            proxy = await group.spawn(supervise.ChildSpec(
-                name="proxy", argv=(*py, "proxy", *proxy_flags(
-                    cluster, kubeconfig=kubeconfig, hosts=[c.host for c in embedded_agent_configs(
-                        data_dir=data_dir, count=settings.embedded.agents)])),
-                log_file=logs / "proxy.log", ready=PROXY_READY,
-                stop_grace_seconds=PROXY_STOP_GRACE, env=env,
-            ))
-            await group.wait_ready(proxy, timeout=CHILD_START_TIMEOUT, stop=stop)
+        for beside in (dns, proxy):  # they started beside the bridge
+            if beside is not None:
+                await group.wait_ready(beside, timeout=CHILD_START_TIMEOUT, stop=stop)
         yield EmbeddedProcesses(
             kernel_url=kernel_url, api_url=api_url, kubeconfig=kubeconfig, data_dir=data_dir,
             logs_dir=logs, framework_id=ready["framework"], kubelet_port=int(ready["port"]),

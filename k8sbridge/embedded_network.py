@@ -22,6 +22,20 @@ from k8sbridge import settings as bridge_settings
 log = logging.getLogger("k8sbridge.embedded")
 
 CLUSTER_DNS_ADDRESS = "10.96.0.10"
+TASK_NAMESPACE = "default"  # the namespace whose Services a Mesos task finds by short name
+
+
+def task_dns(settings: bridge_settings.BridgeSettings) -> dict[str, list[str]]:
+    """The CNI ``dns`` section of the cluster network: what a Mesos task joining it (of any
+    framework: Marathon's ``networks: [{mode: container, name: k8sbridge}]``) gets as its
+    resolv.conf. The nameservers are the pods' (``scheduler.cluster_dns``, else the cluster
+    DNS), the search path a pod of ``default`` has (``<svc>``, ``<svc>.<ns>`` and the FQDN
+    resolve) with ``ndots:5``, as the kubelet writes for ClusterFirst; every other name is
+    forwarded by the cluster DNS to the host's resolvers."""
+    domain = settings.scheduler.cluster_domain
+    return {"nameservers": list(settings.scheduler.cluster_dns or (CLUSTER_DNS_ADDRESS,)),
+            "search": [f"{TASK_NAMESPACE}.svc.{domain}", f"svc.{domain}", domain],
+            "options": ["ndots:5"]}
 
 
 def dns_argv(*, py: Sequence[str], cluster: Any, kubeconfig: Path, kernel_url: str,
@@ -87,7 +101,8 @@ def make_cluster_network(settings: bridge_settings.BridgeSettings, *, data_dir: 
         return None
     cluster = network.ClusterNetwork(cidr=emb.cluster_cidr, agent_prefix=emb.node_cidr_mask_size,
                                      plugins_dir=plugins,
-                                     network_name=settings.scheduler.pod_network)
+                                     network_name=settings.scheduler.pod_network,
+                                     dns=task_dns(settings))
     try:
         cluster.create()
     except network.NetworkError as e:

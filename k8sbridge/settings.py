@@ -140,8 +140,9 @@ class SchedulerSettings:
     pod_network: str = "k8sbridge"
     # Where pods reach the Kubernetes API (their KUBERNETES_SERVICE_HOST/PORT), overriding
     # the kubernetes Service's ClusterIP. Empty: that ClusterIP, as a kubelet gives it (a
-    # service proxy answers it). The embedded default sets the API server's address inside
-    # the cluster network (reachable without a service proxy).
+    # service proxy answers it). The embedded default keeps it, its service proxy answering
+    # the ClusterIP; without one (no nft) it sets the API server's address inside the
+    # cluster network.
     api_service_host: str = ""
     api_service_port: int = 443
     tolerate_own_taint: bool = True

@@ -17,6 +17,12 @@ default) is the Kubernetes API server's, on the namespace's loopback. Each agent
 bridge (``k8sbr<index>``): the ``bridge`` plugin gives a bridge one IPv4 gateway address.
 IPAM state is in the agent's work directory, so a restarted agent's surviving pods keep their
 addresses.
+
+Why a ``dns`` section in the configuration (when one is given): the ``bridge`` plugin returns a
+configuration's ``dns`` as its result's, and Mesos' ``network/cni`` isolator writes a
+container's ``resolv.conf`` from that result (the host's otherwise). So a Mesos task of any
+framework that joins the network (Marathon's ``networks: [{mode: container}]``) resolves
+names through the cluster DNS, as pods do.
 """
 
 from __future__ import annotations
@@ -63,6 +69,9 @@ class ClusterNetwork:
     network_name: str = DEFAULT_NETWORK_NAME
     name: str = dataclasses.field(default_factory=lambda: f"k8sbridge-{secrets.token_hex(4)}")
     plugins_dir: str = PLUGINS_DIR
+    # the CNI ``dns`` section (nameservers, search, options) tasks on the network get; {}: none
+    # (they get the agent's resolv.conf)
+    dns: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cluster = ipaddress.ip_network(self.cidr)
@@ -112,8 +121,9 @@ class ClusterNetwork:
 
     def agent_config(self, index: int, *, work_dir: Path) -> dict[str, Any]:
         """The CNI configuration of agent ``index``: the reference ``bridge`` plugin with
-        ``host-local`` IPAM on the agent's subnet, state in its work directory."""
-        return {
+        ``host-local`` IPAM on the agent's subnet, state in its work directory, and the
+        network's ``dns`` section if it has one."""
+        config: dict[str, Any] = {
             "cniVersion": "0.4.0",
             "name": self.network_name,
             "type": "bridge",
@@ -125,6 +135,9 @@ class ClusterNetwork:
             "ipam": {"type": "host-local", "subnet": self.agent_subnet(index),
                      "dataDir": str(work_dir / "network" / "ipam")},
         }
+        if self.dns:
+            config["dns"] = dict(self.dns)
+        return config
 
     def agent_flags(self, index: int, *, work_dir: Path) -> dict[str, Any]:
         """``AgentConfig`` fields for agent ``index`` (its configuration written to

@@ -1,13 +1,16 @@
 """From inside a pod of ``k8sbridge run``, Service names resolve through the cluster DNS (its
 resolv.conf names it, with the search path), and so does a Marathon-like framework's task by
 its Mesos name; that task, on the cluster network, resolves the Service through the same
-server. Real processes, real kubectl; the pod is asked with ``kubectl exec``.
+server (by its FQDN and by ``<svc>.<ns>``, with glibc's and Python's resolvers: its
+resolv.conf, from the network's CNI result, names the cluster DNS with a search path). Real
+processes, real kubectl; the pod is asked with ``kubectl exec``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +24,15 @@ from tests.integration.test_giving_pods_their_own_network import Cluster, eventu
 
 SERVE = "mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec busybox httpd -f -p 8080 " \
         "-h /tmp/www"
-# the task looks the Service up at the cluster DNS, then serves what it found
-TASK = ("cd \"$MESOS_SANDBOX\" && mkdir -p www && until busybox nslookup "
-        f"web.default.svc.cluster.local {embedded.CLUSTER_DNS_ADDRESS} > www/index.html 2>&1; "
-        "do sleep 1; done; exec busybox httpd -f -p 8080 -h www")
+# the task looks the Service up with glibc's resolver (getent: its resolv.conf, from the
+# network's CNI result, names the cluster DNS and the search path), by its FQDN, by <svc>.<ns>
+# and with Python's resolver, then serves what it found and its resolv.conf
+TASK = ("cd \"$MESOS_SANDBOX\" && mkdir -p www && until getent hosts "
+        "web.default.svc.cluster.local > www/fqdn && getent hosts web.default > www/short; "
+        f"do sleep 1; done; {sys.executable} -c 'import socket; "
+        "print(socket.gethostbyname(\"web.default\"))' "
+        "> www/python; cat www/fqdn www/short www/python /etc/resolv.conf > www/index.html; "
+        "exec busybox httpd -f -p 8080 -h www")
 
 
 def _objects() -> list[dict[str, Any]]:
@@ -136,9 +144,16 @@ def test_a_pod_resolves_services_and_mesos_tasks(cluster: Cluster, tmp_path: Pat
                            output=[*cluster.lines, *map(str, framework.app.statuses)])
         assert "webapp.marathon.mesos" in found
         # the task serves what it resolved: the Service's ClusterIP, through the same server
+        # (its resolv.conf is the cluster network's, not the host's)
         page = eventually(lambda: (lambda out: out if ip in out else None)(_exec(
             cluster, "wget", "-qO-", "http://webapp.marathon.mesos:8080/")),
             timeout=60, what="the task's page", output=cluster.lines)
-        assert "web.default.svc.cluster.local" in page
+        fqdn, short, python, *task_resolv = page.splitlines()
+        assert fqdn.split() == [ip, "web.default.svc.cluster.local"], page
+        assert short.split()[0] == ip and python == ip, page
+        assert task_resolv == [
+            f"nameserver {embedded.CLUSTER_DNS_ADDRESS}",
+            "search default.svc.cluster.local svc.cluster.local cluster.local",
+            "options ndots:5"], page
     finally:
         framework.stop()

@@ -2,7 +2,8 @@
 two replicas on one node listen on one port, a pod on another agent reaches them by pod IP, a
 readiness httpGet probe dials the pod IP (a grpc one runs in the pod's namespace), a
 hostNetwork pod keeps its agent's address, each Node reports its own agent's address, pods
-find the API server's in-cluster address in KUBERNETES_SERVICE_HOST and their own IP in
+reach the API server's in-cluster address, find the kubernetes Service's ClusterIP in
+KUBERNETES_SERVICE_HOST (a service proxy runs) and their own IP in
 $(VAR) expansions; a Service's EndpointSlice and Endpoints follow its replicas' readiness;
 after Ctrl-C nothing of the network is left. Real processes (``k8sbridge run`` with two
 agents), real kubectl; pods are reached from inside the cluster network's namespace, as the
@@ -203,7 +204,7 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
             """)])
     try:
         fetch = (f"until busybox wget -qO- http://{ips[0]}:8080/ > /tmp/web; do sleep 0.2; "
-                 f"done; until busybox wget -qO- http://$KUBERNETES_SERVICE_HOST:{PROBE_PORT}/ "
+                 f"done; until busybox wget -qO- http://{api_address}:{PROBE_PORT}/ "
                  "> /tmp/api; do sleep 0.2; done; echo web=$(cat /tmp/web) api=$(cat /tmp/api) "
                  "host=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT ip=$POD_IP addr=$ADDR "
                  "arg=$(POD_IP); sleep 300")
@@ -220,14 +221,15 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
         server.wait()
     client = cluster.json("get", "pod", "client")
     assert line.split() == [f"web={web[0]['metadata']['name']}", "api=api",
-                            f"host={api_address}:{cluster.api_port}",
+                            "host=10.96.0.1:443",  # the kubernetes Service's ClusterIP
                             f"ip={client['status']['podIP']}",
                             f"addr={client['status']['podIP']}:8080",
                             f"arg={client['status']['podIP']}"]
     assert client["status"]["hostIP"] == internal[second]
     assert client["status"]["podIP"] not in ips and client["status"]["podIP"].startswith("10.88.")
-    # The API server itself answers at that address, on the port pods are given.
-    port = cluster.api_port  # KUBERNETES_SERVICE_PORT
+    # The API server itself answers at that address, on its port (the kubernetes Service's
+    # endpoint).
+    port = cluster.api_port
     code = eventually(lambda: (lambda c: c if c not in ("", "000") else None)(in_cluster(
         netns, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
         f"https://{api_address}:{port}/version")), what="the API server in the network")

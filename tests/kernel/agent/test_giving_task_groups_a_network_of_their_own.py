@@ -2,8 +2,9 @@
 the agent's ``network/cni`` isolator, run by the reference plugins (``bridge`` +
 ``host-local`` + ``loopback``) inside the embedded cluster network's namespace: two groups
 listen on one port with different IPs, reachable from that namespace and from a pod on
-another agent, HTTP checks dial the pod IP inside its namespace, and nothing is left after the
-tasks end. Driven through the kernel's scheduler API as a framework would."""
+another agent, HTTP checks dial the pod IP inside its namespace, a network's ``dns`` section
+is its containers' resolv.conf, and nothing is left after the tasks end. Driven through the
+kernel's scheduler API as a framework would."""
 
 from __future__ import annotations
 
@@ -419,3 +420,33 @@ async def test_views_are_made_without_copying_other_pods_network_namespaces(
         with open("/proc/self/mountinfo") as f:
             assert len(maker_mounts) < len(f.readlines())
         await st.close()
+
+
+async def test_a_network_with_dns_settings_gives_its_containers_that_resolv_conf(
+        tmp_path: Path, session: aiohttp.ClientSession) -> None:
+    """The ``bridge`` plugin returns the configuration's ``dns`` section, and the isolator
+    writes the container's resolv.conf from it (not the host's), as Mesos does."""
+    dns = {"nameservers": ["10.96.0.10"], "options": ["ndots:5"],
+           "search": ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"]}
+    named = network.ClusterNetwork(dns=dns)
+    named.create()
+    try:
+        async with main.running_kernel(master=master_config(),
+                                       agents=[_agent(tmp_path, 0, named)]) as kernel:
+            st = wire.Stream(session, kernel.master_url)
+            await st.subscribe()
+            offer = (await st.wait_for("OFFERS"))["offers"]["offers"][0]
+            agent_id = offer["agent_id"]["value"]
+            await _accept(st, offer, [_group(st, agent_id, "dns", [wire.command_task(
+                "dns-t", agent_id, "cat /etc/resolv.conf > resolv")])])
+            await Updates(st).until("dns-t", "TASK_FINISHED")
+            [resolv] = tmp_path.glob("agent0/slaves/*/frameworks/*/executors/dns/runs/latest/"
+                                     "tasks/dns-t/resolv")
+            assert resolv.read_text() == (
+                "nameserver 10.96.0.10\n"
+                "search default.svc.cluster.local svc.cluster.local cluster.local\n"
+                "options ndots:5\n")
+            await st.close()
+        assert _leftovers(tmp_path, named) == []
+    finally:
+        named.remove()
