@@ -80,6 +80,11 @@ def _text(obj: Obj, field: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _size(obj: Obj, field: str) -> int:
+    """A string's length as Go's ``len``: in bytes."""
+    return len(_text(obj, field).encode())
+
+
 def legacy_causes(obj: Obj) -> list[Cause]:
     """``legacyValidateEvent``: every create and update, through either API."""
     causes: list[Cause] = []
@@ -102,16 +107,16 @@ def legacy_causes(obj: Obj) -> list[Cause]:
     instance = _text(obj, "reportingInstance")
     if not instance:
         causes.append(_required("reportingInstance"))
-    if len(instance) > REPORTING_INSTANCE_LIMIT:
+    if _size(obj, "reportingInstance") > REPORTING_INSTANCE_LIMIT:
         causes.append(_invalid("reportingInstance", "",
                                f"can have at most {REPORTING_INSTANCE_LIMIT} characters"))
     for field, limit in (("action", ACTION_LIMIT), ("reason", REASON_LIMIT)):
         value = _text(obj, field)
         if not value:
             causes.append(_required(field))
-        if len(value) > limit:
+        if _size(obj, field) > limit:
             causes.append(_invalid(field, "", f"can have at most {limit} characters"))
-    if len(_text(obj, "message")) > NOTE_LIMIT:
+    if _size(obj, "message") > NOTE_LIMIT:
         causes.append(_invalid("message", "", f"can have at most {NOTE_LIMIT} characters"))
     return causes
 
