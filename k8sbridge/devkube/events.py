@@ -7,10 +7,9 @@ kubectl describe shows either. The field mapping follows the reference (§3 "Eve
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
-from k8sbridge.devkube import patch
+from k8sbridge.devkube import errors, eventcheck, patch
 
 Obj = dict[str, Any]
 
@@ -27,10 +26,6 @@ _SHARED = ("metadata", "eventTime", "series", "action", "related", "reason", "ty
            "reportingInstance")
 
 
-def _micro_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def to_core(obj: Obj) -> Obj:
     """An events.k8s.io/v1 Event as the stored core/v1 Event."""
     core: Obj = {"apiVersion": "v1", "kind": "Event"}
@@ -44,6 +39,9 @@ def to_core(obj: Obj) -> Obj:
     if isinstance(series, dict):
         core["series"] = {"count": series.get("count"),
                           "lastObservedTime": series.get("lastObservedTime")}
+    if core.get("eventTime") and core["eventTime"] in (core.get("lastTimestamp"),
+                                                       core.get("firstTimestamp")):
+        del core["eventTime"]  # the stand-in ``to_events_v1`` shows, not a stored value
     return core
 
 
@@ -56,19 +54,24 @@ def to_events_v1(obj: Obj) -> Obj:
     for new, old in _RENAMES:
         if old in obj:
             view[new] = patch.copy_json(obj[old])
-    if not view.get("eventTime"):
+    if not view.get("eventTime"):  # null on a real cluster, which the official Python
+        # client's model refuses (event_time is required): show when it was last seen
         view["eventTime"] = obj.get("lastTimestamp") or obj.get("firstTimestamp")
     return view
 
 
-def default_core(obj: Obj) -> None:
-    """Fill the core/v1 fields kubectl describe and kopf expect on a new event."""
-    involved = obj.get("involvedObject") or {}
+def admit(group: str, obj: Obj) -> None:
+    """A new event (stored form, as sent through ``group``): kube-apiserver's create
+    validation (``eventcheck``), then the defaults kubectl describe and kopf expect. No
+    ``eventTime`` is made up: a core/v1 event with one must name its action and reporter."""
     meta = obj.setdefault("metadata", {})
+    causes = eventcheck.create_causes(group, obj)
+    if causes:
+        raise errors.invalid(kind="Event", group=group, name=str(meta.get("name") or ""),
+                             causes=causes)
+    involved = obj.get("involvedObject") or {}
     if not meta.get("namespace") and involved.get("namespace"):
         meta["namespace"] = involved["namespace"]
-    if obj.get("eventTime") is None and not obj.get("firstTimestamp"):
-        obj["eventTime"] = _micro_now()
     obj.setdefault("type", "Normal")
     obj.setdefault("reportingComponent", (obj.get("source") or {}).get("component", ""))
     obj.setdefault("reportingInstance", "")

@@ -22,6 +22,7 @@ from k8sbridge.devkube import (
     defaults,
     endpointcheck,
     errors,
+    eventcheck,
     events,
     kinds,
     managedfields,
@@ -100,10 +101,8 @@ class Registry:
         """Create the default namespaces (and their default ServiceAccounts) if missing."""
         for name in DEFAULT_NAMESPACES:
             if self.store.peek(NS_KIND.store_key, "", name) is None:
-                self.create(
-                    kind=NS_KIND, namespace="",
-                    body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-                )
+                self.create(kind=NS_KIND, namespace="", body={
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         if self.store.peek(SVC_KIND.store_key, "default", "kubernetes") is None:
             self.create(kind=SVC_KIND, namespace="default", body={
                 "apiVersion": "v1", "kind": "Service",
@@ -235,7 +234,7 @@ class Registry:
         if "status" in kind.subresources and kind.plural not in ("nodes", "namespaces"):
             obj.pop("status", None)
         if kind.plural == "events":
-            events.default_core(obj)
+            events.admit(kind.group, obj)
         defaults.apply_defaults(kind, obj, create=True)
         if kind.plural == "services":
             self.service_allocator.create(obj, stored=self.store)
@@ -256,11 +255,9 @@ class Registry:
 
     def _ensure_service_account(self, namespace: str) -> None:
         if self.store.peek(SA_KIND.store_key, namespace, "default") is None:
-            self.create(
-                kind=SA_KIND, namespace=namespace,
-                body={"apiVersion": "v1", "kind": "ServiceAccount",
-                      "metadata": {"name": "default", "namespace": namespace}},
-            )
+            self.create(kind=SA_KIND, namespace=namespace, body={
+                "apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": namespace}})
 
     # --- update --------------------------------------------------------------------------
 
@@ -384,6 +381,8 @@ class Registry:
             extra = autoscaling.causes(obj)
         elif kind.group == podgroups.GROUP:
             extra = podgroups.causes(obj)
+        elif kind.plural == "events" and old is not None:
+            extra = eventcheck.update_causes(kind.group, obj, old)
         elif kind.plural == "services":
             extra = servicecheck.service_causes(obj, old=old)
         elif kind.plural == "endpoints":

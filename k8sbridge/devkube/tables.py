@@ -14,6 +14,7 @@ from typing import Any
 
 from k8sbridge.devkube import (
     apiservices,
+    events,
     podgroups,
     priorityclasses,
     tablecells,
@@ -184,20 +185,25 @@ def _replicationcontroller_row(obj: Obj) -> Row:
     return [*row[:-1], _selector({"matchLabels": spec.get("selector") or {}})]
 
 
-def _event_row(ev: Obj) -> Row:
-    involved = ev.get("involvedObject") or ev.get("regarding") or {}
-    last = (ev.get("lastTimestamp") or ev.get("deprecatedLastTimestamp") or ev.get("eventTime")
-            or (ev.get("series") or {}).get("lastObservedTime"))
-    first = ev.get("firstTimestamp") or ev.get("deprecatedFirstTimestamp") or ev.get("eventTime")
-    source = ev.get("source") or ev.get("deprecatedSource") or {}
+def _event_row(view: Obj) -> Row:
+    """``printEvent``: a series' count and last observation win over the legacy fields."""
+    ev = events.to_core(view) if view.get("apiVersion") == "events.k8s.io/v1" else view
+    involved = ev.get("involvedObject") or {}
+    first = _since(ev.get("firstTimestamp") or ev.get("eventTime"))
+    last = _since(ev["lastTimestamp"]) if ev.get("lastTimestamp") else first
+    count = ev.get("count") or 1
+    series = ev.get("series")
+    if isinstance(series, dict):
+        last, count = _since(series.get("lastObservedTime")), series.get("count") or 0
+    source = ev.get("source") or {}
+    component = source.get("component") or ev.get("reportingComponent") or ""
+    instance = source.get("host") or ev.get("reportingInstance") or ""
+    kind = str(involved.get("kind", "")).lower()
     return [
-        _since(last), ev.get("type", ""), ev.get("reason", ""),
-        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
-        involved.get("fieldPath", ""),
-        ", ".join(v for v in (source.get("component"), source.get("host")) if v)
-        or ev.get("reportingComponent", "") or ev.get("reportingController", ""),
-        str(ev.get("message", ev.get("note", ""))).strip(), _since(first),
-        ev.get("count", ev.get("deprecatedCount", 1)) or 1, _name(ev),
+        last, ev.get("type", ""), ev.get("reason", ""),
+        f"{kind}/{involved['name']}" if involved.get("name") else kind,
+        involved.get("fieldPath", ""), f"{component}, {instance}" if instance else component,
+        str(ev.get("message", "")).strip(), first, count, _name(ev),
     ]
 
 

@@ -40,7 +40,7 @@ import cachetools
 import kubernetes
 import yarl
 
-from k8sbridge.kube import errors, events, wire
+from k8sbridge.kube import errors, recorder, wire
 
 __all__ = [
     "BACKGROUND",
@@ -142,10 +142,9 @@ class KubeClient:
         self._free = connections
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
-        # repeated events become patches of the first (client-go's EventCorrelator); the
-        # writes to one event go out in order, one at a time
-        self.events = events.EventCorrelator()
-        self._event_writes: dict[str, tuple[asyncio.Lock, int]] = {}
+        # events as a kubelet (core/v1, counted) or kube-scheduler (events.k8s.io/v1 series)
+        # records them: ``kube.recorder``
+        self.recorder = recorder.Recorder(request=self.request)
 
     # -- construction ----------------------------------------------------------------------
 
@@ -197,6 +196,7 @@ class KubeClient:
         )
 
     async def close(self) -> None:
+        await self.recorder.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -473,15 +473,18 @@ class KubeClient:
         host: str | None = None,
         priority: int = BACKGROUND,
         at: float | None = None,
+        action: str | None = None,
     ) -> None:
-        """Record a core/v1 Event about ``involved`` (a pod or node); failures are logged only.
+        """Record an Event about ``involved`` (a pod or node); failures are logged only.
 
         ``at`` is when it happened (epoch seconds; default now). The Event is named as
-        client-go's recorder names it, ``<object>.<that time in hex nanoseconds>``, so listing
+        client-go's recorders name it, ``<object>.<that time in hex nanoseconds>``, so listing
         an object's events (and ``kubectl describe``, whose sort keeps list order among events
         of the same second) shows them in the order they happened even when posted out of order.
-        A repeat is a PATCH of the first one (count + 1), similar events are combined and a
-        flood about one object is cut off, as client-go's recorder does (``kube.events``).
+        With an ``action`` (what the scheduler did: ``Scheduling``, ``Binding``) it goes to
+        events.k8s.io/v1 when the server serves it, repeats counted as a ``series``; otherwise
+        to core/v1 as a kubelet's, a repeat a PATCH of the first one (count + 1), similar events
+        combined and a flood about one object cut off (``kube.recorder``).
         """
         meta = involved.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
@@ -513,37 +516,7 @@ class KubeClient:
             "reportingComponent": component,
             "reportingInstance": host or component,
         }
-        write = self.events.correlate(body, now=when)
-        if write is None:
-            log.debug("event %s for %s dropped by the spam filter", reason, meta.get("name"))
-            return
-        lock, users = self._event_writes.get(write.key) or (asyncio.Lock(), 0)
-        self._event_writes[write.key] = (lock, users + 1)
-        try:
-            async with lock:
-                await self._write_event(namespace, write, priority=priority)
-        except errors.KubeError as e:
-            log.warning("could not post event %s for %s: %s", reason, meta.get("name"), e)
-        finally:
-            lock, users = self._event_writes[write.key]
-            if users <= 1:
-                del self._event_writes[write.key]
-            else:
-                self._event_writes[write.key] = (lock, users - 1)
-
-    async def _write_event(self, namespace: str, write: events.Correlated, *,
-                           priority: int) -> None:
-        path = f"/api/v1/namespaces/{_q(namespace)}/events"
-        if write.patch is not None:
-            name = str(write.event["metadata"]["name"])
-            try:
-                await self.request("PATCH", f"{path}/{_q(name)}", body=write.patch,
-                                   content_type=STRATEGIC_PATCH, priority=priority,
-                                   decode=False)
-                return
-            except errors.NotFound:
-                pass  # deleted meanwhile (or its create failed): create it, as client-go does
-        await self.request("POST", path, body=write.event, priority=priority, decode=False)
+        await self.recorder.record(body, action=action, when=when, priority=priority)
 
 
 def _q(part: str) -> str:

@@ -67,6 +67,8 @@ EVENT_DEFER_SECONDS = 5.0  # the longest an event yields to status writes
 QUIET_SECONDS = 0.5  # the writer counts as busy this long after a status write
 CREATING_DEFER_SECONDS = 30.0  # the longest a ContainerCreating write yields to other writes
 EVENT_QUEUE_LIMIT = 1000  # client-go's maxQueuedEvents: beyond it new events are dropped
+# the scheduler's events and their actions, as kube-scheduler records them (events.k8s.io/v1)
+SCHEDULER_ACTIONS = {"FailedScheduling": "Scheduling", "Scheduled": "Binding"}
 CREATING_AFTER_SECONDS = 1.0  # a bound pod with no task update by then shows ContainerCreating
 # the longest a container's termination write waits for its message (then it goes without,
 # and the message follows in a write of its own)
@@ -548,10 +550,10 @@ class PodStatusWriter:
                 reason=reason,
                 message=message,
                 type_=etype,
-                component="k8sbridge" if reason.endswith("Scheduling") or reason == "Scheduled"
-                else "kubelet",
+                component="k8sbridge" if reason in SCHEDULER_ACTIONS else "kubelet",
                 host=host,
                 at=happened,
+                action=SCHEDULER_ACTIONS.get(reason),
             )
 
 
