@@ -71,7 +71,8 @@ async def test_the_table_follows_changes_and_is_rebuilt_after_outside_edits(netn
     await proxy.sync()  # so the whole table is written again
     table = listing(netns)
     assert "10.96.0.21 . tcp . 80 : goto reject-chain" in table
-    assert "dnat to 10.88.0.3:8080" in table
+    assert "dnat ip to numgen random mod 2 map { 0 : 10.88.0.2 . 8080, 1 : 10.88.0.3 . 8080 }" \
+        in table
 
 
 async def test_run_programs_once_listed_and_removes_the_table_on_stop(netns: str) -> None:
@@ -85,10 +86,10 @@ async def test_run_programs_once_listed_and_removes_the_table_on_stop(netns: str
     assert "10.96.0.20 . tcp . 80 : goto reject-chain" in listing(netns)
     proxy.update_slice("ADDED", eps(("10.88.0.2", "", READY)))
     for _ in range(100):
-        if "dnat to 10.88.0.2:8080" in listing(netns):
+        if "{ 0 : 10.88.0.2 . 8080 }" in listing(netns):
             break
         await asyncio.sleep(0.05)
-    assert "dnat to 10.88.0.2:8080" in listing(netns)
+    assert "{ 0 : 10.88.0.2 . 8080 }" in listing(netns)
     stop.set()
     await asyncio.wait_for(task, 10)
     assert watch.cancelled()
@@ -204,6 +205,21 @@ async def test_without_masquerading_a_same_bridge_reply_misses_conntrack(
     assert done.returncode != 0 or not done.stdout  # the reply came from 10.99.0.4 directly
 
 
+async def test_a_pod_reaching_itself_through_its_service_is_masqueraded_by_the_set(
+        netns: str, pods: tuple[Pods, list[str]]) -> None:
+    net, _ = pods
+    proxy = make(netns, nodes=(rules.Node("n0", "10.99.0.0/24"),))  # no masquerade_all
+    proxy.replace_services([svc()])
+    proxy.replace_slices([eps(("10.99.0.3", "n0", READY))])
+    await proxy.sync()
+    assert "10.96.0.20 . 10.99.0.3 . 10.99.0.3" in listing(netns)
+    assert await asyncio.to_thread(answers, net.names[1], "10.96.0.20", 80) == "pod-3"
+    sh("ip", "netns", "exec", netns, "nft", "flush", "set", "ip", "kube-proxy",
+       "hairpin-endpoints")
+    done = await asyncio.to_thread(fetch, net.names[1], "10.96.0.20", 80)
+    assert done.returncode != 0 or not done.stdout  # the set was what made it work
+
+
 async def test_an_endpoint_slice_of_a_thousand_endpoints_is_one_balancing_rule(
         netns: str) -> None:
     proxy = make(netns)
@@ -218,3 +234,10 @@ async def test_an_endpoint_slice_of_a_thousand_endpoints_is_one_balancing_rule(
     await proxy.sync()
     table = listing(netns)
     assert "numgen random mod 1 vmap" in table and "10.88.3.251" not in table
+    proxy.update_service("MODIFIED", svc())  # no affinity: one dnat rule, no chains
+    proxy.update_slice("MODIFIED", eps(*((f"10.88.{i // 250}.{i % 250 + 2}", "n0", READY)
+                                         for i in range(1000))))
+    await proxy.sync()
+    table = listing(netns)
+    assert "dnat ip to numgen random mod 1000 map" in table and "chain endpoint-" not in table
+    assert "10.96.0.20 . 10.88.3.251 . 10.88.3.251" in table
