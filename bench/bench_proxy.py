@@ -1,13 +1,14 @@
 """Benchmark: a Service change → its rules programmed, at 1,000 Services × 10 endpoints.
 
 Why: the service proxy's target is p99 ≤ 200 ms from a change reaching the proxy (a watch
-event) to the kernel having its rules (``nft -f -`` committed). This fills a table in a network
-namespace of its own with ``S`` Services of ``E`` ready endpoints each (the first full sync is
-timed too), then times ``N`` changes one at a time, each an EndpointSlice update of a random
-Service (one endpoint replaced) or, every fifth, a Service created or deleted, as the proxy
-commits them (render of that Service, the difference as one transaction). For comparison it
-times a few whole-table replacements of the same state (what a proxy without incremental
-transactions would pay per change). The watch itself (API server → event) is not included.
+event) to the kernel having its rules (the transaction committed). This fills a table in a
+network namespace of its own with ``S`` Services of ``E`` ready endpoints each (the first full
+sync is timed too), then times ``N`` changes one at a time, each an EndpointSlice update of a
+random Service (one endpoint replaced) or, every fifth, a Service created or deleted, as the
+proxy commits them (render of that Service, the difference as one transaction through
+libnftables). For comparison it times a few whole-table replacements of the same state (what a
+proxy without incremental transactions would pay per change). The watch itself (API server →
+event) is not included.
 The CPU time per change (this process and nft) is printed too: on a box shared with other work
 the wall times mostly measure the load, the CPU time does not.
 Usage: ``python bench/bench_proxy.py [S] [E] [N]`` (root; default 1000 10 200).
@@ -115,6 +116,7 @@ async def main(services: int, endpoints: int, changes: int) -> None:
             await proxy.tool.apply(text)
             whole.append(time.perf_counter() - t)
         print(_line("whole-table replacement (render all + nft -f)", whole))
+        proxy.tool.close()
     finally:
         subprocess.run(["ip", "netns", "delete", netns], check=False)
 

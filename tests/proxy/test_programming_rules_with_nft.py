@@ -2,7 +2,8 @@
 follows Services and EndpointSlices change by change, is rebuilt whole after someone changed it
 behind the proxy's back, and is removed on stop; traffic through it reaches a ClusterIP's and
 a NodePort's endpoints (also on the client's own bridge), sticks with ClientIP affinity, and a
-Service without endpoints refuses at once."""
+Service without endpoints refuses at once; a pod reaching itself through its Service is
+masqueraded by the hairpin set. Commits go through libnftables (and, in one test, ``nft -f``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def sh(*argv: str, check: bool = True) -> str:
     return done.stdout
 
 
+TOOLS: list[nft.Nft] = []  # made by make(), closed when the test's namespace goes
+
+
 @pytest.fixture
 def netns() -> Iterator[str]:
     name = f"k8sbridge-proxytest-{secrets.token_hex(3)}"
@@ -34,6 +38,8 @@ def netns() -> Iterator[str]:
     try:
         yield name
     finally:
+        while TOOLS:
+            TOOLS.pop().close()
         sh("ip", "netns", "delete", name, check=False)
 
 
@@ -41,12 +47,15 @@ def listing(netns: str) -> str:
     return sh("ip", "netns", "exec", netns, "nft", "list", "table", "ip", "kube-proxy")
 
 
-def make(netns: str, **config: Any) -> proxier.Proxier:
-    return proxier.Proxier(config=rules.ProxyConfig(**config), tool=nft.Nft(netns=netns))
+def make(netns: str, library: str = nft.DEFAULT_LIBRARY, **config: Any) -> proxier.Proxier:
+    TOOLS.append(nft.Nft(netns=netns, library=library))
+    return proxier.Proxier(config=rules.ProxyConfig(**config), tool=TOOLS[-1])
 
 
-async def test_the_table_follows_changes_and_is_rebuilt_after_outside_edits(netns: str) -> None:
-    proxy = make(netns, nodes=(rules.Node("n0", "10.88.0.0/24"),))
+@pytest.mark.parametrize("library", [nft.DEFAULT_LIBRARY, ""], ids=["libnftables", "nft-f"])
+async def test_the_table_follows_changes_and_is_rebuilt_after_outside_edits(
+        netns: str, library: str) -> None:
+    proxy = make(netns, library, nodes=(rules.Node("n0", "10.88.0.0/24"),))
     proxy.replace_services([svc(sessionAffinity="ClientIP")])
     proxy.replace_slices([eps(("10.88.0.2", "n0", READY))])
     await proxy.sync()
@@ -73,6 +82,20 @@ async def test_the_table_follows_changes_and_is_rebuilt_after_outside_edits(netn
     assert "10.96.0.21 . tcp . 80 : goto reject-chain" in table
     assert "dnat ip to numgen random mod 2 map { 0 : 10.88.0.2 . 8080, 1 : 10.88.0.3 . 8080 }" \
         in table
+
+
+async def test_a_missing_namespace_or_library_is_a_clear_error(netns: str) -> None:
+    TOOLS.extend([nft.Nft(netns="/nonexistent/netns"),
+                  nft.Nft(netns=netns, library="libnosuch.so.1"), nft.Nft(netns=netns)])
+    missing, unloadable, tool = TOOLS
+    with pytest.raises(nft.NftError, match="cannot open the namespace /nonexistent"):
+        await missing.apply("add table ip k8sbridge-test\n")
+    with pytest.raises(nft.NftError, match="cannot load libnosuch.so.1"):
+        await unloadable.apply("add table ip t\n")
+    with pytest.raises(nft.NftError, match="refused the transaction: Error: Could not process"):
+        await tool.apply("add table ip t\nadd rule ip t no-such-chain accept\n")
+    await tool.apply("add table ip t\nadd chain ip t c\nadd rule ip t c accept\n")
+    assert "accept" in await tool.list_table("t")  # the same context goes on working
 
 
 async def test_run_programs_once_listed_and_removes_the_table_on_stop(netns: str) -> None:
