@@ -80,7 +80,11 @@ def register(sub: Any) -> None:
     parser.add_argument("--cluster-cidr", type=_cidr, default="", metavar="CIDR",
                         help="masquerade Service traffic from outside this range")
     parser.add_argument("--table", default="kube-proxy", help="the nftables table (ip family)")
-    parser.add_argument("--nft", default="nft", help="the nft binary")
+    parser.add_argument("--nft", default="nft", help="the nft binary (for listings, and for "
+                        "commits with --nft-library '')")
+    parser.add_argument("--nft-library", default="libnftables.so.1", metavar="LIB",
+                        help="nftables' library, which commits the rules in one long-lived "
+                        "context ('': run the nft binary for each commit)")
     parser.set_defaults(func=_main)
 
 
@@ -93,7 +97,7 @@ def _main(args: argparse.Namespace) -> int:
     config = rules.ProxyConfig(
         nodes=tuple(rules.Node(name=name, cidr=cidr) for name, cidr in nodes),
         masquerade_all=args.masquerade_all, cluster_cidr=args.cluster_cidr, table=args.table)
-    tool = nft.Nft(netns=args.netns, binary=args.nft)
+    tool = nft.Nft(netns=args.netns, binary=args.nft, library=args.nft_library)
     try:
         return asyncio.run(_serve(config=config, tool=tool, kubeconfig=args.kubeconfig,
                                   context=args.context))

@@ -3,7 +3,7 @@ rules programmed for them.
 
 Why one task owning everything (no locks): watch events only update the stores and mark a
 Service dirty; the sync loop renders the dirty Services (``rules.render``, pure) and commits
-the difference to the table as one ``nft -f -`` transaction, so the kernel never sees half a
+the difference to the table as one nftables transaction, so the kernel never sees half a
 change. Events that arrive during a commit are coalesced into the next one. The first sync
 after start, and any sync after nft refused a transaction (the table was changed behind our
 back), replaces the whole table atomically instead. On stop the table is deleted, as
@@ -195,3 +195,4 @@ class Proxier:
                 await self.tool.apply(rules.delete_table_text(self.config))
             except nft.NftError as e:
                 log.error("could not remove the table: %s", e)
+            self.tool.close()

@@ -5,14 +5,29 @@ Why kube-proxy's layout (``pkg/proxy/nftables/proxier.go``): one ``table ip kube
 verdict map ``service-ips`` (cluster IP . protocol . port → ``goto service-…``) and
 ``service-nodeports`` (protocol . port → ``goto external-…``) looked up from the nat hooks; a
 ``service-…`` chain per Service port balancing with ``numgen random mod N vmap`` over one
-``endpoint-…`` chain per endpoint (which DNATs); ``no-endpoint-services`` /
-``no-endpoint-nodeports`` maps in filter hooks that ``reject`` (ICMP port unreachable: the
-client gets "connection refused" at once) a Service with no endpoints, or ``drop`` one whose
-traffic policy is Local and that has no endpoint here; a ``cluster-ips`` set rejecting ports a
-cluster IP does not serve; ``sessionAffinity: ClientIP`` as one dynamic set per endpoint with a
-timeout (``update @affinity-… { ip saddr }`` in the endpoint chain, ``ip saddr @affinity-…
-goto endpoint-…`` in the service chain); masquerade as a mark (``mark-for-masquerade``) that
-``masquerading`` turns into ``masquerade`` in postrouting.
+``endpoint-…`` chain per endpoint (which DNATs; but see the departure below);
+``no-endpoint-services`` / ``no-endpoint-nodeports`` maps in filter hooks that ``reject`` (ICMP
+port unreachable: the client gets "connection refused" at once) a Service with no endpoints,
+or ``drop`` one whose traffic policy is Local and that has no endpoint here; a ``cluster-ips``
+set rejecting ports a cluster IP does not serve; ``sessionAffinity: ClientIP`` as one dynamic
+set per endpoint with a timeout (``update @affinity-… { ip saddr }`` in the endpoint chain,
+``ip saddr @affinity-… goto endpoint-…`` in the service chain); masquerade as a mark
+(``mark-for-masquerade``) that ``masquerading`` turns into ``masquerade`` in postrouting.
+
+One departure for speed: per-endpoint chains only where a rule must follow the chosen
+endpoint, that is for ``sessionAffinity: ClientIP`` (the endpoint chain records the client) and
+for a NodePort with ``externalTrafficPolicy: Local`` (the client's address is kept, so the
+endpoint chain masquerades a pod reaching itself). Every other Service chain picks and DNATs in
+one rule, ``meta l4proto tcp dnat ip to numgen random mod N map { 0 : addr . port, … }``, and
+its hairpin traffic (a pod sent to itself) is masqueraded in postrouting by a lookup of
+``ct original ip daddr . ip saddr . ip daddr`` in the ``hairpin-endpoints`` set, which holds
+``cluster IP . endpoint . endpoint`` for each such Service's endpoints (kube-proxy does it with
+``ip saddr <endpoint> jump mark-for-masquerade`` in each endpoint chain). Why: Debian's nft
+(1.0.6) reads every chain of the namespace into its cache for each transaction that adds a
+rule or an element, and the kernel's generation counter moves with each commit, so the cache
+cannot be kept between commits; at 1,000 Services × 10 endpoints kube-proxy's layout has
+12,015 chains and that read was most of each commit (``bench/bench_proxy.py``); this one has a
+chain per Service port (two with a NodePort).
 
 Departures, each for a network with no br_netfilter: the check of unused cluster-IP ports runs
 in prerouting right after DNAT (priority -90), as a cluster IP has no route there and the packet
@@ -55,7 +70,8 @@ MAPS = {  # name → its type
     "no-endpoint-services": "ipv4_addr . inet_proto . inet_service : verdict",
     "no-endpoint-nodeports": "inet_proto . inet_service : verdict",
 }
-SETS = {"cluster-ips": "ipv4_addr"}
+SETS = {"cluster-ips": "ipv4_addr",
+        "hairpin-endpoints": "ipv4_addr . ipv4_addr . ipv4_addr"}  # cluster IP . client . endpoint
 BASE_CHAINS = (  # name, hook, priority (numbers: dstnat is -100, srcnat 100)
     ("filter-prerouting", "filter", "prerouting", -110),
     ("filter-output", "filter", "output", -110),
@@ -74,6 +90,8 @@ STATIC_RULES = (
     ("filter-output-post-dnat", "ct state new jump cluster-ips-check"),
     ("nat-prerouting", "jump services"),
     ("nat-output", "jump services"),
+    ("nat-postrouting", "ct original ip daddr . ip saddr . ip daddr @hairpin-endpoints "
+                        "jump mark-for-masquerade"),
     ("nat-postrouting", "jump masquerading"),
     ("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @no-endpoint-services"),
     ("nodeport-endpoints-check", "fib daddr type local ip daddr != 127.0.0.0/8 "
@@ -132,12 +150,29 @@ def _hash8(text: str) -> str:
 
 
 def _balance(prefix: str, endpoints: Sequence[tuple[str, str]]) -> list[str]:
-    """Rules choosing one of ``endpoints`` ((chain, affinity set or "")): a client with an
-    affinity entry goes back to its endpoint, any other to a random one."""
+    """Rules choosing one of ``endpoints`` ((chain, affinity set or "")) by jumping to its
+    chain: a client with an affinity entry goes back to its endpoint, any other to a random
+    one."""
     rules = [f"{prefix}ip saddr @{aff} goto {chain}" for chain, aff in endpoints if aff]
     choices = ", ".join(f"{i} : goto {chain}" for i, (chain, _) in enumerate(endpoints))
     rules.append(f"{prefix}numgen random mod {len(endpoints)} vmap {{ {choices} }}")
     return rules
+
+
+def _balance_direct(prefix: str, proto: str, endpoints: Sequence[model.Endpoint]) -> list[str]:
+    """The rule choosing one of ``endpoints`` at random and DNATing to it, with no chain per
+    endpoint (see the module docstring)."""
+    choices = ", ".join(f"{i} : {ep.ip} . {ep.port}" for i, ep in enumerate(endpoints))
+    return [f"{prefix}meta l4proto {proto} dnat ip to numgen random mod {len(endpoints)} "
+            f"map {{ {choices} }}"]
+
+
+def _pick(prefix: str, proto: str, endpoints: Sequence[model.Endpoint],
+          chains: dict[model.Endpoint, tuple[str, str]]) -> list[str]:
+    """Balancing over ``endpoints`` through their ``chains`` if they have some, else direct."""
+    if chains:
+        return _balance(prefix, [chains[ep] for ep in endpoints])
+    return _balance_direct(prefix, proto, endpoints)
 
 
 def render(ports: Iterable[tuple[model.ServicePort, Sequence[model.Endpoint]]],
@@ -151,8 +186,10 @@ def render(ports: Iterable[tuple[model.ServicePort, Sequence[model.Endpoint]]],
         proto = sp.protocol.lower()
         base = f"{_hash8(sp.key)}-{sp.key}"
         svc_chain = f"service-{base}"
+        # per-endpoint chains only where a rule must follow the chosen endpoint
+        chained = bool(sp.affinity_seconds) or (bool(sp.node_port) and sp.external_local)
         ep_chains: dict[model.Endpoint, tuple[str, str]] = {}
-        for ep in endpoints:
+        for ep in endpoints if chained else ():
             ep_base = f"{_hash8(f'{sp.key}{ep.ip}:{ep.port}')}-{sp.key}__{ep.ip}/{ep.port}"
             chain, aff = f"endpoint-{ep_base}", ""
             rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]  # hairpin
@@ -163,12 +200,14 @@ def render(ports: Iterable[tuple[model.ServicePort, Sequence[model.Endpoint]]],
             rules.append(f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
             chains[chain] = tuple(rules)
             ep_chains[ep] = (chain, aff)
-        per_node = [(n, [ep_chains[ep] for ep in endpoints if ep.node == n.name])
-                    for n in config.nodes]
+        per_node = [(n, [ep for ep in endpoints if ep.node == n.name]) for n in config.nodes]
         per_node = [(n, eps) for n, eps in per_node if eps]
         local_any = any(ep.node in node_names for ep in endpoints)
         ip_key = f"{sp.cluster_ip} . {proto} . {sp.port}"
         elements["cluster-ips"][sp.cluster_ip] = ""
+        if not chained:  # hairpin: masqueraded in postrouting when it went to the client
+            elements["hairpin-endpoints"].update(
+                (f"{sp.cluster_ip} . {ep.ip} . {ep.ip}", "") for ep in endpoints)
         if not endpoints:
             elements["no-endpoint-services"][ip_key] = REJECT
         elif sp.internal_local and not local_any:
@@ -181,10 +220,11 @@ def render(ports: Iterable[tuple[model.ServicePort, Sequence[model.Endpoint]]],
                 rules.append(f"ip saddr != {config.cluster_cidr} jump mark-for-masquerade")
             if sp.internal_local:
                 for node, eps in per_node:
-                    rules += _balance(f"ip saddr {node.cidr} " if node.cidr else "", eps)
+                    rules += _pick(f"ip saddr {node.cidr} " if node.cidr else "", proto, eps,
+                                   ep_chains)
                 rules.append(DROP)
             else:
-                rules += _balance("", [ep_chains[ep] for ep in endpoints])
+                rules += _pick("", proto, endpoints, ep_chains)
             chains[svc_chain] = tuple(rules)
             elements["service-ips"][ip_key] = f"goto {svc_chain}"
         if not sp.node_port:
@@ -197,21 +237,21 @@ def render(ports: Iterable[tuple[model.ServicePort, Sequence[model.Endpoint]]],
             elements["no-endpoint-nodeports"][np_key] = DROP
             continue
         ext_chain = f"external-{base}"
-        everyone = [ep_chains[ep] for ep in endpoints]
         # NodePort traffic is external: internalTrafficPolicy does not apply to it, so the
         # service chain (which follows it) is used only when it balances over every endpoint
         cluster_wide = svc_chain in chains and not sp.internal_local
         if sp.external_local:  # the client's address is kept: no masquerade
             rules = ["fib saddr type local jump mark-for-masquerade"]  # the node's own
             rules += [f"fib saddr type local goto {svc_chain}"] if cluster_wide else \
-                _balance("fib saddr type local ", everyone)
+                _pick("fib saddr type local ", proto, endpoints, ep_chains)
             for node, eps in per_node:
-                rules += _balance(f"ip daddr {node.address} " if node.cidr else "", eps)
+                rules += _pick(f"ip daddr {node.address} " if node.cidr else "", proto, eps,
+                               ep_chains)
             rules.append(DROP)
         elif cluster_wide:
             rules = ["jump mark-for-masquerade", f"goto {svc_chain}"]
         else:
-            rules = ["jump mark-for-masquerade", *_balance("", everyone)]
+            rules = ["jump mark-for-masquerade", *_pick("", proto, endpoints, ep_chains)]
         chains[ext_chain] = tuple(rules)
         elements["service-nodeports"][np_key] = f"goto {ext_chain}"
     return Ruleset(chains=chains, affinity=affinity, elements=elements)

@@ -63,20 +63,34 @@ def test_endpoint_ports_are_matched_by_port_name() -> None:
     assert got == {"http": 8080, "admin": 9090}
 
 
-def test_a_service_balances_randomly_over_endpoint_chains_that_dnat() -> None:
+def test_a_service_picks_a_random_endpoint_and_dnats_in_one_rule() -> None:
     ruleset = plan(svc(), eps(("10.88.0.2", "n0", READY), ("10.88.1.2", "n1", READY)))
     [key] = ruleset.elements["service-ips"]
     assert key == "10.96.0.20 . tcp . 80"
     chain = ruleset.elements["service-ips"][key].removeprefix("goto ")
     assert chain.startswith("service-") and chain.endswith("-default/web/tcp/")
-    balance = ruleset.chains[chain][-1]
-    assert balance.startswith("numgen random mod 2 vmap { 0 : goto endpoint-")
-    endpoint = next(c for c in ruleset.chains if c.endswith("__10.88.1.2/8080"))
-    assert ruleset.chains[endpoint] == (
-        "ip saddr 10.88.1.2 jump mark-for-masquerade",  # hairpin
-        "meta l4proto tcp dnat to 10.88.1.2:8080")
-    assert ruleset.chains[chain][0] == "jump mark-for-masquerade"  # masquerade_all
+    assert ruleset.chains[chain] == (
+        "jump mark-for-masquerade",  # masquerade_all
+        "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.88.0.2 . 8080, "
+        "1 : 10.88.1.2 . 8080 }")
+    assert list(ruleset.chains) == [chain]  # no chain per endpoint
+    assert ruleset.elements["hairpin-endpoints"] == {  # masqueraded if sent to itself
+        "10.96.0.20 . 10.88.0.2 . 10.88.0.2": "", "10.96.0.20 . 10.88.1.2 . 10.88.1.2": ""}
     assert ruleset.elements["no-endpoint-services"] == {}
+
+
+def test_endpoint_chains_dnat_where_a_rule_follows_the_chosen_endpoint() -> None:
+    ruleset = plan(svc(sessionAffinity="ClientIP"),
+                   eps(("10.88.0.2", "n0", READY), ("10.88.1.2", "n1", READY)))
+    chain = ruleset.elements["service-ips"]["10.96.0.20 . tcp . 80"].removeprefix("goto ")
+    assert ruleset.chains[chain][-1].startswith("numgen random mod 2 vmap { 0 : goto endpoint-")
+    endpoint = next(c for c in ruleset.chains if c.endswith("__10.88.1.2/8080"))
+    assert ruleset.chains[endpoint][0] == "ip saddr 10.88.1.2 jump mark-for-masquerade"
+    assert ruleset.chains[endpoint][-1] == "meta l4proto tcp dnat to 10.88.1.2:8080"
+    assert ruleset.elements["hairpin-endpoints"] == {}  # the endpoint chain does it
+    local = plan(svc(type="NodePort", ports=[{"port": 80, "nodePort": 30080}],
+                     externalTrafficPolicy="Local"), eps(("10.88.1.2", "n1", READY)))
+    assert sum(c.startswith("endpoint-") for c in local.chains) == 1
 
 
 def test_a_service_without_endpoints_is_rejected() -> None:
@@ -109,14 +123,15 @@ def test_internal_traffic_policy_local_picks_the_sources_nodes_endpoints() -> No
                                 ("10.88.9.2", "elsewhere", READY)))
     chain = next(c for c in ruleset.chains if c.startswith("service-"))
     rules_ = ruleset.chains[chain]
-    assert rules_[1].startswith("ip saddr 10.88.0.0/24 numgen random mod 2 vmap")
+    assert rules_[1].startswith("ip saddr 10.88.0.0/24 meta l4proto tcp dnat ip to numgen "
+                                "random mod 2 map")
     assert rules_[-1] == "drop"  # a pod of n1: no endpoint on its node
     remote_only = plan(service, eps(("10.88.9.2", "elsewhere", READY)))
     assert remote_only.elements["no-endpoint-services"] == {"10.96.0.20 . tcp . 80": "drop"}
     single = plan(service, eps(("10.88.0.2", "n0", READY)),
                   config=rules.ProxyConfig(nodes=(rules.Node("n0"),)))
     chain = next(c for c in single.chains if c.startswith("service-"))
-    assert single.chains[chain][0].startswith("numgen random mod 1")
+    assert single.chains[chain][0].startswith("meta l4proto tcp dnat ip to numgen random mod 1")
 
 
 def test_node_ports_masquerade_unless_external_traffic_policy_is_local() -> None:
@@ -162,7 +177,15 @@ def test_a_change_touches_only_what_changed_and_removes_in_order() -> None:
     two = plan(svc(), eps(("10.88.0.2", "n0", READY), ("10.88.0.3", "n0", READY)))
     assert rules.diff_text(one, one, CONFIG) == ""
     grow = rules.diff_text(one, two, CONFIG).splitlines()
-    assert grow[0].startswith("add chain ip kube-proxy endpoint-")
+    assert grow[0].startswith("flush chain ip kube-proxy service-")
+    assert [line for line in grow if "element" in line] == [
+        "add element ip kube-proxy hairpin-endpoints { 10.96.0.20 . 10.88.0.3 . 10.88.0.3 }"]
+    sticky = svc(sessionAffinity="ClientIP")
+    one = plan(sticky, eps(("10.88.0.2", "n0", READY)))
+    two = plan(sticky, eps(("10.88.0.2", "n0", READY), ("10.88.0.3", "n0", READY)))
+    grow = rules.diff_text(one, two, CONFIG).splitlines()
+    assert grow[0].startswith("add set ip kube-proxy affinity-10800s-")
+    assert grow[1].startswith("add chain ip kube-proxy endpoint-")
     assert any(line.startswith("flush chain ip kube-proxy service-") for line in grow)
     assert not any("element" in line for line in grow)  # the maps did not change
     gone = rules.diff_text(two, proxier.EMPTY, CONFIG).splitlines()
@@ -182,4 +205,5 @@ def test_node_port_traffic_ignores_the_internal_traffic_policy() -> None:
     ruleset = plan(service, eps(("10.88.0.2", "n0", READY), ("10.88.9.2", "elsewhere", READY)))
     external = ruleset.elements["service-nodeports"]["tcp . 30080"].removeprefix("goto ")
     assert ruleset.chains[external][0] == "jump mark-for-masquerade"
-    assert ruleset.chains[external][1].startswith("numgen random mod 2 vmap")  # everyone
+    assert ruleset.chains[external][1].startswith(  # everyone
+        "meta l4proto tcp dnat ip to numgen random mod 2 map")

@@ -2,7 +2,8 @@
 follows Services and EndpointSlices change by change, is rebuilt whole after someone changed it
 behind the proxy's back, and is removed on stop; traffic through it reaches a ClusterIP's and
 a NodePort's endpoints (also on the client's own bridge), sticks with ClientIP affinity, and a
-Service without endpoints refuses at once."""
+Service without endpoints refuses at once; a pod reaching itself through its Service is
+masqueraded by the hairpin set. Commits go through libnftables (and, in one test, ``nft -f``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def sh(*argv: str, check: bool = True) -> str:
     return done.stdout
 
 
+TOOLS: list[nft.Nft] = []  # made by make(), closed when the test's namespace goes
+
+
 @pytest.fixture
 def netns() -> Iterator[str]:
     name = f"k8sbridge-proxytest-{secrets.token_hex(3)}"
@@ -34,6 +38,8 @@ def netns() -> Iterator[str]:
     try:
         yield name
     finally:
+        while TOOLS:
+            TOOLS.pop().close()
         sh("ip", "netns", "delete", name, check=False)
 
 
@@ -41,12 +47,15 @@ def listing(netns: str) -> str:
     return sh("ip", "netns", "exec", netns, "nft", "list", "table", "ip", "kube-proxy")
 
 
-def make(netns: str, **config: Any) -> proxier.Proxier:
-    return proxier.Proxier(config=rules.ProxyConfig(**config), tool=nft.Nft(netns=netns))
+def make(netns: str, library: str = nft.DEFAULT_LIBRARY, **config: Any) -> proxier.Proxier:
+    TOOLS.append(nft.Nft(netns=netns, library=library))
+    return proxier.Proxier(config=rules.ProxyConfig(**config), tool=TOOLS[-1])
 
 
-async def test_the_table_follows_changes_and_is_rebuilt_after_outside_edits(netns: str) -> None:
-    proxy = make(netns, nodes=(rules.Node("n0", "10.88.0.0/24"),))
+@pytest.mark.parametrize("library", [nft.DEFAULT_LIBRARY, ""], ids=["libnftables", "nft-f"])
+async def test_the_table_follows_changes_and_is_rebuilt_after_outside_edits(
+        netns: str, library: str) -> None:
+    proxy = make(netns, library, nodes=(rules.Node("n0", "10.88.0.0/24"),))
     proxy.replace_services([svc(sessionAffinity="ClientIP")])
     proxy.replace_slices([eps(("10.88.0.2", "n0", READY))])
     await proxy.sync()
@@ -71,7 +80,22 @@ async def test_the_table_follows_changes_and_is_rebuilt_after_outside_edits(netn
     await proxy.sync()  # so the whole table is written again
     table = listing(netns)
     assert "10.96.0.21 . tcp . 80 : goto reject-chain" in table
-    assert "dnat to 10.88.0.3:8080" in table
+    assert "dnat ip to numgen random mod 2 map { 0 : 10.88.0.2 . 8080, 1 : 10.88.0.3 . 8080 }" \
+        in table
+
+
+async def test_a_missing_namespace_or_library_is_a_clear_error(netns: str) -> None:
+    TOOLS.extend([nft.Nft(netns="/nonexistent/netns"),
+                  nft.Nft(netns=netns, library="libnosuch.so.1"), nft.Nft(netns=netns)])
+    missing, unloadable, tool = TOOLS
+    with pytest.raises(nft.NftError, match="cannot open the namespace /nonexistent"):
+        await missing.apply("add table ip k8sbridge-test\n")
+    with pytest.raises(nft.NftError, match="cannot load libnosuch.so.1"):
+        await unloadable.apply("add table ip t\n")
+    with pytest.raises(nft.NftError, match="refused the transaction: Error: Could not process"):
+        await tool.apply("add table ip t\nadd rule ip t no-such-chain accept\n")
+    await tool.apply("add table ip t\nadd chain ip t c\nadd rule ip t c accept\n")
+    assert "accept" in await tool.list_table("t")  # the same context goes on working
 
 
 async def test_run_programs_once_listed_and_removes_the_table_on_stop(netns: str) -> None:
@@ -85,10 +109,10 @@ async def test_run_programs_once_listed_and_removes_the_table_on_stop(netns: str
     assert "10.96.0.20 . tcp . 80 : goto reject-chain" in listing(netns)
     proxy.update_slice("ADDED", eps(("10.88.0.2", "", READY)))
     for _ in range(100):
-        if "dnat to 10.88.0.2:8080" in listing(netns):
+        if "{ 0 : 10.88.0.2 . 8080 }" in listing(netns):
             break
         await asyncio.sleep(0.05)
-    assert "dnat to 10.88.0.2:8080" in listing(netns)
+    assert "{ 0 : 10.88.0.2 . 8080 }" in listing(netns)
     stop.set()
     await asyncio.wait_for(task, 10)
     assert watch.cancelled()
@@ -204,6 +228,21 @@ async def test_without_masquerading_a_same_bridge_reply_misses_conntrack(
     assert done.returncode != 0 or not done.stdout  # the reply came from 10.99.0.4 directly
 
 
+async def test_a_pod_reaching_itself_through_its_service_is_masqueraded_by_the_set(
+        netns: str, pods: tuple[Pods, list[str]]) -> None:
+    net, _ = pods
+    proxy = make(netns, nodes=(rules.Node("n0", "10.99.0.0/24"),))  # no masquerade_all
+    proxy.replace_services([svc()])
+    proxy.replace_slices([eps(("10.99.0.3", "n0", READY))])
+    await proxy.sync()
+    assert "10.96.0.20 . 10.99.0.3 . 10.99.0.3" in listing(netns)
+    assert await asyncio.to_thread(answers, net.names[1], "10.96.0.20", 80) == "pod-3"
+    sh("ip", "netns", "exec", netns, "nft", "flush", "set", "ip", "kube-proxy",
+       "hairpin-endpoints")
+    done = await asyncio.to_thread(fetch, net.names[1], "10.96.0.20", 80)
+    assert done.returncode != 0 or not done.stdout  # the set was what made it work
+
+
 async def test_an_endpoint_slice_of_a_thousand_endpoints_is_one_balancing_rule(
         netns: str) -> None:
     proxy = make(netns)
@@ -218,3 +257,10 @@ async def test_an_endpoint_slice_of_a_thousand_endpoints_is_one_balancing_rule(
     await proxy.sync()
     table = listing(netns)
     assert "numgen random mod 1 vmap" in table and "10.88.3.251" not in table
+    proxy.update_service("MODIFIED", svc())  # no affinity: one dnat rule, no chains
+    proxy.update_slice("MODIFIED", eps(*((f"10.88.{i // 250}.{i % 250 + 2}", "n0", READY)
+                                         for i in range(1000))))
+    await proxy.sync()
+    table = listing(netns)
+    assert "dnat ip to numgen random mod 1000 map" in table and "chain endpoint-" not in table
+    assert "10.96.0.20 . 10.88.3.251 . 10.88.3.251" in table
