@@ -11,7 +11,13 @@ waits for them instead of preempting again (``PodEligibleToPreemptOthers``).
 
 Candidates are the agents that pass the pod's static checks except "has an offer" (a full
 agent sends none, and is exactly where preemption helps); the victims and the choice of agent
-are ``model.preemption``'s. Pure: the loop turns ``plan.Preemption`` into API calls.
+are ``model.preemption``'s. The filters that count pods are placement's own, asked with the
+victims gone (``topology.ScannedGroup.refusal``: DoNotSchedule spread and required pod
+affinity; ``feasible.check_anti_affinity`` on ``Domains.without``), as kube-scheduler runs its
+filters again in ``SelectVictimsOnNode``; an agent where required pod affinity fails before
+any pod is removed, or that lacks a constraint's topology key, is one where preemption is not
+helpful (kube-scheduler's UnschedulableAndUnresolvable). Pure: the loop turns
+``plan.Preemption`` into API calls.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from k8sbridge.model import cluster, ids, pods, preemption
-from k8sbridge.scheduler import feasible, plan
+from k8sbridge.scheduler import feasible, plan, topology
 
 __all__ = ["NEVER", "NO_VICTIMS", "NOT_HELPFUL", "REASON_NOMINATED", "TERMINATING",
            "Preemptions"]
@@ -132,11 +138,14 @@ class Preemptions:
 
     def attempt(
         self, pod: pods.PodRequest, need: Sequence[tuple[str, int]],
-        ports: Sequence[tuple[int, str]],
+        ports: Sequence[tuple[int, str]], *,
+        scan: topology.ScannedGroup | None = None, domains: feasible.Domains | None = None,
     ) -> str:
         """Preempt for ``pod`` (which fits nowhere) if kube-scheduler would, and reserve the
         chosen agent for it. Returns why not in kube-scheduler's words ("" when it did, or
-        when no pod of lower priority runs anywhere: then preemption is not tried)."""
+        when no pod of lower priority runs anywhere: then preemption is not tried).
+        ``scan``: the pod's group when it counts pods per domain; ``domains``: the pass's
+        anti-affinity index when some required anti-affinity concerns the pod."""
         if not self.enabled or pod.node_name:
             return ""
         tried = self._lowest is not None and pod.priority > self._lowest
@@ -147,7 +156,10 @@ class Preemptions:
         if not tried:
             self._clear(pod)
             return ""
-        failure = (pod.placement_signature, pod.priority)
+        if scan is not None and not (scan.hard or scan.affinity):
+            scan = None  # only scores: nothing to ask with victims gone
+        counted = scan is not None or domains is not None
+        failure = (pod.counted_signature if counted else pod.placement_signature, pod.priority)
         if failure in self._failed:
             self._clear(pod)
             return self._failed[failure]
@@ -157,13 +169,16 @@ class Preemptions:
         wanted = dict(need)
         candidates: list[preemption.Candidate] = []
         unhelpful = clean = 0
+        refused: dict[str, int] = {}
         enough = max(MIN_CANDIDATES, len(self._agents) * CANDIDATES_PERCENT // 100)
         for agent in self._agents:
-            if not self._static_ok(pod, agent):
+            if not self._static_ok(pod, agent) or scan is not None and scan.refusal(
+                    agent, ()) in (feasible.REASON_SPREAD_LABEL, feasible.REASON_POD_AFFINITY):
                 unhelpful += 1
                 continue
             if self.blocks(agent.index, pod) or clean and len(candidates) >= enough:
                 continue  # (kube-scheduler too stops looking once it has enough)
+            check = _Refusal(pod, agent, scan, domains) if counted else None
             node = preemption.NodeState(
                 index=agent.index, free={n: agent.free(n) for n in wanted},
                 pods=self._victims_on(agent),
@@ -171,13 +186,17 @@ class Preemptions:
                 offered_ports=frozenset(port for port, _ in ports
                                         if any(pool.has_port(port) for pool in agent.pools)))
             found = preemption.select_victims(priority=pod.priority, need=wanted, ports=ports,
-                                              node=node, budgets=self._budgets)
+                                              node=node, budgets=self._budgets, refusal=check)
             if found is not None:
                 candidates.append(found)
                 clean += not found.violations
+            elif check is not None and check.first:
+                refused[check.first] = refused.get(check.first, 0) + 1
         chosen = preemption.pick(candidates)
         if chosen is None:
-            counts = [(len(self._agents) - unhelpful, NO_VICTIMS), (unhelpful, NOT_HELPFUL)]
+            others = len(self._agents) - unhelpful - sum(refused.values())
+            counts = [(others, NO_VICTIMS), (unhelpful, NOT_HELPFUL),
+                      *((n, why) for why, n in refused.items())]
             shown = ", ".join(sorted(f"{n} {why}" for n, why in counts if n))
             message = self._failed[failure] = (
                 f"preemption: 0/{len(self._agents)} nodes are available: {shown}.")
@@ -190,3 +209,36 @@ class Preemptions:
             node_name=agent.view.node_name,
             victims=tuple((v.key, v.uid) for v in chosen.victims)))
         return ""
+
+
+class _Refusal:
+    """The filters that count pods, for one agent with some of its pods gone
+    (``preemption.Refusal``); ``first`` keeps why the pod did not fit with every pod of lower
+    priority gone (the agent's reason in the explanation)."""
+
+    __slots__ = ("_pod", "_agent", "_scan", "_domains", "_placed", "first", "_asked")
+
+    def __init__(self, pod: pods.PodRequest, agent: feasible.AgentState,
+                 scan: topology.ScannedGroup | None, domains: feasible.Domains | None) -> None:
+        self._pod = pod
+        self._agent = agent
+        self._scan = scan
+        self._domains = domains
+        self._placed = {p.key: p for p in agent.view.pods}
+        self.first = ""
+        self._asked = False
+
+    def __call__(self, removed: Sequence[preemption.Victim]) -> str | None:
+        gone = [self._placed[v.key] for v in removed]
+        why: str | None = None
+        if self._scan is not None:
+            why = self._scan.refusal(self._agent, [(p.namespace, p.labels, p.owner_uid)
+                                                   for p in gone])
+        if why is None and self._domains is not None:
+            rejection = feasible.check_anti_affinity(self._pod, self._agent, self._domains.without(
+                self._agent, [(p.namespace, dict(p.labels), p.anti_affinity) for p in gone]))
+            why = rejection.reason if rejection is not None else None
+        if not self._asked:
+            self._asked = True
+            self.first = why or ""
+        return why

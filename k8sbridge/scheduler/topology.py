@@ -99,6 +99,17 @@ class Tracker:
         self.total += 1
         return True
 
+    def remove(self, agent: feasible.AgentState, facts: PodFacts) -> bool:
+        """``add``'s inverse, for a pod counted there (preemption's dry run)."""
+        if self.eligible is not None and agent.index not in self.eligible:
+            return False
+        value = agent.view.labels.get(self.key)
+        if value is None or not self.selects(facts):
+            return False
+        self.counts[value] -= 1
+        self.total -= 1
+        return True
+
 
 class Trackers:
     """Every tracker and scanned group of one pass; each placement feeds them all."""
@@ -380,6 +391,33 @@ class ScannedGroup:
                 inter += weight
         return round(spread), inter
 
+    def _minimum(self) -> list[int]:
+        """Per DoNotSchedule constraint, the smallest count of its domains (0 while fewer
+        domains than minDomains exist)."""
+        minimum = []
+        for hard in self.hard:
+            counts = hard.tracker.counts
+            low = min((counts.get(d, 0) for d in hard.domains), default=0)
+            minimum.append(low if len(hard.domains) >= hard.constraint.min_domains else 0)
+        return minimum
+
+    def refusal(self, agent: feasible.AgentState, removed: Sequence[PodFacts]) -> str | None:
+        """``choose``'s filters for ``agent`` with ``removed`` (pods running there) gone, as
+        kube-scheduler's preemption asks them (the RemovePod extensions): the counts are
+        lowered for the question and restored after it."""
+        labels = agent.view.labels
+        if any(s.constraint.topology_key not in labels for s in self.hard):
+            return feasible.REASON_SPREAD_LABEL
+        if any(term.topology_key not in labels for term, _ in self.affinity):
+            return feasible.REASON_POD_AFFINITY
+        trackers = [s.tracker for s in self.hard] + [t for _, t in self.affinity]
+        taken = [(t, facts) for facts in removed for t in trackers if t.remove(agent, facts)]
+        try:
+            return self._filter(labels, self._minimum())
+        finally:
+            for tracker, facts in taken:
+                tracker.add(agent, facts)
+
     def choose(self) -> tuple[select.CandidateQueue, feasible.AgentState] | dict[int, str]:
         """The class and agent for the next pod (the best score plus weighted spread and
         affinity scores), or when no class passes the filters, the reason per agent.
@@ -387,11 +425,7 @@ class ScannedGroup:
         Each class is judged by any of its members (they share every count); normalising
         needs every class's raw scores, but only the classes that may still win are read
         through their queues (a class's best is at most the ranking's best)."""
-        minimum = []
-        for hard in self.hard:
-            counts = hard.tracker.counts
-            low = min((counts.get(d, 0) for d in hard.domains), default=0)
-            minimum.append(low if len(hard.domains) >= hard.constraint.min_domains else 0)
+        minimum = self._minimum()
         agents = self._agents
         refused: list[tuple[select.CandidateQueue, str]] = []
         rows: list[tuple[select.CandidateQueue, int, int, bool]] = []
