@@ -23,8 +23,8 @@ framework's tasks are never among them. Resources are in thousandths, as placeme
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from k8sbridge.model import affinity, ids
 from k8sbridge.model.podspec import LabelSelector
@@ -128,8 +128,13 @@ class NodeState:
     offered_ports: frozenset[int] = frozenset()
 
 
-#: The node's other filters with these pods of it gone: why the pod still does not fit, or None
-Refusal = Callable[[Sequence[Victim]], str | None]
+class Refusal(Protocol):
+    """The node's other filters: why the pod does not fit with ``removed`` gone, or None.
+    ``concerns``: could this pod's presence change the answer (if not, it is not asked)?"""
+
+    def concerns(self, victim: Victim) -> bool: ...
+
+    def __call__(self, removed: Sequence[Victim]) -> str | None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,7 +210,8 @@ def select_victims(
     ``priority`` needing ``need`` fit there (``selectVictimsOnNode``), or None.
 
     ``refusal`` is asked only once resources and ports fit: first with every pod of lower
-    priority gone, then once per pod that might be reprieved, with the pods still removed."""
+    priority gone, then once per pod it concerns that might be reprieved, with the pods still
+    removed (reprieving a pod it does not concern leaves its answer as it was: fits)."""
     lower = [v for v in node.pods if v.priority < priority]
     if not lower:
         return None
@@ -239,7 +245,7 @@ def select_victims(
                 removed.remove(v)
                 fits = _fits(need, ports, node, [*kept, v], removed)
                 removed.append(v)
-            if fits and refusal is not None:
+            if fits and refusal is not None and refusal.concerns(v):
                 fits = refusal([r for r in removed if r is not v]) is None
             if fits:  # reprieved
                 kept.append(v)

@@ -446,22 +446,6 @@ class Domains:
             if value is not None:
                 self.pods.setdefault((key, value), []).append(entry)
 
-    def without(self, agent: AgentState, removed: Sequence[PodEntry]) -> Domains:
-        """The pods of ``agent``'s domains but ``removed`` (pods running there), for
-        preemption's dry run; equal entries are interchangeable, so one goes per pod."""
-        out = Domains(keys=self.keys, namespace_labels=self.namespace_labels)
-        labels = agent.view.labels
-        for key in self.keys:
-            value = labels.get(key)
-            if value is None:
-                continue
-            entries = list(self.pods.get((key, value), ()))
-            for entry in removed:
-                if entry in entries:
-                    entries.remove(entry)
-            out.pods[(key, value)] = entries
-        return out
-
 
 def check_anti_affinity(
     pod: pods.PodRequest, agent: AgentState, domains: Domains

@@ -171,14 +171,15 @@ class Preemptions:
         unhelpful = clean = 0
         refused: dict[str, int] = {}
         enough = max(MIN_CANDIDATES, len(self._agents) * CANDIDATES_PERCENT // 100)
+        counting = _Counting(pod, scan, domains) if counted else None
         for agent in self._agents:
-            if not self._static_ok(pod, agent) or scan is not None and scan.refusal(
-                    agent, ()) in (feasible.REASON_SPREAD_LABEL, feasible.REASON_POD_AFFINITY):
+            if not self._static_ok(pod, agent) or counting is not None and counting.hopeless(
+                    agent):
                 unhelpful += 1
                 continue
             if self.blocks(agent.index, pod) or clean and len(candidates) >= enough:
                 continue  # (kube-scheduler too stops looking once it has enough)
-            check = _Refusal(pod, agent, scan, domains) if counted else None
+            check = _Refusal(counting, agent) if counting is not None else None
             node = preemption.NodeState(
                 index=agent.index, free={n: agent.free(n) for n in wanted},
                 pods=self._victims_on(agent),
@@ -211,34 +212,121 @@ class Preemptions:
         return ""
 
 
+class _Counting:
+    """The filters that count pods for one pod's preemption attempt: the group's spread and
+    pod affinity (``ScannedGroup.refusal``) and required anti-affinity both ways
+    (``feasible.check_anti_affinity``). The pass's counts do not change during an attempt, so
+    the spread minimums and, per domain, the pods that refuse this pod on their own (the
+    check is an "any" over pods: it fails while one of them is left) are found once; a node
+    with some of its pods gone then costs only what those pods change."""
+
+    __slots__ = ("pod", "scan", "minimum", "domains", "_refusing")
+
+    def __init__(self, pod: pods.PodRequest, scan: topology.ScannedGroup | None,
+                 domains: feasible.Domains | None) -> None:
+        self.pod = pod
+        self.scan = scan
+        self.minimum = scan.minimum() if scan is not None else []
+        self.domains = domains
+        self._refusing: dict[tuple[str, str], list[tuple[feasible.PodEntry, str]]] = {}
+
+    def hopeless(self, agent: feasible.AgentState) -> bool:
+        """Does the agent lack a topology key, or fail required pod affinity before any pod
+        is removed (kube-scheduler's UnschedulableAndUnresolvable: not helpful)?"""
+        scan = self.scan
+        if scan is None:
+            return False
+        if scan.missing(agent) is not None:
+            return True
+        return bool(scan.affinity) and scan.refusal(
+            agent, (), self.minimum) == feasible.REASON_POD_AFFINITY
+
+    def refusing(self, agent: feasible.AgentState) -> list[list[tuple[feasible.PodEntry, str]]]:
+        """Per domain of ``agent``, the pods there that refuse the pod on their own, each
+        with ``check_anti_affinity``'s reason."""
+        domains = self.domains
+        if domains is None:
+            return []
+        out = []
+        for key in domains.keys:
+            value = agent.view.labels.get(key)
+            if value is None:
+                continue
+            found = self._refusing.get((key, value))
+            if found is None:
+                found = self._refusing[(key, value)] = []
+                for entry in domains.pods.get((key, value), ()):
+                    alone = feasible.Domains(keys={key},
+                                             namespace_labels=domains.namespace_labels)
+                    alone.pods[(key, value)] = [entry]
+                    rejection = feasible.check_anti_affinity(self.pod, agent, alone)
+                    if rejection is not None:
+                        found.append((entry, rejection.reason))
+            if found:
+                out.append(found)
+        return out
+
+
 class _Refusal:
     """The filters that count pods, for one agent with some of its pods gone
-    (``preemption.Refusal``); ``first`` keeps why the pod did not fit with every pod of lower
+    (``preemption.Refusal``): only the removed pods some count or refusing pod is about
+    change the answer. ``first`` keeps why the pod did not fit with every pod of lower
     priority gone (the agent's reason in the explanation)."""
 
-    __slots__ = ("_pod", "_agent", "_scan", "_domains", "_placed", "first", "_asked")
+    __slots__ = ("_counting", "_agent", "_refusing", "_placed", "_counters", "_entries",
+                 "_concerns", "first")
 
-    def __init__(self, pod: pods.PodRequest, agent: feasible.AgentState,
-                 scan: topology.ScannedGroup | None, domains: feasible.Domains | None) -> None:
-        self._pod = pod
+    def __init__(self, counting: _Counting, agent: feasible.AgentState) -> None:
+        self._counting = counting
         self._agent = agent
-        self._scan = scan
-        self._domains = domains
+        self._refusing: list[list[tuple[feasible.PodEntry, str]]] | None = None  # (when asked)
         self._placed = {p.key: p for p in agent.view.pods}
-        self.first = ""
-        self._asked = False
+        # per pod of the agent (built when first asked): the trackers counting it, its
+        # entry, whether either concerns the pod
+        self._counters: dict[ids.PodKey, list[topology.Tracker]] = {}
+        self._entries: dict[ids.PodKey, feasible.PodEntry] = {}
+        self._concerns: dict[ids.PodKey, bool] = {}
+        self.first: str | None = None
+
+    def _refusing_pods(self) -> list[list[tuple[feasible.PodEntry, str]]]:
+        if self._refusing is None:
+            self._refusing = self._counting.refusing(self._agent)
+        return self._refusing
+
+    def concerns(self, v: preemption.Victim) -> bool:
+        found = self._concerns.get(v.key)
+        if found is None:
+            p = self._placed[v.key]
+            scan = self._counting.scan
+            counters = self._counters[v.key] = [] if scan is None else scan.counters(
+                self._agent, (p.namespace, p.labels, p.owner_uid))
+            entry = self._entries[v.key] = (p.namespace, dict(p.labels), p.anti_affinity)
+            found = self._concerns[v.key] = bool(counters) or any(
+                entry == other for refusing in self._refusing_pods() for other, _ in refusing)
+        return found
+
+    def _anti(self, removed: Sequence[ids.PodKey]) -> str | None:
+        """A refusing pod left in one of the agent's domains (equal pods are interchangeable:
+        each removed pod takes one equal entry away)."""
+        for refusing in self._refusing_pods():
+            left = [entry for entry, _ in refusing]
+            for key in removed:
+                entry = self._entries[key]
+                if entry in left:
+                    left.remove(entry)
+            if left:
+                return next(why for entry, why in refusing if entry in left)
+        return None
 
     def __call__(self, removed: Sequence[preemption.Victim]) -> str | None:
-        gone = [self._placed[v.key] for v in removed]
-        why: str | None = None
-        if self._scan is not None:
-            why = self._scan.refusal(self._agent, [(p.namespace, p.labels, p.owner_uid)
-                                                   for p in gone])
-        if why is None and self._domains is not None:
-            rejection = feasible.check_anti_affinity(self._pod, self._agent, self._domains.without(
-                self._agent, [(p.namespace, dict(p.labels), p.anti_affinity) for p in gone]))
-            why = rejection.reason if rejection is not None else None
-        if not self._asked:
-            self._asked = True
+        known = self._concerns
+        relevant = [v.key for v in removed
+                    if (known[v.key] if v.key in known else self.concerns(v))]
+        scan = self._counting.scan
+        why = None if scan is None else scan.refusal(
+            self._agent, [self._counters[key] for key in relevant], self._counting.minimum)
+        if why is None and self._refusing_pods():
+            why = self._anti(relevant)
+        if self.first is None:
             self.first = why or ""
         return why

@@ -99,16 +99,11 @@ class Tracker:
         self.total += 1
         return True
 
-    def remove(self, agent: feasible.AgentState, facts: PodFacts) -> bool:
-        """``add``'s inverse, for a pod counted there (preemption's dry run)."""
+    def counts_pod(self, agent: feasible.AgentState, facts: PodFacts) -> bool:
+        """Would ``add`` count such a pod on ``agent`` (preemption's dry run)?"""
         if self.eligible is not None and agent.index not in self.eligible:
             return False
-        value = agent.view.labels.get(self.key)
-        if value is None or not self.selects(facts):
-            return False
-        self.counts[value] -= 1
-        self.total -= 1
-        return True
+        return self.key in agent.view.labels and self.selects(facts)
 
 
 class Trackers:
@@ -391,7 +386,7 @@ class ScannedGroup:
                 inter += weight
         return round(spread), inter
 
-    def _minimum(self) -> list[int]:
+    def minimum(self) -> list[int]:
         """Per DoNotSchedule constraint, the smallest count of its domains (0 while fewer
         domains than minDomains exist)."""
         minimum = []
@@ -401,22 +396,46 @@ class ScannedGroup:
             minimum.append(low if len(hard.domains) >= hard.constraint.min_domains else 0)
         return minimum
 
-    def refusal(self, agent: feasible.AgentState, removed: Sequence[PodFacts]) -> str | None:
-        """``choose``'s filters for ``agent`` with ``removed`` (pods running there) gone, as
-        kube-scheduler's preemption asks them (the RemovePod extensions): the counts are
-        lowered for the question and restored after it."""
+    def counters(self, agent: feasible.AgentState, facts: PodFacts) -> list[Tracker]:
+        """The trackers of this group's filters that count a pod of ``facts`` running on
+        ``agent`` (what its removal lowers, for ``refusal``)."""
+        found = [s.tracker for s in self.hard if s.tracker.counts_pod(agent, facts)]
+        return found + [t for _, t in self.affinity if t.counts_pod(agent, facts)]
+
+    def missing(self, agent: feasible.AgentState) -> str | None:
+        """Why ``agent`` is no candidate whatever runs there: a DoNotSchedule constraint's or
+        a required affinity term's topology key is not among its labels."""
         labels = agent.view.labels
         if any(s.constraint.topology_key not in labels for s in self.hard):
             return feasible.REASON_SPREAD_LABEL
         if any(term.topology_key not in labels for term, _ in self.affinity):
             return feasible.REASON_POD_AFFINITY
-        trackers = [s.tracker for s in self.hard] + [t for _, t in self.affinity]
-        taken = [(t, facts) for facts in removed for t in trackers if t.remove(agent, facts)]
+        return None
+
+    def refusal(self, agent: feasible.AgentState, removed: Sequence[Sequence[Tracker]],
+                minimum: Sequence[int]) -> str | None:
+        """``choose``'s filters for ``agent`` with some pods running there gone (each given
+        by its ``counters``), as kube-scheduler's preemption asks them (the RemovePod
+        extensions): the counts are lowered for the question and restored after it.
+        ``minimum``: ``self.minimum()`` with every pod there (removing pods of one agent
+        lowers only its own domain's counts). The agent has every key (``missing``)."""
+        labels = agent.view.labels
+        for trackers in removed:
+            for t in trackers:
+                t.counts[labels[t.key]] -= 1
+                t.total -= 1
         try:
-            return self._filter(labels, self._minimum())
+            low = list(minimum)
+            for i, hard in enumerate(self.hard):
+                value = labels[hard.constraint.topology_key]
+                if value in hard.domains and len(hard.domains) >= hard.constraint.min_domains:
+                    low[i] = min(low[i], hard.tracker.counts.get(value, 0))
+            return self._filter(labels, low)
         finally:
-            for tracker, facts in taken:
-                tracker.add(agent, facts)
+            for trackers in removed:
+                for t in trackers:
+                    t.counts[labels[t.key]] += 1
+                    t.total += 1
 
     def choose(self) -> tuple[select.CandidateQueue, feasible.AgentState] | dict[int, str]:
         """The class and agent for the next pod (the best score plus weighted spread and
@@ -425,7 +444,7 @@ class ScannedGroup:
         Each class is judged by any of its members (they share every count); normalising
         needs every class's raw scores, but only the classes that may still win are read
         through their queues (a class's best is at most the ranking's best)."""
-        minimum = self._minimum()
+        minimum = self.minimum()
         agents = self._agents
         refused: list[tuple[select.CandidateQueue, str]] = []
         rows: list[tuple[select.CandidateQueue, int, int, bool]] = []

@@ -141,20 +141,30 @@ def test_required_affinity_met_nowhere_says_preemption_is_not_helpful() -> None:
         n=2, shown="2 Preemption is not helpful for scheduling")
 
 
+class _NeedsP0Gone:
+    """Refuses while p0 stays; concerns p0 and p1 only."""
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    def concerns(self, victim: preemption.Victim) -> bool:
+        return victim.name in ("p0", "p1")
+
+    def __call__(self, removed: Sequence[preemption.Victim]) -> str | None:
+        names = sorted(v.name for v in removed)
+        self.asked.append(names)
+        return None if "p0" in names else feasible.REASON_ANTI_AFFINITY
+
+
 def test_the_refusal_is_asked_with_all_lower_pods_gone_then_per_reprieve() -> None:
     low = [preemption.Victim(key=ids.PodKey(f"default/p{i}"), uid=ids.PodUid(f"u{i}"),
                              namespace="default", name=f"p{i}", labels=(), priority=i,
                              started=0.0, held=(("cpus", 1000),)) for i in range(3)]
-    asked: list[list[str]] = []
-
-    def refusal(removed: Sequence[preemption.Victim]) -> str | None:
-        names = sorted(v.name for v in removed)
-        asked.append(names)
-        return None if "p0" in names else feasible.REASON_ANTI_AFFINITY  # p0 must go
-
+    refusal = _NeedsP0Gone()
     state = preemption.NodeState(index=0, free={"cpus": 1000}, pods=low)
     found = preemption.select_victims(priority=5, need={"cpus": 1000}, node=state,
                                       refusal=refusal)
     assert found is not None and [v.name for v in found.victims] == ["p0"]
-    # all three gone first; then p2 and p1 are reprieved (most important first), p0 is not
-    assert asked == [["p0", "p1", "p2"], ["p0", "p1"], ["p0"], []]
+    # all three gone first; then p2 (not concerned: not asked) and p1 are reprieved, the most
+    # important first; p0 is not
+    assert refusal.asked == [["p0", "p1", "p2"], ["p0"], []]
