@@ -12,12 +12,13 @@ waits for them instead of preempting again (``PodEligibleToPreemptOthers``).
 Candidates are the agents that pass the pod's static checks except "has an offer" (a full
 agent sends none, and is exactly where preemption helps); the victims and the choice of agent
 are ``model.preemption``'s. The filters that count pods are placement's own, asked with the
-victims gone (``topology.ScannedGroup.refusal``: DoNotSchedule spread and required pod
-affinity; ``feasible.check_anti_affinity`` on ``Domains.without``), as kube-scheduler runs its
-filters again in ``SelectVictimsOnNode``; an agent where required pod affinity fails before
-any pod is removed, or that lacks a constraint's topology key, is one where preemption is not
-helpful (kube-scheduler's UnschedulableAndUnresolvable). Pure: the loop turns
-``plan.Preemption`` into API calls.
+victims gone, as kube-scheduler runs its filters again in ``SelectVictimsOnNode``:
+``topology.ScannedGroup.refusal`` (DoNotSchedule spread, required pod affinity) on counts
+lowered by the victims, and ``feasible.check_anti_affinity`` (required anti-affinity, both
+ways) for each pod of the agent's domains, refusing while one that refuses on its own is left.
+An agent where required pod affinity fails before any pod is removed, or that lacks a
+constraint's topology key, is one where preemption is not helpful (kube-scheduler's
+UnschedulableAndUnresolvable). Pure: the loop turns ``plan.Preemption`` into API calls.
 """
 
 from __future__ import annotations
