@@ -51,7 +51,7 @@ class Preemptions:
 
     __slots__ = ("enabled", "reserved", "found", "_agents", "_lowest", "_overhead",
                  "_implicit", "_budgets", "_by_node", "_failed", "_settling",
-                 "cleared", "_victims", "_attempts")
+                 "cleared", "_victims", "_attempts", "_counting", "_placed")
 
     def __init__(
         self,
@@ -85,6 +85,10 @@ class Preemptions:
         self._failed: dict[tuple[object, ...], str] = {}
         self._victims: dict[int, list[preemption.Victim]] = {}
         self._attempts = 0
+        # the filters that count pods, per group of pods that preempt (``_Counting``), and
+        # the running pods by key (built for the first of them)
+        self._counting: dict[tuple[object, ...], _Counting] = {}
+        self._placed: dict[ids.PodKey, cluster.PlacedPod] | None = None
 
     def blocks(self, index: int, pod: pods.PodRequest) -> bool:
         """Is agent ``index`` kept for another pending pod of higher or equal priority?"""
@@ -137,6 +141,17 @@ class Preemptions:
                     or feasible.check_taints(pod, agent, implicit=implicit)
                     or feasible.check_node_affinity(pod, agent))
 
+    def _counting_for(self, pod: pods.PodRequest, scan: topology.ScannedGroup | None,
+                      domains: feasible.Domains | None) -> _Counting:
+        if self._placed is None:
+            self._placed = {p.key: p for a in self._agents for p in a.view.pods}
+        counting = self._counting.get(pod.counted_signature)
+        if counting is None:
+            counting = self._counting[pod.counted_signature] = _Counting(
+                pod, scan, domains, self._placed)
+        counting.begin()
+        return counting
+
     def attempt(
         self, pod: pods.PodRequest, need: Sequence[tuple[str, int]],
         ports: Sequence[tuple[int, str]], *,
@@ -172,7 +187,7 @@ class Preemptions:
         unhelpful = clean = 0
         refused: dict[str, int] = {}
         enough = max(MIN_CANDIDATES, len(self._agents) * CANDIDATES_PERCENT // 100)
-        counting = _Counting(pod, scan, domains) if counted else None
+        counting = self._counting_for(pod, scan, domains) if counted else None
         for agent in self._agents:
             if not self._static_ok(pod, agent) or counting is not None and counting.hopeless(
                     agent):
@@ -214,22 +229,36 @@ class Preemptions:
 
 
 class _Counting:
-    """The filters that count pods for one pod's preemption attempt: the group's spread and
-    pod affinity (``ScannedGroup.refusal``) and required anti-affinity both ways
-    (``feasible.check_anti_affinity``). The pass's counts do not change during an attempt, so
-    the spread minimums and, per domain, the pods that refuse this pod on their own (the
-    check is an "any" over pods: it fails while one of them is left) are found once; a node
-    with some of its pods gone then costs only what those pods change."""
+    """The filters that count pods, for the preemption attempts of one group of pods (equal
+    ``counted_signature``) in a pass: the group's spread and pod affinity
+    (``ScannedGroup.refusal``) and required anti-affinity both ways
+    (``feasible.check_anti_affinity``). What a running pod changes for them (the counts it is
+    in, whether it refuses the pod on its own: the check is an "any" over pods, failing while
+    one of those is left) is found once per pass; the spread minimums once per attempt. A
+    node with some of its pods gone then costs only what those pods change."""
 
-    __slots__ = ("pod", "scan", "minimum", "domains", "_refusing")
+    __slots__ = ("pod", "scan", "minimum", "domains", "_placed", "_refusing", "counters",
+                 "entries", "known")
 
     def __init__(self, pod: pods.PodRequest, scan: topology.ScannedGroup | None,
-                 domains: feasible.Domains | None) -> None:
+                 domains: feasible.Domains | None,
+                 placed: dict[ids.PodKey, cluster.PlacedPod]) -> None:
         self.pod = pod
         self.scan = scan
-        self.minimum = scan.minimum() if scan is not None else []
+        self.minimum: list[int] = []
         self.domains = domains
-        self._refusing: dict[tuple[str, str], list[tuple[feasible.PodEntry, str]]] = {}
+        self._placed = placed
+        # per domain: how many of its pods were judged, and those refusing (with why)
+        self._refusing: dict[tuple[str, str], tuple[int, list[tuple[feasible.PodEntry, str]]]] = {}
+        # per running pod (when first asked): the trackers counting it, its anti-affinity
+        # entry, whether either concerns the pod
+        self.counters: dict[ids.PodKey, list[topology.Tracker]] = {}
+        self.entries: dict[ids.PodKey, feasible.PodEntry] = {}
+        self.known: dict[ids.PodKey, bool] = {}
+
+    def begin(self) -> None:
+        """A new attempt: pods were placed since the last one."""
+        self.minimum = self.scan.minimum() if self.scan is not None else []
 
     def hopeless(self, agent: feasible.AgentState) -> bool:
         """Does the agent lack a topology key, or fail required pod affinity before any pod
@@ -244,7 +273,7 @@ class _Counting:
 
     def refusing(self, agent: feasible.AgentState) -> list[list[tuple[feasible.PodEntry, str]]]:
         """Per domain of ``agent``, the pods there that refuse the pod on their own, each
-        with ``check_anti_affinity``'s reason."""
+        with ``check_anti_affinity``'s reason (a domain's pods only grow during a pass)."""
         domains = self.domains
         if domains is None:
             return []
@@ -253,19 +282,32 @@ class _Counting:
             value = agent.view.labels.get(key)
             if value is None:
                 continue
-            found = self._refusing.get((key, value))
-            if found is None:
-                found = self._refusing[(key, value)] = []
-                for entry in domains.pods.get((key, value), ()):
-                    alone = feasible.Domains(keys={key},
-                                             namespace_labels=domains.namespace_labels)
-                    alone.pods[(key, value)] = [entry]
-                    rejection = feasible.check_anti_affinity(self.pod, agent, alone)
-                    if rejection is not None:
-                        found.append((entry, rejection.reason))
+            entries = domains.pods.get((key, value), [])
+            judged, found = self._refusing.get((key, value), (0, []))
+            for entry in entries[judged:]:
+                alone = feasible.Domains(keys={key}, namespace_labels=domains.namespace_labels)
+                alone.pods[(key, value)] = [entry]
+                rejection = feasible.check_anti_affinity(self.pod, agent, alone)
+                if rejection is not None:
+                    found.append((entry, rejection.reason))
+            self._refusing[(key, value)] = (len(entries), found)
             if found:
                 out.append(found)
         return out
+
+    def concerns(self, agent: feasible.AgentState, key: ids.PodKey,
+                 refusing: list[list[tuple[feasible.PodEntry, str]]]) -> bool:
+        """Could removing the running pod ``key`` (of ``agent``) change the answer?"""
+        found = self.known.get(key)
+        if found is None:
+            p = self._placed[key]
+            scan = self.scan
+            counters = self.counters[key] = [] if scan is None else scan.counters(
+                agent, (p.namespace, p.labels, p.owner_uid))
+            entry = self.entries[key] = (p.namespace, dict(p.labels), p.anti_affinity)
+            found = self.known[key] = bool(counters) or any(
+                entry == other for domain in refusing for other, _ in domain)
+        return found
 
 
 class _Refusal:
@@ -274,19 +316,12 @@ class _Refusal:
     change the answer. ``first`` keeps why the pod did not fit with every pod of lower
     priority gone (the agent's reason in the explanation)."""
 
-    __slots__ = ("_counting", "_agent", "_refusing", "_placed", "_counters", "_entries",
-                 "_concerns", "first")
+    __slots__ = ("_counting", "_agent", "_refusing", "first")
 
     def __init__(self, counting: _Counting, agent: feasible.AgentState) -> None:
         self._counting = counting
         self._agent = agent
         self._refusing: list[list[tuple[feasible.PodEntry, str]]] | None = None  # (when asked)
-        self._placed = {p.key: p for p in agent.view.pods}
-        # per pod of the agent (built when first asked): the trackers counting it, its
-        # entry, whether either concerns the pod
-        self._counters: dict[ids.PodKey, list[topology.Tracker]] = {}
-        self._entries: dict[ids.PodKey, feasible.PodEntry] = {}
-        self._concerns: dict[ids.PodKey, bool] = {}
         self.first: str | None = None
 
     def _refusing_pods(self) -> list[list[tuple[feasible.PodEntry, str]]]:
@@ -295,24 +330,16 @@ class _Refusal:
         return self._refusing
 
     def concerns(self, v: preemption.Victim) -> bool:
-        found = self._concerns.get(v.key)
-        if found is None:
-            p = self._placed[v.key]
-            scan = self._counting.scan
-            counters = self._counters[v.key] = [] if scan is None else scan.counters(
-                self._agent, (p.namespace, p.labels, p.owner_uid))
-            entry = self._entries[v.key] = (p.namespace, dict(p.labels), p.anti_affinity)
-            found = self._concerns[v.key] = bool(counters) or any(
-                entry == other for refusing in self._refusing_pods() for other, _ in refusing)
-        return found
+        return self._counting.concerns(self._agent, v.key, self._refusing_pods())
 
     def _anti(self, removed: Sequence[ids.PodKey]) -> str | None:
         """A refusing pod left in one of the agent's domains (equal pods are interchangeable:
         each removed pod takes one equal entry away)."""
+        entries = self._counting.entries
         for refusing in self._refusing_pods():
             left = [entry for entry, _ in refusing]
             for key in removed:
-                entry = self._entries[key]
+                entry = entries[key]
                 if entry in left:
                     left.remove(entry)
             if left:
@@ -320,12 +347,13 @@ class _Refusal:
         return None
 
     def __call__(self, removed: Sequence[preemption.Victim]) -> str | None:
-        known = self._concerns
+        counting = self._counting
+        known = counting.known  # (asked first with every pod of lower priority gone)
         relevant = [v.key for v in removed
                     if (known[v.key] if v.key in known else self.concerns(v))]
-        scan = self._counting.scan
+        scan = counting.scan
         why = None if scan is None else scan.refusal(
-            self._agent, [self._counters[key] for key in relevant], self._counting.minimum)
+            self._agent, [counting.counters[key] for key in relevant], counting.minimum)
         if why is None and self._refusing_pods():
             why = self._anti(relevant)
         if self.first is None:
