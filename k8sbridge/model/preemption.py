@@ -6,7 +6,9 @@ written once as kube-scheduler has it and tested from tables:
 
 * a pod with ``preemptionPolicy: Never`` never preempts;
 * on each node that passed the pod's static checks, every pod of lower priority is removed;
-  if the pending pod still does not fit, the node is no candidate. Otherwise the removed pods
+  if the pending pod still does not fit (resources, pod count, host ports, and the filters
+  that count pods: inter-pod affinity and anti-affinity, DoNotSchedule topology spread, which
+  the caller gives as ``refusal``), the node is no candidate. Otherwise the removed pods
   are put back one by one, the most important first (higher priority, then the one that
   started earlier), those whose eviction would violate a PodDisruptionBudget before the
   others, and every pod that still fits stays: the rest are the node's victims;
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from k8sbridge.model import affinity, ids
 from k8sbridge.model.podspec import LabelSelector
@@ -36,6 +38,7 @@ __all__ = [
     "Candidate",
     "DisruptionBudget",
     "NodeState",
+    "Refusal",
     "Victim",
     "event_message",
     "parse_budget",
@@ -125,6 +128,15 @@ class NodeState:
     offered_ports: frozenset[int] = frozenset()
 
 
+class Refusal(Protocol):
+    """The node's other filters: why the pod does not fit with ``removed`` gone, or None.
+    ``concerns``: could this pod's presence change the answer (if not, it is not asked)?"""
+
+    def concerns(self, victim: Victim) -> bool: ...
+
+    def __call__(self, removed: Sequence[Victim]) -> str | None: ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Candidate:
     index: int
@@ -192,9 +204,14 @@ def select_victims(
     ports: Sequence[tuple[int, str]] = (),
     node: NodeState,
     budgets: Sequence[DisruptionBudget] = (),
+    refusal: Refusal | None = None,
 ) -> Candidate | None:
     """The fewest, least important pods of ``node`` whose eviction lets a pod of
-    ``priority`` needing ``need`` fit there (``selectVictimsOnNode``), or None."""
+    ``priority`` needing ``need`` fit there (``selectVictimsOnNode``), or None.
+
+    ``refusal`` is asked only once resources and ports fit: first with every pod of lower
+    priority gone, then once per pod it concerns that might be reprieved, with the pods still
+    removed (reprieving a pod it does not concern leaves its answer as it was: fits)."""
     lower = [v for v in node.pods if v.priority < priority]
     if not lower:
         return None
@@ -212,6 +229,8 @@ def select_victims(
     gone = len(lower)
     if limit is not None and node.pod_count - gone + 1 > limit:
         return None
+    if refusal is not None and refusal(lower) is not None:
+        return None
     violating, others = _split_by_budgets(lower, budgets)
     kept = list(higher)
     removed = list(lower)
@@ -226,6 +245,8 @@ def select_victims(
                 removed.remove(v)
                 fits = _fits(need, ports, node, [*kept, v], removed)
                 removed.append(v)
+            if fits and refusal is not None and refusal.concerns(v):
+                fits = refusal([r for r in removed if r is not v]) is None
             if fits:  # reprieved
                 kept.append(v)
                 removed.remove(v)

@@ -560,7 +560,8 @@ def place(
         if not placed:
             explanation = group.explanation
             assert explanation is not None
-            why = pre.attempt(pod, group.need, group.ports)
+            why = pre.attempt(pod, group.need, group.ports, scan=group.scan,
+                              domains=domains if group.anti else None)
             if why:
                 explanation = dataclasses.replace(explanation, preemption=why)
             unplaced.append(

@@ -99,6 +99,12 @@ class Tracker:
         self.total += 1
         return True
 
+    def counts_pod(self, agent: feasible.AgentState, facts: PodFacts) -> bool:
+        """Would ``add`` count such a pod on ``agent`` (preemption's dry run)?"""
+        if self.eligible is not None and agent.index not in self.eligible:
+            return False
+        return self.key in agent.view.labels and self.selects(facts)
+
 
 class Trackers:
     """Every tracker and scanned group of one pass; each placement feeds them all."""
@@ -380,6 +386,57 @@ class ScannedGroup:
                 inter += weight
         return round(spread), inter
 
+    def minimum(self) -> list[int]:
+        """Per DoNotSchedule constraint, the smallest count of its domains (0 while fewer
+        domains than minDomains exist)."""
+        minimum = []
+        for hard in self.hard:
+            counts = hard.tracker.counts
+            low = min((counts.get(d, 0) for d in hard.domains), default=0)
+            minimum.append(low if len(hard.domains) >= hard.constraint.min_domains else 0)
+        return minimum
+
+    def counters(self, agent: feasible.AgentState, facts: PodFacts) -> list[Tracker]:
+        """The trackers of this group's filters that count a pod of ``facts`` running on
+        ``agent`` (what its removal lowers, for ``refusal``)."""
+        found = [s.tracker for s in self.hard if s.tracker.counts_pod(agent, facts)]
+        return found + [t for _, t in self.affinity if t.counts_pod(agent, facts)]
+
+    def missing(self, agent: feasible.AgentState) -> str | None:
+        """Why ``agent`` is no candidate whatever runs there: a DoNotSchedule constraint's or
+        a required affinity term's topology key is not among its labels."""
+        labels = agent.view.labels
+        if any(s.constraint.topology_key not in labels for s in self.hard):
+            return feasible.REASON_SPREAD_LABEL
+        if any(term.topology_key not in labels for term, _ in self.affinity):
+            return feasible.REASON_POD_AFFINITY
+        return None
+
+    def refusal(self, agent: feasible.AgentState, removed: Sequence[Sequence[Tracker]],
+                minimum: Sequence[int]) -> str | None:
+        """``choose``'s filters for ``agent`` with some pods running there gone (each given
+        by its ``counters``), as kube-scheduler's preemption asks them (the RemovePod
+        extensions): the counts are lowered for the question and restored after it.
+        ``minimum``: ``self.minimum()`` with every pod there (removing pods of one agent
+        lowers only its own domain's counts). The agent has every key (``missing``)."""
+        labels = agent.view.labels
+        for trackers in removed:
+            for t in trackers:
+                t.counts[labels[t.key]] -= 1
+                t.total -= 1
+        try:
+            low = list(minimum)
+            for i, hard in enumerate(self.hard):
+                value = labels[hard.constraint.topology_key]
+                if value in hard.domains and len(hard.domains) >= hard.constraint.min_domains:
+                    low[i] = min(low[i], hard.tracker.counts.get(value, 0))
+            return self._filter(labels, low)
+        finally:
+            for trackers in removed:
+                for t in trackers:
+                    t.counts[labels[t.key]] += 1
+                    t.total += 1
+
     def choose(self) -> tuple[select.CandidateQueue, feasible.AgentState] | dict[int, str]:
         """The class and agent for the next pod (the best score plus weighted spread and
         affinity scores), or when no class passes the filters, the reason per agent.
@@ -387,11 +444,7 @@ class ScannedGroup:
         Each class is judged by any of its members (they share every count); normalising
         needs every class's raw scores, but only the classes that may still win are read
         through their queues (a class's best is at most the ranking's best)."""
-        minimum = []
-        for hard in self.hard:
-            counts = hard.tracker.counts
-            low = min((counts.get(d, 0) for d in hard.domains), default=0)
-            minimum.append(low if len(hard.domains) >= hard.constraint.min_domains else 0)
+        minimum = self.minimum()
         agents = self._agents
         refused: list[tuple[select.CandidateQueue, str]] = []
         rows: list[tuple[select.CandidateQueue, int, int, bool]] = []
