@@ -106,7 +106,8 @@ class Preempting(loop_gangs.Gangs):
                     "metadata": {"uid": str(uid)}, "status": {"conditions": [condition]}},
                     content_type=kube_client.STRATEGIC_PATCH)
                 await self._kube.post_event(involved=victim, reason=preemption.EVENT_REASON,
-                                            message=message, component=scheduler)
+                                            message=message, component=scheduler,
+                                            action="Preempting")  # kube-scheduler's action
                 await self._kube.delete(path, uid=str(uid))
             except (kube_errors.NotFound, kube_errors.Conflict):
                 continue  # gone already (or another pod of that name)
