@@ -234,6 +234,13 @@ def test_services_changed_in_one_sync_are_diffed_by_key_and_delete_before_adding
               eps(("10.88.0.2", "n0", READY), name="a"))
     b2 = plan(svc("b", "10.96.0.21", type="NodePort", ports=ports),
               eps(("10.88.0.3", "n0", READY), name="b"))
+    moved = rules.diff_many([(a, plan(svc("a", type="NodePort", ports=[
+        {"port": 8080, "nodePort": 30080}]), eps(("10.88.0.2", "n0", READY), name="a")))],
+        CONFIG)  # the same cluster IP, another port: only service-ips changes
+    assert [line for line in moved.splitlines() if "element" in line] == [
+        "delete element ip kube-proxy service-ips { 10.96.0.20 . tcp . 80 }",
+        f"add element ip kube-proxy service-ips {{ 10.96.0.20 . tcp . 8080 : "
+        f"{a.elements['service-ips']['10.96.0.20 . tcp . 80']} }}"]
     swap = rules.diff_many([(a, a2), (b, b2)], CONFIG).splitlines()
     assert swap == [
         "delete element ip kube-proxy service-nodeports { tcp . 30080, tcp . 30081 }",
