@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -205,10 +204,10 @@ async def test_traffic_reaches_endpoints_on_the_clients_own_bridge(
     seen = {await asyncio.to_thread(answers, client, "10.96.0.20", 80) for _ in range(16)}
     assert seen == {"pod-3", "pod-4"}  # random balancing, both on the client's bridge
     assert await asyncio.to_thread(answers, client, "10.99.0.1", 30080) in seen  # NodePort
-    started = time.monotonic()
     refused = await asyncio.to_thread(fetch, client, "10.96.0.21", 80)
+    # rejected, not dropped: nc says "refused" only for a reset or port unreachable (a drop is
+    # a timeout); no wall-clock bound, which a loaded machine's process start-up exceeds
     assert refused.returncode != 0 and "refused" in refused.stderr
-    assert time.monotonic() - started < 2  # rejected, not a timeout
     proxy.update_service("MODIFIED", svc(sessionAffinity="ClientIP"))
     await proxy.sync()
     stuck = {await asyncio.to_thread(answers, client, "10.96.0.20", 80) for _ in range(8)}
@@ -307,9 +306,8 @@ async def test_services_re_created_in_one_sync_keep_their_addresses_ports_and_ha
     for i in (0, 1):  # pod-3 reaching itself through the new Service (port 8081: unproxied)
         ip = f"10.96.0.{20 + i}"
         assert await asyncio.to_thread(answers, net.names[1], ip, 8080 + i % 2) == "pod-3"
-        started = time.monotonic()
         refused = await asyncio.to_thread(fetch, net.names[1], ip, 9999)
-        assert refused.returncode != 0 and time.monotonic() - started < 2  # cluster-ips
+        assert refused.returncode != 0 and "refused" in refused.stderr  # by cluster-ips
 
 
 async def test_swapped_node_ports_and_changed_ports_apply_in_one_sync(
