@@ -111,7 +111,7 @@ async def main(services: int, endpoints: int, changes: int) -> None:
         whole: list[float] = []
         for _ in range(5):
             t = time.perf_counter()
-            text = rules.full_text(proxier.merge(proxy.plan(k) for k in proxy.services),
+            text = rules.full_text(rules.merge(proxy.plan(k) for k in proxy.services),
                                    config)
             await proxy.tool.apply(text)
             whole.append(time.perf_counter() - t)

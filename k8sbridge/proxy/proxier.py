@@ -4,10 +4,12 @@ rules programmed for them.
 Why one task owning everything (no locks): watch events only update the stores and mark a
 Service dirty; the sync loop renders the dirty Services (``rules.render``, pure) and commits
 the difference to the table as one nftables transaction, so the kernel never sees half a
-change. Events that arrive during a commit are coalesced into the next one. The first sync
-after start, and any sync after nft refused a transaction (the table was changed behind our
-back), replaces the whole table atomically instead. On stop the table is deleted, as
-``kube-proxy --cleanup`` does.
+change. The difference is taken between the dirty Services' old rules merged and their new
+rules merged (``rules.diff_many``), not Service by Service, as a cluster IP or a NodePort can
+pass from one Service to another within one sync. Events that arrive during a commit are
+coalesced into the next one. The first sync after start, and any sync after nft refused a
+transaction (the table was changed behind our back), replaces the whole table atomically
+instead. On stop the table is deleted, as ``kube-proxy --cleanup`` does.
 
 Why per-Service rendering: at 1,000 Services × 10 endpoints the ruleset has some 11,000
 chains; re-rendering and diffing all of it for each change costs more than the 200 ms target
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from k8sbridge.proxy import model, nft, rules
@@ -42,17 +44,6 @@ def _service_of(raw: RawObject) -> str | None:
     meta = raw.get("metadata") or {}
     name = (meta.get("labels") or {}).get(model.SERVICE_NAME_LABEL)
     return f"{meta.get('namespace') or 'default'}/{name}" if name else None
-
-
-def merge(parts: Iterable[rules.Ruleset]) -> rules.Ruleset:
-    """One ruleset holding every part (parts never share a chain, set or element)."""
-    out = rules.Ruleset(chains={}, affinity={}, elements={})
-    for part in parts:
-        out.chains.update(part.chains)
-        out.affinity.update(part.affinity)
-        for name, items in part.elements.items():
-            out.elements.setdefault(name, {}).update(items)
-    return out
 
 
 class Proxier:
@@ -131,13 +122,13 @@ class Proxier:
         try:
             if whole:
                 desired = {key: self.plan(key) for key in self.services}
-                await self.tool.apply(rules.full_text(merge(desired.values()), self.config))
+                await self.tool.apply(rules.full_text(rules.merge(desired.values()), self.config))
                 self._applied, self._full = desired, False
                 count = len(desired)
             else:
                 planned = {key: self.plan(key) for key in dirty}
-                text = "".join(rules.diff_text(self._applied.get(key, EMPTY), new, self.config)
-                               for key, new in planned.items())
+                text = rules.diff_many(((self._applied.get(key, EMPTY), new)
+                                        for key, new in planned.items()), self.config)
                 await self.tool.apply(text)
                 for key, new in planned.items():
                     if new.chains or new.affinity or any(new.elements.values()):

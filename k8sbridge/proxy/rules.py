@@ -57,8 +57,8 @@ from collections.abc import Iterable, Sequence
 
 from k8sbridge.proxy import model
 
-__all__ = ["DEFAULT_TABLE", "Node", "ProxyConfig", "Ruleset", "delete_table_text", "diff_text",
-           "full_text", "render"]
+__all__ = ["DEFAULT_TABLE", "Node", "ProxyConfig", "Ruleset", "delete_table_text", "diff_many",
+           "diff_text", "full_text", "merge", "render"]
 
 DEFAULT_TABLE = "kube-proxy"
 MASQ_MARK = "0x4000"
@@ -328,6 +328,31 @@ def diff_text(old: Ruleset, new: Ruleset, config: ProxyConfig) -> str:
     lines += [f"delete chain ip {t} {name}" for name in gone_chains]
     lines += [f"delete set ip {t} {name}" for name in old.affinity if name not in new.affinity]
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def merge(parts: Iterable[Ruleset]) -> Ruleset:
+    """One ruleset holding every part (the parts of live Services never share a chain, set or
+    element: chains and sets are named after their Service, and the API server gives a cluster
+    IP or a NodePort to one Service at a time)."""
+    out = Ruleset(chains={}, affinity={}, elements={})
+    for part in parts:
+        out.chains.update(part.chains)
+        out.affinity.update(part.affinity)
+        for name, items in part.elements.items():
+            out.elements.setdefault(name, {}).update(items)
+    return out
+
+
+def diff_many(changes: Iterable[tuple[Ruleset, Ruleset]], config: ProxyConfig) -> str:
+    """One transaction for several Services' changes (old, new): the old parts merged diffed
+    against the new parts merged. Why not their diffs one after the other: a cluster IP, a
+    NodePort or a hairpin entry one Service gives up can go to another in the same sync (a
+    Service deleted and created again under another name, two swapping NodePorts), and then
+    one Service's diff would delete an element the other's had added, or add a map key the
+    other had not yet deleted, which nft refuses. Diffed by key, an element that stays is not
+    touched and one whose verdict changes is deleted before it is added."""
+    pairs = list(changes)
+    return diff_text(merge(old for old, _ in pairs), merge(new for _, new in pairs), config)
 
 
 def delete_table_text(config: ProxyConfig) -> str:

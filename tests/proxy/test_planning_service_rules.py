@@ -207,3 +207,43 @@ def test_node_port_traffic_ignores_the_internal_traffic_policy() -> None:
     assert ruleset.chains[external][0] == "jump mark-for-masquerade"
     assert ruleset.chains[external][1].startswith(  # everyone
         "meta l4proto tcp dnat ip to numgen random mod 2 map")
+
+
+def test_services_changed_in_one_sync_are_diffed_by_key_and_delete_before_adding() -> None:
+    """A Service re-created under another name with the same cluster IP, NodePort and
+    endpoints, and two Services swapping NodePorts: in whichever order the sync takes them,
+    nothing the new owner holds is deleted, and a key whose verdict changes is deleted before
+    it is added (nft refuses to add a map key that is there)."""
+    ports = [{"port": 80, "nodePort": 30080}]
+    old = plan(svc("old", type="NodePort", ports=ports), eps(("10.88.0.2", "n0", READY),
+                                                             name="old"))
+    new = plan(svc("new", type="NodePort", ports=ports), eps(("10.88.0.2", "n0", READY),
+                                                             name="new"))
+    for changes in ([(old, proxier.EMPTY), (proxier.EMPTY, new)],
+                    [(proxier.EMPTY, new), (old, proxier.EMPTY)]):
+        lines = rules.diff_many(changes, CONFIG).splitlines()
+        elements = [line for line in lines if "element" in line]
+        assert [line.split("{")[0].split()[0::4] for line in elements] == [
+            ["delete", "service-ips"], ["delete", "service-nodeports"],
+            ["add", "service-ips"], ["add", "service-nodeports"]]  # cluster-ips, hairpin kept
+        assert lines[-2:] == [line for line in lines if line.startswith("delete chain")]
+    a = plan(svc("a", type="NodePort", ports=ports), eps(("10.88.0.2", "n0", READY), name="a"))
+    b = plan(svc("b", "10.96.0.21", type="NodePort", ports=[{"port": 80, "nodePort": 30081}]),
+             eps(("10.88.0.3", "n0", READY), name="b"))
+    a2 = plan(svc("a", type="NodePort", ports=[{"port": 80, "nodePort": 30081}]),
+              eps(("10.88.0.2", "n0", READY), name="a"))
+    b2 = plan(svc("b", "10.96.0.21", type="NodePort", ports=ports),
+              eps(("10.88.0.3", "n0", READY), name="b"))
+    moved = rules.diff_many([(a, plan(svc("a", type="NodePort", ports=[
+        {"port": 8080, "nodePort": 30080}]), eps(("10.88.0.2", "n0", READY), name="a")))],
+        CONFIG)  # the same cluster IP, another port: only service-ips changes
+    assert [line for line in moved.splitlines() if "element" in line] == [
+        "delete element ip kube-proxy service-ips { 10.96.0.20 . tcp . 80 }",
+        f"add element ip kube-proxy service-ips {{ 10.96.0.20 . tcp . 8080 : "
+        f"{a.elements['service-ips']['10.96.0.20 . tcp . 80']} }}"]
+    swap = rules.diff_many([(a, a2), (b, b2)], CONFIG).splitlines()
+    assert swap == [
+        "delete element ip kube-proxy service-nodeports { tcp . 30080, tcp . 30081 }",
+        f"add element ip kube-proxy service-nodeports {{ tcp . 30080 : "
+        f"{b2.elements['service-nodeports']['tcp . 30080']}, tcp . 30081 : "
+        f"{a2.elements['service-nodeports']['tcp . 30081']} }}"]
