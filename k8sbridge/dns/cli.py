@@ -53,7 +53,9 @@ def register(sub: Any) -> None:
     p.add_argument("--mesos-secret-file", type=Path, default=None)
     p.add_argument("--mesos-ca-file", type=Path, default=None)
     p.add_argument("--mesos-domain", default="mesos", metavar="DOMAIN")
-    p.add_argument("--mesos-poll-seconds", type=float, default=2.0)
+    p.add_argument("--mesos-poll-seconds", type=float, default=2.0,
+                   help="GET_STATE poll interval, used only when the master refuses the "
+                   "operator API's SUBSCRIBE (Mesos names follow its event stream otherwise)")
     p.add_argument("--upstream", action="append", default=None, metavar="IP[:PORT]",
                    help="resolver for other names (repeatable; default: the nameservers "
                    "of --resolv-conf)")
@@ -130,11 +132,8 @@ async def _serve(args: argparse.Namespace, *, socks: listen.Sockets,
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def take_signals() -> None:  # again once kopf, which replaces them, is running
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-
-    take_signals()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     cluster_source = None if args.no_kubernetes else sources.ClusterSource(
         domain=args.cluster_domain)
     mesos_source = _mesos_source(args)
@@ -161,9 +160,7 @@ async def _serve(args: argparse.Namespace, *, socks: listen.Sockets,
             watched = asyncio.Event()
             tasks.append(asyncio.create_task(cluster_source.run(kube=kube, stop=stop,
                                                                 ready=watched)))
-            await _first(watched.wait(), stop.wait(), *tasks)
-            take_signals()
-            await asyncio.sleep(sources.DEBOUNCE_SECONDS * 2)  # the initial listing's rebuild
+            await _first(watched.wait(), stop.wait(), *tasks)  # listed, records built
             if args.service:
                 namespace, name = args.service.split("/", 1)
                 try:

@@ -21,6 +21,10 @@ objects; the server only looks names up. Where the specification leaves room, co
 - A name that exists without records of the asked type is NODATA (NOERROR, empty), a name
   that does not exist NXDOMAIN: ``<ns>.svc.<zone>`` exists when the namespace does.
 
+Why pods' PTRs apart (``PodNames``): pods come and go by the thousand in a burst, and each one
+changes only its own PTR; a ``PodNames`` is updated one pod at a time and read after the
+Services' reverse names, so a pod change costs a dictionary write, not a rebuild.
+
 Objects that Kubernetes validation would refuse (a Service name that is not a DNS-1035 label,
 a port name that is not a DNS-1123 label) get no records, with a constant reason.
 """
@@ -49,6 +53,7 @@ __all__ = [
     "ClusterRecords",
     "Endpoint",
     "Pod",
+    "PodNames",
     "Port",
     "Service",
     "Slice",
@@ -169,15 +174,62 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod | None:
     return Pod(namespace=namespace, ips=tuple(ips)) if ips else None
 
 
+def _reverse_name(address: str) -> str | None:
+    try:
+        return dns.reversename.from_address(address).to_text().lower()
+    except (ValueError, dns.exception.SyntaxError):
+        return None
+
+
+class PodNames:
+    """The PTR target of each pod address (``<a-b-c-d>.<ns>.pod.<zone>``), kept pod by pod;
+    two pods with one address (one leaving, one coming) keep it until both are gone."""
+
+    def __init__(self, *, domain: str) -> None:
+        self.origin = domain.lower().strip(".") + "."
+        self._targets: dict[str, dict[str, str]] = {}  # reverse name -> pod key -> target
+        self._names: dict[str, tuple[str, ...]] = {}  # pod key -> its reverse names
+
+    def put(self, key: str, pod: Pod | None) -> None:
+        """Pod ``key`` (``namespace/name``) is now ``pod`` (None: gone, or no address)."""
+        for name in self._names.pop(key, ()):
+            found = self._targets.get(name)
+            if found is not None:
+                found.pop(key, None)
+                if not found:
+                    del self._targets[name]
+        if pod is None or not _DNS1123.match(pod.namespace):
+            return
+        names = []
+        for ip in pod.ips:
+            reverse = _reverse_name(ip)
+            if reverse is not None:
+                self._targets.setdefault(reverse, {})[key] = \
+                    f"{_label_of(ip)}.{pod.namespace}.pod.{self.origin}"
+                names.append(reverse)
+        if names:
+            self._names[key] = tuple(names)
+
+    def get(self, name: str) -> str | None:
+        """The target for reverse name ``name`` (the first pod that had the address)."""
+        found = self._targets.get(name)
+        return next(iter(found.values())) if found else None
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClusterRecords:
     """The cluster domain's table, the PTRs of cluster addresses (reverse name -> targets,
-    as text), and why objects were left out (``(namespace/name, reason)``)."""
+    as text; ``pods`` after them), and why objects were left out (``(namespace/name,
+    reason)``)."""
 
     table: dns_table.Table
     reverse: Mapping[str, tuple[str, ...]]
     namespaces: frozenset[str]
     skipped: tuple[tuple[str, str], ...] = ()
+    pods: PodNames | None = None
 
     def lookup(self, name: dns.name.Name,
                rdtype: dns.rdatatype.RdataType) -> dns_table.Answer | None:
@@ -189,7 +241,10 @@ class ClusterRecords:
             return pod if pod is not None else self.table.lookup(name, rdtype, key)
         targets = self.reverse.get(key)
         if targets is None:
-            return None
+            target = self.pods.get(key) if self.pods is not None else None
+            if target is None:
+                return None
+            targets = (target,)
         if rdtype != dns.rdatatype.PTR:
             return dns_table.Answer(rcode=dns_table.NOERROR, ttl=self.table.ttl)
         return dns_table.Answer(rcode=dns_table.NOERROR, ttl=self.table.ttl, records=tuple(
@@ -230,11 +285,12 @@ def build(
     services: Iterable[Service],
     slices: Iterable[Slice],
     namespaces: Iterable[str],
-    pods: Iterable[Pod] = (),
+    pods: Iterable[Pod] | PodNames = (),
     ttl: int = dns_table.DEFAULT_TTL,
 ) -> ClusterRecords:
     """Every record of the cluster domain ``domain`` (e.g. ``cluster.local``); ``pods`` give
-    their addresses PTRs to their pod names unless a headless endpoint named them already."""
+    their addresses PTRs to their pod names unless a headless endpoint named them already (a
+    ``PodNames`` is read as it changes; other pods are taken as they are now)."""
     origin = domain.lower().strip(".") + "."
     builder = dns_table.TableBuilder(origin=origin, ttl=ttl)
     builder.add(f"dns-version.{origin}", dns_table.txt(SCHEMA_VERSION))
@@ -269,28 +325,21 @@ def build(
             _cluster_ip(builder, reverse, svc, base)
         else:
             _headless(builder, reverse, base, by_service.get((svc.namespace, svc.name), []))
-    for pod in pods:
-        if not _DNS1123.match(pod.namespace):
-            continue
-        for ip in pod.ips:
-            try:
-                name = dns.reversename.from_address(ip).to_text().lower()
-            except (ValueError, dns.exception.SyntaxError):
-                continue
-            if name not in reverse:
-                reverse[name] = [f"{_label_of(ip)}.{pod.namespace}.pod.{origin}"]
+    if not isinstance(pods, PodNames):
+        given, pods = pods, PodNames(domain=domain)
+        for i, pod in enumerate(given):
+            pods.put(str(i), pod)
     valid_ns = [ns for ns in known_ns if _DNS1123.match(ns)]
     names = [f"svc.{origin}", f"pod.{origin}"]
     names += [f"{ns}.svc.{origin}" for ns in valid_ns] + [f"{ns}.pod.{origin}" for ns in valid_ns]
     return ClusterRecords(
         table=builder.build(names=names), reverse={k: tuple(v) for k, v in reverse.items()},
-        namespaces=frozenset(known_ns), skipped=tuple(skipped))
+        namespaces=frozenset(known_ns), skipped=tuple(skipped), pods=pods)
 
 
 def _add_reverse(reverse: dict[str, list[str]], address: str, target: str) -> None:
-    try:
-        name = dns.reversename.from_address(address).to_text().lower()
-    except (ValueError, dns.exception.SyntaxError):
+    name = _reverse_name(address)
+    if name is None:
         return
     found = reverse.setdefault(name, [])
     if target not in found:

@@ -7,11 +7,17 @@ files and v1 APIs. Sharing ``transport.Transport`` means one leader (a redirect 
 not on every poll), the same principal/secret and CA as SUBSCRIBE, and the same typed errors.
 Every failure of a read is an ``errors.OperatorError`` (``OperatorTimeout`` when nothing
 answered in time) with the transport's error chained, so callers retry on one type.
+
+SUBSCRIBE (Mesos >= 1.1) is the one streaming call: ``subscribe`` opens it on the leader and
+returns an ``OperatorStream`` of RecordIO-framed JSON events (SUBSCRIBED with the whole state
+first, then each change and HEARTBEATs), read with the scheduler stream's decoder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -19,12 +25,12 @@ from typing import Any
 
 import aiohttp
 
-from k8sbridge.mesos import errors
+from k8sbridge.mesos import errors, recordio
 from k8sbridge.mesos.transport import ClientConfig, Transport
 from k8sbridge.model.agents import AgentInfo, parse_agents
 from k8sbridge.model.tasks import TaskStatus, TaskStatusError
 
-__all__ = ["MasterVersion", "OperatorClient"]
+__all__ = ["MasterVersion", "OperatorClient", "OperatorStream"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,47 @@ def _with_valid_statuses(task: dict[str, Any]) -> dict[str, Any]:
     return task if len(kept) == len(statuses) else {**task, "statuses": kept}
 
 
+class OperatorStream:
+    """One open operator SUBSCRIBE response: its events, decoded, until EOF or ``close``."""
+
+    def __init__(self, *, response: aiohttp.ClientResponse, master: str) -> None:
+        self.master = master
+        self._response = response
+        self._decoder = recordio.Decoder()
+        self._records: list[bytes] = []
+
+    async def next_event(self, *, timeout: float) -> dict[str, Any]:
+        """The next event (a JSON object); ``OperatorError`` when the stream ends, breaks,
+        carries garbage or is silent for ``timeout`` seconds (heartbeats missed)."""
+        while not self._records:
+            try:
+                async with asyncio.timeout(timeout):
+                    chunk = await self._response.content.readany()
+            except TimeoutError as e:
+                raise errors.OperatorTimeout(
+                    f"SUBSCRIBE: no event from {self.master} for {timeout:.1f}s") from e
+            except (aiohttp.ClientError, OSError) as e:
+                raise errors.OperatorError(f"SUBSCRIBE: stream from {self.master}: {e!r}") from e
+            if not chunk:
+                raise errors.OperatorError(f"SUBSCRIBE: the stream from {self.master} ended")
+            try:
+                self._records.extend(self._decoder.feed(chunk))
+            except errors.RecordIOError as e:
+                raise errors.OperatorError(f"SUBSCRIBE: {self.master}: {e}") from e
+        record = self._records.pop(0)
+        try:
+            event = json.loads(record)
+        except ValueError as e:
+            raise errors.OperatorError(
+                f"SUBSCRIBE: an event from {self.master} is not JSON: {record[:100]!r}") from e
+        if not isinstance(event, dict):
+            raise errors.OperatorError(f"SUBSCRIBE: an event from {self.master} is not an object")
+        return event
+
+    def close(self) -> None:
+        self._response.close()
+
+
 class OperatorClient:
     """Read-only operator- and agent-API calls over a (usually shared) ``Transport``."""
 
@@ -108,6 +155,21 @@ class OperatorClient:
             raise errors.OperatorError(f"{what}: the answer is not a JSON object")
         self.transport.metrics.call(what, "ok")
         return reply
+
+    async def subscribe(self) -> OperatorStream:
+        """SUBSCRIBE on the leading master: the open event stream (the caller closes it).
+
+        ``OperatorError`` when no master accepted it, with the transport's error chained: an
+        ``ApiError`` (``UnsupportedCall``, ``BadRequest``...) when a master refused the call."""
+        try:
+            response, url = await self.transport.open_on_leader(
+                path=OPERATOR_PATH, body=self.transport.encode({"type": "SUBSCRIBE"}),
+                what="SUBSCRIBE", head_timeout=self._timeout)
+        except errors.MesosError as e:
+            self.transport.metrics.call("SUBSCRIBE", type(e).__name__)
+            raise errors.OperatorError(str(e)) from e
+        self.transport.metrics.call("SUBSCRIBE", "ok")
+        return OperatorStream(response=response, master=f"{url.scheme}://{url.host}:{url.port}")
 
     async def get_agents(self) -> list[AgentInfo]:
         """GET_AGENTS: every agent the master knows (malformed entries skipped)."""
