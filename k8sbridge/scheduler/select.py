@@ -38,7 +38,10 @@ __all__ = ["CandidateQueue", "Ranking", "Rankings"]
 #: How many ranking entries a group walks before it uses a heap of its own members.
 WALK = 16
 
-_Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is best
+_Key = tuple[float, int, int]
+
+_bisect_left = bisect.bisect_left  # module lookups, once: called per placement and ranking
+_insort = bisect.insort  # (-score, tiebreak, agent index): smallest is best
 
 
 class Ranking:
@@ -72,24 +75,26 @@ class Ranking:
         score = agent.score if self._bonus is None else agent.score + self._bonus[agent.index]
         return (-score, self._tiebreak[agent.index], agent.index)
 
-    def update(self, agent: feasible.AgentState) -> None:
-        old = self.keys[agent.index]
-        if old[2] < 0:
+    def update(self, index: int, score: float) -> None:
+        """Agent ``index`` (one of this ranking's) has a new ``score``."""
+        keys = self.keys
+        old = keys[index]
+        bonus = self._bonus
+        value = -score if bonus is None else -(score + bonus[index])
+        if value == old[0]:
             return
-        new = self._key_for(agent)
-        if new == old:
-            return
+        new = (value, old[1], index)
         order = self.order
-        i = bisect.bisect_left(order, old)
+        i = _bisect_left(order, old)
         if (i == 0 or order[i - 1] < new) and (i + 1 == len(order) or new < order[i + 1]):
             order[i] = new  # still between its neighbours: no move
         else:
             del order[i]
-            bisect.insort(order, new)
-        self.keys[agent.index] = new
-        if new < old:
-            for queue in self._heaps[agent.index]:
-                queue.push(agent.index)
+            _insort(order, new)
+        keys[index] = new
+        if value < old[0]:
+            for queue in self._heaps[index]:
+                queue.push(index)
 
     def register(self, queue: CandidateQueue, indexes: set[int] | list[int]) -> None:
         for index in indexes:
@@ -144,8 +149,10 @@ class Rankings:
         return sub
 
     def update(self, agent: feasible.AgentState) -> None:
-        for ranking in self._by_agent[agent.index]:
-            ranking.update(agent)
+        index = agent.index
+        score = agent.score
+        for ranking in self._by_agent[index]:
+            ranking.update(index, score)
 
 
 class CandidateQueue:
