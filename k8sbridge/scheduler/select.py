@@ -17,6 +17,9 @@ dynamic one. Its best agent is the first member in ranking order:
   taints: ``scores``) differ between agents (a ``bonus`` per agent) read a sub-ranking of
   their candidates by score plus bonus (``Rankings``), shared by every group with the same
   candidates and bonus and updated like the main one: its first entries hold their best.
+  A group whose candidates a ranking already kept holds, each with the group's bonus (e.g.
+  a zone's agents in the ranking of every agent with the same taints), reads that one: one
+  ranking fewer to keep in order per placement.
 
 ``topology`` keeps one queue per class of agents of a group and moves agents between them
 (``add``/``remove``).
@@ -51,7 +54,7 @@ class Ranking:
     candidates of groups that share them and a static ``bonus`` (``scores``), by score plus
     bonus, so those groups too find their best among the first entries."""
 
-    __slots__ = ("order", "keys", "_tiebreak", "_heaps", "_bonus")
+    __slots__ = ("order", "keys", "_tiebreak", "_heaps", "bonus")
 
     def __init__(
         self,
@@ -62,7 +65,7 @@ class Ranking:
         bonus: list[float] | None = None,
     ) -> None:
         self._tiebreak = tiebreak
-        self._bonus = bonus
+        self.bonus = bonus
         count = len(agents) if size is None else size
         # per agent, the heaps that hold it (an improved key is pushed to them)
         self._heaps: list[list[CandidateQueue]] = [[] for _ in range(count)]
@@ -72,14 +75,14 @@ class Ranking:
         self.order: list[_Key] = sorted(self.keys[a.index] for a in agents)
 
     def _key_for(self, agent: feasible.AgentState) -> _Key:
-        score = agent.score if self._bonus is None else agent.score + self._bonus[agent.index]
+        score = agent.score if self.bonus is None else agent.score + self.bonus[agent.index]
         return (-score, self._tiebreak[agent.index], agent.index)
 
     def update(self, index: int, score: float) -> None:
         """Agent ``index`` (one of this ranking's) has a new ``score``."""
         keys = self.keys
         old = keys[index]
-        bonus = self._bonus
+        bonus = self.bonus
         value = -score if bonus is None else -(score + bonus[index])
         if value == old[0]:
             return
@@ -129,11 +132,13 @@ class Rankings:
         self, candidates: list[feasible.AgentState], bonus: list[float] | None
     ) -> Ranking:
         """The main ranking for a group that can use every agent and has no bonus; else a
-        sub-ranking of the candidates by score plus bonus, shared by every group with the
-        same ones (on the
+        ranking that orders its candidates by score plus bonus: one already kept that holds
+        them all with the same bonus on each (their keys are those a ranking of the group's
+        own would keep: the group reads exactly its order), or a new
+        sub-ranking of the candidates, shared by every group with the same ones. (On the
         main ranking, the first entries of a group with a bonus may well be the agents its
         bonus puts last, e.g. those with a PreferNoSchedule taint, emptiest as nobody else
-        wants them either)."""
+        wants them either.)"""
         if bonus is None and len(candidates) == len(self._agents):
             return self.main
         # (a group of a few candidates keeps a small ranking of its own: cheaper to keep in
@@ -142,11 +147,30 @@ class Rankings:
                None if bonus is None else tuple(bonus[a.index] for a in candidates))
         sub = self._subs.get(key)
         if sub is None:
-            sub = self._subs[key] = Ranking(agents=candidates, tiebreak=self._tiebreak,
-                                            size=len(self._agents), bonus=bonus)
-            for a in candidates:
-                self._by_agent[a.index].append(sub)
+            sub = self._covering(candidates, bonus)
+            if sub is None:
+                sub = Ranking(agents=candidates, tiebreak=self._tiebreak,
+                              size=len(self._agents), bonus=bonus)
+                for a in candidates:
+                    self._by_agent[a.index].append(sub)
+            self._subs[key] = sub
         return sub
+
+    def _covering(
+        self, candidates: list[feasible.AgentState], bonus: list[float] | None
+    ) -> Ranking | None:
+        """A ranking kept already that holds every candidate with the group's bonus (no
+        bonus counts as 0: s + 0.0 is s)."""
+        kept = [] if self._main is None else [self._main]
+        for ranking in dict.fromkeys([*kept, *self._subs.values()]):
+            keys = ranking.keys
+            theirs = ranking.bonus
+            if all(keys[a.index][2] >= 0
+                   and (0.0 if theirs is None else theirs[a.index])
+                   == (0.0 if bonus is None else bonus[a.index])
+                   for a in candidates):
+                return ranking
+        return None
 
     def update(self, agent: feasible.AgentState) -> None:
         index = agent.index
