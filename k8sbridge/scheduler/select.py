@@ -87,13 +87,11 @@ class Ranking:
         if value == old[0]:
             return
         new = (value, old[1], index)
+        # (a placement moves an agent tens of places, nearly always: no check whether it
+        # stays between its neighbours)
         order = self.order
-        i = _bisect_left(order, old)
-        if (i == 0 or order[i - 1] < new) and (i + 1 == len(order) or new < order[i + 1]):
-            order[i] = new  # still between its neighbours: no move
-        else:
-            del order[i]
-            _insort(order, new)
+        del order[_bisect_left(order, old)]
+        _insort(order, new)
         keys[index] = new
         if value < old[0]:
             for queue in self._heaps[index]:
