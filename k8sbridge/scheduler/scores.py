@@ -75,8 +75,13 @@ def static_bonus(
         raw = {a.index: _node_affinity(pod, a) for a in candidates}
         for i, score in _normalise(raw, reverse=False).items():
             total[i] += rank.WEIGHT_NODE_AFFINITY * score
-    if any(t.effect == "PreferNoSchedule" for a in candidates for t in a.view.taints):
-        raw = {a.index: _intolerable(pod, a, implicit) for a in candidates}
+    # agents without a PreferNoSchedule taint have none the pod does not tolerate
+    tainted = dict.fromkeys(
+        a for a in candidates for t in a.view.taints if t.effect == "PreferNoSchedule")
+    if tainted:
+        raw = dict.fromkeys(total, 0)
+        for a in tainted:
+            raw[a.index] = _intolerable(pod, a, implicit)
         for i, score in _normalise(raw, reverse=True).items():
             total[i] += rank.WEIGHT_TAINT_TOLERATION * score
     if len(set(total.values())) <= 1:

@@ -17,6 +17,9 @@ dynamic one. Its best agent is the first member in ranking order:
   taints: ``scores``) differ between agents (a ``bonus`` per agent) read a sub-ranking of
   their candidates by score plus bonus (``Rankings``), shared by every group with the same
   candidates and bonus and updated like the main one: its first entries hold their best.
+  A group whose candidates a ranking already kept holds, each with the group's bonus (e.g.
+  a zone's agents in the ranking of every agent with the same taints), reads that one: one
+  ranking fewer to keep in order per placement.
 
 ``topology`` keeps one queue per class of agents of a group and moves agents between them
 (``add``/``remove``).
@@ -38,7 +41,10 @@ __all__ = ["CandidateQueue", "Ranking", "Rankings"]
 #: How many ranking entries a group walks before it uses a heap of its own members.
 WALK = 16
 
-_Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is best
+_Key = tuple[float, int, int]
+
+_bisect_left = bisect.bisect_left  # module lookups, once: called per placement and ranking
+_insort = bisect.insort  # (-score, tiebreak, agent index): smallest is best
 
 
 class Ranking:
@@ -48,7 +54,7 @@ class Ranking:
     candidates of groups that share them and a static ``bonus`` (``scores``), by score plus
     bonus, so those groups too find their best among the first entries."""
 
-    __slots__ = ("order", "keys", "_tiebreak", "_heaps", "_bonus")
+    __slots__ = ("order", "keys", "_tiebreak", "_heaps", "bonus")
 
     def __init__(
         self,
@@ -59,7 +65,7 @@ class Ranking:
         bonus: list[float] | None = None,
     ) -> None:
         self._tiebreak = tiebreak
-        self._bonus = bonus
+        self.bonus = bonus
         count = len(agents) if size is None else size
         # per agent, the heaps that hold it (an improved key is pushed to them)
         self._heaps: list[list[CandidateQueue]] = [[] for _ in range(count)]
@@ -69,27 +75,27 @@ class Ranking:
         self.order: list[_Key] = sorted(self.keys[a.index] for a in agents)
 
     def _key_for(self, agent: feasible.AgentState) -> _Key:
-        score = agent.score if self._bonus is None else agent.score + self._bonus[agent.index]
+        score = agent.score if self.bonus is None else agent.score + self.bonus[agent.index]
         return (-score, self._tiebreak[agent.index], agent.index)
 
-    def update(self, agent: feasible.AgentState) -> None:
-        old = self.keys[agent.index]
-        if old[2] < 0:
+    def update(self, index: int, score: float) -> None:
+        """Agent ``index`` (one of this ranking's) has a new ``score``."""
+        keys = self.keys
+        old = keys[index]
+        bonus = self.bonus
+        value = -score if bonus is None else -(score + bonus[index])
+        if value == old[0]:
             return
-        new = self._key_for(agent)
-        if new == old:
-            return
+        new = (value, old[1], index)
+        # (a placement moves an agent tens of places, nearly always: no check whether it
+        # stays between its neighbours)
         order = self.order
-        i = bisect.bisect_left(order, old)
-        if (i == 0 or order[i - 1] < new) and (i + 1 == len(order) or new < order[i + 1]):
-            order[i] = new  # still between its neighbours: no move
-        else:
-            del order[i]
-            bisect.insort(order, new)
-        self.keys[agent.index] = new
-        if new < old:
-            for queue in self._heaps[agent.index]:
-                queue.push(agent.index)
+        del order[_bisect_left(order, old)]
+        _insort(order, new)
+        keys[index] = new
+        if value < old[0]:
+            for queue in self._heaps[index]:
+                queue.push(index)
 
     def register(self, queue: CandidateQueue, indexes: set[int] | list[int]) -> None:
         for index in indexes:
@@ -124,11 +130,13 @@ class Rankings:
         self, candidates: list[feasible.AgentState], bonus: list[float] | None
     ) -> Ranking:
         """The main ranking for a group that can use every agent and has no bonus; else a
-        sub-ranking of the candidates by score plus bonus, shared by every group with the
-        same ones (on the
+        ranking that orders its candidates by score plus bonus: one already kept that holds
+        them all with the same bonus on each (their keys are those a ranking of the group's
+        own would keep: the group reads exactly its order), or a new
+        sub-ranking of the candidates, shared by every group with the same ones. (On the
         main ranking, the first entries of a group with a bonus may well be the agents its
         bonus puts last, e.g. those with a PreferNoSchedule taint, emptiest as nobody else
-        wants them either)."""
+        wants them either.)"""
         if bonus is None and len(candidates) == len(self._agents):
             return self.main
         # (a group of a few candidates keeps a small ranking of its own: cheaper to keep in
@@ -137,15 +145,36 @@ class Rankings:
                None if bonus is None else tuple(bonus[a.index] for a in candidates))
         sub = self._subs.get(key)
         if sub is None:
-            sub = self._subs[key] = Ranking(agents=candidates, tiebreak=self._tiebreak,
-                                            size=len(self._agents), bonus=bonus)
-            for a in candidates:
-                self._by_agent[a.index].append(sub)
+            sub = self._covering(candidates, bonus)
+            if sub is None:
+                sub = Ranking(agents=candidates, tiebreak=self._tiebreak,
+                              size=len(self._agents), bonus=bonus)
+                for a in candidates:
+                    self._by_agent[a.index].append(sub)
+            self._subs[key] = sub
         return sub
 
+    def _covering(
+        self, candidates: list[feasible.AgentState], bonus: list[float] | None
+    ) -> Ranking | None:
+        """A ranking kept already that holds every candidate with the group's bonus (no
+        bonus counts as 0: s + 0.0 is s)."""
+        kept = [] if self._main is None else [self._main]
+        for ranking in dict.fromkeys([*kept, *self._subs.values()]):
+            keys = ranking.keys
+            theirs = ranking.bonus
+            if all(keys[a.index][2] >= 0
+                   and (0.0 if theirs is None else theirs[a.index])
+                   == (0.0 if bonus is None else bonus[a.index])
+                   for a in candidates):
+                return ranking
+        return None
+
     def update(self, agent: feasible.AgentState) -> None:
-        for ranking in self._by_agent[agent.index]:
-            ranking.update(agent)
+        index = agent.index
+        score = agent.score
+        for ranking in self._by_agent[index]:
+            ranking.update(index, score)
 
 
 class CandidateQueue:

@@ -305,14 +305,15 @@ def _assign(
         if template is not None:
             free = pool.free
             scalars = pool.scalars
-            sources: list[ids.OfferId] = []
+            offer_ids = pool.offer_ids
+            sources: list[ids.OfferId] | None = None if len(offer_ids) == 1 else []
             for name, milli in group.need:  # fit_pool checked free: one entry holds it
                 free[name] -= milli
                 entry = scalars[name][0]
                 entry.left -= milli
-                if entry.offer not in sources:
+                if sources is not None and entry.offer not in sources:
                     sources.append(entry.offer)
-            if template.pod_key == pod.key and template.offer_ids == pool.offer_ids:
+            if template.pod_key == pod.key and template.offer_ids == offer_ids:
                 return template
             pool.used = True
             t = template  # dataclasses.replace is several times slower on this hot path
@@ -323,15 +324,14 @@ def _assign(
                 view.agent_id,
                 view.hostname,
                 view.node_name,
-                pool.offer_ids,
+                offer_ids,
                 pool.role,
                 t.executor,
                 t.containers,
                 t.init_containers,
                 t.host_ports,
                 t.reserve,
-                pool.offer_ids if len(pool.offer_ids) == 1 else tuple(
-                    o for o in pool.offer_ids if o in sources),
+                offer_ids if sources is None else tuple(o for o in offer_ids if o in sources),
             )
         assignment = group.fast[pool.signature] = _carve_assignment(pod, agent, pool, group)
         return assignment
@@ -475,8 +475,8 @@ def place(
             for placed_pod in state.view.pods:
                 entry = (placed_pod.namespace, dict(placed_pod.labels), placed_pod.anti_affinity)
                 domains.add(state, entry)
-    order = sorted(range(len(pending)),  # nominated pods first among equals
-                   key=lambda i: (-pending[i].priority, not pending[i].nominated_node))
+    ranks = [(-p.priority, not p.nominated_node) for p in pending]
+    order = sorted(range(len(pending)), key=ranks.__getitem__)  # nominated first among equals
     pre = preempting.Preemptions(agents=agents, pending=pending, view=view,
                                  overhead=settings.executor_overhead,
                                  implicit=settings.implicit_tolerations, enabled=preempt)

@@ -105,6 +105,17 @@ class Tracker:
             return False
         return self.key in agent.view.labels and self.selects(facts)
 
+    def count(self, agent: feasible.AgentState) -> bool:
+        """``add`` for a pod it is known to select (``Trackers.matching``)."""
+        if self.eligible is not None and agent.index not in self.eligible:
+            return False
+        value = agent.view.labels.get(self.key)
+        if value is None:
+            return False
+        self.counts[value] = self.counts.get(value, 0) + 1
+        self.total += 1
+        return True
+
 
 class Trackers:
     """Every tracker and scanned group of one pass; each placement feeds them all."""
@@ -156,8 +167,8 @@ class Trackers:
         if matching is None:
             matching = self.matching(facts)
         moved: list[ScannedGroup] = []
-        for tracker in matching:
-            if tracker.add(agent, facts) and tracker.key == HOSTNAME \
+        for tracker in matching:  # each selects the pod
+            if tracker.count(agent) and tracker.key == HOSTNAME \
                     and tracker.group is not None and tracker.group not in moved:
                 moved.append(tracker.group)
         if pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_anti_affinity:
@@ -203,7 +214,8 @@ class ScannedGroup:
 
     __slots__ = ("pod", "hard", "soft", "affinity", "preferred", "symmetric", "ignored",
                  "self_affine", "classes", "agent_class", "hostname_keys", "static",
-                 "_ranking", "_agents", "_namespace_labels", "placed_any")
+                 "_ranking", "_agents", "_namespace_labels", "placed_any", "_selected",
+                 "_all")
 
     def __init__(
         self,
@@ -224,6 +236,9 @@ class ScannedGroup:
         self._namespace_labels = namespace_labels
         self.static: list[feasible.Rejection] = []
         self.placed_any = False
+        # id of a term (of a pod of the pass or the view: alive while it runs) → selects it
+        self._selected: dict[int, bool] = {}
+        self._all: list[Tracker] | None = None
         constraints, own = constraints_of(pod, defaults=defaults)
         hard_keys = [c.topology_key for c in constraints if c.hard]
         soft_keys = [c.topology_key for c in constraints if not c.hard]
@@ -294,16 +309,24 @@ class ScannedGroup:
         trackers.groups.append(self)
 
     def _trackers(self) -> list[Tracker]:
-        return ([s.tracker for s in (*self.hard, *self.soft)] + [t for _, t in self.affinity]
-                + [t for _, t, _ in self.preferred])
+        if self._all is None:  # fixed once the constructor registered them
+            self._all = ([s.tracker for s in (*self.hard, *self.soft)]
+                         + [t for _, t in self.affinity] + [t for _, t, _ in self.preferred])
+        return self._all
 
     def _add_symmetric(
         self, agent: feasible.AgentState, term: pods.PodAffinityTerm, weight: int
     ) -> None:
-        pod = self.pod
         value = agent.view.labels.get(term.topology_key)
-        if value is None or not term.selects(namespace=pod.namespace, labels=pod.labels_dict,
-                                             namespace_labels=self._namespace_labels):
+        if value is None:
+            return
+        selected = self._selected.get(id(term))
+        if selected is None:
+            pod = self.pod
+            selected = self._selected[id(term)] = term.selects(
+                namespace=pod.namespace, labels=pod.labels_dict,
+                namespace_labels=self._namespace_labels)
+        if not selected:
             return
         key = (term.topology_key, value)
         self.symmetric[key] = self.symmetric.get(key, 0) + weight
