@@ -222,6 +222,9 @@ async def running_bridge(
                     principal=settings.mesos.principal,
                 ),
                 client=client_config,
+                backoff_initial=settings.mesos.resubscribe_backoff_seconds,
+                backoff_max=settings.mesos.resubscribe_backoff_max_seconds,
+                probe_seconds=settings.mesos.master_probe_seconds,
                 auto_acknowledge=False,  # the status writer acknowledges after writing
             ),
             handler=handler,
