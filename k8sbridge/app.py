@@ -29,6 +29,7 @@ from k8sbridge import aio, embedded
 from k8sbridge import metrics as bridge_metrics
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
+from k8sbridge.kube import errors as kube_errors
 from k8sbridge.kube import operator as kube_operator
 from k8sbridge.kube import state as kube_state
 from k8sbridge.kube import warm as kube_warm
@@ -321,14 +322,20 @@ async def running_bridge(
 
 async def _attached(warm: kube_warm.WarmWatch, scheduler: scheduler_loop.Scheduler, *,
                     stop: asyncio.Event, ready: asyncio.Event) -> None:
-    """The warm watch's events go to ``scheduler`` until ``stop``."""
+    """The warm watch's events go to ``scheduler`` until ``stop``; a watch that ends before
+    fails the bridge, as its own watch's end would."""
     warm.attach(kube_warm.Consumer(on_pod=scheduler.on_pod_event,
                                    on_node=scheduler.on_node_event,
                                    on_service=scheduler.on_service_event))
     ready.set()
+    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(warm.ended.wait())}
     try:
-        await stop.wait()
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            raise kube_errors.TransportError("the watch stopped (the one kept since standby)")
     finally:
+        for waiter in waiters:
+            waiter.cancel()
         warm.detach()
 
 

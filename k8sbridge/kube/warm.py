@@ -81,6 +81,7 @@ class WarmWatch:
         self._relisted_at: int | None = None  # the last listing event after the fill: stale
         self._relisted_when = 0.0  # its loop time
         self._sweep_wanted = asyncio.Event()
+        self.ended = asyncio.Event()  # set when ``run`` returned or raised
 
     # -- what a standby shows (metrics, logs) ------------------------------------------------
 
@@ -215,6 +216,7 @@ class WarmWatch:
                 connection=self._connection, on_pod=self._on_pod, on_node=self._on_node,
                 on_service=self._on_service, stop=stop, ready=watching)
         finally:
+            self.ended.set()
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)

@@ -109,6 +109,7 @@ async def test_the_cache_fills_follows_and_feeds_a_bridge_that_attaches(
         assert ("ADDED", "e") not in pods
     finally:
         await _stopped(stop, task)
+    assert watch.ended.is_set()  # what a leader attached to it waits on besides its stop
 
 
 async def test_a_relisting_watch_makes_the_cache_stale_until_a_sweep(
