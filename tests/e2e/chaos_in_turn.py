@@ -278,9 +278,9 @@ def _do(cluster: TurnCluster, kill: Kill, turn: Turn, *, timeout: float) -> floa
     """Kill the part, restart it as a supervisor would; when it was killed. Sets the turn's
     ``part_back`` and, for the master, ``resubscribed``."""
     if kill.fault == "bridge":
-        found = cluster.leader()
-        assert found is not None, "no leader to kill"
-        old = found[0]
+        # a leader that fenced itself while devkube was away (the turn before) leaves no leader
+        # until the standby's Lease wait is over: the kill is of the next one
+        old, _ = cluster.wait_leader(timeout=timeout)
         old.kill()
         killed = time.monotonic()
         _restart(old)
