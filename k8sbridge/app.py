@@ -29,8 +29,10 @@ from k8sbridge import aio, embedded
 from k8sbridge import metrics as bridge_metrics
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
+from k8sbridge.kube import errors as kube_errors
 from k8sbridge.kube import operator as kube_operator
 from k8sbridge.kube import state as kube_state
+from k8sbridge.kube import warm as kube_warm
 from k8sbridge.kubelet import agents as mesos_agents
 from k8sbridge.kubelet import api as kubelet_api
 from k8sbridge.kubelet import nodes as kubelet_nodes
@@ -146,10 +148,13 @@ async def running_bridge(
     on_ready: Callable[[Bridge], Awaitable[None]] | None = None,
     _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None = None,  # tests inject faults
     kubelet_server: kubelet_api.KubeletServer | None = None,
+    warm: kube_warm.WarmWatch | None = None,
 ) -> AsyncIterator[Bridge]:
     """Run the bridge until the block exits; yields once nodes, watch and framework are up.
     ``kubelet_server``: a kubelet API already listening (a replica's, started while it was a
-    standby); it is attached to this bridge and left running when the block exits."""
+    standby); it is attached to this bridge and left running when the block exits. ``warm``:
+    the watch a standby kept (``kube.warm``): the bridge takes its events and caches instead
+    of starting a watch of its own, and leaves it running when the block exits."""
     metrics = bridge_metrics.BridgeMetrics()
     kube = kube_client.KubeClient.from_kubeconfig(
         path=settings.kube.kubeconfig,
@@ -222,6 +227,9 @@ async def running_bridge(
                     principal=settings.mesos.principal,
                 ),
                 client=client_config,
+                backoff_initial=settings.mesos.resubscribe_backoff_seconds,
+                backoff_max=settings.mesos.resubscribe_backoff_max_seconds,
+                probe_seconds=settings.mesos.master_probe_seconds,
                 auto_acknowledge=False,  # the status writer acknowledges after writing
             ),
             handler=handler,
@@ -242,11 +250,14 @@ async def running_bridge(
             read_master_version=functools.partial(_master_version, reader),
             list_executors=reader.get_executors,
             lives=lives,
+            list_pods=None if warm is None else warm.pods,
         )
         scheduler_box.append(scheduler)
         scheduler.on_pass = metrics.on_pass
         metrics.watch(client=framework.metrics, held_offers=lambda: scheduler.held_offers,
                       reconciled=lambda: scheduler.reconciled)
+        if warm is not None:
+            metrics.watch_cache(counts=warm.counts, synced=lambda: warm.synced)
         api_server.attach(scheduler=scheduler, kube=kube, nodes=nodes, metrics=metrics)
         bridge = Bridge(
             settings=settings, kube=kube, framework=framework, scheduler=scheduler,
@@ -261,14 +272,17 @@ async def running_bridge(
                 runner = _Runner(group=group, stop=stop)
                 await runner.start("writer", writer.run)
                 await runner.start("nodes", nodes.run)
-                await runner.start(
-                    "watch",
-                    lambda *, stop, ready: kube_operator.run(
-                        connection=kube.connection(), on_pod=scheduler.on_pod_event,
-                        on_node=scheduler.on_node_event,
-                        on_service=scheduler.on_service_event, stop=stop, ready=ready,
-                    ),
-                )
+                if warm is None:
+                    await runner.start(
+                        "watch",
+                        lambda *, stop, ready: kube_operator.run(
+                            connection=kube.connection(), on_pod=scheduler.on_pod_event,
+                            on_node=scheduler.on_node_event,
+                            on_service=scheduler.on_service_event, stop=stop, ready=ready,
+                        ),
+                    )
+                else:
+                    await runner.start("watch", functools.partial(_attached, warm, scheduler))
                 restore_signal_handlers()  # the watch runs kopf in this loop; kopf took the signals
                 await runner.start("scheduler", scheduler.run)
                 await runner.start("framework", framework.run)
@@ -304,6 +318,25 @@ async def running_bridge(
                                   metrics=bridge_metrics.BridgeMetrics(leading=False))
         await reader.close()
         await kube.close()
+
+
+async def _attached(warm: kube_warm.WarmWatch, scheduler: scheduler_loop.Scheduler, *,
+                    stop: asyncio.Event, ready: asyncio.Event) -> None:
+    """The warm watch's events go to ``scheduler`` until ``stop``; a watch that ends before
+    fails the bridge, as its own watch's end would."""
+    warm.attach(kube_warm.Consumer(on_pod=scheduler.on_pod_event,
+                                   on_node=scheduler.on_node_event,
+                                   on_service=scheduler.on_service_event))
+    ready.set()
+    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(warm.ended.wait())}
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            raise kube_errors.TransportError("the watch stopped (the one kept since standby)")
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        warm.detach()
 
 
 class _Runner:

@@ -128,6 +128,12 @@ class BridgeMetrics:
         """Read the Mesos client's counters and the scheduler's state at every scrape."""
         self.registry.register(_MesosCollector(client, held_offers, reconciled))
 
+    def watch_cache(self, *, counts: Callable[[], Mapping[str, int]],
+                    synced: Callable[[], bool]) -> None:
+        """The watch's caches (``kube.warm``), read at every scrape: a standby shows them
+        filled before it leads."""
+        self.registry.register(_WatchCacheCollector(counts, synced))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -238,3 +244,22 @@ class _MesosCollector(Collector):
         yield GaugeMetricFamily("k8sbridge_reconciled", "1 once the tasks Mesos knows were "
                                 "reconciled with the pods after the last subscription",
                                 value=1 if self._reconciled() else 0)
+
+
+class _WatchCacheCollector(Collector):
+    """Objects in the watch's caches, by kind, and whether the cache holds every pod."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]],
+                 synced: Callable[[], bool]) -> None:
+        self._counts = counts
+        self._synced = synced
+
+    def collect(self) -> Iterator[Metric]:
+        cached = GaugeMetricFamily("k8sbridge_watch_cached_objects", "Objects the Kubernetes "
+                                   "watch holds, by kind (a standby keeps them too)",
+                                   labels=["kind"])
+        for kind, count in sorted(self._counts().items()):
+            cached.add_metric([kind], count)
+        yield cached
+        yield GaugeMetricFamily("k8sbridge_watch_synced", "1 once the watch's pod cache holds "
+                                "every pod the API server listed", value=1 if self._synced() else 0)

@@ -13,6 +13,11 @@ Only the leader subscribes to Mesos (with the framework id stored in the state C
 the master fails the framework over to it and keeps its tasks), places, launches and writes pod
 and node status. After takeover it reconciles with the master before it launches anything, as
 after any restart (``scheduler.loop_reconcile``).
+
+A standby is warm: from the start it runs the bridge's Kubernetes watch (``kube.warm``: Pods,
+Nodes, Services, read-only) and keeps its caches filled, so takeover is the Lease, the Mesos
+SUBSCRIBE and the reconciliation, not a cold start of the watch and the pod list. Its
+``/metrics`` show the caches (``k8sbridge_watch_cached_objects``, ``k8sbridge_watch_synced``).
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ from k8sbridge import app
 from k8sbridge import metrics as bridge_metrics
 from k8sbridge import settings as bridge_settings
 from k8sbridge.kube import client as kube_client
+from k8sbridge.kube import warm as kube_warm
 from k8sbridge.kubelet import agents as mesos_agents
 from k8sbridge.kubelet import api as kubelet_api
 from k8sbridge.leader import elector as leader_elector
 from k8sbridge.leader import lease as leader_lease
 from k8sbridge.mesos import client as mesos_client
 from k8sbridge.mesos import transport as mesos_transport
+from k8sbridge.scheduler import loop_pods
 
 __all__ = ["FENCED_EXIT", "ElectionError", "LeadershipLost", "replica_identity", "run_replica"]
 
@@ -71,9 +78,10 @@ async def run_replica(
     ``LeadershipLost``). Returns when the bridge ended by itself (the framework finished).
 
     A standby is warm: its process, credentials and kubelet API are up (the kubelet API answers
-    503 to logs/exec until this replica leads: it does not know where pods run) and it watches
-    the Lease; the bridge's caches are built on takeover from the API server and the master
-    (pod list, reconciliation), after the old leader stopped acting."""
+    503 to logs/exec until this replica leads: it does not know where pods run), it watches
+    the Lease, and its watch of Pods, Nodes and Services keeps their caches filled
+    (``kube.warm``); on takeover the bridge takes that watch over, subscribes to Mesos and
+    reconciles, after the old leader stopped acting."""
     config = settings.leader
     kube = kube_client.KubeClient.from_kubeconfig(
         path=settings.kube.kubeconfig, context=settings.kube.context, connections=4,
@@ -98,23 +106,53 @@ async def run_replica(
     ))
     reader = mesos_agents.MesosReader(transport=transport)
     server = kubelet_api.KubeletServer(settings=settings.kubelet, reader=reader)
+    warm = kube_warm.WarmWatch(connection=kube.connection(), list_pods=kube.list_pods,
+                               keep_pod=loop_pods.compact_pod)
+    warm_stop = asyncio.Event()
+    watching = asyncio.create_task(_keep_warm(warm, stop=warm_stop), name="warm-watch")
     try:
         port = await server.start()
-        server.attach(scheduler=None, kube=kube, nodes=None,
-                      metrics=bridge_metrics.BridgeMetrics(leading=False))
+        standby_metrics = bridge_metrics.BridgeMetrics(leading=False)
+        standby_metrics.watch_cache(counts=warm.counts, synced=lambda: warm.synced)
+        server.attach(scheduler=None, kube=kube, nodes=None, metrics=standby_metrics)
         settings = dataclasses.replace(
             settings, kubelet=dataclasses.replace(settings.kubelet, port=port))
         log.info("standby %s: waiting for the leader Lease %s/%s", elector.identity,
                  settings.kube.namespace, config.lease_name)
         if not await elector.acquire(stop):
             return
-        log.info("%s leads: starting the bridge", elector.identity)
-        await _lead(settings, elector=elector, stop=stop, server=server, on_leading=on_leading)
+        counts = warm.counts()
+        log.info("%s leads: starting the bridge (watch cache %s: %d pods, %d nodes, "
+                 "%d services)", elector.identity, "filled" if warm.synced else "not filled yet",
+                 counts["pods"], counts["nodes"], counts["services"])
+        await _lead(settings, elector=elector, stop=stop, server=server, on_leading=on_leading,
+                    warm=None if watching.done() else warm)
     finally:
+        warm_stop.set()
+        with contextlib.suppress(Exception):
+            await watching
         with contextlib.suppress(Exception):
             await server.stop()
         await reader.close()
         await kube.close()
+
+
+async def _keep_warm(warm: kube_warm.WarmWatch, *, stop: asyncio.Event) -> None:
+    """Run the standby's watch until ``stop``; a watch that fails leaves the bridge to start
+    its own on takeover (a cold start, not no start)."""
+    ready = asyncio.Event()
+
+    async def restore_signals() -> None:
+        await ready.wait()
+        app.restore_signal_handlers()  # the watch runs kopf in this loop; kopf took the signals
+
+    restoring = asyncio.create_task(restore_signals())
+    try:
+        await warm.run(stop=stop, ready=ready)
+    except Exception:
+        log.exception("the standby's watch failed: the bridge starts its own when it leads")
+    finally:
+        restoring.cancel()
 
 
 async def _lead(
@@ -124,6 +162,7 @@ async def _lead(
     stop: asyncio.Event,
     server: kubelet_api.KubeletServer,
     on_leading: Callable[[app.Bridge], Awaitable[None]] | None,
+    warm: kube_warm.WarmWatch | None = None,
 ) -> None:
     config = settings.leader
     fence_grace = max(0.5, config.lease_duration_seconds - config.renew_deadline_seconds
@@ -131,7 +170,7 @@ async def _lead(
     bridge_stop = asyncio.Event()
 
     async def act() -> None:
-        async with app.running_bridge(settings, kubelet_server=server) as bridge:
+        async with app.running_bridge(settings, kubelet_server=server, warm=warm) as bridge:
             if on_leading is not None:
                 await on_leading(bridge)
             waiters = [asyncio.ensure_future(bridge_stop.wait()),

@@ -72,6 +72,12 @@ class MesosSettings:
     offer_hold_seconds: float = 5.0  # never keep an offer longer than this
     reconcile_interval_seconds: float = 900.0
     agent_poll_seconds: float = 2.0  # operator API GET_AGENTS period (nodes)
+    # Re-SUBSCRIBE after losing the master: backoff from the first value doubling to the cap
+    # (equal jitter), cut short when a TCP probe every master_probe_seconds (0: off) finds a
+    # master that was down accepting again (``mesos.pacing``).
+    resubscribe_backoff_seconds: float = 0.5
+    resubscribe_backoff_max_seconds: float = 8.0
+    master_probe_seconds: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

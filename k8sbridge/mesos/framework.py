@@ -6,7 +6,8 @@ is one component (``run(*, stop, ready)``) made of two tasks that own their stat
 
 * the **reader** subscribes (re-subscribing with the stored framework id, both fields set),
   watches heartbeats (nothing for ``heartbeat_misses`` × interval → reconnect), reconnects with
-  capped exponential backoff and full jitter, and puts events into a bounded queue;
+  capped exponential backoff and equal jitter, cut short when a master that was down accepts
+  connections again (``pacing``), and puts events into a bounded queue;
 * the **dispatcher** hands events one at a time to the handler and acknowledges an UPDATE only
   when it carries a ``uuid`` and only after the handler returned without raising.
 
@@ -43,6 +44,7 @@ from k8sbridge.mesos import raw_scheduler as swire
 from k8sbridge.mesos.client import ClientConfig, EventStream, MesosClient
 from k8sbridge.mesos.idstore import FileFrameworkIdStore, FrameworkIdStore, MemoryFrameworkIdStore
 from k8sbridge.mesos.metrics import Metrics
+from k8sbridge.mesos.pacing import Pacer, backoff_delay
 from k8sbridge.mesos.transport import Transport
 from k8sbridge.model import resources as res
 from k8sbridge.model.ids import AgentId, ExecutorId, FrameworkId, OfferId, TaskId
@@ -75,20 +77,12 @@ class FrameworkSettings:
     suppressed_roles: tuple[str, ...] = ()
     offer_constraints: wire.RawOfferConstraints | None = None
     backoff_initial: float = 0.5
-    backoff_max: float = 15.0  # the reference: re-SUBSCRIBE backoff caps around 15 s
+    backoff_max: float = 8.0  # a master that stays down: one SUBSCRIBE every 4-8 s (``pacing``)
+    probe_seconds: float = 1.0  # TCP probe of the masters while waiting (0: off; ``pacing``)
     heartbeat_misses: float = 5.0  # no event for misses × interval → reconnect
     queue_size: int = 1024
     auto_acknowledge: bool = True
     reregister_when_removed: bool = True  # False: run() raises FrameworkUnknown instead
-
-
-def backoff_delay(
-        attempt: int, *, initial: float, cap: float, rng: random.Random | None = None
-) -> float:
-    """Capped exponential backoff with "equal jitter": in [d/2, d], d = min(cap, initial·2^n)."""
-    ceiling = min(cap, initial * 2.0 ** min(attempt, 30))
-    r = (rng or random.Random()).random()
-    return ceiling / 2 + r * ceiling / 2
 
 
 def _retryable(error: errors.MesosError) -> bool:
@@ -131,6 +125,8 @@ class Framework:
         self._client = MesosClient(
             config=settings.client, metrics=self.metrics, transport=transport
         )
+        self._pacer = Pacer(masters=self._client.transport.masters,
+                            probe_seconds=settings.probe_seconds)
         self._framework_info = settings.framework_info
         self._suppressed_roles = settings.suppressed_roles
         self._offer_constraints = settings.offer_constraints
@@ -273,7 +269,8 @@ class Framework:
             )
             attempt += 1
             log.debug("re-subscribing in %.2fs (attempt %d)", delay, attempt)
-            await asyncio.sleep(delay)
+            if await self._pacer.wait(delay):
+                attempt = 0  # a master is back: start over, as Mesos' driver on a new leader
 
     def _forget_removed(self, error: errors.FrameworkUnknown) -> None:
         """The master removed our framework: forget its id, so the next SUBSCRIBE registers a
@@ -348,6 +345,7 @@ class Framework:
                 first.heartbeat_interval_seconds,
             )
             self._subscribed.set()
+            self._pacer.subscribed()
             changed, self._generation_changed = self._generation_changed, asyncio.Event()
             changed.set()
             ready.set()

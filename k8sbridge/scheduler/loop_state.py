@@ -124,10 +124,13 @@ class LoopState:
         # GET_EXECUTORS: a restarted bridge joins its pods' sandboxes (``podsandbox``)
         list_executors: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
         lives: lifecycle_store.PodStore | None = None,  # the pods' records (app.py shares it)
+        # the first pod list (None: a LIST; a replica that led warm: its watch's cache)
+        list_pods: Callable[[], Awaitable[list[RawPod]]] | None = None,
         _clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._kube = kube
+        self._list_pods = list_pods if list_pods is not None else kube.list_pods
         self._driver = driver
         self._sink = sink
         self._agents = agents

@@ -75,12 +75,13 @@ class Kill:
 
 
 def plan(seed: int, *, rounds: int = 3, agents: int = 2,
-         spread: tuple[float, float] = (0.2, 4.0)) -> list[Kill]:
-    """``rounds`` × the four faults in turn, each at a seeded random moment."""
+         spread: tuple[float, float] = (0.2, 4.0),
+         faults: tuple[str, ...] = FAULTS) -> list[Kill]:
+    """``rounds`` × the faults (default: the four) in turn, each at a seeded random moment."""
     rng = random.Random(seed)
     out: list[Kill] = []
     for _ in range(rounds):
-        for fault in FAULTS:
+        for fault in faults:
             at = round(rng.uniform(*spread), 2)
             target = rng.randrange(agents) if fault == "agent" else 0
             out.append(Kill(fault=fault, at=at, target=target))
@@ -139,13 +140,15 @@ class TurnCluster(Separate):
     """``Separate`` with two bridge replicas (leader election on) instead of one bridge."""
 
     def __init__(self, base: Path, *, token: str, agents: int = 2,
-                 lease: tuple[float, float, float] = (15, 10, 2)) -> None:
+                 lease: tuple[float, float, float] = (15, 10, 2),
+                 bridge_env: dict[str, str] | None = None) -> None:
         duration, deadline, retry = lease
         super().__init__(base, token=token, agents=agents, bridge_env={
             "K8SBRIDGE_LEADER_ENABLED": "true",
             "K8SBRIDGE_LEADER_LEASE_DURATION_SECONDS": f"{duration:g}",
             "K8SBRIDGE_LEADER_RENEW_DEADLINE_SECONDS": f"{deadline:g}",
             "K8SBRIDGE_LEADER_RETRY_PERIOD_SECONDS": f"{retry:g}",
+            **(bridge_env or {}),
         })
         logs = base / "logs"
         ready = r"^k8sbridge is (?:ready \(leader\)|a standby)"
@@ -275,9 +278,9 @@ def _do(cluster: TurnCluster, kill: Kill, turn: Turn, *, timeout: float) -> floa
     """Kill the part, restart it as a supervisor would; when it was killed. Sets the turn's
     ``part_back`` and, for the master, ``resubscribed``."""
     if kill.fault == "bridge":
-        found = cluster.leader()
-        assert found is not None, "no leader to kill"
-        old = found[0]
+        # a leader that fenced itself while devkube was away (the turn before) leaves no leader
+        # until the standby's Lease wait is over: the kill is of the next one
+        old, _ = cluster.wait_leader(timeout=timeout)
         old.kill()
         killed = time.monotonic()
         _restart(old)
@@ -320,10 +323,12 @@ def _master_account(cluster: TurnCluster, turn: Turn, *, timeout: float) -> None
 
 def run_in_turn(base: Path, *, seed: int, replicas: int, rounds: int = 3, agents: int = 2,
                 lease: tuple[float, float, float] = (15, 10, 2), timeout: float = 120.0,
-                say: Any = None) -> Run:
-    """One rollout with ``plan(seed, rounds)``'s kills; the account (``Run``)."""
+                say: Any = None, faults: tuple[str, ...] = FAULTS,
+                bridge_env: dict[str, str] | None = None) -> Run:
+    """One rollout with ``plan(seed, rounds, faults)``'s kills; the account (``Run``).
+    ``bridge_env``: settings of both replicas (``K8SBRIDGE_*``)."""
     token = new_token()
-    cluster = TurnCluster(base, token=token, agents=agents, lease=lease)
+    cluster = TurnCluster(base, token=token, agents=agents, lease=lease, bridge_env=bridge_env)
     run = Run(seed=seed, replicas=replicas)
     ledger = _Ledger()
     watch: PodWatch | None = None
@@ -340,7 +345,7 @@ def run_in_turn(base: Path, *, seed: int, replicas: int, rounds: int = 3, agents
         cluster.start()
         kubectl(cluster.kubeconfig, "apply", "-f", "-", stdin=deployment(APP, token=token))
         watch = PodWatch(Kube(cluster.kubeconfig), f"app={APP}").start()
-        for step, kill in enumerate(plan(seed, rounds=rounds, agents=agents)):
+        for step, kill in enumerate(plan(seed, rounds=rounds, agents=agents, faults=faults)):
             wanted = step_target(step, replicas)
             turn = Turn(kill=kill, wanted=wanted)
             kubectl(cluster.kubeconfig, "scale", f"deployment/{APP}", f"--replicas={wanted}")

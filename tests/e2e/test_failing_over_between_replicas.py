@@ -1,7 +1,8 @@
 """Two bridge replicas (real processes) elect a leader with a Lease: kill -9 the leader and
-the standby takes over the same framework (its tasks keep running, none launched twice); a
-graceful stop releases the Lease; a leader cut off from the API server stops acting before
-its Lease expires."""
+the standby takes over the same framework (its tasks keep running, none launched twice); the
+standby's watch caches are filled before it leads (its /metrics) and the new leader starts
+from them; a graceful stop releases the Lease; a leader cut off from the API server stops
+acting before its Lease expires."""
 
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
         assert b.kubelet_get(logs)[0] == 503
         assert a.kubelet_get(logs)[0] == 200
         assert _leader_gauge(a) == 1.0 and _leader_gauge(b) == 0.0  # /metrics: k8sbridge_leader
+        # b is warm: its watch saw the pods created after it started (and the node), and
+        # says its cache holds every pod the API server lists; it wrote nothing (a leads)
+        every_pod = len(json.loads(c.kubectl("get", "pods", "-A", "-o", "json"))["items"])
+        cached, synced = eventually_(
+            lambda: (w if (w := _watch_cache(b))[0].get("pods") == every_pod else None),
+            what="b's watch cache holds every pod")
+        assert synced == 1.0 and cached.get("nodes", 0) >= 1, (cached, synced)
+        assert "watch cache filled" in b.output()
         (framework,) = c.frameworks()
         before = eventually_(lambda: (t if len(t) == 3 else None) if (t := c.live_tasks())
                              else None, what="3 live tasks")
@@ -52,6 +61,10 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
         took = time.monotonic() - killed
         assert took < TIMING[0] + MARGIN, took
         assert c.holder() == "b"
+        # b led from its warm caches: no pod list of its own, the watch it kept
+        assert f"leads: starting the bridge (watch cache filled: {every_pod} pods" in b.output()
+        eventually_(lambda: f"the pod list comes from the warm watch ({every_pod} pods)"
+                    in b.output(), what="b's first pod list from its cache")
         # the same framework (failed over, not registered anew), the same tasks
         eventually_(lambda: [f["id"] for f in c.frameworks() if f.get("active")]
                     == [framework["id"]], what="the framework re-subscribed by b")
@@ -156,3 +169,18 @@ def _leader_gauge(replica: replicas.Replica) -> float:
         if family.name == "k8sbridge_leader":
             return float(family.samples[0].value)
     raise AssertionError("no k8sbridge_leader in /metrics")
+
+
+def _watch_cache(replica: replicas.Replica) -> tuple[dict[str, float], float]:
+    """The replica's watch caches by kind (``k8sbridge_watch_cached_objects``) and
+    ``k8sbridge_watch_synced``."""
+    status, text = replica.kubelet_get("/metrics")
+    assert status == 200, text
+    cached: dict[str, float] = {}
+    synced = -1.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "k8sbridge_watch_cached_objects":
+            cached = {s.labels["kind"]: float(s.value) for s in family.samples}
+        elif family.name == "k8sbridge_watch_synced":
+            synced = float(family.samples[0].value)
+    return cached, synced

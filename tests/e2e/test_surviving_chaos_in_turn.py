@@ -53,7 +53,8 @@ def test_kill_9_in_turn_during_a_rollout(tmp_path: Path) -> None:
         if turn.kill.fault == "bridge":
             assert turn.part_back <= TAKEOVER_BOUND, why
         if turn.kill.fault == "master":
-            assert turn.resubscribed is not None and turn.resubscribed <= 20.0, why
+            # the target; the probe (mesos.pacing) makes it about a second
+            assert turn.resubscribed is not None and turn.resubscribed <= 10.0, why
     assert run.lost_transitions == 0, f"{why}\nnever seen Running: {run.lost_examples}"
     assert run.left_after_zero == 0, why
     assert run.left_after_stop == [], why
