@@ -63,7 +63,9 @@ class PodEvents(loop_state.LoopState):
     async def _initial_pod_list(self) -> None:
         for attempt in range(30):
             try:
-                for raw in await self._list_pods():
+                listed = (await self._list_pods_hook() if self._list_pods_hook is not None
+                          else await self._kube.list_pods())
+                for raw in listed:
                     self._observe_pod(None, raw)
                 self._pods_synced = True
                 return

@@ -130,7 +130,7 @@ class LoopState:
     ) -> None:
         self._settings = settings
         self._kube = kube
-        self._list_pods = list_pods if list_pods is not None else kube.list_pods
+        self._list_pods_hook = list_pods
         self._driver = driver
         self._sink = sink
         self._agents = agents
