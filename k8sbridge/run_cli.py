@@ -248,7 +248,7 @@ async def _embedded(
             # A child that crashes is restarted with back-off; the others and every workload
             # keep running. Only Ctrl-C / SIGTERM / SIGHUP end this.
             await emb.group.keep_running(stop=stop, say=_say)
-            print("stopping (the proxy, the bridge, the DNS, devkube, then the kernel) ...",
+            print("stopping (the bridge, the proxy, the DNS, devkube, then the kernel) ...",
                   flush=True)
     except supervise.Interrupted as e:
         print(f"k8sbridge run: {e}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Runs last in the e2e session (file order): Ctrl-C stops `k8sbridge run` cleanly — its child
 processes (kernel, devkube, bridge, and the service proxy when the cluster network was made)
-in the order proxy, bridge, devkube, kernel, none left."""
+in the order bridge, proxy, dns, devkube, kernel, none left."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_ctrl_c_stops_everything_cleanly(target: Target) -> None:
     proxy = ["proxy"] if re.search(r"^service proxy: ", "".join(target.output),
                                    re.MULTILINE) else []
     dns = ["dns"] if "dns" in pids else []  # with the cluster network
-    order = [*proxy, "bridge", *dns, "devkube", "kernel"]
+    order = ["bridge", *proxy, *dns, "devkube", "kernel"]  # the last started first
     assert set(pids) == set(order)
     target.process.send_signal(signal.SIGINT)
     try:

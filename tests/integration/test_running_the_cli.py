@@ -118,7 +118,7 @@ class Running:
         network's namespace) only when the cluster network was made (root, CNI plugins)."""
         proxy = ["proxy"] if "\nservice proxy: " in self.output else []
         dns = ["dns"] if re.search(r"\bdns pid \d+", self.output) else []
-        return [*proxy, "bridge", *dns, "devkube", "kernel"]
+        return ["bridge", *proxy, *dns, "devkube", "kernel"]
 
     def exit_code(self, timeout: float = 90) -> int:
         try:
