@@ -89,13 +89,18 @@ class AgentCore:
         self._detaching: set[asyncio.Task[None]] = set()  # DELs the shutdown waits for
         if config.network_cni_config_dir and "network/cni" in filesystems.parse_isolation(
                 config.isolation):
+            swept = cni.sweep_orphans()
+            if swept:
+                log.warning("agent: network/cni: unmounted %d network namespace(s) left by "
+                            "agents whose work directory is gone", swept)
+            root = cni.root_dir(work_dir=self._work_dir,
+                                persist=config.network_cni_root_dir_persist)
             self._cni = cni.Isolator.load(
                 config_dir=config.network_cni_config_dir,
-                plugins_dir=config.network_cni_plugins_dir,
-                root=cni.root_dir(work_dir=self._work_dir,
-                                  persist=config.network_cni_root_dir_persist),
+                plugins_dir=config.network_cni_plugins_dir, root=root,
                 plugins_netns=config.network_cni_plugins_netns or None,
                 timeout=config.network_cni_plugin_timeout_seconds)
+            cni.claim(root, work_dir=self._work_dir)
         self._removed_frameworks: set[str] = set()  # SHUTDOWN_FRAMEWORK: updates go nowhere
         self._task_index: dict[tuple[str, str], str] = {}  # (framework, task) -> container id
         self._flush_handle: asyncio.TimerHandle | None = None
