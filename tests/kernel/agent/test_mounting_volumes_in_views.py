@@ -77,14 +77,19 @@ def _umask() -> int:
 
 
 async def test_tasks_sharing_the_group_pid_namespace_see_each_other(tmp_path: Path) -> None:
-    a = "echo $$ > pid; exec sleep 300"
-    b = ("while ! test -s ../a/pid; do sleep 0.05; done; "
-         "kill -0 $(cat ../a/pid) && echo seen > seen; ls /proc | grep -c '^[0-9]' > n")
+    # a's pid goes through a PARENT sandbox path both mount: a sibling's sandbox seen through
+    # the copy-on-write root (../a) is the overlay's lower layer, changed under it, and an
+    # overlay may keep a lookup that found nothing (b looking before a wrote) for good.
+    shared = [{"container_path": "/shared", "mode": "RW", "source": {
+        "type": "SANDBOX_PATH", "sandbox_path": {"type": "PARENT", "path": "shared"}}}]
+    a = "echo $$ > /shared/pid.tmp && mv /shared/pid.tmp /shared/pid; exec sleep 300"
+    b = ("while ! test -s /shared/pid; do sleep 0.05; done; "
+         "kill -0 $(cat /shared/pid) && echo seen > seen; ls /proc | grep -c '^[0-9]' > n")
     c = "ls /proc | grep -c '^[0-9]' > n"
     async with fm.running_agent(tmp_path, isolation=filesystems.FULL_ISOLATION) as run:
         await run.master.send(_group("pod", [
-            _task("a", a, [], share_pid_namespace=True),
-            _task("b", b, [], share_pid_namespace=True),
+            _task("a", a, shared, share_pid_namespace=True),
+            _task("b", b, shared, share_pid_namespace=True),
             _task("c", c, [])]))
         # (60 s: three tasks in copy-on-write views took over 15 s at load average 40)
         await run.master.wait_state("b", "TASK_FINISHED", timeout=60)
