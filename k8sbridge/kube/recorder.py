@@ -133,33 +133,29 @@ class Recorder:
 
     async def _write_core(self, namespace: str, write: events.Correlated, *,
                           priority: int) -> None:
-        path = f"/api/v1/namespaces/{_q(namespace)}/events"
-        if write.patch is not None:
-            name = str(write.event["metadata"]["name"])
-            try:
-                await self._request("PATCH", f"{path}/{_q(name)}", body=write.patch,
-                                    content_type=STRATEGIC_PATCH, priority=priority,
-                                    decode=False)
-                return
-            except errors.NotFound:
-                pass  # deleted meanwhile (or its create failed): create it, as client-go does
-        await self._request("POST", path, body=write.event, priority=priority, decode=False)
+        await self._write(f"/api/v1/namespaces/{_q(namespace)}/events", write.event,
+                          write.patch, priority=priority)
 
     async def _write_v1(self, namespace: str, write: eventseries.SeriesWrite, *,
                         priority: int) -> None:
-        """``recordEvent``: a series is a PATCH of its series, or a create should the event
-        be gone; an isolated event a create."""
-        path = f"{EVENTS_V1}/namespaces/{_q(namespace)}/events"
-        if write.patch is not None:
-            name = str(write.event["metadata"]["name"])
+        """``recordEvent``: a series is a PATCH of its series, an isolated event a create."""
+        await self._write(f"{EVENTS_V1}/namespaces/{_q(namespace)}/events", write.event,
+                          write.patch, priority=priority)
+
+    async def _write(self, path: str, event: dict[str, Any], patch: dict[str, Any] | None, *,
+                     priority: int) -> None:
+        """A PATCH of ``event`` when there is one, else (or should the event be gone: deleted
+        meanwhile, or its create failed) a create, as client-go does."""
+        if patch is not None:
+            name = str(event["metadata"]["name"])
             try:
-                await self._request("PATCH", f"{path}/{_q(name)}", body=write.patch,
+                await self._request("PATCH", f"{path}/{_q(name)}", body=patch,
                                     content_type=STRATEGIC_PATCH, priority=priority,
                                     decode=False)
                 return
             except errors.NotFound:
                 pass
-        await self._request("POST", path, body=write.event, priority=priority, decode=False)
+        await self._request("POST", path, body=event, priority=priority, decode=False)
 
     def _start_sweeper(self) -> None:
         if self._sweeper is None:
