@@ -334,7 +334,8 @@ async def main() -> None:
                 print(_load(), flush=True)
         if args.jobs:
             print(f"\n== jobs: {args.jobs} Jobs of one pod each to Complete", flush=True)
-            env = {"K8SBRIDGE_KUBELET_MAX_PODS": str(args.jobs + 100), **extra_env}
+            env = {"K8SBRIDGE_KUBELET_MAX_PODS": str(args.jobs + 100),
+                   "K8SBRIDGE_EMBEDDED_NODE_CIDR_MASK_SIZE": "21", **extra_env}
             extra = ["--agent-resources", args.agent_resources]
             async with running(data_dir=Path(tmp) / "jobs", extra=extra,
                                env=env) as (run, t):
