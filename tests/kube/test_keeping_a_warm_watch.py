@@ -5,32 +5,17 @@ first pod list without a LIST, and sweeps out pods a relisting watch cannot repo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from k8sbridge import app
-from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import warm
 
 PODS = "/api/v1/namespaces/default/pods"
 NODES = "/api/v1/nodes"
-
-
-@pytest.fixture
-async def kube(tmp_path: Path) -> AsyncIterator[kube_client.KubeClient]:
-    config = devkube_main.DevkubeConfig(
-        port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False
-    )
-    async with devkube_main.running(config) as dk:
-        client = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, connections=2)
-        try:
-            yield client
-        finally:
-            await client.close()
 
 
 def _pod(name: str) -> dict[str, Any]:

@@ -5,29 +5,12 @@ meanwhile is gone from it, which kopf's event relay could not say)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import listwatch
 
 SERVICES = "/api/v1/namespaces/default/services"
-
-
-@pytest.fixture
-async def kube(tmp_path: Path) -> AsyncIterator[kube_client.KubeClient]:
-    config = devkube_main.DevkubeConfig(
-        port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False)
-    async with devkube_main.running(config) as dk:
-        client = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, connections=2)
-        try:
-            yield client
-        finally:
-            await client.close()
 
 
 def _service(name: str) -> dict[str, Any]:

@@ -12,32 +12,16 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from k8sbridge import app
-from k8sbridge.devkube import main as devkube_main
 from k8sbridge.kube import client as kube_client
 from k8sbridge.kube import errors as kube_errors
 from k8sbridge.kube import operator as kube_operator
 
 PODS = "/api/v1/namespaces/default/pods"
-
-
-@pytest.fixture
-async def kube(tmp_path: Path) -> AsyncIterator[kube_client.KubeClient]:
-    config = devkube_main.DevkubeConfig(
-        port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False
-    )
-    async with devkube_main.running(config) as dk:
-        client = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, connections=2)
-        try:
-            yield client
-        finally:
-            await client.close()
 
 
 def _pod(name: str) -> dict[str, Any]:
