@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.kernel_wire_watch import _kernel_prints_what_mesos_prints  # noqa: F401 (fixture)
+from tests.leftovers import kill_daemons_under
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -64,6 +65,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         item.config.stash[_FILE_DONE] = False
         gc.collect()
         gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _no_container_daemon_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test (and its other fixtures: this one is torn down last), the container
+    daemons its kernels left in its ``tmp_path`` are killed with their containers
+    (``tests/leftovers.py``)."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if isinstance(tmp, Path):
+        kill_daemons_under(tmp)
 
 
 def kernel_ssl(data_dir: Path) -> ssl.SSLContext | None:
