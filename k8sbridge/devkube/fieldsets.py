@@ -122,8 +122,9 @@ def _object_node(value: Any, node: Obj) -> bool:
 
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON (Python's ``==`` has ``True == 1 == 1.0``; the texts tell them apart,
-    and a different key order only costs the walk it would have saved)."""
-    return bool(a == b) and json.dumps(a) == json.dumps(b)
+    and a different key order only costs the walk it would have saved). A value shared by
+    both objects (``patch.merge_patch_shared``) is the same without a look."""
+    return a is b or (bool(a == b) and json.dumps(a) == json.dumps(b))
 
 
 def flatten_pair(old: Any, new: Any, schema: Obj | None, path: Path = (),
@@ -134,6 +135,9 @@ def flatten_pair(old: Any, new: Any, schema: Obj | None, path: Path = (),
     flattenings gives, since a field's entries all lie under its own path."""
     old_out, new_out = ({}, {}) if outs is None else outs
     node = resolve(schema)
+    if isinstance(old, list) and isinstance(new, list) and node.get("type") == "array":
+        if _pair_items(old, new, node, path, old_out, new_out, maps):
+            return old_out, new_out
     if not (_object_node(old, node) and _object_node(new, node)):
         flatten(old, schema, path, old_out, maps=maps)
         flatten(new, schema, path, new_out, maps=maps)
@@ -161,6 +165,60 @@ def flatten_pair(old: Any, new: Any, schema: Obj | None, path: Path = (),
         else:
             flatten(new[key], child, sub, new_out, maps=maps)
     return old_out, new_out
+
+
+def _keyed(items: list[Any], keys: list[str]) -> dict[str, Any] | None:
+    """An associative list's items by element, or None when one is not an object or two
+    share an element (``flatten`` then decides what the paths hold)."""
+    out = {}
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        element = item_element(item, "map", keys, 0)
+        if element in out:
+            return None
+        out[element] = item
+    return out
+
+
+def _pair_items(old: list[Any], new: list[Any], node: Obj, path: Path,
+                old_out: dict[Path, Any], new_out: dict[Path, Any], maps: bool) -> bool:
+    """``flatten_pair`` of two associative lists item by item (conditions, container
+    statuses: a status write changes one or two items of each): the fields equal in an
+    item of both are left out. False (nothing done) for other lists."""
+    kind, keys = _list_keys(node)
+    if kind != "map":
+        return False
+    olds, news = _keyed(old, keys), _keyed(new, keys)
+    if olds is None or news is None:
+        return False
+    item_props = resolve(node.get("items")).get("properties") or {}
+    for element in olds.keys() | news.keys():
+        old_item, new_item = olds.get(element), news.get(element)
+        if old_item is not None and new_item is not None and _same(old_item, new_item):
+            continue
+        sub = path + (element,)
+        if old_item is not None:
+            old_out[sub] = MEMBER
+        if new_item is not None:
+            new_out[sub] = MEMBER
+        for key in (old_item or {}).keys() | (new_item or {}).keys():
+            in_old = old_item is not None and key in old_item
+            in_new = new_item is not None and key in new_item
+            field = item_props.get(key)
+            child = sub + (f"f:{key}",)
+            if in_old and in_new:
+                assert old_item is not None and new_item is not None
+                if not _same(old_item[key], new_item[key]):
+                    flatten_pair(old_item[key], new_item[key], field, child,
+                                 (old_out, new_out), maps=maps)
+            elif in_old:
+                assert old_item is not None
+                flatten(old_item[key], field, child, old_out, maps=maps)
+            elif in_new:
+                assert new_item is not None
+                flatten(new_item[key], field, child, new_out, maps=maps)
+    return True
 
 
 def compare(old: dict[Path, Any], new: dict[Path, Any]) -> tuple[set[Path], set[Path]]:
