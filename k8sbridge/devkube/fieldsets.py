@@ -10,10 +10,11 @@ are owned by name and ports by containerPort+protocol, as on a cluster. Pure fun
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
-from k8sbridge.devkube import openapi
+from k8sbridge.devkube import openapi, patch
 
 Obj = dict[str, Any]
 Path = tuple[str, ...]
@@ -55,10 +56,19 @@ def _list_keys(field: Obj) -> tuple[str, list[str]]:
 KEY_DEFAULTS = {"protocol": "TCP"}
 
 
+@functools.lru_cache(maxsize=4096)
+def _key_element(typed: tuple[tuple[str, type, Any], ...]) -> str:
+    """``k:`` and the keys' JSON (names and values with their types, so 1 and True differ)."""
+    return "k:" + _dump({k: v for k, _, v in typed})
+
+
 def item_element(item: Any, kind: str, keys: list[str], index: int) -> str:
     if kind == "map" and isinstance(item, dict):
-        return "k:" + _dump({k: item.get(k, KEY_DEFAULTS.get(k)) for k in keys
-                             if k in item or k in KEY_DEFAULTS})
+        values = {k: item.get(k, KEY_DEFAULTS.get(k)) for k in keys
+                  if k in item or k in KEY_DEFAULTS}
+        if all(type(v) in (str, int) for v in values.values()):  # the usual keys: cached
+            return _key_element(tuple((k, type(v), v) for k, v in values.items()))
+        return "k:" + _dump(values)
     if kind == "set":
         return "v:" + _dump(item)
     return f"i:{index}"
@@ -121,10 +131,19 @@ def _object_node(value: Any, node: Obj) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON (Python's ``==`` has ``True == 1 == 1.0``; the texts tell them apart,
-    and a different key order only costs the walk it would have saved). A value shared by
-    both objects (``patch.merge_patch_shared``) is the same without a look."""
-    return a is b or (bool(a == b) and json.dumps(a) == json.dumps(b))
+    """Equal as JSON values: Python's ``==`` has ``True == 1 == 1.0``, so types are compared
+    too (dicts as maps: a key order never matters to a field set). A value shared by both
+    objects (``patch.merge_patch_shared``) is the same without a look."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return len(a) == len(b) and all(k in b and _same(v, b[k]) for k, v in a.items())
+    if kind is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def flatten_pair(old: Any, new: Any, schema: Obj | None, path: Path = (),
@@ -312,7 +331,13 @@ def _child(value: Any, element: str) -> Any:
 
 
 def to_fields_v1(paths: set[Path]) -> Obj:
-    """The fieldsV1 tree of a set: ``{}`` for a leaf, ``".": {}`` for a member with children."""
+    """The fieldsV1 tree of a set: ``{}`` for a leaf, ``".": {}`` for a member with children.
+    A private copy: the pods of a workload have the same sets, built once."""
+    return patch.copy_json(_fields_v1(frozenset(paths)))  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=1024)
+def _fields_v1(paths: frozenset[Path]) -> Obj:
     tree: Obj = {}
     for path in sorted(paths):
         node = tree
