@@ -14,7 +14,7 @@ import functools
 import json
 from typing import Any
 
-from k8sbridge.devkube import openapi, patch
+from k8sbridge.devkube import openapi
 
 Obj = dict[str, Any]
 Path = tuple[str, ...]
@@ -332,8 +332,9 @@ def _child(value: Any, element: str) -> Any:
 
 def to_fields_v1(paths: set[Path]) -> Obj:
     """The fieldsV1 tree of a set: ``{}`` for a leaf, ``".": {}`` for a member with children.
-    A private copy: the pods of a workload have the same sets, built once."""
-    return patch.copy_json(_fields_v1(frozenset(paths)))  # type: ignore[no-any-return]
+    The pods of a workload have the same sets: each tree is built once and shared, never to
+    be mutated (as the entries a write keeps are shared between an object's versions)."""
+    return _fields_v1(frozenset(paths))
 
 
 @functools.lru_cache(maxsize=1024)
