@@ -13,6 +13,7 @@ Served behind RBAC as kube-apiserver serves it: ``get`` on the non-resource URL 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -43,6 +44,8 @@ class RequestMetrics:
             "apiserver_request_duration_seconds", "Response latency distribution in seconds "
             "for each verb, dry run value, group, version, resource, subresource, scope and "
             "component.", _LABELS, buckets=_BUCKETS, registry=self.registry)
+        # the two series of each label set, looked up once
+        self._children: dict[tuple[str | int, ...], tuple[Any, Any]] = {}
 
     def observe(self, *, method: str, path: str, query: Mapping[str, str],
                 content_type: str, code: int, seconds: float) -> None:
@@ -54,11 +57,15 @@ class RequestMetrics:
         if verb == "PATCH" and content_type.startswith("application/apply-patch"):
             verb = "APPLY"
         scope = "resource" if attrs.name else "namespace" if attrs.namespace else "cluster"
-        labels = {"verb": verb, "dry_run": "All" if query.get("dryRun") else "",
-                  "group": attrs.group, "version": attrs.version, "resource": attrs.resource,
-                  "subresource": attrs.subresource, "scope": scope, "component": "apiserver"}
-        self.requests.labels(**labels, code=str(code)).inc()
-        self.duration.labels(**labels).observe(seconds)
+        key = (verb, "All" if query.get("dryRun") else "", attrs.group, attrs.version,
+               attrs.resource, attrs.subresource, scope, code)
+        children = self._children.get(key)
+        if children is None:  # prometheus_client's labels() checks and locks on every call
+            labels = dict(zip(_LABELS, (*key[:-1], "apiserver"), strict=True))
+            children = self._children[key] = (self.requests.labels(**labels, code=str(code)),
+                                              self.duration.labels(**labels))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,6 +10,7 @@ are owned by name and ports by containerPort+protocol, as on a cluster. Pure fun
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -55,10 +56,19 @@ def _list_keys(field: Obj) -> tuple[str, list[str]]:
 KEY_DEFAULTS = {"protocol": "TCP"}
 
 
+@functools.lru_cache(maxsize=4096)
+def _key_element(typed: tuple[tuple[str, type, Any], ...]) -> str:
+    """``k:`` and the keys' JSON (names and values with their types, so 1 and True differ)."""
+    return "k:" + _dump({k: v for k, _, v in typed})
+
+
 def item_element(item: Any, kind: str, keys: list[str], index: int) -> str:
     if kind == "map" and isinstance(item, dict):
-        return "k:" + _dump({k: item.get(k, KEY_DEFAULTS.get(k)) for k in keys
-                             if k in item or k in KEY_DEFAULTS})
+        values = {k: item.get(k, KEY_DEFAULTS.get(k)) for k in keys
+                  if k in item or k in KEY_DEFAULTS}
+        if all(type(v) in (str, int) for v in values.values()):  # the usual keys: cached
+            return _key_element(tuple((k, type(v), v) for k, v in values.items()))
+        return "k:" + _dump(values)
     if kind == "set":
         return "v:" + _dump(item)
     return f"i:{index}"
@@ -121,9 +131,19 @@ def _object_node(value: Any, node: Obj) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON (Python's ``==`` has ``True == 1 == 1.0``; the texts tell them apart,
-    and a different key order only costs the walk it would have saved)."""
-    return bool(a == b) and json.dumps(a) == json.dumps(b)
+    """Equal as JSON values: Python's ``==`` has ``True == 1 == 1.0``, so types are compared
+    too (dicts as maps: a key order never matters to a field set). A value shared by both
+    objects (``patch.merge_patch_shared``) is the same without a look."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return len(a) == len(b) and all(k in b and _same(v, b[k]) for k, v in a.items())
+    if kind is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def flatten_pair(old: Any, new: Any, schema: Obj | None, path: Path = (),
@@ -134,6 +154,9 @@ def flatten_pair(old: Any, new: Any, schema: Obj | None, path: Path = (),
     flattenings gives, since a field's entries all lie under its own path."""
     old_out, new_out = ({}, {}) if outs is None else outs
     node = resolve(schema)
+    if isinstance(old, list) and isinstance(new, list) and node.get("type") == "array":
+        if _pair_items(old, new, node, path, old_out, new_out, maps):
+            return old_out, new_out
     if not (_object_node(old, node) and _object_node(new, node)):
         flatten(old, schema, path, old_out, maps=maps)
         flatten(new, schema, path, new_out, maps=maps)
@@ -161,6 +184,60 @@ def flatten_pair(old: Any, new: Any, schema: Obj | None, path: Path = (),
         else:
             flatten(new[key], child, sub, new_out, maps=maps)
     return old_out, new_out
+
+
+def _keyed(items: list[Any], keys: list[str]) -> dict[str, Any] | None:
+    """An associative list's items by element, or None when one is not an object or two
+    share an element (``flatten`` then decides what the paths hold)."""
+    out = {}
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        element = item_element(item, "map", keys, 0)
+        if element in out:
+            return None
+        out[element] = item
+    return out
+
+
+def _pair_items(old: list[Any], new: list[Any], node: Obj, path: Path,
+                old_out: dict[Path, Any], new_out: dict[Path, Any], maps: bool) -> bool:
+    """``flatten_pair`` of two associative lists item by item (conditions, container
+    statuses: a status write changes one or two items of each): the fields equal in an
+    item of both are left out. False (nothing done) for other lists."""
+    kind, keys = _list_keys(node)
+    if kind != "map":
+        return False
+    olds, news = _keyed(old, keys), _keyed(new, keys)
+    if olds is None or news is None:
+        return False
+    item_props = resolve(node.get("items")).get("properties") or {}
+    for element in olds.keys() | news.keys():
+        old_item, new_item = olds.get(element), news.get(element)
+        if old_item is not None and new_item is not None and _same(old_item, new_item):
+            continue
+        sub = path + (element,)
+        if old_item is not None:
+            old_out[sub] = MEMBER
+        if new_item is not None:
+            new_out[sub] = MEMBER
+        for key in (old_item or {}).keys() | (new_item or {}).keys():
+            in_old = old_item is not None and key in old_item
+            in_new = new_item is not None and key in new_item
+            field = item_props.get(key)
+            child = sub + (f"f:{key}",)
+            if in_old and in_new:
+                assert old_item is not None and new_item is not None
+                if not _same(old_item[key], new_item[key]):
+                    flatten_pair(old_item[key], new_item[key], field, child,
+                                 (old_out, new_out), maps=maps)
+            elif in_old:
+                assert old_item is not None
+                flatten(old_item[key], field, child, old_out, maps=maps)
+            elif in_new:
+                assert new_item is not None
+                flatten(new_item[key], field, child, new_out, maps=maps)
+    return True
 
 
 def compare(old: dict[Path, Any], new: dict[Path, Any]) -> tuple[set[Path], set[Path]]:
@@ -254,7 +331,14 @@ def _child(value: Any, element: str) -> Any:
 
 
 def to_fields_v1(paths: set[Path]) -> Obj:
-    """The fieldsV1 tree of a set: ``{}`` for a leaf, ``".": {}`` for a member with children."""
+    """The fieldsV1 tree of a set: ``{}`` for a leaf, ``".": {}`` for a member with children.
+    The pods of a workload have the same sets: each tree is built once and shared, never to
+    be mutated (as the entries a write keeps are shared between an object's versions)."""
+    return _fields_v1(frozenset(paths))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fields_v1(paths: frozenset[Path]) -> Obj:
     tree: Obj = {}
     for path in sorted(paths):
         node = tree

@@ -196,7 +196,9 @@ def decode(raw: bytes, content_type: str, *, what: str = "object") -> Any:
             tree = yaml.load(raw, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader)
             return jsontree.plain(tree, max_nodes=budget)
         parsed = json.loads(raw, parse_constant=_constant, parse_float=_float, parse_int=_int)
-        if jsontree.depth_exceeds(parsed):
+        # each level opens with a bracket: a body with few of them needs no walk
+        if raw.count(b"{") + raw.count(b"[") > jsontree.MAX_DEPTH \
+                and jsontree.depth_exceeds(parsed):
             raise jsontree.TreeError(f"exceeded max depth of {jsontree.MAX_DEPTH}")
         return parsed
     except RecursionError:

@@ -40,6 +40,30 @@ def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+def depth_exceeds_besides(value: Any, old: Any, limit: int = MAX_DEPTH) -> bool:
+    """``depth_exceeds(value)`` where ``old`` is a value already known not to exceed it (a
+    stored object): the subtrees ``value`` shares with ``old`` at the same place (``is``)
+    are not walked again."""
+    stack: list[tuple[Any, Any, int]] = [(value, old, 1)]
+    while stack:
+        item, before, depth = stack.pop()
+        if item is before:  # both containers (scalars are not stacked)
+            continue
+        if isinstance(item, dict):
+            if depth > limit:
+                return True
+            olds = before if isinstance(before, dict) else {}
+            stack.extend((child, olds.get(key), depth + 1) for key, child in item.items()
+                         if isinstance(child, (dict, list)))
+        elif isinstance(item, list):
+            if depth > limit:
+                return True
+            olds_list = before if isinstance(before, list) else []
+            stack.extend((child, olds_list[i] if i < len(olds_list) else None, depth + 1)
+                         for i, child in enumerate(item) if isinstance(child, (dict, list)))
+    return False
+
+
 def _key(key: Any) -> str:
     """A mapping key as sigs.k8s.io/yaml turns it into a JSON object key."""
     if isinstance(key, str):

@@ -178,6 +178,29 @@ def _merge_into(result: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return result
 
 
+def merge_patch_shared(doc: Any, patch: Any) -> Any:
+    """``merge_patch``'s result, copying only the objects the patch changes: every value the
+    patch leaves alone is shared with ``doc`` (a stored object, never mutated), so the
+    caller must not mutate the result below the patched objects. Comparisons and checks
+    of the result can skip what is still ``doc``'s (``is``)."""
+    if not isinstance(patch, dict):
+        return copy_json(patch)
+    return _merge_shared(doc if isinstance(doc, dict) else {}, patch)
+
+
+def _merge_shared(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    result = dict(doc)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            current = doc.get(key)
+            result[key] = _merge_shared(current if isinstance(current, dict) else {}, value)
+        else:
+            result[key] = copy_json(value)
+    return result
+
+
 # --- strategic merge patch -----------------------------------------------------------------
 
 # The patchMergeKey of list fields (core/v1, apps/v1), by field name.

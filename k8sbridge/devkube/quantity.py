@@ -20,6 +20,7 @@ The rules followed:
 from __future__ import annotations
 
 import decimal
+import functools
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -147,6 +148,7 @@ def _interpret(suffix: str) -> tuple[int, int, Format]:
     raise QuantityError(SUFFIX)
 
 
+@functools.lru_cache(maxsize=4096)  # a workload's pods repeat the same few (Quantity is frozen)
 def parse(text: str) -> Quantity:
     """Decode a quantity string as resource.ParseQuantity does, or raise QuantityError."""
     if not text:

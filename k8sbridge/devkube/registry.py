@@ -36,6 +36,7 @@ from k8sbridge.devkube import (
     shapes,
     store,
     validation,
+    writerules,
 )
 
 Obj = dict[str, Any]
@@ -51,10 +52,6 @@ SA_KIND = kinds.BY_KEY[kinds.ResourceKey("/serviceaccounts")]
 POD_KIND = kinds.BY_KEY[kinds.ResourceKey("/pods")]
 SVC_KIND = kinds.BY_KEY[kinds.ResourceKey("/services")]
 PC_KIND = kinds.BY_KEY[kinds.ResourceKey(f"{priorityclasses.GROUP}/{priorityclasses.PLURAL}")]
-
-# Spec fields of a pod that may change after creation (everything else is immutable).
-_POD_MUTABLE_CONTAINER = frozenset({"image"})
-
 
 def now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
@@ -279,7 +276,9 @@ class Registry:
                 "the namespace of the provided object does not match the namespace sent on the "
                 "request"
             )
-        old = self.current(kind, namespace, name)
+        # a status write stores old's values beside the body's status, never mutating them
+        old = self.stored(kind, namespace, name).obj if subresource == "status" \
+            else self.current(kind, namespace, name)
         return self.replace(
             kind=kind, old=old, new=new, subresource=subresource, dry_run=dry_run,
             manager=manager,
@@ -304,22 +303,14 @@ class Registry:
         manager: managedfields.Manager | None = None,
     ) -> Obj:
         """Store ``new`` in place of ``old`` after an update's checks (shapes, preconditions,
-        the rules of the subresource, defaults, validation)."""
-        shapes.check_shapes(kind, new)
+        the rules of the subresource, defaults, validation). ``old``: the stored object or a
+        private copy of it; a status write shares its values and never mutates them."""
+        shapes.check_shapes(kind, new, old)
         meta = _meta(new)
         self._preconditions(kind, old, meta)
         old_meta = old["metadata"]
         if subresource == "status":
-            result = patch.copy_json(old)
-            if "status" in new:
-                result["status"] = new["status"]
-            # Status writers (kubelets, kopf) may change labels and annotations too.
-            for field in ("labels", "annotations"):
-                if field in meta:
-                    result["metadata"][field] = meta[field]
-                else:
-                    result["metadata"].pop(field, None)
-            new = result
+            new = writerules.status_result(old, new)
         else:
             for field in ("uid", "creationTimestamp", "deletionTimestamp",
                           "deletionGracePeriodSeconds", "namespace", "name", "generation"):
@@ -335,7 +326,7 @@ class Registry:
                     new.pop("status", None)
             if kind.plural == "pods":
                 priorityclasses.keep_priority(old, new)
-                self._check_pod_update(old, new)
+                writerules.check_pod_update(old, new)
             defaults.apply_defaults(kind, new, create=False)
             if kind.plural == "services":
                 self.service_allocator.update(old, new, stored=self.store)
@@ -397,41 +388,6 @@ class Registry:
         if kind.group == priorityclasses.GROUP:  # the Priority plugin validates after
             priorityclasses.admit_class(obj, old=old, classes=self.priority_classes)
 
-    def _check_pod_update(self, old: Obj, new: Obj) -> None:
-        old_spec = old.get("spec") or {}
-        new_spec = new.get("spec") or {}
-        if old_spec.get("nodeName") and new_spec.get("nodeName") != old_spec.get("nodeName"):
-            raise errors.invalid(
-                kind="Pod", group="", name=old["metadata"]["name"],
-                causes=[("FieldValueInvalid", "spec.nodeName", "Invalid value: field is "
-                         "immutable")],
-            )
-
-        def masked(spec: Obj) -> Obj:
-            spec = patch.copy_json(spec)
-            for group in ("containers", "initContainers"):
-                for c in spec.get(group) or []:
-                    if isinstance(c, dict):
-                        for field in _POD_MUTABLE_CONTAINER:
-                            c.pop(field, None)
-            for field in ("activeDeadlineSeconds", "tolerations", "nodeName",
-                          "schedulingGates", "terminationGracePeriodSeconds"):
-                spec.pop(field, None)
-            return spec
-
-        if isinstance(new_spec, dict):
-            defaults.default_pod_spec(new_spec, template=False)
-        if masked(old_spec) != masked(new_spec):
-            raise errors.invalid(
-                kind="Pod", group="", name=old["metadata"]["name"],
-                causes=[("FieldValueForbidden", "spec",
-                         "Forbidden: pod updates may not change fields other than "
-                         "`spec.containers[*].image`,`spec.initContainers[*].image`,"
-                         "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
-                         "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it "
-                         "to be set to 1 if it was previously negative)")],
-            )
-
     def _finish_if_released(self, kind: kinds.Kind, obj: Obj) -> Obj:
         """Remove an object being deleted once nothing holds it (finalizers, pod grace)."""
         meta = obj["metadata"]
@@ -468,11 +424,17 @@ class Registry:
                 return self.create(kind=kind, namespace=namespace, body=applied,
                                    dry_run=dry_run,
                                    managed=applied["metadata"].pop("managedFields"))
-        old = self.current(kind, namespace, name)
+        # A merge patch of the status shares what it leaves alone with the stored object (the
+        # status write stores old's values, not the patched object's): no copies of the pod.
+        shared = subresource == "status" and content_type == "application/merge-patch+json"
+        old = self.stored(kind, namespace, name).obj if shared \
+            else self.current(kind, namespace, name)
         old_view = self.view(kind, old)  # the patch functions copy; old stays intact
         try:
             if content_type == "application/json-patch+json":
                 patched = patch.json_patch(old_view, body)
+            elif shared:
+                patched = patch.merge_patch_shared(old_view, body)
             elif content_type == "application/merge-patch+json":
                 patched = patch.merge_patch(old_view, body)
             elif content_type == "application/strategic-merge-patch+json":

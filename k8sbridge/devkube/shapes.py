@@ -275,21 +275,28 @@ def _shape_tree(shapes: list[Shape]) -> _ShapeNode:
     return root
 
 
-def _well_shaped(node: _ShapeNode, value: Any) -> bool:
+def _well_shaped(node: _ShapeNode, value: Any, old: Any = None) -> bool:
     """True if no check of ``node``'s subtree fails for ``value`` (what ``shape_causes`` walks,
-    in one pass over the object instead of one walk from the root per path)."""
+    in one pass over the object instead of one walk from the root per path). ``old``: the
+    value at the same place of an object that passed (stored); what is still its is not
+    walked again."""
+    if value is old and old is not None:
+        return True
     for types, bool_ok in node.checks:
         if not isinstance(value, types) or (not bool_ok and isinstance(value, bool)):
             return False
     if node.children and isinstance(value, dict):
+        olds = old if isinstance(old, dict) else {}
         for key, child in node.children.items():
             item = value.get(key)
-            if item is not None and not _well_shaped(child, item):
+            if item is not None and not _well_shaped(child, item, olds.get(key)):
                 return False
     if node.each is not None and isinstance(value, list):
         each = node.each
-        for item in value:
-            if not _well_shaped(each, item):
+        olds_list = old if isinstance(old, list) else []
+        for index, item in enumerate(value):
+            if not _well_shaped(each, item,
+                                olds_list[index] if index < len(olds_list) else None):
                 return False
     return True
 
@@ -297,24 +304,28 @@ def _well_shaped(node: _ShapeNode, value: Any) -> bool:
 _SHAPE_TREES: dict[str, _ShapeNode] = {}
 
 
-def check_shapes(kind: kinds.Kind, obj: dict[str, Any]) -> None:
+def check_shapes(kind: kinds.Kind, obj: dict[str, Any],
+                 old: dict[str, Any] | None = None) -> None:
     """Refuse what the decoder would: nesting deeper than any object (a patch can deepen an
-    object the body check saw), wrong JSON types (422), quantities that do not decode (400)."""
-    if jsontree.depth_exceeds(obj):
+    object the body check saw), wrong JSON types (422), quantities that do not decode (400).
+    ``old``: the stored object ``obj`` was patched from; the subtrees ``obj`` still shares
+    with it (``patch.merge_patch_shared``) passed these checks and are not walked again."""
+    if jsontree.depth_exceeds_besides(obj, old) if old is not None \
+            else jsontree.depth_exceeds(obj):
         raise errors.bad_request(
             f"{kind.kind} in version \"{kind.version}\" cannot be handled as a {kind.kind}: "
             f"exceeded max depth of {jsontree.MAX_DEPTH}")
     tree = _SHAPE_TREES.get(kind.plural)
     if tree is None:
         tree = _SHAPE_TREES[kind.plural] = _shape_tree(_SHAPES.get(kind.plural, _META_SHAPES))
-    if not _well_shaped(tree, obj):
+    if not _well_shaped(tree, obj, old):
         causes = shape_causes(kind, obj)  # the slow walk names every bad path, in table order
         if causes:
             name = (obj.get("metadata") or {}).get("name") if isinstance(
                 obj.get("metadata"), dict) else ""
             raise errors.invalid(kind=kind.kind, group=kind.group, name=str(name or ""),
                                  causes=causes)
-    decode_quantities(kind, obj)
+    decode_quantities(kind, obj, old)
 
 
 
@@ -358,10 +369,15 @@ def resource_lists(kind: kinds.Kind, obj: dict[str, Any]) -> list[tuple[str, dic
     return out
 
 
-def decode_quantities(kind: kinds.Kind, obj: dict[str, Any]) -> None:
+def decode_quantities(kind: kinds.Kind, obj: dict[str, Any],
+                      old: dict[str, Any] | None = None) -> None:
     """Every resource quantity decodes, or the request is a 400 in the decoder's words; each one
-    is replaced by the canonical form the apiserver stores and returns."""
+    is replaced by the canonical form the apiserver stores and returns. The lists ``obj``
+    shares with the stored ``old`` are canonical already (and not to be written to)."""
+    stored = {id(v) for _, v in resource_lists(kind, old)} if old is not None else set()
     for _, values in resource_lists(kind, obj):
+        if id(values) in stored:
+            continue
         for name, raw in values.items():
             try:
                 values[name] = quantity.parse_json(raw).canonical()

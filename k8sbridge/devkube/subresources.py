@@ -28,15 +28,16 @@ def bind(reg: registry.Registry, *, namespace: str, name: str, body: Any) -> Obj
     if not node:
         raise errors.invalid(kind="Binding", group="", name=name, causes=[
             ("FieldValueRequired", "target.name", "Required value")])
-    pod = reg.current(registry.POD_KIND, namespace, name)
-    pmeta = pod["metadata"]
+    # the stored pod's own values, shared; only the dicts written below are new
+    pod = dict(reg.stored(registry.POD_KIND, namespace, name).obj)
+    pmeta = pod["metadata"] = dict(pod["metadata"])
     if meta.get("uid") and meta["uid"] != pmeta["uid"]:
         raise errors.conflict(plural="pods", group="", name=name, why=(
             f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
             f"{pmeta['uid']}"))
     if meta.get("resourceVersion") and meta["resourceVersion"] != pmeta["resourceVersion"]:
         raise errors.conflict(plural="pods", group="", name=name, why=errors.STALE)
-    spec = pod.setdefault("spec", {})
+    spec = pod["spec"] = dict(pod.get("spec") or {})
     if pmeta.get("deletionTimestamp"):
         raise errors.conflict(plural="pods/binding", group="", name=name,
                               why=f"pod {name} is being deleted, cannot be assigned to a host")
@@ -48,14 +49,14 @@ def bind(reg: registry.Registry, *, namespace: str, name: str, body: Any) -> Obj
         raise errors.conflict(plural="pods/binding", group="", name=name,
                               why=f"pod {name} has non-empty .spec.schedulingGates")
     spec["nodeName"] = node
-    status = pod.setdefault("status", {})
+    status = pod["status"] = dict(pod.get("status") or {})
     status.pop("nominatedNodeName", None)
     conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
     conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                        "lastTransitionTime": registry.rfc3339(registry.now())})
     status["conditions"] = conditions
     if meta.get("annotations"):
-        pmeta.setdefault("annotations", {}).update(meta["annotations"])
+        pmeta["annotations"] = {**(pmeta.get("annotations") or {}), **meta["annotations"]}
     reg.store.update(registry.POD_KIND.store_key, pod)
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
             "code": 201}

@@ -227,9 +227,10 @@ class ApiClient:
                     raise errors.from_status(status=resp.status, body=parsed)
                 buffer = b""
                 async for chunk in resp.content.iter_any():
-                    buffer += chunk
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
+                    # one split per chunk (splitting a line off at a time copied the rest of
+                    # the chunk once per event)
+                    *lines, buffer = (buffer + chunk).split(b"\n")
+                    for line in lines:
                         if line.strip():
                             yield _parse_event(line)
                     if len(buffer) > MAX_WATCH_LINE:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 
 from k8sbridge.devkube import patch
@@ -58,6 +60,28 @@ def test_merge_patch() -> None:
     assert out["metadata"]["labels"] == {"b": "2"}
     assert out["spec"]["tolerations"] == []
     assert out["spec"]["containers"] == POD["spec"]["containers"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from(["a", "b"]),
+    lambda inner: st.lists(inner, max_size=2)
+    | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3),
+    max_leaves=12)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(doc=_json, body=_json)
+def test_a_shared_merge_patch_gives_the_copying_ones_result_and_leaves_the_doc(
+        doc: Any, body: Any) -> None:
+    before = patch.copy_json(doc)
+    shared = patch.merge_patch_shared(doc, body)
+    assert shared == patch.merge_patch(before, body)
+    assert doc == before
+    # what the patch did not name is the document's own value, not a copy
+    if isinstance(doc, dict) and isinstance(body, dict) and isinstance(shared, dict):
+        for key, value in doc.items():
+            if key not in body:
+                assert shared[key] is value
 
 
 def test_strategic_merge_lists_by_merge_key() -> None:

@@ -86,7 +86,13 @@ _pod = st.fixed_dictionaries({}, optional={
     "status": st.one_of(_scalars, st.fixed_dictionaries({}, optional={
         "phase": _scalars, "conditions": st.lists(st.fixed_dictionaries(
             {"type": st.sampled_from(["Ready", "Initialized"])},
-            optional={"status": _scalars}), max_size=2)}))})
+            optional={"status": _scalars}), max_size=2),
+        "containerStatuses": st.lists(st.fixed_dictionaries(
+            {"name": st.sampled_from(["c", "d"])},
+            optional={"ready": _scalars, "state": st.one_of(_scalars, st.fixed_dictionaries(
+                {}, optional={"running": st.fixed_dictionaries(
+                    {}, optional={"startedAt": _scalars}), "waiting": _labels}))}),
+            max_size=2)}))})
 
 
 @hypothesis.settings(max_examples=400, deadline=None)
