@@ -24,12 +24,13 @@ class Group:
 
     __slots__ = ("queue", "static", "need", "ports", "explanation", "overhead", "steady",
                  "reserve", "inits", "bags", "allocations", "fast", "scan", "anti",
-                 "matching")
+                 "matching", "terms")
 
     def __init__(self) -> None:
         self.queue: select.CandidateQueue | None = None
         self.scan: topology.ScannedGroup | None = None  # topology constraints: by class
         self.anti = False  # required anti-affinity, its own or another pod's, may refuse it
+        self.terms = False  # the pods have pod affinity terms of their own (any kind)
         # (trackers registered then, the ``topology`` trackers counting these pods)
         self.matching: tuple[int, list[topology.Tracker]] | None = None
         self.static: list[feasible.Rejection] = []
@@ -110,21 +111,29 @@ def assign(
         template = group.fast.get(pool.signature)
         if template is not None:
             free = pool.free
-            scalars = pool.scalars
+            firsts = pool.firsts
             offer_ids = pool.offer_ids
-            sources: list[ids.OfferId] | None = None if len(offer_ids) == 1 else []
-            for name, milli in group.need:  # fit_pool checked free: one entry holds it
-                free[name] -= milli
-                entry = scalars[name][0]
-                entry.left -= milli
-                if sources is not None and entry.offer not in sources:
-                    sources.append(entry.offer)
+            sources: tuple[ids.OfferId, ...]
+            # fit_pool checked free: the one entry of each scalar holds it
+            if len(offer_ids) == 1:
+                for name, milli in group.need:
+                    free[name] -= milli
+                    firsts[name].left -= milli
+                sources = offer_ids
+            else:
+                taken: set[ids.OfferId] = set()
+                for name, milli in group.need:
+                    free[name] -= milli
+                    entry = firsts[name]
+                    entry.left -= milli
+                    taken.add(entry.offer)
+                sources = tuple(o for o in offer_ids if o in taken)
             if template.pod_key == pod.key and template.offer_ids == offer_ids:
                 return template
             pool.used = True
             t = template  # dataclasses.replace is several times slower on this hot path
             view = agent.view
-            return plan.Assignment(
+            return plan.new_assignment(
                 pod.key,
                 pod.uid,
                 view.agent_id,
@@ -137,7 +146,7 @@ def assign(
                 t.init_containers,
                 t.host_ports,
                 t.reserve,
-                offer_ids if sources is None else tuple(o for o in offer_ids if o in sources),
+                sources,
             )
         assignment = group.fast[pool.signature] = _carve_assignment(pod, agent, pool, group)
         return assignment

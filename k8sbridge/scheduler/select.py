@@ -88,12 +88,16 @@ class Ranking:
             return
         new = (value, old[1], index)
         # (a placement moves an agent tens of places, nearly always: no check whether it
-        # stays between its neighbours)
+        # stays between its neighbours; the entries before its old place are all better than
+        # its new key when it got worse, those after it all worse when it got better)
         order = self.order
-        del order[_bisect_left(order, old)]
-        _insort(order, new)
+        at = _bisect_left(order, old)
+        del order[at]
         keys[index] = new
-        if value < old[0]:
+        if value > old[0]:
+            _insort(order, new, at)
+        else:
+            _insort(order, new, 0, at)
             for queue in self._heaps[index]:
                 queue.push(index)
 
@@ -109,20 +113,21 @@ class Rankings:
     pass whose groups all read sub-rankings (every group has a bonus when some agents carry
     PreferNoSchedule taints) never pays for keeping the main one in order."""
 
-    __slots__ = ("_main", "_agents", "_tiebreak", "_by_agent", "_subs")
+    __slots__ = ("_main", "_agents", "_tiebreak", "by_agent", "_subs")
 
     def __init__(self, *, agents: list[feasible.AgentState], tiebreak: list[int]) -> None:
         self._agents = agents
         self._tiebreak = tiebreak
         self._main: Ranking | None = None
-        self._by_agent: list[list[Ranking]] = [[] for _ in agents]
+        #: per agent index, the rankings that hold it (``update`` them all)
+        self.by_agent: list[list[Ranking]] = [[] for _ in agents]
         self._subs: dict[tuple[object, ...], Ranking] = {}
 
     @property
     def main(self) -> Ranking:
         if self._main is None:
             self._main = Ranking(agents=self._agents, tiebreak=self._tiebreak)
-            for rankings in self._by_agent:
+            for rankings in self.by_agent:
                 rankings.append(self._main)
         return self._main
 
@@ -150,7 +155,7 @@ class Rankings:
                 sub = Ranking(agents=candidates, tiebreak=self._tiebreak,
                               size=len(self._agents), bonus=bonus)
                 for a in candidates:
-                    self._by_agent[a.index].append(sub)
+                    self.by_agent[a.index].append(sub)
             self._subs[key] = sub
         return sub
 
@@ -173,7 +178,7 @@ class Rankings:
     def update(self, agent: feasible.AgentState) -> None:
         index = agent.index
         score = agent.score
-        for ranking in self._by_agent[index]:
+        for ranking in self.by_agent[index]:
             ranking.update(index, score)
 
 

@@ -115,7 +115,9 @@ def _static_rejection(
     )
 
 
-_StaticResult = tuple[list[feasible.AgentState], list[feasible.Rejection]]
+# the candidates, the rejections and the candidates' static scores (``scores``): they depend
+# on the static signature alone, so groups that share it share them
+_StaticResult = tuple[list[feasible.AgentState], list[feasible.Rejection], list[float] | None]
 
 
 def _static(
@@ -129,7 +131,9 @@ def _static(
             candidates.append(agent)
         else:
             rejections.append(rejection)
-    return candidates, rejections
+    bonus = scores.static_bonus(pod, candidates, size=len(agents),
+                                implicit=settings.implicit_tolerations)
+    return candidates, rejections, bonus
 
 
 class _Pass:
@@ -198,10 +202,10 @@ def _new_group(
             left[name] -= milli
     group.reserve = [(n, v) for n, v in left.items() if v > 0]
     group.inits = [carve.container_need(c) for c in pod.init_containers if not c.sidecar]
-    candidates, group.static = static
+    candidates, group.static, bonus = static
     group.anti = shared.anti(pod)
-    bonus = scores.static_bonus(pod, candidates, size=len(shared.agents),
-                                implicit=settings.implicit_tolerations)
+    group.terms = bool(pod.pod_affinity or pod.preferred_pod_affinity
+                       or pod.preferred_anti_affinity)
     if shared.scanned(pod):
         group.scan = topology.ScannedGroup(
             pod=pod, candidates=candidates, agents=shared.agents,
@@ -274,6 +278,11 @@ def place(
     placed_pods = trackers.placed_pods
     counted = any_anti or bool(shared.terms) or any(
         p.spread or (p.owner_uid and settings.default_spread) for p in pending)
+    # the hot loop's names, as locals (one lookup each instead of two per pod)
+    rejection_type = feasible.Rejection
+    fit_pool = feasible.fit_pool
+    assign = carve.assign
+    by_agent = rankings.by_agent
     for i in order:
         pod = pending[i]
         if pod.key in seen:
@@ -290,6 +299,8 @@ def place(
             group = groups[sig] = _new_group(pod, static, shared)
         placed = False
         plain = group.queue
+        need = group.need
+        ports = group.ports
         while group.explanation is None:
             if plain is not None:  # the common case, without a call
                 queue, agent = plain, plain.best(agents)
@@ -305,24 +316,28 @@ def place(
             if reserved and pre.blocks(agent.index, pod):
                 queue.drop(agent, feasible.Rejection(preempting.REASON_NOMINATED))
                 continue
-            fit = feasible.check_pod_count(agent) or feasible.fit_pool(
-                group.need, group.ports, agent
-            )
-            if isinstance(fit, feasible.Rejection):
+            room = agent.room
+            if room is not None and agent.placed >= room:
+                queue.drop(agent, feasible.Rejection(feasible.REASON_TOO_MANY_PODS))
+                continue
+            fit = fit_pool(need, ports, agent)
+            if isinstance(fit, rejection_type):
                 queue.drop(agent, fit)
                 continue
-            rejection = (group.ports and feasible.check_ports_taken(group.ports, agent)) or (
+            rejection = (ports and feasible.check_ports_taken(ports, agent)) or (
                 group.anti and feasible.check_anti_affinity(pod, agent, domains)
             )
             if rejection:
                 queue.drop(agent, rejection)
                 continue
-            assignments.append(carve.assign(pod, agent, fit, group))
+            assignments.append(assign(pod, agent, fit, group))
             agent.placed += 1
-            agent.score = scorer(agent)
-            rankings.update(agent)
-            if group.ports:
-                agent.taken_ports.update(group.ports)
+            score = agent.score = scorer(agent)
+            index = agent.index
+            for ranking in by_agent[index]:
+                ranking.update(index, score)
+            if ports:
+                agent.taken_ports.update(ports)
             if group.anti:  # only pods some anti-affinity term is about are indexed
                 domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
             if trackers.groups:
@@ -330,8 +345,7 @@ def place(
                 if matching is None or matching[0] != trackers.count:
                     matching = group.matching = (trackers.count, trackers.matching(
                         (pod.namespace, pod.labels, pod.owner_uid)))
-                if matching[1] or pod.pod_affinity or pod.preferred_pod_affinity \
-                        or pod.preferred_anti_affinity:
+                if matching[1] or group.terms:
                     trackers.placed(agent, pod, matching[1])
                 else:  # counted by no tracker: only remembered for later ones
                     placed_pods.append((agent, pod))

@@ -9,7 +9,7 @@ import pytest
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import feasible, select, stack
+from k8sbridge.scheduler import feasible, plan, select, stack
 
 NO_OVERHEAD = stack.StackSettings(executor_overhead=())
 BINPACK = stack.StackSettings(strategy="binpack")
@@ -520,3 +520,16 @@ def test_explanation_reports_the_pods_own_request_not_the_executor_overhead() ->
         "0/1 nodes are available: 1 Insufficient memory (requested 4096 MiB + 32 MiB for the "
         "executor, largest offer 4096 MiB)."
     )
+
+
+def test_an_assignment_built_by_position_is_the_dataclass_value() -> None:
+    # the pass builds its assignments with plan.new_assignment (the frozen dataclass's
+    # __init__ is its most expensive constructor): the value must be the same in every way
+    fields = [f.name for f in dataclasses.fields(plan.Assignment)]
+    values = [f"v{i}" for i in range(len(fields))]
+    fast = plan.new_assignment(*values)  # type: ignore[arg-type]
+    slow = plan.Assignment(*values)  # type: ignore[arg-type]
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert [getattr(fast, name) for name in fields] == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.pod_key = "other"  # type: ignore[misc]
