@@ -12,7 +12,7 @@ dynamic one. Its best agent is the first member in ranking order:
   other pods filled first) from a heap of its own members, built on first need and kept up
   lazily: an entry whose key no longer matches the ranking is re-keyed when it surfaces. A
   placement that worsens an agent's key needs nothing more; one that improves it (binpack,
-  or a better balance) is pushed to every heap holding the agent (``Ranking.update``).
+  or a better balance) is pushed to every heap holding the agent (``Rankings.update``).
 * groups whose pod-dependent static scores (preferred node affinity, PreferNoSchedule
   taints: ``scores``) differ between agents (a ``bonus`` per agent) read a sub-ranking of
   their candidates by score plus bonus (``Rankings``), shared by every group with the same
@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import struct
 
 from k8sbridge.scheduler import feasible
 
@@ -41,20 +42,36 @@ __all__ = ["CandidateQueue", "Ranking", "Rankings"]
 #: How many ranking entries a group walks before it uses a heap of its own members.
 WALK = 16
 
-_Key = tuple[float, int, int]
+_Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is best
 
 _bisect_left = bisect.bisect_left  # module lookups, once: called per placement and ranking
-_insort = bisect.insort  # (-score, tiebreak, agent index): smallest is best
+_insort = bisect.insort
+_pack = struct.Struct("<d").pack
+_unpack = struct.Struct("<q").unpack
+_SIGN = 1 << 63
+
+
+def _ordered(value: float) -> int:
+    """A non-negative int that orders as ``value`` among floats (not NaN; -0.0 is 0.0)."""
+    bits: int
+    (bits,) = _unpack(_pack(value + 0.0))
+    return bits + _SIGN if bits >= 0 else -1 - bits  # negative: the larger |value|, the smaller
 
 
 class Ranking:
-    """Agents of the pass, best first; ``update`` after an agent's score changed.
+    """Agents of the pass, best first; ``Rankings.update`` after an agent's score changed.
 
     The pass's main ranking holds every agent by its ``rank`` score; a sub-ranking holds the
     candidates of groups that share them and a static ``bonus`` (``scores``), by score plus
-    bonus, so those groups too find their best among the first entries."""
+    bonus, so those groups too find their best among the first entries.
 
-    __slots__ = ("order", "keys", "_tiebreak", "_heaps", "bonus")
+    An agent's place is its ``_Key`` (``key_of``), packed in one int that orders as the key
+    does: the float's bits made monotone, then the tiebreak, then the index (``mask`` takes it
+    back). Keeping 500 agents in order costs ~18 comparisons per placement and ranking; two
+    ints compare several times faster than two tuples of a float and two ints."""
+
+    __slots__ = ("order", "keys", "values", "mask", "_tiebreak", "_ties", "_shift", "_heaps",
+                 "bonus")
 
     def __init__(
         self,
@@ -67,39 +84,26 @@ class Ranking:
         self._tiebreak = tiebreak
         self.bonus = bonus
         count = len(agents) if size is None else size
+        bits = max(count, len(tiebreak), 1).bit_length()  # tiebreak: a permutation
+        self.mask = (1 << bits) - 1
+        self._shift = 2 * bits
         # per agent, the heaps that hold it (an improved key is pushed to them)
         self._heaps: list[list[CandidateQueue]] = [[] for _ in range(count)]
-        self.keys: list[_Key] = [(0.0, 0, -1)] * count  # index -1: not a member
+        self.values: list[float] = [0.0] * count  # the key's -score (+ bonus)
+        self.keys: list[int] = [-1] * count  # -1: not a member
+        self._ties = [(tiebreak[i] << bits) | i for i in range(count)] if count else []
         for a in agents:
-            self.keys[a.index] = self._key_for(a)
-        self.order: list[_Key] = sorted(self.keys[a.index] for a in agents)
+            score = a.score if bonus is None else a.score + bonus[a.index]
+            self.values[a.index] = -score
+            self.keys[a.index] = (_ordered(-score) << self._shift) | self._ties[a.index]
+        self.order: list[int] = sorted(self.keys[a.index] for a in agents)
 
-    def _key_for(self, agent: feasible.AgentState) -> _Key:
-        score = agent.score if self.bonus is None else agent.score + self.bonus[agent.index]
-        return (-score, self._tiebreak[agent.index], agent.index)
+    def key_of(self, index: int) -> _Key:
+        return (self.values[index], self._tiebreak[index], index)
 
-    def update(self, index: int, score: float) -> None:
-        """Agent ``index`` (one of this ranking's) has a new ``score``."""
-        keys = self.keys
-        old = keys[index]
-        bonus = self.bonus
-        value = -score if bonus is None else -(score + bonus[index])
-        if value == old[0]:
-            return
-        new = (value, old[1], index)
-        # (a placement moves an agent tens of places, nearly always: no check whether it
-        # stays between its neighbours; the entries before its old place are all better than
-        # its new key when it got worse, those after it all worse when it got better)
-        order = self.order
-        at = _bisect_left(order, old)
-        del order[at]
-        keys[index] = new
-        if value > old[0]:
-            _insort(order, new, at)
-        else:
-            _insort(order, new, 0, at)
-            for queue in self._heaps[index]:
-                queue.push(index)
+    def first_value(self) -> float:
+        """The best member's -score (+ bonus); the ranking is not empty."""
+        return self.values[self.order[0] & self.mask]
 
     def register(self, queue: CandidateQueue, indexes: set[int] | list[int]) -> None:
         for index in indexes:
@@ -168,7 +172,7 @@ class Rankings:
         for ranking in dict.fromkeys([*kept, *self._subs.values()]):
             keys = ranking.keys
             theirs = ranking.bonus
-            if all(keys[a.index][2] >= 0
+            if all(keys[a.index] >= 0
                    and (0.0 if theirs is None else theirs[a.index])
                    == (0.0 if bonus is None else bonus[a.index])
                    for a in candidates):
@@ -176,10 +180,35 @@ class Rankings:
         return None
 
     def update(self, agent: feasible.AgentState) -> None:
+        """``agent``'s score changed: each ranking holding it moves it (written out in one
+        method: this runs after every placement, for 2-3 rankings)."""
         index = agent.index
         score = agent.score
         for ranking in self.by_agent[index]:
-            ranking.update(index, score)
+            values = ranking.values
+            old_value = values[index]
+            bonus = ranking.bonus
+            value = -score if bonus is None else -(score + bonus[index])
+            if value == old_value:
+                continue
+            (bits,) = _unpack(_pack(value + 0.0))  # _ordered, written out
+            new = ((((bits + _SIGN) if bits >= 0 else (-1 - bits)) << ranking._shift)
+                   | ranking._ties[index])
+            keys = ranking.keys
+            order = ranking.order
+            # (a placement moves an agent tens of places, nearly always: no check whether it
+            # stays between its neighbours; the entries before its old place are all better
+            # than its new key when it got worse, those after it all worse when it improved)
+            at = _bisect_left(order, keys[index])
+            del order[at]
+            keys[index] = new
+            values[index] = value
+            if value > old_value:
+                _insort(order, new, at)
+            else:
+                _insort(order, new, 0, at)
+                for queue in ranking._heaps[index]:
+                    queue.push(index)
 
 
 class CandidateQueue:
@@ -189,7 +218,7 @@ class CandidateQueue:
 
     def __init__(self, *, agents: list[feasible.AgentState], ranking: Ranking) -> None:
         self._ranking = ranking
-        self._heap: list[_Key] | None = None
+        self._heap: list[int] | None = None
         self.members = {a.index for a in agents}
         self.rejections: list[tuple[int, feasible.Rejection]] = []  # (agent index, why)
 
@@ -197,7 +226,7 @@ class CandidateQueue:
         return len(self.members)
 
     def key_of(self, index: int) -> _Key:
-        return self._ranking.keys[index]
+        return self._ranking.key_of(index)
 
     def best(self, agents: list[feasible.AgentState]) -> feasible.AgentState | None:
         """The highest-ranked member (it stays a member until ``drop``)."""
@@ -208,10 +237,12 @@ class CandidateQueue:
             # the best agents are rarely full: the first entries of the ranking usually hold
             # a member (when members are not too rare); once they did not, a heap of the
             # members (kept lazily) answers
-            for _, _, index in itertools.islice(self._ranking.order, WALK):
-                if index in members:
+            mask = self._ranking.mask
+            for key in itertools.islice(self._ranking.order, WALK):
+                if (index := key & mask) in members:
                     return agents[index]
         keys = self._ranking.keys
+        mask = self._ranking.mask
         if self._heap is None:
             self._heap = [keys[i] for i in members]
             heapq.heapify(self._heap)
@@ -219,7 +250,7 @@ class CandidateQueue:
         heap = self._heap
         while heap:
             key = heap[0]
-            index = key[2]
+            index = key & mask
             if index not in members:
                 heapq.heappop(heap)
                 continue

@@ -496,7 +496,7 @@ class ScannedGroup:
                 total += rank.WEIGHT_INTER_POD_AFFINITY * inter_scores[n]
             totals.append((total, n))
         totals.sort(reverse=True)
-        top = -self._ranking.order[0][0] if self._ranking.order else 0.0
+        top = -self._ranking.first_value() if self._ranking.order else 0.0
         found: tuple[select.CandidateQueue, feasible.AgentState] | None = None
         found_key: tuple[float, int, int] | None = None
         for total, n in totals:
