@@ -262,6 +262,9 @@ class AgentState:
         "placed",
         "score",
         "room",
+        "single",
+        "cpu_cap",
+        "mem_cap",
     )
 
     def __init__(
@@ -287,6 +290,10 @@ class AgentState:
             for pool in self.pools:
                 for name, free in pool.free.items():
                     self.capacity[name] = self.capacity.get(name, 0) + free
+        #: the free scalars of the agent's only pool (None: several pools, or none)
+        self.single = self.pools[0].free if len(self.pools) == 1 else None
+        self.cpu_cap = self.capacity.get("cpus", 0)  # for ``rank``, after every placement
+        self.mem_cap = self.capacity.get("mem", 0)
         self.placed = 0
         self.score = 0.0  # rank's score for the current state, kept by stack
         #: how many pods the pass may place here (the Node's pod limit), None: no limit

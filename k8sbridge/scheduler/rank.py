@@ -56,12 +56,12 @@ WEIGHT_BALANCED = 1
 
 def _free_fractions(agent: feasible.AgentState) -> tuple[float, float]:
     """Free / capacity of cpu and of memory (0 when the agent has none of it)."""
-    capacity = agent.capacity
-    cpu_cap = capacity.get("cpus", 0)
-    mem_cap = capacity.get("mem", 0)
-    if len(agent.pools) == 1:
-        free = agent.pools[0].free
-        cpu_free, mem_free = free.get("cpus", 0), free.get("mem", 0)
+    cpu_cap = agent.cpu_cap
+    mem_cap = agent.mem_cap
+    free = agent.single
+    if free is not None:
+        cpu_free = free.get("cpus", 0)
+        mem_free = free.get("mem", 0)
     else:
         cpu_free, mem_free = agent.free("cpus"), agent.free("mem")
     # min(1.0, share) without the call
@@ -78,13 +78,12 @@ def free_share(agent: feasible.AgentState) -> float:
 
 def spread(agent: feasible.AgentState) -> float:
     # ``_free_fractions`` written out (one call fewer: run after every placement of a pass)
-    capacity = agent.capacity
-    cpu_cap = capacity.get("cpus", 0)
-    mem_cap = capacity.get("mem", 0)
-    pools = agent.pools
-    if len(pools) == 1:
-        free = pools[0].free
-        cpu_free, mem_free = free.get("cpus", 0), free.get("mem", 0)
+    cpu_cap = agent.cpu_cap
+    mem_cap = agent.mem_cap
+    free = agent.single
+    if free is not None:
+        cpu_free = free.get("cpus", 0)
+        mem_free = free.get("mem", 0)
     else:
         cpu_free, mem_free = agent.free("cpus"), agent.free("mem")
     # min(1.0, share) without the call

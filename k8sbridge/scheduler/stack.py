@@ -83,6 +83,7 @@ DEFAULT_SETTINGS = StackSettings()
 _SIGNATURE = operator.attrgetter("placement_signature")
 _NOMINATED = operator.attrgetter("nominated_node")
 _PRIORITY = operator.attrgetter("priority")
+_KEY = operator.attrgetter("key")
 
 
 
@@ -300,11 +301,15 @@ def place(
     rejection_type = feasible.Rejection
     fit_pool = feasible.fit_pool
     assign = carve.assign
+    # (a queue that holds a pod twice places it once; a set of 10,000 keys tells whether
+    # this one does, without a look-up per pod)
+    twice = len(set(map(_KEY, pending))) != len(pending)
     for i in order:
         pod = pending[i]
-        if pod.key in seen:
-            continue  # the same pod twice in the queue is placed once
-        seen.add(pod.key)
+        if twice:
+            if pod.key in seen:
+                continue
+            seen.add(pod.key)
         # counts per topology domain tell pods apart by who they are; signatures are
         # interned, so equal ones are (nearly always) one object: look groups up by identity
         sig = id(pod.counted_signature if counted else pod.placement_signature)
