@@ -41,6 +41,8 @@ __all__ = ["CandidateQueue", "Ranking", "Rankings"]
 
 #: How many ranking entries a group walks before it uses a heap of its own members.
 WALK = 16
+#: Whether a sub-ranking with one reader is left out of order (``Rankings.for_group``).
+LAZY = True
 
 _Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is best
 
@@ -71,7 +73,7 @@ class Ranking:
     ints compare several times faster than two tuples of a float and two ints."""
 
     __slots__ = ("order", "keys", "values", "mask", "_tiebreak", "_ties", "_shift", "_heaps",
-                 "bonus")
+                 "bonus", "lazy")
 
     def __init__(
         self,
@@ -80,8 +82,11 @@ class Ranking:
         tiebreak: list[int],
         size: int | None = None,
         bonus: list[float] | None = None,
+        lazy: bool = False,
     ) -> None:
         self._tiebreak = tiebreak
+        #: kept out of order (``order`` empty): its one reader finds its best in a heap
+        self.lazy = lazy
         self.bonus = bonus
         count = len(agents) if size is None else size
         bits = max(count, len(tiebreak), 1).bit_length()  # tiebreak: a permutation
@@ -96,7 +101,13 @@ class Ranking:
             score = a.score if bonus is None else a.score + bonus[a.index]
             self.values[a.index] = -score
             self.keys[a.index] = (_ordered(-score) << self._shift) | self._ties[a.index]
-        self.order: list[int] = sorted(self.keys[a.index] for a in agents)
+        self.order: list[int] = [] if lazy else sorted(self.keys[a.index] for a in agents)
+
+    def keep_in_order(self) -> None:
+        """A lazy ranking gets a second reader: from now on it is kept in order."""
+        if self.lazy:
+            self.lazy = False
+            self.order = sorted(k for k in self.keys if k >= 0)
 
     def key_of(self, index: int) -> _Key:
         return (self.values[index], self._tiebreak[index], index)
@@ -136,7 +147,8 @@ class Rankings:
         return self._main
 
     def for_group(
-        self, candidates: list[feasible.AgentState], bonus: list[float] | None
+        self, candidates: list[feasible.AgentState], bonus: list[float] | None,
+        *, heap: bool = False,
     ) -> Ranking:
         """The main ranking for a group that can use every agent and has no bonus; else a
         ranking that orders its candidates by score plus bonus: one already kept that holds
@@ -145,22 +157,28 @@ class Rankings:
         sub-ranking of the candidates, shared by every group with the same ones. (On the
         main ranking, the first entries of a group with a bonus may well be the agents its
         bonus puts last, e.g. those with a PreferNoSchedule taint, emptiest as nobody else
-        wants them either.)"""
+        wants them either.)
+
+        ``heap``: the group reads it only through ``CandidateQueue.best`` (no ``first_value``):
+        a new sub-ranking is then lazy, not kept in order until a second group reads it (a
+        group with a ranking of its own, e.g. one whose preferred node affinity no other
+        group shares, re-keys the few agents that surface in its heap instead of moving
+        every agent placed on in a sorted list: half the pass's ranking updates)."""
         if bonus is None and len(candidates) == len(self._agents):
             return self.main
         # (a group of a few candidates keeps a small ranking of its own: cheaper to keep in
         # order than the main one, which then nobody may need)
         key = (tuple(a.index for a in candidates),
                None if bonus is None else tuple(bonus[a.index] for a in candidates))
-        sub = self._subs.get(key)
+        sub = self._subs.get(key) or self._covering(candidates, bonus)
         if sub is None:
-            sub = self._covering(candidates, bonus)
-            if sub is None:
-                sub = Ranking(agents=candidates, tiebreak=self._tiebreak,
-                              size=len(self._agents), bonus=bonus)
-                for a in candidates:
-                    self.by_agent[a.index].append(sub)
-            self._subs[key] = sub
+            sub = Ranking(agents=candidates, tiebreak=self._tiebreak,
+                          size=len(self._agents), bonus=bonus, lazy=heap and LAZY)
+            for a in candidates:
+                self.by_agent[a.index].append(sub)
+        else:
+            sub.keep_in_order()  # a second reader
+        self._subs[key] = sub
         return sub
 
     def _covering(
@@ -195,6 +213,13 @@ class Rankings:
             new = ((((bits + _SIGN) if bits >= 0 else (-1 - bits)) << ranking._shift)
                    | ranking._ties[index])
             keys = ranking.keys
+            if ranking.lazy:  # its reader's heap re-keys the agent if it surfaces
+                keys[index] = new
+                values[index] = value
+                if value < old_value:
+                    for queue in ranking._heaps[index]:
+                        queue.push(index)
+                continue
             order = ranking.order
             # (a placement moves an agent tens of places, nearly always: no check whether it
             # stays between its neighbours; the entries before its old place are all better
@@ -214,11 +239,12 @@ class Rankings:
 class CandidateQueue:
     """The candidates of one pod group (or class of agents), read through a ``Ranking``."""
 
-    __slots__ = ("_ranking", "_heap", "members", "rejections")
+    __slots__ = ("_ranking", "_heap", "members", "rejections", "_lazy")
 
     def __init__(self, *, agents: list[feasible.AgentState], ranking: Ranking) -> None:
         self._ranking = ranking
         self._heap: list[int] | None = None
+        self._lazy = False  # the heap was built because the ranking was lazy
         self.members = {a.index for a in agents}
         self.rejections: list[tuple[int, feasible.Rejection]] = []  # (agent index, why)
 
@@ -233,6 +259,9 @@ class CandidateQueue:
         members = self.members
         if not members:
             return None
+        if self._lazy and not self._ranking.lazy:
+            self._lazy = False  # its ranking is kept in order now (a second reader): walk it
+            self._heap = None
         if self._heap is None and len(members) * WALK >= len(self._ranking.order):
             # the best agents are rarely full: the first entries of the ranking usually hold
             # a member (when members are not too rare); once they did not, a heap of the
@@ -244,6 +273,7 @@ class CandidateQueue:
         keys = self._ranking.keys
         mask = self._ranking.mask
         if self._heap is None:
+            self._lazy = self._ranking.lazy
             self._heap = [keys[i] for i in members]
             heapq.heapify(self._heap)
             self._ranking.register(self, list(members))

@@ -222,7 +222,7 @@ def _new_group(
         )
     else:
         group.queue = select.CandidateQueue(
-            agents=candidates, ranking=shared.rankings.for_group(candidates, bonus))
+            agents=candidates, ranking=shared.rankings.for_group(candidates, bonus, heap=True))
     return group
 
 
