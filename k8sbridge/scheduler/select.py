@@ -19,7 +19,9 @@ dynamic one. Its best agent is the first member in ranking order:
   candidates and bonus and updated like the main one: its first entries hold their best.
   A group whose candidates a ranking already kept holds, each with the group's bonus (e.g.
   a zone's agents in the ranking of every agent with the same taints), reads that one: one
-  ranking fewer to keep in order per placement.
+  ranking fewer to keep in order per placement. A sub-ranking that only one group (a plain
+  one, not ``topology``'s) reads is not kept in order at all: that group reads it through
+  its heap, until a second group comes to read it too (``Rankings.for_group``).
 
 ``topology`` keeps one queue per class of agents of a group and moves agents between them
 (``add``/``remove``).
