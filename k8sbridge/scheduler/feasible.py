@@ -169,7 +169,7 @@ class Pool:
     """
 
     __slots__ = ("role", "offer_ids", "scalars", "free", "ports", "used", "simple", "touched",
-                 "signature")
+                 "signature", "firsts")
 
     def __init__(
         self,
@@ -200,6 +200,8 @@ class Pool:
         }
         # one entry per scalar: a carve of a given size always yields the same pieces
         self.simple = all(len(entries) == 1 for entries in self.scalars.values())
+        #: each scalar's first entry (a simple pool's only one)
+        self.firsts = {name: entries[0] for name, entries in self.scalars.items()}
         # simple pools of equal signatures yield equal pieces for equal carves (a small int,
         # one per distinct signature of the pass: cheap to look up per placement)
         signature = (role, len(self.offer_ids), tuple(sorted(
@@ -259,6 +261,10 @@ class AgentState:
         "capacity",
         "placed",
         "score",
+        "room",
+        "single",
+        "cpu_cap",
+        "mem_cap",
     )
 
     def __init__(
@@ -284,8 +290,14 @@ class AgentState:
             for pool in self.pools:
                 for name, free in pool.free.items():
                     self.capacity[name] = self.capacity.get(name, 0) + free
+        #: the free scalars of the agent's only pool (None: several pools, or none)
+        self.single = self.pools[0].free if len(self.pools) == 1 else None
+        self.cpu_cap = self.capacity.get("cpus", 0)  # for ``rank``, after every placement
+        self.mem_cap = self.capacity.get("mem", 0)
         self.placed = 0
         self.score = 0.0  # rank's score for the current state, kept by stack
+        #: how many pods the pass may place here (the Node's pod limit), None: no limit
+        self.room = None if view.max_pods is None else view.max_pods - len(view.pods)
 
     def free(self, name: str) -> int:
         if len(self.pools) == 1:
@@ -370,14 +382,7 @@ def check_has_offer(pod: pods.PodRequest, agent: AgentState) -> Rejection | None
 
 
 # --------------------------------------------------------------------------------------------
-# Dynamic checkers
-
-
-def check_pod_count(agent: AgentState) -> Rejection | None:
-    limit = agent.view.max_pods
-    if limit is not None and len(agent.view.pods) + agent.placed >= limit:
-        return Rejection(REASON_TOO_MANY_PODS)
-    return None
+# Dynamic checkers (the Node's pod limit, ``AgentState.room``, is checked inline by ``stack``)
 
 
 def fit_pool(
@@ -386,6 +391,13 @@ def fit_pool(
     agent: AgentState,
 ) -> Pool | Rejection:
     """The first pool with room for ``need`` (thousandths) and ``ports``, or why none has."""
+    pools = agent.pools
+    if len(pools) == 1 and not ports:  # the common case, shorter
+        free = pools[0].free
+        for name, amount in need:
+            if free.get(name, 0) < amount:
+                return Rejection(REASON_INSUFFICIENT.get(name) or f"Insufficient {name}")
+        return pools[0]
     first: Rejection | None = None
     for pool in agent.pools:
         free = pool.free

@@ -31,6 +31,7 @@ __all__ = [
     "Preemption",
     "ReasonCount",
     "Unplaced",
+    "new_assignment",
 ]
 
 
@@ -91,6 +92,48 @@ class Assignment:
         return res.Resources.of(
             [*self.executor, *(r for c in held for r in c.resources), *self.reserve]
         )
+
+
+# the slots' own descriptors: setting them skips ``object.__setattr__``'s lookup by name, which
+# the frozen dataclass's ``__init__`` pays for each of the 13 fields
+_SET = tuple(getattr(Assignment, f.name).__set__ for f in dataclasses.fields(Assignment))
+(_pod_key, _pod_uid, _agent_id, _hostname, _node_name, _offer_ids, _role, _executor,
+ _containers, _inits, _host_ports, _reserve, _sources) = _SET
+_new = object.__new__
+
+
+def new_assignment(
+    pod_key: ids.PodKey,
+    pod_uid: ids.PodUid,
+    agent_id: ids.AgentId,
+    hostname: str,
+    node_name: str,
+    offer_ids: tuple[ids.OfferId, ...],
+    allocation_role: str | None,
+    executor: res.Resources,
+    containers: tuple[ContainerAllocation, ...],
+    init_containers: tuple[ContainerAllocation, ...],
+    host_ports: tuple[HostPortChoice, ...],
+    reserve: res.Resources,
+    sources: tuple[ids.OfferId, ...],
+) -> Assignment:
+    """``Assignment(...)`` with every field given, about twice as fast (a placement pass
+    builds one per placed pod: 10,000 in the benchmark); the same value in every way."""
+    a: Assignment = _new(Assignment)
+    _pod_key(a, pod_key)
+    _pod_uid(a, pod_uid)
+    _agent_id(a, agent_id)
+    _hostname(a, hostname)
+    _node_name(a, node_name)
+    _offer_ids(a, offer_ids)
+    _role(a, allocation_role)
+    _executor(a, executor)
+    _containers(a, containers)
+    _inits(a, init_containers)
+    _host_ports(a, host_ports)
+    _reserve(a, reserve)
+    _sources(a, sources)
+    return a
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,10 +16,11 @@ Why this order (Nomad's feasible → rank → select, composed in one place):
    (the question users ask most), host ports already taken, then pod anti-affinity (any
    topologyKey: hostname, zone, ...); an agent failing one is dropped for the group, the next
    candidate is tried;
-5. a placement carves the pod's resources out of the agent's pool (executor overhead once per
-   pod), so many pods share an offer and later pods see what is left; the ``plan.Assignment``
-   keeps the pieces (executor share, each container's scalars and host ports, the offers
-   they come from) and the commit renders the launch from them: nothing is carved twice;
+5. a placement carves the pod's resources out of the agent's pool (``carve``; executor
+   overhead once per pod), so many pods share an offer and later pods see what is left; the
+   ``plan.Assignment`` keeps the pieces (executor share, each container's scalars and host
+   ports, the offers they come from) and the commit renders the launch from them: nothing
+   is carved twice;
 6. when a group has no candidate left, its pods are unplaced with one ``Explanation``, and a
    pod that may preempt looks for victims (``preempting``); an agent nominated for a pending
    pod is closed to the pods of lower or equal priority after it.
@@ -32,12 +33,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import operator
 import random
 from collections.abc import Sequence
 
-from k8sbridge.model import cluster, ids, pods
-from k8sbridge.model import resources as res
+from k8sbridge.model import cluster, pods
 from k8sbridge.scheduler import (
+    carve,
     explain,
     feasible,
     plan,
@@ -78,41 +80,15 @@ class StackSettings:
 
 DEFAULT_SETTINGS = StackSettings()
 
+_SIGNATURE = operator.attrgetter("placement_signature")
+_NOMINATED = operator.attrgetter("nominated_node")
+_PRIORITY = operator.attrgetter("priority")
+_KEY = operator.attrgetter("key")
 
-class _Group:
-    """Pods with one placement signature: their candidates and precomputed carve lists."""
-
-    __slots__ = ("queue", "static", "need", "ports", "explanation", "overhead", "steady",
-                 "reserve", "inits", "bags", "allocations", "fast", "scan", "anti",
-                 "matching")
-
-    def __init__(self) -> None:
-        self.queue: select.CandidateQueue | None = None
-        self.scan: topology.ScannedGroup | None = None  # topology constraints: by class
-        self.anti = False  # required anti-affinity, its own or another pod's, may refuse it
-        # (trackers registered then, the ``topology`` trackers counting these pods)
-        self.matching: tuple[int, list[topology.Tracker]] | None = None
-        self.static: list[feasible.Rejection] = []
-        self.need: list[tuple[str, int]] = []  # executor + pod, thousandths
-        self.ports: list[tuple[int, str]] = []
-        self.explanation: plan.Explanation | None = None
-        self.overhead: list[tuple[str, int]] = []
-        # per steady container (app containers and sidecars): its scalar needs
-        self.steady: list[list[tuple[str, int]]] = []
-        self.reserve: list[tuple[str, int]] = []  # what the init containers need on top
-        self.inits: list[list[tuple[str, int]]] = []  # regular init containers
-        # Identical pods carved from the same entries get identical pieces (feasible caches
-        # them), so the Resources and allocations built from them are shared, not rebuilt.
-        self.bags: dict[tuple[int, ...], res.Resources] = {}
-        self.allocations: dict[tuple[object, ...], plan.ContainerAllocation] = {}
-        # For a ``simple`` pool and a pod without host ports the whole carve is the same every
-        # time, on every pool of the same signature (pieces are shared by the pools of the
-        # pass): remember it per signature and replay it.
-        self.fast: dict[int, plan.Assignment] = {}
 
 
 def _explain(
-    group: _Group, agents: list[feasible.AgentState], refused: dict[int, str] | None = None
+    group: carve.Group, agents: list[feasible.AgentState], refused: dict[int, str] | None = None
 ) -> plan.Explanation:
     counts: collections.Counter[tuple[str, str]] = collections.Counter()
     rejected: dict[str, list[int]] = {}  # reason -> agents rejected for it
@@ -145,7 +121,9 @@ def _static_rejection(
     )
 
 
-_StaticResult = tuple[list[feasible.AgentState], list[feasible.Rejection]]
+# the candidates, the rejections and the candidates' static scores (``scores``): they depend
+# on the static signature alone, so groups that share it share them
+_StaticResult = tuple[list[feasible.AgentState], list[feasible.Rejection], list[float] | None]
 
 
 def _static(
@@ -159,7 +137,9 @@ def _static(
             candidates.append(agent)
         else:
             rejections.append(rejection)
-    return candidates, rejections
+    bonus = scores.static_bonus(pod, candidates, size=len(agents),
+                                implicit=settings.implicit_tolerations)
+    return candidates, rejections, bonus
 
 
 class _Pass:
@@ -206,9 +186,9 @@ def _new_group(
     pod: pods.PodRequest,
     static: _StaticResult,
     shared: _Pass,
-) -> _Group:
+) -> carve.Group:
     settings = shared.settings
-    group = _Group()
+    group = carve.Group()
     need = {n: feasible.to_milli(v) for n, v in pod.scalars}
     for name, value in settings.executor_overhead:
         need[name] = need.get(name, 0) + feasible.to_milli(value)
@@ -221,17 +201,17 @@ def _new_group(
     left = dict(group.need)
     for name, milli in group.overhead:
         left[name] -= milli
-    for container in _steady(pod):
-        container_need = _container_need(container)
+    for container in carve.steady(pod):
+        container_need = carve.container_need(container)
         group.steady.append(container_need)
         for name, milli in container_need:
             left[name] -= milli
     group.reserve = [(n, v) for n, v in left.items() if v > 0]
-    group.inits = [_container_need(c) for c in pod.init_containers if not c.sidecar]
-    candidates, group.static = static
+    group.inits = [carve.container_need(c) for c in pod.init_containers if not c.sidecar]
+    candidates, group.static, bonus = static
     group.anti = shared.anti(pod)
-    bonus = scores.static_bonus(pod, candidates, size=len(shared.agents),
-                                implicit=settings.implicit_tolerations)
+    group.terms = bool(pod.pod_affinity or pod.preferred_pod_affinity
+                       or pod.preferred_anti_affinity)
     if shared.scanned(pod):
         group.scan = topology.ScannedGroup(
             pod=pod, candidates=candidates, agents=shared.agents,
@@ -242,199 +222,13 @@ def _new_group(
         )
     else:
         group.queue = select.CandidateQueue(
-            agents=candidates, ranking=shared.rankings.for_group(candidates, bonus))
+            agents=candidates, ranking=shared.rankings.for_group(candidates, bonus, heap=True))
     return group
 
 
-class _Carver:
-    """Splits resources already carved for a pod among its init containers."""
-
-    def __init__(self, items: Sequence[res.Resource]) -> None:
-        self._pool = feasible.Pool(
-            role=None,
-            offers=[
-                cluster.OfferView(
-                    id=ids.OfferId(""), agent_id=ids.AgentId(""), resources=res.Resources.of(items)
-                )
-            ],
-        )
-
-    def take(self, need: Sequence[tuple[str, int]]) -> res.Resources:
-        out: list[res.Resource] = []
-        for name, milli in need:
-            milli = min(milli, self._pool.free.get(name, 0))
-            if milli > 0:
-                out.extend(self._pool.carve_scalar(name, milli))
-        return res.Resources(tuple(out))
-
-
-def _container_need(container: pods.ContainerRequest) -> list[tuple[str, int]]:
-    return [(n, feasible.to_milli(v)) for n, v in container.requests if v > 0]
-
-
-def _steady(pod: pods.PodRequest) -> list[pods.ContainerRequest]:
-    """Containers that hold resources while the pod runs: app containers and sidecars."""
-    return [*pod.containers, *(c for c in pod.init_containers if c.sidecar)]
-
-
-def _carve(pool: feasible.Pool, need: Sequence[tuple[str, int]]) -> list[res.Resource]:
-    items: list[res.Resource] = []
-    for name, milli in need:
-        items.extend(pool.carve_scalar(name, milli))
-    return items
-
-
-def _bag(group: _Group, items: list[res.Resource]) -> res.Resources:
-    # the pieces are kept alive by their pool entries, so their ids are stable for the pass
-    key = tuple(map(id, items))
-    bag = group.bags.get(key)
-    if bag is None:
-        bag = group.bags[key] = res.Resources(tuple(items))
-    return bag
-
-
-def _assign(
-    pod: pods.PodRequest,
-    agent: feasible.AgentState,
-    pool: feasible.Pool,
-    group: _Group,
-) -> plan.Assignment:
-    if pool.simple and not group.ports:
-        # pools of one signature (any agent's) yield the same pieces for this group's carve
-        template = group.fast.get(pool.signature)
-        if template is not None:
-            free = pool.free
-            scalars = pool.scalars
-            offer_ids = pool.offer_ids
-            sources: list[ids.OfferId] | None = None if len(offer_ids) == 1 else []
-            for name, milli in group.need:  # fit_pool checked free: one entry holds it
-                free[name] -= milli
-                entry = scalars[name][0]
-                entry.left -= milli
-                if sources is not None and entry.offer not in sources:
-                    sources.append(entry.offer)
-            if template.pod_key == pod.key and template.offer_ids == offer_ids:
-                return template
-            pool.used = True
-            t = template  # dataclasses.replace is several times slower on this hot path
-            view = agent.view
-            return plan.Assignment(
-                pod.key,
-                pod.uid,
-                view.agent_id,
-                view.hostname,
-                view.node_name,
-                offer_ids,
-                pool.role,
-                t.executor,
-                t.containers,
-                t.init_containers,
-                t.host_ports,
-                t.reserve,
-                offer_ids if sources is None else tuple(o for o in offer_ids if o in sources),
-            )
-        assignment = group.fast[pool.signature] = _carve_assignment(pod, agent, pool, group)
-        return assignment
-    return _carve_assignment(pod, agent, pool, group)
-
-
-def _carve_assignment(
-    pod: pods.PodRequest,
-    agent: feasible.AgentState,
-    pool: feasible.Pool,
-    group: _Group,
-) -> plan.Assignment:
-    pool.used = True
-    pool.touched.clear()
-    executor = _bag(group, _carve(pool, group.overhead))
-    allocations: list[plan.ContainerAllocation] = []
-    choices: list[plan.HostPortChoice] = []
-    carved_ports: set[int] = set()  # Mesos ports have no protocol: 53/TCP and 53/UDP are one
-    for container, need in zip(_steady(pod), group.steady, strict=True):
-        items = _carve(pool, need)
-        if not container.host_ports:
-            bag = _bag(group, items)
-            key = (id(bag), container.name, container.limits, container.init)
-            allocation = group.allocations.get(key)
-            if allocation is None:
-                allocation = group.allocations[key] = plan.ContainerAllocation(
-                    name=container.name,
-                    resources=bag,
-                    limits=container.limits,
-                    init=container.init,
-                    sidecar=container.sidecar,
-                )
-            allocations.append(allocation)
-            continue
-        for hp in container.host_ports:
-            if hp.host_port not in carved_ports:
-                carved_ports.add(hp.host_port)
-                items.append(pool.carve_port(hp.host_port))
-            choices.append(
-                plan.HostPortChoice(
-                    container=container.name,
-                    container_port=hp.container_port,
-                    host_port=hp.host_port,
-                    protocol=hp.protocol,
-                )
-            )
-        allocations.append(
-            plan.ContainerAllocation(
-                name=container.name,
-                resources=res.Resources(tuple(items)),
-                limits=container.limits,
-                init=container.init,
-                sidecar=container.sidecar,
-            )
-        )
-    reserve = _carve(pool, group.reserve) if group.reserve else []
-    inits: list[plan.ContainerAllocation] = []
-    if group.inits:
-        # they run before the app containers, inside what the pod holds (sidecars included:
-        # max(app + sidecars, init peak) always covers any one init container's request)
-        held = [r for a in allocations for r in a.resources if r.type == "SCALAR"] + reserve
-        regular = [c for c in pod.init_containers if not c.sidecar]
-        for container, need in zip(regular, group.inits, strict=True):
-            inits.append(
-                plan.ContainerAllocation(
-                    name=container.name,
-                    resources=_Carver(held).take(need),
-                    limits=container.limits,
-                    init=True,
-                )
-            )
-    view = agent.view
-    return plan.Assignment(
-        pod_key=pod.key,
-        pod_uid=pod.uid,
-        agent_id=view.agent_id,
-        hostname=view.hostname,
-        node_name=view.node_name,
-        offer_ids=pool.offer_ids,
-        allocation_role=pool.role,
-        executor=executor,
-        containers=tuple(a for a in allocations if not a.init),
-        init_containers=_in_spec_order(pod, [*(a for a in allocations if a.init), *inits]),
-        host_ports=tuple(choices),
-        reserve=_bag(group, reserve),
-        sources=(
-            pool.offer_ids if len(pool.offer_ids) == 1
-            else tuple(o for o in pool.offer_ids if o in pool.touched)
-        ),
-    )
-
-
-def _in_spec_order(
-    pod: pods.PodRequest, allocations: list[plan.ContainerAllocation]
-) -> tuple[plan.ContainerAllocation, ...]:
-    if len(allocations) < 2:
-        return tuple(allocations)
-    by_name = {a.name: a for a in allocations}
-    return tuple(by_name[c.name] for c in pod.init_containers)
-
 
 def _next_agent(
-    group: _Group, agents: list[feasible.AgentState]
+    group: carve.Group, agents: list[feasible.AgentState]
 ) -> tuple[select.CandidateQueue, feasible.AgentState] | dict[int, str]:
     """The queue and agent to try next, or (none left) the agents refused per class."""
     if group.scan is None:
@@ -463,9 +257,15 @@ def place(
     tiebreak = list(range(len(agents)))
     random.Random(settings.seed).shuffle(tiebreak)
     rankings = select.Rankings(agents=agents, tiebreak=tiebreak)
+    # one pod per placement signature, the first, in the queue's order: what the set-up
+    # needs from every pod's terms and constraints (a signature holds them all), read
+    # without a loop over 10,000 pods
+    firsts = dict(zip(map(id, map(_SIGNATURE, reversed(pending))),
+                      range(len(pending) - 1, -1, -1), strict=True))
+    distinct = [pending[i] for i in sorted(firsts.values())]
     shared = _Pass(agents=agents, rankings=rankings, settings=settings, view=view,
-                   pending=pending)
-    topology_keys = {t.topology_key for p in pending for t in p.anti_affinity} | {
+                   pending=distinct)
+    topology_keys = {t.topology_key for p in distinct for t in p.anti_affinity} | {
         t.topology_key for a in view.agents for pod in a.pods for t in pod.anti_affinity
     }
     any_anti = bool(topology_keys)
@@ -475,13 +275,20 @@ def place(
             for placed_pod in state.view.pods:
                 entry = (placed_pod.namespace, dict(placed_pod.labels), placed_pod.anti_affinity)
                 domains.add(state, entry)
-    ranks = [(-p.priority, not p.nominated_node) for p in pending]
-    order = sorted(range(len(pending)), key=ranks.__getitem__)  # nominated first among equals
-    pre = preempting.Preemptions(agents=agents, pending=pending, view=view,
+    nominated = [p for p in pending if p.nominated_node] if any(
+        map(_NOMINATED, pending)) else []
+    priorities = set(map(_PRIORITY, pending))
+    if len(priorities) > 1 or nominated:
+        ranks = [(-p.priority, not p.nominated_node) for p in pending]
+        order: Sequence[int] = sorted(range(len(pending)), key=ranks.__getitem__)
+    else:  # (what the sort would give: it is stable)
+        order = range(len(pending))
+    # (of the pending pods, only the nominated ones keep agents for themselves)
+    pre = preempting.Preemptions(agents=agents, pending=nominated, view=view,
                                  overhead=settings.executor_overhead,
                                  implicit=settings.implicit_tolerations, enabled=preempt)
     reserved = pre.reserved
-    groups: dict[int, _Group] = {}
+    groups: dict[int, carve.Group] = {}
     statics: dict[tuple[object, ...], _StaticResult] = {}
     assignments: list[plan.Assignment] = []
     unplaced: list[plan.Unplaced] = []
@@ -489,12 +296,20 @@ def place(
     trackers = shared.trackers
     placed_pods = trackers.placed_pods
     counted = any_anti or bool(shared.terms) or any(
-        p.spread or (p.owner_uid and settings.default_spread) for p in pending)
+        p.spread or (p.owner_uid and settings.default_spread) for p in distinct)
+    # the hot loop's names, as locals (one lookup each instead of two per pod)
+    rejection_type = feasible.Rejection
+    fit_pool = feasible.fit_pool
+    assign = carve.assign
+    # (a queue that holds a pod twice places it once; a set of 10,000 keys tells whether
+    # this one does, without a look-up per pod)
+    twice = len(set(map(_KEY, pending))) != len(pending)
     for i in order:
         pod = pending[i]
-        if pod.key in seen:
-            continue  # the same pod twice in the queue is placed once
-        seen.add(pod.key)
+        if twice:
+            if pod.key in seen:
+                continue
+            seen.add(pod.key)
         # counts per topology domain tell pods apart by who they are; signatures are
         # interned, so equal ones are (nearly always) one object: look groups up by identity
         sig = id(pod.counted_signature if counted else pod.placement_signature)
@@ -506,6 +321,8 @@ def place(
             group = groups[sig] = _new_group(pod, static, shared)
         placed = False
         plain = group.queue
+        need = group.need
+        ports = group.ports
         while group.explanation is None:
             if plain is not None:  # the common case, without a call
                 queue, agent = plain, plain.best(agents)
@@ -521,24 +338,26 @@ def place(
             if reserved and pre.blocks(agent.index, pod):
                 queue.drop(agent, feasible.Rejection(preempting.REASON_NOMINATED))
                 continue
-            fit = feasible.check_pod_count(agent) or feasible.fit_pool(
-                group.need, group.ports, agent
-            )
-            if isinstance(fit, feasible.Rejection):
+            room = agent.room
+            if room is not None and agent.placed >= room:
+                queue.drop(agent, feasible.Rejection(feasible.REASON_TOO_MANY_PODS))
+                continue
+            fit = fit_pool(need, ports, agent)
+            if isinstance(fit, rejection_type):
                 queue.drop(agent, fit)
                 continue
-            rejection = (group.ports and feasible.check_ports_taken(group.ports, agent)) or (
+            rejection = (ports and feasible.check_ports_taken(ports, agent)) or (
                 group.anti and feasible.check_anti_affinity(pod, agent, domains)
             )
             if rejection:
                 queue.drop(agent, rejection)
                 continue
-            assignments.append(_assign(pod, agent, fit, group))
+            assignments.append(assign(pod, agent, fit, group))
             agent.placed += 1
             agent.score = scorer(agent)
             rankings.update(agent)
-            if group.ports:
-                agent.taken_ports.update(group.ports)
+            if ports:
+                agent.taken_ports.update(ports)
             if group.anti:  # only pods some anti-affinity term is about are indexed
                 domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
             if trackers.groups:
@@ -546,8 +365,7 @@ def place(
                 if matching is None or matching[0] != trackers.count:
                     matching = group.matching = (trackers.count, trackers.matching(
                         (pod.namespace, pod.labels, pod.owner_uid)))
-                if matching[1] or pod.pod_affinity or pod.preferred_pod_affinity \
-                        or pod.preferred_anti_affinity:
+                if matching[1] or group.terms:
                     trackers.placed(agent, pod, matching[1])
                 else:  # counted by no tracker: only remembered for later ones
                     placed_pods.append((agent, pod))

@@ -120,11 +120,13 @@ class Tracker:
 class Trackers:
     """Every tracker and scanned group of one pass; each placement feeds them all."""
 
-    __slots__ = ("agents", "_trackers", "groups", "placed_pods", "_matching")
+    __slots__ = ("agents", "_trackers", "groups", "placed_pods", "_matching", "count")
 
     def __init__(self, *, agents: list[feasible.AgentState]) -> None:
         self.agents = agents
         self._trackers: list[Tracker] = []
+        #: how many trackers there are (``matching`` answers stay valid while it holds)
+        self.count = 0
         self.groups: list[ScannedGroup] = []
         # pod facts → the trackers that select such pods (pods of a group share their facts)
         self._matching: dict[PodFacts, tuple[int, list[Tracker]]] = {}
@@ -138,11 +140,8 @@ class Trackers:
         for agent, pod in self.placed_pods:
             tracker.add(agent, (pod.namespace, pod.labels, pod.owner_uid))
         self._trackers.append(tracker)
+        self.count = len(self._trackers)
         return tracker
-
-    @property
-    def count(self) -> int:
-        return len(self._trackers)
 
     def matching(self, facts: PodFacts) -> list[Tracker]:
         """The trackers that count pods of these facts (cached; valid while ``count``)."""
@@ -497,7 +496,7 @@ class ScannedGroup:
                 total += rank.WEIGHT_INTER_POD_AFFINITY * inter_scores[n]
             totals.append((total, n))
         totals.sort(reverse=True)
-        top = -self._ranking.order[0][0] if self._ranking.order else 0.0
+        top = -self._ranking.first_value() if self._ranking.order else 0.0
         found: tuple[select.CandidateQueue, feasible.AgentState] | None = None
         found_key: tuple[float, int, int] | None = None
         for total, n in totals:

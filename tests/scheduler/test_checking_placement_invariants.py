@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,15 +121,78 @@ def test_selection_is_exact_whichever_path_finds_the_best(
     the walk is cut short) must agree with it for both strategies."""
     view, pending, strategy = scenario
     config = stack.StackSettings(strategy=strategy, seed=seed)  # type: ignore[arg-type]
-    saved = select.WALK
+    assert _placed_with_heaps(view, pending, config) == _placed_by_walking(view, pending, config)
+
+
+def _placed_by_walking(
+    view: cluster.ClusterView, pending: list[pods.PodRequest], config: stack.StackSettings
+) -> Any:
+    saved = select.WALK, select.LAZY
+    try:  # every ranking in order, walked to its end
+        select.WALK, select.LAZY = 10**9, False
+        return stack.place(pending=pending, view=view, settings=config)
+    finally:
+        select.WALK, select.LAZY = saved
+
+
+def _placed_with_heaps(
+    view: cluster.ClusterView, pending: list[pods.PodRequest], config: stack.StackSettings
+) -> Any:
+    saved = select.WALK, select.LAZY
     try:
-        select.WALK = 10**9
-        reference = stack.place(pending=pending, view=view, settings=config)
-        select.WALK = 0
-        heaps = stack.place(pending=pending, view=view, settings=config)
+        select.WALK, select.LAZY = 0, True
+        return stack.place(pending=pending, view=view, settings=config)
+    finally:
+        select.WALK, select.LAZY = saved
+
+
+def _preferring(rack: str, cpu: str, name: str) -> pods.PodRequest:
+    return pods.parse_pod({
+        "metadata": {"name": name, "namespace": "default", "uid": name},
+        "spec": {
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu,
+                                                                    "memory": "64Mi"}}}],
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 50, "preference": {"matchExpressions": [
+                    {"key": "rack", "operator": "In", "values": [rack]}]}}]}},
+        },
+    })
+
+
+@pytest.mark.parametrize("strategy", ["spread", "binpack"])
+def test_a_ranking_of_one_group_kept_out_of_order_decides_as_the_full_walk(
+    strategy: str,
+) -> None:
+    """A group whose static scores no other group shares reads a lazy ranking (re-keyed in
+    its heap, ``select.LAZY``); a second group with the same candidates and scores, arriving
+    after the first has placed pods, puts it back in order. Both must pick what walking
+    every ranking in order picks, pod by pod."""
+    agents = [cluster.AgentView.build(
+        agent_id=f"a{i}", hostname=f"h{i}",
+        attributes=res.parse_attributes_flag(f"rack:r{i % 3}"), zone=f"z{i % 2}",
+        taints=[cluster.PROVIDER_TAINT],
+        offers=[cluster.OfferView(
+            id=ids.OfferId(f"o{i}"), agent_id=ids.AgentId(f"a{i}"),
+            resources=res.parse_resources_flag(
+                f"cpus:{2 + i % 4};mem:8192;disk:1000").allocated_to("kubernetes"),
+            allocation_role="kubernetes")],
+    ) for i in range(12)]
+    view = cluster.ClusterView(agents=tuple(agents))
+    pending = [_preferring("r1", "300m", f"a{n}") for n in range(6)]  # alone: lazy
+    for n in range(40):  # then a second group on the same ranking, and one of its own
+        pending.append(_preferring("r1", "500m", f"b{n}"))
+        pending.append(_preferring("r1", "300m", f"a{n + 6}"))
+        pending.append(_preferring("r2", "700m", f"c{n}"))
+    config = stack.StackSettings(strategy=strategy)  # type: ignore[arg-type]
+    reference = _placed_by_walking(view, pending, config)
+    assert len(reference.assignments) > 60 and reference.unplaced  # the agents fill up
+    assert _placed_with_heaps(view, pending, config) == reference
+    saved = select.WALK
+    try:  # the walk as the pass runs it, with the lazy ranking
+        select.WALK = 16
+        assert stack.place(pending=pending, view=view, settings=config) == reference
     finally:
         select.WALK = saved
-    assert heaps == reference
 
 
 @st.composite

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import Any
 
 import pytest
 
 from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
-from k8sbridge.scheduler import feasible, select, stack
+from k8sbridge.scheduler import feasible, plan, select, stack
 
 NO_OVERHEAD = stack.StackSettings(executor_overhead=())
 BINPACK = stack.StackSettings(strategy="binpack")
@@ -520,3 +521,52 @@ def test_explanation_reports_the_pods_own_request_not_the_executor_overhead() ->
         "0/1 nodes are available: 1 Insufficient memory (requested 4096 MiB + 32 MiB for the "
         "executor, largest offer 4096 MiB)."
     )
+
+
+def test_an_assignment_built_by_position_is_the_dataclass_value() -> None:
+    # the pass builds its assignments with plan.new_assignment (the frozen dataclass's
+    # __init__ is its most expensive constructor): the value must be the same in every way
+    fields = [f.name for f in dataclasses.fields(plan.Assignment)]
+    values = [f"v{i}" for i in range(len(fields))]
+    fast = plan.new_assignment(*values)  # type: ignore[arg-type]
+    slow = plan.Assignment(*values)  # type: ignore[arg-type]
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert [getattr(fast, name) for name in fields] == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.pod_key = "other"  # type: ignore[misc]
+
+
+def test_a_lazy_ranking_answers_the_best_member_as_scores_move_both_ways() -> None:
+    # a sub-ranking with one reader is not kept in order (its reader's heap re-keys what
+    # surfaces, and an improved agent is pushed to it); a second reader puts it back in order
+    views = [cluster.AgentView.build(
+        agent_id=f"a{i}", hostname=f"h{i}", attributes=(), taints=[cluster.PROVIDER_TAINT],
+        offers=[cluster.OfferView(id=ids.OfferId(f"o{i}"), agent_id=ids.AgentId(f"a{i}"),
+                                  resources=res.parse_resources_flag("cpus:4;mem:4096"))],
+    ) for i in range(12)]
+    agents = [feasible.AgentState(view=v, index=i) for i, v in enumerate(views)]
+    rng = random.Random(7)
+    for agent in agents:
+        agent.score = float(rng.randrange(100))
+    tiebreak = list(range(12))
+    rng.shuffle(tiebreak)
+    rankings = select.Rankings(agents=agents, tiebreak=tiebreak)
+    bonus = [float(i % 3) for i in range(12)]
+    members = agents[:9]
+    first = select.CandidateQueue(
+        agents=members, ranking=rankings.for_group(members, bonus, heap=True))
+    second: select.CandidateQueue | None = None
+
+    def expected() -> feasible.AgentState:
+        return max(members, key=lambda a: (a.score + bonus[a.index], -tiebreak[a.index]))
+
+    for step in range(400):
+        agent = agents[rng.randrange(12)]
+        agent.score = max(0.0, agent.score + rng.choice([-7.0, -1.5, 0.0, 2.0, 9.0]))
+        rankings.update(agent)
+        assert first.best(agents) is expected(), step
+        if step == 200:  # a second group with the same candidates and scores
+            second = select.CandidateQueue(
+                agents=members, ranking=rankings.for_group(members, bonus, heap=True))
+        if second is not None:
+            assert second.best(agents) is expected(), step
