@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "atomic_write_bytes",
     "atomic_write_json",
     "clean_temp_files",
     "finish_interrupted_writes",
@@ -104,8 +105,12 @@ def atomic_write_json(path: Path, value: Any) -> None:
     A crash between the unlink and the rename leaves no ``path`` but a complete temporary
     file, which ``finish_interrupted_writes`` renames into place before recovery.
     """
+    atomic_write_bytes(path, json.dumps(value, separators=(",", ":")).encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``atomic_write_json`` of ``data``, the JSON text already encoded."""
     tmp = path.with_name(f".{path.name}.tmp")
-    data = json.dumps(value, separators=(",", ":")).encode()
     try:
         write_private(tmp, data)
     except FileNotFoundError:  # first write: create the directory (rarely needed, so not always)
