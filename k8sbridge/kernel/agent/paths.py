@@ -118,9 +118,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     burst and was the largest system time of the kernel process. Like Mesos'
     ``state::checkpoint`` by default nothing is fsynced: the reader is the next agent process
     on the same running host. The first write renames the spare into place (no old file to
-    exchange with); where exchanging is not supported, the old file is unlinked and the spare
-    renamed, and a crash between the two leaves no ``path`` but a complete spare, which
-    ``finish_interrupted_writes`` renames into place before recovery.
+    exchange with). Where exchanging is not supported the spare becomes the temporary file
+    ``.NAME.tmp``, the old file is unlinked and the temporary one renamed into place; a crash
+    between the two leaves no ``path`` but a complete temporary file, which
+    ``finish_interrupted_writes`` renames into place before recovery. A spare is never taken
+    for a checkpoint: its ``path`` exists whenever it holds a whole version.
     """
     spare = path.with_name(f".{path.name}.spare")
     flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
@@ -137,16 +139,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         mounting.exchange(str(spare), str(path))
         return
-    except FileNotFoundError:
-        pass  # the first write
+    except FileNotFoundError:  # the first write: nothing to exchange with
+        os.rename(spare, path)
+        return
     except OSError as e:
         if e.errno not in _CANNOT_EXCHANGE:
             raise
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    os.rename(spare, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    os.rename(spare, tmp)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.rename(tmp, path)
 
 
 PRIVATE_FILE = 0o600  # checkpoints hold TaskInfos, whose environment may carry secret values
@@ -188,27 +193,22 @@ def read_json(path: Path) -> Any:
         return None
 
 
-# The temporary file of agents before the spare (newer than a spare beside it: those agents
-# never wrote spares), then a checkpoint's spare (``atomic_write_bytes``).
-_STATE_TEMP = ("meta/slaves/*/frameworks/*/executors/*/runs/*/.state.json.tmp",
-               "meta/slaves/*/frameworks/*/executors/*/runs/*/.state.json.spare")
+_STATE_TEMP = "meta/slaves/*/frameworks/*/executors/*/runs/*/.state.json.tmp"
 
 
 def finish_interrupted_writes(*, work_dir: Path) -> list[Path]:
     """Complete the checkpoint writes a killed agent left between unlinking the old
-    ``state.json`` and renaming the new one into place (see ``atomic_write_bytes``): a spare
-    or temporary file whose ``state.json`` is missing and that holds a whole JSON object (a
-    write cut short never does: the object's closing brace comes last, and a spare is only
-    overwritten while its ``state.json`` exists). Returns the checkpoints put back; run before
-    ``clean_temp_files``, which removes the temporary files left."""
+    ``state.json`` and renaming the new one into place (see ``atomic_write_bytes``): a
+    temporary file whose ``state.json`` is missing and that holds a whole JSON object (a
+    write cut short never does: the object's closing brace comes last). Returns the
+    checkpoints put back; run before ``clean_temp_files``, which removes what is left."""
     finished: list[Path] = []
-    for pattern in _STATE_TEMP:
-        for tmp in work_dir.glob(pattern):
-            final = tmp.with_name("state.json")
-            if final.exists() or not isinstance(read_json(tmp), dict):
-                continue
-            os.rename(tmp, final)
-            finished.append(final)
+    for tmp in work_dir.glob(_STATE_TEMP):
+        final = tmp.with_name("state.json")
+        if final.exists() or not isinstance(read_json(tmp), dict):
+            continue
+        os.rename(tmp, final)
+        finished.append(final)
     return finished
 
 
