@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Memo", "document", "encode"]
+__all__ = ["Memo", "document", "encode", "settled"]
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -80,6 +80,13 @@ class Memo:
     def __init__(self) -> None:
         self._pieces: dict[tuple[str, str], tuple[Any, str]] = {}
         self._statuses: dict[int, tuple[dict[str, Any], str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._pieces) + len(self._statuses)
+
+    def clear(self) -> None:
+        self._pieces.clear()
+        self._statuses.clear()
 
     def piece(self, key: tuple[str, str], value: Any) -> str:
         hit = self._pieces.get(key)
@@ -144,6 +151,14 @@ def document(container: Container, pending: dict[str, list[dict[str, Any]]]) -> 
         "tasks": {tid: _task(t) for tid, t in container.tasks.items()},
         "updates": pending,
     }
+
+
+def settled(container: Container, pending: dict[str, list[dict[str, Any]]]) -> bool:
+    """Whether the container is unlikely to be written again soon: every task has a status and
+    none is waiting for an acknowledgement (a running pod, after its RUNNING was acknowledged).
+    Its memo can go then (~12 KB of text per pod, for 10,000 running pods 120 MB); the next
+    write, a kill or a health change, encodes it whole once more."""
+    return all(t.statuses for t in container.tasks.values()) and not any(pending.values())
 
 
 def _members(value: dict[str, Any]) -> str:

@@ -370,6 +370,8 @@ class AgentCore:
             for tid in container.tasks
         }
         data = checkpoint.encode(container.memo, container, pending).encode()
+        if checkpoint.settled(container, pending):
+            container.memo.clear()
         try:
             paths.atomic_write_bytes(container.meta_dir / "state.json", data)
         except OSError as e:

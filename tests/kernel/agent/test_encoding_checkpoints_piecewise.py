@@ -81,3 +81,21 @@ def test_a_fresh_memo_and_a_used_one_write_the_same() -> None:
     container.tasks["t1"].statuses.append(pending["t1"][0])
     assert checkpoint.encode(used, container, pending) == \
         checkpoint.encode(checkpoint.Memo(), container, pending)
+
+
+def test_a_container_settles_once_every_task_has_a_status_and_none_awaits_an_ack() -> None:
+    container = _container()
+    pending: dict[str, list[dict[str, Any]]] = {"t1": []}
+    assert not checkpoint.settled(container, pending)  # launching: no status yet
+    running = _status("t1", "TASK_RUNNING", 1)
+    container.tasks["t1"].statuses.append(running)
+    pending["t1"].append(running)
+    assert not checkpoint.settled(container, pending)  # RUNNING not acknowledged yet
+    memo = checkpoint.Memo()
+    checkpoint.encode(memo, container, pending)
+    assert len(memo) > 0
+    pending["t1"].clear()
+    assert checkpoint.settled(container, pending)
+    memo.clear()
+    assert len(memo) == 0
+    assert checkpoint.encode(memo, container, pending) == _whole(container, pending)
