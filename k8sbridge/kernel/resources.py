@@ -358,13 +358,27 @@ class Resources:
 
     @staticmethod
     def of(resources: Iterable[Resource]) -> Resources:
+        """``resources`` with addable values added (``Resources::add``), in order of first
+        appearance. A scalar added to more than once is summed in thousandths and made once
+        at the end: the same value as adding one by one (``to_fixed(from_fixed(n)) == n``),
+        without a new ``Resource`` per addition (a node's sum over its pods)."""
         merged: dict[tuple[Any, ...], Resource] = {}
+        sums: dict[tuple[Any, ...], int] = {}
         for r in resources:
             if r.is_empty():
                 continue
             key = r.key
             have = merged.get(key)
-            merged[key] = r if have is None else _plus(have, r)
+            if have is None:
+                merged[key] = r
+            elif r.type == "SCALAR":
+                total = sums.get(key)
+                sums[key] = (to_fixed(have.scalar) if total is None else total) + \
+                    to_fixed(r.scalar)
+            else:
+                merged[key] = _plus(have, r)
+        for key, total in sums.items():
+            merged[key] = merged[key].revalued(scalar=from_fixed(total))
         return Resources(tuple(merged.values()))
 
     @staticmethod

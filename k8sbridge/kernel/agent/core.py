@@ -25,6 +25,7 @@ from k8sbridge.kernel import link
 from k8sbridge.kernel import resources as mres
 from k8sbridge.kernel.agent import (
     cgroups,
+    checkpoint,
     cni,
     containers,
     detect,
@@ -368,31 +369,11 @@ class AgentCore:
                                        incarnation=container.container_id)
             for tid in container.tasks
         }
-        data = {
-            "container_id": container.container_id,
-            "framework_id": container.framework_id,
-            "executor_id": container.executor_id,
-            "kind": container.kind,
-            "joins": container.joins,
-            "framework": container.framework,
-            "executor": container.executor,
-            "directory": str(container.directory),
-            "launched": container.launched,
-            "terminated": container.terminated,
-            "started": container.started,
-            "mem_limit_mb": container.mem_limit_mb,
-            "cpus_limit": container.cpus_limit,
-            "cgroups": container.cgroup.to_raw() if container.cgroup else None,
-            "tasks": {
-                tid: {"info": t.info, "state": t.state, "statuses": t.statuses, "pid": t.pid,
-                      "cwd": t.cwd, "env": t.env, "user": t.user, "view": t.view,
-                      "network": t.network}
-                for tid, t in container.tasks.items()
-            },
-            "updates": pending,
-        }
+        data = checkpoint.encode(container.memo, container, pending).encode()
+        if checkpoint.settled(container, pending):
+            container.memo.clear()
         try:
-            paths.atomic_write_json(container.meta_dir / "state.json", data)
+            paths.atomic_write_bytes(container.meta_dir / "state.json", data)
         except OSError as e:
             log.warning("agent: cannot checkpoint container %s: %s", container.container_id, e)
 

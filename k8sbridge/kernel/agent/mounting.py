@@ -1,5 +1,6 @@
 """The Linux system calls a container's file-system view is made of (``mount``, ``umount2``,
-``pivot_root``, ``unshare``, ``setns``) and the reading of ``/proc/self/mountinfo``.
+``pivot_root``, ``unshare``, ``setns``) and the reading of ``/proc/self/mountinfo``; and
+``renameat2`` with ``RENAME_EXCHANGE``, which the checkpoints' writes use (``paths``).
 
 Why ctypes: Python 3.11 has none of these calls (see ``confinement``); one module keeps their
 argument types and the errno handling in one place for the namespace holders (``holders``,
@@ -11,10 +12,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import dataclasses
+import errno
 import os
 
 __all__ = [
-    "CLONE_NEWNET", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWUTS", "Mount", "bind", "mount",
+    "CLONE_NEWNET", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWUTS", "Mount", "bind", "exchange",
+    "mount",
     "mountinfo", "pivot_root",
     "remount_readonly", "setns", "umount", "unshare",
 ]
@@ -45,6 +48,14 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
+try:  # glibc 2.28 and later
+    _libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                ctypes.c_uint]
+    _HAS_RENAMEAT2 = True
+except AttributeError:
+    _HAS_RENAMEAT2 = False
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 _SYS_PIVOT_ROOT = 155  # x86_64; aarch64 has 41
 if os.uname().machine in ("aarch64", "arm64"):
     _SYS_PIVOT_ROOT = 41
@@ -94,6 +105,15 @@ def unshare(flags: int) -> None:
 
 def setns(fd: int, kind: int) -> None:
     _check(_libc.setns(fd, kind), "setns")
+
+
+def exchange(a: str, b: str) -> None:
+    """Swap the names ``a`` and ``b`` (both must exist) in one atomic step; ``OSError`` with
+    ``ENOSYS`` or ``EINVAL`` where the C library or the file system cannot."""
+    if not _HAS_RENAMEAT2:
+        raise OSError(errno.ENOSYS, "renameat2: not in this C library")
+    _check(_libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b),
+                           _RENAME_EXCHANGE), f"exchange {a} and {b}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -20,7 +20,7 @@ import uuid as uuid_mod
 from pathlib import Path
 from typing import Any
 
-from k8sbridge.kernel.agent import cgroups, containers
+from k8sbridge.kernel.agent import cgroups, checkpoint, containers
 from k8sbridge.kernel.protocol import TERMINAL_STATES
 
 __all__ = ["Container", "LaunchError", "Task", "VERSION", "nested_container_id"]
@@ -97,6 +97,8 @@ class Container:
     shutting_down: bool = False  # the agent asked its executor to shut down (Mesos TERMINATING)
     # Set once its network is attached (or its launch failed): a joining group waits for it.
     networked: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # The JSON of its checkpoint's pieces as last written (``checkpoint``).
+    memo: checkpoint.Memo = dataclasses.field(default_factory=checkpoint.Memo)
 
     @property
     def executor_root(self) -> str:

@@ -54,20 +54,27 @@ class StatusUpdates:
     def __init__(self, *, retry_seconds: float) -> None:
         self._retry = max(0.05, retry_seconds)
         self._streams: dict[_Key, _Stream] = {}
+        # The incarnations with a stream, per (framework id, task id), in the order of
+        # ``_streams``: a launch and an acknowledgement look at their task's only, not at
+        # every stream of the agent (hundreds in a burst).
+        self._incarnations: dict[tuple[str, str], dict[str, None]] = {}
 
     def begin(self, *, framework_id: str, task_id: str, incarnation: str) -> int:
         """A new incarnation of the task starts: drop the pending updates of older ones;
         returns how many were dropped."""
-        stale = [k for k in self._streams
-                 if k[:2] == (framework_id, task_id) and k[2] != incarnation]
-        return sum(len(self._streams.pop(k).queue) for k in stale)
+        stale = [(framework_id, task_id, i)
+                 for i in self._incarnations.get((framework_id, task_id), ())
+                 if i != incarnation]
+        return sum(len(self._drop(k).queue) for k in stale)
 
     def add(self, *, framework_id: str, status: dict[str, Any], incarnation: str,
             now: float | None = None, connected: bool = True) -> list[dict[str, Any]]:
         """Queue ``status``; returns the messages to send now (the head, if it just became one)."""
         now = time.monotonic() if now is None else now
         key = (framework_id, status["task_id"]["value"], incarnation)
-        stream = self._streams.setdefault(key, _Stream(queue=deque()))
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._put(key, _Stream(queue=deque()))
         stream.queue.append(status)
         if len(stream.queue) == 1 and connected:
             return [self._send_head(key, stream, now)]
@@ -78,15 +85,16 @@ class StatusUpdates:
                     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """Pop the head when ``uuid`` matches: (the acked status or None, messages to send)."""
         now = time.monotonic() if now is None else now
-        found = [(k, st) for k, st in self._streams.items()
-                 if k[:2] == (framework_id, task_id) and st.queue
-                 and st.queue[0].get("uuid") == uuid]
+        found = [(k, st) for k, st in (
+            ((framework_id, task_id, i), self._streams[(framework_id, task_id, i)])
+            for i in self._incarnations.get((framework_id, task_id), ()))
+            if st.queue and st.queue[0].get("uuid") == uuid]
         if not found:
             return None, []
         key, stream = found[0]
         acked = stream.queue.popleft()
         if not stream.queue:
-            del self._streams[key]
+            self._drop(key)
             return acked, []
         stream.sent = False
         return acked, [self._send_head(key, stream, now)] if connected else []
@@ -124,14 +132,28 @@ class StatusUpdates:
                 statuses: list[dict[str, Any]]) -> None:
         """Re-create an incarnation's FIFO from a checkpoint (sent again on registration)."""
         if statuses:
-            self._streams[(framework_id, task_id, incarnation)] = _Stream(queue=deque(statuses))
+            self._put((framework_id, task_id, incarnation), _Stream(queue=deque(statuses)))
 
     def drop_framework(self, framework_id: str) -> None:
         for key in [k for k in self._streams if k[0] == framework_id]:
-            del self._streams[key]
+            self._drop(key)
 
     def __len__(self) -> int:
         return sum(len(s.queue) for s in self._streams.values())
+
+    def _put(self, key: _Key, stream: _Stream) -> _Stream:
+        self._streams[key] = stream
+        self._incarnations.setdefault(key[:2], {})[key[2]] = None
+        return stream
+
+    def _drop(self, key: _Key) -> _Stream:
+        """Remove ``key``'s stream (an empty one when there is none)."""
+        incarnations = self._incarnations.get(key[:2])
+        if incarnations is not None:
+            incarnations.pop(key[2], None)
+            if not incarnations:
+                del self._incarnations[key[:2]]
+        return self._streams.pop(key, None) or _Stream(queue=deque())
 
     def _send_head(self, key: _Key, stream: _Stream, now: float) -> dict[str, Any]:
         stream.sent = True

@@ -252,16 +252,16 @@ class Agent:
         }
 
     def used(self) -> dict[str, res.Resources]:
-        """Resources held by running tasks and executors, per framework."""
-        out: dict[str, res.Resources] = {}
+        """Resources held by running tasks and executors, per framework: each framework's
+        in one ``Resources.of`` (the same additions in the same order as summing them one by
+        one, without re-merging the running total at every task)."""
+        held: dict[str, list[res.Resource]] = {}
         for task in self.tasks.values():
             if not task.resources_released:
-                out[task.framework_id] = out.get(task.framework_id, res.Resources()) + (
-                    task.resources
-                )
+                held.setdefault(task.framework_id, []).extend(task.resources.items)
         for ex in self.executors.values():
-            out[ex.framework_id] = out.get(ex.framework_id, res.Resources()) + ex.resources
-        return out
+            held.setdefault(ex.framework_id, []).extend(ex.resources.items)
+        return {fw: res.Resources.of(items) for fw, items in held.items()}
 
     def info_raw(self) -> RawJson:
         raw = dict(self.info)
