@@ -43,3 +43,20 @@ def test_two_pods_share_their_keys_and_common_values() -> None:
     # long strings are kept as they are; other values keep their types
     assert a["metadata"]["annotations"]["note"] == "x" * 100
     assert a["spec"]["priority"] == 0 and a["spec"]["enableServiceLinks"] is True
+
+
+def test_a_newer_version_reuses_the_equal_parts_of_the_kept_one() -> None:
+    kept = loop_pods.compact_pod(_decoded("a"))
+    newer = _decoded("a")
+    newer["metadata"]["resourceVersion"] = "7"
+    newer["status"]["phase"] = "Succeeded"
+    newer["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    again = loop_pods.compact_pod(newer, kept)
+    del newer["metadata"]["managedFields"]
+    assert again == newer  # the new content, whatever was reused
+    assert again["spec"] is kept["spec"]  # unchanged: the kept one, not a rebuilt copy
+    assert again["metadata"]["annotations"] is kept["metadata"]["annotations"]
+    assert again["metadata"]["resourceVersion"] == "7"
+    assert again["status"] is not kept["status"] and kept["status"]["phase"] == "Running"
+    assert again["status"]["conditions"][0]["type"] is kept["status"]["conditions"][0]["type"]
+    assert "resourceVersion" not in kept["metadata"]  # the kept version is not changed
