@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import gc
 import logging
 import signal
 import weakref
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 # the master's GET_TASKS, as the scheduler loop reconciles with it
 ListTasks = Callable[[], Awaitable[list[dict[str, Any]]]]
 
+# (gen0, gen1, gen2): a young collection per 50,000 allocations (devkube's), a full one per
+# 20 x 20 of those
+GC_THRESHOLDS = (50_000, 20, 20)
 START_TIMEOUT = 60.0
 STOP_GRACE = 10.0  # a component gets this long to stop before it is cancelled
 
@@ -154,7 +158,33 @@ async def running_bridge(
     ``kubelet_server``: a kubelet API already listening (a replica's, started while it was a
     standby); it is attached to this bridge and left running when the block exits. ``warm``:
     the watch a standby kept (``kube.warm``): the bridge takes its events and caches instead
-    of starting a watch of its own, and leaves it running when the block exits."""
+    of starting a watch of its own, and leaves it running when the block exits.
+
+    While it runs the cyclic garbage collector runs rarely (``GC_THRESHOLDS``; the previous
+    thresholds are put back when the block exits): the bridge keeps a decoded pod per pod and
+    every watch event, call and answer is a fresh acyclic JSON tree, so the default collections
+    (one per 700 allocations, re-traversing what survived) freed next to nothing and were 14 %
+    of the bridge's CPU in a 1,000-pod burst (gc.callbacks, docs/bench/bridge.md)."""
+    before = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        async with _running_bridge(
+                settings, on_ready=on_ready, _wrap_list_tasks=_wrap_list_tasks,
+                kubelet_server=kubelet_server, warm=warm) as bridge:
+            yield bridge
+    finally:
+        gc.set_threshold(*before)
+
+
+@contextlib.asynccontextmanager
+async def _running_bridge(
+    settings: bridge_settings.BridgeSettings,
+    *,
+    on_ready: Callable[[Bridge], Awaitable[None]] | None,
+    _wrap_list_tasks: Callable[[ListTasks], ListTasks] | None,
+    kubelet_server: kubelet_api.KubeletServer | None,
+    warm: kube_warm.WarmWatch | None,
+) -> AsyncIterator[Bridge]:
     metrics = bridge_metrics.BridgeMetrics()
     kube = kube_client.KubeClient.from_kubeconfig(
         path=settings.kube.kubeconfig,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,10 @@ async def test_each_bridge_start_launches_under_its_own_generation(tmp_path: Pat
             ),
         )
         seen: list[int | None] = []
+        thresholds = gc.get_threshold()
         for run, name in enumerate(("one", "two"), start=1):
             async with app.running_bridge(settings) as bridge:
+                assert gc.get_threshold() == app.GC_THRESHOLDS  # rare collections meanwhile
                 kube = bridge.kube
                 await kube.create("/api/v1/namespaces/default/pods", {
                     "apiVersion": "v1", "kind": "Pod",
@@ -90,3 +93,4 @@ async def test_each_bridge_start_launches_under_its_own_generation(tmp_path: Pat
                 seen.append(parsed.generation)
                 assert parsed.generation == run
         assert seen == [1, 2]
+        assert gc.get_threshold() == thresholds  # put back
