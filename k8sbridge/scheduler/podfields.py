@@ -91,24 +91,27 @@ def _values(value: Any, parts: Sequence[str]) -> Iterator[Any]:
         yield None
 
 
+# the table's refusing rows as (section, path under it, its parts, accepted values, text),
+# split once instead of per pod and row
+_CHECKS = tuple(
+    (section, rest, tuple(rest.split(".")), row.accepts, row.text)
+    for row in podspec_table.ROWS if row.accepts is not None
+    for section, _, rest in [row.path.partition(".")]
+    if section in ("spec", "container", "volume")
+)
+
+
 def _check_table(pod: Mapping[str, Any]) -> None:
     spec = pod.get("spec") or {}
-    for row in podspec_table.ROWS:
-        if row.accepts is None:
-            continue
-        section, _, rest = row.path.partition(".")
-        if section == "spec":
-            targets = [("spec", spec)]
-        elif section == "container":
-            targets = list(_containers(spec))
-        elif section == "volume":
-            targets = [(f'spec.volumes "{v.get("name")}"', v) for v in spec.get("volumes") or []]
-        else:
-            continue
+    containers = list(_containers(spec))
+    volumes = [(f'spec.volumes "{v.get("name")}"', v) for v in spec.get("volumes") or []]
+    for section, rest, parts, accepts, text in _CHECKS:
+        targets = ([("spec", spec)] if section == "spec"
+                   else containers if section == "container" else volumes)
         for where, obj in targets:
-            for value in _values(obj, rest.split(".")):
-                if value not in row.accepts:
-                    raise podenv.LaunchError(f"{where}.{rest} {row.text}")
+            for value in _values(obj, parts):
+                if value not in accepts:
+                    raise podenv.LaunchError(f"{where}.{rest} {text}")
 
 
 def _capabilities(security: Mapping[str, Any], where: str,
