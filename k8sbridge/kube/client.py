@@ -63,6 +63,8 @@ JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+# bodies are built by code, never cyclic: no cycle check; one encoder, not one per call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 AUTH_HEADERS_SECONDS = 1.0  # how long the credentials' headers are reused
 
 URGENT = 0  # someone waits for this write (e.g. a status that carries Mesos acknowledgements)
@@ -280,7 +282,7 @@ class KubeClient:
         data: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = json.dumps(body, separators=(",", ":")).encode()
+            data = _ENCODER.encode(body).encode()
         params = list(query.items()) if isinstance(query, Mapping) else list(query or [])
         url = self._base + path
         if params:
