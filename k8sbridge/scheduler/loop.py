@@ -311,6 +311,7 @@ class Scheduler(loop_passes.Passes):
 
         assignments = list(assignments)
         fetches = self._prefetch(assignments)
+        local_images = self._local_images()  # one listing for the pods launched together
         for assignment in assignments:
             uid = str(assignment.pod_uid)
             pod = self._pods.get(uid)
@@ -344,7 +345,7 @@ class Scheduler(loop_passes.Passes):
                     master_version=self.master_version,
                     agent_version=agent_version,
                     sources=sources,
-                    local_images=self._local_images(),
+                    local_images=local_images,
                     allow_host_path=self._settings.scheduler.allow_host_path,
                     run_as_users=podfields.parse_run_as_users(
                         self._settings.scheduler.run_as_users),
@@ -457,7 +458,7 @@ class Scheduler(loop_passes.Passes):
 
     def _local_images(self) -> frozenset[str]:
         """``repository:tag`` of the archives in the local image directory (image_mode
-        ``local``; read at each launch, so an archive added later is used)."""
+        ``local``; read at each commit, so an archive added later is used)."""
         directory = self._settings.scheduler.image_dir
         if self._settings.scheduler.image_mode != "local" or directory is None:
             return frozenset()
