@@ -148,7 +148,9 @@ class PodStore:
         return self.get(uid).phase_attempt
 
     def set_phase_attempt(self, uid: str, attempt: int | None) -> None:
-        self._put_life(uid, dataclasses.replace(self.get(uid), phase_attempt=attempt))
+        life = self.get(uid)
+        if life.phase_attempt != attempt:  # (most launches: None stays None)
+            self._put_life(uid, dataclasses.replace(life, phase_attempt=attempt))
 
     def sandbox(self, uid: str) -> PodSandbox | None:
         return self.get(uid).sandbox
