@@ -3,7 +3,8 @@ the plugins from a thread that joins the plugins' namespace for the spawn: the c
 namespaces of their own with ``lo`` up and their address, the veths' host ends are in the
 cluster namespace only, every thread of the agent is back in its own namespace afterwards (none
 keeps the cluster's alive once it is deleted), and a cancelled attach kills its plugin and
-leaves nothing. Driven on the isolator itself, with the reference plugins."""
+leaves nothing; plugins run with ``GOMAXPROCS=1``. Driven on the isolator itself, with the
+reference plugins."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ async def test_a_cancelled_attach_kills_its_plugin_and_leaves_nothing(
     (plugins / "loopback").symlink_to(Path(cluster.plugins_dir) / "loopback")
     marker = tmp_path / "hung"
     (plugins / "hang").write_text(  # DEL answers at once: only the ADD hangs
-        f'#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] || exit 0\necho $$ > {marker}\nexec sleep 60\n')
+        '#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] || exit 0\n'
+        f'echo $$ $GOMAXPROCS > {marker}\nexec sleep 60\n')
     (plugins / "hang").chmod(0o755)
     conf = tmp_path / "conf"
     conf.mkdir()
@@ -97,7 +99,8 @@ async def test_a_cancelled_attach_kills_its_plugin_and_leaves_nothing(
     async with asyncio.timeout(20):
         while not marker.exists() or not marker.read_text().strip():
             await asyncio.sleep(0.05)
-    pid = int(marker.read_text())
+    pid, procs = marker.read_text().split()
+    assert procs == "1"  # the Go runtime of the reference plugins: one processor
     attach.cancel()
     with pytest.raises(asyncio.CancelledError):
         await attach
