@@ -54,24 +54,28 @@ async def test_containers_get_namespaces_of_their_own_and_every_thread_goes_home
     home = os.stat("/proc/self/ns/net").st_ino
     cluster_ino = os.stat(cluster.netns_path).st_ino
     net = iso.networks[cluster.network_name]
-    got = await asyncio.gather(*(
-        iso.attach(f"c{i}", networks=[net], network_infos=[{"name": net.name}], hostname=None)
-        for i in range(4)))
-    assert _threads_netns() == {home}
-    inodes = {os.stat(a.netns).st_ino for a in got}
-    assert len(inodes) == 4 and not inodes & {home, cluster_ino}
-    assert len({ip for a in got for ip in a.ips}) == 4
-    for attachment in got:
-        [ip] = attachment.ips
-        assert "LOWER_UP" in _in(attachment.netns, "ip", "-o", "link", "show", "lo")
-        assert f"inet {ip}/24" in _in(attachment.netns, "ip", "-o", "-4", "addr", "show", "eth0")
-    in_cluster = _in(cluster.netns_path, "ip", "-o", "link", "show", "type", "veth")
-    assert len(in_cluster.strip().splitlines()) == 4, in_cluster
-    host_veths = subprocess.run(["ip", "-o", "-j", "link", "show", "type", "veth"],
-                                capture_output=True, text=True, check=True).stdout
-    ours = {line.split(":")[1].strip().split("@")[0] for line in in_cluster.splitlines()}
-    assert not ours & {link["ifname"] for link in json.loads(host_veths or "[]")}
-    await asyncio.gather(*(iso.detach(f"c{i}") for i in range(4)))
+    try:
+        got = await asyncio.gather(*(
+            iso.attach(f"c{i}", networks=[net], network_infos=[{"name": net.name}],
+                       hostname=None)
+            for i in range(4)))
+        assert _threads_netns() == {home}
+        inodes = {os.stat(a.netns).st_ino for a in got}
+        assert len(inodes) == 4 and not inodes & {home, cluster_ino}
+        assert len({ip for a in got for ip in a.ips}) == 4
+        for attachment in got:
+            [ip] = attachment.ips
+            assert "LOWER_UP" in _in(attachment.netns, "ip", "-o", "link", "show", "lo")
+            assert f"inet {ip}/24" in _in(attachment.netns, "ip", "-o", "-4", "addr", "show",
+                                          "eth0")
+        in_cluster = _in(cluster.netns_path, "ip", "-o", "link", "show", "type", "veth")
+        assert len(in_cluster.strip().splitlines()) == 4, in_cluster
+        host_veths = subprocess.run(["ip", "-o", "-j", "link", "show", "type", "veth"],
+                                    capture_output=True, text=True, check=True).stdout
+        ours = {line.split(":")[1].strip().split("@")[0] for line in in_cluster.splitlines()}
+        assert not ours & {link["ifname"] for link in json.loads(host_veths or "[]")}
+    finally:  # nothing left, whatever failed
+        await asyncio.gather(*(iso.detach(f"c{i}") for i in range(4)))
     assert iso.containers() == []
     assert _in(cluster.netns_path, "ip", "-o", "link", "show", "type", "veth").strip() == ""
     assert _threads_netns() == {home}
