@@ -19,6 +19,18 @@ gateways never appear in the machine's own namespace; without the flag it runs i
 agent's, as Mesos'. A plugin that does not answer within ``--network_cni_plugin_timeout`` is
 killed (Mesos waits forever) and its message says so.
 
+Where the processes come from (what an attach costs): the namespace is made by a worker thread
+of the agent (a thread's network namespace is its own: ``unshare``, bind its nsfs file at
+``ns``, go back), not by an ``unshare`` exec; every plugin is spawned by a worker thread that
+has joined the plugins' namespace for the spawn (a child starts in its parent thread's
+namespace), not through an ``nsenter`` exec. So an attach runs the three plugin processes and
+nothing else (it ran two more, and ``unshare`` forks a helper of its own). The thread only
+holds the plugins' namespace while it spawns, so no thread of the agent keeps the cluster's
+namespace alive once ``k8sbridge run`` deletes it. The bridge plugin's own per-ADD work
+(``accept_ra`` on the bridge and host veth, ``accept_dad`` and ``arp_notify`` in the container,
+the bridge's gateway address, reading ``ip_forward``) is unconditional in the reference
+plugin: no configuration key turns it off.
+
 Leftovers of agents whose work directory is gone (an extension): the root under ``/run`` is
 named after a hash of the work directory, so an agent killed for good (a crashed or timed-out
 ``k8sbridge run``, whose data directory was temporary) leaves its containers' namespace binds
@@ -33,6 +45,7 @@ recorded work directory no longer exists.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -40,6 +53,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +70,73 @@ _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 RUN_BASE = Path("/run/k8sbridge")
 _OWNER = "work_dir"  # beside ``isolators`` in a root's directory under RUN_BASE
+_SPAWNERS = 16  # worker threads per isolator: plugin calls at once (each waits for its plugin)
+_THREAD_NETNS = "/proc/thread-self/ns/net"
+
+
+def _make_netns(path: str) -> None:
+    """A new network namespace bound at ``path`` (an existing file), made by the calling
+    thread, which goes back to its own namespace before it returns."""
+    home = os.open(_THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        mounting.unshare(mounting.CLONE_NEWNET)
+        try:
+            mounting.mount(_THREAD_NETNS, path, None, mounting.MS_BIND)
+        finally:
+            mounting.setns(home, mounting.CLONE_NEWNET)
+    finally:
+        os.close(home)
+
+
+def _spawn(argv: list[str], *, env: dict[str, str], netns: str | None) -> subprocess.Popen[bytes]:
+    """``argv`` started in ``netns`` (None: the calling thread's own): the thread joins it for
+    the spawn only."""
+    if netns is None:
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, start_new_session=True)
+    home = os.open(_THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            mounting.setns(target, mounting.CLONE_NEWNET)
+        finally:
+            os.close(target)
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, start_new_session=True)
+        finally:
+            mounting.setns(home, mounting.CLONE_NEWNET)
+    finally:
+        os.close(home)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """The plugin and what it started (its own session: ``host-local`` under ``bridge``)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, 9)
+
+
+def _run(argv: list[str], *, stdin: bytes, env: dict[str, str], netns: str | None,
+         timeout: float, started: list[subprocess.Popen[bytes]], stop: threading.Event
+         ) -> tuple[int | None, bytes, bytes]:
+    """One plugin process to its end, in a worker thread (``started``: where the awaiting
+    side finds it to kill it when cancelled, ``stop`` set then); TimeoutError, after killing
+    it, when it does not end within ``timeout``."""
+    proc = _spawn(argv, env=env, netns=netns)
+    started.append(proc)
+    if stop.is_set():
+        _kill(proc)
+    try:
+        stdout, stderr = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        proc.communicate()
+        raise TimeoutError from None
+    except BaseException:
+        _kill(proc)
+        proc.wait()
+        raise
+    return proc.returncode, stdout, stderr
 
 
 def root_dir(*, work_dir: Path, persist: bool) -> Path:
@@ -116,6 +198,8 @@ class Isolator:
         self._plugins_netns = plugins_netns
         self._timeout = timeout
         self._attached: dict[str, Attachment] = {}
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_SPAWNERS, thread_name_prefix="network-cni")
 
     @classmethod
     def load(cls, *, config_dir: str, plugins_dir: str, root: Path, plugins_netns: str | None,
@@ -179,10 +263,9 @@ class Isolator:
         try:
             directory.mkdir(parents=True)
             netns.touch()
-            # One process makes the namespace (bound at ``netns`` before it execs) and runs
-            # ``loopback`` in it, which enters ``netns`` itself: the same namespace.
-            await self._plugin("ADD", container_id, network=None, ifname="lo", netns=netns,
-                               prefix=["unshare", f"--net={netns}"])
+            await asyncio.get_running_loop().run_in_executor(
+                self._threads, _make_netns, str(netns))
+            await self._plugin("ADD", container_id, network=None, ifname="lo", netns=netns)
             infos: list[dict[str, Any]] = []
             results: list[Result] = []
             for index, (network, info) in enumerate(zip(networks, network_infos, strict=True)):
@@ -229,10 +312,10 @@ class Isolator:
         shutil.rmtree(directory, ignore_errors=True)
 
     async def _plugin(self, command: str, container_id: str, *, network: Network | None,
-                      ifname: str, netns: Path, network_info: dict[str, Any] | None = None,
-                      prefix: list[str] | None = None) -> Result | None:
-        """One plugin call (``network`` None: ``loopback`` for ``lo``; ``prefix``: what runs
-        it instead of the plugins' namespace)."""
+                      ifname: str, netns: Path, network_info: dict[str, Any] | None = None
+                      ) -> Result | None:
+        """One plugin call (``network`` None: ``loopback`` for ``lo``, which enters the
+        container's namespace itself, so it runs where the agent is)."""
         if network is None:
             network = Network(name="loopback", plugin="loopback",
                               config={"cniVersion": cnispec.CNI_VERSION, "name": "loopback",
@@ -246,14 +329,10 @@ class Isolator:
                                  ifname=ifname, plugins_dir=self._plugins_dir,
                                  path=os.environ.get("PATH", _DEFAULT_PATH))
         binary = str(Path(self._plugins_dir) / network.plugin)
-        if prefix is not None:
-            argv = [*prefix, binary]
-        elif self._plugins_netns is None:
-            argv = [binary]
-        else:
-            argv = ["nsenter", f"--net={self._plugins_netns}", "--", binary]
         try:
-            code, stdout, stderr = await self._exec(argv, stdin=stdin, env=env)
+            code, stdout, stderr = await self._exec(
+                [binary], stdin=stdin, env=env,
+                netns=self._plugins_netns if network.path else None)
         except TimeoutError:
             raise CniError(f"The CNI plugin '{binary}' did not {command} container "
                            f"{container_id} on CNI network '{network.name}' within "
@@ -268,20 +347,24 @@ class Isolator:
         (self._root / container_id / network.name / ifname / "network.info").write_bytes(stdout)
         return result
 
-    async def _exec(self, argv: list[str], *, stdin: bytes, env: dict[str, str]
-                    ) -> tuple[int | None, bytes, bytes]:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+    async def _exec(self, argv: list[str], *, stdin: bytes, env: dict[str, str],
+                    netns: str | None) -> tuple[int | None, bytes, bytes]:
+        """A plugin process run by a worker thread (``_run``); killed if the call is
+        cancelled."""
+        started: list[subprocess.Popen[bytes]] = []
+        stop = threading.Event()
+        call = asyncio.get_running_loop().run_in_executor(
+            self._threads, lambda: _run(argv, stdin=stdin, env=env, netns=netns,
+                                        timeout=self._timeout, started=started, stop=stop))
         try:
-            async with asyncio.timeout(self._timeout):
-                stdout, stderr = await proc.communicate(stdin)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
-            await proc.wait()
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            stop.set()
+            for proc in list(started):
+                _kill(proc)
+            with contextlib.suppress(Exception):
+                await call  # the thread reaps it
             raise
-        return proc.returncode, stdout, stderr
 
     def _write_files(self, directory: Path, *, hostname: str, results: list[Result]
                      ) -> dict[str, str]:
