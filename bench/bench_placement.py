@@ -6,18 +6,23 @@ heterogeneous with rack/zone attributes and a ports range. Prints medians of sev
 the machine's core count. Bounded: a fixed number of repetitions.
 
     python bench/bench_placement.py [--pods 10000] [--agents 500] [--runs 7] [--strategy spread]
-        [--constraints] [--node-state]
+        [--constraints] [--node-state] [--python-gc]
 
 ``--constraints`` gives a quarter of the pod shapes kube-scheduler's constraints (a zone
 topology spread with DoNotSchedule, required anti-affinity per hostname, preferred node
 affinity with a toleration, preferred pod affinity to another shape, a controller owner and
 so the default spread constraints): issue 16's placement target. ``--node-state`` also gives
 every tenth agent a PreferNoSchedule taint and cordons every fiftieth.
+
+The pass runs under the garbage collector's thresholds the bridge process sets while it runs
+(``GC_THRESHOLDS``, the same as ``k8sbridge/app.py``'s): what a pass costs in production.
+``--python-gc`` keeps Python's defaults (700, 10, 10) instead; both are reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -30,6 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from k8sbridge.model import cluster, pods
 from k8sbridge.model import resources as res
 from k8sbridge.scheduler import stack
+
+#: the bridge process's collector thresholds while it runs (``k8sbridge/app.py``)
+GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def make_view(agents: int, *, constraints: bool = False) -> cluster.ClusterView:
@@ -153,7 +161,11 @@ def main() -> None:
                         help="pod affinity, anti-affinity and spread (see the docstring)")
     parser.add_argument("--node-state", action="store_true",
                         help="PreferNoSchedule taints and cordons on some agents")
+    parser.add_argument("--python-gc", action="store_true",
+                        help="Python's default gc thresholds, not the bridge's GC_THRESHOLDS")
     args = parser.parse_args()
+    if not args.python_gc:
+        gc.set_threshold(*GC_THRESHOLDS)
     view = make_view(args.agents, constraints=args.node_state)
     raw = make_raw_pods(args.pods, templates=args.templates, constraints=args.constraints)
     parse_times = []
@@ -178,7 +190,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}  load average: {load}  python: {sys.version.split()[0]}")
     print(f"pods: {args.pods}  agents/offers: {args.agents}  strategy: {args.strategy}  "
           f"pod shapes: {args.templates}  constraints: {args.constraints}  "
-          f"node state: {args.node_state}")
+          f"node state: {args.node_state}  gc thresholds: {gc.get_threshold()}")
     print(f"placed: {len(result.assignments)}  unplaced: {len(result.unplaced)}")
     if result.unplaced:
         print(f"example explanation: {result.unplaced[0].explanation.message}")

@@ -16,7 +16,7 @@ from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
 from k8sbridge.scheduler import feasible, plan, select, topology
 
-__all__ = ["Group", "assign", "container_need", "steady"]
+__all__ = ["Group", "assign", "container_need", "replay", "steady"]
 
 
 class Group:
@@ -110,47 +110,59 @@ def assign(
         # pools of one signature (any agent's) yield the same pieces for this group's carve
         template = group.fast.get(pool.signature)
         if template is not None:
-            free = pool.free
-            firsts = pool.firsts
-            offer_ids = pool.offer_ids
-            sources: tuple[ids.OfferId, ...]
-            # fit_pool checked free: the one entry of each scalar holds it
-            if len(offer_ids) == 1:
-                for name, milli in group.need:
-                    free[name] -= milli
-                    firsts[name].left -= milli
-                sources = offer_ids
-            else:
-                taken: set[ids.OfferId] = set()
-                for name, milli in group.need:
-                    free[name] -= milli
-                    entry = firsts[name]
-                    entry.left -= milli
-                    taken.add(entry.offer)
-                sources = tuple(o for o in offer_ids if o in taken)
-            if template.pod_key == pod.key and template.offer_ids == offer_ids:
-                return template
-            pool.used = True
-            t = template  # dataclasses.replace is several times slower on this hot path
-            view = agent.view
-            return plan.new_assignment(
-                pod.key,
-                pod.uid,
-                view.agent_id,
-                view.hostname,
-                view.node_name,
-                offer_ids,
-                pool.role,
-                t.executor,
-                t.containers,
-                t.init_containers,
-                t.host_ports,
-                t.reserve,
-                sources,
-            )
+            return replay(pod, agent, pool, group, template)
         assignment = group.fast[pool.signature] = _carve_assignment(pod, agent, pool, group)
         return assignment
     return _carve_assignment(pod, agent, pool, group)
+
+
+def replay(
+    pod: pods.PodRequest,
+    agent: feasible.AgentState,
+    pool: feasible.Pool,
+    group: Group,
+    template: plan.Assignment,
+) -> plan.Assignment:
+    """The group's carve from a simple pool of ``template``'s signature (``Group.fast``),
+    replayed on ``pool``, which the caller found to hold ``group.need``: the one entry of
+    each scalar gives the same pieces, so only the amounts left and who the pod is change."""
+    free = pool.free
+    firsts = pool.firsts
+    offer_ids = pool.offer_ids
+    sources: tuple[ids.OfferId, ...]
+    if len(offer_ids) == 1:
+        for name, milli in group.need:
+            free[name] -= milli
+            firsts[name].left -= milli
+        sources = offer_ids
+    else:
+        taken: set[ids.OfferId] = set()
+        for name, milli in group.need:
+            free[name] -= milli
+            entry = firsts[name]
+            entry.left -= milli
+            taken.add(entry.offer)
+        sources = tuple(o for o in offer_ids if o in taken)
+    if template.pod_key == pod.key and template.offer_ids == offer_ids:
+        return template
+    pool.used = True
+    t = template  # dataclasses.replace is several times slower on this hot path
+    view = agent.view
+    return plan.new_assignment(
+        pod.key,
+        pod.uid,
+        view.agent_id,
+        view.hostname,
+        view.node_name,
+        offer_ids,
+        pool.role,
+        t.executor,
+        t.containers,
+        t.init_containers,
+        t.host_ports,
+        t.reserve,
+        sources,
+    )
 
 
 def _carve_assignment(

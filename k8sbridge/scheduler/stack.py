@@ -301,6 +301,7 @@ def place(
     rejection_type = feasible.Rejection
     fit_pool = feasible.fit_pool
     assign = carve.assign
+    replay = carve.replay
     # (a queue that holds a pod twice places it once; a set of 10,000 keys tells whether
     # this one does, without a look-up per pod)
     twice = len(set(map(_KEY, pending))) != len(pending)
@@ -323,6 +324,7 @@ def place(
         plain = group.queue
         need = group.need
         ports = group.ports
+        fast = group.fast
         while group.explanation is None:
             if plain is not None:  # the common case, without a call
                 queue, agent = plain, plain.best(agents)
@@ -342,17 +344,43 @@ def place(
             if room is not None and agent.placed >= room:
                 queue.drop(agent, feasible.Rejection(feasible.REASON_TOO_MANY_PODS))
                 continue
-            fit = fit_pool(need, ports, agent)
-            if isinstance(fit, rejection_type):
-                queue.drop(agent, fit)
-                continue
-            rejection = (ports and feasible.check_ports_taken(ports, agent)) or (
-                group.anti and feasible.check_anti_affinity(pod, agent, domains)
-            )
-            if rejection:
-                queue.drop(agent, rejection)
-                continue
-            assignments.append(assign(pod, agent, fit, group))
+            # the fit and the carve in one step when the group carved a pool of this one's
+            # signature before (a simple pool, no host ports): check the free scalars and
+            # replay that carve, without ``fit_pool`` and ``assign`` (most placements)
+            single = agent.single
+            template = None
+            if single is not None and not ports:
+                pool = agent.pools[0]
+                if pool.simple:
+                    template = fast.get(pool.signature)
+            if template is not None:
+                short = None
+                free = pool.free  # (``single``)
+                for name, milli in need:
+                    if free.get(name, 0) < milli:
+                        short = name
+                        break
+                if short is not None:
+                    queue.drop(agent, rejection_type(
+                        feasible.REASON_INSUFFICIENT.get(short) or f"Insufficient {short}"))
+                    continue
+                if group.anti and (
+                        refused := feasible.check_anti_affinity(pod, agent, domains)):
+                    queue.drop(agent, refused)
+                    continue
+                assignments.append(replay(pod, agent, pool, group, template))
+            else:
+                fit = fit_pool(need, ports, agent)
+                if isinstance(fit, rejection_type):
+                    queue.drop(agent, fit)
+                    continue
+                rejection = (ports and feasible.check_ports_taken(ports, agent)) or (
+                    group.anti and feasible.check_anti_affinity(pod, agent, domains)
+                )
+                if rejection:
+                    queue.drop(agent, rejection)
+                    continue
+                assignments.append(assign(pod, agent, fit, group))
             agent.placed += 1
             agent.score = scorer(agent)
             rankings.update(agent)
