@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 import ssl
 import tempfile
 from pathlib import Path
@@ -54,7 +56,8 @@ from k8sbridge.kubelet import api_auth, api_logs, api_portforward, api_stats
 from k8sbridge.kubelet.api_auth import generate_self_signed
 from k8sbridge.kubelet.api_base import TokenReviewer, UserInfo
 
-__all__ = ["KubeletServer", "TokenReviewer", "UserInfo", "bind_hosts", "generate_self_signed"]
+__all__ = ["KubeletServer", "TokenReviewer", "UserInfo", "bind_hosts", "bind_sockets",
+           "generate_self_signed"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,50 @@ log = logging.getLogger(__name__)
 def bind_hosts(setting: str) -> list[str]:
     """The addresses of setting ``kubelet.host`` (comma-separated; "": all interfaces)."""
     return [h.strip() for h in setting.split(",") if h.strip()] or ["0.0.0.0"]
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"kubelet API: cannot listen on {host}:{port}: "
+                               f"{e.strerror or e}") from None
+    return sock
+
+
+def _free_everywhere(host: str) -> int:
+    """A port free on every address of ``host``'s family: the system's pick for the wildcard
+    address (which conflicts with any address's use of a port). Not the pick for ``host``
+    itself: Linux's bind(0) prefers a port some other address already uses."""
+    family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        return int(probe.getsockname()[1])
+
+
+def bind_sockets(hosts: list[str], port: int, *, attempts: int = 8) -> list[socket.socket]:
+    """One bound socket per address of ``hosts``, all on one port: ``port``, or with 0 one
+    free on every address (``_free_everywhere``). That port can be taken in the moment
+    between the pick and the binds: then every socket is closed and another port tried, up to
+    ``attempts`` times; a port the user chose that is taken is an error, as ever."""
+    for attempt in range(attempts):
+        chosen = port or _free_everywhere(hosts[0])
+        sockets: list[socket.socket] = []
+        try:
+            for host in hosts:
+                sockets.append(_bound(host, chosen))
+        except OSError as e:
+            for sock in sockets:
+                sock.close()
+            if port != 0 or e.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                raise
+            continue
+        return sockets
+    raise AssertionError("unreachable")
 
 
 class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
@@ -113,13 +160,10 @@ class KubeletServer(api_logs.LogRoutes, api_stats.StatsRoutes,
         await self._runner.setup()
         hosts = bind_hosts(self._settings.host)
         context = self._ssl_context()
-        self.port = self._settings.port
-        for index, host in enumerate(hosts):  # the first picks the port (0: a free one)
-            site = web.TCPSite(self._runner, host, self.port, ssl_context=context)
-            await site.start()
-            sockets = getattr(site._server, "sockets", None) or []
-            if index == 0 and sockets:
-                self.port = int(sockets[0].getsockname()[1])
+        sockets = bind_sockets(hosts, self._settings.port)
+        self.port = int(sockets[0].getsockname()[1])
+        for sock in sockets:
+            await web.SockSite(self._runner, sock, ssl_context=context).start()
         host = ",".join(hosts)
         log.info("kubelet API listening on https://%s:%d (client CA: %s, token review: %s, "
                  "anonymous: %s)", host, self.port, self._settings.client_ca_file or "none",
