@@ -54,6 +54,7 @@ WEIGHT_SPREAD = 2
 WEIGHT_FIT = 1
 WEIGHT_BALANCED = 1
 
+
 def _free_fractions(agent: feasible.AgentState) -> tuple[float, float]:
     """Free / capacity of cpu and of memory (0 when the agent has none of it)."""
     cpu_cap = agent.cpu_cap
@@ -77,18 +78,7 @@ def free_share(agent: feasible.AgentState) -> float:
 
 
 def spread(agent: feasible.AgentState) -> float:
-    # ``_free_fractions`` written out (one call fewer: run after every placement of a pass)
-    cpu_cap = agent.cpu_cap
-    mem_cap = agent.mem_cap
-    free = agent.single
-    if free is not None:
-        cpu_free = free.get("cpus", 0)
-        mem_free = free.get("mem", 0)
-    else:
-        cpu_free, mem_free = agent.free("cpus"), agent.free("mem")
-    # min(1.0, share) without the call
-    cpu = (cpu if (cpu := cpu_free / cpu_cap) < 1.0 else 1.0) if cpu_cap > 0 else 0.0
-    mem = (mem if (mem := mem_free / mem_cap) < 1.0 else 1.0) if mem_cap > 0 else 0.0
+    cpu, mem = _free_fractions(agent)
     least = (cpu + mem) / 2 * MAX_NODE_SCORE
     # BalancedAllocation: 1 − the standard deviation of the used fractions (two resources:
     # half their distance)
