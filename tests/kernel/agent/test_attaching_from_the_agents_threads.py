@@ -12,21 +12,12 @@ import asyncio
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from k8sbridge.kernel import network
 from k8sbridge.kernel.agent import cni
-
-
-@pytest.fixture
-def cluster() -> Iterator[network.ClusterNetwork]:
-    net = network.ClusterNetwork()
-    net.create()
-    yield net
-    net.remove()
 
 
 def _isolator(cluster: network.ClusterNetwork, tmp_path: Path, *, timeout: float = 20

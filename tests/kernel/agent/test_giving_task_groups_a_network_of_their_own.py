@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,6 @@ from k8sbridge.kernel import main, network
 from k8sbridge.kernel.agent import cni, filesystems
 from tests.kernel.master import wire
 from tests.kernel.master.conftest import agent_config, master_config
-
-
-@pytest.fixture
-def cluster() -> Iterator[network.ClusterNetwork]:
-    net = network.ClusterNetwork()
-    net.create()
-    yield net
-    net.remove()
 
 
 @pytest.fixture

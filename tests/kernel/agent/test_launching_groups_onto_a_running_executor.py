@@ -7,7 +7,7 @@ Driven through the kernel's scheduler API as a framework would."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,6 @@ SHOW = ("busybox ip -4 -o addr show eth0 | busybox awk '{print $4}' > ip && "
 # The executor's sandbox, shared by its groups' tasks (an emptyDir).
 SHARED = {"type": "MESOS", "volumes": [{"container_path": "shared", "mode": "RW", "source": {
     "type": "SANDBOX_PATH", "sandbox_path": {"type": "PARENT", "path": "shared"}}}]}
-
-
-@pytest.fixture
-def cluster() -> Iterator[network.ClusterNetwork]:
-    net = network.ClusterNetwork()
-    net.create()
-    yield net
-    net.remove()
 
 
 @pytest.fixture
