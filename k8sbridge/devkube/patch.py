@@ -160,22 +160,8 @@ def json_patch(doc: Any, operations: Any) -> Any:
 
 
 def merge_patch(doc: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy_json(patch)
-    return _merge_into(copy_json(doc) if isinstance(doc, dict) else {}, patch)
-
-
-def _merge_into(result: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``patch`` to ``result``, a private copy (copied once, not at every level)."""
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict):
-            current = result.get(key)
-            result[key] = _merge_into(current if isinstance(current, dict) else {}, value)
-        else:
-            result[key] = copy_json(value)
-    return result
+    """The merge patch's result as a private copy (``merge_patch_shared``, then copied)."""
+    return copy_json(merge_patch_shared(doc, patch))
 
 
 def merge_patch_shared(doc: Any, patch: Any) -> Any:
