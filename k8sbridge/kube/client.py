@@ -12,7 +12,12 @@ At most ``connections`` calls are in flight (``KubeSettings.client_threads``), s
 server cannot take unbounded sockets. Calls have a priority (``URGENT``, ``NORMAL``,
 ``BACKGROUND``): when every connection is busy, the next free one goes to the most urgent
 waiting call (FIFO within a priority), so a status write that Mesos waits for never queues
-behind a burst of bindings or events.
+behind a burst of bindings or events. ``BACKGROUND`` calls hold at most a quarter of the
+connections (``BACKGROUND_SHARE``): a connection that frees while only best-effort calls wait
+would otherwise go to one of them, and in a burst (a thousand launch notices and Scheduled
+events queued at once) they held half the connections and as much of the API server's time,
+and each status write waited behind them (measured in ``docs/bench/bridge.md``, eleventh
+session).
 
 Every call can be timed: an ``observer`` (given at construction) receives one ``RequestTiming``
 per call (verb, path, status or None, seconds on the wire, seconds queued for a connection), on
@@ -70,6 +75,7 @@ AUTH_HEADERS_SECONDS = 1.0  # how long the credentials' headers are reused
 URGENT = 0  # someone waits for this write (e.g. a status that carries Mesos acknowledgements)
 NORMAL = 1
 BACKGROUND = 2  # best-effort (events, cosmetic status writes)
+BACKGROUND_SHARE = 0.25  # of the connections, the most BACKGROUND calls hold at once (≥ 1)
 
 
 def now_rfc3339(at: float | None = None) -> str:
@@ -140,8 +146,11 @@ class KubeClient:
         self._session: aiohttp.ClientSession | None = None  # made in the loop, at first use
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         # the connections as slots handed out by priority (see the module docstring);
-        # invariant: free slots > 0 only while no live call waits
+        # invariant: free slots > 0 only while no live call that may take one waits (a
+        # BACKGROUND call waits while ``_background_cap`` of them are in flight)
         self._free = connections
+        self._background = 0  # BACKGROUND calls holding a slot
+        self._background_cap = max(1, int(connections * BACKGROUND_SHARE))
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         # events as a kubelet (core/v1, counted) or kube-scheduler (events.k8s.io/v1 series)
@@ -229,7 +238,7 @@ class KubeClient:
             status = e.status
             raise
         finally:
-            self._release()
+            self._release(priority)
             if self._observer is not None:
                 self._observe(RequestTiming(
                     verb=method, path=path, status=status,
@@ -243,9 +252,13 @@ class KubeClient:
         except Exception:  # a broken metrics hook must not fail the API call it measures
             log.exception("the request observer failed on %s %s", timing.verb, timing.path)
 
+    def _may_take(self, priority: int) -> bool:
+        return priority < BACKGROUND or self._background < self._background_cap
+
     async def _acquire(self, priority: int) -> None:
-        if self._free > 0:
+        if self._free > 0 and self._may_take(priority):
             self._free -= 1
+            self._background += priority >= BACKGROUND
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (priority, next(self._order), waiter))
@@ -253,15 +266,24 @@ class KubeClient:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self._release()  # a slot was handed over just as we were cancelled
+                self._release(priority)  # a slot was handed over just as we were cancelled
             raise
 
-    def _release(self) -> None:
+    def _release(self, priority: int) -> None:
+        """The slot passes to the most urgent waiting call that may take it (waiting calls
+        are ordered by priority, so when the first may not, none may: all are BACKGROUND)."""
+        self._background -= priority >= BACKGROUND
         while self._waiting:
-            _, _, waiter = heapq.heappop(self._waiting)
-            if not waiter.done():
-                waiter.set_result(None)  # the slot passes to the most urgent waiting call
-                return
+            first, _, waiter = self._waiting[0]
+            if waiter.done():
+                heapq.heappop(self._waiting)  # cancelled meanwhile
+                continue
+            if not self._may_take(first):
+                break
+            heapq.heappop(self._waiting)
+            self._background += first >= BACKGROUND
+            waiter.set_result(None)
+            return
         self._free += 1
 
     async def _call(

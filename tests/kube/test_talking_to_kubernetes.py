@@ -157,6 +157,38 @@ async def test_embedded_kopf_feeds_pod_events_without_touching_pods(
     assert not pod["metadata"].get("finalizers")
 
 
+async def test_best_effort_calls_hold_at_most_a_quarter_of_the_connections(
+        tmp_path: Path) -> None:
+    """Four connections: one BACKGROUND call at a time, while a NORMAL call finds a free one."""
+    config = devkube_main.DevkubeConfig(
+        port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False
+    )
+    async with devkube_main.running(config) as dk:
+        kube = kube_client.KubeClient.from_kubeconfig(path=dk.kubeconfig, connections=4)
+        ended: dict[str, float] = {}
+        loop = asyncio.get_running_loop()
+
+        async def watch(name: str, priority: int) -> None:
+            # a watch the server ends after a second holds its connection that long
+            await kube.request("GET", "/api/v1/pods", priority=priority,
+                               query={"watch": "true", "timeoutSeconds": "1"})
+            ended[name] = loop.time()
+
+        try:
+            start = loop.time()
+            best_effort = [asyncio.create_task(watch(f"background {i}", kube_client.BACKGROUND))
+                           for i in range(2)]
+            await asyncio.sleep(0.2)
+            await kube.request("GET", "/api/v1/namespaces/default/pods")  # not held up
+            assert loop.time() - start < 0.9 and not ended
+            async with asyncio.timeout(10):
+                await asyncio.gather(*best_effort)
+            # the second waited for the first's connection although three were free
+            assert ended["background 1"] - ended["background 0"] >= 0.8
+        finally:
+            await kube.close()
+
+
 async def test_the_most_urgent_waiting_call_gets_the_next_free_connection(tmp_path: Path) -> None:
     config = devkube_main.DevkubeConfig(
         port=0, kubeconfig=tmp_path / "kubeconfig", controllers=False
