@@ -27,10 +27,14 @@ at a time and only while no other status write is queued, in flight or just fini
 waits at most ``CREATING_DEFER_SECONDS``), so in a burst the task update's own write usually
 covers them.
 Writes that carry acknowledgements go first (Mesos holds a task's next update until the
-previous one is acknowledged). Events are best-effort, as a kubelet's event recorder is: they
-yield to status writes too (until ``EVENT_DEFER_SECONDS`` after they were queued), and a full
-event queue drops new events rather than holding memory or API-server capacity. A pod is
-never written twice at once (the later state could land first).
+previous one is acknowledged), oldest update first: they are ordered by the time the agent
+made the update, not by when it arrived, so a task's TASK_RUNNING (made with its TASK_STARTING,
+sent only once that is acknowledged) is written before the STARTING updates of tasks launched
+after it instead of queueing behind all of them (in a burst each pod paid two full queue
+waits; measured in ``docs/bench/bridge.md``, eleventh session). Events are best-effort, as a
+kubelet's event recorder is: they yield to status writes too (until ``EVENT_DEFER_SECONDS``
+after they were queued), and a full event queue drops new events rather than holding memory or
+API-server capacity. A pod is never written twice at once (the later state could land first).
 """
 
 from __future__ import annotations
@@ -40,7 +44,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import heapq
 import logging
 import time
@@ -122,6 +125,7 @@ class _PodState:
     pod: RawPod
     lives: lifecycle_store.PodStore
     acks: list[Ack] = dataclasses.field(default_factory=list)
+    acks_made: float = 0.0  # when the agent made the oldest update of ``acks`` (epoch)
     # the status last written, until the API server shows it in the pod (then the pod's own
     # status is the reference, and this copy is let go: memory per pod)
     written: Any = None
@@ -160,8 +164,10 @@ class PodStatusWriter:
         self._workers = workers
         self._creating_after = creating_after
         self._state: dict[str, _PodState] = {}
-        # (priority, sequence, uid), priorities _ACKS < _STATUS < _CREATING
-        self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        # (priority, when, sequence, uid), priorities _ACKS < _STATUS < _CREATING; "when" is
+        # the oldest pending update's making for _ACKS (``_enqueue``), the queueing otherwise
+        self._queue: asyncio.PriorityQueue[tuple[int, float, int, str]] = \
+            asyncio.PriorityQueue()
         self._queued: dict[str, int] = {}  # uid -> the best priority it is queued with
         self._seq = 0
         self._writing = 0  # status writes in flight
@@ -198,7 +204,9 @@ class PodStatusWriter:
         if state is None:
             return
         self._changed(uid, state, pod)
-        if state.written is not None and _signature(pod.get("status")) == state.signature:
+        if state.written is not None and (
+            statusmap.signature(pod.get("status")) == state.signature
+        ):
             state.written = None
 
     def _entry(self, pod: RawPod) -> tuple[str, _PodState]:
@@ -234,15 +242,17 @@ class PodStatusWriter:
                 release=functools.partial(self._release, uid)))
             self._reading.add(task)
             task.add_done_callback(self._reading.discard)
+        write = False  # queued after the loop: the write's priority depends on its acks
         for intent in intents:
             if isinstance(intent, lc_intents.RecordEvent):
                 state.events.append((intent.type, intent.reason, intent.message))
             elif isinstance(intent, lc_intents.Acknowledge):
                 if ack is not None:
+                    if not state.acks and isinstance(event, lc_events.TaskUpdated):
+                        state.acks_made = event.status.timestamp
                     state.acks.append(ack)
             elif isinstance(intent, lc_intents.WriteStatus):
-                if not reads or self._read_message is None:
-                    self._enqueue(uid)
+                write = not reads or self._read_message is None
             elif isinstance(intent, lc_intents.ReadTerminationMessage):
                 pass  # read above
             elif isinstance(intent, lc_intents.Relaunch):
@@ -256,6 +266,8 @@ class PodStatusWriter:
                 self._wake_added.set()
             else:  # deleting a pod is the offer loop's (``lifecycle.deletion``)
                 log.warning("pod %s: the status writer does not execute %s", uid, intent)
+        if write:
+            self._enqueue(uid)
 
     def _take_message(self, uid: str, want: lc_intents.ReadTerminationMessage,
                       message: str) -> None:
@@ -275,17 +287,21 @@ class PodStatusWriter:
         Writes that carry acknowledgements go first. Mesos sends a task's next update only
         once the previous one is acknowledged, and we acknowledge only after the write: a
         STARTING write stuck behind a thousand Scheduled writes holds back that task's
-        RUNNING update. A pod queued as ordinary and then given an ack moves up.
+        RUNNING update. A pod queued as ordinary and then given an ack moves up. Among them
+        the oldest update goes first (when the agent made it: a RUNNING that waited for its
+        STARTING's round trip is older than the STARTING updates that arrived meanwhile).
         """
         state = self._state.get(uid)
+        when = time.time()
         if state is not None and state.acks:
             priority = _ACKS
+            when = state.acks_made or when
         current = self._queued.get(uid)
         if current is not None and current <= priority:
             return
         self._queued[uid] = priority
         self._seq += 1
-        self._queue.put_nowait((priority, self._seq, uid))
+        self._queue.put_nowait((priority, when, self._seq, uid))
 
     def task_status(
         self, *, pod: RawPod, status: Any, container: str, attempt: int, agent: Any,
@@ -377,7 +393,7 @@ class PodStatusWriter:
         record = state.record
         previous = state.written or state.pod.get("status") or {}
         if record.unschedulable is not None and not record.runtimes:
-            return _render_pending(record.unschedulable, previous, now)
+            return statusmap.pending_status(record.unschedulable, previous, now)
         pod = dict(state.pod)
         pod["status"] = previous
         spec = pod.get("spec") or {}
@@ -425,7 +441,7 @@ class PodStatusWriter:
 
     async def _worker(self) -> None:
         while True:
-            priority, _, uid = await self._queue.get()
+            priority, _, _, uid = await self._queue.get()
             if self._queued.get(uid) != priority:
                 continue  # superseded by an entry with a better priority
             del self._queued[uid]
@@ -462,12 +478,13 @@ class PodStatusWriter:
         if state is None:
             return
         acks, state.acks = state.acks, []
+        acks_made = state.acks_made
         events, state.events = state.events, []
         pod = state.pod
         meta = pod.get("metadata") or {}
         now = time.time()
         status = self._render(state, now=now)
-        signature = _signature(status)
+        signature = statusmap.signature(status)
         try:
             if signature != state.signature:
                 await self._kube.patch_pod_status(
@@ -493,6 +510,7 @@ class PodStatusWriter:
                 self._lives.forget_status(uid)
         except kube_errors.KubeError:
             state.acks[:0] = acks  # not written: keep the acks for the retry
+            state.acks_made = acks_made if acks else state.acks_made
             state.events[:0] = events
             raise
         if state.since is not None and self.on_status_written is not None:
@@ -556,42 +574,3 @@ class PodStatusWriter:
                 action=SCHEDULER_ACTIONS.get(reason),
             )
 
-
-def _render_pending(message: str, previous: Any, now: float) -> dict[str, Any]:
-    prev = next(
-        (c for c in (previous or {}).get("conditions") or []
-         if isinstance(c, dict) and c.get("type") == "PodScheduled"),
-        None,
-    )
-    transition = (
-        prev.get("lastTransitionTime")
-        if prev and prev.get("status") == "False"
-        else statusmap.rfc3339(now)
-    )
-    return {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": message,
-                "lastProbeTime": None,
-                "lastTransitionTime": transition,
-            }
-        ],
-    }
-
-
-def _signature(status: Any) -> bytes | None:
-    """What decides whether a rendered status must be written: a 128-bit digest (kept per
-    pod instead of the rendered status itself; a collision is not a practical concern)."""
-    if not status:
-        return None
-    conds = tuple(
-        (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
-        for c in status.get("conditions") or []
-    )
-    key = (status.get("phase"), conds, status.get("containerStatuses"),
-           status.get("initContainerStatuses"), status.get("podIP"), status.get("reason"))
-    return hashlib.blake2b(repr(key).encode(), digest_size=16).digest()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
@@ -32,8 +33,10 @@ __all__ = [
     "container_id",
     "display_status",
     "normalize_image",
+    "pending_status",
     "pod_status",
     "rfc3339",
+    "signature",
 ]
 
 RawPod: TypeAlias = Mapping[str, Any]
@@ -405,6 +408,48 @@ def pod_status(
 def _placeholder(raw: Mapping[str, Any], *, init: bool) -> ContainerRuntime:
     return ContainerRuntime(name=str(raw.get("name")), image=str(raw.get("image") or ""),
                             init=init)
+
+
+def pending_status(message: str, previous: Any, now: float) -> dict[str, Any]:
+    """The status of a pod no node can take now (``PodScheduled=False``, Unschedulable,
+    ``message`` saying why); the transition time is kept while it stays so."""
+    prev = next(
+        (c for c in (previous or {}).get("conditions") or []
+         if isinstance(c, dict) and c.get("type") == "PodScheduled"),
+        None,
+    )
+    transition = (
+        prev.get("lastTransitionTime")
+        if prev and prev.get("status") == "False"
+        else rfc3339(now)
+    )
+    return {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+                "lastProbeTime": None,
+                "lastTransitionTime": transition,
+            }
+        ],
+    }
+
+
+def signature(status: Any) -> bytes | None:
+    """What decides whether a rendered status must be written: a 128-bit digest (kept per
+    pod instead of the rendered status itself; a collision is not a practical concern)."""
+    if not status:
+        return None
+    conds = tuple(
+        (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+        for c in status.get("conditions") or []
+    )
+    key = (status.get("phase"), conds, status.get("containerStatuses"),
+           status.get("initContainerStatuses"), status.get("podIP"), status.get("reason"))
+    return hashlib.blake2b(repr(key).encode(), digest_size=16).digest()
 
 
 # --------------------------------------------------------------------------------------------

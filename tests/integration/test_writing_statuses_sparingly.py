@@ -110,6 +110,28 @@ async def test_a_prompt_task_update_is_the_first_write_and_is_acked_after_it(
         assert writer.writes == {"acknowledged": 1}
 
 
+async def test_acknowledged_writes_go_oldest_update_first(kube: kube_client.KubeClient) -> None:
+    """A RUNNING made before the STARTING updates queued meanwhile is written before them."""
+    writer = kubelet_pods.PodStatusWriter(kube=kube, workers=1)
+    acked: list[str] = []
+    for name, state, made in [("b", "TASK_STARTING", 200.0), ("c", "TASK_STARTING", 300.0),
+                              ("a", "TASK_RUNNING", 100.0)]:  # in the order they arrive
+        pod = await _bound_pod(kube, name)
+        status = mesos_types.TaskStatus(
+            task_id=ids.TaskId(f"{pod['metadata']['uid']}.0.c"), state=state, timestamp=made,
+            source="SOURCE_EXECUTOR")
+
+        async def ack(name: str = name) -> None:
+            acked.append(name)
+
+        writer.task_status(pod=pod, status=status, container="c", attempt=0, agent=None,
+                           ack=ack)
+    async with _running(writer):
+        await eventually(lambda: asyncio.sleep(0, len(acked) == 3), what="the acknowledgements")
+    assert acked == ["a", "b", "c"]
+    assert writer.writes == {"acknowledged": 3}
+
+
 async def test_events_beyond_the_queue_limit_are_dropped_and_the_rest_posted(
     kube: kube_client.KubeClient,
 ) -> None:
