@@ -76,6 +76,10 @@ CREATING_AFTER_SECONDS = 1.0  # a bound pod with no task update by then shows Co
 # the longest a container's termination write waits for its message (then it goes without,
 # and the message follows in a write of its own)
 MESSAGE_HOLD_SECONDS = 2.0
+# concurrent status writes: as many as the kube client's default connections (16). With 8, a
+# 1,000-pod burst's 2,000 ack-carrying writes queued ~2 s each at ~25 ms a PATCH while the API
+# server had room for more (docs/bench/bridge.md, eleventh session)
+WORKERS = 16
 
 # write priorities (lower goes first)
 _ACKS = 0  # the write carries Mesos acknowledgements
@@ -145,7 +149,7 @@ class PodStatusWriter:
         self,
         *,
         kube: kube_client.KubeClient,
-        workers: int = 8,
+        workers: int = WORKERS,
         relaunch: Relaunch | None = None,
         kill: Kill | None = None,
         creating_after: float = CREATING_AFTER_SECONDS,
