@@ -74,7 +74,7 @@ AUTH_HEADERS_SECONDS = 1.0  # how long the credentials' headers are reused
 
 URGENT = 0  # someone waits for this write (e.g. a status that carries Mesos acknowledgements)
 NORMAL = 1
-BACKGROUND = 2  # best-effort (events, cosmetic status writes)
+BACKGROUND = 2  # best-effort (events)
 BACKGROUND_SHARE = 0.25  # of the connections, the most BACKGROUND calls hold at once (≥ 1)
 
 

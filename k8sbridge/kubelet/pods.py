@@ -496,11 +496,9 @@ class PodStatusWriter:
                     name=str(meta.get("name")),
                     uid=uid,
                     status=status,
-                    priority=(
-                        kube_client.URGENT if acks
-                        else kube_client.BACKGROUND if priority == _CREATING
-                        else kube_client.NORMAL
-                    ),
+                    # (a ContainerCreating write is not BACKGROUND: it holds the pod, and a
+                    # task update's write waits for it, behind every queued event)
+                    priority=kube_client.URGENT if acks else kube_client.NORMAL,
                 )
                 state.written = status
                 state.signature = signature

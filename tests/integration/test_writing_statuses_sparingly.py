@@ -88,6 +88,31 @@ async def test_a_slow_launch_still_shows_container_creating(
         assert writer.writes == {"creating": 1}
 
 
+async def test_a_container_creating_write_does_not_wait_behind_best_effort_calls(
+    kube: kube_client.KubeClient,
+) -> None:
+    """It holds its pod (a task update's write waits for it), so it is not best-effort."""
+    blocker = asyncio.create_task(kube.request(  # holds the best-effort calls' connections
+        "GET", "/api/v1/pods", priority=kube_client.BACKGROUND,
+        query={"watch": "true", "timeoutSeconds": "5"}))
+    held = [asyncio.create_task(kube.request(
+        "GET", "/api/v1/pods", priority=kube_client.BACKGROUND,
+        query={"watch": "true", "timeoutSeconds": "5"})) for _ in range(3)]
+    writer = kubelet_pods.PodStatusWriter(kube=kube, creating_after=0.1)
+    try:
+        async with _running(writer):
+            pod = await _bound_pod(kube, "behind")
+            writer.scheduled(pod=pod, node_name=NODE)
+            reason = await eventually(
+                lambda: _container_waiting(kube, "behind"), what="ContainerCreating written",
+                timeout=3.0)
+            assert reason == "ContainerCreating" and not blocker.done()
+    finally:
+        for call in [blocker, *held]:
+            call.cancel()
+        await asyncio.gather(blocker, *held, return_exceptions=True)
+
+
 async def test_a_prompt_task_update_is_the_first_write_and_is_acked_after_it(
     kube: kube_client.KubeClient,
 ) -> None:
