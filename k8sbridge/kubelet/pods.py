@@ -130,6 +130,9 @@ class _PodState:
     lives: lifecycle_store.PodStore
     acks: list[Ack] = dataclasses.field(default_factory=list)
     acks_made: float = 0.0  # when the agent made the oldest update of ``acks`` (epoch)
+    # the uuids ``acks`` acknowledge: an agent's re-sent copy of an update whose write is still
+    # queued needs no second ACKNOWLEDGE (the first goes once the status is written)
+    ack_uuids: tuple[str, ...] = ()
     # the status last written, until the API server shows it in the pod (then the pod's own
     # status is the reference, and this copy is let go: memory per pod)
     written: Any = None
@@ -251,10 +254,12 @@ class PodStatusWriter:
             if isinstance(intent, lc_intents.RecordEvent):
                 state.events.append((intent.type, intent.reason, intent.message))
             elif isinstance(intent, lc_intents.Acknowledge):
-                if ack is not None:
+                uuid = event.status.uuid if isinstance(event, lc_events.TaskUpdated) else None
+                if ack is not None and not (uuid and uuid in state.ack_uuids):
                     if not state.acks and isinstance(event, lc_events.TaskUpdated):
                         state.acks_made = event.status.timestamp
                     state.acks.append(ack)
+                    state.ack_uuids += (uuid,) if uuid else ()
             elif isinstance(intent, lc_intents.WriteStatus):
                 write = not reads or self._read_message is None
             elif isinstance(intent, lc_intents.ReadTerminationMessage):
@@ -482,7 +487,7 @@ class PodStatusWriter:
         if state is None:
             return
         acks, state.acks = state.acks, []
-        acks_made = state.acks_made
+        acks_made, ack_uuids, state.ack_uuids = state.acks_made, state.ack_uuids, ()
         events, state.events = state.events, []
         pod = state.pod
         meta = pod.get("metadata") or {}
@@ -513,6 +518,7 @@ class PodStatusWriter:
         except kube_errors.KubeError:
             state.acks[:0] = acks  # not written: keep the acks for the retry
             state.acks_made = acks_made if acks else state.acks_made
+            state.ack_uuids = ack_uuids + state.ack_uuids
             state.events[:0] = events
             raise
         if state.since is not None and self.on_status_written is not None:

@@ -157,6 +157,32 @@ async def test_acknowledged_writes_go_oldest_update_first(kube: kube_client.Kube
     assert writer.writes == {"acknowledged": 3}
 
 
+async def test_a_resent_update_still_queued_is_acknowledged_once(
+    kube: kube_client.KubeClient,
+) -> None:
+    """The agent re-sent STARTING before its write went out: one ACKNOWLEDGE covers both
+    copies; a later update (another uuid) is acknowledged on its own."""
+    writer = kubelet_pods.PodStatusWriter(kube=kube)
+    pod = await _bound_pod(kube, "resent")
+    uid = pod["metadata"]["uid"]
+    acked: list[str] = []
+    for state, uuid in [("TASK_STARTING", "AAAA"), ("TASK_STARTING", "AAAA"),
+                        ("TASK_RUNNING", "BBBB")]:
+        status = mesos_types.TaskStatus(
+            task_id=ids.TaskId(f"{uid}.0.c"), state=state, timestamp=100.0, uuid=uuid,
+            source="SOURCE_EXECUTOR")
+
+        async def ack(uuid: str = uuid) -> None:
+            acked.append(uuid)
+
+        writer.task_status(pod=pod, status=status, container="c", attempt=0, agent=None,
+                           ack=ack)
+    async with _running(writer):
+        await eventually(lambda: asyncio.sleep(0, len(acked) >= 2), what="the acknowledgements")
+        await asyncio.sleep(0.2)
+    assert acked == ["AAAA", "BBBB"]
+
+
 async def test_events_beyond_the_queue_limit_are_dropped_and_the_rest_posted(
     kube: kube_client.KubeClient,
 ) -> None:
