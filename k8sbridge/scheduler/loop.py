@@ -68,6 +68,7 @@ from k8sbridge.scheduler import (
     launch,
     limits,
     loop_passes,
+    loop_updates,
     plan,
     podfields,
     podfiles,
@@ -221,6 +222,9 @@ class Scheduler(loop_passes.Passes):
                     kind, item = getter.result()
                     await self._handle(kind, item)
                     while not self._inbox.empty():  # drain what is there before a pass
+                        # let the writers' tasks start in between: a burst queues hundreds
+                        # of items, most handled without awaiting anything real
+                        await asyncio.sleep(0)
                         kind, item = self._inbox.get_nowait()
                         await self._handle(kind, item)
                 else:
@@ -253,7 +257,8 @@ class Scheduler(loop_passes.Passes):
                 self._observe_pod(etype, raw)
                 await self._act_on_pod(str((raw.get("metadata") or {}).get("uid") or ""))
             elif kind == "mesos":
-                self._mesos_queued -= 1
+                if loop_updates.orders_updates(item):
+                    self._mesos_queued -= 1
                 await self._on_mesos(item)
             elif kind == "relaunch":
                 uid, due, containers = item

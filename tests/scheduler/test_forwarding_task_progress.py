@@ -106,3 +106,19 @@ async def test_a_deleting_pod_or_a_killed_task_goes_through_the_loop() -> None:
     scheduler._mesos_queued = 0  # (as if the loop had handled the first)
     await scheduler.on_mesos_event(_update("TASK_RUNNING"))
     assert sink.statuses == []
+
+
+async def test_queued_offers_do_not_hold_progress_back_but_a_queued_failure_does() -> None:
+    sink = _Sink()
+    scheduler = _launched(sink)
+    # a burst: an offer and a rescind wait in the inbox behind the running pass
+    await scheduler.on_mesos_event(mesos_events.Offers(offers=()))
+    await scheduler.on_mesos_event(mesos_events.Rescind(offer_id=ids.OfferId("o1")))
+    await scheduler.on_mesos_event(_update("TASK_STARTING"))
+    assert sink.statuses == [("TASK_STARTING", "main", True)]
+    # an agent lost may end the task: what comes after it waits its turn
+    await scheduler.on_mesos_event(mesos_events.Failure(agent_id=ids.AgentId("a1")))
+    await scheduler.on_mesos_event(_update("TASK_RUNNING"))
+    assert sink.statuses == [("TASK_STARTING", "main", True)]
+    assert scheduler._inbox.qsize() == 4
+    assert scheduler._mesos_queued == 2  # the failure and the update: not the offers
