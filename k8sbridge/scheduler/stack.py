@@ -48,6 +48,7 @@ from k8sbridge.scheduler import (
     scores,
     select,
     topology,
+    topology_rules,
 )
 
 __all__ = ["DEFAULT_SETTINGS", "StackSettings", "place"]
@@ -75,7 +76,7 @@ class StackSettings:
     seed: int = 0
     #: kube-scheduler's system default spread constraints, for pods of a controller that
     #: state none (``()`` turns them off)
-    default_spread: tuple[pods.SpreadConstraint, ...] = topology.DEFAULT_CONSTRAINTS
+    default_spread: tuple[pods.SpreadConstraint, ...] = topology_rules.DEFAULT_CONSTRAINTS
 
 
 DEFAULT_SETTINGS = StackSettings()
@@ -159,7 +160,7 @@ class _Pass:
         self.settings = settings
         self.namespace_labels = view.namespace_labels
         self.trackers = topology.Trackers(agents=agents)
-        self.terms = topology.scoring_terms(agents, pending)
+        self.terms = topology_rules.scoring_terms(agents, pending)
         self.anti_terms = [t for a in agents for p in a.view.pods for t in p.anti_affinity]
         self.anti_terms += list(dict.fromkeys(t for p in pending for t in p.anti_affinity))
 
@@ -175,7 +176,7 @@ class _Pass:
         if pod.node_name:
             return False  # bound: it goes to its node whatever the counts
         if (pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_anti_affinity
-                or topology.constraints_of(pod, defaults=self.settings.default_spread)[0]):
+                or topology_rules.constraints_of(pod, defaults=self.settings.default_spread)[0]):
             return True
         labels = pod.labels_dict
         return any(t.selects(namespace=pod.namespace, labels=labels,

@@ -34,38 +34,24 @@ order ``select`` keeps. Scores are normalised over the classes that pass the fil
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from k8sbridge.model import cluster, pods
+from k8sbridge.model import pods
 from k8sbridge.scheduler import feasible, rank, select
-
-__all__ = ["DEFAULT_CONSTRAINTS", "PodFacts", "ScannedGroup", "Tracker", "Trackers",
-           "constraints_of", "scoring_terms"]
-
-HOSTNAME = cluster.LABEL_HOSTNAME
-_EVERYTHING = pods.LabelSelector()
-
-#: kube-scheduler's system default constraints (for pods of a controller, counted by it)
-DEFAULT_CONSTRAINTS = (
-    pods.SpreadConstraint(max_skew=3, topology_key=HOSTNAME, hard=False,
-                          selector=_EVERYTHING, same_owner=True),
-    pods.SpreadConstraint(max_skew=5, topology_key=cluster.LABEL_ZONE, hard=False,
-                          selector=_EVERYTHING, same_owner=True),
+from k8sbridge.scheduler.topology_rules import (
+    HOSTNAME,
+    Matcher,
+    constraints_of,
+    eligible,
+    normalise_inter,
+    normalise_spread,
+    selects,
+    term_matcher,
 )
 
+__all__ = ["PodFacts", "ScannedGroup", "Tracker", "Trackers"]
+
 PodFacts = tuple[str, tuple[tuple[str, str], ...], str]  # (namespace, labels, owner uid)
-Matcher = Callable[[str, Mapping[str, str], str], bool]
-
-
-def constraints_of(
-    pod: pods.PodRequest, *, defaults: Sequence[pods.SpreadConstraint]
-) -> tuple[tuple[pods.SpreadConstraint, ...], bool]:
-    """(the constraints that apply, whether they are the pod's own)."""
-    if pod.spread:
-        return pod.spread, True
-    if pod.owner_uid and defaults:
-        return tuple(defaults), False
-    return (), True
 
 
 class Tracker:
@@ -179,23 +165,6 @@ class Trackers:
             group.reclass(agent)
 
 
-def _selects(
-    selector: pods.LabelSelector, namespace: str, *, same_owner: str | None
-) -> Matcher:
-    if same_owner is not None:
-        return lambda ns, labels, owner: owner == same_owner
-    return lambda ns, labels, owner: ns == namespace and selector.matches(labels)
-
-
-def _term_matcher(
-    terms: Sequence[pods.PodAffinityTerm],
-    namespace_labels: Mapping[str, Mapping[str, str]] | None,
-) -> Matcher:
-    return lambda ns, labels, owner: all(
-        t.selects(namespace=ns, labels=labels, namespace_labels=namespace_labels) for t in terms
-    )
-
-
 class _Spread:
     __slots__ = ("constraint", "tracker", "domains", "self_match", "weight")
 
@@ -246,20 +215,20 @@ class ScannedGroup:
         labels = pod.labels_dict
         for c in constraints:
             keys = hard_keys if c.hard else (soft_keys if own else [c.topology_key])
-            eligible = {a.index for a in agents if _eligible(a, pod, c, keys, implicit)}
+            members = {a.index for a in agents if eligible(a, pod, c, keys, implicit)}
             tracker = trackers.register(Tracker(
-                key=c.topology_key, eligible=eligible,
-                matches=_selects(c.selector, pod.namespace,
-                                 same_owner=pod.owner_uid if c.same_owner else None),
+                key=c.topology_key, eligible=members,
+                matches=selects(c.selector, pod.namespace,
+                                same_owner=pod.owner_uid if c.same_owner else None),
             ))
-            domains = {agents[i].view.labels[c.topology_key] for i in eligible}
+            domains = {agents[i].view.labels[c.topology_key] for i in members}
             self_match = 1 if c.same_owner or c.selector.matches(labels) else 0
             entry = _Spread(c, tracker, domains, self_match)
             (self.hard if c.hard else self.soft).append(entry)
         # agents missing a soft key are not scored when the constraints are the pod's own
         self.ignored = {a.index for a in candidates if own and any(
             k not in a.view.labels for k in soft_keys)}
-        match_all = _term_matcher(pod.pod_affinity, namespace_labels)
+        match_all = term_matcher(pod.pod_affinity, namespace_labels)
         self.affinity = [
             (t, trackers.register(Tracker(key=t.topology_key, eligible=None, matches=match_all)))
             for t in pod.pod_affinity
@@ -267,7 +236,7 @@ class ScannedGroup:
         self.self_affine = match_all(pod.namespace, labels, pod.owner_uid)
         self.preferred = [
             (t, trackers.register(Tracker(key=t.topology_key, eligible=None,
-                                          matches=_term_matcher((t,), namespace_labels))),
+                                          matches=term_matcher((t,), namespace_labels))),
              sign * t.weight)
             for terms, sign in ((pod.preferred_pod_affinity, 1),
                                 (pod.preferred_anti_affinity, -1))
@@ -484,8 +453,8 @@ class ScannedGroup:
             rows.append((queue, spread, inter, ignored))
         if not rows:
             return {i: reason for queue, reason in refused for i in queue.members}
-        spread_scores = _normalise_spread([(r[1], r[3]) for r in rows]) if self.soft else None
-        inter_scores = (_normalise_inter([r[2] for r in rows])
+        spread_scores = normalise_spread([(r[1], r[3]) for r in rows]) if self.soft else None
+        inter_scores = (normalise_inter([r[2] for r in rows])
                         if self.preferred or self.symmetric else None)
         totals = []
         for n in range(len(rows)):
@@ -517,62 +486,3 @@ class ScannedGroup:
     def rejections(self) -> list[tuple[int, feasible.Rejection]]:
         return [r for queue in self.classes.values() for r in queue.rejections]
 
-
-def _eligible(
-    agent: feasible.AgentState,
-    pod: pods.PodRequest,
-    c: pods.SpreadConstraint,
-    keys: Sequence[str],
-    implicit: Sequence[pods.Toleration],
-) -> bool:
-    labels = agent.view.labels
-    if any(k not in labels for k in keys) or c.topology_key not in labels:
-        return False
-    if c.honour_node_affinity and feasible.check_node_affinity(pod, agent) is not None:
-        return False
-    return not (c.honour_node_taints
-                and feasible.check_taints(pod, agent, implicit=implicit) is not None)
-
-
-def _normalise_spread(raw: list[tuple[int, bool]]) -> list[int]:
-    scores = [s for s, ignored in raw if not ignored]
-    if not scores:
-        return [0] * len(raw)
-    top, low = max(scores), min(scores)
-    out = []
-    for s, ignored in raw:
-        if ignored:
-            out.append(0)
-        elif top == 0:
-            out.append(rank.MAX_NODE_SCORE)
-        else:
-            out.append(rank.MAX_NODE_SCORE * (top + low - s) // top)
-    return out
-
-
-def _normalise_inter(raw: list[int]) -> list[int]:
-    top = max([0, *raw])
-    low = min([0, *raw])
-    diff = top - low
-    if diff <= 0:
-        return [0] * len(raw)
-    return [int(rank.MAX_NODE_SCORE * (s - low) / diff) for s in raw]
-
-
-def scoring_terms(
-    agents: Sequence[feasible.AgentState], pending: Sequence[pods.PodRequest]
-) -> list[tuple[feasible.AgentState | None, pods.PodAffinityTerm, int]]:
-    """Existing pods' terms that score other pods (required affinity: weight 1, preferred:
-    ±weight) with the agent they run on; pending pods' terms with None (they count once
-    placed). A pod no term selects is scored without them."""
-    out: list[tuple[feasible.AgentState | None, pods.PodAffinityTerm, int]] = []
-    for agent in agents:
-        for placed in agent.view.pods:
-            out += [(agent, t, 1) for t in placed.pod_affinity]
-            out += [(agent, t, t.weight) for t in placed.preferred_affinity]
-            out += [(agent, t, -t.weight) for t in placed.preferred_anti_affinity]
-    pending_terms = dict.fromkeys(  # replicas share their terms: each once
-        t for pod in pending
-        for t in (*pod.pod_affinity, *pod.preferred_pod_affinity, *pod.preferred_anti_affinity))
-    out += [(None, t, 1) for t in pending_terms]
-    return out
