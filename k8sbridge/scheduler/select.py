@@ -36,6 +36,7 @@ import bisect
 import heapq
 import itertools
 import struct
+from collections.abc import Callable
 
 from k8sbridge.scheduler import feasible
 
@@ -75,7 +76,7 @@ class Ranking:
     ints compare several times faster than two tuples of a float and two ints."""
 
     __slots__ = ("order", "keys", "values", "mask", "_tiebreak", "_ties", "_shift", "_heaps",
-                 "bonus", "lazy")
+                 "bonus", "lazy", "current", "_agents", "_everyone")
 
     def __init__(
         self,
@@ -85,8 +86,10 @@ class Ranking:
         size: int | None = None,
         bonus: list[float] | None = None,
         lazy: bool = False,
+        everyone: list[feasible.AgentState] | None = None,
     ) -> None:
         self._tiebreak = tiebreak
+        self._everyone = agents if everyone is None else everyone  # by index
         #: kept out of order (``order`` empty): its one reader finds its best in a heap
         self.lazy = lazy
         self.bonus = bonus
@@ -99,17 +102,33 @@ class Ranking:
         self.values: list[float] = [0.0] * count  # the key's -score (+ bonus)
         self.keys: list[int] = [-1] * count  # -1: not a member
         self._ties = [(tiebreak[i] << bits) | i for i in range(count)] if count else []
-        for a in agents:
+        self._agents = agents
+        self._fill()
+        self.order: list[int] = [] if lazy else sorted(self.keys[a.index] for a in agents)
+        #: a member's key now: a lazy ranking's ``keys`` and ``values`` are not kept up
+        #: (``Rankings.update`` skips it), so its key is worked out from the score when read
+        self.current: Callable[[int], int] = self._fresh if lazy else self.keys.__getitem__
+
+    def _fill(self) -> None:
+        bonus = self.bonus
+        for a in self._agents:
             score = a.score if bonus is None else a.score + bonus[a.index]
             self.values[a.index] = -score
             self.keys[a.index] = (_ordered(-score) << self._shift) | self._ties[a.index]
-        self.order: list[int] = [] if lazy else sorted(self.keys[a.index] for a in agents)
+
+    def _fresh(self, index: int) -> int:
+        score = self._everyone[index].score
+        bonus = self.bonus
+        return (_ordered(-score if bonus is None else -(score + bonus[index])) << self._shift
+                | self._ties[index])
 
     def keep_in_order(self) -> None:
         """A lazy ranking gets a second reader: from now on it is kept in order."""
         if self.lazy:
             self.lazy = False
+            self._fill()
             self.order = sorted(k for k in self.keys if k >= 0)
+            self.current = self.keys.__getitem__
 
     def key_of(self, index: int) -> _Key:
         return (self.values[index], self._tiebreak[index], index)
@@ -130,14 +149,18 @@ class Rankings:
     pass whose groups all read sub-rankings (every group has a bonus when some agents carry
     PreferNoSchedule taints) never pays for keeping the main one in order."""
 
-    __slots__ = ("_main", "_agents", "_tiebreak", "by_agent", "_subs")
+    __slots__ = ("_main", "_agents", "_tiebreak", "by_agent", "_lazy", "_scores", "_subs")
 
     def __init__(self, *, agents: list[feasible.AgentState], tiebreak: list[int]) -> None:
         self._agents = agents
         self._tiebreak = tiebreak
         self._main: Ranking | None = None
-        #: per agent index, the rankings that hold it (``update`` them all)
+        #: per agent index, the rankings kept in order that hold it (``update`` moves it)
         self.by_agent: list[list[Ranking]] = [[] for _ in agents]
+        #: per agent index, the lazy rankings that hold it (an improved score is pushed to
+        #: their heaps), and its score as ``update`` last saw it
+        self._lazy: list[list[Ranking]] = [[] for _ in agents]
+        self._scores = [a.score for a in agents]
         self._subs: dict[tuple[object, ...], Ranking] = {}
 
     @property
@@ -174,12 +197,15 @@ class Rankings:
                None if bonus is None else tuple(bonus[a.index] for a in candidates))
         sub = self._subs.get(key) or self._covering(candidates, bonus)
         if sub is None:
-            sub = Ranking(agents=candidates, tiebreak=self._tiebreak,
-                          size=len(self._agents), bonus=bonus, lazy=heap and LAZY)
+            sub = Ranking(agents=candidates, tiebreak=self._tiebreak, size=len(self._agents),
+                          bonus=bonus, lazy=heap and LAZY, everyone=self._agents)
             for a in candidates:
+                (self._lazy if sub.lazy else self.by_agent)[a.index].append(sub)
+        elif sub.lazy:  # a second reader
+            sub.keep_in_order()
+            for a in candidates:
+                self._lazy[a.index].remove(sub)
                 self.by_agent[a.index].append(sub)
-        else:
-            sub.keep_in_order()  # a second reader
         self._subs[key] = sub
         return sub
 
@@ -200,10 +226,17 @@ class Rankings:
         return None
 
     def update(self, agent: feasible.AgentState) -> None:
-        """``agent``'s score changed: each ranking holding it moves it (written out in one
-        method: this runs after every placement, for 2-3 rankings)."""
+        """``agent``'s score changed: each ranking kept in order that holds it moves it
+        (written out in one method: this runs after every placement); a lazy one is left as
+        it is (its key is worked out when read), unless the score rose: then the agent is
+        pushed to its reader's heap, which may hold it with a worse key."""
         index = agent.index
         score = agent.score
+        if score > self._scores[index]:  # (its key in a lazy ranking improved, or stayed)
+            for ranking in self._lazy[index]:
+                for queue in ranking._heaps[index]:
+                    queue.push(index)
+        self._scores[index] = score
         for ranking in self.by_agent[index]:
             values = ranking.values
             old_value = values[index]
@@ -215,13 +248,6 @@ class Rankings:
             new = ((((bits + _SIGN) if bits >= 0 else (-1 - bits)) << ranking._shift)
                    | ranking._ties[index])
             keys = ranking.keys
-            if ranking.lazy:  # its reader's heap re-keys the agent if it surfaces
-                keys[index] = new
-                values[index] = value
-                if value < old_value:
-                    for queue in ranking._heaps[index]:
-                        queue.push(index)
-                continue
             order = ranking.order
             # (a placement moves an agent tens of places, nearly always: no check whether it
             # stays between its neighbours; the entries before its old place are all better
@@ -272,11 +298,11 @@ class CandidateQueue:
             for key in itertools.islice(self._ranking.order, WALK):
                 if (index := key & mask) in members:
                     return agents[index]
-        keys = self._ranking.keys
+        current = self._ranking.current
         mask = self._ranking.mask
         if self._heap is None:
             self._lazy = self._ranking.lazy
-            self._heap = [keys[i] for i in members]
+            self._heap = list(map(current, members))
             heapq.heapify(self._heap)
             self._ranking.register(self, list(members))
         heap = self._heap
@@ -286,16 +312,16 @@ class CandidateQueue:
             if index not in members:
                 heapq.heappop(heap)
                 continue
-            current = keys[index]
-            if key != current:
-                heapq.heapreplace(heap, current)
+            now = current(index)
+            if key != now:
+                heapq.heapreplace(heap, now)
             else:
                 return agents[index]
         return None  # pragma: no cover - every member has an entry
 
     def push(self, index: int) -> None:
         if self._heap is not None and index in self.members:
-            heapq.heappush(self._heap, self._ranking.keys[index])
+            heapq.heappush(self._heap, self._ranking.current(index))
 
     def add(self, index: int) -> None:
         """A member joins (an agent moving into this class of a group)."""
@@ -303,7 +329,7 @@ class CandidateQueue:
             return
         self.members.add(index)
         if self._heap is not None:
-            heapq.heappush(self._heap, self._ranking.keys[index])
+            heapq.heappush(self._heap, self._ranking.current(index))
             self._ranking.register(self, [index])
 
     def remove(self, index: int) -> None:
