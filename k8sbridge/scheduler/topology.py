@@ -183,7 +183,7 @@ class ScannedGroup:
     __slots__ = ("pod", "hard", "soft", "affinity", "preferred", "symmetric", "ignored",
                  "self_affine", "classes", "agent_class", "hostname_keys", "static",
                  "_ranking", "_agents", "_namespace_labels", "placed_any", "_selected",
-                 "_all")
+                 "_all", "_hard_rows", "_soft_rows", "_pref_rows", "_key_rows")
 
     def __init__(
         self,
@@ -269,6 +269,16 @@ class ScannedGroup:
         # pending pods' terms on hostname may score this group once placed
         self.hostname_keys = any(t.key == HOSTNAME for t in self._trackers()) or any(
             t.topology_key == HOSTNAME for _, t, _ in existing_terms)
+        # what ``_filter``, ``_raw`` and ``_class_key`` read per class and pod, flat (the
+        # trackers' count dicts are theirs for the pass)
+        self._hard_rows = [(s.constraint.topology_key, s.tracker.counts, s.self_match,
+                            s.constraint.max_skew) for s in self.hard]
+        self._soft_rows = [(s.constraint.topology_key, s.tracker.counts, s.weight,
+                            s.constraint.max_skew - 1) for s in self.soft]
+        self._pref_rows = [(term.topology_key, tracker.counts, weight)
+                           for term, tracker, weight in self.preferred]
+        self._key_rows = [(t.key, t.counts if t.key == HOSTNAME else None, t.eligible)
+                          for t in self._trackers()]
         self.classes: dict[tuple[object, ...], select.CandidateQueue] = {}
         self.agent_class: dict[int, tuple[object, ...]] = {}
         self._ranking = rankings.for_group(kept, bonus)  # its keys hold the bonus
@@ -309,14 +319,14 @@ class ScannedGroup:
     def _class_key(self, index: int) -> tuple[object, ...]:
         labels = self._agents[index].view.labels
         key: list[object] = []
-        for tracker in self._trackers():
-            value = labels.get(tracker.key)
-            if tracker.key == HOSTNAME:
-                key.append(None if value is None else tracker.counts.get(value, 0))
+        for name, hostname_counts, counted in self._key_rows:
+            value = labels.get(name)
+            if hostname_counts is not None:  # the count on this very agent
+                key.append(None if value is None else hostname_counts.get(value, 0))
             else:
                 key.append(value)
-            if tracker.eligible is not None:
-                key.append(index in tracker.eligible)
+            if counted is not None:  # the tracker's eligible agents
+                key.append(index in counted)
         if self.hostname_keys:
             key.append(self.symmetric.get((HOSTNAME, labels.get(HOSTNAME, "")), 0))
         key.append(index in self.ignored)
@@ -345,10 +355,9 @@ class ScannedGroup:
     # -- one pod ----------------------------------------------------------------------------
 
     def _filter(self, labels: Mapping[str, str], minimum: list[int]) -> str | None:
-        for spread, low in zip(self.hard, minimum, strict=True):
-            c = spread.constraint
-            count = spread.tracker.counts.get(labels[c.topology_key], 0)
-            if count + spread.self_match - low > c.max_skew:
+        for (name, counts, self_match, max_skew), low in zip(self._hard_rows, minimum,
+                                                               strict=True):
+            if counts.get(labels[name], 0) + self_match - low > max_skew:
                 return feasible.REASON_SPREAD
         if self.affinity:
             exist = all(t.counts.get(labels[term.topology_key], 0) > 0
@@ -362,16 +371,15 @@ class ScannedGroup:
     def _raw(self, labels: Mapping[str, str], ignored: bool) -> tuple[int, int]:
         spread = 0.0
         if not ignored:
-            for s in self.soft:
-                value = labels.get(s.constraint.topology_key)
+            for name, counts, log_weight, extra in self._soft_rows:
+                value = labels.get(name)
                 if value is not None:
-                    count = s.tracker.counts.get(value, 0)
-                    spread += count * s.weight + (s.constraint.max_skew - 1)
+                    spread += counts.get(value, 0) * log_weight + extra
         inter = 0
-        for term, tracker, weight in self.preferred:
-            value = labels.get(term.topology_key)
+        for name, counts, weight in self._pref_rows:
+            value = labels.get(name)
             if value is not None:
-                inter += weight * tracker.counts.get(value, 0)
+                inter += weight * counts.get(value, 0)
         for (key, value), weight in self.symmetric.items():
             if labels.get(key) == value:
                 inter += weight
@@ -438,7 +446,9 @@ class ScannedGroup:
         minimum = self.minimum()
         agents = self._agents
         refused: list[tuple[select.CandidateQueue, str]] = []
-        rows: list[tuple[select.CandidateQueue, int, int, bool]] = []
+        queues: list[select.CandidateQueue] = []  # the classes that pass, their raw scores:
+        spreads: list[tuple[int, bool]] = []
+        inters: list[int] = []
         for key, queue in self.classes.items():
             members = queue.members
             if not members:
@@ -450,28 +460,26 @@ class ScannedGroup:
                 continue
             ignored = bool(key[-1])
             spread, inter = self._raw(labels, ignored)
-            rows.append((queue, spread, inter, ignored))
-        if not rows:
+            queues.append(queue)
+            spreads.append((spread, ignored))
+            inters.append(inter)
+        if not queues:
             return {i: reason for queue, reason in refused for i in queue.members}
-        spread_scores = normalise_spread([(r[1], r[3]) for r in rows]) if self.soft else None
-        inter_scores = (normalise_inter([r[2] for r in rows])
-                        if self.preferred or self.symmetric else None)
-        totals = []
-        for n in range(len(rows)):
-            total = 0.0
-            if spread_scores is not None:
-                total += rank.WEIGHT_SPREAD * spread_scores[n]
-            if inter_scores is not None:
-                total += rank.WEIGHT_INTER_POD_AFFINITY * inter_scores[n]
-            totals.append((total, n))
-        totals.sort(reverse=True)
+        scores = [0.0] * len(queues)
+        if self.soft:
+            scores = [total + rank.WEIGHT_SPREAD * score
+                      for total, score in zip(scores, normalise_spread(spreads), strict=True)]
+        if self.preferred or self.symmetric:
+            scores = [total + rank.WEIGHT_INTER_POD_AFFINITY * score
+                      for total, score in zip(scores, normalise_inter(inters), strict=True)]
+        totals = sorted(zip(scores, range(len(queues)), strict=True), reverse=True)
         top = -self._ranking.first_value() if self._ranking.order else 0.0
         found: tuple[select.CandidateQueue, feasible.AgentState] | None = None
         found_key: tuple[float, int, int] | None = None
         for total, n in totals:
             if found_key is not None and top + total < -found_key[0]:
                 break  # no agent of this class (or of the next) can beat it
-            queue = rows[n][0]
+            queue = queues[n]
             best = queue.best(agents)
             if best is None:
                 continue
