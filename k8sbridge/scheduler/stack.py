@@ -303,6 +303,8 @@ def place(
     fit_pool = feasible.fit_pool
     assign = carve.assign
     replay = carve.replay
+    take = carve.take
+    give = carve.give
     # (a queue that holds a pod twice places it once; a set of 10,000 keys tells whether
     # this one does, without a look-up per pod)
     twice = len(set(map(_KEY, pending))) != len(pending)
@@ -346,8 +348,9 @@ def place(
                 queue.drop(agent, feasible.Rejection(feasible.REASON_TOO_MANY_PODS))
                 continue
             # the fit and the carve in one step when the group carved a pool of this one's
-            # signature before (a simple pool, no host ports): check the free scalars and
-            # replay that carve, without ``fit_pool`` and ``assign`` (most placements)
+            # signature before (a simple pool, no host ports): take the scalars if they are
+            # free and replay that carve, without ``fit_pool`` and ``assign`` (most
+            # placements; what a later check refuses is given back)
             single = agent.single
             template = None
             if single is not None and not ports:
@@ -355,18 +358,14 @@ def place(
                 if pool.simple:
                     template = fast.get(pool.signature)
             if template is not None:
-                short = None
-                free = pool.free  # (``single``)
-                for name, milli in need:
-                    if free.get(name, 0) < milli:
-                        short = name
-                        break
+                short = take(pool, need)
                 if short is not None:
                     queue.drop(agent, rejection_type(
                         feasible.REASON_INSUFFICIENT.get(short) or f"Insufficient {short}"))
                     continue
                 if group.anti and (
                         refused := feasible.check_anti_affinity(pod, agent, domains)):
+                    give(pool, need)
                     queue.drop(agent, refused)
                     continue
                 assignments.append(replay(pod, agent, pool, group, template))
