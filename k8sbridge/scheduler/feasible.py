@@ -265,6 +265,7 @@ class AgentState:
         "single",
         "cpu_cap",
         "mem_cap",
+        "replayable",
     )
 
     def __init__(
@@ -292,6 +293,10 @@ class AgentState:
                     self.capacity[name] = self.capacity.get(name, 0) + free
         #: the free scalars of the agent's only pool (None: several pools, or none)
         self.single = self.pools[0].free if len(self.pools) == 1 else None
+        #: the signature of its only pool when that one is ``simple`` (a group's carve from
+        #: a pool of that signature replays here: ``carve.replay``), else None
+        self.replayable = (self.pools[0].signature
+                           if self.single is not None and self.pools[0].simple else None)
         self.cpu_cap = self.capacity.get("cpus", 0)  # for ``rank``, after every placement
         self.mem_cap = self.capacity.get("mem", 0)
         self.placed = 0

@@ -295,7 +295,10 @@ class CandidateQueue:
             # a member (when members are not too rare); once they did not, a heap of the
             # members (kept lazily) answers
             mask = self._ranking.mask
-            for key in itertools.islice(self._ranking.order, WALK):
+            order = self._ranking.order
+            if order and (index := order[0] & mask) in members:  # (most often)
+                return agents[index]
+            for key in itertools.islice(order, 1, WALK):
                 if (index := key & mask) in members:
                     return agents[index]
         current = self._ranking.current

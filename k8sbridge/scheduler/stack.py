@@ -351,13 +351,11 @@ def place(
             # signature before (a simple pool, no host ports): take the scalars if they are
             # free and replay that carve, without ``fit_pool`` and ``assign`` (most
             # placements; what a later check refuses is given back)
-            single = agent.single
             template = None
-            if single is not None and not ports:
-                pool = agent.pools[0]
-                if pool.simple:
-                    template = fast.get(pool.signature)
+            if not ports and (signature := agent.replayable) is not None:
+                template = fast.get(signature)
             if template is not None:
+                pool = agent.pools[0]
                 short = take(pool, need)
                 if short is not None:
                     queue.drop(agent, rejection_type(

@@ -332,8 +332,10 @@ class ScannedGroup:
         key.append(index in self.ignored)
         return tuple(key)
 
-    def _join(self, index: int) -> None:
-        key = self._class_key(index)
+    def _join(self, index: int, key: tuple[object, ...] | None = None) -> None:
+        """``index`` joins the class of ``key`` (its ``_class_key``, worked out if not given)."""
+        if key is None:
+            key = self._class_key(index)
         self.agent_class[index] = key
         queue = self.classes.get(key)
         if queue is None:
@@ -348,9 +350,10 @@ class ScannedGroup:
         queue = self.classes[old]
         if agent.index not in queue.members:
             return  # dropped for good (resources, ports ...)
-        if self._class_key(agent.index) != old:
+        key = self._class_key(agent.index)
+        if key != old:
             queue.remove(agent.index)
-            self._join(agent.index)
+            self._join(agent.index, key)
 
     # -- one pod ----------------------------------------------------------------------------
 
