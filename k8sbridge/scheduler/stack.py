@@ -82,6 +82,7 @@ class StackSettings:
 DEFAULT_SETTINGS = StackSettings()
 
 _SIGNATURE = operator.attrgetter("placement_signature")
+_COUNTED = operator.attrgetter("counted_signature")
 _NOMINATED = operator.attrgetter("nominated_node")
 _PRIORITY = operator.attrgetter("priority")
 _KEY = operator.attrgetter("key")
@@ -298,6 +299,9 @@ def place(
     placed_pods = trackers.placed_pods
     counted = any_anti or bool(shared.terms) or any(
         p.spread or (p.owner_uid and settings.default_spread) for p in distinct)
+    # the pods placed are kept (``Trackers.placed_pods``) for the groups still to come, whose
+    # trackers count them too; once every group exists, nothing reads them
+    coming = len(set(map(id, map(_COUNTED, pending)))) if counted else len(firsts)
     # the hot loop's names, as locals (one lookup each instead of two per pod)
     rejection_type = feasible.Rejection
     fit_pool = feasible.fit_pool
@@ -323,6 +327,7 @@ def place(
             if static is None:
                 static = statics[pod.static_signature] = _static(pod, agents, settings)
             group = groups[sig] = _new_group(pod, static, shared)
+            trackers.recording = len(groups) < coming
         placed = False
         plain = group.queue
         need = group.need
@@ -393,9 +398,9 @@ def place(
                         (pod.namespace, pod.labels, pod.owner_uid)))
                 if matching[1] or group.terms:
                     trackers.placed(agent, pod, matching[1])
-                else:  # counted by no tracker: only remembered for later ones
+                elif trackers.recording:  # counted by no tracker: remembered for later ones
                     placed_pods.append((agent, pod))
-            else:
+            elif trackers.recording:
                 placed_pods.append((agent, pod))
             if reserved and pod.nominated_node:
                 pre.placed(pod)

@@ -106,7 +106,8 @@ class Tracker:
 class Trackers:
     """Every tracker and scanned group of one pass; each placement feeds them all."""
 
-    __slots__ = ("agents", "_trackers", "groups", "placed_pods", "_matching", "count")
+    __slots__ = ("agents", "_trackers", "groups", "placed_pods", "_matching", "count",
+                 "recording")
 
     def __init__(self, *, agents: list[feasible.AgentState]) -> None:
         self.agents = agents
@@ -116,8 +117,10 @@ class Trackers:
         self.groups: list[ScannedGroup] = []
         # pod facts → the trackers that select such pods (pods of a group share their facts)
         self._matching: dict[PodFacts, tuple[int, list[Tracker]]] = {}
-        #: the pods placed during this pass, where
+        #: the pods placed during this pass, where, while ``recording`` (groups created
+        #: later replay them: ``register``, ``ScannedGroup``)
         self.placed_pods: list[tuple[feasible.AgentState, pods.PodRequest]] = []
+        self.recording = True
 
     def register(self, tracker: Tracker) -> Tracker:
         for agent in self.agents:
@@ -145,7 +148,8 @@ class Trackers:
     ) -> None:
         """``pod`` landed on ``agent``; ``matching``: ``self.matching`` of its facts, when
         the caller keeps it per group of identical pods."""
-        self.placed_pods.append((agent, pod))
+        if self.recording:
+            self.placed_pods.append((agent, pod))
         if not self.groups:
             return
         facts: PodFacts = (pod.namespace, pod.labels, pod.owner_uid)
