@@ -35,6 +35,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import operator
 import struct
 from collections.abc import Callable
 
@@ -49,6 +50,7 @@ LAZY = True
 
 _Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is best
 
+_INDEX = operator.attrgetter("index")
 _bisect_left = bisect.bisect_left  # module lookups, once: called per placement and ranking
 _insort = bisect.insort
 _pack = struct.Struct("<d").pack
@@ -201,8 +203,8 @@ class Rankings:
             return self.main
         # (a group of a few candidates keeps a small ranking of its own: cheaper to keep in
         # order than the main one, which then nobody may need)
-        key = (tuple(a.index for a in candidates),
-               None if bonus is None else tuple(bonus[a.index] for a in candidates))
+        indexes = tuple(map(_INDEX, candidates))
+        key = (indexes, None if bonus is None else tuple(map(bonus.__getitem__, indexes)))
         sub = self._subs.get(key) or self._covering(candidates, bonus)
         if sub is None:
             sub = Ranking(agents=candidates, tiebreak=self._tiebreak, size=len(self._agents),
@@ -282,7 +284,7 @@ class CandidateQueue:
         self._ranking = ranking
         self._heap: list[int] | None = None
         self._lazy = False  # the heap was built because the ranking was lazy
-        self.members = {a.index for a in agents}
+        self.members = set(map(_INDEX, agents))
         self.rejections: list[tuple[int, feasible.Rejection]] = []  # (agent index, why)
 
     def __len__(self) -> int:
