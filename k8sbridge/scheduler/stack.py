@@ -111,13 +111,25 @@ def _explain(
 
 
 def _static_rejection(
-    pod: pods.PodRequest, agent: feasible.AgentState, settings: StackSettings
+    pod: pods.PodRequest,
+    agent: feasible.AgentState,
+    settings: StackSettings,
+    taints: dict[tuple[int, ...], feasible.Rejection | None],
 ) -> feasible.Rejection | None:
+    """``taints``: the taint check's verdicts for this pod by the ids of an agent's taints
+    (it reads nothing else of the agent; most agents carry just the provider's taint, one
+    object: one check for all of them)."""
     implicit = settings.implicit_tolerations
+    rejection = (feasible.check_node_name(pod, agent)
+                 or feasible.check_unschedulable(pod, agent, implicit=implicit))
+    if rejection is None:
+        key = tuple(map(id, agent.view.taints))
+        if key in taints:
+            rejection = taints[key]
+        else:
+            rejection = taints[key] = feasible.check_taints(pod, agent, implicit=implicit)
     return (
-        feasible.check_node_name(pod, agent)
-        or feasible.check_unschedulable(pod, agent, implicit=implicit)
-        or feasible.check_taints(pod, agent, implicit=implicit)
+        rejection
         or feasible.check_node_affinity(pod, agent)
         or feasible.check_has_offer(pod, agent)
     )
@@ -133,8 +145,9 @@ def _static(
 ) -> _StaticResult:
     candidates: list[feasible.AgentState] = []
     rejections: list[feasible.Rejection] = []
+    taints: dict[tuple[int, ...], feasible.Rejection | None] = {}
     for agent in agents:
-        rejection = _static_rejection(pod, agent, settings)
+        rejection = _static_rejection(pod, agent, settings, taints)
         if rejection is None:
             candidates.append(agent)
         else:
