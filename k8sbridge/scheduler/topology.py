@@ -186,7 +186,7 @@ class ScannedGroup:
 
     __slots__ = ("pod", "hard", "soft", "affinity", "preferred", "symmetric", "ignored",
                  "self_affine", "classes", "agent_class", "hostname_keys", "static",
-                 "_ranking", "_agents", "_namespace_labels", "placed_any", "_selected",
+                 "_ranking", "_agents", "_namespace_labels", "placed_any", "_selected", "_noted",
                  "_all", "_hard_rows", "_soft_rows", "_pref_rows", "_key_rows")
 
     def __init__(
@@ -210,6 +210,8 @@ class ScannedGroup:
         self.placed_any = False
         # id of a term (of a pod of the pass or the view: alive while it runs) → selects it
         self._selected: dict[int, bool] = {}
+        # id of a placement signature (of a pod of the pass) → its terms that select it
+        self._noted: dict[int, list[tuple[str, int]]] = {}
         self._all: list[Tracker] | None = None
         constraints, own = constraints_of(pod, defaults=defaults)
         hard_keys = [c.topology_key for c in constraints if c.hard]
@@ -299,26 +301,37 @@ class ScannedGroup:
     def _add_symmetric(
         self, agent: feasible.AgentState, term: pods.PodAffinityTerm, weight: int
     ) -> None:
-        value = agent.view.labels.get(term.topology_key)
-        if value is None:
-            return
+        if self._selects_pod(term):
+            self._add_weight(agent, term.topology_key, weight)
+
+    def _selects_pod(self, term: pods.PodAffinityTerm) -> bool:
         selected = self._selected.get(id(term))
         if selected is None:
             pod = self.pod
             selected = self._selected[id(term)] = term.selects(
                 namespace=pod.namespace, labels=pod.labels_dict,
                 namespace_labels=self._namespace_labels)
-        if not selected:
-            return
-        key = (term.topology_key, value)
-        self.symmetric[key] = self.symmetric.get(key, 0) + weight
+        return selected
+
+    def _add_weight(self, agent: feasible.AgentState, topology_key: str, weight: int) -> None:
+        value = agent.view.labels.get(topology_key)
+        if value is not None:
+            key = (topology_key, value)
+            self.symmetric[key] = self.symmetric.get(key, 0) + weight
 
     def note_terms(self, agent: feasible.AgentState, pod: pods.PodRequest) -> None:
-        """A pod of the pass landed on ``agent``: its own terms may score this group."""
-        for terms, sign in ((pod.pod_affinity, 1), (pod.preferred_pod_affinity, 1),
-                            (pod.preferred_anti_affinity, -1)):
-            for term in terms:
-                self._add_symmetric(agent, term, sign * (term.weight or 1))
+        """A pod of the pass landed on ``agent``: its own terms may score this group. (Which
+        of them select this group's pods is worked out once per placement signature: pods
+        of one signature have equal terms, and each its own term objects.)"""
+        weights = self._noted.get(id(pod.placement_signature))
+        if weights is None:
+            weights = self._noted[id(pod.placement_signature)] = [
+                (term.topology_key, sign * (term.weight or 1))
+                for terms, sign in ((pod.pod_affinity, 1), (pod.preferred_pod_affinity, 1),
+                                    (pod.preferred_anti_affinity, -1))
+                for term in terms if self._selects_pod(term)]
+        for topology_key, weight in weights:
+            self._add_weight(agent, topology_key, weight)
 
     def _class_key(self, index: int) -> tuple[object, ...]:
         labels = self._agents[index].view.labels
