@@ -117,20 +117,18 @@ class Ranking:
     def _fill(self) -> None:
         bonus = self.bonus
         for a in self._agents:
-            score = a.score if bonus is None else a.score + bonus[a.index]
-            self.values[a.index] = -score
-            self.keys[a.index] = self._key(-score, a.index)
+            self.values[a.index] = -a.score if bonus is None else -(a.score + bonus[a.index])
+            self.keys[a.index] = self._fresh(a.index)
 
-    def _key(self, value: float, index: int) -> int:
+    def _fresh(self, index: int) -> int:
+        """The member's key for its agent's score now."""
+        score = self._everyone[index].score
+        bonus = self.bonus
+        value = -score if bonus is None else -(score + bonus[index])
         high = self._high.get(value)
         if high is None:
             high = self._high[value] = _ordered(value) << self._shift
         return high | self._ties[index]
-
-    def _fresh(self, index: int) -> int:
-        score = self._everyone[index].score
-        bonus = self.bonus
-        return self._key(-score if bonus is None else -(score + bonus[index]), index)
 
     def keep_in_order(self) -> None:
         """A lazy ranking gets a second reader: from now on it is kept in order."""
@@ -254,7 +252,7 @@ class Rankings:
             value = -score if bonus is None else -(score + bonus[index])
             if value == old_value:
                 continue
-            high = ranking._high.get(value)  # (``_key``, written out)
+            high = ranking._high.get(value)  # (``_fresh``, written out)
             if high is None:
                 high = ranking._high[value] = _ordered(value) << ranking._shift
             new = high | ranking._ties[index]
@@ -296,24 +294,23 @@ class CandidateQueue:
     def best(self, agents: list[feasible.AgentState]) -> feasible.AgentState | None:
         """The highest-ranked member (it stays a member until ``drop``)."""
         members = self.members
+        order = self._ranking.order  # (empty while the ranking is lazy)
+        mask = self._ranking.mask
+        if order and (index := order[0] & mask) in members:
+            return agents[index]  # the best of all agents is a member: most often
         if not members:
             return None
         if self._lazy and not self._ranking.lazy:
             self._lazy = False  # its ranking is kept in order now (a second reader): walk it
             self._heap = None
-        if self._heap is None and len(members) * WALK >= len(self._ranking.order):
+        if self._heap is None and len(members) * WALK >= len(order):
             # the best agents are rarely full: the first entries of the ranking usually hold
             # a member (when members are not too rare); once they did not, a heap of the
             # members (kept lazily) answers
-            mask = self._ranking.mask
-            order = self._ranking.order
-            if order and (index := order[0] & mask) in members:  # (most often)
-                return agents[index]
             for key in itertools.islice(order, 1, WALK):
                 if (index := key & mask) in members:
                     return agents[index]
         current = self._ranking.current
-        mask = self._ranking.mask
         if self._heap is None:
             self._lazy = self._ranking.lazy
             self._heap = list(map(current, members))
