@@ -31,8 +31,9 @@ class Group:
         self.scan: topology.ScannedGroup | None = None  # topology constraints: by class
         self.anti = False  # required anti-affinity, its own or another pod's, may refuse it
         self.terms = False  # the pods have pod affinity terms of their own (any kind)
-        # (trackers registered then, the ``topology`` trackers counting these pods)
-        self.matching: tuple[int, list[topology.Tracker]] | None = None
+        # the ``topology`` trackers counting these pods (None: to be asked, as when a new
+        # group registered trackers)
+        self.matching: list[topology.Tracker] | None = None
         self.static: list[feasible.Rejection] = []
         self.need: list[tuple[str, int]] = []  # executor + pod, thousandths
         self.ports: list[tuple[int, str]] = []

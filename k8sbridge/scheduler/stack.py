@@ -325,6 +325,7 @@ def place(
     # (a queue that holds a pod twice places it once; a set of 10,000 keys tells whether
     # this one does, without a look-up per pod)
     twice = len(set(map(_KEY, pending))) != len(pending)
+    recording = True
     for i in order:
         pod = pending[i]
         if twice:
@@ -339,8 +340,12 @@ def place(
             static = statics.get(pod.static_signature)
             if static is None:
                 static = statics[pod.static_signature] = _static(pod, agents, settings)
+            count = trackers.count
             group = groups[sig] = _new_group(pod, static, shared)
-            trackers.recording = len(groups) < coming
+            recording = trackers.recording = len(groups) < coming
+            if trackers.count != count:  # new trackers: which count a group's pods is asked anew
+                for other in groups.values():
+                    other.matching = None
         placed = False
         plain = group.queue
         need = group.need
@@ -406,14 +411,14 @@ def place(
                 domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
             if trackers.groups:
                 matching = group.matching
-                if matching is None or matching[0] != trackers.count:
-                    matching = group.matching = (trackers.count, trackers.matching(
-                        (pod.namespace, pod.labels, pod.owner_uid)))
-                if matching[1] or group.terms:
-                    trackers.placed(agent, pod, matching[1])
-                elif trackers.recording:  # counted by no tracker: remembered for later ones
+                if matching is None:
+                    matching = group.matching = trackers.matching(
+                        (pod.namespace, pod.labels, pod.owner_uid))
+                if matching or group.terms:
+                    trackers.placed(agent, pod, matching)
+                elif recording:  # counted by no tracker: remembered for later ones
                     placed_pods.append((agent, pod))
-            elif trackers.recording:
+            elif recording:
                 placed_pods.append((agent, pod))
             if reserved and pod.nominated_node:
                 pre.placed(pod)
