@@ -464,6 +464,7 @@ class ScannedGroup:
         needs every class's raw scores, but only the classes that may still win are read
         through their queues (a class's best is at most the ranking's best)."""
         minimum = self.minimum()
+        filters = bool(self.hard or self.affinity)
         agents = self._agents
         refused: list[tuple[select.CandidateQueue, str]] = []
         queues: list[select.CandidateQueue] = []  # the classes that pass, their raw scores:
@@ -474,7 +475,7 @@ class ScannedGroup:
             if not members:
                 continue
             labels = agents[next(iter(members))].view.labels
-            reason = self._filter(labels, minimum)
+            reason = self._filter(labels, minimum) if filters else None
             if reason is not None:
                 refused.append((queue, reason))
                 continue
