@@ -122,25 +122,21 @@ def take(pool: feasible.Pool, need: Sequence[tuple[str, int]]) -> str | None:
     """Take ``need`` out of a simple pool that has each of its scalars (one of the signature
     a group carved before, ``Group.fast``): the fit check and the carve's amounts in one
     walk. None when taken; else the first scalar that is short, and nothing is taken."""
-    free = pool.free
-    firsts = pool.firsts
+    free = pool.free  # (a simple pool's amounts: ``feasible.Pool.simple``)
     for name, milli in need:
         left = free[name] - milli
         if left < 0:
             give(pool, need[:need.index((name, milli))])
             return name
         free[name] = left
-        firsts[name].left -= milli
     return None
 
 
 def give(pool: feasible.Pool, need: Sequence[tuple[str, int]]) -> None:
     """Put back what ``take`` took (a dynamic check after the fit refused the agent)."""
     free = pool.free
-    firsts = pool.firsts
     for name, milli in need:
         free[name] += milli
-        firsts[name].left += milli
 
 
 def replay(

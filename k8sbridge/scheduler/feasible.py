@@ -198,7 +198,8 @@ class Pool:
         self.free = {
             name: sum(e.left for e in entries) for name, entries in self.scalars.items()
         }
-        # one entry per scalar: a carve of a given size always yields the same pieces
+        # one entry per scalar: a carve of a given size always yields the same pieces (and
+        # ``free`` is what each entry has left: their ``left`` is not kept from then on)
         self.simple = all(len(entries) == 1 for entries in self.scalars.values())
         #: each scalar's first entry (a simple pool's only one)
         self.firsts = {name: entries[0] for name, entries in self.scalars.items()}
@@ -224,6 +225,9 @@ class Pool:
         self.free[name] -= milli
         entries = self.scalars[name]
         first = entries[0]
+        if self.simple:  # its one entry has it (``free`` is its amount: ``left`` is not kept)
+            self.touched.add(first.offer)
+            return [first.piece(milli)]
         if first.left >= milli:  # the common case: one entry has it all
             first.left -= milli
             self.touched.add(first.offer)
