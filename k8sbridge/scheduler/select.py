@@ -77,7 +77,7 @@ class Ranking:
     back). Keeping 500 agents in order costs ~18 comparisons per placement and ranking; two
     ints compare several times faster than two tuples of a float and two ints."""
 
-    __slots__ = ("order", "keys", "values", "mask", "_tiebreak", "_ties", "_shift", "_heaps",
+    __slots__ = ("order", "keys", "mask", "_tiebreak", "_ties", "_shift", "_heaps",
                  "bonus", "lazy", "current", "_agents", "_everyone", "_high")
 
     def __init__(
@@ -104,20 +104,17 @@ class Ranking:
         self._high: dict[float, int] = {}
         # per agent, the heaps that hold it (an improved key is pushed to them)
         self._heaps: list[list[CandidateQueue]] = [[] for _ in range(count)]
-        self.values: list[float] = [0.0] * count  # the key's -score (+ bonus)
         self.keys: list[int] = [-1] * count  # -1: not a member
         self._ties = [(tiebreak[i] << bits) | i for i in range(count)] if count else []
         self._agents = agents
         self._fill()
         self.order: list[int] = [] if lazy else sorted(self.keys[a.index] for a in agents)
-        #: a member's key now: a lazy ranking's ``keys`` and ``values`` are not kept up
+        #: a member's key now: a lazy ranking's ``keys`` are not kept up
         #: (``Rankings.update`` skips it), so its key is worked out from the score when read
         self.current: Callable[[int], int] = self._fresh if lazy else self.keys.__getitem__
 
     def _fill(self) -> None:
-        bonus = self.bonus
         for a in self._agents:
-            self.values[a.index] = -a.score if bonus is None else -(a.score + bonus[a.index])
             self.keys[a.index] = self._fresh(a.index)
 
     def _fresh(self, index: int) -> int:
@@ -139,11 +136,17 @@ class Ranking:
             self.current = self.keys.__getitem__
 
     def key_of(self, index: int) -> _Key:
-        return (self.values[index], self._tiebreak[index], index)
+        return (self._value(index), self._tiebreak[index], index)
 
     def first_value(self) -> float:
         """The best member's -score (+ bonus); the ranking is not empty."""
-        return self.values[self.order[0] & self.mask]
+        return self._value(self.order[0] & self.mask)
+
+    def _value(self, index: int) -> float:
+        """The key's -score (+ bonus) of a member of a ranking kept in order (its key is its
+        agent's score's: ``Rankings.update`` follows every change)."""
+        score = self._everyone[index].score
+        return -score if self.bonus is None else -(score + self.bonus[index])
 
     def register(self, queue: CandidateQueue, indexes: set[int] | list[int]) -> None:
         for index in indexes:
@@ -246,26 +249,24 @@ class Rankings:
                     queue.push(index)
         self._scores[index] = score
         for ranking in self.by_agent[index]:
-            values = ranking.values
-            old_value = values[index]
             bonus = ranking.bonus
             value = -score if bonus is None else -(score + bonus[index])
-            if value == old_value:
-                continue
             high = ranking._high.get(value)  # (``_fresh``, written out)
             if high is None:
                 high = ranking._high[value] = _ordered(value) << ranking._shift
             new = high | ranking._ties[index]
             keys = ranking.keys
+            old = keys[index]
+            if new == old:
+                continue
             order = ranking.order
             # (a placement moves an agent tens of places, nearly always: no check whether it
             # stays between its neighbours; the entries before its old place are all better
             # than its new key when it got worse, those after it all worse when it improved)
-            at = _bisect_left(order, keys[index])
+            at = _bisect_left(order, old)
             del order[at]
             keys[index] = new
-            values[index] = value
-            if value > old_value:
+            if new > old:
                 _insort(order, new, at)
             else:
                 _insort(order, new, 0, at)
