@@ -195,18 +195,23 @@ class Pool:
                 )
             elif r.type == "RANGES" and r.name == "ports":
                 self.ports.append(PortsEntry(r, r.ranges, offer))
-        self.free = {
-            name: sum(e.left for e in entries) for name, entries in self.scalars.items()
-        }
+        self.free: dict[str, int] = {}
+        #: each scalar's first entry (a simple pool's only one)
+        self.firsts: dict[str, ScalarEntry] = {}
         # one entry per scalar: a carve of a given size always yields the same pieces (and
         # ``free`` is what each entry has left: their ``left`` is not kept from then on)
-        self.simple = all(len(entries) == 1 for entries in self.scalars.values())
-        #: each scalar's first entry (a simple pool's only one)
-        self.firsts = {name: entries[0] for name, entries in self.scalars.items()}
+        self.simple = True
+        for name, entries in self.scalars.items():  # (one loop: 500 pools per pass)
+            first = self.firsts[name] = entries[0]
+            if len(entries) == 1:
+                self.free[name] = first.left
+            else:
+                self.simple = False
+                self.free[name] = sum(e.left for e in entries)
         # simple pools of equal signatures yield equal pieces for equal carves (a small int,
         # one per distinct signature of the pass: cheap to look up per placement)
-        signature = (role, len(self.offer_ids), tuple(sorted(
-            (name, entries[0].key) for name, entries in self.scalars.items())))
+        signature = (role, len(self.offer_ids),
+                     tuple(sorted([(name, e.key) for name, e in self.firsts.items()])))
         if shared is None:
             self.signature = id(self)
         else:
