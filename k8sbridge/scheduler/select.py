@@ -136,17 +136,15 @@ class Ranking:
             self.current = self.keys.__getitem__
 
     def key_of(self, index: int) -> _Key:
-        return (self._value(index), self._tiebreak[index], index)
+        """A member's key as a tuple: its -score (+ bonus), then the tiebreak (a ranking kept in
+        order follows its agent's score: ``Rankings.update`` moves it after every change)."""
+        score = self._everyone[index].score
+        value = -score if self.bonus is None else -(score + self.bonus[index])
+        return (value, self._tiebreak[index], index)
 
     def first_value(self) -> float:
         """The best member's -score (+ bonus); the ranking is not empty."""
-        return self._value(self.order[0] & self.mask)
-
-    def _value(self, index: int) -> float:
-        """The key's -score (+ bonus) of a member of a ranking kept in order (its key is its
-        agent's score's: ``Rankings.update`` follows every change)."""
-        score = self._everyone[index].score
-        return -score if self.bonus is None else -(score + self.bonus[index])
+        return self.key_of(self.order[0] & self.mask)[0]
 
     def register(self, queue: CandidateQueue, indexes: set[int] | list[int]) -> None:
         for index in indexes:
@@ -288,9 +286,6 @@ class CandidateQueue:
 
     def __len__(self) -> int:
         return len(self.members)
-
-    def key_of(self, index: int) -> _Key:
-        return self._ranking.key_of(index)
 
     def best(self, agents: list[feasible.AgentState]) -> feasible.AgentState | None:
         """The highest-ranked member (it stays a member until ``drop``)."""

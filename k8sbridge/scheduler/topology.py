@@ -504,7 +504,7 @@ class ScannedGroup:
             best = queue.best(agents)
             if best is None:
                 continue
-            order = queue.key_of(best.index)
+            order = self._ranking.key_of(best.index)  # (every class reads the group's)
             key = (order[0] - total, order[1], order[2])
             if found_key is None or key < found_key:
                 found, found_key = (queue, best), key
