@@ -16,7 +16,7 @@ from k8sbridge.model import cluster, ids, pods
 from k8sbridge.model import resources as res
 from k8sbridge.scheduler import feasible, plan, select, topology
 
-__all__ = ["Group", "assign", "container_need", "replay", "steady"]
+__all__ = ["Group", "assign", "container_need", "give", "replay", "steady", "take"]
 
 
 class Group:
@@ -31,8 +31,9 @@ class Group:
         self.scan: topology.ScannedGroup | None = None  # topology constraints: by class
         self.anti = False  # required anti-affinity, its own or another pod's, may refuse it
         self.terms = False  # the pods have pod affinity terms of their own (any kind)
-        # (trackers registered then, the ``topology`` trackers counting these pods)
-        self.matching: tuple[int, list[topology.Tracker]] | None = None
+        # the ``topology`` trackers counting these pods (None: to be asked, as when a new
+        # group registered trackers)
+        self.matching: list[topology.Tracker] | None = None
         self.static: list[feasible.Rejection] = []
         self.need: list[tuple[str, int]] = []  # executor + pod, thousandths
         self.ports: list[tuple[int, str]] = []
@@ -110,10 +111,32 @@ def assign(
         # pools of one signature (any agent's) yield the same pieces for this group's carve
         template = group.fast.get(pool.signature)
         if template is not None:
+            take(pool, group.need)  # (the caller's fit check found room)
             return replay(pod, agent, pool, group, template)
         assignment = group.fast[pool.signature] = _carve_assignment(pod, agent, pool, group)
         return assignment
     return _carve_assignment(pod, agent, pool, group)
+
+
+def take(pool: feasible.Pool, need: Sequence[tuple[str, int]]) -> str | None:
+    """Take ``need`` out of a simple pool that has each of its scalars (one of the signature
+    a group carved before, ``Group.fast``): the fit check and the carve's amounts in one
+    walk. None when taken; else the first scalar that is short, and nothing is taken."""
+    free = pool.free  # (a simple pool's amounts: ``feasible.Pool.simple``)
+    for name, milli in need:
+        left = free[name] - milli
+        if left < 0:
+            give(pool, need[:need.index((name, milli))])
+            return name
+        free[name] = left
+    return None
+
+
+def give(pool: feasible.Pool, need: Sequence[tuple[str, int]]) -> None:
+    """Put back what ``take`` took (a dynamic check after the fit refused the agent)."""
+    free = pool.free
+    for name, milli in need:
+        free[name] += milli
 
 
 def replay(
@@ -124,24 +147,14 @@ def replay(
     template: plan.Assignment,
 ) -> plan.Assignment:
     """The group's carve from a simple pool of ``template``'s signature (``Group.fast``),
-    replayed on ``pool``, which the caller found to hold ``group.need``: the one entry of
-    each scalar gives the same pieces, so only the amounts left and who the pod is change."""
-    free = pool.free
-    firsts = pool.firsts
+    replayed on ``pool`` once ``take`` took ``group.need`` out of it: the one entry of each
+    scalar gives the same pieces, so only who the pod is (and where) changes."""
     offer_ids = pool.offer_ids
     sources: tuple[ids.OfferId, ...]
     if len(offer_ids) == 1:
-        for name, milli in group.need:
-            free[name] -= milli
-            firsts[name].left -= milli
         sources = offer_ids
     else:
-        taken: set[ids.OfferId] = set()
-        for name, milli in group.need:
-            free[name] -= milli
-            entry = firsts[name]
-            entry.left -= milli
-            taken.add(entry.offer)
+        taken = {pool.firsts[name].offer for name, _ in group.need}
         sources = tuple(o for o in offer_ids if o in taken)
     if template.pod_key == pod.key and template.offer_ids == offer_ids:
         return template

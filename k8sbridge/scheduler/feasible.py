@@ -195,17 +195,23 @@ class Pool:
                 )
             elif r.type == "RANGES" and r.name == "ports":
                 self.ports.append(PortsEntry(r, r.ranges, offer))
-        self.free = {
-            name: sum(e.left for e in entries) for name, entries in self.scalars.items()
-        }
-        # one entry per scalar: a carve of a given size always yields the same pieces
-        self.simple = all(len(entries) == 1 for entries in self.scalars.values())
+        self.free: dict[str, int] = {}
         #: each scalar's first entry (a simple pool's only one)
-        self.firsts = {name: entries[0] for name, entries in self.scalars.items()}
+        self.firsts: dict[str, ScalarEntry] = {}
+        # one entry per scalar: a carve of a given size always yields the same pieces (and
+        # ``free`` is what each entry has left: their ``left`` is not kept from then on)
+        self.simple = True
+        for name, entries in self.scalars.items():  # (one loop: 500 pools per pass)
+            first = self.firsts[name] = entries[0]
+            if len(entries) == 1:
+                self.free[name] = first.left
+            else:
+                self.simple = False
+                self.free[name] = sum(e.left for e in entries)
         # simple pools of equal signatures yield equal pieces for equal carves (a small int,
         # one per distinct signature of the pass: cheap to look up per placement)
-        signature = (role, len(self.offer_ids), tuple(sorted(
-            (name, entries[0].key) for name, entries in self.scalars.items())))
+        signature = (role, len(self.offer_ids),
+                     tuple(sorted([(name, e.key) for name, e in self.firsts.items()])))
         if shared is None:
             self.signature = id(self)
         else:
@@ -224,6 +230,9 @@ class Pool:
         self.free[name] -= milli
         entries = self.scalars[name]
         first = entries[0]
+        if self.simple:  # its one entry has it (``free`` is its amount: ``left`` is not kept)
+            self.touched.add(first.offer)
+            return [first.piece(milli)]
         if first.left >= milli:  # the common case: one entry has it all
             first.left -= milli
             self.touched.add(first.offer)
@@ -265,6 +274,7 @@ class AgentState:
         "single",
         "cpu_cap",
         "mem_cap",
+        "replayable",
     )
 
     def __init__(
@@ -292,6 +302,10 @@ class AgentState:
                     self.capacity[name] = self.capacity.get(name, 0) + free
         #: the free scalars of the agent's only pool (None: several pools, or none)
         self.single = self.pools[0].free if len(self.pools) == 1 else None
+        #: the signature of its only pool when that one is ``simple`` (a group's carve from
+        #: a pool of that signature replays here: ``carve.replay``), else None
+        self.replayable = (self.pools[0].signature
+                           if self.single is not None and self.pools[0].simple else None)
         self.cpu_cap = self.capacity.get("cpus", 0)  # for ``rank``, after every placement
         self.mem_cap = self.capacity.get("mem", 0)
         self.placed = 0

@@ -35,7 +35,9 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import operator
 import struct
+from collections.abc import Callable
 
 from k8sbridge.scheduler import feasible
 
@@ -48,6 +50,7 @@ LAZY = True
 
 _Key = tuple[float, int, int]  # (-score, tiebreak, agent index): smallest is best
 
+_INDEX = operator.attrgetter("index")
 _bisect_left = bisect.bisect_left  # module lookups, once: called per placement and ranking
 _insort = bisect.insort
 _pack = struct.Struct("<d").pack
@@ -74,8 +77,8 @@ class Ranking:
     back). Keeping 500 agents in order costs ~18 comparisons per placement and ranking; two
     ints compare several times faster than two tuples of a float and two ints."""
 
-    __slots__ = ("order", "keys", "values", "mask", "_tiebreak", "_ties", "_shift", "_heaps",
-                 "bonus", "lazy")
+    __slots__ = ("order", "keys", "mask", "_tiebreak", "_ties", "_shift", "_heaps",
+                 "bonus", "lazy", "current", "_agents", "_everyone", "_high")
 
     def __init__(
         self,
@@ -85,8 +88,10 @@ class Ranking:
         size: int | None = None,
         bonus: list[float] | None = None,
         lazy: bool = False,
+        everyone: list[feasible.AgentState] | None = None,
     ) -> None:
         self._tiebreak = tiebreak
+        self._everyone = agents if everyone is None else everyone  # by index
         #: kept out of order (``order`` empty): its one reader finds its best in a heap
         self.lazy = lazy
         self.bonus = bonus
@@ -94,29 +99,52 @@ class Ranking:
         bits = max(count, len(tiebreak), 1).bit_length()  # tiebreak: a permutation
         self.mask = (1 << bits) - 1
         self._shift = 2 * bits
+        #: a key's high bits (``_ordered(value) << _shift``) per value seen: a pass's scores
+        #: take few distinct values (434 in 9,990 placements in the benchmark)
+        self._high: dict[float, int] = {}
         # per agent, the heaps that hold it (an improved key is pushed to them)
         self._heaps: list[list[CandidateQueue]] = [[] for _ in range(count)]
-        self.values: list[float] = [0.0] * count  # the key's -score (+ bonus)
         self.keys: list[int] = [-1] * count  # -1: not a member
         self._ties = [(tiebreak[i] << bits) | i for i in range(count)] if count else []
-        for a in agents:
-            score = a.score if bonus is None else a.score + bonus[a.index]
-            self.values[a.index] = -score
-            self.keys[a.index] = (_ordered(-score) << self._shift) | self._ties[a.index]
+        self._agents = agents
+        self._fill()
         self.order: list[int] = [] if lazy else sorted(self.keys[a.index] for a in agents)
+        #: a member's key now: a lazy ranking's ``keys`` are not kept up
+        #: (``Rankings.update`` skips it), so its key is worked out from the score when read
+        self.current: Callable[[int], int] = self._fresh if lazy else self.keys.__getitem__
+
+    def _fill(self) -> None:
+        for a in self._agents:
+            self.keys[a.index] = self._fresh(a.index)
+
+    def _fresh(self, index: int) -> int:
+        """The member's key for its agent's score now."""
+        score = self._everyone[index].score
+        bonus = self.bonus
+        value = -score if bonus is None else -(score + bonus[index])
+        high = self._high.get(value)
+        if high is None:
+            high = self._high[value] = _ordered(value) << self._shift
+        return high | self._ties[index]
 
     def keep_in_order(self) -> None:
         """A lazy ranking gets a second reader: from now on it is kept in order."""
         if self.lazy:
             self.lazy = False
+            self._fill()
             self.order = sorted(k for k in self.keys if k >= 0)
+            self.current = self.keys.__getitem__
 
     def key_of(self, index: int) -> _Key:
-        return (self.values[index], self._tiebreak[index], index)
+        """A member's key as a tuple: its -score (+ bonus), then the tiebreak (a ranking kept in
+        order follows its agent's score: ``Rankings.update`` moves it after every change)."""
+        score = self._everyone[index].score
+        value = -score if self.bonus is None else -(score + self.bonus[index])
+        return (value, self._tiebreak[index], index)
 
     def first_value(self) -> float:
         """The best member's -score (+ bonus); the ranking is not empty."""
-        return self.values[self.order[0] & self.mask]
+        return self.key_of(self.order[0] & self.mask)[0]
 
     def register(self, queue: CandidateQueue, indexes: set[int] | list[int]) -> None:
         for index in indexes:
@@ -130,14 +158,18 @@ class Rankings:
     pass whose groups all read sub-rankings (every group has a bonus when some agents carry
     PreferNoSchedule taints) never pays for keeping the main one in order."""
 
-    __slots__ = ("_main", "_agents", "_tiebreak", "by_agent", "_subs")
+    __slots__ = ("_main", "_agents", "_tiebreak", "by_agent", "_lazy", "_scores", "_subs")
 
     def __init__(self, *, agents: list[feasible.AgentState], tiebreak: list[int]) -> None:
         self._agents = agents
         self._tiebreak = tiebreak
         self._main: Ranking | None = None
-        #: per agent index, the rankings that hold it (``update`` them all)
+        #: per agent index, the rankings kept in order that hold it (``update`` moves it)
         self.by_agent: list[list[Ranking]] = [[] for _ in agents]
+        #: per agent index, the lazy rankings that hold it (an improved score is pushed to
+        #: their heaps), and its score as ``update`` last saw it
+        self._lazy: list[list[Ranking]] = [[] for _ in agents]
+        self._scores = [a.score for a in agents]
         self._subs: dict[tuple[object, ...], Ranking] = {}
 
     @property
@@ -170,16 +202,19 @@ class Rankings:
             return self.main
         # (a group of a few candidates keeps a small ranking of its own: cheaper to keep in
         # order than the main one, which then nobody may need)
-        key = (tuple(a.index for a in candidates),
-               None if bonus is None else tuple(bonus[a.index] for a in candidates))
+        indexes = tuple(map(_INDEX, candidates))
+        key = (indexes, None if bonus is None else tuple(map(bonus.__getitem__, indexes)))
         sub = self._subs.get(key) or self._covering(candidates, bonus)
         if sub is None:
-            sub = Ranking(agents=candidates, tiebreak=self._tiebreak,
-                          size=len(self._agents), bonus=bonus, lazy=heap and LAZY)
+            sub = Ranking(agents=candidates, tiebreak=self._tiebreak, size=len(self._agents),
+                          bonus=bonus, lazy=heap and LAZY, everyone=self._agents)
             for a in candidates:
+                (self._lazy if sub.lazy else self.by_agent)[a.index].append(sub)
+        elif sub.lazy:  # a second reader
+            sub.keep_in_order()
+            for a in candidates:
+                self._lazy[a.index].remove(sub)
                 self.by_agent[a.index].append(sub)
-        else:
-            sub.keep_in_order()  # a second reader
         self._subs[key] = sub
         return sub
 
@@ -200,37 +235,36 @@ class Rankings:
         return None
 
     def update(self, agent: feasible.AgentState) -> None:
-        """``agent``'s score changed: each ranking holding it moves it (written out in one
-        method: this runs after every placement, for 2-3 rankings)."""
+        """``agent``'s score changed: each ranking kept in order that holds it moves it
+        (written out in one method: this runs after every placement); a lazy one is left as
+        it is (its key is worked out when read), unless the score rose: then the agent is
+        pushed to its reader's heap, which may hold it with a worse key."""
         index = agent.index
         score = agent.score
+        if score > self._scores[index]:  # (its key in a lazy ranking improved, or stayed)
+            for ranking in self._lazy[index]:
+                for queue in ranking._heaps[index]:
+                    queue.push(index)
+        self._scores[index] = score
         for ranking in self.by_agent[index]:
-            values = ranking.values
-            old_value = values[index]
             bonus = ranking.bonus
             value = -score if bonus is None else -(score + bonus[index])
-            if value == old_value:
-                continue
-            (bits,) = _unpack(_pack(value + 0.0))  # _ordered, written out
-            new = ((((bits + _SIGN) if bits >= 0 else (-1 - bits)) << ranking._shift)
-                   | ranking._ties[index])
+            high = ranking._high.get(value)  # (``_fresh``, written out)
+            if high is None:
+                high = ranking._high[value] = _ordered(value) << ranking._shift
+            new = high | ranking._ties[index]
             keys = ranking.keys
-            if ranking.lazy:  # its reader's heap re-keys the agent if it surfaces
-                keys[index] = new
-                values[index] = value
-                if value < old_value:
-                    for queue in ranking._heaps[index]:
-                        queue.push(index)
+            old = keys[index]
+            if new == old:
                 continue
             order = ranking.order
             # (a placement moves an agent tens of places, nearly always: no check whether it
             # stays between its neighbours; the entries before its old place are all better
             # than its new key when it got worse, those after it all worse when it improved)
-            at = _bisect_left(order, keys[index])
+            at = _bisect_left(order, old)
             del order[at]
             keys[index] = new
-            values[index] = value
-            if value > old_value:
+            if new > old:
                 _insort(order, new, at)
             else:
                 _insort(order, new, 0, at)
@@ -247,36 +281,35 @@ class CandidateQueue:
         self._ranking = ranking
         self._heap: list[int] | None = None
         self._lazy = False  # the heap was built because the ranking was lazy
-        self.members = {a.index for a in agents}
+        self.members = set(map(_INDEX, agents))
         self.rejections: list[tuple[int, feasible.Rejection]] = []  # (agent index, why)
 
     def __len__(self) -> int:
         return len(self.members)
 
-    def key_of(self, index: int) -> _Key:
-        return self._ranking.key_of(index)
-
     def best(self, agents: list[feasible.AgentState]) -> feasible.AgentState | None:
         """The highest-ranked member (it stays a member until ``drop``)."""
         members = self.members
+        order = self._ranking.order  # (empty while the ranking is lazy)
+        mask = self._ranking.mask
+        if order and (index := order[0] & mask) in members:
+            return agents[index]  # the best of all agents is a member: most often
         if not members:
             return None
         if self._lazy and not self._ranking.lazy:
             self._lazy = False  # its ranking is kept in order now (a second reader): walk it
             self._heap = None
-        if self._heap is None and len(members) * WALK >= len(self._ranking.order):
+        if self._heap is None and len(members) * WALK >= len(order):
             # the best agents are rarely full: the first entries of the ranking usually hold
             # a member (when members are not too rare); once they did not, a heap of the
             # members (kept lazily) answers
-            mask = self._ranking.mask
-            for key in itertools.islice(self._ranking.order, WALK):
+            for key in itertools.islice(order, 1, WALK):
                 if (index := key & mask) in members:
                     return agents[index]
-        keys = self._ranking.keys
-        mask = self._ranking.mask
+        current = self._ranking.current
         if self._heap is None:
             self._lazy = self._ranking.lazy
-            self._heap = [keys[i] for i in members]
+            self._heap = list(map(current, members))
             heapq.heapify(self._heap)
             self._ranking.register(self, list(members))
         heap = self._heap
@@ -286,16 +319,16 @@ class CandidateQueue:
             if index not in members:
                 heapq.heappop(heap)
                 continue
-            current = keys[index]
-            if key != current:
-                heapq.heapreplace(heap, current)
+            now = current(index)
+            if key != now:
+                heapq.heapreplace(heap, now)
             else:
                 return agents[index]
         return None  # pragma: no cover - every member has an entry
 
     def push(self, index: int) -> None:
         if self._heap is not None and index in self.members:
-            heapq.heappush(self._heap, self._ranking.keys[index])
+            heapq.heappush(self._heap, self._ranking.current(index))
 
     def add(self, index: int) -> None:
         """A member joins (an agent moving into this class of a group)."""
@@ -303,7 +336,7 @@ class CandidateQueue:
             return
         self.members.add(index)
         if self._heap is not None:
-            heapq.heappush(self._heap, self._ranking.keys[index])
+            heapq.heappush(self._heap, self._ranking.current(index))
             self._ranking.register(self, [index])
 
     def remove(self, index: int) -> None:

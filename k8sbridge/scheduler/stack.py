@@ -48,6 +48,7 @@ from k8sbridge.scheduler import (
     scores,
     select,
     topology,
+    topology_rules,
 )
 
 __all__ = ["DEFAULT_SETTINGS", "StackSettings", "place"]
@@ -75,12 +76,13 @@ class StackSettings:
     seed: int = 0
     #: kube-scheduler's system default spread constraints, for pods of a controller that
     #: state none (``()`` turns them off)
-    default_spread: tuple[pods.SpreadConstraint, ...] = topology.DEFAULT_CONSTRAINTS
+    default_spread: tuple[pods.SpreadConstraint, ...] = topology_rules.DEFAULT_CONSTRAINTS
 
 
 DEFAULT_SETTINGS = StackSettings()
 
 _SIGNATURE = operator.attrgetter("placement_signature")
+_COUNTED = operator.attrgetter("counted_signature")
 _NOMINATED = operator.attrgetter("nominated_node")
 _PRIORITY = operator.attrgetter("priority")
 _KEY = operator.attrgetter("key")
@@ -109,13 +111,25 @@ def _explain(
 
 
 def _static_rejection(
-    pod: pods.PodRequest, agent: feasible.AgentState, settings: StackSettings
+    pod: pods.PodRequest,
+    agent: feasible.AgentState,
+    settings: StackSettings,
+    taints: dict[tuple[int, ...], feasible.Rejection | None],
 ) -> feasible.Rejection | None:
+    """``taints``: the taint check's verdicts for this pod by the ids of an agent's taints
+    (it reads nothing else of the agent; most agents carry just the provider's taint, one
+    object: one check for all of them)."""
     implicit = settings.implicit_tolerations
+    rejection = (feasible.check_node_name(pod, agent)
+                 or feasible.check_unschedulable(pod, agent, implicit=implicit))
+    if rejection is None:
+        key = tuple(map(id, agent.view.taints))
+        if key in taints:
+            rejection = taints[key]
+        else:
+            rejection = taints[key] = feasible.check_taints(pod, agent, implicit=implicit)
     return (
-        feasible.check_node_name(pod, agent)
-        or feasible.check_unschedulable(pod, agent, implicit=implicit)
-        or feasible.check_taints(pod, agent, implicit=implicit)
+        rejection
         or feasible.check_node_affinity(pod, agent)
         or feasible.check_has_offer(pod, agent)
     )
@@ -131,8 +145,9 @@ def _static(
 ) -> _StaticResult:
     candidates: list[feasible.AgentState] = []
     rejections: list[feasible.Rejection] = []
+    taints: dict[tuple[int, ...], feasible.Rejection | None] = {}
     for agent in agents:
-        rejection = _static_rejection(pod, agent, settings)
+        rejection = _static_rejection(pod, agent, settings, taints)
         if rejection is None:
             candidates.append(agent)
         else:
@@ -159,7 +174,7 @@ class _Pass:
         self.settings = settings
         self.namespace_labels = view.namespace_labels
         self.trackers = topology.Trackers(agents=agents)
-        self.terms = topology.scoring_terms(agents, pending)
+        self.terms = topology_rules.scoring_terms(agents, pending)
         self.anti_terms = [t for a in agents for p in a.view.pods for t in p.anti_affinity]
         self.anti_terms += list(dict.fromkeys(t for p in pending for t in p.anti_affinity))
 
@@ -175,7 +190,7 @@ class _Pass:
         if pod.node_name:
             return False  # bound: it goes to its node whatever the counts
         if (pod.pod_affinity or pod.preferred_pod_affinity or pod.preferred_anti_affinity
-                or topology.constraints_of(pod, defaults=self.settings.default_spread)[0]):
+                or topology_rules.constraints_of(pod, defaults=self.settings.default_spread)[0]):
             return True
         labels = pod.labels_dict
         return any(t.selects(namespace=pod.namespace, labels=labels,
@@ -297,14 +312,20 @@ def place(
     placed_pods = trackers.placed_pods
     counted = any_anti or bool(shared.terms) or any(
         p.spread or (p.owner_uid and settings.default_spread) for p in distinct)
+    # the pods placed are kept (``Trackers.placed_pods``) for the groups still to come, whose
+    # trackers count them too; once every group exists, nothing reads them
+    coming = len(set(map(id, map(_COUNTED, pending)))) if counted else len(firsts)
     # the hot loop's names, as locals (one lookup each instead of two per pod)
     rejection_type = feasible.Rejection
     fit_pool = feasible.fit_pool
     assign = carve.assign
     replay = carve.replay
+    take = carve.take
+    give = carve.give
     # (a queue that holds a pod twice places it once; a set of 10,000 keys tells whether
     # this one does, without a look-up per pod)
     twice = len(set(map(_KEY, pending))) != len(pending)
+    recording = True
     for i in order:
         pod = pending[i]
         if twice:
@@ -319,7 +340,12 @@ def place(
             static = statics.get(pod.static_signature)
             if static is None:
                 static = statics[pod.static_signature] = _static(pod, agents, settings)
+            count = trackers.count
             group = groups[sig] = _new_group(pod, static, shared)
+            recording = trackers.recording = len(groups) < coming
+            if trackers.count != count:  # new trackers: which count a group's pods is asked anew
+                for other in groups.values():
+                    other.matching = None
         placed = False
         plain = group.queue
         need = group.need
@@ -345,27 +371,22 @@ def place(
                 queue.drop(agent, feasible.Rejection(feasible.REASON_TOO_MANY_PODS))
                 continue
             # the fit and the carve in one step when the group carved a pool of this one's
-            # signature before (a simple pool, no host ports): check the free scalars and
-            # replay that carve, without ``fit_pool`` and ``assign`` (most placements)
-            single = agent.single
+            # signature before (a simple pool, no host ports): take the scalars if they are
+            # free and replay that carve, without ``fit_pool`` and ``assign`` (most
+            # placements; what a later check refuses is given back)
             template = None
-            if single is not None and not ports:
-                pool = agent.pools[0]
-                if pool.simple:
-                    template = fast.get(pool.signature)
+            if not ports and (signature := agent.replayable) is not None:
+                template = fast.get(signature)
             if template is not None:
-                short = None
-                free = pool.free  # (``single``)
-                for name, milli in need:
-                    if free.get(name, 0) < milli:
-                        short = name
-                        break
+                pool = agent.pools[0]
+                short = take(pool, need)
                 if short is not None:
                     queue.drop(agent, rejection_type(
                         feasible.REASON_INSUFFICIENT.get(short) or f"Insufficient {short}"))
                     continue
                 if group.anti and (
                         refused := feasible.check_anti_affinity(pod, agent, domains)):
+                    give(pool, need)
                     queue.drop(agent, refused)
                     continue
                 assignments.append(replay(pod, agent, pool, group, template))
@@ -390,14 +411,14 @@ def place(
                 domains.add(agent, (pod.namespace, pod.labels_dict, pod.anti_affinity))
             if trackers.groups:
                 matching = group.matching
-                if matching is None or matching[0] != trackers.count:
-                    matching = group.matching = (trackers.count, trackers.matching(
-                        (pod.namespace, pod.labels, pod.owner_uid)))
-                if matching[1] or group.terms:
-                    trackers.placed(agent, pod, matching[1])
-                else:  # counted by no tracker: only remembered for later ones
+                if matching is None:
+                    matching = group.matching = trackers.matching(
+                        (pod.namespace, pod.labels, pod.owner_uid))
+                if matching or group.terms:
+                    trackers.placed(agent, pod, matching)
+                elif recording:  # counted by no tracker: remembered for later ones
                     placed_pods.append((agent, pod))
-            else:
+            elif recording:
                 placed_pods.append((agent, pod))
             if reserved and pod.nominated_node:
                 pre.placed(pod)

@@ -34,38 +34,24 @@ order ``select`` keeps. Scores are normalised over the classes that pass the fil
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from k8sbridge.model import cluster, pods
+from k8sbridge.model import pods
 from k8sbridge.scheduler import feasible, rank, select
-
-__all__ = ["DEFAULT_CONSTRAINTS", "PodFacts", "ScannedGroup", "Tracker", "Trackers",
-           "constraints_of", "scoring_terms"]
-
-HOSTNAME = cluster.LABEL_HOSTNAME
-_EVERYTHING = pods.LabelSelector()
-
-#: kube-scheduler's system default constraints (for pods of a controller, counted by it)
-DEFAULT_CONSTRAINTS = (
-    pods.SpreadConstraint(max_skew=3, topology_key=HOSTNAME, hard=False,
-                          selector=_EVERYTHING, same_owner=True),
-    pods.SpreadConstraint(max_skew=5, topology_key=cluster.LABEL_ZONE, hard=False,
-                          selector=_EVERYTHING, same_owner=True),
+from k8sbridge.scheduler.topology_rules import (
+    HOSTNAME,
+    Matcher,
+    constraints_of,
+    eligible,
+    normalise_inter,
+    normalise_spread,
+    selects,
+    term_matcher,
 )
 
+__all__ = ["PodFacts", "ScannedGroup", "Tracker", "Trackers"]
+
 PodFacts = tuple[str, tuple[tuple[str, str], ...], str]  # (namespace, labels, owner uid)
-Matcher = Callable[[str, Mapping[str, str], str], bool]
-
-
-def constraints_of(
-    pod: pods.PodRequest, *, defaults: Sequence[pods.SpreadConstraint]
-) -> tuple[tuple[pods.SpreadConstraint, ...], bool]:
-    """(the constraints that apply, whether they are the pod's own)."""
-    if pod.spread:
-        return pod.spread, True
-    if pod.owner_uid and defaults:
-        return tuple(defaults), False
-    return (), True
 
 
 class Tracker:
@@ -120,7 +106,8 @@ class Tracker:
 class Trackers:
     """Every tracker and scanned group of one pass; each placement feeds them all."""
 
-    __slots__ = ("agents", "_trackers", "groups", "placed_pods", "_matching", "count")
+    __slots__ = ("agents", "_trackers", "groups", "placed_pods", "_matching", "count",
+                 "recording")
 
     def __init__(self, *, agents: list[feasible.AgentState]) -> None:
         self.agents = agents
@@ -130,8 +117,10 @@ class Trackers:
         self.groups: list[ScannedGroup] = []
         # pod facts → the trackers that select such pods (pods of a group share their facts)
         self._matching: dict[PodFacts, tuple[int, list[Tracker]]] = {}
-        #: the pods placed during this pass, where
+        #: the pods placed during this pass, where, while ``recording`` (groups created
+        #: later replay them: ``register``, ``ScannedGroup``)
         self.placed_pods: list[tuple[feasible.AgentState, pods.PodRequest]] = []
+        self.recording = True
 
     def register(self, tracker: Tracker) -> Tracker:
         for agent in self.agents:
@@ -159,7 +148,8 @@ class Trackers:
     ) -> None:
         """``pod`` landed on ``agent``; ``matching``: ``self.matching`` of its facts, when
         the caller keeps it per group of identical pods."""
-        self.placed_pods.append((agent, pod))
+        if self.recording:
+            self.placed_pods.append((agent, pod))
         if not self.groups:
             return
         facts: PodFacts = (pod.namespace, pod.labels, pod.owner_uid)
@@ -179,23 +169,6 @@ class Trackers:
             group.reclass(agent)
 
 
-def _selects(
-    selector: pods.LabelSelector, namespace: str, *, same_owner: str | None
-) -> Matcher:
-    if same_owner is not None:
-        return lambda ns, labels, owner: owner == same_owner
-    return lambda ns, labels, owner: ns == namespace and selector.matches(labels)
-
-
-def _term_matcher(
-    terms: Sequence[pods.PodAffinityTerm],
-    namespace_labels: Mapping[str, Mapping[str, str]] | None,
-) -> Matcher:
-    return lambda ns, labels, owner: all(
-        t.selects(namespace=ns, labels=labels, namespace_labels=namespace_labels) for t in terms
-    )
-
-
 class _Spread:
     __slots__ = ("constraint", "tracker", "domains", "self_match", "weight")
 
@@ -213,8 +186,8 @@ class ScannedGroup:
 
     __slots__ = ("pod", "hard", "soft", "affinity", "preferred", "symmetric", "ignored",
                  "self_affine", "classes", "agent_class", "hostname_keys", "static",
-                 "_ranking", "_agents", "_namespace_labels", "placed_any", "_selected",
-                 "_all")
+                 "_ranking", "_agents", "_namespace_labels", "placed_any", "_selected", "_noted",
+                 "_all", "_hard_rows", "_soft_rows", "_pref_rows", "_key_rows")
 
     def __init__(
         self,
@@ -237,6 +210,8 @@ class ScannedGroup:
         self.placed_any = False
         # id of a term (of a pod of the pass or the view: alive while it runs) → selects it
         self._selected: dict[int, bool] = {}
+        # id of a placement signature (of a pod of the pass) → its terms that select it
+        self._noted: dict[int, list[tuple[str, int]]] = {}
         self._all: list[Tracker] | None = None
         constraints, own = constraints_of(pod, defaults=defaults)
         hard_keys = [c.topology_key for c in constraints if c.hard]
@@ -246,20 +221,20 @@ class ScannedGroup:
         labels = pod.labels_dict
         for c in constraints:
             keys = hard_keys if c.hard else (soft_keys if own else [c.topology_key])
-            eligible = {a.index for a in agents if _eligible(a, pod, c, keys, implicit)}
+            members = {a.index for a in agents if eligible(a, pod, c, keys, implicit)}
             tracker = trackers.register(Tracker(
-                key=c.topology_key, eligible=eligible,
-                matches=_selects(c.selector, pod.namespace,
-                                 same_owner=pod.owner_uid if c.same_owner else None),
+                key=c.topology_key, eligible=members,
+                matches=selects(c.selector, pod.namespace,
+                                same_owner=pod.owner_uid if c.same_owner else None),
             ))
-            domains = {agents[i].view.labels[c.topology_key] for i in eligible}
+            domains = {agents[i].view.labels[c.topology_key] for i in members}
             self_match = 1 if c.same_owner or c.selector.matches(labels) else 0
             entry = _Spread(c, tracker, domains, self_match)
             (self.hard if c.hard else self.soft).append(entry)
         # agents missing a soft key are not scored when the constraints are the pod's own
         self.ignored = {a.index for a in candidates if own and any(
             k not in a.view.labels for k in soft_keys)}
-        match_all = _term_matcher(pod.pod_affinity, namespace_labels)
+        match_all = term_matcher(pod.pod_affinity, namespace_labels)
         self.affinity = [
             (t, trackers.register(Tracker(key=t.topology_key, eligible=None, matches=match_all)))
             for t in pod.pod_affinity
@@ -267,7 +242,7 @@ class ScannedGroup:
         self.self_affine = match_all(pod.namespace, labels, pod.owner_uid)
         self.preferred = [
             (t, trackers.register(Tracker(key=t.topology_key, eligible=None,
-                                          matches=_term_matcher((t,), namespace_labels))),
+                                          matches=term_matcher((t,), namespace_labels))),
              sign * t.weight)
             for terms, sign in ((pod.preferred_pod_affinity, 1),
                                 (pod.preferred_anti_affinity, -1))
@@ -300,6 +275,16 @@ class ScannedGroup:
         # pending pods' terms on hostname may score this group once placed
         self.hostname_keys = any(t.key == HOSTNAME for t in self._trackers()) or any(
             t.topology_key == HOSTNAME for _, t, _ in existing_terms)
+        # what ``_filter``, ``_raw`` and ``_class_key`` read per class and pod, flat (the
+        # trackers' count dicts are theirs for the pass)
+        self._hard_rows = [(s.constraint.topology_key, s.tracker.counts, s.self_match,
+                            s.constraint.max_skew) for s in self.hard]
+        self._soft_rows = [(s.constraint.topology_key, s.tracker.counts, s.weight,
+                            s.constraint.max_skew - 1) for s in self.soft]
+        self._pref_rows = [(term.topology_key, tracker.counts, weight)
+                           for term, tracker, weight in self.preferred]
+        self._key_rows = [(t.key, t.counts if t.key == HOSTNAME else None, t.eligible)
+                          for t in self._trackers()]
         self.classes: dict[tuple[object, ...], select.CandidateQueue] = {}
         self.agent_class: dict[int, tuple[object, ...]] = {}
         self._ranking = rankings.for_group(kept, bonus)  # its keys hold the bonus
@@ -316,45 +301,58 @@ class ScannedGroup:
     def _add_symmetric(
         self, agent: feasible.AgentState, term: pods.PodAffinityTerm, weight: int
     ) -> None:
-        value = agent.view.labels.get(term.topology_key)
-        if value is None:
-            return
+        if self._selects_pod(term):
+            self._add_weight(agent, term.topology_key, weight)
+
+    def _selects_pod(self, term: pods.PodAffinityTerm) -> bool:
         selected = self._selected.get(id(term))
         if selected is None:
             pod = self.pod
             selected = self._selected[id(term)] = term.selects(
                 namespace=pod.namespace, labels=pod.labels_dict,
                 namespace_labels=self._namespace_labels)
-        if not selected:
-            return
-        key = (term.topology_key, value)
-        self.symmetric[key] = self.symmetric.get(key, 0) + weight
+        return selected
+
+    def _add_weight(self, agent: feasible.AgentState, topology_key: str, weight: int) -> None:
+        value = agent.view.labels.get(topology_key)
+        if value is not None:
+            key = (topology_key, value)
+            self.symmetric[key] = self.symmetric.get(key, 0) + weight
 
     def note_terms(self, agent: feasible.AgentState, pod: pods.PodRequest) -> None:
-        """A pod of the pass landed on ``agent``: its own terms may score this group."""
-        for terms, sign in ((pod.pod_affinity, 1), (pod.preferred_pod_affinity, 1),
-                            (pod.preferred_anti_affinity, -1)):
-            for term in terms:
-                self._add_symmetric(agent, term, sign * (term.weight or 1))
+        """A pod of the pass landed on ``agent``: its own terms may score this group. (Which
+        of them select this group's pods is worked out once per placement signature: pods
+        of one signature have equal terms, and each its own term objects.)"""
+        weights = self._noted.get(id(pod.placement_signature))
+        if weights is None:
+            weights = self._noted[id(pod.placement_signature)] = [
+                (term.topology_key, sign * (term.weight or 1))
+                for terms, sign in ((pod.pod_affinity, 1), (pod.preferred_pod_affinity, 1),
+                                    (pod.preferred_anti_affinity, -1))
+                for term in terms if self._selects_pod(term)]
+        for topology_key, weight in weights:
+            self._add_weight(agent, topology_key, weight)
 
     def _class_key(self, index: int) -> tuple[object, ...]:
         labels = self._agents[index].view.labels
         key: list[object] = []
-        for tracker in self._trackers():
-            value = labels.get(tracker.key)
-            if tracker.key == HOSTNAME:
-                key.append(None if value is None else tracker.counts.get(value, 0))
+        for name, hostname_counts, counted in self._key_rows:
+            value = labels.get(name)
+            if hostname_counts is not None:  # the count on this very agent
+                key.append(None if value is None else hostname_counts.get(value, 0))
             else:
                 key.append(value)
-            if tracker.eligible is not None:
-                key.append(index in tracker.eligible)
+            if counted is not None:  # the tracker's eligible agents
+                key.append(index in counted)
         if self.hostname_keys:
             key.append(self.symmetric.get((HOSTNAME, labels.get(HOSTNAME, "")), 0))
         key.append(index in self.ignored)
         return tuple(key)
 
-    def _join(self, index: int) -> None:
-        key = self._class_key(index)
+    def _join(self, index: int, key: tuple[object, ...] | None = None) -> None:
+        """``index`` joins the class of ``key`` (its ``_class_key``, worked out if not given)."""
+        if key is None:
+            key = self._class_key(index)
         self.agent_class[index] = key
         queue = self.classes.get(key)
         if queue is None:
@@ -369,17 +367,17 @@ class ScannedGroup:
         queue = self.classes[old]
         if agent.index not in queue.members:
             return  # dropped for good (resources, ports ...)
-        if self._class_key(agent.index) != old:
+        key = self._class_key(agent.index)
+        if key != old:
             queue.remove(agent.index)
-            self._join(agent.index)
+            self._join(agent.index, key)
 
     # -- one pod ----------------------------------------------------------------------------
 
     def _filter(self, labels: Mapping[str, str], minimum: list[int]) -> str | None:
-        for spread, low in zip(self.hard, minimum, strict=True):
-            c = spread.constraint
-            count = spread.tracker.counts.get(labels[c.topology_key], 0)
-            if count + spread.self_match - low > c.max_skew:
+        for (name, counts, self_match, max_skew), low in zip(self._hard_rows, minimum,
+                                                               strict=True):
+            if counts.get(labels[name], 0) + self_match - low > max_skew:
                 return feasible.REASON_SPREAD
         if self.affinity:
             exist = all(t.counts.get(labels[term.topology_key], 0) > 0
@@ -393,16 +391,15 @@ class ScannedGroup:
     def _raw(self, labels: Mapping[str, str], ignored: bool) -> tuple[int, int]:
         spread = 0.0
         if not ignored:
-            for s in self.soft:
-                value = labels.get(s.constraint.topology_key)
+            for name, counts, log_weight, extra in self._soft_rows:
+                value = labels.get(name)
                 if value is not None:
-                    count = s.tracker.counts.get(value, 0)
-                    spread += count * s.weight + (s.constraint.max_skew - 1)
+                    spread += counts.get(value, 0) * log_weight + extra
         inter = 0
-        for term, tracker, weight in self.preferred:
-            value = labels.get(term.topology_key)
+        for name, counts, weight in self._pref_rows:
+            value = labels.get(name)
             if value is not None:
-                inter += weight * tracker.counts.get(value, 0)
+                inter += weight * counts.get(value, 0)
         for (key, value), weight in self.symmetric.items():
             if labels.get(key) == value:
                 inter += weight
@@ -467,46 +464,47 @@ class ScannedGroup:
         needs every class's raw scores, but only the classes that may still win are read
         through their queues (a class's best is at most the ranking's best)."""
         minimum = self.minimum()
+        filters = bool(self.hard or self.affinity)
         agents = self._agents
         refused: list[tuple[select.CandidateQueue, str]] = []
-        rows: list[tuple[select.CandidateQueue, int, int, bool]] = []
+        queues: list[select.CandidateQueue] = []  # the classes that pass, their raw scores:
+        spreads: list[tuple[int, bool]] = []
+        inters: list[int] = []
         for key, queue in self.classes.items():
             members = queue.members
             if not members:
                 continue
             labels = agents[next(iter(members))].view.labels
-            reason = self._filter(labels, minimum)
+            reason = self._filter(labels, minimum) if filters else None
             if reason is not None:
                 refused.append((queue, reason))
                 continue
             ignored = bool(key[-1])
             spread, inter = self._raw(labels, ignored)
-            rows.append((queue, spread, inter, ignored))
-        if not rows:
+            queues.append(queue)
+            spreads.append((spread, ignored))
+            inters.append(inter)
+        if not queues:
             return {i: reason for queue, reason in refused for i in queue.members}
-        spread_scores = _normalise_spread([(r[1], r[3]) for r in rows]) if self.soft else None
-        inter_scores = (_normalise_inter([r[2] for r in rows])
-                        if self.preferred or self.symmetric else None)
-        totals = []
-        for n in range(len(rows)):
-            total = 0.0
-            if spread_scores is not None:
-                total += rank.WEIGHT_SPREAD * spread_scores[n]
-            if inter_scores is not None:
-                total += rank.WEIGHT_INTER_POD_AFFINITY * inter_scores[n]
-            totals.append((total, n))
-        totals.sort(reverse=True)
+        scores = [0.0] * len(queues)
+        if self.soft:
+            scores = [total + rank.WEIGHT_SPREAD * score
+                      for total, score in zip(scores, normalise_spread(spreads), strict=True)]
+        if self.preferred or self.symmetric:
+            scores = [total + rank.WEIGHT_INTER_POD_AFFINITY * score
+                      for total, score in zip(scores, normalise_inter(inters), strict=True)]
+        totals = sorted(zip(scores, range(len(queues)), strict=True), reverse=True)
         top = -self._ranking.first_value() if self._ranking.order else 0.0
         found: tuple[select.CandidateQueue, feasible.AgentState] | None = None
         found_key: tuple[float, int, int] | None = None
         for total, n in totals:
             if found_key is not None and top + total < -found_key[0]:
                 break  # no agent of this class (or of the next) can beat it
-            queue = rows[n][0]
+            queue = queues[n]
             best = queue.best(agents)
             if best is None:
                 continue
-            order = queue.key_of(best.index)
+            order = self._ranking.key_of(best.index)  # (every class reads the group's)
             key = (order[0] - total, order[1], order[2])
             if found_key is None or key < found_key:
                 found, found_key = (queue, best), key
@@ -517,62 +515,3 @@ class ScannedGroup:
     def rejections(self) -> list[tuple[int, feasible.Rejection]]:
         return [r for queue in self.classes.values() for r in queue.rejections]
 
-
-def _eligible(
-    agent: feasible.AgentState,
-    pod: pods.PodRequest,
-    c: pods.SpreadConstraint,
-    keys: Sequence[str],
-    implicit: Sequence[pods.Toleration],
-) -> bool:
-    labels = agent.view.labels
-    if any(k not in labels for k in keys) or c.topology_key not in labels:
-        return False
-    if c.honour_node_affinity and feasible.check_node_affinity(pod, agent) is not None:
-        return False
-    return not (c.honour_node_taints
-                and feasible.check_taints(pod, agent, implicit=implicit) is not None)
-
-
-def _normalise_spread(raw: list[tuple[int, bool]]) -> list[int]:
-    scores = [s for s, ignored in raw if not ignored]
-    if not scores:
-        return [0] * len(raw)
-    top, low = max(scores), min(scores)
-    out = []
-    for s, ignored in raw:
-        if ignored:
-            out.append(0)
-        elif top == 0:
-            out.append(rank.MAX_NODE_SCORE)
-        else:
-            out.append(rank.MAX_NODE_SCORE * (top + low - s) // top)
-    return out
-
-
-def _normalise_inter(raw: list[int]) -> list[int]:
-    top = max([0, *raw])
-    low = min([0, *raw])
-    diff = top - low
-    if diff <= 0:
-        return [0] * len(raw)
-    return [int(rank.MAX_NODE_SCORE * (s - low) / diff) for s in raw]
-
-
-def scoring_terms(
-    agents: Sequence[feasible.AgentState], pending: Sequence[pods.PodRequest]
-) -> list[tuple[feasible.AgentState | None, pods.PodAffinityTerm, int]]:
-    """Existing pods' terms that score other pods (required affinity: weight 1, preferred:
-    ±weight) with the agent they run on; pending pods' terms with None (they count once
-    placed). A pod no term selects is scored without them."""
-    out: list[tuple[feasible.AgentState | None, pods.PodAffinityTerm, int]] = []
-    for agent in agents:
-        for placed in agent.view.pods:
-            out += [(agent, t, 1) for t in placed.pod_affinity]
-            out += [(agent, t, t.weight) for t in placed.preferred_affinity]
-            out += [(agent, t, -t.weight) for t in placed.preferred_anti_affinity]
-    pending_terms = dict.fromkeys(  # replicas share their terms: each once
-        t for pod in pending
-        for t in (*pod.pod_affinity, *pod.preferred_pod_affinity, *pod.preferred_anti_affinity))
-    out += [(None, t, 1) for t in pending_terms]
-    return out
