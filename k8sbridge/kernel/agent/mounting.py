@@ -10,8 +10,6 @@ argument types and the errno handling in one place for the namespace holders (``
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import dataclasses
 import errno
 import os
 
@@ -41,7 +39,9 @@ MNT_DETACH = 2
 _OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
                  "ro": MS_RDONLY}
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The interpreter's own symbols, libc's among them: no ``ctypes.util.find_library`` (it runs
+# ``ldconfig`` and imports subprocess, tempfile, re ...), and nothing more to load.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -121,14 +121,23 @@ def pivot_root(new_root: str, put_old: str) -> None:
            f"pivot_root {new_root}")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Mount:
-    """One line of ``/proc/<pid>/mountinfo``."""
+    """One line of ``/proc/<pid>/mountinfo``. A plain class, not a dataclass: the view maker
+    (``viewmaker``) imports this module, and every module it imports (``dataclasses`` brings
+    ``inspect``, ``ast``, ``dis`` ...) is memory each holder's fork copies."""
 
-    point: str
-    fstype: str
-    source: str
-    options: tuple[str, ...]
+    __slots__ = ("fstype", "options", "point", "source")
+
+    def __init__(self, *, point: str, fstype: str, source: str,
+                 options: tuple[str, ...]) -> None:
+        self.point = point
+        self.fstype = fstype
+        self.source = source
+        self.options = options
+
+    def __repr__(self) -> str:
+        return (f"Mount(point={self.point!r}, fstype={self.fstype!r}, "
+                f"source={self.source!r}, options={self.options!r})")
 
 
 def _unescape(text: str) -> str:
