@@ -38,6 +38,7 @@ MNT_DETACH = 2
 
 _OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
                  "ro": MS_RDONLY}
+_STATVFS_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC))
 
 # The interpreter's own symbols, libc's among them: no ``ctypes.util.find_library`` (it runs
 # ``ldconfig`` and imports subprocess, tempfile, re ...), and nothing more to load.
@@ -86,11 +87,15 @@ def bind(source: str, target: str, *, readonly: bool = False, recursive: bool = 
 def remount_readonly(target: str, *, options: tuple[str, ...] | None = None) -> None:
     """Make the mount at ``target`` read-only, keeping its nosuid/nodev/noexec (the kernel
     refuses a bind remount that would clear a flag the mount's owner locked); ``options``:
-    its per-mount options when the caller has read them already."""
-    if options is None:
-        options = tuple(o for e in mountinfo() if e.point == target for o in e.options)
+    its per-mount options when the caller has read them already, else its flags come from
+    ``statvfs`` (one call; reading and parsing ``mountinfo`` cost ~0.1 ms per bind)."""
     keep = 0
-    for option in options:
+    if options is None:
+        flags = os.statvfs(target).f_flag
+        for st_flag, ms_flag in _STATVFS_FLAGS:
+            if flags & st_flag:
+                keep |= ms_flag
+    for option in options or ():
         keep |= _OPTION_FLAGS.get(option, 0)
     mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep)
 
