@@ -31,9 +31,12 @@ import base64
 import contextlib
 import os
 import stat
-from typing import Any
 
 from k8sbridge.kernel.agent import mounting
+
+TYPE_CHECKING = False  # no ``typing`` in the view maker (``viewmaker``) at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["OLD_ROOT", "build", "overlay_options"]
 

@@ -43,9 +43,12 @@ import select
 import signal
 import socket
 import sys
-from typing import Any, TextIO
 
 from k8sbridge.kernel.agent import mounting, rootfs
+
+TYPE_CHECKING = False  # no ``typing`` at run time: see ``mounting.Mount``
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 __all__ = ["MODES", "main"]
 
