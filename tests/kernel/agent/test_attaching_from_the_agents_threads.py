@@ -3,7 +3,8 @@ the plugins from a thread that joins the plugins' namespace for the spawn: the c
 namespaces of their own with ``lo`` up and their address, the veths' host ends are in the
 cluster namespace only, every thread of the agent is back in its own namespace afterwards (none
 keeps the cluster's alive once it is deleted), and a cancelled attach kills its plugin and
-leaves nothing; plugins run with ``GOMAXPROCS=1``. Driven on the isolator itself, with the
+leaves nothing; plugins run with ``GOMAXPROCS=1``; ``lo`` is brought up by ``ip``, without
+which the agent offers no network. Driven on the isolator itself, with the
 reference plugins."""
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ async def test_a_cancelled_attach_kills_its_plugin_and_leaves_nothing(
         cluster: network.ClusterNetwork, tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    (plugins / "loopback").symlink_to(Path(cluster.plugins_dir) / "loopback")
     marker = tmp_path / "hung"
     (plugins / "hang").write_text(  # DEL answers at once: only the ADD hangs
         '#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] || exit 0\n'
@@ -103,3 +103,12 @@ async def test_a_cancelled_attach_kills_its_plugin_and_leaves_nothing(
     assert iso.containers() == []
     with open("/proc/self/mountinfo") as f:
         assert str(tmp_path / "cni") not in f.read()
+
+
+def test_without_ip_the_agent_offers_no_network(cluster: network.ClusterNetwork,
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "empty").mkdir()
+    assert _isolator(cluster, tmp_path).networks
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert _isolator(cluster, tmp_path).networks == {}
