@@ -9,8 +9,11 @@ what keeps hostile bodies from reaching code that assumes well-formed calls.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import operator
+import re
 from typing import Any
 
 from k8sbridge.kernel.master.errors import CallError
@@ -41,29 +44,31 @@ def not_expecting(value: Any, field: str) -> str:
     return f"Not expecting a JSON {kind} for field '{field}'"
 
 
+# A JSON string as stout's scanner reads it: a backslash escapes whatever byte follows.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPEN_WEIGHTS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
 def _too_deep(body: bytes) -> bool:
-    """Whether objects/arrays nest deeper than ``MAX_DEPTH`` (brackets in strings ignored)."""
+    """Whether objects/arrays nest deeper than ``MAX_DEPTH`` (brackets in strings ignored).
+
+    The scan runs in C (strings are cut out, an unterminated one hides the rest of the body;
+    then prefix sums over the brackets alone): a byte-by-byte Python loop over a large ACCEPT
+    cost four times its ``json.loads``."""
     if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
         return False
-    depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
+    if b"\\" in body:
+        outside = _STRING.sub(b"", body).split(b'"', 1)[0]
+    else:  # no escapes: every other quote opens a string (the last one maybe unterminated)
+        outside = b"".join(body.split(b'"')[::2])
+    brackets = outside.translate(_OPEN_WEIGHTS, _NOT_BRACKETS)
+    if len(brackets) <= MAX_DEPTH:
+        return False
+    # Depth after the k-th bracket is opens_k - closes_k = 2 * opens_k - k.
+    deepest: int = max(map(operator.sub, itertools.accumulate(brackets),
+                           range(1, len(brackets) + 1)))
+    return deepest > MAX_DEPTH
 
 
 def _no_constant(name: str) -> Any:
