@@ -42,21 +42,69 @@ class TooLarge(Exception):
         self.limit = limit
 
 
+# Where each top-level field's value lies in an object's JSON: data[start:end].
+Spans = dict[str, tuple[int, int]]
+
+
 class Stored:
     """A stored object together with its JSON encoding (never mutated once stored)."""
 
-    __slots__ = ("obj", "data")
+    __slots__ = ("obj", "data", "spans")
 
-    def __init__(self, obj: dict[str, Any], data: bytes) -> None:
+    def __init__(self, obj: dict[str, Any], data: bytes, spans: Spans | None = None) -> None:
         self.obj = obj
         self.data = data
+        self.spans = spans
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps builds one per call
+_KEY = json.encoder.encode_basestring_ascii  # how the encoder writes a str key (ensure_ascii)
 
 
 def encode(obj: dict[str, Any]) -> bytes:
     return _ENCODER.encode(obj).encode()
+
+
+_HEADS: dict[str, bytes] = {}  # a top-level key as the encoder writes it, with its ":"
+
+
+def encode_reusing(obj: dict[str, Any], old: Stored | None) -> tuple[bytes, Spans | None]:
+    """``encode(obj)``, byte for byte, and its spans when ``obj`` shares a top-level object or
+    list with ``old`` (an update shares what it does not change: a status write keeps the
+    stored spec): such values are copied from ``old``'s JSON instead of encoded again (never
+    the metadata: the commit writes its resourceVersion). The encoder writes an object as
+    ``{``, then ``key:value`` pairs joined by ``,``, then ``}``, each value as it encodes it
+    alone. Without sharing (creates, PUTs of decoded bodies) the whole object is encoded at
+    once, without spans, which costs least."""
+    olds = old.obj if old is not None else None
+    if olds is None or not any(
+            olds.get(key) is value and type(value) in (dict, list) and key != "metadata"
+            for key, value in obj.items()):
+        return encode(obj), None
+    assert old is not None
+    reusable = old.spans
+    parts: list[bytes] = []
+    spans: Spans = {}
+    pos = 1  # past "{"
+    for key, value in obj.items():
+        if type(key) is not str:  # the encoder converts such keys: leave it to the encoder
+            return encode(obj), None
+        head = _HEADS.get(key)
+        if head is None:
+            head = _KEY(key).encode() + b":"
+            if len(_HEADS) < 1024:
+                _HEADS[key] = head
+        span = reusable.get(key) if reusable is not None and key != "metadata" \
+            and olds.get(key) is value else None
+        if span is not None:
+            fragment = old.data[span[0]:span[1]]
+        else:
+            fragment = _ENCODER.encode(value).encode()
+        start = pos + len(head)
+        spans[key] = (start, start + len(fragment))
+        parts.append(head + fragment)
+        pos = start + len(fragment) + 1  # past ","
+    return b"{" + b",".join(parts) + b"}", spans
 
 
 HISTORY_BYTES = 64 * 1024 * 1024  # the watch history's budget, in _cost units
@@ -153,10 +201,11 @@ class Store:
 
     def _commit(
         self, *, store_key: str, event: watch.EventType, obj: dict[str, Any],
-        old: dict[str, Any] | None,
+        previous: Stored | None,
     ) -> Stored:
+        old = previous.obj if previous is not None else None
         obj["metadata"]["resourceVersion"] = str(self._rv + 1)
-        data = encode(obj)
+        data, spans = encode_reusing(obj, previous)
         if event != "DELETED" and len(data) > self._max_object_bytes:
             raise TooLarge(size=len(data), limit=self._max_object_bytes)
         change = watch.Change(
@@ -166,7 +215,7 @@ class Store:
             self._persist(change)  # first: if the disk write fails, nothing has changed
         self._rv += 1
         self._versions[store_key] += 1
-        stored = Stored(obj, data)
+        stored = Stored(obj, data, spans)
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         objects = self._objects[store_key]
         if event == "DELETED":
@@ -194,7 +243,7 @@ class Store:
 
     def create(self, store_key: str, obj: dict[str, Any]) -> Stored:
         """Store a new object (the caller checked it does not exist)."""
-        return self._commit(store_key=store_key, event="ADDED", obj=obj, old=None)
+        return self._commit(store_key=store_key, event="ADDED", obj=obj, previous=None)
 
     def update(self, store_key: str, obj: dict[str, Any]) -> tuple[Stored, bool]:
         """Replace an existing object; returns (stored, changed). No-op writes keep the RV."""
@@ -203,12 +252,13 @@ class Store:
         meta["resourceVersion"] = current.obj["metadata"]["resourceVersion"]
         if obj == current.obj:
             return current, False
-        return self._commit(store_key=store_key, event="MODIFIED", obj=obj, old=current.obj), True
+        return self._commit(store_key=store_key, event="MODIFIED", obj=obj,
+                            previous=current), True
 
     def delete(self, store_key: str, namespace: str, name: str) -> Stored:
         current = self._objects[store_key][(namespace, name)]
         obj: dict[str, Any] = json.loads(current.data)
-        return self._commit(store_key=store_key, event="DELETED", obj=obj, old=current.obj)
+        return self._commit(store_key=store_key, event="DELETED", obj=obj, previous=current)
 
     # --- watch ---------------------------------------------------------------------------
 
