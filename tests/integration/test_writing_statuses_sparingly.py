@@ -54,9 +54,11 @@ async def _container_waiting(kube: kube_client.KubeClient, name: str) -> str | N
     return None
 
 
-def _starting(uid: str) -> mesos_types.TaskStatus:
+def _starting(uid: str, *, state: str = "TASK_STARTING", made: float = 100.0,
+              uuid: str | None = None) -> mesos_types.TaskStatus:
+    """Container ``c``'s update (``state``, made by the agent at ``made``)."""
     return mesos_types.TaskStatus(
-        task_id=ids.TaskId(f"{uid}.0.c"), state="TASK_STARTING", timestamp=100.0,
+        task_id=ids.TaskId(f"{uid}.0.c"), state=state, timestamp=made, uuid=uuid,
         source="SOURCE_EXECUTOR",
     )
 
@@ -142,15 +144,13 @@ async def test_acknowledged_writes_go_oldest_update_first(kube: kube_client.Kube
     for name, state, made in [("b", "TASK_STARTING", 200.0), ("c", "TASK_STARTING", 300.0),
                               ("a", "TASK_RUNNING", 100.0)]:  # in the order they arrive
         pod = await _bound_pod(kube, name)
-        status = mesos_types.TaskStatus(
-            task_id=ids.TaskId(f"{pod['metadata']['uid']}.0.c"), state=state, timestamp=made,
-            source="SOURCE_EXECUTOR")
 
         async def ack(name: str = name) -> None:
             acked.append(name)
 
-        writer.task_status(pod=pod, status=status, container="c", attempt=0, agent=None,
-                           ack=ack)
+        writer.task_status(pod=pod, status=_starting(pod["metadata"]["uid"], state=state,
+                                                     made=made),
+                           container="c", attempt=0, agent=None, ack=ack)
     async with _running(writer):
         await eventually(lambda: asyncio.sleep(0, len(acked) == 3), what="the acknowledgements")
     assert acked == ["a", "b", "c"]
@@ -168,15 +168,11 @@ async def test_a_resent_update_still_queued_is_acknowledged_once(
     acked: list[str] = []
     for state, uuid in [("TASK_STARTING", "AAAA"), ("TASK_STARTING", "AAAA"),
                         ("TASK_RUNNING", "BBBB")]:
-        status = mesos_types.TaskStatus(
-            task_id=ids.TaskId(f"{uid}.0.c"), state=state, timestamp=100.0, uuid=uuid,
-            source="SOURCE_EXECUTOR")
-
         async def ack(uuid: str = uuid) -> None:
             acked.append(uuid)
 
-        writer.task_status(pod=pod, status=status, container="c", attempt=0, agent=None,
-                           ack=ack)
+        writer.task_status(pod=pod, status=_starting(uid, state=state, uuid=uuid),
+                           container="c", attempt=0, agent=None, ack=ack)
     async with _running(writer):
         await eventually(lambda: asyncio.sleep(0, len(acked) >= 2), what="the acknowledgements")
         await asyncio.sleep(0.2)
