@@ -94,6 +94,8 @@ class AgentCore:
             if swept:
                 log.warning("agent: network/cni: unmounted %d network namespace(s) left by "
                             "agents whose work directory is gone", swept)
+            if not config.network_cni_root_dir_persist and cni.make_run_base():
+                log.info("agent: network/cni: mounted a tmpfs at %s", cni.RUN_BASE)
             root = cni.root_dir(work_dir=self._work_dir,
                                 persist=config.network_cni_root_dir_persist)
             self._cni = cni.Isolator.load(
