@@ -133,4 +133,6 @@ def remove_cluster_network(cluster: Any, *, data_dir: Path, agents: int) -> None
     with contextlib.suppress(OSError):
         (data_dir / CLUSTER_NETNS_FILE).unlink()
     for i in range(agents):
-        shutil.rmtree(data_dir / "kernel" / f"agent-{i}" / "network", ignore_errors=True)
+        work_dir = data_dir / "kernel" / f"agent-{i}"
+        shutil.rmtree(work_dir / "network", ignore_errors=True)
+        shutil.rmtree(cluster.ipam_dir(work_dir=work_dir), ignore_errors=True)

@@ -15,8 +15,8 @@ hands out addresses no other agent can, and since all bridges are in the one nam
 no routing daemon. The last ``/24`` is no agent's: its last address (``10.88.255.254`` by
 default) is the Kubernetes API server's, on the namespace's loopback. Each agent has its own
 bridge (``k8sbr<index>``): the ``bridge`` plugin gives a bridge one IPv4 gateway address.
-IPAM state is in the agent's work directory, so a restarted agent's surviving pods keep their
-addresses.
+IPAM state is in the agent's runtime directory (``ipam_dir``), which outlives the agent, so a
+restarted agent's surviving pods keep their addresses.
 
 Why a ``dns`` section in the configuration (when one is given): the ``bridge`` plugin returns a
 configuration's ``dns`` as its result's, and Mesos' ``network/cni`` isolator writes a
@@ -35,6 +35,8 @@ import secrets
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from k8sbridge.kernel.agent import cni
 
 __all__ = ["DEFAULT_CLUSTER_CIDR", "DEFAULT_NETWORK_NAME", "REQUIRED_PLUGINS", "ClusterNetwork",
            "NetworkError", "missing_plugins"]
@@ -121,7 +123,7 @@ class ClusterNetwork:
 
     def agent_config(self, index: int, *, work_dir: Path) -> dict[str, Any]:
         """The CNI configuration of agent ``index``: the reference ``bridge`` plugin with
-        ``host-local`` IPAM on the agent's subnet, state in its work directory, and the
+        ``host-local`` IPAM on the agent's subnet, leases in ``ipam_dir``, and the
         network's ``dns`` section if it has one."""
         config: dict[str, Any] = {
             "cniVersion": "0.4.0",
@@ -133,11 +135,18 @@ class ClusterNetwork:
             "ipMasq": False,
             "hairpinMode": True,
             "ipam": {"type": "host-local", "subnet": self.agent_subnet(index),
-                     "dataDir": str(work_dir / "network" / "ipam")},
+                     "dataDir": str(self.ipam_dir(work_dir=work_dir))},
         }
         if self.dns:
             config["dns"] = dict(self.dns)
         return config
+
+    @staticmethod
+    def ipam_dir(*, work_dir: Path) -> Path:
+        """Where the agent working in ``work_dir`` keeps its ``host-local`` leases: its
+        runtime directory (``cni.runtime_dir``, on a tmpfs), as kind's ``kindnet`` keeps them
+        in ``/run/cni-ipam-state``."""
+        return cni.runtime_dir(work_dir=work_dir.resolve()) / "ipam"
 
     def agent_flags(self, index: int, *, work_dir: Path) -> dict[str, Any]:
         """``AgentConfig`` fields for agent ``index`` (its configuration written to

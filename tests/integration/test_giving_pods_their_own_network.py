@@ -242,9 +242,12 @@ def test_pods_get_their_own_ips_and_the_network_goes_with_the_cluster(
                           what="the hostNetwork pod running")
     assert host_pod["status"]["podIP"] == host_pod["status"]["hostIP"] == internal[second]
     # Ctrl-C: the namespace, its bridges and veths, and the agents' IPAM state are gone.
+    ipam = [network.ClusterNetwork.ipam_dir(work_dir=cluster.data_dir / "kernel" / f"agent-{i}")
+            for i in (0, 1)]
+    assert [p for d in ipam for p in d.glob("*/10.*")]  # the running pods' leases
     assert cluster.stop() == 0
     assert netns not in namespaces()
-    assert not list(cluster.data_dir.glob("kernel/agent-*/network/ipam/*/10.*"))
+    assert not [d for d in ipam if d.exists()]
     roots = [str(cni.root_dir(work_dir=cluster.data_dir.resolve() / "kernel" / f"agent-{i}",
                               persist=False)) for i in (0, 1)]
     with open("/proc/self/mountinfo") as f:  # the pods' namespaces

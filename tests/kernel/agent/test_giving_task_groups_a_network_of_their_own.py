@@ -1,6 +1,6 @@
 """Task groups whose executor names a CNI network get a network namespace of their own from
 the agent's ``network/cni`` isolator, run by the reference plugins (``bridge`` +
-``host-local`` + ``loopback``) inside the embedded cluster network's namespace: two groups
+``host-local``; the agent brings each namespace's ``lo`` up) inside the embedded cluster network's namespace: two groups
 listen on one port with different IPs, reachable from that namespace and from a pod on
 another agent, HTTP checks dial the pod IP inside its namespace, a network's ``dns`` section
 is its containers' resolv.conf, and nothing is left after the tasks end. Driven through the
@@ -117,7 +117,7 @@ def _leftovers(tmp_path: Path, cluster: network.ClusterNetwork, index: int = 0) 
         out += [line for line in f if "nsfs" in line and any(r in line for r in roots)]
     links = _in_cluster(cluster, "ip", "-o", "link", "show", "type", "veth")
     out += [line for line in links.splitlines() if line.strip()]
-    ipam = tmp_path / f"agent{index}" / "network" / "ipam" / "k8sbridge"
+    ipam = cluster.ipam_dir(work_dir=tmp_path / f"agent{index}") / "k8sbridge"
     out += [p.name for p in ipam.glob("*") if p.name not in ("lock",)
             and not p.name.startswith("last_reserved_ip")]
     return out
@@ -174,6 +174,14 @@ async def test_two_groups_on_one_port_get_their_own_ips_and_leave_nothing(
                                   "tasks/pod-a-web")
         assert (sandbox / "hosts").read_text() == (
             f"127.0.0.1 localhost\n{ips['pod-a']} pod-a\n")
+        # Each pod namespace's lo is up (the agent's ioctl; ``ip`` shows the flag).
+        namespaces = sorted(cni.root_dir(work_dir=(tmp_path / "agent0").resolve(),
+                                         persist=False).glob("*/ns"))
+        assert len(namespaces) == 2
+        for ns in namespaces:
+            lo = subprocess.run(["nsenter", f"--net={ns}", "ip", "-o", "link", "show", "lo"],
+                                capture_output=True, text=True, timeout=20, check=True).stdout
+            assert ",UP," in lo, lo
         assert _leftovers(tmp_path, cluster)  # while running: its veths and reservations
         for name in ("pod-a", "pod-b"):
             code, text = await st.call({"type": "KILL", "kill": {
@@ -224,7 +232,7 @@ async def test_bad_networks_fail_the_task_with_the_reason_and_host_tasks_still_r
         tmp_path: Path, cluster: network.ClusterNetwork, session: aiohttp.ClientSession) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    for name in ("bridge", "host-local", "loopback"):
+    for name in ("bridge", "host-local"):
         (plugins / name).symlink_to(f"/usr/lib/cni/{name}")
     (plugins / "hang").write_text("#!/bin/sh\nexec sleep 60\n")
     (plugins / "hang").chmod(0o755)
