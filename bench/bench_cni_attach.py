@@ -1,6 +1,6 @@
 """Benchmark: what the agent's ``network/cni`` isolator costs per container (task group).
 
-Why: every pod on a CNI network pays one attach (a network namespace, ``loopback`` ADD, the
+Why: every pod on a CNI network pays one attach (a network namespace with its ``lo`` up, the
 network's ``bridge``/``host-local`` ADD) before its tasks start and one detach (DEL, unmount)
 after; this times both against the real reference plugins, in a cluster namespace of its own.
 Wall time and CPU time (this process, which plays the agent, and its waited-for children: the
@@ -13,7 +13,8 @@ three isolators (the embedded default's three agents, each with its own bridge a
 then detached at once. It prints when the attaches ended (median, p99, last: the critical
 path of a pod startup burst) and the CPU the whole box spent (``/proc/stat``: the plugins,
 this process and the kernel's workers, such as namespace teardown), per container.
-Usage: ``python bench/bench_cni_attach.py [N]`` (root; N attach/detach pairs, default 30),
+The isolators keep their roots and leases where the agent does (under ``/run/k8sbridge``, a
+tmpfs). Usage: ``python bench/bench_cni_attach.py [N]`` (root; N attach/detach pairs, default 30),
 ``python bench/bench_cni_attach.py --burst 100 [--rounds 3]``.
 """
 
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -57,11 +59,15 @@ def _line(name: str, xs: list[float]) -> str:
 
 
 def _isolator(net: network.ClusterNetwork, index: int, work: Path) -> cni.Isolator:
-    flags = net.agent_flags(index, work_dir=work / f"agent-{index}")
+    """Agent ``index``'s isolator as the agent makes it: its root and IPAM leases in its
+    runtime directory under ``cni.RUN_BASE`` (a tmpfs, ``cni.make_run_base``)."""
+    work_dir = (work / f"agent-{index}").resolve()
+    flags = net.agent_flags(index, work_dir=work_dir)
+    cni.make_run_base()
     return cni.Isolator.load(
         config_dir=flags["network_cni_config_dir"], plugins_dir=flags["network_cni_plugins_dir"],
-        root=work / f"agent-{index}" / "cni", plugins_netns=flags["network_cni_plugins_netns"],
-        timeout=30)
+        root=cni.root_dir(work_dir=work_dir, persist=False),
+        plugins_netns=flags["network_cni_plugins_netns"], timeout=30)
 
 
 async def _attach(iso: cni.Isolator, net: network.ClusterNetwork, container_id: str) -> None:
@@ -123,8 +129,8 @@ async def main() -> None:
     args = parser.parse_args()
     net = network.ClusterNetwork()
     net.create()
+    work = Path(tempfile.mkdtemp(prefix="bench-cni-"))
     try:
-        work = Path(tempfile.mkdtemp(prefix="bench-cni-"))
         print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the start", flush=True)
         if args.burst:
             await burst(net, work, args.burst, args.rounds)
@@ -133,6 +139,10 @@ async def main() -> None:
         print(f"load average {os.getloadavg()[0]:.2f} (1 min) at the end")
     finally:
         net.remove()
+        for index in range(_AGENTS):  # the isolators' roots and leases (all detached)
+            shutil.rmtree(cni.runtime_dir(work_dir=(work / f"agent-{index}").resolve()),
+                          ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
