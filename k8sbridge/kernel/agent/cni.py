@@ -19,8 +19,8 @@ recently deleted ones scans their inodes), the agent that makes ``RUN_BASE`` mou
 there (``make_run_base``), as Mesos' isolator bind-mounts its root on itself, and leaves it,
 as ``/run`` stays. The embedded cluster keeps ``host-local``'s leases in the agent's
 ``runtime_dir`` too, as kind's ``kindnet`` keeps them in ``/run/cni-ipam-state``: they go with
-the reboot that ended their containers. An attach of a burst of 100 cost 24 ms of CPU with
-both on the ext4, 15 ms on a tmpfs (``bench_cni_attach.py --burst 100``).
+the reboot that ended their containers. An attach of a burst of 100 cost 21-28 ms of the box's
+CPU with both on the ext4, 15-17 ms on a tmpfs (``bench_cni_attach.py --burst 100``).
 
 Where the plugins run (a compatible extension, ``--network_cni_plugins_netns``): a plugin
 attaches the container to "the host" -- the network namespace it runs in. The embedded cluster
