@@ -1,10 +1,10 @@
-"""Task groups whose executor names a CNI network get a network namespace of their own from
-the agent's ``network/cni`` isolator, run by the reference plugins (``bridge`` +
-``host-local``; the agent brings each namespace's ``lo`` up) inside the embedded cluster network's namespace: two groups
-listen on one port with different IPs, reachable from that namespace and from a pod on
-another agent, HTTP checks dial the pod IP inside its namespace, a network's ``dns`` section
-is its containers' resolv.conf, and nothing is left after the tasks end. Driven through the
-kernel's scheduler API as a framework would."""
+"""Task groups whose executor names a CNI network get a network namespace of their own from the
+agent's ``network/cni`` isolator, run by the reference plugins (``bridge`` + ``host-local``;
+the agent brings each namespace's ``lo`` up) inside the embedded cluster network's
+namespace: two groups listen on one port with different IPs, reachable from that namespace
+and from a pod on another agent, HTTP checks dial the pod IP inside its namespace, a
+network's ``dns`` section is its containers' resolv.conf, and nothing is left after the
+tasks end. Driven through the kernel's scheduler API as a framework would."""
 
 from __future__ import annotations
 
