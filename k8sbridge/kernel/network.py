@@ -44,7 +44,7 @@ __all__ = ["DEFAULT_CLUSTER_CIDR", "DEFAULT_NETWORK_NAME", "REQUIRED_PLUGINS", "
 DEFAULT_CLUSTER_CIDR = "10.88.0.0/16"
 DEFAULT_NETWORK_NAME = "k8sbridge"
 PLUGINS_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
-REQUIRED_PLUGINS = ("bridge", "host-local", "loopback")
+REQUIRED_PLUGINS = ("bridge", "host-local")  # the agents bring each namespace's lo up themselves
 
 
 def missing_plugins(plugins_dir: str = PLUGINS_DIR) -> list[str]:

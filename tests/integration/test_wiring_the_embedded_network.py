@@ -59,3 +59,13 @@ def test_pods_find_the_api_at_the_cluster_ip_unless_no_proxy_runs_or_told_otherw
     told = _scheduler(api_service_host="10.88.255.254", api_service_port=7443)
     assert _api(told, "") == ("10.88.255.254", 7443)
     assert _api(told, "10.88.0.9") == ("10.88.255.254", 7443)
+
+
+def test_the_cluster_network_needs_bridge_and_host_local_only(tmp_path: Path) -> None:
+    """The agents bring each namespace's ``lo`` up themselves: a plugins directory without
+    ``loopback`` is enough, one without ``host-local`` is not."""
+    for name in ("bridge", "host-local"):
+        (tmp_path / name).symlink_to(f"/usr/lib/cni/{name}")
+    assert network.missing_plugins(str(tmp_path)) == []
+    (tmp_path / "host-local").unlink()
+    assert network.missing_plugins(str(tmp_path)) == ["host-local"]
