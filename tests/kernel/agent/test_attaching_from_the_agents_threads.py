@@ -1,11 +1,10 @@
-"""The ``network/cni`` isolator makes a container's namespace in a worker thread and spawns
-the plugins from a thread that joins the plugins' namespace for the spawn: the containers get
+"""The ``network/cni`` isolator makes a container's namespace in a worker thread and spawns the
+plugins from a thread that joins the plugins' namespace for the spawn: the containers get
 namespaces of their own with ``lo`` up and their address, the veths' host ends are in the
 cluster namespace only, every thread of the agent is back in its own namespace afterwards (none
 keeps the cluster's alive once it is deleted), and a cancelled attach kills its plugin and
-leaves nothing; plugins run with ``GOMAXPROCS=1``; ``lo`` is brought up by ``ip``, without
-which the agent offers no network. Driven on the isolator itself, with the
-reference plugins."""
+leaves nothing; plugins run with ``GOMAXPROCS=1``; ``lo`` is brought up by the agent itself,
+with no program. Driven on the isolator itself, with the reference plugins."""
 
 from __future__ import annotations
 
@@ -105,10 +104,21 @@ async def test_a_cancelled_attach_kills_its_plugin_and_leaves_nothing(
         assert str(tmp_path / "cni") not in f.read()
 
 
-def test_without_ip_the_agent_offers_no_network(cluster: network.ClusterNetwork,
-                                                tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_lo_comes_up_without_any_program_on_path(cluster: network.ClusterNetwork,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lo`` is the agent's own ioctl, not a process: with an empty PATH the network is
+    still offered and a container's ``lo`` is up (the plugins are run by their path)."""
     (tmp_path / "empty").mkdir()
-    assert _isolator(cluster, tmp_path).networks
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert _isolator(cluster, tmp_path).networks == {}
+    iso = _isolator(cluster, tmp_path)
+    net = iso.networks[cluster.network_name]
+    try:
+        attachment = await iso.attach("c0", networks=[net], network_infos=[{"name": net.name}],
+                                      hostname=None)
+        monkeypatch.undo()
+        lo = _in(attachment.netns, "ip", "-o", "link", "show", "lo")
+        assert ",UP," in lo and "LOWER_UP" in lo, lo
+    finally:
+        await iso.detach("c0")
+    assert iso.containers() == []
