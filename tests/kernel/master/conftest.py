@@ -11,12 +11,15 @@ import pytest
 from k8sbridge.kernel import main
 from k8sbridge.kernel.agent.config import AgentConfig
 from k8sbridge.kernel.master.config import MasterConfig
-from tests.conftest import free_port
 
 
 def master_config(**extra: object) -> MasterConfig:
+    """A master on a port the kernel picks when it binds (``port=0``; ``Master.port`` and
+    ``master_url`` say which): a port found free beforehand can be taken by another test's
+    server before this one binds it (seen once in a full suite). Tests that restart a master
+    on the same port pass the first one's ``port``."""
     values: dict[str, object] = {
-        "port": free_port(), "heartbeat_interval": 2.0, "allocation_interval": 0.2,
+        "port": 0, "heartbeat_interval": 2.0, "allocation_interval": 0.2,
         "refuse_seconds_default": 5.0,
     }
     values.update(extra)
