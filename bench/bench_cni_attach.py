@@ -15,7 +15,8 @@ path of a pod startup burst) and the CPU the whole box spent (``/proc/stat``: th
 this process and the kernel's workers, such as namespace teardown), per container.
 The isolators keep their roots and leases where the agent does (under ``/run/k8sbridge``, a
 tmpfs). Usage: ``python bench/bench_cni_attach.py [N]`` (root; N attach/detach pairs, default 30),
-``python bench/bench_cni_attach.py --burst 100 [--rounds 3]``.
+``python bench/bench_cni_attach.py --burst 100 [--rounds 3]``; ``--lo [N]`` times only a
+namespace's ``lo`` coming up, by the agent's ioctl and by ``ip``.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from k8sbridge.kernel import network
-from k8sbridge.kernel.agent import cni
+from k8sbridge.kernel.agent import cni, mounting
 
 _AGENTS = 3  # the embedded default's
 
@@ -96,6 +98,33 @@ async def pairs(net: network.ClusterNetwork, work: Path, n: int) -> None:
     print(_line("  its CPU", del_cpu))
 
 
+def _ip_lo_up() -> None:
+    subprocess.run(["ip", "link", "set", "dev", "lo", "up"], check=True, capture_output=True)
+
+
+def lo_up(n: int) -> None:
+    """``lo`` brought up in a fresh namespace ``n`` times each way: the agent's ioctl
+    (``cni._loopback_up``) and ``ip link set dev lo up`` (what Mesos spawns, and what the
+    agent ran until the twelfth session); the CPU of this process and its children."""
+    ioctl: list[float] = []
+    ip: list[float] = []
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for _ in range(n):
+            for times, up in ((ioctl, cni._loopback_up), (ip, _ip_lo_up)):
+                mounting.unshare(mounting.CLONE_NEWNET)
+                try:
+                    c = _cpu()
+                    up()
+                    times.append(_cpu() - c)
+                finally:
+                    mounting.setns(home, mounting.CLONE_NEWNET)
+    finally:
+        os.close(home)
+    print(_line("lo up by the agent's ioctl, CPU", ioctl))
+    print(_line("lo up by `ip link set dev lo up`, CPU", ip))
+
+
 async def _timed(iso: cni.Isolator, net: network.ClusterNetwork, container_id: str,
                  since: float) -> float:
     await _attach(iso, net, container_id)
@@ -126,7 +155,11 @@ async def main() -> None:
     parser.add_argument("n", type=int, nargs="?", default=30, help="attach/detach pairs")
     parser.add_argument("--burst", type=int, default=0, help="attaches at once instead")
     parser.add_argument("--rounds", type=int, default=3, help="of --burst")
+    parser.add_argument("--lo", action="store_true", help="time bringing lo up instead")
     args = parser.parse_args()
+    if args.lo:
+        lo_up(args.n)
+        return
     net = network.ClusterNetwork()
     net.create()
     work = Path(tempfile.mkdtemp(prefix="bench-cni-"))
