@@ -27,12 +27,10 @@ def parent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Pat
     mounting.mount(fstype, str(point), fstype, 0)
     try:
         yield point, fstype
-    finally:
-        for _ in range(3):  # the base's tmpfs (if any), then the parent's
-            for m in reversed(mounting.mountinfo("self")):
-                if m.point.startswith(str(point)):
-                    mounting.umount(m.point, detach=True)
-                    break
+    finally:  # the newest first: the base's tmpfs (if any), then the parent's
+        for m in reversed(mounting.mountinfo("self")):
+            if m.point == str(point) or m.point.startswith(f"{point}/"):
+                mounting.umount(m.point, detach=True)
 
 
 def test_a_missing_base_is_made_as_a_tmpfs_of_its_own(parent: tuple[Path, str]) -> None:
